@@ -1,0 +1,68 @@
+# METADATA
+# title: App-ban decision
+# description: |
+#   The decision for one device report: `allow`, the violations of rules in force, the
+#   warnings (rules not in force yet, or in warn/dryrun mode), the exempted breaches, and
+#   errors that make a decision impossible (unknown organisation, bad policy data, bad time).
+#   Input: {"at": "<RFC 3339 evaluation time>", "report": <device report>}.
+#   The agent adds device_id, engine, decision_id and evaluated_at.
+# entrypoint: true
+package pyagent.decision
+
+import data.pyagent.lib.breaches
+import data.pyagent.lib.clock
+import data.pyagent.lib.exemptions
+import data.pyagent.lib.inheritance
+
+# METADATA
+# title: Device identifier
+default device_id := null
+
+device_id := input.report.device.id
+
+# METADATA
+# title: Organisation decided for
+default organization := null
+
+organization := inheritance.organization
+
+# METADATA
+# title: Policy revision
+default policy_revision := "unversioned"
+
+policy_revision := data.pyagent.revision
+
+# METADATA
+# title: Errors
+# description: Anything that prevents a decision. A decision with errors never allows.
+errors := [err |
+	some x in sort([[e.code, e.message, e] | some e in (((clock.errors | inheritance.errors) | exemptions.errors) | breaches.errors)])
+	err := x[2]
+]
+
+# METADATA
+# title: Violations
+# description: Rules in force that the device breaks.
+violations := entries("violation")
+
+# METADATA
+# title: Warnings
+# description: Rules the device would break that are not in force yet, or in warn/dryrun mode.
+warnings := entries("warning")
+
+# METADATA
+# title: Exempted
+# description: Violations waived by an exemption in force.
+exempted := entries("exempted")
+
+# METADATA
+# title: Allow
+# description: True only with no violation and no error.
+allow := count(violations) == 0 if count(errors) == 0
+
+allow := false if count(errors) > 0
+
+entries(kind) := [entry |
+	some x in sort([[b.rule, b.app_id, b] | some b in breaches.classified; b.kind == kind])
+	entry := object.remove(x[2], ["kind"])
+]

@@ -1,0 +1,163 @@
+# METADATA
+# title: Breaches
+# description: |
+#   Every (rule, app) pair where a device in a rule's scope has an app the rule's ban lists
+#   for the device's platform, classified as a violation, a warning or an exempted breach.
+package pyagent.lib.breaches
+
+import data.pyagent.lib.clock
+import data.pyagent.lib.exemptions
+import data.pyagent.lib.inheritance
+import data.pyagent.lib.matching
+import data.pyagent.lib.scopes
+
+# METADATA
+# title: Known bans
+default bans := {}
+
+bans := data.pyagent.bans
+
+# METADATA
+# title: Enforcement modes
+enforcements := {"deny", "warn", "dryrun"}
+
+# METADATA
+# title: Lookup index of each ban in force, for the device's platform
+ban_index[ban] := matching.index(object.get(object.get(bans[ban], "apps", {}), matching.platform, [])) if {
+	some r in inheritance.rules
+	ban := r.rule.ban
+}
+
+# METADATA
+# title: Banned apps found on the device, as [ban, app index]
+found contains [ban, i] if {
+	some ban, idx in ban_index
+	some i, app in input.report.apps
+	matching.matches(idx, app.id)
+}
+
+# METADATA
+# title: Classified breaches
+classified contains entry if {
+	some key, r in inheritance.rules
+	rule := r.rule
+	scope := scopes.scope_of(rule)
+	some pair in found
+	pair[0] == rule.ban
+	app := input.report.apps[pair[1]]
+	[kind, reason] := classify(rule)
+	entry := object.union(
+		base_entry(key, rule, scope, app),
+		object.union(kind_fields(kind, reason, rule.ban), {"kind": kind}),
+	)
+}
+
+enforcement(rule) := object.get(rule, "enforcement", "deny")
+
+in_force(rule) if not rule.effective_from
+
+in_force(rule) if clock.reached(rule.effective_from)
+
+classify(rule) := ["warning", "not_yet_effective"] if {
+	not in_force(rule)
+} else := ["warning", "enforcement_warn"] if {
+	enforcement(rule) == "warn"
+} else := ["warning", "enforcement_dryrun"] if {
+	enforcement(rule) == "dryrun"
+} else := ["exempted", ""] if {
+	exemptions.in_force[rule.ban]
+} else := ["violation", ""]
+
+kind_fields("warning", reason, _) := {"reason": reason}
+
+kind_fields("violation", _, ban) := {"expired_exemptions": exemptions.expired[ban]} if {
+	count(exemptions.expired[ban]) > 0
+} else := {}
+
+kind_fields("exempted", _, ban) := {"exemption": {
+	"id": ex.id,
+	"reason": ex.reason,
+	"until": ex.until,
+	"approved_by": object.get(ex, "approved_by", null),
+}} if {
+	ex := exemptions.in_force[ban]
+}
+
+base_entry(key, rule, scope, app) := object.union(
+	{
+		"rule": key,
+		"ban": rule.ban,
+		"app_id": app.id,
+		"message": message(rule, scope, app),
+		"remediation": remediation(rule, app),
+		"effective_from": object.get(rule, "effective_from", null),
+		"scope": scope,
+		"enforcement": enforcement(rule),
+	},
+	optional_app_fields(app),
+)
+
+optional_app_fields(app) := {field: value |
+	some key, field in {"name": "app_name", "evidence": "evidence"}
+	value := app[key]
+}
+
+label(_, app) := concat("", [app.name, " (", app.id, ")"]) if app.name
+
+label(rule, app) := concat("", [object.get(bans[rule.ban], "title", rule.ban), " (", app.id, ")"]) if not app.name
+
+org_title := object.get(inheritance.organizations[inheritance.organization], "title", inheritance.organization)
+
+message(rule, scope, app) := concat("", [
+	label(rule, app), " is banned on ", scope, " devices of ", org_title,
+	" from ", rule.effective_from, ": ", object.get(bans[rule.ban], "reason", "policy"),
+]) if {
+	rule.effective_from
+} else := concat("", [
+	label(rule, app), " is banned on ", scope, " devices of ", org_title,
+	": ", object.get(bans[rule.ban], "reason", "policy"),
+])
+
+remediation(rule, _) := rule.remediation
+
+remediation(rule, app) := concat("", ["Uninstall ", label(rule, app), " from this device."]) if not rule.remediation
+
+# METADATA
+# title: Policy data errors in the rules in force
+errors contains err if {
+	some key, r in inheritance.rules
+	not bans[r.rule.ban]
+	err := data_error(key, "ban", concat("", ["rule ", key, " names unknown ban ", json.marshal(object.get(r.rule, "ban", null))]))
+}
+
+errors contains err if {
+	some key, r in inheritance.rules
+	not enforcement(r.rule) in enforcements
+	err := data_error(key, "enforcement", concat("", ["rule ", key, " has enforcement ", json.marshal(enforcement(r.rule)), "; expected deny, warn or dryrun"]))
+}
+
+errors contains err if {
+	some key, r in inheritance.rules
+	some s in object.get(r.rule, "scopes", [])
+	not s in scopes.known
+	err := data_error(key, "scopes", concat("", ["rule ", key, " has unknown scope ", json.marshal(s)]))
+}
+
+errors contains err if {
+	some key, r in inheritance.rules
+	count(object.get(r.rule, "scopes", [])) == 0
+	err := data_error(key, "scopes", concat("", ["rule ", key, " names no scopes"]))
+}
+
+errors contains err if {
+	some key, r in inheritance.rules
+	r.rule.effective_from
+	not time.parse_rfc3339_ns(r.rule.effective_from)
+	err := data_error(key, "effective_from", concat("", ["rule ", key, " needs effective_from as an RFC 3339 timestamp"]))
+}
+
+data_error(key, field, msg) := {
+	"code": "invalid_policy_data",
+	"path": concat(".", ["pyagent.organizations", split(key, "/")[0], "rules", split(key, "/")[1], field]),
+	"message": msg,
+}

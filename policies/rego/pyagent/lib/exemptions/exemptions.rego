@@ -1,0 +1,61 @@
+# METADATA
+# title: Exemptions
+# description: |
+#   Exemptions come from policy data only (`data.pyagent.exemptions`); nothing in the device
+#   report can exempt a device. An exemption is in force while its `until` is after the
+#   evaluation time, for its device, organisation and ban.
+package pyagent.lib.exemptions
+
+import data.pyagent.lib.clock
+
+default defined := {}
+
+defined := data.pyagent.exemptions
+
+# METADATA
+# title: Exemptions for this device and organisation
+for_device[id] := ex if {
+	some id, ex in defined
+	ex.device_id == input.report.device.id
+	ex.organization == input.report.device.organization
+}
+
+# METADATA
+# title: Exemptions in force, by ban
+# description: When several are in force for one ban, the one with the smallest id is used.
+in_force[ban] := ex if {
+	some ban in {ex.ban | some ex in for_device}
+	ids := sort([id | some id, ex in for_device; ex.ban == ban; clock.ahead(ex.until)])
+	count(ids) > 0
+	ex := object.union(for_device[ids[0]], {"id": ids[0]})
+}
+
+# METADATA
+# title: Expired exemptions, by ban
+expired[ban] := sort([id | some id, ex in for_device; ex.ban == ban; clock.reached(ex.until)]) if {
+	some ban in {ex.ban | some ex in for_device}
+}
+
+# METADATA
+# title: Exemption errors
+# description: An exemption without a valid `until` is a policy data error, never an open-ended waiver.
+errors contains err if {
+	some id, ex in defined
+	not time.parse_rfc3339_ns(ex.until)
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.exemptions", id, "until"]),
+		"message": concat("", ["exemption ", id, " needs `until` as an RFC 3339 timestamp"]),
+	}
+}
+
+errors contains err if {
+	some id, ex in defined
+	some field in ["device_id", "organization", "ban", "reason"]
+	not is_string(ex[field])
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.exemptions", id, field]),
+		"message": concat("", ["exemption ", id, " needs ", field, " as a string"]),
+	}
+}

@@ -1,0 +1,103 @@
+# METADATA
+# title: Organisations and rule inheritance
+# description: |
+#   Resolves the device's organisation, the organisations it inherits from (transitively),
+#   and the rules in force for it. A rule of an organisation overrides an inherited rule
+#   with the same id. A cycle in `inherits` is an error, not a hang.
+package pyagent.lib.inheritance
+
+# METADATA
+# title: Known organisations
+default organizations := {}
+
+organizations := data.pyagent.organizations
+
+# METADATA
+# title: Inheritance graph
+# description: Each organisation mapped to the organisations it inherits from.
+graph_edges := {name: object.get(org, "inherits", []) | some name, org in organizations}
+
+# METADATA
+# title: The device's organisation
+# description: Undefined when the report names none.
+organization := input.report.device.organization
+
+# METADATA
+# title: Organisation is known
+known if organizations[organization]
+
+# METADATA
+# title: Inheritance chain
+# description: The organisation itself and every organisation it inherits from, transitively.
+chain := graph.reachable(graph_edges, {organization}) if known
+
+# METADATA
+# title: Ancestors of an organisation
+ancestors(name) := graph.reachable(graph_edges, object.get(graph_edges, name, []))
+
+# METADATA
+# title: Organisations in a cycle
+cycle := {name | some name in chain; name in ancestors(name)}
+
+# METADATA
+# title: Inherited organisations that do not exist
+unknown_parents := {parent | some name in chain; some parent in graph_edges[name]; not organizations[parent]}
+
+# METADATA
+# title: Rules in force for the organisation
+# description: |
+#   Keyed by "<owner>/<rule-id>", where owner is the organisation that defines the rule.
+#   A rule is dropped when an organisation lower in the chain defines a rule with the same id.
+rules[key] := {"owner": owner, "id": id, "rule": rule} if {
+	count(cycle) == 0
+	some owner in chain
+	some id, rule in object.get(organizations[owner], "rules", {})
+	not overridden(owner, id)
+	key := concat("/", [owner, id])
+}
+
+overridden(owner, id) if {
+	some other in chain
+	other != owner
+	organizations[other].rules[id]
+	owner in ancestors(other)
+}
+
+# METADATA
+# title: Inheritance errors
+errors contains err if {
+	not organization
+	err := {
+		"code": "missing_organization",
+		"message": "the report names no organisation (device.organization) and none was given",
+	}
+}
+
+errors contains err if {
+	organization
+	not known
+	err := {
+		"code": "unknown_organization",
+		"organization": organization,
+		"message": concat("", ["unknown organisation ", json.marshal(organization), "; known: ", concat(", ", sort(object.keys(organizations)))]),
+	}
+}
+
+errors contains err if {
+	count(cycle) > 0
+	members := sort(cycle)
+	err := {
+		"code": "inheritance_cycle",
+		"organizations": members,
+		"message": concat("", ["organisations inherit from each other in a cycle: ", concat(", ", members)]),
+	}
+}
+
+errors contains err if {
+	some parent in unknown_parents
+	err := {
+		"code": "unknown_parent_organization",
+		"organization": parent,
+		"message": concat("", ["organisation ", json.marshal(parent), " is inherited but not defined"]),
+	}
+}

@@ -1,0 +1,65 @@
+# METADATA
+# title: Ban scopes
+# description: |
+#   Which of the four scopes a device falls in: `corporate` (the organisation owns it),
+#   `personal-enrolled` (personal, enrolled in the organisation's MDM),
+#   `personal-with-work-apps` (personal, with one of the organisation's work apps for its
+#   platform, or an Android work profile) and `all`.
+package pyagent.lib.scopes
+
+import data.pyagent.lib.inheritance
+import data.pyagent.lib.matching
+
+# METADATA
+# title: Scopes a rule may name
+known := {"corporate", "personal-enrolled", "personal-with-work-apps", "all"}
+
+device := input.report.device
+
+# METADATA
+# title: Work apps of the organisation for the device's platform
+# description: The shared work apps plus those of the organisation and the ones it inherits from.
+work_apps contains id if {
+	some id in data.pyagent.work_apps[matching.platform]
+}
+
+work_apps contains id if {
+	some name in inheritance.chain
+	org_apps := object.get(inheritance.organizations[name], "work_apps", {})
+	some id in object.get(org_apps, matching.platform, [])
+}
+
+work_app_index := matching.index(work_apps)
+
+# METADATA
+# title: The device has work apps
+has_work_apps if device.work_profile == true
+
+has_work_apps if {
+	some app in input.report.apps
+	matching.matches(work_app_index, app.id)
+}
+
+# METADATA
+# title: Scopes the device falls in
+applicable contains "all"
+
+applicable contains "corporate" if device.ownership == "corporate"
+
+applicable contains "personal-enrolled" if {
+	device.ownership == "personal"
+	device.mdm.enrolled == true
+}
+
+applicable contains "personal-with-work-apps" if {
+	device.ownership == "personal"
+	has_work_apps
+}
+
+# METADATA
+# title: Scope a rule applies by
+# description: The first of the rule's scopes, in the order written, that the device falls in.
+scope_of(rule) := matched[0] if {
+	matched := [s | some s in rule.scopes; s in applicable]
+	count(matched) > 0
+}

@@ -1,0 +1,32 @@
+"""The error hierarchy. Every error carries the exit code the CLI maps it to.
+
+Exit codes (CONTRACT section 3): 2 invalid input or usage, 3 no decision could be obtained.
+Each plug-in area (collectors, engines, outputs) derives one base error from these.
+"""
+
+from __future__ import annotations
+
+
+class PyagentError(Exception):
+    """Base of every error pyagent reports to a user. ``str(err)`` is a one-line message."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(PyagentError):
+    """Bad input or usage: a report, a flag, a data file. Exit code 2."""
+
+    exit_code = 2
+
+
+class NoDecisionError(PyagentError):
+    """No decision could be obtained: engine unreachable, failed, or a tool it needs failed. Exit code 3."""
+
+    exit_code = 3
