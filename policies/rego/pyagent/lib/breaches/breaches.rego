@@ -126,20 +126,20 @@ remediation(rule, app) := concat("", ["Uninstall ", label(rule, app), " from thi
 # title: Policy data errors in the rules in force
 errors contains err if {
 	some key, r in inheritance.rules
-	not bans[r.rule.ban]
+	not known_ban(r.rule)
 	err := data_error(key, "ban", concat("", ["rule ", key, " names unknown ban ", json.marshal(object.get(r.rule, "ban", null))]))
 }
 
 errors contains err if {
 	some key, r in inheritance.rules
-	not enforcement(r.rule) in enforcements
+	not known_enforcement(r.rule)
 	err := data_error(key, "enforcement", concat("", ["rule ", key, " has enforcement ", json.marshal(enforcement(r.rule)), "; expected deny, warn or dryrun"]))
 }
 
 errors contains err if {
 	some key, r in inheritance.rules
 	some s in object.get(r.rule, "scopes", [])
-	not s in scopes.known
+	not known_scope(s)
 	err := data_error(key, "scopes", concat("", ["rule ", key, " has unknown scope ", json.marshal(s)]))
 }
 
@@ -152,7 +152,7 @@ errors contains err if {
 errors contains err if {
 	some key, r in inheritance.rules
 	r.rule.effective_from
-	not time.parse_rfc3339_ns(r.rule.effective_from)
+	not clock.valid_time(r.rule.effective_from)
 	err := data_error(key, "effective_from", concat("", ["rule ", key, " needs effective_from as an RFC 3339 timestamp"]))
 }
 
@@ -161,3 +161,9 @@ data_error(key, field, msg) := {
 	"path": concat(".", ["pyagent.organizations", split(key, "/")[0], "rules", split(key, "/")[1], field]),
 	"message": msg,
 }
+
+known_ban(rule) if bans[rule.ban]
+
+known_enforcement(rule) if enforcement(rule) in enforcements
+
+known_scope(s) if s in scopes.known

@@ -34,3 +34,8 @@ reached(ts) if time.parse_rfc3339_ns(ts) <= now_ns
 # title: Still ahead
 # description: True when the RFC 3339 timestamp `ts` is strictly after the evaluation time.
 ahead(ts) if time.parse_rfc3339_ns(ts) > now_ns
+
+# METADATA
+# title: Valid timestamp
+# description: True when `ts` is an RFC 3339 timestamp.
+valid_time(ts) if time.parse_rfc3339_ns(ts)

@@ -16,6 +16,7 @@ defined := data.pyagent.exemptions
 # title: Exemptions for this device and organisation
 for_device[id] := ex if {
 	some id, ex in defined
+	well_formed(ex)
 	ex.device_id == input.report.device.id
 	ex.organization == input.report.device.organization
 }
@@ -41,7 +42,7 @@ expired[ban] := sort([id | some id, ex in for_device; ex.ban == ban; clock.reach
 # description: An exemption without a valid `until` is a policy data error, never an open-ended waiver.
 errors contains err if {
 	some id, ex in defined
-	not time.parse_rfc3339_ns(ex.until)
+	not clock.valid_time(ex.until)
 	err := {
 		"code": "invalid_policy_data",
 		"path": concat(".", ["pyagent.exemptions", id, "until"]),
@@ -51,11 +52,25 @@ errors contains err if {
 
 errors contains err if {
 	some id, ex in defined
-	some field in ["device_id", "organization", "ban", "reason"]
-	not is_string(ex[field])
+	some field in required_fields
+	not string_field(ex, field)
 	err := {
 		"code": "invalid_policy_data",
 		"path": concat(".", ["pyagent.exemptions", id, field]),
 		"message": concat("", ["exemption ", id, " needs ", field, " as a string"]),
 	}
 }
+
+required_fields := ["device_id", "organization", "ban", "reason"]
+
+# METADATA
+# title: Well-formed exemption
+# description: Only a well-formed exemption can waive anything; a malformed one is reported as an error.
+well_formed(ex) if {
+	every field in required_fields {
+		string_field(ex, field)
+	}
+	clock.valid_time(ex.until)
+}
+
+string_field(ex, field) if is_string(ex[field])

@@ -1,0 +1,221 @@
+# METADATA
+# title: Decision tests
+# description: End-to-end decisions on the shipped data, one device per case.
+package pyagent.decision_test
+
+import data.pyagent.decision
+
+at_in_force := "2023-03-16T09:30:00Z"
+
+at_before := "2023-03-01T00:00:00Z"
+
+tiktok := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
+
+outlook := {"id": "com.microsoft.office.outlook", "name": "Outlook"}
+
+device_report(org, platform, ownership, enrolled, apps) := {
+	"schema_version": 1,
+	"collected_at": "2023-03-16T09:30:00Z",
+	"device": {
+		"id": "device-under-test",
+		"platform": platform,
+		"ownership": ownership,
+		"organization": org,
+		"mdm": {"enrolled": enrolled},
+	},
+	"apps": apps,
+}
+
+decide(org, platform, ownership, enrolled, apps, at) := d if {
+	d := decision with input as {"at": at, "report": device_report(org, platform, ownership, enrolled, apps)}
+}
+
+# A decision reduced to what the tests assert exactly.
+summary(d) := {
+	"allow": d.allow,
+	"violations": [[v.rule, v.app_id, v.scope] | some v in d.violations],
+	"warnings": [[w.rule, w.app_id, w.reason] | some w in d.warnings],
+	"exempted": [[e.rule, e.app_id, e.exemption.id] | some e in d.exempted],
+	"errors": [e.code | some e in d.errors],
+}
+
+allowed := {"allow": true, "violations": [], "warnings": [], "exempted": [], "errors": []}
+
+denied(rule, app_id, scope) := {
+	"allow": false,
+	"violations": [[rule, app_id, scope]],
+	"warnings": [],
+	"exempted": [],
+	"errors": [],
+}
+
+test_contract_example_full_document if {
+	d := decide(
+		"eu-commission", "android", "personal", true, [{
+			"id": "com.zhiliaoapp.musically", "name": "TikTok", "version": "28.1.3", "source": "android-pm",
+		}],
+		at_in_force,
+	)
+	d == {
+		"device_id": "device-under-test",
+		"organization": "eu-commission",
+		"allow": false,
+		"errors": [],
+		"exempted": [],
+		"warnings": [],
+		"policy_revision": "2023.03.15-1",
+		"violations": [{
+			"rule": "eu-commission/tiktok",
+			"ban": "tiktok",
+			"app_id": "com.zhiliaoapp.musically",
+			"app_name": "TikTok",
+			"effective_from": "2023-03-15T00:00:00Z",
+			"enforcement": "deny",
+			"scope": "personal-enrolled",
+			"message": concat("", [
+				"TikTok (com.zhiliaoapp.musically) is banned on personal-enrolled devices of European Commission ",
+				"from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited ",
+				"against the organisation's corporate environment",
+			]),
+			"remediation": data.pyagent.organizations["eu-commission"].rules.tiktok.remediation,
+		}],
+	}
+}
+
+# eu-commission: corporate and personal-enrolled.
+test_commission_corporate_with_tiktok_denied if {
+	summary(decide("eu-commission", "android", "corporate", true, [tiktok], at_in_force)) == denied("eu-commission/tiktok", tiktok.id, "corporate")
+}
+
+test_commission_corporate_without_tiktok_allowed if {
+	summary(decide("eu-commission", "android", "corporate", true, [outlook], at_in_force)) == allowed
+}
+
+test_commission_personal_not_enrolled_with_work_apps_allowed if {
+	summary(decide("eu-commission", "android", "personal", false, [tiktok, outlook], at_in_force)) == allowed
+}
+
+# eu-council: corporate and personal-with-work-apps.
+test_council_personal_with_outlook_denied if {
+	s := summary(decide("eu-council", "android", "personal", false, [tiktok, outlook], at_in_force))
+	s == denied("eu-council/tiktok", tiktok.id, "personal-with-work-apps")
+}
+
+test_council_personal_enrolled_without_work_apps_allowed if {
+	summary(decide("eu-council", "android", "personal", true, [tiktok], at_in_force)) == allowed
+}
+
+test_council_corporate_denied if {
+	summary(decide("eu-council", "ios", "corporate", true, [tiktok], at_in_force)) == denied("eu-council/tiktok", tiktok.id, "corporate")
+}
+
+test_council_work_profile_counts_as_work_apps if {
+	d := decision with input as {"at": at_in_force, "report": json.patch(
+		device_report("eu-council", "android", "personal", false, [tiktok]),
+		[{"op": "add", "path": "/device/work_profile", "value": true}],
+	)}
+	summary(d) == denied("eu-council/tiktok", tiktok.id, "personal-with-work-apps")
+}
+
+# eeas: the Commission's rules, inherited, plus personal-with-work-apps.
+test_eeas_inherits_commission_corporate_rule if {
+	summary(decide("eeas", "android", "corporate", true, [tiktok], at_in_force)) == denied("eu-commission/tiktok", tiktok.id, "corporate")
+}
+
+test_eeas_inherits_commission_personal_enrolled_rule if {
+	summary(decide("eeas", "android", "personal", true, [tiktok], at_in_force)) == denied("eu-commission/tiktok", tiktok.id, "personal-enrolled")
+}
+
+test_eeas_personal_ios_with_teams_and_douyin_denied if {
+	apps := [{"id": "com.microsoft.skype.teams"}, {"id": "com.ss.iphone.ugc.Aweme"}]
+	s := summary(decide("eeas", "ios", "personal", false, apps, at_in_force))
+	s == denied("eeas/tiktok-work-apps", "com.ss.iphone.ugc.Aweme", "personal-with-work-apps")
+}
+
+test_eeas_personal_without_work_apps_allowed if {
+	summary(decide("eeas", "android", "personal", false, [tiktok], at_in_force)) == allowed
+}
+
+# eu-parliament: no ban in force.
+test_parliament_corporate_with_tiktok_allowed if {
+	summary(decide("eu-parliament", "android", "corporate", true, [tiktok], at_in_force)) == allowed
+}
+
+# us-federal: government-owned devices only.
+test_us_federal_corporate_windows_denied if {
+	app := {"id": "BytedancePte.Ltd.TikTok_6yccndn6064se"}
+	s := summary(decide("us-federal", "windows", "corporate", true, [app], at_in_force))
+	s == denied("us-federal/tiktok", app.id, "corporate")
+}
+
+test_us_federal_personal_enrolled_allowed if {
+	summary(decide("us-federal", "android", "personal", true, [tiktok, outlook], at_in_force)) == allowed
+}
+
+test_us_federal_in_force_since_december_2022 if {
+	s := summary(decide("us-federal", "android", "corporate", true, [tiktok], "2023-01-05T00:00:00Z"))
+	s == denied("us-federal/tiktok", tiktok.id, "corporate")
+}
+
+# india: every device.
+test_india_personal_unmanaged_lite_denied if {
+	app := {"id": "com.zhiliaoapp.musically.go"}
+	s := summary(decide("india", "android", "personal", false, [app], at_in_force))
+	s == denied("india/tiktok", app.id, "all")
+}
+
+test_india_without_tiktok_allowed if {
+	summary(decide("india", "android", "personal", false, [outlook], at_in_force)) == allowed
+}
+
+# Effective dates.
+test_before_effective_from_is_a_warning if {
+	d := decide("eu-commission", "android", "corporate", true, [tiktok], at_before)
+	summary(d) == {
+		"allow": true, "violations": [], "exempted": [], "errors": [],
+		"warnings": [["eu-commission/tiktok", tiktok.id, "not_yet_effective"]],
+	}
+	d.warnings[0].effective_from == "2023-03-15T00:00:00Z"
+}
+
+test_exactly_at_effective_from_is_a_violation if {
+	s := summary(decide("eu-commission", "android", "corporate", true, [tiktok], "2023-03-15T00:00:00Z"))
+	s == denied("eu-commission/tiktok", tiktok.id, "corporate")
+}
+
+test_one_nanosecond_before_effective_from_is_a_warning if {
+	s := summary(decide("eu-commission", "android", "corporate", true, [tiktok], "2023-03-14T23:59:59.999999999Z"))
+	s.allow == true
+	s.warnings == [["eu-commission/tiktok", tiktok.id, "not_yet_effective"]]
+}
+
+test_effective_from_compared_as_instants_across_offsets if {
+	# 01:00+01:00 is 00:00Z, the effective instant itself.
+	s := summary(decide("eu-commission", "android", "corporate", true, [tiktok], "2023-03-15T01:00:00+01:00"))
+	s == denied("eu-commission/tiktok", tiktok.id, "corporate")
+}
+
+# Unknown and missing organisation, bad time: machine-readable errors, never allow.
+test_unknown_organization_is_an_error if {
+	d := decide("eu-senate", "android", "corporate", true, [], at_in_force)
+	summary(d) == {"allow": false, "violations": [], "warnings": [], "exempted": [], "errors": ["unknown_organization"]}
+	d.errors[0].organization == "eu-senate"
+}
+
+test_missing_organization_is_an_error if {
+	report := json.remove(device_report("x", "android", "corporate", true, []), ["/device/organization"])
+	d := decision with input as {"at": at_in_force, "report": report}
+	summary(d) == {"allow": false, "violations": [], "warnings": [], "exempted": [], "errors": ["missing_organization"]}
+	d.organization == null
+}
+
+test_missing_time_is_an_error if {
+	d := decision with input as {"report": device_report("india", "android", "corporate", true, [])}
+	summary(d) == {"allow": false, "violations": [], "warnings": [], "exempted": [], "errors": ["invalid_time"]}
+}
+
+test_malformed_time_is_an_error if {
+	d := decide("india", "android", "corporate", true, [], "16/03/2023")
+	[e.code | some e in d.errors] == ["invalid_time"]
+	d.allow == false
+}

@@ -1,0 +1,142 @@
+# METADATA
+# title: Exemption tests
+# description: Exemptions come from policy data, expire at `until`, and match device, organisation and ban.
+package pyagent.lib.exemptions_test
+
+import data.pyagent.decision
+
+tiktok := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
+
+commission_phone := {
+	"at": "2023-03-16T09:30:00Z",
+	"report": {
+		"schema_version": 1,
+		"collected_at": "2023-03-16T09:30:00Z",
+		"device": {
+			"id": "fr-brussels-0042",
+			"platform": "android",
+			"ownership": "personal",
+			"organization": "eu-commission",
+			"mdm": {"enrolled": true},
+		},
+		"apps": [tiktok],
+	},
+}
+
+press_office := {
+	"device_id": "fr-brussels-0042",
+	"organization": "eu-commission",
+	"ban": "tiktok",
+	"until": "2023-06-30T00:00:00Z",
+	"reason": "official communications account",
+	"approved_by": "DIGIT.S",
+}
+
+exemption(patch) := {"EX-2023-001": object.union(press_office, patch)}
+
+test_exemption_in_force_waives_the_violation if {
+	d := decision with input as commission_phone with data.pyagent.exemptions as exemption({})
+	d.allow == true
+	d.violations == []
+	[[e.rule, e.app_id] | some e in d.exempted] == [["eu-commission/tiktok", "com.zhiliaoapp.musically"]]
+	d.exempted[0].exemption == {
+		"id": "EX-2023-001",
+		"reason": "official communications account",
+		"until": "2023-06-30T00:00:00Z",
+		"approved_by": "DIGIT.S",
+	}
+}
+
+test_exemption_until_equal_to_evaluation_time_is_expired if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"until": "2023-03-16T09:30:00Z"})
+	d.allow == false
+	d.exempted == []
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+	d.violations[0].expired_exemptions == ["EX-2023-001"]
+}
+
+test_exemption_one_second_after_evaluation_time_is_in_force if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"until": "2023-03-16T09:30:01Z"})
+	d.allow == true
+	[e.exemption.id | some e in d.exempted] == ["EX-2023-001"]
+}
+
+test_expired_exemption_is_ignored if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"until": "2023-03-01T00:00:00Z"})
+	d.allow == false
+	d.exempted == []
+	d.violations[0].expired_exemptions == ["EX-2023-001"]
+}
+
+test_exemption_for_another_device_does_not_apply if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"device_id": "fr-brussels-0043"})
+	d.allow == false
+	d.exempted == []
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+	not d.violations[0].expired_exemptions
+}
+
+test_exemption_for_another_ban_does_not_apply if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"ban": "capcut"})
+	d.allow == false
+	d.exempted == []
+}
+
+test_exemption_for_another_organization_does_not_apply if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"organization": "eu-council"})
+	d.allow == false
+	d.exempted == []
+}
+
+test_report_cannot_exempt_itself if {
+	# Everything a report could try: top-level, device-level and extra fields.
+	crafted := json.patch(commission_phone, [
+		{"op": "add", "path": "/report/exemptions", "value": {"EX-SELF": press_office}},
+		{"op": "add", "path": "/report/extra", "value": {"exemptions": {"EX-SELF": press_office}}},
+		{"op": "add", "path": "/report/device/exempt", "value": true},
+		{"op": "add", "path": "/exemptions", "value": {"EX-SELF": press_office}},
+		{"op": "add", "path": "/data", "value": {"pyagent": {"exemptions": {"EX-SELF": press_office}}}},
+	])
+	d := decision with input as crafted
+	d.allow == false
+	d.exempted == []
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+}
+
+test_exemption_without_valid_until_is_a_data_error if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as exemption({"until": "forever"})
+	d.allow == false
+	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions.EX-2023-001.until"]]
+}
+
+test_exemption_without_reason_is_a_data_error if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as {"EX-2023-002": object.remove(press_office, ["reason"])}
+	d.allow == false
+	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions.EX-2023-002.reason"]]
+}
+
+test_two_exemptions_in_force_the_smallest_id_is_reported if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as {"EX-B": press_office, "EX-A": object.remove(press_office, ["approved_by"])}
+	d.allow == true
+	d.exempted[0].exemption == {
+		"id": "EX-A", "reason": "official communications account",
+		"until": "2023-06-30T00:00:00Z", "approved_by": null,
+	}
+}
+
+test_exemption_does_not_touch_a_warning if {
+	d := decision with input as json.patch(commission_phone, [{"op": "replace", "path": "/at", "value": "2023-03-01T00:00:00Z"}])
+		with data.pyagent.exemptions as exemption({})
+	d.allow == true
+	d.exempted == []
+	[w.reason | some w in d.warnings] == ["not_yet_effective"]
+}

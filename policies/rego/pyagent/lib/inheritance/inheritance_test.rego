@@ -1,0 +1,132 @@
+# METADATA
+# title: Inheritance tests
+# description: Transitive inheritance, overrides, cycles and unknown parents.
+package pyagent.lib.inheritance_test
+
+import data.pyagent.decision
+import data.pyagent.lib.inheritance
+
+tiktok := {"id": "com.zhiliaoapp.musically"}
+
+device_of(org, ownership, enrolled) := {
+	"at": "2023-03-16T09:30:00Z",
+	"report": {
+		"device": {
+			"id": "d-1", "platform": "android", "ownership": ownership,
+			"organization": org, "mdm": {"enrolled": enrolled},
+		},
+		"apps": [tiktok],
+	},
+}
+
+rule(ban, scopes) := {"ban": ban, "scopes": scopes, "effective_from": "2023-03-15T00:00:00Z"}
+
+# a inherits b inherits c; b overrides c's "base" rule with a narrower scope.
+three_levels := {
+	"a": {"inherits": ["b"], "rules": {}},
+	"b": {"inherits": ["c"], "rules": {"base": rule("tiktok", ["corporate"])}},
+	"c": {"inherits": [], "rules": {"base": rule("tiktok", ["all"]), "extra": rule("tiktok", ["personal-enrolled"])}},
+}
+
+test_eeas_chain_is_eeas_and_commission if {
+	inheritance.chain == {"eeas", "eu-commission"} with input as device_of("eeas", "corporate", true)
+}
+
+test_eeas_rules_are_its_own_plus_the_commissions if {
+	keys := object.keys(inheritance.rules) with input as device_of("eeas", "corporate", true)
+	keys == {"eeas/tiktok-work-apps", "eu-commission/tiktok"}
+}
+
+test_commission_does_not_get_eeas_rules if {
+	keys := object.keys(inheritance.rules) with input as device_of("eu-commission", "corporate", true)
+	keys == {"eu-commission/tiktok"}
+}
+
+test_transitive_inheritance_with_nearest_override if {
+	keys := object.keys(inheritance.rules) with input as device_of("a", "personal", false)
+		with data.pyagent.organizations as three_levels
+	keys == {"b/base", "c/extra"}
+}
+
+test_override_narrows_the_inherited_scope if {
+	# c's "base" rule (all) is overridden by b's (corporate): a personal device of a is allowed.
+	d := decision with input as device_of("a", "personal", false)
+		with data.pyagent.organizations as three_levels
+	d.allow == true
+	d.violations == []
+}
+
+test_override_keeps_applying_to_its_own_scope if {
+	d := decision with input as device_of("a", "corporate", false)
+		with data.pyagent.organizations as three_levels
+	[[v.rule, v.scope] | some v in d.violations] == [["b/base", "corporate"]]
+}
+
+test_own_rule_overrides_inherited_rule_with_same_id if {
+	orgs := object.union(data.pyagent.organizations, {"eeas": {
+		"inherits": ["eu-commission"],
+		"rules": {"tiktok": object.union(rule("tiktok", ["corporate"]), {"enforcement": "warn"})},
+	}})
+	d := decision with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
+	d.allow == true
+	[[w.rule, w.reason] | some w in d.warnings] == [["eeas/tiktok", "enforcement_warn"]]
+}
+
+test_diamond_inheritance_applies_both_unrelated_rules if {
+	orgs := {
+		"top": {"inherits": ["left", "right"], "rules": {}},
+		"left": {"inherits": [], "rules": {"r": rule("tiktok", ["corporate"])}},
+		"right": {"inherits": [], "rules": {"r": rule("tiktok", ["all"])}},
+	}
+	d := decision with input as device_of("top", "corporate", false) with data.pyagent.organizations as orgs
+	[[v.rule, v.scope] | some v in d.violations] == [["left/r", "corporate"], ["right/r", "all"]]
+}
+
+test_inheritance_cycle_is_an_error_not_a_hang if {
+	orgs := {
+		"x": {"inherits": ["y"], "rules": {"r": rule("tiktok", ["all"])}},
+		"y": {"inherits": ["z"], "rules": {}},
+		"z": {"inherits": ["x"], "rules": {}},
+	}
+	d := decision with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
+	d.allow == false
+	d.violations == []
+	[[e.code, e.organizations] | some e in d.errors] == [["inheritance_cycle", ["x", "y", "z"]]]
+}
+
+test_self_inheritance_is_a_cycle if {
+	orgs := {"x": {"inherits": ["x"], "rules": {}}}
+	d := decision with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
+	[e.code | some e in d.errors] == ["inheritance_cycle"]
+	d.allow == false
+}
+
+test_cycle_elsewhere_does_not_affect_other_organizations if {
+	orgs := object.union(data.pyagent.organizations, {
+		"p": {"inherits": ["q"], "rules": {}},
+		"q": {"inherits": ["p"], "rules": {}},
+	})
+	d := decision with input as device_of("india", "personal", false) with data.pyagent.organizations as orgs
+	d.errors == []
+	[v.rule | some v in d.violations] == ["india/tiktok"]
+}
+
+test_unknown_parent_is_an_error if {
+	orgs := {"x": {"inherits": ["ghost"], "rules": {}}}
+	d := decision with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
+	[[e.code, e.organization] | some e in d.errors] == [["unknown_parent_organization", "ghost"]]
+	d.allow == false
+}
+
+test_new_organization_is_a_data_edit if {
+	orgs := object.union(data.pyagent.organizations, {"eu-parliament-2024": {
+		"title": "European Parliament (2024 policy)",
+		"inherits": ["eu-council"],
+		"rules": {},
+	}})
+	d := decision with input as json.patch(device_of("eu-parliament-2024", "personal", false), [{
+		"op": "add", "path": "/report/apps/-", "value": {"id": "com.microsoft.teams"},
+	}])
+		with data.pyagent.organizations as orgs
+	[[v.rule, v.scope] | some v in d.violations] == [["eu-council/tiktok", "personal-with-work-apps"]]
+}
