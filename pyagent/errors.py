@@ -19,6 +19,10 @@ class PyagentError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def details(self) -> list[str]:
+        """Further lines a person needs, e.g. every schema error of a report (one per line)."""
+        return []
+
 
 class InvalidInputError(PyagentError):
     """Bad input or usage: a report, a flag, a data file. Exit code 2."""

@@ -1,0 +1,68 @@
+"""``pyagent check``: one report in, one decision out."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from pyagent.cli.options import at_option, engine_options, org_option, output_option
+from pyagent.cli.render import emit, summary_line
+from pyagent.decide import apply_org, decide, raise_for_policy_errors
+from pyagent.engines.base import EngineSettings
+from pyagent.engines.select import build_engine
+from pyagent.outputs.registry import OutputFormatName
+from pyagent.report.load import load_report
+from pyagent.timeutil import check_rfc3339, now_rfc3339
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  pyagent check report.json --at 2023-03-16T09:30:00Z
+  pyagent check - --format json < report.json
+  pyagent check report.json --org eeas --data exemptions.json --format sarif -o results.sarif
+  pyagent check report.json --engine opa --opa-url http://127.0.0.1:8181
+  pyagent check                      # collect this machine first
+""",
+)
+@click.argument("report", required=False, metavar="[REPORT]")
+@org_option
+@at_option
+@engine_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in OutputFormatName]),
+    default=OutputFormatName.TEXT.value,
+    show_default=True,
+    help="text goes to stderr; json, junit and sarif to stdout (or -o).",
+)
+@output_option
+@click.pass_context
+def check(ctx: click.Context, report: str | None, org: str | None, at: str | None, fmt: str,
+          output: str | None, **engine_flags: Any) -> None:
+    """Decide whether one device complies with the app bans.
+
+    REPORT is a device report (JSON), or - for stdin. Without REPORT, this machine is
+    collected first. Exit codes: 0 compliant, 1 non-compliant, 2 invalid input, 3 no decision.
+    """
+    when = check_rfc3339(at, option="--at") if at else now_rfc3339()
+    if report is None:
+        from pyagent.cli.collect import collect_this_machine
+
+        document, source = collect_this_machine(org=org), "this machine"
+    else:
+        document = load_report(report, stdin=sys.stdin.buffer if report == "-" else None)
+        source = "<stdin>" if report == "-" else report
+    document, notes = apply_org(document, org)
+    for note in notes:
+        click.echo(f"pyagent: note: {note}", err=True)
+    with build_engine(EngineSettings(**engine_flags)) as engine:
+        decision = decide(engine, document, at=when)
+    raise_for_policy_errors(decision, source=source)
+    emit(decision, fmt=fmt, output=output, source=source)
+    if fmt != OutputFormatName.TEXT.value:
+        click.echo(summary_line(decision), err=True)
+    ctx.exit(0 if decision["allow"] else 1)

@@ -1,0 +1,90 @@
+"""Options shared by the commands that decide (check, fleet, impact)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENGINE_CHOICES = ("auto", "opa", "embedded")
+
+
+def at_option(f: F) -> F:
+    return click.option(
+        "--at",
+        "at",
+        metavar="TIME",
+        help="Evaluate as of this RFC 3339 instant (default: now). Decisions replay exactly.",
+    )(f)
+
+
+def org_option(f: F) -> F:
+    return click.option(
+        "--org", "org", metavar="ORG", help="The device's organisation; wins over the report's."
+    )(f)
+
+
+def engine_options(f: F) -> F:
+    options = [
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINE_CHOICES),
+            default="auto",
+            show_default=True,
+            help="opa: an OPA server; embedded: in-process; auto: opa when a URL is set.",
+        ),
+        click.option(
+            "--opa-url",
+            envvar="PYAGENT_OPA_URL",
+            metavar="URL",
+            help="OPA server base URL (env PYAGENT_OPA_URL).",
+        ),
+        click.option(
+            "--opa-token",
+            envvar="PYAGENT_OPA_TOKEN",
+            metavar="TOKEN",
+            help="Bearer token for the OPA server (env PYAGENT_OPA_TOKEN).",
+        ),
+        click.option(
+            "--opa-ca",
+            envvar="PYAGENT_OPA_CA",
+            type=click.Path(dir_okay=False),
+            help="CA certificate that signs the OPA server's TLS certificate.",
+        ),
+        click.option(
+            "--opa-timeout",
+            type=click.FloatRange(min=0.01),
+            default=5.0,
+            show_default=True,
+            help="Seconds to wait for the OPA server.",
+        ),
+        click.option(
+            "--bundle",
+            envvar="PYAGENT_BUNDLE",
+            type=click.Path(dir_okay=False),
+            help="Compiled policy bundle for the embedded engine (env PYAGENT_BUNDLE).",
+        ),
+        click.option(
+            "--data",
+            "data_files",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help='JSON document merged into the policy data, e.g. {"pyagent": {"exemptions": {...}}}. Repeatable.',
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def output_option(f: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+        help="Write the output to this file instead of stdout.",
+    )(f)

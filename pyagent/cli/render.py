@@ -1,0 +1,38 @@
+"""Writing a decision in the chosen format to the right place."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pyagent.errors import InvalidInputError
+from pyagent.outputs.registry import OutputFormatName, get_format
+
+
+def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: str) -> None:
+    """Text to stderr (or ``-o``), machine formats to stdout (or ``-o``)."""
+    name = OutputFormatName(fmt)
+    is_text = name is OutputFormatName.TEXT
+    color = is_text and output is None and sys.stderr.isatty()
+    formatter = get_format(name, color=color)
+    rendered = formatter.render(decision, source=source)
+    if output and output != "-":
+        try:
+            Path(output).write_text(rendered, encoding="utf-8")
+        except OSError as err:
+            raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
+        return
+    click.echo(rendered, nl=not rendered.endswith("\n"), err=is_text)
+
+
+def summary_line(decision: Mapping[str, Any]) -> str:
+    """One line for a person, on stderr, next to machine output."""
+    verdict = "COMPLIANT" if decision["allow"] else "NON-COMPLIANT"
+    counts = ", ".join(
+        f"{len(decision[key])} {key}" for key in ("violations", "warnings", "exempted") if decision[key]
+    )
+    return f"pyagent: {verdict}: {decision['device_id']} ({decision['organization']}){': ' + counts if counts else ''}"

@@ -1,0 +1,41 @@
+"""``pyagent validate``: check reports against the device-report schema."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pyagent.errors import InvalidInputError
+from pyagent.report.load import load_report
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  pyagent validate report.json
+  pyagent validate reports/*.json
+  cat report.json | pyagent validate -
+""",
+)
+@click.argument("reports", nargs=-1, required=True, metavar="REPORT...")
+@click.pass_context
+def validate(ctx: click.Context, reports: tuple[str, ...]) -> None:
+    """Check device reports against schemas/device-report.schema.json.
+
+    Every error names the file and the JSON path. Exit code 0 when all are valid, 2 otherwise.
+    """
+    failed = 0
+    for report in reports:
+        try:
+            load_report(report, stdin=sys.stdin.buffer if report == "-" else None)
+        except InvalidInputError as err:
+            failed += 1
+            lines = err.details() or [str(err)]
+            for line in lines:
+                click.echo(line, err=True)
+            continue
+        click.echo(f"{report}: valid", err=True)
+    if failed:
+        click.echo(f"pyagent: {failed} of {len(reports)} reports invalid", err=True)
+    ctx.exit(2 if failed else 0)

@@ -1,0 +1,264 @@
+"""Android: ``adb shell pm list packages`` text, from a file or live over ``adb``.
+
+Line format, as AOSP's ``PackageManagerShellCommand.runListPackages`` prints it (one package a line)::
+
+    package:[SOURCE_DIR=]NAME[ versionCode:N][  installer=INSTALLER][ uid:UID[,UID...]]
+
+- ``-f`` adds the APK path and ``=``; the path may itself contain ``=`` (``/data/app/~~abc==/...``), so the
+  package name is what follows the *last* ``=``;
+- ``--show-versioncode`` adds `` versionCode:N`` (the integer versionCode, reported as the app's version);
+- ``-i`` adds two spaces and ``installer=``; the installer is a package name or ``null``;
+- ``-U`` adds `` uid:N``. Android 13 and later list every user by default and print the uid of each user
+  the package is installed for, comma-separated. A uid encodes its user: ``user = uid // 100000``;
+- ``-u`` (uninstalled too), ``--user N``, ``-3``/``-s``/``-d``/``-e`` change which packages are listed,
+  not the line format.
+
+Every non-blank line must be a package line: anything else (an ``Error:`` from pm, a truncated line) is a
+:class:`CollectorInputError` naming the file and line. Blank lines are ignored.
+
+Live mode runs ``adb [-s SERIAL] shell pm list users``, ``getprop ro.build.version.release`` and, for each
+user, ``pm list packages -f -i -U --show-versioncode --user N``. A user whose flags have
+``FLAG_MANAGED_PROFILE`` (0x20, ``android.content.pm.UserInfo``) is a work profile.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyagent.collectors.base import (
+    MAX_ID_CHARS,
+    App,
+    Collector,
+    CollectorError,
+    CollectorInputError,
+    Inventory,
+    check_text,
+    clip,
+)
+from pyagent.collectors.files import decode_text, read_input_bytes
+from pyagent.collectors.run import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, run_tool
+
+SOURCE = "android-pm"
+PER_USER_RANGE = 100_000
+"""``android.os.UserHandle.PER_USER_RANGE``: uids of user N are N * 100000 + app id."""
+FLAG_MANAGED_PROFILE = 0x20
+ADB_ENV = (
+    "HOME",
+    "TMPDIR",
+    "ANDROID_SERIAL",
+    "ANDROID_USER_HOME",
+    "ANDROID_SDK_HOME",
+    "ANDROID_ADB_SERVER_PORT",
+    "ANDROID_ADB_SERVER_ADDRESS",
+    "ADB_SERVER_SOCKET",
+    "ADB_VENDOR_KEYS",
+)
+
+PM_LIST_PACKAGES = ("pm", "list", "packages", "-f", "-i", "-U", "--show-versioncode")
+"""The live command; ``--user N`` is added for each user."""
+
+_LINE = re.compile(
+    r"package:(?P<body>.+?)"
+    r"(?:\s+versionCode:(?P<version>\d+))?"
+    r"(?:\s+installer=(?P<installer>\S+))?"
+    r"(?:\s+uid:(?P<uids>\d+(?:,\d+)*))?"
+)
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_USER = re.compile(r"UserInfo\{(?P<id>\d+):(?P<name>.*):(?P<flags>[0-9a-fA-F]+)\}(?P<running> running)?")
+
+
+def _lines(text: str) -> list[str]:
+    # adb shell on old devices (no shell protocol) ends lines with CR LF; split on LF only and strip CR,
+    # so a stray form feed or similar never silently merges or splits lines.
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def parse_package_line(line: str, *, where: str, user: int | None = None) -> list[App]:
+    """The app(s) on one ``pm list packages`` line: one per uid when ``-U`` lists several users."""
+    match = _LINE.fullmatch(line.strip())
+    if match is None:
+        raise CollectorInputError(f"{where}: not a `pm list packages` line: {clip(line)}")
+    body = match["body"]
+    path: str | None = None
+    name = body
+    if "=" in body:
+        path, name = body.rsplit("=", 1)
+        if not path:
+            raise CollectorInputError(f"{where}: empty APK path before '=': {clip(line)}")
+        path = check_text(path, what="APK path", where=where)
+    if not _PACKAGE_NAME.fullmatch(name) or len(name) > MAX_ID_CHARS:
+        raise CollectorInputError(f"{where}: not a package name: {clip(name)}")
+    installer = match["installer"]
+    if installer == "null":
+        installer = None
+    elif installer is not None:
+        installer = check_text(installer, what="installer", where=where)
+    version = match["version"]
+    if version is not None and len(version) > 40:
+        raise CollectorInputError(f"{where}: versionCode too long: {clip(version)}")
+    users: list[int | None] = [user]
+    if match["uids"] is not None:
+        uids = match["uids"].split(",")
+        if any(len(uid) > 12 for uid in uids):
+            raise CollectorInputError(f"{where}: uid out of range: {clip(match['uids'])}")
+        users = list(dict.fromkeys(int(uid) // PER_USER_RANGE for uid in uids))
+        if user is not None and users != [user]:
+            raise CollectorInputError(
+                f"{where}: uid {match['uids']} is not in user {user}, the user the list was taken for"
+            )
+    return [
+        App(id=name, version=version, source=SOURCE, installer=installer, user=owner, path=path)
+        for owner in users
+    ]
+
+
+def parse_pm_list_packages(text: str, *, where: str, user: int | None = None) -> list[App]:
+    """The apps in ``pm list packages`` output (any of its flags). ``where`` names the input in errors.
+
+    ``user`` is the Android user the list was taken for (``--user N``), when known; a ``uid:`` on a line
+    tells the user by itself.
+    """
+    apps: list[App] = []
+    for number, line in enumerate(_lines(text), start=1):
+        if line.strip():
+            apps.extend(parse_package_line(line, where=f"{where}:{number}", user=user))
+    if not apps:
+        raise CollectorInputError(f"{where}: no `package:` lines")
+    return apps
+
+
+@dataclass(frozen=True)
+class AndroidUser:
+    """One line of ``pm list users``. The user's name is personal data and is not kept."""
+
+    id: int
+    flags: int
+    running: bool
+
+    @property
+    def managed_profile(self) -> bool:
+        return bool(self.flags & FLAG_MANAGED_PROFILE)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "flags": f"0x{self.flags:x}",
+            "managed_profile": self.managed_profile,
+            "running": self.running,
+        }
+
+
+def parse_pm_list_users(text: str, *, where: str) -> list[AndroidUser]:
+    """The users in ``pm list users`` output: ``Users:`` then ``\\tUserInfo{ID:NAME:HEXFLAGS}[ running]``."""
+    users: list[AndroidUser] = []
+    lines = [(n, line) for n, line in enumerate(_lines(text), start=1) if line.strip()]
+    if not lines or lines[0][1].strip() != "Users:":
+        raise CollectorInputError(f"{where}: not `pm list users` output (no 'Users:' header)")
+    for number, line in lines[1:]:
+        match = _USER.fullmatch(line.strip())
+        if match is None or len(match["id"]) > 9 or len(match["flags"]) > 8:
+            raise CollectorInputError(f"{where}:{number}: not a `pm list users` line: {clip(line)}")
+        users.append(AndroidUser(int(match["id"]), int(match["flags"], 16), match["running"] is not None))
+    if not users:
+        raise CollectorInputError(f"{where}: no users listed")
+    return users
+
+
+class AndroidPmCollector(Collector):
+    """``pm list packages`` from a captured file (``from_file``) or live over ``adb``.
+
+    Options: ``from_file`` (a capture; without it the device is read live), ``user`` (the Android user a
+    capture was taken for, or the only user to read live), ``serial`` (``adb -s``), ``adb`` (the adb
+    program), ``timeout`` (seconds per adb command), ``max_output`` (bytes per adb command).
+    """
+
+    name = "android-pm"
+
+    def __init__(
+        self,
+        *,
+        from_file: str | os.PathLike[str] | None = None,
+        user: int | None = None,
+        serial: str | None = None,
+        adb: str = "adb",
+        timeout: float = DEFAULT_TIMEOUT,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> None:
+        if user is not None and (isinstance(user, bool) or not isinstance(user, int) or user < 0):
+            raise CollectorInputError(f"android-pm: user must be a user id (0, 10, ...), not {user!r}")
+        if from_file is not None and serial is not None:
+            raise CollectorInputError("android-pm: a serial is for live mode; it cannot go with a file")
+        self.from_file = Path(from_file) if from_file is not None else None
+        self.user = user
+        self.serial = serial
+        self.adb = adb
+        self.timeout = timeout
+        self.max_output = max_output
+
+    def collect(self) -> Inventory:
+        if self.from_file is not None:
+            return self._from_file(self.from_file)
+        return self._live()
+
+    def _from_file(self, path: Path) -> Inventory:
+        where = os.fspath(path)
+        text = decode_text(read_input_bytes(path), where=where)
+        apps = parse_pm_list_packages(text, where=where, user=self.user)
+        users = sorted({app.user for app in apps if app.user is not None})
+        facts: dict[str, object] = {"input": "file"}
+        if users:
+            facts["android_users_seen"] = users
+        return self.inventory("android", apps, facts=facts)
+
+    def _adb(self, *args: str) -> str:
+        argv = [self.adb, *(["-s", self.serial] if self.serial else []), "shell", *args]
+        out = run_tool(
+            argv, timeout=self.timeout, max_output=self.max_output, env_passthrough=ADB_ENV, tool="adb"
+        )
+        try:
+            return decode_text(out, where=f"adb shell {' '.join(args)}")
+        except CollectorInputError as exc:
+            raise CollectorError(f"adb: unexpected output: {exc}") from exc
+
+    def _live(self) -> Inventory:
+        try:
+            users = parse_pm_list_users(self._adb("pm", "list", "users"), where="adb shell pm list users")
+        except CollectorInputError as exc:
+            raise CollectorError(f"adb: unexpected output: {exc}") from exc
+        release = self._adb_optional("getprop", "ro.build.version.release")
+        wanted = [u for u in users if self.user is None or u.id == self.user]
+        if not wanted:
+            known = ", ".join(str(u.id) for u in users)
+            raise CollectorInputError(f"android-pm: the device has no user {self.user} (users: {known})")
+        apps: list[App] = []
+        for account in wanted:
+            args = (*PM_LIST_PACKAGES, "--user", str(account.id))
+            where = f"adb shell {' '.join(args)}"
+            try:
+                apps.extend(parse_pm_list_packages(self._adb(*args), where=where, user=account.id))
+            except CollectorInputError as exc:
+                raise CollectorError(f"adb: unexpected output: {exc}") from exc
+        facts: dict[str, object] = {"input": "adb", "android_users": [u.to_json() for u in users]}
+        if self.serial:
+            facts["adb_serial"] = self.serial
+        work_profile = any(u.managed_profile for u in users)
+        return self.inventory("android", apps, os_version=release, work_profile=work_profile, facts=facts)
+
+    def _adb_optional(self, *args: str) -> str | None:
+        """One line of output (a property), or None when the device prints nothing."""
+        out = run_tool(
+            [self.adb, *(["-s", self.serial] if self.serial else []), "shell", *args],
+            timeout=self.timeout,
+            max_output=4096,
+            env_passthrough=ADB_ENV,
+            tool="adb",
+        )
+        value = out.decode("utf-8", "replace").strip()
+        if not value:
+            return None
+        if "\n" in value or len(value) > 64:
+            raise CollectorError(f"adb: unexpected output from {' '.join(args)}: {clip(value)}")
+        return value

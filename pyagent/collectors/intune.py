@@ -1,0 +1,135 @@
+"""Microsoft Intune: a Graph ``detectedApps`` export for one device.
+
+Input: the JSON body of ``GET /deviceManagement/managedDevices/{id}/detectedApps`` (an object whose
+``value`` is the list of ``detectedApp`` resources), or that list alone. A ``detectedApp`` has ``id`` (an
+Intune-generated identifier, not the app's), ``displayName``, ``version``, ``sizeInByte``,
+``deviceCount``, ``publisher`` and ``platform`` (``detectedAppPlatformType``).
+
+Detected apps carry display names, not package identifiers. Each name is looked up in
+:mod:`~pyagent.collectors.known_apps` for the device's platform; an unknown name gives the id
+``name:<displayName>``, so nothing is dropped. Every app is marked ``evidence: display_name``.
+
+The device platform comes from the entries' ``platform``; entries of several platforms are refused, and
+``unknown`` entries take the platform of the others (or the ``platform`` option). An export that still has
+an ``@odata.nextLink`` is one page of many and is refused: the other pages' apps would be missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import get_args
+
+from pyagent.collectors import known_apps
+from pyagent.collectors.base import (
+    MAX_ID_CHARS,
+    App,
+    Collector,
+    CollectorInputError,
+    Inventory,
+    Platform,
+    check_text,
+    clip,
+    optional_text,
+)
+from pyagent.collectors.files import decode_text, load_json, read_input_bytes
+
+SOURCE = "intune"
+GRAPH_PLATFORMS: dict[str, Platform | None] = {
+    "unknown": None,
+    "windows": "windows",
+    "windowsMobile": "windows",
+    "windowsHolographic": "windows",
+    "ios": "ios",
+    "macOS": "macos",
+    "chromeOS": None,
+    "androidOSP": "android",
+    "androidDeviceAdministrator": "android",
+    "androidWorkProfile": "android",
+    "androidDedicatedAndFullyManaged": "android",
+    "unknownFutureValue": None,
+}
+"""``detectedAppPlatformType`` members (Graph v1.0) and the report platform each means (None: can't tell)."""
+UNSUPPORTED = frozenset({"chromeOS"})
+
+
+def _entries(data: object, *, where: str) -> list[object]:
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, dict):
+        raise CollectorInputError(f"{where}: not a Graph detectedApps export (expected an object or array)")
+    if "@odata.nextLink" in data:
+        raise CollectorInputError(
+            f"{where}: has @odata.nextLink, so it is one page of a longer list; export every page"
+        )
+    value = data.get("value")
+    if not isinstance(value, list):
+        raise CollectorInputError(f"{where}: no `value` array; not a Graph detectedApps export")
+    return value
+
+
+def parse_detected_apps(
+    text: str, *, where: str, platform: Platform | None = None
+) -> tuple[Platform, list[App], dict[str, object]]:
+    """(platform, apps, facts) from a Graph ``detectedApps`` export."""
+    if platform is not None and platform not in get_args(Platform):
+        raise CollectorInputError(f"intune: unknown platform {platform!r}")
+    entries = _entries(load_json(text, where=where), where=where)
+    rows: list[tuple[str, str | None, str | None]] = []  # (displayName, version, graph platform)
+    graph_platforms: set[str] = set()
+    for index, entry in enumerate(entries):
+        at = f"{where}: value[{index}]"
+        if not isinstance(entry, dict):
+            raise CollectorInputError(f"{at}: not a detectedApp object")
+        name = check_text(entry.get("displayName"), what="displayName", where=at)
+        version = optional_text(entry.get("version"), what="version", where=at)
+        kind = entry.get("platform")
+        if kind is not None:
+            if not isinstance(kind, str) or kind not in GRAPH_PLATFORMS:
+                raise CollectorInputError(f"{at}: unknown detectedApp platform {clip(str(kind))}")
+            if kind in UNSUPPORTED:
+                raise CollectorInputError(f"{at}: platform {kind} is not one pyagent reports on")
+            graph_platforms.add(kind)
+        rows.append((name, version, kind))
+    mapped = {GRAPH_PLATFORMS[kind] for kind in graph_platforms} - {None}
+    if len(mapped) > 1:
+        raise CollectorInputError(
+            f"{where}: apps of several platforms ({', '.join(sorted(graph_platforms))}); "
+            "export one device at a time"
+        )
+    device_platform: Platform | None = next(iter(mapped)) if mapped else None
+    if platform is not None and device_platform is not None and platform != device_platform:
+        raise CollectorInputError(f"{where}: the apps are {device_platform} apps, not {platform}")
+    device_platform = device_platform or platform
+    if device_platform is None:
+        raise CollectorInputError(f"{where}: no entry tells the platform; name the platform")
+    apps: list[App] = []
+    for name, version, _ in rows:
+        app_id = known_apps.lookup(name, device_platform) or f"name:{name}"
+        app_id = check_text(app_id, what="name-derived id", where=where, limit=MAX_ID_CHARS)
+        apps.append(App(id=app_id, name=name, version=version, source=SOURCE, evidence="display_name"))
+    facts: dict[str, object] = {"graph_platforms": sorted(graph_platforms), "detected_apps": len(rows)}
+    return device_platform, apps, facts
+
+
+class IntuneCollector(Collector):
+    """A Graph ``detectedApps`` export. Options: ``from_file`` (required), ``platform`` (when no entry
+    tells it)."""
+
+    name = "intune"
+
+    def __init__(
+        self, *, from_file: str | os.PathLike[str] | None = None, platform: Platform | None = None
+    ) -> None:
+        if from_file is None:
+            raise CollectorInputError("intune: needs an exported detectedApps file (--from FILE)")
+        self.from_file = Path(from_file)
+        self.platform = platform
+
+    def collect(self) -> Inventory:
+        where = os.fspath(self.from_file)
+        text = decode_text(read_input_bytes(self.from_file), where=where)
+        platform, apps, facts = parse_detected_apps(text, where=where, platform=self.platform)
+        kinds = facts["graph_platforms"]
+        work_profile = True if isinstance(kinds, list) and "androidWorkProfile" in kinds else None
+        return self.inventory(platform, apps, work_profile=work_profile, facts=facts)

@@ -1,0 +1,129 @@
+"""Apple MDM: the device's response to an ``InstalledApplicationList`` command.
+
+Input: the XML property list the device sends back (``Status``, ``UDID``, ``CommandUUID`` and the
+``InstalledApplicationList`` array). Each item is a dictionary with ``Identifier`` (the bundle ID, always
+present on iOS), ``Name``, ``ShortVersion``, ``Version`` and flags such as ``Installing`` or
+``IsAppClip``. Item ids come from ``Identifier``; an item without one (possible on macOS) is named by
+``Name`` through :mod:`~pyagent.collectors.known_apps` or as ``name:<Name>``, marked
+``evidence: display_name``. ``ShortVersion`` (the user-facing version) is preferred to ``Version``.
+
+Only XML plists are read, with :mod:`plistlib`, which refuses entity declarations (no entity expansion,
+no external entities) and never fetches the DTD. A response whose ``Status`` is not ``Acknowledged``
+(``Error``, ``NotNow``...) carries no list and is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+from pathlib import Path
+from typing import Literal
+from xml.parsers.expat import ExpatError
+
+from pyagent.collectors import known_apps
+from pyagent.collectors.base import (
+    MAX_ID_CHARS,
+    App,
+    Collector,
+    CollectorInputError,
+    Inventory,
+    check_text,
+    clip,
+    optional_text,
+)
+from pyagent.collectors.files import read_input_bytes
+
+SOURCE = "ios-mdm"
+_XML_STARTS = (b"<?xml", b"<!DOCTYPE plist", b"<plist")
+# plistlib reports malformed XML plists through several exception types, not only InvalidFileException.
+_PLIST_ERRORS = (
+    plistlib.InvalidFileException,
+    ExpatError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+)
+
+
+def load_xml_plist(data: bytes, *, where: str) -> object:
+    """``data`` parsed as an XML property list; binary plists and anything else are refused."""
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:64]
+    if head.startswith(b"bplist"):
+        raise CollectorInputError(f"{where}: a binary plist; export the MDM response as XML")
+    if not head.startswith(_XML_STARTS):
+        raise CollectorInputError(f"{where}: not an XML property list (an MDM command response)")
+    try:
+        return plistlib.loads(data, fmt=plistlib.FMT_XML)
+    except _PLIST_ERRORS as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CollectorInputError(f"{where}: not a valid XML plist: {detail[:200]}") from exc
+
+
+def parse_installed_application_list(
+    data: bytes, *, where: str, platform: Literal["ios", "macos"] = "ios"
+) -> tuple[list[App], dict[str, object]]:
+    """(apps, facts) from an ``InstalledApplicationList`` command response."""
+    root = load_xml_plist(data, where=where)
+    if not isinstance(root, dict):
+        raise CollectorInputError(f"{where}: the plist is not a dictionary; not an MDM command response")
+    status = root.get("Status")
+    if status is not None and status != "Acknowledged":
+        raise CollectorInputError(f"{where}: the command's Status is {clip(str(status))}, not Acknowledged")
+    items = root.get("InstalledApplicationList")
+    if not isinstance(items, list):
+        raise CollectorInputError(f"{where}: no InstalledApplicationList array; not that command's response")
+    apps: list[App] = []
+    installing = 0
+    for index, item in enumerate(items):
+        at = f"{where}: InstalledApplicationList[{index}]"
+        if not isinstance(item, dict):
+            raise CollectorInputError(f"{at}: not a dictionary")
+        name = optional_text(item.get("Name"), what="Name", where=at)
+        version = optional_text(item.get("ShortVersion"), what="ShortVersion", where=at) or optional_text(
+            item.get("Version"), what="Version", where=at
+        )
+        identifier = optional_text(item.get("Identifier"), what="Identifier", where=at, limit=MAX_ID_CHARS)
+        evidence: Literal["display_name"] | None = None
+        if identifier is None:
+            if name is None:
+                raise CollectorInputError(f"{at}: neither Identifier nor Name")
+            identifier = known_apps.lookup(name, platform) or f"name:{name}"
+            identifier = check_text(identifier, what="name-derived id", where=at, limit=MAX_ID_CHARS)
+            evidence = "display_name"
+        if item.get("Installing") is True:
+            installing += 1
+        apps.append(App(id=identifier, name=name, version=version, source=SOURCE, evidence=evidence))
+    facts: dict[str, object] = {"installing": installing}
+    udid = root.get("UDID")
+    if isinstance(udid, str) and udid:
+        facts["udid"] = check_text(udid, what="UDID", where=where, limit=200)
+    return apps, facts
+
+
+class IosMdmCollector(Collector):
+    """An MDM ``InstalledApplicationList`` response. Options: ``from_file`` (required), ``platform``
+    (``ios``, or ``macos`` for a Mac's response)."""
+
+    name = "ios-mdm"
+
+    def __init__(
+        self, *, from_file: str | os.PathLike[str] | None = None, platform: Literal["ios", "macos"] = "ios"
+    ) -> None:
+        if from_file is None:
+            raise CollectorInputError(
+                "ios-mdm: needs the saved InstalledApplicationList response (--from FILE)"
+            )
+        if platform not in ("ios", "macos"):
+            raise CollectorInputError(f"ios-mdm: platform must be ios or macos, not {platform!r}")
+        self.from_file = Path(from_file)
+        self.platform: Literal["ios", "macos"] = platform
+
+    def collect(self) -> Inventory:
+        where = os.fspath(self.from_file)
+        apps, facts = parse_installed_application_list(
+            read_input_bytes(self.from_file), where=where, platform=self.platform
+        )
+        return self.inventory(self.platform, apps, facts=facts)

@@ -1,0 +1,89 @@
+"""decide: one device report in, one decision document out (CONTRACT section 2)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pyagent.engines.base import Engine, EngineError
+from pyagent.errors import InvalidInputError
+
+_ENTRY_LISTS = ("violations", "warnings", "exempted", "errors")
+
+#: Policy error codes that are the user's input problem (exit 2), with the hint we give.
+INPUT_ERROR_HINTS = {
+    "missing_organization": "give --org, or set device.organization in the report",
+    "unknown_organization": "give one of the organisations the policy data defines",
+    "invalid_time": "give --at as an RFC 3339 timestamp",
+}
+
+
+class PolicyDecisionError(InvalidInputError):
+    """The policy answered with errors instead of a decision (unknown organisation, bad data)."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def apply_org(report: Mapping[str, Any], org: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The report with ``--org`` applied, and notes to tell the user. Flags win over the report."""
+    result = copy.deepcopy(dict(report))
+    notes: list[str] = []
+    if org is None:
+        return result, notes
+    device = result.get("device")
+    if isinstance(device, dict):
+        previous = device.get("organization")
+        if previous is not None and previous != org:
+            notes.append(f"--org {org} overrides the report's organization {previous}")
+        device["organization"] = org
+    return result, notes
+
+
+def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, Any]:
+    """Evaluate ``report`` at ``at`` and return the full decision document.
+
+    Raises :class:`EngineError` (exit 3) when the engine's answer is not a decision, and
+    returns a decision with ``errors`` (and ``allow`` false) when the policy reports errors.
+    """
+    result = engine.evaluate({"at": at, "report": report})
+    _check_shape(result, engine)
+    errors = list(result["errors"])
+    revision = str(result.get("policy_revision", "unversioned")) + engine.revision_suffix
+    device = report.get("device", {})
+    return {
+        "device_id": device.get("id") if isinstance(device, Mapping) else None,
+        "organization": result.get("organization"),
+        "allow": bool(result["allow"]) and not errors and not result["violations"],
+        "violations": result["violations"],
+        "warnings": result["warnings"],
+        "exempted": result["exempted"],
+        "errors": errors,
+        "evaluated_at": at,
+        "policy_revision": revision,
+        "engine": engine.name.value,
+        "decision_id": str(uuid.uuid4()),
+    }
+
+
+def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None:
+    """Turn a decision with policy errors into a :class:`PolicyDecisionError` (exit 2)."""
+    errors = decision.get("errors") or []
+    if not errors:
+        return
+    first = errors[0]
+    hint = INPUT_ERROR_HINTS.get(str(first.get("code")), "fix the policy data")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise PolicyDecisionError(f"{source}: {first.get('message')}{more}; {hint}", list(errors))
+
+
+def _check_shape(result: Mapping[str, Any], engine: Engine) -> None:
+    if not isinstance(result.get("allow"), bool):
+        raise EngineError(f"{engine.name.value} engine: the policy result has no boolean 'allow'")
+    for key in _ENTRY_LISTS:
+        value = result.get(key)
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise EngineError(f"{engine.name.value} engine: the policy result has no list of objects {key!r}")

@@ -1,0 +1,71 @@
+"""The engine interface: something that evaluates the ban policy for one input."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pyagent.errors import NoDecisionError
+
+#: The policy's entrypoint package, as a path (OPA's Data API and `opa build -e`).
+ENTRYPOINT = "pyagent/decision"
+
+
+class EngineName(str, enum.Enum):
+    """Engines a user can choose with ``--engine``."""
+
+    OPA = "opa"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything the engines need, as the user gave it (flags, environment)."""
+
+    engine: str = "auto"
+    opa_url: str | None = None
+    opa_token: str | None = None
+    opa_ca: str | None = None
+    opa_timeout: float = 5.0
+    bundle: str | None = None
+    data_files: Sequence[str] = field(default_factory=tuple)
+
+
+class EngineError(NoDecisionError):
+    """The engine could not produce a decision (exit code 3)."""
+
+
+class Engine(ABC):
+    """Evaluates ``data.pyagent.decision`` for one policy input.
+
+    ``evaluate`` returns the policy's raw result document. It never returns a partial or
+    default result: when no result can be had it raises :class:`EngineError`.
+    """
+
+    name: ClassVar[EngineName]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: EngineSettings) -> Engine:
+        """Build the engine from the user's settings; bad settings raise InvalidInputError."""
+
+    @abstractmethod
+    def evaluate(self, policy_input: Mapping[str, Any]) -> dict[str, Any]:
+        """The policy result for ``policy_input`` (``{"at": ..., "report": ...}``)."""
+
+    @property
+    def revision_suffix(self) -> str:
+        """Appended to the policy revision when the engine's data differs from the bundle's."""
+        return ""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections, wasm instances)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,144 @@
+"""The ``opa`` engine: OPA's REST Data API through opa-python-client.
+
+A response without ``result``, a malformed response, a 4xx/5xx or a timeout is "no decision"
+(:class:`EngineError`, exit code 3), never allow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
+from pyagent.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class OpaServerSettings:
+    """How to reach an OPA server."""
+
+    url: str
+    token: str | None = None
+    ca_file: str | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_url(url: str) -> _Endpoint:
+    """Split an OPA base URL (``http[s]://host[:port]``) into what the client needs."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInputError(f"--opa-url: {url!r} is not an http(s)://host[:port] URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InvalidInputError(f"--opa-url: {url!r} must not have a path, query or fragment")
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise InvalidInputError(f"--opa-url: {url!r} has an invalid port") from err
+    tls = parts.scheme == "https"
+    return _Endpoint(host=parts.hostname, port=port or (443 if tls else 8181), tls=tls)
+
+
+class OpaServerEngine(Engine):
+    """Asks an OPA server for ``data.pyagent.decision``."""
+
+    name: ClassVar[EngineName] = EngineName.OPA
+
+    def __init__(self, settings: OpaServerSettings) -> None:
+        # Imported here: requests/opa-python-client are only paid for on this path.
+        from opa_client.opa import OpaClient
+
+        self._settings = settings
+        endpoint = parse_url(settings.url)
+        verify: bool | str = settings.ca_file if settings.ca_file else endpoint.tls
+        self._client = OpaClient(
+            host=endpoint.host,
+            port=endpoint.port,
+            ssl=verify,
+            token=settings.token,
+            retries=0,
+            timeout=settings.timeout,
+        )
+        if endpoint.tls:
+            # The client derives its URL scheme from `ssl`; a CA path must still mean https.
+            self._client.schema = "https://"
+            self._client.root_url = f"https://{endpoint.host}:{endpoint.port}/v1"
+
+    @classmethod
+    def from_settings(cls, settings: EngineSettings) -> OpaServerEngine:
+        if not settings.opa_url:
+            raise InvalidInputError("--engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)")
+        if settings.data_files:
+            raise InvalidInputError(
+                "--data works with the embedded engine only; an OPA server decides with the data it was started with"
+            )
+        if settings.opa_ca and not Path(settings.opa_ca).is_file():
+            raise InvalidInputError(f"--opa-ca: {settings.opa_ca}: no such file")
+        return cls(
+            OpaServerSettings(
+                url=settings.opa_url,
+                token=settings.opa_token,
+                ca_file=settings.opa_ca,
+                timeout=settings.opa_timeout,
+            )
+        )
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> dict[str, Any]:
+        import requests
+
+        package, rule = ENTRYPOINT.rsplit("/", 1)
+        where = self._settings.url
+        try:
+            response = self._client.query_rule(input_data=dict(policy_input), package_path=package, rule_name=rule)
+        except requests.exceptions.Timeout as err:
+            raise EngineError(f"OPA at {where}: no answer within {self._settings.timeout:g} s") from err
+        except requests.exceptions.SSLError as err:
+            raise EngineError(f"OPA at {where}: TLS verification failed ({_first_line(err)})") from err
+        except requests.exceptions.ConnectionError as err:
+            raise EngineError(f"OPA at {where}: cannot connect ({_first_line(err)})") from err
+        except requests.exceptions.HTTPError as err:
+            status = err.response.status_code if err.response is not None else "?"
+            raise EngineError(f"OPA at {where}: HTTP {status} {_server_message(err.response)}") from err
+        except (requests.exceptions.RequestException, json.JSONDecodeError, ValueError) as err:
+            raise EngineError(f"OPA at {where}: malformed response ({_first_line(err)})") from err
+        if not isinstance(response, dict):
+            raise EngineError(f"OPA at {where}: malformed response (not a JSON object)")
+        if "result" not in response:
+            raise EngineError(
+                f"OPA at {where}: no result for data.{ENTRYPOINT.replace('/', '.')} "
+                "(policy not loaded, or the bundle not yet active)"
+            )
+        result = response["result"]
+        if not isinstance(result, dict):
+            raise EngineError(f"OPA at {where}: malformed result (not a JSON object)")
+        return result
+
+    def close(self) -> None:
+        self._client.close_connection()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def _server_message(response: Any) -> str:
+    if response is None:
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return f"({body['message'][:200]})"
+    return ""

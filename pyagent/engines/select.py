@@ -1,0 +1,18 @@
+"""Choosing and building an engine from the command-line settings."""
+
+from __future__ import annotations
+
+from pyagent.engines.base import Engine, EngineName, EngineSettings
+from pyagent.engines.registry import ENGINES
+
+
+def resolve(settings: EngineSettings) -> EngineName:
+    """``auto`` is ``opa`` when a URL is configured, else ``embedded``."""
+    if settings.engine == "auto":
+        return EngineName.OPA if settings.opa_url else EngineName.EMBEDDED
+    return EngineName(settings.engine)
+
+
+def build_engine(settings: EngineSettings) -> Engine:
+    """The engine the settings ask for, ready to evaluate."""
+    return ENGINES[resolve(settings)].from_settings(settings)

@@ -1,0 +1,415 @@
+"""Host implementations of the Rego built-ins that OPA's wasm compiler leaves to the host.
+
+A policy compiled with ``opa build -t wasm`` carries most built-ins natively (``count``, ``concat``,
+``object.get``, ``json.marshal``...). The rest are listed by the module's ``builtins`` export and called
+back through ``env.opa_builtinN``; :data:`HOST_BUILTINS` is the complete, explicit list of those this
+engine provides. Each one mirrors the Go implementation in OPA's ``topdown`` package, bit for bit:
+
+- ``time.parse_rfc3339_ns``: Go's ``time.Parse(time.RFC3339, s)`` (including its lenient fallback
+  parser: one-digit hours, ``,`` as the fraction separator, offsets up to ``+24:00``/``:60``, more than
+  nine fraction digits truncated) and OPA's check that the instant fits int64 nanoseconds.
+- ``time.parse_duration_ns``: Go's ``time.ParseDuration``, overflow rules included.
+- ``time.date``, ``time.clock``, ``time.weekday``, ``time.add_date``: for a time given as nanoseconds,
+  or as ``[ns]``/``[ns, tz]`` with ``tz`` of ``""`` or ``"UTC"``. Another zone raises
+  :class:`UnsupportedBuiltinUse` (the evaluation fails loudly rather than answer differently from OPA).
+
+``time.now_ns`` is deliberately absent: policies read the time from their input, so that every decision
+can be replayed; a policy that calls it is refused at load time.
+
+A built-in signals OPA's "built-in error" by raising :class:`BuiltinError`; the runtime turns it into an
+undefined expression (OPA's default) or, in strict mode, into a failed evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from types import MappingProxyType
+
+__all__ = [
+    "HOST_BUILTINS",
+    "BuiltinError",
+    "HostBuiltin",
+    "UnsupportedBuiltinUse",
+    "add_date",
+    "clock",
+    "date",
+    "parse_duration_ns",
+    "parse_rfc3339_ns",
+    "weekday",
+]
+
+HostBuiltin = Callable[..., object]
+"""A host built-in: takes the JSON-decoded operands, returns a JSON-encodable value."""
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_NS_PER_SECOND = 1_000_000_000
+_SECONDS_PER_DAY = 86_400
+_RFC3339 = "2006-01-02T15:04:05Z07:00"
+_WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+class BuiltinError(ValueError):
+    """OPA's built-in error: bad operand or unparsable value. Undefined unless errors are strict."""
+
+
+class UnsupportedBuiltinUse(Exception):
+    """A use of a built-in this host cannot answer exactly as OPA would (e.g. a named time zone)."""
+
+
+# --------------------------------------------------------------------------- calendar arithmetic
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_in(month: int, year: int) -> int:
+    if month == 2:
+        return 29 if _is_leap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (any year, month 1..12, any day offset)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """Inverse of :func:`_days_from_civil`: (year, month, day)."""
+    days += 719_468
+    era = days // 146_097
+    doe = days - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _checked_ns(ns: int) -> int:
+    """OPA's ``toSafeUnixNano``: the instant must fit int64 nanoseconds."""
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        raise BuiltinError("time outside of valid range")
+    return ns
+
+
+# --------------------------------------------------------------------------- operands
+
+
+def _string_operand(value: object, pos: int) -> str:
+    if not isinstance(value, str):
+        raise BuiltinError(f"operand {pos} must be string but got {_type_name(value)}")
+    return value
+
+
+def _int_operand(value: object, pos: int) -> int:
+    """OPA's ``builtins.IntOperand``: a number whose JSON text is an integer that fits int64."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+        raise BuiltinError(f"operand {pos} must be number but got {_type_name(value)}")
+    if not isinstance(value, int) or not _INT64_MIN <= value <= _INT64_MAX:
+        raise BuiltinError(f"operand {pos} must be integer number but got floating-point number")
+    return value
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _time_operand(value: object) -> int:
+    """OPA's ``tzTime`` for UTC: nanoseconds, or ``[ns]``/``[ns, tz]``/``[ns, tz, layout]``."""
+    expected = "either number (ns) or [number (ns), string (tz)]"
+    ns_value = value
+    if isinstance(value, list):
+        if not value:
+            raise BuiltinError(f"operand 1 must be {expected} but got array")
+        ns_value = value[0]
+        if len(value) > 1:
+            zone = _string_operand(value[1], 1)
+            if zone not in ("", "UTC"):
+                raise UnsupportedBuiltinUse(f"time zone {zone!r} (only UTC is supported by this engine)")
+        if len(value) > 2:
+            _string_operand(value[2], 1)
+    elif isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise BuiltinError(f"operand 1 must be {expected} but got {_type_name(value)}")
+    if isinstance(ns_value, bool) or not isinstance(ns_value, int | float | Decimal):
+        raise BuiltinError(f"operand 1 must be number but got {_type_name(ns_value)}")
+    if isinstance(ns_value, int):
+        ns = ns_value
+    else:
+        exact = Decimal(ns_value)
+        if exact != exact.to_integral_value():
+            raise BuiltinError("timestamp too big")
+        ns = int(exact)
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        raise BuiltinError("timestamp too big")
+    return ns
+
+
+# --------------------------------------------------------------------------- time.parse_rfc3339_ns
+
+
+def _is_digit(s: bytes, i: int) -> bool:
+    return i < len(s) and 48 <= s[i] <= 57
+
+
+class _Unparsable(Exception):
+    """The remaining text cannot be read as the layout element ``elem``."""
+
+    def __init__(self, rest: bytes, elem: str) -> None:
+        super().__init__(elem)
+        self.rest = rest
+        self.elem = elem
+
+
+def _getnum(s: bytes, fixed: bool, elem: str) -> tuple[int, bytes]:
+    """Go's ``getnum``: one or two leading digits (exactly two when ``fixed``)."""
+    if not _is_digit(s, 0) or (fixed and not _is_digit(s, 1)):
+        raise _Unparsable(s, elem)
+    if not _is_digit(s, 1):
+        return s[0] - 48, s[1:]
+    return (s[0] - 48) * 10 + s[1] - 48, s[2:]
+
+
+def _skip(s: bytes, literal: bytes) -> bytes:
+    if not s.startswith(literal):
+        raise _Unparsable(s, literal.decode())
+    return s[len(literal) :]
+
+
+def _parse_fields(s: bytes) -> tuple[int, int, int, int, int, int, int, int, str]:
+    """Go's general ``time.parse`` walking the RFC 3339 layout; the last item names a range error."""
+    if len(s) < 4 or not all(48 <= c <= 57 for c in s[:4]):
+        raise _Unparsable(s, "2006")
+    year, s = int(s[:4]), _skip(s[4:], b"-")
+    month, s = _getnum(s, True, "01")
+    if not 1 <= month <= 12:
+        return 0, 0, 0, 0, 0, 0, 0, 0, "month"
+    day, s = _getnum(_skip(s, b"-"), True, "02")
+    hour, s = _getnum(_skip(s, b"T"), False, "15")
+    if hour >= 24:
+        return 0, 0, 0, 0, 0, 0, 0, 0, "hour"
+    minute, s = _getnum(_skip(s, b":"), True, "04")
+    if minute >= 60:
+        return 0, 0, 0, 0, 0, 0, 0, 0, "minute"
+    second, s = _getnum(_skip(s, b":"), True, "05")
+    if second >= 60:
+        return 0, 0, 0, 0, 0, 0, 0, 0, "second"
+    nsec = 0
+    if len(s) >= 2 and s[0] in b".," and _is_digit(s, 1):
+        n = 2
+        while _is_digit(s, n):
+            n += 1
+        digits = s[1 : min(n, 10)]  # more than nine digits are truncated
+        nsec, s = int(digits) * 10 ** (9 - len(digits)), s[n:]
+    offset = 0
+    if s[:1] == b"Z":
+        s = s[1:]
+    else:
+        if len(s) < 6 or s[3] != ord(":"):
+            raise _Unparsable(s, "Z07:00")
+        off_hour, _ = _getnum(s[1:3], True, "Z07:00")
+        off_min, _ = _getnum(s[4:6], True, "Z07:00")
+        if off_hour > 24 or off_min > 60:  # Go allows +24:00 and :60 here
+            return 0, 0, 0, 0, 0, 0, 0, 0, "time zone offset"
+        if s[0] not in b"+-":
+            raise _Unparsable(s, "Z07:00")
+        offset = (off_hour * 60 + off_min) * 60 * (1 if s[0] == ord("+") else -1)
+        s = s[6:]
+    if s:
+        raise _Unparsable(s, "")
+    return year, month, day, hour, minute, second, nsec, offset, ""
+
+
+def _go_parse_rfc3339(value: str) -> int:
+    """Go's ``time.Parse(time.RFC3339, value)`` as Unix nanoseconds (range unchecked)."""
+    bad = f'parsing time "{value}" as "{_RFC3339}"'
+    try:
+        year, month, day, hour, minute, second, nsec, offset, range_error = _parse_fields(
+            value.encode("utf-8", "surrogatepass")
+        )
+    except _Unparsable as err:
+        rest = err.rest.decode("utf-8", "replace")
+        if not err.elem:
+            raise BuiltinError(f'{bad}: extra text: "{rest}"') from err
+        raise BuiltinError(f'{bad}: cannot parse "{rest}" as "{err.elem}"') from err
+    if range_error:
+        raise BuiltinError(f"{bad}: {range_error} out of range")
+    if not 1 <= day <= _days_in(month, year):
+        raise BuiltinError(f"{bad}: day out of range")
+    seconds = _days_from_civil(year, month, day) * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
+    return (seconds - offset) * _NS_PER_SECOND + nsec
+
+
+def parse_rfc3339_ns(value: object) -> int:
+    """``time.parse_rfc3339_ns(value)``: nanoseconds since the Unix epoch."""
+    return _checked_ns(_go_parse_rfc3339(_string_operand(value, 1)))
+
+
+# --------------------------------------------------------------------------- time.parse_duration_ns
+
+_UNITS: Mapping[bytes, int] = MappingProxyType(
+    {
+        b"ns": 1,
+        b"us": 1_000,
+        "\u00b5s".encode(): 1_000,
+        "\u03bcs".encode(): 1_000,
+        b"ms": 1_000_000,
+        b"s": _NS_PER_SECOND,
+        b"m": 60 * _NS_PER_SECOND,
+        b"h": 3600 * _NS_PER_SECOND,
+    }
+)
+_U64 = (1 << 64) - 1
+
+
+def _leading_int(s: bytes) -> tuple[int, bytes]:
+    x, i = 0, 0
+    while i < len(s) and 48 <= s[i] <= 57:
+        if x > (1 << 63) // 10:
+            raise BuiltinError("overflow")
+        x = x * 10 + s[i] - 48
+        if x > 1 << 63:
+            raise BuiltinError("overflow")
+        i += 1
+    return x, s[i:]
+
+
+def _leading_fraction(s: bytes) -> tuple[int, float, bytes]:
+    x, scale, i, overflow = 0, 1.0, 0, False
+    while i < len(s) and 48 <= s[i] <= 57:
+        if not overflow:
+            if x > ((1 << 63) - 1) // 10:
+                overflow = True
+            else:
+                y = x * 10 + s[i] - 48
+                if y > 1 << 63:
+                    overflow = True
+                else:
+                    x, scale = y, scale * 10
+        i += 1
+    return x, scale, s[i:]
+
+
+def parse_duration_ns(value: object) -> int:
+    """``time.parse_duration_ns(value)``: Go's ``time.ParseDuration`` in nanoseconds."""
+    text = _string_operand(value, 1)
+    s = text.encode("utf-8", "surrogatepass")
+    invalid = BuiltinError(f'time: invalid duration "{text}"')
+    neg = False
+    if s[:1] in (b"-", b"+"):
+        neg, s = s[:1] == b"-", s[1:]
+    if s == b"0":
+        return 0
+    if not s:
+        raise invalid
+    total = 0
+    while s:
+        if not (s[0] == ord(".") or 48 <= s[0] <= 57):
+            raise invalid
+        before = len(s)
+        try:
+            whole, s = _leading_int(s)
+        except BuiltinError as err:
+            raise invalid from err
+        pre, post, frac, scale = before != len(s), False, 0, 1.0
+        if s[:1] == b".":
+            s = s[1:]
+            before = len(s)
+            frac, scale, s = _leading_fraction(s)
+            post = before != len(s)
+        if not pre and not post:
+            raise invalid
+        i = 0
+        while i < len(s) and not (s[i] == ord(".") or 48 <= s[i] <= 57):
+            i += 1
+        if i == 0:
+            raise BuiltinError(f'time: missing unit in duration "{text}"')
+        unit = _UNITS.get(s[:i])
+        if unit is None:
+            shown = s[:i].decode("utf-8", "replace")
+            raise BuiltinError(f'time: unknown unit "{shown}" in duration "{text}"')
+        s = s[i:]
+        if whole > (1 << 63) // unit:
+            raise invalid
+        whole *= unit
+        if frac > 0:
+            whole += int(float(frac) * (float(unit) / scale))
+            if whole > 1 << 63:
+                raise invalid
+        total = (total + whole) & _U64  # Go's uint64 addition wraps
+        if total > 1 << 63:
+            raise invalid
+    if neg:
+        return -total
+    if total > _INT64_MAX:
+        raise invalid
+    return total
+
+
+# --------------------------------------------------------------------------- calendar built-ins
+
+
+def _split(ns: int) -> tuple[int, int]:
+    """(days since epoch, nanoseconds into that day), flooring like Go's absolute time."""
+    return divmod(ns, _SECONDS_PER_DAY * _NS_PER_SECOND)
+
+
+def date(value: object) -> list[int]:
+    """``time.date(x)``: ``[year, month, day]`` in UTC."""
+    days, _ = _split(_time_operand(value))
+    return list(_civil_from_days(days))
+
+
+def clock(value: object) -> list[int]:
+    """``time.clock(x)``: ``[hour, minute, second]`` in UTC."""
+    _, in_day = _split(_time_operand(value))
+    seconds = in_day // _NS_PER_SECOND
+    return [seconds // 3600, seconds % 3600 // 60, seconds % 60]
+
+
+def weekday(value: object) -> str:
+    """``time.weekday(x)``: the English day name in UTC."""
+    days, _ = _split(_time_operand(value))
+    return _WEEKDAYS[(days + 4) % 7]  # 1970-01-01 was a Thursday
+
+
+def add_date(value: object, years: object, months: object, days: object) -> int:
+    """``time.add_date(x, years, months, days)``: Go's ``Time.AddDate`` (with its normalisation) in UTC."""
+    ns = _time_operand(value)
+    add_years, add_months, add_days = (_int_operand(v, i) for v, i in ((years, 2), (months, 3), (days, 4)))
+    day_index, in_day = _split(ns)
+    year, month, day = _civil_from_days(day_index)
+    month0 = month - 1 + add_months
+    year += add_years + month0 // 12
+    month0 %= 12
+    new_days = _days_from_civil(year, month0 + 1, 1) + day - 1 + add_days
+    return _checked_ns(new_days * _SECONDS_PER_DAY * _NS_PER_SECOND + in_day)
+
+
+HOST_BUILTINS: Mapping[str, HostBuiltin] = MappingProxyType(
+    {
+        "time.parse_rfc3339_ns": parse_rfc3339_ns,
+        "time.parse_duration_ns": parse_duration_ns,
+        "time.date": date,
+        "time.clock": clock,
+        "time.weekday": weekday,
+        "time.add_date": add_date,
+    }
+)
+"""Every built-in this host provides, by OPA name. Nothing registers itself anywhere else."""

@@ -1,0 +1,200 @@
+"""Read an OPA bundle built for the wasm target (``opa build -t wasm``), safely and entirely in memory.
+
+Nothing is extracted to disk. Every member must be a regular file or a directory with a clean relative
+name; links, devices, ``..``/``.``/empty path segments, backslashes, NUL bytes, duplicates, and members
+or totals over the size bounds are refused. A single leading ``/`` is OPA's own convention (``opa
+build`` writes ``/policy.wasm``, ``/data.json``) and means the bundle root, as OPA reads it; so does a
+leading ``./`` (``tar -C dir .``).
+
+Data: every ``data.json`` is merged into the data document at its directory's path, as OPA does;
+conflicting values are an error. ``data.yaml`` is refused (``opa build`` always writes JSON).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyagent.errors import NoDecisionError
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "BundleError",
+    "BundleLimits",
+    "WasmBundle",
+    "read_bundle",
+]
+
+
+class BundleError(NoDecisionError):
+    """The bundle is unreadable, unsafe or incomplete. The message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class BundleLimits:
+    """Upper bounds on what a bundle may hold."""
+
+    max_archive_bytes: int = 256 * 1024 * 1024
+    max_member_bytes: int = 128 * 1024 * 1024
+    max_total_bytes: int = 512 * 1024 * 1024
+    max_members: int = 10_000
+
+
+DEFAULT_LIMITS = BundleLimits()
+
+
+@dataclass(frozen=True)
+class WasmBundle:
+    """The parts of a wasm bundle the embedded engine uses. ``files`` holds every file by clean path."""
+
+    wasm: bytes
+    data: dict[str, Any]
+    manifest: dict[str, Any]
+    revision: str
+    files: dict[str, bytes] = field(repr=False)
+
+    @property
+    def entrypoints(self) -> list[str]:
+        """Entrypoints the manifest declares for the module (``"pkg/rule"``), in manifest order."""
+        wasm = self.manifest.get("wasm")
+        if not isinstance(wasm, list):
+            return []
+        return [str(m["entrypoint"]) for m in wasm if isinstance(m, dict) and "entrypoint" in m]
+
+
+def read_bundle(
+    source: str | os.PathLike[str] | bytes, *, limits: BundleLimits = DEFAULT_LIMITS
+) -> WasmBundle:
+    """Read a ``bundle.tar.gz`` from a path or from its bytes."""
+    label = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
+    raw = source if isinstance(source, bytes) else _read_archive(Path(label), limits, label)
+    if len(raw) > limits.max_archive_bytes:
+        raise BundleError(f"bundle {label}: archive is over {limits.max_archive_bytes} bytes")
+    files = _members(raw, limits, label)
+    manifest = _json_member(files, ".manifest", label, default={})
+    if not isinstance(manifest, dict):
+        raise BundleError(f"bundle {label}: .manifest: not a JSON object")
+    revision = manifest.get("revision", "")
+    if not isinstance(revision, str):
+        raise BundleError(f"bundle {label}: .manifest: revision is not a string")
+    wasm_path = _module_path(manifest, label)
+    if wasm_path not in files:
+        raise BundleError(f"bundle {label}: {wasm_path}: missing (build it with `opa build -t wasm`)")
+    return WasmBundle(
+        wasm=files[wasm_path], data=_data(files, label), manifest=manifest, revision=revision, files=files
+    )
+
+
+def _read_archive(path: Path, limits: BundleLimits, label: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limits.max_archive_bytes + 1)
+    except OSError as err:
+        raise BundleError(f"bundle {label}: cannot read: {err.strerror or err}") from err
+    return raw
+
+
+def _clean_name(name: str, label: str) -> str:
+    shown = json.dumps(name)
+    if "\\" in name or "\x00" in name:
+        raise BundleError(f"bundle {label}: member {shown}: backslash or NUL in its name")
+    rest = name[1:] if name.startswith("/") else name[2:] if name.startswith("./") else name
+    parts = rest.split("/")
+    if parts and parts[-1] == "":
+        parts.pop()  # a directory entry's trailing slash
+    if not parts or any(part in ("", ".", "..") for part in parts):
+        raise BundleError(f"bundle {label}: member {shown}: path is absolute or escapes the bundle root")
+    return "/".join(parts)
+
+
+def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    total = count = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as archive:
+            for member in archive:
+                count += 1
+                if count > limits.max_members:
+                    raise BundleError(f"bundle {label}: more than {limits.max_members} members")
+                name = _clean_name(member.name, label)
+                if member.isdir():
+                    continue
+                if not member.isreg() or member.issparse():
+                    kind = "link" if member.issym() or member.islnk() else "special file"
+                    raise BundleError(f"bundle {label}: member {name}: is a {kind}, not a regular file")
+                total += member.size
+                if member.size > limits.max_member_bytes:
+                    raise BundleError(f"bundle {label}: member {name}: over {limits.max_member_bytes} bytes")
+                if total > limits.max_total_bytes:
+                    raise BundleError(f"bundle {label}: member {name}: members total over the bound")
+                if name in files:
+                    raise BundleError(f"bundle {label}: member {name}: appears twice")
+                handle = archive.extractfile(member)
+                if handle is None:
+                    raise BundleError(f"bundle {label}: member {name}: unreadable")
+                content = handle.read(member.size + 1)
+                if len(content) != member.size:
+                    raise BundleError(f"bundle {label}: member {name}: truncated")
+                files[name] = content
+    except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError) as err:
+        raise BundleError(f"bundle {label}: not a readable tar.gz: {err}") from err
+    return files
+
+
+def _json_member(files: Mapping[str, bytes], name: str, label: str, default: Any = None) -> Any:
+    if name not in files:
+        if default is None:
+            raise BundleError(f"bundle {label}: {name}: missing")
+        return default
+    try:
+        return json.loads(files[name])
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleError(f"bundle {label}: {name}: invalid JSON: {err}") from err
+
+
+def _module_path(manifest: Mapping[str, Any], label: str) -> str:
+    entries = manifest.get("wasm")
+    if entries is None:
+        return "policy.wasm"
+    modules: set[str] = set()
+    if isinstance(entries, list):
+        modules = {str(e.get("module", "")) for e in entries if isinstance(e, dict)}
+    if len(modules) != 1:
+        raise BundleError(f"bundle {label}: .manifest: expected one wasm module, found {len(modules)}")
+    return _clean_name(modules.pop(), label)
+
+
+def _data(files: Mapping[str, bytes], label: str) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in sorted(files):
+        base = name.rsplit("/", 1)[-1]
+        if base in ("data.yaml", "data.yml"):
+            raise BundleError(f"bundle {label}: {name}: YAML data is not supported; use `opa build`")
+        if base != "data.json":
+            continue
+        value = _json_member(files, name, label)
+        path = name.split("/")[:-1]
+        for key in reversed(path):
+            value = {key: value}
+        if not isinstance(value, dict):
+            raise BundleError(f"bundle {label}: {name}: the root data document must be an object")
+        _merge(data, value, name, label)
+    return data
+
+
+def _merge(into: dict[str, Any], value: Mapping[str, Any], name: str, label: str) -> None:
+    for key, item in value.items():
+        if key not in into:
+            into[key] = item
+        elif isinstance(into[key], dict) and isinstance(item, dict):
+            _merge(into[key], item, name, label)
+        else:
+            raise BundleError(f"bundle {label}: {name}: data conflicts at key {key!r}")

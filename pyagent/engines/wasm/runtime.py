@@ -1,0 +1,350 @@
+"""Evaluate an OPA policy compiled to WebAssembly (``opa build -t wasm``) in-process, with wasmtime.
+
+The module speaks OPA's wasm ABI 1.x (minor >= 2): data is parsed into the module's memory once
+(:meth:`WasmPolicy.set_data`); each :meth:`WasmPolicy.evaluate` writes the input JSON just above the
+data, calls the one-shot ``opa_eval`` export with the heap pointer just above the input (so every
+evaluation reuses the same memory and nothing grows), and decodes the result set it returns into the
+JSON OPA itself would answer (sets as sorted arrays, sorted keys; see ``values.py``).
+
+Built-ins the module does not carry are served by :data:`~pyagent.engines.wasm.builtins.HOST_BUILTINS`;
+a module that needs any other is refused when loaded (:class:`MissingBuiltinError`). A host built-in
+error makes its expression undefined, as in OPA's default (non-strict) evaluation; with
+``strict_builtin_errors=True`` it fails the evaluation instead, as ``opa eval --strict-builtin-errors``
+and OPA's own wasm SDKs do.
+
+Thread safety: a :class:`WasmPolicy` is NOT thread-safe. It owns one wasmtime store and instance whose
+memory every call mutates; use one per thread (or process), or serialise the calls yourself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import wasmtime
+
+from pyagent.engines.wasm.builtins import HOST_BUILTINS, BuiltinError, HostBuiltin, UnsupportedBuiltinUse
+from pyagent.engines.wasm.values import RegoValueError, decode_result_set
+from pyagent.errors import InvalidInputError, NoDecisionError
+
+__all__ = [
+    "BuiltinEvalError",
+    "MissingBuiltinError",
+    "PolicyAbortError",
+    "UndefinedResultError",
+    "UnknownEntrypointError",
+    "WasmPolicy",
+    "WasmRuntimeError",
+]
+
+_PAGE = 65_536
+_VALUE_FORMAT = 1  # opa_eval output as Rego values: keeps sets and non-string keys (see values.py)
+_DEFAULT_INITIAL_PAGES = 5
+_NUL = re.compile(b"\x00")
+_I32 = wasmtime.ValType.i32()
+
+
+class WasmRuntimeError(NoDecisionError):
+    """The wasm engine could not produce a decision (exit code 3)."""
+
+
+class MissingBuiltinError(WasmRuntimeError):
+    """The policy needs built-ins that this host does not implement."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = tuple(sorted(missing))
+        super().__init__(
+            "policy needs built-ins the embedded engine does not provide: " + ", ".join(self.missing)
+        )
+
+
+class UndefinedResultError(WasmRuntimeError):
+    """The entrypoint's value is undefined for this input and data."""
+
+
+class UnknownEntrypointError(WasmRuntimeError):
+    """No entrypoint of that name or id was compiled into the module."""
+
+
+class PolicyAbortError(WasmRuntimeError):
+    """The policy called ``opa_abort`` (e.g. a rule produced conflicting values) or trapped."""
+
+
+class BuiltinEvalError(WasmRuntimeError):
+    """A host built-in failed and built-in errors are strict, or it was used in an unsupported way."""
+
+
+@dataclass(frozen=True)
+class _Exports:
+    memory: wasmtime.Memory
+    malloc: wasmtime.Func
+    free: wasmtime.Func
+    json_parse: wasmtime.Func
+    json_dump: wasmtime.Func
+    heap_ptr_get: wasmtime.Func
+    heap_ptr_set: wasmtime.Func
+    eval: wasmtime.Func
+    stash: wasmtime.Func | None
+    stash_clear: wasmtime.Func | None
+
+
+@dataclass
+class _MemoryView:
+    """A cached zero-copy view of the linear memory; rebuilt when the memory moves or grows."""
+
+    base: int = -1
+    size: int = -1
+    view: memoryview = field(default_factory=lambda: memoryview(b""))
+
+
+def _optional_func(exports: Mapping[str, Any], name: str) -> wasmtime.Func | None:
+    value = exports.get(name)
+    return value if isinstance(value, wasmtime.Func) else None
+
+
+def _func(exports: Mapping[str, Any], name: str) -> wasmtime.Func:
+    value = _optional_func(exports, name)
+    if value is None:
+        raise WasmRuntimeError(f"policy.wasm lacks the export {name!r}: not an OPA wasm module")
+    return value
+
+
+def _encode(value: object, what: str) -> bytes:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError, UnicodeEncodeError) as err:
+        raise InvalidInputError(f"{what} is not JSON: {err}") from err
+
+
+class WasmPolicy:
+    """One compiled policy, instantiated once, evaluated many times (not thread-safe; see module doc)."""
+
+    def __init__(
+        self,
+        wasm_bytes: bytes,
+        *,
+        host_builtins: Mapping[str, HostBuiltin] = HOST_BUILTINS,
+        strict_builtin_errors: bool = False,
+        initial_memory_pages: int = _DEFAULT_INITIAL_PAGES,
+        max_memory_pages: int | None = None,
+        print_hook: Callable[[str], None] | None = None,
+    ) -> None:
+        self._strict = strict_builtin_errors
+        self._print = print_hook or (lambda line: print(line, file=sys.stderr))
+        self._engine = wasmtime.Engine()
+        try:
+            module = wasmtime.Module(self._engine, wasm_bytes)
+        except wasmtime.WasmtimeError as err:
+            raise WasmRuntimeError(f"policy.wasm is not a valid wasm module: {_first_line(err)}") from err
+        self._module = module
+        self._store = wasmtime.Store(self._engine)
+        self._memory_limits = (initial_memory_pages, max_memory_pages)
+        self._ex = self._instantiate()
+        self._view = _MemoryView()
+        required = self._dump_json(self._call(self._builtins_fn))
+        self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
+        if not isinstance(required, dict):
+            raise WasmRuntimeError("policy.wasm: the builtins export is not an object")
+        missing = [name for name in required if name not in host_builtins]
+        if missing:
+            raise MissingBuiltinError(missing)
+        self._dispatch: dict[int, tuple[str, HostBuiltin]] = {
+            int(ident): (name, host_builtins[name]) for name, ident in required.items()
+        }
+        self.required_builtins: frozenset[str] = frozenset(required)
+        self._call(self._ex.malloc, 0)  # initialise the heap, as OPA's SDKs do
+        self._base_heap = int(self._call(self._ex.heap_ptr_get))
+        self._data_addr = 0
+        self._eval_heap = self._base_heap
+        self.set_data({})
+
+    # ------------------------------------------------------------------ loading
+
+    def _instantiate(self) -> _Exports:
+        initial, maximum = self._memory_limits
+        for imp in self._module.imports:
+            if imp.module == "env" and imp.name == "memory" and isinstance(imp.type, wasmtime.MemoryType):
+                initial = max(initial, imp.type.limits.min)
+        linker = wasmtime.Linker(self._engine)
+        memory = wasmtime.Memory(self._store, wasmtime.MemoryType(wasmtime.Limits(initial, maximum)))
+        linker.define(self._store, "env", "memory", memory)
+        linker.define_func("env", "opa_abort", wasmtime.FuncType([_I32], []), self._abort)
+        linker.define_func("env", "opa_println", wasmtime.FuncType([_I32], []), self._println)
+        for arity in range(5):
+            linker.define_func(
+                "env", f"opa_builtin{arity}", wasmtime.FuncType([_I32] * (arity + 2), [_I32]), self._builtin
+            )
+        try:
+            instance = linker.instantiate(self._store, self._module)
+        except wasmtime.WasmtimeError as err:
+            raise WasmRuntimeError(f"policy.wasm cannot be instantiated: {_first_line(err)}") from err
+        exports = instance.exports(self._store)
+        major, minor = (self._global(exports, f"opa_wasm_abi{part}_version") for part in ("", "_minor"))
+        self.abi_version = (major, minor)
+        if major != 1 or minor < 2:
+            raise WasmRuntimeError(f"policy.wasm has OPA wasm ABI {major}.{minor}; 1.2 or later is needed")
+        self._builtins_fn = _func(exports, "builtins")
+        self._entrypoints_fn = _func(exports, "entrypoints")
+        return _Exports(
+            memory=memory,
+            malloc=_func(exports, "opa_malloc"),
+            free=_func(exports, "opa_free"),
+            json_parse=_func(exports, "opa_json_parse"),
+            json_dump=_func(exports, "opa_json_dump"),
+            heap_ptr_get=_func(exports, "opa_heap_ptr_get"),
+            heap_ptr_set=_func(exports, "opa_heap_ptr_set"),
+            eval=_func(exports, "opa_eval"),
+            stash=_optional_func(exports, "opa_heap_blocks_stash"),
+            stash_clear=_optional_func(exports, "opa_heap_stash_clear"),
+        )
+
+    def _global(self, exports: Mapping[str, Any], name: str) -> int:
+        value = exports.get(name)
+        if not isinstance(value, wasmtime.Global):
+            raise WasmRuntimeError(f"policy.wasm lacks the global {name!r}: not an OPA wasm module")
+        return int(value.value(self._store))
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def entrypoints(self) -> Mapping[str, int]:
+        """Entrypoint name (``"pkg/rule"``) to id, as compiled into the module."""
+        return dict(self._entrypoints)
+
+    @property
+    def memory_pages(self) -> int:
+        """Current size of the module's linear memory, in 64 KiB pages."""
+        return int(self._ex.memory.size(self._store))
+
+    def set_data(self, data: Mapping[str, object]) -> None:
+        """Parse ``data`` into the module's memory, replacing any previous data document."""
+        raw = _encode(data, "policy data")
+        if self._ex.stash_clear is not None:
+            self._call(self._ex.stash_clear)
+        self._call(self._ex.heap_ptr_set, self._base_heap)
+        addr = self._write_new(raw)
+        value = int(self._call(self._ex.json_parse, addr, len(raw)))
+        if value == 0:
+            raise WasmRuntimeError("policy data could not be parsed by the wasm module")
+        self._call(self._ex.free, addr)
+        if self._ex.stash is not None:
+            self._call(self._ex.stash)  # keep freed blocks out of every evaluation's reach
+        self._data_addr = value
+        self._eval_heap = int(self._call(self._ex.heap_ptr_get))
+
+    def evaluate(self, input: object, entrypoint: str | int = 0) -> object:
+        """The value of ``entrypoint`` for ``input``; :class:`UndefinedResultError` when undefined."""
+        entry = self._entrypoint_id(entrypoint)
+        raw = _encode(input, "input")
+        addr = self._eval_heap
+        end = addr + len(raw)
+        memory = self._ex.memory
+        if end > memory.data_len(self._store):
+            self._grow_to(end)
+        ctypes.memmove(self._view_of()[0] + addr, raw, len(raw))
+        result = self._call(self._ex.eval, 0, entry, self._data_addr, addr, len(raw), end, _VALUE_FORMAT)
+        try:
+            defined, value = decode_result_set(self._read_cstring(int(result)))
+        except (RegoValueError, UnicodeDecodeError) as err:
+            raise WasmRuntimeError(f"policy.wasm returned a malformed result: {err}") from err
+        if not defined:
+            name = next((n for n, i in self._entrypoints.items() if i == entry), str(entry))
+            raise UndefinedResultError(f"policy decision {name!r} is undefined")
+        return value
+
+    # ------------------------------------------------------------------ memory
+
+    def _entrypoint_id(self, entrypoint: str | int) -> int:
+        if isinstance(entrypoint, str):
+            if entrypoint not in self._entrypoints:
+                known = ", ".join(sorted(self._entrypoints))
+                raise UnknownEntrypointError(f"no entrypoint {entrypoint!r} in policy.wasm (has: {known})")
+            return self._entrypoints[entrypoint]
+        if isinstance(entrypoint, bool) or entrypoint not in self._entrypoints.values():
+            raise UnknownEntrypointError(f"no entrypoint with id {entrypoint!r} in policy.wasm")
+        return entrypoint
+
+    def _grow_to(self, end: int) -> None:
+        memory = self._ex.memory
+        missing = end - memory.data_len(self._store)
+        try:
+            memory.grow(self._store, -(-missing // _PAGE))
+        except wasmtime.WasmtimeError as err:
+            raise WasmRuntimeError(f"wasm memory cannot grow to {end} bytes: {_first_line(err)}") from err
+
+    def _view_of(self) -> tuple[int, memoryview]:
+        memory, store = self._ex.memory, self._store
+        base = ctypes.addressof(memory.data_ptr(store).contents)
+        size = memory.data_len(store)
+        cache = self._view
+        if cache.base != base or cache.size != size:
+            cache.base, cache.size = base, size
+            cache.view = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+        return base, cache.view
+
+    def _read_cstring(self, addr: int) -> bytes:
+        """The NUL-terminated string at ``addr``, bounds-checked against the linear memory."""
+        base, view = self._view_of()
+        end = _NUL.search(view, addr) if 0 < addr < len(view) else None
+        if end is None:
+            raise WasmRuntimeError(f"policy.wasm returned an invalid string address {addr}")
+        return ctypes.string_at(base + addr, end.start() - addr)
+
+    def _write_new(self, raw: bytes) -> int:
+        addr = int(self._call(self._ex.malloc, len(raw)))
+        base, view = self._view_of()
+        if addr <= 0 or addr + len(raw) > len(view):
+            raise WasmRuntimeError(f"opa_malloc({len(raw)}) returned an invalid address {addr}")
+        ctypes.memmove(base + addr, raw, len(raw))
+        return addr
+
+    def _dump_json(self, value_addr: int) -> Any:
+        return json.loads(self._read_cstring(int(self._call(self._ex.json_dump, value_addr))))
+
+    def _call(self, func: wasmtime.Func, *args: int) -> Any:
+        try:
+            return func(self._store, *args)
+        except wasmtime.Trap as err:
+            raise PolicyAbortError(f"policy.wasm trapped: {_first_line(err)}") from err
+        except wasmtime.WasmtimeError as err:
+            raise WasmRuntimeError(f"policy.wasm failed: {_first_line(err)}") from err
+
+    # ------------------------------------------------------------------ imports
+
+    def _abort(self, addr: int) -> None:
+        raise PolicyAbortError(f"policy aborted: {self._read_cstring(addr).decode('utf-8', 'replace')}")
+
+    def _println(self, addr: int) -> None:
+        self._print(self._read_cstring(addr).decode("utf-8", "replace"))
+
+    def _builtin(self, builtin_id: int, _ctx: int, *arg_addrs: int) -> int:
+        name, impl = self._dispatch[builtin_id]
+        args = [
+            json.loads(self._read_cstring(int(self._call(self._ex.json_dump, a))), parse_float=Decimal)
+            for a in arg_addrs
+        ]
+        try:
+            value = impl(*args)
+        except BuiltinError as err:
+            if self._strict:
+                raise BuiltinEvalError(f"{name}: {err}") from err
+            return 0  # NULL: the expression is undefined, as in OPA's non-strict evaluation
+        except UnsupportedBuiltinUse as err:
+            raise BuiltinEvalError(f"{name}: unsupported by the embedded engine: {err}") from err
+        raw = _encode(value, f"the result of {name}")
+        addr = self._write_new(raw)
+        parsed = int(self._call(self._ex.json_parse, addr, len(raw)))
+        if parsed == 0:
+            raise WasmRuntimeError(f"{name}: its result could not be parsed by the wasm module")
+        return parsed
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

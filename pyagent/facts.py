@@ -1,0 +1,91 @@
+"""Device facts the collectors cannot see (ownership, enrolment, organisation, device id),
+from flags or the agent config, flags winning; and the device report built from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent.agentconfig import AgentConfig
+from pyagent.collectors.base import Inventory
+from pyagent.errors import InvalidInputError
+from pyagent.timeutil import now_rfc3339
+
+OWNERSHIPS = ("corporate", "personal")
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the report needs beyond the inventory."""
+
+    device_id: str
+    ownership: str
+    mdm_enrolled: bool
+    organization: str | None = None
+    mdm_provider: str | None = None
+
+
+@dataclass(frozen=True)
+class FactFlags:
+    """The facts as given on the command line (None: not given)."""
+
+    device_id: str | None = None
+    ownership: str | None = None
+    mdm_enrolled: bool | None = None
+    organization: str | None = None
+    mdm_provider: str | None = None
+
+
+def resolve_facts(flags: FactFlags, config: AgentConfig) -> DeviceFacts:
+    """Flags win over the config; a missing required fact names both the flag and the config key."""
+    where = config.source or "the agent config"
+
+    def pick(flag_value: Any, key: str, flag: str, *, required: bool) -> Any:
+        if flag_value is not None:
+            return flag_value
+        if key in config.device:
+            return config.device[key]
+        if required:
+            raise InvalidInputError(f"missing device fact: give {flag}, or set device.{key} in {where}")
+        return None
+
+    device_id = pick(flags.device_id, "id", "--device-id ID", required=True)
+    ownership = pick(flags.ownership, "ownership", "--ownership corporate|personal", required=True)
+    enrolled = pick(flags.mdm_enrolled, "mdm_enrolled", "--mdm-enrolled/--no-mdm-enrolled", required=True)
+    organization = pick(flags.organization, "organization", "--org ORG", required=False)
+    provider = pick(flags.mdm_provider, "mdm_provider", "--mdm-provider NAME", required=False)
+    if not isinstance(device_id, str) or not device_id.strip():
+        raise InvalidInputError(f"device.id in {where} must be a non-empty string")
+    if ownership not in OWNERSHIPS:
+        raise InvalidInputError(f"device.ownership in {where} must be corporate or personal, got {ownership!r}")
+    if not isinstance(enrolled, bool):
+        raise InvalidInputError(f"device.mdm_enrolled in {where} must be true or false, got {enrolled!r}")
+    for key, value in (("organization", organization), ("mdm_provider", provider)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidInputError(f"device.{key} in {where} must be a non-empty string")
+    return DeviceFacts(device_id, ownership, enrolled, organization, provider)
+
+
+def build_report(inventory: Inventory, facts: DeviceFacts, *, collected_at: str | None = None) -> dict[str, Any]:
+    """A device report (CONTRACT section 1) from an inventory and the device facts."""
+    mdm: dict[str, Any] = {"enrolled": facts.mdm_enrolled}
+    if facts.mdm_provider:
+        mdm["provider"] = facts.mdm_provider
+    device: dict[str, Any] = {"id": facts.device_id, "platform": inventory.platform}
+    if inventory.os_version:
+        device["os_version"] = inventory.os_version
+    device["ownership"] = facts.ownership
+    if facts.organization:
+        device["organization"] = facts.organization
+    device["mdm"] = mdm
+    if inventory.work_profile is not None:
+        device["work_profile"] = inventory.work_profile
+    if inventory.facts:
+        device["extra"] = dict(inventory.facts)
+    return {
+        "schema_version": 1,
+        "collected_at": collected_at or now_rfc3339(),
+        "device": device,
+        "apps": inventory.apps_json(),
+        "collector": inventory.collector_json(),
+    }

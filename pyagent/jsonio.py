@@ -1,0 +1,81 @@
+"""Strict JSON reading for everything a user gives pyagent.
+
+Bounded size, UTF-8 only, duplicate keys refused (a document that says a key twice is
+ambiguous, and silently keeping the last value would drop what the user wrote), and a
+one-line error naming the file, line and column.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pyagent.errors import InvalidInputError
+
+
+class DuplicateKeyError(ValueError):
+    """An object in the document has the same key twice."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def read_bytes(path: str | Path, *, what: str, max_bytes: int, stdin: BinaryIO | None = None) -> bytes:
+    """The bytes of ``path`` (``-`` for stdin), refusing more than ``max_bytes``."""
+    name = str(path)
+    if name == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        raw = stream.read(max_bytes + 1)
+    else:
+        target = Path(name)
+        if not target.exists():
+            raise InvalidInputError(f"{name}: {what} not found")
+        if not target.is_file():
+            raise InvalidInputError(f"{name}: {what} is not a regular file")
+        try:
+            with target.open("rb") as handle:
+                raw = handle.read(max_bytes + 1)
+        except OSError as err:
+            raise InvalidInputError(f"{name}: cannot read {what}: {err.strerror}") from err
+    if len(raw) > max_bytes:
+        raise InvalidInputError(f"{name}: {what} is larger than {max_bytes // (1024 * 1024)} MiB")
+    return raw
+
+
+def parse_json(raw: bytes, *, name: str, what: str) -> Any:
+    """Parse ``raw`` as JSON with the checks above."""
+    if not raw.strip():
+        raise InvalidInputError(f"{name}: {what} is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"{name}: {what} is not UTF-8 text (byte {err.start})") from err
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {err.msg}") from err
+    except DuplicateKeyError as err:
+        raise InvalidInputError(f"{name}: {what} has a {err}") from err
+    except RecursionError as err:
+        raise InvalidInputError(f"{name}: {what} is nested too deeply") from err
+
+
+def load_json_object(
+    path: str | Path, *, what: str, max_bytes: int, stdin: BinaryIO | None = None
+) -> dict[str, Any]:
+    """A JSON object read from ``path``; anything else is an :class:`InvalidInputError`."""
+    name = str(path)
+    value = parse_json(read_bytes(path, what=what, max_bytes=max_bytes, stdin=stdin), name=name, what=what)
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{name}: {what} must be a JSON object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,1 @@
+"""Policy data and the policy author's tooling around the real `opa`."""

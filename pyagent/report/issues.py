@@ -1,0 +1,228 @@
+"""Schema issues: one line each, a JSON path and what was expected, safe to print.
+
+The reference validator (``jsonschema``) reports errors as ``ValidationError`` objects whose messages embed
+``repr()`` of arbitrary, possibly huge, values. This module turns them into :class:`SchemaIssue` values with a
+JSON path such as ``$.apps[3].id`` and a bounded, printable message such as
+``expected one of "corporate", "personal", got "privat"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "SchemaIssue",
+    "issues_from_errors",
+    "json_path",
+    "printable",
+    "show_value",
+]
+
+MAX_MESSAGE_CHARS = 300
+_MAX_VALUE_CHARS = 60
+_MAX_KEY_CHARS = 64
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# C0 and C1 controls, DEL, line/paragraph separators, bidi overrides, surrogates: never printed raw.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NUL_PATTERN = "^[^\\u0000]+$"
+
+Location = Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class SchemaIssue:
+    """One schema violation: where (a JSON path, ``$`` is the document) and what was expected."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+    def as_error(self) -> dict[str, str]:
+        """The issue as an entry of a decision's ``errors`` array."""
+        return {"code": "invalid_report", "path": self.path, "message": self.message}
+
+
+def printable(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` on one line, control characters escaped (``\\u0000``), cut to ``limit`` characters."""
+    escaped = _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def show_value(value: object) -> str:
+    """A short, printable rendering of a JSON value for an error message."""
+    if isinstance(value, str):
+        if not value:
+            return "an empty string"
+        text = json.dumps(value[:_MAX_VALUE_CHARS], ensure_ascii=True)
+        if len(value) > _MAX_VALUE_CHARS:
+            text = text[:-1] + '..."'
+        return printable(text, 2 * _MAX_VALUE_CHARS)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**30 else "a very large integer"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return printable(type(value).__name__)
+
+
+def _quote(text: str, limit: int = _MAX_KEY_CHARS) -> str:
+    quoted = json.dumps(text[:limit], ensure_ascii=True)
+    return quoted if len(text) <= limit else quoted[:-1] + '..."'
+
+
+def json_path(location: Iterable[str | int]) -> str:
+    """``$.apps[3].id`` for ``("apps", 3, "id")``; odd keys are quoted: ``$.extra["a b"]``."""
+    parts = ["$"]
+    for step in location:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        elif _IDENTIFIER.fullmatch(step):
+            parts.append(f".{step}")
+        else:
+            parts.append(f"[{_quote(step)}]")
+    return "".join(parts)
+
+
+def _sort_key(location: Location) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, step, "") if isinstance(step, int) else (1, 0, step) for step in location)
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+
+
+class _Renderer:
+    """Renders ``jsonschema`` errors against one root schema (needed to follow ``$ref``)."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self._root = root
+
+    def resolve(self, schema: Any) -> Any:
+        seen = 0
+        while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and seen < 32:
+            ref: str = schema["$ref"]
+            if not ref.startswith("#/"):
+                return schema
+            node: Any = self._root
+            for part in ref[2:].split("/"):
+                if not isinstance(node, Mapping) or part not in node:
+                    return schema
+                node = node[part]
+            schema, seen = node, seen + 1
+        return schema
+
+    def expectation(self, schema: Any) -> str:
+        """What a value must be, in words: ``one of "corporate", "personal"``, ``a string``."""
+        schema = self.resolve(schema)
+        if not isinstance(schema, Mapping):
+            return "a value"
+        if "const" in schema:
+            return json.dumps(schema["const"])
+        if isinstance(schema.get("enum"), list):
+            return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+        if schema.get("format") == "date-time":
+            return "an RFC 3339 date-time such as 2023-03-16T09:30:00Z"
+        types = schema.get("type")
+        names = [types] if isinstance(types, str) else types if isinstance(types, list) else []
+        words = [_TYPE_WORDS.get(str(t), str(t)) for t in names]
+        if "string" in names and schema.get("minLength", 0) >= 1:
+            words[names.index("string")] = "a non-empty string"
+        return " or ".join(words) if words else "a value"
+
+    def render(self, error: Any) -> list[tuple[Location, str]]:
+        """One or more (location, message) pairs for one ``jsonschema.ValidationError``."""
+        keyword = str(error.validator)
+        where: Location = list(error.absolute_path)
+        instance, value, schema = error.instance, error.validator_value, error.schema
+        if "propertyNames" in error.schema_path:
+            return [(where, self._property_name(keyword, value, instance, error.message))]
+        if keyword == "required":
+            props = schema.get("properties", {})
+            return [
+                ([*where, name], f"required field is missing; expected {self.expectation(props.get(name))}")
+                for name in value
+                if isinstance(instance, Mapping) and name not in instance
+            ]
+        if keyword == "pattern" and value == _NUL_PATTERN and instance == "" and schema.get("minLength", 0) >= 1:
+            return []  # the same problem as the minLength error reported for this value
+        if keyword == "additionalProperties" and value is False and isinstance(instance, Mapping):
+            allowed = sorted(schema.get("properties", {}))
+            return [([*where, key], self._unknown_field(key, allowed)) for key in instance if key not in allowed]
+        return [(where, self._message(keyword, value, instance, schema, error.message))]
+
+    def _unknown_field(self, key: str, allowed: list[str]) -> str:
+        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+        text = "unknown field" + (f' (did you mean "{hint[0]}"?)' if hint else "")
+        text += "; allowed fields: " + ", ".join(allowed)
+        if "extra" in allowed:
+            text += '; put free-form data under "extra"'
+        return text
+
+    def _property_name(self, keyword: str, value: Any, key: object, fallback: str) -> str:
+        if keyword == "maxLength" and isinstance(key, str):
+            return f"field name {show_value(key)} is too long: {len(key)} characters, at most {value}"
+        return "field name " + printable(fallback)
+
+    def _message(self, keyword: str, value: Any, instance: Any, schema: Any, fallback: str) -> str:
+        got = show_value(instance)
+        size = len(instance) if isinstance(instance, (str, list, dict)) else 0
+        if keyword in ("type", "enum", "const"):
+            return f"expected {self.expectation(schema)}, got {got}"
+        if keyword == "minLength":
+            return f"expected a string of at least {value} characters, got {got}"
+        if keyword == "maxLength":
+            return f"too long: {size} characters, at most {value} allowed (value starts {got})"
+        if keyword == "pattern":
+            return self._pattern(value, instance, schema, got)
+        if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[keyword]
+            return f"expected {self.expectation(schema)} {op} {value}, got {got}"
+        if keyword == "maxItems":
+            return f"too many items: {size}, at most {value} allowed"
+        if keyword == "minItems":
+            return f"too few items: {size}, at least {value} required"
+        if keyword == "maxProperties":
+            return f"too many fields: {size}, at most {value} allowed"
+        if keyword == "minProperties":
+            return f"too few fields: {size}, at least {value} required"
+        return printable(fallback)
+
+    def _pattern(self, pattern: str, instance: Any, schema: Any, got: str) -> str:
+        if pattern == _NUL_PATTERN and isinstance(instance, str):
+            if "\x00" not in instance:
+                return f"expected a non-empty string, got {got}"
+            return f"must not contain a NUL character (\\u0000), found at position {instance.index(chr(0))}: {got}"
+        if schema.get("format") == "date-time":
+            return f"expected {self.expectation(schema)} (upper-case T and Z, a real calendar date), got {got}"
+        return f"expected a string matching {printable(pattern, 80)}, got {got}"
+
+
+def issues_from_errors(errors: Iterable[Any], root: Mapping[str, Any]) -> list[SchemaIssue]:
+    """Every ``jsonschema`` error as :class:`SchemaIssue`, deduplicated, sorted by path then message."""
+    renderer = _Renderer(root)
+    found: dict[tuple[str, str], Location] = {}
+    for error in errors:
+        for location, message in renderer.render(error):
+            found.setdefault((json_path(location), printable(message)), location)
+    ordered = sorted(found.items(), key=lambda item: (_sort_key(item[1]), item[0][1]))
+    return [SchemaIssue(path, message) for (path, message), _ in ordered]

@@ -1,0 +1,228 @@
+"""Read a device report from a file or stdin, strictly: bounded size, UTF-8, JSON, no duplicate keys, schema.
+
+Every problem is an :class:`~pyagent.errors.InvalidInputError` (exit code 2) with a one-line message that starts
+with the report's name, e.g. ``report.json: invalid JSON at line 3, column 5: Expecting ',' delimiter``.
+Schema violations raise :class:`ReportInvalidError`, which carries every issue.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pyagent.errors import InvalidInputError
+from pyagent.report.issues import SchemaIssue, json_path, printable
+from pyagent.report.validate import SchemaValidator, report_validator
+
+__all__ = [
+    "MAX_REPORT_BYTES",
+    "STDIN",
+    "ReportInvalidError",
+    "check_report",
+    "load_report",
+    "parse_report",
+    "read_report_bytes",
+    "source_name",
+]
+
+MAX_REPORT_BYTES = 64 * 1024 * 1024  # also in the schema as x-max-document-bytes
+STDIN = "-"
+_CHUNK = 1024 * 1024
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts with FF FE too)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+class ReportInvalidError(InvalidInputError):
+    """The report is well-formed JSON but does not match the schema. ``issues`` lists every violation."""
+
+    def __init__(self, source: str, issues: list[SchemaIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        count = len(self.issues)
+        first = f"; first: {self.issues[0]}" if self.issues else ""
+        noun = "error" if count == 1 else "errors"
+        super().__init__(f"{source}: report does not match the schema ({count} {noun}){first}")
+
+    def lines(self) -> list[str]:
+        """One ``<file>: <path>: <message>`` line per issue, as the CLI prints them."""
+        return [f"{self.source}: {issue.path}: {issue.message}" for issue in self.issues]
+
+
+def source_name(source: str | Path) -> str:
+    """How a report source is named in messages: the path as given, ``<stdin>`` for ``-``."""
+    return "<stdin>" if str(source) == STDIN else printable(str(source), 200)
+
+
+def _read_capped(stream: BinaryIO, name: str, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise InvalidInputError(f"{name}: report is larger than {limit // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+
+
+def read_report_bytes(
+    source: str | Path, stdin: BinaryIO | None = None, *, limit: int = MAX_REPORT_BYTES
+) -> tuple[str, bytes]:
+    """(name, content) of a report file, or of stdin when ``source`` is ``-``; at most ``limit`` bytes."""
+    name = source_name(source)
+    if str(source) == STDIN:
+        return name, _read_capped(stdin if stdin is not None else sys.stdin.buffer, name, limit)
+    try:
+        with open(source, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+                raise InvalidInputError(f"{name}: report is larger than {limit // (1024 * 1024)} MiB")
+            return name, _read_capped(stream, name, limit)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise InvalidInputError(f"{name}: cannot read report: {printable(reason)}") from err
+
+
+class _DuplicateKeys:
+    """``object_pairs_hook`` that builds dicts and remembers the first object with a repeated key."""
+
+    def __init__(self) -> None:
+        self.first: tuple[dict[str, Any], str] | None = None
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs) and self.first is None:
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.first = (result, key)
+                    break
+                seen.add(key)
+        return result
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"number {token[:40]} is out of range")
+    return value
+
+
+def _path_to(root: Any, match: Callable[[Any], bool]) -> list[str | int] | None:
+    """The location of the first node (depth first, iterative) for which ``match`` holds."""
+    stack: list[tuple[Any, list[str | int]]] = [(root, [])]
+    while stack:
+        node, where = stack.pop()
+        if match(node):
+            return where
+        if isinstance(node, dict):
+            stack.extend((value, [*where, key]) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, [*where, index]) for index, value in enumerate(node))
+    return None
+
+
+def _not_unicode(text: object) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _has_lone_surrogate(node: Any) -> bool:
+    return _not_unicode(node) or (isinstance(node, dict) and any(_not_unicode(key) for key in node))
+
+
+def _decode(data: bytes, name: str) -> str:
+    if data.startswith(_WIDE_BOMS):
+        raise InvalidInputError(f"{name}: report is UTF-16 or UTF-32 encoded; save it as UTF-8")
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InvalidInputError(f"{name}: report is binary, not JSON text (NUL byte at offset {nul})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = data[err.start]
+        raise InvalidInputError(
+            f"{name}: report is not UTF-8 text (byte 0x{bad:02x} at offset {err.start})"
+        ) from err
+    if not text or text.isspace():
+        raise InvalidInputError(f"{name}: report is empty")
+    return text
+
+
+def parse_report(data: bytes, name: str, *, validate: bool = True) -> dict[str, Any]:
+    """Parse one report's bytes; with ``validate``, check it against the schema too."""
+    text = _decode(data, name)
+    duplicates = _DuplicateKeys()
+    try:
+        document = json.loads(
+            text, object_pairs_hook=duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except json.JSONDecodeError as err:
+        ending = " (the document ends too early: truncated?)" if err.pos >= len(text.rstrip()) else ""
+        raise InvalidInputError(
+            f"{name}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}{ending}"
+        ) from err
+    except RecursionError as err:
+        raise InvalidInputError(f"{name}: invalid JSON: nested too deeply") from err
+    except ValueError as err:  # a constant (NaN, Infinity), an out-of-range float, an integer too long
+        reason = str(err)
+        if "integer string conversion" in reason:
+            reason = "a number has too many digits"
+        raise InvalidInputError(f"{name}: invalid JSON: {printable(reason, 120)}") from err
+    if duplicates.first is not None:
+        target, key = duplicates.first
+        where = _path_to(document, lambda node: node is target) or []
+        raise InvalidInputError(
+            f"{name}: {json_path([*where, key])}: duplicate key; a key may appear only once in an object"
+        )
+    if _SURROGATE_ESCAPE.search(text):
+        where = _path_to(document, _has_lone_surrogate)
+        if where is not None:
+            raise InvalidInputError(
+                f"{name}: {json_path(where)}: contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), "
+                "which is not Unicode text"
+            )
+    if not isinstance(document, dict):
+        kind = "an array" if isinstance(document, list) else f"a {type(document).__name__} value"
+        raise InvalidInputError(f"{name}: a report must be a JSON object, got {kind}")
+    if validate:
+        check_report(document, name, nul_free="\\u0000" not in text)
+    return document
+
+
+def check_report(
+    document: object, name: str, validator: SchemaValidator | None = None, *, nul_free: bool = False
+) -> None:
+    """Raise :class:`ReportInvalidError` listing every issue when ``document`` does not match the schema.
+    ``nul_free``: see :class:`~pyagent.report.validate.SchemaValidator`."""
+    result = (validator or report_validator()).validate(document, nul_free=nul_free)
+    if not result.valid:
+        raise ReportInvalidError(name, result.issues)
+
+
+def load_report(
+    source: str | Path, stdin: BinaryIO | None = None, *, validate: bool = True
+) -> dict[str, Any]:
+    """Read, parse and (with ``validate``) schema-check the report at ``source`` (a path, or ``-`` for stdin)."""
+    name, data = read_report_bytes(source, stdin)
+    return parse_report(data, name, validate=validate)

@@ -1,0 +1,40 @@
+"""RFC 3339 timestamps, as OPA's ``time.parse_rfc3339_ns`` reads them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from pyagent.errors import InvalidInputError
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+def is_rfc3339(value: str) -> bool:
+    """True for an RFC 3339 timestamp with a time zone, within calendar ranges."""
+    match = _RFC3339.match(value)
+    if not match:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    try:
+        datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - range check only
+    except ValueError:
+        return False
+    offset = match.group(8)
+    return offset == "Z" or (int(offset[1:3]) < 24 and int(offset[4:6]) < 60)
+
+
+def check_rfc3339(value: str, *, option: str) -> str:
+    """``value`` unchanged when it is RFC 3339, else a usage error naming ``option``."""
+    if not is_rfc3339(value):
+        raise InvalidInputError(
+            f"{option}: {value!r} is not an RFC 3339 timestamp (example: 2023-03-16T09:30:00Z)"
+        )
+    return value
+
+
+def now_rfc3339() -> str:
+    """The current time in UTC, to the second, as RFC 3339."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,158 @@
+"""Reading input files: what is refused, and that nothing can hang the reader."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pyagent.collectors.base import CollectorInputError
+from pyagent.collectors.files import MAX_INPUT_BYTES, decode_text, load_json, read_input_bytes, read_input_text
+from pyagent.errors import InvalidInputError
+
+
+def test_reads_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "capture.txt"
+    path.write_bytes(b"package:com.x\n")
+    assert read_input_bytes(path) == b"package:com.x\n"
+    assert read_input_text(path) == "package:com.x\n"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CollectorInputError, match=r"capture\.txt: no such file$") as info:
+        read_input_bytes(tmp_path / "capture.txt")
+    assert info.value.exit_code == 2
+    assert isinstance(info.value, InvalidInputError)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    with pytest.raises(CollectorInputError, match="empty.txt: file is empty"):
+        read_input_bytes(path)
+
+
+def test_whitespace_only_text(tmp_path: Path) -> None:
+    path = tmp_path / "blank.txt"
+    path.write_bytes(b"\n \n\t\n")
+    with pytest.raises(CollectorInputError, match="no content"):
+        read_input_text(path)
+
+
+def test_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "enormous.json"
+    with path.open("wb") as handle:  # sparse: no disk space used
+        handle.truncate(MAX_INPUT_BYTES + 1)
+    with pytest.raises(CollectorInputError, match=rf"enormous.json: {MAX_INPUT_BYTES + 1} bytes, more than"):
+        read_input_bytes(path)
+
+
+def test_small_cap(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(CollectorInputError, match="more than the 10-byte limit"):
+        read_input_bytes(path, max_bytes=10)
+    assert read_input_bytes(path, max_bytes=11) == b"x" * 11
+
+
+def test_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(CollectorInputError, match=r"pipe: is a FIFO \(named pipe\), not a regular file"):
+        read_input_bytes(fifo)
+    assert time.monotonic() - start < 2
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CollectorInputError, match="is a directory"):
+        read_input_bytes(tmp_path)
+
+
+def test_device_is_refused() -> None:
+    with pytest.raises(CollectorInputError, match="/dev/zero: is a device, not a regular file"):
+        read_input_bytes("/dev/zero")
+
+
+def test_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
+    target = tmp_path / "real.txt"
+    target.write_text("package:com.x\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    assert read_input_text(link) == "package:com.x\n"
+
+
+def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "link.txt"
+    link.symlink_to(tmp_path / "gone.txt")
+    with pytest.raises(CollectorInputError, match="link.txt: symbolic link to a missing file"):
+        read_input_bytes(link)
+
+
+def test_symlink_to_a_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.txt"
+    link.symlink_to(fifo)
+    with pytest.raises(CollectorInputError, match="link.txt: is a FIFO"):
+        read_input_bytes(link)
+
+
+def test_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "link.txt"
+    link.symlink_to("/dev/urandom")
+    with pytest.raises(CollectorInputError, match="link.txt: is a device"):
+        read_input_bytes(link)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    path = tmp_path / "secret.txt"
+    path.write_text("x")
+    path.chmod(0)
+    with pytest.raises(CollectorInputError, match="cannot open: Permission denied"):
+        read_input_bytes(path)
+
+
+def test_binary_is_refused() -> None:
+    with pytest.raises(CollectorInputError, match=r"^f: binary data \(NUL byte at offset 3\), not text$"):
+        decode_text(b"abc\x00def", where="f")
+
+
+def test_non_utf8_is_refused() -> None:
+    with pytest.raises(CollectorInputError, match="not UTF-8 text"):
+        decode_text("package:com.café\n".encode("latin-1"), where="f")
+
+
+def test_utf8_bom_is_dropped() -> None:
+    assert decode_text(codecs.BOM_UTF8 + b'{"value": []}', where="f") == '{"value": []}'
+
+
+def test_utf16_with_bom_is_decoded() -> None:
+    # Windows PowerShell 5.1's Out-File writes UTF-16 LE with a byte order mark.
+    data = codecs.BOM_UTF16_LE + '{"value": []}\r\n'.encode("utf-16-le")
+    assert decode_text(data, where="f") == '{"value": []}\r\n'
+
+
+def test_broken_utf16_is_refused() -> None:
+    with pytest.raises(CollectorInputError, match="not valid UTF-16"):
+        decode_text(codecs.BOM_UTF16_LE + b"\x00\xd8", where="f")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"value": [', "not valid JSON .*truncated"),
+        ("[NaN]", "NaN is not valid JSON"),
+        ("[Infinity]", "Infinity is not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("1" * 5000, "not valid JSON"),
+    ],
+)
+def test_load_json_refusals(text: str, message: str) -> None:
+    with pytest.raises(CollectorInputError, match=message):
+        load_json(text, where="f")

@@ -1,0 +1,189 @@
+"""osquery: the four tables, told apart by their columns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyagent.collectors import CollectorError, CollectorInputError, get_collector
+from pyagent.collectors.base import App
+from pyagent.collectors.osquery import OsqueryCollector, detect_table, parse_osquery_json
+
+FakeTool = Callable[[str, str], Path]
+
+
+def _collect(path: Path, **options: object) -> tuple[list[App], dict[str, object], str]:
+    inventory = OsqueryCollector(from_file=path, **options).collect()  # type: ignore[arg-type]
+    return inventory.apps, inventory.facts, inventory.platform
+
+
+def _by_id(apps: list[App]) -> dict[str, App]:
+    return {app.id: app for app in apps}
+
+
+def test_macos_apps(fixtures: Path) -> None:
+    apps, facts, platform = _collect(fixtures / "osquery" / "macos-apps.json")
+    assert platform == "macos"
+    assert facts["osquery_table"] == "apps"
+    rows = json.loads((fixtures / "osquery" / "macos-apps.json").read_text())
+    assert len(apps) == len(rows) == 11
+    by_id = _by_id(apps)
+    assert by_id["com.zhiliaoapp.musically"].to_json() == {
+        "id": "com.zhiliaoapp.musically",
+        "name": "TikTok",
+        "version": "34.3.0",
+        "source": "osquery",
+        "path": "/Applications/TikTok.app",
+    }
+    assert by_id["com.microsoft.Outlook"].name == "Microsoft Outlook"
+    assert by_id["com.microsoft.Outlook"].version == "16.83"
+    assert by_id["com.apple.calculator"].name == "Calculator"  # no display_name: bundle_name
+    legacy = by_id["name:Legacy Scanner"]  # no bundle identifier: named, and marked as such
+    assert legacy.evidence == "display_name"
+    assert legacy.name == "Legacy Scanner"
+    assert all(a.evidence is None for a in apps if a is not legacy)
+
+
+def test_windows_programs_before_osquery_5_17(fixtures: Path) -> None:
+    apps, _, platform = _collect(fixtures / "osquery" / "windows-programs-osquery-5.16.json")
+    assert platform == "windows"
+    by_id = _by_id(apps)
+    assert by_id["{3b2ec71d-7b41-4a7c-8a5e-2ab4ab8b8b5e}"].evidence is None  # MSI product code
+    capcut = by_id["ByteDance.CapCut"]  # no identifier; the display name is a known app
+    assert (capcut.name, capcut.evidence, capcut.version) == ("CapCut", "display_name", "3.9.0.1459")
+    firefox = by_id["name:Mozilla Firefox (x64 en-GB)"]
+    assert firefox.evidence == "display_name"
+    assert len(apps) == 8
+
+
+def test_windows_programs_msix_package_family_name(fixtures: Path) -> None:
+    apps, _, platform = _collect(fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json")
+    assert platform == "windows"
+    by_id = _by_id(apps)
+    tiktok = by_id["BytedancePte.Ltd.TikTok_6yccndn6064se"]
+    assert (tiktok.name, tiktok.evidence, tiktok.version) == ("TikTok", None, "1.0.19.0")
+    assert tiktok.path == r"C:\Program Files\WindowsApps\BytedancePte.Ltd.TikTok_1.0.19.0_x64__6yccndn6064se"
+    assert by_id["MSTeams_8wekyb3d8bbwe"].evidence is None
+    assert len(apps) == 11
+
+
+def test_deb_packages(fixtures: Path) -> None:
+    apps, facts, platform = _collect(fixtures / "osquery" / "debian12-deb_packages.json")
+    assert platform == "linux"
+    ids = [a.id for a in apps]
+    assert "zoom" not in ids  # deinstall ok config-files: only configuration left
+    assert facts["not_installed_skipped"] == 1
+    assert "teams-for-linux" in ids  # hold ok installed: on the disk
+    # amd64 and i386 rows: the report has no architecture field, so they make one identical entry
+    assert ids.count("libc6") == 1
+    assert len(apps) == 8
+    assert _by_id(apps)["bsdutils"].version == "1:2.38.1-5+deb12u1"
+
+
+def test_rpm_packages(fixtures: Path) -> None:
+    apps, _, platform = _collect(fixtures / "osquery" / "fedora40-rpm_packages.json")
+    assert platform == "linux"
+    versions = sorted((a.id, a.version) for a in apps)
+    assert ("kernel-core", "6.8.5-301.fc40") in versions and ("kernel-core", "6.8.7-300.fc40") in versions
+    assert ("NetworkManager", "1:1.46.0-1.fc40") in versions
+    assert ("bash", "5.2.26-3.fc40") in versions
+    assert len(apps) == 6  # glibc x86_64 and i686 are the same entry (same id and version)
+
+
+def test_empty_result_needs_the_table(fixtures: Path) -> None:
+    with pytest.raises(CollectorInputError, match="no rows, so no way to tell the table"):
+        _collect(fixtures / "osquery" / "no-rows.json")
+    apps, facts, platform = _collect(fixtures / "osquery" / "no-rows.json", table="programs")
+    assert (apps, platform, facts["rows"]) == ([], "windows", 0)
+
+
+def test_forced_table_must_match_the_columns(fixtures: Path) -> None:
+    with pytest.raises(CollectorInputError, match="the columns are those of apps, not programs"):
+        _collect(fixtures / "osquery" / "macos-apps.json", table="programs")
+
+
+def test_unknown_table_option() -> None:
+    with pytest.raises(CollectorInputError, match="unknown table 'processes'"):
+        OsqueryCollector(from_file="x", table="processes")  # type: ignore[arg-type]
+
+
+def test_mixed_tables_are_refused(fixtures: Path) -> None:
+    mac = json.loads((fixtures / "osquery" / "macos-apps.json").read_text())
+    win = json.loads((fixtures / "osquery" / "windows-programs-osquery-5.16.json").read_text())
+    with pytest.raises(CollectorInputError, match=r"row 2 has other columns than row 0; mixed tables"):
+        parse_osquery_json(json.dumps(mac[:2] + win[:1]), where="f")
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ('{"name": "x"}', "expected a JSON array of rows"),
+        ('["x"]', "row 0 is not a JSON object"),
+        ('[{"name": "a", "version": null, "release": "1"}]', "column 'version' is NoneType"),
+        ('[{"name": ["a"], "release": "1"}]', "column 'name' is list"),
+        ('[{"name": true, "release": "1"}]', "column 'name' is bool"),
+        ('[{"pid": "1", "cmdline": "/sbin/init"}]', "match none of apps, programs, deb_packages, rpm_packages"),
+        ('[{"name": "x", "version": "1"}]', "match none"),
+        ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
+        ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
+        ('[{"name": "a\\u0000b", "release": "1"}]', "NUL"),
+        ('[\n  {"name":"bash","release":"1"', "not valid JSON"),
+    ],
+)
+def test_bad_documents(doc: str, message: str) -> None:
+    with pytest.raises(CollectorInputError, match=message):
+        parse_osquery_json(doc, where="f")
+
+
+def test_numbers_are_accepted_as_typed_output() -> None:
+    _, [app], _ = parse_osquery_json('[{"name": "bash", "version": "5", "release": "1", "epoch": 2}]', where="f")
+    assert app.version == "2:5-1"
+
+
+def test_pm_list_packages_text_given_to_osquery(fixtures: Path) -> None:
+    with pytest.raises(CollectorInputError, match="not valid JSON"):
+        _collect(fixtures / "android-pm" / "personal-plain.txt")
+
+
+def test_intune_export_given_to_osquery(fixtures: Path) -> None:
+    with pytest.raises(CollectorInputError, match="expected a JSON array of rows"):
+        _collect(fixtures / "intune" / "windows-laptop-detectedapps.json")
+
+
+@pytest.mark.parametrize(
+    ("columns", "table"),
+    [
+        ({"bundle_identifier", "name"}, "apps"),
+        ({"name", "identifying_number"}, "programs"),
+        ({"name", "package_family_name"}, "programs"),
+        ({"name", "version", "release", "arch"}, "rpm_packages"),
+        ({"name", "version", "arch", "maintainer"}, "deb_packages"),
+        ({"name", "version", "arch"}, None),
+    ],
+)
+def test_detect_table(columns: set[str], table: str | None) -> None:
+    assert detect_table(frozenset(columns)) == table
+
+
+def test_live_osqueryi(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
+    log = tmp_path / "osqueryi.log"
+    fake_tool("osqueryi", f"""printf '%s\\n' "$@" >> '{log}'\ncat '{fixtures}/osquery/debian12-deb_packages.json'\n""")
+    inventory = get_collector("osquery", table="deb_packages").collect()
+    assert log.read_text().splitlines() == ["--json", "select * from deb_packages"]
+    assert inventory.platform == "linux" and inventory.facts["input"] == "osqueryi"
+    assert "bash" in {a.id for a in inventory.apps}
+
+
+def test_live_osqueryi_fails(fake_tool: FakeTool) -> None:
+    fake_tool("osqueryi", "echo 'Error: no such table: apps' >&2\nexit 1\n")
+    with pytest.raises(CollectorError, match="^osqueryi: exited with status 1: Error: no such table: apps$"):
+        OsqueryCollector(table="apps").collect()
+
+
+def test_live_osqueryi_garbage_is_a_tool_failure(fake_tool: FakeTool) -> None:
+    fake_tool("osqueryi", "echo 'W0101 something'\n")
+    with pytest.raises(CollectorError, match="osqueryi: unexpected output: .*not valid JSON"):
+        OsqueryCollector(table="apps").collect()

@@ -1,0 +1,70 @@
+"""A real ``opa run --server`` on a free loopback port, for tests that need a server."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY_DIRS = (REPO / "policies" / "rego", REPO / "policies" / "data")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningOpa:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"opa exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"opa did not become healthy at {url}: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def run_opa_server(
+    opa: str, workdir: Path, *, paths: Sequence[Path] = POLICY_DIRS, extra_args: Sequence[str] = ()
+) -> Iterator[RunningOpa]:
+    """Start ``opa run --server`` with ``paths`` loaded; stop it afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"opa-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error",
+             *extra_args, *(str(p) for p in paths)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_healthy(url, process, log, time.monotonic() + 20)
+        yield RunningOpa(url=url, process=process, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
