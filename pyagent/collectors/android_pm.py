@@ -13,8 +13,10 @@ Line format, as AOSP's ``PackageManagerShellCommand.runListPackages`` prints it 
 - ``-u`` (uninstalled too), ``--user N``, ``-3``/``-s``/``-d``/``-e`` change which packages are listed,
   not the line format.
 
-Every non-blank line must be a package line: anything else (an ``Error:`` from pm, a truncated line) is a
-:class:`CollectorInputError` naming the file and line. Blank lines are ignored.
+Every non-blank line must be a package line: anything else (an ``Error:`` from pm, a garbled line) is a
+:class:`CollectorInputError` naming the file and line. Blank lines are ignored. pm ends every line with a
+line break, so text whose last line has none was cut short and is refused too: its last package name
+could be cut (``com.zhiliaoapp.musi``) and so hide a banned app.
 
 Live mode runs ``adb [-s SERIAL] shell pm list users``, ``getprop ro.build.version.release`` and, for each
 user, ``pm list packages -f -i -U --show-versioncode --user N``. A user whose flags have
@@ -121,8 +123,16 @@ def parse_pm_list_packages(text: str, *, where: str, user: int | None = None) ->
     ``user`` is the Android user the list was taken for (``--user N``), when known; a ``uid:`` on a line
     tells the user by itself.
     """
+    lines = _lines(text)
+    if lines[-1].strip():
+        # pm ends every line with a line break: text that stops mid-line was cut, and its last package
+        # name or version may be cut short too (``com.zhiliaoapp.musi``).
+        raise CollectorInputError(
+            f"{where}:{len(lines)}: the last line has no line break, so the capture looks truncated "
+            "(if it was edited by hand, end it with a newline)"
+        )
     apps: list[App] = []
-    for number, line in enumerate(_lines(text), start=1):
+    for number, line in enumerate(lines, start=1):
         if line.strip():
             apps.extend(parse_package_line(line, where=f"{where}:{number}", user=user))
     if not apps:

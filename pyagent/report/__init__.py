@@ -5,7 +5,8 @@ Typical use::
     from pyagent.report import load_report, ReportInvalidError
 
     report = load_report("report.json")      # or load_report("-") for stdin
-    # raises InvalidInputError (exit 2): unreadable, too big, not UTF-8, bad JSON, duplicate key, not an object
+    # raises InvalidInputError (exit 2): unreadable, too big, not UTF-8, bad JSON, duplicate key,
+    #   not an object
     # raises ReportInvalidError (an InvalidInputError) with .issues / .lines() when the schema is not matched
 """
 

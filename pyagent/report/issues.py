@@ -163,11 +163,18 @@ class _Renderer:
                 for name in value
                 if isinstance(instance, Mapping) and name not in instance
             ]
-        if keyword == "pattern" and value == _NUL_PATTERN and instance == "" and schema.get("minLength", 0) >= 1:
+        if (
+            keyword == "pattern"
+            and value == _NUL_PATTERN
+            and instance == ""
+            and schema.get("minLength", 0) >= 1
+        ):
             return []  # the same problem as the minLength error reported for this value
         if keyword == "additionalProperties" and value is False and isinstance(instance, Mapping):
             allowed = sorted(schema.get("properties", {}))
-            return [([*where, key], self._unknown_field(key, allowed)) for key in instance if key not in allowed]
+            return [
+                ([*where, key], self._unknown_field(key, allowed)) for key in instance if key not in allowed
+            ]
         return [(where, self._message(keyword, value, instance, schema, error.message))]
 
     def _unknown_field(self, key: str, allowed: list[str]) -> str:
@@ -211,9 +218,12 @@ class _Renderer:
         if pattern == _NUL_PATTERN and isinstance(instance, str):
             if "\x00" not in instance:
                 return f"expected a non-empty string, got {got}"
-            return f"must not contain a NUL character (\\u0000), found at position {instance.index(chr(0))}: {got}"
+            position = instance.index("\x00")
+            return f"must not contain a NUL character (\\u0000), found at position {position}: {got}"
         if schema.get("format") == "date-time":
-            return f"expected {self.expectation(schema)} (upper-case T and Z, a real calendar date), got {got}"
+            return (
+                f"expected {self.expectation(schema)} (upper-case T and Z, a real calendar date), got {got}"
+            )
         return f"expected a string matching {printable(pattern, 80)}, got {got}"
 
 

@@ -1,7 +1,8 @@
 """Read a device report from a file or stdin, strictly: bounded size, UTF-8, JSON, no duplicate keys, schema.
 
-Every problem is an :class:`~pyagent.errors.InvalidInputError` (exit code 2) with a one-line message that starts
-with the report's name, e.g. ``report.json: invalid JSON at line 3, column 5: Expecting ',' delimiter``.
+Every problem is an :class:`~pyagent.errors.InvalidInputError` (exit code 2) with a one-line message that
+starts with the report's name, e.g.
+``report.json: invalid JSON at line 3, column 5: Expecting ',' delimiter``.
 Schema violations raise :class:`ReportInvalidError`, which carries every issue.
 """
 
@@ -40,6 +41,16 @@ _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts with FF 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
 class ReportInvalidError(InvalidInputError):
     """The report is well-formed JSON but does not match the schema. ``issues`` lists every violation."""
 
@@ -54,6 +65,9 @@ class ReportInvalidError(InvalidInputError):
     def lines(self) -> list[str]:
         """One ``<file>: <path>: <message>`` line per issue, as the CLI prints them."""
         return [f"{self.source}: {issue.path}: {issue.message}" for issue in self.issues]
+
+    def details(self) -> list[str]:
+        return self.lines()
 
 
 def source_name(source: str | Path) -> str:
@@ -191,19 +205,19 @@ def parse_report(data: bytes, name: str, *, validate: bool = True) -> dict[str, 
         raise InvalidInputError(f"{name}: invalid JSON: {printable(reason, 120)}") from err
     if duplicates.first is not None:
         target, key = duplicates.first
-        where = _path_to(document, lambda node: node is target) or []
+        parent = _path_to(document, lambda node: node is target) or []
         raise InvalidInputError(
-            f"{name}: {json_path([*where, key])}: duplicate key; a key may appear only once in an object"
+            f"{name}: {json_path([*parent, key])}: duplicate key; a key may appear only once in an object"
         )
     if _SURROGATE_ESCAPE.search(text):
-        where = _path_to(document, _has_lone_surrogate)
-        if where is not None:
+        bad = _path_to(document, _has_lone_surrogate)
+        if bad is not None:
             raise InvalidInputError(
-                f"{name}: {json_path(where)}: contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), "
-                "which is not Unicode text"
+                f"{name}: {json_path(bad)}: contains an unpaired UTF-16 surrogate escape "
+                "(\\ud800-\\udfff), which is not Unicode text"
             )
     if not isinstance(document, dict):
-        kind = "an array" if isinstance(document, list) else f"a {type(document).__name__} value"
+        kind = _JSON_KINDS.get(type(document), "a value")
         raise InvalidInputError(f"{name}: a report must be a JSON object, got {kind}")
     if validate:
         check_report(document, name, nul_free="\\u0000" not in text)
@@ -223,6 +237,6 @@ def check_report(
 def load_report(
     source: str | Path, stdin: BinaryIO | None = None, *, validate: bool = True
 ) -> dict[str, Any]:
-    """Read, parse and (with ``validate``) schema-check the report at ``source`` (a path, or ``-`` for stdin)."""
+    """Read, parse and (with ``validate``) schema-check the report at ``source``, a path or ``-`` (stdin)."""
     name, data = read_report_bytes(source, stdin)
     return parse_report(data, name, validate=validate)

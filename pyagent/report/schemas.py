@@ -38,7 +38,11 @@ class SchemaFileError(NoDecisionError):
 def schema_dirs() -> list[Path]:
     """The directories searched for schema files, in order."""
     package = Path(__file__).resolve().parent.parent
-    return [package.parent / "schemas", package / "schemas", Path(sys.prefix) / "share" / "pyagent" / "schemas"]
+    return [
+        package.parent / "schemas",
+        package / "schemas",
+        Path(sys.prefix) / "share" / "pyagent" / "schemas",
+    ]
 
 
 def find_schema(name: str, dirs: Iterable[Path] | None = None) -> Path:
@@ -49,7 +53,9 @@ def find_schema(name: str, dirs: Iterable[Path] | None = None) -> Path:
         if candidate.is_file():
             return candidate
     where = ", ".join(str(d) for d in searched)
-    raise SchemaFileError(f"schema {name} not found (searched {where}); the pyagent installation is incomplete")
+    raise SchemaFileError(
+        f"schema {name} not found (searched {where}); the pyagent installation is incomplete"
+    )
 
 
 @functools.cache

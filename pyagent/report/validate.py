@@ -1,16 +1,16 @@
 """Validate documents against the shipped JSON Schemas: a fast path and a reference path.
 
-- Fast path (every document): ``fastjsonschema`` code compiled once per process from the schema file. It only
-  answers valid / invalid.
-- Reference path (invalid documents only): ``jsonschema``'s ``Draft202012Validator`` collects every error, which
-  becomes a :class:`~pyagent.report.issues.SchemaIssue` with a JSON path and a readable message.
+- Fast path (every document): ``fastjsonschema`` code compiled once per process from the schema file. It
+  only answers valid / invalid.
+- Reference path (invalid documents only): ``jsonschema``'s ``Draft202012Validator`` collects every error,
+  which becomes a :class:`~pyagent.report.issues.SchemaIssue` with a JSON path and a readable message.
 
 Both paths must give the same verdict on every document (the test suite checks it on a generated corpus). Two
 settings make that hold by construction:
 
-- ``pattern`` uses ECMA-262 end-of-string semantics on both sides (``$`` matches only at the very end; Python's
-  ``re`` would also match before a trailing newline). ``fastjsonschema`` does this itself; the reference
-  validator gets the same rule through an extended ``pattern`` keyword.
+- ``pattern`` uses ECMA-262 end-of-string semantics on both sides (``$`` matches only at the very end;
+  Python's ``re`` would also match before a trailing newline). ``fastjsonschema`` does this itself; the
+  reference validator gets the same rule through an extended ``pattern`` keyword.
 - ``format`` is an annotation on both sides, as draft 2020-12 specifies by default; the schemas enforce
   date-times with a ``pattern``.
 
@@ -49,8 +49,18 @@ _ANNOTATIONS = frozenset({"description", "title", "$comment", "examples", "forma
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas"})
 _SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
 _SCHEMA_VALUES = frozenset(
-    {"items", "additionalProperties", "propertyNames", "not", "if", "then", "else", "contains",
-     "unevaluatedItems", "unevaluatedProperties"}
+    {
+        "items",
+        "additionalProperties",
+        "propertyNames",
+        "not",
+        "if",
+        "then",
+        "else",
+        "contains",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+    }
 )
 _DOLLAR = re.compile(r"(?<!\\)\$")  # an unescaped "$", as fastjsonschema finds it
 
@@ -63,7 +73,7 @@ class ValidationResult:
     issues: list[SchemaIssue] = field(default_factory=list)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Reference path: jsonschema with ECMA-262 "$"
 
 
@@ -80,7 +90,7 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> I
 _ReferenceValidator: Any = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Fast path: an equivalent, flattened schema for fastjsonschema
 
 
@@ -89,10 +99,10 @@ def _nul_free(value: str) -> bool:
 
 
 def fast_schema(schema: Mapping[str, Any], *, nul_checks: bool = True) -> dict[str, Any]:
-    """An equivalent copy of ``schema`` for ``fastjsonschema``: local ``$ref`` inlined, annotations dropped, the
-    NUL-free pattern replaced by the ``pyagent-nul-free`` format, or by nothing without ``nul_checks`` (for
-    documents known to hold no NUL). Only non-recursive ``#/$defs/...`` refs are supported; others raise
-    :class:`SchemaFileError`."""
+    """An equivalent copy of ``schema`` for ``fastjsonschema``: local ``$ref`` inlined, annotations dropped,
+    the NUL-free pattern replaced by the ``pyagent-nul-free`` format, or by nothing without ``nul_checks``
+    (for documents known to hold no NUL). Only non-recursive ``#/$defs/...`` refs are supported; others
+    raise :class:`SchemaFileError`."""
     defs = schema.get("$defs", {})
 
     def inline(node: Any, active: tuple[str, ...]) -> Any:
@@ -128,7 +138,7 @@ def fast_schema(schema: Mapping[str, Any], *, nul_checks: bool = True) -> dict[s
     return flat
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Validators
 
 
@@ -137,9 +147,9 @@ class SchemaValidator:
 
     ``is_valid`` is the hot path; ``validate`` adds the full list of issues for an invalid document.
 
-    ``nul_free=True`` tells the validator that no string anywhere in the document contains U+0000, e.g. because
-    the JSON text it was parsed from has no ``\\u0000`` escape (raw NUL bytes are not valid JSON text). The
-    per-string NUL checks are then skipped; the verdict is the same."""
+    ``nul_free=True`` tells the validator that no string anywhere in the document contains U+0000, e.g.
+    because the JSON text it was parsed from has no ``\\u0000`` escape (raw NUL bytes are not valid JSON
+    text). The per-string NUL checks are then skipped; the verdict is the same."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
@@ -183,7 +193,9 @@ class SchemaValidator:
             self._fast_for(nul_free)(document)
         except fastjsonschema.JsonSchemaValueException as err:
             issues = self.reference_issues(document)
-            if not issues:  # the two validators disagree: stay on the safe side, report the fast one's finding
+            if (
+                not issues
+            ):  # the two validators disagree: stay on the safe side, report the fast one's finding
                 issues = [SchemaIssue(_fast_path(err), printable(str(err.message)))]
             return ValidationResult(valid=False, issues=issues)
         return ValidationResult(valid=True, issues=[])

@@ -160,7 +160,8 @@ def test_blank_lines_are_ignored() -> None:
         ("package:com.x versionCode:abc\n", r"^f:1: not a package name"),
         ("permission:android.permission.INTERNET\n", r"^f:1: not a `pm list packages` line"),
         ("sdk:com.google.android.sdk.ads:33\n", r"^f:1: not a `pm list packages` line"),
-        ("package:a.b\npackage:c.d versionCo", r"^f:2: not a package name"),
+        ("package:a.b\npackage:c.d versionCo", r"^f:2: the last line has no line break, so the capture"),
+        ("package:a.b\npackage:com.zhiliaoapp.musi", r"^f:2: the last line has no line break"),
         ("\n\n", r"^f: no `package:` lines$"),
     ],
 )

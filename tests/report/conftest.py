@@ -23,7 +23,9 @@ CONTRACT_REPORT: dict[str, Any] = {
         "mdm": {"enrolled": True, "provider": "intune"},
         "work_profile": False,
     },
-    "apps": [{"id": "com.zhiliaoapp.musically", "name": "TikTok", "version": "28.1.3", "source": "android-pm"}],
+    "apps": [
+        {"id": "com.zhiliaoapp.musically", "name": "TikTok", "version": "28.1.3", "source": "android-pm"}
+    ],
     "collector": {"name": "android-pm", "version": "0.1.0"},
 }
 
@@ -33,8 +35,15 @@ CONTRACT_DECISION: dict[str, Any] = {
     "organization": "eu-commission",
     "allow": False,
     "violations": [
-        {"rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically",
-         "message": "…", "remediation": "…", "effective_from": "2023-03-15T00:00:00Z", "scope": "personal-enrolled"}
+        {
+            "rule": "eu-commission/tiktok",
+            "ban": "tiktok",
+            "app_id": "com.zhiliaoapp.musically",
+            "message": "…",
+            "remediation": "…",
+            "effective_from": "2023-03-15T00:00:00Z",
+            "scope": "personal-enrolled",
+        }
     ],
     "warnings": [],
     "exempted": [],

@@ -1,7 +1,8 @@
 """The fast validator (fastjsonschema) and the reference one (jsonschema) agree on every document.
 
-Generated corpus: valid reports, valid reports with one to three mutations (unknown fields, wrong types, NUL,
-over-long strings, bad enums and timestamps, ...), and arbitrary JSON shaped like a report. Same for decisions.
+Generated corpus: valid reports, valid reports with one to three mutations (unknown fields, wrong types,
+NUL, over-long strings, bad enums and timestamps, ...), and arbitrary JSON shaped like a report. Same for
+decisions.
 """
 
 from __future__ import annotations
@@ -39,8 +40,14 @@ json_values = st.recursive(
 no_nul_text = st.characters(exclude_characters="\x00", codec="utf-8")
 identifiers = st.one_of(
     st.sampled_from(
-        ["com.zhiliaoapp.musically", "com.ss.iphone.ugc.Aweme", "BytedancePte.Ltd.TikTok_6yccndn6064se",
-         "com.microsoft.office.outlook", "{90160000-008C-0000-1000-0000000FF1CE}", "x" * 512]
+        [
+            "com.zhiliaoapp.musically",
+            "com.ss.iphone.ugc.Aweme",
+            "BytedancePte.Ltd.TikTok_6yccndn6064se",
+            "com.microsoft.office.outlook",
+            "{90160000-008C-0000-1000-0000000FF1CE}",
+            "x" * 512,
+        ]
     ),
     st.text(no_nul_text, min_size=1, max_size=40),
 )
@@ -123,14 +130,62 @@ def _get(node: Any, where: tuple[Any, ...]) -> Any:
 BAD_VALUES = st.one_of(
     json_values,
     st.sampled_from(
-        ["", "\x00", "a\x00b", "x" * 513, "x" * 1025, "x" * 4097, "2023-03-16", "2023-03-16T09:30:00Z\n",
-         "2023-02-29T00:00:00Z", "2023-03-16t09:30:00z", "company", "symbian", "display-name", 1.5, -1, 2**31,
-         True, False, None, 1.0, 2, "1", [], {}, {"k" * 257: 1}, {str(i): i for i in range(257)}]
+        [
+            "",
+            "\x00",
+            "a\x00b",
+            "x" * 513,
+            "x" * 1025,
+            "x" * 4097,
+            "2023-03-16",
+            "2023-03-16T09:30:00Z\n",
+            "2023-02-29T00:00:00Z",
+            "2023-03-16t09:30:00z",
+            "company",
+            "symbian",
+            "display-name",
+            1.5,
+            -1,
+            2**31,
+            True,
+            False,
+            None,
+            1.0,
+            2,
+            "1",
+            [],
+            {},
+            {"k" * 257: 1},
+            {str(i): i for i in range(257)},
+        ]
     ),
 )
-KNOWN_KEYS = ["schema_version", "collected_at", "device", "apps", "collector", "extra", "id", "platform",
-              "os_version", "ownership", "organization", "mdm", "enrolled", "provider", "work_profile", "name",
-              "version", "source", "evidence", "installer", "user", "path", "ownershp", "colour"]
+KNOWN_KEYS = [
+    "schema_version",
+    "collected_at",
+    "device",
+    "apps",
+    "collector",
+    "extra",
+    "id",
+    "platform",
+    "os_version",
+    "ownership",
+    "organization",
+    "mdm",
+    "enrolled",
+    "provider",
+    "work_profile",
+    "name",
+    "version",
+    "source",
+    "evidence",
+    "installer",
+    "user",
+    "path",
+    "ownershp",
+    "colour",
+]
 
 
 @st.composite
@@ -200,8 +255,12 @@ def test_validators_agree_on_arbitrary_json(doc: Any) -> None:
 @SETTINGS
 @given(st.text(string.digits + "-:TZtz.+ ", max_size=32) | timestamps())
 def test_validators_agree_on_timestamps(stamp: str) -> None:
-    doc = {"schema_version": 1, "collected_at": stamp, "apps": [],
-           "device": {"id": "d", "platform": "ios", "ownership": "personal", "mdm": {"enrolled": True}}}
+    doc = {
+        "schema_version": 1,
+        "collected_at": stamp,
+        "apps": [],
+        "device": {"id": "d", "platform": "ios", "ownership": "personal", "mdm": {"enrolled": True}},
+    }
     if assert_agree(report_validator(), doc):  # whatever the pattern accepts, Python can parse
         parsed = datetime.fromisoformat(stamp)
         assert parsed.tzinfo is not None and parsed.astimezone(UTC).year >= 999
@@ -232,10 +291,17 @@ entries = st.fixed_dictionaries(
 def decisions(draw: st.DrawFn) -> dict[str, Any]:
     violations = draw(st.lists(entries, max_size=2))
     warnings = [
-        {**entry, "reason": draw(st.sampled_from(["not_yet_effective", "enforcement_warn", "enforcement_dryrun"]))}
+        {
+            **entry,
+            "reason": draw(st.sampled_from(["not_yet_effective", "enforcement_warn", "enforcement_dryrun"])),
+        }
         for entry in draw(st.lists(entries, max_size=2))
     ]
-    exemption = {"id": "EX-2023-001", "reason": "official communications account", "until": draw(timestamps())}
+    exemption = {
+        "id": "EX-2023-001",
+        "reason": "official communications account",
+        "until": draw(timestamps()),
+    }
     exempted = [{**entry, "exemption": exemption} for entry in draw(st.lists(entries, max_size=1))]
     decision = {
         "device_id": draw(identifiers),

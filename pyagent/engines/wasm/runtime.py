@@ -24,13 +24,12 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import wasmtime
 
 from pyagent.engines.wasm.builtins import HOST_BUILTINS, BuiltinError, HostBuiltin, UnsupportedBuiltinUse
-from pyagent.engines.wasm.values import RegoValueError, decode_result_set
+from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
 from pyagent.errors import InvalidInputError, NoDecisionError
 
 __all__ = [
@@ -44,6 +43,7 @@ __all__ = [
 ]
 
 _PAGE = 65_536
+_PRINT = "internal.print"  # what Rego's print() compiles to (opa build --wasm-include-print)
 _VALUE_FORMAT = 1  # opa_eval output as Rego values: keeps sets and non-string keys (see values.py)
 _DEFAULT_INITIAL_PAGES = 5
 _NUL = re.compile(b"\x00")
@@ -87,6 +87,7 @@ class _Exports:
     free: wasmtime.Func
     json_parse: wasmtime.Func
     json_dump: wasmtime.Func
+    value_dump: wasmtime.Func
     heap_ptr_get: wasmtime.Func
     heap_ptr_set: wasmtime.Func
     eval: wasmtime.Func
@@ -151,11 +152,12 @@ class WasmPolicy:
         self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
         if not isinstance(required, dict):
             raise WasmRuntimeError("policy.wasm: the builtins export is not an object")
-        missing = [name for name in required if name not in host_builtins]
+        missing = [name for name in required if name not in host_builtins and name != _PRINT]
         if missing:
             raise MissingBuiltinError(missing)
         self._dispatch: dict[int, tuple[str, HostBuiltin]] = {
-            int(ident): (name, host_builtins[name]) for name, ident in required.items()
+            int(ident): (name, host_builtins.get(name, self._print_builtin))
+            for name, ident in required.items()
         }
         self.required_builtins: frozenset[str] = frozenset(required)
         self._call(self._ex.malloc, 0)  # initialise the heap, as OPA's SDKs do
@@ -197,6 +199,7 @@ class WasmPolicy:
             free=_func(exports, "opa_free"),
             json_parse=_func(exports, "opa_json_parse"),
             json_dump=_func(exports, "opa_json_dump"),
+            value_dump=_func(exports, "opa_value_dump"),
             heap_ptr_get=_func(exports, "opa_heap_ptr_get"),
             heap_ptr_set=_func(exports, "opa_heap_ptr_set"),
             eval=_func(exports, "opa_eval"),
@@ -323,12 +326,20 @@ class WasmPolicy:
     def _println(self, addr: int) -> None:
         self._print(self._read_cstring(addr).decode("utf-8", "replace"))
 
+    def _print_builtin(self, operands: bytes) -> None:
+        for line in print_lines(operands):
+            self._print(line)
+
     def _builtin(self, builtin_id: int, _ctx: int, *arg_addrs: int) -> int:
         name, impl = self._dispatch[builtin_id]
-        args = [
-            json.loads(self._read_cstring(int(self._call(self._ex.json_dump, a))), parse_float=Decimal)
-            for a in arg_addrs
-        ]
+        texts = [self._read_cstring(int(self._call(self._ex.value_dump, addr))) for addr in arg_addrs]
+        if name == _PRINT:
+            self._print_builtin(*texts)
+            return 0  # print() never makes its rule undefined (OPA's SDKs answer NULL too)
+        try:
+            args = [decode_value(text, decimals=True) for text in texts]
+        except (RegoValueError, UnicodeDecodeError) as err:
+            raise WasmRuntimeError(f"{name}: cannot decode an argument: {err}") from err
         try:
             value = impl(*args)
         except BuiltinError as err:

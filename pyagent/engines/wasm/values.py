@@ -20,7 +20,7 @@ from functools import cmp_to_key
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["RegoValueError", "decode_result_set"]
+__all__ = ["RegoValueError", "decode_result_set", "decode_value", "print_lines"]
 
 _RESULT_PREFIX = b'{{"result": '
 _RESULT_SUFFIX = b"}}"
@@ -71,13 +71,86 @@ def decode_result_set(text: bytes) -> tuple[bool, Any]:
         return False, None
     if not (text.startswith(_RESULT_PREFIX) and text.endswith(_RESULT_SUFFIX)):
         raise RegoValueError(f"not a result set of one value: {text[:120]!r}")
-    inner = text[len(_RESULT_PREFIX) : -len(_RESULT_SUFFIX)]
+    return True, decode_value(text[len(_RESULT_PREFIX) : -len(_RESULT_SUFFIX)])
+
+
+def decode_value(text: bytes, *, decimals: bool = False) -> Any:
+    """One Rego value (``opa_value_dump`` text) as OPA's JSON; non-integers as ``Decimal`` if asked."""
     try:
-        return True, json.loads(inner, object_pairs_hook=_sorted_object)
+        return json.loads(text, object_pairs_hook=_sorted_object, parse_float=Decimal if decimals else float)
     except ValueError:
         pass  # a set or a non-string key: Rego syntax, not JSON; parsed exactly below
-    value = _Parser(inner.decode("utf-8")).parse()
-    return True, _to_json(value)
+    return _to_json(_Parser(text.decode("utf-8")).parse(), decimals)
+
+
+def print_lines(operands: bytes) -> list[str]:
+    """What OPA's ``internal.print`` emits for its operand: an array holding, for each printed
+    expression, the set of its values (empty when undefined). One line per combination of values."""
+    parsed = _Parser(operands.decode("utf-8")).parse()
+    if not isinstance(parsed, list) or not all(isinstance(item, _Set) for item in parsed):
+        raise RegoValueError("internal.print expects an array of sets")
+    lines = [""]
+    for position, values in enumerate(parsed):
+        texts = [_print_text(v) for v in _sorted(values.items)] or ["<undefined>"]
+        lines = [line + (" " if position else "") + text for line in lines for text in texts]
+    return lines
+
+
+def _print_text(value: Any) -> str:
+    return value if isinstance(value, str) else _rego_text(value)
+
+
+def _rego_text(value: Any) -> str:
+    """OPA's ``ast.Value.String()``: Rego syntax, sets and object keys in OPA's order."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _Number):
+        return value.text
+    if isinstance(value, str):
+        return _go_quote(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_rego_text(item) for item in value) + "]"
+    if isinstance(value, _Set):
+        return (
+            "{" + ", ".join(_rego_text(item) for item in _sorted(value.items)) + "}"
+            if value.items
+            else "set()"
+        )
+    return "{" + ", ".join(f"{_rego_text(k)}: {_rego_text(v)}" for k, v in _sorted_pairs(value)) + "}"
+
+
+_GO_SHORT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def _go_quote(text: str) -> str:
+    """Go's ``strconv.Quote``."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in _GO_SHORT_ESCAPES:
+            out.append(_GO_SHORT_ESCAPES[char])
+        elif char == " " or (char.isprintable() and code != 0x7F):
+            out.append(char)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 class _Parser:
@@ -217,16 +290,18 @@ def _sorted_pairs(obj: _Object) -> list[tuple[Any, Any]]:
     return sorted(obj.pairs, key=cmp_to_key(_compare_keys))
 
 
-def _to_json(value: Any) -> Any:
+def _to_json(value: Any, decimals: bool = False) -> Any:
     """OPA's ``ast.JSON``: sets to sorted arrays, non-string keys to their compact JSON text."""
     if isinstance(value, _Number):
-        return value.value if isinstance(value.value, int) else float(value.text)
+        if isinstance(value.value, int):
+            return value.value
+        return value.value if decimals else float(value.text)
     if isinstance(value, list):
-        return [_to_json(item) for item in value]
+        return [_to_json(item, decimals) for item in value]
     if isinstance(value, _Set):
-        return [_to_json(item) for item in _sorted(value.items)]
+        return [_to_json(item, decimals) for item in _sorted(value.items)]
     if isinstance(value, _Object):
-        pairs = [(k if isinstance(k, str) else _go_json(k), _to_json(v)) for k, v in value.pairs]
+        pairs = [(k if isinstance(k, str) else _go_json(k), _to_json(v, decimals)) for k, v in value.pairs]
         return _sorted_object(pairs)
     return value
 

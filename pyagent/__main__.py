@@ -1,0 +1,5 @@
+"""``python -m pyagent``."""
+
+from pyagent.cli import main
+
+main()

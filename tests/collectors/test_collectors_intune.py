@@ -1,0 +1,164 @@
+"""intune: Graph detectedApps exports carry display names; ids derived from them say so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pyagent.collectors import CollectorInputError, get_collector
+from pyagent.collectors.intune import GRAPH_PLATFORMS, IntuneCollector, parse_detected_apps
+from pyagent.collectors.known_apps import lookup, normalize
+
+
+def test_windows_laptop(fixtures: Path) -> None:
+    inventory = IntuneCollector(from_file=fixtures / "intune" / "windows-laptop-detectedapps.json").collect()
+    assert inventory.platform == "windows"
+    assert inventory.work_profile is None
+    ids = [a.id for a in inventory.apps]
+    assert ids[:4] == [
+        "BytedancePte.Ltd.TikTok_6yccndn6064se",
+        "name:Microsoft Teams",  # no Windows identifier in the table
+        "name:Google Chrome",
+        "ByteDance.CapCut",
+    ]
+    assert len(ids) == 8
+    assert all(a.evidence == "display_name" and a.source == "intune" for a in inventory.apps)
+    assert inventory.apps[0].to_json() == {
+        "id": "BytedancePte.Ltd.TikTok_6yccndn6064se",
+        "name": "TikTok",
+        "version": "1.0.19.0",
+        "source": "intune",
+        "evidence": "display_name",
+    }
+    assert inventory.facts == {"graph_platforms": ["windows"], "detected_apps": 8}
+
+
+def test_android_work_profile(fixtures: Path) -> None:
+    inventory = IntuneCollector(from_file=fixtures / "intune" / "android-work-profile-detectedapps.json").collect()
+    assert inventory.platform == "android"
+    assert inventory.work_profile is True
+    assert [a.id for a in inventory.apps] == [
+        "com.microsoft.office.outlook",
+        "com.microsoft.teams",
+        "name:Microsoft Authenticator",
+        "com.microsoft.windowsintune.companyportal",
+        "com.cisco.webex.meetings",
+    ]
+
+
+def test_android_fully_managed(fixtures: Path) -> None:
+    inventory = IntuneCollector(
+        from_file=fixtures / "intune" / "android-fully-managed-tiktok-detectedapps.json"
+    ).collect()
+    assert inventory.platform == "android"
+    assert inventory.work_profile is None
+    ids = {a.id for a in inventory.apps}
+    assert {"com.zhiliaoapp.musically", "com.bd.nproject", "com.microsoft.office.outlook"} <= ids
+
+
+def test_ios_bare_array(fixtures: Path) -> None:
+    inventory = IntuneCollector(from_file=fixtures / "intune" / "ios-detectedapps-value-array-only.json").collect()
+    assert inventory.platform == "ios"
+    assert [a.id for a in inventory.apps] == [
+        "com.zhiliaoapp.musically",
+        "com.microsoft.Office.Outlook",
+        "com.microsoft.skype.teams",
+        "com.ss.iphone.ugc.Aweme",
+        "name:Intune Company Portal",  # no iOS identifier known
+        "name:WhatsApp Messenger",
+    ]
+
+
+def test_one_page_of_many_is_refused(fixtures: Path) -> None:
+    with pytest.raises(CollectorInputError, match="@odata.nextLink.*export every page"):
+        IntuneCollector(from_file=fixtures / "intune" / "windows-laptop-detectedapps-page-1-of-2.json").collect()
+
+
+def test_mixed_platforms_are_refused(fixtures: Path) -> None:
+    win = json.loads((fixtures / "intune" / "windows-laptop-detectedapps.json").read_text())["value"]
+    ios = json.loads((fixtures / "intune" / "ios-detectedapps-value-array-only.json").read_text())
+    with pytest.raises(CollectorInputError, match=r"apps of several platforms \(ios, windows\)"):
+        parse_detected_apps(json.dumps(win + ios), where="f")
+
+
+def test_platforms_of_one_family_mix_fine() -> None:
+    doc = [
+        {"displayName": "TikTok", "platform": "androidWorkProfile"},
+        {"displayName": "Lemon8", "platform": "androidDeviceAdministrator"},
+        {"displayName": "Old thing", "platform": "unknown"},
+    ]
+    platform, apps, _ = parse_detected_apps(json.dumps(doc), where="f")
+    assert platform == "android"
+    assert [a.id for a in apps] == ["com.zhiliaoapp.musically", "com.bd.nproject", "name:Old thing"]
+
+
+def test_unknown_platform_needs_the_option() -> None:
+    doc = json.dumps([{"displayName": "TikTok", "platform": "unknown"}, {"displayName": "X"}])
+    with pytest.raises(CollectorInputError, match="no entry tells the platform"):
+        parse_detected_apps(doc, where="f")
+    platform, apps, _ = parse_detected_apps(doc, where="f", platform="ios")
+    assert platform == "ios" and apps[0].id == "com.zhiliaoapp.musically"
+
+
+def test_platform_option_must_agree() -> None:
+    with pytest.raises(CollectorInputError, match="the apps are windows apps, not ios"):
+        parse_detected_apps('[{"displayName": "TikTok", "platform": "windows"}]', where="f", platform="ios")
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ('{"@odata.context": "x"}', "no `value` array"),
+        ('"TikTok"', "expected an object or array"),
+        ('{"value": ["TikTok"]}', r"value\[0\]: not a detectedApp object"),
+        ('{"value": [{"displayName": "", "platform": "ios"}]}', r"value\[0\]: displayName is empty"),
+        ('{"value": [{"platform": "ios"}]}', r"value\[0\]: displayName must be a string, not NoneType"),
+        ('{"value": [{"displayName": "A", "platform": "tvOS"}]}', "unknown detectedApp platform 'tvOS'"),
+        ('{"value": [{"displayName": "A", "platform": 4}]}', "unknown detectedApp platform '4'"),
+        ('{"value": [{"displayName": "A", "platform": "chromeOS"}]}', "chromeOS is not one pyagent reports"),
+        ('{"value": [{"displayName": "A", "version": 3, "platform": "ios"}]}', "version must be a string"),
+        ('{"value": [{"displayName": "A\\nB", "platform": "ios"}]}', "line break"),
+        ('{"value": [', "not valid JSON"),
+    ],
+)
+def test_bad_exports(doc: str, message: str) -> None:
+    with pytest.raises(CollectorInputError, match=message):
+        parse_detected_apps(doc, where="f")
+
+
+def test_empty_list_with_platform_option() -> None:
+    platform, apps, _ = parse_detected_apps('{"value": []}', where="f", platform="windows")
+    assert (platform, apps) == ("windows", [])
+
+
+def test_from_file_is_required() -> None:
+    with pytest.raises(CollectorInputError, match="needs an exported detectedApps file"):
+        get_collector("intune")
+
+
+def test_graph_platform_enum_is_complete() -> None:
+    # detectedAppPlatformType, Microsoft Graph v1.0, in declaration order (values 0 to 11)
+    assert list(GRAPH_PLATFORMS) == [
+        "unknown",
+        "windows",
+        "windowsMobile",
+        "windowsHolographic",
+        "ios",
+        "macOS",
+        "chromeOS",
+        "androidOSP",
+        "androidDeviceAdministrator",
+        "androidWorkProfile",
+        "androidDedicatedAndFullyManaged",
+        "unknownFutureValue",
+    ]
+
+
+def test_known_app_names_ignore_case_and_spacing() -> None:
+    assert normalize("  Microsoft   OUTLOOK ") == "microsoft outlook"
+    assert lookup("tiktok", "android") == "com.zhiliaoapp.musically"
+    assert lookup("TikTok Lite", "ios") is None
+    assert lookup("TikTok", "linux") is None
+    assert lookup("抖音", "ios") == "com.ss.iphone.ugc.Aweme"

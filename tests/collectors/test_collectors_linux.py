@@ -1,0 +1,201 @@
+"""linux: the real dpkg-query of this machine, and captured rpm/flatpak/snap output through fake tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyagent.collectors import CollectorError, CollectorInputError, get_collector
+from pyagent.collectors.linux import (
+    LinuxCollector,
+    os_version_from,
+    parse_dpkg_query,
+    parse_flatpak_list,
+    parse_os_release,
+    parse_rpm_qa,
+    parse_snap_list,
+)
+
+FakeTool = Callable[[str, str], Path]
+HAS_DPKG = shutil.which("dpkg-query") is not None
+
+
+def _dpkg_query(*args: str) -> list[str]:
+    """Run the real dpkg-query, independently of the collector's runner."""
+    out = subprocess.run(["dpkg-query", *args], check=True, capture_output=True, text=True).stdout
+    return [line for line in out.split("\n") if line]
+
+
+@pytest.mark.skipif(not HAS_DPKG, reason="needs dpkg-query (a Debian-family machine)")
+def test_reports_every_package_that_dpkg_query_lists() -> None:
+    # `dpkg-query -W` (default format: ${binary:Package} TAB ${Version}) lists every package dpkg knows of
+    # that is not purged. The collector reports each one whose files are on the disk: all but the
+    # `config-files` and `not-installed` states (second letter c / n of ${db:Status-Abbrev}).
+    listed = [tuple(line.split("\t")) for line in _dpkg_query("-W")]
+    state = dict(
+        tuple(line.split("\t")) for line in _dpkg_query("-W", "-f", "${binary:Package}\t${db:Status-Abbrev}\n")
+    )
+    assert len(state) == len(listed)
+    expected = [(pkg, ver or None) for pkg, ver in listed if state[pkg][1] not in "cn"]
+    assert len(expected) > 50
+
+    inventory = LinuxCollector(sources=["dpkg"]).collect()
+    reported = [(app.id, app.version) for app in inventory.apps]
+    assert sorted(reported) == sorted(expected)
+    assert len(reported) == len(set(reported)) == len(expected)
+    assert all(app.source == "dpkg" for app in inventory.apps)
+    assert inventory.facts["dpkg_not_installed_skipped"] == len(listed) - len(expected)
+
+
+@pytest.mark.skipif(not HAS_DPKG, reason="needs dpkg-query (a Debian-family machine)")
+def test_collects_this_machine() -> None:
+    inventory = get_collector("linux").collect()
+    assert inventory.platform == "linux"
+    assert "dpkg" in inventory.facts["package_managers"]  # type: ignore[operator]
+    values = parse_os_release(Path("/etc/os-release").read_text())
+    assert inventory.os_version == (values.get("VERSION_ID") or values.get("PRETTY_NAME"))
+    assert inventory.collector_json()["name"] == "linux"
+    ids = {app.id for app in inventory.apps}
+    assert {line.split("\t")[0] for line in _dpkg_query("-W", "-f", "${binary:Package}\t${Status}\n")
+            if line.endswith(" installed")} <= ids
+
+
+def test_dpkg_states(fixtures: Path) -> None:
+    data = (fixtures / "linux" / "dpkg-query-W-binary-package-version-status-mixed.txt").read_bytes()
+    apps, skipped = parse_dpkg_query(data)
+    assert skipped == 2  # zoom and the old kernel: configuration files only
+    assert [(a.id, a.version) for a in apps] == [
+        ("adduser", "3.134"),
+        ("bash", "5.2.15-2+b7"),
+        ("bsdutils", "1:2.38.1-5+deb12u1"),
+        ("libc6:amd64", "2.36-9+deb12u7"),
+        ("libc6:i386", "2.36-9+deb12u7"),
+        ("teams-for-linux", "1.4.22"),  # held
+        ("google-chrome-stable", "123.0.6312.105-1"),  # selected for removal, still installed
+        ("libreoffice-core", "4:7.4.7-1+deb12u1"),  # unpacked
+        ("python3-apt", "2.6.0"),  # half-configured
+        ("man-db", "2.11.2-2"),  # triggers-pending
+        ("firefox-esr", "115.9.1esr-1~deb12u1"),  # half-installed: files may be there
+    ]
+
+
+def test_rpm(fixtures: Path) -> None:
+    apps = parse_rpm_qa((fixtures / "linux" / "rpm-qa-qf-name-epoch-version-release-arch.txt").read_bytes())
+    pairs = [(a.id, a.version) for a in apps]
+    assert ("NetworkManager", "1:1.46.0-1.fc40") in pairs
+    assert pairs.count(("glibc", "2.39-6.fc40")) == 2  # i686 and x86_64; deduplicated by the collector
+    assert ("kernel-core", "6.8.5-301.fc40") in pairs and ("kernel-core", "6.8.7-300.fc40") in pairs
+
+
+def test_flatpak(fixtures: Path) -> None:
+    apps = parse_flatpak_list((fixtures / "linux" / "flatpak-list-app-columns-application-version.txt").read_bytes())
+    assert apps[0].id == "org.mozilla.firefox" and apps[0].version == "124.0.2"
+    assert apps[-1].id == "io.github.example.NoVersion" and apps[-1].version is None
+    assert all(a.source == "flatpak" for a in apps)
+
+
+def test_snap(fixtures: Path) -> None:
+    apps = parse_snap_list((fixtures / "linux" / "snap-list.txt").read_bytes())
+    assert [(a.id, a.version) for a in apps][:3] == [("bare", "1.0"), ("core22", "20240111"), ("firefox", "124.0.2-1")]
+    assert ("my-local-tool", "0.3") in [(a.id, a.version) for a in apps]
+    assert len(apps) == 8
+    assert parse_snap_list(b"") == []
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "message"),
+    [
+        (parse_dpkg_query, b"bash\t5.2\n", "expected 3 tab-separated fields, got 2"),
+        (parse_dpkg_query, b"bash\t5.2\tinstalled\n", "status is not 'WANT EFLAG STATE'"),
+        (parse_dpkg_query, b"\t5.2\tinstall ok installed\n", "package is empty"),
+        (parse_dpkg_query, b"bash\t5.2\tinstall ok installed\n\xff\n", "not UTF-8"),
+        (parse_rpm_qa, b"bash 5.2 x86_64\n", "expected 3 tab-separated fields"),
+        (parse_flatpak_list, b"org.a.B\t1\tsystem\n", "expected application and version columns"),
+        (parse_flatpak_list, b"Application ID\tVersion\n", "not a flatpak application ID"),
+        (parse_snap_list, b"core22 20240111 1122\n", "not the `snap list` header"),
+        (parse_snap_list, b"Name Version Rev\ncore22\n", "not a `snap list` line"),
+        (parse_snap_list, b"Name Version Rev\ncore22 2024 abc\n", "not a `snap list` line"),
+    ],
+)
+def test_bad_tool_output(parse: Callable[[bytes], object], data: bytes, message: str) -> None:
+    with pytest.raises(CollectorInputError, match=message):
+        parse(data)
+
+
+def test_other_package_managers_through_fake_tools(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    linux = fixtures / "linux"
+    for tool, capture in [
+        ("rpm", "rpm-qa-qf-name-epoch-version-release-arch.txt"),
+        ("flatpak", "flatpak-list-app-columns-application-version.txt"),
+        ("snap", "snap-list.txt"),
+    ]:
+        fake_tool(tool, f"""printf '%s|' {tool} "$@" >> '{log}'; echo >> '{log}'\ncat '{linux / capture}'\n""")
+    inventory = LinuxCollector(sources=["rpm", "flatpak", "snap"]).collect()
+    assert log.read_text().splitlines() == [
+        r"rpm|-qa|--qf|%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{ARCH}\n|",
+        "flatpak|list|--app|--columns=application,version|",
+        "snap|list|",
+    ]
+    sources = {a.source for a in inventory.apps}
+    assert sources == {"rpm", "flatpak", "snap"}
+    # identical entries (glibc for two architectures, firefox in two flatpak installations) are one
+    assert [a.id for a in inventory.apps if a.source == "flatpak"].count("org.mozilla.firefox") == 1
+    assert [a.id for a in inventory.apps if a.source == "rpm"].count("glibc") == 1
+    assert inventory.facts["package_managers"] == ["rpm", "flatpak", "snap"]
+
+
+def test_a_failing_package_manager_fails_the_collection(fake_tool: FakeTool) -> None:
+    fake_tool("snap", "echo 'error: cannot communicate with server: connection refused' >&2\nexit 1\n")
+    with pytest.raises(CollectorError, match="^snap: exited with status 1: error: cannot communicate"):
+        LinuxCollector(sources=["snap"]).collect()
+
+
+def test_garbage_from_a_package_manager_is_a_tool_failure(fake_tool: FakeTool) -> None:
+    fake_tool("rpm", "echo 'error: rpmdb: BDB0113 Thread/process 1234 failed'\n")
+    with pytest.raises(CollectorError, match="^rpm: unexpected output: rpm:1: expected 3 tab-separated") as info:
+        LinuxCollector(sources=["rpm"]).collect()
+    assert info.value.exit_code == 3
+
+
+def test_hanging_package_manager(fake_tool: FakeTool) -> None:
+    fake_tool("flatpak", "exec sleep 30\n")
+    with pytest.raises(CollectorError, match=r"^flatpak: no result after 0\.5 s"):
+        LinuxCollector(sources=["flatpak"], timeout=0.5).collect()
+
+
+def test_no_package_manager(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CollectorError, match="no package manager found"):
+        LinuxCollector().collect()
+
+
+def test_unknown_source_option() -> None:
+    with pytest.raises(CollectorInputError, match="unknown package source"):
+        LinuxCollector(sources=["apk"])
+    with pytest.raises(CollectorInputError, match="none given"):
+        LinuxCollector(sources=[])
+
+
+def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path) -> None:
+    text = '# comment\nNAME="Fedora Linux"\nVERSION_ID=40\nPRETTY_NAME=\'Fedora Linux 40\'\nBROKEN="x\nID=fedora\n'
+    values = parse_os_release(text)
+    assert values == {"NAME": "Fedora Linux", "VERSION_ID": "40", "PRETTY_NAME": "Fedora Linux 40", "ID": "fedora"}
+    assert os_version_from(values) == "40"
+    assert os_version_from({"PRETTY_NAME": "Debian GNU/Linux trixie/sid"}) == "Debian GNU/Linux trixie/sid"
+    assert os_version_from({}) is None
+    release = tmp_path / "os-release"
+    release.write_text(text)
+    fake_tool("snap", "exit 0\n")
+    inventory = LinuxCollector(sources=["snap"], os_release=release).collect()
+    assert (inventory.os_version, inventory.facts["os_release_id"], inventory.apps) == ("40", "fedora", [])
+
+
+def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool) -> None:
+    fake_tool("snap", "exit 0\n")
+    with pytest.raises(CollectorInputError, match="os-release: no such file"):
+        LinuxCollector(sources=["snap"], os_release=tmp_path / "os-release").collect()

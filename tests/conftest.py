@@ -1,0 +1,52 @@
+"""Session fixtures on real parts: the pinned opa, a freshly compiled policy bundle, a real OPA server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.opa_bin import opa_binary
+from tests.helpers.opa_server import POLICY_DIRS, RunningOpa, run_opa_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def opa_bin() -> str:
+    return opa_binary()
+
+
+@pytest.fixture(scope="session")
+def policy_bundle(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The shipped policy compiled to wasm now, from the sources under test (never a stale build)."""
+    out = tmp_path_factory.mktemp("bundle") / "bundle.tar.gz"
+    subprocess.run(
+        [opa_bin, "build", "-t", "wasm", "-e", "pyagent/decision", "--ignore", "*_test.rego",
+         "-o", str(out), *(str(p) for p in POLICY_DIRS)],
+        check=True, capture_output=True,
+    )
+    previous = os.environ.get("PYAGENT_BUNDLE")
+    os.environ["PYAGENT_BUNDLE"] = str(out)
+    yield out
+    if previous is None:
+        os.environ.pop("PYAGENT_BUNDLE", None)
+    else:
+        os.environ["PYAGENT_BUNDLE"] = previous
+
+
+@pytest.fixture(scope="session")
+def opa_server(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOpa]:
+    """A real `opa run --server` with the shipped policies, on a free loopback port."""
+    with run_opa_server(opa_bin, tmp_path_factory.mktemp("opa")) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_opa_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose engines explicitly: an OPA URL or token in the environment must not leak in."""
+    for name in ("PYAGENT_OPA_URL", "PYAGENT_OPA_TOKEN", "PYAGENT_OPA_CA", "PYAGENT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)

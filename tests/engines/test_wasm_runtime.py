@@ -1,0 +1,415 @@
+"""The wasm runtime against the real OPA: policies compiled by `opa build -t wasm`, answers compared
+with `opa eval` of the same policy, input and data."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyagent.engines.wasm import (
+    BundleError,
+    MissingBuiltinError,
+    PolicyAbortError,
+    UndefinedResultError,
+    UnknownEntrypointError,
+    WasmPolicy,
+    WasmRuntimeError,
+    read_bundle,
+)
+from pyagent.engines.wasm.bundle import BundleLimits
+from pyagent.errors import InvalidInputError, NoDecisionError
+from tests.helpers.opa_bin import UNDEFINED, build_wasm, opa_binary, opa_eval
+
+POLICY = """package demo
+
+import rego.v1
+
+banned contains app.id if {
+	some app in input.apps
+	app.id in data.banned
+}
+
+ids := [app.id | some app in input.apps]
+
+by_id := {app.id: app.name | some app in input.apps}
+
+summary := {
+	"count": count(input.apps),
+	"banned": count(banned),
+	"org": data.org,
+	"flags": {f | some f in input.flags},
+	"keyed": {n: true | some n in input.numbers},
+}
+
+default allow := false
+
+allow if count(banned) == 0
+
+first := input.apps[0].id
+"""
+RULES = ("banned", "ids", "by_id", "summary", "allow", "first")
+DATA = {"banned": ["com.zhiliaoapp.musically", "com.ss.android.ugc.trill"], "org": "eu-commission"}
+INPUTS: list[dict[str, Any]] = [
+    {"apps": [], "flags": [], "numbers": []},
+    {
+        "apps": [
+            {"id": "com.zhiliaoapp.musically", "name": "TikTok"},
+            {"id": "org.mozilla.firefox", "name": "Firefox"},
+            {"id": "com.ss.android.ugc.trill", "name": "TikTok Lite"},
+        ],
+        "flags": ["zeta", "alpha", "Mid", "alpha", 3, None, True, [1, 2]],
+        "numbers": [10, 2, 2.5, -1],
+    },
+    {"apps": [{"id": "é-app", "name": 'ünïcode "quoted" <tag> & \n'}], "flags": [{"b": 1, "a": 2}]},
+    {"apps": [{"id": f"com.example.app{i:03}", "name": f"App {i}"} for i in range(200)], "numbers": [1e3]},
+]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WasmPolicy]:
+    workdir = tmp_path_factory.mktemp("demo")
+    bundle = read_bundle(build_wasm(workdir, POLICY, "demo", *(f"demo/{rule}" for rule in RULES)))
+    policy = WasmPolicy(bundle.wasm)
+    policy.set_data(DATA)
+    return workdir, policy
+
+
+def _wasm_value(policy: WasmPolicy, input_doc: object, entrypoint: str) -> Any:
+    try:
+        return policy.evaluate(input_doc, entrypoint)
+    except UndefinedResultError:
+        return UNDEFINED
+
+
+@pytest.mark.parametrize("case", range(len(INPUTS)))
+def test_every_entrypoint_matches_opa_eval(demo: tuple[Path, WasmPolicy], case: int) -> None:
+    workdir, policy = demo
+    expected = opa_eval(workdir, "data.demo", INPUTS[case], DATA)
+    assert policy.evaluate(INPUTS[case], "demo") == expected
+    for rule in RULES:
+        assert _wasm_value(policy, INPUTS[case], f"demo/{rule}") == expected.get(rule, UNDEFINED), rule
+
+
+def test_sets_arrays_and_objects_come_out_as_opa_answers_them(demo: tuple[Path, WasmPolicy]) -> None:
+    _, policy = demo
+    result = policy.evaluate(INPUTS[1], "demo")
+    assert result == {
+        "allow": False,
+        "banned": ["com.ss.android.ugc.trill", "com.zhiliaoapp.musically"],
+        "by_id": {
+            "com.ss.android.ugc.trill": "TikTok Lite",
+            "com.zhiliaoapp.musically": "TikTok",
+            "org.mozilla.firefox": "Firefox",
+        },
+        "first": "com.zhiliaoapp.musically",
+        "ids": ["com.zhiliaoapp.musically", "org.mozilla.firefox", "com.ss.android.ugc.trill"],
+        "summary": {
+            "banned": 2,
+            "count": 3,
+            "flags": [None, True, 3, "Mid", "alpha", "zeta", [1, 2]],
+            "keyed": {"-1": True, "10": True, "2": True, "2.5": True},
+            "org": "eu-commission",
+        },
+    }
+    assert list(result) == sorted(result)  # keys sorted, as OPA serialises them
+    assert list(result["by_id"]) == sorted(result["by_id"])
+
+
+def test_undefined_decision_raises(demo: tuple[Path, WasmPolicy]) -> None:
+    workdir, policy = demo
+    assert opa_eval(workdir, "data.demo.first", INPUTS[0], DATA) is UNDEFINED
+    with pytest.raises(UndefinedResultError, match="'demo/first' is undefined"):
+        policy.evaluate(INPUTS[0], "demo/first")
+    assert issubclass(UndefinedResultError, NoDecisionError)
+
+
+def test_data_is_loaded_once_and_memory_stays_constant(tmp_path: Path) -> None:
+    bundle = read_bundle(build_wasm(tmp_path, POLICY, "demo/summary", "demo/banned"))
+    policy = WasmPolicy(bundle.wasm)
+    policy.set_data(DATA)
+    apps = [{"id": f"app{i}", "name": str(i)} for i in range(50)] + [{"id": DATA["banned"][0], "name": "t"}]
+    policy.evaluate({"apps": apps}, "demo/summary")
+    pages = policy.memory_pages
+    for i in range(10_000):
+        got = policy.evaluate({"apps": apps[: i % 52], "flags": [i]}, "demo/summary")
+        assert got["count"] == min(i % 52, 51)
+        assert got["banned"] == (1 if i % 52 == 51 else 0)
+        assert got["flags"] == [i]
+    assert policy.memory_pages == pages
+
+
+def test_set_data_replaces_the_data_document(tmp_path: Path) -> None:
+    bundle = read_bundle(build_wasm(tmp_path, POLICY, "demo/banned", "demo/summary"))
+    policy = WasmPolicy(bundle.wasm)
+    input_doc = INPUTS[1]
+    assert policy.evaluate(input_doc, "demo/banned") == []  # default data: {}
+    policy.set_data(DATA)
+    assert policy.evaluate(input_doc, "demo/banned") == [
+        "com.ss.android.ugc.trill",
+        "com.zhiliaoapp.musically",
+    ]
+    policy.set_data({"banned": ["org.mozilla.firefox"], "org": "eeas"})
+    assert policy.evaluate(input_doc, "demo/banned") == ["org.mozilla.firefox"]
+    assert policy.evaluate(input_doc, "demo/summary")["org"] == "eeas"
+
+
+def test_non_string_keys_and_nested_sets_match_opa_eval(tmp_path: Path) -> None:
+    rego = """package keys
+
+import rego.v1
+
+o := {[1, 2]: 1, {"a": 1, "b": [2]}: 2, {3, 1}: 3, set(): 4, 1.50: 6, 1e3: 7, null: 8, "<&>": 9}
+
+s := {set(), {3, 1}, [2, 1], {"b": 1, "a": 2}, {"a": 1}, 10, 9.5, -1, "B", "a", "é", [1], true, false, null, {0, 5}}
+"""
+    policy = WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "keys")).wasm)
+    expected = opa_eval(tmp_path, "data.keys", {})
+    assert policy.evaluate({}, "keys") == expected
+    assert expected["o"]["[1,3]"] == 3
+    assert expected["s"][-3:] == [[], [0, 5], [1, 3]]
+
+
+def test_entrypoints_by_name_and_id(demo: tuple[Path, WasmPolicy]) -> None:
+    _, policy = demo
+    assert set(policy.entrypoints) == {"demo", *(f"demo/{rule}" for rule in RULES)}
+    assert policy.abi_version[0] == 1 and policy.abi_version[1] >= 2
+    ident = policy.entrypoints["demo/ids"]
+    assert policy.evaluate(INPUTS[1], ident) == policy.evaluate(INPUTS[1], "demo/ids")
+    with pytest.raises(UnknownEntrypointError, match="no entrypoint 'demo/nope'"):
+        policy.evaluate({}, "demo/nope")
+    with pytest.raises(UnknownEntrypointError):
+        policy.evaluate({}, 999)
+
+
+def test_input_that_is_not_json_is_invalid_input(demo: tuple[Path, WasmPolicy]) -> None:
+    _, policy = demo
+    with pytest.raises(InvalidInputError, match="input is not JSON"):
+        policy.evaluate({"apps": [object()]}, "demo")
+    with pytest.raises(InvalidInputError):
+        policy.evaluate({"x": float("nan")}, "demo")
+
+
+def test_missing_builtins_are_refused_by_name(tmp_path: Path) -> None:
+    rego = """package needs
+
+import rego.v1
+
+x := [semver.is_valid(input.v), uuid.rfc4122(input.v), time.parse_rfc3339_ns(input.t)]
+"""
+    bundle = read_bundle(build_wasm(tmp_path, rego, "needs/x"))
+    with pytest.raises(MissingBuiltinError) as caught:
+        WasmPolicy(bundle.wasm)
+    assert caught.value.missing == ("semver.is_valid", "uuid.rfc4122")
+    assert str(caught.value) == (
+        "policy needs built-ins the embedded engine does not provide: semver.is_valid, uuid.rfc4122"
+    )
+    assert isinstance(caught.value, WasmRuntimeError) and caught.value.exit_code == 3
+
+
+def test_opa_abort_is_an_error_and_the_policy_stays_usable(tmp_path: Path) -> None:
+    rego = """package conflict
+
+import rego.v1
+
+value := v if some v in input.values
+"""
+    policy = WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "conflict/value")).wasm)
+    with pytest.raises(RuntimeError, match="eval_conflict_error"):
+        opa_eval(tmp_path, "data.conflict.value", {"values": [1, 2]})
+    with pytest.raises(
+        PolicyAbortError, match=r"policy aborted: .*policy\.rego:5:1: var assignment conflict"
+    ):
+        policy.evaluate({"values": [1, 2]}, "conflict/value")
+    assert policy.evaluate({"values": [7, 7]}, "conflict/value") == 7
+    assert opa_eval(tmp_path, "data.conflict.value", {"values": [7, 7]}) == 7
+
+
+def test_print_output_is_what_opa_eval_prints(tmp_path: Path) -> None:
+    rego = """package printing
+
+import rego.v1
+
+r if {
+	print("apps:", count(input.apps), input.o, input.s, {x | x := input.o[_]}, 1.50, [set()], {{1}: 2})
+	print({v | some v in input.apps}, "-", input.apps, input.missing)
+}
+"""
+    input_doc = {
+        "apps": [3, 1, 2],
+        "o": {"b": 1, "a": [1, {"z": None, "c": 'q"\x01\x7f\u200b\n'}]},
+        "s": "top\nx",
+    }
+    bundle = build_wasm(tmp_path, rego, "printing/r", extra_args=["--wasm-include-print"])
+    lines: list[str] = []
+    policy = WasmPolicy(read_bundle(bundle).wasm, print_hook=lines.append)
+    assert policy.evaluate(input_doc, "printing/r") is True
+    (tmp_path / "input.json").write_text(json.dumps(input_doc))
+    args = ["eval", "-f", "json", "-d", str(tmp_path / "policy.rego"), "-i", str(tmp_path / "input.json")]
+    opa = subprocess.run([opa_binary(), *args, "data.printing.r"], capture_output=True, text=True, check=True)
+    assert "\n".join(lines) + "\n" == opa.stderr
+    assert lines[-1] == "{1, 2, 3} - [3, 1, 2] <undefined>"
+
+
+def test_a_module_that_is_not_opa_wasm_is_refused() -> None:
+    with pytest.raises(WasmRuntimeError, match="not a valid wasm module"):
+        WasmPolicy(b"\x00asm garbage")
+    empty_module = b"\x00asm\x01\x00\x00\x00"
+    with pytest.raises(WasmRuntimeError, match="lacks the global 'opa_wasm_abi_version'"):
+        WasmPolicy(empty_module)
+
+
+# ----------------------------------------------------------------------------------------- bundles
+
+
+def _tarball(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for info, content in members:
+            archive.addfile(info, io.BytesIO(content) if content is not None else None)
+    return out.getvalue()
+
+
+def _file(name: str, content: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(content)
+    return info, content
+
+
+def _special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+@pytest.fixture(scope="module")
+def good_members(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    workdir = tmp_path_factory.mktemp("bundle")
+    path = build_wasm(workdir, POLICY, "demo/allow", revision="2023.03.15-1")
+    with tarfile.open(path, "r:gz") as archive:
+        return {m.name: archive.extractfile(m).read() for m in archive if m.isfile()}  # type: ignore[union-attr]
+
+
+def test_opa_build_output_is_read_whole(good_members: dict[str, bytes], tmp_path: Path) -> None:
+    assert "/policy.wasm" in good_members  # opa build writes root-anchored names
+    path = tmp_path / "bundle.tar.gz"
+    path.write_bytes(_tarball([_file(n, c) for n, c in good_members.items()]))
+    bundle = read_bundle(path)
+    assert bundle.wasm == good_members["/policy.wasm"]
+    assert bundle.revision == "2023.03.15-1"
+    assert bundle.manifest["revision"] == "2023.03.15-1"
+    assert bundle.entrypoints == ["demo/allow"]
+    assert bundle.data == {}
+    rego = [name for name in bundle.files if name.endswith(".rego")]
+    assert set(bundle.files) - set(rego) == {"policy.wasm", "data.json", ".manifest"}
+    assert len(rego) == 1 and rego[0].endswith("/policy.rego")  # opa build keeps the source path
+    assert WasmPolicy(bundle.wasm).evaluate({"apps": []}, "demo/allow") is True
+
+
+def test_nested_data_files_are_merged(good_members: dict[str, bytes]) -> None:
+    members = [_file(n, c) for n, c in good_members.items() if n != "/data.json"]
+    members += [_file("/data.json", b'{"org": "x"}'), _file("/pyagent/bans/data.json", b'{"tiktok": {}}')]
+    bundle = read_bundle(_tarball(members))
+    assert bundle.data == {"org": "x", "pyagent": {"bans": {"tiktok": {}}}}
+
+
+def _expect_bundle_error(
+    members: list[tuple[tarfile.TarInfo, bytes | None]], message: str, **limits: int
+) -> None:
+    with pytest.raises(BundleError) as caught:
+        read_bundle(_tarball(members), limits=BundleLimits(**limits))
+    assert str(caught.value) == message
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("../evil.rego", '"../evil.rego"'),
+        ("/a/../../etc/passwd", '"/a/../../etc/passwd"'),
+        ("//etc/passwd", '"//etc/passwd"'),
+        ("a/./b", '"a/./b"'),
+    ],
+)
+def test_path_traversal_is_refused(good_members: dict[str, bytes], name: str, shown: str) -> None:
+    members = [_file(n, c) for n, c in good_members.items()] + [_file(name, b"x")]
+    _expect_bundle_error(
+        members, f"bundle <bytes>: member {shown}: path is absolute or escapes the bundle root"
+    )
+
+
+def test_backslash_names_are_refused(good_members: dict[str, bytes]) -> None:
+    members = [_file(n, c) for n, c in good_members.items()] + [_file("..\\evil", b"x")]
+    _expect_bundle_error(members, 'bundle <bytes>: member "..\\\\evil": backslash or NUL in its name')
+
+
+@pytest.mark.parametrize(
+    ("kind", "word"),
+    [(tarfile.SYMTYPE, "link"), (tarfile.LNKTYPE, "link"), (tarfile.FIFOTYPE, "special file")],
+)
+def test_links_and_special_files_are_refused(good_members: dict[str, bytes], kind: bytes, word: str) -> None:
+    members = [_file(n, c) for n, c in good_members.items()] + [_special("/data2.json", kind, "/etc/passwd")]
+    _expect_bundle_error(members, f"bundle <bytes>: member data2.json: is a {word}, not a regular file")
+
+
+def test_a_member_claiming_a_huge_size_is_refused_before_reading(good_members: dict[str, bytes]) -> None:
+    info = tarfile.TarInfo("/policy.wasm")
+    info.size = 1 << 40  # the header lies: nothing of that size follows
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        archive.fileobj.write(info.tobuf(archive.format, archive.encoding, archive.errors))  # type: ignore[union-attr]
+    with pytest.raises(BundleError, match=r"^bundle <bytes>: member policy\.wasm: over 134217728 bytes$"):
+        read_bundle(raw.getvalue())
+
+
+def test_oversize_members_and_totals_are_refused(good_members: dict[str, bytes]) -> None:
+    members = [_file(n, c) for n, c in good_members.items()]
+    wasm_size = len(good_members["/policy.wasm"])
+    _expect_bundle_error(
+        members,
+        f"bundle <bytes>: member policy.wasm: over {wasm_size - 1} bytes",
+        max_member_bytes=wasm_size - 1,
+    )
+    _expect_bundle_error(
+        [*members, _file("/big1", b"x" * 1000), _file("/big2", b"x" * 1000)],
+        "bundle <bytes>: member big2: members total over the bound",
+        max_total_bytes=wasm_size + 2500,
+    )
+    _expect_bundle_error(members, "bundle <bytes>: more than 2 members", max_members=2)
+
+
+def test_incomplete_or_corrupt_bundles_are_refused(good_members: dict[str, bytes], tmp_path: Path) -> None:
+    members = [_file(n, c) for n, c in good_members.items()]
+    without_wasm = [m for m in members if m[0].name != "/policy.wasm"]
+    _expect_bundle_error(
+        without_wasm, "bundle <bytes>: policy.wasm: missing (build it with `opa build -t wasm`)"
+    )
+    _expect_bundle_error(
+        [*members, _file("/policy.wasm", b"again")], "bundle <bytes>: member policy.wasm: appears twice"
+    )
+    bad_data = [m for m in members if m[0].name != "/data.json"] + [_file("/data.json", b"{not json")]
+    with pytest.raises(BundleError, match=r"^bundle <bytes>: data\.json: invalid JSON: "):
+        read_bundle(_tarball(bad_data))
+    conflict = [*members, _file("/org/data.json", b"1"), _file("/data2/data.json", b"{}")]
+    conflict = [m for m in conflict if m[0].name != "/data.json"] + [_file("/data.json", b'{"org": 2}')]
+    _expect_bundle_error(conflict, "bundle <bytes>: org/data.json: data conflicts at key 'org'")
+    yaml = [*members, _file("/x/data.yaml", b"a: 1")]
+    _expect_bundle_error(yaml, "bundle <bytes>: x/data.yaml: YAML data is not supported; use `opa build`")
+    with pytest.raises(BundleError, match=r"^bundle <bytes>: not a readable tar\.gz: "):
+        read_bundle(b"this is not gzip")
+    missing = tmp_path / "absent.tar.gz"
+    with pytest.raises(BundleError, match=rf"^bundle {missing}: cannot read: No such file or directory$"):
+        read_bundle(missing)
+
+
+def test_manifest_must_name_one_module(good_members: dict[str, bytes]) -> None:
+    manifest = json.loads(good_members["/.manifest"])
+    manifest["wasm"].append({"entrypoint": "demo/other", "module": "/other.wasm"})
+    members = [_file(n, c) for n, c in good_members.items() if n != "/.manifest"]
+    members.append(_file("/.manifest", json.dumps(manifest).encode()))
+    _expect_bundle_error(members, "bundle <bytes>: .manifest: expected one wasm module, found 2")

@@ -1,0 +1,74 @@
+"""Every example JSON document in the repository is valid against its schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyagent.report import DecisionValidator, ReportValidator, load_report, parse_report
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(ROOT.glob("examples/**/*.json"))
+INVENTORIES = sorted(ROOT.glob("examples/**/*.jsonl"))
+
+EXPECTED_REPORTS = [
+    "eu-commission-personal-enrolled-tiktok.json",
+    "eu-commission-corporate-clean.json",
+    "eu-council-personal-outlook-tiktok.json",
+    "eeas-personal-teams-douyin.json",
+    "eu-parliament-corporate-tiktok.json",
+    "us-federal-corporate-windows-tiktok.json",
+    "us-federal-personal-tiktok.json",
+    "india-personal-lite.json",
+]
+
+
+def _looks_like_report(document: Any) -> bool:
+    return isinstance(document, dict) and "schema_version" in document and "device" in document
+
+
+def _looks_like_decision(document: Any) -> bool:
+    return isinstance(document, dict) and "decision_id" in document and "allow" in document
+
+
+def test_the_named_examples_exist() -> None:
+    present = {path.name for path in (ROOT / "examples" / "reports").glob("*.json")}
+    assert set(EXPECTED_REPORTS) <= present
+
+
+def test_contract_example_is_verbatim(contract_report: dict[str, Any]) -> None:
+    assert load_report(ROOT / "examples/reports" / EXPECTED_REPORTS[0]) == contract_report
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(ROOT)) for p in EXAMPLES])
+def test_example_is_valid(path: Path, rv: ReportValidator, dv: DecisionValidator) -> None:
+    # Strict parsing (UTF-8, no duplicate keys) for every example; schema check for reports and decisions.
+    document = parse_report(path.read_bytes(), str(path), validate=False)
+    if "reports" in path.parts or _looks_like_report(document):
+        assert rv.validate(document).issues == []
+    elif "decisions" in path.parts or _looks_like_decision(document):
+        assert dv.validate(document).issues == []
+
+
+@pytest.mark.parametrize("path", INVENTORIES, ids=[str(p.relative_to(ROOT)) for p in INVENTORIES])
+def test_inventory_lines_are_valid_reports(path: Path) -> None:
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if line.strip():
+            parse_report(line, f"{path}:{number}")
+
+
+def test_examples_cover_every_platform_and_ownership() -> None:
+    reports = [json.loads((ROOT / "examples/reports" / name).read_text()) for name in EXPECTED_REPORTS]
+    assert {r["device"]["platform"] for r in reports} >= {"android", "ios", "windows"}
+    assert {r["device"]["ownership"] for r in reports} == {"corporate", "personal"}
+    assert {r["device"]["organization"] for r in reports} == {
+        "eu-commission",
+        "eu-council",
+        "eeas",
+        "eu-parliament",
+        "us-federal",
+        "india",
+    }
