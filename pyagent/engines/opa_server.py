@@ -69,6 +69,10 @@ class OpaServerEngine(Engine):
             retries=0,
             timeout=settings.timeout,
         )
+        if settings.ca_file:
+            # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment override a session's
+            # `verify`: the configured CA must win, so the environment is not consulted.
+            self._client._session.trust_env = False
         if endpoint.tls:
             # The client derives its URL scheme from `ssl`; a CA path must still mean https.
             self._client.schema = "https://"

@@ -196,14 +196,16 @@ class SchemaValidator:
             if (
                 not issues
             ):  # the two validators disagree: stay on the safe side, report the fast one's finding
-                issues = [SchemaIssue(_fast_path(err), printable(str(err.message)))]
+                issues = [_fast_issue(err)]
             return ValidationResult(valid=False, issues=issues)
         return ValidationResult(valid=True, issues=[])
 
 
-def _fast_path(err: fastjsonschema.JsonSchemaValueException) -> str:
-    path = [step for step in (err.path or [])[1:] if isinstance(step, (str, int))]
-    return json_path(path)
+def _fast_issue(err: fastjsonschema.JsonSchemaValueException) -> SchemaIssue:
+    """An issue from fastjsonschema's first error (``data.apps[1].id must be ...``)."""
+    steps: list[str | int] = [int(s) if s.isdigit() else s for s in map(str, (err.path or [])[1:])]
+    message = str(err.message).removeprefix(str(err.name or "")).strip()
+    return SchemaIssue(json_path(steps), printable(message or "does not match the schema"))
 
 
 class ReportValidator(SchemaValidator):

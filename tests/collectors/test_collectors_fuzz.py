@@ -71,7 +71,20 @@ PM_PIECES = st.sampled_from(
         "\u2028",
     ]
 )
-pm_text = st.lists(PM_PIECES, max_size=40).map("".join)
+pm_noise = st.lists(PM_PIECES, max_size=40).map("".join)
+package_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8}){0,3}", fullmatch=True)
+pm_lines = st.tuples(
+    st.sampled_from(["", "/data/app/~~Zm9v==/x-YmFy==/base.apk=", "/system/app/A/A.apk=", "null="]),
+    package_names,
+    st.sampled_from(["", " versionCode:1", " versionCode:2023403030"]),
+    st.sampled_from(["", "  installer=null", "  installer=com.android.vending"]),
+    st.sampled_from(["", " uid:10234", " uid:10234,1010234", " uid:1000"]),
+).map(lambda parts: "package:" + "".join(parts))
+pm_text = st.one_of(
+    pm_noise,
+    st.lists(pm_lines | pm_noise, min_size=1, max_size=8).map(lambda lines: "\n".join(lines) + "\n"),
+    st.lists(pm_lines, min_size=1, max_size=8).map(lambda lines: "\r\n".join(lines) + "\r\n"),
+)
 USERS_PIECES = st.sampled_from(["Users:\n", "\tUserInfo{", "0", "10", ":", "Owner", "c13", "1030", "}", " running", "\n"])
 users_text = st.lists(USERS_PIECES, max_size=30).map("".join)
 
@@ -89,27 +102,49 @@ osquery_rows = st.lists(
     st.dictionaries(OSQUERY_KEYS, st.text(max_size=15) | st.integers() | st.none(), max_size=8), max_size=6
 )
 INTUNE_PLATFORMS = st.sampled_from(["windows", "ios", "macOS", "androidWorkProfile", "unknown", "chromeOS", "x"])
-intune_docs = st.lists(
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "displayName": st.text(max_size=20) | st.none() | st.integers(),
-            "version": st.text(max_size=10) | st.none(),
-            "platform": INTUNE_PLATFORMS | st.none(),
-        },
-    ),
-    max_size=6,
-).flatmap(lambda rows: st.sampled_from([rows, {"value": rows}, {"value": rows, "@odata.nextLink": "x"}]))
+
+
+def _mostly(usual: st.SearchStrategy[object], rare: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """``usual`` nine times in ten, else ``rare``: inputs that mostly parse, so the fuzzing goes deep."""
+    return st.integers(min_value=0, max_value=9).flatmap(lambda n: usual if n else rare)
+
+
+def _intune_entries(platform: str) -> st.SearchStrategy[list[dict[str, object]]]:
+    known = st.sampled_from(["TikTok", "Microsoft Outlook", "CapCut", "7-Zip", "Douyin"])
+    return st.lists(
+        st.fixed_dictionaries(
+            {"displayName": _mostly(known, st.text(max_size=20) | st.none() | st.integers())},
+            optional={
+                "version": st.text(max_size=10) | st.none(),
+                "platform": _mostly(st.sampled_from([platform, "unknown"]), INTUNE_PLATFORMS),
+            },
+        ),
+        max_size=6,
+    )
+
+
+intune_docs = INTUNE_PLATFORMS.flatmap(_intune_entries).flatmap(
+    lambda rows: st.sampled_from([rows, {"value": rows}, {"value": rows, "@odata.nextLink": "x"}])
+)
+plist_text = st.text(  # plists cannot hold control characters other than tab and line breaks
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("\t\n\r"), max_size=15
+)
 plist_scalars = (
-    st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text(max_size=15) | st.binary(max_size=8)
+    st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | plist_text | st.binary(max_size=8)
 )
 plist_items = st.dictionaries(
     st.sampled_from(["Identifier", "Name", "ShortVersion", "Version", "Installing", "Other"]), plist_scalars, max_size=5
 )
+plist_good_items = st.fixed_dictionaries(
+    {"Identifier": package_names},
+    optional={"Name": plist_text, "ShortVersion": plist_text, "Installing": st.booleans()},
+)
 plist_docs = st.fixed_dictionaries(
     {},
     optional={
-        "InstalledApplicationList": st.lists(plist_items | plist_scalars, max_size=5) | plist_scalars,
+        "InstalledApplicationList": st.lists(plist_good_items, max_size=5)
+        | st.lists(plist_items | plist_scalars, max_size=5)
+        | plist_scalars,
         "Status": st.sampled_from(["Acknowledged", "Error", "NotNow"]) | plist_scalars,
         "UDID": plist_scalars,
     },

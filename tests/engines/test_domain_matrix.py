@@ -22,14 +22,23 @@ TIMES = ("2023-03-01T12:00:00Z", "2023-03-16T09:30:00Z")
 
 def cases() -> Iterator[tuple[str, dict[str, Any], str]]:
     for org, platform, ownership, enrolled, work in itertools.product(
-        domain.ORGS, ("android", "ios", "windows"), ("corporate", "personal"), (True, False),
+        domain.ORGS,
+        ("android", "ios", "windows"),
+        ("corporate", "personal"),
+        (True, False),
         ("none", "work-app", "work-profile"),
     ):
         work_apps = list(domain.WORK_APPS.get(platform, ()))[:1] if work == "work-app" else []
         for banned in [*domain.TIKTOK_FAMILY[platform], *domain.NOT_BANNED_BYTEDANCE.get(platform, ()), None]:
             apps = [*work_apps, *([banned] if banned else []), "org.example.notes"]
-            report = domain.make_report(org, platform, ownership, enrolled, apps,
-                                        work_profile=True if work == "work-profile" else None)
+            report = domain.make_report(
+                org,
+                platform,
+                ownership,
+                enrolled,
+                apps,
+                work_profile=True if work == "work-profile" else None,
+            )
             for at in TIMES:
                 yield f"{org}-{platform}-{ownership}-{enrolled}-{work}-{banned}-{at[:10]}", report, at
 
@@ -59,6 +68,11 @@ def test_every_case_matches_the_domain(engine: Engine) -> None:
         violations, warnings = domain.expected_banned(report, datetime.fromisoformat(at))
         got_v = {v["app_id"] for v in decision["violations"]}
         got_w = {w["app_id"] for w in decision["warnings"]}
-        if (got_v, got_w, decision["allow"], decision["errors"]) != (violations, warnings, not violations, []):
+        if (got_v, got_w, decision["allow"], decision["errors"]) != (
+            violations,
+            warnings,
+            not violations,
+            [],
+        ):
             mismatches.append((label, sorted(got_v), sorted(got_w), sorted(violations), sorted(warnings)))
     assert mismatches == []

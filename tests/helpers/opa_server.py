@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,12 +30,15 @@ class RunningOpa:
     log: Path
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, deadline: float, ca: Path | None = None
+) -> None:
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"opa exited with {process.returncode}: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
+            with urllib.request.urlopen(f"{url}/health", timeout=0.5, context=context) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -45,11 +49,20 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, deadlin
 
 @contextlib.contextmanager
 def run_opa_server(
-    opa: str, workdir: Path, *, paths: Sequence[Path] = POLICY_DIRS, extra_args: Sequence[str] = ()
+    opa: str,
+    workdir: Path,
+    *,
+    paths: Sequence[Path] = POLICY_DIRS,
+    extra_args: Sequence[str] = (),
+    tls_ca: Path | None = None,
 ) -> Iterator[RunningOpa]:
-    """Start ``opa run --server`` with ``paths`` loaded; stop it afterwards."""
+    """Start ``opa run --server`` with ``paths`` loaded; stop it afterwards.
+
+    With ``tls_ca``, the server speaks HTTPS (``extra_args`` carry its certificate) and the health
+    check trusts that CA.
+    """
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     log = workdir / f"opa-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603
@@ -59,7 +72,7 @@ def run_opa_server(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_healthy(url, process, log, time.monotonic() + 20)
+        _wait_healthy(url, process, log, time.monotonic() + 20, tls_ca)
         yield RunningOpa(url=url, process=process, log=log)
     finally:
         process.terminate()

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -320,3 +321,20 @@ def test_app_count_is_bounded(rv: ReportValidator, make_report: Any) -> None:
     assert not rv.is_valid(report)
     result = rv.validate(report)  # the reference validator agrees (and is slow: one pass only)
     assert result.issues == [SchemaIssue("$.apps", "too many items: 100001, at most 100000 allowed")]
+
+
+def test_a_disagreement_never_turns_into_valid(monkeypatch: pytest.MonkeyPatch, contract_report: Any) -> None:
+    """Should the fast validator reject what the reference one accepts, the document stays invalid."""
+    validator = ReportValidator()
+    calls = []
+
+    def reject(document: object) -> object:
+        calls.append(document)
+        raise fastjsonschema.JsonSchemaValueException(
+            "data.apps[0].id must be something", value="x", name="data.apps[0].id"
+        )
+
+    monkeypatch.setattr(validator, "_fast", reject)
+    result = validator.validate(contract_report)
+    assert calls and not result.valid
+    assert result.issues == [SchemaIssue("$.apps[0].id", "must be something")]

@@ -8,13 +8,14 @@ engine provides. Each one mirrors the Go implementation in OPA's ``topdown`` pac
 - ``time.parse_rfc3339_ns``: Go's ``time.Parse(time.RFC3339, s)`` (including its lenient fallback
   parser: one-digit hours, ``,`` as the fraction separator, offsets up to ``+24:00``/``:60``, more than
   nine fraction digits truncated) and OPA's check that the instant fits int64 nanoseconds.
-- ``time.parse_duration_ns``: Go's ``time.ParseDuration``, overflow rules included.
 - ``time.date``, ``time.clock``, ``time.weekday``, ``time.add_date``: for a time given as nanoseconds,
   or as ``[ns]``/``[ns, tz]`` with ``tz`` of ``""`` or ``"UTC"``. Another zone raises
   :class:`UnsupportedBuiltinUse` (the evaluation fails loudly rather than answer differently from OPA).
 
 ``time.now_ns`` is deliberately absent: policies read the time from their input, so that every decision
-can be replayed; a policy that calls it is refused at load time.
+can be replayed; a policy that calls it is refused at load time. So is ``time.parse_duration_ns``: OPA
+1.22 parses durations with its own grammar (``d``, ``w`` and ``y`` units rewritten into hours), which is
+not cheap to mirror exactly.
 
 A built-in signals OPA's "built-in error" by raising :class:`BuiltinError`; the runtime turns it into an
 undefined expression (OPA's default) or, in strict mode, into a failed evaluation.
@@ -34,7 +35,6 @@ __all__ = [
     "add_date",
     "clock",
     "date",
-    "parse_duration_ns",
     "parse_rfc3339_ns",
     "weekday",
 ]
@@ -261,107 +261,6 @@ def parse_rfc3339_ns(value: object) -> int:
     return _checked_ns(_go_parse_rfc3339(_string_operand(value, 1)))
 
 
-# --------------------------------------------------------------------------- time.parse_duration_ns
-
-_UNITS: Mapping[bytes, int] = MappingProxyType(
-    {
-        b"ns": 1,
-        b"us": 1_000,
-        "\u00b5s".encode(): 1_000,
-        "\u03bcs".encode(): 1_000,
-        b"ms": 1_000_000,
-        b"s": _NS_PER_SECOND,
-        b"m": 60 * _NS_PER_SECOND,
-        b"h": 3600 * _NS_PER_SECOND,
-    }
-)
-_U64 = (1 << 64) - 1
-
-
-def _leading_int(s: bytes) -> tuple[int, bytes]:
-    x, i = 0, 0
-    while i < len(s) and 48 <= s[i] <= 57:
-        if x > (1 << 63) // 10:
-            raise BuiltinError("overflow")
-        x = x * 10 + s[i] - 48
-        if x > 1 << 63:
-            raise BuiltinError("overflow")
-        i += 1
-    return x, s[i:]
-
-
-def _leading_fraction(s: bytes) -> tuple[int, float, bytes]:
-    x, scale, i, overflow = 0, 1.0, 0, False
-    while i < len(s) and 48 <= s[i] <= 57:
-        if not overflow:
-            if x > ((1 << 63) - 1) // 10:
-                overflow = True
-            else:
-                y = x * 10 + s[i] - 48
-                if y > 1 << 63:
-                    overflow = True
-                else:
-                    x, scale = y, scale * 10
-        i += 1
-    return x, scale, s[i:]
-
-
-def parse_duration_ns(value: object) -> int:
-    """``time.parse_duration_ns(value)``: Go's ``time.ParseDuration`` in nanoseconds."""
-    text = _string_operand(value, 1)
-    s = text.encode("utf-8", "surrogatepass")
-    invalid = BuiltinError(f'time: invalid duration "{text}"')
-    neg = False
-    if s[:1] in (b"-", b"+"):
-        neg, s = s[:1] == b"-", s[1:]
-    if s == b"0":
-        return 0
-    if not s:
-        raise invalid
-    total = 0
-    while s:
-        if not (s[0] == ord(".") or 48 <= s[0] <= 57):
-            raise invalid
-        before = len(s)
-        try:
-            whole, s = _leading_int(s)
-        except BuiltinError as err:
-            raise invalid from err
-        pre, post, frac, scale = before != len(s), False, 0, 1.0
-        if s[:1] == b".":
-            s = s[1:]
-            before = len(s)
-            frac, scale, s = _leading_fraction(s)
-            post = before != len(s)
-        if not pre and not post:
-            raise invalid
-        i = 0
-        while i < len(s) and not (s[i] == ord(".") or 48 <= s[i] <= 57):
-            i += 1
-        if i == 0:
-            raise BuiltinError(f'time: missing unit in duration "{text}"')
-        unit = _UNITS.get(s[:i])
-        if unit is None:
-            shown = s[:i].decode("utf-8", "replace")
-            raise BuiltinError(f'time: unknown unit "{shown}" in duration "{text}"')
-        s = s[i:]
-        if whole > (1 << 63) // unit:
-            raise invalid
-        whole *= unit
-        if frac > 0:
-            whole += int(float(frac) * (float(unit) / scale))
-            if whole > 1 << 63:
-                raise invalid
-        total = (total + whole) & _U64  # Go's uint64 addition wraps
-        if total > 1 << 63:
-            raise invalid
-    if neg:
-        return -total
-    if total > _INT64_MAX:
-        raise invalid
-    return total
-
-
 # --------------------------------------------------------------------------- calendar built-ins
 
 
@@ -405,7 +304,6 @@ def add_date(value: object, years: object, months: object, days: object) -> int:
 HOST_BUILTINS: Mapping[str, HostBuiltin] = MappingProxyType(
     {
         "time.parse_rfc3339_ns": parse_rfc3339_ns,
-        "time.parse_duration_ns": parse_duration_ns,
         "time.date": date,
         "time.clock": clock,
         "time.weekday": weekday,

@@ -1,0 +1,53 @@
+# METADATA
+# title: OPA server authorisation tests
+package system.authz_test
+
+import data.system.authz
+
+token_hash := crypto.sha256("s3cret-token")
+
+servers := {"token_sha256s": [token_hash]}
+
+decision_query := {"method": "POST", "path": ["v1", "data", "pyagent", "decision"], "identity": "s3cret-token"}
+
+test_decision_query_with_known_token_allowed if {
+	authz.allow with input as decision_query with data.pyagent_server as servers
+}
+
+test_wrong_token_denied if {
+	not authz.allow with input as object.union(decision_query, {"identity": "guess"})
+		with data.pyagent_server as servers
+}
+
+test_missing_token_denied if {
+	not authz.allow with input as object.remove(decision_query, ["identity"])
+		with data.pyagent_server as servers
+}
+
+test_other_data_path_denied if {
+	not authz.allow with input as object.union(decision_query, {"path": ["v1", "data", "pyagent", "exemptions"]})
+		with data.pyagent_server as servers
+}
+
+test_whole_data_document_denied if {
+	not authz.allow with input as object.union(decision_query, {"path": ["v1", "data"]})
+		with data.pyagent_server as servers
+}
+
+test_policy_upload_denied if {
+	not authz.allow with input as object.union(decision_query, {"method": "PUT", "path": ["v1", "policies", "x"]})
+		with data.pyagent_server as servers
+}
+
+test_crafted_path_with_traversal_denied if {
+	not authz.allow with input as object.union(decision_query, {"path": ["v1", "data", "pyagent", "decision", "..", ".."]})
+		with data.pyagent_server as servers
+}
+
+test_health_allowed_without_token if {
+	authz.allow with input as {"method": "GET", "path": ["health"]}
+}
+
+test_no_tokens_configured_denies_everything if {
+	not authz.allow with input as decision_query
+}

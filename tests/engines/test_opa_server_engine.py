@@ -1,0 +1,207 @@
+"""The `opa` engine: a real OPA server (plain, and TLS + bearer token behind system.authz), and
+fault injection where no decision may come out as allow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent.cli import cli
+from pyagent.decide import decide
+from pyagent.engines.base import EngineError, EngineSettings
+from pyagent.engines.opa_server import parse_url
+from pyagent.engines.select import build_engine
+from pyagent.errors import InvalidInputError
+from tests.helpers import domain
+from tests.helpers.fault_server import Fault, fault_server
+from tests.helpers.opa_server import POLICY_DIRS, RunningOpa, run_opa_server
+from tests.helpers.tls import make_ca, make_pki
+
+CLEAN = domain.make_report("eu-commission", "android", "corporate", True, ["org.example.notes"])
+AT = "2023-03-16T09:30:00Z"
+TOKEN = secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="module")
+def secured_opa(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningOpa, Path]]:
+    workdir = tmp_path_factory.mktemp("secured-opa")
+    pki = make_pki(workdir)
+    tokens = workdir / "tokens" / "data.json"
+    tokens.parent.mkdir()
+    tokens.write_text(
+        json.dumps({"pyagent_server": {"token_sha256s": [hashlib.sha256(TOKEN.encode()).hexdigest()]}})
+    )
+    with run_opa_server(
+        opa_bin,
+        workdir,
+        paths=[*POLICY_DIRS, tokens],
+        extra_args=[
+            "--authentication=token",
+            "--authorization=basic",
+            "--tls-cert-file",
+            str(pki.server_cert),
+            "--tls-private-key-file",
+            str(pki.server_key),
+        ],
+        tls_ca=pki.ca_cert,
+    ) as server:
+        yield server, pki.ca_cert
+
+
+def settings(url: str, **kw: object) -> EngineSettings:
+    return EngineSettings(engine="opa", opa_url=url, **kw)  # type: ignore[arg-type]
+
+
+def test_decision_over_tls_with_token(
+    secured_opa: tuple[RunningOpa, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = secured_opa
+    # A system CA bundle in the environment must not replace the configured CA.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    report = domain.make_report("eu-commission", "android", "corporate", True, ["com.zhiliaoapp.musically"])
+    with build_engine(settings(server.url, opa_token=TOKEN, opa_ca=str(ca))) as engine:
+        decision = decide(engine, report, at=AT)
+    assert [v["rule"] for v in decision["violations"]] == ["eu-commission/tiktok"]
+    assert decision["engine"] == "opa"
+
+
+def test_wrong_token_is_no_decision(secured_opa: tuple[RunningOpa, Path]) -> None:
+    server, ca = secured_opa
+    with (
+        build_engine(settings(server.url, opa_token="guess", opa_ca=str(ca))) as engine,
+        pytest.raises(EngineError, match="HTTP 401"),
+    ):
+        engine.evaluate({"at": AT, "report": CLEAN})
+
+
+def test_missing_token_is_no_decision(secured_opa: tuple[RunningOpa, Path]) -> None:
+    server, ca = secured_opa
+    with (
+        build_engine(settings(server.url, opa_ca=str(ca))) as engine,
+        pytest.raises(EngineError, match="HTTP 401"),
+    ):
+        engine.evaluate({"at": AT, "report": CLEAN})
+
+
+def test_untrusted_certificate_is_no_decision(secured_opa: tuple[RunningOpa, Path], tmp_path: Path) -> None:
+    server, _ = secured_opa
+    other_ca, _ = make_ca(tmp_path, "attacker CA")
+    with (
+        build_engine(settings(server.url, opa_token=TOKEN, opa_ca=str(other_ca))) as engine,
+        pytest.raises(EngineError, match="TLS verification failed"),
+    ):
+        engine.evaluate({"at": AT, "report": CLEAN})
+
+
+def test_cli_wrong_token_exits_3(secured_opa: tuple[RunningOpa, Path], tmp_path: Path) -> None:
+    server, ca = secured_opa
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps(CLEAN))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            str(report),
+            "--at",
+            AT,
+            "--engine",
+            "opa",
+            "--opa-url",
+            server.url,
+            "--opa-token",
+            "guess",
+            "--opa-ca",
+            str(ca),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 3
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault(status=500, body=b'{"code": "internal_error", "message": "boom"}'), "HTTP 500 (boom)"),
+        (Fault(status=502, body=b"bad gateway"), "HTTP 502"),
+        (Fault(status=504, body=b""), "HTTP 504"),
+        (Fault(status=400, body=b'{"code": "invalid_parameter", "message": "bad input"}'), "HTTP 400"),
+        (Fault(status=200, body=b"{}"), "no result for data.pyagent.decision"),
+        (Fault(status=200, body=b'{"result": null}'), "malformed result"),
+        (Fault(status=200, body=b'{"result": {"allow": true}}'), "no list of objects 'violations'"),
+        (Fault(status=200, body=b'{"result": {"allow": "yes"}}'), "no boolean 'allow'"),
+        (Fault(status=200, body=b"<html>proxy login</html>"), "malformed response"),
+        (Fault(status=200, body=b'{"result": {"allow": tr', declared_length=4096), "OPA at"),
+        (Fault(status=200, body=b"[1, 2]"), "malformed response"),
+        (Fault(status=200, body=b"{}", delay=2.0), "no answer within 0.5 s"),
+    ],
+    ids=[
+        "500",
+        "502",
+        "504",
+        "400",
+        "no-result",
+        "null-result",
+        "partial-result",
+        "allow-not-bool",
+        "html",
+        "truncated",
+        "array",
+        "slow",
+    ],
+)
+def test_faults_are_no_decision_never_allow(fault: Fault, message: str, tmp_path: Path) -> None:
+    with fault_server(fault) as url:
+        with build_engine(settings(url, opa_timeout=0.5)) as engine, pytest.raises(EngineError) as raised:
+            decide(engine, CLEAN, at=AT)
+        assert message in str(raised.value)
+        report = tmp_path / "r.json"
+        report.write_text(json.dumps(CLEAN))
+        result = CliRunner().invoke(
+            cli,
+            [
+                "check",
+                str(report),
+                "--at",
+                AT,
+                "--engine",
+                "opa",
+                "--opa-url",
+                url,
+                "--opa-timeout",
+                "0.5",
+                "--format",
+                "json",
+            ],
+        )
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1:8181",
+        "127.0.0.1:8181",
+        "http://127.0.0.1:8181/v1/data/x",
+        "http://127.0.0.1:8181/?q=1",
+        "http://:8181",
+        "http://127.0.0.1:99999",
+    ],
+)
+def test_bad_urls_are_usage_errors(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="--opa-url"):
+        parse_url(url)
+
+
+def test_missing_url_for_opa_engine_is_a_usage_error() -> None:
+    with pytest.raises(InvalidInputError, match="--engine opa needs --opa-url"):
+        build_engine(EngineSettings(engine="opa"))

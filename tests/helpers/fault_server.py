@@ -1,0 +1,51 @@
+"""A fake HTTP server for fault injection only (slow, truncated, 5xx, no result): never for decisions."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int = 200
+    body: bytes = b"{}"
+    delay: float = 0.0
+    declared_length: int | None = None  # a Content-Length larger than the body: a truncated response
+
+
+@contextlib.contextmanager
+def fault_server(fault: Fault) -> Iterator[str]:
+    """Serve ``fault`` to every request on a free loopback port; yields the base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            length = int(self.headers.get("Content-Length", "0"))
+            self.rfile.read(length)
+            if fault.delay:
+                time.sleep(fault.delay)
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(fault.declared_length or len(fault.body)))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(fault.body)
+                self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
