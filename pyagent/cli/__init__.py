@@ -10,6 +10,7 @@ import click
 from pyagent import __version__
 from pyagent.cli.check import check
 from pyagent.cli.collect import collect
+from pyagent.cli.fleet import fleet
 from pyagent.cli.policy import policy
 from pyagent.cli.validate import validate
 from pyagent.errors import PyagentError
@@ -64,6 +65,7 @@ def cli() -> None:
 
 cli.add_command(check)
 cli.add_command(collect)
+cli.add_command(fleet)
 cli.add_command(validate)
 cli.add_command(policy)
 

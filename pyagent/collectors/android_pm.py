@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pyagent.collectors.base import (
     MAX_ID_CHARS,
+    MAX_PATH_CHARS,
     App,
     Collector,
     CollectorError,
@@ -64,12 +65,12 @@ PM_LIST_PACKAGES = ("pm", "list", "packages", "-f", "-i", "-U", "--show-versionc
 
 _LINE = re.compile(
     r"package:(?P<body>.+?)"
-    r"(?:\s+versionCode:(?P<version>\d+))?"
+    r"(?:\s+versionCode:(?P<version>[0-9]+))?"
     r"(?:\s+installer=(?P<installer>\S+))?"
-    r"(?:\s+uid:(?P<uids>\d+(?:,\d+)*))?"
+    r"(?:\s+uid:(?P<uids>[0-9]+(?:,[0-9]+)*))?"
 )
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
-_USER = re.compile(r"UserInfo\{(?P<id>\d+):(?P<name>.*):(?P<flags>[0-9a-fA-F]+)\}(?P<running> running)?")
+_USER = re.compile(r"UserInfo\{(?P<id>[0-9]+):(?P<name>.*):(?P<flags>[0-9a-fA-F]+)\}(?P<running> running)?")
 
 
 def _lines(text: str) -> list[str]:
@@ -90,7 +91,7 @@ def parse_package_line(line: str, *, where: str, user: int | None = None) -> lis
         path, name = body.rsplit("=", 1)
         if not path:
             raise CollectorInputError(f"{where}: empty APK path before '=': {clip(line)}")
-        path = check_text(path, what="APK path", where=where)
+        path = check_text(path, what="APK path", where=where, limit=MAX_PATH_CHARS)
     if not _PACKAGE_NAME.fullmatch(name) or len(name) > MAX_ID_CHARS:
         raise CollectorInputError(f"{where}: not a package name: {clip(name)}")
     installer = match["installer"]

@@ -24,16 +24,29 @@ Evidence = Literal["id", "display_name"]
 
 MAX_ID_CHARS = 512
 """Longest identifier a collector emits (CONTRACT section 1: reports with 512-character IDs are valid)."""
-MAX_TEXT_CHARS = 4096
-"""Longest name, version, installer or path a collector emits."""
+MAX_TEXT_CHARS = 1024
+"""Longest name, version or installer a collector emits (the report schema's bound)."""
+MAX_PATH_CHARS = 4096
+"""Longest path a collector emits (the report schema's bound)."""
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks escaped, so that it stays one line whatever input it quotes."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class CollectorError(NoDecisionError):
     """A tool the collector needs is missing, hung, printed too much, or failed. Exit code 3."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
 
 class CollectorInputError(InvalidInputError):
     """An inventory file (or a tool's captured output) is not what it should be. Exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 def clip(text: str, limit: int = 80) -> str:

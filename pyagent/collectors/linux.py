@@ -1,13 +1,9 @@
 """Linux: this machine's packages, from every package manager present.
 
-==========  ===========================================================  ===================================
-source      command                                                      app id
-==========  ===========================================================  ===================================
-``dpkg``    ``dpkg-query -W -f '${binary:Package}\\t${Version}\\t${Status}\\n'``  ``${binary:Package}``
-``rpm``     ``rpm -qa --qf '%{NAME}\\t[EPOCH:]VERSION-RELEASE\\t%{ARCH}\\n'``    ``%{NAME}``
-``flatpak`` ``flatpak list --app --columns=application,version``         application ID
-``snap``    ``snap list``                                                snap name
-==========  ===========================================================  ===================================
+- ``dpkg``: ``dpkg-query -W -f '${binary:Package}\\t${Version}\\t${Status}\\n'``; id ``${binary:Package}``;
+- ``rpm``: ``rpm -qa --qf '%{NAME}\\t[EPOCH:]VERSION-RELEASE\\t%{ARCH}\\n'``; id ``%{NAME}``;
+- ``flatpak``: ``flatpak list --app --columns=application,version``; id the application ID;
+- ``snap``: ``snap list``; id the snap name.
 
 dpkg ids are ``${binary:Package}``, the name ``dpkg-query -W`` itself prints: the bare package name, with
 an ``:arch`` qualifier only for ``Multi-Arch: same`` packages (which may be installed for several
@@ -18,9 +14,12 @@ are left out and counted in the facts. Every other state (``installed``, ``unpac
 ``half-configured``, ``half-installed``, ``triggers-awaited``, ``triggers-pending``) is reported,
 whatever the selection (``hold`` and ``deinstall`` packages are still on the disk).
 
-rpm may hold one name several times (kernels, multilib ``.i686``/``.x86_64``): each is its own entry.
-A flatpak app installed both system-wide and per user is one entry. The OS version is ``VERSION_ID`` of
-``/etc/os-release`` (fallback ``/usr/lib/os-release``), else its ``PRETTY_NAME``.
+rpm may hold one name several times (kernels): each version is its own entry. Entries that are the same
+in every report field are one: a multilib package (``glibc`` ``.i686`` and ``.x86_64``) of one version, or
+a flatpak app installed both system-wide and per user (the report has no architecture or installation).
+
+The OS version is ``VERSION_ID`` of ``/etc/os-release`` (fallback ``/usr/lib/os-release``), else its
+``PRETTY_NAME``.
 
 A package manager whose program is present but fails (snapd not running, a locked rpm database) fails
 the collection with CollectorError: a report without its packages could hide a banned app. Use the
@@ -170,9 +169,12 @@ def os_version_from(values: dict[str, str]) -> str | None:
 
 
 class LinuxCollector(Collector):
-    """This machine's packages. Options: ``sources`` (which of dpkg, rpm, flatpak, snap; default: those
-    whose program is on PATH), ``os_release`` (path of the os-release file), ``timeout`` (seconds per
-    command), ``max_output`` (bytes per command)."""
+    """This machine's packages.
+
+    Options: ``sources`` (which of dpkg, rpm, flatpak, snap, as a list or a comma-separated string;
+    default: those whose program is on PATH), ``os_release`` (path of the os-release file),
+    ``timeout`` (seconds per command), ``max_output`` (bytes per command).
+    """
 
     name = "linux"
 
@@ -184,6 +186,8 @@ class LinuxCollector(Collector):
         timeout: float = DEFAULT_TIMEOUT,
         max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> None:
+        if isinstance(sources, str):
+            sources = [part.strip() for part in sources.split(",") if part.strip()]
         if sources is not None:
             unknown = [s for s in sources if s not in SOURCES]
             if unknown or not sources:

@@ -31,6 +31,7 @@ from typing import Literal
 from pyagent.collectors import known_apps
 from pyagent.collectors.base import (
     MAX_ID_CHARS,
+    MAX_PATH_CHARS,
     App,
     Collector,
     CollectorError,
@@ -38,6 +39,7 @@ from pyagent.collectors.base import (
     Inventory,
     Platform,
     check_text,
+    clip,
     optional_text,
 )
 from pyagent.collectors.files import decode_text, load_json, read_input_bytes
@@ -102,6 +104,9 @@ def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
     def text(column: str) -> str | None:
         return optional_text(row.get(column), what=column, where=where)
 
+    def path_text(column: str) -> str | None:
+        return optional_text(row.get(column), what=column, where=where, limit=MAX_PATH_CHARS)
+
     evidence: str | None = None
     version: str | None
     if table == "apps":
@@ -110,12 +115,12 @@ def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
             name = name[: -len(".app")] or name
         app_id = text("bundle_identifier")
         version = text("bundle_short_version") or text("bundle_version")
-        path = text("path")
+        path = path_text("path")
     elif table == "programs":
         name = text("name")
         app_id = text("package_family_name") or text("identifying_number")
         version = text("version")
-        path = text("install_location")
+        path = path_text("install_location")
     else:
         if table == "deb_packages":
             status = (text("status") or "").split()
@@ -167,7 +172,7 @@ def parse_osquery_json(
     if table is None:
         if detected is None:
             raise CollectorInputError(
-                f"{where}: columns {', '.join(sorted(columns))[:200]} match none of "
+                f"{where}: columns {clip(', '.join(sorted(columns)), 200)} match none of "
                 "apps, programs, deb_packages, rpm_packages; use `select *` or name the table"
             )
         table = detected

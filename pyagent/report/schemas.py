@@ -59,16 +59,19 @@ def find_schema(name: str, dirs: Iterable[Path] | None = None) -> Path:
 
 
 @functools.cache
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> str:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise SchemaFileError(f"{path}: cannot load schema: {err}") from err
     if not isinstance(document, dict):
         raise SchemaFileError(f"{path}: a schema must be a JSON object")
-    return document
+    return text
 
 
 def load_schema(name: str, dirs: Iterable[Path] | None = None) -> dict[str, Any]:
-    """Schema ``name`` as parsed JSON, cached per process. Callers must not modify it."""
-    return _load(find_schema(name, dirs))
+    """Schema ``name`` as parsed JSON: a fresh copy on each call (some compilers modify what they are given);
+    the file is read once per process."""
+    document: dict[str, Any] = json.loads(_load(find_schema(name, dirs)))
+    return document

@@ -90,7 +90,9 @@ def test_all_users_capture_gives_one_entry_per_user(fixtures: Path) -> None:
 
 
 def test_crlf_capture_from_an_old_device(fixtures: Path) -> None:
-    inventory = AndroidPmCollector(from_file=fixtures / "android-pm" / "android6-adb-pty-crlf-f.txt").collect()
+    inventory = AndroidPmCollector(
+        from_file=fixtures / "android-pm" / "android6-adb-pty-crlf-f.txt"
+    ).collect()
     apps = _by_id(inventory.apps)
     assert apps["com.zhiliaoapp.musically"].path == "/data/app/com.zhiliaoapp.musically-1/base.apk"
     assert len(apps) == 7
@@ -138,7 +140,7 @@ def test_user_option_labels_apps_without_uid(tmp_path: Path) -> None:
 
 
 def test_uid_of_another_user_than_the_one_given_is_refused() -> None:
-    with pytest.raises(CollectorInputError, match="uid 10123 is not in user 10"):
+    with pytest.raises(CollectorInputError, match=r"uid 10123 is not in user 10"):
         parse_package_line("package:com.x uid:10123", where="t", user=10)
 
 
@@ -158,6 +160,7 @@ def test_blank_lines_are_ignored() -> None:
         ("package:a.b\npackage:/data/app/x/base.apk=\n", r"^f:2: not a package name: ''"),
         ("package:=com.x\n", r"^f:1: empty APK path"),
         ("package:com.x versionCode:abc\n", r"^f:1: not a package name"),
+        ("package:com.x uid:\u0661\u0660\n", r"^f:1: not a package name"),
         ("permission:android.permission.INTERNET\n", r"^f:1: not a `pm list packages` line"),
         ("sdk:com.google.android.sdk.ads:33\n", r"^f:1: not a `pm list packages` line"),
         ("package:a.b\npackage:c.d versionCo", r"^f:2: the last line has no line break, so the capture"),
@@ -189,7 +192,8 @@ def test_pm_list_users_name_with_colons() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["UserInfo{0:Owner:c13} running\n", "Users:\n", "Users:\n\tUserInfo{x:Owner:c13}\n", "Users:\n\tjunk"]
+    "text",
+    ["UserInfo{0:Owner:c13} running\n", "Users:\n", "Users:\n\tUserInfo{x:Owner:c13}\n", "Users:\n\tjunk"],
 )
 def test_bad_pm_list_users(text: str) -> None:
     with pytest.raises(CollectorInputError):
@@ -199,7 +203,9 @@ def test_bad_pm_list_users(text: str) -> None:
 # ---- live mode, through a fake adb that replays real captures -------------------------------------------
 
 
-def _install_replay_adb(fake_tool: FakeTool, fixtures: Path, tmp_path: Path, users: str | None = None) -> Path:
+def _install_replay_adb(
+    fake_tool: FakeTool, fixtures: Path, tmp_path: Path, users: str | None = None
+) -> Path:
     live = fixtures / "android-pm" / LIVE
     log = tmp_path / "adb.log"
     users_file = live / "pm-list-users.txt"
@@ -289,12 +295,12 @@ def test_live_adb_hangs(fake_tool: FakeTool) -> None:
 
 def test_live_no_device(fake_tool: FakeTool) -> None:
     fake_tool("adb", "echo 'adb: no devices/emulators found' >&2\nexit 1\n")
-    with pytest.raises(CollectorError, match="^adb: exited with status 1: adb: no devices/emulators found$"):
+    with pytest.raises(CollectorError, match=r"^adb: exited with status 1: adb: no devices/emulators found$"):
         AndroidPmCollector().collect()
 
 
 def test_live_adb_missing(tmp_path: Path) -> None:
-    with pytest.raises(CollectorError, match="^adb: not found"):
+    with pytest.raises(CollectorError, match=r"^adb: not found"):
         AndroidPmCollector(adb=str(tmp_path / "adb")).collect()
 
 
@@ -315,11 +321,11 @@ esac
 
 
 def test_serial_with_file_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(CollectorInputError, match="serial"):
+    with pytest.raises(CollectorInputError, match=r"serial"):
         AndroidPmCollector(from_file=tmp_path / "x.txt", serial="abc")
 
 
 @pytest.mark.parametrize("user", [-1, True, "10"])
 def test_bad_user_option(user: object) -> None:
-    with pytest.raises(CollectorInputError, match="user must be a user id"):
+    with pytest.raises(CollectorInputError, match=r"user must be a user id"):
         AndroidPmCollector(user=user)  # type: ignore[arg-type]

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from pyagent.collectors.base import CollectorInputError
-from pyagent.collectors.files import MAX_INPUT_BYTES, decode_text, load_json, read_input_bytes, read_input_text
+from pyagent.collectors.files import (
+    MAX_INPUT_BYTES,
+    decode_text,
+    load_json,
+    read_input_bytes,
+    read_input_text,
+)
 from pyagent.errors import InvalidInputError
 
 
@@ -31,14 +37,14 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.txt"
     path.write_bytes(b"")
-    with pytest.raises(CollectorInputError, match="empty.txt: file is empty"):
+    with pytest.raises(CollectorInputError, match=r"empty.txt: file is empty"):
         read_input_bytes(path)
 
 
 def test_whitespace_only_text(tmp_path: Path) -> None:
     path = tmp_path / "blank.txt"
     path.write_bytes(b"\n \n\t\n")
-    with pytest.raises(CollectorInputError, match="no content"):
+    with pytest.raises(CollectorInputError, match=r"no content"):
         read_input_text(path)
 
 
@@ -53,7 +59,7 @@ def test_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
 def test_small_cap(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"x" * 11)
-    with pytest.raises(CollectorInputError, match="more than the 10-byte limit"):
+    with pytest.raises(CollectorInputError, match=r"more than the 10-byte limit"):
         read_input_bytes(path, max_bytes=10)
     assert read_input_bytes(path, max_bytes=11) == b"x" * 11
 
@@ -68,12 +74,12 @@ def test_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CollectorInputError, match="is a directory"):
+    with pytest.raises(CollectorInputError, match=r"is a directory"):
         read_input_bytes(tmp_path)
 
 
 def test_device_is_refused() -> None:
-    with pytest.raises(CollectorInputError, match="/dev/zero: is a device, not a regular file"):
+    with pytest.raises(CollectorInputError, match=r"/dev/zero: is a device, not a regular file"):
         read_input_bytes("/dev/zero")
 
 
@@ -88,7 +94,7 @@ def test_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
 def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "link.txt"
     link.symlink_to(tmp_path / "gone.txt")
-    with pytest.raises(CollectorInputError, match="link.txt: symbolic link to a missing file"):
+    with pytest.raises(CollectorInputError, match=r"link.txt: symbolic link to a missing file"):
         read_input_bytes(link)
 
 
@@ -97,14 +103,14 @@ def test_symlink_to_a_fifo_is_refused(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     link = tmp_path / "link.txt"
     link.symlink_to(fifo)
-    with pytest.raises(CollectorInputError, match="link.txt: is a FIFO"):
+    with pytest.raises(CollectorInputError, match=r"link.txt: is a FIFO"):
         read_input_bytes(link)
 
 
 def test_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "link.txt"
     link.symlink_to("/dev/urandom")
-    with pytest.raises(CollectorInputError, match="link.txt: is a device"):
+    with pytest.raises(CollectorInputError, match=r"link.txt: is a device"):
         read_input_bytes(link)
 
 
@@ -114,7 +120,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "secret.txt"
     path.write_text("x")
     path.chmod(0)
-    with pytest.raises(CollectorInputError, match="cannot open: Permission denied"):
+    with pytest.raises(CollectorInputError, match=r"cannot open: Permission denied"):
         read_input_bytes(path)
 
 
@@ -124,7 +130,7 @@ def test_binary_is_refused() -> None:
 
 
 def test_non_utf8_is_refused() -> None:
-    with pytest.raises(CollectorInputError, match="not UTF-8 text"):
+    with pytest.raises(CollectorInputError, match=r"not UTF-8 text"):
         decode_text("package:com.café\n".encode("latin-1"), where="f")
 
 
@@ -139,7 +145,7 @@ def test_utf16_with_bom_is_decoded() -> None:
 
 
 def test_broken_utf16_is_refused() -> None:
-    with pytest.raises(CollectorInputError, match="not valid UTF-16"):
+    with pytest.raises(CollectorInputError, match=r"not valid UTF-16"):
         decode_text(codecs.BOM_UTF16_LE + b"\x00\xd8", where="f")
 
 
@@ -156,3 +162,9 @@ def test_broken_utf16_is_refused() -> None:
 def test_load_json_refusals(text: str, message: str) -> None:
     with pytest.raises(CollectorInputError, match=message):
         load_json(text, where="f")
+
+
+def test_messages_stay_on_one_line_whatever_the_file_name(tmp_path: Path) -> None:
+    with pytest.raises(CollectorInputError) as info:
+        read_input_bytes(tmp_path / "evil\nname.txt")
+    assert "\n" not in str(info.value) and "evil\\nname.txt: no such file" in str(info.value)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import plistlib
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyagent.collectors.android_pm import parse_package_line, parse_pm_list_packages, parse_pm_list_users
-from pyagent.collectors.base import App, CollectorInputError
+from pyagent.collectors.base import App, CollectorInputError, Platform
 from pyagent.collectors.files import decode_text
 from pyagent.collectors.intune import parse_detected_apps
 from pyagent.collectors.ios_mdm import parse_installed_application_list
@@ -23,12 +24,15 @@ from pyagent.collectors.linux import (
     parse_rpm_qa,
     parse_snap_list,
 )
-from pyagent.collectors.osquery import parse_osquery_json
+from pyagent.collectors.osquery import Table, parse_osquery_json
 
+T = TypeVar("T")
+TABLES: list[Table | None] = [None, "apps", "programs", "deb_packages", "rpm_packages"]
+PLATFORMS: list[Platform | None] = [None, "windows", "android", "ios"]
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _only_input_errors(call: Callable[[], object]) -> object:
+def _only_input_errors(call: Callable[[], T]) -> T | None:
     try:
         result = call()
     except CollectorInputError as exc:
@@ -85,23 +89,43 @@ pm_text = st.one_of(
     st.lists(pm_lines | pm_noise, min_size=1, max_size=8).map(lambda lines: "\n".join(lines) + "\n"),
     st.lists(pm_lines, min_size=1, max_size=8).map(lambda lines: "\r\n".join(lines) + "\r\n"),
 )
-USERS_PIECES = st.sampled_from(["Users:\n", "\tUserInfo{", "0", "10", ":", "Owner", "c13", "1030", "}", " running", "\n"])
+USERS_PIECES = st.sampled_from(
+    ["Users:\n", "\tUserInfo{", "0", "10", ":", "Owner", "c13", "1030", "}", " running", "\n"]
+)
 users_text = st.lists(USERS_PIECES, max_size=30).map("".join)
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
 OSQUERY_KEYS = st.sampled_from(
-    ["name", "version", "bundle_identifier", "display_name", "bundle_short_version", "identifying_number",
-     "package_family_name", "release", "epoch", "arch", "status", "maintainer", "path", "install_location"]
+    [
+        "name",
+        "version",
+        "bundle_identifier",
+        "display_name",
+        "bundle_short_version",
+        "identifying_number",
+        "package_family_name",
+        "release",
+        "epoch",
+        "arch",
+        "status",
+        "maintainer",
+        "path",
+        "install_location",
+    ]
 )
 osquery_rows = st.lists(
     st.dictionaries(OSQUERY_KEYS, st.text(max_size=15) | st.integers() | st.none(), max_size=8), max_size=6
 )
-INTUNE_PLATFORMS = st.sampled_from(["windows", "ios", "macOS", "androidWorkProfile", "unknown", "chromeOS", "x"])
+INTUNE_PLATFORMS = st.sampled_from(
+    ["windows", "ios", "macOS", "androidWorkProfile", "unknown", "chromeOS", "x"]
+)
 
 
 def _mostly(usual: st.SearchStrategy[object], rare: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
@@ -133,7 +157,9 @@ plist_scalars = (
     st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | plist_text | st.binary(max_size=8)
 )
 plist_items = st.dictionaries(
-    st.sampled_from(["Identifier", "Name", "ShortVersion", "Version", "Installing", "Other"]), plist_scalars, max_size=5
+    st.sampled_from(["Identifier", "Name", "ShortVersion", "Version", "Installing", "Other"]),
+    plist_scalars,
+    max_size=5,
 )
 plist_good_items = st.fixed_dictionaries(
     {"Identifier": package_names},
@@ -206,11 +232,11 @@ def test_osquery_any_json(value: object) -> None:
 
 
 @FUZZ
-@given(osquery_rows, st.sampled_from([None, "apps", "programs", "deb_packages", "rpm_packages"]))
-def test_osquery_row_shapes(rows: list[dict[str, object]], table: str | None) -> None:
-    result = _only_input_errors(lambda: parse_osquery_json(json.dumps(rows), where="f", table=table))  # type: ignore[arg-type]
+@given(osquery_rows, st.sampled_from(TABLES))
+def test_osquery_row_shapes(rows: list[dict[str, object]], table: Table | None) -> None:
+    result = _only_input_errors(lambda: parse_osquery_json(json.dumps(rows), where="f", table=table))
     if result is not None:
-        _check_apps(result[1])  # type: ignore[index]
+        _check_apps(result[1])
 
 
 @FUZZ
@@ -226,11 +252,11 @@ def test_intune_any_text(text: str) -> None:
 
 
 @FUZZ
-@given(intune_docs, st.sampled_from([None, "windows", "android", "ios"]))
-def test_intune_doc_shapes(doc: object, platform: str | None) -> None:
-    result = _only_input_errors(lambda: parse_detected_apps(json.dumps(doc), where="f", platform=platform))  # type: ignore[arg-type]
+@given(intune_docs, st.sampled_from(PLATFORMS))
+def test_intune_doc_shapes(doc: object, platform: Platform | None) -> None:
+    result = _only_input_errors(lambda: parse_detected_apps(json.dumps(doc), where="f", platform=platform))
     if result is not None:
-        _check_apps(result[1])  # type: ignore[index]
+        _check_apps(result[1])
 
 
 # ---- ios-mdm (plist) ---------------------------------------------------------------------------------
@@ -254,7 +280,7 @@ def test_ios_mdm_plist_shapes(doc: dict[str, object], cut: int) -> None:
     data = plistlib.dumps(doc, fmt=plistlib.FMT_XML)
     result = _only_input_errors(lambda: parse_installed_application_list(data, where="f"))
     if result is not None:
-        _check_apps(result[0])  # type: ignore[index]
+        _check_apps(result[0])
     truncated = data[: len(data) - cut] if cut else data
     _only_input_errors(lambda: parse_installed_application_list(truncated, where="f"))
 

@@ -36,7 +36,9 @@ def test_windows_laptop(fixtures: Path) -> None:
 
 
 def test_android_work_profile(fixtures: Path) -> None:
-    inventory = IntuneCollector(from_file=fixtures / "intune" / "android-work-profile-detectedapps.json").collect()
+    inventory = IntuneCollector(
+        from_file=fixtures / "intune" / "android-work-profile-detectedapps.json"
+    ).collect()
     assert inventory.platform == "android"
     assert inventory.work_profile is True
     assert [a.id for a in inventory.apps] == [
@@ -59,7 +61,9 @@ def test_android_fully_managed(fixtures: Path) -> None:
 
 
 def test_ios_bare_array(fixtures: Path) -> None:
-    inventory = IntuneCollector(from_file=fixtures / "intune" / "ios-detectedapps-value-array-only.json").collect()
+    inventory = IntuneCollector(
+        from_file=fixtures / "intune" / "ios-detectedapps-value-array-only.json"
+    ).collect()
     assert inventory.platform == "ios"
     assert [a.id for a in inventory.apps] == [
         "com.zhiliaoapp.musically",
@@ -72,8 +76,10 @@ def test_ios_bare_array(fixtures: Path) -> None:
 
 
 def test_one_page_of_many_is_refused(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match="@odata.nextLink.*export every page"):
-        IntuneCollector(from_file=fixtures / "intune" / "windows-laptop-detectedapps-page-1-of-2.json").collect()
+    with pytest.raises(CollectorInputError, match=r"@odata.nextLink.*export every page"):
+        IntuneCollector(
+            from_file=fixtures / "intune" / "windows-laptop-detectedapps-page-1-of-2.json"
+        ).collect()
 
 
 def test_mixed_platforms_are_refused(fixtures: Path) -> None:
@@ -96,14 +102,14 @@ def test_platforms_of_one_family_mix_fine() -> None:
 
 def test_unknown_platform_needs_the_option() -> None:
     doc = json.dumps([{"displayName": "TikTok", "platform": "unknown"}, {"displayName": "X"}])
-    with pytest.raises(CollectorInputError, match="no entry tells the platform"):
+    with pytest.raises(CollectorInputError, match=r"no entry tells the platform"):
         parse_detected_apps(doc, where="f")
     platform, apps, _ = parse_detected_apps(doc, where="f", platform="ios")
     assert platform == "ios" and apps[0].id == "com.zhiliaoapp.musically"
 
 
 def test_platform_option_must_agree() -> None:
-    with pytest.raises(CollectorInputError, match="the apps are windows apps, not ios"):
+    with pytest.raises(CollectorInputError, match=r"the apps are windows apps, not ios"):
         parse_detected_apps('[{"displayName": "TikTok", "platform": "windows"}]', where="f", platform="ios")
 
 
@@ -134,7 +140,7 @@ def test_empty_list_with_platform_option() -> None:
 
 
 def test_from_file_is_required() -> None:
-    with pytest.raises(CollectorInputError, match="needs an exported detectedApps file"):
+    with pytest.raises(CollectorInputError, match=r"needs an exported detectedApps file"):
         get_collector("intune")
 
 

@@ -12,7 +12,7 @@ from pyagent.collectors import CollectorInputError, get_collector
 from pyagent.collectors.ios_mdm import IosMdmCollector, parse_installed_application_list
 
 
-def _plist(root: object) -> bytes:
+def _plist(root: dict[str, object] | list[object]) -> bytes:
     return plistlib.dumps(root, fmt=plistlib.FMT_XML)
 
 
@@ -40,7 +40,7 @@ def test_iphone_response(fixtures: Path) -> None:
 
 
 def test_error_response_is_refused(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match="the command's Status is 'Error', not Acknowledged"):
+    with pytest.raises(CollectorInputError, match=r"the command's Status is 'Error', not Acknowledged"):
         IosMdmCollector(from_file=fixtures / "ios-mdm" / "iphone-error-response.plist").collect()
 
 
@@ -57,12 +57,12 @@ def test_macos_platform_option() -> None:
     data = _plist({"InstalledApplicationList": [{"Identifier": "com.microsoft.Outlook", "Name": "Outlook"}]})
     path_free = parse_installed_application_list(data, where="f", platform="macos")
     assert path_free[0][0].id == "com.microsoft.Outlook"
-    with pytest.raises(CollectorInputError, match="platform must be ios or macos"):
+    with pytest.raises(CollectorInputError, match=r"platform must be ios or macos"):
         IosMdmCollector(from_file="x", platform="android")  # type: ignore[arg-type]
 
 
 def test_from_file_is_required() -> None:
-    with pytest.raises(CollectorInputError, match="needs the saved InstalledApplicationList response"):
+    with pytest.raises(CollectorInputError, match=r"needs the saved InstalledApplicationList response"):
         get_collector("ios-mdm")
 
 
@@ -92,7 +92,7 @@ UNDECLARED_ENTITY = b"""<?xml version="1.0"?>
 @pytest.mark.parametrize("data", [BILLION_LAUGHS, EXTERNAL_ENTITY, UNDECLARED_ENTITY])
 def test_entities_are_refused(data: bytes) -> None:
     start = time.monotonic()
-    with pytest.raises(CollectorInputError, match="not a valid XML plist"):
+    with pytest.raises(CollectorInputError, match=r"not a valid XML plist"):
         parse_installed_application_list(data, where="f")
     assert time.monotonic() - start < 2
 

@@ -35,10 +35,12 @@ def test_reports_every_package_that_dpkg_query_lists() -> None:
     # `dpkg-query -W` (default format: ${binary:Package} TAB ${Version}) lists every package dpkg knows of
     # that is not purged. The collector reports each one whose files are on the disk: all but the
     # `config-files` and `not-installed` states (second letter c / n of ${db:Status-Abbrev}).
-    listed = [tuple(line.split("\t")) for line in _dpkg_query("-W")]
-    state = dict(
-        tuple(line.split("\t")) for line in _dpkg_query("-W", "-f", "${binary:Package}\t${db:Status-Abbrev}\n")
-    )
+    listed = [line.split("\t") for line in _dpkg_query("-W")]
+    assert all(len(fields) == 2 for fields in listed)
+    state = {}
+    for line in _dpkg_query("-W", "-f", "${binary:Package}\t${db:Status-Abbrev}\n"):
+        package, abbrev = line.split("\t")
+        state[package] = abbrev
     assert len(state) == len(listed)
     expected = [(pkg, ver or None) for pkg, ver in listed if state[pkg][1] not in "cn"]
     assert len(expected) > 50
@@ -55,13 +57,17 @@ def test_reports_every_package_that_dpkg_query_lists() -> None:
 def test_collects_this_machine() -> None:
     inventory = get_collector("linux").collect()
     assert inventory.platform == "linux"
-    assert "dpkg" in inventory.facts["package_managers"]  # type: ignore[operator]
+    managers = inventory.facts["package_managers"]
+    assert isinstance(managers, list) and "dpkg" in managers
     values = parse_os_release(Path("/etc/os-release").read_text())
     assert inventory.os_version == (values.get("VERSION_ID") or values.get("PRETTY_NAME"))
     assert inventory.collector_json()["name"] == "linux"
     ids = {app.id for app in inventory.apps}
-    assert {line.split("\t")[0] for line in _dpkg_query("-W", "-f", "${binary:Package}\t${Status}\n")
-            if line.endswith(" installed")} <= ids
+    assert {
+        line.split("\t")[0]
+        for line in _dpkg_query("-W", "-f", "${binary:Package}\t${Status}\n")
+        if line.endswith(" installed")
+    } <= ids
 
 
 def test_dpkg_states(fixtures: Path) -> None:
@@ -92,7 +98,9 @@ def test_rpm(fixtures: Path) -> None:
 
 
 def test_flatpak(fixtures: Path) -> None:
-    apps = parse_flatpak_list((fixtures / "linux" / "flatpak-list-app-columns-application-version.txt").read_bytes())
+    apps = parse_flatpak_list(
+        (fixtures / "linux" / "flatpak-list-app-columns-application-version.txt").read_bytes()
+    )
     assert apps[0].id == "org.mozilla.firefox" and apps[0].version == "124.0.2"
     assert apps[-1].id == "io.github.example.NoVersion" and apps[-1].version is None
     assert all(a.source == "flatpak" for a in apps)
@@ -100,7 +108,11 @@ def test_flatpak(fixtures: Path) -> None:
 
 def test_snap(fixtures: Path) -> None:
     apps = parse_snap_list((fixtures / "linux" / "snap-list.txt").read_bytes())
-    assert [(a.id, a.version) for a in apps][:3] == [("bare", "1.0"), ("core22", "20240111"), ("firefox", "124.0.2-1")]
+    assert [(a.id, a.version) for a in apps][:3] == [
+        ("bare", "1.0"),
+        ("core22", "20240111"),
+        ("firefox", "124.0.2-1"),
+    ]
     assert ("my-local-tool", "0.3") in [(a.id, a.version) for a in apps]
     assert len(apps) == 8
     assert parse_snap_list(b"") == []
@@ -126,7 +138,9 @@ def test_bad_tool_output(parse: Callable[[bytes], object], data: bytes, message:
         parse(data)
 
 
-def test_other_package_managers_through_fake_tools(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
+def test_other_package_managers_through_fake_tools(
+    fake_tool: FakeTool, fixtures: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "calls.log"
     linux = fixtures / "linux"
     for tool, capture in [
@@ -134,7 +148,9 @@ def test_other_package_managers_through_fake_tools(fake_tool: FakeTool, fixtures
         ("flatpak", "flatpak-list-app-columns-application-version.txt"),
         ("snap", "snap-list.txt"),
     ]:
-        fake_tool(tool, f"""printf '%s|' {tool} "$@" >> '{log}'; echo >> '{log}'\ncat '{linux / capture}'\n""")
+        fake_tool(
+            tool, f"""printf '%s|' {tool} "$@" >> '{log}'; echo >> '{log}'\ncat '{linux / capture}'\n"""
+        )
     inventory = LinuxCollector(sources=["rpm", "flatpak", "snap"]).collect()
     assert log.read_text().splitlines() == [
         r"rpm|-qa|--qf|%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{ARCH}\n|",
@@ -151,13 +167,15 @@ def test_other_package_managers_through_fake_tools(fake_tool: FakeTool, fixtures
 
 def test_a_failing_package_manager_fails_the_collection(fake_tool: FakeTool) -> None:
     fake_tool("snap", "echo 'error: cannot communicate with server: connection refused' >&2\nexit 1\n")
-    with pytest.raises(CollectorError, match="^snap: exited with status 1: error: cannot communicate"):
+    with pytest.raises(CollectorError, match=r"^snap: exited with status 1: error: cannot communicate"):
         LinuxCollector(sources=["snap"]).collect()
 
 
 def test_garbage_from_a_package_manager_is_a_tool_failure(fake_tool: FakeTool) -> None:
     fake_tool("rpm", "echo 'error: rpmdb: BDB0113 Thread/process 1234 failed'\n")
-    with pytest.raises(CollectorError, match="^rpm: unexpected output: rpm:1: expected 3 tab-separated") as info:
+    with pytest.raises(
+        CollectorError, match=r"^rpm: unexpected output: rpm:1: expected 3 tab-separated"
+    ) as info:
         LinuxCollector(sources=["rpm"]).collect()
     assert info.value.exit_code == 3
 
@@ -170,21 +188,33 @@ def test_hanging_package_manager(fake_tool: FakeTool) -> None:
 
 def test_no_package_manager(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(CollectorError, match="no package manager found"):
+    with pytest.raises(CollectorError, match=r"no package manager found"):
         LinuxCollector().collect()
 
 
+def test_sources_as_a_comma_separated_string() -> None:
+    assert LinuxCollector(sources="dpkg, snap").sources == ("dpkg", "snap")
+
+
 def test_unknown_source_option() -> None:
-    with pytest.raises(CollectorInputError, match="unknown package source"):
+    with pytest.raises(CollectorInputError, match=r"unknown package source"):
         LinuxCollector(sources=["apk"])
-    with pytest.raises(CollectorInputError, match="none given"):
+    with pytest.raises(CollectorInputError, match=r"none given"):
         LinuxCollector(sources=[])
 
 
-def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path) -> None:
-    text = '# comment\nNAME="Fedora Linux"\nVERSION_ID=40\nPRETTY_NAME=\'Fedora Linux 40\'\nBROKEN="x\nID=fedora\n'
+def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool) -> None:
+    text = (
+        '# comment\nNAME="Fedora Linux"\nVERSION_ID=40\n'
+        "PRETTY_NAME='Fedora Linux 40'\nBROKEN=\"x\nID=fedora\n"
+    )
     values = parse_os_release(text)
-    assert values == {"NAME": "Fedora Linux", "VERSION_ID": "40", "PRETTY_NAME": "Fedora Linux 40", "ID": "fedora"}
+    assert values == {
+        "NAME": "Fedora Linux",
+        "VERSION_ID": "40",
+        "PRETTY_NAME": "Fedora Linux 40",
+        "ID": "fedora",
+    }
     assert os_version_from(values) == "40"
     assert os_version_from({"PRETTY_NAME": "Debian GNU/Linux trixie/sid"}) == "Debian GNU/Linux trixie/sid"
     assert os_version_from({}) is None
@@ -197,5 +227,5 @@ def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path)
 
 def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool) -> None:
     fake_tool("snap", "exit 0\n")
-    with pytest.raises(CollectorInputError, match="os-release: no such file"):
+    with pytest.raises(CollectorInputError, match=r"os-release: no such file"):
         LinuxCollector(sources=["snap"], os_release=tmp_path / "os-release").collect()

@@ -94,19 +94,19 @@ def test_rpm_packages(fixtures: Path) -> None:
 
 
 def test_empty_result_needs_the_table(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match="no rows, so no way to tell the table"):
+    with pytest.raises(CollectorInputError, match=r"no rows, so no way to tell the table"):
         _collect(fixtures / "osquery" / "no-rows.json")
     apps, facts, platform = _collect(fixtures / "osquery" / "no-rows.json", table="programs")
     assert (apps, platform, facts["rows"]) == ([], "windows", 0)
 
 
 def test_forced_table_must_match_the_columns(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match="the columns are those of apps, not programs"):
+    with pytest.raises(CollectorInputError, match=r"the columns are those of apps, not programs"):
         _collect(fixtures / "osquery" / "macos-apps.json", table="programs")
 
 
 def test_unknown_table_option() -> None:
-    with pytest.raises(CollectorInputError, match="unknown table 'processes'"):
+    with pytest.raises(CollectorInputError, match=r"unknown table 'processes'"):
         OsqueryCollector(from_file="x", table="processes")  # type: ignore[arg-type]
 
 
@@ -125,7 +125,10 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
         ('[{"name": "a", "version": null, "release": "1"}]', "column 'version' is NoneType"),
         ('[{"name": ["a"], "release": "1"}]', "column 'name' is list"),
         ('[{"name": true, "release": "1"}]', "column 'name' is bool"),
-        ('[{"pid": "1", "cmdline": "/sbin/init"}]', "match none of apps, programs, deb_packages, rpm_packages"),
+        (
+            '[{"pid": "1", "cmdline": "/sbin/init"}]',
+            "match none of apps, programs, deb_packages, rpm_packages",
+        ),
         ('[{"name": "x", "version": "1"}]', "match none"),
         ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
         ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
@@ -139,17 +142,19 @@ def test_bad_documents(doc: str, message: str) -> None:
 
 
 def test_numbers_are_accepted_as_typed_output() -> None:
-    _, [app], _ = parse_osquery_json('[{"name": "bash", "version": "5", "release": "1", "epoch": 2}]', where="f")
+    _, [app], _ = parse_osquery_json(
+        '[{"name": "bash", "version": "5", "release": "1", "epoch": 2}]', where="f"
+    )
     assert app.version == "2:5-1"
 
 
 def test_pm_list_packages_text_given_to_osquery(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match="not valid JSON"):
+    with pytest.raises(CollectorInputError, match=r"not valid JSON"):
         _collect(fixtures / "android-pm" / "personal-plain.txt")
 
 
 def test_intune_export_given_to_osquery(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match="expected a JSON array of rows"):
+    with pytest.raises(CollectorInputError, match=r"expected a JSON array of rows"):
         _collect(fixtures / "intune" / "windows-laptop-detectedapps.json")
 
 
@@ -170,7 +175,10 @@ def test_detect_table(columns: set[str], table: str | None) -> None:
 
 def test_live_osqueryi(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
     log = tmp_path / "osqueryi.log"
-    fake_tool("osqueryi", f"""printf '%s\\n' "$@" >> '{log}'\ncat '{fixtures}/osquery/debian12-deb_packages.json'\n""")
+    fake_tool(
+        "osqueryi",
+        f"""printf '%s\\n' "$@" >> '{log}'\ncat '{fixtures}/osquery/debian12-deb_packages.json'\n""",
+    )
     inventory = get_collector("osquery", table="deb_packages").collect()
     assert log.read_text().splitlines() == ["--json", "select * from deb_packages"]
     assert inventory.platform == "linux" and inventory.facts["input"] == "osqueryi"
@@ -179,11 +187,11 @@ def test_live_osqueryi(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> N
 
 def test_live_osqueryi_fails(fake_tool: FakeTool) -> None:
     fake_tool("osqueryi", "echo 'Error: no such table: apps' >&2\nexit 1\n")
-    with pytest.raises(CollectorError, match="^osqueryi: exited with status 1: Error: no such table: apps$"):
+    with pytest.raises(CollectorError, match=r"^osqueryi: exited with status 1: Error: no such table: apps$"):
         OsqueryCollector(table="apps").collect()
 
 
 def test_live_osqueryi_garbage_is_a_tool_failure(fake_tool: FakeTool) -> None:
     fake_tool("osqueryi", "echo 'W0101 something'\n")
-    with pytest.raises(CollectorError, match="osqueryi: unexpected output: .*not valid JSON"):
+    with pytest.raises(CollectorError, match=r"osqueryi: unexpected output: .*not valid JSON"):
         OsqueryCollector(table="apps").collect()

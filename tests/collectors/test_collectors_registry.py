@@ -29,7 +29,8 @@ from pyagent.errors import InvalidInputError, NoDecisionError
 def test_names() -> None:
     assert [n.value for n in CollectorName] == ["linux", "android-pm", "osquery", "intune", "ios-mdm"]
     assert CollectorName("android-pm") is CollectorName.ANDROID_PM
-    assert CollectorName.ANDROID_PM == "android-pm" and str(CollectorName.IOS_MDM) == "ios-mdm"
+    assert CollectorName.ANDROID_PM.value == "android-pm" and str(CollectorName.IOS_MDM) == "ios-mdm"
+    assert isinstance(CollectorName.LINUX, str)
     assert dict(COLLECTORS) == {
         CollectorName.LINUX: LinuxCollector,
         CollectorName.ANDROID_PM: AndroidPmCollector,
@@ -49,12 +50,14 @@ def test_get_collector_by_name_or_enum(fixtures: Path) -> None:
 
 
 def test_unknown_collector() -> None:
-    with pytest.raises(CollectorInputError, match="unknown collector 'ipa'; choose from linux, android-pm"):
+    with pytest.raises(CollectorInputError, match=r"unknown collector 'ipa'; choose from linux, android-pm"):
         get_collector("ipa")
 
 
 def test_option_a_collector_does_not_take() -> None:
-    with pytest.raises(CollectorInputError, match="collector linux does not take from_file; it takes sources,"):
+    with pytest.raises(
+        CollectorInputError, match=r"collector linux does not take from_file; it takes sources,"
+    ):
         get_collector("linux", from_file="x.txt")
 
 
@@ -76,12 +79,27 @@ def test_app_to_json_drops_nones() -> None:
     app = App(id="com.x", user=0, evidence="display_name")
     assert app.to_json() == {"id": "com.x", "evidence": "display_name", "user": 0}
     full = App("i", "n", "v", "s", "id", "inst", 10, "/p")
-    assert list(full.to_json()) == ["id", "name", "version", "source", "evidence", "installer", "user", "path"]
+    assert list(full.to_json()) == [
+        "id",
+        "name",
+        "version",
+        "source",
+        "evidence",
+        "installer",
+        "user",
+        "path",
+    ]
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"id": ""}, {"id": "a\x00b"}, {"id": "x" * 513}, {"id": "a", "evidence": "guess"}, {"id": "a", "user": -1}],
+    [
+        {"id": ""},
+        {"id": "a\x00b"},
+        {"id": "x" * 513},
+        {"id": "a", "evidence": "guess"},
+        {"id": "a", "user": -1},
+    ],
 )
 def test_app_guards(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -133,7 +151,7 @@ def test_wrong_format(name: str, fixtures: Path) -> None:
 def test_empty_file(name: str, tmp_path: Path) -> None:
     path = tmp_path / "empty"
     path.write_bytes(b"")
-    with pytest.raises(CollectorInputError, match="empty"):
+    with pytest.raises(CollectorInputError, match=r"empty"):
         _collect(name, path)
 
 
@@ -150,7 +168,7 @@ def test_truncated_file(name: str, fixtures: Path, tmp_path: Path) -> None:
 def test_binary_file(name: str, tmp_path: Path) -> None:
     path = tmp_path / "binary"
     path.write_bytes(bytes(range(256)) * 4)
-    with pytest.raises(CollectorInputError, match="binary|not UTF-8|not an XML property list"):
+    with pytest.raises(CollectorInputError, match=r"binary|not UTF-8|not an XML property list"):
         _collect(name, path)
 
 
@@ -159,7 +177,7 @@ def test_enormous_file(name: str, tmp_path: Path) -> None:
     path = tmp_path / "enormous"
     with path.open("wb") as handle:
         handle.truncate(MAX_INPUT_BYTES + 1)
-    with pytest.raises(CollectorInputError, match="more than the 67108864-byte limit"):
+    with pytest.raises(CollectorInputError, match=r"more than the 67108864-byte limit"):
         _collect(name, path)
 
 
@@ -167,7 +185,7 @@ def test_enormous_file(name: str, tmp_path: Path) -> None:
 def test_fifo(name: str, tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(CollectorInputError, match="FIFO"):
+    with pytest.raises(CollectorInputError, match=r"FIFO"):
         _collect(name, fifo)
 
 
@@ -175,7 +193,7 @@ def test_fifo(name: str, tmp_path: Path) -> None:
 def test_dangling_symlink(name: str, tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "missing")
-    with pytest.raises(CollectorInputError, match="symbolic link to a missing file"):
+    with pytest.raises(CollectorInputError, match=r"symbolic link to a missing file"):
         _collect(name, link)
 
 
@@ -188,5 +206,5 @@ def test_symlink_to_a_good_file_is_read(name: str, fixtures: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("name", FILE_COLLECTORS)
 def test_directory(name: str, tmp_path: Path) -> None:
-    with pytest.raises(CollectorInputError, match="directory"):
+    with pytest.raises(CollectorInputError, match=r"directory"):
         _collect(name, tmp_path)

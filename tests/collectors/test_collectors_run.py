@@ -31,7 +31,7 @@ def test_hang_in_a_child_of_the_tool_is_stopped_too(fake_tool: FakeTool) -> None
     # The script's own child keeps the pipe open: only killing the process group ends it.
     fake_tool("slowtool", "sleep 30 &\nsleep 30\n")
     start = time.monotonic()
-    with pytest.raises(CollectorError, match="slowtool: no result after"):
+    with pytest.raises(CollectorError, match=r"slowtool: no result after"):
         run_tool(["slowtool"], timeout=0.5)
     assert time.monotonic() - start < 5
 
@@ -49,14 +49,14 @@ def test_missing_binary() -> None:
 
 
 def test_missing_binary_by_path(tmp_path: Path) -> None:
-    with pytest.raises(CollectorError, match="not found"):
+    with pytest.raises(CollectorError, match=r"not found"):
         run_tool([str(tmp_path / "adb")])
 
 
 def test_not_executable_is_not_found(tmp_path: Path) -> None:
     tool = tmp_path / "tool"
     tool.write_text("#!/bin/sh\necho hi\n")
-    with pytest.raises(CollectorError, match="not found"):
+    with pytest.raises(CollectorError, match=r"not found"):
         run_tool([str(tool)])
 
 
@@ -99,8 +99,11 @@ def test_stdin_is_empty() -> None:
 
 
 def test_large_stderr_does_not_block(fake_tool: FakeTool) -> None:
-    fake_tool("noisy", "i=0; while [ $i -lt 2000 ]; do echo 'warning: something something something' >&2; "
-              "i=$((i+1)); done; echo done\n")
+    fake_tool(
+        "noisy",
+        "i=0; while [ $i -lt 2000 ]; do echo 'warning: something something something' >&2; "
+        "i=$((i+1)); done; echo done\n",
+    )
     assert run_tool(["noisy"], timeout=30) == b"done\n"
 
 

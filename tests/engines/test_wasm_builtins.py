@@ -96,7 +96,7 @@ INVALID_RFC3339 = [
     "2023-3-15T00:00:00Z",
     "2023-03-5T00:00:00Z",
     "2023-03-15T00:0:00Z",
-    "２023-03-15T00:00:00Z",  # a full-width digit
+    "\uff12023-03-15T00:00:00Z",  # a full-width digit two
     "0001-01-01T00:00:00Z",  # valid date, outside int64 nanoseconds
     "9999-12-31T23:59:59Z",
     "1677-09-21T00:12:43.145224191Z",  # one nanosecond before the smallest int64
@@ -203,11 +203,13 @@ def test_calendar_builtins_match_opa(time_policy: tuple[Path, WasmPolicy], rule:
 def test_calendar_builtins_exact_values(time_policy: tuple[Path, WasmPolicy]) -> None:
     _, policy = time_policy
     input_doc = {"times": TIMES, "deltas": DELTAS}
-    assert policy.evaluate(input_doc, "t/date")["2"] == [2023, 3, 15]
-    assert policy.evaluate(input_doc, "t/date")["1"] == [1969, 12, 31]
-    assert policy.evaluate(input_doc, "t/clock")["8"] == [0, 0, 0]
-    assert policy.evaluate(input_doc, "t/weekday")["2"] == "Wednesday"
-    add = policy.evaluate(input_doc, "t/add_date")
+    date: Any = policy.evaluate(input_doc, "t/date")
+    clock: Any = policy.evaluate(input_doc, "t/clock")
+    weekday: Any = policy.evaluate(input_doc, "t/weekday")
+    assert date["2"] == [2023, 3, 15] and date["1"] == [1969, 12, 31]
+    assert clock["8"] == [0, 0, 0]
+    assert weekday["2"] == "Wednesday"
+    add: Any = policy.evaluate(input_doc, "t/add_date")
     assert add["3,0"] == 1677801600000000000  # 2023-01-31 + 1 month = 2023-03-03, as in Go
     assert "3,5" not in add and "3,6" not in add  # a non-integer month; beyond 2262
     assert "12,0" not in add  # 1.5 ns is no timestamp
@@ -217,7 +219,10 @@ def test_named_time_zones_fail_loudly_rather_than_differ(tmp_path: Path) -> None
     rego = "package tz\n\nimport rego.v1\n\nd := time.date([0, input.tz])\n"
     policy = WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "tz/d")).wasm)
     assert opa_eval(tmp_path, "data.tz.d", {"tz": "Pacific/Kiritimati"}) == [1969, 12, 31]  # UTC-10:40 then
-    with pytest.raises(BuiltinEvalError, match="time.date: unsupported by the embedded engine: time zone"):
+    with pytest.raises(
+        BuiltinEvalError,
+        match=r"^time\.date: unsupported by the embedded engine: time zone 'Pacific/Kiritimati'",
+    ):
         policy.evaluate({"tz": "Pacific/Kiritimati"}, "tz/d")
     assert policy.evaluate({"tz": "UTC"}, "tz/d") == opa_eval(tmp_path, "data.tz.d", {"tz": "UTC"})
 
@@ -227,3 +232,32 @@ def test_time_now_ns_and_durations_are_never_provided(tmp_path: Path) -> None:
     with pytest.raises(MissingBuiltinError) as caught:
         WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "clock/now")).wasm)
     assert caught.value.missing == ("time.now_ns", "time.parse_duration_ns")
+
+
+def test_extra_host_builtins_get_opa_json_arguments_and_defects_fail_loudly(tmp_path: Path) -> None:
+    rego = """package extra
+
+import rego.v1
+
+r := strings.any_prefix_match({s | some s in input.xs}, input.p)
+"""
+    bundle = read_bundle(build_wasm(tmp_path, rego, "extra/r"))
+    seen: list[tuple[Any, Any]] = []
+
+    def any_prefix_match(strings: Any, prefixes: Any) -> bool:
+        seen.append((strings, prefixes))
+        return any(s.startswith(prefixes) for s in strings)
+
+    policy = WasmPolicy(
+        bundle.wasm, host_builtins={**HOST_BUILTINS, "strings.any_prefix_match": any_prefix_match}
+    )
+    input_doc = {"xs": ["zeta", "alpha", "mid"], "p": "al"}
+    assert policy.evaluate(input_doc, "extra/r") is opa_eval(tmp_path, "data.extra.r", input_doc) is True
+    assert seen == [(["alpha", "mid", "zeta"], "al")]  # a set arrives as OPA's sorted array
+
+    def broken(strings: Any, prefixes: Any) -> bool:
+        raise KeyError("oops")
+
+    policy = WasmPolicy(bundle.wasm, host_builtins={"strings.any_prefix_match": broken})
+    with pytest.raises(BuiltinEvalError, match=r"^strings\.any_prefix_match: host built-in failed: KeyError"):
+        policy.evaluate(input_doc, "extra/r")

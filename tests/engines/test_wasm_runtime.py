@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def test_data_is_loaded_once_and_memory_stays_constant(tmp_path: Path) -> None:
     policy.evaluate({"apps": apps}, "demo/summary")
     pages = policy.memory_pages
     for i in range(10_000):
-        got = policy.evaluate({"apps": apps[: i % 52], "flags": [i]}, "demo/summary")
+        got: Any = policy.evaluate({"apps": apps[: i % 52], "flags": [i]}, "demo/summary")
         assert got["count"] == min(i % 52, 51)
         assert got["banned"] == (1 if i % 52 == 51 else 0)
         assert got["flags"] == [i]
@@ -156,7 +157,8 @@ def test_set_data_replaces_the_data_document(tmp_path: Path) -> None:
     ]
     policy.set_data({"banned": ["org.mozilla.firefox"], "org": "eeas"})
     assert policy.evaluate(input_doc, "demo/banned") == ["org.mozilla.firefox"]
-    assert policy.evaluate(input_doc, "demo/summary")["org"] == "eeas"
+    summary: Any = policy.evaluate(input_doc, "demo/summary")
+    assert summary["org"] == "eeas"
 
 
 def test_non_string_keys_and_nested_sets_match_opa_eval(tmp_path: Path) -> None:
@@ -166,7 +168,7 @@ import rego.v1
 
 o := {[1, 2]: 1, {"a": 1, "b": [2]}: 2, {3, 1}: 3, set(): 4, 1.50: 6, 1e3: 7, null: 8, "<&>": 9}
 
-s := {set(), {3, 1}, [2, 1], {"b": 1, "a": 2}, {"a": 1}, 10, 9.5, -1, "B", "a", "é", [1], true, false, null, {0, 5}}
+s := {set(), {3, 1}, [2, 1], {"b": 1, "a": 2}, {"a": 1}, 10, 9.5, -1, "B", "a", "é", [1], true, null, {0, 5}}
 """
     policy = WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "keys")).wasm)
     expected = opa_eval(tmp_path, "data.keys", {})
@@ -267,7 +269,7 @@ def test_a_module_that_is_not_opa_wasm_is_refused() -> None:
 # ----------------------------------------------------------------------------------------- bundles
 
 
-def _tarball(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+def _tarball(members: Sequence[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as archive:
         for info, content in members:
@@ -319,7 +321,7 @@ def test_nested_data_files_are_merged(good_members: dict[str, bytes]) -> None:
 
 
 def _expect_bundle_error(
-    members: list[tuple[tarfile.TarInfo, bytes | None]], message: str, **limits: int
+    members: Sequence[tuple[tarfile.TarInfo, bytes | None]], message: str, **limits: int
 ) -> None:
     with pytest.raises(BundleError) as caught:
         read_bundle(_tarball(members), limits=BundleLimits(**limits))
@@ -362,7 +364,8 @@ def test_a_member_claiming_a_huge_size_is_refused_before_reading(good_members: d
     info.size = 1 << 40  # the header lies: nothing of that size follows
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w:gz") as archive:
-        archive.fileobj.write(info.tobuf(archive.format, archive.encoding, archive.errors))  # type: ignore[union-attr]
+        assert archive.fileobj is not None
+        archive.fileobj.write(info.tobuf(archive.format, archive.encoding, archive.errors))
     with pytest.raises(BundleError, match=r"^bundle <bytes>: member policy\.wasm: over 134217728 bytes$"):
         read_bundle(raw.getvalue())
 

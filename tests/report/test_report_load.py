@@ -139,6 +139,13 @@ def test_schema_errors_carry_every_issue(tmp_path: Path, contract_report: dict[s
     assert all("\n" not in line for line in err.lines())
 
 
+def test_escaped_backslash_before_u0000_is_not_a_nul(tmp_path: Path, contract_report: dict[str, Any]) -> None:
+    contract_report["apps"][0]["name"] = "C:\\u0000"  # a backslash, then the text u0000
+    text = json.dumps(contract_report)
+    assert '"C:\\\\u0000"' in text
+    assert load_report(_write(tmp_path, text)) == contract_report
+
+
 def test_validation_can_be_skipped(tmp_path: Path) -> None:
     assert load_report(_write(tmp_path, b'{"anything": true}'), validate=False) == {"anything": True}
 

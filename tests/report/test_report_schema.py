@@ -6,6 +6,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
@@ -17,11 +18,13 @@ from pyagent.report import (
     MAX_REPORT_BYTES,
     REPORT_SCHEMA,
     ReportValidator,
+    SchemaFileError,
     SchemaIssue,
     find_schema,
     load_schema,
 )
 from pyagent.report.issues import MAX_MESSAGE_CHARS
+from pyagent.report.schemas import schema_dirs
 
 Mutation = Callable[[dict[str, Any]], object]
 
@@ -338,3 +341,16 @@ def test_a_disagreement_never_turns_into_valid(monkeypatch: pytest.MonkeyPatch, 
     result = validator.validate(contract_report)
     assert calls and not result.valid
     assert result.issues == [SchemaIssue("$.apps[0].id", "must be something")]
+
+
+def test_schema_files_are_found_and_copied(tmp_path: Path) -> None:
+    first = load_schema(REPORT_SCHEMA)
+    first["properties"].clear()  # callers may modify their copy ...
+    assert load_schema(REPORT_SCHEMA)["properties"]  # ... without affecting anyone else
+    assert schema_dirs()[0] == Path(__file__).resolve().parents[2] / "schemas"
+    with pytest.raises(SchemaFileError, match=r"schema nothing\.json not found") as caught:
+        find_schema("nothing.json", [tmp_path])
+    assert caught.value.exit_code == 3
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(SchemaFileError, match="cannot load schema"):
+        load_schema("broken.json", [tmp_path])

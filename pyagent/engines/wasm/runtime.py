@@ -30,7 +30,7 @@ import wasmtime
 
 from pyagent.engines.wasm.builtins import HOST_BUILTINS, BuiltinError, HostBuiltin, UnsupportedBuiltinUse
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
-from pyagent.errors import InvalidInputError, NoDecisionError
+from pyagent.errors import InvalidInputError, NoDecisionError, PyagentError
 
 __all__ = [
     "BuiltinEvalError",
@@ -156,7 +156,7 @@ class WasmPolicy:
         if missing:
             raise MissingBuiltinError(missing)
         self._dispatch: dict[int, tuple[str, HostBuiltin]] = {
-            int(ident): (name, host_builtins.get(name, self._print_builtin))
+            int(ident): (name, self._print_builtin if name == _PRINT else host_builtins[name])
             for name, ident in required.items()
         }
         self.required_builtins: frozenset[str] = frozenset(required)
@@ -242,7 +242,11 @@ class WasmPolicy:
         self._eval_heap = int(self._call(self._ex.heap_ptr_get))
 
     def evaluate(self, input: object, entrypoint: str | int = 0) -> object:
-        """The value of ``entrypoint`` for ``input``; :class:`UndefinedResultError` when undefined."""
+        """The value of ``entrypoint`` (name or id) for ``input`` (any JSON-encodable value).
+
+        Raises :class:`UndefinedResultError` when the value is undefined, :class:`PolicyAbortError` when
+        the policy aborts (e.g. conflicting rule values), ``InvalidInputError`` for non-JSON input.
+        """
         entry = self._entrypoint_id(entrypoint)
         raw = _encode(input, "input")
         addr = self._eval_heap
@@ -331,6 +335,8 @@ class WasmPolicy:
             self._print(line)
 
     def _builtin(self, builtin_id: int, _ctx: int, *arg_addrs: int) -> int:
+        if builtin_id not in self._dispatch:
+            raise WasmRuntimeError(f"policy.wasm called an undeclared built-in (id {builtin_id})")
         name, impl = self._dispatch[builtin_id]
         texts = [self._read_cstring(int(self._call(self._ex.value_dump, addr))) for addr in arg_addrs]
         if name == _PRINT:
@@ -348,6 +354,10 @@ class WasmPolicy:
             return 0  # NULL: the expression is undefined, as in OPA's non-strict evaluation
         except UnsupportedBuiltinUse as err:
             raise BuiltinEvalError(f"{name}: unsupported by the embedded engine: {err}") from err
+        except PyagentError:
+            raise
+        except Exception as err:  # a defect in the host built-in: fail the evaluation, keep the cause
+            raise BuiltinEvalError(f"{name}: host built-in failed: {err!r}") from err
         raw = _encode(value, f"the result of {name}")
         addr = self._write_new(raw)
         parsed = int(self._call(self._ex.json_parse, addr, len(raw)))

@@ -1,0 +1,114 @@
+"""``pyagent fleet``: many devices decided in one streaming, parallel run."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from pyagent.cli.options import at_option, engine_options, org_option, output_option
+from pyagent.engines.base import EngineName, EngineSettings
+from pyagent.engines.embedded import default_bundle_path
+from pyagent.engines.select import resolve
+from pyagent.errors import InvalidInputError
+from pyagent.fleet import runner
+from pyagent.fleet.progress import with_progress
+from pyagent.fleet.report import text_summary, write_json
+from pyagent.fleet.sources import iter_items
+from pyagent.fleet.summary import FleetSummary
+from pyagent.timeutil import check_rfc3339, now_rfc3339
+
+
+def pinned_settings(settings: EngineSettings) -> EngineSettings:
+    """Settings with the bundle resolved now, so worker processes use exactly the same policy."""
+    if resolve(settings) is EngineName.EMBEDDED and not settings.bundle:
+        return dataclasses.replace(settings, bundle=str(default_bundle_path()))
+    return settings
+
+
+@contextlib.contextmanager
+def open_output(output: str | None) -> Iterator[IO[str]]:
+    if output and output != "-":
+        try:
+            handle = Path(output).open("w", encoding="utf-8")
+        except OSError as err:
+            raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
+        with handle:
+            yield handle
+    else:
+        yield sys.stdout
+
+
+def exit_code(summary: FleetSummary) -> int:
+    if summary.devices == 0:
+        raise InvalidInputError("no reports found in the inventories given")
+    if summary.undecided == summary.devices:
+        return 3
+    if summary.non_compliant or summary.invalid or summary.undecided:
+        return 1
+    return 0
+
+
+class DefaultToRunGroup(click.Group):
+    """``pyagent fleet INVENTORY...`` is ``pyagent fleet run INVENTORY...``; other subcommands by name."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultToRunGroup, epilog="""\b
+Examples:
+  pyagent fleet devices.jsonl --at 2023-03-16T09:30:00Z
+  pyagent fleet reports/ --format json -o fleet.json
+  pyagent fleet devices.jsonl --format html -o fleet.html
+  pyagent fleet generate --devices 10000 --seed 7 -o devices.jsonl
+  cat devices.jsonl | pyagent fleet - --org eu-council
+""")
+def fleet() -> None:
+    """Decide many devices: `pyagent fleet INVENTORY...` (same as `fleet run`), or `fleet generate`."""
+
+
+@fleet.command(name="run", epilog="""\b
+Examples:
+  pyagent fleet run devices.jsonl reports/ --at 2023-03-16T09:30:00Z --format json
+""")
+@click.argument("inventories", nargs=-1, required=True, metavar="INVENTORY...")
+@org_option
+@at_option
+@engine_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@output_option
+@click.pass_context
+def run_fleet(ctx: click.Context, inventories: tuple[str, ...], org: str | None, at: str | None, fmt: str,
+              jobs: int | None, output: str | None, **engine_flags: Any) -> None:
+    """Decide every device in JSONL files, directories of reports, or - (JSONL on stdin).
+
+    Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
+    """
+    when = check_rfc3339(at, option="--at") if at else now_rfc3339()
+    settings = pinned_settings(EngineSettings(**engine_flags))
+    items = with_progress(iter_items(inventories), label="fleet")
+    results = (pair[0] for pair in runner.run(items, [settings], at=when, org=org, jobs=jobs))
+    summary = FleetSummary()
+    if fmt == "json":
+        with open_output(output) as out:
+            write_json(results, out, summary, extra={"evaluated_at": when})
+    elif fmt == "html":
+        from pyagent.fleet.html import write_html
+        from pyagent.fleet.timeline import policy_timeline
+
+        with open_output(output) as out:
+            write_html(results, out, summary, at=when, timeline=policy_timeline(settings))
+    else:
+        for result in results:
+            summary.add(result)
+    click.echo(text_summary(summary), err=True, nl=False)
+    ctx.exit(exit_code(summary))

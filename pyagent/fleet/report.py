@@ -1,0 +1,55 @@
+"""Writing a fleet run: the JSON document (summary first, devices streamed through a temporary
+file so memory stays flat), and a text summary for people."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable
+from typing import IO, Any
+
+from pyagent.fleet.summary import FleetSummary
+
+DEVICE_FIELDS = ("device_id", "organization", "allow", "violations", "warnings", "exempted", "errors")
+
+
+def device_entry(result: dict[str, Any]) -> dict[str, Any]:
+    """The contract's device entry, plus where it came from and its platform."""
+    entry = {key: result.get(key) for key in DEVICE_FIELDS}
+    entry["platform"] = result.get("platform")
+    entry["source"] = result.get("source")
+    return entry
+
+
+def write_json(results: Iterable[dict[str, Any]], out: IO[str], summary: FleetSummary,
+               extra: dict[str, Any] | None = None) -> None:
+    """``{"summary": {...}, "devices": [...]}``, every device counted into ``summary`` on the way."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        first = True
+        for result in results:
+            summary.add(result)
+            spool.write(("" if first else ",\n") + "    " + json.dumps(device_entry(result), ensure_ascii=False))
+            first = False
+        head = {"summary": summary.as_dict(), **(extra or {})}
+        text = json.dumps(head, indent=2, ensure_ascii=False)
+        out.write(text[:-2] + ',\n  "devices": [\n')
+        spool.seek(0)
+        shutil.copyfileobj(spool, out)
+        out.write("\n  ]\n}\n" if not first else "  ]\n}\n")
+
+
+def text_summary(summary: FleetSummary) -> str:
+    """A few lines a person reads in ten seconds."""
+    s = summary.as_dict()
+    lines = [
+        f"{s['devices']} devices: {s['compliant']} compliant, {s['non_compliant']} non-compliant, "
+        f"{s['invalid']} invalid" + (f", {s['undecided']} undecided" if s["undecided"] else ""),
+    ]
+    for org, counts in s["by_organization"].items():
+        lines.append(f"  {org}: {counts['non_compliant']} of {counts['devices']} non-compliant"
+                     + (f", {counts['invalid']} invalid" if counts["invalid"] else ""))
+    for ban, counts in s["by_ban"].items():
+        apps = ", ".join(f"{app} ({n})" for app, n in counts["apps"].items())
+        lines.append(f"  ban {ban}: {counts['devices']} devices in violation" + (f": {apps}" if apps else ""))
+    return "\n".join(lines) + "\n"

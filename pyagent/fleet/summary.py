@@ -1,0 +1,92 @@
+"""The fleet summary, accumulated one device at a time (CONTRACT section 3, `fleet --format json`)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+UNKNOWN_ORG = "(none)"
+
+
+@dataclass
+class OrgCounts:
+    devices: int = 0
+    compliant: int = 0
+    non_compliant: int = 0
+    invalid: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"devices": self.devices, "compliant": self.compliant,
+                "non_compliant": self.non_compliant, "invalid": self.invalid}
+
+
+@dataclass
+class BanCounts:
+    devices: int = 0
+    violations: int = 0
+    warnings: int = 0
+    exempted: int = 0
+    apps: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"devices": self.devices, "violations": self.violations, "warnings": self.warnings,
+                "exempted": self.exempted, "apps": dict(sorted(self.apps.items()))}
+
+
+@dataclass
+class FleetSummary:
+    """Counts over every device seen. ``undecided`` devices had valid input but no engine answer."""
+
+    devices: int = 0
+    compliant: int = 0
+    non_compliant: int = 0
+    invalid: int = 0
+    undecided: int = 0
+    by_organization: defaultdict[str, OrgCounts] = field(default_factory=lambda: defaultdict(OrgCounts))
+    by_ban: defaultdict[str, BanCounts] = field(default_factory=lambda: defaultdict(BanCounts))
+    by_platform: defaultdict[str, OrgCounts] = field(default_factory=lambda: defaultdict(OrgCounts))
+
+    def add(self, device: dict[str, Any]) -> None:
+        self.devices += 1
+        org = self.by_organization[device.get("organization") or UNKNOWN_ORG]
+        platform = self.by_platform[device.get("platform") or UNKNOWN_ORG]
+        for counts in (org, platform):
+            counts.devices += 1
+        status = device_status(device)
+        if status == "undecided":
+            self.undecided += 1
+            for counts in (org, platform):
+                counts.invalid += 1
+            return
+        setattr(self, status, getattr(self, status) + 1)
+        for counts in (org, platform):
+            setattr(counts, status, getattr(counts, status) + 1)
+        for kind in ("violations", "warnings", "exempted"):
+            for entry in device.get(kind, []):
+                ban = self.by_ban[entry["ban"]]
+                setattr(ban, kind, getattr(ban, kind) + 1)
+                if kind == "violations":
+                    ban.apps[entry["app_id"]] += 1
+        for ban_name in {entry["ban"] for entry in device.get("violations", [])}:
+            self.by_ban[ban_name].devices += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "devices": self.devices,
+            "compliant": self.compliant,
+            "non_compliant": self.non_compliant,
+            "invalid": self.invalid,
+            "undecided": self.undecided,
+            "by_organization": {k: v.as_dict() for k, v in sorted(self.by_organization.items())},
+            "by_ban": {k: v.as_dict() for k, v in sorted(self.by_ban.items())},
+            "by_platform": {k: v.as_dict() for k, v in sorted(self.by_platform.items())},
+        }
+
+
+def device_status(device: dict[str, Any]) -> str:
+    """compliant | non_compliant | invalid | undecided."""
+    if device.get("errors"):
+        codes = {e.get("code") for e in device["errors"]}
+        return "undecided" if codes == {"no_decision"} else "invalid"
+    return "compliant" if device.get("allow") else "non_compliant"
