@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -30,12 +29,13 @@ class PolicyDecisionError(InvalidInputError):
 
 def apply_org(report: Mapping[str, Any], org: str | None) -> tuple[dict[str, Any], list[str]]:
     """The report with ``--org`` applied, and notes to tell the user. Flags win over the report."""
-    result = copy.deepcopy(dict(report))
+    result = dict(report)  # shallow: only `device` is replaced, the report given is not modified
     notes: list[str] = []
     if org is None:
         return result, notes
     device = result.get("device")
     if isinstance(device, dict):
+        device = result["device"] = dict(device)
         previous = device.get("organization")
         if previous is not None and previous != org:
             notes.append(f"--org {org} overrides the report's organization {previous}")

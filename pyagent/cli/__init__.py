@@ -11,6 +11,7 @@ from pyagent import __version__
 from pyagent.cli.check import check
 from pyagent.cli.collect import collect
 from pyagent.cli.fleet import fleet
+from pyagent.cli.impact import impact
 from pyagent.cli.policy import policy
 from pyagent.cli.validate import validate
 from pyagent.errors import PyagentError
@@ -66,6 +67,7 @@ def cli() -> None:
 cli.add_command(check)
 cli.add_command(collect)
 cli.add_command(fleet)
+cli.add_command(impact)
 cli.add_command(validate)
 cli.add_command(policy)
 

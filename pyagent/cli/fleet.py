@@ -112,3 +112,22 @@ def run_fleet(ctx: click.Context, inventories: tuple[str, ...], org: str | None,
             summary.add(result)
     click.echo(text_summary(summary), err=True, nl=False)
     ctx.exit(exit_code(summary))
+
+
+@fleet.command(epilog="""\b
+Examples:
+  pyagent fleet generate --devices 100000 --seed 7 -o devices.jsonl
+  pyagent fleet generate --devices 50 | pyagent fleet - --at 2023-03-16T09:30:00Z
+""")
+@click.option("--devices", "count", type=click.IntRange(min=0, max=10_000_000), default=1000, show_default=True)
+@click.option("--seed", type=int, default=2023, show_default=True, help="Same seed, same fleet, byte for byte.")
+@click.option("--apps", "apps_per_device", type=click.IntRange(min=0, max=50_000), default=40, show_default=True,
+              help="Apps per device (padded with filler apps).")
+@output_option
+def generate(count: int, seed: int, apps_per_device: int, output: str | None) -> None:
+    """Write a reproducible synthetic fleet as JSONL device reports."""
+    from pyagent.fleet.generate import write_jsonl
+
+    with open_output(output) as out:
+        write_jsonl(out, count, seed=seed, apps_per_device=apps_per_device)
+    click.echo(f"pyagent: generated {count} devices (seed {seed})", err=True)

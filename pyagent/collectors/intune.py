@@ -102,7 +102,7 @@ def parse_detected_apps(
         raise CollectorInputError(f"{where}: the apps are {device_platform} apps, not {platform}")
     device_platform = device_platform or platform
     if device_platform is None:
-        raise CollectorInputError(f"{where}: no entry tells the platform; name the platform")
+        raise CollectorInputError(f"{where}: no entry tells the platform; name the platform (--platform)")
     apps: list[App] = []
     for name, version, _ in rows:
         app_id = known_apps.lookup(name, device_platform) or f"name:{name}"

@@ -160,7 +160,9 @@ def parse_osquery_json(
     rows = _rows(load_json(text, where=where), where=where)
     if not rows:
         if table is None:
-            raise CollectorInputError(f"{where}: no rows, so no way to tell the table; name the table")
+            raise CollectorInputError(
+                f"{where}: no rows, so no way to tell the table; name the table (--table)"
+            )
         return table, [], {"osquery_table": table, "rows": 0}
     columns = frozenset(rows[0])
     for index, row in enumerate(rows[1:], start=1):
@@ -173,7 +175,7 @@ def parse_osquery_json(
         if detected is None:
             raise CollectorInputError(
                 f"{where}: columns {clip(', '.join(sorted(columns)), 200)} match none of "
-                "apps, programs, deb_packages, rpm_packages; use `select *` or name the table"
+                "apps, programs, deb_packages, rpm_packages; use `select *` or name the table (--table)"
             )
         table = detected
     elif detected is not None and detected != table:

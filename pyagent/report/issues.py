@@ -178,7 +178,7 @@ class _Renderer:
         return [(where, self._message(keyword, value, instance, schema, error.message))]
 
     def _unknown_field(self, key: str, allowed: list[str]) -> str:
-        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75) if len(key) <= 64 else []
         text = "unknown field" + (f' (did you mean "{hint[0]}"?)' if hint else "")
         text += "; allowed fields: " + ", ".join(allowed)
         if "extra" in allowed:

@@ -193,9 +193,8 @@ class SchemaValidator:
             self._fast_for(nul_free)(document)
         except fastjsonschema.JsonSchemaValueException as err:
             issues = self.reference_issues(document)
-            if (
-                not issues
-            ):  # the two validators disagree: stay on the safe side, report the fast one's finding
+            if not issues:
+                # The two validators disagree: stay on the safe side, report the fast one's finding.
                 issues = [_fast_issue(err)]
             return ValidationResult(valid=False, issues=issues)
         return ValidationResult(valid=True, issues=[])

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import plistlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from pyagent.collectors.android_pm import parse_package_line, parse_pm_list_packages, parse_pm_list_users
 from pyagent.collectors.base import App, CollectorInputError, Platform
@@ -26,6 +28,7 @@ from pyagent.collectors.linux import (
 )
 from pyagent.collectors.osquery import Table, parse_osquery_json
 
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "device-report.schema.json"
 T = TypeVar("T")
 TABLES: list[Table | None] = [None, "apps", "programs", "deb_packages", "rpm_packages"]
 PLATFORMS: list[Platform | None] = [None, "windows", "android", "ios"]
@@ -41,12 +44,26 @@ def _only_input_errors(call: Callable[[], T]) -> T | None:
     return result
 
 
+def _app_validator() -> Draft202012Validator | None:
+    if not SCHEMA_PATH.is_file():
+        return None
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/app"})
+
+
+APP_VALIDATOR = _app_validator()
+
+
 def _check_apps(apps: object) -> None:
+    """Every app a parser returns is a valid report entry (schemas/device-report.schema.json)."""
     assert isinstance(apps, list)
     for app in apps:
         assert isinstance(app, App)
         assert app.id and "\x00" not in app.id and "\n" not in app.id
-        json.dumps(app.to_json())
+        entry = app.to_json()
+        json.dumps(entry)
+        if APP_VALIDATOR is not None:
+            assert [e.message for e in APP_VALIDATOR.iter_errors(entry)] == []
 
 
 # ---- strategies: raw noise, and noise built from each format's own pieces ---------------------------

@@ -188,6 +188,11 @@ KNOWN_KEYS = [
 ]
 
 
+def _fresh(value: Any) -> Any:
+    """A private copy: sampled values are shared objects, and an edit must never make the document cyclic."""
+    return copy.deepcopy(value)
+
+
 @st.composite
 def mutated(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
     """A document from ``base`` with one to three random edits: set, delete or add a key, replace an item."""
@@ -201,13 +206,15 @@ def mutated(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]]) -> dict[st
             if action == "delete":
                 del target[key]
             else:
-                target[key] = draw(BAD_VALUES)
+                target[key] = _fresh(draw(BAD_VALUES))
         elif isinstance(target, dict):
-            target[draw(st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=8)))] = draw(BAD_VALUES)
+            target[draw(st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=8)))] = _fresh(
+                draw(BAD_VALUES)
+            )
         elif isinstance(target, list) and target and action != "add":
-            target[draw(st.integers(min_value=0, max_value=len(target) - 1))] = draw(BAD_VALUES)
+            target[draw(st.integers(min_value=0, max_value=len(target) - 1))] = _fresh(draw(BAD_VALUES))
         elif isinstance(target, list):
-            target.append(draw(BAD_VALUES))
+            target.append(_fresh(draw(BAD_VALUES)))
     return doc
 
 

@@ -3,12 +3,45 @@
 # description: |
 #   The instant a decision is made for. It comes from the input (`input.at`, RFC 3339),
 #   never from the wall clock, so that every decision can be replayed.
+#   Timestamps are parsed here, in Rego, as strict RFC 3339
+#   (`YYYY-MM-DDTHH:MM:SS[.fraction]` then `Z` or `±HH:MM`), within the range of a signed
+#   64-bit count of nanoseconds. For such timestamps the result equals `time.parse_rfc3339_ns`;
+#   parsing in Rego keeps the policy free of built-ins that a WebAssembly host must supply.
 package pyagent.lib.clock
+
+rfc3339 := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`
+
+# METADATA
+# title: Nanoseconds since the Unix epoch of an RFC 3339 timestamp
+# description: Undefined when `ts` is not a strict RFC 3339 timestamp or is out of range.
+ns(ts) := n if {
+	is_string(ts)
+	regex.match(rfc3339, ts)
+	year := to_number(substring(ts, 0, 4))
+	month := to_number(substring(ts, 5, 2))
+	day := to_number(substring(ts, 8, 2))
+	hour := to_number(substring(ts, 11, 2))
+	minute := to_number(substring(ts, 14, 2))
+	second := to_number(substring(ts, 17, 2))
+	month >= 1
+	month <= 12
+	day >= 1
+	day <= days_in_month(year, month)
+	hour <= 23
+	minute <= 59
+	second <= 59
+	tail := substring(ts, 19, -1)
+	offset := offset_seconds(tail)
+	seconds := ((((((days_from_civil(year, month, day) * 24) + hour) * 60) + minute) * 60) + second) - offset
+	n := (seconds * 1000000000) + fraction_ns(tail)
+	n >= -9223372036854775808
+	n <= 9223372036854775807
+}
 
 # METADATA
 # title: Evaluation time in nanoseconds
 # description: Undefined when `input.at` is missing or not RFC 3339.
-now_ns := time.parse_rfc3339_ns(input.at)
+now_ns := ns(input.at)
 
 # METADATA
 # title: Evaluation time is usable
@@ -28,14 +61,67 @@ errors contains err if {
 # METADATA
 # title: In force
 # description: True when the RFC 3339 timestamp `ts` is at or before the evaluation time.
-reached(ts) if time.parse_rfc3339_ns(ts) <= now_ns
+reached(ts) if ns(ts) <= now_ns
 
 # METADATA
 # title: Still ahead
 # description: True when the RFC 3339 timestamp `ts` is strictly after the evaluation time.
-ahead(ts) if time.parse_rfc3339_ns(ts) > now_ns
+ahead(ts) if ns(ts) > now_ns
 
 # METADATA
 # title: Valid timestamp
 # description: True when `ts` is an RFC 3339 timestamp.
-valid_time(ts) if time.parse_rfc3339_ns(ts)
+valid_time(ts) if ns(ts)
+
+leap(year) if {
+	year % 4 == 0
+	year % 100 != 0
+}
+
+leap(year) if year % 400 == 0
+
+days_in_month(year, 2) := 29 if leap(year)
+
+days_in_month(year, 2) := 28 if not leap(year)
+
+days_in_month(_, month) := 30 if month in {4, 6, 9, 11}
+
+days_in_month(_, month) := 31 if month in {1, 3, 5, 7, 8, 10, 12}
+
+# Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil).
+days_from_civil(year, month, day) := days if {
+	y := year - january_or_february(month)
+	era := floor(y / 400)
+	yoe := y - (era * 400)
+	mp := (month + 9) % 12
+	doy := (floor(((153 * mp) + 2) / 5) + day) - 1
+	doe := (((yoe * 365) + floor(yoe / 4)) - floor(yoe / 100)) + doy
+	days := ((era * 146097) + doe) - 719468
+}
+
+offset_seconds(tail) := 0 if endswith(tail, "Z")
+
+offset_seconds(tail) := sign * (((hours * 60) + minutes) * 60) if {
+	not endswith(tail, "Z")
+	zone := substring(tail, count(tail) - 6, 6)
+	sign := {"+": 1, "-": -1}[substring(zone, 0, 1)]
+	hours := to_number(substring(zone, 1, 2))
+	minutes := to_number(substring(zone, 4, 2))
+	hours <= 23
+	minutes <= 59
+}
+
+fraction_ns(tail) := 0 if not startswith(tail, ".")
+
+fraction_ns(tail) := to_number(substring(concat("", [digits, "000000000"]), 0, 9)) if {
+	startswith(tail, ".")
+	digits := substring(tail, 1, (count(tail) - 1) - zone_length(tail))
+}
+
+january_or_february(month) := 1 if month <= 2
+
+january_or_february(month) := 0 if month > 2
+
+zone_length(tail) := 1 if endswith(tail, "Z")
+
+zone_length(tail) := 6 if not endswith(tail, "Z")

@@ -1,9 +1,53 @@
 # METADATA
 # title: Clock tests
-# description: The evaluation time comes from input only.
+# description: The evaluation time comes from input only; timestamps parse exactly as OPA's own parser.
 package pyagent.lib.clock_test
 
 import data.pyagent.lib.clock
+
+valid_timestamps := [
+	"2023-03-15T00:00:00Z",
+	"2023-03-14T23:59:59.999999999Z",
+	"2023-03-15T01:00:00+01:00",
+	"2023-03-14T19:00:00-05:00",
+	"2022-12-29T00:00:00Z",
+	"2020-06-29T00:00:00Z",
+	"2024-02-29T12:00:00Z",
+	"2000-02-29T00:00:00Z",
+	"1970-01-01T00:00:00Z",
+	"1969-12-31T23:59:59.5Z",
+	"1900-03-01T00:00:00Z",
+	"2262-04-11T23:47:16.854775807Z",
+	"1677-09-21T00:12:43.145224192Z",
+	"2023-03-16T09:30:00.1Z",
+	"2023-03-16T09:30:00.123456+02:30",
+	"2023-12-31T23:59:59-23:59",
+]
+
+invalid_timestamps := [
+	"2023-03-16", "2023-03-16T09:30:00", "16/03/2023", "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+	"2023-13-01T00:00:00Z", "2023-00-10T00:00:00Z", "2023-04-31T00:00:00Z", "2023-03-16T24:00:00Z",
+	"2023-03-16T09:60:00Z", "2023-03-16T09:30:60Z", "2023-03-16t09:30:00z", "2023-03-16T09:30:00.Z",
+	"2023-03-16T09:30:00.1234567891Z", "2023-03-16T09:30:00+24:00", "2023-03-16T09:30:00+01:60",
+	"2262-04-11T23:47:16.854775808Z", " 2023-03-16T09:30:00Z", "2023-03-16T09:30:00Z ", "",
+]
+
+test_parses_like_opa_time_parse_rfc3339_ns if {
+	every ts in valid_timestamps {
+		clock.ns(ts) == time.parse_rfc3339_ns(ts)
+	}
+}
+
+test_rejects_what_is_not_strict_rfc3339 if {
+	every ts in invalid_timestamps {
+		not clock.valid_time(ts)
+	}
+}
+
+test_rejects_non_strings if {
+	not clock.valid_time(1678924800)
+	not clock.valid_time(null)
+}
 
 test_now_from_input if {
 	clock.now_ns == 1678924800000000000 with input as {"at": "2023-03-16T00:00:00Z"}
