@@ -41,7 +41,7 @@ def default_config_path() -> Path:
     if env:
         return Path(env)
     if sys.platform == "win32":
-        return Path(os.environ.get("ProgramData", r"C:\ProgramData")) / "pyagent" / "agent.toml"
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "pyagent" / "agent.toml"
     if sys.platform == "darwin":
         return Path("/Library/Application Support/pyagent/agent.toml")
     return Path("/etc/pyagent/agent.toml")
@@ -88,6 +88,9 @@ def load_config(path: str | Path | None = None, *, required: bool = False) -> Ag
     device = document.get("device", {})
     bad = sorted(set(device) - _DEVICE_KEYS)
     if bad:
-        raise InvalidInputError(f"{target}: unknown key device.{bad[0]}; known: {', '.join(sorted(_DEVICE_KEYS))}")
-    return AgentConfig(source=str(target), device=device, opa=document.get("opa", {}),
-                       agent=document.get("agent", {}))
+        raise InvalidInputError(
+            f"{target}: unknown key device.{bad[0]}; known: {', '.join(sorted(_DEVICE_KEYS))}"
+        )
+    return AgentConfig(
+        source=str(target), device=device, opa=document.get("opa", {}), agent=document.get("agent", {})
+    )

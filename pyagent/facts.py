@@ -57,7 +57,9 @@ def resolve_facts(flags: FactFlags, config: AgentConfig) -> DeviceFacts:
     if not isinstance(device_id, str) or not device_id.strip():
         raise InvalidInputError(f"device.id in {where} must be a non-empty string")
     if ownership not in OWNERSHIPS:
-        raise InvalidInputError(f"device.ownership in {where} must be corporate or personal, got {ownership!r}")
+        raise InvalidInputError(
+            f"device.ownership in {where} must be corporate or personal, got {ownership!r}"
+        )
     if not isinstance(enrolled, bool):
         raise InvalidInputError(f"device.mdm_enrolled in {where} must be true or false, got {enrolled!r}")
     for key, value in (("organization", organization), ("mdm_provider", provider)):
@@ -66,7 +68,9 @@ def resolve_facts(flags: FactFlags, config: AgentConfig) -> DeviceFacts:
     return DeviceFacts(device_id, ownership, enrolled, organization, provider)
 
 
-def build_report(inventory: Inventory, facts: DeviceFacts, *, collected_at: str | None = None) -> dict[str, Any]:
+def build_report(
+    inventory: Inventory, facts: DeviceFacts, *, collected_at: str | None = None
+) -> dict[str, Any]:
     """A device report (CONTRACT section 1) from an inventory and the device facts."""
     mdm: dict[str, Any] = {"enrolled": facts.mdm_enrolled}
     if facts.mdm_provider:

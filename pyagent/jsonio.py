@@ -63,7 +63,9 @@ def parse_json(raw: bytes, *, name: str, what: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as err:
-        raise InvalidInputError(f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {err.msg}") from err
+        raise InvalidInputError(
+            f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {err.msg}"
+        ) from err
     except DuplicateKeyError as err:
         raise InvalidInputError(f"{name}: {what} has a {err}") from err
     except RecursionError as err:

@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 
 from pyagent.errors import InvalidInputError
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
 def is_rfc3339(value: str) -> bool:
@@ -19,7 +17,7 @@ def is_rfc3339(value: str) -> bool:
         return False
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     try:
-        datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - range check only
+        datetime(year, month, day, hour, minute, second)
     except ValueError:
         return False
     offset = match.group(8)

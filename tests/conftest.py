@@ -25,9 +25,21 @@ def policy_bundle(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The shipped policy compiled to wasm now, from the sources under test (never a stale build)."""
     out = tmp_path_factory.mktemp("bundle") / "bundle.tar.gz"
     subprocess.run(
-        [opa_bin, "build", "-t", "wasm", "-e", "pyagent/decision", "--ignore", "*_test.rego",
-         "-o", str(out), *(str(p) for p in POLICY_DIRS)],
-        check=True, capture_output=True,
+        [
+            opa_bin,
+            "build",
+            "-t",
+            "wasm",
+            "-e",
+            "pyagent/decision",
+            "--ignore",
+            "*_test.rego",
+            "-o",
+            str(out),
+            *(str(p) for p in POLICY_DIRS),
+        ],
+        check=True,
+        capture_output=True,
     )
     previous = os.environ.get("PYAGENT_BUNDLE")
     os.environ["PYAGENT_BUNDLE"] = str(out)

@@ -41,8 +41,16 @@ Examples:
 )
 @output_option
 @click.pass_context
-def check(ctx: click.Context, report: str | None, org: str | None, at: str | None, fmt: str,
-          output: str | None, **engine_flags: Any) -> None:
+def check(
+    ctx: click.Context,
+    /,
+    report: str | None,
+    org: str | None,
+    at: str | None,
+    fmt: str,
+    output: str | None,
+    **engine_flags: Any,
+) -> None:
     """Decide whether one device complies with the app bans.
 
     REPORT is a device report (JSON), or - for stdin. Without REPORT, this machine is

@@ -42,26 +42,56 @@ Examples:
 @click.option("--serial", help="android-pm: the adb device serial (live mode).")
 @click.option("--user", type=click.IntRange(min=0), help="android-pm: only this Android user.")
 @click.option("--table", help="osquery: the table the export came from (default: detected).")
-@click.option("--platform", type=click.Choice(["android", "ios", "windows", "macos"]),
-              help="intune: the platform of the exported apps, when the export does not say.")
+@click.option(
+    "--platform",
+    type=click.Choice(["android", "ios", "windows", "macos"]),
+    help="intune: the platform of the exported apps, when the export does not say.",
+)
 @click.option("--org", help="The device's organisation (config: device.organization).")
 @click.option("--ownership", type=click.Choice(["corporate", "personal"]), help="config: device.ownership")
 @click.option("--mdm-enrolled/--no-mdm-enrolled", default=None, help="config: device.mdm_enrolled")
 @click.option("--mdm-provider", help="config: device.mdm_provider")
 @click.option("--device-id", help="config: device.id")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Agent config file (default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write the report here.")
-def collect(source: str | None, from_file: str | None, serial: str | None, user: int | None, table: str | None,
-            platform: str | None, org: str | None, ownership: str | None, mdm_enrolled: bool | None,
-            mdm_provider: str | None, device_id: str | None, config_path: str | None,
-            output: str | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Agent config file (default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write the report here."
+)
+def collect(
+    source: str | None,
+    from_file: str | None,
+    serial: str | None,
+    user: int | None,
+    table: str | None,
+    platform: str | None,
+    org: str | None,
+    ownership: str | None,
+    mdm_enrolled: bool | None,
+    mdm_provider: str | None,
+    device_id: str | None,
+    config_path: str | None,
+    output: str | None,
+) -> None:
     """Build a device report (JSON), validated against the schema before it is written."""
     name = source or _this_platform_source()
-    options: dict[str, Any] = {"from_file": from_file, "serial": serial, "user": user, "table": table,
-                               "platform": platform}
-    flags = FactFlags(device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled,
-                      organization=org, mdm_provider=mdm_provider)
+    options: dict[str, Any] = {
+        "from_file": from_file,
+        "serial": serial,
+        "user": user,
+        "table": table,
+        "platform": platform,
+    }
+    flags = FactFlags(
+        device_id=device_id,
+        ownership=ownership,
+        mdm_enrolled=mdm_enrolled,
+        organization=org,
+        mdm_provider=mdm_provider,
+    )
     facts = resolve_facts(flags, load_config(config_path))
     inventory = get_collector(name, **options).collect()
     report = build_report(inventory, facts)
@@ -74,8 +104,10 @@ def collect(source: str | None, from_file: str | None, serial: str | None, user:
             raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
     else:
         sys.stdout.write(text)
-    click.echo(f"pyagent: collected {len(report['apps'])} apps from {name} ({report['device']['platform']})",
-               err=True)
+    click.echo(
+        f"pyagent: collected {len(report['apps'])} apps from {name} ({report['device']['platform']})",
+        err=True,
+    )
 
 
 def collect_this_machine(*, org: str | None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def pinned_settings(settings: EngineSettings) -> EngineSettings:
 def open_output(output: str | None) -> Iterator[IO[str]]:
     if output and output != "-":
         try:
-            handle = Path(output).open("w", encoding="utf-8")
+            handle = Path(output).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as err:
             raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
         with handle:
@@ -63,32 +63,51 @@ class DefaultToRunGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=DefaultToRunGroup, epilog="""\b
+@click.group(
+    cls=DefaultToRunGroup,
+    epilog="""\b
 Examples:
   pyagent fleet devices.jsonl --at 2023-03-16T09:30:00Z
   pyagent fleet reports/ --format json -o fleet.json
   pyagent fleet devices.jsonl --format html -o fleet.html
   pyagent fleet generate --devices 10000 --seed 7 -o devices.jsonl
   cat devices.jsonl | pyagent fleet - --org eu-council
-""")
+""",
+)
 def fleet() -> None:
     """Decide many devices: `pyagent fleet INVENTORY...` (same as `fleet run`), or `fleet generate`."""
 
 
-@fleet.command(name="run", epilog="""\b
+@fleet.command(
+    name="run",
+    epilog="""\b
 Examples:
   pyagent fleet run devices.jsonl reports/ --at 2023-03-16T09:30:00Z --format json
-""")
+""",
+)
 @click.argument("inventories", nargs=-1, required=True, metavar="INVENTORY...")
 @org_option
 @at_option
 @engine_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores)."
+)
 @output_option
 @click.pass_context
-def run_fleet(ctx: click.Context, inventories: tuple[str, ...], org: str | None, at: str | None, fmt: str,
-              jobs: int | None, output: str | None, **engine_flags: Any) -> None:
+def run_fleet(
+    ctx: click.Context,
+    /,
+    inventories: tuple[str, ...],
+    org: str | None,
+    at: str | None,
+    fmt: str,
+    jobs: int | None,
+    output: str | None,
+    **engine_flags: Any,
+) -> None:
     """Decide every device in JSONL files, directories of reports, or - (JSONL on stdin).
 
     Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
@@ -114,15 +133,27 @@ def run_fleet(ctx: click.Context, inventories: tuple[str, ...], org: str | None,
     ctx.exit(exit_code(summary))
 
 
-@fleet.command(epilog="""\b
+@fleet.command(
+    epilog="""\b
 Examples:
   pyagent fleet generate --devices 100000 --seed 7 -o devices.jsonl
   pyagent fleet generate --devices 50 | pyagent fleet - --at 2023-03-16T09:30:00Z
-""")
-@click.option("--devices", "count", type=click.IntRange(min=0, max=10_000_000), default=1000, show_default=True)
-@click.option("--seed", type=int, default=2023, show_default=True, help="Same seed, same fleet, byte for byte.")
-@click.option("--apps", "apps_per_device", type=click.IntRange(min=0, max=50_000), default=40, show_default=True,
-              help="Apps per device (padded with filler apps).")
+"""
+)
+@click.option(
+    "--devices", "count", type=click.IntRange(min=0, max=10_000_000), default=1000, show_default=True
+)
+@click.option(
+    "--seed", type=int, default=2023, show_default=True, help="Same seed, same fleet, byte for byte."
+)
+@click.option(
+    "--apps",
+    "apps_per_device",
+    type=click.IntRange(min=0, max=50_000),
+    default=40,
+    show_default=True,
+    help="Apps per device (padded with filler apps).",
+)
 @output_option
 def generate(count: int, seed: int, apps_per_device: int, output: str | None) -> None:
     """Write a reproducible synthetic fleet as JSONL device reports."""

@@ -18,22 +18,35 @@ from pyagent.fleet.sources import iter_items
 from pyagent.timeutil import check_rfc3339, now_rfc3339
 
 
-@click.command(epilog="""\b
+@click.command(
+    epilog="""\b
 Examples:
   pyagent impact --baseline policies/ --candidate proposed/ devices.jsonl --at 2023-03-20T00:00:00Z
   pyagent impact --baseline policies/ --candidate proposed/ reports/ --format json -o impact.json
-""")
+"""
+)
 @click.option("--baseline", required=True, type=click.Path(file_okay=False), help="The policy in force.")
 @click.option("--candidate", required=True, type=click.Path(file_okay=False), help="The proposed policy.")
 @click.argument("inventories", nargs=-1, required=True, metavar="INVENTORY...")
 @org_option
 @at_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores)."
+)
 @output_option
 @click.pass_context
-def impact(ctx: click.Context, baseline: str, candidate: str, inventories: tuple[str, ...], org: str | None,
-           at: str | None, fmt: str, jobs: int | None, output: str | None) -> None:
+def impact(
+    ctx: click.Context,
+    baseline: str,
+    candidate: str,
+    inventories: tuple[str, ...],
+    org: str | None,
+    at: str | None,
+    fmt: str,
+    jobs: int | None,
+    output: str | None,
+) -> None:
     """Decide every device with both policy versions and list the devices whose decision changes.
 
     Exit codes: 0 no decision changes, 1 some change, 2 usage or a policy that does not compile.
@@ -42,7 +55,10 @@ def impact(ctx: click.Context, baseline: str, candidate: str, inventories: tuple
     summary = ImpactSummary()
     changes: list[dict[str, Any]] = []
     with workdir() as tmp:
-        bundles = [compile_version(baseline, Path(tmp), "baseline"), compile_version(candidate, Path(tmp), "candidate")]
+        bundles = [
+            compile_version(baseline, Path(tmp), "baseline"),
+            compile_version(candidate, Path(tmp), "candidate"),
+        ]
         settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
         items = with_progress(iter_items(inventories), label="impact")
         for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
@@ -54,16 +70,28 @@ def impact(ctx: click.Context, baseline: str, candidate: str, inventories: tuple
         with open_output(output) as out:
             out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     s = summary.as_dict()
-    click.echo(f"{s['devices']} devices: {s['changed']} change, {s['flipped_to_deny']} flip to deny, "
-               f"{s['flipped_to_allow']} flip to allow", err=True)
+    click.echo(
+        f"{s['devices']} devices: {s['changed']} change, {s['flipped_to_deny']} flip to deny, "
+        f"{s['flipped_to_allow']} flip to allow",
+        err=True,
+    )
     if fmt == "text":
         for change in changes[:50]:
             added = ", ".join(f"{v['rule']} {v['app_id']}" for v in change["violations_added"])
             removed = ", ".join(f"{v['rule']} {v['app_id']}" for v in change["violations_removed"])
-            verdict = "allow->deny" if change["before"]["allow"] and not change["after"]["allow"] else (
-                "deny->allow" if change["after"]["allow"] and not change["before"]["allow"] else "changed")
-            click.echo(f"  {change['device_id']} ({change['organization']}): {verdict}"
-                       + (f"; +{added}" if added else "") + (f"; -{removed}" if removed else ""), err=True)
+            verdict = (
+                "allow->deny"
+                if change["before"]["allow"] and not change["after"]["allow"]
+                else (
+                    "deny->allow" if change["after"]["allow"] and not change["before"]["allow"] else "changed"
+                )
+            )
+            click.echo(
+                f"  {change['device_id']} ({change['organization']}): {verdict}"
+                + (f"; +{added}" if added else "")
+                + (f"; -{removed}" if removed else ""),
+                err=True,
+            )
         if len(changes) > 50:
             click.echo(f"  ... and {len(changes) - 50} more (use --format json)", err=True)
     ctx.exit(1 if summary.changed else 0)

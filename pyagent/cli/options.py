@@ -73,7 +73,8 @@ def engine_options(f: F) -> F:
             multiple=True,
             type=click.Path(dir_okay=False),
             metavar="FILE",
-            help='JSON document merged into the policy data, e.g. {"pyagent": {"exemptions": {...}}}. Repeatable.',
+            help='JSON document merged into the policy data, e.g. {"pyagent": {"exemptions": {...}}}. '
+            "Repeatable.",
         ),
     ]
     for option in reversed(options):

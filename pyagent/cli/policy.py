@@ -85,7 +85,9 @@ Examples:
 """,
 )
 @dirs_argument
-@click.option("-o", "--output", default="build/bundle.tar.gz", show_default=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", default="build/bundle.tar.gz", show_default=True, type=click.Path(dir_okay=False)
+)
 @click.option("--revision", default=None, help="Bundle revision (default: data.pyagent.revision).")
 @click.pass_context
 def bundle(ctx: click.Context, dirs: tuple[str, ...], output: str, revision: str | None) -> None:

@@ -35,4 +35,5 @@ def summary_line(decision: Mapping[str, Any]) -> str:
     counts = ", ".join(
         f"{len(decision[key])} {key}" for key in ("violations", "warnings", "exempted") if decision[key]
     )
-    return f"pyagent: {verdict}: {decision['device_id']} ({decision['organization']}){': ' + counts if counts else ''}"
+    tail = f": {counts}" if counts else ""
+    return f"pyagent: {verdict}: {decision['device_id']} ({decision['organization']}){tail}"

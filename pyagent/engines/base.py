@@ -14,7 +14,7 @@ from pyagent.errors import NoDecisionError
 ENTRYPOINT = "pyagent/decision"
 
 
-class EngineName(str, enum.Enum):
+class EngineName(enum.StrEnum):
     """Engines a user can choose with ``--engine``."""
 
     OPA = "opa"

@@ -84,7 +84,8 @@ class OpaServerEngine(Engine):
             raise InvalidInputError("--engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)")
         if settings.data_files:
             raise InvalidInputError(
-                "--data works with the embedded engine only; an OPA server decides with the data it was started with"
+                "--data works with the embedded engine only; "
+                "an OPA server decides with the data it was started with"
             )
         if settings.opa_ca and not Path(settings.opa_ca).is_file():
             raise InvalidInputError(f"--opa-ca: {settings.opa_ca}: no such file")
@@ -103,7 +104,9 @@ class OpaServerEngine(Engine):
         package, rule = ENTRYPOINT.rsplit("/", 1)
         where = self._settings.url
         try:
-            response = self._client.query_rule(input_data=dict(policy_input), package_path=package, rule_name=rule)
+            response = self._client.query_rule(
+                input_data=dict(policy_input), package_path=package, rule_name=rule
+            )
         except requests.exceptions.Timeout as err:
             raise EngineError(f"OPA at {where}: no answer within {self._settings.timeout:g} s") from err
         except requests.exceptions.SSLError as err:

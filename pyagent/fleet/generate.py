@@ -13,32 +13,77 @@ import random
 from collections.abc import Iterator
 from typing import IO, Any
 
-ORGANIZATIONS = (("eu-commission", 30), ("eu-council", 15), ("eeas", 15), ("eu-parliament", 15),
-                 ("us-federal", 15), ("india", 10))
+ORGANIZATIONS = (
+    ("eu-commission", 30),
+    ("eu-council", 15),
+    ("eeas", 15),
+    ("eu-parliament", 15),
+    ("us-federal", 15),
+    ("india", 10),
+)
 PLATFORMS = (("android", 45), ("ios", 35), ("windows", 12), ("macos", 8))
 TIKTOK_FAMILY = {
-    "android": ["com.zhiliaoapp.musically", "com.ss.android.ugc.trill", "com.zhiliaoapp.musically.go",
-                "com.ss.android.ugc.aweme"],
+    "android": [
+        "com.zhiliaoapp.musically",
+        "com.ss.android.ugc.trill",
+        "com.zhiliaoapp.musically.go",
+        "com.ss.android.ugc.aweme",
+    ],
     "ios": ["com.zhiliaoapp.musically", "com.ss.iphone.ugc.Aweme"],
     "windows": ["BytedancePte.Ltd.TikTok_6yccndn6064se"],
     "macos": [],
 }
 OTHER_BYTEDANCE = {"android": ["com.lemon.lvoverseas", "com.bd.nproject"], "windows": ["ByteDance.CapCut"]}
 WORK_APPS = {
-    "android": ["com.microsoft.office.outlook", "com.microsoft.teams", "com.cisco.webex.meetings",
-                "com.microsoft.windowsintune.companyportal"],
+    "android": [
+        "com.microsoft.office.outlook",
+        "com.microsoft.teams",
+        "com.cisco.webex.meetings",
+        "com.microsoft.windowsintune.companyportal",
+    ],
     "ios": ["com.microsoft.Office.Outlook", "com.microsoft.skype.teams"],
 }
 COMMON_APPS = {
-    "android": ["com.whatsapp", "com.spotify.music", "org.mozilla.firefox", "com.google.android.gm",
-                "com.google.android.apps.maps", "com.instagram.android", "com.duolingo", "org.telegram.messenger",
-                "com.netflix.mediaclient", "com.google.android.youtube", "de.dbnavigator", "com.booking"],
-    "ios": ["net.whatsapp.WhatsApp", "com.spotify.client", "org.mozilla.ios.Firefox", "com.google.Maps",
-            "com.burbn.instagram", "com.duolingo.DuolingoMobile", "ph.telegra.Telegraph", "com.netflix.Netflix"],
-    "windows": ["Microsoft.WindowsTerminal_8wekyb3d8bbwe", "Mozilla.Firefox", "Microsoft.VisualStudioCode",
-                "SpotifyAB.SpotifyMusic_zpdnekdrzrea0", "7zip.7zip", "Microsoft.Teams"],
-    "macos": ["org.mozilla.firefox", "com.microsoft.VSCode", "com.spotify.client", "com.apple.Safari",
-              "us.zoom.xos", "com.microsoft.Outlook"],
+    "android": [
+        "com.whatsapp",
+        "com.spotify.music",
+        "org.mozilla.firefox",
+        "com.google.android.gm",
+        "com.google.android.apps.maps",
+        "com.instagram.android",
+        "com.duolingo",
+        "org.telegram.messenger",
+        "com.netflix.mediaclient",
+        "com.google.android.youtube",
+        "de.dbnavigator",
+        "com.booking",
+    ],
+    "ios": [
+        "net.whatsapp.WhatsApp",
+        "com.spotify.client",
+        "org.mozilla.ios.Firefox",
+        "com.google.Maps",
+        "com.burbn.instagram",
+        "com.duolingo.DuolingoMobile",
+        "ph.telegra.Telegraph",
+        "com.netflix.Netflix",
+    ],
+    "windows": [
+        "Microsoft.WindowsTerminal_8wekyb3d8bbwe",
+        "Mozilla.Firefox",
+        "Microsoft.VisualStudioCode",
+        "SpotifyAB.SpotifyMusic_zpdnekdrzrea0",
+        "7zip.7zip",
+        "Microsoft.Teams",
+    ],
+    "macos": [
+        "org.mozilla.firefox",
+        "com.microsoft.VSCode",
+        "com.spotify.client",
+        "com.apple.Safari",
+        "us.zoom.xos",
+        "com.microsoft.Outlook",
+    ],
 }
 
 

@@ -99,10 +99,8 @@ def verdict(figures: dict[str, Any]) -> tuple[str, bool]:
         return f"All {fmt_int(devices)} devices comply with the bans in force.", True
     parts = []
     if bad:
-        worst = max(figures["by_organization"].items(), key=lambda kv: (kv[1]["non_compliant"], kv[0]))
         parts.append(f"{fmt_int(bad)} of {fmt_int(devices)} devices ({percent(bad, devices)}) run a banned "
-                     f"app and must remove it; most affected: {worst[0]} "
-                     f"({fmt_int(worst[1]['non_compliant'])})")
+                     f"app and must remove it{_most_affected(figures['by_organization'])}")
     else:
         parts.append("No device runs a banned app")
     if invalid:
@@ -110,6 +108,14 @@ def verdict(figures: dict[str, Any]) -> tuple[str, bool]:
     if undecided:
         parts.append(f"{fmt_int(undecided)} device{'s' if undecided != 1 else ''} got no decision")
     return "; ".join(parts) + ".", False
+
+
+def _most_affected(by_org: dict[str, dict[str, int]]) -> str:
+    """``; most affected: eu-council (12 devices)``, when one organisation clearly leads."""
+    ranked = sorted(by_org.items(), key=lambda kv: -kv[1]["non_compliant"])
+    if len(ranked) < 2 or ranked[0][1]["non_compliant"] <= ranked[1][1]["non_compliant"]:
+        return ""
+    return f"; most affected: {ranked[0][0]} ({fmt_int(ranked[0][1]['non_compliant'])} devices)"
 
 
 def _remember_names(result: dict[str, Any], names: dict[str, str]) -> None:
@@ -135,7 +141,7 @@ def _kpis(figures: dict[str, Any]) -> str:
         out.append(f'<div class="kpi {metric}"><span class="k">{label}</span>'
                    f'{_metric(metric, figures[metric], tag="span", cls="n")}</div>')
     share = round(100.0 * figures["compliant"] / figures["devices"], 1) if figures["devices"] else 0.0
-    out.append(f'<div class="kpi compliant"><span class="k">Compliant share</span><span class="n" '
+    out.append(f'<div class="kpi share"><span class="k">Compliant share</span><span class="n" '
                f'data-metric="percent_compliant" data-value="{share}">'
                f'{percent(figures["compliant"], figures["devices"])}</span></div></section>')
     return "".join(out)
@@ -155,22 +161,28 @@ def _counts_table(kind: str, label: str, rows: dict[str, dict[str, int]]) -> str
     return head + "".join(body) + "</tbody></table>"
 
 
-def _ban_tables(by_ban: dict[str, dict[str, Any]]) -> str:
+def _bans_table(by_ban: dict[str, dict[str, Any]]) -> str:
     if not by_ban:
-        return ""
-    bans = ['<table><thead><tr><th scope="col">Ban</th><th class="num" scope="col">Devices in violation</th>'
+        return '<p class="empty">No device breaks, nears or is exempted from a ban.</p>'
+    rows = ['<table><thead><tr><th scope="col">Ban</th><th class="num" scope="col">Devices in violation</th>'
             '<th class="num" scope="col">Violations</th><th class="num" scope="col">Warnings</th>'
             '<th class="num" scope="col">Exempted</th></tr></thead><tbody>']
-    apps = ['<table><thead><tr><th scope="col">Ban</th><th scope="col">App</th>'
-            '<th class="num" scope="col">Found</th></tr></thead><tbody>']
     for ban, counts in by_ban.items():
         cells = "".join(_metric(m, counts[m], ban=ban)
                         for m in ("devices", "violations", "warnings", "exempted"))
-        bans.append(f'<tr><th scope="row">{esc(ban)}</th>{cells}</tr>')
-        for app, found in counts["apps"].items():
-            apps.append(f'<tr><td>{esc(ban)}</td><td><code>{esc(app)}</code></td>'
-                        f'{_metric("apps", found, ban=ban, app=app)}</tr>')
-    return "".join(bans) + "</tbody></table>" + "".join(apps) + "</tbody></table>"
+        rows.append(f'<tr><th scope="row">{esc(ban)}</th>{cells}</tr>')
+    return ("".join(rows) + '</tbody></table><p class="note">Warnings: the device would break a rule that '
+            "is not in force yet, or only warns. Exempted: waived by an exemption in force.</p>")
+
+
+def _apps_table(by_ban: dict[str, dict[str, Any]]) -> str:
+    rows = [f'<tr><td>{esc(ban)}</td><td><code>{esc(app)}</code></td>'
+            f'{_metric("apps", n, ban=ban, app=app)}</tr>'
+            for ban, counts in by_ban.items() for app, n in counts["apps"].items()]
+    if not rows:
+        return ""
+    return ('<table><thead><tr><th scope="col">Ban</th><th scope="col">App</th>'
+            '<th class="num" scope="col">Found</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
 def _app_bars(figures: dict[str, Any], names: dict[str, str]) -> str:
@@ -180,9 +192,9 @@ def _app_bars(figures: dict[str, Any], names: dict[str, str]) -> str:
     return app_bars("chart-apps", "Banned apps found on devices", bars, max(0, len(found) - TOP_APPS))
 
 
-def _card(title: str, chart: str, figures_html: str = "") -> str:
+def _card(title: str, chart: str, figures_html: str = "", *, wide: bool = False) -> str:
     details = f"<details><summary>Figures</summary>{figures_html}</details>" if figures_html else ""
-    return f'<section class="card"><h2>{title}</h2>{chart}{details}</section>'
+    return f'<section class="card{" wide" if wide else ""}"><h2>{title}</h2>{chart}{details}</section>'
 
 
 def _when(at: str) -> str:
@@ -214,12 +226,13 @@ def _page_head(figures: dict[str, Any], at: str, timeline: Sequence[dict[str, An
         f"<title>Fleet compliance report · {esc(at)}</title>\n<style>{CSS}</style></head>\n",
         '<body><main>\n<header class="top"><div><h1>Fleet compliance report</h1>',
         f'<p class="sub">App bans on managed devices · evaluated at <time datetime="{esc(at)}" '
-        f'data-metric="evaluated_at">{_when(at)}</time></p></div></header>\n',
+        f'id="evaluated-at">{_when(at)}</time></p></div></header>\n',
         f'<p class="verdict{" good" if good else ""}" id="verdict">{esc(sentence)}</p>\n',
         _kpis(figures), "\n",
-        f'<div class="grid2">{"".join(charts)}</div>\n<div class="grid2">',
-        _card("Banned apps found", _app_bars(figures, names), _ban_tables(figures["by_ban"])),
-        _card("When bans come into force", timeline_chart("chart-timeline", timeline, at)),
+        '<div class="grid2">', *charts,
+        _card("Banned apps found", _app_bars(figures, names), _apps_table(figures["by_ban"])),
+        _card("Bans in this run", _bans_table(figures["by_ban"])),
+        _card("When bans come into force", timeline_chart("chart-timeline", timeline, at), wide=True),
         "</div>\n",
         f'<script type="application/json" id="fleet-summary">{script_json(figures)}</script>\n',
         f'<script type="application/json" id="fleet-timeline">{script_json(list(timeline))}</script>\n',
@@ -228,9 +241,10 @@ def _page_head(figures: dict[str, Any], at: str, timeline: Sequence[dict[str, An
 
 def _table_head(figures: dict[str, Any], listed: int) -> str:
     total = needing_action(figures)
-    columns = ["Device", "Organisation", "Platform", "Status", "Violations (rule · app · scope)",
+    columns = ["Device", "Organisation", "Platform", "Status", "Violations",
                "Remediation", "Errors"]
     heads = "".join(f'<th scope="col"><button type="button">{name}</button></th>' for name in columns)
+    cols = "".join(f'<col class="c{index}">' for index in range(len(columns)))
     return (
         '<section class="card" aria-labelledby="devices-title"><h2 id="devices-title">'
         f'Devices that need action <span class="count">({fmt_int(total)})</span></h2>\n'
@@ -238,7 +252,8 @@ def _table_head(figures: dict[str, Any], listed: int) -> str:
         'placeholder="Device, organisation, app, rule…" autocomplete="off">'
         f'<span id="device-count" class="count" aria-live="polite">{fmt_int(listed)} devices listed</span>'
         "</div>\n"
-        f'<table id="devices" class="devices" data-rows="{listed}"><thead><tr>{heads}</tr></thead><tbody>\n'
+        f'<table id="devices" class="devices" data-rows="{listed}"><colgroup>{cols}</colgroup>'
+        f"<thead><tr>{heads}</tr></thead><tbody>\n"
     )
 
 
@@ -278,10 +293,11 @@ def device_row(result: dict[str, Any], status: str) -> str:
         name = entry.get("app_name")
         name_html = f"{esc(name)} " if name and name != entry.get("app_id") else ""
         weak = entry.get("evidence") == "display_name"
-        violations.append(f'<strong>{esc(entry.get("rule"))}</strong> · {name_html}'
-                          f'<code>{esc(entry.get("app_id"))}</code> · '
-                          f'<span class="scope">{esc(entry.get("scope"))}</span>'
-                          + (f' <span class="weak">({WEAK_EVIDENCE})</span>' if weak else ""))
+        violations.append(f'<strong class="blk">{esc(entry.get("rule"))}</strong> '
+                          f'<span class="blk">{name_html}'
+                          f'<code>{esc(entry.get("app_id"))}</code></span> '
+                          f'<span class="blk scope">scope: {esc(entry.get("scope"))}</span>'
+                          + (f' <span class="blk weak">{WEAK_EVIDENCE}</span>' if weak else ""))
         remedy = entry.get("remediation")
         if remedy and esc(remedy) not in remediations:
             remediations.append(esc(remedy))

@@ -63,7 +63,8 @@ def stacked_bars(ident: str, title: str, kind: str, rows: Sequence[tuple[str, di
     desc = f"By {kind}: " + "; ".join(
         f"{name}: {c['devices']} devices, {c['compliant']} compliant, {c['non_compliant']} non-compliant, "
         f"{c['invalid']} invalid" for name, c in rows)
-    parts = [_svg_open(ident, width, height, title, desc), _legend(label_w)]
+    parts = [_svg_open(ident, width, height, title, desc), _legend(0),
+             f'<text class="legend" x="{width - right_w + 8}" y="14">non-compliant / all</text>']
     for index, (name, counts) in enumerate(rows):
         y = 26 + index * row_h
         parts.append(f'<g class="row"><text class="label" x="{label_w - 8}" y="{y + 15}" text-anchor="end">'
@@ -87,10 +88,10 @@ def stacked_bars(ident: str, title: str, kind: str, rows: Sequence[tuple[str, di
 
 def _legend(x0: int) -> str:
     out, x = [], x0
-    for status in STATUSES:
+    for status, step in zip(STATUSES, (92, 116, 70), strict=True):
         out.append(f'<rect class="seg-{status}" x="{x}" y="4" width="12" height="12" rx="2"/>'
                    f'<text class="legend" x="{x + 17}" y="14">{STATUS_LABELS[status]}</text>')
-        x += 112
+        x += step
     return f'<g aria-hidden="true">{"".join(out)}</g>'
 
 
@@ -215,13 +216,17 @@ def _timeline_row(entry: dict[str, Any], y: int, when: datetime, x_of: Callable[
     x = x_of(moment) if moment else x_of(when) - 1  # undated: shown as in force, at the left of "now"
     line_start = x if moment else float(span[0])
     label = f"{entry.get('rule')}"
+    near_end = x > span[1] - 100
+    anchor = "end" if near_end else "start"
+    date_label = (f'<text class="date" x="{x - 10 if near_end else x + 10:.1f}" y="{y + 11}" '
+                  f'text-anchor="{anchor}">{esc(date_text)}</text>')
     tip = f"{label}: ban {entry.get('ban')} on {scopes} from {entry.get('effective_from') or 'no date'}"
     return (f'<g class="rule rule-{state}"><title>{esc(tip)}</title>'
             f'<text class="label" x="0" y="{y + 13}">{esc(clip(label, 42))}</text>'
             f'<text class="muted small" x="0" y="{y + 29}">{esc(clip(note, 56))}</text>'
             f'<line class="span" x1="{line_start:.1f}" x2="{span[1]}" y1="{y + 15}" y2="{y + 15}"/>'
             f'<circle class="mark" cx="{x:.1f}" cy="{y + 15}" r="6"/>'
-            f'<text class="date" x="{x + 10:.1f}" y="{y + 11}">{esc(date_text)}</text></g>')
+            f'{date_label}</g>')
 
 
 CSS = """
@@ -244,8 +249,10 @@ border-top:5px solid var(--accent)}
 .kpi .k{color:var(--muted);font-size:13px;text-transform:uppercase;letter-spacing:.4px}
 .kpi.compliant{border-top-color:var(--ok)}.kpi.non_compliant{border-top-color:var(--bad)}
 .kpi.invalid{border-top-color:var(--inv)}.kpi.undecided{border-top-color:var(--und)}
-.kpi.compliant .n{color:var(--ok)}.kpi.non_compliant .n{color:var(--bad)}
-.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:18px}
+.kpi.compliant .n{color:var(--ok)}.kpi.non_compliant .n{color:var(--bad)}.kpi.invalid .n{color:var(--inv)}
+.kpi.share{border-top-color:var(--ink)}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:0 18px}
+.card.wide{grid-column:1/-1}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 20px;
 margin-bottom:18px;overflow-x:auto}
 .chart{max-width:100%;height:auto;display:block}
@@ -264,7 +271,9 @@ details{margin-top:10px;font-size:13px}summary{cursor:pointer;color:var(--accent
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-table.devices td{overflow-wrap:anywhere;font-size:14px}
+table.devices{table-layout:fixed}table.devices td{overflow-wrap:anywhere;font-size:14px}
+.c0{width:16%}.c1{width:11%}.c2{width:8%}.c3{width:11%}.c4{width:26%}.c5{width:17%}.c6{width:11%}
+.blk{display:block}
 table.devices thead th{position:sticky;top:0;background:#eef1f6;z-index:1}
 th button{all:unset;cursor:pointer;font-weight:600}th button:focus-visible{outline:2px solid var(--accent)}
 th[aria-sort=ascending] button::after{content:" ▲"}th[aria-sort=descending] button::after{content:" ▼"}

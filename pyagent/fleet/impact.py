@@ -33,8 +33,20 @@ def policy_roots(directory: str) -> list[str]:
 def compile_version(directory: str, workdir: Path, name: str) -> Path:
     """Compile one policy version to a wasm bundle; a policy that does not compile is exit 2."""
     out = workdir / f"{name}.tar.gz"
-    run = run_opa(["build", "-t", "wasm", "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", str(out),
-                   *policy_roots(directory)])
+    run = run_opa(
+        [
+            "build",
+            "-t",
+            "wasm",
+            "-e",
+            ENTRYPOINT,
+            "--ignore",
+            "*_test.rego",
+            "-o",
+            str(out),
+            *policy_roots(directory),
+        ]
+    )
     if run.returncode != 0:
         first = (run.stderr.strip().splitlines() or ["opa build failed"])[0]
         raise InvalidInputError(f"--{name} {directory}: the policy does not compile: {first}")
@@ -50,7 +62,9 @@ def workdir() -> tempfile.TemporaryDirectory[str]:
 def _brief(device: dict[str, Any]) -> dict[str, Any]:
     return {
         "allow": device["allow"],
-        "violations": [{k: v.get(k) for k in ("rule", "ban", "app_id", "scope")} for v in device["violations"]],
+        "violations": [
+            {k: v.get(k) for k in ("rule", "ban", "app_id", "scope")} for v in device["violations"]
+        ],
         "warnings": [{k: w.get(k) for k in ("rule", "ban", "app_id", "reason")} for w in device["warnings"]],
         "errors": device["errors"],
     }

@@ -22,14 +22,20 @@ def device_entry(result: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def write_json(results: Iterable[dict[str, Any]], out: IO[str], summary: FleetSummary,
-               extra: dict[str, Any] | None = None) -> None:
+def write_json(
+    results: Iterable[dict[str, Any]],
+    out: IO[str],
+    summary: FleetSummary,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """``{"summary": {...}, "devices": [...]}``, every device counted into ``summary`` on the way."""
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
         first = True
         for result in results:
             summary.add(result)
-            spool.write(("" if first else ",\n") + "    " + json.dumps(device_entry(result), ensure_ascii=False))
+            spool.write(
+                ("" if first else ",\n") + "    " + json.dumps(device_entry(result), ensure_ascii=False)
+            )
             first = False
         head = {"summary": summary.as_dict(), **(extra or {})}
         text = json.dumps(head, indent=2, ensure_ascii=False)
@@ -47,8 +53,10 @@ def text_summary(summary: FleetSummary) -> str:
         f"{s['invalid']} invalid" + (f", {s['undecided']} undecided" if s["undecided"] else ""),
     ]
     for org, counts in s["by_organization"].items():
-        lines.append(f"  {org}: {counts['non_compliant']} of {counts['devices']} non-compliant"
-                     + (f", {counts['invalid']} invalid" if counts["invalid"] else ""))
+        lines.append(
+            f"  {org}: {counts['non_compliant']} of {counts['devices']} non-compliant"
+            + (f", {counts['invalid']} invalid" if counts["invalid"] else "")
+        )
     for ban, counts in s["by_ban"].items():
         apps = ", ".join(f"{app} ({n})" for app, n in counts["apps"].items())
         lines.append(f"  ban {ban}: {counts['devices']} devices in violation" + (f": {apps}" if apps else ""))

@@ -26,8 +26,14 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def run(items: Iterator[Item], settings: Sequence[EngineSettings], *, at: str, org: str | None,
-        jobs: int | None = None) -> Iterator[list[dict[str, Any]]]:
+def run(
+    items: Iterator[Item],
+    settings: Sequence[EngineSettings],
+    *,
+    at: str,
+    org: str | None,
+    jobs: int | None = None,
+) -> Iterator[list[dict[str, Any]]]:
     """One list of device results (one per engine) for each item, in order."""
     for s in settings:  # fail fast, in this process, on settings that cannot work (exit 2 or 3)
         build_engine(s).close()
@@ -39,8 +45,9 @@ def run(items: Iterator[Item], settings: Sequence[EngineSettings], *, at: str, o
             yield from worker.decide_batch(batch, at, org)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=worker.init,
-                             initargs=(list(settings),)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=worker.init, initargs=(list(settings),)
+    ) as pool:
         pending: deque[Future[list[list[dict[str, Any]]]]] = deque()
         for batch in batches:
             pending.append(pool.submit(worker.decide_batch, batch, at, org))

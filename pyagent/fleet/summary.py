@@ -17,8 +17,12 @@ class OrgCounts:
     invalid: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"devices": self.devices, "compliant": self.compliant,
-                "non_compliant": self.non_compliant, "invalid": self.invalid}
+        return {
+            "devices": self.devices,
+            "compliant": self.compliant,
+            "non_compliant": self.non_compliant,
+            "invalid": self.invalid,
+        }
 
 
 @dataclass
@@ -30,8 +34,13 @@ class BanCounts:
     apps: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"devices": self.devices, "violations": self.violations, "warnings": self.warnings,
-                "exempted": self.exempted, "apps": dict(sorted(self.apps.items()))}
+        return {
+            "devices": self.devices,
+            "violations": self.violations,
+            "warnings": self.warnings,
+            "exempted": self.exempted,
+            "apps": dict(sorted(self.apps.items())),
+        }
 
 
 @dataclass

@@ -13,16 +13,21 @@ def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
     entries = []
     for org, definition in (data.get("pyagent", {}).get("organizations") or {}).items():
         for rule_id, rule in (definition.get("rules") or {}).items():
-            entries.append({
-                "organization": org,
-                "rule": f"{org}/{rule_id}",
-                "ban": rule.get("ban"),
-                "scopes": list(rule.get("scopes") or []),
-                "effective_from": rule.get("effective_from"),
-                "enforcement": rule.get("enforcement", "deny"),
-                "inherited_by": sorted(o for o, d in data["pyagent"]["organizations"].items()
-                                       if org in (d.get("inherits") or [])),
-            })
+            entries.append(
+                {
+                    "organization": org,
+                    "rule": f"{org}/{rule_id}",
+                    "ban": rule.get("ban"),
+                    "scopes": list(rule.get("scopes") or []),
+                    "effective_from": rule.get("effective_from"),
+                    "enforcement": rule.get("enforcement", "deny"),
+                    "inherited_by": sorted(
+                        o
+                        for o, d in data["pyagent"]["organizations"].items()
+                        if org in (d.get("inherits") or [])
+                    ),
+                }
+            )
     return sorted(entries, key=lambda e: (e["effective_from"] or "", e["rule"]))
 
 

@@ -34,14 +34,18 @@ def decide_batch(batch: Sequence[Item], at: str, org: str | None) -> list[list[d
 
 def decide_item(item: Item, at: str, org: str | None) -> list[dict[str, Any]]:
     if item.error:
-        return [_invalid(item.source, None, [{"code": "invalid_report", "message": item.error}])] * len(_engines)
+        return [_invalid(item.source, None, [{"code": "invalid_report", "message": item.error}])] * len(
+            _engines
+        )
     try:
         report = parse_report(item.data, item.source)
     except ReportInvalidError as err:
         errors = [{"code": "invalid_report", "path": i.path, "message": i.message} for i in err.issues]
         return [_invalid(item.source, _peek_device(item.data, item.source), errors)] * len(_engines)
     except InvalidInputError as err:
-        return [_invalid(item.source, None, [{"code": "invalid_report", "message": str(err)}])] * len(_engines)
+        return [_invalid(item.source, None, [{"code": "invalid_report", "message": str(err)}])] * len(
+            _engines
+        )
     report, _notes = apply_org(report, org)
     return [_decide_one(engine, report, at, item.source) for engine in _engines]
 
@@ -51,8 +55,14 @@ def _decide_one(engine: Engine, report: dict[str, Any], at: str, source: str) ->
     try:
         decision = decide(engine, report, at=at)
     except EngineError as err:
-        return {**_base(source, device), "allow": False, "violations": [], "warnings": [], "exempted": [],
-                "errors": [{"code": "no_decision", "message": str(err)}]}
+        return {
+            **_base(source, device),
+            "allow": False,
+            "violations": [],
+            "warnings": [],
+            "exempted": [],
+            "errors": [{"code": "no_decision", "message": str(err)}],
+        }
     return {
         **_base(source, device),
         "organization": decision["organization"],
@@ -75,8 +85,14 @@ def _base(source: str, device: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _invalid(source: str, device: dict[str, Any] | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
-    return {**_base(source, device), "allow": False, "violations": [], "warnings": [], "exempted": [],
-            "errors": errors}
+    return {
+        **_base(source, device),
+        "allow": False,
+        "violations": [],
+        "warnings": [],
+        "exempted": [],
+        "errors": errors,
+    }
 
 
 def _peek_device(data: bytes, source: str) -> dict[str, Any] | None:

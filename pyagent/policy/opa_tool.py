@@ -60,7 +60,7 @@ def run_opa(args: Sequence[str], *, timeout: float = 600.0, capture: bool = True
     """Run ``opa ARGS`` without a shell; a missing binary or a time-out is an :class:`OpaToolError`."""
     binary = find_opa()
     try:
-        done = subprocess.run(  # noqa: S603 - argument list, no shell
+        done = subprocess.run(
             [binary, *args], capture_output=capture, text=True, timeout=timeout, check=False
         )
     except FileNotFoundError as err:

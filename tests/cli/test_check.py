@@ -22,15 +22,23 @@ AT = "2023-03-16T09:30:00Z"
 # Every shipped example, and the decision domain.md implies for it on 16 March 2023.
 EXAMPLE_DECISIONS: dict[str, tuple[int, list[list[str]]]] = {
     "eu-commission-personal-enrolled-tiktok.json": (
-        1, [["eu-commission/tiktok", "com.zhiliaoapp.musically", "personal-enrolled"]]),
+        1,
+        [["eu-commission/tiktok", "com.zhiliaoapp.musically", "personal-enrolled"]],
+    ),
     "eu-commission-corporate-clean.json": (0, []),
     "eu-council-personal-outlook-tiktok.json": (
-        1, [["eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps"]]),
+        1,
+        [["eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps"]],
+    ),
     "eeas-personal-teams-douyin.json": (
-        1, [["eeas/tiktok-work-apps", "com.ss.iphone.ugc.Aweme", "personal-with-work-apps"]]),
+        1,
+        [["eeas/tiktok-work-apps", "com.ss.iphone.ugc.Aweme", "personal-with-work-apps"]],
+    ),
     "eu-parliament-corporate-tiktok.json": (0, []),
     "us-federal-corporate-windows-tiktok.json": (
-        1, [["us-federal/tiktok", "BytedancePte.Ltd.TikTok_6yccndn6064se", "corporate"]]),
+        1,
+        [["us-federal/tiktok", "BytedancePte.Ltd.TikTok_6yccndn6064se", "corporate"]],
+    ),
     "us-federal-personal-tiktok.json": (0, []),
     "india-personal-lite.json": (1, [["india/tiktok", "com.zhiliaoapp.musically.go", "all"]]),
 }
@@ -66,19 +74,42 @@ def test_example_decisions_match_the_domain(name: str, engine_args: list[str]) -
 
 
 def test_contract_example_decision_document(engine_args: list[str]) -> None:
-    result = run(["check", str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
-                  "--at", "2023-03-16T09:31:02Z", "--format", "json", *engine_args])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--at",
+            "2023-03-16T09:31:02Z",
+            "--format",
+            "json",
+            *engine_args,
+        ]
+    )
     assert result.exit_code == 1
     decision = json.loads(result.stdout)
-    assert list(decision)[:11] == ["device_id", "organization", "allow", "violations", "warnings", "exempted",
-                                   "errors", "evaluated_at", "policy_revision", "engine", "decision_id"]
+    assert list(decision)[:11] == [
+        "device_id",
+        "organization",
+        "allow",
+        "violations",
+        "warnings",
+        "exempted",
+        "errors",
+        "evaluated_at",
+        "policy_revision",
+        "engine",
+        "decision_id",
+    ]
     assert decision["device_id"] == "fr-brussels-0042"
     assert decision["organization"] == "eu-commission"
     assert decision["warnings"] == [] and decision["exempted"] == [] and decision["errors"] == []
     (violation,) = decision["violations"]
     assert {k: violation[k] for k in ("rule", "ban", "app_id", "effective_from", "scope")} == {
-        "rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically",
-        "effective_from": "2023-03-15T00:00:00Z", "scope": "personal-enrolled",
+        "rule": "eu-commission/tiktok",
+        "ban": "tiktok",
+        "app_id": "com.zhiliaoapp.musically",
+        "effective_from": "2023-03-15T00:00:00Z",
+        "scope": "personal-enrolled",
     }
     assert violation["message"] and violation["remediation"]
     assert decision["policy_revision"] == "2023.03.15-1"
@@ -86,13 +117,23 @@ def test_contract_example_decision_document(engine_args: list[str]) -> None:
 
 
 def test_before_effective_date_is_a_warning_and_exit_0(engine_args: list[str]) -> None:
-    result = run(["check", str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
-                  "--at", "2023-03-14T23:59:59Z", "--format", "json", *engine_args])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--at",
+            "2023-03-14T23:59:59Z",
+            "--format",
+            "json",
+            *engine_args,
+        ]
+    )
     assert result.exit_code == 0
     decision = json.loads(result.stdout)
     assert decision["violations"] == []
     assert [(w["rule"], w["reason"], w["effective_from"]) for w in decision["warnings"]] == [
-        ("eu-commission/tiktok", "not_yet_effective", "2023-03-15T00:00:00Z")]
+        ("eu-commission/tiktok", "not_yet_effective", "2023-03-15T00:00:00Z")
+    ]
 
 
 def test_report_from_stdin(engine_args: list[str]) -> None:
@@ -113,15 +154,27 @@ def test_org_flag_fills_a_missing_organization(engine_args: list[str], tmp_path:
 
 
 def test_org_flag_overrides_the_report_and_says_so(engine_args: list[str]) -> None:
-    result = run(["check", str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"), "--org",
-                  "eu-parliament", "--at", AT, "--format", "json", *engine_args])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--org",
+            "eu-parliament",
+            "--at",
+            AT,
+            "--format",
+            "json",
+            *engine_args,
+        ]
+    )
     assert result.exit_code == 0
     assert "--org eu-parliament overrides the report's organization eu-commission" in result.stderr
 
 
 def test_unknown_organization_exits_2_and_names_it(engine_args: list[str]) -> None:
-    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--org", "eu-senate", "--at", AT,
-                  *engine_args])
+    result = run(
+        ["check", str(EXAMPLES / "india-personal-lite.json"), "--org", "eu-senate", "--at", AT, *engine_args]
+    )
     assert result.exit_code == 2
     assert result.stdout == ""
     assert 'unknown organisation "eu-senate"' in result.stderr
@@ -148,7 +201,7 @@ def test_schema_invalid_report_exits_2_with_every_error(engine_args: list[str], 
     assert result.exit_code == 2
     assert result.stdout == ""
     assert f"{path}: $.device.platform:" in result.stderr
-    assert f"{path}: $.device.ownershp: unknown field (did you mean \"ownership\"?)" in result.stderr
+    assert f'{path}: $.device.ownershp: unknown field (did you mean "ownership"?)' in result.stderr
 
 
 @pytest.mark.parametrize("at", ["yesterday", "2023-03-16", "2023-03-16T09:30:00", "2023-02-30T00:00:00Z"])
@@ -173,7 +226,10 @@ def test_text_format_goes_to_stderr_only(policy_bundle: Path) -> None:
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--engine", "embedded"])
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("NON-COMPLIANT: device in-delhi-0007") or "NON-COMPLIANT" in result.stderr.split("\n")[0]
+    assert (
+        result.stderr.startswith("NON-COMPLIANT: device in-delhi-0007")
+        or "NON-COMPLIANT" in result.stderr.split("\n")[0]
+    )
     assert "\x1b[" not in result.stderr
 
 
@@ -191,8 +247,18 @@ def test_machine_formats_on_stdout(fmt: str, policy_bundle: Path) -> None:
 
 def test_output_file(policy_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "decision.json"
-    result = run(["check", str(EXAMPLES / "eu-commission-corporate-clean.json"), "--at", AT,
-                  "--format", "json", "-o", str(out)])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-corporate-clean.json"),
+            "--at",
+            AT,
+            "--format",
+            "json",
+            "-o",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0
     assert result.stdout == ""
     assert json.loads(out.read_text())["allow"] is True
@@ -200,27 +266,64 @@ def test_output_file(policy_bundle: Path, tmp_path: Path) -> None:
 
 def test_exemption_overlay_waives_the_violation(policy_bundle: Path, tmp_path: Path) -> None:
     overlay = tmp_path / "exemptions.json"
-    overlay.write_text(json.dumps({"pyagent": {"exemptions": {"EX-2023-001": {
-        "device_id": "fr-brussels-0042", "organization": "eu-commission", "ban": "tiktok",
-        "until": "2023-06-30T00:00:00Z", "reason": "official communications account", "approved_by": "DIGIT.S",
-    }}}}))
-    result = run(["check", str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"), "--at", AT,
-                  "--data", str(overlay), "--format", "json"])
+    overlay.write_text(
+        json.dumps(
+            {
+                "pyagent": {
+                    "exemptions": {
+                        "EX-2023-001": {
+                            "device_id": "fr-brussels-0042",
+                            "organization": "eu-commission",
+                            "ban": "tiktok",
+                            "until": "2023-06-30T00:00:00Z",
+                            "reason": "official communications account",
+                            "approved_by": "DIGIT.S",
+                        }
+                    }
+                }
+            }
+        )
+    )
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--at",
+            AT,
+            "--data",
+            str(overlay),
+            "--format",
+            "json",
+        ]
+    )
     assert result.exit_code == 0, result.stderr
     decision = json.loads(result.stdout)
     assert decision["violations"] == []
     assert [e["exemption"]["id"] for e in decision["exempted"]] == ["EX-2023-001"]
     assert decision["policy_revision"].startswith("2023.03.15-1+data.")
-    expired = run(["check", str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"), "--at",
-                   "2023-06-30T00:00:00Z", "--data", str(overlay), "--format", "json"])
+    expired = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--at",
+            "2023-06-30T00:00:00Z",
+            "--data",
+            str(overlay),
+            "--format",
+            "json",
+        ]
+    )
     assert expired.exit_code == 1
     assert json.loads(expired.stdout)["violations"][0]["expired_exemptions"] == ["EX-2023-001"]
 
 
 def test_data_overlay_conflict_exits_2_naming_the_path(policy_bundle: Path, tmp_path: Path) -> None:
     overlay = tmp_path / "conflict.json"
-    overlay.write_text(json.dumps({"pyagent": {"organizations": {"eu-commission": {"rules": {"tiktok": {
-        "enforcement": "warn"}}}}}}))
+    overlay.write_text(
+        json.dumps(
+            {"pyagent": {"organizations": {"eu-commission": {"rules": {"tiktok": {"enforcement": "warn"}}}}}}
+        )
+    )
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
     assert result.exit_code == 2
     assert "data.pyagent.organizations.eu-commission.rules.tiktok.enforcement" in result.stderr
@@ -237,13 +340,27 @@ def test_data_overlay_outside_pyagent_is_refused(policy_bundle: Path, tmp_path: 
 def test_data_overlay_with_opa_engine_is_refused(opa_server: RunningOpa, tmp_path: Path) -> None:
     overlay = tmp_path / "x.json"
     overlay.write_text(json.dumps({"pyagent": {"exemptions": {}}}))
-    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay),
-                  "--engine", "opa", "--opa-url", opa_server.url])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "india-personal-lite.json"),
+            "--at",
+            AT,
+            "--data",
+            str(overlay),
+            "--engine",
+            "opa",
+            "--opa-url",
+            opa_server.url,
+        ]
+    )
     assert result.exit_code == 2
     assert "--data works with the embedded engine only" in result.stderr
 
 
-def test_auto_engine_uses_opa_when_url_is_set(opa_server: RunningOpa, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_engine_uses_opa_when_url_is_set(
+    opa_server: RunningOpa, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYAGENT_OPA_URL", opa_server.url)
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--format", "json"])
     assert result.exit_code == 1
@@ -259,27 +376,51 @@ def test_unreachable_opa_exits_3_never_allow() -> None:
     from tests.helpers.opa_server import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    result = run(["check", str(EXAMPLES / "eu-commission-corporate-clean.json"), "--at", AT,
-                  "--engine", "opa", "--opa-url", url, "--format", "json"])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-corporate-clean.json"),
+            "--at",
+            AT,
+            "--engine",
+            "opa",
+            "--opa-url",
+            url,
+            "--format",
+            "json",
+        ]
+    )
     assert result.exit_code == 3
     assert result.stdout == ""
     assert "cannot connect" in result.stderr
 
 
 def test_missing_bundle_exits_3(tmp_path: Path) -> None:
-    result = run(["check", str(EXAMPLES / "eu-commission-corporate-clean.json"), "--at", AT,
-                  "--engine", "embedded", "--bundle", str(tmp_path / "none.tar.gz")])
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-corporate-clean.json"),
+            "--at",
+            AT,
+            "--engine",
+            "embedded",
+            "--bundle",
+            str(tmp_path / "none.tar.gz"),
+        ]
+    )
     assert result.exit_code == 3
     assert "no compiled policy bundle" in result.stderr
 
 
 def test_real_subprocess_exit_codes_and_streams(policy_bundle: Path) -> None:
     def pyagent(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pyagent", *args], capture_output=True, text=True,
-                              timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "pyagent", *args], capture_output=True, text=True, timeout=60, check=False
+        )
 
-    denied = pyagent("check", str(EXAMPLES / "eu-council-personal-outlook-tiktok.json"), "--at", AT,
-                     "--format", "json")
+    denied = pyagent(
+        "check", str(EXAMPLES / "eu-council-personal-outlook-tiktok.json"), "--at", AT, "--format", "json"
+    )
     assert denied.returncode == 1
     assert json.loads(denied.stdout)["violations"][0]["rule"] == "eu-council/tiktok"
     allowed = pyagent("check", str(EXAMPLES / "us-federal-personal-tiktok.json"), "--at", AT)

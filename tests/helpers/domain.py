@@ -81,8 +81,16 @@ def expected_banned(report: dict[str, Any], at: datetime) -> tuple[set[str], set
     return found, set()
 
 
-def make_report(org: str, platform: str, ownership: str, enrolled: bool, apps: list[str],
-                *, work_profile: bool | None = None, device_id: str = "device-under-test") -> dict[str, Any]:
+def make_report(
+    org: str,
+    platform: str,
+    ownership: str,
+    enrolled: bool,
+    apps: list[str],
+    *,
+    work_profile: bool | None = None,
+    device_id: str = "device-under-test",
+) -> dict[str, Any]:
     device: dict[str, Any] = {
         "id": device_id,
         "platform": platform,

@@ -23,7 +23,7 @@ def fault_server(fault: Fault) -> Iterator[str]:
     """Serve ``fault`` to every request on a free loopback port; yields the base URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             self.rfile.read(length)
             if fault.delay:
@@ -37,7 +37,7 @@ def fault_server(fault: Fault) -> Iterator[str]:
                 self.wfile.flush()
             self.close_connection = True
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -65,9 +65,18 @@ def run_opa_server(
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     log = workdir / f"opa-{port}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603
-            [opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error",
-             *extra_args, *(str(p) for p in paths)],
+        process = subprocess.Popen(
+            [
+                opa,
+                "run",
+                "--server",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "error",
+                *extra_args,
+                *(str(p) for p in paths),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
