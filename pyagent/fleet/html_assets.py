@@ -272,7 +272,7 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.devices{table-layout:fixed}table.devices td{overflow-wrap:anywhere;font-size:14px}
-.c0{width:16%}.c1{width:11%}.c2{width:8%}.c3{width:11%}.c4{width:26%}.c5{width:17%}.c6{width:11%}
+.c0{width:15%}.c1{width:10%}.c2{width:7%}.c3{width:11%}.c4{width:24%}.c5{width:17%}.c6{width:16%}
 .blk{display:block}
 table.devices thead th{position:sticky;top:0;background:#eef1f6;z-index:1}
 th button{all:unset;cursor:pointer;font-weight:600}th button:focus-visible{outline:2px solid var(--accent)}
@@ -324,7 +324,8 @@ SCRIPT = """
         th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
         var keyed = rows.map(function (row, i) {
           var cell = row.cells[col];
-          return [cell.getAttribute("data-sort") || cell.textContent.trim().toLowerCase(), i, row];
+          var key = cell ? cell.getAttribute("data-sort") || cell.textContent.trim().toLowerCase() : "";
+          return [key, i, row];
         });
         keyed.sort(function (a, b) {
           var order = a[0].localeCompare(b[0], undefined, {numeric: true});

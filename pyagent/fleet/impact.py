@@ -70,6 +70,11 @@ def _brief(device: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _decisive(brief: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a decision: allow, violations and errors (warnings alone change no decision)."""
+    return brief["allow"], brief["violations"], brief["errors"]
+
+
 def _keys(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(e["rule"], e["app_id"]) for e in entries}
 
@@ -80,6 +85,7 @@ class ImpactSummary:
     flipped_to_deny: int = 0
     flipped_to_allow: int = 0
     changed: int = 0
+    warnings_changed: int = 0
     by_organization: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_ban: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
@@ -89,6 +95,7 @@ class ImpactSummary:
             "flipped_to_deny": self.flipped_to_deny,
             "flipped_to_allow": self.flipped_to_allow,
             "changed": self.changed,
+            "warnings_changed": self.warnings_changed,
             "by_organization": {k: dict(sorted(v.items())) for k, v in sorted(self.by_organization.items())},
             "by_ban": {k: dict(sorted(v.items())) for k, v in sorted(self.by_ban.items())},
         }
@@ -98,7 +105,9 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
     """The change for one device (None when nothing that matters changed), counted into ``summary``."""
     summary.devices += 1
     b, a = _brief(before), _brief(after)
-    if b == a:
+    if _decisive(b) == _decisive(a):
+        if b != a:
+            summary.warnings_changed += 1
         return None
     summary.changed += 1
     org = after.get("organization") or before.get("organization") or "(none)"

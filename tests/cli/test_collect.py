@@ -1,0 +1,273 @@
+"""`pyagent collect` and `check` without a report, through the real CLI, on real tool output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent.cli import cli
+from pyagent.report.validate import report_validator
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "collectors"
+AT = "2023-03-16T09:30:00Z"
+FACTS = ["--device-id", "laptop-17", "--ownership", "corporate", "--mdm-enrolled", "--org", "eu-commission"]
+
+
+def run(args: list[str]) -> object:
+    return CliRunner().invoke(cli, args)
+
+
+def dpkg_listing() -> dict[str, str]:
+    """`dpkg-query -W` on this machine, read until two reads agree (other jobs may be installing)."""
+    previous: dict[str, str] | None = None
+    for _ in range(10):
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${binary:Package}\t${Version}\t${db:Status-Abbrev}\n"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows = [line.split("\t") for line in out.splitlines() if line]
+        # Packages whose files are gone (config-files, not-installed) are not installed apps.
+        current = {name: version for name, version, status in rows if status[1:2] not in ("c", "n")}
+        if current == previous:
+            return current
+        previous = current
+    raise AssertionError("dpkg database kept changing")
+
+
+def test_linux_collect_reports_every_dpkg_package_and_decides(policy_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "laptop.json"
+    expected = dpkg_listing()
+    result = run(["collect", "--source", "linux", *FACTS, "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(out.read_text())
+    dpkg_apps = {app["id"]: app.get("version") for app in report["apps"] if app.get("source") == "dpkg"}
+    if dpkg_apps != expected:  # a concurrent install between the two reads: read once more
+        expected = dpkg_listing()
+    assert dpkg_apps == expected
+    assert len(dpkg_apps) > 100
+    assert report_validator().validate(report).valid
+    assert report["device"] == {
+        **report["device"],
+        "id": "laptop-17",
+        "platform": "linux",
+        "ownership": "corporate",
+        "organization": "eu-commission",
+        "mdm": {"enrolled": True},
+    }
+    decided = run(["check", str(out), "--at", AT, "--format", "json"])
+    assert decided.exit_code == 0
+    assert json.loads(decided.stdout)["allow"] is True
+
+
+def test_personal_phone_with_outlook_and_tiktok_is_non_compliant_for_the_council(
+    policy_bundle: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "phone.json"
+    capture = FIXTURES / "android-pm" / "personal-outlook-tiktok-f-i-versioncode.txt"
+    result = run(
+        [
+            "collect",
+            "--source",
+            "android-pm",
+            "--from",
+            str(capture),
+            "--device-id",
+            "phone-1",
+            "--ownership",
+            "personal",
+            "--no-mdm-enrolled",
+            "--org",
+            "eu-council",
+            "-o",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    decided = run(["check", str(out), "--at", AT, "--format", "json"])
+    assert decided.exit_code == 1
+    decision = json.loads(decided.stdout)
+    assert [[v["rule"], v["app_id"], v["scope"]] for v in decision["violations"]] == [
+        ["eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps"]
+    ]
+
+
+def test_same_phone_is_compliant_for_the_commission_when_not_enrolled(
+    policy_bundle: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "phone.json"
+    capture = FIXTURES / "android-pm" / "personal-outlook-tiktok-f-i-versioncode.txt"
+    run(
+        [
+            "collect",
+            "--source",
+            "android-pm",
+            "--from",
+            str(capture),
+            "--device-id",
+            "phone-1",
+            "--ownership",
+            "personal",
+            "--no-mdm-enrolled",
+            "--org",
+            "eu-commission",
+            "-o",
+            str(out),
+        ]
+    )
+    assert run(["check", str(out), "--at", AT]).exit_code == 0
+
+
+def test_config_file_supplies_facts_and_flags_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[device]\nid = "cfg-1"\norganization = "eu-council"\nownership = "personal"\nmdm_enrolled = false\n'
+    )
+    monkeypatch.setenv("PYAGENT_CONFIG", str(config))
+    capture = FIXTURES / "android-pm" / "personal-plain.txt"
+    result = run(["collect", "--source", "android-pm", "--from", str(capture), "--device-id", "flag-1"])
+    assert result.exit_code == 0, result.stderr
+    device = json.loads(result.stdout)["device"]
+    assert (device["id"], device["organization"], device["ownership"], device["mdm"]) == (
+        "flag-1",
+        "eu-council",
+        "personal",
+        {"enrolled": False},
+    )
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("--device-id", "give --device-id ID, or set device.id in"),
+        ("--ownership", "give --ownership corporate|personal, or set device.ownership in"),
+        ("--mdm-enrolled", "give --mdm-enrolled/--no-mdm-enrolled, or set device.mdm_enrolled in"),
+    ],
+)
+def test_missing_fact_names_flag_and_config_key(
+    missing: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    args = {
+        "--device-id": ["--device-id", "x"],
+        "--ownership": ["--ownership", "personal"],
+        "--mdm-enrolled": ["--mdm-enrolled"],
+    }
+    given = [a for flag, pair in args.items() if flag != missing for a in pair]
+    capture = FIXTURES / "android-pm" / "personal-plain.txt"
+    result = run(["collect", "--source", "android-pm", "--from", str(capture), *given])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_without_report_collects_this_machine(
+    policy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[device]\nid = "this-box"\norganization = "india"\nownership = "corporate"\nmdm_enrolled = true\n'
+    )
+    monkeypatch.setenv("PYAGENT_CONFIG", str(config))
+    result = run(["check", "--at", AT, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert (decision["device_id"], decision["organization"], decision["allow"]) == ("this-box", "india", True)
+
+
+def test_check_without_report_and_without_facts_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    result = run(["check", "--at", AT])
+    assert result.exit_code == 2
+    assert "missing device fact: give --device-id ID, or set device.id" in result.stderr
+
+
+def test_intune_name_derived_violation_says_so(policy_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "intune.json"
+    export = FIXTURES / "intune" / "android-fully-managed-tiktok-detectedapps.json"
+    result = run(
+        [
+            "collect",
+            "--source",
+            "intune",
+            "--from",
+            str(export),
+            "--device-id",
+            "m-1",
+            "--ownership",
+            "corporate",
+            "--mdm-enrolled",
+            "--org",
+            "us-federal",
+            "-o",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert all(app.get("evidence") == "display_name" for app in report["apps"])
+    text = run(["check", str(out), "--at", AT])
+    assert text.exit_code == 1
+    assert "matched from a display name, not a package ID: weaker evidence" in text.stderr
+    data = run(["check", str(out), "--at", AT, "--format", "json"])
+    assert {v["evidence"] for v in json.loads(data.stdout)["violations"]} == {"display_name"}
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02\xff\xfe", "not"),
+        (b'[{"bundle_identifier": "x"}]\n', "capture.txt:1: not a `pm list packages` line"),
+    ],
+    ids=["empty", "binary", "wrong-format"],
+)
+def test_bad_android_capture_exits_2(content: bytes, fragment: str, tmp_path: Path) -> None:
+    capture = tmp_path / "capture.txt"
+    capture.write_bytes(content)
+    result = run(
+        [
+            "collect",
+            "--source",
+            "android-pm",
+            "--from",
+            str(capture),
+            "--device-id",
+            "p",
+            "--ownership",
+            "personal",
+            "--no-mdm-enrolled",
+        ]
+    )
+    assert result.exit_code == 2
+    assert str(capture) in result.stderr and fragment in result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_adb_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = run(
+        [
+            "collect",
+            "--source",
+            "android-pm",
+            "--serial",
+            "R58M123",
+            "--device-id",
+            "p",
+            "--ownership",
+            "personal",
+            "--no-mdm-enrolled",
+        ]
+    )
+    assert result.exit_code == 3
+    assert "adb" in result.stderr
+    assert result.stdout == ""

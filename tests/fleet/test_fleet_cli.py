@@ -1,0 +1,257 @@
+"""`pyagent fleet`, `fleet generate` and `impact` through the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent.cli import cli
+from tests.helpers.opa_server import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "reports"
+AT = "2023-03-16T09:30:00Z"
+
+
+def run(args: list[str], stdin: str | None = None) -> Any:
+    return CliRunner().invoke(cli, args, input=stdin)
+
+
+@pytest.fixture
+def examples_jsonl(tmp_path: Path) -> Path:
+    lines = [json.dumps(json.loads(p.read_text())) for p in sorted(EXAMPLES.glob("*.json"))]
+    path = tmp_path / "fleet.jsonl"
+    path.write_text(
+        "\n".join([*lines, '{"schema_version": 1, "device": {"id": "broken"}}', "not json"]) + "\n"
+    )
+    return path
+
+
+def test_fleet_json_summary_and_devices(policy_bundle: Path, examples_jsonl: Path) -> None:
+    result = run(["fleet", str(examples_jsonl), "--at", AT, "--format", "json", "--jobs", "1"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    summary = document["summary"]
+    assert {k: summary[k] for k in ("devices", "compliant", "non_compliant", "invalid")} == {
+        "devices": 10,
+        "compliant": 3,
+        "non_compliant": 5,
+        "invalid": 2,
+    }
+    assert summary["by_organization"]["us-federal"] == {
+        "devices": 2,
+        "compliant": 1,
+        "non_compliant": 1,
+        "invalid": 0,
+    }
+    assert summary["by_ban"]["tiktok"]["devices"] == 5
+    assert summary["by_ban"]["tiktok"]["apps"] == {
+        "BytedancePte.Ltd.TikTok_6yccndn6064se": 1,
+        "com.ss.iphone.ugc.Aweme": 1,
+        "com.zhiliaoapp.musically": 2,
+        "com.zhiliaoapp.musically.go": 1,
+    }
+    devices = document["devices"]
+    assert len(devices) == 10
+    for device in devices:
+        assert {"device_id", "organization", "allow", "violations", "warnings", "exempted", "errors"} <= set(
+            device
+        )
+    broken = devices[8]
+    assert (broken["device_id"], broken["allow"], broken["source"]) == (
+        "broken",
+        False,
+        f"{examples_jsonl}:9",
+    )
+    assert {e["code"] for e in broken["errors"]} == {"invalid_report"}
+    assert [e["path"] for e in broken["errors"]] == [
+        "$.apps",
+        "$.collected_at",
+        "$.device.mdm",
+        "$.device.ownership",
+        "$.device.platform",
+    ]
+    garbage = devices[9]
+    assert garbage["device_id"] is None
+    assert [e["code"] for e in garbage["errors"]] == ["invalid_report"]
+    assert f"{examples_jsonl}:10: invalid JSON at line 1, column 1" in garbage["errors"][0]["message"]
+
+
+def test_fleet_same_answer_with_two_workers(policy_bundle: Path, examples_jsonl: Path) -> None:
+    one = json.loads(
+        run(["fleet", str(examples_jsonl), "--at", AT, "--format", "json", "--jobs", "1"]).stdout
+    )
+    two = json.loads(
+        run(["fleet", str(examples_jsonl), "--at", AT, "--format", "json", "--jobs", "2"]).stdout
+    )
+    assert one == two
+
+
+def test_fleet_all_compliant_exits_0(policy_bundle: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "reports"
+    directory.mkdir()
+    for name in ("eu-commission-corporate-clean.json", "us-federal-personal-tiktok.json"):
+        shutil.copy(EXAMPLES / name, directory / name)
+    result = run(["fleet", str(directory), "--at", AT, "--jobs", "1"])
+    assert result.exit_code == 0
+    assert result.stderr.startswith("2 devices: 2 compliant, 0 non-compliant, 0 invalid")
+
+
+def test_fleet_from_stdin_with_default_org(policy_bundle: Path) -> None:
+    report = json.loads((EXAMPLES / "india-personal-lite.json").read_text())
+    del report["device"]["organization"]
+    result = run(
+        ["fleet", "-", "--org", "india", "--at", AT, "--format", "json", "--jobs", "1"],
+        stdin=json.dumps(report) + "\n",
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["devices"][0]["organization"] == "india"
+
+
+def test_fleet_empty_inventory_is_a_usage_error(policy_bundle: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    result = run(["fleet", str(empty), "--at", AT, "--jobs", "1"])
+    assert result.exit_code == 2
+    assert "no reports found" in result.stderr
+
+
+def test_fleet_missing_inventory_is_a_usage_error(tmp_path: Path) -> None:
+    result = run(["fleet", str(tmp_path / "nope.jsonl"), "--at", AT])
+    assert result.exit_code == 2
+
+
+def test_fleet_without_any_decision_exits_3(examples_jsonl: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    clean = examples_jsonl.parent / "clean.jsonl"
+    clean.write_text("\n".join(examples_jsonl.read_text().splitlines()[:8]) + "\n")
+    result = run(
+        [
+            "fleet",
+            str(clean),
+            "--at",
+            AT,
+            "--engine",
+            "opa",
+            "--opa-url",
+            url,
+            "--format",
+            "json",
+            "--jobs",
+            "1",
+        ]
+    )
+    assert result.exit_code == 3
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["devices"], summary["undecided"], summary["compliant"]) == (8, 8, 0)
+
+
+def test_generate_is_reproducible(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    for path, seed in ((a, "7"), (b, "7"), (c, "8")):
+        assert run(["fleet", "generate", "--devices", "300", "--seed", seed, "-o", str(path)]).exit_code == 0
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b, c)]
+    assert digest[0] == digest[1] != digest[2]
+    reports = [json.loads(line) for line in a.read_text().splitlines()]
+    assert len(reports) == 300
+    orgs = {r["device"]["organization"] for r in reports}
+    assert orgs == {"eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india"}
+    assert {r["device"]["platform"] for r in reports} == {"android", "ios", "windows", "macos"}
+    assert any(a["id"] == "com.zhiliaoapp.musically" for r in reports for a in r["apps"])
+
+
+CAPCUT_RULE = """    capcut:
+      ban: capcut
+      scopes: [corporate]
+      effective_from: "2023-03-20T00:00:00Z"
+"""
+
+
+def planted_candidate(tmp_path: Path) -> Path:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    orgs = candidate / "data" / "pyagent" / "organizations" / "data.yaml"
+    text = orgs.read_text()
+    anchor = "eu-council:\n"
+    assert text.count(anchor) == 1
+    orgs.write_text(text.replace(anchor, CAPCUT_RULE + anchor))
+    return candidate
+
+
+def test_impact_finds_exactly_the_planted_flips(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.jsonl"
+    assert run(["fleet", "generate", "--devices", "1500", "--seed", "11", "-o", str(fleet)]).exit_code == 0
+    candidate = planted_candidate(tmp_path)
+    capcut = {"com.lemon.lvoverseas", "ByteDance.CapCut"}
+    expected = {
+        r["device"]["id"]
+        for r in map(json.loads, fleet.read_text().splitlines())
+        if r["device"]["organization"] in ("eu-commission", "eeas")
+        and r["device"]["ownership"] == "corporate"
+        and capcut & {a["id"] for a in r["apps"]}
+    }
+    assert expected
+    before = run(
+        [
+            "impact",
+            "--baseline",
+            str(REPO / "policies"),
+            "--candidate",
+            str(candidate),
+            str(fleet),
+            "--at",
+            "2023-03-19T23:59:59Z",
+            "--format",
+            "json",
+            "--jobs",
+            "1",
+        ]
+    )
+    assert before.exit_code == 0
+    assert json.loads(before.stdout)["summary"]["changed"] == 0
+    after = run(
+        [
+            "impact",
+            "--baseline",
+            str(REPO / "policies"),
+            "--candidate",
+            str(candidate),
+            str(fleet),
+            "--at",
+            "2023-03-20T00:00:00Z",
+            "--format",
+            "json",
+            "--jobs",
+            "2",
+        ]
+    )
+    assert after.exit_code == 1
+    document = json.loads(after.stdout)
+    assert {c["device_id"] for c in document["changes"]} == expected
+    for change in document["changes"]:
+        assert [v["rule"] for v in change["violations_added"]] == ["eu-commission/capcut"]
+        assert change["violations_removed"] == []
+        assert change["after"]["allow"] is False
+    flips = sum(1 for c in document["changes"] if c["before"]["allow"])
+    assert document["summary"]["flipped_to_deny"] == flips
+    assert document["summary"]["changed"] == len(expected)
+    assert document["summary"]["flipped_to_allow"] == 0
+
+
+def test_impact_with_a_policy_that_does_not_compile_exits_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(REPO / "policies", broken)
+    (broken / "rego" / "pyagent" / "decision" / "decision.rego").write_text(
+        "package pyagent.decision\nallow :=\n"
+    )
+    fleet = tmp_path / "f.jsonl"
+    fleet.write_text((EXAMPLES / "india-personal-lite.json").read_text().replace("\n", "") + "\n")
+    result = run(["impact", "--baseline", str(REPO / "policies"), "--candidate", str(broken), str(fleet)])
+    assert result.exit_code == 2
+    assert "does not compile" in result.stderr
