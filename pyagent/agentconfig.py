@@ -19,6 +19,15 @@ Example::
     url = "https://opa.internal:8181"
     token_file = "/etc/pyagent/opa.token"
     ca = "/etc/pyagent/opa-ca.pem"
+
+    [agent]                      # `pyagent agent run`; see pyagent/agent/settings.py
+    interval = 3600              # seconds between runs
+    jitter = 0.1                 # +-10 % of the interval, at random
+    spool_path = "/var/lib/pyagent/spool.sqlite"
+    log_path = "/var/log/pyagent/agent.jsonl"
+    max_records = 10000
+    collector_url = "https://collector.internal/v1/results"
+    collector_token_file = "/etc/pyagent/collector.token"
 """
 
 from __future__ import annotations
@@ -59,6 +68,18 @@ class AgentConfig:
 
 _SECTIONS = {"device", "opa", "agent"}
 _DEVICE_KEYS = {"id", "organization", "ownership", "mdm_enrolled", "mdm_provider"}
+_AGENT_KEYS = {
+    "interval",
+    "jitter",
+    "spool_path",
+    "log_path",
+    "max_records",
+    "collector_url",
+    "collector_token_file",
+    "collector_ca",
+    "collector_timeout",
+    "hmac_key_file",
+}
 
 
 def load_config(path: str | Path | None = None, *, required: bool = False) -> AgentConfig:
@@ -90,6 +111,11 @@ def load_config(path: str | Path | None = None, *, required: bool = False) -> Ag
     if bad:
         raise InvalidInputError(
             f"{target}: unknown key device.{bad[0]}; known: {', '.join(sorted(_DEVICE_KEYS))}"
+        )
+    bad_agent = sorted(set(document.get("agent", {})) - _AGENT_KEYS)
+    if bad_agent:
+        raise InvalidInputError(
+            f"{target}: unknown key agent.{bad_agent[0]}; known: {', '.join(sorted(_AGENT_KEYS))}"
         )
     return AgentConfig(
         source=str(target), device=device, opa=document.get("opa", {}), agent=document.get("agent", {})

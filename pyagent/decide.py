@@ -54,7 +54,7 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
     errors = list(result["errors"])
     revision = str(result.get("policy_revision", "unversioned")) + engine.revision_suffix
     device = report.get("device", {})
-    return {
+    decision: dict[str, Any] = {
         "device_id": device.get("id") if isinstance(device, Mapping) else None,
         "organization": result.get("organization"),
         "allow": bool(result["allow"]) and not errors and not result["violations"],
@@ -64,9 +64,12 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
         "errors": errors,
         "evaluated_at": at,
         "policy_revision": revision,
-        "engine": engine.name.value,
+        "engine": engine.decided_by.value,
         "decision_id": str(uuid.uuid4()),
     }
+    if engine.fallback_reason:
+        decision["fallback_reason"] = engine.fallback_reason
+    return decision
 
 
 def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None:

@@ -62,6 +62,34 @@ def engine_options(f: F) -> F:
             help="Seconds to wait for the OPA server.",
         ),
         click.option(
+            "--opa-deadline",
+            type=click.FloatRange(min=0.01),
+            default=10.0,
+            show_default=True,
+            help="Seconds for one decision from the OPA server, retries included.",
+        ),
+        click.option(
+            "--opa-retries",
+            type=click.IntRange(min=0, max=10),
+            default=2,
+            show_default=True,
+            help="Retries on connection errors and 5xx, with exponential backoff and jitter.",
+        ),
+        click.option(
+            "--fallback-embedded/--no-fallback-embedded",
+            default=False,
+            show_default=True,
+            help="When the OPA server gives no decision, decide with the embedded engine and the last "
+            "verified bundle (default: fail closed, exit 3).",
+        ),
+        click.option(
+            "--max-policy-age",
+            type=click.FloatRange(min=0),
+            default=None,
+            metavar="SECONDS",
+            help="With --fallback-embedded: a bundle built longer ago than this fails closed too.",
+        ),
+        click.option(
             "--bundle",
             envvar="PYAGENT_BUNDLE",
             type=click.Path(dir_okay=False),

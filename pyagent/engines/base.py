@@ -30,6 +30,10 @@ class EngineSettings:
     opa_token: str | None = None
     opa_ca: str | None = None
     opa_timeout: float = 5.0
+    opa_deadline: float = 10.0
+    opa_retries: int = 2
+    fallback_embedded: bool = False
+    max_policy_age: float | None = None
     bundle: str | None = None
     data_files: Sequence[str] = field(default_factory=tuple)
 
@@ -46,6 +50,15 @@ class Engine(ABC):
     """
 
     name: ClassVar[EngineName]
+    #: The engine that produced the last result (differs from ``name`` only for a fallback).
+    decided_by: EngineName
+    #: Why the last result came from a fallback engine, if it did.
+    fallback_reason: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            cls.decided_by = cls.name
 
     @classmethod
     @abstractmethod

@@ -34,10 +34,18 @@ class EmbeddedEngine(Engine):
 
     name: ClassVar[EngineName] = EngineName.EMBEDDED
 
-    def __init__(self, policy: WasmPolicy, *, revision_suffix: str = "", source: str = "") -> None:
+    def __init__(
+        self,
+        policy: WasmPolicy,
+        *,
+        revision_suffix: str = "",
+        source: str = "",
+        manifest: Mapping[str, Any] | None = None,
+    ) -> None:
         self._policy = policy
         self._suffix = revision_suffix
         self.source = source
+        self.manifest: Mapping[str, Any] = manifest or {}
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> EmbeddedEngine:
@@ -54,7 +62,7 @@ class EmbeddedEngine(Engine):
         policy = WasmPolicy(bundle.wasm)
         policy.set_data(merge(bundle.data, overlays))
         suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
-        return cls(policy, revision_suffix=suffix, source=str(path))
+        return cls(policy, revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
 
     @property
     def revision_suffix(self) -> str:

@@ -7,6 +7,8 @@ A response without ``result``, a malformed response, a 4xx/5xx or a timeout is "
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,13 @@ class OpaServerSettings:
     token: str | None = None
     ca_file: str | None = None
     timeout: float = 5.0
+    """Seconds for one attempt."""
+    deadline: float = 10.0
+    """Seconds for the whole decision, retries included."""
+    retries: int = 2
+    """Retries after the first attempt, on connection errors, time-outs and 5xx only."""
+    backoff_base: float = 0.1
+    backoff_cap: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,10 @@ def parse_url(url: str) -> _Endpoint:
     return _Endpoint(host=parts.hostname, port=port or (443 if tls else 8181), tls=tls)
 
 
+class _RetryableError(EngineError):
+    """A failure worth another attempt: the server may be restarting or overloaded."""
+
+
 class OpaServerEngine(Engine):
     """Asks an OPA server for ``data.pyagent.decision``."""
 
@@ -59,6 +72,8 @@ class OpaServerEngine(Engine):
         from opa_client.opa import OpaClient
 
         self._settings = settings
+        self._rng = random.Random()
+        self.retried = 0
         endpoint = parse_url(settings.url)
         verify: bool | str = settings.ca_file if settings.ca_file else endpoint.tls
         self._client = OpaClient(
@@ -95,27 +110,58 @@ class OpaServerEngine(Engine):
                 token=settings.opa_token,
                 ca_file=settings.opa_ca,
                 timeout=settings.opa_timeout,
+                deadline=settings.opa_deadline,
+                retries=settings.opa_retries,
             )
         )
 
     def evaluate(self, policy_input: Mapping[str, Any]) -> dict[str, Any]:
+        """One decision within the total deadline: retries with exponential backoff and full jitter
+        on connection errors and 5xx; every other failure at once. Never a default result."""
+        settings = self._settings
+        deadline = time.monotonic() + settings.deadline
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            timeout = max(0.001, min(settings.timeout, remaining))
+            try:
+                return self._attempt(policy_input, timeout)
+            except _RetryableError as err:
+                attempt += 1
+                pause = self._rng.uniform(0, min(settings.backoff_cap, settings.backoff_base * 2**attempt))
+                if attempt > settings.retries or time.monotonic() + pause >= deadline:
+                    tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                    raise EngineError(
+                        f"{err} (gave up after {tries}, deadline {settings.deadline:g} s)"
+                    ) from err
+                self.retried += 1
+                time.sleep(pause)
+
+    def _attempt(self, policy_input: Mapping[str, Any], timeout: float) -> dict[str, Any]:
         import requests
 
         package, rule = ENTRYPOINT.rsplit("/", 1)
         where = self._settings.url
+        self._client.timeout = timeout
         try:
             response = self._client.query_rule(
                 input_data=dict(policy_input), package_path=package, rule_name=rule
             )
         except requests.exceptions.Timeout as err:
-            raise EngineError(f"OPA at {where}: no answer within {self._settings.timeout:g} s") from err
+            raise _RetryableError(f"OPA at {where}: no answer within {timeout:g} s") from err
         except requests.exceptions.SSLError as err:
             raise EngineError(f"OPA at {where}: TLS verification failed ({_first_line(err)})") from err
         except requests.exceptions.ConnectionError as err:
-            raise EngineError(f"OPA at {where}: cannot connect ({_first_line(err)})") from err
+            raise _RetryableError(f"OPA at {where}: cannot connect ({_first_line(err)})") from err
         except requests.exceptions.HTTPError as err:
-            status = err.response.status_code if err.response is not None else "?"
-            raise EngineError(f"OPA at {where}: HTTP {status} {_server_message(err.response)}") from err
+            status = err.response.status_code if err.response is not None else 0
+            message = f"OPA at {where}: HTTP {status or '?'} {_server_message(err.response)}".rstrip()
+            if status >= 500:
+                raise _RetryableError(message) from err
+            raise EngineError(message) from err
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as err:
+            # A decision query reads only: after a broken body, asking again is safe.
+            raise _RetryableError(f"OPA at {where}: response cut short ({_first_line(err)})") from err
         except (requests.exceptions.RequestException, json.JSONDecodeError, ValueError) as err:
             raise EngineError(f"OPA at {where}: malformed response ({_first_line(err)})") from err
         if not isinstance(response, dict):

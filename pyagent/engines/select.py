@@ -15,4 +15,9 @@ def resolve(settings: EngineSettings) -> EngineName:
 
 def build_engine(settings: EngineSettings) -> Engine:
     """The engine the settings ask for, ready to evaluate."""
-    return ENGINES[resolve(settings)].from_settings(settings)
+    name = resolve(settings)
+    if settings.fallback_embedded and name is EngineName.OPA:
+        from pyagent.engines.fallback import FallbackEngine
+
+        return FallbackEngine.from_settings(settings)
+    return ENGINES[name].from_settings(settings)

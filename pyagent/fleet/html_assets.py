@@ -272,9 +272,10 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.devices{table-layout:fixed}table.devices td{overflow-wrap:anywhere;font-size:14px}
-.c0{width:15%}.c1{width:10%}.c2{width:7%}.c3{width:11%}.c4{width:24%}.c5{width:17%}.c6{width:16%}
+.c0{width:15%}.c1{width:11%}.c2{width:8%}.c3{width:11%}.c4{width:24%}.c5{width:17%}.c6{width:14%}
 .blk{display:block}
-table.devices thead th{position:sticky;top:0;background:#eef1f6;z-index:1}
+table.devices thead th{position:sticky;top:0;background:#eef1f6;z-index:1;font-size:14px;
+overflow-wrap:anywhere}
 th button{all:unset;cursor:pointer;font-weight:600}th button:focus-visible{outline:2px solid var(--accent)}
 th[aria-sort=ascending] button::after{content:" ▲"}th[aria-sort=descending] button::after{content:" ▼"}
 .tools{display:flex;gap:16px;align-items:center;margin-bottom:12px;flex-wrap:wrap}

@@ -30,7 +30,10 @@ __all__ = [
     "BundleError",
     "BundleLimits",
     "WasmBundle",
+    "bundle_from_members",
+    "read_archive",
     "read_bundle",
+    "read_members",
 ]
 
 
@@ -75,21 +78,50 @@ def read_bundle(
 ) -> WasmBundle:
     """Read a ``bundle.tar.gz`` from a path or from its bytes."""
     label = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
-    raw = source if isinstance(source, bytes) else _read_archive(Path(label), limits, label)
+    raw = source if isinstance(source, bytes) else read_archive(label, limits=limits)
+    return bundle_from_members(read_members(raw, label=label, limits=limits), label=label)
+
+
+def read_archive(path: str | os.PathLike[str], *, limits: BundleLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of a bundle archive on disk, refused when over ``limits.max_archive_bytes``."""
+    label = os.fspath(path)
+    raw = _read_archive(Path(label), limits, label)
     if len(raw) > limits.max_archive_bytes:
         raise BundleError(f"bundle {label}: archive is over {limits.max_archive_bytes} bytes")
-    files = _members(raw, limits, label)
-    manifest = _json_member(files, ".manifest", label, default={})
+    return raw
+
+
+def read_members(
+    raw: bytes, *, label: str = "<bytes>", limits: BundleLimits = DEFAULT_LIMITS
+) -> dict[str, bytes]:
+    """Every regular file of a ``bundle.tar.gz`` by clean path, with all the safety checks above.
+
+    Signature verification (:mod:`pyagent.bundles`) works on exactly this mapping, so what is
+    verified is what :func:`bundle_from_members` then loads.
+    """
+    if len(raw) > limits.max_archive_bytes:
+        raise BundleError(f"bundle {label}: archive is over {limits.max_archive_bytes} bytes")
+    return _members(raw, limits, label)
+
+
+def bundle_from_members(files: Mapping[str, bytes], *, label: str = "<bytes>") -> WasmBundle:
+    """The wasm bundle made of ``files`` (as :func:`read_members` returns them)."""
+    members = dict(files)
+    manifest = _json_member(members, ".manifest", label, default={})
     if not isinstance(manifest, dict):
         raise BundleError(f"bundle {label}: .manifest: not a JSON object")
     revision = manifest.get("revision", "")
     if not isinstance(revision, str):
         raise BundleError(f"bundle {label}: .manifest: revision is not a string")
     wasm_path = _module_path(manifest, label)
-    if wasm_path not in files:
+    if wasm_path not in members:
         raise BundleError(f"bundle {label}: {wasm_path}: missing (build it with `opa build -t wasm`)")
     return WasmBundle(
-        wasm=files[wasm_path], data=_data(files, label), manifest=manifest, revision=revision, files=files
+        wasm=members[wasm_path],
+        data=_data(members, label),
+        manifest=manifest,
+        revision=revision,
+        files=members,
     )
 
 

@@ -1,0 +1,409 @@
+"""The spool: every result in a local SQLite database, chained, before it counts as done.
+
+One file holds both the shipping queue and the tamper-evident decision log, so a result is recorded,
+chained and queued in one transaction (WAL mode, ``synchronous=FULL``: a commit survives a power cut).
+
+Tables: ``records`` (``seq`` ascending and never reused, ``id`` a UUID, ``prev_hash``, ``hash``, ``body``
+the canonical JSON that was hashed, ``shipped_at`` set after the collector answered 2xx: not hashed)
+and ``meta`` (the chain id, the key fingerprint, the anchor and head of the chain, the dropped
+counters, and the shipping status).
+
+Bounded size: before a record is added, the oldest records beyond ``max_records - 1`` are deleted;
+the last deleted record's seq and hash become the *anchor* the remaining chain starts from, and the
+``dropped`` counter grows. Every new record repeats the anchor and the counters in its body, so they
+are covered by the chain (and by the key, when there is one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pyagent.agent.chain import GENESIS, ChainKey, canonical_json
+from pyagent.errors import InvalidInputError
+
+FORMAT = "pyagent-spool/1"
+RECORD_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    shipped_at TEXT
+);
+CREATE INDEX records_pending ON records (seq) WHERE shipped_at IS NULL;
+"""
+_CHAIN_KEYS = ("format", "chain_id", "created_at", "origin", "mac", "key_id", "anchor_seq", "anchor_hash")
+_COUNTER_KEYS = ("head_seq", "head_hash", "head_id", "dropped", "dropped_unshipped")
+_SHIP_KEYS = ("last_ship_at", "last_ship_ok_at", "last_ship_error")
+_CORRUPT_HINT = "move it aside and start a new chain with `pyagent agent run --move-corrupt-aside`"
+
+
+class SpoolError(InvalidInputError):
+    """The spool cannot be opened or written (missing, permissions, locked, wrong key). Exit code 2."""
+
+
+class SpoolCorruptError(SpoolError):
+    """The spool file is not a readable SQLite database, or not a pyagent spool. Exit code 2."""
+
+
+def utc_now() -> str:
+    """The current time in UTC as RFC 3339 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _translate(err: sqlite3.Error, path: Path, action: str) -> SpoolError:
+    name = getattr(err, "sqlite_errorname", "")
+    message = str(err).replace("\n", " ")
+    if name.startswith("SQLITE_CORRUPT") or name in ("SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"):
+        return SpoolCorruptError(f"{path}: the spool database is corrupt ({message}); {_CORRUPT_HINT}")
+    return SpoolError(f"{path}: cannot {action} the spool: {message}")
+
+
+@contextlib.contextmanager
+def sqlite_errors(path: Path, action: str) -> Iterator[None]:
+    """Turn every SQLite error inside the block into a one-line :class:`SpoolError`."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise _translate(err, path, action) from err
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The chain's identity, anchor, head and counters, as ``meta`` holds them."""
+
+    chain_id: str
+    created_at: str
+    origin: str
+    mac: str
+    key_id: str | None
+    anchor_seq: int
+    anchor_hash: str
+    head_seq: int
+    head_hash: str
+    head_id: str | None
+    dropped: int
+    dropped_unshipped: int
+
+    def chain_json(self) -> dict[str, Any]:
+        """What the collector gets with every record: enough to anchor the chain elsewhere."""
+        return {
+            "chain_id": self.chain_id,
+            "mac": self.mac,
+            "key_id": self.key_id,
+            "head": {"seq": self.head_seq, "hash": self.head_hash, "id": self.head_id},
+            "anchor": {"seq": self.anchor_seq, "hash": self.anchor_hash},
+            "dropped": self.dropped,
+            "dropped_unshipped": self.dropped_unshipped,
+        }
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One row of ``records`` as stored, the body unparsed (for the verifier)."""
+
+    seq: int
+    id: str
+    prev_hash: str
+    hash: str
+    body: str
+    shipped_at: str | None
+
+
+@dataclass(frozen=True)
+class ShipStatus:
+    last_attempt_at: str | None
+    last_ok_at: str | None
+    last_error: str | None
+
+
+class Spool:
+    """An open spool. Not thread-safe; one per process is the intended use."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, key: ChainKey) -> None:
+        self.path = path
+        self._conn = conn
+        self._key = key
+
+    @classmethod
+    def open(cls, path: Path, *, key: ChainKey, readonly: bool = False, origin: str = "") -> Spool:
+        """Open (or, writable, create) the spool at ``path``; corruption is a :class:`SpoolCorruptError`."""
+        if readonly and not path.is_file():
+            raise SpoolError(f"{path}: no spool here (has the agent run yet? see agent.spool_path)")
+        if not readonly:
+            _create_file(path)
+        with sqlite_errors(path, "open"):
+            if readonly:
+                conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=10)
+            else:
+                conn = sqlite3.connect(str(path), timeout=10)
+            conn.isolation_level = None
+            spool = cls(path, conn, key)
+            try:
+                spool._prepare(readonly=readonly, origin=origin)
+            except BaseException:
+                conn.close()
+                raise
+        return spool
+
+    def _prepare(self, *, readonly: bool, origin: str) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SpoolError(f"{self.path}: cannot switch the spool to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise SpoolCorruptError(
+                f"{self.path}: the spool database is corrupt ({'; '.join(map(str, problems))}); {_CORRUPT_HINT}"
+            )
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and not readonly:
+            self._initialise(origin)
+        elif tables != {"meta", "records"}:
+            raise SpoolCorruptError(f"{self.path}: not a pyagent spool (tables: {sorted(tables)}); {_CORRUPT_HINT}")
+        self.state()  # every meta key present and well-formed
+
+    def _initialise(self, origin: str) -> None:
+        meta = {
+            "format": FORMAT,
+            "chain_id": str(uuid.uuid4()),
+            "created_at": utc_now(),
+            "origin": origin,
+            "mac": self._key.mac,
+            "key_id": self._key.key_id or "",
+            "anchor_seq": "0",
+            "anchor_hash": GENESIS,
+            "head_seq": "0",
+            "head_hash": GENESIS,
+            "head_id": "",
+            "dropped": "0",
+            "dropped_unshipped": "0",
+        }
+        with self._transaction():
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _meta(self) -> dict[str, str]:
+        with sqlite_errors(self.path, "read"):
+            return {str(k): str(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+
+    def state(self) -> ChainState:
+        """The chain state in ``meta``; a missing or malformed key means this is not a sound spool."""
+        meta = self._meta()
+        missing = [key for key in (*_CHAIN_KEYS, *_COUNTER_KEYS) if key not in meta]
+        if missing:
+            raise SpoolCorruptError(f"{self.path}: not a pyagent spool (meta.{missing[0]} missing); {_CORRUPT_HINT}")
+        if meta["format"] != FORMAT:
+            raise SpoolError(f"{self.path}: spool format {meta['format']!r}, this pyagent reads {FORMAT!r}")
+
+        def number(key: str) -> int:
+            value = meta[key]
+            if not value.isdigit():
+                raise SpoolCorruptError(f"{self.path}: meta.{key} is not a number: {value!r}; {_CORRUPT_HINT}")
+            return int(value)
+
+        return ChainState(
+            chain_id=meta["chain_id"],
+            created_at=meta["created_at"],
+            origin=meta["origin"],
+            mac=meta["mac"],
+            key_id=meta["key_id"] or None,
+            anchor_seq=number("anchor_seq"),
+            anchor_hash=meta["anchor_hash"],
+            head_seq=number("head_seq"),
+            head_hash=meta["head_hash"],
+            head_id=meta["head_id"] or None,
+            dropped=number("dropped"),
+            dropped_unshipped=number("dropped_unshipped"),
+        )
+
+    def ship_status(self) -> ShipStatus:
+        meta = self._meta()
+        return ShipStatus(*(meta.get(key) or None for key in _SHIP_KEYS))
+
+    def records(self) -> list[RawRecord]:
+        """Every record, in ``seq`` order."""
+        with sqlite_errors(self.path, "read"):
+            rows = self._conn.execute(
+                "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records ORDER BY seq"
+            ).fetchall()
+        return [RawRecord(*row) for row in rows]
+
+    def pending(self, limit: int) -> list[RawRecord]:
+        """The oldest records not shipped yet, at most ``limit``."""
+        with sqlite_errors(self.path, "read"):
+            rows = self._conn.execute(
+                "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records"
+                " WHERE shipped_at IS NULL ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [RawRecord(*row) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """(records kept, records not shipped yet)."""
+        with sqlite_errors(self.path, "read"):
+            total, pending = self._conn.execute(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE shipped_at IS NULL) FROM records"
+            ).fetchone()
+        return int(total), int(pending)
+
+    def head(self) -> RawRecord | None:
+        with sqlite_errors(self.path, "read"):
+            row = self._conn.execute(
+                "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return RawRecord(*row) if row else None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def check_key(self) -> None:
+        """Refuse to extend a chain made with another key (or none): it could not be verified."""
+        state = self.state()
+        if (state.mac, state.key_id) != (self._key.mac, self._key.key_id):
+            made = f"{state.mac} key {state.key_id}" if state.key_id else state.mac
+            given = f"{self._key.mac} key {self._key.key_id}" if self._key.key_id else self._key.mac
+            raise SpoolError(
+                f"{self.path}: the decision log was chained with {made}, the config gives {given}; "
+                "restore agent.hmac_key_file, or start a new spool"
+            )
+
+    def append(self, content: Mapping[str, Any], *, max_records: int) -> RawRecord:
+        """Chain ``content`` as the next record and commit it, dropping the oldest beyond the bound."""
+        self.check_key()
+        with sqlite_errors(self.path, "write to"), self._transaction():
+            state = self.state()
+            anchor_seq, anchor_hash = state.anchor_seq, state.anchor_hash
+            dropped, dropped_unshipped = state.dropped, state.dropped_unshipped
+            (count,) = self._conn.execute("SELECT COUNT(*) FROM records").fetchone()
+            excess = int(count) - (max_records - 1)
+            if excess > 0:
+                oldest = self._conn.execute(
+                    "SELECT seq, hash, shipped_at FROM records ORDER BY seq LIMIT ?", (excess,)
+                ).fetchall()
+                anchor_seq, anchor_hash = int(oldest[-1][0]), str(oldest[-1][1])
+                dropped += len(oldest)
+                dropped_unshipped += sum(1 for row in oldest if row[2] is None)
+                self._conn.execute("DELETE FROM records WHERE seq <= ?", (anchor_seq,))
+            seq = state.head_seq + 1
+            record_id = str(uuid.uuid4())
+            body: dict[str, Any] = {
+                **content,
+                "v": RECORD_VERSION,
+                "seq": seq,
+                "id": record_id,
+                "chain_id": state.chain_id,
+                "prev_hash": state.head_hash,
+                "anchor": {"seq": anchor_seq, "hash": anchor_hash},
+                "dropped": dropped,
+                "dropped_unshipped": dropped_unshipped,
+                "recorded_at": utc_now(),
+            }
+            if seq == 1:
+                body["origin"] = state.origin
+            digest = self._key.digest(body)
+            text = canonical_json(body).decode("utf-8")
+            self._conn.execute(
+                "INSERT INTO records (seq, id, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?)",
+                (seq, record_id, state.head_hash, digest, text),
+            )
+            self._set_meta(
+                anchor_seq=str(anchor_seq),
+                anchor_hash=anchor_hash,
+                head_seq=str(seq),
+                head_hash=digest,
+                head_id=record_id,
+                dropped=str(dropped),
+                dropped_unshipped=str(dropped_unshipped),
+            )
+        return RawRecord(seq, record_id, state.head_hash, digest, text, None)
+
+    def _set_meta(self, **values: str) -> None:
+        self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    def mark_shipped(self, seq: int, at: str) -> None:
+        """The collector answered 2xx for record ``seq`` (committed at once)."""
+        with sqlite_errors(self.path, "write to"):
+            self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (at, seq))
+
+    def note_ship(self, *, at: str, error: str | None) -> None:
+        """Remember the last shipping attempt and its outcome (for ``agent status``)."""
+        values = {"last_ship_at": at, "last_ship_error": error or ""}
+        if error is None:
+            values["last_ship_ok_at"] = at
+        with sqlite_errors(self.path, "write to"), self._transaction():
+            self._set_meta(**values)
+
+
+def _create_file(path: Path) -> None:
+    """Create the spool file (and its directory) private to the agent's user, durably."""
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        if os.name == "posix":
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise SpoolError(f"{path}: cannot create the spool: {err.strerror}") from err
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a corrupt spool (and its -wal and -shm files) to ``<path>.corrupt-<UTC time>``; returns it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                shutil.move(source, Path(f"{target}{suffix}"))
+    except OSError as err:
+        raise SpoolError(f"{path}: cannot move the corrupt spool aside: {err.strerror}") from err
+    return target

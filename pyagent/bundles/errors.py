@@ -1,0 +1,58 @@
+"""Why a policy bundle is refused: one kind per attack or fault, one line per refusal."""
+
+from __future__ import annotations
+
+import enum
+import logging
+
+from pyagent.errors import NoDecisionError
+
+LOG = logging.getLogger("pyagent.bundles")
+
+
+class RejectionKind(enum.StrEnum):
+    """What was wrong with a refused bundle. The values are stable: logs and metrics count by them."""
+
+    UNREADABLE = "unreadable"
+    """Not a safe, readable bundle archive (see :mod:`pyagent.engines.wasm.bundle`)."""
+    UNSIGNED = "unsigned"
+    """A verification key is configured and the bundle has no ``/.signatures.json`` (or it was stripped)."""
+    MALFORMED_SIGNATURE = "malformed-signature"
+    """``.signatures.json`` or its JWT is not well formed, or names an unsupported plugin."""
+    BAD_ALGORITHM = "bad-algorithm"
+    """The JWT's ``alg`` is not the configured one: ``none``, HMAC with the public key, another family."""
+    BAD_SIGNATURE = "bad-signature"
+    """The JWT signature does not verify with the configured key (another key, or a forged token)."""
+    WRONG_KEY_ID = "wrong-key-id"
+    """The JWT names a key id other than the configured one."""
+    WRONG_SCOPE = "wrong-scope"
+    """The signed scope is not the configured scope."""
+    BAD_HASH = "bad-hash"
+    """A signed file entry is malformed or uses a hash algorithm that is refused (MD5, SHA-1, unknown)."""
+    TAMPERED = "tampered"
+    """A file's content does not match the digest in the signature."""
+    EXTRA_FILE = "extra-file"
+    """The bundle holds a file the signature does not list."""
+    MISSING_FILE = "missing-file"
+    """The signature lists a file the bundle does not hold."""
+    UNVERSIONED = "unversioned"
+    """The signed manifest carries no build serial (``metadata.pyagent.serial``): no rollback protection."""
+    ROLLBACK = "rollback"
+    """The build serial is older than the last accepted one, or reuses it for different content."""
+
+
+class BundleRejected(NoDecisionError):
+    """A bundle failed verification. Exit code 3 (no decision); ``str()`` is one line with the reason."""
+
+    def __init__(self, kind: RejectionKind, label: str, detail: str) -> None:
+        super().__init__(f"bundle {label}: rejected ({kind}): {detail}")
+        self.kind = kind
+        self.label = label
+        self.detail = detail
+
+
+def reject(kind: RejectionKind, label: str, detail: str) -> BundleRejected:
+    """The error for a refused bundle, logged once here (``raise reject(...)``)."""
+    err = BundleRejected(kind, label, " ".join(detail.split()))
+    LOG.warning("%s", err)
+    return err

@@ -1,0 +1,83 @@
+"""Opt-in fallback: when the OPA server gives no decision, the embedded engine decides with the last
+verified bundle, but only while that bundle is younger than ``max_policy_age``; after that it fails
+closed too. Off by default: without it, no decision means exit 3."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
+from pyagent.engines.embedded import EmbeddedEngine, default_bundle_path
+from pyagent.engines.opa_server import OpaServerEngine
+
+log = logging.getLogger(__name__)
+
+
+def bundle_built_at(path: Path, manifest: Mapping[str, Any]) -> float:
+    """When the bundle was built: the signed manifest's ``metadata.pyagent.built_at`` (Unix seconds)
+    when present, else the file's modification time."""
+    metadata = manifest.get("metadata")
+    if isinstance(metadata, Mapping):
+        ours = metadata.get("pyagent")
+        if isinstance(ours, Mapping) and isinstance(ours.get("built_at"), int | float):
+            return float(ours["built_at"])
+    return path.stat().st_mtime
+
+
+class FallbackEngine(Engine):
+    """The ``opa`` engine first; the embedded engine when it fails, within the policy-age limit."""
+
+    name: ClassVar[EngineName] = EngineName.OPA
+
+    def __init__(self, primary: Engine, settings: EngineSettings) -> None:
+        self._primary = primary
+        self._settings = settings
+        self._fallback: EmbeddedEngine | None = None
+        self.decided_by = primary.name
+        self.fallback_reason: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: EngineSettings) -> FallbackEngine:
+        path = Path(settings.bundle) if settings.bundle else default_bundle_path()
+        if not path.is_file():
+            raise EngineError(f"--fallback-embedded: {path}: no compiled policy bundle to fall back to")
+        return cls(OpaServerEngine.from_settings(settings), settings)
+
+    @property
+    def revision_suffix(self) -> str:
+        if self.decided_by is EngineName.EMBEDDED and self._fallback is not None:
+            return self._fallback.revision_suffix
+        return self._primary.revision_suffix
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> dict[str, Any]:
+        self.decided_by, self.fallback_reason = self._primary.name, None
+        try:
+            return self._primary.evaluate(policy_input)
+        except EngineError as err:
+            engine = self._embedded(reason=str(err))
+            log.warning("OPA gave no decision (%s); deciding with the embedded engine", err)
+            result = engine.evaluate(policy_input)
+            self.decided_by, self.fallback_reason = EngineName.EMBEDDED, str(err)
+            return result
+
+    def _embedded(self, *, reason: str) -> EmbeddedEngine:
+        if self._fallback is None:
+            self._fallback = EmbeddedEngine.from_settings(self._settings)
+        limit = self._settings.max_policy_age
+        if limit is not None:
+            age = time.time() - bundle_built_at(Path(self._fallback.source), self._fallback.manifest)
+            if age > limit:
+                raise EngineError(
+                    f"{reason}; the fallback bundle {self._fallback.source} is {age:.0f} s old, "
+                    f"over --max-policy-age {limit:g} s: failing closed"
+                )
+        return self._fallback
+
+    def close(self) -> None:
+        self._primary.close()
+        if self._fallback is not None:
+            self._fallback.close()

@@ -1,0 +1,212 @@
+"""A private on-disk cache of compiled wasm modules, so that a process start does not pay for compiling
+the policy (about 0.3-0.5 s with Cranelift) but only for loading the machine code (about 1 ms).
+
+Deserialising a compiled module runs machine code that wasmtime trusts blindly, so the cache only ever
+reads what this user wrote:
+
+- The directory (``$PYAGENT_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyagent``, else ``~/.cache/pyagent``;
+  then ``wasm/``) is created 0700 and must be a real directory (not a symlink) owned by this user with
+  no group or other permissions, checked on the open directory handle; entries are opened relative to
+  that handle with ``O_NOFOLLOW`` and must be regular files owned by this user, writable by no one else.
+  Anything else and the cache is not used (the module is compiled as if there were no cache).
+- Each entry records the SHA-256 of the serialised module beside it (in its header); an entry whose
+  bytes do not match (truncated, corrupted) is ignored and rewritten. Wasmtime then checks its own
+  header (its version, target and configuration) and refuses an incompatible artefact, which also falls
+  back to compiling.
+- Entries are keyed by the SHA-256 of the wasm bytes and the identity of the wasmtime library (path,
+  size, modification time), are written to a temporary file and renamed into place (concurrent
+  processes never see half an entry), and at most :data:`MAX_ENTRIES` are kept.
+
+``PYAGENT_WASM_CACHE=0`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+
+import wasmtime
+
+__all__ = ["MAX_ENTRIES", "ModuleCache", "default_cache_dir"]
+
+MAX_ENTRIES = 16
+_MAGIC = b"pyagent-cwasm-1\n"
+_DIGEST = 32
+_SUFFIX = ".cwasm"
+_MAX_ENTRY_BYTES = 512 * 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def default_cache_dir() -> Path | None:
+    """Where compiled modules are cached, or None when the cache is turned off."""
+    if os.environ.get("PYAGENT_WASM_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    root = os.environ.get("PYAGENT_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = os.path.join(xdg, "pyagent") if xdg and os.path.isabs(xdg) else None
+    if not root:
+        home = os.path.expanduser("~")
+        if home == "~":
+            return None
+        root = os.path.join(home, ".cache", "pyagent")
+    return Path(root) / "wasm"
+
+
+def _runtime_identity() -> bytes:
+    """The wasmtime native library in use: a module compiled by another build is never looked up."""
+    try:
+        from wasmtime import _ffi
+
+        path = os.path.realpath(str(_ffi.dll._name))
+        info = os.stat(path)
+        return f"{path}\0{info.st_size}\0{info.st_mtime_ns}".encode()
+    except (ImportError, AttributeError, OSError):
+        return b"unknown-wasmtime"
+
+
+class ModuleCache:
+    """Compiled modules on disk, keyed by the wasm bytes. Every failure means "compile it"."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    @classmethod
+    def default(cls) -> ModuleCache | None:
+        """The cache at :func:`default_cache_dir`, or None when it is turned off."""
+        directory = default_cache_dir()
+        return None if directory is None else cls(directory)
+
+    def key(self, wasm: bytes) -> str:
+        digest = hashlib.sha256(_MAGIC + _runtime_identity() + b"\0" + wasm)
+        return digest.hexdigest()
+
+    def load_or_compile(self, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+        """The compiled module for ``wasm``: from the cache when a valid entry exists, else compiled
+        (and stored). Compilation errors propagate as ``wasmtime.WasmtimeError``."""
+        name = self.key(wasm) + _SUFFIX
+        dir_fd = self._open_dir()
+        try:
+            if dir_fd is not None:
+                module = self._load(engine, dir_fd, name)
+                if module is not None:
+                    return module
+            module = wasmtime.Module(engine, wasm)
+            if dir_fd is not None:
+                self._store(dir_fd, name, module)
+            return module
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+
+    # ------------------------------------------------------------------ directory
+
+    def _open_dir(self) -> int | None:
+        """A handle on the private cache directory (created 0700 if missing); None if unsafe."""
+        try:
+            self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.directory, 0o700)
+            fd = os.open(self.directory, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if (
+            not stat.S_ISDIR(info.st_mode)
+            or info.st_uid != os.getuid()
+            or stat.S_IMODE(info.st_mode) & 0o077
+        ):
+            os.close(fd)
+            return None
+        return fd
+
+    # ------------------------------------------------------------------ entries
+
+    def _load(self, engine: wasmtime.Engine, dir_fd: int, name: str) -> wasmtime.Module | None:
+        try:
+            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if (
+                not stat.S_ISREG(info.st_mode)
+                or info.st_uid != os.getuid()
+                or stat.S_IMODE(info.st_mode) & 0o022
+                or info.st_size > _MAX_ENTRY_BYTES
+            ):
+                return None
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                raw = handle.read(_MAX_ENTRY_BYTES + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        head = len(_MAGIC) + _DIGEST
+        if not raw.startswith(_MAGIC) or len(raw) <= head:
+            return None
+        payload = memoryview(raw)[head:]
+        if hashlib.sha256(payload).digest() != raw[len(_MAGIC) : head]:
+            return None
+        try:
+            return wasmtime.Module.deserialize(engine, payload.tobytes())
+        except (wasmtime.WasmtimeError, TypeError, ValueError):
+            return None
+
+    def _store(self, dir_fd: int, name: str, module: wasmtime.Module) -> None:
+        try:
+            payload = bytes(module.serialize())
+        except wasmtime.WasmtimeError:
+            return
+        temp = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        try:
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd
+            )
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=dir_fd)
+            return
+        self._prune(dir_fd, keep=name)
+
+    def _prune(self, dir_fd: int, keep: str) -> None:
+        """Keep the newest :data:`MAX_ENTRIES` entries (``keep`` among them); drop temporary files that
+        a crashed writer left behind (older than an hour)."""
+        try:
+            names = os.listdir(dir_fd)
+        except OSError:
+            return
+        entries: list[tuple[int, str]] = []
+        stale = time.time_ns() - 3600 * 10**9
+        for entry in names:
+            if entry == keep or not entry.endswith((_SUFFIX, ".tmp")):
+                continue
+            try:
+                info = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.endswith(_SUFFIX):
+                entries.append((info.st_mtime_ns, entry))
+            elif info.st_mtime_ns < stale:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry, dir_fd=dir_fd)
+        entries.sort(reverse=True)
+        for _, entry in entries[MAX_ENTRIES - 1 :]:
+            with contextlib.suppress(OSError):
+                os.unlink(entry, dir_fd=dir_fd)

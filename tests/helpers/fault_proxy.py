@@ -1,0 +1,91 @@
+"""A fault-injecting reverse proxy in front of a real OPA: the first requests get the planned faults
+(delay, reset, truncated body, 5xx), later ones are forwarded untouched. Decisions always come from
+the real OPA behind it."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class ProxyFault:
+    kind: str  # "status" | "delay" | "reset" | "truncate"
+    status: int = 500
+    delay: float = 0.0
+
+
+@dataclass
+class FaultProxy:
+    url: str
+    faults: list[ProxyFault]
+    requests: int = 0
+    forwarded: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextlib.contextmanager
+def fault_proxy(upstream: str, faults: list[ProxyFault]) -> Iterator[FaultProxy]:
+    target = urlsplit(upstream)
+    state = FaultProxy(url="", faults=list(faults))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with state.lock:
+                state.requests += 1
+                fault = state.faults.pop(0) if state.faults else None
+            if fault is not None and fault.kind == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                return
+            if fault is not None and fault.kind == "status":
+                self.send_response(fault.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if fault is not None and fault.kind == "delay":
+                time.sleep(fault.delay)
+            upstream_conn = http.client.HTTPConnection(
+                target.hostname or "127.0.0.1", target.port, timeout=10
+            )
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")
+            }
+            upstream_conn.request("POST", self.path, body=body, headers=headers)
+            answer = upstream_conn.getresponse()
+            payload = answer.read()
+            upstream_conn.close()
+            with state.lock:
+                state.forwarded += 1
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if fault is not None and fault.kind == "truncate":
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
