@@ -17,7 +17,7 @@ EXAMPLE ?= examples/reports/eu-commission-personal-enrolled-tiktok.json
 export PYAGENT_OPA := $(OPA)
 export PYAGENT_BUNDLE := $(ROOT)/$(BUNDLE)
 
-.PHONY: all opa venv policy test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
+.PHONY: all opa venv policy browser test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
 
 all: test
 
@@ -59,8 +59,20 @@ test-policy: $(OPA)
 	$(OPA) test $(POLICY_DIRS) --coverage --format json > build/coverage.json
 	@$(PYTHON) -c 'import json,sys; c=json.load(open("build/coverage.json"))["coverage"]; print(f"rego coverage: {c:.2f}% (minimum $(COVERAGE_MIN)%)"); sys.exit(0 if c >= $(COVERAGE_MIN) else 1)'
 
-test-python: venv policy
+## browser: Debian's headless Chromium, for the HTML report tests (no-op when present)
+browser:
+	@if [ -x /usr/bin/chromium ] || [ -n "$$PYAGENT_CHROMIUM" ]; then echo "chromium present"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "chromium installed"; fi
+
+test-python: venv policy browser
 	$(PY) -m pytest -q
+
+## fuzz: the property-based fuzz tests, long (PYAGENT_FUZZ_EXAMPLES examples per property)
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv policy
+	PYAGENT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz tests/collectors/test_collectors_fuzz.py \
+	  tests/report -k "fuzz or hypothesis or generated or mutated or agree or crafted or homoglyph"
+	@cat build/fuzz-counts.json
 
 ## lint: opa fmt (no diff), opa check --strict, Regal when present, ruff and mypy
 lint: lint-policy lint-python

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -27,12 +27,12 @@ from pyagent.collectors.linux import (
     parse_snap_list,
 )
 from pyagent.collectors.osquery import Table, parse_osquery_json
+from tests.helpers.fuzz import FUZZ
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "device-report.schema.json"
 T = TypeVar("T")
 TABLES: list[Table | None] = [None, "apps", "programs", "deb_packages", "rpm_packages"]
 PLATFORMS: list[Platform | None] = [None, "windows", "android", "ios"]
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _only_input_errors(call: Callable[[], T]) -> T | None:

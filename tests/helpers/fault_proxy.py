@@ -38,7 +38,7 @@ def fault_proxy(upstream: str, faults: list[ProxyFault]) -> Iterator[FaultProxy]
     state = FaultProxy(url="", faults=list(faults))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with state.lock:
                 state.requests += 1
@@ -77,7 +77,7 @@ def fault_proxy(upstream: str, faults: list[ProxyFault]) -> Iterator[FaultProxy]
                 return
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -19,16 +19,19 @@ memory every call mutates; use one per thread (or process), or serialise the cal
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import wasmtime
 
 from pyagent.engines.wasm.builtins import HOST_BUILTINS, BuiltinError, HostBuiltin, UnsupportedBuiltinUse
+from pyagent.engines.wasm.fastcall import raw_func
+from pyagent.engines.wasm.modcache import ModuleCache
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
 from pyagent.errors import InvalidInputError, NoDecisionError, PyagentError
 
@@ -48,6 +51,10 @@ _VALUE_FORMAT = 1  # opa_eval output as Rego values: keeps sets and non-string k
 _DEFAULT_INITIAL_PAGES = 5
 _NUL = re.compile(b"\x00")
 _I32 = wasmtime.ValType.i32()
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+#: An exported function, called with its i32 arguments only (bound to the policy's store).
+WasmFunc = Callable[..., Any]
 
 
 class WasmRuntimeError(NoDecisionError):
@@ -83,16 +90,16 @@ class BuiltinEvalError(WasmRuntimeError):
 @dataclass(frozen=True)
 class _Exports:
     memory: wasmtime.Memory
-    malloc: wasmtime.Func
-    free: wasmtime.Func
-    json_parse: wasmtime.Func
-    json_dump: wasmtime.Func
-    value_dump: wasmtime.Func
-    heap_ptr_get: wasmtime.Func
-    heap_ptr_set: wasmtime.Func
-    eval: wasmtime.Func
-    stash: wasmtime.Func | None
-    stash_clear: wasmtime.Func | None
+    malloc: WasmFunc
+    free: WasmFunc
+    json_parse: WasmFunc
+    json_dump: WasmFunc
+    value_dump: WasmFunc
+    heap_ptr_get: WasmFunc
+    heap_ptr_set: WasmFunc
+    eval: WasmFunc
+    stash: WasmFunc | None
+    stash_clear: WasmFunc | None
 
 
 @dataclass
@@ -104,13 +111,16 @@ class _MemoryView:
     view: memoryview = field(default_factory=lambda: memoryview(b""))
 
 
-def _optional_func(exports: Mapping[str, Any], name: str) -> wasmtime.Func | None:
+def _optional_func(store: wasmtime.Store, exports: Mapping[str, Any], name: str) -> WasmFunc | None:
     value = exports.get(name)
-    return value if isinstance(value, wasmtime.Func) else None
+    if not isinstance(value, wasmtime.Func):
+        return None
+    fast = raw_func(store, value)  # the C API directly, when the types allow (see fastcall.py)
+    return fast if fast is not None else functools.partial(value, store)
 
 
-def _func(exports: Mapping[str, Any], name: str) -> wasmtime.Func:
-    value = _optional_func(exports, name)
+def _func(store: wasmtime.Store, exports: Mapping[str, Any], name: str) -> WasmFunc:
+    value = _optional_func(store, exports, name)
     if value is None:
         raise WasmRuntimeError(f"policy.wasm lacks the export {name!r}: not an OPA wasm module")
     return value
@@ -118,7 +128,7 @@ def _func(exports: Mapping[str, Any], name: str) -> wasmtime.Func:
 
 def _encode(value: object, what: str) -> bytes:
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return _ENCODER.encode(value).encode()
     except (TypeError, ValueError, UnicodeEncodeError) as err:
         raise InvalidInputError(f"{what} is not JSON: {err}") from err
 
@@ -135,12 +145,20 @@ class WasmPolicy:
         initial_memory_pages: int = _DEFAULT_INITIAL_PAGES,
         max_memory_pages: int | None = None,
         print_hook: Callable[[str], None] | None = None,
+        module_cache: ModuleCache | Literal[False] | None = None,
     ) -> None:
+        """``module_cache``: where compiled modules are kept between processes (see ``modcache.py``);
+        None for the default (``$XDG_CACHE_HOME/pyagent/wasm``, off with ``PYAGENT_WASM_CACHE=0``),
+        False for none."""
         self._strict = strict_builtin_errors
         self._print = print_hook or (lambda line: print(line, file=sys.stderr))
         self._engine = wasmtime.Engine()
+        cache = ModuleCache.default() if module_cache is None else module_cache or None
         try:
-            module = wasmtime.Module(self._engine, wasm_bytes)
+            if cache is None:
+                module = wasmtime.Module(self._engine, wasm_bytes)
+            else:
+                module = cache.load_or_compile(self._engine, wasm_bytes)
         except wasmtime.WasmtimeError as err:
             raise WasmRuntimeError(f"policy.wasm is not a valid wasm module: {_first_line(err)}") from err
         self._module = module
@@ -191,20 +209,21 @@ class WasmPolicy:
         self.abi_version = (major, minor)
         if major != 1 or minor < 2:
             raise WasmRuntimeError(f"policy.wasm has OPA wasm ABI {major}.{minor}; 1.2 or later is needed")
-        self._builtins_fn = _func(exports, "builtins")
-        self._entrypoints_fn = _func(exports, "entrypoints")
+        store = self._store
+        self._builtins_fn = _func(store, exports, "builtins")
+        self._entrypoints_fn = _func(store, exports, "entrypoints")
         return _Exports(
             memory=memory,
-            malloc=_func(exports, "opa_malloc"),
-            free=_func(exports, "opa_free"),
-            json_parse=_func(exports, "opa_json_parse"),
-            json_dump=_func(exports, "opa_json_dump"),
-            value_dump=_func(exports, "opa_value_dump"),
-            heap_ptr_get=_func(exports, "opa_heap_ptr_get"),
-            heap_ptr_set=_func(exports, "opa_heap_ptr_set"),
-            eval=_func(exports, "opa_eval"),
-            stash=_optional_func(exports, "opa_heap_blocks_stash"),
-            stash_clear=_optional_func(exports, "opa_heap_stash_clear"),
+            malloc=_func(store, exports, "opa_malloc"),
+            free=_func(store, exports, "opa_free"),
+            json_parse=_func(store, exports, "opa_json_parse"),
+            json_dump=_func(store, exports, "opa_json_dump"),
+            value_dump=_func(store, exports, "opa_value_dump"),
+            heap_ptr_get=_func(store, exports, "opa_heap_ptr_get"),
+            heap_ptr_set=_func(store, exports, "opa_heap_ptr_set"),
+            eval=_func(store, exports, "opa_eval"),
+            stash=_optional_func(store, exports, "opa_heap_blocks_stash"),
+            stash_clear=_optional_func(store, exports, "opa_heap_stash_clear"),
         )
 
     def _global(self, exports: Mapping[str, Any], name: str) -> int:
@@ -314,9 +333,9 @@ class WasmPolicy:
     def _dump_json(self, value_addr: int) -> Any:
         return json.loads(self._read_cstring(int(self._call(self._ex.json_dump, value_addr))))
 
-    def _call(self, func: wasmtime.Func, *args: int) -> Any:
+    def _call(self, func: WasmFunc, *args: int) -> Any:
         try:
-            return func(self._store, *args)
+            return func(*args)
         except wasmtime.Trap as err:
             raise PolicyAbortError(f"policy.wasm trapped: {_first_line(err)}") from err
         except wasmtime.WasmtimeError as err:

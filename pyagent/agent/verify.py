@@ -1,0 +1,261 @@
+"""``pyagent log verify``: walk the decision log's chain and name every record that breaks it.
+
+What is checked, in order:
+
+1. the key: a log chained with HMAC needs the key; a key given for an unkeyed log is a downgrade;
+2. each record's content against its stored digest (an edit that did not recompute the digest);
+3. the order: records stored in another order than their (hashed) sequence numbers (reordered);
+4. the links, from the anchor (genesis or the last record dropped for the size bound) to the head:
+   a record whose ``prev_hash`` is not the previous record's digest is diagnosed as the previous
+   record *inserted* (the next one links past it), records *deleted* (a gap in the hashed sequence
+   numbers), or the previous record *edited or replaced* (its digest was recomputed);
+5. the head and the anchor in ``meta`` against the last record (deleted or appended at the end;
+   the anchor and dropped counters edited).
+
+Threat model: without a key, anyone who can write the file can rewrite the whole chain consistently;
+the chain then only detects edits when its head is also known elsewhere (the agent ships the head with
+every record to the collector). With ``agent.hmac_key_file`` a writer without the key cannot forge
+digests, but can still truncate or roll back the whole file; again the shipped head detects that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent.agent.chain import MAC_KEYED, MAC_PLAIN, ChainKey
+from pyagent.agent.store import ChainState, RawRecord, Spool, SpoolError
+from pyagent.errors import InvalidInputError
+from pyagent.jsonio import parse_json
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One break in the chain: what (``kind``), where (``seq``, ``record_id``), and a sentence."""
+
+    kind: str  # edited | deleted | inserted | reordered | anchor | key
+    seq: int | None
+    record_id: str | None
+    message: str
+
+    def json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "seq": self.seq, "id": self.record_id, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on one log."""
+
+    path: str
+    chain_id: str
+    mac: str
+    records: int
+    anchor_seq: int
+    head_seq: int
+    head_hash: str
+    dropped: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "intact": self.intact,
+            "chain_id": self.chain_id,
+            "mac": self.mac,
+            "records": self.records,
+            "anchor_seq": self.anchor_seq,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "dropped": self.dropped,
+            "problems": [problem.json() for problem in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    row: RawRecord
+    body: dict[str, Any] | None
+    sound: bool  # the content matches its digest and its row
+    seq: int  # the hashed sequence number when sound, else the row's
+
+    @property
+    def name(self) -> str:
+        return f"seq {self.row.seq} (id {self.row.id})"
+
+
+def _entry(row: RawRecord, key: ChainKey) -> _Entry:
+    try:
+        body = parse_json(row.body.encode("utf-8"), name=f"record seq {row.seq}", what="record")
+    except InvalidInputError:  # not JSON: an edit, reported by the caller as a problem
+        return _Entry(row, None, False, row.seq)
+    if not isinstance(body, dict):
+        return _Entry(row, None, False, row.seq)
+    seq = body.get("seq")
+    sound = (
+        isinstance(seq, int)
+        and not isinstance(seq, bool)
+        and body.get("id") == row.id
+        and body.get("prev_hash") == row.prev_hash
+        and key.digest(body) == row.hash
+    )
+    return _Entry(row, body, sound, seq if sound and isinstance(seq, int) else row.seq)
+
+
+def _check_key(spool: Spool, state: ChainState, key: ChainKey) -> Problem | None:
+    if state.mac == MAC_KEYED and key.secret is None:
+        raise SpoolError(
+            f"{spool.path}: the decision log is keyed (HMAC key id {state.key_id}); "
+            "give --key-file or set agent.hmac_key_file"
+        )
+    if state.mac == MAC_KEYED and state.key_id != key.key_id:
+        raise SpoolError(
+            f"{spool.path}: the decision log was keyed with key id {state.key_id}, "
+            f"the key given has id {key.key_id}"
+        )
+    if state.mac == MAC_PLAIN and key.secret is not None:
+        return Problem(
+            "key", None, None, "the log says it is not keyed, but a key is configured: downgraded or a wrong config"
+        )
+    if state.mac not in (MAC_PLAIN, MAC_KEYED):
+        return Problem("key", None, None, f"meta.mac is {state.mac!r}, neither {MAC_PLAIN} nor {MAC_KEYED}")
+    return None
+
+
+def verify_spool(spool: Spool, key: ChainKey) -> Verification:
+    """Verify the whole log in ``spool`` with ``key`` (an unkeyed :class:`ChainKey` for plain chains)."""
+    state = spool.state()
+    entries = [_entry(row, key) for row in spool.records()]
+    problems: list[Problem] = []
+    key_problem = _check_key(spool, state, key)
+    if key_problem is not None:
+        problems.append(key_problem)
+    else:
+        problems.extend(
+            Problem("edited", e.row.seq, e.row.id, f"record {e.name} was edited: its content does not match its hash")
+            for e in entries
+            if not e.sound
+        )
+        order = sorted(range(len(entries)), key=lambda i: (entries[i].seq, i))
+        problems.extend(
+            Problem(
+                "reordered",
+                entries[i].row.seq,
+                entries[i].row.id,
+                f"record {entries[i].name} was written as seq {entries[i].seq}: records were reordered",
+            )
+            for position, i in enumerate(order)
+            if i != position
+        )
+        chain = [entries[i] for i in order]
+        problems.extend(_links(chain, state))
+        problems.extend(_ends(chain, state))
+    unique = list(dict.fromkeys(problems))
+    return Verification(
+        path=str(spool.path),
+        chain_id=state.chain_id,
+        mac=state.mac,
+        records=len(entries),
+        anchor_seq=state.anchor_seq,
+        head_seq=state.head_seq,
+        head_hash=state.head_hash,
+        dropped=state.dropped,
+        problems=tuple(unique),
+    )
+
+
+def _links(chain: list[_Entry], state: ChainState) -> list[Problem]:
+    problems: list[Problem] = []
+    expected_prev, expected_seq = state.anchor_hash, state.anchor_seq + 1
+    before_prev: str | None = None
+    previous: _Entry | None = None
+    for entry in chain:
+        if entry.row.prev_hash != expected_prev:
+            problems.append(_diagnose(entry, previous, before_prev, expected_seq, state))
+        elif entry.sound and entry.seq != expected_seq:
+            problems.append(
+                Problem(
+                    "inserted",
+                    entry.row.seq,
+                    entry.row.id,
+                    f"record {entry.name} claims seq {entry.seq} but follows seq {expected_seq - 1}: forged",
+                )
+            )
+        before_prev, previous = expected_prev, entry
+        expected_prev, expected_seq = entry.row.hash, entry.seq + 1
+    return problems
+
+
+def _diagnose(
+    entry: _Entry, previous: _Entry | None, before_prev: str | None, expected_seq: int, state: ChainState
+) -> Problem:
+    if previous is not None and entry.row.prev_hash == before_prev:
+        return Problem(
+            "inserted",
+            previous.row.seq,
+            previous.row.id,
+            f"record {previous.name} was inserted: the next record, {entry.name}, links past it",
+        )
+    if entry.sound and entry.seq > expected_seq:
+        missing = _span(expected_seq, entry.seq - 1)
+        where = f"after the anchor (seq {state.anchor_seq})" if previous is None else f"after {previous.name}"
+        return Problem(
+            "deleted", expected_seq, None, f"record {missing} missing (deleted) {where}, before {entry.name}"
+        )
+    if previous is None:
+        return Problem(
+            "anchor",
+            entry.row.seq,
+            entry.row.id,
+            f"record {entry.name} does not follow the anchor (seq {state.anchor_seq}): "
+            "the anchor in meta or this record was edited",
+        )
+    return Problem(
+        "edited",
+        previous.row.seq,
+        previous.row.id,
+        f"record {previous.name} was edited or replaced: the next record, {entry.name}, does not link to it",
+    )
+
+
+def _ends(chain: list[_Entry], state: ChainState) -> list[Problem]:
+    if not chain:
+        if state.head_seq != state.anchor_seq:
+            missing = _span(state.anchor_seq + 1, state.head_seq)
+            return [Problem("deleted", state.anchor_seq + 1, None, f"record {missing} missing (deleted): none left")]
+        return []
+    last = chain[-1]
+    if last.seq < state.head_seq:
+        missing = _span(last.seq + 1, state.head_seq)
+        return [Problem("deleted", last.seq + 1, None, f"record {missing} missing (deleted) at the end of the log")]
+    if last.seq > state.head_seq:
+        return [
+            Problem(
+                "inserted",
+                last.row.seq,
+                last.row.id,
+                f"record {last.name} comes after the recorded head (seq {state.head_seq}): appended outside the agent",
+            )
+        ]
+    if last.row.hash != state.head_hash or last.row.id != (state.head_id or ""):
+        return [Problem("edited", last.row.seq, last.row.id, f"record {last.name} does not match the recorded head")]
+    if last.sound and last.body is not None:
+        said = (last.body.get("anchor"), last.body.get("dropped"))
+        held = ({"seq": state.anchor_seq, "hash": state.anchor_hash}, state.dropped)
+        if said != held:
+            return [
+                Problem(
+                    "anchor",
+                    None,
+                    None,
+                    f"the anchor or dropped counter in meta (seq {state.anchor_seq}, dropped {state.dropped}) "
+                    f"differs from what the head record {last.name} says: edited",
+                )
+            ]
+    return []
+
+
+def _span(first: int, last: int) -> str:
+    return f"seq {first}" if first == last else f"seq {first}..{last}"
