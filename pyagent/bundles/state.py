@@ -126,8 +126,13 @@ class BundleState:
             last = self.last()
             if last is not None and last.serial == bundle.serial and self.last_good_path.is_file():
                 return last
-            _write_atomic(self.last_good_path, raw)
-            _write_atomic(self.state_path, json.dumps(asdict(record), indent=2).encode("utf-8") + b"\n")
+            try:
+                _write_atomic(self.last_good_path, raw)
+                _write_atomic(self.state_path, json.dumps(asdict(record), indent=2).encode() + b"\n")
+            except OSError as err:
+                raise StateError(
+                    f"bundle state directory {self.directory}: cannot write: {err.strerror or err}"
+                ) from err
         LOG.info("bundle %s accepted: serial %d, revision %s", bundle.label, bundle.serial, bundle.revision)
         return record
 
@@ -138,7 +143,8 @@ class BundleState:
         except FileNotFoundError:
             return None
         except OSError as err:
-            raise StateError(f"bundle state {self.last_good_path}: cannot read: {err.strerror or err}") from err
+            why = err.strerror or err
+            raise StateError(f"bundle state {self.last_good_path}: cannot read: {why}") from err
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -102,3 +102,21 @@ def bundle(ctx: click.Context, dirs: tuple[str, ...], output: str, revision: str
         ctx.exit(2)
     click.echo(f"wrote {output}", err=True)
     ctx.exit(0)
+
+
+@policy.command(epilog="\b\nExamples:\n  pyagent policy docs > docs/policy.md")
+@dirs_argument
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write here, not stdout."
+)
+def docs(dirs: tuple[str, ...], output: str | None) -> None:
+    """The bans, organisations, rules, dates and exemptions as a Markdown page."""
+    from pathlib import Path
+
+    from pyagent.policy.docs import policy_data, render_markdown
+
+    text = render_markdown(policy_data(policy_dirs(dirs)))
+    if output and output != "-":
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)

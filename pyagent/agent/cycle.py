@@ -1,0 +1,146 @@
+"""One agent run: collect this machine, validate, decide; whatever happens becomes one result.
+
+A run that fails (missing device facts, a collector tool failing, the engine unreachable) is a result
+too, with its ``outcome`` and ``error``: the log shows every run, not only the good ones.
+
+Outcomes and their exit codes (those of ``pyagent check``): ``compliant`` 0, ``non-compliant`` 1,
+``invalid`` 2 (bad input or configuration), ``no-decision`` 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent import __version__
+from pyagent.agent.chain import canonical_json, sha256_hex
+from pyagent.agent.store import utc_now
+from pyagent.agentconfig import AgentConfig
+from pyagent.collectors.registry import CollectorName, get_collector
+from pyagent.decide import decide, raise_for_policy_errors
+from pyagent.engines.base import Engine, EngineSettings
+from pyagent.engines.select import build_engine, resolve
+from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.facts import FactFlags, build_report, resolve_facts
+from pyagent.report.load import check_report
+from pyagent.timeutil import now_rfc3339
+
+COMPLIANT, NON_COMPLIANT, INVALID, NO_DECISION = "compliant", "non-compliant", "invalid", "no-decision"
+
+
+class EngineHolder:
+    """Builds the engine on first use and keeps it; a failed build is retried on the next run."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def name(self) -> str:
+        return resolve(self.settings).value
+
+    def get(self) -> Engine:
+        if self._engine is None:
+            self._engine = build_engine(self.settings)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def __enter__(self) -> EngineHolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's result, ready to be recorded (``content``) and told (``summary``)."""
+
+    outcome: str
+    exit_code: int
+    content: dict[str, Any]
+    summary: str
+
+
+def _describe(error: BaseException) -> tuple[str, int, str]:
+    if isinstance(error, InvalidInputError):
+        return INVALID, 2, str(error)
+    if isinstance(error, PyagentError):
+        return NO_DECISION, error.exit_code, str(error)
+    return NO_DECISION, 3, f"internal error: {type(error).__name__}: {error}".replace("\n", " ")
+
+
+def run_once(config: AgentConfig, engines: EngineHolder) -> RunResult:
+    """Collect, validate and decide once. Never raises for a failed run: the failure is the result."""
+    started_at = utc_now()
+    report: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None
+    error: BaseException | None = None
+    try:
+        facts = resolve_facts(FactFlags(), config)
+        inventory = get_collector(CollectorName.LINUX).collect()
+        report = build_report(inventory, facts)
+        check_report(report, "report collected from this machine")
+        decision = decide(engines.get(), report, at=now_rfc3339())
+        raise_for_policy_errors(decision, source="this machine")
+    except Exception as err:  # every failure is recorded as this run's result, and told by the caller
+        error = err
+    if error is not None:
+        outcome, exit_code, message = _describe(error)
+    elif decision is not None and decision["allow"]:
+        outcome, exit_code, message = COMPLIANT, 0, ""
+    else:
+        outcome, exit_code, message = NON_COMPLIANT, 1, ""
+    device = report.get("device", {}) if report else {}
+    content: dict[str, Any] = {
+        "outcome": outcome,
+        "exit_code": exit_code,
+        "error": message or None,
+        "device_id": device.get("id") or config.device.get("id"),
+        "organization": (decision or {}).get("organization") or device.get("organization"),
+        "allow": decision["allow"] if decision is not None else None,
+        "report_sha256": sha256_hex(canonical_json(report)) if report is not None else None,
+        "apps": len(report["apps"]) if report is not None else None,
+        "collected_at": report["collected_at"] if report is not None else None,
+        "evaluated_at": decision["evaluated_at"] if decision is not None else None,
+        "policy_revision": decision["policy_revision"] if decision is not None else None,
+        "engine": decision["engine"] if decision is not None else engines.name,
+        "decision": decision,
+        "started_at": started_at,
+        "finished_at": utc_now(),
+        "agent_version": __version__,
+    }
+    return RunResult(outcome, exit_code, content, _summary(outcome, decision, message))
+
+
+def _summary(outcome: str, decision: dict[str, Any] | None, message: str) -> str:
+    if message:
+        return f"{outcome}: {message}"
+    assert decision is not None
+    rules = sorted({str(v.get("rule")) for v in decision["violations"]})
+    shown = f" ({', '.join(rules)})" if rules else ""
+    return f"{outcome}{shown} for {decision.get('organization')}, policy {decision['policy_revision']}"
+
+
+def decision_summary(body: dict[str, Any]) -> dict[str, Any]:
+    """The last run, as ``agent status`` shows it, from a record's body."""
+    decision = body.get("decision") if isinstance(body.get("decision"), dict) else None
+    violations = decision.get("violations", []) if decision else []
+    warnings = decision.get("warnings", []) if decision else []
+    return {
+        "at": body.get("recorded_at"),
+        "outcome": body.get("outcome"),
+        "exit_code": body.get("exit_code"),
+        "allow": body.get("allow"),
+        "device_id": body.get("device_id"),
+        "organization": body.get("organization"),
+        "violations": sorted({str(v.get("rule")) for v in violations if isinstance(v, dict)}),
+        "warnings": len(warnings) if isinstance(warnings, list) else 0,
+        "policy_revision": body.get("policy_revision"),
+        "engine": body.get("engine"),
+        "error": body.get("error"),
+    }

@@ -1,0 +1,164 @@
+"""``pyagent agent run``: run, record, ship; then sleep ``interval +- jitter`` until SIGTERM.
+
+The order in every run is fixed: the result is committed to the spool (WAL, ``synchronous=FULL``)
+and only then reported on stdout (one JSON line with its ``seq`` and ``id``) and shipped. A SIGKILL
+at any moment loses at most the run in flight, which was never reported as recorded.
+
+SIGTERM and SIGINT set a flag: a sleep ends at once, a run in progress is finished and recorded,
+then the agent exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from pyagent.agent.chain import ChainKey
+from pyagent.agent.cycle import EngineHolder, run_once
+from pyagent.agent.ship import Collector, ship_pending
+from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, move_aside, utc_now
+from pyagent.errors import InvalidInputError
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def next_delay(interval: float, jitter: float, rng: random.Random | None = None) -> float:
+    """``interval`` scaled by a uniform factor in ``[1 - jitter, 1 + jitter]``."""
+    if interval <= 0:
+        return 0.0
+    factor = 1.0 + (rng or random).uniform(-jitter, jitter)
+    return max(0.0, interval * factor)
+
+
+class StopFlag:
+    """SIGTERM/SIGINT set the flag (installed for the ``with`` block, then the old handlers are back)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name: str | None = None
+        self._previous: dict[int, _Handler] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    def __enter__(self) -> StopFlag:
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when told to stop."""
+        return self.event.wait(seconds) if seconds > 0 else self.event.is_set()
+
+
+class ActivityLog:
+    """Human lines on stderr, and (``agent.log_path``) one JSON object a line in a file."""
+
+    def __init__(self, path: Path | None, echo: Callable[[str], None]) -> None:
+        self._echo = echo
+        self._file: TextIO | None = None
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = path.open("a", encoding="utf-8")
+            except OSError as err:
+                raise InvalidInputError(f"{path}: cannot open the agent log (agent.log_path): {err.strerror}") from err
+
+    def event(self, name: str, text: str, **fields: Any) -> None:
+        self._echo(f"pyagent: agent: {text}")
+        if self._file is not None:
+            line = json.dumps({"at": utc_now(), "event": name, **fields}, ensure_ascii=False, default=str)
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything ``run_agent`` needs, resolved from config and flags."""
+
+    spool_path: Path
+    key: ChainKey
+    max_records: int
+    interval: float
+    jitter: float
+    once: bool
+    move_corrupt_aside: bool
+    collector: Collector | None
+
+
+def open_spool(plan: RunPlan, log: ActivityLog) -> Spool:
+    """Open the spool for writing; a corrupt one is moved aside only when the plan says so."""
+    try:
+        spool = Spool.open(plan.spool_path, key=plan.key)
+    except SpoolCorruptError as err:
+        if not plan.move_corrupt_aside:
+            raise
+        moved = move_aside(plan.spool_path)
+        log.event("spool_moved_aside", f"{err}; moved to {moved}, starting a new chain", moved_to=str(moved))
+        spool = Spool.open(plan.spool_path, key=plan.key, origin=f"after a corrupt spool moved to {moved.name}")
+    try:
+        spool.check_key()
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _record(spool: Spool, plan: RunPlan, content: dict[str, Any], log: ActivityLog) -> tuple[Spool, RawRecord]:
+    try:
+        return spool, spool.append(content, max_records=plan.max_records)
+    except SpoolCorruptError:
+        if not plan.move_corrupt_aside:
+            raise
+        spool.close()
+        spool = open_spool(plan, log)
+        return spool, spool.append(content, max_records=plan.max_records)
+
+
+def run_agent(plan: RunPlan, config: Any, engines: EngineHolder, out: Callable[[str], None], log: ActivityLog) -> int:
+    """The agent loop. Returns the last run's exit code with ``once``, else 0 after a stop signal."""
+    spool = open_spool(plan, log)
+    exit_code = 0
+    try:
+        with StopFlag() as stop:
+            while True:
+                result = run_once(config, engines)
+                spool, row = _record(spool, plan, result.content, log)
+                out(json.dumps({"event": "recorded", "seq": row.seq, "id": row.id, "hash": row.hash,
+                                "outcome": result.outcome, "exit_code": result.exit_code}))
+                log.event("recorded", f"seq {row.seq} recorded: {result.summary}", seq=row.seq, id=row.id,
+                          outcome=result.outcome, exit_code=result.exit_code)
+                if plan.collector is not None:
+                    shipped = ship_pending(spool, plan.collector)
+                    if shipped.error is None:
+                        log.event("shipped", f"shipped {shipped.sent}, {shipped.pending} pending",
+                                  sent=shipped.sent, pending=shipped.pending)
+                    else:
+                        log.event("ship_failed", f"shipped {shipped.sent}, {shipped.pending} pending: {shipped.error}",
+                                  sent=shipped.sent, pending=shipped.pending, error=shipped.error)
+                exit_code = result.exit_code
+                if plan.once or stop.event.is_set() or stop.sleep(next_delay(plan.interval, plan.jitter)):
+                    break
+            if stop.signal_name:
+                log.event("stopped", f"stopped by {stop.signal_name}", signal=stop.signal_name)
+    finally:
+        spool.close()
+    return exit_code if plan.once else 0

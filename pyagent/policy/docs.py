@@ -1,0 +1,91 @@
+"""`pyagent policy docs`: the policy data as a Markdown page people can read and review."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pyagent.errors import InvalidInputError
+from pyagent.fleet.timeline import rules_timeline
+from pyagent.policy.opa_tool import run_opa
+
+QUERY = (
+    '{"pyagent": {"bans": object.get(data.pyagent, "bans", {}), '
+    '"organizations": object.get(data.pyagent, "organizations", {}), '
+    '"work_apps": object.get(data.pyagent, "work_apps", {}), '
+    '"exemptions": object.get(data.pyagent, "exemptions", {}), '
+    '"revision": object.get(data.pyagent, "revision", "unversioned")}}'
+)
+
+
+def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
+    """The policy data as OPA loads it from ``dirs`` (YAML and JSON data files merged)."""
+    args = ["eval", "--format", "json", "--ignore", "*_test.rego"]
+    for directory in dirs:
+        args += ["-d", directory]
+    run = run_opa([*args, QUERY])
+    if run.returncode != 0:
+        first = (run.stderr.strip().splitlines() or ["opa eval failed"])[0]
+        raise InvalidInputError(f"policy data cannot be loaded: {first}")
+    return dict(json.loads(run.stdout)["result"][0]["expressions"][0]["value"])
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """Bans, organisations with their rules (own and inherited), and the timeline, as Markdown."""
+    pyagent = data["pyagent"]
+    orgs: dict[str, Any] = pyagent["organizations"]
+    lines = [
+        f"# App bans (policy revision {pyagent['revision']})",
+        "",
+        "## Bans",
+        "",
+        "| ban | title | reason | platform | identifiers |",
+        "|---|---|---|---|---|",
+    ]
+    for ban_id, ban in sorted(pyagent["bans"].items()):
+        for platform, ids in sorted((ban.get("apps") or {}).items()):
+            lines.append(
+                f"| {ban_id} | {_cell(ban.get('title', ''))} | {_cell(ban.get('reason', ''))} | "
+                f"{platform} | {', '.join(f'`{i}`' for i in ids)} |"
+            )
+    lines += ["", "## Organisations", ""]
+    for org_id, org in sorted(orgs.items()):
+        inherits = ", ".join(org.get("inherits") or []) or "nothing"
+        lines += [f"### {org_id}: {_cell(org.get('title', org_id))}", "", f"Inherits from: {inherits}.", ""]
+        rules = org.get("rules") or {}
+        if not rules:
+            lines += ["No rule of its own.", ""]
+            continue
+        lines += ["| rule | ban | scopes | effective from | enforcement |", "|---|---|---|---|---|"]
+        for rule_id, rule in sorted(rules.items()):
+            lines.append(
+                f"| {org_id}/{rule_id} | {rule.get('ban')} | {', '.join(rule.get('scopes') or [])} | "
+                f"{rule.get('effective_from') or 'always'} | {rule.get('enforcement', 'deny')} |"
+            )
+        lines.append("")
+    lines += [
+        "## When bans come into force",
+        "",
+        "| date | rule | scopes | also applies to |",
+        "|---|---|---|---|",
+    ]
+    for entry in rules_timeline(data):
+        lines.append(
+            f"| {entry['effective_from'] or 'always'} | {entry['rule']} | {', '.join(entry['scopes'])} | "
+            f"{', '.join(entry['inherited_by']) or '-'} |"
+        )
+    exemptions = pyagent["exemptions"]
+    lines += ["", f"## Exemptions ({len(exemptions)})", ""]
+    if exemptions:
+        lines += ["| id | device | organisation | ban | until | reason |", "|---|---|---|---|---|---|"]
+        for ex_id, ex in sorted(exemptions.items()):
+            lines.append(
+                f"| {ex_id} | {ex.get('device_id')} | {ex.get('organization')} | {ex.get('ban')} | "
+                f"{ex.get('until')} | {_cell(ex.get('reason', ''))} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,116 @@
+"""`pyagent policy test|fmt|lint|bundle|docs`: the author's loop on the real opa."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "reports"
+
+
+def run(args: list[str]) -> Any:
+    return CliRunner().invoke(cli, args)
+
+
+@pytest.fixture
+def policy_copy(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", root)
+    return root / "rego", root / "data"
+
+
+def test_policy_test_passes_with_coverage(policy_copy: tuple[Path, Path]) -> None:
+    result = run(["policy", "test", *map(str, policy_copy)])
+    assert result.exit_code == 0, result.stderr
+    assert "PASS:" in result.stderr
+    assert "coverage:" in result.stderr and "(minimum 95%)" in result.stderr
+
+
+def test_policy_test_fails_on_a_failing_test(policy_copy: tuple[Path, Path]) -> None:
+    rego, data = policy_copy
+    (rego / "pyagent" / "decision" / "broken_test.rego").write_text(
+        "package pyagent.broken_test\n\nimport data.pyagent.decision\n\n"
+        'test_wrong if decision.allow with input as {"at": "2023-03-16T00:00:00Z", "report": {}}\n'
+    )
+    result = run(["policy", "test", str(rego), str(data)])
+    assert result.exit_code == 1
+    assert "FAIL" in result.stderr
+
+
+def test_policy_fmt_and_lint_on_clean_policies(policy_copy: tuple[Path, Path]) -> None:
+    assert run(["policy", "fmt", *map(str, policy_copy)]).exit_code == 0
+    lint = run(["policy", "lint", *map(str, policy_copy)])
+    assert lint.exit_code == 0
+    assert "lint: clean" in lint.stderr
+
+
+def test_policy_fmt_lists_then_writes(policy_copy: tuple[Path, Path]) -> None:
+    rego, _ = policy_copy
+    messy = rego / "pyagent" / "lib" / "clock" / "clock.rego"
+    messy.write_text(messy.read_text().replace("valid if now_ns", "valid    if    now_ns"))
+    listed = run(["policy", "fmt", str(rego)])
+    assert listed.exit_code == 1
+    assert str(messy) in listed.stdout
+    assert run(["policy", "fmt", "--write", str(rego)]).exit_code == 0
+    assert run(["policy", "fmt", str(rego)]).exit_code == 0
+
+
+def test_policy_lint_catches_strict_errors(policy_copy: tuple[Path, Path]) -> None:
+    rego, data = policy_copy
+    (rego / "pyagent" / "lib" / "extra.rego").write_text("package pyagent.lib.extra\n\nf(x) := 1\n")
+    result = run(["policy", "lint", str(rego), str(data)])
+    assert result.exit_code == 1
+    assert "unused argument x" in result.stderr
+
+
+def test_policy_bundle_builds_what_the_embedded_engine_runs(
+    policy_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "bundle.tar.gz"
+    result = run(["policy", "bundle", *map(str, policy_copy), "-o", str(out), "--revision", "test-rev-1"])
+    assert result.exit_code == 0, result.stderr
+    with tarfile.open(out) as tar:
+        names = {m.name.lstrip("/") for m in tar.getmembers()}
+    assert {"policy.wasm", "data.json", ".manifest"} <= names
+    decided = run(
+        [
+            "check",
+            str(EXAMPLES / "india-personal-lite.json"),
+            "--bundle",
+            str(out),
+            "--engine",
+            "embedded",
+            "--at",
+            "2023-03-16T09:30:00Z",
+            "--format",
+            "json",
+        ]
+    )
+    assert decided.exit_code == 1
+    assert json.loads(decided.stdout)["violations"][0]["rule"] == "india/tiktok"
+
+
+def test_policy_docs_lists_every_organization_and_date(policy_copy: tuple[Path, Path]) -> None:
+    result = run(["policy", "docs", *map(str, policy_copy)])
+    assert result.exit_code == 0, result.stderr
+    for org in ("eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india"):
+        assert f"### {org}:" in result.stdout
+    assert (
+        "| 2023-03-15T00:00:00Z | eu-commission/tiktok | corporate, personal-enrolled | eeas |"
+        in result.stdout
+    )
+    assert "Inherits from: eu-commission." in result.stdout
+
+
+def test_policy_dir_that_does_not_exist_exits_2(tmp_path: Path) -> None:
+    result = run(["policy", "test", str(tmp_path / "nope")])
+    assert result.exit_code == 2
