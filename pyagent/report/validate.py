@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator, ValidationError, validators
 
 from pyagent.report.issues import SchemaIssue, issues_from_errors, json_path, printable
 from pyagent.report.schemas import DECISION_SCHEMA, REPORT_SCHEMA, SchemaFileError, load_schema
@@ -82,12 +81,20 @@ def _ecma_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(_DOLLAR.sub(r"\\Z", pattern))
 
 
-def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema import ValidationError
+
     if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_ReferenceValidator: Any = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+@functools.cache
+def _reference_validator_class() -> Any:
+    """jsonschema's 2020-12 validator with ECMA-262 "$"; imported on first use (it is slow to import,
+    and valid documents never need it)."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -155,7 +162,8 @@ class SchemaValidator:
         self.schema = schema
         self._fast = self._compile(nul_checks=True)
         self._fast_nul_free: Callable[[Any], Any] | None = None
-        self._reference: Any = _ReferenceValidator(schema)
+        self._schema_for_reference = schema
+        self._reference_instance: Any = None
 
     def _compile(self, *, nul_checks: bool) -> Callable[[Any], Any]:
         try:
@@ -185,7 +193,9 @@ class SchemaValidator:
 
     def reference_issues(self, document: object) -> list[SchemaIssue]:
         """Every violation found by the reference validator (slow; empty when the document is valid)."""
-        return issues_from_errors(self._reference.iter_errors(document), self.schema)
+        if self._reference_instance is None:
+            self._reference_instance = _reference_validator_class()(self._schema_for_reference)
+        return issues_from_errors(self._reference_instance.iter_errors(document), self.schema)
 
     def validate(self, document: object, *, nul_free: bool = False) -> ValidationResult:
         """Fast path first; on failure, every issue from the reference validator."""
