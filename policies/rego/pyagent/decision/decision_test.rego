@@ -26,9 +26,8 @@ device_report(org, platform, ownership, enrolled, apps) := {
 	"apps": apps,
 }
 
-decide(org, platform, ownership, enrolled, apps, at) := d if {
-	d := decision with input as {"at": at, "report": device_report(org, platform, ownership, enrolled, apps)}
-}
+# The policy input for one device at one instant.
+case(org, platform, ownership, enrolled, apps, at) := {"at": at, "report": device_report(org, platform, ownership, enrolled, apps)}
 
 # A decision reduced to what the tests assert exactly.
 summary(d) := {
@@ -50,7 +49,7 @@ denied(rule, app_id, scope) := {
 }
 
 test_contract_example_full_document if {
-	d := decide(
+	d := decision with input as case(
 		"eu-commission", "android", "personal", true, [{
 			"id": "com.zhiliaoapp.musically", "name": "TikTok", "version": "28.1.3", "source": "android-pm",
 		}],
@@ -84,93 +83,108 @@ test_contract_example_full_document if {
 
 # eu-commission: corporate and personal-enrolled.
 test_commission_corporate_with_tiktok_denied if {
-	summary(decide("eu-commission", "android", "corporate", true, [tiktok], at_in_force)) == denied("eu-commission/tiktok", tiktok.id, "corporate")
+	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], at_in_force)
+	summary(d) == denied("eu-commission/tiktok", tiktok.id, "corporate")
 }
 
 test_commission_corporate_without_tiktok_allowed if {
-	summary(decide("eu-commission", "android", "corporate", true, [outlook], at_in_force)) == allowed
+	d := decision with input as case("eu-commission", "android", "corporate", true, [outlook], at_in_force)
+	summary(d) == allowed
 }
 
 test_commission_personal_not_enrolled_with_work_apps_allowed if {
-	summary(decide("eu-commission", "android", "personal", false, [tiktok, outlook], at_in_force)) == allowed
+	d := decision with input as case("eu-commission", "android", "personal", false, [tiktok, outlook], at_in_force)
+	summary(d) == allowed
 }
 
 # eu-council: corporate and personal-with-work-apps.
 test_council_personal_with_outlook_denied if {
-	s := summary(decide("eu-council", "android", "personal", false, [tiktok, outlook], at_in_force))
+	d := decision with input as case("eu-council", "android", "personal", false, [tiktok, outlook], at_in_force)
+	s := summary(d)
 	s == denied("eu-council/tiktok", tiktok.id, "personal-with-work-apps")
 }
 
 test_council_personal_enrolled_without_work_apps_allowed if {
-	summary(decide("eu-council", "android", "personal", true, [tiktok], at_in_force)) == allowed
+	d := decision with input as case("eu-council", "android", "personal", true, [tiktok], at_in_force)
+	summary(d) == allowed
 }
 
 test_council_corporate_denied if {
-	summary(decide("eu-council", "ios", "corporate", true, [tiktok], at_in_force)) == denied("eu-council/tiktok", tiktok.id, "corporate")
+	d := decision with input as case("eu-council", "ios", "corporate", true, [tiktok], at_in_force)
+	summary(d) == denied("eu-council/tiktok", tiktok.id, "corporate")
 }
 
 test_council_work_profile_counts_as_work_apps if {
-	d := decision with input as {"at": at_in_force, "report": json.patch(
-		device_report("eu-council", "android", "personal", false, [tiktok]),
-		[{"op": "add", "path": "/device/work_profile", "value": true}],
-	)}
+	phone := device_report("eu-council", "android", "personal", false, [tiktok])
+	report := object.union(phone, {"device": object.union(phone.device, {"work_profile": true})})
+	d := decision with input as {"at": at_in_force, "report": report}
 	summary(d) == denied("eu-council/tiktok", tiktok.id, "personal-with-work-apps")
 }
 
 # eeas: the Commission's rules, inherited, plus personal-with-work-apps.
 test_eeas_inherits_commission_corporate_rule if {
-	summary(decide("eeas", "android", "corporate", true, [tiktok], at_in_force)) == denied("eu-commission/tiktok", tiktok.id, "corporate")
+	d := decision with input as case("eeas", "android", "corporate", true, [tiktok], at_in_force)
+	summary(d) == denied("eu-commission/tiktok", tiktok.id, "corporate")
 }
 
 test_eeas_inherits_commission_personal_enrolled_rule if {
-	summary(decide("eeas", "android", "personal", true, [tiktok], at_in_force)) == denied("eu-commission/tiktok", tiktok.id, "personal-enrolled")
+	d := decision with input as case("eeas", "android", "personal", true, [tiktok], at_in_force)
+	summary(d) == denied("eu-commission/tiktok", tiktok.id, "personal-enrolled")
 }
 
 test_eeas_personal_ios_with_teams_and_douyin_denied if {
 	apps := [{"id": "com.microsoft.skype.teams"}, {"id": "com.ss.iphone.ugc.Aweme"}]
-	s := summary(decide("eeas", "ios", "personal", false, apps, at_in_force))
+	d := decision with input as case("eeas", "ios", "personal", false, apps, at_in_force)
+	s := summary(d)
 	s == denied("eeas/tiktok-work-apps", "com.ss.iphone.ugc.Aweme", "personal-with-work-apps")
 }
 
 test_eeas_personal_without_work_apps_allowed if {
-	summary(decide("eeas", "android", "personal", false, [tiktok], at_in_force)) == allowed
+	d := decision with input as case("eeas", "android", "personal", false, [tiktok], at_in_force)
+	summary(d) == allowed
 }
 
 # eu-parliament: no ban in force.
 test_parliament_corporate_with_tiktok_allowed if {
-	summary(decide("eu-parliament", "android", "corporate", true, [tiktok], at_in_force)) == allowed
+	d := decision with input as case("eu-parliament", "android", "corporate", true, [tiktok], at_in_force)
+	summary(d) == allowed
 }
 
 # us-federal: government-owned devices only.
 test_us_federal_corporate_windows_denied if {
 	app := {"id": "BytedancePte.Ltd.TikTok_6yccndn6064se"}
-	s := summary(decide("us-federal", "windows", "corporate", true, [app], at_in_force))
+	d := decision with input as case("us-federal", "windows", "corporate", true, [app], at_in_force)
+	s := summary(d)
 	s == denied("us-federal/tiktok", app.id, "corporate")
 }
 
 test_us_federal_personal_enrolled_allowed if {
-	summary(decide("us-federal", "android", "personal", true, [tiktok, outlook], at_in_force)) == allowed
+	d := decision with input as case("us-federal", "android", "personal", true, [tiktok, outlook], at_in_force)
+	summary(d) == allowed
 }
 
 test_us_federal_in_force_since_december_2022 if {
-	s := summary(decide("us-federal", "android", "corporate", true, [tiktok], "2023-01-05T00:00:00Z"))
+	d := decision with input as case("us-federal", "android", "corporate", true, [tiktok], "2023-01-05T00:00:00Z")
+	s := summary(d)
 	s == denied("us-federal/tiktok", tiktok.id, "corporate")
 }
 
 # india: every device.
 test_india_personal_unmanaged_lite_denied if {
 	app := {"id": "com.zhiliaoapp.musically.go"}
-	s := summary(decide("india", "android", "personal", false, [app], at_in_force))
+	d := decision with input as case("india", "android", "personal", false, [app], at_in_force)
+	s := summary(d)
 	s == denied("india/tiktok", app.id, "all")
 }
 
 test_india_without_tiktok_allowed if {
-	summary(decide("india", "android", "personal", false, [outlook], at_in_force)) == allowed
+	d := decision with input as case("india", "android", "personal", false, [outlook], at_in_force)
+	summary(d) == allowed
 }
 
 # Effective dates.
 test_before_effective_from_is_a_warning if {
-	d := decide("eu-commission", "android", "corporate", true, [tiktok], at_before)
+	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], at_before)
 	summary(d) == {
 		"allow": true, "violations": [], "exempted": [], "errors": [],
 		"warnings": [["eu-commission/tiktok", tiktok.id, "not_yet_effective"]],
@@ -179,31 +193,35 @@ test_before_effective_from_is_a_warning if {
 }
 
 test_exactly_at_effective_from_is_a_violation if {
-	s := summary(decide("eu-commission", "android", "corporate", true, [tiktok], "2023-03-15T00:00:00Z"))
+	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], "2023-03-15T00:00:00Z")
+	s := summary(d)
 	s == denied("eu-commission/tiktok", tiktok.id, "corporate")
 }
 
 test_one_nanosecond_before_effective_from_is_a_warning if {
-	s := summary(decide("eu-commission", "android", "corporate", true, [tiktok], "2023-03-14T23:59:59.999999999Z"))
+	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], "2023-03-14T23:59:59.999999999Z")
+	s := summary(d)
 	s.allow == true
 	s.warnings == [["eu-commission/tiktok", tiktok.id, "not_yet_effective"]]
 }
 
 test_effective_from_compared_as_instants_across_offsets if {
 	# 01:00+01:00 is 00:00Z, the effective instant itself.
-	s := summary(decide("eu-commission", "android", "corporate", true, [tiktok], "2023-03-15T01:00:00+01:00"))
+	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], "2023-03-15T01:00:00+01:00")
+	s := summary(d)
 	s == denied("eu-commission/tiktok", tiktok.id, "corporate")
 }
 
 # Unknown and missing organisation, bad time: machine-readable errors, never allow.
 test_unknown_organization_is_an_error if {
-	d := decide("eu-senate", "android", "corporate", true, [], at_in_force)
+	d := decision with input as case("eu-senate", "android", "corporate", true, [], at_in_force)
 	summary(d) == {"allow": false, "violations": [], "warnings": [], "exempted": [], "errors": ["unknown_organization"]}
 	d.errors[0].organization == "eu-senate"
 }
 
 test_missing_organization_is_an_error if {
-	report := json.remove(device_report("x", "android", "corporate", true, []), ["/device/organization"])
+	full := device_report("x", "android", "corporate", true, [])
+	report := object.union(object.remove(full, ["device"]), {"device": object.remove(full.device, ["organization"])})
 	d := decision with input as {"at": at_in_force, "report": report}
 	summary(d) == {"allow": false, "violations": [], "warnings": [], "exempted": [], "errors": ["missing_organization"]}
 	d.organization == null
@@ -215,7 +233,7 @@ test_missing_time_is_an_error if {
 }
 
 test_malformed_time_is_an_error if {
-	d := decide("india", "android", "corporate", true, [], "16/03/2023")
+	d := decision with input as {"at": "16/03/2023", "report": device_report("india", "android", "corporate", true, [])}
 	[e.code | some e in d.errors] == ["invalid_time"]
 	d.allow == false
 }

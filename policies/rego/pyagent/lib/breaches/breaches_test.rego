@@ -148,7 +148,8 @@ test_adding_capcut_to_the_commission_is_a_data_edit if {
 	capcut := {"id": "com.lemon.lvoverseas"}
 	before := decision with input as report("eu-commission", "android", "corporate", [capcut])
 		with data.pyagent.organizations as orgs
-	after := decision with input as json.patch(report("eu-commission", "android", "corporate", [capcut]), [{"op": "replace", "path": "/at", "value": "2023-03-20T00:00:00Z"}])
+	later := object.union(report("eu-commission", "android", "corporate", [capcut]), {"at": "2023-03-20T00:00:00Z"})
+	after := decision with input as later
 		with data.pyagent.organizations as orgs
 	[w.reason | some w in before.warnings] == ["not_yet_effective"]
 	before.allow == true

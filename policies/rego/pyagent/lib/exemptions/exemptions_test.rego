@@ -96,13 +96,16 @@ test_exemption_for_another_organization_does_not_apply if {
 
 test_report_cannot_exempt_itself if {
 	# Everything a report could try: top-level, device-level and extra fields.
-	crafted := json.patch(commission_phone, [
-		{"op": "add", "path": "/report/exemptions", "value": {"EX-SELF": press_office}},
-		{"op": "add", "path": "/report/extra", "value": {"exemptions": {"EX-SELF": press_office}}},
-		{"op": "add", "path": "/report/device/exempt", "value": true},
-		{"op": "add", "path": "/exemptions", "value": {"EX-SELF": press_office}},
-		{"op": "add", "path": "/data", "value": {"pyagent": {"exemptions": {"EX-SELF": press_office}}}},
-	])
+	self_exemption := {"EX-SELF": press_office}
+	crafted := object.union(commission_phone, {
+		"report": {
+			"exemptions": self_exemption,
+			"extra": {"exemptions": self_exemption},
+			"device": {"exempt": true, "exemptions": self_exemption},
+		},
+		"exemptions": self_exemption,
+		"data": {"pyagent": {"exemptions": self_exemption}},
+	})
 	d := decision with input as crafted
 	d.allow == false
 	d.exempted == []
@@ -134,7 +137,7 @@ test_two_exemptions_in_force_the_smallest_id_is_reported if {
 }
 
 test_exemption_does_not_touch_a_warning if {
-	d := decision with input as json.patch(commission_phone, [{"op": "replace", "path": "/at", "value": "2023-03-01T00:00:00Z"}])
+	d := decision with input as object.union(commission_phone, {"at": "2023-03-01T00:00:00Z"})
 		with data.pyagent.exemptions as exemption({})
 	d.allow == true
 	d.exempted == []

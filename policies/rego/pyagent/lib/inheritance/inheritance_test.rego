@@ -124,9 +124,8 @@ test_new_organization_is_a_data_edit if {
 		"inherits": ["eu-council"],
 		"rules": {},
 	}})
-	d := decision with input as json.patch(device_of("eu-parliament-2024", "personal", false), [{
-		"op": "add", "path": "/report/apps/-", "value": {"id": "com.microsoft.teams"},
-	}])
+	phone := device_of("eu-parliament-2024", "personal", false)
+	d := decision with input as object.union(phone, {"report": {"apps": array.concat(phone.report.apps, [{"id": "com.microsoft.teams"}])}})
 		with data.pyagent.organizations as orgs
 	[[v.rule, v.scope] | some v in d.violations] == [["eu-council/tiktok", "personal-with-work-apps"]]
 }
