@@ -205,3 +205,71 @@ def test_bad_urls_are_usage_errors(url: str) -> None:
 def test_missing_url_for_opa_engine_is_a_usage_error() -> None:
     with pytest.raises(InvalidInputError, match="--engine opa needs --opa-url"):
         build_engine(EngineSettings(engine="opa"))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/data"),
+        ("POST", "/v1/data"),
+        ("GET", "/v1/data/pyagent/decision"),
+        ("POST", "/v1/data/pyagent/exemptions"),
+        ("POST", "/v1/data/pyagent/organizations"),
+        ("POST", "/v1/data/pyagent_server/token_sha256s"),
+        ("POST", "/v1/data/system/authz"),
+        ("POST", "/v1/data/pyagent/decision/../../system/authz"),
+        ("POST", "/v1/data/pyagent/decision/%2e%2e/exemptions"),
+        ("POST", "/v1/data/pyagent//decision"),
+        ("PUT", "/v1/data/pyagent/exemptions/EX-EVIL"),
+        ("PUT", "/v1/policies/evil"),
+        ("GET", "/v1/policies"),
+        ("POST", "/v1/query"),
+        ("POST", "/v1/compile"),
+        ("GET", "/v1/config"),
+        ("GET", "/v1/status"),
+    ],
+)
+def test_valid_token_reaches_nothing_but_the_decision(
+    secured_opa: tuple[RunningOpa, Path], method: str, path: str
+) -> None:
+    """From the attacker's side: a stolen agent token cannot read exemptions, change data or policies."""
+    import http.client
+    import ssl
+
+    server, ca = secured_opa
+    port = int(server.url.rsplit(":", 1)[1])
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, timeout=5, context=ssl.create_default_context(cafile=str(ca))
+    )
+    body = json.dumps({"input": {"at": AT, "report": CLEAN}, "query": "data"}).encode()
+    connection.request(
+        method,
+        path,
+        body=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    assert response.status in (401, 403, 404), (response.status, payload[:200])
+    assert b"fr-brussels" not in payload and b"token_sha256s" not in payload
+
+
+def test_valid_token_gets_the_decision_over_raw_https(secured_opa: tuple[RunningOpa, Path]) -> None:
+    import http.client
+    import ssl
+
+    server, ca = secured_opa
+    port = int(server.url.rsplit(":", 1)[1])
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, timeout=5, context=ssl.create_default_context(cafile=str(ca))
+    )
+    connection.request(
+        "POST",
+        "/v1/data/pyagent/decision",
+        body=json.dumps({"input": {"at": AT, "report": CLEAN}}),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["result"]["allow"] is True
