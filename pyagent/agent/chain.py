@@ -26,9 +26,9 @@ MIN_KEY_CHARS = 32
 
 def canonical_json(value: Any) -> bytes:
     """The canonical encoding hashed by the chain (and sent to the collector)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:

@@ -120,7 +120,8 @@ def run_once(config: AgentConfig, engines: EngineHolder) -> RunResult:
 def _summary(outcome: str, decision: dict[str, Any] | None, message: str) -> str:
     if message:
         return f"{outcome}: {message}"
-    assert decision is not None
+    if decision is None:
+        return outcome
     rules = sorted({str(v.get("rule")) for v in decision["violations"]})
     shown = f" ({', '.join(rules)})" if rules else ""
     return f"{outcome}{shown} for {decision.get('organization')}, policy {decision['policy_revision']}"

@@ -24,6 +24,7 @@ from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import EngineHolder, run_once
 from pyagent.agent.ship import Collector, ship_pending
 from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, move_aside, utc_now
+from pyagent.agentconfig import AgentConfig
 from pyagent.errors import InvalidInputError
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
@@ -76,7 +77,9 @@ class ActivityLog:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = path.open("a", encoding="utf-8")
             except OSError as err:
-                raise InvalidInputError(f"{path}: cannot open the agent log (agent.log_path): {err.strerror}") from err
+                raise InvalidInputError(
+                    f"{path}: cannot open the agent log (agent.log_path): {err.strerror}"
+                ) from err
 
     def event(self, name: str, text: str, **fields: Any) -> None:
         self._echo(f"pyagent: agent: {text}")
@@ -112,8 +115,15 @@ def open_spool(plan: RunPlan, log: ActivityLog) -> Spool:
         if not plan.move_corrupt_aside:
             raise
         moved = move_aside(plan.spool_path)
-        log.event("spool_moved_aside", f"{err}; moved to {moved}, starting a new chain", moved_to=str(moved))
-        spool = Spool.open(plan.spool_path, key=plan.key, origin=f"after a corrupt spool moved to {moved.name}")
+        log.event(
+            "spool_moved_aside",
+            f"{plan.spool_path}: corrupt ({err.reason}); moved to {moved}, a new chain starts",
+            moved_to=str(moved),
+            error=str(err),
+        )
+        spool = Spool.open(
+            plan.spool_path, key=plan.key, origin=f"after a corrupt spool moved to {moved.name}"
+        )
     try:
         spool.check_key()
     except BaseException:
@@ -122,7 +132,9 @@ def open_spool(plan: RunPlan, log: ActivityLog) -> Spool:
     return spool
 
 
-def _record(spool: Spool, plan: RunPlan, content: dict[str, Any], log: ActivityLog) -> tuple[Spool, RawRecord]:
+def _record(
+    spool: Spool, plan: RunPlan, content: dict[str, Any], log: ActivityLog
+) -> tuple[Spool, RawRecord]:
     try:
         return spool, spool.append(content, max_records=plan.max_records)
     except SpoolCorruptError:
@@ -133,7 +145,9 @@ def _record(spool: Spool, plan: RunPlan, content: dict[str, Any], log: ActivityL
         return spool, spool.append(content, max_records=plan.max_records)
 
 
-def run_agent(plan: RunPlan, config: Any, engines: EngineHolder, out: Callable[[str], None], log: ActivityLog) -> int:
+def run_agent(
+    plan: RunPlan, config: AgentConfig, engines: EngineHolder, out: Callable[[str], None], log: ActivityLog
+) -> int:
     """The agent loop. Returns the last run's exit code with ``once``, else 0 after a stop signal."""
     spool = open_spool(plan, log)
     exit_code = 0
@@ -142,18 +156,43 @@ def run_agent(plan: RunPlan, config: Any, engines: EngineHolder, out: Callable[[
             while True:
                 result = run_once(config, engines)
                 spool, row = _record(spool, plan, result.content, log)
-                out(json.dumps({"event": "recorded", "seq": row.seq, "id": row.id, "hash": row.hash,
-                                "outcome": result.outcome, "exit_code": result.exit_code}))
-                log.event("recorded", f"seq {row.seq} recorded: {result.summary}", seq=row.seq, id=row.id,
-                          outcome=result.outcome, exit_code=result.exit_code)
+                out(
+                    json.dumps(
+                        {
+                            "event": "recorded",
+                            "seq": row.seq,
+                            "id": row.id,
+                            "hash": row.hash,
+                            "outcome": result.outcome,
+                            "exit_code": result.exit_code,
+                        }
+                    )
+                )
+                log.event(
+                    "recorded",
+                    f"seq {row.seq} recorded: {result.summary}",
+                    seq=row.seq,
+                    id=row.id,
+                    outcome=result.outcome,
+                    exit_code=result.exit_code,
+                )
                 if plan.collector is not None:
                     shipped = ship_pending(spool, plan.collector)
                     if shipped.error is None:
-                        log.event("shipped", f"shipped {shipped.sent}, {shipped.pending} pending",
-                                  sent=shipped.sent, pending=shipped.pending)
+                        log.event(
+                            "shipped",
+                            f"shipped {shipped.sent}, {shipped.pending} pending",
+                            sent=shipped.sent,
+                            pending=shipped.pending,
+                        )
                     else:
-                        log.event("ship_failed", f"shipped {shipped.sent}, {shipped.pending} pending: {shipped.error}",
-                                  sent=shipped.sent, pending=shipped.pending, error=shipped.error)
+                        log.event(
+                            "ship_failed",
+                            f"shipped {shipped.sent}, {shipped.pending} pending: {shipped.error}",
+                            sent=shipped.sent,
+                            pending=shipped.pending,
+                            error=shipped.error,
+                        )
                 exit_code = result.exit_code
                 if plan.once or stop.event.is_set() or stop.sleep(next_delay(plan.interval, plan.jitter)):
                     break

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,7 +53,7 @@ class AgentSettings:
 
     interval: float = DEFAULT_INTERVAL
     jitter: float = DEFAULT_JITTER
-    spool_path: Path = default_spool_path()
+    spool_path: Path = field(default_factory=default_spool_path)
     log_path: Path | None = None
     max_records: int = DEFAULT_MAX_RECORDS
     collector_url: str | None = None
@@ -97,12 +97,16 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
     if "jitter" in section:
         jitter = _number(section["jitter"], "jitter", where, minimum=0)
         if jitter >= 1:
-            raise InvalidInputError(f"agent.jitter in {where} must be below 1 (0.1 is +-10 %), got {jitter:g}")
+            raise InvalidInputError(
+                f"agent.jitter in {where} must be below 1 (0.1 is +-10 %), got {jitter:g}"
+            )
         settings = replace(settings, jitter=jitter)
     if "max_records" in section:
         value = section["max_records"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInputError(f"agent.max_records in {where} must be a whole number >= 1, got {value!r}")
+            raise InvalidInputError(
+                f"agent.max_records in {where} must be a whole number >= 1, got {value!r}"
+            )
         settings = replace(settings, max_records=value)
     if "collector_timeout" in section:
         timeout = _number(section["collector_timeout"], "collector_timeout", where, minimum=0.01)
@@ -111,13 +115,21 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
         url = section["collector_url"]
         if not isinstance(url, str):
             raise InvalidInputError(f"agent.collector_url in {where} must be a string")
-        settings = replace(settings, collector_url=check_collector_url(url, what=f"agent.collector_url in {where}"))
-    paths = {
-        key: _path(section[key], key, where)
-        for key in ("spool_path", "log_path", "collector_token_file", "collector_ca", "hmac_key_file")
-        if key in section
-    }
-    return replace(settings, **paths)
+        settings = replace(
+            settings, collector_url=check_collector_url(url, what=f"agent.collector_url in {where}")
+        )
+
+    def path(key: str) -> Path | None:
+        return _path(section[key], key, where) if key in section else None
+
+    return replace(
+        settings,
+        spool_path=path("spool_path") or settings.spool_path,
+        log_path=path("log_path"),
+        collector_token_file=path("collector_token_file"),
+        collector_ca=path("collector_ca"),
+        hmac_key_file=path("hmac_key_file"),
+    )
 
 
 def read_secret(path: Path, *, what: str) -> str:

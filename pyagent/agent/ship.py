@@ -61,7 +61,9 @@ class Collector:
             return None
         token = None
         if settings.collector_token_file is not None:
-            token = read_secret(settings.collector_token_file, what="collector token (agent.collector_token_file)")
+            token = read_secret(
+                settings.collector_token_file, what="collector token (agent.collector_token_file)"
+            )
         return cls(settings.collector_url, token, settings.collector_timeout, settings.collector_ca)
 
     def _opener(self) -> urllib.request.OpenerDirector:

@@ -17,19 +17,34 @@ are covered by the chain (and by the key, when there is one).
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from pyagent.agent.chain import GENESIS, ChainKey, canonical_json
-from pyagent.errors import InvalidInputError
+from pyagent.agent.spoolfile import (
+    SpoolCorruptError,
+    SpoolError,
+    move_aside,
+    new_file,
+    sqlite_errors,
+    utc_now,
+)
+
+__all__ = [
+    "ChainState",
+    "RawRecord",
+    "ShipStatus",
+    "Spool",
+    "SpoolCorruptError",
+    "SpoolError",
+    "move_aside",
+    "utc_now",
+]
 
 FORMAT = "pyagent-spool/1"
 RECORD_VERSION = 1
@@ -49,37 +64,6 @@ CREATE INDEX records_pending ON records (seq) WHERE shipped_at IS NULL;
 _CHAIN_KEYS = ("format", "chain_id", "created_at", "origin", "mac", "key_id", "anchor_seq", "anchor_hash")
 _COUNTER_KEYS = ("head_seq", "head_hash", "head_id", "dropped", "dropped_unshipped")
 _SHIP_KEYS = ("last_ship_at", "last_ship_ok_at", "last_ship_error")
-_CORRUPT_HINT = "move it aside and start a new chain with `pyagent agent run --move-corrupt-aside`"
-
-
-class SpoolError(InvalidInputError):
-    """The spool cannot be opened or written (missing, permissions, locked, wrong key). Exit code 2."""
-
-
-class SpoolCorruptError(SpoolError):
-    """The spool file is not a readable SQLite database, or not a pyagent spool. Exit code 2."""
-
-
-def utc_now() -> str:
-    """The current time in UTC as RFC 3339 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _translate(err: sqlite3.Error, path: Path, action: str) -> SpoolError:
-    name = getattr(err, "sqlite_errorname", "")
-    message = str(err).replace("\n", " ")
-    if name.startswith("SQLITE_CORRUPT") or name in ("SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"):
-        return SpoolCorruptError(f"{path}: the spool database is corrupt ({message}); {_CORRUPT_HINT}")
-    return SpoolError(f"{path}: cannot {action} the spool: {message}")
-
-
-@contextlib.contextmanager
-def sqlite_errors(path: Path, action: str) -> Iterator[None]:
-    """Turn every SQLite error inside the block into a one-line :class:`SpoolError`."""
-    try:
-        yield
-    except sqlite3.Error as err:
-        raise _translate(err, path, action) from err
 
 
 @dataclass(frozen=True)
@@ -141,11 +125,15 @@ class Spool:
 
     @classmethod
     def open(cls, path: Path, *, key: ChainKey, readonly: bool = False, origin: str = "") -> Spool:
-        """Open (or, writable, create) the spool at ``path``; corruption is a :class:`SpoolCorruptError`."""
+        """Open (or, writable, create) the spool at ``path``; corruption is a :class:`SpoolCorruptError`.
+
+        A new spool is built under a temporary name and linked into place complete, so an existing
+        file at ``path`` is always a spool: an empty or truncated one is corrupt, never silently reset.
+        """
         if readonly and not path.is_file():
             raise SpoolError(f"{path}: no spool here (has the agent run yet? see agent.spool_path)")
-        if not readonly:
-            _create_file(path)
+        if not readonly and not path.exists():
+            cls._create(path, key=key, origin=origin)
         with sqlite_errors(path, "open"):
             if readonly:
                 conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=10)
@@ -154,31 +142,45 @@ class Spool:
             conn.isolation_level = None
             spool = cls(path, conn, key)
             try:
-                spool._prepare(readonly=readonly, origin=origin)
+                spool._prepare(readonly=readonly)
             except BaseException:
                 conn.close()
                 raise
         return spool
 
-    def _prepare(self, *, readonly: bool, origin: str) -> None:
+    @classmethod
+    def _create(cls, path: Path, *, key: ChainKey, origin: str) -> None:
+        with new_file(path) as temporary, sqlite_errors(path, "create"):
+            conn = sqlite3.connect(str(temporary), timeout=10)
+            conn.isolation_level = None
+            try:
+                fresh = cls(temporary, conn, key)
+                fresh._pragmas()
+                fresh._initialise(origin)
+            finally:
+                conn.close()
+
+    def _pragmas(self) -> None:
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise SpoolError(f"{self.path}: cannot switch the spool to WAL mode (got {mode})")
+        self._conn.execute("PRAGMA synchronous = FULL")
+
+    def _prepare(self, *, readonly: bool) -> None:
         conn = self._conn
         conn.execute("PRAGMA busy_timeout = 10000")
-        if not readonly:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SpoolError(f"{self.path}: cannot switch the spool to WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
-            raise SpoolCorruptError(
-                f"{self.path}: the spool database is corrupt ({'; '.join(map(str, problems))}); {_CORRUPT_HINT}"
-            )
+            reason = f"the spool database is corrupt ({'; '.join(map(str, problems))})"
+            raise SpoolCorruptError(self.path, reason)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables and not readonly:
-            self._initialise(origin)
-        elif tables != {"meta", "records"}:
-            raise SpoolCorruptError(f"{self.path}: not a pyagent spool (tables: {sorted(tables)}); {_CORRUPT_HINT}")
+        if tables != {"meta", "records"}:
+            what = f"tables: {sorted(tables)}" if tables else "empty: truncated?"
+            raise SpoolCorruptError(self.path, f"not a pyagent spool ({what})")
         self.state()  # every meta key present and well-formed
+        if not readonly:  # only now: the pragmas write to the file, which must not touch a corrupt one
+            self._pragmas()
 
     def _initialise(self, origin: str) -> None:
         meta = {
@@ -213,6 +215,18 @@ class Spool:
                 self._conn.execute("ROLLBACK")
             raise
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read several things from one consistent state, while the agent may be writing."""
+        with sqlite_errors(self.path, "read"):
+            self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._conn.in_transaction:
+                with sqlite_errors(self.path, "read"):
+                    self._conn.execute("COMMIT")
+
     def close(self) -> None:
         self._conn.close()
 
@@ -233,14 +247,14 @@ class Spool:
         meta = self._meta()
         missing = [key for key in (*_CHAIN_KEYS, *_COUNTER_KEYS) if key not in meta]
         if missing:
-            raise SpoolCorruptError(f"{self.path}: not a pyagent spool (meta.{missing[0]} missing); {_CORRUPT_HINT}")
+            raise SpoolCorruptError(self.path, f"not a pyagent spool (meta.{missing[0]} missing)")
         if meta["format"] != FORMAT:
             raise SpoolError(f"{self.path}: spool format {meta['format']!r}, this pyagent reads {FORMAT!r}")
 
         def number(key: str) -> int:
             value = meta[key]
             if not value.isdigit():
-                raise SpoolCorruptError(f"{self.path}: meta.{key} is not a number: {value!r}; {_CORRUPT_HINT}")
+                raise SpoolCorruptError(self.path, f"meta.{key} is not a number: {value!r}")
             return int(value)
 
         return ChainState(
@@ -373,37 +387,3 @@ class Spool:
             values["last_ship_ok_at"] = at
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._set_meta(**values)
-
-
-def _create_file(path: Path) -> None:
-    """Create the spool file (and its directory) private to the agent's user, durably."""
-    if path.exists():
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        if os.name == "posix":
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except FileExistsError:
-        return
-    except OSError as err:
-        raise SpoolError(f"{path}: cannot create the spool: {err.strerror}") from err
-
-
-def move_aside(path: Path) -> Path:
-    """Rename a corrupt spool (and its -wal and -shm files) to ``<path>.corrupt-<UTC time>``; returns it."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    try:
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{path}{suffix}")
-            if source.exists():
-                shutil.move(source, Path(f"{target}{suffix}"))
-    except OSError as err:
-        raise SpoolError(f"{path}: cannot move the corrupt spool aside: {err.strerror}") from err
-    return target

@@ -117,7 +117,10 @@ def _check_key(spool: Spool, state: ChainState, key: ChainKey) -> Problem | None
         )
     if state.mac == MAC_PLAIN and key.secret is not None:
         return Problem(
-            "key", None, None, "the log says it is not keyed, but a key is configured: downgraded or a wrong config"
+            "key",
+            None,
+            None,
+            "the log says it is not keyed, but a key is configured: downgraded or a wrong config",
         )
     if state.mac not in (MAC_PLAIN, MAC_KEYED):
         return Problem("key", None, None, f"meta.mac is {state.mac!r}, neither {MAC_PLAIN} nor {MAC_KEYED}")
@@ -126,15 +129,22 @@ def _check_key(spool: Spool, state: ChainState, key: ChainKey) -> Problem | None
 
 def verify_spool(spool: Spool, key: ChainKey) -> Verification:
     """Verify the whole log in ``spool`` with ``key`` (an unkeyed :class:`ChainKey` for plain chains)."""
-    state = spool.state()
-    entries = [_entry(row, key) for row in spool.records()]
+    with spool.snapshot():
+        state = spool.state()
+        rows = spool.records()
+    entries = [_entry(row, key) for row in rows]
     problems: list[Problem] = []
     key_problem = _check_key(spool, state, key)
     if key_problem is not None:
         problems.append(key_problem)
     else:
         problems.extend(
-            Problem("edited", e.row.seq, e.row.id, f"record {e.name} was edited: its content does not match its hash")
+            Problem(
+                "edited",
+                e.row.seq,
+                e.row.id,
+                f"record {e.name} was edited: its content does not match its hash",
+            )
             for e in entries
             if not e.sound
         )
@@ -174,6 +184,16 @@ def _links(chain: list[_Entry], state: ChainState) -> list[Problem]:
     for entry in chain:
         if entry.row.prev_hash != expected_prev:
             problems.append(_diagnose(entry, previous, before_prev, expected_seq, state))
+        elif entry.sound and entry.seq != expected_seq and previous is None:
+            problems.append(
+                Problem(
+                    "anchor",
+                    entry.row.seq,
+                    entry.row.id,
+                    f"record {entry.name} follows the anchor's hash but the anchor says seq "
+                    f"{state.anchor_seq}: the anchor in meta was edited",
+                )
+            )
         elif entry.sound and entry.seq != expected_seq:
             problems.append(
                 Problem(
@@ -224,23 +244,36 @@ def _ends(chain: list[_Entry], state: ChainState) -> list[Problem]:
     if not chain:
         if state.head_seq != state.anchor_seq:
             missing = _span(state.anchor_seq + 1, state.head_seq)
-            return [Problem("deleted", state.anchor_seq + 1, None, f"record {missing} missing (deleted): none left")]
+            return [
+                Problem(
+                    "deleted", state.anchor_seq + 1, None, f"record {missing} missing (deleted): none left"
+                )
+            ]
         return []
     last = chain[-1]
     if last.seq < state.head_seq:
         missing = _span(last.seq + 1, state.head_seq)
-        return [Problem("deleted", last.seq + 1, None, f"record {missing} missing (deleted) at the end of the log")]
+        return [
+            Problem(
+                "deleted", last.seq + 1, None, f"record {missing} missing (deleted) at the end of the log"
+            )
+        ]
     if last.seq > state.head_seq:
         return [
             Problem(
                 "inserted",
                 last.row.seq,
                 last.row.id,
-                f"record {last.name} comes after the recorded head (seq {state.head_seq}): appended outside the agent",
+                f"record {last.name} comes after the recorded head (seq {state.head_seq}): "
+                "appended outside the agent",
             )
         ]
     if last.row.hash != state.head_hash or last.row.id != (state.head_id or ""):
-        return [Problem("edited", last.row.seq, last.row.id, f"record {last.name} does not match the recorded head")]
+        return [
+            Problem(
+                "edited", last.row.seq, last.row.id, f"record {last.name} does not match the recorded head"
+            )
+        ]
     if last.sound and last.body is not None:
         said = (last.body.get("anchor"), last.body.get("dropped"))
         held = ({"seq": state.anchor_seq, "hash": state.anchor_hash}, state.dropped)
@@ -250,7 +283,8 @@ def _ends(chain: list[_Entry], state: ChainState) -> list[Problem]:
                     "anchor",
                     None,
                     None,
-                    f"the anchor or dropped counter in meta (seq {state.anchor_seq}, dropped {state.dropped}) "
+                    f"the anchor or dropped counter in meta (seq {state.anchor_seq}, "
+                    f"dropped {state.dropped}) "
                     f"differs from what the head record {last.name} says: edited",
                 )
             ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS
 from pyagent.errors import InvalidInputError
 
 __all__ = [
@@ -44,8 +46,6 @@ _CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
     "ES512": (ec.SECP521R1, 66),
 }
 _ALG_BY_CURVE = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
-#: The JWS algorithms a bundle may be signed with (RFC 7518 names, as ``opa build --signing-alg``).
-PUBLIC_KEY_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 MIN_RSA_BITS = 2048
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 #: Header parameters that would make the token mean something this verifier does not implement.
@@ -71,7 +71,7 @@ class VerificationKey:
     source: str = ""
 
 
-def load_verification_key(path: str | Path, algorithm: str | None = None) -> VerificationKey:
+def load_verification_key(path: str | os.PathLike[str], algorithm: str | None = None) -> VerificationKey:
     """The PEM public key (or certificate) at ``path``; ``algorithm`` defaults to RS256 for RSA keys
     (as OPA's) and to the curve's ES algorithm for EC keys. Unusable keys are :class:`InvalidInputError`.
     """

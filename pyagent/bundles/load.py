@@ -73,8 +73,11 @@ class BundleTrust:
         """None when no key is given (verification off). Options that need a key, without one, are
         a usage error: a typo must not switch verification off silently."""
         if not key:
-            given = [name for name, value in (("algorithm", algorithm), ("key id", key_id), ("scope", scope))
-                     if value]
+            given = [
+                name
+                for name, value in (("algorithm", algorithm), ("key id", key_id), ("scope", scope))
+                if value
+            ]
             if given or fallback:
                 what = ", ".join(given) or "fallback"
                 raise InvalidInputError(f"bundle verification {what} given without a verification key")

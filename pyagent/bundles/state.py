@@ -53,7 +53,7 @@ class AcceptedBundle:
     serial: int
     revision: str
     content_digest: str
-    built_at: str | None
+    built_at: int | None
     accepted_at: str
     source: str
 

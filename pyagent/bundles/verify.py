@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from pyagent.bundles.constants import SIGNATURES_FILE
 from pyagent.bundles.digest import DigestError, file_digest
 from pyagent.bundles.errors import RejectionKind, reject
 from pyagent.bundles.jws import JwsError, VerificationKey, load_verification_key, verify_compact
 
 __all__ = ["SIGNATURES_FILE", "VerificationConfig", "VerifiedBundle", "verify_members"]
 
-SIGNATURES_FILE = ".signatures.json"
 _JWS_KINDS = {
     "malformed": RejectionKind.MALFORMED_SIGNATURE,
     "algorithm": RejectionKind.BAD_ALGORITHM,
@@ -52,7 +52,7 @@ class VerificationConfig:
     @classmethod
     def from_key_file(
         cls,
-        path: str | Path,
+        path: str | os.PathLike[str],
         *,
         algorithm: str | None = None,
         key_id: str | None = None,
@@ -68,7 +68,8 @@ class VerifiedBundle:
     label: str
     serial: int
     revision: str
-    built_at: str | None
+    built_at: int | None
+    """``metadata.pyagent.built_at``: when the bundle was built, in Unix seconds."""
     content_digest: str
     """SHA-256 over the signed file list: equal for two bundles with the same files and contents."""
     claims: Mapping[str, Any] = field(repr=False)
@@ -95,7 +96,7 @@ def verify_members(files: Mapping[str, bytes], config: VerificationConfig, *, la
         label=label,
         serial=serial,
         revision=revision if isinstance(revision, str) else "",
-        built_at=built_at if isinstance(built_at, str) else None,
+        built_at=built_at if isinstance(built_at, int) and not isinstance(built_at, bool) else None,
         content_digest=_content_digest(listed),
         claims={k: v for k, v in payload.items() if k != "files"},
     )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import click
 
 from pyagent import __version__
+from pyagent.cli.agent import agent
 from pyagent.cli.check import check
 from pyagent.cli.collect import collect
 from pyagent.cli.fleet import fleet
 from pyagent.cli.impact import impact
+from pyagent.cli.log import log
 from pyagent.cli.policy import policy
 from pyagent.cli.validate import validate
 from pyagent.errors import PyagentError
@@ -57,11 +60,21 @@ Examples:
 """,
 )
 @click.version_option(__version__, prog_name="pyagent")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Log more to stderr (-v: info, -vv: debug).")
+def cli(verbose: int) -> None:
     """App bans on managed devices, written as Rego policy and decided by OPA.
 
     Exit codes: 0 compliant, 1 non-compliant, 2 invalid input or usage, 3 no decision.
     """
+    # Errors reach the user once, as the error line; logs add detail only when asked for (-v).
+    logger = logging.getLogger("pyagent")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())  # no "last resort" echo of warnings on stderr
+    if verbose and not any(type(h) is logging.StreamHandler for h in logger.handlers):
+        logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("pyagent: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 cli.add_command(check)
@@ -70,6 +83,8 @@ cli.add_command(fleet)
 cli.add_command(impact)
 cli.add_command(validate)
 cli.add_command(policy)
+cli.add_command(agent)
+cli.add_command(log)
 
 
 def main() -> None:

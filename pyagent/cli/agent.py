@@ -69,6 +69,7 @@ corrupt or unreadable. Without --once: 0 after SIGTERM.
 @click.option(
     "--jitter",
     type=click.FloatRange(min=0, max=1, max_open=True),
+    metavar="FRACTION",
     help="Random spread of the interval, as a fraction (default: agent.jitter, else 0.1 = +-10 %).",
 )
 @click.option(
@@ -144,12 +145,20 @@ def status_document(path: Path, collector_url: str | None) -> dict[str, Any]:
     document: dict[str, Any] = {"spool": str(path), "exists": path.is_file(), "collector": collector_url}
     if not document["exists"]:
         return {**document, "records": 0, "pending": 0, "dropped": 0, "last_run": None, "head": None}
-    with Spool.open(path, key=load_key(None), readonly=True) as spool:
+    with Spool.open(path, key=load_key(None), readonly=True) as spool, spool.snapshot():
         state = spool.state()
         records, pending = spool.counts()
         head = spool.head()
         ship = spool.ship_status()
-    body = json.loads(head.body) if head is not None else None
+    body: Any = None
+    if head is not None:
+        try:
+            body = json.loads(head.body)
+        except ValueError:  # an edited head record: status says so, `log verify` tells the rest
+            body = {
+                "outcome": "unreadable",
+                "error": f"record seq {head.seq} is not JSON; run pyagent log verify",
+            }
     return {
         **document,
         "chain_id": state.chain_id,
@@ -181,10 +190,14 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         rules = f" ({', '.join(last['violations'])})" if last["violations"] else ""
         error = f": {last['error']}" if last["error"] else ""
         lines.append(f"last run: {last['at']} {last['outcome']}{rules}{error}")
-        lines.append(f"  device {last['device_id']}, organization {last['organization']}, "
-                     f"policy {last['policy_revision']}, engine {last['engine']}")
-    lines.append(f"records: {doc['records']} kept, {doc['pending']} not shipped, {doc['dropped']} dropped "
-                 f"({doc['dropped_unshipped']} of them unshipped)")
+        lines.append(
+            f"  device {last['device_id']}, organization {last['organization']}, "
+            f"policy {last['policy_revision']}, engine {last['engine']}"
+        )
+    lines.append(
+        f"records: {doc['records']} kept, {doc['pending']} not shipped, {doc['dropped']} dropped "
+        f"({doc['dropped_unshipped']} of them unshipped)"
+    )
     head = doc["head"]
     lines.append(f"log head: seq {head['seq']} {head['hash']}")
     ship = doc["shipping"]

@@ -96,6 +96,33 @@ def engine_options(f: F) -> F:
             help="Compiled policy bundle for the embedded engine (env PYAGENT_BUNDLE).",
         ),
         click.option(
+            "--verification-key",
+            envvar="PYAGENT_BUNDLE_VERIFICATION_KEY",
+            type=click.Path(dir_okay=False),
+            help="Public key (PEM) that signed bundles must verify against; unsigned bundles are refused.",
+        ),
+        click.option(
+            "--verification-alg",
+            envvar="PYAGENT_BUNDLE_VERIFICATION_ALG",
+            help="Signature algorithm (RS256, PS256, ES256, ...; default from the key).",
+        ),
+        click.option(
+            "--verification-key-id", envvar="PYAGENT_BUNDLE_VERIFICATION_KEY_ID", help="Expected key id."
+        ),
+        click.option("--bundle-scope", envvar="PYAGENT_BUNDLE_SCOPE", help="Expected signature scope."),
+        click.option(
+            "--state-dir",
+            envvar="PYAGENT_STATE_DIR",
+            type=click.Path(file_okay=False),
+            help="Where the last accepted bundle and its serial are kept (default /var/lib/pyagent).",
+        ),
+        click.option(
+            "--bundle-fallback/--no-bundle-fallback",
+            envvar="PYAGENT_BUNDLE_FALLBACK",
+            default=False,
+            help="When a bundle is refused, decide with the last accepted one instead of failing.",
+        ),
+        click.option(
             "--data",
             "data_files",
             multiple=True,

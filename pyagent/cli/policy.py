@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
+from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS, TARGETS
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.policy.opa_tool import policy_dirs, run_opa
 
@@ -79,9 +81,42 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
 
 
 @policy.command(
+    epilog="\b\nExamples:\n  pyagent policy docs > build/policy.md\n  pyagent policy docs -o build/policy.md"
+)
+@dirs_argument
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the page to FILE, not stdout.",
+)
+def docs(dirs: tuple[str, ...], output: str | None) -> None:
+    """The policy data (bans, organisations and their rules, the timeline) as a Markdown page."""
+    from pyagent.policy.docs import policy_data, render_markdown
+
+    page = render_markdown(policy_data(policy_dirs(dirs)))
+    if output:
+        Path(output).write_text(page, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(page, nl=not page.endswith("\n"))
+
+
+@policy.command(
     epilog="""\b
 Examples:
   pyagent policy bundle -o build/bundle.tar.gz --revision 2023.03.15-1
+  pyagent policy bundle --signing-key keys/bundle-signing.pem --revision 2023.03.15-1 --serial 42
+  pyagent policy bundle --signing-key keys/ec.pem --signing-alg ES256 --scope eu-fleet
+  pyagent policy bundle --signing-key keys/bundle-signing.pem --target rego -o build/server.tar.gz
+
+\b
+A signed bundle's .manifest carries metadata.pyagent.serial (--serial, default: milliseconds since
+the epoch) and built_at; /.signatures.json signs every file, the manifest included. The embedded
+engine refuses a serial older than the last one it accepted. Serve one to OPA with
+`opa run --server --verification-key PUB.pem [--signing-alg ALG] [--scope S] --bundle FILE`
+(--target rego: the server build of opa runs no wasm).
 """,
 )
 @dirs_argument
@@ -89,34 +124,92 @@ Examples:
     "-o", "--output", default="build/bundle.tar.gz", show_default=True, type=click.Path(dir_okay=False)
 )
 @click.option("--revision", default=None, help="Bundle revision (default: data.pyagent.revision).")
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="PEM private key (RSA or EC): sign the bundle, with a build serial for rollback protection.",
+)
+@click.option(
+    "--signing-alg",
+    type=click.Choice(PUBLIC_KEY_ALGORITHMS),
+    default=None,
+    help="JWS algorithm of the signature [default: RS256; ES256/384/512 for EC keys].",
+)
+@click.option(
+    "--serial",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Build serial, compared for rollback protection [default: milliseconds since the epoch].",
+)
+@click.option("--scope", default=None, help="Signed scope; verifiers must be configured with the same.")
+@click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default="wasm",
+    show_default=True,
+    help="wasm for the embedded engine, rego for an OPA server.",
+)
 @click.pass_context
-def bundle(ctx: click.Context, dirs: tuple[str, ...], output: str, revision: str | None) -> None:
-    """Compile the policy to a wasm bundle with the pinned `opa build` (used by the embedded engine)."""
+def bundle(
+    ctx: click.Context,
+    dirs: tuple[str, ...],
+    output: str,
+    revision: str | None,
+    signing_key: str | None,
+    signing_alg: str | None,
+    serial: int | None,
+    scope: str | None,
+    target: str,
+) -> None:
+    """Compile the policy to a bundle with the pinned `opa build` (optionally signed)."""
     targets = policy_dirs(dirs)
-    args = ["build", "-t", "wasm", "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", output]
-    if revision:
-        args += ["--revision", revision]
-    run = run_opa([*args, *targets])
-    if run.returncode != 0:
-        click.echo(run.stderr.rstrip(), err=True)
-        ctx.exit(2)
-    click.echo(f"wrote {output}", err=True)
+    if signing_key is None:
+        unused = [
+            f"--{n}" for n, v in (("signing-alg", signing_alg), ("serial", serial), ("scope", scope)) if v
+        ]
+        if unused:
+            raise click.UsageError(f"{', '.join(unused)} needs --signing-key")
+        args = ["build", "-t", target, "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", output]
+        if revision:
+            args += ["--revision", revision]
+        run = run_opa([*args, *targets])
+        if run.returncode != 0:
+            click.echo(run.stderr.rstrip(), err=True)
+            ctx.exit(2)
+        click.echo(f"wrote {output}", err=True)
+        ctx.exit(0)
+    from pyagent.bundles.build import build_signed_bundle
+
+    algorithm = signing_alg or _default_algorithm(signing_key)
+    built = build_signed_bundle(
+        targets,
+        output,
+        signing_key=signing_key,
+        algorithm=algorithm,
+        revision=revision,
+        serial=serial,
+        scope=scope,
+        target=target,
+    )
+    scoped = f", scope {built.scope}" if built.scope else ""
+    click.echo(
+        f"wrote {output} (signed {built.algorithm}, serial {built.serial}, "
+        f"revision {built.revision or '-'}{scoped})",
+        err=True,
+    )
     ctx.exit(0)
 
 
-@policy.command(epilog="\b\nExamples:\n  pyagent policy docs > docs/policy.md")
-@dirs_argument
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write here, not stdout."
-)
-def docs(dirs: tuple[str, ...], output: str | None) -> None:
-    """The bans, organisations, rules, dates and exemptions as a Markdown page."""
-    from pathlib import Path
+def _default_algorithm(signing_key: str) -> str:
+    """RS256 (OPA's default) for RSA keys, the curve's ES algorithm for EC keys."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
 
-    from pyagent.policy.docs import policy_data, render_markdown
-
-    text = render_markdown(policy_data(policy_dirs(dirs)))
-    if output and output != "-":
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        click.echo(text, nl=False)
+    try:
+        key = serialization.load_pem_private_key(Path(signing_key).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return "RS256"  # build_signed_bundle reports the unreadable key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name, "ES256")
+    return "RS256"

@@ -36,4 +36,6 @@ def summary_line(decision: Mapping[str, Any]) -> str:
         f"{len(decision[key])} {key}" for key in ("violations", "warnings", "exempted") if decision[key]
     )
     tail = f": {counts}" if counts else ""
+    if decision.get("fallback_reason"):
+        tail += f" (decided by the embedded fallback: {decision['fallback_reason']})"
     return f"pyagent: {verdict}: {decision['device_id']} ({decision['organization']}){tail}"

@@ -35,6 +35,12 @@ class EngineSettings:
     fallback_embedded: bool = False
     max_policy_age: float | None = None
     bundle: str | None = None
+    verification_key: str | None = None
+    verification_alg: str | None = None
+    verification_key_id: str | None = None
+    bundle_scope: str | None = None
+    state_dir: str | None = None
+    bundle_fallback: bool = False
     data_files: Sequence[str] = field(default_factory=tuple)
 
 

@@ -4,6 +4,12 @@ run in-process with wasmtime. No server, and OPA's own compiled semantics.
 The bundle (``build/bundle.tar.gz`` from ``make policy``, or ``--bundle``/``PYAGENT_BUNDLE``)
 carries the compiled policy and its data; ``--data`` overlays are merged into that data once,
 when the engine is built.
+
+Signed bundles: with ``PYAGENT_BUNDLE_VERIFICATION_KEY`` set (a PEM public key), the bundle must carry
+a valid signature over every file, the configured scope (``PYAGENT_BUNDLE_SCOPE``), and a build serial
+no older than the last accepted one (kept in ``PYAGENT_STATE_DIR``, default ``/var/lib/pyagent``);
+anything else is refused with exit code 3 and the reason (:mod:`pyagent.bundles`).
+``PYAGENT_BUNDLE_FALLBACK=1`` runs the last accepted bundle instead of failing.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, En
 from pyagent.policy.data import load_overlay, merge, overlay_digest
 
 if TYPE_CHECKING:
+    from pyagent.bundles.verify import VerifiedBundle
     from pyagent.engines.wasm.runtime import WasmPolicy
 
 #: Where `make policy` writes the compiled bundle in a checkout.
@@ -41,28 +48,54 @@ class EmbeddedEngine(Engine):
         revision_suffix: str = "",
         source: str = "",
         manifest: Mapping[str, Any] | None = None,
+        verified: VerifiedBundle | None = None,
     ) -> None:
         self._policy = policy
         self._suffix = revision_suffix
         self.source = source
         self.manifest: Mapping[str, Any] = manifest or {}
+        #: The signature check's outcome, when bundle verification is configured.
+        self.verified = verified
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> EmbeddedEngine:
         overlays = [load_overlay(path) for path in settings.data_files]
         path = Path(settings.bundle) if settings.bundle else default_bundle_path()
-        if not path.is_file():
+        from pyagent.bundles.load import BundleTrust, load_bundle
+        from pyagent.engines.wasm.bundle import WasmBundle
+        from pyagent.engines.wasm.runtime import WasmPolicy
+
+        trust = (
+            BundleTrust.from_options(
+                key=settings.verification_key,
+                algorithm=settings.verification_alg,
+                key_id=settings.verification_key_id,
+                scope=settings.bundle_scope,
+                state_dir=settings.state_dir,
+                fallback=settings.bundle_fallback,
+            )
+            if settings.verification_key
+            else BundleTrust.from_env()
+        )
+        if not path.is_file() and not (trust and trust.fallback):
             raise EngineError(
                 f"{path}: no compiled policy bundle; run `make policy` or give --bundle (env PYAGENT_BUNDLE)"
             )
-        from pyagent.engines.wasm.bundle import read_bundle
-        from pyagent.engines.wasm.runtime import WasmPolicy
 
-        bundle = read_bundle(path)
-        policy = WasmPolicy(bundle.wasm)
-        policy.set_data(merge(bundle.data, overlays))
+        def activate(bundle: WasmBundle) -> WasmPolicy:
+            policy = WasmPolicy(bundle.wasm)
+            policy.set_data(merge(bundle.data, overlays))
+            return policy
+
+        loaded = load_bundle(path, trust, activate)
         suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
-        return cls(policy, revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
+        return cls(
+            loaded.value,
+            revision_suffix=suffix,
+            source=loaded.source,
+            manifest=loaded.bundle.manifest,
+            verified=loaded.verified,
+        )
 
     @property
     def revision_suffix(self) -> str:

@@ -2,6 +2,11 @@
 
 Memory stays flat in the number of devices: at most ``jobs * 2`` batches are in flight, and
 results are handed on as soon as their batch is done.
+
+Start-up is kept small, because on a 2-core machine it decides whether a pool pays off at all:
+a run of one batch is decided in this process (no pool); pool workers are forked from a forkserver
+that has already imported the worker code (and the main module), so each one only builds its
+engines, which the compiled-module cache makes cheap (see ``pyagent/engines/wasm/modcache.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from pyagent.engines.base import EngineSettings
-from pyagent.engines.select import build_engine
 from pyagent.fleet import worker
 from pyagent.fleet.sources import Item
 
 BATCH = 500
+#: Modules the forkserver imports once, so that forked workers start with them loaded.
+_PRELOAD = ["__main__", "pyagent.fleet.worker"]
 
 
 def default_jobs() -> int:
@@ -35,16 +41,26 @@ def run(
     jobs: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """One list of device results (one per engine) for each item, in order."""
-    for s in settings:  # fail fast, in this process, on settings that cannot work (exit 2 or 3)
-        build_engine(s).close()
     jobs = jobs or default_jobs()
+    worker.init(settings)  # built here first: settings that cannot work fail fast (exit 2 or 3)
     batches = _batches(items, BATCH)
-    if jobs == 1:
-        worker.init(settings)
-        for batch in batches:
+    head = list(itertools.islice(batches, 2 if jobs > 1 else 1))
+    if len(head) < 2:  # a single batch, or jobs=1: decided in this process with those engines
+        for batch in itertools.chain(head, batches):
             yield from worker.decide_batch(batch, at, org)
         return
-    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    worker.init([])  # the workers build their own
+    yield from _pooled(itertools.chain(head, batches), settings, at, org, jobs)
+
+
+def _pooled(
+    batches: Iterator[list[Item]], settings: Sequence[EngineSettings], at: str, org: str | None, jobs: int
+) -> Iterator[list[dict[str, Any]]]:
+    if os.name == "posix":
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+    else:
+        context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=worker.init, initargs=(list(settings),)
     ) as pool:

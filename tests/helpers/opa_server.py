@@ -55,11 +55,13 @@ def run_opa_server(
     paths: Sequence[Path] = POLICY_DIRS,
     extra_args: Sequence[str] = (),
     tls_ca: Path | None = None,
+    bundle: bool = False,
 ) -> Iterator[RunningOpa]:
     """Start ``opa run --server`` with ``paths`` loaded; stop it afterwards.
 
     With ``tls_ca``, the server speaks HTTPS (``extra_args`` carry its certificate) and the health
-    check trusts that CA.
+    check trusts that CA. With ``bundle``, ``paths`` are loaded as bundles (``--bundle``), which
+    OPA needs to verify their signatures (``extra_args``: ``--verification-key`` etc.).
     """
     port = free_port()
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
@@ -75,6 +77,7 @@ def run_opa_server(
                 "--log-level",
                 "error",
                 *extra_args,
+                *(["--bundle"] if bundle else []),
                 *(str(p) for p in paths),
             ],
             stdout=out,

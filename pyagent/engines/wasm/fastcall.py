@@ -83,7 +83,9 @@ class RawFunc:
         finally:
             self._busy = False
 
-    def _invoke(self, buffer: ctypes.Array[ctypes.c_int32], addr: int, trap: ctypes.c_void_p, args: tuple[int, ...]) -> Any:
+    def _invoke(
+        self, buffer: ctypes.Array[ctypes.c_int32], addr: int, trap: ctypes.c_void_p, args: tuple[int, ...]
+    ) -> Any:
         for index, value in enumerate(args):
             buffer[index * _INTS_PER_SLOT] = value
         trap.value = None

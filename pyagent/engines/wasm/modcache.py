@@ -121,11 +121,7 @@ class ModuleCache:
         except OSError:
             os.close(fd)
             return None
-        if (
-            not stat.S_ISDIR(info.st_mode)
-            or info.st_uid != os.getuid()
-            or stat.S_IMODE(info.st_mode) & 0o077
-        ):
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
             os.close(fd)
             return None
         return fd

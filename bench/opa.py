@@ -1,0 +1,129 @@
+"""OPA itself in the benchmark: ``opa bench`` (its evaluator in-process), a real ``opa run --server``
+on a free loopback port, and a bare keep-alive HTTP client for that server."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OpaServer", "RawClient", "opa_bench_ns", "opa_server"]
+
+QUERY = "data.pyagent.decision"
+DATA_PATH = "/v1/data/pyagent/decision"
+
+
+def opa_bench_ns(
+    opa: str, input_path: Path, paths: Sequence[Path], *, count: int = 3, timeout_s: float = 300.0
+) -> dict[str, Any]:
+    """``opa bench`` of the decision: ns per evaluation, the median over ``count`` benchmark runs
+    (each is Go's ``testing.Benchmark``: as many evaluations as fit in about a second).
+
+    Metrics and allocation counting are off, so this is OPA's evaluator at its best."""
+    command = [opa, "bench", "--format", "json", "--count", str(count), "--metrics=false", "--benchmem=false"]
+    command += ["--ignore", "*_test.rego", "-i", str(input_path)]
+    for path in paths:
+        command += ["-d", str(path)]
+    done = subprocess.run([*command, QUERY], capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"opa bench failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    runs = _json_stream(done.stdout)
+    per_op = sorted(run["T"] / run["N"] for run in runs if run.get("N"))
+    if not per_op:
+        raise RuntimeError(f"opa bench gave no result: {done.stdout[:500]}")
+    return {
+        "ns_per_op": round(per_op[len(per_op) // 2]),
+        "runs_ns_per_op": [round(x) for x in per_op],
+        "evaluations": sum(int(run["N"]) for run in runs),
+    }
+
+
+def _json_stream(text: str) -> list[dict[str, Any]]:
+    decoder, pos, out = json.JSONDecoder(), 0, []
+    text = text.strip()
+    while pos < len(text):
+        value, end = decoder.raw_decode(text, pos)
+        if isinstance(value, dict):
+            out.append(value)
+        pos = end
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class OpaServer:
+    url: str
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def opa_server(opa: str, paths: Sequence[Path], log: Path, *, timeout_s: float = 30.0) -> Iterator[OpaServer]:
+    """``opa run --server`` with ``paths`` loaded on a free loopback port; stopped afterwards."""
+    port = free_port()
+    command = [opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"]
+    command += ["--ignore", "*_test.rego", *(str(p) for p in paths)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy("127.0.0.1", port, process, log, time.monotonic() + timeout_s)
+        yield OpaServer(url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(host: str, port: int, process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"opa exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=0.5)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"opa did not become healthy on port {port}: {log.read_text()[-2000:]}")
+
+
+class RawClient:
+    """The least a client can do: one keep-alive ``http.client`` connection, the input encoded,
+    posted, the response read and decoded. Nothing else (no retries, no checks)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._connection = http.client.HTTPConnection(host, port, timeout=30)
+        self._headers = {"Content-Type": "application/json"}
+
+    def decide(self, policy_input: dict[str, Any]) -> Any:
+        body = json.dumps({"input": policy_input}, separators=(",", ":")).encode()
+        self._connection.request("POST", DATA_PATH, body=body, headers=self._headers)
+        response = self._connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"OPA answered HTTP {response.status}: {payload[:200]!r}")
+        return json.loads(payload)["result"]
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,122 @@
+"""Whole processes: a cold ``pyagent check`` against a cold ``opa eval``, and fleet runs of generated
+devices with their throughput and the memory high-water of their whole process tree."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.inputs import AT
+from bench.measure import RunResult, run_measured, summarise
+
+__all__ = ["cold", "fleet_run", "generate", "help_time"]
+
+_DEVICES = re.compile(r"^(\d+) devices:", re.MULTILINE)
+
+
+def _timed_run(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], ok: Sequence[int]) -> int:
+    start = time.perf_counter_ns()
+    done = subprocess.run(
+        list(command), cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    )
+    elapsed = time.perf_counter_ns() - start
+    if done.returncode not in ok:
+        raise RuntimeError(f"{command[:3]} exited {done.returncode}: {done.stderr.decode()[-1500:]}")
+    return elapsed
+
+
+def cold(
+    pyagent: Sequence[str],
+    opa: str,
+    repo: Path,
+    report_path: Path,
+    input_path: Path,
+    *,
+    runs: int,
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    """``pyagent check REPORT --at ... --engine embedded`` against ``opa eval -d policies/rego -d
+    policies/data -i INPUT data.pyagent.decision``: whole processes, alternating, after one untimed
+    run of each (which also fills the compiled-module cache)."""
+    check = [*pyagent, "check", str(report_path), "--at", AT, "--engine", "embedded"]
+    opa_eval = [opa, "eval", "-d", "policies/rego", "-d", "policies/data", "-i", str(input_path)]
+    opa_eval.append("data.pyagent.decision")
+    _timed_run(check, cwd=repo, env=env, ok=(0, 1))
+    _timed_run(opa_eval, cwd=repo, env=env, ok=(0,))
+    check_ns: list[int] = []
+    eval_ns: list[int] = []
+    for _ in range(runs):
+        check_ns.append(_timed_run(check, cwd=repo, env=env, ok=(0, 1)))
+        eval_ns.append(_timed_run(opa_eval, cwd=repo, env=env, ok=(0,)))
+    uncached_env = {**env, "PYAGENT_WASM_CACHE": "0"}
+    uncached = [_timed_run(check, cwd=repo, env=uncached_env, ok=(0, 1)) for _ in range(max(1, runs // 5))]
+    return {
+        "check": summarise(check_ns),
+        "opa_eval": summarise(eval_ns),
+        "check_without_module_cache": summarise(uncached),
+        "check_command": " ".join([Path(pyagent[-1]).name, *check[len(pyagent) :]]),
+        "opa_eval_command": " ".join(["opa", *opa_eval[1:]]),
+    }
+
+
+def help_time(pyagent: Sequence[str], repo: Path, env: Mapping[str, str], runs: int) -> dict[str, Any]:
+    """``pyagent --help``: the price of importing the command line."""
+    command = [*pyagent, "--help"]
+    _timed_run(command, cwd=repo, env=env, ok=(0,))
+    return summarise([_timed_run(command, cwd=repo, env=env, ok=(0,)) for _ in range(runs)])
+
+
+def generate(pyagent: Sequence[str], devices: int, seed: int, out: Path, env: Mapping[str, str]) -> float:
+    """``pyagent fleet generate``; seconds taken."""
+    command = [*pyagent, "fleet", "generate", "--devices", str(devices), "--seed", str(seed), "-o", str(out)]
+    return _timed_run(command, cwd=out.parent, env=env, ok=(0,)) / 1e9
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from handle
+
+
+def fleet_run(
+    pyagent: Sequence[str],
+    inventory: Path,
+    devices: int,
+    *,
+    engine: str,
+    env: Mapping[str, str],
+    opa_url: str | None = None,
+    jobs: int | None = None,
+    cap_s: float | None = None,
+) -> dict[str, Any]:
+    """``pyagent fleet INVENTORY --format json -o /dev/null`` as a subprocess. With ``cap_s``, the
+    inventory is streamed to ``pyagent fleet -`` on stdin and the stream is ended after ``cap_s``
+    seconds: the devices fed until then are decided, and counted."""
+    command = [*pyagent, "fleet", "-" if cap_s else str(inventory), "--at", AT, "--format", "json"]
+    command += ["-o", os.devnull, "--engine", engine]
+    if opa_url:
+        command += ["--opa-url", opa_url]
+    if jobs:
+        command += ["--jobs", str(jobs)]
+    result: RunResult = run_measured(
+        command, env=env, feed=_lines(inventory) if cap_s else None, feed_cap_s=cap_s
+    )
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"pyagent fleet exited {result.returncode}: {result.stderr[-1500:]}")
+    found = _DEVICES.search(result.stderr)
+    decided = int(found.group(1)) if found else (result.fed if cap_s else devices)
+    return {
+        "engine": engine,
+        "jobs": jobs or "default",
+        "devices": decided,
+        "capped": bool(cap_s and decided < devices),
+        "wall_s": round(result.wall_s, 3),
+        "devices_per_s": round(decided / result.wall_s) if result.wall_s else None,
+        "peak_tree_rss_mb": round(result.peak_tree_kb / 1024, 1),
+        "peak_process_rss_mb": round(result.peak_process_kb / 1024, 1),
+        "processes": result.processes,
+    }

@@ -1,0 +1,101 @@
+"""The spool's file and its failures: one-line errors for every SQLite error, creation, moving aside."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyagent.errors import InvalidInputError
+
+CORRUPT_HINT = "move it aside and start a new chain with `pyagent agent run --move-corrupt-aside`"
+
+
+class SpoolError(InvalidInputError):
+    """The spool cannot be opened or written (missing, permissions, locked, wrong key). Exit code 2."""
+
+
+class SpoolCorruptError(SpoolError):
+    """The spool file is not a readable SQLite database, or not a pyagent spool. Exit code 2."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}; {CORRUPT_HINT}")
+        self.reason = reason
+
+
+def utc_now() -> str:
+    """The current time in UTC as RFC 3339 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _translate(err: sqlite3.Error, path: Path, action: str) -> SpoolError:
+    name = getattr(err, "sqlite_errorname", "")
+    message = str(err).replace("\n", " ")
+    if name.startswith("SQLITE_CORRUPT") or name in ("SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"):
+        return SpoolCorruptError(path, f"the spool database is corrupt ({message})")
+    return SpoolError(f"{path}: cannot {action} the spool: {message}")
+
+
+@contextlib.contextmanager
+def sqlite_errors(path: Path, action: str) -> Iterator[None]:
+    """Turn every SQLite error inside the block into a one-line :class:`SpoolError`."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise _translate(err, path, action) from err
+
+
+@contextlib.contextmanager
+def new_file(path: Path) -> Iterator[Path]:
+    """A private temporary file beside ``path``; after the block it is linked to ``path`` unless one
+    appeared meanwhile (then the other one is kept), and the directory entry is made durable."""
+    temporary = path.with_name(f".{path.name}.new-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _remove(temporary)
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as err:
+        raise SpoolError(f"{path}: cannot create the spool: {err.strerror}") from err
+    try:
+        yield temporary
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another agent created the spool first: use that one
+    except OSError as err:
+        raise SpoolError(f"{path}: cannot create the spool: {err.strerror}") from err
+    finally:
+        _remove(temporary)
+    _sync_directory(path.parent)
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a corrupt spool (and its -wal and -shm files) to ``<path>.corrupt-<UTC time>``; returns it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                shutil.move(source, Path(f"{target}{suffix}"))
+    except OSError as err:
+        raise SpoolError(f"{path}: cannot move the corrupt spool aside: {err.strerror}") from err
+    return target

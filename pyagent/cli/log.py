@@ -1,0 +1,80 @@
+"""``pyagent log verify``: is the agent's decision log intact?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pyagent.agent.chain import load_key
+from pyagent.agent.settings import agent_settings
+from pyagent.agent.store import Spool
+from pyagent.agent.verify import verify_spool
+from pyagent.agentconfig import load_config
+
+MAX_SHOWN = 50
+
+
+@click.group()
+def log() -> None:
+    """The agent's tamper-evident decision log (a hash chain in the spool database)."""
+
+
+@log.command(
+    epilog="""\b
+Examples:
+  pyagent log verify
+  pyagent log verify --db /var/lib/pyagent/spool.sqlite --key-file /etc/pyagent/log.key
+  pyagent log verify --format json
+\b
+Exit codes: 0 intact; 1 tampered (each problem names the record's seq and id: edited, deleted,
+inserted, reordered, or the anchor or key changed); 2 the database cannot be read (missing,
+corrupt, not a spool) or the key is missing or wrong.
+""",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="The spool database (default: agent.spool_path, else /var/lib/pyagent/spool.sqlite).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    help="HMAC key of a keyed log (default: agent.hmac_key_file).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Agent config file (default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def verify(
+    ctx: click.Context, db_path: str | None, key_file: str | None, config_path: str | None, fmt: str
+) -> None:
+    """Walk the hash chain from its anchor to its head; name every record that breaks it."""
+    settings = agent_settings(load_config(config_path))
+    path = Path(db_path) if db_path else settings.spool_path
+    key = load_key(Path(key_file) if key_file else settings.hmac_key_file)
+    with Spool.open(path, key=key, readonly=True) as spool:
+        result = verify_spool(spool, key)
+    if fmt == "json":
+        click.echo(json.dumps(result.json(), indent=2, ensure_ascii=False))
+    first = result.anchor_seq + 1
+    span = f"seq {first}..{result.head_seq}" if result.head_seq >= first else "no records"
+    if result.intact:
+        click.echo(
+            f"pyagent: log: {path}: intact: {result.records} records ({span}), {result.mac}, "
+            f"head {result.head_hash}, {result.dropped} dropped before seq {first}",
+            err=True,
+        )
+        ctx.exit(0)
+    click.echo(f"pyagent: log: {path}: TAMPERED: {len(result.problems)} problem(s)", err=True)
+    for problem in result.problems[:MAX_SHOWN]:
+        click.echo(f"  {problem.kind}: {problem.message}", err=True)
+    if len(result.problems) > MAX_SHOWN:
+        click.echo(f"  ... and {len(result.problems) - MAX_SHOWN} more (--format json lists all)", err=True)
+    ctx.exit(1)

@@ -1,0 +1,135 @@
+"""`pyagent agent run` on this machine: one run recorded, the status, the schedule and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyagent.agent.chain import ChainKey
+from pyagent.agent.runner import next_delay
+from pyagent.agent.store import Spool
+from tests.agent.conftest import REPO, pyagent_env, run_pyagent
+from tests.helpers.opa_server import RunningOpa
+
+
+def test_run_once_on_this_machine_records_the_decision(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    config = config_file(log_path=str(tmp_path / "agent.jsonl"))
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert done.returncode in (0, 1), done.stderr
+    recorded = json.loads(done.stdout)
+    assert recorded["seq"] == 1 and recorded["outcome"] in ("compliant", "non-compliant")
+    assert recorded["exit_code"] == done.returncode
+    with Spool.open(tmp_path / "spool.sqlite", key=ChainKey(), readonly=True) as spool:
+        body = json.loads(spool.records()[0].body)
+    assert body["id"] == recorded["id"] and body["prev_hash"] == "0" * 64
+    assert body["device_id"] == "laptop-17" and body["organization"] == "eu-commission"
+    assert len(body["report_sha256"]) == 64 and body["apps"] >= 0
+    assert body["engine"] == "embedded" and body["policy_revision"] == body["decision"]["policy_revision"]
+    assert body["decision"]["device_id"] == "laptop-17" and body["error"] is None
+    for key in ("started_at", "collected_at", "evaluated_at", "finished_at", "recorded_at"):
+        assert body[key].endswith("Z"), key
+    log_lines = (tmp_path / "agent.jsonl").read_text().splitlines()
+    assert json.loads(log_lines[-1])["id"] == recorded["id"]
+
+    status = run_pyagent("agent", "status", "--config", str(config), "--format", "json")
+    assert status.returncode == 0
+    document = json.loads(status.stdout)
+    assert document["last_run"]["outcome"] == recorded["outcome"]
+    assert document["last_run"]["device_id"] == "laptop-17"
+    assert document["head"] == {"seq": 1, "hash": recorded["hash"], "id": recorded["id"]}
+    assert (document["records"], document["pending"], document["dropped"]) == (1, 1, 0)
+    text = run_pyagent("agent", "status", "--config", str(config))
+    assert text.returncode == 0 and f"log head: seq 1 {recorded['hash']}" in text.stderr
+    assert run_pyagent("log", "verify", "--config", str(config)).returncode == 0
+
+
+def test_the_opa_section_of_the_config_selects_an_opa_server(
+    config_file: Callable[..., Path], opa_server: RunningOpa
+) -> None:
+    config = config_file(opa={"url": opa_server.url})
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert done.returncode in (0, 1), done.stderr
+    status = json.loads(run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout)
+    assert status["last_run"]["engine"] == "opa" and status["last_run"]["exit_code"] == done.returncode
+
+
+def test_a_failed_run_is_recorded_too(config_file: Callable[..., Path], policy_bundle: Path) -> None:
+    config = config_file(device={"id": "laptop-17"})  # no ownership, no enrolment
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert done.returncode == 2
+    recorded = json.loads(done.stdout)
+    assert recorded["outcome"] == "invalid"
+    status = json.loads(run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout)
+    assert "missing device fact" in status["last_run"]["error"]
+
+
+def test_no_decision_is_exit_3_and_recorded(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    config = config_file()
+    done = run_pyagent("agent", "run", "--once", "--config", str(config), "--bundle", str(tmp_path / "none"))
+    assert done.returncode == 3
+    assert json.loads(done.stdout)["outcome"] == "no-decision"
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ({"intervall": 5}, "unknown key agent.intervall"),
+        ({"jitter": 1.5}, "agent.jitter"),
+        ({"max_records": 0}, "agent.max_records"),
+        ({"collector_url": "ftp://x"}, "not an http:// or https:// URL"),
+    ],
+)
+def test_config_errors_are_one_line_exit_2(
+    config_file: Callable[..., Path], agent: dict[str, object], message: str
+) -> None:
+    done = run_pyagent("agent", "run", "--once", "--config", str(config_file(**agent)))
+    assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_jitter_stays_within_ten_percent() -> None:
+    rng = random.Random(7)
+    delays = [next_delay(600, 0.1, rng) for _ in range(2000)]
+    assert 540 <= min(delays) < 550 and 650 < max(delays) <= 660
+    assert next_delay(0, 0.1) == 0
+
+
+def test_sigterm_ends_the_sleep_and_the_agent_exits_0(
+    config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    config = config_file(interval=3600)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyagent", "agent", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=pyagent_env(),
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())  # the first run is recorded; now it sleeps an hour
+        assert first["seq"] == 1
+        time.sleep(0.3)
+        started = time.monotonic()
+        os.kill(process.pid, signal.SIGTERM)
+        code = process.wait(timeout=10)
+        assert code == 0
+        assert time.monotonic() - started < 5
+        assert process.stderr is not None and "stopped by SIGTERM" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,164 @@
+"""``pyagent policy bundle --signing-key`` and ``pyagent check`` on signed bundles, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pyagent.cli import cli
+from tests.bundles import attacks, forge, tally
+from tests.bundles.conftest import AT, REPORT, Build, Keys
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, args, env=env)
+
+
+def _signed_manifest_and_claims(bundle: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    members = forge.read_tar(bundle)
+    header, payload = forge.decode(forge.token_of(members))
+    return json.loads(forge.member(members, ".manifest")), {"alg": header["alg"], **payload}
+
+
+def test_policy_bundle_signs_every_file_with_a_serial(keys: Keys, tmp_path: Path) -> None:
+    out = tmp_path / "signed.tar.gz"
+    result = _run(
+        ["policy", "bundle", "--signing-key", str(keys.signer.private), "--revision", "2023.03.15-1",
+         "--serial", "42", "-o", str(out)]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"wrote {out} (signed RS256, serial 42, revision 2023.03.15-1)\n"
+    manifest, claims = _signed_manifest_and_claims(out)
+    assert manifest["revision"] == "2023.03.15-1"
+    assert manifest["metadata"]["pyagent"]["serial"] == 42
+    assert manifest["metadata"]["pyagent"]["built_at"] == claims["iat"]
+    assert claims["alg"] == "RS256" and "scope" not in claims
+    names = {f["name"] for f in claims["files"]}
+    assert {".manifest", "data.json", "policy.wasm", "pyagent/decision/decision.rego"} <= names
+    assert not any(name.endswith("_test.rego") for name in names)
+
+
+def test_policy_bundle_with_an_ec_key_a_scope_and_the_rego_target(keys: Keys, tmp_path: Path) -> None:
+    out = tmp_path / "server.tar.gz"
+    args = ["policy", "bundle", "--signing-key", str(keys.signer_ec.private), "--scope", "eu-fleet"]
+    result = _run([*args, "--target", "rego", "--serial", "7", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"wrote {out} (signed ES256, serial 7, revision -, scope eu-fleet)\n"
+    _, claims = _signed_manifest_and_claims(out)
+    assert (claims["alg"], claims["scope"]) == ("ES256", "eu-fleet")
+    assert "policy.wasm" not in {f["name"] for f in claims["files"]}
+
+
+def test_unsigned_bundles_are_built_as_before(tmp_path: Path) -> None:
+    out = tmp_path / "plain.tar.gz"
+    result = _run(["policy", "bundle", "-o", str(out)])
+    assert (result.exit_code, result.stderr) == (0, f"wrote {out}\n")
+    assert ".signatures.json" not in {name.lstrip("/") for name, _ in forge.read_tar(out)}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--serial", "3"], "Error: --serial needs --signing-key"),
+        (
+            ["--signing-key", "{signer}", "--signing-alg", "HS256"],
+            "Error: Invalid value for '--signing-alg': 'HS256'",
+        ),
+        (
+            ["--signing-key", "{signer_pub}"],
+            "pyagent: error: signing key {signer_pub}: not an unencrypted PEM private key",
+        ),
+        (
+            ["--signing-key", "{signer_ec}", "--signing-alg", "RS256"],
+            "pyagent: error: signing key {signer_ec}: RS256 needs an RSA key",
+        ),
+    ],
+    ids=["serial-without-key", "hmac", "public-key", "alg-mismatch"],
+)
+def test_policy_bundle_usage_errors(keys: Keys, tmp_path: Path, args: list[str], message: str) -> None:
+    paths = {
+        "signer": keys.signer.private,
+        "signer_pub": keys.signer.public,
+        "signer_ec": keys.signer_ec.private,
+    }
+    args = [a.format(**paths) for a in args]
+    result = _run(["policy", "bundle", *args, "-o", str(tmp_path / "x.tar.gz")])
+    assert result.exit_code == 2
+    assert message.format(**paths) in result.stderr
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
+def test_policy_bundle_reports_a_failed_build(keys: Keys, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "p.rego").write_text("package broken\n\nallow if {\n")
+    result = _run(
+        [
+            "policy",
+            "bundle",
+            str(broken),
+            "--signing-key",
+            str(keys.signer.private),
+            "-o",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("pyagent: error: opa build failed: ")
+
+
+def _env(keys: Keys, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PYAGENT_BUNDLE_VERIFICATION_KEY": str(keys.signer.public),
+        "PYAGENT_STATE_DIR": str(tmp_path / "state"),
+        **extra,
+    }
+
+
+def _check(bundle: Path, env: dict[str, str]) -> Result:
+    return _run(["check", str(REPORT), "--engine", "embedded", "--bundle", str(bundle), "--at", AT], env)
+
+
+def test_check_on_a_signed_bundle_decides(signed: Build, keys: Keys, tmp_path: Path) -> None:
+    result = _check(signed(100), _env(keys, tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "eu-commission/tiktok" in result.stderr
+
+
+def test_check_on_a_tampered_bundle_gives_no_decision_and_one_line(
+    signed: Build, keys: Keys, tmp_path: Path
+) -> None:
+    evil = attacks.tampered(signed(100), tmp_path / "evil.tar.gz")
+    result = _check(evil, _env(keys, tmp_path))
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("pyagent: error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        f"pyagent: error: bundle {evil}: rejected (tampered): data.json: digest mismatch (signed "
+    )
+    tally.record("cli", "tampered")
+
+
+def test_check_on_a_replayed_bundle_gives_no_decision(signed: Build, keys: Keys, tmp_path: Path) -> None:
+    env = _env(keys, tmp_path)
+    assert _check(signed(200), env).exit_code == 1
+    result = _check(signed(100), env)
+    assert result.exit_code == 3
+    assert (
+        f"pyagent: error: bundle {signed(100)}: rejected (rollback): build serial 100 is older than the last"
+        " accepted 200 (revision 2023.03.15-1): replay of an old bundle refused"
+    ) in result.stderr.splitlines()
+    tally.record("cli", "rollback")
+    fallback = _check(signed(100), {**env, "PYAGENT_BUNDLE_FALLBACK": "1"})
+    assert fallback.exit_code == 1, fallback.output
+
+
+def test_check_with_a_scope_but_no_key_is_a_usage_error(signed: Build, tmp_path: Path) -> None:
+    result = _check(signed(100), {"PYAGENT_BUNDLE_SCOPE": "eu-fleet", "PYAGENT_STATE_DIR": str(tmp_path)})
+    assert result.exit_code == 2
+    assert "pyagent: error: bundle verification scope given without a verification key" in result.stderr

@@ -1,0 +1,124 @@
+"""The JWS verifier on its own: which keys and algorithms may be configured, and which tokens pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from pyagent.bundles.jws import JwsError, load_verification_key, parse_verification_key, verify_compact
+from pyagent.errors import InvalidInputError
+from tests.bundles import forge
+from tests.bundles.conftest import Keys
+
+PAYLOAD = {"files": [{"name": "data.json", "hash": "00", "algorithm": "SHA-256"}]}
+
+
+def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_defaults_follow_the_key(keys: Keys) -> None:
+    assert load_verification_key(keys.signer.public).algorithm == "RS256"
+    assert load_verification_key(keys.signer_ec.public).algorithm == "ES256"
+    assert parse_verification_key(_pem(ec.generate_private_key(ec.SECP384R1()))).algorithm == "ES384"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "message"),
+    [
+        (
+            "HS256",
+            r"algorithm 'HS256' refused: use one of RS256, .* \(HMAC would put a signing secret on every"
+            r" device\)",
+        ),
+        ("none", r"algorithm 'none' refused"),
+        ("ES256", r"ES256 needs an EC key on curve secp256r1"),
+    ],
+)
+def test_unusable_algorithms_cannot_be_configured(keys: Keys, algorithm: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        load_verification_key(keys.signer.public, algorithm)
+
+
+def test_unusable_keys_cannot_be_configured(keys: Keys, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"is a private key; give the public key$"):
+        load_verification_key(keys.signer.private)
+    with pytest.raises(InvalidInputError, match=r"RSA key of 1024 bits; at least 2048$"):
+        parse_verification_key(_pem(rsa.generate_private_key(65537, 1024)))
+    with pytest.raises(InvalidInputError, match=r"ES256 needs an EC key on curve secp256r1$"):
+        parse_verification_key(_pem(ec.generate_private_key(ec.SECP384R1())), "ES256")
+    with pytest.raises(InvalidInputError, match=r"not a PEM public key or certificate$"):
+        parse_verification_key(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(InvalidInputError, match=r"cannot read: No such file or directory$"):
+        load_verification_key(tmp_path / "absent.pem")
+
+
+def test_a_certificate_gives_its_public_key(keys: Keys) -> None:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pyagent bundle signing")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(keys.signer.key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(keys.signer.key, hashes.SHA256())
+    )
+    key = parse_verification_key(cert.public_bytes(serialization.Encoding.PEM))
+    token = forge.forge({"alg": "RS256"}, PAYLOAD, forge.rsa_signer(keys.signer.key))
+    assert verify_compact(token, key)[1] == PAYLOAD
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"])
+def test_every_rsa_algorithm_verifies(keys: Keys, alg: str) -> None:
+    key = load_verification_key(keys.signer.public, alg)
+    token = forge.forge({"alg": alg, "typ": "JWT"}, PAYLOAD, forge.rsa_signer(keys.signer.key, alg))
+    assert verify_compact(token, key) == ({"alg": alg, "typ": "JWT"}, PAYLOAD)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("a.b", "malformed"),
+        ("e30.e30.", "algorithm"),
+        ("eyJhbGciOiJSUzI1NiJ9.e30.a+b/", "malformed"),
+        ("eyJhbGciOiJSUzI1NiJ9.e30.A", "malformed"),
+        (forge.b64(b"[1]") + ".e30.", "malformed"),
+        (forge.b64(b'{"alg":"RS256","crit":["exp"]}') + ".e30.", "malformed"),
+        (forge.b64(b'{"alg":"RS256"}') + ".e30.AAAA", "signature"),
+    ],
+    ids=["two-parts", "no-alg", "not-base64url", "bad-length", "header-not-object", "crit", "bad-signature"],
+)
+def test_malformed_tokens(keys: Keys, token: str, reason: str) -> None:
+    with pytest.raises(JwsError) as caught:
+        verify_compact(token, load_verification_key(keys.signer.public))
+    assert caught.value.reason == reason
+
+
+def test_es256_signatures_must_be_raw_r_and_s(keys: Keys) -> None:
+    key = load_verification_key(keys.signer_ec.public)
+    good = forge.forge({"alg": "ES256"}, PAYLOAD, forge.ec_signer(keys.signer_ec.key))
+    assert verify_compact(good, key)[1] == PAYLOAD
+    der = forge.forge(
+        {"alg": "ES256"}, PAYLOAD, lambda data: keys.signer_ec.key.sign(data, ec.ECDSA(hashes.SHA256()))
+    )
+    with pytest.raises(JwsError, match=r"^JWT signature does not verify with ES256 key$"):
+        verify_compact(der, key)
+
+
+def test_the_payload_of_an_unverified_token_is_never_read(keys: Keys) -> None:
+    header = forge.b64(b'{"alg":"RS256"}')
+    token = f"{header}.{forge.b64(b'not json')}.{forge.b64(b'x' * 256)}"
+    with pytest.raises(JwsError) as caught:
+        verify_compact(token, load_verification_key(keys.signer.public))
+    assert caught.value.reason == "signature"
