@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NOTES"]
+__all__ = ["notes"]
 
 
-def NOTES(results: dict[str, Any]) -> list[str]:  # noqa: N802 - reads as a constant in report.py
+def notes(results: dict[str, Any]) -> list[str]:
     return []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -55,12 +56,48 @@ def cold(
         eval_ns.append(_timed_run(opa_eval, cwd=repo, env=env, ok=(0,)))
     uncached_env = {**env, "PYAGENT_WASM_CACHE": "0"}
     uncached = [_timed_run(check, cwd=repo, env=uncached_env, ok=(0, 1)) for _ in range(max(1, runs // 5))]
+    python = [sys.executable, "-c", "pass"]
     return {
         "check": summarise(check_ns),
         "opa_eval": summarise(eval_ns),
         "check_without_module_cache": summarise(uncached),
-        "check_command": " ".join([Path(pyagent[-1]).name, *check[len(pyagent) :]]),
-        "opa_eval_command": " ".join(["opa", *opa_eval[1:]]),
+        "python_startup": summarise([_timed_run(python, cwd=repo, env=env, ok=(0,)) for _ in range(runs)]),
+        "check_imports": import_profile(
+            [sys.executable, "-X", "importtime", "-m", "pyagent", *check[len(pyagent) :]], cwd=repo, env=env
+        ),
+        "check_command": _shown([Path(pyagent[-1]).name, *check[len(pyagent) :]], report_path, input_path),
+        "opa_eval_command": _shown(["opa", *opa_eval[1:]], report_path, input_path),
+    }
+
+
+def _shown(command: Sequence[str], *paths: Path) -> str:
+    names = {str(p): p.name for p in paths}
+    return " ".join(names.get(part, part) for part in command)
+
+
+def import_profile(
+    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], top: int = 12
+) -> dict[str, Any]:
+    """Where a process's import time goes (``-X importtime``): self time summed by package
+    (``pyagent.<subpackage>`` for ours, the top-level name for the others), largest first."""
+    done = subprocess.run(list(command), cwd=cwd, env=dict(env), capture_output=True, text=True, check=False)
+    groups: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if (
+            not line.startswith("import time:")
+            or len(parts) != 3
+            or not parts[0].split(":")[1].strip().isdigit()
+        ):
+            continue
+        name = parts[2].strip()
+        pieces = name.split(".")
+        group = ".".join(pieces[:2]) if pieces[0] == "pyagent" else pieces[0]
+        groups[group] = groups.get(group, 0) + int(parts[0].split(":")[1])
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1])
+    return {
+        "total_ms": round(sum(groups.values()) / 1000, 1),
+        "by_package_ms": {name: round(us / 1000, 1) for name, us in ranked[:top]},
     }
 
 

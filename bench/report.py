@@ -1,4 +1,4 @@
-"""The goals as ratios from one run's results, and ``docs/benchmarks.md``."""
+"""The goals of the issue as ratios of one run's numbers, each with pass/fail."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bench.notes import NOTES
-
-__all__ = ["goals", "markdown"]
+__all__ = ["goals"]
 
 
 def _median(results: dict[str, Any], key: str) -> float | None:
@@ -21,7 +19,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
-def _fleet_runs(results: dict[str, Any], engine: str, jobs: object = "default") -> dict[int, list[dict[str, Any]]]:
+def _fleet_runs(
+    results: dict[str, Any], engine: str, jobs: object = "default"
+) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     for run in results.get("fleet", {}).get("runs", []):
         if run["engine"] == engine and run["jobs"] == jobs and not run.get("capped"):
@@ -53,109 +53,76 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("embedded_vs_opa_bench", "embedded warm decision / opa bench", _ratio(embedded, opa_ms), "<=", 3),
         ("rest_agent_vs_embedded", "opa engine / embedded decision", _ratio(agent, embedded), ">=", 5),
         ("rest_agent_vs_raw", "opa engine / bare HTTP client", _ratio(agent, raw), "<=", 1.3),
-        ("validate_vs_embedded", "schema validation / embedded decision", _ratio(_median(results, "validate_ms"), embedded), "<=", 0.10),
-        ("cold_check_vs_opa_eval", "cold `pyagent check` / cold `opa eval`",
-         _ratio(_median(results, "cold_check_ms"), _median(results, "cold_opa_eval_ms")), "<=", 1.5),
+        (
+            "validate_vs_embedded",
+            "schema validation / embedded decision",
+            _ratio(_median(results, "validate_ms"), embedded),
+            "<=",
+            0.10,
+        ),
+        (
+            "cold_check_vs_opa_eval",
+            "cold `pyagent check` / cold `opa eval`",
+            _ratio(_median(results, "cold_check_ms"), _median(results, "cold_opa_eval_ms")),
+            "<=",
+            1.5,
+        ),
     ]
     if len(banned) >= 2:
         low, high = min(banned), max(banned)
-        rows.append(("banned_ids", f"{high:,} banned ids / {low:,} banned ids", _ratio(banned[high], banned[low]), "<=", 1.2))
+        rows.append(
+            (
+                "banned_ids",
+                f"{high:,} banned ids / {low:,} banned ids",
+                _ratio(banned[high], banned[low]),
+                "<=",
+                1.2,
+            )
+        )
     if len(apps) >= 2:
         small, large = sorted(apps)[-2:]
         exponent = math.log(apps[large] / apps[small]) / math.log(large / small) if apps[small] > 0 else None
-        rows.append(("apps_scaling_exponent", f"apps growth exponent ({small:,} -> {large:,} apps; 1 = linear)",
-                     round(exponent, 3) if exponent is not None else None, "<=", 1.1))
+        rows.append(
+            (
+                "apps_scaling_exponent",
+                f"apps growth exponent ({small:,} -> {large:,} apps; 1 = linear)",
+                round(exponent, 3) if exponent is not None else None,
+                "<=",
+                1.1,
+            )
+        )
     for size in sizes:
         rate = _median_of(fleet[size], "devices_per_s")
-        rows.append((f"fleet_embedded_{size}", f"fleet, embedded, {size:,} devices: devices/s / 2,000",
-                     _ratio(rate, 2000.0), ">=", 1.0))
+        rows.append(
+            (
+                f"fleet_embedded_{size}",
+                f"fleet, embedded, {size:,} devices: devices/s / 2,000",
+                _ratio(rate, 2000.0),
+                ">=",
+                1.0,
+            )
+        )
     if len(sizes) >= 2:
         small_mem = _median_of(fleet[sizes[0]], "peak_tree_rss_mb")
         large_mem = _median_of(fleet[sizes[-1]], "peak_tree_rss_mb")
-        rows.append(("fleet_memory_flat", f"fleet peak RSS, {sizes[-1]:,} / {sizes[0]:,} devices",
-                     _ratio(large_mem, small_mem), "<=", 1.2))
+        rows.append(
+            (
+                "fleet_memory_flat",
+                f"fleet peak RSS, {sizes[-1]:,} / {sizes[0]:,} devices",
+                _ratio(large_mem, small_mem),
+                "<=",
+                1.2,
+            )
+        )
     checks: dict[str, Callable[[float, float], bool]] = {"<=": lambda v, t: v <= t, ">=": lambda v, t: v >= t}
     return [
-        {"id": ident, "goal": text, "value": value, "op": op, "target": target,
-         "pass": value is not None and checks[op](value, target)}
+        {
+            "id": ident,
+            "goal": text,
+            "value": value,
+            "op": op,
+            "target": target,
+            "pass": value is not None and checks[op](value, target),
+        }
         for ident, text, value, op, target in rows
     ]
-
-
-# ------------------------------------------------------------------------------------------- Markdown
-
-
-def _ms(stats: dict[str, Any] | None, key: str = "median_ms") -> str:
-    value = stats.get(key) if isinstance(stats, dict) else None
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    out = [
-        "# Benchmarks",
-        "",
-        f"Generated by `make bench` (`bench/run.py`, mode `{results['mode']}`) at {results['generated_at']} "
-        f"in {results.get('total_seconds', '?')} s. Numbers are from one run: same policy, same inputs. "
-        "Do not edit by hand; the text is in `bench/report.py` and `bench/notes.py`, the raw numbers in "
-        "`bench/results.json`.",
-        "",
-        "## Machine",
-        "",
-        *_table(["cores", "CPU", "OS", "Python", "OPA", "wasmtime", "opa-python-client", "load avg (start -> end)"],
-                [[str(m["cores"]), m["cpu"], m["os"], m["python"], f"{m['opa']} ({m['opa_go']})", m["wasmtime"],
-                  m["opa_python_client"], f"{_load(results.get('load_start'))} -> {_load(results.get('load_end'))}"]]),
-        "",
-        "## One decision",
-        "",
-        f"A {results['device']['apps']}-app Android phone, corporate, European Commission, with TikTok installed "
-        "(one violation). Warm: after warm-up calls; median and p99 of the samples.",
-        "",
-    ]
-    opa_ns = results["opa_bench_ns"]
-    single = [
-        ["`opa bench` (OPA's evaluator, in-process, no HTTP)", f"{opa_ns / 1e6:.3f}", "-", str(results["opa_bench"]["evaluations"])],
-        ["OPA server, bare keep-alive `http.client` (`rest_raw_ms`)", _ms(results["rest_raw_ms"]), _ms(results["rest_raw_ms"], "p99_ms"), str(results["rest_raw_ms"]["n"])],
-        ["OPA server through pyagent's `opa` engine, `decide()` (`rest_agent_ms`)", _ms(results["rest_agent_ms"]), _ms(results["rest_agent_ms"], "p99_ms"), str(results["rest_agent_ms"]["n"])],
-        ["embedded engine (wasm in-process), `decide()` (`embedded_ms`)", _ms(results["embedded_ms"]), _ms(results["embedded_ms"], "p99_ms"), str(results["embedded_ms"]["n"])],
-        ["embedded engine, `evaluate()` only", _ms(results["embedded_ms"]["evaluate"]), _ms(results["embedded_ms"]["evaluate"], "p99_ms"), str(results["embedded_ms"]["evaluate"]["n"])],
-        ["schema validation of the report (`validate_ms`)", _ms(results["validate_ms"]), _ms(results["validate_ms"], "p99_ms"), str(results["validate_ms"]["n"])],
-    ]
-    out += _table(["what", "median ms", "p99 ms", "samples"], single)
-    agree = results.get("embedded_matches_opa") and results.get("rest_agent_matches_raw")
-    out += ["", f"Same answer from every engine: {'yes' if agree else 'NO'}.", ""]
-    cold = results["cold"]
-    out += ["## Cold start (whole processes)", "", *_table(["command", "median ms", "p99 ms", "runs"], [
-        [f"`{cold['check_command']}`", _ms(cold["check"]), _ms(cold["check"], "p99_ms"), str(cold["check"]["n"])],
-        [f"`{cold['opa_eval_command']}`", _ms(cold["opa_eval"]), _ms(cold["opa_eval"], "p99_ms"), str(cold["opa_eval"]["n"])],
-        ["the same check, compiled-module cache off", _ms(cold["check_without_module_cache"]), "-", str(cold["check_without_module_cache"]["n"])],
-        ["`pyagent --help`", _ms(results["help_ms"]), "-", str(results["help_ms"]["n"])],
-    ]), ""]
-    scale = results["scale"]
-    out += ["## Scale (embedded engine, warm `decide()`)", "", *_table(["apps on the device", "median ms", "p99 ms", "us per app"], [
-        [f"{r['apps']:,}", _ms(r), _ms(r, "p99_ms"), str(r["us_per_app"])] for r in scale["apps"]]), ""]
-    opa_banned = scale.get("banned_ids_opa_bench_ns", {})
-    out += _table(["banned ids in a ban in force", "median ms", "p99 ms", "`opa bench` ms"], [
-        [f"{r['banned_ids']:,}", _ms(r), _ms(r, "p99_ms"),
-         f"{opa_banned[str(r['banned_ids'])] / 1e6:.3f}" if str(r["banned_ids"]) in opa_banned else "-"]
-        for r in scale["banned_ids"]])
-    out += ["", "## Fleet (`pyagent fleet FILE --format json -o /dev/null`, generated devices)", ""]
-    out += _table(["engine", "jobs", "devices", "wall s", "devices/s", "peak RSS, process tree MB", "peak RSS, largest process MB"], [
-        [r["engine"], str(r["jobs"]), f"{r['devices']:,}" + (" (capped)" if r.get("capped") else ""), f"{r['wall_s']:.2f}",
-         f"{r['devices_per_s']:,}", f"{r['peak_tree_rss_mb']:.1f}", f"{r['peak_process_rss_mb']:.1f}"]
-        for r in results["fleet"]["runs"]])
-    out += ["", "## Goals", ""]
-    out += _table(["goal", "value", "target", "result"], [
-        [g["goal"], "-" if g["value"] is None else f"{g['value']:,}", f"{g['op']} {g['target']}", "pass" if g["pass"] else "**FAIL**"]
-        for g in results["ratios"]])
-    out += ["", *NOTES(results)]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _load(values: object) -> str:
-    return " ".join(f"{v:.2f}" for v in values) if isinstance(values, list) else "?"

@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 from bench import micro, procs
 from bench.inputs import device_report, policy_input, write_json
+from bench.markdown import markdown
 from bench.measure import loadavg, machine
 from bench.opa import opa_bench_ns, opa_server
-from bench.report import goals, markdown
+from bench.report import goals
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY_DIRS = (REPO / "policies" / "rego", REPO / "policies" / "data")
@@ -113,30 +114,44 @@ def measure(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]
         "device": {"apps": len(report["apps"]), "platform": "android", "organization": "eu-commission"},
     }
     budget = plan.budget
-    bench = _step(results, "opa bench", lambda: opa_bench_ns(opa, input_path, POLICY_DIRS, count=plan.opa_bench_count))
+    bench = _step(
+        results, "opa bench", lambda: opa_bench_ns(opa, input_path, POLICY_DIRS, count=plan.opa_bench_count)
+    )
     results["opa_bench_ns"] = bench["ns_per_op"]
     results["opa_bench"] = bench
     embedded = micro.embedded_engine(bundle)
     try:
         results["embedded_ms"] = _step(results, "embedded", lambda: micro.single(embedded, report, budget))
         with opa_server(opa, POLICY_DIRS, workdir / "opa.log") as server:
-            rest = _step(results, "rest", lambda: micro.rest(server.url, server.host, server.port, report, budget))
+            rest = _step(
+                results, "rest", lambda: micro.rest(server.url, server.host, server.port, report, budget)
+            )
             results["rest_raw_ms"], results["rest_agent_ms"] = rest["raw"], rest["agent"]
             results["rest_agent_matches_raw"] = rest["agent_matches_raw"]
-            results["embedded_matches_opa"] = embedded.evaluate(policy_input(report)) == _opa_answer(server, report)
-            results["fleet"] = _step(results, "fleet", lambda: _fleet(plan, pyagent, env, workdir, server.url))
+            results["embedded_matches_opa"] = embedded.evaluate(policy_input(report)) == _opa_answer(
+                server, report
+            )
+            results["fleet"] = _step(
+                results, "fleet", lambda: _fleet(plan, pyagent, env, workdir, server.url)
+            )
     finally:
         embedded.close()
     results["validate_ms"] = _step(results, "validate", lambda: micro.validate(report, budget))
-    cold = _step(results, "cold", lambda: procs.cold(pyagent, opa, REPO, report_path, input_path,
-                                                      runs=plan.cold_runs, env=env))
+    cold = _step(
+        results,
+        "cold",
+        lambda: procs.cold(pyagent, opa, REPO, report_path, input_path, runs=plan.cold_runs, env=env),
+    )
     results["cold_check_ms"], results["cold_opa_eval_ms"] = cold["check"], cold["opa_eval"]
     results["cold"] = cold
     results["help_ms"] = procs.help_time(pyagent, REPO, env, runs=max(1, plan.cold_runs // 2))
     results["scale"] = {
         "apps": _step(results, "scale apps", lambda: micro.scale_apps(bundle, plan.scale_apps, budget)),
-        "banned_ids": _step(results, "scale banned ids",
-                            lambda: micro.scale_banned(bundle, plan.scale_banned, workdir, budget)),
+        "banned_ids": _step(
+            results,
+            "scale banned ids",
+            lambda: micro.scale_banned(bundle, plan.scale_banned, workdir, budget),
+        ),
     }
     if plan.banned_opa_bench:
         results["scale"]["banned_ids_opa_bench_ns"] = _step(
@@ -161,7 +176,9 @@ def _banned_opa_bench(plan: Plan, opa: str, workdir: Path) -> dict[str, int]:
     """OPA's own evaluator on the smallest and largest ban, to tell the policy's cost from the engine's."""
     from bench.inputs import ban_overlay, banned_id
 
-    input_path = write_json(workdir / "input-banned.json", policy_input(device_report(200, banned_extra=banned_id(0))))
+    input_path = write_json(
+        workdir / "input-banned.json", policy_input(device_report(200, banned_extra=banned_id(0)))
+    )
     out = {}
     for size in (plan.scale_banned[0], plan.scale_banned[-1]):
         overlay = write_json(workdir / f"ban-overlay-{size}.json", ban_overlay(size))
@@ -170,7 +187,9 @@ def _banned_opa_bench(plan: Plan, opa: str, workdir: Path) -> dict[str, int]:
     return out
 
 
-def _fleet(plan: Plan, pyagent: list[str], env: dict[str, str], workdir: Path, opa_url: str) -> dict[str, Any]:
+def _fleet(
+    plan: Plan, pyagent: list[str], env: dict[str, str], workdir: Path, opa_url: str
+) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     generated: dict[str, float] = {}
     for size in plan.fleet_sizes:
@@ -182,7 +201,9 @@ def _fleet(plan: Plan, pyagent: list[str], env: dict[str, str], workdir: Path, o
         if size == plan.fleet_sizes[0]:
             runs.append(procs.fleet_run(pyagent, inventory, size, engine="embedded", env=env, jobs=1))
         cap = plan.opa_fleet_cap_s if size > plan.fleet_sizes[0] else None
-        runs.append(procs.fleet_run(pyagent, inventory, size, engine="opa", env=env, opa_url=opa_url, cap_s=cap))
+        runs.append(
+            procs.fleet_run(pyagent, inventory, size, engine="opa", env=env, opa_url=opa_url, cap_s=cap)
+        )
         _log(f"fleet opa {size}: {runs[-1]['devices_per_s']} devices/s ({runs[-1]['devices']} devices)")
         inventory.unlink()
     return {"generate_seconds": generated, "runs": runs, "opa_cap_s": plan.opa_fleet_cap_s}

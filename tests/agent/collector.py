@@ -6,6 +6,7 @@ It can fail on purpose: ``fail_next`` answers 500 to that many requests without 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
@@ -53,12 +54,13 @@ def run_collector(token: str | None = None) -> Iterator[CollectorState]:
             with state.lock:
                 status = self._decide(key, body, auth)
                 state.requests.append(Received(key, body, auth, status))
-            self.send_response(status)
-            if status == 307:
-                self.send_header("Location", state.url + "/elsewhere")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the agent was SIGKILLed
+                self.send_response(status)
+                if status == 307:
+                    self.send_header("Location", state.url + "/elsewhere")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
 
         def _decide(self, key: str | None, body: dict[str, Any], auth: str | None) -> int:
             if state.token is not None and auth != f"Bearer {state.token}":

@@ -133,3 +133,19 @@ def test_sigterm_ends_the_sleep_and_the_agent_exits_0(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_keyed_log_from_the_config(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    key = tmp_path / "log.key"
+    key.write_text("0123456789abcdef" * 4 + "\n")
+    config = config_file(hmac_key_file=str(key))
+    for _ in range(2):
+        assert run_pyagent("agent", "run", "--once", "--config", str(config)).returncode in (0, 1)
+    verified = run_pyagent("log", "verify", "--config", str(config))
+    assert verified.returncode == 0 and "hmac-sha256" in verified.stderr
+    key.write_text("another key, another chain: refused" + "\n")
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert done.returncode == 2 and "the decision log was chained with hmac-sha256" in done.stderr
+    assert done.stderr.count("\n") == 1

@@ -23,6 +23,7 @@ reads what this user wrote:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import stat
@@ -59,6 +60,7 @@ def default_cache_dir() -> Path | None:
     return Path(root) / "wasm"
 
 
+@functools.cache
 def _runtime_identity() -> bytes:
     """The wasmtime native library in use: a module compiled by another build is never looked up."""
     try:
@@ -76,6 +78,8 @@ class ModuleCache:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
+        #: What this instance did: modules loaded from the cache, compiled, and written to it.
+        self.hits = self.misses = self.stores = 0
 
     @classmethod
     def default(cls) -> ModuleCache | None:
@@ -96,10 +100,12 @@ class ModuleCache:
             if dir_fd is not None:
                 module = self._load(engine, dir_fd, name)
                 if module is not None:
+                    self.hits += 1
                     return module
+            self.misses += 1
             module = wasmtime.Module(engine, wasm)
-            if dir_fd is not None:
-                self._store(dir_fd, name, module)
+            if dir_fd is not None and self._store(dir_fd, name, module):
+                self.stores += 1
             return module
         finally:
             if dir_fd is not None:
@@ -159,18 +165,18 @@ class ModuleCache:
         except (wasmtime.WasmtimeError, TypeError, ValueError):
             return None
 
-    def _store(self, dir_fd: int, name: str, module: wasmtime.Module) -> None:
+    def _store(self, dir_fd: int, name: str, module: wasmtime.Module) -> bool:
         try:
             payload = bytes(module.serialize())
         except wasmtime.WasmtimeError:
-            return
+            return False
         temp = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         try:
             fd = os.open(
                 temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd
             )
         except OSError:
-            return
+            return False
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
@@ -178,8 +184,9 @@ class ModuleCache:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=dir_fd)
-            return
+            return False
         self._prune(dir_fd, keep=name)
+        return True
 
     def _prune(self, dir_fd: int, keep: str) -> None:
         """Keep the newest :data:`MAX_ENTRIES` entries (``keep`` among them); drop temporary files that

@@ -1,0 +1,53 @@
+"""`make bench` runs end to end: every step at toy sizes, both output files written. No timing is
+checked here (the numbers of a smoke run mean nothing); docs/benchmarks.md has the real ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import run
+
+GOALS = {
+    "embedded_vs_opa_bench",
+    "rest_agent_vs_embedded",
+    "rest_agent_vs_raw",
+    "validate_vs_embedded",
+    "cold_check_vs_opa_eval",
+    "banned_ids",
+    "apps_scaling_exponent",
+    "fleet_memory_flat",
+}
+
+
+@pytest.mark.timeout(120)
+def test_the_bench_runs_and_writes_its_results(
+    opa_bin: str, policy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYAGENT_OPA", opa_bin)
+    monkeypatch.setenv("PYAGENT_BUNDLE", str(policy_bundle))
+    out_json, out_md = tmp_path / "results.json", tmp_path / "benchmarks.md"
+    assert run.main(["--smoke", "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    results = json.loads(out_json.read_text())
+    assert results["mode"] == "smoke"
+    for key in ("opa_bench_ns", "rest_raw_ms", "rest_agent_ms", "embedded_ms", "validate_ms"):
+        assert results[key], key
+    assert results["cold_check_ms"]["n"] >= 1 and results["cold_opa_eval_ms"]["n"] >= 1
+    assert results["embedded_matches_opa"] and results["rest_agent_matches_raw"]
+    assert [r["apps"] for r in results["scale"]["apps"]] == list(run.SMOKE.scale_apps)
+    assert [r["banned_ids"] for r in results["scale"]["banned_ids"]] == list(run.SMOKE.scale_banned)
+    assert all(r["bench_ban_violations"] == 1 for r in results["scale"]["banned_ids"])
+    engines = {(r["engine"], r["devices"]) for r in results["fleet"]["runs"]}
+    assert engines == {(e, n) for e in ("embedded", "opa") for n in run.SMOKE.fleet_sizes}
+    assert all(r["peak_tree_rss_mb"] > 0 for r in results["fleet"]["runs"])
+    ratios = {g["id"]: g for g in results["ratios"]}
+    assert set(ratios) >= GOALS
+    assert all(isinstance(g["pass"], bool) and g["value"] is not None for g in ratios.values())
+    text = out_md.read_text()
+    assert (
+        text.startswith("# Benchmarks")
+        and "## Goals" in text
+        and f"| {results['machine']['cores']} |" in text
+    )
