@@ -84,10 +84,16 @@ def _cold(results: dict[str, Any]) -> list[str]:
     ]
     imports = cold["check_imports"]
     by_package = [[f"`{name}`", f"{ms:.1f}"] for name, ms in imports["by_package_ms"].items()]
+    phases = cold.get("check_phases_ms", {})
+    phase_rows = [[name, f"{ms:.1f}"] for name, ms in phases.items() if isinstance(ms, int | float)]
     return [
         "## Cold start (whole processes, alternating, after one untimed run of each)",
         "",
         *_table(["command", "median ms", "p99 ms", "runs"], rows),
+        "What a cold check spends once the interpreter runs (a script making the same calls, median of 3; "
+        "imports done inside a phase count in that phase):",
+        "",
+        *_table(["phase", "ms"], phase_rows),
         f"Where the imports of that `pyagent check` go (`python -X importtime`, self time by package; "
         f"{imports['total_ms']:.0f} ms in all):",
         "",

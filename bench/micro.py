@@ -138,7 +138,7 @@ def scale_banned(bundle: Path, sizes: Sequence[int], workdir: Path, budget: Budg
             stats = summarise(_scaled(_decider(engine, report), budget))
         finally:
             engine.close()
-        out.append({"banned_ids": size, **stats, "overlay": str(overlay), "bench_ban_violations": len(hits)})
+        out.append({"banned_ids": size, **stats, "overlay": overlay.name, "bench_ban_violations": len(hits)})
     return out
 
 

@@ -3,6 +3,7 @@ devices with their throughput and the memory high-water of their whole process t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -65,9 +66,43 @@ def cold(
         "check_imports": import_profile(
             [sys.executable, "-X", "importtime", "-m", "pyagent", *check[len(pyagent) :]], cwd=repo, env=env
         ),
+        "check_phases_ms": check_phases(report_path, cwd=repo, env=env),
         "check_command": _shown([Path(pyagent[-1]).name, *check[len(pyagent) :]], report_path, input_path),
         "opa_eval_command": _shown(["opa", *opa_eval[1:]], report_path, input_path),
     }
+
+
+_PHASES = """
+import json, sys, time
+t0 = time.perf_counter()
+import pyagent.cli
+from pyagent.decide import decide
+from pyagent.engines.base import EngineSettings
+from pyagent.engines.select import build_engine
+from pyagent.report.load import load_report
+t1 = time.perf_counter()
+report = load_report(sys.argv[1])
+t2 = time.perf_counter()
+engine = build_engine(EngineSettings(engine="embedded"))
+t3 = time.perf_counter()
+decide(engine, report, at=sys.argv[2])
+t4 = time.perf_counter()
+print(json.dumps({"import the command line": t1 - t0, "read and validate the report": t2 - t1,
+                  "build the engine": t3 - t2, "decide": t4 - t3}))
+"""
+
+
+def check_phases(report_path: Path, *, cwd: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """What a cold check spends after the interpreter has started, phase by phase (median of 3 runs
+    of a script doing what ``pyagent check`` does); ``{"error": ...}`` if the internals moved."""
+    command = [sys.executable, "-c", _PHASES, str(report_path), AT]
+    runs: list[dict[str, float]] = []
+    for _ in range(3):
+        done = subprocess.run(command, cwd=cwd, env=dict(env), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+        runs.append(json.loads(done.stdout))
+    return {name: round(sorted(r[name] for r in runs)[1] * 1000, 1) for name in runs[0]}
 
 
 def _shown(command: Sequence[str], *paths: Path) -> str:

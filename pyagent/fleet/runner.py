@@ -56,9 +56,11 @@ def run(
 def _pooled(
     batches: Iterator[list[Item]], settings: Sequence[EngineSettings], at: str, org: str | None, jobs: int
 ) -> Iterator[list[dict[str, Any]]]:
+    context: multiprocessing.context.BaseContext
     if os.name == "posix":
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        forkserver = multiprocessing.get_context("forkserver")
+        forkserver.set_forkserver_preload(_PRELOAD)
+        context = forkserver
     else:
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(

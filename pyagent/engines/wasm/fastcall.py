@@ -106,10 +106,12 @@ class _Parts:
     """What :class:`RawFunc` needs from wasmtime-py's internals, looked up once."""
 
     def __init__(self) -> None:
-        from wasmtime import _ffi, _func
+        from wasmtime import _bindings, _ffi, _func
 
         if ctypes.sizeof(_ffi.wasmtime_val_raw_t) != _SLOT:
             raise TypeError("unexpected wasmtime_val_raw_t layout")
+        if len(_bindings._wasmtime_func_call_unchecked.argtypes) != 5:  # (context, func, args, len, trap)
+            raise TypeError("unexpected wasmtime_func_call_unchecked signature")
         call = _ffi.dll["wasmtime_func_call_unchecked"]  # a private function object: our argtypes
         call.restype = ctypes.c_void_p
         call.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]

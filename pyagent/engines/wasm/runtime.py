@@ -12,6 +12,9 @@ error makes its expression undefined, as in OPA's default (non-strict) evaluatio
 ``strict_builtin_errors=True`` it fails the evaluation instead, as ``opa eval --strict-builtin-errors``
 and OPA's own wasm SDKs do.
 
+Speed: the compiled module comes from a private on-disk cache when it can (``modcache.py``), and exports
+are called through wasmtime's C API directly rather than ``wasmtime.Func.__call__`` (``fastcall.py``).
+
 Thread safety: a :class:`WasmPolicy` is NOT thread-safe. It owns one wasmtime store and instance whose
 memory every call mutates; use one per thread (or process), or serialise the calls yourself.
 """

@@ -23,10 +23,15 @@ enforcements := {"deny", "warn", "dryrun"}
 
 # METADATA
 # title: Lookup index of each ban in force, for the device's platform
-ban_index[ban] := matching.index(object.get(object.get(bans[ban], "apps", {}), matching.platform, [])) if {
+ban_index[ban] := lookup_index(ban) if {
 	some r in inheritance.rules
 	ban := r.rule.ban
 }
+
+# The index the embedded engine keeps with the data, or one built now.
+lookup_index(ban) := object.get(kept, matching.platform, {}) if {
+	kept := data.pyagent.ban_keys[ban]
+} else := matching.index(object.get(object.get(bans[ban], "apps", {}), matching.platform, []))
 
 # METADATA
 # title: Banned apps found on the device, as [ban, app index]

@@ -162,3 +162,20 @@ test_shipped_data_has_no_errors_for_any_organization if {
 		d.errors == []
 	}
 }
+
+test_kept_ban_keys_give_the_same_decisions if {
+	apps := [{"id": "com.zhiliaoapp.musically"}, {"id": "com.ss.iphone.ugc.aweme"}, {"id": "org.example"}]
+	every platform in ["android", "ios", "windows", "macos"] {
+		built := decision with input as report("india", platform, "personal", apps)
+		kept := decision with input as report("india", platform, "personal", apps)
+			with data.pyagent.ban_keys as data.pyagent.lib.matching.ban_keys
+		built == kept
+	}
+}
+
+test_kept_ban_keys_are_used if {
+	# A kept index that lists nothing for TikTok: the decision follows the kept index.
+	d := decision with input as report("india", "android", "personal", [tiktok])
+		with data.pyagent.ban_keys as {"tiktok": {"android": {}}}
+	d.allow == true
+}

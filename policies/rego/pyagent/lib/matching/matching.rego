@@ -18,48 +18,75 @@ platform := input.report.device.platform
 
 # METADATA
 # title: Normalised identifier
-# description: An identifier as [name, publisher-hash]; the hash is "" when there is none.
-key(id) := [name, hash] if {
-	platform == "windows"
+# description: An identifier as [name, publisher-hash] for the device's platform; the hash is "" when there is none.
+key(id) := key_for(platform, id)
+
+# METADATA
+# title: Normalised identifier on a platform
+key_for(p, id) := [name, hash] if {
+	p == "windows"
 	parts := split(lower(id), "_")
 	name := parts[0]
 	hash := publisher_hash(parts)
 } else := [lower(id), ""] if {
-	platform in case_insensitive
+	p in case_insensitive
 } else := [id, ""]
 
 publisher_hash(parts) := parts[count(parts) - 1] if count(parts) > 1
 
 publisher_hash(parts) := "" if count(parts) == 1
 
+# Joins a name and a hash into one lookup key. NUL never occurs in an identifier (the report
+# schema forbids it), so two different pairs never give the same key.
+separator := "\u0000"
+
+lookup_key(name, hash) := concat(separator, [name, hash])
+
 # METADATA
-# title: Lookup keys of a list of identifiers
+# title: Lookup index of a list of identifiers on a platform
 # description: |
-#   Each identifier gives its exact key and a wildcard key [name, "*"], so that an app ID
-#   without a publisher hash finds every listed ID with the same name, in one lookup.
-index(ids) := {k |
+#   An object whose keys are the identifiers' lookup keys. Each identifier gives its exact key and
+#   a wildcard key (name, "*"), so that an app ID without a publisher hash finds every listed ID
+#   with the same name in one lookup. An object, not a set, so that it can be kept as data.
+index_for(p, ids) := {k: true |
 	some id in ids
-	[name, hash] := key(id)
-	some k in [[name, hash], [name, "*"]]
+	[name, hash] := key_for(p, id)
+	some k in [lookup_key(name, hash), lookup_key(name, "*")]
 }
+
+# METADATA
+# title: Lookup index of a list of identifiers on the device's platform
+index(ids) := index_for(platform, ids)
 
 # METADATA
 # title: Does an app ID match an index
-# description: True when `id` matches one of the identifiers behind `idx` (built by `index`).
+# description: True when `id` matches one of the identifiers behind `idx` (built by `index`). A hash lookup.
 matches(idx, id) if {
 	[name, hash] := key(id)
 	hash == ""
-	[name, "*"] in idx
+	idx[lookup_key(name, "*")]
 }
 
 matches(idx, id) if {
 	[name, hash] := key(id)
 	hash != ""
-	[name, hash] in idx
+	idx[lookup_key(name, hash)]
 }
 
 matches(idx, id) if {
 	[name, hash] := key(id)
 	hash != ""
-	[name, ""] in idx
+	idx[lookup_key(name, "")]
+}
+
+# METADATA
+# title: Lookup indexes of every ban, by platform
+# description: |
+#   What the embedded engine computes once when it loads policy data and keeps as
+#   `data.pyagent.ban_keys`, so that a decision looks identifiers up instead of indexing every
+#   banned identifier again. Computed by this policy's own code, so it cannot disagree with
+#   `index`. Without `data.pyagent.ban_keys` (an OPA server) each decision builds the index.
+# entrypoint: true
+ban_keys := {ban: {p: index_for(p, ids) | some p, ids in object.get(definition, "apps", {})} |
+	some ban, definition in data.pyagent.bans
 }

@@ -57,3 +57,17 @@ test_display_name_never_matches if {
 test_key_of_plain_linux_id if {
 	matching.key("Firefox") == ["Firefox", ""] with input as on("linux")
 }
+
+test_index_is_an_object_of_lookup_keys if {
+	matching.index_for("windows", [tiktok_pfn]) == {
+		concat("\u0000", ["bytedancepte.ltd.tiktok", "6yccndn6064se"]): true,
+		concat("\u0000", ["bytedancepte.ltd.tiktok", "*"]): true,
+	}
+}
+
+test_ban_keys_cover_every_ban_and_platform if {
+	keys := matching.ban_keys
+	object.keys(keys) == object.keys(data.pyagent.bans)
+	object.keys(keys.tiktok) == {"android", "ios", "windows"}
+	keys.tiktok.ios == matching.index_for("ios", data.pyagent.bans.tiktok.apps.ios)
+}
