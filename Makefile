@@ -82,7 +82,7 @@ lint-policy: $(OPA)
 	$(OPA) check --strict $(POLICY_DIRS)
 
 lint-python: venv
-	$(VENV)/bin/ruff check pyagent tests
+	$(VENV)/bin/ruff check pyagent tests bench
 	$(VENV)/bin/mypy
 
 fmt: $(OPA)

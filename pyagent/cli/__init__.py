@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import Any
@@ -9,22 +10,40 @@ from typing import Any
 import click
 
 from pyagent import __version__
-from pyagent.cli.agent import agent
-from pyagent.cli.check import check
-from pyagent.cli.collect import collect
-from pyagent.cli.fleet import fleet
-from pyagent.cli.impact import impact
-from pyagent.cli.log import log
-from pyagent.cli.policy import policy
-from pyagent.cli.validate import validate
 from pyagent.errors import PyagentError
+
+#: Every subcommand, by name: the module and attribute it lives in. Explicit, and imported only when
+#: the subcommand runs (or help lists it), so that `pyagent check` does not pay for `fleet` or `agent`.
+COMMANDS: dict[str, str] = {
+    "check": "pyagent.cli.check:check",
+    "validate": "pyagent.cli.validate:validate",
+    "collect": "pyagent.cli.collect:collect",
+    "fleet": "pyagent.cli.fleet:fleet",
+    "impact": "pyagent.cli.impact:impact",
+    "policy": "pyagent.cli.policy:policy",
+    "agent": "pyagent.cli.agent:agent",
+    "log": "pyagent.cli.log:log",
+}
 
 
 class PyagentGroup(click.Group):
     """A group whose ``invoke`` is the error boundary: every error becomes one line and an exit code.
 
     Living in the group (not only in ``main``) means click's test runner sees the same behaviour.
+    Subcommands come from :data:`COMMANDS`, imported on first use.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module_name, attribute = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -75,16 +94,6 @@ def cli(verbose: int) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("pyagent: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
-
-
-cli.add_command(check)
-cli.add_command(collect)
-cli.add_command(fleet)
-cli.add_command(impact)
-cli.add_command(validate)
-cli.add_command(policy)
-cli.add_command(agent)
-cli.add_command(log)
 
 
 def main() -> None:

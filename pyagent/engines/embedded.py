@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
+from pyagent.errors import InvalidInputError
 from pyagent.policy.data import load_overlay, merge, overlay_digest
 
 if TYPE_CHECKING:
@@ -34,6 +35,43 @@ def default_bundle_path() -> Path:
     """``PYAGENT_BUNDLE`` when set, else the checkout's ``build/bundle.tar.gz``."""
     env = os.environ.get("PYAGENT_BUNDLE")
     return Path(env) if env else DEFAULT_BUNDLE
+
+
+#: The policy rule that indexes every banned identifier (see matching.rego).
+BAN_KEYS_ENTRYPOINT = "pyagent/lib/matching/ban_keys"
+
+
+def keep_ban_keys(policy: WasmPolicy, data: dict[str, Any]) -> None:
+    """Index every banned identifier once, with the policy's own code, and keep the index with the
+    data (``data.pyagent.ban_keys``), so that a decision looks identifiers up instead of indexing
+    them all again. Policies without that entrypoint are left as they are."""
+    if BAN_KEYS_ENTRYPOINT not in policy.entrypoints:
+        return
+    pyagent = data.get("pyagent")
+    if not isinstance(pyagent, dict):
+        return
+    if "ban_keys" in pyagent:
+        raise InvalidInputError(
+            "policy data sets pyagent.ban_keys, which the embedded engine computes itself; remove it"
+        )
+    keys = policy.evaluate({}, entrypoint=BAN_KEYS_ENTRYPOINT)
+    if not isinstance(keys, dict):
+        raise EngineError(f"embedded engine: {BAN_KEYS_ENTRYPOINT} gave {type(keys).__name__}, not an object")
+    policy.set_data({**data, "pyagent": {**pyagent, "ban_keys": keys}})
+
+
+def verification_asked(settings: EngineSettings) -> bool:
+    """True when any bundle-verification setting is given, by option or environment."""
+    given = (
+        settings.verification_key,
+        settings.verification_alg,
+        settings.verification_key_id,
+        settings.bundle_scope,
+        settings.bundle_fallback,
+    )
+    return any(given) or any(
+        name.startswith("PYAGENT_BUNDLE_") and value for name, value in os.environ.items()
+    )
 
 
 class EmbeddedEngine(Engine):
@@ -61,9 +99,25 @@ class EmbeddedEngine(Engine):
     def from_settings(cls, settings: EngineSettings) -> EmbeddedEngine:
         overlays = [load_overlay(path) for path in settings.data_files]
         path = Path(settings.bundle) if settings.bundle else default_bundle_path()
-        from pyagent.bundles.load import BundleTrust, load_bundle
-        from pyagent.engines.wasm.bundle import WasmBundle
+        from pyagent.engines.wasm.bundle import WasmBundle, read_bundle
         from pyagent.engines.wasm.runtime import WasmPolicy
+
+        def activate(bundle: WasmBundle) -> WasmPolicy:
+            policy = WasmPolicy(bundle.wasm)
+            data = merge(bundle.data, overlays)
+            policy.set_data(data)
+            keep_ban_keys(policy, data)
+            return policy
+
+        suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
+        if not verification_asked(settings):
+            # No signature to check: the bundle machinery (and its crypto imports) is not needed.
+            if not path.is_file():
+                raise EngineError(f"{path}: no compiled policy bundle; run `make policy` or give --bundle")
+            bundle = read_bundle(path)
+            return cls(activate(bundle), revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
+
+        from pyagent.bundles.load import BundleTrust, load_bundle
 
         trust = (
             BundleTrust.from_options(
@@ -82,13 +136,7 @@ class EmbeddedEngine(Engine):
                 f"{path}: no compiled policy bundle; run `make policy` or give --bundle (env PYAGENT_BUNDLE)"
             )
 
-        def activate(bundle: WasmBundle) -> WasmPolicy:
-            policy = WasmPolicy(bundle.wasm)
-            policy.set_data(merge(bundle.data, overlays))
-            return policy
-
         loaded = load_bundle(path, trust, activate)
-        suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
         return cls(
             loaded.value,
             revision_suffix=suffix,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -431,3 +432,14 @@ def test_real_subprocess_exit_codes_and_streams(policy_bundle: Path) -> None:
     assert invalid.returncode == 2
     assert "Traceback" not in invalid.stderr
     assert len(invalid.stderr.strip().splitlines()) == 1
+
+
+def test_every_registered_command_resolves_to_its_name() -> None:
+    from pyagent.cli import COMMANDS
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert isinstance(command, click.Command)
+        assert command.name == name
+    assert cli.list_commands(ctx) == sorted(COMMANDS)
