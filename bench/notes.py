@@ -106,26 +106,22 @@ def _banned(results: dict[str, Any]) -> str:
 ### {high:,} banned identifiers ({_verdict(goal)})
 
 The embedded decision takes {_ms(embedded_low)} with {low:,} banned identifiers and {_ms(embedded_high)}
-with {high:,}. Two costs, both in the policy (`policies/rego/pyagent/lib/matching/matching.rego`, owned by
-the policy's authors; nothing was changed there), and neither in the engine:
+with {high:,}. Two costs were in the policy (`policies/rego/pyagent/lib/matching/matching.rego`), and both
+were removed:
 
-1. **`x in idx` is a linear scan in OPA's wasm runtime.** `matches` tests `[name, "*"] in idx`; OPA
-   compiles `in` to the `internal.member_2` built-in, which in the wasm library iterates over the whole
-   collection (`opa_value_iter` + `opa_value_compare`), so a device costs apps x identifiers. Looking
-   the key up in the set, `idx[[name, "*"]]`, is a hash lookup in wasm and in OPA's evaluator alike,
-   with the same meaning. Prototype (a copy of the policy with those three lines changed, all 109 Rego
-   tests pass): 10,000 identifiers 1,138 -> 11.3 ms, and the ordinary 200-app decision 0.83 -> 0.70 ms
-   (`found` does this test for every app and ban).
-2. **`ban_index` is rebuilt on every decision**: `matching.index` normalises every identifier of every
-   ban in force, so each decision is O(banned identifiers) however the lookup is done; {opa_text}.
-   Rego cannot keep a value from one evaluation to the next, so the index has to come with the data:
-   proposed, a generated data document `data.pyagent.ban_keys[ban][platform][name][hash or "*"]` (the
-   `key()` normalisation done ahead of time) written at build time next to `policies/data` (e.g. by
-   `pyagent policy bundle` / `make policy`, and by the embedded engine when it merges a `--data`
-   overlay that defines bans), and `ban_index[ban] := object.get(data.pyagent.ban_keys, [ban,
-   matching.platform], {{}})` with `idx[name]["*"]`-style lookups (falling back to today's `index()`
-   for a ban without keys). Prototype: 10 identifiers 0.91 ms, 10,000 identifiers 1.15 ms
-   (1.26 x, against 1.2 x asked; the rest is the larger data document).
+1. **`x in idx` was a linear scan in OPA's wasm runtime**: OPA compiles `in` to `internal.member_2`,
+   which iterates over the whole collection, so a device cost apps x identifiers. The index is now an
+   object keyed by `name NUL hash` strings and `matches` looks keys up (`idx[key]`): a hash lookup in
+   wasm and in OPA's evaluator alike. (Prototype figures: 10,000 identifiers 1,138 -> 11.3 ms.)
+2. **The index was rebuilt on every decision**, O(banned identifiers) however the lookup is done;
+   {opa_text}. Rego keeps nothing from one evaluation to the next, so the index now comes with the
+   data: the rule `data.pyagent.lib.matching.ban_keys` (an `entrypoint`, so every `opa build` exports
+   it) indexes every ban for every platform, and the embedded engine evaluates it once when it loads
+   the policy data (bundle plus `--data` overlays) and keeps the result as `data.pyagent.ban_keys`.
+   The index is computed by the policy's own Rego, so it cannot disagree with the per-decision path;
+   a Rego test proves the decisions are the same with and without it, and data that tries to set
+   `pyagent.ban_keys` itself is refused. An OPA server, which has no such step, builds the index per
+   decision as before.
 """
 
 
@@ -165,22 +161,15 @@ def _cold(results: dict[str, Any]) -> str:
 A cold `pyagent check` takes {_ms(check)} against {_ms(opa)} for `opa eval`, so the goal asks for
 {_ms(target)}. The interpreter alone takes {_ms(python)}; after it: {spent or "see above"}. Nearly all
 of that is imports; the work itself is a few milliseconds (the engine loads the compiled policy from
-the module cache in about 5 ms, the decision takes about 1 ms). What would remove most of it, in files
-outside this change:
+the module cache in about 5 ms, the decision takes about 1 ms). Done to get here: subcommands are
+imported on demand (`pyagent check` no longer imports fleet, agent, impact or the collectors), and
+the bundle-signature code (`cryptography`, about 35 ms) is imported only when verification is
+configured; a cold check went from about 300 to about 175 ms.
 
-- `pyagent/cli/__init__.py` imports every subcommand (agent, fleet, collect, impact, policy, log...)
-  and their dependencies for any command: load subcommands on demand (a `click.Group` whose
-  `get_command` imports the module of the command asked for; `list_commands` from a static table).
-- building the embedded engine imports the bundle-signature code (`pyagent.bundles`, `cryptography`,
-  about 35 ms) even when no verification key is configured: import it only when
-  `PYAGENT_BUNDLE_VERIFICATION_KEY` is set.
-- reading the report compiles the fastjsonschema validator from the schema in every process (about
-  20 ms): cache the generated code (same private-directory rules as the module cache) or generate it
-  at build time; with jsonschema-rs (above) building the validator takes about 1 ms.
-- Even then the floor is the interpreter, click, wasmtime-py and pyagent's own modules (about
-  25 + 10 + 20 + 15 ms) plus the work: about 75-90 ms, close to 1.5 x `opa eval` (which parses and
-  compiles the whole policy in Go, in one static binary). Getting under it for sure needs the
-  decision without a new Python process: the agent as a service (`pyagent agent`), or a fleet run.
+What stands in the way of 1.5 x is the floor of a fresh Python process: the interpreter, click,
+wasmtime-py and pyagent's own modules (about 25 + 10 + 20 + 15 ms) plus the work, about 75-90 ms,
+against `opa eval`, one static Go binary. Decisions that must be cheap should not start a new
+process each: the agent as a service (`pyagent agent run`), or a fleet run, pays the start once.
 """
 
 
