@@ -1,22 +1,31 @@
 """Validate documents against the shipped JSON Schemas: a fast path and a reference path.
 
-- Fast path (every document): ``fastjsonschema`` code compiled once per process from the schema file. It
-  only answers valid / invalid.
+- Fast path (every document): a ``jsonschema-rs`` (Rust) validator built once per process from the schema
+  file as it is, no rewriting. It only answers valid / invalid.
 - Reference path (invalid documents only): ``jsonschema``'s ``Draft202012Validator`` collects every error,
   which becomes a :class:`~pyagent.report.issues.SchemaIssue` with a JSON path and a readable message.
 
-Both paths must give the same verdict on every document (the test suite checks it on a generated corpus). Two
-settings make that hold by construction:
+Both paths must give the same verdict on every document (the test suite checks it on a generated corpus).
+These settings make that hold by construction:
 
+- Both use draft 2020-12, whatever ``$schema`` says.
+- ``format`` is an annotation on both sides, as draft 2020-12 specifies by default (``validate_formats=False``
+  for jsonschema-rs); the schemas enforce date-times with a ``pattern``.
 - ``pattern`` uses ECMA-262 end-of-string semantics on both sides (``$`` matches only at the very end;
-  Python's ``re`` would also match before a trailing newline). ``fastjsonschema`` does this itself; the
-  reference validator gets the same rule through an extended ``pattern`` keyword.
-- ``format`` is an annotation on both sides, as draft 2020-12 specifies by default; the schemas enforce
-  date-times with a ``pattern``.
+  Python's ``re`` would also match before a trailing newline). jsonschema-rs compiles patterns with Rust's
+  ``regex`` crate (``RegexOptions``: linear time, no backtracking limit that could fail a match), where ``$``
+  without the multi-line flag is the end of the text; the reference validator gets the same rule through an
+  extended ``pattern`` keyword.
+- A document jsonschema-rs cannot read raises ``ValueError`` there: a string that is not Unicode text (a lone
+  surrogate such as ``"\\ud800"``; the loader rejects those before validation), a key that is not a
+  string, a value of a type outside JSON (``bytes``, subclasses of ``str`` or ``int``). The reference
+  validator then gives the verdict.
 
-For speed the fast path compiles a rewritten, equivalent copy of the schema: local ``$ref`` are inlined (no
-function call per value) and the NUL-free pattern ``^[^\\u0000]+$`` becomes an equivalent predicate
-(non-empty and no NUL) instead of a regular-expression search on every string.
+Documents are JSON values as :func:`json.loads` builds them. For other Python types the fast verdict may
+differ: a ``tuple`` counts as an array and a ``decimal.Decimal`` as a number there, not in the reference.
+
+jsonschema-rs is imported when the first validator is built (7-9 ms in ``pyagent check``, most of it
+``email.utils``), so importing :mod:`pyagent.report` stays cheap for commands that never validate.
 """
 
 from __future__ import annotations
@@ -25,12 +34,13 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
-
-from pyagent.report.issues import SchemaIssue, issues_from_errors, json_path, printable
+from pyagent.report.issues import SchemaIssue, issues_from_errors, json_path, printable, show_value
 from pyagent.report.schemas import DECISION_SCHEMA, REPORT_SCHEMA, SchemaFileError, load_schema
+
+if TYPE_CHECKING:
+    import jsonschema_rs
 
 __all__ = [
     "DecisionValidator",
@@ -38,30 +48,10 @@ __all__ = [
     "SchemaValidator",
     "ValidationResult",
     "decision_validator",
-    "fast_schema",
     "report_validator",
 ]
 
-NUL_FREE_PATTERN = "^[^\\u0000]+$"
-_NUL_FREE_FORMAT = "pyagent-nul-free"
-_ANNOTATIONS = frozenset({"description", "title", "$comment", "examples", "format"})
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas"})
-_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-_SCHEMA_VALUES = frozenset(
-    {
-        "items",
-        "additionalProperties",
-        "propertyNames",
-        "not",
-        "if",
-        "then",
-        "else",
-        "contains",
-        "unevaluatedItems",
-        "unevaluatedProperties",
-    }
-)
-_DOLLAR = re.compile(r"(?<!\\)\$")  # an unescaped "$", as fastjsonschema finds it
+_DOLLAR = re.compile(r"(?<!\\)\$")  # an unescaped "$"
 
 
 @dataclass(frozen=True)
@@ -88,61 +78,55 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> I
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+# Keywords that check a value without descending into it and, when it fails, put repr() of the whole value
+# in jsonschema's message: on a deeply nested array or object that repr() overflows the stack. Only a failure
+# builds the message, and the issue text comes from issues.py, never from that message.
+_LEAF_KEYWORDS = ("type", "enum", "minItems", "maxItems", "minProperties", "maxProperties")
+
+
+def _bounded(name: str, original: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def keyword(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        try:
+            yield from original(validator, value, instance, schema)
+        except RecursionError:  # repr() of a deeply nested value, in a failure's message
+            from jsonschema import ValidationError
+
+            yield ValidationError(f"{show_value(instance)} does not match {name!r} {value!r}")
+
+    return keyword
+
+
 @functools.cache
 def _reference_validator_class() -> Any:
-    """jsonschema's 2020-12 validator with ECMA-262 "$"; imported on first use (it is slow to import,
-    and valid documents never need it)."""
+    """jsonschema's 2020-12 validator with ECMA-262 "$" and leaf keywords that survive deep nesting;
+    imported on first use (it is slow to import, and valid documents never need it)."""
     from jsonschema import Draft202012Validator, validators
 
-    return validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+    keywords = {name: _bounded(name, Draft202012Validator.VALIDATORS[name]) for name in _LEAF_KEYWORDS}
+    return validators.extend(Draft202012Validator, {**keywords, "pattern": _ecma_pattern})
 
 
 # ----------------------------------------------------------------------------------------------------
-# Fast path: an equivalent, flattened schema for fastjsonschema
+# Fast path: jsonschema-rs
 
 
-def _nul_free(value: str) -> bool:
-    return value != "" and "\x00" not in value
+def _fast_validator(schema: Mapping[str, Any]) -> jsonschema_rs.Validator:
+    """A jsonschema-rs validator for ``schema`` (draft 2020-12, formats not asserted, Rust ``regex``
+    patterns, no network). Raises :class:`SchemaFileError` when the schema cannot be compiled, e.g. a
+    pattern with look-around or back-references (the ``regex`` crate has neither), or a ``$ref`` outside
+    the schema."""
+    import jsonschema_rs
 
-
-def fast_schema(schema: Mapping[str, Any], *, nul_checks: bool = True) -> dict[str, Any]:
-    """An equivalent copy of ``schema`` for ``fastjsonschema``: local ``$ref`` inlined, annotations dropped,
-    the NUL-free pattern replaced by the ``pyagent-nul-free`` format, or by nothing without ``nul_checks``
-    (for documents known to hold no NUL). Only non-recursive ``#/$defs/...`` refs are supported; others
-    raise :class:`SchemaFileError`."""
-    defs = schema.get("$defs", {})
-
-    def inline(node: Any, active: tuple[str, ...]) -> Any:
-        if not isinstance(node, Mapping):  # a boolean schema
-            return node
-        out: dict[str, Any] = {}
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            name = ref.removeprefix("#/$defs/")
-            if name == ref or name not in defs or name in active:
-                raise SchemaFileError(f"unsupported $ref {ref!r} (only non-recursive #/$defs/ refs)")
-            out["allOf"] = [inline(defs[name], (*active, name))]
-        for key, value in node.items():
-            if key in _ANNOTATIONS or key in ("$ref", "$defs"):
-                continue
-            if key == "pattern" and value == NUL_FREE_PATTERN:
-                if nul_checks:
-                    out["format"] = _NUL_FREE_FORMAT
-            elif key in _SCHEMA_MAPS:
-                out[key] = {name: inline(sub, active) for name, sub in value.items()}
-            elif key in _SCHEMA_LISTS:
-                out[key] = [*out.get(key, []), *(inline(sub, active) for sub in value)]
-            elif key in _SCHEMA_VALUES:
-                out[key] = inline(value, active)
-            else:
-                out[key] = value
-        if list(out) == ["allOf"] and len(out["allOf"]) == 1:  # a bare $ref: the target itself
-            only: dict[str, Any] = out["allOf"][0]
-            return only
-        return out
-
-    flat: dict[str, Any] = inline(schema, ())
-    return flat
+    try:
+        return jsonschema_rs.Draft202012Validator(
+            dict(schema),
+            validate_formats=False,
+            pattern_options=jsonschema_rs.RegexOptions(),
+            offline=True,
+        )
+    except (ValueError, jsonschema_rs.ReferencingError) as err:
+        message = printable(str(getattr(err, "message", err)).partition("\n")[0], 300)
+        raise SchemaFileError(f"cannot compile schema {schema.get('$id', '')}: {message}") from err
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -154,67 +138,54 @@ class SchemaValidator:
 
     ``is_valid`` is the hot path; ``validate`` adds the full list of issues for an invalid document.
 
-    ``nul_free=True`` tells the validator that no string anywhere in the document contains U+0000, e.g.
-    because the JSON text it was parsed from has no ``\\u0000`` escape (raw NUL bytes are not valid JSON
-    text). The per-string NUL checks are then skipped; the verdict is the same."""
+    ``nul_free=True`` tells the validator that no string anywhere in the document contains U+0000 (the loader
+    passes it when the JSON text has no ``\\u0000`` escape). It is accepted for compatibility and changes
+    nothing: the fast path checks NUL characters itself at little cost."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
-        self._fast = self._compile(nul_checks=True)
-        self._fast_nul_free: Callable[[Any], Any] | None = None
-        self._schema_for_reference = schema
+        self._fast = _fast_validator(schema)
         self._reference_instance: Any = None
 
-    def _compile(self, *, nul_checks: bool) -> Callable[[Any], Any]:
-        try:
-            compiled: Callable[[Any], Any] = fastjsonschema.compile(
-                fast_schema(self.schema, nul_checks=nul_checks),
-                formats={_NUL_FREE_FORMAT: _nul_free},
-                use_default=False,
-            )
-        except fastjsonschema.JsonSchemaDefinitionException as err:
-            raise SchemaFileError(f"cannot compile schema {self.schema.get('$id', '')}: {err}") from err
-        return compiled
-
-    def _fast_for(self, nul_free: bool) -> Callable[[Any], Any]:
-        if not nul_free:
-            return self._fast
-        if self._fast_nul_free is None:
-            self._fast_nul_free = self._compile(nul_checks=False)
-        return self._fast_nul_free
+    def _reference(self) -> Any:
+        if self._reference_instance is None:
+            self._reference_instance = _reference_validator_class()(self.schema)
+        return self._reference_instance
 
     def is_valid(self, document: object, *, nul_free: bool = False) -> bool:
         """The fast verdict: True when ``document`` matches the schema."""
         try:
-            self._fast_for(nul_free)(document)
-        except fastjsonschema.JsonSchemaValueException:
-            return False
-        return True
+            return self._fast.is_valid(document)
+        except ValueError:  # not readable by jsonschema-rs (see the module docstring): the reference decides
+            return bool(self._reference().is_valid(document))
 
     def reference_issues(self, document: object) -> list[SchemaIssue]:
         """Every violation found by the reference validator (slow; empty when the document is valid)."""
-        if self._reference_instance is None:
-            self._reference_instance = _reference_validator_class()(self._schema_for_reference)
-        return issues_from_errors(self._reference_instance.iter_errors(document), self.schema)
+        return issues_from_errors(self._reference().iter_errors(document), self.schema)
 
     def validate(self, document: object, *, nul_free: bool = False) -> ValidationResult:
         """Fast path first; on failure, every issue from the reference validator."""
         try:
-            self._fast_for(nul_free)(document)
-        except fastjsonschema.JsonSchemaValueException as err:
+            if self._fast.is_valid(document):
+                return ValidationResult(valid=True, issues=[])
+        except ValueError:  # not readable by jsonschema-rs: the reference decides
             issues = self.reference_issues(document)
-            if not issues:
-                # The two validators disagree: stay on the safe side, report the fast one's finding.
-                issues = [_fast_issue(err)]
-            return ValidationResult(valid=False, issues=issues)
-        return ValidationResult(valid=True, issues=[])
+            return ValidationResult(valid=not issues, issues=issues)
+        issues = self.reference_issues(document)
+        if not issues:
+            # The two validators disagree: stay on the safe side, report the fast one's finding.
+            issues = [self._fast_issue(document)]
+        return ValidationResult(valid=False, issues=issues)
 
-
-def _fast_issue(err: fastjsonschema.JsonSchemaValueException) -> SchemaIssue:
-    """An issue from fastjsonschema's first error (``data.apps[1].id must be ...``)."""
-    steps: list[str | int] = [int(s) if s.isdigit() else s for s in map(str, (err.path or [])[1:])]
-    message = str(err.message).removeprefix(str(err.name or "")).strip()
-    return SchemaIssue(json_path(steps), printable(message or "does not match the schema"))
+    def _fast_issue(self, document: object) -> SchemaIssue:
+        """An issue from jsonschema-rs's first error."""
+        try:
+            error = next(iter(self._fast.iter_errors(document)), None)
+        except ValueError:
+            error = None
+        if error is None:
+            return SchemaIssue("$", "does not match the schema")
+        return SchemaIssue(json_path(error.instance_path), printable(error.message or "does not match"))
 
 
 class ReportValidator(SchemaValidator):
@@ -233,11 +204,11 @@ class DecisionValidator(SchemaValidator):
 
 @functools.cache
 def report_validator() -> ReportValidator:
-    """The process-wide report validator (compiled on first use)."""
+    """The process-wide report validator (built on first use)."""
     return ReportValidator()
 
 
 @functools.cache
 def decision_validator() -> DecisionValidator:
-    """The process-wide decision validator (compiled on first use)."""
+    """The process-wide decision validator (built on first use)."""
     return DecisionValidator()
