@@ -45,14 +45,6 @@ EXAMPLE_DECISIONS: dict[str, tuple[int, list[list[str]]]] = {
 }
 
 
-@pytest.fixture(params=["embedded", "opa"])
-def engine_args(request: pytest.FixtureRequest, policy_bundle: Path) -> list[str]:
-    if request.param == "embedded":
-        return ["--engine", "embedded"]
-    server: RunningOpa = request.getfixturevalue("opa_server")
-    return ["--engine", "opa", "--opa-url", server.url]
-
-
 def run(args: list[str], stdin: str | None = None) -> Any:
     return CliRunner().invoke(cli, args, input=stdin)
 

@@ -12,15 +12,6 @@ from click.testing import CliRunner
 
 from pyagent.cli import cli
 from tests.helpers import domain
-from tests.helpers.opa_server import RunningOpa
-
-
-@pytest.fixture(params=["embedded", "opa"])
-def engine_args(request: pytest.FixtureRequest, policy_bundle: Path) -> list[str]:
-    if request.param == "embedded":
-        return ["--engine", "embedded"]
-    server: RunningOpa = request.getfixturevalue("opa_server")
-    return ["--engine", "opa", "--opa-url", server.url, "--opa-timeout", "30", "--opa-deadline", "60"]
 
 
 def check(path: Path, at: str, engine_args: list[str]) -> Any:

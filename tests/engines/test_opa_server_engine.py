@@ -207,6 +207,23 @@ def test_missing_url_for_opa_engine_is_a_usage_error() -> None:
         build_engine(EngineSettings(engine="opa"))
 
 
+def raw_https(secured: tuple[RunningOpa, Path], method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One request with the agent's valid token, below the engine: what an attacker holding it can do."""
+    import http.client
+    import ssl
+
+    server, ca = secured
+    port = int(server.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(ca))
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, payload
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -233,43 +250,14 @@ def test_valid_token_reaches_nothing_but_the_decision(
     secured_opa: tuple[RunningOpa, Path], method: str, path: str
 ) -> None:
     """From the attacker's side: a stolen agent token cannot read exemptions, change data or policies."""
-    import http.client
-    import ssl
-
-    server, ca = secured_opa
-    port = int(server.url.rsplit(":", 1)[1])
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", port, timeout=5, context=ssl.create_default_context(cafile=str(ca))
-    )
     body = json.dumps({"input": {"at": AT, "report": CLEAN}, "query": "data"}).encode()
-    connection.request(
-        method,
-        path,
-        body=body,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    assert response.status in (401, 403, 404), (response.status, payload[:200])
+    status, payload = raw_https(secured_opa, method, path, body)
+    assert status in (401, 403, 404), (status, payload[:200])
     assert b"fr-brussels" not in payload and b"token_sha256s" not in payload
 
 
 def test_valid_token_gets_the_decision_over_raw_https(secured_opa: tuple[RunningOpa, Path]) -> None:
-    import http.client
-    import ssl
-
-    server, ca = secured_opa
-    port = int(server.url.rsplit(":", 1)[1])
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", port, timeout=5, context=ssl.create_default_context(cafile=str(ca))
-    )
-    connection.request(
-        "POST",
-        "/v1/data/pyagent/decision",
-        body=json.dumps({"input": {"at": AT, "report": CLEAN}}),
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    response = connection.getresponse()
-    assert response.status == 200
-    assert json.loads(response.read())["result"]["allow"] is True
+    body = json.dumps({"input": {"at": AT, "report": CLEAN}}).encode()
+    status, payload = raw_https(secured_opa, "POST", "/v1/data/pyagent/decision", body)
+    assert status == 200
+    assert json.loads(payload)["result"]["allow"] is True
