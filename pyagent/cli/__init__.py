@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -12,17 +13,46 @@ import click
 from pyagent import __version__
 from pyagent.errors import PyagentError
 
-#: Every subcommand, by name: the module and attribute it lives in. Explicit, and imported only when
-#: the subcommand runs (or help lists it), so that `pyagent check` does not pay for `fleet` or `agent`.
-COMMANDS: dict[str, str] = {
-    "check": "pyagent.cli.check:check",
-    "validate": "pyagent.cli.validate:validate",
-    "collect": "pyagent.cli.collect:collect",
-    "fleet": "pyagent.cli.fleet:fleet",
-    "impact": "pyagent.cli.impact:impact",
-    "policy": "pyagent.cli.policy:policy",
-    "agent": "pyagent.cli.agent:agent",
-    "log": "pyagent.cli.log:log",
+
+@dataclass(frozen=True)
+class CommandEntry:
+    """Where a subcommand lives, and its one-line summary for `pyagent --help` (which therefore
+    imports nothing; a test keeps the summary equal to the command's own)."""
+
+    target: str
+    summary: str
+
+
+#: Every subcommand, by name. Explicit, and imported only when the subcommand runs, so that
+#: `pyagent check` does not pay for `fleet` or `agent`.
+COMMANDS: dict[str, CommandEntry] = {
+    "check": CommandEntry("pyagent.cli.check:check", "Decide whether one device complies with the app bans."),
+    "validate": CommandEntry(
+        "pyagent.cli.validate:validate", "Check device reports against schemas/device-report.schema.json."
+    ),
+    "collect": CommandEntry(
+        "pyagent.cli.collect:collect",
+        "Build a device report (JSON), validated against the schema before it is written.",
+    ),
+    "fleet": CommandEntry(
+        "pyagent.cli.fleet:fleet",
+        "Decide many devices: `pyagent fleet INVENTORY...` (same as `fleet run`), or `fleet generate`.",
+    ),
+    "impact": CommandEntry(
+        "pyagent.cli.impact:impact",
+        "Decide every device with both policy versions and list the devices whose decision changes.",
+    ),
+    "policy": CommandEntry(
+        "pyagent.cli.policy:policy",
+        "Test, format, lint and bundle the Rego policies (default: policies/rego and policies/data).",
+    ),
+    "agent": CommandEntry(
+        "pyagent.cli.agent:agent",
+        "Run pyagent as an agent: collect this machine, decide, record, ship, on a schedule.",
+    ),
+    "log": CommandEntry(
+        "pyagent.cli.log:log", "The agent's tamper-evident decision log (a hash chain in the spool database)."
+    ),
 }
 
 
@@ -36,12 +66,18 @@ class PyagentGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name].summary) for name in self.list_commands(ctx) if name in COMMANDS]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module_name, attribute = COMMANDS[cmd_name].split(":")
+            module_name, attribute = COMMANDS[cmd_name].target.split(":")
             command = getattr(importlib.import_module(module_name), attribute)
             if not isinstance(command, click.Command):
-                raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+                raise TypeError(f"{COMMANDS[cmd_name].target} is not a click command")
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 

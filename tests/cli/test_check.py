@@ -434,4 +434,5 @@ def test_every_registered_command_resolves_to_its_name() -> None:
         command = cli.get_command(ctx, name)
         assert isinstance(command, click.Command)
         assert command.name == name
+        assert COMMANDS[name].summary == command.get_short_help_str(limit=200)
     assert cli.list_commands(ctx) == sorted(COMMANDS)
