@@ -12,6 +12,8 @@ OPA := $(shell if command -v opa >/dev/null 2>&1 && opa version 2>/dev/null | gr
 POLICY_DIRS := policies/rego policies/data
 COVERAGE_MIN := 95
 BUNDLE := build/bundle.tar.gz
+# The bundle's revision is the policy data's (data.pyagent.revision), so decisions and bundle agree.
+POLICY_REVISION := $(shell sed -n 's/^revision: *"\(.*\)"/\1/p' policies/data/pyagent/data.yaml)
 EXAMPLE ?= examples/reports/eu-commission-personal-enrolled-tiktok.json
 
 export PYAGENT_OPA := $(OPA)
@@ -47,7 +49,7 @@ policy: $(BUNDLE)
 
 $(BUNDLE): $(OPA) $(shell find policies -type f 2>/dev/null)
 	@mkdir -p build
-	$(OPA) build -t wasm -e pyagent/decision --revision "$$(cat policies/REVISION 2>/dev/null || echo dev)" \
+	$(OPA) build -t wasm -e pyagent/decision --revision "$(POLICY_REVISION)" \
 	  -o $@ --ignore '*_test.rego' $(POLICY_DIRS)
 
 ## test: policy tests with coverage, then the Python suite
@@ -80,6 +82,8 @@ lint: lint-policy lint-python
 lint-policy: $(OPA)
 	@out=$$($(OPA) fmt --list $(POLICY_DIRS)); if [ -n "$$out" ]; then echo "opa fmt would change:"; echo "$$out"; exit 1; fi
 	$(OPA) check --strict $(POLICY_DIRS)
+	@if command -v regal >/dev/null 2>&1; then regal lint policies/rego; \
+	else echo "regal: not installed (the Go module proxy does not serve it); opa fmt and opa check --strict ran"; fi
 
 lint-python: venv
 	$(VENV)/bin/ruff check pyagent tests bench
