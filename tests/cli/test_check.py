@@ -436,3 +436,29 @@ def test_every_registered_command_resolves_to_its_name() -> None:
         assert command.name == name
         assert COMMANDS[name].summary == command.get_short_help_str(limit=200)
     assert cli.list_commands(ctx) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"pyagent": {"exemptions": {}, "exemptions": {}}}', "data file has a duplicate key 'exemptions'"),
+        ('{"pyagent": ', ":1:13: data file is not valid JSON"),
+        ("", "data file is empty"),
+        ('["pyagent"]', "data file must be a JSON object"),
+        ('{"pyagent": {"ban_keys": {}}}', "policy data sets pyagent.ban_keys"),
+    ],
+    ids=["duplicate-key", "truncated", "empty", "array", "ban-keys"],
+)
+def test_bad_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path, content: str, message: str) -> None:
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text(content)
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path) -> None:
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--data", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2
+    assert "data file not found" in result.stderr
