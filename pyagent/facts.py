@@ -3,6 +3,7 @@ from flags or the agent config, flags winning; and the device report built from 
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,15 @@ class FactFlags:
     mdm_provider: str | None = None
 
 
-def resolve_facts(flags: FactFlags, config: AgentConfig) -> DeviceFacts:
+def this_machine_id() -> str | None:
+    """This machine's host name: the device id a report of this machine gets when none is given."""
+    name = socket.gethostname().strip()
+    return name or None
+
+
+def resolve_facts(
+    flags: FactFlags, config: AgentConfig, *, default_device_id: str | None = None
+) -> DeviceFacts:
     """Flags win over the config; a missing required fact names both the flag and the config key."""
     where = config.source or "the agent config"
 
@@ -49,7 +58,8 @@ def resolve_facts(flags: FactFlags, config: AgentConfig) -> DeviceFacts:
             raise InvalidInputError(f"missing device fact: give {flag}, or set device.{key} in {where}")
         return None
 
-    device_id = pick(flags.device_id, "id", "--device-id ID", required=True)
+    device_id = pick(flags.device_id, "id", "--device-id ID", required=default_device_id is None)
+    device_id = default_device_id if device_id is None else device_id
     ownership = pick(flags.ownership, "ownership", "--ownership corporate|personal", required=True)
     enrolled = pick(flags.mdm_enrolled, "mdm_enrolled", "--mdm-enrolled/--no-mdm-enrolled", required=True)
     organization = pick(flags.organization, "organization", "--org ORG", required=False)

@@ -7,11 +7,13 @@ from typing import Any
 
 import click
 
-from pyagent.cli.options import at_option, engine_options, org_option, output_option
+from pyagent.cli.options import at_option, device_fact_options, engine_options, org_option, output_option
 from pyagent.cli.render import emit, summary_line
 from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
+from pyagent.errors import InvalidInputError
+from pyagent.facts import FactFlags
 from pyagent.outputs.registry import OutputFormatName
 from pyagent.report.load import load_report
 from pyagent.timeutil import check_rfc3339, now_rfc3339
@@ -29,6 +31,7 @@ Examples:
 )
 @click.argument("report", required=False, metavar="[REPORT]")
 @org_option
+@device_fact_options
 @at_option
 @engine_options
 @click.option(
@@ -49,19 +52,32 @@ def check(
     at: str | None,
     fmt: str,
     output: str | None,
+    ownership: str | None,
+    mdm_enrolled: bool | None,
+    mdm_provider: str | None,
+    device_id: str | None,
     **engine_flags: Any,
 ) -> None:
     """Decide whether one device complies with the app bans.
 
     REPORT is a device report (JSON), or - for stdin. Without REPORT, this machine is
-    collected first. Exit codes: 0 compliant, 1 non-compliant, 2 invalid input, 3 no decision.
+    collected first, its facts from --ownership/--mdm-enrolled/--device-id or the agent config.
+    Exit codes: 0 compliant, 1 non-compliant, 2 invalid input, 3 no decision.
     """
-    when = check_rfc3339(at, option="--at") if at else now_rfc3339()
+    facts = FactFlags(
+        device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled, mdm_provider=mdm_provider
+    )
+    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     if report is None:
         from pyagent.cli.collect import collect_this_machine
 
-        document, source = collect_this_machine(org=org), "this machine"
+        document, source = collect_this_machine(org=org, flags=facts), "this machine"
     else:
+        if facts != FactFlags():
+            raise InvalidInputError(
+                "--ownership, --mdm-enrolled, --mdm-provider and --device-id describe this machine: "
+                "give them without REPORT, or put the facts in the report"
+            )
         document = load_report(report, stdin=sys.stdin.buffer if report == "-" else None)
         source = "<stdin>" if report == "-" else report
     document, notes = apply_org(document, org)

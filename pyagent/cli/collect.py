@@ -12,7 +12,7 @@ import click
 from pyagent.agentconfig import load_config
 from pyagent.collectors.registry import CollectorName, get_collector
 from pyagent.errors import InvalidInputError
-from pyagent.facts import FactFlags, build_report, resolve_facts
+from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
 from pyagent.report.load import check_report
 
 
@@ -92,7 +92,9 @@ def collect(
         organization=org,
         mdm_provider=mdm_provider,
     )
-    facts = resolve_facts(flags, load_config(config_path))
+    # Only this machine's own id is visible to pyagent; a phone or an export needs --device-id.
+    default_id = this_machine_id() if name == CollectorName.LINUX.value else None
+    facts = resolve_facts(flags, load_config(config_path), default_device_id=default_id)
     inventory = get_collector(name, **options).collect()
     report = build_report(inventory, facts)
     check_report(report, f"report collected from {name}")
@@ -110,9 +112,21 @@ def collect(
     )
 
 
-def collect_this_machine(*, org: str | None) -> dict[str, Any]:
-    """The report for this machine, facts from the agent config (``check`` with no REPORT)."""
-    facts = resolve_facts(FactFlags(organization=org), load_config())
+def collect_this_machine(*, org: str | None, flags: FactFlags | None = None) -> dict[str, Any]:
+    """The report for this machine (``check`` with no REPORT): facts from flags, else the agent config;
+    the device id defaults to the host name."""
+    given = flags or FactFlags()
+    facts = resolve_facts(
+        FactFlags(
+            device_id=given.device_id,
+            ownership=given.ownership,
+            mdm_enrolled=given.mdm_enrolled,
+            organization=org,
+            mdm_provider=given.mdm_provider,
+        ),
+        load_config(),
+        default_device_id=this_machine_id(),
+    )
     inventory = get_collector(_this_platform_source()).collect()
     report = build_report(inventory, facts)
     check_report(report, "report collected from this machine")

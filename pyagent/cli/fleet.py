@@ -47,8 +47,8 @@ def open_output(output: str | None) -> Iterator[IO[str]]:
 def exit_code(summary: FleetSummary) -> int:
     if summary.devices == 0:
         raise InvalidInputError("no reports found in the inventories given")
-    if summary.undecided == summary.devices:
-        return 3
+    if summary.undecided and summary.compliant + summary.non_compliant == 0:
+        return 3  # not one decision could be made (invalid reports aside)
     if summary.non_compliant or summary.invalid or summary.undecided:
         return 1
     return 0
@@ -112,7 +112,7 @@ def run_fleet(
 
     Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
     """
-    when = check_rfc3339(at, option="--at") if at else now_rfc3339()
+    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     settings = pinned_settings(EngineSettings(**engine_flags))
     items = with_progress(iter_items(inventories), label="fleet")
     results = (pair[0] for pair in runner.run(items, [settings], at=when, org=org, jobs=jobs))

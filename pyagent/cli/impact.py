@@ -51,7 +51,7 @@ def impact(
 
     Exit codes: 0 no decision changes, 1 some change, 2 usage or a policy that does not compile.
     """
-    when = check_rfc3339(at, option="--at") if at else now_rfc3339()
+    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     summary = ImpactSummary()
     changes: list[dict[str, Any]] = []
     with workdir() as tmp:

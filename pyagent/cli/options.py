@@ -137,6 +137,21 @@ def engine_options(f: F) -> F:
     return f
 
 
+def device_fact_options(f: F) -> F:
+    """Facts the collectors cannot see; they win over the agent config (device.* keys)."""
+    options = [
+        click.option(
+            "--ownership", type=click.Choice(["corporate", "personal"]), help="config: device.ownership"
+        ),
+        click.option("--mdm-enrolled/--no-mdm-enrolled", default=None, help="config: device.mdm_enrolled"),
+        click.option("--mdm-provider", help="config: device.mdm_provider"),
+        click.option("--device-id", help="config: device.id (this machine: its host name by default)"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def output_option(f: F) -> F:
     return click.option(
         "-o",

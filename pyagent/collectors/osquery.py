@@ -69,6 +69,9 @@ def detect_table(columns: frozenset[str]) -> Table | None:
         return "rpm_packages"
     if columns & {"maintainer", "section", "priority", "revision", "admindir"}:
         return "deb_packages"
+    if "version" in columns:
+        # `name`, `version`, `arch` only: both Linux package tables read the same way; dpkg's is the default.
+        return "deb_packages"
     return None
 
 
@@ -164,11 +167,13 @@ def parse_osquery_json(
                 f"{where}: no rows, so no way to tell the table; name the table (--table)"
             )
         return table, [], {"osquery_table": table, "rows": 0}
-    columns = frozenset(rows[0])
-    for index, row in enumerate(rows[1:], start=1):
-        if frozenset(row) != columns:
+    # osqueryi prints the same columns in every row; an export put together by hand may not. The table
+    # is told from every column seen, and rows of different tables are refused below.
+    columns = frozenset().union(*(frozenset(row) for row in rows))
+    for index, row in enumerate(rows):
+        if detect_table(frozenset(row)) not in (None, detect_table(columns)):
             raise CollectorInputError(
-                f"{where}: row {index} has other columns than row 0; mixed tables or queries are refused"
+                f"{where}: row {index} is from another table than the rest; mixed tables are refused"
             )
     detected = detect_table(columns)
     if table is None:

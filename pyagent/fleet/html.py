@@ -52,12 +52,21 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-CSP = (f"default-src 'none'; style-src {_hash(CSS)}; script-src {_hash(SCRIPT)}; "
-       "base-uri 'none'; form-action 'none'")
+CSP = (
+    f"default-src 'none'; style-src {_hash(CSS)}; script-src {_hash(SCRIPT)}; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 
-def write_html(results: Iterable[dict[str, Any]], out: IO[str], summary: FleetSummary, *, at: str,
-               timeline: list[dict[str, Any]], max_rows: int = MAX_TABLE_ROWS) -> None:
+def write_html(
+    results: Iterable[dict[str, Any]],
+    out: IO[str],
+    summary: FleetSummary,
+    *,
+    at: str,
+    timeline: list[dict[str, Any]],
+    max_rows: int = MAX_TABLE_ROWS,
+) -> None:
     """The page for ``results``, every device counted into ``summary`` on the way (as ``write_json``)."""
     app_names: dict[str, str] = {}
     listed = 0
@@ -99,8 +108,10 @@ def verdict(figures: dict[str, Any]) -> tuple[str, bool]:
         return f"All {fmt_int(devices)} devices comply with the bans in force.", True
     parts = []
     if bad:
-        parts.append(f"{fmt_int(bad)} of {fmt_int(devices)} devices ({percent(bad, devices)}) run a banned "
-                     f"app and must remove it{_most_affected(figures['by_organization'])}")
+        parts.append(
+            f"{fmt_int(bad)} of {fmt_int(devices)} devices ({percent(bad, devices)}) run a banned "
+            f"app and must remove it{_most_affected(figures['by_organization'])}"
+        )
     else:
         parts.append("No device runs a banned app")
     if invalid:
@@ -121,8 +132,12 @@ def _most_affected(by_org: dict[str, dict[str, int]]) -> str:
 def _remember_names(result: dict[str, Any], names: dict[str, str]) -> None:
     for entry in result.get("violations") or []:
         app_id, name = entry.get("app_id"), entry.get("app_name")
-        if isinstance(app_id, str) and isinstance(name, str) and app_id not in names \
-                and len(names) < MAX_APP_NAMES:
+        if (
+            isinstance(app_id, str)
+            and isinstance(name, str)
+            and app_id not in names
+            and len(names) < MAX_APP_NAMES
+        ):
             names[app_id] = name
 
 
@@ -132,62 +147,88 @@ def _metric(metric: str, value: int, *, tag: str = "td", cls: str = "num", **key
 
 
 def _kpis(figures: dict[str, Any]) -> str:
-    cards = [("devices", "Devices"), ("compliant", "Compliant"), ("non_compliant", "Non-compliant"),
-             ("invalid", "Invalid reports")]
+    cards = [
+        ("devices", "Devices"),
+        ("compliant", "Compliant"),
+        ("non_compliant", "Non-compliant"),
+        ("invalid", "Invalid reports"),
+    ]
     if figures["undecided"]:
         cards.append(("undecided", "No decision"))
     out = ['<section class="kpis" aria-label="Summary">']
     for metric, label in cards:
-        out.append(f'<div class="kpi {metric}"><span class="k">{label}</span>'
-                   f'{_metric(metric, figures[metric], tag="span", cls="n")}</div>')
+        out.append(
+            f'<div class="kpi {metric}"><span class="k">{label}</span>'
+            f"{_metric(metric, figures[metric], tag='span', cls='n')}</div>"
+        )
     share = round(100.0 * figures["compliant"] / figures["devices"], 1) if figures["devices"] else 0.0
-    out.append(f'<div class="kpi share"><span class="k">Compliant share</span><span class="n" '
-               f'data-metric="percent_compliant" data-value="{share}">'
-               f'{percent(figures["compliant"], figures["devices"])}</span></div></section>')
+    out.append(
+        f'<div class="kpi share"><span class="k">Compliant share</span><span class="n" '
+        f'data-metric="percent_compliant" data-value="{share}">'
+        f"{percent(figures['compliant'], figures['devices'])}</span></div></section>"
+    )
     return "".join(out)
 
 
 def _counts_table(kind: str, label: str, rows: dict[str, dict[str, int]]) -> str:
-    head = (f'<table><thead><tr><th scope="col">{label}</th><th class="num" scope="col">Devices</th>'
-            '<th class="num" scope="col">Compliant</th><th class="num" scope="col">Non-compliant</th>'
-            '<th class="num" scope="col">Invalid</th><th class="num" scope="col">Compliant share</th>'
-            '</tr></thead><tbody>')
+    head = (
+        f'<table><thead><tr><th scope="col">{label}</th><th class="num" scope="col">Devices</th>'
+        '<th class="num" scope="col">Compliant</th><th class="num" scope="col">Non-compliant</th>'
+        '<th class="num" scope="col">Invalid</th><th class="num" scope="col">No decision</th>'
+        '<th class="num" scope="col">Compliant share</th>'
+        "</tr></thead><tbody>"
+    )
     body = []
     for name, counts in rows.items():
-        cells = "".join(_metric(m, counts[m], **{kind: name})
-                        for m in ("devices", "compliant", "non_compliant", "invalid"))
-        body.append(f'<tr><th scope="row">{esc(name)}</th>{cells}'
-                    f'<td class="num">{percent(counts["compliant"], counts["devices"])}</td></tr>')
+        cells = "".join(
+            _metric(m, counts[m], **{kind: name})
+            for m in ("devices", "compliant", "non_compliant", "invalid", "undecided")
+        )
+        body.append(
+            f'<tr><th scope="row">{esc(name)}</th>{cells}'
+            f'<td class="num">{percent(counts["compliant"], counts["devices"])}</td></tr>'
+        )
     return head + "".join(body) + "</tbody></table>"
 
 
 def _bans_table(by_ban: dict[str, dict[str, Any]]) -> str:
     if not by_ban:
         return '<p class="empty">No device breaks, nears or is exempted from a ban.</p>'
-    rows = ['<table><thead><tr><th scope="col">Ban</th><th class="num" scope="col">Devices in violation</th>'
-            '<th class="num" scope="col">Violations</th><th class="num" scope="col">Warnings</th>'
-            '<th class="num" scope="col">Exempted</th></tr></thead><tbody>']
+    rows = [
+        '<table><thead><tr><th scope="col">Ban</th><th class="num" scope="col">Devices in violation</th>'
+        '<th class="num" scope="col">Violations</th><th class="num" scope="col">Warnings</th>'
+        '<th class="num" scope="col">Exempted</th></tr></thead><tbody>'
+    ]
     for ban, counts in by_ban.items():
-        cells = "".join(_metric(m, counts[m], ban=ban)
-                        for m in ("devices", "violations", "warnings", "exempted"))
+        cells = "".join(
+            _metric(m, counts[m], ban=ban) for m in ("devices", "violations", "warnings", "exempted")
+        )
         rows.append(f'<tr><th scope="row">{esc(ban)}</th>{cells}</tr>')
-    return ("".join(rows) + '</tbody></table><p class="note">Warnings: the device would break a rule that '
-            "is not in force yet, or only warns. Exempted: waived by an exemption in force.</p>")
+    return (
+        "".join(rows) + '</tbody></table><p class="note">Warnings: the device would break a rule that '
+        "is not in force yet, or only warns. Exempted: waived by an exemption in force.</p>"
+    )
 
 
 def _apps_table(by_ban: dict[str, dict[str, Any]]) -> str:
-    rows = [f'<tr><td>{esc(ban)}</td><td><code>{esc(app)}</code></td>'
-            f'{_metric("apps", n, ban=ban, app=app)}</tr>'
-            for ban, counts in by_ban.items() for app, n in counts["apps"].items()]
+    rows = [
+        f"<tr><td>{esc(ban)}</td><td><code>{esc(app)}</code></td>{_metric('apps', n, ban=ban, app=app)}</tr>"
+        for ban, counts in by_ban.items()
+        for app, n in counts["apps"].items()
+    ]
     if not rows:
         return ""
-    return ('<table><thead><tr><th scope="col">Ban</th><th scope="col">App</th>'
-            '<th class="num" scope="col">Found</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    return (
+        '<table><thead><tr><th scope="col">Ban</th><th scope="col">App</th>'
+        '<th class="num" scope="col">Found</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+    )
 
 
 def _app_bars(figures: dict[str, Any], names: dict[str, str]) -> str:
-    found = sorted(((ban, app, n) for ban, counts in figures["by_ban"].items()
-                    for app, n in counts["apps"].items()), key=lambda item: (-item[2], item[1], item[0]))
+    found = sorted(
+        ((ban, app, n) for ban, counts in figures["by_ban"].items() for app, n in counts["apps"].items()),
+        key=lambda item: (-item[2], item[1], item[0]),
+    )
     bars = [AppBar(ban, app, names.get(app), n) for ban, app, n in found[:TOP_APPS]]
     return app_bars("chart-apps", "Banned apps found on devices", bars, max(0, len(found) - TOP_APPS))
 
@@ -204,45 +245,55 @@ def _when(at: str) -> str:
     return moment.astimezone(UTC).strftime("%d %B %Y, %H:%M UTC")
 
 
-def _page_head(figures: dict[str, Any], at: str, timeline: Sequence[dict[str, Any]],
-               names: dict[str, str]) -> str:
+def _page_head(
+    figures: dict[str, Any], at: str, timeline: Sequence[dict[str, Any]], names: dict[str, str]
+) -> str:
     sentence, good = verdict(figures)
     orgs, platforms = figures["by_organization"], figures["by_platform"]
     charts = [
-        _card("Compliance by organisation",
-              stacked_bars("chart-orgs", "Devices by organisation and compliance", "organisation",
-                           list(orgs.items())),
-              _counts_table("org", "Organisation", orgs)),
-        _card("Compliance by platform",
-              stacked_bars("chart-platforms", "Devices by platform and compliance", "platform",
-                           list(platforms.items())),
-              _counts_table("platform", "Platform", platforms)),
+        _card(
+            "Compliance by organisation",
+            stacked_bars(
+                "chart-orgs", "Devices by organisation and compliance", "organisation", list(orgs.items())
+            ),
+            _counts_table("org", "Organisation", orgs),
+        ),
+        _card(
+            "Compliance by platform",
+            stacked_bars(
+                "chart-platforms", "Devices by platform and compliance", "platform", list(platforms.items())
+            ),
+            _counts_table("platform", "Platform", platforms),
+        ),
     ]
-    return "".join([
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f'<meta name="generator" content="pyagent {esc(__version__)}">\n',
-        f"<title>Fleet compliance report · {esc(at)}</title>\n<style>{CSS}</style></head>\n",
-        '<body><main>\n<header class="top"><div><h1>Fleet compliance report</h1>',
-        f'<p class="sub">App bans on managed devices · evaluated at <time datetime="{esc(at)}" '
-        f'id="evaluated-at">{_when(at)}</time></p></div></header>\n',
-        f'<p class="verdict{" good" if good else ""}" id="verdict">{esc(sentence)}</p>\n',
-        _kpis(figures), "\n",
-        '<div class="grid2">', *charts,
-        _card("Banned apps found", _app_bars(figures, names), _apps_table(figures["by_ban"])),
-        _card("Bans in this run", _bans_table(figures["by_ban"])),
-        _card("When bans come into force", timeline_chart("chart-timeline", timeline, at), wide=True),
-        "</div>\n",
-        f'<script type="application/json" id="fleet-summary">{script_json(figures)}</script>\n',
-        f'<script type="application/json" id="fleet-timeline">{script_json(list(timeline))}</script>\n',
-    ])
+    return "".join(
+        [
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            f'<meta name="generator" content="pyagent {esc(__version__)}">\n',
+            f"<title>Fleet compliance report · {esc(at)}</title>\n<style>{CSS}</style></head>\n",
+            '<body><main>\n<header class="top"><div><h1>Fleet compliance report</h1>',
+            f'<p class="sub">App bans on managed devices · evaluated at <time datetime="{esc(at)}" '
+            f'id="evaluated-at">{_when(at)}</time></p></div></header>\n',
+            f'<p class="verdict{" good" if good else ""}" id="verdict">{esc(sentence)}</p>\n',
+            _kpis(figures),
+            "\n",
+            '<div class="grid2">',
+            *charts,
+            _card("Banned apps found", _app_bars(figures, names), _apps_table(figures["by_ban"])),
+            _card("Bans in this run", _bans_table(figures["by_ban"])),
+            _card("When bans come into force", timeline_chart("chart-timeline", timeline, at), wide=True),
+            "</div>\n",
+            f'<script type="application/json" id="fleet-summary">{script_json(figures)}</script>\n',
+            f'<script type="application/json" id="fleet-timeline">{script_json(list(timeline))}</script>\n',
+        ]
+    )
 
 
 def _table_head(figures: dict[str, Any], listed: int) -> str:
     total = needing_action(figures)
-    columns = ["Device", "Organisation", "Platform", "Status", "Violations",
-               "Remediation", "Errors"]
+    columns = ["Device", "Organisation", "Platform", "Status", "Violations", "Remediation", "Errors"]
     heads = "".join(f'<th scope="col"><button type="button">{name}</button></th>' for name in columns)
     cols = "".join(f'<col class="c{index}">' for index in range(len(columns)))
     return (
@@ -263,15 +314,21 @@ def _page_tail(figures: dict[str, Any], listed: int) -> str:
     if not total:
         notes.append('<p class="empty">Every device complies: nothing to do.</p>')
     elif listed < total:
-        notes.append(f'<p class="note">The table lists the first {fmt_int(listed)} of {fmt_int(total)} '
-                     "devices that need action; <code>pyagent fleet --format json</code> lists every "
-                     "device.</p>")
-    return "".join([
-        "</tbody></table>", *notes, "</section>\n",
-        f'<footer>Generated by pyagent {esc(__version__)}. The figures are those of '
-        "<code>pyagent fleet --format json</code> for the same inventory and time.</footer>\n",
-        f"</main>\n<script>{SCRIPT}</script>\n</body></html>\n",
-    ])
+        notes.append(
+            f'<p class="note">The table lists the first {fmt_int(listed)} of {fmt_int(total)} '
+            "devices that need action; <code>pyagent fleet --format json</code> lists every "
+            "device.</p>"
+        )
+    return "".join(
+        [
+            "</tbody></table>",
+            *notes,
+            "</section>\n",
+            f"<footer>Generated by pyagent {esc(__version__)}. The figures are those of "
+            "<code>pyagent fleet --format json</code> for the same inventory and time.</footer>\n",
+            f"</main>\n<script>{SCRIPT}</script>\n</body></html>\n",
+        ]
+    )
 
 
 def _items(values: Sequence[str]) -> str:
@@ -293,11 +350,13 @@ def device_row(result: dict[str, Any], status: str) -> str:
         name = entry.get("app_name")
         name_html = f"{esc(name)} " if name and name != entry.get("app_id") else ""
         weak = entry.get("evidence") == "display_name"
-        violations.append(f'<strong class="blk">{esc(entry.get("rule"))}</strong> '
-                          f'<span class="blk">{name_html}'
-                          f'<code>{esc(entry.get("app_id"))}</code></span> '
-                          f'<span class="blk scope">scope: {esc(entry.get("scope"))}</span>'
-                          + (f' <span class="blk weak">{WEAK_EVIDENCE}</span>' if weak else ""))
+        violations.append(
+            f'<strong class="blk">{esc(entry.get("rule"))}</strong> '
+            f'<span class="blk">{name_html}'
+            f"<code>{esc(entry.get('app_id'))}</code></span> "
+            f'<span class="blk scope">scope: {esc(entry.get("scope"))}</span>'
+            + (f' <span class="blk weak">{WEAK_EVIDENCE}</span>' if weak else "")
+        )
         remedy = entry.get("remediation")
         if remedy and esc(remedy) not in remediations:
             remediations.append(esc(remedy))
@@ -307,8 +366,10 @@ def device_row(result: dict[str, Any], status: str) -> str:
         text = esc(error.get("message") or error.get("code"))
         errors.append(f"<code>{esc(path)}</code> {text}" if path else text)
     org, platform = result.get("organization"), result.get("platform")
-    return (f'<tr data-status="{status}"><td>{cell}</td><td>{esc(org or "")}</td>'
-            f'<td>{esc(platform or "")}</td>'
-            f'<td data-sort="{STATUS_ORDER.get(status, "9")}"><span class="badge {status}">'
-            f'{STATUS_LABELS.get(status, status)}</span></td><td>{_items(violations)}</td>'
-            f"<td>{_items(remediations)}</td><td>{_items(errors)}</td></tr>\n")
+    return (
+        f'<tr data-status="{status}"><td>{cell}</td><td>{esc(org or "")}</td>'
+        f"<td>{esc(platform or '')}</td>"
+        f'<td data-sort="{STATUS_ORDER.get(status, "9")}"><span class="badge {status}">'
+        f"{STATUS_LABELS.get(status, status)}</span></td><td>{_items(violations)}</td>"
+        f"<td>{_items(remediations)}</td><td>{_items(errors)}</td></tr>\n"
+    )

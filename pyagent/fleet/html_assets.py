@@ -14,8 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 STATUSES = ("compliant", "non_compliant", "invalid")
-STATUS_LABELS = {"compliant": "compliant", "non_compliant": "non-compliant", "invalid": "invalid",
-                 "undecided": "undecided"}
+STATUS_LABELS = {
+    "compliant": "compliant",
+    "non_compliant": "non-compliant",
+    "invalid": "invalid",
+    "undecided": "undecided",
+}
 
 
 def esc(value: object) -> str:
@@ -47,9 +51,11 @@ def clip(text: str, limit: int) -> str:
 
 
 def _svg_open(ident: str, width: int, height: int, title: str, desc: str) -> str:
-    return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-labelledby="{ident}-t {ident}-d"><title id="{ident}-t">{esc(title)}</title>'
-            f'<desc id="{ident}-d">{esc(desc)}</desc>')
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-labelledby="{ident}-t {ident}-d"><title id="{ident}-t">{esc(title)}</title>'
+        f'<desc id="{ident}-d">{esc(desc)}</desc>'
+    )
 
 
 def stacked_bars(ident: str, title: str, kind: str, rows: Sequence[tuple[str, dict[str, int]]]) -> str:
@@ -62,26 +68,37 @@ def stacked_bars(ident: str, title: str, kind: str, rows: Sequence[tuple[str, di
     biggest = max(counts["devices"] for _, counts in rows) or 1
     desc = f"By {kind}: " + "; ".join(
         f"{name}: {c['devices']} devices, {c['compliant']} compliant, {c['non_compliant']} non-compliant, "
-        f"{c['invalid']} invalid" for name, c in rows)
-    parts = [_svg_open(ident, width, height, title, desc), _legend(0),
-             f'<text class="legend" x="{width - right_w + 8}" y="14">non-compliant / all</text>']
+        f"{c['invalid']} invalid"
+        for name, c in rows
+    )
+    parts = [
+        _svg_open(ident, width, height, title, desc),
+        _legend(0),
+        f'<text class="legend" x="{width - right_w + 8}" y="14">non-compliant / all</text>',
+    ]
     for index, (name, counts) in enumerate(rows):
         y = 26 + index * row_h
-        parts.append(f'<g class="row"><text class="label" x="{label_w - 8}" y="{y + 15}" text-anchor="end">'
-                     f'{esc(clip(name, 20))}<title>{esc(name)}</title></text>')
+        parts.append(
+            f'<g class="row"><text class="label" x="{label_w - 8}" y="{y + 15}" text-anchor="end">'
+            f"{esc(clip(name, 20))}<title>{esc(name)}</title></text>"
+        )
         x = float(label_w)
         for status in STATUSES:
             share = counts[status] / biggest * bar_w
             if counts[status]:
-                parts.append(f'<rect class="seg-{status}" x="{x:.1f}" y="{y + 4}" '
-                             f'width="{max(share, 1.5):.1f}" height="{row_h - 10}" rx="2"><title>'
-                             f'{esc(name)}: {counts[status]} {STATUS_LABELS[status]} of {counts["devices"]}'
-                             "</title></rect>")
+                parts.append(
+                    f'<rect class="seg-{status}" x="{x:.1f}" y="{y + 4}" '
+                    f'width="{max(share, 1.5):.1f}" height="{row_h - 10}" rx="2"><title>'
+                    f"{esc(name)}: {counts[status]} {STATUS_LABELS[status]} of {counts['devices']}"
+                    "</title></rect>"
+                )
             x += share
         bad = counts["non_compliant"]
-        parts.append(f'<text class="value" x="{width - right_w + 8}" y="{y + 15}">'
-                     f'{fmt_int(bad)} / {fmt_int(counts["devices"])} '
-                     f'<tspan class="muted">({percent(bad, counts["devices"])})</tspan></text></g>')
+        parts.append(
+            f'<text class="value" x="{width - right_w + 8}" y="{y + 15}">'
+            f"{fmt_int(bad)} / {fmt_int(counts['devices'])} "
+            f'<tspan class="muted">({percent(bad, counts["devices"])})</tspan></text></g>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -89,8 +106,10 @@ def stacked_bars(ident: str, title: str, kind: str, rows: Sequence[tuple[str, di
 def _legend(x0: int) -> str:
     out, x = [], x0
     for status, step in zip(STATUSES, (92, 116, 70), strict=True):
-        out.append(f'<rect class="seg-{status}" x="{x}" y="4" width="12" height="12" rx="2"/>'
-                   f'<text class="legend" x="{x + 17}" y="14">{STATUS_LABELS[status]}</text>')
+        out.append(
+            f'<rect class="seg-{status}" x="{x}" y="4" width="12" height="12" rx="2"/>'
+            f'<text class="legend" x="{x + 17}" y="14">{STATUS_LABELS[status]}</text>'
+        )
         x += step
     return f'<g aria-hidden="true">{"".join(out)}</g>'
 
@@ -121,11 +140,14 @@ def app_bars(ident: str, title: str, bars: Sequence[AppBar], hidden: int) -> str
             f'<g class="row"><text class="label" x="0" y="{y + 12}">{esc(label)} '
             f'<tspan class="muted">{esc(clip(bar.ban, 24))}</tspan></text>'
             f'<rect class="seg-non_compliant" x="0" y="{y + 18}" width="{length:.1f}" height="14" rx="2">'
-            f'<title>{esc(bar.app_id)} (ban {esc(bar.ban)}): found {bar.count} times</title></rect>'
-            f'<text class="value" x="{length + 6:.1f}" y="{y + 30}">{fmt_int(bar.count)}</text></g>')
+            f"<title>{esc(bar.app_id)} (ban {esc(bar.ban)}): found {bar.count} times</title></rect>"
+            f'<text class="value" x="{length + 6:.1f}" y="{y + 30}">{fmt_int(bar.count)}</text></g>'
+        )
     if hidden:
-        parts.append(f'<text class="muted" x="0" y="{height - 6}">and {fmt_int(hidden)} more apps '
-                     f'(listed under “Figures”)</text>')
+        parts.append(
+            f'<text class="muted" x="0" y="{height - 6}">and {fmt_int(hidden)} more apps '
+            f"(listed under “Figures”)</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -171,8 +193,10 @@ def _ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
 def timeline_chart(ident: str, entries: Sequence[dict[str, Any]], at: str) -> str:
     """A row per rule: its mark at ``effective_from``, then a bar while it is in force; ``at`` marked."""
     if not entries:
-        return ('<p class="empty">No policy timeline: the policy data is not available here '
-                '(a remote OPA holds its own).</p>')
+        return (
+            '<p class="empty">No policy timeline: the policy data is not available here '
+            "(a remote OPA holds its own).</p>"
+        )
     when = parse_time(at) or datetime.now(UTC)
     dates = [d for d in (parse_time(e.get("effective_from")) for e in entries) if d] + [when]
     first, last = min(dates), max(dates)
@@ -185,26 +209,33 @@ def timeline_chart(ident: str, entries: Sequence[dict[str, Any]], at: str) -> st
     def x_of(moment: datetime) -> float:
         return label_w + (moment - start) / (end - start) * span_w
 
-    desc = "; ".join(f"{e.get('rule')} ({', '.join(e.get('scopes') or [])}) from {e.get('effective_from')}"
-                     for e in entries)
+    desc = "; ".join(
+        f"{e.get('rule')} ({', '.join(e.get('scopes') or [])}) from {e.get('effective_from')}"
+        for e in entries
+    )
     parts = [_svg_open(ident, width, height, "When bans come into force", desc)]
     axis_y = height - 24
     for tick, label in _ticks(start, end):
         x = x_of(tick)
-        parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{axis_y}"/>'
-                     f'<text class="tick" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">'
-                     f"{esc(label)}</text>")
+        parts.append(
+            f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{axis_y}"/>'
+            f'<text class="tick" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">'
+            f"{esc(label)}</text>"
+        )
     for index, entry in enumerate(entries):
         parts.append(_timeline_row(entry, top + index * row_h, when, x_of, (label_w, width - 20)))
     now_x = x_of(when)
-    parts.append(f'<line class="now" x1="{now_x:.1f}" x2="{now_x:.1f}" y1="{top - 14}" y2="{axis_y}"/>'
-                 f'<text class="now-label" x="{now_x:.1f}" y="{top - 20}" text-anchor="end">evaluated '
-                 f'{esc(when.strftime("%d %b %Y %H:%M"))} UTC</text></svg>')
+    parts.append(
+        f'<line class="now" x1="{now_x:.1f}" x2="{now_x:.1f}" y1="{top - 14}" y2="{axis_y}"/>'
+        f'<text class="now-label" x="{now_x:.1f}" y="{top - 20}" text-anchor="end">evaluated '
+        f"{esc(when.strftime('%d %b %Y %H:%M'))} UTC</text></svg>"
+    )
     return "".join(parts)
 
 
-def _timeline_row(entry: dict[str, Any], y: int, when: datetime, x_of: Callable[[datetime], float],
-                  span: tuple[int, int]) -> str:
+def _timeline_row(
+    entry: dict[str, Any], y: int, when: datetime, x_of: Callable[[datetime], float], span: tuple[int, int]
+) -> str:
     moment = parse_time(entry.get("effective_from"))
     enforcement = str(entry.get("enforcement") or "deny")
     state = "future" if moment and moment > when else "soft" if enforcement != "deny" else "active"
@@ -218,15 +249,19 @@ def _timeline_row(entry: dict[str, Any], y: int, when: datetime, x_of: Callable[
     label = f"{entry.get('rule')}"
     near_end = x > span[1] - 100
     anchor = "end" if near_end else "start"
-    date_label = (f'<text class="date" x="{x - 10 if near_end else x + 10:.1f}" y="{y + 11}" '
-                  f'text-anchor="{anchor}">{esc(date_text)}</text>')
+    date_label = (
+        f'<text class="date" x="{x - 10 if near_end else x + 10:.1f}" y="{y + 11}" '
+        f'text-anchor="{anchor}">{esc(date_text)}</text>'
+    )
     tip = f"{label}: ban {entry.get('ban')} on {scopes} from {entry.get('effective_from') or 'no date'}"
-    return (f'<g class="rule rule-{state}"><title>{esc(tip)}</title>'
-            f'<text class="label" x="0" y="{y + 13}">{esc(clip(label, 42))}</text>'
-            f'<text class="muted small" x="0" y="{y + 29}">{esc(clip(note, 56))}</text>'
-            f'<line class="span" x1="{line_start:.1f}" x2="{span[1]}" y1="{y + 15}" y2="{y + 15}"/>'
-            f'<circle class="mark" cx="{x:.1f}" cy="{y + 15}" r="6"/>'
-            f'{date_label}</g>')
+    return (
+        f'<g class="rule rule-{state}"><title>{esc(tip)}</title>'
+        f'<text class="label" x="0" y="{y + 13}">{esc(clip(label, 42))}</text>'
+        f'<text class="muted small" x="0" y="{y + 29}">{esc(clip(note, 56))}</text>'
+        f'<line class="span" x1="{line_start:.1f}" x2="{span[1]}" y1="{y + 15}" y2="{y + 15}"/>'
+        f'<circle class="mark" cx="{x:.1f}" cy="{y + 15}" r="6"/>'
+        f"{date_label}</g>"
+    )
 
 
 CSS = """

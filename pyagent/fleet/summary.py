@@ -15,6 +15,7 @@ class OrgCounts:
     compliant: int = 0
     non_compliant: int = 0
     invalid: int = 0
+    undecided: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -22,6 +23,7 @@ class OrgCounts:
             "compliant": self.compliant,
             "non_compliant": self.non_compliant,
             "invalid": self.invalid,
+            "undecided": self.undecided,
         }
 
 
@@ -66,7 +68,7 @@ class FleetSummary:
         if status == "undecided":
             self.undecided += 1
             for counts in (org, platform):
-                counts.invalid += 1
+                counts.undecided += 1
             return
         setattr(self, status, getattr(self, status) + 1)
         for counts in (org, platform):

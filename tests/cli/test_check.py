@@ -197,7 +197,9 @@ def test_schema_invalid_report_exits_2_with_every_error(engine_args: list[str], 
     assert f'{path}: $.device.ownershp: unknown field (did you mean "ownership"?)' in result.stderr
 
 
-@pytest.mark.parametrize("at", ["yesterday", "2023-03-16", "2023-03-16T09:30:00", "2023-02-30T00:00:00Z"])
+@pytest.mark.parametrize(
+    "at", ["yesterday", "2023-03-16", "2023-03-16T09:30:00", "2023-02-30T00:00:00Z", "", " "]
+)
 def test_bad_at_exits_2(at: str) -> None:
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", at])
     assert result.exit_code == 2

@@ -186,7 +186,41 @@ def test_check_without_report_and_without_facts_exits_2(
     monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
     result = run(["check", "--at", AT])
     assert result.exit_code == 2
-    assert "missing device fact: give --device-id ID, or set device.id" in result.stderr
+    assert (
+        "missing device fact: give --ownership corporate|personal, or set device.ownership" in result.stderr
+    )
+
+
+def test_check_without_report_takes_facts_from_flags(
+    policy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    result = run(
+        [
+            "check",
+            "--org",
+            "india",
+            "--ownership",
+            "personal",
+            "--no-mdm-enrolled",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert (decision["device_id"], decision["organization"]) == (socket.gethostname(), "india")
+
+
+def test_fact_flags_with_a_report_are_a_usage_error() -> None:
+    report = Path(__file__).resolve().parents[2] / "examples" / "reports" / "india-personal-lite.json"
+    result = run(["check", str(report), "--ownership", "corporate"])
+    assert result.exit_code == 2
+    assert "describe this machine" in result.stderr
 
 
 def test_intune_name_derived_violation_says_so(policy_bundle: Path, tmp_path: Path) -> None:
@@ -271,3 +305,14 @@ def test_missing_adb_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert result.exit_code == 3
     assert "adb" in result.stderr
     assert result.stdout == ""
+
+
+def test_this_machine_is_named_by_its_host_name_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    result = run(["collect", "--source", "linux", "--ownership", "corporate", "--mdm-enrolled"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["device"]["id"] == socket.gethostname()

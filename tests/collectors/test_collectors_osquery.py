@@ -113,7 +113,7 @@ def test_unknown_table_option() -> None:
 def test_mixed_tables_are_refused(fixtures: Path) -> None:
     mac = json.loads((fixtures / "osquery" / "macos-apps.json").read_text())
     win = json.loads((fixtures / "osquery" / "windows-programs-osquery-5.16.json").read_text())
-    with pytest.raises(CollectorInputError, match=r"row 2 has other columns than row 0; mixed tables"):
+    with pytest.raises(CollectorInputError, match=r"row 2 is from another table than the rest; mixed tables"):
         parse_osquery_json(json.dumps(mac[:2] + win[:1]), where="f")
 
 
@@ -129,7 +129,7 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
             '[{"pid": "1", "cmdline": "/sbin/init"}]',
             "match none of apps, programs, deb_packages, rpm_packages",
         ),
-        ('[{"name": "x", "version": "1"}]', "match none"),
+        ('[{"name": "x"}]', "match none"),
         ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
         ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
         ('[{"name": "a\\u0000b", "release": "1"}]', "NUL"),
@@ -166,7 +166,8 @@ def test_intune_export_given_to_osquery(fixtures: Path) -> None:
         ({"name", "package_family_name"}, "programs"),
         ({"name", "version", "release", "arch"}, "rpm_packages"),
         ({"name", "version", "arch", "maintainer"}, "deb_packages"),
-        ({"name", "version", "arch"}, None),
+        ({"name", "version", "arch"}, "deb_packages"),
+        ({"name", "arch"}, None),
     ],
 )
 def test_detect_table(columns: set[str], table: str | None) -> None:
@@ -195,3 +196,40 @@ def test_live_osqueryi_garbage_is_a_tool_failure(fake_tool: FakeTool) -> None:
     fake_tool("osqueryi", "echo 'W0101 something'\n")
     with pytest.raises(CollectorError, match=r"osqueryi: unexpected output: .*not valid JSON"):
         OsqueryCollector(table="apps").collect()
+
+
+def test_linux_rows_with_only_the_documented_columns() -> None:
+    """domain.md names `name`, `version`, `arch` for deb_packages / rpm_packages: those alone are enough."""
+    text = json.dumps(
+        [
+            {"name": "firefox-esr", "version": "115.9.1esr-1~deb12u1", "arch": "amd64"},
+            {"name": "bash", "version": "5.2.15-2+b2", "arch": "amd64"},
+        ]
+    )
+    table, apps, _facts = parse_osquery_json(text, where="f")
+    assert table == "deb_packages"
+    assert [(a.id, a.version) for a in apps] == [
+        ("firefox-esr", "115.9.1esr-1~deb12u1"),
+        ("bash", "5.2.15-2+b2"),
+    ]
+
+
+def test_rows_of_one_table_may_differ_in_columns() -> None:
+    text = json.dumps(
+        [
+            {
+                "bundle_identifier": "com.zhiliaoapp.musically",
+                "display_name": "TikTok",
+                "bundle_short_version": "34.1",
+            },
+            {
+                "bundle_identifier": "org.mozilla.firefox",
+                "display_name": "Firefox",
+                "bundle_short_version": "124.0",
+                "path": "/Applications/Firefox.app",
+            },
+        ]
+    )
+    table, apps, _facts = parse_osquery_json(text, where="f")
+    assert table == "apps"
+    assert [a.id for a in apps] == ["com.zhiliaoapp.musically", "org.mozilla.firefox"]

@@ -49,6 +49,7 @@ def test_fleet_json_summary_and_devices(policy_bundle: Path, examples_jsonl: Pat
         "compliant": 1,
         "non_compliant": 1,
         "invalid": 0,
+        "undecided": 0,
     }
     assert summary["by_ban"]["tiktok"]["devices"] == 5
     assert summary["by_ban"]["tiktok"]["apps"] == {
@@ -127,10 +128,12 @@ def test_fleet_missing_inventory_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_fleet_without_any_decision_exits_3(examples_jsonl: Path) -> None:
+@pytest.mark.parametrize("with_invalid", [False, True])
+def test_fleet_without_any_decision_exits_3(examples_jsonl: Path, with_invalid: bool) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     clean = examples_jsonl.parent / "clean.jsonl"
-    clean.write_text("\n".join(examples_jsonl.read_text().splitlines()[:8]) + "\n")
+    lines = examples_jsonl.read_text().splitlines()
+    clean.write_text("\n".join(lines if with_invalid else lines[:8]) + "\n")
     result = run(
         [
             "fleet",
@@ -149,7 +152,16 @@ def test_fleet_without_any_decision_exits_3(examples_jsonl: Path) -> None:
     )
     assert result.exit_code == 3
     summary = json.loads(result.stdout)["summary"]
-    assert (summary["devices"], summary["undecided"], summary["compliant"]) == (8, 8, 0)
+    invalid = 2 if with_invalid else 0
+    assert (summary["devices"], summary["undecided"], summary["invalid"], summary["compliant"]) == (
+        8 + invalid,
+        8,
+        invalid,
+        0,
+    )
+    by_org = summary["by_organization"]
+    assert sum(counts["undecided"] for counts in by_org.values()) == 8
+    assert sum(counts["invalid"] for counts in by_org.values()) == invalid
 
 
 def test_generate_is_reproducible(tmp_path: Path) -> None:

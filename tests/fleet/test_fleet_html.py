@@ -33,13 +33,22 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
 AT = "2023-03-16T09:30:00Z"
 ORGS = ("eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india")
-NAMES = {"com.zhiliaoapp.musically": "TikTok", "com.ss.android.ugc.trill": "TikTok",
-         "com.zhiliaoapp.musically.go": "TikTok Lite", "com.ss.android.ugc.aweme": "Douyin",
-         "com.ss.iphone.ugc.Aweme": "Douyin", "BytedancePte.Ltd.TikTok_6yccndn6064se": "TikTok",
-         "com.lemon.lvoverseas": "CapCut", "com.bd.nproject": "Lemon8", "ByteDance.CapCut": "CapCut"}
-EVERYDAY = {"android": ["com.whatsapp", "com.google.android.apps.maps", "org.mozilla.firefox"],
-            "ios": ["com.apple.mobilesafari", "net.whatsapp.WhatsApp"],
-            "windows": ["Microsoft.WindowsTerminal_8wekyb3d8bbwe", "Mozilla.Firefox"]}
+NAMES = {
+    "com.zhiliaoapp.musically": "TikTok",
+    "com.ss.android.ugc.trill": "TikTok",
+    "com.zhiliaoapp.musically.go": "TikTok Lite",
+    "com.ss.android.ugc.aweme": "Douyin",
+    "com.ss.iphone.ugc.Aweme": "Douyin",
+    "BytedancePte.Ltd.TikTok_6yccndn6064se": "TikTok",
+    "com.lemon.lvoverseas": "CapCut",
+    "com.bd.nproject": "Lemon8",
+    "ByteDance.CapCut": "CapCut",
+}
+EVERYDAY = {
+    "android": ["com.whatsapp", "com.google.android.apps.maps", "org.mozilla.firefox"],
+    "ios": ["com.apple.mobilesafari", "net.whatsapp.WhatsApp"],
+    "windows": ["Microsoft.WindowsTerminal_8wekyb3d8bbwe", "Mozilla.Firefox"],
+}
 INJECTED_ID = '"><script>alert(1)</script>'
 INJECTED_APP = "</script><script>alert(2)</script><!--"
 TOTALS = ("devices", "compliant", "non_compliant", "invalid", "undecided")
@@ -63,14 +72,20 @@ def synthetic_reports(count: int, seed: int = 7) -> list[dict[str, Any]]:
         for app in apps:
             if app["id"] in NAMES:
                 app["name"] = NAMES[app["id"]]
-        reports.append({
-            "schema_version": 1,
-            "collected_at": f"2023-03-16T0{rng.randrange(10)}:{rng.randrange(60):02d}:00Z",
-            "device": {"id": f"{org}-{platform}-{number:04d}", "platform": platform, "ownership": ownership,
-                       "organization": org,
-                       "mdm": {"enrolled": ownership == "corporate" or rng.random() < 0.5}},
-            "apps": apps,
-        })
+        reports.append(
+            {
+                "schema_version": 1,
+                "collected_at": f"2023-03-16T0{rng.randrange(10)}:{rng.randrange(60):02d}:00Z",
+                "device": {
+                    "id": f"{org}-{platform}-{number:04d}",
+                    "platform": platform,
+                    "ownership": ownership,
+                    "organization": org,
+                    "mdm": {"enrolled": ownership == "corporate" or rng.random() < 0.5},
+                },
+                "apps": apps,
+            }
+        )
     return reports
 
 
@@ -90,15 +105,27 @@ def realistic_fleet(path: Path) -> Path:
 def hostile_fleet(path: Path) -> Path:
     """Strings meant to break out of HTML, attributes and the embedded JSON."""
     app = {"id": "com.zhiliaoapp.musically", "name": INJECTED_APP}
-    device = {"id": INJECTED_ID, "platform": "android", "ownership": "personal", "organization": "india",
-              "mdm": {"enrolled": False}}
-    return write_fleet(path, [
-        {"schema_version": 1, "collected_at": AT, "device": device, "apps": [app]},
-        {"schema_version": 1, "collected_at": AT, "apps": [],
-         "device": {**device, "id": "x<img src=x>", "organization": "<b>org</b>'\"&amp;"}},
-        {"schema_version": 1, "collected_at": AT, "apps": [], "device": device, "</script><i>": 1},
-        *synthetic_reports(12, seed=3),
-    ])
+    device = {
+        "id": INJECTED_ID,
+        "platform": "android",
+        "ownership": "personal",
+        "organization": "india",
+        "mdm": {"enrolled": False},
+    }
+    return write_fleet(
+        path,
+        [
+            {"schema_version": 1, "collected_at": AT, "device": device, "apps": [app]},
+            {
+                "schema_version": 1,
+                "collected_at": AT,
+                "apps": [],
+                "device": {**device, "id": "x<img src=x>", "organization": "<b>org</b>'\"&amp;"},
+            },
+            {"schema_version": 1, "collected_at": AT, "apps": [], "device": device, "</script><i>": 1},
+            *synthetic_reports(12, seed=3),
+        ],
+    )
 
 
 def run_cli(*args: str) -> Any:
@@ -191,8 +218,12 @@ def realistic(policy_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     json_run = run_cli(str(fleet), "--format", "json")
     assert html_run.exit_code == json_run.exit_code == 1, html_run.stderr + json_run.stderr
     assert html_run.stderr == json_run.stderr  # the same text summary
-    return {"dir": work, "page": page, "html": page.read_text(encoding="utf-8"),
-            "json": json.loads(json_run.stdout)}
+    return {
+        "dir": work,
+        "page": page,
+        "html": page.read_text(encoding="utf-8"),
+        "json": json.loads(json_run.stdout),
+    }
 
 
 def test_every_figure_equals_the_json_output(realistic: dict[str, Any]) -> None:
@@ -204,7 +235,8 @@ def test_every_figure_equals_the_json_output(realistic: dict[str, Any]) -> None:
     needing = [d for d in realistic["json"]["devices"] if not d["allow"]]
     assert len(page.rows) == len(needing) == summary["non_compliant"] + summary["invalid"]
     assert [r["data-status"] for r in page.rows] == [
-        "invalid" if d["errors"] else "non_compliant" for d in needing]
+        "invalid" if d["errors"] else "non_compliant" for d in needing
+    ]
 
 
 def test_the_page_loads_nothing(realistic: dict[str, Any]) -> None:
@@ -242,17 +274,32 @@ def test_hostile_strings_are_escaped(policy_bundle: Path, tmp_path: Path) -> Non
 
 
 def results_for(*statuses: str) -> list[dict[str, Any]]:
-    base = {"organization": "eu-council", "platform": "android", "source": "x.jsonl:1", "warnings": [],
-            "exempted": []}
-    violation = {"rule": "eu-council/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically",
-                 "message": "m", "remediation": "Uninstall it.", "effective_from": "2023-03-15T00:00:00Z",
-                 "scope": "corporate", "enforcement": "deny", "evidence": "display_name"}
+    base = {
+        "organization": "eu-council",
+        "platform": "android",
+        "source": "x.jsonl:1",
+        "warnings": [],
+        "exempted": [],
+    }
+    violation = {
+        "rule": "eu-council/tiktok",
+        "ban": "tiktok",
+        "app_id": "com.zhiliaoapp.musically",
+        "message": "m",
+        "remediation": "Uninstall it.",
+        "effective_from": "2023-03-15T00:00:00Z",
+        "scope": "corporate",
+        "enforcement": "deny",
+        "evidence": "display_name",
+    }
     invalid = [{"code": "invalid_report", "message": "bad"}]
     undecided = [{"code": "no_decision", "message": "down"}]
-    shapes = {"compliant": {"allow": True, "violations": [], "errors": []},
-              "non_compliant": {"allow": False, "violations": [violation], "errors": []},
-              "invalid": {"allow": False, "violations": [], "errors": invalid},
-              "undecided": {"allow": False, "violations": [], "errors": undecided}}
+    shapes = {
+        "compliant": {"allow": True, "violations": [], "errors": []},
+        "non_compliant": {"allow": False, "violations": [violation], "errors": []},
+        "invalid": {"allow": False, "violations": [], "errors": invalid},
+        "undecided": {"allow": False, "violations": [], "errors": undecided},
+    }
     return [{**base, "device_id": f"d{i}", **shapes[s]} for i, s in enumerate(statuses)]
 
 
@@ -274,9 +321,17 @@ def test_counts_every_device_and_caps_the_table() -> None:
 
 
 def test_all_compliant_and_an_upcoming_rule() -> None:
-    timeline = [{"organization": "eu-parliament", "rule": "eu-parliament/tiktok", "ban": "tiktok",
-                 "scopes": ["corporate"], "effective_from": "2023-03-20T00:00:00Z", "enforcement": "warn",
-                 "inherited_by": []}]
+    timeline = [
+        {
+            "organization": "eu-parliament",
+            "rule": "eu-parliament/tiktok",
+            "ban": "tiktok",
+            "scopes": ["corporate"],
+            "effective_from": "2023-03-20T00:00:00Z",
+            "enforcement": "warn",
+            "inherited_by": [],
+        }
+    ]
     page, _ = render(results_for("compliant", "compliant"), timeline=timeline)
     assert "All 2 devices comply" in page and "nothing to do" in page and not parse(page).rows
     assert 'class="rule rule-future"' in page and "eu-parliament/tiktok" in page
@@ -286,6 +341,7 @@ def test_all_compliant_and_an_upcoming_rule() -> None:
 
 # --- in a real browser -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def browser() -> str:
     return chromium.chromium_path()
@@ -294,10 +350,12 @@ def browser() -> str:
 def test_console_errors_are_caught(browser: str, tmp_path: Path) -> None:
     """The console check is real: a thrown error, console.error and a CSP violation are all seen."""
     page = tmp_path / "broken.html"
-    page.write_text("<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" "
-                    "content=\"default-src 'none'; script-src 'unsafe-inline'\"></head><body>"
-                    "<img alt='' src='https://example.invalid/x.png'>"
-                    "<script>console.error('logged'); missingFunction();</script></body></html>")
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; script-src 'unsafe-inline'\"></head><body>"
+        "<img alt='' src='https://example.invalid/x.png'>"
+        "<script>console.error('logged'); missingFunction();</script></body></html>"
+    )
     console = "\n".join(chromium.load(page, tmp_path).console)
     assert "Uncaught ReferenceError: missingFunction" in console
     assert "logged" in console and "Content Security Policy" in console
@@ -315,8 +373,9 @@ def test_in_chromium_no_console_output_and_same_figures(browser: str, realistic:
     assert shown and shown.group(1) == shown.group(2) == str(len(dom.rows))
 
 
-def test_in_chromium_a_tampered_script_is_blocked(browser: str, realistic: dict[str, Any],
-                                                  tmp_path: Path) -> None:
+def test_in_chromium_a_tampered_script_is_blocked(
+    browser: str, realistic: dict[str, Any], tmp_path: Path
+) -> None:
     """The hashes in the CSP are enforced: an altered inline script does not run, and says so."""
     page = tmp_path / "tampered.html"
     page.write_text(realistic["html"].replace('"use strict";', '"use strict"; var tampered = 1;', 1))
@@ -327,17 +386,19 @@ def test_in_chromium_a_tampered_script_is_blocked(browser: str, realistic: dict[
 
 def test_in_chromium_search_and_sort(browser: str, realistic: dict[str, Any], tmp_path: Path) -> None:
     """Drive the page's own search box and sort button from a probe script (allowed by its hash)."""
-    probe = ("var box = document.getElementById('device-search'); box.value = 'INDIA';"
-             "box.dispatchEvent(new Event('input'));"
-             "document.querySelector('#devices thead button').click();"
-             "document.querySelector('#devices thead button').click();"
-             "var rows = Array.prototype.slice.call(document.querySelectorAll('#devices tbody tr'));"
-             "var out = document.createElement('pre'); out.id = 'probe';"
-             "out.textContent = JSON.stringify({count: document.getElementById('device-count').textContent,"
-             "sort: document.querySelector('#devices thead th').getAttribute('aria-sort'),"
-             "visible: rows.filter(function (r) { return !r.hidden; }).map(function (r) {"
-             " return r.cells[0].textContent; })});"
-             "document.body.appendChild(out);")
+    probe = (
+        "var box = document.getElementById('device-search'); box.value = 'INDIA';"
+        "box.dispatchEvent(new Event('input'));"
+        "document.querySelector('#devices thead button').click();"
+        "document.querySelector('#devices thead button').click();"
+        "var rows = Array.prototype.slice.call(document.querySelectorAll('#devices tbody tr'));"
+        "var out = document.createElement('pre'); out.id = 'probe';"
+        "out.textContent = JSON.stringify({count: document.getElementById('device-count').textContent,"
+        "sort: document.querySelector('#devices thead th').getAttribute('aria-sort'),"
+        "visible: rows.filter(function (r) { return !r.hidden; }).map(function (r) {"
+        " return r.cells[0].textContent; })});"
+        "document.body.appendChild(out);"
+    )
     digest = base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
     page_text = realistic["html"].replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
     page = tmp_path / "probe.html"
@@ -347,8 +408,11 @@ def test_in_chromium_search_and_sort(browser: str, realistic: dict[str, Any], tm
     found = re.search(r'<pre id="probe">(.*?)</pre>', run.dom, re.DOTALL)
     assert found
     result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    india = [d["device_id"] for d in realistic["json"]["devices"]
-             if not d["allow"] and d["organization"] == "india"]
+    india = [
+        d["device_id"]
+        for d in realistic["json"]["devices"]
+        if not d["allow"] and d["organization"] == "india"
+    ]
     assert result["visible"] == sorted(india, reverse=True)
     assert result["count"] == f"{len(india)} of {len(parse(realistic['html']).rows)} devices shown"
     assert result["sort"] == "descending"
