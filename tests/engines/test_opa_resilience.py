@@ -96,7 +96,7 @@ def test_total_deadline_bounds_slow_retries(opa_server: RunningOpa) -> None:
         started = time.monotonic()
         with pytest.raises(EngineError, match=r"deadline 1\.5 s"):
             engine.evaluate({"at": AT, "report": TIKTOK_PHONE})
-        assert time.monotonic() - started < 1.5 + 0.5
+        assert time.monotonic() - started < 1.5 + 1.5  # the deadline, plus slack for a loaded machine
 
 
 def test_opa_killed_mid_run_gives_no_decision(own_opa: RunningOpa) -> None:
