@@ -1,0 +1,141 @@
+"""`pyagent check --data`: policy data overlays (exemptions, conflicts, bad files), through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent.cli import cli
+from tests.helpers.opa_server import RunningOpa
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "reports"
+AT = "2023-03-16T09:30:00Z"
+
+
+def run(args: list[str], stdin: str | None = None) -> Any:
+    return CliRunner().invoke(cli, args, input=stdin)
+
+
+def test_exemption_overlay_waives_the_violation(policy_bundle: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "exemptions.json"
+    overlay.write_text(
+        json.dumps(
+            {
+                "pyagent": {
+                    "exemptions": {
+                        "EX-2023-001": {
+                            "device_id": "fr-brussels-0042",
+                            "organization": "eu-commission",
+                            "ban": "tiktok",
+                            "until": "2023-06-30T00:00:00Z",
+                            "reason": "official communications account",
+                            "approved_by": "DIGIT.S",
+                        }
+                    }
+                }
+            }
+        )
+    )
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--at",
+            AT,
+            "--data",
+            str(overlay),
+            "--format",
+            "json",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["violations"] == []
+    assert [e["exemption"]["id"] for e in decision["exempted"]] == ["EX-2023-001"]
+    assert decision["policy_revision"].startswith("2023.03.15-1+data.")
+    expired = run(
+        [
+            "check",
+            str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"),
+            "--at",
+            "2023-06-30T00:00:00Z",
+            "--data",
+            str(overlay),
+            "--format",
+            "json",
+        ]
+    )
+    assert expired.exit_code == 1
+    assert json.loads(expired.stdout)["violations"][0]["expired_exemptions"] == ["EX-2023-001"]
+
+
+def test_data_overlay_conflict_exits_2_naming_the_path(policy_bundle: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "conflict.json"
+    overlay.write_text(
+        json.dumps(
+            {"pyagent": {"organizations": {"eu-commission": {"rules": {"tiktok": {"enforcement": "warn"}}}}}}
+        )
+    )
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert result.exit_code == 2
+    assert "data.pyagent.organizations.eu-commission.rules.tiktok.enforcement" in result.stderr
+
+
+def test_data_overlay_outside_pyagent_is_refused(policy_bundle: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "flat.json"
+    overlay.write_text(json.dumps({"exemptions": {}}))
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert result.exit_code == 2
+    assert "top-level key 'exemptions' is not policy data" in result.stderr
+
+
+def test_data_overlay_with_opa_engine_is_refused(opa_server: RunningOpa, tmp_path: Path) -> None:
+    overlay = tmp_path / "x.json"
+    overlay.write_text(json.dumps({"pyagent": {"exemptions": {}}}))
+    result = run(
+        [
+            "check",
+            str(EXAMPLES / "india-personal-lite.json"),
+            "--at",
+            AT,
+            "--data",
+            str(overlay),
+            "--engine",
+            "opa",
+            "--opa-url",
+            opa_server.url,
+        ]
+    )
+    assert result.exit_code == 2
+    assert "--data works with the embedded engine only" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"pyagent": {"exemptions": {}, "exemptions": {}}}', "data file has a duplicate key 'exemptions'"),
+        ('{"pyagent": ', ":1:13: data file is not valid JSON"),
+        ("", "data file is empty"),
+        ('["pyagent"]', "data file must be a JSON object"),
+        ('{"pyagent": {"ban_keys": {}}}', "policy data sets pyagent.ban_keys"),
+    ],
+    ids=["duplicate-key", "truncated", "empty", "array", "ban-keys"],
+)
+def test_bad_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path, content: str, message: str) -> None:
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text(content)
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path) -> None:
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--data", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2
+    assert "data file not found" in result.stderr
