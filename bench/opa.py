@@ -6,13 +6,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import socket
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["OpaServer", "RawClient", "opa_bench_ns", "opa_server"]
 
@@ -58,54 +57,22 @@ def _json_stream(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
+@dataclass(frozen=True)
 class OpaServer:
     url: str
     host: str
     port: int
-    process: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
-def opa_server(opa: str, paths: Sequence[Path], log: Path, *, timeout_s: float = 30.0) -> Iterator[OpaServer]:
-    """``opa run --server`` with ``paths`` loaded on a free loopback port; stopped afterwards."""
-    port = free_port()
-    command = [opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"]
-    command += ["--ignore", "*_test.rego", *(str(p) for p in paths)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy("127.0.0.1", port, process, log, time.monotonic() + timeout_s)
-        yield OpaServer(url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, process=process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def opa_server(opa: str, paths: Sequence[Path], workdir: Path) -> Iterator[OpaServer]:
+    """``opa run --server`` with ``paths`` loaded on a free loopback port, started and stopped by the
+    same helper the tests use; stopped afterwards."""
+    from tests.helpers.opa_server import run_opa_server
 
-
-def _wait_healthy(host: str, port: int, process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"opa exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            connection = http.client.HTTPConnection(host, port, timeout=0.5)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"opa did not become healthy on port {port}: {log.read_text()[-2000:]}")
+    with run_opa_server(opa, workdir, paths=paths, extra_args=["--ignore", "*_test.rego"]) as server:
+        where = urlsplit(server.url)
+        yield OpaServer(url=server.url, host=where.hostname or "127.0.0.1", port=where.port or 8181)
 
 
 class RawClient:

@@ -122,7 +122,7 @@ def measure(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]
     embedded = micro.embedded_engine(bundle)
     try:
         results["embedded_ms"] = _step(results, "embedded", lambda: micro.single(embedded, report, budget))
-        with opa_server(opa, POLICY_DIRS, workdir / "opa.log") as server:
+        with opa_server(opa, POLICY_DIRS, workdir) as server:
             rest = _step(
                 results, "rest", lambda: micro.rest(server.url, server.host, server.port, report, budget)
             )

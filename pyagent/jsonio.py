@@ -19,7 +19,8 @@ class DuplicateKeyError(ValueError):
     """An object in the document has the same key twice."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that refuses an object with a repeated key (DuplicateKeyError)."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
@@ -61,7 +62,7 @@ def parse_json(raw: bytes, *, name: str, what: str) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as err:
         raise InvalidInputError(
             f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {err.msg}"

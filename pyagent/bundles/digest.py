@@ -22,6 +22,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pyagent.jsonio import unique_keys
+
 __all__ = [
     "ACCEPTED_HASHES",
     "DigestError",
@@ -83,7 +85,7 @@ def canonical_json(name: str, content: bytes) -> bytes:
             parse_int=_Number,
             parse_float=_Number,
             parse_constant=_refuse_constant,
-            object_pairs_hook=_unique_object,
+            object_pairs_hook=unique_keys,
         )
         out: list[str] = []
         _walk(value, out)
@@ -94,15 +96,6 @@ def canonical_json(name: str, content: bytes) -> bytes:
 
 def _refuse_constant(token: str) -> Any:
     raise ValueError(f"{token} is not JSON")
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
 
 
 def _walk(value: Any, out: list[str]) -> None:

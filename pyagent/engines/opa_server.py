@@ -75,7 +75,11 @@ class OpaServerEngine(Engine):
         self._rng = random.Random()
         self.retried = 0
         endpoint = parse_url(settings.url)
-        verify: bool | str = settings.ca_file if settings.ca_file else endpoint.tls
+        if settings.ca_file and not endpoint.tls:
+            raise InvalidInputError(f"--opa-ca is for an https:// URL, not {settings.url}")
+        # The client takes its URL scheme from `ssl` being true: a CA path (https) or True (https, the
+        # system CAs) or False (http).
+        verify: bool | str = (settings.ca_file or True) if endpoint.tls else False
         self._client = OpaClient(
             host=endpoint.host,
             port=endpoint.port,
@@ -88,10 +92,6 @@ class OpaServerEngine(Engine):
             # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment override a session's
             # `verify`: the configured CA must win, so the environment is not consulted.
             self._client._session.trust_env = False
-        if endpoint.tls:
-            # The client derives its URL scheme from `ssl`; a CA path must still mean https.
-            self._client.schema = "https://"
-            self._client.root_url = f"https://{endpoint.host}:{endpoint.port}/v1"
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> OpaServerEngine:

@@ -10,12 +10,18 @@ UNKNOWN_ORG = "(none)"
 
 
 @dataclass
-class OrgCounts:
+class StatusCounts:
+    """Devices by outcome: for the whole fleet, and per organisation and platform."""
+
     devices: int = 0
     compliant: int = 0
     non_compliant: int = 0
     invalid: int = 0
     undecided: int = 0
+
+    def count(self, status: str) -> None:
+        self.devices += 1
+        setattr(self, status, getattr(self, status) + 1)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -49,30 +55,36 @@ class BanCounts:
 class FleetSummary:
     """Counts over every device seen. ``undecided`` devices had valid input but no engine answer."""
 
-    devices: int = 0
-    compliant: int = 0
-    non_compliant: int = 0
-    invalid: int = 0
-    undecided: int = 0
-    by_organization: defaultdict[str, OrgCounts] = field(default_factory=lambda: defaultdict(OrgCounts))
+    totals: StatusCounts = field(default_factory=StatusCounts)
+    by_organization: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
     by_ban: defaultdict[str, BanCounts] = field(default_factory=lambda: defaultdict(BanCounts))
-    by_platform: defaultdict[str, OrgCounts] = field(default_factory=lambda: defaultdict(OrgCounts))
+    by_platform: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
+
+    @property
+    def devices(self) -> int:
+        return self.totals.devices
+
+    @property
+    def compliant(self) -> int:
+        return self.totals.compliant
+
+    @property
+    def non_compliant(self) -> int:
+        return self.totals.non_compliant
+
+    @property
+    def invalid(self) -> int:
+        return self.totals.invalid
+
+    @property
+    def undecided(self) -> int:
+        return self.totals.undecided
 
     def add(self, device: dict[str, Any]) -> None:
-        self.devices += 1
-        org = self.by_organization[device.get("organization") or UNKNOWN_ORG]
-        platform = self.by_platform[device.get("platform") or UNKNOWN_ORG]
-        for counts in (org, platform):
-            counts.devices += 1
         status = device_status(device)
-        if status == "undecided":
-            self.undecided += 1
-            for counts in (org, platform):
-                counts.undecided += 1
-            return
-        setattr(self, status, getattr(self, status) + 1)
-        for counts in (org, platform):
-            setattr(counts, status, getattr(counts, status) + 1)
+        self.totals.count(status)
+        self.by_organization[device.get("organization") or UNKNOWN_ORG].count(status)
+        self.by_platform[device.get("platform") or UNKNOWN_ORG].count(status)
         for kind in ("violations", "warnings", "exempted"):
             for entry in device.get(kind, []):
                 ban = self.by_ban[entry["ban"]]
@@ -84,11 +96,7 @@ class FleetSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "devices": self.devices,
-            "compliant": self.compliant,
-            "non_compliant": self.non_compliant,
-            "invalid": self.invalid,
-            "undecided": self.undecided,
+            **self.totals.as_dict(),
             "by_organization": {k: v.as_dict() for k, v in sorted(self.by_organization.items())},
             "by_ban": {k: v.as_dict() for k, v in sorted(self.by_ban.items())},
             "by_platform": {k: v.as_dict() for k, v in sorted(self.by_platform.items())},

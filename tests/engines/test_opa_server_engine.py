@@ -261,3 +261,10 @@ def test_valid_token_gets_the_decision_over_raw_https(secured_opa: tuple[Running
     status, payload = raw_https(secured_opa, "POST", "/v1/data/pyagent/decision", body)
     assert status == 200
     assert json.loads(payload)["result"]["allow"] is True
+
+
+def test_ca_for_a_plain_http_url_is_a_usage_error(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used")
+    with pytest.raises(InvalidInputError, match="--opa-ca is for an https:// URL"):
+        build_engine(EngineSettings(engine="opa", opa_url="http://127.0.0.1:8181", opa_ca=str(ca)))
