@@ -19,7 +19,7 @@ EXAMPLE ?= examples/reports/eu-commission-personal-enrolled-tiktok.json
 export PYAGENT_OPA := $(OPA)
 export PYAGENT_BUNDLE := $(ROOT)/$(BUNDLE)
 
-.PHONY: all opa venv policy browser test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
+.PHONY: all opa venv policy browser services test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
 
 all: test
 
@@ -66,7 +66,20 @@ browser:
 	@if [ -x /usr/bin/chromium ] || [ -n "$$PYAGENT_CHROMIUM" ]; then echo "chromium present"; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "chromium installed"; fi
 
-test-python: venv policy browser
+## services: Debian's PostgreSQL and nginx, for the server tests (no-op when present). The tests start
+## their own throwaway instances: a temporary policy-rc.d keeps the packages from starting system services.
+services:
+	@missing=; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=postgresql; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -z "$$missing" ]; then echo "postgresql and nginx present"; exit 0; fi; \
+	policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
+	  printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	rc=$$?; [ -z "$$policy" ] || rm -f $$policy; \
+	[ $$rc -eq 0 ] && echo "installed:$$missing (system services not started)"; exit $$rc
+
+test-python: venv policy browser services
 	$(PY) -m pytest -q
 
 ## fuzz: the property-based fuzz tests, long (PYAGENT_FUZZ_EXAMPLES examples per property)

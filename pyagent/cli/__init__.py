@@ -50,6 +50,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "pyagent.cli.agent:agent",
         "Run pyagent as an agent: collect this machine, decide, record, ship, on a schedule.",
     ),
+    "server": CommandEntry(
+        "pyagent.cli.server:server",
+        "The control plane: OPA's Bundle, Decision Log and Status APIs, and the fleet API.",
+    ),
     "log": CommandEntry(
         "pyagent.cli.log:log", "The agent's tamper-evident decision log (a hash chain in the spool database)."
     ),

@@ -1,0 +1,211 @@
+"""``pyagent server``: run the control plane, manage its tokens, publish bundles, migrate its store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        envvar="PYAGENT_SERVER_DB",
+        metavar="URL",
+        help="postgresql://… or sqlite:///FILE (env PYAGENT_SERVER_DB) "
+        "[default: server.db in the state dir].",
+    )(f)
+
+
+def config_options(f: F) -> F:
+    f = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where the default SQLite database lives [default: /var/lib/pyagent as root, else "
+        "$XDG_STATE_HOME/pyagent].",
+    )(f)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="Server config (TOML, a [server] table).",
+    )(f)
+
+
+def _settings(config_file: Path | None, **options: Any) -> Any:
+    from pyagent.server.settings import load_settings
+
+    return load_settings(config_file).with_options(**options)
+
+
+def _store(settings: Any) -> Any:
+    from pyagent.server.store import open_store
+
+    return open_store(settings.db, state_dir=settings.state_dir)
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  pyagent server run                                   # SQLite in the state dir, 127.0.0.1:8282
+  pyagent server token add fleet-agents --role agent   # prints the token once
+  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz
+  PYAGENT_SERVER_DB=postgresql://pyagent@db/pyagent pyagent server run --bind 0.0.0.0:8282
+""",
+)
+def server() -> None:
+    """The control plane: OPA's Bundle, Decision Log and Status APIs, and the fleet API."""
+
+
+@server.command(
+    epilog="""\b
+Examples:
+  pyagent server run --bind 0.0.0.0:8282 --db postgresql://pyagent@db.internal/pyagent
+  pyagent server run --tls-cert server.crt --tls-key server.key --config server.toml
+"""
+)
+@click.option("--bind", metavar="HOST:PORT", default=None, help="Listen address [default: 127.0.0.1:8282].")
+@db_option
+@config_options
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@click.option("--max-body", "max_body_bytes", type=click.IntRange(min=1024), default=None,
+              help="Largest request body on the wire, in bytes [default: 32 MiB].")  # fmt: skip
+def run(
+    bind: str | None,
+    db: str | None,
+    state_dir: Path | None,
+    config_file: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    max_body_bytes: int | None,
+) -> None:
+    """Serve bundles, receive decision logs and status, answer the fleet API."""
+    import uvicorn
+
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.app import create_app
+
+    settings = _settings(
+        config_file, bind=bind, db=db, state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
+        max_body_bytes=max_body_bytes,
+    )  # fmt: skip
+    host, port = settings.host_port()
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise InvalidInputError("--tls-cert and --tls-key go together")
+    store = _store(settings)  # migrated before the port opens: a broken database fails here, exit 3
+    scheme = "https" if settings.tls_cert else "http"
+    signing = (
+        "signed bundles only" if settings.verification else "unsigned bundles accepted (no verification key)"
+    )
+    click.echo(f"pyagent server on {scheme}://{host}:{port} ({store!r}; {signing})", err=True)
+    uvicorn.run(
+        create_app(settings, store),
+        host=host,
+        port=port,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@server.command()
+@db_option
+@config_options
+def migrate(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
+    """Apply the store's schema migrations (the server also does on start)."""
+    from pyagent.server.store import open_store
+
+    settings = _settings(config_file, db=db, state_dir=state_dir)
+    store = open_store(settings.db, state_dir=settings.state_dir, migrate=False)
+    applied = store.migrate()
+    click.echo(f"migrated {store!r}: {', '.join(applied) if applied else 'already up to date'}", err=True)
+
+
+@server.command(
+    epilog="""\b
+Examples:
+  pyagent policy bundle --target rego --revision 2023.03.15-1 -o build/server.tar.gz
+  pyagent policy bundle --target wasm --revision 2023.03.15-1 -o build/bundle.tar.gz
+  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz
+"""
+)
+@click.option("--name", required=True, help="Bundle name: served at /bundles/NAME and /bundles/NAME/wasm.")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@db_option
+@config_options
+def publish(name: str, files: tuple[Path, ...], db: str | None, state_dir: Path | None,
+            config_file: Path | None) -> None:  # fmt: skip
+    """Store a new revision of a bundle (its rego and/or wasm build); agents and OPAs then get it."""
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.publish import MAX_BUNDLE_BYTES
+    from pyagent.server.publish import publish as publish_bundle
+
+    settings = _settings(config_file, db=db, state_dir=state_dir)
+    archives = []
+    for path in files:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BUNDLE_BYTES + 1)
+        if len(raw) > MAX_BUNDLE_BYTES:
+            raise InvalidInputError(f"{path}: bundle is over {MAX_BUNDLE_BYTES} bytes")
+        archives.append((str(path), raw))
+    verification = settings.verification.config() if settings.verification else None
+    done = publish_bundle(_store(settings), name, archives, verification=verification, published_by="cli")
+    serial = f", serial {done.serial}" if done.serial is not None else ""
+    click.echo(
+        f"published {done.name} revision {done.revision}{serial} ({', '.join(done.targets)}; {done.note})",
+        err=True,
+    )
+
+
+@server.group()
+def token() -> None:
+    """Bearer tokens: agent (bundles, logs, status), reader (API, dashboard), admin (publish)."""
+
+
+@token.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["agent", "reader", "admin"]))
+@db_option
+@config_options
+def token_add(name: str, role: str, db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
+    """Create a token NAME and print it once on stdout (only its hash is stored)."""
+    from pyagent.server.auth import check_name, new_token, token_hash
+
+    check_name(name)
+    secret = new_token()
+    _store(_settings(config_file, db=db, state_dir=state_dir)).add_token(name, role, token_hash(secret))
+    click.echo(secret)
+    click.echo(f"token {name} ({role}) added; it is shown only now", err=True)
+
+
+@token.command("list")
+@db_option
+@config_options
+def token_list(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
+    """List tokens (name, role, created), never their secrets."""
+    for info in _store(_settings(config_file, db=db, state_dir=state_dir)).list_tokens():
+        click.echo(f"{info.name}\t{info.role}\t{info.created_at.isoformat().replace('+00:00', 'Z')}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@db_option
+@config_options
+def token_revoke(name: str, db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
+    """Revoke token NAME at once."""
+    from pyagent.errors import InvalidInputError
+
+    if not _store(_settings(config_file, db=db, state_dir=state_dir)).revoke_token(name):
+        raise InvalidInputError(f"token {name!r}: no such token")
+    click.echo(f"token {name} revoked", err=True)

@@ -1,0 +1,113 @@
+"""The one app factory: routes of every API, errors as OPA answers them, the lifespan that opens
+the store (migrating it), starts the long-poll notifier and the retention job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pyagent.errors import InvalidInputError
+from pyagent.server import api, bundles, logs, status
+from pyagent.server.context import ServerContext
+from pyagent.server.errors import HttpError
+from pyagent.server.notify import Notifier
+from pyagent.server.settings import ServerSettings
+from pyagent.server.store import StoreConflict, StoreError, open_store
+from pyagent.server.store.base import Store
+
+log = logging.getLogger("pyagent.server")
+RETENTION_EVERY_SECONDS = 3600
+
+
+def create_app(settings: ServerSettings, store: Store | None = None) -> Starlette:
+    """The ASGI app. ``store`` (already migrated) is for tests; else it is opened from the settings."""
+    verification = settings.verification.config() if settings.verification else None
+    the_store = store or open_store(settings.db, state_dir=settings.state_dir, migrate=False)
+    ctx = ServerContext(the_store, settings, Notifier(the_store), verification)
+
+    async def health(_request: Request) -> Response:
+        try:
+            await run_in_threadpool(ctx.store.ping)
+        except StoreError as err:
+            return JSONResponse({"status": "unavailable", "message": str(err)}, 503)
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(ctx.store.migrate)
+        await ctx.notifier.start()
+        retention = asyncio.create_task(_retention(ctx))
+        try:
+            yield
+        finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+            await ctx.notifier.stop()
+            if store is None:
+                ctx.store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            *bundles.routes(ctx),
+            *logs.routes(ctx),
+            *status.routes(ctx),
+            *api.routes(ctx),
+        ],
+        exception_handlers={
+            HttpError: _http_error,
+            StoreConflict: _conflict,
+            InvalidInputError: _invalid,
+            StoreError: _unavailable,
+        },
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    return app
+
+
+async def _retention(ctx: ServerContext) -> None:
+    days = ctx.settings.retention_days
+    if days <= 0:
+        return
+    while True:
+        before = datetime.now(UTC) - timedelta(days=days)
+        try:
+            dropped = await run_in_threadpool(ctx.store.prune, before)
+            if dropped:
+                log.info("retention: dropped %d history rows/partitions before %s", dropped, before.date())
+        except StoreError as err:
+            log.warning("retention failed, retrying later: %s", err)
+        await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"code": code, "message": message}, status)
+
+
+async def _http_error(_request: Request, err: Exception) -> Response:
+    assert isinstance(err, HttpError)
+    return _error(err.status, err.code, err.message)
+
+
+async def _conflict(_request: Request, err: Exception) -> Response:
+    return _error(409, "conflict", str(err))
+
+
+async def _invalid(_request: Request, err: Exception) -> Response:
+    return _error(400, "invalid_parameter", str(err))
+
+
+async def _unavailable(_request: Request, err: Exception) -> Response:
+    log.warning("store error: %s", err)
+    return _error(503, "unavailable", "the database is not available")

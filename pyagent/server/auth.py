@@ -1,0 +1,61 @@
+"""Bearer tokens and roles. A token is 32 random bytes (URL-safe base64, prefixed ``pya_``), shown
+once; the store keeps its SHA-256 only (a token is high-entropy, so a fast hash suffices and a
+lookup by hash needs no comparison in Python)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from starlette.requests import Request
+
+from pyagent.server.errors import HttpError
+from pyagent.server.store.base import ROLES, Store
+
+PREFIX = "pya_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+#: Which roles may call what. ``admin`` may do everything a reader may.
+GRANTS = {"agent": {"agent"}, "reader": {"reader", "admin"}, "admin": {"admin"}}
+
+
+def new_token() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_name(name: str) -> str:
+    from pyagent.errors import InvalidInputError
+
+    if not _NAME.match(name):
+        raise InvalidInputError(
+            f"token name {name!r}: use 1-200 letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    from pyagent.errors import InvalidInputError
+
+    if role not in ROLES:
+        raise InvalidInputError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
+    return role
+
+
+def require(request: Request, store: Store, need: str) -> str:
+    """The caller's role when it may do what ``need`` grants; 401 without a valid token, 403 with the
+    wrong role. Runs in a worker thread (one indexed read)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HttpError(401, "unauthorized", "a bearer token is required")
+    role = store.role_for(token_hash(token.strip()))
+    if role is None:
+        raise HttpError(401, "unauthorized", "the bearer token is not valid")
+    if role not in GRANTS[need]:
+        raise HttpError(403, "forbidden", f"a token with role {role!r} may not do this (needs {need!r})")
+    return role

@@ -1,0 +1,63 @@
+"""OPA's Bundle API: ``GET /bundles/{name}`` (the Rego build, for OPA) and ``GET /bundles/{name}/wasm``
+(the same revision compiled for agents), with ``ETag`` / ``If-None-Match`` → 304, and long polling:
+``Prefer: wait=N`` holds a request whose ETag is current until a newer revision or N seconds, and the
+answer says ``Content-Type: application/vnd.openpolicyagent.bundles`` (how OPA learns that the
+service long-polls)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pyagent.server.context import ServerContext
+from pyagent.server.errors import HttpError
+
+LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
+BUNDLE_TYPE = "application/gzip"
+_WAIT = re.compile(r"(?:^|[;,\s])wait=(\d{1,9})(?:$|[;,\s])")
+
+
+def prefer_wait(request: Request, limit: int) -> int | None:
+    """Seconds from ``Prefer: wait=N`` (capped at ``limit``), or None without one."""
+    match = _WAIT.search(request.headers.get("prefer", ""))
+    return min(int(match.group(1)), limit) if match else None
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    wanted = etag.strip('"')
+    return any(tag.strip().removeprefix("W/").strip('"') in (wanted, "*") for tag in header.split(","))
+
+
+def routes(ctx: ServerContext) -> list[Route]:
+    async def bundle(request: Request) -> Response:
+        await ctx.authorize(request, "agent")
+        name = request.path_params["name"]
+        target = "wasm" if request.url.path.endswith("/wasm") else "rego"
+        wait = prefer_wait(request, ctx.settings.max_long_poll_seconds)
+        deadline = time.monotonic() + (wait or 0)
+        content_type = LONG_POLL_TYPE if wait is not None else BUNDLE_TYPE
+        while True:
+            changed = ctx.notifier.changed()  # taken before the read: a publish after it wakes us
+            head = await run_in_threadpool(ctx.store.bundle_head, name, target)
+            if head is None:
+                raise HttpError(404, "bundle_not_found", f"no {target} build of bundle {name!r} is published")
+            headers = {"ETag": head.etag, "Cache-Control": "no-cache"}
+            if not etag_matches(request.headers.get("if-none-match"), head.etag):
+                content = await ctx.bundle_content(head.revision_id, target)
+                return Response(content, 200, headers=headers, media_type=content_type)
+            remaining = deadline - time.monotonic()
+            if wait is None or remaining <= 0:
+                return Response(None, 304, headers={**headers, "Content-Type": content_type})
+            await ctx.notifier.wait(changed, remaining)
+
+    return [
+        Route("/bundles/{name}", bundle, methods=["GET"]),
+        Route("/bundles/{name}/wasm", bundle, methods=["GET"]),
+    ]

@@ -1,0 +1,161 @@
+"""Decision-log events (OPA's Decision Log API) checked and turned into store rows.
+
+An event is what OPA uploads for a decision on ``pyagent/decision``: ``decision_id``, ``labels``
+(``id`` names the sender: an OPA instance, or an agent, whose id is its device's), ``bundles``
+(each bundle's ``revision``), ``path``, ``input`` (the policy input ``{"at", "report"}``), ``result``
+(the decision; absent when it was undefined, e.g. before the bundle was activated) and
+``timestamp``. The device is ``input.report.device.id`` and the decision's instant is ``input.at``,
+so an upload that arrives late lands at its own instant. A batch is all or nothing: the first event
+that is not one is refused, naming its index and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pyagent.server.errors import bad_request
+from pyagent.server.store.base import DecisionRow
+from pyagent.timeutil import is_rfc3339
+
+MAX_ID = 512
+MAX_DECISION_ID = 200
+
+
+@dataclass
+class Batch:
+    rows: list[DecisionRow]
+    reports: dict[str, bytes]
+
+
+def parse_batch(value: Any, known_bundles: Collection[str]) -> Batch:
+    if not isinstance(value, list):
+        raise bad_request(f"body must be a JSON array of decision-log events, got {_kind(value)}")
+    rows: list[DecisionRow] = []
+    reports: dict[str, bytes] = {}
+    for index, event in enumerate(value):
+        row, report = _event(event, index, known_bundles)
+        rows.append(row)
+        if report is not None and row.report_digest is not None:
+            reports.setdefault(row.report_digest, report)
+    return Batch(rows, reports)
+
+
+def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[DecisionRow, bytes | None]:
+    where = f"event {index}"
+    if not isinstance(event, dict):
+        raise bad_request(f"{where}: must be an object, got {_kind(event)}")
+    decision_id = _string(event.get("decision_id"), f"{where}: decision_id", MAX_DECISION_ID)
+    labels = _object(event.get("labels"), f"{where}: labels")
+    sender = _string(labels.get("id"), f"{where}: labels.id", MAX_ID)
+    path = _string(event.get("path"), f"{where}: path", MAX_ID)
+    policy_input = _object(event.get("input"), f"{where}: input")
+    at = policy_input.get("at")
+    if not isinstance(at, str) or not is_rfc3339(at):
+        raise bad_request(f"{where}: input.at must be an RFC 3339 timestamp, got {_short(at)}")
+    report = _object(policy_input.get("report"), f"{where}: input.report")
+    device = _object(report.get("device"), f"{where}: input.report.device")
+    device_id = _string(device.get("id"), f"{where}: input.report.device.id", MAX_ID)
+    if "timestamp" in event and not (isinstance(event["timestamp"], str) and is_rfc3339(event["timestamp"])):
+        raise bad_request(f"{where}: timestamp must be an RFC 3339 timestamp")
+    bundles = event.get("bundles")
+    if bundles is not None:
+        bundles = _bundles(bundles, f"{where}: bundles", known_bundles)
+    result = event.get("result")
+    allow: bool | None = None
+    organization = device.get("organization") if isinstance(device.get("organization"), str) else None
+    if result is not None:
+        result = _object(result, f"{where}: result")
+        if not isinstance(result.get("allow"), bool):
+            raise bad_request(
+                f"{where}: result.allow must be true or false, got {_short(result.get('allow'))}"
+            )
+        # the policy's own verdict: allowed only when nothing is in breach and nothing went wrong
+        allow = bool(result["allow"]) and not result.get("violations") and not result.get("errors")
+        if isinstance(result.get("organization"), str):
+            organization = result["organization"]
+    canonical = orjson.dumps(report, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(canonical).hexdigest()
+    chain = event.get("pyagent")
+    row = DecisionRow(
+        decision_id=decision_id,
+        decided_at=parse_instant(at),
+        device_id=device_id,
+        sender=sender,
+        path=path,
+        allow=allow,
+        organization=organization[:200] if organization else None,
+        platform=device["platform"][:32] if isinstance(device.get("platform"), str) else None,
+        result=orjson.dumps(result).decode() if result is not None else None,
+        report_digest=digest,
+        bundles=orjson.dumps(bundles).decode() if bundles is not None else None,
+        chain=orjson.dumps(chain).decode() if isinstance(chain, dict) else None,
+    )
+    return row, canonical
+
+
+def parse_instant(value: str) -> datetime:
+    """An RFC 3339 timestamp (checked) as an aware UTC datetime, to the microsecond."""
+    text = value.replace("z", "Z").replace("t", "T")
+    if "." in text:  # Python keeps microseconds: cut nanoseconds, keep the zone
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _bundles(value: Any, where: str, known: Collection[str]) -> dict[str, Any]:
+    bundles = _object(value, where)
+    for name, info in bundles.items():
+        if name not in known:
+            raise bad_request(
+                f"{where}.{name}: unknown bundle (published: {', '.join(sorted(known)) or 'none'})"
+            )
+        info = _object(info, f"{where}.{name}")
+        if not isinstance(info.get("revision", ""), str):
+            raise bad_request(f"{where}.{name}.revision must be a string")
+    return bundles
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_request(f"{where} must be an object, got {_kind(value)}")
+    return value
+
+
+def _string(value: Any, where: str, limit: int) -> str:
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise bad_request(f"{where} must be a non-empty string, got {_short(value)}")
+    if len(value) > limit:
+        raise bad_request(f"{where} is longer than {limit} characters")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = orjson.dumps(value).decode() if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def status_of(value: Any) -> Mapping[str, Any]:
+    """An OPA status message, checked enough to store: an object whose ``labels.id`` names the sender."""
+    message = _object(value, "status")
+    labels = _object(message.get("labels"), "status: labels")
+    _string(labels.get("id"), "status: labels.id", MAX_ID)
+    for key in ("bundles", "plugins"):
+        if key in message:
+            _object(message[key], f"status: {key}")
+    return message

@@ -1,0 +1,111 @@
+"""Publishing: the bundles that ``pyagent policy bundle`` made (the Rego build for OPA, the wasm
+build for agents) checked and stored as one new revision. The server never signs: with a
+verification key configured it refuses unsigned or badly signed bundles and serials that are not
+newer than the current one; without one it accepts unsigned bundles and says so."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyagent.bundles.verify import VerificationConfig, verify_members
+from pyagent.engines.wasm.bundle import BundleLimits, read_members
+from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.server.store.base import BundleFile, NewRevision, Store
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+LIMITS = BundleLimits(
+    max_archive_bytes=MAX_BUNDLE_BYTES,
+    max_member_bytes=MAX_BUNDLE_BYTES,
+    max_total_bytes=4 * MAX_BUNDLE_BYTES,
+)
+
+
+@dataclass(frozen=True)
+class Published:
+    revision_id: int
+    name: str
+    revision: str
+    serial: int | None
+    signed: bool
+    targets: tuple[str, ...]
+    note: str
+
+
+def check_bundle_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInputError(
+            f"bundle name {name!r}: use 1-200 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def publish(
+    store: Store,
+    name: str,
+    archives: Sequence[tuple[str, bytes]],
+    *,
+    verification: VerificationConfig | None,
+    published_by: str,
+) -> Published:
+    """Check ``archives`` (label, bytes) and store them as the next revision of bundle ``name``."""
+    check_bundle_name(name)
+    if not archives:
+        raise InvalidInputError("publish: give the bundle files (the rego build, the wasm build, or both)")
+    files: dict[str, BundleFile] = {}
+    revisions: set[tuple[str, int | None]] = set()
+    for label, raw in archives:
+        target, revision, serial = _inspect(label, raw, verification)
+        if target in files:
+            raise InvalidInputError(
+                f"{label}: a second {target} bundle; give one rego and one wasm build at most"
+            )
+        files[target] = BundleFile(target, f'"{hashlib.sha256(raw).hexdigest()}"', raw)
+        revisions.add((revision, serial))
+    if len(revisions) != 1:
+        found = ", ".join(f"{r!r} (serial {s})" for r, s in sorted(revisions, key=str))
+        raise InvalidInputError(f"publish: the bundles are of different revisions: {found}")
+    revision, serial = revisions.pop()
+    revision_id = store.publish(
+        NewRevision(name, revision, serial, verification is not None, published_by, list(files.values()))
+    )
+    note = "signature verified" if verification else "unsigned: no verification key is configured"
+    return Published(
+        revision_id, name, revision, serial, verification is not None, tuple(sorted(files)), note
+    )
+
+
+def _inspect(label: str, raw: bytes, verification: VerificationConfig | None) -> tuple[str, str, int | None]:
+    try:
+        members = read_members(raw, label=label, limits=LIMITS)
+    except PyagentError as err:
+        raise InvalidInputError(str(err)) from err
+    serial: int | None = None
+    if verification is not None:
+        try:
+            verified = verify_members(members, verification, label=label)
+        except PyagentError as err:
+            raise InvalidInputError(str(err)) from err
+        serial = verified.serial
+    try:
+        manifest = json.loads(members.get(".manifest", b"{}"))
+    except ValueError as err:
+        raise InvalidInputError(f"{label}: .manifest is not JSON") from err
+    if not isinstance(manifest, dict):
+        raise InvalidInputError(f"{label}: .manifest is not a JSON object")
+    revision = manifest.get("revision")
+    if not isinstance(revision, str) or not revision:
+        raise InvalidInputError(
+            f"{label}: the bundle has no revision; build it with `pyagent policy bundle --revision`"
+        )
+    target = "wasm" if "policy.wasm" in members or manifest.get("wasm") else "rego"
+    if target == "rego" and not any(path.endswith(".rego") for path in members):
+        raise InvalidInputError(
+            f"{label}: neither a rego bundle (no .rego file) nor a wasm bundle (no policy.wasm)"
+        )
+    return target, revision, serial

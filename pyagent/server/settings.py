@@ -1,0 +1,130 @@
+"""The server's settings: command-line options over an optional TOML file (``--config``)::
+
+    [server]
+    bind = "0.0.0.0:8282"
+    db = "postgresql://pyagent@db.internal/pyagent"   # or PYAGENT_SERVER_DB; default SQLite
+    state_dir = "/var/lib/pyagent"
+    max_body_bytes = 33554432          # on the wire
+    max_decoded_bytes = 67108864       # after gzip
+    max_long_poll_seconds = 300
+    retention_days = 400               # decision history kept (0: forever)
+    tls_cert = "/etc/pyagent/server.crt"
+    tls_key = "/etc/pyagent/server.key"
+
+    [server.verification]              # refuse bundles not signed by this key
+    key_path = "/etc/pyagent/bundle-signing.pub.pem"
+    algorithm = "RS256"
+    keyid = "pyagent"                  # optional
+    scope = "eu-fleet"                 # optional
+
+Unknown keys are an error naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pyagent.bundles.verify import VerificationConfig
+from pyagent.errors import InvalidInputError
+from pyagent.server.body import BodyLimits, MiB
+
+DEFAULT_BIND = "127.0.0.1:8282"
+
+
+@dataclass(frozen=True)
+class Verification:
+    key_path: Path
+    algorithm: str | None = None
+    keyid: str | None = None
+    scope: str | None = None
+
+    def config(self) -> VerificationConfig:
+        return VerificationConfig.from_key_file(
+            self.key_path, algorithm=self.algorithm, key_id=self.keyid, scope=self.scope
+        )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    bind: str = DEFAULT_BIND
+    db: str | None = None
+    state_dir: Path | None = None
+    max_body_bytes: int = 32 * MiB
+    max_decoded_bytes: int = 64 * MiB
+    max_long_poll_seconds: int = 300
+    retention_days: int = 400
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    verification: Verification | None = None
+
+    @property
+    def limits(self) -> BodyLimits:
+        return BodyLimits(self.max_body_bytes, self.max_decoded_bytes)
+
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.bind.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidInputError(f"--bind {self.bind!r}: expected HOST:PORT, e.g. {DEFAULT_BIND}")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+    def with_options(self, **options: Any) -> ServerSettings:
+        """These settings with every option that was given (not None) put over them."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None})
+
+
+_INTS = {"max_body_bytes": 1024, "max_decoded_bytes": 1024, "max_long_poll_seconds": 1, "retention_days": 0}
+_PATHS = {"state_dir", "tls_cert", "tls_key"}
+_STRINGS = {"bind", "db"}
+_VERIFICATION = {"key_path", "algorithm", "keyid", "scope"}
+
+
+def load_settings(path: Path | None) -> ServerSettings:
+    if path is None:
+        return ServerSettings()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InvalidInputError(f"{path}: cannot read the server config: {err.strerror or err}") from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{path}: not valid TOML: {err}") from err
+    unknown = set(document) - {"server"}
+    if unknown:
+        raise InvalidInputError(f"{path}: unknown table or key {sorted(unknown)[0]!r} (expected [server])")
+    section = document.get("server", {})
+    if not isinstance(section, dict):
+        raise InvalidInputError(f"{path}: server must be a table")
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(ServerSettings)}
+    for key, value in section.items():
+        where = f"{path}: server.{key}"
+        if key not in known:
+            raise InvalidInputError(f"{where}: unknown key")
+        if key == "verification":
+            values[key] = _verification(value, where)
+        elif key in _INTS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < _INTS[key]:
+                raise InvalidInputError(f"{where}: must be an integer of at least {_INTS[key]}")
+            values[key] = value
+        elif not isinstance(value, str) or not value:
+            raise InvalidInputError(f"{where}: must be a non-empty string")
+        else:
+            values[key] = Path(value) if key in _PATHS else value
+    return ServerSettings(**values)
+
+
+def _verification(value: Any, where: str) -> Verification:
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where}: must be a table")
+    for key, item in value.items():
+        if key not in _VERIFICATION:
+            raise InvalidInputError(f"{where}.{key}: unknown key")
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError(f"{where}.{key}: must be a non-empty string")
+    if "key_path" not in value:
+        raise InvalidInputError(f"{where}.key_path: required")
+    return Verification(
+        Path(value["key_path"]), value.get("algorithm"), value.get("keyid"), value.get("scope")
+    )

@@ -1,0 +1,61 @@
+"""OPA's Status API: ``POST /status``. The newest message per sender (``labels.id``: an agent's
+device id, or an OPA's instance id) is kept: its bundles' active revisions, download and
+activation times, and errors, which the fleet API shows per device and per rollout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pyagent.server.body import parse_json, read_body
+from pyagent.server.context import ServerContext
+from pyagent.server.events import status_of
+from pyagent.server.store.base import StatusRow
+
+_BUNDLE_KEYS = (
+    "name", "active_revision", "last_request", "last_successful_request", "last_successful_download",
+    "last_successful_activation", "last_download", "last_activation", "code", "message", "errors",
+    "http_code", "type", "size",
+)  # fmt: skip
+
+
+def status_row(message: Any) -> StatusRow:
+    checked = status_of(message)
+    bundles: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name, info in (checked.get("bundles") or {}).items():
+        if not isinstance(info, dict):
+            continue
+        bundles[name] = {k: info[k] for k in _BUNDLE_KEYS if k in info}
+        if info.get("code") or info.get("message") or info.get("errors"):
+            errors.append(
+                {"bundle": name, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
+            )
+    for plugin, state in (checked.get("plugins") or {}).items():
+        if isinstance(state, dict) and state.get("state") == "ERR":
+            errors.append({"plugin": plugin, "message": state.get("message", "")})
+    return StatusRow(
+        instance_id=checked["labels"]["id"],
+        labels=orjson.dumps(checked["labels"]).decode(),
+        bundles=orjson.dumps(bundles).decode(),
+        errors=orjson.dumps(errors).decode(),
+        plugins=orjson.dumps(checked.get("plugins") or {}).decode(),
+    )
+
+
+def routes(ctx: ServerContext) -> list[Route]:
+    def record(body: bytes) -> None:
+        ctx.store.record_status(status_row(parse_json(body)))
+
+    async def status(request: Request) -> Response:
+        await ctx.authorize(request, "agent")
+        body = await read_body(request, ctx.settings.limits)
+        await run_in_threadpool(record, body)
+        return Response(None, 204)
+
+    return [Route("/status", status, methods=["POST"])]

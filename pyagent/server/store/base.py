@@ -1,0 +1,183 @@
+"""The store interface: what the server keeps, independent of the database behind it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pyagent.errors import InvalidInputError, NoDecisionError
+
+#: Roles a bearer token can have (CONTRACT section 7).
+ROLES = ("agent", "reader", "admin")
+#: Bundle builds a revision can carry: the Rego bundle OPA loads, the wasm bundle agents evaluate.
+TARGETS = ("rego", "wasm")
+
+
+class StoreError(NoDecisionError):
+    """The database failed or is unreachable (exit 3 on the command line, 503 over HTTP)."""
+
+
+class StoreConflict(InvalidInputError):
+    """A write that contradicts what is stored (a duplicate token name, a stale bundle revision)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """One build of a bundle revision, as published."""
+
+    target: str
+    etag: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class NewRevision:
+    """A bundle revision to publish: one or both builds of the same policy."""
+
+    name: str
+    revision: str
+    serial: int | None
+    signed: bool
+    published_by: str
+    files: Sequence[BundleFile]
+
+
+@dataclass(frozen=True)
+class BundleHead:
+    """The newest revision of a bundle that has a build for ``target``."""
+
+    revision_id: int
+    name: str
+    target: str
+    revision: str
+    serial: int | None
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """One decision-log event, checked, ready to store (:mod:`pyagent.server.events` makes them)."""
+
+    decision_id: str
+    decided_at: datetime
+    device_id: str
+    sender: str
+    path: str
+    allow: bool | None
+    organization: str | None
+    platform: str | None
+    result: str | None
+    report_digest: str | None
+    bundles: str | None
+    chain: str | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    instance_id: str
+    labels: str
+    bundles: str
+    errors: str
+    plugins: str
+
+
+@dataclass
+class DeviceState:
+    """A device's current state, with its decision history (newest first) when asked for."""
+
+    device_id: str
+    organization: str | None
+    platform: str | None
+    allow: bool | None
+    decision_id: str
+    decided_at: datetime
+    sender: str
+    result: Any
+    bundles: Any
+    last_seen: datetime
+    status: Mapping[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store(abc.ABC):
+    """Everything the server reads and writes. Every method is one transaction."""
+
+    url: str
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Bring the schema to the newest migration; return the revisions applied."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # tokens
+    @abc.abstractmethod
+    def add_token(self, name: str, role: str, token_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_tokens(self) -> list[TokenInfo]: ...
+
+    @abc.abstractmethod
+    def revoke_token(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    def role_for(self, token_hash: str) -> str | None: ...
+
+    # bundles
+    @abc.abstractmethod
+    def publish(self, new: NewRevision) -> int:
+        """Store a revision; raise :class:`StoreConflict` unless its serial (signed) is newer than
+        the current one's, or its revision (unsigned) differs from the current one's."""
+
+    @abc.abstractmethod
+    def bundle_head(self, name: str, target: str) -> BundleHead | None: ...
+
+    @abc.abstractmethod
+    def bundle_content(self, revision_id: int, target: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def bundle_names(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    def last_revision_id(self) -> int:
+        """The newest revision id of any bundle (0 when none): what long polls watch."""
+
+    # results
+    @abc.abstractmethod
+    def ingest(self, rows: Sequence[DecisionRow], reports: Mapping[str, bytes]) -> IngestResult:
+        """Store a batch of decisions and their reports, all or nothing."""
+
+    @abc.abstractmethod
+    def record_status(self, row: StatusRow) -> None: ...
+
+    @abc.abstractmethod
+    def device(self, device_id: str, *, history: int = 0) -> DeviceState | None: ...
+
+    @abc.abstractmethod
+    def report(self, digest: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def prune(self, before: datetime) -> int:
+        """Drop decision history older than ``before`` (retention); return the rows or partitions dropped."""

@@ -1,0 +1,50 @@
+"""Migrations as code: Alembic, driven from Python (no alembic.ini), run on start and by
+``pyagent server migrate``. On PostgreSQL an advisory lock makes replicas that start together
+apply them once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_LOCK = 7270300
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head() -> str:
+    head_revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head_revision is not None
+    return head_revision
+
+
+def current(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Apply every pending migration; return the revisions applied (empty when up to date)."""
+    config = alembic_config()
+    script = ScriptDirectory.from_config(config)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+        before = MigrationContext.configure(conn).get_current_revision()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        after = MigrationContext.configure(conn).get_current_revision()
+    if before == after:
+        return []
+    applied = [rev.revision for rev in script.iterate_revisions(after, before)]
+    return list(reversed(applied))

@@ -1,0 +1,69 @@
+"""PostgreSQL: the decision history partitioned by day, partitions made on demand and dropped by
+retention. A partition is named ``decisions_pYYYYMMDD`` and holds ``[day, day + 1)`` in UTC."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine, text
+
+_NAME = re.compile(r"^decisions_p(\d{8})$")
+#: Advisory lock key taken while creating or dropping partitions (replicas may race).
+_LOCK = 7270302
+
+
+class PartitionCache:
+    """Days known to have a partition in this process: a cache of a fact, re-checked on miss."""
+
+    def __init__(self) -> None:
+        self.days: set[date] = set()
+
+    def ensure(self, engine: Engine, instants: Iterable[datetime]) -> None:
+        missing = {instant.astimezone(UTC).date() for instant in instants} - self.days
+        if not missing:
+            return
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+            for day in sorted(missing):
+                end = day + timedelta(days=1)
+                conn.exec_driver_sql(
+                    f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF decisions "
+                    f"FOR VALUES FROM ('{day.isoformat()}T00:00:00+00:00') "
+                    f"TO ('{end.isoformat()}T00:00:00+00:00')"
+                )
+        self.days |= missing
+
+
+def partition_name(day: date) -> str:
+    return f"decisions_p{day:%Y%m%d}"
+
+
+def existing(engine: Engine) -> dict[str, date]:
+    query = text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'decisions'"
+    )
+    with engine.connect() as conn:
+        names = conn.execute(query).scalars().all()
+    found = {}
+    for name in names:
+        match = _NAME.match(name)
+        if match:
+            found[name] = datetime.strptime(match.group(1), "%Y%m%d").date()
+    return found
+
+
+def drop_before(engine: Engine, before: datetime, cache: PartitionCache | None) -> int:
+    """Drop every partition whose whole day lies before ``before``; return how many."""
+    cutoff = before.astimezone(UTC).date()
+    doomed = sorted(name for name, day in existing(engine).items() if day < cutoff)
+    if doomed:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+            for name in doomed:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    if cache is not None:
+        cache.days = {day for day in cache.days if day >= cutoff}
+    return len(doomed)

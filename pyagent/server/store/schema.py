@@ -1,0 +1,126 @@
+"""The SQL schema, as SQLAlchemy Core tables: the one description the store's queries use.
+
+The migrations under :mod:`pyagent.server.store.migrations` create exactly this (a test compares
+them); a change here needs a new migration.
+
+* ``decisions`` is the append-only history, one row per decision-log event. Its key is
+  ``(decision_id, decided_at)``: OPA's decision ids are UUIDs and a re-sent event carries the same
+  instant, so an event is stored once; the instant is part of the key because PostgreSQL partitions
+  the history by day on it (a partitioned table's keys must include the partition column).
+* ``reports`` holds each device report once per content digest (zlib-compressed canonical JSON):
+  an inventory rarely changes between runs, so a history row carries only the digest.
+* ``devices`` is each device's current state: its newest decision (by the decision's own instant,
+  so a late upload never overwrites a newer state) and when it was last heard of.
+* ``instances`` is the newest status message per sender (an agent's id is its device id; an OPA's
+  is its instance id).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: Bounds of identifiers (CONTRACT section 1 allows 512-character ids).
+ID_LENGTH = 512
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+bundle_revisions = Table(
+    "bundle_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("revision", String(ID_LENGTH), nullable=False),
+    Column("serial", BigInteger, nullable=True),
+    Column("signed", Boolean, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("published_by", String(200), nullable=False),
+    Index("ix_bundle_revisions_name_id", "name", "id"),
+)
+
+bundle_files = Table(
+    "bundle_files",
+    metadata,
+    Column("revision_id", Integer, ForeignKey("bundle_revisions.id"), primary_key=True),
+    Column("target", String(8), primary_key=True),
+    Column("etag", String(80), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(200), primary_key=True),
+    Column("decided_at", DateTime(timezone=True), primary_key=True),
+    Column("device_id", String(ID_LENGTH), nullable=False),
+    Column("sender", String(ID_LENGTH), nullable=False),
+    Column("path", String(ID_LENGTH), nullable=False),
+    Column("allow", Boolean, nullable=True),
+    Column("organization", String(200), nullable=True),
+    Column("result", Text, nullable=True),
+    Column("report_digest", String(64), nullable=True),
+    Column("bundles", Text, nullable=True),
+    Column("chain", Text, nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_decisions_device_decided", "device_id", "decided_at"),
+    Index("ix_decisions_decided", "decided_at"),
+    postgresql_partition_by="RANGE (decided_at)",
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(ID_LENGTH), primary_key=True),
+    Column("organization", String(200), nullable=True),
+    Column("platform", String(32), nullable=True),
+    Column("allow", Boolean, nullable=True),
+    Column("decision_id", String(200), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("sender", String(ID_LENGTH), nullable=False),
+    Column("result", Text, nullable=True),
+    Column("report_digest", String(64), nullable=True),
+    Column("bundles", Text, nullable=True),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Index("ix_devices_organization", "organization"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance_id", String(ID_LENGTH), primary_key=True),
+    Column("labels", Text, nullable=False),
+    Column("bundles", Text, nullable=False),
+    Column("errors", Text, nullable=False),
+    Column("plugins", Text, nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,383 @@
+"""The store on SQLAlchemy Core: one implementation, two dialects (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from pyagent.server.store import partitions
+from pyagent.server.store.base import (
+    BundleHead,
+    DecisionRow,
+    DeviceState,
+    IngestResult,
+    NewRevision,
+    StatusRow,
+    Store,
+    StoreConflict,
+    StoreError,
+    TokenInfo,
+)
+from pyagent.server.store.engine import open_engine, redact
+from pyagent.server.store.schema import (
+    bundle_files,
+    bundle_revisions,
+    decisions,
+    devices,
+    instances,
+    reports,
+    tokens,
+)
+
+#: Channel of PostgreSQL NOTIFY on publish (see :mod:`pyagent.server.notify`).
+BUNDLE_CHANNEL = "pyagent_bundles"
+
+
+def utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite keeps them naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SqlStore(Store):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = open_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._partitions = partitions.PartitionCache() if self.dialect == "postgresql" else None
+
+    def __repr__(self) -> str:
+        return f"SqlStore({redact(self.url)})"
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as err:
+            if isinstance(err, IntegrityError):
+                raise
+            raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
+
+    def migrate(self) -> list[str]:
+        from pyagent.server.store.migrate import upgrade
+
+        try:
+            return upgrade(self.engine)
+        except (OperationalError, DBAPIError) as err:
+            raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
+
+    def ping(self) -> None:
+        with self._tx() as conn:
+            conn.execute(select(1))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # tokens
+    def add_token(self, name: str, role: str, token_hash: str) -> None:
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    insert(tokens).values(
+                        name=name, role=role, token_hash=token_hash, created_at=datetime.now(UTC)
+                    )
+                )
+        except IntegrityError as err:
+            raise StoreConflict(f"token {name!r} exists; revoke it first or choose another name") from err
+
+    def list_tokens(self) -> list[TokenInfo]:
+        with self._tx() as conn:
+            rows = conn.execute(select(tokens.c.name, tokens.c.role, tokens.c.created_at).order_by("name"))
+            return [TokenInfo(r.name, r.role, utc(r.created_at)) for r in rows]
+
+    def revoke_token(self, name: str) -> bool:
+        with self._tx() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.name == name)).rowcount > 0
+
+    def role_for(self, token_hash: str) -> str | None:
+        with self._tx() as conn:
+            role = conn.execute(select(tokens.c.role).where(tokens.c.token_hash == token_hash)).scalar()
+            return str(role) if role is not None else None
+
+    # bundles
+    def publish(self, new: NewRevision) -> int:
+        with self._tx() as conn:
+            if self.dialect == "postgresql":  # one publisher at a time per database
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270301)")
+            current = conn.execute(
+                select(bundle_revisions.c.revision, bundle_revisions.c.serial)
+                .where(bundle_revisions.c.name == new.name)
+                .order_by(bundle_revisions.c.id.desc())
+                .limit(1)
+            ).first()
+            if current is not None:
+                _check_newer(new, current.revision, current.serial)
+            revision_id = conn.execute(
+                insert(bundle_revisions)
+                .values(
+                    name=new.name,
+                    revision=new.revision,
+                    serial=new.serial,
+                    signed=new.signed,
+                    published_at=datetime.now(UTC),
+                    published_by=new.published_by,
+                )
+                .returning(bundle_revisions.c.id)
+            ).scalar_one()
+            conn.execute(
+                insert(bundle_files),
+                [
+                    {
+                        "revision_id": revision_id,
+                        "target": f.target,
+                        "etag": f.etag,
+                        "size": len(f.content),
+                        "content": f.content,
+                    }
+                    for f in new.files
+                ],
+            )
+            if self.dialect == "postgresql":
+                conn.execute(select(func.pg_notify(BUNDLE_CHANNEL, new.name)))
+            return int(revision_id)
+
+    def bundle_head(self, name: str, target: str) -> BundleHead | None:
+        query = (
+            select(
+                bundle_revisions.c.id,
+                bundle_revisions.c.revision,
+                bundle_revisions.c.serial,
+                bundle_files.c.etag,
+                bundle_files.c.size,
+            )
+            .join(bundle_files, bundle_files.c.revision_id == bundle_revisions.c.id)
+            .where(bundle_revisions.c.name == name, bundle_files.c.target == target)
+            .order_by(bundle_revisions.c.id.desc())
+            .limit(1)
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return BundleHead(row.id, name, target, row.revision, row.serial, row.etag, row.size)
+
+    def bundle_content(self, revision_id: int, target: str) -> bytes:
+        with self._tx() as conn:
+            content = conn.execute(
+                select(bundle_files.c.content).where(
+                    bundle_files.c.revision_id == revision_id, bundle_files.c.target == target
+                )
+            ).scalar_one()
+            return bytes(content)
+
+    def bundle_names(self) -> set[str]:
+        with self._tx() as conn:
+            return set(conn.execute(select(bundle_revisions.c.name).distinct()).scalars())
+
+    def last_revision_id(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(bundle_revisions.c.id), 0))).scalar_one())
+
+    # results
+    def ingest(self, rows: Sequence[DecisionRow], reports_by_digest: Mapping[str, bytes]) -> IngestResult:
+        if not rows:
+            return IngestResult(0, 0)
+        now = datetime.now(UTC)
+        if self._partitions is not None:
+            self._partitions.ensure(self.engine, {row.decided_at for row in rows})
+        insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        with self._tx() as conn:
+            if reports_by_digest:
+                conn.execute(
+                    insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]),
+                    [
+                        {"digest": d, "content": zlib.compress(c, 1), "first_seen": now}
+                        for d, c in reports_by_digest.items()
+                    ],
+                )
+            stored = conn.execute(
+                insert_fn(decisions)
+                .on_conflict_do_nothing(index_elements=["decision_id", "decided_at"])
+                .returning(decisions.c.decision_id, decisions.c.decided_at, sort_by_parameter_order=False),
+                [_decision_values(row, now) for row in rows],
+            ).all()
+            new = {(r.decision_id, utc(r.decided_at)) for r in stored}
+            newest = _newest_per_device(row for row in rows if (row.decision_id, row.decided_at) in new)
+            if newest:
+                conn.execute(_device_upsert(insert_fn), [_device_values(row, now) for row in newest])
+        return IngestResult(len(new), len(rows) - len(new))
+
+    def record_status(self, row: StatusRow) -> None:
+        insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        values = {
+            "instance_id": row.instance_id,
+            "labels": row.labels,
+            "bundles": row.bundles,
+            "errors": row.errors,
+            "plugins": row.plugins,
+            "last_seen": datetime.now(UTC),
+        }
+        statement = insert_fn(instances).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["instance_id"],
+            set_={k: statement.excluded[k] for k in values if k != "instance_id"},
+        )
+        with self._tx() as conn:
+            conn.execute(statement)
+            conn.execute(
+                update(devices)
+                .where(devices.c.device_id == row.instance_id)
+                .values(last_seen=func.greatest(devices.c.last_seen, values["last_seen"]))
+                if self.dialect == "postgresql"
+                else update(devices)
+                .where(devices.c.device_id == row.instance_id, devices.c.last_seen < values["last_seen"])
+                .values(last_seen=values["last_seen"])
+            )
+
+    def device(self, device_id: str, *, history: int = 0) -> DeviceState | None:
+        with self._tx() as conn:
+            row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
+            status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
+            past: Sequence[Any] = []
+            if row is not None and history > 0:
+                past = conn.execute(
+                    select(decisions.c.decision_id, decisions.c.decided_at, decisions.c.allow,
+                           decisions.c.sender, decisions.c.bundles)
+                    .where(decisions.c.device_id == device_id)
+                    .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
+                    .limit(history)
+                ).all()  # fmt: skip
+        if row is None:
+            return None
+        state = DeviceState(
+            device_id=row.device_id,
+            organization=row.organization,
+            platform=row.platform,
+            allow=row.allow,
+            decision_id=row.decision_id,
+            decided_at=utc(row.decided_at),
+            sender=row.sender,
+            result=_json(row.result),
+            bundles=_json(row.bundles),
+            last_seen=utc(row.last_seen),
+        )
+        if status is not None:
+            state.status = {
+                "instance_id": status.instance_id,
+                "bundles": _json(status.bundles),
+                "errors": _json(status.errors),
+                "last_seen": utc(status.last_seen),
+            }
+        state.history = [
+            {"decision_id": p.decision_id, "decided_at": utc(p.decided_at), "allow": p.allow,
+             "sender": p.sender, "bundles": _json(p.bundles)}
+            for p in past
+        ]  # fmt: skip
+        return state
+
+    def report(self, digest: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            content = conn.execute(select(reports.c.content).where(reports.c.digest == digest)).scalar()
+        if content is None:
+            return None
+        value = json.loads(zlib.decompress(content))
+        return value if isinstance(value, dict) else None
+
+    def prune(self, before: datetime) -> int:
+        if self.dialect == "postgresql":
+            return partitions.drop_before(self.engine, before, self._partitions)
+        with self._tx() as conn:
+            return int(conn.execute(delete(decisions).where(decisions.c.decided_at < before)).rowcount)
+
+
+def _check_newer(new: NewRevision, revision: str, serial: int | None) -> None:
+    if new.serial is not None and serial is not None:
+        if new.serial <= serial:
+            raise StoreConflict(
+                f"bundle {new.name}: serial {new.serial} is not newer than the current serial {serial} "
+                f"(revision {revision})"
+            )
+    elif new.revision == revision:
+        raise StoreConflict(f"bundle {new.name}: revision {revision!r} is already the current one")
+
+
+def _decision_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
+    return {
+        "decision_id": row.decision_id,
+        "decided_at": row.decided_at,
+        "device_id": row.device_id,
+        "sender": row.sender,
+        "path": row.path,
+        "allow": row.allow,
+        "organization": row.organization,
+        "result": row.result,
+        "report_digest": row.report_digest,
+        "bundles": row.bundles,
+        "chain": row.chain,
+        "received_at": now,
+    }
+
+
+def _device_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
+    return {
+        "device_id": row.device_id,
+        "organization": row.organization,
+        "platform": row.platform,
+        "allow": row.allow,
+        "decision_id": row.decision_id,
+        "decided_at": row.decided_at,
+        "sender": row.sender,
+        "result": row.result,
+        "report_digest": row.report_digest,
+        "bundles": row.bundles,
+        "last_seen": now,
+    }
+
+
+def _newest_per_device(rows: Iterator[DecisionRow] | Sequence[DecisionRow]) -> list[DecisionRow]:
+    """One row per device (the newest by instant, then decision id): an upsert may touch a row once."""
+    newest: dict[str, DecisionRow] = {}
+    for row in rows:
+        seen = newest.get(row.device_id)
+        if seen is None or (row.decided_at, row.decision_id) > (seen.decided_at, seen.decision_id):
+            newest[row.device_id] = row
+    return list(newest.values())
+
+
+def _device_upsert(insert_fn: Any) -> Any:
+    """Insert a device, or update it when the decision is newer than its current one; ``last_seen``
+    moves forward either way (a late upload is still a sign of life)."""
+    statement = insert_fn(devices)
+    excluded = statement.excluded
+    newer = or_(
+        excluded.decided_at > devices.c.decided_at,
+        and_(excluded.decided_at == devices.c.decided_at, excluded.decision_id > devices.c.decision_id),
+    )
+    decision_columns = (
+        "organization", "platform", "allow", "decision_id", "decided_at", "sender", "result",
+        "report_digest", "bundles",
+    )  # fmt: skip
+    changes: dict[str, Any] = {
+        name: case((newer, excluded[name]), else_=devices.c[name]) for name in decision_columns
+    }
+    changes["last_seen"] = case(
+        (excluded.last_seen > devices.c.last_seen, excluded.last_seen), else_=devices.c.last_seen
+    )
+    return statement.on_conflict_do_update(index_elements=["device_id"], set_=changes)
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
