@@ -1,0 +1,90 @@
+"""A real ``pyagent server run`` process on a free loopback port, and tokens for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyagent.server.auth import new_token, token_hash
+from pyagent.server.store import open_store
+from tests.helpers.opa_server import free_port
+
+
+@dataclass
+class RunningServer:
+    url: str
+    port: int
+    db: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown code runs."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def add_token(db: str, name: str, role: str) -> str:
+    """A new token of ``role`` in the store at ``db``; returns the secret."""
+    store = open_store(db)
+    try:
+        secret = new_token()
+        store.add_token(name, role, token_hash(secret))
+        return secret
+    finally:
+        store.close()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pyagent server exited with {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"pyagent server did not become healthy at {url}: {log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def run_server(
+    workdir: Path, db: str, *, port: int | None = None, extra_args: Sequence[str] = ()
+) -> Iterator[RunningServer]:
+    """Start ``pyagent server run --db DB`` (``python -m pyagent``, this interpreter); stop it after."""
+    port = port or free_port()
+    log = workdir / f"server-{port}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYAGENT_SERVER_DB", None)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pyagent", "server", "run", "--bind", f"127.0.0.1:{port}", "--db", db,
+             *extra_args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield RunningServer(url, port, db, process, log)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

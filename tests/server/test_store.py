@@ -1,0 +1,146 @@
+"""The store on SQLite and on a real PostgreSQL: the same behaviour, exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from pyagent.server.events import parse_batch, parse_instant
+from pyagent.server.store import Store, StoreConflict
+from pyagent.server.store.base import BundleFile, NewRevision
+from pyagent.server.store.migrate import head
+from pyagent.server.store.schema import metadata
+from pyagent.server.store.sql import SqlStore
+from tests.server.conftest import decision_event
+
+
+def _ingest(store: Store, *events: dict[str, object]) -> tuple[int, int]:
+    batch = parse_batch(list(events), store.bundle_names())
+    result = store.ingest(batch.rows, batch.reports)
+    return result.stored, result.duplicates
+
+
+def _revision(name: str, revision: str, serial: int | None = None, targets: tuple[str, ...] = ("rego",)) -> NewRevision:
+    files = [BundleFile(t, f'"{revision}-{t}"', f"{revision}/{t}".encode()) for t in targets]
+    return NewRevision(name, revision, serial, serial is not None, "test", files)
+
+
+def test_migrations_create_exactly_the_schema(store: Store) -> None:
+    assert isinstance(store, SqlStore)
+    assert store.migrate() == []  # already at head: nothing applied twice
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert context.get_current_revision() == head()
+        assert compare_metadata(context, metadata) == []
+
+
+def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
+    store.add_token("fleet", "agent", "a" * 64)
+    store.add_token("security", "reader", "b" * 64)
+    assert [(t.name, t.role) for t in store.list_tokens()] == [("fleet", "agent"), ("security", "reader")]
+    assert store.role_for("a" * 64) == "agent"
+    assert store.role_for("c" * 64) is None
+    with pytest.raises(StoreConflict, match="token 'fleet' exists"):
+        store.add_token("fleet", "admin", "d" * 64)
+    assert store.revoke_token("fleet") is True
+    assert store.revoke_token("fleet") is False
+    assert store.role_for("a" * 64) is None
+
+
+def test_bundle_heads_follow_publishes_per_target(store: Store) -> None:
+    assert store.bundle_head("pyagent", "rego") is None
+    assert store.last_revision_id() == 0
+    first = store.publish(_revision("pyagent", "r1", targets=("rego", "wasm")))
+    second = store.publish(_revision("pyagent", "r2", targets=("rego",)))
+    rego = store.bundle_head("pyagent", "rego")
+    wasm = store.bundle_head("pyagent", "wasm")
+    assert rego is not None and (rego.revision_id, rego.revision, rego.etag) == (second, "r2", '"r2-rego"')
+    assert wasm is not None and (wasm.revision_id, wasm.revision, wasm.size) == (first, "r1", len(b"r1/wasm"))
+    assert store.bundle_content(second, "rego") == b"r2/rego"
+    assert store.bundle_names() == {"pyagent"}
+    assert store.last_revision_id() == second
+
+
+def test_publish_refuses_what_is_not_newer(store: Store) -> None:
+    store.publish(_revision("pyagent", "r1", serial=10))
+    with pytest.raises(StoreConflict, match="serial 10 is not newer than the current serial 10"):
+        store.publish(_revision("pyagent", "r1b", serial=10))
+    with pytest.raises(StoreConflict, match="serial 9 is not newer"):
+        store.publish(_revision("pyagent", "r0", serial=9))
+    store.publish(_revision("pyagent", "r2", serial=11))
+    store.publish(_revision("unsigned", "u1"))
+    with pytest.raises(StoreConflict, match="revision 'u1' is already the current one"):
+        store.publish(_revision("unsigned", "u1"))
+    head = store.bundle_head("pyagent", "rego")
+    assert head is not None and (head.revision, head.serial) == ("r2", 11)
+
+
+def test_an_event_is_stored_once(store: Store) -> None:
+    event = decision_event("d-1")
+    assert _ingest(store, event) == (1, 0)
+    assert _ingest(store, event, event) == (0, 2)
+    state = store.device("fr-brussels-0042", history=10)
+    assert state is not None
+    assert [h["decision_id"] for h in state.history] == ["d-1"]
+
+
+def test_current_state_is_the_newest_decision_by_its_own_instant(store: Store) -> None:
+    assert _ingest(store, decision_event("new", at="2023-03-17T08:00:00Z", allow=True)) == (1, 0)
+    # uploaded later (after a partition), decided earlier: lands at its own instant, state unchanged
+    assert _ingest(store, decision_event("late", at="2023-03-16T08:00:00Z")) == (1, 0)
+    state = store.device("fr-brussels-0042", history=5)
+    assert state is not None
+    assert (state.decision_id, state.allow, state.decided_at) == (
+        "new",
+        True,
+        datetime(2023, 3, 17, 8, tzinfo=UTC),
+    )
+    assert [(h["decision_id"], h["decided_at"]) for h in state.history] == [
+        ("new", datetime(2023, 3, 17, 8, tzinfo=UTC)),
+        ("late", datetime(2023, 3, 16, 8, tzinfo=UTC)),
+    ]
+
+
+def test_a_batch_keeps_the_newest_per_device_and_one_report_per_digest(store: Store) -> None:
+    events = [decision_event(f"d-{i}", at=f"2023-03-1{i}T09:00:00Z") for i in range(1, 6)]
+    events.append(decision_event("other", device_id="be-0001", allow=True))
+    batch = parse_batch(events, set())
+    assert len(batch.reports) == 2  # five decisions on one inventory, one on another
+    assert store.ingest(batch.rows, batch.reports).stored == 6
+    state = store.device("fr-brussels-0042")
+    assert state is not None and state.decision_id == "d-5"
+    other = store.device("be-0001")
+    assert other is not None and other.allow is True
+    assert state.result["violations"] == [{"rule": "eu-commission/tiktok", "ban": "tiktok"}]
+    digest = batch.rows[0].report_digest
+    assert digest is not None
+    assert store.report(digest) == events[0]["input"]["report"]  # type: ignore[index]
+
+
+def test_status_is_kept_per_sender(store: Store) -> None:
+    from pyagent.server.status import status_row
+
+    _ingest(store, decision_event("d-1", sender="fr-brussels-0042"))
+    message = {
+        "labels": {"id": "fr-brussels-0042", "version": "0.1.0"},
+        "bundles": {"pyagent": {"name": "pyagent", "active_revision": "r1", "code": "bundle_error",
+                                "message": "signature verification failed"}},
+    }  # fmt: skip
+    store.record_status(status_row(message))
+    state = store.device("fr-brussels-0042")
+    assert state is not None and state.status is not None
+    assert state.status["bundles"]["pyagent"]["active_revision"] == "r1"
+    assert state.status["errors"] == [
+        {"bundle": "pyagent", "code": "bundle_error", "message": "signature verification failed"}
+    ]
+
+
+def test_retention_drops_old_history_only(store: Store) -> None:
+    _ingest(store, decision_event("old", at="2023-01-01T10:00:00Z"), decision_event("new", at="2023-03-16T10:00:00Z"))
+    assert store.prune(parse_instant("2023-02-01T00:00:00Z")) == 1
+    state = store.device("fr-brussels-0042", history=10)
+    assert state is not None
+    assert [h["decision_id"] for h in state.history] == ["new"]
