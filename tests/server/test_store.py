@@ -23,7 +23,9 @@ def _ingest(store: Store, *events: dict[str, object]) -> tuple[int, int]:
     return result.stored, result.duplicates
 
 
-def _revision(name: str, revision: str, serial: int | None = None, targets: tuple[str, ...] = ("rego",)) -> NewRevision:
+def _revision(
+    name: str, revision: str, serial: int | None = None, targets: tuple[str, ...] = ("rego",)
+) -> NewRevision:
     files = [BundleFile(t, f'"{revision}-{t}"', f"{revision}/{t}".encode()) for t in targets]
     return NewRevision(name, revision, serial, serial is not None, "test", files)
 
@@ -126,9 +128,15 @@ def test_status_is_kept_per_sender(store: Store) -> None:
     _ingest(store, decision_event("d-1", sender="fr-brussels-0042"))
     message = {
         "labels": {"id": "fr-brussels-0042", "version": "0.1.0"},
-        "bundles": {"pyagent": {"name": "pyagent", "active_revision": "r1", "code": "bundle_error",
-                                "message": "signature verification failed"}},
-    }  # fmt: skip
+        "bundles": {
+            "pyagent": {
+                "name": "pyagent",
+                "active_revision": "r1",
+                "code": "bundle_error",
+                "message": "signature verification failed",
+            }
+        },
+    }
     store.record_status(status_row(message))
     state = store.device("fr-brussels-0042")
     assert state is not None and state.status is not None
@@ -139,7 +147,11 @@ def test_status_is_kept_per_sender(store: Store) -> None:
 
 
 def test_retention_drops_old_history_only(store: Store) -> None:
-    _ingest(store, decision_event("old", at="2023-01-01T10:00:00Z"), decision_event("new", at="2023-03-16T10:00:00Z"))
+    _ingest(
+        store,
+        decision_event("old", at="2023-01-01T10:00:00Z"),
+        decision_event("new", at="2023-03-16T10:00:00Z"),
+    )
     assert store.prune(parse_instant("2023-02-01T00:00:00Z")) == 1
     state = store.device("fr-brussels-0042", history=10)
     assert state is not None

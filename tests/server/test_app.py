@@ -1,0 +1,326 @@
+"""The server's HTTP surface in-process (Starlette's test client, SQLite): auth, the Bundle API's
+caching and long polling, the Decision Log and Status receivers, and bad input from the attacker's side."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from pyagent.server.app import create_app
+from pyagent.server.auth import new_token, token_hash
+from pyagent.server.settings import ServerSettings
+from pyagent.server.store import Store
+from pyagent.server.store.base import BundleFile, NewRevision
+from tests.server.conftest import decision_event
+
+MiB = 1024 * 1024
+LIMITS = ServerSettings(max_body_bytes=8 * MiB, max_decoded_bytes=16 * MiB)
+
+
+class Fleet:
+    """A server app with one token per role."""
+
+    def __init__(self, store: Store, client: TestClient) -> None:
+        self.store = store
+        self.client = client
+        self.tokens = {}
+        for role in ("agent", "reader", "admin"):
+            secret = new_token()
+            store.add_token(f"{role}-token", role, token_hash(secret))
+            self.tokens[role] = secret
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def post_logs(self, events: Any, *, gzip_it: bool = True, **headers: str) -> Any:
+        body = json.dumps(events).encode()
+        sent = {**self.auth("agent"), "Content-Type": "application/json", **headers}
+        if gzip_it:
+            body = gzip.compress(body)
+            sent.setdefault("Content-Encoding", "gzip")
+        return self.client.post("/logs", content=body, headers=sent)
+
+    def history(self, device: str = "fr-brussels-0042") -> list[str]:
+        state = self.store.device(device, history=100)
+        return [] if state is None else [h["decision_id"] for h in state.history]
+
+
+@pytest.fixture
+def fleet(sqlite_store: Store) -> Iterator[Fleet]:
+    sqlite_store.publish(
+        NewRevision(
+            "pyagent",
+            "r1",
+            None,
+            False,
+            "test",
+            [BundleFile("rego", '"etag-r1"', b"rego-r1"), BundleFile("wasm", '"etag-r1w"', b"wasm-r1")],
+        )
+    )
+    with TestClient(create_app(LIMITS, sqlite_store)) as client:
+        yield Fleet(sqlite_store, client)
+
+
+# auth ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "status"),
+    [
+        ("GET", "/bundles/pyagent", None, 401),
+        ("GET", "/bundles/pyagent", "reader", 403),
+        ("GET", "/bundles/pyagent", "admin", 403),
+        ("GET", "/bundles/pyagent", "agent", 200),
+        ("POST", "/logs", None, 401),
+        ("POST", "/logs", "reader", 403),
+        ("POST", "/status", "reader", 403),
+        ("GET", "/api/v1/devices/x", None, 401),
+        ("GET", "/api/v1/devices/x", "agent", 403),
+        ("GET", "/api/v1/devices/x", "reader", 404),
+        ("PUT", "/api/v1/bundles/pyagent", "agent", 403),
+        ("PUT", "/api/v1/bundles/pyagent", "reader", 403),
+    ],
+)
+def test_roles(fleet: Fleet, method: str, path: str, role: str | None, status: int) -> None:
+    headers = fleet.auth(role) if role else {}
+    assert fleet.client.request(method, path, headers=headers).status_code == status
+
+
+@pytest.mark.parametrize("header", ["Bearer pya_wrong", "Bearer ", "Basic dXNlcjpwYXNz", "pya_x", "Bearer  "])
+def test_wrong_tokens_are_401(fleet: Fleet, header: str) -> None:
+    response = fleet.client.get("/bundles/pyagent", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_a_revoked_token_is_refused_at_once(fleet: Fleet) -> None:
+    assert fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent")).status_code == 200
+    fleet.store.revoke_token("agent-token")
+    assert fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent")).status_code == 401
+
+
+def test_health_is_open(fleet: Fleet) -> None:
+    response = fleet.client.get("/health")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+# bundles ---------------------------------------------------------------------------------------
+
+
+def test_bundle_etag_and_304(fleet: Fleet) -> None:
+    first = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert (first.status_code, first.content, first.headers["etag"]) == (200, b"rego-r1", '"etag-r1"')
+    assert first.headers["content-type"] == "application/gzip"
+    wasm = fleet.client.get("/bundles/pyagent/wasm", headers=fleet.auth("agent"))
+    assert (wasm.content, wasm.headers["etag"]) == (b"wasm-r1", '"etag-r1w"')
+    again = fleet.client.get(
+        "/bundles/pyagent", headers={**fleet.auth("agent"), "If-None-Match": '"etag-r1"'}
+    )
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", '"etag-r1"')
+    stale = fleet.client.get("/bundles/pyagent", headers={**fleet.auth("agent"), "If-None-Match": '"old"'})
+    assert (stale.status_code, stale.content) == (200, b"rego-r1")
+    missing = fleet.client.get("/bundles/nope", headers=fleet.auth("agent"))
+    assert (missing.status_code, missing.json()["code"]) == (404, "bundle_not_found")
+
+
+def test_long_poll_times_out_with_304_and_says_it_long_polls(fleet: Fleet) -> None:
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=1"}
+    started = time.monotonic()
+    response = fleet.client.get("/bundles/pyagent", headers=headers)
+    waited = time.monotonic() - started
+    assert response.status_code == 304
+    assert response.headers["content-type"] == "application/vnd.openpolicyagent.bundles"
+    assert 0.9 <= waited < 5
+
+
+def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
+    answer: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        response = fleet.client.get("/bundles/pyagent", headers=headers)
+        answer.update(status=response.status_code, body=response.content, took=time.monotonic() - started)
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.5)
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
+    )
+    waiter.join(timeout=10)
+    assert (answer["status"], answer["body"]) == (200, b"rego-r2")
+    assert answer["took"] < 5
+
+
+# decision logs ---------------------------------------------------------------------------------
+
+
+def test_logs_store_a_batch_and_dedupe(fleet: Fleet) -> None:
+    events = [decision_event("d-1"), decision_event("d-2", at="2023-03-17T09:30:00Z")]
+    response = fleet.post_logs(events)
+    assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0})
+    assert fleet.post_logs(events, gzip_it=False).json() == {"stored": 0, "duplicates": 2}
+    assert fleet.history() == ["d-2", "d-1"]
+
+
+def _gzip_bomb(total: int) -> bytes:
+    member = gzip.compress(bytes(100 * MiB), compresslevel=9)
+    return member * (total // (100 * MiB))
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" + b'{"a":' * depth + b"1" + b"}" * depth + b"]"
+
+
+BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
+    (
+        "truncated gzip",
+        gzip.compress(json.dumps([decision_event("x")]).encode())[:-12],
+        {"Content-Encoding": "gzip"},
+        400,
+        "truncated gzip",
+    ),
+    ("not gzip", b"\x1f\x8b\x08garbage", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
+    ("deep json", _deep(10_000), {}, 400, "not valid JSON"),
+    ("duplicate keys", b'[{"decision_id": "a", "decision_id": "b"}]', {}, 400, "duplicate key 'decision_id'"),
+    ("NaN", b'[{"decision_id": NaN}]', {}, 400, "not valid JSON"),
+    ("wrong content type", b"[]", {"Content-Type": "text/plain"}, 415, "content type 'text/plain'"),
+    ("brotli", b"[]", {"Content-Encoding": "br"}, 415, "content encoding 'br'"),
+    ("not an array", b'{"decision_id": "x"}', {}, 400, "must be a JSON array"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "body", "headers", "status", "reason"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
+)
+def test_bad_bodies_are_refused_with_a_reason(
+    fleet: Fleet, what: str, body: bytes, headers: dict[str, str], status: int, reason: str
+) -> None:
+    sent = {**fleet.auth("agent"), "Content-Type": "application/json", **headers}
+    response = fleet.client.post("/logs", content=body, headers=sent)
+    assert response.status_code == status, response.text
+    assert reason in response.json()["message"]
+    assert "\n" not in response.json()["message"]
+    assert fleet.post_logs([decision_event("after")]).status_code == 200  # unhurt
+    assert fleet.history() == ["after"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"decision_id": ""}, "event 1: decision_id must be a non-empty string"),
+        ({"labels": {}}, "event 1: labels.id must be a non-empty string, got nothing"),
+        ({"input": {"at": "yesterday", "report": {}}}, "event 1: input.at must be an RFC 3339 timestamp"),
+        (
+            {"input": {"at": "2023-03-16T09:30:00Z", "report": {"device": {}}}},
+            "event 1: input.report.device.id must be a non-empty string",
+        ),
+        ({"result": {"allow": "yes"}}, "event 1: result.allow must be true or false"),
+        (
+            {"bundles": {"evil": {"revision": "x"}}},
+            "event 1: bundles.evil: unknown bundle (published: pyagent)",
+        ),
+        ({"decision_id": "x" * 201}, "event 1: decision_id is longer than 200 characters"),
+    ],
+)
+def test_a_malformed_event_refuses_the_whole_batch(fleet: Fleet, bad: dict[str, Any], reason: str) -> None:
+    response = fleet.post_logs([decision_event("good"), {**decision_event("bad"), **bad}])
+    assert response.status_code == 400
+    assert response.json()["message"] == reason or response.json()["message"].startswith(reason)
+    assert fleet.history() == []
+
+
+def test_oversized_bodies_are_413_and_nothing_is_stored(fleet: Fleet) -> None:
+    huge_event = decision_event("huge")
+    huge_event["input"]["report"]["extra"] = {"blob": "x" * (100 * MiB)}
+    response = fleet.post_logs([decision_event("good"), huge_event])  # small on the wire, 100 MB inside
+    assert response.status_code == 413
+    assert "after decompression" in response.json()["message"]
+    bomb = fleet.client.post(
+        "/logs",
+        content=_gzip_bomb(5 * 1024 * MiB),
+        headers={**fleet.auth("agent"), "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert bomb.status_code == 413  # 5 GiB of zeros in 5 MB: stopped at the 16 MiB decoded limit
+    wire = fleet.client.post("/logs", content=bytes(9 * MiB), headers=fleet.auth("agent"))
+    assert (wire.status_code, wire.json()["code"]) == (413, "request_too_large")
+    assert fleet.history() == []
+
+
+def test_an_undefined_decision_is_stored_without_a_verdict(fleet: Fleet) -> None:
+    event = decision_event("undefined")
+    del event["result"]  # what OPA logs before its bundle is active
+    assert fleet.post_logs([event]).status_code == 200
+    state = fleet.store.device("fr-brussels-0042")
+    assert state is not None and (state.allow, state.result) == (None, None)
+
+
+def test_chain_fields_travel_with_the_event(fleet: Fleet, sqlite_store: Store) -> None:
+    event = {**decision_event("chained"), "pyagent": {"seq": 7, "hash": "ab", "prev_hash": "cd"}}
+    assert fleet.post_logs([event]).status_code == 200
+    from sqlalchemy import select
+
+    from pyagent.server.store.schema import decisions
+    from pyagent.server.store.sql import SqlStore
+
+    assert isinstance(sqlite_store, SqlStore)
+    with sqlite_store.engine.connect() as conn:
+        chain = conn.execute(select(decisions.c.chain)).scalar_one()
+    assert json.loads(chain) == {"seq": 7, "hash": "ab", "prev_hash": "cd"}
+
+
+# status ----------------------------------------------------------------------------------------
+
+
+def test_status_lands_and_bad_status_is_400(fleet: Fleet) -> None:
+    message = {
+        "labels": {"id": "fr-brussels-0042", "version": "0.1.0"},
+        "bundles": {
+            "pyagent": {"active_revision": "r1", "last_successful_activation": "2023-03-16T09:00:00Z"}
+        },
+    }
+    response = fleet.client.post("/status", json=message, headers=fleet.auth("agent"))
+    assert response.status_code == 204
+    assert fleet.client.post("/status", json={"labels": {}}, headers=fleet.auth("agent")).json()[
+        "message"
+    ] == ("status: labels.id must be a non-empty string, got nothing")
+    fleet.post_logs([decision_event("d-1", sender="fr-brussels-0042")])
+    device = fleet.client.get("/api/v1/devices/fr-brussels-0042", headers=fleet.auth("reader")).json()
+    assert device["status"]["bundles"] == {
+        "pyagent": {"active_revision": "r1", "last_successful_activation": "2023-03-16T09:00:00Z"}
+    }
+    assert (device["decision_id"], device["allow"], device["decided_at"]) == (
+        "d-1",
+        False,
+        "2023-03-16T09:30:00Z",
+    )
+
+
+def test_deflate_of_a_member_after_the_first_counts_too() -> None:
+    from pyagent.server.body import _Gunzip
+
+    two = gzip.compress(b"[1,") + gzip.compress(b"2]")
+    assert _Gunzip(100).feed(two) == b"[1,2]"
+    with pytest.raises(Exception, match="over the limit of 4 bytes"):
+        _Gunzip(4).feed(two)
+    assert zlib  # the module under test is zlib-based
+
+
+def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text('[server]\nbind = "127.0.0.1:9"\nmax_bodyy = 5\n')
+    with pytest.raises(InvalidInputError, match=r"server.toml: server.max_bodyy: unknown key"):
+        load_settings(config)
