@@ -1,0 +1,183 @@
+"""``pyagent server`` commands through click's runner: tokens, publish (signed and not), migrate."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pyagent.bundles.build import build_signed_bundle
+from pyagent.cli import cli
+from pyagent.server.auth import token_hash
+from pyagent.server.store import open_store
+from tests.helpers.opa_server import POLICY_DIRS
+
+
+@dataclass(frozen=True)
+class Bundles:
+    signer_public: Path
+    rego_10: Path
+    wasm_10: Path
+    rego_11: Path
+    wasm_11_other_revision: Path
+    forged_12: Path
+    unsigned: Path
+
+
+def _key(path: Path) -> Path:
+    key = rsa.generate_private_key(65537, 2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.with_suffix(".pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Bundles:
+    out = tmp_path_factory.mktemp("published")
+    signer, attacker = _key(out / "signer.pem"), _key(out / "attacker.pem")
+
+    def signed(name: str, key: Path, revision: str, serial: int, target: str) -> Path:
+        path = out / name
+        build_signed_bundle(
+            POLICY_DIRS, path, signing_key=key, revision=revision, serial=serial, target=target
+        )
+        return path
+
+    unsigned = out / "unsigned.tar.gz"
+    subprocess.run(
+        [opa_bin, "build", "-t", "rego", "--revision", "u1", "--ignore", "*_test.rego", "-o", str(unsigned),
+         *map(str, POLICY_DIRS)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return Bundles(
+        signer_public=signer.with_suffix(".pub"),
+        rego_10=signed("rego-10.tar.gz", signer, "r10", 10, "rego"),
+        wasm_10=signed("wasm-10.tar.gz", signer, "r10", 10, "wasm"),
+        rego_11=signed("rego-11.tar.gz", signer, "r11", 11, "rego"),
+        wasm_11_other_revision=signed("wasm-11.tar.gz", signer, "r11-other", 11, "wasm"),
+        forged_12=signed("forged-12.tar.gz", attacker, "r12", 12, "rego"),
+        unsigned=unsigned,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["server", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_token_add_prints_the_secret_once_and_stores_its_hash(db: str) -> None:
+    code, out, err = run("token", "add", "fleet-agents", "--role", "agent", "--db", db)
+    assert code == 0
+    secret = out.strip()
+    assert out == secret + "\n" and secret.startswith("pya_") and len(secret) > 40
+    assert err == "token fleet-agents (agent) added; it is shown only now\n"
+    assert open_store(db).role_for(token_hash(secret)) == "agent"
+    code, out, _ = run("token", "list", "--db", db)
+    assert code == 0 and out.startswith("fleet-agents\tagent\t") and secret not in out
+    assert run("token", "add", "fleet-agents", "--role", "reader", "--db", db)[0] == 2
+    assert run("token", "revoke", "fleet-agents", "--db", db)[:2] == (0, "")
+    code, _, err = run("token", "revoke", "fleet-agents", "--db", db)
+    assert (code, err) == (2, "pyagent: error: token 'fleet-agents': no such token\n")
+
+
+def test_token_names_and_roles_are_checked(db: str) -> None:
+    code, _, err = run("token", "add", "bad name\x1b[31m", "--role", "agent", "--db", db)
+    assert code == 2 and err.startswith("pyagent: error: token name 'bad name\\x1b[31m'")
+    assert run("token", "add", "x", "--role", "root", "--db", db)[0] == 2
+
+
+def test_db_env_and_bad_urls(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYAGENT_SERVER_DB", db)
+    assert run("token", "add", "via-env", "--role", "reader")[0] == 0
+    assert [t.name for t in open_store(db).list_tokens()] == ["via-env"]
+    code, _, err = run("migrate", "--db", "mysql://root:hunter2@db/x")
+    assert code == 2 and "unsupported database 'mysql'" in err and "hunter2" not in err
+    code, _, err = run("migrate", "--db", "postgresql://u:hunter2@127.0.0.1:1/x")
+    assert code == 3 and err.count("\n") == 1 and "hunter2" not in err
+
+
+def test_migrate_twice(db: str) -> None:
+    assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): 0001\n")
+    assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): already up to date\n")
+
+
+def test_publish_without_a_key_takes_unsigned_bundles_and_says_so(db: str, bundles: Bundles) -> None:
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db)
+    assert (code, err) == (
+        0,
+        "published pyagent revision u1 (rego; unsigned: no verification key is configured)\n",
+    )
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db)
+    assert (code, err) == (2, "pyagent: error: bundle pyagent: revision 'u1' is already the current one\n")
+
+
+def _config(tmp_path: Path, bundles: Bundles) -> str:
+    config = tmp_path / "server.toml"
+    config.write_text(f'[server.verification]\nkey_path = "{bundles.signer_public}"\n')
+    return str(config)
+
+
+def test_publish_with_a_key_verifies_and_refuses_rollback(db: str, bundles: Bundles, tmp_path: Path) -> None:
+    config = _config(tmp_path, bundles)
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), str(bundles.wasm_10),
+                       "--db", db, "--config", config)  # fmt: skip
+    assert (code, err) == (0, "published pyagent revision r10, serial 10 (rego, wasm; signature verified)\n")
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)
+    assert (code, err) == (
+        2,
+        "pyagent: error: bundle pyagent: serial 10 is not newer than the current serial 10 (revision r10)\n",
+    )
+    assert run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db, "--config", config)[0] == 0
+    head = open_store(db).bundle_head("pyagent", "rego")
+    wasm = open_store(db).bundle_head("pyagent", "wasm")
+    assert head is not None and (head.revision, head.serial) == ("r11", 11)
+    assert wasm is not None and wasm.revision == "r10"  # the newest revision that has a wasm build
+
+
+@pytest.mark.parametrize(
+    ("which", "reason"),
+    [
+        ("unsigned", "no /.signatures.json, and a verification key is configured"),
+        ("forged_12", "signature"),
+    ],
+)
+def test_publish_with_a_key_refuses_unsigned_and_forged(
+    db: str, bundles: Bundles, tmp_path: Path, which: str, reason: str
+) -> None:
+    code, _, err = run("publish", "--name", "pyagent", str(getattr(bundles, which)), "--db", db,
+                       "--config", _config(tmp_path, bundles))  # fmt: skip
+    assert code == 2 and reason in err and err.count("\n") == 1
+    assert open_store(db).bundle_head("pyagent", "rego") is None
+
+
+def test_publish_refuses_builds_of_different_revisions(db: str, bundles: Bundles, tmp_path: Path) -> None:
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), str(bundles.wasm_11_other_revision),
+                       "--db", db, "--config", _config(tmp_path, bundles))  # fmt: skip
+    assert code == 2 and "the bundles are of different revisions" in err
+    assert open_store(db).bundle_names() == set()
+
+
+def test_publish_refuses_a_file_that_is_no_bundle(db: str, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"\x1f\x8b not really")
+    code, _, err = run("publish", "--name", "pyagent", str(junk), "--db", db)
+    assert code == 2 and err.startswith(f"pyagent: error: bundle {junk}") and err.count("\n") == 1
+    assert run("publish", "--name", "../etc", str(junk), "--db", db)[0] == 2
