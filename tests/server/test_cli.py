@@ -170,7 +170,8 @@ def test_publish_with_a_key_refuses_unsigned_and_forged(
 
 def test_publish_refuses_builds_of_different_revisions(db: str, bundles: Bundles, tmp_path: Path) -> None:
     files = (str(bundles.rego_11), str(bundles.wasm_11_other_revision))
-    code, _, err = run("publish", "--name", "pyagent", *files, "--db", db, "--config", _config(tmp_path, bundles))
+    config = _config(tmp_path, bundles)
+    code, _, err = run("publish", "--name", "pyagent", *files, "--db", db, "--config", config)
     assert code == 2 and "the bundles are of different revisions" in err
     assert open_store(db).bundle_names() == set()
 
