@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -44,13 +45,16 @@ def add_token(db: str, name: str, role: str) -> str:
         store.close()
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, ca: Path | None = None
+) -> None:
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"pyagent server exited with {process.returncode}: {log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}/health", timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -61,9 +65,15 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
 
 @contextlib.contextmanager
 def run_server(
-    workdir: Path, db: str, *, port: int | None = None, extra_args: Sequence[str] = ()
+    workdir: Path,
+    db: str,
+    *,
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+    tls_ca: Path | None = None,
 ) -> Iterator[RunningServer]:
-    """Start ``pyagent server run --db DB`` (``python -m pyagent``, this interpreter); stop it after."""
+    """Start ``pyagent server run --db DB`` (``python -m pyagent``, this interpreter); stop it after.
+    With ``tls_ca``, ``extra_args`` carry ``--tls-cert``/``--tls-key`` and the URL is https."""
     port = port or free_port()
     log = workdir / f"server-{port}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -76,9 +86,9 @@ def run_server(
             stderr=subprocess.STDOUT,
             env=env,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process, log)
+        wait_healthy(url, process, log, ca=tls_ca)
         yield RunningServer(url, port, db, process, log)
     finally:
         if process.poll() is None:

@@ -324,3 +324,44 @@ def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
     config.write_text('[server]\nbind = "127.0.0.1:9"\nmax_bodyy = 5\n')
     with pytest.raises(InvalidInputError, match=r"server.toml: server.max_bodyy: unknown key"):
         load_settings(config)
+
+
+# publishing over the API ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rego_bundle(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    import subprocess
+
+    from tests.helpers.opa_server import POLICY_DIRS
+
+    out = tmp_path_factory.mktemp("rego") / "rego.tar.gz"
+    subprocess.run(
+        [opa_bin, "build", "-t", "rego", "--revision", "api-1", "--ignore", "*_test.rego", "-o", str(out),
+         *map(str, POLICY_DIRS)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
+    files = {"rego": ("rego.tar.gz", rego_bundle, "application/gzip")}
+    response = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
+    assert response.status_code == 201, response.text
+    assert response.json() == {
+        "name": "pyagent", "revision": "api-1", "serial": None, "signed": False, "targets": ["rego"],
+        "revision_id": 2, "note": "unsigned: no verification key is configured",
+    }  # fmt: skip
+    served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert served.content == rego_bundle
+    again = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
+    assert (again.status_code, again.json()["message"]) == (
+        409, "bundle pyagent: revision 'api-1' is already the current one"
+    )  # fmt: skip
+    raw = fleet.client.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=fleet.auth("admin"))
+    assert raw.status_code == 415
+    junk = {"rego": ("junk.tar.gz", b"\x1f\x8bjunk", "application/gzip")}
+    bad = fleet.client.put("/api/v1/bundles/pyagent", files=junk, headers=fleet.auth("admin"))
+    assert bad.status_code == 400 and bad.json()["message"].startswith("bundle junk.tar.gz")
+    name = fleet.client.put("/api/v1/bundles/..%2Fx", files=files, headers=fleet.auth("admin"))
+    assert name.status_code in (400, 404)

@@ -1,0 +1,67 @@
+"""``pyagent server run`` as a real process: TLS, and its usage errors."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.pyagent_server import add_token, run_server
+from tests.helpers.tls import make_pki
+
+
+def test_tls_with_a_given_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    token = add_token(db, "reader", "reader")
+    args = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    with run_server(tmp_path, db, extra_args=args, tls_ca=pki.ca_cert) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        request = urllib.request.Request(
+            f"{server.url}/api/v1/devices/nobody", headers={"Authorization": f"Bearer {token}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, context=context, timeout=5)
+        assert answer.value.code == 404
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"{server.url}/health", timeout=5)  # a client without the CA refuses
+        plain = server.url.replace("https://", "http://")
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(f"{plain}/health", timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--bind", "localhost"],
+            "pyagent: error: --bind 'localhost': expected HOST:PORT, e.g. 127.0.0.1:8282\n",
+        ),
+        (
+            ["--bind", "127.0.0.1:99999"],
+            "pyagent: error: --bind '127.0.0.1:99999': expected HOST:PORT, e.g. 127.0.0.1:8282\n",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pyagent", "server", "run", "--db", str(tmp_path / "s.db"), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (2, message)
+
+
+def test_tls_cert_without_key_is_a_usage_error(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "pyagent", "server", "run", "--db", str(tmp_path / "s.db"),
+         "--tls-cert", str(pki.server_cert)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (2, "pyagent: error: --tls-cert and --tls-key go together\n")
