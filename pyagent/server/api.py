@@ -1,12 +1,6 @@
-"""The JSON API under ``/api/v1``: publishing (admins) and the fleet's state (readers).
-
-The fleet views (summary, device lists, history, rollout) are CONTRACT section 8 and grow here.
-"""
+"""Publishing over the API: ``PUT /api/v1/bundles/{name}`` for admins (multipart bundle files)."""
 
 from __future__ import annotations
-
-from datetime import datetime
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,33 +10,6 @@ from starlette.routing import Route
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, bad_request, too_large
 from pyagent.server.publish import MAX_BUNDLE_BYTES, publish
-from pyagent.server.store.base import DeviceState
-
-MAX_HISTORY = 1000
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def device_json(state: DeviceState) -> dict[str, Any]:
-    status = dict(state.status) if state.status else None
-    if status is not None:
-        status["last_seen"] = _iso(status["last_seen"])
-    return {
-        "device_id": state.device_id,
-        "organization": state.organization,
-        "platform": state.platform,
-        "allow": state.allow,
-        "decision_id": state.decision_id,
-        "decided_at": _iso(state.decided_at),
-        "sender": state.sender,
-        "decision": state.result,
-        "bundles": state.bundles,
-        "last_seen": _iso(state.last_seen),
-        "status": status,
-        "history": [{**h, "decided_at": _iso(h["decided_at"])} for h in state.history],
-    }
 
 
 def routes(ctx: ServerContext) -> list[Route]:
@@ -71,23 +38,6 @@ def routes(ctx: ServerContext) -> list[Route]:
             status_code=201,
         )  # fmt: skip
 
-    async def get_device(request: Request) -> Response:
-        await ctx.authorize(request, "reader")
-        history = request.query_params.get("history", "100")
-        if not history.isdigit():
-            raise bad_request(f"history={history!r}: expected a number of decisions")
-        state = await run_in_threadpool(
-            ctx.store.device, request.path_params["device_id"], history=min(int(history), MAX_HISTORY)
-        )
-        if state is None:
-            raise HttpError(
-                404,
-                "device_not_found",
-                f"no decision is stored for device {request.path_params['device_id']!r}",
-            )
-        return JSONResponse(device_json(state))
-
     return [
         Route("/api/v1/bundles/{name}", put_bundle, methods=["PUT"]),
-        Route("/api/v1/devices/{device_id}", get_device, methods=["GET"]),
     ]

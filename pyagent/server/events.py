@@ -68,15 +68,11 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
         bundles = _bundles(bundles, f"{where}: bundles", known_bundles)
     result = event.get("result")
     allow: bool | None = None
+    verdict, bans = "undecided", ""
     organization = device.get("organization") if isinstance(device.get("organization"), str) else None
     if result is not None:
         result = _object(result, f"{where}: result")
-        if not isinstance(result.get("allow"), bool):
-            raise bad_request(
-                f"{where}: result.allow must be true or false, got {_short(result.get('allow'))}"
-            )
-        # the policy's own verdict: allowed only when nothing is in breach and nothing went wrong
-        allow = bool(result["allow"]) and not result.get("violations") and not result.get("errors")
+        allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
             organization = result["organization"]
     canonical = orjson.dumps(report, option=orjson.OPT_SORT_KEYS)
@@ -95,8 +91,26 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
         report_digest=digest,
         bundles=orjson.dumps(bundles).decode() if bundles is not None else None,
         chain=orjson.dumps(chain).decode() if isinstance(chain, dict) else None,
+        verdict=verdict,
+        bans=bans,
     )
     return row, canonical
+
+
+def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:
+    """allow (only when nothing is in breach and nothing went wrong), the verdict, the violated bans."""
+    if not isinstance(result.get("allow"), bool):
+        raise bad_request(f"{where}: result.allow must be true or false, got {_short(result.get('allow'))}")
+    violations = result.get("violations") or []
+    errors = result.get("errors") or []
+    if not isinstance(violations, list) or not isinstance(errors, list):
+        raise bad_request(f"{where}: result.violations and result.errors must be arrays")
+    names = sorted({v["ban"] for v in violations if isinstance(v, dict) and isinstance(v.get("ban"), str)})
+    if any("|" in name for name in names):
+        raise bad_request(f"{where}: result.violations: a ban name contains '|'")
+    allow = bool(result["allow"]) and not violations and not errors
+    verdict = "invalid" if errors else "compliant" if allow else "non_compliant"
+    return allow, verdict, f"|{'|'.join(names)}|" if names else ""
 
 
 def parse_instant(value: str) -> datetime:

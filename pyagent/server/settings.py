@@ -8,6 +8,7 @@
     max_decoded_bytes = 67108864       # after gzip
     max_long_poll_seconds = 300
     retention_days = 400               # decision history kept (0: forever)
+    stale_after_seconds = 86400        # a device silent this long counts as not compliant
     tls_cert = "/etc/pyagent/server.crt"
     tls_key = "/etc/pyagent/server.key"
 
@@ -56,6 +57,7 @@ class ServerSettings:
     max_decoded_bytes: int = 64 * MiB
     max_long_poll_seconds: int = 300
     retention_days: int = 400
+    stale_after_seconds: int = 24 * 3600
     tls_cert: Path | None = None
     tls_key: Path | None = None
     verification: Verification | None = None
@@ -75,7 +77,13 @@ class ServerSettings:
         return replace(self, **{k: v for k, v in options.items() if v is not None})
 
 
-_INTS = {"max_body_bytes": 1024, "max_decoded_bytes": 1024, "max_long_poll_seconds": 1, "retention_days": 0}
+_INTS = {
+    "max_body_bytes": 1024,
+    "max_decoded_bytes": 1024,
+    "max_long_poll_seconds": 1,
+    "retention_days": 0,
+    "stale_after_seconds": 1,
+}
 _PATHS = {"state_dir", "tls_cert", "tls_key"}
 _STRINGS = {"bind", "db"}
 _VERIFICATION = {"key_path", "algorithm", "keyid", "scope"}

@@ -5,10 +5,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from pyagent.errors import InvalidInputError, NoDecisionError
+
+if TYPE_CHECKING:
+    from pyagent.server.store.fleet import DeviceFilter
 
 #: Roles a bearer token can have (CONTRACT section 7).
 ROLES = ("agent", "reader", "admin")
@@ -81,6 +84,8 @@ class DecisionRow:
     report_digest: str | None
     bundles: str | None
     chain: str | None
+    verdict: str = "undecided"
+    bans: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,3 +186,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def prune(self, before: datetime) -> int:
         """Drop decision history older than ``before`` (retention); return the rows or partitions dropped."""
+
+    # fleet views (CONTRACT section 8; pyagent.server.store.fleet)
+    @abc.abstractmethod
+    def summary(
+        self, *, now: datetime, at: datetime | None, organization: str | None, stale_after: timedelta
+    ) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def device_page(
+        self, wanted: DeviceFilter, *, now: datetime, stale_after: timedelta
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+    @abc.abstractmethod
+    def stale_devices(self, *, now: datetime, stale_after: timedelta, limit: int) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def rollout(self, name: str) -> dict[str, Any] | None:
+        """Devices per active revision of bundle ``name``, and the refusals reported with their reasons."""

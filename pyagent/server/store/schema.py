@@ -11,6 +11,8 @@ them); a change here needs a new migration.
   an inventory rarely changes between runs, so a history row carries only the digest.
 * ``devices`` is each device's current state: its newest decision (by the decision's own instant,
   so a late upload never overwrites a newer state) and when it was last heard of.
+* ``verdict`` (compliant, non_compliant, invalid, undecided) and ``bans`` (``|a|b|``, the violated
+  bans) are derived from the decision at ingest, so that fleet summaries are one ``GROUP BY``.
 * ``instances`` is the newest status message per sender (an agent's id is its device id; an OPA's
   is its instance id).
 """
@@ -92,6 +94,9 @@ decisions = Table(
     Column("bundles", Text, nullable=True),
     Column("chain", Text, nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("verdict", String(16), nullable=False, server_default="undecided"),
+    Column("bans", Text, nullable=False, server_default=""),
+    Column("platform", String(32), nullable=True),
     Index("ix_decisions_device_decided", "device_id", "decided_at"),
     Index("ix_decisions_decided", "decided_at"),
     postgresql_partition_by="RANGE (decided_at)",
@@ -111,7 +116,10 @@ devices = Table(
     Column("report_digest", String(64), nullable=True),
     Column("bundles", Text, nullable=True),
     Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("verdict", String(16), nullable=False, server_default="undecided"),
+    Column("bans", Text, nullable=False, server_default=""),
     Index("ix_devices_organization", "organization"),
+    Index("ix_devices_verdict_decided", "verdict", "decided_at"),
 )
 
 instances = Table(

@@ -6,14 +6,14 @@ import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pyagent.server.store import partitions
+from pyagent.server.store import fleet, partitions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -27,6 +27,7 @@ from pyagent.server.store.base import (
     TokenInfo,
 )
 from pyagent.server.store.engine import open_engine, redact
+from pyagent.server.store.rows import decision_values, device_upsert, device_values, newest_per_device
 from pyagent.server.store.schema import (
     bundle_files,
     bundle_revisions,
@@ -207,12 +208,12 @@ class SqlStore(Store):
                 insert_fn(decisions)
                 .on_conflict_do_nothing(index_elements=["decision_id", "decided_at"])
                 .returning(decisions.c.decision_id, decisions.c.decided_at, sort_by_parameter_order=False),
-                [_decision_values(row, now) for row in rows],
+                [decision_values(row, now) for row in rows],
             ).all()
             new = {(r.decision_id, utc(r.decided_at)) for r in stored}
-            newest = _newest_per_device(row for row in rows if (row.decision_id, row.decided_at) in new)
+            newest = newest_per_device(row for row in rows if (row.decision_id, row.decided_at) in new)
             if newest:
-                conn.execute(_device_upsert(insert_fn), [_device_values(row, now) for row in newest])
+                conn.execute(device_upsert(insert_fn), [device_values(row, now) for row in newest])
         return IngestResult(len(new), len(rows) - len(new))
 
     def record_status(self, row: StatusRow) -> None:
@@ -297,6 +298,41 @@ class SqlStore(Store):
         with self._tx() as conn:
             return int(conn.execute(delete(decisions).where(decisions.c.decided_at < before)).rowcount)
 
+    # fleet views
+    def summary(
+        self, *, now: datetime, at: datetime | None, organization: str | None, stale_after: timedelta
+    ) -> dict[str, Any]:
+        with self._tx() as conn:
+            return fleet.summary(conn, now=now, at=at, organization=organization, stale_after=stale_after)
+
+    def device_page(
+        self, wanted: fleet.DeviceFilter, *, now: datetime, stale_after: timedelta
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        with self._tx() as conn:
+            return fleet.device_page(conn, wanted, now=now, stale_after=stale_after)
+
+    def stale_devices(self, *, now: datetime, stale_after: timedelta, limit: int) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return fleet.stale_devices(conn, now=now, stale_after=stale_after, limit=limit)
+
+    def rollout(self, name: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            newest = conn.execute(
+                select(
+                    bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.published_at
+                )
+                .where(bundle_revisions.c.name == name)
+                .order_by(bundle_revisions.c.id.desc())
+                .limit(1)
+            ).first()
+            if newest is None:
+                return None
+            statuses = conn.execute(
+                select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)
+            ).all()
+            decided = conn.execute(select(devices.c.device_id, devices.c.bundles)).all()
+        return fleet.rollout(name, newest, statuses, decided)
+
 
 def _check_newer(new: NewRevision, revision: str, serial: int | None) -> None:
     if new.serial is not None and serial is not None:
@@ -307,71 +343,6 @@ def _check_newer(new: NewRevision, revision: str, serial: int | None) -> None:
             )
     elif new.revision == revision:
         raise StoreConflict(f"bundle {new.name}: revision {revision!r} is already the current one")
-
-
-def _decision_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
-    return {
-        "decision_id": row.decision_id,
-        "decided_at": row.decided_at,
-        "device_id": row.device_id,
-        "sender": row.sender,
-        "path": row.path,
-        "allow": row.allow,
-        "organization": row.organization,
-        "result": row.result,
-        "report_digest": row.report_digest,
-        "bundles": row.bundles,
-        "chain": row.chain,
-        "received_at": now,
-    }
-
-
-def _device_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
-    return {
-        "device_id": row.device_id,
-        "organization": row.organization,
-        "platform": row.platform,
-        "allow": row.allow,
-        "decision_id": row.decision_id,
-        "decided_at": row.decided_at,
-        "sender": row.sender,
-        "result": row.result,
-        "report_digest": row.report_digest,
-        "bundles": row.bundles,
-        "last_seen": now,
-    }
-
-
-def _newest_per_device(rows: Iterator[DecisionRow] | Sequence[DecisionRow]) -> list[DecisionRow]:
-    """One row per device (the newest by instant, then decision id): an upsert may touch a row once."""
-    newest: dict[str, DecisionRow] = {}
-    for row in rows:
-        seen = newest.get(row.device_id)
-        if seen is None or (row.decided_at, row.decision_id) > (seen.decided_at, seen.decision_id):
-            newest[row.device_id] = row
-    return list(newest.values())
-
-
-def _device_upsert(insert_fn: Any) -> Any:
-    """Insert a device, or update it when the decision is newer than its current one; ``last_seen``
-    moves forward either way (a late upload is still a sign of life)."""
-    statement = insert_fn(devices)
-    excluded = statement.excluded
-    newer = or_(
-        excluded.decided_at > devices.c.decided_at,
-        and_(excluded.decided_at == devices.c.decided_at, excluded.decision_id > devices.c.decision_id),
-    )
-    decision_columns = (
-        "organization", "platform", "allow", "decision_id", "decided_at", "sender", "result",
-        "report_digest", "bundles",
-    )  # fmt: skip
-    changes: dict[str, Any] = {
-        name: case((newer, excluded[name]), else_=devices.c[name]) for name in decision_columns
-    }
-    changes["last_seen"] = case(
-        (excluded.last_seen > devices.c.last_seen, excluded.last_seen), else_=devices.c.last_seen
-    )
-    return statement.on_conflict_do_update(index_elements=["device_id"], set_=changes)
 
 
 def _json(text: str | None) -> Any:

@@ -1,0 +1,183 @@
+"""The fleet JSON API (CONTRACT section 8), for readers: summary (now or ``?at=``), device pages,
+a device's state and history, access gating, rollout per bundle, history for charts, CSV exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pyagent.server import query
+from pyagent.server.context import ServerContext
+from pyagent.server.errors import HttpError, bad_request
+from pyagent.server.exports import devices_csv, summary_csv
+from pyagent.server.store.base import DeviceState, Store
+from pyagent.server.store.fleet import STATUSES, DeviceFilter, history_steps, iso
+
+MAX_PAGE = 1000
+MAX_STEPS = 1000
+EXPORT_LIMIT = 1_000_000
+
+
+def _csv(text: str, name: str) -> Response:
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> dict[str, Any]:
+    stale = state.decided_at < now - stale_after
+    status = dict(state.status) if state.status else None
+    if status is not None:
+        status["last_seen"] = iso(status["last_seen"])
+    return {
+        "device_id": state.device_id,
+        "organization": state.organization,
+        "platform": state.platform,
+        "compliant": state.allow is True and not stale,
+        "allow": state.allow,
+        "stale": stale,
+        "decision_id": state.decision_id,
+        "decided_at": iso(state.decided_at),
+        "sender": state.sender,
+        "decision": state.result,
+        "bundles": state.bundles,
+        "last_seen": iso(state.last_seen),
+        "status": status,
+        "history": [{**h, "decided_at": iso(h["decided_at"])} for h in state.history],
+    }
+
+
+def compliance(store: Store, device_id: str, now: datetime, stale_after: timedelta) -> dict[str, Any]:
+    """For access gating: an unknown, stale or non-compliant device is not compliant."""
+    state = store.device(device_id)
+    if state is None:
+        return {
+            "device_id": device_id, "compliant": False, "stale": False, "as_of": None, "decision_id": None,
+            "known": False,
+        }  # fmt: skip
+    stale = state.decided_at < now - stale_after
+    return {
+        "device_id": device_id,
+        "compliant": state.allow is True and not stale,
+        "stale": stale,
+        "as_of": iso(state.decided_at),
+        "decision_id": state.decision_id,
+        "known": True,
+    }
+
+
+def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[Route]:
+    stale_after = timedelta(seconds=ctx.settings.stale_after_seconds)
+
+    def filters(request: Request) -> DeviceFilter:
+        return DeviceFilter(
+            organization=query.text(request, "organization", 200),
+            platform=query.text(request, "platform", 32),
+            allow=query.flag(request, "allow"),
+            stale=query.flag(request, "stale"),
+            ban=query.text(request, "ban", 200),
+            cursor=query.cursor(request),
+            limit=query.number(request, "limit", 100, 1, MAX_PAGE),
+        )
+
+    async def summary(request: Request) -> Response:
+        await ctx.authorize(request, "reader")
+        at = query.instant(request, "at")
+        organization = query.text(request, "organization", 200)
+        fmt = request.query_params.get("format", "json")
+        result = await run_in_threadpool(
+            ctx.store.summary, now=clock(), at=at, organization=organization, stale_after=stale_after
+        )
+        result["stale_after_seconds"] = ctx.settings.stale_after_seconds
+        return _csv(summary_csv(result), "summary.csv") if fmt == "csv" else JSONResponse(result)
+
+    async def device_list(request: Request) -> Response:
+        await ctx.authorize(request, "reader")
+        wanted = filters(request)
+        if request.query_params.get("format") == "csv":
+            every = await run_in_threadpool(_all_devices, ctx.store, wanted, clock(), stale_after)
+            return _csv(devices_csv(every), "devices.csv")
+        page, last = await run_in_threadpool(
+            ctx.store.device_page, wanted, now=clock(), stale_after=stale_after
+        )
+        return JSONResponse({"devices": page, "next_cursor": query.encode_cursor(last)})
+
+    async def device(request: Request) -> Response:
+        await ctx.authorize(request, "reader")
+        device_id = request.path_params["device_id"]
+        history = query.number(request, "history", 100, 0, 10_000)
+        state = await run_in_threadpool(ctx.store.device, device_id, history=history)
+        if state is None:
+            raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
+        return JSONResponse(device_json(state, stale_after, clock()))
+
+    async def device_compliance(request: Request) -> Response:
+        await ctx.authorize(request, "reader")
+        answer = await run_in_threadpool(
+            compliance, ctx.store, request.path_params["device_id"], clock(), stale_after
+        )
+        return JSONResponse(answer)
+
+    async def rollout(request: Request) -> Response:
+        await ctx.authorize(request, "reader")
+        name = request.path_params["name"]
+        result = await run_in_threadpool(ctx.store.rollout, name)
+        if result is None:
+            raise HttpError(404, "bundle_not_found", f"bundle {name!r} was never published")
+        return JSONResponse(result)
+
+    async def history(request: Request) -> Response:
+        await ctx.authorize(request, "reader")
+        start, end = query.instant(request, "from"), query.instant(request, "to")
+        step = query.duration(request, "step")
+        if start is None or end is None or step is None:
+            raise bad_request("history needs from, to (RFC 3339) and step (e.g. 1h)")
+        try:
+            steps = history_steps(start, end, step, MAX_STEPS)
+        except ValueError as err:
+            raise bad_request(f"history: {err}") from err
+        organization = query.text(request, "organization", 200)
+        points = await run_in_threadpool(_points, ctx.store, steps, organization, stale_after)
+        return JSONResponse({"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()),
+                             "points": points})  # fmt: skip
+
+    return [
+        Route("/api/v1/summary", summary, methods=["GET"]),
+        Route("/api/v1/devices", device_list, methods=["GET"]),
+        Route("/api/v1/devices/{device_id}", device, methods=["GET"]),
+        Route("/api/v1/devices/{device_id}/compliance", device_compliance, methods=["GET"]),
+        Route("/api/v1/rollout/{name}", rollout, methods=["GET"]),
+        Route("/api/v1/history", history, methods=["GET"]),
+    ]
+
+
+def _points(
+    store: Store, steps: list[datetime], organization: str | None, stale_after: timedelta
+) -> list[Any]:
+    points = []
+    for at in steps:
+        summary = store.summary(now=at, at=at, organization=organization, stale_after=stale_after)
+        points.append({"at": iso(at), **{k: summary[k] for k in ("devices", *STATUSES, "stale")}})
+    return points
+
+
+def _all_devices(
+    store: Store, wanted: DeviceFilter, now: datetime, stale_after: timedelta
+) -> list[dict[str, Any]]:
+    every: list[dict[str, Any]] = []
+    page_filter = DeviceFilter(**{**wanted.__dict__, "limit": MAX_PAGE})
+    while len(every) < EXPORT_LIMIT:
+        page, last = store.device_page(page_filter, now=now, stale_after=stale_after)
+        every.extend(page)
+        if last is None:
+            break
+        page_filter = DeviceFilter(**{**page_filter.__dict__, "cursor": last})
+    return every

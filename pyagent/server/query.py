@@ -1,0 +1,77 @@
+"""Query parameters of the fleet API, checked: a bad one is a 400 that names it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime, timedelta
+
+from starlette.requests import Request
+
+from pyagent.server.errors import bad_request
+from pyagent.server.events import parse_instant
+from pyagent.timeutil import is_rfc3339
+
+_DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def instant(request: Request, name: str) -> datetime | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not is_rfc3339(value):
+        raise bad_request(f"{name}={value!r}: expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z")
+    return parse_instant(value)
+
+
+def flag(request: Request, name: str) -> bool | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise bad_request(f"{name}={value!r}: expected true or false")
+    return value == "true"
+
+
+def text(request: Request, name: str, limit: int = 512) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and (not value or len(value) > limit or "\0" in value):
+        raise bad_request(f"{name}: expected 1-{limit} characters")
+    return value
+
+
+def number(request: Request, name: str, default: int, low: int, high: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise bad_request(f"{name}={value!r}: expected a whole number from {low} to {high}")
+    return int(value)
+
+
+def duration(request: Request, name: str) -> timedelta | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    match = _DURATION.match(value)
+    if not match or int(match.group(1)) == 0:
+        raise bad_request(f"{name}={value!r}: expected a positive duration such as 3600, 15m, 1h or 1d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def encode_cursor(device_id: str | None) -> str | None:
+    if device_id is None:
+        return None
+    return base64.urlsafe_b64encode(device_id.encode()).decode().rstrip("=")
+
+
+def cursor(request: Request) -> str | None:
+    value = request.query_params.get("cursor")
+    if value is None or value == "":
+        return None
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as err:
+        raise bad_request("cursor: not a cursor this API gave out") from err

@@ -1,0 +1,229 @@
+"""Fleet views over the store (CONTRACT section 8): summaries now and at any past instant, device
+pages, access-gating answers, rollout, history. Counting happens in SQL (``GROUP BY``), so a
+summary costs one aggregate over the current states, or over the history up to an instant.
+
+A device's **status** at an instant is its last decision at or before that instant: ``compliant``,
+``non_compliant``, ``invalid`` (the policy answered with errors) or ``undecided`` (no result); a
+device whose last decision is older than ``stale_after`` is **stale** and counts as not compliant
+(it is counted in ``stale`` and in ``non_compliant``), so ``devices = compliant + non_compliant +
+invalid + undecided`` always holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, or_, select
+
+from pyagent.server.store.schema import decisions, devices
+
+STATUSES = ("compliant", "non_compliant", "invalid", "undecided")
+UNKNOWN = "(none)"
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    organization: str | None = None
+    platform: str | None = None
+    allow: bool | None = None
+    stale: bool | None = None
+    ban: str | None = None
+    cursor: str | None = None
+    limit: int = 100
+
+
+def _latest_at(at: datetime, organization: str | None) -> Any:
+    """Each device's last decision at or before ``at`` (ties: the greater decision id), as a subquery."""
+    ranked = select(
+        decisions.c.device_id,
+        decisions.c.organization,
+        decisions.c.platform,
+        decisions.c.verdict,
+        decisions.c.bans,
+        decisions.c.decided_at,
+        func.row_number()
+        .over(partition_by=decisions.c.device_id,
+              order_by=(decisions.c.decided_at.desc(), decisions.c.decision_id.desc()))
+        .label("rank"),
+    ).where(decisions.c.decided_at <= at)  # fmt: skip
+    if organization is not None:
+        ranked = ranked.where(decisions.c.organization == organization)
+    inner = ranked.subquery("ranked")
+    return select(inner).where(inner.c.rank == 1).subquery("latest")
+
+
+def summary(conn: Connection, *, now: datetime, at: datetime | None, organization: str | None,
+            stale_after: timedelta) -> dict[str, Any]:  # fmt: skip
+    """The fleet summary now (current states) or as of ``at`` (the append-only history)."""
+    instant = at or now
+    source: Any = _latest_at(at, organization) if at is not None else devices
+    cutoff = instant - stale_after
+    stale = (source.c.decided_at < cutoff).label("stale")
+    query: Select[Any] = select(
+        source.c.organization,
+        source.c.platform,
+        source.c.verdict,
+        stale,
+        source.c.bans,
+        func.count().label("n"),
+    ).group_by(source.c.organization, source.c.platform, source.c.verdict, stale, source.c.bans)
+    if at is None and organization is not None:
+        query = query.where(source.c.organization == organization)
+    rows = conn.execute(query).all()
+    return _fold(rows, instant)
+
+
+def _counts() -> dict[str, int]:
+    return {"devices": 0, **dict.fromkeys(STATUSES, 0), "stale": 0}
+
+
+def _fold(rows: Iterable[Any], instant: datetime) -> dict[str, Any]:
+    totals = _counts()
+    by_org: defaultdict[str, dict[str, int]] = defaultdict(_counts)
+    by_platform: defaultdict[str, dict[str, int]] = defaultdict(_counts)
+    by_ban: defaultdict[str, dict[str, int]] = defaultdict(lambda: {"devices": 0})
+    for row in rows:
+        status = "non_compliant" if row.stale else row.verdict
+        for counts in (totals, by_org[row.organization or UNKNOWN], by_platform[row.platform or UNKNOWN]):
+            counts["devices"] += row.n
+            counts[status] += row.n
+            counts["stale"] += row.n if row.stale else 0
+        for ban in filter(None, (row.bans or "").split("|")):
+            by_ban[ban]["devices"] += row.n
+    return {
+        **totals,
+        "at": iso(instant),
+        "by_organization": dict(sorted(by_org.items())),
+        "by_platform": dict(sorted(by_platform.items())),
+        "by_ban": dict(sorted(by_ban.items())),
+    }
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
+                stale_after: timedelta) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    """One page of current states ordered by device id, and the cursor of the next page (or None)."""
+    cutoff = now - stale_after
+    query = select(
+        devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.allow, devices.c.verdict,
+        devices.c.bans, devices.c.decision_id, devices.c.decided_at, devices.c.last_seen, devices.c.bundles,
+        (devices.c.decided_at < cutoff).label("stale"),
+    ).order_by(devices.c.device_id).limit(wanted.limit + 1)  # fmt: skip
+    conditions = []
+    if wanted.organization is not None:
+        conditions.append(devices.c.organization == wanted.organization)
+    if wanted.platform is not None:
+        conditions.append(devices.c.platform == wanted.platform)
+    if wanted.allow is True:
+        conditions.append(and_(devices.c.verdict == "compliant", devices.c.decided_at >= cutoff))
+    elif wanted.allow is False:
+        conditions.append(or_(devices.c.verdict != "compliant", devices.c.decided_at < cutoff))
+    if wanted.stale is not None:
+        conditions.append(devices.c.decided_at < cutoff if wanted.stale else devices.c.decided_at >= cutoff)
+    if wanted.ban is not None:
+        pattern = "%|" + wanted.ban.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "|%"
+        conditions.append(devices.c.bans.like(pattern, escape="\\"))
+    if wanted.cursor is not None:
+        conditions.append(devices.c.device_id > wanted.cursor)
+    rows = conn.execute(query.where(*conditions) if conditions else query).all()
+    more = len(rows) > wanted.limit
+    page = [_device_item(row) for row in rows[: wanted.limit]]
+    return page, (page[-1]["device_id"] if more and page else None)
+
+
+def _device_item(row: Any) -> dict[str, Any]:
+    item = dict(row._mapping)
+    for key in ("decided_at", "last_seen"):
+        if key in item:
+            item[key] = iso(_aware(item[key]))
+    if "bans" in item:
+        item["bans"] = [ban for ban in (item["bans"] or "").split("|") if ban]
+    if "bundles" in item:
+        item["bundles"] = _loads(item["bundles"])
+    if "stale" in item:
+        item["stale"] = bool(item["stale"])
+    if "verdict" in item and "stale" in item:
+        item["compliant"] = item["verdict"] == "compliant" and not item["stale"]
+    return item
+
+
+def stale_devices(
+    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int
+) -> list[dict[str, Any]]:
+    query = (
+        select(devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.decided_at,
+               devices.c.last_seen)
+        .where(devices.c.decided_at < now - stale_after)
+        .order_by(devices.c.decided_at, devices.c.device_id)
+        .limit(limit)
+    )  # fmt: skip
+    return [_device_item(row) for row in conn.execute(query)]
+
+
+def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -> list[datetime]:
+    if step <= timedelta(0) or end < start:
+        return []
+    count = int((end - start) / step) + 1
+    if count > limit:
+        raise ValueError(f"{count} steps asked, at most {limit}: widen step or narrow from/to")
+    return [start + i * step for i in range(count)]
+
+
+def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any]) -> dict[str, Any]:
+    """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
+    sender is its device), else what its last decision was made with (a device decided by an OPA).
+    Senders whose status reports an error for the bundle are listed with their reasons."""
+    active: dict[str, str] = {}
+    refusals = []
+    for row in statuses:
+        info = _loads(row.bundles).get(name)
+        if not isinstance(info, dict):
+            continue
+        active[row.instance_id] = str(info.get("active_revision") or NO_REVISION)
+        if info.get("code") or info.get("message") or info.get("errors"):
+            refusals.append({
+                "instance_id": row.instance_id, "active_revision": active[row.instance_id],
+                "code": info.get("code"), "message": info.get("message"), "errors": info.get("errors") or [],
+                "last_seen": iso(_aware(row.last_seen)),
+            })  # fmt: skip
+    by_device: defaultdict[str, int] = defaultdict(int)
+    for row in decided:
+        revision = active.get(row.device_id)
+        if revision is None:
+            info = _loads(row.bundles).get(name)
+            revision = str(info.get("revision") or NO_REVISION) if isinstance(info, dict) else NO_REVISION
+        by_device[revision] += 1
+    by_instance: defaultdict[str, int] = defaultdict(int)
+    for revision in active.values():
+        by_instance[revision] += 1
+    total = sum(by_device.values())
+    return {
+        "bundle": name,
+        "newest": {"revision": newest.revision, "serial": newest.serial,
+                   "published_at": iso(_aware(newest.published_at))},
+        "devices": total,
+        "on_newest": by_device.get(newest.revision, 0),
+        "by_revision": dict(sorted(by_device.items())),
+        "instances_by_revision": dict(sorted(by_instance.items())),
+        "refusals": sorted(refusals, key=lambda r: r["instance_id"]),
+    }  # fmt: skip
+
+
+NO_REVISION = "(none)"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}

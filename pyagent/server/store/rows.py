@@ -1,0 +1,83 @@
+"""Rows for the store's writes: a decision's history row, its device's current state, and the upsert
+that moves a device's state only forward in decision time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, or_
+
+from pyagent.server.store.base import DecisionRow
+from pyagent.server.store.schema import devices
+
+
+def decision_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
+    return {
+        "decision_id": row.decision_id,
+        "decided_at": row.decided_at,
+        "device_id": row.device_id,
+        "sender": row.sender,
+        "path": row.path,
+        "allow": row.allow,
+        "organization": row.organization,
+        "result": row.result,
+        "report_digest": row.report_digest,
+        "bundles": row.bundles,
+        "chain": row.chain,
+        "received_at": now,
+        "verdict": row.verdict,
+        "bans": row.bans,
+        "platform": row.platform,
+    }
+
+
+def device_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
+    return {
+        "device_id": row.device_id,
+        "organization": row.organization,
+        "platform": row.platform,
+        "allow": row.allow,
+        "decision_id": row.decision_id,
+        "decided_at": row.decided_at,
+        "sender": row.sender,
+        "result": row.result,
+        "report_digest": row.report_digest,
+        "bundles": row.bundles,
+        "last_seen": now,
+        "verdict": row.verdict,
+        "bans": row.bans,
+    }
+
+
+def newest_per_device(rows: Iterable[DecisionRow]) -> list[DecisionRow]:
+    """One row per device (the newest by instant, then decision id): an upsert may touch a row once."""
+    newest: dict[str, DecisionRow] = {}
+    for row in rows:
+        seen = newest.get(row.device_id)
+        if seen is None or (row.decided_at, row.decision_id) > (seen.decided_at, seen.decision_id):
+            newest[row.device_id] = row
+    return list(newest.values())
+
+
+def device_upsert(insert_fn: Any) -> Any:
+    """Insert a device, or update it when the decision is newer than its current one; ``last_seen``
+    moves forward either way (a late upload is still a sign of life)."""
+    statement = insert_fn(devices)
+    excluded = statement.excluded
+    newer = or_(
+        excluded.decided_at > devices.c.decided_at,
+        and_(excluded.decided_at == devices.c.decided_at, excluded.decision_id > devices.c.decision_id),
+    )
+    decision_columns = (
+        "organization", "platform", "allow", "decision_id", "decided_at", "sender", "result",
+        "report_digest", "bundles", "verdict", "bans",
+    )  # fmt: skip
+    changes: dict[str, Any] = {
+        name: case((newer, excluded[name]), else_=devices.c[name]) for name in decision_columns
+    }
+    changes["last_seen"] = case(
+        (excluded.last_seen > devices.c.last_seen, excluded.last_seen), else_=devices.c.last_seen
+    )
+    return statement.on_conflict_do_update(index_elements=["device_id"], set_=changes)

@@ -1,0 +1,277 @@
+"""The fleet API on real decisions: a generated fleet decided by the embedded engine at two instants,
+uploaded as decision-log events through ``POST /logs``, then asked for its summary now and as of past
+instants, its history, device pages and access-gating answers. SQLite and PostgreSQL both; every
+expected figure is recounted here from the decisions themselves."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from pyagent.engines.base import EngineSettings
+from pyagent.engines.embedded import EmbeddedEngine
+from pyagent.fleet.generate import devices as generated_devices
+from pyagent.server.app import create_app
+from pyagent.server.auth import new_token, token_hash
+from pyagent.server.events import parse_instant
+from pyagent.server.settings import ServerSettings
+from pyagent.server.store import open_store
+
+T1 = "2023-03-14T12:00:00Z"  # before the EU bans take effect (15 March)
+T2 = "2023-03-16T12:00:00Z"
+LATE = "2023-03-15T12:00:00Z"  # uploaded after T2's decisions, decided between
+FLEET = 48
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Decided:
+    device_id: str
+    organization: str
+    platform: str
+    at: str
+    verdict: str
+    bans: tuple[str, ...]
+    event: dict[str, Any]
+
+
+def _decide(engine: EmbeddedEngine, report: dict[str, Any], at: str) -> Decided:
+    result = engine.evaluate({"at": at, "report": report})
+    violations, errors = result.get("violations") or [], result.get("errors") or []
+    allow = bool(result["allow"]) and not violations and not errors
+    device = report["device"]
+    event = {
+        "decision_id": str(uuid.uuid4()), "labels": {"id": device["id"], "version": "test"},
+        "path": "pyagent/decision", "input": {"at": at, "report": report}, "result": result, "timestamp": at,
+    }  # fmt: skip
+    return Decided(
+        device["id"], result.get("organization") or device["organization"], device["platform"], at,
+        "invalid" if errors else "compliant" if allow else "non_compliant",
+        tuple(sorted({v["ban"] for v in violations})), event,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def decided(policy_bundle: Path) -> list[Decided]:
+    engine = EmbeddedEngine.from_settings(EngineSettings(engine="embedded", bundle=str(policy_bundle)))
+    reports = list(generated_devices(FLEET, seed=20230315, apps_per_device=30))
+    made = [_decide(engine, report, T1) for report in reports]
+    made += [_decide(engine, report, T2) for report in reports[: FLEET - 6]]  # six go silent after T1
+    made += [_decide(engine, reports[0], LATE)]
+    return made
+
+
+def expected_summary(decided: list[Decided], at: str, stale_after: timedelta = DAY) -> dict[str, Any]:
+    instant = parse_instant(at)
+    latest: dict[str, Decided] = {}
+    for d in decided:
+        if parse_instant(d.at) <= instant and (d.device_id not in latest or d.at > latest[d.device_id].at):
+            latest[d.device_id] = d
+    totals: Counter[str] = Counter()
+    by_org: dict[str, Counter[str]] = {}
+    by_ban: Counter[str] = Counter()
+    for d in latest.values():
+        stale = parse_instant(d.at) < instant - stale_after
+        status = "non_compliant" if stale else d.verdict
+        for counts in (totals, by_org.setdefault(d.organization, Counter())):
+            counts.update({"devices": 1, status: 1, "stale": int(stale)})
+        by_ban.update(d.bans)
+    keys = ("devices", "compliant", "non_compliant", "invalid", "undecided", "stale")
+    return {
+        **{k: totals[k] for k in keys},
+        "by_organization": {o: {k: c[k] for k in keys} for o, c in sorted(by_org.items())},
+        "by_ban": {b: {"devices": n} for b, n in sorted(by_ban.items())},
+    }
+
+
+@dataclass
+class Api:
+    client: TestClient
+    reader: dict[str, str]
+    agent: dict[str, str]
+
+    def get(self, path: str, **params: str) -> Any:
+        response = self.client.get(path, params=params, headers=self.reader)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def api(db_url: str, decided: list[Decided]) -> Iterator[Api]:
+    store = open_store(db_url)
+    tokens = {role: new_token() for role in ("agent", "reader")}
+    for role, secret in tokens.items():
+        store.add_token(role, role, token_hash(secret))
+    with TestClient(create_app(ServerSettings(), store)) as client:
+        api = Api(
+            client,
+            {"Authorization": f"Bearer {tokens['reader']}"},
+            {"Authorization": f"Bearer {tokens['agent']}"},
+        )
+        ordered = [d for d in decided if d.at != LATE] + [d for d in decided if d.at == LATE]
+        for start in range(0, len(ordered), 20):  # the late decision arrives last
+            body = gzip.compress(json.dumps([d.event for d in ordered[start : start + 20]]).encode())
+            headers = {**api.agent, "Content-Encoding": "gzip", "Content-Type": "application/json"}
+            assert client.post("/logs", content=body, headers=headers).status_code == 200
+        yield api
+    store.close()
+
+
+def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "devices",
+        "compliant",
+        "non_compliant",
+        "invalid",
+        "undecided",
+        "stale",
+        "by_organization",
+        "by_ban",
+    )
+    return {k: summary[k] for k in keys}
+
+
+@pytest.mark.parametrize("at", [T1, LATE, T2, "2023-03-17T12:00:01Z", "2023-03-13T00:00:00Z"])
+def test_summary_at_an_instant_is_exact_and_repeatable(api: Api, decided: list[Decided], at: str) -> None:
+    first = api.get("/api/v1/summary", at=at)
+    assert _comparable(first) == expected_summary(decided, at)
+    assert api.get("/api/v1/summary", at=at) == first
+    assert first["at"] == at
+
+
+def test_the_fleet_has_both_outcomes(decided: list[Decided]) -> None:
+    at_t2 = expected_summary(decided, T2)
+    assert at_t2["compliant"] > 0 and at_t2["non_compliant"] > at_t2["stale"] > 0
+    assert expected_summary(decided, T1)["by_ban"] != at_t2["by_ban"]  # the bans took effect between
+
+
+def test_summary_by_organization_filter(api: Api, decided: list[Decided]) -> None:
+    whole = expected_summary(decided, T2)
+    for organization, counts in whole["by_organization"].items():
+        narrowed = api.get("/api/v1/summary", at=T2, organization=organization)
+        assert {k: narrowed[k] for k in counts} == counts
+        assert list(narrowed["by_organization"]) == [organization]
+
+
+def test_summary_now_counts_every_silent_device_as_stale(api: Api) -> None:
+    now = api.get("/api/v1/summary")
+    assert (now["devices"], now["compliant"], now["stale"], now["non_compliant"]) == (FLEET, 0, FLEET, FLEET)
+
+
+def test_history_points_equal_the_summaries(api: Api, decided: list[Decided]) -> None:
+    answer = api.get("/api/v1/history", **{"from": T1, "to": T2, "step": "12h"})
+    assert [p["at"] for p in answer["points"]] == [
+        T1, "2023-03-15T00:00:00Z", LATE, "2023-03-16T00:00:00Z", T2,
+    ]  # fmt: skip
+    for point in answer["points"]:
+        expected = expected_summary(decided, point["at"])
+        assert {k: point[k] for k in ("devices", "compliant", "non_compliant", "invalid", "stale")} == {
+            k: expected[k] for k in ("devices", "compliant", "non_compliant", "invalid", "stale")
+        }
+
+
+def test_a_late_upload_lands_at_its_own_instant(api: Api, decided: list[Decided]) -> None:
+    first = decided[0].device_id
+    device = api.get(f"/api/v1/devices/{first}", history="10")
+    assert device["decided_at"] == T2  # the late decision did not overwrite the newer state
+    assert [h["decided_at"] for h in device["history"]] == [T2, LATE, T1]
+
+
+def test_device_pages_cover_the_fleet_once(api: Api, decided: list[Decided]) -> None:
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        page = api.get("/api/v1/devices", limit="7", cursor=cursor)
+        seen += [d["device_id"] for d in page["devices"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = page["next_cursor"]
+    assert seen == sorted({d.device_id for d in decided})
+
+
+def test_device_filters(api: Api, decided: list[Decided]) -> None:
+    latest = {d.device_id: d for d in sorted(decided, key=lambda d: d.at)}
+    tiktok = api.get("/api/v1/devices", ban="tiktok", limit="1000")["devices"]
+    assert sorted(d["device_id"] for d in tiktok) == sorted(
+        k for k, d in latest.items() if "tiktok" in d.bans
+    )
+    org = "eu-council"
+    council = api.get("/api/v1/devices", organization=org, limit="1000")["devices"]
+    assert sorted(d["device_id"] for d in council) == sorted(
+        k for k, d in latest.items() if d.organization == org
+    )
+    assert api.get("/api/v1/devices", allow="true")["devices"] == []  # everything is stale now
+    bad = api.client.get("/api/v1/devices", params={"allow": "maybe"}, headers=api.reader)
+    assert (bad.status_code, bad.json()["message"]) == (400, "allow='maybe': expected true or false")
+
+
+def test_compliance_for_access_gating(api: Api, decided: list[Decided]) -> None:
+    unknown = api.get("/api/v1/devices/nobody/compliance")
+    assert unknown == {"device_id": "nobody", "compliant": False, "stale": False, "as_of": None,
+                       "decision_id": None, "known": False}  # fmt: skip
+    stale = api.get(f"/api/v1/devices/{decided[0].device_id}/compliance")
+    assert (stale["compliant"], stale["stale"], stale["as_of"]) == (False, True, T2)
+    fresh_report = dict(decided[1].event["input"]["report"])
+    now = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    event = {**decided[1].event, "decision_id": "fresh", "input": {"at": now, "report": fresh_report},
+             "result": {"allow": True, "violations": [], "errors": [], "warnings": []}}  # fmt: skip
+    assert api.client.post("/logs", json=[event], headers=api.agent).status_code == 200
+    fresh = api.get(f"/api/v1/devices/{decided[1].device_id}/compliance")
+    assert fresh == {"device_id": decided[1].device_id, "compliant": True, "stale": False, "as_of": now,
+                     "decision_id": "fresh", "known": True}  # fmt: skip
+
+
+def test_rollout_per_bundle(api: Api, decided: list[Decided]) -> None:
+    store = api.client.app.state.ctx.store  # type: ignore[attr-defined]
+    from pyagent.server.store.base import BundleFile, NewRevision
+
+    for revision in ("r1", "r2"):
+        store.publish(
+            NewRevision("pyagent", revision, None, False, "t", [BundleFile("wasm", f'"{revision}"', b"x")])
+        )
+    ids = sorted({d.device_id for d in decided})
+    for device_id, active, error in [(ids[0], "r2", None), (ids[1], "r1", "signature verification failed")]:
+        info: dict[str, Any] = {"active_revision": active}
+        if error:
+            info.update(code="bundle_error", message=error)
+        message = {"labels": {"id": device_id}, "bundles": {"pyagent": info}}
+        assert api.client.post("/status", json=message, headers=api.agent).status_code == 204
+    rollout = api.get("/api/v1/rollout/pyagent")
+    assert rollout["newest"]["revision"] == "r2"
+    assert (rollout["devices"], rollout["on_newest"]) == (FLEET, 1)
+    assert rollout["by_revision"] == {"(none)": FLEET - 2, "r1": 1, "r2": 1}
+    assert [(r["instance_id"], r["message"]) for r in rollout["refusals"]] == [
+        (ids[1], "signature verification failed")
+    ]
+    assert api.client.get("/api/v1/rollout/nope", headers=api.reader).status_code == 404
+
+
+def test_exports_csv(api: Api, decided: list[Decided]) -> None:
+    devices_csv = api.client.get("/api/v1/devices", params={"format": "csv"}, headers=api.reader)
+    lines = devices_csv.text.strip().split("\r\n")
+    assert (
+        lines[0]
+        == "device_id,organization,platform,compliant,verdict,stale,bans,decided_at,decision_id,last_seen"
+    )
+    assert len(lines) == 1 + FLEET
+    summary_csv = api.client.get("/api/v1/summary", params={"format": "csv", "at": T2}, headers=api.reader)
+    expected = expected_summary(decided, T2)
+    first = summary_csv.text.split("\r\n")[1]
+    assert first == "fleet,all," + ",".join(
+        str(expected[k]) for k in ("devices", "compliant", "non_compliant", "invalid", "undecided", "stale")
+    )
+
+
+def test_an_agent_token_cannot_read_the_fleet(api: Api) -> None:
+    for path in ("/api/v1/summary", "/api/v1/devices", "/api/v1/history", "/api/v1/devices/x/compliance"):
+        assert api.client.get(path, headers=api.agent).status_code == 403
