@@ -37,6 +37,7 @@ from pyagent.fleet.html_assets import (
     stacked_bars,
     timeline_chart,
 )
+from pyagent.fleet.html_parts import card, counts_table, kpis, metric
 from pyagent.fleet.summary import FleetSummary, device_status
 
 MAX_TABLE_ROWS = 10_000
@@ -141,56 +142,6 @@ def _remember_names(result: dict[str, Any], names: dict[str, str]) -> None:
             names[app_id] = name
 
 
-def _metric(metric: str, value: int, *, tag: str = "td", cls: str = "num", **keys: str) -> str:
-    attrs = "".join(f' data-{k}="{esc(v)}"' for k, v in keys.items())
-    return f'<{tag} class="{cls}"{attrs} data-metric="{metric}" data-value="{value}">{fmt_int(value)}</{tag}>'
-
-
-def _kpis(figures: dict[str, Any]) -> str:
-    cards = [
-        ("devices", "Devices"),
-        ("compliant", "Compliant"),
-        ("non_compliant", "Non-compliant"),
-        ("invalid", "Invalid reports"),
-    ]
-    if figures["undecided"]:
-        cards.append(("undecided", "No decision"))
-    out = ['<section class="kpis" aria-label="Summary">']
-    for metric, label in cards:
-        out.append(
-            f'<div class="kpi {metric}"><span class="k">{label}</span>'
-            f"{_metric(metric, figures[metric], tag='span', cls='n')}</div>"
-        )
-    share = round(100.0 * figures["compliant"] / figures["devices"], 1) if figures["devices"] else 0.0
-    out.append(
-        f'<div class="kpi share"><span class="k">Compliant share</span><span class="n" '
-        f'data-metric="percent_compliant" data-value="{share}">'
-        f"{percent(figures['compliant'], figures['devices'])}</span></div></section>"
-    )
-    return "".join(out)
-
-
-def _counts_table(kind: str, label: str, rows: dict[str, dict[str, int]]) -> str:
-    head = (
-        f'<table><thead><tr><th scope="col">{label}</th><th class="num" scope="col">Devices</th>'
-        '<th class="num" scope="col">Compliant</th><th class="num" scope="col">Non-compliant</th>'
-        '<th class="num" scope="col">Invalid</th><th class="num" scope="col">No decision</th>'
-        '<th class="num" scope="col">Compliant share</th>'
-        "</tr></thead><tbody>"
-    )
-    body = []
-    for name, counts in rows.items():
-        cells = "".join(
-            _metric(m, counts[m], **{kind: name})
-            for m in ("devices", "compliant", "non_compliant", "invalid", "undecided")
-        )
-        body.append(
-            f'<tr><th scope="row">{esc(name)}</th>{cells}'
-            f'<td class="num">{percent(counts["compliant"], counts["devices"])}</td></tr>'
-        )
-    return head + "".join(body) + "</tbody></table>"
-
-
 def _bans_table(by_ban: dict[str, dict[str, Any]]) -> str:
     if not by_ban:
         return '<p class="empty">No device breaks, nears or is exempted from a ban.</p>'
@@ -201,7 +152,7 @@ def _bans_table(by_ban: dict[str, dict[str, Any]]) -> str:
     ]
     for ban, counts in by_ban.items():
         cells = "".join(
-            _metric(m, counts[m], ban=ban) for m in ("devices", "violations", "warnings", "exempted")
+            metric(m, counts[m], ban=ban) for m in ("devices", "violations", "warnings", "exempted")
         )
         rows.append(f'<tr><th scope="row">{esc(ban)}</th>{cells}</tr>')
     return (
@@ -212,7 +163,7 @@ def _bans_table(by_ban: dict[str, dict[str, Any]]) -> str:
 
 def _apps_table(by_ban: dict[str, dict[str, Any]]) -> str:
     rows = [
-        f"<tr><td>{esc(ban)}</td><td><code>{esc(app)}</code></td>{_metric('apps', n, ban=ban, app=app)}</tr>"
+        f"<tr><td>{esc(ban)}</td><td><code>{esc(app)}</code></td>{metric('apps', n, ban=ban, app=app)}</tr>"
         for ban, counts in by_ban.items()
         for app, n in counts["apps"].items()
     ]
@@ -233,11 +184,6 @@ def _app_bars(figures: dict[str, Any], names: dict[str, str]) -> str:
     return app_bars("chart-apps", "Banned apps found on devices", bars, max(0, len(found) - TOP_APPS))
 
 
-def _card(title: str, chart: str, figures_html: str = "", *, wide: bool = False) -> str:
-    details = f"<details><summary>Figures</summary>{figures_html}</details>" if figures_html else ""
-    return f'<section class="card{" wide" if wide else ""}"><h2>{title}</h2>{chart}{details}</section>'
-
-
 def _when(at: str) -> str:
     moment = parse_time(at)
     if moment is None:
@@ -251,19 +197,19 @@ def _page_head(
     sentence, good = verdict(figures)
     orgs, platforms = figures["by_organization"], figures["by_platform"]
     charts = [
-        _card(
+        card(
             "Compliance by organisation",
             stacked_bars(
                 "chart-orgs", "Devices by organisation and compliance", "organisation", list(orgs.items())
             ),
-            _counts_table("org", "Organisation", orgs),
+            counts_table("org", "Organisation", orgs),
         ),
-        _card(
+        card(
             "Compliance by platform",
             stacked_bars(
                 "chart-platforms", "Devices by platform and compliance", "platform", list(platforms.items())
             ),
-            _counts_table("platform", "Platform", platforms),
+            counts_table("platform", "Platform", platforms),
         ),
     ]
     return "".join(
@@ -277,13 +223,13 @@ def _page_head(
             f'<p class="sub">App bans on managed devices · evaluated at <time datetime="{esc(at)}" '
             f'id="evaluated-at">{_when(at)}</time></p></div></header>\n',
             f'<p class="verdict{" good" if good else ""}" id="verdict">{esc(sentence)}</p>\n',
-            _kpis(figures),
+            kpis(figures),
             "\n",
             '<div class="grid2">',
             *charts,
-            _card("Banned apps found", _app_bars(figures, names), _apps_table(figures["by_ban"])),
-            _card("Bans in this run", _bans_table(figures["by_ban"])),
-            _card("When bans come into force", timeline_chart("chart-timeline", timeline, at), wide=True),
+            card("Banned apps found", _app_bars(figures, names), _apps_table(figures["by_ban"])),
+            card("Bans in this run", _bans_table(figures["by_ban"])),
+            card("When bans come into force", timeline_chart("chart-timeline", timeline, at), wide=True),
             "</div>\n",
             f'<script type="application/json" id="fleet-summary">{script_json(figures)}</script>\n',
             f'<script type="application/json" id="fleet-timeline">{script_json(list(timeline))}</script>\n',
