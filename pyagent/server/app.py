@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pyagent.errors import InvalidInputError
-from pyagent.server import api, bundles, fleet_api, logs, status
+from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError
 from pyagent.server.notify import Notifier
@@ -64,6 +64,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             *status.routes(ctx),
             *api.routes(ctx),
             *fleet_api.routes(ctx),
+            *dashboard.routes(ctx),
         ],
         exception_handlers={
             HttpError: _http_error,

@@ -43,6 +43,7 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
         "platform": state.platform,
         "compliant": state.allow is True and not stale,
         "allow": state.allow,
+        "verdict": state.verdict,
         "stale": stale,
         "decision_id": state.decision_id,
         "decided_at": iso(state.decided_at),

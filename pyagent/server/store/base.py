@@ -117,6 +117,8 @@ class DeviceState:
     result: Any
     bundles: Any
     last_seen: datetime
+    verdict: str = "undecided"
+    report_digest: str | None = None
     status: Mapping[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -149,6 +151,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def role_for(self, token_hash: str) -> str | None: ...
+
+    # dashboard sessions
+    @abc.abstractmethod
+    def create_session(self, session_hash: str, token_hash: str, csrf: str, expires_at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def session(self, session_hash: str, now: datetime) -> tuple[str, str] | None:
+        """(role, csrf) of a live session whose token still exists, else None."""
+
+    @abc.abstractmethod
+    def end_session(self, session_hash: str, now: datetime) -> None:
+        """End the session (and drop every expired one)."""
 
     # bundles
     @abc.abstractmethod

@@ -132,3 +132,14 @@ instances = Table(
     Column("plugins", Text, nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
 )
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sessions_expires", "expires_at"),
+)

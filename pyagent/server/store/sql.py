@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -35,6 +35,7 @@ from pyagent.server.store.schema import (
     devices,
     instances,
     reports,
+    sessions,
     tokens,
 )
 
@@ -107,6 +108,31 @@ class SqlStore(Store):
         with self._tx() as conn:
             role = conn.execute(select(tokens.c.role).where(tokens.c.token_hash == token_hash)).scalar()
             return str(role) if role is not None else None
+
+    # dashboard sessions
+    def create_session(self, session_hash: str, token_hash: str, csrf: str, expires_at: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                insert(sessions).values(
+                    session_hash=session_hash, token_hash=token_hash, csrf=csrf,
+                    created_at=datetime.now(UTC), expires_at=expires_at,
+                )
+            )  # fmt: skip
+
+    def session(self, session_hash: str, now: datetime) -> tuple[str, str] | None:
+        query = (
+            select(tokens.c.role, sessions.c.csrf)
+            .join(tokens, tokens.c.token_hash == sessions.c.token_hash)
+            .where(sessions.c.session_hash == session_hash, sessions.c.expires_at > now)
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        return (row.role, row.csrf) if row is not None else None
+
+    def end_session(self, session_hash: str, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(sessions).where(or_(sessions.c.session_hash == session_hash,
+                                                    sessions.c.expires_at <= now)))  # fmt: skip
 
     # bundles
     def publish(self, new: NewRevision) -> int:
@@ -251,7 +277,7 @@ class SqlStore(Store):
             if row is not None and history > 0:
                 past = conn.execute(
                     select(decisions.c.decision_id, decisions.c.decided_at, decisions.c.allow,
-                           decisions.c.sender, decisions.c.bundles)
+                           decisions.c.sender, decisions.c.bundles, decisions.c.verdict)
                     .where(decisions.c.device_id == device_id)
                     .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
                     .limit(history)
@@ -269,6 +295,8 @@ class SqlStore(Store):
             result=_json(row.result),
             bundles=_json(row.bundles),
             last_seen=utc(row.last_seen),
+            verdict=row.verdict,
+            report_digest=row.report_digest,
         )
         if status is not None:
             state.status = {
@@ -279,7 +307,7 @@ class SqlStore(Store):
             }
         state.history = [
             {"decision_id": p.decision_id, "decided_at": utc(p.decided_at), "allow": p.allow,
-             "sender": p.sender, "bundles": _json(p.bundles)}
+             "sender": p.sender, "bundles": _json(p.bundles), "verdict": p.verdict}
             for p in past
         ]  # fmt: skip
         return state

@@ -1,0 +1,163 @@
+"""The security team's view: server-rendered pages over the fleet API (CONTRACT section 8), behind a
+reader login with a session cookie. No script runs on the pages; filters are forms, paging is links."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from pyagent.server import query, sessions
+from pyagent.server.context import ServerContext
+from pyagent.server.dashboard import layout, pages
+from pyagent.server.errors import HttpError
+from pyagent.server.fleet_api import device_json
+from pyagent.server.store.base import Store
+from pyagent.server.store.fleet import DeviceFilter, history_steps, iso
+
+TREND_DAYS = 14
+STALE_LISTED = 20
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status, headers=layout.HEADERS)
+
+
+def _local(path: str | None) -> str:
+    """Where to go after login: a path on this server only (never ``//host`` or a scheme)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path or urlsplit(path).netloc:
+        return "/"
+    return path
+
+
+def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[Route]:
+    stale_after = timedelta(seconds=ctx.settings.stale_after_seconds)
+
+    async def who(request: Request) -> sessions.Viewer | None:
+        return await run_in_threadpool(sessions.viewer, request, ctx.store)
+
+    async def gate(request: Request) -> sessions.Viewer | Response:
+        viewer = await who(request)
+        if viewer is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{query_string(next=target)}", 303)
+        return viewer
+
+    async def overview(request: Request) -> Response:
+        viewer = await gate(request)
+        if isinstance(viewer, Response):
+            return viewer
+        at = query.instant(request, "at")
+        organization = query.text(request, "organization", 200) or None
+        body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
+        return _html(layout.page("Fleet compliance", body, here="/", csrf=viewer.csrf or None))
+
+    async def devices(request: Request) -> Response:
+        viewer = await gate(request)
+        if isinstance(viewer, Response):
+            return viewer
+        wanted = DeviceFilter(
+            organization=query.text(request, "organization", 200) or None,
+            platform=query.text(request, "platform", 32) or None,
+            allow=query.flag(request, "allow") if request.query_params.get("allow") else None,
+            stale=query.flag(request, "stale") if request.query_params.get("stale") else None,
+            ban=query.text(request, "ban", 200) or None,
+            cursor=query.cursor(request),
+            limit=query.number(request, "limit", 50, 1, 500),
+        )
+        page, last = await run_in_threadpool(
+            ctx.store.device_page, wanted, now=clock(), stale_after=stale_after
+        )
+        filters = {name: request.query_params.get(name) for name in pages.FILTERS}
+        body = pages.device_list(page, filters, query.encode_cursor(last))
+        return _html(layout.page("Devices", body, here="/devices", csrf=viewer.csrf or None))
+
+    async def device(request: Request) -> Response:
+        viewer = await gate(request)
+        if isinstance(viewer, Response):
+            return viewer
+        device_id = request.path_params["device_id"]
+        state = await run_in_threadpool(ctx.store.device, device_id, history=100)
+        if state is None:
+            raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
+        report = (
+            await run_in_threadpool(ctx.store.report, state.report_digest) if state.report_digest else None
+        )
+        body = pages.device_page(device_json(state, stale_after, clock()), report)
+        return _html(layout.page(device_id, body, here="", csrf=viewer.csrf or None))
+
+    async def login_form(request: Request) -> Response:
+        return _html(layout.login_page(next_path=_local(request.query_params.get("next"))))
+
+    async def login(request: Request) -> Response:
+        if not sessions.same_origin(request):
+            raise HttpError(403, "forbidden", "cross-origin form posts are refused")
+        async with request.form(max_files=0, max_fields=4, max_part_size=4096) as form:
+            token, next_path = str(form.get("token") or ""), _local(str(form.get("next") or "/"))
+        try:
+            cookie, _csrf = await run_in_threadpool(sessions.login, ctx.store, token.strip())
+        except HttpError:
+            return _html(layout.login_page("That token cannot read the fleet.", next_path), 401)
+        response = RedirectResponse(next_path, 303, headers=layout.HEADERS)
+        sessions.set_cookie(response, request, cookie)
+        return response
+
+    async def logout(request: Request) -> Response:
+        viewer = await who(request)
+        if viewer is not None:
+            async with request.form(max_files=0, max_fields=2, max_part_size=1024) as form:
+                sessions.check_csrf(request, viewer, str(form.get("csrf") or ""))
+            await run_in_threadpool(sessions.logout, request, ctx.store)
+        response = RedirectResponse("/login", 303, headers=layout.HEADERS)
+        sessions.clear_cookie(response, request)
+        return response
+
+    async def stylesheet(request: Request) -> Response:
+        if request.headers.get("if-none-match") == layout.CSS_ETAG:
+            return Response(None, 304, headers={"ETag": layout.CSS_ETAG})
+        return Response(layout.CSS, media_type="text/css",
+                        headers={"ETag": layout.CSS_ETAG, "Cache-Control": "max-age=3600"})  # fmt: skip
+
+    return [
+        Route("/", overview, methods=["GET"]),
+        Route("/devices", devices, methods=["GET"]),
+        Route("/devices/{device_id}", device, methods=["GET"]),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/static/dashboard.css", stylesheet, methods=["GET"]),
+    ]
+
+
+def query_string(**params: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+def _overview(store: Store, now: datetime, at: datetime | None, organization: str | None,
+              stale_after: timedelta) -> str:  # fmt: skip
+    instant = (at or now).replace(microsecond=0)
+    now = now.replace(microsecond=0)
+    summary = store.summary(now=now, at=at, organization=organization, stale_after=stale_after)
+    everyone = (
+        summary
+        if organization is None
+        else store.summary(now=now, at=at, organization=None, stale_after=stale_after)
+    )
+    start = (instant - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    points = []
+    for step in history_steps(start, instant, timedelta(days=1), TREND_DAYS + 2):
+        point = store.summary(now=step, at=step, organization=organization, stale_after=stale_after)
+        points.append(point)
+    rollouts = [r for name in sorted(store.bundle_names()) if (r := store.rollout(name)) is not None]
+    stale = store.stale_devices(now=instant, stale_after=stale_after, limit=STALE_LISTED)
+    return pages.overview(
+        summary, points, rollouts, stale, at=iso(at) if at else None, organization=organization,
+        organizations=sorted(everyone["by_organization"]),
+    )  # fmt: skip

@@ -1,0 +1,205 @@
+"""The dashboard's pages, rendered on the server from the fleet API's answers: the overview, the
+device list (filters, cursor paging) and a page per device. Every string from devices or policy data
+is escaped; figures carry ``data-metric`` so a test can hold them equal to the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pyagent.fleet.html_assets import esc, fmt_int, percent, stacked_bars
+from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
+from pyagent.server.dashboard.layout import link
+
+WITH_STALE = (*COUNT_COLUMNS, ("stale", "Stale"))
+
+
+def _badge(item: Mapping[str, Any]) -> str:
+    if item.get("stale"):
+        return '<span class="badge non_compliant">stale</span>'
+    verdict = str(item.get("verdict") or "undecided")
+    return f'<span class="badge {esc(verdict)}">{esc(verdict.replace("_", "-"))}</span>'
+
+
+def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts: Sequence[dict[str, Any]],
+             stale: Sequence[dict[str, Any]], *, at: str | None, organization: str | None,
+             organizations: Sequence[str]) -> str:  # fmt: skip
+    options = "".join(
+        f'<option value="{esc(o)}"{" selected" if o == organization else ""}>{esc(o)}</option>'
+        for o in organizations
+    )
+    filters = (
+        '<form class="filters" method="get" action="/"><label>As of (RFC 3339, empty: now)'
+        f'<input name="at" value="{esc(at or "")}" placeholder="2023-03-16T12:00:00Z"></label>'
+        '<label>Organisation<select name="organization"><option value="">all</option>'
+        f"{options}</select></label>"
+        '<button type="submit">Show</button></form>'
+    )
+    trend = [(p["at"][:16].replace("T", " "), p) for p in points]
+    bans = "".join(
+        f'<tr><th scope="row"><a href="{link("/devices", ban=ban)}">{esc(ban)}</a></th>'
+        f"{metric('devices', counts['devices'], ban=ban)}</tr>"
+        for ban, counts in summary["by_ban"].items()
+    )
+    bans_table = (
+        '<table><thead><tr><th scope="col">Ban</th><th class="num" scope="col">Devices in violation</th></tr>'
+        f"</thead><tbody>{bans}</tbody></table>"
+        if bans
+        else '<p class="empty">No device violates a ban.</p>'
+    )
+    return "".join([
+        f'<header class="top"><div><h1>Fleet compliance</h1><p class="sub">as of '
+        f'<time id="as-of" datetime="{esc(summary["at"])}">{esc(summary["at"])}</time>'
+        f"{' · ' + esc(organization) if organization else ''}</p></div></header>",
+        filters,
+        kpis(summary, extra=[("stale", "Stale")]),
+        '<div class="grid2">',
+        card("Compliance over time",
+             stacked_bars("chart-history", "Devices per day by compliance", "day", trend),
+             counts_table("at", "Instant", dict(trend), WITH_STALE), wide=True),
+        card("By organisation", stacked_bars("chart-orgs", "Devices by organisation", "organisation",
+                                             list(summary["by_organization"].items())),
+             counts_table("org", "Organisation", summary["by_organization"], WITH_STALE)),
+        card("By platform", stacked_bars("chart-platforms", "Devices by platform", "platform",
+                                         list(summary["by_platform"].items())),
+             counts_table("platform", "Platform", summary["by_platform"], WITH_STALE)),
+        card("By ban", bans_table),
+        card("Rollout", _rollouts(rollouts)),
+        card("Stale devices", _stale(stale), wide=True),
+        "</div>",
+    ])  # fmt: skip
+
+
+def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
+    if not rollouts:
+        return '<p class="empty">No bundle is published.</p>'
+    out = []
+    for r in rollouts:
+        rows = "".join(
+            f"<tr><td><code>{esc(rev)}</code></td>"
+            f"{metric('devices', n, bundle=r['bundle'], revision=rev)}</tr>"
+            for rev, n in r["by_revision"].items()
+        )
+        refusals = "".join(
+            f'<li><a href="{link("/devices/" + r2["instance_id"])}">{esc(r2["instance_id"])}</a>: '
+            f"{esc(r2.get('code') or '')} {esc(r2.get('message') or '')}</li>"
+            for r2 in r["refusals"][:50]
+        )
+        out.append(
+            f"<h3>{esc(r['bundle'])} · newest <code>{esc(r['newest']['revision'])}</code> on "
+            f'<span data-metric="on_newest" data-bundle="{esc(r["bundle"])}" data-value="{r["on_newest"]}">'
+            f"{fmt_int(r['on_newest'])}</span> of {fmt_int(r['devices'])} devices "
+            f"({percent(r['on_newest'], r['devices'])})</h3>"
+            '<table><thead><tr><th scope="col">Active revision</th><th class="num" scope="col">Devices</th>'
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+            + (f'<p>Refused:</p><ul class="plain">{refusals}</ul>' if refusals else "")
+        )
+    return "".join(out)
+
+
+def _stale(stale: Sequence[dict[str, Any]]) -> str:
+    if not stale:
+        return '<p class="empty">Every device decided recently.</p>'
+    rows = "".join(
+        f'<tr><td><a href="{link("/devices/" + d["device_id"])}">{esc(d["device_id"])}</a></td>'
+        f"<td>{esc(d.get('organization') or '')}</td><td>{esc(d['decided_at'])}</td></tr>"
+        for d in stale
+    )
+    return (
+        '<table><thead><tr><th scope="col">Device</th><th scope="col">Organisation</th>'
+        f'<th scope="col">Last decision</th></tr></thead><tbody>{rows}</tbody></table>'
+        f'<p><a href="{link("/devices", stale="true")}">All stale devices</a></p>'
+    )
+
+
+FILTERS = ("organization", "platform", "allow", "stale", "ban")
+
+
+def device_list(
+    devices: Sequence[dict[str, Any]], filters: Mapping[str, str | None], next_cursor: str | None
+) -> str:
+    fields = "".join(
+        f'<label>{name}<input name="{name}" value="{esc(filters.get(name) or "")}"></label>'
+        for name in FILTERS
+    )
+    rows = "".join(
+        f'<tr data-device="{esc(d["device_id"])}"><td><a href="{link("/devices/" + d["device_id"])}">'
+        f"{esc(d['device_id'])}</a></td><td>{esc(d.get('organization') or '')}</td>"
+        f"<td>{esc(d.get('platform') or '')}</td><td>{_badge(d)}</td><td>{esc(' '.join(d['bans']))}</td>"
+        f"<td>{esc(d['decided_at'])}</td></tr>"
+        for d in devices
+    )
+    kept = {k: v for k, v in filters.items() if k in FILTERS}
+    pager = f'<a href="{link("/devices", **kept)}" id="first-page">First page</a>'
+    if next_cursor:
+        following = link("/devices", **kept, cursor=next_cursor)
+        pager += f'<a href="{following}" id="next-page" rel="next">Next page</a>'
+    return (
+        '<h1>Devices</h1><form class="filters" method="get" action="/devices">'
+        f'{fields}<button type="submit" id="filter">Filter</button></form>'
+        '<table id="devices" class="devices"><thead><tr><th scope="col">Device</th>'
+        '<th scope="col">Organisation</th>'
+        '<th scope="col">Platform</th><th scope="col">Status</th><th scope="col">Bans violated</th>'
+        f'<th scope="col">Last decision</th></tr></thead><tbody>{rows}</tbody></table>'
+        + ("" if devices else '<p class="empty">No device matches.</p>')
+        + f'<div class="pager">{pager}</div>'
+    )
+
+
+def _entries(title: str, entries: Sequence[Mapping[str, Any]]) -> str:
+    if not entries:
+        return ""
+    rows = "".join(
+        f"<tr><td>{esc(e.get('rule'))}</td><td>{esc(e.get('ban'))}</td><td><code>{esc(e.get('app_id'))}</code></td>"
+        f"<td>{esc(e.get('scope'))}</td><td>{esc(e.get('remediation') or e.get('message') or '')}</td></tr>"
+        for e in entries
+    )
+    return (
+        f'<h3>{title}</h3><table><thead><tr><th scope="col">Rule</th><th scope="col">Ban</th>'
+        '<th scope="col">App</th><th scope="col">Scope</th><th scope="col">Remediation</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str:
+    decision = device.get("decision") or {}
+    facts = [
+        ("Device", device["device_id"]), ("Organisation", device.get("organization")),
+        ("Platform", device.get("platform")), ("Last decision", device["decided_at"]),
+        ("Decision id", device["decision_id"]), ("Decided by", device["sender"]),
+        ("Policy revision", decision.get("policy_revision")), ("Last seen", device["last_seen"]),
+    ]  # fmt: skip
+    status = device.get("status") or {}
+    for name, info in (status.get("bundles") or {}).items():
+        facts.append(
+            (f"Bundle {name}", f"{info.get('active_revision', '')} {info.get('message') or ''}".strip())
+        )
+    badge = _badge({"stale": device["stale"], "verdict": _verdict(device)})
+    apps = (report or {}).get("apps") or []
+    app_rows = "".join(
+        f"<tr><td><code>{esc(a.get('id'))}</code></td><td>{esc(a.get('name') or '')}</td>"
+        f"<td>{esc(a.get('version') or '')}</td></tr>"
+        for a in apps[:5000]
+    )
+    history = "".join(
+        f"<tr><td>{esc(h['decided_at'])}</td><td>{_badge({'verdict': _verdict(h)})}</td>"
+        f"<td><code>{esc(h['decision_id'])}</code></td><td>{esc(h['sender'])}</td></tr>"
+        for h in device["history"]
+    )
+    return "".join([
+        f'<h1 id="device-title">{esc(device["device_id"])} {badge}</h1>',
+        '<dl class="facts">', *(f"<dt>{esc(k)}</dt><dd>{esc(v or '')}</dd>" for k, v in facts), "</dl>",
+        _entries("Violations", decision.get("violations") or []),
+        _entries("Warnings", decision.get("warnings") or []),
+        _entries("Exempted", decision.get("exempted") or []),
+        '<h3>History</h3><table id="history"><thead><tr><th scope="col">Decided at</th>'
+        '<th scope="col">Status</th><th scope="col">Decision id</th><th scope="col">Sender</th></tr></thead>'
+        f"<tbody>{history}</tbody></table>",
+        f'<h3>Apps ({fmt_int(len(apps))})</h3><table id="apps"><thead><tr><th scope="col">Id</th>'
+        '<th scope="col">Name</th><th scope="col">Version</th></tr></thead>'
+        f"<tbody>{app_rows}</tbody></table>",
+    ])  # fmt: skip
+
+
+def _verdict(item: Mapping[str, Any]) -> str:
+    return str(item.get("verdict") or "undecided")
