@@ -150,11 +150,18 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return JSONResponse({"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()),
                              "points": points})  # fmt: skip
 
+    async def openapi(_request: Request) -> Response:
+        from pyagent.server.openapi import document
+
+        return JSONResponse(document())
+
     return [
+        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/summary", summary, methods=["GET"]),
         Route("/api/v1/devices", device_list, methods=["GET"]),
-        Route("/api/v1/devices/{device_id}", device, methods=["GET"]),
-        Route("/api/v1/devices/{device_id}/compliance", device_compliance, methods=["GET"]),
+        # ids may hold slashes: the compliance route is tried first
+        Route("/api/v1/devices/{device_id:path}/compliance", device_compliance, methods=["GET"]),
+        Route("/api/v1/devices/{device_id:path}", device, methods=["GET"]),
         Route("/api/v1/rollout/{name}", rollout, methods=["GET"]),
         Route("/api/v1/history", history, methods=["GET"]),
     ]

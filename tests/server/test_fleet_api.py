@@ -275,3 +275,18 @@ def test_exports_csv(api: Api, decided: list[Decided]) -> None:
 def test_an_agent_token_cannot_read_the_fleet(api: Api) -> None:
     for path in ("/api/v1/summary", "/api/v1/devices", "/api/v1/history", "/api/v1/devices/x/compliance"):
         assert api.client.get(path, headers=api.agent).status_code == 403
+
+
+def test_openapi_document_lists_every_route(api: Api) -> None:
+    from pyagent.server.app import create_app
+    from pyagent.server.settings import ServerSettings
+
+    document = api.client.get("/api/v1/openapi.json").json()
+    assert document["openapi"] == "3.1.0"
+    app = create_app(ServerSettings(), api.client.app.state.ctx.store)  # type: ignore[attr-defined]
+    served = {
+        route.path.replace(":path", "")
+        for route in app.routes
+        if getattr(route, "path", "").startswith(("/api/", "/bundles", "/logs", "/status", "/health"))
+    }
+    assert served - {"/api/v1/openapi.json"} == set(document["paths"])

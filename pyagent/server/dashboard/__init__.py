@@ -126,7 +126,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     return [
         Route("/", overview, methods=["GET"]),
         Route("/devices", devices, methods=["GET"]),
-        Route("/devices/{device_id}", device, methods=["GET"]),
+        Route("/devices/{device_id:path}", device, methods=["GET"]),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),

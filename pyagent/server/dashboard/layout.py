@@ -5,7 +5,7 @@ and the logout form with its CSRF token."""
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pyagent import __version__
 from pyagent.fleet.html_assets import CSS as REPORT_CSS
@@ -51,6 +51,11 @@ def link(path: str, **params: object) -> str:
     """A local link with its query, escaped for an attribute."""
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
     return esc(f"{path}?{query}" if query else path)
+
+
+def device_link(device_id: str) -> str:
+    """The device page's address: the id percent-encoded (slashes too), escaped for an attribute."""
+    return esc("/devices/" + quote(device_id, safe=""))
 
 
 def page(title: str, body: str, *, here: str, csrf: str | None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pyagent.fleet.html_assets import esc, fmt_int, percent, stacked_bars
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
-from pyagent.server.dashboard.layout import link
+from pyagent.server.dashboard.layout import device_link, link
 
 WITH_STALE = (*COUNT_COLUMNS, ("stale", "Stale"))
 
@@ -81,7 +81,7 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             for rev, n in r["by_revision"].items()
         )
         refusals = "".join(
-            f'<li><a href="{link("/devices/" + r2["instance_id"])}">{esc(r2["instance_id"])}</a>: '
+            f'<li><a href="{device_link(r2["instance_id"])}">{esc(r2["instance_id"])}</a>: '
             f"{esc(r2.get('code') or '')} {esc(r2.get('message') or '')}</li>"
             for r2 in r["refusals"][:50]
         )
@@ -101,7 +101,7 @@ def _stale(stale: Sequence[dict[str, Any]]) -> str:
     if not stale:
         return '<p class="empty">Every device decided recently.</p>'
     rows = "".join(
-        f'<tr><td><a href="{link("/devices/" + d["device_id"])}">{esc(d["device_id"])}</a></td>'
+        f'<tr><td><a href="{device_link(d["device_id"])}">{esc(d["device_id"])}</a></td>'
         f"<td>{esc(d.get('organization') or '')}</td><td>{esc(d['decided_at'])}</td></tr>"
         for d in stale
     )
@@ -123,7 +123,7 @@ def device_list(
         for name in FILTERS
     )
     rows = "".join(
-        f'<tr data-device="{esc(d["device_id"])}"><td><a href="{link("/devices/" + d["device_id"])}">'
+        f'<tr data-device="{esc(d["device_id"])}"><td><a href="{device_link(d["device_id"])}">'
         f"{esc(d['device_id'])}</a></td><td>{esc(d.get('organization') or '')}</td>"
         f"<td>{esc(d.get('platform') or '')}</td><td>{_badge(d)}</td><td>{esc(' '.join(d['bans']))}</td>"
         f"<td>{esc(d['decided_at'])}</td></tr>"

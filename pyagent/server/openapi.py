@@ -1,0 +1,157 @@
+"""The OpenAPI 3.1 document of the server's HTTP API, served at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyagent import __version__
+
+_COUNTS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        k: {"type": "integer"}
+        for k in ("devices", "compliant", "non_compliant", "invalid", "undecided", "stale")
+    },
+}
+_ERROR = {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+
+
+def _param(name: str, description: str, where: str = "query", **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _op(
+    summary: str,
+    role: str,
+    params: list[dict[str, Any]] | None = None,
+    ok: dict[str, Any] | None = None,
+    status: str = "200",
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        status: {"description": "OK", "content": {"application/json": {"schema": ok or {"type": "object"}}}},
+        "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
+    }
+    if role != "anyone":
+        responses["401"] = {"description": "no valid bearer token"}
+        responses["403"] = {"description": f"the token's role is not {role}"}
+    return {
+        "summary": summary,
+        "description": f"Role: {role}.",
+        "parameters": params or [],
+        "responses": responses,
+        "security": [] if role == "anyone" else [{"bearer": []}],
+    }
+
+
+def document() -> dict[str, Any]:
+    at = _param(
+        "at", "RFC 3339 instant: answer from the history as of then (default: now)", format="date-time"
+    )
+    org = _param("organization", "only this organisation")
+    device = _param("device_id", "device id", "path")
+    name = _param("name", "bundle name", "path")
+    summary = {
+        **_COUNTS,
+        "properties": {
+            **_COUNTS["properties"],
+            "at": {"type": "string"},
+            "by_organization": {"type": "object", "additionalProperties": _COUNTS},
+            "by_platform": {"type": "object", "additionalProperties": _COUNTS},
+            "by_ban": {"type": "object"},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pyagent server",
+            "version": __version__,
+            "description": "OPA management APIs (Bundles, Decision Logs, Status) and the fleet API.",
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": {
+            "/health": {"get": _op("200 when the database answers", "anyone")},
+            "/bundles/{name}": {
+                "get": _op(
+                    "OPA Bundle API: the Rego build (ETag, If-None-Match, Prefer: wait=N)", "agent", [name]
+                )
+            },
+            "/bundles/{name}/wasm": {
+                "get": _op("The same revision for the embedded engine", "agent", [name])
+            },
+            "/logs": {"post": _op("OPA Decision Log API: a JSON array of events, gzip or identity", "agent")},
+            "/status": {"post": _op("OPA Status API", "agent", status="204")},
+            "/api/v1/bundles/{name}": {
+                "put": _op("Publish a revision (multipart bundle files)", "admin", [name], status="201")
+            },
+            "/api/v1/summary": {
+                "get": _op(
+                    "Fleet summary, now or as of ?at=",
+                    "reader",
+                    [at, org, _param("format", "json (default) or csv")],
+                    summary,
+                )
+            },
+            "/api/v1/devices": {
+                "get": _op(
+                    "A page of devices' current states",
+                    "reader",
+                    [
+                        org,
+                        _param("platform", "only this platform"),
+                        _param("allow", "true or false"),
+                        _param("stale", "true or false"),
+                        _param("ban", "devices violating this ban"),
+                        _param("cursor", "next_cursor of the previous page"),
+                        _param("limit", "page size, 1-1000", type="integer"),
+                        _param("format", "json (default) or csv"),
+                    ],
+                )
+            },
+            "/api/v1/devices/{device_id}": {
+                "get": _op(
+                    "A device's current state and decision history",
+                    "reader",
+                    [device, _param("history", "decisions listed", type="integer")],
+                )
+            },
+            "/api/v1/devices/{device_id}/compliance": {
+                "get": _op(
+                    "For access gating: unknown, stale or non-compliant devices are not compliant",
+                    "reader",
+                    [device],
+                    {
+                        "type": "object",
+                        "properties": {
+                            "device_id": {"type": "string"},
+                            "compliant": {"type": "boolean"},
+                            "stale": {"type": "boolean"},
+                            "as_of": {"type": ["string", "null"]},
+                            "decision_id": {"type": ["string", "null"]},
+                            "known": {"type": "boolean"},
+                        },
+                    },
+                )
+            },
+            "/api/v1/rollout/{name}": {
+                "get": _op("Devices per active revision; refusals with reasons", "reader", [name])
+            },
+            "/api/v1/history": {
+                "get": _op(
+                    "Counts per step, for charts",
+                    "reader",
+                    [
+                        _param("from", "RFC 3339", format="date-time"),
+                        _param("to", "RFC 3339", format="date-time"),
+                        _param("step", "e.g. 3600, 15m, 1h, 1d"),
+                        org,
+                    ],
+                )
+            },
+        },
+    }
