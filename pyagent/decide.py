@@ -48,6 +48,8 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
 
     Raises :class:`EngineError` (exit 3) when the engine's answer is not a decision, and
     returns a decision with ``errors`` (and ``allow`` false) when the policy reports errors.
+    ``decision_id`` is the engine's own when it gives one (an OPA server that logs decisions), so
+    that OPA's decision log and pyagent's name the same decision; else a new UUID.
     """
     result = engine.evaluate({"at": at, "report": report})
     _check_shape(result, engine)
@@ -65,7 +67,7 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
         "evaluated_at": at,
         "policy_revision": revision,
         "engine": engine.decided_by.value,
-        "decision_id": str(uuid.uuid4()),
+        "decision_id": engine.last_decision_id or str(uuid.uuid4()),
     }
     if engine.fallback_reason:
         decision["fallback_reason"] = engine.fallback_reason

@@ -7,8 +7,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from pyagent.agentconfig import AgentConfig
 from pyagent.collectors.base import Inventory
+from pyagent.config import AgentConfig
 from pyagent.errors import InvalidInputError
 from pyagent.timeutil import now_rfc3339
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyagent.agent.settings import read_secret
+from pyagent.config.files import read_secret
 from pyagent.errors import InvalidInputError
 
 GENESIS = "0" * 64

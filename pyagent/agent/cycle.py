@@ -9,14 +9,17 @@ Outcomes and their exit codes (those of ``pyagent check``): ``compliant`` 0, ``n
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
-from pyagent.agentconfig import AgentConfig
 from pyagent.collectors.registry import CollectorName, get_collector
+from pyagent.config import AgentConfig
 from pyagent.decide import decide, raise_for_policy_errors
 from pyagent.engines.base import Engine, EngineSettings
 from pyagent.engines.select import build_engine, resolve
@@ -28,26 +31,51 @@ from pyagent.timeutil import now_rfc3339
 COMPLIANT, NON_COMPLIANT, INVALID, NO_DECISION = "compliant", "non-compliant", "invalid", "no-decision"
 
 
-class EngineHolder:
-    """Builds the engine on first use and keeps it; a failed build is retried on the next run."""
+BundleInfo = dict[str, dict[str, str]]
+Loader = Callable[[], tuple[Engine, BundleInfo]]
 
-    def __init__(self, settings: EngineSettings) -> None:
+
+class EngineHolder:
+    """Builds the engine on first use and keeps it; a failed build is retried on the next run.
+
+    ``loader`` builds it (default: from the settings, as ``check`` does) and names the bundles it
+    evaluates (``{name: {"revision": ...}}``, for decision-log events). The bundle plug-in ``install``s
+    a new engine from another thread: ``lock`` is held while an engine is used.
+    """
+
+    def __init__(self, settings: EngineSettings, *, loader: Loader | None = None) -> None:
         self.settings = settings
+        self._loader = loader or (lambda: (build_engine(settings), {}))
         self._engine: Engine | None = None
+        self._bundles: BundleInfo = {}
+        self.lock = threading.RLock()
 
     @property
     def name(self) -> str:
         return resolve(self.settings).value
 
     def get(self) -> Engine:
-        if self._engine is None:
-            self._engine = build_engine(self.settings)
-        return self._engine
+        with self.lock:
+            if self._engine is None:
+                self._engine, self._bundles = self._loader()
+            return self._engine
+
+    def bundles(self) -> BundleInfo:
+        with self.lock:
+            return dict(self._bundles)
+
+    def install(self, engine: Engine, bundles: BundleInfo) -> None:
+        """Use ``engine`` from now on (the old one is closed)."""
+        with self.lock:
+            old, self._engine, self._bundles = self._engine, engine, bundles
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        with self.lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
 
     def __enter__(self) -> EngineHolder:
         return self
@@ -74,18 +102,32 @@ def _describe(error: BaseException) -> tuple[str, int, str]:
     return NO_DECISION, 3, f"internal error: {type(error).__name__}: {error}".replace("\n", " ")
 
 
-def run_once(config: AgentConfig, engines: EngineHolder) -> RunResult:
-    """Collect, validate and decide once. Never raises for a failed run: the failure is the result."""
+def run_once(config: AgentConfig, engines: EngineHolder, flags: FactFlags | None = None) -> RunResult:
+    """Collect, validate and decide once. Never raises for a failed run: the failure is the result.
+
+    The record keeps the policy input (``{"at", "report"}``, exactly what the engine got), the bundles
+    the engine evaluated and how long the decision took: the decision-log event is made of them.
+    """
     started_at = utc_now()
     report: dict[str, Any] | None = None
+    policy_input: dict[str, Any] | None = None
     decision: dict[str, Any] | None = None
+    bundles: BundleInfo = {}
+    elapsed_ns: int | None = None
     error: BaseException | None = None
     try:
-        facts = resolve_facts(FactFlags(), config)
+        facts = resolve_facts(flags or FactFlags(), config)
         inventory = get_collector(CollectorName.LINUX).collect()
         report = build_report(inventory, facts)
         check_report(report, "report collected from this machine")
-        decision = decide(engines.get(), report, at=now_rfc3339())
+        at = now_rfc3339()
+        policy_input = {"at": at, "report": report}
+        with engines.lock:
+            engine = engines.get()
+            bundles = engines.bundles()
+            began = time.perf_counter_ns()
+            decision = decide(engine, report, at=at)
+            elapsed_ns = time.perf_counter_ns() - began
         raise_for_policy_errors(decision, source="this machine")
     except Exception as err:  # every failure is recorded as this run's result, and told by the caller
         error = err
@@ -110,6 +152,9 @@ def run_once(config: AgentConfig, engines: EngineHolder) -> RunResult:
         "policy_revision": decision["policy_revision"] if decision is not None else None,
         "engine": decision["engine"] if decision is not None else engines.name,
         "decision": decision,
+        "input": policy_input,
+        "bundles": bundles,
+        "metrics": {"timer_pyagent_decide_ns": elapsed_ns} if elapsed_ns is not None else {},
         "started_at": started_at,
         "finished_at": utc_now(),
         "agent_version": __version__,

@@ -1,8 +1,13 @@
-"""``pyagent agent run``: run, record, ship; then sleep ``interval +- jitter`` until SIGTERM.
+"""``pyagent agent run``: decide, record; then sleep ``interval +- jitter`` until SIGTERM; the plug-ins
+(policy bundles in, decision logs and status out) beside it.
 
 The order in every run is fixed: the result is committed to the spool (WAL, ``synchronous=FULL``)
-and only then reported on stdout (one JSON line with its ``seq`` and ``id``) and shipped. A SIGKILL
+and only then reported on stdout (one JSON line with its ``seq`` and ``id``) and uploaded. A SIGKILL
 at any moment loses at most the run in flight, which was never reported as recorded.
+
+``--once``: one bundle download attempt (no long poll), one decision, one upload, one status message,
+in that order. Otherwise one bundle attempt first, then the decisions in this thread and each plug-in
+in a thread of its own (:mod:`pyagent.agent.threads`).
 
 SIGTERM and SIGINT set a flag: a sleep ends at once, a run in progress is finished and recorded,
 then the agent exits 0.
@@ -22,10 +27,12 @@ from typing import Any, TextIO
 
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import EngineHolder, run_once
-from pyagent.agent.ship import Collector, ship_pending
 from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, move_aside, utc_now
-from pyagent.agentconfig import AgentConfig
+from pyagent.agent.threads import PluginThreads, guarded
+from pyagent.agent.wiring import Plugins
+from pyagent.config import AgentConfig
 from pyagent.errors import InvalidInputError
+from pyagent.facts import FactFlags
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -71,6 +78,7 @@ class ActivityLog:
 
     def __init__(self, path: Path | None, echo: Callable[[str], None]) -> None:
         self._echo = echo
+        self._lock = threading.Lock()
         self._file: TextIO | None = None
         if path is not None:
             try:
@@ -82,11 +90,16 @@ class ActivityLog:
                 ) from err
 
     def event(self, name: str, text: str, **fields: Any) -> None:
-        self._echo(f"pyagent: agent: {text}")
-        if self._file is not None:
-            line = json.dumps({"at": utc_now(), "event": name, **fields}, ensure_ascii=False, default=str)
-            self._file.write(line + "\n")
-            self._file.flush()
+        with self._lock:  # the plug-ins' threads tell too
+            self._echo(f"pyagent: agent: {text}")
+            if self._file is not None:
+                line = json.dumps({"at": utc_now(), "event": name, **fields}, ensure_ascii=False, default=str)
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def notify(self, name: str, text: str, fields: dict[str, object]) -> None:
+        """``event`` in the plug-ins' calling convention."""
+        self.event(name, text, **fields)
 
     def close(self) -> None:
         if self._file is not None:
@@ -104,7 +117,6 @@ class RunPlan:
     jitter: float
     once: bool
     move_corrupt_aside: bool
-    collector: Collector | None
 
 
 def open_spool(plan: RunPlan, log: ActivityLog) -> Spool:
@@ -145,57 +157,73 @@ def _record(
         return spool, spool.append(content, max_records=plan.max_records)
 
 
+def _decide_and_record(
+    spool: Spool,
+    plan: RunPlan,
+    config: AgentConfig,
+    engines: EngineHolder,
+    flags: FactFlags,
+    out: Callable[[str], None],
+    log: ActivityLog,
+) -> tuple[Spool, int]:
+    result = run_once(config, engines, flags)
+    spool, row = _record(spool, plan, result.content, log)
+    out(
+        json.dumps(
+            {
+                "event": "recorded",
+                "seq": row.seq,
+                "id": row.id,
+                "hash": row.hash,
+                "outcome": result.outcome,
+                "exit_code": result.exit_code,
+            }
+        )
+    )
+    log.event(
+        "recorded",
+        f"seq {row.seq} recorded: {result.summary}",
+        seq=row.seq,
+        id=row.id,
+        outcome=result.outcome,
+        exit_code=result.exit_code,
+    )
+    return spool, result.exit_code
+
+
 def run_agent(
-    plan: RunPlan, config: AgentConfig, engines: EngineHolder, out: Callable[[str], None], log: ActivityLog
+    plan: RunPlan,
+    config: AgentConfig,
+    engines: EngineHolder,
+    out: Callable[[str], None],
+    log: ActivityLog,
+    plugins: Plugins | None = None,
+    flags: FactFlags | None = None,
 ) -> int:
     """The agent loop. Returns the last run's exit code with ``once``, else 0 after a stop signal."""
+    plugins = plugins or Plugins()
+    flags = flags or FactFlags()
     spool = open_spool(plan, log)
     exit_code = 0
     try:
         with StopFlag() as stop:
-            while True:
-                result = run_once(config, engines)
-                spool, row = _record(spool, plan, result.content, log)
-                out(
-                    json.dumps(
-                        {
-                            "event": "recorded",
-                            "seq": row.seq,
-                            "id": row.id,
-                            "hash": row.hash,
-                            "outcome": result.outcome,
-                            "exit_code": result.exit_code,
-                        }
-                    )
-                )
-                log.event(
-                    "recorded",
-                    f"seq {row.seq} recorded: {result.summary}",
-                    seq=row.seq,
-                    id=row.id,
-                    outcome=result.outcome,
-                    exit_code=result.exit_code,
-                )
-                if plan.collector is not None:
-                    shipped = ship_pending(spool, plan.collector)
-                    if shipped.error is None:
-                        log.event(
-                            "shipped",
-                            f"shipped {shipped.sent}, {shipped.pending} pending",
-                            sent=shipped.sent,
-                            pending=shipped.pending,
-                        )
-                    else:
-                        log.event(
-                            "ship_failed",
-                            f"shipped {shipped.sent}, {shipped.pending} pending: {shipped.error}",
-                            sent=shipped.sent,
-                            pending=shipped.pending,
-                            error=shipped.error,
-                        )
-                exit_code = result.exit_code
-                if plan.once or stop.event.is_set() or stop.sleep(next_delay(plan.interval, plan.jitter)):
-                    break
+            bundle, bundle_delay = plugins.bundle, 0.0
+            if bundle is not None:
+                bundle.start()
+                bundle_delay = guarded(log, "bundle", lambda: bundle.step(wait=False))
+            if plan.once:
+                spool, exit_code = _decide_and_record(spool, plan, config, engines, flags, out, log)
+                if plugins.logs is not None:
+                    logs = plugins.logs
+                    guarded(log, "decision_logs", lambda: logs.step(spool))
+                if plugins.status is not None:
+                    guarded(log, "status", plugins.status.step)
+                return exit_code
+            with PluginThreads(plugins, stop.event, log, plan.spool_path, plan.key, bundle_delay):
+                while True:
+                    spool, exit_code = _decide_and_record(spool, plan, config, engines, flags, out, log)
+                    if stop.event.is_set() or stop.sleep(next_delay(plan.interval, plan.jitter)):
+                        break
             if stop.signal_name:
                 log.event("stopped", f"stopped by {stop.signal_name}", signal=stop.signal_name)
     finally:

@@ -7,8 +7,10 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pyagent.errors import InvalidInputError
 
@@ -99,3 +101,52 @@ def move_aside(path: Path) -> Path:
     except OSError as err:
         raise SpoolError(f"{path}: cannot move the corrupt spool aside: {err.strerror}") from err
     return target
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The chain's identity, anchor, head and counters, as ``meta`` holds them."""
+
+    chain_id: str
+    created_at: str
+    origin: str
+    mac: str
+    key_id: str | None
+    anchor_seq: int
+    anchor_hash: str
+    head_seq: int
+    head_hash: str
+    head_id: str | None
+    dropped: int
+    dropped_unshipped: int
+
+    def chain_json(self) -> dict[str, Any]:
+        """What the collector gets with every record: enough to anchor the chain elsewhere."""
+        return {
+            "chain_id": self.chain_id,
+            "mac": self.mac,
+            "key_id": self.key_id,
+            "head": {"seq": self.head_seq, "hash": self.head_hash, "id": self.head_id},
+            "anchor": {"seq": self.anchor_seq, "hash": self.anchor_hash},
+            "dropped": self.dropped,
+            "dropped_unshipped": self.dropped_unshipped,
+        }
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One row of ``records`` as stored, the body unparsed (for the verifier)."""
+
+    seq: int
+    id: str
+    prev_hash: str
+    hash: str
+    body: str
+    shipped_at: str | None
+
+
+@dataclass(frozen=True)
+class ShipStatus:
+    last_attempt_at: str | None
+    last_ok_at: str | None
+    last_error: str | None

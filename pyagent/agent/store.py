@@ -17,16 +17,19 @@ are covered by the chain (and by the key, when there is one).
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from pyagent.agent.chain import GENESIS, ChainKey, canonical_json
 from pyagent.agent.spoolfile import (
+    ChainState,
+    RawRecord,
+    ShipStatus,
     SpoolCorruptError,
     SpoolError,
     move_aside,
@@ -64,55 +67,7 @@ CREATE INDEX records_pending ON records (seq) WHERE shipped_at IS NULL;
 _CHAIN_KEYS = ("format", "chain_id", "created_at", "origin", "mac", "key_id", "anchor_seq", "anchor_hash")
 _COUNTER_KEYS = ("head_seq", "head_hash", "head_id", "dropped", "dropped_unshipped")
 _SHIP_KEYS = ("last_ship_at", "last_ship_ok_at", "last_ship_error")
-
-
-@dataclass(frozen=True)
-class ChainState:
-    """The chain's identity, anchor, head and counters, as ``meta`` holds them."""
-
-    chain_id: str
-    created_at: str
-    origin: str
-    mac: str
-    key_id: str | None
-    anchor_seq: int
-    anchor_hash: str
-    head_seq: int
-    head_hash: str
-    head_id: str | None
-    dropped: int
-    dropped_unshipped: int
-
-    def chain_json(self) -> dict[str, Any]:
-        """What the collector gets with every record: enough to anchor the chain elsewhere."""
-        return {
-            "chain_id": self.chain_id,
-            "mac": self.mac,
-            "key_id": self.key_id,
-            "head": {"seq": self.head_seq, "hash": self.head_hash, "id": self.head_id},
-            "anchor": {"seq": self.anchor_seq, "hash": self.anchor_hash},
-            "dropped": self.dropped,
-            "dropped_unshipped": self.dropped_unshipped,
-        }
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One row of ``records`` as stored, the body unparsed (for the verifier)."""
-
-    seq: int
-    id: str
-    prev_hash: str
-    hash: str
-    body: str
-    shipped_at: str | None
-
-
-@dataclass(frozen=True)
-class ShipStatus:
-    last_attempt_at: str | None
-    last_ok_at: str | None
-    last_error: str | None
+ASIDE = "aside."
 
 
 class Spool:
@@ -377,8 +332,29 @@ class Spool:
 
     def mark_shipped(self, seq: int, at: str) -> None:
         """The collector answered 2xx for record ``seq`` (committed at once)."""
-        with sqlite_errors(self.path, "write to"):
-            self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (at, seq))
+        self.mark_shipped_many([seq], at)
+
+    def mark_shipped_many(self, seqs: list[int], at: str) -> None:
+        """The server answered 2xx for the records ``seqs`` (one transaction)."""
+        with sqlite_errors(self.path, "write to"), self._transaction():
+            self._conn.executemany("UPDATE records SET shipped_at = ? WHERE seq = ?", [(at, s) for s in seqs])
+
+    def set_aside(self, seq: int, at: str, reason: str) -> None:
+        """Record ``seq`` was refused for what it is (a 4xx): kept, listed with ``reason``, not re-sent.
+        The list lives in ``meta`` (``aside.<seq>``), outside the chain: set-aside is a shipping state."""
+        entry = json.dumps({"seq": seq, "at": at, "reason": reason[:1000]}, ensure_ascii=False)
+        with sqlite_errors(self.path, "write to"), self._transaction():
+            self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"set aside {at}", seq))
+            self._set_meta(**{f"{ASIDE}{seq:020d}": entry})
+
+    def set_aside_list(self, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """(how many records were set aside, the newest ``limit`` of them, newest first)."""
+        with sqlite_errors(self.path, "read"):
+            where = "FROM meta WHERE key >= ? AND key < ?"
+            bounds = (ASIDE, ASIDE[:-1] + chr(ord(ASIDE[-1]) + 1))
+            (count,) = self._conn.execute(f"SELECT COUNT(*) {where}", bounds).fetchone()
+            rows = self._conn.execute(f"SELECT value {where} ORDER BY key DESC LIMIT ?", (*bounds, limit))
+            return int(count), [json.loads(row[0]) for row in rows]
 
     def note_ship(self, *, at: str, error: str | None) -> None:
         """Remember the last shipping attempt and its outcome (for ``agent status``)."""

@@ -39,6 +39,8 @@ class RejectionKind(enum.StrEnum):
     """The signed manifest carries no build serial (``metadata.pyagent.serial``): no rollback protection."""
     ROLLBACK = "rollback"
     """The build serial is older than the last accepted one, or reuses it for different content."""
+    OUTSIDE_ROOTS = "outside-roots"
+    """The manifest's ``roots`` are malformed or overlap, or a file lies outside them."""
 
 
 class BundleRejected(NoDecisionError):

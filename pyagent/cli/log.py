@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from pyagent.agent.chain import load_key
-from pyagent.agent.settings import agent_settings
 from pyagent.agent.store import Spool
 from pyagent.agent.verify import verify_spool
-from pyagent.agentconfig import load_config
+from pyagent.config import agent_settings, load_config
 
 MAX_SHOWN = 50
 
@@ -37,7 +37,7 @@ corrupt, not a spool) or the key is missing or wrong.
     "--db",
     "db_path",
     type=click.Path(dir_okay=False),
-    help="The spool database (default: agent.spool_path, else /var/lib/pyagent/spool.sqlite).",
+    help="The spool database (default: agent.spool_path, else STATE_DIR/spool.sqlite).",
 )
 @click.option(
     "--key-file",
@@ -57,7 +57,7 @@ def verify(
 ) -> None:
     """Walk the hash chain from its anchor to its head; name every record that breaks it."""
     settings = agent_settings(load_config(config_path))
-    path = Path(db_path) if db_path else settings.spool_path
+    path = settings.spool_for(db_path, os.environ.get("PYAGENT_STATE_DIR"))
     key = load_key(Path(key_file) if key_file else settings.hmac_key_file)
     with Spool.open(path, key=key, readonly=True) as spool:
         result = verify_spool(spool, key)

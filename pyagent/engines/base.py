@@ -60,6 +60,9 @@ class Engine(ABC):
     decided_by: EngineName
     #: Why the last result came from a fallback engine, if it did.
     fallback_reason: str | None = None
+    #: The decision id the engine gave its last result (an OPA server with decision logging does), so
+    #: that the decision and the engine's own log name the same decision.
+    last_decision_id: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

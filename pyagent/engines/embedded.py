@@ -15,16 +15,18 @@ anything else is refused with exit code 3 and the reason (:mod:`pyagent.bundles`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.errors import InvalidInputError
-from pyagent.policy.data import load_overlay, merge, overlay_digest
+from pyagent.policy.data import DataOverlay, load_overlay, merge, overlay_digest
 
 if TYPE_CHECKING:
+    from pyagent.bundles.load import BundleTrust
     from pyagent.bundles.verify import VerifiedBundle
+    from pyagent.engines.wasm.bundle import WasmBundle
     from pyagent.engines.wasm.runtime import WasmPolicy
 
 #: Where `make policy` writes the compiled bundle in a checkout.
@@ -74,6 +76,20 @@ def verification_asked(settings: EngineSettings) -> bool:
     )
 
 
+def _activator(overlays: Sequence[DataOverlay]) -> Callable[[WasmBundle], WasmPolicy]:
+    """What makes a bundle evaluable: its wasm compiled, its data (and the overlays) set, bans indexed."""
+    from pyagent.engines.wasm.runtime import WasmPolicy
+
+    def activate(bundle: WasmBundle) -> WasmPolicy:
+        policy = WasmPolicy(bundle.wasm)
+        data = merge(bundle.data, overlays)
+        policy.set_data(data)
+        keep_ban_keys(policy, data)
+        return policy
+
+    return activate
+
+
 class EmbeddedEngine(Engine):
     """Evaluates the wasm-compiled policy in this process. Not thread-safe: one per thread."""
 
@@ -96,19 +112,45 @@ class EmbeddedEngine(Engine):
         self.verified = verified
 
     @classmethod
+    def from_bundle(
+        cls,
+        bundle: WasmBundle,
+        *,
+        source: str,
+        verified: VerifiedBundle | None = None,
+        data_files: Sequence[str] = (),
+    ) -> EmbeddedEngine:
+        """An engine for a bundle already read (and, when signed, already verified) by the caller."""
+        overlays = [load_overlay(path) for path in data_files]
+        suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
+        policy = _activator(overlays)(bundle)
+        return cls(policy, revision_suffix=suffix, source=source, manifest=bundle.manifest, verified=verified)
+
+    @classmethod
+    def from_trusted_file(
+        cls, path: Path, trust: BundleTrust | None, *, data_files: Sequence[str] = ()
+    ) -> EmbeddedEngine:
+        """An engine for the bundle at ``path``, verified under ``trust`` as it loads (when given)."""
+        from pyagent.bundles.load import load_bundle
+
+        overlays = [load_overlay(name) for name in data_files]
+        suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
+        loaded = load_bundle(path, trust, _activator(overlays))
+        return cls(
+            loaded.value,
+            revision_suffix=suffix,
+            source=loaded.source,
+            manifest=loaded.bundle.manifest,
+            verified=loaded.verified,
+        )
+
+    @classmethod
     def from_settings(cls, settings: EngineSettings) -> EmbeddedEngine:
         overlays = [load_overlay(path) for path in settings.data_files]
         path = Path(settings.bundle) if settings.bundle else default_bundle_path()
-        from pyagent.engines.wasm.bundle import WasmBundle, read_bundle
-        from pyagent.engines.wasm.runtime import WasmPolicy
+        from pyagent.engines.wasm.bundle import read_bundle
 
-        def activate(bundle: WasmBundle) -> WasmPolicy:
-            policy = WasmPolicy(bundle.wasm)
-            data = merge(bundle.data, overlays)
-            policy.set_data(data)
-            keep_ban_keys(policy, data)
-            return policy
-
+        activate = _activator(overlays)
         suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
         if not verification_asked(settings):
             # No signature to check: the bundle machinery (and its crypto imports) is not needed.

@@ -55,8 +55,11 @@ class FallbackEngine(Engine):
 
     def evaluate(self, policy_input: Mapping[str, Any]) -> dict[str, Any]:
         self.decided_by, self.fallback_reason = self._primary.name, None
+        self.last_decision_id = None
         try:
-            return self._primary.evaluate(policy_input)
+            result = self._primary.evaluate(policy_input)
+            self.last_decision_id = self._primary.last_decision_id
+            return result
         except EngineError as err:
             engine = self._embedded(reason=str(err))
             log.warning("OPA gave no decision (%s); deciding with the embedded engine", err)

@@ -119,6 +119,7 @@ class OpaServerEngine(Engine):
         """One decision within the total deadline: retries with exponential backoff and full jitter
         on connection errors and 5xx; every other failure at once. Never a default result."""
         settings = self._settings
+        self.last_decision_id = None
         deadline = time.monotonic() + settings.deadline
         attempt = 0
         while True:
@@ -174,6 +175,9 @@ class OpaServerEngine(Engine):
         result = response["result"]
         if not isinstance(result, dict):
             raise EngineError(f"OPA at {where}: malformed result (not a JSON object)")
+        decision_id = response.get("decision_id")
+        if isinstance(decision_id, str) and 0 < len(decision_id) <= 200:
+            self.last_decision_id = decision_id  # OPA gives one when it logs decisions
         return result
 
     def close(self) -> None:

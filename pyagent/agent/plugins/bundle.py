@@ -1,0 +1,226 @@
+"""The bundle plug-in: downloads policy as OPA does (Bundle API), verifies it, activates it atomically.
+
+One attempt (:meth:`BundlePlugin.step`):
+
+1. ``GET service.url/resource`` with ``If-None-Match`` (the active bundle's ETag; 304 = unchanged) and,
+   with ``polling.long_polling_timeout_seconds``, ``Prefer: wait=N``. Long polling goes on only while
+   the service answers ``Content-Type: application/vnd.openpolicyagent.bundles``, as in OPA; otherwise
+   the next attempt is in ``min..max_delay_seconds`` (at random), and after an error in an exponential
+   backoff capped at ``max_delay_seconds``. A redirect is an error; so is an answer that does not end
+   within the service's timeout (plus the long poll's wait).
+2. The body is streamed to a file in the bundle's directory and refused as soon as it passes
+   ``size_limit_bytes``.
+3. Before activation: the archive is read safely; with ``signing`` configured, its signature and every
+   file's digest are verified against ``[keys.KEYID]`` (:mod:`pyagent.bundles.verify`); its ``roots``
+   are checked (:mod:`pyagent.bundles.roots`); its build serial must not be older than the active
+   one's (:mod:`pyagent.bundles.state`); and the engine must load it (``prepare``).
+4. Activation: the archive replaces the active one by rename, the serial is recorded, then the engine
+   switches. On any failure the active bundle stays, and the refusal is recorded with its reason.
+
+With ``persist``, the active bundle is used again after a restart (verified again as it loads);
+without it, the agent starts with no bundle and downloads one, as OPA does.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
+from pyagent.agent.plugins.bundledir import BundleDir, BundleStatus
+from pyagent.agent.store import utc_now
+from pyagent.bundles.errors import BundleRejected, RejectionKind
+from pyagent.bundles.roots import check_roots
+from pyagent.bundles.verify import VerificationConfig, VerifiedBundle, verify_members
+from pyagent.config.opa import BundleSource
+from pyagent.engines.wasm.bundle import (
+    BundleError,
+    BundleLimits,
+    WasmBundle,
+    bundle_from_members,
+    read_members,
+)
+from pyagent.errors import PyagentError
+
+LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
+BACKOFF_BASE = 0.5
+
+Install = Callable[[], None]
+Prepare = Callable[[WasmBundle, VerifiedBundle | None], Install]
+Notify = Callable[[str, str, dict[str, object]], None]
+
+
+class BundlePlugin:
+    """One ``[bundles.NAME]``: its downloads, its active bundle and its status."""
+
+    def __init__(
+        self,
+        source: BundleSource,
+        client: ServiceClient,
+        directory: BundleDir,
+        *,
+        verification: VerificationConfig | None,
+        prepare: Prepare | None = None,
+        notify: Notify | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.source = source
+        self.client = client
+        self.dir = directory
+        self.verification = verification
+        self.prepare = prepare
+        self.notify = notify or (lambda event, text, fields: None)
+        self._rng = rng or random.Random()
+        self._long_poll_ok = source.polling.long_polling_timeout is not None
+        self._failures = 0
+        self.status = BundleStatus(source.name)
+        self.active = False
+        self.version = 0
+        """Grows with every change a status message should report."""
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def start(self) -> None:
+        """Prepare the directory; with ``persist``, the bundle active before the restart is active again."""
+        self.dir.prepare()
+        self.status = self.dir.load_status()
+        self.active = (
+            self.source.persist and self.dir.active_path.is_file() and bool(self.status.active_revision)
+        )
+        if not self.active:
+            self.status.etag = None
+            self.status.active_revision = self.status.active_serial = None
+        self.version += 1
+
+    def active_path(self) -> Path | None:
+        return self.dir.active_path if self.active else None
+
+    def problem(self) -> str:
+        """Why no bundle is active, in a few words."""
+        return self.status.message or "not downloaded yet"
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    def step(self, *, wait: bool = True) -> float:
+        """Download once (long polling only with ``wait``); returns the seconds until the next attempt."""
+        polling = self.source.polling
+        long_poll = polling.long_polling_timeout if wait and self._long_poll_ok else None
+        headers = {"Accept": "application/gzip, */*"}
+        if self.active and self.status.etag:
+            headers["If-None-Match"] = self.status.etag
+        if long_poll:
+            headers["Prefer"] = f"wait={long_poll}"
+        self.status.last_request = utc_now()
+        started = time.monotonic()
+        fd, download = self.dir.new_download()
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                reply = self.client.request(
+                    "GET",
+                    self.source.resource,
+                    timeout=self.client.service.timeout + (long_poll or 0),
+                    max_body=self.source.size_limit_bytes,
+                    headers=headers,
+                    sink=sink,
+                )
+            if polling.long_polling_timeout is not None:
+                self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
+            self.status.http_code = reply.status
+            if reply.status == 304:
+                return self._succeeded(long_poll, started, changed=False)
+            if reply.status != 200:
+                return self._failed("bundle_error", reply.message())
+            self.status.last_successful_download = utc_now()
+            self._activate(download, reply.headers.get("etag"))
+            return self._succeeded(long_poll, started, changed=True)
+        except BodyTooLarge as err:
+            return self._refused(RejectionKind.UNREADABLE.value, str(err))
+        except BundleRejected as err:
+            return self._refused(err.kind.value, str(err))
+        except (TransportError, PyagentError) as err:
+            return self._failed("bundle_error", str(err))
+        finally:
+            download.unlink(missing_ok=True)
+            self._save()
+
+    def _activate(self, download: Path, etag: str | None) -> None:
+        label = f"{self.name} ({self.client.url(self.source.resource)})"
+        raw = download.read_bytes()
+        limits = BundleLimits(max_archive_bytes=self.source.size_limit_bytes)
+        try:
+            files = read_members(raw, label=label, limits=limits)
+        except BundleError as err:
+            raise BundleRejected(RejectionKind.UNREADABLE, label, _detail(err, label)) from err
+        verified = verify_members(files, self.verification, label=label) if self.verification else None
+        check_roots(files, label)
+        if verified is not None:
+            self.dir.rollback.check(verified)
+        try:
+            bundle = bundle_from_members(files, label=label)
+            install = self.prepare(bundle, verified) if self.prepare else None
+        except PyagentError as err:
+            raise BundleRejected(RejectionKind.UNREADABLE, label, f"does not load: {err}") from err
+        if verified is not None:
+            self.dir.rollback.accept(verified, raw)  # atomic: the archive, then its serial
+        else:
+            self.dir.activate_unsigned(raw)
+        self.active = True
+        self.status.etag = etag
+        self.status.active_revision = bundle.revision
+        self.status.active_serial = verified.serial if verified else None
+        self.status.last_successful_activation = utc_now()
+        if install is not None:
+            install()
+        self.notify(
+            "bundle_activated",
+            f"bundle {self.name}: revision {bundle.revision} active",
+            {"bundle": self.name, "revision": bundle.revision},
+        )
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _succeeded(self, long_poll: int | None, started: float, *, changed: bool) -> float:
+        self.status.last_successful_request = self.status.last_request
+        had_error = self.status.code is not None
+        self.status.code = self.status.message = None
+        self._failures = 0
+        if changed or had_error:
+            self.version += 1
+        if long_poll and self._long_poll_ok:
+            quick = time.monotonic() - started < 1 and not changed
+            return 1.0 if quick else 0.0  # the next long poll at once, unless the service did not wait
+        polling = self.source.polling
+        return self._rng.uniform(polling.min_delay, polling.max_delay)
+
+    def _failed(self, code: str, message: str, *, told: bool = False) -> float:
+        if (self.status.code, self.status.message) != (code, message):
+            self.version += 1
+        self.status.code, self.status.message = code, message
+        if not told:
+            self.notify(
+                "bundle_failed", f"bundle {self.name}: {message}", {"bundle": self.name, "error": message}
+            )
+        self._failures += 1
+        return backoff(self._failures, base=BACKOFF_BASE, cap=self.source.polling.max_delay, rng=self._rng)
+
+    def _refused(self, kind: str, reason: str) -> float:
+        self.status.refused(utc_now(), kind, reason)
+        self.notify(
+            "bundle_refused",
+            f"bundle {self.name}: refused, the active bundle stays: {reason}",
+            {"bundle": self.name, "kind": kind, "reason": reason},
+        )
+        self.version += 1
+        return self._failed("bundle_error", reason, told=True)
+
+    def _save(self) -> None:
+        self.dir.save_status(self.status)
+
+
+def _detail(err: BundleError, label: str) -> str:
+    return str(err).removeprefix(f"bundle {label}: ")

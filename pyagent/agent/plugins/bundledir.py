@@ -1,0 +1,137 @@
+"""A bundle's directory in the agent's state: the active bundle, and what happened to the others.
+
+``STATE_DIR/bundles/NAME/``:
+
+* ``last-good-bundle.tar.gz`` — the active bundle, as downloaded (written to a temporary file, fsynced,
+  renamed: a crash leaves the old or the new one, never half of one);
+* ``bundle-state.json`` — its build serial, for rollback protection (:mod:`pyagent.bundles.state`);
+* ``status.json`` — the download state OPA's status reports (ETag, revision, times, the last error)
+  and the last refusals with their reasons, for ``agent status``;
+* ``.download-*`` — a download in progress; left over after a crash, removed at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyagent.bundles.state import LAST_GOOD_FILE, BundleState, StateError
+from pyagent.config.statedir import private_dir
+
+STATUS_FILE = "status.json"
+DOWNLOAD_PREFIX = ".download-"
+MAX_REFUSALS = 20
+
+
+@dataclass
+class BundleStatus:
+    """What ``status.json`` holds (and OPA's status message reports for the bundle)."""
+
+    name: str
+    etag: str | None = None
+    active_revision: str | None = None
+    active_serial: int | None = None
+    last_request: str | None = None
+    last_successful_request: str | None = None
+    last_successful_download: str | None = None
+    last_successful_activation: str | None = None
+    http_code: int | None = None
+    code: str | None = None
+    message: str | None = None
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+
+    def refused(self, at: str, kind: str, reason: str) -> None:
+        self.refusals = [*self.refusals, {"at": at, "kind": kind, "reason": reason}][-MAX_REFUSALS:]
+
+    def opa_json(self) -> dict[str, Any]:
+        """This bundle as OPA's status message gives it."""
+        document: dict[str, Any] = {"name": self.name}
+        for key in ("active_revision", "last_request", "last_successful_request", "last_successful_download",
+                    "last_successful_activation", "http_code"):  # fmt: skip
+            value = getattr(self, key)
+            if value is not None:
+                document[key] = value
+        if self.code:
+            document.update(code=self.code, message=self.message or "", errors=[self.message or self.code])
+        return document
+
+
+class BundleDir:
+    """One bundle's directory (created 0700 on first use)."""
+
+    def __init__(self, state_dir: Path, name: str) -> None:
+        self.path = state_dir / "bundles" / name
+        self.name = name
+        self.rollback = BundleState(self.path)
+
+    @property
+    def active_path(self) -> Path:
+        return self.path / LAST_GOOD_FILE
+
+    def prepare(self) -> None:
+        """Create the directory (private), and remove downloads a crash left behind."""
+        private_dir(self.path.parent, what="bundles directory")
+        private_dir(self.path, what=f"directory of bundle {self.name}")
+        for leftover in self.path.glob(DOWNLOAD_PREFIX + "*"):
+            leftover.unlink(missing_ok=True)
+
+    def new_download(self) -> tuple[int, Path]:
+        fd, name = tempfile.mkstemp(prefix=DOWNLOAD_PREFIX, dir=self.path)
+        return fd, Path(name)
+
+    def load_status(self) -> BundleStatus:
+        try:
+            document = json.loads((self.path / STATUS_FILE).read_bytes())
+        except FileNotFoundError:
+            return BundleStatus(self.name)
+        except (OSError, ValueError) as err:
+            raise StateError(
+                f"{self.path / STATUS_FILE}: unreadable ({err}); remove it to start over"
+            ) from err
+        known = set(BundleStatus.__dataclass_fields__)
+        return BundleStatus(**{k: v for k, v in document.items() if k in known} | {"name": self.name})
+
+    def save_status(self, status: BundleStatus) -> None:
+        write_atomic(self.path / STATUS_FILE, json.dumps(asdict(status), indent=2).encode() + b"\n")
+
+    def activate_unsigned(self, raw: bytes) -> None:
+        write_atomic(self.active_path, raw)
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """``content`` at ``path``: a temporary file in the same directory, fsync, rename, fsync the directory."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_statuses(state_dir: Path) -> list[dict[str, Any]]:
+    """Every bundle's ``status.json`` under ``state_dir`` (for ``agent status``), by name."""
+    found = []
+    root = state_dir / "bundles"
+    for path in sorted(root.glob(f"*/{STATUS_FILE}")) if root.is_dir() else []:
+        try:
+            document = json.loads(path.read_bytes())
+        except (OSError, ValueError) as err:
+            document = {"name": path.parent.name, "code": "unreadable", "message": f"{path}: {err}"}
+        if isinstance(document, dict):
+            found.append(document)
+    return found

@@ -1,0 +1,230 @@
+"""The decision-log plug-in: the spool's records uploaded as OPA decision-log events (Decision Log API).
+
+``POST service.url + resource`` (default ``/logs``), a gzip-compressed JSON array of events, oldest
+first, each batch at most ``upload_size_limit_bytes`` compressed. A record is marked shipped only after
+a 2xx answer. An answer that refuses the events themselves (400, 413, 422) is bisected down to the
+event that causes it, which is *set aside* with the server's reason: kept in the spool, listed by
+``agent status``, never re-sent, never dropped silently. Anything else (no answer, a redirect, 401,
+403, 404, 5xx) stops the upload until the next attempt, in an exponential backoff.
+
+An event (OPA's fields, and the chain's)::
+
+    {"decision_id": "...", "labels": {"id": "<device id>", "version": "<pyagent>", ...[labels]},
+     "bundles": {"pyagent": {"revision": "..."}}, "path": "pyagent/decision",
+     "input": {"at": "...", "report": {...}}, "result": {...the decision...}, "timestamp": "...",
+     "metrics": {"timer_pyagent_decide_ns": 123}, "pyagent": {"seq": 12, "hash": "...", "prev_hash": "..."}}
+
+A record without a policy input (a run that failed before it had a report) cannot be an event: it is
+set aside at once, with its outcome and error as the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent import __version__
+from pyagent.agent.http import ServiceClient, TransportError, backoff
+from pyagent.agent.store import RawRecord, Spool, utc_now
+from pyagent.config.opa import DecisionLogs
+from pyagent.errors import PyagentError
+
+DECISION_PATH = "pyagent/decision"
+MAX_PER_PASS = 5000
+REFUSED = (400, 413, 422)
+GZIP_TAIL = 16  # what closing a gzip stream adds at most: the final block, CRC-32 and length
+BACKOFF_BASE = 1.0
+
+Notify = Callable[[str, str, dict[str, object]], None]
+
+
+def event_of(row: RawRecord, labels: Mapping[str, str]) -> dict[str, Any] | str:
+    """The decision-log event of a spool record, or why the record cannot be one."""
+    try:
+        body = json.loads(row.body)
+    except ValueError:
+        return f"record seq {row.seq} is not JSON; run `pyagent log verify`"
+    policy_input = body.get("input") if isinstance(body, dict) else None
+    report = policy_input.get("report") if isinstance(policy_input, dict) else None
+    if not isinstance(policy_input, dict) or not isinstance(report, dict):
+        outcome = body.get("outcome") if isinstance(body, dict) else None
+        error = body.get("error") if isinstance(body, dict) else None
+        return f"no policy input to log: the run was {outcome or 'not a decision'}" + (
+            f" ({error})" if error else ""
+        )
+    device = report.get("device")
+    device_id = device.get("id") if isinstance(device, dict) else None
+    decision = body.get("decision") if isinstance(body.get("decision"), dict) else None
+    event: dict[str, Any] = {
+        "decision_id": (decision or {}).get("decision_id") or body.get("id") or row.id,
+        "labels": {**labels, "id": device_id or body.get("device_id") or "unknown", "version": __version__},
+        "path": DECISION_PATH,
+        "input": policy_input,
+        "timestamp": policy_input.get("at") or body.get("recorded_at"),
+        "metrics": body.get("metrics") or {},
+        "pyagent": {"seq": row.seq, "hash": row.hash, "prev_hash": row.prev_hash},
+    }
+    if isinstance(body.get("bundles"), dict) and body["bundles"]:
+        event["bundles"] = body["bundles"]
+    if decision is not None:
+        event["result"] = decision
+    return event
+
+
+def gzip_batches(
+    events: list[tuple[int, bytes]], limit: int
+) -> tuple[list[list[tuple[int, bytes]]], list[int]]:
+    """Split encoded events (seq, JSON) into batches whose gzip-compressed JSON array is at most
+    ``limit`` bytes, in order; and the seqs of events too large to fit even alone."""
+    batches: list[list[tuple[int, bytes]]] = []
+    too_large: list[int] = []
+    current: list[tuple[int, bytes]] = []
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    size = len(compressor.compress(b"["))
+    for seq, encoded in events:
+        trial = compressor.copy()
+        chunk = trial.compress((b"," if current else b"") + encoded) + trial.flush(zlib.Z_SYNC_FLUSH)
+        if size + len(chunk) + GZIP_TAIL <= limit:
+            current.append((seq, encoded))
+            compressor, size = trial, size + len(chunk)
+            continue
+        if current:
+            batches.append(current)
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        size = len(compressor.compress(b"["))
+        chunk = compressor.compress(encoded) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        if size + len(chunk) + GZIP_TAIL > limit:
+            too_large.append(seq)
+            current = []
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+            size = len(compressor.compress(b"["))
+            continue
+        current = [(seq, encoded)]
+        size += len(chunk)
+    if current:
+        batches.append(current)
+    return batches, too_large
+
+
+def gzip_array(batch: list[tuple[int, bytes]]) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    parts = [
+        compressor.compress(b"[" + b",".join(encoded for _, encoded in batch) + b"]"),
+        compressor.flush(),
+    ]
+    return b"".join(parts)
+
+
+@dataclass
+class UploadState:
+    """The last upload, for status messages and ``agent status``."""
+
+    last_attempt_at: str | None = None
+    last_ok_at: str | None = None
+    last_error: str | None = None
+    sent: int = 0
+    set_aside: int = 0
+
+
+class DecisionLogPlugin:
+    """Uploads a spool's pending records to ``[decision_logs]``."""
+
+    def __init__(
+        self,
+        config: DecisionLogs,
+        client: ServiceClient,
+        labels: Mapping[str, str],
+        *,
+        notify: Notify | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.labels = dict(labels)
+        self.notify = notify or (lambda event, text, fields: None)
+        self._rng = rng or random.Random()
+        self._failures = 0
+        self.state = UploadState()
+
+    def step(self, spool: Spool) -> float:
+        """Upload what is pending (oldest first); returns the seconds until the next attempt."""
+        at = utc_now()
+        self.state.last_attempt_at = at
+        error = self.upload(spool)
+        spool.note_ship(at=at, error=error)
+        self.state.last_error = error
+        if error is None:
+            self.state.last_ok_at = at
+            self._failures = 0
+            return self._rng.uniform(self.config.min_delay, self.config.max_delay)
+        self.notify("upload_failed", f"decision logs: {error}", {"error": error})
+        self._failures += 1
+        return backoff(self._failures, base=BACKOFF_BASE, cap=self.config.max_delay, rng=self._rng)
+
+    def upload(self, spool: Spool) -> str | None:
+        """Send every pending record; None when all went (or were set aside), else why it stopped."""
+        while True:
+            rows = spool.pending(MAX_PER_PASS)
+            if not rows:
+                return None
+            events: list[tuple[int, bytes]] = []
+            ids: dict[int, str] = {}
+            for row in rows:
+                event = event_of(row, self.labels)
+                if isinstance(event, str):
+                    self._set_aside(spool, row.seq, row.id, event)
+                    continue
+                ids[row.seq] = row.id
+                events.append(
+                    (row.seq, json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+                )
+            batches, too_large = gzip_batches(events, self.config.upload_size_limit_bytes)
+            limit = self.config.upload_size_limit_bytes
+            for seq in too_large:
+                reason = f"the event is over upload_size_limit_bytes ({limit}) even gzipped, alone"
+                self._set_aside(spool, seq, ids[seq], reason)
+            for batch in batches:
+                error = self._deliver(spool, batch, ids)
+                if error is not None:
+                    return error
+            if len(rows) < MAX_PER_PASS:
+                return None
+
+    def _deliver(self, spool: Spool, batch: list[tuple[int, bytes]], ids: Mapping[int, str]) -> str | None:
+        try:
+            reply = self.client.request(
+                "POST",
+                self.config.resource,
+                timeout=self.client.service.timeout,
+                max_body=64 * 1024,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                body=gzip_array(batch),
+            )
+        except (TransportError, PyagentError) as err:
+            return str(err)
+        if 200 <= reply.status < 300:
+            spool.mark_shipped_many([seq for seq, _ in batch], utc_now())
+            self.state.sent += len(batch)
+            return None
+        if reply.status not in REFUSED:
+            return f"{self.client.url(self.config.resource)}: {reply.message()}"
+        if len(batch) == 1:
+            seq = batch[0][0]
+            self._set_aside(spool, seq, ids[seq], f"refused by {self.client.url(self.config.resource)}: "
+                            f"{reply.message()}")  # fmt: skip
+            return None
+        middle = len(batch) // 2
+        return self._deliver(spool, batch[:middle], ids) or self._deliver(spool, batch[middle:], ids)
+
+    def _set_aside(self, spool: Spool, seq: int, record_id: str, reason: str) -> None:
+        spool.set_aside(seq, utc_now(), reason)
+        self.state.set_aside += 1
+        self.notify(
+            "event_set_aside",
+            f"decision logs: record seq {seq} set aside: {reason}",
+            {"seq": seq, "id": record_id, "reason": reason},
+        )

@@ -1,0 +1,130 @@
+"""The status plug-in: OPA status messages (Status API), after each change and every ``max_delay``.
+
+``POST service.url/status`` with::
+
+    {"labels": {"id": "<device id>", "version": "<pyagent>", ...[labels]},
+     "bundles": {"pyagent": {"name": "pyagent", "active_revision": "...", "last_request": "...",
+                             "last_successful_request": "...", "last_successful_download": "...",
+                             "last_successful_activation": "...", "http_code": 200,
+                             "code": "bundle_error", "message": "...", "errors": ["..."]}},
+     "plugins": {"bundle": {"state": "OK"}, "decision_logs": {"state": "OK"}, "status": {"state": "OK"}},
+     "decision_logs": {"set_aside": 0, "last_error": null}}
+
+``code``, ``message`` and ``errors`` are there only while the bundle's last attempt failed, as in OPA.
+A plug-in is ``NOT_READY`` before its first success (a bundle: before one is active), ``ERR`` while
+its last attempt failed, else ``OK``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent import __version__
+from pyagent.agent.http import ServiceClient, TransportError
+from pyagent.agent.plugins.bundle import BundlePlugin
+from pyagent.agent.plugins.logs import DecisionLogPlugin
+from pyagent.agent.store import utc_now
+from pyagent.errors import PyagentError
+
+OK, NOT_READY, ERR = "OK", "NOT_READY", "ERR"
+DEFAULT_PERIOD = 120.0
+
+
+def bundle_state(plugin: BundlePlugin) -> str:
+    if plugin.status.code:
+        return ERR
+    return OK if plugin.active else NOT_READY
+
+
+def logs_state(plugin: DecisionLogPlugin) -> str:
+    if plugin.state.last_error:
+        return ERR
+    return OK if plugin.state.last_ok_at else NOT_READY
+
+
+@dataclass
+class StatusState:
+    last_attempt_at: str | None = None
+    last_ok_at: str | None = None
+    last_error: str | None = None
+
+
+class StatusPlugin:
+    """Sends status messages to ``[status]``'s service."""
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        labels: Mapping[str, str],
+        device_id: Callable[[], str],
+        *,
+        bundles: list[BundlePlugin],
+        logs: DecisionLogPlugin | None,
+        period: float = DEFAULT_PERIOD,
+    ) -> None:
+        self.client = client
+        self.labels = dict(labels)
+        self.device_id = device_id
+        self.bundles = bundles
+        self.logs = logs
+        self.period = period
+        self.state = StatusState()
+        self._sent_version: int | None = None
+
+    def version(self) -> int:
+        return sum(plugin.version for plugin in self.bundles) + (
+            self.logs.state.set_aside if self.logs else 0
+        )
+
+    def changed(self) -> bool:
+        """True when something a status message reports changed since the last one was sent."""
+        return self._sent_version != self.version()
+
+    def message(self) -> dict[str, Any]:
+        plugins: dict[str, Any] = {"status": {"state": ERR if self.state.last_error else OK}}
+        if self.bundles:
+            states = [bundle_state(plugin) for plugin in self.bundles]
+            worst = ERR if ERR in states else NOT_READY if NOT_READY in states else OK
+            plugins["bundle"] = {"state": worst}
+        message: dict[str, Any] = {
+            "labels": {**self.labels, "id": self.device_id(), "version": __version__},
+            "bundles": {plugin.name: plugin.status.opa_json() for plugin in self.bundles},
+            "plugins": plugins,
+        }
+        if self.logs is not None:
+            plugins["decision_logs"] = {"state": logs_state(self.logs)}
+            if self.logs.state.last_error:
+                plugins["decision_logs"]["message"] = self.logs.state.last_error
+            message["decision_logs"] = {
+                "set_aside": self.logs.state.set_aside,
+                "last_error": self.logs.state.last_error,
+            }
+        return message
+
+    def step(self) -> float:
+        """Send one status message; returns the seconds until the next periodic one."""
+        version = self.version()
+        self.state.last_attempt_at = utc_now()
+        body = json.dumps(self.message(), separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            reply = self.client.request(
+                "POST",
+                "/status",
+                timeout=self.client.service.timeout,
+                max_body=64 * 1024,
+                headers={"Content-Type": "application/json"},
+                body=body,
+            )
+        except (TransportError, PyagentError) as err:
+            self.state.last_error = str(err)
+            return min(self.period, 5.0)
+        if not 200 <= reply.status < 300:
+            self.state.last_error = f"{self.client.url('/status')}: {reply.message()}"
+            return min(self.period, 5.0)
+        self.state.last_error = None
+        self.state.last_ok_at = self.state.last_attempt_at
+        self._sent_version = version
+        return self.period

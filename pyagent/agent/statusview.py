@@ -1,0 +1,124 @@
+"""What ``pyagent agent status`` shows: the spool, the last run, the decision-log upload, the records set
+aside, and each bundle's active revision and last refusal (from the state directory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pyagent.agent.chain import load_key
+from pyagent.agent.cycle import decision_summary
+from pyagent.agent.plugins.bundledir import read_statuses
+from pyagent.agent.store import Spool
+
+SHOWN_ASIDE = 20
+
+
+def _bundles(state_dir: Path | None) -> list[dict[str, Any]]:
+    shown = []
+    for status in read_statuses(state_dir) if state_dir is not None else []:
+        found = status.get("refusals")
+        refusals: list[Any] = found if isinstance(found, list) else []
+        shown.append(
+            {
+                "name": status.get("name"),
+                "active_revision": status.get("active_revision"),
+                "active_serial": status.get("active_serial"),
+                "last_successful_activation": status.get("last_successful_activation"),
+                "last_request": status.get("last_request"),
+                "error": status.get("message") if status.get("code") else None,
+                "last_refusal": refusals[-1] if refusals else None,
+                "refusals": len(refusals),
+            }
+        )
+    return shown
+
+
+def status_document(path: Path, uploads_to: str | None, state_dir: Path | None = None) -> dict[str, Any]:
+    """What ``agent status`` reports, as one JSON object."""
+    document: dict[str, Any] = {
+        "spool": str(path),
+        "exists": path.is_file(),
+        "collector": uploads_to,
+        "bundles": _bundles(state_dir),
+    }
+    if not document["exists"]:
+        empty = {"count": 0, "records": []}
+        return {**document, "records": 0, "pending": 0, "dropped": 0, "last_run": None, "head": None,
+                "set_aside": empty}  # fmt: skip
+    with Spool.open(path, key=load_key(None), readonly=True) as spool, spool.snapshot():
+        state = spool.state()
+        records, pending = spool.counts()
+        head = spool.head()
+        ship = spool.ship_status()
+        aside_count, aside = spool.set_aside_list(SHOWN_ASIDE)
+    body: Any = None
+    if head is not None:
+        try:
+            body = json.loads(head.body)
+        except ValueError:  # an edited head record: status says so, `log verify` tells the rest
+            body = {
+                "outcome": "unreadable",
+                "error": f"record seq {head.seq} is not JSON; run pyagent log verify",
+            }
+    return {
+        **document,
+        "chain_id": state.chain_id,
+        "mac": state.mac,
+        "origin": state.origin or None,
+        "records": records,
+        "pending": pending,
+        "dropped": state.dropped,
+        "dropped_unshipped": state.dropped_unshipped,
+        "head": {"seq": state.head_seq, "hash": state.head_hash, "id": state.head_id},
+        "anchor": {"seq": state.anchor_seq, "hash": state.anchor_hash},
+        "last_run": decision_summary(body) if isinstance(body, dict) else None,
+        "shipping": {
+            "last_attempt_at": ship.last_attempt_at,
+            "last_ok_at": ship.last_ok_at,
+            "last_error": ship.last_error,
+        },
+        "set_aside": {"count": aside_count, "records": aside},
+    }
+
+
+def status_lines(doc: dict[str, Any]) -> list[str]:
+    lines = []
+    for bundle in doc["bundles"]:
+        active = bundle["active_revision"] or "none active"
+        lines.append(f"bundle {bundle['name']}: {active} (activated {bundle['last_successful_activation']})")
+        if bundle["error"]:
+            lines.append(f"  last attempt failed: {bundle['error']}")
+        if bundle["last_refusal"]:
+            refusal = bundle["last_refusal"]
+            lines.append(f"  last refusal: {refusal['at']} {refusal['kind']}: {refusal['reason']}")
+    if not doc["exists"]:
+        return [*lines, f"spool: {doc['spool']} (none yet: the agent has not recorded a run)"]
+    lines.append(f"spool: {doc['spool']} (chain {doc['chain_id']}, {doc['mac']})")
+    last = doc["last_run"]
+    if last is None:
+        lines.append("last run: none")
+    else:
+        rules = f" ({', '.join(last['violations'])})" if last["violations"] else ""
+        error = f": {last['error']}" if last["error"] else ""
+        lines.append(f"last run: {last['at']} {last['outcome']}{rules}{error}")
+        lines.append(
+            f"  device {last['device_id']}, organization {last['organization']}, "
+            f"policy {last['policy_revision']}, engine {last['engine']}"
+        )
+    lines.append(
+        f"records: {doc['records']} kept, {doc['pending']} not shipped, {doc['dropped']} dropped "
+        f"({doc['dropped_unshipped']} of them unshipped), {doc['set_aside']['count']} set aside"
+    )
+    for aside in doc["set_aside"]["records"][:5]:
+        lines.append(f"  set aside: seq {aside['seq']} at {aside['at']}: {aside['reason']}")
+    head = doc["head"]
+    lines.append(f"log head: seq {head['seq']} {head['hash']}")
+    ship = doc["shipping"]
+    if doc["collector"]:
+        state = f"error: {ship['last_error']}" if ship["last_error"] else f"ok at {ship['last_ok_at']}"
+        lines.append(f"decision logs: {doc['collector']} (last attempt {ship['last_attempt_at']}, {state})")
+    else:
+        lines.append("decision logs: none configured")
+    return lines

@@ -1,0 +1,118 @@
+"""The plug-ins of a long-running agent, each in a thread of its own beside the decisions.
+
+* bundle: one attempt after another, each returning its delay (a long poll returns 0: the next one
+  at once);
+* decision logs: an upload every ``min..max_delay_seconds``, on a spool connection of its own (SQLite
+  in WAL mode serialises it with the decisions' writes);
+* status: a message as soon as something it reports changed, and every ``max_delay_seconds``.
+
+A plug-in that fails unexpectedly is told in the activity log and tried again later; it never stops
+the decisions. On exit the threads are told to stop; a long poll in flight is abandoned (the thread
+is a daemon: the process does not wait for it, and a download is never activated half-way).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from pyagent.agent.chain import ChainKey
+from pyagent.agent.store import Spool
+from pyagent.agent.wiring import Plugins
+
+RETRY_AFTER_FAILURE = 30.0
+STATUS_TICK = 0.25
+
+
+class _Log(Protocol):
+    def event(self, name: str, text: str, **fields: object) -> None: ...
+
+
+def guarded(log: _Log, name: str, step: Callable[[], float]) -> float:
+    """``step()``'s delay; an unexpected failure is told, and the plug-in tried again later."""
+    try:
+        return step()
+    except Exception as err:  # a plug-in never stops the agent; the failure is logged, and retried
+        text = " ".join(str(err).split())[:500] or type(err).__name__
+        log.event("plugin_failed", f"{name}: {type(err).__name__}: {text}", plugin=name, error=text)
+        return RETRY_AFTER_FAILURE
+
+
+class PluginThreads:
+    """``with PluginThreads(...)``: the plug-ins run in threads for the block."""
+
+    def __init__(
+        self,
+        plugins: Plugins,
+        stop: threading.Event,
+        log: _Log,
+        spool_path: Path,
+        key: ChainKey,
+        bundle_delay: float,
+    ) -> None:
+        self._plugins = plugins
+        self._outer = stop
+        self._stop = threading.Event()
+        self._log = log
+        self._spool_path = spool_path
+        self._key = key
+        self._bundle_delay = bundle_delay
+        self._threads: list[tuple[threading.Thread, float]] = []
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when the threads must stop."""
+        return self._stop.wait(max(0.0, seconds)) or self._outer.is_set()
+
+    def _bundle(self) -> None:
+        bundle = self._plugins.bundle
+        assert bundle is not None
+        delay = self._bundle_delay
+        while not self._wait(delay):
+            delay = guarded(self._log, "bundle", bundle.step)
+
+    def _logs(self) -> None:
+        logs = self._plugins.logs
+        assert logs is not None
+        try:
+            spool = Spool.open(self._spool_path, key=self._key)
+        except Exception as err:  # told; the decisions go on, and `agent status` shows them pending
+            self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
+            return
+        try:
+            delay = logs.config.min_delay
+            while not self._wait(delay):
+                delay = guarded(self._log, "decision_logs", lambda: logs.step(spool))
+        finally:
+            spool.close()
+
+    def _status(self) -> None:
+        status = self._plugins.status
+        assert status is not None
+        next_due = 0.0
+        while not self._wait(STATUS_TICK):
+            now = time.monotonic()
+            if now >= next_due or (status.changed() and status.state.last_error is None):
+                next_due = now + guarded(self._log, "status", status.step)
+
+    def __enter__(self) -> PluginThreads:
+        plugins = self._plugins
+        jobs: list[tuple[str, Callable[[], None], float]] = []
+        if plugins.bundle is not None:
+            jobs.append(("bundle", self._bundle, 1.0))
+        if plugins.logs is not None:
+            jobs.append(("decision_logs", self._logs, plugins.logs.client.service.timeout + 2))
+        if plugins.status is not None:
+            jobs.append(("status", self._status, plugins.status.client.service.timeout + 2))
+        for name, target, join_timeout in jobs:
+            thread = threading.Thread(target=target, name=f"pyagent-{name}", daemon=True)
+            thread.start()
+            self._threads.append((thread, join_timeout))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread, timeout in self._threads:
+            thread.join(timeout)

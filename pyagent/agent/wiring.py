@@ -1,0 +1,112 @@
+"""From the config to the running parts: the engine, and the bundle, decision-log and status plug-ins.
+
+The engine: with a ``[bundles.NAME]`` and the embedded engine, it evaluates the bundle the plug-in
+activated (verified again as it loads); before one is active it gives no decision (exit 3), it never
+falls back to a bundle of its own. With ``--engine opa`` the OPA server decides, and a configured
+bundle is still downloaded and verified (and reported), for the record. A ``[bundles.NAME]`` wins over
+``--bundle`` and ``PYAGENT_BUNDLE`` (the bundle a checkout or a package ships).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyagent.agent.cycle import BundleInfo, EngineHolder
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.bundle import BundlePlugin, Install, Notify
+from pyagent.agent.plugins.bundledir import BundleDir
+from pyagent.agent.plugins.logs import DecisionLogPlugin
+from pyagent.agent.plugins.status import DEFAULT_PERIOD, StatusPlugin
+from pyagent.bundles.verify import VerificationConfig, VerifiedBundle
+from pyagent.config import AgentConfig
+from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
+from pyagent.engines.select import resolve
+from pyagent.engines.wasm.bundle import WasmBundle
+from pyagent.errors import InvalidInputError
+
+
+@dataclass
+class Plugins:
+    bundle: BundlePlugin | None = None
+    logs: DecisionLogPlugin | None = None
+    status: StatusPlugin | None = None
+
+
+def build(
+    config: AgentConfig,
+    settings: EngineSettings,
+    *,
+    state_dir: Callable[[], Path],
+    device_id: Callable[[], str],
+    notify: Notify,
+) -> tuple[Plugins, EngineHolder]:
+    """The plug-ins the config asks for, and the engine holder wired to the bundle plug-in."""
+    tables = config.tables
+    where = config.source or "the agent config"
+    clients = {name: ServiceClient(service) for name, service in tables.services.items()}
+    plugins = Plugins()
+    if len(tables.bundles) > 1:
+        names = ", ".join(sorted(tables.bundles))
+        raise InvalidInputError(
+            f"{where}: the agent evaluates one bundle; configure one of [bundles] ({names})"
+        )
+    for source in tables.bundles.values():
+        verification = None
+        if source.keyid is not None:
+            key = tables.keys[source.keyid]
+            verification = VerificationConfig(key.verification_key(), source.keyid, source.scope)
+        plugins.bundle = BundlePlugin(
+            source, clients[source.service], BundleDir(state_dir(), source.name), verification=verification,
+            notify=notify,
+        )  # fmt: skip
+    if tables.decision_logs is not None:
+        plugins.logs = DecisionLogPlugin(
+            tables.decision_logs, clients[tables.decision_logs.service], tables.labels, notify=notify
+        )
+    if tables.status_service is not None:
+        period = plugins.bundle.source.polling.max_delay if plugins.bundle else DEFAULT_PERIOD
+        plugins.status = StatusPlugin(
+            clients[tables.status_service],
+            tables.labels,
+            device_id,
+            bundles=[plugins.bundle] if plugins.bundle else [],
+            logs=plugins.logs,
+            period=period,
+        )
+    bundle = plugins.bundle
+    if bundle is None or resolve(settings) is not EngineName.EMBEDDED:
+        return plugins, EngineHolder(settings)
+    holder = EngineHolder(settings, loader=lambda: _load_active(bundle, settings))
+    bundle.prepare = _preparer(bundle, holder, settings)
+    return plugins, holder
+
+
+def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine, BundleInfo]:
+    from pyagent.bundles.load import BundleTrust
+    from pyagent.engines.embedded import EmbeddedEngine
+
+    path = plugin.active_path()
+    if path is None:
+        raise EngineError(f"no active policy bundle: bundle {plugin.name}: {plugin.problem()}")
+    trust = None
+    if plugin.verification is not None:
+        trust = BundleTrust(plugin.verification, plugin.dir.rollback)
+    engine = EmbeddedEngine.from_trusted_file(path, trust, data_files=settings.data_files)
+    revision = plugin.status.active_revision or str(engine.manifest.get("revision", ""))
+    return engine, {plugin.name: {"revision": revision}}
+
+
+def _preparer(
+    plugin: BundlePlugin, holder: EngineHolder, settings: EngineSettings
+) -> Callable[[WasmBundle, VerifiedBundle | None], Install]:
+    from pyagent.engines.embedded import EmbeddedEngine
+
+    def prepare(bundle: WasmBundle, verified: VerifiedBundle | None) -> Install:
+        engine = EmbeddedEngine.from_bundle(
+            bundle, source=str(plugin.dir.active_path), verified=verified, data_files=settings.data_files
+        )
+        return lambda: holder.install(engine, {plugin.name: {"revision": bundle.revision}})
+
+    return prepare

@@ -1,0 +1,271 @@
+"""OPA's configuration tables, with OPA's key names and meaning (OPA docs: Configuration).
+
+``services``, ``bundles``, ``keys``, ``decision_logs``, ``status`` and ``labels``, as OPA reads them from
+its ``config.yaml``, are read here from ``agent.toml`` (``[services.NAME]``, ...) or from that same
+``config.yaml``, so one file can configure an OPA and an agent alike. What the agent does not
+implement is refused by name rather than ignored; secrets are files (``credentials.bearer.token_path``),
+and a literal ``credentials.bearer.token`` is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyagent.config.check import Section
+from pyagent.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from pyagent.bundles.jws import VerificationKey
+
+DEFAULT_BUNDLE_SIZE_LIMIT = 64 * 1024 * 1024
+"""The agent's default ``size_limit_bytes`` (OPA's is 1 GiB; ``pyagent server`` takes at most 64 MiB)."""
+DEFAULT_RESPONSE_TIMEOUT = 10.0
+DEFAULT_UPLOAD_LIMIT = 32768
+LONG_POLL_MAX = 3600
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    url: str
+    token_path: Path | None = None
+    scheme: str = "Bearer"
+    ca_cert: Path | None = None
+    timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    """``response_header_timeout_seconds``: the agent's bound on each request (long polls add theirs)."""
+
+
+@dataclass(frozen=True)
+class Polling:
+    min_delay: float = 60.0
+    max_delay: float = 120.0
+    long_polling_timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    name: str
+    service: str
+    resource: str
+    polling: Polling = field(default_factory=Polling)
+    keyid: str | None = None
+    scope: str | None = None
+    signed: bool = False
+    persist: bool = False
+    size_limit_bytes: int = DEFAULT_BUNDLE_SIZE_LIMIT
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    name: str
+    key: str | None = None
+    key_path: Path | None = None
+    algorithm: str | None = None
+
+    def verification_key(self) -> VerificationKey:
+        from pyagent.bundles.jws import load_verification_key, parse_verification_key
+
+        if self.key_path is not None:
+            return load_verification_key(self.key_path, self.algorithm)
+        assert self.key is not None
+        return parse_verification_key(self.key.encode("utf-8"), self.algorithm, source=f"keys.{self.name}")
+
+
+@dataclass(frozen=True)
+class DecisionLogs:
+    service: str
+    resource: str = "/logs"
+    min_delay: float = 300.0
+    max_delay: float = 600.0
+    upload_size_limit_bytes: int = DEFAULT_UPLOAD_LIMIT
+
+
+@dataclass(frozen=True)
+class OpaTables:
+    services: dict[str, Service] = field(default_factory=dict)
+    bundles: dict[str, BundleSource] = field(default_factory=dict)
+    keys: dict[str, KeyConfig] = field(default_factory=dict)
+    decision_logs: DecisionLogs | None = None
+    status_service: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+OPA_TABLES = ("services", "bundles", "keys", "decision_logs", "status", "labels")
+
+
+def opa_tables(document: dict[str, Any], source: str) -> OpaTables:
+    """The OPA tables of a config document, checked; references between them resolved."""
+    services = _services(document.get("services", {}), source)
+    keys = {
+        name: _key(name, value, source) for name, value in _named(document.get("keys", {}), "keys", source)
+    }
+    bundles = {
+        name: _bundle(name, value, source, services, keys)
+        for name, value in _named(document.get("bundles", {}), "bundles", source)
+    }
+    decision_logs = None
+    if "decision_logs" in document:
+        decision_logs = _decision_logs(document["decision_logs"], source, services)
+    status_service = None
+    if "status" in document:
+        status = Section(document["status"], "status", source, known=("service",))
+        status_service = _service_ref(status, services)
+    return OpaTables(services, bundles, keys, decision_logs, status_service, _labels(document, source))
+
+
+def _named(value: Any, table: str, source: str) -> list[tuple[str, Any]]:
+    if isinstance(value, list):  # OPA also takes a list of {name: ..., ...}
+        pairs = []
+        for index, item in enumerate(value):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+                raise InvalidInputError(f"{table}[{index}] in {source} must be a table with a name")
+            pairs.append((item["name"], {k: v for k, v in item.items() if k != "name"}))
+        return pairs
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{table} in {source} must be a table of named tables")
+    return [(str(name), item) for name, item in value.items()]
+
+
+def _services(value: Any, source: str) -> dict[str, Service]:
+    services: dict[str, Service] = {}
+    for name, item in _named(value, "services", source):
+        section = Section(
+            item,
+            f"services.{name}",
+            source,
+            known=("url", "credentials", "tls", "response_header_timeout_seconds", "type"),
+        )
+        if section.has("type"):
+            # TODO(issue 13): OCI registries (type = "oci", as OPA) are not implemented by the agent yet.
+            raise section.fail("type", "is not supported by the agent yet (only HTTP bundle services)")
+        url = section.url("url")
+        if url is None:
+            raise InvalidInputError(f"services.{name}.url in {source} is required")
+        credentials = section.sub("credentials", known=("bearer",))
+        bearer = credentials.sub("bearer", known=("token", "token_path", "scheme"))
+        if bearer.has("token"):
+            raise InvalidInputError(
+                f"{bearer.key('token')} in {source}: secrets are not kept in the config; "
+                f"put the token in a file and set {bearer.key('token_path')}"
+            )
+        tls = section.sub("tls", known=("ca_cert",))
+        ca_cert = tls.path("ca_cert")
+        if ca_cert is not None and not url.startswith("https:"):
+            raise InvalidInputError(f"{tls.key('ca_cert')} in {source} is for an https:// url, not {url}")
+        services[name] = Service(
+            name=name,
+            url=url.rstrip("/"),
+            token_path=bearer.path("token_path"),
+            scheme=bearer.string("scheme", "Bearer") or "Bearer",
+            ca_cert=ca_cert,
+            timeout=section.number("response_header_timeout_seconds", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1),
+        )
+    return services
+
+
+def _service_ref(section: Section, services: dict[str, Service]) -> str:
+    name = section.string("service")
+    if name is None:
+        if len(services) == 1:
+            return next(iter(services))
+        raise InvalidInputError(f"{section.key('service')} in {section.source} is required: name a service")
+    if name not in services:
+        known = ", ".join(sorted(services)) or "none"
+        raise InvalidInputError(
+            f"{section.key('service')} in {section.source}: no service {name!r} (services: {known})"
+        )
+    return name
+
+
+def _key(name: str, value: Any, source: str) -> KeyConfig:
+    section = Section(value, f"keys.{name}", source, known=("key", "key_path", "algorithm", "private_key"))
+    if section.has("private_key"):
+        raise InvalidInputError(
+            f"keys.{name}.private_key in {source}: agents verify bundles and never hold a signing key"
+        )
+    key, key_path = section.string("key"), section.path("key_path")
+    if (key is None) == (key_path is None):
+        raise InvalidInputError(f"keys.{name} in {source}: give one of key (a PEM public key) or key_path")
+    return KeyConfig(name, key, key_path, section.string("algorithm"))
+
+
+def _bundle(
+    name: str, value: Any, source: str, services: dict[str, Service], keys: dict[str, KeyConfig]
+) -> BundleSource:
+    section = Section(
+        value,
+        f"bundles.{name}",
+        source,
+        known=("service", "resource", "polling", "signing", "persist", "size_limit_bytes"),
+    )
+    polling = section.sub(
+        "polling", known=("min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds")
+    )
+    min_delay = polling.number("min_delay_seconds", 60, minimum=0.1)
+    max_delay = polling.number("max_delay_seconds", max(120, min_delay), minimum=0.1)
+    if max_delay < min_delay:
+        raise polling.fail("max_delay_seconds", f"must be at least min_delay_seconds ({min_delay:g})")
+    long_poll = None
+    if polling.has("long_polling_timeout_seconds"):
+        long_poll = polling.integer("long_polling_timeout_seconds", 0, minimum=1)
+        if long_poll > LONG_POLL_MAX:
+            raise polling.fail("long_polling_timeout_seconds", f"must be at most {LONG_POLL_MAX}")
+    signing = section.sub("signing", known=("keyid", "scope"))
+    keyid = signing.string("keyid")
+    if section.has("signing") and keyid is None:
+        if len(keys) != 1:
+            raise InvalidInputError(f"{signing.key('keyid')} in {source} is required: name one of [keys]")
+        keyid = next(iter(keys))
+    if keyid is not None and keyid not in keys:
+        known = ", ".join(sorted(keys)) or "none"
+        raise InvalidInputError(f"{signing.key('keyid')} in {source}: no key {keyid!r} (keys: {known})")
+    resource = section.string("resource", f"bundles/{name}/wasm") or ""
+    return BundleSource(
+        name=name,
+        service=_service_ref(section, services),
+        resource=resource,
+        polling=Polling(min_delay, max_delay, long_poll),
+        keyid=keyid,
+        scope=signing.string("scope"),
+        signed=keyid is not None,
+        persist=section.boolean("persist", False),
+        size_limit_bytes=section.integer("size_limit_bytes", DEFAULT_BUNDLE_SIZE_LIMIT, minimum=1024),
+    )
+
+
+def _decision_logs(value: Any, source: str, services: dict[str, Service]) -> DecisionLogs:
+    section = Section(value, "decision_logs", source, known=("service", "resource", "reporting"))
+    reporting = section.sub(
+        "reporting", known=("min_delay_seconds", "max_delay_seconds", "upload_size_limit_bytes")
+    )
+    min_delay = reporting.number("min_delay_seconds", 300, minimum=0.1)
+    max_delay = reporting.number("max_delay_seconds", max(600, min_delay), minimum=0.1)
+    if max_delay < min_delay:
+        raise reporting.fail("max_delay_seconds", f"must be at least min_delay_seconds ({min_delay:g})")
+    return DecisionLogs(
+        service=_service_ref(section, services),
+        resource=section.string("resource", "/logs") or "/logs",
+        min_delay=min_delay,
+        max_delay=max_delay,
+        upload_size_limit_bytes=reporting.integer(
+            "upload_size_limit_bytes", DEFAULT_UPLOAD_LIMIT, minimum=1024
+        ),
+    )
+
+
+def _labels(document: dict[str, Any], source: str) -> dict[str, str]:
+    value = document.get("labels", {})
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"labels in {source} must be a table of strings")
+    labels: dict[str, str] = {}
+    for key, item in value.items():
+        if key in ("id", "version"):
+            raise InvalidInputError(
+                f"labels.{key} in {source}: set by the agent (id: the device id, version: pyagent's)"
+            )
+        if not isinstance(item, str):
+            raise InvalidInputError(f"labels.{key} in {source} must be a string, got {item!r}")
+        labels[str(key)] = item
+    return labels
