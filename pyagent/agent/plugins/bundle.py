@@ -128,7 +128,7 @@ class BundlePlugin:
                     headers=headers,
                     sink=sink,
                 )
-            if polling.long_polling_timeout is not None:
+            if long_poll:  # asked to wait: the service keeps long polling only if it says it did
                 self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
             self.status.http_code = reply.status
             if reply.status == 304:
@@ -191,8 +191,8 @@ class BundlePlugin:
         self._failures = 0
         if changed or had_error:
             self.version += 1
-        if long_poll and self._long_poll_ok:
-            quick = time.monotonic() - started < 1 and not changed
+        if self.source.polling.long_polling_timeout is not None and self._long_poll_ok:
+            quick = long_poll is not None and time.monotonic() - started < 1 and not changed
             return 1.0 if quick else 0.0  # the next long poll at once, unless the service did not wait
         polling = self.source.polling
         return self._rng.uniform(polling.min_delay, polling.max_delay)

@@ -1,0 +1,152 @@
+"""The agent against a real ``pyagent server run``: it pulls the signed wasm bundle (ETag, 304), decides
+with it, uploads the decision as an OPA decision-log event and reports its status; long polls wake on
+a publish; a server that is down loses no decision."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+from pyagent import __version__
+from tests.agent.conftest import DEVICE
+from tests.agent.plugins.conftest import (
+    Builds,
+    agent_config,
+    bundle_status,
+    control_plane,
+    run_agent,
+    spool_bodies,
+    start_agent,
+    wait_for,
+)
+
+
+def test_once_pulls_decides_uploads_and_reports(tmp_path: Path, builds: Builds) -> None:
+    state = tmp_path / "state"
+    with control_plane(tmp_path) as plane:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            public_key=builds.public_key,
+        )
+        first = run_agent("--once", "--config", str(config))
+        assert first.returncode in (0, 1), first.stderr
+        assert "bundle pyagent: revision r1 active" in first.stderr
+        recorded = json.loads(first.stdout)
+        assert recorded["seq"] == 1
+        status = bundle_status(state)
+        assert (status["active_revision"], status["active_serial"], status["http_code"]) == ("r1", 1, 200)
+        assert (state / "bundles" / "pyagent" / "last-good-bundle.tar.gz").read_bytes() == (
+            builds.wasm["r1"].read_bytes()
+        )
+        body = spool_bodies(state)[0]
+        assert body["bundles"] == {"pyagent": {"revision": "r1"}}
+        assert body["input"]["report"]["device"]["id"] == DEVICE["id"]
+        assert body["input"]["at"] == body["decision"]["evaluated_at"]
+
+        device = plane.device()
+        assert device is not None
+        assert device["decision_id"] == body["decision"]["decision_id"]
+        assert device["bundles"] == {"pyagent": {"revision": "r1"}}
+        assert device["sender"] == DEVICE["id"]
+        assert device["decision"]["allow"] == body["decision"]["allow"]
+        assert device["status"]["bundles"]["pyagent"]["active_revision"] == "r1"
+        assert device["status"]["errors"] == []
+
+        second = run_agent("--once", "--config", str(config))  # unchanged: If-None-Match -> 304
+        assert second.returncode == first.returncode, second.stderr
+        again = bundle_status(state)
+        assert again["http_code"] == 304
+        assert again["last_successful_activation"] == status["last_successful_activation"]
+        assert again["last_successful_download"] == status["last_successful_download"]
+        assert again["last_successful_request"] > status["last_successful_request"]
+        history = plane.device()["history"]  # type: ignore[index]
+        assert sorted(h["decision_id"] for h in history) == sorted(
+            b["decision"]["decision_id"] for b in spool_bodies(state)
+        )
+
+        shown = json.loads(run_agent_status(config).stdout)
+        assert shown["pending"] == 0 and shown["set_aside"] == {"count": 0, "records": []}
+        assert shown["bundles"][0]["active_revision"] == "r1" and shown["bundles"][0]["last_refusal"] is None
+        assert shown["collector"] == f"{plane.server.url}/logs"
+
+
+def run_agent_status(config: Path):  # type: ignore[no-untyped-def]
+    from tests.agent.conftest import run_pyagent
+
+    return run_pyagent("agent", "status", "--config", str(config), "--format", "json")
+
+
+def test_long_poll_is_woken_by_a_publish(tmp_path: Path, builds: Builds) -> None:
+    state = tmp_path / "state"
+    with control_plane(tmp_path) as plane:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            public_key=builds.public_key,
+            long_poll=30,
+        )
+        log = tmp_path / "agent.log"
+        agent = start_agent("--config", str(config), log=log)
+        try:
+            wait_for("r1 active", lambda: bundle_status(state).get("active_revision") == "r1", 20, log)
+            wait_for("r1 reported", lambda: _reported(plane, "r1"), 10, log)
+            time.sleep(0.5)  # the agent is now in a long poll (polling delays are 20-30 s)
+            published = time.monotonic()
+            plane.publish(builds.rego["r2"], builds.wasm["r2"])
+            wait_for("r2 active", lambda: bundle_status(state).get("active_revision") == "r2", 5, log)
+            activated = time.monotonic() - published
+            wait_for("r2 reported to the server", lambda: _reported(plane, "r2"), 5, log)
+            assert activated < 5
+            assert bundle_status(state)["active_serial"] == 2
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(timeout=10) == 0, log.read_text()[-2000:]
+        assert "stopped by SIGTERM" in log.read_text()
+
+
+def _reported(plane, revision: str) -> bool:  # type: ignore[no-untyped-def]
+    device = plane.device()
+    if device is None or device["status"] is None:
+        return False
+    return bool(device["status"]["bundles"].get("pyagent", {}).get("active_revision") == revision)
+
+
+def test_server_down_loses_no_decision(tmp_path: Path, builds: Builds) -> None:
+    state = tmp_path / "state"
+    with control_plane(tmp_path) as plane:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        port = plane.server.port
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            public_key=builds.public_key,
+        )
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        plane.server.kill()
+        for _ in range(3):  # the server is down: the persisted bundle decides, the records wait
+            done = run_agent("--once", "--config", str(config))
+            assert done.returncode in (0, 1), done.stderr
+            assert "connection refused" in done.stderr
+        bodies = spool_bodies(state)
+        assert len(bodies) == 4 and all(b["bundles"] == {"pyagent": {"revision": "r1"}} for b in bodies)
+    with control_plane(tmp_path, port=port) as plane:
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode in (0, 1), done.stderr
+        ids = [b["decision"]["decision_id"] for b in spool_bodies(state)]
+        history = plane.device()["history"]  # type: ignore[index]
+        assert sorted(h["decision_id"] for h in history) == sorted(ids)  # all five, each once
+        assert len(ids) == 5 == len(set(ids))
+    status = bundle_status(state)
+    assert status["active_revision"] == "r1" and status["code"] is None
+    assert __version__
