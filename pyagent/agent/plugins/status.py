@@ -89,6 +89,9 @@ class StatusPlugin:
             states = [bundle_state(plugin) for plugin in self.bundles]
             worst = ERR if ERR in states else NOT_READY if NOT_READY in states else OK
             plugins["bundle"] = {"state": worst}
+            failing = [f"{plugin.name}: {plugin.status.message}" for plugin in self.bundles if plugin.status.code]
+            if failing:
+                plugins["bundle"]["message"] = "; ".join(failing)
         message: dict[str, Any] = {
             "labels": {**self.labels, "id": self.device_id(), "version": __version__},
             "bundles": {plugin.name: plugin.status.opa_json() for plugin in self.bundles},

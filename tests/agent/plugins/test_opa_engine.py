@@ -1,0 +1,66 @@
+"""``--engine opa``: a real ``opa run --server`` (the same signed bundle, verified by OPA, logging its
+decisions) decides; the agent's decision, and the event it uploads, carry OPA's own ``decision_id``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.agent.plugins.conftest import (
+    Builds,
+    agent_config,
+    control_plane,
+    run_agent,
+    spool_bodies,
+    wait_for,
+)
+from tests.helpers.opa_server import run_opa_server
+
+
+def opa_decision_ids(log: Path) -> list[str]:
+    ids = []
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("msg") == "Decision Log" and entry.get("decision_id"):
+            ids.append(str(entry["decision_id"]))
+    return ids
+
+
+def test_the_uploaded_event_has_the_opa_servers_decision_id(
+    tmp_path: Path, builds: Builds, opa_bin: str
+) -> None:
+    state = tmp_path / "state"
+    opa_args = [
+        "--verification-key",
+        str(builds.public_key),
+        "--log-level",
+        "info",
+        "--set",
+        "decision_logs.console=true",
+    ]
+    with (
+        control_plane(tmp_path) as plane,
+        run_opa_server(opa_bin, tmp_path, paths=[builds.rego["r1"]], bundle=True, extra_args=opa_args) as opa,
+    ):
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            public_key=builds.public_key,
+            engine_opa=opa.url,
+        )
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode in (0, 1), done.stderr
+        body = spool_bodies(state)[0]
+        assert body["engine"] == "opa"
+        decision_id = body["decision"]["decision_id"]
+        assert wait_for("OPA's decision log", lambda: opa_decision_ids(opa.log), 10) == [decision_id]
+        device = plane.device()
+        assert device is not None and device["decision_id"] == decision_id
+        assert [h["decision_id"] for h in device["history"]] == [decision_id]
+        assert device["decision"]["engine"] == "opa"

@@ -1,0 +1,117 @@
+"""Bundles served by a plain nginx: a tampered, an unsigned and a replayed (older) bundle are each
+refused with their reason; the agent keeps deciding with the last good one, and the refusal is in its
+status (``agent status``) and in the server's view of the device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.agent.conftest import run_pyagent
+from tests.agent.plugins.conftest import (
+    Builds,
+    agent_config,
+    bundle_status,
+    control_plane,
+    run_agent,
+    serve,
+    spool_bodies,
+)
+from tests.helpers.nginx import run_nginx
+
+
+@pytest.mark.timeout(120)
+def test_tampered_unsigned_and_replayed_bundles_are_refused(tmp_path: Path, builds: Builds) -> None:
+    state, root = tmp_path / "state", tmp_path / "www"
+    serve(root, builds.wasm["r2"], mtime=1_700_000_000)
+    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])  # the server knows bundle "pyagent"
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            bundle_url=nginx.url,
+            public_key=builds.public_key,
+        )
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode in (0, 1), done.stderr
+        assert bundle_status(state)["active_revision"] == "r2"
+        good = (state / "bundles" / "pyagent" / "last-good-bundle.tar.gz").read_bytes()
+
+        cases = [
+            (builds.tampered, "tampered", "data.json: digest mismatch"),
+            (builds.unsigned, "unsigned", "no /.signatures.json, and a verification key is configured"),
+            (builds.wasm["r1"], "rollback", "build serial 1 is older than the last accepted 2"),
+        ]
+        for index, (bundle, kind, reason) in enumerate(cases, start=1):
+            serve(root, bundle, mtime=1_700_000_000 + index)
+            done = run_agent("--once", "--config", str(config))
+            assert done.returncode in (0, 1), done.stderr  # decided, with the last good bundle
+            assert (
+                f"bundle pyagent: refused, the active bundle stays: bundle pyagent ({nginx.url}"
+                in done.stderr
+            )
+            status = bundle_status(state)
+            assert (status["active_revision"], status["active_serial"]) == ("r2", 2)
+            assert status["code"] == "bundle_error" and f"rejected ({kind})" in status["message"]
+            assert reason in status["message"]
+            assert [r["kind"] for r in status["refusals"]] == [c[1] for c in cases[:index]]
+            assert (state / "bundles" / "pyagent" / "last-good-bundle.tar.gz").read_bytes() == good
+            assert spool_bodies(state)[-1]["bundles"] == {"pyagent": {"revision": "r2"}}
+
+            device = plane.device()
+            assert device is not None and device["bundles"] == {"pyagent": {"revision": "r2"}}
+            errors = device["status"]["errors"]
+            assert errors == [
+                {"bundle": "pyagent", "code": "bundle_error", "message": status["message"],
+                 "errors": [status["message"]]},
+                {"plugin": "bundle", "message": f"pyagent: {status['message']}"},
+            ]  # fmt: skip
+            assert reason in errors[0]["message"]
+            assert device["status"]["bundles"]["pyagent"]["active_revision"] == "r2"
+
+            shown = json.loads(
+                run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout
+            )
+            assert shown["bundles"][0]["active_revision"] == "r2"
+            assert shown["bundles"][0]["last_refusal"]["kind"] == kind
+            assert reason in shown["bundles"][0]["last_refusal"]["reason"]
+        text = run_pyagent("agent", "status", "--config", str(config))
+        assert "bundle pyagent: r2 (activated" in text.stderr
+        assert "last refusal: " in text.stderr and "rollback: bundle pyagent" in text.stderr
+
+        serve(root, builds.wasm["r3"], mtime=1_700_000_100)  # a good, newer bundle: errors clear
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        status = bundle_status(state)
+        assert (status["active_revision"], status["code"], status["message"]) == ("r3", None, None)
+        device = plane.device()
+        assert device is not None and device["status"]["errors"] == []
+        assert device["bundles"] == {"pyagent": {"revision": "r3"}}
+
+
+def test_a_bundle_over_size_limit_bytes_is_refused_while_streaming(tmp_path: Path, builds: Builds) -> None:
+    state, root = tmp_path / "state", tmp_path / "www"
+    serve(root, builds.wasm["r1"], mtime=1_700_000_000)
+    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            bundle_url=nginx.url,
+            public_key=builds.public_key,
+        )
+        text = config.read_text().replace("persist = true", "persist = true\nsize_limit_bytes = 4096")
+        config.write_text(text)
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode == 3, done.stderr  # no bundle was ever active: no decision
+        size = builds.wasm["r1"].stat().st_size
+        status = bundle_status(state)
+        assert status["active_revision"] is None
+        assert f"the answer is {size} bytes, over the limit of 4096" in status["message"]
+        assert "no active policy bundle: bundle pyagent: " in spool_bodies(state)[0]["error"]
+        assert not list((state / "bundles" / "pyagent").glob(".download-*"))
