@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, func, or_, select, text
 
-from pyagent.server.store.schema import decisions, devices
+from pyagent.server.store.schema import devices
 
 STATUSES = ("compliant", "non_compliant", "invalid", "undecided")
 UNKNOWN = "(none)"
@@ -37,45 +37,49 @@ class DeviceFilter:
     limit: int = 100
 
 
-def _latest_at(at: datetime, organization: str | None) -> Any:
-    """Each device's last decision at or before ``at`` (ties: the greater decision id), as a subquery."""
-    ranked = select(
-        decisions.c.device_id,
-        decisions.c.organization,
-        decisions.c.platform,
-        decisions.c.verdict,
-        decisions.c.bans,
-        decisions.c.decided_at,
-        func.row_number()
-        .over(partition_by=decisions.c.device_id,
-              order_by=(decisions.c.decided_at.desc(), decisions.c.decision_id.desc()))
-        .label("rank"),
-    ).where(decisions.c.decided_at <= at)  # fmt: skip
-    if organization is not None:
-        ranked = ranked.where(decisions.c.organization == organization)
-    inner = ranked.subquery("ranked")
-    return select(inner).where(inner.c.rank == 1).subquery("latest")
+#: SQLite: each device's row with the greatest ``decided_at || US || decision_id`` (SQLite takes the
+#: bare columns of a ``max()`` aggregate from the row that has it); a covering index scan.
+_LATEST_SQLITE = """
+SELECT organization, platform, verdict, d < :cutoff AS stale, bans, count(*) AS n FROM (
+  SELECT organization, platform, verdict, bans, max(decided_at || char(31) || decision_id) AS d
+  FROM decisions WHERE decided_at <= :at GROUP BY device_id) AS latest
+{where} GROUP BY organization, platform, verdict, stale, bans
+"""
+#: PostgreSQL: DISTINCT ON over a backward scan of the same index.
+_LATEST_POSTGRES = """
+SELECT organization, platform, verdict, decided_at < :cutoff AS stale, bans, count(*) AS n FROM (
+  SELECT DISTINCT ON (device_id) organization, platform, verdict, bans, decided_at FROM decisions
+  WHERE decided_at <= :at ORDER BY device_id DESC, decided_at DESC, decision_id DESC) AS latest
+{where} GROUP BY organization, platform, verdict, stale, bans
+"""
+
+
+def _latest_at(conn: Connection, at: datetime, cutoff: datetime, organization: str | None) -> list[Any]:
+    """Counts over each device's last decision at or before ``at`` (ties: the greater decision id)."""
+    where = "WHERE organization = :organization" if organization is not None else ""
+    params: dict[str, Any] = {"at": at, "cutoff": cutoff, "organization": organization}
+    if conn.dialect.name == "sqlite":  # timestamps are stored as text in this form: compare as text
+        params.update(
+            at=f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}",
+            cutoff=f"{cutoff.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}",
+        )
+        return list(conn.execute(text(_LATEST_SQLITE.format(where=where)), params))
+    return list(conn.execute(text(_LATEST_POSTGRES.format(where=where)), params))
 
 
 def summary(conn: Connection, *, now: datetime, at: datetime | None, organization: str | None,
             stale_after: timedelta) -> dict[str, Any]:  # fmt: skip
     """The fleet summary now (current states) or as of ``at`` (the append-only history)."""
     instant = at or now
-    source: Any = _latest_at(at, organization) if at is not None else devices
     cutoff = instant - stale_after
-    stale = (source.c.decided_at < cutoff).label("stale")
-    query: Select[Any] = select(
-        source.c.organization,
-        source.c.platform,
-        source.c.verdict,
-        stale,
-        source.c.bans,
-        func.count().label("n"),
-    ).group_by(source.c.organization, source.c.platform, source.c.verdict, stale, source.c.bans)
-    if at is None and organization is not None:
-        query = query.where(source.c.organization == organization)
-    rows = conn.execute(query).all()
-    return _fold(rows, instant)
+    if at is not None:
+        return _fold(_latest_at(conn, at, cutoff, organization), instant)
+    stale = (devices.c.decided_at < cutoff).label("stale")
+    columns = (devices.c.organization, devices.c.platform, devices.c.verdict, stale, devices.c.bans)
+    query: Select[Any] = select(*columns, func.count().label("n")).group_by(*columns)
+    if organization is not None:
+        query = query.where(devices.c.organization == organization)
+    return _fold(conn.execute(query).all(), instant)
 
 
 def _counts() -> dict[str, int]:

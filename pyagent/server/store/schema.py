@@ -97,7 +97,17 @@ decisions = Table(
     Column("verdict", String(16), nullable=False, server_default="undecided"),
     Column("bans", Text, nullable=False, server_default=""),
     Column("platform", String(32), nullable=True),
-    Index("ix_decisions_device_decided", "device_id", "decided_at"),
+    # each device's last decision at or before an instant, from the index alone (a backward scan)
+    Index(
+        "ix_decisions_latest",
+        "device_id",
+        "decided_at",
+        "decision_id",
+        "verdict",
+        "organization",
+        "platform",
+        "bans",
+    ),
     Index("ix_decisions_decided", "decided_at"),
     postgresql_partition_by="RANGE (decided_at)",
 )
@@ -120,6 +130,7 @@ devices = Table(
     Column("bans", Text, nullable=False, server_default=""),
     Index("ix_devices_organization", "organization"),
     Index("ix_devices_verdict_decided", "verdict", "decided_at"),
+    Index("ix_devices_summary", "organization", "platform", "verdict", "bans", "decided_at"),
 )
 
 instances = Table(
