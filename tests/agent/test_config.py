@@ -1,0 +1,241 @@
+"""The agent config: agent.toml and OPA's config.yaml, OPA's keys and meaning, errors naming the key and
+the file, secrets only from files, and a state directory only its owner can write."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pyagent.config import agent_settings, load_config
+from pyagent.config.opa import Polling
+from pyagent.config.statedir import default_state_dir, private_dir, private_file
+from pyagent.errors import InvalidInputError
+from tests.agent.conftest import run_pyagent
+
+OPA_YAML = """
+services:
+  pyagent:
+    url: https://pyagent.internal:8282/
+    credentials: {bearer: {token_path: /etc/pyagent/agent.token}}
+    tls: {ca_cert: /etc/pyagent/ca.pem}
+bundles:
+  pyagent:
+    service: pyagent
+    resource: bundles/pyagent
+    polling: {min_delay_seconds: 30, max_delay_seconds: 60, long_polling_timeout_seconds: 300}
+    signing: {keyid: signer, scope: eu-fleet}
+    persist: true
+    size_limit_bytes: 1048576
+keys:
+  signer: {key_path: /etc/pyagent/signer.pub.pem, algorithm: PS256}
+decision_logs:
+  service: pyagent
+  reporting: {min_delay_seconds: 5, max_delay_seconds: 10, upload_size_limit_bytes: 65536}
+status: {service: pyagent}
+labels: {fleet: eu-west}
+"""
+
+
+def test_an_opa_config_yaml_is_read_with_opas_keys(tmp_path: Path) -> None:
+    path = tmp_path / "opa.yaml"
+    path.write_text(OPA_YAML)
+    tables = load_config(path).tables
+    service = tables.services["pyagent"]
+    assert (service.url, service.token_path, service.ca_cert) == (
+        "https://pyagent.internal:8282",
+        Path("/etc/pyagent/agent.token"),
+        Path("/etc/pyagent/ca.pem"),
+    )
+    bundle = tables.bundles["pyagent"]
+    assert (bundle.service, bundle.resource, bundle.polling) == (
+        "pyagent",
+        "bundles/pyagent",
+        Polling(30, 60, 300),
+    )
+    assert (bundle.keyid, bundle.scope, bundle.signed, bundle.persist, bundle.size_limit_bytes) == (
+        "signer",
+        "eu-fleet",
+        True,
+        True,
+        1048576,
+    )
+    assert (tables.keys["signer"].key_path, tables.keys["signer"].algorithm) == (
+        Path("/etc/pyagent/signer.pub.pem"),
+        "PS256",
+    )
+    logs = tables.decision_logs
+    assert logs is not None
+    assert (logs.service, logs.resource, logs.min_delay, logs.max_delay, logs.upload_size_limit_bytes) == (
+        "pyagent",
+        "/logs",
+        5,
+        10,
+        65536,
+    )
+    assert tables.status_service == "pyagent" and tables.labels == {"fleet": "eu-west"}
+
+
+def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[agent]\nstate_dir = "/srv/pyagent"\n[services.s]\nurl = "http://127.0.0.1:8282"\n'
+        "[bundles.pyagent]\n[decision_logs]\n[status]\n"
+    )
+    config = load_config(path)
+    bundle = config.tables.bundles["pyagent"]
+    assert (bundle.service, bundle.resource, bundle.polling, bundle.persist, bundle.signed) == (
+        "s",
+        "bundles/pyagent/wasm",
+        Polling(60, 120, None),
+        False,
+        False,
+    )
+    assert bundle.size_limit_bytes == 64 * 1024 * 1024
+    assert (
+        config.tables.decision_logs is not None
+        and config.tables.decision_logs.upload_size_limit_bytes == 32768
+    )
+    settings = agent_settings(config)
+    assert settings.state_dir_for(None) == Path("/srv/pyagent")
+    assert settings.spool_for(None, None) == Path("/srv/pyagent/spool.sqlite")
+    assert settings.spool_for(None, "/flag") == Path("/flag/spool.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[services.s]\nurl = 'http://x'\nretries = 3\n",
+            "unknown key services.s.retries; known: credentials,",
+        ),
+        (
+            "[bundles.b]\npolling.min_delay = 3\n",
+            "unknown key bundles.b.polling.min_delay; known: long_polling",
+        ),
+        (
+            "[decision_logs]\nreporting.buffer_size_limit_bytes = 1\n",
+            "unknown key decision_logs.reporting.buffer",
+        ),
+        ("[plugins.x]\n", "unknown section [plugins]"),
+        (
+            "[services.s]\nurl = 'http://x'\ncredentials.bearer.token = 'abc'\n",
+            "services.s.credentials.bearer.token in {file}: secrets are not kept in the config; "
+            "put the token in a file and set services.s.credentials.bearer.token_path",
+        ),
+        (
+            "[services.s]\nurl = 'http://x'\n[bundles.b]\nservice = 'nope'\n",
+            "bundles.b.service in {file}: no service 'nope' (services: s)",
+        ),
+        (
+            "[services.s]\nurl = 'http://x'\n[bundles.b]\nsigning.keyid = 'k'\n",
+            "bundles.b.signing.keyid in {file}: no key 'k' (keys: none)",
+        ),
+        (
+            "[services.s]\nurl = 'oci://x'\n",
+            "services.s.url in {file}: 'oci://x' is not an http:// or https:// URL",
+        ),
+        (
+            "[services.s]\nurl = 'http://x'\ntype = 'oci'\n",
+            "services.s.type in {file} is not supported by the agent yet",
+        ),
+        (
+            "[services.s]\nurl = 'http://x'\n[bundles.b]\npolling.max_delay_seconds = 1\n",
+            "bundles.b.polling.max_delay_seconds in {file} must be at least min_delay_seconds (60)",
+        ),
+        (
+            "[keys.k]\nprivate_key = 'x'\n",
+            "keys.k.private_key in {file}: agents verify bundles and never hold",
+        ),
+        ("[labels]\nid = 'x'\n", "labels.id in {file}: set by the agent"),
+        ("[agent]\nstate_dir = ''\n", "agent.state_dir in {file} must be a non-empty string"),
+    ],
+)
+def test_config_errors_name_the_key_and_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError) as raised:
+        agent_settings(load_config(path))
+    assert message.format(file=path) in str(raised.value)
+
+
+def test_a_yaml_error_and_an_unknown_yaml_key_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("services: [\n")
+    with pytest.raises(InvalidInputError, match=r"config.yaml: config is not valid YAML: ") as raised:
+        load_config(path)
+    assert "\n" not in str(raised.value)
+    path.write_text("default_decision: /x\n")
+    with pytest.raises(InvalidInputError, match=r"unknown section \[default_decision\]"):
+        load_config(path)
+
+
+def test_the_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        assert default_state_dir() == Path("/var/lib/pyagent")
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert default_state_dir() == tmp_path / "xdg" / "pyagent"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "pyagent"
+
+
+def test_a_shared_or_linked_state_dir_or_spool_is_refused(tmp_path: Path) -> None:
+    made = private_dir(tmp_path / "a" / "state")
+    assert made.is_dir() and (made.stat().st_mode & 0o777) == 0o700
+    (tmp_path / "link").symlink_to(made)
+    with pytest.raises(InvalidInputError, match="the state directory is a symbolic link"):
+        private_dir(tmp_path / "link")
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o700)
+    shared.chmod(0o775)
+    with pytest.raises(InvalidInputError, match=r"writable by group or others \(mode 0775\); chmod go-w"):
+        private_dir(shared)
+    spool = made / "spool.sqlite"
+    spool.write_bytes(b"")
+    spool.chmod(0o666)
+    with pytest.raises(InvalidInputError, match="the spool is writable by group or others"):
+        private_file(spool, what="spool")
+    spool.unlink()
+    spool.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidInputError, match="the spool is a symbolic link"):
+        private_file(spool, what="spool")
+
+
+def test_agent_run_refuses_an_unsafe_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    state.chmod(0o777)
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[device]\nid = "x"\n[agent]\nstate_dir = "{state}"\n')
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"pyagent: error: {state}: the state directory is writable by group or others (mode 0777); "
+        f"chmod go-w {state}\n"
+    )
+
+
+def test_agent_run_once_without_config_or_facts_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_pyagent("agent", "run", "--once", "--state-dir", str(tmp_path / "s"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "no agent config (give --config FILE, or create /etc/pyagent/agent.toml)" in done.stderr
+    assert (
+        "give --device-id ID, --ownership corporate|personal, --mdm-enrolled/--no-mdm-enrolled, --org ORG"
+        in (done.stderr)
+    )
+    assert done.stderr.count("\n") == 1
+
+
+def test_agent_status_shows_nothing_yet_as_json(tmp_path: Path) -> None:
+    done = run_pyagent("agent", "status", "--state-dir", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["exists"], document["bundles"], document["set_aside"]) == (
+        False,
+        [],
+        {"count": 0, "records": []},
+    )

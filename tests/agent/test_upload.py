@@ -1,0 +1,203 @@
+"""Uploading the spool as OPA decision-log events: oldest first, batched by gzip size, marked shipped only
+after a 2xx, re-sent after failures (stored once), and a refused event set aside with its reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyagent import __version__
+from pyagent.agent.chain import ChainKey
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.logs import DecisionLogPlugin, event_of, gzip_array, gzip_batches
+from pyagent.agent.store import Spool
+from pyagent.config.opa import DecisionLogs, Service
+from tests.agent.collector import CollectorState, run_collector
+from tests.agent.conftest import run_pyagent
+
+
+def decided(i: int) -> dict[str, Any]:
+    """A record's content as a decided run gives it."""
+    report = {
+        "schema_version": 1,
+        "collected_at": "2023-03-16T09:30:00Z",
+        "apps": [],
+        "device": {
+            "id": "laptop-17",
+            "platform": "linux",
+            "ownership": "corporate",
+            "mdm": {"enrolled": True},
+        },
+    }
+    at = f"2023-03-16T09:30:{i % 60:02d}Z"
+    decision = {
+        "device_id": "laptop-17",
+        "allow": True,
+        "violations": [],
+        "decision_id": f"d-{i}",
+        "evaluated_at": at,
+        "policy_revision": "x",
+        "engine": "embedded",
+    }
+    return {
+        "outcome": "compliant",
+        "exit_code": 0,
+        "device_id": "laptop-17",
+        "decision": decision,
+        "input": {"at": at, "report": report},
+        "bundles": {"pyagent": {"revision": "r1"}},
+        "metrics": {"timer_pyagent_decide_ns": 1000 + i},
+        "error": None,
+    }
+
+
+@pytest.fixture
+def collector() -> Iterator[CollectorState]:
+    with run_collector() as state:
+        yield state
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Spool]:
+    with Spool.open(tmp_path / "spool.sqlite", key=ChainKey()) as opened:
+        for i in range(12):
+            opened.append(decided(i), max_records=100)
+        yield opened
+
+
+def plugin(url: str, *, limit: int = 32768) -> DecisionLogPlugin:
+    config = DecisionLogs(service="logs", upload_size_limit_bytes=limit, min_delay=1, max_delay=2)
+    return DecisionLogPlugin(
+        config, ServiceClient(Service("logs", url, timeout=2)), {"fleet": "t"}, rng=random.Random(1)
+    )
+
+
+def test_every_record_goes_once_as_an_opa_event(spool: Spool, collector: CollectorState) -> None:
+    delay = plugin(collector.url).step(spool)
+    assert 1 <= delay <= 2
+    rows = spool.records()
+    assert collector.hashes_received() == [r.hash for r in rows]  # oldest first, one batch
+    assert len(collector.requests) == 1 and spool.counts() == (12, 0)
+    event = collector.stored[rows[0].hash]
+    assert event == {
+        "decision_id": "d-0",
+        "labels": {"fleet": "t", "id": "laptop-17", "version": __version__},
+        "path": "pyagent/decision",
+        "input": json.loads(rows[0].body)["input"],
+        "timestamp": "2023-03-16T09:30:00Z",
+        "metrics": {"timer_pyagent_decide_ns": 1000},
+        "pyagent": {"seq": 1, "hash": rows[0].hash, "prev_hash": "0" * 64},
+        "bundles": {"pyagent": {"revision": "r1"}},
+        "result": json.loads(rows[0].body)["decision"],
+    }
+    assert plugin(collector.url).step(spool) >= 1 and len(collector.requests) == 1  # nothing left
+
+
+def test_batches_stay_under_upload_size_limit_bytes(spool: Spool, collector: CollectorState) -> None:
+    events = [(r.seq, json.dumps(event_of(r, {})).encode()) for r in spool.records()]
+    one = len(gzip_array(events[:1]))
+    batches, too_large = gzip_batches(events, one * 3)
+    assert too_large == [] and len(batches) > 1
+    assert [seq for batch in batches for seq, _ in batch] == list(range(1, 13))
+    assert all(len(gzip_array(batch)) <= one * 3 for batch in batches)
+    assert plugin(collector.url, limit=one * 3).step(spool) >= 1
+    assert len(collector.requests) == len(batches)
+    assert all(r.gzip_bytes <= one * 3 for r in collector.requests)
+    assert gzip_batches(events, one - 10) == ([], list(range(1, 13)))
+
+
+def test_a_refused_event_is_found_by_bisection_and_set_aside(spool: Spool, collector: CollectorState) -> None:
+    collector.refuse = lambda event: event["decision_id"] == "d-6"
+    assert plugin(collector.url).upload(spool) is None
+    rows = {r.seq: r for r in spool.records()}
+    assert set(collector.stored) == {r.hash for seq, r in rows.items() if seq != 7}
+    assert spool.counts() == (12, 0)
+    count, aside = spool.set_aside_list()
+    assert count == 1 and aside[0]["seq"] == 7
+    assert aside[0]["reason"] == (f"refused by {collector.url}/logs: HTTP 400: event refused by the test")
+    assert rows[7].shipped_at is not None and rows[7].shipped_at.startswith("set aside ")
+    sent = len(collector.requests)
+    assert plugin(collector.url).upload(spool) is None and len(collector.requests) == sent  # never re-sent
+
+
+def test_failures_keep_everything_and_a_resend_is_stored_once(
+    spool: Spool, collector: CollectorState
+) -> None:
+    uploads = plugin(collector.url)
+    collector.fail_next = 2
+    for _ in range(2):
+        assert 0 < uploads.step(spool) <= 2
+        assert spool.counts() == (12, 12) and "HTTP 500" in (spool.ship_status().last_error or "")
+    collector.store_then_fail = 1  # stored, but the answer is lost: sent again
+    uploads.step(spool)
+    assert spool.counts() == (12, 12)
+    uploads.step(spool)
+    assert spool.counts() == (12, 0) and spool.ship_status().last_error is None
+    assert len(collector.stored) == 12  # four tries, the same twelve events each time, oldest first
+    assert collector.hashes_received() == [r.hash for r in spool.records()] * 4
+
+
+def test_a_redirect_is_an_error_and_is_not_followed(spool: Spool, collector: CollectorState) -> None:
+    collector.redirect = True
+    error = plugin(collector.url).upload(spool)
+    where = f"{collector.url}/elsewhere"
+    assert error == f"{collector.url}/logs: HTTP 307 redirect to {where} (redirects are not followed)"
+    assert len(collector.requests) == 1 and spool.counts() == (12, 12)
+
+
+def test_an_unreachable_service_keeps_everything_pending(spool: Spool) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    error = plugin(f"http://127.0.0.1:{port}").upload(spool)
+    assert error == f"POST http://127.0.0.1:{port}/logs: connection refused"
+    assert spool.counts() == (12, 12)
+
+
+def test_a_run_without_a_report_is_set_aside_at_once(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    token = tmp_path / "logs.token"
+    token.write_text("s3cret-token\n")
+    with run_collector(token="s3cret-token") as collector:
+        config = config_file(device={"id": "laptop-17"})  # no ownership: the run fails before a report
+        text = config.read_text() + (
+            f'[services.logs]\nurl = "{collector.url}"\ncredentials.bearer.token_path = "{token}"\n'
+            '[decision_logs]\nservice = "logs"\n'
+        )
+        config.write_text(text)
+        assert run_pyagent("agent", "run", "--once", "--config", str(config)).returncode == 2
+        done = run_pyagent(
+            "agent",
+            "run",
+            "--once",
+            "--config",
+            str(config),
+            "--ownership",
+            "corporate",
+            "--mdm-enrolled",
+            "--org",
+            "eu-commission",
+        )
+        assert done.returncode in (0, 1), done.stderr
+        assert len(collector.stored) == 1 and collector.requests[0].authorization == "Bearer s3cret-token"
+        status = json.loads(
+            run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout
+        )
+        assert status["pending"] == 0 and status["set_aside"]["count"] == 1
+        assert status["set_aside"]["records"][0]["reason"].startswith(
+            "no policy input to log: the run was invalid"
+        )
+        text_status = run_pyagent("agent", "status", "--config", str(config)).stderr
+        assert "1 set aside" in text_status and "set aside: seq 1 at " in text_status
+
+
+def test_the_gzip_body_is_a_json_array() -> None:
+    assert json.loads(gzip.decompress(gzip_array([(1, b'{"a":1}'), (2, b'{"b":2}')]))) == [{"a": 1}, {"b": 2}]
