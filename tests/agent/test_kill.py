@@ -1,5 +1,5 @@
-"""SIGKILL the real agent 100 times while it records and ships: nothing it reported as recorded is lost,
-the chain verifies, and the collector ends with every record exactly once.
+"""SIGKILL the real agent 100 times while it records and uploads: nothing it reported as recorded is lost,
+the chain verifies, and the decision-log endpoint ends with every record's event exactly once.
 
 Two workers, each with its own spool and 50 kills, share one collector. Most kills come at a random
 moment after the first run was recorded (mid-run, mid-commit, mid-POST); one in ten comes during start-up.
@@ -81,7 +81,10 @@ def run_and_kill(config: Path, rng: random.Random, stderr: Path) -> list[dict[st
 def worker(index: int, base: Path, collector_url: str) -> WorkerResult:
     spool = base / f"spool-{index}.sqlite"
     config = write_config(
-        base / f"agent-{index}.toml", spool_path=str(spool), max_records=100_000, collector_url=collector_url
+        base / f"agent-{index}.toml",
+        spool_path=str(spool),
+        max_records=100_000,
+        collector_url=f"{collector_url}/logs",
     )
     result = WorkerResult(config, spool)
     rng = random.Random(1000 + index)
@@ -91,9 +94,9 @@ def worker(index: int, base: Path, collector_url: str) -> WorkerResult:
     return result
 
 
-def committed(spool: Path) -> list[tuple[int, str]]:
+def committed(spool: Path, column: str = "id") -> list[tuple[int, str]]:
     with sqlite3.connect(f"file:{spool}?mode=ro", uri=True) as conn:
-        return [(int(s), str(i)) for s, i in conn.execute("SELECT seq, id FROM records ORDER BY seq")]
+        return [(int(s), str(i)) for s, i in conn.execute(f"SELECT seq, {column} FROM records ORDER BY seq")]
 
 
 @pytest.mark.slow
@@ -121,16 +124,17 @@ def test_sigkill_100_times_loses_nothing_reported(
         for result in results:  # one clean run each ships whatever the kills left pending
             done = run_pyagent("agent", "run", "--once", "--config", str(result.config))
             assert done.returncode in (0, 1), done.stderr
-        every_id = [rid for result in results for _, rid in committed(result.spool)]
-        resent = len(collector.requests) - len(set(collector.keys_received()))
-        check_collector(collector, every_id)
+        every_hash = [digest for result in results for _, digest in committed(result.spool, "hash")]
+        received = collector.hashes_received()
+        resent = len(received) - len(set(received))
+        check_collector(collector, every_hash)
     summary = [
         f"kills: {sum(r.kills for r in results)} SIGKILLs in {time.monotonic() - started:.0f} s",
         f"records reported as committed: {total_reported}; committed in the spools: {total_committed}",
         f"records lost in the kill loop: {lost} (besides in-flight)",
         f"in-flight records that were committed but not yet reported when killed: {unreported}",
-        f"collector: {shipped_before_flush} stored during the kills, {len(collector.stored)} after one clean "
-        f"run each; {resent} re-sent requests (same Idempotency-Key), 0 duplicates stored",
+        f"decision logs: {shipped_before_flush} stored during the kills, {len(collector.stored)} after one "
+        f"clean run each; {resent} events re-sent (same decision, same chain hash), 0 duplicates stored",
     ]
     with capsys.disabled():
         print("\n" + "\n".join(f"  {line}" for line in summary))
@@ -139,11 +143,9 @@ def test_sigkill_100_times_loses_nothing_reported(
     assert unreported <= KILLS  # at most the one run in flight per kill
 
 
-def check_collector(collector: CollectorState, every_id: list[str]) -> None:
-    successes = [r.key for r in collector.requests if r.status == 201]
-    assert set(collector.stored) == set(every_id)  # at least once: all of them arrived
-    assert len(collector.stored) == len(every_id)  # idempotent: each once
-    assert len(successes) >= len(every_id)
-    assert set(collector.keys_received()) <= set(every_id)  # a re-send reuses the id, never a new one
-    for key, body in collector.stored.items():
-        assert body["id"] == key == body["record"]["id"]
+def check_collector(collector: CollectorState, every_hash: list[str]) -> None:
+    assert set(collector.stored) == set(every_hash)  # at least once: all of them arrived
+    assert len(collector.stored) == len(every_hash)  # idempotent: each once
+    assert set(collector.hashes_received()) <= set(every_hash)  # a re-send is the same event
+    for digest, event in collector.stored.items():
+        assert event["pyagent"]["hash"] == digest and event["path"] == "pyagent/decision"

@@ -89,7 +89,7 @@ class StatusPlugin:
             states = [bundle_state(plugin) for plugin in self.bundles]
             worst = ERR if ERR in states else NOT_READY if NOT_READY in states else OK
             plugins["bundle"] = {"state": worst}
-            failing = [f"{plugin.name}: {plugin.status.message}" for plugin in self.bundles if plugin.status.code]
+            failing = [f"{p.name}: {p.status.message}" for p in self.bundles if p.status.code]
             if failing:
                 plugins["bundle"]["message"] = "; ".join(failing)
         message: dict[str, Any] = {
