@@ -1,0 +1,108 @@
+"""The agent SIGKILLed in the middle of a download: the next start decides with the last good bundle, and
+the half-written download is cleaned away."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.agent.plugins.conftest import (
+    Builds,
+    agent_config,
+    bundle_status,
+    control_plane,
+    run_agent,
+    spool_bodies,
+    start_agent,
+    wait_for,
+)
+
+
+@dataclass
+class Stalling:
+    url: str = ""
+    body: bytes = b""
+    stall: bool = False
+    half_sent: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@contextlib.contextmanager
+def stalling_server() -> Iterator[Stalling]:
+    """Serves ``state.body``; with ``stall``, sends half of it and waits (a slow network, a dying link)."""
+    state = Stalling()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = state.body
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", f'"{len(body)}-{hash(body)}"')
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                if state.stall:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    state.half_sent.set()
+                    state.release.wait(30)
+                    return
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_sigkill_during_a_download_keeps_the_last_good_bundle(tmp_path: Path, builds: Builds) -> None:
+    state = tmp_path / "state"
+    with control_plane(tmp_path) as plane, stalling_server() as bundles:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            bundle_url=bundles.url,
+            public_key=builds.public_key,
+        )
+        bundles.body = builds.wasm["r1"].read_bytes()
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        assert bundle_status(state)["active_revision"] == "r1"
+
+        bundles.body, bundles.stall = builds.wasm["r2"].read_bytes(), True
+        log = tmp_path / "agent.log"
+        agent = start_agent("--config", str(config), log=log)
+        try:
+            assert bundles.half_sent.wait(20), log.read_text()
+            downloads = list((state / "bundles" / "pyagent").glob(".download-*"))
+            wait_for("half the download on disk", lambda: any(p.stat().st_size > 0 for p in downloads), 5)
+        finally:
+            os.kill(agent.pid, signal.SIGKILL)
+            agent.wait(timeout=10)
+        bundles.release.set()
+        bundles.stall = False
+        bundles.body = b"not a bundle"  # the next download fails too: the last good one must decide
+
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode in (0, 1), done.stderr
+        assert "refused, the active bundle stays" in done.stderr
+        assert bundle_status(state)["active_revision"] == "r1"
+        assert spool_bodies(state)[-1]["bundles"] == {"pyagent": {"revision": "r1"}}
+        assert not list((state / "bundles" / "pyagent").glob(".download-*"))
