@@ -48,7 +48,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "agent": CommandEntry(
         "pyagent.cli.agent:agent",
-        "Run pyagent as an agent: collect this machine, decide, record, ship, on a schedule.",
+        "Run pyagent as an agent: collect this machine, decide, record, upload, on a schedule.",
     ),
     "server": CommandEntry(
         "pyagent.cli.server:server",
