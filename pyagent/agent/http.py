@@ -8,10 +8,12 @@ from its file on every request, so a rotated token is used at once.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -109,8 +111,11 @@ class ServiceClient:
             conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._context)
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        watchdog = threading.Timer(timeout, _cut, (conn,))  # a server that dribbles headers is cut too
+        watchdog.daemon = True
         try:
             conn.connect()
+            watchdog.start()
             _bound(conn, deadline, where, timeout)
             conn.request(method, self.path(resource), body=body, headers=send)
             _bound(conn, deadline, where, timeout)
@@ -124,8 +129,11 @@ class ServiceClient:
             content, size = _read(conn, response, deadline, where, timeout, limit, sink if ok else None, ok)
             return Reply(response.status, names, content, size)
         except (OSError, http.client.HTTPException) as err:
+            if time.monotonic() >= deadline:
+                raise TransportError(f"{where}: no complete answer within {timeout:g} s") from err
             raise TransportError(f"{where}: {_describe(err, timeout)}") from err
         finally:
+            watchdog.cancel()
             conn.close()
 
 
@@ -134,6 +142,14 @@ def backoff(failures: int, *, base: float, cap: float, rng: random.Random) -> fl
     ``cap``, scaled by a random factor in [0.5, 1] so that a fleet does not retry in step."""
     exponent = min(max(failures - 1, 0), 30)
     return min(cap, base * float(1 << exponent)) * rng.uniform(0.5, 1.0)
+
+
+def _cut(conn: http.client.HTTPConnection) -> None:
+    """The deadline passed: end the connection, whatever the request is waiting for."""
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _bound(conn: http.client.HTTPConnection, deadline: float, where: str, timeout: float) -> None:

@@ -1,0 +1,83 @@
+"""The plug-ins' HTTP: a total deadline however slowly a server answers, bodies bounded while they arrive,
+and no redirect followed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError
+from pyagent.config.opa import Service
+
+
+@contextlib.contextmanager
+def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on a free port that reads the request line and lets ``answer`` write bytes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def dribble(conn: socket.socket) -> None:
+    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.05)
+
+
+def chunked_forever(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(1000):
+        conn.sendall(b"1000\r\n" + b"x" * 4096 + b"\r\n")
+
+
+def redirect(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/b\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_a_server_that_dribbles_its_headers_is_cut_at_the_deadline() -> None:
+    with raw_server(dribble) as url:
+        client = ServiceClient(Service("s", url))
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"^GET .*/b: no complete answer within 1 s$"):
+            client.request("GET", "b", timeout=1, max_body=1024)
+        assert time.monotonic() - started < 2
+
+
+def test_a_body_without_a_length_is_refused_once_over_the_limit() -> None:
+    with raw_server(chunked_forever) as url:
+        sink = io.BytesIO()
+        with pytest.raises(BodyTooLarge, match=r"the answer is over the limit of 100000 bytes; refused"):
+            ServiceClient(Service("s", url)).request("GET", "b", timeout=5, max_body=100_000, sink=sink)
+        assert len(sink.getvalue()) <= 100_000
+
+
+def test_a_redirect_is_an_answer_not_followed() -> None:
+    with raw_server(redirect) as url:
+        reply = ServiceClient(Service("s", url)).request("GET", "b", timeout=5, max_body=1024)
+        assert reply.status == 302
+        assert (
+            reply.message() == "HTTP 302 redirect to http://elsewhere.invalid/b (redirects are not followed)"
+        )
