@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pyagent.outputs.base import printable
+
 STATUSES = ("compliant", "non_compliant", "invalid")
 STATUS_LABELS = {
     "compliant": "compliant",
@@ -23,8 +25,10 @@ STATUS_LABELS = {
 
 
 def esc(value: object) -> str:
-    """HTML-escaped text (quotes too), safe in element content and in quoted attributes."""
-    text = "" if value is None else str(value)
+    """HTML-escaped text (quotes too), safe in element content and in quoted attributes. Control and
+    format characters (a right-to-left override that would reorder ``gnp.exe``, escapes, zero-width
+    characters) are shown as ``\\uNNNN`` codes, not obeyed."""
+    text = printable("" if value is None else str(value))
     if not text.isascii():  # a lone surrogate cannot be written as UTF-8: replace it
         text = text.encode("utf-8", "replace").decode("utf-8")
     return html.escape(text, quote=True)
@@ -319,7 +323,7 @@ th[aria-sort=ascending] button::after{content:" ▲"}th[aria-sort=descending] bu
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;
 white-space:nowrap}
 .badge.non_compliant{background:var(--bad)}.badge.invalid{background:var(--inv)}
-.badge.undecided{background:var(--und)}
+.badge.undecided{background:var(--und)}.badge.compliant{background:var(--ok)}
 ul.plain{margin:0;padding:0;list-style:none}ul.plain li+li{margin-top:4px}
 code{font:12.5px ui-monospace,"DejaVu Sans Mono",monospace;background:#f0f2f6;padding:0 4px;border-radius:3px}
 .scope{color:var(--muted);font-size:12.5px}.src{display:block;color:var(--muted);font-size:12px}

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pyagent.errors import InvalidInputError
@@ -97,8 +97,15 @@ def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"code": code, "message": message}, status)
 
 
-async def _http_error(_request: Request, err: Exception) -> Response:
+_API_PREFIXES = ("/api/", "/bundles/", "/logs", "/status", "/health")
+
+
+async def _http_error(request: Request, err: Exception) -> Response:
     assert isinstance(err, HttpError)
+    if not request.url.path.startswith(_API_PREFIXES):  # a dashboard page: answer a person, in HTML
+        from pyagent.server.dashboard.layout import HEADERS, error_page
+
+        return HTMLResponse(error_page(err.status, err.message), err.status, headers=HEADERS)
     return _error(err.status, err.code, err.message)
 
 

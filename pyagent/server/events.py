@@ -27,26 +27,36 @@ MAX_ID = 512
 MAX_DECISION_ID = 200
 
 
+#: The decision path of the shipped policy (``POST /v1/data/pyagent/decision``). An OPA logs every
+#: Data API query; events on other paths are well-formed OPA events that carry no device decision:
+#: they are acknowledged and counted, never a reason to refuse the batch (OPA would resend it forever).
+DECISION_PATH = "pyagent/decision"
+
+
 @dataclass
 class Batch:
     rows: list[DecisionRow]
     reports: dict[str, bytes]
+    ignored: int = 0
 
 
 def parse_batch(value: Any, known_bundles: Collection[str]) -> Batch:
     if not isinstance(value, list):
         raise bad_request(f"body must be a JSON array of decision-log events, got {_kind(value)}")
-    rows: list[DecisionRow] = []
-    reports: dict[str, bytes] = {}
+    batch = Batch([], {})
     for index, event in enumerate(value):
-        row, report = _event(event, index, known_bundles)
-        rows.append(row)
-        if report is not None and row.report_digest is not None:
-            reports.setdefault(row.report_digest, report)
-    return Batch(rows, reports)
+        decided = _event(event, index, known_bundles)
+        if decided is None:
+            batch.ignored += 1
+            continue
+        row, report = decided
+        batch.rows.append(row)
+        if row.report_digest is not None:
+            batch.reports.setdefault(row.report_digest, report)
+    return batch
 
 
-def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[DecisionRow, bytes | None]:
+def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[DecisionRow, bytes] | None:
     where = f"event {index}"
     if not isinstance(event, dict):
         raise bad_request(f"{where}: must be an object, got {_kind(event)}")
@@ -54,6 +64,8 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
     labels = _object(event.get("labels"), f"{where}: labels")
     sender = _string(labels.get("id"), f"{where}: labels.id", MAX_ID)
     path = _string(event.get("path"), f"{where}: path", MAX_ID)
+    if path.removeprefix("data/").replace(".", "/") != DECISION_PATH:
+        return None
     policy_input = _object(event.get("input"), f"{where}: input")
     at = policy_input.get("at")
     if not isinstance(at, str) or not is_rfc3339(at):

@@ -1,8 +1,10 @@
 """OPA's Decision Log API: ``POST /logs``, a JSON array of events, gzip or identity.
 
-2xx only after the whole batch is committed; an event already stored (same ``decision_id`` at the
-same instant) is stored once; a malformed event refuses the whole batch (400, nothing stored,
-the message names the event's index and field); the body is bounded on the wire and after gzip (413).
+2xx only after the whole batch is committed. An event already stored (same ``decision_id`` at the
+same instant) is stored once. Events on paths other than ``pyagent/decision`` (an OPA logs every
+query) are acknowledged and counted as ``ignored``. A malformed event refuses the whole batch (400,
+nothing stored, the message names the event's index and field). The body is bounded on the wire and
+after gzip (413).
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ def routes(ctx: ServerContext) -> list[Route]:
     def decode(body: bytes) -> Batch:
         return parse_batch(parse_json(body), ctx.store.bundle_names())
 
-    def ingest(body: bytes) -> IngestResult:
+    def ingest(body: bytes) -> tuple[IngestResult, int]:
         batch = decode(body)  # CPU work and the store in one worker thread, off the event loop
-        return ctx.store.ingest(batch.rows, batch.reports)
+        return ctx.store.ingest(batch.rows, batch.reports), batch.ignored
 
     async def logs(request: Request) -> Response:
         await ctx.authorize(request, "agent")
         body = await read_body(request, ctx.settings.limits)
-        result = await run_in_threadpool(ingest, body)
-        return JSONResponse({"stored": result.stored, "duplicates": result.duplicates})
+        result, ignored = await run_in_threadpool(ingest, body)
+        return JSONResponse({"stored": result.stored, "duplicates": result.duplicates, "ignored": ignored})
 
     return [Route("/logs", logs, methods=["POST"])]

@@ -17,8 +17,13 @@ _DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _given(request: Request, name: str) -> str | None:
+    """The parameter's value; an empty one (a blank form field) counts as not given."""
+    return request.query_params.get(name) or None
+
+
 def instant(request: Request, name: str) -> datetime | None:
-    value = request.query_params.get(name)
+    value = _given(request, name)
     if value is None:
         return None
     if not is_rfc3339(value):
@@ -27,7 +32,7 @@ def instant(request: Request, name: str) -> datetime | None:
 
 
 def flag(request: Request, name: str) -> bool | None:
-    value = request.query_params.get(name)
+    value = _given(request, name)
     if value is None:
         return None
     if value not in ("true", "false"):
@@ -36,14 +41,14 @@ def flag(request: Request, name: str) -> bool | None:
 
 
 def text(request: Request, name: str, limit: int = 512) -> str | None:
-    value = request.query_params.get(name)
-    if value is not None and (not value or len(value) > limit or "\0" in value):
+    value = _given(request, name)
+    if value is not None and (len(value) > limit or "\0" in value):
         raise bad_request(f"{name}: expected 1-{limit} characters")
     return value
 
 
 def number(request: Request, name: str, default: int, low: int, high: int) -> int:
-    value = request.query_params.get(name)
+    value = _given(request, name)
     if value is None:
         return default
     if not value.isdigit() or not low <= int(value) <= high:
@@ -52,7 +57,7 @@ def number(request: Request, name: str, default: int, low: int, high: int) -> in
 
 
 def duration(request: Request, name: str) -> timedelta | None:
-    value = request.query_params.get(name)
+    value = _given(request, name)
     if value is None:
         return None
     match = _DURATION.match(value)

@@ -168,9 +168,23 @@ def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
 def test_logs_store_a_batch_and_dedupe(fleet: Fleet) -> None:
     events = [decision_event("d-1"), decision_event("d-2", at="2023-03-17T09:30:00Z")]
     response = fleet.post_logs(events)
-    assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0})
-    assert fleet.post_logs(events, gzip_it=False).json() == {"stored": 0, "duplicates": 2}
+    assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0, "ignored": 0})
+    assert fleet.post_logs(events, gzip_it=False).json() == {"stored": 0, "duplicates": 2, "ignored": 0}
     assert fleet.history() == ["d-2", "d-1"]
+
+
+def test_events_on_other_paths_are_acknowledged_not_stored(fleet: Fleet) -> None:
+    """An OPA logs every Data API query: one on another path must not stall its uploads."""
+    other = {"decision_id": "q-1", "labels": {"id": "opa-1"}, "path": "pyagent/revision", "result": "r1"}
+    no_input = {"decision_id": "q-2", "labels": {"id": "opa-1"}, "path": "system/bundles"}
+    response = fleet.post_logs([other, decision_event("d-1"), no_input])
+    assert response.json() == {"stored": 1, "duplicates": 0, "ignored": 2}
+    assert fleet.history() == ["d-1"]
+    broken = fleet.post_logs([{"labels": {"id": "opa-1"}, "path": "pyagent/revision"}])
+    assert (broken.status_code, broken.json()["message"]) == (
+        400,
+        "event 0: decision_id must be a non-empty string, got nothing",
+    )
 
 
 def _gzip_bomb(total: int) -> bytes:

@@ -64,8 +64,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         wanted = DeviceFilter(
             organization=query.text(request, "organization", 200) or None,
             platform=query.text(request, "platform", 32) or None,
-            allow=query.flag(request, "allow") if request.query_params.get("allow") else None,
-            stale=query.flag(request, "stale") if request.query_params.get("stale") else None,
+            allow=query.flag(request, "allow"),
+            stale=query.flag(request, "stale"),
             ban=query.text(request, "ban", 200) or None,
             cursor=query.cursor(request),
             limit=query.number(request, "limit", 50, 1, 500),
@@ -73,7 +73,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         page, last = await run_in_threadpool(
             ctx.store.device_page, wanted, now=clock(), stale_after=stale_after
         )
-        filters = {name: request.query_params.get(name) for name in pages.FILTERS}
+        filters = {name: request.query_params.get(name) for name in (*pages.FILTERS, "limit")}
         body = pages.device_list(page, filters, query.encode_cursor(last))
         return _html(layout.page("Devices", body, here="/devices", csrf=viewer.csrf or None))
 
@@ -117,6 +117,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         sessions.clear_cookie(response, request)
         return response
 
+    async def favicon(_request: Request) -> Response:
+        return Response(None, 204, headers={"Cache-Control": "max-age=86400"})
+
     async def stylesheet(request: Request) -> Response:
         if request.headers.get("if-none-match") == layout.CSS_ETAG:
             return Response(None, 304, headers={"ETag": layout.CSS_ETAG})
@@ -131,6 +134,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/static/dashboard.css", stylesheet, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
     ]
 
 

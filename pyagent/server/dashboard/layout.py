@@ -40,7 +40,7 @@ CSP = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # keeps Origin on our own form posts (CSRF check)
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
@@ -89,4 +89,13 @@ def login_page(message: str = "", next_path: str = "/") -> str:
         '<button type="submit" id="login">Log in</button></form>'
         '<p class="note">The token is sent once; the browser then keeps a session cookie.</p>'
         "</section></main></body></html>\n"
+    )
+
+
+def error_page(status: int, message: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<title>{status} · pyagent</title><link rel="stylesheet" href="/static/dashboard.css"></head>'
+        f'<body><main><nav class="top"><a href="/">Overview</a><a href="/devices">Devices</a></nav>'
+        f'<h1>{status}</h1><p class="error" role="alert">{esc(message)}</p></main></body></html>\n'
     )

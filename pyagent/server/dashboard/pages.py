@@ -113,15 +113,24 @@ def _stale(stale: Sequence[dict[str, Any]]) -> str:
 
 
 FILTERS = ("organization", "platform", "allow", "stale", "ban")
+_LABELS = {"organization": "Organisation", "platform": "Platform", "allow": "Compliant", "stale": "Stale",
+           "ban": "Violates ban"}  # fmt: skip
+
+
+def _filter_field(name: str, value: str) -> str:
+    if name in ("allow", "stale"):
+        options = "".join(
+            f'<option value="{v}"{" selected" if v == value else ""}>{label}</option>'
+            for v, label in (("", "any"), ("true", "yes"), ("false", "no"))
+        )
+        return f'<label>{_LABELS[name]}<select name="{name}">{options}</select></label>'
+    return f'<label>{_LABELS[name]}<input name="{name}" value="{esc(value)}"></label>'
 
 
 def device_list(
     devices: Sequence[dict[str, Any]], filters: Mapping[str, str | None], next_cursor: str | None
 ) -> str:
-    fields = "".join(
-        f'<label>{name}<input name="{name}" value="{esc(filters.get(name) or "")}"></label>'
-        for name in FILTERS
-    )
+    fields = "".join(_filter_field(name, filters.get(name) or "") for name in FILTERS)
     rows = "".join(
         f'<tr data-device="{esc(d["device_id"])}"><td><a href="{device_link(d["device_id"])}">'
         f"{esc(d['device_id'])}</a></td><td>{esc(d.get('organization') or '')}</td>"
@@ -129,7 +138,7 @@ def device_list(
         f"<td>{esc(d['decided_at'])}</td></tr>"
         for d in devices
     )
-    kept = {k: v for k, v in filters.items() if k in FILTERS}
+    kept = {k: v for k, v in filters.items() if k in (*FILTERS, "limit")}
     pager = f'<a href="{link("/devices", **kept)}" id="first-page">First page</a>'
     if next_cursor:
         following = link("/devices", **kept, cursor=next_cursor)
