@@ -55,7 +55,9 @@ def routes(ctx: ServerContext) -> list[Route]:
             remaining = deadline - time.monotonic()
             if wait is None or remaining <= 0:
                 return Response(None, 304, headers={**headers, "Content-Type": content_type})
-            await ctx.notifier.wait(changed, remaining)
+            # in slices, so that a client that went away frees its request (and a shutdown is quick)
+            if not await ctx.notifier.wait(changed, min(remaining, 1.0)) and await request.is_disconnected():
+                return Response(None, 304, headers={**headers, "Content-Type": content_type})
 
     return [
         Route("/bundles/{name}", bundle, methods=["GET"]),
