@@ -137,15 +137,16 @@ def parse_instant(value: str) -> datetime:
 
 
 def _bundles(value: Any, where: str, known: Collection[str]) -> dict[str, Any]:
+    """The event's bundles, checked. An event made with none of this server's bundles is refused;
+    others beside one of ours (an OPA's local authz bundle, say) are kept as reported."""
     bundles = _object(value, where)
     for name, info in bundles.items():
-        if name not in known:
-            raise bad_request(
-                f"{where}.{name}: unknown bundle (published: {', '.join(sorted(known)) or 'none'})"
-            )
         info = _object(info, f"{where}.{name}")
         if not isinstance(info.get("revision", ""), str):
             raise bad_request(f"{where}.{name}.revision must be a string")
+    if bundles and not any(name in known for name in bundles):
+        name = sorted(bundles)[0]
+        raise bad_request(f"{where}.{name}: unknown bundle (published: {', '.join(sorted(known)) or 'none'})")
     return bundles
 
 

@@ -379,3 +379,10 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
     assert bad.status_code == 400 and bad.json()["message"].startswith("bundle junk.tar.gz")
     name = fleet.client.put("/api/v1/bundles/..%2Fx", files=files, headers=fleet.auth("admin"))
     assert name.status_code in (400, 404)
+
+
+def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:
+    bundles = {"pyagent": {"revision": "r1"}, "local-authz": {"revision": "a7"}}
+    assert fleet.post_logs([decision_event("d-1", bundles=bundles)]).status_code == 200
+    state = fleet.store.device("fr-brussels-0042")
+    assert state is not None and state.bundles == bundles
