@@ -115,7 +115,13 @@ def test_db_env_and_bad_urls(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_migrate_twice(db: str) -> None:
-    assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): 0001\n")
+    from alembic.script import ScriptDirectory
+
+    from pyagent.server.store.migrate import alembic_config
+
+    every = [r.revision for r in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))]
+    assert every[0] == "0001" and len(every) >= 4
+    assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): {', '.join(every)}\n")
     assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): already up to date\n")
 
 
