@@ -7,7 +7,7 @@
     max_body_bytes = 33554432          # on the wire
     max_decoded_bytes = 67108864       # after gzip
     max_long_poll_seconds = 300
-    retention_days = 400               # decision history kept (0: forever)
+    retention_days = 400               # decision history kept; default 0: forever
     stale_after_seconds = 86400        # a device silent this long counts as not compliant
     tls_cert = "/etc/pyagent/server.crt"
     tls_key = "/etc/pyagent/server.key"
@@ -56,7 +56,7 @@ class ServerSettings:
     max_body_bytes: int = 32 * MiB
     max_decoded_bytes: int = 64 * MiB
     max_long_poll_seconds: int = 300
-    retention_days: int = 400
+    retention_days: int = 0  # keep everything unless asked: history is evidence, and old instants are queried
     stale_after_seconds: int = 24 * 3600
     tls_cert: Path | None = None
     tls_key: Path | None = None

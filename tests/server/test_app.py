@@ -386,3 +386,17 @@ def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:
     assert fleet.post_logs([decision_event("d-1", bundles=bundles)]).status_code == 200
     state = fleet.store.device("fr-brussels-0042")
     assert state is not None and state.bundles == bundles
+
+
+def test_retention_is_off_unless_asked(sqlite_store: Store) -> None:
+    """Old decisions (the 2023 bans) uploaded today stay: the default keeps the whole history."""
+    assert ServerSettings().retention_days == 0
+    secret = new_token()
+    sqlite_store.add_token("agents", "agent", token_hash(secret))
+    with TestClient(create_app(ServerSettings(), sqlite_store)) as client:
+        body = json.dumps([decision_event("old", at="2020-01-01T00:00:00Z")])
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        assert client.post("/logs", content=body, headers=headers).status_code == 200
+        time.sleep(0.3)  # the retention job has had its first turn
+    state = sqlite_store.device("fr-brussels-0042", history=5)
+    assert state is not None and [h["decision_id"] for h in state.history] == ["old"]
