@@ -119,7 +119,8 @@ def test_migrate_twice(db: str) -> None:
 
     from pyagent.server.store.migrate import alembic_config
 
-    every = [r.revision for r in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))]
+    scripts = ScriptDirectory.from_config(alembic_config())
+    every = [r.revision for r in reversed(list(scripts.walk_revisions()))]
     assert every[0] == "0001" and len(every) >= 4
     assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): {', '.join(every)}\n")
     assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): already up to date\n")
