@@ -17,7 +17,7 @@ from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, bad_request
 from pyagent.server.exports import devices_csv, summary_csv
 from pyagent.server.store.base import DeviceState, Store
-from pyagent.server.store.fleet import STATUSES, DeviceFilter, history_steps, iso
+from pyagent.server.store.fleet import DeviceFilter, history_steps, iso
 
 MAX_PAGE = 1000
 MAX_STEPS = 1000
@@ -170,11 +170,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 def _points(
     store: Store, steps: list[datetime], organization: str | None, stale_after: timedelta
 ) -> list[Any]:
-    points = []
-    for at in steps:
-        summary = store.summary(now=at, at=at, organization=organization, stale_after=stale_after)
-        points.append({"at": iso(at), **{k: summary[k] for k in ("devices", *STATUSES, "stale")}})
-    return points
+    return store.history(steps, organization=organization, stale_after=stale_after)
 
 
 def _all_devices(

@@ -155,10 +155,8 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: st
         else store.summary(now=now, at=at, organization=None, stale_after=stale_after)
     )
     start = (instant - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
-    points = []
-    for step in history_steps(start, instant, timedelta(days=1), TREND_DAYS + 2):
-        point = store.summary(now=step, at=step, organization=organization, stale_after=stale_after)
-        points.append(point)
+    steps = history_steps(start, instant, timedelta(days=1), TREND_DAYS + 2)
+    points = store.history(steps, organization=organization, stale_after=stale_after)
     rollouts = [r for name in sorted(store.bundle_names()) if (r := store.rollout(name)) is not None]
     stale = store.stale_devices(now=instant, stale_after=stale_after, limit=STALE_LISTED)
     return pages.overview(

@@ -216,5 +216,11 @@ class Store(abc.ABC):
     def stale_devices(self, *, now: datetime, stale_after: timedelta, limit: int) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
+    def history(
+        self, steps: Sequence[datetime], *, organization: str | None, stale_after: timedelta
+    ) -> list[dict[str, Any]]:
+        """Counts at each instant of ``steps``, equal to ``summary(at=step)``'s, in one query."""
+
+    @abc.abstractmethod
     def rollout(self, name: str) -> dict[str, Any] | None:
         """Devices per active revision of bundle ``name``, and the refusals reported with their reasons."""

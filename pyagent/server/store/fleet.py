@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -170,6 +170,50 @@ def stale_devices(
         .limit(limit)
     )  # fmt: skip
     return [_device_item(row) for row in conn.execute(query)]
+
+
+#: Counts at many instants in one pass: each decision holds from its instant until its device's next
+#: decision (LEAD over the history index); an instant counts the decisions that hold at it.
+_HISTORY = """
+WITH steps(step, cutoff) AS (VALUES {values}),
+spans AS (
+  SELECT organization, verdict, decided_at,
+         LEAD(decided_at) OVER (PARTITION BY device_id ORDER BY decided_at, decision_id) AS next_at
+  FROM decisions WHERE decided_at <= :last)
+SELECT step, verdict, decided_at < cutoff AS stale, count(*) AS n FROM steps JOIN spans
+  ON spans.decided_at <= step AND (spans.next_at IS NULL OR spans.next_at > step) {where}
+GROUP BY step, verdict, decided_at < cutoff
+"""
+
+
+def history(conn: Connection, steps: Sequence[datetime], *, organization: str | None,
+            stale_after: timedelta) -> list[dict[str, Any]]:  # fmt: skip
+    """Per instant of ``steps``: devices, each status and stale, as ``summary(at=...)`` counts them."""
+    if not steps:
+        return []
+    sqlite = conn.dialect.name == "sqlite"
+
+    def bound(value: datetime) -> Any:  # SQLite keeps timestamps as text of this form
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}" if sqlite else value
+
+    params: dict[str, Any] = {"last": bound(max(steps)), "organization": organization}
+    values = []
+    for index, step in enumerate(steps):
+        params[f"s{index}"], params[f"c{index}"] = bound(step), bound(step - stale_after)
+        values.append(f"(:s{index}, :c{index})")
+    where = "WHERE organization = :organization" if organization is not None else ""
+    rows = conn.execute(text(_HISTORY.format(values=", ".join(values), where=where)), params).all()
+    points: dict[Any, dict[str, Any]] = {
+        bound(step): {"at": iso(step), "devices": 0, **dict.fromkeys(STATUSES, 0), "stale": 0}
+        for step in steps
+    }
+    for row in rows:
+        point = points[row.step if sqlite else _aware(row.step)]
+        status = "non_compliant" if row.stale else row.verdict
+        point["devices"] += row.n
+        point[status] += row.n
+        point["stale"] += row.n if row.stale else 0
+    return list(points.values())
 
 
 def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -> list[datetime]:

@@ -343,6 +343,12 @@ class SqlStore(Store):
         with self._tx() as conn:
             return fleet.stale_devices(conn, now=now, stale_after=stale_after, limit=limit)
 
+    def history(
+        self, steps: Sequence[datetime], *, organization: str | None, stale_after: timedelta
+    ) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return fleet.history(conn, steps, organization=organization, stale_after=stale_after)
+
     def rollout(self, name: str) -> dict[str, Any] | None:
         with self._tx() as conn:
             newest = conn.execute(
