@@ -173,15 +173,17 @@ def stale_devices(
 
 
 #: Counts at many instants in one pass: each decision holds from its instant until its device's next
-#: decision (LEAD over the history index); an instant counts the decisions that hold at it.
+#: decision (LEAD over the history index); an instant counts the decisions that hold at it. Spans
+#: that ended before the first instant are dropped before the join.
 _HISTORY = """
 WITH steps(step, cutoff) AS (VALUES {values}),
 spans AS (
   SELECT organization, verdict, decided_at,
          LEAD(decided_at) OVER (PARTITION BY device_id ORDER BY decided_at, decision_id) AS next_at
-  FROM decisions WHERE decided_at <= :last)
-SELECT step, verdict, decided_at < cutoff AS stale, count(*) AS n FROM steps JOIN spans
-  ON spans.decided_at <= step AND (spans.next_at IS NULL OR spans.next_at > step) {where}
+  FROM decisions WHERE decided_at <= :last),
+live AS (SELECT * FROM spans WHERE next_at IS NULL OR next_at > :first)
+SELECT step, verdict, decided_at < cutoff AS stale, count(*) AS n FROM steps JOIN live
+  ON live.decided_at <= step AND (live.next_at IS NULL OR live.next_at > step) {where}
 GROUP BY step, verdict, decided_at < cutoff
 """
 
@@ -196,7 +198,7 @@ def history(conn: Connection, steps: Sequence[datetime], *, organization: str | 
     def bound(value: datetime) -> Any:  # SQLite keeps timestamps as text of this form
         return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}" if sqlite else value
 
-    params: dict[str, Any] = {"last": bound(max(steps)), "organization": organization}
+    params: dict[str, Any] = {"first": bound(min(steps)), "last": bound(max(steps)), "organization": organization}
     values = []
     for index, step in enumerate(steps):
         params[f"s{index}"], params[f"c{index}"] = bound(step), bound(step - stale_after)
