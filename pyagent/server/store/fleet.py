@@ -198,7 +198,11 @@ def history(conn: Connection, steps: Sequence[datetime], *, organization: str | 
     def bound(value: datetime) -> Any:  # SQLite keeps timestamps as text of this form
         return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}" if sqlite else value
 
-    params: dict[str, Any] = {"first": bound(min(steps)), "last": bound(max(steps)), "organization": organization}
+    params: dict[str, Any] = {
+        "first": bound(min(steps)),
+        "last": bound(max(steps)),
+        "organization": organization,
+    }
     values = []
     for index, step in enumerate(steps):
         params[f"s{index}"], params[f"c{index}"] = bound(step), bound(step - stale_after)
