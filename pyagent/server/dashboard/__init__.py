@@ -156,6 +156,8 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: st
     )
     start = (instant - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     steps = history_steps(start, instant, timedelta(days=1), TREND_DAYS + 2)
+    if steps[-1] != instant:  # end on the instant shown, not on the midnight before it
+        steps.append(instant)
     points = store.history(steps, organization=organization, stale_after=stale_after)
     rollouts = [r for name in sorted(store.bundle_names()) if (r := store.rollout(name)) is not None]
     stale = store.stale_devices(now=instant, stale_after=stale_after, limit=STALE_LISTED)
