@@ -19,7 +19,7 @@ EXAMPLE ?= examples/reports/eu-commission-personal-enrolled-tiktok.json
 export PYAGENT_OPA := $(OPA)
 export PYAGENT_BUNDLE := $(ROOT)/$(BUNDLE)
 
-.PHONY: all opa venv policy browser services test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
+.PHONY: all opa venv policy package-bundle dist browser services test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
 
 all: test
 
@@ -47,10 +47,27 @@ $(VENV)/.installed: pyproject.toml
 ## policy: the compiled (wasm) bundle used by the embedded engine
 policy: $(BUNDLE)
 
+# The one recipe for the embedded engine's bundle: $(call wasm_bundle,OUTPUT).
+wasm_bundle = $(OPA) build -t wasm -e pyagent/decision --revision "$(POLICY_REVISION)" \
+	  -o $(1) --ignore '*_test.rego' $(POLICY_DIRS)
+
 $(BUNDLE): $(OPA) $(shell find policies -type f 2>/dev/null)
 	@mkdir -p build
-	$(OPA) build -t wasm -e pyagent/decision --revision "$(POLICY_REVISION)" \
-	  -o $@ --ignore '*_test.rego' $(POLICY_DIRS)
+	$(call wasm_bundle,$@)
+
+## package-bundle: the bundle a wheel ships, built by the pinned opa only (setup.py: make package-bundle DEST=FILE)
+package-bundle: $(OPA)
+	@test -n "$(DEST)" || { echo "make package-bundle: give DEST=FILE" >&2; exit 2; }
+	@$(OPA) version | grep -qx "Version: $(OPA_VERSION)" || \
+	  { echo "$(OPA) is not the pinned opa $(OPA_VERSION) (versions.mk): run make opa, or unset PYAGENT_OPA" >&2; exit 2; }
+	@mkdir -p "$(dir $(DEST))"
+	$(call wasm_bundle,"$(DEST)")
+
+## dist: the sdist and the wheel (the compiled policy inside) in build/dist/; the wheel is built from the sdist
+dist: venv $(OPA)
+	rm -rf build/dist
+	$(PY) -m build --outdir build/dist .
+	@ls -l build/dist
 
 ## test: policy tests with coverage, then the Python suite
 test: test-policy test-python
@@ -109,7 +126,7 @@ fmt: $(OPA)
 check-example: venv policy
 	$(VENV)/bin/pyagent check $(EXAMPLE) --at 2023-03-16T09:30:00Z; rc=$$?; echo "exit code $$rc"; [ $$rc -le 1 ]
 
-bench: venv policy
+bench: venv policy services
 	$(PY) -m bench.run
 
 clean:
