@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -26,6 +27,7 @@ Examples:
   pyagent check - --format json < report.json
   pyagent check report.json --org eeas --data exemptions.json --format sarif -o results.sarif
   pyagent check report.json --engine opa --opa-url http://127.0.0.1:8181
+  pyagent check report.json --policy proposed/   # a policy directory, compiled once and cached
   pyagent check                      # collect this machine first
 """,
 )
@@ -34,6 +36,14 @@ Examples:
 @device_fact_options
 @at_option
 @engine_options
+@click.option(
+    "--policy",
+    "policy_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Decide with this policy directory (rego/ and data/ inside, or Rego and data files), compiled "
+    "by opa on first use and cached in the state directory until its files change.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -56,6 +66,7 @@ def check(
     mdm_enrolled: bool | None,
     mdm_provider: str | None,
     device_id: str | None,
+    policy_dir: str | None,
     **engine_flags: Any,
 ) -> None:
     """Decide whether one device complies with the app bans.
@@ -64,6 +75,9 @@ def check(
     collected first, its facts from --ownership/--mdm-enrolled/--device-id or the agent config.
     Exit codes: 0 compliant, 1 non-compliant, 2 invalid input, 3 no decision.
     """
+    settings = EngineSettings(**engine_flags)
+    if policy_dir is not None:
+        settings = with_policy_dir(ctx, settings, policy_dir)
     facts = FactFlags(
         device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled, mdm_provider=mdm_provider
     )
@@ -83,10 +97,26 @@ def check(
     document, notes = apply_org(document, org)
     for note in notes:
         click.echo(f"pyagent: note: {note}", err=True)
-    with build_engine(EngineSettings(**engine_flags)) as engine:
+    with build_engine(settings) as engine:
         decision = decide(engine, document, at=when)
     raise_for_policy_errors(decision, source=source)
     emit(decision, fmt=fmt, output=output, source=source)
     if fmt != OutputFormatName.TEXT.value:
         click.echo(summary_line(decision), err=True)
     ctx.exit(0 if decision["allow"] else 1)
+
+
+def with_policy_dir(ctx: click.Context, settings: EngineSettings, policy_dir: str) -> EngineSettings:
+    """The settings with ``--policy DIR``, compiled or from the cache, as the embedded engine's bundle."""
+    from pyagent.engines.base import EngineName
+    from pyagent.engines.select import resolve
+    from pyagent.policy.compiled import compile_policy
+
+    if settings.bundle and ctx.get_parameter_source("bundle") is not click.core.ParameterSource.ENVIRONMENT:
+        raise InvalidInputError("--policy and --bundle both name the policy: give one")
+    if resolve(settings) is not EngineName.EMBEDDED or settings.fallback_embedded:
+        raise InvalidInputError("--policy decides with the embedded engine; an OPA server has its own policy")
+    if settings.verification_key:
+        raise InvalidInputError("--policy compiles an unsigned bundle: --verification-key is for --bundle")
+    bundle = compile_policy(policy_dir, state_dir=settings.state_dir)
+    return dataclasses.replace(settings, bundle=str(bundle))

@@ -9,6 +9,7 @@ import click
 
 from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS, TARGETS
 from pyagent.engines.base import ENTRYPOINT
+from pyagent.errors import InvalidInputError
 from pyagent.policy.opa_tool import policy_dirs, run_opa
 
 COVERAGE_MIN = 95.0
@@ -81,9 +82,24 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
 
 
 @policy.command(
-    epilog="\b\nExamples:\n  pyagent policy docs > build/policy.md\n  pyagent policy docs -o build/policy.md"
+    epilog="""\b
+Examples:
+  pyagent policy docs > build/policy.md
+  pyagent policy docs -o build/policy.md
+  pyagent policy docs --bundle bundle.tar.gz
+
+\b
+Without DIR or --bundle: a checkout's policies/ (read by opa), or the policy bundle an installed
+pyagent ships (read directly: no opa needed).
+""",
 )
 @dirs_argument
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Document the data of this compiled bundle instead of policy directories (no opa needed).",
+)
 @click.option(
     "-o",
     "--output",
@@ -91,11 +107,17 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     default=None,
     help="Write the page to FILE, not stdout.",
 )
-def docs(dirs: tuple[str, ...], output: str | None) -> None:
+def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
     """The policy data (bans, organisations and their rules, the timeline) as a Markdown page."""
-    from pyagent.policy.docs import policy_data, render_markdown
+    from pyagent.policy import shipped
+    from pyagent.policy.docs import bundle_policy_data, policy_data, render_markdown
 
-    page = render_markdown(policy_data(policy_dirs(dirs)))
+    if bundle and dirs:
+        raise InvalidInputError("give policy directories or --bundle, not both")
+    if not bundle and not dirs and shipped.checkout() is None:
+        bundle = str(shipped.packaged_bundle())
+    data = bundle_policy_data(bundle) if bundle else policy_data(policy_dirs(dirs))
+    page = render_markdown(data)
     if output:
         Path(output).write_text(page, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)

@@ -1,9 +1,10 @@
 """The ``embedded`` engine: the policy compiled to WebAssembly by the pinned ``opa build -t wasm``,
 run in-process with wasmtime. No server, and OPA's own compiled semantics.
 
-The bundle (``build/bundle.tar.gz`` from ``make policy``, or ``--bundle``/``PYAGENT_BUNDLE``)
-carries the compiled policy and its data; ``--data`` overlays are merged into that data once,
-when the engine is built.
+The bundle (``--bundle``/``PYAGENT_BUNDLE``; else a checkout's ``build/bundle.tar.gz`` from ``make
+policy``, or the one an installed package ships; ``pyagent check --policy DIR`` compiles one) carries
+the compiled policy and its data; ``--data`` overlays are merged into that data once, when the engine
+is built.
 
 Signed bundles: with ``PYAGENT_BUNDLE_VERIFICATION_KEY`` set (a PEM public key), the bundle must carry
 a valid signature over every file, the configured scope (``PYAGENT_BUNDLE_SCOPE``), and a build serial
@@ -29,14 +30,25 @@ if TYPE_CHECKING:
     from pyagent.engines.wasm.bundle import WasmBundle
     from pyagent.engines.wasm.runtime import WasmPolicy
 
-#: Where `make policy` writes the compiled bundle in a checkout.
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "build" / "bundle.tar.gz"
 
+def default_bundle_path(state_dir: str | None = None) -> Path:
+    """The bundle to decide with when none is given: ``PYAGENT_BUNDLE`` when set; else, in a checkout,
+    ``build/bundle.tar.gz`` (``make policy``); else the bundle an installed package ships. A checkout's
+    build older than a policy source is never used: the policy is compiled afresh (see
+    :func:`pyagent.policy.compiled.current_bundle`)."""
+    from pyagent.policy import shipped
+    from pyagent.policy.compiled import current_bundle
 
-def default_bundle_path() -> Path:
-    """``PYAGENT_BUNDLE`` when set, else the checkout's ``build/bundle.tar.gz``."""
     env = os.environ.get("PYAGENT_BUNDLE")
-    return Path(env) if env else DEFAULT_BUNDLE
+    path = Path(env) if env else shipped.checkout_bundle() or shipped.packaged_bundle()
+    return current_bundle(path, state_dir=state_dir)
+
+
+def _missing_bundle(path: Path) -> str:
+    from pyagent.policy import shipped
+
+    fix = "run `make policy`" if shipped.checkout() else "reinstall pyagent (its wheel ships one)"
+    return f"{path}: no compiled policy bundle; {fix}, or give --bundle or --policy (env PYAGENT_BUNDLE)"
 
 
 #: The policy rule that indexes every banned identifier (see matching.rego).
@@ -147,7 +159,12 @@ class EmbeddedEngine(Engine):
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> EmbeddedEngine:
         overlays = [load_overlay(path) for path in settings.data_files]
-        path = Path(settings.bundle) if settings.bundle else default_bundle_path()
+        if settings.bundle:
+            from pyagent.policy.compiled import current_bundle
+
+            path = current_bundle(Path(settings.bundle), state_dir=settings.state_dir)
+        else:
+            path = default_bundle_path(settings.state_dir)
         from pyagent.engines.wasm.bundle import read_bundle
 
         activate = _activator(overlays)
@@ -155,7 +172,7 @@ class EmbeddedEngine(Engine):
         if not verification_asked(settings):
             # No signature to check: the bundle machinery (and its crypto imports) is not needed.
             if not path.is_file():
-                raise EngineError(f"{path}: no compiled policy bundle; run `make policy` or give --bundle")
+                raise EngineError(_missing_bundle(path))
             bundle = read_bundle(path)
             return cls(activate(bundle), revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
 
@@ -174,9 +191,7 @@ class EmbeddedEngine(Engine):
             else BundleTrust.from_env()
         )
         if not path.is_file() and not (trust and trust.fallback):
-            raise EngineError(
-                f"{path}: no compiled policy bundle; run `make policy` or give --bundle (env PYAGENT_BUNDLE)"
-            )
+            raise EngineError(_missing_bundle(path))
 
         loaded = load_bundle(path, trust, activate)
         return cls(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
@@ -29,6 +30,17 @@ def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
         first = (run.stderr.strip().splitlines() or ["opa eval failed"])[0]
         raise InvalidInputError(f"policy data cannot be loaded: {first}")
     return dict(json.loads(run.stdout)["result"][0]["expressions"][0]["value"])
+
+
+def bundle_policy_data(path: str | Path) -> dict[str, Any]:
+    """The policy data a compiled bundle carries (its ``data.json``), shaped as :func:`policy_data`'s:
+    no ``opa`` is needed, and it is exactly the data that bundle decides with."""
+    from pyagent.engines.wasm.bundle import read_bundle
+
+    data = read_bundle(Path(path)).data.get("pyagent")
+    pyagent = data if isinstance(data, dict) else {}
+    shaped = {key: pyagent.get(key) or {} for key in ("bans", "organizations", "work_apps", "exemptions")}
+    return {"pyagent": {**shaped, "revision": pyagent.get("revision", "unversioned")}}
 
 
 def _cell(value: object) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -11,40 +10,49 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyagent.errors import InvalidInputError, NoDecisionError
-
-CHECKOUT = Path(__file__).resolve().parents[2]
-VERSIONS_FILE = CHECKOUT / "versions.mk"
-POLICY_DIRS = (CHECKOUT / "policies" / "rego", CHECKOUT / "policies" / "data")
+from pyagent.policy import shipped
 
 
 class OpaToolError(NoDecisionError):
-    """The opa binary is missing or failed to run (exit code 3)."""
+    """The opa binary failed to run or timed out (exit code 3)."""
+
+
+class OpaNotFoundError(InvalidInputError):
+    """No opa binary to run: a setup problem the user fixes (exit code 2); the message says how."""
 
 
 def pinned_version() -> str | None:
-    """The OPA version pinned in versions.mk, when this is a checkout."""
-    try:
-        text = VERSIONS_FILE.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    match = re.search(r"^OPA_VERSION\s*:=\s*(\S+)", text, re.MULTILINE)
-    return match.group(1) if match else None
+    """The OPA version pinned in versions.mk (a checkout), or the one the installed wheel was built with."""
+    return shipped.pinned_opa_version()
+
+
+def how_to_get_opa() -> str:
+    """One sentence: where pyagent looks for opa, and how to get the pinned one."""
+    version = pinned_version()
+    at = f"@v{version}" if version else "@latest"
+    if shipped.checkout() is not None:
+        get = f"run `make opa` (builds the pinned v{version} into .tools/bin)"
+    else:
+        pinned = f" v{version}" if version else ""
+        get = f"install OPA{pinned} (`go install github.com/open-policy-agent/opa{at}`)"
+    return f"{get}, put opa on PATH, or set PYAGENT_OPA to its path"
 
 
 def find_opa() -> str:
     """``PYAGENT_OPA``, else the checkout's built ``.tools/bin/opa``, else ``opa`` on PATH."""
     env = os.environ.get("PYAGENT_OPA")
     if env:
-        if not Path(env).is_file():
-            raise OpaToolError(f"PYAGENT_OPA={env}: no such file")
+        if not (Path(env).is_file() and os.access(env, os.X_OK)):
+            raise OpaNotFoundError(f"PYAGENT_OPA={env}: not an executable file; {how_to_get_opa()}")
         return env
-    built = CHECKOUT / ".tools" / "bin" / "opa"
-    if built.is_file():
+    root = shipped.checkout()
+    built = root / ".tools" / "bin" / "opa" if root else None
+    if built is not None and built.is_file() and os.access(built, os.X_OK):
         return str(built)
     on_path = shutil.which("opa")
     if on_path:
         return on_path
-    raise OpaToolError("opa not found: run `make opa` (builds the pinned version) or set PYAGENT_OPA")
+    raise OpaNotFoundError(f"opa not found: {how_to_get_opa()}")
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,14 @@ def run_opa(args: Sequence[str], *, timeout: float = 600.0, capture: bool = True
 
 
 def policy_dirs(given: Sequence[str]) -> list[str]:
-    """The policy directories to work on: the ones given, else the checkout's."""
+    """The policy directories to work on: the ones given, else the shipped policy's sources (the
+    checkout's ``policies/``, or the copy inside an installed package)."""
     if given:
         missing = [d for d in given if not Path(d).is_dir()]
         if missing:
             raise InvalidInputError(f"{missing[0]}: no such policy directory")
         return list(given)
-    return [str(d) for d in POLICY_DIRS if d.is_dir()]
+    found = [str(d) for d in shipped.policy_sources() if d.is_dir()]
+    if not found:
+        raise InvalidInputError("no policy directory given, and this pyagent ships no policy sources")
+    return found

@@ -1,0 +1,175 @@
+"""Policy directories compiled to wasm bundles for the embedded engine, cached until their files change.
+
+``pyagent check --policy DIR`` decides with a policy directory: either a policy root holding ``rego/``
+and ``data/`` (like the repository's ``policies/``) or one directory of Rego and data files. It is
+compiled by ``opa build -t wasm`` once, into ``STATE_DIR/cache/policies/DIGEST.tar.gz``, where the digest
+covers every file's path and content (test files aside, which the build ignores) and the ``opa`` binary
+used; the next run with the same files reuses the build.
+
+A checkout's ``build/bundle.tar.gz`` (``make policy``) is never used once a policy source is newer than
+it: the checkout's policy is then compiled into the same cache, with a note saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pyagent.engines.base import ENTRYPOINT, EngineError
+from pyagent.errors import InvalidInputError
+from pyagent.policy import shipped
+from pyagent.policy.opa_tool import OpaNotFoundError, OpaToolError, find_opa, how_to_get_opa, run_opa
+
+CACHE_SUBDIR = Path("cache") / "policies"
+#: Builds kept in the cache; the least recently used go first.
+CACHE_ENTRIES = 16
+_TEST_FILE = re.compile(r"_test\.rego$")
+_REVISION = re.compile(r'^revision:\s*"(.*)"', re.MULTILINE)
+
+
+def policy_roots(directory: str | Path) -> list[Path]:
+    """What ``opa build`` reads for a policy directory: ``rego/`` and ``data/`` when both exist inside,
+    else the directory itself."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise InvalidInputError(f"{directory}: no such policy directory")
+    split = [root / "rego", root / "data"]
+    return split if all(p.is_dir() for p in split) else [root]
+
+
+def source_files(roots: Sequence[Path]) -> list[tuple[int, str, Path]]:
+    """Every file the build reads: (root index, path relative to its root, path), sorted; test files
+    (``*_test.rego``, which the build ignores) and hidden files aside."""
+    found = []
+    for index, root in enumerate(roots):
+        for path in root.rglob("*"):
+            relative = path.relative_to(root).as_posix()
+            if any(part.startswith(".") for part in path.relative_to(root).parts):
+                continue
+            if path.is_file() and not _TEST_FILE.search(relative):
+                found.append((index, relative, path))
+    return sorted(found)
+
+
+def policy_digest(roots: Sequence[Path], opa: str) -> str:
+    """SHA-256 over the build's inputs: every source file's place and content, and the opa binary."""
+    digest = hashlib.sha256(b"pyagent-policy-cache-v1\0")
+    binary = Path(opa).resolve()
+    st = binary.stat()
+    digest.update(f"{binary}\0{st.st_size}\0{st.st_mtime_ns}\0{ENTRYPOINT}\0".encode())
+    for index, relative, path in source_files(roots):
+        try:
+            content = path.read_bytes()
+        except OSError as err:
+            raise InvalidInputError(f"{path}: cannot read the policy file: {err.strerror}") from err
+        digest.update(f"{index}\0{relative}\0{len(content)}\0".encode())
+        digest.update(content)
+    return digest.hexdigest()
+
+
+def data_revision(roots: Sequence[Path]) -> str | None:
+    """``revision`` from the policy's ``pyagent/data.yaml``, as the Makefile reads it."""
+    for root in roots:
+        candidate = root / "pyagent" / "data.yaml"
+        if candidate.is_file():
+            match = _REVISION.search(candidate.read_text(encoding="utf-8", errors="replace"))
+            if match:
+                return match.group(1)
+    return None
+
+
+def cache_dir(state_dir: str | Path | None) -> Path:
+    """``STATE_DIR/cache/policies``, created private (the state directory's own checks apply)."""
+    from pyagent.config.statedir import default_state_dir, private_dir
+
+    state = private_dir(Path(state_dir) if state_dir else default_state_dir())
+    cache = private_dir(state / "cache", what="cache directory")
+    return private_dir(cache / "policies", what="cache directory")
+
+
+def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None) -> Path:
+    """The wasm bundle of the policy in ``directory``: from the cache when its files did not change,
+    else compiled now by ``opa build`` (the one-line reason when it does not compile: exit 2)."""
+    roots = policy_roots(directory)
+    opa = find_opa()
+    cache = cache_dir(state_dir)
+    target = cache / f"{policy_digest(roots, opa)}.tar.gz"
+    if target.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(target)  # most recently used
+        return target
+    handle, tmp = tempfile.mkstemp(prefix=".build-", suffix=".tar.gz", dir=cache)
+    os.close(handle)
+    try:
+        revision = data_revision(roots)
+        args = ["build", "-t", "wasm", "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", tmp]
+        run = run_opa([*args, *(["--revision", revision] if revision else []), *map(str, roots)])
+        if run.returncode != 0:
+            first = (run.stderr.strip().splitlines() or ["opa build failed"])[0]
+            raise InvalidInputError(f"{directory}: the policy does not compile: {first}")
+        if os.path.getsize(tmp) == 0:
+            raise OpaToolError(f"opa build wrote no bundle for {directory}")
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _prune(cache, keep=target)
+    return target
+
+
+def _prune(cache: Path, *, keep: Path) -> None:
+    builds = sorted(cache.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[CACHE_ENTRIES:]:
+        if old != keep:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def newer_source(bundle: Path, roots: Sequence[Path]) -> Path | None:
+    """A source file modified after ``bundle`` was written (the newest), or None when it is current."""
+    built = bundle.stat().st_mtime_ns
+    newest: tuple[int, Path] | None = None
+    for _, _, path in source_files(roots):
+        mtime = path.stat().st_mtime_ns
+        if mtime > built and (newest is None or mtime > newest[0]):
+            newest = (mtime, path)
+    return newest[1] if newest else None
+
+
+def current_bundle(path: Path, *, state_dir: str | Path | None = None) -> Path:
+    """``path``, unless it is the checkout's ``build/bundle.tar.gz`` and older than a policy source:
+    then the checkout's policy compiled now (cached), with a note; without opa, a one-line error."""
+    built = shipped.checkout_bundle()
+    root = shipped.checkout()
+    if built is None or root is None or not path.is_file() or not _same(path, built):
+        return path
+    sources = root / "policies"
+    changed = newer_source(path, policy_roots(sources))
+    if changed is None:
+        return path
+    shown = changed.relative_to(root)
+    try:
+        fresh = compile_policy(sources, state_dir=state_dir)
+    except OpaNotFoundError as err:
+        raise EngineError(
+            f"{path} is older than {shown}: run `make policy` to rebuild it ({how_to_get_opa()})"
+        ) from err
+    print(
+        f"pyagent: note: build/bundle.tar.gz is older than {shown}; deciding with policies/ compiled now "
+        "(`make policy` updates build/)",
+        file=sys.stderr,
+    )
+    return fresh
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
