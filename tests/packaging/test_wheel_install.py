@@ -47,7 +47,9 @@ def test_the_install_is_outside_the_checkout(installed: Installed) -> None:
     share = Path(where.stdout.strip()).parent / "share"
     assert json.loads((share / "build.json").read_text())["policy_revision"] == REVISION
     assert (share / "policies" / "rego" / "pyagent" / "decision" / "decision.rego").is_file()
-    assert (share / "docs" / "deploy" / "systemd" / "pyagent-agent.service").is_file()
+    for unit in ("pyagent-agent.service", "pyagent-agent-once.service"):  # the installed entry point
+        text = (share / "docs" / "deploy" / "systemd" / unit).read_text()
+        assert "ExecStart=/usr/local/bin/pyagent agent run " in text and "PYAGENT_BUNDLE" not in text
 
 
 def test_check_an_example_with_the_packaged_policy(installed: Installed) -> None:
