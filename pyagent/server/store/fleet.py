@@ -37,12 +37,13 @@ class DeviceFilter:
     limit: int = 100
 
 
-#: SQLite: each device's row with the greatest ``decided_at || US || decision_id`` (SQLite takes the
-#: bare columns of a ``max()`` aggregate from the row that has it); a covering index scan.
+#: SQLite: each device's row with the greatest ``decided_at``: SQLite takes the bare columns of a
+#: ``max()`` aggregate from the first row that has it, and the covering index (migration 0005) lists
+#: equal instants by decision id descending, so ties go to the greater decision id.
 _LATEST_SQLITE = """
 SELECT organization, platform, verdict, bans, count(*) AS n, sum(d < :cutoff) AS n_stale FROM (
-  SELECT organization, platform, verdict, bans, max(decided_at || char(31) || decision_id) AS d
-  FROM decisions WHERE decided_at <= :at GROUP BY device_id) AS latest
+  SELECT organization, platform, verdict, bans, max(decided_at) AS d
+  FROM decisions INDEXED BY ix_decisions_latest WHERE decided_at <= :at GROUP BY device_id) AS latest
 {where} GROUP BY organization, platform, verdict, bans
 """
 #: PostgreSQL: DISTINCT ON over a backward scan of the same index.
