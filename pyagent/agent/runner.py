@@ -57,7 +57,10 @@ class StopFlag:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
-        self.event.set()
+        # Not ``self.event.set()`` here: the handler runs in the main thread, possibly while that
+        # thread holds the Event's own lock inside ``Event.wait``; setting it from the handler would
+        # wait for that lock forever. A short-lived thread sets it as soon as the lock is free.
+        threading.Thread(target=self.event.set, name="pyagent-stop", daemon=True).start()
 
     def __enter__(self) -> StopFlag:
         for signum in self.SIGNALS:
