@@ -34,7 +34,8 @@ class Service:
     scheme: str = "Bearer"
     ca_cert: Path | None = None
     timeout: float = DEFAULT_RESPONSE_TIMEOUT
-    """``response_header_timeout_seconds``: the agent's bound on each request (long polls add theirs)."""
+    """``response_header_timeout_seconds``: how long a request waits for its answer (long polls add
+    theirs); a bundle's body also gets ``size_limit_bytes`` at 256 KiB/s (``plugins.bundle``)."""
 
 
 @dataclass(frozen=True)

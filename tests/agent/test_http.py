@@ -81,3 +81,11 @@ def test_a_redirect_is_an_answer_not_followed() -> None:
         assert (
             reply.message() == "HTTP 302 redirect to http://elsewhere.invalid/b (redirects are not followed)"
         )
+
+
+def test_a_bundle_download_deadline_grows_with_its_size_limit() -> None:
+    """response_header_timeout_seconds bounds the wait for the answer (OPA's meaning), not the body."""
+    from pyagent.agent.plugins.bundle import MIN_DOWNLOAD_RATE, download_deadline
+
+    assert download_deadline(10, None, 1024) == 70  # small bundles: a minute for the body at least
+    assert download_deadline(10, 30, 64 * 1024 * 1024) == 10 + 30 + 64 * 1024 * 1024 / MIN_DOWNLOAD_RATE

@@ -123,7 +123,9 @@ class BundlePlugin:
                 reply = self.client.request(
                     "GET",
                     self.source.resource,
-                    timeout=self.client.service.timeout + (long_poll or 0),
+                    timeout=download_deadline(
+                        self.client.service.timeout, long_poll, self.source.size_limit_bytes
+                    ),
                     max_body=self.source.size_limit_bytes,
                     headers=headers,
                     sink=sink,
@@ -224,3 +226,14 @@ class BundlePlugin:
 
 def _detail(err: BundleError, label: str) -> str:
     return str(err).removeprefix(f"bundle {label}: ")
+
+
+#: The slowest transfer a bundle download is allowed (bytes per second), so that its total deadline
+#: grows with ``size_limit_bytes``: ``response_header_timeout_seconds`` bounds the wait for the
+#: answer, as in OPA, not the whole download of a large bundle.
+MIN_DOWNLOAD_RATE = 256 * 1024
+
+
+def download_deadline(header_timeout: float, long_poll: int | None, size_limit: int) -> float:
+    """Seconds one download may take: the wait for the answer, the long poll, the body at the slowest rate."""
+    return header_timeout + (long_poll or 0) + max(60.0, size_limit / MIN_DOWNLOAD_RATE)
