@@ -87,7 +87,10 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
         allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
             organization = result["organization"]
-    canonical = orjson.dumps(report, option=orjson.OPT_SORT_KEYS)
+    # the inventory, stored once per digest: the run's own collected_at goes on the history row
+    collected_at = report.get("collected_at")
+    inventory = {key: value for key, value in report.items() if key != "collected_at"}
+    canonical = orjson.dumps(inventory, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(canonical).hexdigest()
     chain = event.get("pyagent")
     row = DecisionRow(
@@ -105,6 +108,7 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
         chain=orjson.dumps(chain).decode() if isinstance(chain, dict) else None,
         verdict=verdict,
         bans=bans,
+        collected_at=collected_at[:64] if isinstance(collected_at, str) else None,
     )
     return row, canonical
 

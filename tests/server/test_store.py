@@ -123,7 +123,21 @@ def test_a_batch_keeps_the_newest_per_device_and_one_report_per_digest(store: St
     assert state.result["violations"] == [{"rule": "eu-commission/tiktok", "ban": "tiktok"}]
     digest = batch.rows[0].report_digest
     assert digest is not None
-    assert store.report(digest) == events[0]["input"]["report"]  # type: ignore[index]
+    inventory = {k: v for k, v in events[0]["input"]["report"].items() if k != "collected_at"}  # type: ignore[index]
+    assert store.report(digest) == inventory  # the run's collected_at stays on the history row
+
+
+def test_a_report_is_stored_once_per_inventory(store: Store) -> None:
+    first = decision_event("d-1", at="2023-03-16T09:00:00Z")
+    second = decision_event("d-2", at="2023-03-16T10:00:00Z")
+    second["input"]["report"]["collected_at"] = "2023-03-16T10:00:00Z"  # the next run, same apps
+    batch = parse_batch([first, second], set())
+    assert len(batch.reports) == 1 and batch.rows[0].report_digest == batch.rows[1].report_digest
+    assert [r.collected_at for r in batch.rows] == [
+        first["input"]["report"]["collected_at"],
+        "2023-03-16T10:00:00Z",
+    ]
+    assert store.ingest(batch.rows, batch.reports).stored == 2
 
 
 def test_status_is_kept_per_sender(store: Store) -> None:

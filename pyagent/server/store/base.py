@@ -86,6 +86,7 @@ class DecisionRow:
     chain: str | None
     verdict: str = "undecided"
     bans: str = ""
+    collected_at: str | None = None
 
 
 @dataclass(frozen=True)

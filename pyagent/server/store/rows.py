@@ -30,6 +30,7 @@ def decision_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
         "verdict": row.verdict,
         "bans": row.bans,
         "platform": row.platform,
+        "collected_at": row.collected_at,
     }
 
 

@@ -97,6 +97,7 @@ decisions = Table(
     Column("verdict", String(16), nullable=False, server_default="undecided"),
     Column("bans", Text, nullable=False, server_default=""),
     Column("platform", String(32), nullable=True),
+    Column("collected_at", String(64), nullable=True),
     # each device's last decision at or before an instant, from the index alone (a backward scan)
     Index(
         "ix_decisions_latest",
