@@ -77,6 +77,8 @@ Examples:
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
 @click.option("--max-body", "max_body_bytes", type=click.IntRange(min=1024), default=None,
               help="Largest request body on the wire, in bytes [default: 32 MiB].")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Worker processes on the port (one per core); they share only the database.")  # fmt: skip
 def run(
     bind: str | None,
     db: str | None,
@@ -85,6 +87,7 @@ def run(
     tls_cert: Path | None,
     tls_key: Path | None,
     max_body_bytes: int | None,
+    workers: int,
 ) -> None:
     """Serve bundles, receive decision logs and status, answer the fleet API."""
     import uvicorn
@@ -105,16 +108,25 @@ def run(
         "signed bundles only" if settings.verification else "unsigned bundles accepted (no verification key)"
     )
     click.echo(f"pyagent server on {scheme}://{host}:{port} ({store!r}; {signing})", err=True)
-    uvicorn.run(
-        create_app(settings, store),
-        host=host,
-        port=port,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    if workers > 1:  # processes on one port; each opens the store itself (the process keeps no state)
+        import os
+
+        from pyagent.server.settings import SETTINGS_ENV, to_env
+
+        store.close()
+        os.environ[SETTINGS_ENV] = to_env(settings.with_options(db=store.url))
+        uvicorn.run("pyagent.server.app:create_app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings, store), **options)
 
 
 @server.command()

@@ -78,6 +78,15 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
     return app
 
 
+def create_app_from_env() -> Starlette:
+    """The app of one ``--workers`` process: its settings come from the parent, as JSON."""
+    import os
+
+    from pyagent.server.settings import SETTINGS_ENV, from_env
+
+    return create_app(from_env(os.environ[SETTINGS_ENV]))
+
+
 async def _retention(ctx: ServerContext) -> None:
     days = ctx.settings.retention_days
     if days <= 0:

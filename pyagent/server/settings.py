@@ -136,3 +136,36 @@ def _verification(value: Any, where: str) -> Verification:
     return Verification(
         Path(value["key_path"]), value.get("algorithm"), value.get("keyid"), value.get("scope")
     )
+
+
+#: How ``pyagent server run --workers N`` hands its settings to each worker process.
+SETTINGS_ENV = "PYAGENT_SERVER_SETTINGS"
+
+
+def to_env(settings: ServerSettings) -> str:
+    """The settings as JSON for :data:`SETTINGS_ENV` (paths as strings)."""
+    import json
+    from dataclasses import asdict
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(plain(asdict(settings)))
+
+
+def from_env(text: str) -> ServerSettings:
+    import json
+
+    values = json.loads(text)
+    for key in _PATHS:
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
+    if values.get("verification"):
+        found = values["verification"]
+        values["verification"] = Verification(Path(found["key_path"]), found.get("algorithm"),
+                                              found.get("keyid"), found.get("scope"))  # fmt: skip
+    return ServerSettings(**values)

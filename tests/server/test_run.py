@@ -65,3 +65,30 @@ def test_tls_cert_without_key_is_a_usage_error(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (2, "pyagent: error: --tls-cert and --tls-key go together\n")
+
+
+def test_workers_share_one_store(tmp_path: Path) -> None:
+    """--workers 2: processes on one port, each with its own store connection, one fleet."""
+    import gzip
+    import json
+
+    from tests.server.conftest import decision_event
+
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    agent = add_token(db, "agents", "agent")
+    with run_server(tmp_path, db, extra_args=["--workers", "2"]) as server:
+        for number in range(6):
+            body = gzip.compress(
+                json.dumps([decision_event(f"w-{number}", device_id=f"dev-{number}")]).encode()
+            )
+            request = urllib.request.Request(
+                f"{server.url}/logs", data=body, method="POST",
+                headers={"Authorization": f"Bearer {agent}", "Content-Encoding": "gzip",
+                         "Content-Type": "application/json"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert json.load(answer)["stored"] == 1
+    from pyagent.server.store import open_store
+
+    store = open_store(db)
+    assert [store.device(f"dev-{n}") is not None for n in range(6)] == [True] * 6
