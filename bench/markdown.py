@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.ingest_report import ingest_markdown
 from bench.notes import notes
 
 __all__ = ["markdown"]
@@ -196,6 +197,7 @@ def markdown(results: dict[str, Any]) -> str:
         *_cold(results),
         *_scale(results),
         *_fleet(results),
+        *ingest_markdown(results),
         *notes(results),
     ]
     return "\n".join(out).rstrip() + "\n"

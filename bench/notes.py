@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.ingest_notes import ingest_notes
+
 __all__ = ["notes"]
 
 
@@ -206,4 +208,5 @@ def notes(results: dict[str, Any]) -> list[str]:
     if not failing:
         parts.append("Every goal holds in this run.\n")
     parts += [_banned(results), _validation(results), _cold(results), _rest(results), _fleet(results)]
+    parts += [ingest_notes(results)]
     return "\n".join(parts).splitlines()

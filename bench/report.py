@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from bench.ingest_report import ingest_goals
+
 __all__ = ["goals"]
 
 
@@ -114,6 +116,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 1.2,
             )
         )
+    rows += ingest_goals(results)
     checks: dict[str, Callable[[float, float], bool]] = {"<=": lambda v, t: v <= t, ">=": lambda v, t: v >= t}
     return [
         {

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import micro, procs
+from bench import ingest, micro, procs
 from bench.inputs import device_report, policy_input, write_json
 from bench.markdown import markdown
 from bench.measure import loadavg, machine
@@ -47,6 +47,7 @@ class Plan:
     fleet_repeats: dict[int, int] = field(default_factory=lambda: {10_000: 3, 100_000: 1})
     opa_fleet_cap_s: float | None = 60.0
     seed: int = 7
+    server: ingest.IngestPlan = ingest.FULL
 
 
 FULL = Plan(mode="full", budget=micro.Budget())
@@ -61,6 +62,7 @@ SMOKE = Plan(
     fleet_sizes=(20, 40),
     fleet_repeats={},
     opa_fleet_cap_s=None,
+    server=ingest.SMOKE,
 )
 
 
@@ -157,6 +159,9 @@ def measure(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]
         results["scale"]["banned_ids_opa_bench_ns"] = _step(
             results, "opa bench banned ids", lambda: _banned_opa_bench(plan, opa, workdir)
         )
+    results["server_ingest"] = _step(
+        results, "server ingest", lambda: ingest.measure(plan.server, bundle, workdir)
+    )
     results["load_end"] = loadavg()
     results["ratios"] = goals(results)
     return results
