@@ -24,6 +24,9 @@ class ServerContext:
     notifier: Notifier
     verification: VerificationConfig | None
     _contents: OrderedDict[tuple[int, str], bytes] = field(default_factory=OrderedDict)
+    #: Names of published bundles, as last read: names are never unpublished, so a name found here is
+    #: published; a name missing is looked up again before an event naming it is refused.
+    known_bundles: set[str] = field(default_factory=set)
 
     async def authorize(self, request: Request, need: str) -> str:
         return await run_in_threadpool(require, request, self.store, need)

@@ -16,13 +16,19 @@ from starlette.routing import Route
 
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
+from pyagent.server.errors import HttpError
 from pyagent.server.events import Batch, parse_batch
 from pyagent.server.store.base import IngestResult
 
 
 def routes(ctx: ServerContext) -> list[Route]:
     def decode(body: bytes) -> Batch:
-        return parse_batch(parse_json(body), ctx.store.bundle_names())
+        value = parse_json(body)
+        try:
+            return parse_batch(value, ctx.known_bundles)
+        except HttpError:  # perhaps a bundle published since: read the names again, then decide
+            ctx.known_bundles = ctx.store.bundle_names()
+            return parse_batch(value, ctx.known_bundles)
 
     def ingest(body: bytes) -> tuple[IngestResult, int]:
         batch = decode(body)  # CPU work and the store in one worker thread, off the event loop

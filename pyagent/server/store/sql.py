@@ -222,14 +222,19 @@ class SqlStore(Store):
             self._partitions.ensure(self.engine, {row.decided_at for row in rows})
         insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         with self._tx() as conn:
-            if reports_by_digest:
-                conn.execute(
-                    insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]),
-                    [
-                        {"digest": d, "content": zlib.compress(c, 1), "first_seen": now}
-                        for d, c in reports_by_digest.items()
-                    ],
+            if reports_by_digest:  # compress and write only inventories not stored yet
+                known = set(
+                    conn.execute(
+                        select(reports.c.digest).where(reports.c.digest.in_(list(reports_by_digest)))
+                    ).scalars()
                 )
+                unseen = [
+                    {"digest": d, "content": zlib.compress(c, 1), "first_seen": now}
+                    for d, c in reports_by_digest.items()
+                    if d not in known
+                ]
+                if unseen:
+                    conn.execute(insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]), unseen)
             stored = conn.execute(
                 insert_fn(decisions)
                 .on_conflict_do_nothing(index_elements=["decision_id", "decided_at"])
