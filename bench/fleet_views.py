@@ -28,7 +28,7 @@ from typing import Any
 from pyagent.server.store import open_store
 from pyagent.server.store.base import DecisionRow, Store
 
-__all__ = ["FULL", "SMOKE", "ViewsPlan", "measure", "views_goals"]
+__all__ = ["FULL", "SMOKE", "ViewsPlan", "measure", "views_goals", "views_markdown"]
 
 ORGS = ("eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india")
 PLATFORMS = ("android", "ios", "windows", "macos", "linux")
@@ -176,6 +176,34 @@ def views_goals(results: dict[str, Any]) -> list[tuple[str, str, float | None, s
             value = run.get(key, {}).get("median_ms") if isinstance(run.get(key), dict) else None
             rows.append((f"server_{key}_{kind}", f"{text} ({kind})", value, "<=", TARGETS_MS[key]))
     return rows
+
+
+def views_markdown(results: dict[str, Any]) -> list[str]:
+    """The section of ``docs/benchmarks.md``."""
+    found = results.get("server_views")
+    if not isinstance(found, dict) or "plan" not in found:
+        return []
+    plan = found["plan"]
+    keys = ("summary_now", "summary_at", "api_devices", "dashboard_devices", "dashboard_overview")
+    lines = [
+        "## Server: fleet views at scale",
+        "",
+        f"{plan['devices']:,} devices, {plan['per_device']} decisions each an hour apart "
+        f"({plan['devices'] * plan['per_device']:,} history rows), written straight into the store; "
+        "summaries asked of the store (median of "
+        f"{plan['runs']}), pages over HTTP of a real `pyagent server run` with a reader token.",
+        "",
+        "| database | " + " | ".join(f"{k} ms" for k in keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for kind in ("sqlite", "postgresql"):
+        run = found.get(kind, {})
+        if "skipped" in run:
+            lines.append(f"| {kind} | skipped: {run['skipped']} |" + " |" * (len(keys) - 1))
+            continue
+        cells = [str(run.get(k, {}).get("median_ms", "-")) for k in keys]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.fleet_views import views_markdown
 from bench.ingest_report import ingest_markdown
 from bench.notes import notes
 
@@ -198,6 +199,7 @@ def markdown(results: dict[str, Any]) -> str:
         *_scale(results),
         *_fleet(results),
         *ingest_markdown(results),
+        *views_markdown(results),
         *notes(results),
     ]
     return "\n".join(out).rstrip() + "\n"

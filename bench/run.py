@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import ingest, micro, procs
+from bench import fleet_views, ingest, micro, procs
 from bench.inputs import device_report, policy_input, write_json
 from bench.markdown import markdown
 from bench.measure import loadavg, machine
@@ -48,6 +48,7 @@ class Plan:
     opa_fleet_cap_s: float | None = 60.0
     seed: int = 7
     server: ingest.IngestPlan = ingest.FULL
+    views: fleet_views.ViewsPlan = fleet_views.FULL
 
 
 FULL = Plan(mode="full", budget=micro.Budget())
@@ -63,6 +64,7 @@ SMOKE = Plan(
     fleet_repeats={},
     opa_fleet_cap_s=None,
     server=ingest.SMOKE,
+    views=fleet_views.SMOKE,
 )
 
 
@@ -162,6 +164,7 @@ def measure(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]
     results["server_ingest"] = _step(
         results, "server ingest", lambda: ingest.measure(plan.server, bundle, workdir)
     )
+    results["server_views"] = _step(results, "server fleet views", lambda: fleet_views.measure(plan.views))
     results["load_end"] = loadavg()
     results["ratios"] = goals(results)
     return results
