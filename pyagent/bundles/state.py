@@ -127,8 +127,8 @@ class BundleState:
             if last is not None and last.serial == bundle.serial and self.last_good_path.is_file():
                 return last
             try:
-                _write_atomic(self.last_good_path, raw)
-                _write_atomic(self.state_path, json.dumps(asdict(record), indent=2).encode() + b"\n")
+                write_atomic(self.last_good_path, raw)
+                write_atomic(self.state_path, json.dumps(asdict(record), indent=2).encode() + b"\n")
             except OSError as err:
                 raise StateError(
                     f"bundle state directory {self.directory}: cannot write: {err.strerror or err}"
@@ -164,7 +164,8 @@ class BundleState:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
+def write_atomic(path: Path, content: bytes) -> None:
+    """``content`` at ``path``: a temporary file in the same directory, fsync, rename, fsync the directory."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

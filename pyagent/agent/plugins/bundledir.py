@@ -12,15 +12,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyagent.bundles.state import LAST_GOOD_FILE, BundleState, StateError
+from pyagent.bundles.state import LAST_GOOD_FILE, BundleState, StateError, write_atomic
 from pyagent.config.statedir import private_dir
 
 STATUS_FILE = "status.json"
@@ -101,26 +99,6 @@ class BundleDir:
 
     def activate_unsigned(self, raw: bytes) -> None:
         write_atomic(self.active_path, raw)
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """``content`` at ``path``: a temporary file in the same directory, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def read_statuses(state_dir: Path) -> list[dict[str, Any]]:
