@@ -11,7 +11,7 @@ import secrets
 from starlette.requests import Request
 
 from pyagent.server.errors import HttpError
-from pyagent.server.store.base import ROLES, Store
+from pyagent.server.store.base import Store
 
 PREFIX = "pya_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
@@ -36,14 +36,6 @@ def check_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
-
-
-def check_role(role: str) -> str:
-    from pyagent.errors import InvalidInputError
-
-    if role not in ROLES:
-        raise InvalidInputError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
-    return role
 
 
 def require(request: Request, store: Store, need: str) -> str:

@@ -9,6 +9,8 @@ after gzip (413).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,19 +18,34 @@ from starlette.routing import Route
 
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
-from pyagent.server.errors import HttpError
 from pyagent.server.events import Batch, parse_batch
 from pyagent.server.store.base import IngestResult
 
 
+class PublishedNames(Collection[str]):
+    """The bundle names as last read by this process; a name missing from them is read again from
+    the store (once per upload) before it counts as unknown: names are never unpublished."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._fresh = False
+
+    def __contains__(self, name: object) -> bool:
+        if name not in self._ctx.known_bundles and not self._fresh:
+            self._ctx.known_bundles = self._ctx.store.bundle_names()
+            self._fresh = True
+        return name in self._ctx.known_bundles
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ctx.known_bundles)
+
+    def __len__(self) -> int:
+        return len(self._ctx.known_bundles)
+
+
 def routes(ctx: ServerContext) -> list[Route]:
     def decode(body: bytes) -> Batch:
-        value = parse_json(body)
-        try:
-            return parse_batch(value, ctx.known_bundles)
-        except HttpError:  # perhaps a bundle published since: read the names again, then decide
-            ctx.known_bundles = ctx.store.bundle_names()
-            return parse_batch(value, ctx.known_bundles)
+        return parse_batch(parse_json(body), PublishedNames(ctx))
 
     def ingest(body: bytes) -> tuple[IngestResult, int]:
         batch = decode(body)  # CPU work and the store in one worker thread, off the event loop

@@ -32,14 +32,14 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def login(store: Store, token: str) -> tuple[str, str]:
-    """A new session for ``token`` (reader or admin): (cookie value, CSRF token)."""
+def login(store: Store, token: str) -> str:
+    """A new session for ``token`` (reader or admin): the cookie's value (its CSRF token is stored)."""
     role = store.role_for(token_hash(token))
     if role not in ("reader", "admin"):
         raise HttpError(401, "unauthorized", "that token cannot read the fleet")
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     store.create_session(_digest(cookie), token_hash(token), csrf, datetime.now(UTC) + LIFETIME)
-    return cookie, csrf
+    return cookie
 
 
 def viewer(request: Request, store: Store) -> Viewer | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -45,7 +45,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         viewer = await who(request)
         if viewer is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?{query_string(next=target)}", 303)
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
         return viewer
 
     async def overview(request: Request) -> Response:
@@ -100,7 +100,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         async with request.form(max_files=0, max_fields=4, max_part_size=4096) as form:
             token, next_path = str(form.get("token") or ""), _local(str(form.get("next") or "/"))
         try:
-            cookie, _csrf = await run_in_threadpool(sessions.login, ctx.store, token.strip())
+            cookie = await run_in_threadpool(sessions.login, ctx.store, token.strip())
         except HttpError:
             return _html(layout.login_page("That token cannot read the fleet.", next_path), 401)
         response = RedirectResponse(next_path, 303, headers=layout.HEADERS)
@@ -136,12 +136,6 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route("/static/dashboard.css", stylesheet, methods=["GET"]),
         Route("/favicon.ico", favicon, methods=["GET"]),
     ]
-
-
-def query_string(**params: str) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(params)
 
 
 def _overview(store: Store, now: datetime, at: datetime | None, organization: str | None,
