@@ -403,7 +403,8 @@ def test_retention_is_off_unless_asked(sqlite_store: Store) -> None:
 
 
 def test_a_bundle_published_after_the_names_were_read_is_known(fleet: Fleet) -> None:
-    assert fleet.post_logs([decision_event("d-1", bundles={"pyagent": {"revision": "r1"}})]).status_code == 200
+    first = decision_event("d-1", bundles={"pyagent": {"revision": "r1"}})
+    assert fleet.post_logs([first]).status_code == 200
     fleet.store.publish(NewRevision("second", "s1", None, False, "test", [BundleFile("rego", '"s1"', b"s1")]))
     later = decision_event("d-2", at="2023-03-17T09:30:00Z", bundles={"second": {"revision": "s1"}})
     assert fleet.post_logs([later]).json() == {"stored": 1, "duplicates": 0, "ignored": 0}
