@@ -17,9 +17,10 @@ POLICY_REVISION := $(shell sed -n 's/^revision: *"\(.*\)"/\1/p' policies/data/py
 EXAMPLE ?= examples/reports/eu-commission-personal-enrolled-tiktok.json
 
 export PYAGENT_OPA := $(OPA)
+export PYAGENT_ORAS := $(TOOLS)/oras
 export PYAGENT_BUNDLE := $(ROOT)/$(BUNDLE)
 
-.PHONY: all opa venv policy package-bundle dist browser services test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
+.PHONY: all opa oras venv policy package-bundle dist browser services test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
 
 all: test
 
@@ -33,6 +34,18 @@ $(TOOLS)/opa: versions.mk
 	else \
 	  echo "building opa v$(OPA_VERSION) with $$(go version)"; \
 	  GOBIN=$(TOOLS) GOFLAGS=-buildvcs=false go install github.com/open-policy-agent/opa@v$(OPA_VERSION); \
+	fi
+
+## oras: build the pinned oras (OCI registry client, for the agent's OCI tests) from the Go module proxy
+oras: $(TOOLS)/oras
+
+$(TOOLS)/oras: versions.mk
+	@mkdir -p $(TOOLS)
+	@if [ -x $@ ] && $@ version | grep -qx "Version: *$(ORAS_VERSION)"; then \
+	  echo "oras $(ORAS_VERSION) already built"; touch $@; \
+	else \
+	  echo "building oras v$(ORAS_VERSION) with $$(go version)"; \
+	  GOBIN=$(TOOLS) GOFLAGS=-buildvcs=false go install oras.land/oras/cmd/oras@v$(ORAS_VERSION); \
 	fi
 
 ## venv: the Python environment with pyagent and its test tools
@@ -83,20 +96,22 @@ browser:
 	@if [ -x /usr/bin/chromium ] || [ -n "$$PYAGENT_CHROMIUM" ]; then echo "chromium present"; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "chromium installed"; fi
 
-## services: Debian's PostgreSQL and nginx, for the server tests (no-op when present). The tests start
-## their own throwaway instances: a temporary policy-rc.d keeps the packages from starting system services.
+## services: Debian's PostgreSQL, nginx and docker-registry (an OCI registry), for the server and agent
+## tests (no-op when present). The tests start their own throwaway instances: a temporary policy-rc.d
+## keeps the packages from starting system services.
 services:
 	@missing=; \
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=postgresql; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
-	if [ -z "$$missing" ]; then echo "postgresql and nginx present"; exit 0; fi; \
+	[ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
+	if [ -z "$$missing" ]; then echo "postgresql, nginx and docker-registry present"; exit 0; fi; \
 	policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
 	  printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; fi; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	rc=$$?; [ -z "$$policy" ] || rm -f $$policy; \
 	[ $$rc -eq 0 ] && echo "installed:$$missing (system services not started)"; exit $$rc
 
-test-python: venv policy browser services
+test-python: venv policy browser services oras
 	$(PY) -m pytest -q
 
 ## fuzz: the property-based fuzz tests, long (PYAGENT_FUZZ_EXAMPLES examples per property)

@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from pyagent import __version__
@@ -25,6 +25,12 @@ from pyagent.config.opa import Service
 
 CHUNK = 64 * 1024
 MAX_ERROR_BODY = 16 * 1024
+
+
+class Sink(Protocol):
+    """Where a 2xx body is streamed: a binary file, or anything with ``write``."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class TransportError(Exception):
@@ -71,6 +77,8 @@ class ServiceClient:
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._tls else 80)
         self._base_path = parts.path.rstrip("/")
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        """``scheme://host[:port]``: where every request of this client goes, whatever its path."""
         self._context: ssl.SSLContext | None = None
         if self._tls:
             cafile = str(service.ca_cert) if service.ca_cert else None
@@ -93,19 +101,22 @@ class ServiceClient:
         max_body: int,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
-        sink: BinaryIO | None = None,
+        sink: Sink | None = None,
+        exact_path: bool = False,
     ) -> Reply:
         """One request, finished within ``timeout`` seconds or :class:`TransportError`.
 
         A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read
-        up to 16 KiB. A body over ``max_body`` raises :class:`BodyTooLarge`.
+        up to 16 KiB. A body over ``max_body`` raises :class:`BodyTooLarge`. With ``exact_path``,
+        ``resource`` is the request's path (and query) as it is, without the service URL's path.
         """
         deadline = time.monotonic() + timeout
         send = {"User-Agent": f"pyagent/{__version__}", **(headers or {})}
         if self.service.token_path is not None:
             token = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
             send["Authorization"] = f"{self.service.scheme} {token}"
-        where = f"{method} {self.url(resource)}"
+        path = resource if exact_path else self.path(resource)
+        where = f"{method} {self.origin}{path}"
         conn: http.client.HTTPConnection
         if self._context is not None:
             conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._context)
@@ -117,7 +128,7 @@ class ServiceClient:
             conn.connect()
             watchdog.start()
             _bound(conn, deadline, where, timeout)
-            conn.request(method, self.path(resource), body=body, headers=send)
+            conn.request(method, path, body=body, headers=send)
             _bound(conn, deadline, where, timeout)
             response = conn.getresponse()
             names = {k.lower(): v for k, v in response.getheaders()}
@@ -167,7 +178,7 @@ def _read(
     where: str,
     timeout: float,
     limit: int,
-    sink: BinaryIO | None,
+    sink: Sink | None,
     ok: bool,
 ) -> tuple[bytes, int]:
     parts: list[bytes] = []

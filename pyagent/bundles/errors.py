@@ -41,6 +41,8 @@ class RejectionKind(enum.StrEnum):
     """The build serial is older than the last accepted one, or reuses it for different content."""
     OUTSIDE_ROOTS = "outside-roots"
     """The manifest's ``roots`` are malformed or overlap, or a file lies outside them."""
+    DIGEST_MISMATCH = "digest-mismatch"
+    """An OCI registry sent bytes whose SHA-256 is not the digest asked for (manifest or bundle layer)."""
 
 
 class BundleRejected(NoDecisionError):

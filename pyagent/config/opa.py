@@ -36,6 +36,8 @@ class Service:
     timeout: float = DEFAULT_RESPONSE_TIMEOUT
     """``response_header_timeout_seconds``: how long a request waits for its answer (long polls add
     theirs); a bundle's body also gets ``size_limit_bytes`` at 256 KiB/s (``plugins.bundle``)."""
+    oci: bool = False
+    """``type = "oci"``: an OCI registry, which serves bundles only (``plugins.oci``)."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,9 @@ def _services(value: Any, source: str) -> dict[str, Service]:
             source,
             known=("url", "credentials", "tls", "response_header_timeout_seconds", "type"),
         )
-        if section.has("type"):
-            # TODO(issue 13): OCI registries (type = "oci", as OPA) are not implemented by the agent yet.
-            raise section.fail("type", "is not supported by the agent yet (only HTTP bundle services)")
+        kind = section.string("type")
+        if kind is not None and kind != "oci":
+            raise section.fail("type", 'must be "oci" (an OCI registry) or absent (an HTTP service)')
         url = section.url("url")
         if url is None:
             raise InvalidInputError(f"services.{name}.url in {source} is required")
@@ -162,20 +164,29 @@ def _services(value: Any, source: str) -> dict[str, Service]:
             scheme=bearer.string("scheme", "Bearer") or "Bearer",
             ca_cert=ca_cert,
             timeout=section.number("response_header_timeout_seconds", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1),
+            oci=kind == "oci",
         )
     return services
 
 
-def _service_ref(section: Section, services: dict[str, Service]) -> str:
+def _service_ref(section: Section, services: dict[str, Service], *, bundles: bool = False) -> str:
     name = section.string("service")
     if name is None:
         if len(services) == 1:
-            return next(iter(services))
-        raise InvalidInputError(f"{section.key('service')} in {section.source} is required: name a service")
+            name = next(iter(services))
+        else:
+            raise InvalidInputError(
+                f"{section.key('service')} in {section.source} is required: name a service"
+            )
     if name not in services:
         known = ", ".join(sorted(services)) or "none"
         raise InvalidInputError(
             f"{section.key('service')} in {section.source}: no service {name!r} (services: {known})"
+        )
+    if services[name].oci and not bundles:
+        raise InvalidInputError(
+            f"{section.key('service')} in {section.source}: service {name!r} is an OCI registry "
+            '(type = "oci"), which serves bundles only'
         )
     return name
 
@@ -222,10 +233,13 @@ def _bundle(
     if keyid is not None and keyid not in keys:
         known = ", ".join(sorted(keys)) or "none"
         raise InvalidInputError(f"{signing.key('keyid')} in {source}: no key {keyid!r} (keys: {known})")
+    service = _service_ref(section, services, bundles=True)
     resource = section.string("resource", f"bundles/{name}/wasm") or ""
+    if services[service].oci:
+        _check_oci_bundle(section, polling, name)
     return BundleSource(
         name=name,
-        service=_service_ref(section, services),
+        service=service,
         resource=resource,
         polling=Polling(min_delay, max_delay, long_poll),
         keyid=keyid,
@@ -234,6 +248,24 @@ def _bundle(
         persist=section.boolean("persist", False),
         size_limit_bytes=section.integer("size_limit_bytes", DEFAULT_BUNDLE_SIZE_LIMIT, minimum=1024),
     )
+
+
+def _check_oci_bundle(section: Section, polling: Section, name: str) -> None:
+    """A bundle from an OCI registry: ``resource`` is a reference, and registries do not long poll."""
+    from pyagent.agent.plugins.oci import parse_reference
+
+    resource = section.string("resource")
+    if resource is None:
+        raise InvalidInputError(
+            f"{section.key('resource')} in {section.source} is required for an OCI registry: "
+            f"a reference such as registry.example.com/policies/{name}:TAG"
+        )
+    parse_reference(resource, what=f"{section.key('resource')} in {section.source}")
+    if polling.has("long_polling_timeout_seconds"):
+        raise InvalidInputError(
+            f"{polling.key('long_polling_timeout_seconds')} in {section.source}: an OCI registry does not "
+            "long poll (OPA ignores it there); remove it"
+        )
 
 
 def _decision_logs(value: Any, source: str, services: dict[str, Service]) -> DecisionLogs:

@@ -138,8 +138,9 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
             "services.s.url in {file}: 'oci://x' is not an http:// or https:// URL",
         ),
         (
-            "[services.s]\nurl = 'http://x'\ntype = 'oci'\n",
-            "services.s.type in {file} is not supported by the agent yet",
+            "[services.s]\nurl = 'http://x'\ntype = 's3'\n",
+            "services.s.type in {file} must be \"oci\" (an OCI registry) or absent (an HTTP service), "
+            "got 's3'",
         ),
         (
             "[services.s]\nurl = 'http://x'\n[bundles.b]\npolling.max_delay_seconds = 1\n",

@@ -2,7 +2,9 @@
 
 One attempt (:meth:`BundlePlugin.step`):
 
-1. ``GET service.url/resource`` with ``If-None-Match`` (the active bundle's ETag; 304 = unchanged) and,
+1. From an OCI registry (``services.NAME.type = "oci"``): the manifest, and its bundle layer unless
+   the manifest is the active bundle's (:mod:`pyagent.agent.plugins.oci`). From any other service:
+   ``GET service.url/resource`` with ``If-None-Match`` (the active bundle's ETag; 304 = unchanged) and,
    with ``polling.long_polling_timeout_seconds``, ``Prefer: wait=N``. Long polling goes on only while
    the service answers ``Content-Type: application/vnd.openpolicyagent.bundles``, as in OPA; otherwise
    the next attempt is in ``min..max_delay_seconds`` (at random), and after an error in an exponential
@@ -27,10 +29,13 @@ import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
 from pyagent.agent.plugins.bundledir import BundleDir, BundleStatus
+from pyagent.agent.plugins.oci import MAX_MANIFEST_BYTES, OciPuller, parse_reference
 from pyagent.agent.store import utc_now
 from pyagent.bundles.errors import BundleRejected, RejectionKind
 from pyagent.bundles.roots import check_roots
@@ -51,6 +56,15 @@ BACKOFF_BASE = 0.5
 Install = Callable[[], None]
 Prepare = Callable[[WasmBundle, VerifiedBundle | None], Install]
 Notify = Callable[[str, str, dict[str, object]], None]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one download attempt brought: a new archive (with its ETag), nothing new, or an error."""
+
+    changed: bool
+    etag: str | None = None
+    error: str | None = None
 
 
 class BundlePlugin:
@@ -74,7 +88,12 @@ class BundlePlugin:
         self.prepare = prepare
         self.notify = notify or (lambda event, text, fields: None)
         self._rng = rng or random.Random()
-        self._long_poll_ok = source.polling.long_polling_timeout is not None
+        self.oci: OciPuller | None = None
+        if client.service.oci:  # an OCI registry: a reference to pull, and no long polling
+            reference = parse_reference(source.resource, what=f"bundles.{source.name}.resource")
+            label = f"{source.name} ({source.resource})"
+            self.oci = OciPuller(client, reference, size_limit=source.size_limit_bytes, label=label)
+        self._long_poll_ok = source.polling.long_polling_timeout is not None and self.oci is None
         self._failures = 0
         self.status = BundleStatus(source.name)
         self.active = False
@@ -110,35 +129,18 @@ class BundlePlugin:
         """Download once (long polling only with ``wait``); returns the seconds until the next attempt."""
         polling = self.source.polling
         long_poll = polling.long_polling_timeout if wait and self._long_poll_ok else None
-        headers = {"Accept": "application/gzip, */*"}
-        if self.active and self.status.etag:
-            headers["If-None-Match"] = self.status.etag
-        if long_poll:
-            headers["Prefer"] = f"wait={long_poll}"
         self.status.last_request = utc_now()
         started = time.monotonic()
         fd, download = self.dir.new_download()
         try:
             with os.fdopen(fd, "wb") as sink:
-                reply = self.client.request(
-                    "GET",
-                    self.source.resource,
-                    timeout=download_deadline(
-                        self.client.service.timeout, long_poll, self.source.size_limit_bytes
-                    ),
-                    max_body=self.source.size_limit_bytes,
-                    headers=headers,
-                    sink=sink,
-                )
-            if long_poll:  # asked to wait: the service keeps long polling only if it says it did
-                self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
-            self.status.http_code = reply.status
-            if reply.status == 304:
+                fetched = self._pull(sink) if self.oci is not None else self._get(sink, long_poll)
+            if fetched.error is not None:
+                return self._failed("bundle_error", fetched.error)
+            if not fetched.changed:
                 return self._succeeded(long_poll, started, changed=False)
-            if reply.status != 200:
-                return self._failed("bundle_error", reply.message())
             self.status.last_successful_download = utc_now()
-            self._activate(download, reply.headers.get("etag"))
+            self._activate(download, fetched.etag)
             return self._succeeded(long_poll, started, changed=True)
         except BodyTooLarge as err:
             return self._refused(RejectionKind.UNREADABLE.value, str(err))
@@ -150,8 +152,45 @@ class BundlePlugin:
             download.unlink(missing_ok=True)
             self._save()
 
+    def _get(self, sink: BinaryIO, long_poll: int | None) -> Fetched:
+        """``GET service.url/resource`` (the Bundle API), the body into ``sink``."""
+        headers = {"Accept": "application/gzip, */*"}
+        if self.active and self.status.etag:
+            headers["If-None-Match"] = self.status.etag
+        if long_poll:
+            headers["Prefer"] = f"wait={long_poll}"
+        reply = self.client.request(
+            "GET",
+            self.source.resource,
+            timeout=download_deadline(self.client.service.timeout, long_poll, self.source.size_limit_bytes),
+            max_body=self.source.size_limit_bytes,
+            headers=headers,
+            sink=sink,
+        )
+        if long_poll:  # asked to wait: the service keeps long polling only if it says it did
+            self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
+        self.status.http_code = reply.status
+        if reply.status == 304:
+            return Fetched(changed=False)
+        if reply.status != 200:
+            return Fetched(changed=False, error=reply.message())
+        return Fetched(changed=True, etag=reply.headers.get("etag"))
+
+    def _pull(self, sink: BinaryIO) -> Fetched:
+        """From an OCI registry: the manifest, then its bundle layer unless the manifest is the active one."""
+        assert self.oci is not None
+        header_timeout = self.client.service.timeout
+        pulled = self.oci.pull(
+            sink,
+            etag=self.status.etag if self.active else None,
+            manifest_timeout=download_deadline(header_timeout, None, MAX_MANIFEST_BYTES),
+            blob_timeout=download_deadline(header_timeout, None, self.source.size_limit_bytes),
+        )
+        self.status.http_code = pulled.http_code
+        return Fetched(changed=pulled.changed, etag=pulled.manifest_digest)
+
     def _activate(self, download: Path, etag: str | None) -> None:
-        label = f"{self.name} ({self.client.url(self.source.resource)})"
+        label = self._label()
         raw = download.read_bytes()
         limits = BundleLimits(max_archive_bytes=self.source.size_limit_bytes)
         try:
@@ -183,6 +222,10 @@ class BundlePlugin:
             f"bundle {self.name}: revision {bundle.revision} active",
             {"bundle": self.name, "revision": bundle.revision},
         )
+
+    def _label(self) -> str:
+        where = self.source.resource if self.oci is not None else self.client.url(self.source.resource)
+        return f"{self.name} ({where})"
 
     # -- outcomes -----------------------------------------------------------------------------
 

@@ -1,0 +1,239 @@
+"""Bundles from an OCI registry (``services.NAME.type = "oci"``), as OPA pulls them.
+
+The bundle's ``resource`` is a reference, ``HOST[:PORT]/REPOSITORY:TAG`` or ``...@sha256:HEX``; as in
+OPA, the registry asked is always the service's ``url`` (its scheme, host and port; its path is not
+used), and the reference's host only names it. One pull (:meth:`OciPuller.pull`):
+
+1. ``GET /v2/REPOSITORY/manifests/TAG`` (``Accept``: the OCI image manifest), with ``If-None-Match``
+   the active bundle's manifest digest. Its bytes' SHA-256 is the manifest digest: it must match the
+   registry's ``Docker-Content-Digest`` and, for a reference by digest, the digest asked for.
+2. A manifest digest equal to the active bundle's (or a 304) is "unchanged": nothing more is fetched.
+   The manifest digest is this service's ETag.
+3. The first layer of OPA's bundle media type (``application/vnd.oci.image.layer.v1.tar+gzip``) is the
+   bundle: a layer declared larger than ``size_limit_bytes`` is refused before it is asked for;
+   ``GET /v2/REPOSITORY/blobs/DIGEST`` is streamed to the download file under the limit, hashed as it
+   arrives, and refused unless its SHA-256 is the digest asked for.
+
+Every answer comes from the service's origin: a redirect to the same origin is followed (at most
+``MAX_REDIRECTS``), one to another origin is an error, so the bearer token never leaves the service.
+What is then done with the archive (signature, digests, roots, serial, activation) is the bundle
+plug-in's, as for any other service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink
+from pyagent.bundles.errors import BundleRejected, RejectionKind
+from pyagent.errors import InvalidInputError, PyagentError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+BUNDLE_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+"""The media type of the layer that holds the bundle (OPA's ``download/oci_download.go``)."""
+CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+"""The config media type OPA's documentation pushes bundles with (for ``oras push --artifact-type``)."""
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+"""The largest manifest read (the size registries accept, per the OCI distribution spec)."""
+MAX_REDIRECTS = 3
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]+)?|\[[0-9A-Fa-f:.]+\](?::[0-9]+)?")
+
+
+class RegistryError(PyagentError):
+    """The registry gave no usable answer (an HTTP error, a redirect elsewhere, a malformed manifest)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``HOST[:PORT]/REPOSITORY`` with a ``:TAG``, an ``@sha256:DIGEST``, or both (the digest wins)."""
+
+    host: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def version(self) -> str:
+        return self.digest or self.tag or ""
+
+    def __str__(self) -> str:
+        text = f"{self.host}/{self.repository}"
+        text += f":{self.tag}" if self.tag else ""
+        return text + (f"@{self.digest}" if self.digest else "")
+
+
+def parse_reference(text: str, *, what: str) -> Reference:
+    """A reference as OPA's resolver reads it: the first path component is the registry host."""
+    name, _, digest = text.partition("@")
+    if digest and not _DIGEST.fullmatch(digest):
+        raise InvalidInputError(f"{what}: {text!r}: the digest must be sha256:<64 hex digits>")
+    tag = None
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash >= 0:
+        name, tag = name[:colon], name[colon + 1 :]
+        if not _TAG.fullmatch(tag):
+            raise InvalidInputError(f"{what}: {text!r}: {tag!r} is not a valid tag")
+    host, _, repository = name.partition("/")
+    if not host or not _HOST.fullmatch(host) or not repository:
+        raise InvalidInputError(
+            f"{what}: {text!r} is not an OCI reference (HOST[:PORT]/REPOSITORY:TAG or @sha256:DIGEST)"
+        )
+    if not all(_COMPONENT.fullmatch(part) for part in repository.split("/")):
+        raise InvalidInputError(f"{what}: {text!r}: {repository!r} is not a valid repository name")
+    if tag is None and not digest:
+        raise InvalidInputError(f"{what}: {text!r} names no tag and no digest (as OPA, one is required)")
+    return Reference(host, repository, tag, digest or None)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    changed: bool
+    manifest_digest: str
+    http_code: int
+    layer_digest: str | None = None
+    size: int = 0
+
+
+class _HashingSink:
+    """Writes to ``sink`` and hashes what it writes."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes, /) -> object:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.sink.write(data)
+
+
+class OciPuller:
+    """Pulls one bundle (``reference``) from the registry behind ``client``."""
+
+    def __init__(self, client: ServiceClient, reference: Reference, *, size_limit: int, label: str) -> None:
+        self.client = client
+        self.reference = reference
+        self.size_limit = size_limit
+        self.label = label
+
+    def pull(self, sink: Sink, *, etag: str | None, manifest_timeout: float, blob_timeout: float) -> Pulled:
+        """The manifest, then, unless its digest is ``etag``, the bundle layer into ``sink``, verified.
+
+        Each request is bounded: the manifest by ``manifest_timeout`` seconds, the blob by ``blob_timeout``.
+
+        Raises :class:`RegistryError` or ``TransportError`` (no usable answer),
+        :class:`BodyTooLarge` (over ``size_limit``) and :class:`BundleRejected` (bytes that are not
+        what their digest says).
+        """
+        ref = self.reference
+        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
+        if etag:
+            headers["If-None-Match"] = f'"{etag}"'
+        path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
+        reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=manifest_timeout)
+        if reply.status == 304 and etag:
+            return Pulled(False, etag, 304)
+        if reply.status != 200:
+            raise RegistryError(f"{self._where(path)}: {_registry_message(reply)}")
+        digest = "sha256:" + hashlib.sha256(reply.body).hexdigest()
+        announced = reply.headers.get("docker-content-digest")
+        if announced and announced != digest:
+            raise self._mismatch(f"the manifest's bytes have digest {digest}, the registry says {announced}")
+        if ref.digest and ref.digest != digest:
+            raise self._mismatch(f"the manifest's bytes have digest {digest}, not {ref.digest} as asked")
+        if digest == etag:
+            return Pulled(False, digest, 200)
+        layer = self._bundle_layer(reply.body, digest)
+        size = layer["size"]
+        if size > self.size_limit:
+            raise BodyTooLarge(
+                f"{self.label}: the bundle layer is {size} bytes, over the limit of {self.size_limit}"
+            )
+        blob_path = f"/v2/{ref.repository}/blobs/{layer['digest']}"
+        hashing = _HashingSink(sink)
+        reply = self._get(blob_path, {}, max_body=self.size_limit, timeout=blob_timeout, sink=hashing)
+        if reply.status != 200:
+            raise RegistryError(f"{self._where(blob_path)}: {_registry_message(reply)}")
+        got = "sha256:" + hashing.hash.hexdigest()
+        if got != layer["digest"]:
+            raise self._mismatch(
+                f"the registry sent {hashing.size} bytes with digest {got} for blob {layer['digest']}"
+            )
+        if hashing.size != size:
+            raise self._mismatch(f"the blob is {hashing.size} bytes, the manifest says {size}")
+        return Pulled(True, digest, 200, layer["digest"], size)
+
+    def _get(
+        self, path: str, headers: dict[str, str], *, max_body: int, timeout: float, sink: Sink | None = None
+    ) -> Reply:
+        """GET ``path``, following redirects within the service's origin only."""
+        for _ in range(MAX_REDIRECTS + 1):
+            reply = self.client.request(
+                "GET", path, timeout=timeout, max_body=max_body, headers=headers, sink=sink, exact_path=True
+            )
+            location = reply.headers.get("location")
+            if reply.status not in (301, 302, 303, 307, 308) or not location:
+                return reply
+            target = urljoin(self.client.origin + path, location)
+            parts = urlsplit(target)
+            if f"{parts.scheme}://{parts.netloc}" != self.client.origin:
+                raise RegistryError(
+                    f"{self._where(path)}: HTTP {reply.status} redirect to another origin "
+                    f"({parts.scheme}://{parts.netloc}), which is not followed"
+                )
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+        raise RegistryError(f"{self._where(path)}: more than {MAX_REDIRECTS} redirects")
+
+    def _bundle_layer(self, body: bytes, digest: str) -> dict[str, Any]:
+        try:
+            manifest = json.loads(body)
+        except ValueError as err:
+            raise RegistryError(f"{self.label}: manifest {digest} is not JSON: {err}") from err
+        layers = manifest.get("layers") if isinstance(manifest, dict) else None
+        if not isinstance(layers, list) or not layers:
+            raise RegistryError(f"{self.label}: manifest {digest} has no layers")
+        for layer in layers:
+            if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_LAYER:
+                size, blob = layer.get("size"), layer.get("digest")
+                if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                    raise RegistryError(f"{self.label}: manifest {digest}: the layer's size is {size!r}")
+                if not isinstance(blob, str) or not _DIGEST.fullmatch(blob):
+                    raise RegistryError(
+                        f"{self.label}: manifest {digest}: the bundle layer's digest {blob!r} "
+                        "is not sha256:<64 hex digits>"
+                    )
+                return layer
+        raise RegistryError(f"{self.label}: manifest {digest} has no layer of media type {BUNDLE_LAYER}")
+
+    def _mismatch(self, detail: str) -> BundleRejected:
+        return BundleRejected(RejectionKind.DIGEST_MISMATCH, self.label, detail)
+
+    def _where(self, path: str) -> str:
+        return f"GET {self.client.origin}{path}"
+
+
+def _registry_message(reply: Reply) -> str:
+    """``HTTP 404: MANIFEST_UNKNOWN: manifest unknown``, from the registry's ``errors`` when it gave them."""
+    try:
+        document = json.loads(reply.body) if reply.body else None
+    except ValueError:
+        document = None
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code, message = errors[0].get("code"), errors[0].get("message")
+        detail = ": ".join(str(part) for part in (code, message) if part)
+        if detail:
+            return f"HTTP {reply.status}: {' '.join(detail.split())[:300]}"
+    return reply.message()
+
