@@ -108,11 +108,12 @@ class ServiceClient:
 
         A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read
         up to 16 KiB. A body over ``max_body`` raises :class:`BodyTooLarge`. With ``exact_path``,
-        ``resource`` is the request's path (and query) as it is, without the service URL's path.
+        ``resource`` is the request's path (and query) as it is, without the service URL's path. An
+        ``Authorization`` in ``headers`` is sent instead of the service's bearer token.
         """
         deadline = time.monotonic() + timeout
         send = {"User-Agent": f"pyagent/{__version__}", **(headers or {})}
-        if self.service.token_path is not None:
+        if self.service.token_path is not None and "Authorization" not in send:
             token = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
             send["Authorization"] = f"{self.service.scheme} {token}"
         path = resource if exact_path else self.path(resource)

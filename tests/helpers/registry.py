@@ -158,6 +158,11 @@ class LyingProxy:
     """Answer every blob GET with a 307 to this origin instead."""
     seen: list[tuple[str, str | None]] = field(default_factory=list)
     """(path, Authorization header) of every request."""
+    issue_token: str | None = None
+    """Act as a registry with a token service: ``/v2/`` requests without ``Bearer ISSUE_TOKEN`` get a 401
+    challenge naming ``token_realm``, and ``GET /token`` issues ``ISSUE_TOKEN``."""
+    token_realm: str | None = None
+    """The challenge's realm (default: this proxy's ``/token``)."""
 
 
 @contextlib.contextmanager
@@ -169,9 +174,27 @@ def lying_proxy(upstream: str) -> Iterator[LyingProxy]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self) -> None:
-            state.seen.append((self.path, self.headers.get("Authorization")))
+            authorization = self.headers.get("Authorization")
+            state.seen.append((self.path, authorization))
             digest = self.path.rsplit("/", 1)[-1]
+            if state.issue_token is not None and self.path.startswith("/token"):
+                self.answer(200, json.dumps({"token": state.issue_token}).encode(), {})
+                return
+            if state.issue_token is not None and authorization != f"Bearer {state.issue_token}":
+                realm = state.token_realm or f"{state.url}/token"
+                challenge = f'Bearer realm="{realm}",service="registry.test",scope="repository:x:pull"'
+                self.answer(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                            {"WWW-Authenticate": challenge, "Content-Type": "application/json"})  # fmt: skip
+                return
             if "/blobs/" in self.path and state.redirect_blobs_to is not None:
                 self.send_response(307)
                 self.send_header("Location", f"{state.redirect_blobs_to}{self.path}")

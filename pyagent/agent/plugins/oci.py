@@ -16,6 +16,9 @@ used), and the reference's host only names it. One pull (:meth:`OciPuller.pull`)
 
 Every answer comes from the service's origin: a redirect to the same origin is followed (at most
 ``MAX_REDIRECTS``), one to another origin is an error, so the bearer token never leaves the service.
+A registry that answers 401 with ``WWW-Authenticate: Bearer realm=...`` gets the token exchange of the
+registry token protocol (as OPA's resolver does): the realm, on the service's origin only, is asked
+with the service's credentials, and the token it issues is sent to the registry from then on.
 What is then done with the archive (signature, digests, roots, serial, activation) is the bundle
 plug-in's, as for any other service.
 """
@@ -27,7 +30,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
 from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink
 from pyagent.bundles.errors import BundleRejected, RejectionKind
@@ -42,6 +45,8 @@ CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """The largest manifest read (the size registries accept, per the OCI distribution spec)."""
 MAX_REDIRECTS = 3
+MAX_TOKEN_BYTES = 64 * 1024
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -126,6 +131,8 @@ class OciPuller:
         self.reference = reference
         self.size_limit = size_limit
         self.label = label
+        self._token: str | None = None
+        """The registry's own token, once its token service issued one."""
 
     def pull(self, sink: Sink, *, etag: str | None, manifest_timeout: float, blob_timeout: float) -> Pulled:
         """The manifest, then, unless its digest is ``etag``, the bundle layer into ``sink``, verified.
@@ -177,23 +184,61 @@ class OciPuller:
     def _get(
         self, path: str, headers: dict[str, str], *, max_body: int, timeout: float, sink: Sink | None = None
     ) -> Reply:
-        """GET ``path``, following redirects within the service's origin only."""
-        for _ in range(MAX_REDIRECTS + 1):
+        """GET ``path``: with the registry's own token once it asked for one, and following redirects
+        within the service's origin only."""
+        redirects, fresh_token = 0, False
+        while True:
+            send = dict(headers)
+            if self._token is not None:
+                send["Authorization"] = f"Bearer {self._token}"
             reply = self.client.request(
-                "GET", path, timeout=timeout, max_body=max_body, headers=headers, sink=sink, exact_path=True
+                "GET", path, timeout=timeout, max_body=max_body, headers=send, sink=sink, exact_path=True
             )
+            challenge = reply.headers.get("www-authenticate", "")
+            if reply.status == 401 and challenge[:7].lower() == "bearer " and not fresh_token:
+                self._token, fresh_token = self._fetch_token(challenge, timeout), True
+                continue
             location = reply.headers.get("location")
             if reply.status not in (301, 302, 303, 307, 308) or not location:
                 return reply
-            target = urljoin(self.client.origin + path, location)
-            parts = urlsplit(target)
-            if f"{parts.scheme}://{parts.netloc}" != self.client.origin:
+            target = urlsplit(urljoin(self.client.origin + path, location))
+            if _origin(target) != self.client.origin:
                 raise RegistryError(
                     f"{self._where(path)}: HTTP {reply.status} redirect to another origin "
-                    f"({parts.scheme}://{parts.netloc}), which is not followed"
+                    f"({_origin(target)}), which is not followed"
                 )
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-        raise RegistryError(f"{self._where(path)}: more than {MAX_REDIRECTS} redirects")
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                raise RegistryError(f"{self._where(path)}: more than {MAX_REDIRECTS} redirects")
+            path = target.path + (f"?{target.query}" if target.query else "")
+
+    def _fetch_token(self, challenge: str, timeout: float) -> str:
+        """The registry's token exchange (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``):
+        the realm is asked with the service's credentials, only when it is on the service's origin."""
+        params = dict(_CHALLENGE_PARAM.findall(challenge))
+        realm = urlsplit(params.get("realm", ""))
+        if not realm.scheme or _origin(realm) != self.client.origin:
+            raise RegistryError(
+                f"{self.label}: the registry asks for a token from {params.get('realm')!r}, not on the "
+                f"service's origin ({self.client.origin}); the service's credentials are not sent there"
+            )
+        query = "&".join(part for part in (realm.query, urlencode(
+            {key: params[key] for key in ("service", "scope") if key in params})) if part)  # fmt: skip
+        path = realm.path + (f"?{query}" if query else "")
+        reply = self.client.request(
+            "GET", path, timeout=timeout, max_body=MAX_TOKEN_BYTES, headers={"Accept": "application/json"},
+            exact_path=True,
+        )  # fmt: skip
+        if reply.status != 200:
+            raise RegistryError(f"{self._where(realm.path)} (token): {_registry_message(reply)}")
+        try:
+            document = json.loads(reply.body)
+        except ValueError:
+            document = None
+        token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
+        if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+            raise RegistryError(f"{self._where(realm.path)} (token): the answer holds no token")
+        return token
 
     def _bundle_layer(self, body: bytes, digest: str) -> dict[str, Any]:
         try:
@@ -221,6 +266,10 @@ class OciPuller:
 
     def _where(self, path: str) -> str:
         return f"GET {self.client.origin}{path}"
+
+
+def _origin(parts: SplitResult) -> str:
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _registry_message(reply: Reply) -> str:

@@ -215,6 +215,48 @@ def test_a_registry_that_lies_or_redirects_elsewhere_is_refused(tmp_path: Path, 
 
 
 @pytest.mark.timeout(120)
+def test_a_registry_token_is_fetched_from_the_services_own_origin_only(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """The registry token protocol: a 401 ``Bearer realm=...`` challenge, the realm asked with the
+    configured credentials, the issued token sent to the registry; a realm on another origin is refused
+    and never sees the configured token."""
+    oras = require_oras()
+    state = tmp_path / "state"
+    token = tmp_path / "registry.token"
+    token.write_text("s3cret-registry-token\n")
+    with run_registry(tmp_path) as registry, lying_proxy(registry.url) as proxy:
+        push(registry, oras, builds.wasm["r1"])
+        proxy.issue_token = "issued-token"
+        proxy.token_realm = f"{registry.url}/token"  # another origin: the registry itself
+        config = oci_config(tmp_path / "agent.toml", state=state, url=proxy.url, token=token,
+                            reference=f"{registry.host}/{REPOSITORY}:stable",
+                            public_key=builds.public_key)  # fmt: skip
+        assert run_agent("--once", "--config", str(config)).returncode == 3
+        status = bundle_status(state)
+        assert status["active_revision"] is None and status["code"] == "bundle_error"
+        refusal = (f"the registry asks for a token from '{registry.url}/token', not on the service's origin "
+                   f"({proxy.url}); the service's credentials are not sent there")  # fmt: skip
+        assert refusal in status["message"]
+        assert not [path for _, path, _ in registry.requests() if path.startswith("/token")]
+
+        proxy.token_realm = None  # the proxy's own /token
+        proxy.seen.clear()
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        status = bundle_status(state)
+        assert (status["active_revision"], status["code"]) == ("r1", None)
+        manifest = f"/v2/{REPOSITORY}/manifests/stable"
+        assert [(path, auth) for path, auth in proxy.seen if not path.startswith("/v2/")] == [
+            ("/token?service=registry.test&scope=repository%3Ax%3Apull", "Bearer s3cret-registry-token")
+        ]
+        assert proxy.seen[0] == (manifest, "Bearer s3cret-registry-token")  # answered with the challenge
+        after = proxy.seen[2:]
+        blob = f"/v2/{REPOSITORY}/blobs/{layer_digest(builds.wasm['r1'])}"
+        assert [path for path, _ in after] == [manifest, blob]
+        assert all(auth == "Bearer issued-token" for _, auth in after)
+
+
+@pytest.mark.timeout(120)
 def test_a_bundle_layer_over_size_limit_bytes_is_refused_before_it_is_fetched(
     tmp_path: Path, builds: Builds
 ) -> None:
