@@ -48,6 +48,8 @@ PROFILE_CLOCK = "PYAGENT_BENCH_PROFILE_CLOCK"
 class IngestPlan:
     fleet: FleetPlan = field(default_factory=FleetPlan)
     clients: int = 4
+    #: ``pyagent server run --workers``: one process per core, as a 2-core deployment runs it
+    workers: int = 2
     longpoll_runs: int = 10
     longpoll_wait_s: int = 30
     databases: Sequence[str] = ("sqlite", "postgresql")
@@ -100,12 +102,12 @@ class _Server:
 
 
 @contextlib.contextmanager
-def _server(workdir: Path, url: str, profile_dir: Path | None) -> Iterator[_Server]:
+def _server(workdir: Path, url: str, profile_dir: Path | None, workers: int = 1) -> Iterator[_Server]:
     from tests.helpers.opa_server import free_port
     from tests.helpers.pyagent_server import run_server, wait_healthy
 
     if profile_dir is None:
-        with run_server(workdir, url) as running:
+        with run_server(workdir, url, extra_args=["--workers", str(workers)]) as running:
             yield _Server(running.url, running.process.pid)
         return
     port = free_port()
@@ -250,7 +252,7 @@ def _one(kind: str, fresh: Callable[[str], str], corpus: Corpus, index: Path, pl
     store, token = _prepared(url, bundle_raw)
     try:
         before = ingest_store.db_bytes(kind, store, url)
-        with _server(workdir, url, profile_dir and profile_dir / kind) as server:
+        with _server(workdir, url, profile_dir and profile_dir / kind, plan.workers) as server:
             _log(f"{kind}: uploading {corpus.events:,} events ({plan.clients} clients) ...")
             upload = _upload(server, token, index, plan, workdir)
             _log(f"{kind}: {upload['events_per_s']:,} events/s, RSS {upload['rss_mb']} MB")
@@ -284,7 +286,8 @@ def measure(
     if not bundle_revision(bundle_raw):  # the server publishes only bundles with a revision
         bundle_raw = with_revision(bundle_raw, UNVERSIONED)
     results: dict[str, Any] = {
-        "plan": {**asdict(plan.fleet), "clients": plan.clients, "longpoll_runs": plan.longpoll_runs,
+        "plan": {**asdict(plan.fleet), "clients": plan.clients, "workers": plan.workers,
+                 "longpoll_runs": plan.longpoll_runs,
                  "rss_marks": list(plan.rss_marks)},
         "corpus": corpus.summary(),
         "load_start": loadavg(),
@@ -311,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="toy sizes: checks that the bench runs")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database only")
     parser.add_argument("--events", type=int, help="devices x runs: set runs so that about this many")
+    parser.add_argument("--workers", type=int, help=f"server processes [default: {FULL.workers}]")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile; profiles go here")
     parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu",
@@ -320,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = SMOKE if args.smoke else FULL
     if args.only:
         plan = dataclasses.replace(plan, databases=(args.only,))
+    if args.workers:
+        plan = dataclasses.replace(plan, workers=args.workers)
     if args.events:
         runs = max(1, args.events // plan.fleet.devices)
         plan = dataclasses.replace(plan, fleet=dataclasses.replace(plan.fleet, runs=runs))

@@ -23,7 +23,32 @@ from urllib.parse import urlsplit
 
 from bench.measure import summarise
 
-__all__ = ["main", "process_cpu_s", "rss_kb"]
+__all__ = ["main", "process_cpu_s", "process_tree", "rss_kb", "tree_cpu_s", "tree_rss_kb"]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``pyagent server run --workers N``: the supervisor and its workers)."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", "rb") as handle:
+                    queue.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def tree_rss_kb(pid: int) -> int:
+    """``VmRSS`` of ``pid`` and its descendants, summed, in KiB."""
+    return sum(rss_kb(each) for each in process_tree(pid))
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (the workers live as long as the server)."""
+    return sum(process_cpu_s(each) for each in process_tree(pid))
 
 
 def rss_kb(pid: int) -> int:
@@ -87,7 +112,7 @@ class _Run:
             step = max(1, self.marks[-1] // 20) if self.marks else 0
             sample = bool(crossed) or (step > 0 and before // step != self.acknowledged // step)
         if sample:
-            kb = rss_kb(self.server_pid)
+            kb = tree_rss_kb(self.server_pid)
             with self.lock:
                 self.curve.append((self.acknowledged, kb))
                 for mark in crossed:
@@ -150,8 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _read(run, batch)  # warm the page cache a little; the rest is read as it goes
     where = urlsplit(args.url)
     token = args.token_file.read_text().strip()
-    rss_start = rss_kb(args.server_pid)
-    cpu_start = process_cpu_s(args.server_pid)
+    rss_start = tree_rss_kb(args.server_pid)
+    cpu_start = tree_cpu_s(args.server_pid)
+    server_processes = len(process_tree(args.server_pid))
     own_start = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     threads = [
@@ -177,10 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "request_ms": summarise(run.request_ns),
         "rss_kb_start": rss_start,
         "rss_kb": run.rss,
-        "rss_kb_end": rss_kb(args.server_pid),
+        "rss_kb_end": tree_rss_kb(args.server_pid),
+        "server_processes": server_processes,
         "rss_curve": run.curve,
         "rss_kb_peak": max([kb for _, kb in run.curve] or [0]),
-        "server_cpu_s": round(process_cpu_s(args.server_pid) - cpu_start, 2),
+        "server_cpu_s": round(tree_cpu_s(args.server_pid) - cpu_start, 2),
         "client_cpu_s": round(own.ru_utime + own.ru_stime - own_start.ru_utime - own_start.ru_stime, 2),
         "errors": run.errors,
     }

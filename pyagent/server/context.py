@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from pyagent.bundles.verify import VerificationConfig
 from pyagent.server.auth import require
+from pyagent.server.lazy_events import ReportCache
 from pyagent.server.notify import Notifier
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store.base import Store
@@ -27,6 +28,8 @@ class ServerContext:
     #: Names of published bundles, as last read: names are never unpublished, so a name found here is
     #: published; a name missing is looked up again before an event naming it is refused.
     known_bundles: set[str] = field(default_factory=set)
+    #: Reports of committed batches, by their bytes: see :mod:`pyagent.server.lazy_events`.
+    report_cache: ReportCache = field(default_factory=ReportCache)
 
     async def authorize(self, request: Request, need: str) -> str:
         return await run_in_threadpool(require, request, self.store, need)

@@ -12,7 +12,7 @@ that is not one is refused, naming its index and field.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,23 +40,50 @@ class Batch:
     ignored: int = 0
 
 
-def parse_batch(value: Any, known_bundles: Collection[str]) -> Batch:
+@dataclass(frozen=True)
+class ReportFacts:
+    """What a decision's row takes from its report: the device object, the run's ``collected_at``
+    and the inventory's digest; ``canonical`` is the inventory to store (None: known to be stored)."""
+
+    device: dict[str, Any]
+    collected_at: Any
+    digest: str
+    canonical: bytes | None
+
+
+#: How an event's ``input.report`` (a parsed value, or its raw JSON) becomes :class:`ReportFacts`.
+FactsOf = Callable[[Any, str], ReportFacts]
+
+
+def report_facts(value: Any, where: str) -> ReportFacts:
+    """The facts of a parsed report. The inventory is the report without ``collected_at`` (the run's
+    own instant goes on the history row), stored once per digest of its canonical JSON."""
+    report = _object(value, where)
+    device = _object(report.get("device"), f"{where}.device")
+    inventory = {key: value for key, value in report.items() if key != "collected_at"}
+    canonical = orjson.dumps(inventory, option=orjson.OPT_SORT_KEYS)
+    return ReportFacts(device, report.get("collected_at"), hashlib.sha256(canonical).hexdigest(), canonical)
+
+
+def parse_batch(value: Any, known_bundles: Collection[str], facts_of: FactsOf = report_facts) -> Batch:
     if not isinstance(value, list):
         raise bad_request(f"body must be a JSON array of decision-log events, got {_kind(value)}")
     batch = Batch([], {})
     for index, event in enumerate(value):
-        decided = _event(event, index, known_bundles)
+        decided = _event(event, index, known_bundles, facts_of)
         if decided is None:
             batch.ignored += 1
             continue
-        row, report = decided
+        row, inventory = decided
         batch.rows.append(row)
-        if row.report_digest is not None:
-            batch.reports.setdefault(row.report_digest, report)
+        if row.report_digest is not None and inventory is not None:
+            batch.reports.setdefault(row.report_digest, inventory)
     return batch
 
 
-def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[DecisionRow, bytes] | None:
+def _event(
+    event: Any, index: int, known_bundles: Collection[str], facts_of: FactsOf = report_facts
+) -> tuple[DecisionRow, bytes | None] | None:
     where = f"event {index}"
     if not isinstance(event, dict):
         raise bad_request(f"{where}: must be an object, got {_kind(event)}")
@@ -70,8 +97,8 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
     at = policy_input.get("at")
     if not isinstance(at, str) or not is_rfc3339(at):
         raise bad_request(f"{where}: input.at must be an RFC 3339 timestamp, got {_short(at)}")
-    report = _object(policy_input.get("report"), f"{where}: input.report")
-    device = _object(report.get("device"), f"{where}: input.report.device")
+    report = facts_of(policy_input.get("report"), f"{where}: input.report")
+    device = report.device
     device_id = _string(device.get("id"), f"{where}: input.report.device.id", MAX_ID)
     if "timestamp" in event and not (isinstance(event["timestamp"], str) and is_rfc3339(event["timestamp"])):
         raise bad_request(f"{where}: timestamp must be an RFC 3339 timestamp")
@@ -87,11 +114,7 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
         allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
             organization = result["organization"]
-    # the inventory, stored once per digest: the run's own collected_at goes on the history row
-    collected_at = report.get("collected_at")
-    inventory = {key: value for key, value in report.items() if key != "collected_at"}
-    canonical = orjson.dumps(inventory, option=orjson.OPT_SORT_KEYS)
-    digest = hashlib.sha256(canonical).hexdigest()
+    collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(
         decision_id=decision_id,
@@ -103,14 +126,14 @@ def _event(event: Any, index: int, known_bundles: Collection[str]) -> tuple[Deci
         organization=organization[:200] if organization else None,
         platform=device["platform"][:32] if isinstance(device.get("platform"), str) else None,
         result=orjson.dumps(result).decode() if result is not None else None,
-        report_digest=digest,
+        report_digest=report.digest,
         bundles=orjson.dumps(bundles).decode() if bundles is not None else None,
         chain=orjson.dumps(chain).decode() if isinstance(chain, dict) else None,
         verdict=verdict,
         bans=bans,
         collected_at=collected_at[:64] if isinstance(collected_at, str) else None,
     )
-    return row, canonical
+    return row, report.canonical
 
 
 def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:

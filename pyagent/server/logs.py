@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyagent.server.body import parse_json, read_body
+from pyagent.server.body import read_body
 from pyagent.server.context import ServerContext
-from pyagent.server.events import Batch, parse_batch
+from pyagent.server.lazy_events import decode_batch
 from pyagent.server.store.base import IngestResult
 
 
@@ -44,12 +44,12 @@ class PublishedNames(Collection[str]):
 
 
 def routes(ctx: ServerContext) -> list[Route]:
-    def decode(body: bytes) -> Batch:
-        return parse_batch(parse_json(body), PublishedNames(ctx))
-
     def ingest(body: bytes) -> tuple[IngestResult, int]:
-        batch = decode(body)  # CPU work and the store in one worker thread, off the event loop
-        return ctx.store.ingest(batch.rows, batch.reports), batch.ignored
+        # CPU work and the store in one worker thread, off the event loop
+        lazy = decode_batch(body, PublishedNames(ctx), ctx.report_cache)
+        result = ctx.store.ingest(lazy.batch.rows, lazy.batch.reports)
+        lazy.committed()
+        return result, lazy.batch.ignored
 
     async def logs(request: Request) -> Response:
         await ctx.authorize(request, "agent")

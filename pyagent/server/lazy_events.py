@@ -1,0 +1,235 @@
+"""Decision-log batches decoded without building their reports, where that is exact.
+
+An event's ``input.report`` is most of its bytes (a 200-app inventory: ~37 KB of JSON), and a
+device's inventory rarely changes between runs: only its ``collected_at`` does. So a batch is first
+decoded with the reports left as raw JSON (msgspec skips them, checking their syntax), and each
+report is looked up by the digest of its bytes with the ``collected_at`` value cut out. A report
+seen before (by this process, in a committed batch) needs no parse: its bytes, but for that one
+JSON string, are those of a report that was parsed strictly, so it is valid and its facts are known.
+A new one is parsed strictly (:func:`pyagent.server.body.parse_json`).
+
+The rest of each event is decoded into a fixed set of fields and checked for duplicate keys as
+:func:`~pyagent.server.body.parse_json` does it (a duplicate key drops a colon from the re-encoding).
+Anything else (an unknown field, an escaped colon, a value msgspec refuses, any error) sends the
+whole batch to the exact path, :func:`pyagent.server.events.parse_batch` over a full parse, which
+gives the same rows or the same error: this module only ever answers faster, never differently
+(``tests/server/test_lazy_events.py`` checks both paths against each other).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from pyagent.server.body import ESCAPED_COLON, parse_json
+from pyagent.server.errors import HttpError
+from pyagent.server.events import Batch, ReportFacts, parse_batch, report_facts
+
+#: Reports remembered per process: a fleet's devices each have one current inventory. An entry is
+#: about 0.5 KB (key, digest, the device object), so the default bounds the cache near 50 MB.
+DEFAULT_ENTRIES = 100_000
+
+_UNSET: Any = msgspec.UNSET
+_COLLECTED = b'"collected_at"'
+_COLLECTED_VALUE = b'"collected_at":"'
+_PROBE = "pyagent-probe-collected-at"
+
+
+class _Input(msgspec.Struct):
+    at: Any = _UNSET
+    report: msgspec.Raw | msgspec.UnsetType = _UNSET
+
+
+class _Event(msgspec.Struct, omit_defaults=True):
+    """The fields of an OPA decision-log event (and pyagent's ``pyagent`` chain); any other field
+    makes the duplicate-key count differ, and the batch takes the exact path."""
+
+    decision_id: Any = _UNSET
+    labels: Any = _UNSET
+    bundles: Any = _UNSET
+    path: Any = _UNSET
+    query: Any = _UNSET
+    input: _Input | msgspec.UnsetType = _UNSET
+    result: Any = _UNSET
+    erased: Any = _UNSET
+    masked: Any = _UNSET
+    error: Any = _UNSET
+    requested_by: Any = _UNSET
+    req_id: Any = _UNSET
+    timestamp: Any = _UNSET
+    metrics: Any = _UNSET
+    nd_builtin_cache: Any = _UNSET
+    trace_id: Any = _UNSET
+    span_id: Any = _UNSET
+    pyagent: Any = _UNSET
+
+
+@dataclass(frozen=True)
+class _Known:
+    device: dict[str, Any]
+    digest: str
+    colons: int  # in the report's bytes, but for those of its ``collected_at`` string
+
+
+@dataclass(frozen=True)
+class _RawJson:
+    """A report's bytes as sent (their JSON syntax checked by msgspec, not parsed), its key and
+    ``collected_at`` (see :func:`_key`), and its facts when they are known."""
+
+    data: bytes
+    keyed: tuple[bytes, str] | None
+    known: _Known | None
+
+
+_DECODER = msgspec.json.Decoder(list[_Event])
+_ENCODER = msgspec.json.Encoder()
+_PLACEHOLDER = msgspec.Raw(b"0")
+
+
+class _Fallback(Exception):
+    """The batch is not one this module answers exactly: the exact path decides."""
+
+
+@dataclass
+class ReportCache:
+    """Reports' facts by the digest of their bytes without the ``collected_at`` value, bounded
+    (least recently used out). Entries are added only after their batch is committed, so a report
+    found here is stored."""
+
+    entries: int = DEFAULT_ENTRIES
+    _known: OrderedDict[bytes, _Known] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    hits: int = 0
+    misses: int = 0
+
+    def get(self, key: bytes) -> _Known | None:
+        with self._lock:
+            known = self._known.get(key)
+            if known is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._known.move_to_end(key)
+            return known
+
+    def add(self, pending: dict[bytes, _Known]) -> None:
+        with self._lock:
+            self._known.update(pending)
+            while len(self._known) > self.entries:
+                self._known.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
+@dataclass
+class LazyBatch:
+    """A decoded batch, and the reports to remember once it is committed (:meth:`committed`)."""
+
+    batch: Batch
+    cache: ReportCache
+    pending: dict[bytes, _Known] = field(default_factory=dict)
+
+    def committed(self) -> None:
+        if self.pending:
+            self.cache.add(self.pending)
+
+
+def decode_batch(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> LazyBatch:
+    """The batch in ``body`` (see the module doc); an error is the exact path's."""
+    try:
+        return _lazy(body, known_bundles, cache)
+    except (_Fallback, HttpError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return LazyBatch(parse_batch(parse_json(body), known_bundles), cache)
+
+
+def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> LazyBatch:
+    if ESCAPED_COLON.search(body):
+        raise _Fallback
+    events = _DECODER.decode(body)
+    lazy = LazyBatch(Batch([], {}), cache)
+    report_colons = 0
+    values: list[dict[str, Any]] = []
+    for event in events:
+        value = {name: getattr(event, name) for name in event.__struct_fields__}
+        value = {name: item for name, item in value.items() if item is not _UNSET}
+        policy_input = event.input
+        if policy_input is not _UNSET:
+            assert isinstance(policy_input, _Input)
+            fields: dict[str, Any] = {"at": policy_input.at}
+            if isinstance(policy_input.report, msgspec.Raw):
+                raw = bytes(policy_input.report)
+                keyed = _key(raw)
+                known = cache.get(keyed[0]) if keyed is not None else None
+                if known is not None and keyed is not None:
+                    report_colons += known.colons + keyed[1].count(":")
+                else:
+                    report_colons += raw.count(b":")
+                fields["report"] = _RawJson(raw, keyed, known)
+                policy_input.report = _PLACEHOLDER
+            value["input"] = {name: item for name, item in fields.items() if item is not _UNSET}
+        values.append(value)
+    if body.count(b":") != _ENCODER.encode(events).count(b":") + report_colons:
+        raise _Fallback  # a duplicate key, or a field this module does not decode
+
+    def facts_of(report: Any, where: str) -> ReportFacts:
+        return _facts(report, where, lazy)
+
+    lazy.batch = parse_batch(values, known_bundles, facts_of)
+    return lazy
+
+
+def _facts(report: Any, where: str, lazy: LazyBatch) -> ReportFacts:
+    if not isinstance(report, _RawJson):
+        return report_facts(report, where)  # absent: the exact path's error
+    raw, keyed = report.data, report.keyed
+    known = report.known or (lazy.pending.get(keyed[0]) if keyed is not None else None)
+    if known is not None and keyed is not None:
+        return ReportFacts(known.device, keyed[1], known.digest, None)
+    value = parse_json(raw)
+    facts = report_facts(value, where)
+    if keyed is not None and _cut_is_top_level(raw, value, keyed[1]):
+        colons = raw.count(b":") - keyed[1].count(":")
+        lazy.pending[keyed[0]] = _Known(facts.device, facts.digest, colons)
+    return facts
+
+
+def _key(raw: bytes) -> tuple[bytes, str] | None:
+    """The digest of ``raw`` without its ``collected_at`` string, and that string; None unless the
+    key is written literally once, with a string value that has no escapes."""
+    start = raw.find(_COLLECTED_VALUE)
+    if start < 0 or raw.find(_COLLECTED) != start or raw.find(_COLLECTED, start + 1) >= 0:
+        return None
+    value_start = start + len(_COLLECTED_VALUE)
+    end = raw.find(b'"', value_start)
+    if end < 0 or raw.find(b"\\", value_start, end) >= 0:
+        return None
+    try:
+        text = raw[value_start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    digest = hashlib.sha256()
+    view = memoryview(raw)
+    digest.update(view[:value_start])
+    digest.update(view[end:])
+    return digest.digest(), text
+
+
+def _cut_is_top_level(raw: bytes, value: Any, text: str) -> bool:
+    """Whether the one literal ``"collected_at"`` in ``raw`` is the report's own. Without ``\\u``
+    escapes it is (the parsed report has the key, and it can be spelt only that way); with them, the
+    key could be spelt with an escape and the literal one be nested, so a probe value tells."""
+    if not isinstance(value, dict) or value.get("collected_at") != text:
+        return False
+    if raw.find(b"\\u") < 0:
+        return True
+    start = raw.find(_COLLECTED_VALUE) + len(_COLLECTED_VALUE)
+    end = raw.find(b'"', start)
+    probed = parse_json(raw[:start] + _PROBE.encode() + raw[end:])
+    return isinstance(probed, dict) and probed.get("collected_at") == _PROBE
