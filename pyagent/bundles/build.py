@@ -33,6 +33,7 @@ from pyagent.bundles.verify import VerificationConfig, VerifiedBundle, verify_me
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.engines.wasm.bundle import read_archive, read_members
 from pyagent.errors import InvalidInputError
+from pyagent.policy import index
 from pyagent.policy.opa_tool import OpaToolError, find_opa
 
 __all__ = ["TARGETS", "SignedBuild", "build_signed_bundle", "default_serial"]
@@ -87,6 +88,7 @@ def build_signed_bundle(
     with tempfile.TemporaryDirectory(prefix="pyagent-bundle-") as tmp:
         stage = Path(tmp) / "bundle"
         _stage(dirs, stage)
+        index.write_root_for_dirs(list(map(str, dirs)), stage)
         manifest: dict[str, object] = {"metadata": {"pyagent": {"serial": serial, "built_at": built_at}}}
         if revision:
             manifest["revision"] = revision

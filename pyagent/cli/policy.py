@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import click
 from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS, TARGETS
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.errors import InvalidInputError
+from pyagent.policy import index
 from pyagent.policy.opa_tool import policy_dirs, run_opa
 
 COVERAGE_MIN = 95.0
@@ -195,7 +197,9 @@ def bundle(
         args = ["build", "-t", target, "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", output]
         if revision:
             args += ["--revision", revision]
-        run = run_opa([*args, *targets])
+        with tempfile.TemporaryDirectory(prefix="pyagent-index-") as indexed:
+            index_root = index.write_root_for_dirs(targets, Path(indexed))
+            run = run_opa([*args, *targets, str(index_root)])
         if run.returncode != 0:
             click.echo(run.stderr.rstrip(), err=True)
             ctx.exit(2)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
-from pyagent.errors import InvalidInputError
 from pyagent.policy.data import DataOverlay, load_overlay, merge, overlay_digest
 
 if TYPE_CHECKING:
@@ -51,29 +50,6 @@ def _missing_bundle(path: Path) -> str:
     return f"{path}: no compiled policy bundle; {fix}, or give --bundle or --policy (env PYAGENT_BUNDLE)"
 
 
-#: The policy rule that indexes every banned identifier (see matching.rego).
-BAN_KEYS_ENTRYPOINT = "pyagent/lib/matching/ban_keys"
-
-
-def keep_ban_keys(policy: WasmPolicy, data: dict[str, Any]) -> None:
-    """Index every banned identifier once, with the policy's own code, and keep the index with the
-    data (``data.pyagent.ban_keys``), so that a decision looks identifiers up instead of indexing
-    them all again. Policies without that entrypoint are left as they are."""
-    if BAN_KEYS_ENTRYPOINT not in policy.entrypoints:
-        return
-    pyagent = data.get("pyagent")
-    if not isinstance(pyagent, dict):
-        return
-    if "ban_keys" in pyagent:
-        raise InvalidInputError(
-            "policy data sets pyagent.ban_keys, which the embedded engine computes itself; remove it"
-        )
-    keys = policy.evaluate({}, entrypoint=BAN_KEYS_ENTRYPOINT)
-    if not isinstance(keys, dict):
-        raise EngineError(f"embedded engine: {BAN_KEYS_ENTRYPOINT} gave {type(keys).__name__}, not an object")
-    policy.set_data({**data, "pyagent": {**pyagent, "ban_keys": keys}})
-
-
 def verification_asked(settings: EngineSettings) -> bool:
     """True when any bundle-verification setting is given, by option or environment."""
     given = (
@@ -89,14 +65,20 @@ def verification_asked(settings: EngineSettings) -> bool:
 
 
 def _activator(overlays: Sequence[DataOverlay]) -> Callable[[WasmBundle], WasmPolicy]:
-    """What makes a bundle evaluable: its wasm compiled, its data (and the overlays) set, bans indexed."""
+    """What makes a bundle evaluable: its wasm compiled, its data (and the overlays) set with the ban
+    index (:mod:`pyagent.policy.index`) built from that data. A bundle whose own index does not match
+    its bans is refused with the reason."""
     from pyagent.engines.wasm.runtime import WasmPolicy
+    from pyagent.policy import index
 
     def activate(bundle: WasmBundle) -> WasmPolicy:
+        try:
+            index.check(bundle.data, label="policy bundle")
+        except index.StaleIndexError as err:
+            raise EngineError(str(err)) from err
+        data = index.with_index(merge(bundle.data, overlays))
         policy = WasmPolicy(bundle.wasm)
-        data = merge(bundle.data, overlays)
         policy.set_data(data)
-        keep_ban_keys(policy, data)
         return policy
 
     return activate

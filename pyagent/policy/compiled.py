@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pyagent.engines.base import ENTRYPOINT, EngineError
 from pyagent.errors import InvalidInputError
+from pyagent.policy import index as ban_index
 from pyagent.policy import shipped
 from pyagent.policy.opa_tool import OpaNotFoundError, OpaToolError, find_opa, how_to_get_opa, run_opa
 
@@ -59,7 +60,7 @@ def source_files(roots: Sequence[Path]) -> list[tuple[int, str, Path]]:
 
 def policy_digest(roots: Sequence[Path], opa: str) -> str:
     """SHA-256 over the build's inputs: every source file's place and content, and the opa binary."""
-    digest = hashlib.sha256(b"pyagent-policy-cache-v1\0")
+    digest = hashlib.sha256(b"pyagent-policy-cache-v2\0")
     binary = Path(opa).resolve()
     st = binary.stat()
     digest.update(f"{binary}\0{st.st_size}\0{st.st_mtime_ns}\0{ENTRYPOINT}\0".encode())
@@ -109,7 +110,10 @@ def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None
     try:
         revision = data_revision(roots)
         args = ["build", "-t", "wasm", "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", tmp]
-        run = run_opa([*args, *(["--revision", revision] if revision else []), *map(str, roots)])
+        with tempfile.TemporaryDirectory(prefix="pyagent-index-") as indexed:
+            index_root = ban_index.write_root_for_dirs(roots, Path(indexed))
+            paths = [*map(str, roots), str(index_root)]
+            run = run_opa([*args, *(["--revision", revision] if revision else []), *paths])
         if run.returncode != 0:
             first = (run.stderr.strip().splitlines() or ["opa build failed"])[0]
             raise InvalidInputError(f"{directory}: the policy does not compile: {first}")

@@ -43,6 +43,38 @@ def bundle_policy_data(path: str | Path) -> dict[str, Any]:
     return {"pyagent": {**shaped, "revision": pyagent.get("revision", "unversioned")}}
 
 
+#: How the policy finds banned apps fast: an implementation detail, the same on every page.
+INDEX_SECTION = [
+    "## How decisions look identifiers up (the ban index)",
+    "",
+    "Authors edit `bans`, `work_apps` and `organizations` as above; nothing else. The index is an",
+    "implementation detail that makes a decision cost the same with 10 or 10,000 banned identifiers:",
+    "",
+    "- `pyagent policy bundle`, `pyagent check --policy` and the embedded engine (after merging `--data`",
+    "  files) build it from the data with one function, `pyagent/policy/index.py`, and ship it as data",
+    "  under its own root, `data.pyagent_index`: for each platform, every banned identifier's lookup key",
+    "  (the ID; lower-cased on iOS, macOS and Windows; on Windows name and publisher hash) mapped to the",
+    "  bans that list it; the shared and each organisation's work apps likewise; and the nanoseconds of",
+    "  every `effective_from` and `until` in the data, so that a decision does not parse them again.",
+    "- The policy looks each app up by ground key (`data.pyagent_index.bans[platform][id]`), which OPA's",
+    "  evaluator and the compiled policy answer in one step, instead of indexing every identifier of",
+    "  every ban in force on every decision (`lib/matching`, `lib/breaches`, `lib/scopes`, `lib/clock`).",
+    "- Without an index (`opa run` or `opa eval` on the raw `policies/` folders), or for a ban or an",
+    "  organisation the index does not list, the policy indexes the identifiers itself, as it always",
+    "  did: the same decisions, only slower. A Rego test and the engines' differential tests check",
+    "  that decisions with and without the index are equal.",
+    "- The index carries `digest`, the SHA-256 of the bans, work apps and times it was built from. An",
+    "  index that does not match the data beside it is refused with the reason, never used: by the",
+    "  embedded engine when it loads a bundle (exit code 3), by `pyagent server publish`, and by the",
+    "  bundle build when a policy directory ships one. Data may not set `pyagent_index` through `--data`",
+    "  (overlays hold `pyagent` only), and a signed bundle covers the index with its signature.",
+    "  The policy does not recompute the digest per decision (that would cost what the index saves):",
+    "  an OPA server trusts the index of the bundle it loaded, so serve OPA bundles that",
+    "  `pyagent policy bundle` built and `pyagent server publish` checked, and never hand-write a",
+    "  `pyagent_index` file into a policy folder.",
+]
+
+
 def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -100,4 +132,4 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {ex_id} | {ex.get('device_id')} | {ex.get('organization')} | {ex.get('ban')} | "
                 f"{ex.get('until')} | {_cell(ex.get('reason', ''))} |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *INDEX_SECTION]) + "\n"

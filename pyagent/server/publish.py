@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pyagent.bundles.verify import VerificationConfig, verify_members
 from pyagent.engines.wasm.bundle import BundleLimits, read_members
 from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.policy.index import check_members as check_index
 from pyagent.server.store.base import BundleFile, NewRevision, Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -85,6 +86,7 @@ def _inspect(label: str, raw: bytes, verification: VerificationConfig | None) ->
         members = read_members(raw, label=label, limits=LIMITS)
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
+    check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused
     serial: int | None = None
     if verification is not None:
         try:

@@ -12,34 +12,62 @@ import data.pyagent.lib.matching
 import data.pyagent.lib.scopes
 
 # METADATA
-# title: Known bans
-default bans := {}
-
-bans := data.pyagent.bans
-
-# METADATA
 # title: Enforcement modes
 enforcements := {"deny", "warn", "dryrun"}
 
 # METADATA
-# title: Lookup index of each ban in force, for the device's platform
-ban_index[ban] := lookup_index(ban) if {
-	some r in inheritance.rules
-	ban := r.rule.ban
-}
-
-# The index the embedded engine keeps with the data, or one built now.
-lookup_index(ban) := object.get(kept, matching.platform, {}) if {
-	kept := data.pyagent.ban_keys[ban]
-} else := matching.index(object.get(object.get(bans[ban], "apps", {}), matching.platform, []))
+# title: Bans named by the rules in force
+bans_in_force contains r.rule.ban if some r in inheritance.rules
 
 # METADATA
 # title: Banned apps found on the device, as [ban, app index]
+# description: |
+#   Looked up in the shipped ban index when it covers the ban (see `matching.shipped`), else in
+#   an index of the ban's identifiers for the device's platform built now. Same result either way.
 found contains [ban, i] if {
-	some ban, idx in ban_index
+	matching.exact_platform
+	p := matching.platform
+	some i, app in input.report.apps
+	listed := data.pyagent_index.bans[p][app.id]
+	some ban, _ in listed
+	indexed_in_force(ban)
+}
+
+found contains [ban, i] if {
+	not matching.exact_platform
+	p := matching.platform
+	some i, app in input.report.apps
+	some k in matching.index_keys(app.id)
+	listed := data.pyagent_index.bans[p][k]
+	some ban, _ in listed
+	indexed_in_force(ban)
+}
+
+found contains [ban, i] if {
+	some ban in bans_in_force
+	not matching.ban_indexed(ban)
+	idx := built_index(ban)
 	some i, app in input.report.apps
 	matching.matches(idx, app.id)
 }
+
+# METADATA
+# title: A ban in force that the shipped index covers
+indexed_in_force(ban) if {
+	bans_in_force[ban]
+	matching.ban_indexed(ban)
+}
+
+# METADATA
+# title: Lookup index of a ban's identifiers on the device's platform, built now
+built_index(ban) := matching.index(object.get(object.get(data.pyagent.bans[ban], "apps", {}), matching.platform, []))
+
+# METADATA
+# title: A field of a ban
+# description: Read one by one, never the whole ban, whose identifier lists may be long.
+ban_field(ban, field, fallback) := value if {
+	value := data.pyagent.bans[ban][field]
+} else := fallback
 
 # METADATA
 # title: Classified breaches
@@ -109,18 +137,18 @@ optional_app_fields(app) := {field: value |
 
 label(_, app) := concat("", [app.name, " (", app.id, ")"]) if app.name
 
-label(rule, app) := concat("", [object.get(bans[rule.ban], "title", rule.ban), " (", app.id, ")"]) if not app.name
+label(rule, app) := concat("", [ban_field(rule.ban, "title", rule.ban), " (", app.id, ")"]) if not app.name
 
 org_title := object.get(inheritance.organizations[inheritance.organization], "title", inheritance.organization)
 
 message(rule, scope, app) := concat("", [
 	label(rule, app), " is banned on ", scope, " devices of ", org_title,
-	" from ", rule.effective_from, ": ", object.get(bans[rule.ban], "reason", "policy"),
+	" from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy"),
 ]) if {
 	rule.effective_from
 } else := concat("", [
 	label(rule, app), " is banned on ", scope, " devices of ", org_title,
-	": ", object.get(bans[rule.ban], "reason", "policy"),
+	": ", ban_field(rule.ban, "reason", "policy"),
 ])
 
 remediation(rule, _) := rule.remediation
@@ -167,7 +195,12 @@ data_error(key, field, msg) := {
 	"message": msg,
 }
 
-known_ban(rule) if bans[rule.ban]
+known_ban(rule) if matching.ban_indexed(rule.ban)
+
+known_ban(rule) if {
+	not matching.ban_indexed(rule.ban)
+	data.pyagent.bans[rule.ban]
+}
 
 known_enforcement(rule) if enforcement(rule) in enforcements
 

@@ -4,6 +4,7 @@
 package pyagent.lib.breaches_test
 
 import data.pyagent.decision
+import data.pyagent.lib.matching_test
 
 report(org, platform, ownership, apps) := {
 	"at": "2023-03-16T09:30:00Z",
@@ -15,6 +16,8 @@ report(org, platform, ownership, apps) := {
 		"apps": apps,
 	},
 }
+
+index := matching_test.rego_index
 
 commission_rule(patch) := object.union(data.pyagent.organizations, {"eu-commission": {
 	"title": "European Commission",
@@ -163,19 +166,59 @@ test_shipped_data_has_no_errors_for_any_organization if {
 	}
 }
 
-test_kept_ban_keys_give_the_same_decisions if {
-	apps := [{"id": "com.zhiliaoapp.musically"}, {"id": "com.ss.iphone.ugc.aweme"}, {"id": "org.example"}]
-	every platform in ["android", "ios", "windows", "macos"] {
-		built := decision with input as report("india", platform, "personal", apps)
-		kept := decision with input as report("india", platform, "personal", apps)
-			with data.pyagent.ban_keys as data.pyagent.lib.matching.ban_keys
-		built == kept
+test_the_shipped_index_gives_the_same_decisions if {
+	apps := [
+		{"id": "com.zhiliaoapp.musically"}, {"id": "com.ss.iphone.ugc.aweme"}, {"id": "org.example"},
+		{"id": "bytedancepte.ltd.tiktok_6yccndn6064se"}, {"id": "ByteDance.CapCut"}, {"id": "com.bd.nproject"},
+	]
+	every org in ["india", "eu-commission", "eeas", "us-federal", "eu-parliament"] {
+		every platform in ["android", "ios", "windows", "macos", "linux"] {
+			built := decision with input as report(org, platform, "corporate", apps)
+			indexed := decision with input as report(org, platform, "corporate", apps)
+				with data.pyagent_index as index
+			built == indexed
+		}
 	}
 }
 
-test_kept_ban_keys_are_used if {
-	# A kept index that lists nothing for TikTok: the decision follows the kept index.
+test_the_shipped_index_finds_tiktok_on_windows if {
+	d := decision with input as report("india", "windows", "personal", [{"id": "BytedancePte.Ltd.TikTok"}])
+		with data.pyagent_index as index
+	[[v.rule, v.app_id] | some v in d.violations] == [["india/tiktok", "BytedancePte.Ltd.TikTok"]]
+}
+
+test_the_shipped_index_is_used if {
+	# An index that lists nothing for TikTok: the decision follows the index.
+	empty := object.union(object.remove(index, ["bans"]), {"bans": {}})
 	d := decision with input as report("india", "android", "personal", [tiktok])
-		with data.pyagent.ban_keys as {"tiktok": {"android": {}}}
+		with data.pyagent_index as empty
 	d.allow == true
+	d.violations == []
+}
+
+test_a_ban_missing_from_the_index_is_matched_without_it if {
+	# The index does not cover TikTok (a ban added to the data after the index was built).
+	partial := object.union(object.remove(index, ["bans", "indexed_bans"]), {"bans": {}, "indexed_bans": {"capcut": true}})
+	d := decision with input as report("india", "android", "personal", [tiktok])
+		with data.pyagent_index as partial
+	d.allow == false
+	[v.rule | some v in d.violations] == ["india/tiktok"]
+}
+
+test_an_index_of_another_format_is_not_used if {
+	other := object.union(object.remove(index, ["bans"]), {"format": 2, "bans": {}})
+	d := decision with input as report("india", "android", "personal", [tiktok])
+		with data.pyagent_index as other
+	[v.rule | some v in d.violations] == ["india/tiktok"]
+}
+
+test_an_indexed_ban_is_known if {
+	rules := {"india": {"title": "India", "rules": {"x": {"ban": "gone", "scopes": ["all"]}}}}
+	d := decision with input as report("india", "android", "personal", [])
+		with data.pyagent.organizations as rules
+		with data.pyagent_index as object.union(index, {"indexed_bans": {"gone": true}})
+	d.errors == []
+	not_indexed := decision with input as report("india", "android", "personal", [])
+		with data.pyagent.organizations as rules
+	[e.path | some e in not_indexed.errors] == ["pyagent.organizations.india.rules.x.ban"]
 }

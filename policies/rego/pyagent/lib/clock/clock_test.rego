@@ -68,3 +68,10 @@ test_missing_time_has_an_error if {
 test_valid_time_has_no_error if {
 	clock.errors == set() with input as {"at": "2023-03-16T00:00:00+02:00"}
 }
+
+test_ns_reads_the_shipped_index if {
+	times := {"format": 1, "times": {"2023-03-15T00:00:00Z": 7}}
+	clock.ns("2023-03-15T00:00:00Z") == 7 with data.pyagent_index as times
+	clock.ns("2023-03-16T00:00:00Z") == 1678924800000000000 with data.pyagent_index as times
+	clock.ns("2023-03-15T00:00:00Z") == 1678838400000000000 with data.pyagent_index as {"format": 2, "times": times.times}
+}

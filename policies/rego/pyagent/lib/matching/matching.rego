@@ -59,34 +59,52 @@ index_for(p, ids) := {k: true |
 index(ids) := index_for(platform, ids)
 
 # METADATA
-# title: Does an app ID match an index
-# description: True when `id` matches one of the identifiers behind `idx` (built by `index`). A hash lookup.
-matches(idx, id) if {
+# title: Lookup keys of an app ID
+# description: |
+#   The keys under which an index lists an identifier that `id` matches: the wildcard key of its
+#   name when `id` has no publisher hash, else its exact key and its name without a hash.
+lookup_keys(id) := [lookup_key(name, "*")] if {
 	[name, hash] := key(id)
 	hash == ""
-	idx[lookup_key(name, "*")]
-}
-
-matches(idx, id) if {
+} else := [lookup_key(name, hash), lookup_key(name, "")] if {
 	[name, hash] := key(id)
-	hash != ""
-	idx[lookup_key(name, hash)]
-}
-
-matches(idx, id) if {
-	[name, hash] := key(id)
-	hash != ""
-	idx[lookup_key(name, "")]
 }
 
 # METADATA
-# title: Lookup indexes of every ban, by platform
-# description: |
-#   What the embedded engine computes once when it loads policy data and keeps as
-#   `data.pyagent.ban_keys`, so that a decision looks identifiers up instead of indexing every
-#   banned identifier again. Computed by this policy's own code, so it cannot disagree with
-#   `index`. Without `data.pyagent.ban_keys` (an OPA server) each decision builds the index.
-# entrypoint: true
-ban_keys := {ban: {p: index_for(p, ids) | some p, ids in object.get(definition, "apps", {})} |
-	some ban, definition in data.pyagent.bans
+# title: Does an app ID match an index
+# description: True when `id` matches one of the identifiers behind `idx` (built by `index`). A hash lookup.
+matches(idx, id) if {
+	some k in lookup_keys(id)
+	idx[k]
 }
+
+# METADATA
+# title: The shipped ban index
+# description: |
+#   `data.pyagent_index`, built from the policy data when the bundle is built (`pyagent policy
+#   bundle`, `pyagent/policy/index.py`) and checked against it there: for each platform, every
+#   banned identifier's lookup key mapped to the bans that list it; the work apps likewise. Read
+#   only by ground key, so that a decision reads one entry per app, never the whole index.
+shipped if data.pyagent_index.format == 1
+
+# METADATA
+# title: Is a ban in the shipped index
+ban_indexed(ban) if {
+	shipped
+	data.pyagent_index.indexed_bans[ban] == true
+}
+
+# METADATA
+# title: Platforms whose IDs are looked up as they are
+exact_platform if not platform in case_insensitive
+
+# METADATA
+# title: Keys of an app ID in the shipped index
+# description: |
+#   The ID itself where IDs match exactly, lower-cased where they ignore case, and on Windows
+#   the `lookup_keys`.
+index_keys(id) := [id] if {
+	exact_platform
+} else := lookup_keys(id) if {
+	platform == "windows"
+} else := [lower(id)]

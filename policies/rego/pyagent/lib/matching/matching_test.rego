@@ -65,9 +65,70 @@ test_index_is_an_object_of_lookup_keys if {
 	}
 }
 
-test_ban_keys_cover_every_ban_and_platform if {
-	keys := matching.ban_keys
-	object.keys(keys) == object.keys(data.pyagent.bans)
-	object.keys(keys.tiktok) == {"android", "ios", "windows"}
-	keys.tiktok.ios == matching.index_for("ios", data.pyagent.bans.tiktok.apps.ios)
+test_lookup_keys_of_an_id_without_hash if {
+	matching.lookup_keys("BytedancePte.Ltd.TikTok") == [concat("\u0000", ["bytedancepte.ltd.tiktok", "*"])] with input as on("windows")
+}
+
+test_lookup_keys_of_an_id_with_hash if {
+	matching.lookup_keys(tiktok_pfn) == [
+		concat("\u0000", ["bytedancepte.ltd.tiktok", "6yccndn6064se"]),
+		concat("\u0000", ["bytedancepte.ltd.tiktok", ""]),
+	] with input as on("windows")
+}
+
+test_index_keys_by_platform if {
+	matching.index_keys("Com.X") == ["Com.X"] with input as on("android")
+	matching.index_keys("Com.X") == ["Com.X"] with input as on("linux")
+	matching.index_keys("Com.X") == ["com.x"] with input as on("ios")
+	matching.index_keys("Com.X") == ["com.x"] with input as on("macos")
+	matching.index_keys("Com.X") == [concat("\u0000", ["com.x", "*"])] with input as on("windows")
+}
+
+test_ban_indexed_only_with_a_known_format if {
+	matching.ban_indexed("tiktok") with data.pyagent_index as {"format": 1, "indexed_bans": {"tiktok": true}}
+	not matching.ban_indexed("capcut") with data.pyagent_index as {"format": 1, "indexed_bans": {"tiktok": true}}
+	not matching.ban_indexed("tiktok") with data.pyagent_index as {"format": 2, "indexed_bans": {"tiktok": true}}
+	not matching.ban_indexed("tiktok")
+}
+
+# The index that `pyagent/policy/index.py` builds, built here with the policy's own key functions,
+# times aside: the Python tests compare the two, and the decision tests decide with it.
+keys_for(p, id) := [id] if {
+	not p in matching.case_insensitive
+} else := [matching.lookup_key(name, hash), matching.lookup_key(name, "*")] if {
+	p == "windows"
+	[name, hash] := matching.key_for(p, id)
+} else := [lower(id)]
+
+ban_entries contains [p, k, ban] if {
+	some ban, definition in data.pyagent.bans
+	some p, ids in definition.apps
+	some id in ids
+	some k in keys_for(p, id)
+}
+
+ban_keys_on(p) := {k: {e[2]: true | some e in ban_entries; e[0] == p; e[1] == k} |
+	some entry in ban_entries
+	entry[0] == p
+	k := entry[1]
+}
+
+platform_keys(apps) := {p: {k: true | some id in ids; some k in keys_for(p, id)} | some p, ids in apps}
+
+rego_index := {
+	"format": 1,
+	"bans": {p: ban_keys_on(p) | some [p, _, _] in ban_entries},
+	"indexed_bans": {ban: true | some ban, _ in data.pyagent.bans},
+	"work_apps": platform_keys(data.pyagent.work_apps),
+	"work_apps_indexed": true,
+	"org_work_apps": {name: platform_keys(object.get(org, "work_apps", {})) | some name, org in data.pyagent.organizations},
+	"indexed_orgs": {name: true | some name, _ in data.pyagent.organizations},
+	"times": {},
+}
+
+test_rego_index_lists_tiktok_under_its_keys if {
+	rego_index.bans.android["com.zhiliaoapp.musically"] == {"tiktok": true}
+	rego_index.bans.ios["com.ss.iphone.ugc.aweme"] == {"tiktok": true}
+	rego_index.bans.windows[concat("\u0000", ["bytedancepte.ltd.tiktok", "*"])] == {"tiktok": true}
+	not rego_index.bans.android["com.ss.iphone.ugc.Aweme"]
 }

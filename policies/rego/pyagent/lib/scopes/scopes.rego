@@ -36,8 +36,35 @@ work_app_index := matching.index(work_apps)
 has_work_apps if device.work_profile == true
 
 has_work_apps if {
+	work_apps_indexed
+	some app in input.report.apps
+	some k in matching.index_keys(app.id)
+	indexed_work_app(k)
+}
+
+has_work_apps if {
+	not work_apps_indexed
 	some app in input.report.apps
 	matching.matches(work_app_index, app.id)
+}
+
+# METADATA
+# title: The shipped ban index covers the work apps of the device's organisation
+work_apps_indexed if {
+	matching.shipped
+	data.pyagent_index.work_apps_indexed == true
+	every name in inheritance.chain {
+		data.pyagent_index.indexed_orgs[name] == true
+	}
+}
+
+# METADATA
+# title: Is a lookup key a work app in the shipped index
+indexed_work_app(k) if data.pyagent_index.work_apps[matching.platform][k]
+
+indexed_work_app(k) if {
+	some name in inheritance.chain
+	data.pyagent_index.org_work_apps[name][matching.platform][k]
 }
 
 # METADATA

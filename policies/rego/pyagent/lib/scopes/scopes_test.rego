@@ -63,3 +63,42 @@ test_scope_of_is_the_first_matching_scope_in_rule_order if {
 test_scope_of_is_undefined_out_of_scope if {
 	not scopes.scope_of({"scopes": ["corporate"]}) with input as device("android", "personal", true, false, [])
 }
+
+index := data.pyagent.lib.matching_test.rego_index
+
+test_work_apps_from_the_shipped_index if {
+	apps := [{"id": "com.microsoft.Office.Outlook"}]
+	scopes.has_work_apps with input as device("ios", "personal", false, false, apps)
+		with data.pyagent_index as index
+	not scopes.has_work_apps with input as device("android", "personal", false, false, apps)
+		with data.pyagent_index as index
+}
+
+test_the_shipped_work_app_index_is_used if {
+	# An index that lists no work app: the device has none.
+	empty := object.union(object.remove(index, ["work_apps"]), {"work_apps": {}})
+	apps := [{"id": "com.cisco.webex.meetings"}]
+	scopes.applicable == {"all"} with input as device("android", "personal", false, false, apps)
+		with data.pyagent_index as empty
+}
+
+test_organization_work_apps_from_the_shipped_index if {
+	orgs := {"eu-council": {"title": "Council", "work_apps": {"android": ["org.council.mail"]}}}
+	with_org := object.union(object.remove(index, ["org_work_apps"]), {"org_work_apps": {"eu-council": {"android": {"org.council.mail": true}}}})
+	apps := [{"id": "org.council.mail"}]
+	scopes.has_work_apps with input as device("android", "personal", false, false, apps)
+		with data.pyagent.organizations as orgs
+		with data.pyagent_index as with_org
+}
+
+test_an_organization_missing_from_the_index_is_matched_without_it if {
+	# The organisation was added to the data after the index was built: its work apps still count.
+	orgs := {"eu-council": {"title": "Council", "work_apps": {"android": ["org.council.mail"]}}}
+	apps := [{"id": "org.council.mail"}]
+	not scopes.work_apps_indexed with input as device("android", "personal", false, false, apps)
+		with data.pyagent.organizations as orgs
+		with data.pyagent_index as object.remove(index, ["indexed_orgs"])
+	scopes.has_work_apps with input as device("android", "personal", false, false, apps)
+		with data.pyagent.organizations as orgs
+		with data.pyagent_index as object.remove(index, ["indexed_orgs"])
+}
