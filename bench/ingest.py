@@ -237,11 +237,15 @@ def _prepared(url: str, bundle_raw: bytes) -> tuple[SqlStore, str]:
 def _steps(url: str, corpus: Corpus, plan: IngestPlan, bundle_raw: bytes) -> dict[str, Any]:
     store, token = _prepared(url, bundle_raw)
     try:
-        batches = []
-        for ref in corpus.batches[: plan.step_batches]:
+        run_batches = -(-plan.fleet.devices // plan.fleet.batch)  # one run of the fleet: the warm-up
+        refs = corpus.batches[: run_batches + plan.step_batches]
+
+        def read(ref: Any) -> bytes:
             with open(ref.path, "rb") as handle:
-                batches.append(os.pread(handle.fileno(), ref.length, ref.offset))
-        return ingest_store.server_steps(store, token, batches)
+                return os.pread(handle.fileno(), ref.length, ref.offset)
+
+        batches = [read(ref) for ref in refs]
+        return ingest_store.server_steps(store, token, batches[:run_batches], batches[run_batches:])
     finally:
         store.close()
 

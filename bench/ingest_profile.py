@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    from pyagent.cli.server import UVICORN_OPTIONS
     from pyagent.server.app import create_app
     from pyagent.server.settings import ServerSettings
     from pyagent.server.store import open_store
@@ -110,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop = cProfile.Profile(_clock[0])
     loop.enable()
     try:
-        uvicorn.run(create_app(settings, store), host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=5)  # fmt: skip
+        uvicorn.run(create_app(settings, store), host=host, port=port, **UVICORN_OPTIONS)
     finally:
         loop.disable()
         args.out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pyagent.server.store import fleet, partitions
+from pyagent.server.store import bulk, fleet, partitions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -235,15 +235,21 @@ class SqlStore(Store):
                 ]
                 if unseen:
                     conn.execute(insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]), unseen)
-            stored = conn.execute(
-                insert_fn(decisions)
-                .on_conflict_do_nothing(index_elements=["decision_id", "decided_at"])
-                .returning(decisions.c.decision_id, decisions.c.decided_at, sort_by_parameter_order=False),
-                [decision_values(row, now) for row in rows],
-            ).all()
-            new = {(r.decision_id, utc(r.decided_at)) for r in stored}
+            stored: Sequence[Any]
+            if self.dialect == "postgresql":  # two statements over arrays: see store.bulk
+                stored = bulk.insert_decisions(conn, rows, now)
+            else:
+                statement = (
+                    insert_fn(decisions)
+                    .on_conflict_do_nothing(index_elements=["decision_id", "decided_at"])
+                    .returning(decisions.c.decision_id, decisions.c.decided_at, sort_by_parameter_order=False)
+                )
+                stored = conn.execute(statement, [decision_values(row, now) for row in rows]).all()
+            new = {(decision_id, utc(decided_at)) for decision_id, decided_at in stored}
             newest = newest_per_device(row for row in rows if (row.decision_id, row.decided_at) in new)
-            if newest:
+            if newest and self.dialect == "postgresql":
+                bulk.upsert_devices(conn, newest, now)
+            elif newest:
                 conn.execute(device_upsert(insert_fn), [device_values(row, now) for row in newest])
         return IngestResult(len(new), len(rows) - len(new))
 

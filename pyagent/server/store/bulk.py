@@ -1,0 +1,77 @@
+"""PostgreSQL's ingest in two short statements over arrays (``unnest``): the history rows, then the
+devices' current states. One statement text per table whatever the batch's size, so that psycopg
+prepares it once per connection, and one array per column instead of a parameter per value: the
+server's CPU per event is about half that of the multi-row ``VALUES`` SQLAlchemy renders.
+
+The semantics are those of :func:`pyagent.server.store.rows.device_upsert` (the store suite runs
+both databases through the same cases): a device's decision moves only forward in decision time
+(then decision id), and ``last_seen`` moves forward either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from pyagent.server.store.base import DecisionRow
+from pyagent.server.store.rows import decision_values, device_values
+
+_TYPES = {
+    "decided_at": "timestamptz",
+    "received_at": "timestamptz",
+    "last_seen": "timestamptz",
+    "allow": "boolean",
+}
+
+DECISION_COLUMNS = (
+    "decision_id", "decided_at", "device_id", "sender", "path", "allow", "organization", "result",
+    "report_digest", "bundles", "chain", "received_at", "verdict", "bans", "platform", "collected_at",
+)  # fmt: skip
+DEVICE_COLUMNS = (
+    "device_id", "organization", "platform", "allow", "decision_id", "decided_at", "sender", "result",
+    "report_digest", "bundles", "last_seen", "verdict", "bans",
+)  # fmt: skip
+#: What a newer decision replaces in a device's state (``last_seen`` is handled apart).
+_DECISION_STATE = tuple(name for name in DEVICE_COLUMNS if name not in ("device_id", "last_seen"))
+
+
+def _unnest(columns: Sequence[str]) -> str:
+    arrays = ", ".join(f"%s::{_TYPES.get(name, 'text')}[]" for name in columns)
+    return f"SELECT * FROM unnest({arrays})"
+
+
+INSERT_DECISIONS = (
+    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) {_unnest(DECISION_COLUMNS)} "
+    "ON CONFLICT (decision_id, decided_at) DO NOTHING RETURNING decision_id, decided_at"
+)
+_NEWER = "(excluded.decided_at, excluded.decision_id) > (d.decided_at, d.decision_id)"
+UPSERT_DEVICES = (
+    f"INSERT INTO devices AS d ({', '.join(DEVICE_COLUMNS)}) {_unnest(DEVICE_COLUMNS)} "
+    "ON CONFLICT (device_id) DO UPDATE SET "
+    + ", ".join(
+        f"{name} = CASE WHEN {_NEWER} THEN excluded.{name} ELSE d.{name} END" for name in _DECISION_STATE
+    )
+    + ", last_seen = GREATEST(d.last_seen, excluded.last_seen)"
+)
+
+
+def _columns(values: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[list[Any], ...]:
+    return tuple([row[name] for row in values] for name in names)
+
+
+def insert_decisions(
+    conn: Connection, rows: Sequence[DecisionRow], now: datetime
+) -> list[tuple[str, datetime]]:
+    """Insert the history rows not stored yet; the keys of those inserted."""
+    values = [decision_values(row, now) for row in rows]
+    result = conn.exec_driver_sql(INSERT_DECISIONS, _columns(values, DECISION_COLUMNS))
+    return [(decision_id, decided_at) for decision_id, decided_at in result]
+
+
+def upsert_devices(conn: Connection, rows: Sequence[DecisionRow], now: datetime) -> None:
+    """Move each device's state to its row (one row per device) where that row is newer."""
+    values = [device_values(row, now) for row in rows]
+    conn.exec_driver_sql(UPSERT_DEVICES, _columns(values, DEVICE_COLUMNS))
