@@ -87,6 +87,8 @@ class _RawJson:
     known: _Known | None
 
 
+#: The fields :func:`pyagent.server.events.parse_batch` reads (the others are only counted).
+_READ = ("decision_id", "labels", "path", "timestamp", "bundles", "result", "pyagent")
 _DECODER = msgspec.json.Decoder(list[_Event])
 _ENCODER = msgspec.json.Encoder()
 _PLACEHOLDER = msgspec.Raw(b"0")
@@ -157,8 +159,7 @@ def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> La
     report_colons = 0
     values: list[dict[str, Any]] = []
     for event in events:
-        value = {name: getattr(event, name) for name in event.__struct_fields__}
-        value = {name: item for name, item in value.items() if item is not _UNSET}
+        value = {name: item for name in _READ if (item := getattr(event, name)) is not _UNSET}
         policy_input = event.input
         if policy_input is not _UNSET:
             assert isinstance(policy_input, _Input)
@@ -201,10 +202,15 @@ def _facts(report: Any, where: str, lazy: LazyBatch) -> ReportFacts:
 
 
 def _key(raw: bytes) -> tuple[bytes, str] | None:
-    """The digest of ``raw`` without its ``collected_at`` string, and that string; None unless the
-    key is written literally once, with a string value that has no escapes."""
+    """The digest of ``raw`` without its first ``collected_at`` string, and that string; None unless
+    the key's first literal occurrence has a string value without escapes.
+
+    The cut is unambiguous (what precedes it ends with the key's first occurrence, so two reports
+    with one digest have the same bytes but for that string), and a report is remembered only when
+    the key occurs once (:func:`_cut_is_top_level`): a report found by its digest then has that one
+    occurrence too (the string between holds no quote), so the scan for a second is left to misses."""
     start = raw.find(_COLLECTED_VALUE)
-    if start < 0 or raw.find(_COLLECTED) != start or raw.find(_COLLECTED, start + 1) >= 0:
+    if start < 0 or raw.find(_COLLECTED, 0, start + len(_COLLECTED)) != start:
         return None
     value_start = start + len(_COLLECTED_VALUE)
     end = raw.find(b'"', value_start)
@@ -222,10 +228,12 @@ def _key(raw: bytes) -> tuple[bytes, str] | None:
 
 
 def _cut_is_top_level(raw: bytes, value: Any, text: str) -> bool:
-    """Whether the one literal ``"collected_at"`` in ``raw`` is the report's own. Without ``\\u``
+    """Whether ``raw`` has one literal ``"collected_at"``, the report's own. Without ``\\u``
     escapes it is (the parsed report has the key, and it can be spelt only that way); with them, the
     key could be spelt with an escape and the literal one be nested, so a probe value tells."""
     if not isinstance(value, dict) or value.get("collected_at") != text:
+        return False
+    if raw.count(_COLLECTED) != 1:
         return False
     if raw.find(b"\\u") < 0:
         return True

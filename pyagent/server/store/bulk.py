@@ -39,7 +39,7 @@ _DECISION_STATE = tuple(name for name in DEVICE_COLUMNS if name not in ("device_
 
 
 def _unnest(columns: Sequence[str]) -> str:
-    arrays = ", ".join(f"%s::{_TYPES.get(name, 'text')}[]" for name in columns)
+    arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     return f"SELECT * FROM unnest({arrays})"
 
 

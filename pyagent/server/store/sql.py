@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from isal import isal_zlib
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -229,7 +230,7 @@ class SqlStore(Store):
                     ).scalars()
                 )
                 unseen = [
-                    {"digest": d, "content": zlib.compress(c, 1), "first_seen": now}
+                    {"digest": d, "content": isal_zlib.compress(c, 1), "first_seen": now}  # zlib format
                     for d, c in reports_by_digest.items()
                     if d not in known
                 ]
