@@ -319,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database only")
     parser.add_argument("--events", type=int, help="devices x runs: set runs so that about this many")
     parser.add_argument("--workers", type=int, help=f"server processes [default: {FULL.workers}]")
+    parser.add_argument("--clients", type=int, help=f"concurrent uploaders [default: {FULL.clients}]")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile; profiles go here")
     parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu",
@@ -330,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = dataclasses.replace(plan, databases=(args.only,))
     if args.workers:
         plan = dataclasses.replace(plan, workers=args.workers)
+    if args.clients:
+        plan = dataclasses.replace(plan, clients=args.clients)
     if args.events:
         runs = max(1, args.events // plan.fleet.devices)
         plan = dataclasses.replace(plan, fleet=dataclasses.replace(plan.fleet, runs=runs))

@@ -1,5 +1,5 @@
 """Request bodies, bounded: at most ``max_body`` bytes on the wire and ``max_decoded`` after
-gzip, refused (413) as soon as either is passed, so a gzip bomb costs no more than the bound.
+gzip, refused (413) as soon as either is passed, so a gzip bomb costs no more than the bounds.
 Then strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, bounded nesting (400 otherwise)."""
 
 from __future__ import annotations
@@ -26,8 +26,28 @@ class BodyLimits:
     max_decoded: int = 64 * MiB
 
 
-async def read_body(request: Request, limits: BodyLimits, *, json_only: bool = True) -> bytes:
-    """The decoded body of ``request``, or an :class:`HttpError` (400, 413, 415)."""
+@dataclass(frozen=True)
+class RawBody:
+    """A request's body as received (bounded on the wire), not yet decompressed."""
+
+    data: bytes
+    gzip: bool
+
+    def decoded(self, limits: BodyLimits) -> bytes:
+        """The body after gzip, in one pass under ``max_decoded`` (413 past it, 400 if not gzip):
+        CPU work, so :mod:`pyagent.server.logs` does it in a worker thread, off the event loop."""
+        if not self.gzip:
+            if len(self.data) > limits.max_decoded:
+                raise too_large(f"body is over the limit of {limits.max_decoded} bytes")
+            return self.data
+        gunzip = _Gunzip(limits.max_decoded)
+        body = gunzip.feed(self.data)
+        gunzip.finish()
+        return body
+
+
+async def receive_body(request: Request, limits: BodyLimits, *, json_only: bool = True) -> RawBody:
+    """The body of ``request`` as sent, or an :class:`HttpError` (413, 415)."""
     if json_only:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in ("application/json", ""):
@@ -42,20 +62,19 @@ async def read_body(request: Request, limits: BodyLimits, *, json_only: bool = T
         raise HttpError(
             415, "unsupported_media_type", f"content encoding {encoding!r}: expected gzip or identity"
         )
-    gunzip = _Gunzip(limits.max_decoded) if encoding == "gzip" else None
     received = 0
     parts: list[bytes] = []
     async for chunk in request.stream():
         received += len(chunk)
         if received > limits.max_body:
             raise too_large(f"body is over the limit of {limits.max_body} bytes")
-        parts.append(gunzip.feed(chunk) if gunzip else chunk)
-    if gunzip:
-        gunzip.finish()
-    body = b"".join(parts)
-    if len(body) > limits.max_decoded:
-        raise too_large(f"body is over the limit of {limits.max_decoded} bytes")
-    return body
+        parts.append(chunk)
+    return RawBody(b"".join(parts), encoding == "gzip")
+
+
+async def read_body(request: Request, limits: BodyLimits, *, json_only: bool = True) -> bytes:
+    """The decoded body of ``request``, or an :class:`HttpError` (400, 413, 415)."""
+    return (await receive_body(request, limits, json_only=json_only)).decoded(limits)
 
 
 class _Gunzip:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyagent.server.body import read_body
+from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
 from pyagent.server.lazy_events import decode_batch
 from pyagent.server.store.base import IngestResult
@@ -44,17 +44,17 @@ class PublishedNames(Collection[str]):
 
 
 def routes(ctx: ServerContext) -> list[Route]:
-    def ingest(body: bytes) -> tuple[IngestResult, int]:
-        # CPU work and the store in one worker thread, off the event loop
-        lazy = decode_batch(body, PublishedNames(ctx), ctx.report_cache)
+    def ingest(raw: RawBody) -> tuple[IngestResult, int]:
+        # CPU work (gunzip, decoding) and the store in one worker thread, off the event loop
+        lazy = decode_batch(raw.decoded(ctx.settings.limits), PublishedNames(ctx), ctx.report_cache)
         result = ctx.store.ingest(lazy.batch.rows, lazy.batch.reports)
         lazy.committed()
         return result, lazy.batch.ignored
 
     async def logs(request: Request) -> Response:
         await ctx.authorize(request, "agent")
-        body = await read_body(request, ctx.settings.limits)
-        result, ignored = await run_in_threadpool(ingest, body)
+        raw = await receive_body(request, ctx.settings.limits)
+        result, ignored = await run_in_threadpool(ingest, raw)
         return JSONResponse({"stored": result.stored, "duplicates": result.duplicates, "ignored": ignored})
 
     return [Route("/logs", logs, methods=["POST"])]
