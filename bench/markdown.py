@@ -7,6 +7,7 @@ from typing import Any
 from bench.fleet_views import views_markdown
 from bench.ingest_report import ingest_markdown
 from bench.notes import notes
+from bench.opa_index import index_markdown
 
 __all__ = ["markdown"]
 
@@ -197,6 +198,7 @@ def markdown(results: dict[str, Any]) -> str:
         *_single(results),
         *_cold(results),
         *_scale(results),
+        *index_markdown(results),
         *_fleet(results),
         *ingest_markdown(results),
         *views_markdown(results),

@@ -117,13 +117,13 @@ were removed:
    wasm and in OPA's evaluator alike. (Prototype figures: 10,000 identifiers 1,138 -> 11.3 ms.)
 2. **The index was rebuilt on every decision**, O(banned identifiers) however the lookup is done;
    {opa_text}. Rego keeps nothing from one evaluation to the next, so the index now comes with the
-   data: the rule `data.pyagent.lib.matching.ban_keys` (an `entrypoint`, so every `opa build` exports
-   it) indexes every ban for every platform, and the embedded engine evaluates it once when it loads
-   the policy data (bundle plus `--data` overlays) and keeps the result as `data.pyagent.ban_keys`.
-   The index is computed by the policy's own Rego, so it cannot disagree with the per-decision path;
-   a Rego test proves the decisions are the same with and without it, and data that tries to set
-   `pyagent.ban_keys` itself is refused. An OPA server, which has no such step, builds the index per
-   decision as before.
+   data: `pyagent/policy/index.py` builds it from the policy data and ships it as bundle data under
+   its own root, `data.pyagent_index` (`pyagent policy bundle`, `check --policy`; the embedded engine
+   builds it after merging `--data` overlays; `pyagent server publish` refuses a bundle whose index
+   does not match its bans). The policy reads it by ground key, one entry per app, so OPA servers are
+   flat in the number of banned identifiers too (the section "OPA server with the ban index" above);
+   without it (the raw folders) the policy indexes per decision as before, with the same decisions
+   (the differential tests and a Rego test compare both paths).
 """
 
 

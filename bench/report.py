@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.fleet_views import views_goals
 from bench.ingest_report import ingest_goals
+from bench.opa_index import index_goals
 
 __all__ = ["goals"]
 
@@ -117,6 +118,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 1.2,
             )
         )
+    rows += index_goals(results)
     rows += ingest_goals(results)
     rows += views_goals(results)
     checks: dict[str, Callable[[float, float], bool]] = {"<=": lambda v, t: v <= t, ">=": lambda v, t: v >= t}

@@ -182,10 +182,12 @@ def build(data: Mapping[str, Any]) -> dict[str, Any]:
     """The index of ``data`` (policy data with its ``pyagent`` root), as ``data.pyagent_index``."""
     src = sources(data)
     work_apps = src["work_apps"]
+    bans = _bans_by_key(src["bans"])
     return {
         "format": FORMAT,
         "digest": digest(data),
-        "bans": _bans_by_key(src["bans"]),
+        "bans": bans,
+        "keys": {p: {key: [] for key in keys} for p, keys in bans.items()},
         "indexed_bans": dict.fromkeys(src["bans"], True),
         "work_apps": _index_platforms(work_apps) if work_apps is not None else {},
         "work_apps_indexed": work_apps is not None,

@@ -25,13 +25,22 @@ bans_in_force contains r.rule.ban if some r in inheritance.rules
 #   Looked up in the shipped ban index when it covers the ban (see `matching.shipped`), else in
 #   an index of the ban's identifiers for the device's platform built now. Same result either way.
 found contains [ban, i] if {
-	matching.exact_platform
-	p := matching.platform
-	some i, app in input.report.apps
-	listed := data.pyagent_index.bans[p][app.id]
-	some ban, _ in listed
+	some id in listed_app_ids
+	some i, app_id in app_ids
+	app_id == id
+	some ban, _ in data.pyagent_index.bans[matching.platform][id]
 	indexed_in_force(ban)
 }
+
+# The device's app IDs, in report order, where IDs match exactly.
+app_ids := [app.id | some app in input.report.apps] if matching.exact_platform
+
+# METADATA
+# title: The device's app IDs that the shipped index lists, on a platform where IDs match exactly
+# description: |
+#   One built-in call: `data.pyagent_index.keys[platform]` maps every listed key to no edges, so
+#   the IDs reachable from the device's IDs are exactly those that are listed.
+listed_app_ids := graph.reachable(data.pyagent_index.keys[matching.platform], app_ids)
 
 found contains [ban, i] if {
 	not matching.exact_platform

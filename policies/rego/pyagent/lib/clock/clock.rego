@@ -98,12 +98,15 @@ days_in_month(_, month) := 31 if month in {1, 3, 5, 7, 8, 10, 12}
 
 # Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil).
 days_from_civil(year, month, day) := days if {
-	y := year - january_or_february(month)
-	era := floor(y / 400)
-	yoe := y - (era * 400)
+	# Howard Hinnant's days_from_civil. Every division is exact (a - a % b is a multiple of b, all
+	# operands non-negative: the year is shifted by one era of 400 years), which OPA computes much
+	# faster than floor() of a fraction.
+	y := (year - january_or_february(month)) + 400
+	era := ((y - (y % 400)) / 400) - 1
+	yoe := y % 400
 	mp := (month + 9) % 12
-	doy := (floor(((153 * mp) + 2) / 5) + day) - 1
-	doe := (((yoe * 365) + floor(yoe / 4)) - floor(yoe / 100)) + doy
+	doy := (((((153 * mp) + 2) - (((153 * mp) + 2) % 5)) / 5) + day) - 1
+	doe := (((yoe * 365) + ((yoe - (yoe % 4)) / 4)) - ((yoe - (yoe % 100)) / 100)) + doy
 	days := ((era * 146097) + doe) - 719468
 }
 

@@ -1,0 +1,317 @@
+"""The OPA-server path with the ban index (``data.pyagent_index``, ``pyagent/policy/index.py``):
+``opa bench`` and the OPA server's own ``timer_rego_query_eval_ns`` side by side, for the 200-app
+phone with the shipped data and with 100, 1,000 and 10,000 banned identifiers consulted by a rule of
+its organisation; the embedded engine on the same data; and agent-through-REST throughput with 1, 8
+and 32 concurrent clients (separate processes) against one OPA server.
+
+``python -m bench.run --only opa`` runs this section (and the cold start) alone."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.inputs import AT, ban_overlay, banned_id, device_report, policy_input, write_json
+from bench.opa import DATA_PATH, opa_bench_ns, opa_server
+from pyagent.policy import index
+from pyagent.policy.data import load_overlay, merge
+
+__all__ = ["FULL", "SMOKE", "IndexPlan", "index_goals", "index_markdown", "measure"]
+
+REPO = Path(__file__).resolve().parents[1]
+POLICY_DIRS = (REPO / "policies" / "rego", REPO / "policies" / "data")
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    banned: Sequence[int] = (100, 1_000, 10_000)
+    server_samples: int = 300
+    warmup: int = 30
+    opa_bench_count: int = 3
+    embedded_samples: int = 400
+    clients: Sequence[int] = (1, 8, 32)
+    throughput_s: float = 8.0
+    rounds: int = 2
+
+
+FULL = IndexPlan()
+SMOKE = IndexPlan(
+    banned=(100,), server_samples=20, warmup=2, opa_bench_count=1, embedded_samples=20,
+    clients=(1, 2), throughput_s=1.0, rounds=1,
+)  # fmt: skip
+
+
+def _median(values: Sequence[float]) -> float:
+    return round(statistics.median(values), 4)
+
+
+def server_eval(
+    host: str, port: int, policy_input: dict[str, Any], *, samples: int, warmup: int
+) -> dict[str, Any]:
+    """``POST /v1/data/pyagent/decision?metrics=true``: the server's own ``timer_rego_query_eval_ns``
+    (median), and the client's round trip, over ``samples`` requests on one keep-alive connection."""
+    connection = http.client.HTTPConnection(host, port, timeout=120)
+    body = json.dumps({"input": policy_input}, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json"}
+    evals: list[int] = []
+    trips: list[int] = []
+    result: Any = None
+    try:
+        for n in range(warmup + samples):
+            start = time.perf_counter_ns()
+            connection.request("POST", f"{DATA_PATH}?metrics=true", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = json.loads(response.read())
+            took = time.perf_counter_ns() - start
+            if response.status != 200:
+                raise RuntimeError(f"OPA answered HTTP {response.status}: {payload}")
+            result = payload["result"]
+            if n >= warmup:
+                evals.append(int(payload["metrics"]["timer_rego_query_eval_ns"]))
+                trips.append(took)
+    finally:
+        connection.close()
+    return {
+        "eval_median_ms": _median([e / 1e6 for e in evals]),
+        "eval_p99_ms": round(sorted(evals)[int(0.99 * (len(evals) - 1))] / 1e6, 4),
+        "round_trip_median_ms": _median([t / 1e6 for t in trips]),
+        "n": len(evals),
+        "result": result,
+    }
+
+
+def _embedded(
+    bundle: Path, overlay: Path | None, policy_input: dict[str, Any], samples: int
+) -> dict[str, Any]:
+    from bench.measure import repeat, summarise
+    from bench.micro import embedded_engine
+
+    engine = embedded_engine(bundle, [overlay] if overlay else [])
+    try:
+        times = repeat(lambda: engine.evaluate(policy_input), warmup=20, runs=samples, budget_s=10.0)
+        return {**summarise(times), "result": engine.evaluate(policy_input)}
+    finally:
+        engine.close()
+
+
+def _case(workdir: Path, size: int | None) -> tuple[str, dict[str, Any], Path | None, Path]:
+    """(label, policy input, overlay or None, index root) for the shipped data or a ban of ``size``."""
+    base = index.data_of_dirs(list(POLICY_DIRS))
+    if size is None:
+        report = device_report(200)
+        overlay, data, label = None, base, "shipped"
+    else:
+        report = device_report(200, banned_extra=banned_id(0))
+        overlay = write_json(workdir / f"ban-{size}.json", ban_overlay(size))
+        data, label = merge(base, [load_overlay(overlay)]), str(size)
+    root = index.write_root(data, workdir / f"index-{label}")
+    return label, policy_input(report), overlay, root
+
+
+def _clients(url: str, report: Path, count: int, seconds: float) -> dict[str, Any]:
+    """``count`` client processes, each pyagent's ``opa`` engine deciding in a loop, started together."""
+    start_at = time.time() + 1.5 + 0.05 * count
+    command = [
+        sys.executable,
+        "-m",
+        "bench.opa_index",
+        "client",
+        url,
+        str(report),
+        str(start_at),
+        str(seconds),
+    ]
+    procs = [
+        subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ})
+        for _ in range(count)
+    ]
+    counts = [int((p.communicate(timeout=seconds + 120)[0] or "0").strip() or 0) for p in procs]
+    return {"clients": count, "decisions": sum(counts), "per_s": round(sum(counts) / seconds, 1)}
+
+
+def _client_main(url: str, report_path: str, start_at: str, seconds: str) -> None:
+    from pyagent.decide import decide
+    from pyagent.engines.base import EngineSettings
+    from pyagent.engines.select import build_engine
+
+    report = json.loads(Path(report_path).read_text())
+    engine = build_engine(EngineSettings(engine="opa", opa_url=url))
+    decide(engine, report, at=AT)  # connected and warm before the window opens
+    time.sleep(max(0.0, float(start_at) - time.time()))
+    end = float(start_at) + float(seconds)
+    done = 0
+    while time.time() < end:
+        decide(engine, report, at=AT)
+        done += 1
+    print(done)
+
+
+def measure(plan: IndexPlan, opa: str, bundle: Path, workdir: Path, log: Any = print) -> dict[str, Any]:
+    """Every figure of this section, as one results document."""
+    cases: list[dict[str, Any]] = []
+    shipped_url = ""
+    for size in [None, *plan.banned]:
+        label, the_input, overlay, root = _case(workdir, size)
+        input_path = write_json(workdir / f"input-{label}.json", the_input)
+        paths = [*POLICY_DIRS, *([overlay] if overlay else []), root]
+        row: dict[str, Any] = {"data": label, "banned_ids": size or 0}
+        row["opa_bench_ns"] = opa_bench_ns(opa, input_path, paths, count=plan.opa_bench_count)["ns_per_op"]
+        with opa_server(opa, paths, workdir) as server:
+            served = server_eval(
+                server.host, server.port, the_input, samples=plan.server_samples, warmup=plan.warmup
+            )
+        embedded = _embedded(bundle, overlay, the_input, plan.embedded_samples)
+        row["server"] = {k: v for k, v in served.items() if k != "result"}
+        row["embedded"] = {k: v for k, v in embedded.items() if k != "result"}
+        row["same_decision"] = served["result"] == embedded["result"]
+        log(
+            f"opa index {label}: server eval {row['server']['eval_median_ms']} ms, "
+            f"embedded {row['embedded']['median_ms']} ms"
+        )
+        cases.append(row)
+    _, shipped_input, _, shipped_root = _case(workdir, None)
+    input_path = write_json(workdir / "input-raw.json", shipped_input)
+    raw = {"opa_bench_ns": opa_bench_ns(opa, input_path, POLICY_DIRS, count=1)["ns_per_op"]}
+    with opa_server(opa, POLICY_DIRS, workdir) as server:
+        served = server_eval(
+            server.host, server.port, shipped_input, samples=plan.server_samples // 3, warmup=5
+        )
+        raw["server"] = {k: v for k, v in served.items() if k != "result"}
+    report_path = write_json(workdir / "report-200.json", shipped_input["report"])
+    throughput: list[dict[str, Any]] = []
+    with opa_server(opa, [*POLICY_DIRS, shipped_root], workdir) as server:
+        shipped_url = server.url
+        for _ in range(plan.rounds):
+            for count in plan.clients:
+                throughput.append(_clients(shipped_url, report_path, count, plan.throughput_s))
+                log(f"opa index throughput {count} clients: {throughput[-1]['per_s']} decisions/s")
+    return {
+        "cases": cases,
+        "raw_folders": raw,
+        "throughput": throughput,
+        "throughput_seconds": plan.throughput_s,
+    }
+
+
+def _rate(results: dict[str, Any], clients: int) -> float | None:
+    rates = [
+        t["per_s"] for t in results.get("opa_index", {}).get("throughput", []) if t["clients"] == clients
+    ]
+    return statistics.median(rates) if rates else None
+
+
+def _case_of(results: dict[str, Any], label: str) -> dict[str, Any] | None:
+    return next((c for c in results.get("opa_index", {}).get("cases", []) if c["data"] == label), None)
+
+
+def index_goals(results: dict[str, Any]) -> list[tuple[str, str, float | None, str, float]]:
+    """The goals of the index section, as ``bench.report.goals`` rows."""
+    if "opa_index" not in results:
+        return []
+    shipped, low, high = _case_of(results, "shipped"), _case_of(results, "100"), _case_of(results, "10000")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    server = shipped["server"]["eval_median_ms"] if shipped else None
+    rows: list[tuple[str, str, float | None, str, float]] = [
+        ("opa_server_eval_ms", "OPA server eval, 200-app phone, shipped data: median ms", server, "<=", 0.5)
+    ]
+    if low and high:
+        rows.append((
+            "opa_server_banned_ids", "OPA server eval, 10,000 / 100 banned ids",
+            ratio(high["server"]["eval_median_ms"], low["server"]["eval_median_ms"]), "<=", 1.2,
+        ))  # fmt: skip
+        rows.append((
+            "embedded_banned_ids_vs_100", "embedded evaluate, 10,000 / 100 banned ids",
+            ratio(high["embedded"]["median_ms"], low["embedded"]["median_ms"]), "<=", 1.2,
+        ))  # fmt: skip
+    if shipped:
+        rows.append((
+            "embedded_vs_opa_server_eval", "embedded evaluate / OPA server eval (shipped data)",
+            ratio(shipped["embedded"]["median_ms"], server), "<=", 0.333,
+        ))  # fmt: skip
+    rows.append(
+        (
+            "rest_throughput_8",
+            "REST throughput, 8 clients / 1 client",
+            ratio(_rate(results, 8), _rate(results, 1)),
+            ">=",
+            1.6,
+        )
+    )
+    return rows
+
+
+def index_markdown(results: dict[str, Any]) -> list[str]:
+    """The section of ``docs/benchmarks.md`` for these figures."""
+    section = results.get("opa_index")
+    if not section:
+        return []
+    head = [
+        "data", "banned ids consulted", "`opa bench` ms", "OPA server `timer_rego_query_eval_ns` median ms",
+        "p99 ms", "round trip median ms", "samples", "embedded `evaluate()` median ms", "same decision",
+    ]  # fmt: skip
+    rows = []
+    for c in section["cases"]:
+        s, e = c["server"], c["embedded"]
+        rows.append([
+            "shipped" if c["data"] == "shipped" else f"shipped + ban of {c['banned_ids']:,}",
+            f"{c['banned_ids']:,}" if c["banned_ids"] else "-", f"{c['opa_bench_ns'] / 1e6:.3f}",
+            f"{s['eval_median_ms']:.3f}", f"{s['eval_p99_ms']:.3f}", f"{s['round_trip_median_ms']:.3f}",
+            str(s["n"]), f"{e['median_ms']:.3f}", "yes" if c["same_decision"] else "**no**",
+        ])  # fmt: skip
+    raw = section["raw_folders"]
+    rows.append([
+        "shipped, raw folders (no index: the policy indexes per decision)", "-",
+        f"{raw['opa_bench_ns'] / 1e6:.3f}", f"{raw['server']['eval_median_ms']:.3f}",
+        f"{raw['server']['eval_p99_ms']:.3f}", f"{raw['server']['round_trip_median_ms']:.3f}",
+        str(raw["server"]["n"]), "-", "-",
+    ])  # fmt: skip
+    lines = [
+        "## OPA server with the ban index",
+        "",
+        "`python -m bench.run --only opa` (also part of `make bench`). The 200-app Android phone "
+        "(corporate, European Commission); with N banned identifiers it has one of them installed and a "
+        "rule of its organisation uses the ban (a `--data` overlay). Each OPA is `opa run --server` "
+        "loading `policies/rego`, `policies/data`, the overlay and the index that "
+        "`pyagent/policy/index.py` builds (`data.pyagent_index`, as `pyagent policy bundle` ships it); "
+        "the server's eval time is its own `timer_rego_query_eval_ns` from "
+        "`POST /v1/data/pyagent/decision?metrics=true`, median over one keep-alive connection after a "
+        "warm-up. `opa bench` runs on the same files. The embedded engine decides the same input with the "
+        "same overlay (it builds the index when it loads).",
+        "",
+        *_table(head, rows),
+    ]
+    thr = section["throughput"]
+    if thr:
+        rows = [[str(t["clients"]), f"{t['decisions']:,}", f"{t['per_s']:,}"] for t in thr]
+        lines += [
+            f"Agent through REST: N client processes, each `decide()` on pyagent's `opa` engine in a loop "
+            f"for {section['throughput_seconds']:g} s, started together, against one OPA server (shipped "
+            "data with its index) on the same 2-core machine (each round in order 1, 8, 32):",
+            "",
+            *_table(["clients", "decisions", "decisions/s"], rows),
+        ]
+    return lines
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "client":
+        _client_main(*sys.argv[2:6])
+    else:
+        raise SystemExit("usage: python -m bench.opa_index client URL REPORT START_AT SECONDS")
