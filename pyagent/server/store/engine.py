@@ -61,9 +61,14 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take it over so that reads and writes in
         # one store call are one transaction (SQLAlchemy's documented recipe).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """BEGIN IMMEDIATE (the write lock first: no upgrade deadlock), BEGIN for the store's reads."""
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("pyagent_read") else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

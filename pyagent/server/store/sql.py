@@ -60,10 +60,16 @@ class SqlStore(Store):
         return f"SqlStore({redact(self.url)})"
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, *, read: bool = False) -> Iterator[Connection]:
+        """One transaction. On SQLite a write takes the write lock at BEGIN (IMMEDIATE); a ``read``
+        does not, so that readers (token checks, long polls, the dashboard) never queue behind
+        another process's ingest (WAL: readers see the last commit)."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                if read:
+                    conn = conn.execution_options(pyagent_read=True)
+                with conn.begin():
+                    yield conn
         except (OperationalError, DBAPIError) as err:
             if isinstance(err, IntegrityError):
                 raise
@@ -78,7 +84,7 @@ class SqlStore(Store):
             raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
 
     def ping(self) -> None:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             conn.execute(select(1))
 
     def close(self) -> None:
@@ -97,7 +103,7 @@ class SqlStore(Store):
             raise StoreConflict(f"token {name!r} exists; revoke it first or choose another name") from err
 
     def list_tokens(self) -> list[TokenInfo]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             rows = conn.execute(select(tokens.c.name, tokens.c.role, tokens.c.created_at).order_by("name"))
             return [TokenInfo(r.name, r.role, utc(r.created_at)) for r in rows]
 
@@ -106,7 +112,7 @@ class SqlStore(Store):
             return conn.execute(delete(tokens).where(tokens.c.name == name)).rowcount > 0
 
     def role_for(self, token_hash: str) -> str | None:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             role = conn.execute(select(tokens.c.role).where(tokens.c.token_hash == token_hash)).scalar()
             return str(role) if role is not None else None
 
@@ -126,7 +132,7 @@ class SqlStore(Store):
             .join(tokens, tokens.c.token_hash == sessions.c.token_hash)
             .where(sessions.c.session_hash == session_hash, sessions.c.expires_at > now)
         )
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             row = conn.execute(query).first()
         return (row.role, row.csrf) if row is not None else None
 
@@ -191,14 +197,14 @@ class SqlStore(Store):
             .order_by(bundle_revisions.c.id.desc())
             .limit(1)
         )
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
         return BundleHead(row.id, name, target, row.revision, row.serial, row.etag, row.size)
 
     def bundle_content(self, revision_id: int, target: str) -> bytes:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             content = conn.execute(
                 select(bundle_files.c.content).where(
                     bundle_files.c.revision_id == revision_id, bundle_files.c.target == target
@@ -207,11 +213,11 @@ class SqlStore(Store):
             return bytes(content)
 
     def bundle_names(self) -> set[str]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return set(conn.execute(select(bundle_revisions.c.name).distinct()).scalars())
 
     def last_revision_id(self) -> int:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return int(conn.execute(select(func.coalesce(func.max(bundle_revisions.c.id), 0))).scalar_one())
 
     # results
@@ -282,7 +288,7 @@ class SqlStore(Store):
             )
 
     def device(self, device_id: str, *, history: int = 0) -> DeviceState | None:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
             status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
             past: Sequence[Any] = []
@@ -325,7 +331,7 @@ class SqlStore(Store):
         return state
 
     def report(self, digest: str) -> dict[str, Any] | None:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             content = conn.execute(select(reports.c.content).where(reports.c.digest == digest)).scalar()
         if content is None:
             return None
@@ -342,27 +348,27 @@ class SqlStore(Store):
     def summary(
         self, *, now: datetime, at: datetime | None, organization: str | None, stale_after: timedelta
     ) -> dict[str, Any]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return fleet.summary(conn, now=now, at=at, organization=organization, stale_after=stale_after)
 
     def device_page(
         self, wanted: fleet.DeviceFilter, *, now: datetime, stale_after: timedelta
     ) -> tuple[list[dict[str, Any]], str | None]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return fleet.device_page(conn, wanted, now=now, stale_after=stale_after)
 
     def stale_devices(self, *, now: datetime, stale_after: timedelta, limit: int) -> list[dict[str, Any]]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return fleet.stale_devices(conn, now=now, stale_after=stale_after, limit=limit)
 
     def history(
         self, steps: Sequence[datetime], *, organization: str | None, stale_after: timedelta
     ) -> list[dict[str, Any]]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return fleet.history(conn, steps, organization=organization, stale_after=stale_after)
 
     def rollout(self, name: str) -> dict[str, Any] | None:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             newest = conn.execute(
                 select(
                     bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.published_at
