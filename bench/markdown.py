@@ -92,6 +92,11 @@ def _cold(results: dict[str, Any]) -> list[str]:
     return [
         "## Cold start (whole processes, alternating, after one untimed run of each)",
         "",
+        "Python bytecode compiled, as in an installed package (the untimed run writes it to a private "
+        "`PYTHONPYCACHEPREFIX`, also where the environment sets `PYTHONDONTWRITEBYTECODE`). "
+        "`python -m bench.run --only opa` re-measures this section"
+        + (f" (last at {cold['generated_at']})." if cold.get("generated_at") else "."),
+        "",
         *_table(["command", "median ms", "p99 ms", "runs"], rows),
         "What a cold check spends once the interpreter runs (a script making the same calls, median of 3; "
         "imports done inside a phase count in that phase):",

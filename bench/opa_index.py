@@ -46,7 +46,7 @@ class IndexPlan:
 FULL = IndexPlan()
 SMOKE = IndexPlan(
     banned=(100,), server_samples=20, warmup=2, opa_bench_count=1, embedded_samples=20,
-    clients=(1, 2), throughput_s=1.0, rounds=1,
+    clients=(1, 8), throughput_s=0.5, rounds=1,
 )  # fmt: skip
 
 

@@ -45,6 +45,10 @@ def cold(
     """``pyagent check REPORT --at ... --engine embedded`` against ``opa eval -d policies/rego -d
     policies/data -i INPUT data.pyagent.decision``: whole processes, alternating, after one untimed
     run of each (which also fills the compiled-module cache)."""
+    # Python's bytecode as an installed package has it (pip compiles it at install): written by the
+    # untimed first run into a private prefix, even where PYTHONDONTWRITEBYTECODE is set.
+    env = {**env, "PYTHONPYCACHEPREFIX": str(report_path.parent / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     check = [*pyagent, "check", str(report_path), "--at", AT, "--engine", "embedded"]
     opa_eval = [opa, "eval", "-d", "policies/rego", "-d", "policies/data", "-i", str(input_path)]
     opa_eval.append("data.pyagent.decision")

@@ -3,14 +3,15 @@ from flags or the agent config, flags winning; and the device report built from 
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyagent.collectors.base import Inventory
-from pyagent.config import AgentConfig
 from pyagent.errors import InvalidInputError
 from pyagent.timeutil import now_rfc3339
+
+if TYPE_CHECKING:  # imported for annotations only: `pyagent check REPORT` needs neither
+    from pyagent.collectors.base import Inventory
+    from pyagent.config import AgentConfig
 
 OWNERSHIPS = ("corporate", "personal")
 
@@ -39,6 +40,8 @@ class FactFlags:
 
 def this_machine_id() -> str | None:
     """This machine's host name: the device id a report of this machine gets when none is given."""
+    import socket  # only when the host name is needed
+
     name = socket.gethostname().strip()
     return name or None
 

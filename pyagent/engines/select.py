@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyagent.engines.base import Engine, EngineName, EngineSettings
-from pyagent.engines.registry import ENGINES
+from pyagent.engines.registry import engine_class
 
 
 def resolve(settings: EngineSettings) -> EngineName:
@@ -20,4 +20,4 @@ def build_engine(settings: EngineSettings) -> Engine:
         from pyagent.engines.fallback import FallbackEngine
 
         return FallbackEngine.from_settings(settings)
-    return ENGINES[name].from_settings(settings)
+    return engine_class(name).from_settings(settings)

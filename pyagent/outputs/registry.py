@@ -7,14 +7,14 @@ to :class:`OutputFormatName` and the class to :data:`FORMATS`. A test checks tha
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from pyagent.errors import InvalidInputError
-from pyagent.outputs.base import OutputFormat
-from pyagent.outputs.json_format import JsonFormat
-from pyagent.outputs.junit import JunitFormat
-from pyagent.outputs.sarif import SarifFormat
-from pyagent.outputs.text import TextFormat
+
+if TYPE_CHECKING:
+    from pyagent.outputs.base import OutputFormat
 
 
 class OutputFormatName(enum.StrEnum):
@@ -26,12 +26,29 @@ class OutputFormatName(enum.StrEnum):
     SARIF = "sarif"
 
 
-FORMATS: Mapping[OutputFormatName, type[OutputFormat]] = {
-    OutputFormatName.TEXT: TextFormat,
-    OutputFormatName.JSON: JsonFormat,
-    OutputFormatName.JUNIT: JunitFormat,
-    OutputFormatName.SARIF: SarifFormat,
-}
+class _LazyFormats(Mapping[OutputFormatName, "type[OutputFormat]"]):
+    """Each format's class, its module imported on first use (a check imports only the one it prints)."""
+
+    _where: Mapping[OutputFormatName, str] = {
+        OutputFormatName.TEXT: "pyagent.outputs.text:TextFormat",
+        OutputFormatName.JSON: "pyagent.outputs.json_format:JsonFormat",
+        OutputFormatName.JUNIT: "pyagent.outputs.junit:JunitFormat",
+        OutputFormatName.SARIF: "pyagent.outputs.sarif:SarifFormat",
+    }
+
+    def __getitem__(self, name: OutputFormatName) -> type[OutputFormat]:
+        module, _, attribute = self._where[name].partition(":")
+        cls: type[OutputFormat] = getattr(importlib.import_module(module), attribute)
+        return cls
+
+    def __iter__(self) -> Iterator[OutputFormatName]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+FORMATS: Mapping[OutputFormatName, type[OutputFormat]] = _LazyFormats()
 
 MACHINE_FORMATS: frozenset[OutputFormatName] = frozenset(
     {OutputFormatName.JSON, OutputFormatName.JUNIT, OutputFormatName.SARIF}
@@ -56,6 +73,6 @@ def format_class(name: OutputFormatName | str) -> type[OutputFormat]:
 def get_format(name: OutputFormatName | str, *, color: bool = False) -> OutputFormat:
     """A ready format for ``name``. ``color`` only affects ``text`` (pass whether stderr is a terminal)."""
     cls = format_class(name)
-    if cls is TextFormat:
-        return TextFormat(color=color)
+    if OutputFormatName(name) is OutputFormatName.TEXT:
+        return cls(color=color)  # type: ignore[call-arg]
     return cls()

@@ -13,19 +13,15 @@ it: the checkout's policy is then compiled into the same cache, with a note sayi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from pyagent.engines.base import ENTRYPOINT, EngineError
 from pyagent.errors import InvalidInputError
-from pyagent.policy import index as ban_index
 from pyagent.policy import shipped
-from pyagent.policy.opa_tool import OpaNotFoundError, OpaToolError, find_opa, how_to_get_opa, run_opa
 
 CACHE_SUBDIR = Path("cache") / "policies"
 #: Builds kept in the cache; the least recently used go first.
@@ -60,6 +56,8 @@ def source_files(roots: Sequence[Path]) -> list[tuple[int, str, Path]]:
 
 def policy_digest(roots: Sequence[Path], opa: str) -> str:
     """SHA-256 over the build's inputs: every source file's place and content, and the opa binary."""
+    import hashlib
+
     digest = hashlib.sha256(b"pyagent-policy-cache-v2\0")
     binary = Path(opa).resolve()
     st = binary.stat()
@@ -97,6 +95,11 @@ def cache_dir(state_dir: str | Path | None) -> Path:
 def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None) -> Path:
     """The wasm bundle of the policy in ``directory``: from the cache when its files did not change,
     else compiled now by ``opa build`` (the one-line reason when it does not compile: exit 2)."""
+    import tempfile
+
+    from pyagent.policy import index as ban_index
+    from pyagent.policy.opa_tool import OpaToolError, find_opa, run_opa
+
     roots = policy_roots(directory)
     opa = find_opa()
     cache = cache_dir(state_dir)
@@ -158,6 +161,8 @@ def current_bundle(path: Path, *, state_dir: str | Path | None = None) -> Path:
     if changed is None:
         return path
     shown = changed.relative_to(root)
+    from pyagent.policy.opa_tool import OpaNotFoundError, how_to_get_opa
+
     try:
         fresh = compile_policy(sources, state_dir=state_dir)
     except OpaNotFoundError as err:

@@ -9,7 +9,6 @@ refused rather than silently dropped.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +58,8 @@ def merge(base: dict[str, Any], overlays: Sequence[DataOverlay]) -> dict[str, An
 
 def overlay_digest(overlays: Sequence[DataOverlay]) -> str:
     """A short stable digest of the overlays, appended to the policy revision."""
+    import hashlib  # OpenSSL's start-up is paid only with overlays
+
     canonical = json.dumps([o.document for o in overlays], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -20,7 +20,6 @@ with the data beside it, and an index that does not match is refused with the re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -174,18 +173,21 @@ def sources(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def digest(data: Mapping[str, Any]) -> str:
     """SHA-256 of :func:`sources` (canonical JSON) and the index format."""
+    import hashlib  # not needed by an engine that builds its own index
+
     canonical = json.dumps([FORMAT, sources(data)], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def build(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The index of ``data`` (policy data with its ``pyagent`` root), as ``data.pyagent_index``."""
+def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any]:
+    """The index of ``data`` (policy data with its ``pyagent`` root), as ``data.pyagent_index``.
+    ``with_digest=False`` (an index kept in memory, never shipped) leaves ``digest`` null."""
     src = sources(data)
     work_apps = src["work_apps"]
     bans = _bans_by_key(src["bans"])
     return {
         "format": FORMAT,
-        "digest": digest(data),
+        "digest": digest(data) if with_digest else None,
         "bans": bans,
         "keys": {p: {key: [] for key in keys} for p, keys in bans.items()},
         "indexed_bans": dict.fromkeys(src["bans"], True),
@@ -231,7 +233,7 @@ def with_index(data: dict[str, Any], *, label: str = "policy data") -> dict[str,
             "policy data sets pyagent.ban_keys, a name reserved for the ban index "
             f"(data.{ROOT}, which pyagent builds itself); remove it"
         )
-    return {**data, ROOT: build(data)}
+    return {**data, ROOT: build(data, with_digest=False)}
 
 
 def write_root(data: Mapping[str, Any], directory: Path) -> Path:
