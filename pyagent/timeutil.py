@@ -15,9 +15,8 @@ def is_rfc3339(value: str) -> bool:
     match = _RFC3339.match(value)
     if not match:
         return False
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     try:
-        datetime(year, month, day, hour, minute, second)
+        datetime(int(match[1]), int(match[2]), int(match[3]), int(match[4]), int(match[5]), int(match[6]))
     except ValueError:
         return False
     offset = match.group(8)

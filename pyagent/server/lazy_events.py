@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import orjson
 
 from pyagent.server.body import ESCAPED_COLON, parse_json
 from pyagent.server.errors import HttpError
@@ -147,7 +148,8 @@ def decode_batch(body: bytes, known_bundles: Collection[str], cache: ReportCache
     """The batch in ``body`` (see the module doc); an error is the exact path's."""
     try:
         return _lazy(body, known_bundles, cache)
-    except (_Fallback, HttpError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except (_Fallback, HttpError, msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError,
+            RecursionError):  # fmt: skip
         return LazyBatch(parse_batch(parse_json(body), known_bundles), cache)
 
 
@@ -193,12 +195,29 @@ def _facts(report: Any, where: str, lazy: LazyBatch) -> ReportFacts:
     known = report.known or (lazy.pending.get(keyed[0]) if keyed is not None else None)
     if known is not None and keyed is not None:
         return ReportFacts(known.device, keyed[1], known.digest, None)
-    value = parse_json(raw)
-    facts = report_facts(value, where)
+    value, facts = _parsed(raw, where)
     if keyed is not None and _cut_is_top_level(raw, value, keyed[1]):
         colons = raw.count(b":") - keyed[1].count(":")
         lazy.pending[keyed[0]] = _Known(facts.device, facts.digest, colons)
     return facts
+
+
+def _parsed(raw: bytes, where: str) -> tuple[Any, ReportFacts]:
+    """A new report parsed strictly, its canonical JSON made once: it serves both the digest and
+    the duplicate-key count (sorting keys changes no colon count). Escaped colons take
+    :func:`~pyagent.server.body.parse_json`'s exact path."""
+    if ESCAPED_COLON.search(raw):
+        value = parse_json(raw)
+        return value, report_facts(value, where)
+    value = orjson.loads(raw)  # a JSONDecodeError sends the batch to the exact path
+    facts = report_facts(value, where)
+    assert facts.canonical is not None
+    colons = facts.canonical.count(b":")
+    if "collected_at" in value:  # report_facts checked that it is an object
+        colons += 1 + orjson.dumps(value["collected_at"]).count(b":")
+    if raw.count(b":") != colons:
+        raise _Fallback  # a duplicate key: the exact path names it
+    return value, facts
 
 
 def _key(raw: bytes) -> tuple[bytes, str] | None:

@@ -52,12 +52,13 @@ def _outcome(decode: Any) -> tuple[str, Any]:
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The reports the fast path parses, in order."""
     seen: list[bytes] = []
+    parse = lazy_events._parsed
 
-    def counted(body: bytes) -> Any:
-        seen.append(body)
-        return parse_json(body)
+    def counted(raw: bytes, where: str) -> Any:
+        seen.append(raw)
+        return parse(raw, where)
 
-    monkeypatch.setattr(lazy_events, "parse_json", counted)
+    monkeypatch.setattr(lazy_events, "_parsed", counted)
     return seen
 
 
