@@ -190,6 +190,7 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
         "digest": digest(data) if with_digest else None,
         "bans": bans,
         "keys": {p: {key: [] for key in keys} for p, keys in bans.items()},
+        "sizes": {p: len(keys) for p, keys in bans.items()},
         "indexed_bans": dict.fromkeys(src["bans"], True),
         "work_apps": _index_platforms(work_apps) if work_apps is not None else {},
         "work_apps_indexed": work_apps is not None,

@@ -25,11 +25,33 @@ bans_in_force contains r.rule.ban if some r in inheritance.rules
 #   Looked up in the shipped ban index when it covers the ban (see `matching.shipped`), else in
 #   an index of the ban's identifiers for the device's platform built now. Same result either way.
 found contains [ban, i] if {
+	read_whole_table
 	some id in listed_app_ids
 	some i, app_id in app_ids
 	app_id == id
 	some ban, _ in data.pyagent_index.bans[matching.platform][id]
 	indexed_in_force(ban)
+}
+
+found contains [ban, i] if {
+	matching.exact_platform
+	not read_whole_table
+	p := matching.platform
+	some i, app in input.report.apps
+	listed := data.pyagent_index.bans[p][app.id]
+	some ban, _ in listed
+	indexed_in_force(ban)
+}
+
+# METADATA
+# title: Read the platform's whole key table, rather than look each app up
+# description: |
+#   Where IDs match exactly and the platform's table lists fewer keys than half the device's
+#   apps: OPA reads a table from its store in time proportional to its size, and looks a key up
+#   in constant time, so a small table is read once and a large one looked into once per app.
+read_whole_table if {
+	matching.exact_platform
+	object.get(data.pyagent_index.sizes, matching.platform, 0) * 2 <= count(input.report.apps)
 }
 
 # The device's app IDs, in report order, where IDs match exactly.

@@ -4,6 +4,7 @@
 package pyagent.lib.breaches_test
 
 import data.pyagent.decision
+import data.pyagent.lib.breaches
 import data.pyagent.lib.matching_test
 
 report(org, platform, ownership, apps) := {
@@ -179,6 +180,18 @@ test_the_shipped_index_gives_the_same_decisions if {
 			built == indexed
 		}
 	}
+}
+
+test_a_small_key_table_is_read_whole_with_the_same_decisions if {
+	fillers := [{"id": concat(".", ["org.example", x])} | some x in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t"]]
+	apps := array.concat(fillers, [tiktok, {"id": "com.lemon.lvoverseas"}, tiktok])
+	the_input := report("eu-commission", "android", "corporate", apps)
+	breaches.read_whole_table with input as the_input with data.pyagent_index as index
+	not breaches.read_whole_table with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent_index as index
+	indexed := decision with input as the_input with data.pyagent_index as index
+	decision == indexed with input as the_input
+	[[v.rule, v.app_id] | some v in indexed.violations] == [["eu-commission/tiktok", "com.zhiliaoapp.musically"]]
 }
 
 test_the_shipped_index_finds_tiktok_on_windows if {

@@ -119,6 +119,7 @@ rego_index := {
 	"format": 1,
 	"bans": {p: ban_keys_on(p) | some [p, _, _] in ban_entries},
 	"keys": {p: {k: [] | some k, _ in ban_keys_on(p)} | some [p, _, _] in ban_entries},
+	"sizes": {p: count(ban_keys_on(p)) | some [p, _, _] in ban_entries},
 	"indexed_bans": {ban: true | some ban, _ in data.pyagent.bans},
 	"work_apps": platform_keys(data.pyagent.work_apps),
 	"work_apps_indexed": true,
