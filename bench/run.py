@@ -181,6 +181,13 @@ def _opa_index(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, A
     return section
 
 
+def measure_ingest_only(plan: Plan, bundle: Path, workdir: Path) -> dict[str, Any]:
+    """``--only ingest``: the server ingest section, as a key to merge into the results."""
+    out: dict[str, Any] = {}
+    out["server_ingest"] = _step(out, "server ingest", lambda: ingest.measure(plan.server, bundle, workdir))
+    return out
+
+
 def measure_opa_only(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]:
     """``--only opa``: the OPA-server section and the cold start, as keys to merge into the results."""
     env = {**os.environ, "PYAGENT_BUNDLE": str(bundle), "PYAGENT_OPA": opa}
@@ -259,10 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument(
         "--only",
-        choices=["opa"],
+        choices=["opa", "ingest"],
         default=None,
-        help="run one section (opa: the OPA server with the ban index, throughput, cold start) and "
-        "keep every other figure of --json as it is",
+        help="run one section (opa: the OPA server with the ban index, throughput, cold start; ingest: "
+        "the server's decision-log ingest) and keep every other figure of --json as it is",
     )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
@@ -270,9 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pyagent-bench-") as work:
         if args.only:
-            section = measure_opa_only(plan, opa, bundle, Path(work))
+            section = (
+                measure_opa_only(plan, opa, bundle, Path(work))
+                if args.only == "opa"
+                else measure_ingest_only(plan, bundle, Path(work))
+            )
             results = json.loads(args.json.read_text(encoding="utf-8"))
-            results.update(section)
+            steps = {**results.get("step_seconds", {}), **section.pop("step_seconds", {})}
+            results.update(section, step_seconds=steps)
             results["ratios"] = goals(results)
         else:
             results = measure(plan, opa, bundle, Path(work))
