@@ -161,10 +161,18 @@ of that is imports; the work itself is a few milliseconds (the engine loads the 
 the module cache in about 5 ms, the decision takes about 1 ms). Done to get here: subcommands are
 imported on demand (`pyagent check` no longer imports fleet, agent, impact or the collectors), and
 the bundle-signature code (`cryptography`, about 35 ms) is imported only when verification is
-configured; a cold check went from about 300 to about 175 ms.
+configured; a cold check went from about 300 to about 175 ms. Then (issue 15, measured with
+`python -X importtime` and cProfile): the facts module imported the collectors and the agent
+configuration for type annotations only, the output and engine registries imported every format and
+both engines, and `hashlib` (OpenSSL's start-up), `socket`, `tempfile` and the `opa` tooling were
+imported where only a few commands use them; all of those now load on first use (about 35 ms).
+The figures are taken with Python's bytecode compiled, as an installed package has it: without it
+(`PYTHONDONTWRITEBYTECODE`, as in this repository's environment), compiling pyagent's sources adds
+about 40 ms to every cold check.
 
 What stands in the way of 1.5 x is the floor of a fresh Python process: the interpreter, click,
-wasmtime-py and pyagent's own modules (about 25 + 10 + 20 + 15 ms) plus the work, about 75-90 ms,
+wasmtime-py (whose ctypes bindings alone take about 10 ms to import), jsonschema-rs and pyagent's own
+modules, plus an editable install's import finder in this checkout (about 10 ms, absent from a wheel),
 against `opa eval`, one static Go binary. Decisions that must be cheap should not start a new
 process each: the agent as a service (`pyagent agent run`), or a fleet run, pays the start once.
 """
