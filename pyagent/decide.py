@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -53,11 +54,13 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
     """
     result = engine.evaluate({"at": at, "report": report})
     _check_shape(result, engine)
+    device = report.get("device", {})
+    device_id = device.get("id") if isinstance(device, Mapping) else None
+    check_answer(result, engine, device_id=device_id, at=at)
     errors = list(result["errors"])
     revision = str(result.get("policy_revision", "unversioned")) + engine.revision_suffix
-    device = report.get("device", {})
     decision: dict[str, Any] = {
-        "device_id": device.get("id") if isinstance(device, Mapping) else None,
+        "device_id": device_id,
         "organization": result.get("organization"),
         "allow": bool(result["allow"]) and not errors and not result["violations"],
         "violations": result["violations"],
@@ -83,6 +86,39 @@ def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None
     hint = INPUT_ERROR_HINTS.get(str(first.get("code")), "fix the policy data")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     raise PolicyDecisionError(f"{source}: {first.get('message')}{more}; {hint}", list(errors))
+
+
+def check_answer(result: Mapping[str, Any], engine: Engine, *, device_id: object, at: str) -> None:
+    """Refuse (:class:`EngineError`, exit 3) an answer about another question: the policy echoes the
+    device it decided for (``device_id``), the instant (``evaluated_at``, which is ``input.at``) and its
+    revision; each must be the one asked about, and the revision the expected one when configured.
+    Every engine's answer goes through here, so a replayed or misrouted answer never decides."""
+    where = f"{engine.name.value} engine"
+    answered = result.get("device_id")
+    if answered != device_id:
+        raise EngineError(
+            f"{where}: the answer is about device {_shown(answered)}, not {_shown(device_id)}; refused"
+        )
+    instant = result.get("evaluated_at")
+    if instant != at:
+        raise EngineError(
+            f"{where}: the answer is about the instant {_shown(instant)}, not {_shown(at)}; refused"
+        )
+    expected = engine.expected_revision
+    revision = result.get("policy_revision")
+    if expected is not None and revision != expected:
+        raise EngineError(
+            f"{where}: the answer is from policy revision {_shown(revision)}, not the expected "
+            f"{_shown(expected)}; refused"
+        )
+
+
+def _shown(value: object) -> str:
+    """A value from an answer, quoted and cut short, for an error message."""
+    if value is None:
+        return "(none)"
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check_shape(result: Mapping[str, Any], engine: Engine) -> None:

@@ -123,6 +123,12 @@ def engine_options(f: F) -> F:
             help="When a bundle is refused, decide with the last accepted one instead of failing.",
         ),
         click.option(
+            "--expect-revision",
+            envvar="PYAGENT_EXPECT_REVISION",
+            metavar="REVISION",
+            help="Refuse (exit 3) a decision from any other policy revision (env PYAGENT_EXPECT_REVISION).",
+        ),
+        click.option(
             "--data",
             "data_files",
             multiple=True,

@@ -42,6 +42,7 @@ class EngineSettings:
     state_dir: str | None = None
     bundle_fallback: bool = False
     data_files: Sequence[str] = field(default_factory=tuple)
+    expect_revision: str | None = None
 
 
 class EngineError(NoDecisionError):
@@ -63,6 +64,8 @@ class Engine(ABC):
     #: The decision id the engine gave its last result (an OPA server with decision logging does), so
     #: that the decision and the engine's own log name the same decision.
     last_decision_id: str | None = None
+    #: When set, an answer from any other policy revision is refused (``--expect-revision``).
+    expected_revision: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

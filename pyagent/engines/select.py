@@ -19,5 +19,8 @@ def build_engine(settings: EngineSettings) -> Engine:
     if settings.fallback_embedded and name is EngineName.OPA:
         from pyagent.engines.fallback import FallbackEngine
 
-        return FallbackEngine.from_settings(settings)
-    return engine_class(name).from_settings(settings)
+        engine: Engine = FallbackEngine.from_settings(settings)
+    else:
+        engine = engine_class(name).from_settings(settings)
+    engine.expected_revision = settings.expect_revision
+    return engine

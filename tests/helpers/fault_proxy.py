@@ -7,20 +7,25 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import socket
 import struct
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
 class ProxyFault:
-    kind: str  # "status" | "delay" | "reset" | "truncate"
+    kind: str  # "status" | "delay" | "reset" | "truncate" | "ask_other"
     status: int = 500
     delay: float = 0.0
+    other_input: dict[str, Any] | None = None
+    """For "ask_other": the question really asked of OPA instead of the client's (a misrouted or
+    replayed answer: a real decision, about another device or instant)."""
 
 
 @dataclass
@@ -54,6 +59,8 @@ def fault_proxy(upstream: str, faults: list[ProxyFault]) -> Iterator[FaultProxy]
                 return
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.delay)
+            if fault is not None and fault.kind == "ask_other":
+                body = json.dumps({"input": fault.other_input}).encode()
             upstream_conn = http.client.HTTPConnection(
                 target.hostname or "127.0.0.1", target.port, timeout=10
             )

@@ -5,7 +5,9 @@
 #   warnings (rules not in force yet, or in warn/dryrun mode), the exempted breaches, and
 #   errors that make a decision impossible (unknown organisation, bad policy data, bad time).
 #   Input: {"at": "<RFC 3339 evaluation time>", "report": <device report>}.
-#   The agent adds device_id, engine, decision_id and evaluated_at.
+#   The decision echoes what it decided about (device_id, evaluated_at = input.at, and the
+#   policy revision), so the agent can refuse an answer about another device or instant.
+#   The agent adds engine and decision_id.
 # entrypoint: true
 package pyagent.decision
 
@@ -19,6 +21,13 @@ import data.pyagent.lib.inheritance
 default device_id := null
 
 device_id := input.report.device.id
+
+# METADATA
+# title: Instant decided for
+# description: The evaluation time as given in the input (input.at), echoed unchanged.
+default evaluated_at := null
+
+evaluated_at := input.at
 
 # METADATA
 # title: Organisation decided for

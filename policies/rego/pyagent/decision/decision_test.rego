@@ -57,6 +57,7 @@ test_contract_example_full_document if {
 	)
 	d == {
 		"device_id": "device-under-test",
+		"evaluated_at": "2023-03-16T09:30:00Z",
 		"organization": "eu-commission",
 		"allow": false,
 		"errors": [],
@@ -229,6 +230,7 @@ test_missing_organization_is_an_error if {
 
 test_missing_time_is_an_error if {
 	d := decision with input as {"report": device_report("india", "android", "corporate", true, [])}
+	d.evaluated_at == null
 	summary(d) == {"allow": false, "violations": [], "warnings": [], "exempted": [], "errors": ["invalid_time"]}
 }
 
