@@ -12,6 +12,14 @@ import click
 
 from pyagent import __version__
 from pyagent.errors import PyagentError
+from pyagent.termsafe import safe_line
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines on a terminal: secrets redacted, control characters shown escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_line(super().format(record))
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,10 @@ class PyagentGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PyagentError as err:
-            click.echo(f"pyagent: error: {err}", err=True)
+            # Messages quote reports, servers and file names: secrets redacted, controls shown escaped.
+            click.echo(f"pyagent: error: {safe_line(str(err))}", err=True)
             for line in err.details():
-                click.echo(f"  {line}", err=True)
+                click.echo(f"  {safe_line(line)}", err=True)
             ctx.exit(err.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -102,7 +111,8 @@ class PyagentGroup(click.Group):
             if os.environ.get("PYAGENT_DEBUG"):
                 raise
             click.echo(
-                f"pyagent: internal error: {type(err).__name__}: {err} (set PYAGENT_DEBUG=1 for details)",
+                f"pyagent: internal error: {type(err).__name__}: {safe_line(str(err))} "
+                "(set PYAGENT_DEBUG=1 for details)",
                 err=True,
             )
             ctx.exit(3)
@@ -132,7 +142,7 @@ def cli(verbose: int) -> None:
     if verbose and not any(type(h) is logging.StreamHandler for h in logger.handlers):
         logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("pyagent: %(levelname)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("pyagent: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
 
 

@@ -18,6 +18,7 @@ from pyagent.config.statedir import private_dir, private_file
 from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, this_machine_id
+from pyagent.termsafe import safe_line, safe_lines
 
 config_option = click.option(
     "--config",
@@ -36,11 +37,11 @@ FACT_FLAGS = "--device-id ID, --ownership corporate|personal, --mdm-enrolled/--n
 
 
 def _echo_err(text: str) -> None:
-    click.echo(text, err=True)
+    click.echo(safe_lines(text), err=True)
 
 
 def _echo_out(text: str) -> None:
-    click.echo(text)
+    click.echo(text)  # machine output: ASCII JSON (json.dumps escapes every control character)
 
 
 @click.group()
@@ -185,5 +186,5 @@ def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path:
     if fmt == "json":
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        for line in status_lines(document):
-            click.echo(line, err=True)
+        for line in status_lines(document):  # server errors and bundle names: shown, never obeyed
+            click.echo(safe_line(line), err=True)

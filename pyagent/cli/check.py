@@ -17,6 +17,7 @@ from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags
 from pyagent.outputs.registry import OutputFormatName
 from pyagent.report.load import load_report
+from pyagent.termsafe import safe_line
 from pyagent.timeutil import check_rfc3339, now_rfc3339
 
 
@@ -96,7 +97,7 @@ def check(
         source = "<stdin>" if report == "-" else report
     document, notes = apply_org(document, org)
     for note in notes:
-        click.echo(f"pyagent: note: {note}", err=True)
+        click.echo(f"pyagent: note: {safe_line(note)}", err=True)
     with build_engine(settings) as engine:
         decision = decide(engine, document, at=when)
     raise_for_policy_errors(decision, source=source)

@@ -21,6 +21,7 @@ from pyagent.fleet.progress import with_progress
 from pyagent.fleet.report import text_summary, write_json
 from pyagent.fleet.sources import iter_items
 from pyagent.fleet.summary import FleetSummary
+from pyagent.termsafe import safe_lines
 from pyagent.timeutil import check_rfc3339, now_rfc3339
 
 
@@ -129,7 +130,7 @@ def run_fleet(
     else:
         for result in results:
             summary.add(result)
-    click.echo(text_summary(summary), err=True, nl=False)
+    click.echo(safe_lines(text_summary(summary)), err=True, nl=False)  # organisations come from reports
     ctx.exit(exit_code(summary))
 
 

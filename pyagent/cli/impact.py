@@ -15,6 +15,7 @@ from pyagent.fleet import runner
 from pyagent.fleet.impact import ImpactSummary, compare, compile_version, workdir
 from pyagent.fleet.progress import with_progress
 from pyagent.fleet.sources import iter_items
+from pyagent.termsafe import safe_line
 from pyagent.timeutil import check_rfc3339, now_rfc3339
 
 
@@ -86,12 +87,12 @@ def impact(
                     "deny->allow" if change["after"]["allow"] and not change["before"]["allow"] else "changed"
                 )
             )
-            click.echo(
+            line = (
                 f"  {change['device_id']} ({change['organization']}): {verdict}"
                 + (f"; +{added}" if added else "")
-                + (f"; -{removed}" if removed else ""),
-                err=True,
+                + (f"; -{removed}" if removed else "")
             )
+            click.echo(safe_line(line), err=True)
         if len(changes) > 50:
             click.echo(f"  ... and {len(changes) - 50} more (use --format json)", err=True)
     ctx.exit(1 if summary.changed else 0)

@@ -12,6 +12,7 @@ from pyagent.agent.chain import load_key
 from pyagent.agent.store import Spool
 from pyagent.agent.verify import verify_spool
 from pyagent.config import agent_settings, load_config
+from pyagent.termsafe import safe_line
 
 MAX_SHOWN = 50
 
@@ -74,7 +75,7 @@ def verify(
         ctx.exit(0)
     click.echo(f"pyagent: log: {path}: TAMPERED: {len(result.problems)} problem(s)", err=True)
     for problem in result.problems[:MAX_SHOWN]:
-        click.echo(f"  {problem.kind}: {problem.message}", err=True)
+        click.echo(f"  {problem.kind}: {safe_line(problem.message)}", err=True)
     if len(result.problems) > MAX_SHOWN:
         click.echo(f"  ... and {len(result.problems) - MAX_SHOWN} more (--format json lists all)", err=True)
     ctx.exit(1)

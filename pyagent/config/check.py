@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pyagent.errors import InvalidInputError
+from pyagent.redact import redact
 
 
 class Section:
@@ -88,16 +89,17 @@ class Section:
 def check_url(url: str, *, what: str) -> str:
     """``url`` when it is an absolute http(s) URL without credentials, else a usage error."""
     parts = urlsplit(url)
+    shown = redact(url)  # a message never shows credentials, even those it refuses
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(f"{what}: {url!r} is not an http:// or https:// URL")
+        raise InvalidInputError(f"{what}: {shown!r} is not an http:// or https:// URL")
     if parts.username or parts.password:
         raise InvalidInputError(f"{what}: put credentials in a token file, not in the URL")
     if parts.query or parts.fragment:
-        raise InvalidInputError(f"{what}: {url!r} must not have a query or fragment")
+        raise InvalidInputError(f"{what}: {shown!r} must not have a query or fragment")
     try:
         parts.port  # noqa: B018 - raises for a bad port
     except ValueError as err:
-        raise InvalidInputError(f"{what}: {url!r} has an invalid port") from err
+        raise InvalidInputError(f"{what}: {shown!r} has an invalid port") from err
     return url
 
 

@@ -1,22 +1,34 @@
-"""The ``opa`` engine: OPA's REST Data API through opa-python-client.
+"""The ``opa`` engine: OPA's REST Data API (``POST /v1/data/pyagent/decision``) over bounded HTTP.
 
-A response without ``result``, a malformed response, a 4xx/5xx or a timeout is "no decision"
-(:class:`EngineError`, exit code 3), never allow.
+A response without ``result``, a malformed response, a 4xx/5xx, a redirect (never followed), an
+answer over the size limit or one not complete within the deadline is "no decision"
+(:class:`EngineError`, exit code 3), never allow. One deadline covers the whole decision, retries
+included: each attempt's connect, headers and body are cut when it passes, however slowly the server
+dribbles. Credentials in the URL (``https://user:password@host``) are sent as basic auth, over TLS
+only; they never appear in a message.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from pyagent.bounded_http import Reply, Target, TransportError, request
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.errors import InvalidInputError
+from pyagent.redact import origin, redact
+
+#: The largest decision answer read (bytes): a decision is a few KiB; a larger body is refused as it
+#: arrives, so that memory stays bounded whatever the server sends.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,8 @@ class OpaServerSettings:
     """Retries after the first attempt, on connection errors, time-outs and 5xx only."""
     backoff_base: float = 0.1
     backoff_cap: float = 2.0
+    max_answer: int = MAX_ANSWER_BYTES
+    """Bytes: a longer answer is refused while it arrives."""
 
 
 @dataclass(frozen=True)
@@ -41,21 +55,39 @@ class _Endpoint:
     host: str
     port: int
     tls: bool
+    origin: str
+    """``scheme://host:port``, for messages: never the user-info."""
+    basic: str | None = None
+    """``user:password`` from the URL, sent as basic auth (over TLS only)."""
 
 
 def parse_url(url: str) -> _Endpoint:
-    """Split an OPA base URL (``http[s]://host[:port]``) into what the client needs."""
+    """Split an OPA base URL (``http[s]://[user:password@]host[:port]``) into what the client needs.
+
+    Credentials in the URL are refused on plain http (they would travel in clear text); on https they
+    are sent as basic auth. A message about the URL never shows them.
+    """
     parts = urlsplit(url)
+    shown = repr(redact(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(f"--opa-url: {url!r} is not an http(s)://host[:port] URL")
+        raise InvalidInputError(f"--opa-url: {shown} is not an http(s)://host[:port] URL")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise InvalidInputError(f"--opa-url: {url!r} must not have a path, query or fragment")
+        raise InvalidInputError(f"--opa-url: {shown} must not have a path, query or fragment")
     try:
         port = parts.port
     except ValueError as err:
-        raise InvalidInputError(f"--opa-url: {url!r} has an invalid port") from err
+        raise InvalidInputError(f"--opa-url: {shown} has an invalid port") from err
     tls = parts.scheme == "https"
-    return _Endpoint(host=parts.hostname, port=port or (443 if tls else 8181), tls=tls)
+    basic = None
+    if parts.username is not None or parts.password is not None:
+        if not tls:
+            raise InvalidInputError(
+                f"--opa-url: {shown} has credentials, which are sent (as basic auth) over https only; "
+                "use an https:// URL, or --opa-token"
+            )
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    port = port or (443 if tls else 8181)
+    return _Endpoint(parts.hostname, port, tls, origin(f"{parts.scheme}://{parts.hostname}:{port}"), basic)
 
 
 class _RetryableError(EngineError):
@@ -68,30 +100,25 @@ class OpaServerEngine(Engine):
     name: ClassVar[EngineName] = EngineName.OPA
 
     def __init__(self, settings: OpaServerSettings) -> None:
-        # Imported here: requests/opa-python-client are only paid for on this path.
-        from opa_client.opa import OpaClient
-
         self._settings = settings
         self._rng = random.Random()
         self.retried = 0
         endpoint = parse_url(settings.url)
         if settings.ca_file and not endpoint.tls:
-            raise InvalidInputError(f"--opa-ca is for an https:// URL, not {settings.url}")
-        # The client takes its URL scheme from `ssl` being true: a CA path (https) or True (https, the
-        # system CAs) or False (http).
-        verify: bool | str = (settings.ca_file or True) if endpoint.tls else False
-        self._client = OpaClient(
-            host=endpoint.host,
-            port=endpoint.port,
-            ssl=verify,
-            token=settings.token,
-            retries=0,
-            timeout=settings.timeout,
-        )
-        if settings.ca_file:
-            # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment override a session's
-            # `verify`: the configured CA must win, so the environment is not consulted.
-            self._client._session.trust_env = False
+            raise InvalidInputError(f"--opa-ca is for an https:// URL, not {endpoint.origin}")
+        if endpoint.basic is not None and settings.token:
+            raise InvalidInputError("--opa-url has credentials and --opa-token is given: give one of them")
+        context: ssl.SSLContext | None = None
+        if endpoint.tls:
+            # The configured CA, else the system's: never REQUESTS_CA_BUNDLE and friends.
+            context = ssl.create_default_context(cafile=settings.ca_file)
+        self._where = endpoint.origin
+        self._target = Target(endpoint.host, endpoint.port, context, endpoint.origin)
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if settings.token:
+            self._headers["Authorization"] = f"Bearer {settings.token}"
+        elif endpoint.basic is not None:
+            self._headers["Authorization"] = "Basic " + base64.b64encode(endpoint.basic.encode()).decode()
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> OpaServerEngine:
@@ -139,31 +166,25 @@ class OpaServerEngine(Engine):
                 time.sleep(pause)
 
     def _attempt(self, policy_input: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-        import requests
-
-        package, rule = ENTRYPOINT.rsplit("/", 1)
-        where = self._settings.url
-        self._client.timeout = timeout
+        where = self._where
+        body = json.dumps({"input": dict(policy_input)}).encode()
         try:
-            response = self._client.query_rule(
-                input_data=dict(policy_input), package_path=package, rule_name=rule
+            reply = request(
+                self._target,
+                "POST",
+                f"/v1/data/{ENTRYPOINT}",
+                timeout=timeout,
+                max_body=self._settings.max_answer,
+                headers=self._headers,
+                body=body,
             )
-        except requests.exceptions.Timeout as err:
-            raise _RetryableError(f"OPA at {where}: no answer within {timeout:g} s") from err
-        except requests.exceptions.SSLError as err:
-            raise EngineError(f"OPA at {where}: TLS verification failed ({_first_line(err)})") from err
-        except requests.exceptions.ConnectionError as err:
-            raise _RetryableError(f"OPA at {where}: cannot connect ({_first_line(err)})") from err
-        except requests.exceptions.HTTPError as err:
-            status = err.response.status_code if err.response is not None else 0
-            message = f"OPA at {where}: HTTP {status or '?'} {_server_message(err.response)}".rstrip()
-            if status >= 500:
-                raise _RetryableError(message) from err
-            raise EngineError(message) from err
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as err:
-            # A decision query reads only: after a broken body, asking again is safe.
-            raise _RetryableError(f"OPA at {where}: response cut short ({_first_line(err)})") from err
-        except (requests.exceptions.RequestException, json.JSONDecodeError, ValueError) as err:
+        except TransportError as err:
+            raise _transport_error(where, err, timeout) from err
+        if reply.status != 200:
+            raise _status_error(where, reply)
+        try:
+            response = json.loads(reply.body)
+        except (ValueError, RecursionError) as err:
             raise EngineError(f"OPA at {where}: malformed response ({_first_line(err)})") from err
         if not isinstance(response, dict):
             raise EngineError(f"OPA at {where}: malformed response (not a JSON object)")
@@ -180,8 +201,33 @@ class OpaServerEngine(Engine):
             self.last_decision_id = decision_id  # OPA gives one when it logs decisions
         return result
 
-    def close(self) -> None:
-        self._client.close_connection()
+
+def _transport_error(where: str, err: TransportError, timeout: float) -> EngineError:
+    """No complete answer: connection failures, time-outs and cut bodies are worth another attempt;
+    a TLS failure or an answer over the size limit is not."""
+    if err.kind == "tls":
+        return EngineError(f"OPA at {where}: TLS verification failed ({err.detail})")
+    if err.kind == "too_large":
+        return EngineError(f"OPA at {where}: {err.detail}")
+    if err.kind == "timeout":
+        return _RetryableError(f"OPA at {where}: no answer within {timeout:g} s")
+    if err.kind == "cut":
+        return _RetryableError(f"OPA at {where}: response cut short ({err.detail})")
+    return _RetryableError(f"OPA at {where}: cannot connect ({err.detail})")
+
+
+def _status_error(where: str, reply: Reply) -> EngineError:
+    """A status other than 200: a 5xx is worth another attempt; a redirect is never followed."""
+    if 300 <= reply.status < 400:
+        location = redact(reply.headers.get("location", "?"))[:200]
+        return EngineError(
+            f"OPA at {where}: HTTP {reply.status} redirect to {location!r}, not followed "
+            "(point --opa-url at the OPA server itself)"
+        )
+    message = f"OPA at {where}: HTTP {reply.status} {_server_message(reply.body)}".rstrip()
+    if reply.status >= 500:
+        return _RetryableError(message)
+    return EngineError(message)
 
 
 def _first_line(err: BaseException) -> str:
@@ -189,13 +235,11 @@ def _first_line(err: BaseException) -> str:
     return text[0][:200] if text else type(err).__name__
 
 
-def _server_message(response: Any) -> str:
-    if response is None:
-        return ""
+def _server_message(body: bytes) -> str:
     try:
-        body = response.json()
-    except ValueError:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
         return ""
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return f"({body['message'][:200]})"
+    if isinstance(document, dict) and isinstance(document.get("message"), str):
+        return f"({document['message'][:200]})"
     return ""

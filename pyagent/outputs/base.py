@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pyagent.errors import PyagentError
+from pyagent.termsafe import printable as printable
 
 STDIN_SOURCE = "-"
 """``source`` when the report was read from standard input."""
@@ -62,27 +63,6 @@ class OutputFormat(abc.ABC):
         ``source`` says where the report came from: its file name, :data:`STDIN_SOURCE` or
         :data:`THIS_MACHINE_SOURCE`. Raises :class:`OutputError` when the decision is malformed.
         """
-
-
-def printable(text: str) -> str:
-    """``text`` with every non-printable character escaped, so it is safe to print on a terminal.
-
-    Control characters (ESC, CR, LF, DEL, the C1 range), format characters (bidirectional overrides,
-    zero-width characters) and line or paragraph separators come out as ``\\xNN``, ``\\uNNNN`` or
-    ``\\UNNNNNNNN``; a crafted app name cannot move the cursor, clear the screen or reorder the text.
-    """
-    if text.isprintable():
-        return text
-    out: list[str] = []
-    for char in text:
-        if char.isprintable():
-            out.append(char)
-        else:
-            code = ord(char)
-            out.append(
-                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-            )
-    return "".join(out)
 
 
 @dataclass(frozen=True)

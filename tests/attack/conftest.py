@@ -20,6 +20,8 @@ class Run:
     stdout: str
     stderr: str
     seconds: float
+    peak_rss: int = 0
+    """Bytes: the process's peak resident set (VmHWM from /proc), when measured."""
 
 
 def run_pyagent(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
@@ -46,3 +48,29 @@ def write_report(tmp_path: Path) -> Any:
         return str(path)
 
     return write
+
+
+def run_pyagent_measured(*args: str, timeout: float = 60) -> Run:
+    """Like :func:`run_pyagent`, with the process's peak RSS read from ``/proc/PID/status`` (VmHWM,
+    the kernel's high-water mark) every few milliseconds until it exits."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyagent", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None and time.monotonic() - started < timeout:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
+    if process.poll() is None:
+        process.kill()
+    stdout, stderr = process.communicate(timeout=10)
+    return Run(process.returncode, stdout, stderr, time.monotonic() - started, peak)

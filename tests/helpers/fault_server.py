@@ -16,6 +16,9 @@ class Fault:
     body: bytes = b"{}"
     delay: float = 0.0
     declared_length: int | None = None  # a Content-Length larger than the body: a truncated response
+    headers: tuple[tuple[str, str], ...] = ()  # more headers, e.g. a redirect's Location
+    drip: float = 0.0  # seconds between the body's bytes: a body fed one byte at a time
+    stream: int = 0  # bytes of JSON whitespace sent after the body, with no Content-Length: a huge answer
 
 
 @contextlib.contextmanager
@@ -30,10 +33,22 @@ def fault_server(fault: Fault) -> Iterator[str]:
                 time.sleep(fault.delay)
             self.send_response(fault.status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(fault.declared_length or len(fault.body)))
+            for name, value in fault.headers:
+                self.send_header(name, value)
+            if not fault.stream:
+                self.send_header("Content-Length", str(fault.declared_length or len(fault.body)))
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(fault.body)
+                if fault.drip:
+                    for byte in fault.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(fault.drip)
+                else:
+                    self.wfile.write(fault.body)
+                chunk = b" " * 65536
+                for _ in range(fault.stream // len(chunk)):
+                    self.wfile.write(chunk)
                 self.wfile.flush()
             self.close_connection = True
 

@@ -1,0 +1,201 @@
+"""Bounded HTTP: one request, finished within a total deadline, its answer bounded in size.
+
+Used by every HTTP reader of the agent (decision queries to an OPA server, the plug-ins' bundle
+downloads, uploads and status reports). What it guarantees, whatever the server does:
+
+- no redirect is followed: a 3xx is an answer like any other, for the caller to refuse;
+- one deadline covers connect, sending, headers and body: a watchdog ends the connection when it
+  passes, so a server that dribbles its headers or its body one byte a second is cut at the deadline;
+- a body is read in chunks up to a limit (checked against ``Content-Length`` first, then while it
+  arrives), so a huge answer is refused before it is in memory; a body cut short is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+CHUNK = 64 * 1024
+MAX_ERROR_BODY = 16 * 1024
+
+
+class Sink(Protocol):
+    """Where a 2xx body is streamed: a binary file, or anything with ``write``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+class TransportError(Exception):
+    """No complete answer: connection refused or reset, TLS failure, deadline passed. One line.
+
+    ``kind`` says which, for callers that retry some failures and not others: ``timeout``,
+    ``refused``, ``reset``, ``tls``, ``cut`` (the answer ended early), ``too_large`` or ``other``.
+    ``detail`` is the message without the request it is about.
+    """
+
+    kind = "other"
+
+    def __init__(self, where: str, detail: str | None = None, kind: str | None = None) -> None:
+        super().__init__(where if detail is None else f"{where}: {detail}")
+        self.detail = where if detail is None else detail
+        if kind is not None:
+            self.kind = kind
+
+
+class BodyTooLarge(TransportError):
+    """The answer's body is over the limit; refused before or while it arrived."""
+
+    kind = "too_large"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    """Header names in lower case."""
+    body: bytes
+    """The body, unless it was streamed to a sink."""
+    size: int
+
+    def message(self) -> str:
+        """A one-line description of a non-2xx answer, with the server's ``message`` when it gave one."""
+        detail = ""
+        try:
+            document = json.loads(self.body) if self.body else None
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("message"), str):
+            detail = ": " + " ".join(document["message"].split())[:300]
+        if 300 <= self.status < 400:
+            where = self.headers.get("location", "?")[:200]
+            return f"HTTP {self.status} redirect to {where} (redirects are not followed)"
+        return f"HTTP {self.status}{detail}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go: a host and port, and a TLS context for https."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext | None
+    origin: str
+    """``scheme://host[:port]`` for messages: never with user-info."""
+
+
+def request(
+    target: Target,
+    method: str,
+    path: str,
+    *,
+    timeout: float,
+    max_body: int,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    sink: Sink | None = None,
+) -> Reply:
+    """One request, finished within ``timeout`` seconds or :class:`TransportError`.
+
+    A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read up
+    to 16 KiB. A 2xx body over ``max_body`` raises :class:`BodyTooLarge`.
+    """
+    deadline = time.monotonic() + timeout
+    where = f"{method} {target.origin}{path}"
+    conn: http.client.HTTPConnection
+    if target.context is not None:
+        conn = http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=target.context)
+    else:
+        conn = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+    watchdog = threading.Timer(timeout, _cut, (conn,))  # a server that dribbles headers is cut too
+    watchdog.daemon = True
+    try:
+        conn.connect()
+        watchdog.start()
+        _bound(conn, deadline, where, timeout)
+        conn.request(method, path, body=body, headers=headers)
+        _bound(conn, deadline, where, timeout)
+        response = conn.getresponse()
+        names = {k.lower(): v for k, v in response.getheaders()}
+        ok = 200 <= response.status < 300
+        limit = max_body if ok else MAX_ERROR_BODY
+        declared = names.get("content-length", "")
+        if ok and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(where, f"the answer is {declared} bytes, over the limit of {limit}")
+        content, size = _read(conn, response, deadline, where, timeout, limit, sink if ok else None, ok)
+        return Reply(response.status, names, content, size)
+    except (OSError, http.client.HTTPException) as err:
+        if time.monotonic() >= deadline:
+            raise TransportError(where, f"no complete answer within {timeout:g} s", "timeout") from err
+        raise TransportError(where, *_describe(err, timeout)) from err
+    finally:
+        watchdog.cancel()
+        conn.close()
+
+
+def _cut(conn: http.client.HTTPConnection) -> None:
+    """The deadline passed: end the connection, whatever the request is waiting for."""
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _bound(conn: http.client.HTTPConnection, deadline: float, where: str, timeout: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TransportError(where, f"no complete answer within {timeout:g} s", "timeout")
+    if conn.sock is not None:
+        conn.sock.settimeout(remaining)
+
+
+def _read(
+    conn: http.client.HTTPConnection,
+    response: http.client.HTTPResponse,
+    deadline: float,
+    where: str,
+    timeout: float,
+    limit: int,
+    sink: Sink | None,
+    ok: bool,
+) -> tuple[bytes, int]:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        _bound(conn, deadline, where, timeout)
+        chunk = response.read1(CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            if not ok:  # an error's body: what arrived is enough to tell the error
+                parts.append(chunk[: max(0, limit - (size - len(chunk)))])
+                return b"".join(parts), size
+            raise BodyTooLarge(where, f"the answer is over the limit of {limit} bytes; refused")
+        if sink is not None:
+            sink.write(chunk)
+        else:
+            parts.append(chunk)
+    if ok and response.length:  # the connection ended before the Content-Length was reached
+        raise TransportError(where, "the answer was cut short", "cut")
+    return b"".join(parts), size
+
+
+def _describe(err: BaseException, timeout: float) -> tuple[str, str]:
+    if isinstance(err, socket.timeout | TimeoutError):
+        return f"no complete answer within {timeout:g} s", "timeout"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS failed: {err.reason or err}", "tls"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused", "refused"
+    if isinstance(err, http.client.IncompleteRead):
+        return "the answer was cut short", "cut"
+    kind = "reset" if isinstance(err, ConnectionResetError | http.client.RemoteDisconnected) else "other"
+    text = str(err).strip().splitlines()
+    return (f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__), kind

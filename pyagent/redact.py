@@ -1,0 +1,46 @@
+"""Secrets out of messages: URL user-info, bearer and basic credentials, tokens in query strings.
+
+Every message pyagent prints or logs goes through :func:`redact` (the CLI's error boundary and its
+log handler, through :mod:`pyagent.termsafe`), so a password in ``--opa-url http://user:secret@host``
+or a token echoed by a server never reaches a terminal, a journal or a CI log.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+REDACTED = "***"
+
+# scheme://user-info@ : the user-info is everything up to the last "@" before the host's end.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@\s]*)@")
+# A credential after its scheme: 8 characters or more, not all lower-case letters (so that "Basic
+# authentication" in prose stays as it is).
+_AUTH = re.compile(
+    r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken)\s+)(?P<secret>(?=[A-Za-z0-9._~+/=-]*[^a-z\s])[A-Za-z0-9._~+/=-]{8,})"
+)
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&;](?:access_token|token|password|passwd|secret|api_key|apikey|key)=)(?P<secret>[^&#\s]+)",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with URL user-info, ``Bearer``/``Basic`` credentials and tokens in query strings
+    replaced by ``***``."""
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    text = _AUTH.sub(lambda m: f"{m['scheme']}{REDACTED}", text)
+    return _QUERY_SECRET.sub(lambda m: f"{m['key']}{REDACTED}", text)
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, without user-info, path or query: safe in any message."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{host}{f':{port}' if port is not None else ''}"
