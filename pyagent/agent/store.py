@@ -37,6 +37,7 @@ from pyagent.agent.spoolfile import (
     sqlite_errors,
     utc_now,
 )
+from pyagent.config.statedir import private_file, sqlite_side_files
 
 __all__ = [
     "ChainState",
@@ -84,7 +85,11 @@ class Spool:
 
         A new spool is built under a temporary name and linked into place complete, so an existing
         file at ``path`` is always a spool: an empty or truncated one is corrupt, never silently reset.
+        A link (dangling or not) in place of the spool or of its SQLite side files is refused first, so
+        nothing is created through it outside the state directory.
         """
+        private_file(path, what="spool")
+        sqlite_side_files(path, what="spool's side file")
         if readonly and not path.is_file():
             raise SpoolError(f"{path}: no spool here (has the agent run yet? see agent.spool_path)")
         if not readonly and not path.exists():

@@ -15,18 +15,21 @@ whoever can delete the state can roll back, so it belongs to root (``/var/lib/py
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
-import tempfile
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pyagent import safefs
 from pyagent.bundles.errors import LOG, RejectionKind, reject
 from pyagent.bundles.verify import VerifiedBundle
 from pyagent.errors import NoDecisionError
+from pyagent.safefs import UnsafeStateError
 
 __all__ = ["DEFAULT_STATE_DIR", "AcceptedBundle", "BundleState", "StateError", "default_state_dir"]
 
@@ -72,14 +75,24 @@ class BundleState:
     def last_good_path(self) -> Path:
         return self.directory / LAST_GOOD_FILE
 
+    def _read(self, name: str, what: str) -> bytes | None:
+        """A state file's bytes (None when missing), never through a link (:mod:`pyagent.safefs`)."""
+        where = self.directory / name
+        try:
+            with safefs.directory(self.directory, what="bundle state directory", create=False) as fd:
+                if fd is None:
+                    return None
+                return safefs.read_file(fd, name, where=self.directory, what=what)
+        except UnsafeStateError:
+            raise
+        except OSError as err:
+            raise StateError(f"bundle state {where}: cannot read: {err.strerror or err}") from err
+
     def last(self) -> AcceptedBundle | None:
         """The last accepted bundle, or None before the first one."""
-        try:
-            raw = self.state_path.read_bytes()
-        except FileNotFoundError:
+        raw = self._read(STATE_FILE, "bundle state file")
+        if raw is None:
             return None
-        except OSError as err:
-            raise StateError(f"bundle state {self.state_path}: cannot read: {err.strerror or err}") from err
         try:
             doc = json.loads(raw)
             record = AcceptedBundle(**doc)
@@ -121,14 +134,14 @@ class BundleState:
             accepted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             source=bundle.label,
         )
-        with self._locked():
+        with self._locked() as dir_fd:
             self.check(bundle)  # again, under the lock: another agent may have moved on meanwhile
             last = self.last()
-            if last is not None and last.serial == bundle.serial and self.last_good_path.is_file():
+            if last is not None and last.serial == bundle.serial and self._has_last_good(dir_fd):
                 return last
             try:
-                write_atomic(self.last_good_path, raw)
-                write_atomic(self.state_path, json.dumps(asdict(record), indent=2).encode() + b"\n")
+                safefs.write_atomic(dir_fd, LAST_GOOD_FILE, raw)
+                safefs.write_atomic(dir_fd, STATE_FILE, json.dumps(asdict(record), indent=2).encode() + b"\n")
             except OSError as err:
                 raise StateError(
                     f"bundle state directory {self.directory}: cannot write: {err.strerror or err}"
@@ -138,47 +151,47 @@ class BundleState:
 
     def last_good(self) -> bytes | None:
         """The archive bytes of the last accepted bundle, when kept."""
-        try:
-            return self.last_good_path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            why = err.strerror or err
-            raise StateError(f"bundle state {self.last_good_path}: cannot read: {why}") from err
+        return self._read(LAST_GOOD_FILE, "last accepted bundle")
+
+    @staticmethod
+    def _has_last_good(dir_fd: int) -> bool:
+        with contextlib.suppress(OSError):
+            return stat.S_ISREG(os.stat(LAST_GOOD_FILE, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        return False
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> Iterator[int]:
+        """The state directory's fd, under its exclusive lock; nothing is opened through a link."""
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            handle = (self.directory / LOCK_FILE).open("a+b")
+            dir_fd = safefs.open_dir(self.directory, what="bundle state directory")
+            assert dir_fd is not None  # created when missing
+            try:
+                lock = safefs.open_private(dir_fd, LOCK_FILE, where=self.directory, what="bundle state lock")
+            except BaseException:
+                os.close(dir_fd)
+                raise
+        except UnsafeStateError:
+            raise
         except OSError as err:
             raise StateError(
                 f"bundle state directory {self.directory}: unusable: {err.strerror or err}"
                 " (set PYAGENT_STATE_DIR to a directory this user can write)"
             ) from err
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield
+                yield dir_fd
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            os.close(lock)
+            os.close(dir_fd)
 
 
 def write_atomic(path: Path, content: bytes) -> None:
-    """``content`` at ``path``: a temporary file in the same directory, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``content`` at ``path``: a new private file in the same directory, fsync, rename, fsync of the
+    directory; the directory opened without following a link, and nothing written through one."""
+    with safefs.directory(path.parent, what="state directory", create=False) as dir_fd:
+        if dir_fd is None:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", str(path.parent))
+        safefs.write_atomic(dir_fd, path.name, content)

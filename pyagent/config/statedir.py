@@ -2,7 +2,9 @@
 
 Default: ``/var/lib/pyagent`` as root, else ``$XDG_STATE_HOME/pyagent`` (else ``~/.local/state/pyagent``).
 Whoever can write the state can roll policy back or rewrite the decision log, so a state directory or
-spool that is a symbolic link, or that its group or others may write, is refused.
+spool that is a symbolic link, another user's (root excepted), or that its group or others may write,
+is refused; so is a link in place of one of the spool's SQLite side files (``-wal``, ``-shm``,
+``-journal``), through which SQLite would create a file outside the state directory.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def default_state_dir() -> Path:
 def _check(path: Path, st: os.stat_result, what: str, hint: str) -> None:
     if stat.S_ISLNK(st.st_mode):
         raise InvalidInputError(f"{path}: the {what} is a symbolic link; {hint}")
+    euid = os.geteuid()
+    if st.st_uid not in (euid, 0):
+        raise InvalidInputError(
+            f"{path}: the {what} belongs to uid {st.st_uid}, not to this user (uid {euid}) or root"
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         mode = stat.S_IMODE(st.st_mode)
         raise InvalidInputError(
@@ -76,3 +83,17 @@ def private_file(path: Path, *, what: str) -> Path:
         raise InvalidInputError(f"{path}: cannot use the {what}: {err.strerror or err}") from err
     _check(path, st, what, "give the real file")
     return path
+
+
+def sqlite_side_files(path: Path, *, what: str) -> None:
+    """Refuse a link (or another user's file) in place of ``path``'s SQLite side files: SQLite opens
+    them by name, following links, and would create their targets wherever they point."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = Path(f"{path}{suffix}")
+        try:
+            st = side.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise InvalidInputError(f"{side}: cannot use the {what}: {err.strerror or err}") from err
+        _check(side, st, what, "remove it")

@@ -18,12 +18,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyagent import safefs
 from pyagent.bundles.state import LAST_GOOD_FILE, BundleState, StateError, write_atomic
 from pyagent.config.statedir import private_dir
+from pyagent.errors import InvalidInputError
 
 STATUS_FILE = "status.json"
 DOWNLOAD_PREFIX = ".download-"
 MAX_REFUSALS = 20
+MAX_STATUS = 1 << 20
 
 
 @dataclass
@@ -84,9 +87,10 @@ class BundleDir:
 
     def load_status(self) -> BundleStatus:
         try:
-            document = json.loads((self.path / STATUS_FILE).read_bytes())
-        except FileNotFoundError:
-            return BundleStatus(self.name)
+            raw = _read_status(self.path)
+            if raw is None:
+                return BundleStatus(self.name)
+            document = json.loads(raw)
         except (OSError, ValueError) as err:
             raise StateError(
                 f"{self.path / STATUS_FILE}: unreadable ({err}); remove it to start over"
@@ -107,9 +111,20 @@ def read_statuses(state_dir: Path) -> list[dict[str, Any]]:
     root = state_dir / "bundles"
     for path in sorted(root.glob(f"*/{STATUS_FILE}")) if root.is_dir() else []:
         try:
-            document = json.loads(path.read_bytes())
-        except (OSError, ValueError) as err:
+            raw = _read_status(path.parent)
+            if raw is None:
+                continue
+            document = json.loads(raw)
+        except (OSError, ValueError, InvalidInputError) as err:
             document = {"name": path.parent.name, "code": "unreadable", "message": f"{path}: {err}"}
         if isinstance(document, dict):
             found.append(document)
     return found
+
+
+def _read_status(directory: Path) -> bytes | None:
+    """``status.json`` of a bundle's directory, never through a link (None when missing)."""
+    with safefs.directory(directory, what="bundle directory", create=False) as fd:
+        if fd is None:
+            return None
+        return safefs.read_file(fd, STATUS_FILE, where=directory, what="bundle status file", limit=MAX_STATUS)
