@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyagent.engines.wasm.tarscan import BLOCK, Budget, ScanRefused, scan
 from pyagent.errors import NoDecisionError
 
 __all__ = [
@@ -43,12 +44,20 @@ class BundleError(NoDecisionError):
 
 @dataclass(frozen=True)
 class BundleLimits:
-    """Upper bounds on what a bundle may hold."""
+    """Upper bounds on what a bundle may hold.
 
-    max_archive_bytes: int = 256 * 1024 * 1024
+    The archive and its members are held in memory, so the defaults keep a bundle's cost under
+    256 MB whatever it holds (a policy bundle is a few MiB): the decompressed stream is counted and
+    the headers bounded while it is inflated, before ``tarfile`` buffers anything (:mod:`.tarscan`).
+    """
+
+    max_archive_bytes: int = 64 * 1024 * 1024
     max_member_bytes: int = 128 * 1024 * 1024
-    max_total_bytes: int = 512 * 1024 * 1024
+    max_total_bytes: int = 128 * 1024 * 1024
     max_members: int = 10_000
+    max_header_bytes: int = 64 * 1024
+    """A pax or GNU long-name header (Python's tarfile reads one whole)."""
+    max_path_chars: int = 1024
 
 
 DEFAULT_LIMITS = BundleLimits()
@@ -148,6 +157,16 @@ def _clean_name(name: str, label: str) -> str:
 
 
 def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
+    budget = Budget(
+        # The members' bytes, plus a header and padding for each, plus tar's end-of-archive blocking.
+        max_decompressed=limits.max_total_bytes + 2 * BLOCK * limits.max_members + 20 * BLOCK,
+        max_members=limits.max_members,
+        max_header_bytes=limits.max_header_bytes,
+    )
+    try:
+        scan(raw, budget)
+    except ScanRefused as err:
+        raise BundleError(f"bundle {label}: {err}") from err
     files: dict[str, bytes] = {}
     total = count = 0
     try:
@@ -156,6 +175,11 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
                 count += 1
                 if count > limits.max_members:
                     raise BundleError(f"bundle {label}: more than {limits.max_members} members")
+                if len(member.name) > limits.max_path_chars:
+                    shown = json.dumps(member.name[:60])
+                    raise BundleError(
+                        f"bundle {label}: member {shown}...: path over {limits.max_path_chars} characters"
+                    )
                 name = _clean_name(member.name, label)
                 if member.isdir():
                     continue

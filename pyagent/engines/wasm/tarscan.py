@@ -1,0 +1,149 @@
+"""A streaming pre-scan of a ``.tar.gz`` under budgets, before :mod:`tarfile` buffers anything.
+
+Python's ``tarfile`` reads a pax or GNU long-name header whole into memory, and a bundle's members are
+kept in memory once read: a gzip bomb or a 900 MiB pax header costs gigabytes before any check. This
+scan inflates the archive in 64 KiB steps (every gzip member, as ``gzip`` reads them), parses each
+512-byte tar header as it arrives and skips the data, holding at most one header and one chunk. It
+refuses, before anything is buffered:
+
+* more decompressed bytes than the budget (the members' total, plus their headers and padding);
+* more members than allowed;
+* a pax (``x``, ``g``) or GNU long-name (``L``, ``K``) header over its size bound;
+* a header whose size field or checksum is not a tar header's.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+BLOCK = 512
+CHUNK = 64 * 1024
+_EXTENSIONS = {
+    b"x": "pax header",
+    b"g": "global pax header",
+    b"L": "GNU long name",
+    b"K": "GNU long link name",
+}
+
+
+class ScanRefused(Exception):
+    """The archive is over a budget or not a tar.gz; the message says which (without the bundle's name)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_decompressed: int
+    max_members: int
+    max_header_bytes: int
+
+
+def scan(raw: bytes, budget: Budget) -> None:
+    """Raise :class:`ScanRefused` when ``raw`` (a ``.tar.gz``) breaks ``budget``; memory stays O(CHUNK)."""
+    state = _Scan(budget)
+    for chunk in _inflate(raw):
+        if state.feed(chunk):
+            return
+
+
+def _inflate(raw: bytes) -> Iterator[bytes]:
+    """The decompressed bytes of every gzip member of ``raw``, at most CHUNK at a time."""
+    view = memoryview(raw)
+    offset = 0
+    while offset < len(view):
+        if bytes(view[offset : offset + 2]) != b"\x1f\x8b":
+            if offset == 0:
+                raise ScanRefused("not a readable tar.gz: not a gzip file")
+            return  # trailing bytes after the last member: gzip's own reader decides about them
+        inflater = zlib.decompressobj(31)
+        while not inflater.eof:
+            if offset >= len(view):
+                raise ScanRefused("not a readable tar.gz: the gzip stream is cut short")
+            piece = view[offset : offset + CHUNK]
+            offset += len(piece)
+            try:
+                out = inflater.decompress(piece, CHUNK)
+                while True:
+                    if out:
+                        yield out
+                    tail = inflater.unconsumed_tail
+                    if not tail or inflater.eof:
+                        break
+                    out = inflater.decompress(tail, CHUNK)
+            except zlib.error as err:
+                raise ScanRefused(f"not a readable tar.gz: bad gzip stream ({err})") from err
+        offset -= len(inflater.unused_data)
+
+
+class _Scan:
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.header = bytearray()
+        self.skip = 0
+        self.total = 0
+        self.members = 0
+
+    def feed(self, data: bytes) -> bool:
+        """Consume ``data``; True once the end-of-archive block is reached."""
+        self.total += len(data)
+        if self.total > self.budget.max_decompressed:
+            raise ScanRefused(f"over {self.budget.max_decompressed} bytes once decompressed")
+        pos = 0
+        while pos < len(data):
+            if self.skip:
+                step = min(self.skip, len(data) - pos)
+                self.skip -= step
+                pos += step
+                continue
+            take = data[pos : pos + BLOCK - len(self.header)]
+            self.header += take
+            pos += len(take)
+            if len(self.header) == BLOCK:
+                block = bytes(self.header)
+                self.header.clear()
+                if not any(block):
+                    return True  # end of archive: tarfile stops here too
+                self._header(block)
+        return False
+
+    def _header(self, block: bytes) -> None:
+        if not _checksum_ok(block):
+            raise ScanRefused(
+                f"not a readable tar.gz: a tar header's checksum is wrong (after {self.members} members)"
+            )
+        size = _size(block[124:136])
+        kind = block[156:157]
+        if kind in _EXTENSIONS:
+            if size > self.budget.max_header_bytes:
+                raise ScanRefused(
+                    f"a {_EXTENSIONS[kind]} of {size} bytes, over the bound of {self.budget.max_header_bytes}"
+                )
+        else:
+            self.members += 1
+            if self.members > self.budget.max_members:
+                raise ScanRefused(f"more than {self.budget.max_members} members")
+        self.skip = -(-size // BLOCK) * BLOCK
+
+
+def _size(field: bytes) -> int:
+    if field[0] & 0x80:  # base-256 (GNU): a negative size is refused
+        if field[0] == 0xFF:
+            raise ScanRefused("not a readable tar.gz: a tar header has a negative size")
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.replace(b"\x00", b" ").strip()
+    try:
+        return int(text, 8) if text else 0
+    except ValueError as err:
+        raise ScanRefused("not a readable tar.gz: a tar header's size is not a number") from err
+
+
+def _checksum_ok(block: bytes) -> bool:
+    text = block[148:156].replace(b"\x00", b" ").strip()
+    try:
+        stored = int(text, 8)
+    except ValueError:
+        return False
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    signed = sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 8 * 32
+    return stored in (unsigned, signed)

@@ -1,0 +1,102 @@
+"""Issue 16, item 2 (bundle files): crafted bundles are refused before they are in memory.
+
+Each bomb is a small file on disk that inflates to far more than any bound: a gzip stream split into
+many members of 127 MiB of zeros, a 900 MiB pax header, a 100 MiB GNU long name, 20,000 members, a
+path of 5,000 characters. ``pyagent check --bundle`` (a real process) refuses each with exit 3 and
+the bound it broke, within seconds, with a peak RSS (from /proc) under 256 MB.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.attack.conftest import run_pyagent_measured
+from tests.helpers import domain
+
+AT = "2023-03-16T09:30:00Z"
+MIB = 1024 * 1024
+RSS_BOUND = 256 * MIB
+#: The default budget on decompressed bytes: 128 MiB of members, a header and padding for each of
+#: 10,000 members, tar's end blocking.
+BUDGET = 128 * MIB + 2 * 512 * 10_000 + 20 * 512
+ZEROS_MIB = gzip.compress(b"\0" * MIB, 9)  # one gzip member; gzip readers chain members
+
+
+def header(name: str, size: int, kind: bytes) -> bytes:
+    """One ustar header block, with its checksum."""
+    block = bytearray(512)
+    block[0:100] = name.encode().ljust(100, b"\0")
+    block[100:108] = b"0000644\0"
+    block[108:116] = block[116:124] = b"0000000\0"
+    block[124:136] = f"{size:011o}\0".encode()
+    block[136:148] = b"00000000000\0"
+    block[148:156] = b" " * 8
+    block[156:157] = kind
+    block[257:265] = b"ustar\x0000"
+    block[148:156] = f"{sum(block):06o}\0 ".encode()
+    return bytes(block)
+
+
+def bomb(parts: list[tuple[str, int, bytes]]) -> bytes:
+    """A multi-member gzip: each header compressed alone, each MiB of its (zero) data one member."""
+    out = io.BytesIO()
+    for name, size, kind in parts:
+        out.write(gzip.compress(header(name, size, kind)))
+        for _ in range(-(-size // MIB)):
+            out.write(ZEROS_MIB)
+    out.write(gzip.compress(b"\0" * 1024))
+    return out.getvalue()
+
+
+def many_members(count: int) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for i in range(count):
+            archive.addfile(tarfile.TarInfo(f"m{i}"), io.BytesIO(b""))
+    return out.getvalue()
+
+
+def long_path(chars: int) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("d/" + "a" * chars)
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"{}"))
+    return out.getvalue()
+
+
+CASES = {
+    "gzip-members": (
+        lambda: bomb([(f"m{i}", 127 * MIB, b"0") for i in range(4)]),
+        f"over {BUDGET} bytes once decompressed",
+    ),
+    "pax-header": (
+        lambda: bomb([("././@PaxHeader", 900 * MIB, b"x"), ("policy.wasm", 0, b"0")]),
+        f"a pax header of {900 * MIB} bytes, over the bound of 65536",
+    ),
+    "gnu-long-name": (
+        lambda: bomb([("././@LongLink", 100 * MIB, b"L"), ("policy.wasm", 0, b"0")]),
+        f"a GNU long name of {100 * MIB} bytes, over the bound of 65536",
+    ),
+    "members": (lambda: many_members(20_000), "more than 10000 members"),
+    "path": (lambda: long_path(5000), 'member "d/' + "a" * 58 + '"...: path over 1024 characters'),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bundle_bomb_is_refused_within_bounds(case: str, tmp_path: Path, write_report: Any) -> None:
+    make, message = CASES[case]
+    path = tmp_path / "bundle.tar.gz"
+    path.write_bytes(make())
+    assert path.stat().st_size < 8 * MIB  # small on disk, huge once inflated
+    report = write_report(domain.make_report("india", "android", "corporate", True, []))
+    run = run_pyagent_measured("check", report, "--at", AT, "--engine", "embedded", "--bundle", str(path))
+    assert (run.code, run.stderr.strip()) == (3, f"pyagent: error: bundle {path}: {message}")
+    assert run.seconds < 15
+    assert 0 < run.peak_rss < RSS_BOUND, run.peak_rss
