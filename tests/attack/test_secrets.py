@@ -172,3 +172,16 @@ def test_a_token_echoed_by_the_server_is_redacted(write_report: Any) -> None:
 )
 def test_redact(text: str, shown: str) -> None:
     assert redact(text) == shown
+
+
+def test_the_agent_log_file_is_redacted(tmp_path: Path) -> None:
+    from pyagent.agent.runner import ActivityLog
+
+    shown: list[str] = []
+    log = ActivityLog(tmp_path / "agent.jsonl", shown.append)
+    token = "tok-" + secrets.token_urlsafe(24)
+    log.event("upload_failed", "upload failed", error=f"https://{USER}:{PASSWORD}@h/logs: Bearer {token}")
+    log.close()
+    line = json.loads((tmp_path / "agent.jsonl").read_text())
+    assert line["error"] == "https://***@h/logs: Bearer ***"
+    assert shown == ["pyagent: agent: upload failed"]
