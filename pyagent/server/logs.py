@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 
+from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +19,7 @@ from starlette.routing import Route
 
 from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
-from pyagent.server.lazy_events import decode_batch
+from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import IngestResult
 
 
@@ -44,17 +45,24 @@ class PublishedNames(Collection[str]):
 
 
 def routes(ctx: ServerContext) -> list[Route]:
-    def ingest(raw: RawBody) -> tuple[IngestResult, int]:
-        # CPU work (gunzip, decoding) and the store in one worker thread, off the event loop
-        lazy = decode_batch(raw.decoded(ctx.settings.limits), PublishedNames(ctx), ctx.report_cache)
+    # Decoding is CPU work under the GIL: one batch at a time per process (more threads would only
+    # take turns at the GIL); the store's work, mostly waiting for the database, runs beside it.
+    decoding = CapacityLimiter(1)
+
+    def decode(raw: RawBody) -> LazyBatch:
+        return decode_batch(raw.decoded(ctx.settings.limits), PublishedNames(ctx), ctx.report_cache)
+
+    def store(lazy: LazyBatch) -> IngestResult:
         result = ctx.store.ingest(lazy.batch.rows, lazy.batch.reports)
         lazy.committed()
-        return result, lazy.batch.ignored
+        return result
 
     async def logs(request: Request) -> Response:
         await ctx.authorize(request, "agent")
         raw = await receive_body(request, ctx.settings.limits)
-        result, ignored = await run_in_threadpool(ingest, raw)
-        return JSONResponse({"stored": result.stored, "duplicates": result.duplicates, "ignored": ignored})
+        lazy = await to_thread.run_sync(decode, raw, limiter=decoding)
+        result = await run_in_threadpool(store, lazy)
+        payload = {"stored": result.stored, "duplicates": result.duplicates, "ignored": lazy.batch.ignored}
+        return JSONResponse(payload)
 
     return [Route("/logs", logs, methods=["POST"])]
