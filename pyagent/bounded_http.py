@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from pyagent.termsafe import shorten
+
 CHUNK = 64 * 1024
 MAX_ERROR_BODY = 16 * 1024
 
@@ -72,9 +74,9 @@ class Reply:
         except ValueError:
             document = None
         if isinstance(document, dict) and isinstance(document.get("message"), str):
-            detail = ": " + " ".join(document["message"].split())[:300]
+            detail = ": " + shorten(document["message"], 300)
         if 300 <= self.status < 400:
-            where = self.headers.get("location", "?")[:200]
+            where = shorten(self.headers.get("location", "?"))
             return f"HTTP {self.status} redirect to {where} (redirects are not followed)"
         return f"HTTP {self.status}{detail}"
 
@@ -198,4 +200,4 @@ def _describe(err: BaseException, timeout: float) -> tuple[str, str]:
         return "the answer was cut short", "cut"
     kind = "reset" if isinstance(err, ConnectionResetError | http.client.RemoteDisconnected) else "other"
     text = str(err).strip().splitlines()
-    return (f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__), kind
+    return (f"{type(err).__name__}: {shorten(text[0])}" if text else type(err).__name__), kind

@@ -29,6 +29,19 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def json_error_text(err: json.JSONDecodeError) -> str:
+    """What :mod:`json` says about ``err``, as a phrase that ends (the caller gives the line and column).
+
+    Python's "Unterminated string starting at" and "Invalid control character at" leave their position
+    to a suffix the caller reports apart; they end in "here" instead. A document that stops inside a
+    value says so.
+    """
+    text = err.msg[: -len(" at")] + " here" if err.msg.endswith(" at") else err.msg
+    if err.msg.startswith("Unterminated string") or err.pos >= len(err.doc.rstrip()):
+        text += " (the document ends too early: truncated?)"
+    return text
+
+
 def read_bytes(path: str | Path, *, what: str, max_bytes: int, stdin: BinaryIO | None = None) -> bytes:
     """The bytes of ``path`` (``-`` for stdin), refusing more than ``max_bytes``."""
     name = str(path)
@@ -65,7 +78,7 @@ def parse_json(raw: bytes, *, name: str, what: str) -> Any:
         return json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as err:
         raise InvalidInputError(
-            f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {err.msg}"
+            f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {json_error_text(err)}"
         ) from err
     except DuplicateKeyError as err:
         raise InvalidInputError(f"{name}: {what} has a {err}") from err

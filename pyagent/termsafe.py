@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pyagent.redact import redact
 
-__all__ = ["printable", "safe_line", "safe_lines"]
+__all__ = ["printable", "safe_line", "safe_lines", "shorten"]
 
 
 def printable(text: str) -> str:
@@ -33,6 +33,22 @@ def printable(text: str) -> str:
                 f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
             )
     return "".join(out)
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` on one line (runs of whitespace made one space), at most ``limit`` characters.
+
+    A longer text is cut at the last word boundary that fits and ends with ``…``, so a message never
+    stops mid-word and a reader sees that something was left out.
+    """
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    head = line[: limit - 1]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:") + "…"
 
 
 def safe_line(text: str) -> str:

@@ -36,7 +36,7 @@ class CommandEntry:
 COMMANDS: dict[str, CommandEntry] = {
     "check": CommandEntry("pyagent.cli.check:check", "Decide whether one device complies with the app bans."),
     "validate": CommandEntry(
-        "pyagent.cli.validate:validate", "Check device reports against schemas/device-report.schema.json."
+        "pyagent.cli.validate:validate", "Check device reports against pyagent's device report schema."
     ),
     "collect": CommandEntry(
         "pyagent.cli.collect:collect",

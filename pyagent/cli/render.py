@@ -33,7 +33,9 @@ def summary_line(decision: Mapping[str, Any]) -> str:
     """One line for a person, on stderr, next to machine output."""
     verdict = "COMPLIANT" if decision["allow"] else "NON-COMPLIANT"
     counts = ", ".join(
-        f"{len(decision[key])} {key}" for key in ("violations", "warnings", "exempted") if decision[key]
+        f"{len(decision[key])} {name if len(decision[key]) == 1 else key}"
+        for key, name in (("violations", "violation"), ("warnings", "warning"), ("exempted", "exempted"))
+        if decision[key]
     )
     tail = f": {counts}" if counts else ""
     if decision.get("fallback_reason"):

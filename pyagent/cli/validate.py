@@ -21,7 +21,7 @@ Examples:
 @click.argument("reports", nargs=-1, required=True, metavar="REPORT...")
 @click.pass_context
 def validate(ctx: click.Context, reports: tuple[str, ...]) -> None:
-    """Check device reports against schemas/device-report.schema.json.
+    """Check device reports against pyagent's device report schema.
 
     Every error names the file and the JSON path. Exit code 0 when all are valid, 2 otherwise.
     """

@@ -24,6 +24,7 @@ import os
 import stat
 
 from pyagent.collectors.base import CollectorInputError
+from pyagent.jsonio import json_error_text
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -117,7 +118,7 @@ def load_json(text: str, *, where: str) -> object:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise CollectorInputError(
-            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); truncated?"
+            f"{where}: not valid JSON at line {exc.lineno}, column {exc.colno}: {json_error_text(exc)}"
         ) from exc
     except RecursionError as exc:
         raise CollectorInputError(f"{where}: JSON nested too deeply") from exc

@@ -32,6 +32,7 @@ from pyagent.collectors.base import (
     optional_text,
 )
 from pyagent.collectors.files import read_input_bytes
+from pyagent.termsafe import shorten
 
 SOURCE = "ios-mdm"
 _XML_STARTS = (b"<?xml", b"<!DOCTYPE plist", b"<plist")
@@ -59,7 +60,7 @@ def load_xml_plist(data: bytes, *, where: str) -> object:
         return plistlib.loads(data, fmt=plistlib.FMT_XML)
     except _PLIST_ERRORS as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CollectorInputError(f"{where}: not a valid XML plist: {detail[:200]}") from exc
+        raise CollectorInputError(f"{where}: not a valid XML plist: {shorten(detail, 200)}") from exc
 
 
 def parse_installed_application_list(

@@ -25,6 +25,7 @@ from pyagent.bounded_http import Reply, Target, TransportError, request
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.errors import InvalidInputError
 from pyagent.redact import origin, redact
+from pyagent.termsafe import shorten
 
 #: The largest decision answer read (bytes): a decision is a few KiB; a larger body is refused as it
 #: arrives, so that memory stays bounded whatever the server sends.
@@ -219,7 +220,7 @@ def _transport_error(where: str, err: TransportError, timeout: float) -> EngineE
 def _status_error(where: str, reply: Reply) -> EngineError:
     """A status other than 200: a 5xx is worth another attempt; a redirect is never followed."""
     if 300 <= reply.status < 400:
-        location = redact(reply.headers.get("location", "?"))[:200]
+        location = shorten(redact(reply.headers.get("location", "?")))
         return EngineError(
             f"OPA at {where}: HTTP {reply.status} redirect to {location!r}, not followed "
             "(point --opa-url at the OPA server itself)"
@@ -232,7 +233,7 @@ def _status_error(where: str, reply: Reply) -> EngineError:
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    return shorten(text[0]) if text else type(err).__name__
 
 
 def _server_message(body: bytes) -> str:
@@ -241,5 +242,5 @@ def _server_message(body: bytes) -> str:
     except (ValueError, RecursionError):
         return ""
     if isinstance(document, dict) and isinstance(document.get("message"), str):
-        return f"({document['message'][:200]})"
+        return f"({shorten(document['message'])})"
     return ""

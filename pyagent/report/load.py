@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pyagent.errors import InvalidInputError
+from pyagent.jsonio import json_error_text
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
 
@@ -192,9 +193,8 @@ def parse_report(data: bytes, name: str, *, validate: bool = True) -> dict[str, 
             text, object_pairs_hook=duplicates, parse_constant=_reject_constant, parse_float=_finite_float
         )
     except json.JSONDecodeError as err:
-        ending = " (the document ends too early: truncated?)" if err.pos >= len(text.rstrip()) else ""
         raise InvalidInputError(
-            f"{name}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}{ending}"
+            f"{name}: invalid JSON at line {err.lineno}, column {err.colno}: {json_error_text(err)}"
         ) from err
     except RecursionError as err:
         raise InvalidInputError(f"{name}: invalid JSON: nested too deeply") from err

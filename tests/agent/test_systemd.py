@@ -53,7 +53,10 @@ def test_the_services_run_the_agent_hardened(name: str, command: str) -> None:
 def test_the_timer_runs_the_once_service_with_jitter() -> None:
     timer = unit("pyagent-agent-once.timer")["Timer"]
     assert timer["Unit"] == "pyagent-agent-once.service"
-    assert timer["RandomizedDelaySec"] and timer["Persistent"] == "yes"
+    assert timer["RandomizedDelaySec"] == "6min" and timer["Persistent"] == "yes"
+    # Persistent= catches up only on a calendar schedule (systemd.timer(5)); monotonic ones ignore it
+    assert timer["OnCalendar"] == "hourly"
+    assert {key for key in timer if key.startswith("On")} == {"OnCalendar"}
     assert unit("pyagent-agent-once.service")["Service"]["SuccessExitStatus"] == "1"
 
 

@@ -63,6 +63,11 @@ def test_reads_stdin(contract_report: dict[str, Any]) -> None:
             "Expecting ',' delimiter (the document ends too early: truncated?)",
         ),
         (
+            b'{"schema_version": 1, "device": {"id": "fr-brussels-00',
+            "report.json: invalid JSON at line 1, column 40: "
+            "Unterminated string starting here (the document ends too early: truncated?)",
+        ),
+        (
             b'{"a": 1,\n  "b": 2\n  "c": 3}',
             "report.json: invalid JSON at line 3, column 3: Expecting ',' delimiter",
         ),
@@ -74,7 +79,7 @@ def test_reads_stdin(contract_report: dict[str, Any]) -> None:
         (b'{"a": 1} trailing', "report.json: invalid JSON at line 1, column 10: Extra data"),
         (
             b'{"a": "tab\there"}',
-            "report.json: invalid JSON at line 1, column 11: Invalid control character at",
+            "report.json: invalid JSON at line 1, column 11: Invalid control character here",
         ),
         (
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
