@@ -27,6 +27,7 @@ Examples:
   pyagent check report.json --at 2023-03-16T09:30:00Z
   pyagent check - --format json < report.json
   pyagent check report.json --org eeas --data exemptions.json --format sarif -o results.sarif
+  pyagent check report.json --format github        # annotations in a GitHub Actions run
   pyagent check report.json --engine opa --opa-url http://127.0.0.1:8181
   pyagent check report.json --policy proposed/   # a policy directory, compiled once and cached
   pyagent check                      # collect this machine first
@@ -51,7 +52,8 @@ Examples:
     type=click.Choice([f.value for f in OutputFormatName]),
     default=OutputFormatName.TEXT.value,
     show_default=True,
-    help="text goes to stderr; json, junit and sarif to stdout (or -o).",
+    help="text goes to stderr; json, junit, sarif, github (workflow annotations) and table to stdout "
+    "(or -o).",
 )
 @output_option
 @click.pass_context

@@ -24,6 +24,8 @@ STDIN_SOURCE = "-"
 """``source`` when the report was read from standard input."""
 THIS_MACHINE_SOURCE = "this machine"
 """``source`` when ``check`` collected this machine itself (no report file)."""
+STDIN_LABEL = "<stdin>"
+"""``source`` as ``check`` names standard input in its messages."""
 
 WARNING_REASONS: Mapping[str, str] = {
     "not_yet_effective": "not in force yet",
@@ -253,3 +255,29 @@ def parse_decision(decision: Mapping[str, Any]) -> Decision:
         engine=_text(decision, "engine", "decision"),
         decision_id=_text(decision, "decision_id", "decision"),
     )
+
+
+def report_file(source: str) -> str | None:
+    """The report's file name; ``None`` when the report came from stdin or this machine."""
+    if not source or source in (STDIN_SOURCE, STDIN_LABEL, THIS_MACHINE_SOURCE):
+        return None
+    return source
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 violation``, ``2 violations``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def verdict_line(decision: Decision) -> str:
+    """``NON-COMPLIANT: device D, organisation O: 1 violation, 0 warnings, 0 exempted``, safe to print."""
+    verdict = "COMPLIANT" if decision.allow else "NON-COMPLIANT"
+    counts = (
+        f"{counted(len(decision.violations), 'violation')}, {counted(len(decision.warnings), 'warning')}, "
+        f"{len(decision.exempted)} exempted"
+    )
+    if decision.errors:
+        counts += f", {counted(len(decision.errors), 'error')}"
+    device = decision.device_id or "unknown"
+    org = decision.organization or "unknown"
+    return printable(f"{verdict}: device {device}, organisation {org}: {counts}")

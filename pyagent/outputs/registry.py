@@ -24,6 +24,8 @@ class OutputFormatName(enum.StrEnum):
     JSON = "json"
     JUNIT = "junit"
     SARIF = "sarif"
+    GITHUB = "github"
+    TABLE = "table"
 
 
 class _LazyFormats(Mapping[OutputFormatName, "type[OutputFormat]"]):
@@ -34,6 +36,8 @@ class _LazyFormats(Mapping[OutputFormatName, "type[OutputFormat]"]):
         OutputFormatName.JSON: "pyagent.outputs.json_format:JsonFormat",
         OutputFormatName.JUNIT: "pyagent.outputs.junit:JunitFormat",
         OutputFormatName.SARIF: "pyagent.outputs.sarif:SarifFormat",
+        OutputFormatName.GITHUB: "pyagent.outputs.github:GithubFormat",
+        OutputFormatName.TABLE: "pyagent.outputs.table:TableFormat",
     }
 
     def __getitem__(self, name: OutputFormatName) -> type[OutputFormat]:
@@ -51,9 +55,18 @@ class _LazyFormats(Mapping[OutputFormatName, "type[OutputFormat]"]):
 FORMATS: Mapping[OutputFormatName, type[OutputFormat]] = _LazyFormats()
 
 MACHINE_FORMATS: frozenset[OutputFormatName] = frozenset(
-    {OutputFormatName.JSON, OutputFormatName.JUNIT, OutputFormatName.SARIF}
+    {
+        OutputFormatName.JSON,
+        OutputFormatName.JUNIT,
+        OutputFormatName.SARIF,
+        OutputFormatName.GITHUB,
+        OutputFormatName.TABLE,
+    }
 )
-"""Formats written to stdout (or ``-o``); ``text`` is for humans and goes to stderr (CONTRACT section 3)."""
+"""Formats written to stdout (or ``-o``); ``text`` is for humans and goes to stderr (CONTRACT section 3).
+
+``github`` goes to stdout because that is where the Actions runner reads workflow commands; ``table``,
+as conftest prints it, for CI logs and pipes (``| grep violation``)."""
 
 
 class UnknownFormatError(InvalidInputError):

@@ -25,9 +25,9 @@ def test_every_name_maps_to_a_class_of_that_name() -> None:
 
 
 def test_values() -> None:
-    assert [m.value for m in OutputFormatName] == ["text", "json", "junit", "sarif"]
+    assert [m.value for m in OutputFormatName] == ["text", "json", "junit", "sarif", "github", "table"]
     assert OutputFormatName("sarif") is OutputFormatName.SARIF
-    assert {OutputFormatName.JSON, OutputFormatName.JUNIT, OutputFormatName.SARIF} == MACHINE_FORMATS
+    assert set(OutputFormatName) - {OutputFormatName.TEXT} == MACHINE_FORMATS
 
 
 def test_get_format() -> None:

@@ -1,0 +1,124 @@
+"""``--format github``: exact workflow commands, the runner's escaping, and no way to inject a command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyagent.outputs.github import GithubFormat, command, escape_data, escape_property
+
+Decision = dict[str, Any]
+
+DEVICE = "device fr-brussels-0042, organisation eu-commission"
+GROUP = f"::group::pyagent check reports/fr-brussels.json: {DEVICE}"
+FILE = "file=reports/fr-brussels.json"
+MESSAGE = (
+    "TikTok (com.zhiliaoapp.musically) is banned on personal-enrolled devices of European Commission "
+    "from 2023-03-15T00:00:00Z: cybersecurity"
+)
+REMEDIATION = "%0Aremediation: Uninstall TikTok (com.zhiliaoapp.musically) from this device."
+
+
+def lines(decision: Decision, source: str = "reports/fr-brussels.json") -> list[str]:
+    text = GithubFormat().render(decision, source=source)
+    assert text.endswith("\n")
+    return text.splitlines()
+
+
+def test_compliant(compliant: Decision) -> None:
+    assert lines(compliant) == [
+        GROUP,
+        "::endgroup::",
+        f"COMPLIANT: {DEVICE}: 0 violations, 0 warnings, 0 exempted",
+    ]
+
+
+def test_violation_is_an_error_annotation_on_the_report(non_compliant: Decision) -> None:
+    assert lines(non_compliant) == [
+        GROUP,
+        f"::error {FILE},title=eu-commission/tiktok::{MESSAGE}{REMEDIATION}",
+        "::endgroup::",
+        f"NON-COMPLIANT: {DEVICE}: 1 violation, 0 warnings, 0 exempted",
+    ]
+
+
+def test_one_warning_annotation_per_warning_with_the_reason_in_the_title(with_warnings: Decision) -> None:
+    assert lines(with_warnings)[1:4] == [
+        f"::warning {FILE},title=eu-council/tiktok "
+        "(not in force yet%3A takes effect 2023-04-01T00%3A00%3A00Z)"
+        "::TikTok (com.zhiliaoapp.musically) is banned on corporate devices of Council of the EU from "
+        f"2023-04-01T00:00:00Z: cybersecurity{REMEDIATION}",
+        f"::warning {FILE},title=eu-commission/tiktok-lite (enforcement is warn%3A reported%2C not enforced)"
+        "::TikTok Lite (com.zhiliaoapp.musically.go) is banned: cybersecurity"
+        "%0Aremediation: Uninstall TikTok Lite.",
+        f"::warning {FILE},title=eu-commission/tiktok-dryrun "
+        "(enforcement is dryrun%3A a trial run%2C not enforced)"
+        "::tiktok (com.ss.android.ugc.trill) is banned: cybersecurity"
+        "%0Aremediation: Uninstall tiktok (com.ss.android.ugc.trill) from this device.",
+    ]
+    assert lines(with_warnings)[-1].endswith(": 0 violations, 3 warnings, 0 exempted")
+
+
+def test_exempted_is_a_notice(with_exemption: Decision) -> None:
+    assert lines(with_exemption)[1] == (
+        f"::notice {FILE},title=eu-commission/tiktok (exempted by EX-2023-001)::{MESSAGE}"
+        "%0Aexemption EX-2023-001 until 2023-06-30T00:00:00Z: official communications account"
+    )
+
+
+def test_display_name_evidence_is_said(display_name_evidence: Decision) -> None:
+    assert lines(display_name_evidence)[1].endswith(
+        f"{REMEDIATION}%0Anote: matched from a display name, not a package ID: weaker evidence"
+    )
+
+
+def test_errors_are_error_annotations_titled_with_their_code(with_errors: Decision) -> None:
+    with_errors["errors"].append({"code": "invalid_policy_data", "message": "bad", "path": "pyagent.bans"})
+    assert lines(with_errors, source="-")[1:] == [
+        "::error title=unknown_organization::organisation 'nope' is not known",
+        "::error title=invalid_policy_data::bad (at pyagent.bans)",
+        "::endgroup::",
+        "NON-COMPLIANT: device fr-brussels-0042, organisation unknown: 0 violations, 0 warnings, 0 exempted, "
+        "2 errors",
+    ]
+
+
+@pytest.mark.parametrize("source", ["-", "<stdin>", "this machine"])
+def test_no_file_property_without_a_report_file(non_compliant: Decision, source: str) -> None:
+    assert lines(non_compliant, source)[1].startswith("::error title=eu-commission/tiktok::")
+
+
+def test_file_names_with_separators_are_escaped(non_compliant: Decision) -> None:
+    assert lines(non_compliant, "C:\\reports\\a,b%.json")[1].startswith(
+        "::error file=C%3A\\reports\\a%2Cb%25.json,title=eu-commission/tiktok::"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "data", "prop"),
+    [
+        ("100% sure", "100%25 sure", "100%25 sure"),
+        ("a\r\nb\rc\nd", "a%0D%0Ab%0Dc%0Ad", "a%0D%0Ab%0Dc%0Ad"),
+        ("k: v, w", "k: v, w", "k%3A v%2C w"),
+        ("%0A", "%250A", "%250A"),
+        ("esc\x1b[2Jbidi\u202e", "esc\\x1b[2Jbidi\\u202e", "esc\\x1b[2Jbidi\\u202e"),
+    ],
+)
+def test_escaping(raw: str, data: str, prop: str) -> None:
+    assert escape_data(raw) == data
+    assert escape_property(raw) == prop
+    assert command("error", raw, title=raw, file=None) == f"::error title={prop}::{data}"
+
+
+def test_a_crafted_app_cannot_start_another_command(crafted_name: Decision) -> None:
+    crafted_name["violations"][0]["message"] = "x\n::error file=ok.json::forged\r::endgroup::"
+    crafted_name["violations"][0]["rule"] = "o/r::warning::y,title=z"
+    out = lines(crafted_name)
+    assert out[1] == (
+        f"::error {FILE},title=o/r%3A%3Awarning%3A%3Ay%2Ctitle=z"
+        "::x%0A::error file=ok.json::forged%0D::endgroup::"
+        f"{REMEDIATION}"
+    )
+    assert [line[:10] for line in out] == [GROUP[:10], out[1][:10], "::endgroup", "NON-COMPLI"]
+    assert "\x1b" not in GithubFormat().render(crafted_name, source="\x1b]0;x\x07.json")

@@ -1,0 +1,87 @@
+"""``--format table``: exact aligned rows, the verdict line, and cells that cannot break the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyagent.outputs.table import TableFormat, display_width
+from tests.outputs.conftest import decision, entry
+
+Decision = dict[str, Any]
+
+VERDICT = "device fr-brussels-0042, organisation eu-commission"
+
+
+def lines(document: Decision) -> list[str]:
+    text = TableFormat().render(document, source="report.json")
+    assert text.endswith("\n")
+    return text.splitlines()
+
+
+def test_compliant_without_rows_is_the_verdict_alone(compliant: Decision) -> None:
+    assert lines(compliant) == [f"COMPLIANT: {VERDICT}: 0 violations, 0 warnings, 0 exempted"]
+
+
+def test_every_kind_of_row_aligned() -> None:
+    every_kind = decision(
+        allow=False,
+        violations=[entry(message="TikTok is banned", evidence="display_name", scope="corporate")],
+        warnings=[entry(rule="eu-commission/lite", app_id="com.zhiliaoapp.musically.go", app_name=None,
+                        message="Lite is banned", reason="enforcement_warn")],
+        exempted=[entry(message="waived", exemption={"id": "EX-2023-001", "until": "2023-06-30T00:00:00Z"})],
+        errors=[{"code": "bad_input", "message": "x", "path": "/apps/0"}],
+    )  # fmt: skip
+    rule = (
+        "+-----------+----------------------+-----------------------------------+"
+        + "-" * 81
+        + "+------------------+"
+    )
+    assert lines(every_kind) == [
+        rule,
+        "| RESULT    | RULE                 | APP                               | NOTE"
+        + " " * 76
+        + "| MESSAGE          |",
+        rule,
+        "| violation | eu-commission/tiktok | TikTok (com.zhiliaoapp.musically) | scope corporate; "
+        "matched from a display name, not a package ID: weaker evidence | TikTok is banned |",
+        "| warning   | eu-commission/lite   | com.zhiliaoapp.musically.go       | enforcement is warn: "
+        "reported, not enforced" + " " * 37 + "| Lite is banned   |",
+        "| exempted  | eu-commission/tiktok | TikTok (com.zhiliaoapp.musically) | exempted by EX-2023-001 "
+        "until 2023-06-30T00:00:00Z" + " " * 30 + "| waived           |",
+        "| error     | bad_input            | -                                 | at /apps/0"
+        + " " * 70
+        + "| x"
+        + " " * 16
+        + "|",
+        rule,
+        f"NON-COMPLIANT: {VERDICT}: 1 violation, 1 warning, 1 exempted, 1 error",
+    ]
+    assert len({len(line) for line in lines(every_kind)[:-1]}) == 1
+
+
+def test_crafted_cells_are_escaped_and_stay_on_one_row(crafted_name: Decision) -> None:
+    out = lines(crafted_name)
+    assert out[3] == (
+        "| violation | eu-commission/tiktok "
+        "| TikTok\\x1b[2J\\x0dCOMPLIANT\\u202e (com.evil\\x1b]0;pwned\\x07) | scope personal-enrolled "
+        "| TikTok\\x1b[2J\\x0dCOMPLIANT\\u202e (com.evil) is banned\\x0a: cybersecurity |"
+    )
+    assert len(out) == 6
+    rendered = TableFormat().render(crafted_name, source="-")
+    assert not any(char in rendered for char in "\x1b\r\x07\u202e")
+
+
+def test_wide_characters_keep_the_columns_aligned() -> None:
+    douyin = entry(app_id="com.ss.android.ugc.aweme", app_name="抖音", message="e\u0301")
+    out = lines(decision(allow=False, violations=[douyin, entry(message="-")]))
+    head = "| violation | eu-commission/tiktok "
+    assert out[3] == head + "| 抖音 (com.ss.android.ugc.aweme)   | scope personal-enrolled | e\u0301       |"
+    assert out[4] == head + "| TikTok (com.zhiliaoapp.musically) | scope personal-enrolled | -       |"
+    assert {display_width(line) for line in out[:-1]} == {display_width(out[0])}
+
+
+@pytest.mark.parametrize(("text", "width"), [("abc", 3), ("抖音", 4), ("e\u0301", 1), ("", 0)])
+def test_display_width(text: str, width: int) -> None:
+    assert display_width(text) == width
