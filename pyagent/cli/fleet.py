@@ -114,8 +114,8 @@ def run_fleet(
     Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
     """
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
+    items = with_progress(iter_items(inventories), label="fleet")  # every inventory checked here, first
     settings = pinned_settings(EngineSettings(**engine_flags))
-    items = with_progress(iter_items(inventories), label="fleet")
     results = (pair[0] for pair in runner.run(items, [settings], at=when, org=org, jobs=jobs))
     summary = FleetSummary()
     if fmt == "json":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -12,9 +11,9 @@ from pyagent.cli.fleet import open_output
 from pyagent.cli.options import at_option, org_option, output_option
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
-from pyagent.fleet.impact import ImpactSummary, compare, compile_version, workdir
+from pyagent.fleet.impact import Impact, compile_version, impact_text, workdir
 from pyagent.fleet.progress import with_progress
-from pyagent.fleet.sources import iter_items
+from pyagent.fleet.sources import check_readable, iter_items
 from pyagent.termsafe import safe_line
 from pyagent.timeutil import check_rfc3339, now_rfc3339
 
@@ -50,49 +49,29 @@ def impact(
 ) -> None:
     """Decide every device with both policy versions and list the devices whose decision changes.
 
-    Exit codes: 0 no decision changes, 1 some change, 2 usage or a policy that does not compile.
+    Exit codes: 0 no decision changes and every device compared; 1 some decision changes, or some
+    report is invalid or undecided (counted as `fleet` does); 2 usage, a missing input or a policy
+    that does not compile; 3 not one decision could be made.
     """
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
-    summary = ImpactSummary()
-    changes: list[dict[str, Any]] = []
+    # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
+    check_readable(baseline, what="policy directory (--baseline)", directory=True)
+    check_readable(candidate, what="policy directory (--candidate)", directory=True)
+    items = with_progress(iter_items(inventories), label="impact")
+    result = Impact()
     with workdir() as tmp:
         bundles = [
             compile_version(baseline, Path(tmp), "baseline"),
             compile_version(candidate, Path(tmp), "candidate"),
         ]
         settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
-        items = with_progress(iter_items(inventories), label="impact")
         for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
-            change = compare(before, after, summary)
-            if change is not None:
-                changes.append(change)
-    document = {"summary": summary.as_dict(), "evaluated_at": when, "changes": changes}
+            result.add(before, after)
+    code = result.summary.exit_code()
     if fmt == "json":
         with open_output(output) as out:
-            out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    s = summary.as_dict()
-    click.echo(
-        f"{s['devices']} devices: {s['changed']} change, {s['flipped_to_deny']} flip to deny, "
-        f"{s['flipped_to_allow']} flip to allow",
-        err=True,
-    )
-    if fmt == "text":
-        for change in changes[:50]:
-            added = ", ".join(f"{v['rule']} {v['app_id']}" for v in change["violations_added"])
-            removed = ", ".join(f"{v['rule']} {v['app_id']}" for v in change["violations_removed"])
-            verdict = (
-                "allow->deny"
-                if change["before"]["allow"] and not change["after"]["allow"]
-                else (
-                    "deny->allow" if change["after"]["allow"] and not change["before"]["allow"] else "changed"
-                )
-            )
-            line = (
-                f"  {change['device_id']} ({change['organization']}): {verdict}"
-                + (f"; +{added}" if added else "")
-                + (f"; -{removed}" if removed else "")
-            )
-            click.echo(safe_line(line), err=True)
-        if len(changes) > 50:
-            click.echo(f"  ... and {len(changes) - 50} more (use --format json)", err=True)
-    ctx.exit(1 if summary.changed else 0)
+            out.write(json.dumps(result.as_dict(when), indent=2, ensure_ascii=False) + "\n")
+    lines = impact_text(result)
+    for line in lines if fmt == "text" else lines[:1]:
+        click.echo(safe_line(line), err=True)
+    ctx.exit(code)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.errors import InvalidInputError
+from pyagent.fleet.summary import UNKNOWN_ORG, device_status
 from pyagent.policy.opa_tool import OpaToolError, run_opa
 
 
@@ -79,6 +80,15 @@ def _keys(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(e["rule"], e["app_id"]) for e in entries}
 
 
+def _delta(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """Entries (rule, app_id) added and removed, sorted."""
+    old, new = _keys(before), _keys(after)
+    return (
+        [{"rule": r, "app_id": app} for r, app in sorted(new - old)],
+        [{"rule": r, "app_id": app} for r, app in sorted(old - new)],
+    )
+
+
 @dataclass
 class ImpactSummary:
     devices: int = 0
@@ -86,6 +96,8 @@ class ImpactSummary:
     flipped_to_allow: int = 0
     changed: int = 0
     warnings_changed: int = 0
+    invalid: int = 0
+    undecided: int = 0
     by_organization: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_ban: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
@@ -96,13 +108,70 @@ class ImpactSummary:
             "flipped_to_allow": self.flipped_to_allow,
             "changed": self.changed,
             "warnings_changed": self.warnings_changed,
+            "invalid": self.invalid,
+            "undecided": self.undecided,
             "by_organization": {k: dict(sorted(v.items())) for k, v in sorted(self.by_organization.items())},
             "by_ban": {k: dict(sorted(v.items())) for k, v in sorted(self.by_ban.items())},
         }
 
+    def exit_code(self) -> int:
+        """0 nothing changes and every device was compared; 1 some decision changes, or some device
+        could not be compared (invalid or undecided, as ``fleet`` counts them); 3 not one decision."""
+        if self.devices == 0:
+            raise InvalidInputError("no reports found in the inventories given")
+        if self.undecided and self.undecided + self.invalid == self.devices:
+            return 3
+        return 1 if self.changed or self.invalid or self.undecided else 0
+
+
+@dataclass
+class Impact:
+    """Every device's comparison, counted into :attr:`summary`; the devices worth listing kept.
+
+    ``changes``: decisions that change (CONTRACT section 3); ``warning_changes``: devices whose
+    warnings alone change; ``not_compared``: devices invalid or undecided under both versions alike,
+    counted as ``fleet`` counts them, never as "no change"."""
+
+    summary: ImpactSummary = field(default_factory=ImpactSummary)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    warning_changes: list[dict[str, Any]] = field(default_factory=list)
+    not_compared: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        summary = self.summary
+        b, a = _brief(before), _brief(after)
+        if _decisive(b) == _decisive(a) and b["errors"]:
+            summary.devices += 1
+            status = device_status(after)
+            setattr(summary, status, getattr(summary, status) + 1)
+            self.not_compared.append(
+                {"device_id": after.get("device_id"), "organization": after.get("organization"),
+                 "source": after.get("source"), "status": status, "errors": a["errors"]}
+            )  # fmt: skip
+            return
+        change = compare(before, after, summary)
+        if change is not None:
+            self.changes.append(change)
+        elif b != a:
+            added, removed = _delta(before["warnings"], after["warnings"])
+            org = after.get("organization") or UNKNOWN_ORG
+            self.warning_changes.append(
+                {"device_id": after.get("device_id"), "organization": org, "source": after.get("source"),
+                 "warnings_added": added, "warnings_removed": removed}
+            )  # fmt: skip
+
+    def as_dict(self, evaluated_at: str) -> dict[str, Any]:
+        return {
+            "summary": self.summary.as_dict(),
+            "evaluated_at": evaluated_at,
+            "changes": self.changes,
+            "warning_changes": self.warning_changes,
+            "not_compared": self.not_compared,
+        }
+
 
 def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummary) -> dict[str, Any] | None:
-    """The change for one device (None when nothing that matters changed), counted into ``summary``."""
+    """The change for one device (None when its decision stays), counted into ``summary``."""
     summary.devices += 1
     b, a = _brief(before), _brief(after)
     if _decisive(b) == _decisive(a):
@@ -110,7 +179,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
             summary.warnings_changed += 1
         return None
     summary.changed += 1
-    org = after.get("organization") or before.get("organization") or "(none)"
+    org = after.get("organization") or before.get("organization") or UNKNOWN_ORG
     if b["allow"] and not a["allow"]:
         summary.flipped_to_deny += 1
         summary.by_organization[org]["flipped_to_deny"] += 1
@@ -118,19 +187,84 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
         summary.flipped_to_allow += 1
         summary.by_organization[org]["flipped_to_allow"] += 1
     summary.by_organization[org]["changed"] += 1
-    added = _keys(after["violations"]) - _keys(before["violations"])
-    removed = _keys(before["violations"]) - _keys(after["violations"])
+    added, removed = _delta(before["violations"], after["violations"])
     bans_of = {(e["rule"], e["app_id"]): e["ban"] for e in [*before["violations"], *after["violations"]]}
-    for key in added:
-        summary.by_ban[bans_of[key]]["violations_added"] += 1
-    for key in removed:
-        summary.by_ban[bans_of[key]]["violations_removed"] += 1
+    for kind, entries in (("violations_added", added), ("violations_removed", removed)):
+        for entry in entries:
+            summary.by_ban[bans_of[entry["rule"], entry["app_id"]]][kind] += 1
+    warnings_added, warnings_removed = _delta(before["warnings"], after["warnings"])
     return {
         "device_id": after.get("device_id") or before.get("device_id"),
         "organization": org,
         "source": after.get("source"),
         "before": b,
         "after": a,
-        "violations_added": [{"rule": r, "app_id": app} for r, app in sorted(added)],
-        "violations_removed": [{"rule": r, "app_id": app} for r, app in sorted(removed)],
+        "violations_added": added,
+        "violations_removed": removed,
+        "warnings_added": warnings_added,
+        "warnings_removed": warnings_removed,
     }
+
+
+LISTED = 50
+"""Devices listed per kind in the text output; the JSON has them all."""
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _entries(sign: str, entries: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{sign}{e['rule']} {e['app_id']}" for e in entries)
+
+
+def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
+    parts = []
+    for kind in kinds:
+        added = _entries("+", change[f"{kind}_added"])
+        removed = _entries("-", change[f"{kind}_removed"])
+        found = "; ".join(p for p in (added, removed) if p)
+        if found:
+            parts.append(f"{kind} {found}" if kind == "warnings" else found)
+    return "".join(f"; {p}" for p in parts)
+
+
+def _verdict(change: dict[str, Any]) -> str:
+    before, after = change["before"]["allow"], change["after"]["allow"]
+    if before != after:
+        return "allow->deny" if before else "deny->allow"
+    return "changed"
+
+
+def impact_text(impact: Impact) -> list[str]:
+    """The summary line and the devices behind it, for a person (untrusted text not yet escaped)."""
+    s = impact.summary
+    head = (
+        f"{_plural(s.devices, 'device', 'devices')}: "
+        f"{_plural(s.changed, 'decision changes', 'decisions change')}, "
+        f"{s.flipped_to_deny} flip to deny, {s.flipped_to_allow} flip to allow, "
+        f"{s.warnings_changed} with only warnings changed, {s.invalid} invalid"
+        + (f", {s.undecided} undecided" if s.undecided else "")
+        + (" (not compared)" if s.invalid or s.undecided else "")
+    )
+    lines = [head]
+    sections: list[tuple[list[dict[str, Any]], Callable[[dict[str, Any]], str]]] = [
+        (impact.changes, lambda c: f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'warnings'))}"),
+        (impact.warning_changes, lambda c: f"{_who(c)}: warnings only{_why(c, kinds=('warnings',))}"),
+        (impact.not_compared, lambda c: f"{c['source']}: {c['status']}: {_first_error(c['errors'])}"),
+    ]
+    for records, line in sections:
+        lines.extend(f"  {line(record)}" for record in records[:LISTED])
+        if len(records) > LISTED:
+            lines.append(f"  ... and {len(records) - LISTED} more (use --format json)")
+    return lines
+
+
+def _who(record: dict[str, Any]) -> str:
+    return f"{record['device_id'] or record['source']} ({record['organization'] or UNKNOWN_ORG})"
+
+
+def _first_error(errors: list[Any]) -> str:
+    first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
+    text = str(first.get("message", first)) + (f" (at {first['path']})" if first.get("path") else "")
+    return text + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")

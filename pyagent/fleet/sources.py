@@ -6,6 +6,8 @@ the file's path) so that an invalid report can be named in the output.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,8 +30,47 @@ class Item:
     error: str | None = None
 
 
+def check_inventories(inventories: Iterable[str]) -> None:
+    """Every inventory exists and can be read, checked before anything is decided: a usage error (exit 2)
+    naming the first one that does not, rather than a failure after all the devices before it."""
+    stdin_seen = False
+    for inventory in inventories:
+        if inventory == "-":
+            if stdin_seen:
+                raise InvalidInputError("- (stdin) is given twice: it can be read once")
+            stdin_seen = True
+            continue
+        check_readable(inventory, what="inventory (a JSONL file, a directory or -)")
+
+
+def check_readable(path: str, *, what: str, directory: bool = False) -> None:
+    """``path`` exists, is a regular file or a directory (only a directory if ``directory``), and this
+    process may read it (list and enter it, for a directory); :class:`InvalidInputError` naming it if not."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such {what}") from None
+    except OSError as err:
+        raise InvalidInputError(f"{path}: cannot read this {what}: {err.strerror}") from None
+    is_dir = stat.S_ISDIR(mode)
+    if directory and not is_dir:
+        raise InvalidInputError(f"{path}: not a directory, so not a usable {what}")
+    if not is_dir and not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{path}: not a regular file or a directory, so not a usable {what}")
+    if not os.access(path, os.R_OK | os.X_OK if is_dir else os.R_OK):
+        raise InvalidInputError(f"{path}: cannot read this {what}: permission denied")
+
+
 def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Item]:
-    """Every report in ``inventories``, in order. A missing inventory is a usage error (exit 2)."""
+    """Every report in ``inventories``, in order, after :func:`check_inventories` has checked them all.
+
+    The check runs when this is called, not when the first item is taken."""
+    inventories = list(inventories)
+    check_inventories(inventories)
+    return _items(inventories, stdin)
+
+
+def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
     for inventory in inventories:
         if inventory == "-":
             yield from _jsonl(stdin if stdin is not None else sys.stdin.buffer, "<stdin>")
@@ -56,8 +97,11 @@ def _directory(root: Path) -> Iterator[Item]:
 
 
 def _file_item(path: Path) -> Item:
-    with path.open("rb") as handle:
-        data = handle.read(MAX_REPORT_BYTES + 1)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_REPORT_BYTES + 1)
+    except OSError as err:  # one unreadable report in a directory: that device is invalid, the rest decided
+        return Item(str(path), b"", error=f"{path}: cannot read: {err.strerror}")
     if len(data) > MAX_REPORT_BYTES:
         return Item(str(path), b"", error=f"{path}: report is larger than {MAX_REPORT_BYTES // 2**20} MiB")
     return Item(str(path), data)

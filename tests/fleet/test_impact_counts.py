@@ -1,0 +1,87 @@
+"""`pyagent impact` counts what it could not compare, as `fleet` does, and shows changed warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyagent.errors import InvalidInputError
+from pyagent.report.load import ReportInvalidError, parse_report
+from tests.fleet.test_fleet_cli import EXAMPLES, REPO, planted_candidate, run
+
+BASELINE = str(REPO / "policies")
+BEFORE_CAPCUT = "2023-03-19T23:59:59Z"
+CAPCUT_IN_FORCE = "2023-03-20T00:00:00Z"
+
+
+def impact(candidate: str, inventory: Path, at: str, *more: str) -> object:
+    return run(["impact", "--baseline", BASELINE, "--candidate", candidate, str(inventory), "--at", at,
+                "--jobs", "1", *more])  # fmt: skip
+
+
+def first_problem(line: bytes, source: str) -> str:
+    """What the report checker says first about ``line``, as impact quotes it (its wording is not ours)."""
+    try:
+        parse_report(line, source)
+    except ReportInvalidError as err:
+        more = f" (and {len(err.issues) - 1} more)" if len(err.issues) > 1 else ""
+        return f"{err.issues[0].message} (at {err.issues[0].path}){more}"
+    except InvalidInputError as err:
+        return str(err)
+    raise AssertionError(f"{line!r} is a valid report")
+
+
+def test_two_invalid_reports_are_counted_not_called_unchanged(tmp_path: Path) -> None:
+    inventory = tmp_path / "devices.jsonl"
+    broken, not_json = b'{"schema_version": 1, "device": {"id": "broken"}}', b"not json"
+    inventory.write_bytes(broken + b"\n" + not_json + b"\n")
+    result = impact(BASELINE, inventory, CAPCUT_IN_FORCE)
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert result.stderr.splitlines() == [  # type: ignore[attr-defined]
+        "2 devices: 0 decisions change, 0 flip to deny, 0 flip to allow, 0 with only warnings changed, "
+        "2 invalid (not compared)",
+        f"  {inventory}:1: invalid: {first_problem(broken, f'{inventory}:1')}",
+        f"  {inventory}:2: invalid: {first_problem(not_json, f'{inventory}:2')}",
+    ]
+    as_json = impact(BASELINE, inventory, CAPCUT_IN_FORCE, "--format", "json")
+    document = json.loads(as_json.stdout)  # type: ignore[attr-defined]
+    assert as_json.exit_code == 1  # type: ignore[attr-defined]
+    summary = document["summary"]
+    assert (summary["devices"], summary["changed"], summary["invalid"], summary["undecided"]) == (2, 0, 2, 0)
+    assert [(d["source"], d["device_id"], d["status"]) for d in document["not_compared"]] == [
+        (f"{inventory}:1", "broken", "invalid"),
+        (f"{inventory}:2", None, "invalid"),
+    ]
+
+
+def capcut_device(tmp_path: Path) -> Path:
+    """A corporate eu-commission phone with CapCut: the planted rule's only target."""
+    report = json.loads((EXAMPLES / "eu-commission-corporate-clean.json").read_text())
+    report["apps"].append({"id": "com.lemon.lvoverseas", "name": "CapCut"})
+    inventory = tmp_path / "capcut.jsonl"
+    inventory.write_text(json.dumps(report) + "\n")
+    return inventory
+
+
+def test_text_shows_changed_warnings_before_and_after_the_date(tmp_path: Path) -> None:
+    inventory, candidate = capcut_device(tmp_path), str(planted_candidate(tmp_path))
+    before = impact(candidate, inventory, BEFORE_CAPCUT)
+    assert (before.exit_code, before.stderr.splitlines()) == (  # type: ignore[attr-defined]
+        0,
+        [
+            "1 device: 0 decisions change, 0 flip to deny, 0 flip to allow, 1 with only warnings changed, "
+            "0 invalid",
+            "  be-brussels-berl-0117 (eu-commission): warnings only; "
+            "warnings +eu-commission/capcut com.lemon.lvoverseas",
+        ],
+    )
+    after = impact(candidate, inventory, CAPCUT_IN_FORCE)
+    assert (after.exit_code, after.stderr.splitlines()) == (  # type: ignore[attr-defined]
+        1,
+        [
+            "1 device: 1 decision changes, 1 flip to deny, 0 flip to allow, 0 with only warnings changed, "
+            "0 invalid",
+            "  be-brussels-berl-0117 (eu-commission): allow->deny; "
+            "+eu-commission/capcut com.lemon.lvoverseas",
+        ],
+    )
