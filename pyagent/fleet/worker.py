@@ -41,13 +41,15 @@ def decide_item(item: Item, at: str, org: str | None) -> list[dict[str, Any]]:
         report = parse_report(item.data, item.source)
     except ReportInvalidError as err:
         errors = [{"code": "invalid_report", "path": i.path, "message": i.message} for i in err.issues]
-        return [_invalid(item.source, _peek_device(item.data, item.source), errors)] * len(_engines)
     except InvalidInputError as err:
         return [_invalid(item.source, None, [{"code": "invalid_report", "message": str(err)}])] * len(
             _engines
         )
-    report, _notes = apply_org(report, org)
-    return [_decide_one(engine, report, at, item.source) for engine in _engines]
+    else:
+        report, _notes = apply_org(report, org)
+        return [_decide_one(engine, report, at, item.source) for engine in _engines]
+    # Out of the except clause, its traceback (and the parsed document in it) is gone: one at a time.
+    return [_invalid(item.source, _peek_device(item.data, item.source), errors)] * len(_engines)
 
 
 def _decide_one(engine: Engine, report: dict[str, Any], at: str, source: str) -> dict[str, Any]:

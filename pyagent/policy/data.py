@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import parse_json, read_bytes
-from pyagent.policy.yamlload import Located
+from pyagent.jsonio import load_json_object
 
 MAX_OVERLAY_BYTES = 16 * 1024 * 1024
 
@@ -28,22 +27,16 @@ class DataConflictError(InvalidInputError):
 
 @dataclass(frozen=True)
 class DataOverlay:
-    """One ``--data`` document and where it came from (with its lines, when read from a file)."""
+    """One ``--data`` document and where it came from."""
 
     source: str
     document: dict[str, Any]
-    lines: Located | None = None
 
 
 def load_overlay(path: str | Path) -> DataOverlay:
     """Read one overlay file: a JSON object whose only top-level key is ``pyagent``."""
-    from pyagent.policy.datacheck.jsonlines import locate
-
     source = str(path)
-    raw = read_bytes(path, what="data file", max_bytes=MAX_OVERLAY_BYTES)
-    document = parse_json(raw, name=source, what="data file")
-    if not isinstance(document, dict):
-        raise InvalidInputError(f"{source}: data file must be a JSON object, got {type(document).__name__}")
+    document = load_json_object(path, what="data file", max_bytes=MAX_OVERLAY_BYTES)
     unexpected = sorted(key for key in document if key != "pyagent")
     if unexpected:
         raise InvalidInputError(
@@ -52,7 +45,7 @@ def load_overlay(path: str | Path) -> DataOverlay:
         )
     if not isinstance(document.get("pyagent"), dict):
         raise InvalidInputError(f'{source}: expected {{"pyagent": {{...}}}}, an object under "pyagent"')
-    return DataOverlay(source=source, document=document, lines=locate(raw.decode("utf-8"), document, source))
+    return DataOverlay(source=source, document=document)
 
 
 def merge(base: dict[str, Any], overlays: Sequence[DataOverlay]) -> dict[str, Any]:

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BOUND_KEYWORDS",
     "MAX_MESSAGE_CHARS",
     "SchemaIssue",
     "issues_from_errors",
     "json_path",
+    "name_too_long",
     "printable",
     "show_value",
+    "sorted_issues",
+    "too_big",
 ]
 
 MAX_MESSAGE_CHARS = 300
@@ -98,6 +102,25 @@ def json_path(location: Iterable[str | int]) -> str:
 
 def _sort_key(location: Location) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, step, "") if isinstance(step, int) else (1, 0, step) for step in location)
+
+
+#: The size keywords, whose messages :func:`too_big` writes (the reference's and the bounds pre-check's).
+BOUND_KEYWORDS = ("maxLength", "maxItems", "maxProperties")
+
+
+def too_big(keyword: str, limit: object, instance: Any) -> str:
+    """The message for a value over a size keyword's ``limit``: ``too many items: 150003, at most ...``."""
+    size = len(instance) if isinstance(instance, (str, list, dict)) else 0
+    if keyword == "maxLength":
+        return f"too long: {size} characters, at most {limit} allowed (value starts {show_value(instance)})"
+    if keyword == "maxItems":
+        return f"too many items: {size}, at most {limit} allowed"
+    return f"too many fields: {size}, at most {limit} allowed"
+
+
+def name_too_long(key: str, limit: object) -> str:
+    """The message for a field name over its ``propertyNames`` ``maxLength``."""
+    return f"field name {show_value(key)} is too long: {len(key)} characters, at most {limit}"
 
 
 _TYPE_WORDS = {
@@ -187,7 +210,7 @@ class _Renderer:
 
     def _property_name(self, keyword: str, value: Any, key: object, fallback: str) -> str:
         if keyword == "maxLength" and isinstance(key, str):
-            return f"field name {show_value(key)} is too long: {len(key)} characters, at most {value}"
+            return name_too_long(key, value)
         return "field name " + printable(fallback)
 
     def _message(self, keyword: str, value: Any, instance: Any, schema: Any, fallback: str) -> str:
@@ -197,19 +220,15 @@ class _Renderer:
             return f"expected {self.expectation(schema)}, got {got}"
         if keyword == "minLength":
             return f"expected a string of at least {value} characters, got {got}"
-        if keyword == "maxLength":
-            return f"too long: {size} characters, at most {value} allowed (value starts {got})"
+        if keyword in BOUND_KEYWORDS:
+            return too_big(keyword, value, instance)
         if keyword == "pattern":
             return self._pattern(value, instance, schema, got)
         if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[keyword]
             return f"expected {self.expectation(schema)} {op} {value}, got {got}"
-        if keyword == "maxItems":
-            return f"too many items: {size}, at most {value} allowed"
         if keyword == "minItems":
             return f"too few items: {size}, at least {value} required"
-        if keyword == "maxProperties":
-            return f"too many fields: {size}, at most {value} allowed"
         if keyword == "minProperties":
             return f"too few fields: {size}, at least {value} required"
         return printable(fallback)
@@ -230,9 +249,14 @@ class _Renderer:
 def issues_from_errors(errors: Iterable[Any], root: Mapping[str, Any]) -> list[SchemaIssue]:
     """Every ``jsonschema`` error as :class:`SchemaIssue`, deduplicated, sorted by path then message."""
     renderer = _Renderer(root)
+    found = sorted_issues(pair for error in errors for pair in renderer.render(error))
+    return [SchemaIssue(json_path(location), message) for location, message in found]
+
+
+def sorted_issues(found_issues: Iterable[tuple[Location, str]]) -> list[tuple[Location, str]]:
+    """(location, message) pairs, messages made printable, deduplicated, sorted by path then message."""
     found: dict[tuple[str, str], Location] = {}
-    for error in errors:
-        for location, message in renderer.render(error):
-            found.setdefault((json_path(location), printable(message)), location)
+    for location, message in found_issues:
+        found.setdefault((json_path(location), printable(message)), location)
     ordered = sorted(found.items(), key=lambda item: (_sort_key(item[1]), item[0][1]))
-    return [SchemaIssue(path, message) for (path, message), _ in ordered]
+    return [(location, message) for (_, message), location in ordered]

@@ -42,6 +42,8 @@ from pyagent.report.schemas import DECISION_SCHEMA, REPORT_SCHEMA, SchemaFileErr
 if TYPE_CHECKING:
     import jsonschema_rs
 
+    from pyagent.report.bounds import SchemaBounds
+
 __all__ = [
     "DecisionValidator",
     "ReportValidator",
@@ -146,6 +148,7 @@ class SchemaValidator:
         self.schema = schema
         self._fast = _fast_validator(schema)
         self._reference_instance: Any = None
+        self._bounds: SchemaBounds | None = None
 
     def _reference(self) -> Any:
         if self._reference_instance is None:
@@ -163,19 +166,29 @@ class SchemaValidator:
         """Every violation found by the reference validator (slow; empty when the document is valid)."""
         return issues_from_errors(self._reference().iter_errors(document), self.schema)
 
+    def size_issues(self, document: object) -> list[SchemaIssue]:
+        """The document's values over a size bound of the schema (cheap; see :mod:`pyagent.report.bounds`)."""
+        if self._bounds is None:
+            from pyagent.report.bounds import SchemaBounds
+
+            self._bounds = SchemaBounds(self.schema)
+        return self._bounds.check(document)
+
     def validate(self, document: object, *, nul_free: bool = False) -> ValidationResult:
-        """Fast path first; on failure, every issue from the reference validator."""
+        """Fast path first; on failure, the size issues if there are any (then nothing more is checked, so
+        that a refusal costs no more than an acceptance), else every issue from the reference validator."""
+        fast: bool | None
         try:
-            if self._fast.is_valid(document):
-                return ValidationResult(valid=True, issues=[])
+            fast = bool(self._fast.is_valid(document))
         except ValueError:  # not readable by jsonschema-rs: the reference decides
-            issues = self.reference_issues(document)
+            fast = None
+        if fast:
+            return ValidationResult(valid=True, issues=[])
+        issues = self.size_issues(document) or self.reference_issues(document)
+        if fast is None or issues:
             return ValidationResult(valid=not issues, issues=issues)
-        issues = self.reference_issues(document)
-        if not issues:
-            # The two validators disagree: stay on the safe side, report the fast one's finding.
-            issues = [self._fast_issue(document)]
-        return ValidationResult(valid=False, issues=issues)
+        # The two validators disagree: stay on the safe side, report the fast one's finding.
+        return ValidationResult(valid=False, issues=[self._fast_issue(document)])
 
     def _fast_issue(self, document: object) -> SchemaIssue:
         """An issue from jsonschema-rs's first error."""

@@ -1,35 +1,61 @@
-"""The ``time.*`` host built-ins, in UTC, mirroring Go's ``time`` package as ``topdown/time.go`` uses it.
+"""Host implementations of the Rego built-ins that OPA's wasm compiler leaves to the host.
+
+A policy compiled with ``opa build -t wasm`` carries most built-ins natively (``count``, ``concat``,
+``object.get``, ``json.marshal``...). The rest are listed by the module's ``builtins`` export and called
+back through ``env.opa_builtinN``; :data:`HOST_BUILTINS` is the complete, explicit list of those this
+engine provides. Each one mirrors the Go implementation in OPA's ``topdown`` package, bit for bit:
 
 - ``time.parse_rfc3339_ns``: Go's ``time.Parse(time.RFC3339, s)`` (including its lenient fallback
   parser: one-digit hours, ``,`` as the fraction separator, offsets up to ``+24:00``/``:60``, more than
   nine fraction digits truncated) and OPA's check that the instant fits int64 nanoseconds.
-- ``time.date``, ``time.clock``, ``time.weekday``, ``time.add_date``, ``time.format``: for a time given
-  as nanoseconds, or as ``[ns]``/``[ns, tz]``/``[ns, tz, layout]`` with ``tz`` of ``""`` or ``"UTC"``.
-  Another zone raises :class:`UnsupportedBuiltinUse` (the evaluation fails loudly rather than answer
-  differently from OPA). ``time.format`` lays out with Go's layout language (``goformat.py``).
+- ``time.date``, ``time.clock``, ``time.weekday``, ``time.add_date``: for a time given as nanoseconds,
+  or as ``[ns]``/``[ns, tz]`` with ``tz`` of ``""`` or ``"UTC"``. Another zone raises
+  :class:`UnsupportedBuiltinUse` (the evaluation fails loudly rather than answer differently from OPA).
+
+``time.now_ns`` is deliberately absent: policies read the time from their input, so that every decision
+can be replayed; a policy that calls it is refused at load time. So is ``time.parse_duration_ns``: OPA
+1.22 parses durations with its own grammar (``d``, ``w`` and ``y`` units rewritten into hours), which is
+not cheap to mirror exactly.
+
+A built-in signals OPA's "built-in error" by raising :class:`BuiltinError`; the runtime turns it into an
+undefined expression (OPA's default) or, in strict mode, into a failed evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 
-from pyagent.engines.wasm.builtins._operands import (
-    INT64_MAX,
-    INT64_MIN,
-    BuiltinError,
-    UnsupportedBuiltinUse,
-    int_operand,
-    string_operand,
-    type_name,
-)
-from pyagent.engines.wasm.builtins.goformat import GoTime, format_layout, named_layout
+__all__ = [
+    "HOST_BUILTINS",
+    "BuiltinError",
+    "HostBuiltin",
+    "UnsupportedBuiltinUse",
+    "add_date",
+    "clock",
+    "date",
+    "parse_rfc3339_ns",
+    "weekday",
+]
 
-__all__ = ["add_date", "clock", "date", "format_time", "parse_rfc3339_ns", "weekday"]
+HostBuiltin = Callable[..., object]
+"""A host built-in: takes the JSON-decoded operands, returns a JSON-encodable value."""
 
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
 _NS_PER_SECOND = 1_000_000_000
 _SECONDS_PER_DAY = 86_400
 _RFC3339 = "2006-01-02T15:04:05Z07:00"
 _WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+class BuiltinError(ValueError):
+    """OPA's built-in error: bad operand or unparsable value. Undefined unless errors are strict."""
+
+
+class UnsupportedBuiltinUse(Exception):
+    """A use of a built-in this host cannot answer exactly as OPA would (e.g. a named time zone)."""
 
 
 # --------------------------------------------------------------------------- calendar arithmetic
@@ -70,7 +96,7 @@ def _civil_from_days(days: int) -> tuple[int, int, int]:
 
 def _checked_ns(ns: int) -> int:
     """OPA's ``toSafeUnixNano``: the instant must fit int64 nanoseconds."""
-    if not INT64_MIN <= ns <= INT64_MAX:
+    if not _INT64_MIN <= ns <= _INT64_MAX:
         raise BuiltinError("time outside of valid range")
     return ns
 
@@ -78,13 +104,35 @@ def _checked_ns(ns: int) -> int:
 # --------------------------------------------------------------------------- operands
 
 
+def _string_operand(value: object, pos: int) -> str:
+    if not isinstance(value, str):
+        raise BuiltinError(f"operand {pos} must be string but got {_type_name(value)}")
+    return value
+
+
+def _int_operand(value: object, pos: int) -> int:
+    """OPA's ``builtins.IntOperand``: a number whose JSON text is an integer that fits int64."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+        raise BuiltinError(f"operand {pos} must be number but got {_type_name(value)}")
+    if not isinstance(value, int) or not _INT64_MIN <= value <= _INT64_MAX:
+        raise BuiltinError(f"operand {pos} must be integer number but got floating-point number")
+    return value
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 def _time_operand(value: object) -> int:
-    return _time_and_layout(value)[0]
-
-
-def _time_and_layout(value: object) -> tuple[int, str]:
     """OPA's ``tzTime`` for UTC: nanoseconds, or ``[ns]``/``[ns, tz]``/``[ns, tz, layout]``."""
-    layout = ""
     expected = "either number (ns) or [number (ns), string (tz)]"
     ns_value = value
     if isinstance(value, list):
@@ -92,15 +140,15 @@ def _time_and_layout(value: object) -> tuple[int, str]:
             raise BuiltinError(f"operand 1 must be {expected} but got array")
         ns_value = value[0]
         if len(value) > 1:
-            zone = string_operand(value[1], 1)
+            zone = _string_operand(value[1], 1)
             if zone not in ("", "UTC"):
                 raise UnsupportedBuiltinUse(f"time zone {zone!r} (only UTC is supported by this engine)")
         if len(value) > 2:
-            layout = string_operand(value[2], 1)
+            _string_operand(value[2], 1)
     elif isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise BuiltinError(f"operand 1 must be {expected} but got {type_name(value)}")
+        raise BuiltinError(f"operand 1 must be {expected} but got {_type_name(value)}")
     if isinstance(ns_value, bool) or not isinstance(ns_value, int | float | Decimal):
-        raise BuiltinError(f"operand 1 must be number but got {type_name(ns_value)}")
+        raise BuiltinError(f"operand 1 must be number but got {_type_name(ns_value)}")
     if isinstance(ns_value, int):
         ns = ns_value
     else:
@@ -108,9 +156,9 @@ def _time_and_layout(value: object) -> tuple[int, str]:
         if exact != exact.to_integral_value():
             raise BuiltinError("timestamp too big")
         ns = int(exact)
-    if not INT64_MIN <= ns <= INT64_MAX:
+    if not _INT64_MIN <= ns <= _INT64_MAX:
         raise BuiltinError("timestamp too big")
-    return ns, layout
+    return ns
 
 
 # --------------------------------------------------------------------------- time.parse_rfc3339_ns
@@ -210,7 +258,7 @@ def _go_parse_rfc3339(value: str) -> int:
 
 def parse_rfc3339_ns(value: object) -> int:
     """``time.parse_rfc3339_ns(value)``: nanoseconds since the Unix epoch."""
-    return _checked_ns(_go_parse_rfc3339(string_operand(value, 1)))
+    return _checked_ns(_go_parse_rfc3339(_string_operand(value, 1)))
 
 
 # --------------------------------------------------------------------------- calendar built-ins
@@ -243,7 +291,7 @@ def weekday(value: object) -> str:
 def add_date(value: object, years: object, months: object, days: object) -> int:
     """``time.add_date(x, years, months, days)``: Go's ``Time.AddDate`` (with its normalisation) in UTC."""
     ns = _time_operand(value)
-    add_years, add_months, add_days = (int_operand(v, i) for v, i in ((years, 2), (months, 3), (days, 4)))
+    add_years, add_months, add_days = (_int_operand(v, i) for v, i in ((years, 2), (months, 3), (days, 4)))
     day_index, in_day = _split(ns)
     year, month, day = _civil_from_days(day_index)
     month0 = month - 1 + add_months
@@ -253,21 +301,13 @@ def add_date(value: object, years: object, months: object, days: object) -> int:
     return _checked_ns(new_days * _SECONDS_PER_DAY * _NS_PER_SECOND + in_day)
 
 
-def format_time(value: object) -> str:
-    """``time.format(x)``: Go's ``Time.Format`` in UTC; RFC 3339 with nanoseconds unless given a layout."""
-    ns, layout = _time_and_layout(value)
-    days, in_day = _split(ns)
-    year, month, day = _civil_from_days(days)
-    seconds, nanosecond = divmod(in_day, _NS_PER_SECOND)
-    fields = GoTime(
-        year=year,
-        month=month,
-        day=day,
-        hour=seconds // 3600,
-        minute=seconds % 3600 // 60,
-        second=seconds % 60,
-        nanosecond=nanosecond,
-        weekday=(days + 4) % 7,
-        yearday=days - _days_from_civil(year, 1, 1) + 1,
-    )
-    return format_layout(fields, named_layout(layout or "RFC3339Nano"))
+HOST_BUILTINS: Mapping[str, HostBuiltin] = MappingProxyType(
+    {
+        "time.parse_rfc3339_ns": parse_rfc3339_ns,
+        "time.date": date,
+        "time.clock": clock,
+        "time.weekday": weekday,
+        "time.add_date": add_date,
+    }
+)
+"""Every built-in this host provides, by OPA name. Nothing registers itself anywhere else."""

@@ -1,0 +1,122 @@
+"""Issue 16, item 5: the schema's size bounds, read from the schema, are checked before the deep validation.
+
+The pre-check's issues are the reference validator's own (same paths, same messages); when there are any,
+they are the refusal and the reference validator does not run."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from pyagent.report import ReportValidator, SchemaIssue
+from pyagent.report.bounds import SchemaBounds, report_bounds
+from pyagent.report.load import MAX_REPORT_BYTES
+
+
+def _oversized(report: dict[str, Any]) -> dict[str, Any]:
+    """Every kind of size bound of the report schema broken once, and nothing else."""
+    report = copy.deepcopy(report)
+    report["device"]["id"] = "d" * 513
+    report["device"]["extra"] = {"k" * 257: 1, "fine": "x" * 10_000}
+    report["collector"]["version"] = "1" * 1025
+    report["apps"][0]["path"] = "/" * 4097
+    report["apps"].append({"id": "a", "extra": {f"k{i}": i for i in range(257)}})
+    report["extra"] = {"nested": {"values": ["v" * 5000] * 3}}  # free-form: no bound applies inside
+    return report
+
+
+def test_size_issues_are_the_reference_validators_own(rv: ReportValidator, contract_report: Any) -> None:
+    report = _oversized(contract_report)
+    assert [str(issue) for issue in rv.size_issues(report)] == [
+        "$.apps[0].path: too long: 4097 characters, at most 4096 allowed (value starts "
+        '"////////////////////////////////////////////////////////////...")',
+        "$.apps[1].extra: too many fields: 257, at most 256 allowed",
+        "$.collector.version: too long: 1025 characters, at most 1024 allowed (value starts "
+        '"111111111111111111111111111111111111111111111111111111111111...")',
+        '$.device.extra: field name "' + "k" * 60 + '..." is too long: 257 characters, at most 256',
+        '$.device.id: too long: 513 characters, at most 512 allowed (value starts "' + "d" * 60 + '...")',
+    ]
+    assert rv.size_issues(report) == rv.reference_issues(report)
+    assert rv.validate(report).issues == rv.reference_issues(report)
+
+
+def test_size_issues_alone_refuse_without_the_deep_validation(
+    rv: ReportValidator, contract_report: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = copy.deepcopy(contract_report)
+    report["apps"] = [{"id": "a", "bogus": True}] * 100_001
+
+    def deep(document: object) -> list[SchemaIssue]:
+        raise AssertionError("the reference validator ran")
+
+    monkeypatch.setattr(rv, "reference_issues", deep)
+    result = rv.validate(report)
+    assert not result.valid
+    assert result.issues == [SchemaIssue("$.apps", "too many items: 100001, at most 100000 allowed")]
+
+
+def test_other_issues_still_get_the_deep_validation(rv: ReportValidator, contract_report: Any) -> None:
+    report = copy.deepcopy(contract_report)
+    report["apps"][0]["bogus"] = True
+    assert rv.size_issues(report) == []
+    [issue] = rv.validate(report).issues
+    assert issue.path == "$.apps[0].bogus" and issue.message.startswith("unknown field"), issue
+
+
+def test_bounds_follow_the_schema_where_they_surely_apply() -> None:
+    """$ref (also recursive), allOf, items, properties, additionalProperties and propertyNames are followed;
+    anyOf, prefixItems and additionalProperties beside patternProperties are not (they may not apply)."""
+    schema = {
+        "$id": "test",
+        "x-max-document-bytes": 1000,
+        "type": "object",
+        "properties": {
+            "tree": {"$ref": "#/$defs/tree"},
+            "both": {"allOf": [{"maxLength": 5}, {"maxLength": 3}]},
+            "either": {"anyOf": [{"maxLength": 1}, {"type": "integer"}]},
+            "pairs": {"prefixItems": [{"maxLength": 1}], "items": {"maxLength": 1}},
+            "patterned": {"patternProperties": {"^a": {}}, "additionalProperties": {"maxLength": 1}},
+        },
+        "additionalProperties": {"maxItems": 1},
+        "$defs": {
+            "tree": {
+                "type": "object",
+                "maxProperties": 2,
+                "propertyNames": {"$ref": "#/$defs/short"},
+                "properties": {"leaf": {"maxLength": 2}, "kids": {"items": {"$ref": "#/$defs/tree"}}},
+            },
+            "short": {"maxLength": 4},
+        },
+    }
+    bounds = SchemaBounds(schema)
+    assert bounds.document_bytes == 1000
+    document = {
+        "tree": {"kids": [{"leaf": "ok"}, {"kids": [{"leaf": "long", "names": 1}]}]},
+        "both": "four",
+        "either": "long",
+        "pairs": ["long", "long"],
+        "patterned": {"b": "long"},
+        "other": [1, 2],
+    }
+    assert [str(issue) for issue in bounds.check(document)] == [
+        '$.both: too long: 4 characters, at most 3 allowed (value starts "four")',
+        "$.other: too many items: 2, at most 1 allowed",
+        '$.tree.kids[1].kids[0]: field name "names" is too long: 5 characters, at most 4',
+        '$.tree.kids[1].kids[0].leaf: too long: 4 characters, at most 2 allowed (value starts "long")',
+    ]
+
+
+def test_a_container_over_its_bound_is_not_entered() -> None:
+    bounds = SchemaBounds({"type": "array", "maxItems": 2, "items": {"maxLength": 1}})
+    assert [str(issue) for issue in bounds.check(["xx", "yy", "zz"])] == [
+        "$: too many items: 3, at most 2 allowed"
+    ]
+    assert [str(issue) for issue in bounds.check(["x", "yy"])] == [
+        '$[1]: too long: 2 characters, at most 1 allowed (value starts "yy")'
+    ]
+
+
+def test_the_document_bound_is_the_schemas() -> None:
+    assert report_bounds().document_bytes == MAX_REPORT_BYTES == 64 * 1024 * 1024
