@@ -32,13 +32,12 @@ from urllib.parse import quote
 from pyagent import __version__
 from pyagent.outputs.base import (
     DISPLAY_NAME_NOTE,
-    STDIN_SOURCE,
-    THIS_MACHINE_SOURCE,
     Decision,
     Entry,
     OutputError,
     OutputFormat,
     parse_decision,
+    report_file,
 )
 
 SARIF_VERSION = "2.1.0"
@@ -55,9 +54,8 @@ JsonObject = dict[str, Any]
 
 def artifact_uri(source: str) -> str | None:
     """``source`` (a report file name) as a URI reference; ``None`` for stdin and this machine."""
-    if source in (STDIN_SOURCE, THIS_MACHINE_SOURCE) or not source:
-        return None
-    return quote(source.replace("\\", "/"), safe="/")
+    file = report_file(source)
+    return None if file is None else quote(file.replace("\\", "/"), safe="/")
 
 
 def _is_timestamp(value: str | None) -> bool:

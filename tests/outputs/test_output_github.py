@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from pyagent.cli import cli
 from pyagent.outputs.github import GithubFormat, command, escape_data, escape_property
 
 Decision = dict[str, Any]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "reports"
 
 DEVICE = "device fr-brussels-0042, organisation eu-commission"
 GROUP = f"::group::pyagent check reports/fr-brussels.json: {DEVICE}"
@@ -122,3 +126,21 @@ def test_a_crafted_app_cannot_start_another_command(crafted_name: Decision) -> N
     )
     assert [line[:10] for line in out] == [GROUP[:10], out[1][:10], "::endgroup", "NON-COMPLI"]
     assert "\x1b" not in GithubFormat().render(crafted_name, source="\x1b]0;x\x07.json")
+
+
+def test_check_prints_annotations_on_stdout(policy_bundle: Path) -> None:
+    """Through the CLI: the runner reads workflow commands from stdout; the summary stays on stderr."""
+    report = str(EXAMPLES / "india-personal-lite.json")
+    result = CliRunner().invoke(cli, ["check", report, "--at", "2023-03-16T09:30:00Z", "--format", "github"])
+    assert result.exit_code == 1
+    out = result.stdout.splitlines()
+    assert [line.split("::")[1] for line in out[:3]] == [
+        "group",
+        f"error file={escape_property(report)},title=india/tiktok",
+        "endgroup",
+    ]
+    assert out[3:] == [
+        "NON-COMPLIANT: device in-bengaluru-personal-2210, organisation india: "
+        "1 violation, 0 warnings, 0 exempted"
+    ]
+    assert result.stderr == "pyagent: NON-COMPLIANT: in-bengaluru-personal-2210 (india): 1 violation\n"

@@ -258,6 +258,7 @@ def test_crafted_strings_are_kept_exactly(crafted_name: Decision) -> None:
         ("/var/lib/pyagent/r 1.json", "/var/lib/pyagent/r%201.json"),
         ("C:\\reports\\a#1.json", "C%3A/reports/a%231.json"),
         ("-", None),
+        ("<stdin>", None),  # as check names stdin
         ("this machine", None),
     ],
 )

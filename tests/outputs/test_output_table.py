@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from pyagent.cli import cli
 from pyagent.outputs.table import TableFormat, display_width
 from tests.outputs.conftest import decision, entry
 
 Decision = dict[str, Any]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "reports"
 
 VERDICT = "device fr-brussels-0042, organisation eu-commission"
 
@@ -85,3 +89,22 @@ def test_wide_characters_keep_the_columns_aligned() -> None:
 @pytest.mark.parametrize(("text", "width"), [("abc", 3), ("抖音", 4), ("e\u0301", 1), ("", 0)])
 def test_display_width(text: str, width: int) -> None:
     assert display_width(text) == width
+
+
+def test_check_prints_the_table_on_stdout(policy_bundle: Path) -> None:
+    report = str(EXAMPLES / "india-personal-lite.json")
+    result = CliRunner().invoke(cli, ["check", report, "--at", "2023-03-16T09:30:00Z", "--format", "table"])
+    assert result.exit_code == 1
+    out = result.stdout.splitlines()
+    assert [line[:74] for line in out[:4]] == [
+        "+-----------+--------------+-------------------------------------------+--",
+        "| RESULT    | RULE         | APP                                       | N",
+        "+-----------+--------------+-------------------------------------------+--",
+        "| violation | india/tiktok | TikTok Lite (com.zhiliaoapp.musically.go) | s",
+    ]
+    assert out[4:] == [
+        out[0],
+        "NON-COMPLIANT: device in-bengaluru-personal-2210, organisation india: "
+        "1 violation, 0 warnings, 0 exempted",
+    ]
+    assert result.stderr == "pyagent: NON-COMPLIANT: in-bengaluru-personal-2210 (india): 1 violation\n"
