@@ -95,8 +95,10 @@ class TableFormat(OutputFormat):
     media_type: ClassVar[str] = "text/plain; charset=utf-8"
 
     def render(self, decision: Mapping[str, Any], *, source: str) -> str:
-        parsed = parse_decision(decision)
-        body = rows(parsed)
-        lines = table(HEADER, body) if body else []
-        lines.append(verdict_line(parsed))
-        return "\n".join(lines) + "\n"
+        return render_table(parse_decision(decision))
+
+
+def render_table(decision: Decision) -> str:
+    """The table of ``decision``'s rows (none when it has none), then its verdict line."""
+    body = rows(decision)
+    return "\n".join([*(table(HEADER, body) if body else []), verdict_line(decision)]) + "\n"

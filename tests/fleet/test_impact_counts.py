@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from click.testing import Result
+
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import ReportInvalidError, parse_report
 from tests.fleet.test_fleet_cli import EXAMPLES, REPO, planted_candidate, run
@@ -14,9 +16,10 @@ BEFORE_CAPCUT = "2023-03-19T23:59:59Z"
 CAPCUT_IN_FORCE = "2023-03-20T00:00:00Z"
 
 
-def impact(candidate: str, inventory: Path, at: str, *more: str) -> object:
-    return run(["impact", "--baseline", BASELINE, "--candidate", candidate, str(inventory), "--at", at,
-                "--jobs", "1", *more])  # fmt: skip
+def impact(candidate: str, inventory: Path, at: str, *more: str) -> Result:
+    args = ["--baseline", BASELINE, "--candidate", candidate, str(inventory), "--at", at, "--jobs", "1"]
+    result: Result = run(["impact", *args, *more])
+    return result
 
 
 def first_problem(line: bytes, source: str) -> str:
@@ -36,16 +39,16 @@ def test_two_invalid_reports_are_counted_not_called_unchanged(tmp_path: Path) ->
     broken, not_json = b'{"schema_version": 1, "device": {"id": "broken"}}', b"not json"
     inventory.write_bytes(broken + b"\n" + not_json + b"\n")
     result = impact(BASELINE, inventory, CAPCUT_IN_FORCE)
-    assert result.exit_code == 1  # type: ignore[attr-defined]
-    assert result.stderr.splitlines() == [  # type: ignore[attr-defined]
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
         "2 devices: 0 decisions change, 0 flip to deny, 0 flip to allow, 0 with only warnings changed, "
         "2 invalid (not compared)",
         f"  {inventory}:1: invalid: {first_problem(broken, f'{inventory}:1')}",
         f"  {inventory}:2: invalid: {first_problem(not_json, f'{inventory}:2')}",
     ]
     as_json = impact(BASELINE, inventory, CAPCUT_IN_FORCE, "--format", "json")
-    document = json.loads(as_json.stdout)  # type: ignore[attr-defined]
-    assert as_json.exit_code == 1  # type: ignore[attr-defined]
+    document = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1
     summary = document["summary"]
     assert (summary["devices"], summary["changed"], summary["invalid"], summary["undecided"]) == (2, 0, 2, 0)
     assert [(d["source"], d["device_id"], d["status"]) for d in document["not_compared"]] == [
@@ -65,23 +68,14 @@ def capcut_device(tmp_path: Path) -> Path:
 
 def test_text_shows_changed_warnings_before_and_after_the_date(tmp_path: Path) -> None:
     inventory, candidate = capcut_device(tmp_path), str(planted_candidate(tmp_path))
-    before = impact(candidate, inventory, BEFORE_CAPCUT)
-    assert (before.exit_code, before.stderr.splitlines()) == (  # type: ignore[attr-defined]
-        0,
-        [
-            "1 device: 0 decisions change, 0 flip to deny, 0 flip to allow, 1 with only warnings changed, "
-            "0 invalid",
-            "  be-brussels-berl-0117 (eu-commission): warnings only; "
-            "warnings +eu-commission/capcut com.lemon.lvoverseas",
-        ],
-    )
-    after = impact(candidate, inventory, CAPCUT_IN_FORCE)
-    assert (after.exit_code, after.stderr.splitlines()) == (  # type: ignore[attr-defined]
-        1,
-        [
-            "1 device: 1 decision changes, 1 flip to deny, 0 flip to allow, 0 with only warnings changed, "
-            "0 invalid",
-            "  be-brussels-berl-0117 (eu-commission): allow->deny; "
-            "+eu-commission/capcut com.lemon.lvoverseas",
-        ],
-    )
+    head = "1 device: {}, {} flip to deny, 0 flip to allow, {} with only warnings changed, 0 invalid"
+    device = "  be-brussels-berl-0117 (eu-commission)"
+    expected = {
+        BEFORE_CAPCUT: (0, [head.format("0 decisions change", 0, 1),
+                            f"{device}: warnings only; warnings +eu-commission/capcut com.lemon.lvoverseas"]),
+        CAPCUT_IN_FORCE: (1, [head.format("1 decision changes", 1, 0),
+                              f"{device}: allow->deny; +eu-commission/capcut com.lemon.lvoverseas"]),
+    }  # fmt: skip
+    for at, (code, lines) in expected.items():
+        result = impact(candidate, inventory, at)
+        assert (result.exit_code, result.stderr.splitlines()) == (code, lines)
