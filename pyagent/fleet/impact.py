@@ -249,7 +249,13 @@ def impact_text(impact: Impact) -> list[str]:
     )
     lines = [head]
     sections: list[tuple[list[dict[str, Any]], Callable[[dict[str, Any]], str]]] = [
-        (impact.changes, lambda c: f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'warnings'))}"),
+        (
+            impact.changes,
+            lambda c: (
+                f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'warnings'))}"
+                + _errors(c["before"]["errors"], c["after"]["errors"])
+            ),
+        ),
         (impact.warning_changes, lambda c: f"{_who(c)}: warnings only{_why(c, kinds=('warnings',))}"),
         (impact.not_compared, lambda c: f"{c['source']}: {c['status']}: {_first_error(c['errors'])}"),
     ]
@@ -258,6 +264,15 @@ def impact_text(impact: Impact) -> list[str]:
         if len(records) > LISTED:
             lines.append(f"  ... and {len(records) - LISTED} more (use --format json)")
     return lines
+
+
+def _errors(before: list[Any], after: list[Any]) -> str:
+    """Why a decision could not be made, when that is part of the change."""
+    if after and after != before:
+        return f"; error: {_first_error(after)}"
+    if before and not after:
+        return f"; no longer: {_first_error(before)}"
+    return ""
 
 
 def _who(record: dict[str, Any]) -> str:

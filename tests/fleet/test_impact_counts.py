@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from click.testing import Result
@@ -79,3 +80,23 @@ def test_text_shows_changed_warnings_before_and_after_the_date(tmp_path: Path) -
     for at, (code, lines) in expected.items():
         result = impact(candidate, inventory, at)
         assert (result.exit_code, result.stderr.splitlines()) == (code, lines)
+
+
+def test_a_dropped_organisation_is_a_change_with_its_reason(tmp_path: Path) -> None:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    orgs = candidate / "data" / "pyagent" / "organizations" / "data.yaml"
+    orgs.write_text(orgs.read_text().replace("\nindia:\n", "\nbharat:\n"))
+    inventory = tmp_path / "india.jsonl"
+    inventory.write_text(json.dumps(json.loads((EXAMPLES / "india-personal-lite.json").read_text())) + "\n")
+    result = impact(str(candidate), inventory, CAPCUT_IN_FORCE)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        1,
+        [
+            "1 device: 1 decision changes, 0 flip to deny, 0 flip to allow, 0 with only warnings changed, "
+            "0 invalid",
+            "  in-bengaluru-personal-2210 (india): changed; -india/tiktok com.zhiliaoapp.musically.go; "
+            'error: unknown organisation "india"; known: bharat, eeas, eu-commission, eu-council, '
+            "eu-parliament, us-federal",
+        ],
+    )
