@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import load_json_object
+from pyagent.jsonio import read_bytes
+from pyagent.policy.yamlload import Located
 
 MAX_OVERLAY_BYTES = 16 * 1024 * 1024
 
@@ -27,16 +28,23 @@ class DataConflictError(InvalidInputError):
 
 @dataclass(frozen=True)
 class DataOverlay:
-    """One ``--data`` document and where it came from."""
+    """One ``--data`` document and where it came from (with its lines, when read from a file)."""
 
     source: str
     document: dict[str, Any]
+    lines: Located | None = None
 
 
 def load_overlay(path: str | Path) -> DataOverlay:
     """Read one overlay file: a JSON object whose only top-level key is ``pyagent``."""
+    from pyagent.policy.datacheck.jsonlines import load_json
+
     source = str(path)
-    document = load_json_object(path, what="data file", max_bytes=MAX_OVERLAY_BYTES)
+    raw = read_bytes(path, what="data file", max_bytes=MAX_OVERLAY_BYTES)
+    located = load_json(raw, source, what="data file")
+    document = located.value
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"{source}: data file must be a JSON object, got {type(document).__name__}")
     unexpected = sorted(key for key in document if key != "pyagent")
     if unexpected:
         raise InvalidInputError(
@@ -45,7 +53,7 @@ def load_overlay(path: str | Path) -> DataOverlay:
         )
     if not isinstance(document.get("pyagent"), dict):
         raise InvalidInputError(f'{source}: expected {{"pyagent": {{...}}}}, an object under "pyagent"')
-    return DataOverlay(source=source, document=document)
+    return DataOverlay(source=source, document=document, lines=located)
 
 
 def merge(base: dict[str, Any], overlays: Sequence[DataOverlay]) -> dict[str, Any]:

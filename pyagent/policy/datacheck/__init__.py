@@ -1,0 +1,157 @@
+"""Checked policy data: ``schemas/policy-data.schema.json`` and the cross-checks a schema cannot
+express (:mod:`.crosscheck`), each mistake reported as ``FILE:LINE: data.PATH: message`` (exit 2).
+
+Used by ``pyagent policy lint`` and ``policy bundle`` (the data files under the policy directories),
+``check --data`` (the overlays merged with the bundle's data) and ``pyagent server publish`` (the data
+a published bundle carries).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyagent.errors import InvalidInputError
+from pyagent.policy.datacheck.crosscheck import cross_check
+from pyagent.policy.datacheck.sources import Placed, PolicyData, load_dirs
+from pyagent.policy.yamlload import DocPath, dotted
+
+if TYPE_CHECKING:
+    from pyagent.policy.data import DataOverlay
+
+SCHEMA = "policy-data.schema.json"
+#: Data roots pyagent's policy reads; anything else at the top is left to other policies.
+OWN_ROOTS = ("pyagent", "pyagent_index")
+
+
+class PolicyDataError(InvalidInputError):
+    """Policy data with mistakes: the first as the message, every one in :meth:`details`."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+        self.problems = list(problems)
+
+    def details(self) -> list[str]:
+        return self.problems[1:]
+
+
+@functools.cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    from pyagent.report.schemas import load_schema
+
+    return Draft202012Validator(load_schema(SCHEMA))
+
+
+def issues(data: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
+    """Every mistake in a whole ``data`` document (``{"pyagent": {...}, ...}``), as (path, message)."""
+    from pyagent.report.issues import located_issues
+
+    found: list[tuple[DocPath, str]] = []
+    for key, value in data.items():
+        if key not in OWN_ROOTS and isinstance(value, dict) and "pyagent" in value:
+            found.append(((key, "pyagent"), _wrong_root(key)))
+    pyagent = data.get("pyagent")
+    if pyagent is None:
+        return found
+    if not isinstance(pyagent, dict):
+        return [*found, (("pyagent",), "policy data must be an object")]
+    schema = _validator()
+    for location, message in located_issues(schema.iter_errors(pyagent), schema.schema):
+        found.append((("pyagent", *location), message))
+    flagged = {path for path, _ in found}
+    found += [(path, message) for path, message in cross_check(pyagent) if path not in flagged]
+    return found
+
+
+def _wrong_root(key: str) -> str:
+    return (
+        f"policy data found at data.{key}.pyagent, not data.pyagent: the folder holding {key}/ was "
+        f"loaded as one root; load its rego/ and {key}/ folders as two roots "
+        f"(e.g. `opa test policies/rego policies/{key}`)"
+    )
+
+
+def report(loaded: PolicyData) -> list[str]:
+    """``FILE:LINE: data.PATH: message`` for every mistake in ``loaded`` (empty when it is clean)."""
+    lines = []
+    for path, message in issues(loaded.data):
+        source, line = loaded.where(path)
+        lines.append(f"{source}:{line}: {dotted(path)}: {message}")
+    return lines
+
+
+def raise_for(loaded: PolicyData) -> None:
+    """:class:`PolicyDataError` naming every mistake in ``loaded``; nothing when it is clean."""
+    problems = report(loaded)
+    if problems:
+        raise PolicyDataError(problems)
+
+
+def check_overlays(base: dict[str, Any], label: str, overlays: Sequence[DataOverlay]) -> None:
+    """Check ``base`` (a bundle's data, from ``label``) with the ``--data`` overlays merged in; each
+    mistake is named at its overlay's line (or in the bundle's data when the bundle set it)."""
+    from pyagent.policy.data import merge
+    from pyagent.policy.yamlload import Located
+
+    loaded = PolicyData(data=merge(base, overlays))
+    loaded.parts.append(Placed((), Located(f"{label}: data.json", base, {(): 1})))
+    for overlay in overlays:
+        loaded.parts.append(Placed((), overlay.lines or Located(overlay.source, overlay.document)))
+    raise_for(loaded)
+
+
+def check_members(members: Mapping[str, bytes], *, label: str) -> None:
+    """Check the data a bundle carries (its ``data.json`` files, as ``read_members`` gives them), each
+    mistake named as ``LABEL:/data.json:LINE``. For publishing: a bundle with bad data is refused."""
+    from pyagent.policy.datacheck.jsonlines import load_json
+
+    loaded = PolicyData()
+    for path, raw in sorted(members.items()):
+        parts = tuple(part for part in path.strip("/").split("/") if part)
+        if parts and parts[-1] == "data.json":
+            source = f"{label}:{path}"
+            loaded.add(Placed(parts[:-1], load_json(raw, source, what="bundle data", prefix=parts[:-1])))
+    raise_for(loaded)
+
+
+def revision_of(loaded: PolicyData) -> str | None:
+    """``data.pyagent.revision`` of checked data (None when it sets none)."""
+    pyagent = loaded.data.get("pyagent")
+    revision = pyagent.get("revision") if isinstance(pyagent, dict) else None
+    return revision if isinstance(revision, str) and revision else None
+
+
+def problems_in_dirs(dirs: Sequence[str]) -> list[str]:
+    """:func:`report` for the data files under policy directories; a file that does not load is one
+    problem (the first such file: its content cannot be checked further)."""
+    try:
+        return report(load_dirs(dirs))
+    except InvalidInputError as err:
+        return [str(err)]
+
+
+def check_dirs(dirs: Sequence[str]) -> PolicyData:
+    """Load the data files under policy directories strictly and check them (raises on a mistake)."""
+    loaded = load_dirs(dirs)
+    raise_for(loaded)
+    return loaded
+
+
+__all__ = [
+    "Placed",
+    "PolicyData",
+    "PolicyDataError",
+    "check_dirs",
+    "check_members",
+    "check_overlays",
+    "issues",
+    "load_dirs",
+    "problems_in_dirs",
+    "raise_for",
+    "report",
+    "revision_of",
+]

@@ -1,0 +1,101 @@
+"""Checks of the policy data that a JSON Schema cannot express: references between its parts and
+dates as the policy's clock reads them. Each finding is a path in the data and a message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pyagent.policy.index import timestamp_ns
+from pyagent.policy.yamlload import DocPath
+
+Issue = tuple[DocPath, str]
+ROOT: DocPath = ("pyagent",)
+
+
+def _objects(value: object) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The (key, object) members of ``value`` that are objects (the schema reports the others)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict):
+                yield key, item
+
+
+def cross_check(pyagent: Mapping[str, Any]) -> list[Issue]:
+    """Every reference and date mistake in ``data.pyagent``."""
+    bans = pyagent.get("bans")
+    bans = bans if isinstance(bans, dict) else {}
+    orgs = dict(_objects(pyagent.get("organizations")))
+    issues: list[Issue] = []
+    for name, org in orgs.items():
+        here = (*ROOT, "organizations", name)
+        inherits = org.get("inherits", [])
+        for i, parent in enumerate(inherits if isinstance(inherits, list) else []):
+            if isinstance(parent, str) and parent not in orgs:
+                message = f"inherits unknown organisation {parent!r}{_known(orgs)}"
+                issues.append(((*here, "inherits", i), message))
+        for rule_id, rule in _objects(org.get("rules")):
+            at = (*here, "rules", rule_id)
+            ban = rule.get("ban")
+            if isinstance(ban, str) and ban not in bans:
+                issues.append(((*at, "ban"), f"rule names unknown ban {ban!r}{_known(bans)}"))
+            issues += _time(rule, "effective_from", at)
+    issues += _cycles(orgs)
+    for ex_id, ex in _objects(pyagent.get("exemptions")):
+        at = (*ROOT, "exemptions", ex_id)
+        owner = ex.get("organization")
+        if isinstance(owner, str) and owner not in orgs:
+            message = f"exemption names unknown organisation {owner!r}{_known(orgs)}"
+            issues.append(((*at, "organization"), message))
+        ban = ex.get("ban")
+        if isinstance(ban, str) and ban not in bans:
+            issues.append(((*at, "ban"), f"exemption names unknown ban {ban!r}{_known(bans)}"))
+        issues += _time(ex, "until", at)
+    return issues
+
+
+def _known(names: Mapping[str, Any]) -> str:
+    shown = sorted(names)[:12]
+    return f"; known: {', '.join(shown)}" if shown else "; none is defined"
+
+
+def _time(holder: Mapping[str, Any], key: str, at: DocPath) -> list[Issue]:
+    """A timestamp the policy's clock cannot read (no zone, a 30 February, a 25th hour)."""
+    value = holder.get(key)
+    if isinstance(value, str) and timestamp_ns(value) is None:
+        example = "2023-03-15T00:00:00Z"
+        return [((*at, key), f"{value!r} is not an RFC 3339 timestamp with a zone, e.g. {example}")]
+    return []
+
+
+def _cycles(orgs: Mapping[str, Mapping[str, Any]]) -> list[Issue]:
+    """One issue per inheritance cycle, at the first organisation of the cycle (in name order)."""
+    edges = {
+        name: [p for p in org.get("inherits", []) if isinstance(p, str) and p in orgs]
+        for name, org in orgs.items()
+        if isinstance(org.get("inherits", []), list)
+    }
+    issues: list[Issue] = []
+    seen: set[frozenset[str]] = set()
+    for start in sorted(edges):
+        cycle = _cycle_from(start, edges)
+        if cycle and frozenset(cycle) not in seen:
+            seen.add(frozenset(cycle))
+            message = "inheritance cycle: " + " -> ".join([*cycle, cycle[0]])
+            issues.append(((*ROOT, "organizations", start, "inherits"), message))
+    return issues
+
+
+def _cycle_from(start: str, edges: Mapping[str, list[str]]) -> list[str] | None:
+    """The organisations of a cycle through ``start``, in inheritance order, or None."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        name, trail = stack.pop()
+        for parent in edges.get(name, []):
+            if parent == start:
+                return trail
+            if parent not in visited:
+                visited.add(parent)
+                stack.append((parent, [*trail, parent]))
+    return None

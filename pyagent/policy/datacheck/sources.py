@@ -1,0 +1,107 @@
+"""Policy data as OPA loads it from policy directories, read with pyagent's strict loaders, with the
+file and line of every value (:meth:`PolicyData.where`).
+
+A data file's place in the data is its folder below the root it was found under, as OPA places it:
+``policies/data/pyagent/bans/data.yaml`` under the root ``policies/data`` is ``data.pyagent.bans``.
+YAML goes through :mod:`pyagent.policy.yamlload`, JSON through the strict JSON reader; files merge
+like OPA's, and two different values at one path are an error naming both files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyagent.errors import InvalidInputError
+from pyagent.jsonio import read_bytes
+from pyagent.policy import yamlload
+from pyagent.policy.datacheck.jsonlines import load_json
+from pyagent.policy.yamlload import DocPath, Located, dotted
+
+_DATA_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One data document and where it sits in the data (``("pyagent", "bans")`` for the bans file)."""
+
+    prefix: DocPath
+    doc: Located
+
+
+@dataclass
+class PolicyData:
+    """The merged data (the whole ``data`` document) and the documents it was merged from."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    parts: list[Placed] = field(default_factory=list)
+
+    def add(self, placed: Placed) -> None:
+        """Merge one document in, as OPA does; a different value at the same path is an error."""
+        node = self.data
+        for depth, key in enumerate(placed.prefix):
+            child = node.setdefault(str(key), {})
+            if not isinstance(child, dict):
+                self._conflict(placed, placed.prefix[: depth + 1])
+            node = child
+        if not isinstance(placed.doc.value, dict):
+            line = placed.doc.line_of(())
+            raise InvalidInputError(f"{placed.doc.source}:{line}: policy data must be a mapping (an object)")
+        self._merge(node, placed.doc.value, placed.prefix, placed)
+        self.parts.append(placed)
+
+    def _merge(self, target: dict[str, Any], value: dict[str, Any], path: DocPath, placed: Placed) -> None:
+        for key, item in value.items():
+            if key not in target:
+                target[key] = item
+            elif isinstance(target[key], dict) and isinstance(item, dict):
+                self._merge(target[key], item, (*path, key), placed)
+            elif target[key] != item:
+                self._conflict(placed, (*path, key))
+
+    def _conflict(self, placed: Placed, path: DocPath) -> None:
+        first, line = self.where(path)
+        raise InvalidInputError(
+            f"{placed.doc.source}:{placed.doc.line_of(path[len(placed.prefix) :])}: {dotted(path)}: "
+            f"merge conflict: already set by {first}:{line}"
+        )
+
+    def where(self, path: DocPath) -> tuple[str, int]:
+        """The file and line that set ``path`` (or its nearest ancestor): the deepest match wins,
+        the later document on a tie."""
+        best: tuple[int, str, int] = (-1, "policy data", 1)
+        for placed in self.parts:
+            n = len(placed.prefix)
+            if tuple(path[:n]) != placed.prefix[: len(path)]:
+                continue
+            rest = tuple(path[n:])
+            depth = next((d for d in range(len(rest), -1, -1) if rest[:d] in placed.doc.lines), 0)
+            score = n + depth if len(path) >= n else len(path)
+            if score >= best[0]:
+                best = (score, placed.doc.source, placed.doc.line_of(rest))
+        return best[1], best[2]
+
+
+def read_document(path: Path, prefix: DocPath = ()) -> Located:
+    """One data file, strictly: YAML by the policy loader, JSON by the JSON reader (lines kept)."""
+    if path.suffix == ".json":
+        raw = read_bytes(path, what="policy data", max_bytes=yamlload.MAX_DATA_BYTES)
+        return load_json(raw, str(path), what="policy data", prefix=prefix)
+    return yamlload.load(path, prefix)
+
+
+def load_dirs(dirs: Sequence[str | Path]) -> PolicyData:
+    """Every data file under ``dirs`` (hidden ones aside), merged as OPA merges them."""
+    loaded = PolicyData()
+    for root in map(Path, dirs):
+        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in files:
+            relative = path.relative_to(root) if path != root else Path(path.name)
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            if path.is_file() and path.suffix in _DATA_SUFFIXES:
+                prefix = tuple(relative.parent.parts)
+                loaded.add(Placed(prefix, read_document(path, prefix)))
+    return loaded
