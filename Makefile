@@ -124,9 +124,10 @@ fuzz: venv policy
 ## lint: opa fmt (no diff), opa check --strict, Regal when present, ruff and mypy
 lint: lint-policy lint-python
 
-lint-policy: $(OPA)
+lint-policy: $(OPA) venv
 	@out=$$($(OPA) fmt --list $(POLICY_DIRS)); if [ -n "$$out" ]; then echo "opa fmt would change:"; echo "$$out"; exit 1; fi
 	$(OPA) check --strict $(POLICY_DIRS)
+	$(PY) -m pyagent policy lint $(POLICY_DIRS)  # and the policy data: schemas/policy-data.schema.json, cross-checks
 	@if command -v regal >/dev/null 2>&1; then regal lint policies/rego; \
 	else echo "regal: not installed (the Go module proxy does not serve it); opa fmt and opa check --strict ran"; fi
 

@@ -11,8 +11,9 @@ import click
 from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS, TARGETS
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.errors import InvalidInputError
-from pyagent.policy import index
+from pyagent.policy import datacheck, index
 from pyagent.policy.opa_tool import policy_dirs, run_opa
+from pyagent.termsafe import safe_line
 
 COVERAGE_MIN = 95.0
 
@@ -35,11 +36,21 @@ Examples:
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=COVERAGE_MIN, show_default=True)
 @click.pass_context
 def test(ctx: click.Context, dirs: tuple[str, ...], min_coverage: float) -> None:
-    """Run `opa test` and fail when coverage is under the minimum."""
+    """Run `opa test` (each failing test with its expected and actual value) and fail when coverage
+    is under the minimum."""
+    from pyagent.policy.testreport import run_tests
+
     targets = policy_dirs(dirs)
-    run = run_opa(["test", *targets])
-    click.echo((run.stdout + run.stderr).rstrip(), err=True)
-    if run.returncode != 0:
+    try:
+        outcome, run = run_tests(targets, run_opa)
+    except (ValueError, TypeError, AttributeError):  # not test results: opa could not run the tests
+        failed = run_opa(["test", *targets])
+        click.echo((failed.stdout + failed.stderr).rstrip(), err=True)
+        ctx.exit(1)
+    for failure in outcome.failures:
+        click.echo("\n".join(safe_line(line) for line in failure.lines), err=True)
+    click.echo(outcome.summary(), err=True)
+    if run.returncode != 0 or outcome.failed:
         ctx.exit(1)
     cov = run_opa(["test", "--coverage", "--format", "json", *targets])
     coverage = float(json.loads(cov.stdout)["coverage"])
@@ -68,7 +79,7 @@ def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
 @dirs_argument
 @click.pass_context
 def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
-    """`opa fmt` (no diff) and `opa check --strict`."""
+    """`opa fmt` (no diff), `opa check --strict`, and the policy data checked (exit 2 on a data mistake)."""
     targets = policy_dirs(dirs)
     failed = False
     listed = run_opa(["fmt", "--list", *targets])
@@ -79,8 +90,11 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     if checked.returncode != 0:
         click.echo(checked.stderr.rstrip() or checked.stdout.rstrip(), err=True)
         failed = True
-    click.echo("lint: " + ("problems found" if failed else "clean"), err=True)
-    ctx.exit(1 if failed else 0)
+    data_problems = datacheck.problems_in_dirs(targets)
+    for line in data_problems:
+        click.echo(safe_line(line), err=True)
+    click.echo("lint: " + ("problems found" if failed or data_problems else "clean"), err=True)
+    ctx.exit(2 if data_problems else 1 if failed else 0)
 
 
 @policy.command(
@@ -130,6 +144,7 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
 @policy.command(
     epilog="""\b
 Examples:
+  pyagent policy bundle                 # bundle.tar.gz, revision from data.pyagent.revision
   pyagent policy bundle -o build/bundle.tar.gz --revision 2023.03.15-1
   pyagent policy bundle --signing-key keys/bundle-signing.pem --revision 2023.03.15-1 --serial 42
   pyagent policy bundle --signing-key keys/ec.pem --signing-alg ES256 --scope eu-fleet
@@ -145,7 +160,11 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
 )
 @dirs_argument
 @click.option(
-    "-o", "--output", default="build/bundle.tar.gz", show_default=True, type=click.Path(dir_okay=False)
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Bundle file [default: bundle.tar.gz here, as `opa build`; not the make-built build/bundle.tar.gz].",
 )
 @click.option("--revision", default=None, help="Bundle revision (default: data.pyagent.revision).")
 @click.option(
@@ -178,7 +197,7 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
 def bundle(
     ctx: click.Context,
     dirs: tuple[str, ...],
-    output: str,
+    output: str | None,
     revision: str | None,
     signing_key: str | None,
     signing_alg: str | None,
@@ -188,6 +207,9 @@ def bundle(
 ) -> None:
     """Compile the policy to a bundle with the pinned `opa build` (optionally signed)."""
     targets = policy_dirs(dirs)
+    checked = datacheck.check_dirs(targets)  # a data mistake: exit 2 with file, line and path
+    revision = revision or datacheck.revision_of(checked)
+    output = output or default_output()
     if signing_key is None:
         unused = [
             f"--{n}" for n, v in (("signing-alg", signing_alg), ("serial", serial), ("scope", scope)) if v
@@ -225,6 +247,17 @@ def bundle(
         err=True,
     )
     ctx.exit(0)
+
+
+def default_output() -> str:
+    """``bundle.tar.gz`` in the working directory, as ``opa build``; refused when that is the bundle
+    ``make policy`` built (``check`` decides with it): name it with ``-o`` to replace it."""
+    from pyagent.policy import shipped
+
+    made = shipped.checkout_bundle()
+    if made is not None and Path("bundle.tar.gz").resolve() == made.resolve():
+        raise click.UsageError(f"{made} is the make-built bundle; give -o to replace it")
+    return "bundle.tar.gz"
 
 
 def _default_algorithm(signing_key: str) -> str:

@@ -27,7 +27,6 @@ CACHE_SUBDIR = Path("cache") / "policies"
 #: Builds kept in the cache; the least recently used go first.
 CACHE_ENTRIES = 16
 _TEST_FILE = re.compile(r"_test\.rego$")
-_REVISION = re.compile(r'^revision:\s*"(.*)"', re.MULTILINE)
 
 
 def policy_roots(directory: str | Path) -> list[Path]:
@@ -73,14 +72,10 @@ def policy_digest(roots: Sequence[Path], opa: str) -> str:
 
 
 def data_revision(roots: Sequence[Path]) -> str | None:
-    """``revision`` from the policy's ``pyagent/data.yaml``, as the Makefile reads it."""
-    for root in roots:
-        candidate = root / "pyagent" / "data.yaml"
-        if candidate.is_file():
-            match = _REVISION.search(candidate.read_text(encoding="utf-8", errors="replace"))
-            if match:
-                return match.group(1)
-    return None
+    """``data.pyagent.revision`` of the policy's data, checked (a data mistake: exit 2 with its line)."""
+    from pyagent.policy import datacheck
+
+    return datacheck.revision_of(datacheck.check_dirs([str(root) for root in roots]))
 
 
 def cache_dir(state_dir: str | Path | None) -> Path:

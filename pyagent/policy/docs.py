@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pyagent.errors import InvalidInputError
 from pyagent.fleet.timeline import rules_timeline
-from pyagent.policy.opa_tool import run_opa
-
-QUERY = (
-    '{"pyagent": {"bans": object.get(data.pyagent, "bans", {}), '
-    '"organizations": object.get(data.pyagent, "organizations", {}), '
-    '"work_apps": object.get(data.pyagent, "work_apps", {}), '
-    '"exemptions": object.get(data.pyagent, "exemptions", {}), '
-    '"revision": object.get(data.pyagent, "revision", "unversioned")}}'
-)
 
 
 def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
-    """The policy data as OPA loads it from ``dirs`` (YAML and JSON data files merged)."""
-    args = ["eval", "--format", "json", "--ignore", "*_test.rego"]
-    for directory in dirs:
-        args += ["-d", directory]
-    run = run_opa([*args, QUERY])
-    if run.returncode != 0:
-        first = (run.stderr.strip().splitlines() or ["opa eval failed"])[0]
-        raise InvalidInputError(f"policy data cannot be loaded: {first}")
-    return dict(json.loads(run.stdout)["result"][0]["expressions"][0]["value"])
+    """The policy data in ``dirs`` (YAML and JSON data files merged, as OPA loads them), read with
+    pyagent's strict loaders."""
+    from pyagent.policy.datacheck.sources import load_dirs
+
+    return _shaped(load_dirs(dirs).data.get("pyagent"))
 
 
 def bundle_policy_data(path: str | Path) -> dict[str, Any]:
@@ -37,7 +22,10 @@ def bundle_policy_data(path: str | Path) -> dict[str, Any]:
     no ``opa`` is needed, and it is exactly the data that bundle decides with."""
     from pyagent.engines.wasm.bundle import read_bundle
 
-    data = read_bundle(Path(path)).data.get("pyagent")
+    return _shaped(read_bundle(Path(path)).data.get("pyagent"))
+
+
+def _shaped(data: object) -> dict[str, Any]:
     pyagent = data if isinstance(data, dict) else {}
     shaped = {key: pyagent.get(key) or {} for key in ("bans", "organizations", "work_apps", "exemptions")}
     return {"pyagent": {**shaped, "revision": pyagent.get("revision", "unversioned")}}

@@ -247,18 +247,11 @@ def write_root(data: Mapping[str, Any], directory: Path) -> Path:
 
 
 def data_of_dirs(dirs: list[str] | list[Path]) -> dict[str, Any]:
-    """The data documents of policy directories, as ``opa`` loads them (YAML and JSON, Rego ignored)."""
-    from pyagent.policy.opa_tool import run_opa
+    """The data documents of policy directories, as ``opa`` loads them (YAML and JSON, Rego ignored),
+    read with pyagent's strict loaders."""
+    from pyagent.policy.datacheck.sources import load_dirs
 
-    args = ["eval", "--format", "json", "--ignore", "*.rego"]
-    for directory in dirs:
-        args += ["-d", str(directory)]
-    run = run_opa([*args, "data"])
-    if run.returncode != 0:
-        first = (run.stderr.strip().splitlines() or ["opa eval failed"])[0]
-        raise InvalidInputError(f"policy data cannot be loaded: {first}")
-    value = json.loads(run.stdout)["result"][0]["expressions"][0]["value"]
-    return value if isinstance(value, dict) else {}
+    return load_dirs(dirs).data
 
 
 def write_root_for_dirs(dirs: list[str] | list[Path], directory: Path) -> Path:

@@ -80,13 +80,20 @@ def run_opa(args: Sequence[str], *, timeout: float = 600.0, capture: bool = True
 
 def policy_dirs(given: Sequence[str]) -> list[str]:
     """The policy directories to work on: the ones given, else the shipped policy's sources (the
-    checkout's ``policies/``, or the copy inside an installed package)."""
+    checkout's ``policies/``, or the copy inside an installed package). A given policy root holding
+    ``rego/`` and ``data/`` is read as those two roots, so that its data is ``data.pyagent`` (one
+    root would put it at ``data.data.pyagent``)."""
     if given:
         missing = [d for d in given if not Path(d).is_dir()]
         if missing:
             raise InvalidInputError(f"{missing[0]}: no such policy directory")
-        return list(given)
+        split = [[str(Path(d) / "rego"), str(Path(d) / "data")] for d in given]
+        return [p for d, two in zip(given, split, strict=True) for p in (two if _is_root(d) else [d])]
     found = [str(d) for d in shipped.policy_sources() if d.is_dir()]
     if not found:
         raise InvalidInputError("no policy directory given, and this pyagent ships no policy sources")
     return found
+
+
+def _is_root(directory: str) -> bool:
+    return (Path(directory) / "rego").is_dir() and (Path(directory) / "data").is_dir()

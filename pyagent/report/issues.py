@@ -21,6 +21,7 @@ __all__ = [
     "SchemaIssue",
     "issues_from_errors",
     "json_path",
+    "located_issues",
     "name_too_long",
     "printable",
     "show_value",
@@ -248,9 +249,13 @@ class _Renderer:
 
 def issues_from_errors(errors: Iterable[Any], root: Mapping[str, Any]) -> list[SchemaIssue]:
     """Every ``jsonschema`` error as :class:`SchemaIssue`, deduplicated, sorted by path then message."""
+    return [SchemaIssue(json_path(location), message) for location, message in located_issues(errors, root)]
+
+
+def located_issues(errors: Iterable[Any], root: Mapping[str, Any]) -> list[tuple[Location, str]]:
+    """:func:`issues_from_errors` with each issue's location as keys and indexes (to find its line)."""
     renderer = _Renderer(root)
-    found = sorted_issues(pair for error in errors for pair in renderer.render(error))
-    return [SchemaIssue(json_path(location), message) for location, message in found]
+    return sorted_issues(pair for error in errors for pair in renderer.render(error))
 
 
 def sorted_issues(found_issues: Iterable[tuple[Location, str]]) -> list[tuple[Location, str]]:

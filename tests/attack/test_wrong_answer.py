@@ -19,10 +19,11 @@ from tests.attack.conftest import run_pyagent
 from tests.helpers import domain
 from tests.helpers.fault_proxy import ProxyFault, fault_proxy
 from tests.helpers.opa_server import RunningOpa
+from tests.helpers.policy_data import shipped_revision
 
 AT = "2023-03-16T09:30:00Z"
 BEFORE_BAN = "2023-03-01T00:00:00Z"
-SHIPPED_REVISION = "2023.03.15-1"
+SHIPPED_REVISION = shipped_revision()
 BANNED = domain.make_report(
     "eu-commission", "android", "corporate", True, ["com.zhiliaoapp.musically"], device_id="attacked-phone"
 )

@@ -94,7 +94,7 @@ def signed(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Build:
         scope: str | None = None,
         key: KeyPair | None = None,
         alg: str = "RS256",
-        revision: str | None = "2023.03.15-1",
+        revision: str | None = "2023.03.15-signed",
         dirs: tuple[Path, ...] = POLICY_DIRS,
     ) -> Path:
         pair = key or keys.signer

@@ -27,13 +27,13 @@ def _signed_manifest_and_claims(bundle: Path) -> tuple[dict[str, Any], dict[str,
 def test_policy_bundle_signs_every_file_with_a_serial(keys: Keys, tmp_path: Path) -> None:
     out = tmp_path / "signed.tar.gz"
     result = _run(
-        ["policy", "bundle", "--signing-key", str(keys.signer.private), "--revision", "2023.03.15-1",
+        ["policy", "bundle", "--signing-key", str(keys.signer.private), "--revision", "2023.03.15-signed",
          "--serial", "42", "-o", str(out)]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert result.stderr == f"wrote {out} (signed RS256, serial 42, revision 2023.03.15-1)\n"
+    assert result.stderr == f"wrote {out} (signed RS256, serial 42, revision 2023.03.15-signed)\n"
     manifest, claims = _signed_manifest_and_claims(out)
-    assert manifest["revision"] == "2023.03.15-1"
+    assert manifest["revision"] == "2023.03.15-signed"
     assert manifest["metadata"]["pyagent"]["serial"] == 42
     assert manifest["metadata"]["pyagent"]["built_at"] == claims["iat"]
     assert claims["alg"] == "RS256" and "scope" not in claims
@@ -151,7 +151,7 @@ def test_check_on_a_replayed_bundle_gives_no_decision(signed: Build, keys: Keys,
     assert result.exit_code == 3
     assert (
         f"pyagent: error: bundle {signed(100)}: rejected (rollback): build serial 100 is older than the last"
-        " accepted 200 (revision 2023.03.15-1): replay of an old bundle refused"
+        " accepted 200 (revision 2023.03.15-signed): replay of an old bundle refused"
     ) in result.stderr.splitlines()
     tally.record("cli", "rollback")
     fallback = _check(signed(100), {**env, "PYAGENT_BUNDLE_FALLBACK": "1"})

@@ -38,11 +38,11 @@ def accepted(signed: Build, state_dir: Path) -> Path:
 def test_a_good_signed_bundle_decides_and_is_recorded(accepted: Path, state_dir: Path) -> None:
     engine = load(accepted)
     assert engine.verified is not None
-    assert (engine.verified.serial, engine.verified.revision) == (100, "2023.03.15-1")
+    assert (engine.verified.serial, engine.verified.revision) == (100, "2023.03.15-signed")
     recorded = json.loads((state_dir / STATE_FILE).read_text())
     assert (recorded["serial"], recorded["revision"], recorded["source"]) == (
         100,
-        "2023.03.15-1",
+        "2023.03.15-signed",
         str(accepted),
     )
     assert (state_dir / LAST_GOOD_FILE).read_bytes() == accepted.read_bytes()
@@ -257,7 +257,7 @@ def test_replaying_an_older_signed_bundle_is_refused(signed: Build, state_dir: P
     err = refused(older)
     assert str(err) == (
         f"bundle {older}: rejected (rollback): build serial 100 is older than the last accepted 200"
-        " (revision 2023.03.15-1): replay of an old bundle refused"
+        " (revision 2023.03.15-signed): replay of an old bundle refused"
     )
     assert _state(state_dir) == before
     assert before[1] == newer.read_bytes()

@@ -16,6 +16,7 @@ from pyagent.errors import InvalidInputError
 from tests.bundles import attacks, forge, tally
 from tests.bundles.conftest import AT, REPORT, Build, Keys
 from tests.helpers.opa_server import run_opa_server
+from tests.helpers.policy_data import shipped_revision
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_a_good_signed_bundle_serves_decisions(
     assert result.exit_code == 1, result.output
     decision = json.loads(result.stdout)
     assert [v["rule"] for v in decision["violations"]] == ["eu-commission/tiktok"]
-    assert decision["policy_revision"] == "2023.03.15-1"
+    assert decision["policy_revision"] == shipped_revision()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from pyagent.cli import cli
 from pyagent.report.validate import decision_validator
 from tests.helpers.opa_server import RunningOpa
+from tests.helpers.policy_data import shipped_revision
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
@@ -105,7 +106,7 @@ def test_contract_example_decision_document(engine_args: list[str]) -> None:
         "scope": "personal-enrolled",
     }
     assert violation["message"] and violation["remediation"]
-    assert decision["policy_revision"] == "2023.03.15-1"
+    assert decision["policy_revision"] == shipped_revision()
     assert len(decision["decision_id"]) == 36
 
 

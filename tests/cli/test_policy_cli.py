@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -31,8 +32,8 @@ def policy_copy(tmp_path: Path) -> tuple[Path, Path]:
 def test_policy_test_passes_with_coverage(policy_copy: tuple[Path, Path]) -> None:
     result = run(["policy", "test", *map(str, policy_copy)])
     assert result.exit_code == 0, result.stderr
-    assert "PASS:" in result.stderr
-    assert "coverage:" in result.stderr and "(minimum 95%)" in result.stderr
+    summary = r"policy test: (\d+) passed, 0 failed \(of \1\)\n"
+    assert re.fullmatch(summary + r"coverage: \d+\.\d\d% \(minimum 95%\)\n", result.stderr)
 
 
 def test_policy_test_fails_on_a_failing_test(policy_copy: tuple[Path, Path]) -> None:
@@ -43,7 +44,11 @@ def test_policy_test_fails_on_a_failing_test(policy_copy: tuple[Path, Path]) -> 
     )
     result = run(["policy", "test", str(rego), str(data)])
     assert result.exit_code == 1
-    assert "FAIL" in result.stderr
+    test_file = rego / "pyagent" / "decision" / "broken_test.rego"
+    assert result.stderr.startswith(
+        f"FAIL data.pyagent.broken_test.test_wrong ({test_file}:5)\n  {test_file}:5: test_wrong if "
+    )
+    assert re.search(r"\npolicy test: (\d+) passed, 1 failed \(of \d+\)\n$", result.stderr)
 
 
 def test_policy_fmt_and_lint_on_clean_policies(policy_copy: tuple[Path, Path]) -> None:

@@ -15,6 +15,7 @@ import data.pyagent.lib.breaches
 import data.pyagent.lib.clock
 import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
+import data.pyagent.lib.layout
 
 # METADATA
 # title: Device identifier
@@ -43,8 +44,12 @@ policy_revision := data.pyagent.revision
 
 # METADATA
 # title: Errors
-# description: Anything that prevents a decision. A decision with errors never allows.
-errors := [err |
+# description: |
+#   Anything that prevents a decision. A decision with errors never allows. Policy data loaded
+#   under the wrong root is the one error reported then (not an "unknown organisation").
+errors := [err | some err in layout.errors] if {
+	layout.misplaced
+} else := [err |
 	some x in sort([[e.code, e.message, e] | some e in (((clock.errors | inheritance.errors) | exemptions.errors) | breaches.errors)])
 	err := x[2]
 ]

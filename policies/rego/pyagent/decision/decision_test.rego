@@ -63,7 +63,7 @@ test_contract_example_full_document if {
 		"errors": [],
 		"exempted": [],
 		"warnings": [],
-		"policy_revision": "2023.03.15-1",
+		"policy_revision": data.pyagent.revision,
 		"violations": [{
 			"rule": "eu-commission/tiktok",
 			"ban": "tiktok",
@@ -238,4 +238,12 @@ test_malformed_time_is_an_error if {
 	d := decision with input as {"at": "16/03/2023", "report": device_report("india", "android", "corporate", true, [])}
 	[e.code | some e in d.errors] == ["invalid_time"]
 	d.allow == false
+}
+
+test_data_loaded_under_the_wrong_root_is_one_clear_error if {
+	d := decision with input as case("eu-commission", "android", "corporate", true, [], at_in_force)
+		with data.pyagent.lib.layout.loaded as false
+		with data.data.pyagent as {"organizations": {}}
+	d.allow == false
+	[e.code | some e in d.errors] == ["misconfigured_data_root"]
 }

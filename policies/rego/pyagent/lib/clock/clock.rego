@@ -25,12 +25,12 @@ ns(ts) := n if {
 parse_ns(ts) := n if {
 	is_string(ts)
 	regex.match(rfc3339, ts)
-	year := to_number(substring(ts, 0, 4))
-	month := to_number(substring(ts, 5, 2))
-	day := to_number(substring(ts, 8, 2))
-	hour := to_number(substring(ts, 11, 2))
-	minute := to_number(substring(ts, 14, 2))
-	second := to_number(substring(ts, 17, 2))
+	year := digits_value(substring(ts, 0, 4))
+	month := digits_value(substring(ts, 5, 2))
+	day := digits_value(substring(ts, 8, 2))
+	hour := digits_value(substring(ts, 11, 2))
+	minute := digits_value(substring(ts, 14, 2))
+	second := digits_value(substring(ts, 17, 2))
 	month >= 1
 	month <= 12
 	day >= 1
@@ -116,15 +116,15 @@ offset_seconds(tail) := sign * (((hours * 60) + minutes) * 60) if {
 	not endswith(tail, "Z")
 	zone := substring(tail, count(tail) - 6, 6)
 	sign := {"+": 1, "-": -1}[substring(zone, 0, 1)]
-	hours := to_number(substring(zone, 1, 2))
-	minutes := to_number(substring(zone, 4, 2))
+	hours := digits_value(substring(zone, 1, 2))
+	minutes := digits_value(substring(zone, 4, 2))
 	hours <= 23
 	minutes <= 59
 }
 
 fraction_ns(tail) := 0 if not startswith(tail, ".")
 
-fraction_ns(tail) := to_number(substring(concat("", [digits, "000000000"]), 0, 9)) if {
+fraction_ns(tail) := digits_value(substring(concat("", [digits, "000000000"]), 0, 9)) if {
 	startswith(tail, ".")
 	digits := substring(tail, 1, (count(tail) - 1) - zone_length(tail))
 }
@@ -136,3 +136,12 @@ january_or_february(month) := 0 if month > 2
 zone_length(tail) := 1 if endswith(tail, "Z")
 
 zone_length(tail) := 6 if not endswith(tail, "Z")
+
+# METADATA
+# title: A run of decimal digits as a number
+# description: |
+#   Read with a leading 1 that is then taken off: `to_number("03")` keeps the written form "03",
+#   which OPA cannot print as JSON (`opa test --format json --var-values` would fail on it).
+digits_value(s) := to_number(concat("", ["1", s])) - powers_of_ten[count(s)]
+
+powers_of_ten := [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000]

@@ -1,0 +1,33 @@
+# METADATA
+# title: Where the policy data is loaded
+# description: |
+#   The policy reads its data at `data.pyagent`. Loading the folder that holds `rego/` and `data/`
+#   as one root (`opa run -s policies`, `opa test policies`) puts it at `data.data.pyagent`: every
+#   device would then be of an "unknown organisation". That is reported as one error,
+#   `misconfigured_data_root`, that says how to load the policy instead.
+package pyagent.lib.layout
+
+# METADATA
+# title: How to load the policy
+hint := "load the policy as two roots, its rego/ and data/ folders: `opa run -s policies/rego policies/data`, `opa test policies/rego policies/data`"
+
+# METADATA
+# title: The policy data is under data.data, not data.pyagent
+misplaced if {
+	not loaded
+	data.data.pyagent
+}
+
+# METADATA
+# title: The policy data is at data.pyagent
+loaded if data.pyagent.organizations
+
+# METADATA
+# title: Layout errors
+errors contains err if {
+	misplaced
+	err := {
+		"code": "misconfigured_data_root",
+		"message": concat("", ["policy data found at data.data.pyagent, not data.pyagent (the policy folder was loaded as one root): ", hint]),
+	}
+}
