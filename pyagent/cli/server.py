@@ -24,10 +24,11 @@ def db_option(f: F) -> F:
 def config_options(f: F) -> F:
     f = click.option(
         "--state-dir",
+        envvar="PYAGENT_STATE_DIR",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Where the default SQLite database lives [default: /var/lib/pyagent as root, else "
-        "$XDG_STATE_HOME/pyagent].",
+        help="Where the default SQLite database lives (env PYAGENT_STATE_DIR, as the agent's) "
+        "[default: /var/lib/pyagent as root, else $XDG_STATE_HOME/pyagent].",
     )(f)
     return click.option(
         "--config",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pyagent.bounded_http import Reply
@@ -54,3 +56,16 @@ def test_validate_help_names_no_checkout_path() -> None:
     assert "schemas/" not in shown.output
     listed = CliRunner().invoke(cli, ["--help"], terminal_width=100)
     assert "  validate  Check device reports against pyagent's device report schema.\n" in listed.output
+
+
+def test_the_server_keeps_its_database_in_the_agents_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PYAGENT_STATE_DIR` moves the server's SQLite database as it moves the agent's spool."""
+    monkeypatch.delenv("PYAGENT_SERVER_DB", raising=False)
+    monkeypatch.setenv("PYAGENT_STATE_DIR", str(tmp_path / "state"))
+    added = CliRunner().invoke(cli, ["server", "token", "add", "security", "--role", "reader"])
+    assert added.exit_code == 0, added.output
+    listed = CliRunner().invoke(cli, ["server", "token", "list", "--state-dir", str(tmp_path / "state")])
+    assert (listed.exit_code, listed.output.split()[:2]) == (0, ["security", "reader"])
+    assert (tmp_path / "state" / "server.db").is_file()

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -48,6 +50,17 @@ SKIPPED = [  # the blocks that do not run, and why (a reason's first words): as 
     ("README.md", "needs an OCI registry"),
     ("deploy/systemd/README.md", "installs system-wide and starts systemd units"),
 ]
+
+
+PORTS = (8181, 8182, 8282, 8300, 8301, 8302, 8443)  # the README's servers listen on these, as written
+
+
+def require_free_ports() -> None:
+    """A server left over on a README port would answer in place of the one the README starts."""
+    for port in PORTS:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.fail(f"port {port} on 127.0.0.1 is in use: the README's servers need it")
 
 
 def workspace(root: Path) -> Path:
@@ -112,11 +125,19 @@ def test_every_shell_block_runs_or_says_why_not() -> None:
     skipped = [(block.doc, block.argument.split(" (")[0]) for block in shell if block.mark == "skip"]
     assert skipped == SKIPPED
     assert len(shell) - len(skipped) >= 12  # the rest run
+    listening = {
+        int(port)
+        for block in shell
+        if block.runs
+        for port in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", "\n".join(block.lines))
+    }
+    assert listening - {5432} == set(PORTS)  # checked free before the README runs (5432: the test's own PG)
     assert not [block.where for block in blocks if block.language in {"", "text"} and block.mark]
 
 
 def test_readme_runs_as_written(postgres: RunningPostgres, tmp_path: Path) -> None:
     nginx = require_binary("nginx")
+    require_free_ports()
     work = workspace(tmp_path)
     db = postgres.create_database("readme")
     env = clean_env(work, [nginx.parent])
