@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from pyagent.cli import cli
 from tests.bundles import attacks, forge, tally
 from tests.bundles.conftest import AT, REPORT, Build, Keys
+from tests.helpers.policy_data import shipped_revision
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> Result:
@@ -47,7 +48,8 @@ def test_policy_bundle_with_an_ec_key_a_scope_and_the_rego_target(keys: Keys, tm
     args = ["policy", "bundle", "--signing-key", str(keys.signer_ec.private), "--scope", "eu-fleet"]
     result = _run([*args, "--target", "rego", "--serial", "7", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.stderr == f"wrote {out} (signed ES256, serial 7, revision -, scope eu-fleet)\n"
+    revision = shipped_revision()  # no --revision: the data's, as the help says
+    assert result.stderr == f"wrote {out} (signed ES256, serial 7, revision {revision}, scope eu-fleet)\n"
     _, claims = _signed_manifest_and_claims(out)
     assert (claims["alg"], claims["scope"]) == ("ES256", "eu-fleet")
     assert "policy.wasm" not in {f["name"] for f in claims["files"]}
