@@ -22,6 +22,7 @@ from typing import Protocol
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.store import Spool
 from pyagent.agent.wiring import Plugins
+from pyagent.termsafe import shorten
 
 RETRY_AFTER_FAILURE = 30.0
 STATUS_TICK = 0.25
@@ -36,7 +37,7 @@ def guarded(log: _Log, name: str, step: Callable[[], float]) -> float:
     try:
         return step()
     except Exception as err:  # a plug-in never stops the agent; the failure is logged, and retried
-        text = " ".join(str(err).split())[:500] or type(err).__name__
+        text = shorten(str(err), 500) or type(err).__name__
         log.event("plugin_failed", f"{name}: {type(err).__name__}: {text}", plugin=name, error=text)
         return RETRY_AFTER_FAILURE
 

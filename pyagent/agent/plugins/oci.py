@@ -35,6 +35,7 @@ from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink
 from pyagent.bundles.errors import BundleRejected, RejectionKind
 from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.termsafe import shorten
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -283,6 +284,6 @@ def _registry_message(reply: Reply) -> str:
         code, message = errors[0].get("code"), errors[0].get("message")
         detail = ": ".join(str(part) for part in (code, message) if part)
         if detail:
-            return f"HTTP {reply.status}: {' '.join(detail.split())[:300]}"
+            return f"HTTP {reply.status}: {shorten(detail, 300)}"
     return reply.message()
 
