@@ -38,18 +38,40 @@ class PolicyDataError(InvalidInputError):
 
 
 @functools.cache
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+def _validators() -> tuple[Any, Any]:
+    """The schema's fast validator (jsonschema-rs: valid data costs milliseconds) and its reference
+    validator (jsonschema, imported only for data with a mistake: its messages are the house's)."""
+    import jsonschema_rs
 
     from pyagent.report.schemas import load_schema
 
-    return Draft202012Validator(load_schema(SCHEMA))
+    schema = load_schema(SCHEMA)
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=False, offline=True), schema
+
+
+def _schema_issues(pyagent: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
+    from pyagent.report.issues import json_path
+
+    fast, schema = _validators()
+    try:
+        fast_ok: bool | None = bool(fast.is_valid(pyagent))
+    except ValueError:  # a value jsonschema-rs cannot read: the reference decides
+        fast_ok = None
+    if fast_ok:
+        return []
+    from jsonschema import Draft202012Validator
+
+    from pyagent.report.issues import located_issues
+
+    found = located_issues(Draft202012Validator(schema).iter_errors(pyagent), schema)
+    if found or fast_ok is None:
+        return [(tuple(location), message) for location, message in found]
+    first = next(iter(fast.iter_errors(pyagent)))  # the two disagree ("$" before a newline): the stricter
+    return [(tuple(first.instance_path), f"{first.message} (at {json_path(first.instance_path)})")]
 
 
 def issues(data: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
     """Every mistake in a whole ``data`` document (``{"pyagent": {...}, ...}``), as (path, message)."""
-    from pyagent.report.issues import located_issues
-
     found: list[tuple[DocPath, str]] = []
     for key, value in data.items():
         if key not in OWN_ROOTS and isinstance(value, dict) and "pyagent" in value:
@@ -59,9 +81,7 @@ def issues(data: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
         return found
     if not isinstance(pyagent, dict):
         return [*found, (("pyagent",), "policy data must be an object")]
-    schema = _validator()
-    for location, message in located_issues(schema.iter_errors(pyagent), schema.schema):
-        found.append((("pyagent", *location), message))
+    found += [(("pyagent", *location), message) for location, message in _schema_issues(pyagent)]
     flagged = {path for path, _ in found}
     found += [(path, message) for path, message in cross_check(pyagent) if path not in flagged]
     return found
