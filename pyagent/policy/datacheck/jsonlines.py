@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import re
 from typing import Any
 
 from pyagent.errors import InvalidInputError
@@ -14,6 +15,7 @@ from pyagent.jsonio import parse_json
 from pyagent.policy.yamlload import DocPath, Located, dotted
 
 _WHITESPACE = " \t\n\r"
+_NEWLINE = re.compile("\n")
 _DECODER = json.JSONDecoder()
 
 
@@ -55,7 +57,7 @@ def locate(text: str, value: Any, source: str) -> Located:
 
 
 def _newlines(text: str) -> list[int]:
-    return [i for i, c in enumerate(text) if c == "\n"]
+    return [m.start() for m in _NEWLINE.finditer(text)]
 
 
 def _skip(text: str, i: int) -> int:
