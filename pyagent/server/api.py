@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pyagent.server.body import body_deadline, capped_stream
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, bad_request, too_large
 from pyagent.server.publish import MAX_BUNDLE_BYTES, publish
+
+#: Two bundles and the multipart framing around them.
+MAX_UPLOAD_BYTES = 2 * MAX_BUNDLE_BYTES + 65536
 
 
 def routes(ctx: ServerContext) -> list[Route]:
@@ -17,16 +22,29 @@ def routes(ctx: ServerContext) -> list[Route]:
         who = await ctx.authorize(request, "admin")
         name = request.path_params["name"]
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > 2 * MAX_BUNDLE_BYTES + 65536:
+        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
             raise too_large(f"a publish is at most two bundles of {MAX_BUNDLE_BYTES} bytes")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HttpError(415, "unsupported_media_type", "send the bundles as multipart/form-data files")
-        async with request.form(max_files=2, max_fields=0, max_part_size=MAX_BUNDLE_BYTES) as form:
+        # Parsed from a capped stream, under the body deadline: file parts are spooled to disk, so
+        # without the cap a chunked upload (no Content-Length) could fill it.
+        stream = capped_stream(request, MAX_UPLOAD_BYTES)
+        parser = MultiPartParser(
+            request.headers, stream, max_files=2, max_fields=0, max_part_size=MAX_BUNDLE_BYTES
+        )
+        try:
+            with body_deadline(ctx.settings.limits.max_seconds):
+                form = await parser.parse()
+        except MultiPartException as err:
+            raise HttpError(400, "invalid_parameter", f"multipart body: {err.message}", close=True) from None
+        try:
             archives = []
             for key, upload in form.multi_items():
                 if isinstance(upload, str):
                     raise bad_request(f"form field {key!r}: expected a bundle file")
                 archives.append((upload.filename or key, await upload.read(MAX_BUNDLE_BYTES + 1)))
+        finally:
+            await form.close()
         if any(len(raw) > MAX_BUNDLE_BYTES for _, raw in archives):
             raise too_large(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
         done = await run_in_threadpool(

@@ -102,8 +102,9 @@ async def _retention(ctx: ServerContext) -> None:
         await asyncio.sleep(RETENTION_EVERY_SECONDS)
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"code": code, "message": message}, status)
+def _error(status: int, code: str, message: str, *, close: bool = False) -> Response:
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"code": code, "message": message}, status, headers=headers)
 
 
 _API_PREFIXES = ("/api/", "/bundles/", "/logs", "/status", "/health")
@@ -114,8 +115,9 @@ async def _http_error(request: Request, err: Exception) -> Response:
     if not request.url.path.startswith(_API_PREFIXES):  # a dashboard page: answer a person, in HTML
         from pyagent.server.dashboard.layout import HEADERS, error_page
 
-        return HTMLResponse(error_page(err.status, err.message), err.status, headers=HEADERS)
-    return _error(err.status, err.code, err.message)
+        headers = {**HEADERS, "Connection": "close"} if err.close else HEADERS
+        return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
+    return _error(err.status, err.code, err.message, close=err.close)
 
 
 async def _conflict(_request: Request, err: Exception) -> Response:

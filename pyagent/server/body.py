@@ -1,13 +1,18 @@
 """Request bodies, bounded: at most ``max_body`` bytes on the wire and ``max_decoded`` after
-gzip, refused (413) as soon as either is passed, so a gzip bomb costs no more than the bounds.
+gzip, refused (413) as soon as either is passed, so a gzip bomb costs no more than the bounds;
+received within ``max_seconds`` from the first read, or refused (408), so a body dripped a byte at
+a time, or shorter than its Content-Length, holds a connection no longer than that.
 Then strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, bounded nesting (400 otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+import anyio
 import orjson
 from isal import isal_zlib as zlib  # zlib's interface, inflating about twice as fast
 from starlette.requests import Request
@@ -24,6 +29,7 @@ _InflateError = cast("type[Exception]", zlib.error)
 class BodyLimits:
     max_body: int = 32 * MiB
     max_decoded: int = 64 * MiB
+    max_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,34 @@ async def receive_body(request: Request, limits: BodyLimits, *, json_only: bool 
         )
     received = 0
     parts: list[bytes] = []
+    with body_deadline(limits.max_seconds):
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limits.max_body:
+                raise too_large(f"body is over the limit of {limits.max_body} bytes")
+            parts.append(chunk)
+    return RawBody(b"".join(parts), encoding == "gzip")
+
+
+@contextlib.contextmanager
+def body_deadline(seconds: float) -> Iterator[None]:
+    """Whatever reads a body inside runs for at most ``seconds``; then 408 (the connection is closed)."""
+    try:
+        with anyio.fail_after(seconds):
+            yield
+    except TimeoutError:
+        message = f"body not received within {seconds:g} seconds"
+        raise HttpError(408, "request_timeout", message, close=True) from None
+
+
+async def capped_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """``request``'s body as it arrives, 413 as soon as it is over ``limit`` bytes."""
+    received = 0
     async for chunk in request.stream():
         received += len(chunk)
-        if received > limits.max_body:
-            raise too_large(f"body is over the limit of {limits.max_body} bytes")
-        parts.append(chunk)
-    return RawBody(b"".join(parts), encoding == "gzip")
+        if received > limit:
+            raise too_large(f"body is over the limit of {limit} bytes")
+        yield chunk
 
 
 async def read_body(request: Request, limits: BodyLimits, *, json_only: bool = True) -> bytes:

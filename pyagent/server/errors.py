@@ -5,11 +5,15 @@ from __future__ import annotations
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """``close``: answered before the whole body was read, so the connection is closed after the
+    answer and the rest of the body (slow, huge or garbled) is never read as a next request."""
+
+    def __init__(self, status: int, code: str, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.close = close
 
 
 def bad_request(message: str) -> HttpError:
@@ -17,4 +21,4 @@ def bad_request(message: str) -> HttpError:
 
 
 def too_large(message: str) -> HttpError:
-    return HttpError(413, "request_too_large", message)
+    return HttpError(413, "request_too_large", message, close=True)

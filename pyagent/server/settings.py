@@ -6,6 +6,7 @@
     state_dir = "/var/lib/pyagent"
     max_body_bytes = 33554432          # on the wire
     max_decoded_bytes = 67108864       # after gzip
+    body_timeout_seconds = 120         # a whole request body (decision logs, status, uploads)
     max_long_poll_seconds = 300
     retention_days = 400               # decision history kept; default 0: forever
     stale_after_seconds = 86400        # a device silent this long counts as not compliant
@@ -55,6 +56,7 @@ class ServerSettings:
     state_dir: Path | None = None
     max_body_bytes: int = 32 * MiB
     max_decoded_bytes: int = 64 * MiB
+    body_timeout_seconds: int = 120
     max_long_poll_seconds: int = 300
     retention_days: int = 0  # keep everything unless asked: history is evidence, and old instants are queried
     stale_after_seconds: int = 24 * 3600
@@ -64,7 +66,7 @@ class ServerSettings:
 
     @property
     def limits(self) -> BodyLimits:
-        return BodyLimits(self.max_body_bytes, self.max_decoded_bytes)
+        return BodyLimits(self.max_body_bytes, self.max_decoded_bytes, self.body_timeout_seconds)
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.bind.rpartition(":")
@@ -80,6 +82,7 @@ class ServerSettings:
 _INTS = {
     "max_body_bytes": 1024,
     "max_decoded_bytes": 1024,
+    "body_timeout_seconds": 1,
     "max_long_poll_seconds": 1,
     "retention_days": 0,
     "stale_after_seconds": 1,

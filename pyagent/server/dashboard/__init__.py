@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pyagent.server import query, sessions
+from pyagent.server.body import body_deadline
 from pyagent.server.context import ServerContext
 from pyagent.server.dashboard import layout, pages
 from pyagent.server.errors import HttpError
@@ -97,8 +98,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def login(request: Request) -> Response:
         if not sessions.same_origin(request):
             raise HttpError(403, "forbidden", "cross-origin form posts are refused")
-        async with request.form(max_files=0, max_fields=4, max_part_size=4096) as form:
-            token, next_path = str(form.get("token") or ""), _local(str(form.get("next") or "/"))
+        with body_deadline(ctx.settings.limits.max_seconds):  # no token needed to send it: not held forever
+            async with request.form(max_files=0, max_fields=4, max_part_size=4096) as form:
+                token, next_path = str(form.get("token") or ""), _local(str(form.get("next") or "/"))
         try:
             cookie = await run_in_threadpool(sessions.login, ctx.store, token.strip())
         except HttpError:
@@ -110,8 +112,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def logout(request: Request) -> Response:
         viewer = await who(request)
         if viewer is not None:
-            async with request.form(max_files=0, max_fields=2, max_part_size=1024) as form:
-                sessions.check_csrf(request, viewer, str(form.get("csrf") or ""))
+            with body_deadline(ctx.settings.limits.max_seconds):
+                async with request.form(max_files=0, max_fields=2, max_part_size=1024) as form:
+                    sessions.check_csrf(request, viewer, str(form.get("csrf") or ""))
             await run_in_threadpool(sessions.logout, request, ctx.store)
         response = RedirectResponse("/login", 303, headers=layout.HEADERS)
         sessions.clear_cookie(response, request)

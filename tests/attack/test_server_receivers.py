@@ -1,0 +1,243 @@
+"""Issue 16, item 2 (the server's receivers): every body sent to ``pyagent server run`` is bounded in
+size and in time.
+
+A real server process, spoken to over raw sockets as an attacker would: decision logs (``POST /logs``),
+status (``POST /status``) and bundle uploads (``PUT /api/v1/bundles/NAME``, multipart files spooled to
+disk) all refuse
+
+- a body dripped a byte at a time, or shorter than its Content-Length: 408 at the body deadline
+  (``body_timeout_seconds``, 2 s here), and the connection is closed;
+- a declared Content-Length over the limit: 413 before a byte of the body is read;
+- an undeclared (chunked) body over the limit: 413 as soon as the limit is passed, while it streams;
+- a gzip bomb: 413 once the decoded budget is passed, with the server's peak RSS (from /proc) bounded.
+
+Every refusal is the server's JSON error with its exact message, and closes the connection (the rest
+of the body is not read as a next request).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import select
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.pyagent_server import RunningServer, add_token, run_server
+
+MiB = 1024 * 1024
+DEADLINE = 2
+#: The server's defaults: bytes on the wire, after gzip; two bundles of 64 MiB and their framing.
+MAX_BODY, MAX_DECODED, MAX_UPLOAD = 32 * MiB, 64 * MiB, 2 * 64 * MiB + 65536
+#: Generous: measured 142 MB at most (78 MB at start) after each of these bodies.
+SERVER_RSS_BOUND = 256 * MiB
+BOUNDARY = "pyagent-attack"
+
+
+@dataclass(frozen=True)
+class Target:
+    server: RunningServer
+    agent: str
+    admin: str
+
+    def head(self, receiver: str, length: int | None, *headers: str) -> bytes:
+        """The request line and headers for ``receiver`` ("/logs", "/status", "upload", or the
+        dashboard's "/login"), with a Content-Length, or chunked when ``length`` is None."""
+        upload = receiver == "upload"
+        media = {
+            "upload": f"multipart/form-data; boundary={BOUNDARY}",
+            "/login": "application/x-www-form-urlencoded",
+        }.get(receiver, "application/json")
+        lines = [
+            "PUT /api/v1/bundles/pyagent HTTP/1.1" if upload else f"POST {receiver} HTTP/1.1",
+            "Host: 127.0.0.1",
+            f"Authorization: Bearer {self.admin if upload else self.agent}",
+            f"Content-Type: {media}",
+            f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked",
+            *headers,
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def peak_rss(self) -> int:
+        """The server process's peak resident set, in bytes (VmHWM)."""
+        for line in Path(f"/proc/{self.server.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmHWM")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    seconds: float
+    """From the request's first byte to the answer's."""
+    sent: int
+    """Bytes of the body the client could send before the answer."""
+    closed: bool
+    """The server closed the connection after answering."""
+    headers: dict[str, str]
+    body: bytes
+
+    def error(self) -> tuple[int, dict[str, str], str]:
+        return self.status, json.loads(self.body), self.headers.get("connection", "")
+
+
+def exchange(port: int, head: bytes, parts: Iterable[bytes], gap: float = 0.0) -> Answer:
+    """Sends ``head``, then ``parts`` ``gap`` seconds apart until the server answers; reads the answer."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(15)
+    started = time.monotonic()
+    sent = 0
+    with sock:
+        sock.sendall(head)
+        for part in parts:
+            if select.select([sock], [], [], gap)[0]:
+                break  # the server answered, or closed
+            try:
+                sock.sendall(part)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                break
+            sent += len(part)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += _recv(sock)
+        seconds = time.monotonic() - started
+        top, _, body = data.partition(b"\r\n\r\n")
+        status_line, *lines = top.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        while len(body) < int(headers["content-length"]):
+            body += _recv(sock)
+        sock.settimeout(2)
+        closed = _recv(sock) == b""
+    return Answer(int(status_line.split()[1]), seconds, sent, closed, headers, body)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
+
+
+def chunked(parts: Iterable[bytes]) -> Iterator[bytes]:
+    for part in parts:
+        yield b"%x\r\n%s\r\n" % (len(part), part)
+
+
+def upload_parts(size: int) -> Iterator[bytes]:
+    """A multipart body whose one file part is ``size`` bytes, in pieces of 1 MiB."""
+    yield (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="wasm"; filename="bundle.tar.gz"\r\n'
+        "Content-Type: application/gzip\r\n\r\n"
+    ).encode()
+    piece = b"\0" * MiB
+    for _ in range(size // MiB):
+        yield piece
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    work = tmp_path_factory.mktemp("receivers")
+    db = f"sqlite:///{work / 'server.db'}"
+    agent, admin = add_token(db, "agents", "agent"), add_token(db, "admins", "admin")
+    config = work / "server.toml"
+    config.write_text(f"[server]\nbody_timeout_seconds = {DEADLINE}\n", encoding="utf-8")
+    with run_server(work, db, extra_args=["--config", str(config)]) as server:
+        yield Target(server, agent, admin)
+
+
+TIMEOUT = (
+    408,
+    {"code": "request_timeout", "message": f"body not received within {DEADLINE} seconds"},
+    "close",
+)
+
+
+@pytest.mark.parametrize("receiver", ["/logs", "/status", "upload"])
+def test_a_drip_fed_body_is_cut_at_the_deadline(target: Target, receiver: str) -> None:
+    body = b"".join(upload_parts(MiB)) if receiver == "upload" else b"[" + b" " * 10_000 + b"]"
+    drip = [body[i : i + 1] for i in range(100)]
+    answer = exchange(target.server.port, target.head(receiver, len(body)), drip, gap=0.2)
+    assert answer.error() == TIMEOUT
+    assert DEADLINE <= answer.seconds < DEADLINE + 3, answer.seconds
+    assert answer.closed and answer.sent < 30
+
+
+def test_a_drip_fed_login_form_is_cut_at_the_deadline(target: Target) -> None:
+    """The dashboard's login form is posted without a token: it is held no longer than a receiver's body."""
+    answer = exchange(target.server.port, target.head("/login", 100), [b"t"] * 100, gap=0.2)
+    assert (answer.status, answer.headers["connection"]) == (408, "close")
+    assert f"body not received within {DEADLINE} seconds" in answer.body.decode()
+    assert DEADLINE <= answer.seconds < DEADLINE + 3, answer.seconds
+    assert answer.closed
+
+
+@pytest.mark.parametrize("receiver", ["/logs", "upload"])
+def test_a_body_shorter_than_its_content_length_is_cut_at_the_deadline(target: Target, receiver: str) -> None:
+    body = b"".join(upload_parts(0)) if receiver == "upload" else b"[]"
+    answer = exchange(target.server.port, target.head(receiver, len(body) + 1000), [body])
+    assert answer.error() == TIMEOUT
+    assert DEADLINE <= answer.seconds < DEADLINE + 3, answer.seconds
+    assert answer.closed
+
+
+def test_a_body_longer_than_its_content_length_is_no_second_request(target: Target) -> None:
+    """What follows the declared length is parsed as the next request, and refused by the HTTP parser."""
+    answer = exchange(
+        target.server.port, target.head("/logs", 2) + b"[]GET /health HTTP/1.1 GARBAGE\r\n\r\n", []
+    )
+    assert (answer.status, answer.body, answer.headers["connection"]) == (
+        400,
+        b"Invalid HTTP request received.",
+        "close",
+    )
+    assert answer.closed
+
+
+@pytest.mark.parametrize(
+    ("receiver", "message"),
+    [
+        ("/logs", f"body of 10000000000 bytes is over the limit of {MAX_BODY} bytes"),
+        ("/status", f"body of 10000000000 bytes is over the limit of {MAX_BODY} bytes"),
+        ("upload", "a publish is at most two bundles of 67108864 bytes"),
+    ],
+)
+def test_a_declared_oversize_is_refused_before_the_body(target: Target, receiver: str, message: str) -> None:
+    answer = exchange(target.server.port, target.head(receiver, 10**10), [b"[" * 65536] * 100)
+    assert answer.error() == (413, {"code": "request_too_large", "message": message}, "close")
+    assert answer.seconds < 2, answer.seconds
+    assert answer.closed and answer.sent < 4 * MiB
+
+
+@pytest.mark.parametrize(
+    ("receiver", "parts", "limit"),
+    [
+        ("/logs", [b" " * MiB] * 64, MAX_BODY),
+        ("upload", upload_parts(256 * MiB), MAX_UPLOAD),
+    ],
+)
+def test_an_undeclared_oversize_is_cut_while_it_streams(
+    target: Target, receiver: str, parts: Iterable[bytes], limit: int
+) -> None:
+    answer = exchange(target.server.port, target.head(receiver, None), chunked(parts))
+    message = f"body is over the limit of {limit} bytes"
+    assert answer.error() == (413, {"code": "request_too_large", "message": message}, "close")
+    assert answer.closed and limit < answer.sent < limit + 24 * MiB, answer.sent  # socket buffers: a few MiB
+    assert target.peak_rss() < SERVER_RSS_BOUND
+
+
+def test_a_gzip_bomb_is_refused_within_the_decoded_budget(target: Target) -> None:
+    bomb = gzip.compress(b" " * (256 * MiB), 9)
+    assert len(bomb) < MiB
+    head = target.head("/logs", len(bomb), "Content-Encoding: gzip")
+    answer = exchange(target.server.port, head, [bomb])
+    message = f"body is over the limit of {MAX_DECODED} bytes after decompression"
+    assert answer.error() == (413, {"code": "request_too_large", "message": message}, "close")
+    assert answer.seconds < 5, answer.seconds
+    assert target.peak_rss() < SERVER_RSS_BOUND
