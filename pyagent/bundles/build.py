@@ -36,7 +36,7 @@ from pyagent.errors import InvalidInputError
 from pyagent.policy import index
 from pyagent.policy.opa_tool import OpaToolError, find_opa
 
-__all__ = ["TARGETS", "SignedBuild", "build_signed_bundle", "default_serial"]
+__all__ = ["TARGETS", "SignedBuild", "build_signed_bundle", "build_unsigned_bundle", "default_serial"]
 
 #: Files never copied from a policy directory into the staging root: tests, and bundle metadata that
 #: the build writes itself.
@@ -118,6 +118,31 @@ def build_signed_bundle(
         out.unlink(missing_ok=True)  # never leave a bundle behind that the agents would refuse
         raise
     return SignedBuild(out, serial, revision or "", built_at, algorithm, scope or None, verified)
+
+
+def build_unsigned_bundle(
+    dirs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    revision: str | None = None,
+    target: str = "wasm",
+    timeout: float = 600.0,
+) -> Path:
+    """Compile ``dirs`` into an unsigned bundle at ``output`` from the same staging root as a signed
+    one, so that the bundle's file names are relative to the policy roots, never this machine's paths."""
+    if target not in TARGETS:
+        raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    out = Path(output).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pyagent-bundle-") as tmp:
+        stage = Path(tmp) / "bundle"
+        _stage(dirs, stage)
+        index.write_root_for_dirs(list(map(str, dirs)), stage)
+        args = ["build", "-b", "-t", target, "--ignore", "*_test.rego", "-e", ENTRYPOINT]
+        if revision:
+            args += ["--revision", revision]
+        _run_opa([*args, "-o", str(out), "."], cwd=stage, timeout=timeout)
+    return out
 
 
 def _public_key(path: Path, algorithm: str) -> VerificationKey:

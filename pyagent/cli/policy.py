@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import click
 
 from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS, TARGETS
-from pyagent.engines.base import ENTRYPOINT
 from pyagent.errors import InvalidInputError
-from pyagent.policy import datacheck, index
+from pyagent.policy import datacheck
 from pyagent.policy.opa_tool import policy_dirs, run_opa
 from pyagent.termsafe import safe_line
 
@@ -216,15 +214,9 @@ def bundle(
         ]
         if unused:
             raise click.UsageError(f"{', '.join(unused)} needs --signing-key")
-        args = ["build", "-t", target, "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", output]
-        if revision:
-            args += ["--revision", revision]
-        with tempfile.TemporaryDirectory(prefix="pyagent-index-") as indexed:
-            index_root = index.write_root_for_dirs(targets, Path(indexed))
-            run = run_opa([*args, *targets, str(index_root)])
-        if run.returncode != 0:
-            click.echo(run.stderr.rstrip(), err=True)
-            ctx.exit(2)
+        from pyagent.bundles.build import build_unsigned_bundle
+
+        build_unsigned_bundle(targets, output, revision=revision, target=target)
         click.echo(f"wrote {output}", err=True)
         ctx.exit(0)
     from pyagent.bundles.build import build_signed_bundle

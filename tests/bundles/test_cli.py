@@ -62,6 +62,21 @@ def test_unsigned_bundles_are_built_as_before(tmp_path: Path) -> None:
     assert ".signatures.json" not in {name.lstrip("/") for name, _ in forge.read_tar(out)}
 
 
+def test_an_unsigned_bundle_names_files_from_the_policy_roots_not_this_machine(tmp_path: Path) -> None:
+    policies = Path(__file__).resolve().parents[2] / "policies"
+    out = tmp_path / "plain.tar.gz"
+    result = _run(["policy", "bundle", "--target", "rego", "-o", str(out), str(policies)])
+    assert (result.exit_code, result.stderr) == (0, f"wrote {out}\n")
+    rego = sorted(
+        f"/{path.relative_to(policies / 'rego')}"
+        for path in (policies / "rego").rglob("*.rego")
+        if not path.name.endswith("_test.rego")
+    )
+    names = [name for name, _ in forge.read_tar(out)]
+    assert sorted(names) == sorted(["/.manifest", "/data.json", *rego])
+    assert json.loads(forge.member(forge.read_tar(out), ".manifest"))["revision"] == shipped_revision()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
