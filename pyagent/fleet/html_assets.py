@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyagent.outputs.base import printable
+from pyagent.outputs.base import counted, printable
 
 STATUSES = ("compliant", "non_compliant", "invalid")
 STATUS_LABELS = {
@@ -133,7 +133,7 @@ def app_bars(ident: str, title: str, bars: Sequence[AppBar], hidden: int) -> str
     width, row_h, bar_w = 560, 42, 470
     height = 8 + row_h * len(bars) + (22 if hidden else 0)
     biggest = max(bar.count for bar in bars) or 1
-    desc = "; ".join(f"{bar.app_id} ({bar.ban}): {bar.count} violations" for bar in bars)
+    desc = "; ".join(f"{bar.app_id} ({bar.ban}): {counted(bar.count, 'violation')}" for bar in bars)
     parts = [_svg_open(ident, width, height, title, desc)]
     for index, bar in enumerate(bars):
         y = 8 + index * row_h

@@ -443,3 +443,18 @@ def test_in_chromium_hostile_strings_stay_text(browser: str, policy_bundle: Path
     assert dom.html_attrs.get("data-script") == "ready"
     assert run.dom.count("<script") == 3 and "<img" not in run.dom
     assert_figures_match(dom, json.loads(run_cli(str(fleet), "--format", "json").stdout)["summary"])
+
+
+def test_the_app_chart_description_counts_in_the_singular_and_plural() -> None:
+    from pyagent.fleet.html_assets import AppBar, app_bars
+
+    bars = [
+        AppBar("tiktok", "com.zhiliaoapp.musically", "TikTok", 1),
+        AppBar("tiktok", "com.ss.android.ugc.trill", None, 2),
+    ]
+    svg = app_bars("apps", "Banned apps found", bars, hidden=0)
+    description = re.search(r'<desc id="apps-d">(.*?)</desc>', svg)
+    assert description is not None
+    assert description.group(1) == (
+        "com.zhiliaoapp.musically (tiktok): 1 violation; com.ss.android.ugc.trill (tiktok): 2 violations"
+    )
