@@ -1,0 +1,67 @@
+"""Host implementations of the Rego built-ins that OPA's wasm compiler leaves to the host.
+
+A policy compiled with ``opa build -t wasm`` carries most built-ins natively (``count``, ``concat``,
+``object.get``, ``json.marshal``...). The rest are listed by the module's ``builtins`` export and called
+back through ``env.opa_builtinN``; :data:`HOST_BUILTINS` is the complete, explicit list of those this
+engine provides, one module per group, each mirroring the Go implementation in OPA's ``topdown``
+package (tested differentially against the pinned ``opa eval``, tests/engines/builtins/).
+
+A built-in signals OPA's "built-in error" by raising :class:`BuiltinError`; the runtime turns it into an
+undefined expression (OPA's default) or, in strict mode, into a failed evaluation. A use this host
+cannot answer exactly as OPA would raises :class:`UnsupportedBuiltinUse`: the evaluation fails loudly.
+
+:data:`REFUSED` names the built-ins deliberately absent, with the reason a policy that calls them is
+refused (``capabilities.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from pyagent.engines.wasm.builtins import clock, durations, semver, strings, units
+from pyagent.engines.wasm.builtins._operands import BuiltinError, UnsupportedBuiltinUse
+from pyagent.engines.wasm.builtins.clock import parse_rfc3339_ns
+
+__all__ = [
+    "HOST_BUILTINS",
+    "RAW_OPERANDS",
+    "REFUSED",
+    "BuiltinError",
+    "HostBuiltin",
+    "UnsupportedBuiltinUse",
+    "parse_rfc3339_ns",
+]
+
+HostBuiltin = Callable[..., object]
+"""A host built-in: takes the JSON-decoded operands, returns a JSON-encodable value."""
+
+HOST_BUILTINS: Mapping[str, HostBuiltin] = MappingProxyType(
+    {
+        "semver.compare": semver.compare,
+        "semver.is_valid": semver.is_valid,
+        "sprintf": strings.sprintf,
+        "strings.any_prefix_match": strings.any_prefix_match,
+        "strings.count": strings.count,
+        "time.add_date": clock.add_date,
+        "time.clock": clock.clock,
+        "time.date": clock.date,
+        "time.format": clock.format_time,
+        "time.parse_duration_ns": durations.parse_duration_ns,
+        "time.parse_rfc3339_ns": clock.parse_rfc3339_ns,
+        "time.weekday": clock.weekday,
+        "units.parse": units.parse_units,
+        "units.parse_bytes": units.parse_bytes,
+    }
+)
+"""Every built-in this host provides, by OPA name. Nothing registers itself anywhere else."""
+
+RAW_OPERANDS: frozenset[str] = frozenset({"sprintf"})
+"""Built-ins given their operands as OPA's value text (``opa_value_dump``: sets, number texts kept)."""
+
+REFUSED: Mapping[str, str] = MappingProxyType(
+    {
+        "time.now_ns": "decisions take the time from their input (input.at), so each can be replayed",
+    }
+)
+"""Built-ins refused on purpose, with the reason."""
