@@ -95,6 +95,7 @@ def run(
 
     from pyagent.errors import InvalidInputError
     from pyagent.server.app import create_app
+    from pyagent.server.protocol import HeaderDeadlineProtocol
 
     settings = _settings(
         config_file, bind=bind, db=db, state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
@@ -115,6 +116,7 @@ def run(
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         **UVICORN_OPTIONS,
+        "http": HeaderDeadlineProtocol,
     }
     if workers > 1:  # processes on one port; each opens the store itself (the process keeps no state)
         import os
@@ -129,7 +131,8 @@ def run(
 
 
 #: uvicorn's settings besides the address and TLS: the C HTTP parser and event loop are chosen, not
-#: found by import (h11, pure Python, cost about 0.1 ms of CPU per decision-log event).
+#: found by import (h11, pure Python, cost about 0.1 ms of CPU per decision-log event). ``run`` puts
+#: the parser's protocol with a deadline on each request's headers in its place (``protocol.py``).
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
     "access_log": False,

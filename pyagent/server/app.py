@@ -20,6 +20,7 @@ from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError
 from pyagent.server.notify import Notifier
+from pyagent.server.protocol import set_header_deadline
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import StoreConflict, StoreError, open_store
 from pyagent.server.store.base import Store
@@ -30,6 +31,7 @@ RETENTION_EVERY_SECONDS = 3600
 
 def create_app(settings: ServerSettings, store: Store | None = None) -> Starlette:
     """The ASGI app. ``store`` (already migrated) is for tests; else it is opened from the settings."""
+    set_header_deadline(settings.body_timeout_seconds)  # this process's connections: see protocol.py
     verification = settings.verification.config() if settings.verification else None
     the_store = store or open_store(settings.db, state_dir=settings.state_dir, migrate=False)
     ctx = ServerContext(the_store, settings, Notifier(the_store), verification)
