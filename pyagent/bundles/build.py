@@ -32,6 +32,7 @@ from pyagent.bundles.jws import VerificationKey, check_key_algorithm
 from pyagent.bundles.verify import VerificationConfig, VerifiedBundle, verify_members
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.engines.wasm.bundle import read_archive, read_members
+from pyagent.engines.wasm.capabilities import check_members
 from pyagent.errors import InvalidInputError
 from pyagent.policy import index
 from pyagent.policy.opa_tool import OpaToolError, find_opa
@@ -111,9 +112,11 @@ def build_signed_bundle(
         _run_opa(args, cwd=stage, timeout=timeout)
     config = VerificationConfig(public, scope=scope or None)
     try:
-        verified = verify_members(read_members(read_archive(out), label=str(out)), config, label=str(out))
+        members = read_members(read_archive(out), label=str(out))
+        verified = verify_members(members, config, label=str(out))
         if verified.serial != serial:  # pragma: no cover - opa build keeps the staged manifest
             raise OpaToolError(f"{out}: opa build dropped the build serial from .manifest")
+        check_members(members, label=str(out), dirs=dirs)  # built-ins the agents lack: refused now
     except BaseException:
         out.unlink(missing_ok=True)  # never leave a bundle behind that the agents would refuse
         raise
@@ -142,6 +145,11 @@ def build_unsigned_bundle(
         if revision:
             args += ["--revision", revision]
         _run_opa([*args, "-o", str(out), "."], cwd=stage, timeout=timeout)
+    try:
+        check_members(read_members(read_archive(out), label=str(out)), label=str(out), dirs=dirs)
+    except BaseException:
+        out.unlink(missing_ok=True)  # the agents would refuse it: refused before rollout
+        raise
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pyagent.bundles.verify import VerificationConfig, verify_members
 from pyagent.engines.wasm.bundle import BundleLimits, read_members
+from pyagent.engines.wasm.capabilities import check_members as check_builtins
 from pyagent.errors import InvalidInputError, PyagentError
 from pyagent.policy.datacheck import check_members as check_data
 from pyagent.policy.index import check_members as check_index
@@ -88,6 +89,7 @@ def _inspect(label: str, raw: bytes, verification: VerificationConfig | None) ->
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
     check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused
+    check_builtins(members, label=label)  # a wasm build needing built-ins the agents lack is refused
     check_data(members, label=label)  # and one whose policy data has a mistake (file, line, path)
     serial: int | None = None
     if verification is not None:
