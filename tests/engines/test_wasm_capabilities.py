@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pyagent.cli import cli
+from pyagent.engines.wasm.builtins import HOST_BUILTINS, docs_section
 from pyagent.engines.wasm.capabilities import problems_in_dirs
 from tests.helpers.opa_bin import opa_binary
 from tests.helpers.opa_server import POLICY_DIRS
@@ -79,3 +80,9 @@ def test_publish_refuses_a_wasm_build_needing_missing_builtins(needy_policy: Pat
         2,
         f"pyagent: error: {out}: {_refusal('pyagent/decision.rego', (7, 9))}\n",
     )
+
+
+def test_docs_list_the_builtins_the_engine_provides() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text(encoding="utf-8")
+    assert "\n".join(docs_section()) in page
+    assert all(f"- `{name}`" in page for name in HOST_BUILTINS)

@@ -30,6 +30,7 @@ __all__ = [
     "BuiltinError",
     "HostBuiltin",
     "UnsupportedBuiltinUse",
+    "docs_section",
     "parse_rfc3339_ns",
 ]
 
@@ -65,3 +66,40 @@ REFUSED: Mapping[str, str] = MappingProxyType(
     }
 )
 """Built-ins refused on purpose, with the reason."""
+
+
+#: Where a host built-in would answer differently from OPA's Go code, it fails loudly instead: the limits.
+LIMITS: Mapping[str, str] = MappingProxyType(
+    {
+        "sprintf": "the verbs `%v`, `%s` and `%d` with an optional `-` flag and width, and Go's error "
+        "texts; any other verb, flag, precision, `*` or argument index fails the evaluation",
+        "units.parse": "amounts up to 10^4000",
+        "units.parse_bytes": "amounts up to 10^4000",
+        "semver.compare": "two different pre-release numbers beyond int64 fail (OPA never answers them)",
+    }
+)
+
+
+def docs_section() -> list[str]:
+    """The Markdown section of docs/policy.md listing what the embedded engine provides."""
+    lines = [
+        "## Built-ins of the embedded engine",
+        "",
+        "The embedded engine runs the policy compiled to WebAssembly by the pinned `opa build -t wasm`.",
+        "Most built-ins are compiled into the module; these are answered by the engine itself, each",
+        "tested against the pinned `opa eval` (default and `--strict-builtin-errors`). The `time.*`",
+        "built-ins work in UTC: a named time zone fails the evaluation rather than answer differently.",
+        "",
+    ]
+    for name in sorted(HOST_BUILTINS):
+        limit = LIMITS.get(name)
+        lines.append(f"- `{name}`" + (f": {limit}" if limit else ""))
+    lines += [
+        "",
+        "A policy calling any other built-in the module leaves to the host is refused before rollout",
+        "by `pyagent policy lint`, `pyagent policy bundle` and `pyagent server publish`, naming the",
+        "built-in and the rules that call it. Refused on purpose:",
+        "",
+    ]
+    lines += [f"- `{name}`: {reason}" for name, reason in sorted(REFUSED.items())]
+    return lines
