@@ -28,11 +28,18 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 import wasmtime
 
-from pyagent.engines.wasm.builtins import HOST_BUILTINS, BuiltinError, HostBuiltin, UnsupportedBuiltinUse
+from pyagent.engines.wasm.builtins import (
+    HOST_BUILTINS,
+    RAW_OPERANDS,
+    BuiltinError,
+    HostBuiltin,
+    UnsupportedBuiltinUse,
+)
 from pyagent.engines.wasm.fastcall import raw_func
 from pyagent.engines.wasm.modcache import ModuleCache
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
@@ -365,7 +372,9 @@ class WasmPolicy:
             self._print_builtin(*texts)
             return 0  # print() never makes its rule undefined (OPA's SDKs answer NULL too)
         try:
-            args = [decode_value(text, decimals=True) for text in texts]
+            args: list[Any] = (
+                list(texts) if name in RAW_OPERANDS else [decode_value(t, decimals=True) for t in texts]
+            )
         except (RegoValueError, UnicodeDecodeError) as err:
             raise WasmRuntimeError(f"{name}: cannot decode an argument: {err}") from err
         try:
@@ -380,7 +389,10 @@ class WasmPolicy:
             raise
         except Exception as err:  # a defect in the host built-in: fail the evaluation, keep the cause
             raise BuiltinEvalError(f"{name}: host built-in failed: {err!r}") from err
-        raw = _encode(value, f"the result of {name}")
+        if isinstance(value, Decimal):  # a number with its exact text (units.parse: ten decimals)
+            raw = format(value, "f").encode()
+        else:
+            raw = _encode(value, f"the result of {name}")
         addr = self._write_new(raw)
         parsed = int(self._call(self._ex.json_parse, addr, len(raw)))
         if parsed == 0:

@@ -20,7 +20,15 @@ from functools import cmp_to_key
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["RegoValueError", "decode_result_set", "decode_value", "print_lines"]
+__all__ = [
+    "RegoNumber",
+    "RegoValueError",
+    "decode_result_set",
+    "decode_value",
+    "parse_rego",
+    "print_lines",
+    "rego_text",
+]
 
 _RESULT_PREFIX = b'{{"result": '
 _RESULT_SUFFIX = b"}}"
@@ -45,6 +53,10 @@ class _Number:
     def __init__(self, text: str) -> None:
         self.text = text
         self.value: int | Decimal = int(text) if text.lstrip("-").isdigit() else Decimal(text)
+
+
+RegoNumber = _Number
+"""A number as the module wrote it: ``.text``, and ``.value`` (int or Decimal)."""
 
 
 class _Set:
@@ -81,6 +93,17 @@ def decode_value(text: bytes, *, decimals: bool = False) -> Any:
     except ValueError:
         pass  # a set or a non-string key: Rego syntax, not JSON; parsed exactly below
     return _to_json(_Parser(text.decode("utf-8")).parse(), decimals)
+
+
+def parse_rego(text: bytes) -> Any:
+    """One Rego value as parsed: numbers as :class:`RegoNumber` (their text kept), sets and objects
+    as opaque values for :func:`rego_text`, arrays as lists, strings, booleans and null as in JSON."""
+    return _Parser(text.decode("utf-8")).parse()
+
+
+def rego_text(value: Any) -> str:
+    """OPA's ``ast.Value.String()`` of a value from :func:`parse_rego`."""
+    return _rego_text(value)
 
 
 def print_lines(operands: bytes) -> list[str]:
