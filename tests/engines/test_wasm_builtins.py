@@ -154,6 +154,7 @@ def test_host_builtins_are_exactly_these() -> None:
         "time.date",
         "time.format",
         "time.parse_duration_ns",
+        "time.parse_ns",
         "time.parse_rfc3339_ns",
         "time.weekday",
         "units.parse",

@@ -9,10 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyagent.engines.wasm import BuiltinEvalError
+from pyagent.engines.wasm.builtins.clock import format_time
 from tests.engines.builtins.conftest import BATCHES, NOT_STRINGS, TEXT
 from tests.engines.builtins.differential import Differential
 
-BUILTINS = {"time.format": 1, "time.parse_duration_ns": 1}
+BUILTINS = {"time.format": 1, "time.parse_duration_ns": 1, "time.parse_ns": 2}
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 _LAYOUT_PIECES = st.one_of(
@@ -109,3 +110,64 @@ def test_parse_duration_edges_match_opa(engines: Differential) -> None:
 @given(st.lists(DURATIONS.map(lambda d: [d]), min_size=30, max_size=100))
 def test_parse_duration_matches_opa(engines: Differential, cases: list[list[Any]]) -> None:
     engines.check("time.parse_duration_ns", cases)
+
+
+def _mangled(draw: st.DrawFn) -> list[Any]:
+    """A layout without zone names, and a value: the time laid out with it, maybe cut or with a
+    character dropped or changed, or any text."""
+    layout = draw(LAYOUTS.filter(lambda layout: "MST" not in layout and layout not in ("RFC822", "RubyDate")))
+    value = format_time([draw(st.integers(-(2**62), 2**62)), "UTC", layout])
+    cut = draw(st.integers(0, len(value)))
+    value = draw(
+        st.sampled_from(
+            [
+                value,
+                value[:cut],
+                value[:cut] + value[cut + 1 :],
+                value[:cut] + draw(st.sampled_from("0 9+-.,aZ")) + value[cut:],
+            ]
+        )
+    )
+    return [layout, draw(st.one_of(st.just(value), TEXT))]
+
+
+PARSE_CASES = st.composite(_mangled)()
+
+
+def test_parse_ns_edges_match_opa(engines: Differential) -> None:
+    cases: list[list[Any]] = [
+        ["2006-01-02", "2017-07-14"],
+        ["Jan _2 15:04:05 2006", "jul 14 02:40:00 2017"],
+        ["3:04PM 2006", "2:40PM 2017"],
+        ["2006-01-02T15:04:05Z07:00", "2017-07-14T02:40:00+02:00"],
+        ["02 Jan 06 15:04 MST -0700", "14 Jul 17 02:40 UTC +0100"],  # "UTC" wins over the offset
+        ["2006 002", "2024 060"],
+        ["2006-01-02 15:04:05", "2017-07-14 02:40:00.123456789"],  # a fraction the layout lacks
+        ["2006", "0001"],  # outside int64 nanoseconds
+        ["2006-01-02", "2017-02-29"],
+        ["", ""],
+        [1, "x"],
+    ]
+    results = engines.check("time.parse_ns", cases)
+    assert results == {
+        "0": 1499990400000000000,
+        "1": 1500000000000000000,
+        "2": 1483281600000000000,  # 2017-01-01 14:40 UTC
+        "3": 1499992800000000000,
+        "4": 1500000000000000000,
+        "5": 1709164800000000000,
+        "6": 1500000000123456789,
+    }
+
+
+@BATCHES
+@given(st.lists(PARSE_CASES, min_size=30, max_size=100))
+def test_parse_ns_matches_opa(engines: Differential, cases: list[list[Any]]) -> None:
+    engines.check("time.parse_ns", cases)
+
+
+def test_parse_ns_with_a_zone_abbreviation_fails_loudly(engines: Differential) -> None:
+    with pytest.raises(
+        BuiltinEvalError, match=r"^time\.parse_ns: unsupported by the embedded engine: a zone"
+    ):
+        engines.lenient.evaluate({"args": ["15:04 MST", "02:40 CET"]}, "d/one_2")

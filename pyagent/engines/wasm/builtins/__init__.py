@@ -49,6 +49,7 @@ HOST_BUILTINS: Mapping[str, HostBuiltin] = MappingProxyType(
         "time.date": clock.date,
         "time.format": clock.format_time,
         "time.parse_duration_ns": durations.parse_duration_ns,
+        "time.parse_ns": clock.parse_ns,
         "time.parse_rfc3339_ns": clock.parse_rfc3339_ns,
         "time.weekday": clock.weekday,
         "units.parse": units.parse_units,
@@ -73,6 +74,8 @@ LIMITS: Mapping[str, str] = MappingProxyType(
     {
         "sprintf": "the verbs `%v`, `%s` and `%d` with an optional `-` flag and width, and Go's error "
         "texts; any other verb, flag, precision, `*` or argument index fails the evaluation",
+        "time.parse_ns": "a zone abbreviation other than UTC in the value (MST, CET...) fails the "
+        "evaluation: Go gives it the offset of the OPA host's own zone",
         "units.parse": "amounts up to 10^4000",
         "units.parse_bytes": "amounts up to 10^4000",
         "semver.compare": "two different pre-release numbers beyond int64 fail (OPA never answers them)",

@@ -23,8 +23,9 @@ from pyagent.engines.wasm.builtins._operands import (
     type_name,
 )
 from pyagent.engines.wasm.builtins.goformat import GoTime, format_layout, named_layout
+from pyagent.engines.wasm.builtins.goparse import go_parse
 
-__all__ = ["add_date", "clock", "date", "format_time", "parse_rfc3339_ns", "weekday"]
+__all__ = ["add_date", "clock", "date", "format_time", "parse_ns", "parse_rfc3339_ns", "weekday"]
 
 _NS_PER_SECOND = 1_000_000_000
 _SECONDS_PER_DAY = 86_400
@@ -271,3 +272,12 @@ def format_time(value: object) -> str:
         yearday=days - _days_from_civil(year, 1, 1) + 1,
     )
     return format_layout(fields, named_layout(layout or "RFC3339Nano"))
+
+
+def parse_ns(layout: object, value: object) -> int:
+    """``time.parse_ns(layout, value)``: Go's ``time.Parse`` (``goparse.py``) as Unix nanoseconds."""
+    t = go_parse(named_layout(string_operand(layout, 1)), string_operand(value, 2))
+    days = _days_from_civil(t.year, t.month, t.day)
+    seconds = days * _SECONDS_PER_DAY + t.hour * 3600 + t.minute * 60 + t.second
+    offset = 0 if t.utc else t.offset
+    return _checked_ns((seconds - offset) * _NS_PER_SECOND + t.nanosecond)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["GoTime", "format_layout", "named_layout"]
+__all__ = ["DAYS", "MONTHS", "GoTime", "format_layout", "named_layout", "next_element"]
 
-_MONTHS = (
+MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
-_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _NAMED = {
     "ANSIC": "Mon Jan _2 15:04:05 2006",
     "UnixDate": "Mon Jan _2 15:04:05 MST 2006",
@@ -63,10 +63,10 @@ def _hour12(t: GoTime) -> int:
 
 
 _ELEMENTS: dict[str, _Element] = {
-    "January": lambda t: _MONTHS[t.month - 1],
-    "Jan": lambda t: _MONTHS[t.month - 1][:3],
-    "Monday": lambda t: _DAYS[t.weekday],
-    "Mon": lambda t: _DAYS[t.weekday][:3],
+    "January": lambda t: MONTHS[t.month - 1],
+    "Jan": lambda t: MONTHS[t.month - 1][:3],
+    "Monday": lambda t: DAYS[t.weekday],
+    "Mon": lambda t: DAYS[t.weekday][:3],
     "MST": lambda t: "UTC",
     "01": _pad(2)(lambda t: t.month),
     "02": _pad(2)(lambda t: t.day),
@@ -101,7 +101,7 @@ def _is_lower(text: str, i: int) -> bool:
     return i < len(text) and "a" <= text[i] <= "z"
 
 
-def _next_element(layout: str, i: int) -> tuple[str, int] | None:
+def next_element(layout: str, i: int) -> tuple[str, int] | None:
     """The element starting at ``layout[i]`` and its length (Go's ``nextStdChunk``), or None."""
     c, rest = layout[i], layout[i:]
     if c == "J" and rest.startswith("Jan"):
@@ -160,7 +160,7 @@ def format_layout(t: GoTime, layout: str) -> str:
     out: list[str] = []
     literal_start = i = 0
     while i < len(layout):
-        found = _next_element(layout, i)
+        found = next_element(layout, i)
         if found is None:
             i += 1
             continue
