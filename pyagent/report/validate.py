@@ -4,6 +4,9 @@
   file as it is, no rewriting. It only answers valid / invalid.
 - Reference path (invalid documents only): ``jsonschema``'s ``Draft202012Validator`` collects every error,
   which becomes a :class:`~pyagent.report.issues.SchemaIssue` with a JSON path and a readable message.
+  So that a refusal costs about what an acceptance does (:mod:`pyagent.report.bounds`): values over the
+  schema's size bounds are the refusal on their own, found without it; otherwise it runs on the document
+  narrowed to the items where jsonschema-rs sees errors (the same issues, at the same paths).
 
 Both paths must give the same verdict on every document (the test suite checks it on a generated corpus).
 These settings make that hold by construction:
@@ -36,7 +39,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyagent.report.issues import SchemaIssue, issues_from_errors, json_path, printable, show_value
+from pyagent.report.issues import (
+    SchemaIssue,
+    issues_from_errors,
+    json_path,
+    located_issues,
+    printable,
+    show_value,
+    sorted_issues,
+)
 from pyagent.report.schemas import DECISION_SCHEMA, REPORT_SCHEMA, SchemaFileError, load_schema
 
 if TYPE_CHECKING:
@@ -166,13 +177,30 @@ class SchemaValidator:
         """Every violation found by the reference validator (slow; empty when the document is valid)."""
         return issues_from_errors(self._reference().iter_errors(document), self.schema)
 
-    def size_issues(self, document: object) -> list[SchemaIssue]:
-        """The document's values over a size bound of the schema (cheap; see :mod:`pyagent.report.bounds`)."""
+    def _size_bounds(self) -> SchemaBounds:
         if self._bounds is None:
             from pyagent.report.bounds import SchemaBounds
 
             self._bounds = SchemaBounds(self.schema)
-        return self._bounds.check(document)
+        return self._bounds
+
+    def size_issues(self, document: object) -> list[SchemaIssue]:
+        """The document's values over a size bound of the schema (cheap; see :mod:`pyagent.report.bounds`)."""
+        return self._size_bounds().check(document)
+
+    def narrowed_issues(self, document: object) -> list[SchemaIssue]:
+        """:meth:`reference_issues`, found on the document narrowed to the items where the fast validator
+        sees errors (one bad app of 100,000: 0.1 s instead of 8 s); the same issues, at the same paths."""
+        from pyagent.report.bounds import widen
+
+        try:
+            paths = [tuple(error.instance_path) for error in self._fast.iter_errors(document)]
+        except ValueError:  # not readable by jsonschema-rs (see the module docstring)
+            return self.reference_issues(document)
+        narrowed, renumbering = self._size_bounds().narrow(document, paths)
+        located = located_issues(self._reference().iter_errors(narrowed), self.schema)
+        found = sorted_issues((widen(location, renumbering), message) for location, message in located)
+        return [SchemaIssue(json_path(location), message) for location, message in found]
 
     def validate(self, document: object, *, nul_free: bool = False) -> ValidationResult:
         """Fast path first; on failure, the size issues if there are any (then nothing more is checked, so
@@ -184,7 +212,9 @@ class SchemaValidator:
             fast = None
         if fast:
             return ValidationResult(valid=True, issues=[])
-        issues = self.size_issues(document) or self.reference_issues(document)
+        issues = self.size_issues(document) or (
+            self.reference_issues(document) if fast is None else self.narrowed_issues(document)
+        )
         if fast is None or issues:
             return ValidationResult(valid=not issues, issues=issues)
         # The two validators disagree: stay on the safe side, report the fast one's finding.

@@ -1,7 +1,8 @@
 """Issue 16, item 5: the schema's size bounds, read from the schema, are checked before the deep validation.
 
 The pre-check's issues are the reference validator's own (same paths, same messages); when there are any,
-they are the refusal and the reference validator does not run."""
+they are the refusal and the reference validator does not run. Otherwise the reference validator runs on
+the document narrowed to the items where the fast validator sees errors, and finds the same issues."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from pyagent.report import ReportValidator, SchemaIssue
-from pyagent.report.bounds import SchemaBounds, report_bounds
+from pyagent.report.bounds import SchemaBounds, report_bounds, widen
 from pyagent.report.load import MAX_REPORT_BYTES
 
 
@@ -120,3 +121,49 @@ def test_a_container_over_its_bound_is_not_entered() -> None:
 
 def test_the_document_bound_is_the_schemas() -> None:
     assert report_bounds().document_bytes == MAX_REPORT_BYTES == 64 * 1024 * 1024
+
+
+def test_narrowed_issues_are_the_reference_issues(
+    rv: ReportValidator, make_report: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = make_report(3000)
+    report["apps"][7]["bogus"] = True
+    report["apps"][7]["user"] = -1
+    report["apps"][1500]["id"] = ""
+    report["apps"][2999]["extra"] = []
+    report["device"]["platform"] = "symbian"
+    expected = rv.reference_issues(report)
+    assert [issue.path for issue in expected] == [
+        "$.apps[7].bogus", "$.apps[7].user", "$.apps[1500].id", "$.apps[2999].extra", "$.device.platform"
+    ]  # fmt: skip
+    assert rv.narrowed_issues(report) == expected
+
+    def whole(document: object) -> list[SchemaIssue]:
+        raise AssertionError("the reference validator ran on the whole document")
+
+    monkeypatch.setattr(rv, "reference_issues", whole)
+    assert rv.validate(report).issues == expected
+
+
+@pytest.mark.parametrize(
+    "keyword", [{"minItems": 1}, {"uniqueItems": True}, {"contains": {"const": "b"}}, {"const": ["a", "b"]}]
+)
+def test_an_array_judged_as_a_whole_is_not_narrowed(keyword: dict[str, Any]) -> None:
+    bounds = SchemaBounds({"type": "array", "items": {"type": "string", "maxLength": 1}, **keyword})
+    assert bounds.narrow(["a", 1, "b"], [(1,)]) == (["a", 1, "b"], {})
+
+
+def test_nothing_is_narrowed_under_an_applicator_that_may_not_apply() -> None:
+    bounds = SchemaBounds({"properties": {"a": {"items": {"maxLength": 1}}}, "anyOf": [{"required": ["a"]}]})
+    assert bounds.narrow({"a": ["x", 1]}, [("a", 1)]) == ({"a": ["x", 1]}, {})
+
+
+def test_narrowed_locations_are_widened_back() -> None:
+    bounds = SchemaBounds({"properties": {"a": {"items": {"items": {"maxLength": 1}}}}})
+    document = {"a": [["x"], ["y", "z", 5], ["w"], [6]], "b": 1}
+    narrowed, renumbering = bounds.narrow(document, [("a", 1, 2), ("a", 3, 0)])
+    assert narrowed == {"a": [[5], [6]], "b": 1}
+    assert renumbering == {("a",): [1, 3], ("a", 0): [2], ("a", 1): [0]}
+    assert widen(("a", 0, 0), renumbering) == ("a", 1, 2)
+    assert widen(("a", 1, 0, "k"), renumbering) == ("a", 3, 0, "k")
+    assert widen(("b",), renumbering) == ("b",)
