@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pyagent.errors import InvalidInputError
-from pyagent.report.load import MAX_REPORT_BYTES
+from pyagent.report.load import max_report_bytes
 
 REPORT_SUFFIXES = (".json",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -97,28 +97,32 @@ def _directory(root: Path) -> Iterator[Item]:
 
 
 def _file_item(path: Path) -> Item:
+    limit = max_report_bytes()
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_REPORT_BYTES + 1)
+            data = handle.read(limit + 1)
     except OSError as err:  # one unreadable report in a directory: that device is invalid, the rest decided
         return Item(str(path), b"", error=f"{path}: cannot read: {err.strerror}")
-    if len(data) > MAX_REPORT_BYTES:
-        return Item(str(path), b"", error=f"{path}: report is larger than {MAX_REPORT_BYTES // 2**20} MiB")
+    if len(data) > limit:
+        return Item(str(path), b"", error=f"{path}: report is larger than {limit // 2**20} MiB")
     return Item(str(path), data)
 
 
 def _jsonl(stream: BinaryIO, name: str) -> Iterator[Item]:
+    limit = max_report_bytes()
     number = 0
     while True:
-        line = stream.readline(MAX_REPORT_BYTES + 1)
+        line = stream.readline(limit + 1)
         if not line:
             return
         number += 1
-        if len(line) > MAX_REPORT_BYTES and not line.endswith(b"\n"):
+        if len(line) > limit and not line.endswith(b"\n"):
             # Skip the rest of the oversized line, but say so: nothing is dropped silently.
             while line and not line.endswith(b"\n"):
-                line = stream.readline(MAX_REPORT_BYTES + 1)
-            yield Item(f"{name}:{number}", b"", error=f"{name}:{number}: report is larger than 64 MiB")
+                line = stream.readline(limit + 1)
+            yield Item(
+                f"{name}:{number}", b"", error=f"{name}:{number}: report is larger than {limit // 2**20} MiB"
+            )
             continue
         if not line.strip():
             continue

@@ -12,11 +12,11 @@ Typical use::
 
 from pyagent.report.issues import SchemaIssue, json_path
 from pyagent.report.load import (
-    MAX_REPORT_BYTES,
     STDIN,
     ReportInvalidError,
     check_report,
     load_report,
+    max_report_bytes,
     parse_report,
     read_report_bytes,
     source_name,
@@ -33,7 +33,6 @@ from pyagent.report.validate import (
 
 __all__ = [
     "DECISION_SCHEMA",
-    "MAX_REPORT_BYTES",
     "REPORT_SCHEMA",
     "STDIN",
     "DecisionValidator",
@@ -49,6 +48,7 @@ __all__ = [
     "json_path",
     "load_report",
     "load_schema",
+    "max_report_bytes",
     "parse_report",
     "read_report_bytes",
     "report_validator",

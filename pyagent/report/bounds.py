@@ -32,7 +32,7 @@ from typing import Any
 from pyagent.report.issues import Location, SchemaIssue, json_path, name_too_long, sorted_issues, too_big
 from pyagent.report.schemas import REPORT_SCHEMA, SchemaFileError, load_schema
 
-__all__ = ["Renumbering", "SchemaBounds", "report_bounds", "widen"]
+__all__ = ["Renumbering", "SchemaBounds", "report_bounds", "report_document_bytes", "widen"]
 
 Schema = Mapping[str, Any]
 #: For each array narrowed, by its location in the narrowed document: the indexes its items had.
@@ -260,3 +260,11 @@ def widen(location: Location, renumbering: Renumbering) -> tuple[str | int, ...]
 def report_bounds() -> SchemaBounds:
     """The bounds of the shipped device-report schema (read once per process)."""
     return SchemaBounds(load_schema(REPORT_SCHEMA))
+
+
+def report_document_bytes() -> int:
+    """The largest report, in bytes: the shipped schema's ``x-max-document-bytes``."""
+    bound = report_bounds().document_bytes
+    if bound is None:
+        raise SchemaFileError(f"schema {REPORT_SCHEMA}: x-max-document-bytes is missing")
+    return bound

@@ -20,21 +20,23 @@ from typing import Any, BinaryIO
 
 from pyagent.errors import InvalidInputError
 from pyagent.jsonio import json_error_text
+from pyagent.report.bounds import report_document_bytes
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
 
 __all__ = [
-    "MAX_REPORT_BYTES",
     "STDIN",
     "ReportInvalidError",
     "check_report",
     "load_report",
+    "max_report_bytes",
     "parse_report",
     "read_report_bytes",
     "source_name",
 ]
 
-MAX_REPORT_BYTES = 64 * 1024 * 1024  # also in the schema as x-max-document-bytes
+#: The largest report read, in bytes: the schema's ``x-max-document-bytes`` (64 MiB).
+max_report_bytes = report_document_bytes
 STDIN = "-"
 _CHUNK = 1024 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -90,10 +92,12 @@ def _read_capped(stream: BinaryIO, name: str, limit: int) -> bytes:
 
 
 def read_report_bytes(
-    source: str | Path, stdin: BinaryIO | None = None, *, limit: int = MAX_REPORT_BYTES
+    source: str | Path, stdin: BinaryIO | None = None, *, limit: int | None = None
 ) -> tuple[str, bytes]:
-    """(name, content) of a report file, or of stdin when ``source`` is ``-``; at most ``limit`` bytes."""
+    """(name, content) of a report file, or of stdin when ``source`` is ``-``; at most ``limit`` bytes
+    (default: :func:`max_report_bytes`)."""
     name = source_name(source)
+    limit = max_report_bytes() if limit is None else limit
     if str(source) == STDIN:
         return name, _read_capped(stdin if stdin is not None else sys.stdin.buffer, name, limit)
     try:

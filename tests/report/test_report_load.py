@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from pyagent.errors import InvalidInputError
 from pyagent.report import (
-    MAX_REPORT_BYTES,
     ReportInvalidError,
     load_report,
+    max_report_bytes,
     parse_report,
     read_report_bytes,
     source_name,
@@ -169,7 +169,7 @@ def test_file_name_is_printed_safely(tmp_path: Path) -> None:
 def test_sparse_file_over_64_mib_is_rejected_without_reading(tmp_path: Path) -> None:
     path = tmp_path / "huge.json"
     with path.open("wb") as handle:
-        handle.truncate(MAX_REPORT_BYTES + 1)  # sparse: no disk blocks, no 64 MiB in memory
+        handle.truncate(max_report_bytes() + 1)  # sparse: no disk blocks, no 64 MiB in memory
     assert str(_error(path)) == f"{path}: report is larger than 64 MiB"
 
 
@@ -192,7 +192,7 @@ class _Endless(io.RawIOBase):
 def test_stream_over_64_mib_is_cut_off() -> None:
     stream = _Endless()
     assert str(_error("-", stream)) == "<stdin>: report is larger than 64 MiB"
-    assert MAX_REPORT_BYTES < stream.served <= MAX_REPORT_BYTES + 1
+    assert max_report_bytes() < stream.served <= max_report_bytes() + 1
 
 
 def test_limit_is_inclusive(tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_fifty_thousand_apps_load(tmp_path: Path, make_report: Any) -> None:
     report = make_report()
     report["apps"] = [{"id": f"com.example.{i}.".ljust(512, "x"), "name": "Example"} for i in range(50_000)]
     path = _write(tmp_path, json.dumps(report))
-    assert path.stat().st_size < MAX_REPORT_BYTES
+    assert path.stat().st_size < max_report_bytes()
     assert len(load_report(path)["apps"]) == 50_000
 
 

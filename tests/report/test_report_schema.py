@@ -15,13 +15,13 @@ from jsonschema import Draft202012Validator
 
 from pyagent.report import (
     DECISION_SCHEMA,
-    MAX_REPORT_BYTES,
     REPORT_SCHEMA,
     ReportValidator,
     SchemaFileError,
     SchemaIssue,
     find_schema,
     load_schema,
+    max_report_bytes,
 )
 from pyagent.report.issues import MAX_MESSAGE_CHARS
 from pyagent.report.schemas import schema_dirs
@@ -40,7 +40,7 @@ def test_schema_is_valid_draft_2020_12(name: str) -> None:
 
 def test_document_size_bound_is_recorded_in_the_schema() -> None:
     schema = load_schema(REPORT_SCHEMA)
-    assert schema["x-max-document-bytes"] == MAX_REPORT_BYTES == 64 * 1024 * 1024
+    assert schema["x-max-document-bytes"] == max_report_bytes() == 64 * 1024 * 1024
     assert "64 MiB" in schema["description"]
 
 

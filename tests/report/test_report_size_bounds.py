@@ -13,7 +13,8 @@ import pytest
 
 from pyagent.report import ReportValidator, SchemaIssue
 from pyagent.report.bounds import SchemaBounds, report_bounds, widen
-from pyagent.report.load import MAX_REPORT_BYTES
+from pyagent.report.load import max_report_bytes
+from pyagent.report.schemas import REPORT_SCHEMA, load_schema
 
 
 def _oversized(report: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +121,11 @@ def test_a_container_over_its_bound_is_not_entered() -> None:
 
 
 def test_the_document_bound_is_the_schemas() -> None:
-    assert report_bounds().document_bytes == MAX_REPORT_BYTES == 64 * 1024 * 1024
+    assert (
+        max_report_bytes()
+        == report_bounds().document_bytes
+        == load_schema(REPORT_SCHEMA)["x-max-document-bytes"]
+    )
 
 
 def test_narrowed_issues_are_the_reference_issues(
