@@ -144,6 +144,7 @@ def _python(fn: Any, value: Any) -> Any:
 
 def test_host_builtins_are_exactly_these() -> None:
     assert sorted(HOST_BUILTINS) == [
+        "regex.globs_match",
         "semver.compare",
         "semver.is_valid",
         "sprintf",

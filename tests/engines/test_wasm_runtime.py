@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wasmtime
 
 from pyagent.engines.wasm import (
+    BuiltinEvalError,
     BundleError,
     MissingBuiltinError,
     PolicyAbortError,
@@ -22,6 +24,7 @@ from pyagent.engines.wasm import (
     WasmPolicy,
     WasmRuntimeError,
     read_bundle,
+    runtime,
 )
 from pyagent.engines.wasm.bundle import BundleLimits
 from pyagent.errors import InvalidInputError, NoDecisionError
@@ -416,3 +419,44 @@ def test_manifest_must_name_one_module(good_members: dict[str, bytes]) -> None:
     members = [_file(n, c) for n, c in good_members.items() if n != "/.manifest"]
     members.append(_file("/.manifest", json.dumps(manifest).encode()))
     _expect_bundle_error(members, "bundle <bytes>: .manifest: expected one wasm module, found 2")
+
+
+def test_without_input_the_input_is_undefined_not_null(tmp_path: Path) -> None:
+    rego = "package noinput\n\nimport rego.v1\n\nx := [1 | input]\n"
+    policy = WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "noinput/x")).wasm)
+    without = subprocess.run(
+        [opa_binary(), "eval", "-f", "json", "-d", str(tmp_path / "policy.rego"), "data.noinput.x"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(without.stdout)["result"][0]["expressions"][0]["value"] == []
+    assert policy.evaluate(entrypoint="noinput/x") == []
+    assert policy.evaluate(None, "noinput/x") == opa_eval(tmp_path, "data.noinput.x", None) == [1]
+
+
+def test_an_evaluation_cut_short_leaves_a_fresh_instance_with_the_same_data(tmp_path: Path) -> None:
+    """A strict built-in error unwinds past the module's stack pointer; thousands of them exhausted
+    the instance's stack (a trap in opa_value_parse after about 4,000). The instance is replaced."""
+    rego = "package strict\n\nimport rego.v1\n\nx := [time.parse_rfc3339_ns(input.at), data.d]\n"
+    policy = WasmPolicy(read_bundle(build_wasm(tmp_path, rego, "strict/x")).wasm, strict_builtin_errors=True)
+    policy.set_data({"d": "kept"})
+    store = policy._store
+    with pytest.raises(BuiltinEvalError):
+        policy.evaluate({"at": "yesterday"}, "strict/x")
+    assert policy._store is not store
+    assert policy.evaluate({"at": "1970-01-01T00:00:01Z"}, "strict/x") == [1_000_000_000, "kept"]
+
+
+def test_a_trap_names_its_function_and_offset() -> None:
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    wat = '(module (func $inner unreachable) (func $outer (export "outer") call $inner))'
+    instance = wasmtime.Instance(store, wasmtime.Module(engine, wat), [])
+    outer = instance.exports(store)["outer"]
+    assert isinstance(outer, wasmtime.Func)
+    with pytest.raises(wasmtime.Trap) as caught:
+        outer(store)
+    assert runtime._trap_text(caught.value) == (
+        "wasm `unreachable` instruction executed (in inner at 0x23, called from outer at 0x27)"
+    )

@@ -46,6 +46,7 @@ from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decod
 from pyagent.errors import InvalidInputError, NoDecisionError, PyagentError
 
 __all__ = [
+    "NO_INPUT",
     "BuiltinEvalError",
     "MissingBuiltinError",
     "PolicyAbortError",
@@ -62,6 +63,9 @@ _DEFAULT_INITIAL_PAGES = 5
 _NUL = re.compile(b"\x00")
 _I32 = wasmtime.ValType.i32()
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+NO_INPUT: Any = object()
+"""``WasmPolicy.evaluate``'s default: no input document at all (``input`` undefined)."""
 
 #: An exported function, called with its i32 arguments only (bound to the policy's store).
 WasmFunc = Callable[..., Any]
@@ -256,7 +260,10 @@ class WasmPolicy:
 
     def set_data(self, data: Mapping[str, object]) -> None:
         """Parse ``data`` into the module's memory, replacing any previous data document."""
-        raw = _encode(data, "policy data")
+        self._load_data(_encode(data, "policy data"))
+
+    def _load_data(self, raw: bytes) -> None:
+        self._data_raw = raw
         if self._ex.stash_clear is not None:
             self._call(self._ex.stash_clear)
         self._call(self._ex.heap_ptr_set, self._base_heap)
@@ -270,21 +277,26 @@ class WasmPolicy:
         self._data_addr = value
         self._eval_heap = int(self._call(self._ex.heap_ptr_get))
 
-    def evaluate(self, input: object, entrypoint: str | int = 0) -> object:
-        """The value of ``entrypoint`` (name or id) for ``input`` (any JSON-encodable value).
+    def evaluate(self, input: object = NO_INPUT, entrypoint: str | int = 0) -> object:
+        """The value of ``entrypoint`` (name or id) for ``input`` (any JSON-encodable value; without
+        one, ``input`` is undefined, as in ``opa eval`` without ``--input``: None is JSON null).
 
         Raises :class:`UndefinedResultError` when the value is undefined, :class:`PolicyAbortError` when
         the policy aborts (e.g. conflicting rule values), ``InvalidInputError`` for non-JSON input.
         """
         entry = self._entrypoint_id(entrypoint)
-        raw = _encode(input, "input")
-        addr = self._eval_heap
-        end = addr + len(raw)
+        raw = b"" if input is NO_INPUT else _encode(input, "input")
+        addr = self._eval_heap if raw else 0  # a NULL input: the module leaves input undefined
+        end = self._eval_heap + len(raw)
         memory = self._ex.memory
         if end > memory.data_len(self._store):
             self._grow_to(end)
-        ctypes.memmove(self._view_of()[0] + addr, raw, len(raw))
-        result = self._call(self._ex.eval, 0, entry, self._data_addr, addr, len(raw), end, _VALUE_FORMAT)
+        ctypes.memmove(self._view_of()[0] + self._eval_heap, raw, len(raw))
+        try:
+            result = self._call(self._ex.eval, 0, entry, self._data_addr, addr, len(raw), end, _VALUE_FORMAT)
+        except BaseException:
+            self._reinstantiate()
+            raise
         try:
             defined, value = decode_result_set(self._read_cstring(int(result)))
         except (RegoValueError, UnicodeDecodeError) as err:
@@ -293,6 +305,17 @@ class WasmPolicy:
             name = next((n for n, i in self._entrypoints.items() if i == entry), str(entry))
             raise UndefinedResultError(f"policy decision {name!r} is undefined")
         return value
+
+    def _reinstantiate(self) -> None:
+        """A fresh instance with the same data. An evaluation cut short (a trap, an abort, a strict
+        built-in error) unwinds past the module's own bookkeeping (its stack pointer, its heap), so the
+        old instance is not used again: thousands of such errors would otherwise exhaust its stack."""
+        self._store = wasmtime.Store(self._engine)
+        self._ex = self._instantiate()
+        self._view = _MemoryView()
+        self._call(self._ex.malloc, 0)
+        self._base_heap = int(self._call(self._ex.heap_ptr_get))
+        self._load_data(self._data_raw)
 
     # ------------------------------------------------------------------ memory
 
@@ -347,7 +370,7 @@ class WasmPolicy:
         try:
             return func(*args)
         except wasmtime.Trap as err:
-            raise PolicyAbortError(f"policy.wasm trapped: {_first_line(err)}") from err
+            raise PolicyAbortError(f"policy.wasm trapped: {_trap_text(err)}") from err
         except wasmtime.WasmtimeError as err:
             raise WasmRuntimeError(f"policy.wasm failed: {_first_line(err)}") from err
 
@@ -403,3 +426,16 @@ class WasmPolicy:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _trap_text(trap: wasmtime.Trap) -> str:
+    """The trap's cause, and where: the innermost wasm functions with their module offsets."""
+    lines = [line.strip() for line in str(trap).splitlines() if line.strip()]
+    cause = lines[-1].split(": ", 1)[-1] if lines else "trap"
+    try:
+        frames = [
+            f"{f.func_name or f'function {f.func_index}'} at 0x{f.module_offset:x}" for f in trap.frames
+        ]
+    except (AttributeError, wasmtime.WasmtimeError):  # pragma: no cover - a trap without frames
+        frames = []
+    return cause + (f" (in {', called from '.join(frames[:3])})" if frames else "")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from pyagent.engines.wasm.builtins import clock, durations, semver, strings, units
+from pyagent.engines.wasm.builtins import clock, durations, globs, semver, strings, units
 from pyagent.engines.wasm.builtins._operands import BuiltinError, UnsupportedBuiltinUse
 from pyagent.engines.wasm.builtins.clock import parse_rfc3339_ns
 
@@ -39,6 +39,7 @@ HostBuiltin = Callable[..., object]
 
 HOST_BUILTINS: Mapping[str, HostBuiltin] = MappingProxyType(
     {
+        "regex.globs_match": globs.globs_match,
         "semver.compare": semver.compare,
         "semver.is_valid": semver.is_valid,
         "sprintf": strings.sprintf,
