@@ -73,10 +73,44 @@ def test_sprintf_matches_opa(engines: Differential, cases: list[list[Any]]) -> N
     engines.check("sprintf", cases)
 
 
-@pytest.mark.parametrize("fmt", ["%x", "%q", "%05d", "%+d", "%#v", "% d", "%.2f", "%*d", "%[1]d", "%f", "%e"])
-def test_sprintf_beyond_the_supported_subset_fails_loudly(engines: Differential, fmt: str) -> None:
+#: Formats beyond the supported subset, each with an operand it would format.
+UNSUPPORTED: dict[str, Any] = {"%q": "x", "%05d": 1, "%+d": 1, "%#v": 1, "% d": 1, "%*d": 1, "%[1]d": 1}
+UNSUPPORTED |= {"%.2d": 1.5, "%x": 1.5, "%g": 1.5, "%.2v": 1.5, "%.3s": "abcd", "%.4d": 10**20}
+
+
+@pytest.mark.parametrize(("fmt", "value"), list(UNSUPPORTED.items()))
+def test_sprintf_beyond_the_supported_subset_fails_loudly(
+    engines: Differential, fmt: str, value: Any
+) -> None:
     with pytest.raises(BuiltinEvalError, match=r"^sprintf: unsupported by the embedded engine: sprintf "):
-        engines.lenient.evaluate({"args": [fmt, [1.5 if fmt in ("%f", "%e") else 10]]}, "d/one_0")
+        engines.lenient.evaluate({"args": [fmt, [value]]}, "d/one_0")
+
+
+NUMBER_VERBS = st.sampled_from(["%f", "%.2f", "%e", "%8.3E", "%.f", "%-9.1f", "%F", "%.0e"])
+DIGITS_VERBS = st.sampled_from(["%.3d", "%.0d", "%5.2d", "%-6.3d"])
+HEX_VERBS = st.sampled_from(["%x", "%X", "%6x", "%-4X"])
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.5, 2.675, 1e-7, 1e21, -0.0, 123456.5, 1.005]),
+    st.integers(-(10**6), 10**6),
+    st.sampled_from(["abc", "", "é🚀x"]),
+)
+
+
+@BATCHES
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(NUMBER_VERBS, st.tuples(NUMBERS).map(list)),
+            st.tuples(DIGITS_VERBS, st.tuples(st.one_of(st.integers(-(10**6), 10**6), TEXT)).map(list)),
+            st.tuples(HEX_VERBS, st.tuples(st.one_of(TEXT, st.integers(-(10**30), 10**30))).map(list)),
+        ).map(list),
+        min_size=20,
+        max_size=60,
+    )
+)
+def test_sprintf_number_and_hex_verbs_match_opa(engines: Differential, cases: list[list[Any]]) -> None:
+    engines.check("sprintf", cases)
 
 
 def test_any_prefix_match_edges_match_opa(engines: Differential) -> None:

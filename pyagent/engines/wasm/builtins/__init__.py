@@ -73,8 +73,9 @@ REFUSED: Mapping[str, str] = MappingProxyType(
 #: Where a host built-in would answer differently from OPA's Go code, it fails loudly instead: the limits.
 LIMITS: Mapping[str, str] = MappingProxyType(
     {
-        "sprintf": "the verbs `%v`, `%s` and `%d` with an optional `-` flag and width, and Go's error "
-        "texts; any other verb, flag, precision, `*` or argument index fails the evaluation",
+        "sprintf": "`%v`, `%s`, `%d`, `%x`/`%X` (strings, integers), `%f`/`%F`/`%e`/`%E` (other numbers) "
+        "with an optional `-` flag, width and (for those) precision, and Go's error texts; any other "
+        "verb, flag, `*` or argument index fails the evaluation",
         "time.parse_ns": "a zone abbreviation other than UTC in the value (MST, CET...) fails the "
         "evaluation: Go gives it the offset of the OPA host's own zone",
         "units.parse": "amounts up to 10^4000",

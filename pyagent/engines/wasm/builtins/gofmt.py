@@ -3,7 +3,8 @@
 OPA hands ``fmt.Sprintf`` each value as a Go ``int64`` (a number whose text is one), a
 ``*big.Int`` (a longer integer), a ``float64`` (any other finite number), or a ``string`` (a string,
 or the Rego text of any other value: ``[1, "a"]``, ``{1, 2}``, ``null``). Supported here: literal text,
-``%%``, the verbs ``v``, ``s`` and ``d`` with an optional ``-`` flag and width, and Go's error texts
+``%%``, the verbs ``v``, ``s``, ``d``, ``x``/``X`` (strings and integers) and ``f``/``F``/``e``/``E``
+(with a precision; numbers that are not integers) with an optional ``-`` flag and width, and Go's error texts
 (``%!d(string=x)``, ``%!v(MISSING)``, ``%!(EXTRA int=1)``, ``%!(NOVERB)``). Any other flag, precision,
 ``*``, argument index or verb that would format a value raises :class:`UnsupportedBuiltinUse`: the
 evaluation fails loudly instead of answering differently from OPA.
@@ -31,7 +32,13 @@ _VALID = {
     "float64": set("vbgGxXfFeE"),
     "*big.Int": set("bodsvxXO"),
 }
-_IMPLEMENTED = {"string": set("vs"), "int64": set("vd"), "float64": set("v"), "*big.Int": set("vds")}
+_IMPLEMENTED = {
+    "string": set("vsxX"),
+    "int64": set("vdxX"),
+    "float64": set("vfFeE"),
+    "*big.Int": set("vdsxX"),
+}
+_MAX_PRECISION = 1_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ def _text(arg: GoArg) -> str:
 class _Spec:
     minus: bool = False
     width: int | None = None
+    precision: int | None = None
 
     def pad(self, text: str) -> str:
         if self.width is None or len(text) >= self.width:
@@ -100,13 +108,40 @@ class _Spec:
         return text.ljust(self.width) if self.minus else text.rjust(self.width)
 
 
+def _bad_verb_text(arg: GoArg, precision: int | None) -> str:
+    """The operand as Go's ``%v`` shows it with a precision (what a "bad verb" text holds): a string
+    cut to that many characters, an integer with at least that many digits."""
+    if precision is None:
+        return _text(arg)
+    if arg.type == "string":
+        assert isinstance(arg.value, str)
+        return arg.value[:precision]
+    if arg.type == "int64":
+        assert isinstance(arg.value, int)
+        digits = "" if precision == 0 and arg.value == 0 else str(abs(arg.value)).zfill(precision)
+        return ("-" if arg.value < 0 else "") + digits
+    raise UnsupportedBuiltinUse(f"sprintf precision with a bad verb for a {arg.type} operand")
+
+
 def _format_arg(arg: GoArg, verb: str, spec: _Spec) -> str:
     if verb not in _VALID[arg.type]:
         if arg.type == "*big.Int":
             return f"%!{verb}(big.Int={arg.value})"
-        return f"%!{verb}({arg.type}={spec.pad(_text(arg))})"
+        return f"%!{verb}({arg.type}={spec.pad(_bad_verb_text(arg, spec.precision))})"
     if verb not in _IMPLEMENTED[arg.type]:
         raise UnsupportedBuiltinUse(f"sprintf verb %{verb} for a {arg.type} operand")
+    if verb == "d" and arg.type == "int64" and spec.precision is not None:
+        return spec.pad(_bad_verb_text(arg, spec.precision))  # at least that many digits
+    if spec.precision is not None and not (arg.type == "float64" and verb in "fFeE"):
+        raise UnsupportedBuiltinUse(f"sprintf precision with %{verb} for a {arg.type} operand")
+    value = arg.value
+    if verb in "fFeE":
+        assert isinstance(value, float)
+        precision = 6 if spec.precision is None else spec.precision
+        return spec.pad(format(value, f".{precision}{'f' if verb in 'fF' else verb}"))
+    if verb in "xX":
+        hexed = value.encode().hex() if isinstance(value, str) else format(value, "x")
+        return spec.pad(hexed.upper() if verb == "X" else hexed)
     return spec.pad(_text(arg))
 
 
@@ -118,18 +153,27 @@ def _parse_spec(fmt: str, i: int) -> tuple[_Spec, int]:
             raise UnsupportedBuiltinUse(f"sprintf flag {fmt[i]!r}")
         spec.minus = True
         i += 1
-    if i < len(fmt) and fmt[i] in "[*.":
-        raise UnsupportedBuiltinUse(f"sprintf {fmt[i]!r} (argument index, * or precision)")
+    if i < len(fmt) and fmt[i] in "[*":
+        raise UnsupportedBuiltinUse(f"sprintf {fmt[i]!r} (argument index or *)")
+    spec.width, i = _number(fmt, i)
+    if i < len(fmt) and fmt[i] == ".":
+        precision, i = _number(fmt, i + 1)
+        spec.precision = precision or 0  # "%.f": precision 0, as in Go
+    if i < len(fmt) and fmt[i] in "[*":
+        raise UnsupportedBuiltinUse(f"sprintf {fmt[i]!r} (argument index or *)")
+    return spec, i
+
+
+def _number(fmt: str, i: int) -> tuple[int | None, int]:
     start = i
     while i < len(fmt) and "0" <= fmt[i] <= "9":
         i += 1
-    if i > start:
-        spec.width = int(fmt[start:i])
-        if spec.width > _MAX_WIDTH:
-            raise UnsupportedBuiltinUse(f"sprintf width {spec.width}")
-        if i < len(fmt) and fmt[i] in "[.":
-            raise UnsupportedBuiltinUse(f"sprintf {fmt[i]!r} (argument index or precision)")
-    return spec, i
+    if i == start:
+        return None, i
+    number = int(fmt[start:i])
+    if number > min(_MAX_WIDTH, _MAX_PRECISION):
+        raise UnsupportedBuiltinUse(f"sprintf width or precision {number}")
+    return number, i
 
 
 def go_sprintf(fmt: str, args: list[GoArg]) -> str:
