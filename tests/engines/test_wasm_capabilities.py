@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pyagent.cli import cli
 from pyagent.engines.wasm.builtins import HOST_BUILTINS, docs_section
-from pyagent.engines.wasm.capabilities import problems_in_dirs
+from pyagent.engines.wasm.capabilities import BuiltinUse, find_uses, problems_in_dirs
 from tests.helpers.opa_bin import opa_binary
 from tests.helpers.opa_server import POLICY_DIRS
 
@@ -86,3 +86,14 @@ def test_docs_list_the_builtins_the_engine_provides() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text(encoding="utf-8")
     assert "\n".join(docs_section()) in page
     assert all(f"- `{name}`" in page for name in HOST_BUILTINS)
+
+
+def test_calls_are_found_in_their_rule_not_in_comments() -> None:
+    source = (
+        "package p.q\n\nimport rego.v1\n\n# time.now_ns() in a comment\nimports_ok := time.now_ns()\n\n"
+        'deny contains m if {\n\tx := 1\n\tm := sprintf("%v", [uuid.rfc4122(x)])\n}\n'
+    )
+    assert find_uses({"f.rego": source}, ["time.now_ns", "uuid.rfc4122"]) == [
+        BuiltinUse("time.now_ns", "p.q.imports_ok", "f.rego:6"),
+        BuiltinUse("uuid.rfc4122", "p.q.deny", "f.rego:10"),
+    ]

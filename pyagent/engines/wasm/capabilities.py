@@ -94,7 +94,7 @@ def find_uses(sources: Mapping[str, str], names: Iterable[str]) -> list[BuiltinU
         for row, line in enumerate(text.splitlines(), 1):
             code = line.split("#", 1)[0]
             head = _RULE_HEAD.match(code)
-            if head and not head.group(1).startswith(_NOT_RULES):
+            if head and head.group(1) not in _NOT_RULES:
                 rule = prefix + head.group(1)
             for name, pattern in patterns.items():
                 if pattern.search(code):
