@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -9,9 +10,9 @@ from hypothesis import strategies as st
 
 #: Few, deterministic examples: each one is a batch of cases for one ``opa eval``.
 BATCHES = settings(
-    max_examples=int(__import__("os").environ.get("BUILTIN_EXAMPLES", "4")),
+    max_examples=int(os.environ.get("BUILTIN_EXAMPLES", "4")),  # more, at random, to hunt by hand
     deadline=None,
-    derandomize=__import__("os").environ.get("BUILTIN_EXAMPLES") is None,
+    derandomize="BUILTIN_EXAMPLES" not in os.environ,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

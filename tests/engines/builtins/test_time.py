@@ -39,6 +39,7 @@ TIMES = st.one_of(
 
 _DURATION_PIECES = st.one_of(
     st.sampled_from(["-", "+", ".", "0", "1", "15", "1.5", ".5", "1.", "9223372036854775807", "0.000000001"]),
+    st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False).map(str),
     st.sampled_from(["ns", "us", "µs", "μs", "ms", "s", "m", "h", "d", "w", "y", "D", "x", "mo", "hd", " "]),
     st.integers(0, 10**6).map(str),
 )
@@ -89,6 +90,7 @@ def test_parse_duration_edges_match_opa(engines: Differential) -> None:
     cases = [
         ["1h30m"], ["1.5d"], ["2w"], ["1y"], ["-1d"], ["1ns1d"], ["0.000000000001d"], ["106751d"],
         ["106752d"], ["1µs"], ["1μs"], ["0"], [""], ["1hd"], ["1mo"], ["1..5h"], ["9223372036854775808ns"],
+        ["1.515w"], ["292.47y"], ["106751.99116730063d"],  # float64 hours: 254.51999999999998h...
     ]  # fmt: skip
     results = engines.check("time.parse_duration_ns", cases)
     assert results == {
@@ -103,6 +105,9 @@ def test_parse_duration_edges_match_opa(engines: Differential) -> None:
         "9": 1000,
         "10": 1000,
         "11": 0,
+        "17": 916271999999999,
+        "18": 9223333920000000000,
+        "19": 9223372036854774000,
     }
 
 

@@ -2,15 +2,17 @@
 
 OPA 1.22 reads a duration holding a ``d``, ``w`` or ``y`` with its own grammar (an optional sign, then
 segments of ``[0-9.]+`` and a unit: ``ms``, ``us``, ``µs``, ``ns`` or one lowercase letter), rewrites
-those units into hours (1d = 24h, 1w = 168h, 1y = 8760h) and hands the result to Go's parser; a
-string the grammar or Go refuses is then ``time: invalid duration "<text>"``. A string with none of
-those letters goes to Go's parser as it is, with Go's own messages.
+those units into hours (1d = 24h, 1w = 168h, 1y = 8760h; a float64 product, so ``1.515w`` is
+254.51999999999998h) and hands the result to Go's parser; a string the grammar or Go refuses is then
+``time: invalid duration "<text>"``. A string with none of those letters goes to Go's parser as it
+is, with Go's own messages.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal
 
 from pyagent.engines.wasm.builtins._operands import BuiltinError, string_operand
 
@@ -127,13 +129,15 @@ def go_parse_duration(text: str) -> int:
 
 
 def _in_hours(digits: str, hours: int) -> str:
+    """``digits`` days, weeks or years in hours as OPA writes them: the float64 product, in Go's
+    shortest fixed-point form (``strconv.FormatFloat(x, 'f', -1, 64)``)."""
     try:
-        with localcontext() as ctx:
-            ctx.prec = len(digits) + 8
-            scaled = Decimal(digits) * hours
-    except InvalidOperation:
+        product = float(digits) * hours
+    except ValueError:
         return digits  # not a number: Go's parser refuses it below
-    return format(scaled, "f")
+    if not math.isfinite(product):
+        return digits + "!"  # no number Go's parser takes
+    return format(Decimal(repr(product)), "f")
 
 
 def parse_duration_ns(value: object) -> int:
