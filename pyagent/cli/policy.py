@@ -77,7 +77,8 @@ def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
 @dirs_argument
 @click.pass_context
 def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
-    """`opa fmt` (no diff), `opa check --strict`, and the policy data checked (exit 2 on a data mistake)."""
+    """`opa fmt` (no diff), `opa check --strict`, the policy data checked and the built-ins the embedded
+    engine provides (exit 2 on a data mistake or a missing built-in)."""
     targets = policy_dirs(dirs)
     failed = False
     listed = run_opa(["fmt", "--list", *targets])
@@ -88,7 +89,9 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     if checked.returncode != 0:
         click.echo(checked.stderr.rstrip() or checked.stdout.rstrip(), err=True)
         failed = True
-    data_problems = datacheck.problems_in_dirs(targets)
+    from pyagent.engines.wasm.capabilities import problems_in_dirs as engine_problems  # imports wasmtime
+
+    data_problems = datacheck.problems_in_dirs(targets) + engine_problems(targets)
     for line in data_problems:
         click.echo(safe_line(line), err=True)
     click.echo("lint: " + ("problems found" if failed or data_problems else "clean"), err=True)

@@ -120,4 +120,6 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {ex_id} | {ex.get('device_id')} | {ex.get('organization')} | {ex.get('ban')} | "
                 f"{ex.get('until')} | {_cell(ex.get('reason', ''))} |"
             )
-    return "\n".join([*lines, "", *INDEX_SECTION]) + "\n"
+    from pyagent.engines.wasm.builtins import docs_section  # what the embedded engine runs
+
+    return "\n".join([*lines, "", *INDEX_SECTION, "", *docs_section()]) + "\n"

@@ -61,6 +61,14 @@ def test_lint_check_names_the_builtins_and_the_rules(needy_policy: Path) -> None
     assert problems_in_dirs([str(needy_policy)]) == [_refusal(f"{needy_policy}/pyagent/decision.rego")]
 
 
+def test_policy_lint_refuses_a_policy_needing_missing_builtins(needy_policy: Path) -> None:
+    result = CliRunner().invoke(cli, ["policy", "lint", str(needy_policy)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"{_refusal(f'{needy_policy}/pyagent/decision.rego')}\nlint: problems found\n",
+    )
+
+
 def test_the_shipped_policy_needs_nothing_the_engine_lacks() -> None:
     assert problems_in_dirs([str(d) for d in POLICY_DIRS]) == []
 
