@@ -11,7 +11,7 @@ from pyagent.timeutil import now_rfc3339
 
 if TYPE_CHECKING:  # imported for annotations only: `pyagent check REPORT` needs neither
     from pyagent.collectors.base import Inventory
-    from pyagent.config import AgentConfig
+    from pyagent.config.agent import AgentConfig
 
 OWNERSHIPS = ("corporate", "personal")
 

@@ -19,7 +19,7 @@ from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
 from pyagent.collectors.registry import CollectorName, get_collector
-from pyagent.config import AgentConfig
+from pyagent.config.agent import AgentConfig
 from pyagent.decide import decide, raise_for_policy_errors
 from pyagent.engines.base import Engine, EngineSettings
 from pyagent.engines.select import build_engine, resolve

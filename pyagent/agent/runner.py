@@ -30,7 +30,7 @@ from pyagent.agent.cycle import EngineHolder, run_once
 from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, move_aside, utc_now
 from pyagent.agent.threads import PluginThreads, guarded
 from pyagent.agent.wiring import Plugins
-from pyagent.config import AgentConfig
+from pyagent.config.agent import AgentConfig
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags
 from pyagent.redact import redact

@@ -20,7 +20,7 @@ from pyagent.agent.plugins.bundledir import BundleDir
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.plugins.status import DEFAULT_PERIOD, StatusPlugin
 from pyagent.bundles.verify import VerificationConfig, VerifiedBundle
-from pyagent.config import AgentConfig
+from pyagent.config.agent import AgentConfig
 from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.select import resolve
 from pyagent.engines.wasm.bundle import WasmBundle

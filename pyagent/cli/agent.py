@@ -13,7 +13,7 @@ from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
 from pyagent.agent.statusview import status_document, status_lines
 from pyagent.agent.wiring import build
 from pyagent.cli.options import device_fact_options, engine_options, org_option
-from pyagent.config import AgentConfig, agent_settings, engine_settings, load_config
+from pyagent.config.agent import AgentConfig, agent_settings, engine_settings, load_config
 from pyagent.config.statedir import private_dir, private_file
 from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from pyagent.collectors.registry import CollectorName, get_collector
-from pyagent.config import load_config
+from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
 from pyagent.report.load import check_report

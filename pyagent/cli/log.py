@@ -11,7 +11,7 @@ import click
 from pyagent.agent.chain import load_key
 from pyagent.agent.store import Spool
 from pyagent.agent.verify import verify_spool
-from pyagent.config import agent_settings, load_config
+from pyagent.config.agent import agent_settings, load_config
 from pyagent.termsafe import safe_line
 
 MAX_SHOWN = 50

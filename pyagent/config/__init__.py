@@ -6,19 +6,7 @@
 * :mod:`pyagent.config.opa` — OPA's tables: ``services``, ``bundles``, ``keys``, ``decision_logs``,
   ``status``, ``labels``;
 * :mod:`pyagent.config.statedir` — the state directory, and the checks that keep it private.
+
+Import from the modules (``from pyagent.config.agent import load_config``): the package imports
+nothing itself, so that a ``check`` needing only the state directory does not load the config code.
 """
-
-from __future__ import annotations
-
-from pyagent.config.agent import AgentConfig, AgentSettings, agent_settings, engine_settings, load_config
-from pyagent.config.files import default_config_path, read_secret
-
-__all__ = [
-    "AgentConfig",
-    "AgentSettings",
-    "agent_settings",
-    "default_config_path",
-    "engine_settings",
-    "load_config",
-    "read_secret",
-]

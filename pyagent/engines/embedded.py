@@ -69,7 +69,7 @@ def _activator(overlays: Sequence[DataOverlay]) -> Callable[[WasmBundle], WasmPo
     index (:mod:`pyagent.policy.index`) built from that data. A bundle whose own index does not match
     its bans is refused with the reason."""
     from pyagent.engines.wasm.runtime import WasmPolicy
-    from pyagent.policy import datacheck, index
+    from pyagent.policy import index
 
     def activate(bundle: WasmBundle) -> WasmPolicy:
         try:
@@ -77,6 +77,8 @@ def _activator(overlays: Sequence[DataOverlay]) -> Callable[[WasmBundle], WasmPo
         except index.StaleIndexError as err:
             raise EngineError(str(err)) from err
         if overlays:  # the bundle's own data was checked when it was built and published
+            from pyagent.policy import datacheck
+
             datacheck.check_overlays(bundle.data, "policy bundle", overlays)
         data = index.with_index(merge(bundle.data, overlays))
         policy = WasmPolicy(bundle.wasm)

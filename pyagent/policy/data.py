@@ -13,11 +13,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyagent.errors import InvalidInputError
 from pyagent.jsonio import read_bytes
-from pyagent.policy.yamlload import Located
+
+if TYPE_CHECKING:  # PyYAML is imported only where policy YAML is read, not by every `check`
+    from pyagent.policy.yamlload import Located
 
 MAX_OVERLAY_BYTES = 16 * 1024 * 1024
 

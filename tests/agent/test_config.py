@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyagent.config import agent_settings, load_config
+from pyagent.config.agent import agent_settings, load_config
 from pyagent.config.opa import Polling
 from pyagent.config.statedir import default_state_dir, private_dir, private_file
 from pyagent.errors import InvalidInputError

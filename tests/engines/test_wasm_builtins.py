@@ -17,7 +17,7 @@ from pyagent.engines.wasm import (
     WasmPolicy,
     read_bundle,
 )
-from pyagent.engines.wasm.builtins import parse_rfc3339_ns
+from pyagent.engines.wasm.builtins.clock import parse_rfc3339_ns
 from tests.helpers.opa_bin import UNDEFINED, build_wasm, opa_eval
 
 TIME_POLICY = """package t
@@ -161,6 +161,29 @@ def test_host_builtins_are_exactly_these() -> None:
         "units.parse",
         "units.parse_bytes",
     ]
+
+
+def test_every_registered_builtin_resolves_to_its_groups_function() -> None:
+    resolved = {name: HOST_BUILTINS[name] for name in HOST_BUILTINS}
+    assert all(callable(fn) for fn in resolved.values())
+    assert {name: fn.__module__.rsplit(".", 1)[1] for name, fn in resolved.items()} == {
+        "regex.globs_match": "globs",
+        "semver.compare": "semver",
+        "semver.is_valid": "semver",
+        "sprintf": "strings",
+        "strings.any_prefix_match": "strings",
+        "strings.count": "strings",
+        "time.add_date": "clock",
+        "time.clock": "clock",
+        "time.date": "clock",
+        "time.format": "clock",
+        "time.parse_duration_ns": "durations",
+        "time.parse_ns": "clock",
+        "time.parse_rfc3339_ns": "clock",
+        "time.weekday": "clock",
+        "units.parse": "units",
+        "units.parse_bytes": "units",
+    }
 
 
 def test_parse_rfc3339_ns_matches_opa(time_policy: tuple[Path, WasmPolicy]) -> None:
