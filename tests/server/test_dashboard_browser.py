@@ -240,7 +240,11 @@ def test_sessions_and_roles_over_http(fleet: Fleet) -> None:
     agent_login = urlencode({"token": fleet.agent}).encode()
     assert http(f"{base}/login", "POST", agent_login, FORM)[0] == 401
     assert http(f"{base}/api/v1/summary", headers=bearer(fleet.agent))[0] == 403
-    assert http(f"{base}/", headers=bearer(fleet.agent))[0] == 303
+    assert http(f"{base}/", headers=bearer(fleet.agent))[0] == 403  # as the API answers it
+    assert http(f"{base}/", headers=bearer("not-a-token"))[0] == 401
+    assert http(f"{base}/")[0] == 401  # no credentials, not a browser
+    status, headers, _ = http(f"{base}/devices", headers={"Accept": "text/html"})  # a browser: log in first
+    assert (status, headers["Location"]) == (303, "/login?next=%2Fdevices")
     multipart = (b"--b\r\nContent-Disposition: form-data; name=\"wasm\"; filename=\"bundle.tar.gz\"\r\n\r\n"
                  + fleet.bundle.read_bytes() + b"\r\n--b--\r\n")  # fmt: skip
     publish = {**bearer(fleet.reader), "Content-Type": "multipart/form-data; boundary=b"}

@@ -43,8 +43,16 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return await run_in_threadpool(sessions.viewer, request, ctx.store)
 
     async def gate(request: Request) -> sessions.Viewer | Response:
+        """A bearer token is answered as the API answers it (401 not valid, 403 wrong role); with no
+        credentials at all, a browser (it asks for HTML) goes to the login page and any other client
+        gets 401; an ended session cookie goes back to the login page."""
+        if "authorization" in request.headers:
+            await ctx.authorize(request, "reader")
         viewer = await who(request)
         if viewer is None:
+            browser = "text/html" in request.headers.get("accept", "")
+            if not browser and sessions.COOKIE not in request.cookies:
+                raise HttpError(401, "unauthorized", "a reader's bearer token or a session is required")
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
         return viewer
