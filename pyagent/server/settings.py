@@ -10,6 +10,7 @@
     max_long_poll_seconds = 300
     retention_days = 400               # decision history kept; default 0: forever
     stale_after_seconds = 86400        # a device silent this long counts as not compliant
+                                       # (or stale_after = "24h", as a duration)
     tls_cert = "/etc/pyagent/server.crt"
     tls_key = "/etc/pyagent/server.key"
 
@@ -24,6 +25,7 @@ Unknown keys are an error naming the key and the file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -111,6 +113,11 @@ def load_settings(path: Path | None) -> ServerSettings:
     known = {f.name for f in fields(ServerSettings)}
     for key, value in section.items():
         where = f"{path}: server.{key}"
+        if key == "stale_after":  # CONTRACT §8's name, as a duration ("24h", "90m", "1h30m") or seconds
+            if "stale_after_seconds" in section:
+                raise InvalidInputError(f"{where}: give stale_after or stale_after_seconds, not both")
+            values["stale_after_seconds"] = _duration_seconds(value, where)
+            continue
         if key not in known:
             raise InvalidInputError(f"{where}: unknown key")
         if key == "verification":
@@ -124,6 +131,25 @@ def load_settings(path: Path | None) -> ServerSettings:
         else:
             values[key] = Path(value) if key in _PATHS else value
     return ServerSettings(**values)
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _duration_seconds(value: Any, where: str) -> int:
+    """``24h``, ``90m``, ``1h30m``, ``45s`` or an integer of seconds; at least one second."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        found = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
+        if found is None:
+            expected = 'a duration such as "24h", "90m" or "1h30m", or seconds'
+            raise InvalidInputError(f"{where}: must be {expected}")
+        hours, minutes, secs = (int(part or 0) for part in found.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds < 1:
+        raise InvalidInputError(f"{where}: must be at least one second")
+    return seconds
 
 
 def _verification(value: Any, where: str) -> Verification:

@@ -340,6 +340,44 @@ def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
         load_settings(config)
 
 
+@pytest.mark.parametrize(
+    ("line", "seconds"),
+    [('stale_after = "24h"', 86400), ('stale_after = "1h30m"', 5400), ('stale_after = "45s"', 45),
+     ("stale_after = 600", 600), ("stale_after_seconds = 7200", 7200)],
+)  # fmt: skip
+def test_stale_after_as_a_duration_or_seconds(tmp_path: Path, line: str, seconds: int) -> None:
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text(f"[server]\n{line}\n")
+    assert load_settings(config).stale_after_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            'stale_after = "1d"',
+            'server.stale_after: must be a duration such as "24h", "90m" or "1h30m", or seconds',
+        ),
+        ('stale_after = "0s"', "server.stale_after: must be at least one second"),
+        (
+            'stale_after = "1h"\nstale_after_seconds = 60',
+            "server.stale_after: give stale_after or stale_after_seconds",
+        ),
+    ],
+)
+def test_stale_after_refused_with_the_key_named(tmp_path: Path, lines: str, message: str) -> None:
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text(f"[server]\n{lines}\n")
+    with pytest.raises(InvalidInputError) as refused:
+        load_settings(config)
+    assert str(refused.value).startswith(f"{config}: {message}")
+
+
 # publishing over the API ---------------------------------------------------------------------
 
 
