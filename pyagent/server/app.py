@@ -105,8 +105,13 @@ async def _retention(ctx: ServerContext) -> None:
 
 
 def _error(status: int, code: str, message: str, *, close: bool = False) -> Response:
-    headers = {"Connection": "close"} if close else None
-    return JSONResponse({"code": code, "message": message}, status, headers=headers)
+    headers = {**({"Connection": "close"} if close else {}), **_challenge(status)}
+    return JSONResponse({"code": code, "message": message}, status, headers=headers or None)
+
+
+def _challenge(status: int) -> dict[str, str]:
+    """A 401 names the scheme that would be accepted (RFC 6750)."""
+    return {"WWW-Authenticate": 'Bearer realm="pyagent"'} if status == 401 else {}
 
 
 _API_PREFIXES = ("/api/", "/bundles/", "/logs", "/status", "/health")
@@ -117,7 +122,7 @@ async def _http_error(request: Request, err: Exception) -> Response:
     if not request.url.path.startswith(_API_PREFIXES):  # a dashboard page: answer a person, in HTML
         from pyagent.server.dashboard.layout import HEADERS, error_page
 
-        headers = {**HEADERS, "Connection": "close"} if err.close else HEADERS
+        headers = {**HEADERS, **({"Connection": "close"} if err.close else {}), **_challenge(err.status)}
         return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
     return _error(err.status, err.code, err.message, close=err.close)
 

@@ -100,6 +100,13 @@ def test_wrong_tokens_are_401(fleet: Fleet, header: str) -> None:
     response = fleet.client.get("/bundles/pyagent", headers={"Authorization": header})
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="pyagent"'
+
+
+def test_other_errors_carry_no_challenge(fleet: Fleet) -> None:
+    response = fleet.client.get("/bundles/pyagent", headers=fleet.auth("reader"))
+    assert response.status_code == 403
+    assert "WWW-Authenticate" not in response.headers
 
 
 def test_a_revoked_token_is_refused_at_once(fleet: Fleet) -> None:
