@@ -15,12 +15,12 @@ as written, so a bundle this command writes is one the embedded engine accepts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from pyagent.engines.wasm.bundle import read_archive, read_members
 from pyagent.engines.wasm.capabilities import check_members
 from pyagent.errors import InvalidInputError
 from pyagent.policy import index
-from pyagent.policy.opa_tool import OpaToolError, find_opa
+from pyagent.policy.opa_tool import OpaToolError, run_opa
 
 __all__ = ["TARGETS", "SignedBuild", "build_signed_bundle", "build_unsigned_bundle", "default_serial"]
 
@@ -76,8 +76,7 @@ def build_signed_bundle(
     timeout: float = 600.0,
 ) -> SignedBuild:
     """Compile ``dirs`` into a signed bundle at ``output``; raise on bad input or a failed build."""
-    if target not in TARGETS:
-        raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    _check_target(target)
     if serial is None:
         serial = default_serial()
     if serial < 0:
@@ -86,10 +85,7 @@ def build_signed_bundle(
     built_at = int(time.time())
     out = Path(output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pyagent-bundle-") as tmp:
-        stage = Path(tmp) / "bundle"
-        _stage(dirs, stage)
-        index.write_root_for_dirs(list(map(str, dirs)), stage)
+    with _staging(dirs) as stage:
         manifest: dict[str, object] = {"metadata": {"pyagent": {"serial": serial, "built_at": built_at}}}
         if revision:
             manifest["revision"] = revision
@@ -97,29 +93,21 @@ def build_signed_bundle(
         claims: dict[str, object] = {"iat": built_at}
         if scope:
             claims["scope"] = scope
-        claims_file = Path(tmp) / "claims.json"
+        claims_file = stage.parent / "claims.json"
         claims_file.write_text(json.dumps(claims), encoding="utf-8")
-        args = ["build", "-b", "-t", target, "--ignore", "*_test.rego"]
-        if target == "wasm":
-            args += ["-e", ENTRYPOINT]
-        args += [
+        signing = [
             "--signing-key", str(Path(signing_key).resolve()),
             "--signing-alg", algorithm,
             "--claims-file", str(claims_file),
-            "-o", str(out),
-            ".",
         ]  # fmt: skip
-        _run_opa(args, cwd=stage, timeout=timeout)
+        _opa_build(stage, target, [*signing, "-o", str(out)], timeout=timeout)
     config = VerificationConfig(public, scope=scope or None)
-    try:
+    with _removed_on_failure(out):  # never leave a bundle behind that the agents would refuse
         members = read_members(read_archive(out), label=str(out))
         verified = verify_members(members, config, label=str(out))
         if verified.serial != serial:  # pragma: no cover - opa build keeps the staged manifest
             raise OpaToolError(f"{out}: opa build dropped the build serial from .manifest")
         check_members(members, label=str(out), dirs=dirs)  # built-ins the agents lack: refused now
-    except BaseException:
-        out.unlink(missing_ok=True)  # never leave a bundle behind that the agents would refuse
-        raise
     return SignedBuild(out, serial, revision or "", built_at, algorithm, scope or None, verified)
 
 
@@ -133,24 +121,52 @@ def build_unsigned_bundle(
 ) -> Path:
     """Compile ``dirs`` into an unsigned bundle at ``output`` from the same staging root as a signed
     one, so that the bundle's file names are relative to the policy roots, never this machine's paths."""
-    if target not in TARGETS:
-        raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    _check_target(target)
     out = Path(output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    with _staging(dirs) as stage:
+        _opa_build(
+            stage, target, [*(["--revision", revision] if revision else []), "-o", str(out)], timeout=timeout
+        )
+    with _removed_on_failure(out):  # the agents would refuse it: refused before rollout
+        check_members(read_members(read_archive(out), label=str(out)), label=str(out), dirs=dirs)
+    return out
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+
+
+@contextlib.contextmanager
+def _staging(dirs: Sequence[str | Path]) -> Iterator[Path]:
+    """A temporary bundle root holding every policy directory and the ban index (its parent is free
+    for the build's own files)."""
     with tempfile.TemporaryDirectory(prefix="pyagent-bundle-") as tmp:
         stage = Path(tmp) / "bundle"
         _stage(dirs, stage)
         index.write_root_for_dirs(list(map(str, dirs)), stage)
-        args = ["build", "-b", "-t", target, "--ignore", "*_test.rego", "-e", ENTRYPOINT]
-        if revision:
-            args += ["--revision", revision]
-        _run_opa([*args, "-o", str(out), "."], cwd=stage, timeout=timeout)
+        yield stage
+
+
+def _opa_build(stage: Path, target: str, extra: list[str], *, timeout: float) -> None:
+    """``opa build -b`` of the staging root, in it (so the bundle's names are relative to it)."""
+    args = ["build", "-b", "-t", target, "--ignore", "*_test.rego"]
+    if target == "wasm":
+        args += ["-e", ENTRYPOINT]
+    done = run_opa([*args, *extra, "."], cwd=stage, timeout=timeout)
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise InvalidInputError(f"opa build failed: {' '.join(message) or f'exit {done.returncode}'}")
+
+
+@contextlib.contextmanager
+def _removed_on_failure(out: Path) -> Iterator[None]:
     try:
-        check_members(read_members(read_archive(out), label=str(out)), label=str(out), dirs=dirs)
+        yield
     except BaseException:
-        out.unlink(missing_ok=True)  # the agents would refuse it: refused before rollout
+        out.unlink(missing_ok=True)
         raise
-    return out
 
 
 def _public_key(path: Path, algorithm: str) -> VerificationKey:
@@ -185,18 +201,3 @@ def _stage(dirs: Sequence[str | Path], stage: Path) -> None:
                 raise InvalidInputError(f"{relative}: present in more than one policy directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-
-
-def _run_opa(args: list[str], *, cwd: Path, timeout: float) -> None:
-    binary = find_opa()
-    try:
-        done = subprocess.run(
-            [binary, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError as err:
-        raise OpaToolError(f"{binary}: cannot run opa: {err.strerror}") from err
-    except subprocess.TimeoutExpired as err:
-        raise OpaToolError(f"opa build: no result within {timeout:g} s") from err
-    if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines()
-        raise InvalidInputError(f"opa build failed: {' '.join(message) or f'exit {done.returncode}'}")

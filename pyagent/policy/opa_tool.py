@@ -64,12 +64,15 @@ class ToolRun:
     stderr: str
 
 
-def run_opa(args: Sequence[str], *, timeout: float = 600.0, capture: bool = True) -> ToolRun:
-    """Run ``opa ARGS`` without a shell; a missing binary or a time-out is an :class:`OpaToolError`."""
+def run_opa(
+    args: Sequence[str], *, timeout: float = 600.0, capture: bool = True, cwd: Path | None = None
+) -> ToolRun:
+    """Run ``opa ARGS`` (in ``cwd``) without a shell; a missing binary or a time-out is an
+    :class:`OpaToolError`."""
     binary = find_opa()
     try:
         done = subprocess.run(
-            [binary, *args], capture_output=capture, text=True, timeout=timeout, check=False
+            [binary, *args], cwd=cwd, capture_output=capture, text=True, timeout=timeout, check=False
         )
     except FileNotFoundError as err:
         raise OpaToolError(f"{binary}: cannot run opa: {err.strerror}") from err
