@@ -24,9 +24,9 @@ from pyagent.engines.wasm import (
     WasmPolicy,
     WasmRuntimeError,
     read_bundle,
-    runtime,
 )
 from pyagent.engines.wasm.bundle import BundleLimits
+from pyagent.engines.wasm.errors import trap_text
 from pyagent.errors import InvalidInputError, NoDecisionError
 from tests.helpers.opa_bin import UNDEFINED, build_wasm, opa_binary, opa_eval
 
@@ -457,6 +457,6 @@ def test_a_trap_names_its_function_and_offset() -> None:
     assert isinstance(outer, wasmtime.Func)
     with pytest.raises(wasmtime.Trap) as caught:
         outer(store)
-    assert runtime._trap_text(caught.value) == (
+    assert trap_text(caught.value) == (
         "wasm `unreachable` instruction executed (in inner at 0x23, called from outer at 0x27)"
     )

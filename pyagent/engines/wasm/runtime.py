@@ -40,10 +40,20 @@ from pyagent.engines.wasm.builtins import (
     HostBuiltin,
     UnsupportedBuiltinUse,
 )
+from pyagent.engines.wasm.errors import (
+    BuiltinEvalError,
+    MissingBuiltinError,
+    PolicyAbortError,
+    UndefinedResultError,
+    UnknownEntrypointError,
+    WasmRuntimeError,
+    first_line,
+    trap_text,
+)
 from pyagent.engines.wasm.fastcall import raw_func
 from pyagent.engines.wasm.modcache import ModuleCache
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
-from pyagent.errors import InvalidInputError, NoDecisionError, PyagentError
+from pyagent.errors import InvalidInputError, PyagentError
 
 __all__ = [
     "NO_INPUT",
@@ -69,36 +79,6 @@ NO_INPUT: Any = object()
 
 #: An exported function, called with its i32 arguments only (bound to the policy's store).
 WasmFunc = Callable[..., Any]
-
-
-class WasmRuntimeError(NoDecisionError):
-    """The wasm engine could not produce a decision (exit code 3)."""
-
-
-class MissingBuiltinError(WasmRuntimeError):
-    """The policy needs built-ins that this host does not implement."""
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = tuple(sorted(missing))
-        super().__init__(
-            "policy needs built-ins the embedded engine does not provide: " + ", ".join(self.missing)
-        )
-
-
-class UndefinedResultError(WasmRuntimeError):
-    """The entrypoint's value is undefined for this input and data."""
-
-
-class UnknownEntrypointError(WasmRuntimeError):
-    """No entrypoint of that name or id was compiled into the module."""
-
-
-class PolicyAbortError(WasmRuntimeError):
-    """The policy called ``opa_abort`` (e.g. a rule produced conflicting values) or trapped."""
-
-
-class BuiltinEvalError(WasmRuntimeError):
-    """A host built-in failed and built-in errors are strict, or it was used in an unsupported way."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +154,7 @@ class WasmPolicy:
             else:
                 module = cache.load_or_compile(self._engine, wasm_bytes)
         except wasmtime.WasmtimeError as err:
-            raise WasmRuntimeError(f"policy.wasm is not a valid wasm module: {_first_line(err)}") from err
+            raise WasmRuntimeError(f"policy.wasm is not a valid wasm module: {first_line(err)}") from err
         self._module = module
         self._store = wasmtime.Store(self._engine)
         self._memory_limits = (initial_memory_pages, max_memory_pages)
@@ -217,7 +197,7 @@ class WasmPolicy:
         try:
             instance = linker.instantiate(self._store, self._module)
         except wasmtime.WasmtimeError as err:
-            raise WasmRuntimeError(f"policy.wasm cannot be instantiated: {_first_line(err)}") from err
+            raise WasmRuntimeError(f"policy.wasm cannot be instantiated: {first_line(err)}") from err
         exports = instance.exports(self._store)
         major, minor = (self._global(exports, f"opa_wasm_abi{part}_version") for part in ("", "_minor"))
         self.abi_version = (major, minor)
@@ -335,7 +315,7 @@ class WasmPolicy:
         try:
             memory.grow(self._store, -(-missing // _PAGE))
         except wasmtime.WasmtimeError as err:
-            raise WasmRuntimeError(f"wasm memory cannot grow to {end} bytes: {_first_line(err)}") from err
+            raise WasmRuntimeError(f"wasm memory cannot grow to {end} bytes: {first_line(err)}") from err
 
     def _view_of(self) -> tuple[int, memoryview]:
         memory, store = self._ex.memory, self._store
@@ -370,9 +350,9 @@ class WasmPolicy:
         try:
             return func(*args)
         except wasmtime.Trap as err:
-            raise PolicyAbortError(f"policy.wasm trapped: {_trap_text(err)}") from err
+            raise PolicyAbortError(f"policy.wasm trapped: {trap_text(err)}") from err
         except wasmtime.WasmtimeError as err:
-            raise WasmRuntimeError(f"policy.wasm failed: {_first_line(err)}") from err
+            raise WasmRuntimeError(f"policy.wasm failed: {first_line(err)}") from err
 
     # ------------------------------------------------------------------ imports
 
@@ -421,21 +401,3 @@ class WasmPolicy:
         if parsed == 0:
             raise WasmRuntimeError(f"{name}: its result could not be parsed by the wasm module")
         return parsed
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def _trap_text(trap: wasmtime.Trap) -> str:
-    """The trap's cause, and where: the innermost wasm functions with their module offsets."""
-    lines = [line.strip() for line in str(trap).splitlines() if line.strip()]
-    cause = lines[-1].split(": ", 1)[-1] if lines else "trap"
-    try:
-        frames = [
-            f"{f.func_name or f'function {f.func_index}'} at 0x{f.module_offset:x}" for f in trap.frames
-        ]
-    except (AttributeError, wasmtime.WasmtimeError):  # pragma: no cover - a trap without frames
-        frames = []
-    return cause + (f" (in {', called from '.join(frames[:3])})" if frames else "")
