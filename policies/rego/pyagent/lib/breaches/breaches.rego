@@ -55,7 +55,7 @@ read_whole_table if {
 }
 
 # The device's app IDs, in report order, where IDs match exactly.
-app_ids := [app.id | some app in input.report.apps] if matching.exact_platform
+app_ids := [id | id := input.report.apps[_].id] if matching.exact_platform
 
 # METADATA
 # title: The device's app IDs that the shipped index lists, on a platform where IDs match exactly
