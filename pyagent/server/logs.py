@@ -1,7 +1,7 @@
 """OPA's Decision Log API: ``POST /logs``, a JSON array of events, gzip or identity.
 
-2xx only after the whole batch is committed. An event already stored (same ``decision_id`` at the
-same instant) is stored once. Events on paths other than ``pyagent/decision`` (an OPA logs every
+2xx only after the whole batch is committed. An event whose ``decision_id`` is stored is stored
+once, whatever its instant. Events on paths other than ``pyagent/decision`` (an OPA logs every
 query) are acknowledged and counted as ``ignored``. A malformed event refuses the whole batch (400,
 nothing stored, the message names the event's index and field). The body is bounded on the wire and
 after gzip (413).

@@ -1,7 +1,10 @@
 """Publishing: the bundles that ``pyagent policy bundle`` made (the Rego build for OPA, the wasm
 build for agents) checked and stored as one new revision. The server never signs: with a
-verification key configured it refuses unsigned or badly signed bundles and serials that are not
-newer than the current one; without one it accepts unsigned bundles and says so."""
+verification key configured it refuses unsigned or badly signed bundles; without one it accepts
+unsigned bundles and says so. Either way a revision must be newer than the current one (CONTRACT
+section 7): a build serial (``.manifest`` ``metadata.pyagent.serial``, read unverified when no key
+is configured) greater than the current serial, or else a revision never published under the name
+(the store decides, :meth:`pyagent.server.store.base.Store.publish`)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pyagent.bundles.verify import VerificationConfig, verify_members
+from pyagent.bundles.verify import SIGNATURES_FILE, VerificationConfig, verify_members
 from pyagent.engines.wasm.bundle import BundleLimits, read_members
 from pyagent.engines.wasm.capabilities import check_members as check_builtins
 from pyagent.errors import InvalidInputError, PyagentError
@@ -62,8 +66,10 @@ def publish(
         raise InvalidInputError("publish: give the bundle files (the rego build, the wasm build, or both)")
     files: dict[str, BundleFile] = {}
     revisions: set[tuple[str, int | None]] = set()
+    carries_signature = False
     for label, raw in archives:
-        target, revision, serial = _inspect(label, raw, verification)
+        target, revision, serial, signed = _inspect(label, raw, verification)
+        carries_signature = carries_signature or signed
         if target in files:
             raise InvalidInputError(
                 f"{label}: a second {target} bundle; give one rego and one wasm build at most"
@@ -77,13 +83,21 @@ def publish(
     revision_id = store.publish(
         NewRevision(name, revision, serial, verification is not None, published_by, list(files.values()))
     )
-    note = "signature verified" if verification else "unsigned: no verification key is configured"
+    if verification is not None:
+        note = "signature verified"
+    elif carries_signature:
+        note = "signature not verified: no verification key is configured"
+    else:
+        note = "unsigned: no verification key is configured"
     return Published(
         revision_id, name, revision, serial, verification is not None, tuple(sorted(files)), note
     )
 
 
-def _inspect(label: str, raw: bytes, verification: VerificationConfig | None) -> tuple[str, str, int | None]:
+def _inspect(
+    label: str, raw: bytes, verification: VerificationConfig | None
+) -> tuple[str, str, int | None, bool]:
+    """(target, revision, serial, carries a signature) of one bundle archive."""
     try:
         members = read_members(raw, label=label, limits=LIMITS)
     except PyagentError as err:
@@ -104,6 +118,8 @@ def _inspect(label: str, raw: bytes, verification: VerificationConfig | None) ->
         raise InvalidInputError(f"{label}: .manifest is not JSON") from err
     if not isinstance(manifest, dict):
         raise InvalidInputError(f"{label}: .manifest is not a JSON object")
+    if verification is None:  # the serial orders revisions whether or not a key checks it
+        serial = _manifest_serial(manifest, label)
     revision = manifest.get("revision")
     if not isinstance(revision, str) or not revision:
         raise InvalidInputError(
@@ -114,4 +130,18 @@ def _inspect(label: str, raw: bytes, verification: VerificationConfig | None) ->
         raise InvalidInputError(
             f"{label}: neither a rego bundle (no .rego file) nor a wasm bundle (no policy.wasm)"
         )
-    return target, revision, serial
+    return target, revision, serial, SIGNATURES_FILE in members
+
+
+def _manifest_serial(manifest: dict[str, Any], label: str) -> int | None:
+    """The build serial ``metadata.pyagent.serial`` of an unverified manifest (None when absent)."""
+    metadata = manifest.get("metadata")
+    pyagent = metadata.get("pyagent") if isinstance(metadata, dict) else None
+    serial = pyagent.get("serial") if isinstance(pyagent, dict) else None
+    if serial is None:
+        return None
+    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+        raise InvalidInputError(
+            f"{label}: .manifest metadata.pyagent.serial {serial!r}: expected a non-negative integer"
+        )
+    return serial

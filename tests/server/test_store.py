@@ -43,6 +43,38 @@ def test_migrations_create_exactly_the_schema(store: Store) -> None:
         assert differences == []
 
 
+def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str) -> None:
+    """A history stored before ``decision_ids`` existed (two rows of one id at two instants, as the
+    old key allowed): each id claimed once, at its earliest instant, so a re-send is a duplicate."""
+    from alembic import command
+    from sqlalchemy import insert
+
+    from pyagent.server.store import open_store
+    from pyagent.server.store.migrate import alembic_config
+    from pyagent.server.store.partitions import PartitionCache
+    from pyagent.server.store.schema import decisions
+
+    before = open_store(db_url, migrate=False)
+    assert isinstance(before, SqlStore)
+    config = alembic_config()
+    with before.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+    if before.dialect == "postgresql":  # the partitions those rows need, as ingest makes them
+        PartitionCache().ensure(before.engine, [datetime(2023, 3, day, tzinfo=UTC) for day in (16, 17)])
+    old_rows = [
+        {"decision_id": decision_id, "decided_at": datetime(2023, 3, day, tzinfo=UTC), "device_id": "dev",
+         "sender": "opa", "path": "pyagent/decision", "received_at": datetime(2023, 3, 18, tzinfo=UTC)}
+        for decision_id, day in (("d-1", 17), ("d-1", 16), ("d-2", 16))
+    ]  # fmt: skip
+    with before.engine.begin() as conn:
+        conn.execute(insert(decisions), old_rows)
+    assert before.migrate() == ["0007"]
+    assert _decision_ids(before) == {("d-1", "2023-03-16T00:00:00Z"), ("d-2", "2023-03-16T00:00:00Z")}
+    assert _ingest(before, decision_event("d-1", at="2023-03-20T00:00:00Z")) == (0, 1)
+    before.close()
+
+
 def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
     store.add_token("fleet", "agent", "a" * 64)
     store.add_token("security", "reader", "b" * 64)
@@ -80,6 +112,15 @@ def test_publish_refuses_what_is_not_newer(store: Store) -> None:
     store.publish(_revision("unsigned", "u1"))
     with pytest.raises(StoreConflict, match="revision 'u1' is already the current one"):
         store.publish(_revision("unsigned", "u1"))
+    store.publish(_revision("unsigned", "u2"))
+    with pytest.raises(StoreConflict) as rollback:  # without serials, an earlier revision is older
+        store.publish(_revision("unsigned", "u1"))
+    assert str(rollback.value) == (
+        "bundle unsigned: revision 'u1' was published before; it is not newer than the current revision 'u2'"
+    )
+    store.publish(_revision("unsigned", "u3", serial=1))  # a first serial: still a revision never seen
+    with pytest.raises(StoreConflict, match="revision 'u2' was published before"):
+        store.publish(_revision("unsigned", "u2"))
     head = store.bundle_head("pyagent", "rego")
     assert head is not None and (head.revision, head.serial) == ("r2", 11)
 
@@ -174,6 +215,41 @@ def test_retention_drops_old_history_only(store: Store) -> None:
     state = store.device("fr-brussels-0042", history=10)
     assert state is not None
     assert [h["decision_id"] for h in state.history] == ["new"]
+    # the pruned event's id went with it (an upload of it now is history again); the kept one's stays
+    assert _ingest(store, decision_event("old", at="2023-03-01T10:00:00Z")) == (1, 0)
+    assert _ingest(store, decision_event("new", at="2023-03-20T10:00:00Z")) == (0, 1)
+    assert _decision_ids(store) == {("new", "2023-03-16T10:00:00Z"), ("old", "2023-03-01T10:00:00Z")}
+
+
+def test_a_decision_id_is_stored_once_whatever_its_instant(store: Store) -> None:
+    assert _ingest(store, decision_event("d-1", at="2023-03-16T09:30:00Z")) == (1, 0)
+    # re-sent with another input.at (and another result): a duplicate, in another batch or the same
+    assert _ingest(store, decision_event("d-1", at="2023-03-17T09:30:00Z", allow=True)) == (0, 1)
+    assert _ingest(
+        store,
+        decision_event("d-2", at="2023-03-16T10:00:00Z"),
+        decision_event("d-2", at="2023-03-18T10:00:00Z", allow=True),
+        decision_event("d-1", at="2023-03-19T10:00:00Z", allow=True),
+    ) == (1, 2)
+    state = store.device("fr-brussels-0042", history=10)
+    assert state is not None and (state.decision_id, state.allow) == ("d-2", False)
+    assert [(h["decision_id"], h["decided_at"]) for h in state.history] == [
+        ("d-2", datetime(2023, 3, 16, 10, tzinfo=UTC)),
+        ("d-1", datetime(2023, 3, 16, 9, 30, tzinfo=UTC)),
+    ]
+    assert _decision_ids(store) == {("d-1", "2023-03-16T09:30:00Z"), ("d-2", "2023-03-16T10:00:00Z")}
+
+
+def _decision_ids(store: Store) -> set[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from pyagent.server.store.schema import decision_ids
+    from pyagent.server.store.sql import utc
+
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(decision_ids.c.decision_id, decision_ids.c.decided_at)).all()
+    return {(i, utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")) for i, at in rows}
 
 
 def test_equal_instants_go_to_the_greater_decision_id_now_and_at(store: Store) -> None:

@@ -56,13 +56,18 @@ def existing(engine: Engine) -> dict[str, date]:
 
 
 def drop_before(engine: Engine, before: datetime, cache: PartitionCache | None) -> int:
-    """Drop every partition whose whole day lies before ``before``; return how many."""
+    """Drop every partition whose whole day lies before ``before``, and its events' rows of
+    ``decision_ids``; return how many partitions."""
     cutoff = before.astimezone(UTC).date()
     doomed = sorted(name for name, day in existing(engine).items() if day < cutoff)
     if doomed:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-            for name in doomed:
+            for name in doomed:  # the partition's ids (found by its rows: no index on the instant), then it
+                conn.exec_driver_sql(
+                    f"DELETE FROM decision_ids i USING {name} p "
+                    "WHERE i.decision_id = p.decision_id AND i.decided_at = p.decided_at"
+                )
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
     if cache is not None:
         cache.days = {day for day in cache.days if day >= cutoff}

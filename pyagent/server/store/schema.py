@@ -4,9 +4,12 @@ The migrations under :mod:`pyagent.server.store.migrations` create exactly this 
 them); a change here needs a new migration.
 
 * ``decisions`` is the append-only history, one row per decision-log event. Its key is
-  ``(decision_id, decided_at)``: OPA's decision ids are UUIDs and a re-sent event carries the same
-  instant, so an event is stored once; the instant is part of the key because PostgreSQL partitions
-  the history by day on it (a partitioned table's keys must include the partition column).
+  ``(decision_id, decided_at)``: PostgreSQL partitions the history by day on the instant, and a
+  partitioned table's keys must include the partition column.
+* ``decision_ids`` makes ``decision_id`` alone the key of an event (CONTRACT section 7: an event
+  whose ``decision_id`` is stored is stored once, whatever its ``input.at``): one unpartitioned row
+  per stored event, written first in the ingest's transaction (``ON CONFLICT DO NOTHING``), and
+  dropped with the history rows by retention.
 * ``reports`` holds each device report once per content digest (zlib-compressed canonical JSON):
   an inventory rarely changes between runs, so a history row carries only the digest.
 * ``devices`` is each device's current state: its newest decision (by the decision's own instant,
@@ -111,6 +114,13 @@ decisions = Table(
     ),
     Index("ix_decisions_decided", "decided_at"),
     postgresql_partition_by="RANGE (decided_at)",
+)
+
+decision_ids = Table(
+    "decision_ids",
+    metadata,
+    Column("decision_id", String(200), primary_key=True),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
 )
 
 devices = Table(

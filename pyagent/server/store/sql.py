@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from isal import isal_zlib
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pyagent.server.store import bulk, fleet, partitions
+from pyagent.server.store import fleet, ingest, partitions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -28,10 +27,10 @@ from pyagent.server.store.base import (
     TokenInfo,
 )
 from pyagent.server.store.engine import open_engine, redact
-from pyagent.server.store.rows import decision_values, device_upsert, device_values, newest_per_device
 from pyagent.server.store.schema import (
     bundle_files,
     bundle_revisions,
+    decision_ids,
     decisions,
     devices,
     instances,
@@ -154,6 +153,8 @@ class SqlStore(Store):
             ).first()
             if current is not None:
                 _check_newer(new, current.revision, current.serial)
+                if new.serial is None or current.serial is None:  # ordered by revision: never one seen
+                    _check_unpublished(conn, new, current.revision)
             revision_id = conn.execute(
                 insert(bundle_revisions)
                 .values(
@@ -224,41 +225,10 @@ class SqlStore(Store):
     def ingest(self, rows: Sequence[DecisionRow], reports_by_digest: Mapping[str, bytes]) -> IngestResult:
         if not rows:
             return IngestResult(0, 0)
-        now = datetime.now(UTC)
         if self._partitions is not None:
             self._partitions.ensure(self.engine, {row.decided_at for row in rows})
-        insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         with self._tx() as conn:
-            if reports_by_digest:  # compress and write only inventories not stored yet
-                known = set(
-                    conn.execute(
-                        select(reports.c.digest).where(reports.c.digest.in_(list(reports_by_digest)))
-                    ).scalars()
-                )
-                unseen = [
-                    {"digest": d, "content": isal_zlib.compress(c, 1), "first_seen": now}  # zlib format
-                    for d, c in reports_by_digest.items()
-                    if d not in known
-                ]
-                if unseen:
-                    conn.execute(insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]), unseen)
-            stored: Sequence[Any]
-            if self.dialect == "postgresql":  # two statements over arrays: see store.bulk
-                stored = bulk.insert_decisions(conn, rows, now)
-            else:
-                statement = (
-                    insert_fn(decisions)
-                    .on_conflict_do_nothing(index_elements=["decision_id", "decided_at"])
-                    .returning(decisions.c.decision_id, decisions.c.decided_at, sort_by_parameter_order=False)
-                )
-                stored = conn.execute(statement, [decision_values(row, now) for row in rows]).all()
-            new = {(decision_id, utc(decided_at)) for decision_id, decided_at in stored}
-            newest = newest_per_device(row for row in rows if (row.decision_id, row.decided_at) in new)
-            if newest and self.dialect == "postgresql":
-                bulk.upsert_devices(conn, newest, now)
-            elif newest:
-                conn.execute(device_upsert(insert_fn), [device_values(row, now) for row in newest])
-        return IngestResult(len(new), len(rows) - len(new))
+            return ingest.ingest(conn, rows, reports_by_digest, datetime.now(UTC))
 
     def record_status(self, row: StatusRow) -> None:
         insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
@@ -341,7 +311,15 @@ class SqlStore(Store):
     def prune(self, before: datetime) -> int:
         if self.dialect == "postgresql":
             return partitions.drop_before(self.engine, before, self._partitions)
-        with self._tx() as conn:
+        with self._tx() as conn:  # the ids first: they are found by the history rows' instants
+            conn.execute(
+                delete(decision_ids).where(
+                    decision_ids.c.decision_id.in_(
+                        select(decisions.c.decision_id).where(decisions.c.decided_at < before)
+                    ),
+                    decision_ids.c.decided_at < before,
+                )
+            )
             return int(conn.execute(delete(decisions).where(decisions.c.decided_at < before)).rowcount)
 
     # fleet views
@@ -395,6 +373,21 @@ def _check_newer(new: NewRevision, revision: str, serial: int | None) -> None:
             )
     elif new.revision == revision:
         raise StoreConflict(f"bundle {new.name}: revision {revision!r} is already the current one")
+
+
+def _check_unpublished(conn: Connection, new: NewRevision, current: str) -> None:
+    """Without serials to compare, a revision is newer when it was never published under the name
+    (publishing an earlier one again would be a rollback)."""
+    earlier = conn.execute(
+        select(bundle_revisions.c.id)
+        .where(bundle_revisions.c.name == new.name, bundle_revisions.c.revision == new.revision)
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        raise StoreConflict(
+            f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
+            f"the current revision {current!r}"
+        )
 
 
 def _json(text: str | None) -> Any:

@@ -1,0 +1,80 @@
+"""A batch of decisions in one transaction, on either database: the reports not stored yet, the
+events whose ``decision_id`` is not stored yet (``decision_ids`` decides, whatever the event's
+instant), and the devices' current states those events move forward.
+
+PostgreSQL takes the bulk path of :mod:`pyagent.server.store.bulk` (arrays, one statement per
+table); SQLite the executemany SQLAlchemy renders. The store suite runs both through the same cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from isal import isal_zlib
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pyagent.server.store import bulk
+from pyagent.server.store.base import DecisionRow, IngestResult
+from pyagent.server.store.rows import decision_values, device_upsert, device_values, newest_per_device
+from pyagent.server.store.schema import decision_ids, decisions, reports
+
+
+def first_per_id(rows: Sequence[DecisionRow]) -> list[DecisionRow]:
+    """One row per decision id (its first in the batch), in decision-id order: concurrent batches
+    that share ids take their row locks in one order (no deadlock)."""
+    first: dict[str, DecisionRow] = {}
+    for row in rows:
+        first.setdefault(row.decision_id, row)
+    return [first[decision_id] for decision_id in sorted(first)]
+
+
+def ingest(
+    conn: Connection, rows: Sequence[DecisionRow], reports_by_digest: Mapping[str, bytes], now: datetime
+) -> IngestResult:
+    """Store what is new of the batch in the open transaction ``conn``."""
+    postgres = conn.dialect.name == "postgresql"
+    insert_fn = postgresql.insert if postgres else sqlite.insert
+    if reports_by_digest:  # compress and write only inventories not stored yet
+        known = set(
+            conn.execute(
+                select(reports.c.digest).where(reports.c.digest.in_(list(reports_by_digest)))
+            ).scalars()
+        )
+        unseen = [
+            {"digest": d, "content": isal_zlib.compress(c, 1), "first_seen": now}  # zlib format
+            for d, c in reports_by_digest.items()
+            if d not in known
+        ]
+        if unseen:
+            conn.execute(insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]), unseen)
+    candidates = first_per_id(rows)
+    if postgres:  # one statement over arrays: see store.bulk
+        new = set(bulk.insert_decisions(conn, candidates, now))
+    else:
+        new = _sqlite_insert_decisions(conn, candidates, now)
+    newest = newest_per_device(row for row in candidates if row.decision_id in new)
+    if newest and postgres:
+        bulk.upsert_devices(conn, newest, now)
+    elif newest:
+        conn.execute(device_upsert(insert_fn), [device_values(row, now) for row in newest])
+    return IngestResult(len(new), len(rows) - len(new))
+
+
+def _sqlite_insert_decisions(conn: Connection, rows: Sequence[DecisionRow], now: datetime) -> set[str]:
+    claim = (
+        sqlite.insert(decision_ids)
+        .on_conflict_do_nothing(index_elements=["decision_id"])
+        .returning(decision_ids.c.decision_id, sort_by_parameter_order=False)
+    )
+    claimed = [{"decision_id": row.decision_id, "decided_at": row.decided_at} for row in rows]
+    new = set(conn.execute(claim, claimed).scalars())
+    fresh: list[dict[str, Any]] = [decision_values(row, now) for row in rows if row.decision_id in new]
+    if fresh:
+        conn.execute(
+            sqlite.insert(decisions).on_conflict_do_nothing(index_elements=["decision_id", "decided_at"]),
+            fresh,
+        )
+    return new
