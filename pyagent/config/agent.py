@@ -41,7 +41,8 @@ from typing import Any
 
 from pyagent.config.check import Section, check_url
 from pyagent.config.files import default_config_path, read_document, read_secret
-from pyagent.config.opa import OPA_TABLES, DecisionLogs, OpaTables, Service, opa_tables
+from pyagent.config.opa import DecisionLogs, OpaTables, Service, opa_tables
+from pyagent.config.opakeys import report_ignored, screen
 from pyagent.config.statedir import default_state_dir
 from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError
@@ -70,18 +71,19 @@ class AgentConfig:
 
 
 def load_config(path: str | Path | None = None, *, required: bool = False) -> AgentConfig:
-    """Read the config at ``path`` (default location when None). A missing default file is empty."""
+    """Read the config at ``path`` (default location when None). A missing default file is empty.
+
+    Any key OPA's own config takes is accepted: what the agent does not use is reported once on stderr
+    and ignored, and what it would be unsafe to ignore is refused (:mod:`pyagent.config.opakeys`).
+    """
     target = Path(path) if path is not None else default_config_path()
     if not target.exists():
         if required or path is not None:
             raise InvalidInputError(f"{target}: config file not found")
         return AgentConfig()
-    document = read_document(target)
     source = str(target)
-    known = ("device", "agent", "opa", *OPA_TABLES)
-    unknown = sorted(str(key) for key in document if key not in known)
-    if unknown:
-        raise InvalidInputError(f"{source}: unknown section [{unknown[0]}]; known: {', '.join(known)}")
+    document, ignored = screen(read_document(target), source)
+    report_ignored(source, ignored)
     device = Section(document.get("device", {}), "device", source, known=DEVICE_KEYS).value
     agent = Section(document.get("agent", {}), "agent", source, known=AGENT_KEYS).value
     opa = Section(document.get("opa", {}), "opa", source, known=OPA_KEYS).value

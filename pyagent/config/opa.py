@@ -2,9 +2,10 @@
 
 ``services``, ``bundles``, ``keys``, ``decision_logs``, ``status`` and ``labels``, as OPA reads them from
 its ``config.yaml``, are read here from ``agent.toml`` (``[services.NAME]``, ...) or from that same
-``config.yaml``, so one file can configure an OPA and an agent alike. What the agent does not
-implement is refused by name rather than ignored; secrets are files (``credentials.bearer.token_path``),
-and a literal ``credentials.bearer.token`` is refused.
+``config.yaml``, so one file can configure an OPA and an agent alike. The other keys of OPA's config
+are sorted out before (:mod:`pyagent.config.opakeys`: ignored and reported, or refused with a reason);
+secrets are files (``credentials.bearer.token_path``), and a literal ``credentials.bearer.token`` is
+refused.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class KeyConfig:
     key: str | None = None
     key_path: Path | None = None
     algorithm: str | None = None
+    scope: str | None = None
+    """OPA's ``keys.NAME.scope``: the scope a bundle signed with this key must carry when its
+    ``signing.scope`` is not set."""
 
     def verification_key(self) -> VerificationKey:
         from pyagent.bundles.jws import load_verification_key, parse_verification_key
@@ -93,9 +97,6 @@ class OpaTables:
     decision_logs: DecisionLogs | None = None
     status_service: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
-
-
-OPA_TABLES = ("services", "bundles", "keys", "decision_logs", "status", "labels")
 
 
 def opa_tables(document: dict[str, Any], source: str) -> OpaTables:
@@ -192,7 +193,9 @@ def _service_ref(section: Section, services: dict[str, Service], *, bundles: boo
 
 
 def _key(name: str, value: Any, source: str) -> KeyConfig:
-    section = Section(value, f"keys.{name}", source, known=("key", "key_path", "algorithm", "private_key"))
+    section = Section(
+        value, f"keys.{name}", source, known=("key", "key_path", "algorithm", "private_key", "scope")
+    )
     if section.has("private_key"):
         raise InvalidInputError(
             f"keys.{name}.private_key in {source}: agents verify bundles and never hold a signing key"
@@ -200,7 +203,7 @@ def _key(name: str, value: Any, source: str) -> KeyConfig:
     key, key_path = section.string("key"), section.path("key_path")
     if (key is None) == (key_path is None):
         raise InvalidInputError(f"keys.{name} in {source}: give one of key (a PEM public key) or key_path")
-    return KeyConfig(name, key, key_path, section.string("algorithm"))
+    return KeyConfig(name, key, key_path, section.string("algorithm"), section.string("scope"))
 
 
 def _bundle(
@@ -243,7 +246,7 @@ def _bundle(
         resource=resource,
         polling=Polling(min_delay, max_delay, long_poll),
         keyid=keyid,
-        scope=signing.string("scope"),
+        scope=signing.string("scope") or (keys[keyid].scope if keyid is not None else None),
         signed=keyid is not None,
         persist=section.boolean("persist", False),
         size_limit_bytes=section.integer("size_limit_bytes", DEFAULT_BUNDLE_SIZE_LIMIT, minimum=1024),

@@ -109,17 +109,17 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
     [
         (
             "[services.s]\nurl = 'http://x'\nretries = 3\n",
-            "unknown key services.s.retries; known: credentials,",
+            "unknown key services.s.retries; known: allow_insecure_tls, credentials,",
         ),
         (
             "[bundles.b]\npolling.min_delay = 3\n",
             "unknown key bundles.b.polling.min_delay; known: long_polling",
         ),
         (
-            "[decision_logs]\nreporting.buffer_size_limit_bytes = 1\n",
-            "unknown key decision_logs.reporting.buffer",
+            "[decision_logs]\nreporting.batch_size = 1\n",
+            "unknown key decision_logs.reporting.batch_size; known: buffer_size_limit_bytes,",
         ),
-        ("[plugins.x]\n", "unknown section [plugins]"),
+        ("[plugin.x]\n", "unknown section [plugin]; known: agent, bundle, bundles,"),
         (
             "[services.s]\nurl = 'http://x'\ncredentials.bearer.token = 'abc'\n",
             "services.s.credentials.bearer.token in {file}: secrets are not kept in the config; "
@@ -168,8 +168,8 @@ def test_a_yaml_error_and_an_unknown_yaml_key_are_one_line(tmp_path: Path) -> No
     with pytest.raises(InvalidInputError, match=r"config.yaml: config is not valid YAML: ") as raised:
         load_config(path)
     assert "\n" not in str(raised.value)
-    path.write_text("default_decision: /x\n")
-    with pytest.raises(InvalidInputError, match=r"unknown section \[default_decision\]"):
+    path.write_text("default_decisions: /x\n")
+    with pytest.raises(InvalidInputError, match=r"unknown section \[default_decisions\]; known: agent,"):
         load_config(path)
 
 
