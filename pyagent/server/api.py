@@ -1,4 +1,8 @@
-"""Publishing over the API: ``PUT /api/v1/bundles/{name}`` for admins (multipart bundle files)."""
+"""Publishing over the API: ``PUT /api/v1/bundles/{name}`` for admins. The body is the bundles of one
+revision as ``multipart/form-data`` files (the rego build, the wasm build, or both), or one bundle
+as it is (``Content-Type: application/gzip`` or ``application/vnd.openpolicyagent.bundles``, OPA's
+bundle media type). Either way a bundle's target is read from its contents, as the command line
+does: a ``policy.wasm`` makes it the wasm build, ``.rego`` files the rego build."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from pyagent.server.publish import MAX_BUNDLE_BYTES, publish
 
 #: Two bundles and the multipart framing around them.
 MAX_UPLOAD_BYTES = 2 * MAX_BUNDLE_BYTES + 65536
+#: A body that is one bundle: gzip, or OPA's bundle media type (what its Bundle API serves).
+BUNDLE_MEDIA_TYPES = ("application/gzip", "application/vnd.openpolicyagent.bundles")
 
 
 def routes(ctx: ServerContext) -> list[Route]:
@@ -24,27 +30,17 @@ def routes(ctx: ServerContext) -> list[Route]:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
             raise too_large(f"a publish is at most two bundles of {MAX_BUNDLE_BYTES} bytes")
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise HttpError(415, "unsupported_media_type", "send the bundles as multipart/form-data files")
-        # Parsed from a capped stream, under the body deadline: file parts are spooled to disk, so
-        # without the cap a chunked upload (no Content-Length) could fill it.
-        stream = capped_stream(request, MAX_UPLOAD_BYTES)
-        parser = MultiPartParser(
-            request.headers, stream, max_files=2, max_fields=0, max_part_size=MAX_BUNDLE_BYTES
-        )
-        try:
-            with body_deadline(ctx.settings.limits.max_seconds):
-                form = await parser.parse()
-        except MultiPartException as err:
-            raise HttpError(400, "invalid_parameter", f"multipart body: {err.message}", close=True) from None
-        try:
-            archives = []
-            for key, upload in form.multi_items():
-                if isinstance(upload, str):
-                    raise bad_request(f"form field {key!r}: expected a bundle file")
-                archives.append((upload.filename or key, await upload.read(MAX_BUNDLE_BYTES + 1)))
-        finally:
-            await form.close()
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media in BUNDLE_MEDIA_TYPES:
+            archives = [("body", await _one_bundle(request, ctx.settings.limits.max_seconds))]
+        elif media == "multipart/form-data":
+            archives = await _form_bundles(request, ctx.settings.limits.max_seconds)
+        else:
+            raise HttpError(
+                415, "unsupported_media_type",
+                f"content type {media!r}: send the bundles as multipart/form-data files, or one bundle "
+                f"as {' or '.join(BUNDLE_MEDIA_TYPES)}",
+            )  # fmt: skip
         if any(len(raw) > MAX_BUNDLE_BYTES for _, raw in archives):
             raise too_large(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
         done = await run_in_threadpool(
@@ -59,3 +55,36 @@ def routes(ctx: ServerContext) -> list[Route]:
     return [
         Route("/api/v1/bundles/{name}", put_bundle, methods=["PUT"]),
     ]
+
+
+async def _one_bundle(request: Request, max_seconds: float) -> bytes:
+    """A raw body: one bundle, read from a capped stream under the body deadline."""
+    chunks = []
+    with body_deadline(max_seconds):
+        async for chunk in capped_stream(request, MAX_BUNDLE_BYTES):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _form_bundles(request: Request, max_seconds: float) -> list[tuple[str, bytes]]:
+    """The file parts of a multipart body, (file name, bytes) each."""
+    # Parsed from a capped stream, under the body deadline: file parts are spooled to disk, so
+    # without the cap a chunked upload (no Content-Length) could fill it.
+    stream = capped_stream(request, MAX_UPLOAD_BYTES)
+    parser = MultiPartParser(
+        request.headers, stream, max_files=2, max_fields=0, max_part_size=MAX_BUNDLE_BYTES
+    )
+    try:
+        with body_deadline(max_seconds):
+            form = await parser.parse()
+    except MultiPartException as err:
+        raise HttpError(400, "invalid_parameter", f"multipart body: {err.message}", close=True) from None
+    try:
+        archives = []
+        for key, upload in form.multi_items():
+            if isinstance(upload, str):
+                raise bad_request(f"form field {key!r}: expected a bundle file")
+            archives.append((upload.filename or key, await upload.read(MAX_BUNDLE_BYTES + 1)))
+    finally:
+        await form.close()
+    return archives

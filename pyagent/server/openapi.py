@@ -87,7 +87,13 @@ def document() -> dict[str, Any]:
             "/logs": {"post": _op("OPA Decision Log API: a JSON array of events, gzip or identity", "agent")},
             "/status": {"post": _op("OPA Status API", "agent", status="204")},
             "/api/v1/bundles/{name}": {
-                "put": _op("Publish a revision (multipart bundle files)", "admin", [name], status="201")
+                "put": _op(
+                    "Publish a revision: multipart bundle files, or one bundle as application/gzip "
+                    "or application/vnd.openpolicyagent.bundles (its target read from its contents)",
+                    "admin",
+                    [name],
+                    status="201",
+                )
             },
             "/api/v1/summary": {
                 "get": _op(

@@ -418,12 +418,71 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
         409, "bundle pyagent: revision 'api-1' is already the current one"
     )  # fmt: skip
     raw = fleet.client.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=fleet.auth("admin"))
-    assert raw.status_code == 415
+    assert (raw.status_code, raw.json()["message"]) == (
+        415,
+        "content type '': send the bundles as multipart/form-data files, or one bundle as "
+        "application/gzip or application/vnd.openpolicyagent.bundles",
+    )
     junk = {"rego": ("junk.tar.gz", b"\x1f\x8bjunk", "application/gzip")}
     bad = fleet.client.put("/api/v1/bundles/pyagent", files=junk, headers=fleet.auth("admin"))
     assert bad.status_code == 400 and bad.json()["message"].startswith("bundle junk.tar.gz")
     name = fleet.client.put("/api/v1/bundles/..%2Fx", files=files, headers=fleet.auth("admin"))
     assert name.status_code in (400, 404)
+
+
+def _with_manifest(raw: bytes, revision: str, serial: int | None) -> bytes:
+    """``raw`` (an unsigned bundle) with its ``.manifest`` naming ``revision`` and build ``serial``."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as source,
+        tarfile.open(fileobj=out, mode="w:gz") as copy,
+    ):
+        for member in source.getmembers():
+            content = (source.extractfile(member) or io.BytesIO()).read()
+            if member.name.lstrip("/") == ".manifest":
+                manifest = {**json.loads(content), "revision": revision}
+                if serial is not None:
+                    manifest["metadata"] = {"pyagent": {"serial": serial}}
+                content = json.dumps(manifest).encode()
+            member.size = len(content)
+            copy.addfile(member, io.BytesIO(content))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("media", ["application/gzip", "application/vnd.openpolicyagent.bundles"])
+def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
+    fleet: Fleet, rego_bundle: bytes, media: str
+) -> None:
+    """No verification key: the manifest's serial, else the revision, must still be newer (409)."""
+    headers = {**fleet.auth("admin"), "Content-Type": media}
+
+    def put(revision: str, serial: int | None) -> Any:
+        body = _with_manifest(rego_bundle, revision, serial)
+        return fleet.client.put("/api/v1/bundles/pyagent", content=body, headers=headers)
+
+    created = put("s5", 5)
+    assert (created.status_code, created.json()) == (201, {
+        "name": "pyagent", "revision": "s5", "serial": 5, "signed": False, "targets": ["rego"],
+        "revision_id": 2, "note": "unsigned: no verification key is configured",
+    })  # fmt: skip
+    served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert served.content == _with_manifest(rego_bundle, "s5", 5)
+    for revision, serial, message in [
+        ("s4", 4, "bundle pyagent: serial 4 is not newer than the current serial 5 (revision s5)"),
+        ("s5b", 5, "bundle pyagent: serial 5 is not newer than the current serial 5 (revision s5)"),
+        ("r1", None, "bundle pyagent: revision 'r1' was published before; "
+                     "it is not newer than the current revision 's5'"),
+    ]:  # fmt: skip
+        refused = put(revision, serial)
+        assert (refused.status_code, refused.json()["message"]) == (409, message)
+    assert put("s6", 6).status_code == 201
+    head = fleet.store.bundle_head("pyagent", "rego")
+    assert head is not None and (head.revision, head.serial) == ("s6", 6)
+    bad = fleet.client.put("/api/v1/bundles/pyagent", content=b"\x1f\x8bjunk", headers=headers)
+    assert bad.status_code == 400 and bad.json()["message"].startswith("bundle body: ")
 
 
 def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:

@@ -136,6 +136,31 @@ def test_publish_without_a_key_takes_unsigned_bundles_and_says_so(db: str, bundl
     assert (code, err) == (2, "pyagent: error: bundle pyagent: revision 'u1' is already the current one\n")
 
 
+def test_publish_without_a_key_still_refuses_what_is_not_newer(db: str, bundles: Bundles) -> None:
+    """No verification key: the build serial (read from the manifest unverified) still orders signed
+    builds, and a revision published before is not newer than the current one."""
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db)
+    assert (code, err) == (
+        0,
+        "published pyagent revision r11, serial 11 (rego; signature not verified: "
+        "no verification key is configured)\n",
+    )
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db)
+    assert (code, err) == (
+        2,
+        "pyagent: error: bundle pyagent: serial 10 is not newer than the current serial 11 (revision r11)\n",
+    )
+    assert run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db)[0] == 0
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db)
+    assert (code, err) == (
+        2,
+        "pyagent: error: bundle pyagent: revision 'r11' was published before; "
+        "it is not newer than the current revision 'u1'\n",
+    )
+    head = open_store(db).bundle_head("pyagent", "rego")
+    assert head is not None and (head.revision, head.serial) == ("u1", None)
+
+
 def _config(tmp_path: Path, bundles: Bundles) -> str:
     config = tmp_path / "server.toml"
     config.write_text(f'[server.verification]\nkey_path = "{bundles.signer_public}"\n')
