@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -238,6 +239,34 @@ def test_a_decision_id_is_stored_once_whatever_its_instant(store: Store) -> None
         ("d-1", datetime(2023, 3, 16, 9, 30, tzinfo=UTC)),
     ]
     assert _decision_ids(store) == {("d-1", "2023-03-16T09:30:00Z"), ("d-2", "2023-03-16T10:00:00Z")}
+
+
+def test_batches_racing_with_one_id_store_it_once(store: Store) -> None:
+    """Four batches committed at once, each with the same id at its own instant (and one id of its
+    own): the shared id is stored by exactly one of them."""
+    import threading
+
+    batches = [
+        parse_batch(
+            [decision_event("shared", at=f"2023-03-1{i}T10:00:00Z"), decision_event(f"own-{i}")], set()
+        )
+        for i in range(4)
+    ]
+    start = threading.Barrier(len(batches))
+    results: list[tuple[int, int]] = []
+
+    def send(rows: Any, reports: Any) -> None:
+        start.wait()
+        done = store.ingest(rows, reports)
+        results.append((done.stored, done.duplicates))
+
+    threads = [threading.Thread(target=send, args=(b.rows, b.reports)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [(1, 1), (1, 1), (1, 1), (2, 0)]
+    assert [i for i, _ in sorted(_decision_ids(store))] == ["own-0", "own-1", "own-2", "own-3", "shared"]
 
 
 def _decision_ids(store: Store) -> set[tuple[str, str]]:
