@@ -5,6 +5,8 @@
 * :mod:`pyagent.config.agent` — ``[device]``, ``[agent]``, ``[opa]``: :func:`load_config`;
 * :mod:`pyagent.config.opa` — OPA's tables: ``services``, ``bundles``, ``keys``, ``decision_logs``,
   ``status``, ``labels``;
+* :mod:`pyagent.config.opakeys` — the rest of OPA's config: which keys the agent ignores (and says so),
+  which it refuses and why;
 * :mod:`pyagent.config.statedir` — the state directory, and the checks that keep it private.
 
 Import from the modules (``from pyagent.config.agent import load_config``): the package imports

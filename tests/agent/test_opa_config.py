@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
-from tests.agent.conftest import run_pyagent
+from tests.agent.conftest import REPO, run_pyagent
 from tests.helpers.opa_bin import opa_binary
 from tests.helpers.opa_server import free_port, run_opa_server
 
@@ -78,9 +78,9 @@ IGNORED = (
 )
 
 
-def _ignored_lines(path: Path) -> str:
+def _ignored_lines(path: Path, keys: tuple[str, ...] = IGNORED) -> str:
     return "".join(
-        f"pyagent: {path}: {key} is an OPA setting the agent does not use; ignored\n" for key in IGNORED
+        f"pyagent: {path}: {key} is an OPA setting the agent does not use; ignored\n" for key in keys
     )
 
 
@@ -223,7 +223,28 @@ def test_console_only_decision_logs_and_status_are_not_uploaded(
     )
     tables = load_config(path).tables
     assert (tables.decision_logs, tables.status_service) == (None, None)
-    assert capsys.readouterr().err == (
-        f"pyagent: {path}: decision_logs is an OPA setting the agent does not use; ignored\n"
-        f"pyagent: {path}: status is an OPA setting the agent does not use; ignored\n"
+    assert capsys.readouterr().err == _ignored_lines(path, ("decision_logs", "status"))
+
+
+def test_the_deploy_example_is_read_with_its_ignored_keys_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text((REPO / "deploy" / "systemd" / "config.yaml.example").read_text())
+    tables = load_config(path).tables
+    ignored = (
+        "services.pyagent.headers",
+        "decision_logs.console",
+        "status.prometheus",
+        "default_decision",
+        "persistence_directory",
+        "server",
+    )
+    assert capsys.readouterr().err == _ignored_lines(path, ignored)
+    bundle = tables.bundles["pyagent"]
+    assert (bundle.resource, bundle.keyid, bundle.scope, tables.keys["bundle-signer"].algorithm) == (
+        "bundles/pyagent",
+        "bundle-signer",
+        "eu-fleet",
+        "RS256",
     )
