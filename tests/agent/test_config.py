@@ -120,6 +120,10 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
             "unknown key decision_logs.reporting.batch_size; known: buffer_size_limit_bytes,",
         ),
         ("[plugin.x]\n", "unknown section [plugin]; known: agent, bundle, bundles,"),
+        (  # inside a table the agent ignores, a key OPA does not know is still an error
+            "[server]\nencodings = 1\n",
+            "{file}: unknown key server.encodings; known: decoding, encoding, logger_plugin, metrics",
+        ),
         (
             "[services.s]\nurl = 'http://x'\ncredentials.bearer.token = 'abc'\n",
             "services.s.credentials.bearer.token in {file}: secrets are not kept in the config; "
