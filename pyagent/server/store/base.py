@@ -168,8 +168,9 @@ class Store(abc.ABC):
     # bundles
     @abc.abstractmethod
     def publish(self, new: NewRevision) -> int:
-        """Store a revision; raise :class:`StoreConflict` unless its serial (signed) is newer than
-        the current one's, or its revision (unsigned) differs from the current one's."""
+        """Store a revision; raise :class:`StoreConflict` unless it is newer than the current one:
+        a greater serial when both carry one, else a revision never published under the name
+        (:mod:`pyagent.server.store.revisions`)."""
 
     @abc.abstractmethod
     def bundle_head(self, name: str, target: str) -> BundleHead | None: ...

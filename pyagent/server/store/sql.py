@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pyagent.server.store import fleet, ingest, partitions
+from pyagent.server.store import fleet, ingest, partitions, revisions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -145,16 +145,7 @@ class SqlStore(Store):
         with self._tx() as conn:
             if self.dialect == "postgresql":  # one publisher at a time per database
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270301)")
-            current = conn.execute(
-                select(bundle_revisions.c.revision, bundle_revisions.c.serial)
-                .where(bundle_revisions.c.name == new.name)
-                .order_by(bundle_revisions.c.id.desc())
-                .limit(1)
-            ).first()
-            if current is not None:
-                _check_newer(new, current.revision, current.serial)
-                if new.serial is None or current.serial is None:  # ordered by revision: never one seen
-                    _check_unpublished(conn, new, current.revision)
+            revisions.check_newer(conn, new)
             revision_id = conn.execute(
                 insert(bundle_revisions)
                 .values(
@@ -362,32 +353,6 @@ class SqlStore(Store):
             ).all()
             decided = conn.execute(select(devices.c.device_id, devices.c.bundles)).all()
         return fleet.rollout(name, newest, statuses, decided)
-
-
-def _check_newer(new: NewRevision, revision: str, serial: int | None) -> None:
-    if new.serial is not None and serial is not None:
-        if new.serial <= serial:
-            raise StoreConflict(
-                f"bundle {new.name}: serial {new.serial} is not newer than the current serial {serial} "
-                f"(revision {revision})"
-            )
-    elif new.revision == revision:
-        raise StoreConflict(f"bundle {new.name}: revision {revision!r} is already the current one")
-
-
-def _check_unpublished(conn: Connection, new: NewRevision, current: str) -> None:
-    """Without serials to compare, a revision is newer when it was never published under the name
-    (publishing an earlier one again would be a rollback)."""
-    earlier = conn.execute(
-        select(bundle_revisions.c.id)
-        .where(bundle_revisions.c.name == new.name, bundle_revisions.c.revision == new.revision)
-        .limit(1)
-    ).first()
-    if earlier is not None:
-        raise StoreConflict(
-            f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
-            f"the current revision {current!r}"
-        )
 
 
 def _json(text: str | None) -> Any:

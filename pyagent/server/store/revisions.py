@@ -1,0 +1,47 @@
+"""The order of a bundle's revisions (CONTRACT section 7: a publish stores a revision only when its
+revision/serial is newer than the current one), checked in the publish's transaction.
+
+When the new and the current revision both carry a build serial (``.manifest``
+``metadata.pyagent.serial``, verified when the server has a key, read as is when it has none) the
+new serial must be greater: that is the order agents enforce. Otherwise a revision is an opaque
+name, and it is newer when it was never published under the bundle's name: the current one again,
+or an earlier one (a rollback), is refused.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from pyagent.server.store.base import NewRevision, StoreConflict
+from pyagent.server.store.schema import bundle_revisions
+
+
+def check_newer(conn: Connection, new: NewRevision) -> None:
+    """Raise :class:`StoreConflict` unless ``new`` is newer than the bundle's current revision."""
+    current = conn.execute(
+        select(bundle_revisions.c.revision, bundle_revisions.c.serial)
+        .where(bundle_revisions.c.name == new.name)
+        .order_by(bundle_revisions.c.id.desc())
+        .limit(1)
+    ).first()
+    if current is None:
+        return
+    if new.serial is not None and current.serial is not None:
+        if new.serial <= current.serial:
+            raise StoreConflict(
+                f"bundle {new.name}: serial {new.serial} is not newer than the current serial "
+                f"{current.serial} (revision {current.revision})"
+            )
+        return
+    if new.revision == current.revision:
+        raise StoreConflict(f"bundle {new.name}: revision {current.revision!r} is already the current one")
+    earlier = conn.execute(
+        select(bundle_revisions.c.id)
+        .where(bundle_revisions.c.name == new.name, bundle_revisions.c.revision == new.revision)
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        raise StoreConflict(
+            f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
+            f"the current revision {current.revision!r}"
+        )
