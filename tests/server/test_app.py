@@ -177,6 +177,8 @@ def test_logs_store_a_batch_and_dedupe(fleet: Fleet) -> None:
     response = fleet.post_logs(events)
     assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0, "ignored": 0})
     assert fleet.post_logs(events, gzip_it=False).json() == {"stored": 0, "duplicates": 2, "ignored": 0}
+    resent = decision_event("d-1", at="2023-03-18T09:30:00Z")  # same decision_id, another input.at
+    assert fleet.post_logs([resent]).json() == {"stored": 0, "duplicates": 1, "ignored": 0}
     assert fleet.history() == ["d-2", "d-1"]
 
 
