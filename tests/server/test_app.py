@@ -487,6 +487,16 @@ def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
     assert bad.status_code == 400 and bad.json()["message"].startswith("bundle body: ")
 
 
+def test_one_bundle_as_the_body_is_bounded_while_read(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body is read from a capped stream: past the bundle bound, 413 before it is all read."""
+    monkeypatch.setattr("pyagent.server.api.MAX_BUNDLE_BYTES", 1024)
+    headers = {**fleet.auth("admin"), "Content-Type": "application/gzip"}
+    chunks = iter([b"\x1f\x8b" + b"\0" * 1022, b"\0" * 1024])  # streamed: no Content-Length
+    response = fleet.client.put("/api/v1/bundles/pyagent", content=chunks, headers=headers)
+    assert (response.status_code, response.json()["message"]) == (413, "body is over the limit of 1024 bytes")
+    assert fleet.store.last_revision_id() == 1
+
+
 def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:
     bundles = {"pyagent": {"revision": "r1"}, "local-authz": {"revision": "a7"}}
     assert fleet.post_logs([decision_event("d-1", bundles=bundles)]).status_code == 200
