@@ -60,13 +60,18 @@ $(VENV)/.installed: pyproject.toml
 ## policy: the compiled (wasm) bundle used by the embedded engine
 policy: $(BUNDLE)
 
-# The one recipe for the embedded engine's bundle: $(call wasm_bundle,OUTPUT).
+# The wheel's bundle (package-bundle: opa alone, as an sdist build has no pyagent): $(call wasm_bundle,OUTPUT).
 wasm_bundle = $(OPA) build -t wasm -e pyagent/decision --revision "$(POLICY_REVISION)" \
 	  -o $(1) --ignore '*_test.rego' $(POLICY_DIRS)
 
-$(BUNDLE): $(OPA) $(shell find policies -type f 2>/dev/null)
+# What `pyagent policy bundle` builds (the ban index under data.pyagent_index included, so a check does
+# not rebuild it), from every file and directory under policies/ (a deleted file rebuilds it too) and the
+# code that builds it.
+BUNDLE_INPUTS := $(shell find policies 2>/dev/null) pyagent/bundles/build.py pyagent/policy/index.py
+
+$(BUNDLE): $(OPA) $(VENV)/.installed $(BUNDLE_INPUTS)
 	@mkdir -p build
-	$(call wasm_bundle,$@)
+	$(PY) -m pyagent policy bundle -o $@ --revision "$(POLICY_REVISION)"
 
 ## package-bundle: the bundle a wheel ships, built by the pinned opa only (setup.py: make package-bundle DEST=FILE)
 package-bundle: $(OPA)

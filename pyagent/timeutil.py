@@ -25,6 +25,12 @@ def is_rfc3339(value: str) -> bool:
 
 def check_rfc3339(value: str, *, option: str) -> str:
     """``value`` unchanged when it is RFC 3339, else a usage error naming ``option``."""
+    if not is_rfc3339(value) and is_rfc3339(value.upper()):
+        # RFC 3339 allows "t" and "z"; OPA's time.parse_rfc3339_ns (Go's time.RFC3339) does not.
+        raise InvalidInputError(
+            f"{option}: {value!r}: write 'T' and 'Z' in upper case ({value.upper()}); RFC 3339 allows "
+            "lower case, but OPA's time.parse_rfc3339_ns refuses it"
+        )
     if not is_rfc3339(value):
         raise InvalidInputError(
             f"{option}: {value!r} is not an RFC 3339 timestamp (example: 2023-03-16T09:30:00Z)"

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from pyagent.cli.options import at_option, device_fact_options, engine_options, org_option, output_option
+from pyagent.cli.options import (
+    at_option,
+    check_bundle_given,
+    device_fact_options,
+    engine_options,
+    org_option,
+    output_option,
+)
 from pyagent.cli.render import emit, summary_line
 from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
@@ -81,6 +88,7 @@ def check(
     settings = EngineSettings(**engine_flags)
     if policy_dir is not None:
         settings = with_policy_dir(ctx, settings, policy_dir)
+    check_bundle_given(ctx, settings)
     facts = FactFlags(
         device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled, mdm_provider=mdm_provider
     )

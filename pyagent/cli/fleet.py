@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import click
 
-from pyagent.cli.options import at_option, engine_options, org_option, output_option
+from pyagent.cli.options import at_option, check_bundle_given, engine_options, org_option, output_option
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.embedded import default_bundle_path
 from pyagent.engines.select import resolve
@@ -43,6 +43,33 @@ def open_output(output: str | None) -> Iterator[IO[str]]:
             yield handle
     else:
         yield sys.stdout
+
+
+def check_org_known(settings: EngineSettings, org: str, *, at: str) -> None:
+    """Refuse (exit 2) an ``--org`` the policy data does not define, before any device is decided.
+
+    The organisations are those of the policy that decides the fleet (the bundle with its ``--data``
+    overlays, or the OPA server's own data), so the engine answers: one decision about an empty
+    report of that organisation, whose only possible input error is the organisation."""
+    from pyagent.decide import decide, raise_for_policy_errors
+    from pyagent.engines.select import build_engine
+
+    probe = {
+        "schema_version": 1,
+        "collected_at": at,
+        "device": {
+            "id": "pyagent-org-check",
+            "platform": "linux",
+            "ownership": "corporate",
+            "organization": org,
+            "mdm": {"enrolled": True},
+        },
+        "apps": [],
+    }
+    with build_engine(settings) as engine:
+        decision = decide(engine, probe, at=at)
+    unknown = [e for e in decision["errors"] if e.get("code") == "unknown_organization"]
+    raise_for_policy_errors({"errors": unknown}, source="--org")
 
 
 def exit_code(summary: FleetSummary) -> int:
@@ -115,7 +142,11 @@ def run_fleet(
     """
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     items = with_progress(iter_items(inventories), label="fleet")  # every inventory checked here, first
-    settings = pinned_settings(EngineSettings(**engine_flags))
+    settings = EngineSettings(**engine_flags)
+    check_bundle_given(ctx, settings)
+    settings = pinned_settings(settings)
+    if org is not None:
+        check_org_known(settings, org, at=when)
     results = (pair[0] for pair in runner.run(items, [settings], at=when, org=org, jobs=jobs))
     summary = FleetSummary()
     if fmt == "json":

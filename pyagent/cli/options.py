@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from pyagent.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from pyagent.engines.base import EngineSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,3 +171,24 @@ def output_option(f: F) -> F:
         type=click.Path(dir_okay=False, writable=True, allow_dash=True),
         help="Write the output to this file instead of stdout.",
     )(f)
+
+
+def check_bundle_given(ctx: click.Context, settings: EngineSettings) -> None:
+    """A bundle the user named (``--bundle`` or env ``PYAGENT_BUNDLE``) that the embedded engine would
+    decide with but that is not a file: a usage error (exit 2) naming it, before anything is decided.
+    (No bundle named and none built is exit 3, "no compiled policy bundle": nothing to decide with.)"""
+    from pyagent.engines.base import EngineName
+    from pyagent.engines.select import resolve
+
+    if not settings.bundle or Path(settings.bundle).is_file():
+        return
+    if resolve(settings) is not EngineName.EMBEDDED and not settings.fallback_embedded:
+        return  # an OPA server decides: the bundle is not read
+    named = (
+        "PYAGENT_BUNDLE"
+        if ctx.get_parameter_source("bundle") is click.core.ParameterSource.ENVIRONMENT
+        else "--bundle"
+    )
+    raise InvalidInputError(
+        f"{named} {settings.bundle}: no such file (the compiled policy bundle to decide with)"
+    )

@@ -297,7 +297,7 @@ def test_unreachable_opa_exits_3_never_allow() -> None:
     assert "cannot connect" in result.stderr
 
 
-def test_missing_bundle_exits_3(tmp_path: Path) -> None:
+def test_missing_named_bundle_exits_2(tmp_path: Path) -> None:
     result = run(
         [
             "check",
@@ -310,8 +310,11 @@ def test_missing_bundle_exits_3(tmp_path: Path) -> None:
             str(tmp_path / "none.tar.gz"),
         ]
     )
-    assert result.exit_code == 3
-    assert "no compiled policy bundle" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"pyagent: error: --bundle {tmp_path / 'none.tar.gz'}: no such file "
+        "(the compiled policy bundle to decide with)\n"
+    )
 
 
 def test_real_subprocess_exit_codes_and_streams(policy_bundle: Path) -> None:

@@ -1,0 +1,125 @@
+"""Bad input is exit 2 with one line naming what and where, before anything is decided (issue 16):
+a named bundle that is not there, an organisation the policy does not define, lower-case RFC 3339."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+CLEAN_REPORT = REPO / "examples" / "reports" / "eu-commission-corporate-clean.json"
+AT = "2023-03-16T09:30:00Z"
+KNOWN_ORGS = "eeas, eu-commission, eu-council, eu-parliament, india, us-federal"
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(cli, args, env=env)
+
+
+def no_bundle_line(named: str, path: Path) -> str:
+    return f"pyagent: error: {named} {path}: no such file (the compiled policy bundle to decide with)\n"
+
+
+@pytest.fixture
+def absent_bundle(tmp_path: Path) -> Path:
+    return tmp_path / "never-built" / "bundle.tar.gz"
+
+
+@pytest.fixture
+def one_device_inventory(tmp_path: Path) -> Path:
+    """A JSONL inventory of the clean corporate device of eu-commission."""
+    path = tmp_path / "one-device.jsonl"
+    path.write_text(json.dumps(json.loads(CLEAN_REPORT.read_text())) + "\n")
+    return path
+
+
+def test_check_with_a_named_bundle_that_is_not_there_exits_2(absent_bundle: Path) -> None:
+    result = run(
+        ["check", str(CLEAN_REPORT), "--at", AT, "--engine", "embedded", "--bundle", str(absent_bundle)]
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == no_bundle_line("--bundle", absent_bundle)
+
+
+def test_check_with_pyagent_bundle_naming_no_file_exits_2_naming_the_variable(absent_bundle: Path) -> None:
+    result = run(["check", str(CLEAN_REPORT), "--at", AT], env={"PYAGENT_BUNDLE": str(absent_bundle)})
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == no_bundle_line("PYAGENT_BUNDLE", absent_bundle)
+
+
+def test_a_missing_bundle_is_not_an_error_when_an_opa_server_decides(absent_bundle: Path) -> None:
+    # Nothing listens on port 9 of loopback: the engine asked is the OPA server, never the bundle.
+    args = [
+        "--engine",
+        "opa",
+        "--opa-url",
+        "http://127.0.0.1:9",
+        "--opa-retries",
+        "0",
+        "--bundle",
+        str(absent_bundle),
+    ]
+    result = run(["check", str(CLEAN_REPORT), "--at", AT, *args])
+    assert result.exit_code == 3
+    assert "no such file" not in result.stderr
+
+
+def test_fleet_with_a_named_bundle_that_is_not_there_exits_2(absent_bundle: Path) -> None:
+    result = run(["fleet", str(CLEAN_REPORT), "--at", AT, "--bundle", str(absent_bundle)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == no_bundle_line("--bundle", absent_bundle)
+
+
+def test_fleet_with_an_unknown_org_exits_2_before_deciding_any_device(engine_args: list[str]) -> None:
+    result = run(
+        ["fleet", str(CLEAN_REPORT), "--org", "eu-comission", "--at", AT, "--format", "json", *engine_args]
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f'pyagent: error: --org: unknown organisation "eu-comission"; known: {KNOWN_ORGS}; '
+        "give one of the organisations the policy data defines\n"
+    )
+
+
+def test_fleet_with_a_known_org_decides_as_that_org(policy_bundle: Path, one_device_inventory: Path) -> None:
+    result = run(["fleet", str(one_device_inventory), "--org", "eu-council", "--at", AT, "--format", "json"])
+    assert result.exit_code == 0
+    devices = json.loads(result.stdout)["devices"]
+    assert [(d["organization"], d["allow"]) for d in devices] == [("eu-council", True)]
+
+
+@pytest.mark.parametrize("at", ["2023-03-16t09:30:00z", "2023-03-16T09:30:00z", "2023-03-16t09:30:00+01:00"])
+@pytest.mark.parametrize("command", ["check", "fleet"])
+def test_lower_case_t_or_z_is_refused_saying_why(policy_bundle: Path, command: str, at: str) -> None:
+    # RFC 3339 allows them; the pinned OPA's time.parse_rfc3339_ns does not (Go's time.RFC3339), and the
+    # policy reads the instant with it: the agent says so rather than send what OPA would refuse.
+    result = run([command, str(CLEAN_REPORT), "--at", at])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"pyagent: error: --at: {at!r}: write 'T' and 'Z' in upper case ({at.upper()}); RFC 3339 allows "
+        "lower case, but OPA's time.parse_rfc3339_ns refuses it\n"
+    )
+
+
+def test_the_pinned_opa_refuses_lower_case_t_and_z(opa_bin: str) -> None:
+    import subprocess
+
+    def parsed(value: str) -> str:
+        query = f'time.parse_rfc3339_ns("{value}")'
+        done = subprocess.run(
+            [opa_bin, "eval", "--strict-builtin-errors", "--format", "raw", query],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return done.stdout.strip() or done.stderr.splitlines()[0]
+
+    assert parsed("2023-03-15T00:00:00Z") == "1678838400000000000"
+    assert parsed("2023-03-15t00:00:00z") == "1 error occurred: " + (
+        'time.parse_rfc3339_ns("2023-03-15t00:00:00z"): eval_builtin_error: time.parse_rfc3339_ns: parsing '
+        'time "2023-03-15t00:00:00z" as "2006-01-02T15:04:05Z07:00": cannot parse "t00:00:00z" as "T"'
+    )
