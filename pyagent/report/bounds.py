@@ -32,7 +32,7 @@ from typing import Any
 from pyagent.report.issues import Location, SchemaIssue, json_path, name_too_long, sorted_issues, too_big
 from pyagent.report.schemas import REPORT_SCHEMA, SchemaFileError, load_schema
 
-__all__ = ["Renumbering", "SchemaBounds", "report_bounds", "report_document_bytes", "widen"]
+__all__ = ["Renumbering", "SchemaBounds", "report_bounds", "report_document_bytes", "size_schema", "widen"]
 
 Schema = Mapping[str, Any]
 #: For each array narrowed, by its location in the narrowed document: the indexes its items had.
@@ -81,6 +81,11 @@ class _Node:
         self._names = {
             key for s in schemas if isinstance(s.get("properties"), Mapping) for key in s["properties"]
         }
+
+    @property
+    def schemas(self) -> tuple[Schema, ...]:
+        """Every schema that applies here (the ``$ref``/``allOf`` closure)."""
+        return self._schemas
 
     @functools.cached_property
     def per_child(self) -> bool:
@@ -208,6 +213,29 @@ class SchemaBounds:
         renumbering: Renumbering = {}
         return self._narrow(document, self._top, trie, (), renumbering), renumbering
 
+    def long_arrays(
+        self, document: object, *, longer_than: int
+    ) -> list[tuple[tuple[str, ...], list[Any], _Node]]:
+        """The arrays reached from the top through objects alone, with more than ``longer_than`` items,
+        where every schema from the top down judges item by item (``_PER_CHILD``, as :meth:`narrow`
+        needs): each with its location and the node of its items. Dropping valid items from one of them
+        changes no verdict, so a refusal may list the first items with problems and count the others."""
+        found: list[tuple[tuple[str, ...], list[Any], _Node]] = []
+        stack: list[tuple[object, _Node | None, tuple[str, ...]]] = [(document, self._top, ())]
+        while stack:
+            value, node, where = stack.pop()
+            if node is None or not node.per_child or len(where) > _MAX_NARROW_DEPTH:
+                continue
+            if isinstance(value, dict):
+                stack.extend(
+                    (child, node.child(key), (*where, key))
+                    for key, child in value.items()
+                    if isinstance(key, str) and isinstance(child, dict | list)
+                )
+            elif isinstance(value, list) and len(value) > longer_than and (items := node.items) is not None:
+                found.append((where, value, items))
+        return found
+
     def _narrow(
         self,
         value: object,
@@ -243,6 +271,31 @@ def _over(value: object, node: _Node, where: Location, found: list[tuple[Locatio
     ]
     found.extend((where, too_big(keyword, limit, value)) for keyword, limit in over)
     return bool(over)
+
+
+_SIZE_SCHEMA_KEYS = frozenset({"$schema", "$id", "$ref", "maxItems", "maxLength", "maxProperties"})
+
+
+def size_schema(schema: object) -> Any:
+    """``schema`` with the size keywords alone, where :class:`SchemaBounds` finds them (``properties``,
+    ``items``, ``additionalProperties``, ``propertyNames``, ``$ref``, ``allOf``, ``$defs``): a document
+    is valid against it exactly when :meth:`SchemaBounds.check` finds nothing, so that a fast validator
+    answers "no size issue" without the walk, which visits every value."""
+    if not isinstance(schema, Mapping):
+        return True
+    out: dict[str, Any] = {k: v for k, v in schema.items() if k in _SIZE_SCHEMA_KEYS}
+    for keyword in ("properties", "$defs"):
+        if isinstance(schema.get(keyword), Mapping):
+            out[keyword] = {name: size_schema(sub) for name, sub in schema[keyword].items()}
+    if isinstance(schema.get("allOf"), list):
+        out["allOf"] = [size_schema(sub) for sub in schema["allOf"]]
+    if "prefixItems" not in schema and "items" in schema:
+        out["items"] = size_schema(schema["items"])
+    if "patternProperties" not in schema and "additionalProperties" in schema:
+        out["additionalProperties"] = size_schema(schema["additionalProperties"])
+    if "propertyNames" in schema:
+        out["propertyNames"] = size_schema(schema["propertyNames"])
+    return out
 
 
 def widen(location: Location, renumbering: Renumbering) -> tuple[str | int, ...]:

@@ -42,10 +42,14 @@ Location = Sequence[str | int]
 
 @dataclass(frozen=True)
 class SchemaIssue:
-    """One schema violation: where (a JSON path, ``$`` is the document) and what was expected."""
+    """One schema violation: where (a JSON path, ``$`` is the document) and what was expected.
+
+    ``omitted``, when not 0: this entry stands for that many more items with problems under ``path``,
+    counted but not listed one by one (see :mod:`pyagent.report.validate`)."""
 
     path: str
     message: str
+    omitted: int = 0
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"

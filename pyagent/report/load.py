@@ -60,10 +60,14 @@ class ReportInvalidError(InvalidInputError):
     def __init__(self, source: str, issues: list[SchemaIssue]) -> None:
         self.source = source
         self.issues = list(issues)
-        count = len(self.issues)
+        count = sum(1 for issue in self.issues if not issue.omitted)
+        more = sum(issue.omitted for issue in self.issues)
         first = f"; first: {self.issues[0]}" if self.issues else ""
         noun = "error" if count == 1 else "errors"
-        super().__init__(f"{source}: report does not match the schema ({count} {noun}){first}")
+        counted = (
+            f"{count} {noun} listed, and {more:,} more items with problems" if more else f"{count} {noun}"
+        )
+        super().__init__(f"{source}: report does not match the schema ({counted}){first}")
 
     def lines(self) -> list[str]:
         """One ``<file>: <path>: <message>`` line per issue, as the CLI prints them."""

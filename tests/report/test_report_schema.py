@@ -25,6 +25,7 @@ from pyagent.report import (
 )
 from pyagent.report.issues import MAX_MESSAGE_CHARS
 from pyagent.report.schemas import schema_dirs
+from pyagent.report.validate import MAX_LISTED_ITEMS
 
 Mutation = Callable[[dict[str, Any]], object]
 
@@ -298,14 +299,29 @@ def test_issues_are_sorted_by_path_with_numeric_indexes(rv: ReportValidator, mak
     assert paths == ["$.apps[2].id", "$.apps[10].id", "$.apps[11].id"]
 
 
-def test_every_error_is_collected(rv: ReportValidator, make_report: Any) -> None:
-    report = make_report(1000)
+def test_every_error_is_collected_up_to_the_listing_cap(rv: ReportValidator, make_report: Any) -> None:
+    report = make_report(MAX_LISTED_ITEMS)
     for app in report["apps"]:
         app["bogus"] = True
     issues = rv.validate(report).issues
-    assert len(issues) == 1000
-    assert issues[999] == SchemaIssue("$.apps[999].bogus", issues[999].message)
+    assert len(issues) == MAX_LISTED_ITEMS
+    assert issues[-1] == SchemaIssue(f"$.apps[{MAX_LISTED_ITEMS - 1}].bogus", issues[-1].message)
     assert str(issues[0]).startswith("$.apps[0].bogus: unknown field; allowed fields: evidence, extra, id")
+
+
+def test_items_with_problems_past_the_cap_are_counted_not_listed(
+    rv: ReportValidator, make_report: Any
+) -> None:
+    report = make_report(1000)
+    for index, app in enumerate(report["apps"]):
+        if index % 2:
+            app["bogus"] = True  # 500 bad apps, every other one
+    issues = rv.validate(report).issues
+    assert [i.path for i in issues[:2]] == ["$.apps[1].bogus", "$.apps[3].bogus"]
+    assert issues[MAX_LISTED_ITEMS - 1].path == f"$.apps[{2 * MAX_LISTED_ITEMS - 1}].bogus"
+    assert issues[MAX_LISTED_ITEMS:] == [
+        SchemaIssue("$.apps", "and 400 more items with problems, not listed (the first 100 are)", omitted=400)
+    ]
 
 
 def test_fifty_thousand_apps_with_512_char_ids_are_valid(rv: ReportValidator, make_report: Any) -> None:
