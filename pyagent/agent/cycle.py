@@ -26,7 +26,6 @@ from pyagent.engines.select import build_engine, resolve
 from pyagent.errors import InvalidInputError, PyagentError
 from pyagent.facts import FactFlags, build_report, resolve_facts
 from pyagent.report.load import check_report
-from pyagent.timeutil import now_rfc3339
 
 COMPLIANT, NON_COMPLIANT, INVALID, NO_DECISION = "compliant", "non-compliant", "invalid", "no-decision"
 
@@ -120,7 +119,8 @@ def run_once(config: AgentConfig, engines: EngineHolder, flags: FactFlags | None
         inventory = get_collector(CollectorName.LINUX).collect()
         report = build_report(inventory, facts)
         check_report(report, "report collected from this machine")
-        at = now_rfc3339()
+        # Milliseconds: two runs within one second are two instants, so the latest is the current state.
+        at = utc_now()
         policy_input = {"at": at, "report": report}
         with engines.lock:
             engine = engines.get()
