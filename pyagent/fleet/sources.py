@@ -2,10 +2,16 @@
 
 Items are yielded one at a time (constant memory); each keeps where it came from (``file:line`` or
 the file's path) so that an invalid report can be named in the output.
+
+A named file or stdin whose first line is not a JSON document on its own, but which as a whole is one
+JSON document (a pretty-printed report, as ``collect`` writes it), is that one report, not one broken
+report per line; anything else is read as JSONL.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import stat
 import sys
@@ -73,14 +79,14 @@ def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Ite
 def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
     for inventory in inventories:
         if inventory == "-":
-            yield from _jsonl(stdin if stdin is not None else sys.stdin.buffer, "<stdin>")
+            yield from _reports(stdin if stdin is not None else sys.stdin.buffer, "<stdin>")
             continue
         path = Path(inventory)
         if path.is_dir():
             yield from _directory(path)
         elif path.is_file():
             with path.open("rb") as handle:
-                yield from _jsonl(handle, str(path))
+                yield from _reports(handle, str(path))
         else:
             raise InvalidInputError(f"{inventory}: no such inventory (a JSONL file, a directory or -)")
 
@@ -106,6 +112,62 @@ def _file_item(path: Path) -> Item:
     if len(data) > limit:
         return Item(str(path), b"", error=f"{path}: report is larger than {limit // 2**20} MiB")
     return Item(str(path), data)
+
+
+def _one_document(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:  # not JSON on its own (UnicodeDecodeError is a ValueError too)
+        return False
+    return True
+
+
+def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
+    """The reports of a named file or of stdin: one JSON document as a whole, else JSONL."""
+    limit = max_report_bytes()
+    first = stream.readline(limit + 1)
+    while first and not first.strip():
+        first = stream.readline(limit + 1)
+    if not first or len(first) > limit or _one_document(first):
+        yield from _jsonl(_chain(first, stream), name)
+        return
+    head = [first]  # whole lines, up to one report's bound: a report written over several lines?
+    size = len(first)
+    while size <= limit:
+        line = stream.readline(limit + 1 - size)
+        if not line:
+            break
+        head.append(line)
+        size += len(line)
+    whole = b"".join(head)
+    if size <= limit and _one_document(whole):
+        yield Item(name, whole)
+        return
+    yield from _jsonl(_chain(whole, stream), name)
+
+
+def _chain(head: bytes, stream: BinaryIO) -> BinaryIO:
+    """``head`` then the rest of ``stream``, as one stream that ``readline`` can read."""
+    if not head:
+        return stream
+    return io.BufferedReader(_ChainRaw(io.BytesIO(head), stream))
+
+
+class _ChainRaw(io.RawIOBase):
+    def __init__(self, *parts: BinaryIO) -> None:
+        self._parts = list(parts)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while self._parts:
+            data = self._parts[0].read(len(buffer))
+            if data:
+                buffer[: len(data)] = data
+                return len(data)
+            self._parts.pop(0)
+        return 0
 
 
 def _jsonl(stream: BinaryIO, name: str) -> Iterator[Item]:
