@@ -84,6 +84,11 @@ def _cold(results: dict[str, Any]) -> list[str]:
         _row("the same `pyagent check`, compiled-module cache off", cold["check_without_module_cache"]),
         _row("`pyagent --help`", results["help_ms"]),
         _row("`python -c pass` (the interpreter alone)", cold["python_startup"]),
+        *(
+            [_row(f"`{cold['libraries_floor_command']}` (its libraries alone)", cold["libraries_floor"])]
+            if "libraries_floor" in cold
+            else []
+        ),
     ]
     imports = cold["check_imports"]
     by_package = [[f"`{name}`", f"{ms:.1f}"] for name, ms in imports["by_package_ms"].items()]

@@ -52,13 +52,16 @@ def cold(
     check = [*pyagent, "check", str(report_path), "--at", AT, "--engine", "embedded"]
     opa_eval = [opa, "eval", "-d", "policies/rego", "-d", "policies/data", "-i", str(input_path)]
     opa_eval.append("data.pyagent.decision")
-    _timed_run(check, cwd=repo, env=env, ok=(0, 1))
-    _timed_run(opa_eval, cwd=repo, env=env, ok=(0,))
+    floor = [sys.executable, "-c", _FLOOR]
+    for command, ok in ((check, (0, 1)), (opa_eval, (0,)), (floor, (0,))):
+        _timed_run(command, cwd=repo, env=env, ok=ok)
     check_ns: list[int] = []
     eval_ns: list[int] = []
+    floor_ns: list[int] = []
     for _ in range(runs):
         check_ns.append(_timed_run(check, cwd=repo, env=env, ok=(0, 1)))
         eval_ns.append(_timed_run(opa_eval, cwd=repo, env=env, ok=(0,)))
+        floor_ns.append(_timed_run(floor, cwd=repo, env=env, ok=(0,)))
     uncached_env = {**env, "PYAGENT_WASM_CACHE": "0"}
     uncached = [_timed_run(check, cwd=repo, env=uncached_env, ok=(0, 1)) for _ in range(max(1, runs // 5))]
     python = [sys.executable, "-c", "pass"]
@@ -67,6 +70,8 @@ def cold(
         "opa_eval": summarise(eval_ns),
         "check_without_module_cache": summarise(uncached),
         "python_startup": summarise([_timed_run(python, cwd=repo, env=env, ok=(0,)) for _ in range(runs)]),
+        "libraries_floor": summarise(floor_ns),
+        "libraries_floor_command": f'python -c "{_FLOOR}"',
         "check_imports": import_profile(
             [sys.executable, "-X", "importtime", "-m", "pyagent", *check[len(pyagent) :]], cwd=repo, env=env
         ),
@@ -75,6 +80,10 @@ def cold(
         "opa_eval_command": _shown(["opa", *opa_eval[1:]], report_path, input_path),
     }
 
+
+#: What no ``pyagent check`` on the embedded engine can do without: the interpreter and the three
+#: libraries it decides with (command line, report schema, wasm runtime), imported and nothing else.
+_FLOOR = "import click, jsonschema_rs, wasmtime"
 
 _PHASES = """
 import json, sys, time

@@ -21,7 +21,6 @@ from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
 from pyagent.errors import InvalidInputError
-from pyagent.facts import FactFlags
 from pyagent.outputs.registry import OutputFormatName
 from pyagent.report.load import load_report
 from pyagent.termsafe import safe_line
@@ -89,16 +88,17 @@ def check(
     if policy_dir is not None:
         settings = with_policy_dir(ctx, settings, policy_dir)
     check_bundle_given(ctx, settings)
-    facts = FactFlags(
-        device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled, mdm_provider=mdm_provider
-    )
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     if report is None:
         from pyagent.cli.collect import collect_this_machine
+        from pyagent.facts import FactFlags
 
+        facts = FactFlags(
+            device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled, mdm_provider=mdm_provider
+        )
         document, source = collect_this_machine(org=org, flags=facts), "this machine"
     else:
-        if facts != FactFlags():
+        if (device_id, ownership, mdm_enrolled, mdm_provider) != (None, None, None, None):
             raise InvalidInputError(
                 "--ownership, --mdm-enrolled, --mdm-provider and --device-id describe this machine: "
                 "give them without REPORT, or put the facts in the report"

@@ -315,9 +315,11 @@ def report_bounds() -> SchemaBounds:
     return SchemaBounds(load_schema(REPORT_SCHEMA))
 
 
+@functools.cache
 def report_document_bytes() -> int:
-    """The largest report, in bytes: the shipped schema's ``x-max-document-bytes``."""
-    bound = report_bounds().document_bytes
+    """The largest report, in bytes: the shipped schema's ``x-max-document-bytes``, read without building
+    the bounds (every check reads it; the bounds are needed only to refuse)."""
+    bound = _limit(load_schema(REPORT_SCHEMA), "x-max-document-bytes")
     if bound is None:
         raise SchemaFileError(f"schema {REPORT_SCHEMA}: x-max-document-bytes is missing")
     return bound

@@ -8,7 +8,6 @@ JSON path such as ``$.apps[3].id`` and a bounded, printable message such as
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -206,6 +205,8 @@ class _Renderer:
         return [(where, self._message(keyword, value, instance, schema, error.message))]
 
     def _unknown_field(self, key: str, allowed: list[str]) -> str:
+        import difflib  # only for a refused report: kept off the start-up of every check
+
         hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75) if len(key) <= 64 else []
         text = "unknown field" + (f' (did you mean "{hint[0]}"?)' if hint else "")
         text += "; allowed fields: " + ", ".join(allowed)

@@ -35,6 +35,7 @@ def test_the_bench_runs_and_writes_its_results(
     for key in ("opa_bench_ns", "rest_raw_ms", "rest_agent_ms", "embedded_ms", "validate_ms"):
         assert results[key], key
     assert results["cold_check_ms"]["n"] >= 1 and results["cold_opa_eval_ms"]["n"] >= 1
+    assert results["cold"]["libraries_floor"]["n"] == results["cold_check_ms"]["n"]
     assert results["embedded_matches_opa"] and results["rest_agent_matches_raw"]
     assert [r["apps"] for r in results["scale"]["apps"]] == list(run.SMOKE.scale_apps)
     assert [r["banned_ids"] for r in results["scale"]["banned_ids"]] == list(run.SMOKE.scale_banned)
@@ -46,6 +47,7 @@ def test_the_bench_runs_and_writes_its_results(
     assert set(ratios) >= GOALS
     assert all(isinstance(g["pass"], bool) and g["value"] is not None for g in ratios.values())
     text = out_md.read_text()
+    assert '| `python -c "import click, jsonschema_rs, wasmtime"` (its libraries alone) |' in text
     assert (
         text.startswith("# Benchmarks")
         and "## Goals" in text

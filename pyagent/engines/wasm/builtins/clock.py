@@ -22,8 +22,6 @@ from pyagent.engines.wasm.builtins._operands import (
     string_operand,
     type_name,
 )
-from pyagent.engines.wasm.builtins.goformat import GoTime, format_layout, named_layout
-from pyagent.engines.wasm.builtins.goparse import go_parse
 
 __all__ = ["add_date", "clock", "date", "format_time", "parse_ns", "parse_rfc3339_ns", "weekday"]
 
@@ -256,6 +254,8 @@ def add_date(value: object, years: object, months: object, days: object) -> int:
 
 def format_time(value: object) -> str:
     """``time.format(x)``: Go's ``Time.Format`` in UTC; RFC 3339 with nanoseconds unless given a layout."""
+    from pyagent.engines.wasm.builtins.goformat import GoTime, format_layout, named_layout  # on first use
+
     ns, layout = _time_and_layout(value)
     days, in_day = _split(ns)
     year, month, day = _civil_from_days(days)
@@ -276,6 +276,9 @@ def format_time(value: object) -> str:
 
 def parse_ns(layout: object, value: object) -> int:
     """``time.parse_ns(layout, value)``: Go's ``time.Parse`` (``goparse.py``) as Unix nanoseconds."""
+    from pyagent.engines.wasm.builtins.goformat import named_layout  # on first use: the shipped
+    from pyagent.engines.wasm.builtins.goparse import go_parse  # policy calls neither of these two
+
     t = go_parse(named_layout(string_operand(layout, 1)), string_operand(value, 2))
     days = _days_from_civil(t.year, t.month, t.day)
     seconds = days * _SECONDS_PER_DAY + t.hour * 3600 + t.minute * 60 + t.second
