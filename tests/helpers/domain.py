@@ -21,8 +21,16 @@ TIKTOK_FAMILY: dict[str, tuple[str, ...]] = {
         "com.zhiliaoapp.musically.go",  # TikTok Lite
         "com.ss.android.ugc.aweme",  # Douyin
     ),
-    "ios": ("com.zhiliaoapp.musically", "com.ss.iphone.ugc.Aweme"),
-    "windows": ("BytedancePte.Ltd.TikTok_6yccndn6064se",),
+    "ios": (
+        "com.zhiliaoapp.musically",  # TikTok
+        "com.ss.iphone.ugc.Aweme",  # Douyin
+        "835599320",  # TikTok's App Store ID, as store inventories list it
+        "id835599320",  # the same, as App Store links write it
+    ),
+    "windows": (
+        "BytedancePte.Ltd.TikTok_6yccndn6064se",  # Store app package family name
+        "9NH2GPH4JZS4",  # Microsoft Store product ID
+    ),
 }
 NOT_BANNED_BYTEDANCE: dict[str, tuple[str, ...]] = {
     "android": ("com.lemon.lvoverseas", "com.bd.nproject"),  # CapCut, Lemon8: not TikTok
