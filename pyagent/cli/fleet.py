@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,13 +45,22 @@ def open_output(output: str | None) -> Iterator[IO[str]]:
         yield sys.stdout
 
 
-def check_org_known(settings: EngineSettings, org: str, *, at: str) -> None:
-    """Refuse (exit 2) an ``--org`` the policy data does not define, before any device is decided.
+def check_org_known(policies: Sequence[EngineSettings], org: str, *, at: str) -> None:
+    """Refuse (exit 2) an ``--org`` that none of the ``policies`` defines, before any device is decided.
 
-    The organisations are those of the policy that decides the fleet (the bundle with its ``--data``
-    overlays, or the OPA server's own data), so the engine answers: one decision about an empty
-    report of that organisation, whose only possible input error is the organisation."""
-    from pyagent.decide import decide, raise_for_policy_errors
+    The organisations are those of the policy that decides (the bundle with its ``--data`` overlays,
+    or the OPA server's own data), so each engine answers: one decision about an empty report of that
+    organisation, whose only possible input error is the organisation."""
+    from pyagent.decide import raise_for_policy_errors
+
+    unknown = [_unknown_org(settings, org, at=at) for settings in policies]
+    if all(unknown):
+        raise_for_policy_errors({"errors": unknown[0]}, source="--org")
+
+
+def _unknown_org(settings: EngineSettings, org: str, *, at: str) -> list[dict[str, Any]]:
+    """The policy's ``unknown_organization`` errors for ``org`` (none when it knows it)."""
+    from pyagent.decide import decide
     from pyagent.engines.select import build_engine
 
     probe = {
@@ -68,8 +77,7 @@ def check_org_known(settings: EngineSettings, org: str, *, at: str) -> None:
     }
     with build_engine(settings) as engine:
         decision = decide(engine, probe, at=at)
-    unknown = [e for e in decision["errors"] if e.get("code") == "unknown_organization"]
-    raise_for_policy_errors({"errors": unknown}, source="--org")
+    return [e for e in decision["errors"] if e.get("code") == "unknown_organization"]
 
 
 def exit_code(summary: FleetSummary) -> int:
@@ -146,7 +154,7 @@ def run_fleet(
     check_bundle_given(ctx, settings)
     settings = pinned_settings(settings)
     if org is not None:
-        check_org_known(settings, org, at=when)
+        check_org_known([settings], org, at=when)
     results = (pair[0] for pair in runner.run(items, [settings], at=when, org=org, jobs=jobs))
     summary = FleetSummary()
     if fmt == "json":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pyagent.cli.fleet import open_output
+from pyagent.cli.fleet import check_org_known, open_output
 from pyagent.cli.options import at_option, org_option, output_option
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
@@ -65,6 +65,8 @@ def impact(
             compile_version(candidate, Path(tmp), "candidate"),
         ]
         settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
+        if org is not None:  # known to either version: what changes for it is the question
+            check_org_known(settings, org, at=when)
         for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
             result.add(before, after)
     code = result.summary.exit_code()

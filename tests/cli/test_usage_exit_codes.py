@@ -4,6 +4,7 @@ a named bundle that is not there, an organisation the policy does not define, lo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -122,4 +123,38 @@ def test_the_pinned_opa_refuses_lower_case_t_and_z(opa_bin: str) -> None:
     assert parsed("2023-03-15t00:00:00z") == "1 error occurred: " + (
         'time.parse_rfc3339_ns("2023-03-15t00:00:00z"): eval_builtin_error: time.parse_rfc3339_ns: parsing '
         'time "2023-03-15t00:00:00z" as "2006-01-02T15:04:05Z07:00": cannot parse "t00:00:00z" as "T"'
+    )
+
+
+@pytest.fixture
+def india_renamed_bharat(tmp_path: Path) -> Path:
+    """A candidate policy where the organisation india is called bharat."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    orgs = candidate / "data" / "pyagent" / "organizations" / "data.yaml"
+    orgs.write_text(orgs.read_text().replace("\nindia:\n", "\nbharat:\n"))
+    return candidate
+
+
+def test_impact_with_an_org_neither_policy_defines_exits_2(
+    india_renamed_bharat: Path, one_device_inventory: Path
+) -> None:
+    args = ["--baseline", str(REPO / "policies"), "--candidate", str(india_renamed_bharat)]
+    result = run(["impact", *args, str(one_device_inventory), "--org", "nosuch", "--at", AT])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f'pyagent: error: --org: unknown organisation "nosuch"; known: {KNOWN_ORGS}; '
+        "give one of the organisations the policy data defines\n"
+    )
+
+
+def test_impact_with_an_org_only_the_candidate_defines_compares(
+    india_renamed_bharat: Path, one_device_inventory: Path
+) -> None:
+    args = ["--baseline", str(REPO / "policies"), "--candidate", str(india_renamed_bharat)]
+    result = run(["impact", *args, str(one_device_inventory), "--org", "bharat", "--at", AT])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "1 device: 1 decision changes, 0 flip to deny, 1 flip to allow, 0 with only warnings changed, "
+        "0 invalid"
     )
