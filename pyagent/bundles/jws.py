@@ -1,28 +1,38 @@
-"""Verifying the compact JWS (JWT) in a bundle's ``.signatures.json`` with a public key.
+"""Verifying the compact JWS (JWT) in a bundle's ``.signatures.json`` with a public key, through PyJWT.
 
-Only public-key algorithms are accepted, and only the one algorithm configured with the key: the
-token's ``alg`` header never chooses how it is verified. That closes the classic confusions: ``none``
-(no signature at all), ``HS256`` with the public key's PEM used as the HMAC secret, and a switch to
-another family. The key's type and size must fit the algorithm (RSA of at least 2048 bits for
-RS*/PS*; the matching NIST curve for ES*).
+Only public-key algorithms are accepted, and only the one algorithm configured with the key: PyJWT is
+given that single algorithm, so the token's ``alg`` header never chooses how it is verified. That
+closes the classic confusions: ``none`` (no signature at all), ``HS256`` with the public key's PEM used
+as the HMAC secret, and a switch to another family. The key's type and size must fit the algorithm
+(RSA of at least 2048 bits for RS*/PS*; the matching NIST curve for ES*), checked here when the key is
+configured.
+
+What PyJWT checks on a token: canonical base64url in every part, a JSON-object header and payload,
+``crit`` (refused: no extension is understood here), ``b64: false`` (refused: no detached payload),
+``kid`` a string, the signature (ES* as raw ``r || s`` of the curve's size; PS* with a salt as long as
+the hash, RFC 7518 section 3.5), and the ``files`` claim present. The payload is decoded only after
+the signature has been checked.
+
+What it is told not to check: ``exp``, ``nbf``, ``iat``, ``aud``, ``iss``. OPA ignores them in a bundle
+signature (``v1/bundle/verify.go``), so a bundle OPA accepts is one the agent accepts; freshness is the
+signed build serial's job (:mod:`pyagent.bundles.state`), and an ``iat`` compared with the device's
+clock would refuse a fresh bundle on a device whose clock runs late. Key id and scope are compared by
+:mod:`pyagent.bundles.verify`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS
 from pyagent.errors import InvalidInputError
@@ -35,21 +45,24 @@ __all__ = [
     "verify_compact",
 ]
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "256": hashes.SHA256,
-    "384": hashes.SHA384,
-    "512": hashes.SHA512,
-}
-_CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
-    "ES256": (ec.SECP256R1, 32),
-    "ES384": (ec.SECP384R1, 48),
-    "ES512": (ec.SECP521R1, 66),
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "ES256": ec.SECP256R1,
+    "ES384": ec.SECP384R1,
+    "ES512": ec.SECP521R1,
 }
 _ALG_BY_CURVE = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 MIN_RSA_BITS = 2048
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-#: Header parameters that would make the token mean something this verifier does not implement.
-_UNSUPPORTED_HEADERS = ("crit", "b64", "zip")
+#: The claims a bundle signature needs: the signed file list. ``scope`` and ``keyid`` are optional.
+REQUIRED_CLAIMS = ("files",)
+_OPTIONS: jwt.types.Options = {
+    "require": list(REQUIRED_CLAIMS),
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+}
+_DECODER = jwt.PyJWT()
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -118,7 +131,7 @@ def check_key_algorithm(key: Any, algorithm: str, label: str) -> None:
         if key.key_size < MIN_RSA_BITS:
             raise InvalidInputError(f"{label}: RSA key of {key.key_size} bits; at least {MIN_RSA_BITS}")
         return
-    curve, _ = _CURVES[algorithm]
+    curve = _CURVES[algorithm]
     if not isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) or not isinstance(
         key.curve, curve
     ):
@@ -128,63 +141,22 @@ def check_key_algorithm(key: Any, algorithm: str, label: str) -> None:
 def verify_compact(token: str, key: VerificationKey) -> tuple[dict[str, Any], dict[str, Any]]:
     """The (header, payload) of a compact JWS whose signature ``key`` verifies; else :class:`JwsError`.
 
-    The payload is decoded only after the signature has been checked.
+    PyJWT parses, verifies (only with ``key.algorithm``) and only then decodes the payload.
     """
     if not isinstance(token, str) or token.count(".") != 2:
         raise JwsError("malformed", "the JWT is not three dot-separated parts")
-    header_b64, payload_b64, signature_b64 = token.split(".")
-    header = _json_object(_b64decode(header_b64, "header"), "header")
-    alg = header.get("alg")
-    if alg != key.algorithm:
+    try:
+        decoded = _DECODER.decode_complete(
+            token, key.key, algorithms=[key.algorithm], options=_OPTIONS
+        )
+    except jwt.InvalidAlgorithmError:
+        alg = jwt.get_unverified_header(token).get("alg")
         shown = json.dumps(alg) if alg is not None else "missing"
-        raise JwsError("algorithm", f"JWT alg {shown} refused: only {key.algorithm} is configured")
-    for name in _UNSUPPORTED_HEADERS:
-        if name in header:
-            raise JwsError("malformed", f"JWT header parameter {name!r} is not supported")
-    signature = _b64decode(signature_b64, "signature")
-    signed = f"{header_b64}.{payload_b64}".encode("ascii")
-    try:
-        _verify(key, signature, signed)
-    except InvalidSignature:
+        raise JwsError("algorithm", f"JWT alg {shown} refused: only {key.algorithm} is configured") from None
+    except jwt.InvalidSignatureError:
         raise JwsError("signature", f"JWT signature does not verify with {key.algorithm} key") from None
-    payload = _json_object(_b64decode(payload_b64, "payload"), "payload")
-    return header, payload
-
-
-def _verify(key: VerificationKey, signature: bytes, signed: bytes) -> None:
-    alg = key.algorithm
-    digest = _HASHES[alg[2:]]()
-    if alg.startswith("ES"):
-        _, size = _CURVES[alg]
-        if len(signature) != 2 * size or not isinstance(key.key, ec.EllipticCurvePublicKey):
-            raise InvalidSignature
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        key.key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(digest))
-        return
-    if not isinstance(key.key, rsa.RSAPublicKey):
-        raise InvalidSignature
-    if alg.startswith("PS"):
-        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=padding.PSS.AUTO)
-        key.key.verify(signature, signed, pss, digest)
-    else:
-        key.key.verify(signature, signed, padding.PKCS1v15(), digest)
-
-
-def _b64decode(part: str, what: str) -> bytes:
-    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
-        raise JwsError("malformed", f"JWT {what} is not base64url")
-    try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError) as err:
-        raise JwsError("malformed", f"JWT {what} is not base64url") from err
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeError, ValueError, RecursionError) as err:
-        raise JwsError("malformed", f"JWT {what} is not JSON") from err
-    if not isinstance(value, dict):
-        raise JwsError("malformed", f"JWT {what} is not a JSON object")
-    return value
+    except jwt.MissingRequiredClaimError as err:
+        raise JwsError("malformed", f"JWT payload has no {err.claim!r} claim") from None
+    except jwt.InvalidTokenError as err:
+        raise JwsError("malformed", f"malformed JWT: {err}") from None
+    return decoded["header"], decoded["payload"]

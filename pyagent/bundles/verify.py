@@ -5,9 +5,11 @@ The rules, each a refusal with its own :class:`~pyagent.bundles.errors.Rejection
 * with a verification key configured, a bundle without ``/.signatures.json`` is refused. Verification
   depends on the key being configured, never on a key id being set (the side-step fixed in OPA
   v1.21.3, GHSA-g2pf-6v5v-qcc8) nor on anything in the bundle;
-* ``.signatures.json`` holds exactly one JWT and no plugin; the JWT verifies with the configured key and
-  algorithm only (see :mod:`pyagent.bundles.jws`); its key id, when it names one and one is configured,
-  matches; its ``scope`` equals the configured scope (both absent counts as equal);
+* ``.signatures.json`` holds exactly one JWT (as OPA: more than one is refused) and no plugin; the JWT
+  verifies with the configured key and algorithm only (PyJWT, see :mod:`pyagent.bundles.jws`); when a
+  key id is configured, the header's ``kid`` and the payload's ``keyid``, each when present, name it
+  (OPA, given a configured key id, ignores both); its ``scope`` equals the configured scope (both
+  absent counts as equal);
 * every file of the archive except the root ``.signatures.json`` is listed in the signed payload with a
   matching digest (computed as OPA does, :mod:`pyagent.bundles.digest`); every listed file is present;
   no name is listed twice; nothing is excluded from verification;
@@ -135,13 +137,15 @@ def _check_key_id(
 ) -> None:
     if config.key_id is None:
         return  # one configured key: the token cannot choose another one
-    named = header.get("kid", payload.get("keyid"))
-    if named is not None and named != config.key_id:
-        raise reject(
-            RejectionKind.WRONG_KEY_ID,
-            label,
-            f"the JWT names key id {json.dumps(named)}, the configured key is {json.dumps(config.key_id)}",
-        )
+    # OPA reads the header's kid, else the payload's deprecated keyid; both must name the configured key
+    configured = json.dumps(config.key_id)
+    for named in (header.get("kid"), payload.get("keyid")):
+        if named is not None and named != config.key_id:
+            raise reject(
+                RejectionKind.WRONG_KEY_ID,
+                label,
+                f"the JWT names key id {json.dumps(named)}, the configured key is {configured}",
+            )
 
 
 def _check_scope(payload: Mapping[str, Any], config: VerificationConfig, label: str) -> None:

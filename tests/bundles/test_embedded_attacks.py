@@ -235,19 +235,43 @@ def test_the_configured_scope_is_accepted(signed: Build, monkeypatch: pytest.Mon
     assert _ruling(signed(120, scope="eu-production")) == (False, ["eu-commission/tiktok"])
 
 
+@pytest.mark.parametrize(
+    ("kid", "keyid"),
+    [("pyagent-2019", None), (None, "pyagent-2019"), ("pyagent-2023", "pyagent-2019")],
+    ids=["header-kid", "payload-keyid", "right-kid-wrong-keyid"],
+)
 def test_a_token_naming_another_key_id_is_refused(
-    keys: Keys, accepted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    keys: Keys,
+    accepted: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kid: str | None,
+    keyid: str | None,
 ) -> None:
-    """Signed with the genuine key (so only the key id is wrong), for a key id the agent does not use."""
+    """Signed with the genuine key (so only the key id is wrong), for a key id the agent does not use,
+    named in the header (``kid``), in the payload (OPA's deprecated ``keyid``), or in the payload while
+    the header names the configured one."""
     monkeypatch.setenv("PYAGENT_BUNDLE_VERIFICATION_KEY_ID", "pyagent-2023")
     members = forge.read_tar(accepted)
-    header = {"alg": "RS256", "kid": "pyagent-2019"}
-    other = forge.write_tar(
-        tmp_path / "other.tar.gz", forge.resigned(members, header, forge.rsa_signer(keys.signer.key))
-    )
+    header = {"alg": "RS256", **({"kid": kid} if kid else {})}
+    claims = {"keyid": keyid} if keyid else {}
+    signer = forge.rsa_signer(keys.signer.key)
+    other = forge.write_tar(tmp_path / "other.tar.gz", forge.resigned(members, header, signer, **claims))
     assert str(refused(other)).endswith(
         '(wrong-key-id): the JWT names key id "pyagent-2019", the configured key is "pyagent-2023"'
     )
+
+
+def test_a_token_naming_the_configured_key_id_is_accepted(
+    keys: Keys, accepted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control for the key id refusals: the same bundle naming the configured key id decides."""
+    monkeypatch.setenv("PYAGENT_BUNDLE_VERIFICATION_KEY_ID", "pyagent-2023")
+    members = forge.read_tar(accepted)
+    header = {"alg": "RS256", "kid": "pyagent-2023"}
+    signer = forge.rsa_signer(keys.signer.key)
+    named = forge.resigned(members, header, signer, keyid="pyagent-2023")
+    assert _ruling(forge.write_tar(tmp_path / "named.tar.gz", named)) == (False, ["eu-commission/tiktok"])
 
 
 def test_replaying_an_older_signed_bundle_is_refused(signed: Build, state_dir: Path) -> None:
@@ -315,7 +339,8 @@ def test_weak_file_hashes_are_refused(keys: Keys, accepted: Path, tmp_path: Path
         (b'{"signatures": ["a.b.c", "d.e.f"]}', ".signatures.json: expected exactly one JWT, found 2"),
         (b'{"signatures": ["a.b.c"], "plugin": "evil"}', ".signatures.json: signing plugin 'evil' refused"),
         (b'{"signatures": ["only.two"]}', "the JWT is not three dot-separated parts"),
-        (b'{"signatures": ["e30.e30.!!"]}', "JWT alg missing refused: only RS256 is configured"),
+        (b'{"signatures": ["e30.e30."]}', "JWT alg missing refused: only RS256 is configured"),
+        (b'{"signatures": ["e30.e30.!!"]}', "malformed JWT: Invalid crypto padding"),
     ],
 )
 def test_malformed_signature_files_are_refused(

@@ -86,21 +86,43 @@ def test_every_rsa_algorithm_verifies(keys: Keys, alg: str) -> None:
     assert verify_compact(token, key) == ({"alg": alg, "typ": "JWT"}, PAYLOAD)
 
 
+_NOT_BASE64URL = r"^malformed JWT: Invalid crypto padding$"
+
+
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("token", "reason", "message"),
     [
-        ("a.b", "malformed"),
-        ("e30.e30.", "algorithm"),
-        ("eyJhbGciOiJSUzI1NiJ9.e30.a+b/", "malformed"),
-        ("eyJhbGciOiJSUzI1NiJ9.e30.A", "malformed"),
-        (forge.b64(b"[1]") + ".e30.", "malformed"),
-        (forge.b64(b'{"alg":"RS256","crit":["exp"]}') + ".e30.", "malformed"),
-        (forge.b64(b'{"alg":"RS256"}') + ".e30.AAAA", "signature"),
+        ("a.b", "malformed", r"^the JWT is not three dot-separated parts$"),
+        ("e30.e30.", "algorithm", r"^JWT alg missing refused: only RS256 is configured$"),
+        ("eyJhbGciOiJSUzI1NiJ9.e30.a+b/", "malformed", _NOT_BASE64URL),
+        ("eyJhbGciOiJSUzI1NiJ9.e30.A", "malformed", _NOT_BASE64URL),
+        (forge.b64(b"[1]") + ".e30.", "malformed", r"^malformed JWT: Invalid header string"),
+        (forge.b64(b'{"alg":"RS256","crit":["exp"]}') + ".e30.", "malformed", r"critical extension: exp$"),
+        (forge.b64(b'{"alg":"RS256","b64":false,"crit":["b64"]}') + "..", "malformed", r"detached_payload"),
+        (forge.b64(b'{"alg":"RS256","b64":false}') + "..", "malformed", r"'b64' to be listed in 'crit'"),
+        (forge.b64(b'{"alg":"RS256","kid":7}') + ".e30.", "malformed", r"Key ID header parameter must be"),
+        (
+            forge.b64(b'{"alg":"RS256"}') + ".e30.AAAA",
+            "signature",
+            r"^JWT signature does not verify with RS256 key$",
+        ),
     ],
-    ids=["two-parts", "no-alg", "not-base64url", "bad-length", "header-not-object", "crit", "bad-signature"],
+    ids=[
+        "two-parts",
+        "no-alg",
+        "not-base64url",
+        "bad-length",
+        "header-not-object",
+        "crit",
+        "unencoded-payload",
+        "b64-not-critical",
+        "kid-not-a-string",
+        "bad-signature",
+    ],
 )
-def test_malformed_tokens(keys: Keys, token: str, reason: str) -> None:
-    with pytest.raises(JwsError) as caught:
+def test_malformed_tokens(keys: Keys, token: str, reason: str, message: str) -> None:
+    """Exact texts for this module's messages; PyJWT's own (after "malformed JWT: ") by their subject."""
+    with pytest.raises(JwsError, match=message) as caught:
         verify_compact(token, load_verification_key(keys.signer.public))
     assert caught.value.reason == reason
 
@@ -122,3 +144,17 @@ def test_the_payload_of_an_unverified_token_is_never_read(keys: Keys) -> None:
     with pytest.raises(JwsError) as caught:
         verify_compact(token, load_verification_key(keys.signer.public))
     assert caught.value.reason == "signature"
+
+
+def test_the_file_list_claim_is_required(keys: Keys) -> None:
+    token = forge.forge({"alg": "RS256"}, {"scope": "eu"}, forge.rsa_signer(keys.signer.key))
+    with pytest.raises(JwsError, match=r"^JWT payload has no 'files' claim$") as caught:
+        verify_compact(token, load_verification_key(keys.signer.public))
+    assert caught.value.reason == "malformed"
+
+
+def test_time_and_audience_claims_are_not_judged_as_opa_does_not(keys: Keys) -> None:
+    """OPA ignores exp, nbf, iat, aud and iss in a bundle signature; the build serial guards freshness."""
+    claims = {**PAYLOAD, "exp": 1, "nbf": 4102444800, "iat": 4102444800, "aud": "elsewhere", "iss": 7}
+    token = forge.forge({"alg": "RS256"}, claims, forge.rsa_signer(keys.signer.key))
+    assert verify_compact(token, load_verification_key(keys.signer.public))[1] == claims
