@@ -174,13 +174,22 @@ org_title := object.get(inheritance.organizations[inheritance.organization], "ti
 
 message(rule, scope, app) := concat("", [
 	label(rule, app), " is banned on ", scope, " devices of ", org_title,
-	" from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy"),
+	" from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy"), evidence_note(app),
 ]) if {
 	rule.effective_from
 } else := concat("", [
 	label(rule, app), " is banned on ", scope, " devices of ", org_title,
-	": ", ban_field(rule.ban, "reason", "policy"),
+	": ", ban_field(rule.ban, "reason", "policy"), evidence_note(app),
 ])
+
+# METADATA
+# title: What the message says of a match made from a display name
+# description: |
+#   An app whose ID a collector derived from its display name (`evidence: display_name`, e.g. from
+#   Microsoft Graph detectedApps) matched on weaker evidence than a package ID, and the message says so.
+evidence_note(app) := " (matched from a display name, not a package ID: weaker evidence)" if {
+	app.evidence == "display_name"
+} else := ""
 
 remediation(rule, _) := rule.remediation
 

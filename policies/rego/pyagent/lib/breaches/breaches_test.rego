@@ -128,6 +128,19 @@ test_display_name_evidence_is_carried_to_the_violation if {
 	app := {"id": "com.zhiliaoapp.musically", "name": "TikTok", "evidence": "display_name"}
 	d := decision with input as report("india", "android", "personal", [app])
 	[[v.app_id, v.app_name, v.evidence] | some v in d.violations] == [["com.zhiliaoapp.musically", "TikTok", "display_name"]]
+	[v.message | some v in d.violations] == [concat("", [
+		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Government of India from 2020-06-29T00:00:00Z: ",
+		data.pyagent.bans.tiktok.reason, " (matched from a display name, not a package ID: weaker evidence)",
+	])]
+}
+
+test_a_match_on_the_package_id_says_nothing_of_evidence if {
+	app := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
+	d := decision with input as report("india", "android", "personal", [app])
+	[v.message | some v in d.violations] == [concat("", [
+		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Government of India from 2020-06-29T00:00:00Z: ",
+		data.pyagent.bans.tiktok.reason,
+	])]
 }
 
 test_new_ban_is_a_data_edit if {
