@@ -42,8 +42,9 @@ HOW = """\
   with the query prepared once and the input parsed once. No HTTP, no JSON: the floor for any OPA server.
 - `rest_raw_ms` is the least a client of `opa run --server` must do: encode the input, post it on a
   keep-alive `http.client` connection, read and decode the answer. `rest_agent_ms` is the same decision
-  through pyagent (`decide()` on the `opa` engine: opa-python-client on requests), in alternating
-  blocks against the same server.
+  through pyagent (`decide()` on the `opa` engine: `pyagent/bounded_http.py` on `http.client`, one
+  connection per decision, a total deadline and a size limit), in alternating blocks against the same
+  server.
 - `embedded_ms` is `decide()` on the embedded engine: the policy compiled by `opa build -t wasm`, run by
   wasmtime in this process, after warm-up. Every engine gives the same decision (checked in the run).
 - Cold start: whole processes, each command run once untimed first (which also fills the
@@ -203,11 +204,11 @@ def _rest(results: dict[str, Any]) -> str:
     return f"""\
 ### The `opa` engine ({_verdict(_goal(results, "rest_agent_vs_raw"))})
 
-It costs {_ms(extra)} per decision more than the bare client. Most of it is requests itself; a
-measurable part is requests' environment lookup on every request (`trust_env`: proxy and CA variables
-are read and parsed for each call, about 0.1 ms): `OpaServerEngine` already turns it off when a CA is
-given, and could resolve proxies once when it is built. In fleets the OPA server shares the cores with
-the workers, which bounds the `opa` engine's throughput far below the embedded one's.
+It costs {_ms(extra)} per decision more than the bare client. What the engine does that the bare
+client does not: a new connection for each decision (the bounded request closes it; the bare client
+keeps one alive), a watchdog timer for the deadline, and `decide()`'s work around `evaluate()` (the
+rows above split the two). In fleets the OPA server shares the cores with the workers, which bounds
+the `opa` engine's throughput far below the embedded one's.
 """
 
 

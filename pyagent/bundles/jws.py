@@ -146,9 +146,7 @@ def verify_compact(token: str, key: VerificationKey) -> tuple[dict[str, Any], di
     if not isinstance(token, str) or token.count(".") != 2:
         raise JwsError("malformed", "the JWT is not three dot-separated parts")
     try:
-        decoded = _DECODER.decode_complete(
-            token, key.key, algorithms=[key.algorithm], options=_OPTIONS
-        )
+        decoded = _DECODER.decode_complete(token, key.key, algorithms=[key.algorithm], options=_OPTIONS)
     except jwt.InvalidAlgorithmError:
         alg = jwt.get_unverified_header(token).get("alg")
         shown = json.dumps(alg) if alg is not None else "missing"
