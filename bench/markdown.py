@@ -36,8 +36,8 @@ def _machine(results: dict[str, Any]) -> list[str]:
     load = f"{_load(results.get('load_start'))} -> {_load(results.get('load_end'))}"
     row = [str(m["cores"]), m["cpu"], m["os"], m["python"], f"{m['opa']} ({m['opa_go']})", m["wasmtime"]]
     note = (
-        "`opa-python-client` is the installed version of a dependency the design names; nothing measured"
-        " here runs on it (the `opa` engine is on `pyagent/bounded_http.py`, README: Dependencies)."
+        "`opa-python-client` is the installed version of a dependency the design names; pyagent's `opa`"
+        " engine does not use it (it runs on `pyagent/bounded_http.py`, README: Dependencies)."
     )
     return ["## Machine", "", *_table(head, [[*row, m["opa_python_client"], load]]), note, ""]
 
