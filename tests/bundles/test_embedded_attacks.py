@@ -199,6 +199,14 @@ def test_a_legitimately_signed_bundle_with_another_algorithm_is_refused(
     assert str(refused(other)).endswith('(bad-algorithm): JWT alg "PS256" refused: only RS256 is configured')
 
 
+def test_ps256_bundles_from_opa_verify_when_ps256_is_configured(
+    signed: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPA signs PS* with a salt as long as the hash, which is what PyJWT verifies (RFC 7518 3.5)."""
+    monkeypatch.setenv("PYAGENT_BUNDLE_VERIFICATION_ALG", "PS256")
+    assert _ruling(signed(150, alg="PS256")) == (False, ["eu-commission/tiktok"])
+
+
 def test_es256_bundles_verify_with_an_ec_key(
     signed: Build, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
