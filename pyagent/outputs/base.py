@@ -35,7 +35,7 @@ WARNING_REASONS: Mapping[str, str] = {
 """The ``reason`` of a warning entry, in words."""
 
 DISPLAY_NAME_NOTE = "matched from a display name, not a package ID: weaker evidence"
-"""Printed with every entry whose ``evidence`` is ``display_name``."""
+"""Printed with every entry whose ``evidence`` is ``display_name``, unless its message says it."""
 
 EntryKind = Literal["violation", "warning", "exempted"]
 
@@ -101,6 +101,11 @@ class Entry:
     def weak_evidence(self) -> bool:
         """The app id was derived from a display name."""
         return self.evidence == "display_name"
+
+    @property
+    def needs_evidence_note(self) -> bool:
+        """A weak-evidence entry whose message does not say so itself (the shipped policy's does)."""
+        return self.weak_evidence and DISPLAY_NAME_NOTE not in self.message
 
     @property
     def app_label(self) -> str:

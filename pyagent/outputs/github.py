@@ -81,7 +81,7 @@ def _message(entry: Entry) -> str:
         )
     elif entry.remediation:
         lines.append(f"remediation: {entry.remediation}")
-    if entry.weak_evidence:
+    if entry.needs_evidence_note:
         lines.append(f"note: {DISPLAY_NAME_NOTE}")
     return "\n".join(lines)
 

@@ -93,7 +93,7 @@ def _details(entry: Entry) -> list[str]:
         lines.append(f"scope: {printable(entry.scope)}")
     if entry.expired_exemptions:
         lines.append("expired exemptions: " + ", ".join(printable(i) for i in entry.expired_exemptions))
-    if entry.weak_evidence:
+    if entry.needs_evidence_note:
         lines.append(f"note: {DISPLAY_NAME_NOTE}")
     return lines
 

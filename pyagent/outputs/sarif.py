@@ -98,7 +98,7 @@ def _message(entry: Entry) -> str:
         lines.append(f"Warning: {entry.reason_text or 'unknown reason'}.")
     if entry.exemption is not None:
         lines.append(f"Exempted by {entry.exemption.id}.")
-    if entry.weak_evidence:
+    if entry.needs_evidence_note:
         lines.append(f"Note: {DISPLAY_NAME_NOTE}.")
     return "\n".join(lines)
 

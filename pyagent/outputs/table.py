@@ -54,7 +54,7 @@ def _note(entry: Entry) -> str:
         )
     else:
         note = f"scope {entry.scope}" if entry.scope else ""
-    if entry.weak_evidence:
+    if entry.needs_evidence_note:
         note = f"{note}; {DISPLAY_NAME_NOTE}" if note else DISPLAY_NAME_NOTE
     return note
 

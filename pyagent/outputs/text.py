@@ -102,7 +102,7 @@ class TextFormat(OutputFormat):
         if entry.expired_exemptions:
             ids = ", ".join(printable(i) for i in entry.expired_exemptions)
             lines.append(f"{detail}expired exemptions: {ids}")
-        if entry.weak_evidence:
+        if entry.needs_evidence_note:
             lines.append(self._paint("dim", f"{detail}note: {DISPLAY_NAME_NOTE}"))
         return lines
 

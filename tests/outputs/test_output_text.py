@@ -100,6 +100,19 @@ def test_display_name_evidence(display_name_evidence: Decision) -> None:
     ]
 
 
+def test_display_name_evidence_told_once_when_the_message_says_it(display_name_evidence: Decision) -> None:
+    note = " (matched from a display name, not a package ID: weaker evidence)"
+    display_name_evidence["violations"][0]["message"] += note  # as the shipped policy words it
+    assert lines(display_name_evidence) == [
+        "NON-COMPLIANT: device be-intune-0007, organisation eu-commission, evaluated 2023-03-16T09:31:02Z",
+        "violations (1):",
+        TIKTOK,
+        MESSAGE + note,
+        REMEDIATION,
+        FOOT,
+    ]
+
+
 def test_errors(with_errors: Decision) -> None:
     with_errors["errors"].append({"code": "invalid_policy_data", "message": "bad", "path": "pyagent.bans"})
     assert lines(with_errors) == [
