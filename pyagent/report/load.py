@@ -35,7 +35,7 @@ __all__ = [
     "source_name",
 ]
 
-#: The largest report read, in bytes: the schema's ``x-max-document-bytes`` (64 MiB).
+#: The largest report read, in bytes: the schema's ``x-max-document-bytes`` (128 MiB).
 max_report_bytes = report_document_bytes
 STDIN = "-"
 _CHUNK = 1024 * 1024

@@ -169,8 +169,8 @@ def test_file_name_is_printed_safely(tmp_path: Path) -> None:
 def test_sparse_file_over_64_mib_is_rejected_without_reading(tmp_path: Path) -> None:
     path = tmp_path / "huge.json"
     with path.open("wb") as handle:
-        handle.truncate(max_report_bytes() + 1)  # sparse: no disk blocks, no 64 MiB in memory
-    assert str(_error(path)) == f"{path}: report is larger than 64 MiB"
+        handle.truncate(max_report_bytes() + 1)  # sparse: no disk blocks, no 128 MiB in memory
+    assert str(_error(path)) == f"{path}: report is larger than 128 MiB"
 
 
 class _Endless(io.RawIOBase):
@@ -191,7 +191,7 @@ class _Endless(io.RawIOBase):
 
 def test_stream_over_64_mib_is_cut_off() -> None:
     stream = _Endless()
-    assert str(_error("-", stream)) == "<stdin>: report is larger than 64 MiB"
+    assert str(_error("-", stream)) == "<stdin>: report is larger than 128 MiB"
     assert max_report_bytes() < stream.served <= max_report_bytes() + 1
 
 
@@ -203,8 +203,13 @@ def test_limit_is_inclusive(tmp_path: Path) -> None:
 
 
 def test_fifty_thousand_apps_load(tmp_path: Path, make_report: Any) -> None:
+    """CONTRACT section 1: 50,000 apps with identifiers of 512 characters are valid, with names at their own
+    bound (1,024 characters) too."""
     report = make_report()
-    report["apps"] = [{"id": f"com.example.{i}.".ljust(512, "x"), "name": "Example"} for i in range(50_000)]
+    report["apps"] = [
+        {"id": f"com.example.{i}.".ljust(512, "x"), "name": f"Example {i}".ljust(1024, "e")}
+        for i in range(50_000)
+    ]
     path = _write(tmp_path, json.dumps(report))
     assert path.stat().st_size < max_report_bytes()
     assert len(load_report(path)["apps"]) == 50_000

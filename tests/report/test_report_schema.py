@@ -41,8 +41,8 @@ def test_schema_is_valid_draft_2020_12(name: str) -> None:
 
 def test_document_size_bound_is_recorded_in_the_schema() -> None:
     schema = load_schema(REPORT_SCHEMA)
-    assert schema["x-max-document-bytes"] == max_report_bytes() == 64 * 1024 * 1024
-    assert "64 MiB" in schema["description"]
+    assert schema["x-max-document-bytes"] == max_report_bytes() == 128 * 1024 * 1024
+    assert "128 MiB" in schema["description"]
 
 
 def test_contract_example_is_valid(rv: ReportValidator, contract_report: dict[str, Any]) -> None:
