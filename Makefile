@@ -66,8 +66,8 @@ wasm_bundle = $(OPA) build -t wasm -e pyagent/decision --revision "$(POLICY_REVI
 
 # What `pyagent policy bundle` builds (the ban index under data.pyagent_index included, so a check does
 # not rebuild it), from every file and directory under policies/ (a deleted file rebuilds it too) and the
-# code that builds it.
-BUNDLE_INPUTS := $(shell find policies 2>/dev/null) pyagent/bundles/build.py pyagent/policy/index.py
+# code that builds it (when this is a checkout: a copy with pyagent installed from a package has no source).
+BUNDLE_INPUTS := $(shell find policies 2>/dev/null) $(wildcard pyagent/bundles/build.py pyagent/policy/index.py)
 
 $(BUNDLE): $(OPA) $(VENV)/.installed $(BUNDLE_INPUTS)
 	@mkdir -p build
