@@ -156,5 +156,17 @@ def verify_compact(token: str, key: VerificationKey) -> tuple[dict[str, Any], di
     except jwt.MissingRequiredClaimError as err:
         raise JwsError("malformed", f"JWT payload has no {err.claim!r} claim") from None
     except jwt.InvalidTokenError as err:
+        if _unencoded_payload(token):  # PyJWT's words for it name its own API (detached_payload)
+            raise JwsError("malformed", _UNENCODED) from None
         raise JwsError("malformed", f"malformed JWT: {err}") from None
     return decoded["header"], decoded["payload"]
+
+
+_UNENCODED = "JWT header b64: false refused: the payload must be in the token"
+
+
+def _unencoded_payload(token: str) -> bool:
+    try:
+        return jwt.get_unverified_header(token).get("b64") is False
+    except jwt.InvalidTokenError:
+        return False

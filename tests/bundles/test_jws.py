@@ -86,6 +86,7 @@ def test_every_rsa_algorithm_verifies(keys: Keys, alg: str) -> None:
     assert verify_compact(token, key) == ({"alg": alg, "typ": "JWT"}, PAYLOAD)
 
 
+_UNENCODED = r"^JWT header b64: false refused: the payload must be in the token$"
 _NOT_BASE64URL = r"^malformed JWT: Invalid crypto padding$"
 
 
@@ -98,8 +99,8 @@ _NOT_BASE64URL = r"^malformed JWT: Invalid crypto padding$"
         ("eyJhbGciOiJSUzI1NiJ9.e30.A", "malformed", _NOT_BASE64URL),
         (forge.b64(b"[1]") + ".e30.", "malformed", r"^malformed JWT: Invalid header string"),
         (forge.b64(b'{"alg":"RS256","crit":["exp"]}') + ".e30.", "malformed", r"critical extension: exp$"),
-        (forge.b64(b'{"alg":"RS256","b64":false,"crit":["b64"]}') + "..", "malformed", r"detached_payload"),
-        (forge.b64(b'{"alg":"RS256","b64":false}') + "..", "malformed", r"'b64' to be listed in 'crit'"),
+        (forge.b64(b'{"alg":"RS256","b64":false,"crit":["b64"]}') + "..", "malformed", _UNENCODED),
+        (forge.b64(b'{"alg":"RS256","b64":false}') + "..", "malformed", _UNENCODED),
         (forge.b64(b'{"alg":"RS256","kid":7}') + ".e30.", "malformed", r"Key ID header parameter must be"),
         (
             forge.b64(b'{"alg":"RS256"}') + ".e30.AAAA",
