@@ -40,6 +40,8 @@ _UNSET: Any = msgspec.UNSET
 _COLLECTED = b'"collected_at"'
 _COLLECTED_VALUE = b'"collected_at":"'
 _PROBE = "pyagent-probe-collected-at"
+#: How much of a report's start is looked for in the body (then compared whole).
+_PROBE_BYTES = 64
 
 
 class _Input(msgspec.Struct):
@@ -75,7 +77,6 @@ class _Event(msgspec.Struct, omit_defaults=True):
 class _Known:
     device: dict[str, Any]
     digest: str
-    colons: int  # in the report's bytes, but for those of its ``collected_at`` string
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,11 @@ def decode_batch(body: bytes, known_bundles: Collection[str], cache: ReportCache
 
 
 def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> LazyBatch:
-    if ESCAPED_COLON.search(body):
-        raise _Fallback
     events = _DECODER.decode(body)
     lazy = LazyBatch(Batch([], {}), cache)
-    report_colons = 0
+    gaps = _Gaps(body)
     values: list[dict[str, Any]] = []
+    misses: list[_RawJson] = []
     for event in events:
         value = {name: item for name in _READ if (item := getattr(event, name)) is not _UNSET}
         policy_input = event.input
@@ -168,24 +168,64 @@ def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> La
             fields: dict[str, Any] = {"at": policy_input.at}
             if isinstance(policy_input.report, msgspec.Raw):
                 raw = bytes(policy_input.report)
+                gaps.skip(raw)
                 keyed = _key(raw)
                 known = cache.get(keyed[0]) if keyed is not None else None
-                if known is not None and keyed is not None:
-                    report_colons += known.colons + keyed[1].count(":")
-                else:
-                    report_colons += raw.count(b":")
-                fields["report"] = _RawJson(raw, keyed, known)
+                if known is None and ESCAPED_COLON.search(raw):
+                    raise _Fallback  # (a known report has none: only lazily decoded ones are kept)
+                fields["report"] = report = _RawJson(raw, keyed, known)
+                if known is None:
+                    misses.append(report)
                 policy_input.report = _PLACEHOLDER
             value["input"] = {name: item for name, item in fields.items() if item is not _UNSET}
         values.append(value)
-    if body.count(b":") != _ENCODER.encode(events).count(b":") + report_colons:
+    if gaps.colons() != _ENCODER.encode(events).count(b":"):
         raise _Fallback  # a duplicate key, or a field this module does not decode
 
+    parsed: set[int] = set()
+
     def facts_of(report: Any, where: str) -> ReportFacts:
+        parsed.add(id(report))
         return _facts(report, where, lazy)
 
     lazy.batch = parse_batch(values, known_bundles, facts_of)
+    for report in misses:  # msgspec checked their syntax, not their UTF-8 nor their keys
+        if id(report) not in parsed:  # an ignored event's: the exact path refuses what it would
+            parse_json(report.data)
     return lazy
+
+
+class _Gaps:
+    """The body's bytes outside its reports, for the duplicate-key count of
+    :func:`~pyagent.server.body.parse_json`: the body's colons are those of the re-encoded events
+    (each report a ``0``) plus those of the reports' bytes, so the colons outside the reports must be
+    those of the re-encoded events, and neither may hold an escaped colon (a report's own keys are
+    checked when it is parsed; a known one was). Each report is found at the first occurrence of its
+    first bytes after the previous one and must be whole there (else the exact path decides): the body
+    is cut into pieces whatever the matches, so the count is exact, and a scan is linear."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._at = 0
+        self._colons = 0
+
+    def skip(self, raw: bytes) -> None:
+        body, start = self._body, self._at
+        found = body.find(raw[:_PROBE_BYTES], start) if raw.startswith(b"{") else -1
+        if found < 0 or not body.startswith(raw, found):
+            raise _Fallback
+        self._gap(start, found)
+        self._at = found + len(raw)
+
+    def colons(self) -> int:
+        self._gap(self._at, len(self._body))
+        self._at = len(self._body)
+        return self._colons
+
+    def _gap(self, start: int, end: int) -> None:
+        if ESCAPED_COLON.search(self._body, start, end):
+            raise _Fallback
+        self._colons += self._body.count(b":", start, end)
 
 
 def _facts(report: Any, where: str, lazy: LazyBatch) -> ReportFacts:
@@ -197,8 +237,7 @@ def _facts(report: Any, where: str, lazy: LazyBatch) -> ReportFacts:
         return ReportFacts(known.device, keyed[1], known.digest, None)
     value, facts = _parsed(raw, where)
     if keyed is not None and _cut_is_top_level(raw, value, keyed[1]):
-        colons = raw.count(b":") - keyed[1].count(":")
-        lazy.pending[keyed[0]] = _Known(facts.device, facts.digest, colons)
+        lazy.pending[keyed[0]] = _Known(facts.device, facts.digest)
     return facts
 
 

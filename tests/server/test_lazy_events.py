@@ -222,3 +222,43 @@ def test_a_batch_as_opa_sends_it_takes_the_fast_path(parses: list[bytes]) -> Non
     lazy = decode_batch(body, PUBLISHED, ReportCache())
     assert lazy.batch.rows == _exact(body).rows
     assert parses == [orjson.dumps(event["input"]["report"]) for event in events]
+
+
+def _with_copy_before_report(copy: dict[str, Any], *, tail: str = "") -> bytes:
+    """A known run again, with ``copy`` in ``nd_builtin_cache``, written before ``input``: the report's first
+    bytes occur in the body before the report does."""
+    event = _run(1, "2026-12-04T11:00:00Z", "2026-12-04T10:59:58Z")
+    event = {"nd_builtin_cache": copy, **event}
+    return _body([event]).replace(b'"timestamp":', f'{tail}"timestamp":'.encode(), 1)
+
+
+COPIES = [
+    ("a whole copy", lambda report: report, ""),
+    ("a whole copy, then a duplicate key", lambda report: report, '"path":"pyagent/decision",'),
+    ("a copy of the start only", lambda report: {**report, "zz": 1}, ""),
+]
+
+
+@pytest.mark.parametrize(("copy_of", "tail"), [(copy, tail) for _, copy, tail in COPIES],
+                         ids=[name for name, _, _ in COPIES])  # fmt: skip
+def test_a_reports_bytes_met_before_the_report_get_the_exact_paths_answer(copy_of: Any, tail: str) -> None:
+    cache = ReportCache()
+    warm = _run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")
+    decode_batch(_body([warm]), PUBLISHED, cache).committed()
+    report = {**warm["input"]["report"], "collected_at": "2026-12-04T10:59:58Z"}
+    body = _with_copy_before_report(copy_of(report), tail=tail)
+    assert body.count(_body([report])[1:65]) == 2  # the probe occurs twice
+    outcome = _outcome(lambda: decode_batch(body, PUBLISHED, cache))
+    assert outcome == _outcome(lambda: _exact(body))
+    assert outcome[0] == ("refused" if tail else "decided")
+
+
+@pytest.mark.parametrize("flaw", [b'"a":"\xff"', b'"a":1,"a":2'], ids=["invalid UTF-8", "a duplicate key"])
+def test_a_new_report_of_an_ignored_event_is_checked_as_the_exact_path_checks_it(flaw: bytes) -> None:
+    """msgspec leaves a raw report's UTF-8 and keys unchecked; an ignored event's is never parsed."""
+    event = _run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")
+    event["path"] = "system/authz/allow"
+    body = _body([event]).replace(b'"apps":', flaw + b',"apps":', 1)
+    outcome = _outcome(lambda: decode_batch(body, PUBLISHED, ReportCache()))
+    assert outcome == _outcome(lambda: _exact(body))
+    assert outcome[0] == "refused"
