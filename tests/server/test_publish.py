@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench.ingest_events import with_revision
+from pyagent.engines.wasm.capabilities import check_members
 from pyagent.server import publish as publishing
 from pyagent.server.store.base import Store
 
@@ -18,11 +19,10 @@ def builtin_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The labels of the bundles whose module was checked for built-ins (compiled), in order, by a
     publish that remembers nothing yet."""
     checked: list[str] = []
-    check = publishing.check_builtins
 
     def counted(members: Any, *, label: str) -> None:
         checked.append(label)
-        check(members, label=label)
+        check_members(members, label=label)
 
     monkeypatch.setattr(publishing, "check_builtins", counted)
     monkeypatch.setattr(publishing, "_BUILTINS", publishing._BuiltinsCheck(2))
