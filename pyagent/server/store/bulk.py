@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pyagent.server.store.base import DecisionRow
-from pyagent.server.store.rows import decision_values, device_values
 
 _TYPES = {
     "decided_at": "timestamptz",
@@ -66,19 +65,41 @@ UPSERT_DEVICES = (
 )
 
 
-def _columns(values: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[list[Any], ...]:
-    return tuple([row[name] for row in values] for name in names)
+#: The reports of a batch already stored, and the new ones stored (in digest order: concurrent
+#: batches that share a new report take its index entry in one order).
+KNOWN_REPORTS = "SELECT digest FROM reports WHERE digest = ANY(%b::text[])"
+INSERT_REPORTS = (
+    "INSERT INTO reports (digest, content, first_seen) "
+    "SELECT * FROM unnest(%b::text[], %b::bytea[], %b::timestamptz[]) ON CONFLICT (digest) DO NOTHING"
+)
+#: The columns that take the batch's instant of arrival; the others are the row's attributes.
+_ARRIVAL = frozenset({"received_at", "last_seen"})
+
+
+def _columns(rows: Sequence[DecisionRow], names: Sequence[str], now: datetime) -> tuple[list[Any], ...]:
+    """One list per column (as :func:`~pyagent.server.store.rows.decision_values` and
+    :func:`~pyagent.server.store.rows.device_values` name them), without a dict per row."""
+    return tuple(
+        [now] * len(rows) if name in _ARRIVAL else [getattr(row, name) for row in rows] for name in names
+    )
+
+
+def known_reports(conn: Connection, digests: Sequence[str]) -> set[str]:
+    return {digest for (digest,) in conn.exec_driver_sql(KNOWN_REPORTS, (list(digests),))}
+
+
+def insert_reports(conn: Connection, contents: dict[str, bytes], now: datetime) -> None:
+    digests = sorted(contents)
+    conn.exec_driver_sql(INSERT_REPORTS, (digests, [contents[d] for d in digests], [now] * len(digests)))
 
 
 def insert_decisions(conn: Connection, rows: Sequence[DecisionRow], now: datetime) -> list[str]:
     """Insert the history rows whose decision id is not stored yet (``rows`` holds each id once);
     the ids of those inserted."""
-    values = [decision_values(row, now) for row in rows]
-    result = conn.exec_driver_sql(INSERT_DECISIONS, _columns(values, DECISION_COLUMNS))
+    result = conn.exec_driver_sql(INSERT_DECISIONS, _columns(rows, DECISION_COLUMNS, now))
     return [decision_id for (decision_id,) in result]
 
 
 def upsert_devices(conn: Connection, rows: Sequence[DecisionRow], now: datetime) -> None:
     """Move each device's state to its row (one row per device) where that row is newer."""
-    values = [device_values(row, now) for row in rows]
-    conn.exec_driver_sql(UPSERT_DEVICES, _columns(values, DEVICE_COLUMNS))
+    conn.exec_driver_sql(UPSERT_DEVICES, _columns(rows, DEVICE_COLUMNS, now))

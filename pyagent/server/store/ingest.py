@@ -38,18 +38,21 @@ def ingest(
     postgres = conn.dialect.name == "postgresql"
     insert_fn = postgresql.insert if postgres else sqlite.insert
     if reports_by_digest:  # compress and write only inventories not stored yet
-        known = set(
-            conn.execute(
-                select(reports.c.digest).where(reports.c.digest.in_(list(reports_by_digest)))
-            ).scalars()
-        )
-        unseen = [
-            {"digest": d, "content": isal_zlib.compress(c, 1), "first_seen": now}  # zlib format
+        if postgres:
+            known = bulk.known_reports(conn, list(reports_by_digest))
+        else:
+            query = select(reports.c.digest).where(reports.c.digest.in_(list(reports_by_digest)))
+            known = set(conn.execute(query).scalars())
+        unseen = {
+            d: isal_zlib.compress(c, 1)  # zlib format
             for d, c in reports_by_digest.items()
             if d not in known
-        ]
-        if unseen:
-            conn.execute(insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]), unseen)
+        }
+        if unseen and postgres:
+            bulk.insert_reports(conn, unseen, now)
+        elif unseen:
+            new_reports = [{"digest": d, "content": c, "first_seen": now} for d, c in unseen.items()]
+            conn.execute(insert_fn(reports).on_conflict_do_nothing(index_elements=["digest"]), new_reports)
     candidates = first_per_id(rows)
     if postgres:  # one statement over arrays: see store.bulk
         new = set(bulk.insert_decisions(conn, candidates, now))

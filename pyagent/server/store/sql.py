@@ -59,14 +59,17 @@ class SqlStore(Store):
         return f"SqlStore({redact(self.url)})"
 
     @contextmanager
-    def _tx(self, *, read: bool = False) -> Iterator[Connection]:
+    def _tx(self, *, read: bool = False, one_statement: bool = False) -> Iterator[Connection]:
         """One transaction. On SQLite a write takes the write lock at BEGIN (IMMEDIATE); a ``read``
         does not, so that readers (token checks, long polls, the dashboard) never queue behind
-        another process's ingest (WAL: readers see the last commit)."""
+        another process's ingest (WAL: readers see the last commit). A read of ``one_statement``
+        is that statement alone on PostgreSQL (autocommit: no BEGIN and COMMIT round trips)."""
         try:
             with self.engine.connect() as conn:
                 if read:
                     conn = conn.execution_options(pyagent_read=True)
+                if read and one_statement and self.dialect == "postgresql":
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 with conn.begin():
                     yield conn
         except (OperationalError, DBAPIError) as err:
@@ -111,7 +114,7 @@ class SqlStore(Store):
             return conn.execute(delete(tokens).where(tokens.c.name == name)).rowcount > 0
 
     def role_for(self, token_hash: str) -> str | None:
-        with self._tx(read=True) as conn:
+        with self._tx(read=True, one_statement=True) as conn:
             role = conn.execute(select(tokens.c.role).where(tokens.c.token_hash == token_hash)).scalar()
             return str(role) if role is not None else None
 
