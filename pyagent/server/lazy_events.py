@@ -171,7 +171,7 @@ def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> La
                 gaps.skip(raw)
                 keyed = _key(raw)
                 known = cache.get(keyed[0]) if keyed is not None else None
-                if known is None and ESCAPED_COLON.search(raw):
+                if known is None and _escaped_colon(raw):
                     raise _Fallback  # (a known report has none: only lazily decoded ones are kept)
                 fields["report"] = report = _RawJson(raw, keyed, known)
                 if known is None:
@@ -223,7 +223,7 @@ class _Gaps:
         return self._colons
 
     def _gap(self, start: int, end: int) -> None:
-        if ESCAPED_COLON.search(self._body, start, end):
+        if _escaped_colon(self._body, start, end):
             raise _Fallback
         self._colons += self._body.count(b":", start, end)
 
@@ -245,7 +245,7 @@ def _parsed(raw: bytes, where: str) -> tuple[Any, ReportFacts]:
     """A new report parsed strictly, its canonical JSON made once: it serves both the digest and
     the duplicate-key count (sorting keys changes no colon count). Escaped colons take
     :func:`~pyagent.server.body.parse_json`'s exact path."""
-    if ESCAPED_COLON.search(raw):
+    if _escaped_colon(raw):
         value = parse_json(raw)
         return value, report_facts(value, where)
     value = orjson.loads(raw)  # a JSONDecodeError sends the batch to the exact path
@@ -257,6 +257,13 @@ def _parsed(raw: bytes, where: str) -> tuple[Any, ReportFacts]:
     if raw.count(b":") != colons:
         raise _Fallback  # a duplicate key: the exact path names it
     return value, facts
+
+
+def _escaped_colon(data: bytes, start: int = 0, end: int | None = None) -> bool:
+    """Whether ``data[start:end]`` holds a ``\\u003a`` escape; a search for a backslash (memchr) first,
+    as most reports have none."""
+    end = len(data) if end is None else end
+    return data.find(b"\\", start, end) >= 0 and ESCAPED_COLON.search(data, start, end) is not None
 
 
 def _key(raw: bytes) -> tuple[bytes, str] | None:
@@ -293,7 +300,7 @@ def _cut_is_top_level(raw: bytes, value: Any, text: str) -> bool:
         return False
     if raw.count(_COLLECTED) != 1:
         return False
-    if raw.find(b"\\u") < 0:
+    if raw.find(b"\\") < 0 or raw.find(b"\\u") < 0:  # memchr first: most reports have no escape
         return True
     start = raw.find(_COLLECTED_VALUE) + len(_COLLECTED_VALUE)
     end = raw.find(b'"', start)
