@@ -292,3 +292,15 @@ def test_equal_instants_go_to_the_greater_decision_id_now_and_at(store: Store) -
     for when in (None, instant):
         summary = store.summary(now=instant, at=when, organization=None, stale_after=timedelta(days=1))
         assert (summary["devices"], summary["compliant"]) == (1, 1), when
+
+
+def test_a_batch_larger_than_one_id_lookup_counts_each_stored_id_once(store: Store) -> None:
+    """More ids than one statement looks up on SQLite (1,000): those stored before, on either side of
+    the cut, are duplicates; the others are stored."""
+    events = [
+        decision_event(f"id-{n:04d}", at=f"2023-03-16T10:{n // 60 % 60:02d}:{n % 60:02d}Z")
+        for n in range(1201)
+    ]
+    assert _ingest(store, events[999], events[1000], events[5]) == (3, 0)
+    assert _ingest(store, *events) == (1198, 3)
+    assert len(_decision_ids(store)) == 1201

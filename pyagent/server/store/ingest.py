@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from isal import isal_zlib
 from sqlalchemy import Connection, select
@@ -20,6 +19,9 @@ from pyagent.server.store import bulk
 from pyagent.server.store.base import DecisionRow, IngestResult
 from pyagent.server.store.rows import decision_values, device_upsert, device_values, newest_per_device
 from pyagent.server.store.schema import decision_ids, decisions, reports
+
+#: Decision ids looked up per statement on SQLite (its bound on parameters is 32,766 by default).
+_IDS_PER_READ = 1000
 
 
 def first_per_id(rows: Sequence[DecisionRow]) -> list[DecisionRow]:
@@ -67,17 +69,21 @@ def ingest(
 
 
 def _sqlite_insert_decisions(conn: Connection, rows: Sequence[DecisionRow], now: datetime) -> set[str]:
-    claim = (
-        sqlite.insert(decision_ids)
-        .on_conflict_do_nothing(index_elements=["decision_id"])
-        .returning(decision_ids.c.decision_id, sort_by_parameter_order=False)
-    )
-    claimed = [{"decision_id": row.decision_id, "decided_at": row.decided_at} for row in rows]
-    new = set(conn.execute(claim, claimed).scalars())
-    fresh: list[dict[str, Any]] = [decision_values(row, now) for row in rows if row.decision_id in new]
+    """The ids already claimed read first, then the others claimed and their rows written, each by a
+    plain executemany: exact, as the transaction holds SQLite's write lock from its BEGIN IMMEDIATE
+    (no other writer between the read and the writes)."""
+    ids = [row.decision_id for row in rows]
+    stored: set[str] = set()
+    for first in range(0, len(ids), _IDS_PER_READ):  # under SQLite's bound on a statement's parameters
+        chunk = ids[first : first + _IDS_PER_READ]
+        query = select(decision_ids.c.decision_id).where(decision_ids.c.decision_id.in_(chunk))
+        stored.update(conn.execute(query).scalars())
+    fresh = [row for row in rows if row.decision_id not in stored]
     if fresh:
+        claimed = [{"decision_id": row.decision_id, "decided_at": row.decided_at} for row in fresh]
+        conn.execute(sqlite.insert(decision_ids), claimed)
         conn.execute(
             sqlite.insert(decisions).on_conflict_do_nothing(index_elements=["decision_id", "decided_at"]),
-            fresh,
+            [decision_values(row, now) for row in fresh],
         )
-    return new
+    return {row.decision_id for row in fresh}
