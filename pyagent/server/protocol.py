@@ -6,6 +6,12 @@ connection for ever, before any of the app's code runs. Here a request's headers
 within the same deadline as a body (``body_timeout_seconds``), counted from the connection or from
 the request's first byte; past it the answer is 408 and the connection is closed. The body's own
 deadline is the app's (:func:`pyagent.server.body.body_deadline`).
+
+A keep-alive connection is also kept for a few seconds only (:data:`CONNECTION_MAX_AGE_SECONDS`): the
+first answer after that says ``connection: close`` and the client connects again. The server's worker
+processes share one listening socket and a connection stays with the process that accepted it, so a
+few busy uploaders could otherwise sit on one process while another idles; a process busy decoding
+is slower to accept, so connections made again go mostly to the idle one.
 """
 
 from __future__ import annotations
@@ -15,9 +21,23 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["HeaderDeadlineProtocol", "set_header_deadline"]
+__all__ = [
+    "CONNECTION_MAX_AGE_SECONDS",
+    "HeaderDeadlineProtocol",
+    "set_connection_max_age",
+    "set_header_deadline",
+]
 
 _deadline = {"seconds": 120.0}
+
+#: How long a keep-alive connection serves requests before its next answer closes it.
+CONNECTION_MAX_AGE_SECONDS = 2.0
+_max_age = {"seconds": CONNECTION_MAX_AGE_SECONDS}
+
+
+def set_connection_max_age(seconds: float) -> None:
+    """How long this process's connections opened from now on are kept alive (tests shorten it)."""
+    _max_age["seconds"] = seconds
 
 
 def set_header_deadline(seconds: float) -> None:
@@ -30,9 +50,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """HTTP/1.1 over httptools: a request's headers within the deadline, or 408 and the connection closed."""
 
     _header_timer: asyncio.TimerHandle | None = None
+    _close_after: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._close_after = self.loop.time() + _max_age["seconds"]
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -43,6 +65,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        if self.loop.time() >= self._close_after and self.cycle is not None:
+            self.cycle.keep_alive = False  # this answer says connection: close (see the module's docstring)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

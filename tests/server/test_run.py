@@ -92,3 +92,25 @@ def test_workers_share_one_store(tmp_path: Path) -> None:
 
     store = open_store(db)
     assert [store.device(f"dev-{n}") is not None for n in range(6)] == [True] * 6
+
+
+def test_a_keep_alive_connection_is_closed_after_its_max_age(tmp_path: Path) -> None:
+    """A connection serves requests for CONNECTION_MAX_AGE_SECONDS, then its next answer closes it, so that
+    uploaders spread over the worker processes again (a connection stays with the process that took it)."""
+    import http.client
+    import time
+
+    from pyagent.server.protocol import CONNECTION_MAX_AGE_SECONDS
+
+    with run_server(tmp_path, f"sqlite:///{tmp_path / 'server.db'}") as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        answers = []
+        started = time.monotonic()
+        for pause in (0.0, 0.0, CONNECTION_MAX_AGE_SECONDS + 0.2 - (time.monotonic() - started)):
+            time.sleep(max(0.0, pause))
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            answers.append((response.status, response.getheader("connection")))
+        connection.close()
+    assert answers == [(200, None), (200, None), (200, "close")]
