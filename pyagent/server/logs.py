@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
+from pyagent.server.heap import trim_heap
 from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import IngestResult
 
@@ -55,6 +56,7 @@ def routes(ctx: ServerContext) -> list[Route]:
     def store(lazy: LazyBatch) -> IngestResult:
         result = ctx.store.ingest(lazy.batch.rows, lazy.batch.reports)
         lazy.committed()
+        trim_heap()
         return result
 
     async def logs(request: Request) -> Response:
