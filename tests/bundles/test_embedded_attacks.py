@@ -298,7 +298,7 @@ def test_replaying_an_older_signed_bundle_is_refused(signed: Build, state_dir: P
 
 def test_a_serial_reused_for_other_content_is_refused(signed: Build) -> None:
     load(signed(200))
-    again = signed(200, revision="2023.03.15-2")
+    again = signed(200, revision="2023.03.15-signed-again")
     assert str(refused(again)) == (
         f"bundle {again}: rejected (rollback): build serial 200 was already accepted with different content"
     )
