@@ -34,7 +34,7 @@ from pyagent.bundles.digest import DigestError, file_digest
 from pyagent.bundles.errors import RejectionKind, reject
 from pyagent.bundles.jws import JwsError, VerificationKey, load_verification_key, verify_compact
 
-__all__ = ["SIGNATURES_FILE", "VerificationConfig", "VerifiedBundle", "verify_members"]
+__all__ = ["SIGNATURES_FILE", "VerificationConfig", "VerifiedBundle", "pyagent_metadata", "verify_members"]
 
 _JWS_KINDS = {
     "malformed": RejectionKind.MALFORMED_SIGNATURE,
@@ -93,7 +93,7 @@ def verify_members(files: Mapping[str, bytes], config: VerificationConfig, *, la
     manifest = _manifest(files, label)
     serial = _serial(manifest, label)
     revision = manifest.get("revision", "")
-    built_at = _pyagent_metadata(manifest).get("built_at")
+    built_at = pyagent_metadata(manifest).get("built_at")
     return VerifiedBundle(
         label=label,
         serial=serial,
@@ -213,14 +213,15 @@ def _manifest(files: Mapping[str, bytes], label: str) -> dict[str, Any]:
     return manifest
 
 
-def _pyagent_metadata(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+def pyagent_metadata(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The manifest's ``metadata.pyagent`` object (build serial, build time), or an empty one."""
     metadata = manifest.get("metadata")
     pyagent = metadata.get("pyagent") if isinstance(metadata, dict) else None
     return pyagent if isinstance(pyagent, dict) else {}
 
 
 def _serial(manifest: Mapping[str, Any], label: str) -> int:
-    serial = _pyagent_metadata(manifest).get("serial")
+    serial = pyagent_metadata(manifest).get("serial")
     if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
         raise reject(
             RejectionKind.UNVERSIONED,

@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyagent.bundles.verify import SIGNATURES_FILE, VerificationConfig, verify_members
+from pyagent.bundles.verify import SIGNATURES_FILE, VerificationConfig, pyagent_metadata, verify_members
 from pyagent.engines.wasm.bundle import BundleLimits, read_members
 from pyagent.engines.wasm.capabilities import check_members as check_builtins
 from pyagent.errors import InvalidInputError, PyagentError
@@ -32,8 +30,6 @@ LIMITS = BundleLimits(
     max_member_bytes=MAX_BUNDLE_BYTES,
     max_total_bytes=4 * MAX_BUNDLE_BYTES,
 )
-#: How many policy modules this process remembers as runnable by the agents (a digest each).
-_KNOWN_WASM = 64
 
 
 @dataclass(frozen=True)
@@ -107,7 +103,7 @@ def _inspect(
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
     check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused
-    _BUILTINS.check(members, label=label)  # a wasm build needing built-ins the agents lack is refused
+    check_builtins(members, label=label)  # a wasm build needing built-ins the agents lack is refused
     check_data(members, label=label)  # and one whose policy data has a mistake (file, line, path)
     serial: int | None = None
     if verification is not None:
@@ -137,42 +133,9 @@ def _inspect(
     return target, revision, serial, SIGNATURES_FILE in members
 
 
-class _BuiltinsCheck:
-    """:func:`pyagent.engines.wasm.capabilities.check_members`, remembered per ``policy.wasm``: the
-    check compiles the module (~0.3 s), and its answer depends on those bytes alone (the host's
-    built-ins are fixed), while most publishes change only the policy data beside the same module.
-    Only modules that passed are remembered; a refused one is checked (and its message made) again."""
-
-    def __init__(self, entries: int) -> None:
-        self._entries = entries
-        self._passed: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def check(self, members: Mapping[str, bytes], *, label: str) -> None:
-        wasm = members.get("policy.wasm") or members.get("/policy.wasm")
-        if wasm is None:
-            return check_builtins(members, label=label)  # nothing to compile; the check says so
-        digest = hashlib.sha256(wasm).digest()
-        with self._lock:
-            if digest in self._passed:
-                self._passed.move_to_end(digest)
-                return None
-        check_builtins(members, label=label)
-        with self._lock:
-            self._passed[digest] = None
-            while len(self._passed) > self._entries:
-                self._passed.popitem(last=False)
-        return None
-
-
-_BUILTINS = _BuiltinsCheck(_KNOWN_WASM)
-
-
 def _manifest_serial(manifest: dict[str, Any], label: str) -> int | None:
     """The build serial ``metadata.pyagent.serial`` of an unverified manifest (None when absent)."""
-    metadata = manifest.get("metadata")
-    pyagent = metadata.get("pyagent") if isinstance(metadata, dict) else None
-    serial = pyagent.get("serial") if isinstance(pyagent, dict) else None
+    serial = pyagent_metadata(manifest).get("serial")
     if serial is None:
         return None
     if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:

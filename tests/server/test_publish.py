@@ -1,32 +1,34 @@
 """Publishing through :func:`pyagent.server.publish.publish`: the built-in check of a policy module
-(a wasm compile) is made once per module in a process; a data-only change publishes without it."""
+(a wasm compile, :func:`pyagent.engines.wasm.capabilities.missing_builtins`) is made once per module
+in a process; a data-only change publishes without it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bench.ingest_events import with_revision
-from pyagent.engines.wasm.capabilities import check_members
+from pyagent.engines.wasm import capabilities
 from pyagent.server import publish as publishing
 from pyagent.server.store.base import Store
 
 
 @pytest.fixture
 def builtin_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The labels of the bundles whose module was checked for built-ins (compiled), in order, by a
-    publish that remembers nothing yet."""
-    checked: list[str] = []
+    """The built-in checks that compiled a module (the answer for each), in order, in a process that
+    remembers no module yet."""
+    compiled: list[str] = []
 
-    def counted(members: Any, *, label: str) -> None:
-        checked.append(label)
-        check_members(members, label=label)
+    def counted(wasm: bytes) -> tuple[str, ...]:
+        missing = real(wasm)
+        compiled.append("runs" if not missing else "refused")
+        return missing
 
-    monkeypatch.setattr(publishing, "check_builtins", counted)
-    monkeypatch.setattr(publishing, "_BUILTINS", publishing._BuiltinsCheck(2))
-    return checked
+    real = capabilities._compiled_missing
+    monkeypatch.setattr(capabilities, "_compiled_missing", counted)
+    monkeypatch.setattr(capabilities, "_answers", type(capabilities._answers)())
+    return compiled
 
 
 def test_a_module_checked_once_is_not_compiled_again_for_the_next_revision(
@@ -39,5 +41,5 @@ def test_a_module_checked_once_is_not_compiled_again_for_the_next_revision(
             verification=None, published_by="test",
         )  # fmt: skip
         assert (done.revision, done.targets) == (revision, ("wasm",))
-    assert builtin_checks == ["r1.tar.gz"]
+    assert builtin_checks == ["runs"]  # compiled for r1 only
     assert sqlite_store.bundle_head("pyagent", "wasm").revision == "r3"  # type: ignore[union-attr]

@@ -10,8 +10,11 @@ purpose (``time.now_ns``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +72,32 @@ def describe(missing: Sequence[str], uses: Sequence[BuiltinUse]) -> str:
     return "built-ins the embedded engine does not provide: " + "; ".join(parts)
 
 
+#: How many modules' answers a process remembers (see :func:`missing_builtins`).
+_REMEMBERED = 64
+_answers: OrderedDict[bytes, tuple[str, ...]] = OrderedDict()
+_answers_lock = threading.Lock()
+
+
 def missing_builtins(wasm: bytes) -> tuple[str, ...]:
-    """The built-ins ``wasm`` needs that this host lacks (sorted; empty when it can run)."""
+    """The built-ins ``wasm`` needs that this host lacks (sorted; empty when it can run).
+
+    Finding out compiles the module (~0.3 s); the answer depends on its bytes alone (this host's
+    built-ins are fixed), so a process remembers it by the module's digest: the server's publishes
+    mostly change the policy data beside the same module."""
+    digest = hashlib.sha256(wasm).digest()
+    with _answers_lock:
+        if digest in _answers:
+            _answers.move_to_end(digest)
+            return _answers[digest]
+    missing = _compiled_missing(wasm)
+    with _answers_lock:
+        _answers[digest] = missing
+        while len(_answers) > _REMEMBERED:
+            _answers.popitem(last=False)
+    return missing
+
+
+def _compiled_missing(wasm: bytes) -> tuple[str, ...]:
     try:
         WasmPolicy(wasm, module_cache=False)  # no cache written by a build, a lint or the server
     except MissingBuiltinError as err:
