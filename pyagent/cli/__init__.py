@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -30,6 +31,10 @@ class CommandEntry:
     target: str
     summary: str
 
+
+#: Commands that decide once and end (the process with them): they run without the cycle collector,
+#: see :func:`main`. Every other command turns it back on when it is loaded.
+ONE_SHOT_COMMANDS = frozenset({"check", "validate"})
 
 #: Every subcommand, by name. Explicit, and imported only when the subcommand runs, so that
 #: `pyagent check` does not pay for `fleet` or `agent`.
@@ -91,6 +96,8 @@ class PyagentGroup(click.Group):
             if not isinstance(command, click.Command):
                 raise TypeError(f"{COMMANDS[cmd_name].target} is not a click command")
             self.add_command(command, cmd_name)
+        if cmd_name not in ONE_SHOT_COMMANDS:
+            gc.enable()  # a long-running command (agent, server, fleet...) collects its cycles
         return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -147,5 +154,16 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
-    """Console entry point."""
-    cli.main(prog_name="pyagent")
+    """Console entry point.
+
+    A one-shot command (:data:`ONE_SHOT_COMMANDS`) makes no garbage cycles worth collecting, while the
+    cycle collector's passes over what it imports and builds (the command line, the wasm runtime, the
+    compiled policy) cost a cold ``pyagent check`` about a tenth of its time: the collector is off
+    until a command that needs it is loaded, and what exists when the command ends is frozen, so
+    that the interpreter's exit does not walk it once more. Objects are still freed by reference
+    counting as usual."""
+    gc.disable()
+    try:
+        cli.main(prog_name="pyagent")
+    finally:
+        gc.freeze()

@@ -1,0 +1,69 @@
+"""What the console entry point does for a cold start: one-shot commands run without the cycle
+collector and freeze what is left when they end; every other command gets the collector back."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyagent.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "reports"
+AT = "2023-03-16T09:30:00Z"
+
+
+@pytest.fixture
+def collector_restored() -> Iterator[None]:
+    """The test may leave the collector off and objects frozen: both undone afterwards."""
+    was_enabled = gc.isenabled()
+    yield
+    gc.unfreeze()
+    if was_enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int | str | None:
+    monkeypatch.setattr(sys, "argv", ["pyagent", *args])
+    with pytest.raises(SystemExit) as done:
+        main()
+    return done.value.code
+
+
+@pytest.mark.usefixtures("collector_restored", "policy_bundle")
+def test_check_runs_without_the_collector_and_freezes_what_is_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gc.unfreeze()
+    report = EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"
+    code = run_main(monkeypatch, "check", str(report), "--at", AT, "--engine", "embedded")
+    assert code == 1
+    assert capsys.readouterr().err.startswith("NON-COMPLIANT: device ")
+    assert not gc.isenabled()
+    assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.usefixtures("collector_restored")
+def test_a_long_running_command_gets_the_collector_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    gc.disable()
+    assert run_main(monkeypatch, "fleet", "--help") == 0
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_restored")
+def test_an_error_still_freezes_and_keeps_its_exit_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gc.unfreeze()
+    missing = EXAMPLES / "no-such-report.json"
+    assert run_main(monkeypatch, "check", str(missing), "--at", AT) == 2
+    assert (
+        capsys.readouterr().err
+        == f"pyagent: error: {missing}: cannot read report: No such file or directory\n"
+    )
+    assert gc.get_freeze_count() > 0
