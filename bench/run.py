@@ -188,6 +188,13 @@ def measure_ingest_only(plan: Plan, bundle: Path, workdir: Path) -> dict[str, An
     return out
 
 
+def measure_views_only(plan: Plan) -> dict[str, Any]:
+    """``--only fleet-views``: the server's fleet views section, as a key to merge into the results."""
+    out: dict[str, Any] = {}
+    out["server_views"] = _step(out, "server fleet views", lambda: fleet_views.measure(plan.views))
+    return out
+
+
 def measure_opa_only(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]:
     """``--only opa``: the OPA-server section and the cold start, as keys to merge into the results."""
     env = {**os.environ, "PYAGENT_BUNDLE": str(bundle), "PYAGENT_OPA": opa}
@@ -266,10 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument(
         "--only",
-        choices=["opa", "ingest"],
+        choices=["opa", "ingest", "fleet-views"],
         default=None,
         help="run one section (opa: the OPA server with the ban index, throughput, cold start; ingest: "
-        "the server's decision-log ingest) and keep every other figure of --json as it is",
+        "the server's decision-log ingest; fleet-views: the server's fleet views at scale) and keep "
+        "every other figure of --json as it is",
     )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
@@ -277,11 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pyagent-bench-") as work:
         if args.only:
-            section = (
-                measure_opa_only(plan, opa, bundle, Path(work))
-                if args.only == "opa"
-                else measure_ingest_only(plan, bundle, Path(work))
-            )
+            only: dict[str, Callable[[], dict[str, Any]]] = {
+                "opa": lambda: measure_opa_only(plan, opa, bundle, Path(work)),
+                "ingest": lambda: measure_ingest_only(plan, bundle, Path(work)),
+                "fleet-views": lambda: measure_views_only(plan),
+            }
+            section = only[args.only]()
             results = json.loads(args.json.read_text(encoding="utf-8"))
             steps = {**results.get("step_seconds", {}), **section.pop("step_seconds", {})}
             results.update(section, step_seconds=steps)
