@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from pyagent.engines.wasm import WasmPolicy, fastcall, read_bundle
+from pyagent.engines.wasm import WasmPolicy, fastcall, modcache, read_bundle
 from pyagent.engines.wasm.modcache import MAX_ENTRIES, ModuleCache, default_cache_dir
 from tests.helpers.opa_bin import build_wasm
 
@@ -59,6 +59,31 @@ def test_the_second_load_comes_from_the_cache(wasm: bytes, tmp_path: Path) -> No
     second = ModuleCache(directory)
     assert _answer(WasmPolicy(wasm, module_cache=second)) == EXPECTED
     assert (second.hits, second.misses, second.stores) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("c_function", [True, False], ids=["in-place", "through-deserialize"])
+def test_an_entry_is_loaded_from_its_mapping_and_left_as_it_was(
+    wasm: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_function: bool
+) -> None:
+    directory = tmp_path / "wasm"
+    WasmPolicy(wasm, module_cache=ModuleCache(directory))
+    [entry] = _entries(directory)
+    stored = entry.read_bytes()
+    copies: list[int] = []
+    deserialize = wasmtime.Module.deserialize
+
+    def counted(engine: wasmtime.Engine, encoded: bytes) -> wasmtime.Module:
+        copies.append(len(encoded))
+        return deserialize(engine, encoded)
+
+    monkeypatch.setattr(wasmtime.Module, "deserialize", counted)
+    if not c_function:
+        monkeypatch.setattr(modcache, "_c_deserialize", lambda: None)
+    cache = ModuleCache(directory)
+    assert _answer(WasmPolicy(wasm, module_cache=cache)) == EXPECTED
+    assert (cache.hits, cache.misses, cache.stores) == (1, 0, 0)
+    assert copies == ([] if c_function else [len(stored) - len(b"pyagent-cwasm-1\n") - 32])
+    assert entry.read_bytes() == stored
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "header"])

@@ -23,12 +23,15 @@ reads what this user wrote:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import hashlib
+import mmap
 import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
@@ -37,6 +40,7 @@ __all__ = ["MAX_ENTRIES", "ModuleCache", "default_cache_dir"]
 MAX_ENTRIES = 16
 _MAGIC = b"pyagent-cwasm-1\n"
 _DIGEST = 32
+_HEAD = len(_MAGIC) + _DIGEST
 _SUFFIX = ".cwasm"
 _MAX_ENTRY_BYTES = 512 * 1024 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -71,6 +75,37 @@ def _runtime_identity() -> bytes:
         return f"{path}\0{info.st_size}\0{info.st_mtime_ns}".encode()
     except (ImportError, AttributeError, OSError):
         return b"unknown-wasmtime"
+
+
+def _c_deserialize() -> tuple[Any, Any] | None:
+    """wasmtime's ``wasmtime_module_deserialize`` and its module type, when this wasmtime-py exposes
+    them (it does since its first releases; None otherwise)."""
+    try:
+        from wasmtime import _ffi
+
+        return _ffi.wasmtime_module_deserialize, _ffi.wasmtime_module_t
+    except (ImportError, AttributeError):
+        return None
+
+
+def _deserialize(engine: wasmtime.Engine, mapped: mmap.mmap) -> wasmtime.Module:
+    """The module serialised in ``mapped`` after the entry's header, handed to wasmtime in place
+    (``Module.deserialize`` takes bytes and copies them once more before wasmtime copies them into
+    its code memory); through ``Module.deserialize`` when the C function is not exposed."""
+    c_api = _c_deserialize()
+    if c_api is None:
+        return wasmtime.Module.deserialize(engine, mapped[_HEAD:])
+    c_function, module_t = c_api
+    size = len(mapped) - _HEAD
+    buffer = (ctypes.c_uint8 * size).from_buffer(mapped, _HEAD)
+    try:
+        ptr = ctypes.POINTER(module_t)()
+        error = c_function(engine.ptr(), buffer, size, ctypes.byref(ptr))
+    finally:
+        del buffer  # the mapping cannot be closed while a ctypes array exports it
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return wasmtime.Module._from_ptr(ptr)
 
 
 class ModuleCache:
@@ -148,22 +183,26 @@ class ModuleCache:
                 or info.st_size > _MAX_ENTRY_BYTES
             ):
                 return None
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                raw = handle.read(_MAX_ENTRY_BYTES + 1)
-        except OSError:
+            if info.st_size <= _HEAD:
+                return None
+            # The entry mapped, not read: hashed and handed to wasmtime without a copy. Private and
+            # copy-on-write, so nothing can reach the file through it. Entries are never rewritten in
+            # place (a new one is renamed over the name), so the mapped file keeps its size.
+            mapped = mmap.mmap(fd, info.st_size, access=mmap.ACCESS_COPY)
+        except (OSError, ValueError):
             return None
         finally:
             os.close(fd)
-        head = len(_MAGIC) + _DIGEST
-        if not raw.startswith(_MAGIC) or len(raw) <= head:
-            return None
-        payload = memoryview(raw)[head:]
-        if hashlib.sha256(payload).digest() != raw[len(_MAGIC) : head]:
-            return None
         try:
-            return wasmtime.Module.deserialize(engine, payload.tobytes())
+            if mapped[: len(_MAGIC)] != _MAGIC:
+                return None
+            with memoryview(mapped) as view:
+                intact = hashlib.sha256(view[_HEAD:]).digest() == mapped[len(_MAGIC) : _HEAD]
+            return _deserialize(engine, mapped) if intact else None
         except (wasmtime.WasmtimeError, TypeError, ValueError):
             return None
+        finally:
+            mapped.close()
 
     def _store(self, dir_fd: int, name: str, module: wasmtime.Module) -> bool:
         try:
