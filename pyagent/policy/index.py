@@ -6,7 +6,8 @@ it into the bundles they compile, the embedded engine (re)builds it after mergin
 overlays, and ``pyagent server publish`` checks the one a bundle carries. The policy
 (``policies/rego/pyagent/lib/matching``) looks identifiers up in it by ground key, so OPA's own
 evaluator no longer indexes every banned identifier on every decision; without it (``opa run`` on the
-raw folders) the policy indexes them itself, with the same result.
+raw folders) the policy indexes them itself, with the same result. The index also carries each clean
+organisation resolved once (``resolved_orgs``, built by :mod:`pyagent.policy.orgindex`).
 
 The keys are those of ``matching.rego``: ``name NUL hash`` and ``name NUL *`` for each identifier,
 lower-cased on the case-insensitive platforms, a Windows identifier split at ``_`` into its name and
@@ -27,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
+from pyagent.policy.orgindex import resolved_orgs
 
 #: The data root the index lives under: ``data.pyagent_index``.
 ROOT = "pyagent_index"
-FORMAT = 1
+FORMAT = 2
 _CASE_INSENSITIVE = frozenset({"ios", "macos", "windows"})
 _SEPARATOR = "\u0000"
 
@@ -144,11 +146,16 @@ def _timestamps(pyagent: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
+def _pyagent_root(data: Mapping[str, Any]) -> dict[str, Any]:
+    pyagent = data.get("pyagent")
+    return pyagent if isinstance(pyagent, dict) else {}
+
+
 def sources(data: Mapping[str, Any]) -> dict[str, Any]:
     """What the index is built from, and what its digest covers: the well-formed bans' ``apps``, the
-    shared work apps and each organisation's own ``work_apps``."""
-    pyagent = data.get("pyagent")
-    pyagent = pyagent if isinstance(pyagent, dict) else {}
+    shared work apps, each organisation's own ``work_apps``, the timestamps, and the organisations
+    whole (their inheritance and rules, resolved in :mod:`pyagent.policy.orgindex`)."""
+    pyagent = _pyagent_root(data)
     bans = pyagent.get("bans")
     orgs = pyagent.get("organizations")
     banned = {}
@@ -168,6 +175,7 @@ def sources(data: Mapping[str, Any]) -> dict[str, Any]:
         "work_apps": _platform_lists(pyagent.get("work_apps", {})),
         "orgs": org_apps,
         "times": _timestamps(pyagent),
+        "organizations": orgs,
     }
 
 
@@ -185,6 +193,7 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
     src = sources(data)
     work_apps = src["work_apps"]
     bans = _bans_by_key(src["bans"])
+    times = {ts: n for ts in src["times"] if (n := timestamp_ns(ts)) is not None}
     return {
         "format": FORMAT,
         "digest": digest(data) if with_digest else None,
@@ -196,7 +205,8 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
         "work_apps_indexed": work_apps is not None,
         "org_work_apps": {name: _index_platforms(apps) for name, apps in src["orgs"].items()},
         "indexed_orgs": dict.fromkeys(src["orgs"], True),
-        "times": {ts: n for ts in src["times"] if (n := timestamp_ns(ts)) is not None},
+        "times": times,
+        "resolved_orgs": resolved_orgs(_pyagent_root(data), src["bans"], times),
     }
 
 

@@ -11,13 +11,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pyagent.policy import index
 from tests.bundles import forge
 from tests.bundles.forge import Members
 
 
 def without_tiktok_rule(data_json: bytes) -> bytes:
+    """The data without the rule, and its ban index rebuilt to match, as an attacker would (the index
+    is no secret: only the signature stands in the way)."""
     data: dict[str, Any] = json.loads(data_json)
     del data["pyagent"]["organizations"]["eu-commission"]["rules"]["tiktok"]
+    if index.ROOT in data:
+        data[index.ROOT] = index.build({k: v for k, v in data.items() if k != index.ROOT})
     return json.dumps(data).encode()
 
 

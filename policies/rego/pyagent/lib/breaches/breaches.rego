@@ -118,9 +118,11 @@ classified contains entry if {
 
 enforcement(rule) := object.get(rule, "enforcement", "deny")
 
-in_force(rule) if not rule.effective_from
-
-in_force(rule) if clock.reached(rule.effective_from)
+in_force(rule) if {
+	not rule.effective_from
+} else if {
+	clock.reached(rule.effective_from)
+}
 
 classify(rule) := ["warning", "not_yet_effective"] if {
 	not in_force(rule)
@@ -166,9 +168,11 @@ optional_app_fields(app) := {field: value |
 	value := app[key]
 }
 
-label(_, app) := concat("", [app.name, " (", app.id, ")"]) if app.name
-
-label(rule, app) := concat("", [ban_field(rule.ban, "title", rule.ban), " (", app.id, ")"]) if not app.name
+label(rule, app) := concat("", [app.name, " (", app.id, ")"]) if {
+	app.name
+} else := concat("", [ban_field(rule.ban, "title", rule.ban), " (", app.id, ")"]) if {
+	not app.name
+}
 
 org_title := object.get(inheritance.organizations[inheritance.organization], "title", inheritance.organization)
 
@@ -191,38 +195,47 @@ evidence_note(app) := " (matched from a display name, not a package ID: weaker e
 	app.evidence == "display_name"
 } else := ""
 
-remediation(rule, _) := rule.remediation
-
-remediation(rule, app) := concat("", ["Uninstall ", label(rule, app), " from this device."]) if not rule.remediation
+remediation(rule, app) := rule.remediation if {
+	rule.remediation
+} else := concat("", ["Uninstall ", label(rule, app), " from this device."]) if {
+	not rule.remediation
+}
 
 # METADATA
 # title: Policy data errors in the rules in force
-errors contains err if {
+# description: None for an organisation the shipped index resolved (it resolves only those without).
+errors := set() if {
+	inheritance.resolved
+} else := rule_errors
+
+# METADATA
+# title: Policy data errors in the rules in force, checked per decision
+rule_errors contains err if {
 	some key, r in inheritance.rules
 	not known_ban(r.rule)
 	err := data_error(key, "ban", concat("", ["rule ", key, " names unknown ban ", json.marshal(object.get(r.rule, "ban", null))]))
 }
 
-errors contains err if {
+rule_errors contains err if {
 	some key, r in inheritance.rules
 	not known_enforcement(r.rule)
 	err := data_error(key, "enforcement", concat("", ["rule ", key, " has enforcement ", json.marshal(enforcement(r.rule)), "; expected deny, warn or dryrun"]))
 }
 
-errors contains err if {
+rule_errors contains err if {
 	some key, r in inheritance.rules
 	some s in object.get(r.rule, "scopes", [])
 	not known_scope(s)
 	err := data_error(key, "scopes", concat("", ["rule ", key, " has unknown scope ", json.marshal(s)]))
 }
 
-errors contains err if {
+rule_errors contains err if {
 	some key, r in inheritance.rules
 	count(object.get(r.rule, "scopes", [])) == 0
 	err := data_error(key, "scopes", concat("", ["rule ", key, " names no scopes"]))
 }
 
-errors contains err if {
+rule_errors contains err if {
 	some key, r in inheritance.rules
 	r.rule.effective_from
 	not clock.valid_time(r.rule.effective_from)

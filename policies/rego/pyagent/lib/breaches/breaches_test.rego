@@ -232,7 +232,7 @@ test_a_ban_missing_from_the_index_is_matched_without_it if {
 }
 
 test_an_index_of_another_format_is_not_used if {
-	other := object.union(object.remove(index, ["bans"]), {"format": 2, "bans": {}})
+	other := object.union(object.remove(index, ["bans"]), {"format": 1, "bans": {}})
 	d := decision with input as report("india", "android", "personal", [tiktok])
 		with data.pyagent_index as other
 	[v.rule | some v in d.violations] == ["india/tiktok"]

@@ -29,7 +29,17 @@ known if organizations[organization]
 # METADATA
 # title: Inheritance chain
 # description: The organisation itself and every organisation it inherits from, transitively.
-chain := graph.reachable(graph_edges, {organization}) if known
+chain := {name | some name in resolved.chain} if {
+	resolved
+} else := graph.reachable(graph_edges, {organization}) if known
+
+# METADATA
+# title: The organisation as the shipped ban index resolved it
+# description: |
+#   `data.pyagent_index.resolved_orgs[organization]`: its chain and rules, resolved when the bundle was
+#   built (`pyagent/policy/orgindex.py`), only for an organisation in whose chain and rules this policy
+#   finds no error. Undefined otherwise (and without the index): the rules here resolve it per decision.
+resolved := data.pyagent_index.resolved_orgs[organization] if data.pyagent_index.format == 2
 
 # METADATA
 # title: Ancestors of an organisation
@@ -48,7 +58,13 @@ unknown_parents := {parent | some name in chain; some parent in graph_edges[name
 # description: |
 #   Keyed by "<owner>/<rule-id>", where owner is the organisation that defines the rule.
 #   A rule is dropped when an organisation lower in the chain defines a rule with the same id.
-rules[key] := {"owner": owner, "id": id, "rule": rule} if {
+rules := resolved.rules if {
+	resolved
+} else := resolved_now
+
+# METADATA
+# title: Rules in force for the organisation, resolved per decision
+resolved_now[key] := {"owner": owner, "id": id, "rule": rule} if {
 	count(cycle) == 0
 	some owner in chain
 	some id, rule in object.get(organizations[owner], "rules", {})
@@ -84,6 +100,7 @@ errors contains err if {
 }
 
 errors contains err if {
+	not resolved
 	count(cycle) > 0
 	members := sort(cycle)
 	err := {
@@ -94,6 +111,7 @@ errors contains err if {
 }
 
 errors contains err if {
+	not resolved
 	some parent in unknown_parents
 	err := {
 		"code": "unknown_parent_organization",

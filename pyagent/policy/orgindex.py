@@ -1,0 +1,122 @@
+"""Organisations resolved when the ban index is built: ``data.pyagent_index.resolved_orgs``.
+
+For each organisation whose inheritance chain and rules the policy would find no error in, the index
+records what ``policies/rego/pyagent/lib/inheritance`` would resolve on every decision: the chain (the
+organisation and every one it inherits from) and the rules in force, keyed ``owner/rule-id``, a rule of
+an organisation lower in the chain overriding an inherited one with the same id. The policy reads the
+entry by the device's organisation (one ground lookup) and then skips resolving the chain and checking
+its rules for data errors, which are a good part of OPA's work per decision.
+
+Only a *clean* organisation is resolved here, judged conservatively: every organisation in its chain is
+an object whose ``inherits`` is a list of known organisations without a cycle and whose ``rules`` are
+objects; every rule in force names a ban the index covers, has at least one known scope, a known
+enforcement (or none), an RFC 3339 ``effective_from`` (or none) and a string ``remediation`` (or none).
+Anything else is left out, and the policy resolves that organisation per decision and reports its
+errors exactly as before. The test suite checks both halves with OPA itself: for every organisation
+resolved here the policy's own rules give the same chain and rules and no error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+#: Scopes and enforcement modes a clean rule may name (``scopes.known``, ``breaches.enforcements``).
+KNOWN_SCOPES = frozenset({"corporate", "personal-enrolled", "personal-with-work-apps", "all"})
+ENFORCEMENTS = frozenset({"deny", "warn", "dryrun"})
+
+
+def _edges(orgs: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each well-formed organisation's ``inherits``; a malformed organisation is left out."""
+    edges: dict[str, list[str]] = {}
+    for name, org in orgs.items():
+        if not isinstance(org, dict):
+            continue
+        inherits = org.get("inherits", [])
+        rules = org.get("rules", {})
+        if not isinstance(inherits, list) or not all(isinstance(p, str) for p in inherits):
+            continue
+        if not isinstance(rules, dict) or not all(isinstance(r, dict) for r in rules.values()):
+            continue
+        edges[name] = inherits
+    return edges
+
+
+def _reachable(edges: Mapping[str, list[str]], start: Collection[str]) -> set[str] | None:
+    """``graph.reachable``: the names reachable from ``start`` (``start`` included); None when the walk
+    meets a name that is not a well-formed organisation."""
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        if name not in edges:
+            return None
+        seen.add(name)
+        todo.extend(edges[name])
+    return seen
+
+
+def _one_of(value: object, names: Collection[str]) -> bool:
+    return isinstance(value, str) and value in names
+
+
+def _clean_rule(rule: Mapping[str, Any], indexed_bans: Collection[str], times: Mapping[str, int]) -> bool:
+    scopes = rule.get("scopes")
+    return (
+        isinstance(rule.get("ban"), str)
+        and rule["ban"] in indexed_bans
+        and _one_of(rule.get("enforcement", "deny"), ENFORCEMENTS)
+        and isinstance(scopes, list)
+        and len(scopes) > 0
+        and all(_one_of(s, KNOWN_SCOPES) for s in scopes)
+        and ("effective_from" not in rule or _one_of(rule["effective_from"], times))
+        and isinstance(rule.get("remediation", ""), str)
+    )
+
+
+def _resolve(
+    name: str,
+    orgs: Mapping[str, Any],
+    edges: Mapping[str, list[str]],
+    indexed_bans: Collection[str],
+    times: Mapping[str, int],
+) -> dict[str, Any] | None:
+    chain = _reachable(edges, [name])
+    if chain is None:
+        return None
+    ancestors = {member: _reachable(edges, edges[member]) or set() for member in chain}
+    if any(member in ancestors[member] for member in chain):
+        return None  # a cycle: the policy reports it
+    rules: dict[str, Any] = {}
+    for owner in sorted(chain):
+        for rule_id, rule in orgs[owner].get("rules", {}).items():
+            overridden = any(
+                other != owner and rule_id in orgs[other].get("rules", {}) and owner in ancestors[other]
+                for other in chain
+            )
+            if overridden:
+                continue
+            if not _clean_rule(rule, indexed_bans, times):
+                return None
+            rules[f"{owner}/{rule_id}"] = {"owner": owner, "id": rule_id, "rule": rule}
+    return {"chain": sorted(chain), "rules": rules}
+
+
+def resolved_orgs(
+    pyagent: Mapping[str, Any], indexed_bans: Collection[str], times: Mapping[str, int]
+) -> dict[str, Any]:
+    """``{organisation: {"chain": [...], "rules": {...}}}`` for every clean organisation of the policy
+    data ``pyagent`` (``data.pyagent``). ``indexed_bans`` are the bans the index covers and ``times`` the
+    timestamps it parsed (``index.build``)."""
+    orgs = pyagent.get("organizations")
+    if not isinstance(orgs, dict):
+        return {}
+    edges = _edges(orgs)
+    resolved = {}
+    for name in orgs:
+        entry = _resolve(name, orgs, edges, indexed_bans, times)
+        if entry is not None:
+            resolved[name] = entry
+    return resolved

@@ -1,0 +1,183 @@
+"""Organisations resolved in the ban index (``data.pyagent_index.resolved_orgs``,
+:mod:`pyagent.policy.orgindex`): exactly the clean organisations are resolved, each as the policy's own
+Rego resolves it (real OPA, without the index) with no error, and decisions with the index equal
+decisions without it for organisations that inherit, override, loop or carry bad rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyagent.policy import index
+from tests.helpers import domain
+from tests.helpers.opa_server import POLICY_DIRS
+
+RULES_DIR = POLICY_DIRS[0]
+TIKTOK_ANDROID = "com.zhiliaoapp.musically"
+
+
+def _rule(ban: str, scopes: Any, **fields: Any) -> dict[str, Any]:
+    return {"ban": ban, "scopes": scopes, "effective_from": "2023-03-15T00:00:00Z", **fields}
+
+
+#: Organisations covering what the index must resolve (clean ones, including one that overrides an
+#: inherited bad rule) and what it must leave to the policy (every kind of error it reports).
+CRAFTED_ORGS: dict[str, Any] = {
+    "parent": {"rules": {"base": _rule("tiktok", ["all"]), "extra": _rule("tiktok", ["personal-enrolled"])}},
+    "child": {"inherits": ["parent"], "rules": {"base": _rule("tiktok", ["corporate"])}},
+    "grandchild": {"inherits": ["child"], "rules": {}},
+    "empty": {},
+    "warn-mode": {"rules": {"soft": {"ban": "tiktok", "scopes": ["all"], "enforcement": "warn"}}},
+    "loop-a": {"inherits": ["loop-b"], "rules": {"base": _rule("tiktok", ["all"])}},
+    "loop-b": {"inherits": ["loop-a"]},
+    "orphan": {"inherits": ["missing"], "rules": {"base": _rule("tiktok", ["all"])}},
+    "bad-ban": {"rules": {"x": _rule("no-such-ban", ["all"])}},
+    "bad-scope": {"rules": {"x": _rule("tiktok", ["everyone"])}},
+    "no-scopes": {"rules": {"x": _rule("tiktok", [])}},
+    "bad-time": {"rules": {"x": _rule("tiktok", ["all"], effective_from="2023-13-01T00:00:00Z")}},
+    "bad-enforcement": {"rules": {"x": _rule("tiktok", ["all"], enforcement="block")}},
+    "inherits-bad": {"inherits": ["bad-ban"]},
+    "overrides-bad": {"inherits": ["bad-ban"], "rules": {"x": _rule("tiktok", ["corporate"])}},
+    "false-remediation": {"rules": {"x": _rule("tiktok", ["all"], remediation=False)}},
+}
+RESOLVED = {"parent", "child", "grandchild", "empty", "warn-mode", "overrides-bad"}
+ERROR_CODES = {
+    "loop-a": ["inheritance_cycle"],
+    "loop-b": ["inheritance_cycle"],
+    "orphan": ["unknown_parent_organization"],
+    "bad-ban": ["invalid_policy_data"],
+    "bad-scope": ["invalid_policy_data"],
+    "no-scopes": ["invalid_policy_data"],
+    "bad-time": ["invalid_policy_data"],
+    "bad-enforcement": ["invalid_policy_data"],
+    "inherits-bad": ["invalid_policy_data"],
+    "false-remediation": [],  # left to the policy: no data error, but not a rule the index copies
+}
+
+
+@pytest.fixture(scope="module")
+def crafted_data() -> dict[str, Any]:
+    data = copy.deepcopy(index.data_of_dirs(list(POLICY_DIRS)))
+    data["pyagent"]["organizations"] = CRAFTED_ORGS
+    return data
+
+
+def _write(data: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "data.json").write_text(json.dumps(data))
+    return directory
+
+
+def _opa(opa_bin: str, query: str, dirs: list[Path], input_: Any) -> Any:
+    args = [opa_bin, "eval", "--format", "json", "--ignore", "*_test.rego", "--stdin-input"]
+    done = subprocess.run(
+        [*args, *(f"-d={d}" for d in dirs), query],
+        input=json.dumps(input_),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return json.loads(done.stdout)["result"][0]["expressions"][0]["value"]
+
+
+RESOLVE_QUERY = """{name: {"chain": sort(c), "rules": r, "errors": sort([e.code | some e in errs])} |
+    some name in input.orgs
+    device := {"report": {"device": {"organization": name, "platform": "android"}}}
+    c := data.pyagent.lib.inheritance.chain with input as device
+    r := data.pyagent.lib.inheritance.rules with input as device
+    errs := data.pyagent.lib.inheritance.errors | data.pyagent.lib.breaches.errors with input as device
+}"""
+
+
+def test_exactly_the_clean_organisations_are_resolved_as_the_policy_resolves_them(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    resolved = index.build(crafted_data)["resolved_orgs"]
+    assert set(resolved) == RESOLVED
+    assert resolved["grandchild"]["chain"] == ["child", "grandchild", "parent"]
+    assert sorted(resolved["grandchild"]["rules"]) == ["child/base", "parent/extra"]
+    assert sorted(resolved["overrides-bad"]["rules"]) == ["overrides-bad/x"]
+    raw = _opa(
+        opa_bin,
+        RESOLVE_QUERY,
+        [RULES_DIR, _write(crafted_data, tmp_path / "data")],
+        {"orgs": list(CRAFTED_ORGS)},
+    )
+    for name in RESOLVED:
+        assert raw[name] == {**resolved[name], "errors": []}, name
+    assert {name: raw[name]["errors"] for name in ERROR_CODES} == ERROR_CODES
+
+
+def test_the_shipped_organisations_are_all_resolved(opa_bin: str, tmp_path: Path) -> None:
+    shipped = index.data_of_dirs(list(POLICY_DIRS))
+    resolved = index.build(shipped)["resolved_orgs"]
+    names = sorted(shipped["pyagent"]["organizations"])
+    assert sorted(resolved) == names
+    assert resolved["eeas"]["chain"] == ["eeas", "eu-commission"]
+    raw = _opa(opa_bin, RESOLVE_QUERY, list(POLICY_DIRS), {"orgs": names})
+    assert raw == {name: {**resolved[name], "errors": []} for name in names}
+
+
+def _inputs() -> list[dict[str, Any]]:
+    cases = []
+    for org in [*CRAFTED_ORGS, "nobody"]:
+        for ownership, enrolled, apps in [
+            ("corporate", True, [TIKTOK_ANDROID]),
+            ("personal", True, [TIKTOK_ANDROID, "com.example.notes"]),
+            ("personal", False, [TIKTOK_ANDROID, "com.microsoft.teams"]),
+        ]:
+            for at in ["2023-03-14T23:59:59Z", "2023-03-16T09:30:00Z"]:
+                report = domain.make_report(org, "android", ownership, enrolled, apps)
+                cases.append({"at": at, "report": report})
+    return cases
+
+
+def _case_key(case: dict[str, Any]) -> tuple[str, str, bool, str]:
+    device = case["report"]["device"]
+    return device["organization"], device["ownership"], device["mdm"]["enrolled"], case["at"]
+
+
+def test_opa_decides_the_same_with_and_without_the_resolved_organisations(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    data_dir = _write(crafted_data, tmp_path / "data")
+    index_dir = index.write_root(crafted_data, tmp_path / "indexed")
+    query = "[d | some c in input.cases; d := data.pyagent.decision with input as c]"
+    cases = {"cases": _inputs()}
+    without = _opa(opa_bin, query, [RULES_DIR, data_dir], cases)
+    with_index = _opa(opa_bin, query, [RULES_DIR, data_dir, index_dir], cases)
+    assert with_index == without
+    decided = {_case_key(c): d for c, d in zip(cases["cases"], without, strict=True)}
+    enrolled_now = decided["grandchild", "personal", True, "2023-03-16T09:30:00Z"]
+    assert [v["rule"] for v in enrolled_now["violations"]] == ["parent/extra"]
+    corporate_now = decided["grandchild", "corporate", True, "2023-03-16T09:30:00Z"]
+    assert [v["rule"] for v in corporate_now["violations"]] == ["child/base"]
+    corporate_before = decided["grandchild", "corporate", True, "2023-03-14T23:59:59Z"]
+    assert [(w["rule"], w["reason"]) for w in corporate_before["warnings"]] == [
+        ("child/base", "not_yet_effective")
+    ]
+    looping = decided["loop-a", "corporate", True, "2023-03-16T09:30:00Z"]
+    assert [e["code"] for e in looping["errors"]] == ["inheritance_cycle"]
+    assert looping["allow"] is False
+    plain = decided["false-remediation", "corporate", True, "2023-03-16T09:30:00Z"]
+    assert plain["violations"][0]["remediation"] == (
+        "Uninstall TikTok (com.zhiliaoapp.musically) from this device."
+    )
+
+
+def test_an_organisation_edited_after_the_index_was_built_is_refused(crafted_data: dict[str, Any]) -> None:
+    built = index.build(crafted_data)
+    edited = copy.deepcopy(crafted_data)
+    edited["pyagent"]["organizations"]["child"]["rules"]["base"]["scopes"] = ["all"]
+    with pytest.raises(index.StaleIndexError, match="was built from other bans than the data beside it"):
+        index.check({**edited, index.ROOT: built})
+    tampered = copy.deepcopy(built)
+    tampered["resolved_orgs"]["loop-a"] = {"chain": ["loop-a"], "rules": {}}
+    with pytest.raises(index.StaleIndexError, match="edited after it was built"):
+        index.check({**crafted_data, index.ROOT: tampered})
