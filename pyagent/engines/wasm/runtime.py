@@ -40,6 +40,7 @@ from pyagent.engines.wasm.builtins import (
     HostBuiltin,
     UnsupportedBuiltinUse,
 )
+from pyagent.engines.wasm.encode import encode_json
 from pyagent.engines.wasm.errors import (
     BuiltinEvalError,
     MissingBuiltinError,
@@ -53,7 +54,7 @@ from pyagent.engines.wasm.errors import (
 from pyagent.engines.wasm.fastcall import raw_func
 from pyagent.engines.wasm.modcache import ModuleCache
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
-from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.errors import PyagentError
 
 __all__ = [
     "NO_INPUT",
@@ -72,7 +73,6 @@ _VALUE_FORMAT = 1  # opa_eval output as Rego values: keeps sets and non-string k
 _DEFAULT_INITIAL_PAGES = 5
 _NUL = re.compile(b"\x00")
 _I32 = wasmtime.ValType.i32()
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 NO_INPUT: Any = object()
 """``WasmPolicy.evaluate``'s default: no input document at all (``input`` undefined)."""
@@ -118,13 +118,6 @@ def _func(store: wasmtime.Store, exports: Mapping[str, Any], name: str) -> WasmF
     if value is None:
         raise WasmRuntimeError(f"policy.wasm lacks the export {name!r}: not an OPA wasm module")
     return value
-
-
-def _encode(value: object, what: str) -> bytes:
-    try:
-        return _ENCODER.encode(value).encode()
-    except (TypeError, ValueError, UnicodeEncodeError) as err:
-        raise InvalidInputError(f"{what} is not JSON: {err}") from err
 
 
 class WasmPolicy:
@@ -240,7 +233,7 @@ class WasmPolicy:
 
     def set_data(self, data: Mapping[str, object]) -> None:
         """Parse ``data`` into the module's memory, replacing any previous data document."""
-        self._load_data(_encode(data, "policy data"))
+        self._load_data(encode_json(data, "policy data"))
 
     def _load_data(self, raw: bytes) -> None:
         self._data_raw = raw
@@ -265,7 +258,7 @@ class WasmPolicy:
         the policy aborts (e.g. conflicting rule values), ``InvalidInputError`` for non-JSON input.
         """
         entry = self._entrypoint_id(entrypoint)
-        raw = b"" if input is NO_INPUT else _encode(input, "input")
+        raw = b"" if input is NO_INPUT else encode_json(input, "input")
         addr = self._eval_heap if raw else 0  # a NULL input: the module leaves input undefined
         end = self._eval_heap + len(raw)
         memory = self._ex.memory
@@ -395,7 +388,7 @@ class WasmPolicy:
         if isinstance(value, Decimal):  # a number with its exact text (units.parse: ten decimals)
             raw = format(value, "f").encode()
         else:
-            raw = _encode(value, f"the result of {name}")
+            raw = encode_json(value, f"the result of {name}")
         addr = self._write_new(raw)
         parsed = int(self._call(self._ex.json_parse, addr, len(raw)))
         if parsed == 0:
