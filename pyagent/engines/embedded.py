@@ -159,7 +159,9 @@ class EmbeddedEngine(Engine):
             # No signature to check: the bundle machinery (and its crypto imports) is not needed.
             if not path.is_file():
                 raise EngineError(_missing_bundle(path))
-            bundle = read_bundle(path)
+            from pyagent.engines.wasm.bundlecache import MembersCache
+
+            bundle = read_bundle(path, members_cache=MembersCache.default())
             return cls(activate(bundle), revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
 
         from pyagent.bundles.load import BundleTrust, load_bundle

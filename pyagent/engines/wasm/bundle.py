@@ -12,19 +12,18 @@ conflicting values are an error. ``data.yaml`` is refused (``opa build`` always 
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
-import tarfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyagent.engines.wasm.tarscan import BLOCK, Budget, ScanRefused, scan
 from pyagent.errors import NoDecisionError
+
+if TYPE_CHECKING:
+    from pyagent.engines.wasm.bundlecache import MembersCache
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -83,12 +82,20 @@ class WasmBundle:
 
 
 def read_bundle(
-    source: str | os.PathLike[str] | bytes, *, limits: BundleLimits = DEFAULT_LIMITS
+    source: str | os.PathLike[str] | bytes,
+    *,
+    limits: BundleLimits = DEFAULT_LIMITS,
+    members_cache: MembersCache | None = None,
 ) -> WasmBundle:
-    """Read a ``bundle.tar.gz`` from a path or from its bytes."""
+    """Read a ``bundle.tar.gz`` from a path or from its bytes. With ``members_cache``, an archive
+    already read (same bytes, same limits) has its members from that cache (:mod:`.bundlecache`)."""
     label = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
     raw = source if isinstance(source, bytes) else read_archive(label, limits=limits)
-    return bundle_from_members(read_members(raw, label=label, limits=limits), label=label)
+    if members_cache is None:
+        files = read_members(raw, label=label, limits=limits)
+    else:
+        files = members_cache.members(raw, limits, lambda: read_members(raw, label=label, limits=limits))
+    return bundle_from_members(files, label=label)
 
 
 def read_archive(path: str | os.PathLike[str], *, limits: BundleLimits = DEFAULT_LIMITS) -> bytes:
@@ -167,6 +174,12 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
         scan(raw, budget)
     except ScanRefused as err:
         raise BundleError(f"bundle {label}: {err}") from err
+    # Imported here: a bundle whose members come from the cache needs none of them.
+    import gzip
+    import io
+    import tarfile
+    import zlib
+
     files: dict[str, bytes] = {}
     total = count = 0
     try:

@@ -30,18 +30,19 @@ import mmap
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 
 import wasmtime
 
-__all__ = ["MAX_ENTRIES", "ModuleCache", "default_cache_dir"]
+__all__ = ["MAX_ENTRIES", "EntryCache", "ModuleCache", "default_cache_dir"]
+
+T = TypeVar("T")
 
 MAX_ENTRIES = 16
 _MAGIC = b"pyagent-cwasm-1\n"
 _DIGEST = 32
-_HEAD = len(_MAGIC) + _DIGEST
-_SUFFIX = ".cwasm"
 _MAX_ENTRY_BYTES = 512 * 1024 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -88,16 +89,16 @@ def _c_deserialize() -> tuple[Any, Any] | None:
         return None
 
 
-def _deserialize(engine: wasmtime.Engine, mapped: mmap.mmap) -> wasmtime.Module:
-    """The module serialised in ``mapped`` after the entry's header, handed to wasmtime in place
-    (``Module.deserialize`` takes bytes and copies them once more before wasmtime copies them into
-    its code memory); through ``Module.deserialize`` when the C function is not exposed."""
+def _deserialize(engine: wasmtime.Engine, mapped: mmap.mmap, head: int) -> wasmtime.Module:
+    """The module serialised in ``mapped`` after its ``head`` bytes of header, handed to wasmtime in
+    place (``Module.deserialize`` takes bytes and copies them once more before wasmtime copies them
+    into its code memory); through ``Module.deserialize`` when the C function is not exposed."""
     c_api = _c_deserialize()
     if c_api is None:
-        return wasmtime.Module.deserialize(engine, mapped[_HEAD:])
+        return wasmtime.Module.deserialize(engine, mapped[head:])
     c_function, module_t = c_api
-    size = len(mapped) - _HEAD
-    buffer = (ctypes.c_uint8 * size).from_buffer(mapped, _HEAD)
+    size = len(mapped) - head
+    buffer = (ctypes.c_uint8 * size).from_buffer(mapped, head)
     try:
         ptr = ctypes.POINTER(module_t)()
         error = c_function(engine.ptr(), buffer, size, ctypes.byref(ptr))
@@ -108,40 +109,56 @@ def _deserialize(engine: wasmtime.Engine, mapped: mmap.mmap) -> wasmtime.Module:
     return wasmtime.Module._from_ptr(ptr)
 
 
-class ModuleCache:
-    """Compiled modules on disk, keyed by the wasm bytes. Every failure means "compile it"."""
+class EntryCache:
+    """Private entries on disk, each ``magic``, the SHA-256 of its payload, then the payload, named by
+    a key and ``suffix``, under the rules of this module. Every failure means "build it"."""
+
+    magic: ClassVar[bytes]
+    suffix: ClassVar[str]
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
-        #: What this instance did: modules loaded from the cache, compiled, and written to it.
+        #: What this instance did: values loaded from the cache, built, and written to it.
         self.hits = self.misses = self.stores = 0
 
     @classmethod
-    def default(cls) -> ModuleCache | None:
+    def default(cls) -> Self | None:
         """The cache at :func:`default_cache_dir`, or None when it is turned off."""
         directory = default_cache_dir()
         return None if directory is None else cls(directory)
 
-    def key(self, wasm: bytes) -> str:
-        digest = hashlib.sha256(_MAGIC + _runtime_identity() + b"\0" + wasm)
-        return digest.hexdigest()
+    @property
+    def head(self) -> int:
+        """The bytes of an entry before its payload."""
+        return len(self.magic) + _DIGEST
 
-    def load_or_compile(self, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
-        """The compiled module for ``wasm``: from the cache when a valid entry exists, else compiled
-        (and stored). Compilation errors propagate as ``wasmtime.WasmtimeError``."""
-        name = self.key(wasm) + _SUFFIX
+    def _get(
+        self,
+        key: str,
+        decode: Callable[[mmap.mmap], T | None],
+        build: Callable[[], T],
+        encode: Callable[[T], bytes | None],
+    ) -> T:
+        """The entry of ``key`` decoded (None from ``decode``: unusable), else ``build()``, stored as
+        ``encode`` gives it (None: not stored)."""
+        name = key + self.suffix
         dir_fd = self._open_dir()
         try:
-            if dir_fd is not None:
-                module = self._load(engine, dir_fd, name)
-                if module is not None:
+            mapped = None if dir_fd is None else self._mapped(dir_fd, name)
+            if mapped is not None:
+                try:
+                    value = decode(mapped)
+                finally:
+                    mapped.close()
+                if value is not None:
                     self.hits += 1
-                    return module
+                    return value
             self.misses += 1
-            module = wasmtime.Module(engine, wasm)
-            if dir_fd is not None and self._store(dir_fd, name, module):
+            value = build()
+            payload = None if dir_fd is None else encode(value)
+            if dir_fd is not None and payload is not None and self._store(dir_fd, name, payload):
                 self.stores += 1
-            return module
+            return value
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
@@ -169,7 +186,8 @@ class ModuleCache:
 
     # ------------------------------------------------------------------ entries
 
-    def _load(self, engine: wasmtime.Engine, dir_fd: int, name: str) -> wasmtime.Module | None:
+    def _mapped(self, dir_fd: int, name: str) -> mmap.mmap | None:
+        """The entry ``name``, mapped, when it is safe to use and intact (the caller closes it)."""
         try:
             fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
         except OSError:
@@ -181,34 +199,26 @@ class ModuleCache:
                 or info.st_uid != os.getuid()
                 or stat.S_IMODE(info.st_mode) & 0o022
                 or info.st_size > _MAX_ENTRY_BYTES
+                or info.st_size <= self.head
             ):
                 return None
-            if info.st_size <= _HEAD:
-                return None
-            # The entry mapped, not read: hashed and handed to wasmtime without a copy. Private and
-            # copy-on-write, so nothing can reach the file through it. Entries are never rewritten in
-            # place (a new one is renamed over the name), so the mapped file keeps its size.
+            # Mapped, not read: hashed and decoded without a copy. Private and copy-on-write, so
+            # nothing can reach the file through it. Entries are never rewritten in place (a new one
+            # is renamed over the name), so the mapped file keeps its size.
             mapped = mmap.mmap(fd, info.st_size, access=mmap.ACCESS_COPY)
         except (OSError, ValueError):
             return None
         finally:
             os.close(fd)
-        try:
-            if mapped[: len(_MAGIC)] != _MAGIC:
-                return None
+        magic, head = self.magic, self.head
+        if mapped[: len(magic)] == magic:
             with memoryview(mapped) as view:
-                intact = hashlib.sha256(view[_HEAD:]).digest() == mapped[len(_MAGIC) : _HEAD]
-            return _deserialize(engine, mapped) if intact else None
-        except (wasmtime.WasmtimeError, TypeError, ValueError):
-            return None
-        finally:
-            mapped.close()
+                if hashlib.sha256(view[head:]).digest() == mapped[len(magic) : head]:
+                    return mapped
+        mapped.close()
+        return None
 
-    def _store(self, dir_fd: int, name: str, module: wasmtime.Module) -> bool:
-        try:
-            payload = bytes(module.serialize())
-        except wasmtime.WasmtimeError:
-            return False
+    def _store(self, dir_fd: int, name: str, payload: bytes) -> bool:
         temp = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         try:
             fd = os.open(
@@ -218,7 +228,7 @@ class ModuleCache:
             return False
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+                handle.write(self.magic + hashlib.sha256(payload).digest() + payload)
             os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except OSError:
             with contextlib.suppress(OSError):
@@ -228,8 +238,8 @@ class ModuleCache:
         return True
 
     def _prune(self, dir_fd: int, keep: str) -> None:
-        """Keep the newest :data:`MAX_ENTRIES` entries (``keep`` among them); drop temporary files that
-        a crashed writer left behind (older than an hour)."""
+        """Keep the newest :data:`MAX_ENTRIES` entries of this suffix (``keep`` among them); drop
+        temporary files that a crashed writer left behind (older than an hour)."""
         try:
             names = os.listdir(dir_fd)
         except OSError:
@@ -237,13 +247,13 @@ class ModuleCache:
         entries: list[tuple[int, str]] = []
         stale = time.time_ns() - 3600 * 10**9
         for entry in names:
-            if entry == keep or not entry.endswith((_SUFFIX, ".tmp")):
+            if entry == keep or not entry.endswith((self.suffix, ".tmp")):
                 continue
             try:
                 info = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 continue
-            if entry.endswith(_SUFFIX):
+            if entry.endswith(self.suffix):
                 entries.append((info.st_mtime_ns, entry))
             elif info.st_mtime_ns < stale:
                 with contextlib.suppress(OSError):
@@ -252,3 +262,32 @@ class ModuleCache:
         for _, entry in entries[MAX_ENTRIES - 1 :]:
             with contextlib.suppress(OSError):
                 os.unlink(entry, dir_fd=dir_fd)
+
+
+class ModuleCache(EntryCache):
+    """Compiled modules on disk, keyed by the wasm bytes. Every failure means "compile it"."""
+
+    magic = _MAGIC
+    suffix = ".cwasm"
+
+    def key(self, wasm: bytes) -> str:
+        digest = hashlib.sha256(_MAGIC + _runtime_identity() + b"\0" + wasm)
+        return digest.hexdigest()
+
+    def load_or_compile(self, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+        """The compiled module for ``wasm``: from the cache when a valid entry exists, else compiled
+        (and stored). Compilation errors propagate as ``wasmtime.WasmtimeError``."""
+
+        def decode(mapped: mmap.mmap) -> wasmtime.Module | None:
+            try:
+                return _deserialize(engine, mapped, self.head)
+            except (wasmtime.WasmtimeError, TypeError, ValueError):
+                return None
+
+        def encode(module: wasmtime.Module) -> bytes | None:
+            try:
+                return bytes(module.serialize())
+            except wasmtime.WasmtimeError:
+                return None
+
+        return self._get(self.key(wasm), decode, lambda: wasmtime.Module(engine, wasm), encode)

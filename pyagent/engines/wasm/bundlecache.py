@@ -1,0 +1,103 @@
+"""A private on-disk cache of what a bundle archive holds once read and checked
+(:func:`~pyagent.engines.wasm.bundle.read_members`), so that a process start neither inflates and
+parses the ``tar.gz`` again nor imports ``tarfile`` (about 8 ms of a cold ``pyagent check``).
+
+Entries follow the rules of :mod:`.modcache` (a private directory owned by this user, entries opened
+without following links, the SHA-256 of each payload in its header, atomic writes, at most
+:data:`~pyagent.engines.wasm.modcache.MAX_ENTRIES` kept) in the same directory, as ``*.members``;
+``PYAGENT_WASM_CACHE=0`` turns both off.
+
+An entry is keyed by the SHA-256 of the archive's bytes, the limits it was read under, the Python
+version and the identity (path, size, modification time) of the modules that read and check archives:
+a change to any of them reads the archive afresh. Only an archive that passed every check is stored,
+so one that fails them fails on every read, with the same error. What is stored is exactly the
+members' names and bytes; the manifest, the data and the wasm are made from them as for an archive
+read afresh (:func:`~pyagent.engines.wasm.bundle.bundle_from_members`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import mmap
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from pyagent.engines.wasm.modcache import EntryCache
+
+if TYPE_CHECKING:
+    from pyagent.engines.wasm.bundle import BundleLimits
+
+__all__ = ["MembersCache"]
+
+_NAME_BYTES = 4
+_SIZE_BYTES = 8
+
+
+@functools.cache
+def _code_identity() -> bytes:
+    """The Python and the modules that read and check an archive: another of either, another key."""
+    from pyagent.engines.wasm import bundle, tarscan
+
+    parts = [sys.version]
+    for path in (bundle.__file__, tarscan.__file__):
+        try:
+            info = os.stat(path)
+            parts.append(f"{path}\0{info.st_size}\0{info.st_mtime_ns}")
+        except (OSError, TypeError):
+            parts.append(f"{path}\0unknown")
+    return "\0".join(parts).encode()
+
+
+def encode_members(files: Mapping[str, bytes]) -> bytes:
+    """``files`` as one payload: for each, the length of its UTF-8 name, the name, its size, its bytes."""
+    out = bytearray()
+    for name, content in files.items():
+        encoded = name.encode("utf-8", "surrogateescape")  # tarfile's own decoding of names
+        out += len(encoded).to_bytes(_NAME_BYTES, "big") + encoded
+        out += len(content).to_bytes(_SIZE_BYTES, "big") + content
+    return bytes(out)
+
+
+def decode_members(payload: bytes | mmap.mmap, start: int = 0) -> dict[str, bytes] | None:
+    """The files of :func:`encode_members` from ``payload[start:]``; None if it is not such a payload."""
+    files: dict[str, bytes] = {}
+    end, at = len(payload), start
+    while at < end:
+        if at + _NAME_BYTES > end:
+            return None
+        size = int.from_bytes(payload[at : at + _NAME_BYTES], "big")
+        at += _NAME_BYTES
+        if at + size + _SIZE_BYTES > end:
+            return None
+        name = payload[at : at + size].decode("utf-8", "surrogateescape")
+        at += size
+        size = int.from_bytes(payload[at : at + _SIZE_BYTES], "big")
+        at += _SIZE_BYTES
+        if at + size > end or name in files:
+            return None
+        files[name] = payload[at : at + size]
+        at += size
+    return files
+
+
+class MembersCache(EntryCache):
+    """The members of checked bundle archives, keyed by their bytes. Every failure means "read it"."""
+
+    magic = b"pyagent-members-1\n"
+    suffix = ".members"
+
+    def key(self, raw: bytes, limits: BundleLimits) -> str:
+        identity = _code_identity() + b"\0" + repr(limits).encode()
+        return hashlib.sha256(self.magic + identity + b"\0" + raw).hexdigest()
+
+    def members(
+        self, raw: bytes, limits: BundleLimits, read: Callable[[], dict[str, bytes]]
+    ) -> dict[str, bytes]:
+        """The members of the archive ``raw``: from the cache when a valid entry exists, else
+        ``read()`` (which raises for an archive that fails a check: nothing is stored then)."""
+        return self._get(
+            self.key(raw, limits), lambda mapped: decode_members(mapped, self.head), read, encode_members
+        )
