@@ -5,6 +5,7 @@ are honoured."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -115,3 +116,18 @@ def test_the_embedded_engine_reads_its_bundle_through_the_cache(
     monkeypatch.setenv("PYAGENT_CACHE_DIR", str(tmp_path / "off"))
     EmbeddedEngine.from_settings(settings)
     assert not (tmp_path / "off").exists()
+
+
+def test_the_key_names_the_python_and_the_reading_modules() -> None:
+    import sys
+
+    from pyagent.engines.wasm import bundle, bundlecache, tarscan
+
+    identity = bundlecache._code_identity().split(b"\0")
+    assert identity[0] == sys.version.encode()
+    stats = [os.stat(path) for path in (bundle.__file__, tarscan.__file__)]
+    assert identity[1:] == [
+        part
+        for path, info in zip((bundle.__file__, tarscan.__file__), stats, strict=True)
+        for part in (path.encode(), str(info.st_size).encode(), str(info.st_mtime_ns).encode())
+    ]

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyagent.engines.wasm.tarscan import BLOCK, Budget, ScanRefused, scan
 from pyagent.errors import NoDecisionError
 
 if TYPE_CHECKING:
@@ -164,6 +163,14 @@ def _clean_name(name: str, label: str) -> str:
 
 
 def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
+    # Imported here: a bundle whose members come from the cache needs none of them.
+    import gzip
+    import io
+    import tarfile
+    import zlib
+
+    from pyagent.engines.wasm.tarscan import BLOCK, Budget, ScanRefused, scan
+
     budget = Budget(
         # The members' bytes, plus a header and padding for each, plus tar's end-of-archive blocking.
         max_decompressed=limits.max_total_bytes + 2 * BLOCK * limits.max_members + 20 * BLOCK,
@@ -174,12 +181,6 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
         scan(raw, budget)
     except ScanRefused as err:
         raise BundleError(f"bundle {label}: {err}") from err
-    # Imported here: a bundle whose members come from the cache needs none of them.
-    import gzip
-    import io
-    import tarfile
-    import zlib
-
     files: dict[str, bytes] = {}
     total = count = 0
     try:
