@@ -86,9 +86,10 @@ def cold(
 _FLOOR = "import click, jsonschema_rs, wasmtime"
 
 _PHASES = """
-import json, sys, time
+import gc, json, sys, time
 t0 = time.perf_counter()
 import pyagent.cli
+gc.disable()  # as pyagent.cli.main does for a one-shot command
 from pyagent.decide import decide
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
