@@ -4,6 +4,8 @@ collector and freeze what is left when they end; every other command gets the co
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,3 +69,25 @@ def test_an_error_still_freezes_and_keeps_its_exit_code(
         == f"pyagent: error: {missing}: cannot read report: No such file or directory\n"
     )
     assert gc.get_freeze_count() > 0
+
+
+_IMPORTS_AT_EXIT = """
+import atexit, sys
+watched = {"_hashlib", "gzip", "hashlib", "tarfile"}
+atexit.register(lambda: print(sorted(watched & set(sys.modules))))
+from pyagent.cli import main
+sys.argv = ["pyagent", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.usefixtures("policy_bundle")
+def test_a_cached_check_reads_no_archive_and_loads_no_openssl(tmp_path: Path) -> None:
+    """The first check fills the caches (and reads the archive with tarfile); the next one needs
+    neither tarfile nor hashlib (whose OpenSSL alone costs a cold check 2.5-3 ms)."""
+    report = EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"
+    arguments = ["check", str(report), "--at", AT, "--engine", "embedded"]
+    command = [sys.executable, "-c", _IMPORTS_AT_EXIT, *arguments]
+    env = {**os.environ, "PYAGENT_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run(command, env=env, capture_output=True, text=True, check=False) for _ in range(2)]
+    assert [(run.returncode, run.stdout) for run in runs] == [(1, "['gzip', 'tarfile']\n"), (1, "[]\n")]

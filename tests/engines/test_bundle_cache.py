@@ -131,3 +131,11 @@ def test_the_key_names_the_python_and_the_reading_modules() -> None:
         for path, info in zip((bundle.__file__, tarscan.__file__), stats, strict=True)
         for part in (path.encode(), str(info.st_size).encode(), str(info.st_mtime_ns).encode())
     ]
+
+
+def test_keys_and_checksums_are_blake2b_256() -> None:
+    import hashlib
+
+    from pyagent.engines.wasm import modcache
+
+    assert modcache.digest(b"pyagent") == hashlib.blake2b(b"pyagent", digest_size=32).digest()

@@ -82,7 +82,7 @@ def test_an_entry_is_loaded_from_its_mapping_and_left_as_it_was(
     cache = ModuleCache(directory)
     assert _answer(WasmPolicy(wasm, module_cache=cache)) == EXPECTED
     assert (cache.hits, cache.misses, cache.stores) == (1, 0, 0)
-    assert copies == ([] if c_function else [len(stored) - len(b"pyagent-cwasm-1\n") - 32])
+    assert copies == ([] if c_function else [len(stored) - ModuleCache(directory).head])
     assert entry.read_bytes() == stored
 
 
@@ -112,14 +112,12 @@ def test_a_damaged_entry_is_detected_and_replaced(wasm: bytes, tmp_path: Path, d
 def test_an_entry_whose_recorded_digest_matches_garbage_is_refused_by_wasmtime(
     wasm: bytes, tmp_path: Path
 ) -> None:
-    import hashlib
-
     directory = tmp_path / "wasm"
     WasmPolicy(wasm, module_cache=ModuleCache(directory))
     [entry] = _entries(directory)
-    head = entry.read_bytes()[: len(b"pyagent-cwasm-1\n")]
+    head = entry.read_bytes()[: len(ModuleCache.magic)]
     garbage = b"\x7fELF not a wasmtime artefact" * 100
-    entry.write_bytes(head + hashlib.sha256(garbage).digest() + garbage)
+    entry.write_bytes(head + modcache.digest(garbage) + garbage)
     cache = ModuleCache(directory)
     assert _answer(WasmPolicy(wasm, module_cache=cache)) == EXPECTED
     assert (cache.hits, cache.misses) == (0, 1)

@@ -3,11 +3,11 @@
 parses the ``tar.gz`` again nor imports ``tarfile`` (about 8 ms of a cold ``pyagent check``).
 
 Entries follow the rules of :mod:`.modcache` (a private directory owned by this user, entries opened
-without following links, the SHA-256 of each payload in its header, atomic writes, at most
+without following links, the checksum of each payload in its header, atomic writes, at most
 :data:`~pyagent.engines.wasm.modcache.MAX_ENTRIES` kept) in the same directory, as ``*.members``;
 ``PYAGENT_WASM_CACHE=0`` turns both off.
 
-An entry is keyed by the SHA-256 of the archive's bytes, the limits it was read under, the Python
+An entry is keyed by the BLAKE2b-256 of the archive's bytes, the limits it was read under, the Python
 version and the identity (path, size, modification time) of the modules that read and check archives:
 a change to any of them reads the archive afresh. Only an archive that passed every check is stored,
 so one that fails them fails on every read, with the same error. What is stored is exactly the
@@ -18,14 +18,13 @@ read afresh (:func:`~pyagent.engines.wasm.bundle.bundle_from_members`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import mmap
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from pyagent.engines.wasm.modcache import EntryCache
+from pyagent.engines.wasm.modcache import EntryCache, digest
 
 if TYPE_CHECKING:
     from pyagent.engines.wasm.bundle import BundleLimits
@@ -92,7 +91,7 @@ class MembersCache(EntryCache):
 
     def key(self, raw: bytes, limits: BundleLimits) -> str:
         identity = _code_identity() + b"\0" + repr(limits).encode()
-        return hashlib.sha256(self.magic + identity + b"\0" + raw).hexdigest()
+        return digest(self.magic + identity + b"\0" + raw).hex()
 
     def members(
         self, raw: bytes, limits: BundleLimits, read: Callable[[], dict[str, bytes]]
