@@ -15,10 +15,11 @@ anything else is refused with exit code 3 and the reason (:mod:`pyagent.bundles`
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.policy.data import DataOverlay, load_overlay, merge, overlay_digest
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from pyagent.bundles.verify import VerifiedBundle
     from pyagent.engines.wasm.bundle import WasmBundle
     from pyagent.engines.wasm.runtime import WasmPolicy
+
+
+class Activate(Protocol):
+    """Makes a bundle evaluable (see :func:`_activator`)."""
+
+    def __call__(self, bundle: WasmBundle, *, index_checked: bool = False) -> WasmPolicy: ...
 
 
 def default_bundle_path(state_dir: str | None = None) -> Path:
@@ -64,18 +71,19 @@ def verification_asked(settings: EngineSettings) -> bool:
     )
 
 
-def _activator(overlays: Sequence[DataOverlay]) -> Callable[[WasmBundle], WasmPolicy]:
+def _activator(overlays: Sequence[DataOverlay]) -> Activate:
     """What makes a bundle evaluable: its wasm compiled, its data (and the overlays) set with the ban
     index (:mod:`pyagent.policy.index`) built from that data. A bundle whose own index does not match
-    its bans is refused with the reason."""
+    its bans is refused with the reason (``index_checked``: it was found to match already)."""
     from pyagent.engines.wasm.runtime import WasmPolicy
     from pyagent.policy import index
 
-    def activate(bundle: WasmBundle) -> WasmPolicy:
-        try:
-            index.check(bundle.data, label="policy bundle")
-        except index.StaleIndexError as err:
-            raise EngineError(str(err)) from err
+    def activate(bundle: WasmBundle, *, index_checked: bool = False) -> WasmPolicy:
+        if not index_checked:
+            try:
+                index.check(bundle.data, label="policy bundle")
+            except index.StaleIndexError as err:
+                raise EngineError(str(err)) from err
         if overlays:  # the bundle's own data was checked when it was built and published
             from pyagent.policy import datacheck
 
@@ -86,6 +94,35 @@ def _activator(overlays: Sequence[DataOverlay]) -> Callable[[WasmBundle], WasmPo
         return policy
 
     return activate
+
+
+@functools.cache
+def _index_code() -> bytes:
+    """The code that checks a bundle's ban index, for the members cache's key."""
+    from pyagent.engines.wasm.bundlecache import file_identity
+    from pyagent.policy import index, orgindex
+
+    return "\0".join(file_identity(module.__file__ or "") for module in (index, orgindex)).encode()
+
+
+def _activated_file(path: Path, activate: Activate) -> tuple[WasmBundle, WasmPolicy]:
+    """The unsigned bundle at ``path``, read and activated. An archive activated before, byte for
+    byte, under the same code, has its members from the cache (:mod:`~pyagent.engines.wasm.bundlecache`:
+    no ``tar.gz`` to inflate and parse) and its ban index is not checked again; an archive is stored
+    there only once it has passed every check and been activated."""
+    from pyagent.engines.wasm.bundle import DEFAULT_LIMITS, bundle_from_members, read_archive, read_members
+    from pyagent.engines.wasm.bundlecache import MembersCache
+
+    label = str(path)
+    raw = read_archive(path)
+    cache = MembersCache.default()
+    cached = None if cache is None else cache.find(raw, DEFAULT_LIMITS, _index_code())
+    members = read_members(raw, label=label) if cached is None else cached
+    bundle = bundle_from_members(members, label=label)
+    policy = activate(bundle, index_checked=cached is not None)
+    if cache is not None and cached is None:
+        cache.keep(raw, DEFAULT_LIMITS, members, _index_code())
+    return bundle, policy
 
 
 class EmbeddedEngine(Engine):
@@ -151,18 +188,14 @@ class EmbeddedEngine(Engine):
             path = current_bundle(Path(settings.bundle), state_dir=settings.state_dir)
         else:
             path = default_bundle_path(settings.state_dir)
-        from pyagent.engines.wasm.bundle import read_bundle
-
         activate = _activator(overlays)
         suffix = f"+data.{overlay_digest(overlays)}" if overlays else ""
         if not verification_asked(settings):
             # No signature to check: the bundle machinery (and its crypto imports) is not needed.
             if not path.is_file():
                 raise EngineError(_missing_bundle(path))
-            from pyagent.engines.wasm.bundlecache import MembersCache
-
-            bundle = read_bundle(path, members_cache=MembersCache.default())
-            return cls(activate(bundle), revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
+            bundle, policy = _activated_file(path, activate)
+            return cls(policy, revision_suffix=suffix, source=str(path), manifest=bundle.manifest)
 
         from pyagent.bundles.load import BundleTrust, load_bundle
 

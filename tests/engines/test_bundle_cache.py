@@ -1,21 +1,25 @@
-"""The cache of checked bundle members: a cached archive reads as the same bundle, an archive that fails
-a check is never stored and fails alike every time, and the limits, a damaged entry or the switch
-are honoured."""
+"""The cache of activated bundle archives' members: a cached archive gives the same bundle and the same
+answers, an archive that fails a check (its tar, its ban index) is never stored and fails alike every
+time, and the limits, the context, a damaged entry and the switch are honoured."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from pyagent.engines.base import EngineSettings
+from pyagent.engines.base import EngineError, EngineSettings
 from pyagent.engines.embedded import EmbeddedEngine
-from pyagent.engines.wasm import BundleError, read_bundle
-from pyagent.engines.wasm.bundle import BundleLimits
+from pyagent.engines.wasm import BundleError, bundlecache, modcache, read_bundle
+from pyagent.engines.wasm.bundle import DEFAULT_LIMITS, BundleLimits, read_archive
 from pyagent.engines.wasm.bundlecache import MembersCache, decode_members, encode_members
+from pyagent.policy import index
 from tests.helpers.opa_bin import build_wasm
 
 POLICY = """package cachedbundle
@@ -32,7 +36,10 @@ def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def cache_dir(tmp_path: Path) -> Path:
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``PYAGENT_CACHE_DIR`` in the test's own directory; returns where the entries go."""
+    monkeypatch.setenv("PYAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("PYAGENT_WASM_CACHE", raising=False)
     return tmp_path / "cache" / "wasm"
 
 
@@ -40,22 +47,39 @@ def _entries(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.members"))
 
 
-def test_a_second_read_comes_from_the_cache_and_is_the_same_bundle(
-    bundle_path: Path, cache_dir: Path
+def _engine(bundle: Path) -> EmbeddedEngine:
+    return EmbeddedEngine.from_settings(EngineSettings(engine="embedded", bundle=str(bundle)))
+
+
+def test_a_second_engine_reads_the_cached_members_and_answers_the_same(
+    bundle_path: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fresh = read_bundle(bundle_path)
-    first = MembersCache(cache_dir)
-    assert read_bundle(bundle_path, members_cache=first) == fresh
-    assert (first.hits, first.misses, first.stores) == (0, 1, 1)
-    [entry] = _entries(cache_dir)
+    checked: list[str] = []
+    check = index.check
+
+    def counted(data: dict[str, object], *, label: str) -> None:
+        checked.append(label)
+        check(data, label=label)
+
+    monkeypatch.setattr(index, "check", counted)
+    first = _engine(bundle_path)
+    assert checked == ["policy bundle"]
+    [entry] = _entries(private_cache)
     assert entry.stat().st_mode & 0o777 == 0o600
-    second = MembersCache(cache_dir)
-    assert read_bundle(bundle_path, members_cache=second) == fresh
-    assert (second.hits, second.misses, second.stores) == (1, 0, 0)
+    stored = decode_members(entry.read_bytes(), MembersCache(private_cache).head)
+    assert stored == read_bundle(bundle_path).files
+    second = _engine(bundle_path)
+    assert checked == ["policy bundle"]  # the cached archive's index passed this check when stored
+    assert _entries(private_cache) == [entry]
+    assert second.manifest == first.manifest == read_bundle(bundle_path).manifest
+    assert [engine._policy.evaluate({"apps": []}, "cachedbundle/allow") for engine in (first, second)] == [
+        True,
+        True,
+    ]
 
 
 def test_an_archive_that_fails_a_check_is_never_stored_and_fails_alike(
-    bundle_path: Path, cache_dir: Path, tmp_path: Path
+    bundle_path: Path, private_cache: Path, tmp_path: Path
 ) -> None:
     out = io.BytesIO()
     with tarfile.open(bundle_path, "r:gz") as good, tarfile.open(fileobj=out, mode="w:gz") as bad:
@@ -66,31 +90,51 @@ def test_an_archive_that_fails_a_check_is_never_stored_and_fails_alike(
         bad.addfile(link)
     path = tmp_path / "linked.tar.gz"
     path.write_bytes(out.getvalue())
-    expected = f"bundle {path}: member data/link.json: is a link, not a regular file"
     for _ in range(2):
         with pytest.raises(BundleError) as caught:
-            read_bundle(path, members_cache=MembersCache(cache_dir))
-        assert str(caught.value) == expected
-    assert _entries(cache_dir) == []
+            _engine(path)
+        assert str(caught.value) == f"bundle {path}: member data/link.json: is a link, not a regular file"
+    assert _entries(private_cache) == []
 
 
-def test_the_limits_are_part_of_the_key(bundle_path: Path, cache_dir: Path) -> None:
-    read_bundle(bundle_path, members_cache=MembersCache(cache_dir))
-    tight = BundleLimits(max_member_bytes=100)
-    with pytest.raises(BundleError) as caught:
-        read_bundle(bundle_path, limits=tight, members_cache=MembersCache(cache_dir))
-    assert str(caught.value) == f"bundle {bundle_path}: member policy.wasm: over 100 bytes"
+def test_a_bundle_with_a_stale_ban_index_is_never_stored_and_refused_every_time(
+    private_cache: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data" / index.ROOT
+    data.mkdir(parents=True)
+    stale = index.build({"pyagent": {"bans": {"old": {"apps": {"android": ["com.example.old"]}}}}})
+    (data / "data.json").write_text(json.dumps(stale))
+    path = build_wasm(tmp_path, POLICY, "cachedbundle/allow", extra_args=[str(tmp_path / "data")])
+    for _ in range(2):
+        with pytest.raises(
+            EngineError, match=r"^policy bundle: data\.pyagent_index was built from other bans"
+        ):
+            _engine(path)
+    assert _entries(private_cache) == []
 
 
-def test_a_damaged_entry_is_read_afresh_and_replaced(bundle_path: Path, cache_dir: Path) -> None:
-    read_bundle(bundle_path, members_cache=MembersCache(cache_dir))
-    [entry] = _entries(cache_dir)
-    raw = bytearray(entry.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    entry.write_bytes(bytes(raw))
-    cache = MembersCache(cache_dir)
-    assert read_bundle(bundle_path, members_cache=cache) == read_bundle(bundle_path)
-    assert (cache.hits, cache.misses, cache.stores) == (0, 1, 1)
+def test_the_limits_and_the_context_are_part_of_the_key(bundle_path: Path, tmp_path: Path) -> None:
+    raw = read_archive(bundle_path)
+    cache = MembersCache(tmp_path / "wasm")
+    members = read_bundle(bundle_path).files
+    cache.keep(raw, DEFAULT_LIMITS, members, b"checked by A")
+    assert cache.find(raw, DEFAULT_LIMITS, b"checked by A") == members
+    assert cache.find(raw, DEFAULT_LIMITS, b"checked by B") is None
+    assert cache.find(raw, BundleLimits(max_member_bytes=100), b"checked by A") is None
+    assert (cache.hits, cache.misses, cache.stores) == (1, 2, 1)
+
+
+def test_a_damaged_entry_is_read_afresh_and_replaced(bundle_path: Path, private_cache: Path) -> None:
+    _engine(bundle_path)
+    [entry] = _entries(private_cache)
+    stored = entry.read_bytes()
+    damaged = bytearray(stored)
+    damaged[len(damaged) // 2] ^= 0xFF
+    entry.write_bytes(bytes(damaged))
+    raw = read_archive(bundle_path)
+    assert MembersCache(private_cache).find(raw, DEFAULT_LIMITS, b"") is None
+    _engine(bundle_path)
+    assert entry.read_bytes() == stored
 
 
 def test_members_round_trip_and_anything_else_is_not_members() -> None:
@@ -104,38 +148,27 @@ def test_members_round_trip_and_anything_else_is_not_members() -> None:
     assert decode_members(twice) is None
 
 
-def test_the_embedded_engine_reads_its_bundle_through_the_cache(
+def test_the_switch_turns_the_cache_off(
     bundle_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYAGENT_CACHE_DIR", str(tmp_path / "cache"))
-    settings = EngineSettings(engine="embedded", bundle=str(bundle_path))
-    for _ in range(2):
-        EmbeddedEngine.from_settings(settings)
-    assert len(_entries(tmp_path / "cache" / "wasm")) == 1
     monkeypatch.setenv("PYAGENT_WASM_CACHE", "0")
     monkeypatch.setenv("PYAGENT_CACHE_DIR", str(tmp_path / "off"))
-    EmbeddedEngine.from_settings(settings)
+    _engine(bundle_path)
     assert not (tmp_path / "off").exists()
 
 
 def test_the_key_names_the_python_and_the_reading_modules() -> None:
-    import sys
-
-    from pyagent.engines.wasm import bundle, bundlecache, tarscan
+    from pyagent.engines.wasm import bundle, tarscan
 
     identity = bundlecache._code_identity().split(b"\0")
     assert identity[0] == sys.version.encode()
-    stats = [os.stat(path) for path in (bundle.__file__, tarscan.__file__)]
+    paths = (bundle.__file__, tarscan.__file__)
     assert identity[1:] == [
         part
-        for path, info in zip((bundle.__file__, tarscan.__file__), stats, strict=True)
+        for path, info in zip(paths, map(os.stat, paths), strict=True)
         for part in (path.encode(), str(info.st_size).encode(), str(info.st_mtime_ns).encode())
     ]
 
 
 def test_keys_and_checksums_are_blake2b_256() -> None:
-    import hashlib
-
-    from pyagent.engines.wasm import modcache
-
     assert modcache.digest(b"pyagent") == hashlib.blake2b(b"pyagent", digest_size=32).digest()

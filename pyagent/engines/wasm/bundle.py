@@ -17,12 +17,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyagent.errors import NoDecisionError
-
-if TYPE_CHECKING:
-    from pyagent.engines.wasm.bundlecache import MembersCache
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -81,20 +78,12 @@ class WasmBundle:
 
 
 def read_bundle(
-    source: str | os.PathLike[str] | bytes,
-    *,
-    limits: BundleLimits = DEFAULT_LIMITS,
-    members_cache: MembersCache | None = None,
+    source: str | os.PathLike[str] | bytes, *, limits: BundleLimits = DEFAULT_LIMITS
 ) -> WasmBundle:
-    """Read a ``bundle.tar.gz`` from a path or from its bytes. With ``members_cache``, an archive
-    already read (same bytes, same limits) has its members from that cache (:mod:`.bundlecache`)."""
+    """Read a ``bundle.tar.gz`` from a path or from its bytes."""
     label = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
     raw = source if isinstance(source, bytes) else read_archive(label, limits=limits)
-    if members_cache is None:
-        files = read_members(raw, label=label, limits=limits)
-    else:
-        files = members_cache.members(raw, limits, lambda: read_members(raw, label=label, limits=limits))
-    return bundle_from_members(files, label=label)
+    return bundle_from_members(read_members(raw, label=label, limits=limits), label=label)
 
 
 def read_archive(path: str | os.PathLike[str], *, limits: BundleLimits = DEFAULT_LIMITS) -> bytes:
@@ -163,7 +152,7 @@ def _clean_name(name: str, label: str) -> str:
 
 
 def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
-    # Imported here: a bundle whose members come from the cache needs none of them.
+    # Imported here: a bundle whose members come from the cache (bundlecache.py) needs none of them.
     import gzip
     import io
     import tarfile

@@ -21,7 +21,7 @@ import functools
 import mmap
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pyagent.engines.wasm.modcache import EntryCache, digest
@@ -35,20 +35,23 @@ _NAME_BYTES = 4
 _SIZE_BYTES = 8
 
 
+def file_identity(path: str) -> str:
+    """``path`` with its size and modification time: another file there, another identity."""
+    try:
+        info = os.stat(path)
+    except (OSError, TypeError):
+        return f"{path}\0unknown"
+    return f"{path}\0{info.st_size}\0{info.st_mtime_ns}"
+
+
 @functools.cache
 def _code_identity() -> bytes:
     """The Python and the modules that read and check an archive: another of either, another key."""
     from pyagent.engines.wasm import bundle
 
-    parts = [sys.version]
     here = os.path.dirname(bundle.__file__)
-    for path in (bundle.__file__, os.path.join(here, "tarscan.py")):  # tarscan: not imported for this
-        try:
-            info = os.stat(path)
-            parts.append(f"{path}\0{info.st_size}\0{info.st_mtime_ns}")
-        except (OSError, TypeError):
-            parts.append(f"{path}\0unknown")
-    return "\0".join(parts).encode()
+    paths = (bundle.__file__, os.path.join(here, "tarscan.py"))  # tarscan: not imported for this
+    return "\0".join([sys.version, *map(file_identity, paths)]).encode()
 
 
 def encode_members(files: Mapping[str, bytes]) -> bytes:
@@ -89,15 +92,18 @@ class MembersCache(EntryCache):
     magic = b"pyagent-members-1\n"
     suffix = ".members"
 
-    def key(self, raw: bytes, limits: BundleLimits) -> str:
-        identity = _code_identity() + b"\0" + repr(limits).encode()
+    def key(self, raw: bytes, limits: BundleLimits, context: bytes = b"") -> str:
+        identity = _code_identity() + b"\0" + repr(limits).encode() + b"\0" + context
         return digest(self.magic + identity + b"\0" + raw).hex()
 
-    def members(
-        self, raw: bytes, limits: BundleLimits, read: Callable[[], dict[str, bytes]]
-    ) -> dict[str, bytes]:
-        """The members of the archive ``raw``: from the cache when a valid entry exists, else
-        ``read()`` (which raises for an archive that fails a check: nothing is stored then)."""
-        return self._get(
-            self.key(raw, limits), lambda mapped: decode_members(mapped, self.head), read, encode_members
-        )
+    def find(self, raw: bytes, limits: BundleLimits, context: bytes = b"") -> dict[str, bytes] | None:
+        """The members stored for the archive ``raw`` (read under ``limits``, in ``context``: what
+        else the caller checked them with), or None."""
+        return self.lookup(self.key(raw, limits, context), lambda mapped: decode_members(mapped, self.head))
+
+    def keep(
+        self, raw: bytes, limits: BundleLimits, members: Mapping[str, bytes], context: bytes = b""
+    ) -> None:
+        """Store ``members``, which :func:`~pyagent.engines.wasm.bundle.read_members` read from the
+        archive ``raw`` under ``limits``, and which passed the caller's checks (``context``)."""
+        self.store(self.key(raw, limits, context), encode_members(members))

@@ -145,6 +145,30 @@ class EntryCache:
         """The bytes of an entry before its payload."""
         return len(self.magic) + _DIGEST
 
+    def lookup(self, key: str, decode: Callable[[mmap.mmap], T | None]) -> T | None:
+        """The entry of ``key`` decoded; None when there is none, or it is unsafe, damaged, or
+        ``decode`` finds it unusable (counted as a hit or a miss)."""
+        dir_fd = self._open_dir()
+        try:
+            value = None if dir_fd is None else self._decoded(dir_fd, key + self.suffix, decode)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        self._count(value)
+        return value
+
+    def store(self, key: str, payload: bytes) -> bool:
+        """Write ``payload`` as the entry of ``key`` (atomically); False when the cache is unusable."""
+        dir_fd = self._open_dir()
+        if dir_fd is None:
+            return False
+        try:
+            stored = self._store(dir_fd, key + self.suffix, payload)
+        finally:
+            os.close(dir_fd)
+        self.stores += stored
+        return stored
+
     def _get(
         self,
         key: str,
@@ -153,28 +177,36 @@ class EntryCache:
         encode: Callable[[T], bytes | None],
     ) -> T:
         """The entry of ``key`` decoded (None from ``decode``: unusable), else ``build()``, stored as
-        ``encode`` gives it (None: not stored)."""
+        ``encode`` gives it (None: not stored; not encoded at all when the cache is unusable)."""
         name = key + self.suffix
         dir_fd = self._open_dir()
         try:
-            mapped = None if dir_fd is None else self._mapped(dir_fd, name)
-            if mapped is not None:
-                try:
-                    value = decode(mapped)
-                finally:
-                    mapped.close()
-                if value is not None:
-                    self.hits += 1
-                    return value
-            self.misses += 1
-            value = build()
-            payload = None if dir_fd is None else encode(value)
-            if dir_fd is not None and payload is not None and self._store(dir_fd, name, payload):
-                self.stores += 1
+            value = None if dir_fd is None else self._decoded(dir_fd, name, decode)
+            self._count(value)
+            if value is None:
+                value = build()
+                payload = None if dir_fd is None else encode(value)
+                if dir_fd is not None and payload is not None:
+                    self.stores += self._store(dir_fd, name, payload)
             return value
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
+
+    def _decoded(self, dir_fd: int, name: str, decode: Callable[[mmap.mmap], T | None]) -> T | None:
+        mapped = self._mapped(dir_fd, name)
+        if mapped is None:
+            return None
+        try:
+            return decode(mapped)
+        finally:
+            mapped.close()
+
+    def _count(self, value: object) -> None:
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
 
     # ------------------------------------------------------------------ directory
 
