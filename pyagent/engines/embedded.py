@@ -88,7 +88,8 @@ def _activator(overlays: Sequence[DataOverlay]) -> Activate:
             from pyagent.policy import datacheck
 
             datacheck.check_overlays(bundle.data, "policy bundle", overlays)
-        data = index.with_index(merge(bundle.data, overlays))
+        # with_index copies what it changes: the bundle's own data needs no copy when nothing merges.
+        data = index.with_index(merge(bundle.data, overlays) if overlays else bundle.data)
         policy = WasmPolicy(bundle.wasm)
         policy.set_data(data)
         return policy

@@ -111,3 +111,17 @@ def test_a_cached_check_reads_no_archive_and_loads_no_openssl(indexed_bundle: Pa
     runs = [subprocess.run(command, env=env, capture_output=True, text=True, check=False) for _ in range(2)]
     first = "['_hashlib', 'gzip', 'hashlib', 'tarfile']\n"
     assert [(run.returncode, run.stdout) for run in runs] == [(1, first), (1, "[]\n")]
+
+
+def test_importing_the_command_line_runs_no_collection_and_leaves_the_collector_on() -> None:
+    """No collection once the module runs (from its first import, click, on); before, loading its
+    code may trigger one, as any allocation may."""
+    script = (
+        "import gc, sys; passes = []\n"
+        "running = lambda: 'pyagent.cli' in sys.modules and 'click' in sys.modules\n"
+        "gc.callbacks.append(lambda phase, info: passes.append(running()))\n"
+        "import pyagent.cli\n"
+        "print(passes.count(True), gc.isenabled())"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "0 True\n", "")
