@@ -368,3 +368,15 @@ def test_schema_files_are_found_and_copied(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(SchemaFileError, match="cannot load schema"):
         load_schema("broken.json", [tmp_path])
+
+
+def test_printable_escapes_exactly_what_str_isprintable_refuses_among_its_characters() -> None:
+    """printable() skips its pattern for a text that str.isprintable() accepts: every character the
+    pattern escapes must be refused by isprintable(), or a text could come out unescaped."""
+    from pyagent.report import issues
+
+    escaped = [chr(c) for c in range(0xE000) if issues._unprintable().fullmatch(chr(c))]
+    assert len(escaped) == 0x20 + 0x21 + 2 + 5 + 4 + 0x800
+    assert [c for c in escaped if c.isprintable()] == []
+    assert issues.printable("report.json") == "report.json"
+    assert issues.printable("a\u202eb\x00") == "a\\u202eb\\u0000"
