@@ -81,7 +81,7 @@ NO_INPUT: Any = object()
 WasmFunc = Callable[..., Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)  # private: no comparing nor printing (0.3 ms less to create)
 class _Exports:
     memory: wasmtime.Memory
     malloc: WasmFunc
@@ -96,7 +96,7 @@ class _Exports:
     stash_clear: WasmFunc | None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _MemoryView:
     """A cached zero-copy view of the linear memory; rebuilt when the memory moves or grows."""
 
