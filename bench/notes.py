@@ -89,7 +89,7 @@ Measured before and after on this machine, alternating, when the changes were ma
 - **Cold `pyagent check`** (issue 15), on the bench's inputs (the 200-app phone, a bundle from `pyagent
   policy bundle`), whole processes alternating 50 times: 140.6 -> 107.3 ms median, against 69.7 ms for
   `opa eval` and 85.6 ms for the interpreter with click, jsonschema-rs and wasmtime imported and nothing
-  else. (1) The cycle collector: `pyagent check` and `validate` run without it (the console entry turns
+  else. (1) The cycle collector: `pyagent check` runs without it (the console entry turns
   it off; any other command turns it back on when it is loaded), what exists when the command ends is
   frozen so that the interpreter's exit does not walk it, and importing the command line runs without
   it and freezes what it made: about 20 ms of collector passes over what the imports and the engine

@@ -40,8 +40,9 @@ class CommandEntry:
 
 
 #: Commands that decide once and end (the process with them): they run without the cycle collector,
-#: see :func:`main`. Every other command turns it back on when it is loaded.
-ONE_SHOT_COMMANDS = frozenset({"check", "validate"})
+#: see :func:`main`. Every other command turns it back on when it is loaded (``validate`` too: it may
+#: read thousands of reports, and the reference validator's errors of an invalid one hold cycles).
+ONE_SHOT_COMMANDS = frozenset({"check"})
 
 #: Every subcommand, by name. Explicit, and imported only when the subcommand runs, so that
 #: `pyagent check` does not pay for `fleet` or `agent`.

@@ -51,10 +51,11 @@ def test_check_runs_without_the_collector_and_freezes_what_is_left(
     assert gc.get_freeze_count() > 0
 
 
+@pytest.mark.parametrize("command", ["fleet", "validate", "agent"])
 @pytest.mark.usefixtures("collector_restored")
-def test_a_long_running_command_gets_the_collector_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_other_command_gets_the_collector_back(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     gc.disable()
-    assert run_main(monkeypatch, "fleet", "--help") == 0
+    assert run_main(monkeypatch, command, "--help") == 0
     assert gc.isenabled()
 
 
