@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-import logging
 
 from pyagent.errors import NoDecisionError
+from pyagent.logsetup import get_logger
 
-LOG = logging.getLogger("pyagent.bundles")
+LOG = get_logger("pyagent.bundles")
 
 
 class RejectionKind(enum.StrEnum):

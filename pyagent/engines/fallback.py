@@ -4,7 +4,6 @@ closed too. Off by default: without it, no decision means exit 3."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import Any, ClassVar
 from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.embedded import EmbeddedEngine, default_bundle_path
 from pyagent.engines.opa_server import OpaServerEngine
+from pyagent.logsetup import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def bundle_built_at(path: Path, manifest: Mapping[str, Any]) -> float:

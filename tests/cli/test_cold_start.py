@@ -75,7 +75,7 @@ def test_an_error_still_freezes_and_keeps_its_exit_code(
 
 _IMPORTS_AT_EXIT = """
 import atexit, sys
-watched = {"_hashlib", "gzip", "hashlib", "tarfile"}
+watched = {"_hashlib", "gzip", "hashlib", "logging", "tarfile"}
 atexit.register(lambda: print(sorted(watched & set(sys.modules))))
 from pyagent.cli import main
 sys.argv = ["pyagent", *sys.argv[1:]]
@@ -104,7 +104,8 @@ def indexed_bundle(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_a_cached_check_reads_no_archive_and_loads_no_openssl(indexed_bundle: Path, tmp_path: Path) -> None:
     """The first check fills the caches (reading the archive with tarfile, checking the ban index with
-    hashlib); the next one needs neither (hashlib's OpenSSL alone costs a cold check 2.5-3 ms)."""
+    hashlib); the next one needs neither (hashlib's OpenSSL alone costs a cold check 2.5-3 ms). Neither
+    loads logging: nothing logs."""
     report = EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"
     arguments = ["check", str(report), "--at", AT, "--engine", "embedded"]
     command = [sys.executable, "-c", _IMPORTS_AT_EXIT, *arguments]
@@ -126,3 +127,21 @@ def test_importing_the_command_line_runs_no_collection_and_leaves_the_collector_
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "0 True\n", "")
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]], ids=["quiet", "verbose"])
+@pytest.mark.usefixtures("policy_bundle")
+def test_a_check_that_falls_back_warns_only_when_asked(verbose: list[str]) -> None:
+    """The fallback's warning is logged after the command line has set up logging (or not): it reaches
+    stderr with -v only, never through Python's last-resort handler."""
+    report = EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"
+    opa = ["--engine", "opa", "--opa-url", "http://127.0.0.1:9", "--opa-retries", "0", "--opa-deadline", "1"]
+    fallback = ["--fallback-embedded", "--max-policy-age", "3600"]
+    command = [sys.executable, "-m", "pyagent", *verbose, "check", str(report), "--at", AT, *opa, *fallback]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    warning = (
+        "pyagent: WARNING: OPA gave no decision (OPA at http://127.0.0.1:9: cannot connect (connection "
+        "refused) (gave up after 1 attempt, deadline 1 s)); deciding with the embedded engine\n"
+    )
+    expected = (warning if verbose else "") + "NON-COMPLIANT: device "
+    assert (done.returncode, done.stderr[: len(expected)]) == (1, expected)
