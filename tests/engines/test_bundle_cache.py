@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -170,5 +171,13 @@ def test_the_key_names_the_python_and_the_reading_modules() -> None:
     ]
 
 
-def test_keys_and_checksums_are_blake2b_256() -> None:
+def test_keys_are_blake2b_256_and_entries_carry_length_and_crc32() -> None:
     assert modcache.digest(b"pyagent") == hashlib.blake2b(b"pyagent", digest_size=32).digest()
+    framed = MembersCache(Path("unused")).framed(b"pyagent")
+    assert (
+        framed
+        == b"pyagent-members-2\n"
+        + (7).to_bytes(8, "big")
+        + zlib.crc32(b"pyagent").to_bytes(4, "big")
+        + b"pyagent"
+    )

@@ -115,9 +115,8 @@ def test_an_entry_whose_recorded_digest_matches_garbage_is_refused_by_wasmtime(
     directory = tmp_path / "wasm"
     WasmPolicy(wasm, module_cache=ModuleCache(directory))
     [entry] = _entries(directory)
-    head = entry.read_bytes()[: len(ModuleCache.magic)]
     garbage = b"\x7fELF not a wasmtime artefact" * 100
-    entry.write_bytes(head + modcache.digest(garbage) + garbage)
+    entry.write_bytes(ModuleCache(directory).framed(garbage))
     cache = ModuleCache(directory)
     assert _answer(WasmPolicy(wasm, module_cache=cache)) == EXPECTED
     assert (cache.hits, cache.misses) == (0, 1)

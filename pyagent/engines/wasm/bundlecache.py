@@ -3,7 +3,7 @@
 parses the ``tar.gz`` again nor imports ``tarfile`` (about 8 ms of a cold ``pyagent check``).
 
 Entries follow the rules of :mod:`.modcache` (a private directory owned by this user, entries opened
-without following links, the checksum of each payload in its header, atomic writes, at most
+without following links, the length and CRC-32 of each payload in its header, atomic writes, at most
 :data:`~pyagent.engines.wasm.modcache.MAX_ENTRIES` kept) in the same directory, as ``*.members``;
 ``PYAGENT_WASM_CACHE=0`` turns both off.
 
@@ -89,7 +89,7 @@ def decode_members(payload: bytes | mmap.mmap, start: int = 0) -> dict[str, byte
 class MembersCache(EntryCache):
     """The members of checked bundle archives, keyed by their bytes. Every failure means "read it"."""
 
-    magic = b"pyagent-members-1\n"
+    magic = b"pyagent-members-2\n"
     suffix = ".members"
 
     def key(self, raw: bytes, limits: BundleLimits, context: bytes = b"") -> str:
