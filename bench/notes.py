@@ -71,7 +71,7 @@ Measured before and after on this machine, alternating, when the changes were ma
   (`PYAGENT_CACHE_DIR` moves it, `PYAGENT_WASM_CACHE=0` turns it off). Deserialising runs machine code,
   so the directory must be a real directory owned by the user with mode 0700 (checked on the open
   handle), entries are opened with `O_NOFOLLOW` and must be private regular files, each carries the
-  BLAKE2b-256 of its bytes (a corrupted or truncated entry is recompiled and rewritten), wasmtime checks
+  length and CRC-32 of its bytes (a corrupted or truncated entry is recompiled and rewritten), wasmtime checks
   its own header (version, target, configuration), writes are atomic renames and at most 16 entries are
   kept. Building the engine: 167 -> 5 ms (on a busy moment the compile takes 0.3-0.6 s); a cold
   `pyagent check`: about 530 -> 300 ms (the table above has it with the cache off).
@@ -87,23 +87,23 @@ Measured before and after on this machine, alternating, when the changes were ma
   process even before the change; they came out slower only in rounds where other work kept a core busy
   (then three busy processes share two cores, and the pool's start-up is paid on top).
 - **Cold `pyagent check`** (issue 15), on the bench's inputs (the 200-app phone, a bundle from `pyagent
-  policy bundle`), whole processes alternating 50 times: 140.6 -> 107.3 ms median, against 69.7 ms for
-  `opa eval` and 85.6 ms for the interpreter with click, jsonschema-rs and wasmtime imported and nothing
-  else. (1) The cycle collector: `pyagent check` runs without it (the console entry turns
-  it off; any other command turns it back on when it is loaded), what exists when the command ends is
-  frozen so that the interpreter's exit does not walk it, and importing the command line runs without
-  it and freezes what it made: about 20 ms of collector passes over what the imports and the engine
-  build, none of it garbage. (2) The members of an activated bundle archive are cached beside the
-  compiled modules (`bundlecache.py`, same rules), keyed by the archive's bytes, its limits, the Python
-  and the code that reads it and checks its ban index, and stored only once the archive has passed every
-  check and been activated: a cached archive needs no `tarfile`, no inflating and no second index check
-  (about 9 ms). (3) The caches hash with CPython's own BLAKE2b, not `hashlib`, whose OpenSSL costs a
-  check 2.5-3 ms to load, more than the hashing. (4) A cached module is mapped and handed to wasmtime
-  in place (3.5 -> 2.1 ms). (5) Smaller: no deep copy of the bundle's data without `--data`, a
-  pattern compiled on first use. What remains of pyagent's own (about 20 ms over the libraries) is
-  importing its modules (a frozen dataclass costs 0.4-0.7 ms to create), `logging` (2.5 ms; its
-  `NullHandler` must exist before any warning), reading and validating the report (2 ms) and building
-  the engine (6-7 ms, half of it loading the cached module).
+  policy bundle`), whole processes alternating 80 times on a busy machine: 146.6 -> 107.3 ms median
+  (min 130.1 -> 96.6), against 77.1 ms (min 63.9) for `opa eval` and 89.7 ms (min 78.3) for the
+  interpreter with click, jsonschema-rs and wasmtime imported and nothing else. (1) The cycle
+  collector, about 20 ms of passes over what the imports and the engine build, none of it garbage:
+  `pyagent check` runs without it (the console entry turns it off; any other command turns it back on
+  when it is loaded), what exists when it ends is frozen so that the interpreter's exit does not walk
+  it, and importing the command line runs without it and freezes what it made. (2) The members of an
+  activated bundle archive are cached beside the compiled modules (`bundlecache.py`, same rules), keyed
+  by the archive's bytes, its limits, the Python and the code that reads it and checks its ban index,
+  and stored only once the archive has passed every check and been activated: a cached archive needs
+  no `tarfile`, no inflating and no second index check (about 9 ms). (3) The caches' keys are CPython's
+  own BLAKE2b, not `hashlib`'s SHA-256, whose OpenSSL costs 2.5-3 ms to load; an entry's damage check
+  is its length and CRC-32. (4) `logging` (2.5 ms) is loaded by a check only when something logs: the
+  modules a check may log from give the `pyagent` logger its `NullHandler` themselves
+  (`pyagent/logsetup.py`). (5) A cached module is mapped and handed to wasmtime in place (3.5 -> 2.1
+  ms). (6) Smaller: no deep copy of the bundle's data without `--data`, a pattern compiled on first
+  use, two private dataclasses without generated `__eq__`/`__repr__`.
 - Ruled out: other Cranelift optimisation levels (no gain), and sending the raw report bytes to the
   policy instead of re-encoding the parsed report (5 % at most, and a different JSON reading than
   the one the schema checked).
@@ -202,16 +202,23 @@ bundle `pyagent policy bundle` builds, ban index included, whenever a file under
 fly, with a note). 40 alternating rounds of the same check before and after: 133.5 -> 130.0 ms
 median (`opa eval` 63.6 ms): 2.10 -> 2.04 x.
 
-What stands in the way of 1.5 x is the floor of a fresh Python process: the interpreter and the
-three libraries a check decides with, imported and nothing else (`{floor_command}`), take
-{_ms(floor)}, so 1.5 x leaves {_ms(left)} for everything pyagent adds:
-its own modules and the standard-library ones it needs (dataclasses, tarfile, hashlib, logging), reading
-the bundle, instantiating the policy from the module cache, validating, deciding and printing, which
-today take {_ms(above)}. Inside the floor, wasmtime-py's ctypes bindings alone take about 10 ms and
-jsonschema-rs imports `email.utils`, `socket` and `decimal` when it loads; an editable install's
-import finder adds about 10 ms in this checkout (absent from a wheel). `opa eval` is one static Go
-binary. Decisions that must be cheap should not start a new process each: the agent as a service
-(`pyagent agent run`), or a fleet run, pays the start once.
+Then (issue 15, the cold check itself; "What was changed" has the details): the cycle collector is
+off for a check and its objects frozen, an activated bundle's members come from a cache beside the
+compiled module (no `tarfile`, no second ban-index check), the caches hash without OpenSSL, and
+`logging` loads only when something logs: 146.6 -> 107.3 ms median over 80 alternating rounds.
+
+The floor of a fresh Python process: the interpreter and the three libraries a check decides with,
+imported and nothing else (`{floor_command}`), take {_ms(floor)}, so 1.5 x leaves {_ms(left)} for
+everything pyagent adds: its own modules and the standard-library ones it needs (`dataclasses`,
+`json`, `orjson`; a frozen dataclass costs 0.4-0.7 ms to create), reading the bundle's members and
+the compiled module from the caches, instantiating the policy, validating, deciding and printing,
+which today take {_ms(above)}. Inside the floor, wasmtime-py's ctypes bindings alone take about 10 ms
+and jsonschema-rs imports `email.utils`, `socket` and `decimal` when it loads; an editable install's
+import finder costs the floor about 3.5 ms and a check 1-2.5 ms more than a wheel's plain files
+(measured with a second virtual environment that sees the same site-packages without processing its
+`.pth` files). `opa eval` is one static Go binary; its own time varies by a fifth between runs on this
+shared machine, and the ratio with it. Decisions that must be cheap should not start a new process
+each: the agent as a service (`pyagent agent run`), or a fleet run, pays the start once.
 """
 
 
