@@ -16,6 +16,7 @@ import data.pyagent.lib.clock
 import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
 import data.pyagent.lib.layout
+import data.pyagent.lib.report
 
 # METADATA
 # title: Device identifier
@@ -50,7 +51,7 @@ policy_revision := data.pyagent.revision
 errors := [err | some err in layout.errors] if {
 	layout.misplaced
 } else := [err |
-	some x in sort([[e.code, e.message, e] | some e in (((clock.errors | inheritance.errors) | exemptions.errors) | breaches.errors)])
+	some x in sort([[e.code, e.message, e] | some e in ((((report.errors | clock.errors) | inheritance.errors) | exemptions.errors) | breaches.errors)])
 	err := x[2]
 ]
 

@@ -9,6 +9,7 @@ import data.pyagent.lib.clock
 import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
 import data.pyagent.lib.matching
+import data.pyagent.lib.report
 import data.pyagent.lib.scopes
 
 # METADATA
@@ -55,7 +56,7 @@ read_whole_table if {
 }
 
 # The device's app IDs, in report order, where IDs match exactly.
-app_ids := [id | id := input.report.apps[_].id] if matching.exact_platform
+app_ids := report.app_ids if matching.exact_platform
 
 # METADATA
 # title: The device's app IDs that the shipped index lists, on a platform where IDs match exactly
@@ -98,6 +99,7 @@ built_index(ban) := matching.index(object.get(object.get(data.pyagent.bans[ban],
 # description: Read one by one, never the whole ban, whose identifier lists may be long.
 ban_field(ban, field, fallback) := value if {
 	value := data.pyagent.bans[ban][field]
+	is_string(value)
 } else := fallback
 
 # METADATA
@@ -169,12 +171,13 @@ optional_app_fields(app) := {field: value |
 }
 
 label(rule, app) := concat("", [app.name, " (", app.id, ")"]) if {
-	app.name
-} else := concat("", [ban_field(rule.ban, "title", rule.ban), " (", app.id, ")"]) if {
-	not app.name
-}
+	is_string(app.name)
+} else := concat("", [ban_field(rule.ban, "title", rule.ban), " (", app.id, ")"])
 
-org_title := object.get(inheritance.organizations[inheritance.organization], "title", inheritance.organization)
+org_title := title if {
+	title := inheritance.organizations[inheritance.organization].title
+	is_string(title)
+} else := inheritance.organization
 
 message(rule, scope, app) := concat("", [
 	label(rule, app), " is banned on ", scope, " devices of ", org_title,

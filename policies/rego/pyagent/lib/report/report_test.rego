@@ -1,0 +1,89 @@
+# METADATA
+# title: Report check tests
+# description: |
+#   A report whose decisive fields have the wrong type or value is an error and never allows; a
+#   crafted name, title or reason never hides a banned app.
+package pyagent.lib.report_test
+
+import data.pyagent.decision
+import data.pyagent.lib.report
+
+tiktok := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
+
+notes := {"id": "com.example.notes"}
+
+device := {"id": "d-1", "platform": "android", "ownership": "corporate", "organization": "eu-commission", "mdm": {"enrolled": true}}
+
+# The corporate Commission phone with `patch` merged into its device and `apps` installed.
+phone(patch, apps) := {"at": "2023-03-16T09:30:00Z", "report": {"device": object.union(device, patch), "apps": apps}}
+
+invalid(path, message) := [{"code": "invalid_input", "path": path, "message": message}]
+
+test_a_well_formed_report_has_no_report_error if {
+	count(report.errors) == 0 with input as phone({"work_profile": false}, [notes, tiktok])
+	count(report.errors) == 0 with input as phone({}, [])
+}
+
+test_an_app_id_that_is_not_a_string_is_an_error if {
+	d := decision with input as phone({}, [notes, {"id": ["com.zhiliaoapp.musically"]}])
+	d.errors == invalid("report.apps[].id", "input.report.apps[].id must be a string in every app")
+	d.allow == false
+}
+
+test_an_app_without_an_id_is_an_error if {
+	d := decision with input as phone({}, [notes, {"name": "TikTok"}])
+	d.errors == invalid("report.apps[].id", "input.report.apps[].id must be a string in every app")
+	d.allow == false
+}
+
+test_apps_that_are_not_an_array_are_an_error if {
+	d := decision with input as phone({}, {"0": tiktok})
+	d.errors == invalid("report.apps", "input.report.apps must be an array of apps")
+	d.allow == false
+}
+
+test_an_unknown_platform_is_an_error if {
+	d := decision with input as phone({"platform": "Android"}, [tiktok])
+	d.errors == invalid("report.device.platform", "input.report.device.platform must be one of android, ios, windows, macos, linux")
+	d.allow == false
+}
+
+test_an_unknown_ownership_is_an_error if {
+	d := decision with input as phone({"ownership": "Corporate"}, [tiktok])
+	d.errors == invalid("report.device.ownership", "input.report.device.ownership must be corporate or personal")
+	d.allow == false
+}
+
+test_an_enrolment_flag_that_is_not_a_boolean_is_an_error if {
+	d := decision with input as phone({"ownership": "personal", "mdm": {"enrolled": "true"}}, [tiktok])
+	d.errors == invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false")
+	d.allow == false
+}
+
+test_a_work_profile_flag_that_is_not_a_boolean_is_an_error if {
+	d := decision with input as phone({"work_profile": "yes"}, [notes])
+	d.errors == invalid("report.device.work_profile", "input.report.device.work_profile must be true or false when given")
+	d.allow == false
+}
+
+test_a_name_that_is_not_a_string_does_not_hide_the_app if {
+	d := decision with input as phone({}, [notes, {"id": "com.zhiliaoapp.musically", "name": 5}])
+	[[v.rule, v.app_id] | some v in d.violations] == [["eu-commission/tiktok", "com.zhiliaoapp.musically"]]
+	startswith(d.violations[0].message, "TikTok (com.zhiliaoapp.musically) is banned on corporate devices")
+	d.allow == false
+}
+
+test_a_ban_title_or_reason_that_is_not_a_string_does_not_hide_the_app if {
+	d := decision with input as phone({}, [{"id": "com.zhiliaoapp.musically"}])
+		with data.pyagent.bans.tiktok.title as 5
+		with data.pyagent.bans.tiktok.reason as {"why": "security"}
+	[v.message | some v in d.violations] == ["tiktok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission from 2023-03-15T00:00:00Z: policy"]
+	d.allow == false
+}
+
+test_an_organisation_title_that_is_not_a_string_does_not_hide_the_app if {
+	d := decision with input as phone({}, [tiktok])
+		with data.pyagent.organizations["eu-commission"].title as false
+	[v.message | some v in d.violations] == ["TikTok (com.zhiliaoapp.musically) is banned on corporate devices of eu-commission from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited against the organisation's corporate environment"]
+	d.allow == false
+}
