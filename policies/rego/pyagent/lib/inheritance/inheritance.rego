@@ -81,7 +81,14 @@ overridden(owner, id) if {
 
 # METADATA
 # title: Inheritance errors
-errors contains err if {
+# description: None for an organisation the shipped index resolved (it resolves only those without).
+errors := set() if {
+	resolved
+} else := errors_now
+
+# METADATA
+# title: Inheritance errors, found per decision
+errors_now contains err if {
 	not organization
 	err := {
 		"code": "missing_organization",
@@ -89,7 +96,7 @@ errors contains err if {
 	}
 }
 
-errors contains err if {
+errors_now contains err if {
 	organization
 	not known
 	err := {
@@ -99,8 +106,7 @@ errors contains err if {
 	}
 }
 
-errors contains err if {
-	not resolved
+errors_now contains err if {
 	count(cycle) > 0
 	members := sort(cycle)
 	err := {
@@ -110,8 +116,7 @@ errors contains err if {
 	}
 }
 
-errors contains err if {
-	not resolved
+errors_now contains err if {
 	some parent in unknown_parents
 	err := {
 		"code": "unknown_parent_organization",

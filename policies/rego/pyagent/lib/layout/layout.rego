@@ -14,8 +14,8 @@ hint := "load the policy as two roots, its rego/ and data/ folders: `opa run -s 
 # METADATA
 # title: The policy data is under data.data, not data.pyagent
 misplaced if {
+	data.data.pyagent # first: where it is absent, as it should be, nothing else is read
 	not loaded
-	data.data.pyagent
 }
 
 # METADATA
