@@ -42,7 +42,7 @@ expired[ban] := sort([id | some id, ex in for_device; ex.ban == ban; clock.reach
 # description: An exemption without a valid `until` is a policy data error, never an open-ended waiver.
 errors contains err if {
 	some id, ex in defined
-	not clock.valid_time(ex.until)
+	not valid_until(ex) # not clock.valid_time(ex.until) would be undefined without `until`
 	err := {
 		"code": "invalid_policy_data",
 		"path": concat(".", ["pyagent.exemptions", id, "until"]),
@@ -74,3 +74,5 @@ well_formed(ex) if {
 }
 
 string_field(ex, field) if is_string(ex[field])
+
+valid_until(ex) if clock.valid_time(ex.until)

@@ -143,3 +143,14 @@ test_exemption_does_not_touch_a_warning if {
 	d.exempted == []
 	[w.reason | some w in d.warnings] == ["not_yet_effective"]
 }
+
+test_exemption_without_until_is_a_policy_data_error if {
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as {"EX-2023-001": object.remove(press_office, ["until"])}
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.exemptions.EX-2023-001.until",
+		"message": "exemption EX-2023-001 needs `until` as an RFC 3339 timestamp",
+	}]
+	d.allow == false
+}

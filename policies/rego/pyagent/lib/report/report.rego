@@ -39,13 +39,33 @@ ids_are_strings if {
 # title: The decisive fields are well formed
 # description: All the checks below in one body, so that a well-formed report costs one pass.
 well_formed if {
-	is_array(input.report.apps)
+	apps_are_an_array
 	ids_are_strings
-	input.report.device.platform in {"android", "ios", "windows", "macos", "linux"}
-	input.report.device.ownership in {"corporate", "personal"}
-	is_boolean(input.report.device.mdm.enrolled)
+	platform_is_known
+	ownership_is_known
+	enrolment_is_a_boolean
 	is_boolean(object.get(input.report.device, "work_profile", false))
 }
+
+# Each check is a rule of its own, so that a field left out fails it: `not is_array(x)` with `x`
+# undefined is itself undefined (OPA evaluates a call's arguments before the negation), while
+# `not apps_are_an_array` is true.
+
+# METADATA
+# title: The apps are an array
+apps_are_an_array if is_array(input.report.apps)
+
+# METADATA
+# title: The platform is one of the five
+platform_is_known if input.report.device.platform in platforms
+
+# METADATA
+# title: The ownership is corporate or personal
+ownership_is_known if input.report.device.ownership in ownerships
+
+# METADATA
+# title: The enrolment flag is a boolean
+enrolment_is_a_boolean if is_boolean(input.report.device.mdm.enrolled)
 
 # METADATA
 # title: Report errors
@@ -58,7 +78,7 @@ errors := set() if {
 # title: Report errors, one per field
 field_errors contains invalid("report.apps", "must be an array of apps") if {
 	input.report
-	not is_array(input.report.apps)
+	not apps_are_an_array
 }
 
 field_errors contains invalid("report.apps[].id", "must be a string in every app") if {
@@ -68,17 +88,17 @@ field_errors contains invalid("report.apps[].id", "must be a string in every app
 
 field_errors contains invalid("report.device.platform", "must be one of android, ios, windows, macos, linux") if {
 	input.report
-	not device.platform in platforms
+	not platform_is_known
 }
 
 field_errors contains invalid("report.device.ownership", "must be corporate or personal") if {
 	input.report
-	not device.ownership in ownerships
+	not ownership_is_known
 }
 
 field_errors contains invalid("report.device.mdm.enrolled", "must be true or false") if {
 	input.report
-	not is_boolean(device.mdm.enrolled)
+	not enrolment_is_a_boolean
 }
 
 field_errors contains invalid("report.device.work_profile", "must be true or false when given") if {

@@ -17,6 +17,11 @@ device := {"id": "d-1", "platform": "android", "ownership": "corporate", "organi
 # The corporate Commission phone with `patch` merged into its device and `apps` installed.
 phone(patch, apps) := {"at": "2023-03-16T09:30:00Z", "report": {"device": object.union(device, patch), "apps": apps}}
 
+# The same phone with `key` left out of its device (or, for "apps", of its report).
+phone_without(key) := {"at": "2023-03-16T09:30:00Z", "report": object.remove({"device": device, "apps": [tiktok]}, [key])} if {
+	key == "apps"
+} else := {"at": "2023-03-16T09:30:00Z", "report": {"device": object.remove(device, [key]), "apps": [tiktok]}}
+
 invalid(path, message) := [{"code": "invalid_input", "path": path, "message": message}]
 
 test_a_well_formed_report_has_no_report_error if {
@@ -85,5 +90,26 @@ test_an_organisation_title_that_is_not_a_string_does_not_hide_the_app if {
 	d := decision with input as phone({}, [tiktok])
 		with data.pyagent.organizations["eu-commission"].title as false
 	[v.message | some v in d.violations] == ["TikTok (com.zhiliaoapp.musically) is banned on corporate devices of eu-commission from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited against the organisation's corporate environment"]
+	d.allow == false
+}
+
+test_a_decisive_field_left_out_is_an_error if {
+	missing := {
+		"apps": invalid("report.apps", "input.report.apps must be an array of apps"),
+		"platform": invalid("report.device.platform", "input.report.device.platform must be one of android, ios, windows, macos, linux"),
+		"ownership": invalid("report.device.ownership", "input.report.device.ownership must be corporate or personal"),
+		"mdm": invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false"),
+	}
+	every key, expected in missing {
+		d := decision with input as phone_without(key)
+		d.errors == expected
+		d.allow == false
+	}
+}
+
+test_an_enrolment_flag_under_another_name_is_an_error if {
+	misspelt := object.union(object.remove(device, ["mdm"]), {"ownership": "personal", "mdm": {"Enrolled": true}})
+	d := decision with input as {"at": "2023-03-16T09:30:00Z", "report": {"device": misspelt, "apps": [tiktok]}}
+	d.errors == invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false")
 	d.allow == false
 }
