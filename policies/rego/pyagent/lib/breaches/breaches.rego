@@ -105,6 +105,7 @@ ban_field(ban, field, fallback) := value if {
 # METADATA
 # title: Classified breaches
 classified contains entry if {
+	clock.valid # without a valid time no rule is in force or ahead: the decision is its time error
 	some key, r in inheritance.rules
 	rule := r.rule
 	scope := scopes.scope_of(rule)

@@ -248,3 +248,10 @@ test_an_indexed_ban_is_known if {
 		with data.pyagent.organizations as rules
 	[e.path | some e in not_indexed.errors] == ["pyagent.organizations.india.rules.x.ban"]
 }
+
+test_an_invalid_time_classifies_no_breach if {
+	d := decision with input as object.union(report("eu-commission", "android", "corporate", [tiktok]), {"at": "16/03/2023"})
+	[e.code | some e in d.errors] == ["invalid_time"]
+	[d.violations, d.warnings, d.exempted] == [[], [], []]
+	d.allow == false
+}
