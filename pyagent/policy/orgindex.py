@@ -10,7 +10,9 @@ its rules for data errors, which are a good part of OPA's work per decision.
 Only a *clean* organisation is resolved here, judged conservatively: every organisation in its chain is
 an object whose ``inherits`` is a list of known organisations without a cycle and whose ``rules`` are
 objects; every rule in force names a ban the index covers, has at least one known scope, a known
-enforcement (or none), an RFC 3339 ``effective_from`` (or none) and a string ``remediation`` (or none).
+enforcement (or none), an RFC 3339 ``effective_from`` (or none) and a string ``remediation`` (or none),
+and no ``/`` in an organisation's name or a rule's id (the schema forbids it: two rules could share one
+``owner/rule-id`` key, which the policy refuses as a conflict).
 Anything else is left out, and the policy resolves that organisation per decision and reports its
 errors exactly as before. The test suite checks both halves with OPA itself: for every organisation
 resolved here the policy's own rules give the same chain and rules and no error.
@@ -98,9 +100,10 @@ def _resolve(
             )
             if overridden:
                 continue
-            if not _clean_rule(rule, indexed_bans, times):
-                return None
-            rules[f"{owner}/{rule_id}"] = {"owner": owner, "id": rule_id, "rule": rule}
+            key = f"{owner}/{rule_id}"
+            if not _clean_rule(rule, indexed_bans, times) or "/" in owner or "/" in rule_id or key in rules:
+                return None  # a "/" in a name can make two rules one key: the policy then fails
+            rules[key] = {"owner": owner, "id": rule_id, "rule": rule}
     return {"chain": sorted(chain), "rules": rules}
 
 

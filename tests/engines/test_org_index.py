@@ -181,3 +181,31 @@ def test_an_organisation_edited_after_the_index_was_built_is_refused(crafted_dat
     tampered["resolved_orgs"]["loop-a"] = {"chain": ["loop-a"], "rules": {}}
     with pytest.raises(index.StaleIndexError, match="edited after it was built"):
         index.check({**crafted_data, index.ROOT: tampered})
+
+
+def test_a_slash_in_a_name_is_left_to_the_policy_which_refuses_the_conflict(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """ "a/b" inherits "a": its rule "c" and "a"'s rule "b/c" are both "a/b/c". The policy fails the
+    evaluation (a conflict); the index must not resolve either organisation and hide one rule."""
+    data = copy.deepcopy(crafted_data)
+    data["pyagent"]["organizations"] = {
+        "a": {"rules": {"b/c": _rule("tiktok", ["all"])}},
+        "a/b": {"inherits": ["a"], "rules": {"c": _rule("tiktok", ["personal-enrolled"])}},
+    }
+    assert index.build(data)["resolved_orgs"] == {}
+    data_dir = _write(data, tmp_path / "data")
+    case = {
+        "at": "2023-03-16T09:30:00Z",
+        "report": domain.make_report("a/b", "android", "corporate", True, [TIKTOK_ANDROID]),
+    }
+    for dirs in ([RULES_DIR, data_dir], [RULES_DIR, data_dir, index.write_root(data, tmp_path / "indexed")]):
+        args = [opa_bin, "eval", "--format", "json", "--ignore", "*_test.rego", "--stdin-input"]
+        done = subprocess.run(
+            [*args, *(f"-d={d}" for d in dirs), "data.pyagent.decision"],
+            input=json.dumps(case),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert (done.returncode, "eval_conflict_error" in done.stdout + done.stderr) == (2, True)
