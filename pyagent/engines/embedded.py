@@ -81,7 +81,7 @@ def _activator(overlays: Sequence[DataOverlay]) -> Activate:
     def activate(bundle: WasmBundle, *, index_checked: bool = False) -> WasmPolicy:
         if not index_checked:
             try:
-                index.check(bundle.data, label="policy bundle")
+                index.check(bundle.data, label="policy bundle", replaced=True)
             except index.StaleIndexError as err:
                 raise EngineError(str(err)) from err
         if overlays:  # the bundle's own data was checked when it was built and published

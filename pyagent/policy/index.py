@@ -210,11 +210,19 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
     }
 
 
-def check(data: Mapping[str, Any], *, label: str = "policy data") -> None:
+def check(data: Mapping[str, Any], *, label: str = "policy data", replaced: bool = False) -> None:
     """Refuse (:class:`StaleIndexError`, with the reason) data whose ban index was not built from
-    the bans beside it; data without an index passes (the policy indexes per decision)."""
+    the bans beside it; data without an index passes (the policy indexes per decision).
+
+    ``replaced``: the caller decides with an index of its own (:func:`with_index`), as the embedded
+    engine does, so an index of an earlier format, which an older ``pyagent policy bundle`` wrote and
+    this one would not read, is not refused: an agent upgraded before its bundles are rebuilt keeps
+    deciding."""
     index = data.get(ROOT)
     if index is None:
+        return
+    earlier = isinstance(index, dict) and type(index.get("format")) is int and index["format"] < FORMAT
+    if replaced and earlier:
         return
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise StaleIndexError(

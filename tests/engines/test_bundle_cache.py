@@ -58,9 +58,9 @@ def test_a_second_engine_reads_the_cached_members_and_answers_the_same(
     checked: list[str] = []
     check = index.check
 
-    def counted(data: dict[str, object], *, label: str) -> None:
+    def counted(data: dict[str, object], *, label: str, replaced: bool = False) -> None:
         checked.append(label)
-        check(data, label=label)
+        check(data, label=label, replaced=replaced)
 
     monkeypatch.setattr(index, "check", counted)
     first = _engine(bundle_path)
