@@ -158,6 +158,20 @@ def test_the_switch_turns_the_cache_off(
     assert not (tmp_path / "off").exists()
 
 
+def test_code_that_cannot_be_looked_at_means_no_entry(bundle_path: Path, tmp_path: Path) -> None:
+    """A module file that cannot be stat'ed (an install inside a zip): an entry could outlive a change
+    of that code, so nothing is stored or found."""
+    raw = read_archive(bundle_path)
+    cache = MembersCache(tmp_path / "wasm")
+    members = read_bundle(bundle_path).files
+    context = bundlecache.file_identity(str(tmp_path / "archive.zip" / "pyagent" / "policy" / "index.py"))
+    assert context.endswith("\0unknown")
+    cache.keep(raw, DEFAULT_LIMITS, members, context.encode())
+    assert cache.find(raw, DEFAULT_LIMITS, context.encode()) is None
+    assert (cache.hits, cache.stores) == (0, 0)
+    assert list((tmp_path / "wasm").glob("*.members")) == []
+
+
 def test_the_key_names_the_python_and_the_reading_modules() -> None:
     from pyagent.engines.wasm import bundle, tarscan
 

@@ -35,12 +35,16 @@ _NAME_BYTES = 4
 _SIZE_BYTES = 8
 
 
+#: What :func:`file_identity` says of a file it cannot look at; a key that would hold it is not made.
+UNKNOWN = b"\0unknown"
+
+
 def file_identity(path: str) -> str:
     """``path`` with its size and modification time: another file there, another identity."""
     try:
         info = os.stat(path)
     except (OSError, TypeError):
-        return f"{path}\0unknown"
+        return f"{path}{UNKNOWN.decode()}"
     return f"{path}\0{info.st_size}\0{info.st_mtime_ns}"
 
 
@@ -92,18 +96,25 @@ class MembersCache(EntryCache):
     magic = b"pyagent-members-2\n"
     suffix = ".members"
 
-    def key(self, raw: bytes, limits: BundleLimits, context: bytes = b"") -> str:
+    def key(self, raw: bytes, limits: BundleLimits, context: bytes = b"") -> str | None:
+        """The entry's key; None where the code's identity is unknown (a module whose file cannot be
+        looked at, e.g. inside a zip): an entry would then outlive a change of that code."""
         identity = _code_identity() + b"\0" + repr(limits).encode() + b"\0" + context
+        if UNKNOWN in identity:
+            return None
         return digest(self.magic + identity + b"\0" + raw).hex()
 
     def find(self, raw: bytes, limits: BundleLimits, context: bytes = b"") -> dict[str, bytes] | None:
         """The members stored for the archive ``raw`` (read under ``limits``, in ``context``: what
         else the caller checked them with), or None."""
-        return self.lookup(self.key(raw, limits, context), lambda mapped: decode_members(mapped, self.head))
+        key = self.key(raw, limits, context)
+        return None if key is None else self.lookup(key, lambda mapped: decode_members(mapped, self.head))
 
     def keep(
         self, raw: bytes, limits: BundleLimits, members: Mapping[str, bytes], context: bytes = b""
     ) -> None:
         """Store ``members``, which :func:`~pyagent.engines.wasm.bundle.read_members` read from the
         archive ``raw`` under ``limits``, and which passed the caller's checks (``context``)."""
-        self.store(self.key(raw, limits, context), encode_members(members))
+        key = self.key(raw, limits, context)
+        if key is not None:
+            self.store(key, encode_members(members))
