@@ -1,7 +1,7 @@
 """``encode_json``: the JSON text every evaluation hands the wasm module. orjson's fast output must be
-byte for byte what the standard encoder writes, and whatever orjson would write differently (NaN,
-integer keys, huge integers, subclasses, lone surrogates) goes to the standard encoder, which writes
-or refuses it exactly as before."""
+what the standard encoder writes (a float may be spelt otherwise, the same number), and whatever
+orjson would write differently (NaN, integer keys, huge integers, subclasses, lone surrogates) goes
+to the standard encoder, which writes or refuses it exactly as before."""
 
 from __future__ import annotations
 
@@ -71,3 +71,13 @@ def test_what_is_not_json_is_refused_with_the_standard_encoders_reason(value: An
     with pytest.raises(InvalidInputError) as caught:
         encode_json(value, "input")
     assert str(caught.value) == message
+
+
+def test_floats_are_the_same_numbers_however_spelt() -> None:
+    floats = [1e-05, 1e-07, 0.1 + 0.2, -0.0, 5e-324, 1.5e300, 123456789012345678.0]
+    written = encode_json({"values": floats}, "input")
+    assert (
+        written
+        == b'{"values":[0.00001,1e-7,0.30000000000000004,-0.0,5e-324,1.5e+300,1.2345678901234568e+17]}'
+    )
+    assert json.loads(written) == {"values": floats}

@@ -13,7 +13,7 @@ __all__ = ["encode_json"]
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
-#: orjson refuses what it would not write exactly as ``_ENCODER`` does, and ``_ENCODER`` then decides:
+#: orjson refuses what it would not write as ``_ENCODER`` does, and ``_ENCODER`` then decides:
 #: subclasses of the JSON types, dataclasses, dates, integer keys, integers beyond 64 bits, lone
 #: surrogates, deep nesting.
 _ORJSON_OPTIONS = (
@@ -27,7 +27,9 @@ def encode_json(value: object, what: str) -> bytes:
     orjson writes a 200-app input in about a tenth of the standard encoder's time, and stays linear in
     the number of apps where the standard encoder does not. Its output is used unless it refused the
     value or wrote ``null``, which it also writes for NaN and infinities (the standard encoder refuses
-    them); a UUID or an enum member, which orjson writes as its value, is the one difference."""
+    them). The text is the standard encoder's, but for two things: a float may be spelt otherwise
+    (``0.00001`` for ``1e-05``: the same number), and a UUID or an enum member is written as its value
+    rather than refused."""
     try:
         raw = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:
