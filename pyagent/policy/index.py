@@ -146,16 +146,12 @@ def _timestamps(pyagent: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def _pyagent_root(data: Mapping[str, Any]) -> dict[str, Any]:
-    pyagent = data.get("pyagent")
-    return pyagent if isinstance(pyagent, dict) else {}
-
-
 def sources(data: Mapping[str, Any]) -> dict[str, Any]:
     """What the index is built from, and what its digest covers: the well-formed bans' ``apps``, the
     shared work apps, each organisation's own ``work_apps``, the timestamps, and the organisations
     whole (their inheritance and rules, resolved in :mod:`pyagent.policy.orgindex`)."""
-    pyagent = _pyagent_root(data)
+    pyagent = data.get("pyagent")
+    pyagent = pyagent if isinstance(pyagent, dict) else {}
     bans = pyagent.get("bans")
     orgs = pyagent.get("organizations")
     banned = {}
@@ -181,9 +177,13 @@ def sources(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def digest(data: Mapping[str, Any]) -> str:
     """SHA-256 of :func:`sources` (canonical JSON) and the index format."""
+    return _digest_of(sources(data))
+
+
+def _digest_of(src: Mapping[str, Any]) -> str:
     import hashlib  # not needed by an engine that builds its own index
 
-    canonical = json.dumps([FORMAT, sources(data)], sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps([FORMAT, src], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -196,7 +196,7 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
     times = {ts: n for ts in src["times"] if (n := timestamp_ns(ts)) is not None}
     return {
         "format": FORMAT,
-        "digest": digest(data) if with_digest else None,
+        "digest": _digest_of(src) if with_digest else None,
         "bans": bans,
         "keys": {p: {key: [] for key in keys} for p, keys in bans.items()},
         "sizes": {p: len(keys) for p, keys in bans.items()},
@@ -206,7 +206,7 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
         "org_work_apps": {name: _index_platforms(apps) for name, apps in src["orgs"].items()},
         "indexed_orgs": dict.fromkeys(src["orgs"], True),
         "times": times,
-        "resolved_orgs": resolved_orgs(_pyagent_root(data), src["bans"], times),
+        "resolved_orgs": resolved_orgs(src["organizations"], src["bans"], times),
     }
 
 

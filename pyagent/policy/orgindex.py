@@ -107,13 +107,10 @@ def _resolve(
     return {"chain": sorted(chain), "rules": rules}
 
 
-def resolved_orgs(
-    pyagent: Mapping[str, Any], indexed_bans: Collection[str], times: Mapping[str, int]
-) -> dict[str, Any]:
-    """``{organisation: {"chain": [...], "rules": {...}}}`` for every clean organisation of the policy
-    data ``pyagent`` (``data.pyagent``). ``indexed_bans`` are the bans the index covers and ``times`` the
-    timestamps it parsed (``index.build``)."""
-    orgs = pyagent.get("organizations")
+def resolved_orgs(orgs: object, indexed_bans: Collection[str], times: Mapping[str, int]) -> dict[str, Any]:
+    """``{organisation: {"chain": [...], "rules": {...}}}`` for every clean organisation of ``orgs``
+    (``data.pyagent.organizations``, whatever it holds). ``indexed_bans`` are the bans the index covers
+    and ``times`` the timestamps it parsed (``index.build``)."""
     if not isinstance(orgs, dict):
         return {}
     edges = _edges(orgs)
