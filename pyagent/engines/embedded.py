@@ -100,10 +100,10 @@ def _activator(overlays: Sequence[DataOverlay]) -> Activate:
 @functools.cache
 def _index_code() -> bytes:
     """The code that checks a bundle's ban index, for the members cache's key."""
-    from pyagent.engines.wasm.bundlecache import file_identity
+    from pyagent.engines.wasm.bundlecache import code_identity
     from pyagent.policy import index, orgindex
 
-    return "\0".join(file_identity(module.__file__ or "") for module in (index, orgindex)).encode()
+    return code_identity([module.__file__ or "" for module in (index, orgindex)])
 
 
 def _activated_file(path: Path, activate: Activate) -> tuple[WasmBundle, WasmPolicy]:

@@ -164,10 +164,10 @@ def test_code_that_cannot_be_looked_at_means_no_entry(bundle_path: Path, tmp_pat
     raw = read_archive(bundle_path)
     cache = MembersCache(tmp_path / "wasm")
     members = read_bundle(bundle_path).files
-    context = bundlecache.file_identity(str(tmp_path / "archive.zip" / "pyagent" / "policy" / "index.py"))
-    assert context.endswith("\0unknown")
-    cache.keep(raw, DEFAULT_LIMITS, members, context.encode())
-    assert cache.find(raw, DEFAULT_LIMITS, context.encode()) is None
+    context = bundlecache.code_identity([str(tmp_path / "archive.zip" / "pyagent" / "policy" / "index.py")])
+    assert context.endswith(b"\0unknown")
+    cache.keep(raw, DEFAULT_LIMITS, members, context)
+    assert cache.find(raw, DEFAULT_LIMITS, context) is None
     assert (cache.hits, cache.stores) == (0, 0)
     assert list((tmp_path / "wasm").glob("*.members")) == []
 

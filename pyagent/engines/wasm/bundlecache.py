@@ -21,10 +21,10 @@ import functools
 import mmap
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pyagent.engines.wasm.modcache import EntryCache, digest
+from pyagent.engines.wasm.modcache import UNKNOWN, EntryCache, digest, file_identity
 
 if TYPE_CHECKING:
     from pyagent.engines.wasm.bundle import BundleLimits
@@ -35,17 +35,10 @@ _NAME_BYTES = 4
 _SIZE_BYTES = 8
 
 
-#: What :func:`file_identity` says of a file it cannot look at; a key that would hold it is not made.
-UNKNOWN = b"\0unknown"
-
-
-def file_identity(path: str) -> str:
-    """``path`` with its size and modification time: another file there, another identity."""
-    try:
-        info = os.stat(path)
-    except (OSError, TypeError):
-        return f"{path}{UNKNOWN.decode()}"
-    return f"{path}\0{info.st_size}\0{info.st_mtime_ns}"
+def code_identity(paths: Sequence[str]) -> bytes:
+    """The identity of the source files ``paths`` (:func:`file_identity`), for a key: an entry made
+    under other code is never found, and none is made where a file cannot be looked at."""
+    return "\0".join(map(file_identity, paths)).encode()
 
 
 @functools.cache
@@ -55,7 +48,7 @@ def _code_identity() -> bytes:
 
     here = os.path.dirname(bundle.__file__)
     paths = (bundle.__file__, os.path.join(here, "tarscan.py"))  # tarscan: not imported for this
-    return "\0".join([sys.version, *map(file_identity, paths)]).encode()
+    return sys.version.encode() + b"\0" + code_identity(paths)
 
 
 def encode_members(files: Mapping[str, bytes]) -> bytes:

@@ -82,16 +82,27 @@ def default_cache_dir() -> Path | None:
     return Path(root) / "wasm"
 
 
+#: What :func:`file_identity` says of a file it cannot look at.
+UNKNOWN = b"\0unknown"
+
+
+def file_identity(path: str) -> str:
+    """``path`` with its size and modification time: another file there, another identity."""
+    try:
+        info = os.stat(path)
+    except (OSError, TypeError):
+        return f"{path}{UNKNOWN.decode()}"
+    return f"{path}\0{info.st_size}\0{info.st_mtime_ns}"
+
+
 @functools.cache
 def _runtime_identity() -> bytes:
     """The wasmtime native library in use: a module compiled by another build is never looked up."""
     try:
         from wasmtime import _ffi
 
-        path = os.path.realpath(str(_ffi.dll._name))
-        info = os.stat(path)
-        return f"{path}\0{info.st_size}\0{info.st_mtime_ns}".encode()
-    except (ImportError, AttributeError, OSError):
+        return file_identity(os.path.realpath(str(_ffi.dll._name))).encode()
+    except (ImportError, AttributeError):
         return b"unknown-wasmtime"
 
 
