@@ -16,8 +16,6 @@ platforms := {"android", "ios", "windows", "macos", "linux"}
 # title: Ownerships
 ownerships := {"corporate", "personal"}
 
-device := input.report.device
-
 # METADATA
 # title: The report's app IDs, in report order
 # description: Every app's `id`; an app that is not an object or has no `id` gives none.
@@ -44,7 +42,7 @@ well_formed if {
 	platform_is_known
 	ownership_is_known
 	enrolment_is_a_boolean
-	is_boolean(object.get(input.report.device, "work_profile", false))
+	work_profile_is_a_boolean
 }
 
 # Each check is a rule of its own, so that a field left out fails it: `not is_array(x)` with `x`
@@ -66,6 +64,10 @@ ownership_is_known if input.report.device.ownership in ownerships
 # METADATA
 # title: The enrolment flag is a boolean
 enrolment_is_a_boolean if is_boolean(input.report.device.mdm.enrolled)
+
+# METADATA
+# title: The work-profile flag is a boolean or absent
+work_profile_is_a_boolean if is_boolean(object.get(input.report.device, "work_profile", false))
 
 # METADATA
 # title: Report errors
@@ -102,8 +104,8 @@ field_errors contains invalid("report.device.mdm.enrolled", "must be true or fal
 }
 
 field_errors contains invalid("report.device.work_profile", "must be true or false when given") if {
-	"work_profile" in object.keys(device)
-	not is_boolean(device.work_profile)
+	is_object(input.report.device)
+	not work_profile_is_a_boolean
 }
 
 invalid(path, what) := {
