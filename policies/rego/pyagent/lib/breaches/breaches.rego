@@ -3,6 +3,9 @@
 # description: |
 #   Every (rule, app) pair where a device in a rule's scope has an app the rule's ban lists
 #   for the device's platform, classified as a violation, a warning or an exempted breach.
+#   Loops over the device's apps iterate by reference (`input.report.apps[i]`, `app_ids[i] == id`),
+#   not with `some ... in`, which OPA evaluates through a membership built-in per element: twice
+#   the time on a 200-app phone (scopes.rego does the same).
 package pyagent.lib.breaches
 
 import data.pyagent.lib.clock
@@ -28,8 +31,7 @@ bans_in_force contains r.rule.ban if some r in inheritance.rules
 found contains [ban, i] if {
 	read_whole_table
 	some id in listed_app_ids
-	some i, app_id in app_ids
-	app_id == id
+	app_ids[i] == id
 	some ban, _ in data.pyagent_index.bans[matching.platform][id]
 	indexed_in_force(ban)
 }
@@ -38,7 +40,7 @@ found contains [ban, i] if {
 	matching.exact_platform
 	not read_whole_table
 	p := matching.platform
-	some i, app in input.report.apps
+	app := input.report.apps[i]
 	listed := data.pyagent_index.bans[p][app.id]
 	some ban, _ in listed
 	indexed_in_force(ban)
@@ -68,7 +70,7 @@ listed_app_ids := graph.reachable(data.pyagent_index.keys[matching.platform], ap
 found contains [ban, i] if {
 	not matching.exact_platform
 	p := matching.platform
-	some i, app in input.report.apps
+	app := input.report.apps[i]
 	some k in matching.index_keys(app.id)
 	listed := data.pyagent_index.bans[p][k]
 	some ban, _ in listed
@@ -79,7 +81,7 @@ found contains [ban, i] if {
 	some ban in bans_in_force
 	not matching.ban_indexed(ban)
 	idx := built_index(ban)
-	some i, app in input.report.apps
+	app := input.report.apps[i]
 	matching.matches(idx, app.id)
 }
 

@@ -37,14 +37,14 @@ has_work_apps if device.work_profile == true
 
 has_work_apps if {
 	work_apps_indexed
-	some app in input.report.apps
+	app := input.report.apps[_]
 	some k in matching.index_keys(app.id)
 	indexed_work_app(k)
 }
 
 has_work_apps if {
 	not work_apps_indexed
-	some app in input.report.apps
+	app := input.report.apps[_]
 	matching.matches(work_app_index, app.id)
 }
 
