@@ -35,14 +35,17 @@ ids_are_strings if {
 
 # METADATA
 # title: The decisive fields are well formed
-# description: All the checks below in one body, so that a well-formed report costs one pass.
+# description: |
+#   The checks of the rules below, spelt inline in one body: a well-formed report then costs one rule
+#   evaluation rather than six (OPA spends a few microseconds on each). A test asserts that this body
+#   and the rules agree on every mutated report.
 well_formed if {
-	apps_are_an_array
+	is_array(input.report.apps)
 	ids_are_strings
-	platform_is_known
-	ownership_is_known
-	enrolment_is_a_boolean
-	work_profile_is_a_boolean
+	input.report.device.platform in platforms
+	input.report.device.ownership in ownerships
+	is_boolean(input.report.device.mdm.enrolled)
+	is_boolean(object.get(input.report.device, "work_profile", false))
 }
 
 # Each check is a rule of its own, so that a field left out fails it: `not is_array(x)` with `x`

@@ -113,3 +113,43 @@ test_an_enrolment_flag_under_another_name_is_an_error if {
 	d.errors == invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false")
 	d.allow == false
 }
+
+# Each of the six checks passes or fails on these reports in every combination that matters: one field
+# wrong or left out at a time, and a well-formed report.
+checked_reports := [
+	phone({}, [notes, tiktok]),
+	phone({"work_profile": true}, []),
+	phone({}, {"0": tiktok}),
+	phone({}, [notes, {"id": 7}]),
+	phone({}, [{"name": "no id"}]),
+	phone({"platform": "Android"}, [tiktok]),
+	phone({"ownership": "Corporate"}, [tiktok]),
+	phone({"mdm": {"enrolled": "true"}}, [tiktok]),
+	phone({"work_profile": "yes"}, [tiktok]),
+	phone_without("apps"),
+	phone_without("platform"),
+	phone_without("ownership"),
+	phone_without("mdm"),
+]
+
+every_check_passes if {
+	report.apps_are_an_array
+	report.ids_are_strings
+	report.platform_is_known
+	report.ownership_is_known
+	report.enrolment_is_a_boolean
+	report.work_profile_is_a_boolean
+}
+
+inline_verdict(case) if {
+	report.well_formed with input as case
+} else := false
+
+named_verdict(case) if {
+	every_check_passes with input as case
+} else := false
+
+test_the_inline_well_formed_body_agrees_with_the_six_checks if {
+	verdicts := [[inline_verdict(case), named_verdict(case)] | some case in checked_reports]
+	verdicts == array.concat([[true, true], [true, true]], [[false, false] | some _ in numbers.range(1, 11)])
+}
