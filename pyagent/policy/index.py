@@ -32,7 +32,7 @@ from pyagent.policy.orgindex import resolved_orgs
 
 #: The data root the index lives under: ``data.pyagent_index``.
 ROOT = "pyagent_index"
-FORMAT = 2
+FORMAT = 3
 _CASE_INSENSITIVE = frozenset({"ios", "macos", "windows"})
 _SEPARATOR = "\u0000"
 
@@ -147,19 +147,22 @@ def _timestamps(pyagent: Mapping[str, Any]) -> list[str]:
 
 
 def sources(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the index is built from, and what its digest covers: the well-formed bans' ``apps``, the
-    shared work apps, each organisation's own ``work_apps``, the timestamps, and the organisations
-    whole (their inheritance and rules, resolved in :mod:`pyagent.policy.orgindex`)."""
+    """What the index is built from, and what its digest covers: the well-formed bans' ``apps`` and
+    texts (``title``, ``reason``: the resolved rules' messages quote them), the shared work apps, each
+    organisation's own ``work_apps``, the timestamps, and the organisations whole (their inheritance,
+    titles and rules, resolved in :mod:`pyagent.policy.orgindex`)."""
     pyagent = data.get("pyagent")
     pyagent = pyagent if isinstance(pyagent, dict) else {}
     bans = pyagent.get("bans")
     orgs = pyagent.get("organizations")
     banned = {}
+    texts = {}
     for ban, definition in (bans if isinstance(bans, dict) else {}).items():
         if isinstance(definition, dict):
             apps = _platform_lists(definition.get("apps", {}))
             if apps is not None:
                 banned[ban] = apps
+                texts[ban] = {"title": definition.get("title"), "reason": definition.get("reason")}
     org_apps = {}
     for name, org in (orgs if isinstance(orgs, dict) else {}).items():
         if isinstance(org, dict):
@@ -168,6 +171,7 @@ def sources(data: Mapping[str, Any]) -> dict[str, Any]:
                 org_apps[name] = apps
     return {
         "bans": banned,
+        "ban_texts": texts,
         "work_apps": _platform_lists(pyagent.get("work_apps", {})),
         "orgs": org_apps,
         "times": _timestamps(pyagent),
@@ -206,7 +210,7 @@ def build(data: Mapping[str, Any], *, with_digest: bool = True) -> dict[str, Any
         "org_work_apps": {name: _index_platforms(apps) for name, apps in src["orgs"].items()},
         "indexed_orgs": dict.fromkeys(src["orgs"], True),
         "times": times,
-        "resolved_orgs": resolved_orgs(src["organizations"], src["bans"], times),
+        "resolved_orgs": resolved_orgs(src["organizations"], src["ban_texts"], times),
     }
 
 

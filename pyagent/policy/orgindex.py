@@ -16,6 +16,11 @@ and no ``/`` in an organisation's name or a rule's id (the schema forbids it: tw
 Anything else is left out, and the policy resolves that organisation per decision and reports its
 errors exactly as before. The test suite checks both halves with OPA itself: for every organisation
 resolved here the policy's own rules give the same chain and rules and no error.
+
+For each rule of a resolved organisation the index also writes what a breach's message says after the
+scope (``message_tails``, ``breaches.message_tail``): " devices of <organisation title>[ from
+<effective_from>]: <ban reason>", which only the data decides; the test suite compares each with the text
+the policy writes itself.
 """
 
 from __future__ import annotations
@@ -78,11 +83,24 @@ def _clean_rule(rule: Mapping[str, Any], indexed_bans: Collection[str], times: M
     )
 
 
+def _text(value: object, fallback: str) -> str:
+    """A title or reason as the policy reads it (``ban_field``, ``org_title``): the value when it is a
+    string, else the fallback."""
+    return value if isinstance(value, str) else fallback
+
+
+def _message_tail(org: str, title: object, rule: Mapping[str, Any], bans: Mapping[str, Any]) -> str:
+    """``breaches.message_tail`` of a clean rule: the message after the scope."""
+    reason = _text(bans[rule["ban"]].get("reason"), "policy")
+    when = f" from {rule['effective_from']}" if "effective_from" in rule else ""
+    return f" devices of {_text(title, org)}{when}: {reason}"
+
+
 def _resolve(
     name: str,
     orgs: Mapping[str, Any],
     edges: Mapping[str, list[str]],
-    indexed_bans: Collection[str],
+    bans: Mapping[str, Any],
     times: Mapping[str, int],
 ) -> dict[str, Any] | None:
     chain = _reachable(edges, [name])
@@ -101,22 +119,24 @@ def _resolve(
             if overridden:
                 continue
             key = f"{owner}/{rule_id}"
-            if not _clean_rule(rule, indexed_bans, times) or "/" in owner or "/" in rule_id or key in rules:
+            if not _clean_rule(rule, bans, times) or "/" in owner or "/" in rule_id or key in rules:
                 return None  # a "/" in a name can make two rules one key: the policy then fails
             rules[key] = {"owner": owner, "id": rule_id, "rule": rule}
-    return {"chain": sorted(chain), "rules": rules}
+    title = orgs[name].get("title")
+    tails = {key: _message_tail(name, title, entry["rule"], bans) for key, entry in rules.items()}
+    return {"chain": sorted(chain), "rules": rules, "message_tails": tails}
 
 
-def resolved_orgs(orgs: object, indexed_bans: Collection[str], times: Mapping[str, int]) -> dict[str, Any]:
-    """``{organisation: {"chain": [...], "rules": {...}}}`` for every clean organisation of ``orgs``
-    (``data.pyagent.organizations``, whatever it holds). ``indexed_bans`` are the bans the index covers
-    and ``times`` the timestamps it parsed (``index.build``)."""
+def resolved_orgs(orgs: object, bans: Mapping[str, Any], times: Mapping[str, int]) -> dict[str, Any]:
+    """``{organisation: {"chain": [...], "rules": {...}, "message_tails": {...}}}`` for every clean
+    organisation of ``orgs`` (``data.pyagent.organizations``, whatever it holds). ``bans`` are the bans the
+    index covers (well-formed objects, by name) and ``times`` the timestamps it parsed (``index.build``)."""
     if not isinstance(orgs, dict):
         return {}
     edges = _edges(orgs)
     resolved = {}
     for name in orgs:
-        entry = _resolve(name, orgs, edges, indexed_bans, times)
+        entry = _resolve(name, orgs, edges, bans, times)
         if entry is not None:
             resolved[name] = entry
     return resolved

@@ -19,6 +19,10 @@ from tests.helpers.opa_server import POLICY_DIRS
 
 RULES_DIR = POLICY_DIRS[0]
 TIKTOK_ANDROID = "com.zhiliaoapp.musically"
+SECURITY_REASON = (
+    "cybersecurity: protection against threats that could be exploited against the organisation's corporate "
+    "environment"
+)
 
 
 def _rule(ban: str, scopes: Any, **fields: Any) -> dict[str, Any]:
@@ -44,8 +48,19 @@ CRAFTED_ORGS: dict[str, Any] = {
     "inherits-bad": {"inherits": ["bad-ban"]},
     "overrides-bad": {"inherits": ["bad-ban"], "rules": {"x": _rule("tiktok", ["corporate"])}},
     "false-remediation": {"rules": {"x": _rule("tiktok", ["all"], remediation=False)}},
+    "titled": {
+        "title": "Titled Agency",
+        "rules": {"x": _rule("odd-texts", ["all"]), "y": _rule("tiktok", ["all"])},
+    },
+    "numeric-title": {
+        "title": 5,
+        "inherits": ["titled"],
+        "rules": {"z": {"ban": "tiktok", "scopes": ["all"]}},
+    },
 }
-RESOLVED = {"parent", "child", "grandchild", "empty", "warn-mode", "overrides-bad"}
+RESOLVED = {"parent", "child", "grandchild", "empty", "warn-mode", "overrides-bad", "titled", "numeric-title"}
+#: A ban whose title and reason are not strings: messages fall back to the ban's name and "policy".
+ODD_TEXTS_BAN = {"title": ["TikTok"], "reason": 5, "apps": {"android": [TIKTOK_ANDROID]}}
 ERROR_CODES = {
     "loop-a": ["inheritance_cycle"],
     "loop-b": ["inheritance_cycle"],
@@ -64,6 +79,7 @@ ERROR_CODES = {
 def crafted_data() -> dict[str, Any]:
     data = copy.deepcopy(index.data_of_dirs(list(POLICY_DIRS)))
     data["pyagent"]["organizations"] = CRAFTED_ORGS
+    data["pyagent"]["bans"]["odd-texts"] = ODD_TEXTS_BAN
     return data
 
 
@@ -110,7 +126,11 @@ def test_exactly_the_clean_organisations_are_resolved_as_the_policy_resolves_the
         {"orgs": list(CRAFTED_ORGS)},
     )
     for name in RESOLVED:
-        assert raw[name] == {**resolved[name], "errors": []}, name
+        assert raw[name] == {
+            "chain": resolved[name]["chain"],
+            "rules": resolved[name]["rules"],
+            "errors": [],
+        }, name
     assert {name: raw[name]["errors"] for name in ERROR_CODES} == ERROR_CODES
 
 
@@ -121,7 +141,51 @@ def test_the_shipped_organisations_are_all_resolved(opa_bin: str, tmp_path: Path
     assert sorted(resolved) == names
     assert resolved["eeas"]["chain"] == ["eeas", "eu-commission"]
     raw = _opa(opa_bin, RESOLVE_QUERY, list(POLICY_DIRS), {"orgs": names})
-    assert raw == {name: {**resolved[name], "errors": []} for name in names}
+    assert raw == {
+        name: {"chain": v["chain"], "rules": v["rules"], "errors": []} for name, v in resolved.items()
+    }
+
+
+TAILS_QUERY = """{name: tails |
+    some name in input.orgs
+    device := {"report": {"device": {"organization": name, "platform": "android"}}}
+    tails := {key: t |
+        some key, r in data.pyagent.lib.inheritance.rules
+        t := data.pyagent.lib.breaches.message_tail(key, r.rule)
+    } with input as device
+}"""
+
+
+def test_the_message_tails_are_the_text_the_policy_writes_itself(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """Without the index the policy writes each tail from the organisation's title, the rule's date and
+    the ban's reason; the index's tails (for the resolved organisations) are the same texts."""
+    resolved = index.build(crafted_data)["resolved_orgs"]
+    raw = _opa(
+        opa_bin, TAILS_QUERY, [RULES_DIR, _write(crafted_data, tmp_path / "data")], {"orgs": sorted(RESOLVED)}
+    )
+    assert raw == {name: resolved[name]["message_tails"] for name in RESOLVED}
+    assert resolved["numeric-title"]["message_tails"] == {
+        "numeric-title/z": f" devices of numeric-title: {SECURITY_REASON}",
+        "titled/x": " devices of numeric-title from 2023-03-15T00:00:00Z: policy",
+        "titled/y": f" devices of numeric-title from 2023-03-15T00:00:00Z: {SECURITY_REASON}",
+    }
+    assert (
+        resolved["titled"]["message_tails"]["titled/x"]
+        == " devices of Titled Agency from 2023-03-15T00:00:00Z: policy"
+    )
+
+
+def test_the_shipped_message_tails_are_the_text_the_policy_writes_itself(opa_bin: str) -> None:
+    shipped = index.data_of_dirs(list(POLICY_DIRS))
+    resolved = index.build(shipped)["resolved_orgs"]
+    raw = _opa(opa_bin, TAILS_QUERY, list(POLICY_DIRS), {"orgs": sorted(resolved)})
+    assert raw == {name: entry["message_tails"] for name, entry in resolved.items()}
+    # the device's organisation is named, not the one that owns an inherited rule
+    assert resolved["eeas"]["message_tails"]["eu-commission/tiktok"] == (
+        f" devices of European External Action Service from 2023-03-15T00:00:00Z: {SECURITY_REASON}"
+    )
 
 
 def _inputs() -> list[dict[str, Any]]:
@@ -177,6 +241,10 @@ def test_an_organisation_edited_after_the_index_was_built_is_refused(crafted_dat
     edited["pyagent"]["organizations"]["child"]["rules"]["base"]["scopes"] = ["all"]
     with pytest.raises(index.StaleIndexError, match="was built from other bans than the data beside it"):
         index.check({**edited, index.ROOT: built})
+    reworded = copy.deepcopy(crafted_data)
+    reworded["pyagent"]["bans"]["tiktok"]["reason"] = "another reason"  # the resolved messages quote it
+    with pytest.raises(index.StaleIndexError, match="was built from other bans than the data beside it"):
+        index.check({**reworded, index.ROOT: built})
     tampered = copy.deepcopy(built)
     tampered["resolved_orgs"]["loop-a"] = {"chain": ["loop-a"], "rules": {}}
     with pytest.raises(index.StaleIndexError, match="edited after it was built"):

@@ -159,7 +159,7 @@ base_entry(key, rule, scope, app) := object.union(
 		"rule": key,
 		"ban": rule.ban,
 		"app_id": app.id,
-		"message": message(rule, scope, app),
+		"message": message(key, rule, scope, app),
 		"remediation": remediation(rule, app),
 		"effective_from": object.get(rule, "effective_from", null),
 		"scope": scope,
@@ -182,15 +182,19 @@ org_title := title if {
 	is_string(title)
 } else := inheritance.organization
 
-message(rule, scope, app) := concat("", [
-	label(rule, app), " is banned on ", scope, " devices of ", org_title,
-	" from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy"), evidence_note(app),
-]) if {
+message(key, rule, scope, app) := concat("", [label(rule, app), " is banned on ", scope, message_tail(key, rule), evidence_note(app)])
+
+# METADATA
+# title: What a breach's message says after the scope
+# description: |
+#   " devices of <organisation title>[ from <effective_from>]: <ban reason>", which the data alone
+#   decides: the shipped index carries it for each rule of a resolved organisation (written by
+#   `pyagent/policy/orgindex.py`, checked against this text by the test suite), else it is written now.
+message_tail(key, rule) := tail if {
+	tail := inheritance.resolved.message_tails[key]
+} else := concat("", [" devices of ", org_title, " from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy")]) if {
 	rule.effective_from
-} else := concat("", [
-	label(rule, app), " is banned on ", scope, " devices of ", org_title,
-	": ", ban_field(rule.ban, "reason", "policy"), evidence_note(app),
-])
+} else := concat("", [" devices of ", org_title, ": ", ban_field(rule.ban, "reason", "policy")])
 
 # METADATA
 # title: What the message says of a match made from a display name
