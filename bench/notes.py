@@ -104,7 +104,7 @@ Measured before and after on this machine, alternating, when the changes were ma
   (`pyagent/logsetup.py`). (5) A cached module is mapped and handed to wasmtime in place (3.5 -> 2.1
   ms). (6) Smaller: no deep copy of the bundle's data without `--data`, a pattern compiled on first
   use, two private dataclasses without generated `__eq__`/`__repr__`.
-- **The input written by orjson** (`pyagent/engines/wasm/encode.py`): the standard encoder took
+- **The input written by orjson** (`pyagent/engines/encode.py`): the standard encoder took
   0.14 ms for the 200-app input, more than a third of `evaluate()`, and grew faster than the apps;
   orjson takes about 0.02 ms. Its output is used where it is byte for byte the standard encoder's
   (anything it would write differently, NaN included, goes to the standard encoder as before):

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import wasmtime
 
+from pyagent.engines.encode import encode_json
 from pyagent.engines.wasm.builtins import (
     HOST_BUILTINS,
     RAW_OPERANDS,
@@ -40,7 +41,6 @@ from pyagent.engines.wasm.builtins import (
     HostBuiltin,
     UnsupportedBuiltinUse,
 )
-from pyagent.engines.wasm.encode import encode_json
 from pyagent.engines.wasm.errors import (
     BuiltinEvalError,
     MissingBuiltinError,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pyagent.engines.wasm.encode import encode_json
+from pyagent.engines.encode import encode_json
 from pyagent.errors import InvalidInputError
 
 REPORTS = Path(__file__).resolve().parents[2] / "examples" / "reports"

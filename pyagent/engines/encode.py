@@ -1,5 +1,6 @@
-"""JSON text for the wasm module: the input of every evaluation, the policy data, host built-ins'
-results. Compact UTF-8, NaN and infinities refused, as OPA reads JSON."""
+"""JSON text for the engines: every input they send (the wasm module's memory, an OPA server's request
+body), the policy data, host built-ins' results. Compact UTF-8, NaN and infinities refused, as OPA
+reads JSON."""
 
 from __future__ import annotations
 
