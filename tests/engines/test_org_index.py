@@ -277,3 +277,32 @@ def test_a_slash_in_a_name_is_left_to_the_policy_which_refuses_the_conflict(
             timeout=300,
         )
         assert (done.returncode, "eval_conflict_error" in done.stdout + done.stderr) == (2, True)
+
+
+def test_an_error_outside_the_resolved_organisation_still_reaches_the_decision(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """With the index, a well-formed report of a resolved organisation takes the policy's shortcut to
+    "no errors"; an exemption without `until` (a data error of its own) must still be reported there,
+    as without the index."""
+    data = copy.deepcopy(crafted_data)
+    data["pyagent"]["exemptions"] = {
+        "EX-open": {"device_id": "elsewhere", "organization": "parent", "ban": "tiktok", "reason": "r"}
+    }
+    data_dir = _write(data, tmp_path / "data")
+    index_dir = index.write_root(data, tmp_path / "indexed")
+    case = {
+        "at": "2023-03-16T09:30:00Z",
+        "report": domain.make_report("child", "android", "corporate", True, [TIKTOK_ANDROID]),
+    }
+    without = _opa(opa_bin, "data.pyagent.decision", [RULES_DIR, data_dir], case)
+    with_index = _opa(opa_bin, "data.pyagent.decision", [RULES_DIR, data_dir, index_dir], case)
+    assert with_index == without
+    assert [(e["code"], e["path"]) for e in with_index["errors"]] == [
+        ("invalid_policy_data", "pyagent.exemptions.EX-open.until")
+    ]
+    assert with_index["allow"] is False
+    clean = _opa(
+        opa_bin, "data.pyagent.decision", [RULES_DIR, _write(crafted_data, tmp_path / "clean")], case
+    )
+    assert (clean["errors"], [v["rule"] for v in clean["violations"]]) == ([], ["child/base"])

@@ -39,8 +39,15 @@ expired[ban] := sort([id | some id, ex in for_device; ex.ban == ban; clock.reach
 
 # METADATA
 # title: Exemption errors
+# description: None when no exemption is defined, as in most decisions (one check instead of two rules), else `errors_now`.
+errors := set() if {
+	count(defined) == 0
+} else := errors_now
+
+# METADATA
+# title: Exemption errors, checked per decision
 # description: An exemption without a valid `until` is a policy data error, never an open-ended waiver.
-errors contains err if {
+errors_now contains err if {
 	some id, ex in defined
 	not valid_until(ex) # not clock.valid_time(ex.until) would be undefined without `until`
 	err := {
@@ -50,7 +57,7 @@ errors contains err if {
 	}
 }
 
-errors contains err if {
+errors_now contains err if {
 	some id, ex in defined
 	some field in required_fields
 	not string_field(ex, field)
