@@ -269,13 +269,15 @@ class Session:
 
 class _Watchdog:
     """One daemon thread that cuts each armed connection at its deadline: a session's requests get
-    :func:`request`'s bound on a server that dribbles its answer without a thread each."""
+    :func:`request`'s bound on a server that dribbles its answer without a thread each. The thread is
+    woken only when a deadline comes before the one it sleeps until, not on every request."""
 
     def __init__(self) -> None:
         self._armed: dict[http.client.HTTPConnection, float] = {}
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._wakes_at: float | None = None  # None: asleep until notified
 
     def arm(self, conn: http.client.HTTPConnection, deadline: float) -> None:
         with self._wake:
@@ -284,7 +286,8 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pyagent-http-deadline", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if self._wakes_at is None or deadline < self._wakes_at:
+                self._wake.notify()
 
     def disarm(self, conn: http.client.HTTPConnection) -> None:
         with self._wake:
@@ -303,8 +306,8 @@ class _Watchdog:
                     if deadline <= now:
                         del self._armed[conn]
                         _cut(conn)
-                soonest = min(self._armed.values(), default=None)
-                self._wake.wait(None if soonest is None else max(0.0, soonest - now))
+                self._wakes_at = min(self._armed.values(), default=None)
+                self._wake.wait(None if self._wakes_at is None else max(0.0, self._wakes_at - now))
             self._thread = None
 
 
