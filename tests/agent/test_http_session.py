@@ -1,34 +1,41 @@
 """``bounded_http.Session``: connections kept open between requests (the ``opa`` engine's), with the
 bounds of a one-shot request: a kept connection the server closed while idle is replaced without an
-error, an answer that dribbles on a kept connection is still cut at the deadline, and a connection is
-kept only after an answer read to its end."""
+error (over TLS too), bytes a server sends between answers are never taken for an answer, an answer
+that dribbles on a kept connection is still cut at the deadline, a connection is kept only after an
+answer read to its end that did not ask to close it, and a request the server may have processed is
+not sent again."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from pyagent.bounded_http import MAX_ERROR_BODY, Session, Target, TransportError
+from pyagent.bounded_http import session as session_module
 from pyagent.decide import decide
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
 from tests.helpers import domain
 from tests.helpers.opa_server import RunningOpa
+from tests.helpers.tls import make_pki
 
-#: What the server does with one request on a connection: answer it (True: keep the connection open
-#: for the next request, False: close it after the answer).
+#: What the server does with one request it has read: answer it (True: keep the connection open for
+#: the next request, False: close it afterwards).
 Answer = Callable[[socket.socket], bool]
 
 
-def answered(body: bytes = b'{"ok":true}', status: str = "200 OK") -> Answer:
+def answered(body: bytes = b'{"ok":true}', status: str = "200 OK", extra: str = "") -> Answer:
     def answer(conn: socket.socket) -> bool:
-        head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
         conn.sendall(head.encode() + body)
         return True
 
@@ -41,6 +48,25 @@ def answered_then_closed(conn: socket.socket) -> bool:
     return False
 
 
+def answered_then_more(conn: socket.socket) -> bool:
+    """An answer, then shortly after a second one that no request asked for."""
+    answered()(conn)
+    time.sleep(0.05)  # after the client has read the answer: the bytes wait in its socket
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEARLY")
+    return True
+
+
+def closed_unanswered(conn: socket.socket) -> bool:
+    """The request was read, and the connection closed without a byte of answer."""
+    return False
+
+
+def reset_unanswered(conn: socket.socket) -> bool:
+    """The request was read (and perhaps processed), then the connection reset."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return False
+
+
 def dribbled_headers(conn: socket.socket) -> bool:
     for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
         conn.sendall(bytes([byte]))
@@ -50,11 +76,10 @@ def dribbled_headers(conn: socket.socket) -> bool:
 
 @dataclass
 class ScriptedServer:
-    url: str
     target: Target
     connections: int = 0
     requests: list[int] = field(default_factory=list)
-    """For each request answered, the number of the connection it came on (1, 2, ...)."""
+    """For each request read, the number of the connection it came on (1, 2, ...)."""
 
 
 def _read_request(conn: socket.socket) -> bool:
@@ -65,15 +90,12 @@ def _read_request(conn: socket.socket) -> bool:
             return False
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = next(
-        (
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ),
-        0,
-    )
-    while len(rest) < length:
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    while len(rest) < (lengths[0] if lengths else 0):
         chunk = conn.recv(65536)
         if not chunk:
             return False
@@ -82,18 +104,25 @@ def _read_request(conn: socket.socket) -> bool:
 
 
 @contextlib.contextmanager
-def scripted_server(script: list[Answer]) -> Iterator[ScriptedServer]:
-    """A keep-alive HTTP/1.1 server on a free loopback port answering requests with ``script`` in order,
-    whatever connection they come on (fault injection only: it never decides)."""
+def scripted_server(script: list[Answer], tls: ssl.SSLContext | None = None) -> Iterator[ScriptedServer]:
+    """A keep-alive HTTP/1.1 server on a free loopback port (``tls``: its TLS context) answering the
+    requests it reads with ``script``, in order, whatever connection they come on. For fault injection
+    only: it never decides."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    state = ScriptedServer(
-        f"http://127.0.0.1:{port}", Target("127.0.0.1", port, None, f"http://127.0.0.1:{port}")
-    )
+    origin = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    client_tls = None
+    if tls is not None:
+        client_tls = ssl.create_default_context(cafile=str(Path(tls.ca_file)))  # type: ignore[attr-defined]
+    state = ScriptedServer(Target("127.0.0.1", port, client_tls, origin))
     lock = threading.Lock()
 
     def serve(conn: socket.socket, number: int) -> None:
-        with conn, contextlib.suppress(OSError):
+        with contextlib.ExitStack() as stack, contextlib.suppress(OSError):
+            stack.callback(conn.close)
+            if tls is not None:
+                conn = tls.wrap_socket(conn, server_side=True)
+                stack.callback(conn.close)
             while _read_request(conn):
                 with lock:
                     if not script:
@@ -121,6 +150,16 @@ def scripted_server(script: list[Answer]) -> Iterator[ScriptedServer]:
         listener.close()
 
 
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A TLS context for 127.0.0.1 from a throw-away CA (its file kept as ``ca_file`` for the client)."""
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    context.ca_file = str(pki.ca_cert)  # type: ignore[attr-defined]
+    return context
+
+
 def _post(session: Session, timeout: float = 5.0) -> bytes:
     reply = session.request("POST", "/v1/data/x", timeout=timeout, max_body=1024, headers={}, body=b"{}")
     return reply.body
@@ -134,14 +173,72 @@ def test_successive_requests_share_one_connection() -> None:
     assert (server.connections, server.requests) == (1, [1, 1, 1])
 
 
-def test_a_kept_connection_the_server_closed_is_replaced_without_an_error() -> None:
-    with scripted_server([answered_then_closed, answered(b"again")]) as server:
+@pytest.mark.parametrize("over_tls", [False, True], ids=["http", "https"])
+def test_a_kept_connection_the_server_closed_is_replaced_without_an_error(
+    over_tls: bool, server_tls: ssl.SSLContext
+) -> None:
+    with scripted_server(
+        [answered_then_closed, answered(b"again")], server_tls if over_tls else None
+    ) as server:
         session = Session(server.target)
         _post(session)
         time.sleep(0.2)  # the server has closed the kept connection by now
         assert _post(session) == b"again"
         session.close()
     assert (server.connections, server.requests) == (2, [1, 2])
+
+
+def test_bytes_sent_between_answers_are_never_taken_for_an_answer() -> None:
+    with scripted_server([answered_then_more, answered(b"second"), answered(b"third")]) as server:
+        session = Session(server.target)
+        _post(session)
+        time.sleep(0.1)
+        assert [_post(session), _post(session)] == [b"second", b"third"]
+        session.close()
+    assert (server.connections, server.requests) == (2, [1, 2, 2])
+
+
+def test_an_answer_that_asks_to_close_is_not_kept() -> None:
+    with scripted_server([answered(b"1", extra="Connection: close\r\n"), answered(b"2")]) as server:
+        session = Session(server.target)
+        assert [_post(session), _post(session)] == [b"1", b"2"]
+        session.close()
+    assert (server.connections, server.requests) == (2, [1, 2])
+
+
+def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_module, "MAX_IDLE_SECONDS", 0.1)
+    with scripted_server([answered(b"1"), answered(b"2")]) as server:
+        session = Session(server.target)
+        _post(session)
+        time.sleep(0.2)
+        assert _post(session) == b"2"
+        session.close()
+    assert (server.connections, server.requests) == (2, [1, 2])
+
+
+def test_a_kept_connection_closed_before_any_answer_is_asked_again_once() -> None:
+    """The connection closed after the request without a byte of answer: sent again, on a new
+    connection; the new connection's own failure is not retried."""
+    with scripted_server([answered(b"1"), closed_unanswered, closed_unanswered]) as server:
+        session = Session(server.target)
+        _post(session)
+        with pytest.raises(TransportError, match=r"^POST .*/v1/data/x: RemoteDisconnected: "):
+            _post(session)
+        session.close()
+    assert (server.connections, server.requests) == (2, [1, 1, 2])
+
+
+def test_a_request_the_server_may_have_processed_is_not_sent_again() -> None:
+    """A reset once the request was read is not a connection closed while idle: no second request."""
+    with scripted_server([answered(b"1"), reset_unanswered, answered(b"unasked")]) as server:
+        session = Session(server.target)
+        _post(session)
+        with pytest.raises(TransportError, match=r"^POST .*/v1/data/x: ConnectionResetError: ") as raised:
+            _post(session)
+        assert raised.value.kind == "reset"  # the engine's own retries decide about it
+        session.close()
+    assert (server.connections, server.requests) == (1, [1, 1])
 
 
 def test_an_answer_dribbled_on_a_kept_connection_is_cut_at_the_deadline() -> None:
@@ -173,19 +270,22 @@ def test_the_opa_engine_decides_over_one_connection_and_one_watchdog_thread(opa_
     """Fifty decisions from a real OPA: the same client socket throughout, and no thread per request."""
     report = domain.make_report("eu-commission", "android", "corporate", True, ["com.zhiliaoapp.musically"])
     engine = build_engine(EngineSettings(engine="opa", opa_url=opa_server.url))
-    threads_before = threading.active_count()
+    threads_before = {t.ident for t in threading.enumerate()}
     local_ports = set()
     try:
         for _ in range(50):
             decision = decide(engine, report, at="2023-03-16T09:30:00Z")
             assert decision["allow"] is False
             kept = engine._session._idle  # type: ignore[attr-defined]
-            local_ports.update(conn.sock.getsockname()[1] for conn in kept)
+            local_ports.update(conn.sock.getsockname()[1] for conn, _ in kept)
         assert len(local_ports) == 1
-        assert threading.active_count() == threads_before + 1  # the session's watchdog
+        added = [t.name for t in threading.enumerate() if t.ident not in threads_before]
+        assert added == ["pyagent-http-deadline"]
     finally:
         engine.close()
     deadline = time.monotonic() + 2
-    while threading.active_count() > threads_before and time.monotonic() < deadline:
+    while (
+        any(t.name == "pyagent-http-deadline" for t in threading.enumerate()) and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
-    assert threading.active_count() == threads_before
+    assert [t.name for t in threading.enumerate() if t.name == "pyagent-http-deadline"] == []

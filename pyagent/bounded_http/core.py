@@ -9,10 +9,8 @@ downloads, uploads and status reports). What it guarantees, whatever the server 
 - a body is read in chunks up to a limit (checked against ``Content-Length`` first, then while it
   arrives), so a huge answer is refused before it is in memory; a body cut short is an error.
 
-:func:`request` opens a connection per request. A :class:`Session` (the ``opa`` engine's, which asks
-one OPA for decision after decision) keeps connections open between requests (HTTP/1.1 keep-alive)
-with the same guarantees: one watchdog thread per session cuts any request past its deadline, and a
-connection is reused only after an answer read to its end that did not ask to close it.
+This module holds :func:`request`, a connection per request, and the steps that
+:mod:`pyagent.bounded_http.session` shares.
 """
 
 from __future__ import annotations
@@ -115,29 +113,34 @@ def request(
     """
     deadline = time.monotonic() + timeout
     where = f"{method} {target.origin}{path}"
-    conn = _connection(target, timeout)
-    watchdog = threading.Timer(timeout, _cut, (conn,))  # a server that dribbles headers is cut too
+    conn = open_connection(target, timeout)
+    watchdog = threading.Timer(timeout, cut, (conn,))  # a server that dribbles headers is cut too
     watchdog.daemon = True
     try:
         conn.connect()
         watchdog.start()
-        response = _send(conn, method, path, deadline, where, timeout, headers, body)
-        reply, _ = _receive(conn, response, deadline, where, timeout, max_body, sink)
+        send(conn, method, path, deadline, where, timeout, headers, body)
+        response = await_answer(conn, deadline, where, timeout)
+        reply, _ = receive(conn, response, deadline, where, timeout, max_body, sink)
         return reply
     except (OSError, http.client.HTTPException) as err:
-        raise _failure(err, deadline, where, timeout) from err
+        raise failure(err, deadline, where, timeout) from err
     finally:
         watchdog.cancel()
         conn.close()
 
 
-def _connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+# The steps of a request, shared with session.py.
+
+
+def open_connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    """A connection to ``target`` (not yet connected); ``timeout`` bounds each socket operation."""
     if target.context is not None:
         return http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=target.context)
     return http.client.HTTPConnection(target.host, target.port, timeout=timeout)
 
 
-def _send(
+def send(
     conn: http.client.HTTPConnection,
     method: str,
     path: str,
@@ -146,15 +149,21 @@ def _send(
     timeout: float,
     headers: dict[str, str],
     body: bytes | None,
-) -> http.client.HTTPResponse:
-    """Send the request on ``conn``; the answer's status line and headers."""
+) -> None:
+    """Send the request on ``conn``."""
     _bound(conn, deadline, where, timeout)
     conn.request(method, path, body=body, headers=headers)
+
+
+def await_answer(
+    conn: http.client.HTTPConnection, deadline: float, where: str, timeout: float
+) -> http.client.HTTPResponse:
+    """The answer's status line and headers."""
     _bound(conn, deadline, where, timeout)
     return conn.getresponse()
 
 
-def _receive(
+def receive(
     conn: http.client.HTTPConnection,
     response: http.client.HTTPResponse,
     deadline: float,
@@ -179,139 +188,13 @@ def _receive(
     return Reply(response.status, names, content, size), reusable
 
 
-def _failure(err: BaseException, deadline: float, where: str, timeout: float) -> TransportError:
+def failure(err: BaseException, deadline: float, where: str, timeout: float) -> TransportError:
     if time.monotonic() >= deadline:
         return TransportError(where, f"no complete answer within {timeout:g} s", "timeout")
     return TransportError(where, *_describe(err, timeout))
 
 
-#: Errors of a kept-open connection that the server closed while it sat idle (its keep-alive timeout):
-#: raised before any answer arrived, so the request is sent again once on a new connection.
-_STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.RemoteDisconnected)
-
-
-class Session:
-    """Requests to one target over connections kept open between them (HTTP/1.1 keep-alive), with
-    :func:`request`'s guarantees. Thread-safe: concurrent requests use separate connections.
-
-    A connection goes back to the session only after an answer read to its end that did not ask to
-    close it; any failure closes it. A kept connection the server closed meanwhile fails before an
-    answer starts: the request then goes once more on a new connection, within the same deadline.
-    """
-
-    def __init__(self, target: Target, *, max_idle: int = 4) -> None:
-        self.target = target
-        self._max_idle = max_idle
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._watchdog = _Watchdog()
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        timeout: float,
-        max_body: int,
-        headers: dict[str, str],
-        body: bytes | None = None,
-        sink: Sink | None = None,
-    ) -> Reply:
-        """As :func:`request`, on a kept connection when there is one."""
-        deadline = time.monotonic() + timeout
-        where = f"{method} {self.target.origin}{path}"
-        while True:
-            conn, kept = self._take(timeout)
-            self._watchdog.arm(conn, deadline)
-            try:
-                if not kept:
-                    conn.connect()
-                try:
-                    response = _send(conn, method, path, deadline, where, timeout, headers, body)
-                except _STALE:
-                    if kept and time.monotonic() < deadline:
-                        conn.close()
-                        continue  # closed by the server while idle: nothing was answered, ask again
-                    raise
-                reply, reusable = _receive(conn, response, deadline, where, timeout, max_body, sink)
-            except (OSError, http.client.HTTPException) as err:
-                conn.close()
-                raise _failure(err, deadline, where, timeout) from err
-            except BaseException:
-                conn.close()
-                raise
-            finally:
-                self._watchdog.disarm(conn)
-            self._give_back(conn, reusable)
-            return reply
-
-    def close(self) -> None:
-        """Close the kept connections and stop the watchdog; a later request opens new ones."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-        self._watchdog.stop()
-
-    def _take(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return _connection(self.target, timeout), False
-
-    def _give_back(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
-        with self._lock:
-            if reusable and len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-
-class _Watchdog:
-    """One daemon thread that cuts each armed connection at its deadline: a session's requests get
-    :func:`request`'s bound on a server that dribbles its answer without a thread each. The thread is
-    woken only when a deadline comes before the one it sleeps until, not on every request."""
-
-    def __init__(self) -> None:
-        self._armed: dict[http.client.HTTPConnection, float] = {}
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-        self._wakes_at: float | None = None  # None: asleep until notified
-
-    def arm(self, conn: http.client.HTTPConnection, deadline: float) -> None:
-        with self._wake:
-            self._armed[conn] = deadline
-            self._stopped = False
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="pyagent-http-deadline", daemon=True)
-                self._thread.start()
-            if self._wakes_at is None or deadline < self._wakes_at:
-                self._wake.notify()
-
-    def disarm(self, conn: http.client.HTTPConnection) -> None:
-        with self._wake:
-            self._armed.pop(conn, None)
-
-    def stop(self) -> None:
-        with self._wake:
-            self._stopped = True
-            self._wake.notify()
-
-    def _run(self) -> None:
-        with self._wake:
-            while not self._stopped:
-                now = time.monotonic()
-                for conn, deadline in list(self._armed.items()):
-                    if deadline <= now:
-                        del self._armed[conn]
-                        _cut(conn)
-                self._wakes_at = min(self._armed.values(), default=None)
-                self._wake.wait(None if self._wakes_at is None else max(0.0, self._wakes_at - now))
-            self._thread = None
-
-
-def _cut(conn: http.client.HTTPConnection) -> None:
+def cut(conn: http.client.HTTPConnection) -> None:
     """The deadline passed: end the connection, whatever the request is waiting for."""
     sock = conn.sock
     if sock is not None:

@@ -1,0 +1,33 @@
+"""Bounded HTTP: every request pyagent makes is finished within a total deadline, its answer bounded
+in size, and no redirect is followed (see :mod:`pyagent.bounded_http.core`).
+
+- :func:`request`: one request on a connection of its own (the plug-ins' downloads and uploads);
+- :class:`Session`: requests over connections kept open between them (the ``opa`` engine's decisions).
+"""
+
+from __future__ import annotations
+
+from pyagent.bounded_http.core import (
+    CHUNK,
+    MAX_ERROR_BODY,
+    BodyTooLarge,
+    Reply,
+    Sink,
+    Target,
+    TransportError,
+    request,
+)
+from pyagent.bounded_http.session import MAX_IDLE_SECONDS, Session
+
+__all__ = [
+    "CHUNK",
+    "MAX_ERROR_BODY",
+    "MAX_IDLE_SECONDS",
+    "BodyTooLarge",
+    "Reply",
+    "Session",
+    "Sink",
+    "Target",
+    "TransportError",
+    "request",
+]

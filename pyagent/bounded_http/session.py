@@ -1,0 +1,251 @@
+"""Requests to one target over connections kept open between them (HTTP/1.1 keep-alive), with the
+guarantees of :func:`pyagent.bounded_http.request`: no redirect followed, one deadline per request, the
+answer bounded in size. The ``opa`` engine asks one OPA for decision after decision through one.
+
+What keeping a connection adds, and how it stays safe:
+
+- a connection is kept only after an answer read to its end that did not ask to close it, and never
+  after an error or a cut;
+- before a kept connection carries a request, it must have nothing to read: a server that closed it
+  (its keep-alive timeout: nginx's is 75 s) makes it readable, and so do bytes a server sent between
+  answers, which would otherwise become the next request's answer. Either way it is closed unused;
+- a connection idle for more than :data:`MAX_IDLE_SECONDS` is closed unused too, since NATs and load
+  balancers drop idle flows without a word;
+- the server may still close a kept connection just as a request leaves: when sending fails, or the
+  connection closes before a single byte of the answer, the request goes once more, on a new
+  connection, within the same deadline. The request is then sent twice, which a query (an OPA
+  decision) allows; a new connection is never resent;
+- one watchdog thread per session cuts every request at its deadline, including a server that
+  dribbles its answer one byte at a time, without a thread per request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import ssl
+import threading
+import time
+
+from pyagent.bounded_http.core import (
+    Reply,
+    Sink,
+    Target,
+    await_answer,
+    cut,
+    failure,
+    open_connection,
+    receive,
+    send,
+)
+
+__all__ = ["MAX_IDLE_SECONDS", "Session"]
+
+MAX_IDLE_SECONDS = 30.0
+"""A kept connection idle longer than this is closed rather than reused (Go's HTTP client: 90 s)."""
+
+#: Failures of a kept connection that the server closed as the request left: sending failed, or the
+#: connection ended before the first byte of the answer. TLS reports a closed connection as an EOF.
+_CLOSED_WHILE_SENDING = (
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+_CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+class _Closed(Exception):
+    """A kept connection turned out closed by the server before it answered: ask on a new one."""
+
+
+class Session:
+    """Keep-alive requests to ``target``; thread-safe (concurrent requests use separate connections).
+    :meth:`close` closes the kept connections; a request after it still works, on a connection that
+    is closed after its answer."""
+
+    def __init__(self, target: Target, *, max_idle: int = 4) -> None:
+        self.target = target
+        self._max_idle = max_idle
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []  # with the time it went idle
+        self._lock = threading.Lock()
+        self._watchdog = _Watchdog()
+        self._closed = False
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float,
+        max_body: int,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        sink: Sink | None = None,
+    ) -> Reply:
+        """As :func:`pyagent.bounded_http.request`, on a kept connection when there is a usable one."""
+        deadline = time.monotonic() + timeout
+        where = f"{method} {self.target.origin}{path}"
+        kept = self._take_kept()
+        if kept is not None:
+            try:
+                return self._exchange(
+                    kept, True, method, path, deadline, where, timeout, max_body, headers, body, sink
+                )
+            except _Closed:
+                pass  # once more, on a new connection
+        conn = open_connection(self.target, max(0.001, deadline - time.monotonic()))
+        return self._exchange(
+            conn, False, method, path, deadline, where, timeout, max_body, headers, body, sink
+        )
+
+    def close(self) -> None:
+        """Close the kept connections and stop the watchdog."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+        self._watchdog.stop()
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        kept: bool,
+        method: str,
+        path: str,
+        deadline: float,
+        where: str,
+        timeout: float,
+        max_body: int,
+        headers: dict[str, str],
+        body: bytes | None,
+        sink: Sink | None,
+    ) -> Reply:
+        self._watchdog.arm(conn, deadline)
+        try:
+            if not kept:
+                conn.connect()
+            try:
+                send(conn, method, path, deadline, where, timeout, headers, body)
+            except _CLOSED_WHILE_SENDING:
+                if kept and time.monotonic() < deadline:
+                    raise _Closed() from None
+                raise
+            try:
+                response = await_answer(conn, deadline, where, timeout)
+            except _CLOSED_BEFORE_ANSWER:
+                if kept and time.monotonic() < deadline:
+                    raise _Closed() from None
+                raise
+            reply, reusable = receive(conn, response, deadline, where, timeout, max_body, sink)
+        except (OSError, http.client.HTTPException) as err:
+            self._watchdog.disarm(conn)
+            conn.close()
+            raise failure(err, deadline, where, timeout) from err
+        except BaseException:
+            self._watchdog.disarm(conn)
+            conn.close()
+            raise
+        was_cut = self._watchdog.disarm(conn)
+        self._give_back(conn, reusable and not was_cut)
+        return reply
+
+    def _take_kept(self) -> http.client.HTTPConnection | None:
+        """The most recently used kept connection that is still usable; the others it meets are closed."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                conn, idle_since = self._idle.pop()
+            if time.monotonic() - idle_since <= MAX_IDLE_SECONDS and _quiet(conn):
+                return conn
+            conn.close()
+
+    def _give_back(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
+        with self._lock:
+            if reusable and not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+
+def _quiet(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection has nothing to read: a closed one reads as EOF, and a server has no
+    business sending between answers."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+class _Watchdog:
+    """One daemon thread that cuts each armed connection at its deadline. It is woken only when a
+    deadline comes before the one it sleeps until, not on every request. A connection still connecting
+    at its deadline (no socket yet) is cut as soon as it has one; its socket timeout is the time left."""
+
+    _RECHECK = 0.05  # seconds between looks at a connection that has no socket yet
+
+    def __init__(self) -> None:
+        self._armed: dict[http.client.HTTPConnection, float] = {}
+        self._cut: set[http.client.HTTPConnection] = set()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._wakes_at: float | None = None  # None: asleep until notified
+
+    def arm(self, conn: http.client.HTTPConnection, deadline: float) -> None:
+        with self._wake:
+            self._armed[conn] = deadline
+            self._stopped = False
+            if self._thread is None:
+                self._start()
+            elif self._wakes_at is None or deadline < self._wakes_at:
+                self._wake.notify()
+
+    def disarm(self, conn: http.client.HTTPConnection) -> bool:
+        """Stop watching ``conn``; whether it was cut."""
+        with self._wake:
+            self._armed.pop(conn, None)
+            was_cut = conn in self._cut
+            self._cut.discard(conn)
+            return was_cut
+
+    def stop(self) -> None:
+        """End the thread once no request is armed (one in flight keeps its deadline)."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+
+    def _start(self) -> None:  # with self._wake held
+        self._thread = threading.Thread(target=self._run, name="pyagent-http-deadline", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._wake:
+                while not (self._stopped and not self._armed):
+                    now = time.monotonic()
+                    for conn, deadline in list(self._armed.items()):
+                        if deadline <= now:
+                            if conn.sock is None:  # still connecting: look again shortly
+                                self._armed[conn] = now + self._RECHECK
+                                continue
+                            del self._armed[conn]
+                            self._cut.add(conn)
+                            cut(conn)
+                    self._wakes_at = min(self._armed.values(), default=None)
+                    self._wake.wait(None if self._wakes_at is None else max(0.0, self._wakes_at - now))
+        finally:
+            with self._wake:
+                self._thread = None
+                self._wakes_at = None
+                if self._armed:  # armed as it was leaving: the deadline still holds
+                    self._start()
