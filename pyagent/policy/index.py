@@ -148,7 +148,7 @@ def _timestamps(pyagent: Mapping[str, Any]) -> list[str]:
 
 def sources(data: Mapping[str, Any]) -> dict[str, Any]:
     """What the index is built from, and what its digest covers: the well-formed bans' ``apps`` and
-    texts (``title``, ``reason``: the resolved rules' messages quote them), the shared work apps, each
+    ``reason`` (the resolved rules' messages quote it), the shared work apps, each
     organisation's own ``work_apps``, the timestamps, and the organisations whole (their inheritance,
     titles and rules, resolved in :mod:`pyagent.policy.orgindex`)."""
     pyagent = data.get("pyagent")
@@ -162,7 +162,7 @@ def sources(data: Mapping[str, Any]) -> dict[str, Any]:
             apps = _platform_lists(definition.get("apps", {}))
             if apps is not None:
                 banned[ban] = apps
-                texts[ban] = {"title": definition.get("title"), "reason": definition.get("reason")}
+                texts[ban] = {"reason": definition.get("reason")}
     org_apps = {}
     for name, org in (orgs if isinstance(orgs, dict) else {}).items():
         if isinstance(org, dict):

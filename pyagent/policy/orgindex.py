@@ -69,7 +69,7 @@ def _one_of(value: object, names: Collection[str]) -> bool:
     return isinstance(value, str) and value in names
 
 
-def _clean_rule(rule: Mapping[str, Any], indexed_bans: Collection[str], times: Mapping[str, int]) -> bool:
+def _clean_rule(rule: Mapping[str, Any], indexed_bans: Mapping[str, Any], times: Mapping[str, int]) -> bool:
     scopes = rule.get("scopes")
     return (
         isinstance(rule.get("ban"), str)
@@ -129,8 +129,9 @@ def _resolve(
 
 def resolved_orgs(orgs: object, bans: Mapping[str, Any], times: Mapping[str, int]) -> dict[str, Any]:
     """``{organisation: {"chain": [...], "rules": {...}, "message_tails": {...}}}`` for every clean
-    organisation of ``orgs`` (``data.pyagent.organizations``, whatever it holds). ``bans`` are the bans the
-    index covers (well-formed objects, by name) and ``times`` the timestamps it parsed (``index.build``)."""
+    organisation of ``orgs`` (``data.pyagent.organizations``, whatever it holds). ``bans`` maps each ban
+    the index covers to its ``{"reason": ...}`` (``index.sources``' ``ban_texts``) and ``times`` holds
+    the timestamps the index parsed (``index.build``)."""
     if not isinstance(orgs, dict):
         return {}
     edges = _edges(orgs)

@@ -306,3 +306,66 @@ def test_an_error_outside_the_resolved_organisation_still_reaches_the_decision(
         opa_bin, "data.pyagent.decision", [RULES_DIR, _write(crafted_data, tmp_path / "clean")], case
     )
     assert (clean["errors"], [v["rule"] for v in clean["violations"]]) == ([], ["child/base"])
+
+
+def _malformed_cases() -> dict[str, dict[str, Any]]:
+    """A corporate phone of the resolved organisation "child" with TikTok, each case breaking what the
+    policy's shortcut to "no errors" relies on: a valid time and a well-formed report."""
+    report = domain.make_report("child", "android", "corporate", True, [TIKTOK_ANDROID])
+    at = "2023-03-16T09:30:00Z"
+    device = report["device"]
+    return {
+        "invalid time": {"at": "yesterday", "report": report},
+        "no time": {"report": report},
+        "apps not an array": {"at": at, "report": {**report, "apps": {"0": report["apps"][0]}}},
+        "numeric app id": {"at": at, "report": {**report, "apps": [{"id": 5}, *report["apps"]]}},
+        "platform misspelt": {"at": at, "report": {**report, "device": {**device, "platform": "Android"}}},
+        "enrolment as text": {
+            "at": at,
+            "report": {**report, "device": {**device, "mdm": {"enrolled": "true"}}},
+        },
+    }
+
+
+def test_a_malformed_input_for_a_resolved_organisation_is_an_error_with_the_index_too(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    data_dir = _write(crafted_data, tmp_path / "data")
+    index_dir = index.write_root(crafted_data, tmp_path / "indexed")
+    cases = _malformed_cases()
+    query = "[d | some c in input.cases; d := data.pyagent.decision with input as c]"
+    without = _opa(opa_bin, query, [RULES_DIR, data_dir], {"cases": list(cases.values())})
+    with_index = _opa(opa_bin, query, [RULES_DIR, data_dir, index_dir], {"cases": list(cases.values())})
+    assert with_index == without
+    codes = {name: [e["code"] for e in d["errors"]] for name, d in zip(cases, with_index, strict=True)}
+    assert codes == {
+        "invalid time": ["invalid_time"],
+        "no time": ["invalid_time"],
+        "apps not an array": ["invalid_input"],
+        "numeric app id": ["invalid_input"],
+        "platform misspelt": ["invalid_input"],
+        "enrolment as text": ["invalid_input"],
+    }
+    assert [d["allow"] for d in with_index] == [False] * len(cases)
+
+
+def test_a_message_tail_that_is_not_text_never_hides_the_breach(
+    opa_bin: str, crafted_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """An index edited by hand (OPA does not check its digest): the policy writes the text itself."""
+    tampered = index.build(crafted_data)
+    tampered["resolved_orgs"]["child"]["message_tails"]["child/base"] = 5
+    index_dir = tmp_path / "indexed" / index.ROOT
+    index_dir.mkdir(parents=True)
+    (index_dir / "data.json").write_text(json.dumps(tampered))
+    case = {"at": "2023-03-16T09:30:00Z", "report": _malformed_cases()["invalid time"]["report"]}
+    decided = _opa(
+        opa_bin,
+        "data.pyagent.decision",
+        [RULES_DIR, _write(crafted_data, tmp_path / "data"), index_dir.parent],
+        case,
+    )
+    assert (decided["allow"], [v["rule"] for v in decided["violations"]]) == (False, ["child/base"])
+    assert decided["violations"][0]["message"].endswith(
+        f"devices of child from 2023-03-15T00:00:00Z: {SECURITY_REASON}"
+    )

@@ -192,6 +192,7 @@ message(key, rule, scope, app) := concat("", [label(rule, app), " is banned on "
 #   `pyagent/policy/orgindex.py`, checked against this text by the test suite), else it is written now.
 message_tail(key, rule) := tail if {
 	tail := inheritance.resolved.message_tails[key]
+	is_string(tail) # a tampered index must not make concat fail and the breach disappear
 } else := concat("", [" devices of ", org_title, " from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy")]) if {
 	rule.effective_from
 } else := concat("", [" devices of ", org_title, ": ", ban_field(rule.ban, "reason", "policy")])
