@@ -144,6 +144,32 @@ def _fast_validator(schema: Mapping[str, Any]) -> jsonschema_rs.Validator:
         raise SchemaFileError(f"cannot compile schema {schema.get('$id', '')}: {message}") from err
 
 
+NUL_FREE_PATTERN = "^[^\\u0000]+$"
+"""The schemas' pattern for "no NUL character" (with ``minLength: 1`` beside it for "non-empty")."""
+
+#: Keywords whose values are data, not subschemas: a "pattern" key inside them is left as it is.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def _without_nul_patterns(node: Any) -> Any:
+    """``node`` with every ``"pattern": NUL_FREE_PATTERN`` replaced by ``minLength`` of at least 1 (what is
+    left of it without NUL characters): the schema for documents known to hold none, where the pattern
+    costs a regular-expression search on every string (a third of the fast path's time on a 200-app
+    report)."""
+    if isinstance(node, list):
+        return [_without_nul_patterns(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        key: value if key in _DATA_KEYWORDS else _without_nul_patterns(value) for key, value in node.items()
+    }
+    length = out.get("minLength", 0)
+    if out.get("pattern") == NUL_FREE_PATTERN and type(length) is int:
+        del out["pattern"]
+        out["minLength"] = max(length, 1)
+    return out
+
+
 def _item_valid(validator: jsonschema_rs.Validator, item: object) -> bool:
     try:
         return bool(validator.is_valid(item))
@@ -169,17 +195,32 @@ class SchemaValidator:
 
     ``is_valid`` is the hot path; ``validate`` adds the full list of issues for an invalid document.
 
-    ``nul_free=True`` tells the validator that no string anywhere in the document contains U+0000 (the loader
-    passes it when the JSON text has no ``\\u0000`` escape). It is accepted for compatibility and changes
-    nothing: the fast path checks NUL characters itself at little cost."""
+    ``nul_free=True`` tells the validator that no string anywhere in the document contains U+0000 (the
+    loader passes it when the JSON text has no ``\\u0000`` escape: raw control characters are not valid
+    JSON text). The first verdict then comes from the schema without its NUL patterns, which could only
+    pass (0.021 instead of 0.032 ms for 200 apps); a document refused goes the same way as without it.
+    That validator is compiled when the validator is made (a schema that does not compile is refused
+    then); the one with the NUL patterns when it is first needed."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
-        self._fast = _fast_validator(schema)
+        stripped = _without_nul_patterns(schema)
+        self._fast_nul_free = _fast_validator(stripped)
+        self._fast_all: jsonschema_rs.Validator | None = self._fast_nul_free if stripped == schema else None
         self._reference_instance: Any = None
         self._bounds: SchemaBounds | None = None
         self._item_validators: dict[tuple[int, ...], jsonschema_rs.Validator | None] = {}
         self._size_validator: jsonschema_rs.Validator | bool | None = None
+
+    @property
+    def _fast(self) -> jsonschema_rs.Validator:
+        """The fast validator of the whole schema, NUL patterns included."""
+        if self._fast_all is None:
+            self._fast_all = _fast_validator(self.schema)
+        return self._fast_all
+
+    def _first(self, nul_free: bool) -> jsonschema_rs.Validator:
+        return self._fast_nul_free if nul_free else self._fast
 
     def _reference(self) -> Any:
         if self._reference_instance is None:
@@ -189,7 +230,7 @@ class SchemaValidator:
     def is_valid(self, document: object, *, nul_free: bool = False) -> bool:
         """The fast verdict: True when ``document`` matches the schema."""
         try:
-            return self._fast.is_valid(document)
+            return self._first(nul_free).is_valid(document)
         except ValueError:  # not readable by jsonschema-rs (see the module docstring): the reference decides
             return bool(self._reference().is_valid(document))
 
@@ -285,7 +326,7 @@ class SchemaValidator:
         that a refusal costs no more than an acceptance), else every issue from the reference validator."""
         fast: bool | None
         try:
-            fast = bool(self._fast.is_valid(document))
+            fast = bool(self._first(nul_free).is_valid(document))
         except ValueError:  # not readable by jsonschema-rs: the reference decides
             fast = None
         if fast:

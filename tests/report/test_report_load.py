@@ -235,3 +235,31 @@ def test_damaged_reports_never_escape_as_other_errors(data: st.DataObject) -> No
         assert isinstance(parse_report(damaged, "fuzz.json"), dict)
     except InvalidInputError as err:
         assert str(err).startswith("fuzz.json: ") and "\n" not in str(err)
+
+
+def test_a_nul_in_an_otherwise_valid_report_is_refused(
+    tmp_path: Path, contract_report: dict[str, Any]
+) -> None:
+    """The loader skips the schema's per-string NUL patterns only when the JSON text cannot hold a NUL
+    (no \\u0000 escape; a raw one is not JSON): with the escape, the NUL is found."""
+    contract_report["apps"][0]["name"] = "Tik\u0000Tok"
+    escaped = _error(_write(tmp_path, json.dumps(contract_report)))
+    assert isinstance(escaped, ReportInvalidError)
+    assert [issue.path for issue in escaped.issues] == ["$.apps[0].name"]
+    raw = _error(_write(tmp_path, json.dumps(contract_report).replace("\\u0000", "\x00").encode()))
+    assert str(raw).endswith(": report is binary, not JSON text (NUL byte at offset 329)")
+
+
+def test_the_nul_free_schema_keeps_every_string_non_empty() -> None:
+    """Without its NUL patterns the schema still refuses empty strings where the pattern did (``+``)."""
+    from pyagent.report.validate import NUL_FREE_PATTERN, _without_nul_patterns, report_validator
+
+    schema = report_validator().schema
+    stripped = _without_nul_patterns(schema)
+    assert NUL_FREE_PATTERN not in json.dumps(stripped).replace("\\\\", "\\")
+    for name in ("identifier", "name", "path"):
+        before, after = schema["$defs"][name], stripped["$defs"][name]
+        assert before["pattern"] == NUL_FREE_PATTERN and "pattern" not in after, name
+        assert after["minLength"] == max(before.get("minLength", 0), 1), name
+    report = {"device": {}, "apps": [{"id": ""}]}
+    assert report_validator().is_valid(report, nul_free=True) is report_validator().is_valid(report) is False

@@ -349,7 +349,7 @@ def test_a_disagreement_never_turns_into_valid(monkeypatch: pytest.MonkeyPatch, 
     validator = ReportValidator()
     stricter = copy.deepcopy(validator.schema)
     stricter["$defs"]["app"]["properties"]["id"]["maxLength"] = 3
-    monkeypatch.setattr(validator, "_fast", jsonschema_rs.Draft202012Validator(stricter))
+    monkeypatch.setattr(validator, "_fast_all", jsonschema_rs.Draft202012Validator(stricter))
     assert validator.reference_issues(contract_report) == []
     result = validator.validate(contract_report)
     assert not result.valid and not validator.is_valid(contract_report)
