@@ -114,10 +114,13 @@ def request(
     deadline = time.monotonic() + timeout
     where = f"{method} {target.origin}{path}"
     conn = open_connection(target, timeout)
-    watchdog = threading.Timer(timeout, cut, (conn,))  # a server that dribbles headers is cut too
-    watchdog.daemon = True
+    watchdog: threading.Timer | None = None
     try:
-        conn.connect()
+        conn.connect()  # bounded by the socket timeout (per address tried; a TLS handshake included)
+        # a server that dribbles its answer is cut too; the socket is held, since http.client lets go
+        # of conn.sock while it reads an answer that closes the connection
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut, (conn.sock,))
+        watchdog.daemon = True
         watchdog.start()
         send(conn, method, path, deadline, where, timeout, headers, body)
         response = await_answer(conn, deadline, where, timeout)
@@ -126,7 +129,8 @@ def request(
     except (OSError, http.client.HTTPException) as err:
         raise failure(err, deadline, where, timeout) from err
     finally:
-        watchdog.cancel()
+        if watchdog is not None:
+            watchdog.cancel()
         conn.close()
 
 
@@ -194,9 +198,8 @@ def failure(err: BaseException, deadline: float, where: str, timeout: float) -> 
     return TransportError(where, *_describe(err, timeout))
 
 
-def cut(conn: http.client.HTTPConnection) -> None:
+def cut(sock: socket.socket | None) -> None:
     """The deadline passed: end the connection, whatever the request is waiting for."""
-    sock = conn.sock
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
@@ -238,6 +241,8 @@ def _read(
         else:
             parts.append(chunk)
     if ok and response.length:  # the connection ended before the Content-Length was reached
+        if time.monotonic() >= deadline:  # the watchdog ended it
+            raise TransportError(where, f"no complete answer within {timeout:g} s", "timeout")
         raise TransportError(where, "the answer was cut short", "cut")
     return b"".join(parts), size
 

@@ -15,14 +15,17 @@ What keeping a connection adds, and how it stays safe:
   connection closes before a single byte of the answer, the request goes once more, on a new
   connection, within the same deadline. The request is then sent twice, which a query (an OPA
   decision) allows; a new connection is never resent;
-- one watchdog thread per session cuts every request at its deadline, including a server that
-  dribbles its answer one byte at a time, without a thread per request.
+- one watchdog thread per session cuts every request at its deadline once connected, including a
+  server that dribbles its answer one byte at a time, without a thread per request. Connecting is
+  bounded by the socket timeout (the time left), as in :func:`pyagent.bounded_http.request`; like it,
+  each address a name resolves to is tried with that timeout, and name resolution is not bounded.
 """
 
 from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
 import time
@@ -123,10 +126,14 @@ class Session:
         body: bytes | None,
         sink: Sink | None,
     ) -> Reply:
-        self._watchdog.arm(conn, deadline)
+        armed: socket.socket | None = None
         try:
             if not kept:
-                conn.connect()
+                conn.connect()  # bounded by the socket timeout, the time left (as in request())
+            # the socket is held: http.client lets go of conn.sock while it reads an answer that closes
+            # the connection, and the watchdog must still be able to cut it
+            armed = conn.sock
+            self._watchdog.arm(armed, deadline)
             try:
                 send(conn, method, path, deadline, where, timeout, headers, body)
             except _CLOSED_WHILE_SENDING:
@@ -141,14 +148,14 @@ class Session:
                 raise
             reply, reusable = receive(conn, response, deadline, where, timeout, max_body, sink)
         except (OSError, http.client.HTTPException) as err:
-            self._watchdog.disarm(conn)
+            self._watchdog.disarm(armed)
             conn.close()
             raise failure(err, deadline, where, timeout) from err
         except BaseException:
-            self._watchdog.disarm(conn)
+            self._watchdog.disarm(armed)
             conn.close()
             raise
-        was_cut = self._watchdog.disarm(conn)
+        was_cut = self._watchdog.disarm(armed)
         self._give_back(conn, reusable and not was_cut)
         return reply
 
@@ -187,39 +194,41 @@ def _quiet(conn: http.client.HTTPConnection) -> bool:
 
 
 class _Watchdog:
-    """One daemon thread that cuts each armed connection at its deadline. It is woken only when a
-    deadline comes before the one it sleeps until, not on every request. A connection still connecting
-    at its deadline (no socket yet) is cut as soon as it has one; its socket timeout is the time left."""
-
-    _RECHECK = 0.05  # seconds between looks at a connection that has no socket yet
+    """One daemon thread that cuts each armed socket at its deadline. It is woken only when a deadline
+    comes before the one it sleeps until, not on every request, and ends once stopped with nothing
+    armed (a request in flight keeps its deadline)."""
 
     def __init__(self) -> None:
-        self._armed: dict[http.client.HTTPConnection, float] = {}
-        self._cut: set[http.client.HTTPConnection] = set()
+        self._armed: dict[socket.socket, float] = {}
+        self._cut: set[socket.socket] = set()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._wakes_at: float | None = None  # None: asleep until notified
 
-    def arm(self, conn: http.client.HTTPConnection, deadline: float) -> None:
+    def arm(self, sock: socket.socket | None, deadline: float) -> None:
+        if sock is None:  # not connected: nothing to cut (connect() raised already)
+            return
         with self._wake:
-            self._armed[conn] = deadline
-            self._stopped = False
+            self._armed[sock] = deadline
             if self._thread is None:
                 self._start()
             elif self._wakes_at is None or deadline < self._wakes_at:
                 self._wake.notify()
 
-    def disarm(self, conn: http.client.HTTPConnection) -> bool:
-        """Stop watching ``conn``; whether it was cut."""
+    def disarm(self, sock: socket.socket | None) -> bool:
+        """Stop watching ``sock``; whether it was cut."""
         with self._wake:
-            self._armed.pop(conn, None)
-            was_cut = conn in self._cut
-            self._cut.discard(conn)
+            if sock is None:
+                return False
+            self._armed.pop(sock, None)
+            was_cut = sock in self._cut
+            self._cut.discard(sock)
+            if self._stopped and not self._armed:
+                self._wake.notify()  # nothing left to watch: let the thread end now
             return was_cut
 
     def stop(self) -> None:
-        """End the thread once no request is armed (one in flight keeps its deadline)."""
         with self._wake:
             self._stopped = True
             self._wake.notify()
@@ -233,14 +242,11 @@ class _Watchdog:
             with self._wake:
                 while not (self._stopped and not self._armed):
                     now = time.monotonic()
-                    for conn, deadline in list(self._armed.items()):
+                    for sock, deadline in list(self._armed.items()):
                         if deadline <= now:
-                            if conn.sock is None:  # still connecting: look again shortly
-                                self._armed[conn] = now + self._RECHECK
-                                continue
-                            del self._armed[conn]
-                            self._cut.add(conn)
-                            cut(conn)
+                            del self._armed[sock]
+                            self._cut.add(sock)
+                            cut(sock)
                     self._wakes_at = min(self._armed.values(), default=None)
                     self._wake.wait(None if self._wakes_at is None else max(0.0, self._wakes_at - now))
         finally:

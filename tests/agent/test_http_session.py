@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pyagent.bounded_http import MAX_ERROR_BODY, Session, Target, TransportError
+from pyagent.bounded_http import MAX_ERROR_BODY, Session, Target, TransportError, request
 from pyagent.bounded_http import session as session_module
 from pyagent.decide import decide
 from pyagent.engines.base import EngineSettings
@@ -64,6 +64,16 @@ def closed_unanswered(conn: socket.socket) -> bool:
 def reset_unanswered(conn: socket.socket) -> bool:
     """The request was read (and perhaps processed), then the connection reset."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return False
+
+
+def late_closing_then_silent(conn: socket.socket) -> bool:
+    """After 0.8 s, the head of an answer that says it closes the connection and a byte of its body; then
+    nothing. The socket's timeout was set when the client began to wait (1 s then), so only the
+    watchdog ends the body's read at the deadline."""
+    time.sleep(0.8)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 50\r\n\r\nx")
+    time.sleep(5)
     return False
 
 
@@ -253,6 +263,37 @@ def test_an_answer_dribbled_on_a_kept_connection_is_cut_at_the_deadline() -> Non
     assert server.requests == [1, 1]
 
 
+def test_an_answer_that_closes_the_connection_is_still_cut_at_the_deadline() -> None:
+    """http.client lets go of the connection's socket while it reads such an answer: the deadline must
+    hold all the same, in a session and in a one-shot request."""
+    with scripted_server([late_closing_then_silent, late_closing_then_silent]) as server:
+        session = Session(server.target)
+        for ask in (
+            lambda: _post(session, timeout=1),
+            lambda: request(
+                server.target, "POST", "/v1/data/x", timeout=1, max_body=1024, headers={}, body=b"{}"
+            ),
+        ):
+            started = time.monotonic()
+            with pytest.raises(TransportError, match=r"^POST .*/v1/data/x: no complete answer within 1 s$"):
+                ask()
+            assert time.monotonic() - started < 1.4
+        session.close()
+
+
+def test_a_session_used_after_close_leaves_no_thread_behind() -> None:
+    with scripted_server([answered(b"1"), answered(b"2")]) as server:
+        session = Session(server.target)
+        _post(session)
+        session.close()
+        assert _post(session) == b"2"
+        deadline = time.monotonic() + 2
+        while session._watchdog._thread is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert session._watchdog._thread is None
+    assert (server.connections, server.requests) == (2, [1, 2])
+
+
 def test_a_connection_is_not_kept_after_an_answer_left_unread() -> None:
     """Of a 1 MiB error body, the client reads what arrives first and keeps 16 KiB for the message; the
     rest is never read, so the connection is closed, and the next request goes on a new one."""
@@ -283,9 +324,8 @@ def test_the_opa_engine_decides_over_one_connection_and_one_watchdog_thread(opa_
         assert added == ["pyagent-http-deadline"]
     finally:
         engine.close()
+    watchdog = engine._session._watchdog  # type: ignore[attr-defined]
     deadline = time.monotonic() + 2
-    while (
-        any(t.name == "pyagent-http-deadline" for t in threading.enumerate()) and time.monotonic() < deadline
-    ):
+    while watchdog._thread is not None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert [t.name for t in threading.enumerate() if t.name == "pyagent-http-deadline"] == []
+    assert watchdog._thread is None
