@@ -202,7 +202,7 @@ def test_bytes_sent_between_answers_are_never_taken_for_an_answer() -> None:
     with scripted_server([answered_then_more, answered(b"second"), answered(b"third")]) as server:
         session = Session(server.target)
         _post(session)
-        time.sleep(0.1)
+        time.sleep(0.5)  # the unasked bytes (sent 0.05 s after the answer) are in the socket by now
         assert [_post(session), _post(session)] == [b"second", b"third"]
         session.close()
     assert (server.connections, server.requests) == (2, [1, 2, 2])
@@ -277,7 +277,7 @@ def test_an_answer_that_closes_the_connection_is_still_cut_at_the_deadline() -> 
             started = time.monotonic()
             with pytest.raises(TransportError, match=r"^POST .*/v1/data/x: no complete answer within 1 s$"):
                 ask()
-            assert time.monotonic() - started < 1.4
+            assert time.monotonic() - started < 1.5  # without the held socket: about 1.8 s
         session.close()
 
 
