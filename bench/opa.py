@@ -62,6 +62,7 @@ class OpaServer:
     url: str
     host: str
     port: int
+    pid: int
 
 
 @contextlib.contextmanager
@@ -72,7 +73,12 @@ def opa_server(opa: str, paths: Sequence[Path], workdir: Path) -> Iterator[OpaSe
 
     with run_opa_server(opa, workdir, paths=paths, extra_args=["--ignore", "*_test.rego"]) as server:
         where = urlsplit(server.url)
-        yield OpaServer(url=server.url, host=where.hostname or "127.0.0.1", port=where.port or 8181)
+        yield OpaServer(
+            url=server.url,
+            host=where.hostname or "127.0.0.1",
+            port=where.port or 8181,
+            pid=server.process.pid,
+        )
 
 
 class RawClient:

@@ -126,8 +126,13 @@ def _case(workdir: Path, size: int | None) -> tuple[str, dict[str, Any], Path | 
     return label, policy_input(report), overlay, root
 
 
-def _clients(url: str, report: Path, count: int, seconds: float) -> dict[str, Any]:
-    """``count`` client processes, each pyagent's ``opa`` engine deciding in a loop, started together."""
+def _clients(url: str, opa_pid: int, report: Path, count: int, seconds: float) -> dict[str, Any]:
+    """``count`` client processes, each pyagent's ``opa`` engine deciding in a loop, started together;
+    with the CPU time per decision of the OPA server (``/proc/PID/stat`` over the run: the clients'
+    one warm-up decision each included) and of the clients (each its own, over its window only)."""
+    from bench.ingest_client import process_cpu_s
+
+    opa_cpu = process_cpu_s(opa_pid)
     start_at = time.time() + 1.5 + 0.05 * count
     command = [
         sys.executable,
@@ -143,8 +148,18 @@ def _clients(url: str, report: Path, count: int, seconds: float) -> dict[str, An
         subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ})
         for _ in range(count)
     ]
-    counts = [int((p.communicate(timeout=seconds + 120)[0] or "0").strip() or 0) for p in procs]
-    return {"clients": count, "decisions": sum(counts), "per_s": round(sum(counts) / seconds, 1)}
+    outputs = [(p.communicate(timeout=seconds + 120)[0] or "0 0").split() for p in procs]
+    opa_cpu = process_cpu_s(opa_pid) - opa_cpu
+    decisions = sum(int(out[0]) for out in outputs)
+    client_cpu = sum(float(out[1]) for out in outputs)
+    per_decision = 1000 / max(1, decisions)
+    return {
+        "clients": count,
+        "decisions": decisions,
+        "per_s": round(decisions / seconds, 1),
+        "opa_cpu_ms": round(opa_cpu * per_decision, 3),
+        "client_cpu_ms": round(client_cpu * per_decision, 3),
+    }
 
 
 def _client_main(url: str, report_path: str, start_at: str, seconds: str) -> None:
@@ -157,11 +172,12 @@ def _client_main(url: str, report_path: str, start_at: str, seconds: str) -> Non
     decide(engine, report, at=AT)  # connected and warm before the window opens
     time.sleep(max(0.0, float(start_at) - time.time()))
     end = float(start_at) + float(seconds)
+    cpu = time.process_time()
     done = 0
     while time.time() < end:
         decide(engine, report, at=AT)
         done += 1
-    print(done)
+    print(done, round(time.process_time() - cpu, 4))
 
 
 def measure(plan: IndexPlan, opa: str, bundle: Path, workdir: Path, log: Any = print) -> dict[str, Any]:
@@ -201,7 +217,7 @@ def measure(plan: IndexPlan, opa: str, bundle: Path, workdir: Path, log: Any = p
         shipped_url = server.url
         for _ in range(plan.rounds):
             for count in plan.clients:
-                throughput.append(_clients(shipped_url, report_path, count, plan.throughput_s))
+                throughput.append(_clients(shipped_url, server.pid, report_path, count, plan.throughput_s))
                 log(f"opa index throughput {count} clients: {throughput[-1]['per_s']} decisions/s")
     return {
         "cases": cases,
@@ -307,13 +323,29 @@ def index_markdown(results: dict[str, Any]) -> list[str]:
     ]
     thr = section["throughput"]
     if thr:
-        rows = [[str(t["clients"]), f"{t['decisions']:,}", f"{t['per_s']:,}"] for t in thr]
+        rows = [
+            [
+                str(t["clients"]), f"{t['decisions']:,}", f"{t['per_s']:,}",
+                f"{t['opa_cpu_ms']:.3f}" if "opa_cpu_ms" in t else "-",
+                f"{t['client_cpu_ms']:.3f}" if "client_cpu_ms" in t else "-",
+            ]
+            for t in thr
+        ]  # fmt: skip
         lines += [
             f"Agent through REST: N client processes, each `decide()` on pyagent's `opa` engine in a loop "
             f"for {section['throughput_seconds']:g} s, started together, against one OPA server (shipped "
             "data with its index) on the same 2-core machine (each round in order 1, 8, 32):",
             "",
-            *_table(["clients", "decisions", "decisions/s"], rows),
+            *_table(
+                [
+                    "clients",
+                    "decisions",
+                    "decisions/s",
+                    "OPA CPU ms per decision",
+                    "clients' CPU ms per decision",
+                ],
+                rows,
+            ),
         ]
     return [*lines, *_standing(results, section)]
 
@@ -329,6 +361,15 @@ def _standing(results: dict[str, Any], section: dict[str, Any]) -> list[str]:
     embedded = shipped["embedded"]["median_ms"]
     one_app = shipped["embedded"].get("one_app", {}).get("median_ms")
     input_kb = shipped["embedded"].get("input_bytes", 0) / 1024
+    eight = [t for t in section.get("throughput", []) if t["clients"] == 8 and "opa_cpu_ms" in t]
+    cpu8 = (
+        (
+            f"{statistics.median(t['opa_cpu_ms'] for t in eight):.2f} ms",
+            f"{statistics.median(t['client_cpu_ms'] for t in eight):.2f} ms",
+        )
+        if eight
+        else ("?", "?")
+    )
     per_call = (
         f"The same call with the device's first app only takes {one_app:.3f} ms: entering the wasm "
         "module, the host call for `time.parse_rfc3339_ns` of `input.at` and the policy's fixed work. The "
@@ -372,9 +413,9 @@ def _standing(results: dict[str, Any], section: dict[str, Any]) -> list[str]:
         "measures the idle time a single "
         "client leaves: alone, the client and OPA take turns on one core while Go's collector marks on "
         "the other, idle one; with eight clients both cores are busy, and each decision costs what it "
-        "costs in CPU (measured: OPA about 1.9 ms, of which its eval 0.5 ms and the rest parsing the "
-        "20 KB input, HTTP and collection; the client 0.3 to 0.6 ms). Making the single client faster "
-        "lowers the ratio.",
+        f"costs in CPU (the table's last columns, eight clients: OPA {cpu8[0]}, of which its eval is "
+        f"{server:.3f} ms and the rest parsing the 20 KB input, HTTP and Go's collector; the clients "
+        f"{cpu8[1]}). Making the single client faster lowers the ratio.",
         "",
     ]
 
