@@ -1,5 +1,6 @@
 """Bounded HTTP: every request pyagent makes is finished within a total deadline, its answer bounded
-in size, and no redirect is followed (see :mod:`pyagent.bounded_http.core`).
+in size, and no redirect is followed (see :mod:`pyagent.bounded_http.core` and
+:mod:`pyagent.bounded_http.session`).
 
 - :func:`request`: one request on a connection of its own (the plug-ins' downloads and uploads);
 - :class:`Session`: requests over connections kept open between them (the ``opa`` engine's decisions).
@@ -15,9 +16,8 @@ from pyagent.bounded_http.core import (
     Sink,
     Target,
     TransportError,
-    request,
 )
-from pyagent.bounded_http.session import MAX_IDLE_SECONDS, Session
+from pyagent.bounded_http.session import MAX_IDLE_SECONDS, Session, request
 
 __all__ = [
     "CHUNK",

@@ -9,8 +9,8 @@ downloads, uploads and status reports). What it guarantees, whatever the server 
 - a body is read in chunks up to a limit (checked against ``Content-Length`` first, then while it
   arrives), so a huge answer is refused before it is in memory; a body cut short is an error.
 
-This module holds :func:`request`, a connection per request, and the steps that
-:mod:`pyagent.bounded_http.session` shares.
+This module holds the types and the steps of a request; :mod:`pyagent.bounded_http.session` runs
+them, with the one watchdog that enforces the deadline, for a one-shot request and for a session.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import http.client
 import json
 import socket
 import ssl
-import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -95,46 +94,7 @@ class Target:
     """``scheme://host[:port]`` for messages: never with user-info."""
 
 
-def request(
-    target: Target,
-    method: str,
-    path: str,
-    *,
-    timeout: float,
-    max_body: int,
-    headers: dict[str, str],
-    body: bytes | None = None,
-    sink: Sink | None = None,
-) -> Reply:
-    """One request, finished within ``timeout`` seconds or :class:`TransportError`.
-
-    A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read up
-    to 16 KiB. A 2xx body over ``max_body`` raises :class:`BodyTooLarge`.
-    """
-    deadline = time.monotonic() + timeout
-    where = f"{method} {target.origin}{path}"
-    conn = open_connection(target, timeout)
-    watchdog: threading.Timer | None = None
-    try:
-        conn.connect()  # bounded by the socket timeout (per address tried; a TLS handshake included)
-        # a server that dribbles its answer is cut too; the socket is held, since http.client lets go
-        # of conn.sock while it reads an answer that closes the connection
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut, (conn.sock,))
-        watchdog.daemon = True
-        watchdog.start()
-        send(conn, method, path, deadline, where, timeout, headers, body)
-        response = await_answer(conn, deadline, where, timeout)
-        reply, _ = receive(conn, response, deadline, where, timeout, max_body, sink)
-        return reply
-    except (OSError, http.client.HTTPException) as err:
-        raise failure(err, deadline, where, timeout) from err
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
-        conn.close()
-
-
-# The steps of a request, shared with session.py.
+# The steps of a request, run by session.py.
 
 
 def open_connection(target: Target, timeout: float) -> http.client.HTTPConnection:

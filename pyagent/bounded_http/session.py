@@ -17,8 +17,10 @@ What keeping a connection adds, and how it stays safe:
   decision) allows; a new connection is never resent;
 - one watchdog thread per session cuts every request at its deadline once connected, including a
   server that dribbles its answer one byte at a time, without a thread per request. Connecting is
-  bounded by the socket timeout (the time left), as in :func:`pyagent.bounded_http.request`; like it,
-  each address a name resolves to is tried with that timeout, and name resolution is not bounded.
+  bounded by the socket timeout (the time left); each address a name resolves to is tried with that
+  timeout, and name resolution is not bounded.
+
+:func:`request`, the one-shot request of the plug-ins, is a session that keeps nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from pyagent.bounded_http.core import (
     send,
 )
 
-__all__ = ["MAX_IDLE_SECONDS", "Session"]
+__all__ = ["MAX_IDLE_SECONDS", "Session", "request"]
 
 MAX_IDLE_SECONDS = 30.0
 """A kept connection idle longer than this is closed rather than reused (Go's HTTP client: 90 s)."""
@@ -57,6 +59,33 @@ _CLOSED_WHILE_SENDING = (
     ssl.SSLZeroReturnError,
 )
 _CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+def request(
+    target: Target,
+    method: str,
+    path: str,
+    *,
+    timeout: float,
+    max_body: int,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    sink: Sink | None = None,
+) -> Reply:
+    """One request on a connection of its own, finished within ``timeout`` seconds or
+    :class:`~pyagent.bounded_http.TransportError`: a :class:`Session` that keeps nothing, so that the
+    one-shot request and the session share one deadline mechanism.
+
+    A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read up
+    to 16 KiB. A 2xx body over ``max_body`` raises :class:`~pyagent.bounded_http.BodyTooLarge`.
+    """
+    session = Session(target, max_idle=0)
+    try:
+        return session.request(
+            method, path, timeout=timeout, max_body=max_body, headers=headers, body=body, sink=sink
+        )
+    finally:
+        session.close()
 
 
 class _Closed(Exception):
@@ -147,13 +176,11 @@ class Session:
                     raise _Closed() from None
                 raise
             reply, reusable = receive(conn, response, deadline, where, timeout, max_body, sink)
-        except (OSError, http.client.HTTPException) as err:
+        except BaseException as err:
             self._watchdog.disarm(armed)
             conn.close()
-            raise failure(err, deadline, where, timeout) from err
-        except BaseException:
-            self._watchdog.disarm(armed)
-            conn.close()
+            if isinstance(err, OSError | http.client.HTTPException):
+                raise failure(err, deadline, where, timeout) from err
             raise
         was_cut = self._watchdog.disarm(armed)
         self._give_back(conn, reusable and not was_cut)
