@@ -7,7 +7,7 @@ import contextlib
 import http.client
 import json
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +66,15 @@ class OpaServer:
 
 
 @contextlib.contextmanager
-def opa_server(opa: str, paths: Sequence[Path], workdir: Path) -> Iterator[OpaServer]:
+def opa_server(
+    opa: str, paths: Sequence[Path], workdir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[OpaServer]:
     """``opa run --server`` with ``paths`` loaded on a free loopback port, started and stopped by the
-    same helper the tests use; stopped afterwards."""
+    same helper the tests use; stopped afterwards. ``env``: its whole environment (default: ours)."""
     from tests.helpers.opa_server import run_opa_server
 
-    with run_opa_server(opa, workdir, paths=paths, extra_args=["--ignore", "*_test.rego"]) as server:
+    args = ["--ignore", "*_test.rego"]
+    with run_opa_server(opa, workdir, paths=paths, extra_args=args, env=env) as server:
         where = urlsplit(server.url)
         yield OpaServer(
             url=server.url,

@@ -1,8 +1,8 @@
 """The OPA-server path with the ban index (``data.pyagent_index``, ``pyagent/policy/index.py``):
 ``opa bench`` and the OPA server's own ``timer_rego_query_eval_ns`` side by side, for the 200-app
 phone with the shipped data and with 100, 1,000 and 10,000 banned identifiers consulted by a rule of
-its organisation; the embedded engine on the same data; and agent-through-REST throughput with 1, 8
-and 32 concurrent clients (separate processes) against one OPA server.
+its organisation; the embedded engine on the same data; and agent-through-REST throughput
+(``bench/opa_throughput.py``).
 
 ``python -m bench.run --only opa`` runs this section (and the cold start) alone."""
 
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.inputs import AT, ban_overlay, banned_id, device_report, policy_input, write_json
+from bench import opa_throughput
+from bench.inputs import ban_overlay, banned_id, device_report, policy_input, write_json
 from bench.opa import DATA_PATH, opa_bench_ns, opa_server
 from pyagent.engines.encode import encode_json
 from pyagent.policy import index
@@ -126,64 +124,9 @@ def _case(workdir: Path, size: int | None) -> tuple[str, dict[str, Any], Path | 
     return label, policy_input(report), overlay, root
 
 
-def _clients(url: str, opa_pid: int, report: Path, count: int, seconds: float) -> dict[str, Any]:
-    """``count`` client processes, each pyagent's ``opa`` engine deciding in a loop, started together;
-    with the CPU time per decision of the OPA server (``/proc/PID/stat`` over the run: the clients'
-    one warm-up decision each included) and of the clients (each its own, over its window only)."""
-    from bench.ingest_client import process_cpu_s
-
-    opa_cpu = process_cpu_s(opa_pid)
-    start_at = time.time() + 1.5 + 0.05 * count
-    command = [
-        sys.executable,
-        "-m",
-        "bench.opa_index",
-        "client",
-        url,
-        str(report),
-        str(start_at),
-        str(seconds),
-    ]
-    procs = [
-        subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ})
-        for _ in range(count)
-    ]
-    outputs = [(p.communicate(timeout=seconds + 120)[0] or "0 0").split() for p in procs]
-    opa_cpu = process_cpu_s(opa_pid) - opa_cpu
-    decisions = sum(int(out[0]) for out in outputs)
-    client_cpu = sum(float(out[1]) for out in outputs)
-    per_decision = 1000 / max(1, decisions)
-    return {
-        "clients": count,
-        "decisions": decisions,
-        "per_s": round(decisions / seconds, 1),
-        "opa_cpu_ms": round(opa_cpu * per_decision, 3),
-        "client_cpu_ms": round(client_cpu * per_decision, 3),
-    }
-
-
-def _client_main(url: str, report_path: str, start_at: str, seconds: str) -> None:
-    from pyagent.decide import decide
-    from pyagent.engines.base import EngineSettings
-    from pyagent.engines.select import build_engine
-
-    report = json.loads(Path(report_path).read_text())
-    engine = build_engine(EngineSettings(engine="opa", opa_url=url))
-    decide(engine, report, at=AT)  # connected and warm before the window opens
-    time.sleep(max(0.0, float(start_at) - time.time()))
-    end = float(start_at) + float(seconds)
-    cpu = time.process_time()
-    done = 0
-    while time.time() < end:
-        decide(engine, report, at=AT)
-        done += 1
-    print(done, round(time.process_time() - cpu, 4))
-
-
 def measure(plan: IndexPlan, opa: str, bundle: Path, workdir: Path, log: Any = print) -> dict[str, Any]:
     """Every figure of this section, as one results document."""
     cases: list[dict[str, Any]] = []
-    shipped_url = ""
     for size in [None, *plan.banned]:
         label, the_input, overlay, root = _case(workdir, size)
         input_path = write_json(workdir / f"input-{label}.json", the_input)
@@ -212,27 +155,16 @@ def measure(plan: IndexPlan, opa: str, bundle: Path, workdir: Path, log: Any = p
         )
         raw["server"] = {k: v for k, v in served.items() if k != "result"}
     report_path = write_json(workdir / "report-200.json", shipped_input["report"])
-    throughput: list[dict[str, Any]] = []
-    with opa_server(opa, [*POLICY_DIRS, shipped_root], workdir) as server:
-        shipped_url = server.url
-        for _ in range(plan.rounds):
-            for count in plan.clients:
-                throughput.append(_clients(shipped_url, server.pid, report_path, count, plan.throughput_s))
-                log(f"opa index throughput {count} clients: {throughput[-1]['per_s']} decisions/s")
+    throughput = opa_throughput.measure(
+        opa, [*POLICY_DIRS, shipped_root], report_path, workdir,
+        clients=plan.clients, seconds=plan.throughput_s, rounds=plan.rounds, log=log,
+    )  # fmt: skip
     return {
         "cases": cases,
         "raw_folders": raw,
-        "throughput": throughput,
-        "throughput_seconds": plan.throughput_s,
+        **throughput,
         "server_warmup": plan.warmup,
     }
-
-
-def _rate(results: dict[str, Any], clients: int) -> float | None:
-    rates = [
-        t["per_s"] for t in results.get("opa_index", {}).get("throughput", []) if t["clients"] == clients
-    ]
-    return statistics.median(rates) if rates else None
 
 
 def _case_of(results: dict[str, Any], label: str) -> dict[str, Any] | None:
@@ -266,15 +198,7 @@ def index_goals(results: dict[str, Any]) -> list[tuple[str, str, float | None, s
             "embedded_vs_opa_server_eval", "embedded evaluate / OPA server eval (shipped data)",
             ratio(shipped["embedded"]["median_ms"], server), "<=", 0.333,
         ))  # fmt: skip
-    rows.append(
-        (
-            "rest_throughput_8",
-            "REST throughput, 8 clients / 1 client",
-            ratio(_rate(results, 8), _rate(results, 1)),
-            ">=",
-            1.6,
-        )
-    )
+    rows += opa_throughput.throughput_goals(results["opa_index"])
     return rows
 
 
@@ -321,33 +245,8 @@ def index_markdown(results: dict[str, Any]) -> list[str]:
         "",
         *_table(head, rows),
     ]
-    thr = section["throughput"]
-    if thr:
-        rows = [
-            [
-                str(t["clients"]), f"{t['decisions']:,}", f"{t['per_s']:,}",
-                f"{t['opa_cpu_ms']:.3f}" if "opa_cpu_ms" in t else "-",
-                f"{t['client_cpu_ms']:.3f}" if "client_cpu_ms" in t else "-",
-            ]
-            for t in thr
-        ]  # fmt: skip
-        lines += [
-            f"Agent through REST: N client processes, each `decide()` on pyagent's `opa` engine in a loop "
-            f"for {section['throughput_seconds']:g} s, started together, against one OPA server (shipped "
-            "data with its index) on the same 2-core machine (each round in order 1, 8, 32):",
-            "",
-            *_table(
-                [
-                    "clients",
-                    "decisions",
-                    "decisions/s",
-                    "OPA CPU ms per decision",
-                    "clients' CPU ms per decision",
-                ],
-                rows,
-            ),
-        ]
-    return [*lines, *_standing(results, section)]
+    server = shipped["server"]["eval_median_ms"] if (shipped := _case_of(results, "shipped")) else None
+    return [*lines, *_standing(results, section), *opa_throughput.throughput_markdown(section, server)]
 
 
 def _standing(results: dict[str, Any], section: dict[str, Any]) -> list[str]:
@@ -361,15 +260,6 @@ def _standing(results: dict[str, Any], section: dict[str, Any]) -> list[str]:
     embedded = shipped["embedded"]["median_ms"]
     one_app = shipped["embedded"].get("one_app", {}).get("median_ms")
     input_kb = shipped["embedded"].get("input_bytes", 0) / 1024
-    eight = [t for t in section.get("throughput", []) if t["clients"] == 8 and "opa_cpu_ms" in t]
-    cpu8 = (
-        (
-            f"{statistics.median(t['opa_cpu_ms'] for t in eight):.2f} ms",
-            f"{statistics.median(t['client_cpu_ms'] for t in eight):.2f} ms",
-        )
-        if eight
-        else ("?", "?")
-    )
     per_call = (
         f"The same call with the device's first app only takes {one_app:.3f} ms: entering the wasm "
         "module, the host call for `time.parse_rfc3339_ns` of `input.at` and the policy's fixed work. The "
@@ -404,29 +294,9 @@ def _standing(results: dict[str, Any], section: dict[str, Any]) -> list[str]:
         f"{server / 3:.3f} ms). That goal was set when OPA took 6.5 ms; OPA's time is now the policy's "
         f"own work, and the embedded engine cannot go below it by a factor of three. {per_call}",
         "",
-        "Throughput: the OPA server and the client processes share the machine's two cores, so beyond two "
-        "clients the curve is bounded by CPU, not by OPA's concurrency; 32 clients mostly add scheduling "
-        "cost. Other work on the machine moves these figures from round to round (both rounds are listed). "
-        "The `opa` engine keeps its connection open between decisions (`bounded_http.Session`) and writes "
-        "its input with orjson; with a connection per decision and the standard encoder (2026-12-04, "
-        "17:55 UTC) one client made about 400 decisions/s and eight about 650 (ratio 1.59). The ratio "
-        "measures the idle time a single "
-        "client leaves: alone, the client and OPA take turns on one core while Go's collector marks on "
-        "the other, idle one; with eight clients both cores are busy, and each decision costs what it "
-        f"costs in CPU (the table's last columns, eight clients: OPA {cpu8[0]}, of which its eval is "
-        f"{server:.3f} ms and the rest parsing the 20 KB input, HTTP and Go's collector; the clients "
-        f"{cpu8[1]}). Making the single client faster lowers the ratio.",
-        "",
     ]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "client":
-        _client_main(*sys.argv[2:6])
-    else:
-        raise SystemExit("usage: python -m bench.opa_index client URL REPORT START_AT SECONDS")

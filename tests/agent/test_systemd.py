@@ -1,15 +1,21 @@
-"""The systemd units in deploy/systemd: hardened, and accepted by systemd-analyze when it is present."""
+"""The systemd units in deploy/systemd: hardened, accepted by systemd-analyze when it is present, and the
+OPA unit's command run by the pinned opa with the unit's environment and the deploy example's config."""
 
 from __future__ import annotations
 
 import configparser
+import os
+import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from bench.opa_throughput import OPA_UNIT, unit_environment
 from tests.agent.conftest import REPO
+from tests.helpers.opa_server import free_port, wait_healthy
 
 UNITS = REPO / "deploy" / "systemd"
 HARDENING = {
@@ -62,9 +68,15 @@ def test_the_timer_runs_the_once_service_with_jitter() -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
-    names = ["pyagent-agent.service", "pyagent-agent-once.service", "pyagent-agent-once.timer"]
+    names = [
+        "pyagent-agent.service",
+        "pyagent-agent-once.service",
+        "pyagent-agent-once.timer",
+        "pyagent-opa.service",
+    ]
     for name in names:  # the same units, with a command that exists on this machine
-        text = (UNITS / name).read_text(encoding="utf-8").replace("/usr/local/bin/pyagent", "/bin/true")
+        text = (UNITS / name).read_text(encoding="utf-8")
+        text = text.replace("/usr/local/bin/pyagent", "/bin/true").replace("/usr/local/bin/opa", "/bin/true")
         (tmp_path / name).write_text(text, encoding="utf-8")
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in names)],
@@ -76,3 +88,58 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pyagent" not in done.stderr, done.stderr
+
+
+OPA_COMMAND = "/usr/local/bin/opa run --server --addr 127.0.0.1:8181 --config-file /etc/pyagent/config.yaml"
+
+
+def test_the_opa_service_serves_on_loopback_hardened_with_its_collector_setting() -> None:
+    service = unit("pyagent-opa.service")["Service"]
+    assert service["ExecStart"] == OPA_COMMAND
+    for key, value in HARDENING.items():
+        if key not in ("StateDirectory", "ReadWritePaths"):
+            assert service.get(key) == value, key
+    assert service["MemoryDenyWriteExecute"] == "yes"  # OPA compiles nothing at run time
+    # OPA persists bundles under the config's persistence_directory, its only writable place
+    example = (UNITS / "config.yaml.example").read_text(encoding="utf-8")
+    assert "persistence_directory: /var/lib/opa " in example
+    assert (service["StateDirectory"], service["ReadWritePaths"], service["WorkingDirectory"]) == (
+        "opa",
+        "/var/lib/opa",
+        "/var/lib/opa",
+    )
+    assert service["Environment"] == "GOGC=400"
+    assert unit_environment(OPA_UNIT) == {"GOGC": "400"}  # what `make bench` starts its OPA with
+
+
+def test_the_pinned_opa_runs_the_unit_command_with_the_example_config(opa_bin: str, tmp_path: Path) -> None:
+    persist = tmp_path / "persist"
+    config = tmp_path / "config.yaml"
+    example = (UNITS / "config.yaml.example").read_text(encoding="utf-8")
+    config.write_text(example.replace("/var/lib/opa", str(persist)), encoding="utf-8")
+    port = free_port()
+    command = shlex.split(unit("pyagent-opa.service")["Service"]["ExecStart"])
+    command = [
+        opa_bin if word == "/usr/local/bin/opa"
+        else f"127.0.0.1:{port}" if word == "127.0.0.1:8181"
+        else str(config) if word == "/etc/pyagent/config.yaml"
+        else word
+        for word in command
+    ]  # fmt: skip
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **unit_environment(OPA_UNIT)}
+    log = tmp_path / "opa.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, log, deadline=time.monotonic() + 20)
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        assert b"GOGC=400" in environ
+        # the example's service cannot be reached here: OPA says so and keeps serving
+        deadline = time.monotonic() + 10
+        while "Bundle load failed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Bundle load failed" in log.read_text()
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -48,7 +48,8 @@ LINKED = (".venv", ".tools")
 SKIPPED = [  # the blocks that do not run, and why (a reason's first words): as few as possible
     ("README.md", "installs from the package index"),
     ("README.md", "needs an OCI registry"),
-    ("deploy/systemd/README.md", "installs system-wide and starts systemd units"),
+    ("deploy/systemd/README.md", "installs system-wide and starts systemd units"),  # the agent
+    ("deploy/systemd/README.md", "installs system-wide and starts systemd units"),  # its OPA
 ]
 
 
@@ -175,7 +176,7 @@ def test_readme_runs_as_written(postgres: RunningPostgres, tmp_path: Path) -> No
 def test_deploy_readme_blocks_are_accounted_for(tmp_path: Path) -> None:
     work = workspace(tmp_path)
     with run_document("deploy/systemd/README.md", work, clean_env(work, []), {}, tmp_path / "log"):
-        pass  # its one block installs system-wide: skipped, with the reason SKIPPED checks
+        pass  # its blocks install system-wide: skipped, with the reasons SKIPPED checks
 
 
 def test_a_block_is_split_into_commands_with_their_exit_codes() -> None:

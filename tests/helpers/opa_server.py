@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ class RunningOpa:
     log: Path
 
 
-def _wait_healthy(
+def wait_healthy(
     url: str, process: subprocess.Popen[bytes], log: Path, deadline: float, ca: Path | None = None
 ) -> None:
     context = ssl.create_default_context(cafile=str(ca)) if ca else None
@@ -56,12 +56,14 @@ def run_opa_server(
     extra_args: Sequence[str] = (),
     tls_ca: Path | None = None,
     bundle: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningOpa]:
     """Start ``opa run --server`` with ``paths`` loaded; stop it afterwards.
 
     With ``tls_ca``, the server speaks HTTPS (``extra_args`` carry its certificate) and the health
     check trusts that CA. With ``bundle``, ``paths`` are loaded as bundles (``--bundle``), which
-    OPA needs to verify their signatures (``extra_args``: ``--verification-key`` etc.).
+    OPA needs to verify their signatures (``extra_args``: ``--verification-key`` etc.). ``env``: the
+    server's whole environment (default: this process's).
     """
     port = free_port()
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
@@ -82,9 +84,10 @@ def run_opa_server(
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=None if env is None else dict(env),
         )
     try:
-        _wait_healthy(url, process, log, time.monotonic() + 20, tls_ca)
+        wait_healthy(url, process, log, time.monotonic() + 20, tls_ca)
         yield RunningOpa(url=url, process=process, log=log)
     finally:
         process.terminate()
