@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,10 +14,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["OpaServer", "RawClient", "opa_bench_ns", "opa_server"]
+__all__ = ["GO_RUNTIME_VARS", "OpaServer", "RawClient", "go_defaults", "opa_bench_ns", "opa_server"]
 
 QUERY = "data.pyagent.decision"
 DATA_PATH = "/v1/data/pyagent/decision"
+GO_RUNTIME_VARS = ("GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG")
+
+
+def go_defaults(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: our environment) without Go's runtime variables: an OPA started with it runs
+    Go's defaults, whatever the shell that started the bench had set."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if k not in GO_RUNTIME_VARS}
 
 
 def opa_bench_ns(
@@ -30,7 +38,9 @@ def opa_bench_ns(
     command += ["--ignore", "*_test.rego", "-i", str(input_path)]
     for path in paths:
         command += ["-d", str(path)]
-    done = subprocess.run([*command, QUERY], capture_output=True, text=True, timeout=timeout_s, check=False)
+    done = subprocess.run(
+        [*command, QUERY], capture_output=True, text=True, timeout=timeout_s, check=False, env=go_defaults()
+    )
     if done.returncode != 0:
         raise RuntimeError(f"opa bench failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     runs = _json_stream(done.stdout)
@@ -70,11 +80,14 @@ def opa_server(
     opa: str, paths: Sequence[Path], workdir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[OpaServer]:
     """``opa run --server`` with ``paths`` loaded on a free loopback port, started and stopped by the
-    same helper the tests use; stopped afterwards. ``env``: its whole environment (default: ours)."""
+    same helper the tests use; stopped afterwards. ``env``: its whole environment (default: ours
+    without Go's runtime variables, :func:`go_defaults`)."""
     from tests.helpers.opa_server import run_opa_server
 
     args = ["--ignore", "*_test.rego"]
-    with run_opa_server(opa, workdir, paths=paths, extra_args=args, env=env) as server:
+    with run_opa_server(
+        opa, workdir, paths=paths, extra_args=args, env=go_defaults() if env is None else env
+    ) as server:
         where = urlsplit(server.url)
         yield OpaServer(
             url=server.url,
