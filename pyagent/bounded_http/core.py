@@ -40,7 +40,8 @@ class TransportError(Exception):
     """No complete answer: connection refused or reset, TLS failure, deadline passed. One line.
 
     ``kind`` says which, for callers that retry some failures and not others: ``timeout``,
-    ``refused``, ``reset``, ``tls``, ``cut`` (the answer ended early), ``too_large`` or ``other``.
+    ``refused``, ``reset``, ``tls``, ``cut`` (the answer ended early), ``too_large``, ``untrusted`` (a
+    Unix socket served by another user) or ``other``.
     ``detail`` is the message without the request it is about.
     """
 
@@ -85,13 +86,15 @@ class Reply:
 
 @dataclass(frozen=True)
 class Target:
-    """Where requests go: a host and port, and a TLS context for https."""
+    """Where requests go: a host and port, and a TLS context for https; or the path of a Unix domain
+    socket (``unix.py``: only a server of this user or root is asked)."""
 
     host: str
     port: int
     context: ssl.SSLContext | None
     origin: str
-    """``scheme://host[:port]`` for messages: never with user-info."""
+    """``scheme://host[:port]`` (``unix:///path``) for messages: never with user-info."""
+    unix_path: str | None = None
 
 
 # The steps of a request, run by session.py.
@@ -99,6 +102,10 @@ class Target:
 
 def open_connection(target: Target, timeout: float) -> http.client.HTTPConnection:
     """A connection to ``target`` (not yet connected); ``timeout`` bounds each socket operation."""
+    if target.unix_path is not None:
+        from pyagent.bounded_http.unix import UnixHTTPConnection  # it builds on this module
+
+        return UnixHTTPConnection(target.unix_path, target.origin, timeout)
     if target.context is not None:
         return http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=target.context)
     return http.client.HTTPConnection(target.host, target.port, timeout=timeout)

@@ -5,7 +5,9 @@ answer over the size limit or one not complete within the deadline is "no decisi
 (:class:`EngineError`, exit code 3), never allow. One deadline covers the whole decision, retries
 included: each attempt's connect, headers and body are cut when it passes, however slowly the server
 dribbles. Credentials in the URL (``https://user:password@host``) are sent as basic auth, over TLS
-only; they never appear in a message. Decisions reuse a connection kept open between them
+only; they never appear in a message. ``unix:///path`` asks an OPA on this machine over its Unix
+domain socket (``opa run --addr unix:///path``), and only one that runs as this user or root
+(``bounded_http/unix.py``). Decisions reuse a connection kept open between them
 (``bounded_http.Session``); :meth:`OpaServerEngine.close` closes it.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import ssl
 import time
@@ -23,6 +26,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from pyagent.bounded_http import Reply, Session, Target, TransportError
+from pyagent.bounded_http.unix import MAX_PATH_BYTES
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.encode import encode_json
 from pyagent.errors import InvalidInputError
@@ -62,6 +66,8 @@ class _Endpoint:
     """``scheme://host:port``, for messages: never the user-info."""
     basic: str | None = None
     """``user:password`` from the URL, sent as basic auth (over TLS only)."""
+    unix_path: str | None = None
+    """The socket's path, for ``unix:///path``."""
 
 
 def parse_url(url: str) -> _Endpoint:
@@ -72,8 +78,10 @@ def parse_url(url: str) -> _Endpoint:
     """
     parts = urlsplit(url)
     shown = repr(redact(url))
+    if parts.scheme == "unix":
+        return _unix_endpoint(url, shown)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(f"--opa-url: {shown} is not an http(s)://host[:port] URL")
+        raise InvalidInputError(f"--opa-url: {shown} is not an http(s)://host[:port] or unix:///path URL")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidInputError(f"--opa-url: {shown} must not have a path, query or fragment")
     try:
@@ -91,6 +99,18 @@ def parse_url(url: str) -> _Endpoint:
         basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     port = port or (443 if tls else 8181)
     return _Endpoint(parts.hostname, port, tls, origin(f"{parts.scheme}://{parts.hostname}:{port}"), basic)
+
+
+def _unix_endpoint(url: str, shown: str) -> _Endpoint:
+    """``unix:///absolute/path/to/opa.sock``: nothing but the socket's absolute path."""
+    path = url.removeprefix("unix://")
+    if not path.startswith("/") or any(c in path for c in "?#\0"):
+        raise InvalidInputError(
+            f"--opa-url: {shown} is not unix:///path (an absolute socket path, no host, query or fragment)"
+        )
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
+        raise InvalidInputError(f"--opa-url: {shown}: a socket path is at most {MAX_PATH_BYTES} bytes")
+    return _Endpoint("localhost", 0, False, f"unix://{path}", None, path)
 
 
 class _RetryableError(EngineError):
@@ -116,7 +136,9 @@ class OpaServerEngine(Engine):
             # The configured CA, else the system's: never REQUESTS_CA_BUNDLE and friends.
             context = ssl.create_default_context(cafile=settings.ca_file)
         self._where = endpoint.origin
-        self._session = Session(Target(endpoint.host, endpoint.port, context, endpoint.origin))
+        self._session = Session(
+            Target(endpoint.host, endpoint.port, context, endpoint.origin, endpoint.unix_path)
+        )
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.token:
             self._headers["Authorization"] = f"Bearer {settings.token}"
@@ -209,10 +231,10 @@ class OpaServerEngine(Engine):
 
 def _transport_error(where: str, err: TransportError, timeout: float) -> EngineError:
     """No complete answer: connection failures, time-outs and cut bodies are worth another attempt;
-    a TLS failure or an answer over the size limit is not."""
+    a TLS failure, an answer over the size limit or a socket served by another user is not."""
     if err.kind == "tls":
         return EngineError(f"OPA at {where}: TLS verification failed ({err.detail})")
-    if err.kind == "too_large":
+    if err.kind in ("too_large", "untrusted"):
         return EngineError(f"OPA at {where}: {err.detail}")
     if err.kind == "timeout":
         return _RetryableError(f"OPA at {where}: no answer within {timeout:g} s")

@@ -7,6 +7,7 @@ import configparser
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from bench.opa_throughput import OPA_UNIT, unit_environment
 from tests.agent.conftest import REPO
-from tests.helpers.opa_server import free_port, wait_healthy
+from tests.helpers.opa_server import free_port, wait_healthy_unix
 from tests.helpers.tls import make_ca
 
 UNITS = REPO / "deploy" / "systemd"
@@ -91,13 +92,14 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     assert "pyagent" not in done.stderr, done.stderr
 
 
+SOCKET = "/run/pyagent-opa/opa.sock"
 OPA_COMMAND = (
-    "/usr/local/bin/opa run --server --addr 127.0.0.1:8181 --skip-version-check "
+    f"/usr/local/bin/opa run --server --addr unix://{SOCKET} --unix-socket-perm 600 --skip-version-check "
     "--config-file /etc/pyagent/config.yaml"
 )
 
 
-def test_the_opa_service_serves_on_loopback_hardened_with_its_collector_setting() -> None:
+def test_the_opa_service_serves_its_user_only_hardened_with_its_collector_setting() -> None:
     service = unit("pyagent-opa.service")["Service"]
     assert service["ExecStart"] == OPA_COMMAND
     for key, value in HARDENING.items():
@@ -112,14 +114,18 @@ def test_the_opa_service_serves_on_loopback_hardened_with_its_collector_setting(
         "/var/lib/pyagent-opa",
         "/var/lib/pyagent-opa",
     )
+    # the socket's directory: made at start, only the pyagent user may write into it
+    assert (service["RuntimeDirectory"], service["RuntimeDirectoryMode"]) == ("pyagent-opa", "0750")
+    assert f'# url = "unix://{SOCKET}"' in (UNITS / "agent.toml.example").read_text(encoding="utf-8")
     assert service["Environment"] == "GOGC=400"
     assert unit_environment(OPA_UNIT) == {"GOGC": "400"}  # what `make bench` starts its OPA with
 
 
 def test_the_pinned_opa_runs_the_unit_command_with_the_example_config(opa_bin: str, tmp_path: Path) -> None:
     """The unit's command line and the deploy example as the pinned OPA reads them, with the example's
-    files and its server moved here: a closed loopback port, so that OPA's first bundle download fails
-    at once, whatever this machine's DNS. Not run here: the unit's sandbox (systemd-analyze checks it)."""
+    files, its socket and its server moved here (the server to a closed loopback port, so that OPA's
+    first bundle download fails at once, whatever this machine's DNS). Not run here: the unit's
+    sandbox (systemd-analyze checks it)."""
     closed = free_port()
     token = tmp_path / "agent.token"
     token.write_text("token-for-the-unit-test\n", encoding="utf-8")
@@ -136,11 +142,11 @@ def test_the_pinned_opa_runs_the_unit_command_with_the_example_config(opa_bin: s
         example = example.replace(old, new)
     config = tmp_path / "config.yaml"
     config.write_text(example, encoding="utf-8")
-    port = free_port()
+    sock = tmp_path / "opa.sock"
     command = shlex.split(unit("pyagent-opa.service")["Service"]["ExecStart"])
     command = [
         opa_bin if word == "/usr/local/bin/opa"
-        else f"127.0.0.1:{port}" if word == "127.0.0.1:8181"
+        else f"unix://{sock}" if word == f"unix://{SOCKET}"
         else str(config) if word == "/etc/pyagent/config.yaml"
         else word
         for word in command
@@ -150,7 +156,8 @@ def test_the_pinned_opa_runs_the_unit_command_with_the_example_config(opa_bin: s
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", process, log, deadline=time.monotonic() + 20)
+        wait_healthy_unix(str(sock), process, log, deadline=time.monotonic() + 20)
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600  # --unix-socket-perm
         deadline = time.monotonic() + 10
         refused = f"127.0.0.1:{closed}: connect: connection refused"
         while "Bundle load failed" not in log.read_text() and time.monotonic() < deadline:

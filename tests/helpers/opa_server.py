@@ -96,3 +96,56 @@ def run_opa_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def unix_get(path: str, url_path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """``GET url_path`` from the server on the Unix socket at ``path`` (pyagent's own connection)."""
+    from pyagent.bounded_http.unix import UnixHTTPConnection
+
+    connection = UnixHTTPConnection(path, f"unix://{path}", timeout)
+    try:
+        connection.request("GET", url_path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_healthy_unix(path: str, process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"opa exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if unix_get(path, "/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"opa did not become healthy on {path}: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def run_opa_unix_server(
+    opa: str, workdir: Path, *, paths: Sequence[Path] = POLICY_DIRS, extra_args: Sequence[str] = ()
+) -> Iterator[RunningOpa]:
+    """``opa run --server`` listening on the Unix socket ``workdir/opa.sock`` only; ``url`` is
+    ``unix://`` and that path."""
+    sock = workdir / "opa.sock"
+    log = workdir / "opa-unix.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [opa, "run", "--server", "--addr", f"unix://{sock}", "--log-level", "error", *extra_args,
+             *(str(p) for p in paths)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_healthy_unix(str(sock), process, log, time.monotonic() + 20)
+        yield RunningOpa(url=f"unix://{sock}", process=process, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
