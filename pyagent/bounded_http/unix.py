@@ -1,10 +1,12 @@
 """HTTP over a Unix domain socket (``unix:///run/pyagent-opa/opa.sock``), for an OPA on the same machine.
 
 A socket is a file: whoever could create it at that path could answer in place of the server. So the
-connection asks the kernel who is listening (``SO_PEERCRED``, the credentials of the process that
+connection asks the kernel who is listening (``SO_PEERCRED``: the effective user of the process that
 called ``listen``) and goes on only when that is this user or root; otherwise it fails as
 :class:`~pyagent.bounded_http.core.TransportError` of kind ``untrusted``, before a byte is sent.
-Where the kernel cannot say (no ``SO_PEERCRED``), the socket file's owner is checked instead.
+Root is trusted as it can do anything anyway; note that a socket systemd listens on for a
+socket-activated service shows root too. Where the kernel cannot say (no ``SO_PEERCRED``: not Linux),
+there is no such connection (:data:`SUPPORTED` is false, and ``unix:`` URLs are refused up front).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import struct
 
 from pyagent.bounded_http.core import TransportError
 
-__all__ = ["MAX_PATH_BYTES", "UnixHTTPConnection", "trusted_uids"]
+__all__ = ["MAX_PATH_BYTES", "SUPPORTED", "UnixHTTPConnection", "trusted_uids"]
 
 MAX_PATH_BYTES = 107
 """The longest socket path Linux takes (``sun_path`` is 108 bytes with its terminating NUL)."""
 
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+SUPPORTED = hasattr(socket, "AF_UNIX") and hasattr(socket, "SO_PEERCRED")
+"""Whether this system can tell who listens on a socket (Linux)."""
+
+_PEERCRED = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 
 
 def trusted_uids() -> frozenset[int]:
@@ -38,27 +43,23 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self._origin = origin
 
     def connect(self) -> None:
+        if not SUPPORTED:
+            raise TransportError(self._origin, "this system cannot tell who listens on a socket", "untrusted")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.timeout)
-            if not hasattr(socket, "SO_PEERCRED"):
-                self._check(os.stat(self._path).st_uid, "owns the socket")
             sock.connect(self._path)
-            if hasattr(socket, "SO_PEERCRED"):
-                _, uid, _ = _PEERCRED.unpack(
-                    sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            _, uid, _ = _PEERCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            )
+            if uid not in trusted_uids():
+                raise TransportError(
+                    self._origin,
+                    f"the process that listens on the socket runs as uid {uid}, neither this user "
+                    f"(uid {os.geteuid()}) nor root: not asked",
+                    "untrusted",
                 )
-                self._check(uid, "listens on the socket")
         except BaseException:
             sock.close()
             raise
         self.sock = sock
-
-    def _check(self, uid: int, does: str) -> None:
-        if uid not in trusted_uids():
-            raise TransportError(
-                self._origin,
-                f"the process that {does} runs as uid {uid}, neither this user (uid {os.geteuid()}) nor "
-                "root: not asked",
-                "untrusted",
-            )

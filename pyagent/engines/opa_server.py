@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from pyagent.bounded_http import Reply, Session, Target, TransportError
 from pyagent.bounded_http.unix import MAX_PATH_BYTES
+from pyagent.bounded_http.unix import SUPPORTED as UNIX_SUPPORTED
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.encode import encode_json
 from pyagent.errors import InvalidInputError
@@ -104,9 +105,15 @@ def parse_url(url: str) -> _Endpoint:
 def _unix_endpoint(url: str, shown: str) -> _Endpoint:
     """``unix:///absolute/path/to/opa.sock``: nothing but the socket's absolute path."""
     path = url.removeprefix("unix://")
-    if not path.startswith("/") or any(c in path for c in "?#\0"):
+    if not path.startswith("/") or any(c in "?#" or c.isspace() or not c.isprintable() for c in path):
         raise InvalidInputError(
-            f"--opa-url: {shown} is not unix:///path (an absolute socket path, no host, query or fragment)"
+            f"--opa-url: {shown} is not unix:///path (an absolute socket path, no host, query, fragment, "
+            "space or control character)"
+        )
+    if not UNIX_SUPPORTED:
+        raise InvalidInputError(
+            f"--opa-url: {shown}: this system cannot tell who listens on a Unix socket (Linux can); "
+            "use an http(s):// URL"
         )
     if len(os.fsencode(path)) > MAX_PATH_BYTES:
         raise InvalidInputError(f"--opa-url: {shown}: a socket path is at most {MAX_PATH_BYTES} bytes")

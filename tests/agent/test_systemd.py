@@ -56,6 +56,8 @@ def test_the_services_run_the_agent_hardened(name: str, command: str) -> None:
     for key, value in HARDENING.items():
         assert service.get(key) == value, key
     assert "MemoryDenyWriteExecute" not in service  # the wasm JIT needs it off
+    # started after the local OPA where it is installed: a first run at boot finds it listening
+    assert unit(name)["Unit"]["After"] == "network-online.target pyagent-opa.service"
 
 
 def test_the_timer_runs_the_once_service_with_jitter() -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pyagent.bounded_http import TransportError
+from pyagent.bounded_http.unix import UnixHTTPConnection
 from pyagent.cli import cli
 from pyagent.decide import decide
 from pyagent.engines.base import EngineError, EngineSettings
@@ -32,8 +34,8 @@ TIKTOK = domain.make_report("eu-commission", "android", "corporate", True, ["com
 CLEAN = domain.make_report("eu-commission", "android", "corporate", True, ["org.example.notes"])
 NOBODY = 65534
 
-# A listener that any local user could start: it answers every request "allow" and writes down how
-# many bytes it was sent.
+# A listener that any local user could start: it answers every request "allow", and writes down each
+# connection it accepts with the number of bytes it was sent on it.
 FAKE_OPA = """
 import os, socket, sys
 directory = sys.argv[1]
@@ -45,22 +47,19 @@ os.chmod(os.path.join(directory, "opa.sock"), 0o777)
 server.listen()
 body = b'{"result": {"allow": true, "violations": [], "warnings": [], "exempted": []}}'
 head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body)
-received = 0
 while True:
     conn, _ = server.accept()
-    with open(os.path.join(directory, "received"), "w") as out:
-        out.write("connected")
     conn.settimeout(2)
+    data = b""
     try:
         data = conn.recv(65536)
-        received += len(data)
-        with open(os.path.join(directory, "received"), "w") as out:
-            out.write(str(received))
         if data:
             conn.sendall(head + body)
     except OSError:
         pass
     conn.close()
+    with open(os.path.join(directory, "connections"), "a") as out:
+        out.write(f"{len(data)}\\n")
 """
 
 
@@ -153,10 +152,39 @@ def test_a_socket_served_by_another_user_is_never_asked(tmp_path: Path) -> None:
         )
         assert result.exit_code == 3 and result.stdout == ""
         assert "not asked" in result.stderr and "Traceback" not in result.stderr
-        deadline = time.monotonic() + 5  # the fake saw the connections, and not one byte of a request
-        while (directory / "received").read_text() != "0" and time.monotonic() < deadline:
+        connections = directory / "connections"  # the fake saw both, and not one byte of a request
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (
+            not connections.exists() or len(connections.read_text().split()) < 2
+        ):
             time.sleep(0.02)
-        assert (directory / "received").read_text() == "0"
+        assert connections.read_text().split() == ["0", "0"]
+
+
+def test_a_server_of_a_user_not_trusted_is_refused_without_root_too(
+    unix_opa: RunningOpa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same refusal where no second user can be had: the real OPA's user (ours) made untrusted."""
+    monkeypatch.setattr("pyagent.bounded_http.unix.trusted_uids", lambda: frozenset({2**32 - 2}))
+    with build_engine(settings(unix_opa.url)) as engine, pytest.raises(EngineError) as raised:
+        engine.evaluate({"at": AT, "report": TIKTOK})
+    assert str(raised.value) == (
+        f"OPA at {unix_opa.url}: the process that listens on the socket runs as uid {os.geteuid()}, "
+        f"neither this user (uid {os.geteuid()}) nor root: not asked"
+    )
+
+
+def test_where_the_kernel_cannot_tell_who_listens_unix_urls_are_refused(
+    unix_opa: RunningOpa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pyagent.engines.opa_server.UNIX_SUPPORTED", False)
+    with pytest.raises(InvalidInputError, match=r"^--opa-url: .*: this system cannot tell who listens"):
+        parse_url(unix_opa.url)
+    monkeypatch.setattr("pyagent.bounded_http.unix.SUPPORTED", False)
+    connection = UnixHTTPConnection(unix_opa.url.removeprefix("unix://"), unix_opa.url, 2.0)
+    with pytest.raises(TransportError, match="this system cannot tell who listens on a socket") as raised:
+        connection.connect()
+    assert raised.value.kind == "untrusted"
 
 
 def test_a_missing_socket_is_no_decision(tmp_path: Path) -> None:
@@ -175,6 +203,9 @@ def test_a_missing_socket_is_no_decision(tmp_path: Path) -> None:
         ("unix:///run/opa.sock?x=1", "is not unix:///path"),
         ("unix:///run/opa.sock#f", "is not unix:///path"),
         ("unix:///run/opa\0.sock", "is not unix:///path"),
+        ("unix:///run/opa.sock\n", "is not unix:///path"),
+        ("unix:///run/my opa.sock", "is not unix:///path"),
+        ("unix:///run/\x1b[31mopa.sock", "is not unix:///path"),
         ("unix:///" + "s" * 107, "a socket path is at most 107 bytes"),
     ],
 )
