@@ -72,7 +72,8 @@ class _Endpoint:
 
 
 def parse_url(url: str) -> _Endpoint:
-    """Split an OPA base URL (``http[s]://[user:password@]host[:port]``) into what the client needs.
+    """Split an OPA base URL (``http[s]://[user:password@]host[:port]``, or ``unix:///path`` for a
+    Unix domain socket) into what the client needs.
 
     Credentials in the URL are refused on plain http (they would travel in clear text); on https they
     are sent as basic auth. A message about the URL never shows them.
