@@ -55,8 +55,8 @@ def throughput_markdown(section: Mapping[str, Any], server_eval_ms: float | None
         "",
         f"N client processes ({counts}), each `decide()` on pyagent's `opa` engine in a loop for "
         f"{section.get('throughput_seconds', 0):g} s, started together, against one `opa run --server` on "
-        "the same machine, loading the shipped policy and data with its index from local files (no "
-        f"bundle downloads, no decision logs). {who} OPA's CPU is its process's (`/proc`); the "
+        "the same machine over loopback TCP, loading the shipped policy and data with its index from local "
+        f"files (no bundle downloads, no decision logs). {who} OPA's CPU is its process's (`/proc`); the "
         "collector's share and its collections are what OPA's Go runtime reports on `GET /metrics` "
         "(`go_cpu_classes_gc_total_cpu_seconds_total`, `go_gc_cycles_total_gc_cycles_total`).",
         "",
