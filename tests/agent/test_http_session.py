@@ -2,8 +2,8 @@
 bounds of a one-shot request: a kept connection the server closed while idle is replaced without an
 error (over TLS too), bytes a server sends between answers are never taken for an answer, an answer
 that dribbles on a kept connection is still cut at the deadline, a connection is kept only after an
-answer read to its end that did not ask to close it, and a request the server may have processed is
-not sent again."""
+answer read to its end that did not ask to close it, a request the server may have processed is
+not sent again, and connecting to a name's every address takes one timeout in all."""
 
 from __future__ import annotations
 
@@ -279,6 +279,49 @@ def test_an_answer_that_closes_the_connection_is_still_cut_at_the_deadline() -> 
                 ask()
             assert time.monotonic() - started < 1.5  # without the held socket: about 1.8 s
         session.close()
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full: a new connection's SYN goes unanswered, as it does
+    to an address that drops packets."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = int(server.getsockname()[1])
+    queued = [socket.socket() for _ in range(4)]
+    for sock in queued:
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(("127.0.0.1", port))
+    try:
+        yield port
+    finally:
+        for sock in [*queued, server]:
+            sock.close()
+
+
+def test_connecting_to_every_address_of_a_name_is_bounded_by_one_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name with three addresses that never answer: the standard library gives each the whole
+    timeout (3 s for a 1 s timeout); a session gives them 1 s in all."""
+    with unanswered_port() as port:
+        resolve = socket.getaddrinfo
+        three = resolve("127.0.0.1", port, socket.AF_INET, socket.SOCK_STREAM) * 3
+        monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: three)
+        target = Target("three.example", port, None, f"http://three.example:{port}")
+        for ask in (
+            lambda: _post(Session(target), timeout=1),
+            lambda: request(target, "POST", "/v1/data/x", timeout=1, max_body=1024, headers={}, body=b"{}"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(
+                TransportError, match=r"^POST .*/v1/data/x: no complete answer within 1 s$"
+            ) as raised:
+                ask()
+            assert raised.value.kind == "timeout"
+            assert time.monotonic() - started < 1.8  # without the shared bound: 3 s
 
 
 def test_a_session_used_after_close_leaves_no_thread_behind() -> None:
