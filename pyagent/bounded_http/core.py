@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import socket
 import ssl
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyagent.termsafe import shorten
 
@@ -121,14 +124,14 @@ def open_connection(target: Target, timeout: float) -> http.client.HTTPConnectio
 def connect_within(
     address: tuple[str, int], timeout: float, source_address: tuple[str, int] | None = None
 ) -> socket.socket:
-    """``socket.create_connection`` within ``timeout`` seconds in all (the standard one gives each
-    address the name resolves to the whole timeout, so a name with N unreachable addresses took N
-    times as long). The socket returned has the time left as its timeout. Resolving the name is not
-    bounded."""
+    """``socket.create_connection`` within ``timeout`` seconds in all, resolving the name included
+    (the standard one gives each address the name resolves to the whole timeout, so a name with N
+    unreachable addresses took N times as long, and waits for the resolver as long as it takes). The
+    socket returned has the time left as its timeout."""
     host, port = address
     end = time.monotonic() + timeout
     last: OSError | None = None
-    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+    for family, kind, proto, _, sockaddr in _resolve(host, port, timeout):
         remaining = end - time.monotonic()
         if remaining <= 0:
             break
@@ -146,6 +149,36 @@ def connect_within(
     if last is not None and time.monotonic() < end:
         raise last
     raise TimeoutError(f"not connected within {timeout:g} s")
+
+
+_AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+
+
+def _resolve(host: str, port: int, timeout: float) -> Sequence[_AddrInfo]:
+    """``getaddrinfo`` for a stream socket, given up after ``timeout`` seconds. An address needs no
+    resolver; a name is resolved on a thread of its own, left to finish in the background when the
+    time is up (the C resolver cannot be interrupted)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    found: list[_AddrInfo] = []
+    failed: list[OSError] = []
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except OSError as err:
+            failed.append(err)
+        finally:
+            done.set()
+
+    threading.Thread(target=resolve, name="pyagent-resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"{host} not resolved within {timeout:g} s")
+    if failed:
+        raise failed[0]
+    return found
 
 
 def send(

@@ -16,9 +16,9 @@ What keeping a connection adds, and how it stays safe:
   connection, within the same deadline. The request is then sent twice, which a query (an OPA
   decision) allows; a new connection is never resent;
 - one watchdog thread per session cuts every request at its deadline once connected, including a
-  server that dribbles its answer one byte at a time, without a thread per request. Connecting, to
-  all the addresses a name resolves to, and the TLS handshake are bounded by the time left
-  (``core.connect_within``, and CPython's ssl module); resolving the name is not.
+  server that dribbles its answer one byte at a time, without a thread per request. Resolving the
+  name, connecting to all the addresses it resolves to, and the TLS handshake are bounded by the time
+  left (``core.connect_within``, and CPython's ssl module).
 
 :func:`request`, the one-shot request of the plug-ins, is a session that keeps nothing.
 """

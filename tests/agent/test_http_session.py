@@ -3,7 +3,7 @@ bounds of a one-shot request: a kept connection the server closed while idle is 
 error (over TLS too), bytes a server sends between answers are never taken for an answer, an answer
 that dribbles on a kept connection is still cut at the deadline, a connection is kept only after an
 answer read to its end that did not ask to close it, a request the server may have processed is
-not sent again, and connecting to a name's every address takes one timeout in all."""
+not sent again, and resolving a name and connecting to its every address take one timeout in all."""
 
 from __future__ import annotations
 
@@ -322,6 +322,28 @@ def test_connecting_to_every_address_of_a_name_is_bounded_by_one_timeout(
                 ask()
             assert raised.value.kind == "timeout"
             assert time.monotonic() - started < 1.8  # without the shared bound: 3 s
+
+
+def test_a_resolver_that_does_not_answer_is_given_up_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name whose resolver takes 4 s (a DNS server that drops queries): the request fails at its 1 s
+    timeout, where the standard library would wait for the resolver."""
+    with unanswered_port() as port:
+        resolve = socket.getaddrinfo
+
+        def slow(host: str, *args: object, **kwargs: object) -> object:
+            if host == "slow.example":
+                time.sleep(4)
+            return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(socket, "getaddrinfo", slow)
+        target = Target("slow.example", port, None, f"http://slow.example:{port}")
+        started = time.monotonic()
+        with pytest.raises(
+            TransportError, match=r"^POST .*/v1/data/x: no complete answer within 1 s$"
+        ) as raised:
+            _post(Session(target), timeout=1)
+        assert raised.value.kind == "timeout"
+        assert time.monotonic() - started < 1.8
 
 
 def test_a_session_used_after_close_leaves_no_thread_behind() -> None:
