@@ -60,6 +60,7 @@ from tests.agent.plugins.conftest import serve, tamper
 from tests.helpers.nginx import run_nginx
 from tests.helpers.opa_server import POLICY_DIRS, free_port
 from tests.helpers.pyagent_server import RunningServer, add_token, run_server
+from tests.helpers.services import stop_process
 
 T = TypeVar("T")
 
@@ -550,12 +551,7 @@ def running_opa(
         assert status == 200 and isinstance(answer, dict), (status, answer)
         yield Opa(url, str(answer["result"]["labels"]["id"]))  # OPA names itself (labels.id)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=10)
 
 
 # -- a bundle service that drips -------------------------------------------------------------------

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.services import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 POLICY_DIRS = (REPO / "policies" / "rego", REPO / "policies" / "data")
 
@@ -90,12 +92,7 @@ def run_opa_server(
         wait_healthy(url, process, log, time.monotonic() + 20, tls_ca)
         yield RunningOpa(url=url, process=process, log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def unix_get(path: str, url_path: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -143,9 +140,4 @@ def run_opa_unix_server(
         wait_healthy_unix(str(sock), process, log, time.monotonic() + 20)
         yield RunningOpa(url=f"unix://{sock}", process=process, log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

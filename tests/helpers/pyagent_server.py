@@ -18,6 +18,7 @@ from pathlib import Path
 from pyagent.server.auth import new_token, token_hash
 from pyagent.server.store import open_store
 from tests.helpers.opa_server import free_port
+from tests.helpers.services import stop_process
 
 
 @dataclass
@@ -91,10 +92,4 @@ def run_server(
         wait_healthy(url, process, log, ca=tls_ca)
         yield RunningServer(url, port, db, process, log)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace=10)

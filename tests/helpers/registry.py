@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers.opa_server import free_port
-from tests.helpers.services import require_binary
+from tests.helpers.services import require_binary, stop_process
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -137,13 +137,7 @@ def run_registry(workdir: Path) -> Iterator[RunningRegistry]:
             time.sleep(0.05)
         yield RunningRegistry(f"{HOST}:{port}", f"http://{HOST}:{port}", process, access_log, storage)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 @dataclass

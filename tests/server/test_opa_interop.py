@@ -27,6 +27,7 @@ from pyagent.server.store.sql import SqlStore
 from tests.helpers.opa_server import RunningOpa, free_port
 from tests.helpers.policy_data import shipped_revision
 from tests.helpers.pyagent_server import RunningServer, add_token, run_server
+from tests.helpers.services import stop_process
 from tests.server.conftest import example_report
 
 DEVICE = "fr-brussels-0042"
@@ -119,12 +120,7 @@ def run_opa(opa: str, workdir: Path, server: str, token: str, *, min_delay: int 
         wait_for("opa /health", lambda: process.poll() is None and http(f"{url}/health")[0] == 200, 20, log)
         yield Opa(url, process, log, started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=10)
 
 
 @contextlib.contextmanager
