@@ -13,10 +13,12 @@ Line format, as AOSP's ``PackageManagerShellCommand.runListPackages`` prints it 
 - ``-u`` (uninstalled too), ``--user N``, ``-3``/``-s``/``-d``/``-e`` change which packages are listed,
   not the line format.
 
-Every non-blank line must be a package line: anything else (an ``Error:`` from pm, a garbled line) is a
-:class:`CollectorInputError` naming the file and line. Blank lines are ignored. pm ends every line with a
-line break, so text whose last line has none was cut short and is refused too: its last package name
-could be cut (``com.zhiliaoapp.musi``) and so hide a banned app.
+The suffixes are read whatever their order (a capture that went through another tool may have them
+reordered), each at most once. Every non-blank line must be a package line: anything else (an
+``Error:`` from pm, a garbled line) is a :class:`CollectorInputError` naming the file and line. Blank
+lines are ignored. pm ends every line with a line break, so live output whose last line has none was
+cut short and is refused: its last package name could be cut (``com.zhiliaoapp.musi``) and so hide a
+banned app. A file's last line may lack one (saved by an editor or written by hand).
 
 Live mode runs ``adb [-s SERIAL] shell pm list users``, ``getprop ro.build.version.release`` and, for each
 user, ``pm list packages -f -i -U --show-versioncode --user N``. A user whose flags have
@@ -63,12 +65,12 @@ ADB_ENV = (
 PM_LIST_PACKAGES = ("pm", "list", "packages", "-f", "-i", "-U", "--show-versioncode")
 """The live command; ``--user N`` is added for each user."""
 
-_LINE = re.compile(
-    r"package:(?P<body>.+?)"
-    r"(?:\s+versionCode:(?P<version>[0-9]+))?"
-    r"(?:\s+installer=(?P<installer>\S+))?"
-    r"(?:\s+uid:(?P<uids>[0-9]+(?:,[0-9]+)*))?"
-)
+#: What follows the package on a line, in any order (AOSP prints them in this one), each at most once.
+_SUFFIXES = {
+    "version": re.compile(r"versionCode:(?P<value>[0-9]+)"),
+    "installer": re.compile(r"installer=(?P<value>\S+)"),
+    "uids": re.compile(r"uid:(?P<value>[0-9]+(?:,[0-9]+)*)"),
+}
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 _USER = re.compile(r"UserInfo\{(?P<id>[0-9]+):(?P<name>.*):(?P<flags>[0-9a-fA-F]+)\}(?P<running> running)?")
 
@@ -79,9 +81,31 @@ def _lines(text: str) -> list[str]:
     return [line.rstrip("\r") for line in text.split("\n")]
 
 
+def _split_line(line: str) -> dict[str, str | None] | None:
+    """``package:BODY`` and the suffixes after it (``versionCode:``, ``installer=``, ``uid:``), taken
+    from the end, whatever their order; None for a line that is not one."""
+    text = line.strip()
+    if not text.startswith("package:"):
+        return None
+    words = text.removeprefix("package:").split()
+    found: dict[str, str | None] = dict.fromkeys(_SUFFIXES)
+    while len(words) > 1:
+        last = words[-1]
+        free = (
+            name for name, pattern in _SUFFIXES.items() if found[name] is None and pattern.fullmatch(last)
+        )
+        matched = next(free, None)
+        if matched is None:
+            break
+        found[matched] = _SUFFIXES[matched].fullmatch(words.pop())["value"]  # type: ignore[index]
+    if not words:
+        return None
+    return {"body": " ".join(words), **found}
+
+
 def parse_package_line(line: str, *, where: str, user: int | None = None) -> list[App]:
     """The app(s) on one ``pm list packages`` line: one per uid when ``-U`` lists several users."""
-    match = _LINE.fullmatch(line.strip())
+    match = _split_line(line)
     if match is None:
         raise CollectorInputError(f"{where}: not a `pm list packages` line: {clip(line)}")
     body = match["body"]
@@ -118,14 +142,17 @@ def parse_package_line(line: str, *, where: str, user: int | None = None) -> lis
     ]
 
 
-def parse_pm_list_packages(text: str, *, where: str, user: int | None = None) -> list[App]:
+def parse_pm_list_packages(
+    text: str, *, where: str, user: int | None = None, whole_lines: bool = False
+) -> list[App]:
     """The apps in ``pm list packages`` output (any of its flags). ``where`` names the input in errors.
 
     ``user`` is the Android user the list was taken for (``--user N``), when known; a ``uid:`` on a line
-    tells the user by itself.
+    tells the user by itself. ``whole_lines``: refuse text whose last line has no line break (live
+    output, which pm ends with one); a file's last line may lack it (saved or written by hand).
     """
     lines = _lines(text)
-    if lines[-1].strip():
+    if whole_lines and lines[-1].strip():
         # pm ends every line with a line break: text that stops mid-line was cut, and its last package
         # name or version may be cut short too (``com.zhiliaoapp.musi``).
         raise CollectorInputError(
@@ -249,7 +276,8 @@ class AndroidPmCollector(Collector):
             args = (*PM_LIST_PACKAGES, "--user", str(account.id))
             where = f"adb shell {' '.join(args)}"
             try:
-                apps.extend(parse_pm_list_packages(self._adb(*args), where=where, user=account.id))
+                output = self._adb(*args)
+                apps.extend(parse_pm_list_packages(output, where=where, user=account.id, whole_lines=True))
             except CollectorInputError as exc:
                 raise CollectorError(f"adb: unexpected output: {exc}") from exc
         facts: dict[str, object] = {"input": "adb", "android_users": [u.to_json() for u in users]}

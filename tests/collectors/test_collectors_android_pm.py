@@ -163,14 +163,45 @@ def test_blank_lines_are_ignored() -> None:
         ("package:com.x uid:\u0661\u0660\n", r"^f:1: not a package name"),
         ("permission:android.permission.INTERNET\n", r"^f:1: not a `pm list packages` line"),
         ("sdk:com.google.android.sdk.ads:33\n", r"^f:1: not a `pm list packages` line"),
-        ("package:a.b\npackage:c.d versionCo", r"^f:2: the last line has no line break, so the capture"),
-        ("package:a.b\npackage:com.zhiliaoapp.musi", r"^f:2: the last line has no line break"),
+        ("package:com.x versionCode:1 versionCode:2\n", r"^f:1: not a package name: 'com.x versionCode:1'"),
         ("\n\n", r"^f: no `package:` lines$"),
     ],
 )
 def test_bad_lines_are_errors_naming_file_and_line(text: str, message: str) -> None:
     with pytest.raises(CollectorInputError, match=message):
         parse_pm_list_packages(text, where="f")
+
+
+@pytest.mark.parametrize(
+    "text", ["package:a.b\npackage:c.d versionCo", "package:a.b\npackage:com.zhiliaoapp.musi"]
+)
+def test_live_output_cut_mid_line_is_refused(text: str) -> None:
+    """pm ends every line with a line break: live output without one was cut (``com.zhiliaoapp.musi``)."""
+    with pytest.raises(CollectorInputError, match=r"^f:2: the last line has no line break, so the capture"):
+        parse_pm_list_packages(text, where="f", whole_lines=True)
+
+
+def test_a_files_last_line_may_lack_its_line_break() -> None:
+    apps = parse_pm_list_packages("package:com.android.chrome\npackage:com.zhiliaoapp.musically", where="f")
+    assert [app.id for app in apps] == ["com.android.chrome", "com.zhiliaoapp.musically"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "package:/data/app/~~a==/com.zhiliaoapp.musically-b==/base.apk=com.zhiliaoapp.musically"
+        "  installer=com.android.vending versionCode:2023 uid:10234",
+        "package:com.zhiliaoapp.musically uid:10234 versionCode:2023  installer=com.android.vending",
+        "package:com.zhiliaoapp.musically versionCode:2023 uid:10234  installer=com.android.vending",
+    ],
+)
+def test_suffixes_are_read_in_any_order(line: str) -> None:
+    """A capture that went through another tool may have its suffixes reordered: the package must
+    never become the installer's name (``com.android.vending``), hiding TikTok."""
+    [app] = parse_package_line(line, where="f:1")
+    assert (app.id, app.version, app.installer, app.user) == (
+        "com.zhiliaoapp.musically", "2023", "com.android.vending", 0,
+    )  # fmt: skip
 
 
 def test_osquery_json_given_to_android_pm(fixtures: Path) -> None:

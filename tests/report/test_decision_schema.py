@@ -53,6 +53,16 @@ def test_full_decision_is_valid(dv: DecisionValidator, contract_decision: dict[s
     assert dv.validate(contract_decision).issues == []
 
 
+def test_a_rule_in_force_without_a_date_has_effective_from_null(
+    dv: DecisionValidator, contract_decision: dict[str, Any]
+) -> None:
+    """A rule without ``effective_from`` (CONTRACT section 5 leaves it optional) is in force."""
+    contract_decision.update(violations=[_entry(effective_from=None)])
+    assert dv.validate(contract_decision).issues == []
+    contract_decision.update(violations=[_entry(effective_from="2023-03-15")])
+    assert [issue.path for issue in dv.validate(contract_decision).issues] == ["$.violations[0].effective_from"]
+
+
 def test_warnings_never_block(dv: DecisionValidator, contract_decision: dict[str, Any]) -> None:
     contract_decision.update(allow=True, violations=[], warnings=[_entry(reason="enforcement_dryrun")])
     assert dv.is_valid(contract_decision)
