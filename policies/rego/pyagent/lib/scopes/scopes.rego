@@ -33,7 +33,11 @@ work_app_index := matching.index(work_apps)
 
 # METADATA
 # title: The device has work apps
-has_work_apps if device.work_profile == true
+# description: One of its organisation's work apps, or an Android work profile (a work profile is Android's).
+has_work_apps if {
+	device.work_profile == true
+	device.platform == "android"
+}
 
 has_work_apps if {
 	work_apps_indexed

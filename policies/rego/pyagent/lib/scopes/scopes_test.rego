@@ -40,6 +40,12 @@ test_work_profile_without_work_apps if {
 	scopes.applicable == {"all", "personal-with-work-apps"} with input as device("android", "personal", false, true, [])
 }
 
+test_work_profile_counts_on_android_only if {
+	every platform in ["ios", "windows", "macos", "linux"] {
+		scopes.applicable == {"all"} with input as device(platform, "personal", false, true, [])
+	}
+}
+
 test_personal_unmanaged_device_is_only_all if {
 	scopes.applicable == {"all"} with input as device("android", "personal", false, false, [{"id": "org.mozilla.firefox"}])
 }
