@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from pyagent.cli.options import non_empty
 from pyagent.collectors.registry import CollectorName, get_collector
 from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
@@ -47,11 +48,11 @@ Examples:
     type=click.Choice(["android", "ios", "windows", "macos"]),
     help="intune: the platform of the exported apps, when the export does not say.",
 )
-@click.option("--org", help="The device's organisation (config: device.organization).")
+@click.option("--org", callback=non_empty, help="The device's organisation (config: device.organization).")
 @click.option("--ownership", type=click.Choice(["corporate", "personal"]), help="config: device.ownership")
 @click.option("--mdm-enrolled/--no-mdm-enrolled", default=None, help="config: device.mdm_enrolled")
-@click.option("--mdm-provider", help="config: device.mdm_provider")
-@click.option("--device-id", help="config: device.id")
+@click.option("--mdm-provider", callback=non_empty, help="config: device.mdm_provider")
+@click.option("--device-id", callback=non_empty, help="config: device.id")
 @click.option(
     "--config",
     "config_path",

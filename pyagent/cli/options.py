@@ -18,6 +18,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 ENGINE_CHOICES = ("auto", "opa", "embedded")
 
 
+def non_empty(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: an option given as an empty string is a usage error naming it."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty", param=param)
+    return value
+
+
 def at_option(f: F) -> F:
     return click.option(
         "--at",
@@ -29,7 +36,11 @@ def at_option(f: F) -> F:
 
 def org_option(f: F) -> F:
     return click.option(
-        "--org", "org", metavar="ORG", help="The device's organisation; wins over the report's."
+        "--org",
+        "org",
+        metavar="ORG",
+        callback=non_empty,
+        help="The device's organisation; wins over the report's.",
     )(f)
 
 
@@ -157,8 +168,12 @@ def device_fact_options(f: F) -> F:
             "--ownership", type=click.Choice(["corporate", "personal"]), help="config: device.ownership"
         ),
         click.option("--mdm-enrolled/--no-mdm-enrolled", default=None, help="config: device.mdm_enrolled"),
-        click.option("--mdm-provider", help="config: device.mdm_provider"),
-        click.option("--device-id", help="config: device.id (this machine: its host name by default)"),
+        click.option("--mdm-provider", callback=non_empty, help="config: device.mdm_provider"),
+        click.option(
+            "--device-id",
+            callback=non_empty,
+            help="config: device.id (this machine: its host name by default)",
+        ),
     ]
     for option in reversed(options):
         f = option(f)

@@ -18,7 +18,8 @@ reordered), each at most once. Every non-blank line must be a package line: anyt
 ``Error:`` from pm, a garbled line) is a :class:`CollectorInputError` naming the file and line. Blank
 lines are ignored. pm ends every line with a line break, so live output whose last line has none was
 cut short and is refused: its last package name could be cut (``com.zhiliaoapp.musi``) and so hide a
-banned app. A file's last line may lack one (saved by an editor or written by hand).
+banned app. A file's last line may lack one (saved by an editor or written by hand): it is read, with a
+note on stderr saying so.
 
 Live mode runs ``adb [-s SERIAL] shell pm list users``, ``getprop ro.build.version.release`` and, for each
 user, ``pm list packages -f -i -U --show-versioncode --user N``. A user whose flags have
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def _lines(text: str) -> list[str]:
     return [line.rstrip("\r") for line in text.split("\n")]
 
 
-def _split_line(line: str) -> dict[str, str | None] | None:
+def _split_line(line: str) -> tuple[str, dict[str, str | None]] | None:
     """``package:BODY`` and the suffixes after it (``versionCode:``, ``installer=``, ``uid:``), taken
     from the end, whatever their order; None for a line that is not one."""
     text = line.strip()
@@ -100,15 +102,15 @@ def _split_line(line: str) -> dict[str, str | None] | None:
         found[matched] = _SUFFIXES[matched].fullmatch(words.pop())["value"]  # type: ignore[index]
     if not words:
         return None
-    return {"body": " ".join(words), **found}
+    return " ".join(words), found
 
 
 def parse_package_line(line: str, *, where: str, user: int | None = None) -> list[App]:
     """The app(s) on one ``pm list packages`` line: one per uid when ``-U`` lists several users."""
-    match = _split_line(line)
-    if match is None:
+    split = _split_line(line)
+    if split is None:
         raise CollectorInputError(f"{where}: not a `pm list packages` line: {clip(line)}")
-    body = match["body"]
+    body, match = split
     path: str | None = None
     name = body
     if "=" in body:
@@ -245,6 +247,13 @@ class AndroidPmCollector(Collector):
         where = os.fspath(path)
         text = decode_text(read_input_bytes(path), where=where)
         apps = parse_pm_list_packages(text, where=where, user=self.user)
+        last = _lines(text)[-1]
+        if last.strip():  # said, not refused: files saved by hand often end so
+            print(
+                f"pyagent: note: {where}:{text.count(chr(10)) + 1}: the last line has no line break; read as "
+                f"whole ({clip(last)}), but a capture cut there would have cut its package name",
+                file=sys.stderr,
+            )
         users = sorted({app.user for app in apps if app.user is not None})
         facts: dict[str, object] = {"input": "file"}
         if users:

@@ -60,7 +60,9 @@ def test_a_rule_in_force_without_a_date_has_effective_from_null(
     contract_decision.update(violations=[_entry(effective_from=None)])
     assert dv.validate(contract_decision).issues == []
     contract_decision.update(violations=[_entry(effective_from="2023-03-15")])
-    assert [issue.path for issue in dv.validate(contract_decision).issues] == ["$.violations[0].effective_from"]
+    assert [issue.path for issue in dv.validate(contract_decision).issues] == [
+        "$.violations[0].effective_from"
+    ]
 
 
 def test_warnings_never_block(dv: DecisionValidator, contract_decision: dict[str, Any]) -> None:
