@@ -147,9 +147,8 @@ def server_steps(
     spent: dict[str, float] = {}
     events = 0
     secret = token_hash(token)
-    known = store.bundle_names()
     for raw in warm:
-        lazy = decode_batch(_Gunzip(limits.max_decoded).feed(raw), known, cache)
+        lazy = decode_batch(_Gunzip(limits.max_decoded).feed(raw), cache)
         store.ingest(lazy.batch.rows, lazy.batch.reports)
         lazy.committed()
     hits, misses = cache.hits, cache.misses
@@ -160,7 +159,7 @@ def server_steps(
         with _timed(spent, "gunzip"):
             body = _Gunzip(limits.max_decoded).feed(raw)
         with _timed(spent, "decode"):
-            lazy = decode_batch(body, known, cache)
+            lazy = decode_batch(body, cache)
         with _timed(spent, "compress"):
             for content in lazy.batch.reports.values():
                 isal_zlib.compress(content, 1)

@@ -25,9 +25,6 @@ class ServerContext:
     notifier: Notifier
     verification: VerificationConfig | None
     _contents: OrderedDict[tuple[int, str], bytes] = field(default_factory=OrderedDict)
-    #: Names of published bundles, as last read: names are never unpublished, so a name found here is
-    #: published; a name missing is looked up again before an event naming it is refused.
-    known_bundles: set[str] = field(default_factory=set)
     #: Reports of committed batches, by their bytes: see :mod:`pyagent.server.lazy_events`.
     report_cache: ReportCache = field(default_factory=ReportCache)
 

@@ -12,14 +12,14 @@ that is not one is refused, naming its index and field.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from pyagent.server.errors import bad_request
+from pyagent.server.errors import HttpError, bad_request
 from pyagent.server.store.base import DecisionRow
 from pyagent.timeutil import is_rfc3339
 
@@ -65,12 +65,12 @@ def report_facts(value: Any, where: str) -> ReportFacts:
     return ReportFacts(device, report.get("collected_at"), hashlib.sha256(canonical).hexdigest(), canonical)
 
 
-def parse_batch(value: Any, known_bundles: Collection[str], facts_of: FactsOf = report_facts) -> Batch:
+def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
     if not isinstance(value, list):
         raise bad_request(f"body must be a JSON array of decision-log events, got {_kind(value)}")
     batch = Batch([], {})
     for index, event in enumerate(value):
-        decided = _event(event, index, known_bundles, facts_of)
+        decided = _event(event, index, facts_of)
         if decided is None:
             batch.ignored += 1
             continue
@@ -82,7 +82,7 @@ def parse_batch(value: Any, known_bundles: Collection[str], facts_of: FactsOf = 
 
 
 def _event(
-    event: Any, index: int, known_bundles: Collection[str], facts_of: FactsOf = report_facts
+    event: Any, index: int, facts_of: FactsOf = report_facts
 ) -> tuple[DecisionRow, bytes | None] | None:
     where = f"event {index}"
     if not isinstance(event, dict):
@@ -93,18 +93,17 @@ def _event(
     path = _string(event.get("path"), f"{where}: path", MAX_ID)
     if path.removeprefix("data/").replace(".", "/") != DECISION_PATH:
         return None
-    policy_input = _object(event.get("input"), f"{where}: input")
-    at = policy_input.get("at")
-    if not isinstance(at, str) or not is_rfc3339(at):
-        raise bad_request(f"{where}: input.at must be an RFC 3339 timestamp, got {_short(at)}")
-    report = facts_of(policy_input.get("report"), f"{where}: input.report")
-    device = report.device
-    device_id = _string(device.get("id"), f"{where}: input.report.device.id", MAX_ID)
     if "timestamp" in event and not (isinstance(event["timestamp"], str) and is_rfc3339(event["timestamp"])):
         raise bad_request(f"{where}: timestamp must be an RFC 3339 timestamp")
+    placed = _placed(event.get("input"), where, facts_of)
+    if placed is None:
+        return None
+    decided_at, report = placed
+    device = report.device
+    device_id = device["id"]
     bundles = event.get("bundles")
     if bundles is not None:
-        bundles = _bundles(bundles, f"{where}: bundles", known_bundles)
+        bundles = _bundles(bundles, f"{where}: bundles")
     result = event.get("result")
     allow: bool | None = None
     verdict, bans = "undecided", ""
@@ -118,7 +117,7 @@ def _event(
     chain = event.get("pyagent")
     row = DecisionRow(
         decision_id=decision_id,
-        decided_at=parse_instant(at),
+        decided_at=decided_at,
         device_id=device_id,
         sender=sender,
         path=path,
@@ -134,6 +133,28 @@ def _event(
         collected_at=collected_at[:64] if isinstance(collected_at, str) else None,
     )
     return row, report.canonical
+
+
+def _placed(value: Any, where: str, facts_of: FactsOf) -> tuple[datetime, ReportFacts] | None:
+    """The event's instant (``input.at``, years 1-9999) and its report's facts, or None when its
+    input is not a device's: OPA logs whatever its Data API was asked on the decision path (a query
+    without a report, say), and a 400 would make it resend the batch forever, holding back every
+    later decision it logs. Such events are acknowledged and counted as ignored."""
+    if not isinstance(value, dict):
+        return None
+    at = value.get("at")
+    if not isinstance(at, str) or not is_rfc3339(at):
+        return None
+    try:
+        decided_at = parse_instant(at)
+    except ValueError:
+        return None
+    try:  # (JSON errors in the report pass: the batch is not strict JSON, and is refused whole)
+        report = facts_of(value.get("report"), f"{where}: input.report")
+        _string(report.device.get("id"), f"{where}: input.report.device.id", MAX_ID)
+    except HttpError:
+        return None
+    return decided_at, report
 
 
 def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:
@@ -153,27 +174,28 @@ def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:
 
 
 def parse_instant(value: str) -> datetime:
-    """An RFC 3339 timestamp (checked) as an aware UTC datetime, to the microsecond."""
+    """An RFC 3339 timestamp (checked) as an aware UTC datetime, to the microsecond; ValueError for
+    one that is not in years 1-9999 in UTC (``0001-01-01T00:00:00+01:00`` is in year 0)."""
     text = value.replace("z", "Z").replace("t", "T")
     if "." in text:  # Python keeps microseconds: cut nanoseconds, keep the zone
         head, _, tail = text.partition(".")
         digits = "".join(c for c in tail if c.isdigit())
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except OverflowError as err:
+        raise ValueError(f"{value} is out of range (years 1 to 9999 in UTC)") from err
 
 
-def _bundles(value: Any, where: str, known: Collection[str]) -> dict[str, Any]:
-    """The event's bundles, checked. An event made with none of this server's bundles is refused;
-    others beside one of ours (an OPA's local authz bundle, say) are kept as reported."""
+def _bundles(value: Any, where: str) -> dict[str, Any]:
+    """The event's bundles, checked, kept as reported whatever their names: an OPA names its
+    bundles locally (``bundles.fleet`` with ``resource: bundles/pyagent``, say)."""
     bundles = _object(value, where)
     for name, info in bundles.items():
         info = _object(info, f"{where}.{name}")
         if not isinstance(info.get("revision", ""), str):
             raise bad_request(f"{where}.{name}.revision must be a string")
-    if bundles and not any(name in known for name in bundles):
-        name = sorted(bundles)[0]
-        raise bad_request(f"{where}.{name}: unknown bundle (published: {', '.join(sorted(known)) or 'none'})")
     return bundles
 
 

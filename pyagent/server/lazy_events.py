@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import orjson
 
-from pyagent.server.body import ESCAPED_COLON, parse_json
+from pyagent.server.body import ESCAPED_COLON, check_json_size, parse_json
 from pyagent.server.errors import HttpError
 from pyagent.server.events import Batch, ReportFacts, parse_batch, report_facts
 
@@ -145,16 +144,17 @@ class LazyBatch:
             self.cache.add(self.pending)
 
 
-def decode_batch(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> LazyBatch:
+def decode_batch(body: bytes, cache: ReportCache) -> LazyBatch:
     """The batch in ``body`` (see the module doc); an error is the exact path's."""
+    check_json_size(body)
     try:
-        return _lazy(body, known_bundles, cache)
+        return _lazy(body, cache)
     except (_Fallback, HttpError, msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError,
             RecursionError):  # fmt: skip
-        return LazyBatch(parse_batch(parse_json(body), known_bundles), cache)
+        return LazyBatch(parse_batch(parse_json(body)), cache)
 
 
-def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> LazyBatch:
+def _lazy(body: bytes, cache: ReportCache) -> LazyBatch:
     events = _DECODER.decode(body)
     lazy = LazyBatch(Batch([], {}), cache)
     gaps = _Gaps(body)
@@ -188,7 +188,7 @@ def _lazy(body: bytes, known_bundles: Collection[str], cache: ReportCache) -> La
         parsed.add(id(report))
         return _facts(report, where, lazy)
 
-    lazy.batch = parse_batch(values, known_bundles, facts_of)
+    lazy.batch = parse_batch(values, facts_of)
     for report in misses:  # msgspec checked their syntax, not their UTF-8 nor their keys
         if id(report) not in parsed:  # an ignored event's: the exact path refuses what it would
             parse_json(report.data)
@@ -246,7 +246,10 @@ def _parsed(raw: bytes, where: str) -> tuple[Any, ReportFacts]:
     the duplicate-key count (sorting keys changes no colon count). Escaped colons take
     :func:`~pyagent.server.body.parse_json`'s exact path."""
     if _escaped_colon(raw):
-        value = parse_json(raw)
+        try:
+            value = parse_json(raw)
+        except HttpError as err:  # the body is not strict JSON: the exact path refuses it whole
+            raise _Fallback from err
         return value, report_facts(value, where)
     value = orjson.loads(raw)  # a JSONDecodeError sends the batch to the exact path
     facts = report_facts(value, where)

@@ -2,14 +2,13 @@
 
 2xx only after the whole batch is committed. An event whose ``decision_id`` is stored is stored
 once, whatever its instant. Events on paths other than ``pyagent/decision`` (an OPA logs every
-query) are acknowledged and counted as ``ignored``. A malformed event refuses the whole batch (400,
+query), and those on it whose input is not a device's (no report, no device id, no valid time),
+are acknowledged and counted as ``ignored``. A malformed event refuses the whole batch (400,
 nothing stored, the message names the event's index and field). The body is bounded on the wire and
 after gzip (413).
 """
 
 from __future__ import annotations
-
-from collections.abc import Collection, Iterator
 
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
@@ -24,34 +23,13 @@ from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import IngestResult
 
 
-class PublishedNames(Collection[str]):
-    """The bundle names as last read by this process; a name missing from them is read again from
-    the store (once per upload) before it counts as unknown: names are never unpublished."""
-
-    def __init__(self, ctx: ServerContext) -> None:
-        self._ctx = ctx
-        self._fresh = False
-
-    def __contains__(self, name: object) -> bool:
-        if name not in self._ctx.known_bundles and not self._fresh:
-            self._ctx.known_bundles = self._ctx.store.bundle_names()
-            self._fresh = True
-        return name in self._ctx.known_bundles
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ctx.known_bundles)
-
-    def __len__(self) -> int:
-        return len(self._ctx.known_bundles)
-
-
 def routes(ctx: ServerContext) -> list[Route]:
     # Decoding is CPU work under the GIL: one batch at a time per process (more threads would only
     # take turns at the GIL); the store's work, mostly waiting for the database, runs beside it.
     decoding = CapacityLimiter(1)
 
     def decode(raw: RawBody) -> LazyBatch:
-        return decode_batch(raw.decoded(ctx.settings.limits), PublishedNames(ctx), ctx.report_cache)
+        return decode_batch(raw.decoded(ctx.settings.limits), ctx.report_cache)
 
     def store(lazy: LazyBatch) -> IngestResult:
         result = ctx.store.ingest(lazy.batch.rows, lazy.batch.reports)

@@ -18,8 +18,6 @@ from pyagent.server.events import Batch, parse_batch
 from pyagent.server.lazy_events import LazyBatch, ReportCache, decode_batch
 from tests.server.conftest import decision_event, example_report
 
-PUBLISHED = {"pyagent"}
-
 
 def _body(events: list[dict[str, Any]]) -> bytes:
     return json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode()
@@ -35,7 +33,7 @@ def _run(event_index: int, at: str, collected_at: str, **changes: Any) -> dict[s
 
 
 def _exact(body: bytes) -> Batch:
-    return parse_batch(parse_json(body), PUBLISHED)
+    return parse_batch(parse_json(body))
 
 
 def _outcome(decode: Any) -> tuple[str, Any]:
@@ -71,7 +69,7 @@ def test_a_first_batch_gives_the_exact_paths_rows_and_reports() -> None:
     ]
     events[1].pop("result")
     body = _body(events)
-    lazy = decode_batch(body, PUBLISHED, ReportCache())
+    lazy = decode_batch(body, ReportCache())
     exact = _exact(body)
     assert lazy.batch.rows == exact.rows
     assert lazy.batch.reports == exact.reports
@@ -81,11 +79,11 @@ def test_a_first_batch_gives_the_exact_paths_rows_and_reports() -> None:
 
 def test_a_known_report_is_not_parsed_again(parses: list[bytes]) -> None:
     cache = ReportCache()
-    first = decode_batch(_body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")]), PUBLISHED, cache)
+    first = decode_batch(_body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")]), cache)
     assert len(parses) == 1
     first.committed()
     body = _body([_run(2, "2026-12-04T11:00:00Z", "2026-12-04T10:59:57Z")])
-    second = decode_batch(body, PUBLISHED, cache)
+    second = decode_batch(body, cache)
     assert len(parses) == 1  # the inventory was known: only its collected_at differs
     assert second.batch.reports == {}
     exact = _exact(body)
@@ -98,21 +96,19 @@ def test_a_known_report_is_not_parsed_again(parses: list[bytes]) -> None:
 def test_nothing_is_remembered_before_its_batch_is_committed(parses: list[bytes]) -> None:
     cache = ReportCache()
     body = _body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")])
-    decode_batch(body, PUBLISHED, cache)  # the store failed: never committed
-    again = decode_batch(body, PUBLISHED, cache)
+    decode_batch(body, cache)  # the store failed: never committed
+    again = decode_batch(body, cache)
     assert len(parses) == 2
     assert again.batch.reports == _exact(body).reports != {}
 
 
 def test_a_changed_inventory_is_a_new_report() -> None:
     cache = ReportCache()
-    decode_batch(
-        _body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")]), PUBLISHED, cache
-    ).committed()
+    decode_batch(_body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")]), cache).committed()
     changed = _run(2, "2026-12-04T11:00:00Z", "2026-12-04T10:59:58Z")
     changed["input"]["report"]["apps"] = changed["input"]["report"]["apps"][1:]
     body = _body([changed])
-    lazy = decode_batch(body, PUBLISHED, cache)
+    lazy = decode_batch(body, cache)
     assert lazy.batch.rows == _exact(body).rows
     assert lazy.batch.reports == _exact(body).reports != {}
 
@@ -122,7 +118,7 @@ def test_the_cache_is_bounded_least_recently_used_out() -> None:
     for device in ("a", "b", "c"):
         event = _run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")
         event["input"]["report"]["device"]["id"] = device
-        decode_batch(_body([event]), PUBLISHED, cache).committed()
+        decode_batch(_body([event]), cache).committed()
     assert len(cache) == 2
 
 
@@ -145,10 +141,10 @@ def _crafted(nested: str, *, top_escaped: bool) -> bytes:
 def test_a_nested_collected_at_never_stands_for_the_reports_own(top_escaped: bool) -> None:
     cache = ReportCache()
     first = _crafted("2026-01-01T00:00:00Z", top_escaped=top_escaped)
-    decode_batch(first, PUBLISHED, cache).committed()
+    decode_batch(first, cache).committed()
     assert len(cache) == 0  # the literal key is not the report's own (or is there twice): never keyed
     second = _crafted("2026-02-02T00:00:00Z", top_escaped=top_escaped)
-    lazy = decode_batch(second, PUBLISHED, cache)
+    lazy = decode_batch(second, cache)
     exact = _exact(second)
     assert lazy.batch.rows == exact.rows
     assert lazy.batch.rows[0].report_digest != _exact(first).rows[0].report_digest
@@ -167,10 +163,10 @@ DUPLICATES = [
 def test_a_duplicate_key_is_refused_as_the_exact_path_refuses_it(find: str, replace: str) -> None:
     cache = ReportCache()
     warm = _body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")])
-    decode_batch(warm, PUBLISHED, cache).committed()
+    decode_batch(warm, cache).committed()
     body = warm.replace(find.encode(), replace.encode(), 1)
     assert body != warm
-    outcome = _outcome(lambda: decode_batch(body, PUBLISHED, cache))
+    outcome = _outcome(lambda: decode_batch(body, cache))
     assert outcome == _outcome(lambda: _exact(body))
     assert outcome[0] == "refused" and "duplicate key" in outcome[1][1]
 
@@ -180,7 +176,7 @@ def test_an_unknown_field_or_escape_takes_the_exact_path_with_the_same_rows() ->
     event["custom"] = {"team": "mobile"}
     event["labels"]["note"] = "a\u2028b"
     body = _body([event]).replace(b'"mobile"', b'"mob\\u003aile"')
-    assert decode_batch(body, PUBLISHED, ReportCache()).batch.rows == _exact(body).rows
+    assert decode_batch(body, ReportCache()).batch.rows == _exact(body).rows
 
 
 _WARM = _body([_run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z"),
@@ -208,8 +204,8 @@ def _mutated(draw: st.DrawFn) -> bytes:
 @given(_mutated())
 def test_any_mutation_gets_the_exact_paths_answer(body: bytes) -> None:
     cache = ReportCache()
-    decode_batch(_WARM, PUBLISHED, cache).committed()
-    assert _outcome(lambda: decode_batch(body, PUBLISHED, cache)) == _outcome(lambda: _exact(body))
+    decode_batch(_WARM, cache).committed()
+    assert _outcome(lambda: decode_batch(body, cache)) == _outcome(lambda: _exact(body))
 
 
 def test_a_batch_as_opa_sends_it_takes_the_fast_path(parses: list[bytes]) -> None:
@@ -219,7 +215,7 @@ def test_a_batch_as_opa_sends_it_takes_the_fast_path(parses: list[bytes]) -> Non
         event.update(requested_by="127.0.0.1:5000", req_id=n + 1, erased=["/input/password"], trace_id="t")
         event["input"]["report"]["device"]["id"] = f"phone-{n}"
     body = orjson.dumps(events)
-    lazy = decode_batch(body, PUBLISHED, ReportCache())
+    lazy = decode_batch(body, ReportCache())
     assert lazy.batch.rows == _exact(body).rows
     assert parses == [orjson.dumps(event["input"]["report"]) for event in events]
 
@@ -244,11 +240,11 @@ COPIES = [
 def test_a_reports_bytes_met_before_the_report_get_the_exact_paths_answer(copy_of: Any, tail: str) -> None:
     cache = ReportCache()
     warm = _run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")
-    decode_batch(_body([warm]), PUBLISHED, cache).committed()
+    decode_batch(_body([warm]), cache).committed()
     report = {**warm["input"]["report"], "collected_at": "2026-12-04T10:59:58Z"}
     body = _with_copy_before_report(copy_of(report), tail=tail)
     assert body.count(_body([report])[1:65]) == 2  # the probe occurs twice
-    outcome = _outcome(lambda: decode_batch(body, PUBLISHED, cache))
+    outcome = _outcome(lambda: decode_batch(body, cache))
     assert outcome == _outcome(lambda: _exact(body))
     assert outcome[0] == ("refused" if tail else "decided")
 
@@ -259,6 +255,6 @@ def test_a_new_report_of_an_ignored_event_is_checked_as_the_exact_path_checks_it
     event = _run(1, "2026-12-04T10:00:00Z", "2026-12-04T09:59:58Z")
     event["path"] = "system/authz/allow"
     body = _body([event]).replace(b'"apps":', flaw + b',"apps":', 1)
-    outcome = _outcome(lambda: decode_batch(body, PUBLISHED, ReportCache()))
+    outcome = _outcome(lambda: decode_batch(body, ReportCache()))
     assert outcome == _outcome(lambda: _exact(body))
     assert outcome[0] == "refused"

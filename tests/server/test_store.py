@@ -19,7 +19,7 @@ from tests.server.conftest import decision_event
 
 
 def _ingest(store: Store, *events: dict[str, object]) -> tuple[int, int]:
-    batch = parse_batch(list(events), store.bundle_names())
+    batch = parse_batch(list(events))
     result = store.ingest(batch.rows, batch.reports)
     return result.stored, result.duplicates
 
@@ -158,7 +158,7 @@ def test_current_state_is_the_newest_decision_by_its_own_instant(store: Store) -
 def test_a_batch_keeps_the_newest_per_device_and_one_report_per_digest(store: Store) -> None:
     events = [decision_event(f"d-{i}", at=f"2023-03-1{i}T09:00:00Z") for i in range(1, 6)]
     events.append(decision_event("other", device_id="be-0001", allow=True))
-    batch = parse_batch(events, set())
+    batch = parse_batch(events)
     assert len(batch.reports) == 2  # five decisions on one inventory, one on another
     assert store.ingest(batch.rows, batch.reports).stored == 6
     state = store.device("fr-brussels-0042")
@@ -176,7 +176,7 @@ def test_a_report_is_stored_once_per_inventory(store: Store) -> None:
     first = decision_event("d-1", at="2023-03-16T09:00:00Z")
     second = decision_event("d-2", at="2023-03-16T10:00:00Z")
     second["input"]["report"]["collected_at"] = "2023-03-16T10:00:00Z"  # the next run, same apps
-    batch = parse_batch([first, second], set())
+    batch = parse_batch([first, second])
     assert len(batch.reports) == 1 and batch.rows[0].report_digest == batch.rows[1].report_digest
     assert [r.collected_at for r in batch.rows] == [
         first["input"]["report"]["collected_at"],
@@ -250,9 +250,7 @@ def test_batches_racing_with_one_id_store_it_once(store: Store) -> None:
     import threading
 
     batches = [
-        parse_batch(
-            [decision_event("shared", at=f"2023-03-1{i}T10:00:00Z"), decision_event(f"own-{i}")], set()
-        )
+        parse_batch([decision_event("shared", at=f"2023-03-1{i}T10:00:00Z"), decision_event(f"own-{i}")])
         for i in range(4)
     ]
     start = threading.Barrier(len(batches))
