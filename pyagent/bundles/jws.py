@@ -165,6 +165,20 @@ def verify_compact(token: str, key: VerificationKey) -> tuple[dict[str, Any], di
 _UNENCODED = "JWT header b64: false refused: the payload must be in the token"
 
 
+def unverified_payload(token: str) -> dict[str, Any]:
+    """The payload of a compact JWS, its signature NOT checked (for what a bundle says of itself
+    where no key is configured); else :class:`JwsError`."""
+    if not isinstance(token, str) or token.count(".") != 2 or _unencoded_payload(token):
+        raise JwsError("malformed", "the JWT is not three dot-separated parts with its payload")
+    try:
+        payload = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as err:
+        raise JwsError("malformed", f"malformed JWT: {err}") from None
+    if not isinstance(payload, dict):
+        raise JwsError("malformed", "the JWT payload is not an object")
+    return payload
+
+
 def _unencoded_payload(token: str) -> bool:
     try:
         return jwt.get_unverified_header(token).get("b64") is False

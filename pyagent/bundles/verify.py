@@ -32,7 +32,13 @@ from typing import Any
 from pyagent.bundles.constants import SIGNATURES_FILE
 from pyagent.bundles.digest import DigestError, file_digest
 from pyagent.bundles.errors import RejectionKind, reject
-from pyagent.bundles.jws import JwsError, VerificationKey, load_verification_key, verify_compact
+from pyagent.bundles.jws import (
+    JwsError,
+    VerificationKey,
+    load_verification_key,
+    unverified_payload,
+    verify_compact,
+)
 
 __all__ = ["SIGNATURES_FILE", "VerificationConfig", "VerifiedBundle", "pyagent_metadata", "verify_members"]
 
@@ -102,6 +108,24 @@ def verify_members(files: Mapping[str, bytes], config: VerificationConfig, *, la
         content_digest=_content_digest(listed),
         claims={k: v for k, v in payload.items() if k != "files"},
     )
+
+
+def check_signed_digests(files: Mapping[str, bytes], *, label: str) -> None:
+    """Where no key is configured: a signed bundle's files against the digests its own signature
+    lists, so one edited, added to or cut after signing is refused (``BundleRejected``). Who signed
+    it is not known without the key."""
+    try:
+        doc = json.loads(files[SIGNATURES_FILE].decode("utf-8"))
+        tokens = doc["signatures"] if isinstance(doc, dict) else None
+    except (UnicodeError, ValueError, RecursionError, KeyError):
+        tokens = None
+    if not isinstance(tokens, list) or len(tokens) != 1 or not isinstance(tokens[0], str):
+        raise reject(RejectionKind.MALFORMED_SIGNATURE, label, f"{SIGNATURES_FILE}: expected exactly one JWT")
+    try:
+        payload = unverified_payload(tokens[0])
+    except JwsError as err:
+        raise reject(RejectionKind.MALFORMED_SIGNATURE, label, str(err)) from None
+    _check_files(files, _signed_files(payload, label), label)
 
 
 def _verified_token(

@@ -83,6 +83,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             organization=query.text(request, "organization", 200),
             platform=query.text(request, "platform", 32),
             allow=query.flag(request, "allow"),
+            compliant=query.flag(request, "compliant"),
             stale=query.flag(request, "stale"),
             ban=query.text(request, "ban", 200),
             cursor=query.cursor(request),
@@ -93,7 +94,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         await ctx.authorize(request, "reader")
         at = query.instant(request, "at")
         organization = query.text(request, "organization", 200)
-        fmt = request.query_params.get("format", "json")
+        fmt = query.output_format(request, "csv")
         result = await run_in_threadpool(
             ctx.store.summary, now=clock(), at=at, organization=organization, stale_after=stale_after
         )
@@ -103,7 +104,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def device_list(request: Request) -> Response:
         await ctx.authorize(request, "reader")
         wanted = filters(request)
-        if request.query_params.get("format") == "csv":
+        if query.output_format(request, "csv") == "csv":
             every = await run_in_threadpool(_all_devices, ctx.store, wanted, clock(), stale_after)
             return _csv(devices_csv(every), "devices.csv")
         page, last = await run_in_threadpool(
@@ -141,6 +142,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         step = query.duration(request, "step")
         if start is None or end is None or step is None:
             raise bad_request("history needs from, to (RFC 3339) and step (e.g. 1h)")
+        if end < start:
+            raise bad_request(f"history: from ({iso(start)}) is after to ({iso(end)})")
         try:
             steps = history_steps(start, end, step, MAX_STEPS)
         except ValueError as err:
@@ -150,10 +153,14 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return JSONResponse({"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()),
                              "points": points})  # fmt: skip
 
-    async def openapi(_request: Request) -> Response:
+    async def openapi(request: Request) -> Response:
         from pyagent.server.openapi import document
 
+        await ctx.authorize(request, "reader")
         return JSONResponse(document())
+
+    async def no_such_route(request: Request) -> Response:
+        raise HttpError(404, "not_found", f"{request.method} {request.url.path}: no such API route")
 
     return [
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
@@ -164,6 +171,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route("/api/v1/devices/{device_id:path}", device, methods=["GET"]),
         Route("/api/v1/rollout/{name}", rollout, methods=["GET"]),
         Route("/api/v1/history", history, methods=["GET"]),
+        # last: the API's own 404, as JSON, for any method (a wrong one on a route included)
+        Route("/api/v1/{rest:path}", no_such_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 
 

@@ -110,7 +110,8 @@ def document() -> dict[str, Any]:
                     [
                         org,
                         _param("platform", "only this platform"),
-                        _param("allow", "true or false"),
+                        _param("allow", "true or false: the last decision's allow"),
+                        _param("compliant", "true or false: allowed, without errors, and not stale"),
                         _param("stale", "true or false"),
                         _param("ban", "devices violating this ban"),
                         _param("cursor", "next_cursor of the previous page"),

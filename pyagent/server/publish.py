@@ -1,7 +1,8 @@
 """Publishing: the bundles that ``pyagent policy bundle`` made (the Rego build for OPA, the wasm
 build for agents) checked and stored as one new revision. The server never signs: with a
 verification key configured it refuses unsigned or badly signed bundles; without one it accepts
-unsigned bundles and says so. Either way a revision must be newer than the current one (CONTRACT
+unsigned bundles and says so, and refuses a signed one whose files do not match the digests its
+signature lists (edited after signing). Either way a revision must be newer than the current one (CONTRACT
 section 7): a build serial (``.manifest`` ``metadata.pyagent.serial``, read unverified when no key
 is configured) greater than the current serial, or else a revision never published under the name
 (the store decides, :meth:`pyagent.server.store.base.Store.publish`)."""
@@ -15,7 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyagent.bundles.verify import SIGNATURES_FILE, VerificationConfig, pyagent_metadata, verify_members
+from pyagent.bundles.verify import (
+    SIGNATURES_FILE,
+    VerificationConfig,
+    check_signed_digests,
+    pyagent_metadata,
+    verify_members,
+)
 from pyagent.engines.wasm.bundle import BundleLimits, read_members
 from pyagent.engines.wasm.capabilities import check_members as check_builtins
 from pyagent.errors import InvalidInputError, PyagentError
@@ -86,7 +93,7 @@ def publish(
     if verification is not None:
         note = "signature verified"
     elif carries_signature:
-        note = "signature not verified: no verification key is configured"
+        note = "signer not verified (no verification key is configured); its file digests match"
     else:
         note = "unsigned: no verification key is configured"
     return Published(
@@ -119,6 +126,11 @@ def _inspect(
     if not isinstance(manifest, dict):
         raise InvalidInputError(f"{label}: .manifest is not a JSON object")
     if verification is None:  # the serial orders revisions whether or not a key checks it
+        if SIGNATURES_FILE in members:
+            try:
+                check_signed_digests(members, label=label)
+            except PyagentError as err:
+                raise InvalidInputError(str(err)) from err
         serial = _manifest_serial(manifest, label)
     revision = manifest.get("revision")
     if not isinstance(revision, str) or not revision:

@@ -28,7 +28,10 @@ def instant(request: Request, name: str) -> datetime | None:
         return None
     if not is_rfc3339(value):
         raise bad_request(f"{name}={value!r}: expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z")
-    return parse_instant(value)
+    try:
+        return parse_instant(value)
+    except ValueError as err:
+        raise bad_request(f"{name}={value!r}: {err}") from err
 
 
 def flag(request: Request, name: str) -> bool | None:
@@ -77,6 +80,17 @@ def cursor(request: Request) -> str | None:
     if value is None or value == "":
         return None
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        device_id = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as err:
         raise bad_request("cursor: not a cursor this API gave out") from err
+    if not device_id or encode_cursor(device_id) != value:
+        raise bad_request("cursor: not a cursor this API gave out")
+    return device_id
+
+
+def output_format(request: Request, *allowed: str) -> str:
+    """The ``format`` asked (``json`` when not given); any other than ``allowed`` is a 400."""
+    value = _given(request, "format") or "json"
+    if value not in ("json", *allowed):
+        raise bad_request(f"format={value!r}: expected {' or '.join(('json', *allowed))}")
+    return value

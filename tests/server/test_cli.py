@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +144,8 @@ def test_publish_without_a_key_still_refuses_what_is_not_newer(db: str, bundles:
     code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db)
     assert (code, err) == (
         0,
-        "published pyagent revision r11, serial 11 (rego; signature not verified: "
-        "no verification key is configured)\n",
+        "published pyagent revision r11, serial 11 (rego; signer not verified (no verification key is "
+        "configured); its file digests match)\n",
     )
     code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db)
     assert (code, err) == (
@@ -159,6 +161,30 @@ def test_publish_without_a_key_still_refuses_what_is_not_newer(db: str, bundles:
     )
     head = open_store(db).bundle_head("pyagent", "rego")
     assert head is not None and (head.revision, head.serial) == ("u1", None)
+
+
+def _edited(source: Path, target: Path, member_suffix: str) -> Path:
+    """``source`` with its first member ending in ``member_suffix`` changed after signing."""
+    with tarfile.open(source) as bundle, tarfile.open(target, "w:gz") as out:
+        edited = False
+        for member in bundle.getmembers():
+            data = bundle.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if data is not None and not edited and member.name.endswith(member_suffix):
+                data, edited = data + b"\n# edited after signing\n", True
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+    assert edited
+    return target
+
+
+def test_publish_without_a_key_refuses_a_bundle_edited_after_signing(
+    db: str, bundles: Bundles, tmp_path: Path
+) -> None:
+    """Who signed cannot be known without the key, but the signature's own digests can be checked."""
+    tampered = _edited(bundles.rego_11, tmp_path / "tampered.tar.gz", ".rego")
+    code, _, err = run("publish", "--name", "pyagent", str(tampered), "--db", db)
+    assert code == 2 and "digest mismatch" in err and err.count("\n") == 1, err
+    assert open_store(db).bundle_head("pyagent", "rego") is None
 
 
 def _config(tmp_path: Path, bundles: Bundles) -> str:

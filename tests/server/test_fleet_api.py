@@ -210,7 +210,14 @@ def test_device_filters(api: Api, decided: list[Decided]) -> None:
     assert sorted(d["device_id"] for d in council) == sorted(
         k for k, d in latest.items() if d.organization == org
     )
-    assert api.get("/api/v1/devices", allow="true")["devices"] == []  # everything is stale now
+    assert api.get("/api/v1/devices", compliant="true")["devices"] == []  # everything is stale now
+    allowed = api.get("/api/v1/devices", allow="true", limit="1000")["devices"]
+    allows = {k: d.event["result"]["allow"] for k, d in latest.items()}
+    assert sorted(d["device_id"] for d in allowed) == sorted(k for k, allow in allows.items() if allow)
+    assert {(d["allow"], d["compliant"], d["stale"]) for d in allowed} == {(True, False, True)}
+    denied = api.get("/api/v1/devices", allow="false", limit="1000")["devices"]
+    assert sorted(d["device_id"] for d in denied) == sorted(k for k, allow in allows.items() if not allow)
+    assert {d["allow"] for d in denied} == {False}
     bad = api.client.get("/api/v1/devices", params={"allow": "maybe"}, headers=api.reader)
     assert (bad.status_code, bad.json()["message"]) == (400, "allow='maybe': expected true or false")
 
@@ -272,6 +279,48 @@ def test_exports_csv(api: Api, decided: list[Decided]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("/api/v1/devices", {"cursor": "!!!!"}, "cursor: not a cursor this API gave out"),
+        ("/api/v1/devices", {"cursor": "ZGV2"[:3] + "="}, "cursor: not a cursor this API gave out"),
+        ("/api/v1/devices", {"format": "xml"}, "format='xml': expected json or csv"),
+        ("/api/v1/summary", {"format": "xml"}, "format='xml': expected json or csv"),
+        (
+            "/api/v1/history",
+            {"from": "2023-03-17T00:00:00Z", "to": "2023-03-16T00:00:00Z", "step": "1h"},
+            "history: from (2023-03-17T00:00:00Z) is after to (2023-03-16T00:00:00Z)",
+        ),
+        (
+            "/api/v1/summary",
+            {"at": "0001-01-01T00:00:00+01:00"},
+            "at='0001-01-01T00:00:00+01:00': 0001-01-01T00:00:00+01:00 is out of range"
+            " (years 1 to 9999 in UTC)",
+        ),
+        ("/api/v1/no-such-thing", {}, "GET /api/v1/no-such-thing: no such API route"),
+    ],
+)
+def test_bad_queries_get_a_400_or_404_that_names_them(
+    api: Api, path: str, params: dict[str, str], message: str
+) -> None:
+    answer = api.client.get(path, params=params, headers=api.reader)
+    assert (answer.status_code, answer.json()["message"]) == (404 if "no-such" in path else 400, message)
+
+
+def test_instants_at_the_ends_of_time_are_answered(api: Api, decided: list[Decided]) -> None:
+    """Year 1 and year 9999 are RFC 3339 instants: nothing had been decided at the first, and
+    everything at the last (stale by then); neither may overflow into a 500."""
+    first = api.get("/api/v1/summary", at="0001-01-01T00:00:00Z")
+    assert (first["devices"], first["stale"]) == (0, 0)
+    last = api.get("/api/v1/summary", at="9999-12-31T23:59:59Z")
+    assert (last["devices"], last["stale"]) == (FLEET, FLEET)
+    points = api.get("/api/v1/history", **{"from": "0001-01-01T00:00:00Z", "to": "0001-01-02T00:00:00Z",
+                                            "step": "12h"})["points"]  # fmt: skip
+    assert [(p["at"], p["devices"]) for p in points] == [
+        ("0001-01-01T00:00:00Z", 0), ("0001-01-01T12:00:00Z", 0), ("0001-01-02T00:00:00Z", 0)
+    ]  # fmt: skip
+
+
 def test_an_agent_token_cannot_read_the_fleet(api: Api) -> None:
     for path in ("/api/v1/summary", "/api/v1/devices", "/api/v1/history", "/api/v1/devices/x/compliance"):
         assert api.client.get(path, headers=api.agent).status_code == 403
@@ -281,7 +330,9 @@ def test_openapi_document_lists_every_route(api: Api) -> None:
     from pyagent.server.app import create_app
     from pyagent.server.settings import ServerSettings
 
-    document = api.client.get("/api/v1/openapi.json").json()
+    assert api.client.get("/api/v1/openapi.json").status_code == 401
+    assert api.client.get("/api/v1/openapi.json", headers=api.agent).status_code == 403
+    document = api.get("/api/v1/openapi.json")
     assert document["openapi"] == "3.1.0"
     app = create_app(ServerSettings(), api.client.app.state.ctx.store)  # type: ignore[attr-defined]
     served = {
@@ -289,4 +340,4 @@ def test_openapi_document_lists_every_route(api: Api) -> None:
         for route in app.routes
         if getattr(route, "path", "").startswith(("/api/", "/bundles", "/logs", "/status", "/health"))
     }
-    assert served - {"/api/v1/openapi.json"} == set(document["paths"])
+    assert served - {"/api/v1/openapi.json", "/api/v1/{rest}"} == set(document["paths"])

@@ -112,13 +112,13 @@ def _stale(stale: Sequence[dict[str, Any]]) -> str:
     )
 
 
-FILTERS = ("organization", "platform", "allow", "stale", "ban")
-_LABELS = {"organization": "Organisation", "platform": "Platform", "allow": "Compliant", "stale": "Stale",
+FILTERS = ("organization", "platform", "compliant", "stale", "ban")
+_LABELS = {"organization": "Organisation", "platform": "Platform", "compliant": "Compliant", "stale": "Stale",
            "ban": "Violates ban"}  # fmt: skip
 
 
 def _filter_field(name: str, value: str) -> str:
-    if name in ("allow", "stale"):
+    if name in ("compliant", "stale"):
         options = "".join(
             f'<option value="{v}"{" selected" if v == value else ""}>{label}</option>'
             for v, label in (("", "any"), ("true", "yes"), ("false", "no"))

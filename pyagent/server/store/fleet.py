@@ -30,7 +30,10 @@ UNKNOWN = "(none)"
 class DeviceFilter:
     organization: str | None = None
     platform: str | None = None
+    #: the last decision's ``allow`` (a device without one is not allowed)
     allow: bool | None = None
+    #: allowed, without errors, and not stale: what the summary counts as compliant
+    compliant: bool | None = None
     stale: bool | None = None
     ban: str | None = None
     cursor: str | None = None
@@ -62,18 +65,31 @@ def _latest_at(conn: Connection, at: datetime, cutoff: datetime, organization: s
     params: dict[str, Any] = {"at": at, "cutoff": cutoff, "organization": organization}
     if conn.dialect.name == "sqlite":  # timestamps are stored as text in this form: compare as text
         params.update(
-            at=f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}",
-            cutoff=f"{cutoff.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}",
+            at=sqlite_text(at),
+            cutoff=sqlite_text(cutoff),
         )
         return list(conn.execute(text(_LATEST_SQLITE.format(where=where)), params))
     return list(conn.execute(text(_LATEST_POSTGRES.format(where=where)), params))
+
+
+def earlier(instant: datetime, delta: timedelta) -> datetime:
+    """``instant - delta``, or the earliest instant there is when that is before it (a query ``at``
+    in year 1 asks of a time before any decision: nothing is stale then)."""
+    earliest = datetime.min.replace(tzinfo=UTC)
+    return instant - delta if instant - earliest > delta else earliest
+
+
+def sqlite_text(value: datetime) -> str:
+    """An instant as SQLite keeps timestamps: UTC text, every field zero-padded (year 1 too), so
+    that text order is time order."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def summary(conn: Connection, *, now: datetime, at: datetime | None, organization: str | None,
             stale_after: timedelta) -> dict[str, Any]:  # fmt: skip
     """The fleet summary now (current states) or as of ``at`` (the append-only history)."""
     instant = at or now
-    cutoff = instant - stale_after
+    cutoff = earlier(instant, stale_after)
     if at is not None:
         return _fold(_latest_at(conn, at, cutoff, organization), instant)
     # grouped in the order of ix_devices_summary, so the index is read in order, without a sort
@@ -119,7 +135,7 @@ def iso(value: datetime) -> str:
 def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
                 stale_after: timedelta) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
     """One page of current states ordered by device id, and the cursor of the next page (or None)."""
-    cutoff = now - stale_after
+    cutoff = earlier(now, stale_after)
     query = select(
         devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.allow, devices.c.verdict,
         devices.c.bans, devices.c.decision_id, devices.c.decided_at, devices.c.last_seen, devices.c.bundles,
@@ -130,9 +146,11 @@ def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
         conditions.append(devices.c.organization == wanted.organization)
     if wanted.platform is not None:
         conditions.append(devices.c.platform == wanted.platform)
-    if wanted.allow is True:
+    if wanted.allow is not None:
+        conditions.append(devices.c.allow.is_(True) if wanted.allow else devices.c.allow.is_not(True))
+    if wanted.compliant is True:
         conditions.append(and_(devices.c.verdict == "compliant", devices.c.decided_at >= cutoff))
-    elif wanted.allow is False:
+    elif wanted.compliant is False:
         conditions.append(or_(devices.c.verdict != "compliant", devices.c.decided_at < cutoff))
     if wanted.stale is not None:
         conditions.append(devices.c.decided_at < cutoff if wanted.stale else devices.c.decided_at >= cutoff)
@@ -169,7 +187,7 @@ def stale_devices(
     query = (
         select(devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.decided_at,
                devices.c.last_seen)
-        .where(devices.c.decided_at < now - stale_after)
+        .where(devices.c.decided_at < earlier(now, stale_after))
         .order_by(devices.c.decided_at, devices.c.device_id)
         .limit(limit)
     )  # fmt: skip
@@ -200,7 +218,7 @@ def history(conn: Connection, steps: Sequence[datetime], *, organization: str | 
     sqlite = conn.dialect.name == "sqlite"
 
     def bound(value: datetime) -> Any:  # SQLite keeps timestamps as text of this form
-        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}" if sqlite else value
+        return sqlite_text(value) if sqlite else value
 
     params: dict[str, Any] = {
         "first": bound(min(steps)),
@@ -209,7 +227,7 @@ def history(conn: Connection, steps: Sequence[datetime], *, organization: str | 
     }
     values = []
     for index, step in enumerate(steps):
-        params[f"s{index}"], params[f"c{index}"] = bound(step), bound(step - stale_after)
+        params[f"s{index}"], params[f"c{index}"] = bound(step), bound(earlier(step, stale_after))
         values.append(f"(:s{index}, :c{index})")
     where = "WHERE organization = :organization" if organization is not None else ""
     rows = conn.execute(text(_HISTORY.format(values=", ".join(values), where=where)), params).all()
