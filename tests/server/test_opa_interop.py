@@ -181,6 +181,11 @@ def test_opa_pulls_the_bundle_and_its_decision_is_the_devices_current_state(
     with interop(opa_bin, tmp_path) as (server, tokens, opa):
         wait_for("OPA to activate the bundle", lambda: http(f"{opa.url}/health?bundles=true")[0] == 200, 20)
         activated = time.monotonic() - opa.started
+        # a stray query on the decision path (no report): OPA logs it too, and the server must not
+        # refuse it, or OPA resends that batch forever and the device's decision never lands
+        stray_status, stray = http(f"{opa.url}/v1/data/pyagent/decision", body={"input": {"at": AT}})
+        codes = [e["code"] for e in stray["result"]["errors"]]
+        assert (stray_status, codes) == (200, ["missing_organization"])
         decision = decide(opa.url)
         result = decision["result"]
         assert result["allow"] is False
