@@ -257,10 +257,18 @@ def test_rollout_per_bundle(api: Api, decided: list[Decided]) -> None:
     assert rollout["newest"]["revision"] == "r2"
     assert (rollout["devices"], rollout["on_newest"]) == (FLEET, 1)
     assert rollout["by_revision"] == {"(none)": FLEET - 2, "r1": 1, "r2": 1}
-    assert [(r["instance_id"], r["message"]) for r in rollout["refusals"]] == [
-        (ids[1], "signature verification failed")
+    opa_instance = {"labels": {"id": "opa-7f3a"}, "bundles": {"pyagent": {"active_revision": "r1",
+                    "code": "bundle_error", "message": "download failed"}}}  # fmt: skip
+    assert api.client.post("/status", json=opa_instance, headers=api.agent).status_code == 204
+    rollout = api.get("/api/v1/rollout/pyagent")
+    assert [(r["instance_id"], r["message"], r["device"]) for r in rollout["refusals"]] == [
+        (ids[1], "signature verification failed", True),
+        ("opa-7f3a", "download failed", False),  # an OPA instance: no device page
     ]
     assert api.client.get("/api/v1/rollout/nope", headers=api.reader).status_code == 404
+    page = api.client.get("/", headers=api.reader).text
+    assert f'href="/devices/{ids[1]}">{ids[1]}</a>: bundle_error' in page
+    assert "<li>opa-7f3a: bundle_error download failed</li>" in page
 
 
 def test_exports_csv(api: Api, decided: list[Decided]) -> None:

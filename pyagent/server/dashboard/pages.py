@@ -81,8 +81,7 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             for rev, n in r["by_revision"].items()
         )
         refusals = "".join(
-            f'<li><a href="{device_link(r2["instance_id"])}">{esc(r2["instance_id"])}</a>: '
-            f"{esc(r2.get('code') or '')} {esc(r2.get('message') or '')}</li>"
+            f"<li>{_sender(r2)}: {esc(r2.get('code') or '')} {esc(r2.get('message') or '')}</li>"
             for r2 in r["refusals"][:50]
         )
         out.append(
@@ -95,6 +94,12 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             + (f'<p>Refused:</p><ul class="plain">{refusals}</ul>' if refusals else "")
         )
     return "".join(out)
+
+
+def _sender(refusal: dict[str, Any]) -> str:
+    """A device links to its page; an OPA instance (no device page) is named only."""
+    name = esc(refusal["instance_id"])
+    return f'<a href="{device_link(refusal["instance_id"])}">{name}</a>' if refusal.get("device") else name
 
 
 def _stale(stale: Sequence[dict[str, Any]]) -> str:

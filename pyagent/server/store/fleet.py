@@ -270,8 +270,11 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
                 "code": info.get("code"), "message": info.get("message"), "errors": info.get("errors") or [],
                 "last_seen": iso(_aware(row.last_seen)),
             })  # fmt: skip
+    refusals.sort(key=lambda r: r["instance_id"])
     by_device: defaultdict[str, int] = defaultdict(int)
+    devices_seen: set[str] = set()  # a refusing sender that is a device has a device page
     for row in decided:
+        devices_seen.add(row.device_id)
         revision = active.get(row.device_id)
         if revision is None:
             info = _loads(row.bundles).get(name)
@@ -289,7 +292,7 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
         "on_newest": by_device.get(newest.revision, 0),
         "by_revision": dict(sorted(by_device.items())),
         "instances_by_revision": dict(sorted(by_instance.items())),
-        "refusals": sorted(refusals, key=lambda r: r["instance_id"]),
+        "refusals": [{**r, "device": r["instance_id"] in devices_seen} for r in refusals],
     }  # fmt: skip
 
 
