@@ -19,11 +19,12 @@ from pyagent.agent.plugins.bundle import BundlePlugin, Install, Notify
 from pyagent.agent.plugins.bundledir import BundleDir
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.plugins.status import DEFAULT_PERIOD, StatusPlugin
+from pyagent.bundles.errors import BundleRejected
 from pyagent.bundles.verify import VerificationConfig, VerifiedBundle
 from pyagent.config.agent import AgentConfig
 from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.select import resolve
-from pyagent.engines.wasm.bundle import WasmBundle
+from pyagent.engines.wasm.bundle import BundleError, WasmBundle
 from pyagent.errors import InvalidInputError
 
 
@@ -54,12 +55,16 @@ def build(
         )
     for source in tables.bundles.values():
         verification = None
+        keys: dict[str, VerificationConfig] = {}
         if source.keyid is not None:
             key = tables.keys[source.keyid]
             verification = VerificationConfig(key.verification_key(), source.keyid, source.scope)
+        else:  # as OPA: [keys] without a signing block verify a signature when the bundle has one
+            keys = {name: VerificationConfig(key.verification_key(), name, key.scope)
+                    for name, key in tables.keys.items()}  # fmt: skip
         plugins.bundle = BundlePlugin(
             source, clients[source.service], BundleDir(state_dir(), source.name), verification=verification,
-            notify=notify,
+            keys=keys, notify=notify,
         )  # fmt: skip
     if tables.decision_logs is not None:
         plugins.logs = DecisionLogPlugin(
@@ -84,15 +89,29 @@ def build(
 
 
 def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine, BundleInfo]:
-    from pyagent.bundles.load import BundleTrust
-    from pyagent.engines.embedded import EmbeddedEngine
-
     path = plugin.active_path()
     if path is None:
         raise EngineError(f"no active policy bundle: bundle {plugin.name}: {plugin.problem()}")
+    try:
+        return _load(plugin, path, settings)
+    except (BundleRejected, BundleError) as err:  # the file itself: corrupted, or it no longer verifies
+        plugin.forget_active(str(err))
+        raise
+
+
+def _load(plugin: BundlePlugin, path: Path, settings: EngineSettings) -> tuple[Engine, BundleInfo]:
+    from pyagent.bundles.load import BundleTrust
+    from pyagent.engines.embedded import EmbeddedEngine
+
+    verification = plugin.verification
+    if verification is None and plugin.keys:  # signed or not, as when it was activated
+        from pyagent.engines.wasm.bundle import read_members
+
+        label = f"{plugin.name} ({path})"
+        verification = plugin.verification_for(read_members(path.read_bytes(), label=label), label)
     trust = None
-    if plugin.verification is not None:
-        trust = BundleTrust(plugin.verification, plugin.dir.rollback)
+    if verification is not None:
+        trust = BundleTrust(verification, plugin.dir.rollback)
     engine = EmbeddedEngine.from_trusted_file(path, trust, data_files=settings.data_files)
     revision = plugin.status.active_revision or str(engine.manifest.get("revision", ""))
     return engine, {plugin.name: {"revision": revision}}

@@ -165,6 +165,15 @@ def verify_compact(token: str, key: VerificationKey) -> tuple[dict[str, Any], di
 _UNENCODED = "JWT header b64: false refused: the payload must be in the token"
 
 
+def unverified_header(token: str) -> dict[str, Any]:
+    """The header of a compact JWS, its signature NOT checked (to choose the key); else :class:`JwsError`."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as err:
+        raise JwsError("malformed", f"malformed JWT: {err}") from None
+    return header if isinstance(header, dict) else {}
+
+
 def unverified_payload(token: str) -> dict[str, Any]:
     """The payload of a compact JWS, its signature NOT checked (for what a bundle says of itself
     where no key is configured); else :class:`JwsError`."""

@@ -137,7 +137,14 @@ class BundleState:
         with self._locked() as dir_fd:
             self.check(bundle)  # again, under the lock: another agent may have moved on meanwhile
             last = self.last()
-            if last is not None and last.serial == bundle.serial and self._has_last_good(dir_fd):
+            # the same build kept already; when the kept archive is not it (cut or damaged on disk),
+            # it is written anew
+            if (
+                last is not None
+                and last.serial == bundle.serial
+                and self._has_last_good(dir_fd)
+                and self.last_good() == raw
+            ):
                 return last
             try:
                 safefs.write_atomic(dir_fd, LAST_GOOD_FILE, raw)

@@ -36,6 +36,7 @@ from pyagent.bundles.jws import (
     JwsError,
     VerificationKey,
     load_verification_key,
+    unverified_header,
     unverified_payload,
     verify_compact,
 )
@@ -114,6 +115,29 @@ def check_signed_digests(files: Mapping[str, bytes], *, label: str) -> None:
     """Where no key is configured: a signed bundle's files against the digests its own signature
     lists, so one edited, added to or cut after signing is refused (``BundleRejected``). Who signed
     it is not known without the key."""
+    _check_files(files, _signed_files(_unverified(files, label)[1], label), label)
+
+
+def signer_config(
+    files: Mapping[str, bytes], keys: Mapping[str, VerificationConfig], *, label: str
+) -> VerificationConfig:
+    """The configured key a signed bundle must verify with, as OPA chooses it where ``[keys]`` are
+    configured but no ``signing``: the key its signature names (the JWT header's ``kid``, else the
+    payload's ``keyid``), or the one key when it names none and one is configured."""
+    header, payload = _unverified(files, label)
+    named = header.get("kid") or payload.get("keyid")
+    if isinstance(named, str) and named in keys:
+        return keys[named]
+    if named is None and len(keys) == 1:
+        return next(iter(keys.values()))
+    known = ", ".join(sorted(keys))
+    what = f"names key {json.dumps(named)}" if named is not None else "names no key"
+    raise reject(RejectionKind.WRONG_KEY_ID, label, f"the signature {what}; configured keys: {known}")
+
+
+def _unverified(files: Mapping[str, bytes], label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (header, payload) of a bundle's one signature token, NOT verified (to choose the key, or
+    where none is configured)."""
     try:
         doc = json.loads(files[SIGNATURES_FILE].decode("utf-8"))
         tokens = doc["signatures"] if isinstance(doc, dict) else None
@@ -122,10 +146,9 @@ def check_signed_digests(files: Mapping[str, bytes], *, label: str) -> None:
     if not isinstance(tokens, list) or len(tokens) != 1 or not isinstance(tokens[0], str):
         raise reject(RejectionKind.MALFORMED_SIGNATURE, label, f"{SIGNATURES_FILE}: expected exactly one JWT")
     try:
-        payload = unverified_payload(tokens[0])
+        return unverified_header(tokens[0]), unverified_payload(tokens[0])
     except JwsError as err:
         raise reject(RejectionKind.MALFORMED_SIGNATURE, label, str(err)) from None
-    _check_files(files, _signed_files(payload, label), label)
 
 
 def _verified_token(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -39,7 +39,13 @@ from pyagent.agent.plugins.oci import MAX_MANIFEST_BYTES, OciPuller, parse_refer
 from pyagent.agent.store import utc_now
 from pyagent.bundles.errors import BundleRejected, RejectionKind
 from pyagent.bundles.roots import check_roots
-from pyagent.bundles.verify import VerificationConfig, VerifiedBundle, verify_members
+from pyagent.bundles.verify import (
+    SIGNATURES_FILE,
+    VerificationConfig,
+    VerifiedBundle,
+    signer_config,
+    verify_members,
+)
 from pyagent.config.opa import BundleSource
 from pyagent.engines.wasm.bundle import (
     BundleError,
@@ -77,6 +83,7 @@ class BundlePlugin:
         directory: BundleDir,
         *,
         verification: VerificationConfig | None,
+        keys: Mapping[str, VerificationConfig] | None = None,
         prepare: Prepare | None = None,
         notify: Notify | None = None,
         rng: random.Random | None = None,
@@ -85,6 +92,9 @@ class BundlePlugin:
         self.client = client
         self.dir = directory
         self.verification = verification
+        #: ``[keys]`` without a ``signing`` block: as OPA, a signature present is verified with the
+        #: key it names, and an unsigned bundle is taken
+        self.keys = dict(keys or {})
         self.prepare = prepare
         self.notify = notify or (lambda event, text, fields: None)
         self._rng = rng or random.Random()
@@ -116,6 +126,15 @@ class BundlePlugin:
             self.status.active_revision = self.status.active_serial = None
         self.version += 1
 
+    def forget_active(self, reason: str) -> None:
+        """The active bundle on disk does not load (corrupted, or no longer verifies): download afresh,
+        without the ETag that would get a 304 for it forever (OPA too downloads again)."""
+        self.active = False
+        self.status.etag = None
+        self.status.active_revision = self.status.active_serial = None
+        self._failed("bundle_error", f"the active bundle does not load: {reason}")
+        self._save()
+
     def active_path(self) -> Path | None:
         return self.dir.active_path if self.active else None
 
@@ -139,8 +158,8 @@ class BundlePlugin:
                 return self._failed("bundle_error", fetched.error)
             if not fetched.changed:
                 return self._succeeded(long_poll, started, changed=False)
-            self.status.last_successful_download = utc_now()
-            self._activate(download, fetched.etag)
+            self._activate(download, fetched.etag)  # a refused bundle is no successful download (OPA)
+            self.status.last_successful_download = self.status.last_successful_activation
             return self._succeeded(long_poll, started, changed=True)
         except BodyTooLarge as err:
             return self._refused(RejectionKind.UNREADABLE.value, str(err))
@@ -167,7 +186,8 @@ class BundlePlugin:
             headers=headers,
             sink=sink,
         )
-        if long_poll:  # asked to wait: the service keeps long polling only if it says it did
+        if long_poll and reply.status == 200:  # as OPA: a bundle's answer says whether the service
+            # long polls; a 304 or an error says nothing of it (one 500 must not end long polling)
             self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
         self.status.http_code = reply.status
         if reply.status == 304:
@@ -197,7 +217,8 @@ class BundlePlugin:
             files = read_members(raw, label=label, limits=limits)
         except BundleError as err:
             raise BundleRejected(RejectionKind.UNREADABLE, label, _detail(err, label)) from err
-        verified = verify_members(files, self.verification, label=label) if self.verification else None
+        config = self.verification_for(files, label)
+        verified = verify_members(files, config, label=label) if config else None
         check_roots(files, label)
         if verified is not None:
             self.dir.rollback.check(verified)
@@ -222,6 +243,13 @@ class BundlePlugin:
             f"bundle {self.name}: revision {bundle.revision} active",
             {"bundle": self.name, "revision": bundle.revision},
         )
+
+    def verification_for(self, files: Mapping[str, bytes], label: str) -> VerificationConfig | None:
+        """The key ``files`` must verify with: the configured signing key; else, with ``[keys]`` and
+        a signature present, the key it names (:func:`~pyagent.bundles.verify.signer_config`)."""
+        if self.verification is not None or not self.keys or SIGNATURES_FILE not in files:
+            return self.verification
+        return signer_config(files, self.keys, label=label)
 
     def _label(self) -> str:
         where = self.source.resource if self.oci is not None else self.client.url(self.source.resource)

@@ -162,6 +162,7 @@ def agent_config(
     persist: bool = True,
     engine_opa: str | None = None,
     upload_limit: int | None = None,
+    signing: bool = True,
 ) -> Path:
     """An agent.toml in OPA's keys: bundles from ``bundle_url`` (default: the server), logs and status to
     the server."""
@@ -190,8 +191,9 @@ def agent_config(
     ]
     if long_poll is not None:
         lines.append(f"polling.long_polling_timeout_seconds = {long_poll}")
-    if public_key is not None:
-        lines += ['signing.keyid = "signer"', "[keys.signer]", f"key_path = {json.dumps(str(public_key))}"]
+    if public_key is not None:  # without signing: [keys] only, which verify a signature when present
+        lines += ['signing.keyid = "signer"'] if signing else []
+        lines += ["[keys.signer]", f"key_path = {json.dumps(str(public_key))}"]
     lines += [
         "[decision_logs]",
         'service = "pyagent"',

@@ -115,3 +115,63 @@ def test_a_bundle_over_size_limit_bytes_is_refused_while_streaming(tmp_path: Pat
         assert f"the answer is {size} bytes, over the limit of 4096" in status["message"]
         assert "no active policy bundle: bundle pyagent: " in spool_bodies(state)[0]["error"]
         assert not list((state / "bundles" / "pyagent").glob(".download-*"))
+
+
+@pytest.mark.timeout(120)
+def test_keys_without_a_signing_block_verify_a_signature_when_there_is_one(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """As OPA (``WithOptionalSignature``): ``[keys]`` but no ``signing``: a signed bundle is verified
+    (a tampered one refused, the serial kept), an unsigned one is taken."""
+    state, root = tmp_path / "state", tmp_path / "www"
+    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
+            bundle_url=nginx.url, public_key=builds.public_key, signing=False,
+        )  # fmt: skip
+        serve(root, builds.tampered, mtime=1_700_000_000)
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode == 3, done.stderr  # no bundle could be activated: no decision
+        status = bundle_status(state)
+        assert status["active_revision"] is None and "data.json: digest mismatch" in status["message"]
+        assert status["last_successful_download"] is None  # a refused bundle is no successful download
+
+        serve(root, builds.wasm["r2"], mtime=1_700_000_001)
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        status = bundle_status(state)
+        assert (status["active_revision"], status["active_serial"]) == ("r2", 2)
+        assert status["last_successful_download"] == status["last_successful_activation"]
+
+        serve(root, builds.unsigned, mtime=1_700_000_002)
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        assert (bundle_status(state)["active_revision"], bundle_status(state)["active_serial"]) == (
+            "u9",
+            None,
+        )
+
+
+@pytest.mark.timeout(120)
+def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, builds: Builds) -> None:
+    """The active bundle on disk no longer loads: the agent must not keep asking with its ETag (a 304
+    forever) but download it again, as OPA does."""
+    state, root = tmp_path / "state", tmp_path / "www"
+    serve(root, builds.wasm["r2"], mtime=1_700_000_000)
+    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
+            bundle_url=nginx.url, public_key=builds.public_key,
+        )  # fmt: skip
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        active = state / "bundles" / "pyagent" / "last-good-bundle.tar.gz"
+        good = active.read_bytes()
+        active.write_bytes(good[: len(good) // 2])  # cut on disk; nginx still has it, ETag unchanged
+        failed = run_agent("--once", "--config", str(config))
+        assert failed.returncode == 3, failed.stderr
+        assert "the active bundle does not load" in bundle_status(state)["message"]
+        assert bundle_status(state)["etag"] is None
+        again = run_agent("--once", "--config", str(config))
+        assert again.returncode in (0, 1), again.stderr
+        assert active.read_bytes() == good and bundle_status(state)["active_revision"] == "r2"
+        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)  # and it loads from disk
