@@ -128,6 +128,7 @@ def run_once(config: AgentConfig, engines: EngineHolder, flags: FactFlags | None
             began = time.perf_counter_ns()
             decision = decide(engine, report, at=at)
             elapsed_ns = time.perf_counter_ns() - began
+            bundles = bundles or engine.last_bundles or {}  # no [bundles]: the engine's own
         raise_for_policy_errors(decision, source="this machine")
     except Exception as err:  # every failure is recorded as this run's result, and told by the caller
         error = err

@@ -64,6 +64,9 @@ class Engine(ABC):
     #: The decision id the engine gave its last result (an OPA server with decision logging does), so
     #: that the decision and the engine's own log name the same decision.
     last_decision_id: str | None = None
+    #: The bundles the last result was made with, as OPA's decision log names them (``{name:
+    #: {"revision": ...}}``); None when the engine cannot tell.
+    last_bundles: dict[str, dict[str, str]] | None = None
     #: When set, an answer from any other policy revision is refused (``--expect-revision``).
     expected_revision: str | None = None
 

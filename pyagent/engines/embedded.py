@@ -37,6 +37,11 @@ class Activate(Protocol):
     def __call__(self, bundle: WasmBundle, *, index_checked: bool = False) -> WasmPolicy: ...
 
 
+#: The name the embedded engine's bundle goes by in decision-log events when no ``[bundles.NAME]``
+#: downloaded it: the policy's, as ``pyagent server publish --name`` uses it in the README.
+BUNDLE_NAME = "pyagent"
+
+
 def default_bundle_path(state_dir: str | None = None) -> Path:
     """The bundle to decide with when none is given: ``PYAGENT_BUNDLE`` when set; else, in a checkout,
     ``build/bundle.tar.gz`` (``make policy``); else the bundle an installed package ships. A checkout's
@@ -146,6 +151,8 @@ class EmbeddedEngine(Engine):
         self.manifest: Mapping[str, Any] = manifest or {}
         #: The signature check's outcome, when bundle verification is configured.
         self.verified = verified
+        revision = self.manifest.get("revision", "")  # (a build without --revision has none: "")
+        self.last_bundles = {BUNDLE_NAME: {"revision": revision if isinstance(revision, str) else ""}}
 
     @classmethod
     def from_bundle(

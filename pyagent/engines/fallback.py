@@ -55,16 +55,18 @@ class FallbackEngine(Engine):
 
     def evaluate(self, policy_input: Mapping[str, Any]) -> dict[str, Any]:
         self.decided_by, self.fallback_reason = self._primary.name, None
-        self.last_decision_id = None
+        self.last_decision_id = self.last_bundles = None
         try:
             result = self._primary.evaluate(policy_input)
             self.last_decision_id = self._primary.last_decision_id
+            self.last_bundles = self._primary.last_bundles
             return result
         except EngineError as err:
             engine = self._embedded(reason=str(err))
             log.warning("OPA gave no decision (%s); deciding with the embedded engine", err)
             result = engine.evaluate(policy_input)
             self.decided_by, self.fallback_reason = EngineName.EMBEDDED, str(err)
+            self.last_bundles = engine.last_bundles
             return result
 
     def _embedded(self, *, reason: str) -> EmbeddedEngine:

@@ -182,7 +182,7 @@ class OpaServerEngine(Engine):
         """One decision within the total deadline: retries with exponential backoff and full jitter
         on connection errors and 5xx; every other failure at once. Never a default result."""
         settings = self._settings
-        self.last_decision_id = None
+        self.last_decision_id = self.last_bundles = None
         deadline = time.monotonic() + settings.deadline
         attempt = 0
         while True:
@@ -207,7 +207,7 @@ class OpaServerEngine(Engine):
         try:
             reply = self._session.request(
                 "POST",
-                f"/v1/data/{ENTRYPOINT}",
+                f"/v1/data/{ENTRYPOINT}?provenance=true",  # which bundle revisions decided
                 timeout=timeout,
                 max_body=self._settings.max_answer,
                 headers=self._headers,
@@ -234,7 +234,22 @@ class OpaServerEngine(Engine):
         decision_id = response.get("decision_id")
         if isinstance(decision_id, str) and 0 < len(decision_id) <= 200:
             self.last_decision_id = decision_id  # OPA gives one when it logs decisions
+        self.last_bundles = _bundles(response.get("provenance"))
         return result
+
+
+def _bundles(provenance: Any) -> dict[str, dict[str, str]] | None:
+    """The bundle revisions in OPA's provenance (``bundles: {name: {revision}}``), bounded; None when
+    it gives none (OPA without bundles: policies loaded from files)."""
+    bundles = provenance.get("bundles") if isinstance(provenance, dict) else None
+    if not isinstance(bundles, dict) or not bundles:
+        return None
+    named = {
+        name[:200]: {"revision": info["revision"][:200]}
+        for name, info in list(bundles.items())[:16]
+        if isinstance(name, str) and isinstance(info, dict) and isinstance(info.get("revision"), str)
+    }
+    return named or None
 
 
 def _transport_error(where: str, err: TransportError, timeout: float) -> EngineError:

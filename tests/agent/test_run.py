@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,10 @@ def test_run_once_on_this_machine_records_the_decision(
     assert len(body["report_sha256"]) == 64 and body["apps"] >= 0
     assert body["engine"] == "embedded" and body["policy_revision"] == body["decision"]["policy_revision"]
     assert body["decision"]["device_id"] == "laptop-17" and body["error"] is None
+    # no [bundles]: the event names the bundle that decided, by the policy's name and its revision
+    with tarfile.open(policy_bundle) as bundle:
+        manifest = json.loads(bundle.extractfile("/.manifest").read())  # type: ignore[union-attr]
+    assert body["bundles"] == {"pyagent": {"revision": manifest["revision"]}}
     for key in ("started_at", "collected_at", "evaluated_at", "finished_at", "recorded_at"):
         assert body[key].endswith("Z"), key
     log_lines = (tmp_path / "agent.jsonl").read_text().splitlines()

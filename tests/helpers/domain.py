@@ -72,7 +72,8 @@ def device_scopes(report: dict[str, Any]) -> set[str]:
     if device["mdm"]["enrolled"]:
         scopes.add("personal-enrolled")
     work = set(WORK_APPS.get(device["platform"], ()))
-    if device.get("work_profile") or any(app["id"] in work for app in report["apps"]):
+    android_work_profile = device["platform"] == "android" and device.get("work_profile")  # domain.md
+    if android_work_profile or any(app["id"] in work for app in report["apps"]):
         scopes.add("personal-with-work-apps")
     return scopes
 

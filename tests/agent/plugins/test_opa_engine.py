@@ -17,16 +17,20 @@ from tests.agent.plugins.conftest import (
 from tests.helpers.opa_server import run_opa_server
 
 
-def opa_decision_ids(log: Path) -> list[str]:
-    ids = []
+def opa_decision_logs(log: Path) -> list[dict[str, object]]:
+    entries = []
     for line in log.read_text().splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("msg") == "Decision Log" and entry.get("decision_id"):
-            ids.append(str(entry["decision_id"]))
-    return ids
+            entries.append(entry)
+    return entries
+
+
+def opa_decision_ids(log: Path) -> list[str]:
+    return [str(entry["decision_id"]) for entry in opa_decision_logs(log)]
 
 
 def test_the_uploaded_event_has_the_opa_servers_decision_id(
@@ -60,6 +64,8 @@ def test_the_uploaded_event_has_the_opa_servers_decision_id(
         assert body["engine"] == "opa"
         decision_id = body["decision"]["decision_id"]
         assert wait_for("OPA's decision log", lambda: opa_decision_ids(opa.log), 10) == [decision_id]
+        [logged] = opa_decision_logs(opa.log)  # the same event, as OPA logs it: the same bundles
+        assert body["bundles"] == logged["bundles"] and body["bundles"], (body["bundles"], logged)
         device = plane.device()
         assert device is not None and device["decision_id"] == decision_id
         assert [h["decision_id"] for h in device["history"]] == [decision_id]
