@@ -37,7 +37,7 @@ def status_row(message: Any) -> StatusRow:
                 {"bundle": name, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
             )
     for plugin, state in (checked.get("plugins") or {}).items():
-        if isinstance(state, dict) and state.get("state") == "ERR":
+        if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})
     return StatusRow(
         instance_id=checked["labels"]["id"],

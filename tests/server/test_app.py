@@ -566,3 +566,20 @@ def test_a_bundle_is_kept_under_the_name_the_sender_gives_it(fleet: Fleet) -> No
     }
     state = fleet.store.device("fr-brussels-0042")
     assert state is not None and state.bundles == bundles
+
+
+def test_status_plugins_in_opas_error_state_are_errors() -> None:
+    """OPA's plug-in states are NOT_READY, OK, ERROR and WARN (older pyagent agents sent ERR)."""
+    from pyagent.server.status import status_row
+
+    plugins = {
+        "bundle": {"state": "ERROR", "message": "download failed"},
+        "decision_logs": {"state": "OK"},
+        "status": {"state": "ERR", "message": "older agent"},
+        "discovery": {"state": "WARN"},
+    }
+    row = status_row({"labels": {"id": "opa-1"}, "plugins": plugins})
+    assert json.loads(row.errors) == [
+        {"plugin": "bundle", "message": "download failed"},
+        {"plugin": "status", "message": "older agent"},
+    ]

@@ -11,7 +11,7 @@
      "decision_logs": {"set_aside": 0, "last_error": null}}
 
 ``code``, ``message`` and ``errors`` are there only while the bundle's last attempt failed, as in OPA.
-A plug-in is ``NOT_READY`` before its first success (a bundle: before one is active), ``ERR`` while
+A plug-in is ``NOT_READY`` before its first success (a bundle: before one is active), ``ERROR`` while
 its last attempt failed, else ``OK``.
 """
 
@@ -29,7 +29,7 @@ from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
 from pyagent.errors import PyagentError
 
-OK, NOT_READY, ERR = "OK", "NOT_READY", "ERR"
+OK, NOT_READY, ERR = "OK", "NOT_READY", "ERROR"  # OPA's plug-in states (plugins.State)
 DEFAULT_PERIOD = 120.0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from pyagent.agent.http import ServiceClient
 from pyagent.agent.plugins.bundle import LONG_POLL_TYPE, BundlePlugin
 from pyagent.agent.plugins.bundledir import BundleDir
+from pyagent.agent.plugins.status import bundle_state
 from pyagent.config.opa import BundleSource, Polling, Service
 
 
@@ -60,6 +61,10 @@ def test_one_error_or_a_bare_304_does_not_end_long_polling(tmp_path: Path) -> No
         plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
                               verification=None)  # fmt: skip
         plugin.start()
+        states = []
         for _ in range(5):
             plugin.step()
+            states.append(bundle_state(plugin))
     assert seen == ["wait=5", "wait=5", "wait=5", "wait=5", None]
+    # OPA's plug-in states: an answer that is no bundle and a 500 are errors, a 304 is not
+    assert states == ["ERROR", "ERROR", "NOT_READY", "ERROR", "NOT_READY"]
