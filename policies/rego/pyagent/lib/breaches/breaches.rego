@@ -182,7 +182,10 @@ org_title := title if {
 	is_string(title)
 } else := inheritance.organization
 
-message(key, rule, scope, app) := concat("", [label(rule, app), " is banned on ", scope, message_tail(key, rule), evidence_note(app)])
+message(key, rule, scope, app) := concat("", [
+	label(rule, app), " is banned on ", scope, message_tail(key, rule), evidence_note(app),
+	scope_note(scope),
+])
 
 # METADATA
 # title: What a breach's message says after the scope
@@ -204,6 +207,13 @@ message_tail(key, rule) := tail if {
 #   Microsoft Graph detectedApps) matched on weaker evidence than a package ID, and the message says so.
 evidence_note(app) := " (matched from a display name, not a package ID: weaker evidence)" if {
 	app.evidence == "display_name"
+} else := ""
+
+# METADATA
+# title: What a breach's message says of a scope resting on weaker evidence
+scope_note(scope) := " (the device's work apps were matched from display names, not package IDs: weaker evidence)" if {
+	scope == "personal-with-work-apps"
+	scopes.work_apps_by_name_only
 } else := ""
 
 remediation(rule, app) := rule.remediation if {

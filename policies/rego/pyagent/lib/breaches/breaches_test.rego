@@ -143,6 +143,26 @@ test_a_match_on_the_package_id_says_nothing_of_evidence if {
 	])]
 }
 
+test_a_scope_resting_on_work_apps_known_by_name_says_so if {
+	by_id := {"id": "com.microsoft.office.outlook", "name": "Microsoft Outlook"}
+	by_name := object.union(by_id, {"evidence": "display_name"})
+	plain := decision with input as report("eu-council", "android", "personal", [by_id, tiktok])
+	weaker := decision with input as report("eu-council", "android", "personal", [by_name, tiktok])
+	[v.scope | some v in weaker.violations] == ["personal-with-work-apps"]
+	[v.message | some v in weaker.violations] == [concat("", [
+		plain.violations[0].message,
+		" (the device's work apps were matched from display names, not package IDs: weaker evidence)",
+	])]
+}
+
+test_one_work_app_by_id_is_evidence_enough if {
+	by_name := {"id": "com.microsoft.teams", "name": "Microsoft Teams", "evidence": "display_name"}
+	outlook := {"id": "com.microsoft.office.outlook"}
+	both := decision with input as report("eu-council", "android", "personal", [by_name, outlook, tiktok])
+	alone := decision with input as report("eu-council", "android", "personal", [outlook, tiktok])
+	[v.message | some v in both.violations] == [v.message | some v in alone.violations]
+}
+
 test_new_ban_is_a_data_edit if {
 	bans := object.union(data.pyagent.bans, {"telegram": {
 		"title": "Telegram", "reason": "data protection",

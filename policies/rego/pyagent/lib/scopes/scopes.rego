@@ -34,10 +34,7 @@ work_app_index := matching.index(work_apps)
 # METADATA
 # title: The device has work apps
 # description: One of its organisation's work apps, or an Android work profile (a work profile is Android's).
-has_work_apps if {
-	device.work_profile == true
-	device.platform == "android"
-}
+has_work_apps if android_work_profile
 
 has_work_apps if {
 	work_apps_indexed
@@ -49,6 +46,42 @@ has_work_apps if {
 has_work_apps if {
 	not work_apps_indexed
 	app := input.report.apps[_]
+	matching.matches(work_app_index, app.id)
+}
+
+# METADATA
+# title: The device has work apps only by display name
+# description: |
+#   Every work app that puts it in `personal-with-work-apps` was matched from a display name (an
+#   MDM export such as Graph's detectedApps), not a package ID, and it has no Android work profile:
+#   weaker evidence, which a breach's message says.
+work_apps_by_name_only if {
+	has_work_apps
+	not android_work_profile
+	not work_app_by_id
+}
+
+# METADATA
+# title: The device is an Android device with a work profile
+android_work_profile if {
+	device.work_profile == true
+	device.platform == "android"
+}
+
+# METADATA
+# title: A work app of the device was matched by its package ID
+work_app_by_id if {
+	work_apps_indexed
+	app := input.report.apps[_]
+	object.get(app, "evidence", "id") != "display_name"
+	some k in matching.index_keys(app.id)
+	indexed_work_app(k)
+}
+
+work_app_by_id if {
+	not work_apps_indexed
+	app := input.report.apps[_]
+	object.get(app, "evidence", "id") != "display_name"
 	matching.matches(work_app_index, app.id)
 }
 

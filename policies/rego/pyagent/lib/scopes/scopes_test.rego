@@ -46,6 +46,14 @@ test_work_profile_counts_on_android_only if {
 	}
 }
 
+test_work_apps_by_name_only if {
+	outlook := {"id": "com.microsoft.office.outlook", "evidence": "display_name"}
+	scopes.work_apps_by_name_only with input as device("android", "personal", false, false, [outlook])
+	not scopes.work_apps_by_name_only with input as device("android", "personal", false, true, [outlook])
+	not scopes.work_apps_by_name_only with input as device("android", "personal", false, false, [{"id": outlook.id}])
+	not scopes.work_apps_by_name_only with input as device("android", "personal", false, false, [])
+}
+
 test_personal_unmanaged_device_is_only_all if {
 	scopes.applicable == {"all"} with input as device("android", "personal", false, false, [{"id": "org.mozilla.firefox"}])
 }
