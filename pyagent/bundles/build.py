@@ -85,7 +85,7 @@ def build_signed_bundle(
     built_at = int(time.time())
     out = Path(output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _staging(dirs) as stage:
+    with _staging(dirs, revision) as stage:
         manifest: dict[str, object] = {"metadata": {"pyagent": {"serial": serial, "built_at": built_at}}}
         if revision:
             manifest["revision"] = revision
@@ -124,7 +124,7 @@ def build_unsigned_bundle(
     _check_target(target)
     out = Path(output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _staging(dirs) as stage:
+    with _staging(dirs, revision) as stage:
         _opa_build(
             stage, target, [*(["--revision", revision] if revision else []), "-o", str(out)], timeout=timeout
         )
@@ -133,19 +133,28 @@ def build_unsigned_bundle(
     return out
 
 
+#: The data root where a bundle keeps the revision it was built as (see :func:`_staging`).
+BUILD_ROOT = "pyagent_build"
+
+
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
 
 
 @contextlib.contextmanager
-def _staging(dirs: Sequence[str | Path]) -> Iterator[Path]:
-    """A temporary bundle root holding every policy directory and the ban index (its parent is free
-    for the build's own files)."""
+def _staging(dirs: Sequence[str | Path], revision: str | None) -> Iterator[Path]:
+    """A temporary bundle root holding every policy directory, the ban index and, with a revision,
+    ``data.pyagent_build.revision`` (what decisions report as ``policy_revision``, so that they name the
+    revision the manifest does); its parent is free for the build's own files."""
     with tempfile.TemporaryDirectory(prefix="pyagent-bundle-") as tmp:
         stage = Path(tmp) / "bundle"
         _stage(dirs, stage)
         index.write_root_for_dirs(list(map(str, dirs)), stage)
+        if revision:
+            build = stage / BUILD_ROOT
+            build.mkdir()
+            (build / "data.json").write_text(json.dumps({"revision": revision}))
         yield stage
 
 

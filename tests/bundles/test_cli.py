@@ -179,3 +179,15 @@ def test_check_with_a_scope_but_no_key_is_a_usage_error(signed: Build, tmp_path:
     result = _check(signed(100), {"PYAGENT_BUNDLE_SCOPE": "eu-fleet", "PYAGENT_STATE_DIR": str(tmp_path)})
     assert result.exit_code == 2
     assert "pyagent: error: bundle verification scope given without a verification key" in result.stderr
+
+
+def test_decisions_name_the_revision_the_bundle_was_built_as(tmp_path: Path) -> None:
+    """``--revision`` names the build: its decisions report it as ``policy_revision`` (data.yaml's
+    revision is the default), so the server's view of which devices run which revision holds."""
+    out = tmp_path / "rev-50.tar.gz"
+    assert _run(["policy", "bundle", "--revision", "rev-50", "-o", str(out)]).exit_code == 0
+    assert shipped_revision() != "rev-50"
+    result = _run(["check", str(REPORT), "--bundle", str(out), "--at", AT, "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["policy_revision"] == "rev-50"
+    assert json.loads(forge.member(forge.read_tar(out), ".manifest"))["revision"] == "rev-50"

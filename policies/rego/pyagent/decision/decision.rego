@@ -39,9 +39,14 @@ organization := inheritance.organization
 
 # METADATA
 # title: Policy revision
+# description: |
+#   The revision the bundle was built as (`pyagent policy bundle --revision`, kept under
+#   `data.pyagent_build`), else `data.pyagent.revision`.
 default policy_revision := "unversioned"
 
-policy_revision := data.pyagent.revision
+policy_revision := data.pyagent_build.revision if {
+	is_string(data.pyagent_build.revision)
+} else := data.pyagent.revision
 
 # METADATA
 # title: Errors

@@ -83,6 +83,14 @@ test_contract_example_full_document if {
 }
 
 # eu-commission: corporate and personal-enrolled.
+test_policy_revision_is_the_builds_when_a_bundle_names_one if {
+	d := decision with input as case("eu-commission", "android", "corporate", false, [], at_in_force)
+	d.policy_revision == data.pyagent.revision
+	built := decision with input as case("eu-commission", "android", "corporate", false, [], at_in_force)
+		with data.pyagent_build as {"revision": "rev-50"}
+	built.policy_revision == "rev-50"
+}
+
 test_commission_corporate_with_tiktok_denied if {
 	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], at_in_force)
 	summary(d) == denied("eu-commission/tiktok", tiktok.id, "corporate")
