@@ -201,3 +201,16 @@ def test_a_run_without_a_report_is_set_aside_at_once(
 
 def test_the_gzip_body_is_a_json_array() -> None:
     assert json.loads(gzip.decompress(gzip_array([(1, b'{"a":1}'), (2, b'{"b":2}')]))) == [{"a": 1}, {"b": 2}]
+
+
+def test_a_run_without_a_decision_is_an_event_with_opas_error_field(tmp_path: Path) -> None:
+    """As OPA logs a failed evaluation: no ``result``, an ``error`` with a code and the message."""
+    failed = {**decided(0), "outcome": "no-decision", "exit_code": 3, "decision": None,
+              "error": "OPA at http://127.0.0.1:1: connection refused"}  # fmt: skip
+    with Spool.open(tmp_path / "failed.sqlite", key=ChainKey()) as opened:
+        opened.append(failed, max_records=10)
+        [row] = opened.records()
+    event = event_of(row, {"fleet": "t"})
+    assert isinstance(event, dict) and "result" not in event
+    message = "OPA at http://127.0.0.1:1: connection refused"
+    assert event["error"] == {"code": "no_decision", "message": message}

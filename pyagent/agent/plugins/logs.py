@@ -72,7 +72,17 @@ def event_of(row: RawRecord, labels: Mapping[str, str]) -> dict[str, Any] | str:
         event["bundles"] = body["bundles"]
     if decision is not None:
         event["result"] = decision
+    elif isinstance(body.get("error"), str):  # as OPA logs a failed evaluation: no result, its error
+        event["error"] = {
+            "code": _ERROR_CODES.get(str(body.get("outcome")), "pyagent_error"),
+            "message": body["error"],
+        }
     return event
+
+
+#: A failed run's outcome as the code of the decision-log event's ``error`` (OPA's events carry
+#: ``{"code", "message"}`` for a failed evaluation).
+_ERROR_CODES = {"invalid": "invalid_input", "no-decision": "no_decision"}
 
 
 def gzip_batches(
