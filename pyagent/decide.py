@@ -77,12 +77,20 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
     return decision
 
 
+#: Policy error codes that say how an OPA server was loaded, not what the user gave: with
+#: ``--engine opa`` no decision could be had from that server (exit 3).
+SERVER_ERROR_CODES = frozenset({"misconfigured_data_root"})
+
+
 def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None:
-    """Turn a decision with policy errors into a :class:`PolicyDecisionError` (exit 2)."""
+    """Turn a decision with policy errors into a :class:`PolicyDecisionError` (exit 2), or an
+    :class:`EngineError` (exit 3) when they are an OPA server's own (:data:`SERVER_ERROR_CODES`)."""
     errors = decision.get("errors") or []
     if not errors:
         return
     first = errors[0]
+    if decision.get("engine") == "opa" and all(e.get("code") in SERVER_ERROR_CODES for e in errors):
+        raise EngineError(f"the OPA server's policy is loaded wrongly: {first.get('message')}")
     hint = INPUT_ERROR_HINTS.get(str(first.get("code")), "fix the policy data")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     raise PolicyDecisionError(f"{source}: {first.get('message')}{more}; {hint}", list(errors))

@@ -108,3 +108,17 @@ def test_publish_refuses_a_bundle_whose_data_has_a_mistake(
         f"pyagent: error: {bundle}:data.json:1: data.pyagent.organizations.eeas.inherits[0]: "
         f"inherits unknown organisation 'no-such-org'; known: {KNOWN_ORGS}\n",
     )
+
+
+def test_an_opa_server_loaded_as_one_root_gives_no_decision(opa_bin: str, tmp_path: Path) -> None:
+    """The layout is the server's, not the user's input: exit 3 (no decision could be had), not 2
+    naming the report, and the message says how the OPA must be loaded."""
+    from tests.helpers.opa_server import run_opa_server
+
+    with run_opa_server(opa_bin, tmp_path, paths=[REPO / "policies"]) as server:
+        done = run(["check", str(REPORT), "--engine", "opa", "--opa-url", server.url, "--opa-retries", "0"])
+    assert (done.exit_code, done.stdout) == (3, "")
+    assert done.stderr == (
+        "pyagent: error: the OPA server's policy is loaded wrongly: policy data found at data.data.pyagent, "
+        f"not data.pyagent (the policy folder was loaded as one root): {HINT}\n"
+    )
