@@ -56,10 +56,12 @@ FactsOf = Callable[[Any, str], ReportFacts]
 
 
 def report_facts(value: Any, where: str) -> ReportFacts:
-    """The facts of a parsed report. The inventory is the report without ``collected_at`` (the run's
-    own instant goes on the history row), stored once per digest of its canonical JSON."""
+    """The facts of a parsed report, which must name its device. The inventory is the report
+    without ``collected_at`` (the run's own instant goes on the history row), stored once per digest
+    of its canonical JSON."""
     report = _object(value, where)
     device = _object(report.get("device"), f"{where}.device")
+    _string(device.get("id"), f"{where}.device.id", MAX_ID)
     inventory = {key: value for key, value in report.items() if key != "collected_at"}
     canonical = orjson.dumps(inventory, option=orjson.OPT_SORT_KEYS)
     return ReportFacts(device, report.get("collected_at"), hashlib.sha256(canonical).hexdigest(), canonical)
@@ -151,7 +153,6 @@ def _placed(value: Any, where: str, facts_of: FactsOf) -> tuple[datetime, Report
         return None
     try:  # (JSON errors in the report pass: the batch is not strict JSON, and is refused whole)
         report = facts_of(value.get("report"), f"{where}: input.report")
-        _string(report.device.get("id"), f"{where}: input.report.device.id", MAX_ID)
     except HttpError:
         return None
     return decided_at, report

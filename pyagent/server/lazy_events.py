@@ -252,7 +252,10 @@ def _parsed(raw: bytes, where: str) -> tuple[Any, ReportFacts]:
             raise _Fallback from err
         return value, report_facts(value, where)
     value = orjson.loads(raw)  # a JSONDecodeError sends the batch to the exact path
-    facts = report_facts(value, where)
+    try:
+        facts = report_facts(value, where)
+    except HttpError as err:  # not a device's report, or not strict JSON: the exact path tells which
+        raise _Fallback from err
     assert facts.canonical is not None
     colons = facts.canonical.count(b":")
     if "collected_at" in value:  # report_facts checked that it is an object

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,13 +50,18 @@ def status_row(message: Any) -> StatusRow:
 
 
 def routes(ctx: ServerContext) -> list[Route]:
-    def record(body: bytes) -> None:
-        ctx.store.record_status(status_row(parse_json(body)))
+    # Parsing is CPU work and, at the body bounds, ~240 MB: one message at a time per process (as
+    # /logs decodes one batch at a time); the store's write runs beside it.
+    parsing = CapacityLimiter(1)
+
+    def parse(body: bytes) -> StatusRow:
+        return status_row(parse_json(body))
 
     async def status(request: Request) -> Response:
         await ctx.authorize(request, "agent")
         body = await read_body(request, ctx.settings.limits)
-        await run_in_threadpool(record, body)
+        row = await to_thread.run_sync(parse, body, limiter=parsing)
+        await run_in_threadpool(ctx.store.record_status, row)
         return Response(None, 204)
 
     return [Route("/status", status, methods=["POST"])]

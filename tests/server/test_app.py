@@ -258,7 +258,16 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
         gzip.compress(b"[" + b'"ab",' * MAX_VALUES + b"{}]"),
         {"Content-Encoding": "gzip"},
         413,
-        f"body has over {MAX_VALUES} JSON values",
+        f"body has over {MAX_VALUES} JSON values and keys",
+    ),
+    (  # keys count too: one object of many short pairs
+        "many keys",
+        gzip.compress(
+            b'[{"decision_id":"k",' + b",".join(b'"k%d":0' % i for i in range(MAX_VALUES // 2)) + b"}]"
+        ),
+        {"Content-Encoding": "gzip"},
+        413,
+        f"body has over {MAX_VALUES} JSON values and keys",
     ),
 ]
 

@@ -258,3 +258,20 @@ def test_a_new_report_of_an_ignored_event_is_checked_as_the_exact_path_checks_it
     outcome = _outcome(lambda: decode_batch(body, ReportCache()))
     assert outcome == _outcome(lambda: _exact(body))
     assert outcome[0] == "refused"
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        b'{"device":1,"x":1,"x":2}',  # not a device's report, and a duplicate key
+        b'{"a":1,"a":2}',
+        b'{"device":{"id":"d"},"x":1,"x":2}',
+        b'{"device":{},"apps":[]}',  # no device id: ignored on both paths
+        b'{"device":{"id":""}}',
+    ],
+)
+def test_a_report_that_is_not_a_devices_gets_the_exact_paths_answer(report: bytes) -> None:
+    event = decision_event("odd", at="2023-03-16T09:30:00Z")
+    event["input"]["report"] = {"placeholder": True}
+    body = _body([event, decision_event("good")]).replace(b'{"placeholder":true}', report)
+    assert _outcome(lambda: decode_batch(body, ReportCache())) == _outcome(lambda: _exact(body))
