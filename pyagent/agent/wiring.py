@@ -92,10 +92,11 @@ def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine
     path = plugin.active_path()
     if path is None:
         raise EngineError(f"no active policy bundle: bundle {plugin.name}: {plugin.problem()}")
+    mark = plugin.active_mark()
     try:
         return _load(plugin, path, settings)
     except (BundleRejected, BundleError) as err:  # the file itself: corrupted, or it no longer verifies
-        plugin.forget_active(str(err))
+        plugin.forget_active(str(err), mark=mark)
         raise
 
 

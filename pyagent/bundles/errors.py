@@ -6,6 +6,7 @@ import enum
 
 from pyagent.errors import NoDecisionError
 from pyagent.logsetup import get_logger
+from pyagent.termsafe import shorten
 
 LOG = get_logger("pyagent.bundles")
 
@@ -55,8 +56,14 @@ class BundleRejected(NoDecisionError):
         self.detail = detail
 
 
+#: The longest refusal detail kept, in characters.
+MAX_DETAIL = 1000
+
+
 def reject(kind: RejectionKind, label: str, detail: str) -> BundleRejected:
     """The error for a refused bundle, logged once here (``raise reject(...)``)."""
-    err = BundleRejected(kind, label, " ".join(detail.split()))
+    # what a bundle says of itself (a key name, a file name) is the sender's: bounded in the message,
+    # which goes to the status file and the status messages
+    err = BundleRejected(kind, label, shorten(" ".join(detail.split()), MAX_DETAIL))
     LOG.warning("%s", err)
     return err

@@ -169,8 +169,8 @@ def unverified_header(token: str) -> dict[str, Any]:
     """The header of a compact JWS, its signature NOT checked (to choose the key); else :class:`JwsError`."""
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as err:
-        raise JwsError("malformed", f"malformed JWT: {err}") from None
+    except (jwt.InvalidTokenError, ValueError, RecursionError) as err:  # (PyJWT lets deep nesting out)
+        raise JwsError("malformed", f"malformed JWT: {type(err).__name__}") from None
     return header if isinstance(header, dict) else {}
 
 
@@ -181,8 +181,8 @@ def unverified_payload(token: str) -> dict[str, Any]:
         raise JwsError("malformed", "the JWT is not three dot-separated parts with its payload")
     try:
         payload = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError as err:
-        raise JwsError("malformed", f"malformed JWT: {err}") from None
+    except (jwt.InvalidTokenError, ValueError, RecursionError) as err:
+        raise JwsError("malformed", f"malformed JWT: {type(err).__name__}") from None
     if not isinstance(payload, dict):
         raise JwsError("malformed", "the JWT payload is not an object")
     return payload

@@ -121,9 +121,10 @@ def check_signed_digests(files: Mapping[str, bytes], *, label: str) -> None:
 def signer_config(
     files: Mapping[str, bytes], keys: Mapping[str, VerificationConfig], *, label: str
 ) -> VerificationConfig:
-    """The configured key a signed bundle must verify with, as OPA chooses it where ``[keys]`` are
-    configured but no ``signing``: the key its signature names (the JWT header's ``kid``, else the
-    payload's ``keyid``), or the one key when it names none and one is configured."""
+    """The configured key a signed bundle must verify with where ``[keys]`` are configured but no
+    ``signing``: the key its signature names (the JWT header's ``kid``, else the payload's
+    ``keyid``), as OPA chooses it. One that names none is verified with the one key when one is
+    configured (OPA refuses it: its key id is empty; pyagent's own signed builds name none)."""
     header, payload = _unverified(files, label)
     named = header.get("kid") or payload.get("keyid")
     if isinstance(named, str) and named in keys:

@@ -256,6 +256,8 @@ class AndroidPmCollector(Collector):
             )
         users = sorted({app.user for app in apps if app.user is not None})
         facts: dict[str, object] = {"input": "file"}
+        if last.strip():  # kept in the report (device.extra), for whoever reads it later
+            facts["input_last_line_unterminated"] = True
         if users:
             facts["android_users_seen"] = users
         return self.inventory("android", apps, facts=facts)

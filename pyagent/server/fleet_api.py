@@ -160,6 +160,20 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return JSONResponse(document())
 
     async def no_such_route(request: Request) -> Response:
+        """405 with ``Allow`` when another route serves the path by other methods, else 404."""
+        allowed = sorted(
+            {
+                method
+                for route in request.app.router.routes
+                if isinstance(route, Route) and route.endpoint is not no_such_route
+                and route.path_regex.fullmatch(request.scope["path"])
+                for method in route.methods or ()
+            }
+        )  # fmt: skip
+        if allowed:
+            message = f"{request.method} {request.url.path}: allowed methods are {', '.join(allowed)}"
+            return JSONResponse({"code": "method_not_allowed", "message": message}, 405,
+                                headers={"Allow": ", ".join(allowed)})  # fmt: skip
         raise HttpError(404, "not_found", f"{request.method} {request.url.path}: no such API route")
 
     return [

@@ -83,7 +83,7 @@ def cursor(request: Request) -> str | None:
         device_id = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as err:
         raise bad_request("cursor: not a cursor this API gave out") from err
-    if not device_id or encode_cursor(device_id) != value:
+    if not device_id or len(device_id) > 512 or "\0" in device_id or encode_cursor(device_id) != value:
         raise bad_request("cursor: not a cursor this API gave out")
     return device_id
 

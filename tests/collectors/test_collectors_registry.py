@@ -167,7 +167,8 @@ def test_truncated_file(
             _collect(name, path)
         return
     # android-pm: a file whose last line lacks its line break is read, and the user is told
-    _collect(name, path)
+    inventory = _collect(name, path)
+    assert inventory.facts["input_last_line_unterminated"] is True  # and the report keeps it
     lines = data[: len(data) // 2 - 7].decode().split("\n")
     assert capsys.readouterr().err.startswith(
         f"pyagent: note: {path}:{len(lines)}: the last line has no line break; read as whole"

@@ -292,6 +292,7 @@ def test_exports_csv(api: Api, decided: list[Decided]) -> None:
     [
         ("/api/v1/devices", {"cursor": "!!!!"}, "cursor: not a cursor this API gave out"),
         ("/api/v1/devices", {"cursor": "ZGV2"[:3] + "="}, "cursor: not a cursor this API gave out"),
+        ("/api/v1/devices", {"cursor": "AA"}, "cursor: not a cursor this API gave out"),  # a NUL
         ("/api/v1/devices", {"format": "xml"}, "format='xml': expected json or csv"),
         ("/api/v1/summary", {"format": "xml"}, "format='xml': expected json or csv"),
         (
@@ -313,6 +314,15 @@ def test_bad_queries_get_a_400_or_404_that_names_them(
 ) -> None:
     answer = api.client.get(path, params=params, headers=api.reader)
     assert (answer.status_code, answer.json()["message"]) == (404 if "no-such" in path else 400, message)
+
+
+def test_a_known_route_asked_by_another_method_is_a_405_that_names_the_allowed_ones(api: Api) -> None:
+    answer = api.client.post("/api/v1/summary", headers=api.reader)
+    assert (answer.status_code, answer.headers["allow"], answer.json()["message"]) == (
+        405, "GET, HEAD", "POST /api/v1/summary: allowed methods are GET, HEAD"
+    )  # fmt: skip
+    wrong = api.client.delete("/api/v1/bundles/pyagent", headers=api.reader)
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "PUT")
 
 
 def test_instants_at_the_ends_of_time_are_answered(api: Api, decided: list[Decided]) -> None:

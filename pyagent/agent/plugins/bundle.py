@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
-from pyagent.agent.plugins.bundledir import BundleDir, BundleStatus
+from pyagent.agent.plugins.bundledir import MAX_TEXT, BundleDir, BundleStatus
 from pyagent.agent.plugins.oci import MAX_MANIFEST_BYTES, OciPuller, parse_reference
 from pyagent.agent.store import utc_now
 from pyagent.bundles.errors import BundleRejected, RejectionKind
@@ -55,6 +55,7 @@ from pyagent.engines.wasm.bundle import (
     read_members,
 )
 from pyagent.errors import PyagentError
+from pyagent.termsafe import shorten
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
 BACKOFF_BASE = 0.5
@@ -126,9 +127,17 @@ class BundlePlugin:
             self.status.active_revision = self.status.active_serial = None
         self.version += 1
 
-    def forget_active(self, reason: str) -> None:
+    def active_mark(self) -> tuple[str | None, str | None]:
+        """What identifies the active bundle now (its ETag and revision), for :meth:`forget_active`."""
+        return self.status.etag, self.status.active_revision
+
+    def forget_active(self, reason: str, *, mark: tuple[str | None, str | None]) -> None:
         """The active bundle on disk does not load (corrupted, or no longer verifies): download afresh,
-        without the ETag that would get a 304 for it forever (OPA too downloads again)."""
+        without the ETag that would get a 304 for it forever (OPA too downloads again). ``mark`` is
+        :meth:`active_mark` from before the load: a bundle activated since (by the download thread)
+        is not the one that failed, and stays."""
+        if self.active_mark() != mark:
+            return
         self.active = False
         self.status.etag = None
         self.status.active_revision = self.status.active_serial = None
@@ -271,6 +280,7 @@ class BundlePlugin:
         return self._rng.uniform(polling.min_delay, polling.max_delay)
 
     def _failed(self, code: str, message: str, *, told: bool = False) -> float:
+        message = shorten(message, MAX_TEXT)
         if (self.status.code, self.status.message) != (code, message):
             self.version += 1
         self.status.code, self.status.message = code, message

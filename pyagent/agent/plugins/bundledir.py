@@ -22,11 +22,15 @@ from pyagent import safefs
 from pyagent.bundles.state import LAST_GOOD_FILE, BundleState, StateError, write_atomic
 from pyagent.config.statedir import private_dir
 from pyagent.errors import InvalidInputError
+from pyagent.termsafe import shorten
 
 STATUS_FILE = "status.json"
 DOWNLOAD_PREFIX = ".download-"
 MAX_REFUSALS = 20
 MAX_STATUS = 1 << 20
+#: The longest error text kept (what a server or a bundle says is bounded before it is stored):
+#: 21 of them stay far below MAX_STATUS, so no sender can make the status file unreadable.
+MAX_TEXT = 2000
 
 
 @dataclass
@@ -47,7 +51,8 @@ class BundleStatus:
     refusals: list[dict[str, Any]] = field(default_factory=list)
 
     def refused(self, at: str, kind: str, reason: str) -> None:
-        self.refusals = [*self.refusals, {"at": at, "kind": kind, "reason": reason}][-MAX_REFUSALS:]
+        entry = {"at": at, "kind": kind, "reason": shorten(reason, MAX_TEXT)}
+        self.refusals = [*self.refusals, entry][-MAX_REFUSALS:]
 
     def opa_json(self) -> dict[str, Any]:
         """This bundle as OPA's status message gives it."""

@@ -29,19 +29,19 @@ from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
 from pyagent.errors import PyagentError
 
-OK, NOT_READY, ERR = "OK", "NOT_READY", "ERROR"  # OPA's plug-in states (plugins.State)
+OK, NOT_READY, ERROR = "OK", "NOT_READY", "ERROR"  # OPA's plug-in states (plugins.State)
 DEFAULT_PERIOD = 120.0
 
 
 def bundle_state(plugin: BundlePlugin) -> str:
     if plugin.status.code:
-        return ERR
+        return ERROR
     return OK if plugin.active else NOT_READY
 
 
 def logs_state(plugin: DecisionLogPlugin) -> str:
     if plugin.state.last_error:
-        return ERR
+        return ERROR
     return OK if plugin.state.last_ok_at else NOT_READY
 
 
@@ -84,10 +84,10 @@ class StatusPlugin:
         return self._sent_version != self.version()
 
     def message(self) -> dict[str, Any]:
-        plugins: dict[str, Any] = {"status": {"state": ERR if self.state.last_error else OK}}
+        plugins: dict[str, Any] = {"status": {"state": ERROR if self.state.last_error else OK}}
         if self.bundles:
             states = [bundle_state(plugin) for plugin in self.bundles]
-            worst = ERR if ERR in states else NOT_READY if NOT_READY in states else OK
+            worst = ERROR if ERROR in states else NOT_READY if NOT_READY in states else OK
             plugins["bundle"] = {"state": worst}
             failing = [f"{p.name}: {p.status.message}" for p in self.bundles if p.status.code]
             if failing:

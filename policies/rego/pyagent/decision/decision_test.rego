@@ -82,7 +82,6 @@ test_contract_example_full_document if {
 	}
 }
 
-# eu-commission: corporate and personal-enrolled.
 test_policy_revision_is_the_builds_when_a_bundle_names_one if {
 	d := decision with input as case("eu-commission", "android", "corporate", false, [], at_in_force)
 	d.policy_revision == data.pyagent.revision
@@ -91,6 +90,7 @@ test_policy_revision_is_the_builds_when_a_bundle_names_one if {
 	built.policy_revision == "rev-50"
 }
 
+# eu-commission: corporate and personal-enrolled.
 test_commission_corporate_with_tiktok_denied if {
 	d := decision with input as case("eu-commission", "android", "corporate", true, [tiktok], at_in_force)
 	summary(d) == denied("eu-commission/tiktok", tiktok.id, "corporate")
