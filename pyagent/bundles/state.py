@@ -31,9 +31,8 @@ from pyagent.bundles.verify import VerifiedBundle
 from pyagent.errors import NoDecisionError
 from pyagent.safefs import UnsafeStateError
 
-__all__ = ["DEFAULT_STATE_DIR", "AcceptedBundle", "BundleState", "StateError", "default_state_dir"]
+__all__ = ["AcceptedBundle", "BundleState", "StateError", "default_state_dir"]
 
-DEFAULT_STATE_DIR = Path("/var/lib/pyagent")
 STATE_FILE = "bundle-state.json"
 LAST_GOOD_FILE = "last-good-bundle.tar.gz"
 LOCK_FILE = ".bundle-state.lock"
@@ -44,9 +43,12 @@ class StateError(NoDecisionError):
 
 
 def default_state_dir() -> Path:
-    """``PYAGENT_STATE_DIR`` when set, else ``/var/lib/pyagent``."""
+    """``PYAGENT_STATE_DIR`` when set, else the agent's: ``/var/lib/pyagent`` as root, else
+    ``$XDG_STATE_HOME/pyagent`` (CONTRACT section 6.1; :mod:`pyagent.config.statedir`)."""
+    from pyagent.config.statedir import default_state_dir as agents
+
     env = os.environ.get("PYAGENT_STATE_DIR")
-    return Path(env) if env else DEFAULT_STATE_DIR
+    return Path(env) if env else agents()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ is built.
 
 Signed bundles: with ``PYAGENT_BUNDLE_VERIFICATION_KEY`` set (a PEM public key), the bundle must carry
 a valid signature over every file, the configured scope (``PYAGENT_BUNDLE_SCOPE``), and a build serial
-no older than the last accepted one (kept in ``PYAGENT_STATE_DIR``, default ``/var/lib/pyagent``);
+no older than the last accepted one (kept in ``PYAGENT_STATE_DIR``, default ``/var/lib/pyagent`` as
+root, else ``$XDG_STATE_HOME/pyagent``);
 anything else is refused with exit code 3 and the reason (:mod:`pyagent.bundles`).
 ``PYAGENT_BUNDLE_FALLBACK=1`` runs the last accepted bundle instead of failing.
 """

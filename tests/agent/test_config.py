@@ -143,7 +143,7 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
         ),
         (
             "[services.s]\nurl = 'http://x'\ntype = 's3'\n",
-            "services.s.type in {file} must be \"oci\" (an OCI registry) or absent (an HTTP service), "
+            'services.s.type in {file} must be "oci" (an OCI registry) or absent (an HTTP service), '
             "got 's3'",
         ),
         (
@@ -186,6 +186,23 @@ def test_the_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "pyagent"
+
+
+def test_every_command_has_the_agents_default_state_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """check's bundle serials and the server's SQLite file live where the agent's state does."""
+    from pyagent.bundles.state import default_state_dir as bundles_state_dir
+    from pyagent.server.store.engine import resolve_url
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("PYAGENT_STATE_DIR", raising=False)
+    monkeypatch.delenv("PYAGENT_SERVER_DB", raising=False)
+    assert bundles_state_dir() == default_state_dir() == tmp_path / "xdg" / "pyagent"
+    assert resolve_url(None, None) == f"sqlite:///{tmp_path / 'xdg' / 'pyagent' / 'server.db'}"
+    monkeypatch.setenv("PYAGENT_STATE_DIR", str(tmp_path / "given"))
+    assert bundles_state_dir() == tmp_path / "given"
 
 
 def test_a_shared_or_linked_state_dir_or_spool_is_refused(tmp_path: Path) -> None:

@@ -10,18 +10,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from pyagent.config.statedir import default_state_dir
 from pyagent.errors import InvalidInputError
 
 DB_ENV = "PYAGENT_SERVER_DB"
 DEFAULT_DB_FILE = "server.db"
-
-
-def default_state_dir() -> Path:
-    """``/var/lib/pyagent`` as root, else ``$XDG_STATE_HOME/pyagent`` (CONTRACT section 6.1)."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/pyagent")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "pyagent"
 
 
 def resolve_url(db: str | None, state_dir: Path | None) -> str:
