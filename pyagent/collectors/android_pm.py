@@ -247,17 +247,16 @@ class AndroidPmCollector(Collector):
         where = os.fspath(path)
         text = decode_text(read_input_bytes(path), where=where)
         apps = parse_pm_list_packages(text, where=where, user=self.user)
-        last = _lines(text)[-1]
-        if last.strip():  # said, not refused: files saved by hand often end so
+        facts: dict[str, object] = {"input": "file"}
+        last = text[text.rfind("\n") + 1 :].rstrip("\r")  # (no second split of the whole capture)
+        if last.strip():  # said and kept in the report (device.extra), not refused: hand-saved files end so
             print(
                 f"pyagent: note: {where}:{text.count(chr(10)) + 1}: the last line has no line break; read as "
                 f"whole ({clip(last)}), but a capture cut there would have cut its package name",
                 file=sys.stderr,
             )
-        users = sorted({app.user for app in apps if app.user is not None})
-        facts: dict[str, object] = {"input": "file"}
-        if last.strip():  # kept in the report (device.extra), for whoever reads it later
             facts["input_last_line_unterminated"] = True
+        users = sorted({app.user for app in apps if app.user is not None})
         if users:
             facts["android_users_seen"] = users
         return self.inventory("android", apps, facts=facts)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 
 
 @dataclass(frozen=True)
@@ -19,20 +20,33 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()  # more headers, e.g. a redirect's Location
     drip: float = 0.0  # seconds between the body's bytes: a body fed one byte at a time
     stream: int = 0  # bytes of JSON whitespace sent after the body, with no Content-Length: a huge answer
+    content_type: str | None = "application/json"  # None: no Content-Type header
 
 
 @contextlib.contextmanager
-def fault_server(fault: Fault) -> Iterator[str]:
-    """Serve ``fault`` to every request on a free loopback port; yields the base URL."""
+def fault_server(*faults: Fault, seen: list[Message] | None = None) -> Iterator[str]:
+    """Serve ``faults`` in turn (the last one again after) to GET and POST requests on a free
+    loopback port, appending each request's headers to ``seen`` when given; yields the base URL."""
+    served = [0]
+    lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.do_POST()
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             self.rfile.read(length)
+            with lock:
+                fault = faults[min(served[0], len(faults) - 1)]
+                served[0] += 1
+                if seen is not None:
+                    seen.append(self.headers)
             if fault.delay:
                 time.sleep(fault.delay)
             self.send_response(fault.status)
-            self.send_header("Content-Type", "application/json")
+            if fault.content_type is not None:
+                self.send_header("Content-Type", fault.content_type)
             for name, value in fault.headers:
                 self.send_header(name, value)
             if not fault.stream:
