@@ -69,6 +69,11 @@ _CHAIN_KEYS = ("format", "chain_id", "created_at", "origin", "mac", "key_id", "a
 _COUNTER_KEYS = ("head_seq", "head_hash", "head_id", "dropped", "dropped_unshipped")
 _SHIP_KEYS = ("last_ship_at", "last_ship_ok_at", "last_ship_error")
 ASIDE = "aside."
+SET_ASIDE = "set aside "  # shipped_at of a record set aside
+
+
+def _aside_key(seq: int) -> str:
+    return f"{ASIDE}{seq:020d}"
 
 
 class Spool:
@@ -297,8 +302,13 @@ class Spool:
                 ).fetchall()
                 anchor_seq, anchor_hash = int(oldest[-1][0]), str(oldest[-1][1])
                 dropped += len(oldest)
-                dropped_unshipped += sum(1 for row in oldest if row[2] is None)
+                dropped_unshipped += sum(
+                    1 for row in oldest if row[2] is None or row[2].startswith(SET_ASIDE)
+                )
                 self._conn.execute("DELETE FROM records WHERE seq <= ?", (anchor_seq,))
+                self._conn.execute(
+                    "DELETE FROM meta WHERE key >= ? AND key <= ?", (ASIDE, _aside_key(anchor_seq))
+                )
             seq = state.head_seq + 1
             record_id = str(uuid.uuid4())
             body: dict[str, Any] = {
@@ -340,26 +350,49 @@ class Spool:
         self.mark_shipped_many([seq], at)
 
     def mark_shipped_many(self, seqs: list[int], at: str) -> None:
-        """The server answered 2xx for the records ``seqs`` (one transaction)."""
+        """The server answered 2xx for the records ``seqs`` (one transaction): no longer set aside."""
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._conn.executemany("UPDATE records SET shipped_at = ? WHERE seq = ?", [(at, s) for s in seqs])
+            self._conn.executemany("DELETE FROM meta WHERE key = ?", [(_aside_key(s),) for s in seqs])
 
-    def set_aside(self, seq: int, at: str, reason: str) -> None:
-        """Record ``seq`` was refused for what it is (a 4xx): kept, listed with ``reason``, not re-sent.
-        The list lives in ``meta`` (``aside.<seq>``), outside the chain: set-aside is a shipping state."""
-        entry = json.dumps({"seq": seq, "at": at, "reason": reason[:1000]}, ensure_ascii=False)
+    def set_aside(self, seq: int, at: str, reason: str, *, retry: bool) -> None:
+        """Record ``seq`` was not delivered for what it is: kept, listed with ``reason``, out of the
+        pending queue. ``retry``: the server refused it (a 4xx), so it is offered again later until a
+        2xx (:meth:`to_retry`); else it cannot be an event at all. The list lives in ``meta``
+        (``aside.<seq>``), outside the chain: set-aside is a shipping state."""
+        entry = {"seq": seq, "at": at, "reason": reason[:1000], "retry": retry}
         with sqlite_errors(self.path, "write to"), self._transaction():
-            self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"set aside {at}", seq))
-            self._set_meta(**{f"{ASIDE}{seq:020d}": entry})
+            self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"{SET_ASIDE}{at}", seq))
+            self._set_meta(**{_aside_key(seq): json.dumps(entry, ensure_ascii=False)})
 
-    def set_aside_list(self, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
-        """(how many records were set aside, the newest ``limit`` of them, newest first)."""
+    def _aside_entries(self, limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
         with sqlite_errors(self.path, "read"):
             where = "FROM meta WHERE key >= ? AND key < ?"
             bounds = (ASIDE, ASIDE[:-1] + chr(ord(ASIDE[-1]) + 1))
             (count,) = self._conn.execute(f"SELECT COUNT(*) {where}", bounds).fetchone()
-            rows = self._conn.execute(f"SELECT value {where} ORDER BY key DESC LIMIT ?", (*bounds, limit))
+            rows = self._conn.execute(
+                f"SELECT value {where} ORDER BY key DESC LIMIT ?", (*bounds, -1 if limit is None else limit)
+            )
             return int(count), [json.loads(row[0]) for row in rows]
+
+    def set_aside_list(self, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """(how many records are set aside, the newest ``limit`` of them, newest first)."""
+        return self._aside_entries(limit)
+
+    def to_retry(self, limit: int) -> list[RawRecord]:
+        """At most ``limit`` records the server refused, those refused longest ago first, in seq order."""
+        _, entries = self._aside_entries()
+        refused = [e for e in entries if e.get("retry", str(e.get("reason")).startswith("refused by "))]
+        due = sorted((str(e["at"]), int(e["seq"])) for e in refused)[:limit]  # (older spools: no "retry")
+        seqs = sorted(seq for _, seq in due)
+        with sqlite_errors(self.path, "read"):
+            rows = [
+                self._conn.execute(
+                    "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records WHERE seq = ?", (seq,)
+                ).fetchone()
+                for seq in seqs
+            ]
+        return [RawRecord(*row) for row in rows if row is not None]
 
     def note_ship(self, *, at: str, error: str | None) -> None:
         """Remember the last shipping attempt and its outcome (for ``agent status``)."""

@@ -113,18 +113,70 @@ def test_batches_stay_under_upload_size_limit_bytes(spool: Spool, collector: Col
     assert gzip_batches(events, one - 10) == ([], list(range(1, 13)))
 
 
-def test_a_refused_event_is_found_by_bisection_and_set_aside(spool: Spool, collector: CollectorState) -> None:
+def test_a_refused_event_is_found_by_bisection_set_aside_and_offered_again_until_a_2xx(
+    spool: Spool, collector: CollectorState
+) -> None:
     collector.refuse = lambda event: event["decision_id"] == "d-6"
-    assert plugin(collector.url).upload(spool) is None
+    notices: list[tuple[str, dict[str, object]]] = []
+    uploads = plugin(collector.url)
+    uploads.notify = lambda event, text, fields: notices.append((event, fields))
+    assert uploads.upload(spool) is None
     rows = {r.seq: r for r in spool.records()}
     assert set(collector.stored) == {r.hash for seq, r in rows.items() if seq != 7}
     assert spool.counts() == (12, 0)
     count, aside = spool.set_aside_list()
-    assert count == 1 and aside[0]["seq"] == 7
+    assert count == 1 and aside[0]["seq"] == 7 and aside[0]["retry"] is True
     assert aside[0]["reason"] == (f"refused by {collector.url}/logs: HTTP 400: event refused by the test")
     assert rows[7].shipped_at is not None and rows[7].shipped_at.startswith("set aside ")
+    assert [event for event, _ in notices] == ["event_set_aside"] and uploads.state.set_aside == 1
+
+    # the next upload offers it again, alone, before the new records; still refused: still set aside,
+    # with the newer records sent all the same and no second notice
+    spool.append(decided(12), max_records=100)
     sent = len(collector.requests)
-    assert plugin(collector.url).upload(spool) is None and len(collector.requests) == sent  # never re-sent
+    assert uploads.upload(spool) is None
+    assert [r.hashes for r in collector.requests[sent:]] == [[rows[7].hash], [spool.records()[-1].hash]]
+    assert spool.counts() == (13, 0) and spool.set_aside_list()[0] == 1 and len(notices) == 1
+
+    # the server takes it: shipped, no longer set aside, sent once more by no later upload
+    collector.refuse = None
+    assert uploads.upload(spool) is None
+    assert rows[7].hash in collector.stored and spool.set_aside_list() == (0, [])
+    shipped_at = spool.records()[6].shipped_at
+    assert uploads.state.set_aside == 0 and shipped_at is not None and not shipped_at.startswith("set aside")
+    sent = len(collector.requests)
+    assert uploads.upload(spool) is None and len(collector.requests) == sent
+
+
+def test_a_set_aside_event_dropped_by_the_bound_counts_as_unshipped(
+    spool: Spool, collector: CollectorState
+) -> None:
+    collector.refuse = lambda event: event["decision_id"] == "d-0"
+    assert plugin(collector.url).upload(spool) is None
+    assert spool.set_aside_list()[0] == 1 and spool.state().dropped_unshipped == 0
+    spool.append(decided(12), max_records=12)  # the oldest record, the one set aside, goes
+    state = spool.state()
+    assert (state.dropped, state.dropped_unshipped) == (1, 1)
+    assert spool.set_aside_list() == (0, []) and spool.to_retry(10) == []
+
+
+def test_a_spool_set_aside_by_an_older_agent_is_offered_again_when_the_server_refused_it(
+    spool: Spool, collector: CollectorState
+) -> None:
+    reasons = {
+        3: f"refused by {collector.url}/logs: HTTP 400: bad",
+        4: "no policy input to log: the run was invalid",
+    }
+    for seq, reason in reasons.items():
+        spool.set_aside(seq, "2023-03-16T09:31:00Z", reason, retry=False)
+    older = {
+        f"aside.{seq:020d}": json.dumps({"seq": seq, "at": "x", "reason": r}) for seq, r in reasons.items()
+    }
+    spool._set_meta(**older)  # entries as agents before "retry" wrote them
+    assert [row.seq for row in spool.to_retry(10)] == [3]
+    assert plugin(collector.url).upload(spool) is None
+    assert spool.counts() == (12, 0) and spool.set_aside_list()[0] == 1
+    assert collector.hashes_received()[0] == spool.records()[2].hash
 
 
 def test_failures_keep_everything_and_a_resend_is_stored_once(

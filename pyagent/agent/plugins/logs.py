@@ -4,8 +4,11 @@
 first, each batch at most ``upload_size_limit_bytes`` compressed. A record is marked shipped only after
 a 2xx answer. An answer that refuses the events themselves (400, 413, 422) is bisected down to the
 event that causes it, which is *set aside* with the server's reason: kept in the spool, listed by
-``agent status``, never re-sent, never dropped silently. Anything else (no answer, a redirect, 401,
-403, 404, 5xx) stops the upload until the next attempt, in an exponential backoff.
+``agent status``, never dropped silently, and out of the queue, so that one event the server refuses
+does not hold back the newer ones. Set-aside events are offered again at the start of every later
+upload (at most ``RETRY_PER_PASS``, those refused longest ago first) until a 2xx, as OPA resends what
+was not taken. Anything else (no answer, a redirect, 401, 403, 404, 5xx) stops the upload until the
+next attempt, in an exponential backoff.
 
 An event (OPA's fields, and the chain's)::
 
@@ -15,7 +18,8 @@ An event (OPA's fields, and the chain's)::
      "metrics": {"timer_pyagent_decide_ns": 123}, "pyagent": {"seq": 12, "hash": "...", "prev_hash": "..."}}
 
 A record without a policy input (a run that failed before it had a report) cannot be an event: it is
-set aside at once, with its outcome and error as the reason.
+set aside at once, with its outcome and error as the reason, and not offered again; so is an event over
+``upload_size_limit_bytes`` even alone, gzipped.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pyagent.errors import PyagentError
 
 DECISION_PATH = "pyagent/decision"
 MAX_PER_PASS = 5000
+RETRY_PER_PASS = 100
 REFUSED = (400, 413, 422)
 GZIP_TAIL = 16  # what closing a gzip stream adds at most: the final block, CRC-32 and length
 BACKOFF_BASE = 1.0
@@ -137,7 +142,8 @@ class UploadState:
     last_ok_at: str | None = None
     last_error: str | None = None
     sent: int = 0
-    set_aside: int = 0
+    set_aside: int = 0  # records set aside now
+    changes: int = 0  # how often that list changed (for status messages)
 
 
 class DecisionLogPlugin:
@@ -158,6 +164,7 @@ class DecisionLogPlugin:
         self.notify = notify or (lambda event, text, fields: None)
         self._rng = rng or random.Random()
         self._failures = 0
+        self._retrying: set[int] = set()
         self.state = UploadState()
 
     def step(self, spool: Spool) -> float:
@@ -176,33 +183,43 @@ class DecisionLogPlugin:
         return backoff(self._failures, base=BACKOFF_BASE, cap=self.config.max_delay, rng=self._rng)
 
     def upload(self, spool: Spool) -> str | None:
-        """Send every pending record; None when all went (or were set aside), else why it stopped."""
-        while True:
-            rows = spool.pending(MAX_PER_PASS)
-            if not rows:
-                return None
-            events: list[tuple[int, bytes]] = []
-            ids: dict[int, str] = {}
-            for row in rows:
-                event = event_of(row, self.labels)
-                if isinstance(event, str):
-                    self._set_aside(spool, row.seq, row.id, event)
-                    continue
-                ids[row.seq] = row.id
-                events.append(
-                    (row.seq, json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
-                )
-            batches, too_large = gzip_batches(events, self.config.upload_size_limit_bytes)
-            limit = self.config.upload_size_limit_bytes
-            for seq in too_large:
-                reason = f"the event is over upload_size_limit_bytes ({limit}) even gzipped, alone"
-                self._set_aside(spool, seq, ids[seq], reason)
-            for batch in batches:
-                error = self._deliver(spool, batch, ids)
-                if error is not None:
-                    return error
-            if len(rows) < MAX_PER_PASS:
-                return None
+        """Offer the set-aside events again, then send every pending record; None when all went (or
+        were set aside), else why it stopped."""
+        refused = spool.to_retry(RETRY_PER_PASS)
+        self._retrying = {row.seq for row in refused}
+        try:
+            error = self._send(spool, refused) if refused else None
+            while error is None:
+                rows = spool.pending(MAX_PER_PASS)
+                error = self._send(spool, rows) if rows else None
+                if len(rows) < MAX_PER_PASS:
+                    break
+        finally:
+            count = spool.set_aside_list(0)[0]
+            self.state.changes += count != self.state.set_aside
+            self.state.set_aside = count
+        return error
+
+    def _send(self, spool: Spool, rows: list[RawRecord]) -> str | None:
+        events: list[tuple[int, bytes]] = []
+        ids: dict[int, str] = {}
+        for row in rows:
+            event = event_of(row, self.labels)
+            if isinstance(event, str):
+                self._set_aside(spool, row.seq, row.id, event, retry=False)
+                continue
+            ids[row.seq] = row.id
+            events.append((row.seq, json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()))
+        batches, too_large = gzip_batches(events, self.config.upload_size_limit_bytes)
+        limit = self.config.upload_size_limit_bytes
+        for seq in too_large:
+            reason = f"the event is over upload_size_limit_bytes ({limit}) even gzipped, alone"
+            self._set_aside(spool, seq, ids[seq], reason, retry=False)
+        for batch in batches:
+            error = self._deliver(spool, batch, ids)
+            if error is not None:
+                return error
+        return None
 
     def _deliver(self, spool: Spool, batch: list[tuple[int, bytes]], ids: Mapping[int, str]) -> str | None:
         try:
@@ -224,15 +241,17 @@ class DecisionLogPlugin:
             return f"{self.client.url(self.config.resource)}: {reply.message()}"
         if len(batch) == 1:
             seq = batch[0][0]
-            self._set_aside(spool, seq, ids[seq], f"refused by {self.client.url(self.config.resource)}: "
-                            f"{reply.message()}")  # fmt: skip
+            reason = f"refused by {self.client.url(self.config.resource)}: {reply.message()}"
+            self._set_aside(spool, seq, ids[seq], reason, retry=True)
             return None
         middle = len(batch) // 2
         return self._deliver(spool, batch[:middle], ids) or self._deliver(spool, batch[middle:], ids)
 
-    def _set_aside(self, spool: Spool, seq: int, record_id: str, reason: str) -> None:
-        spool.set_aside(seq, utc_now(), reason)
-        self.state.set_aside += 1
+    def _set_aside(self, spool: Spool, seq: int, record_id: str, reason: str, *, retry: bool) -> None:
+        again = seq in self._retrying
+        spool.set_aside(seq, utc_now(), reason, retry=retry)
+        if again:  # refused once more: its entry says when and why, without a new notice
+            return
         self.notify(
             "event_set_aside",
             f"decision logs: record seq {seq} set aside: {reason}",

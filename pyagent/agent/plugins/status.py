@@ -76,7 +76,7 @@ class StatusPlugin:
 
     def version(self) -> int:
         return sum(plugin.version for plugin in self.bundles) + (
-            self.logs.state.set_aside if self.logs else 0
+            self.logs.state.changes if self.logs else 0
         )
 
     def changed(self) -> bool:
