@@ -77,7 +77,7 @@ Examples:
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
 @click.option("--max-body", "max_body_bytes", type=click.IntRange(min=1024), default=None,
-              help="Largest request body on the wire, in bytes [default: 32 MiB].")  # fmt: skip
+              help="Largest body on the wire (logs, status, publish), bytes [default: 32 MiB].")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Worker processes on the port (one per core); they share only the database.")  # fmt: skip
 def run(

@@ -2,7 +2,10 @@
 revision as ``multipart/form-data`` files (the rego build, the wasm build, or both), or one bundle
 as it is (``Content-Type: application/gzip`` or ``application/vnd.openpolicyagent.bundles``, OPA's
 bundle media type). Either way a bundle's target is read from its contents, as the command line
-does: a ``policy.wasm`` makes it the wasm build, ``.rego`` files the rego build."""
+does: a ``policy.wasm`` makes it the wasm build, ``.rego`` files the rego build.
+
+The body is bounded on the wire by ``--max-body``, as every body the server reads, and each bundle in it
+by ``MAX_BUNDLE_BYTES``."""
 
 from __future__ import annotations
 
@@ -17,8 +20,6 @@ from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, bad_request, too_large
 from pyagent.server.publish import MAX_BUNDLE_BYTES, publish
 
-#: Two bundles and the multipart framing around them.
-MAX_UPLOAD_BYTES = 2 * MAX_BUNDLE_BYTES + 65536
 #: A body that is one bundle: gzip, or OPA's bundle media type (what its Bundle API serves).
 BUNDLE_MEDIA_TYPES = ("application/gzip", "application/vnd.openpolicyagent.bundles")
 
@@ -27,14 +28,16 @@ def routes(ctx: ServerContext) -> list[Route]:
     async def put_bundle(request: Request) -> Response:
         who = await ctx.authorize(request, "admin")
         name = request.path_params["name"]
+        limits = ctx.settings.limits
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-            raise too_large(f"a publish is at most two bundles of {MAX_BUNDLE_BYTES} bytes")
+        if declared.isdigit() and int(declared) > limits.max_body:
+            raise too_large(f"body of {declared} bytes is over the limit of {limits.max_body} bytes")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media in BUNDLE_MEDIA_TYPES:
-            archives = [("body", await _one_bundle(request, ctx.settings.limits.max_seconds))]
+            cap = min(limits.max_body, MAX_BUNDLE_BYTES)
+            archives = [("body", await _one_bundle(request, cap, limits.max_seconds))]
         elif media == "multipart/form-data":
-            archives = await _form_bundles(request, ctx.settings.limits.max_seconds)
+            archives = await _form_bundles(request, limits.max_body, limits.max_seconds)
         else:
             raise HttpError(
                 415, "unsupported_media_type",
@@ -57,20 +60,20 @@ def routes(ctx: ServerContext) -> list[Route]:
     ]
 
 
-async def _one_bundle(request: Request, max_seconds: float) -> bytes:
-    """A raw body: one bundle, read from a capped stream under the body deadline."""
+async def _one_bundle(request: Request, cap: int, max_seconds: float) -> bytes:
+    """A raw body: one bundle, read from a stream capped at ``cap`` bytes under the body deadline."""
     chunks = []
     with body_deadline(max_seconds):
-        async for chunk in capped_stream(request, MAX_BUNDLE_BYTES):
+        async for chunk in capped_stream(request, cap):
             chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _form_bundles(request: Request, max_seconds: float) -> list[tuple[str, bytes]]:
-    """The file parts of a multipart body, (file name, bytes) each."""
+async def _form_bundles(request: Request, cap: int, max_seconds: float) -> list[tuple[str, bytes]]:
+    """The file parts of a multipart body (at most ``cap`` bytes), (file name, bytes) each."""
     # Parsed from a capped stream, under the body deadline: file parts are spooled to disk, so
     # without the cap a chunked upload (no Content-Length) could fill it.
-    stream = capped_stream(request, MAX_UPLOAD_BYTES)
+    stream = capped_stream(request, cap)
     parser = MultiPartParser(
         request.headers, stream, max_files=2, max_fields=0, max_part_size=MAX_BUNDLE_BYTES
     )

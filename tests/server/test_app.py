@@ -507,9 +507,11 @@ def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
     """No verification key: the manifest's serial, else the revision, must still be newer (409)."""
     headers = {**fleet.auth("admin"), "Content-Type": media}
 
+    sent: list[bytes] = []
+
     def put(revision: str, serial: int | None) -> Any:
-        body = _with_manifest(rego_bundle, revision, serial)
-        return fleet.client.put("/api/v1/bundles/pyagent", content=body, headers=headers)
+        sent.append(_with_manifest(rego_bundle, revision, serial))
+        return fleet.client.put("/api/v1/bundles/pyagent", content=sent[-1], headers=headers)
 
     created = put("s5", 5)
     assert (created.status_code, created.json()) == (201, {
@@ -517,7 +519,7 @@ def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
         "revision_id": 2, "note": "unsigned: no verification key is configured",
     })  # fmt: skip
     served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
-    assert served.content == _with_manifest(rego_bundle, "s5", 5)
+    assert served.content == sent[0]  # as sent (a gzip header holds the second it was written)
     for revision, serial, message in [
         ("s4", 4, "bundle pyagent: serial 4 is not newer than the current serial 5 (revision s5)"),
         ("s5b", 5, "bundle pyagent: serial 5 is not newer than the current serial 5 (revision s5)"),
@@ -541,6 +543,34 @@ def test_one_bundle_as_the_body_is_bounded_while_read(fleet: Fleet, monkeypatch:
     response = fleet.client.put("/api/v1/bundles/pyagent", content=chunks, headers=headers)
     assert (response.status_code, response.json()["message"]) == (413, "body is over the limit of 1024 bytes")
     assert fleet.store.last_revision_id() == 1
+
+
+def test_a_publish_is_bounded_by_max_body_like_every_body(sqlite_store: Store, rego_bundle: bytes) -> None:
+    """CONTRACT section 7: bodies are bounded by --max-body; a publish too, declared or streamed."""
+    limit = len(rego_bundle) - 1
+    publisher = Fleet(
+        sqlite_store, TestClient(create_app(ServerSettings(max_body_bytes=limit), sqlite_store))
+    )
+    with publisher.client:
+        headers = {**publisher.auth("admin"), "Content-Type": "application/gzip"}
+        declared = publisher.client.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=headers)
+        assert (declared.status_code, declared.json()["message"]) == (
+            413, f"body of {len(rego_bundle)} bytes is over the limit of {limit} bytes"
+        )  # fmt: skip
+        streamed = publisher.client.put(
+            "/api/v1/bundles/pyagent", content=iter([rego_bundle]), headers=headers
+        )
+        assert (streamed.status_code, streamed.json()["message"]) == (
+            413,
+            f"body is over the limit of {limit} bytes",
+        )
+        files = {"rego": ("rego.tar.gz", rego_bundle, "application/gzip")}
+        form = publisher.client.put("/api/v1/bundles/pyagent", files=files, headers=publisher.auth("admin"))
+        assert form.status_code == 413 and form.json()["message"].endswith(f"over the limit of {limit} bytes")
+        assert sqlite_store.last_revision_id() == 0
+    with TestClient(create_app(ServerSettings(max_body_bytes=limit + 1), sqlite_store)) as larger:
+        headers = {**publisher.auth("admin"), "Content-Type": "application/gzip"}
+        assert larger.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=headers).status_code == 201
 
 
 def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:
