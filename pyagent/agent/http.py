@@ -63,9 +63,14 @@ class ServiceClient:
         A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read
         up to 16 KiB. A body over ``max_body`` raises :class:`BodyTooLarge`. With ``exact_path``,
         ``resource`` is the request's path (and query) as it is, without the service URL's path. An
-        ``Authorization`` in ``headers`` is sent instead of the service's bearer token.
+        ``Authorization`` in ``headers`` is sent instead of the service's bearer token. The service's
+        configured ``headers`` go with every request; ``headers`` of the same names replace them.
         """
-        send = {"User-Agent": f"pyagent/{__version__}", **(headers or {})}
+        send = {"User-Agent": f"pyagent/{__version__}"}
+        for name, value in (*self.service.headers, *(headers or {}).items()):  # the later wins
+            for given in [key for key in send if key.lower() == name.lower()]:
+                del send[given]
+            send[name] = value
         if self.service.token_path is not None and "Authorization" not in send:
             token = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
             send["Authorization"] = f"{self.service.scheme} {token}"

@@ -10,6 +10,7 @@ refused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ class Service:
     theirs); a bundle's body also gets ``size_limit_bytes`` at 256 KiB/s (``plugins.bundle``)."""
     oci: bool = False
     """``type = "oci"``: an OCI registry, which serves bundles only (``plugins.oci``)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """``headers``: sent with every request to the service (a request's own headers win)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def _services(value: Any, source: str) -> dict[str, Service]:
             item,
             f"services.{name}",
             source,
-            known=("url", "credentials", "tls", "response_header_timeout_seconds", "type"),
+            known=("url", "credentials", "tls", "response_header_timeout_seconds", "type", "headers"),
         )
         kind = section.string("type")
         if kind is not None and kind != "oci":
@@ -166,8 +169,44 @@ def _services(value: Any, source: str) -> dict[str, Service]:
             ca_cert=ca_cert,
             timeout=section.number("response_header_timeout_seconds", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1),
             oci=kind == "oci",
+            headers=_headers(section),
         )
     return services
+
+
+#: A header name (RFC 9110 token) and value (visible ASCII, spaces and tabs between).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?|")
+#: Headers the HTTP client writes itself: how the message is framed and where it goes.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "trailer",
+                      "upgrade", "keep-alive", "expect", "proxy-connection"})  # fmt: skip
+
+
+def _headers(section: Section) -> tuple[tuple[str, str], ...]:
+    """``services.NAME.headers``: sent with every request to the service, as by OPA."""
+    value = section.value.get("headers", {})
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            f"{section.key('headers')} in {section.source} must be a table of header names and values"
+        )
+    headers = []
+    for name, text in value.items():
+        where = f"{section.key('headers')}.{name} in {section.source}"
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise InvalidInputError(
+                f"{section.key('headers')} in {section.source}: {name!r} is not a header name"
+            )
+        if name.lower() == "authorization":
+            raise InvalidInputError(
+                f"{where}: secrets are not kept in the config; put the token in a file and set "
+                f"{section.key('credentials.bearer.token_path')}"
+            )
+        if name.lower() in _FRAMING:
+            raise InvalidInputError(f"{where}: the agent's HTTP client sets this header itself")
+        if not isinstance(text, str) or not _HEADER_VALUE.fullmatch(text):
+            raise InvalidInputError(f"{where} must be visible ASCII characters and spaces, got {text!r:.60}")
+        headers.append((name, text))
+    return tuple(headers)
 
 
 def _service_ref(section: Section, services: dict[str, Service], *, bundles: bool = False) -> str:

@@ -120,7 +120,7 @@ IGNORED: frozenset[Pattern] = frozenset({
     ("discovery",), ("plugins",), ("default_decision",), ("default_authorization_decision",),
     ("caching",), ("nd_builtin_cache",), ("persistence_directory",), ("distributed_tracing",),
     ("metrics_export",), ("server",), ("storage",),
-    ("services", "*", "name"), ("services", "*", "headers"), ("services", "*", "tls", "system_ca_required"),
+    ("services", "*", "name"), ("services", "*", "tls", "system_ca_required"),
     ("bundles", "*", "trigger"), ("bundles", "*", "polling", "superseded_etag_ttl_seconds"),
     ("bundles", "*", "signing", "allow_unsigned_delta_bundles"),  # the agent takes no delta bundle
     ("decision_logs", "plugin"), ("decision_logs", "partition_name"), ("decision_logs", "request_context"),

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import json
 import textwrap
+from email.message import Message
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pyagent.agent.http import ServiceClient
 from pyagent.config.agent import load_config
+from pyagent.config.opa import Service
 from pyagent.errors import InvalidInputError
 from tests.agent.conftest import REPO, run_pyagent
+from tests.helpers.fault_server import Fault, fault_server
 from tests.helpers.opa_bin import opa_binary
 from tests.helpers.opa_server import free_port, run_opa_server
 
@@ -64,7 +68,6 @@ nd_builtin_cache: true
 
 SERVICE = "services:\n  s: {url: 'http://127.0.0.1:1'}\n"
 IGNORED = (
-    "services.pyagent.headers",
     "bundles.pyagent.trigger",
     "decision_logs.reporting.buffer_size_limit_bytes",
     "decision_logs.console",
@@ -153,6 +156,7 @@ def test_what_the_agent_reads_from_it_and_each_ignored_key_reported_once(
         20,
         {"region": "eu-west", "team": "platform"},
     )
+    assert tables.services["pyagent"].headers == (("X-Fleet", "eu-west"),)
     logs = tables.decision_logs
     assert logs is not None and (logs.service, logs.upload_size_limit_bytes) == ("pyagent", 65536)
     assert tables.status_service == "pyagent"
@@ -233,7 +237,6 @@ def test_the_deploy_example_is_read_with_its_ignored_keys_named(
     path.write_text((REPO / "deploy" / "systemd" / "config.yaml.example").read_text())
     tables = load_config(path).tables
     ignored = (
-        "services.pyagent.headers",
         "decision_logs.console",
         "status.prometheus",
         "default_decision",
@@ -248,3 +251,46 @@ def test_the_deploy_example_is_read_with_its_ignored_keys_named(
         "eu-fleet",
         "RS256",
     )
+
+
+def test_service_headers_go_with_every_request_and_a_request_s_own_win(tmp_path: Path) -> None:
+    token = tmp_path / "agent.token"
+    token.write_text("agent-token\n")
+    seen: list[Message] = []
+    with fault_server(Fault(status=204, body=b""), seen=seen) as url:
+        service = Service(
+            "s", url, token_path=token, headers=(("X-Fleet", "eu-west"), ("user-agent", "fleet/1"))
+        )
+        client = ServiceClient(service)
+        client.request("GET", "bundles/b", timeout=5, max_body=1024)
+        client.request("POST", "logs", timeout=5, max_body=1024, headers={"x-fleet": "other"}, body=b"[]")
+    assert [(h["X-Fleet"], h["User-Agent"], h["Authorization"]) for h in seen] == [
+        ("eu-west", "fleet/1", "Bearer agent-token"),
+        ("other", "fleet/1", "Bearer agent-token"),
+    ]
+    assert [len(h.get_all("X-Fleet") or []) for h in seen] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ("{Authorization: 'Bearer x'}", "services.s.headers.Authorization in {file}: secrets are not kept in "
+         "the config; put the token in a file and set services.s.credentials.bearer.token_path"),
+        ("{Host: evil.example}", "services.s.headers.Host in {file}: the agent's HTTP client sets this "
+         "header itself"),
+        ("{'X Fleet': a}", "services.s.headers in {file}: 'X Fleet' is not a header name"),
+        ("{X-Fleet: \"a\\r\\nX-Admin: 1\"}", "services.s.headers.X-Fleet in {file} must be visible ASCII "
+         "characters and spaces, got 'a\\r\\nX-Admin: 1'"),
+        ("{X-Fleet: 7}", "services.s.headers.X-Fleet in {file} must be visible ASCII characters and spaces, "
+         "got 7"),
+        ("[X-Fleet]", "services.s.headers in {file} must be a table of header names and values"),
+    ],
+)  # fmt: skip
+def test_service_headers_that_could_not_be_sent_as_written_are_refused(
+    tmp_path: Path, headers: str, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"services:\n  s: {{url: 'http://127.0.0.1:1', headers: {headers}}}\n")
+    with pytest.raises(InvalidInputError) as raised:
+        load_config(path)
+    assert str(raised.value) == message.format(file=path)
