@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pyagent.errors import InvalidInputError
 from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
@@ -39,8 +41,9 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
     async def health(_request: Request) -> Response:
         try:
             await run_in_threadpool(ctx.store.ping)
-        except StoreError as err:
-            return JSONResponse({"status": "unavailable", "message": str(err)}, 503)
+        except StoreError as err:  # the reason (which names the database) goes to the log, not to anyone
+            log.warning("health: %s", err)
+            return JSONResponse({"status": "unavailable", "message": "the database is not available"}, 503)
         return JSONResponse({"status": "ok"})
 
     @contextlib.asynccontextmanager
@@ -74,6 +77,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             InvalidInputError: _invalid,
             StoreError: _unavailable,
         },
+        middleware=[Middleware(_NoNulInPath)],
         lifespan=lifespan,
     )
     app.state.ctx = ctx
@@ -102,6 +106,22 @@ async def _retention(ctx: ServerContext) -> None:
         except StoreError as err:
             log.warning("retention failed, retrying later: %s", err)
         await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+class _NoNulInPath:
+    """A path with a NUL (``%00``) names nothing the server holds (ids and names never contain one):
+    400 before any route, so that no NUL reaches the database (PostgreSQL refuses it in text, which
+    would read as the database failing)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\0" in scope["path"]:
+            response = _error(400, "invalid_parameter", "the request's path contains a NUL character")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _error(status: int, code: str, message: str, *, close: bool = False) -> Response:

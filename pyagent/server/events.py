@@ -7,6 +7,11 @@ An event is what OPA uploads for a decision on ``pyagent/decision``: ``decision_
 ``timestamp``. The device is ``input.report.device.id`` and the decision's instant is ``input.at``,
 so an upload that arrives late lands at its own instant. A batch is all or nothing: the first event
 that is not one is refused, naming its index and field.
+
+An instant later than the event's arrival (beyond ``MAX_AHEAD`` of clock skew) is not a fact about the
+device yet: such an event is acknowledged and counted as ignored (:func:`drop_ahead`), never stored,
+so that a decision dated in the future (a what-if query on a gating OPA, a wrong clock, a crafted
+upload) cannot hold a device's current state, and its compliance, until that date.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,6 +30,10 @@ from pyagent.timeutil import is_rfc3339
 
 MAX_ID = 512
 MAX_DECISION_ID = 200
+#: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
+MAX_AHEAD = timedelta(minutes=5)
+#: The decision's lists: arrays of objects, as the policy gives them (the dashboard lists their fields).
+ENTRY_LISTS = ("violations", "warnings", "exempted", "errors")
 
 
 #: The decision path of the shipped policy (``POST /v1/data/pyagent/decision``). An OPA logs every
@@ -81,6 +90,19 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
         if row.report_digest is not None and inventory is not None:
             batch.reports.setdefault(row.report_digest, inventory)
     return batch
+
+
+def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
+    """Take out of ``batch`` (as ignored) the rows dated more than ``MAX_AHEAD`` after ``received``,
+    with the inventories only they used; returns them."""
+    latest = received + MAX_AHEAD
+    ahead = [row for row in batch.rows if row.decided_at > latest]
+    if ahead:
+        batch.rows = [row for row in batch.rows if row.decided_at <= latest]
+        used = {row.report_digest for row in batch.rows}
+        batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
+        batch.ignored += len(ahead)
+    return ahead
 
 
 def _event(
@@ -162,10 +184,14 @@ def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:
     """allow (only when nothing is in breach and nothing went wrong), the verdict, the violated bans."""
     if not isinstance(result.get("allow"), bool):
         raise bad_request(f"{where}: result.allow must be true or false, got {_short(result.get('allow'))}")
+    for key in ENTRY_LISTS:
+        entries = result.get(key)
+        if entries is not None and not (
+            isinstance(entries, list) and all(isinstance(e, dict) for e in entries)
+        ):
+            raise bad_request(f"{where}: result.{key} must be an array of objects, got {_short(entries)}")
     violations = result.get("violations") or []
     errors = result.get("errors") or []
-    if not isinstance(violations, list) or not isinstance(errors, list):
-        raise bad_request(f"{where}: result.violations and result.errors must be arrays")
     names = sorted({v["ban"] for v in violations if isinstance(v, dict) and isinstance(v.get("ban"), str)})
     if any("|" in name for name in names):
         raise bad_request(f"{where}: result.violations: a ban name contains '|'")

@@ -112,9 +112,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         )
         return JSONResponse({"devices": page, "next_cursor": query.encode_cursor(last)})
 
-    async def device(request: Request) -> Response:
+    async def device(request: Request, device_id: str | None = None) -> Response:
         await ctx.authorize(request, "reader")
-        device_id = request.path_params["device_id"]
+        device_id = device_id or request.path_params["device_id"]
         history = query.number(request, "history", 100, 0, 10_000)
         state = await run_in_threadpool(ctx.store.device, device_id, history=history)
         if state is None:
@@ -122,6 +122,10 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return JSONResponse(device_json(state, stale_after, clock()))
 
     async def device_compliance(request: Request) -> Response:
+        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+        if not raw_path.split(b"?")[0].endswith(b"/compliance"):
+            # ".../a%2Fcompliance": the id is "a/compliance" (its slash escaped), not device a's gate
+            return await device(request, request.path_params["device_id"] + "/compliance")
         await ctx.authorize(request, "reader")
         answer = await run_in_threadpool(
             compliance, ctx.store, request.path_params["device_id"], clock(), stale_after
@@ -180,7 +184,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/summary", summary, methods=["GET"]),
         Route("/api/v1/devices", device_list, methods=["GET"]),
-        # ids may hold slashes: the compliance route is tried first
+        # ids may hold slashes: the compliance route is tried first, for a literal "/compliance"
         Route("/api/v1/devices/{device_id:path}/compliance", device_compliance, methods=["GET"]),
         Route("/api/v1/devices/{device_id:path}", device, methods=["GET"]),
         Route("/api/v1/rollout/{name}", rollout, methods=["GET"]),

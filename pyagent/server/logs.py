@@ -2,13 +2,16 @@
 
 2xx only after the whole batch is committed. An event whose ``decision_id`` is stored is stored
 once, whatever its instant. Events on paths other than ``pyagent/decision`` (an OPA logs every
-query), and those on it whose input is not a device's (no report, no device id, no valid time),
-are acknowledged and counted as ``ignored``. A malformed event refuses the whole batch (400,
-nothing stored, the message names the event's index and field). The body is bounded on the wire and
-after gzip (413).
+query), those on it whose input is not a device's (no report, no device id, no valid time), and
+those dated more than five minutes after they arrive, are acknowledged and counted as ``ignored``.
+A malformed event refuses the whole batch (400, nothing stored, the message names the event's index
+and field). The body is bounded on the wire and after gzip (413).
 """
 
 from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
 
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
@@ -18,9 +21,12 @@ from starlette.routing import Route
 
 from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
+from pyagent.server.events import drop_ahead
 from pyagent.server.heap import trim_heap
 from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import IngestResult
+
+log = logging.getLogger("pyagent.server")
 
 
 def routes(ctx: ServerContext) -> list[Route]:
@@ -28,8 +34,17 @@ def routes(ctx: ServerContext) -> list[Route]:
     # take turns at the GIL); the store's work, mostly waiting for the database, runs beside it.
     decoding = CapacityLimiter(1)
 
-    def decode(raw: RawBody) -> LazyBatch:
-        return decode_batch(raw.decoded(ctx.settings.limits), ctx.report_cache)
+    def decode(raw: RawBody, received: datetime) -> LazyBatch:
+        lazy = decode_batch(raw.decoded(ctx.settings.limits), ctx.report_cache)
+        ahead = drop_ahead(lazy.batch, received)
+        if ahead:  # one line per batch, naming the first
+            first = ahead[0]
+            log.warning(
+                "ignored %d decision(s) dated after their arrival at %s (e.g. %s of %r from %r at %s)",
+                len(ahead), received.isoformat(), first.decision_id, first.device_id, first.sender,
+                first.decided_at.isoformat(),
+            )  # fmt: skip
+        return lazy
 
     def store(lazy: LazyBatch) -> IngestResult:
         result = ctx.store.ingest(lazy.batch.rows, lazy.batch.reports)
@@ -40,7 +55,8 @@ def routes(ctx: ServerContext) -> list[Route]:
     async def logs(request: Request) -> Response:
         await ctx.authorize(request, "agent")
         raw = await receive_body(request, ctx.settings.limits)
-        lazy = await to_thread.run_sync(decode, raw, limiter=decoding)
+        received = datetime.now(UTC)
+        lazy = await to_thread.run_sync(decode, raw, received, limiter=decoding)
         result = await run_in_threadpool(store, lazy)
         payload = {"stored": result.stored, "duplicates": result.duplicates, "ignored": lazy.batch.ignored}
         return JSONResponse(payload)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from pyagent.server.app import create_app
 from pyagent.server.auth import new_token, token_hash
 from pyagent.server.body import MAX_CONTAINERS, MAX_VALUES
 from pyagent.server.settings import ServerSettings
-from pyagent.server.store import Store
+from pyagent.server.store import Store, StoreError
 from pyagent.server.store.base import BundleFile, NewRevision
 from tests.server.conftest import decision_event
 
@@ -121,6 +123,37 @@ def test_health_is_open(fleet: Fleet) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
+def test_health_does_not_tell_anyone_where_the_database_is(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    reason = "postgresql://pyagent@10.0.0.7:5432/fleet: connection refused"
+
+    def down() -> None:
+        raise StoreError(reason)
+
+    monkeypatch.setattr(fleet.store, "ping", down)
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.client.get("/health")
+    assert (response.status_code, response.json()) == (
+        503, {"status": "unavailable", "message": "the database is not available"}
+    )  # fmt: skip
+    assert f"health: {reason}" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [("/api/v1/devices/%00", "reader"), ("/api/v1/devices/a%00/compliance", "reader"),
+     ("/api/v1/rollout/%00", "reader"), ("/devices/%00", "reader"), ("/bundles/%00", "agent"),
+     ("/bundles/pyagent%00/wasm", "agent")],
+)  # fmt: skip
+def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path: str, role: str) -> None:
+    """No NUL reaches the database, where PostgreSQL would refuse it as if the database had failed."""
+    response = fleet.client.get(path, headers=fleet.auth(role))
+    assert (response.status_code, response.json()) == (
+        400, {"code": "invalid_parameter", "message": "the request's path contains a NUL character"}
+    )  # fmt: skip
+
+
 # bundles ---------------------------------------------------------------------------------------
 
 
@@ -220,6 +253,81 @@ def test_decision_path_events_without_a_device_are_acknowledged_not_stored(
     response = fleet.post_logs([stray, decision_event("d-1")])
     assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0, "ignored": 1})
     assert fleet.history() == ["d-1"]
+
+
+def test_a_decision_dated_after_its_arrival_is_ignored_and_cannot_pin_compliance(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A compliant decision dated 2030 (a what-if query on a gating OPA, a crafted upload) would be the
+    device's current state until 2030, whatever it does meanwhile; so it is not stored."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    soon = (now + timedelta(minutes=4)).isoformat().replace("+00:00", "Z")  # a clock a little ahead
+    later = (now + timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
+    events = [
+        decision_event("future", at="2030-01-01T00:00:00Z", allow=True),
+        decision_event("ahead", at=later, allow=True),
+        decision_event("skewed", at=soon),
+    ]
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.post_logs(events)
+    assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0, "ignored": 2})
+    assert fleet.history() == ["skewed"]
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored ")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "ignored 2 decision(s) dated after their arrival at "
+    )
+    assert warnings[0].endswith(
+        "(e.g. future of 'fr-brussels-0042' from 'opa-test' at 2030-01-01T00:00:00+00:00)"
+    )
+    gate = fleet.client.get("/api/v1/devices/fr-brussels-0042/compliance", headers=fleet.auth("reader"))
+    assert gate.json()["compliant"] is False and gate.json()["decision_id"] == "skewed"
+
+
+@pytest.mark.parametrize("key", ["violations", "warnings", "exempted", "errors"])
+@pytest.mark.parametrize("entries", [["x"], "x", [{"ban": "tiktok"}, 1], {"ban": "tiktok"}])
+def test_a_result_whose_lists_are_not_arrays_of_objects_is_refused(
+    fleet: Fleet, key: str, entries: Any
+) -> None:
+    event = decision_event("d-1")
+    event["result"][key] = entries
+    response = fleet.post_logs([event])
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(f"event 0: result.{key} must be an array of objects, got ")
+    assert fleet.history() == []
+
+
+def test_a_device_page_shows_a_report_as_it_was_sent(fleet: Fleet) -> None:
+    """Reports are stored as sent (a report the policy found invalid is a decision too): the device
+    page lists what it can and shows the rest as JSON, never a 500."""
+    shapes: list[Any] = ["nope", [1, {"id": "com.zhiliaoapp.musically"}, None], {"id": "x"}]
+    for n, apps in enumerate(shapes):
+        event = decision_event(f"d-{n}", device_id=f"odd-{n}")
+        event["input"]["report"]["apps"] = apps
+        assert fleet.post_logs([event]).json()["stored"] == 1
+    pages = [fleet.client.get(f"/devices/odd-{n}", headers=fleet.auth("reader")) for n in range(len(shapes))]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert "<code>&quot;nope&quot;</code>" in pages[0].text and "Apps (1)" in pages[0].text
+    assert "<code>1</code>" in pages[1].text and "<code>com.zhiliaoapp.musically</code>" in pages[1].text
+    assert "<code>null</code>" in pages[1].text and "Apps (3)" in pages[1].text
+    assert "<code>x</code>" in pages[2].text and "Apps (1)" in pages[2].text
+
+
+def test_a_device_id_ending_in_compliance_has_its_own_state(fleet: Fleet) -> None:
+    """Ids may hold slashes: "a/compliance" (escaped as a%2Fcompliance) is a device of its own."""
+    assert fleet.post_logs([decision_event("d-a", device_id="a", allow=True)]).json()["stored"] == 1
+    assert fleet.post_logs([decision_event("d-ac", device_id="a/compliance")]).json()["stored"] == 1
+    reader = fleet.auth("reader")
+    state = fleet.client.get("/api/v1/devices/a%2Fcompliance", headers=reader).json()
+    assert (state["device_id"], state["decision_id"]) == ("a/compliance", "d-ac")
+    assert (
+        fleet.client.get("/api/v1/devices/a%2fcompliance", headers=reader).json()["device_id"]
+        == "a/compliance"
+    )
+    gate = fleet.client.get("/api/v1/devices/a/compliance", headers=reader).json()
+    assert (gate["device_id"], gate["decision_id"]) == ("a", "d-a")
+    gate = fleet.client.get("/api/v1/devices/a%2Fcompliance/compliance", headers=reader).json()
+    assert (gate["device_id"], gate["decision_id"], gate["compliant"]) == ("a/compliance", "d-ac", False)
+    assert fleet.client.get("/api/v1/devices/a%2Fcompliance").status_code == 401  # still a reader's
 
 
 def _gzip_bomb(total: int) -> bytes:

@@ -4,6 +4,7 @@ is escaped; figures carry ``data-metric`` so a test can hold them equal to the A
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -160,7 +161,16 @@ def device_list(
     )
 
 
-def _entries(title: str, entries: Sequence[Mapping[str, Any]]) -> str:
+def _objects(value: Any, key: str) -> list[Mapping[str, Any]]:
+    """``value`` as a list of objects to list: a stored report is kept as the sender gave it (a
+    report the policy found invalid is a decision too), so anything else is shown as JSON under
+    ``key``."""
+    items = value if isinstance(value, list) else [] if value in (None, "", {}) else [value]
+    return [item if isinstance(item, dict) else {key: json.dumps(item)} for item in items]
+
+
+def _entries(title: str, value: Any) -> str:
+    entries = _objects(value, "message")
     if not entries:
         return ""
     rows = "".join(
@@ -185,11 +195,12 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
     ]  # fmt: skip
     status = device.get("status") or {}
     for name, info in (status.get("bundles") or {}).items():
+        info = info if isinstance(info, dict) else {}
         facts.append(
             (f"Bundle {name}", f"{info.get('active_revision', '')} {info.get('message') or ''}".strip())
         )
     badge = _badge({"stale": device["stale"], "verdict": _verdict(device)})
-    apps = (report or {}).get("apps") or []
+    apps = _objects((report or {}).get("apps"), "id")
     app_rows = "".join(
         f"<tr><td><code>{esc(a.get('id'))}</code></td><td>{esc(a.get('name') or '')}</td>"
         f"<td>{esc(a.get('version') or '')}</td></tr>"
@@ -203,9 +214,9 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
     return "".join([
         f'<h1 id="device-title">{esc(device["device_id"])} {badge}</h1>',
         '<dl class="facts">', *(f"<dt>{esc(k)}</dt><dd>{esc(v or '')}</dd>" for k, v in facts), "</dl>",
-        _entries("Violations", decision.get("violations") or []),
-        _entries("Warnings", decision.get("warnings") or []),
-        _entries("Exempted", decision.get("exempted") or []),
+        _entries("Violations", decision.get("violations")),
+        _entries("Warnings", decision.get("warnings")),
+        _entries("Exempted", decision.get("exempted")),
         '<h3>History</h3><table id="history"><thead><tr><th scope="col">Decided at</th>'
         '<th scope="col">Status</th><th scope="col">Decision id</th><th scope="col">Sender</th></tr></thead>'
         f"<tbody>{history}</tbody></table>",
