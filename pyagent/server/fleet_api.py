@@ -135,7 +135,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def rollout(request: Request) -> Response:
         await ctx.authorize(request, "reader")
         name = request.path_params["name"]
-        result = await run_in_threadpool(ctx.store.rollout, name)
+        organization = query.text(request, "organization", 200)
+        result = await run_in_threadpool(ctx.store.rollout, name, organization)
         if result is None:
             raise HttpError(404, "bundle_not_found", f"bundle {name!r} was never published")
         return JSONResponse(result)

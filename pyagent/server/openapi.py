@@ -146,7 +146,7 @@ def document() -> dict[str, Any]:
                 )
             },
             "/api/v1/rollout/{name}": {
-                "get": _op("Devices per active revision; refusals with reasons", "reader", [name])
+                "get": _op("Devices per active revision; refusals with reasons", "reader", [name, org])
             },
             "/api/v1/history": {
                 "get": _op(

@@ -270,6 +270,32 @@ def test_rollout_per_bundle(api: Api, decided: list[Decided]) -> None:
     assert f'href="/devices/{ids[1]}">{ids[1]}</a>: bundle_error' in page
     assert "<li>opa-7f3a: bundle_error download failed</li>" in page
 
+    # one organisation's rollout: its devices, their refusals, no OPA instance (it is no device)
+    organization = next(d.organization for d in decided if d.device_id == ids[1])
+    members = {d.device_id for d in decided if d.organization == organization}
+    mine = api.get("/api/v1/rollout/pyagent", organization=organization)
+    assert (mine["devices"], mine["on_newest"]) == (len(members), int(ids[0] in members))
+    assert sum(mine["by_revision"].values()) == len(members) and mine["by_revision"]["r1"] == 1
+    assert [r["instance_id"] for r in mine["refusals"]] == [ids[1]]
+    assert mine["instances_by_revision"] == {"r1": 1, **({"r2": 1} if ids[0] in members else {})}
+
+
+def test_the_overview_filtered_by_organisation_lists_only_its_stale_devices(
+    api: Api, decided: list[Decided]
+) -> None:
+    """Every device is stale now (decided in 2023); filtered, the overview lists only the chosen
+    organisation's, and keeps the organisation selectable even where none of its devices is counted."""
+    organizations = sorted({d.organization for d in decided})
+    chosen = organizations[0]
+    page = api.client.get("/", params={"organization": chosen}, headers=api.reader).text
+    stale_section = page[page.index("Stale devices") :]
+    listed = {d.device_id for d in decided if f'href="/devices/{d.device_id}"' in stale_section}
+    assert listed and listed <= {d.device_id for d in decided if d.organization == chosen}
+    before = api.client.get(
+        "/", params={"organization": chosen, "at": "2001-01-01T00:00:00Z"}, headers=api.reader
+    )
+    assert f'<option value="{chosen}" selected>{chosen}</option>' in before.text
+
 
 def test_exports_csv(api: Api, decided: list[Decided]) -> None:
     devices_csv = api.client.get("/api/v1/devices", params={"format": "csv"}, headers=api.reader)

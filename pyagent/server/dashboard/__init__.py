@@ -164,9 +164,13 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: st
     if steps[-1] != instant:  # end on the instant shown, not on the midnight before it
         steps.append(instant)
     points = store.history(steps, organization=organization, stale_after=stale_after)
-    rollouts = [r for name in sorted(store.bundle_names()) if (r := store.rollout(name)) is not None]
-    stale = store.stale_devices(now=instant, stale_after=stale_after, limit=STALE_LISTED)
+    rollouts = [
+        r for name in sorted(store.bundle_names()) if (r := store.rollout(name, organization)) is not None
+    ]
+    stale = store.stale_devices(
+        now=instant, stale_after=stale_after, limit=STALE_LISTED, organization=organization
+    )
     return pages.overview(
         summary, points, rollouts, stale, at=iso(at) if at else None, organization=organization,
-        organizations=sorted(everyone["by_organization"]),
+        organizations=sorted({*everyone["by_organization"], *([organization] if organization else [])}),
     )  # fmt: skip

@@ -215,7 +215,9 @@ class Store(abc.ABC):
     ) -> tuple[list[dict[str, Any]], str | None]: ...
 
     @abc.abstractmethod
-    def stale_devices(self, *, now: datetime, stale_after: timedelta, limit: int) -> list[dict[str, Any]]: ...
+    def stale_devices(
+        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
     def history(
@@ -224,5 +226,6 @@ class Store(abc.ABC):
         """Counts at each instant of ``steps``, equal to ``summary(at=step)``'s, in one query."""
 
     @abc.abstractmethod
-    def rollout(self, name: str) -> dict[str, Any] | None:
-        """Devices per active revision of bundle ``name``, and the refusals reported with their reasons."""
+    def rollout(self, name: str, organization: str | None = None) -> dict[str, Any] | None:
+        """Devices per active revision of bundle ``name``, and the refusals reported with their reasons;
+        with ``organization``, that organisation's devices only (and no OPA instance: it is no device)."""

@@ -182,7 +182,7 @@ def _device_item(row: Any) -> dict[str, Any]:
 
 
 def stale_devices(
-    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int
+    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None
 ) -> list[dict[str, Any]]:
     query = (
         select(devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.decided_at,
@@ -191,6 +191,8 @@ def stale_devices(
         .order_by(devices.c.decided_at, devices.c.device_id)
         .limit(limit)
     )  # fmt: skip
+    if organization is not None:
+        query = query.where(devices.c.organization == organization)
     return [_device_item(row) for row in conn.execute(query)]
 
 
@@ -253,10 +255,16 @@ def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -
     return [start + i * step for i in range(count)]
 
 
-def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any]) -> dict[str, Any]:
+def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any], *,
+            devices_only: bool = False) -> dict[str, Any]:  # fmt: skip
     """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
     sender is its device), else what its last decision was made with (a device decided by an OPA).
-    Senders whose status reports an error for the bundle are listed with their reasons."""
+    Senders whose status reports an error for the bundle are listed with their reasons;
+    ``devices_only``: only senders that are devices of ``decided`` (an organisation's)."""
+    decided = list(decided)
+    if devices_only:
+        ids = {row.device_id for row in decided}
+        statuses = [row for row in statuses if row.instance_id in ids]
     active: dict[str, str] = {}
     refusals = []
     for row in statuses:

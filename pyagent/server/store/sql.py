@@ -322,9 +322,13 @@ class SqlStore(Store):
         with self._tx(read=True) as conn:
             return fleet.device_page(conn, wanted, now=now, stale_after=stale_after)
 
-    def stale_devices(self, *, now: datetime, stale_after: timedelta, limit: int) -> list[dict[str, Any]]:
+    def stale_devices(
+        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None
+    ) -> list[dict[str, Any]]:
         with self._tx(read=True) as conn:
-            return fleet.stale_devices(conn, now=now, stale_after=stale_after, limit=limit)
+            return fleet.stale_devices(
+                conn, now=now, stale_after=stale_after, limit=limit, organization=organization
+            )
 
     def history(
         self, steps: Sequence[datetime], *, organization: str | None, stale_after: timedelta
@@ -332,7 +336,7 @@ class SqlStore(Store):
         with self._tx(read=True) as conn:
             return fleet.history(conn, steps, organization=organization, stale_after=stale_after)
 
-    def rollout(self, name: str) -> dict[str, Any] | None:
+    def rollout(self, name: str, organization: str | None = None) -> dict[str, Any] | None:
         with self._tx(read=True) as conn:
             newest = conn.execute(
                 select(
@@ -347,8 +351,11 @@ class SqlStore(Store):
             statuses = conn.execute(
                 select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)
             ).all()
-            decided = conn.execute(select(devices.c.device_id, devices.c.bundles)).all()
-        return fleet.rollout(name, newest, statuses, decided)
+            wanted = select(devices.c.device_id, devices.c.bundles)
+            if organization is not None:
+                wanted = wanted.where(devices.c.organization == organization)
+            decided = conn.execute(wanted).all()
+        return fleet.rollout(name, newest, statuses, decided, devices_only=organization is not None)
 
 
 def _json(text: str | None) -> Any:
