@@ -688,6 +688,32 @@ def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:
     assert state is not None and state.bundles == bundles
 
 
+def test_rollout_finds_a_bundle_its_sender_named_otherwise_by_its_published_revision(fleet: Fleet) -> None:
+    """An OPA configured with bundles.fleet (resource bundles/pyagent) reports "fleet": its status and
+    its decisions count toward pyagent's rollout by revision, and so does its refusal."""
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"e2"', b"rego-r2")])
+    )
+    bundles = {"fleet": {"revision": "r1"}, "local-authz": {"revision": "a7"}}
+    assert fleet.post_logs([decision_event("d-1", bundles=bundles, sender="opa-fleet")]).json()["stored"] == 1
+    refusing = {"labels": {"id": "opa-fleet"}, "bundles": {
+        "local-authz": {"active_revision": "a7"},
+        "fleet": {"active_revision": "r1", "code": "bundle_error", "message": "rego_parse_error"},
+    }}  # fmt: skip
+    assert fleet.client.post("/status", json=refusing, headers=fleet.auth("agent")).status_code == 204
+    other = {
+        "labels": {"id": "opa-other"},
+        "bundles": {"other": {"active_revision": "x9", "code": "bundle_error"}},
+    }
+    assert fleet.client.post("/status", json=other, headers=fleet.auth("agent")).status_code == 204
+    rollout = fleet.client.get("/api/v1/rollout/pyagent", headers=fleet.auth("reader")).json()
+    assert (rollout["devices"], rollout["on_newest"], rollout["by_revision"]) == (1, 0, {"r1": 1})
+    assert rollout["instances_by_revision"] == {"r1": 1}
+    assert [(r["instance_id"], r["message"]) for r in rollout["refusals"]] == [
+        ("opa-fleet", "rego_parse_error")
+    ]
+
+
 def test_retention_is_off_unless_asked(sqlite_store: Store) -> None:
     """Old decisions (the 2023 bans) uploaded today stay: the default keeps the whole history."""
     assert ServerSettings().retention_days == 0

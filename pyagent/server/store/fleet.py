@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -255,12 +255,26 @@ def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -
     return [start + i * step for i in range(count)]
 
 
+def _entry(bundles: dict[str, Any], name: str, published: Collection[str], key: str) -> dict[str, Any] | None:
+    """The sender's entry for bundle ``name``: under that name, else under the name the sender gave
+    it (an OPA names its bundles locally: ``bundles.fleet`` with ``resource: bundles/pyagent``), the
+    first whose revision (``key``) was published under ``name``."""
+    info = bundles.get(name)
+    if isinstance(info, dict):
+        return info
+    for other in bundles.values():
+        if isinstance(other, dict) and isinstance(other.get(key), str) and other[key] in published:
+            return other
+    return None
+
+
 def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any], *,
-            devices_only: bool = False) -> dict[str, Any]:  # fmt: skip
+            published: Collection[str] = (), devices_only: bool = False) -> dict[str, Any]:  # fmt: skip
     """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
     sender is its device), else what its last decision was made with (a device decided by an OPA).
-    Senders whose status reports an error for the bundle are listed with their reasons;
-    ``devices_only``: only senders that are devices of ``decided`` (an organisation's)."""
+    Senders whose status reports an error for the bundle are listed with their reasons. A sender's
+    bundle is found under ``name``, else under another name by a revision in ``published`` (those of
+    ``name``). ``devices_only``: only senders that are devices of ``decided`` (an organisation's)."""
     decided = list(decided)
     if devices_only:
         ids = {row.device_id for row in decided}
@@ -268,8 +282,8 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
     active: dict[str, str] = {}
     refusals = []
     for row in statuses:
-        info = _loads(row.bundles).get(name)
-        if not isinstance(info, dict):
+        info = _entry(_loads(row.bundles), name, published, "active_revision")
+        if info is None:
             continue
         active[row.instance_id] = str(info.get("active_revision") or NO_REVISION)
         if info.get("code") or info.get("message") or info.get("errors"):
@@ -285,8 +299,8 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
         devices_seen.add(row.device_id)
         revision = active.get(row.device_id)
         if revision is None:
-            info = _loads(row.bundles).get(name)
-            revision = str(info.get("revision") or NO_REVISION) if isinstance(info, dict) else NO_REVISION
+            info = _entry(_loads(row.bundles), name, published, "revision")
+            revision = str(info.get("revision") or NO_REVISION) if info is not None else NO_REVISION
         by_device[revision] += 1
     by_instance: defaultdict[str, int] = defaultdict(int)
     for revision in active.values():

@@ -355,7 +355,14 @@ class SqlStore(Store):
             if organization is not None:
                 wanted = wanted.where(devices.c.organization == organization)
             decided = conn.execute(wanted).all()
-        return fleet.rollout(name, newest, statuses, decided, devices_only=organization is not None)
+            published = set(
+                conn.execute(
+                    select(bundle_revisions.c.revision).where(bundle_revisions.c.name == name)
+                ).scalars()
+            )
+        return fleet.rollout(
+            name, newest, statuses, decided, published=published, devices_only=organization is not None
+        )
 
 
 def _json(text: str | None) -> Any:
