@@ -21,6 +21,18 @@ from pyagent.server.store.fleet import DeviceFilter, history_steps, iso
 
 MAX_PAGE = 1000
 MAX_STEPS = 1000
+#: What ``GET /api/v1/devices`` reads (any other parameter is a 400).
+DEVICE_PARAMETERS = (
+    "organization",
+    "platform",
+    "allow",
+    "compliant",
+    "stale",
+    "ban",
+    "cursor",
+    "limit",
+    "format",
+)
 EXPORT_LIMIT = 1_000_000
 
 
@@ -92,6 +104,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def summary(request: Request) -> Response:
         await ctx.authorize(request, "reader")
+        query.only(request, "at", "organization", "format")
         at = query.instant(request, "at")
         organization = query.text(request, "organization", 200)
         fmt = query.output_format(request, "csv")
@@ -103,6 +116,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def device_list(request: Request) -> Response:
         await ctx.authorize(request, "reader")
+        query.only(request, *DEVICE_PARAMETERS)
         wanted = filters(request)
         if query.output_format(request, "csv") == "csv":
             every = await run_in_threadpool(_all_devices, ctx.store, wanted, clock(), stale_after)
@@ -115,6 +129,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def device(request: Request, device_id: str | None = None) -> Response:
         await ctx.authorize(request, "reader")
         device_id = device_id or request.path_params["device_id"]
+        query.only(request, "history")
         history = query.number(request, "history", 100, 0, 10_000)
         state = await run_in_threadpool(ctx.store.device, device_id, history=history)
         if state is None:
@@ -127,6 +142,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             # ".../a%2Fcompliance": the id is "a/compliance" (its slash escaped), not device a's gate
             return await device(request, request.path_params["device_id"] + "/compliance")
         await ctx.authorize(request, "reader")
+        query.only(request)
         answer = await run_in_threadpool(
             compliance, ctx.store, request.path_params["device_id"], clock(), stale_after
         )
@@ -135,6 +151,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def rollout(request: Request) -> Response:
         await ctx.authorize(request, "reader")
         name = request.path_params["name"]
+        query.only(request, "organization")
         organization = query.text(request, "organization", 200)
         result = await run_in_threadpool(ctx.store.rollout, name, organization)
         if result is None:
@@ -143,6 +160,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def history(request: Request) -> Response:
         await ctx.authorize(request, "reader")
+        query.only(request, "from", "to", "step", "organization")
         start, end = query.instant(request, "from"), query.instant(request, "to")
         step = query.duration(request, "step")
         if start is None or end is None or step is None:

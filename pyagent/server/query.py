@@ -17,6 +17,16 @@ _DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def only(request: Request, *known: str) -> None:
+    """A parameter this route does not read is a 400 naming it: a typo (``orgnization=``) or a
+    question the route does not answer (``at=`` of a current state) must not get an answer that looks
+    like the one asked for."""
+    unknown = sorted(set(request.query_params) - set(known))
+    if unknown:
+        takes = ", ".join(known) if known else "none"
+        raise bad_request(f"{unknown[0]}: not a parameter of {request.url.path} (it takes: {takes})")
+
+
 def _given(request: Request, name: str) -> str | None:
     """The parameter's value; an empty one (a blank form field) counts as not given."""
     return request.query_params.get(name) or None

@@ -714,6 +714,30 @@ def test_rollout_finds_a_bundle_its_sender_named_otherwise_by_its_published_revi
     ]
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/api/v1/devices?orgnization=india", "orgnization: not a parameter of /api/v1/devices (it takes: "
+         "organization, platform, allow, compliant, stale, ban, cursor, limit, format)"),
+        ("/api/v1/devices/fr-brussels-0042?at=2023-03-16T00:00:00Z",
+         "at: not a parameter of /api/v1/devices/fr-brussels-0042 (it takes: history)"),
+        ("/api/v1/devices/fr-brussels-0042/compliance?at=2023-03-16T00:00:00Z",
+         "at: not a parameter of /api/v1/devices/fr-brussels-0042/compliance (it takes: none)"),
+        ("/api/v1/summary?organisation=india",
+         "organisation: not a parameter of /api/v1/summary (it takes: at, organization, format)"),
+        ("/api/v1/rollout/pyagent?at=2023-03-16T00:00:00Z",
+         "at: not a parameter of /api/v1/rollout/pyagent (it takes: organization)"),
+        ("/api/v1/history?from=2023-03-14T00:00:00Z&to=2023-03-16T00:00:00Z&step=1d&every=1",
+         "every: not a parameter of /api/v1/history (it takes: from, to, step, organization)"),
+    ],
+)  # fmt: skip
+def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:
+    """A typo, or a question the route does not answer (compliance "as of"), gets no answer that
+    looks like the one asked for."""
+    response = fleet.client.get(path, headers=fleet.auth("reader"))
+    assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": message})
+
+
 def test_retention_is_off_unless_asked(sqlite_store: Store) -> None:
     """Old decisions (the 2023 bans) uploaded today stay: the default keeps the whole history."""
     assert ServerSettings().retention_days == 0
