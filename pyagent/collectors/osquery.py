@@ -13,6 +13,12 @@ table                     platform  app id
 ``rpm_packages``          linux     ``name``
 ========================  ========  =======================================================================
 
+The table is told by a column only it has (``publisher`` is a ``programs`` column, ``release`` an
+``rpm_packages`` one, ...); ``arch``, ``source`` or ``size`` without any such column is a Linux package
+table, read as ``deb_packages`` (both read the same way). Columns that tell nothing (``name`` and
+``version`` alone, which ``programs`` has too) are refused unless the table is named (``--table``):
+read as Linux packages, a Windows export would hide every Windows app.
+
 When a row has no identifier, its display name is looked up in :mod:`~pyagent.collectors.known_apps`;
 failing that its id is ``name:<display name>``. Either way the app is marked ``evidence: display_name``.
 Rows must all have the same columns (one query of one table); a mix is refused. ``deb_packages`` rows
@@ -57,21 +63,39 @@ DEB_NOT_INSTALLED = frozenset({"not-installed", "config-files"})
 """dpkg states in which a package's files are not on the disk (see the linux collector)."""
 
 
+#: Columns each table has and none of the other three (osquery 5 schema): one of them tells the table.
+_ONLY: dict[Table, frozenset[str]] = {
+    "apps": frozenset({
+        "path", "bundle_executable", "bundle_identifier", "bundle_name", "bundle_short_version",
+        "bundle_version", "bundle_package_type", "environment", "element", "compiler", "development_region",
+        "display_name", "info_string", "minimum_system_version", "category", "applescript_enabled",
+        "copyright", "last_opened_time",
+    }),
+    "programs": frozenset({
+        "install_location", "install_source", "language", "publisher", "uninstall_string", "install_date",
+        "identifying_number", "package_family_name", "upgrade_code",
+    }),
+    "deb_packages": frozenset({"revision", "status", "maintainer", "section", "priority", "admindir"}),
+    "rpm_packages": frozenset({"release", "sha1", "epoch", "install_time", "vendor", "package_group"}),
+}  # fmt: skip
+#: Columns both Linux package tables have (and neither apps nor programs).
+_LINUX_PACKAGES = frozenset({"source", "size", "arch", "pid_with_namespace", "mount_namespace_id"})
+
+
+def tables_of(columns: frozenset[str]) -> list[Table]:
+    """The tables whose own columns (:data:`_ONLY`) are among ``columns``: more than one is a mix."""
+    return [table for table, only in _ONLY.items() if columns & only]
+
+
 def detect_table(columns: frozenset[str]) -> Table | None:
-    """The table a row with these columns comes from, or None when they match none of the four."""
-    if "bundle_identifier" in columns:
-        return "apps"
-    if "identifying_number" in columns or "package_family_name" in columns:
-        return "programs"
-    if "name" not in columns:
-        return None
-    if "release" in columns:
-        return "rpm_packages"
-    if columns & {"maintainer", "section", "priority", "revision", "admindir"}:
-        return "deb_packages"
-    if "version" in columns:
-        # `name`, `version`, `arch` only: both Linux package tables read the same way; dpkg's is the default.
-        return "deb_packages"
+    """The table a row with these columns comes from, or None when they cannot tell (``name`` and
+    ``version`` alone are in all but apps: a Windows ``programs`` export read as Linux packages would
+    hide every Windows app, so the table must then be named)."""
+    found = tables_of(columns)
+    if len(found) == 1:
+        return found[0]
+    if not found and "name" in columns and columns & _LINUX_PACKAGES:
+        return "deb_packages"  # one of the two Linux package tables, which read the same way
     return None
 
 
@@ -170,21 +194,30 @@ def parse_osquery_json(
     # osqueryi prints the same columns in every row; an export put together by hand may not. The table
     # is told from every column seen, and rows of different tables are refused below.
     columns = frozenset().union(*(frozenset(row) for row in rows))
+    seen: list[Table] = []
     for index, row in enumerate(rows):
-        if detect_table(frozenset(row)) not in (None, detect_table(columns)):
+        found = tables_of(frozenset(row))
+        if found and seen and found != seen:
             raise CollectorInputError(
                 f"{where}: row {index} is from another table than the rest; mixed tables are refused"
             )
-    detected = detect_table(columns)
+        seen = seen or found
+    own = tables_of(columns)
+    if len(own) > 1:
+        raise CollectorInputError(
+            f"{where}: the columns are those of {' and '.join(own)}; one table at a time"
+        )
     if table is None:
+        detected = detect_table(columns)
         if detected is None:
             raise CollectorInputError(
-                f"{where}: columns {clip(', '.join(sorted(columns)), 200)} match none of "
-                "apps, programs, deb_packages, rpm_packages; use `select *` or name the table (--table)"
+                f"{where}: columns {clip(', '.join(sorted(columns)), 200)} do not tell which of "
+                "apps, programs, deb_packages, rpm_packages they are from; use `select *` or name the "
+                "table (--table)"
             )
         table = detected
-    elif detected is not None and detected != table:
-        raise CollectorInputError(f"{where}: the columns are those of {detected}, not {table}")
+    elif own and own[0] != table:
+        raise CollectorInputError(f"{where}: the columns are those of {own[0]}, not {table}")
     apps: list[App] = []
     skipped = 0
     for index, row in enumerate(rows):

@@ -127,9 +127,14 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
         ('[{"name": true, "release": "1"}]', "column 'name' is bool"),
         (
             '[{"pid": "1", "cmdline": "/sbin/init"}]',
-            "match none of apps, programs, deb_packages, rpm_packages",
+            "do not tell which of apps, programs, deb_packages, rpm_packages they are from",
         ),
-        ('[{"name": "x"}]', "match none"),
+        ('[{"name": "x"}]', "do not tell which"),
+        ('[{"name": "TikTok", "version": "1.0"}]', "do not tell which"),  # programs has both too
+        (
+            '[{"name": "a", "publisher": "p", "maintainer": "m"}]',
+            "those of programs and deb_packages; one table",
+        ),
         ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
         ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
         ('[{"name": "a\\u0000b", "release": "1"}]', "NUL"),
@@ -167,11 +172,47 @@ def test_intune_export_given_to_osquery(fixtures: Path) -> None:
         ({"name", "version", "release", "arch"}, "rpm_packages"),
         ({"name", "version", "arch", "maintainer"}, "deb_packages"),
         ({"name", "version", "arch"}, "deb_packages"),
-        ({"name", "arch"}, None),
+        ({"name", "arch"}, "deb_packages"),
+        ({"name", "version"}, None),  # programs has both too: the table must be named
+        ({"name", "version", "publisher"}, "programs"),
+        ({"name", "version", "arch", "vendor"}, "rpm_packages"),
+        ({"name", "publisher", "maintainer"}, None),
     ],
 )
 def test_detect_table(columns: set[str], table: str | None) -> None:
     assert detect_table(frozenset(columns)) == table
+
+
+def test_a_programs_export_without_identifiers_is_windows_and_finds_tiktok_by_name() -> None:
+    """`select name, version, publisher from programs`: publisher tells the table; read as Linux
+    packages, TikTok would have been the id "TikTok" on linux, matched by no ban."""
+    rows = '[{"name": "TikTok", "version": "1.0.22.0", "publisher": "TikTok Pte. Ltd."}]'
+    table, [app], _ = parse_osquery_json(rows, where="f")
+    assert (table, app.id, app.evidence) == (
+        "programs",
+        "BytedancePte.Ltd.TikTok_6yccndn6064se",
+        "display_name",
+    )
+    bare = '[{"name": "TikTok", "version": "1.0.22.0"}]'
+    table, [app], _ = parse_osquery_json(bare, where="f", table="programs")
+    assert (table, app.id) == ("programs", "BytedancePte.Ltd.TikTok_6yccndn6064se")
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        '[{"name": "bash", "version": "5.2.26", "arch": "x86_64"}]',
+        '[{"name": "bash", "version": "5.2.26", "arch": "x86_64", "vendor": "Fedora Project"}]',
+    ],
+)
+def test_rpm_packages_with_the_columns_domain_md_lists_may_be_named(rows: str) -> None:
+    table, [app], facts = parse_osquery_json(rows, where="f", table="rpm_packages")
+    assert (table, app.id, app.version, facts["osquery_table"]) == (
+        "rpm_packages",
+        "bash",
+        "5.2.26",
+        "rpm_packages",
+    )
 
 
 def test_live_osqueryi(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
