@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pyagent.errors import InvalidInputError
 
@@ -23,6 +23,27 @@ def is_rfc3339(value: str) -> bool:
     return offset == "Z" or (int(offset[1:3]) < 24 and int(offset[4:6]) < 60)
 
 
+#: The instants OPA's ``time.parse_rfc3339_ns`` reads: nanoseconds since the epoch in a signed 64-bit number.
+OPA_FIRST, OPA_LAST = "1677-09-21T00:12:43.145224192Z", "2262-04-11T23:47:16.854775807Z"
+_INT64 = (-(2**63), 2**63 - 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def in_opa_range(value: str) -> bool:
+    """True for an RFC 3339 timestamp (:func:`is_rfc3339`) that OPA can read as nanoseconds, from
+    ``OPA_FIRST`` to ``OPA_LAST``."""
+    match = _RFC3339.match(value)
+    if not match or not is_rfc3339(value):
+        return False
+    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+    seconds = (datetime(year, month, day, hour, minute, second, tzinfo=UTC) - _EPOCH) // timedelta(seconds=1)
+    zone = match[8]
+    if zone != "Z":
+        seconds -= (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
+    fraction = int((match[7][1:] + "000000000")[:9]) if match[7] else 0
+    return _INT64[0] <= seconds * 1_000_000_000 + fraction <= _INT64[1]
+
+
 def check_rfc3339(value: str, *, option: str) -> str:
     """``value`` unchanged when it is RFC 3339, else a usage error naming ``option``."""
     if not is_rfc3339(value) and is_rfc3339(value.upper()):
@@ -34,6 +55,10 @@ def check_rfc3339(value: str, *, option: str) -> str:
     if not is_rfc3339(value):
         raise InvalidInputError(
             f"{option}: {value!r} is not an RFC 3339 timestamp (example: 2023-03-16T09:30:00Z)"
+        )
+    if not in_opa_range(value):
+        raise InvalidInputError(
+            f"{option}: {value!r} is outside the instants OPA can evaluate ({OPA_FIRST} to {OPA_LAST})"
         )
     return value
 

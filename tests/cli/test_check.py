@@ -207,6 +207,29 @@ def test_bad_at_exits_2(at: str) -> None:
     assert f"--at: {at!r} is not an RFC 3339 timestamp" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["check", "fleet"])
+@pytest.mark.parametrize(
+    "at", ["2300-01-01T00:00:00Z", "1000-01-01T00:00:00Z", "2262-04-11T23:47:16.854775808Z",
+           "1677-09-21T01:12:43.145224191+01:00"],
+)  # fmt: skip
+def test_an_at_outside_opa_s_clock_is_blamed_on_at(command: str, at: str) -> None:
+    """Valid RFC 3339, but outside the int64 nanoseconds of time.parse_rfc3339_ns: a usage error that
+    names --at and the range, not the report."""
+    result = run([command, str(EXAMPLES / "india-personal-lite.json"), "--at", at])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"pyagent: error: --at: {at!r} is outside the instants OPA can evaluate "
+        "(1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z)\n"
+    )
+
+
+def test_the_ends_of_opa_s_clock_are_evaluated() -> None:
+    """India's ban (2020) is in force at the last instant and not yet at the first."""
+    report = str(EXAMPLES / "india-personal-lite.json")
+    assert run(["check", report, "--at", "2262-04-11T23:47:16.854775807Z"]).exit_code == 1
+    assert run(["check", report, "--at", "1677-09-21T01:12:43.145224192+01:00"]).exit_code == 0
+
+
 def test_missing_report_file_exits_2(tmp_path: Path) -> None:
     result = run(["check", str(tmp_path / "nope.json"), "--at", AT])
     assert result.exit_code == 2

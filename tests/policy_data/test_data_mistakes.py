@@ -59,6 +59,11 @@ OVERLAYS = {
         f"3: data.pyagent.organizations.acme.rules.tiktok.effective_from: {TIMESTAMP_MESSAGE}, "
         'got "2023-03-15T00:00:00"',
     ),
+    "effective-from-beyond-opa": (  # valid RFC 3339, but past the nanoseconds OPA's clock counts in
+        overlay(ACME % (RULE % ("tiktok", "2999-01-01T00:00:00Z", "deny"))),
+        "3: data.pyagent.organizations.acme.rules.tiktok.effective_from: '2999-01-01T00:00:00Z' is outside "
+        "the instants OPA can read (1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z)",
+    ),
     "inherits-no-such-org": (
         overlay('  "acme": {"title": "Acme",\n   "inherits": ["no-such-org"]}'),
         "4: data.pyagent.organizations.acme.inherits[0]: inherits unknown organisation 'no-such-org'; "

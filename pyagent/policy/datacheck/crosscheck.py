@@ -8,6 +8,7 @@ from typing import Any
 
 from pyagent.policy.index import timestamp_ns
 from pyagent.policy.yamlload import DocPath
+from pyagent.timeutil import OPA_FIRST, OPA_LAST, is_rfc3339
 
 Issue = tuple[DocPath, str]
 ROOT: DocPath = ("pyagent",)
@@ -63,6 +64,10 @@ def _time(holder: Mapping[str, Any], key: str, at: DocPath) -> list[Issue]:
     """A timestamp the policy's clock cannot read (no zone, a 30 February, a 25th hour)."""
     value = holder.get(key)
     if isinstance(value, str) and timestamp_ns(value) is None:
+        if is_rfc3339(value):
+            return [
+                ((*at, key), f"{value!r} is outside the instants OPA can read ({OPA_FIRST} to {OPA_LAST})")
+            ]
         example = "2023-03-15T00:00:00Z"
         return [((*at, key), f"{value!r} is not an RFC 3339 timestamp with a zone, e.g. {example}")]
     return []
