@@ -14,7 +14,7 @@ import importlib  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import IO, Any  # noqa: E402
 
 import click  # noqa: E402
 
@@ -78,6 +78,19 @@ COMMANDS: dict[str, CommandEntry] = {
 }
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as every other error is: one line saying what, and where to read more
+    (click's own is a usage block, a hint and the error, on four lines)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        hint = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        click.echo(f"pyagent: error: {safe_line(self.format_message())}{hint}", file=file, err=file is None)
+
+
+def _one_line(err: click.UsageError) -> OneLineUsageError:
+    return err if isinstance(err, OneLineUsageError) else OneLineUsageError(err.format_message(), err.ctx)
+
+
 class PyagentGroup(click.Group):
     """A group whose ``invoke`` is the error boundary: every error becomes one line and an exit code.
 
@@ -105,9 +118,19 @@ class PyagentGroup(click.Group):
             gc.enable()  # a long-running command (agent, server, fleet...) collects its cycles
         return self.commands.get(cmd_name)
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as err:  # the group's own options
+            raise _one_line(err) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:  # a command's options, or no such command
+            raise _one_line(err) from None
         except PyagentError as err:
             # Messages quote reports, servers and file names: secrets redacted, controls shown escaped.
             click.echo(f"pyagent: error: {safe_line(str(err))}", err=True)
@@ -131,6 +154,7 @@ class PyagentGroup(click.Group):
 
 
 @click.group(
+    "pyagent",
     cls=PyagentGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b

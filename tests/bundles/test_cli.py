@@ -80,10 +80,10 @@ def test_an_unsigned_bundle_names_files_from_the_policy_roots_not_this_machine(t
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--serial", "3"], "Error: --serial needs --signing-key"),
+        (["--serial", "3"], "pyagent: error: --serial needs --signing-key (see pyagent policy bundle --help)"),
         (
             ["--signing-key", "{signer}", "--signing-alg", "HS256"],
-            "Error: Invalid value for '--signing-alg': 'HS256'",
+            "pyagent: error: Invalid value for '--signing-alg': 'HS256'",
         ),
         (
             ["--signing-key", "{signer_pub}"],

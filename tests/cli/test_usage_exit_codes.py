@@ -158,3 +158,24 @@ def test_impact_with_an_org_only_the_candidate_defines_compares(
         "1 device: 1 decision changes, 0 flip to deny, 1 flip to allow, 0 with only warnings changed, "
         "0 invalid"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["check", "--format", "xml", "r.json"], "Invalid value for '--format': 'xml' is not one of 'text', "
+         "'json', 'junit', 'sarif', 'github', 'table'. (see pyagent check --help)"),
+        (["check", "--bogus"], "No such option '--bogus'. Did you mean '--org'? (see pyagent check --help)"),
+        (["check", "--org", ""], "Invalid value for '--org': must not be empty (see pyagent check --help)"),
+        (["chek"], "No such command 'chek'. Did you mean 'check'? (see pyagent --help)"),
+        (["--bogus"], "No such option '--bogus'. Did you mean '--verbose'? (see pyagent --help)"),
+        (["server", "token", "add", "ci", "--role", "god"], "Invalid value for '--role': 'god' is not one of "
+         "'agent', 'reader', 'admin'. (see pyagent server token add --help)"),
+    ],
+)  # fmt: skip
+def test_a_usage_error_is_one_line_naming_the_option_and_where_to_read_more(
+    args: list[str], line: str
+) -> None:
+    """Click's own usage error is four lines (usage, a hint, a blank, the error); pyagent's errors are one."""
+    result = run(args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"pyagent: error: {line}\n")

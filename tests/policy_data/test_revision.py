@@ -72,6 +72,7 @@ def test_bundle_without_output_writes_here_not_over_the_make_built_bundle(
     monkeypatch.chdir(REPO / "build")
     refused = run(["policy", "bundle"])
     assert refused.exit_code == 2
-    assert refused.stderr.endswith(
-        f"Error: {REPO / 'build' / 'bundle.tar.gz'} is the make-built bundle; give -o to replace it\n"
+    assert refused.stderr == (
+        f"pyagent: error: {REPO / 'build' / 'bundle.tar.gz'} is the make-built bundle; give -o to replace it "
+        "(see pyagent policy bundle --help)\n"
     )
