@@ -14,12 +14,14 @@ Line format, as AOSP's ``PackageManagerShellCommand.runListPackages`` prints it 
   not the line format.
 
 The suffixes are read whatever their order (a capture that went through another tool may have them
-reordered), each at most once. Every non-blank line must be a package line: anything else (an
-``Error:`` from pm, a garbled line) is a :class:`CollectorInputError` naming the file and line. Blank
-lines are ignored. pm ends every line with a line break, so live output whose last line has none was
-cut short and is refused: its last package name could be cut (``com.zhiliaoapp.musi``) and so hide a
-banned app. A file's last line may lack one (saved by an editor or written by hand): it is read, with a
-note on stderr saying so.
+reordered), each at most once. Every non-blank line must be a package line: anything else (an ``Error:``
+from pm, a garbled line) is a :class:`CollectorInputError` naming the file and line. Blank lines are
+ignored, and so are the dynamic linker's warnings (``WARNING: linker: ...``, which bionic prints on some
+devices before pm's own output, and ``adb shell`` merges into it): each is noted on stderr with its
+line, and counted in the report (``device.extra.linker_warnings_skipped``). pm ends every line with a
+line break, so live output whose last line has none was cut short and is refused: its last package name
+could be cut (``com.zhiliaoapp.musi``) and so hide a banned app. A file's last line may lack one (saved
+by an editor or written by hand): it is read, with a note on stderr saying so.
 
 Live mode runs ``adb [-s SERIAL] shell pm list users``, ``getprop ro.build.version.release`` and, for each
 user, ``pm list packages -f -i -U --show-versioncode --user N``. A user whose flags have
@@ -51,6 +53,8 @@ from pyagent.collectors.run import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, run_tool
 SOURCE = "android-pm"
 PER_USER_RANGE = 100_000
 """``android.os.UserHandle.PER_USER_RANGE``: uids of user N are N * 100000 + app id."""
+#: What bionic's dynamic linker starts its warnings with (``adb shell`` merges them into pm's output).
+LINKER_WARNING = "WARNING: linker: "
 FLAG_MANAGED_PROFILE = 0x20
 ADB_ENV = (
     "HOME",
@@ -145,13 +149,19 @@ def parse_package_line(line: str, *, where: str, user: int | None = None) -> lis
 
 
 def parse_pm_list_packages(
-    text: str, *, where: str, user: int | None = None, whole_lines: bool = False
+    text: str,
+    *,
+    where: str,
+    user: int | None = None,
+    whole_lines: bool = False,
+    skipped: list[int] | None = None,
 ) -> list[App]:
     """The apps in ``pm list packages`` output (any of its flags). ``where`` names the input in errors.
 
     ``user`` is the Android user the list was taken for (``--user N``), when known; a ``uid:`` on a line
     tells the user by itself. ``whole_lines``: refuse text whose last line has no line break (live
     output, which pm ends with one); a file's last line may lack it (saved or written by hand).
+    ``skipped`` gets the numbers of the linker warning lines passed over.
     """
     lines = _lines(text)
     if whole_lines and lines[-1].strip():
@@ -163,7 +173,14 @@ def parse_pm_list_packages(
         )
     apps: list[App] = []
     for number, line in enumerate(lines, start=1):
-        if line.strip():
+        if line.startswith(LINKER_WARNING):
+            print(
+                f"pyagent: note: {where}:{number}: skipped the linker's warning: {clip(line)}",
+                file=sys.stderr,
+            )
+            if skipped is not None:
+                skipped.append(number)
+        elif line.strip():
             apps.extend(parse_package_line(line, where=f"{where}:{number}", user=user))
     if not apps:
         raise CollectorInputError(f"{where}: no `package:` lines")
@@ -246,8 +263,11 @@ class AndroidPmCollector(Collector):
     def _from_file(self, path: Path) -> Inventory:
         where = os.fspath(path)
         text = decode_text(read_input_bytes(path), where=where)
-        apps = parse_pm_list_packages(text, where=where, user=self.user)
+        skipped: list[int] = []
+        apps = parse_pm_list_packages(text, where=where, user=self.user, skipped=skipped)
         facts: dict[str, object] = {"input": "file"}
+        if skipped:
+            facts["linker_warnings_skipped"] = len(skipped)
         last = text[text.rfind("\n") + 1 :].rstrip("\r")  # (no second split of the whole capture)
         if last.strip():  # said and kept in the report (device.extra), not refused: hand-saved files end so
             print(
@@ -282,15 +302,22 @@ class AndroidPmCollector(Collector):
             known = ", ".join(str(u.id) for u in users)
             raise CollectorInputError(f"android-pm: the device has no user {self.user} (users: {known})")
         apps: list[App] = []
+        skipped: list[int] = []
         for account in wanted:
             args = (*PM_LIST_PACKAGES, "--user", str(account.id))
             where = f"adb shell {' '.join(args)}"
             try:
                 output = self._adb(*args)
-                apps.extend(parse_pm_list_packages(output, where=where, user=account.id, whole_lines=True))
+                apps.extend(
+                    parse_pm_list_packages(
+                        output, where=where, user=account.id, whole_lines=True, skipped=skipped
+                    )
+                )
             except CollectorInputError as exc:
                 raise CollectorError(f"adb: unexpected output: {exc}") from exc
         facts: dict[str, object] = {"input": "adb", "android_users": [u.to_json() for u in users]}
+        if skipped:
+            facts["linker_warnings_skipped"] = len(skipped)
         if self.serial:
             facts["adb_serial"] = self.serial
         work_profile = any(u.managed_profile for u in users)

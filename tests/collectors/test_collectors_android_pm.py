@@ -204,6 +204,29 @@ def test_suffixes_are_read_in_any_order(line: str) -> None:
     )  # fmt: skip
 
 
+LINKER = "WARNING: linker: /system/bin/pm: unused DT entry: type 0x6ffffffe arg 0x8b4\n"
+
+
+def test_the_linker_s_warnings_before_pm_s_output_are_skipped_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Some devices' bionic linker warns on every command, and `adb shell` merges it into the output."""
+    capture = tmp_path / "pm.txt"
+    capture.write_text(
+        LINKER + "package:com.android.chrome\n" + LINKER + "package:com.zhiliaoapp.musically\n"
+    )
+    inventory = AndroidPmCollector(from_file=capture).collect()
+    assert [app.id for app in inventory.apps] == ["com.android.chrome", "com.zhiliaoapp.musically"]
+    assert inventory.facts["linker_warnings_skipped"] == 2
+    notes = capsys.readouterr().err.splitlines()
+    assert [line.split(": skipped")[0] for line in notes] == [
+        f"pyagent: note: {capture}:1",
+        f"pyagent: note: {capture}:3",
+    ]
+    with pytest.raises(CollectorInputError, match=r"f:1: not a `pm list packages` line: 'WARNING: linker'"):
+        parse_pm_list_packages("WARNING: linker\npackage:a.b\n", where="f")  # only the linker's own prefix
+
+
 def test_osquery_json_given_to_android_pm(fixtures: Path) -> None:
     with pytest.raises(CollectorInputError, match=r"macos-apps\.json:1: not a `pm list packages` line: '\['"):
         AndroidPmCollector(from_file=fixtures / "osquery" / "macos-apps.json").collect()
