@@ -297,6 +297,27 @@ def test_the_overview_filtered_by_organisation_lists_only_its_stale_devices(
     assert f'<option value="{chosen}" selected>{chosen}</option>' in before.text
 
 
+def test_the_overview_at_a_past_instant_lists_the_devices_stale_then(
+    api: Api, decided: list[Decided]
+) -> None:
+    """On 17 March the six devices silent since T1 (14 March) were stale, and no other; today every
+    device is, but the overview as of then must show then."""
+    at = "2023-03-17T00:00:00Z"
+    silent = {d.device_id for d in decided} - {d.device_id for d in decided if d.at != T1}
+    assert len(silent) == 6
+    page = api.client.get("/", params={"at": at}, headers=api.reader).text
+    stale_section = page[page.index("Stale devices") :]
+    listed = {d.device_id for d in decided if f'href="/devices/{d.device_id}"' in stale_section}
+    assert listed == silent and "All stale devices" not in stale_section
+    organization = sorted({d.organization for d in decided if d.device_id in silent})[0]
+    page = api.client.get("/", params={"at": at, "organization": organization}, headers=api.reader).text
+    stale_section = page[page.index("Stale devices") :]
+    listed = {d.device_id for d in decided if f'href="/devices/{d.device_id}"' in stale_section}
+    assert listed == {
+        d.device_id for d in decided if d.device_id in silent and d.organization == organization
+    }
+
+
 def test_exports_csv(api: Api, decided: list[Decided]) -> None:
     devices_csv = api.client.get("/api/v1/devices", params={"format": "csv"}, headers=api.reader)
     lines = devices_csv.text.strip().split("\r\n")

@@ -168,7 +168,7 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: st
         r for name in sorted(store.bundle_names()) if (r := store.rollout(name, organization)) is not None
     ]
     stale = store.stale_devices(
-        now=instant, stale_after=stale_after, limit=STALE_LISTED, organization=organization
+        now=instant, stale_after=stale_after, limit=STALE_LISTED, organization=organization, at=at
     )
     return pages.overview(
         summary, points, rollouts, stale, at=iso(at) if at else None, organization=organization,

@@ -66,7 +66,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
              counts_table("platform", "Platform", summary["by_platform"], WITH_STALE)),
         card("By ban", bans_table),
         card("Rollout", _rollouts(rollouts)),
-        card("Stale devices", _stale(stale), wide=True),
+        card("Stale devices", _stale(stale, at), wide=True),
         "</div>",
     ])  # fmt: skip
 
@@ -103,9 +103,10 @@ def _sender(refusal: dict[str, Any]) -> str:
     return f'<a href="{device_link(refusal["instance_id"])}">{name}</a>' if refusal.get("device") else name
 
 
-def _stale(stale: Sequence[dict[str, Any]]) -> str:
+def _stale(stale: Sequence[dict[str, Any]], at: str | None) -> str:
     if not stale:
         return '<p class="empty">Every device decided recently.</p>'
+    everyone = "" if at else f'<p><a href="{link("/devices", stale="true")}">All stale devices</a></p>'
     rows = "".join(
         f'<tr><td><a href="{device_link(d["device_id"])}">{esc(d["device_id"])}</a></td>'
         f"<td>{esc(d.get('organization') or '')}</td><td>{esc(d['decided_at'])}</td></tr>"
@@ -113,9 +114,8 @@ def _stale(stale: Sequence[dict[str, Any]]) -> str:
     )
     return (
         '<table><thead><tr><th scope="col">Device</th><th scope="col">Organisation</th>'
-        f'<th scope="col">Last decision</th></tr></thead><tbody>{rows}</tbody></table>'
-        f'<p><a href="{link("/devices", stale="true")}">All stale devices</a></p>'
-    )
+        f'<th scope="col">Last decision</th></tr></thead><tbody>{rows}</tbody></table>{everyone}'
+    )  # (the device list is of current states: no link to it from a past instant)
 
 
 FILTERS = ("organization", "platform", "compliant", "stale", "ban")

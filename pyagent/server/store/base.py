@@ -216,8 +216,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def stale_devices(
-        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None
-    ) -> list[dict[str, Any]]: ...
+        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None,
+        at: datetime | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """The stale devices, oldest decision first: now, or as of ``at`` (from the history)."""
 
     @abc.abstractmethod
     def history(

@@ -181,9 +181,36 @@ def _device_item(row: Any) -> dict[str, Any]:
     return item
 
 
+#: The devices whose last decision at or before ``:at`` is older than ``:cutoff`` (as the summary at
+#: that instant counts them), oldest first: the same latest-row queries as ``_LATEST_*``.
+_STALE_AT_SQLITE = """
+SELECT device_id, organization, platform, d AS decided_at FROM (
+  SELECT device_id, organization, platform, max(decided_at) AS d
+  FROM decisions INDEXED BY ix_decisions_latest WHERE decided_at <= :at GROUP BY device_id) AS latest
+WHERE d < :cutoff {where} ORDER BY d, device_id LIMIT :limit
+"""
+_STALE_AT_POSTGRES = """
+SELECT device_id, organization, platform, decided_at FROM (
+  SELECT DISTINCT ON (device_id) device_id, organization, platform, decided_at FROM decisions
+  WHERE decided_at <= :at ORDER BY device_id DESC, decided_at DESC, decision_id DESC) AS latest
+WHERE decided_at < :cutoff {where} ORDER BY decided_at, device_id LIMIT :limit
+"""
+
+
 def stale_devices(
-    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None
-) -> list[dict[str, Any]]:
+    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None,
+    at: datetime | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The stale devices, oldest decision first: now (current states), or as of ``at`` (the history)."""
+    if at is not None:
+        where = "AND organization = :organization" if organization is not None else ""
+        params: dict[str, Any] = {"at": at, "cutoff": earlier(at, stale_after), "organization": organization,
+                                  "limit": limit}  # fmt: skip
+        sql = _STALE_AT_POSTGRES
+        if conn.dialect.name == "sqlite":
+            params.update(at=sqlite_text(at), cutoff=sqlite_text(params["cutoff"]))
+            sql = _STALE_AT_SQLITE
+        return [_device_item(row) for row in conn.execute(text(sql.format(where=where)), params)]
     query = (
         select(devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.decided_at,
                devices.c.last_seen)
@@ -321,7 +348,10 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
 NO_REVISION = "(none)"
 
 
-def _aware(value: datetime) -> datetime:
+def _aware(value: datetime | str) -> datetime:
+    """An instant from the database, aware (SQLite's text form, in raw SQL, parsed)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -323,11 +323,12 @@ class SqlStore(Store):
             return fleet.device_page(conn, wanted, now=now, stale_after=stale_after)
 
     def stale_devices(
-        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None
-    ) -> list[dict[str, Any]]:
+        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None,
+        at: datetime | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
         with self._tx(read=True) as conn:
             return fleet.stale_devices(
-                conn, now=now, stale_after=stale_after, limit=limit, organization=organization
+                conn, now=now, stale_after=stale_after, limit=limit, organization=organization, at=at
             )
 
     def history(
