@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -100,7 +101,7 @@ def build_signed_bundle(
             "--signing-alg", algorithm,
             "--claims-file", str(claims_file),
         ]  # fmt: skip
-        _opa_build(stage, target, [*signing, "-o", str(out)], timeout=timeout)
+        _opa_build(stage, target, [*signing, "-o", str(out)], timeout=timeout, dirs=dirs)
     config = VerificationConfig(public, scope=scope or None)
     with _removed_on_failure(out):  # never leave a bundle behind that the agents would refuse
         members = read_members(read_archive(out), label=str(out))
@@ -125,9 +126,8 @@ def build_unsigned_bundle(
     out = Path(output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with _staging(dirs, revision) as stage:
-        _opa_build(
-            stage, target, [*(["--revision", revision] if revision else []), "-o", str(out)], timeout=timeout
-        )
+        extra = [*(["--revision", revision] if revision else []), "-o", str(out)]
+        _opa_build(stage, target, extra, timeout=timeout, dirs=dirs)
     with _removed_on_failure(out):  # the agents would refuse it: refused before rollout
         check_members(read_members(read_archive(out), label=str(out)), label=str(out), dirs=dirs)
     return out
@@ -158,15 +158,32 @@ def _staging(dirs: Sequence[str | Path], revision: str | None) -> Iterator[Path]
         yield stage
 
 
-def _opa_build(stage: Path, target: str, extra: list[str], *, timeout: float) -> None:
-    """``opa build -b`` of the staging root, in it (so the bundle's names are relative to it)."""
+def _opa_build(
+    stage: Path, target: str, extra: list[str], *, timeout: float, dirs: Sequence[str | Path]
+) -> None:
+    """``opa build -b`` of the staging root, in it (so the bundle's names are relative to it). Its
+    errors name the staged copies: they are shown with the policy directories' paths instead."""
     args = ["build", "-b", "-t", target, "--ignore", "*_test.rego"]
     if target == "wasm":
         args += ["-e", ENTRYPOINT]
     done = run_opa([*args, *extra, "."], cwd=stage, timeout=timeout)
     if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines()
-        raise InvalidInputError(f"opa build failed: {' '.join(message) or f'exit {done.returncode}'}")
+        raise InvalidInputError(f"opa build failed: {_source_paths(done.problem(), dirs)}")
+
+
+_STAGED_PATH = re.compile(r"(?<![\w/.-])(?:\./)?([\w./-]+\.(?:rego|json|ya?ml)):(?=\d)")
+
+
+def _source_paths(problem: str, dirs: Sequence[str | Path]) -> str:
+    """``problem`` with each staged file's path (``pyagent/lib/x.rego:3``) as the source's (``DIR/...``)."""
+
+    def source(match: re.Match[str]) -> str:
+        for directory in dirs:
+            if (Path(directory) / match[1]).is_file():
+                return f"{Path(directory) / match[1]}:"
+        return match[0]
+
+    return _STAGED_PATH.sub(source, problem)
 
 
 @contextlib.contextmanager

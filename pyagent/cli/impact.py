@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -11,7 +10,7 @@ from pyagent.cli.fleet import check_org_known, open_output
 from pyagent.cli.options import at_option, org_option, output_option
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
-from pyagent.fleet.impact import Impact, compile_version, impact_text, workdir
+from pyagent.fleet.impact import Impact, compile_version, impact_text
 from pyagent.fleet.progress import with_progress
 from pyagent.fleet.sources import check_readable, iter_items
 from pyagent.termsafe import safe_line
@@ -59,16 +58,12 @@ def impact(
     check_readable(candidate, what="policy directory (--candidate)", directory=True)
     items = with_progress(iter_items(inventories), label="impact")
     result = Impact()
-    with workdir() as tmp:
-        bundles = [
-            compile_version(baseline, Path(tmp), "baseline"),
-            compile_version(candidate, Path(tmp), "candidate"),
-        ]
-        settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
-        if org is not None:  # known to either version: what changes for it is the question
-            check_org_known(settings, org, at=when)
-        for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
-            result.add(before, after)
+    bundles = [compile_version(baseline, "baseline"), compile_version(candidate, "candidate")]
+    settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
+    if org is not None:  # known to either version: what changes for it is the question
+        check_org_known(settings, org, at=when)
+    for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
+        result.add(before, after)
     code = result.summary.exit_code()
     if fmt == "json":
         with open_output(output) as out:

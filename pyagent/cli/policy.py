@@ -45,6 +45,9 @@ def test(ctx: click.Context, dirs: tuple[str, ...], min_coverage: float) -> None
         failed = run_opa(["test", *targets])
         click.echo((failed.stdout + failed.stderr).rstrip(), err=True)
         ctx.exit(1)
+    if run.returncode != 0 and not (outcome.passed or outcome.failed or outcome.skipped):
+        # no test ran: the policy did not load (a parse error, v0 Rego...), which opa says on stderr
+        raise InvalidInputError(f"policy test: the policy does not load: {run.problem()}")
     for failure in outcome.failures:
         click.echo("\n".join(safe_line(line) for line in failure.lines), err=True)
     click.echo(outcome.summary(), err=True)

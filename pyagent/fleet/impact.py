@@ -1,63 +1,37 @@
 """What a policy change would change: both policy versions over the same devices at the same time.
 
 A policy version is a directory: either a policy root with ``rego/`` and ``data/`` inside (like
-this repository's ``policies/``), or a single directory of Rego and data files. Each is compiled
-with the pinned ``opa build -t wasm`` and decided by the embedded engine.
+this repository's ``policies/``), or a single directory of Rego and data files. Each is checked and
+compiled as ``check --policy`` does it (:func:`pyagent.policy.compiled.compile_policy`) and decided
+by the embedded engine.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyagent.engines.base import ENTRYPOINT
 from pyagent.errors import InvalidInputError
 from pyagent.fleet.summary import UNKNOWN_ORG, device_status
-from pyagent.policy.opa_tool import OpaToolError, run_opa
 
 
-def policy_roots(directory: str) -> list[str]:
-    """The roots `opa build` needs for a policy version directory."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise InvalidInputError(f"{directory}: no such policy directory")
-    split = [root / "rego", root / "data"]
-    if all(p.is_dir() for p in split):
-        return [str(p) for p in split]
-    return [str(root)]
+def compile_version(directory: str, name: str) -> Path:
+    """One policy version compiled as ``check --policy`` compiles it (its data checked, the ban index
+    built, cached until its files change): a version ``policy bundle`` would refuse (a data mistake,
+    Rego that does not compile) is exit 2 naming the option, never a preview of a policy that can
+    never be published."""
+    from pyagent.policy.compiled import compile_policy
+    from pyagent.policy.datacheck import PolicyDataError
 
-
-def compile_version(directory: str, workdir: Path, name: str) -> Path:
-    """Compile one policy version to a wasm bundle; a policy that does not compile is exit 2."""
-    out = workdir / f"{name}.tar.gz"
-    run = run_opa(
-        [
-            "build",
-            "-t",
-            "wasm",
-            "-e",
-            ENTRYPOINT,
-            "--ignore",
-            "*_test.rego",
-            "-o",
-            str(out),
-            *policy_roots(directory),
-        ]
-    )
-    if run.returncode != 0:
-        first = (run.stderr.strip().splitlines() or ["opa build failed"])[0]
-        raise InvalidInputError(f"--{name} {directory}: the policy does not compile: {first}")
-    if not out.is_file():
-        raise OpaToolError(f"opa build wrote no bundle for {directory}")
-    return out
-
-
-def workdir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="pyagent-impact-")
+    try:
+        return compile_policy(directory)
+    except PolicyDataError as err:
+        raise PolicyDataError([f"--{name}: {problem}" for problem in err.problems]) from None
+    except InvalidInputError as err:
+        raise InvalidInputError(f"--{name}: {err.message}") from None
 
 
 def _brief(device: dict[str, Any]) -> dict[str, Any]:

@@ -113,8 +113,7 @@ def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None
             paths = [*map(str, roots), str(index_root)]
             run = run_opa([*args, *(["--revision", revision] if revision else []), *paths])
         if run.returncode != 0:
-            first = (run.stderr.strip().splitlines() or ["opa build failed"])[0]
-            raise InvalidInputError(f"{directory}: the policy does not compile: {first}")
+            raise InvalidInputError(f"{directory}: the policy does not compile: {run.problem()}")
         if os.path.getsize(tmp) == 0:
             raise OpaToolError(f"opa build wrote no bundle for {directory}")
         os.replace(tmp, target)

@@ -63,6 +63,23 @@ class ToolRun:
     stdout: str
     stderr: str
 
+    def problem(self) -> str:
+        """Why the run failed, on one line: opa's error lines (``FILE:LINE: rego_parse_error: ...``;
+        ``opa build`` prints them on stdout, ``opa test`` and ``opa check`` on stderr), without the
+        quoted source and caret lines under each, joined by "; "."""
+        for text in (self.stderr, self.stdout):
+            lines = [line.removeprefix("error: ").strip() for line in text.splitlines()]
+            kept = [
+                line
+                for line, raw in zip(lines, text.splitlines(), strict=True)
+                if line and not raw[:1].isspace()
+            ]
+            if kept:  # "2 errors occurred:" introduces the lines after it
+                return "".join(f"{line} " if line.endswith(":") else f"{line}; " for line in kept).rstrip(
+                    "; "
+                )
+        return f"opa exited with status {self.returncode}"
+
 
 def run_opa(
     args: Sequence[str], *, timeout: float = 600.0, capture: bool = True, cwd: Path | None = None

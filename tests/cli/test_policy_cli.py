@@ -51,6 +51,36 @@ def test_policy_test_fails_on_a_failing_test(policy_copy: tuple[Path, Path]) -> 
     assert re.search(r"\npolicy test: (\d+) passed, 1 failed \(of \d+\)\n$", result.stderr)
 
 
+def test_policy_test_on_a_policy_that_does_not_load_says_why(policy_copy: tuple[Path, Path]) -> None:
+    """v0 Rego loads no test at all: opa's reasons (on its stderr) are the error, not "0 passed"."""
+    rego, data = policy_copy
+    (rego / "v0.rego").write_text("package v0\n\ndeny[x] { x := 1 }\n")
+    result = run(["policy", "test", str(rego), str(data)])
+    where = rego / "v0.rego"
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "pyagent: error: policy test: the policy does not load: 2 errors occurred during loading: "
+        f"{where}:3: rego_parse_error: `if` keyword is required before rule body; {where}:3: "
+        "rego_parse_error: `contains` keyword is required for partial set rules\n",
+    )
+
+
+def test_policy_bundle_names_the_source_file_of_a_rego_error(
+    policy_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """opa builds a staged copy: its error must name the file the author can open, on one line."""
+    rego, _ = policy_copy
+    scopes = rego / "pyagent" / "lib" / "scopes" / "scopes.rego"
+    lines = scopes.read_text().count("\n")
+    scopes.write_text(scopes.read_text() + "\nbroken if {\n\tinput.a ==\n}\n")
+    result = run(["policy", "bundle", str(rego.parent), "-o", str(tmp_path / "b.tar.gz")])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: opa build failed: load error: bundle .: 1 error occurred: {scopes}:{lines + 4}: "
+        "rego_parse_error: unexpected } token\n",
+    )
+
+
 def test_policy_fmt_and_lint_on_clean_policies(policy_copy: tuple[Path, Path]) -> None:
     assert run(["policy", "fmt", *map(str, policy_copy)]).exit_code == 0
     lint = run(["policy", "lint", *map(str, policy_copy)])

@@ -265,5 +265,26 @@ def test_impact_with_a_policy_that_does_not_compile_exits_2(tmp_path: Path) -> N
     fleet = tmp_path / "f.jsonl"
     fleet.write_text((EXAMPLES / "india-personal-lite.json").read_text().replace("\n", "") + "\n")
     result = run(["impact", "--baseline", str(REPO / "policies"), "--candidate", str(broken), str(fleet)])
-    assert result.exit_code == 2
-    assert "does not compile" in result.stderr
+    assert (result.exit_code, result.stdout) == (2, "")
+    decision = broken / "rego" / "pyagent" / "decision" / "decision.rego"
+    assert result.stderr.startswith(f"pyagent: error: --candidate: {broken}: the policy does not compile: ")
+    assert f"{decision}:3: rego_parse_error: unexpected eof token" in result.stderr  # opa's own words
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_impact_refuses_a_candidate_whose_data_policy_bundle_would_refuse(tmp_path: Path) -> None:
+    """A second `tiktok:` in the bans: opa's YAML reading keeps the last (no apps), so the preview
+    showed flips to allow for a policy that can never be built or published."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    bans = candidate / "data" / "pyagent" / "bans" / "data.yaml"
+    lines = bans.read_text().count("\n")
+    bans.write_text(bans.read_text() + "tiktok:\n  title: TikTok\n  reason: none\n  apps: {}\n")
+    fleet = tmp_path / "f.jsonl"
+    fleet.write_text((EXAMPLES / "india-personal-lite.json").read_text().replace("\n", "") + "\n")
+    result = run(["impact", "--baseline", str(REPO / "policies"), "--candidate", str(candidate), str(fleet)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"pyagent: error: --candidate: {bans}:{lines + 1}: data.pyagent.bans.tiktok: duplicate key (first at "
+        "line 3); the second would replace the first\n"
+    )
