@@ -79,18 +79,32 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
 
 #: Policy error codes that say how an OPA server was loaded, not what the user gave: with
 #: ``--engine opa`` no decision could be had from that server (exit 3).
-SERVER_ERROR_CODES = frozenset({"misconfigured_data_root"})
+SERVER_ERROR_CODES = frozenset({"misconfigured_data_root", "missing_policy_data"})
+
+
+def server_problem(decision: Mapping[str, Any]) -> str | None:
+    """Why an OPA server's answer is no decision (its policy loaded wrongly, or without its data:
+    :data:`SERVER_ERROR_CODES`), or None when its errors, if any, are about the device."""
+    errors = decision.get("errors") or []
+    if (
+        errors
+        and decision.get("engine") == "opa"
+        and all(e.get("code") in SERVER_ERROR_CODES for e in errors)
+    ):
+        return f"the OPA server's policy is loaded wrongly: {errors[0].get('message')}"
+    return None
 
 
 def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None:
     """Turn a decision with policy errors into a :class:`PolicyDecisionError` (exit 2), or an
-    :class:`EngineError` (exit 3) when they are an OPA server's own (:data:`SERVER_ERROR_CODES`)."""
+    :class:`EngineError` (exit 3) when they are an OPA server's own (:func:`server_problem`)."""
     errors = decision.get("errors") or []
     if not errors:
         return
     first = errors[0]
-    if decision.get("engine") == "opa" and all(e.get("code") in SERVER_ERROR_CODES for e in errors):
-        raise EngineError(f"the OPA server's policy is loaded wrongly: {first.get('message')}")
+    problem = server_problem(decision)
+    if problem is not None:
+        raise EngineError(problem)
     hint = INPUT_ERROR_HINTS.get(str(first.get("code")), "fix the policy data")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     raise PolicyDecisionError(f"{source}: {first.get('message')}{more}; {hint}", list(errors))

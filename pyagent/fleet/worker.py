@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pyagent.decide import apply_org, decide
+from pyagent.decide import apply_org, decide, server_problem
 from pyagent.engines.base import Engine, EngineError, EngineSettings
 from pyagent.engines.select import build_engine
 from pyagent.errors import InvalidInputError
@@ -56,6 +56,9 @@ def _decide_one(engine: Engine, report: dict[str, Any], at: str, source: str) ->
     device = report["device"]
     try:
         decision = decide(engine, report, at=at)
+        problem = server_problem(decision)  # an OPA loaded wrongly: the server's fault, not the report's
+        if problem is not None:
+            raise EngineError(problem)
     except EngineError as err:
         return {
             **_base(source, device),

@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pyagent.policy import datacheck
 from pyagent.report.schemas import load_schema
 from tests.policy_data.conftest import KNOWN_ORGS, REPO, run
@@ -122,3 +124,36 @@ def test_an_opa_server_loaded_as_one_root_gives_no_decision(opa_bin: str, tmp_pa
         "pyagent: error: the OPA server's policy is loaded wrongly: policy data found at data.data.pyagent, "
         f"not data.pyagent (the policy folder was loaded as one root): {HINT}\n"
     )
+
+
+def test_an_opa_server_without_the_policy_data_gives_no_decision(opa_bin: str, tmp_path: Path) -> None:
+    """`opa run -s policies/rego`: every device was of an unknown organisation "known: " (none), exit 2
+    blaming the report; it is the server's problem: exit 3, saying how to load the policy."""
+    from tests.helpers.opa_server import run_opa_server
+
+    with run_opa_server(opa_bin, tmp_path, paths=[REPO / "policies" / "rego"]) as server:
+        done = run(["check", str(REPORT), "--engine", "opa", "--opa-url", server.url, "--opa-retries", "0"])
+    assert (done.exit_code, done.stdout) == (3, "")
+    assert done.stderr == (
+        "pyagent: error: the OPA server's policy is loaded wrongly: no policy data at data.pyagent (only the "
+        f"Rego was loaded): {HINT}\n"
+    )
+
+
+@pytest.mark.parametrize("loaded", [["policies"], ["policies/rego"]], ids=["one-root", "rego-only"])
+def test_fleet_against_an_opa_loaded_wrongly_decides_nothing_and_exits_3(
+    opa_bin: str, tmp_path: Path, loaded: list[str]
+) -> None:
+    """No report is invalid: each is undecided, with the server's reason, and the run exits 3."""
+    from tests.helpers.opa_server import run_opa_server
+
+    examples = REPO / "examples" / "reports"
+    with run_opa_server(opa_bin, tmp_path, paths=[REPO / path for path in loaded]) as server:
+        done = run(["fleet", str(examples), "--engine", "opa", "--opa-url", server.url, "--format", "json"])
+    assert done.exit_code == 3, done.stderr
+    document = json.loads(done.stdout)
+    count = len(list(examples.glob("*.json")))
+    summary = document["summary"]
+    assert (summary["devices"], summary["undecided"], summary["invalid"]) == (count, count, 0)
+    reasons = {error["message"] for device in document["devices"] for error in device["errors"]}
+    assert len(reasons) == 1 and next(iter(reasons)).startswith("the OPA server's policy is loaded wrongly: ")

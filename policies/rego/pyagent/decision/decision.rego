@@ -52,7 +52,8 @@ policy_revision := data.pyagent_build.revision if {
 # title: Errors
 # description: |
 #   Anything that prevents a decision. A decision with errors never allows. Policy data loaded
-#   under the wrong root is the one error reported then (not an "unknown organisation").
+#   under the wrong root, or not loaded, is the one error reported then (not an "unknown
+#   organisation").
 #   The first body is a shortcut for the common case, a well-formed report of an organisation the
 #   index resolved, where every error source below is empty by construction (report.errors,
 #   clock.errors, inheritance.errors and breaches.errors; exemptions.errors is checked): it spares
@@ -64,7 +65,7 @@ errors := [] if {
 	count(exemptions.errors) == 0
 	not layout.misplaced
 } else := [err | some err in layout.errors] if {
-	layout.misplaced
+	count(layout.errors) > 0
 } else := [err |
 	some x in sort([[e.code, e.message, e] | some e in ((((report.errors | clock.errors) | inheritance.errors) | exemptions.errors) | breaches.errors)])
 	err := x[2]

@@ -4,7 +4,9 @@
 #   The policy reads its data at `data.pyagent`. Loading the folder that holds `rego/` and `data/`
 #   as one root (`opa run -s policies`, `opa test policies`) puts it at `data.data.pyagent`: every
 #   device would then be of an "unknown organisation". That is reported as one error,
-#   `misconfigured_data_root`, that says how to load the policy instead.
+#   `misconfigured_data_root`, that says how to load the policy instead; so is a policy loaded
+#   without its data at all (`opa run -s policies/rego`), as `missing_policy_data`. Either is the
+#   server's problem, not the device's.
 package pyagent.lib.layout
 
 # METADATA
@@ -23,7 +25,22 @@ misplaced if {
 loaded if data.pyagent.organizations
 
 # METADATA
+# title: There is no policy data at all (only the Rego was loaded)
+missing if {
+	not data.data.pyagent
+	not loaded
+}
+
+# METADATA
 # title: Layout errors
+errors contains err if {
+	missing
+	err := {
+		"code": "missing_policy_data",
+		"message": concat("", ["no policy data at data.pyagent (only the Rego was loaded): ", hint]),
+	}
+}
+
 errors contains err if {
 	misplaced
 	err := {

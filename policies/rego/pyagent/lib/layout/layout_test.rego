@@ -9,6 +9,19 @@ test_policy_data_is_at_data_pyagent_not_data_data_pyagent if {
 	not layout.misplaced
 }
 
+test_no_policy_data_is_reported_with_the_hint if {
+	errs := layout.errors with layout.loaded as false with data.data.pyagent as false
+	errs == {{
+		"code": "missing_policy_data",
+		"message": concat("", ["no policy data at data.pyagent (only the Rego was loaded): ", layout.hint]),
+	}}
+}
+
+test_policy_data_at_data_pyagent_is_neither_missing_nor_misplaced if {
+	not layout.missing
+	count(layout.errors) == 0
+}
+
 test_data_under_data_data_is_reported_with_the_hint if {
 	layout.misplaced with layout.loaded as false with data.data.pyagent as {"organizations": {}}
 	errs := layout.errors with layout.loaded as false with data.data.pyagent as {"organizations": {}}
