@@ -18,7 +18,7 @@ from pyagent.engines.select import resolve
 from pyagent.errors import InvalidInputError
 from pyagent.fleet import runner
 from pyagent.fleet.progress import with_progress
-from pyagent.fleet.report import text_summary, write_json
+from pyagent.fleet.report import MAX_LISTED, problem_line, problems_text, text_summary, write_json
 from pyagent.fleet.sources import iter_items
 from pyagent.fleet.summary import FleetSummary
 from pyagent.termsafe import safe_lines
@@ -167,8 +167,22 @@ def run_fleet(
         with open_output(output) as out:
             write_html(results, out, summary, at=when, timeline=policy_timeline(settings))
     else:
+        listed: list[str] = []
+        problems = 0
         for result in results:
             summary.add(result)
+            line = problem_line(result)
+            if line is not None:
+                problems += 1
+                if len(listed) < MAX_LISTED:
+                    listed.append(line)
+        text = text_summary(summary) + problems_text(listed, problems)
+        if output and output != "-":  # the text report to the file, as `check -o`
+            with open_output(output) as out:
+                out.write(safe_lines(text))
+            ctx.exit(exit_code(summary))
+        click.echo(safe_lines(text), err=True, nl=False)
+        ctx.exit(exit_code(summary))
     click.echo(safe_lines(text_summary(summary)), err=True, nl=False)  # organisations come from reports
     ctx.exit(exit_code(summary))
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import IO, Any
 
-from pyagent.fleet.summary import FleetSummary
+from pyagent.fleet.summary import FleetSummary, device_status
 
 DEVICE_FIELDS = ("device_id", "organization", "allow", "violations", "warnings", "exempted", "errors")
 
@@ -43,6 +43,34 @@ def write_json(
         spool.seek(0)
         shutil.copyfileobj(spool, out)
         out.write("\n  ]\n}\n" if not first else "  ]\n}\n")
+
+
+#: Invalid and undecided devices listed by the text report (all of them are in ``--format json``).
+MAX_LISTED = 50
+
+
+def problem_line(device: dict[str, Any]) -> str | None:
+    """One line for a device that could not be decided as compliant or not (invalid, undecided):
+    where it came from, what it is, and its first error; None for a decided device."""
+    status = device_status(device)
+    if status not in ("invalid", "undecided"):
+        return None
+    errors = device.get("errors") or []
+    first = errors[0] if errors else {}
+    source = str(device.get("source"))
+    message = str(first.get("message", "")).removeprefix(f"{source}: ")
+    where = f"{first['path']}: " if first.get("path") else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    name = f" ({device['device_id']})" if device.get("device_id") else ""
+    return f"  {status}: {source}{name}: {where}{message}{more}"
+
+
+def problems_text(lines: list[str], count: int) -> str:
+    """The listed problem lines, and how many more there are."""
+    rest = (
+        f"  ... and {count - len(lines)} more (--format json lists them all)\n" if count > len(lines) else ""
+    )
+    return "".join(line + "\n" for line in lines) + rest
 
 
 def text_summary(summary: FleetSummary) -> str:

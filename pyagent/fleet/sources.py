@@ -11,6 +11,7 @@ report per line; anything else is read as JSONL.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import stat
@@ -70,10 +71,15 @@ def check_readable(path: str, *, what: str, directory: bool = False) -> None:
 def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Item]:
     """Every report in ``inventories``, in order, after :func:`check_inventories` has checked them all.
 
-    The check runs when this is called, not when the first item is taken."""
+    The check runs when this is called, not when the first item is taken; so does the first item's
+    read: inventories without a single report are a usage error before any output is written."""
     inventories = list(inventories)
     check_inventories(inventories)
-    return _items(inventories, stdin)
+    items = _items(inventories, stdin)
+    first = next(items, None)
+    if first is None:
+        raise InvalidInputError("no reports found in the inventories given")
+    return itertools.chain([first], items)
 
 
 def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
@@ -92,26 +98,33 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
 
 
 def _directory(root: Path) -> Iterator[Item]:
+    """The reports of the files under ``root`` named ``*.json`` (read as a named file is: one
+    document, else JSONL) and ``*.jsonl``/``*.ndjson``, any case. Symbolic links (which could lead
+    out of the directory) and other files are passed over, and counted in one note on stderr."""
+    skipped: list[Path] = []
     for path in sorted(root.rglob("*")):
-        if path.is_symlink() or not path.is_file():
+        suffix = path.suffix.lower()
+        if path.is_symlink() or (path.is_file() and suffix not in (*JSONL_SUFFIXES, *REPORT_SUFFIXES)):
+            skipped.append(path)
             continue
-        if path.suffix in JSONL_SUFFIXES:
-            with path.open("rb") as handle:
-                yield from _jsonl(handle, str(path))
-        elif path.suffix in REPORT_SUFFIXES:
-            yield _file_item(path)
-
-
-def _file_item(path: Path) -> Item:
-    limit = max_report_bytes()
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as err:  # one unreadable report in a directory: that device is invalid, the rest decided
-        return Item(str(path), b"", error=f"{path}: cannot read: {err.strerror}")
-    if len(data) > limit:
-        return Item(str(path), b"", error=f"{path}: report is larger than {limit // 2**20} MiB")
-    return Item(str(path), data)
+        if not path.is_file():
+            continue
+        try:
+            handle = path.open("rb")
+        except (
+            OSError
+        ) as err:  # one unreadable report in a directory: that device is invalid, the rest decided
+            yield Item(str(path), b"", error=f"{path}: cannot read: {err.strerror}")
+            continue
+        with handle:
+            yield from _jsonl(handle, str(path)) if suffix in JSONL_SUFFIXES else _reports(handle, str(path))
+    if skipped:
+        links = sum(1 for path in skipped if path.is_symlink())
+        print(
+            f"pyagent: note: {root}: passed over {len(skipped)} file(s) that are not *.json, *.jsonl or "
+            f"*.ndjson reports, or are symbolic links ({links}), e.g. {skipped[0]}",
+            file=sys.stderr,
+        )
 
 
 def _one_document(line: bytes) -> bool:

@@ -34,7 +34,7 @@ def decide_batch(batch: Sequence[Item], at: str, org: str | None) -> list[list[d
 
 def decide_item(item: Item, at: str, org: str | None) -> list[dict[str, Any]]:
     if item.error:
-        return [_invalid(item.source, None, [{"code": "invalid_report", "message": item.error}])] * len(
+        return [_invalid(item.source, None, [{"code": "invalid_report", "message": item.error}], org)] * len(
             _engines
         )
     try:
@@ -42,14 +42,14 @@ def decide_item(item: Item, at: str, org: str | None) -> list[dict[str, Any]]:
     except ReportInvalidError as err:
         errors = [{"code": "invalid_report", "path": i.path, "message": i.message} for i in err.issues]
     except InvalidInputError as err:
-        return [_invalid(item.source, None, [{"code": "invalid_report", "message": str(err)}])] * len(
+        return [_invalid(item.source, None, [{"code": "invalid_report", "message": str(err)}], org)] * len(
             _engines
         )
     else:
         report, _notes = apply_org(report, org)
         return [_decide_one(engine, report, at, item.source) for engine in _engines]
     # Out of the except clause, its traceback (and the parsed document in it) is gone: one at a time.
-    return [_invalid(item.source, _peek_device(item.data, item.source), errors)] * len(_engines)
+    return [_invalid(item.source, _peek_device(item.data, item.source), errors, org)] * len(_engines)
 
 
 def _decide_one(engine: Engine, report: dict[str, Any], at: str, source: str) -> dict[str, Any]:
@@ -89,9 +89,15 @@ def _base(source: str, device: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _invalid(source: str, device: dict[str, Any] | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
+def _invalid(
+    source: str, device: dict[str, Any] | None, errors: list[dict[str, Any]], org: str | None = None
+) -> dict[str, Any]:
+    """An invalid report's result; under ``org`` when one is given (``--org`` wins over the report's)."""
+    base = _base(source, device)
+    if org is not None:
+        base["organization"] = org
     return {
-        **_base(source, device),
+        **base,
         "allow": False,
         "violations": [],
         "warnings": [],

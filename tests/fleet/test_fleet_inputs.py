@@ -83,3 +83,55 @@ def test_impact_missing_policy_directory(two_devices: Path, tmp_path: Path, whic
         2,
         f"pyagent: error: {tmp_path / 'proposed'}: no such policy directory ({which})\n",
     )
+
+
+def test_a_directory_reads_its_reports_as_named_files_are_and_says_what_it_passed_over(
+    two_devices: Path, tmp_path: Path
+) -> None:
+    """A JSONL file named *.json, an upper-case .JSON: read as they would be named alone; a symbolic
+    link and a backup file are passed over, in one note (nothing is dropped without a word)."""
+    reports = tmp_path / "reports"
+    (reports / "sub").mkdir(parents=True)
+    (reports / "devices.json").write_text(two_devices.read_text())  # JSONL under a .json name
+    (reports / "sub" / "A.JSON").write_text(
+        (EXAMPLES / "eu-council-personal-outlook-tiktok.json").read_text()
+    )
+    (reports / "link.json").symlink_to(EXAMPLES / "india-personal-lite.json")
+    (reports / "report.json.bak").write_text("{}")
+    result = run(["fleet", str(reports), "--at", AT, "--format", "json", "--jobs", "1"])
+    document = json.loads(result.stdout)
+    assert sorted(d["source"] for d in document["devices"]) == [
+        f"{reports / 'devices.json'}:1", f"{reports / 'devices.json'}:2", str(reports / "sub" / "A.JSON"),
+    ]  # fmt: skip
+    assert document["summary"]["invalid"] == 0
+    assert result.stderr.startswith(
+        f"pyagent: note: {reports}: passed over 2 file(s) that are not *.json, *.jsonl or *.ndjson reports, "
+        f"or are symbolic links (1), e.g. {reports / 'link.json'}\n"
+    )
+
+
+def test_an_empty_inventory_writes_no_document(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    result = run(["fleet", str(empty), "--at", AT, "--format", "json"])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2, "", "pyagent: error: no reports found in the inventories given\n"
+    )  # fmt: skip
+
+
+def test_fleet_text_lists_the_devices_it_could_not_decide_and_o_writes_it(tmp_path: Path) -> None:
+    """CONTRACT 3: an invalid report is listed with its errors; -o takes the text report as check's does."""
+    inventory = tmp_path / "mixed.jsonl"
+    clean = json.dumps(json.loads((EXAMPLES / "eu-commission-corporate-clean.json").read_text()))
+    inventory.write_text(f'{clean}\n{{"schema_version": 1, "device": {{"id": "x"}}}}\nnot json\n')
+    result = run(["fleet", str(inventory), "--at", AT, "--org", "india"])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "3 devices: 1 compliant, 0 non-compliant, 2 invalid"
+    assert "  india: 0 of 3 non-compliant, 2 invalid" in lines  # --org wins for invalid reports too
+    assert lines[-2].startswith(f"  invalid: {inventory}:2 (x): $.apps: ")
+    assert lines[-1] == f"  invalid: {inventory}:3: invalid JSON at line 1, column 1: Expecting value"
+    out = tmp_path / "fleet.txt"
+    written = run(["fleet", str(inventory), "--at", AT, "--org", "india", "-o", str(out)])
+    assert (written.exit_code, written.stderr) == (1, "")
+    assert out.read_text() == result.stderr
