@@ -8,6 +8,7 @@ from its file on every request, so a rotated token is used at once.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import ssl
 from urllib.parse import urlsplit
@@ -67,6 +68,7 @@ class ServiceClient:
         configured ``headers`` go with every request; ``headers`` of the same names replace them.
         """
         send = {"User-Agent": f"pyagent/{__version__}"}
+        token = ""
         for name, value in (*self.service.headers, *(headers or {}).items()):  # the later wins
             for given in [key for key in send if key.lower() == name.lower()]:
                 del send[given]
@@ -75,9 +77,10 @@ class ServiceClient:
             token = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
             send["Authorization"] = f"{self.service.scheme} {token}"
         path = resource if exact_path else self.path(resource)
-        return request(
+        reply = request(
             self._target, method, path, timeout=timeout, max_body=max_body, headers=send, body=body, sink=sink
         )
+        return dataclasses.replace(reply, secrets=(token,)) if token else reply
 
 
 def backoff(failures: int, *, base: float, cap: float, rng: random.Random) -> float:

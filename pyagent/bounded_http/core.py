@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pyagent.redact import REDACTED, redact
 from pyagent.termsafe import shorten
 
 CHUNK = 64 * 1024
@@ -71,9 +72,21 @@ class Reply:
     body: bytes
     """The body, unless it was streamed to a sink."""
     size: int
+    secrets: tuple[str, ...] = ()
+    """What the request presented (a bearer token): never repeated by :meth:`message`."""
 
     def message(self) -> str:
-        """A one-line description of a non-2xx answer, with the server's ``message`` when it gave one."""
+        """A one-line description of a non-2xx answer, with the server's ``message`` when it gave one.
+
+        What a server says is kept (agent status, status uploads, the spool) and shown: credentials
+        in it, and the request's own ``secrets`` echoed back, are redacted (``***``)."""
+        text = self._message()
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return redact(text)
+
+    def _message(self) -> str:
         detail = ""
         try:
             document = json.loads(self.body) if self.body else None

@@ -14,6 +14,7 @@ domain socket (``opa run --addr unix:///path``), and only one that runs as this 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import random
@@ -31,7 +32,7 @@ from pyagent.bounded_http.unix import SUPPORTED as UNIX_SUPPORTED
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.encode import encode_json
 from pyagent.errors import InvalidInputError
-from pyagent.redact import origin, redact
+from pyagent.redact import REDACTED, origin, redact
 from pyagent.termsafe import shorten
 
 #: The largest decision answer read (bytes): a decision is a few KiB; a larger body is refused as it
@@ -215,8 +216,9 @@ class OpaServerEngine(Engine):
             )
         except TransportError as err:
             raise _transport_error(where, err, timeout) from err
-        if reply.status != 200:
-            raise _status_error(where, reply)
+        if reply.status != 200:  # (its message is kept in the spool and uploaded: the token never in it)
+            secret = self._headers.get("Authorization", "").partition(" ")[2]
+            raise _status_error(where, dataclasses.replace(reply, secrets=(secret,) if secret else ()))
         try:
             response = json.loads(reply.body)
         except (ValueError, RecursionError) as err:
@@ -274,7 +276,7 @@ def _status_error(where: str, reply: Reply) -> EngineError:
             f"OPA at {where}: HTTP {reply.status} redirect to {location!r}, not followed "
             "(point --opa-url at the OPA server itself)"
         )
-    message = f"OPA at {where}: HTTP {reply.status} {_server_message(reply.body)}".rstrip()
+    message = f"OPA at {where}: HTTP {reply.status} {_server_message(reply)}".rstrip()
     if reply.status >= 500:
         return _RetryableError(message)
     return EngineError(message)
@@ -285,11 +287,15 @@ def _first_line(err: BaseException) -> str:
     return shorten(text[0]) if text else type(err).__name__
 
 
-def _server_message(body: bytes) -> str:
+def _server_message(reply: Reply) -> str:
+    """The server's ``message``, credentials and the request's own secrets redacted."""
     try:
-        document = json.loads(body)
+        document = json.loads(reply.body)
     except (ValueError, RecursionError):
         return ""
     if isinstance(document, dict) and isinstance(document.get("message"), str):
-        return f"({shorten(document['message'])})"
+        text = document["message"]
+        for secret in reply.secrets:
+            text = text.replace(secret, REDACTED)
+        return f"({shorten(redact(text))})"
     return ""

@@ -294,3 +294,16 @@ def test_service_headers_that_could_not_be_sent_as_written_are_refused(
     with pytest.raises(InvalidInputError) as raised:
         load_config(path)
     assert str(raised.value) == message.format(file=path)
+
+
+def test_a_server_echoing_the_token_gets_it_redacted_in_what_is_kept(tmp_path: Path) -> None:
+    """A reply's message goes into agent status, status uploads and the spool: the token it echoes
+    (with or without its scheme) never does."""
+    token = tmp_path / "agent.token"
+    token.write_text("s3cret-agent-token-0042\n")
+    echo = b'{"message": "who is s3cret-agent-token-0042? (Authorization: Bearer s3cret-agent-token-0042)"}'
+    with fault_server(Fault(status=401, body=echo)) as url:
+        reply = ServiceClient(Service("s", url, token_path=token)).request(
+            "GET", "bundles/b", timeout=5, max_body=1024
+        )
+    assert reply.message() == "HTTP 401: who is ***? (Authorization: Bearer ***)"

@@ -268,3 +268,13 @@ def test_ca_for_a_plain_http_url_is_a_usage_error(tmp_path: Path) -> None:
     ca.write_text("not used")
     with pytest.raises(InvalidInputError, match="--opa-ca is for an https:// URL"):
         build_engine(EngineSettings(engine="opa", opa_url="http://127.0.0.1:8181", opa_ca=str(ca)))
+
+
+def test_an_opa_echoing_its_token_gets_it_redacted_in_the_error() -> None:
+    """The error is kept (the spool, its decision-log event): the token an OPA echoes never is."""
+    echo = b'{"code": "unauthorized", "message": "who is s3cret-opa-token-7? Bearer s3cret-opa-token-7"}'
+    with fault_server(Fault(status=401, body=echo)) as url:
+        engine_settings = settings(url, opa_timeout=0.5, opa_token="s3cret-opa-token-7")
+        with build_engine(engine_settings) as engine, pytest.raises(EngineError) as raised:
+            decide(engine, CLEAN, at=AT)
+    assert str(raised.value) == f"OPA at {url}: HTTP 401 (who is ***? Bearer ***)"

@@ -459,6 +459,27 @@ def test_chain_fields_travel_with_the_event(fleet: Fleet, sqlite_store: Store) -
 # status ----------------------------------------------------------------------------------------
 
 
+def test_credentials_quoted_in_a_status_are_redacted_before_readers_see_them(fleet: Fleet) -> None:
+    """A sender's status may quote what its bundle server echoed (an older agent, a real OPA): readers
+    see status messages on the API and the dashboard, so credentials never reach them."""
+    quoted = "HTTP 401: token rejected (Authorization: Bearer agent-s3cret-0042)"
+    fetched = "GET https://u:pw@b.example/x?token=abc: 401"
+    message = {"labels": {"id": "fr-brussels-0042"}, "bundles": {"pyagent": {
+        "active_revision": "r1", "code": "bundle_error", "message": quoted, "errors": [quoted, fetched],
+    }}}  # fmt: skip
+    assert fleet.client.post("/status", json=message, headers=fleet.auth("agent")).status_code == 204
+    fleet.post_logs([decision_event("d-1", sender="fr-brussels-0042")])
+    device = fleet.client.get("/api/v1/devices/fr-brussels-0042", headers=fleet.auth("reader")).json()
+    redacted = "HTTP 401: token rejected (Authorization: Bearer ***)"
+    bundle = device["status"]["bundles"]["pyagent"]
+    assert (bundle["message"], bundle["errors"]) == (
+        redacted,
+        [redacted, "GET https://***@b.example/x?token=*** 401"],
+    )
+    page = fleet.client.get("/devices/fr-brussels-0042", headers=fleet.auth("reader")).text
+    assert "agent-s3cret-0042" not in page
+
+
 def test_status_lands_and_bad_status_is_400(fleet: Fleet) -> None:
     message = {
         "labels": {"id": "fr-brussels-0042", "version": "0.1.0"},
