@@ -99,15 +99,24 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
 
 def _directory(root: Path) -> Iterator[Item]:
     """The reports of the files under ``root`` named ``*.json`` (read as a named file is: one
-    document, else JSONL) and ``*.jsonl``/``*.ndjson``, any case. Symbolic links (which could lead
-    out of the directory) and other files are passed over, and counted in one note on stderr."""
+    document, else JSONL) and ``*.jsonl``/``*.ndjson``, any case. One so named that is not a regular
+    file (a symbolic link, which could lead out of the directory; a FIFO) is not read: it is an
+    invalid item, so the run cannot pass without it. Files named otherwise are passed over, counted in
+    one note on stderr."""
     skipped: list[Path] = []
     for path in sorted(root.rglob("*")):
-        suffix = path.suffix.lower()
-        if path.is_symlink() or (path.is_file() and suffix not in (*JSONL_SUFFIXES, *REPORT_SUFFIXES)):
-            skipped.append(path)
+        named = path.suffix.lower() in (*JSONL_SUFFIXES, *REPORT_SUFFIXES)
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            if named:
+                reason = "a symbolic link, not followed" if path.is_symlink() else "not a regular file"
+                yield Item(str(path), b"", error=f"{path}: {reason}: not read as a report")
+            else:
+                skipped.append(path)
             continue
-        if not path.is_file():
+        if path.is_dir():
+            continue
+        if not named:
+            skipped.append(path)
             continue
         try:
             handle = path.open("rb")
@@ -117,12 +126,12 @@ def _directory(root: Path) -> Iterator[Item]:
             yield Item(str(path), b"", error=f"{path}: cannot read: {err.strerror}")
             continue
         with handle:
-            yield from _jsonl(handle, str(path)) if suffix in JSONL_SUFFIXES else _reports(handle, str(path))
+            jsonl = path.suffix.lower() in JSONL_SUFFIXES
+            yield from _jsonl(handle, str(path)) if jsonl else _reports(handle, str(path))
     if skipped:
-        links = sum(1 for path in skipped if path.is_symlink())
         print(
-            f"pyagent: note: {root}: passed over {len(skipped)} file(s) that are not *.json, *.jsonl or "
-            f"*.ndjson reports, or are symbolic links ({links}), e.g. {skipped[0]}",
+            f"pyagent: note: {root}: passed over {len(skipped)} file(s) not named *.json, *.jsonl or "
+            f"*.ndjson, e.g. {skipped[0]}",
             file=sys.stderr,
         )
 

@@ -88,25 +88,30 @@ def test_impact_missing_policy_directory(two_devices: Path, tmp_path: Path, whic
 def test_a_directory_reads_its_reports_as_named_files_are_and_says_what_it_passed_over(
     two_devices: Path, tmp_path: Path
 ) -> None:
-    """A JSONL file named *.json, an upper-case .JSON: read as they would be named alone; a symbolic
-    link and a backup file are passed over, in one note (nothing is dropped without a word)."""
+    """A JSONL file named *.json, an upper-case .JSON: read as they would be named alone. A symbolic
+    link named as a report (to a TikTok phone's) is not followed but counted invalid, so the run
+    cannot pass without it; a backup file is passed over, in a note."""
     reports = tmp_path / "reports"
     (reports / "sub").mkdir(parents=True)
     (reports / "devices.json").write_text(two_devices.read_text())  # JSONL under a .json name
-    (reports / "sub" / "A.JSON").write_text(
-        (EXAMPLES / "eu-council-personal-outlook-tiktok.json").read_text()
-    )
-    (reports / "link.json").symlink_to(EXAMPLES / "india-personal-lite.json")
+    (reports / "sub" / "A.JSON").write_text((EXAMPLES / "eu-commission-corporate-clean.json").read_text())
+    link = reports / "link.json"
+    link.symlink_to(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json")
     (reports / "report.json.bak").write_text("{}")
     result = run(["fleet", str(reports), "--at", AT, "--format", "json", "--jobs", "1"])
     document = json.loads(result.stdout)
+    jsonl = reports / "devices.json"
     assert sorted(d["source"] for d in document["devices"]) == [
-        f"{reports / 'devices.json'}:1", f"{reports / 'devices.json'}:2", str(reports / "sub" / "A.JSON"),
+        f"{jsonl}:1", f"{jsonl}:2", str(link), str(reports / "sub" / "A.JSON"),
     ]  # fmt: skip
-    assert document["summary"]["invalid"] == 0
+    [invalid] = [d for d in document["devices"] if d["errors"]]
+    assert invalid["errors"] == [
+        {"code": "invalid_report", "message": f"{link}: a symbolic link, not followed: not read as a report"}
+    ]
+    assert (document["summary"]["invalid"], result.exit_code) == (1, 1)
     assert result.stderr.startswith(
-        f"pyagent: note: {reports}: passed over 2 file(s) that are not *.json, *.jsonl or *.ndjson reports, "
-        f"or are symbolic links (1), e.g. {reports / 'link.json'}\n"
+        f"pyagent: note: {reports}: passed over 1 file(s) not named *.json, *.jsonl or *.ndjson, "
+        f"e.g. {reports / 'report.json.bak'}\n"
     )
 
 
