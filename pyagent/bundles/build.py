@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pyagent.bundles.constants import TARGETS
-from pyagent.bundles.jws import VerificationKey, check_key_algorithm
+from pyagent.bundles.jws import VerificationKey, check_key_algorithm, read_pem
 from pyagent.bundles.verify import VerificationConfig, VerifiedBundle, verify_members
 from pyagent.engines.base import ENTRYPOINT
 from pyagent.engines.wasm.bundle import read_archive, read_members
@@ -197,10 +197,7 @@ def _removed_on_failure(out: Path) -> Iterator[None]:
 
 def _public_key(path: Path, algorithm: str) -> VerificationKey:
     label = f"signing key {path}"
-    try:
-        pem = path.read_bytes()
-    except OSError as err:
-        raise InvalidInputError(f"{label}: cannot read: {err.strerror or err}") from err
+    pem = read_pem(path, label=label)
     try:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as err:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -84,15 +83,29 @@ class VerificationKey:
     source: str = ""
 
 
+#: The most a PEM key (or certificate chain) file is read: a 16384-bit RSA key is under 13 KiB.
+MAX_PEM_BYTES = 1024 * 1024
+
+
+def read_pem(path: str | os.PathLike[str], *, label: str) -> bytes:
+    """The bytes of a key file, at most :data:`MAX_PEM_BYTES` (``/dev/zero`` given as a key must not
+    fill the memory); unreadable or larger is an :class:`InvalidInputError` naming ``label``."""
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read(MAX_PEM_BYTES + 1)
+    except OSError as err:
+        raise InvalidInputError(f"{label}: cannot read: {err.strerror or err}") from err
+    if len(pem) > MAX_PEM_BYTES:
+        raise InvalidInputError(f"{label}: larger than {MAX_PEM_BYTES // 1024} KiB, so not a PEM key")
+    return pem
+
+
 def load_verification_key(path: str | os.PathLike[str], algorithm: str | None = None) -> VerificationKey:
     """The PEM public key (or certificate) at ``path``; ``algorithm`` defaults to RS256 for RSA keys
     (as OPA's) and to the curve's ES algorithm for EC keys. Unusable keys are :class:`InvalidInputError`.
     """
     label = str(path)
-    try:
-        pem = Path(path).read_bytes()
-    except OSError as err:
-        raise InvalidInputError(f"verification key {label}: cannot read: {err.strerror or err}") from err
+    pem = read_pem(path, label=f"verification key {label}")
     return parse_verification_key(pem, algorithm, source=label)
 
 

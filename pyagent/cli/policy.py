@@ -263,9 +263,11 @@ def _default_algorithm(signing_key: str) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from pyagent.bundles.jws import read_pem
+
     try:
-        key = serialization.load_pem_private_key(Path(signing_key).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
+        key = serialization.load_pem_private_key(read_pem(signing_key, label="signing key"), password=None)
+    except (InvalidInputError, ValueError, TypeError):
         return "RS256"  # build_signed_bundle reports the unreadable key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return {"secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name, "ES256")

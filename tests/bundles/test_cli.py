@@ -80,7 +80,10 @@ def test_an_unsigned_bundle_names_files_from_the_policy_roots_not_this_machine(t
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--serial", "3"], "pyagent: error: --serial needs --signing-key (see pyagent policy bundle --help)"),
+        (
+            ["--serial", "3"],
+            "pyagent: error: --serial needs --signing-key (see pyagent policy bundle --help)",
+        ),
         (
             ["--signing-key", "{signer}", "--signing-alg", "HS256"],
             "pyagent: error: Invalid value for '--signing-alg': 'HS256'",
@@ -191,3 +194,24 @@ def test_decisions_name_the_revision_the_bundle_was_built_as(tmp_path: Path) -> 
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["policy_revision"] == "rev-50"
     assert json.loads(forge.member(forge.read_tar(out), ".manifest"))["revision"] == "rev-50"
+
+
+@pytest.mark.parametrize(
+    ("args", "label"),
+    [
+        (["policy", "bundle", "--signing-key", "/dev/zero", "-o", "{out}"], "signing key /dev/zero"),
+        (["check", "{report}", "--bundle", "{bundle}", "--verification-key", "/dev/zero"],
+         "verification key /dev/zero"),
+    ],
+    ids=["signing-key", "verification-key"],
+)  # fmt: skip
+def test_an_endless_key_file_is_refused_without_reading_it_all(
+    tmp_path: Path, policy_bundle: Path, args: list[str], label: str
+) -> None:
+    """/dev/zero given as a key took 10 GB before a MemoryError (exit 3): it is read up to a bound."""
+    values = {"out": str(tmp_path / "x.tar.gz"), "report": str(REPORT), "bundle": str(policy_bundle)}
+    result = _run([a.format(**values) for a in args])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: {label}: larger than 1024 KiB, so not a PEM key\n",
+    )
