@@ -14,7 +14,7 @@ import ssl
 from urllib.parse import urlsplit
 
 from pyagent import __version__
-from pyagent.bounded_http import BodyTooLarge, Reply, Sink, Target, TransportError, request
+from pyagent.bounded_http import BodyTooLarge, Reply, Sink, Target, TransportError, request, tls_context
 from pyagent.config.files import read_secret
 from pyagent.config.opa import Service
 
@@ -35,8 +35,7 @@ class ServiceClient:
         """``scheme://host[:port]``: where every request of this client goes, whatever its path."""
         context: ssl.SSLContext | None = None
         if self._tls:
-            cafile = str(service.ca_cert) if service.ca_cert else None
-            context = ssl.create_default_context(cafile=cafile)
+            context = tls_context(service.ca_cert, what=f"services.{service.name}.tls.ca_cert")
         self._target = Target(self._host, self._port, context, self.origin)
 
     def url(self, resource: str) -> str:

@@ -18,6 +18,7 @@ from pyagent.bounded_http.core import (
     TransportError,
 )
 from pyagent.bounded_http.session import MAX_IDLE_SECONDS, Session, request
+from pyagent.bounded_http.tls import tls_context
 
 __all__ = [
     "CHUNK",
@@ -30,4 +31,5 @@ __all__ = [
     "Target",
     "TransportError",
     "request",
+    "tls_context",
 ]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from pyagent.bounded_http import Reply, Session, Target, TransportError
+from pyagent.bounded_http import Reply, Session, Target, TransportError, tls_context
 from pyagent.bounded_http.unix import MAX_PATH_BYTES
 from pyagent.bounded_http.unix import SUPPORTED as UNIX_SUPPORTED
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
@@ -79,8 +79,11 @@ def parse_url(url: str) -> _Endpoint:
     Credentials in the URL are refused on plain http (they would travel in clear text); on https they
     are sent as basic auth. A message about the URL never shows them.
     """
-    parts = urlsplit(url)
     shown = repr(redact(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # "http://[::1": an IPv6 host left open
+        raise InvalidInputError(f"--opa-url: {shown} is not a URL ({err})") from None
     if parts.scheme == "unix":
         return _unix_endpoint(url, shown)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -91,6 +94,8 @@ def parse_url(url: str) -> _Endpoint:
         port = parts.port
     except ValueError as err:
         raise InvalidInputError(f"--opa-url: {shown} has an invalid port") from err
+    if port == 0:
+        raise InvalidInputError(f"--opa-url: {shown} has an invalid port")
     tls = parts.scheme == "https"
     basic = None
     if parts.username is not None or parts.password is not None:
@@ -100,7 +105,7 @@ def parse_url(url: str) -> _Endpoint:
                 "use an https:// URL, or --opa-token"
             )
         basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    port = port or (443 if tls else 8181)
+    port = port if port is not None else 443 if tls else 8181
     return _Endpoint(parts.hostname, port, tls, origin(f"{parts.scheme}://{parts.hostname}:{port}"), basic)
 
 
@@ -143,7 +148,7 @@ class OpaServerEngine(Engine):
         context: ssl.SSLContext | None = None
         if endpoint.tls:
             # The configured CA, else the system's: never REQUESTS_CA_BUNDLE and friends.
-            context = ssl.create_default_context(cafile=settings.ca_file)
+            context = tls_context(settings.ca_file, what="--opa-ca")
         self._where = endpoint.origin
         self._session = Session(
             Target(endpoint.host, endpoint.port, context, endpoint.origin, endpoint.unix_path)

@@ -179,3 +179,53 @@ def test_a_usage_error_is_one_line_naming_the_option_and_where_to_read_more(
     """Click's own usage error is four lines (usage, a hint, a blank, the error); pyagent's errors are one."""
     result = run(args)
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"pyagent: error: {line}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["check", str(CLEAN_REPORT), "--engine", "opa", "--opa-url", "http://[::1"],
+         "--opa-url: 'http://[::1' is not a URL (Invalid IPv6 URL)"),
+        (["check", str(CLEAN_REPORT), "--engine", "opa", "--opa-url", "http://127.0.0.1:0"],
+         "--opa-url: 'http://127.0.0.1:0' has an invalid port"),
+        (["check", str(CLEAN_REPORT), "--engine", "opa", "--opa-url", "https://127.0.0.1:9", "--opa-ca",
+          str(CLEAN_REPORT)],
+         f"--opa-ca {CLEAN_REPORT}: no PEM CA certificate in it (NO_CERTIFICATE_OR_CRL_FOUND)"),
+        (["server", "token", "list", "--db", "postgresql://u:pw@db:abc/fleet"],
+         "--db <unparsable URL>: not a database URL (invalid literal for int() with base 10: 'abc')"),
+        (["server", "token", "list", "--db", "sqlite://relative.db"],
+         "--db sqlite://relative.db: a SQLite database is sqlite:///relative/file.db or "
+         "sqlite:////absolute/file.db (or just the file's path)"),
+    ],
+    ids=["open-ipv6", "port-0", "ca-not-pem", "db-port", "sqlite-two-slashes"],
+)  # fmt: skip
+def test_a_malformed_address_or_file_is_a_usage_error_not_an_internal_one(args: list[str], line: str) -> None:
+    """Each was "internal error: ValueError/SSLError/ArgumentError ..." with exit 3."""
+    result = run(args)
+    assert (result.exit_code, result.stderr) == (2, f"pyagent: error: {line}\n")
+
+
+def test_the_server_guards_its_state_directory_and_database_as_the_agent_does(tmp_path: Path) -> None:
+    """It holds every device's inventory: created 0700/0600; a world-writable directory or a planted
+    link in place of the database is refused, not written through."""
+    fresh = tmp_path / "fresh"
+    assert run(["server", "token", "list", "--state-dir", str(fresh)]).exit_code == 0
+    assert (fresh.stat().st_mode & 0o777, (fresh / "server.db").stat().st_mode & 0o777) == (0o700, 0o600)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    refused = run(["server", "token", "list", "--state-dir", str(shared)])
+    assert (refused.exit_code, refused.stderr) == (
+        2, f"pyagent: error: {shared}: the state directory is writable by group or others (mode 0777); "
+        f"chmod go-w {shared}\n",
+    )  # fmt: skip
+    planted = tmp_path / "planted"
+    planted.mkdir(mode=0o700)
+    (planted / "server.db").symlink_to(tmp_path / "elsewhere.db")
+    linked = run(["server", "token", "list", "--state-dir", str(planted)])
+    assert (linked.exit_code, linked.stderr) == (
+        2,
+        f"pyagent: error: {planted / 'server.db'}: the server database is a symbolic link; "
+        "give the real file\n",
+    )
+    assert not (tmp_path / "elsewhere.db").exists()

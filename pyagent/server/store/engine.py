@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pyagent.config.statedir import default_state_dir
+from pyagent.config.statedir import default_state_dir, private_dir, private_file, sqlite_side_files
 from pyagent.errors import InvalidInputError
 
 DB_ENV = "PYAGENT_SERVER_DB"
@@ -22,29 +23,44 @@ def resolve_url(db: str | None, state_dir: Path | None) -> str:
     URL, or a file path for SQLite; none means ``server.db`` in the state dir."""
     value = db or os.environ.get(DB_ENV) or ""
     if not value:
-        directory = state_dir or default_state_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{directory / DEFAULT_DB_FILE}"
+        return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE)
     if "://" not in value:
-        return f"sqlite:///{Path(value).resolve()}"
+        return _sqlite_url(Path(value).resolve())
     try:
         url = make_url(value)
-    except ArgumentError as err:
+        url.port, url.host  # noqa: B018 - a port or an IPv6 host that does not parse raises here
+    except (ArgumentError, ValueError) as err:
         raise InvalidInputError(f"--db {redact(value)}: not a database URL ({err})") from err
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if url.drivername == "sqlite":
-        return value
+        if url.host or not url.database:
+            raise InvalidInputError(
+                f"--db {redact(value)}: a SQLite database is sqlite:///relative/file.db or "
+                "sqlite:////absolute/file.db (or just the file's path)"
+            )
+        return value if url.database == ":memory:" else _sqlite_url(Path(url.database).resolve())
     raise InvalidInputError(
         f"--db {redact(value)}: unsupported database {url.drivername!r}; use sqlite:///FILE or postgresql://…"
     )
+
+
+def _sqlite_url(path: Path) -> str:
+    """The URL of the SQLite database at ``path``, which holds every device's inventory and history:
+    like the agent's spool, a regular file only this user writes (not a link: SQLite would follow it),
+    in such a directory, created 0600."""
+    private_file(path, what="server database")
+    sqlite_side_files(path, what="server database's side file")
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    return f"sqlite:///{path}"
 
 
 def redact(url: str) -> str:
     """``url`` with any password hidden, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparsable URL>"
 
 
