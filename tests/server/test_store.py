@@ -106,6 +106,21 @@ def test_bundle_heads_follow_publishes_per_target(store: Store) -> None:
     assert store.last_revision_id() == second
 
 
+def test_a_publish_of_the_current_revision_s_missing_build_completes_it(store: Store) -> None:
+    """A rego-only publish of r2, then r2's wasm build: /wasm serves r2 too (it stayed on r1, and
+    the wasm build of r2 was refused as not newer, so agents never got r2)."""
+    store.publish(_revision("pyagent", "r1", serial=1, targets=("rego", "wasm")))
+    second = store.publish(_revision("pyagent", "r2", serial=2, targets=("rego",)))
+    assert store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",))) == second
+    wasm = store.bundle_head("pyagent", "wasm")
+    assert wasm is not None and (wasm.revision_id, wasm.revision, wasm.serial) == (second, "r2", 2)
+    assert store.last_revision_id() == second
+    with pytest.raises(StoreConflict, match="serial 2 is not newer than the current serial 2"):
+        store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",)))  # it has both now
+    with pytest.raises(StoreConflict, match="serial 2 is not newer"):
+        store.publish(_revision("pyagent", "r2b", serial=2, targets=("wasm",)))  # another revision
+
+
 def test_publish_refuses_what_is_not_newer(store: Store) -> None:
     store.publish(_revision("pyagent", "r1", serial=10))
     with pytest.raises(StoreConflict, match="serial 10 is not newer than the current serial 10"):

@@ -6,6 +6,10 @@ When the new and the current revision both carry a build serial (``.manifest``
 new serial must be greater: that is the order agents enforce. Otherwise a revision is an opaque
 name, and it is newer when it was never published under the bundle's name: the current one again,
 or an earlier one (a rollback), is refused.
+
+One exception: a publish of the current revision (same name, revision and serial) that brings only
+builds it lacks (its wasm build after a rego-only publish, say) completes it, so that
+``/bundles/NAME`` and ``/bundles/NAME/wasm`` serve the same revision again (:func:`completed`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,31 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from pyagent.server.store.base import NewRevision, StoreConflict
-from pyagent.server.store.schema import bundle_revisions
+from pyagent.server.store.schema import bundle_files, bundle_revisions
+
+
+def completed(conn: Connection, new: NewRevision) -> int | None:
+    """The current revision's id when ``new`` is that revision (same revision and serial, signed
+    alike) with only builds (targets) it does not have yet; else None."""
+    current = conn.execute(
+        select(
+            bundle_revisions.c.id,
+            bundle_revisions.c.revision,
+            bundle_revisions.c.serial,
+            bundle_revisions.c.signed,
+        )
+        .where(bundle_revisions.c.name == new.name)
+        .order_by(bundle_revisions.c.id.desc())
+        .limit(1)
+    ).first()
+    if current is None or (current.revision, current.serial, bool(current.signed)) != (
+        new.revision, new.serial, new.signed
+    ):  # fmt: skip
+        return None
+    have = set(
+        conn.execute(select(bundle_files.c.target).where(bundle_files.c.revision_id == current.id)).scalars()
+    )
+    return int(current.id) if not have & {f.target for f in new.files} else None
 
 
 def check_newer(conn: Connection, new: NewRevision) -> None:

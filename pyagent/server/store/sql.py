@@ -148,19 +148,21 @@ class SqlStore(Store):
         with self._tx() as conn:
             if self.dialect == "postgresql":  # one publisher at a time per database
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270301)")
-            revisions.check_newer(conn, new)
-            revision_id = conn.execute(
-                insert(bundle_revisions)
-                .values(
-                    name=new.name,
-                    revision=new.revision,
-                    serial=new.serial,
-                    signed=new.signed,
-                    published_at=datetime.now(UTC),
-                    published_by=new.published_by,
-                )
-                .returning(bundle_revisions.c.id)
-            ).scalar_one()
+            revision_id = revisions.completed(conn, new)  # the current revision's missing build
+            if revision_id is None:
+                revisions.check_newer(conn, new)
+                revision_id = conn.execute(
+                    insert(bundle_revisions)
+                    .values(
+                        name=new.name,
+                        revision=new.revision,
+                        serial=new.serial,
+                        signed=new.signed,
+                        published_at=datetime.now(UTC),
+                        published_by=new.published_by,
+                    )
+                    .returning(bundle_revisions.c.id)
+                ).scalar_one()
             conn.execute(
                 insert(bundle_files),
                 [
