@@ -170,7 +170,12 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
     type=click.Path(dir_okay=False),
     help="Bundle file [default: bundle.tar.gz here, as `opa build`; not the make-built build/bundle.tar.gz].",
 )
-@click.option("--revision", default=None, help="Bundle revision (default: data.pyagent.revision).")
+@click.option(
+    "--revision",
+    default=None,
+    callback=lambda _ctx, param, value: _revision(param, value),
+    help="Bundle revision (default: data.pyagent.revision).",
+)
 @click.option(
     "--signing-key",
     type=click.Path(dir_okay=False, exists=True),
@@ -256,6 +261,13 @@ def default_output() -> str:
     if made is not None and Path("bundle.tar.gz").resolve() == made.resolve():
         raise click.UsageError(f"{made} is the make-built bundle; give -o to replace it")
     return "bundle.tar.gz"
+
+
+def _revision(param: click.Parameter, value: str | None) -> str | None:
+    """A revision is a name decisions carry and dashboards show: printable, one line, not blank."""
+    if value is not None and (not value.strip() or len(value) > 200 or not value.isprintable()):
+        raise click.BadParameter("must be one line of printable characters, at most 200", param=param)
+    return value
 
 
 def _default_algorithm(signing_key: str) -> str:

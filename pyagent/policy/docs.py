@@ -18,17 +18,22 @@ def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
 
 
 def bundle_policy_data(path: str | Path) -> dict[str, Any]:
-    """The policy data a compiled bundle carries (its ``data.json``), shaped as :func:`policy_data`'s:
-    no ``opa`` is needed, and it is exactly the data that bundle decides with."""
-    from pyagent.engines.wasm.bundle import read_bundle
+    """The policy data a bundle carries (its ``data.json`` files; a wasm or a rego build), shaped as
+    :func:`policy_data`'s: no ``opa`` is needed, and it is exactly the data that bundle decides with,
+    under the revision its decisions name (``policy bundle --revision``, else the data's)."""
+    from pyagent.engines.wasm.bundle import bundle_data, read_archive, read_members
 
-    return _shaped(read_bundle(Path(path)).data.get("pyagent"))
+    label = str(path)
+    data = bundle_data(read_members(read_archive(label), label=label), label)
+    build = data.get("pyagent_build")
+    revision = build.get("revision") if isinstance(build, dict) else None
+    return _shaped(data.get("pyagent"), revision if isinstance(revision, str) else None)
 
 
-def _shaped(data: object) -> dict[str, Any]:
+def _shaped(data: object, revision: str | None = None) -> dict[str, Any]:
     pyagent = data if isinstance(data, dict) else {}
     shaped = {key: pyagent.get(key) or {} for key in ("bans", "organizations", "work_apps", "exemptions")}
-    return {"pyagent": {**shaped, "revision": pyagent.get("revision", "unversioned")}}
+    return {"pyagent": {**shaped, "revision": revision or pyagent.get("revision", "unversioned")}}
 
 
 #: How the policy finds banned apps fast: an implementation detail, the same on every page.

@@ -149,3 +149,30 @@ def test_policy_docs_lists_every_organization_and_date(policy_copy: tuple[Path, 
 def test_policy_dir_that_does_not_exist_exits_2(tmp_path: Path) -> None:
     result = run(["policy", "test", str(tmp_path / "nope")])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("target", ["wasm", "rego"])
+def test_policy_docs_of_a_bundle_is_headed_by_the_revision_its_decisions_name(
+    tmp_path: Path, target: str
+) -> None:
+    """A bundle built --revision 2024.01.01-7 decides as 2024.01.01-7: its docs say so (they said the
+    data's 2023.03.15-2), for a rego build too (refused before: "policy.wasm: missing")."""
+    bundle = tmp_path / "b.tar.gz"
+    built = run(["policy", "bundle", str(REPO / "policies"), "--target", target, "--revision", "2024.01.01-7",
+                 "-o", str(bundle)])  # fmt: skip
+    assert built.exit_code == 0, built.stderr
+    docs = run(["policy", "docs", "--bundle", str(bundle)])
+    assert (docs.exit_code, docs.stdout.splitlines()[0]) == (0, "# App bans (policy revision 2024.01.01-7)")
+
+
+@pytest.mark.parametrize("revision", ["a b\nc", " ", "x" * 201, "tab\there"])
+def test_a_revision_that_is_not_one_printable_line_is_refused(tmp_path: Path, revision: str) -> None:
+    result = run(
+        ["policy", "bundle", str(REPO / "policies"), "--revision", revision, "-o", str(tmp_path / "b")]
+    )
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "pyagent: error: Invalid value for '--revision': must be one line of printable characters, "
+        "at most 200 (see pyagent policy bundle --help)\n",
+    )
+    assert not (tmp_path / "b").exists()

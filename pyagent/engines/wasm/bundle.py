@@ -231,6 +231,12 @@ def _module_path(manifest: Mapping[str, Any], label: str) -> str:
     return _clean_name(modules.pop(), label)
 
 
+def bundle_data(files: Mapping[str, bytes], label: str) -> dict[str, Any]:
+    """The data document of a bundle's members (every ``data.json``, merged at its path), whatever
+    its target: a rego build's data is read as a wasm build's."""
+    return _data(files, label)
+
+
 def _data(files: Mapping[str, bytes], label: str) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in sorted(files):
