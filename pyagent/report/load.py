@@ -67,14 +67,20 @@ class ReportInvalidError(InvalidInputError):
         counted = (
             f"{count} {noun} listed, and {more:,} more items with problems" if more else f"{count} {noun}"
         )
+        if self._single():  # the error itself is the one line: not a summary of it, then it again
+            super().__init__(self.lines()[0])
+            return
         super().__init__(f"{source}: report does not match the schema ({counted}){first}")
+
+    def _single(self) -> bool:
+        return len(self.issues) == 1 and not self.issues[0].omitted
 
     def lines(self) -> list[str]:
         """One ``<file>: <path>: <message>`` line per issue, as the CLI prints them."""
         return [f"{self.source}: {issue.path}: {issue.message}" for issue in self.issues]
 
     def details(self) -> list[str]:
-        return self.lines()
+        return [] if self._single() else self.lines()
 
 
 def source_name(source: str | Path) -> str:
