@@ -135,6 +135,7 @@ def _event(
     organization = device.get("organization") if isinstance(device.get("organization"), str) else None
     if result is not None:
         result = _object(result, f"{where}: result")
+        _same_question(result, device_id, event["input"]["at"], where)
         allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
             organization = result["organization"]
@@ -179,6 +180,15 @@ def _placed(value: Any, where: str, facts_of: FactsOf) -> tuple[datetime, Report
     except HttpError:
         return None
     return decided_at, report
+
+
+def _same_question(result: Mapping[str, Any], device_id: str, at: str, where: str) -> None:
+    """The policy echoes the device and the instant it decided for (``device_id``, ``evaluated_at``):
+    a result about another device or instant than the event's input is refused (400), as the agent
+    refuses such an answer from an OPA, so that one device's upload cannot set another's verdict."""
+    for key, asked in (("device_id", device_id), ("evaluated_at", at)):
+        if key in result and result[key] != asked:
+            raise bad_request(f"{where}: result.{key} {_short(result[key])} is not the input's {asked!r}")
 
 
 def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:

@@ -296,6 +296,27 @@ def test_a_result_whose_lists_are_not_arrays_of_objects_is_refused(
     assert fleet.history() == []
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("device_id", "someone-else", "event 0: result.device_id 'someone-else' is not the input's "
+         "'fr-brussels-0042'"),
+        ("evaluated_at", "2030-01-01T00:00:00Z",
+         "event 0: result.evaluated_at '2030-01-01T00:00:00Z' is not the input's '2023-03-16T09:30:00Z'"),
+    ],
+)  # fmt: skip
+def test_a_result_about_another_device_or_instant_is_refused(
+    fleet: Fleet, key: str, value: str, message: str
+) -> None:
+    """The policy echoes what it decided for; one device's upload cannot carry another's verdict."""
+    event = decision_event("d-1", allow=True)
+    event["result"][key] = value
+    response = fleet.post_logs([event])
+    assert (response.status_code, response.json()["message"]) == (400, message)
+    event["result"].update(device_id="fr-brussels-0042", evaluated_at="2023-03-16T09:30:00Z")
+    assert fleet.post_logs([event]).json()["stored"] == 1
+
+
 def test_a_device_page_shows_a_report_as_it_was_sent(fleet: Fleet) -> None:
     """Reports are stored as sent (a report the policy found invalid is a decision too): the device
     page lists what it can and shows the rest as JSON, never a 500."""
