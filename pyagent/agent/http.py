@@ -79,7 +79,10 @@ class ServiceClient:
         reply = request(
             self._target, method, path, timeout=timeout, max_body=max_body, headers=send, body=body, sink=sink
         )
-        return dataclasses.replace(reply, secrets=(token,)) if token else reply
+        # what the request presented never comes back in a kept message: the token, and header values
+        # long enough to be keys (a gateway's X-Api-Key); "eu-west" and the like are not worth hiding
+        secrets = (token, *(value for _, value in self.service.headers if len(value) >= 16))
+        return dataclasses.replace(reply, secrets=tuple(v for v in secrets if v))
 
 
 def backoff(failures: int, *, base: float, cap: float, rng: random.Random) -> float:

@@ -80,24 +80,23 @@ class Reply:
 
         What a server says is kept (agent status, status uploads, the spool) and shown: credentials
         in it, and the request's own ``secrets`` echoed back, are redacted (``***``)."""
-        text = self._message()
+        detail = ""
+        try:
+            document = json.loads(self.body) if self.body else None
+        except (ValueError, RecursionError):
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("message"), str):
+            detail = ": " + shorten(self._unsecret(document["message"]), 300)  # whole secrets, then cut
+        if 300 <= self.status < 400:
+            where = shorten(self._unsecret(self.headers.get("location", "?")))
+            return f"HTTP {self.status} redirect to {where} (redirects are not followed)"
+        return f"HTTP {self.status}{detail}"
+
+    def _unsecret(self, text: str) -> str:
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, REDACTED)
         return redact(text)
-
-    def _message(self) -> str:
-        detail = ""
-        try:
-            document = json.loads(self.body) if self.body else None
-        except ValueError:
-            document = None
-        if isinstance(document, dict) and isinstance(document.get("message"), str):
-            detail = ": " + shorten(document["message"], 300)
-        if 300 <= self.status < 400:
-            where = shorten(self.headers.get("location", "?"))
-            return f"HTTP {self.status} redirect to {where} (redirects are not followed)"
-        return f"HTTP {self.status}{detail}"
 
 
 @dataclass(frozen=True)

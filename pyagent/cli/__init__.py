@@ -87,8 +87,11 @@ class OneLineUsageError(click.UsageError):
         click.echo(f"pyagent: error: {safe_line(self.format_message())}{hint}", file=file, err=file is None)
 
 
-def _one_line(err: click.UsageError) -> OneLineUsageError:
-    return err if isinstance(err, OneLineUsageError) else OneLineUsageError(err.format_message(), err.ctx)
+def _one_line(err: click.UsageError) -> click.UsageError:
+    """``err`` as one line; a group run without arguments (its help, as a usage error) as it is."""
+    if isinstance(err, OneLineUsageError) or type(err).__name__ == "NoArgsIsHelpError":
+        return err
+    return OneLineUsageError(err.format_message(), err.ctx)
 
 
 class PyagentGroup(click.Group):

@@ -167,21 +167,22 @@ def run_fleet(
         with open_output(output) as out:
             write_html(results, out, summary, at=when, timeline=policy_timeline(settings))
     else:
-        listed: list[str] = []
-        problems = 0
-        for result in results:
-            summary.add(result)
-            line = problem_line(result)
-            if line is not None:
-                problems += 1
-                if len(listed) < MAX_LISTED:
-                    listed.append(line)
-        text = text_summary(summary) + problems_text(listed, problems)
-        if output and output != "-":  # the text report to the file, as `check -o`
-            with open_output(output) as out:
-                out.write(safe_lines(text))
-            ctx.exit(exit_code(summary))
-        click.echo(safe_lines(text), err=True, nl=False)
+        to_file = bool(output and output != "-")  # the text report to the file, as `check -o`
+        with open_output(output if to_file else None) as out:  # opened first: a bad -o before any work
+            listed: list[str] = []
+            problems = 0
+            for result in results:
+                summary.add(result)
+                line = problem_line(result)
+                if line is not None:
+                    problems += 1
+                    if len(listed) < MAX_LISTED:
+                        listed.append(line)
+            text = safe_lines(text_summary(summary) + problems_text(listed, problems))
+            if to_file:
+                out.write(text)
+        if not to_file:
+            click.echo(text, err=True, nl=False)
         ctx.exit(exit_code(summary))
     click.echo(safe_lines(text_summary(summary)), err=True, nl=False)  # organisations come from reports
     ctx.exit(exit_code(summary))

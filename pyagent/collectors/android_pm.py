@@ -173,7 +173,7 @@ def parse_pm_list_packages(
         )
     apps: list[App] = []
     for number, line in enumerate(lines, start=1):
-        if line.startswith(LINKER_WARNING):
+        if line.startswith(LINKER_WARNING) and "package:" not in line:  # (pm's output run into it: read)
             print(
                 f"pyagent: note: {where}:{number}: skipped the linker's warning: {clip(line)}",
                 file=sys.stderr,

@@ -118,22 +118,34 @@ def _directory(root: Path) -> Iterator[Item]:
         if not named:
             skipped.append(path)
             continue
-        try:
-            handle = path.open("rb")
-        except (
-            OSError
-        ) as err:  # one unreadable report in a directory: that device is invalid, the rest decided
-            yield Item(str(path), b"", error=f"{path}: cannot read: {err.strerror}")
-            continue
-        with handle:
-            jsonl = path.suffix.lower() in JSONL_SUFFIXES
-            yield from _jsonl(handle, str(path)) if jsonl else _reports(handle, str(path))
+        yield from _file_reports(path, jsonl=path.suffix.lower() in JSONL_SUFFIXES)
     if skipped:
         print(
             f"pyagent: note: {root}: passed over {len(skipped)} file(s) not named *.json, *.jsonl or "
             f"*.ndjson, e.g. {skipped[0]}",
             file=sys.stderr,
         )
+
+
+def _file_reports(path: Path, *, jsonl: bool) -> Iterator[Item]:
+    """The reports of one file of a directory. It is opened without following a link or waiting on a
+    FIFO, and must be a regular file then; one that cannot be read, or a *.json without a report (an
+    empty file), is an invalid item: that device is invalid, the others are decided."""
+    yielded = False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                yield Item(str(path), b"", error=f"{path}: not a regular file: not read as a report")
+                return
+            for item in _jsonl(handle, str(path)) if jsonl else _reports(handle, str(path)):
+                yielded = True
+                yield item
+    except OSError as err:  # a link put in its place (ELOOP), an I/O error part way...
+        yield Item(str(path), b"", error=f"{path}: cannot read: {err.strerror or err}")
+        return
+    if not yielded and not jsonl:
+        yield Item(str(path), b"", error=f"{path}: empty: no report in it")
 
 
 def _one_document(line: bytes) -> bool:

@@ -307,3 +307,15 @@ def test_a_server_echoing_the_token_gets_it_redacted_in_what_is_kept(tmp_path: P
             "GET", "bundles/b", timeout=5, max_body=1024
         )
     assert reply.message() == "HTTP 401: who is ***? (Authorization: Bearer ***)"
+
+
+def test_a_long_token_echoed_is_redacted_whole_before_the_message_is_cut(tmp_path: Path) -> None:
+    """A JWT of 400 characters: cut to 300 first, its first part no longer matched and was kept."""
+    jwt = "eyJ" + "a" * 397
+    token = tmp_path / "agent.token"
+    token.write_text(jwt + "\n")
+    echo = json.dumps({"message": f"expired: {jwt}"}).encode()
+    with fault_server(Fault(status=401, body=echo)) as url:
+        client = ServiceClient(Service("s", url, token_path=token))
+        reply = client.request("GET", "bundles/b", timeout=5, max_body=4096)
+    assert reply.message() == "HTTP 401: expired: ***"

@@ -148,6 +148,24 @@ def test_a_refused_event_is_found_by_bisection_set_aside_and_offered_again_until
     assert uploads.upload(spool) is None and len(collector.requests) == sent
 
 
+def test_events_offered_again_go_in_one_request_then_one_each_without_halving(
+    spool: Spool, collector: CollectorState
+) -> None:
+    """Three events the server keeps refusing: the first pass halves the batch down to them; the next
+    offers them in one request, then one each (4 requests, not the 5 of halving again)."""
+    refused = {"d-2", "d-6", "d-9"}
+    collector.refuse = lambda event: event["decision_id"] in refused
+    uploads = plugin(collector.url)
+    assert uploads.upload(spool) is None and spool.set_aside_list()[0] == 3
+    sent = len(collector.requests)
+    assert uploads.upload(spool) is None
+    hashes = {r.seq: r.hash for r in spool.records()}
+    assert [r.hashes for r in collector.requests[sent:]] == [
+        [hashes[3], hashes[7], hashes[10]], [hashes[3]], [hashes[7]], [hashes[10]],
+    ]  # fmt: skip
+    assert spool.set_aside_list()[0] == 3 and uploads.state.set_aside == 3
+
+
 def test_a_set_aside_event_dropped_by_the_bound_counts_as_unshipped(
     spool: Spool, collector: CollectorState
 ) -> None:

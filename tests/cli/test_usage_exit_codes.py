@@ -229,3 +229,13 @@ def test_the_server_guards_its_state_directory_and_database_as_the_agent_does(tm
         "give the real file\n",
     )
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["policy"], ["server"]], ids=["pyagent", "policy", "server"])
+def test_a_group_run_without_arguments_shows_its_help(args: list[str]) -> None:
+    """Click raises the help as a usage error: it is shown as help, not squeezed into one error line."""
+    result = run(args)
+    assert result.exit_code == 2 and result.stderr.startswith(
+        f"Usage: {' '.join(['pyagent', *args])} [OPTIONS]"
+    )
+    assert "pyagent: error" not in result.stderr

@@ -225,6 +225,9 @@ def test_the_linker_s_warnings_before_pm_s_output_are_skipped_and_said(
     ]
     with pytest.raises(CollectorInputError, match=r"f:1: not a `pm list packages` line: 'WARNING: linker'"):
         parse_pm_list_packages("WARNING: linker\npackage:a.b\n", where="f")  # only the linker's own prefix
+    run_into = LINKER.rstrip("\n") + "package:com.zhiliaoapp.musically\n"  # pm's output on the same line
+    with pytest.raises(CollectorInputError, match=r"f:1: not a `pm list packages` line: 'WARNING: linker: "):
+        parse_pm_list_packages(run_into, where="f")  # never skipped with a banned app in it
 
 
 def test_osquery_json_given_to_android_pm(fixtures: Path) -> None:

@@ -140,3 +140,18 @@ def test_fleet_text_lists_the_devices_it_could_not_decide_and_o_writes_it(tmp_pa
     written = run(["fleet", str(inventory), "--at", AT, "--org", "india", "-o", str(out)])
     assert (written.exit_code, written.stderr) == (1, "")
     assert out.read_text() == result.stderr
+
+
+def test_an_empty_report_file_in_a_directory_is_an_invalid_device(tmp_path: Path) -> None:
+    """A TikTok phone's report truncated to nothing must not let the rest of the fleet pass."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "clean.json").write_text((EXAMPLES / "eu-commission-corporate-clean.json").read_text())
+    (reports / "phone.json").write_text("")
+    result = run(["fleet", str(reports), "--at", AT, "--format", "json", "--jobs", "1"])
+    document = json.loads(result.stdout)
+    assert (result.exit_code, document["summary"]["devices"], document["summary"]["invalid"]) == (1, 2, 1)
+    [empty] = [d for d in document["devices"] if d["errors"]]
+    assert empty["errors"] == [
+        {"code": "invalid_report", "message": f"{reports / 'phone.json'}: empty: no report in it"}
+    ]

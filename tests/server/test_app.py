@@ -283,6 +283,25 @@ def test_a_decision_dated_after_its_arrival_is_ignored_and_cannot_pin_compliance
     assert gate.json()["compliant"] is False and gate.json()["decision_id"] == "skewed"
 
 
+def test_an_inventory_seen_first_in_an_ignored_decision_is_stored_with_the_next(fleet: Fleet) -> None:
+    """The report cache learns only inventories a batch stores: one seen first in a decision dated
+    ahead (ignored) is stored with the device's next decision, not taken as stored already."""
+    ahead = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    later = decision_event("now")
+    later["input"]["report"]["collected_at"] = "2023-03-16T09:31:00Z"  # the same inventory, another run
+
+    def post(event: dict[str, Any]) -> Any:  # compact, as OPA and agents send it: the cache's key form
+        body = gzip.compress(json.dumps([event], separators=(",", ":")).encode())
+        headers = {**fleet.auth("agent"), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return fleet.client.post("/logs", content=body, headers=headers).json()
+
+    assert post(decision_event("ahead", at=ahead))["ignored"] == 1
+    assert post(later)["stored"] == 1
+    state = fleet.store.device("fr-brussels-0042")
+    assert state is not None and state.report_digest is not None
+    assert fleet.store.report(state.report_digest) is not None
+
+
 @pytest.mark.parametrize("key", ["violations", "warnings", "exempted", "errors"])
 @pytest.mark.parametrize("entries", [["x"], "x", [{"ban": "tiktok"}, 1], {"ban": "tiktok"}])
 def test_a_result_whose_lists_are_not_arrays_of_objects_is_refused(

@@ -6,7 +6,8 @@ a 2xx answer. An answer that refuses the events themselves (400, 413, 422) is bi
 event that causes it, which is *set aside* with the server's reason: kept in the spool, listed by
 ``agent status``, never dropped silently, and out of the queue, so that one event the server refuses
 does not hold back the newer ones. Set-aside events are offered again at the start of every later
-upload (at most ``RETRY_PER_PASS``, those refused longest ago first) until a 2xx, as OPA resends what
+upload (at most ``RETRY_PER_PASS``, those refused longest ago first; one request for them all, and
+one each if that is refused) until a 2xx, as OPA resends what
 was not taken. Anything else (no answer, a redirect, 401, 403, 404, 5xx) stops the upload until the
 next attempt, in an exponential backoff.
 
@@ -39,7 +40,7 @@ from pyagent.errors import PyagentError
 
 DECISION_PATH = "pyagent/decision"
 MAX_PER_PASS = 5000
-RETRY_PER_PASS = 100
+RETRY_PER_PASS = 50
 REFUSED = (400, 413, 422)
 GZIP_TAIL = 16  # what closing a gzip stream adds at most: the final block, CRC-32 and length
 BACKOFF_BASE = 1.0
@@ -188,7 +189,7 @@ class DecisionLogPlugin:
         refused = spool.to_retry(RETRY_PER_PASS)
         self._retrying = {row.seq for row in refused}
         try:
-            error = self._send(spool, refused) if refused else None
+            error = self._send(spool, refused, again=True) if refused else None
             while error is None:
                 rows = spool.pending(MAX_PER_PASS)
                 error = self._send(spool, rows) if rows else None
@@ -200,7 +201,7 @@ class DecisionLogPlugin:
             self.state.set_aside = count
         return error
 
-    def _send(self, spool: Spool, rows: list[RawRecord]) -> str | None:
+    def _send(self, spool: Spool, rows: list[RawRecord], *, again: bool = False) -> str | None:
         events: list[tuple[int, bytes]] = []
         ids: dict[int, str] = {}
         for row in rows:
@@ -216,12 +217,17 @@ class DecisionLogPlugin:
             reason = f"the event is over upload_size_limit_bytes ({limit}) even gzipped, alone"
             self._set_aside(spool, seq, ids[seq], reason, retry=False)
         for batch in batches:
-            error = self._deliver(spool, batch, ids)
+            error = self._deliver(spool, batch, ids, split=not again)
             if error is not None:
                 return error
         return None
 
-    def _deliver(self, spool: Spool, batch: list[tuple[int, bytes]], ids: Mapping[int, str]) -> str | None:
+    def _deliver(
+        self, spool: Spool, batch: list[tuple[int, bytes]], ids: Mapping[int, str], *, split: bool = True
+    ) -> str | None:
+        """Send ``batch``; a refusal is split in halves down to the event refused (``split``), or, for
+        events offered again (most of them refused before, likely again), one request each at once:
+        n requests, not the 2n - 1 of halving a batch of refusals."""
         try:
             reply = self.client.request(
                 "POST",
@@ -243,6 +249,12 @@ class DecisionLogPlugin:
             seq = batch[0][0]
             reason = f"refused by {self.client.url(self.config.resource)}: {reply.message()}"
             self._set_aside(spool, seq, ids[seq], reason, retry=True)
+            return None
+        if not split:
+            for one in batch:
+                error = self._deliver(spool, [one], ids)
+                if error is not None:
+                    return error
             return None
         middle = len(batch) // 2
         return self._deliver(spool, batch[:middle], ids) or self._deliver(spool, batch[middle:], ids)

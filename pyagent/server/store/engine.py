@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,10 @@ def resolve_url(db: str | None, state_dir: Path | None) -> str:
                 f"--db {redact(value)}: a SQLite database is sqlite:///relative/file.db or "
                 "sqlite:////absolute/file.db (or just the file's path)"
             )
-        return value if url.database == ":memory:" else _sqlite_url(Path(url.database).resolve())
+        if url.database == ":memory:":
+            return value
+        query = value[value.index("?") :] if "?" in value else ""  # (SQLite's options, kept)
+        return _sqlite_url(Path(url.database).resolve()) + query
     raise InvalidInputError(
         f"--db {redact(value)}: unsupported database {url.drivername!r}; use sqlite:///FILE or postgresql://…"
     )
@@ -51,8 +53,12 @@ def _sqlite_url(path: Path) -> str:
     in such a directory, created 0600."""
     private_file(path, what="server database")
     sqlite_side_files(path, what="server database's side file")
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise InvalidInputError(f"{path}: cannot create the server database: {err.strerror or err}") from None
     return f"sqlite:///{path}"
 
 

@@ -285,14 +285,15 @@ def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -
 def _entry(bundles: dict[str, Any], name: str, published: Collection[str], key: str) -> dict[str, Any] | None:
     """The sender's entry for bundle ``name``: under that name, else under the name the sender gave
     it (an OPA names its bundles locally: ``bundles.fleet`` with ``resource: bundles/pyagent``), the
-    first whose revision (``key``) was published under ``name``."""
+    one whose revision (``key``) was published under ``name``, when exactly one is."""
     info = bundles.get(name)
     if isinstance(info, dict):
         return info
-    for other in bundles.values():
-        if isinstance(other, dict) and isinstance(other.get(key), str) and other[key] in published:
-            return other
-    return None
+    found = [
+        other for other in bundles.values()
+        if isinstance(other, dict) and isinstance(other.get(key), str) and other[key] in published
+    ]  # fmt: skip
+    return found[0] if len(found) == 1 else None  # two candidates: no way to tell which it is
 
 
 def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any], *,
