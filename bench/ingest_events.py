@@ -259,7 +259,8 @@ def _write_batches(job: _Job) -> tuple[list[BatchRef], int, int, int, int]:
                             "at": _rfc3339(decided),
                             "report": device.report(_rfc3339(_instant(decided, -2))),
                         },
-                        "result": job.results[device.index],
+                        # the policy echoes the instant it decided for: the server refuses another
+                        "result": {**job.results[device.index], "evaluated_at": _rfc3339(decided)},
                         "requested_by": peer,
                         "req_id": event_index + 1,
                         "timestamp": f"{_rfc3339(decided)[:-1]}.{rng.randrange(10**9):09d}Z",

@@ -58,5 +58,6 @@ def test_bounded_http_is_on_the_standard_library_client() -> None:
         "__init__.py": set(),
         "core.py": {"http.client"},
         "session.py": {"http.client"},
+        "tls.py": set(),
         "unix.py": {"http.client"},
     }

@@ -156,7 +156,7 @@ def test_policy_docs_of_a_bundle_is_headed_by_the_revision_its_decisions_name(
     tmp_path: Path, target: str
 ) -> None:
     """A bundle built --revision 2024.01.01-7 decides as 2024.01.01-7: its docs say so (they said the
-    data's 2023.03.15-2), for a rego build too (refused before: "policy.wasm: missing")."""
+    data's own revision), for a rego build too (refused before: "policy.wasm: missing")."""
     bundle = tmp_path / "b.tar.gz"
     built = run(["policy", "bundle", str(REPO / "policies"), "--target", target, "--revision", "2024.01.01-7",
                  "-o", str(bundle)])  # fmt: skip

@@ -27,7 +27,8 @@ def test_long_messages_are_cut_at_a_word_and_marked() -> None:
 
 def test_an_opa_error_message_ends_on_a_whole_word() -> None:
     body = json.dumps({"code": "internal_error", "message": LONG_MESSAGE}).encode()
-    assert _server_message(body) == "(" + " ".join(f"word{i:02d}" for i in range(28)) + "…)"
+    opa_reply = Reply(status=500, headers={}, body=body, size=len(body))
+    assert _server_message(opa_reply) == "(" + " ".join(f"word{i:02d}" for i in range(28)) + "…)"
     longer = json.dumps({"message": " ".join(f"word{i:02d}" for i in range(60))}).encode()
     reply = Reply(status=500, headers={}, body=longer, size=len(longer))  # the agent's HTTP client: 300
     assert reply.message() == "HTTP 500: " + " ".join(f"word{i:02d}" for i in range(42)) + "…"
