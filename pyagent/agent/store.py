@@ -365,7 +365,8 @@ class Spool:
             self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"{SET_ASIDE}{at}", seq))
             self._set_meta(**{_aside_key(seq): json.dumps(entry, ensure_ascii=False)})
 
-    def _aside_entries(self, limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    def set_aside_list(self, limit: int | None = 100) -> tuple[int, list[dict[str, Any]]]:
+        """(how many records are set aside, the newest ``limit`` of them (None: all), newest first)."""
         with sqlite_errors(self.path, "read"):
             where = "FROM meta WHERE key >= ? AND key < ?"
             bounds = (ASIDE, ASIDE[:-1] + chr(ord(ASIDE[-1]) + 1))
@@ -375,24 +376,19 @@ class Spool:
             )
             return int(count), [json.loads(row[0]) for row in rows]
 
-    def set_aside_list(self, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
-        """(how many records are set aside, the newest ``limit`` of them, newest first)."""
-        return self._aside_entries(limit)
-
     def to_retry(self, limit: int) -> list[RawRecord]:
         """At most ``limit`` records the server refused, those refused longest ago first, in seq order."""
-        _, entries = self._aside_entries()
+        _, entries = self.set_aside_list(None)
+        # (entries of older agents have no "retry": the server's refusals are those to offer again)
         refused = [e for e in entries if e.get("retry", str(e.get("reason")).startswith("refused by "))]
-        due = sorted((str(e["at"]), int(e["seq"])) for e in refused)[:limit]  # (older spools: no "retry")
-        seqs = sorted(seq for _, seq in due)
+        seqs = [seq for _, seq in sorted((str(e["at"]), int(e["seq"])) for e in refused)[:limit]]
         with sqlite_errors(self.path, "read"):
-            rows = [
-                self._conn.execute(
-                    "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records WHERE seq = ?", (seq,)
-                ).fetchone()
-                for seq in seqs
-            ]
-        return [RawRecord(*row) for row in rows if row is not None]
+            rows = self._conn.execute(
+                "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records"
+                f" WHERE seq IN ({','.join('?' * len(seqs))}) ORDER BY seq",
+                seqs,
+            ).fetchall()
+        return [RawRecord(*row) for row in rows]
 
     def note_ship(self, *, at: str, error: str | None) -> None:
         """Remember the last shipping attempt and its outcome (for ``agent status``)."""

@@ -86,13 +86,14 @@ class Reply:
         except (ValueError, RecursionError):
             document = None
         if isinstance(document, dict) and isinstance(document.get("message"), str):
-            detail = ": " + shorten(self._unsecret(document["message"]), 300)  # whole secrets, then cut
+            detail = ": " + shorten(self.unsecret(document["message"]), 300)  # whole secrets, then cut
         if 300 <= self.status < 400:
-            where = shorten(self._unsecret(self.headers.get("location", "?")))
+            where = shorten(self.unsecret(self.headers.get("location", "?")))
             return f"HTTP {self.status} redirect to {where} (redirects are not followed)"
         return f"HTTP {self.status}{detail}"
 
-    def _unsecret(self, text: str) -> str:
+    def unsecret(self, text: str) -> str:
+        """``text`` (something the server said) without credentials or the request's ``secrets``."""
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, REDACTED)

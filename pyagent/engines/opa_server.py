@@ -32,7 +32,7 @@ from pyagent.bounded_http.unix import SUPPORTED as UNIX_SUPPORTED
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.encode import encode_json
 from pyagent.errors import InvalidInputError
-from pyagent.redact import REDACTED, origin, redact
+from pyagent.redact import origin, redact
 from pyagent.termsafe import shorten
 
 #: The largest decision answer read (bytes): a decision is a few KiB; a larger body is refused as it
@@ -299,8 +299,5 @@ def _server_message(reply: Reply) -> str:
     except (ValueError, RecursionError):
         return ""
     if isinstance(document, dict) and isinstance(document.get("message"), str):
-        text = document["message"]
-        for secret in reply.secrets:
-            text = text.replace(secret, REDACTED)
-        return f"({shorten(redact(text))})"
+        return f"({shorten(reply.unsecret(document['message']))})"
     return ""
