@@ -6,8 +6,8 @@ data, calls the one-shot ``opa_eval`` export with the heap pointer just above th
 evaluation reuses the same memory and nothing grows), and decodes the result set it returns into the
 JSON OPA itself would answer (sets as sorted arrays, sorted keys; see ``values.py``).
 
-Built-ins the module does not carry are served by :data:`~pyagent.engines.wasm.builtins.HOST_BUILTINS`;
-a module that needs any other is refused when loaded (:class:`MissingBuiltinError`). A host built-in
+Built-ins the module does not carry are served by :data:`~pyagent.engines.wasm.builtins.HOST_BUILTINS`
+(``hostcalls.py``, which memoises their results by operand text); a module that needs any other is refused when loaded (:class:`MissingBuiltinError`). A host built-in
 error makes its expression undefined, as in OPA's default (non-strict) evaluation; with
 ``strict_builtin_errors=True`` it fails the evaluation instead, as ``opa eval --strict-builtin-errors``
 and OPA's own wasm SDKs do.
@@ -28,19 +28,12 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
 
 import wasmtime
 
 from pyagent.engines.encode import encode_json
-from pyagent.engines.wasm.builtins import (
-    HOST_BUILTINS,
-    RAW_OPERANDS,
-    BuiltinError,
-    HostBuiltin,
-    UnsupportedBuiltinUse,
-)
+from pyagent.engines.wasm.builtins import HOST_BUILTINS, HostBuiltin
 from pyagent.engines.wasm.errors import (
     BuiltinEvalError,
     MissingBuiltinError,
@@ -52,9 +45,9 @@ from pyagent.engines.wasm.errors import (
     trap_text,
 )
 from pyagent.engines.wasm.fastcall import raw_func
+from pyagent.engines.wasm.hostcalls import HostCalls
 from pyagent.engines.wasm.modcache import ModuleCache
-from pyagent.engines.wasm.values import RegoValueError, decode_result_set, decode_value, print_lines
-from pyagent.errors import PyagentError
+from pyagent.engines.wasm.values import RegoValueError, decode_result_set
 
 __all__ = [
     "NO_INPUT",
@@ -68,7 +61,6 @@ __all__ = [
 ]
 
 _PAGE = 65_536
-_PRINT = "internal.print"  # what Rego's print() compiles to (opa build --wasm-include-print)
 _VALUE_FORMAT = 1  # opa_eval output as Rego values: keeps sets and non-string keys (see values.py)
 _DEFAULT_INITIAL_PAGES = 5
 _NUL = re.compile(b"\x00")
@@ -137,7 +129,6 @@ class WasmPolicy:
         """``module_cache``: where compiled modules are kept between processes (see ``modcache.py``);
         None for the default (``$XDG_CACHE_HOME/pyagent/wasm``, off with ``PYAGENT_WASM_CACHE=0``),
         False for none."""
-        self._strict = strict_builtin_errors
         self._print = print_hook or (lambda line: print(line, file=sys.stderr))
         self._engine = wasmtime.Engine()
         cache = ModuleCache.default() if module_cache is None else module_cache or None
@@ -157,13 +148,7 @@ class WasmPolicy:
         self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
         if not isinstance(required, dict):
             raise WasmRuntimeError("policy.wasm: the builtins export is not an object")
-        missing = [name for name in required if name not in host_builtins and name != _PRINT]
-        if missing:
-            raise MissingBuiltinError(missing)
-        self._dispatch: dict[int, tuple[str, HostBuiltin]] = {
-            int(ident): (name, self._print_builtin if name == _PRINT else host_builtins[name])
-            for name, ident in required.items()
-        }
+        self._host = HostCalls(required, host_builtins, strict=strict_builtin_errors, print_line=self._print)
         self.required_builtins: frozenset[str] = frozenset(required)
         self._call(self._ex.malloc, 0)  # initialise the heap, as OPA's SDKs do
         self._base_heap = int(self._call(self._ex.heap_ptr_get))
@@ -355,42 +340,17 @@ class WasmPolicy:
     def _println(self, addr: int) -> None:
         self._print(self._read_cstring(addr).decode("utf-8", "replace"))
 
-    def _print_builtin(self, operands: bytes) -> None:
-        for line in print_lines(operands):
-            self._print(line)
-
     def _builtin(self, builtin_id: int, _ctx: int, *arg_addrs: int) -> int:
-        if builtin_id not in self._dispatch:
+        if builtin_id not in self._host:
             raise WasmRuntimeError(f"policy.wasm called an undeclared built-in (id {builtin_id})")
-        name, impl = self._dispatch[builtin_id]
-        texts = [self._read_cstring(int(self._call(self._ex.value_dump, addr))) for addr in arg_addrs]
-        if name == _PRINT:
-            self._print_builtin(*texts)
-            return 0  # print() never makes its rule undefined (OPA's SDKs answer NULL too)
-        try:
-            args: list[Any] = (
-                list(texts) if name in RAW_OPERANDS else [decode_value(t, decimals=True) for t in texts]
-            )
-        except (RegoValueError, UnicodeDecodeError) as err:
-            raise WasmRuntimeError(f"{name}: cannot decode an argument: {err}") from err
-        try:
-            value = impl(*args)
-        except BuiltinError as err:
-            if self._strict:
-                raise BuiltinEvalError(f"{name}: {err}") from err
-            return 0  # NULL: the expression is undefined, as in OPA's non-strict evaluation
-        except UnsupportedBuiltinUse as err:
-            raise BuiltinEvalError(f"{name}: unsupported by the embedded engine: {err}") from err
-        except PyagentError:
-            raise
-        except Exception as err:  # a defect in the host built-in: fail the evaluation, keep the cause
-            raise BuiltinEvalError(f"{name}: host built-in failed: {err!r}") from err
-        if isinstance(value, Decimal):  # a number with its exact text (units.parse: ten decimals)
-            raw = format(value, "f").encode()
-        else:
-            raw = encode_json(value, f"the result of {name}")
+        texts = tuple(self._read_cstring(int(self._call(self._ex.value_dump, addr))) for addr in arg_addrs)
+        raw = self._host.answer(builtin_id, texts)
+        if raw is None:
+            return 0  # NULL: the expression is undefined (or print(), which has no value)
         addr = self._write_new(raw)
         parsed = int(self._call(self._ex.json_parse, addr, len(raw)))
         if parsed == 0:
-            raise WasmRuntimeError(f"{name}: its result could not be parsed by the wasm module")
+            raise WasmRuntimeError(
+                f"{self._host.name(builtin_id)}: its result could not be parsed by the wasm module"
+            )
         return parsed

@@ -1,0 +1,108 @@
+"""The host side of built-in calls: shipped built-ins memoised by operand text, nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyagent.engines.wasm import HOST_BUILTINS, BuiltinEvalError, WasmPolicy, read_bundle
+from pyagent.engines.wasm.builtins import clock
+from pyagent.engines.wasm.hostcalls import HostCalls
+from tests.helpers.opa_bin import build_wasm
+
+PARSE = "time.parse_rfc3339_ns"
+MARCH_15 = b'"2023-03-15T00:00:00Z"'
+MARCH_15_NS = b"1678838400000000000"
+
+INSTANT_POLICY = """package t
+
+import rego.v1
+
+now := time.parse_rfc3339_ns(input.at)
+"""
+
+
+@pytest.fixture
+def counted_parse(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The shipped ``time.parse_rfc3339_ns``, counting its calls (HOST_BUILTINS resolves it by name)."""
+    calls: list[str] = []
+    shipped = clock.parse_rfc3339_ns
+
+    def counting(value: object) -> int:
+        calls.append(str(value))
+        return shipped(value)
+
+    monkeypatch.setattr(clock, "parse_rfc3339_ns", counting)
+    return calls
+
+
+def _lines() -> list[str]:
+    return []
+
+
+def test_a_shipped_builtin_runs_once_per_operand_text(counted_parse: list[str]) -> None:
+    host = HostCalls({PARSE: 7}, HOST_BUILTINS, strict=False, print_line=_lines().append)
+    assert host.answer(7, (MARCH_15,)) == MARCH_15_NS
+    assert host.answer(7, (MARCH_15,)) == MARCH_15_NS
+    assert host.answer(7, (b'"2023-03-15T01:00:00+01:00"',)) == MARCH_15_NS
+    assert counted_parse == ["2023-03-15T00:00:00Z", "2023-03-15T01:00:00+01:00"]
+
+
+def test_errors_are_never_memoised(counted_parse: list[str]) -> None:
+    lenient = HostCalls({PARSE: 0}, HOST_BUILTINS, strict=False, print_line=_lines().append)
+    assert lenient.answer(0, (b'"yesterday"',)) is None
+    assert lenient.answer(0, (b'"yesterday"',)) is None
+    strict = HostCalls({PARSE: 0}, HOST_BUILTINS, strict=True, print_line=_lines().append)
+    for _ in range(2):
+        with pytest.raises(BuiltinEvalError, match=r'^time\.parse_rfc3339_ns: parsing time "yesterday"'):
+            strict.answer(0, (b'"yesterday"',))
+    assert counted_parse == ["yesterday"] * 4
+
+
+def test_a_callers_own_builtin_is_called_every_time() -> None:
+    seen: list[object] = []
+
+    def from_the_caller(value: object) -> int:
+        seen.append(value)
+        return len(seen)
+
+    host = HostCalls({PARSE: 1}, {PARSE: from_the_caller}, strict=False, print_line=_lines().append)
+    assert [host.answer(1, (MARCH_15,)) for _ in range(3)] == [b"1", b"2", b"3"]
+    assert seen == ["2023-03-15T00:00:00Z"] * 3
+
+
+def test_long_operands_are_not_kept_and_the_memo_is_bounded(counted_parse: list[str]) -> None:
+    host = HostCalls({PARSE: 0}, HOST_BUILTINS, strict=False, print_line=_lines().append)
+    long_text = b'"' + b"9" * 2000 + b'"'
+    assert host.answer(0, (long_text,)) is None and host.answer(0, (long_text,)) is None
+    assert len(counted_parse) == 2  # over 1,024 bytes of operands: run each time
+    instants = [f'"2023-03-15T00:00:{s // 60:02d}.{s % 60:02d}Z"'.encode() for s in range(300)]
+    for text in instants:
+        host.answer(0, (text,))
+    assert len(host._memo) == 300 - 256  # full at 256 distinct operand lists: started afresh
+    counted_parse.clear()
+    assert host.answer(0, (instants[-1],)) == b"1678838404590000000"  # 00:00:04.59
+    assert host.answer(0, (instants[0],)) == b"1678838400000000000"
+    assert counted_parse == ["2023-03-15T00:00:00.00Z"]  # the newest was kept, the oldest was dropped
+
+
+def test_print_writes_each_line_and_has_no_value() -> None:
+    lines: list[str] = []
+    host = HostCalls({"internal.print": 3}, HOST_BUILTINS, strict=False, print_line=lines.append)
+    assert host.answer(3, (b'[{"a"}, {"b", "c"}]',)) is None
+    assert host.answer(3, (b'[{"a"}, {"b", "c"}]',)) is None
+    assert lines == ["a b", "a c"] * 2
+
+
+def test_a_policy_answers_each_instant_with_its_own_value(tmp_path: Path, counted_parse: list[str]) -> None:
+    policy = WasmPolicy(read_bundle(build_wasm(tmp_path, INSTANT_POLICY, "t/now")).wasm)
+    answers: dict[str, Any] = {}
+    for at in ["2023-03-15T00:00:00Z", "2023-03-14T23:59:59.999999999Z", "2023-03-15T00:00:00Z"]:
+        answers[at] = policy.evaluate({"at": at}, "t/now")
+    assert answers == {
+        "2023-03-15T00:00:00Z": 1678838400000000000,
+        "2023-03-14T23:59:59.999999999Z": 1678838399999999999,
+    }
+    assert counted_parse == ["2023-03-15T00:00:00Z", "2023-03-14T23:59:59.999999999Z"]
