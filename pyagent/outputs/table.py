@@ -2,18 +2,20 @@
 
 Layout::
 
-    +-----------+----------------------+--------------------------+-------------------------+-----------+
-    | RESULT    | RULE                 | APP                      | NOTE                    | MESSAGE   |
-    +-----------+----------------------+--------------------------+-------------------------+-----------+
-    | violation | eu-commission/tiktok | com.zhiliaoapp.musically | scope personal-enrolled | TikTok... |
-    +-----------+----------------------+--------------------------+-------------------------+-----------+
+    +-----------+----------------------+-------------+-----------------+-----------+--------------+
+    | RESULT    | RULE                 | APP         | NOTE            | MESSAGE   | REMEDIATION  |
+    +-----------+----------------------+-------------+-----------------+-----------+--------------+
+    | violation | eu-commission/tiktok | com.example | scope corporate | TikTok... | Uninstall... |
+    +-----------+----------------------+-------------+-----------------+-----------+--------------+
     NON-COMPLIANT: device fr-brussels-0042, organisation eu-commission: 1 violation, 0 warnings, 0 exempted
 
 Rows: violations, warnings, exempted breaches, then decision errors (RULE is the error's code). NOTE says
-why the row is what it is: the scope of a violation, a warning's reason, the exemption. A decision with
-no row prints the verdict line alone. Every cell goes through :func:`~pyagent.termsafe.printable`, so a
-crafted app name can neither inject terminal escapes nor break a row over two lines; columns are as wide
-as their widest cell on a terminal (East Asian wide characters count two, combining marks none).
+why the row is what it is: the scope of a violation, a warning's reason, the exemption. REMEDIATION is
+what to do about a violation or a warning (``-`` for an exempted breach, an error, or a rule without
+one), as the text format's ``remediation:`` line. A decision with no row prints the verdict line alone.
+Every cell goes through :func:`~pyagent.termsafe.printable`, so a crafted app name can neither inject
+terminal escapes nor break a row over two lines; columns are as wide as their widest cell on a terminal
+(East Asian wide characters count two, combining marks none).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pyagent.outputs.base import (
     verdict_line,
 )
 
-HEADER: tuple[str, ...] = ("RESULT", "RULE", "APP", "NOTE", "MESSAGE")
+HEADER: tuple[str, ...] = ("RESULT", "RULE", "APP", "NOTE", "MESSAGE", "REMEDIATION")
 
 
 def display_width(text: str) -> int:
@@ -59,13 +61,21 @@ def _note(entry: Entry) -> str:
     return note
 
 
+def _remediation(entry: Entry) -> str:
+    if entry.kind == "exempted" or not entry.remediation:
+        return "-"
+    return entry.remediation
+
+
 def rows(decision: Decision) -> list[tuple[str, ...]]:
     """The table's cells, not yet escaped."""
     out: list[tuple[str, ...]] = [
-        (entry.kind, entry.rule, entry.app_label, _note(entry), entry.message) for entry in decision.entries
+        (entry.kind, entry.rule, entry.app_label, _note(entry), entry.message, _remediation(entry))
+        for entry in decision.entries
     ]
     out.extend(
-        ("error", err.code, "-", f"at {err.path}" if err.path else "", err.message) for err in decision.errors
+        ("error", err.code, "-", f"at {err.path}" if err.path else "", err.message, "-")
+        for err in decision.errors
     )
     return out
 

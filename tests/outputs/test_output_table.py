@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pyagent.cli import cli
 from pyagent.outputs.table import TableFormat, display_width
-from tests.outputs.conftest import decision, entry
+from tests.outputs.conftest import TIKTOK_REMEDIATION, decision, entry
 
 Decision = dict[str, Any]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "reports"
@@ -33,36 +33,50 @@ def test_every_kind_of_row_aligned() -> None:
         allow=False,
         violations=[entry(message="TikTok is banned", evidence="display_name", scope="corporate")],
         warnings=[entry(rule="eu-commission/lite", app_id="com.zhiliaoapp.musically.go", app_name=None,
-                        message="Lite is banned", reason="enforcement_warn")],
+                        message="Lite is banned", reason="enforcement_warn", remediation="By June.")],
         exempted=[entry(message="waived", exemption={"id": "EX-2023-001", "until": "2023-06-30T00:00:00Z"})],
         errors=[{"code": "bad_input", "message": "x", "path": "/apps/0"}],
     )  # fmt: skip
+    width = len(TIKTOK_REMEDIATION)  # the widest cell of the column
+    remedy = TIKTOK_REMEDIATION
     rule = (
         "+-----------+----------------------+-----------------------------------+"
         + "-" * 81
         + "+------------------+"
+        + "-" * (width + 2)
+        + "+"
     )
     assert lines(every_kind) == [
         rule,
         "| RESULT    | RULE                 | APP                               | NOTE"
         + " " * 76
-        + "| MESSAGE          |",
+        + "| MESSAGE          | REMEDIATION"
+        + " " * (width - 10)
+        + "|",
         rule,
         "| violation | eu-commission/tiktok | TikTok (com.zhiliaoapp.musically) | scope corporate; "
-        "matched from a display name, not a package ID: weaker evidence | TikTok is banned |",
+        f"matched from a display name, not a package ID: weaker evidence | TikTok is banned | {remedy} |",
         "| warning   | eu-commission/lite   | com.zhiliaoapp.musically.go       | enforcement is warn: "
-        "reported, not enforced" + " " * 37 + "| Lite is banned   |",
+        "reported, not enforced" + " " * 37 + "| Lite is banned   | " + "By June.".ljust(width) + " |",
         "| exempted  | eu-commission/tiktok | TikTok (com.zhiliaoapp.musically) | exempted by EX-2023-001 "
-        "until 2023-06-30T00:00:00Z" + " " * 30 + "| waived           |",
+        "until 2023-06-30T00:00:00Z" + " " * 30 + "| waived           | " + "-".ljust(width) + " |",
         "| error     | bad_input            | -                                 | at /apps/0"
         + " " * 70
         + "| x"
         + " " * 16
-        + "|",
+        + "| "
+        + "-".ljust(width)
+        + " |",
         rule,
         f"NON-COMPLIANT: {VERDICT}: 1 violation, 1 warning, 1 exempted, 1 error",
     ]
     assert len({len(line) for line in lines(every_kind)[:-1]}) == 1
+
+
+def test_a_rule_without_remediation_shows_a_dash() -> None:
+    out = lines(decision(allow=False, violations=[entry(message="m", remediation=None)]))
+    assert out[1].endswith("| MESSAGE | REMEDIATION |")
+    assert out[3].endswith("| m       | -           |")
 
 
 def test_crafted_cells_are_escaped_and_stay_on_one_row(crafted_name: Decision) -> None:
@@ -70,7 +84,8 @@ def test_crafted_cells_are_escaped_and_stay_on_one_row(crafted_name: Decision) -
     assert out[3] == (
         "| violation | eu-commission/tiktok "
         "| TikTok\\x1b[2J\\x0dCOMPLIANT\\u202e (com.evil\\x1b]0;pwned\\x07) | scope personal-enrolled "
-        "| TikTok\\x1b[2J\\x0dCOMPLIANT\\u202e (com.evil) is banned\\x0a: cybersecurity |"
+        "| TikTok\\x1b[2J\\x0dCOMPLIANT\\u202e (com.evil) is banned\\x0a: cybersecurity "
+        f"| {TIKTOK_REMEDIATION} |"
     )
     assert len(out) == 6
     rendered = TableFormat().render(crafted_name, source="-")
@@ -81,8 +96,12 @@ def test_wide_characters_keep_the_columns_aligned() -> None:
     douyin = entry(app_id="com.ss.android.ugc.aweme", app_name="抖音", message="e\u0301")
     out = lines(decision(allow=False, violations=[douyin, entry(message="-")]))
     head = "| violation | eu-commission/tiktok "
-    assert out[3] == head + "| 抖音 (com.ss.android.ugc.aweme)   | scope personal-enrolled | e\u0301       |"
-    assert out[4] == head + "| TikTok (com.zhiliaoapp.musically) | scope personal-enrolled | -       |"
+    tail = f" {TIKTOK_REMEDIATION} |"
+    assert (
+        out[3]
+        == head + "| 抖音 (com.ss.android.ugc.aweme)   | scope personal-enrolled | e\u0301       |" + tail
+    )
+    assert out[4] == head + "| TikTok (com.zhiliaoapp.musically) | scope personal-enrolled | -       |" + tail
     assert {display_width(line) for line in out[:-1]} == {display_width(out[0])}
 
 
