@@ -106,3 +106,35 @@ def test_a_policy_answers_each_instant_with_its_own_value(tmp_path: Path, counte
         "2023-03-14T23:59:59.999999999Z": 1678838399999999999,
     }
     assert counted_parse == ["2023-03-15T00:00:00Z", "2023-03-14T23:59:59.999999999Z"]
+
+
+@pytest.mark.parametrize("through", ["c-callback", "wasmtime-py"])
+def test_host_calls_answer_and_fail_alike_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
+) -> None:
+    from pyagent.engines.wasm import fastcall, runtime
+
+    if through == "wasmtime-py":
+        monkeypatch.setattr(runtime, "raw_import", lambda arity, func: None)
+    wasm = read_bundle(build_wasm(tmp_path, INSTANT_POLICY, "t/now")).wasm
+    policy = WasmPolicy(wasm, module_cache=False)
+    raw = [isinstance(r, fastcall.RawImport) for r in policy._raw_builtins]
+    assert raw == [through == "c-callback"] * 5
+    assert policy.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now") == 1678838400000000000
+
+    def broken(value: object) -> int:
+        raise KeyError("oops")
+
+    failing = WasmPolicy(wasm, module_cache=False, host_builtins={PARSE: broken})
+    for _ in range(2):  # the exception itself, each time; the policy stays usable
+        with pytest.raises(
+            BuiltinEvalError, match=r"^time\.parse_rfc3339_ns: host built-in failed: KeyError"
+        ):
+            failing.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now")
+    interrupted = WasmPolicy(wasm, module_cache=False, host_builtins={PARSE: _interrupt})
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now")
+
+
+def _interrupt(value: object) -> int:
+    raise KeyboardInterrupt

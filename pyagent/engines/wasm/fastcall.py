@@ -1,4 +1,5 @@
-"""Calling exported wasm functions of i32 parameters and results without wasmtime-py's per-call cost.
+"""Calls between Python and wasm functions of i32 parameters and results, without wasmtime-py's
+per-call cost.
 
 ``wasmtime.Func.__call__`` asks the C API for the function's type, builds a ``Val`` per argument,
 compares value types and unroots every value on each call: tens of microseconds per call, more than a
@@ -10,6 +11,15 @@ Errors behave as with ``Func.__call__``: a trap raises ``wasmtime.Trap``, an err
 ``wasmtime.WasmtimeError``, and a Python exception raised by a host function during the call is
 re-raised as itself. When this wasmtime-py does not expose what is needed, :func:`raw_func` returns
 None and the caller keeps using ``Func.__call__``.
+
+The other direction, the module calling the host: wasmtime-py's trampoline builds a ``Caller`` and a
+``Val`` per argument on every call (about ten times the cost of the call itself), so a
+:class:`RawImport` (:func:`raw_import`) defines an (i32...) -> i32 import through
+``wasmtime_linker_define_func_unchecked`` with a ctypes callback that reads the arguments from
+wasmtime's raw value buffer. A Python exception raised by the host function becomes a trap and is
+re-raised as itself by the call that entered wasm, as with wasmtime-py's own host functions. When the
+C API cannot be reached this way, :func:`raw_import` returns None and the caller defines the import
+with ``Linker.define_func``.
 """
 
 from __future__ import annotations
@@ -20,10 +30,15 @@ from typing import Any
 
 import wasmtime
 
-__all__ = ["RawFunc", "raw_func"]
+__all__ = ["RawFunc", "RawImport", "raw_func", "raw_import"]
 
 _SLOT = 16  # sizeof(wasmtime_val_raw_t): the i32 of slot i is at byte 16 * i
 _INTS_PER_SLOT = _SLOT // 4
+_I32_P = ctypes.POINTER(ctypes.c_int32)
+#: wasmtime_func_unchecked_callback_t: (env, caller, args_and_results, count) -> wasm_trap_t* or NULL
+_UNCHECKED = ctypes.CFUNCTYPE(
+    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
+)
 
 
 class RawFunc:
@@ -128,6 +143,28 @@ class _Parts:
 
         self.to_error, self.to_trap = to_error, to_trap
         self.raise_last: Callable[[], None] = _func.maybe_raise_last_exn
+        define = _ffi.dll["wasmtime_linker_define_func_unchecked"]
+        define.restype = ctypes.c_void_p
+        # (linker, module, module_len, name, name_len, functype, callback, env, finalizer)
+        define.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+        ]
+        define.argtypes += [ctypes.c_void_p, _UNCHECKED, ctypes.c_void_p, ctypes.c_void_p]
+        self.define: Callable[..., int | None] = define
+        if not hasattr(_func, "LAST_EXCEPTION") or not hasattr(wasmtime.Trap, "_consume"):
+            raise TypeError("unexpected wasmtime-py internals")
+
+        def trap_for(err: BaseException) -> int | None:
+            """A new trap for wasm to unwind with; ``err`` is what the call into wasm re-raises."""
+            _func.LAST_EXCEPTION = err  # type: ignore[assignment]  # wasmtime-py's own does the same
+            trap = wasmtime.Trap("python exception")._consume()
+            return ctypes.cast(trap, ctypes.c_void_p).value
+
+        self.trap_for = trap_for
 
     @staticmethod
     def context(store: wasmtime.Store) -> int:
@@ -141,17 +178,70 @@ class _Parts:
 _PARTS: list[_Parts | None] = []
 
 
-def raw_func(store: wasmtime.Store, func: wasmtime.Func) -> RawFunc | None:
-    """A :class:`RawFunc` for ``func``, or None when it cannot be had (then use ``func`` itself)."""
+def _parts() -> _Parts | None:
     if not _PARTS:
         try:
             _PARTS.append(_Parts())
-        except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        except (ImportError, AttributeError, KeyError, TypeError, ValueError, OSError):
             _PARTS.append(None)
-    parts = _PARTS[0]
+    return _PARTS[0]
+
+
+def raw_func(store: wasmtime.Store, func: wasmtime.Func) -> RawFunc | None:
+    """A :class:`RawFunc` for ``func``, or None when it cannot be had (then use ``func`` itself)."""
+    parts = _parts()
     if parts is None:
         return None
     try:
         return RawFunc(store, func, parts)
     except (AttributeError, TypeError, ValueError, wasmtime.WasmtimeError):
         return None
+
+
+class RawImport:
+    """A host function of (i32 * ``arity``) -> i32 as a C callback for wasmtime; define it on any number
+    of linkers with :meth:`define` (it must outlive the stores of the instances that import it)."""
+
+    __slots__ = ("_callback", "_functype", "_parts")
+
+    def __init__(self, arity: int, func: Callable[..., int], parts: _Parts) -> None:
+        self._parts = parts
+        self._functype = wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i32()])
+        trap_for = parts.trap_for
+        offsets = [i * _INTS_PER_SLOT for i in range(arity)]
+
+        def callback(_env: int | None, _caller: int | None, raw: int | None, count: int) -> int | None:
+            try:
+                if not raw or count < max(arity, 1):
+                    raise wasmtime.WasmtimeError(f"host call with {count} slots for {arity} arguments")
+                slots = ctypes.cast(raw, _I32_P)
+                slots[0] = ctypes.c_int32(func(*[slots[i] for i in offsets])).value
+                return None
+            except BaseException as err:  # re-raised as itself by the call that entered wasm
+                return trap_for(err)
+
+        self._callback = _UNCHECKED(callback)
+
+    def define(self, linker: wasmtime.Linker, module: str, name: str) -> None:
+        """Define this function on ``linker`` as ``module.name``."""
+        module_bytes, name_bytes = module.encode(), name.encode()
+        error = self._parts.define(
+            ctypes.cast(linker.ptr(), ctypes.c_void_p),
+            module_bytes,
+            len(module_bytes),
+            name_bytes,
+            len(name_bytes),
+            ctypes.cast(self._functype.ptr(), ctypes.c_void_p),
+            self._callback,
+            None,
+            None,
+        )
+        if error:
+            raise self._parts.to_error(error)
+
+
+def raw_import(arity: int, func: Callable[..., int]) -> RawImport | None:
+    """``func`` as a :class:`RawImport`, or None when wasmtime's C API cannot be reached this way (then
+    define the import with ``Linker.define_func``)."""
+    parts = _parts()
+    return None if parts is None else RawImport(arity, func, parts)

@@ -7,13 +7,14 @@ evaluation reuses the same memory and nothing grows), and decodes the result set
 JSON OPA itself would answer (sets as sorted arrays, sorted keys; see ``values.py``).
 
 Built-ins the module does not carry are served by :data:`~pyagent.engines.wasm.builtins.HOST_BUILTINS`
-(``hostcalls.py``, which memoises their results by operand text); a module that needs any other is refused when loaded (:class:`MissingBuiltinError`). A host built-in
-error makes its expression undefined, as in OPA's default (non-strict) evaluation; with
-``strict_builtin_errors=True`` it fails the evaluation instead, as ``opa eval --strict-builtin-errors``
-and OPA's own wasm SDKs do.
+(``hostcalls.py``, which memoises their results by operand text); a module that needs any other is
+refused when loaded (:class:`MissingBuiltinError`). A host built-in error makes its expression undefined,
+as in OPA's default (non-strict) evaluation; with ``strict_builtin_errors=True`` it fails the evaluation
+instead, as ``opa eval --strict-builtin-errors`` and OPA's own wasm SDKs do.
 
-Speed: the compiled module comes from a private on-disk cache when it can (``modcache.py``), and exports
-are called through wasmtime's C API directly rather than ``wasmtime.Func.__call__`` (``fastcall.py``).
+Speed: the compiled module comes from a private on-disk cache when it can (``modcache.py``); exports are
+called through wasmtime's C API directly rather than ``wasmtime.Func.__call__``, and the module calls
+the host built-ins the same way (``fastcall.py``).
 
 Thread safety: a :class:`WasmPolicy` is NOT thread-safe. It owns one wasmtime store and instance whose
 memory every call mutates; use one per thread (or process), or serialise the calls yourself.
@@ -44,7 +45,7 @@ from pyagent.engines.wasm.errors import (
     first_line,
     trap_text,
 )
-from pyagent.engines.wasm.fastcall import raw_func
+from pyagent.engines.wasm.fastcall import raw_func, raw_import
 from pyagent.engines.wasm.hostcalls import HostCalls
 from pyagent.engines.wasm.modcache import ModuleCache
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set
@@ -63,6 +64,7 @@ __all__ = [
 _PAGE = 65_536
 _VALUE_FORMAT = 1  # opa_eval output as Rego values: keeps sets and non-string keys (see values.py)
 _DEFAULT_INITIAL_PAGES = 5
+_BUILTIN_ARITIES = 5  # the ABI's env.opa_builtin0 ... opa_builtin4
 _NUL = re.compile(b"\x00")
 _I32 = wasmtime.ValType.i32()
 
@@ -142,6 +144,7 @@ class WasmPolicy:
         self._module = module
         self._store = wasmtime.Store(self._engine)
         self._memory_limits = (initial_memory_pages, max_memory_pages)
+        self._raw_builtins = [raw_import(arity + 2, self._builtin) for arity in range(_BUILTIN_ARITIES)]
         self._ex = self._instantiate()
         self._view = _MemoryView()
         required = self._dump_json(self._call(self._builtins_fn))
@@ -168,10 +171,12 @@ class WasmPolicy:
         linker.define(self._store, "env", "memory", memory)
         linker.define_func("env", "opa_abort", wasmtime.FuncType([_I32], []), self._abort)
         linker.define_func("env", "opa_println", wasmtime.FuncType([_I32], []), self._println)
-        for arity in range(5):
-            linker.define_func(
-                "env", f"opa_builtin{arity}", wasmtime.FuncType([_I32] * (arity + 2), [_I32]), self._builtin
-            )
+        for arity, raw in enumerate(self._raw_builtins):  # opa_builtinN(id, ctx, N operands) -> value
+            if raw is not None:
+                raw.define(linker, "env", f"opa_builtin{arity}")
+            else:
+                functype = wasmtime.FuncType([_I32] * (arity + 2), [_I32])
+                linker.define_func("env", f"opa_builtin{arity}", functype, self._builtin)
         try:
             instance = linker.instantiate(self._store, self._module)
         except wasmtime.WasmtimeError as err:
