@@ -117,13 +117,20 @@ def parse_package_line(line: str, *, where: str, user: int | None = None) -> lis
     body, match = split
     path: str | None = None
     name = body
-    if "=" in body:
+    if "=" in body and " " not in body:
         path, name = body.rsplit("=", 1)
         if not path:
             raise CollectorInputError(f"{where}: empty APK path before '=': {clip(line)}")
+        if not path.startswith("/"):
+            # not -f's path: another tool's field (``launcher=...``) or a suffix given twice; reading
+            # what follows its '=' as the package would report some other app instead of this one
+            raise CollectorInputError(f"{where}: not an APK path (pm prints absolute ones): {clip(path)}")
         path = check_text(path, what="APK path", where=where, limit=MAX_PATH_CHARS)
     if not _PACKAGE_NAME.fullmatch(name) or len(name) > MAX_ID_CHARS:
-        raise CollectorInputError(f"{where}: not a package name: {clip(name)}")
+        hint = (
+            " (pm prints only versionCode:, installer= and uid: after it, each once)" if " " in name else ""
+        )
+        raise CollectorInputError(f"{where}: not a package name: {clip(name)}{hint}")
     installer = match["installer"]
     if installer == "null":
         installer = None

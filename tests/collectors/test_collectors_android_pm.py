@@ -164,6 +164,25 @@ def test_blank_lines_are_ignored() -> None:
         ("permission:android.permission.INTERNET\n", r"^f:1: not a `pm list packages` line"),
         ("sdk:com.google.android.sdk.ads:33\n", r"^f:1: not a `pm list packages` line"),
         ("package:com.x versionCode:1 versionCode:2\n", r"^f:1: not a package name: 'com.x versionCode:1'"),
+        # another tool's field (Termux's pm -l) or a suffix given twice: never the app after its '='
+        (
+            "package:com.zhiliaoapp.musically  launcher=com.ss.android.ugc.aweme.splash.SplashActivity\n",
+            r"^f:1: not a package name: 'com.zhiliaoapp.musically launcher=com.ss.android.ugc.aweme.splash."
+            r"SplashActivity' \(pm prints only versionCode:, installer= and uid: after it, each once\)$",
+        ),
+        (
+            "package:com.zhiliaoapp.musically  installer=com.android.vending  installer=com.android.vending"
+            "\n",
+            r"^f:1: not a package name: 'com.zhiliaoapp.musically installer=com.android.vending' \(pm",
+        ),
+        (
+            "package:/data/app/x/base.apk=com.zhiliaoapp.musically  launcher=com.x.Main\n",
+            r"^f:1: not a package",
+        ),
+        (
+            "package:data/app/x/base.apk=com.zhiliaoapp.musically\n",
+            r"^f:1: not an APK path \(pm prints absolute",
+        ),
         ("\n\n", r"^f: no `package:` lines$"),
     ],
 )
