@@ -11,6 +11,7 @@ import click
 
 from pyagent.errors import InvalidInputError
 from pyagent.outputs.registry import OutputFormatName, get_format
+from pyagent.termsafe import safe_line
 
 
 def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: str) -> None:
@@ -30,7 +31,8 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
 
 
 def summary_line(decision: Mapping[str, Any]) -> str:
-    """One line for a person, on stderr, next to machine output."""
+    """One line for a person, on stderr, next to machine output; what came from the report (device id,
+    organisation) escaped, so that it can neither move the cursor nor start another line."""
     verdict = "COMPLIANT" if decision["allow"] else "NON-COMPLIANT"
     counts = ", ".join(
         f"{len(decision[key])} {name if len(decision[key]) == 1 else key}"
@@ -40,4 +42,4 @@ def summary_line(decision: Mapping[str, Any]) -> str:
     tail = f": {counts}" if counts else ""
     if decision.get("fallback_reason"):
         tail += f" (decided by the embedded fallback: {decision['fallback_reason']})"
-    return f"pyagent: {verdict}: {decision['device_id']} ({decision['organization']}){tail}"
+    return safe_line(f"pyagent: {verdict}: {decision['device_id']} ({decision['organization']}){tail}")

@@ -371,3 +371,16 @@ def test_every_registered_command_resolves_to_its_name() -> None:
         assert command.name == name
         assert COMMANDS[name].summary == command.get_short_help_str(limit=200)
     assert cli.list_commands(ctx) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("fmt", ["json", "junit", "sarif", "github", "table"])
+def test_the_summary_beside_machine_output_escapes_the_report_s_text(fmt: str, policy_bundle: Path) -> None:
+    """A device id that would rewrite the terminal line to "COMPLIANT" is shown escaped, on one line."""
+    report = json.loads((EXAMPLES / "india-personal-lite.json").read_text(encoding="utf-8"))
+    report["device"]["id"] = "laptop-7\rpyagent: COMPLIANT: laptop-7 (india)\x1b[K\u202e"
+    result = run(["check", "-", "--at", AT, "--format", fmt, "-o", "/dev/null"], stdin=json.dumps(report))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "pyagent: NON-COMPLIANT: laptop-7\\x0dpyagent: COMPLIANT: laptop-7 (india)\\x1b[K\\u202e (india): "
+        "1 violation\n"
+    )
