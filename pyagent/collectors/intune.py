@@ -6,8 +6,11 @@ Intune-generated identifier, not the app's), ``displayName``, ``version``, ``siz
 ``deviceCount``, ``publisher`` and ``platform`` (``detectedAppPlatformType``).
 
 Detected apps carry display names, not package identifiers. Each name is looked up in
-:mod:`~pyagent.collectors.known_apps` for the device's platform; an unknown name gives the id
-``name:<displayName>``, so nothing is dropped. Every app is marked ``evidence: display_name``.
+:mod:`~pyagent.collectors.known_apps` for the device's platform. On Windows, Intune lists a Store app
+under its package's name (``Microsoft.WindowsCalculator``, ``BytedancePte.Ltd.TikTok``), which is the
+first part of the identifier the policy matches (``Name_PublisherHash``): a name of that shape is taken
+as the id. Any other unknown name gives the id ``name:<displayName>``, so nothing is dropped. Every app
+is marked ``evidence: display_name``.
 
 The device platform comes from the entries' ``platform``; entries of several platforms are refused, and
 ``unknown`` entries take the platform of the others (or the ``platform`` option). An export that still has
@@ -17,6 +20,7 @@ an ``@odata.nextLink`` is one page of many and is refused: the other pages' apps
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import get_args
 
@@ -51,6 +55,8 @@ GRAPH_PLATFORMS: dict[str, Platform | None] = {
 }
 """``detectedAppPlatformType`` members (Graph v1.0) and the report platform each means (None: can't tell)."""
 UNSUPPORTED = frozenset({"chromeOS"})
+#: A Windows package name (dotted, no spaces: ``Publisher.App``), bare or as a family or full name.
+_WINDOWS_PACKAGE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:_[A-Za-z0-9._~-]+)?")
 
 
 def _entries(data: object, *, where: str) -> list[object]:
@@ -105,7 +111,10 @@ def parse_detected_apps(
         raise CollectorInputError(f"{where}: no entry tells the platform; name the platform (--platform)")
     apps: list[App] = []
     for name, version, _ in rows:
-        app_id = known_apps.lookup(name, device_platform) or f"name:{name}"
+        app_id = known_apps.lookup(name, device_platform)
+        if app_id is None:
+            package = device_platform == "windows" and _WINDOWS_PACKAGE.fullmatch(name)
+            app_id = name if package else f"name:{name}"
         app_id = check_text(app_id, what="name-derived id", where=where, limit=MAX_ID_CHARS)
         apps.append(App(id=app_id, name=name, version=version, source=SOURCE, evidence="display_name"))
     facts: dict[str, object] = {"graph_platforms": sorted(graph_platforms), "detected_apps": len(rows)}

@@ -316,3 +316,21 @@ def test_this_machine_is_named_by_its_host_name_by_default(
     result = run(["collect", "--source", "linux", "--ownership", "corporate", "--mdm-enrolled"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["device"]["id"] == socket.gethostname()
+
+
+def test_intune_windows_store_app_by_package_name_is_denied(policy_bundle: Path, tmp_path: Path) -> None:
+    export = tmp_path / "detectedapps.json"
+    entry = {"displayName": "BytedancePte.Ltd.TikTok", "version": "1.0.19.0", "platform": "windows"}
+    export.write_text(json.dumps({"value": [entry]}), encoding="utf-8")
+    out = tmp_path / "report.json"
+    flags = ["--device-id", "w-2", "--ownership", "corporate", "--mdm-enrolled", "--org", "us-federal"]
+    result = run(["collect", "--source", "intune", "--from", str(export), *flags, "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    data = run(["check", str(out), "--at", AT, "--format", "json"])
+    assert data.exit_code == 1
+    [violation] = json.loads(data.stdout)["violations"]
+    assert (violation["rule"], violation["app_id"], violation["evidence"]) == (
+        "us-federal/tiktok",
+        "BytedancePte.Ltd.TikTok",
+        "display_name",
+    )

@@ -168,3 +168,30 @@ def test_known_app_names_ignore_case_and_spacing() -> None:
     assert lookup("TikTok Lite", "ios") is None
     assert lookup("TikTok", "linux") is None
     assert lookup("抖音", "ios") == "com.ss.iphone.ugc.Aweme"
+
+
+def test_windows_store_apps_listed_by_package_name_keep_it_as_their_id(tmp_path: Path) -> None:
+    """Intune lists a Store app under its package's name: the policy matches that name (weaker evidence)."""
+    names = [
+        "BytedancePte.Ltd.TikTok",
+        "BytedancePte.Ltd.TikTok_6yccndn6064se",
+        "Microsoft.WindowsCalculator",
+        "Notepad++",
+        "7-Zip 23.01 (x64)",
+        "TikTok",
+    ]
+    export = {"value": [{"displayName": n, "version": "1.0", "platform": "windows"} for n in names]}
+    _, apps, _ = parse_detected_apps(json.dumps(export), where="w.json")
+    assert [a.id for a in apps] == [
+        "BytedancePte.Ltd.TikTok",
+        "BytedancePte.Ltd.TikTok_6yccndn6064se",
+        "Microsoft.WindowsCalculator",
+        "name:Notepad++",
+        "name:7-Zip 23.01 (x64)",
+        "BytedancePte.Ltd.TikTok_6yccndn6064se",  # the known display name
+    ]
+    assert {a.evidence for a in apps} == {"display_name"}
+    android = {"value": [{"displayName": "BytedancePte.Ltd.TikTok", "platform": "androidOSP"}]}
+    assert [a.id for a in parse_detected_apps(json.dumps(android), where="a.json")[1]] == [
+        "name:BytedancePte.Ltd.TikTok"
+    ]
