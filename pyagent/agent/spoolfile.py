@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,9 +145,42 @@ class RawRecord:
     body: str
     shipped_at: str | None
 
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> RawRecord:
+        """``(seq, id, prev_hash, hash, body, shipped_at)`` as read. SQLite keeps whatever a hand
+        writes into a column (``CAST(body AS BLOB)``): a text field holding another type reads as
+        ``""``, which no digest, link or JSON reading accepts, so the record shows as edited."""
+        seq, record_id, prev_hash, digest, body, shipped_at = row
+        if not isinstance(seq, int):
+            raise TypeError(f"records.seq is {type(seq).__name__}")  # INTEGER PRIMARY KEY: never
+        return cls(
+            seq,
+            _text(record_id),
+            _text(prev_hash),
+            _text(digest),
+            _text(body),
+            None if shipped_at is None else str(shipped_at),
+        )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
 
 @dataclass(frozen=True)
 class ShipStatus:
     last_attempt_at: str | None
     last_ok_at: str | None
     last_error: str | None
+
+
+def aside_entry(path: Path, key: object, value: object) -> dict[str, Any]:
+    """A set-aside entry as stored in ``meta`` (``{"seq", "at", "reason", "retry"}``); a value edited
+    into something else is :class:`SpoolCorruptError` rather than a crash later on."""
+    try:
+        entry = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict) or type(entry.get("seq")) is not int or "at" not in entry:
+        raise SpoolCorruptError(path, f"meta.{key} is not a set-aside entry")
+    return entry

@@ -57,10 +57,12 @@ def status_document(path: Path, uploads_to: str | None, state_dir: Path | None =
     if head is not None:
         try:
             body = json.loads(head.body)
-        except ValueError:  # an edited head record: status says so, `log verify` tells the rest
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # an edited head record: status says so, `log verify` tells the rest
             body = {
                 "outcome": "unreadable",
-                "error": f"record seq {head.seq} is not JSON; run pyagent log verify",
+                "error": f"record seq {head.seq} is not a JSON object; run pyagent log verify",
             }
     return {
         **document,

@@ -32,6 +32,7 @@ from pyagent.agent.spoolfile import (
     ShipStatus,
     SpoolCorruptError,
     SpoolError,
+    aside_entry,
     move_aside,
     new_file,
     sqlite_errors,
@@ -247,7 +248,7 @@ class Spool:
             rows = self._conn.execute(
                 "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records ORDER BY seq"
             ).fetchall()
-        return [RawRecord(*row) for row in rows]
+        return [RawRecord.from_row(row) for row in rows]
 
     def pending(self, limit: int) -> list[RawRecord]:
         """The oldest records not shipped yet, at most ``limit``."""
@@ -257,7 +258,7 @@ class Spool:
                 " WHERE shipped_at IS NULL ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [RawRecord(*row) for row in rows]
+        return [RawRecord.from_row(row) for row in rows]
 
     def counts(self) -> tuple[int, int]:
         """(records kept, records not shipped yet)."""
@@ -272,7 +273,7 @@ class Spool:
             row = self._conn.execute(
                 "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-        return RawRecord(*row) if row else None
+        return RawRecord.from_row(row) if row else None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -372,9 +373,10 @@ class Spool:
             bounds = (ASIDE, ASIDE[:-1] + chr(ord(ASIDE[-1]) + 1))
             (count,) = self._conn.execute(f"SELECT COUNT(*) {where}", bounds).fetchone()
             rows = self._conn.execute(
-                f"SELECT value {where} ORDER BY key DESC LIMIT ?", (*bounds, -1 if limit is None else limit)
+                f"SELECT key, value {where} ORDER BY key DESC LIMIT ?",
+                (*bounds, -1 if limit is None else limit),
             )
-            return int(count), [json.loads(row[0]) for row in rows]
+            return int(count), [aside_entry(self.path, key, value) for key, value in rows]
 
     def to_retry(self, limit: int) -> list[RawRecord]:
         """At most ``limit`` records the server refused, those refused longest ago first, in seq order."""
@@ -388,7 +390,7 @@ class Spool:
                 f" WHERE seq IN ({','.join('?' * len(seqs))}) ORDER BY seq",
                 seqs,
             ).fetchall()
-        return [RawRecord(*row) for row in rows]
+        return [RawRecord.from_row(row) for row in rows]
 
     def note_ship(self, *, at: str, error: str | None) -> None:
         """Remember the last shipping attempt and its outcome (for ``agent status``)."""

@@ -317,3 +317,49 @@ def test_verifying_while_the_agent_writes_sees_a_consistent_log(tmp_path: Path) 
         writer.join()
     assert all(r.intact for r in results), [r.problems for r in results if not r.intact][:1]
     assert results[-1].head_seq > results[0].head_seq
+
+
+@pytest.mark.parametrize("column", ["body", "hash"])
+def test_a_field_stored_as_a_blob_is_an_edit_not_a_crash(log20: tuple[Path, list[str]], column: str) -> None:
+    """SQLite keeps a BLOB written over a TEXT column by hand: the record reads as edited."""
+    path, ids = log20
+    with connect(path) as conn:
+        conn.execute(f"UPDATE records SET {column} = CAST({column} AS BLOB) WHERE seq = 6")
+    problems = verify(path).problems
+    assert next((p.kind, p.seq, p.record_id) for p in problems) == ("edited", 6, ids[5])
+    assert len(problems) == (1 if column == "body" else 2)  # a hash gone: seq 7 no longer links to it
+    done = run_pyagent("log", "verify", "--db", str(path))
+    assert done.returncode == 1
+    assert f"edited: record seq 6 (id {ids[5]}) was edited" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["42", "CAST('{}' AS BLOB)", "'[]'"])
+def test_an_edited_head_reads_as_unreadable_in_status(log20: tuple[Path, list[str]], value: str) -> None:
+    path, _ = log20
+    with connect(path) as conn:
+        conn.execute(f"UPDATE records SET body = {value} WHERE seq = 20")
+    assert only(verify(path).problems).seq == 20
+    done = run_pyagent("agent", "status", "--format", "json", "--spool", str(path))
+    assert done.returncode == 0, done.stderr
+    last_run = json.loads(done.stdout)["last_run"]
+    assert (last_run["outcome"], last_run["error"]) == (
+        "unreadable",
+        "record seq 20 is not a JSON object; run pyagent log verify",
+    )
+
+
+def test_an_edited_set_aside_entry_is_a_corrupt_spool(log20: tuple[Path, list[str]]) -> None:
+    path, _ = log20
+    with Spool.open(path, key=ChainKey()) as spool:
+        spool.set_aside(4, "2023-03-16T09:30:00Z", "refused by the server: 400", retry=True)
+    with connect(path) as conn:
+        edited = conn.execute("UPDATE meta SET value = '{\"seq\": \"4\"}' WHERE key LIKE 'aside.%'")
+        assert edited.rowcount == 1
+    done = run_pyagent("agent", "status", "--spool", str(path))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"pyagent: error: {path}: meta.aside.00000000000000000004 is not a set-aside entry; move it aside "
+        "and start a new chain with `pyagent agent run --move-corrupt-aside`\n"
+    )
+    assert "Traceback" not in done.stderr
