@@ -6,7 +6,8 @@ One attempt (:meth:`BundlePlugin.step`):
    the manifest is the active bundle's (:mod:`pyagent.agent.plugins.oci`). From any other service:
    ``GET service.url/resource`` with ``If-None-Match`` (the active bundle's ETag; 304 = unchanged) and,
    with ``polling.long_polling_timeout_seconds``, ``Prefer: wait=N``. Long polling goes on only while
-   the service answers ``Content-Type: application/vnd.openpolicyagent.bundles``, as in OPA; otherwise
+   the service answers ``Content-Type: application/vnd.openpolicyagent.bundles``, as in OPA; otherwise,
+   and after a long poll the service answered at once with a 304 (it did not hold it: a static server),
    the next attempt is in ``min..max_delay_seconds`` (at random), and after an error in an exponential
    backoff capped at ``max_delay_seconds``. A redirect is an error; so is an answer that does not end
    within the service's timeout (plus the long poll's wait).
@@ -58,6 +59,8 @@ from pyagent.errors import PyagentError
 from pyagent.termsafe import shorten
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
+HELD_SECONDS = 1.0
+"""A long poll answered 304 sooner than this was not held by the service."""
 BACKOFF_BASE = 0.5
 
 Install = Callable[[], None]
@@ -273,10 +276,13 @@ class BundlePlugin:
         self._failures = 0
         if changed or had_error:
             self.version += 1
-        if self.source.polling.long_polling_timeout is not None and self._long_poll_ok:
-            quick = long_poll is not None and time.monotonic() - started < 1 and not changed
-            return 1.0 if quick else 0.0  # the next long poll at once, unless the service did not wait
         polling = self.source.polling
+        if polling.long_polling_timeout is not None and self._long_poll_ok:
+            held = long_poll is None or changed or time.monotonic() - started >= HELD_SECONDS
+            if held:
+                return 0.0  # the next long poll at once
+            # a 304 at once to a long poll: the service did not hold it (a static server that knows no
+            # Prefer: wait, after a first answer that was not asked to wait): poll as configured
         return self._rng.uniform(polling.min_delay, polling.max_delay)
 
     def _failed(self, code: str, message: str, *, told: bool = False) -> float:

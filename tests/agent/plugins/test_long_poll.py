@@ -40,3 +40,27 @@ def test_one_error_or_a_bare_304_does_not_end_long_polling(tmp_path: Path) -> No
     assert [headers.get("Prefer") for headers in requests] == ["wait=5", "wait=5", "wait=5", "wait=5", None]
     # OPA's plug-in states: an answer that is no bundle and a 500 are errors, a 304 is not
     assert states == ["ERROR", "ERROR", "NOT_READY", "ERROR", "NOT_READY"]
+
+
+def test_a_service_that_answers_long_polls_at_once_is_polled_as_configured(tmp_path: Path) -> None:
+    """A static server (nginx) answers ``Prefer: wait`` with an immediate 304: the next attempt is in
+    min..max_delay_seconds, not at once; a long poll the service held (1.2 s here) is renewed at once."""
+    answers = [
+        Fault(body=b"not gzip", content_type="text/plain", headers=(("ETag", '"e1"'),)),  # not asked to wait
+        Fault(status=304, body=b"", content_type=None),
+        Fault(status=304, body=b"", content_type=None, delay=1.2),
+    ]
+    requests: list[Message] = []
+    with fault_server(*answers, seen=requests) as url:
+        source = BundleSource(
+            "pyagent", "s", "bundles/pyagent", polling=Polling(60, 120, long_polling_timeout=300)
+        )
+        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
+                              verification=None)  # fmt: skip
+        plugin.start()
+        plugin.step(wait=False)
+        at_once = plugin.step()
+        held = plugin.step()
+    assert [headers.get("Prefer") for headers in requests] == [None, "wait=300", "wait=300"]
+    assert 60 <= at_once <= 120
+    assert held == 0.0
