@@ -12,7 +12,8 @@ One attempt (:meth:`BundlePlugin.step`):
    backoff capped at ``max_delay_seconds``. A redirect is an error; so is an answer that does not end
    within the service's timeout (plus the long poll's wait).
 2. The body is streamed to a file in the bundle's directory and refused as soon as it passes
-   ``size_limit_bytes``.
+   ``size_limit_bytes``; so is a file of the bundle larger than that once decompressed (OPA's meaning
+   of the key: a limit per file).
 3. Before activation: the archive is read safely; with ``signing`` configured, its signature and every
    file's digest are verified against ``[keys.KEYID]`` (:mod:`pyagent.bundles.verify`); its ``roots``
    are checked (:mod:`pyagent.bundles.roots`); its build serial must not be older than the active
@@ -49,6 +50,7 @@ from pyagent.bundles.verify import (
 )
 from pyagent.config.opa import BundleSource
 from pyagent.engines.wasm.bundle import (
+    DEFAULT_LIMITS,
     BundleError,
     BundleLimits,
     WasmBundle,
@@ -224,7 +226,13 @@ class BundlePlugin:
     def _activate(self, download: Path, etag: str | None) -> None:
         label = self._label()
         raw = download.read_bytes()
-        limits = BundleLimits(max_archive_bytes=self.source.size_limit_bytes)
+        # size_limit_bytes as OPA reads it: each file, decompressed (and the download, while streaming)
+        limit = self.source.size_limit_bytes
+        limits = BundleLimits(
+            max_archive_bytes=limit,
+            max_member_bytes=limit,
+            max_total_bytes=max(limit, DEFAULT_LIMITS.max_total_bytes),
+        )
         try:
             files = read_members(raw, label=label, limits=limits)
         except BundleError as err:

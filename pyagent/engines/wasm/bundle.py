@@ -191,7 +191,9 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
                     raise BundleError(f"bundle {label}: member {name}: is a {kind}, not a regular file")
                 total += member.size
                 if member.size > limits.max_member_bytes:
-                    raise BundleError(f"bundle {label}: member {name}: over {limits.max_member_bytes} bytes")
+                    raise BundleError(
+                        f"bundle {label}: member {name}: {member.size} bytes, over {limits.max_member_bytes}"
+                    )
                 if total > limits.max_total_bytes:
                     raise BundleError(f"bundle {label}: member {name}: members total over the bound")
                 if name in files:

@@ -5,10 +5,15 @@ status (``agent status``) and in the server's view of the device."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.bundle import BundlePlugin
+from pyagent.agent.plugins.bundledir import BundleDir
+from pyagent.config.opa import BundleSource, Service
 from tests.agent.conftest import run_pyagent
 from tests.agent.plugins.conftest import (
     Builds,
@@ -19,6 +24,7 @@ from tests.agent.plugins.conftest import (
     serve,
     spool_bodies,
 )
+from tests.helpers.fault_server import Fault, fault_server
 from tests.helpers.nginx import run_nginx
 
 
@@ -175,3 +181,24 @@ def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, build
         assert again.returncode in (0, 1), again.stderr
         assert active.read_bytes() == good and bundle_status(state)["active_revision"] == "r2"
         assert run_agent("--once", "--config", str(config)).returncode in (0, 1)  # and it loads from disk
+
+
+def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path, builds: Builds) -> None:
+    """OPA reads ``size_limit_bytes`` as a limit per file: a download under it whose policy.wasm is
+    over it once decompressed is refused (the real OPA refuses it with the same config)."""
+    raw = builds.unsigned.read_bytes()
+    with tarfile.open(builds.unsigned, "r:gz") as archive:
+        wasm_size = archive.getmember("/policy.wasm").size
+    limit = (len(raw) + wasm_size) // 2
+    assert len(raw) < limit < wasm_size
+    answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
+    with fault_server(answer) as url:
+        source = BundleSource("pyagent", "s", "bundles/pyagent", size_limit_bytes=limit)
+        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
+                              verification=None)  # fmt: skip
+        plugin.start()
+        plugin.step(wait=False)
+    assert plugin.active_path() is None
+    [refusal] = plugin.status.refusals
+    assert refusal["kind"] == "unreadable"
+    assert refusal["reason"].endswith(f"member policy.wasm: {wasm_size} bytes, over {limit}")
