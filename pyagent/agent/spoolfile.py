@@ -184,3 +184,12 @@ def aside_entry(path: Path, key: object, value: object) -> dict[str, Any]:
     if not isinstance(entry, dict) or type(entry.get("seq")) is not int or "at" not in entry:
         raise SpoolCorruptError(path, f"meta.{key} is not a set-aside entry")
     return entry
+
+
+def offered_again(entry: dict[str, Any], upload_limit: int) -> bool:
+    """Whether a set-aside record is offered to the server again: it refused it (entries of older
+    agents have no ``retry``: their reason says so), or it was too large for a lower upload limit."""
+    if entry.get("retry", str(entry.get("reason")).startswith("refused by ")):
+        return True
+    size_limit = entry.get("size_limit")
+    return type(size_limit) is int and size_limit < upload_limit

@@ -35,6 +35,7 @@ from pyagent.agent.spoolfile import (
     aside_entry,
     move_aside,
     new_file,
+    offered_again,
     sqlite_errors,
     utc_now,
 )
@@ -356,12 +357,17 @@ class Spool:
             self._conn.executemany("UPDATE records SET shipped_at = ? WHERE seq = ?", [(at, s) for s in seqs])
             self._conn.executemany("DELETE FROM meta WHERE key = ?", [(_aside_key(s),) for s in seqs])
 
-    def set_aside(self, seq: int, at: str, reason: str, *, retry: bool) -> None:
+    def set_aside(
+        self, seq: int, at: str, reason: str, *, retry: bool, size_limit: int | None = None
+    ) -> None:
         """Record ``seq`` was not delivered for what it is: kept, listed with ``reason``, out of the
         pending queue. ``retry``: the server refused it (a 4xx), so it is offered again later until a
-        2xx (:meth:`to_retry`); else it cannot be an event at all. The list lives in ``meta``
+        2xx (:meth:`to_retry`); ``size_limit``: it is too large for that upload limit, and offered
+        again once the limit is higher; else it cannot be an event at all. The list lives in ``meta``
         (``aside.<seq>``), outside the chain: set-aside is a shipping state."""
         entry = {"seq": seq, "at": at, "reason": reason[:1000], "retry": retry}
+        if size_limit is not None:
+            entry["size_limit"] = size_limit
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"{SET_ASIDE}{at}", seq))
             self._set_meta(**{_aside_key(seq): json.dumps(entry, ensure_ascii=False)})
@@ -378,11 +384,11 @@ class Spool:
             )
             return int(count), [aside_entry(self.path, key, value) for key, value in rows]
 
-    def to_retry(self, limit: int) -> list[RawRecord]:
-        """At most ``limit`` records the server refused, those refused longest ago first, in seq order."""
+    def to_retry(self, limit: int, *, upload_limit: int = 0) -> list[RawRecord]:
+        """At most ``limit`` records the server refused, or too large for a lower upload limit than
+        ``upload_limit``, those set aside longest ago first, in seq order."""
         _, entries = self.set_aside_list(None)
-        # (entries of older agents have no "retry": the server's refusals are those to offer again)
-        refused = [e for e in entries if e.get("retry", str(e.get("reason")).startswith("refused by "))]
+        refused = [e for e in entries if offered_again(e, upload_limit)]
         seqs = [seq for _, seq in sorted((str(e["at"]), int(e["seq"])) for e in refused)[:limit]]
         with sqlite_errors(self.path, "read"):
             rows = self._conn.execute(

@@ -113,6 +113,23 @@ def test_batches_stay_under_upload_size_limit_bytes(spool: Spool, collector: Col
     assert gzip_batches(events, one - 10) == ([], list(range(1, 13)))
 
 
+def test_an_event_too_large_for_the_limit_is_set_aside_and_offered_again_once_it_is_higher(
+    spool: Spool, collector: CollectorState
+) -> None:
+    events = [(r.seq, json.dumps(event_of(r, {})).encode()) for r in spool.records()]
+    small = len(gzip_array(events[:1])) - 10  # every event is over it, alone
+    assert plugin(collector.url, limit=small).upload(spool) is None
+    count, aside = spool.set_aside_list()
+    assert count == 12 and collector.requests == []
+    assert {(e["retry"], e["size_limit"]) for e in aside} == {(False, small)}
+    assert aside[0]["reason"] == f"the event is over upload_size_limit_bytes ({small}) even gzipped, alone"
+    assert plugin(collector.url, limit=small).upload(spool) is None  # the same limit: not offered again
+    assert collector.requests == [] and spool.set_aside_list()[0] == 12
+    assert plugin(collector.url).upload(spool) is None  # a higher limit: offered again, and stored
+    assert collector.hashes_received() == [r.hash for r in spool.records()]
+    assert spool.set_aside_list() == (0, []) and spool.counts() == (12, 0)
+
+
 def test_a_refused_event_is_found_by_bisection_set_aside_and_offered_again_until_a_2xx(
     spool: Spool, collector: CollectorState
 ) -> None:

@@ -19,8 +19,9 @@ An event (OPA's fields, and the chain's)::
      "metrics": {"timer_pyagent_decide_ns": 123}, "pyagent": {"seq": 12, "hash": "...", "prev_hash": "..."}}
 
 A record without a policy input (a run that failed before it had a report) cannot be an event: it is
-set aside at once, with its outcome and error as the reason, and not offered again; so is an event over
-``upload_size_limit_bytes`` even alone, gzipped.
+set aside at once, with its outcome and error as the reason, and not offered again. An event over
+``upload_size_limit_bytes`` even alone, gzipped, is set aside too, and offered again once the limit is
+higher.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class DecisionLogPlugin:
     def upload(self, spool: Spool) -> str | None:
         """Offer the set-aside events again, then send every pending record; None when all went (or
         were set aside), else why it stopped."""
-        refused = spool.to_retry(RETRY_PER_PASS)
+        refused = spool.to_retry(RETRY_PER_PASS, upload_limit=self.config.upload_size_limit_bytes)
         self._retrying = {row.seq for row in refused}
         try:
             error = self._send(spool, refused, again=True) if refused else None
@@ -215,7 +216,7 @@ class DecisionLogPlugin:
         limit = self.config.upload_size_limit_bytes
         for seq in too_large:
             reason = f"the event is over upload_size_limit_bytes ({limit}) even gzipped, alone"
-            self._set_aside(spool, seq, ids[seq], reason, retry=False)
+            self._set_aside(spool, seq, ids[seq], reason, retry=False, size_limit=limit)
         for batch in batches:
             error = self._deliver(spool, batch, ids, split=not again)
             if error is not None:
@@ -259,9 +260,18 @@ class DecisionLogPlugin:
         middle = len(batch) // 2
         return self._deliver(spool, batch[:middle], ids) or self._deliver(spool, batch[middle:], ids)
 
-    def _set_aside(self, spool: Spool, seq: int, record_id: str, reason: str, *, retry: bool) -> None:
+    def _set_aside(
+        self,
+        spool: Spool,
+        seq: int,
+        record_id: str,
+        reason: str,
+        *,
+        retry: bool,
+        size_limit: int | None = None,
+    ) -> None:
         again = seq in self._retrying
-        spool.set_aside(seq, utc_now(), reason, retry=retry)
+        spool.set_aside(seq, utc_now(), reason, retry=retry, size_limit=size_limit)
         if again:  # refused once more: its entry says when and why, without a new notice
             return
         self.notify(
