@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from pyagent.cli.options import non_empty
-from pyagent.collectors.registry import CollectorName, get_collector
+from pyagent.collectors.registry import CollectorName, collector_options, get_collector
 from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
@@ -86,6 +87,9 @@ def collect(
         "table": table,
         "platform": platform,
     }
+    _check_flags(name, options)
+    if from_file and from_file != "-" and output and output != "-" and _same_file(from_file, output):
+        raise click.UsageError(f"-o {output} is the --from file: writing the report would overwrite it")
     flags = FactFlags(
         device_id=device_id,
         ownership=ownership,
@@ -111,6 +115,33 @@ def collect(
         f"pyagent: collected {len(report['apps'])} apps from {name} ({report['device']['platform']})",
         err=True,
     )
+
+
+#: The collectors' options as ``collect`` spells them.
+_FLAGS = {
+    "from_file": "--from",
+    "serial": "--serial",
+    "user": "--user",
+    "table": "--table",
+    "platform": "--platform",
+}
+
+
+def _check_flags(name: str, options: dict[str, Any]) -> None:
+    """A flag the chosen collector does not read is a usage error naming the flags it does read."""
+    accepted = set(collector_options(name))
+    unused = [_FLAGS[key] for key, value in options.items() if value is not None and key not in accepted]
+    if unused:
+        takes = [flag for key, flag in _FLAGS.items() if key in accepted]
+        also = f"it takes {', '.join(takes)}" if takes else "it reads this machine"
+        raise click.UsageError(f"--source {name} does not take {', '.join(unused)} ({also})")
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def collect_this_machine(*, org: str | None, flags: FactFlags | None = None) -> dict[str, Any]:

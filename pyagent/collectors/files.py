@@ -2,10 +2,11 @@
 
 Rules, for every file a collector reads:
 
-- the path must name a regular file once symbolic links are followed; FIFOs, sockets, devices and
-  directories are refused (a FIFO is opened non-blocking, so it cannot hang the reader). A symbolic link
-  to a regular file is read like the file; a dangling link is refused. The check is made on the opened
-  file descriptor, so the file cannot be swapped between check and read;
+- ``-`` is standard input (read up to the same bound); any other path must name a regular file once
+  symbolic links are followed; FIFOs, sockets, devices and directories are refused (a FIFO is opened
+  non-blocking, so it cannot hang the reader). A symbolic link to a regular file is read like the file;
+  a dangling link is refused. The check is made on the opened file descriptor, so the file cannot be
+  swapped between check and read;
 - it must not be empty, and not larger than ``max_bytes`` (64 MiB by default), checked before and while
   reading;
 - text formats must be UTF-8 (a UTF-8 byte order mark is dropped; UTF-16 with a byte order mark, as
@@ -22,6 +23,7 @@ import errno
 import json
 import os
 import stat
+import sys
 
 from pyagent.collectors.base import CollectorInputError
 from pyagent.jsonio import json_error_text
@@ -42,9 +44,24 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _read_stdin(max_bytes: int) -> bytes:
+    try:
+        data = sys.stdin.buffer.read(max_bytes + 1)
+    except OSError as exc:
+        raise CollectorInputError(f"<stdin>: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise CollectorInputError(f"<stdin>: more than the {max_bytes}-byte limit")
+    if not data:
+        raise CollectorInputError("<stdin>: empty")
+    return data
+
+
 def read_input_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
-    """The content of the regular file at ``path``, at most ``max_bytes`` long and not empty."""
+    """The content of the regular file at ``path`` (``-``: standard input), at most ``max_bytes`` long
+    and not empty."""
     name = os.fspath(path)
+    if name == "-":
+        return _read_stdin(max_bytes)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(name, flags)

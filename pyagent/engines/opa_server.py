@@ -225,7 +225,11 @@ class OpaServerEngine(Engine):
             secret = self._headers.get("Authorization", "").partition(" ")[2]
             raise _status_error(where, dataclasses.replace(reply, secrets=(secret,) if secret else ()))
         try:
-            response = json.loads(reply.body)
+            text = reply.body.decode("utf-8")  # what OPA writes; json.loads would guess UTF-16 from NULs
+        except UnicodeDecodeError as err:
+            raise EngineError(f"OPA at {where}: malformed response (not UTF-8 JSON)") from err
+        try:
+            response = json.loads(text)
         except (ValueError, RecursionError) as err:
             raise EngineError(f"OPA at {where}: malformed response ({_first_line(err)})") from err
         if not isinstance(response, dict):

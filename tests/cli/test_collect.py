@@ -334,3 +334,57 @@ def test_intune_windows_store_app_by_package_name_is_denied(policy_bundle: Path,
         "BytedancePte.Ltd.TikTok",
         "display_name",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--source", "linux", "--from", "x.txt"],
+            "--source linux does not take --from (it reads this machine)",
+        ),
+        (
+            ["--source", "intune", "--from", "x.json", "--user", "3"],
+            "--source intune does not take --user (it takes --from, --platform)",
+        ),
+        (
+            ["--source", "osquery", "--from", "x.json", "--platform", "ios", "--serial", "s"],
+            "--source osquery does not take --serial, --platform (it takes --from, --table)",
+        ),
+    ],
+)
+def test_a_flag_the_source_does_not_read_is_named_as_a_flag(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["collect", *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"pyagent: error: {message} (see pyagent collect --help)\n"
+
+
+def test_an_export_is_read_from_stdin_with_from_dash() -> None:
+    flags = ["--device-id", "p-1", "--ownership", "corporate", "--mdm-enrolled", "--org", "india"]
+    capture = "package:com.android.chrome\r\npackage:com.zhiliaoapp.musically\r\n"
+    result = CliRunner().invoke(
+        cli, ["collect", "--source", "android-pm", "--from", "-", *flags], input=capture
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [app["id"] for app in json.loads(result.stdout)["apps"]] == [
+        "com.android.chrome",
+        "com.zhiliaoapp.musically",
+    ]
+    empty = CliRunner().invoke(cli, ["collect", "--source", "android-pm", "--from", "-", *flags], input="")
+    assert (empty.exit_code, empty.stderr) == (2, "pyagent: error: <stdin>: empty\n")
+
+
+def test_the_report_never_overwrites_the_export_it_reads(tmp_path: Path) -> None:
+    capture = tmp_path / "pm.txt"
+    capture.write_text("package:com.zhiliaoapp.musically\n", encoding="utf-8")
+    flags = ["--device-id", "p-1", "--ownership", "corporate", "--mdm-enrolled", "--org", "india"]
+    same = str(tmp_path / "." / "pm.txt")
+    result = CliRunner().invoke(
+        cli, ["collect", "--source", "android-pm", "--from", str(capture), *flags, "-o", same]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"pyagent: error: -o {same} is the --from file: writing the report would overwrite it "
+        "(see pyagent collect --help)\n"
+    )
+    assert capture.read_text(encoding="utf-8") == "package:com.zhiliaoapp.musically\n"

@@ -140,6 +140,7 @@ def test_cli_wrong_token_exits_3(secured_opa: tuple[RunningOpa, Path], tmp_path:
         (Fault(status=200, body=b"<html>proxy login</html>"), "malformed response"),
         (Fault(status=200, body=b'{"result": {"allow": tr', declared_length=4096), "OPA at"),
         (Fault(status=200, body=b"[1, 2]"), "malformed response"),
+        (Fault(status=200, body=b"\x00\xffl\x00"), "malformed response (not UTF-8 JSON)"),
         (Fault(status=200, body=b"{}", delay=2.0), "no answer within 0.5 s"),
     ],
     ids=[
@@ -154,6 +155,7 @@ def test_cli_wrong_token_exits_3(secured_opa: tuple[RunningOpa, Path], tmp_path:
         "html",
         "truncated",
         "array",
+        "binary",
         "slow",
     ],
 )
