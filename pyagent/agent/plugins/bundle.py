@@ -129,7 +129,7 @@ class BundlePlugin:
         )
         if not self.active:
             self.status.etag = None
-            self.status.active_revision = self.status.active_serial = None
+            self.status.active_revision = self.status.active_serial = self.status.size = None
         self.version += 1
 
     def active_mark(self) -> tuple[str | None, str | None]:
@@ -145,7 +145,7 @@ class BundlePlugin:
             return
         self.active = False
         self.status.etag = None
-        self.status.active_revision = self.status.active_serial = None
+        self.status.active_revision = self.status.active_serial = self.status.size = None
         self._failed("bundle_error", f"the active bundle does not load: {reason}")
         self._save()
 
@@ -255,6 +255,7 @@ class BundlePlugin:
         self.status.etag = etag
         self.status.active_revision = bundle.revision
         self.status.active_serial = verified.serial if verified else None
+        self.status.size = len(raw)
         self.status.last_successful_activation = utc_now()
         if install is not None:
             install()

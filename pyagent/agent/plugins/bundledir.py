@@ -46,6 +46,8 @@ class BundleStatus:
     last_successful_download: str | None = None
     last_successful_activation: str | None = None
     http_code: int | None = None
+    size: int | None = None
+    """Bytes of the active bundle as downloaded."""
     code: str | None = None
     message: str | None = None
     refusals: list[dict[str, Any]] = field(default_factory=list)
@@ -58,12 +60,18 @@ class BundleStatus:
         """This bundle as OPA's status message gives it."""
         document: dict[str, Any] = {"name": self.name}
         for key in ("active_revision", "last_request", "last_successful_request", "last_successful_download",
-                    "last_successful_activation", "http_code"):  # fmt: skip
+                    "last_successful_activation"):  # fmt: skip
             value = getattr(self, key)
             if value is not None:
                 document[key] = value
+        if self.active_revision is not None:
+            document["type"] = "snapshot"  # OPA's bundle type (no delta bundles here)
+            if self.size is not None:
+                document["size"] = self.size
         if self.code:
             document.update(code=self.code, message=self.message or "", errors=[self.message or self.code])
+            if self.http_code is not None and self.http_code not in (200, 304):  # OPA: an HTTP error's code
+                document["http_code"] = self.http_code
         return document
 
 

@@ -5,12 +5,13 @@
     {"labels": {"id": "<device id>", "version": "<pyagent>", ...[labels]},
      "bundles": {"pyagent": {"name": "pyagent", "active_revision": "...", "last_request": "...",
                              "last_successful_request": "...", "last_successful_download": "...",
-                             "last_successful_activation": "...", "http_code": 200,
-                             "code": "bundle_error", "message": "...", "errors": ["..."]}},
+                             "last_successful_activation": "...", "type": "snapshot", "size": 123,
+                             "code": "bundle_error", "message": "...", "errors": ["..."], "http_code": 503}},
      "plugins": {"bundle": {"state": "OK"}, "decision_logs": {"state": "OK"}, "status": {"state": "OK"}},
      "decision_logs": {"set_aside": 0, "last_error": null}}
 
-``code``, ``message`` and ``errors`` are there only while the bundle's last attempt failed, as in OPA.
+``code``, ``message`` and ``errors`` are there only while the bundle's last attempt failed, and
+``http_code`` only when it failed with an HTTP status, as in OPA.
 A plug-in is ``NOT_READY`` before its first success (a bundle: before one is active), ``ERROR`` while
 its last attempt failed, else ``OK``.
 """

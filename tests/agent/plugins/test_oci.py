@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -171,8 +172,10 @@ def test_a_registry_that_lies_or_redirects_elsewhere_is_refused(tmp_path: Path, 
         push(registry, oras, builds.wasm["r1"])
         reference = f"{registry.host}/{REPOSITORY}:stable"
         size = builds.wasm["r2"].stat().st_size
+        with tarfile.open(builds.wasm["r2"], "r:gz") as archive:  # size_limit_bytes bounds each file too
+            limit = max(member.size for member in archive.getmembers()) + 4096
         config = oci_config(tmp_path / "agent.toml", state=state, url=proxy.url, reference=reference,
-                            public_key=builds.public_key, token=token, size_limit=size + 4096)  # fmt: skip
+                            public_key=builds.public_key, token=token, size_limit=limit)  # fmt: skip
         assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
         assert bundle_status(state)["active_revision"] == "r1"
         assert proxy.seen and all(auth == "Bearer s3cret-registry-token" for _, auth in proxy.seen)
@@ -192,11 +195,11 @@ def test_a_registry_that_lies_or_redirects_elsewhere_is_refused(tmp_path: Path, 
             builds.wasm["r1"].read_bytes()
         )
 
-        proxy.swap[r2] = builds.wasm["r2"].read_bytes() + b"\0" * 8192  # over size_limit_bytes
+        proxy.swap[r2] = builds.wasm["r2"].read_bytes() + b"\0" * (limit - size + 8192)  # over the limit
         assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
         status = bundle_status(state)
         assert status["active_revision"] == "r1" and status["refusals"][-1]["kind"] == "unreadable"
-        assert f"the answer is {size + 8192} bytes, over the limit of {size + 4096}" in status["message"]
+        assert f"the answer is {limit + 8192} bytes, over the limit of {limit}" in status["message"]
 
         del proxy.swap[r2]
         proxy.redirect_blobs_to = registry.url  # the same registry, but another origin than the service's
