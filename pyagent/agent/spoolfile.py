@@ -159,7 +159,7 @@ class RawRecord:
             _text(prev_hash),
             _text(digest),
             _text(body),
-            None if shipped_at is None else str(shipped_at),
+            shipped_at if isinstance(shipped_at, str) else None,
         )
 
 
@@ -186,10 +186,23 @@ def aside_entry(path: Path, key: object, value: object) -> dict[str, Any]:
     return entry
 
 
-def offered_again(entry: dict[str, Any], upload_limit: int) -> bool:
-    """Whether a set-aside record is offered to the server again: it refused it (entries of older
-    agents have no ``retry``: their reason says so), or it was too large for a lower upload limit."""
-    if entry.get("retry", str(entry.get("reason")).startswith("refused by ")):
-        return True
-    size_limit = entry.get("size_limit")
-    return type(size_limit) is int and size_limit < upload_limit
+def aside_json(seq: int, at: str, reason: str, *, retry: bool, size_limit: int | None) -> str:
+    """A set-aside entry as stored in ``meta`` (see ``Spool.set_aside``)."""
+    entry: dict[str, Any] = {"seq": seq, "at": at, "reason": reason[:1000], "retry": retry}
+    if size_limit is not None:
+        entry["size_limit"] = size_limit
+    return json.dumps(entry, ensure_ascii=False)
+
+
+def to_offer(entries: list[dict[str, Any]], limit: int, upload_limit: int) -> list[int]:
+    """The seqs of at most ``limit`` set-aside records to offer the server again, those set aside
+    longest ago first: those it refused (entries of older agents have no ``retry``: their reason says
+    so), and those too large for a lower upload limit than ``upload_limit``."""
+
+    def again(entry: dict[str, Any]) -> bool:
+        if entry.get("retry", str(entry.get("reason")).startswith("refused by ")):
+            return True
+        size_limit = entry.get("size_limit")
+        return type(size_limit) is int and size_limit < upload_limit
+
+    return [seq for _, seq in sorted((str(e["at"]), int(e["seq"])) for e in entries if again(e))[:limit]]

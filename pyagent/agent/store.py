@@ -17,7 +17,6 @@ are covered by the chain (and by the key, when there is one).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
@@ -33,10 +32,11 @@ from pyagent.agent.spoolfile import (
     SpoolCorruptError,
     SpoolError,
     aside_entry,
+    aside_json,
     move_aside,
     new_file,
-    offered_again,
     sqlite_errors,
+    to_offer,
     utc_now,
 )
 from pyagent.config.statedir import private_file, sqlite_side_files
@@ -365,12 +365,10 @@ class Spool:
         2xx (:meth:`to_retry`); ``size_limit``: it is too large for that upload limit, and offered
         again once the limit is higher; else it cannot be an event at all. The list lives in ``meta``
         (``aside.<seq>``), outside the chain: set-aside is a shipping state."""
-        entry = {"seq": seq, "at": at, "reason": reason[:1000], "retry": retry}
-        if size_limit is not None:
-            entry["size_limit"] = size_limit
+        entry = aside_json(seq, at, reason, retry=retry, size_limit=size_limit)
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"{SET_ASIDE}{at}", seq))
-            self._set_meta(**{_aside_key(seq): json.dumps(entry, ensure_ascii=False)})
+            self._set_meta(**{_aside_key(seq): entry})
 
     def set_aside_list(self, limit: int | None = 100) -> tuple[int, list[dict[str, Any]]]:
         """(how many records are set aside, the newest ``limit`` of them (None: all), newest first)."""
@@ -387,9 +385,7 @@ class Spool:
     def to_retry(self, limit: int, *, upload_limit: int = 0) -> list[RawRecord]:
         """At most ``limit`` records the server refused, or too large for a lower upload limit than
         ``upload_limit``, those set aside longest ago first, in seq order."""
-        _, entries = self.set_aside_list(None)
-        refused = [e for e in entries if offered_again(e, upload_limit)]
-        seqs = [seq for _, seq in sorted((str(e["at"]), int(e["seq"])) for e in refused)[:limit]]
+        seqs = to_offer(self.set_aside_list(None)[1], limit, upload_limit)
         with sqlite_errors(self.path, "read"):
             rows = self._conn.execute(
                 "SELECT seq, id, prev_hash, hash, body, shipped_at FROM records"

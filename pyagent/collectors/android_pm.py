@@ -47,7 +47,7 @@ from pyagent.collectors.base import (
     check_text,
     clip,
 )
-from pyagent.collectors.files import decode_text, read_input_bytes
+from pyagent.collectors.files import decode_text, input_name, read_input_bytes
 from pyagent.collectors.run import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, run_tool
 
 SOURCE = "android-pm"
@@ -268,7 +268,7 @@ class AndroidPmCollector(Collector):
         return self._live()
 
     def _from_file(self, path: Path) -> Inventory:
-        where = os.fspath(path)
+        where = input_name(path)
         text = decode_text(read_input_bytes(path), where=where)
         skipped: list[int] = []
         apps = parse_pm_list_packages(text, where=where, user=self.user, skipped=skipped)

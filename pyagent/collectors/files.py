@@ -44,6 +44,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def input_name(path: str | os.PathLike[str]) -> str:
+    """How messages name an input: its path, or ``<stdin>`` for ``-``."""
+    name = os.fspath(path)
+    return "<stdin>" if name == "-" else name
+
+
 def _read_stdin(max_bytes: int) -> bytes:
     try:
         data = sys.stdin.buffer.read(max_bytes + 1)
@@ -122,7 +128,7 @@ def decode_text(data: bytes, *, where: str) -> str:
 
 def read_input_text(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_BYTES) -> str:
     """The text of the file at ``path``: :func:`read_input_bytes` then :func:`decode_text`."""
-    return decode_text(read_input_bytes(path, max_bytes=max_bytes), where=os.fspath(path))
+    return decode_text(read_input_bytes(path, max_bytes=max_bytes), where=input_name(path))
 
 
 def load_json(text: str, *, where: str) -> object:

@@ -36,7 +36,7 @@ from pyagent.collectors.base import (
     clip,
     optional_text,
 )
-from pyagent.collectors.files import decode_text, load_json, read_input_bytes
+from pyagent.collectors.files import decode_text, input_name, load_json, read_input_bytes
 
 SOURCE = "intune"
 GRAPH_PLATFORMS: dict[str, Platform | None] = {
@@ -136,7 +136,7 @@ class IntuneCollector(Collector):
         self.platform = platform
 
     def collect(self) -> Inventory:
-        where = os.fspath(self.from_file)
+        where = input_name(self.from_file)
         text = decode_text(read_input_bytes(self.from_file), where=where)
         platform, apps, facts = parse_detected_apps(text, where=where, platform=self.platform)
         kinds = facts["graph_platforms"]

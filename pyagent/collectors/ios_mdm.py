@@ -31,7 +31,7 @@ from pyagent.collectors.base import (
     clip,
     optional_text,
 )
-from pyagent.collectors.files import read_input_bytes
+from pyagent.collectors.files import input_name, read_input_bytes
 from pyagent.termsafe import shorten
 
 SOURCE = "ios-mdm"
@@ -123,7 +123,7 @@ class IosMdmCollector(Collector):
         self.platform: Literal["ios", "macos"] = platform
 
     def collect(self) -> Inventory:
-        where = os.fspath(self.from_file)
+        where = input_name(self.from_file)
         apps, facts = parse_installed_application_list(
             read_input_bytes(self.from_file), where=where, platform=self.platform
         )

@@ -48,7 +48,7 @@ from pyagent.collectors.base import (
     clip,
     optional_text,
 )
-from pyagent.collectors.files import decode_text, load_json, read_input_bytes
+from pyagent.collectors.files import decode_text, input_name, load_json, read_input_bytes
 from pyagent.collectors.run import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, find_tool, run_tool
 
 SOURCE = "osquery"
@@ -269,7 +269,7 @@ class OsqueryCollector(Collector):
 
     def collect(self) -> Inventory:
         if self.from_file is not None:
-            where = os.fspath(self.from_file)
+            where = input_name(self.from_file)
             text = decode_text(read_input_bytes(self.from_file), where=where)
             table, apps, facts = parse_osquery_json(text, where=where, table=self.table)
             facts["input"] = "file"

@@ -372,6 +372,9 @@ def test_an_export_is_read_from_stdin_with_from_dash() -> None:
     ]
     empty = CliRunner().invoke(cli, ["collect", "--source", "android-pm", "--from", "-", *flags], input="")
     assert (empty.exit_code, empty.stderr) == (2, "pyagent: error: <stdin>: empty\n")
+    bad = CliRunner().invoke(cli, ["collect", "--source", "android-pm", "--from", "-", *flags], input="x\n")
+    assert bad.exit_code == 2
+    assert bad.stderr == "pyagent: error: <stdin>:1: not a `pm list packages` line: 'x'\n"
 
 
 def test_the_report_never_overwrites_the_export_it_reads(tmp_path: Path) -> None:

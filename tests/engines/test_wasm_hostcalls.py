@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +79,9 @@ def test_a_callers_own_builtin_is_called_every_time() -> None:
 
 def test_long_operands_are_not_kept_and_the_memo_is_bounded(counted_parse: list[str]) -> None:
     host = HostCalls({PARSE: 0}, HOST_BUILTINS, strict=False, print_line=_lines().append)
-    long_text = b'"' + b"9" * 2000 + b'"'
-    assert host.answer(0, (long_text,)) is None and host.answer(0, (long_text,)) is None
-    assert len(counted_parse) == 2  # over 1,024 bytes of operands: run each time
+    long_text = b'"2023-03-15T00:00:00.' + b"1" * 2000 + b'Z"'  # valid: Go reads nine fraction digits
+    assert host.answer(0, (long_text,)) == host.answer(0, (long_text,)) == b"1678838400111111111"
+    assert len(counted_parse) == 2 and host._memo == {}  # over 1,024 bytes of operands: run each time
     instants = [f'"2023-03-15T00:00:{s // 60:02d}.{s % 60:02d}Z"'.encode() for s in range(300)]
     for text in instants:
         host.answer(0, (text,))
@@ -115,7 +119,7 @@ def test_host_calls_answer_and_fail_alike_either_way(
     from pyagent.engines.wasm import fastcall, runtime
 
     if through == "wasmtime-py":
-        monkeypatch.setattr(runtime, "raw_import", lambda arity, func: None)
+        monkeypatch.setattr(runtime, "raw_import", lambda arity, func, result=True: None)
     wasm = read_bundle(build_wasm(tmp_path, INSTANT_POLICY, "t/now")).wasm
     policy = WasmPolicy(wasm, module_cache=False)
     raw = [isinstance(r, fastcall.RawImport) for r in policy._raw_builtins]
@@ -138,3 +142,75 @@ def test_host_calls_answer_and_fail_alike_either_way(
 
 def _interrupt(value: object) -> int:
     raise KeyboardInterrupt
+
+
+def test_long_results_are_not_kept() -> None:
+    calls: list[str] = []
+
+    def wide(value: object) -> str:  # as a format with a wide field: a short operand, a long result
+        calls.append(str(value))
+        return str(value) * 3000
+
+    host = HostCalls({"strings.count": 2}, {"strings.count": wide}, strict=False, print_line=_lines().append)
+    host._pure.add(2)  # as if it were a shipped, pure built-in
+    assert host.answer(2, (b'"ab"',)) == host.answer(2, (b'"ab"',)) == b'"' + b"ab" * 3000 + b'"'
+    assert calls == ["ab", "ab"] and host._memo == {}
+
+
+def test_a_dropped_policy_is_freed(tmp_path: Path) -> None:
+    """No global table keeps a policy's host functions (wasmtime-py's does for define_func)."""
+    wasm = read_bundle(build_wasm(tmp_path, INSTANT_POLICY, "t/now")).wasm
+    policy = WasmPolicy(wasm, module_cache=False)
+    assert policy.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now") == 1678838400000000000
+    gone = weakref.ref(policy)
+    del policy
+    gc.collect()
+    assert gone() is None
+
+
+def test_without_wasmtime_s_internals_both_directions_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyagent.engines.wasm import fastcall
+
+    monkeypatch.setattr(fastcall, "_PARTS", [None])
+    wasm = read_bundle(build_wasm(tmp_path, INSTANT_POLICY, "t/now")).wasm
+    policy = WasmPolicy(wasm, module_cache=False)
+    assert not isinstance(policy._ex.eval, fastcall.RawFunc)
+    assert policy._raw_builtins == [None] * 5 and policy._raw_abort is None
+    assert policy.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now") == 1678838400000000000
+
+
+class Tick(Exception):
+    """What a signal handler raises (as Ctrl-C's raises KeyboardInterrupt)."""
+
+
+def _tick(signum: int, frame: object) -> None:
+    raise Tick(signum)
+
+
+def test_a_signal_during_a_host_call_is_handled_after_the_call(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """While wasm runs, asynchronous signals are held: a handler that raises never runs inside a host
+    callback (the exception would escape the C callback and leave wasmtime an undefined trap)."""
+    held: list[bool] = []
+
+    def signalling(value: object) -> int:
+        os.kill(os.getpid(), signal.SIGUSR1)  # arrives while the module waits for this answer
+        held.append(signal.SIGUSR1 in signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+        return 7
+
+    wasm = read_bundle(build_wasm(tmp_path, INSTANT_POLICY, "t/now")).wasm
+    policy = WasmPolicy(wasm, module_cache=False, host_builtins={PARSE: signalling})
+    previous = signal.signal(signal.SIGUSR1, _tick)
+    try:
+        with pytest.raises(Tick):
+            policy.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now")
+        assert held == [True]
+        assert signal.SIGUSR1 not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        assert policy.evaluate({"at": "2023-03-15T00:00:00Z"}, "t/now") == 7  # still usable
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert "Exception ignored" not in capfd.readouterr().err

@@ -226,13 +226,7 @@ class BundlePlugin:
     def _activate(self, download: Path, etag: str | None) -> None:
         label = self._label()
         raw = download.read_bytes()
-        # size_limit_bytes as OPA reads it: each file, decompressed (and the download, while streaming)
-        limit = self.source.size_limit_bytes
-        limits = BundleLimits(
-            max_archive_bytes=limit,
-            max_member_bytes=limit,
-            max_total_bytes=max(limit, DEFAULT_LIMITS.max_total_bytes),
-        )
+        limits = bundle_limits(self.source.size_limit_bytes)
         try:
             files = read_members(raw, label=label, limits=limits)
         except BundleError as err:
@@ -328,6 +322,16 @@ def _detail(err: BundleError, label: str) -> str:
 #: grows with ``size_limit_bytes``: ``response_header_timeout_seconds`` bounds the wait for the
 #: answer, as in OPA, not the whole download of a large bundle.
 MIN_DOWNLOAD_RATE = 256 * 1024
+
+
+def bundle_limits(size_limit_bytes: int) -> BundleLimits:
+    """What a downloaded bundle may hold: ``size_limit_bytes`` as OPA reads it, a bound on each file
+    once decompressed (and on the download, while streaming), within this engine's own bounds on a
+    file and on all of them (the archive is held in memory)."""
+    return BundleLimits(
+        max_archive_bytes=size_limit_bytes,
+        max_member_bytes=min(size_limit_bytes, DEFAULT_LIMITS.max_member_bytes),
+    )
 
 
 def download_deadline(header_timeout: float, long_poll: int | None, size_limit: int) -> float:

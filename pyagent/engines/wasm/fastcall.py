@@ -24,13 +24,16 @@ with ``Linker.define_func``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import wasmtime
 
-__all__ = ["RawFunc", "RawImport", "raw_func", "raw_import"]
+__all__ = ["RawFunc", "RawImport", "hold_signals", "raw_func", "raw_import", "release_signals", "signal_mask"]
 
 _SLOT = 16  # sizeof(wasmtime_val_raw_t): the i32 of slot i is at byte 16 * i
 _INTS_PER_SLOT = _SLOT // 4
@@ -143,6 +146,13 @@ class _Parts:
 
         self.to_error, self.to_trap = to_error, to_trap
         self.raise_last: Callable[[], None] = _func.maybe_raise_last_exn
+        self.define: Callable[..., int | None] | None = None
+        self.trap_for: Callable[[BaseException], int | None] | None = None
+        # without them, host functions go through wasmtime-py's define_func; exports still called directly
+        with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError, OSError):
+            self._import_parts(_ffi, _func)
+
+    def _import_parts(self, _ffi: Any, _func: Any) -> None:
         define = _ffi.dll["wasmtime_linker_define_func_unchecked"]
         define.restype = ctypes.c_void_p
         # (linker, module, module_len, name, name_len, functype, callback, env, finalizer)
@@ -154,17 +164,16 @@ class _Parts:
             ctypes.c_size_t,
         ]
         define.argtypes += [ctypes.c_void_p, _UNCHECKED, ctypes.c_void_p, ctypes.c_void_p]
-        self.define: Callable[..., int | None] = define
         if not hasattr(_func, "LAST_EXCEPTION") or not hasattr(wasmtime.Trap, "_consume"):
             raise TypeError("unexpected wasmtime-py internals")
 
         def trap_for(err: BaseException) -> int | None:
             """A new trap for wasm to unwind with; ``err`` is what the call into wasm re-raises."""
-            _func.LAST_EXCEPTION = err  # type: ignore[assignment]  # wasmtime-py's own does the same
+            _func.LAST_EXCEPTION = err  # as wasmtime-py's own trampoline does
             trap = wasmtime.Trap("python exception")._consume()
             return ctypes.cast(trap, ctypes.c_void_p).value
 
-        self.trap_for = trap_for
+        self.define, self.trap_for = define, trap_for
 
     @staticmethod
     def context(store: wasmtime.Store) -> int:
@@ -199,23 +208,29 @@ def raw_func(store: wasmtime.Store, func: wasmtime.Func) -> RawFunc | None:
 
 
 class RawImport:
-    """A host function of (i32 * ``arity``) -> i32 as a C callback for wasmtime; define it on any number
-    of linkers with :meth:`define` (it must outlive the stores of the instances that import it)."""
+    """A host function of (i32 * ``arity``) -> i32 (or -> nothing) as a C callback for wasmtime; define
+    it on any number of linkers with :meth:`define` (it must outlive the stores of the instances that
+    import it). No global table holds it or ``func``: it lives as long as its owner keeps it."""
 
-    __slots__ = ("_callback", "_functype", "_parts")
+    __slots__ = ("_callback", "_define", "_functype", "_to_error")
 
-    def __init__(self, arity: int, func: Callable[..., int], parts: _Parts) -> None:
-        self._parts = parts
-        self._functype = wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i32()])
-        trap_for = parts.trap_for
+    def __init__(self, arity: int, func: Callable[..., Any], parts: _Parts, *, result: bool = True) -> None:
+        trap_for, self._define, self._to_error = parts.trap_for, parts.define, parts.to_error
+        if trap_for is None or self._define is None:
+            raise TypeError("wasmtime's unchecked host functions are not reachable")
+        i32 = wasmtime.ValType.i32()
+        self._functype = wasmtime.FuncType([i32] * arity, [i32] if result else [])
         offsets = [i * _INTS_PER_SLOT for i in range(arity)]
+        slots_needed = max(arity, 1 if result else 0)
 
         def callback(_env: int | None, _caller: int | None, raw: int | None, count: int) -> int | None:
             try:
-                if not raw or count < max(arity, 1):
+                if count < slots_needed or raw is None:
                     raise wasmtime.WasmtimeError(f"host call with {count} slots for {arity} arguments")
                 slots = ctypes.cast(raw, _I32_P)
-                slots[0] = ctypes.c_int32(func(*[slots[i] for i in offsets])).value
+                value = func(*[slots[i] for i in offsets])
+                if result:
+                    slots[0] = ctypes.c_int32(value).value
                 return None
             except BaseException as err:  # re-raised as itself by the call that entered wasm
                 return trap_for(err)
@@ -225,7 +240,8 @@ class RawImport:
     def define(self, linker: wasmtime.Linker, module: str, name: str) -> None:
         """Define this function on ``linker`` as ``module.name``."""
         module_bytes, name_bytes = module.encode(), name.encode()
-        error = self._parts.define(
+        assert self._define is not None
+        error = self._define(
             ctypes.cast(linker.ptr(), ctypes.c_void_p),
             module_bytes,
             len(module_bytes),
@@ -237,11 +253,52 @@ class RawImport:
             None,
         )
         if error:
-            raise self._parts.to_error(error)
+            raise self._to_error(error)
 
 
-def raw_import(arity: int, func: Callable[..., int]) -> RawImport | None:
+def raw_import(arity: int, func: Callable[..., Any], *, result: bool = True) -> RawImport | None:
     """``func`` as a :class:`RawImport`, or None when wasmtime's C API cannot be reached this way (then
     define the import with ``Linker.define_func``)."""
     parts = _parts()
-    return None if parts is None else RawImport(arity, func, parts)
+    if parts is None or parts.define is None:
+        return None
+    return RawImport(arity, func, parts, result=result)
+
+
+#: Signals that arrive from outside (Ctrl-C, kill, timers). Not the ones a fault raises: wasmtime turns
+#: SIGSEGV, SIGBUS, SIGILL and SIGFPE into traps, which must never be blocked.
+_ASYNC_SIGNALS: frozenset[int] = frozenset(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGVTALRM",
+                 "SIGPROF", "SIGCHLD", "SIGPIPE", "SIGWINCH", "SIGXCPU")
+    if hasattr(signal, name)
+)  # fmt: skip
+
+
+def signal_mask() -> set[int | signal.Signals] | None:
+    """The main thread's signal mask, to give :func:`hold_signals` and then :func:`release_signals`;
+    None on other threads (they never run Python signal handlers)."""
+    if not _ASYNC_SIGNALS or threading.get_ident() != threading.main_thread().ident:
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, ())
+
+
+def hold_signals(mask: set[int | signal.Signals] | None) -> None:
+    """Hold asynchronous signals while wasm runs. A Python signal handler runs at the next bytecode
+    boundary; one that raises (Ctrl-C's ``KeyboardInterrupt``) at the first one of a host callback
+    would escape the C callback before its ``try``, leaving wasmtime an undefined trap pointer. Held,
+    the signal is handled once :func:`release_signals` restores ``mask`` (call it in a ``finally``:
+    the mask is read before, so an exception at any point leaves nothing held)."""
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+        _checkpoint()  # a signal that arrived before the block has its handler run here, not in wasm
+
+
+def _checkpoint() -> None:
+    """Nothing: entering a Python function runs the signal handlers that are pending."""
+
+
+def release_signals(mask: set[int | signal.Signals] | None) -> None:
+    """Restore ``mask`` (from :func:`signal_mask`); a signal held meanwhile is delivered now."""
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -35,6 +35,7 @@ PRINT = "internal.print"  # what Rego's print() compiles to (opa build --wasm-in
 
 _MEMO_ENTRIES = 256  # distinct operand lists kept; the memo starts afresh when full
 _MEMO_OPERAND_BYTES = 1024  # operands longer than this (in all) are not memoised
+_MEMO_RESULT_BYTES = 4096  # nor results longer than this (sprintf widths, units.parse digits)
 
 
 class HostCalls:
@@ -87,7 +88,7 @@ class HostCalls:
         if memoise and (known := self._memo.get(key)) is not None:
             return known
         raw = self._run(name, impl, operands)
-        if memoise and raw is not None:
+        if memoise and raw is not None and len(raw) <= _MEMO_RESULT_BYTES:
             if len(self._memo) >= _MEMO_ENTRIES:
                 self._memo.clear()
             self._memo[key] = raw

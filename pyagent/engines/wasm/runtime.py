@@ -45,7 +45,14 @@ from pyagent.engines.wasm.errors import (
     first_line,
     trap_text,
 )
-from pyagent.engines.wasm.fastcall import raw_func, raw_import
+from pyagent.engines.wasm.fastcall import (
+    RawImport,
+    hold_signals,
+    raw_func,
+    raw_import,
+    release_signals,
+    signal_mask,
+)
 from pyagent.engines.wasm.hostcalls import HostCalls
 from pyagent.engines.wasm.modcache import ModuleCache
 from pyagent.engines.wasm.values import RegoValueError, decode_result_set
@@ -107,6 +114,13 @@ def _optional_func(store: wasmtime.Store, exports: Mapping[str, Any], name: str)
     return fast if fast is not None else functools.partial(value, store)
 
 
+def _global(store: wasmtime.Store, exports: Mapping[str, Any], name: str) -> int:
+    value = exports.get(name)
+    if not isinstance(value, wasmtime.Global):
+        raise WasmRuntimeError(f"policy.wasm lacks the global {name!r}: not an OPA wasm module")
+    return int(value.value(store))
+
+
 def _func(store: wasmtime.Store, exports: Mapping[str, Any], name: str) -> WasmFunc:
     value = _optional_func(store, exports, name)
     if value is None:
@@ -144,8 +158,11 @@ class WasmPolicy:
         self._module = module
         self._store = wasmtime.Store(self._engine)
         self._memory_limits = (initial_memory_pages, max_memory_pages)
+        # (the C callbacks hold this policy only through their own closures: no global table keeps it)
         self._raw_builtins = [raw_import(arity + 2, self._builtin) for arity in range(_BUILTIN_ARITIES)]
-        self._ex = self._instantiate()
+        self._raw_abort = raw_import(1, self._abort, result=False)
+        self._raw_println = raw_import(1, self._println, result=False)
+        self._ex = self._instantiate(self._store)
         self._view = _MemoryView()
         required = self._dump_json(self._call(self._builtins_fn))
         self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
@@ -161,32 +178,33 @@ class WasmPolicy:
 
     # ------------------------------------------------------------------ loading
 
-    def _instantiate(self) -> _Exports:
+    def _instantiate(self, store: wasmtime.Store) -> _Exports:
         initial, maximum = self._memory_limits
         for imp in self._module.imports:
             if imp.module == "env" and imp.name == "memory" and isinstance(imp.type, wasmtime.MemoryType):
                 initial = max(initial, imp.type.limits.min)
         linker = wasmtime.Linker(self._engine)
-        memory = wasmtime.Memory(self._store, wasmtime.MemoryType(wasmtime.Limits(initial, maximum)))
-        linker.define(self._store, "env", "memory", memory)
-        linker.define_func("env", "opa_abort", wasmtime.FuncType([_I32], []), self._abort)
-        linker.define_func("env", "opa_println", wasmtime.FuncType([_I32], []), self._println)
+        memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(initial, maximum)))
+        linker.define(store, "env", "memory", memory)
+        imports: list[tuple[str, RawImport | None, list[wasmtime.ValType], list[wasmtime.ValType], WasmFunc]]
+        imports = [("opa_abort", self._raw_abort, [_I32], [], self._abort)]
+        imports.append(("opa_println", self._raw_println, [_I32], [], self._println))
         for arity, raw in enumerate(self._raw_builtins):  # opa_builtinN(id, ctx, N operands) -> value
+            imports.append((f"opa_builtin{arity}", raw, [_I32] * (arity + 2), [_I32], self._builtin))
+        for name, raw, params, results, func in imports:
             if raw is not None:
-                raw.define(linker, "env", f"opa_builtin{arity}")
+                raw.define(linker, "env", name)
             else:
-                functype = wasmtime.FuncType([_I32] * (arity + 2), [_I32])
-                linker.define_func("env", f"opa_builtin{arity}", functype, self._builtin)
+                linker.define_func("env", name, wasmtime.FuncType(params, results), func)
         try:
-            instance = linker.instantiate(self._store, self._module)
+            instance = linker.instantiate(store, self._module)
         except wasmtime.WasmtimeError as err:
             raise WasmRuntimeError(f"policy.wasm cannot be instantiated: {first_line(err)}") from err
-        exports = instance.exports(self._store)
-        major, minor = (self._global(exports, f"opa_wasm_abi{part}_version") for part in ("", "_minor"))
+        exports = instance.exports(store)
+        major, minor = (_global(store, exports, f"opa_wasm_abi{part}_version") for part in ("", "_minor"))
         self.abi_version = (major, minor)
         if major != 1 or minor < 2:
             raise WasmRuntimeError(f"policy.wasm has OPA wasm ABI {major}.{minor}; 1.2 or later is needed")
-        store = self._store
         self._builtins_fn = _func(store, exports, "builtins")
         self._entrypoints_fn = _func(store, exports, "entrypoints")
         return _Exports(
@@ -202,12 +220,6 @@ class WasmPolicy:
             stash=_optional_func(store, exports, "opa_heap_blocks_stash"),
             stash_clear=_optional_func(store, exports, "opa_heap_stash_clear"),
         )
-
-    def _global(self, exports: Mapping[str, Any], name: str) -> int:
-        value = exports.get(name)
-        if not isinstance(value, wasmtime.Global):
-            raise WasmRuntimeError(f"policy.wasm lacks the global {name!r}: not an OPA wasm module")
-        return int(value.value(self._store))
 
     # ------------------------------------------------------------------ public API
 
@@ -255,11 +267,18 @@ class WasmPolicy:
         if end > memory.data_len(self._store):
             self._grow_to(end)
         ctypes.memmove(self._view_of()[0] + self._eval_heap, raw, len(raw))
+        mask = signal_mask()  # held while wasm may call the host (see fastcall.hold_signals)
         try:
-            result = self._call(self._ex.eval, 0, entry, self._data_addr, addr, len(raw), end, _VALUE_FORMAT)
-        except BaseException:
-            self._reinstantiate()
-            raise
+            hold_signals(mask)
+            try:
+                result = self._call(
+                    self._ex.eval, 0, entry, self._data_addr, addr, len(raw), end, _VALUE_FORMAT
+                )
+            except BaseException:
+                self._reinstantiate()
+                raise
+        finally:
+            release_signals(mask)
         try:
             defined, value = decode_result_set(self._read_cstring(int(result)))
         except (RegoValueError, UnicodeDecodeError) as err:
@@ -273,9 +292,10 @@ class WasmPolicy:
         """A fresh instance with the same data. An evaluation cut short (a trap, an abort, a strict
         built-in error) unwinds past the module's own bookkeeping (its stack pointer, its heap), so the
         old instance is not used again: thousands of such errors would otherwise exhaust its stack."""
-        self._store = wasmtime.Store(self._engine)
-        self._ex = self._instantiate()
-        self._view = _MemoryView()
+        store = wasmtime.Store(self._engine)
+        exports = self._instantiate(store)
+        # both at once: an interrupt between them would pair the old exports with the new store
+        self._store, self._ex, self._view = store, exports, _MemoryView()
         self._call(self._ex.malloc, 0)
         self._base_heap = int(self._call(self._ex.heap_ptr_get))
         self._load_data(self._data_raw)

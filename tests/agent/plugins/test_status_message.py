@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pyagent.agent.plugins.bundledir import BundleStatus
+from pathlib import Path
+
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.bundle import BundlePlugin
+from pyagent.agent.plugins.bundledir import BundleDir, BundleStatus
+from pyagent.config.opa import BundleSource, Service
+from tests.agent.plugins.conftest import Builds
+from tests.helpers.fault_server import Fault, fault_server
 
 AT = "2023-03-16T09:30:00Z"
 
@@ -44,3 +51,24 @@ def test_an_http_error_gives_its_code_other_errors_none() -> None:
     }
     refused = BundleStatus("pyagent", last_request=AT, http_code=200, code="bundle_error", message="bad sig")
     assert "http_code" not in refused.opa_json()
+
+
+def test_activation_sets_the_size_and_forgetting_the_bundle_clears_it(tmp_path: Path, builds: Builds) -> None:
+    raw = builds.unsigned.read_bytes()
+    answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
+    with fault_server(answer) as url:
+        source = BundleSource("pyagent", "s", "bundles/pyagent")
+        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
+                              verification=None)  # fmt: skip
+        plugin.start()
+        plugin.step(wait=False)
+    shown = plugin.status.opa_json()
+    assert (shown["active_revision"], shown["type"], shown["size"]) == ("u9", "snapshot", len(raw))
+    assert "http_code" not in shown and "code" not in shown
+    plugin.forget_active("it no longer verifies", mark=plugin.active_mark())
+    shown = plugin.status.opa_json()
+    assert not {"active_revision", "type", "size"} & set(shown)
+    assert (shown["code"], shown["message"]) == (
+        "bundle_error",
+        "the active bundle does not load: it no longer verifies",
+    )
