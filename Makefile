@@ -117,7 +117,7 @@ services:
 	[ $$rc -eq 0 ] && echo "installed:$$missing (system services not started)"; exit $$rc
 
 test-python: venv policy browser services oras
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 ## fuzz: the property-based fuzz tests, long (PYAGENT_FUZZ_EXAMPLES examples per property)
 FUZZ_EXAMPLES ?= 20000

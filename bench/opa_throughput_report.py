@@ -82,7 +82,8 @@ def _standing(section: Mapping[str, Any], server_eval_ms: float | None) -> list[
     figures = {}
     for opa in (DEPLOYED, GO_DEFAULTS):
         one, eight, cpu = rate(section, 1, opa), rate(section, 8, opa), _median(section, opa, 8, "opa_cpu_ms")
-        if one is None or eight is None or cpu is None:
+        scaled = ratio(section, opa)  # None too when a run made no decision at all (a smoke run, loaded)
+        if one is None or eight is None or cpu is None or scaled is None:
             return []
         gc_cpu, gcs = _median(section, opa, 8, "gc_cpu_ms"), _median(section, opa, 8, "gc_per_1000")
         collector = (
@@ -91,7 +92,7 @@ def _standing(section: Mapping[str, Any], server_eval_ms: float | None) -> list[
             else ""
         )
         figures[opa] = (
-            f"one client {one:,.0f} and eight {eight:,.0f} decisions/s (ratio {ratio(section, opa):.2f}); at "
+            f"one client {one:,.0f} and eight {eight:,.0f} decisions/s (ratio {scaled:.2f}); at "
             f"eight clients OPA used {cpu:.2f} ms of CPU per decision{collector}; it held at most "
             f"{_mb(section, opa)}"
         )

@@ -344,7 +344,10 @@ def hold_signals(mask: SignalMask) -> None:
     boundary; one that raises (Ctrl-C's ``KeyboardInterrupt``) at the first one of a host callback
     would escape the C callback before its ``try``, leaving wasmtime an undefined trap pointer. Held,
     the signal is handled once :func:`release_signals` restores ``mask`` (call it in a ``finally``:
-    the mask is read before, so an exception at any point leaves nothing held)."""
+    the mask is read before, so an exception at any point leaves nothing held). A signal sent to the
+    whole process may be taken by another thread, which holds nothing, and its Python handler then
+    runs on the main thread at its next check: with threads, only handlers that do not raise are safe
+    (the agent's set a flag)."""
     if mask is None:
         return
     masks = _masks()
