@@ -124,20 +124,33 @@ def _clients(server: OpaServer, report: Path, count: int, seconds: float) -> dic
     from bench.ingest_client import process_cpu_s
 
     opa_cpu, before = process_cpu_s(server.pid), go_metrics(server.host, server.port)
-    start_at = time.time() + 1.5 + 0.05 * count
-    command = [sys.executable, "-m", "bench.opa_throughput", "client", server.url, str(report), str(start_at)]
+    command = [sys.executable, "-m", "bench.opa_throughput", "client", server.url, str(report), str(seconds)]
     procs: list[subprocess.Popen[str]] = []
     try:
         for _ in range(count):
             procs.append(
                 subprocess.Popen(
-                    [*command, str(seconds)],
+                    command,
                     cwd=REPO,
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,
                 )
             )
+        # the window opens once every client is connected and warm (a loaded machine starts them late)
+        for proc in procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                _, err = proc.communicate(timeout=120)
+                raise RuntimeError(
+                    f"a throughput client failed (exit {proc.returncode}): {err.strip()[-2000:]}"
+                )
+        start_at = time.time() + 0.2
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start_at}\n")
+            proc.stdin.flush()
         outputs = []
         for proc in procs:
             out, err = proc.communicate(timeout=seconds + 120)
@@ -170,7 +183,7 @@ def _clients(server: OpaServer, report: Path, count: int, seconds: float) -> dic
     return row
 
 
-def _client_main(url: str, report_path: str, start_at: str, seconds: str) -> None:
+def _client_main(url: str, report_path: str, seconds: str) -> None:
     from pyagent.decide import decide
     from pyagent.engines.base import EngineSettings
     from pyagent.engines.select import build_engine
@@ -178,6 +191,8 @@ def _client_main(url: str, report_path: str, start_at: str, seconds: str) -> Non
     report = json.loads(Path(report_path).read_text())
     engine = build_engine(EngineSettings(engine="opa", opa_url=url))
     decide(engine, report, at=AT)  # connected and warm before the window opens
+    print("ready", flush=True)
+    start_at = sys.stdin.readline()  # when the window opens, the same instant for every client
     time.sleep(max(0.0, float(start_at) - time.time()))
     end = float(start_at) + float(seconds)
     cpu = time.process_time()
@@ -258,7 +273,7 @@ def throughput_goals(section: Mapping[str, Any]) -> list[tuple[str, str, float |
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "client":
-        _client_main(*sys.argv[2:6])
+    if len(sys.argv) == 5 and sys.argv[1] == "client":
+        _client_main(*sys.argv[2:5])
     else:
         raise SystemExit("usage: python -m bench.opa_throughput client URL REPORT START_AT SECONDS")
