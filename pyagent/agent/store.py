@@ -357,15 +357,11 @@ class Spool:
             self._conn.executemany("UPDATE records SET shipped_at = ? WHERE seq = ?", [(at, s) for s in seqs])
             self._conn.executemany("DELETE FROM meta WHERE key = ?", [(_aside_key(s),) for s in seqs])
 
-    def set_aside(
-        self, seq: int, at: str, reason: str, *, retry: bool, size_limit: int | None = None
-    ) -> None:
-        """Record ``seq`` was not delivered for what it is: kept, listed with ``reason``, out of the
-        pending queue. ``retry``: the server refused it (a 4xx), so it is offered again later until a
-        2xx (:meth:`to_retry`); ``size_limit``: it is too large for that upload limit, and offered
-        again once the limit is higher; else it cannot be an event at all. The list lives in ``meta``
-        (``aside.<seq>``), outside the chain: set-aside is a shipping state."""
-        entry = aside_json(seq, at, reason, retry=retry, size_limit=size_limit)
+    def set_aside(self, seq: int, at: str, why: str, *, retry: bool, size_limit: int | None = None) -> None:
+        """Record ``seq`` was not delivered: kept, listed with ``why``, out of the pending queue,
+        offered again (:meth:`to_retry`) if the server refused it (``retry``) or once the upload limit
+        is above ``size_limit``. The list lives in ``meta`` (``aside.<seq>``), outside the chain."""
+        entry = aside_json(seq, at, why, retry=retry, size_limit=size_limit)
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"{SET_ASIDE}{at}", seq))
             self._set_meta(**{_aside_key(seq): entry})

@@ -23,8 +23,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pyagent.agent.chain import ChainKey
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.bundle import BundlePlugin
+from pyagent.agent.plugins.bundledir import BundleDir
 from pyagent.agent.store import Spool
 from pyagent.bundles.build import build_signed_bundle
+from pyagent.config.opa import BundleSource, Service
 from pyagent.server.publish import publish
 from pyagent.server.store import open_store
 from tests.agent.conftest import DEVICE, REPO, pyagent_env
@@ -44,6 +48,16 @@ class Builds:
     """An unsigned wasm bundle (revision u9)."""
     tampered: Path
     """r3's wasm bundle with one byte of its data changed after signing."""
+
+
+def started_plugin(url: str, state_dir: Path, **source: Any) -> BundlePlugin:
+    """The bundle plug-in for ``bundles/pyagent`` at ``url`` (no signing), started in ``state_dir``;
+    ``source``: more of its BundleSource (polling, size_limit_bytes)."""
+    bundle_source = BundleSource("pyagent", "s", "bundles/pyagent", **source)
+    directory = BundleDir(state_dir, "pyagent")
+    plugin = BundlePlugin(bundle_source, ServiceClient(Service("s", url)), directory, verification=None)
+    plugin.start()
+    return plugin
 
 
 def tamper(source: Path, target: Path) -> Path:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from email.message import Message
 from pathlib import Path
 
-from pyagent.agent.http import ServiceClient
-from pyagent.agent.plugins.bundle import LONG_POLL_TYPE, BundlePlugin
-from pyagent.agent.plugins.bundledir import BundleDir
+from pyagent.agent.plugins.bundle import LONG_POLL_TYPE
 from pyagent.agent.plugins.status import bundle_state
-from pyagent.config.opa import BundleSource, Polling, Service
+from pyagent.config.opa import Polling
+from tests.agent.plugins.conftest import started_plugin
 from tests.helpers.fault_server import Fault, fault_server
 
 
@@ -27,12 +26,7 @@ def test_one_error_or_a_bare_304_does_not_end_long_polling(tmp_path: Path) -> No
     ]
     requests: list[Message] = []
     with fault_server(*answers, seen=requests) as url:
-        source = BundleSource(
-            "pyagent", "s", "bundles/pyagent", polling=Polling(1, 2, long_polling_timeout=5)
-        )
-        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
-                              verification=None)  # fmt: skip
-        plugin.start()
+        plugin = started_plugin(url, tmp_path, polling=Polling(1, 2, long_polling_timeout=5))
         states = []
         for _ in range(5):
             plugin.step()
@@ -52,12 +46,7 @@ def test_a_service_that_answers_long_polls_at_once_is_polled_as_configured(tmp_p
     ]
     requests: list[Message] = []
     with fault_server(*answers, seen=requests) as url:
-        source = BundleSource(
-            "pyagent", "s", "bundles/pyagent", polling=Polling(60, 120, long_polling_timeout=300)
-        )
-        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
-                              verification=None)  # fmt: skip
-        plugin.start()
+        plugin = started_plugin(url, tmp_path, polling=Polling(60, 120, long_polling_timeout=300))
         plugin.step(wait=False)
         at_once = plugin.step()
         held = plugin.step()

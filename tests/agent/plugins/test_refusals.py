@@ -10,10 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pyagent.agent.http import ServiceClient
-from pyagent.agent.plugins.bundle import BundlePlugin
-from pyagent.agent.plugins.bundledir import BundleDir
-from pyagent.config.opa import BundleSource, Service
 from tests.agent.conftest import run_pyagent
 from tests.agent.plugins.conftest import (
     Builds,
@@ -23,6 +19,7 @@ from tests.agent.plugins.conftest import (
     run_agent,
     serve,
     spool_bodies,
+    started_plugin,
 )
 from tests.helpers.fault_server import Fault, fault_server
 from tests.helpers.nginx import run_nginx
@@ -193,10 +190,7 @@ def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path
     assert len(raw) < limit < wasm_size
     answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
     with fault_server(answer) as url:
-        source = BundleSource("pyagent", "s", "bundles/pyagent", size_limit_bytes=limit)
-        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
-                              verification=None)  # fmt: skip
-        plugin.start()
+        plugin = started_plugin(url, tmp_path, size_limit_bytes=limit)
         plugin.step(wait=False)
     assert plugin.active_path() is None
     [refusal] = plugin.status.refusals

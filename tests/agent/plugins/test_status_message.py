@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyagent.agent.http import ServiceClient
-from pyagent.agent.plugins.bundle import BundlePlugin
-from pyagent.agent.plugins.bundledir import BundleDir, BundleStatus
-from pyagent.config.opa import BundleSource, Service
-from tests.agent.plugins.conftest import Builds
+from pyagent.agent.plugins.bundledir import BundleStatus
+from tests.agent.plugins.conftest import Builds, started_plugin
 from tests.helpers.fault_server import Fault, fault_server
 
 AT = "2023-03-16T09:30:00Z"
@@ -57,10 +54,7 @@ def test_activation_sets_the_size_and_forgetting_the_bundle_clears_it(tmp_path: 
     raw = builds.unsigned.read_bytes()
     answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
     with fault_server(answer) as url:
-        source = BundleSource("pyagent", "s", "bundles/pyagent")
-        plugin = BundlePlugin(source, ServiceClient(Service("s", url)), BundleDir(tmp_path, "pyagent"),
-                              verification=None)  # fmt: skip
-        plugin.start()
+        plugin = started_plugin(url, tmp_path)
         plugin.step(wait=False)
     shown = plugin.status.opa_json()
     assert (shown["active_revision"], shown["type"], shown["size"]) == ("u9", "snapshot", len(raw))
