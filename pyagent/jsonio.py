@@ -8,11 +8,11 @@ one-line error naming the file, line and column.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pyagent.errors import InvalidInputError
+from pyagent.userfile import decode_utf8, display_name, read_limited
 
 
 class DuplicateKeyError(ValueError):
@@ -42,36 +42,11 @@ def json_error_text(err: json.JSONDecodeError) -> str:
     return text
 
 
-def read_bytes(path: str | Path, *, what: str, max_bytes: int, stdin: BinaryIO | None = None) -> bytes:
-    """The bytes of ``path`` (``-`` for stdin), refusing more than ``max_bytes``."""
-    name = str(path)
-    if name == "-":
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        raw = stream.read(max_bytes + 1)
-    else:
-        target = Path(name)
-        if not target.exists():
-            raise InvalidInputError(f"{name}: {what} not found")
-        if not target.is_file():
-            raise InvalidInputError(f"{name}: {what} is not a regular file")
-        try:
-            with target.open("rb") as handle:
-                raw = handle.read(max_bytes + 1)
-        except OSError as err:
-            raise InvalidInputError(f"{name}: cannot read {what}: {err.strerror}") from err
-    if len(raw) > max_bytes:
-        raise InvalidInputError(f"{name}: {what} is larger than {max_bytes // (1024 * 1024)} MiB")
-    return raw
-
-
 def parse_json(raw: bytes, *, name: str, what: str) -> Any:
     """Parse ``raw`` as JSON with the checks above."""
     if not raw.strip():
         raise InvalidInputError(f"{name}: {what} is empty")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{name}: {what} is not UTF-8 text (byte {err.start})") from err
+    text = decode_utf8(raw, name=name, what=what)
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
@@ -90,8 +65,9 @@ def load_json_object(
     path: str | Path, *, what: str, max_bytes: int, stdin: BinaryIO | None = None
 ) -> dict[str, Any]:
     """A JSON object read from ``path``; anything else is an :class:`InvalidInputError`."""
-    name = str(path)
-    value = parse_json(read_bytes(path, what=what, max_bytes=max_bytes, stdin=stdin), name=name, what=what)
+    name = display_name(path)
+    raw = read_limited(path, what=what, limit=max_bytes, stdin=stdin)
+    value = parse_json(raw, name=name, what=what)
     if not isinstance(value, dict):
         raise InvalidInputError(f"{name}: {what} must be a JSON object, got {type(value).__name__}")
     return value

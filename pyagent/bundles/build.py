@@ -197,7 +197,7 @@ def _removed_on_failure(out: Path) -> Iterator[None]:
 
 def _public_key(path: Path, algorithm: str) -> VerificationKey:
     label = f"signing key {path}"
-    pem = read_pem(path, label=label)
+    pem = read_pem(path, what="signing key")
     try:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as err:

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS
 from pyagent.errors import InvalidInputError
+from pyagent.userfile import read_limited
 
 __all__ = [
     "PUBLIC_KEY_ALGORITHMS",
@@ -87,17 +88,10 @@ class VerificationKey:
 MAX_PEM_BYTES = 1024 * 1024
 
 
-def read_pem(path: str | os.PathLike[str], *, label: str) -> bytes:
+def read_pem(path: str | os.PathLike[str], *, what: str) -> bytes:
     """The bytes of a key file, at most :data:`MAX_PEM_BYTES` (``/dev/zero`` given as a key must not
-    fill the memory); unreadable or larger is an :class:`InvalidInputError` naming ``label``."""
-    try:
-        with open(path, "rb") as handle:
-            pem = handle.read(MAX_PEM_BYTES + 1)
-    except OSError as err:
-        raise InvalidInputError(f"{label}: cannot read: {err.strerror or err}") from err
-    if len(pem) > MAX_PEM_BYTES:
-        raise InvalidInputError(f"{label}: larger than {MAX_PEM_BYTES // 1024} KiB, so not a PEM key")
-    return pem
+    fill the memory); unreadable or larger is an :class:`InvalidInputError` naming the file as ``what``."""
+    return read_limited(path, what=what, limit=MAX_PEM_BYTES, regular_only=False)
 
 
 def load_verification_key(path: str | os.PathLike[str], algorithm: str | None = None) -> VerificationKey:
@@ -105,7 +99,7 @@ def load_verification_key(path: str | os.PathLike[str], algorithm: str | None = 
     (as OPA's) and to the curve's ES algorithm for EC keys. Unusable keys are :class:`InvalidInputError`.
     """
     label = str(path)
-    pem = read_pem(path, label=f"verification key {label}")
+    pem = read_pem(path, what="verification key")
     return parse_verification_key(pem, algorithm, source=label)
 
 

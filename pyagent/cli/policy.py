@@ -278,7 +278,7 @@ def _default_algorithm(signing_key: str) -> str:
     from pyagent.bundles.jws import read_pem
 
     try:
-        key = serialization.load_pem_private_key(read_pem(signing_key, label="signing key"), password=None)
+        key = serialization.load_pem_private_key(read_pem(signing_key, what="signing key"), password=None)
     except (InvalidInputError, ValueError, TypeError):
         return "RS256"  # build_signed_bundle reports the unreadable key
     if isinstance(key, ec.EllipticCurvePrivateKey):

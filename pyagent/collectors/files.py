@@ -19,87 +19,27 @@ Every refusal is a :class:`~pyagent.collectors.base.CollectorInputError` naming 
 from __future__ import annotations
 
 import codecs
-import errno
 import json
 import os
-import stat
-import sys
 
 from pyagent.collectors.base import CollectorInputError
 from pyagent.jsonio import json_error_text
+from pyagent.userfile import display_name, read_limited
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
-_CHUNK = 1024 * 1024
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
 
 
 def input_name(path: str | os.PathLike[str]) -> str:
     """How messages name an input: its path, or ``<stdin>`` for ``-``."""
-    name = os.fspath(path)
-    return "<stdin>" if name == "-" else name
-
-
-def _read_stdin(max_bytes: int) -> bytes:
-    try:
-        data = sys.stdin.buffer.read(max_bytes + 1)
-    except OSError as exc:
-        raise CollectorInputError(f"<stdin>: cannot read: {exc.strerror or exc}") from exc
-    if len(data) > max_bytes:
-        raise CollectorInputError(f"<stdin>: more than the {max_bytes}-byte limit")
-    if not data:
-        raise CollectorInputError("<stdin>: empty")
-    return data
+    return display_name(path)
 
 
 def read_input_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
     """The content of the regular file at ``path`` (``-``: standard input), at most ``max_bytes`` long
     and not empty."""
-    name = os.fspath(path)
-    if name == "-":
-        return _read_stdin(max_bytes)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(name, flags)
-    except FileNotFoundError as exc:
-        if os.path.islink(name):
-            raise CollectorInputError(f"{name}: symbolic link to a missing file") from exc
-        raise CollectorInputError(f"{name}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise CollectorInputError(f"{name}: is a directory, not a file") from exc
-    except OSError as exc:
-        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
-        raise CollectorInputError(f"{name}: cannot open: {reason}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise CollectorInputError(f"{name}: is {_kind(info.st_mode)}, not a regular file")
-        if info.st_size > max_bytes:
-            raise CollectorInputError(f"{name}: {info.st_size} bytes, more than the {max_bytes}-byte limit")
-        chunks: list[bytes] = []
-        total = 0
-        while chunk := os.read(fd, _CHUNK):
-            total += len(chunk)
-            if total > max_bytes:
-                raise CollectorInputError(f"{name}: grew past the {max_bytes}-byte limit while read")
-            chunks.append(chunk)
-    except OSError as exc:
-        raise CollectorInputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
+    data = read_limited(path, what="input", limit=max_bytes, error=CollectorInputError)
     if not data:
-        raise CollectorInputError(f"{name}: file is empty")
+        raise CollectorInputError(f"{input_name(path)}: input is empty")
     return data
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
+from pyagent.userfile import read_text
 
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_SECRET_BYTES = 64 * 1024
@@ -34,19 +35,7 @@ def default_config_path() -> Path:
 
 def read_document(path: Path) -> dict[str, Any]:
     """The parsed config at ``path`` (a regular file of at most 1 MiB), as a dict of tables."""
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: config is not a regular file")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as err:
-        raise InvalidInputError(f"{path}: cannot read the config: {err.strerror or err}") from err
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise InvalidInputError(f"{path}: config is larger than 1 MiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{path}: config is not UTF-8 text") from err
+    text = read_text(path, what="config", limit=MAX_CONFIG_BYTES)
     document = _yaml(text, path) if path.suffix.lower() in YAML_SUFFIXES else _toml(text, path)
     if not isinstance(document, dict):
         raise InvalidInputError(f"{path}: config must be a mapping of tables, not {type(document).__name__}")
@@ -72,18 +61,9 @@ def _yaml(text: str, path: Path) -> Any:
 
 
 def read_secret(path: Path, *, what: str) -> str:
-    """The first line of a token or key file, stripped; empty or unreadable is a usage error."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SECRET_BYTES + 1)
-    except OSError as err:
-        raise InvalidInputError(f"{path}: cannot read {what}: {err.strerror}") from err
-    if len(raw) > MAX_SECRET_BYTES:
-        raise InvalidInputError(f"{path}: {what} is larger than 64 KiB")
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{path}: {what} is not UTF-8 text") from err
+    """The first line of a token or key file, stripped; empty or unreadable is a usage error. A pipe
+    is a secret too (``<(pass show pyagent/token)``)."""
+    text = read_text(path, what=what, limit=MAX_SECRET_BYTES, regular_only=False).strip()
     if not text or "\n" in text:
         raise InvalidInputError(f"{path}: {what} must be one non-empty line")
     return text

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import read_bytes
+from pyagent.userfile import read_limited
 
 if TYPE_CHECKING:  # PyYAML is imported only where policy YAML is read, not by every `check`
     from pyagent.policy.yamlload import Located
@@ -42,7 +42,7 @@ def load_overlay(path: str | Path) -> DataOverlay:
     from pyagent.policy.datacheck.jsonlines import load_json
 
     source = str(path)
-    raw = read_bytes(path, what="data file", max_bytes=MAX_OVERLAY_BYTES)
+    raw = read_limited(path, what="data file", limit=MAX_OVERLAY_BYTES)
     located = load_json(raw, source, what="data file")
     document = located.value
     if not isinstance(document, dict):

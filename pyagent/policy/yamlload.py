@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from pyagent.errors import InvalidInputError
+from pyagent.userfile import read_text
 
 MAX_DATA_BYTES = 16 * 1024 * 1024
 
@@ -150,16 +151,7 @@ def loads(text: str, source: str, prefix: DocPath = ()) -> Located:
 def load(path: str | Path, prefix: DocPath = ()) -> Located:
     """Read and parse one policy data file (bounded, UTF-8)."""
     source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise PolicyYamlError(f"{source}: cannot read the policy data: {err.strerror}") from err
-    if len(raw) > MAX_DATA_BYTES:
-        raise PolicyYamlError(f"{source}: policy data is larger than {MAX_DATA_BYTES // 2**20} MiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise PolicyYamlError(f"{source}: policy data is not UTF-8 text") from err
+    text = read_text(path, what="policy data", limit=MAX_DATA_BYTES, error=PolicyYamlError)
     return loads(text, source, prefix)
 
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +20,7 @@ from pyagent.jsonio import json_error_text
 from pyagent.report.bounds import report_document_bytes
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
+from pyagent.userfile import decode_utf8, read_limited
 
 __all__ = [
     "STDIN",
@@ -38,7 +36,6 @@ __all__ = [
 #: The largest report read, in bytes: the schema's ``x-max-document-bytes`` (128 MiB).
 max_report_bytes = report_document_bytes
 STDIN = "-"
-_CHUNK = 1024 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts with FF FE too)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
@@ -88,37 +85,14 @@ def source_name(source: str | Path) -> str:
     return "<stdin>" if str(source) == STDIN else printable(str(source), 200)
 
 
-def _read_capped(stream: BinaryIO, name: str, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = stream.read(min(_CHUNK, limit + 1 - total))
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > limit:
-            raise InvalidInputError(f"{name}: report is larger than {limit // (1024 * 1024)} MiB")
-        chunks.append(chunk)
-
-
 def read_report_bytes(
     source: str | Path, stdin: BinaryIO | None = None, *, limit: int | None = None
 ) -> tuple[str, bytes]:
     """(name, content) of a report file, or of stdin when ``source`` is ``-``; at most ``limit`` bytes
-    (default: :func:`max_report_bytes`)."""
+    (default: :func:`max_report_bytes`). A pipe is a report too (``<(pyagent collect ...)``)."""
     name = source_name(source)
     limit = max_report_bytes() if limit is None else limit
-    if str(source) == STDIN:
-        return name, _read_capped(stdin if stdin is not None else sys.stdin.buffer, name, limit)
-    try:
-        with open(source, "rb") as stream:
-            info = os.fstat(stream.fileno())
-            if stat.S_ISREG(info.st_mode) and info.st_size > limit:
-                raise InvalidInputError(f"{name}: report is larger than {limit // (1024 * 1024)} MiB")
-            return name, _read_capped(stream, name, limit)
-    except OSError as err:
-        reason = err.strerror or str(err)
-        raise InvalidInputError(f"{name}: cannot read report: {printable(reason)}") from err
+    return name, read_limited(source, what="report", limit=limit, stdin=stdin, regular_only=False, name=name)
 
 
 class _DuplicateKeys:
@@ -186,13 +160,7 @@ def _decode(data: bytes, name: str) -> str:
     nul = data.find(b"\x00")
     if nul >= 0:
         raise InvalidInputError(f"{name}: report is binary, not JSON text (NUL byte at offset {nul})")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        bad = data[err.start]
-        raise InvalidInputError(
-            f"{name}: report is not UTF-8 text (byte 0x{bad:02x} at offset {err.start})"
-        ) from err
+    text = decode_utf8(data, name=name, what="report")
     if not text or text.isspace():
         raise InvalidInputError(f"{name}: report is empty")
     return text

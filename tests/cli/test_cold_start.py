@@ -68,7 +68,7 @@ def test_an_error_still_freezes_and_keeps_its_exit_code(
     assert run_main(monkeypatch, "check", str(missing), "--at", AT) == 2
     assert (
         capsys.readouterr().err
-        == f"pyagent: error: {missing}: cannot read report: No such file or directory\n"
+        == f"pyagent: error: {missing}: report not found\n"
     )
     assert gc.get_freeze_count() > 0
 

@@ -371,7 +371,7 @@ def test_an_export_is_read_from_stdin_with_from_dash() -> None:
         "com.zhiliaoapp.musically",
     ]
     empty = CliRunner().invoke(cli, ["collect", "--source", "android-pm", "--from", "-", *flags], input="")
-    assert (empty.exit_code, empty.stderr) == (2, "pyagent: error: <stdin>: empty\n")
+    assert (empty.exit_code, empty.stderr) == (2, "pyagent: error: <stdin>: input is empty\n")
     bad = CliRunner().invoke(cli, ["collect", "--source", "android-pm", "--from", "-", *flags], input="x\n")
     assert bad.exit_code == 2
     assert bad.stderr == "pyagent: error: <stdin>:1: not a `pm list packages` line: 'x'\n"

@@ -28,7 +28,7 @@ def test_reads_a_regular_file(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(CollectorInputError, match=r"capture\.txt: no such file$") as info:
+    with pytest.raises(CollectorInputError, match=r"capture\.txt: input not found$") as info:
         read_input_bytes(tmp_path / "capture.txt")
     assert info.value.exit_code == 2
     assert isinstance(info.value, InvalidInputError)
@@ -37,7 +37,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.txt"
     path.write_bytes(b"")
-    with pytest.raises(CollectorInputError, match=r"empty.txt: file is empty"):
+    with pytest.raises(CollectorInputError, match=r"empty.txt: input is empty$"):
         read_input_bytes(path)
 
 
@@ -52,14 +52,14 @@ def test_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "enormous.json"
     with path.open("wb") as handle:  # sparse: no disk space used
         handle.truncate(MAX_INPUT_BYTES + 1)
-    with pytest.raises(CollectorInputError, match=rf"enormous.json: {MAX_INPUT_BYTES + 1} bytes, more than"):
+    with pytest.raises(CollectorInputError, match=r"enormous.json: input is larger than 64 MiB$"):
         read_input_bytes(path)
 
 
 def test_small_cap(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"x" * 11)
-    with pytest.raises(CollectorInputError, match=r"more than the 10-byte limit"):
+    with pytest.raises(CollectorInputError, match=r"f.txt: input is larger than 10 bytes$"):
         read_input_bytes(path, max_bytes=10)
     assert read_input_bytes(path, max_bytes=11) == b"x" * 11
 
@@ -68,7 +68,7 @@ def test_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     start = time.monotonic()
-    with pytest.raises(CollectorInputError, match=r"pipe: is a FIFO \(named pipe\), not a regular file"):
+    with pytest.raises(CollectorInputError, match=r"pipe: input is a pipe, not a regular file$"):
         read_input_bytes(fifo)
     assert time.monotonic() - start < 2
 
@@ -79,7 +79,7 @@ def test_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_device_is_refused() -> None:
-    with pytest.raises(CollectorInputError, match=r"/dev/zero: is a device, not a regular file"):
+    with pytest.raises(CollectorInputError, match=r"/dev/zero: input is a device, not a regular file$"):
         read_input_bytes("/dev/zero")
 
 
@@ -94,7 +94,7 @@ def test_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
 def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "link.txt"
     link.symlink_to(tmp_path / "gone.txt")
-    with pytest.raises(CollectorInputError, match=r"link.txt: symbolic link to a missing file"):
+    with pytest.raises(CollectorInputError, match=r"link.txt: input not found \(a symbolic link to a missing file\)$"):
         read_input_bytes(link)
 
 
@@ -103,14 +103,14 @@ def test_symlink_to_a_fifo_is_refused(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     link = tmp_path / "link.txt"
     link.symlink_to(fifo)
-    with pytest.raises(CollectorInputError, match=r"link.txt: is a FIFO"):
+    with pytest.raises(CollectorInputError, match=r"link.txt: input is a pipe, not a regular file$"):
         read_input_bytes(link)
 
 
 def test_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "link.txt"
     link.symlink_to("/dev/urandom")
-    with pytest.raises(CollectorInputError, match=r"link.txt: is a device"):
+    with pytest.raises(CollectorInputError, match=r"link.txt: input is a device, not a regular file$"):
         read_input_bytes(link)
 
 
@@ -120,7 +120,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "secret.txt"
     path.write_text("x")
     path.chmod(0)
-    with pytest.raises(CollectorInputError, match=r"cannot open: Permission denied"):
+    with pytest.raises(CollectorInputError, match=r"cannot read input: Permission denied$"):
         read_input_bytes(path)
 
 
@@ -167,4 +167,4 @@ def test_load_json_refusals(text: str, message: str) -> None:
 def test_messages_stay_on_one_line_whatever_the_file_name(tmp_path: Path) -> None:
     with pytest.raises(CollectorInputError) as info:
         read_input_bytes(tmp_path / "evil\nname.txt")
-    assert "\n" not in str(info.value) and "evil\\nname.txt: no such file" in str(info.value)
+    assert "\n" not in str(info.value) and "evil\\nname.txt: input not found" in str(info.value)

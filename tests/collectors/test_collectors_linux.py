@@ -240,5 +240,5 @@ def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool) -> None:
 
 def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool) -> None:
     fake_tool("snap", "exit 0\n")
-    with pytest.raises(CollectorInputError, match=r"os-release: no such file"):
+    with pytest.raises(CollectorInputError, match=r"os-release: input not found$"):
         LinuxCollector(sources=["snap"], os_release=tmp_path / "os-release").collect()

@@ -157,8 +157,8 @@ def test_validation_can_be_skipped(tmp_path: Path) -> None:
 
 def test_file_errors(tmp_path: Path) -> None:
     missing = tmp_path / "missing.json"
-    assert str(_error(missing)) == f"{missing}: cannot read report: No such file or directory"
-    assert str(_error(tmp_path)) == f"{tmp_path}: cannot read report: Is a directory"
+    assert str(_error(missing)) == f"{missing}: report not found"
+    assert str(_error(tmp_path)) == f"{tmp_path}: report is a directory, not a regular file"
 
 
 def test_file_name_is_printed_safely(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import read_bytes
 from pyagent.policy import yamlload
 from pyagent.policy.datacheck.jsonlines import load_json
 from pyagent.policy.yamlload import DocPath, Located, dotted
+from pyagent.userfile import read_limited
 
 _DATA_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -87,7 +87,7 @@ class PolicyData:
 def read_document(path: Path, prefix: DocPath = ()) -> Located:
     """One data file, strictly: YAML by the policy loader, JSON by the JSON reader (lines kept)."""
     if path.suffix == ".json":
-        raw = read_bytes(path, what="policy data", max_bytes=yamlload.MAX_DATA_BYTES)
+        raw = read_limited(path, what="policy data", limit=yamlload.MAX_DATA_BYTES)
         return load_json(raw, str(path), what="policy data", prefix=prefix)
     return yamlload.load(path, prefix)
 

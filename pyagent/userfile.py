@@ -1,0 +1,126 @@
+"""Reading a file the user named, bounded: one reader for reports, policy data, configs, keys and secrets.
+
+A path given on the command line or in a config may name anything: a missing file, a directory, a
+device (``/dev/zero`` given as a key must not fill the memory), a file of gigabytes. Every such file is
+read through :func:`read_limited`, which never reads more than its limit plus one byte and says in one
+line what was refused and where (an :class:`~pyagent.errors.InvalidInputError`, exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from pyagent.errors import InvalidInputError
+
+#: How a file's name reads in messages when it is standard input (``-``).
+STDIN_NAME = "<stdin>"
+
+
+def size_text(limit: int) -> str:
+    """``limit`` bytes as people write it: ``128 MiB``, ``64 KiB``, else in bytes."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit >= scale and limit % scale == 0:
+            return f"{limit // scale} {unit}"
+    return f"{limit} bytes"
+
+
+def display_name(path: str | os.PathLike[str]) -> str:
+    """The name messages give ``path``: ``<stdin>`` for ``-``."""
+    name = os.fspath(path)
+    return STDIN_NAME if name == "-" else name
+
+
+def read_limited(
+    path: str | os.PathLike[str],
+    *,
+    what: str,
+    limit: int,
+    stdin: BinaryIO | None = None,
+    regular_only: bool = True,
+    error: type[InvalidInputError] = InvalidInputError,
+    name: str | None = None,
+) -> bytes:
+    """The bytes of ``path`` (``-``: standard input, or ``stdin``), at most ``limit`` of them.
+
+    Missing, unreadable, over ``limit`` or (with ``regular_only``) not a regular file is ``error``,
+    whose message starts with the file's name and names it as ``what`` ("report", "config", ...).
+    ``regular_only=False`` also takes a pipe (a secret given as ``<(pass show token)``); a device is
+    still read no further than ``limit``. ``name`` replaces the path in messages.
+    """
+    name = display_name(path) if name is None else name
+    if os.fspath(path) == "-":
+        raw = (stdin if stdin is not None else sys.stdin.buffer).read(limit + 1)
+    else:
+        raw = _read_file(Path(path), name, what=what, limit=limit, regular_only=regular_only, error=error)
+    if len(raw) > limit:
+        raise error(f"{name}: {what} is larger than {size_text(limit)}")
+    return raw
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _read_file(
+    path: Path, name: str, *, what: str, limit: int, regular_only: bool, error: type[InvalidInputError]
+) -> bytes:
+    # O_NONBLOCK: opening a pipe nobody writes to must not hang before its type is checked.
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | (os.O_NONBLOCK if regular_only else 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as err:
+        dangling = " (a symbolic link to a missing file)" if path.is_symlink() else ""
+        raise error(f"{name}: {what} not found{dangling}") from err
+    except IsADirectoryError as err:
+        raise error(f"{name}: {what} is a directory, not a regular file") from err
+    except OSError as err:
+        raise error(f"{name}: cannot read {what}: {err.strerror or err}") from err
+    info = os.fstat(fd)
+    mode = info.st_mode
+    if stat.S_ISDIR(mode) or (regular_only and not stat.S_ISREG(mode)):
+        os.close(fd)
+        raise error(f"{name}: {what} is {_kind(mode)}, not a regular file")
+    if stat.S_ISREG(mode) and info.st_size > limit:
+        os.close(fd)
+        raise error(f"{name}: {what} is larger than {size_text(limit)}")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return handle.read(limit + 1)
+        except OSError as err:
+            raise error(f"{name}: cannot read {what}: {err.strerror or err}") from err
+
+
+def read_text(
+    path: str | os.PathLike[str],
+    *,
+    what: str,
+    limit: int,
+    regular_only: bool = True,
+    error: type[InvalidInputError] = InvalidInputError,
+) -> str:
+    """:func:`read_limited`, decoded as UTF-8 (anything else is ``error``)."""
+    raw = read_limited(path, what=what, limit=limit, regular_only=regular_only, error=error)
+    return decode_utf8(raw, name=display_name(path), what=what, error=error)
+
+
+def decode_utf8(
+    raw: bytes, *, name: str, what: str, error: type[InvalidInputError] = InvalidInputError
+) -> str:
+    """``raw`` as UTF-8 text; anything else is ``error`` naming the first bad byte and its offset."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = raw[err.start]
+        raise error(f"{name}: {what} is not UTF-8 text (byte 0x{bad:02x} at offset {err.start})") from err
