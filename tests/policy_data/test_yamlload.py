@@ -75,3 +75,11 @@ def test_every_shipped_data_file_loads() -> None:
     located = load(orgs)
     text = orgs.read_text().splitlines()
     assert text[located.lines[("eeas", "inherits")] - 1] == "  inherits: [eu-commission]"
+
+
+def test_a_data_file_that_never_ends_is_refused_unread(tmp_path: Path) -> None:
+    """A data file linked to /dev/zero was read whole before its size was checked: memory ran out."""
+    (tmp_path / "data.yaml").symlink_to("/dev/zero")
+    with pytest.raises(PolicyYamlError) as caught:
+        load(tmp_path / "data.yaml")
+    assert str(caught.value) == f"{tmp_path / 'data.yaml'}: policy data is a device, not a regular file"
