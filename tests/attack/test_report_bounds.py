@@ -18,8 +18,9 @@ from tests.attack.conftest import run_pyagent_measured
 MB = 1_000_000
 APPS = 150_003
 ISSUE = "$.apps: too many items: 150003, at most 100000 allowed"
-#: Generous: measured 0.6 s (validate and check) and 1.5 s (fleet); it took 21-38 s before the size pre-check.
-TIME_BOUND = 5.0
+#: A guard, not a speed goal: measured 0.6 s (validate and check) and 1.5 s (fleet) on a quiet machine, up
+#: to 5 s beside a loaded test run; it took 21-38 s before the size pre-check.
+TIME_BOUND = 15.0
 #: Generous: measured 210-255 MB, no more than a valid report of the same size (207-415 MB).
 RSS_BOUND = 384 * 2**20
 
