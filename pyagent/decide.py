@@ -77,21 +77,18 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
     return decision
 
 
-#: Policy error codes that say how an OPA server was loaded, not what the user gave: with
-#: ``--engine opa`` no decision could be had from that server (exit 3).
+#: Policy error codes that say how the policy was loaded, not what the user gave: no decision could
+#: be had from that policy (exit 3), whichever engine holds it, and no device is to blame for it.
 SERVER_ERROR_CODES = frozenset({"misconfigured_data_root", "missing_policy_data"})
 
 
 def server_problem(decision: Mapping[str, Any]) -> str | None:
-    """Why an OPA server's answer is no decision (its policy loaded wrongly, or without its data:
-    :data:`SERVER_ERROR_CODES`), or None when its errors, if any, are about the device."""
+    """Why a decision is none (its policy loaded wrongly, or without its data: :data:`SERVER_ERROR_CODES`),
+    or None when its errors, if any, are about the device."""
     errors = decision.get("errors") or []
-    if (
-        errors
-        and decision.get("engine") == "opa"
-        and all(e.get("code") in SERVER_ERROR_CODES for e in errors)
-    ):
-        return f"the OPA server's policy is loaded wrongly: {errors[0].get('message')}"
+    if errors and all(e.get("code") in SERVER_ERROR_CODES for e in errors):
+        holder = "the OPA server's policy" if decision.get("engine") == "opa" else "the policy"
+        return f"{holder} is loaded wrongly: {errors[0].get('message')}"
     return None
 
 

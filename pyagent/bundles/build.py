@@ -109,6 +109,7 @@ def build_signed_bundle(
         if verified.serial != serial:  # pragma: no cover - opa build keeps the staged manifest
             raise OpaToolError(f"{out}: opa build dropped the build serial from .manifest")
         check_members(members, label=str(out), dirs=dirs)  # built-ins the agents lack: refused now
+        _check_policy_data(members, target, dirs)
     return SignedBuild(out, serial, revision or "", built_at, algorithm, scope or None, verified)
 
 
@@ -129,8 +130,23 @@ def build_unsigned_bundle(
         extra = [*(["--revision", revision] if revision else []), "-o", str(out)]
         _opa_build(stage, target, extra, timeout=timeout, dirs=dirs)
     with _removed_on_failure(out):  # the agents would refuse it: refused before rollout
-        check_members(read_members(read_archive(out), label=str(out)), label=str(out), dirs=dirs)
+        members = read_members(read_archive(out), label=str(out))
+        check_members(members, label=str(out), dirs=dirs)
+        _check_policy_data(members, target, dirs)
     return out
+
+
+_DECISION_PACKAGE = re.compile(rb"^package pyagent\.decision\s*$", re.MULTILINE)
+
+
+def _check_policy_data(members: dict[str, bytes], target: str, dirs: Sequence[str | Path]) -> None:
+    """Refuse a bundle of pyagent's policy (the compiled decision, or its Rego) without its data: it
+    would decide nothing, every device an error (``missing_policy_data``). Other policies pass."""
+    decides = target == "wasm" or any(
+        name.endswith(".rego") and _DECISION_PACKAGE.search(content) for name, content in members.items()
+    )
+    if decides and not index.has_policy_data(json.loads(members.get("data.json", b"{}"))):
+        raise InvalidInputError(f"{', '.join(map(str, dirs))}: {index.NO_POLICY_DATA}")
 
 
 #: The data root where a bundle keeps the revision it was built as (see :func:`_staging`).

@@ -54,6 +54,21 @@ def _keys(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(e["rule"], e["app_id"]) for e in entries}
 
 
+def _exemptions(
+    before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]
+) -> tuple[list[Any], list[Any]]:
+    """Exempted breaches (rule, app_id, exemption id) added and removed, sorted: why a violation went."""
+
+    def keys(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {(e["rule"], e["app_id"], str((e.get("exemption") or {}).get("id"))) for e in entries}
+
+    old, new = keys(before), keys(after)
+    return (
+        [{"rule": r, "app_id": app, "exemption": ex} for r, app, ex in sorted(new - old)],
+        [{"rule": r, "app_id": app, "exemption": ex} for r, app, ex in sorted(old - new)],
+    )
+
+
 def _delta(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     """Entries (rule, app_id) added and removed, sorted."""
     old, new = _keys(before), _keys(after)
@@ -167,6 +182,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
         for entry in entries:
             summary.by_ban[bans_of[entry["rule"], entry["app_id"]]][kind] += 1
     warnings_added, warnings_removed = _delta(before["warnings"], after["warnings"])
+    exempted_added, exempted_removed = _exemptions(before.get("exempted", []), after.get("exempted", []))
     return {
         "device_id": after.get("device_id") or before.get("device_id"),
         "organization": org,
@@ -177,6 +193,8 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
         "violations_removed": removed,
         "warnings_added": warnings_added,
         "warnings_removed": warnings_removed,
+        "exempted_added": exempted_added,
+        "exempted_removed": exempted_removed,
     }
 
 
@@ -189,7 +207,10 @@ def _plural(count: int, one: str, many: str) -> str:
 
 
 def _entries(sign: str, entries: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{sign}{e['rule']} {e['app_id']}" for e in entries)
+    return ", ".join(
+        f"{sign}{e['rule']} {e['app_id']}" + (f" ({e['exemption']})" if "exemption" in e else "")
+        for e in entries
+    )
 
 
 def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
@@ -199,7 +220,7 @@ def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
         removed = _entries("-", change[f"{kind}_removed"])
         found = "; ".join(p for p in (added, removed) if p)
         if found:
-            parts.append(f"{kind} {found}" if kind == "warnings" else found)
+            parts.append(found if kind == "violations" else f"{kind} {found}")
     return "".join(f"; {p}" for p in parts)
 
 
@@ -226,7 +247,7 @@ def impact_text(impact: Impact) -> list[str]:
         (
             impact.changes,
             lambda c: (
-                f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'warnings'))}"
+                f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'exempted', 'warnings'))}"
                 + _errors(c["before"]["errors"], c["after"]["errors"])
             ),
         ),

@@ -116,6 +116,8 @@ def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None
             raise InvalidInputError(f"{directory}: the policy does not compile: {run.problem()}")
         if os.path.getsize(tmp) == 0:
             raise OpaToolError(f"opa build wrote no bundle for {directory}")
+        if not ban_index.has_policy_data(ban_index.data_of_dirs(roots)):
+            raise InvalidInputError(f"{directory}: {ban_index.NO_POLICY_DATA}")
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):

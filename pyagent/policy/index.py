@@ -37,6 +37,26 @@ _CASE_INSENSITIVE = frozenset({"ios", "macos", "windows"})
 _SEPARATOR = "\u0000"
 
 
+#: Why pyagent's policy without its data is refused: it decides nothing (every device an error).
+NO_POLICY_DATA = (
+    "no policy data (data.pyagent.organizations): give the data folder too,"
+    " e.g. `pyagent policy bundle policies/rego policies/data`"
+)
+
+
+def has_policy_data(data: Mapping[str, Any]) -> bool:
+    """Does ``data`` (the whole data document) hold pyagent's policy data (its organisations)?"""
+    pyagent = data.get("pyagent")
+    return isinstance(pyagent, dict) and bool(pyagent.get("organizations"))
+
+
+#: Why a policy folder may not hold ``data.pyagent_index``.
+FOLDER_INDEX = (
+    "pyagent builds the index for each bundle and never reads one from a policy folder (`opa run` on the"
+    f" folder would decide from it, current or not): remove the {ROOT}/ folder"
+)
+
+
 class StaleIndexError(InvalidInputError):
     """The data carries a ban index that was not built from the bans beside it."""
 
@@ -277,10 +297,12 @@ def data_of_dirs(dirs: list[str] | list[Path]) -> dict[str, Any]:
 
 
 def write_root_for_dirs(dirs: list[str] | list[Path], directory: Path) -> Path:
-    """:func:`write_root` for the data in policy directories; refuse one that ships a stale index."""
+    """:func:`write_root` for the data in policy directories; refuse one that ships an index of its own
+    (:data:`FOLDER_INDEX`)."""
     data = data_of_dirs(dirs)
-    check(data, label=", ".join(map(str, dirs)))
-    data.pop(ROOT, None)
+    label = ", ".join(map(str, dirs))
+    if ROOT in data:
+        raise InvalidInputError(f"{label}: data.{ROOT}: {FOLDER_INDEX}")
     return write_root(data, directory)
 
 

@@ -124,8 +124,9 @@ def dotted(path: DocPath) -> str:
 
 
 def loads(text: str, source: str, prefix: DocPath = ()) -> Located:
-    """Parse ``text`` (the content of ``source``, placed at ``prefix`` in the data) strictly; an empty
-    document is ``{}``."""
+    """Parse ``text`` (the content of ``source``, placed at ``prefix`` in the data) strictly. A document
+    with no value (blank, or only comments: what deleting the last entry leaves) is refused: OPA reads it
+    as ``null``, which would replace whatever else sets its place in the data."""
     tab = text.find("\t")
     if tab >= 0:
         line = text.count("\n", 0, tab) + 1
@@ -142,9 +143,13 @@ def loads(text: str, source: str, prefix: DocPath = ()) -> Located:
         raise PolicyYamlError(f"{source}: not valid YAML: {' '.join(str(err).split())}") from err
     finally:
         loader.dispose()
+    if node is None:
+        raise PolicyYamlError(
+            f"{source}: no value (only blank lines or comments), which OPA reads as null at"
+            f" {dotted(prefix)}; write {{}} for no entries"
+        )
     located = Located(source, {}, prefix=prefix)
-    if node is not None:
-        located.value = _construct(node, (), located)
+    located.value = _construct(node, (), located)
     return located
 
 

@@ -100,3 +100,32 @@ def test_a_dropped_organisation_is_a_change_with_its_reason(tmp_path: Path) -> N
             "eu-parliament, us-federal",
         ],
     )
+
+
+def test_a_violation_waived_by_a_new_exemption_names_the_exemption(tmp_path: Path) -> None:
+    """The audit's case: deny->allow listed only "-eu-commission/tiktok", not that EX-2023-001 waives it."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    (candidate / "data" / "pyagent" / "exemptions" / "data.yaml").write_text(
+        "EX-2023-001:\n  device_id: fr-brussels-0042\n  organization: eu-commission\n  ban: tiktok\n"
+        '  until: "2023-06-30T00:00:00Z"\n  reason: official communications account\n  approved_by: DIGIT.S\n'
+    )
+    inventory = tmp_path / "commission.jsonl"
+    report = json.loads((EXAMPLES / "eu-commission-personal-enrolled-tiktok.json").read_text())
+    inventory.write_text(json.dumps(report) + "\n")
+    result = impact(str(candidate), inventory, CAPCUT_IN_FORCE)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        1,
+        [
+            "1 device: 1 decision changes, 0 flip to deny, 1 flip to allow, 0 with only warnings changed, "
+            "0 invalid",
+            "  fr-brussels-0042 (eu-commission): deny->allow; -eu-commission/tiktok com.zhiliaoapp.musically;"
+            " exempted +eu-commission/tiktok com.zhiliaoapp.musically (EX-2023-001)",
+        ],
+    )
+    as_json = impact(str(candidate), inventory, CAPCUT_IN_FORCE, "--format", "json")
+    [change] = json.loads(as_json.stdout)["changes"]
+    assert (change["exempted_added"], change["exempted_removed"]) == (
+        [{"rule": "eu-commission/tiktok", "app_id": "com.zhiliaoapp.musically", "exemption": "EX-2023-001"}],
+        [],
+    )

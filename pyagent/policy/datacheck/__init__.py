@@ -145,11 +145,21 @@ def revision_of(loaded: PolicyData) -> str | None:
     return revision if isinstance(revision, str) and revision else None
 
 
+def _report_dirs(loaded: PolicyData) -> list[str]:
+    """:func:`report`, and an index kept in a policy folder (the bundle build makes its own)."""
+    from pyagent.policy.index import FOLDER_INDEX, ROOT
+
+    if ROOT not in loaded.data:
+        return report(loaded)
+    source, line = loaded.where((ROOT,))
+    return [f"{source}:{line}: data.{ROOT}: {FOLDER_INDEX}", *report(loaded)]
+
+
 def problems_in_dirs(dirs: Sequence[str]) -> list[str]:
     """:func:`report` for the data files under policy directories; a file that does not load is one
     problem (the first such file: its content cannot be checked further)."""
     try:
-        return report(load_dirs(dirs))
+        return _report_dirs(load_dirs(dirs))
     except InvalidInputError as err:
         return [str(err)]
 
@@ -157,7 +167,9 @@ def problems_in_dirs(dirs: Sequence[str]) -> list[str]:
 def check_dirs(dirs: Sequence[str]) -> PolicyData:
     """Load the data files under policy directories strictly and check them (raises on a mistake)."""
     loaded = load_dirs(dirs)
-    raise_for(loaded)
+    problems = _report_dirs(loaded)
+    if problems:
+        raise PolicyDataError(problems)
     return loaded
 
 

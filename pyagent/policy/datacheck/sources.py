@@ -93,7 +93,9 @@ def read_document(path: Path, prefix: DocPath = ()) -> Located:
 
 
 def load_dirs(dirs: Sequence[str | Path]) -> PolicyData:
-    """Every data file under ``dirs`` (hidden ones aside), merged as OPA merges them."""
+    """Every data file under ``dirs`` (hidden ones aside), merged as OPA merges them. A data file not
+    named ``data.json``/``data.yaml``/``data.yml`` is refused: a bundle would drop it where ``opa run``
+    on the folder reads it, so the same policy would decide differently."""
     loaded = PolicyData()
     for root in map(Path, dirs):
         files = [root] if root.is_file() else sorted(root.rglob("*"))
@@ -102,6 +104,12 @@ def load_dirs(dirs: Sequence[str | Path]) -> PolicyData:
             if any(part.startswith(".") for part in relative.parts):
                 continue
             if path.is_file() and path.suffix in _DATA_SUFFIXES:
+                if path != root and path.stem != "data":
+                    raise InvalidInputError(
+                        f"{path}: a data file must be named data.json, data.yaml or data.yml (a bundle drops"
+                        f" any other name, `opa run` on the folder reads it): merge it into"
+                        f" {path.parent / 'data.yaml'}"
+                    )
                 prefix = tuple(relative.parent.parts)
                 loaded.add(Placed(prefix, read_document(path, prefix)))
     return loaded

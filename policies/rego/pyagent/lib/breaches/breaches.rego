@@ -252,6 +252,14 @@ rule_errors contains err if {
 
 rule_errors contains err if {
 	some key, r in inheritance.rules
+	scopes := object.get(r.rule, "scopes", [])
+	not is_array(scopes)
+	err := data_error(key, "scopes", concat("", ["rule ", key, " has scopes ", json.marshal(scopes), "; expected a list of scopes"]))
+}
+
+rule_errors contains err if {
+	some key, r in inheritance.rules
+	is_array(object.get(r.rule, "scopes", []))
 	count(object.get(r.rule, "scopes", [])) == 0
 	err := data_error(key, "scopes", concat("", ["rule ", key, " names no scopes"]))
 }
@@ -261,6 +269,34 @@ rule_errors contains err if {
 	r.rule.effective_from
 	not clock.valid_time(r.rule.effective_from)
 	err := data_error(key, "effective_from", concat("", ["rule ", key, " needs effective_from as an RFC 3339 timestamp"]))
+}
+
+# METADATA
+# title: A ban in force whose identifiers for the device's platform are not a list
+# description: Its identifiers would match nothing, and the device would be allowed without a word.
+rule_errors contains err if {
+	some r in inheritance.rules
+	ids := data.pyagent.bans[r.rule.ban].apps[matching.platform]
+	not is_array(ids)
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.bans", r.rule.ban, "apps", matching.platform]),
+		"message": concat("", ["ban ", r.rule.ban, " lists its ", matching.platform, " identifiers as ", json.marshal(ids), "; expected a list of identifiers"]),
+	}
+}
+
+# METADATA
+# title: Work apps for the device's platform that are not a list
+rule_errors contains err if {
+	some r in inheritance.rules
+	"personal-with-work-apps" in object.get(r.rule, "scopes", [])
+	ids := data.pyagent.work_apps[matching.platform]
+	not is_array(ids)
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.work_apps", matching.platform]),
+		"message": concat("", ["work apps for ", matching.platform, " are ", json.marshal(ids), "; expected a list of identifiers"]),
+	}
 }
 
 data_error(key, field, msg) := {

@@ -275,3 +275,55 @@ test_an_invalid_time_classifies_no_breach if {
 	[d.violations, d.warnings, d.exempted] == [[], [], []]
 	d.allow == false
 }
+
+test_scopes_given_as_one_string_is_a_data_error if {
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent.organizations as commission_rule({"scopes": "corporate"})
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.organizations.eu-commission.rules.tiktok.scopes",
+		"message": "rule eu-commission/tiktok has scopes \"corporate\"; expected a list of scopes",
+	}]
+	d.allow == false
+}
+
+test_ban_identifiers_given_as_one_string_is_a_data_error if {
+	bans := object.union(data.pyagent.bans, {"tiktok": {"apps": {"android": "com.zhiliaoapp.musically"}}})
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent.bans as bans
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.bans.tiktok.apps.android",
+		"message": "ban tiktok lists its android identifiers as \"com.zhiliaoapp.musically\"; expected a list of identifiers",
+	}]
+	d.allow == false
+}
+
+test_ban_identifiers_as_a_list_on_another_platform_are_no_error if {
+	bans := object.union(data.pyagent.bans, {"tiktok": {"apps": {"ios": "com.zhiliaoapp.musically"}}})
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent.bans as bans
+	d.errors == []
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+}
+
+test_work_apps_given_as_one_string_is_a_data_error if {
+	phone := {
+		"at": "2023-03-16T09:30:00Z",
+		"report": {
+			"device": {
+				"id": "d-1", "platform": "android", "ownership": "personal",
+				"organization": "eeas", "mdm": {"enrolled": false},
+			},
+			"apps": [tiktok, {"id": "com.microsoft.teams"}],
+		},
+	}
+	d := decision with input as phone
+		with data.pyagent.work_apps as {"android": "com.microsoft.teams"}
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.work_apps.android",
+		"message": "work apps for android are \"com.microsoft.teams\"; expected a list of identifiers",
+	}]
+	d.allow == false
+}

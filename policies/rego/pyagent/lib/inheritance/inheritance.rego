@@ -117,6 +117,17 @@ errors_now contains err if {
 }
 
 errors_now contains err if {
+	some name in chain
+	inherits := object.get(organizations[name], "inherits", [])
+	not is_array(inherits)
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.organizations", name, "inherits"]),
+		"message": concat("", ["organisation ", json.marshal(name), " inherits ", json.marshal(inherits), "; expected a list of organisations"]),
+	}
+}
+
+errors_now contains err if {
 	some parent in unknown_parents
 	err := {
 		"code": "unknown_parent_organization",

@@ -129,3 +129,14 @@ test_new_organization_is_a_data_edit if {
 		with data.pyagent.organizations as orgs
 	[[v.rule, v.scope] | some v in d.violations] == [["eu-council/tiktok", "personal-with-work-apps"]]
 }
+
+test_inherits_given_as_one_string_is_a_data_error if {
+	orgs := object.union(data.pyagent.organizations, {"eeas": {"inherits": "eu-commission"}})
+	d := decision with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.organizations.eeas.inherits",
+		"message": "organisation \"eeas\" inherits \"eu-commission\"; expected a list of organisations",
+	}]
+	d.allow == false
+}
