@@ -121,6 +121,9 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"{rule.get('effective_from') or 'always'} | {rule.get('enforcement', 'deny')} |"
             )
         lines.append("")
+        own = [(rule_id, rule["reason"]) for rule_id, rule in sorted(rules.items()) if rule.get("reason")]
+        lines += [f"Reason of {org_id}/{rule_id}: {_cell(reason)}" for rule_id, reason in own]
+        lines += [""] if own else []
     lines += [
         "## When bans come into force",
         "",

@@ -19,8 +19,8 @@ resolved here the policy's own rules give the same chain and rules and no error.
 
 For each rule of a resolved organisation the index also writes what a breach's message says after the
 scope (``message_tails``, ``breaches.message_tail``): " devices of <organisation title>[ from
-<effective_from>]: <ban reason>", which only the data decides; the test suite compares each with the text
-the policy writes itself.
+<effective_from>]: <rule or ban reason>", which only the data decides; the test suite compares each
+with the text the policy writes itself.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _text(value: object, fallback: str) -> str:
 
 def _message_tail(org: str, title: object, rule: Mapping[str, Any], bans: Mapping[str, Any]) -> str:
     """``breaches.message_tail`` of a clean rule: the message after the scope."""
-    reason = _text(bans[rule["ban"]].get("reason"), "policy")
+    reason = _text(rule.get("reason"), _text(bans[rule["ban"]].get("reason"), "policy"))
     when = f" from {rule['effective_from']}" if "effective_from" in rule else ""
     return f" devices of {_text(title, org)}{when}: {reason}"
 

@@ -190,15 +190,22 @@ message(key, rule, scope, app) := concat("", [
 # METADATA
 # title: What a breach's message says after the scope
 # description: |
-#   " devices of <organisation title>[ from <effective_from>]: <ban reason>", which the data alone
+#   " devices of <organisation title>[ from <effective_from>]: <reason>", which the data alone
 #   decides: the shipped index carries it for each rule of a resolved organisation (written by
 #   `pyagent/policy/orgindex.py`, checked against this text by the test suite), else it is written now.
 message_tail(key, rule) := tail if {
 	tail := inheritance.resolved.message_tails[key]
 	is_string(tail) # a tampered index must not make concat fail and the breach disappear
-} else := concat("", [" devices of ", org_title, " from ", rule.effective_from, ": ", ban_field(rule.ban, "reason", "policy")]) if {
+} else := concat("", [" devices of ", org_title, " from ", rule.effective_from, ": ", reason(rule)]) if {
 	rule.effective_from
-} else := concat("", [" devices of ", org_title, ": ", ban_field(rule.ban, "reason", "policy")])
+} else := concat("", [" devices of ", org_title, ": ", reason(rule)])
+
+# METADATA
+# title: Why a rule bans its app
+# description: The rule's own reason (an organisation bans for reasons of its own), else its ban's.
+reason(rule) := rule.reason if {
+	is_string(rule.reason)
+} else := ban_field(rule.ban, "reason", "policy")
 
 # METADATA
 # title: What the message says of a match made from a display name

@@ -130,7 +130,8 @@ test_display_name_evidence_is_carried_to_the_violation if {
 	[[v.app_id, v.app_name, v.evidence] | some v in d.violations] == [["com.zhiliaoapp.musically", "TikTok", "display_name"]]
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Government of India from 2020-06-29T00:00:00Z: ",
-		data.pyagent.bans.tiktok.reason, " (matched from a display name, not a package ID: weaker evidence)",
+		"national security: TikTok is blocked in India since 2020",
+		" (matched from a display name, not a package ID: weaker evidence)",
 	])]
 }
 
@@ -139,6 +140,23 @@ test_a_match_on_the_package_id_says_nothing_of_evidence if {
 	d := decision with input as report("india", "android", "personal", [app])
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Government of India from 2020-06-29T00:00:00Z: ",
+		"national security: TikTok is blocked in India since 2020",
+	])]
+}
+
+test_a_rule_without_a_reason_of_its_own_gives_its_bans if {
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	[v.message | some v in d.violations] == [concat("", [
+		"TikTok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission from 2023-03-15T00:00:00Z: ",
+		data.pyagent.bans.tiktok.reason,
+	])]
+}
+
+test_a_reason_that_is_not_text_falls_back_to_the_bans if {
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent.organizations as commission_rule({"reason": 7})
+	[v.message | some v in d.violations] == [concat("", [
+		"TikTok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission from 2023-03-15T00:00:00Z: ",
 		data.pyagent.bans.tiktok.reason,
 	])]
 }
