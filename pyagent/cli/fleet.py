@@ -183,9 +183,18 @@ def run_fleet(
                 out.write(text)
         if not to_file:
             click.echo(text, err=True, nl=False)
+        _warn_repeated(summary)
         ctx.exit(exit_code(summary))
     click.echo(safe_lines(text_summary(summary)), err=True, nl=False)  # organisations come from reports
+    _warn_repeated(summary)
     ctx.exit(exit_code(summary))
+
+
+def _warn_repeated(summary: FleetSummary) -> None:
+    """Say on stderr that some device came in more than one report: the counts are per report."""
+    warning = summary.repeated_text()
+    if warning is not None:
+        click.echo(safe_lines(f"pyagent: {warning}\n"), err=True, nl=False)
 
 
 @fleet.command(

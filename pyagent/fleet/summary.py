@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 UNKNOWN_ORG = "(none)"
+#: Repeated device ids named by the warning (all are counted).
+MAX_REPEATED_LISTED = 5
 
 
 @dataclass
@@ -59,6 +62,11 @@ class FleetSummary:
     by_organization: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
     by_ban: defaultdict[str, BanCounts] = field(default_factory=lambda: defaultdict(BanCounts))
     by_platform: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
+    #: Reports whose device id an earlier report already gave (each is still decided and counted), and
+    #: the first few of them as "ID (SOURCE)". Ids are remembered by hash: 8 bytes of state a device.
+    repeated: int = 0
+    repeated_examples: list[str] = field(default_factory=list)
+    _seen: set[int] = field(default_factory=set, repr=False)
 
     @property
     def devices(self) -> int:
@@ -81,6 +89,7 @@ class FleetSummary:
         return self.totals.undecided
 
     def add(self, device: dict[str, Any]) -> None:
+        self._note_id(device)
         status = device_status(device)
         self.totals.count(status)
         self.by_organization[device.get("organization") or UNKNOWN_ORG].count(status)
@@ -93,6 +102,29 @@ class FleetSummary:
                     ban.apps[entry["app_id"]] += 1
         for ban_name in {entry["ban"] for entry in device.get("violations", [])}:
             self.by_ban[ban_name].devices += 1
+
+    def _note_id(self, device: dict[str, Any]) -> None:
+        device_id = device.get("device_id")
+        if not isinstance(device_id, str):
+            return
+        key = int.from_bytes(
+            hashlib.blake2b(device_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        )
+        if key not in self._seen:
+            self._seen.add(key)
+            return
+        self.repeated += 1
+        if len(self.repeated_examples) < MAX_REPEATED_LISTED:
+            self.repeated_examples.append(f"{device_id} ({device.get('source')})")
+
+    def repeated_text(self) -> str | None:
+        """A warning for people when some device id came in more than one report, else None."""
+        if not self.repeated:
+            return None
+        more = self.repeated - len(self.repeated_examples)
+        listed = ", ".join(self.repeated_examples) + (f" and {more} more" if more else "")
+        noun = "report repeats a device id" if self.repeated == 1 else "reports repeat a device id"
+        return f"warning: {self.repeated} {noun} given by an earlier one (each decided and counted): {listed}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
