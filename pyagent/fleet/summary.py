@@ -63,7 +63,7 @@ class FleetSummary:
     by_ban: defaultdict[str, BanCounts] = field(default_factory=lambda: defaultdict(BanCounts))
     by_platform: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
     #: Reports whose device id an earlier report already gave (each is still decided and counted), and
-    #: the first few of them as "ID (SOURCE)". Ids are remembered by hash: 8 bytes of state a device.
+    #: the first few of them as "ID (SOURCE)". Ids are remembered by a 64-bit hash, not kept themselves.
     repeated: int = 0
     repeated_examples: list[str] = field(default_factory=list)
     _seen: set[int] = field(default_factory=set, repr=False)
