@@ -94,7 +94,8 @@ def test_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
 def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "link.txt"
     link.symlink_to(tmp_path / "gone.txt")
-    with pytest.raises(CollectorInputError, match=r"link.txt: input not found \(a symbolic link to a missing file\)$"):
+    dangling = r"link.txt: input not found \(a symbolic link to a missing file\)$"
+    with pytest.raises(CollectorInputError, match=dangling):
         read_input_bytes(link)
 
 
