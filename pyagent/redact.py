@@ -8,6 +8,7 @@ or a token echoed by a server never reaches a terminal, a journal or a CI log.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 REDACTED = "***"
@@ -19,6 +20,9 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@
 _AUTH = re.compile(
     r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken)\s+)(?P<secret>(?=[A-Za-z0-9._~+/=-]*[^a-z\s])[A-Za-z0-9._~+/=-]{8,})"
 )
+# A pyagent server token (``pyagent server token add``: ``pya_`` and URL-safe base64), wherever it is:
+# ``token=pya_…`` in prose, a header echoed without its scheme, a token pasted into a message.
+_SERVER_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])pya_[A-Za-z0-9_-]{8,}")
 _QUERY_SECRET = re.compile(
     r"(?P<key>[?&;](?:access_token|token|password|passwd|secret|api_key|apikey|key)=)(?P<secret>[^&#\s]+)",
     re.IGNORECASE,
@@ -26,11 +30,23 @@ _QUERY_SECRET = re.compile(
 
 
 def redact(text: str) -> str:
-    """``text`` with URL user-info, ``Bearer``/``Basic`` credentials and tokens in query strings
-    replaced by ``***``."""
+    """``text`` with URL user-info, ``Bearer``/``Basic`` credentials, tokens in query strings and
+    pyagent server tokens (``pya_…``) replaced by ``***``."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
     text = _AUTH.sub(lambda m: f"{m['scheme']}{REDACTED}", text)
+    text = _SERVER_TOKEN.sub(REDACTED, text)
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{REDACTED}", text)
+
+
+def redact_strings(value: Any) -> Any:
+    """``value`` (parsed JSON) with every string in it redacted, keys kept as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_strings(item) for item in value]
+    return value
 
 
 def origin(url: str) -> str:

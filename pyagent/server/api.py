@@ -30,7 +30,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         name = request.path_params["name"]
         limits = ctx.settings.limits
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.max_body:
+        if declared.isascii() and declared.isdigit() and int(declared) > limits.max_body:
             raise too_large(f"body of {declared} bytes is over the limit of {limits.max_body} bytes")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media in BUNDLE_MEDIA_TYPES:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -25,7 +26,7 @@ from pyagent.server.notify import Notifier
 from pyagent.server.protocol import set_header_deadline
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import StoreConflict, StoreError, open_store
-from pyagent.server.store.base import Store
+from pyagent.server.store.base import QueryTimeout, Store
 
 log = logging.getLogger("pyagent.server")
 RETENTION_EVERY_SECONDS = 3600
@@ -34,8 +35,10 @@ RETENTION_EVERY_SECONDS = 3600
 def create_app(settings: ServerSettings, store: Store | None = None) -> Starlette:
     """The ASGI app. ``store`` (already migrated) is for tests; else it is opened from the settings."""
     set_header_deadline(settings.body_timeout_seconds)  # this process's connections: see protocol.py
+    _register_convertors()  # before any route is made: routes name them
     verification = settings.verification.config() if settings.verification else None
     the_store = store or open_store(settings.db, state_dir=settings.state_dir, migrate=False)
+    the_store.query_timeout_seconds = settings.query_timeout_seconds
     ctx = ServerContext(the_store, settings, Notifier(the_store), verification)
 
     async def health(_request: Request) -> Response:
@@ -75,6 +78,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             HttpError: _http_error,
             StoreConflict: _conflict,
             InvalidInputError: _invalid,
+            QueryTimeout: _too_long,
             StoreError: _unavailable,
         },
         middleware=[Middleware(_NoNulInPath)],
@@ -106,6 +110,25 @@ async def _retention(ctx: ServerContext) -> None:
         except StoreError as err:
             log.warning("retention failed, retrying later: %s", err)
         await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+class _AnyPath(Convertor[str]):
+    """``{name:anypath}``: the rest of the path, whatever characters it holds. Starlette's ``path``
+    is ``.*``, which stops at a line break, so an id holding one (CONTRACT forbids only NUL) reached
+    no route; this one takes line breaks too (``\n``, ``\r``, U+2028)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+def _register_convertors() -> None:
+    if "anypath" not in CONVERTOR_TYPES:  # (Starlette keeps one registry per process)
+        register_url_convertor("anypath", _AnyPath())
 
 
 class _NoNulInPath:
@@ -153,6 +176,12 @@ async def _conflict(_request: Request, err: Exception) -> Response:
 
 async def _invalid(_request: Request, err: Exception) -> Response:
     return _error(400, "invalid_parameter", str(err))
+
+
+async def _too_long(request: Request, err: Exception) -> Response:
+    log.warning("query stopped: %s %s: %s", request.method, request.url.path, err)
+    message = f"{err}: ask for less (a shorter range, a wider step, a narrower filter)"
+    return await _http_error(request, HttpError(503, "query_timeout", message))
 
 
 async def _unavailable(_request: Request, err: Exception) -> Response:

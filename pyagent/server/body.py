@@ -61,7 +61,7 @@ async def receive_body(request: Request, limits: BodyLimits, *, json_only: bool 
                 415, "unsupported_media_type", f"content type {media!r}: expected application/json"
             )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limits.max_body:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limits.max_body:
         raise too_large(f"body of {declared} bytes is over the limit of {limits.max_body} bytes")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("gzip", "identity", ""):

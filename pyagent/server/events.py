@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from pyagent.redact import redact
+from pyagent.redact import redact_strings
 from pyagent.server.errors import HttpError, bad_request
 from pyagent.server.store.base import DecisionRow
 from pyagent.timeutil import is_rfc3339
@@ -272,17 +272,7 @@ def status_of(value: Any) -> Mapping[str, Any]:
     for key in ("bundles", "plugins"):
         if key in message:
             _object(message[key], f"status: {key}")
-    redacted: dict[str, Any] = _redacted(message)
+    # credentials in its strings redacted (:func:`pyagent.redact.redact`): a status error may quote
+    # what a bundle server echoed, and readers see status messages (API, dashboard)
+    redacted: dict[str, Any] = redact_strings(message)
     return redacted
-
-
-def _redacted(value: Any) -> Any:
-    """``value`` with credentials in its strings redacted (:func:`pyagent.redact.redact`): a status
-    error may quote what a bundle server echoed, and readers see status messages (API, dashboard)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item) for item in value]
-    return value

@@ -16,14 +16,16 @@ from pyagent.server import query
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, bad_request
 from pyagent.server.exports import devices_csv, summary_csv
-from pyagent.server.store.base import DeviceState, Store
-from pyagent.server.store.fleet import DeviceFilter, history_steps, iso
+from pyagent.server.store.base import DeviceState, Organization, Store
+from pyagent.server.store.fleet import DeviceFilter, iso
+from pyagent.server.store.history import history_steps
 
 MAX_PAGE = 1000
 MAX_STEPS = 1000
 #: What ``GET /api/v1/devices`` reads (any other parameter is a 400).
 DEVICE_PARAMETERS = (
     "organization",
+    "no_organization",
     "platform",
     "allow",
     "compliant",
@@ -34,6 +36,7 @@ DEVICE_PARAMETERS = (
     "format",
 )
 EXPORT_LIMIT = 1_000_000
+DEVICES = "/api/v1/devices/"
 
 
 def _csv(text: str, name: str) -> Response:
@@ -92,7 +95,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     def filters(request: Request) -> DeviceFilter:
         return DeviceFilter(
-            organization=query.text(request, "organization", 200),
+            organization=query.organization(request),
             platform=query.text(request, "platform", 32),
             allow=query.flag(request, "allow"),
             compliant=query.flag(request, "compliant"),
@@ -104,9 +107,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def summary(request: Request) -> Response:
         await ctx.authorize(request, "reader")
-        query.only(request, "at", "organization", "format")
+        query.only(request, "at", "organization", "no_organization", "format")
         at = query.instant(request, "at")
-        organization = query.text(request, "organization", 200)
+        organization = query.organization(request)
         fmt = query.output_format(request, "csv")
         result = await run_in_threadpool(
             ctx.store.summary, now=clock(), at=at, organization=organization, stale_after=stale_after
@@ -128,7 +131,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def device(request: Request, device_id: str | None = None) -> Response:
         await ctx.authorize(request, "reader")
-        device_id = device_id or request.path_params["device_id"]
+        device_id = request.path_params["device_id"] if device_id is None else device_id
         query.only(request, "history")
         history = query.number(request, "history", 100, 0, 10_000)
         state = await run_in_threadpool(ctx.store.device, device_id, history=history)
@@ -138,9 +141,13 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def device_compliance(request: Request) -> Response:
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
-        if not raw_path.split(b"?")[0].endswith(b"/compliance"):
-            # ".../a%2Fcompliance": the id is "a/compliance" (its slash escaped), not device a's gate
-            return await device(request, request.path_params["device_id"] + "/compliance")
+        path = request.scope["path"]
+        if not raw_path.split(b"?")[0].endswith(b"/compliance") or not path.endswith("/compliance"):
+            # ".../a%2Fcompliance": the id is "a/compliance" (its slash escaped), not device a's gate;
+            # ".../a/compliance%0A": the id is "a/compliance\n" (a route's "$" lets a last newline by)
+            return await device(
+                request, request.path_params["device_id"] + path[path.rindex("/compliance") :]
+            )
         await ctx.authorize(request, "reader")
         query.only(request)
         answer = await run_in_threadpool(
@@ -151,8 +158,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def rollout(request: Request) -> Response:
         await ctx.authorize(request, "reader")
         name = request.path_params["name"]
-        query.only(request, "organization")
-        organization = query.text(request, "organization", 200)
+        query.only(request, "organization", "no_organization")
+        organization = query.organization(request)
         result = await run_in_threadpool(ctx.store.rollout, name, organization)
         if result is None:
             raise HttpError(404, "bundle_not_found", f"bundle {name!r} was never published")
@@ -160,7 +167,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def history(request: Request) -> Response:
         await ctx.authorize(request, "reader")
-        query.only(request, "from", "to", "step", "organization")
+        query.only(request, "from", "to", "step", "organization", "no_organization")
         start, end = query.instant(request, "from"), query.instant(request, "to")
         step = query.duration(request, "step")
         if start is None or end is None or step is None:
@@ -171,7 +178,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             steps = history_steps(start, end, step, MAX_STEPS)
         except ValueError as err:
             raise bad_request(f"history: {err}") from err
-        organization = query.text(request, "organization", 200)
+        organization = query.organization(request)
         points = await run_in_threadpool(_points, ctx.store, steps, organization, stale_after)
         return JSONResponse({"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()),
                              "points": points})  # fmt: skip
@@ -194,27 +201,28 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             }
         )  # fmt: skip
         if allowed:
-            message = f"{request.method} {request.url.path}: allowed methods are {', '.join(allowed)}"
+            message = f"{request.method} {request.scope['path']}: allowed methods are {', '.join(allowed)}"
             return JSONResponse({"code": "method_not_allowed", "message": message}, 405,
                                 headers={"Allow": ", ".join(allowed)})  # fmt: skip
-        raise HttpError(404, "not_found", f"{request.method} {request.url.path}: no such API route")
+        raise HttpError(404, "not_found", f"{request.method} {request.scope['path']}: no such API route")
 
     return [
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/summary", summary, methods=["GET"]),
         Route("/api/v1/devices", device_list, methods=["GET"]),
-        # ids may hold slashes: the compliance route is tried first, for a literal "/compliance"
-        Route("/api/v1/devices/{device_id:path}/compliance", device_compliance, methods=["GET"]),
-        Route("/api/v1/devices/{device_id:path}", device, methods=["GET"]),
+        # ids may hold slashes and line breaks (anypath: see app.py); the compliance route is tried
+        # first, for a literal "/compliance"
+        Route(DEVICES + "{device_id:anypath}/compliance", device_compliance, methods=["GET"]),
+        Route(DEVICES + "{device_id:anypath}", device, methods=["GET"]),
         Route("/api/v1/rollout/{name}", rollout, methods=["GET"]),
         Route("/api/v1/history", history, methods=["GET"]),
         # last: the API's own 404, as JSON, for any method (a wrong one on a route included)
-        Route("/api/v1/{rest:path}", no_such_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/api/v1/{rest:anypath}", no_such_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 
 
 def _points(
-    store: Store, steps: list[datetime], organization: str | None, stale_after: timedelta
+    store: Store, steps: list[datetime], organization: Organization, stale_after: timedelta
 ) -> list[Any]:
     return store.history(steps, organization=organization, stale_after=stale_after)
 

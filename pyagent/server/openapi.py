@@ -14,6 +14,10 @@ _COUNTS: dict[str, Any] = {
     },
 }
 _ERROR = {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+_TOO_LONG = {
+    "description": "the query ran past query_timeout_seconds and was stopped (code query_timeout)",
+    "content": {"application/json": {"schema": _ERROR}},
+}
 
 
 def _param(name: str, description: str, where: str = "query", **schema: Any) -> dict[str, Any]:
@@ -37,6 +41,8 @@ def _op(
         status: {"description": "OK", "content": {"application/json": {"schema": ok or {"type": "object"}}}},
         "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
     }
+    if role == "reader":
+        responses["503"] = _TOO_LONG
     if role != "anyone":
         responses["401"] = {"description": "no valid bearer token"}
         responses["403"] = {"description": f"the token's role is not {role}"}
@@ -54,6 +60,11 @@ def document() -> dict[str, Any]:
         "at", "RFC 3339 instant: answer from the history as of then (default: now)", format="date-time"
     )
     org = _param("organization", "only this organisation")
+    orgless = _param(
+        "no_organization",
+        'true: only the devices whose decisions name no organisation (by_organization key ""); '
+        "not with organization",
+    )
     device = _param("device_id", "device id", "path")
     name = _param("name", "bundle name", "path")
     summary = {
@@ -99,7 +110,7 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "Fleet summary, now or as of ?at=",
                     "reader",
-                    [at, org, _param("format", "json (default) or csv")],
+                    [at, org, orgless, _param("format", "json (default) or csv")],
                     summary,
                 )
             },
@@ -109,6 +120,7 @@ def document() -> dict[str, Any]:
                     "reader",
                     [
                         org,
+                        orgless,
                         _param("platform", "only this platform"),
                         _param("allow", "true or false: the last decision's allow"),
                         _param("compliant", "true or false: allowed, without errors, and not stale"),
@@ -146,7 +158,9 @@ def document() -> dict[str, Any]:
                 )
             },
             "/api/v1/rollout/{name}": {
-                "get": _op("Devices per active revision; refusals with reasons", "reader", [name, org])
+                "get": _op(
+                    "Devices per active revision; refusals with reasons", "reader", [name, org, orgless]
+                )
             },
             "/api/v1/history": {
                 "get": _op(
@@ -157,6 +171,7 @@ def document() -> dict[str, Any]:
                         _param("to", "RFC 3339", format="date-time"),
                         _param("step", "e.g. 3600, 15m, 1h, 1d"),
                         org,
+                        orgless,
                     ],
                 )
             },

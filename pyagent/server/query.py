@@ -11,9 +11,13 @@ from starlette.requests import Request
 
 from pyagent.server.errors import bad_request
 from pyagent.server.events import parse_instant
+from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.timeutil import is_rfc3339
 
-_DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
+# ASCII digits only: str.isdigit() and \d take other scripts' digits (Arabic-Indic one, superscript
+# two), which int() reads as numbers or refuses with a ValueError
+_NUMBER = re.compile(r"[0-9]{1,9}")
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -24,7 +28,7 @@ def only(request: Request, *known: str) -> None:
     unknown = sorted(set(request.query_params) - set(known))
     if unknown:
         takes = ", ".join(known) if known else "none"
-        raise bad_request(f"{unknown[0]}: not a parameter of {request.url.path} (it takes: {takes})")
+        raise bad_request(f"{unknown[0]}: not a parameter of {request.scope['path']} (it takes: {takes})")
 
 
 def _given(request: Request, name: str) -> str | None:
@@ -36,7 +40,7 @@ def instant(request: Request, name: str) -> datetime | None:
     value = _given(request, name)
     if value is None:
         return None
-    if not is_rfc3339(value):
+    if not value.isascii() or not is_rfc3339(value):
         raise bad_request(f"{name}={value!r}: expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z")
     try:
         return parse_instant(value)
@@ -60,11 +64,26 @@ def text(request: Request, name: str, limit: int = 512) -> str | None:
     return value
 
 
+def organization(request: Request) -> Organization:
+    """``organization=NAME`` (that organisation's devices), ``no_organization=true`` (the devices
+    whose decisions name none: not a name, so it never matches an organisation named ``(none)``),
+    or None (every device)."""
+    name = text(request, "organization", 200)
+    orgless = _given(request, "no_organization")
+    if orgless is None:
+        return name
+    if orgless != "true":
+        raise bad_request(f"no_organization={orgless!r}: expected true")
+    if name is not None:
+        raise bad_request("organization and no_organization=true: give one or the other")
+    return NO_ORGANIZATION
+
+
 def number(request: Request, name: str, default: int, low: int, high: int) -> int:
     value = _given(request, name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not _NUMBER.fullmatch(value) or not low <= int(value) <= high:
         raise bad_request(f"{name}={value!r}: expected a whole number from {low} to {high}")
     return int(value)
 
@@ -73,7 +92,7 @@ def duration(request: Request, name: str) -> timedelta | None:
     value = _given(request, name)
     if value is None:
         return None
-    match = _DURATION.match(value)
+    match = _DURATION.fullmatch(value)
     if not match or int(match.group(1)) == 0:
         raise bad_request(f"{name}={value!r}: expected a positive duration such as 3600, 15m, 1h or 1d")
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])

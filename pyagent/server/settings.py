@@ -11,6 +11,7 @@
     retention_days = 400               # decision history kept; default 0: forever
     stale_after_seconds = 86400        # a device silent this long counts as not compliant
                                        # (or stale_after = "24h", as a duration)
+    query_timeout_seconds = 30         # a reader's query (API, dashboard) is stopped past this: 503
     tls_cert = "/etc/pyagent/server.crt"
     tls_key = "/etc/pyagent/server.key"
 
@@ -34,6 +35,7 @@ from typing import Any
 from pyagent.bundles.verify import VerificationConfig
 from pyagent.errors import InvalidInputError
 from pyagent.server.body import BodyLimits, MiB
+from pyagent.server.store.base import QUERY_TIMEOUT_SECONDS
 
 DEFAULT_BIND = "127.0.0.1:8282"
 
@@ -62,6 +64,7 @@ class ServerSettings:
     max_long_poll_seconds: int = 300
     retention_days: int = 0  # keep everything unless asked: history is evidence, and old instants are queried
     stale_after_seconds: int = 24 * 3600
+    query_timeout_seconds: float = QUERY_TIMEOUT_SECONDS
     tls_cert: Path | None = None
     tls_key: Path | None = None
     verification: Verification | None = None
@@ -72,7 +75,7 @@ class ServerSettings:
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.bind.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise InvalidInputError(f"--bind {self.bind!r}: expected HOST:PORT, e.g. {DEFAULT_BIND}")
         return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -88,6 +91,7 @@ _INTS = {
     "max_long_poll_seconds": 1,
     "retention_days": 0,
     "stale_after_seconds": 1,
+    "query_timeout_seconds": 1,
 }
 _PATHS = {"state_dir", "tls_cert", "tls_key"}
 _STRINGS = {"bind", "db"}
@@ -133,7 +137,7 @@ def load_settings(path: Path | None) -> ServerSettings:
     return ServerSettings(**values)
 
 
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 
 
 def _duration_seconds(value: Any, where: str) -> int:

@@ -168,6 +168,10 @@ def test_a_token_echoed_by_the_server_is_redacted(write_report: Any) -> None:
         ("GET /bundle?access_token=abc123&x=1", "GET /bundle?access_token=***&x=1"),
         ("basic authentication over TLS", "basic authentication over TLS"),
         ("the token expired", "the token expired"),
+        # a pyagent server token, wherever it is quoted (was kept after "token=" outside a query string)
+        ("GET /x token=pya_Rurlgh6eLX_lkQ3DcpPbIctUxw7sVtNfUe68cJDTTk8 (401)", "GET /x token=*** (401)"),
+        ("X-Token: pya_6ySnCcFkZi4YTIbuLqamTFxpx76s", "X-Token: ***"),
+        ("the pya_ prefix", "the pya_ prefix"),
     ],
 )
 def test_redact(text: str, shown: str) -> None:

@@ -779,17 +779,19 @@ def test_rollout_finds_a_bundle_its_sender_named_otherwise_by_its_published_revi
     ("path", "message"),
     [
         ("/api/v1/devices?orgnization=india", "orgnization: not a parameter of /api/v1/devices (it takes: "
-         "organization, platform, allow, compliant, stale, ban, cursor, limit, format)"),
+         "organization, no_organization, platform, allow, compliant, stale, ban, cursor, limit, format)"),
         ("/api/v1/devices/fr-brussels-0042?at=2023-03-16T00:00:00Z",
          "at: not a parameter of /api/v1/devices/fr-brussels-0042 (it takes: history)"),
         ("/api/v1/devices/fr-brussels-0042/compliance?at=2023-03-16T00:00:00Z",
          "at: not a parameter of /api/v1/devices/fr-brussels-0042/compliance (it takes: none)"),
         ("/api/v1/summary?organisation=india",
-         "organisation: not a parameter of /api/v1/summary (it takes: at, organization, format)"),
+         "organisation: not a parameter of /api/v1/summary "
+         "(it takes: at, organization, no_organization, format)"),
         ("/api/v1/rollout/pyagent?at=2023-03-16T00:00:00Z",
-         "at: not a parameter of /api/v1/rollout/pyagent (it takes: organization)"),
+         "at: not a parameter of /api/v1/rollout/pyagent (it takes: organization, no_organization)"),
         ("/api/v1/history?from=2023-03-14T00:00:00Z&to=2023-03-16T00:00:00Z&step=1d&every=1",
-         "every: not a parameter of /api/v1/history (it takes: from, to, step, organization)"),
+         "every: not a parameter of /api/v1/history "
+         "(it takes: from, to, step, organization, no_organization)"),
     ],
 )  # fmt: skip
 def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:

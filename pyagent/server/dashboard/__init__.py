@@ -18,8 +18,9 @@ from pyagent.server.context import ServerContext
 from pyagent.server.dashboard import layout, pages
 from pyagent.server.errors import HttpError
 from pyagent.server.fleet_api import device_json
-from pyagent.server.store.base import Store
-from pyagent.server.store.fleet import DeviceFilter, history_steps, iso
+from pyagent.server.store.base import NO_ORGANIZATION, Organization, Store
+from pyagent.server.store.fleet import NO_ORGANIZATION_KEY, DeviceFilter, earlier, iso
+from pyagent.server.store.history import history_steps
 
 TREND_DAYS = 14
 STALE_LISTED = 20
@@ -62,7 +63,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         if isinstance(viewer, Response):
             return viewer
         at = query.instant(request, "at")
-        organization = query.text(request, "organization", 200) or None
+        organization = query.organization(request)
         body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
         return _html(layout.page("Fleet compliance", body, here="/", csrf=viewer.csrf or None))
 
@@ -71,7 +72,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         if isinstance(viewer, Response):
             return viewer
         wanted = DeviceFilter(
-            organization=query.text(request, "organization", 200) or None,
+            organization=query.organization(request),
             platform=query.text(request, "platform", 32) or None,
             compliant=query.flag(request, "compliant"),
             stale=query.flag(request, "stale"),
@@ -140,7 +141,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     return [
         Route("/", overview, methods=["GET"]),
         Route("/devices", devices, methods=["GET"]),
-        Route("/devices/{device_id:path}", device, methods=["GET"]),
+        Route("/devices/{device_id:anypath}", device, methods=["GET"]),  # (anypath: see app.py)
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -149,7 +150,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     ]
 
 
-def _overview(store: Store, now: datetime, at: datetime | None, organization: str | None,
+def _overview(store: Store, now: datetime, at: datetime | None, organization: Organization,
               stale_after: timedelta) -> str:  # fmt: skip
     instant = (at or now).replace(microsecond=0)
     now = now.replace(microsecond=0)
@@ -159,7 +160,8 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: st
         if organization is None
         else store.summary(now=now, at=at, organization=None, stale_after=stale_after)
     )
-    start = (instant - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # (a trend as of year 1 starts on its first day: nothing is before it)
+    start = earlier(instant, timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     steps = history_steps(start, instant, timedelta(days=1), TREND_DAYS + 2)
     if steps[-1] != instant:  # end on the instant shown, not on the midnight before it
         steps.append(instant)
@@ -170,7 +172,9 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: st
     stale = store.stale_devices(
         now=instant, stale_after=stale_after, limit=STALE_LISTED, organization=organization, at=at
     )
+    named = {*everyone["by_organization"], *([organization] if isinstance(organization, str) else [])}
     return pages.overview(
         summary, points, rollouts, stale, at=iso(at) if at else None, organization=organization,
-        organizations=sorted({*everyone["by_organization"], *([organization] if organization else [])}),
+        organizations=sorted(named - {NO_ORGANIZATION_KEY}),
+        orgless=NO_ORGANIZATION_KEY in everyone["by_organization"] or organization is NO_ORGANIZATION,
     )  # fmt: skip

@@ -11,7 +11,9 @@ from typing import Any
 from pyagent.fleet.html_assets import esc, fmt_int, percent, stacked_bars
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
 from pyagent.server.dashboard.layout import device_link, link
+from pyagent.server.store.base import NO_ORGANIZATION, Organization
 
+NO_ORG_LABEL = "without organisation"
 WITH_STALE = (*COUNT_COLUMNS, ("stale", "Stale"))
 
 
@@ -23,19 +25,26 @@ def _badge(item: Mapping[str, Any]) -> str:
 
 
 def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts: Sequence[dict[str, Any]],
-             stale: Sequence[dict[str, Any]], *, at: str | None, organization: str | None,
-             organizations: Sequence[str]) -> str:  # fmt: skip
+             stale: Sequence[dict[str, Any]], *, at: str | None, organization: Organization,
+             organizations: Sequence[str], orgless: bool = False) -> str:  # fmt: skip
+    """``organizations``: the names to choose from; ``orgless``: offer the devices without one (not a
+    name: a box of its own, ``no_organization=true``, never merged with an organisation)."""
     options = "".join(
         f'<option value="{esc(o)}"{" selected" if o == organization else ""}>{esc(o)}</option>'
         for o in organizations
     )
+    checked = " checked" if organization is NO_ORGANIZATION else ""
     filters = (
         '<form class="filters" method="get" action="/"><label>As of (RFC 3339, empty: now)'
         f'<input name="at" value="{esc(at or "")}" placeholder="2023-03-16T12:00:00Z"></label>'
         '<label>Organisation<select name="organization"><option value="">all</option>'
         f"{options}</select></label>"
-        '<button type="submit">Show</button></form>'
-    )
+        + (f'<label><input type="checkbox" name="no_organization" value="true"{checked}> '
+           f"{NO_ORG_LABEL}</label>" if orgless else "")
+        + '<button type="submit">Show</button></form>'
+    )  # fmt: skip
+    narrowed = NO_ORG_LABEL if organization is NO_ORGANIZATION else organization
+    by_org = summary["by_organization"]
     trend = [(p["at"][:16].replace("T", " "), p) for p in points]
     bans = "".join(
         f'<tr><th scope="row"><a href="{link("/devices", ban=ban)}">{esc(ban)}</a></th>'
@@ -51,7 +60,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
     return "".join([
         f'<header class="top"><div><h1>Fleet compliance</h1><p class="sub">as of '
         f'<time id="as-of" datetime="{esc(summary["at"])}">{esc(summary["at"])}</time>'
-        f"{' · ' + esc(organization) if organization else ''}</p></div></header>",
+        f"{' · ' + esc(narrowed) if narrowed else ''}</p></div></header>",
         filters,
         kpis(summary, extra=[("stale", "Stale")]),
         '<div class="grid2">',
@@ -59,8 +68,8 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
              stacked_bars("chart-history", "Devices per day by compliance", "day", trend),
              counts_table("at", "Instant", dict(trend), WITH_STALE), wide=True),
         card("By organisation", stacked_bars("chart-orgs", "Devices by organisation", "organisation",
-                                             list(summary["by_organization"].items())),
-             counts_table("org", "Organisation", summary["by_organization"], WITH_STALE)),
+                                             [(o or NO_ORG_LABEL, c) for o, c in by_org.items()]),
+             _org_table(summary["by_organization"])),
         card("By platform", stacked_bars("chart-platforms", "Devices by platform", "platform",
                                          list(summary["by_platform"].items())),
              counts_table("platform", "Platform", summary["by_platform"], WITH_STALE)),
@@ -69,6 +78,13 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
         card("Stale devices", _stale(stale, at), wide=True),
         "</div>",
     ])  # fmt: skip
+
+
+def _org_table(by_organization: dict[str, dict[str, int]]) -> str:
+    """The counts per organisation; the devices without one (key "", which no organisation is
+    named) on a row of their own, labelled as such."""
+    table = counts_table("org", "Organisation", by_organization, WITH_STALE)
+    return table.replace('<th scope="row"></th>', f'<th scope="row"><em>{NO_ORG_LABEL}</em></th>', 1)
 
 
 def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
@@ -118,16 +134,20 @@ def _stale(stale: Sequence[dict[str, Any]], at: str | None) -> str:
     )  # (the device list is of current states: no link to it from a past instant)
 
 
-FILTERS = ("organization", "platform", "compliant", "stale", "ban")
-_LABELS = {"organization": "Organisation", "platform": "Platform", "compliant": "Compliant", "stale": "Stale",
-           "ban": "Violates ban"}  # fmt: skip
+FILTERS = ("organization", "no_organization", "platform", "compliant", "stale", "ban")
+_LABELS = {
+    "organization": "Organisation", "no_organization": NO_ORG_LABEL.capitalize(), "platform": "Platform",
+    "compliant": "Compliant", "stale": "Stale", "ban": "Violates ban",
+}  # fmt: skip
+_CHOICES = {"compliant": ("true", "false"), "stale": ("true", "false"), "no_organization": ("true",)}
 
 
 def _filter_field(name: str, value: str) -> str:
-    if name in ("compliant", "stale"):
+    if name in _CHOICES:
         options = "".join(
             f'<option value="{v}"{" selected" if v == value else ""}>{label}</option>'
             for v, label in (("", "any"), ("true", "yes"), ("false", "no"))
+            if v in ("", *_CHOICES[name])
         )
         return f'<label>{_LABELS[name]}<select name="{name}">{options}</select></label>'
     return f'<label>{_LABELS[name]}<input name="{name}" value="{esc(value)}"></label>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,8 +24,26 @@ class StoreError(NoDecisionError):
     """The database failed or is unreachable (exit 3 on the command line, 503 over HTTP)."""
 
 
+class QueryTimeout(StoreError):
+    """A reader's query ran past the store's ``query_timeout_seconds`` and was stopped (503 over HTTP)."""
+
+
 class StoreConflict(InvalidInputError):
     """A write that contradicts what is stored (a duplicate token name, a stale bundle revision)."""
+
+
+class NoOrganization(enum.Enum):
+    """The devices whose decisions name no organisation, as a filter: not a name, so that it never
+    matches an organisation whatever that is named (``(none)`` included)."""
+
+    NO_ORGANIZATION = "no_organization"
+
+
+NO_ORGANIZATION = NoOrganization.NO_ORGANIZATION
+#: What a fleet view is narrowed to: one organisation's name, the devices without one, or (None) all.
+Organization = str | NoOrganization | None
+#: How long a reader's query may run by default (``query_timeout_seconds`` in the server's settings).
+QUERY_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,8 @@ class Store(abc.ABC):
     """Everything the server reads and writes. Every method is one transaction."""
 
     url: str
+    #: A reader's transaction is stopped past this (:class:`QueryTimeout`); the server sets its own.
+    query_timeout_seconds: float = QUERY_TIMEOUT_SECONDS
 
     @abc.abstractmethod
     def migrate(self) -> list[str]:
@@ -206,7 +227,7 @@ class Store(abc.ABC):
     # fleet views (CONTRACT section 8; pyagent.server.store.fleet)
     @abc.abstractmethod
     def summary(
-        self, *, now: datetime, at: datetime | None, organization: str | None, stale_after: timedelta
+        self, *, now: datetime, at: datetime | None, organization: Organization, stale_after: timedelta
     ) -> dict[str, Any]: ...
 
     @abc.abstractmethod
@@ -216,18 +237,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def stale_devices(
-        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None,
+        self, *, now: datetime, stale_after: timedelta, limit: int, organization: Organization = None,
         at: datetime | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         """The stale devices, oldest decision first: now, or as of ``at`` (from the history)."""
 
     @abc.abstractmethod
     def history(
-        self, steps: Sequence[datetime], *, organization: str | None, stale_after: timedelta
+        self, steps: Sequence[datetime], *, organization: Organization, stale_after: timedelta
     ) -> list[dict[str, Any]]:
         """Counts at each instant of ``steps``, equal to ``summary(at=step)``'s, in one query."""
 
     @abc.abstractmethod
-    def rollout(self, name: str, organization: str | None = None) -> dict[str, Any] | None:
+    def rollout(self, name: str, organization: Organization = None) -> dict[str, Any] | None:
         """Devices per active revision of bundle ``name``, and the refusals reported with their reasons;
         with ``organization``, that organisation's devices only (and no OPA instance: it is no device)."""

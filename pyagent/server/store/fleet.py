@@ -13,22 +13,46 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select, text
+from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select, text
 
+from pyagent.redact import redact_strings
+from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.server.store.schema import devices
 
 STATUSES = ("compliant", "non_compliant", "invalid", "undecided")
 UNKNOWN = "(none)"
+#: The ``by_organization`` key of the devices without an organisation: no organisation is named ""
+#: (an empty one is stored as none), so they never merge with one, whatever it is named.
+NO_ORGANIZATION_KEY = ""
+
+
+def organization_sql(organization: Organization, keyword: str = "WHERE") -> str:
+    """The condition on ``organization`` of raw SQL (its value bound as ``:organization``)."""
+    if organization is None:
+        return ""
+    if organization is NO_ORGANIZATION:
+        return f"{keyword} organization IS NULL"
+    return f"{keyword} organization = :organization"
+
+
+def organization_name(organization: Organization) -> str | None:
+    """The value of ``:organization`` for :func:`organization_sql`."""
+    return organization if isinstance(organization, str) else None
+
+
+def organization_is(column: Column[Any], organization: Organization) -> ColumnElement[bool]:
+    """The condition on ``column`` for an organisation filter that is not None."""
+    return column.is_(None) if organization is NO_ORGANIZATION else column == organization
 
 
 @dataclass(frozen=True)
 class DeviceFilter:
-    organization: str | None = None
+    organization: Organization = None
     platform: str | None = None
     #: the last decision's ``allow`` (a device without one is not allowed)
     allow: bool | None = None
@@ -59,10 +83,10 @@ SELECT organization, platform, verdict, bans, count(*) AS n,
 """
 
 
-def _latest_at(conn: Connection, at: datetime, cutoff: datetime, organization: str | None) -> list[Any]:
+def _latest_at(conn: Connection, at: datetime, cutoff: datetime, organization: Organization) -> list[Any]:
     """Counts over each device's last decision at or before ``at`` (ties: the greater decision id)."""
-    where = "WHERE organization = :organization" if organization is not None else ""
-    params: dict[str, Any] = {"at": at, "cutoff": cutoff, "organization": organization}
+    where = organization_sql(organization)
+    params: dict[str, Any] = {"at": at, "cutoff": cutoff, "organization": organization_name(organization)}
     if conn.dialect.name == "sqlite":  # timestamps are stored as text in this form: compare as text
         params.update(
             at=sqlite_text(at),
@@ -85,7 +109,7 @@ def sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def summary(conn: Connection, *, now: datetime, at: datetime | None, organization: str | None,
+def summary(conn: Connection, *, now: datetime, at: datetime | None, organization: Organization,
             stale_after: timedelta) -> dict[str, Any]:  # fmt: skip
     """The fleet summary now (current states) or as of ``at`` (the append-only history)."""
     instant = at or now
@@ -97,7 +121,7 @@ def summary(conn: Connection, *, now: datetime, at: datetime | None, organizatio
     stale = func.count().filter(devices.c.decided_at < cutoff).label("n_stale")
     query: Select[Any] = select(*columns, func.count().label("n"), stale).group_by(*columns)
     if organization is not None:
-        query = query.where(devices.c.organization == organization)
+        query = query.where(organization_is(devices.c.organization, organization))
     return _fold(conn.execute(query).all(), instant)
 
 
@@ -112,7 +136,8 @@ def _fold(rows: Iterable[Any], instant: datetime) -> dict[str, Any]:
     by_ban: defaultdict[str, dict[str, int]] = defaultdict(lambda: {"devices": 0})
     for row in rows:  # a group's stale devices count as not compliant, the others by their verdict
         stale = int(row.n_stale or 0)
-        for counts in (totals, by_org[row.organization or UNKNOWN], by_platform[row.platform or UNKNOWN]):
+        organization = row.organization or NO_ORGANIZATION_KEY
+        for counts in (totals, by_org[organization], by_platform[row.platform or UNKNOWN]):
             counts["devices"] += row.n
             counts[row.verdict] += row.n - stale
             counts["non_compliant"] += stale
@@ -143,7 +168,7 @@ def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
     ).order_by(devices.c.device_id).limit(wanted.limit + 1)  # fmt: skip
     conditions = []
     if wanted.organization is not None:
-        conditions.append(devices.c.organization == wanted.organization)
+        conditions.append(organization_is(devices.c.organization, wanted.organization))
     if wanted.platform is not None:
         conditions.append(devices.c.platform == wanted.platform)
     if wanted.allow is not None:
@@ -154,9 +179,9 @@ def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
         conditions.append(or_(devices.c.verdict != "compliant", devices.c.decided_at < cutoff))
     if wanted.stale is not None:
         conditions.append(devices.c.decided_at < cutoff if wanted.stale else devices.c.decided_at >= cutoff)
-    if wanted.ban is not None:
-        pattern = "%|" + wanted.ban.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "|%"
-        conditions.append(devices.c.bans.like(pattern, escape="\\"))
+    if wanted.ban is not None:  # exactly that ban, case and all: ``bans`` is "|a|b|" (no name has a "|")
+        found = func.instr if conn.dialect.name == "sqlite" else func.strpos
+        conditions.append(found(devices.c.bans, f"|{wanted.ban}|") > 0 if "|" not in wanted.ban else false())
     if wanted.cursor is not None:
         conditions.append(devices.c.device_id > wanted.cursor)
     rows = conn.execute(query.where(*conditions) if conditions else query).all()
@@ -198,14 +223,16 @@ WHERE decided_at < :cutoff {where} ORDER BY decided_at, device_id LIMIT :limit
 
 
 def stale_devices(
-    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None,
+    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int, organization: Organization = None,
     at: datetime | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The stale devices, oldest decision first: now (current states), or as of ``at`` (the history)."""
     if at is not None:
-        where = "AND organization = :organization" if organization is not None else ""
-        params: dict[str, Any] = {"at": at, "cutoff": earlier(at, stale_after), "organization": organization,
-                                  "limit": limit}  # fmt: skip
+        where = organization_sql(organization, "AND")
+        params: dict[str, Any] = {
+            "at": at, "cutoff": earlier(at, stale_after), "organization": organization_name(organization),
+            "limit": limit,
+        }  # fmt: skip
         sql = _STALE_AT_POSTGRES
         if conn.dialect.name == "sqlite":
             params.update(at=sqlite_text(at), cutoff=sqlite_text(params["cutoff"]))
@@ -219,67 +246,8 @@ def stale_devices(
         .limit(limit)
     )  # fmt: skip
     if organization is not None:
-        query = query.where(devices.c.organization == organization)
+        query = query.where(organization_is(devices.c.organization, organization))
     return [_device_item(row) for row in conn.execute(query)]
-
-
-#: Counts at many instants in one pass: each decision holds from its instant until its device's next
-#: decision (LEAD over the history index); an instant counts the decisions that hold at it. Spans
-#: that ended before the first instant are dropped before the join.
-_HISTORY = """
-WITH steps(step, cutoff) AS (VALUES {values}),
-spans AS (
-  SELECT organization, verdict, decided_at,
-         LEAD(decided_at) OVER (PARTITION BY device_id ORDER BY decided_at, decision_id) AS next_at
-  FROM decisions WHERE decided_at <= :last),
-live AS (SELECT * FROM spans WHERE next_at IS NULL OR next_at > :first)
-SELECT step, verdict, decided_at < cutoff AS stale, count(*) AS n FROM steps JOIN live
-  ON live.decided_at <= step AND (live.next_at IS NULL OR live.next_at > step) {where}
-GROUP BY step, verdict, decided_at < cutoff
-"""
-
-
-def history(conn: Connection, steps: Sequence[datetime], *, organization: str | None,
-            stale_after: timedelta) -> list[dict[str, Any]]:  # fmt: skip
-    """Per instant of ``steps``: devices, each status and stale, as ``summary(at=...)`` counts them."""
-    if not steps:
-        return []
-    sqlite = conn.dialect.name == "sqlite"
-
-    def bound(value: datetime) -> Any:  # SQLite keeps timestamps as text of this form
-        return sqlite_text(value) if sqlite else value
-
-    params: dict[str, Any] = {
-        "first": bound(min(steps)),
-        "last": bound(max(steps)),
-        "organization": organization,
-    }
-    values = []
-    for index, step in enumerate(steps):
-        params[f"s{index}"], params[f"c{index}"] = bound(step), bound(earlier(step, stale_after))
-        values.append(f"(:s{index}, :c{index})")
-    where = "WHERE organization = :organization" if organization is not None else ""
-    rows = conn.execute(text(_HISTORY.format(values=", ".join(values), where=where)), params).all()
-    points: dict[Any, dict[str, Any]] = {
-        bound(step): {"at": iso(step), "devices": 0, **dict.fromkeys(STATUSES, 0), "stale": 0}
-        for step in steps
-    }
-    for row in rows:
-        point = points[row.step if sqlite else _aware(row.step)]
-        status = "non_compliant" if row.stale else row.verdict
-        point["devices"] += row.n
-        point[status] += row.n
-        point["stale"] += row.n if row.stale else 0
-    return list(points.values())
-
-
-def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -> list[datetime]:
-    if step <= timedelta(0) or end < start:
-        return []
-    count = int((end - start) / step) + 1
-    if count > limit:
-        raise ValueError(f"{count} steps asked, at most {limit}: widen step or narrow from/to")
-    return [start + i * step for i in range(count)]
 
 
 def _entry(bundles: dict[str, Any], name: str, published: Collection[str], key: str) -> dict[str, Any] | None:
@@ -315,9 +283,11 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
             continue
         active[row.instance_id] = str(info.get("active_revision") or NO_REVISION)
         if info.get("code") or info.get("message") or info.get("errors"):
+            # (redacted when stored; again here for what was stored before a rule was added)
+            reasons = redact_strings({"code": info.get("code"), "message": info.get("message"),
+                                      "errors": info.get("errors") or []})  # fmt: skip
             refusals.append({
-                "instance_id": row.instance_id, "active_revision": active[row.instance_id],
-                "code": info.get("code"), "message": info.get("message"), "errors": info.get("errors") or [],
+                "instance_id": row.instance_id, "active_revision": active[row.instance_id], **reasons,
                 "last_seen": iso(_aware(row.last_seen)),
             })  # fmt: skip
     refusals.sort(key=lambda r: r["instance_id"])

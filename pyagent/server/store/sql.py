@@ -13,19 +13,23 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pyagent.server.store import fleet, ingest, partitions, revisions
+from pyagent.redact import redact_strings
+from pyagent.server.store import fleet, history, ingest, partitions, revisions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
     DeviceState,
     IngestResult,
     NewRevision,
+    Organization,
+    QueryTimeout,
     StatusRow,
     Store,
     StoreConflict,
     StoreError,
     TokenInfo,
 )
+from pyagent.server.store.deadline import Deadline
 from pyagent.server.store.engine import open_engine, redact
 from pyagent.server.store.schema import (
     bundle_files,
@@ -63,7 +67,10 @@ class SqlStore(Store):
         """One transaction. On SQLite a write takes the write lock at BEGIN (IMMEDIATE); a ``read``
         does not, so that readers (token checks, long polls, the dashboard) never queue behind
         another process's ingest (WAL: readers see the last commit). A read of ``one_statement``
-        is that statement alone on PostgreSQL (autocommit: no BEGIN and COMMIT round trips)."""
+        is that statement alone on PostgreSQL (autocommit: no BEGIN and COMMIT round trips).
+        A read is stopped after ``query_timeout_seconds`` (:class:`QueryTimeout`, see
+        :mod:`~pyagent.server.store.deadline`)."""
+        timeout = Deadline(self.query_timeout_seconds) if read else None
         try:
             with self.engine.connect() as conn:
                 if read:
@@ -71,10 +78,18 @@ class SqlStore(Store):
                 if read and one_statement and self.dialect == "postgresql":
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 with conn.begin():
-                    yield conn
+                    if timeout is None or (one_statement and self.dialect == "postgresql"):
+                        yield conn  # (a one-statement read is one indexed lookup)
+                    else:
+                        with timeout.bound(conn):
+                            yield conn
         except (OperationalError, DBAPIError) as err:
             if isinstance(err, IntegrityError):
                 raise
+            if timeout is not None and timeout.stopped(err):
+                raise QueryTimeout(
+                    f"the query took longer than {timeout.seconds:g} s and was stopped"
+                ) from err
             raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
 
     def migrate(self) -> list[str]:
@@ -282,11 +297,11 @@ class SqlStore(Store):
             verdict=row.verdict,
             report_digest=row.report_digest,
         )
-        if status is not None:
+        if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
             state.status = {
                 "instance_id": status.instance_id,
-                "bundles": _json(status.bundles),
-                "errors": _json(status.errors),
+                "bundles": redact_strings(_json(status.bundles)),
+                "errors": redact_strings(_json(status.errors)),
                 "last_seen": utc(status.last_seen),
             }
         state.history = [
@@ -313,7 +328,7 @@ class SqlStore(Store):
 
     # fleet views
     def summary(
-        self, *, now: datetime, at: datetime | None, organization: str | None, stale_after: timedelta
+        self, *, now: datetime, at: datetime | None, organization: Organization, stale_after: timedelta
     ) -> dict[str, Any]:
         with self._tx(read=True) as conn:
             return fleet.summary(conn, now=now, at=at, organization=organization, stale_after=stale_after)
@@ -325,7 +340,7 @@ class SqlStore(Store):
             return fleet.device_page(conn, wanted, now=now, stale_after=stale_after)
 
     def stale_devices(
-        self, *, now: datetime, stale_after: timedelta, limit: int, organization: str | None = None,
+        self, *, now: datetime, stale_after: timedelta, limit: int, organization: Organization = None,
         at: datetime | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         with self._tx(read=True) as conn:
@@ -334,12 +349,12 @@ class SqlStore(Store):
             )
 
     def history(
-        self, steps: Sequence[datetime], *, organization: str | None, stale_after: timedelta
+        self, steps: Sequence[datetime], *, organization: Organization, stale_after: timedelta
     ) -> list[dict[str, Any]]:
         with self._tx(read=True) as conn:
-            return fleet.history(conn, steps, organization=organization, stale_after=stale_after)
+            return history.history(conn, steps, organization=organization, stale_after=stale_after)
 
-    def rollout(self, name: str, organization: str | None = None) -> dict[str, Any] | None:
+    def rollout(self, name: str, organization: Organization = None) -> dict[str, Any] | None:
         with self._tx(read=True) as conn:
             newest = conn.execute(
                 select(
@@ -356,7 +371,7 @@ class SqlStore(Store):
             ).all()
             wanted = select(devices.c.device_id, devices.c.bundles)
             if organization is not None:
-                wanted = wanted.where(devices.c.organization == organization)
+                wanted = wanted.where(fleet.organization_is(devices.c.organization, organization))
             decided = conn.execute(wanted).all()
             published = set(
                 conn.execute(
