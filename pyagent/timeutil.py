@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 from pyagent.errors import InvalidInputError
 
-_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+# ASCII digits only (``\d`` takes any script's, which ``int()`` reads but OPA refuses), and nothing after
+# the zone (``$`` would let a trailing newline through): always used with ``fullmatch``.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def is_rfc3339(value: str) -> bool:
     """True for an RFC 3339 timestamp with a time zone, within calendar ranges."""
-    match = _RFC3339.match(value)
+    match = _RFC3339.fullmatch(value)
     if not match:
         return False
     try:
@@ -32,7 +36,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def in_opa_range(value: str) -> bool:
     """True for an RFC 3339 timestamp (:func:`is_rfc3339`) that OPA can read as nanoseconds, from
     ``OPA_FIRST`` to ``OPA_LAST``."""
-    match = _RFC3339.match(value)
+    match = _RFC3339.fullmatch(value)
     if not match or not is_rfc3339(value):
         return False
     year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))

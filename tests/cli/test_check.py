@@ -199,8 +199,14 @@ def test_schema_invalid_report_exits_2_with_every_error(engine_args: list[str], 
 
 
 @pytest.mark.parametrize(
-    "at", ["yesterday", "2023-03-16", "2023-03-16T09:30:00", "2023-02-30T00:00:00Z", "", " "]
-)
+    "at",
+    [
+        "yesterday", "2023-03-16", "2023-03-16T09:30:00", "2023-02-30T00:00:00Z", "", " ",
+        "2023-03-16T09:30:00Z\n",  # ``$`` let a trailing newline through, and OPA refuses it
+        "\uff12\uff10\uff12\uff13-03-16T09:30:00Z",  # fullwidth digits: int() reads them, OPA does not
+        "2023-03-16T09:30:00+0\u0661:00",  # an Arabic-Indic one in the offset
+    ],
+)  # fmt: skip
 def test_bad_at_exits_2(at: str) -> None:
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", at])
     assert result.exit_code == 2
