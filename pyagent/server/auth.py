@@ -14,7 +14,7 @@ from pyagent.server.errors import HttpError
 from pyagent.server.store.base import Store
 
 PREFIX = "pya_"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
 #: Which roles may call what. ``admin`` may do everything a reader may.
 GRANTS = {"agent": {"agent"}, "reader": {"reader", "admin"}, "admin": {"admin"}}
 
@@ -30,7 +30,7 @@ def token_hash(token: str) -> str:
 def check_name(name: str) -> str:
     from pyagent.errors import InvalidInputError
 
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # (match: "$" lets a trailing newline through)
         raise InvalidInputError(
             f"token name {name!r}: use 1-200 letters, digits, '.', '_', '@' or '-', "
             "starting with a letter or digit"

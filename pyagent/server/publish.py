@@ -30,7 +30,7 @@ from pyagent.policy.datacheck import check_members as check_data
 from pyagent.policy.index import check_members as check_index
 from pyagent.server.store.base import BundleFile, NewRevision, Store
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 LIMITS = BundleLimits(
     max_archive_bytes=MAX_BUNDLE_BYTES,
@@ -51,7 +51,7 @@ class Published:
 
 
 def check_bundle_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # (match: "$" lets a trailing newline through)
         raise InvalidInputError(
             f"bundle name {name!r}: use 1-200 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

@@ -240,3 +240,16 @@ def test_publish_refuses_a_file_that_is_no_bundle(db: str, tmp_path: Path) -> No
     code, _, err = run("publish", "--name", "pyagent", str(junk), "--db", db)
     assert code == 2 and err.startswith(f"pyagent: error: bundle {junk}") and err.count("\n") == 1
     assert run("publish", "--name", "../etc", str(junk), "--db", db)[0] == 2
+
+
+def test_a_name_ending_in_a_line_break_is_refused() -> None:
+    """``re.match`` with ``$`` took "agents\\n" as a token name and "pyagent\\n" as a bundle name."""
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.auth import check_name
+    from pyagent.server.publish import check_bundle_name
+
+    assert (check_name("agents"), check_bundle_name("pyagent")) == ("agents", "pyagent")
+    with pytest.raises(InvalidInputError, match=r"^token name 'agents\\n': use 1-200 letters"):
+        check_name("agents\n")
+    with pytest.raises(InvalidInputError, match=r"^bundle name 'pyagent\\n': use 1-200 letters"):
+        check_bundle_name("pyagent\n")
