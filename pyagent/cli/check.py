@@ -16,7 +16,7 @@ from pyagent.cli.options import (
     org_option,
     output_option,
 )
-from pyagent.cli.render import emit, summary_line
+from pyagent.cli.render import emit, emit_refusal, summary_line
 from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
@@ -89,6 +89,25 @@ def check(
         settings = with_policy_dir(ctx, settings, policy_dir)
     check_bundle_given(ctx, settings)
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
+    source = "this machine" if report is None else "<stdin>" if report == "-" else report
+    try:
+        decision = _decide(settings, report, org, when, (device_id, ownership, mdm_enrolled, mdm_provider))
+    except InvalidInputError as err:  # a refused input: the format may say so where it is read
+        emit_refusal(err, fmt=fmt, output=output, source=source)
+        raise
+    emit(decision, fmt=fmt, output=output, source=source)
+    if fmt != OutputFormatName.TEXT.value:
+        click.echo(summary_line(decision), err=True)
+    ctx.exit(0 if decision["allow"] else 1)
+
+
+def _decide(
+    settings: EngineSettings, report: str | None, org: str | None, when: str,
+    machine: tuple[str | None, str | None, bool | None, str | None],
+) -> dict[str, Any]:  # fmt: skip
+    """The decision for REPORT (or this machine, collected with ``machine``'s facts), its policy errors
+    raised (:func:`raise_for_policy_errors`)."""
+    device_id, ownership, mdm_enrolled, mdm_provider = machine
     if report is None:
         from pyagent.cli.collect import collect_this_machine
         from pyagent.facts import FactFlags
@@ -111,10 +130,7 @@ def check(
     with build_engine(settings) as engine:
         decision = decide(engine, document, at=when)
     raise_for_policy_errors(decision, source=source)
-    emit(decision, fmt=fmt, output=output, source=source)
-    if fmt != OutputFormatName.TEXT.value:
-        click.echo(summary_line(decision), err=True)
-    ctx.exit(0 if decision["allow"] else 1)
+    return decision
 
 
 def with_policy_dir(ctx: click.Context, settings: EngineSettings, policy_dir: str) -> EngineSettings:

@@ -30,6 +30,23 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
     click.echo(rendered, nl=not rendered.endswith("\n"), err=is_text)
 
 
+def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source: str) -> None:
+    """What ``fmt`` says of a refused input (:meth:`OutputFormat.render_refusal`), where its output
+    goes; nothing for a format that says nothing more than the error on stderr."""
+    issues = getattr(err, "issues", None)  # a report that does not match the schema: each problem
+    problems = [str(issue) for issue in issues] if issues else [err.message]
+    rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(problems, source=source)
+    if rendered is None:
+        return
+    if output and output != "-":
+        try:
+            Path(output).write_text(rendered, encoding="utf-8")
+        except OSError:  # the refusal itself is what the user needs to see: it follows, on stderr
+            return
+        return
+    click.echo(rendered, nl=False)
+
+
 def summary_line(decision: Mapping[str, Any]) -> str:
     """One line for a person, on stderr, next to machine output; what came from the report (device id,
     organisation) escaped, so that it can neither move the cursor nor start another line."""

@@ -20,7 +20,7 @@ overrides, ...) are shown escaped (:func:`~pyagent.termsafe.printable`): the log
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pyagent.outputs.base import (
@@ -106,3 +106,10 @@ class GithubFormat(OutputFormat):
         lines.append("::endgroup::")
         lines.append(verdict_line(parsed))
         return "\n".join(lines) + "\n"
+
+    def render_refusal(self, problems: Sequence[str], *, source: str) -> str | None:
+        """One ``error`` annotation per problem, on the report's file, titled ``invalid input``: a
+        refused report shows on the pull request like a violation does."""
+        file = report_file(source)
+        lines = [command("error", problem, file=file, title="invalid input") for problem in problems]
+        return "\n".join(lines) + "\n" if lines else None

@@ -144,3 +144,38 @@ def test_check_prints_annotations_on_stdout(policy_bundle: Path) -> None:
         "1 violation, 0 warnings, 0 exempted"
     ]
     assert result.stderr == "pyagent: NON-COMPLIANT: in-bengaluru-personal-2210 (india): 1 violation\n"
+
+
+def test_a_refused_report_is_an_error_annotation_on_it(tmp_path: Path) -> None:
+    """An invalid report (exit 2) showed on the pull request as nothing: each schema problem is now an
+    ``error`` annotation on the report's file; the error itself stays on stderr as for every format."""
+    report = tmp_path / "bad.json"
+    report.write_text(
+        '{"schema_version": 1, "collected_at": "2023-03-16T09:30:00Z", "device": {"id": "d-1",'
+        ' "platform": "symbian", "ownership": "corporate", "organization": "eu-commission",'
+        ' "mdm": {"enrolled": true}}, "apps": [], "colour": "red"}'
+    )
+    result = CliRunner().invoke(
+        cli, ["check", str(report), "--at", "2023-03-16T09:30:00Z", "--format", "github"]
+    )
+    assert result.exit_code == 2
+    annotation = f"::error file={escape_property(str(report))},title=invalid input::"
+    assert result.stdout.splitlines() == [
+        annotation + "$.colour: unknown field; allowed fields: apps, collected_at, collector, device, extra,"
+        ' schema_version; put free-form data under "extra"',
+        annotation
+        + '$.device.platform: expected one of "android", "ios", "windows", "macos", "linux", got "symbian"',
+    ]
+    assert result.stderr.startswith(f"pyagent: error: {report}: report does not match the schema (2 errors)")
+
+
+def test_an_unknown_organisation_is_an_annotation_and_json_prints_nothing(tmp_path: Path) -> None:
+    report = str(EXAMPLES / "india-personal-lite.json")
+    args = ["check", report, "--org", "nowhere", "--at", "2023-03-16T09:30:00Z", "--format"]
+    github = CliRunner().invoke(cli, [*args, "github"])
+    assert github.exit_code == 2
+    [line] = github.stdout.splitlines()
+    assert line.startswith(f"::error file={escape_property(report)},title=invalid input::")
+    assert "nowhere" in line
+    as_json = CliRunner().invoke(cli, [*args, "json"])
+    assert (as_json.exit_code, as_json.stdout) == (2, "")
