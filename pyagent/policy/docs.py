@@ -70,7 +70,7 @@ INDEX_SECTION = [
     "  did: the same decisions, only slower. A Rego test and the engines' differential tests check",
     "  that decisions with and without the index are equal.",
     "- The index carries `digest`, the SHA-256 of the bans (their identifiers and reasons), work apps,",
-    "  times and organisations it was built from. Its format is 3: publishing refuses another, and the",
+    "  times and organisations it was built from. Its format is 4: publishing refuses another, and the",
     "  embedded engine refuses a later one (it decides with an index it builds itself over an earlier",
     "  one), so upgrade agents before publishing bundles built by a newer pyagent. An",
     "  index that does not match the data beside it is refused with the reason, never used: by the",

@@ -32,15 +32,15 @@ from pyagent.policy.orgindex import resolved_orgs
 
 #: The data root the index lives under: ``data.pyagent_index``.
 ROOT = "pyagent_index"
-FORMAT = 3
+FORMAT = 4
 _CASE_INSENSITIVE = frozenset({"ios", "macos", "windows"})
 _SEPARATOR = "\u0000"
 
 
 #: Why pyagent's policy without its data is refused: it decides nothing (every device an error).
 NO_POLICY_DATA = (
-    "no policy data (data.pyagent.organizations): give the data folder too,"
-    " e.g. `pyagent policy bundle policies/rego policies/data`"
+    "no policy data (data.pyagent.organizations): give the data folder with the Rego"
+    " (policies/rego and policies/data, or the folder holding both)"
 )
 
 
@@ -50,11 +50,20 @@ def has_policy_data(data: Mapping[str, Any]) -> bool:
     return isinstance(pyagent, dict) and bool(pyagent.get("organizations"))
 
 
-#: Why a policy folder may not hold ``data.pyagent_index``.
-FOLDER_INDEX = (
-    "pyagent builds the index for each bundle and never reads one from a policy folder (`opa run` on the"
-    f" folder would decide from it, current or not): remove the {ROOT}/ folder"
-)
+#: Where a bundle keeps the revision it was built as (``pyagent policy bundle --revision``).
+BUILD_ROOT = "pyagent_build"
+#: Why a policy folder may not hold ``data.pyagent_index`` or ``data.pyagent_build``, by root.
+FOLDER_ROOTS = {
+    ROOT: (
+        "pyagent builds the index for each bundle and never reads one from a policy folder (`opa run` on"
+        f" the folder would decide from it, current or not): remove the {ROOT}/ folder"
+    ),
+    BUILD_ROOT: (
+        "the bundle build writes the revision it builds there (`--revision`, else data.pyagent.revision);"
+        f" a policy folder keeping one would name another: remove the {BUILD_ROOT}/ folder"
+    ),
+}
+FOLDER_INDEX = FOLDER_ROOTS[ROOT]
 
 
 class StaleIndexError(InvalidInputError):
@@ -297,12 +306,13 @@ def data_of_dirs(dirs: list[str] | list[Path]) -> dict[str, Any]:
 
 
 def write_root_for_dirs(dirs: list[str] | list[Path], directory: Path) -> Path:
-    """:func:`write_root` for the data in policy directories; refuse one that ships an index of its own
-    (:data:`FOLDER_INDEX`)."""
+    """:func:`write_root` for the data in policy directories; refuse one that keeps what the bundle
+    build writes (:data:`FOLDER_ROOTS`: an index, a build revision)."""
     data = data_of_dirs(dirs)
     label = ", ".join(map(str, dirs))
-    if ROOT in data:
-        raise InvalidInputError(f"{label}: data.{ROOT}: {FOLDER_INDEX}")
+    for root, why in FOLDER_ROOTS.items():
+        if root in data:
+            raise InvalidInputError(f"{label}: data.{root}: {why}")
     return write_root(data, directory)
 
 

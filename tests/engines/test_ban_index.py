@@ -142,7 +142,7 @@ def test_check_refuses_an_index_edited_after_it_was_built(shipped_data: dict[str
     built["bans"]["android"].pop("com.zhiliaoapp.musically")
     with pytest.raises(index.StaleIndexError, match="edited after it was built"):
         index.check({**shipped_data, index.ROOT: built})
-    with pytest.raises(index.StaleIndexError, match="not a ban index of format 3"):
+    with pytest.raises(index.StaleIndexError, match="not a ban index of format 4"):
         index.check({**shipped_data, index.ROOT: {"format": 9}})
 
 
@@ -204,7 +204,7 @@ def test_the_embedded_engine_decides_a_bundle_with_an_index_of_an_earlier_format
     opa_bin: str, shipped_data: dict[str, Any], tmp_path: Path
 ) -> None:
     """An agent upgraded before its bundles are rebuilt: the engine decides with its own index (format
-    3) and ignores the bundle's format-2 one (resolved organisations without message tails); publishing
+    4) and ignores the bundle's format-2 one (resolved organisations without message tails); publishing
     such a bundle is still refused."""
     earlier = {**index.build(shipped_data), "format": 2}
     earlier["resolved_orgs"] = {
@@ -215,10 +215,10 @@ def test_the_embedded_engine_decides_a_bundle_with_an_index_of_an_earlier_format
     with build_engine(EngineSettings(engine="embedded", bundle=str(bundle))) as engine:
         got = engine.evaluate(case)
     assert got == _eval(opa_bin, "data.pyagent.decision", *POLICY_DIRS, input_=case)
-    with pytest.raises(index.StaleIndexError, match="is not a ban index of format 3; rebuild the bundle"):
+    with pytest.raises(index.StaleIndexError, match="is not a ban index of format 4; rebuild the bundle"):
         index.check({**shipped_data, index.ROOT: earlier})
-    with pytest.raises(index.StaleIndexError, match="is not a ban index of format 3; rebuild the bundle"):
-        index.check({**shipped_data, index.ROOT: {**earlier, "format": 4}}, replaced=True)
+    with pytest.raises(index.StaleIndexError, match="is not a ban index of format 4; rebuild the bundle"):
+        index.check({**shipped_data, index.ROOT: {**earlier, "format": 5}}, replaced=True)
 
 
 def test_policy_bundle_ships_the_index_and_publish_refuses_a_tampered_one(

@@ -279,8 +279,21 @@ rule_errors contains err if {
 }
 
 # METADATA
-# title: A ban in force whose identifiers for the device's platform are not a list
+# title: A ban in force whose identifiers are not listed per platform
 # description: Its identifiers would match nothing, and the device would be allowed without a word.
+rule_errors contains err if {
+	some r in inheritance.rules
+	apps := data.pyagent.bans[r.rule.ban].apps
+	not is_object(apps)
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.bans", r.rule.ban, "apps"]),
+		"message": concat("", ["ban ", r.rule.ban, " lists its identifiers as ", json.marshal(apps), "; expected a list of identifiers per platform"]),
+	}
+}
+
+# METADATA
+# title: A ban in force whose identifiers for the device's platform are not a list
 rule_errors contains err if {
 	some r in inheritance.rules
 	ids := data.pyagent.bans[r.rule.ban].apps[matching.platform]
@@ -293,17 +306,48 @@ rule_errors contains err if {
 }
 
 # METADATA
-# title: Work apps for the device's platform that are not a list
+# title: Work apps, shared or of an organisation in the chain, not listed per platform as lists
+# description: Only where a rule in force rests on work apps; they would match nothing.
 rule_errors contains err if {
+	work_apps_in_force
+	some source in work_app_sources
+	[path, apps] := source
+	err := work_apps_error(path, apps)
+}
+
+# METADATA
+# title: A rule in force rests on the device's work apps
+work_apps_in_force if {
 	some r in inheritance.rules
 	"personal-with-work-apps" in object.get(r.rule, "scopes", [])
-	ids := data.pyagent.work_apps[matching.platform]
+}
+
+# METADATA
+# title: Where work apps are listed, with what is listed there
+work_app_sources contains ["pyagent.work_apps", data.pyagent.work_apps]
+
+work_app_sources contains [concat(".", ["pyagent.organizations", name, "work_apps"]), apps] if {
+	some name in inheritance.chain
+	apps := inheritance.organizations[name].work_apps
+}
+
+# METADATA
+# title: The error of work apps not listed per platform as lists
+work_apps_error(path, apps) := {
+	"code": "invalid_policy_data",
+	"path": path,
+	"message": concat("", ["work apps at ", path, " are ", json.marshal(apps), "; expected a list of identifiers per platform"]),
+} if {
+	not is_object(apps)
+}
+
+work_apps_error(path, apps) := {
+	"code": "invalid_policy_data",
+	"path": concat(".", [path, matching.platform]),
+	"message": concat("", ["work apps for ", matching.platform, " at ", path, " are ", json.marshal(ids), "; expected a list of identifiers"]),
+} if {
+	ids := apps[matching.platform]
 	not is_array(ids)
-	err := {
-		"code": "invalid_policy_data",
-		"path": concat(".", ["pyagent.work_apps", matching.platform]),
-		"message": concat("", ["work apps for ", matching.platform, " are ", json.marshal(ids), "; expected a list of identifiers"]),
-	}
 }
 
 data_error(key, field, msg) := {

@@ -341,7 +341,40 @@ test_work_apps_given_as_one_string_is_a_data_error if {
 	d.errors == [{
 		"code": "invalid_policy_data",
 		"path": "pyagent.work_apps.android",
-		"message": "work apps for android are \"com.microsoft.teams\"; expected a list of identifiers",
+		"message": "work apps for android at pyagent.work_apps are \"com.microsoft.teams\"; expected a list of identifiers",
+	}]
+	d.allow == false
+}
+
+test_ban_identifiers_not_per_platform_is_a_data_error if {
+	bans := object.union(data.pyagent.bans, {"tiktok": {"apps": ["com.zhiliaoapp.musically"]}})
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent.bans as bans
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.bans.tiktok.apps",
+		"message": "ban tiktok lists its identifiers as [\"com.zhiliaoapp.musically\"]; expected a list of identifiers per platform",
+	}]
+	d.allow == false
+}
+
+test_an_organisations_work_apps_given_as_one_string_is_a_data_error if {
+	phone := {
+		"at": "2023-03-16T09:30:00Z",
+		"report": {
+			"device": {
+				"id": "d-1", "platform": "android", "ownership": "personal",
+				"organization": "eeas", "mdm": {"enrolled": false},
+			},
+			"apps": [tiktok, {"id": "com.example.work"}],
+		},
+	}
+	orgs := object.union(data.pyagent.organizations, {"eeas": {"work_apps": {"android": "com.example.work"}}})
+	d := decision with input as phone with data.pyagent.organizations as orgs
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.organizations.eeas.work_apps.android",
+		"message": "work apps for android at pyagent.organizations.eeas.work_apps are \"com.example.work\"; expected a list of identifiers",
 	}]
 	d.allow == false
 }

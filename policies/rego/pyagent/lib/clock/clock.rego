@@ -15,7 +15,7 @@ rfc3339 := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})
 # title: Nanoseconds since the Unix epoch of an RFC 3339 timestamp
 # description: Undefined when `ts` is not a strict RFC 3339 timestamp or is out of range.
 ns(ts) := n if {
-	data.pyagent_index.format == 3
+	data.pyagent_index.format == 4
 	n := data.pyagent_index.times[ts]
 } else := parse_ns(ts)
 

@@ -70,7 +70,7 @@ test_valid_time_has_no_error if {
 }
 
 test_ns_reads_the_shipped_index if {
-	times := {"format": 3, "times": {"2023-03-15T00:00:00Z": 7}}
+	times := {"format": 4, "times": {"2023-03-15T00:00:00Z": 7}}
 	clock.ns("2023-03-15T00:00:00Z") == 7 with data.pyagent_index as times
 	clock.ns("2023-03-16T00:00:00Z") == 1678924800000000000 with data.pyagent_index as times
 	clock.ns("2023-03-15T00:00:00Z") == 1678838400000000000 with data.pyagent_index as {"format": 1, "times": times.times}

@@ -39,7 +39,7 @@ chain := {name | some name in resolved.chain} if {
 #   `data.pyagent_index.resolved_orgs[organization]`: its chain and rules, resolved when the bundle was
 #   built (`pyagent/policy/orgindex.py`), only for an organisation in whose chain and rules this policy
 #   finds no error. Undefined otherwise (and without the index): the rules here resolve it per decision.
-resolved := data.pyagent_index.resolved_orgs[organization] if data.pyagent_index.format == 3
+resolved := data.pyagent_index.resolved_orgs[organization] if data.pyagent_index.format == 4
 
 # METADATA
 # title: Ancestors of an organisation

@@ -85,7 +85,7 @@ matches(idx, id) if {
 #   bundle`, `pyagent/policy/index.py`) and checked against it there: for each platform, every
 #   banned identifier's lookup key mapped to the bans that list it; the work apps likewise. Read
 #   only by ground key, so that a decision reads one entry per app, never the whole index.
-shipped if data.pyagent_index.format == 3
+shipped if data.pyagent_index.format == 4
 
 # METADATA
 # title: Is a ban in the shipped index

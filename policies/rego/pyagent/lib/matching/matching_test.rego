@@ -85,8 +85,8 @@ test_index_keys_by_platform if {
 }
 
 test_ban_indexed_only_with_a_known_format if {
-	matching.ban_indexed("tiktok") with data.pyagent_index as {"format": 3, "indexed_bans": {"tiktok": true}}
-	not matching.ban_indexed("capcut") with data.pyagent_index as {"format": 3, "indexed_bans": {"tiktok": true}}
+	matching.ban_indexed("tiktok") with data.pyagent_index as {"format": 4, "indexed_bans": {"tiktok": true}}
+	not matching.ban_indexed("capcut") with data.pyagent_index as {"format": 4, "indexed_bans": {"tiktok": true}}
 	not matching.ban_indexed("tiktok") with data.pyagent_index as {"format": 1, "indexed_bans": {"tiktok": true}}
 	not matching.ban_indexed("tiktok")
 }
@@ -116,7 +116,7 @@ ban_keys_on(p) := {k: {e[2]: true | some e in ban_entries; e[0] == p; e[1] == k}
 platform_keys(apps) := {p: {k: true | some id in ids; some k in keys_for(p, id)} | some p, ids in apps}
 
 rego_index := {
-	"format": 3,
+	"format": 4,
 	"bans": {p: ban_keys_on(p) | some [p, _, _] in ban_entries},
 	"keys": {p: {k: [] | some k, _ in ban_keys_on(p)} | some [p, _, _] in ban_entries},
 	"sizes": {p: count(ban_keys_on(p)) | some [p, _, _] in ban_entries},
