@@ -150,7 +150,7 @@ def _check_policy_data(members: dict[str, bytes], target: str, dirs: Sequence[st
 
 
 #: The data root where a bundle keeps the revision it was built as (see :func:`_staging`).
-BUILD_ROOT = "pyagent_build"
+BUILD_ROOT = index.BUILD_ROOT
 
 
 def _check_target(target: str) -> None:

@@ -99,10 +99,28 @@ def test_a_bundle_of_the_rego_alone_is_not_built(tmp_path: Path) -> None:
     result = run(["policy", "bundle", str(rego), "-o", str(out)])
     assert (result.exit_code, result.stderr) == (
         2,
-        f"pyagent: error: {rego}: no policy data (data.pyagent.organizations): give the data folder too,"
-        " e.g. `pyagent policy bundle policies/rego policies/data`\n",
+        f"pyagent: error: {rego}: {index.NO_POLICY_DATA}\n",
     )
     assert not out.exists()
+    checked = run(["check", str(REPORT), "--policy", str(rego), "--at", AT])
+    assert (checked.exit_code, checked.stderr) == (2, f"pyagent: error: {rego}: {index.NO_POLICY_DATA}\n")
+
+
+def test_a_folder_that_keeps_a_build_revision_is_refused(policy_copy: Path, tmp_path: Path) -> None:
+    """`policy bundle` crashed (FileExistsError, exit 3) and `check --policy` reported the kept revision."""
+    kept = policy_copy / "data" / "pyagent_build" / "data.json"
+    kept.parent.mkdir()
+    kept.write_text('{"revision": "fake"}')
+    problem = f"{kept}:1: data.pyagent_build: {index.FOLDER_ROOTS['pyagent_build']}"
+    _refused_everywhere(policy_copy, problem, tmp_path)
+
+
+def test_a_data_file_linked_to_a_device_is_refused_by_lint_too(policy_copy: Path, tmp_path: Path) -> None:
+    """lint skipped it (not a regular file) and said clean, where `opa build` on the folder read it."""
+    link = policy_copy / "data" / "pyagent" / "exemptions" / "data.yaml"
+    link.unlink()
+    link.symlink_to("/dev/zero")
+    _refused_everywhere(policy_copy, f"{link}: policy data is a device, not a regular file", tmp_path)
 
 
 def test_a_rego_only_bundle_from_opa_build_decides_nothing_and_blames_no_device(

@@ -146,13 +146,16 @@ def revision_of(loaded: PolicyData) -> str | None:
 
 
 def _report_dirs(loaded: PolicyData) -> list[str]:
-    """:func:`report`, and an index kept in a policy folder (the bundle build makes its own)."""
-    from pyagent.policy.index import FOLDER_INDEX, ROOT
+    """:func:`report`, and what the bundle build writes kept in a policy folder (an index, a build
+    revision: the build makes its own)."""
+    from pyagent.policy.index import FOLDER_ROOTS
 
-    if ROOT not in loaded.data:
-        return report(loaded)
-    source, line = loaded.where((ROOT,))
-    return [f"{source}:{line}: data.{ROOT}: {FOLDER_INDEX}", *report(loaded)]
+    kept = []
+    for root, why in FOLDER_ROOTS.items():
+        if root in loaded.data:
+            source, line = loaded.where((root,))
+            kept.append(f"{source}:{line}: data.{root}: {why}")
+    return [*kept, *report(loaded)]
 
 
 def problems_in_dirs(dirs: Sequence[str]) -> list[str]:

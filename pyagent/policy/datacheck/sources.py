@@ -103,7 +103,8 @@ def load_dirs(dirs: Sequence[str | Path]) -> PolicyData:
             relative = path.relative_to(root) if path != root else Path(path.name)
             if any(part.startswith(".") for part in relative.parts):
                 continue
-            if path.is_file() and path.suffix in _DATA_SUFFIXES:
+            if path.suffix in _DATA_SUFFIXES and not path.is_dir():  # a link to a device or pipe too:
+                # read_document refuses it, where skipping it would leave it to `opa build` to read
                 if path != root and path.stem != "data":
                     raise InvalidInputError(
                         f"{path}: a data file must be named data.json, data.yaml or data.yml (a bundle drops"
