@@ -20,9 +20,10 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@
 _AUTH = re.compile(
     r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken)\s+)(?P<secret>(?=[A-Za-z0-9._~+/=-]*[^a-z\s])[A-Za-z0-9._~+/=-]{8,})"
 )
-# A pyagent server token (``pyagent server token add``: ``pya_`` and URL-safe base64), wherever it is:
-# ``token=pya_…`` in prose, a header echoed without its scheme, a token pasted into a message.
-_SERVER_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])pya_[A-Za-z0-9_-]{8,}")
+# A pyagent server token (``pyagent server token add``: ``pya_`` and 43 characters of URL-safe base64),
+# wherever it is: ``token=pya_…`` in prose, a header echoed without its scheme, a token pasted into a
+# message. Only that exact shape: an id or revision that merely starts with ``pya_`` is no token.
+_SERVER_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])pya_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 _QUERY_SECRET = re.compile(
     r"(?P<key>[?&;](?:access_token|token|password|passwd|secret|api_key|apikey|key)=)(?P<secret>[^&#\s]+)",
     re.IGNORECASE,

@@ -172,18 +172,12 @@ Examples:
 def publish(name: str, files: tuple[Path, ...], db: str | None, state_dir: Path | None,
             config_file: Path | None) -> None:  # fmt: skip
     """Store a new revision of a bundle (its rego and/or wasm build); agents and OPAs then get it."""
-    from pyagent.errors import InvalidInputError
     from pyagent.server.publish import MAX_BUNDLE_BYTES
     from pyagent.server.publish import publish as publish_bundle
+    from pyagent.userfile import read_limited
 
     settings = _settings(config_file, db=db, state_dir=state_dir)
-    archives = []
-    for path in files:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BUNDLE_BYTES + 1)
-        if len(raw) > MAX_BUNDLE_BYTES:
-            raise InvalidInputError(f"{path}: bundle is over {MAX_BUNDLE_BYTES} bytes")
-        archives.append((str(path), raw))
+    archives = [(str(path), read_limited(path, what="bundle", limit=MAX_BUNDLE_BYTES)) for path in files]
     verification = settings.verification.config() if settings.verification else None
     done = publish_bundle(_store(settings), name, archives, verification=verification, published_by="cli")
     serial = f", serial {done.serial}" if done.serial is not None else ""

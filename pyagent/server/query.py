@@ -64,10 +64,11 @@ def text(request: Request, name: str, limit: int = 512) -> str | None:
     return value
 
 
-def organization(request: Request) -> Organization:
+def organization(request: Request, *, name_wins: bool = False) -> Organization:
     """``organization=NAME`` (that organisation's devices), ``no_organization=true`` (the devices
     whose decisions name none: not a name, so it never matches an organisation named ``(none)``),
-    or None (every device)."""
+    or None (every device). Both: a 400, or with ``name_wins`` (the dashboard, whose form keeps the
+    box ticked when an organisation is then chosen) the organisation."""
     name = text(request, "organization", 200)
     orgless = _given(request, "no_organization")
     if orgless is None:
@@ -75,6 +76,8 @@ def organization(request: Request) -> Organization:
     if orgless != "true":
         raise bad_request(f"no_organization={orgless!r}: expected true")
     if name is not None:
+        if name_wins:
+            return name
         raise bad_request("organization and no_organization=true: give one or the other")
     return NO_ORGANIZATION
 

@@ -170,8 +170,21 @@ def test_a_token_echoed_by_the_server_is_redacted(write_report: Any) -> None:
         ("the token expired", "the token expired"),
         # a pyagent server token, wherever it is quoted (was kept after "token=" outside a query string)
         ("GET /x token=pya_Rurlgh6eLX_lkQ3DcpPbIctUxw7sVtNfUe68cJDTTk8 (401)", "GET /x token=*** (401)"),
-        ("X-Token: pya_6ySnCcFkZi4YTIbuLqamTFxpx76s", "X-Token: ***"),
+        ("X-Token: pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s", "X-Token: ***"),
         ("the pya_ prefix", "the pya_ prefix"),
+        # ids and revisions that start with the prefix are no tokens (they were all "***")
+        (
+            "device pya_laptop0001 on revision pya_rev_20261205",
+            "device pya_laptop0001 on revision pya_rev_20261205",
+        ),
+        (
+            "com.x.pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s",
+            "com.x.pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s",
+        ),
+        (
+            "pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s2",
+            "pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s2",
+        ),
     ],
 )
 def test_redact(text: str, shown: str) -> None:

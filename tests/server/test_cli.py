@@ -253,3 +253,13 @@ def test_a_name_ending_in_a_line_break_is_refused() -> None:
         check_name("agents\n")
     with pytest.raises(InvalidInputError, match=r"^bundle name 'pyagent\\n': use 1-200 letters"):
         check_bundle_name("pyagent\n")
+
+
+def test_publishing_a_pipe_is_refused_without_waiting(db: str, tmp_path: Path) -> None:
+    """`server publish` read its files with its own reader, which waited forever on a FIFO."""
+    import os
+
+    fifo = tmp_path / "bundle.tar.gz"
+    os.mkfifo(fifo)
+    code, out, err = run("publish", "--name", "pyagent", str(fifo), "--db", db)
+    assert (code, out, err) == (2, "", f"pyagent: error: {fifo}: bundle is a pipe, not a regular file\n")

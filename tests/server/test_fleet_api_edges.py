@@ -258,6 +258,11 @@ def test_the_dashboard_offers_the_devices_without_an_organisation_apart(served: 
     assert '<option value="true" selected>yes</option>' in listed
     named = served.get("/devices", organization="(none)").text
     assert 'data-device="named-none"' in named and 'data-device="orgless"' not in named
+    # the box still ticked when an organisation is then chosen (a review found a 400): the name wins
+    both = served.get("/devices", organization="(none)", no_organization="true")
+    assert both.status_code == 200
+    assert 'data-device="named-none"' in both.text and 'data-device="orgless"' not in both.text
+    assert served.get("/", organization="(none)", no_organization="true").status_code == 200
 
 
 # 7. server tokens in status errors ----------------------------------------------------------------

@@ -63,7 +63,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         if isinstance(viewer, Response):
             return viewer
         at = query.instant(request, "at")
-        organization = query.organization(request)
+        organization = query.organization(request, name_wins=True)
         body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
         return _html(layout.page("Fleet compliance", body, here="/", csrf=viewer.csrf or None))
 
@@ -72,7 +72,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         if isinstance(viewer, Response):
             return viewer
         wanted = DeviceFilter(
-            organization=query.organization(request),
+            organization=query.organization(request, name_wins=True),
             platform=query.text(request, "platform", 32) or None,
             compliant=query.flag(request, "compliant"),
             stale=query.flag(request, "stale"),
