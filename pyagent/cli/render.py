@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,31 +21,33 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
     is_text = name is OutputFormatName.TEXT
     color = is_text and output is None and sys.stderr.isatty()
     formatter = get_format(name, color=color)
-    rendered = formatter.render(decision, source=source)
+    _deliver(formatter.render(decision, source=source), output, err=is_text)
+
+
+def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
+    """``rendered`` to ``-o`` (a file), else to stdout (or stderr with ``err``)."""
     if output and output != "-":
         try:
             Path(output).write_text(rendered, encoding="utf-8")
-        except OSError as err:
-            raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
+        except OSError as error:
+            raise InvalidInputError(f"-o {output}: cannot write: {error.strerror}") from error
         return
-    click.echo(rendered, nl=not rendered.endswith("\n"), err=is_text)
+    click.echo(rendered, nl=not rendered.endswith("\n"), err=err)
 
 
 def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source: str) -> None:
     """What ``fmt`` says of a refused input (:meth:`OutputFormat.render_refusal`), where its output
     goes; nothing for a format that says nothing more than the error on stderr."""
-    issues = getattr(err, "issues", None)  # a report that does not match the schema: each problem
-    problems = [str(issue) for issue in issues] if issues else [err.message]
+    from pyagent.report.load import ReportInvalidError  # (loaded by then: the report was read with it)
+
+    # a report that does not match the schema: each of its problems; anything else: the refusal
+    issues = err.issues if isinstance(err, ReportInvalidError) else []
+    problems = [str(issue) for issue in issues] or [err.message]
     rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(problems, source=source)
     if rendered is None:
         return
-    if output and output != "-":
-        try:
-            Path(output).write_text(rendered, encoding="utf-8")
-        except OSError:  # the refusal itself is what the user needs to see: it follows, on stderr
-            return
-        return
-    click.echo(rendered, nl=False)
+    with contextlib.suppress(InvalidInputError):  # unwritable -o: the refusal itself follows, on stderr
+        _deliver(rendered, output, err=False)
 
 
 def summary_line(decision: Mapping[str, Any]) -> str:

@@ -4,7 +4,7 @@ with ``data-value``), every string escaped."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyagent.fleet.html_assets import esc, fmt_int, percent
@@ -52,8 +52,13 @@ def kpis(figures: dict[str, Any], extra: Sequence[tuple[str, str]] = ()) -> str:
 
 
 def counts_table(
-    kind: str, label: str, rows: dict[str, dict[str, int]], columns: Sequence[tuple[str, str]] = COUNT_COLUMNS
+    kind: str,
+    label: str,
+    rows: dict[str, dict[str, int]],
+    columns: Sequence[tuple[str, str]] = COUNT_COLUMNS,
+    row_heads: Mapping[str, str] | None = None,
 ) -> str:
+    """A table of counts per row; ``row_heads``: HTML to head a row with instead of its escaped name."""
     heads = "".join(f'<th class="num" scope="col">{heading}</th>' for _, heading in columns)
     head = (
         f'<table><thead><tr><th scope="col">{label}</th>{heads}'
@@ -63,7 +68,7 @@ def counts_table(
     for name, counts in rows.items():
         cells = "".join(metric(m, counts[m], **{kind: name}) for m, _ in columns)
         body.append(
-            f'<tr><th scope="row">{esc(name)}</th>{cells}'
+            f'<tr><th scope="row">{(row_heads or {}).get(name) or esc(name)}</th>{cells}'
             f'<td class="num">{percent(counts["compliant"], counts["devices"])}</td></tr>'
         )
     return head + "".join(body) + "</tbody></table>"

@@ -71,13 +71,6 @@ def policy_digest(roots: Sequence[Path], opa: str) -> str:
     return digest.hexdigest()
 
 
-def data_revision(roots: Sequence[Path]) -> str | None:
-    """``data.pyagent.revision`` of the policy's data, checked (a data mistake: exit 2 with its line)."""
-    from pyagent.policy import datacheck
-
-    return datacheck.revision_of(datacheck.check_dirs([str(root) for root in roots]))
-
-
 def cache_dir(state_dir: str | Path | None) -> Path:
     """``STATE_DIR/cache/policies``, created private (the state directory's own checks apply)."""
     from pyagent.config.statedir import default_state_dir, private_dir
@@ -92,6 +85,7 @@ def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None
     else compiled now by ``opa build`` (the one-line reason when it does not compile: exit 2)."""
     import tempfile
 
+    from pyagent.policy import datacheck
     from pyagent.policy import index as ban_index
     from pyagent.policy.opa_tool import OpaToolError, find_opa, run_opa
 
@@ -106,17 +100,19 @@ def compile_policy(directory: str | Path, *, state_dir: str | Path | None = None
     handle, tmp = tempfile.mkstemp(prefix=".build-", suffix=".tar.gz", dir=cache)
     os.close(handle)
     try:
-        revision = data_revision(roots)
+        # read once, checked (a data mistake, a kept index or build revision: exit 2 with its line)
+        loaded = datacheck.check_dirs([str(root) for root in roots])
+        revision = datacheck.revision_of(loaded)
         args = ["build", "-t", "wasm", "-e", ENTRYPOINT, "--ignore", "*_test.rego", "-o", tmp]
         with tempfile.TemporaryDirectory(prefix="pyagent-index-") as indexed:
-            index_root = ban_index.write_root_for_dirs(roots, Path(indexed))
+            index_root = ban_index.write_root(loaded.data, Path(indexed))
             paths = [*map(str, roots), str(index_root)]
             run = run_opa([*args, *(["--revision", revision] if revision else []), *paths])
         if run.returncode != 0:
             raise InvalidInputError(f"{directory}: the policy does not compile: {run.problem()}")
         if os.path.getsize(tmp) == 0:
             raise OpaToolError(f"opa build wrote no bundle for {directory}")
-        if not ban_index.has_policy_data(ban_index.data_of_dirs(roots)):
+        if not ban_index.has_policy_data(loaded.data):
             raise InvalidInputError(f"{directory}: {ban_index.NO_POLICY_DATA}")
         os.replace(tmp, target)
     finally:

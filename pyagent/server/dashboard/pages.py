@@ -83,8 +83,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
 def _org_table(by_organization: dict[str, dict[str, int]]) -> str:
     """The counts per organisation; the devices without one (key "", which no organisation is
     named) on a row of their own, labelled as such."""
-    table = counts_table("org", "Organisation", by_organization, WITH_STALE)
-    return table.replace('<th scope="row"></th>', f'<th scope="row"><em>{NO_ORG_LABEL}</em></th>', 1)
+    return counts_table("org", "Organisation", by_organization, WITH_STALE, {"": f"<em>{NO_ORG_LABEL}</em>"})
 
 
 def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
