@@ -50,8 +50,18 @@ def _decisive(brief: dict[str, Any]) -> tuple[Any, ...]:
     return brief["allow"], brief["violations"], brief["errors"]
 
 
-def _keys(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
-    return {(e["rule"], e["app_id"]) for e in entries}
+_ENTRY = ("rule", "app_id")
+
+
+def _delta(
+    before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]], fields: tuple[str, ...] = _ENTRY
+) -> tuple[list[Any], list[Any]]:
+    """Entries added and removed, told apart and given by ``fields``, sorted."""
+    old, new = ({tuple(e[f] for f in fields) for e in entries} for entries in (before, after))
+    return (
+        [dict(zip(fields, key, strict=True)) for key in sorted(new - old)],
+        [dict(zip(fields, key, strict=True)) for key in sorted(old - new)],
+    )
 
 
 def _exemptions(
@@ -59,23 +69,10 @@ def _exemptions(
 ) -> tuple[list[Any], list[Any]]:
     """Exempted breaches (rule, app_id, exemption id) added and removed, sorted: why a violation went."""
 
-    def keys(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
-        return {(e["rule"], e["app_id"], str((e.get("exemption") or {}).get("id"))) for e in entries}
+    def flat(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**e, "exemption": str((e.get("exemption") or {}).get("id"))} for e in entries]
 
-    old, new = keys(before), keys(after)
-    return (
-        [{"rule": r, "app_id": app, "exemption": ex} for r, app, ex in sorted(new - old)],
-        [{"rule": r, "app_id": app, "exemption": ex} for r, app, ex in sorted(old - new)],
-    )
-
-
-def _delta(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
-    """Entries (rule, app_id) added and removed, sorted."""
-    old, new = _keys(before), _keys(after)
-    return (
-        [{"rule": r, "app_id": app} for r, app in sorted(new - old)],
-        [{"rule": r, "app_id": app} for r, app in sorted(old - new)],
-    )
+    return _delta(flat(before), flat(after), (*_ENTRY, "exemption"))
 
 
 @dataclass
