@@ -21,6 +21,7 @@ from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
 from pyagent.errors import InvalidInputError
+from pyagent.outputs.base import STDIN_LABEL, THIS_MACHINE_SOURCE
 from pyagent.outputs.registry import OutputFormatName
 from pyagent.report.load import load_report
 from pyagent.termsafe import safe_line
@@ -89,7 +90,7 @@ def check(
         settings = with_policy_dir(ctx, settings, policy_dir)
     check_bundle_given(ctx, settings)
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
-    source = "this machine" if report is None else "<stdin>" if report == "-" else report
+    source = THIS_MACHINE_SOURCE if report is None else STDIN_LABEL if report == "-" else report
     try:
         decision = _decide(settings, report, org, when, (device_id, ownership, mdm_enrolled, mdm_provider))
     except InvalidInputError as err:  # a refused input: the format may say so where it is read
@@ -115,7 +116,7 @@ def _decide(
         facts = FactFlags(
             device_id=device_id, ownership=ownership, mdm_enrolled=mdm_enrolled, mdm_provider=mdm_provider
         )
-        document, source = collect_this_machine(org=org, flags=facts), "this machine"
+        document, source = collect_this_machine(org=org, flags=facts), THIS_MACHINE_SOURCE
     else:
         if (device_id, ownership, mdm_enrolled, mdm_provider) != (None, None, None, None):
             raise InvalidInputError(
@@ -123,7 +124,7 @@ def _decide(
                 "give them without REPORT, or put the facts in the report"
             )
         document = load_report(report, stdin=sys.stdin.buffer if report == "-" else None)
-        source = "<stdin>" if report == "-" else report
+        source = STDIN_LABEL if report == "-" else report
     document, notes = apply_org(document, org)
     for note in notes:
         click.echo(f"pyagent: note: {safe_line(note)}", err=True)

@@ -19,12 +19,13 @@ from typing import Any, ClassVar, Literal
 
 from pyagent.errors import PyagentError
 from pyagent.termsafe import printable as printable
+from pyagent.userfile import STDIN_NAME
 
 STDIN_SOURCE = "-"
 """``source`` when the report was read from standard input."""
 THIS_MACHINE_SOURCE = "this machine"
 """``source`` when ``check`` collected this machine itself (no report file)."""
-STDIN_LABEL = "<stdin>"
+STDIN_LABEL = STDIN_NAME
 """``source`` as ``check`` names standard input in its messages."""
 
 WARNING_REASONS: Mapping[str, str] = {

@@ -20,7 +20,7 @@ from pyagent.jsonio import json_error_text
 from pyagent.report.bounds import report_document_bytes
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
-from pyagent.userfile import decode_utf8, read_limited
+from pyagent.userfile import STDIN_NAME, decode_utf8, read_limited
 
 __all__ = [
     "STDIN",
@@ -82,7 +82,7 @@ class ReportInvalidError(InvalidInputError):
 
 def source_name(source: str | Path) -> str:
     """How a report source is named in messages: the path as given, ``<stdin>`` for ``-``."""
-    return "<stdin>" if str(source) == STDIN else printable(str(source), 200)
+    return STDIN_NAME if str(source) == STDIN else printable(str(source), 200)
 
 
 def read_report_bytes(
