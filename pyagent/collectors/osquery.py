@@ -14,10 +14,15 @@ table                     platform  app id
 ========================  ========  =======================================================================
 
 The table is told by a column only it has (``publisher`` is a ``programs`` column, ``release`` an
-``rpm_packages`` one, ...); ``arch``, ``source`` or ``size`` without any such column is a Linux package
-table, read as ``deb_packages`` (both read the same way). Columns that tell nothing (``name`` and
-``version`` alone, which ``programs`` has too) are refused unless the table is named (``--table``):
-read as Linux packages, a Windows export would hide every Windows app.
+``rpm_packages`` one, ...); ``arch`` or ``source`` without any such column is a Linux package table,
+read as ``deb_packages`` (both read the same way). Columns that tell nothing (``name`` and ``version``
+alone, which ``programs`` has too; ``path``, ``status`` or ``size``, which many other osquery tables have)
+are refused unless the table is named (``--table``): read as Linux packages, a Windows export would hide
+every Windows app. So is a column none of the four tables has (``pid``, ``cmdline``: the rows of
+``processes``, whose ``path`` and ``name`` would otherwise read as macOS apps). An empty result is
+refused, as an empty ``pm list packages`` capture is: no device has no software, and a device reported
+with none would be compliant. A ``programs`` export without ``package_family_name`` (osquery before
+5.17) cannot list Store (MSIX) apps, TikTok's Windows app among them: it is read, with a note.
 
 When a row has no identifier, its display name is looked up in :mod:`~pyagent.collectors.known_apps`;
 failing that its id is ``name:<display name>``. Either way the app is marked ``evidence: display_name``.
@@ -80,6 +85,17 @@ _ONLY: dict[Table, frozenset[str]] = {
 }  # fmt: skip
 #: Columns both Linux package tables have (and neither apps nor programs).
 _LINUX_PACKAGES = frozenset({"source", "size", "arch", "pid_with_namespace", "mount_namespace_id"})
+#: Every column of each table.
+_COLUMNS: dict[Table, frozenset[str]] = {
+    "apps": _ONLY["apps"] | {"name"},
+    "programs": _ONLY["programs"] | {"name", "version"},
+    "deb_packages": _ONLY["deb_packages"] | _LINUX_PACKAGES | {"name", "version"},
+    "rpm_packages": _ONLY["rpm_packages"] | _LINUX_PACKAGES | {"name", "version"},
+}
+_KNOWN = frozenset().union(*_COLUMNS.values())
+#: Columns of one of the four tables that many other osquery tables have too (``processes``,
+#: ``chocolatey_packages``, ``kernel_modules``, ...): they never tell the table on their own.
+_COMMON = frozenset({"path", "status", "size"})
 
 
 def tables_of(columns: frozenset[str]) -> list[Table]:
@@ -87,14 +103,22 @@ def tables_of(columns: frozenset[str]) -> list[Table]:
     return [table for table, only in _ONLY.items() if columns & only]
 
 
+def foreign_columns(columns: frozenset[str]) -> frozenset[str]:
+    """The columns that none of the four tables has (osquery 5 schema)."""
+    return columns - _KNOWN
+
+
 def detect_table(columns: frozenset[str]) -> Table | None:
-    """The table a row with these columns comes from, or None when they cannot tell (``name`` and
-    ``version`` alone are in all but apps: a Windows ``programs`` export read as Linux packages would
-    hide every Windows app, so the table must then be named)."""
-    found = tables_of(columns)
+    """The table a row with these columns comes from, or None when they cannot tell: a column none of
+    the four has, or columns that other tables have too (``name`` and ``version`` alone are in all but
+    apps: a Windows ``programs`` export read as Linux packages would hide every Windows app; ``name`` and
+    ``path`` are columns of ``processes``), so the table must then be named."""
+    if foreign_columns(columns):
+        return None
+    found = tables_of(columns - _COMMON)
     if len(found) == 1:
         return found[0]
-    if not found and "name" in columns and columns & _LINUX_PACKAGES:
+    if not found and "name" in columns and columns & (_LINUX_PACKAGES - _COMMON):
         return "deb_packages"  # one of the two Linux package tables, which read the same way
     return None
 
@@ -181,16 +205,15 @@ def parse_osquery_json(
     text: str, *, where: str, table: Table | None = None
 ) -> tuple[Table, list[App], dict[str, object]]:
     """(table, apps, facts) from ``osqueryi --json`` output. ``table`` forces the table (needed when the
-    result has no rows, or was selected with too few columns to tell)."""
+    rows were selected with too few columns to tell, or have columns of a newer osquery)."""
     if table is not None and table not in TABLE_PLATFORM:
         raise CollectorInputError(f"osquery: unknown table {table!r}; one of {', '.join(TABLE_PLATFORM)}")
     rows = _rows(load_json(text, where=where), where=where)
     if not rows:
-        if table is None:
-            raise CollectorInputError(
-                f"{where}: no rows, so no way to tell the table; name the table (--table)"
-            )
-        return table, [], {"osquery_table": table, "rows": 0}
+        raise CollectorInputError(
+            f"{where}: no rows: osquery found no software (the wrong table for this system?), and a "
+            "device reported with none would be compliant"
+        )
     # osqueryi prints the same columns in every row; an export put together by hand may not. The table
     # is told from every column seen, and rows of different tables are refused below.
     columns = frozenset().union(*(frozenset(row) for row in rows))
@@ -206,6 +229,13 @@ def parse_osquery_json(
     if len(own) > 1:
         raise CollectorInputError(
             f"{where}: the columns are those of {' and '.join(own)}; one table at a time"
+        )
+    foreign = foreign_columns(columns)
+    if table is None and foreign:
+        raise CollectorInputError(
+            f"{where}: columns {clip(', '.join(sorted(foreign)), 200)} are not columns of apps, programs, "
+            "deb_packages or rpm_packages: rows of another table? (name the table with --table to read "
+            "them as one of these)"
         )
     if table is None:
         detected = detect_table(columns)
@@ -229,6 +259,13 @@ def parse_osquery_json(
     facts: dict[str, object] = {"osquery_table": table, "rows": len(rows)}
     if table == "deb_packages":
         facts["not_installed_skipped"] = skipped
+    if table == "programs" and "package_family_name" not in columns:
+        facts["store_apps_listed"] = False
+        print(
+            f"pyagent: note: {where}: programs rows without package_family_name (osquery before 5.17, "
+            "or not selected) list no Store (MSIX) apps, TikTok's Windows app among them",
+            file=sys.stderr,
+        )
     return table, apps, facts
 
 

@@ -60,8 +60,9 @@ def test_windows_programs_before_osquery_5_17(fixtures: Path) -> None:
 
 
 def test_windows_programs_msix_package_family_name(fixtures: Path) -> None:
-    apps, _, platform = _collect(fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json")
+    apps, facts, platform = _collect(fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json")
     assert platform == "windows"
+    assert "store_apps_listed" not in facts
     by_id = _by_id(apps)
     tiktok = by_id["BytedancePte.Ltd.TikTok_6yccndn6064se"]
     assert (tiktok.name, tiktok.evidence, tiktok.version) == ("TikTok", None, "1.0.19.0")
@@ -93,11 +94,90 @@ def test_rpm_packages(fixtures: Path) -> None:
     assert len(apps) == 6  # glibc x86_64 and i686 are the same entry (same id and version)
 
 
-def test_empty_result_needs_the_table(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match=r"no rows, so no way to tell the table"):
-        _collect(fixtures / "osquery" / "no-rows.json")
-    apps, facts, platform = _collect(fixtures / "osquery" / "no-rows.json", table="programs")
-    assert (apps, platform, facts["rows"]) == ([], "windows", 0)
+@pytest.mark.parametrize("table", [None, "programs"])
+def test_an_empty_result_is_refused(fixtures: Path, table: str | None) -> None:
+    """As an empty `pm list packages` capture: a device reported with no software would be compliant."""
+    with pytest.raises(CollectorInputError, match=r"no-rows.json: no rows: osquery found no software"):
+        _collect(fixtures / "osquery" / "no-rows.json", table=table)
+
+
+#: One row of `osqueryi --json "select * from processes"` on Windows (osquery 5.12), TikTok running.
+PROCESSES_ROW = {
+    "cmdline": '"C:\\Program Files\\WindowsApps\\BytedancePte.Ltd.TikTok_1.0.22.0_x64__6yccndn6064se'
+    '\\TikTok.exe"',
+    "cwd": "C:\\Windows\\System32\\",
+    "disk_bytes_read": "1048576",
+    "disk_bytes_written": "0",
+    "egid": "-1",
+    "elapsed_time": "182",
+    "elevated_token": "0",
+    "euid": "-1",
+    "gid": "-1",
+    "handle_count": "712",
+    "name": "TikTok.exe",
+    "nice": "32",
+    "on_disk": "1",
+    "parent": "1044",
+    "path": "C:\\Program Files\\WindowsApps\\BytedancePte.Ltd.TikTok_1.0.22.0_x64__6yccndn6064se\\TikTok.exe",
+    "percent_processor_time": "3125000",
+    "pgroup": "-1",
+    "pid": "9132",
+    "protection_type": "",
+    "resident_size": "187392000",
+    "root": "",
+    "sgid": "-1",
+    "start_time": "1678959000",
+    "state": "STILL_ACTIVE",
+    "suid": "-1",
+    "system_time": "1406",
+    "threads": "38",
+    "total_size": "201412608",
+    "uid": "-1",
+    "user_time": "1718",
+    "virtual_process": "0",
+    "wired_size": "0",
+}
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns"),
+    [
+        ([PROCESSES_ROW], "cmdline, cwd, disk_bytes_read"),
+        (  # `select * from chocolatey_packages`
+            [{"author": "ByteDance", "license": "", "name": "capcut", "path": "C:\\ProgramData\\chocolatey"
+              "\\lib\\capcut\\capcut.nuspec", "summary": "", "version": "3.6.0"}],
+            "author, license, summary",
+        ),
+        (  # `select * from kernel_modules`
+            [{"address": "0xffffffffc0a00000", "name": "nvme", "size": "49152", "status": "Live",
+              "used_by": "-"}],
+            "address, used_by",
+        ),
+    ],
+)  # fmt: skip
+def test_rows_of_another_table_are_refused(rows: list[dict[str, str]], columns: str) -> None:
+    """`path` (apps), `status` and `size` (deb_packages) are columns of many osquery tables: rows of
+    processes were read as a Mac's apps, and the device, running TikTok, was compliant."""
+    with pytest.raises(CollectorInputError) as refused:
+        parse_osquery_json(json.dumps(rows), where="f")
+    assert str(refused.value).startswith(f"f: columns '{columns}")
+    assert str(refused.value).endswith(
+        " are not columns of apps, programs, deb_packages or rpm_packages: rows of another table? "
+        "(name the table with --table to read them as one of these)"
+    )
+
+
+def test_a_programs_export_without_package_family_name_says_store_apps_are_missing(
+    fixtures: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = fixtures / "osquery" / "windows-programs-osquery-5.16.json"
+    _, facts, _ = _collect(export)
+    assert facts["store_apps_listed"] is False
+    assert capsys.readouterr().err == (
+        f"pyagent: note: {export}: programs rows without "
+        "package_family_name (osquery before 5.17, or not selected) list no Store (MSIX) apps, TikTok's "
+        "Windows app among them\n"
+    )
 
 
 def test_forced_table_must_match_the_columns(fixtures: Path) -> None:
@@ -125,10 +205,7 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
         ('[{"name": "a", "version": null, "release": "1"}]', "column 'version' is NoneType"),
         ('[{"name": ["a"], "release": "1"}]', "column 'name' is list"),
         ('[{"name": true, "release": "1"}]', "column 'name' is bool"),
-        (
-            '[{"pid": "1", "cmdline": "/sbin/init"}]',
-            "do not tell which of apps, programs, deb_packages, rpm_packages they are from",
-        ),
+        ('[{"pid": "1", "cmdline": "/sbin/init"}]', "columns 'cmdline, pid' are not columns of apps"),
         ('[{"name": "x"}]', "do not tell which"),
         ('[{"name": "TikTok", "version": "1.0"}]', "do not tell which"),  # programs has both too
         (
@@ -177,6 +254,11 @@ def test_intune_export_given_to_osquery(fixtures: Path) -> None:
         ({"name", "version", "publisher"}, "programs"),
         ({"name", "version", "arch", "vendor"}, "rpm_packages"),
         ({"name", "publisher", "maintainer"}, None),
+        ({"name", "path"}, None),  # processes, chocolatey_packages, python_packages, ... have both
+        ({"name", "status", "size"}, None),  # kernel_modules
+        ({"name", "path", "bundle_identifier"}, "apps"),
+        ({"name", "version", "status", "arch"}, "deb_packages"),
+        ({"name", "pid", "path"}, None),
     ],
 )
 def test_detect_table(columns: set[str], table: str | None) -> None:
