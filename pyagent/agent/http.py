@@ -35,7 +35,9 @@ class ServiceClient:
         """``scheme://host[:port]``: where every request of this client goes, whatever its path."""
         context: ssl.SSLContext | None = None
         if self._tls:
-            context = tls_context(service.ca_cert, what=f"services.{service.name}.tls.ca_cert")
+            context = tls_context(
+                service.ca_cert, what=f"services.{service.name}.tls.ca_cert", system_too=service.system_ca
+            )
         self._target = Target(self._host, self._port, context, self.origin)
 
     def url(self, resource: str) -> str:

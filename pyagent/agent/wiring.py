@@ -79,6 +79,7 @@ def build(
             bundles=[plugins.bundle] if plugins.bundle else [],
             logs=plugins.logs,
             period=period,
+            resource=tables.status_resource,
         )
     bundle = plugins.bundle
     if bundle is None or resolve(settings) is not EngineName.EMBEDDED:

@@ -7,9 +7,9 @@ The rules, each a refusal with its own :class:`~pyagent.bundles.errors.Rejection
   v1.21.3, GHSA-g2pf-6v5v-qcc8) nor on anything in the bundle;
 * ``.signatures.json`` holds exactly one JWT (as OPA: more than one is refused) and no plugin; the JWT
   verifies with the configured key and algorithm only (PyJWT, see :mod:`pyagent.bundles.jws`); when a
-  key id is configured, the header's ``kid`` and the payload's ``keyid``, each when present, name it
-  (OPA, given a configured key id, ignores both); its ``scope`` equals the configured scope (both
-  absent counts as equal);
+  key id is configured, the header's ``kid`` and the payload's ``keyid`` choose nothing (as OPA: the
+  configured key id wins, so a bundle from ``opa build --signing-key``, which names its own, verifies);
+  its ``scope`` equals the configured scope (both absent counts as equal);
 * every file of the archive except the root ``.signatures.json`` is listed in the signed payload with a
   matching digest (computed as OPA does, :mod:`pyagent.bundles.digest`); every listed file is present;
   no name is listed twice; nothing is excluded from verification;
@@ -92,8 +92,7 @@ def verify_members(files: Mapping[str, bytes], config: VerificationConfig, *, la
             label,
             f"no /{SIGNATURES_FILE}, and a verification key is configured: unsigned bundles are refused",
         )
-    header, payload = _verified_token(files[SIGNATURES_FILE], config, label)
-    _check_key_id(header, payload, config, label)
+    _, payload = _verified_token(files[SIGNATURES_FILE], config, label)
     _check_scope(payload, config, label)
     listed = _signed_files(payload, label)
     _check_files(files, listed, label)
@@ -178,22 +177,6 @@ def _verified_token(
         return verify_compact(tokens[0], config.key)
     except JwsError as err:
         raise reject(_JWS_KINDS[err.reason], label, str(err)) from None
-
-
-def _check_key_id(
-    header: Mapping[str, Any], payload: Mapping[str, Any], config: VerificationConfig, label: str
-) -> None:
-    if config.key_id is None:
-        return  # one configured key: the token cannot choose another one
-    # OPA reads the header's kid, else the payload's deprecated keyid; both must name the configured key
-    configured = json.dumps(config.key_id)
-    for named in (header.get("kid"), payload.get("keyid")):
-        if named is not None and named != config.key_id:
-            raise reject(
-                RejectionKind.WRONG_KEY_ID,
-                label,
-                f"the JWT names key id {json.dumps(named)}, the configured key is {configured}",
-            )
 
 
 def _check_scope(payload: Mapping[str, Any], config: VerificationConfig, label: str) -> None:

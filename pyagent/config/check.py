@@ -53,7 +53,7 @@ class Section:
         value = self.string(key)
         return Path(value) if value is not None else None
 
-    def number(self, key: str, default: float, *, minimum: float = 0) -> float:
+    def number(self, key: str, default: float, *, minimum: float = 0, maximum: float = math.inf) -> float:
         if key not in self.value:
             return default
         value = self.value[key]
@@ -61,6 +61,8 @@ class Section:
             raise self.fail(key, "must be a number")
         if value < minimum:
             raise self.fail(key, f"must be at least {minimum:g}")
+        if value > maximum:
+            raise self.fail(key, f"must be at most {maximum:g}")
         return float(value)
 
     def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
@@ -88,8 +90,13 @@ class Section:
 
 def check_url(url: str, *, what: str) -> str:
     """``url`` when it is an absolute http(s) URL without credentials, else a usage error."""
-    parts = urlsplit(url)
     shown = redact(url)  # a message never shows credentials, even those it refuses
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise InvalidInputError(f"{what}: {shown!r} has a space or control character (percent-encode it)")
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # an unclosed [ of an IPv6 address, ...
+        raise InvalidInputError(f"{what}: {shown!r} is not a valid URL ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInputError(f"{what}: {shown!r} is not an http:// or https:// URL")
     if parts.username or parts.password:

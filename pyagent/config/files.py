@@ -3,17 +3,25 @@
 The format follows the file name: ``.yaml``, ``.yml`` and ``.json`` are read as YAML (JSON is YAML), any
 other name as TOML. A secret (a bearer token, the decision log's HMAC key) is never a value in the
 config: it is the first line of a file of its own, named by a ``*_path`` or ``*_file`` key.
+
+As OPA does with its config file, ``${NAME}`` is replaced by the environment variable ``NAME`` in the
+file's text before it is parsed (in either format); a variable that is not set is left as written, and
+said on stderr. YAML is read as OPA reads it (:mod:`pyagent.yamlcore`: ``yes`` and ``2023-01-01`` are
+strings), a key given twice keeps its last value, and only the first document of the file counts.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError
+from pyagent.termsafe import printable
 from pyagent.userfile import read_text
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -33,9 +41,38 @@ def default_config_path() -> Path:
     return Path("/etc/pyagent/agent.toml")
 
 
+#: ``${NAME}`` as OPA finds it (``(?U:\${.*})``): the shortest run up to a ``}``, on one line.
+_ENV_REFERENCE = re.compile(r"\$\{(.*?)\}")
+
+
+def substitute_environment(text: str, path: Path) -> str:
+    """``text`` with each ``${NAME}`` replaced by the variable's value, as OPA's config loader does: an
+    unset variable is kept as written (and said on stderr), a variable set to "" gives ""."""
+    unset: list[str] = []
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not name:
+            return ""
+        found = os.environ.get(name)
+        if found is None:
+            unset.append(match.group(0))
+            return match.group(0)
+        return found
+
+    out = _ENV_REFERENCE.sub(value, text)
+    for reference in dict.fromkeys(unset):
+        print(
+            f"pyagent: note: {path}: {printable(reference[:80])} is not set in the environment; kept as "
+            "written (as OPA does)",
+            file=sys.stderr,
+        )
+    return out
+
+
 def read_document(path: Path) -> dict[str, Any]:
     """The parsed config at ``path`` (a regular file of at most 1 MiB), as a dict of tables."""
-    text = read_text(path, what="config", limit=MAX_CONFIG_BYTES)
+    text = substitute_environment(read_text(path, what="config", limit=MAX_CONFIG_BYTES), path)
     document = _yaml(text, path) if path.suffix.lower() in YAML_SUFFIXES else _toml(text, path)
     if not isinstance(document, dict):
         raise InvalidInputError(f"{path}: config must be a mapping of tables, not {type(document).__name__}")
@@ -49,15 +86,42 @@ def _toml(text: str, path: Path) -> Any:
         raise InvalidInputError(f"{path}: config is not valid TOML: {err}") from err
 
 
-def _yaml(text: str, path: Path) -> Any:
+@functools.cache
+def _loader_class() -> Any:
+    """PyYAML's safe loader resolving as OPA does (:mod:`pyagent.yamlcore`), merge keys included."""
     import yaml  # only for OPA-style config files
 
+    from pyagent.yamlcore import CoreResolver
+
+    class Loader(
+        yaml.reader.Reader,  # type: ignore[misc]
+        yaml.scanner.Scanner,  # type: ignore[misc]
+        yaml.parser.Parser,  # type: ignore[misc]
+        yaml.composer.Composer,  # type: ignore[misc]
+        yaml.constructor.SafeConstructor,  # type: ignore[misc]
+        CoreResolver,
+    ):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            CoreResolver.__init__(self)
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+    return Loader
+
+
+def _yaml(text: str, path: Path) -> Any:
+    import yaml
+
     try:
-        document = yaml.safe_load(text)
+        documents = list(yaml.load_all(text, Loader=_loader_class()))  # all parsed; the first counts
     except yaml.YAMLError as err:
         first = " ".join(str(err).split())
         raise InvalidInputError(f"{path}: config is not valid YAML: {first}") from err
-    return {} if document is None else document
+    return {} if not documents or documents[0] is None else documents[0]
 
 
 def read_secret(path: Path, *, what: str) -> str:

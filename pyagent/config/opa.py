@@ -35,6 +35,8 @@ class Service:
     token_path: Path | None = None
     scheme: str = "Bearer"
     ca_cert: Path | None = None
+    system_ca: bool = False
+    """``tls.system_ca_required``: the system's CAs are trusted besides ``ca_cert`` (OPA's meaning)."""
     timeout: float = DEFAULT_RESPONSE_TIMEOUT
     """``response_header_timeout_seconds``: how long a request waits for its answer (long polls add
     theirs); a bundle's body also gets ``size_limit_bytes`` at 256 KiB/s (``plugins.bundle``)."""
@@ -99,6 +101,8 @@ class OpaTables:
     keys: dict[str, KeyConfig] = field(default_factory=dict)
     decision_logs: DecisionLogs | None = None
     status_service: str | None = None
+    status_resource: str = "/status"
+    """Where status messages go: ``/status``, or ``/status/PARTITION`` (``status.partition_name``)."""
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -106,24 +110,42 @@ def opa_tables(document: dict[str, Any], source: str) -> OpaTables:
     """The OPA tables of a config document, checked; references between them resolved."""
     services = _services(document.get("services", {}), source)
     keys = {
-        name: _key(name, value, source) for name, value in _named(document.get("keys", {}), "keys", source)
+        name: _key(name, value, source)
+        for name, value in _named(document.get("keys", {}), "keys", source, listed=False)
     }
     bundles = {
         name: _bundle(name, value, source, services, keys)
-        for name, value in _named(document.get("bundles", {}), "bundles", source)
+        for name, value in _named(document.get("bundles", {}), "bundles", source, listed=False)
     }
     decision_logs = None
     if "decision_logs" in document:
         decision_logs = _decision_logs(document["decision_logs"], source, services)
-    status_service = None
+    status_service, status_resource = None, "/status"
     if "status" in document:
-        status = Section(document["status"], "status", source, known=("service",))
+        status = Section(document["status"], "status", source, known=("service", "partition_name"))
         status_service = _service_ref(status, services)
-    return OpaTables(services, bundles, keys, decision_logs, status_service, _labels(document, source))
+        partition = _partition(status)
+        status_resource = f"/status/{partition}" if partition else status_resource
+    return OpaTables(
+        services, bundles, keys, decision_logs, status_service, status_resource, _labels(document, source)
+    )
 
 
-def _named(value: Any, table: str, source: str) -> list[tuple[str, Any]]:
-    if isinstance(value, list):  # OPA also takes a list of {name: ..., ...}
+def _partition(section: Section) -> str | None:
+    """``partition_name``: one path segment OPA appends to ``/logs`` or ``/status``."""
+    partition = section.string("partition_name")
+    if partition is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", partition):
+        raise section.fail("partition_name", "must be one URL path segment (letters, digits, . _ ~ -)")
+    return partition
+
+
+def _named(value: Any, table: str, source: str, *, listed: bool = True) -> list[tuple[str, Any]]:
+    """The named tables of ``table``; ``listed``: also OPA's list form (services only, as in OPA)."""
+    if isinstance(value, list) and not listed:
+        raise InvalidInputError(
+            f"{table} in {source} must be a table of named tables (OPA takes no list here)"
+        )
+    if isinstance(value, list):  # OPA also takes a list of {name: ..., ...} for services
         pairs = []
         for index, item in enumerate(value):
             if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
@@ -157,7 +179,7 @@ def _services(value: Any, source: str) -> dict[str, Service]:
                 f"{bearer.key('token')} in {source}: secrets are not kept in the config; "
                 f"put the token in a file and set {bearer.key('token_path')}"
             )
-        tls = section.sub("tls", known=("ca_cert",))
+        tls = section.sub("tls", known=("ca_cert", "system_ca_required"))
         ca_cert = tls.path("ca_cert")
         if ca_cert is not None and not url.startswith("https:"):
             raise InvalidInputError(f"{tls.key('ca_cert')} in {source} is for an https:// url, not {url}")
@@ -165,13 +187,27 @@ def _services(value: Any, source: str) -> dict[str, Service]:
             name=name,
             url=url.rstrip("/"),
             token_path=bearer.path("token_path"),
-            scheme=bearer.string("scheme", "Bearer") or "Bearer",
+            scheme=_scheme(bearer),
             ca_cert=ca_cert,
-            timeout=section.number("response_header_timeout_seconds", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1),
+            system_ca=tls.boolean("system_ca_required", False),
+            timeout=section.number(
+                "response_header_timeout_seconds", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1, maximum=86400
+            ),
             oci=kind == "oci",
             headers=_headers(section),
         )
     return services
+
+
+def _scheme(bearer: Section) -> str:
+    """``credentials.bearer.scheme``: ``Bearer`` when absent or empty, as OPA."""
+    value = bearer.value.get("scheme")
+    if value is None or value == "":
+        return "Bearer"
+    scheme = bearer.string("scheme") or "Bearer"
+    if not _HEADER_NAME.fullmatch(scheme):
+        raise bearer.fail("scheme", "must be one word (an authentication scheme such as Bearer)")
+    return scheme
 
 
 #: A header name (RFC 9110 token) and value (visible ASCII, spaces and tabs between).
@@ -257,10 +293,7 @@ def _bundle(
     polling = section.sub(
         "polling", known=("min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds")
     )
-    min_delay = polling.number("min_delay_seconds", 60, minimum=0.1)
-    max_delay = polling.number("max_delay_seconds", max(120, min_delay), minimum=0.1)
-    if max_delay < min_delay:
-        raise polling.fail("max_delay_seconds", f"must be at least min_delay_seconds ({min_delay:g})")
+    min_delay, max_delay = _delays(polling, 60, 120)
     long_poll = None
     if polling.has("long_polling_timeout_seconds"):
         long_poll = polling.integer("long_polling_timeout_seconds", 0, minimum=1)
@@ -277,6 +310,14 @@ def _bundle(
         raise InvalidInputError(f"{signing.key('keyid')} in {source}: no key {keyid!r} (keys: {known})")
     service = _service_ref(section, services, bundles=True)
     resource = section.string("resource", f"bundles/{name}/wasm") or ""
+    if resource.lower().startswith("file:"):
+        raise InvalidInputError(
+            f"{section.key('resource')} in {source}: {resource!r} is a local file, which OPA reads from "
+            "its disk; the agent downloads its bundles from a service (for a local policy, give "
+            "check --policy DIR or PYAGENT_BUNDLE instead)"
+        )
+    if not services[service].oci:
+        resource = resource.strip("/")  # as OPA, which trims the resource's slashes at both ends
     if services[service].oci:
         _check_oci_bundle(section, polling, name)
     return BundleSource(
@@ -288,8 +329,34 @@ def _bundle(
         scope=signing.string("scope") or (keys[keyid].scope if keyid is not None else None),
         signed=keyid is not None,
         persist=section.boolean("persist", False),
-        size_limit_bytes=section.integer("size_limit_bytes", DEFAULT_BUNDLE_SIZE_LIMIT, minimum=1024),
+        size_limit_bytes=_size_limit(section),
     )
+
+
+def _delays(section: Section, default_min: int, default_max: int) -> tuple[float, float]:
+    """``min_delay_seconds`` and ``max_delay_seconds``: both or neither (OPA refuses one without the
+    other), min <= max. Fractions of a second are taken (OPA's are whole seconds)."""
+    given = [key for key in ("min_delay_seconds", "max_delay_seconds") if section.has(key)]
+    if len(given) == 1:
+        other = "max_delay_seconds" if given[0] == "min_delay_seconds" else "min_delay_seconds"
+        raise InvalidInputError(
+            f"{section.key(given[0])} in {section.source} is given without {other}: give both (as OPA)"
+        )
+    min_delay = section.number("min_delay_seconds", default_min, minimum=0.1)
+    max_delay = section.number("max_delay_seconds", default_max, minimum=0.1)
+    if max_delay < min_delay:
+        raise section.fail("max_delay_seconds", f"must be at least min_delay_seconds ({min_delay:g})")
+    return min_delay, max_delay
+
+
+def _size_limit(section: Section) -> int:
+    """``size_limit_bytes``: 0 or absent is the default (as OPA); else at least 1 KiB."""
+    limit = section.integer("size_limit_bytes", 0, minimum=0)
+    if limit == 0:
+        return DEFAULT_BUNDLE_SIZE_LIMIT
+    if limit < 1024:
+        raise section.fail("size_limit_bytes", "must be 0 (the default) or at least 1024")
+    return limit
 
 
 def _check_oci_bundle(section: Section, polling: Section, name: str) -> None:
@@ -311,17 +378,18 @@ def _check_oci_bundle(section: Section, polling: Section, name: str) -> None:
 
 
 def _decision_logs(value: Any, source: str, services: dict[str, Service]) -> DecisionLogs:
-    section = Section(value, "decision_logs", source, known=("service", "resource", "reporting"))
+    section = Section(
+        value, "decision_logs", source, known=("service", "resource", "reporting", "partition_name")
+    )
     reporting = section.sub(
         "reporting", known=("min_delay_seconds", "max_delay_seconds", "upload_size_limit_bytes")
     )
-    min_delay = reporting.number("min_delay_seconds", 300, minimum=0.1)
-    max_delay = reporting.number("max_delay_seconds", max(600, min_delay), minimum=0.1)
-    if max_delay < min_delay:
-        raise reporting.fail("max_delay_seconds", f"must be at least min_delay_seconds ({min_delay:g})")
+    min_delay, max_delay = _delays(reporting, 300, 600)
+    partition = _partition(section)
     return DecisionLogs(
         service=_service_ref(section, services),
-        resource=section.string("resource", "/logs") or "/logs",
+        # as OPA: a partition name wins over resource
+        resource=f"/logs/{partition}" if partition else section.string("resource", "/logs") or "/logs",
         min_delay=min_delay,
         max_delay=max_delay,
         upload_size_limit_bytes=reporting.integer(

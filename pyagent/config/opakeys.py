@@ -4,7 +4,8 @@ An OPA ``config.yaml`` given to ``--config`` is read whole: every key OPA v1.22.
 (the key lists below are OPA's own, from ``v1/config/validate.rego`` and the structs it names:
 ``plugins/bundle``, ``download``, ``bundle/keys.go``, ``plugins/rest``, ``plugins/logs``,
 ``plugins/status`` and ``plugins/server/*``), and a key OPA does not know either is an error naming the
-key and the file. Each key is one of:
+key and the file (OPA itself only warns of it: a typo such as ``persit`` would silently leave the bundle
+unpersisted). Each key is one of:
 
 * **acted on** (with OPA's meaning): read by :mod:`pyagent.config.opa`;
 * **ignored**: OPA-only machinery the agent has no use for (OPA's HTTP server, storage, caches, tracing,
@@ -24,6 +25,8 @@ key and the file. Each key is one of:
   - ``services.NAME.credentials`` other than ``bearer``: the agent presents a bearer token only;
     ignoring the others would send its requests unauthenticated.
   - ``bundle`` (OPA's deprecated single-bundle table): write it as ``bundles.NAME``.
+  - ``discovery``: OPA takes the rest of its configuration from a discovery bundle; ignoring it would
+    leave the agent deciding on a policy the discovery service never named.
 
 ``keys.NAME.scope`` is acted on (OPA's meaning: the scope a bundle signed with that key must carry
 when ``bundles.NAME.signing.scope`` is not set), as are ``keys.NAME.key`` and ``algorithm``. The agent
@@ -117,18 +120,18 @@ KNOWN: dict[Pattern, frozenset[str]] = {
 ``services.NAME.headers``, ...) take any key, as in OPA."""
 
 IGNORED: frozenset[Pattern] = frozenset({
-    ("discovery",), ("plugins",), ("default_decision",), ("default_authorization_decision",),
+    ("plugins",), ("default_decision",), ("default_authorization_decision",),
     ("caching",), ("nd_builtin_cache",), ("persistence_directory",), ("distributed_tracing",),
     ("metrics_export",), ("server",), ("storage",),
-    ("services", "*", "name"), ("services", "*", "tls", "system_ca_required"),
+    ("services", "*", "name"),
     ("bundles", "*", "trigger"), ("bundles", "*", "polling", "superseded_etag_ttl_seconds"),
     ("bundles", "*", "signing", "allow_unsigned_delta_bundles"),  # the agent takes no delta bundle
-    ("decision_logs", "plugin"), ("decision_logs", "partition_name"), ("decision_logs", "request_context"),
+    ("decision_logs", "plugin"), ("decision_logs", "request_context"),
     ("decision_logs", "console"), ("decision_logs", "nd_builtin_cache"),
     ("decision_logs", "reporting", "buffer_type"), ("decision_logs", "reporting", "buffer_size_limit_bytes"),
     ("decision_logs", "reporting", "buffer_size_limit_events"),
     ("decision_logs", "reporting", "max_decisions_per_second"), ("decision_logs", "reporting", "trigger"),
-    ("status", "plugin"), ("status", "partition_name"), ("status", "console"), ("status", "prometheus"),
+    ("status", "plugin"), ("status", "console"), ("status", "prometheus"),
     ("status", "prometheus_config"), ("status", "trigger"),
 })  # fmt: skip
 """OPA keys the agent does not act on: accepted, reported once, and dropped before the tables are read."""
@@ -155,6 +158,11 @@ REFUSED: dict[Pattern, str] = {
         "the agent cannot apply a drop policy and would upload the events it drops"
     ),
     ("bundle",): "OPA's deprecated single-bundle table; write it as bundles.NAME",
+    ("discovery",): (
+        "OPA would take its bundles, decision log and status settings from the discovery bundle; the agent "
+        "does not, and would decide on a policy the discovery service never named (configure bundles, "
+        "decision_logs and status directly)"
+    ),
     **{
         ("services", "*", "credentials", kind): (
             "the agent authenticates with credentials.bearer.token_path only; without it, its requests "

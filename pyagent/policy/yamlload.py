@@ -10,15 +10,14 @@ is written; this loader refuses, with the file and line:
 - tab characters (YAML forbids them in indentation; elsewhere they hide in reviews);
 - tags other than the plain JSON types.
 
-Scalars resolve as YAML 1.2's core schema, as OPA reads them: ``yes``/``no``/``on`` and unquoted
-dates stay strings. Every value's line is kept (:class:`Located`), so that later checks can point at
-the line of a mistake.
+Scalars resolve as YAML 1.2's core schema, as OPA reads them (:mod:`pyagent.yamlcore`):
+``yes``/``no``/``on`` and unquoted dates stay strings. Every value's line is kept (:class:`Located`),
+so that later checks can point at the line of a mistake.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import yaml
 
 from pyagent.errors import InvalidInputError
 from pyagent.userfile import read_text
+from pyagent.yamlcore import CoreResolver
 
 MAX_DATA_BYTES = 16 * 1024 * 1024
 
@@ -58,37 +58,19 @@ class Located:
         return 1
 
 
-class _CoreResolver(yaml.resolver.BaseResolver):  # type: ignore[misc]
-    """YAML 1.2 core schema (what OPA's loader resolves): no timestamps, no yes/no booleans."""
-
-
-_CORE = [
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    (
-        "tag:yaml.org,2002:float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        "-+.0123456789",
-    ),
-]
-for _tag, _pattern, _first in _CORE:
-    _CoreResolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
-
-
 class _Loader(
     yaml.reader.Reader,  # type: ignore[misc]
     yaml.scanner.Scanner,  # type: ignore[misc]
     yaml.parser.Parser,  # type: ignore[misc]
     yaml.composer.Composer,  # type: ignore[misc]
-    _CoreResolver,
+    CoreResolver,
 ):
     def __init__(self, stream: str) -> None:
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
         yaml.composer.Composer.__init__(self)
-        _CoreResolver.__init__(self)
+        CoreResolver.__init__(self)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()

@@ -63,4 +63,5 @@ def routes(ctx: ServerContext) -> list[Route]:
         payload = {"stored": result.stored, "duplicates": result.duplicates, "ignored": lazy.batch.ignored}
         return JSONResponse(payload)
 
-    return [Route("/logs", logs, methods=["POST"])]
+    # an OPA with decision_logs.partition_name posts to /logs/PARTITION: the same receiver
+    return [Route(path, logs, methods=["POST"]) for path in ("/logs", "/logs/{partition}")]

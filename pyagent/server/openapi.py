@@ -67,6 +67,7 @@ def document() -> dict[str, Any]:
     )
     device = _param("device_id", "device id", "path")
     name = _param("name", "bundle name", "path")
+    partition = _param("partition", "OPA's partition_name (accepted, not kept)", "path")
     summary = {
         **_COUNTS,
         "properties": {
@@ -96,7 +97,13 @@ def document() -> dict[str, Any]:
                 "get": _op("The same revision for the embedded engine", "agent", [name])
             },
             "/logs": {"post": _op("OPA Decision Log API: a JSON array of events, gzip or identity", "agent")},
+            "/logs/{partition}": {
+                "post": _op("The same, from an OPA with partition_name", "agent", [partition])
+            },
             "/status": {"post": _op("OPA Status API", "agent", status="204")},
+            "/status/{partition}": {
+                "post": _op("The same, from an OPA with partition_name", "agent", [partition], status="204")
+            },
             "/api/v1/bundles/{name}": {
                 "put": _op(
                     "Publish a revision: multipart bundle files, or one bundle as application/gzip "

@@ -64,4 +64,5 @@ def routes(ctx: ServerContext) -> list[Route]:
         await run_in_threadpool(ctx.store.record_status, row)
         return Response(None, 204)
 
-    return [Route("/status", status, methods=["POST"])]
+    # an OPA with status.partition_name posts to /status/PARTITION: the same receiver
+    return [Route(path, status, methods=["POST"]) for path in ("/status", "/status/{partition}")]

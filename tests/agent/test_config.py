@@ -147,8 +147,19 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
             "got 's3'",
         ),
         (
+            "[services.s]\nurl = 'http://x'\n[bundles.b]\npolling.min_delay_seconds = 9\n"
+            "polling.max_delay_seconds = 1\n",
+            "bundles.b.polling.max_delay_seconds in {file} must be at least min_delay_seconds (9)",
+        ),
+        (
             "[services.s]\nurl = 'http://x'\n[bundles.b]\npolling.max_delay_seconds = 1\n",
-            "bundles.b.polling.max_delay_seconds in {file} must be at least min_delay_seconds (60)",
+            "bundles.b.polling.max_delay_seconds in {file} is given without min_delay_seconds: give both "
+            "(as OPA)",
+        ),
+        (
+            "[services.s]\nurl = 'http://x'\n[decision_logs]\nreporting.min_delay_seconds = 1\n",
+            "decision_logs.reporting.min_delay_seconds in {file} is given without max_delay_seconds: give "
+            "both (as OPA)",
         ),
         (
             "[keys.k]\nprivate_key = 'x'\n",

@@ -246,7 +246,7 @@ def test_the_deploy_example_is_read_with_its_ignored_keys_named(
     assert capsys.readouterr().err == _ignored_lines(path, ignored)
     bundle = tables.bundles["pyagent"]
     assert (bundle.resource, bundle.keyid, bundle.scope, tables.keys["bundle-signer"].algorithm) == (
-        "bundles/pyagent",
+        "bundles/pyagent/wasm",  # OPA, with no resource either, asks for bundles/pyagent
         "bundle-signer",
         "eu-fleet",
         "RS256",

@@ -461,3 +461,21 @@ def test_a_trap_names_its_function_and_offset() -> None:
     assert trap_text(caught.value) == (
         "wasm `unreachable` instruction executed (in inner at 0x23, called from outer at 0x27)"
     )
+
+
+def test_the_rego_build_given_to_the_embedded_engine_says_which_build_it_needs(
+    good_members: dict[str, bytes],
+) -> None:
+    """What an agent pointed at ``bundles/NAME`` (OPA's default resource) downloads: no wasm module,
+    no ``wasm`` in the manifest, the Rego sources."""
+    manifest = json.loads(good_members["/.manifest"])
+    manifest.pop("wasm", None)
+    rego_build = {n: c for n, c in good_members.items() if n not in ("/policy.wasm", "/.manifest")}
+    rego_build["/.manifest"] = json.dumps(manifest).encode()
+    assert any(name.endswith(".rego") for name in rego_build)
+    _expect_bundle_error(
+        [_file(n, c) for n, c in rego_build.items()],
+        "bundle <bytes>: policy.wasm: missing: this is the Rego build, which OPA reads; the embedded "
+        "engine needs the wasm build (`opa build -t wasm`; pyagent server serves it at bundles/NAME/wasm, "
+        "the agent's default resource)",
+    )

@@ -24,9 +24,12 @@ class Fault:
 
 
 @contextlib.contextmanager
-def fault_server(*faults: Fault, seen: list[Message] | None = None) -> Iterator[str]:
+def fault_server(
+    *faults: Fault, seen: list[Message] | None = None, paths: list[str] | None = None
+) -> Iterator[str]:
     """Serve ``faults`` in turn (the last one again after) to GET and POST requests on a free
-    loopback port, appending each request's headers to ``seen`` when given; yields the base URL."""
+    loopback port, appending each request's headers to ``seen`` and its path to ``paths`` when given;
+    yields the base URL."""
     served = [0]
     lock = threading.Lock()
 
@@ -42,6 +45,8 @@ def fault_server(*faults: Fault, seen: list[Message] | None = None) -> Iterator[
                 served[0] += 1
                 if seen is not None:
                     seen.append(self.headers)
+                if paths is not None:
+                    paths.append(self.path)
             if fault.delay:
                 time.sleep(fault.delay)
             self.send_response(fault.status)

@@ -843,3 +843,15 @@ def test_status_plugins_in_opas_error_state_are_errors() -> None:
         {"plugin": "bundle", "message": "download failed"},
         {"plugin": "status", "message": "older agent"},
     ]
+
+
+def test_an_opa_with_partition_names_posts_to_the_same_receivers(fleet: Fleet) -> None:
+    """OPA with ``decision_logs.partition_name`` / ``status.partition_name`` posts to ``/logs/NAME`` and
+    ``/status/NAME``: stored as from ``/logs`` and ``/status``."""
+    body = gzip.compress(json.dumps([decision_event("d-p", sender="fr-brussels-0042")]).encode())
+    headers = {**fleet.auth("agent"), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    assert fleet.client.post("/logs/eu-west", content=body, headers=headers).status_code == 200
+    status = {"labels": {"id": "fr-brussels-0042", "version": "0.1.0"}, "bundles": {}}
+    assert fleet.client.post("/status/eu-west", json=status, headers=fleet.auth("agent")).status_code == 204
+    assert fleet.history() == ["d-p"]
+    assert fleet.client.post("/logs/eu-west", content=body, headers=fleet.auth("reader")).status_code == 403

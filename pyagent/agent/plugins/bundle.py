@@ -334,6 +334,12 @@ def bundle_limits(size_limit_bytes: int) -> BundleLimits:
     )
 
 
+#: The longest one download may take, whatever ``size_limit_bytes`` says (OPA takes any int64 there).
+MAX_DOWNLOAD_SECONDS = 24 * 3600.0
+
+
 def download_deadline(header_timeout: float, long_poll: int | None, size_limit: int) -> float:
-    """Seconds one download may take: the wait for the answer, the long poll, the body at the slowest rate."""
-    return header_timeout + (long_poll or 0) + max(60.0, size_limit / MIN_DOWNLOAD_RATE)
+    """Seconds one download may take: the wait for the answer, the long poll, the body at the slowest
+    rate; a day at most."""
+    body = max(60.0, size_limit / MIN_DOWNLOAD_RATE)
+    return min(MAX_DOWNLOAD_SECONDS, header_timeout + (long_poll or 0) + body)

@@ -1,6 +1,6 @@
 """The status plug-in: OPA status messages (Status API), after each change and every ``max_delay``.
 
-``POST service.url/status`` with::
+``POST service.url/status`` (``/status/PARTITION`` with ``status.partition_name``, as OPA) with::
 
     {"labels": {"id": "<device id>", "version": "<pyagent>", ...[labels]},
      "bundles": {"pyagent": {"name": "pyagent", "active_revision": "...", "last_request": "...",
@@ -65,8 +65,10 @@ class StatusPlugin:
         bundles: list[BundlePlugin],
         logs: DecisionLogPlugin | None,
         period: float = DEFAULT_PERIOD,
+        resource: str = "/status",
     ) -> None:
         self.client = client
+        self.resource = resource
         self.labels = dict(labels)
         self.device_id = device_id
         self.bundles = bundles
@@ -116,7 +118,7 @@ class StatusPlugin:
         try:
             reply = self.client.request(
                 "POST",
-                "/status",
+                self.resource,
                 timeout=self.client.service.timeout,
                 max_body=64 * 1024,
                 headers={"Content-Type": "application/json"},
@@ -126,7 +128,7 @@ class StatusPlugin:
             self.state.last_error = str(err)
             return min(self.period, 5.0)
         if not 200 <= reply.status < 300:
-            self.state.last_error = f"{self.client.url('/status')}: {reply.message()}"
+            self.state.last_error = f"{self.client.url(self.resource)}: {reply.message()}"
             return min(self.period, 5.0)
         self.state.last_error = None
         self.state.last_ok_at = self.state.last_attempt_at

@@ -119,6 +119,12 @@ def bundle_from_members(files: Mapping[str, bytes], *, label: str = "<bytes>") -
         raise BundleError(f"bundle {label}: .manifest: revision is not a string")
     wasm_path = _module_path(manifest, label)
     if wasm_path not in members:
+        if "wasm" not in manifest and any(name.endswith(".rego") for name in members):
+            raise BundleError(
+                f"bundle {label}: {wasm_path}: missing: this is the Rego build, which OPA reads; the "
+                "embedded engine needs the wasm build (`opa build -t wasm`; pyagent server serves it at "
+                "bundles/NAME/wasm, the agent's default resource)"
+            )
         raise BundleError(f"bundle {label}: {wasm_path}: missing (build it with `opa build -t wasm`)")
     return WasmBundle(
         wasm=members[wasm_path],
