@@ -182,9 +182,10 @@ def cli(ctx: click.Context, verbose: int) -> None:
         log_to_stderr(verbose)
 
 
-def log_to_stderr(verbose: int) -> None:
+def log_to_stderr(verbose: int, *, warnings: bool = False) -> None:
     """The ``pyagent`` logger quieted (:func:`pyagent.logsetup.quiet_root`) and, with ``verbose``,
-    writing to stderr (1: info, 2: debug), secrets redacted and control characters shown escaped."""
+    writing to stderr (1: info, 2: debug), secrets redacted and control characters shown escaped;
+    ``warnings``: warnings and errors even without ``verbose`` (a server: its log is stderr)."""
     import logging
 
     from pyagent.logsetup import quiet_root
@@ -194,8 +195,8 @@ def log_to_stderr(verbose: int) -> None:
             return safe_line(super().format(record))
 
     logger = quiet_root()
-    if verbose and not any(type(h) is logging.StreamHandler for h in logger.handlers):
-        logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    if (verbose or warnings) and not any(type(h) is logging.StreamHandler for h in logger.handlers):
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
         handler = logging.StreamHandler()
         handler.setFormatter(SafeFormatter("pyagent: %(levelname)s: %(message)s"))
         logger.addHandler(handler)

@@ -93,10 +93,12 @@ def run(
     """Serve bundles, receive decision logs and status, answer the fleet API."""
     import uvicorn
 
+    from pyagent.cli import log_to_stderr
     from pyagent.errors import InvalidInputError
     from pyagent.server.app import create_app
     from pyagent.server.protocol import HeaderDeadlineProtocol
 
+    log_to_stderr(0, warnings=True)  # a server's warnings (ignored decisions, store errors) are its log
     settings = _settings(
         config_file, bind=bind, db=db, state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
         max_body_bytes=max_body_bytes,

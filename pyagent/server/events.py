@@ -17,6 +17,7 @@ upload) cannot hold a device's current state, and its compliance, until that dat
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,7 +74,7 @@ def report_facts(value: Any, where: str) -> ReportFacts:
     device = _object(report.get("device"), f"{where}.device")
     _string(device.get("id"), f"{where}.device.id", MAX_ID)
     inventory = {key: value for key, value in report.items() if key != "collected_at"}
-    canonical = orjson.dumps(inventory, option=orjson.OPT_SORT_KEYS)
+    canonical = dump_json(inventory, sort_keys=True)
     return ReportFacts(device, report.get("collected_at"), hashlib.sha256(canonical).hexdigest(), canonical)
 
 
@@ -148,17 +149,43 @@ def _event(
         sender=sender,
         path=path,
         allow=allow,
-        organization=organization[:200] if organization else None,
-        platform=device["platform"][:32] if isinstance(device.get("platform"), str) else None,
-        result=orjson.dumps(result).decode() if result is not None else None,
+        organization=column_text(organization[:200]) if organization else None,
+        platform=column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None,
+        result=dump_json(result).decode() if result is not None else None,
         report_digest=report.digest,
-        bundles=orjson.dumps(bundles).decode() if bundles is not None else None,
-        chain=orjson.dumps(chain).decode() if isinstance(chain, dict) else None,
+        bundles=dump_json(bundles).decode() if bundles is not None else None,
+        chain=dump_json(chain).decode() if isinstance(chain, dict) else None,
         verdict=verdict,
-        bans=bans,
-        collected_at=collected_at[:64] if isinstance(collected_at, str) else None,
+        bans=column_text(bans),
+        collected_at=column_text(collected_at[:64]) if isinstance(collected_at, str) else None,
     )
     return row, report.canonical
+
+
+#: What a text column cannot hold: NUL, and lone surrogates (not UTF-8; the exact parse lets them by).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
+    """``value`` as compact JSON: orjson, else the standard library where orjson cannot (nesting of 255
+    levels and more, integers past 64 bits: both are valid JSON, and a real OPA logs them as it was
+    asked; a 500 made that OPA resend its batch, and hold back every later decision, forever)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except orjson.JSONEncodeError:
+        import json
+
+        text = json.dumps(
+            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        )
+        return text.encode("ascii")
+
+
+def column_text(value: str) -> str:
+    """``value`` as a text column can hold it: NUL (which PostgreSQL refuses in text, and OPA logs as
+    it was asked) and lone surrogates as U+FFFD, so that the decision is stored rather than its batch
+    refused (500, then resent forever)."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _placed(value: Any, where: str, facts_of: FactsOf) -> tuple[datetime, ReportFacts] | None:
@@ -244,7 +271,7 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _string(value: Any, where: str, limit: int) -> str:
-    if not isinstance(value, str) or not value or "\0" in value:
+    if not isinstance(value, str) or not value or _UNSTORABLE.search(value):
         raise bad_request(f"{where} must be a non-empty string, got {_short(value)}")
     if len(value) > limit:
         raise bad_request(f"{where} is longer than {limit} characters")
@@ -260,7 +287,7 @@ def _kind(value: Any) -> str:
 def _short(value: Any) -> str:
     if value is None:
         return "nothing"
-    text = orjson.dumps(value).decode() if not isinstance(value, str) else repr(value)
+    text = dump_json(value).decode() if not isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,7 +14,7 @@ from starlette.routing import Route
 
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
-from pyagent.server.events import status_of
+from pyagent.server.events import dump_json, status_of
 from pyagent.server.store.base import StatusRow
 
 _BUNDLE_KEYS = (
@@ -25,8 +24,34 @@ _BUNDLE_KEYS = (
 )  # fmt: skip
 
 
+#: What is kept of a status message: strings, lists and objects cut to these, nesting to ``MAX_DEPTH``
+#: (72 KB of gzip had become 60 MB of errors, stored twice, and read whole by every rollout page).
+MAX_TEXT = 2048
+MAX_ITEMS = 20
+MAX_KEYS = 100
+MAX_DEPTH = 6
+
+
+def trimmed(value: Any, depth: int = 0) -> Any:
+    """``value`` (parsed JSON) cut to the bounds above; what is cut is said where it was."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + f"… ({len(value) - MAX_TEXT} more)"
+    if isinstance(value, list | dict) and depth >= MAX_DEPTH:
+        return "… (nested too deep)"
+    if isinstance(value, list):
+        kept = [trimmed(item, depth + 1) for item in value[:MAX_ITEMS]]
+        return kept + ([f"… ({len(value) - MAX_ITEMS} more)"] if len(value) > MAX_ITEMS else [])
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {key[:MAX_TEXT]: trimmed(item, depth + 1) for key, item in items[:MAX_KEYS]}
+        if len(items) > MAX_KEYS:
+            out["…"] = f"{len(items) - MAX_KEYS} more"
+        return out
+    return value
+
+
 def status_row(message: Any) -> StatusRow:
-    checked = status_of(message)
+    checked = trimmed(status_of(message))
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for name, info in (checked.get("bundles") or {}).items():
@@ -42,10 +67,10 @@ def status_row(message: Any) -> StatusRow:
             errors.append({"plugin": plugin, "message": state.get("message", "")})
     return StatusRow(
         instance_id=checked["labels"]["id"],
-        labels=orjson.dumps(checked["labels"]).decode(),
-        bundles=orjson.dumps(bundles).decode(),
-        errors=orjson.dumps(errors).decode(),
-        plugins=orjson.dumps(checked.get("plugins") or {}).decode(),
+        labels=dump_json(checked["labels"]).decode(),
+        bundles=dump_json(bundles).decode(),
+        errors=dump_json(errors).decode(),  # (from the trimmed message: bounded)
+        plugins=dump_json(checked.get("plugins") or {}).decode(),
     )
 
 

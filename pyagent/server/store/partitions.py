@@ -12,6 +12,9 @@ from sqlalchemy import Engine, text
 _NAME = re.compile(r"^decisions_p(\d{8})$")
 #: Advisory lock key taken while creating or dropping partitions (replicas may race).
 _LOCK = 7270302
+#: Partitions made per transaction: each holds its locks until the commit, and a batch dated over
+#: 1,500 days had run PostgreSQL out of lock slots (``max_locks_per_transaction``, 64 by default).
+_PER_TRANSACTION = 32
 
 
 class PartitionCache:
@@ -21,19 +24,19 @@ class PartitionCache:
         self.days: set[date] = set()
 
     def ensure(self, engine: Engine, instants: Iterable[datetime]) -> None:
-        missing = {instant.astimezone(UTC).date() for instant in instants} - self.days
-        if not missing:
-            return
-        with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-            for day in sorted(missing):
-                end = day + timedelta(days=1)
-                conn.exec_driver_sql(
-                    f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF decisions "
-                    f"FOR VALUES FROM ('{day.isoformat()}T00:00:00+00:00') "
-                    f"TO ('{end.isoformat()}T00:00:00+00:00')"
-                )
-        self.days |= missing
+        missing = sorted({instant.astimezone(UTC).date() for instant in instants} - self.days)
+        for start in range(0, len(missing), _PER_TRANSACTION):
+            days = missing[start : start + _PER_TRANSACTION]
+            with engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+                for day in days:
+                    end = day + timedelta(days=1)
+                    conn.exec_driver_sql(
+                        f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF decisions "
+                        f"FOR VALUES FROM ('{day.isoformat()}T00:00:00+00:00') "
+                        f"TO ('{end.isoformat()}T00:00:00+00:00')"
+                    )
+            self.days |= set(days)
 
 
 def partition_name(day: date) -> str:

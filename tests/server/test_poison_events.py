@@ -1,0 +1,122 @@
+"""Events a real OPA logs as it was asked, which the store could not hold as they were: each is stored
+(or refused as the fast parse refuses it), never a 5xx. OPA resends a refused batch forever (its
+``sizeBuffer`` requeues the chunk on any error), so one crafted query on an OPA that logs to the
+server held back every later decision it logged, and a device turned non-compliant read compliant."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from pyagent.server.app import create_app
+from pyagent.server.auth import new_token, token_hash
+from pyagent.server.settings import ServerSettings
+from pyagent.server.status import status_row
+from pyagent.server.store import Store
+from tests.server.conftest import decision_event
+
+
+@dataclass
+class Server:
+    client: TestClient
+    agent: dict[str, str]
+    reader: dict[str, str]
+
+    def post_logs(self, body: bytes) -> Any:
+        headers = {**self.agent, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return self.client.post("/logs", content=gzip.compress(body), headers=headers)
+
+    def device(self, device_id: str) -> Any:
+        return self.client.get(f"/api/v1/devices/{device_id}", headers=self.reader).json()
+
+
+@pytest.fixture
+def server(store: Store) -> Iterator[Server]:
+    tokens = {}
+    for role in ("agent", "reader"):
+        secret = new_token()
+        store.add_token(f"{role}-token", role, token_hash(secret))
+        tokens[role] = {"Authorization": f"Bearer {secret}"}
+    with TestClient(create_app(ServerSettings(), store)) as client:
+        yield Server(client, tokens["agent"], tokens["reader"])
+
+
+def test_nul_in_stored_fields_is_kept_as_a_replacement_character(server: Server) -> None:
+    """PostgreSQL refuses NUL in text (503 on every resend); SQLite kept it. Both now store U+FFFD."""
+    poisoned = decision_event("d-nul", device_id="dev-nul")
+    poisoned["input"]["report"]["device"]["organization"] = "eu\0commission"
+    poisoned["input"]["report"]["collected_at"] = "2023-03-16T09:30:00Z\0"
+    poisoned["result"]["organization"] = "eu\0commission"
+    poisoned["result"]["violations"][0]["ban"] = "tik\0tok"
+    later = decision_event("d-later", device_id="dev-later")
+    reply = server.post_logs(json.dumps([poisoned, later]).encode())
+    assert reply.status_code == 200, reply.text
+    device = server.device("dev-nul")
+    assert (device["decision_id"], device["allow"], device["organization"]) == (
+        "d-nul",
+        False,
+        "eu\ufffdcommission",
+    )
+    assert server.device("dev-later")["decision_id"] == "d-later"
+
+
+def test_deep_nesting_and_big_integers_are_stored(server: Server) -> None:
+    """orjson parses 1,024 levels and writes 254; Python's ints have no 64-bit bound: both were 500s."""
+    deep = decision_event("d-deep", device_id="dev-deep")
+    nested: Any = "bottom"
+    for _ in range(300):
+        nested = [nested]
+    deep["input"]["report"]["extra"] = {"nested": nested}
+    deep["result"]["metrics"] = {"huge": 2**70}
+    body = json.dumps([deep]).encode()
+    assert server.post_logs(body).status_code == 200
+    assert server.post_logs(body.replace(b'"bottom"', b'"bott\\u003aom"')).status_code == 200  # exact path
+    device = server.device("dev-deep")
+    assert (device["decision_id"], device["allow"]) == ("d-deep", False)
+
+
+def test_infinity_is_refused_on_the_exact_path_as_on_the_fast_one(server: Server) -> None:
+    event = decision_event("d-inf", device_id="dev-inf")
+    fast = json.dumps([event]).replace(
+        '"timer_rego_query_eval_ns": 1000', '"timer_rego_query_eval_ns": 1e400'
+    )
+    exact = fast.replace('"bottom"', "").replace("opa-test", "opa\\u003atest")
+    for body in (fast, exact):
+        reply = server.post_logs(body.encode())
+        assert reply.status_code == 400
+        assert "infinity" in reply.json()["message"]
+    assert server.client.get("/api/v1/devices/dev-inf", headers=server.reader).status_code == 404
+
+
+def test_a_huge_status_is_kept_bounded(server: Server) -> None:
+    """72 KB of gzip had become 60 MB of errors, stored twice and read whole by the rollout page."""
+    errors = [f"error {n}: " + "x" * 5000 for n in range(10_000)]
+    message = {
+        "labels": {"id": "dev-status", "version": "0.1.0"},
+        "bundles": {"pyagent": {"active_revision": "r1", "code": "bundle_error", "errors": errors}},
+    }
+    body = gzip.compress(json.dumps(message).encode())
+    headers = {**server.agent, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    assert server.client.post("/status", content=body, headers=headers).status_code == 204
+    row = status_row(message)
+    assert len(row.bundles) + len(row.errors) < 200_000
+    [error] = json.loads(row.errors)
+    assert error["errors"][-1] == "… (9980 more)"
+    assert error["errors"][0] == "error 0: " + "x" * 2039 + "… (2961 more)"
+
+
+def test_a_batch_over_many_days_is_stored(server: Server) -> None:
+    """Each day is a partition on PostgreSQL, made in transactions of a few (one transaction for
+    1,500 days had run out of lock slots)."""
+    from datetime import date, timedelta
+
+    days = [date(2022, 1, 1) + timedelta(days=n) for n in range(100)]
+    events = [decision_event(f"d-{day}", device_id="dev-days", at=f"{day}T09:30:00Z") for day in days]
+    assert server.post_logs(json.dumps(events).encode()).status_code == 200
+    assert server.device("dev-days")["decision_id"] == f"d-{days[-1]}"
