@@ -25,6 +25,8 @@ class DeviceFacts:
     mdm_enrolled: bool
     organization: str | None = None
     mdm_provider: str | None = None
+    work_profile: bool | None = None
+    """Stated on the command line (``collect --work-profile``); None: as the collector saw it."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class FactFlags:
     mdm_enrolled: bool | None = None
     organization: str | None = None
     mdm_provider: str | None = None
+    work_profile: bool | None = None
 
 
 def this_machine_id() -> str | None:
@@ -78,7 +81,7 @@ def resolve_facts(
     for key, value in (("organization", organization), ("mdm_provider", provider)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise InvalidInputError(f"device.{key} in {where} must be a non-empty string")
-    return DeviceFacts(device_id, ownership, enrolled, organization, provider)
+    return DeviceFacts(device_id, ownership, enrolled, organization, provider, flags.work_profile)
 
 
 def build_report(
@@ -95,8 +98,9 @@ def build_report(
     if facts.organization:
         device["organization"] = facts.organization
     device["mdm"] = mdm
-    if inventory.work_profile is not None:
-        device["work_profile"] = inventory.work_profile
+    work_profile = facts.work_profile if facts.work_profile is not None else inventory.work_profile
+    if work_profile is not None:
+        device["work_profile"] = work_profile
     if inventory.facts:
         device["extra"] = dict(inventory.facts)
     return {

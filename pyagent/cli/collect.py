@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from pyagent.cli.options import non_empty
+from pyagent.collectors.base import Inventory
 from pyagent.collectors.registry import CollectorName, collector_options, get_collector
 from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
@@ -55,6 +56,11 @@ Examples:
 @click.option("--mdm-provider", callback=non_empty, help="config: device.mdm_provider")
 @click.option("--device-id", callback=non_empty, help="config: device.id")
 @click.option(
+    "--work-profile/--no-work-profile",
+    default=None,
+    help="Whether the phone has a work profile (Android): live adb tells, a pm capture cannot.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
@@ -75,6 +81,7 @@ def collect(
     mdm_enrolled: bool | None,
     mdm_provider: str | None,
     device_id: str | None,
+    work_profile: bool | None,
     config_path: str | None,
     output: str | None,
 ) -> None:
@@ -96,11 +103,13 @@ def collect(
         mdm_enrolled=mdm_enrolled,
         organization=org,
         mdm_provider=mdm_provider,
+        work_profile=work_profile,
     )
     # Only this machine's own id is visible to pyagent; a phone or an export needs --device-id.
     default_id = this_machine_id() if name == CollectorName.LINUX.value else None
     facts = resolve_facts(flags, load_config(config_path), default_device_id=default_id)
     inventory = get_collector(name, **options).collect()
+    _note_other_users(inventory, work_profile)
     report = build_report(inventory, facts)
     check_report(report, f"report collected from {name}")
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
@@ -135,6 +144,21 @@ def _check_flags(name: str, options: dict[str, Any]) -> None:
         takes = [flag for key, flag in _FLAGS.items() if key in accepted]
         also = f"it takes {', '.join(takes)}" if takes else "it reads this machine"
         raise click.UsageError(f"--source {name} does not take {', '.join(unused)} ({also})")
+
+
+def _note_other_users(inventory: Inventory, work_profile: bool | None) -> None:
+    """A pm capture listing other Android users than the main one cannot say whether one of them is
+    a work profile (which puts a personal phone in scope ``personal-with-work-apps``): said, so that
+    the flag is given."""
+    users = inventory.facts.get("android_users_seen")
+    others = [u for u in users if u != 0] if isinstance(users, list) else []
+    if others and inventory.work_profile is None and work_profile is None:
+        listed = ", ".join(str(user) for user in others)
+        click.echo(
+            f"pyagent: note: the capture lists Android user {listed} besides user 0; if one is a work "
+            "profile, say so with --work-profile (a capture cannot tell; live adb does)",
+            err=True,
+        )
 
 
 def _same_file(first: str, second: str) -> bool:

@@ -391,3 +391,42 @@ def test_the_report_never_overwrites_the_export_it_reads(tmp_path: Path) -> None
         "(see pyagent collect --help)\n"
     )
     assert capture.read_text(encoding="utf-8") == "package:com.zhiliaoapp.musically\n"
+
+
+#: `pm list packages -U --user all` of a personal phone: TikTok for the owner (user 0), and a work
+#: profile (user 10) whose one app is the organisation's own mail client, on no list of work apps.
+WORK_PROFILE_CAPTURE = (
+    "package:com.zhiliaoapp.musically uid:10234\n"
+    "package:com.android.chrome uid:10120,1010120\n"
+    "package:com.example.corpmail uid:1010300\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("flag", "work_profile", "exit_code"),
+    [([], None, 0), (["--work-profile"], True, 1), (["--no-work-profile"], False, 0)],
+)
+def test_a_capture_s_work_profile_is_stated_with_a_flag(
+    policy_bundle: Path, tmp_path: Path, flag: list[str], work_profile: bool | None, exit_code: int
+) -> None:
+    """A capture cannot tell a work profile from another user (live adb reads the user's flags): the
+    flag states it, and a personal phone with one is in the Council's scope (domain.md)."""
+    capture = tmp_path / "pm.txt"
+    capture.write_text(WORK_PROFILE_CAPTURE)
+    out = tmp_path / "phone.json"
+    facts = ["--device-id", "p4", "--ownership", "personal", "--no-mdm-enrolled", "--org", "eu-council"]
+    result = run(["collect", "--source", "android-pm", "--from", str(capture), *facts, *flag, "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    note = (
+        "pyagent: note: the capture lists Android user 10 besides user 0; if one is a work profile, say so "
+        "with --work-profile (a capture cannot tell; live adb does)\n"
+    )
+    assert (note in result.stderr) is (work_profile is None)
+    assert json.loads(out.read_text())["device"].get("work_profile") is work_profile
+    decided = run(["check", str(out), "--at", AT, "--format", "json"])
+    assert decided.exit_code == exit_code
+    violations = json.loads(decided.stdout)["violations"]
+    expected = (
+        [["eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps"]] if exit_code else []
+    )
+    assert [[v["rule"], v["app_id"], v["scope"]] for v in violations] == expected
