@@ -9,6 +9,7 @@ report itself (device id, ownership, organisation, timestamps) is the caller's j
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
@@ -55,8 +56,14 @@ def clip(text: str, limit: int = 80) -> str:
     return repr(shown)
 
 
+#: C0 controls and DEL (tab, line breaks, NUL, escape, ...).
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def check_text(value: object, *, what: str, where: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """``value`` if it is a non-empty string without NUL or line breaks and at most ``limit`` characters.
+    """``value`` if it is a non-empty string without NUL, line breaks or other control characters (the
+    schema refuses them in ids: a carriage return left in an id would match no ban) and at most
+    ``limit`` characters.
 
     Raises :class:`CollectorInputError` naming ``where`` (file and position) and ``what`` (the field).
     """
@@ -66,8 +73,8 @@ def check_text(value: object, *, what: str, where: str, limit: int = MAX_TEXT_CH
         raise CollectorInputError(f"{where}: {what} is empty")
     if len(value) > limit:
         raise CollectorInputError(f"{where}: {what} is longer than {limit} characters")
-    if any(c in value for c in "\x00\r\n"):
-        raise CollectorInputError(f"{where}: {what} contains a NUL or line break: {clip(value)}")
+    if not value.isprintable() and _CONTROL.search(value):
+        raise CollectorInputError(f"{where}: {what} contains a control character: {clip(value)}")
     return value
 
 

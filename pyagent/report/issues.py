@@ -44,6 +44,7 @@ def _unprintable() -> re.Pattern[str]:
 
 
 _NUL_PATTERN = "^[^\\u0000]+$"
+_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f]+$"
 
 Location = Sequence[str | int]
 
@@ -201,7 +202,7 @@ class _Renderer:
             ]
         if (
             keyword == "pattern"
-            and value == _NUL_PATTERN
+            and value in (_NUL_PATTERN, _CONTROL_PATTERN)
             and instance == ""
             and schema.get("minLength", 0) >= 1
         ):
@@ -254,6 +255,14 @@ class _Renderer:
                 return f"expected a non-empty string, got {got}"
             position = instance.index("\x00")
             return f"must not contain a NUL character (\\u0000), found at position {position}: {got}"
+        if pattern == _CONTROL_PATTERN and isinstance(instance, str):
+            found = next((i for i, c in enumerate(instance) if c < " " or c == "\x7f"), None)
+            if found is None:
+                return f"expected a non-empty string, got {got}"
+            if instance[found] == "\x00":
+                return f"must not contain a NUL character (\\u0000), found at position {found}: {got}"
+            code = f"\\u{ord(instance[found]):04x}"
+            return f"must not contain a control character ({code}), found at position {found}: {got}"
         if schema.get("format") == "date-time":
             return (
                 f"expected {self.expectation(schema)} (upper-case T and Z, a real calendar date), got {got}"

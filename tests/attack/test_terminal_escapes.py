@@ -26,6 +26,9 @@ HOSTILE = (
 )
 SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J\\x1b]8;;http://evil.example/\\x1b\\click\\x9b31m\\u202egnp.exe\\u200b\\u200d\\ufeff"
 RAW = ["\x1b", "\x07", "\x9b", "\u202e", "\u200b", "\u200d", "\ufeff"]
+#: What of it an identifier may hold (the schema refuses C0 controls and DEL in ids).
+HOSTILE_ID = "click\x9b31m\u202egnp.exe\u200b\u200d\ufeff"
+SHOWN_ID = "click\\x9b31m\\u202egnp.exe\\u200b\\u200d\\ufeff"
 
 
 def assert_no_raw_control(run: Run) -> None:
@@ -40,23 +43,35 @@ def test_the_escape_is_visible_and_complete() -> None:
 
 
 def test_the_reports_organisation_in_the_org_note(write_report: Any) -> None:
-    report = domain.make_report(HOSTILE, "android", "corporate", True, [])
+    report = domain.make_report(HOSTILE_ID, "android", "corporate", True, [])
     run = run_pyagent(
         "check", write_report(report), "--at", AT, "--engine", "embedded", "--org", "eu-commission"
     )
     assert run.code == 0, run.stderr
     assert run.stderr.splitlines()[0] == (
-        f"pyagent: note: --org eu-commission overrides the report's organization {SHOWN}"
+        f"pyagent: note: --org eu-commission overrides the report's organization {SHOWN_ID}"
     )
     assert_no_raw_control(run)
 
 
 def test_the_reports_organisation_in_a_policy_error(write_report: Any, policy_bundle: Path) -> None:
+    report = domain.make_report(HOSTILE_ID, "android", "corporate", True, [])
+    path = write_report(report)
+    run = run_pyagent("check", path, "--at", AT, "--engine", "embedded")
+    assert run.code == 2
+    assert run.stderr.startswith(f'pyagent: error: {path}: unknown organisation "{SHOWN_ID}"')
+    assert_no_raw_control(run)
+
+
+def test_the_reports_organisation_with_control_characters_is_refused_escaped(write_report: Any) -> None:
     report = domain.make_report(HOSTILE, "android", "corporate", True, [])
     path = write_report(report)
     run = run_pyagent("check", path, "--at", AT, "--engine", "embedded")
     assert run.code == 2
-    assert run.stderr.startswith(f'pyagent: error: {path}: unknown organisation "\\u001b]0;pwned')
+    assert run.stderr.startswith(
+        f"pyagent: error: {path}: $.device.organization: must not contain a control character (\\u001b), "
+        "found at position 0: "
+    )
     assert_no_raw_control(run)
 
 

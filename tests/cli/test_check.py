@@ -381,12 +381,25 @@ def test_every_registered_command_resolves_to_its_name() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "junit", "sarif", "github", "table"])
 def test_the_summary_beside_machine_output_escapes_the_report_s_text(fmt: str, policy_bundle: Path) -> None:
-    """A device id that would rewrite the terminal line to "COMPLIANT" is shown escaped, on one line."""
+    """A device id that would break the terminal line and fake a "COMPLIANT" line is shown escaped, on
+    one line (C0 controls such as a carriage return or an escape are refused in ids by the schema)."""
     report = json.loads((EXAMPLES / "india-personal-lite.json").read_text(encoding="utf-8"))
-    report["device"]["id"] = "laptop-7\rpyagent: COMPLIANT: laptop-7 (india)\x1b[K\u202e"
+    report["device"]["id"] = "laptop-7\u2028pyagent: COMPLIANT: laptop-7 (india)\x9b2K\u202e"
     result = run(["check", "-", "--at", AT, "--format", fmt, "-o", "/dev/null"], stdin=json.dumps(report))
     assert result.exit_code == 1
     assert result.stderr == (
-        "pyagent: NON-COMPLIANT: laptop-7\\x0dpyagent: COMPLIANT: laptop-7 (india)\\x1b[K\\u202e (india): "
+        "pyagent: NON-COMPLIANT: laptop-7\\u2028pyagent: COMPLIANT: laptop-7 (india)\\x9b2K\\u202e (india): "
         "1 violation\n"
+    )
+
+
+def test_a_control_character_in_an_id_is_refused_with_its_place(policy_bundle: Path) -> None:
+    """What a CRLF capture cut by hand leaves: an id no ban matches, so a device that would be allowed."""
+    report = json.loads((EXAMPLES / "india-personal-lite.json").read_text(encoding="utf-8"))
+    report["apps"][0]["id"] += "\r"
+    result = run(["check", "-", "--at", AT], stdin=json.dumps(report))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "pyagent: error: <stdin>: $.apps[0].id: must not contain a control character (\\u000d), found at "
+        f"position {len(report['apps'][0]['id']) - 1}: {json.dumps(report['apps'][0]['id'])}\n"
     )

@@ -125,7 +125,10 @@ def test_platform_option_must_agree() -> None:
         ('{"value": [{"displayName": "A", "platform": 4}]}', "unknown detectedApp platform '4'"),
         ('{"value": [{"displayName": "A", "platform": "chromeOS"}]}', "chromeOS is not one pyagent reports"),
         ('{"value": [{"displayName": "A", "version": 3, "platform": "ios"}]}', "version must be a string"),
-        ('{"value": [{"displayName": "A\\nB", "platform": "ios"}]}', "line break"),
+        (
+            '{"value": [{"displayName": "A\\nB", "platform": "ios"}]}',
+            "displayName contains a control character",
+        ),
         ('{"value": [', "not valid JSON"),
     ],
 )

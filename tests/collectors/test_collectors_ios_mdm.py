@@ -109,7 +109,10 @@ def test_entities_are_refused(data: bytes) -> None:
         (_plist({"InstalledApplicationList": ["com.x"]}), r"InstalledApplicationList\[0\]: not a dictionary"),
         (_plist({"InstalledApplicationList": [{"Version": "1"}]}), "neither Identifier nor Name"),
         (_plist({"InstalledApplicationList": [{"Identifier": 7}]}), "Identifier must be a string, not int"),
-        (_plist({"InstalledApplicationList": [{"Identifier": "a\nb"}]}), "line break"),
+        (
+            _plist({"InstalledApplicationList": [{"Identifier": "a\nb"}]}),
+            "Identifier contains a control character",
+        ),
         (_plist({"InstalledApplicationList": [{"Identifier": "com.x"}]})[:-30], "not a valid XML plist"),
         (b"<plist><dict><key>A</key><date>yesterday</date></dict></plist>", "not a valid XML plist"),
         (b"<plist><dict><key>A</key><integer>x</integer></dict></plist>", "not a valid XML plist"),

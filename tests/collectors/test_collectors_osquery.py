@@ -214,7 +214,8 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
         ),
         ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
         ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
-        ('[{"name": "a\\u0000b", "release": "1"}]', "NUL"),
+        ('[{"name": "a\\u0000b", "release": "1"}]', "name contains a control character"),
+        ('[{"name": "com.zhiliaoapp.musically\\t", "release": "1"}]', "name contains a control character"),
         ('[\n  {"name":"bash","release":"1"', "not valid JSON"),
     ],
 )

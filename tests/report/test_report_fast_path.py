@@ -29,12 +29,13 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def _holds_nul(doc: Any) -> bool:
-    """Whether a string or key anywhere in ``doc`` contains U+0000 (iterative: documents nest deeply)."""
+    """Whether a string or key anywhere in ``doc`` contains U+0000 or another control character (what
+    the loader's ``nul_free`` rules out; iterative: documents nest deeply)."""
     todo = [doc]
     while todo:
         node = todo.pop()
         if isinstance(node, str):
-            if "\x00" in node:
+            if any(c < " " or c == "\x7f" for c in node):
                 return True
         elif isinstance(node, dict):
             todo.extend(node.keys())

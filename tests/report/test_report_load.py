@@ -252,15 +252,23 @@ def test_a_nul_in_an_otherwise_valid_report_is_refused(
 
 
 def test_the_nul_free_schema_keeps_every_string_non_empty(contract_report: dict[str, Any]) -> None:
-    """Without its NUL patterns the schema still refuses empty strings where the pattern did (``+``)."""
-    from pyagent.report.validate import NUL_FREE_PATTERN, _without_nul_patterns, report_validator
+    """Without its NUL and control patterns the schema still refuses empty strings where the pattern
+    did (``+``)."""
+    from pyagent.report.validate import (
+        CONTROL_FREE_PATTERN,
+        NUL_FREE_PATTERN,
+        _without_nul_patterns,
+        report_validator,
+    )
 
     schema = report_validator().schema
     stripped = _without_nul_patterns(schema)
     assert NUL_FREE_PATTERN not in json.dumps(stripped).replace("\\\\", "\\")
-    for name in ("identifier", "name", "path"):
+    assert CONTROL_FREE_PATTERN not in json.dumps(stripped).replace("\\\\", "\\")
+    patterns = {"identifier": CONTROL_FREE_PATTERN, "name": NUL_FREE_PATTERN, "path": NUL_FREE_PATTERN}
+    for name, pattern in patterns.items():
         before, after = schema["$defs"][name], stripped["$defs"][name]
-        assert before["pattern"] == NUL_FREE_PATTERN and "pattern" not in after, name
+        assert before["pattern"] == pattern and "pattern" not in after, name
         assert after["minLength"] == max(before.get("minLength", 0), 1), name
     assert report_validator().is_valid(contract_report, nul_free=True) is True
     contract_report["apps"][0]["id"] = ""
