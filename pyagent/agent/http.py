@@ -8,6 +8,7 @@ from its file on every request, so a rotated token is used at once.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 import ssl
@@ -76,6 +77,8 @@ class ServiceClient:
             send[name] = value
         if self.service.token_path is not None and "Authorization" not in send:
             token = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
+            if self.service.oci:  # as OPA: a registry's token goes base64-encoded (ghcr.io takes a PAT so)
+                token = base64.b64encode(token.encode("utf-8")).decode("ascii")
             send["Authorization"] = f"{self.service.scheme} {token}"
         path = resource if exact_path else self.path(resource)
         reply = request(

@@ -6,6 +6,7 @@ oversize bundle refused, redirects to another origin not followed."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -27,6 +28,9 @@ from tests.helpers.opa_server import free_port
 from tests.helpers.registry import RunningRegistry, lying_proxy, require_oras, run_registry
 
 REPOSITORY = "policies/pyagent"
+
+#: The service's bearer token as OPA sends it to an OCI registry: base64-encoded (rest/auth.go).
+REGISTRY_AUTH = "Bearer " + base64.b64encode(b"s3cret-registry-token").decode()
 
 
 def layer_digest(bundle: Path) -> str:
@@ -178,7 +182,7 @@ def test_a_registry_that_lies_or_redirects_elsewhere_is_refused(tmp_path: Path, 
                             public_key=builds.public_key, token=token, size_limit=limit)  # fmt: skip
         assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
         assert bundle_status(state)["active_revision"] == "r1"
-        assert proxy.seen and all(auth == "Bearer s3cret-registry-token" for _, auth in proxy.seen)
+        assert proxy.seen and all(auth == REGISTRY_AUTH for _, auth in proxy.seen)
 
         push(registry, oras, builds.wasm["r2"])
         r2 = layer_digest(builds.wasm["r2"])
@@ -250,9 +254,9 @@ def test_a_registry_token_is_fetched_from_the_services_own_origin_only(
         assert (status["active_revision"], status["code"]) == ("r1", None)
         manifest = f"/v2/{REPOSITORY}/manifests/stable"
         assert [(path, auth) for path, auth in proxy.seen if not path.startswith("/v2/")] == [
-            ("/token?service=registry.test&scope=repository%3Ax%3Apull", "Bearer s3cret-registry-token")
+            ("/token?service=registry.test&scope=repository%3Ax%3Apull", REGISTRY_AUTH)
         ]
-        assert proxy.seen[0] == (manifest, "Bearer s3cret-registry-token")  # answered with the challenge
+        assert proxy.seen[0] == (manifest, REGISTRY_AUTH)  # answered with the challenge
         after = proxy.seen[2:]
         blob = f"/v2/{REPOSITORY}/blobs/{layer_digest(builds.wasm['r1'])}"
         assert [path for path, _ in after] == [manifest, blob]
