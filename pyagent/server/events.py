@@ -78,12 +78,22 @@ def report_facts(value: Any, where: str) -> ReportFacts:
     return ReportFacts(device, report.get("collected_at"), hashlib.sha256(canonical).hexdigest(), canonical)
 
 
+#: An event left unparsed (nested too deep to parse): acknowledged and counted as ignored.
+UNREAD = object()
+
+
 def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
     if not isinstance(value, list):
         raise bad_request(f"body must be a JSON array of decision-log events, got {_kind(value)}")
     batch = Batch([], {})
     for index, event in enumerate(value):
-        decided = _event(event, index, facts_of)
+        if event is UNREAD:
+            batch.ignored += 1
+            continue
+        try:
+            decided = _event(event, index, facts_of)
+        except RecursionError:  # nested near the interpreter's limit (~1,000): kept out, not a 500
+            decided = None
         if decided is None:
             batch.ignored += 1
             continue

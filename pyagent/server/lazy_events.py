@@ -19,6 +19,7 @@ gives the same rows or the same error: this module only ever answers faster, nev
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from typing import Any
 import msgspec
 import orjson
 
-from pyagent.server.body import ESCAPED_COLON, check_json_size, parse_json
+from pyagent.server.body import ESCAPED_COLON, check_json_size, parse_json, top_level_items
 from pyagent.server.errors import HttpError
-from pyagent.server.events import Batch, ReportFacts, parse_batch, report_facts
+from pyagent.server.events import UNREAD, Batch, ReportFacts, parse_batch, report_facts
+
+log = logging.getLogger("pyagent.server")
 
 #: Reports remembered per process: a fleet's devices each have one current inventory. An entry is
 #: about 0.5 KB (key, digest, the device object), so the default bounds the cache near 50 MB.
@@ -151,7 +154,33 @@ def decode_batch(body: bytes, cache: ReportCache) -> LazyBatch:
         return _lazy(body, cache)
     except (_Fallback, HttpError, msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError,
             RecursionError):  # fmt: skip
-        return LazyBatch(parse_batch(parse_json(body)), cache)
+        try:
+            value = parse_json(body)
+        except HttpError:
+            batch = _without_deep_events(body)
+            if batch is None:
+                raise
+            return LazyBatch(batch, cache)
+        return LazyBatch(parse_batch(value), cache)
+
+
+#: Nesting past which an event is acknowledged and ignored rather than parsed: a real OPA logs the
+#: input it was asked about, nested up to Go's 10,000 levels, and resends a refused batch forever.
+MAX_EVENT_DEPTH = 512
+
+
+def _without_deep_events(body: bytes) -> Batch | None:
+    """The batch of a body no parser takes whole because an event nests past :data:`MAX_EVENT_DEPTH`:
+    the others parsed one by one (as strictly), the deep ones counted as ignored; None when no event
+    is that deep (the whole-body error stands)."""
+    items = top_level_items(body)
+    if items is None or all(deepest <= MAX_EVENT_DEPTH for _, deepest in items):
+        return None
+    events = [parse_json(item) if deepest <= MAX_EVENT_DEPTH else UNREAD for item, deepest in items]
+    batch = parse_batch(events)  # (indexes in its messages are the body's)
+    deep = sum(1 for _, deepest in items if deepest > MAX_EVENT_DEPTH)
+    log.warning("ignored %d decision-log event(s) nested deeper than %d levels", deep, MAX_EVENT_DEPTH)
+    return batch
 
 
 def _lazy(body: bytes, cache: ReportCache) -> LazyBatch:

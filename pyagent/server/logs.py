@@ -2,8 +2,9 @@
 
 2xx only after the whole batch is committed. An event whose ``decision_id`` is stored is stored
 once, whatever its instant. Events on paths other than ``pyagent/decision`` (an OPA logs every
-query), those on it whose input is not a device's (no report, no device id, no valid time), and
-those dated more than five minutes after they arrive, are acknowledged and counted as ``ignored``.
+query), those on it whose input is not a device's (no report, no device id, no valid time), those
+dated more than five minutes after they arrive, and those nested past what a parser takes (an OPA
+logs inputs up to Go's 10,000 levels), are acknowledged and counted as ``ignored``.
 A malformed event refuses the whole batch (400, nothing stored, the message names the event's index
 and field). The body is bounded on the wire and after gzip (413).
 """

@@ -120,3 +120,32 @@ def test_a_batch_over_many_days_is_stored(server: Server) -> None:
     events = [decision_event(f"d-{day}", device_id="dev-days", at=f"{day}T09:30:00Z") for day in days]
     assert server.post_logs(json.dumps(events).encode()).status_code == 200
     assert server.device("dev-days")["decision_id"] == f"d-{days[-1]}"
+
+
+@pytest.mark.parametrize("depth", [990, 2_000, 9_000])
+def test_an_event_nested_past_what_a_parser_takes_is_ignored_and_the_rest_stored(
+    server: Server, depth: int
+) -> None:
+    """Go's JSON takes 10,000 levels, so an OPA logs such an input; no parser here takes the batch
+    whole past 1,024 (near 1,000 the interpreter's stack gives out first): the event is acknowledged
+    and counted as ignored, the others are stored."""
+    deep = decision_event("d-deep", device_id="dev-deep")
+    deep["input"]["report"]["extra"] = {"nested": "HOLE"}
+    text = json.dumps([deep, decision_event("d-ok", device_id="dev-ok")])
+    body = text.replace('"HOLE"', "[" * depth + "1" + "]" * depth).encode()
+    reply = server.post_logs(body)
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["stored"], reply.json()["ignored"]) == (1, 1)
+    assert server.device("dev-ok")["decision_id"] == "d-ok"
+    assert server.client.get("/api/v1/devices/dev-deep", headers=server.reader).status_code == 404
+
+
+def test_a_malformed_event_beside_a_deep_one_still_refuses_the_batch(server: Server) -> None:
+    deep = decision_event("d-deep", device_id="dev-deep")
+    deep["input"]["report"]["extra"] = {"nested": "HOLE"}
+    bad = decision_event("d-bad", device_id="dev-bad")
+    bad["result"]["allow"] = "yes"
+    body = json.dumps([deep, bad]).replace('"HOLE"', "[" * 2000 + "1" + "]" * 2000).encode()
+    reply = server.post_logs(body)
+    assert reply.status_code == 400
+    assert reply.json()["message"] == "event 1: result.allow must be true or false, got 'yes'"
