@@ -298,3 +298,34 @@ def test_a_query_of_another_path_does_not_block_later_decisions(opa_bin: str, tm
             "the decision in the device's state", lambda: device_state(server, reader), 8, server.log
         )
         assert device["decision_id"] == decision["decision_id"]
+
+
+def test_a_crafted_input_does_not_block_later_decisions(opa_bin: str, tmp_path: Path) -> None:
+    """A client of the OPA asks about a report nested 2,000 levels deep (Go's JSON takes it; no parser
+    here takes the batch whole), with a NUL in its organisation and an integer past 64 bits: OPA logs
+    it, and resends any batch the server refuses, forever. It is acknowledged; the next decision lands."""
+    with interop(opa_bin, tmp_path) as (server, tokens, opa):
+        wait_for(
+            "OPA to activate the bundle", lambda: http(f"{opa.url}/v1/data/pyagent/decision")[0] == 200, 20
+        )
+        crafted = example_report()
+        crafted["device"]["id"] = "crafted-device"
+        crafted["device"]["organization"] = "eu\0commission"
+        crafted["extra"] = {"big": 2**70, "nested": "HOLE"}
+        body = json.dumps({"input": {"at": AT, "report": crafted}})
+        body = body.replace('"HOLE"', "[" * 2000 + "1" + "]" * 2000)
+        request = urllib.request.Request(
+            f"{opa.url}/v1/data/pyagent/decision", data=body.encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        time.sleep(2)  # OPA's upload of it: acknowledged (the event ignored), never refused to be resent
+        decision = decide(opa.url)
+        device = wait_for(
+            "the next decision in the device's state",
+            lambda: device_state(server, tokens["reader"]),
+            8,
+            server.log,
+        )
+        assert device["decision_id"] == decision["decision_id"]
