@@ -403,3 +403,15 @@ def test_a_control_character_in_an_id_is_refused_with_its_place(policy_bundle: P
         "pyagent: error: <stdin>: $.apps[0].id: must not contain a control character (\\u000d), found at "
         f"position {len(report['apps'][0]['id']) - 1}: {json.dumps(report['apps'][0]['id'])}\n"
     )
+
+
+def test_a_raw_del_in_an_id_is_refused_too(policy_bundle: Path, tmp_path: Path) -> None:
+    """JSON allows DEL unescaped (not the C0 controls): the loader's shortcut must not skip it."""
+    report = json.loads((EXAMPLES / "india-personal-lite.json").read_text(encoding="utf-8"))
+    report["apps"][0]["id"] += "\x7f"
+    path = tmp_path / "del.json"
+    path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    assert b"\x7f" in path.read_bytes()
+    result = run(["check", str(path), "--at", AT])
+    assert result.exit_code == 2
+    assert "$.apps[0].id: must not contain a control character (\\u007f)" in result.stderr
