@@ -202,39 +202,6 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
-#: A string (its escapes skipped), or one of the characters that shape a JSON document's nesting.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
-
-
-def top_level_items(body: bytes) -> list[tuple[bytes, int]] | None:
-    """The elements of the JSON array ``body`` as byte slices, each with its deepest nesting, found
-    without parsing (strings skipped whole); None when ``body`` is not an array. For a batch that no
-    parser takes whole (nesting past 1,024 levels somewhere in it): its events, one at a time. A
-    Python loop over every string and bracket: seconds for the largest bodies, on that path only."""
-    start = len(body) - len(body.lstrip())
-    if body[start : start + 1] != b"[":
-        return None
-    items: list[tuple[bytes, int]] = []
-    depth, deepest, item_start = 0, 0, start + 1
-    for match in _TOKEN.finditer(body, start):
-        char = body[match.start()]
-        if char == 0x22:  # a string
-            continue
-        if char in b"[{":
-            depth += 1
-            deepest = max(deepest, depth - 1)
-        elif char in b"]}":
-            depth -= 1
-            if depth == 0:
-                if body[item_start : match.start()].strip():
-                    items.append((body[item_start : match.start()], deepest))
-                return items
-        elif depth == 1:  # a comma between two events
-            items.append((body[item_start : match.start()], deepest))
-            item_start, deepest = match.end(), 0
-    return None  # (unbalanced: not JSON, and the whole-body parse says so)
-
-
 def _parse_exact(body: bytes) -> Any:
     import json
 

@@ -19,6 +19,7 @@ gives the same rows or the same error: this module only ever answers faster, nev
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -28,9 +29,11 @@ from typing import Any
 import msgspec
 import orjson
 
-from pyagent.server.body import ESCAPED_COLON, check_json_size, parse_json, top_level_items
+from pyagent.jsonio import unique_keys
+from pyagent.server.body import ESCAPED_COLON, check_json_size, parse_json
 from pyagent.server.errors import HttpError
 from pyagent.server.events import UNREAD, Batch, ReportFacts, parse_batch, report_facts
+from pyagent.server.jsonscan import array_items
 
 log = logging.getLogger("pyagent.server")
 
@@ -157,7 +160,7 @@ def decode_batch(body: bytes, cache: ReportCache) -> LazyBatch:
         try:
             value = parse_json(body)
         except HttpError:
-            batch = _without_deep_events(body)
+            batch = _without_unreadable_events(body)
             if batch is None:
                 raise
             return LazyBatch(batch, cache)
@@ -169,18 +172,39 @@ def decode_batch(body: bytes, cache: ReportCache) -> LazyBatch:
 MAX_EVENT_DEPTH = 512
 
 
-def _without_deep_events(body: bytes) -> Batch | None:
-    """The batch of a body no parser takes whole because an event nests past :data:`MAX_EVENT_DEPTH`:
-    the others parsed one by one (as strictly), the deep ones counted as ignored; None when no event
-    is that deep (the whole-body error stands)."""
-    items = top_level_items(body)
-    if items is None or all(deepest <= MAX_EVENT_DEPTH for _, deepest in items):
+def _without_unreadable_events(body: bytes) -> Batch | None:
+    """The batch of a well-formed body that no parser takes whole, because an event nests past
+    :data:`MAX_EVENT_DEPTH` or holds a number out of a double's range (``1e400``, as OPA logs it):
+    the other events parsed one by one (as strictly), those counted as ignored. None when no event is
+    such (the whole-body error stands: malformed JSON, a duplicate key, ...)."""
+    items = array_items(body)
+    if items is None:
         return None
-    events = [parse_json(item) if deepest <= MAX_EVENT_DEPTH else UNREAD for item, deepest in items]
-    batch = parse_batch(events)  # (indexes in its messages are the body's)
-    deep = sum(1 for _, deepest in items if deepest > MAX_EVENT_DEPTH)
-    log.warning("ignored %d decision-log event(s) nested deeper than %d levels", deep, MAX_EVENT_DEPTH)
+    unread = [deepest > MAX_EVENT_DEPTH or _out_of_range(item) for item, deepest in items]
+    if not any(unread):
+        return None
+    batch = parse_batch(
+        [UNREAD if skip else parse_json(item) for (item, _), skip in zip(items, unread, strict=True)]
+    )
+    log.warning(  # (indexes in parse_batch's messages are the body's)
+        "ignored %d decision-log event(s) nested deeper than %d levels or holding a number out of range",
+        sum(unread), MAX_EVENT_DEPTH,
+    )  # fmt: skip
     return batch
+
+
+def _out_of_range(item: bytes) -> bool:
+    """Whether ``item`` (well-formed JSON) is refused by the strict parse only for a number out of a
+    double's range, or an integer too long to read."""
+    try:
+        parse_json(item)
+    except HttpError:
+        try:
+            json.loads(item, parse_float=lambda _: 0.0, parse_int=lambda _: 0, object_pairs_hook=unique_keys)
+        except (ValueError, RecursionError):  # (a duplicate key is a ValueError too)
+            return False
+        return True
+    return False
 
 
 def _lazy(body: bytes, cache: ReportCache) -> LazyBatch:

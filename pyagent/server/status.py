@@ -51,7 +51,10 @@ def trimmed(value: Any, depth: int = 0) -> Any:
 
 
 def status_row(message: Any) -> StatusRow:
-    checked = trimmed(status_of(message))
+    whole = status_of(message)
+    sender = whole["labels"]["id"]  # (before trimming, which keeps the first MAX_KEYS labels)
+    checked = trimmed(whole)
+    checked["labels"]["id"] = sender
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for name, info in (checked.get("bundles") or {}).items():
@@ -66,7 +69,7 @@ def status_row(message: Any) -> StatusRow:
         if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})
     return StatusRow(
-        instance_id=checked["labels"]["id"],
+        instance_id=sender,
         labels=dump_json(checked["labels"]).decode(),
         bundles=dump_json(bundles).decode(),
         errors=dump_json(errors).decode(),  # (from the trimmed message: bounded)

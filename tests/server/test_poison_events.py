@@ -81,17 +81,42 @@ def test_deep_nesting_and_big_integers_are_stored(server: Server) -> None:
     assert (device["decision_id"], device["allow"]) == ("d-deep", False)
 
 
-def test_infinity_is_refused_on_the_exact_path_as_on_the_fast_one(server: Server) -> None:
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_a_number_out_of_range_is_ignored_with_its_event(server: Server, exact: bool) -> None:
+    """OPA logs ``1e400`` as it was asked; no parser here takes it (a double's range): that event is
+    acknowledged and ignored (it was a 400 that OPA resends forever), the others stored."""
     event = decision_event("d-inf", device_id="dev-inf")
-    fast = json.dumps([event]).replace(
-        '"timer_rego_query_eval_ns": 1000', '"timer_rego_query_eval_ns": 1e400'
-    )
-    exact = fast.replace('"bottom"', "").replace("opa-test", "opa\\u003atest")
-    for body in (fast, exact):
-        reply = server.post_logs(body.encode())
-        assert reply.status_code == 400
-        assert "infinity" in reply.json()["message"]
+    event["input"]["report"]["extra"] = {"n": "HUGE"}
+    other = decision_event("d-ok", device_id="dev-ok")
+    other["labels"]["id"] = "opa\u003atest" if exact else "opa-test"  # an escaped colon: the exact path
+    body = json.dumps([event, other]).replace('"HUGE"', "1e400").replace("\\\\u003a", "\\u003a")
+    reply = server.post_logs(body.encode())
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["stored"], reply.json()["ignored"]) == (1, 1)
+    assert server.device("dev-ok")["decision_id"] == "d-ok"
     assert server.client.get("/api/v1/devices/dev-inf", headers=server.reader).status_code == 404
+
+
+def test_a_long_path_on_another_query_is_ignored(server: Server) -> None:
+    other = decision_event("d-other")
+    other["path"] = "x/" * 400
+    reply = server.post_logs(json.dumps([other, decision_event("d-ok", device_id="dev-ok")]).encode())
+    assert (reply.status_code, reply.json()["ignored"], reply.json()["stored"]) == (200, 1, 1)
+
+
+def test_malformed_json_around_a_deep_event_still_refuses_the_batch(server: Server) -> None:
+    deep = "[" * 2000 + "1" + "]" * 2000
+    good = json.dumps(decision_event("d-ok", device_id="dev-ok"))
+    for body in (
+        f"[{deep}, {good}] garbage",
+        f"[{deep}, {good}][{good}]",
+        f"\x0c[{deep}, {good}]",
+        "[" + "[" * 1100 + '""' * 10_000 + "]" * 1100 + f", {good}]",
+        f"[{'[' * 2000}1{'}' * 2000}, {good}]",
+    ):
+        reply = server.post_logs(body.encode())
+        assert reply.status_code == 400, body[:40]
+    assert server.client.get("/api/v1/devices/dev-ok", headers=server.reader).status_code == 404
 
 
 def test_a_huge_status_is_kept_bounded(server: Server) -> None:
@@ -149,3 +174,16 @@ def test_a_malformed_event_beside_a_deep_one_still_refuses_the_batch(server: Ser
     reply = server.post_logs(body)
     assert reply.status_code == 400
     assert reply.json()["message"] == "event 1: result.allow must be true or false, got 'yes'"
+
+
+def test_a_status_whose_id_comes_after_a_hundred_labels_keeps_it(server: Server) -> None:
+    labels = {f"k{n:03d}": "v" for n in range(100)}
+    labels["id"] = "dev-labels"
+    reply = server.client.post("/status", json={"labels": labels, "bundles": {}}, headers=server.agent)
+    assert reply.status_code == 204
+    row = status_row({"labels": labels})
+    assert (row.instance_id, json.loads(row.labels)["id"], len(json.loads(row.labels))) == (
+        "dev-labels",
+        "dev-labels",
+        102,  # the first 100, the "…" that says how many more, and the id
+    )
