@@ -95,6 +95,11 @@ def collect(
         "platform": platform,
     }
     _check_flags(name, options)
+    if work_profile is not None and name not in _WORK_PROFILE_SOURCES:
+        raise click.UsageError(
+            f"--source {name} does not take --work-profile/--no-work-profile (a phone's: "
+            f"{', '.join(_WORK_PROFILE_SOURCES)})"
+        )
     if from_file and from_file != "-" and output and output != "-" and _same_file(from_file, output):
         raise click.UsageError(f"-o {output} is the --from file: writing the report would overwrite it")
     flags = FactFlags(
@@ -146,12 +151,20 @@ def _check_flags(name: str, options: dict[str, Any]) -> None:
         raise click.UsageError(f"--source {name} does not take {', '.join(unused)} ({also})")
 
 
+#: The sources whose devices may have a work profile (Android phones; an Intune export of one).
+_WORK_PROFILE_SOURCES = (CollectorName.ANDROID_PM.value, CollectorName.INTUNE.value)
+
+
 def _note_other_users(inventory: Inventory, work_profile: bool | None) -> None:
     """A pm capture listing other Android users than the main one cannot say whether one of them is
     a work profile (which puts a personal phone in scope ``personal-with-work-apps``): said, so that
     the flag is given."""
     users = inventory.facts.get("android_users_seen")
     others = [u for u in users if u != 0] if isinstance(users, list) else []
+    if work_profile is not None and inventory.work_profile not in (None, work_profile):
+        seen = "a work profile" if inventory.work_profile else "no work profile"
+        flag = "--work-profile" if work_profile else "--no-work-profile"
+        click.echo(f"pyagent: note: {flag} overrides what the device showed ({seen})", err=True)
     if others and inventory.work_profile is None and work_profile is None:
         listed = ", ".join(str(user) for user in others)
         click.echo(

@@ -56,14 +56,18 @@ def clip(text: str, limit: int = 80) -> str:
     return repr(shown)
 
 
-#: C0 controls and DEL (tab, line breaks, NUL, escape, ...).
+#: C0 controls and DEL (tab, line breaks, NUL, escape, ...): refused in identifiers.
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+#: NUL and line breaks: refused in any text (a line break would split a line of output).
+_BREAKS = re.compile("[\x00\r\n]")
 
 
-def check_text(value: object, *, what: str, where: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """``value`` if it is a non-empty string without NUL, line breaks or other control characters (the
-    schema refuses them in ids: a carriage return left in an id would match no ban) and at most
-    ``limit`` characters.
+def check_text(
+    value: object, *, what: str, where: str, limit: int = MAX_TEXT_CHARS, identifier: bool = False
+) -> str:
+    """``value`` if it is a non-empty string without NUL or line breaks (``identifier``: without any
+    control character, as the schema wants ids: a carriage return or tab left in an id would match no
+    ban) and at most ``limit`` characters.
 
     Raises :class:`CollectorInputError` naming ``where`` (file and position) and ``what`` (the field).
     """
@@ -73,16 +77,18 @@ def check_text(value: object, *, what: str, where: str, limit: int = MAX_TEXT_CH
         raise CollectorInputError(f"{where}: {what} is empty")
     if len(value) > limit:
         raise CollectorInputError(f"{where}: {what} is longer than {limit} characters")
-    if not value.isprintable() and _CONTROL.search(value):
+    if not value.isprintable() and (_CONTROL if identifier else _BREAKS).search(value):
         raise CollectorInputError(f"{where}: {what} contains a control character: {clip(value)}")
     return value
 
 
-def optional_text(value: object, *, what: str, where: str, limit: int = MAX_TEXT_CHARS) -> str | None:
+def optional_text(
+    value: object, *, what: str, where: str, limit: int = MAX_TEXT_CHARS, identifier: bool = False
+) -> str | None:
     """Like :func:`check_text`, but ``None`` and blank strings give ``None``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    return check_text(value, what=what, where=where, limit=limit)
+    return check_text(value, what=what, where=where, limit=limit, identifier=identifier)
 
 
 @dataclass(frozen=True)

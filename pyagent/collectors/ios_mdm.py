@@ -86,13 +86,17 @@ def parse_installed_application_list(
         version = optional_text(item.get("ShortVersion"), what="ShortVersion", where=at) or optional_text(
             item.get("Version"), what="Version", where=at
         )
-        identifier = optional_text(item.get("Identifier"), what="Identifier", where=at, limit=MAX_ID_CHARS)
+        identifier = optional_text(
+            item.get("Identifier"), what="Identifier", where=at, limit=MAX_ID_CHARS, identifier=True
+        )
         evidence: Literal["display_name"] | None = None
         if identifier is None:
             if name is None:
                 raise CollectorInputError(f"{at}: neither Identifier nor Name")
             identifier = known_apps.lookup(name, platform) or f"name:{name}"
-            identifier = check_text(identifier, what="name-derived id", where=at, limit=MAX_ID_CHARS)
+            identifier = check_text(
+                identifier, what="name-derived id", where=at, limit=MAX_ID_CHARS, identifier=True
+            )
             evidence = "display_name"
         if item.get("Installing") is True:
             installing += 1

@@ -91,7 +91,7 @@ def parse_dpkg_query(data: bytes, *, where: str = "dpkg-query") -> tuple[list[Ap
         if words[2] in DPKG_NOT_INSTALLED:
             skipped += 1
             continue
-        package = check_text(package.strip(), what="package", where=at, limit=MAX_ID_CHARS)
+        package = check_text(package.strip(), what="package", where=at, limit=MAX_ID_CHARS, identifier=True)
         apps.append(App(id=package, version=optional_text(version, what="version", where=at), source="dpkg"))
     return apps, skipped
 
@@ -101,7 +101,7 @@ def parse_rpm_qa(data: bytes, *, where: str = "rpm") -> list[App]:
     apps: list[App] = []
     for at, line in _lines(data, where=where):
         name, version, _arch = _fields(line, 3, at=at)
-        name = check_text(name.strip(), what="package", where=at, limit=MAX_ID_CHARS)
+        name = check_text(name.strip(), what="package", where=at, limit=MAX_ID_CHARS, identifier=True)
         apps.append(App(id=name, version=optional_text(version, what="version", where=at), source="rpm"))
     return apps
 
@@ -114,7 +114,9 @@ def parse_flatpak_list(data: bytes, *, where: str = "flatpak") -> list[App]:
         fields = line.split("\t")
         if len(fields) > 2:
             raise CollectorInputError(f"{at}: expected application and version columns: {clip(line)}")
-        app_id = check_text(fields[0].strip(), what="application ID", where=at, limit=MAX_ID_CHARS)
+        app_id = check_text(
+            fields[0].strip(), what="application ID", where=at, limit=MAX_ID_CHARS, identifier=True
+        )
         if " " in app_id:
             raise CollectorInputError(f"{at}: not a flatpak application ID: {clip(app_id)}")
         version = optional_text(fields[1].strip(), what="version", where=at) if len(fields) == 2 else None
@@ -136,7 +138,7 @@ def parse_snap_list(data: bytes, *, where: str = "snap") -> list[App]:
         fields = line.split()
         if len(fields) < 3 or not (fields[2].isdigit() or fields[2].startswith("x")):
             raise CollectorInputError(f"{at}: not a `snap list` line: {clip(line)}")
-        name = check_text(fields[0], what="snap name", where=at, limit=MAX_ID_CHARS)
+        name = check_text(fields[0], what="snap name", where=at, limit=MAX_ID_CHARS, identifier=True)
         version = optional_text(fields[1] if fields[1] != "-" else None, what="version", where=at)
         apps.append(App(id=name, version=version, source="snap"))
     return apps

@@ -146,7 +146,9 @@ def _name_based(name: str, platform: Platform, *, where: str) -> tuple[str, str]
     known = known_apps.lookup(name, platform)
     if known is not None:
         return known, "display_name"
-    return check_text(f"name:{name}", what="name-derived id", where=where, limit=MAX_ID_CHARS), "display_name"
+    return check_text(
+        f"name:{name}", what="name-derived id", where=where, limit=MAX_ID_CHARS, identifier=True
+    ), "display_name"
 
 
 def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
@@ -190,7 +192,7 @@ def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
         if name is None:
             raise CollectorInputError(f"{where}: row has neither an identifier nor a name")
         app_id, evidence = _name_based(name, platform, where=where)
-    app_id = check_text(app_id, what="id", where=where, limit=MAX_ID_CHARS)
+    app_id = check_text(app_id, what="id", where=where, limit=MAX_ID_CHARS, identifier=True)
     return App(
         id=app_id,
         name=name,

@@ -430,3 +430,14 @@ def test_a_capture_s_work_profile_is_stated_with_a_flag(
         [["eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps"]] if exit_code else []
     )
     assert [[v["rule"], v["app_id"], v["scope"]] for v in violations] == expected
+
+
+def test_work_profile_is_a_phone_s_fact(tmp_path: Path) -> None:
+    export = tmp_path / "apps.json"
+    export.write_text('[{"name": "bash", "version": "5", "release": "1"}]')
+    result = run(["collect", "--source", "osquery", "--from", str(export), *FACTS, "--work-profile"])
+    assert result.exit_code == 2
+    assert (
+        "--source osquery does not take --work-profile/--no-work-profile (a phone's: android-pm, intune)"
+        in (result.stderr)
+    )

@@ -215,7 +215,7 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
         ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
         ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
         ('[{"name": "a\\u0000b", "release": "1"}]', "name contains a control character"),
-        ('[{"name": "com.zhiliaoapp.musically\\t", "release": "1"}]', "name contains a control character"),
+        ('[{"name": "com.zhiliaoapp.musically\\t", "release": "1"}]', "id contains a control character"),
         ('[\n  {"name":"bash","release":"1"', "not valid JSON"),
     ],
 )
@@ -357,3 +357,9 @@ def test_rows_of_one_table_may_differ_in_columns() -> None:
     table, apps, _facts = parse_osquery_json(text, where="f")
     assert table == "apps"
     assert [a.id for a in apps] == ["com.zhiliaoapp.musically", "org.mozilla.firefox"]
+
+
+def test_a_tab_in_a_version_is_kept_where_an_id_refuses_it() -> None:
+    """The schema refuses control characters in ids only; a version or name keeps what it says."""
+    _, [app], _ = parse_osquery_json('[{"name": "bash", "version": "5.2\\t", "release": "1"}]', where="f")
+    assert (app.id, app.version) == ("bash", "5.2\t-1")
