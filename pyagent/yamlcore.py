@@ -3,8 +3,10 @@
 PyYAML resolves YAML 1.1: ``yes``, ``no``, ``on`` and ``off`` are booleans (``labels: {country: NO}``
 became ``False``, and a key ``on:`` the key ``True``), ``2023-01-01`` is a date and ``1:30`` the number
 90. OPA reads all of them as strings. Policy data (:mod:`pyagent.policy.yamlload`) and OPA-style config
-files (:mod:`pyagent.config.files`) resolve with :class:`CoreResolver` instead, so that pyagent reads a
-file as the real OPA does.
+files (:mod:`pyagent.config.files`) resolve with :class:`CoreResolver` instead, so that pyagent reads
+those as the real OPA does. Not mirrored: Go's integers with ``_`` separators or a ``0b`` prefix
+(``1_000``, ``0b101``), strings here, and ``.inf``, a float here and an error in OPA: a config key
+that wants a number refuses either with a one-line error.
 """
 
 from __future__ import annotations

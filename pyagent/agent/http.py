@@ -45,9 +45,12 @@ class ServiceClient:
         return self.service.url + self.path(resource)
 
     def path(self, resource: str) -> str:
+        """The request path of ``resource`` under the service's URL: its slashes trimmed at both ends,
+        as OPA's REST client does (``/custom/logs/`` is ``BASE/custom/logs``)."""
+        resource = resource.strip("/")
         if not resource:
             return self._base_path or "/"
-        return f"{self._base_path}/{resource.lstrip('/')}"
+        return f"{self._base_path}/{resource}"
 
     def request(
         self,

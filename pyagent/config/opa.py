@@ -10,19 +10,24 @@ refused.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyagent.config.check import Section
+from pyagent.config.opafields import (
+    DEFAULT_BUNDLE_SIZE_LIMIT,
+    delays,
+    headers,
+    scheme,
+    size_limit,
+)
+from pyagent.config.opafields import partition as partition_of
 from pyagent.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from pyagent.bundles.jws import VerificationKey
 
-DEFAULT_BUNDLE_SIZE_LIMIT = 64 * 1024 * 1024
-"""The agent's default ``size_limit_bytes`` (OPA's is 1 GiB; ``pyagent server`` takes at most 64 MiB)."""
 DEFAULT_RESPONSE_TIMEOUT = 10.0
 DEFAULT_UPLOAD_LIMIT = 32768
 LONG_POLL_MAX = 3600
@@ -124,19 +129,11 @@ def opa_tables(document: dict[str, Any], source: str) -> OpaTables:
     if "status" in document:
         status = Section(document["status"], "status", source, known=("service", "partition_name"))
         status_service = _service_ref(status, services)
-        partition = _partition(status)
-        status_resource = f"/status/{partition}" if partition else status_resource
+        named = partition_of(status)
+        status_resource = f"/status/{named}" if named else status_resource
     return OpaTables(
         services, bundles, keys, decision_logs, status_service, status_resource, _labels(document, source)
     )
-
-
-def _partition(section: Section) -> str | None:
-    """``partition_name``: one path segment OPA appends to ``/logs`` or ``/status``."""
-    partition = section.string("partition_name")
-    if partition is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", partition):
-        raise section.fail("partition_name", "must be one URL path segment (letters, digits, . _ ~ -)")
-    return partition
 
 
 def _named(value: Any, table: str, source: str, *, listed: bool = True) -> list[tuple[str, Any]]:
@@ -187,62 +184,16 @@ def _services(value: Any, source: str) -> dict[str, Service]:
             name=name,
             url=url.rstrip("/"),
             token_path=bearer.path("token_path"),
-            scheme=_scheme(bearer),
+            scheme=scheme(bearer),
             ca_cert=ca_cert,
             system_ca=tls.boolean("system_ca_required", False),
             timeout=section.number(
                 "response_header_timeout_seconds", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1, maximum=86400
             ),
             oci=kind == "oci",
-            headers=_headers(section),
+            headers=headers(section),
         )
     return services
-
-
-def _scheme(bearer: Section) -> str:
-    """``credentials.bearer.scheme``: ``Bearer`` when absent or empty, as OPA."""
-    value = bearer.value.get("scheme")
-    if value is None or value == "":
-        return "Bearer"
-    scheme = bearer.string("scheme") or "Bearer"
-    if not _HEADER_NAME.fullmatch(scheme):
-        raise bearer.fail("scheme", "must be one word (an authentication scheme such as Bearer)")
-    return scheme
-
-
-#: A header name (RFC 9110 token) and value (visible ASCII, spaces and tabs between).
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?|")
-#: Headers the HTTP client writes itself: how the message is framed and where it goes.
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "trailer",
-                      "upgrade", "keep-alive", "expect", "proxy-connection"})  # fmt: skip
-
-
-def _headers(section: Section) -> tuple[tuple[str, str], ...]:
-    """``services.NAME.headers``: sent with every request to the service, as by OPA."""
-    value = section.value.get("headers", {})
-    if not isinstance(value, dict):
-        raise InvalidInputError(
-            f"{section.key('headers')} in {section.source} must be a table of header names and values"
-        )
-    headers = []
-    for name, text in value.items():
-        where = f"{section.key('headers')}.{name} in {section.source}"
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise InvalidInputError(
-                f"{section.key('headers')} in {section.source}: {name!r} is not a header name"
-            )
-        if name.lower() == "authorization":
-            raise InvalidInputError(
-                f"{where}: secrets are not kept in the config; put the token in a file and set "
-                f"{section.key('credentials.bearer.token_path')}"
-            )
-        if name.lower() in _FRAMING:
-            raise InvalidInputError(f"{where}: the agent's HTTP client sets this header itself")
-        if not isinstance(text, str) or not _HEADER_VALUE.fullmatch(text):
-            raise InvalidInputError(f"{where} must be visible ASCII characters and spaces, got {text!r:.60}")
-        headers.append((name, text))
-    return tuple(headers)
 
 
 def _service_ref(section: Section, services: dict[str, Service], *, bundles: bool = False) -> str:
@@ -293,7 +244,7 @@ def _bundle(
     polling = section.sub(
         "polling", known=("min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds")
     )
-    min_delay, max_delay = _delays(polling, 60, 120)
+    min_delay, max_delay = delays(polling, 60, 120)
     long_poll = None
     if polling.has("long_polling_timeout_seconds"):
         long_poll = polling.integer("long_polling_timeout_seconds", 0, minimum=1)
@@ -329,34 +280,8 @@ def _bundle(
         scope=signing.string("scope") or (keys[keyid].scope if keyid is not None else None),
         signed=keyid is not None,
         persist=section.boolean("persist", False),
-        size_limit_bytes=_size_limit(section),
+        size_limit_bytes=size_limit(section),
     )
-
-
-def _delays(section: Section, default_min: int, default_max: int) -> tuple[float, float]:
-    """``min_delay_seconds`` and ``max_delay_seconds``: both or neither (OPA refuses one without the
-    other), min <= max. Fractions of a second are taken (OPA's are whole seconds)."""
-    given = [key for key in ("min_delay_seconds", "max_delay_seconds") if section.has(key)]
-    if len(given) == 1:
-        other = "max_delay_seconds" if given[0] == "min_delay_seconds" else "min_delay_seconds"
-        raise InvalidInputError(
-            f"{section.key(given[0])} in {section.source} is given without {other}: give both (as OPA)"
-        )
-    min_delay = section.number("min_delay_seconds", default_min, minimum=0.1)
-    max_delay = section.number("max_delay_seconds", default_max, minimum=0.1)
-    if max_delay < min_delay:
-        raise section.fail("max_delay_seconds", f"must be at least min_delay_seconds ({min_delay:g})")
-    return min_delay, max_delay
-
-
-def _size_limit(section: Section) -> int:
-    """``size_limit_bytes``: 0 or absent is the default (as OPA); else at least 1 KiB."""
-    limit = section.integer("size_limit_bytes", 0, minimum=0)
-    if limit == 0:
-        return DEFAULT_BUNDLE_SIZE_LIMIT
-    if limit < 1024:
-        raise section.fail("size_limit_bytes", "must be 0 (the default) or at least 1024")
-    return limit
 
 
 def _check_oci_bundle(section: Section, polling: Section, name: str) -> None:
@@ -384,8 +309,8 @@ def _decision_logs(value: Any, source: str, services: dict[str, Service]) -> Dec
     reporting = section.sub(
         "reporting", known=("min_delay_seconds", "max_delay_seconds", "upload_size_limit_bytes")
     )
-    min_delay, max_delay = _delays(reporting, 300, 600)
-    partition = _partition(section)
+    min_delay, max_delay = delays(reporting, 300, 600)
+    partition = partition_of(section)
     return DecisionLogs(
         service=_service_ref(section, services),
         # as OPA: a partition name wins over resource

@@ -227,3 +227,14 @@ def test_a_huge_size_limit_bounds_a_download_by_a_day() -> None:
     """OPA takes any int64 ``size_limit_bytes``: the download deadline (which grows with it) stays a
     day at most (it overflowed the clock: ``OverflowError: timestamp out of range``)."""
     assert download_deadline(10, None, 10**17) == MAX_DOWNLOAD_SECONDS
+
+
+def test_an_empty_partition_is_unset_and_a_resource_is_trimmed_at_both_ends(tmp_path: Path) -> None:
+    from pyagent.agent.http import ServiceClient
+    from pyagent.config.opa import Service
+
+    path = _config(tmp_path, SERVICE + "decision_logs: {partition_name: '', resource: /custom/logs/}\n")
+    logs = load_config(path).tables.decision_logs
+    assert logs is not None
+    client = ServiceClient(Service("s", "http://127.0.0.1:1/root"))
+    assert (logs.resource, client.path(logs.resource)) == ("/custom/logs/", "/root/custom/logs")
