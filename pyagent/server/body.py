@@ -206,13 +206,19 @@ def _parse_exact(body: bytes) -> Any:
     import json
 
     try:
-        return json.loads(
+        value = json.loads(
             body, object_pairs_hook=unique_keys, parse_constant=_no_constant, parse_float=_finite
         )
+        # a lone surrogate escape (\ud800) is no Unicode text: orjson refuses it, so does this path
+        # (stored, it made every later read of the device a 500); Go's JSON, so OPA, never writes one
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
     except DuplicateKeyError as err:
         raise bad_request(f"body has a {err}") from err
+    except UnicodeEncodeError as err:
+        raise bad_request("body is not valid JSON: a lone surrogate escape (\\ud800-\\udfff)") from err
     except (ValueError, RecursionError) as err:
         raise bad_request(f"body is not valid JSON: {err}") from err
+    return value
 
 
 def _finite(token: str) -> float:

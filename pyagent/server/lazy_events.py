@@ -200,8 +200,11 @@ def _out_of_range(item: bytes) -> bool:
         parse_json(item)
     except HttpError:
         try:
-            json.loads(item, parse_float=lambda _: 0.0, parse_int=lambda _: 0, object_pairs_hook=unique_keys)
-        except (ValueError, RecursionError):  # (a duplicate key is a ValueError too)
+            value = json.loads(
+                item, parse_float=lambda _: 0.0, parse_int=lambda _: 0, object_pairs_hook=unique_keys
+            )
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape: malformed
+        except (ValueError, RecursionError):  # (a duplicate key is a ValueError, so is UnicodeEncodeError)
             return False
         return True
     return False

@@ -187,3 +187,18 @@ def test_a_status_whose_id_comes_after_a_hundred_labels_keeps_it(server: Server)
         "dev-labels",
         102,  # the first 100, the "…" that says how many more, and the id
     )
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_a_lone_surrogate_escape_is_refused_on_both_paths(server: Server, exact: bool) -> None:
+    """Not Unicode text (Go's JSON, so OPA, never writes one). Taken by the exact path and stored, it
+    had made every later read of the device a 500."""
+    event = decision_event("d-s", device_id="dev-s")
+    event["result"]["violations"][0]["message"] = "SURROGATE"
+    event["labels"]["id"] = "opa-test"
+    body = json.dumps([event]).replace('"SURROGATE"', '"a\\ud800b"')
+    if exact:
+        body = body.replace("opa-test", "opa\\u003atest")
+    reply = server.post_logs(body.encode())
+    assert reply.status_code == 400
+    assert server.client.get("/api/v1/devices/dev-s", headers=server.reader).status_code == 404
