@@ -42,13 +42,13 @@ class ServiceClient:
         self._target = Target(self._host, self._port, context, self.origin)
 
     def url(self, resource: str) -> str:
-        return self.service.url + self.path(resource)
+        return self.origin + self.path(resource)
 
     def path(self, resource: str) -> str:
         """The request path of ``resource`` under the service's URL: its slashes trimmed at both ends,
         as OPA's REST client does (``/custom/logs/`` is ``BASE/custom/logs``)."""
         resource = resource.strip("/")
-        if not resource:
+        if not resource:  # the URL itself (agent.collector_url: POST exactly there)
             return self._base_path or "/"
         return f"{self._base_path}/{resource}"
 

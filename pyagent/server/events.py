@@ -127,10 +127,10 @@ def _event(
     labels = _object(event.get("labels"), f"{where}: labels")
     sender = _string(labels.get("id"), f"{where}: labels.id", MAX_ID)
     path = event.get("path")
-    if not isinstance(path, str) or not path:
-        raise bad_request(f"{where}: path must be a non-empty string, got {_short(path)}")
-    if path.removeprefix("data/").replace(".", "/") != DECISION_PATH:
-        return None  # (whatever its length: OPA logs the path it was asked, a 400 would be resent forever)
+    if not isinstance(path, str) or path.removeprefix("data/").replace(".", "/") != DECISION_PATH:
+        # another query (OPA logs /v1/query and GET /v1/data without a path), whatever its path's
+        # length: acknowledged; a 400 would be resent forever
+        return None
     if "timestamp" in event and not (isinstance(event["timestamp"], str) and is_rfc3339(event["timestamp"])):
         raise bad_request(f"{where}: timestamp must be an RFC 3339 timestamp")
     placed = _placed(event.get("input"), where, facts_of)

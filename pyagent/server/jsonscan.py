@@ -30,20 +30,21 @@ _CLOSER = {ord("["): ord("]"), ord("{"): ord("}")}
 _VALUE, _VALUE_OR_CLOSE, _KEY, _KEY_OR_CLOSE, _COLON, _COMMA_OR_CLOSE, _END = range(7)
 
 
-def array_items(body: bytes) -> list[tuple[bytes, int]] | None:
+def array_items(body: bytes, *, max_tokens: int | None = None) -> list[tuple[bytes, int]] | None:
     """The elements of the JSON array ``body``, each with its deepest nesting (0 for a scalar), or
-    None when ``body`` is not one well-formed JSON array."""
+    None when ``body`` is not one well-formed JSON array, or has more than ``max_tokens`` tokens."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
         return None
     items: list[tuple[bytes, int]] = []
     stack: list[int] = []
-    state, pos, start, deepest = _VALUE, 0, 0, 0
+    state, pos, start, deepest, tokens = _VALUE, 0, 0, 0, 0
     end = len(body)
     while pos < end:
         match = _TOKEN.match(body, pos)
-        if match is None:
+        tokens += 1
+        if match is None or (max_tokens is not None and tokens > max_tokens):
             return None
         kind, pos = match.lastgroup, match.end()
         if kind == "ws":

@@ -159,55 +159,62 @@ def decode_batch(body: bytes, cache: ReportCache) -> LazyBatch:
             RecursionError):  # fmt: skip
         try:
             value = parse_json(body)
-        except HttpError:
-            batch = _without_unreadable_events(body)
-            if batch is None:
-                raise
-            return LazyBatch(batch, cache)
+        except HttpError as refused:
+            return LazyBatch(_without_unreadable_events(body, refused), cache)
         return LazyBatch(parse_batch(value), cache)
 
 
 #: Nesting past which an event is acknowledged and ignored rather than parsed: a real OPA logs the
 #: input it was asked about, nested up to Go's 10,000 levels, and resends a refused batch forever.
 MAX_EVENT_DEPTH = 512
+#: The most the fallback below looks at (a Python loop over tokens): an OPA's batch is its
+#: ``upload_size_limit_bytes`` of gzip (32 KB by default), far below both. Past either, the body's
+#: own error stands (2 M tokens of ``0,`` in 4 KB of gzip had held the decode slot 25 s).
+MAX_FALLBACK_BYTES = 4 * 1024 * 1024
+MAX_FALLBACK_TOKENS = 400_000
 
 
-def _without_unreadable_events(body: bytes) -> Batch | None:
+def _without_unreadable_events(body: bytes, refused: HttpError) -> Batch:
     """The batch of a well-formed body that no parser takes whole, because an event nests past
     :data:`MAX_EVENT_DEPTH` or holds a number out of a double's range (``1e400``, as OPA logs it):
-    the other events parsed one by one (as strictly), those counted as ignored. None when no event is
-    such (the whole-body error stands: malformed JSON, a duplicate key, ...)."""
-    items = array_items(body)
+    the other events parsed one by one (as strictly), those counted as ignored. Raises ``refused``
+    (the whole body's error) when the body is malformed, too big to look at, or has no such event."""
+    items = array_items(body, max_tokens=MAX_FALLBACK_TOKENS) if len(body) <= MAX_FALLBACK_BYTES else None
     if items is None:
-        return None
-    unread = [deepest > MAX_EVENT_DEPTH or _out_of_range(item) for item, deepest in items]
-    if not any(unread):
-        return None
-    batch = parse_batch(
-        [UNREAD if skip else parse_json(item) for (item, _), skip in zip(items, unread, strict=True)]
-    )
-    log.warning(  # (indexes in parse_batch's messages are the body's)
+        raise refused
+    events: list[Any] = []
+    for item, deepest in items:
+        if deepest > MAX_EVENT_DEPTH:
+            events.append(UNREAD)
+            continue
+        try:
+            events.append(parse_json(item))
+        except HttpError:
+            if not _out_of_range(item):
+                raise refused from None
+            events.append(UNREAD)
+    unread = sum(1 for event in events if event is UNREAD)
+    if not unread:
+        raise refused
+    batch = parse_batch(events)  # (indexes in its messages are the body's)
+    log.warning(
         "ignored %d decision-log event(s) nested deeper than %d levels or holding a number out of range",
-        sum(unread), MAX_EVENT_DEPTH,
+        unread, MAX_EVENT_DEPTH,
     )  # fmt: skip
     return batch
 
 
 def _out_of_range(item: bytes) -> bool:
-    """Whether ``item`` (well-formed JSON) is refused by the strict parse only for a number out of a
-    double's range, or an integer too long to read."""
+    """Whether ``item`` (well-formed JSON, refused by the strict parse) is refused only for a number
+    out of a double's range, or an integer too long to read."""
     try:
-        parse_json(item)
-    except HttpError:
-        try:
-            value = json.loads(
-                item, parse_float=lambda _: 0.0, parse_int=lambda _: 0, object_pairs_hook=unique_keys
-            )
-            json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape: malformed
-        except (ValueError, RecursionError):  # (a duplicate key is a ValueError, so is UnicodeEncodeError)
-            return False
-        return True
-    return False
+        value = json.loads(
+            item, parse_float=lambda _: 0.0, parse_int=lambda _: 0, object_pairs_hook=unique_keys
+        )
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape: malformed
+    except (ValueError, RecursionError):  # (a duplicate key is a ValueError, so is UnicodeEncodeError)
+        return False
+    return True
 
 
 def _lazy(body: bytes, cache: ReportCache) -> LazyBatch:

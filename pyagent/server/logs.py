@@ -38,9 +38,10 @@ def routes(ctx: ServerContext) -> list[Route]:
     def decode(raw: RawBody, received: datetime) -> LazyBatch:
         lazy = decode_batch(raw.decoded(ctx.settings.limits), ctx.report_cache)
         ahead = drop_ahead(lazy.batch, received)
-        if ahead:  # (the cache learns only reports this batch stores) one line per batch, naming the first
-            kept = {row.report_digest for row in lazy.batch.rows}
-            lazy.pending = {key: known for key, known in lazy.pending.items() if known.digest in kept}
+        # the cache learns only reports this batch stores (not those of events ignored on the way)
+        kept = {row.report_digest for row in lazy.batch.rows}
+        lazy.pending = {key: known for key, known in lazy.pending.items() if known.digest in kept}
+        if ahead:  # one line per batch, naming the first
             first = ahead[0]
             log.warning(
                 "ignored %d decision(s) dated after their arrival at %s (e.g. %s of %r from %r at %s)",

@@ -24,26 +24,35 @@ _BUNDLE_KEYS = (
 )  # fmt: skip
 
 
-#: What is kept of a status message: strings, lists and objects cut to these, nesting to ``MAX_DEPTH``
-#: (72 KB of gzip had become 60 MB of errors, stored twice, and read whole by every rollout page).
+#: What is kept of a status message: strings, lists and objects cut to these, nesting to ``MAX_DEPTH``,
+#: and ``MAX_TOTAL`` characters of strings in all (72 KB of gzip had become 60 MB of errors, stored
+#: twice, and read whole by every rollout page; per-level bounds alone still multiply to 60 MB).
 MAX_TEXT = 2048
 MAX_ITEMS = 20
 MAX_KEYS = 100
 MAX_DEPTH = 6
+MAX_TOTAL = 256 * 1024
 
 
-def trimmed(value: Any, depth: int = 0) -> Any:
-    """``value`` (parsed JSON) cut to the bounds above; what is cut is said where it was."""
+def trimmed(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """``value`` (parsed JSON) cut to the bounds above; what is cut is said where it was. Recursion
+    stops at ``MAX_DEPTH``, so a message nested 10,000 levels costs six."""
+    budget = [MAX_TOTAL] if budget is None else budget
+    if isinstance(value, str | list | dict) and budget[0] <= 0:
+        return "…"  # (spent: what follows is one character a value, each container's siblings at most)
+    budget[0] -= 8  # (a value's own share: quotes, commas, a key's colon)
     if isinstance(value, str):
-        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + f"… ({len(value) - MAX_TEXT} more)"
+        keep = max(0, min(MAX_TEXT, budget[0], len(value)))
+        budget[0] -= keep
+        return value if keep == len(value) else value[:keep] + f"… ({len(value) - keep} more)"
     if isinstance(value, list | dict) and depth >= MAX_DEPTH:
         return "… (nested too deep)"
     if isinstance(value, list):
-        kept = [trimmed(item, depth + 1) for item in value[:MAX_ITEMS]]
+        kept = [trimmed(item, depth + 1, budget) for item in value[:MAX_ITEMS]]
         return kept + ([f"… ({len(value) - MAX_ITEMS} more)"] if len(value) > MAX_ITEMS else [])
     if isinstance(value, dict):
         items = list(value.items())
-        out = {key[:MAX_TEXT]: trimmed(item, depth + 1) for key, item in items[:MAX_KEYS]}
+        out = {str(key)[:MAX_TEXT]: trimmed(item, depth + 1, budget) for key, item in items[:MAX_KEYS]}
         if len(items) > MAX_KEYS:
             out["…"] = f"{len(items) - MAX_KEYS} more"
         return out
@@ -51,10 +60,12 @@ def trimmed(value: Any, depth: int = 0) -> Any:
 
 
 def status_row(message: Any) -> StatusRow:
-    whole = status_of(message)
-    sender = whole["labels"]["id"]  # (before trimming, which keeps the first MAX_KEYS labels)
-    checked = trimmed(whole)
-    checked["labels"]["id"] = sender
+    labels = message.get("labels") if isinstance(message, dict) else None
+    sender = labels.get("id") if isinstance(labels, dict) else None
+    cut = trimmed(message)  # first: redaction walks all it is given
+    if isinstance(cut, dict) and isinstance(cut.get("labels"), dict) and isinstance(sender, str):
+        cut["labels"]["id"] = sender  # (kept whole: trimming keeps the first MAX_KEYS labels)
+    checked = status_of(cut)
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for name, info in (checked.get("bundles") or {}).items():
@@ -69,7 +80,7 @@ def status_row(message: Any) -> StatusRow:
         if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})
     return StatusRow(
-        instance_id=sender,
+        instance_id=checked["labels"]["id"],
         labels=dump_json(checked["labels"]).decode(),
         bundles=dump_json(bundles).decode(),
         errors=dump_json(errors).decode(),  # (from the trimmed message: bounded)

@@ -238,3 +238,5 @@ def test_an_empty_partition_is_unset_and_a_resource_is_trimmed_at_both_ends(tmp_
     assert logs is not None
     client = ServiceClient(Service("s", "http://127.0.0.1:1/root"))
     assert (logs.resource, client.path(logs.resource)) == ("/custom/logs/", "/root/custom/logs")
+    assert client.path("") == "/root"  # the URL itself (agent.collector_url)
+    assert client.url("logs") == "http://127.0.0.1:1/root/logs"  # (it said /root/root/logs)

@@ -27,6 +27,7 @@ class Server:
     client: TestClient
     agent: dict[str, str]
     reader: dict[str, str]
+    store: Store
 
     def post_logs(self, body: bytes) -> Any:
         headers = {**self.agent, "Content-Type": "application/json", "Content-Encoding": "gzip"}
@@ -44,7 +45,7 @@ def server(store: Store) -> Iterator[Server]:
         store.add_token(f"{role}-token", role, token_hash(secret))
         tokens[role] = {"Authorization": f"Bearer {secret}"}
     with TestClient(create_app(ServerSettings(), store)) as client:
-        yield Server(client, tokens["agent"], tokens["reader"])
+        yield Server(client, tokens["agent"], tokens["reader"], store)
 
 
 def test_nul_in_stored_fields_is_kept_as_a_replacement_character(server: Server) -> None:
@@ -202,3 +203,33 @@ def test_a_lone_surrogate_escape_is_refused_on_both_paths(server: Server, exact:
     reply = server.post_logs(body.encode())
     assert reply.status_code == 400
     assert server.client.get("/api/v1/devices/dev-s", headers=server.reader).status_code == 404
+
+
+def test_a_status_is_bounded_in_all_and_however_deep() -> None:
+    """Per-level bounds alone multiply (100 x 100 x 3 strings of 2 KB stored 61.7 MB); nesting of
+    2,000 levels was a RecursionError (a 500) in redaction, which now sees the trimmed message."""
+    wide = {f"p{n}": {f"q{m}": ["x" * 2048] * 3 for m in range(100)} for n in range(100)}
+    row = status_row({"labels": {"id": "dev-wide"}, "plugins": wide})
+    assert len(row.plugins) < 400_000
+    deep: Any = "bottom"
+    for _ in range(2000):
+        deep = [deep]
+    row = status_row({"labels": {"id": "dev-deep"}, "plugins": {"x": deep}})
+    assert json.loads(row.plugins) == {"x": [[[["… (nested too deep)"]]]]}  # plugins at 1, x at 2
+
+
+def test_an_event_without_a_path_is_another_query(server: Server) -> None:
+    """OPA logs /v1/query and GET /v1/data decisions with no path at all (Go's omitempty)."""
+    query = {k: v for k, v in decision_event("d-q").items() if k not in ("path", "input", "result")}
+    query["query"] = "assign(x, 1)"
+    reply = server.post_logs(json.dumps([decision_event("d-ok", device_id="dev-ok"), query]).encode())
+    assert (reply.status_code, reply.json()["stored"], reply.json()["ignored"]) == (200, 1, 1)
+
+
+def test_the_fallback_looks_at_a_bounded_body_only(server: Server) -> None:
+    """2 M tokens of ``0,`` before a ``1e400`` (4 KB of gzip) had held the decode slot 25 s: past the
+    fallback's bounds the body's own error stands."""
+    body = b"[" + b"0," * 1_000_000 + b"1e400]"
+    reply = server.post_logs(body)
+    assert reply.status_code == 400
+    assert "infinity" in reply.json()["message"]
