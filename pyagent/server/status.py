@@ -62,6 +62,8 @@ def trimmed(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
 def status_row(message: Any) -> StatusRow:
     labels = message.get("labels") if isinstance(message, dict) else None
     sender = labels.get("id") if isinstance(labels, dict) else None
+    if isinstance(message, dict) and "labels" in message:  # labels first: never cut for another key's bulk
+        message = {"labels": message["labels"], **message}
     cut = trimmed(message)  # first: redaction walks all it is given
     if isinstance(cut, dict) and isinstance(cut.get("labels"), dict) and isinstance(sender, str):
         cut["labels"]["id"] = sender  # (kept whole: trimming keeps the first MAX_KEYS labels)

@@ -233,3 +233,9 @@ def test_the_fallback_looks_at_a_bounded_body_only(server: Server) -> None:
     reply = server.post_logs(body)
     assert reply.status_code == 400
     assert "infinity" in reply.json()["message"]
+
+
+def test_a_status_s_labels_are_kept_whatever_comes_before_them() -> None:
+    bulk = {f"p{n}": ["x" * 2048] * 20 for n in range(100)}
+    row = status_row({"plugins": bulk, "labels": {"id": "dev-late", "region": "eu-west"}})
+    assert json.loads(row.labels) == {"id": "dev-late", "region": "eu-west"}
