@@ -33,3 +33,22 @@ _CORE = [
 ]
 for _tag, _pattern, _first in _CORE:
     CoreResolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+class CoreComposer(
+    yaml.reader.Reader,  # type: ignore[misc]
+    yaml.scanner.Scanner,  # type: ignore[misc]
+    yaml.parser.Parser,  # type: ignore[misc]
+    yaml.composer.Composer,  # type: ignore[misc]
+    CoreResolver,
+):
+    """PyYAML's reading up to the node graph, resolving with :class:`CoreResolver`: the base of the
+    policy data loader (which builds values itself) and of the config loader (which adds PyYAML's
+    safe constructor)."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        CoreResolver.__init__(self)

@@ -91,23 +91,12 @@ def _loader_class() -> Any:
     """PyYAML's safe loader resolving as OPA does (:mod:`pyagent.yamlcore`), merge keys included."""
     import yaml  # only for OPA-style config files
 
-    from pyagent.yamlcore import CoreResolver
+    from pyagent.yamlcore import CoreComposer
 
-    class Loader(
-        yaml.reader.Reader,  # type: ignore[misc]
-        yaml.scanner.Scanner,  # type: ignore[misc]
-        yaml.parser.Parser,  # type: ignore[misc]
-        yaml.composer.Composer,  # type: ignore[misc]
-        yaml.constructor.SafeConstructor,  # type: ignore[misc]
-        CoreResolver,
-    ):
+    class Loader(CoreComposer, yaml.constructor.SafeConstructor):  # type: ignore[misc]
         def __init__(self, stream: str) -> None:
-            yaml.reader.Reader.__init__(self, stream)
-            yaml.scanner.Scanner.__init__(self)
-            yaml.parser.Parser.__init__(self)
-            yaml.composer.Composer.__init__(self)
+            CoreComposer.__init__(self, stream)
             yaml.constructor.SafeConstructor.__init__(self)
-            CoreResolver.__init__(self)
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
     return Loader

@@ -27,7 +27,7 @@ import yaml
 
 from pyagent.errors import InvalidInputError
 from pyagent.userfile import read_text
-from pyagent.yamlcore import CoreResolver
+from pyagent.yamlcore import CoreComposer
 
 MAX_DATA_BYTES = 16 * 1024 * 1024
 
@@ -58,20 +58,7 @@ class Located:
         return 1
 
 
-class _Loader(
-    yaml.reader.Reader,  # type: ignore[misc]
-    yaml.scanner.Scanner,  # type: ignore[misc]
-    yaml.parser.Parser,  # type: ignore[misc]
-    yaml.composer.Composer,  # type: ignore[misc]
-    CoreResolver,
-):
-    def __init__(self, stream: str) -> None:
-        yaml.reader.Reader.__init__(self, stream)
-        yaml.scanner.Scanner.__init__(self)
-        yaml.parser.Parser.__init__(self)
-        yaml.composer.Composer.__init__(self)
-        CoreResolver.__init__(self)
-
+class _Loader(CoreComposer):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
