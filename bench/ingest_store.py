@@ -154,7 +154,7 @@ def server_steps(
     hits, misses = cache.hits, cache.misses
     for raw in batches:
         with _timed(spent, "lookups"):
-            store.role_for(secret)
+            store.grant_for(secret)
             store.bundle_names()
         with _timed(spent, "gunzip"):
             body = _Gunzip(limits.max_decoded).feed(raw)

@@ -197,26 +197,49 @@ def token() -> None:
 @token.command("add")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(["agent", "reader", "admin"]))
+@click.option(
+    "--device", "device", metavar="ID",
+    help="Bind an agent token to one device: its decision logs and status for any other device are "
+    "refused (403). Without it, an agent token reports for any device (an OPA logging many devices).",
+)  # fmt: skip
 @db_option
 @config_options
-def token_add(name: str, role: str, db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
-    """Create a token NAME and print it once on stdout (only its hash is stored)."""
-    from pyagent.server.auth import check_name, new_token, token_hash
+def token_add(
+    name: str, role: str, device: str | None, db: str | None, state_dir: Path | None, config_file: Path | None
+) -> None:
+    """Create a token NAME and print it once on stdout (only its hash is stored).
+
+    \b
+    Examples:
+      pyagent server token add fr-brussels-0042 --role agent --device fr-brussels-0042
+      pyagent server token add gateway-opa --role agent
+      pyagent server token add security-team --role reader
+    """
+    from pyagent.server.auth import check_device_id, check_name, new_token, token_hash
 
     check_name(name)
+    if device is not None:
+        if role != "agent":
+            raise click.UsageError(f"--device binds agent tokens only, not a {role} token")
+        check_device_id(device)
     secret = new_token()
-    _store(_settings(config_file, db=db, state_dir=state_dir)).add_token(name, role, token_hash(secret))
+    store = _store(_settings(config_file, db=db, state_dir=state_dir))
+    store.add_token(name, role, token_hash(secret), device)
     click.echo(secret)
-    click.echo(f"token {name} ({role}) added; it is shown only now", err=True)
+    bound = f" for device {device!r}" if device is not None else ""
+    click.echo(f"token {name} ({role}{bound}) added; it is shown only now", err=True)
 
 
 @token.command("list")
 @db_option
 @config_options
 def token_list(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
-    """List tokens (name, role, created), never their secrets."""
+    """List tokens (name, role, created, and the device an agent token is bound to, else "*"),
+    never their secrets."""
     for info in _store(_settings(config_file, db=db, state_dir=state_dir)).list_tokens():
-        click.echo(f"{info.name}\t{info.role}\t{info.created_at.isoformat().replace('+00:00', 'Z')}")
+        created = info.created_at.isoformat().replace("+00:00", "Z")
+        device = "*" if info.device is None else info.device
+        click.echo(f"{info.name}\t{info.role}\t{created}\t{device}")
 
 
 @token.command("revoke")

@@ -46,8 +46,9 @@ def routes(ctx: ServerContext) -> list[Route]:
             )  # fmt: skip
         if any(len(raw) > MAX_BUNDLE_BYTES for _, raw in archives):
             raise too_large(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
+        by = f"api ({who.role})"
         done = await run_in_threadpool(
-            publish, ctx.store, name, archives, verification=ctx.verification, published_by=f"api ({who})"
+            publish, ctx.store, name, archives, verification=ctx.verification, published_by=by
         )
         return JSONResponse(
             {"name": done.name, "revision": done.revision, "serial": done.serial, "signed": done.signed,

@@ -11,10 +11,12 @@ import secrets
 from starlette.requests import Request
 
 from pyagent.server.errors import HttpError
-from pyagent.server.store.base import Store
+from pyagent.server.store.base import Grant, Store
 
 PREFIX = "pya_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
+#: A device id as the report schema takes it: 1-512 characters, no C0 control character or DEL.
+_DEVICE = re.compile(r"[^\x00-\x1f\x7f]{1,512}")
 #: Which roles may call what. ``admin`` may do everything a reader may.
 GRANTS = {"agent": {"agent"}, "reader": {"reader", "admin"}, "admin": {"admin"}}
 
@@ -38,16 +40,39 @@ def check_name(name: str) -> str:
     return name
 
 
-def require(request: Request, store: Store, need: str) -> str:
-    """The caller's role when it may do what ``need`` grants; 401 without a valid token, 403 with the
+def check_device_id(device: str) -> str:
+    from pyagent.errors import InvalidInputError
+
+    if not _DEVICE.fullmatch(device):
+        raise InvalidInputError(
+            f"--device {device!r}: a device id is 1-512 characters without control characters, "
+            "as in the device report"
+        )
+    return device
+
+
+def require(request: Request, store: Store, need: str) -> Grant:
+    """The caller's grant when it may do what ``need`` grants; 401 without a valid token, 403 with the
     wrong role. Runs in a worker thread (one indexed read)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HttpError(401, "unauthorized", "a bearer token is required")
-    role = store.role_for(token_hash(token.strip()))
-    if role is None:
+    grant = store.grant_for(token_hash(token.strip()))
+    if grant is None:
         raise HttpError(401, "unauthorized", "the bearer token is not valid")
-    if role not in GRANTS[need]:
-        raise HttpError(403, "forbidden", f"a token with role {role!r} may not do this (needs {need!r})")
-    return role
+    if grant.role not in GRANTS[need]:
+        raise HttpError(
+            403, "forbidden", f"a token with role {grant.role!r} may not do this (needs {need!r})"
+        )
+    return grant
+
+
+def check_device(grant: Grant, device_id: str, what: str) -> None:
+    """A token bound to one device reports for that device only (403 otherwise): a device's token,
+    taken from it, cannot set another device's verdict or status."""
+    if grant.device is not None and device_id != grant.device:
+        raise HttpError(
+            403, "forbidden",
+            f"{what} is for device {device_id!r}; this token reports for device {grant.device!r} only",
+        )  # fmt: skip

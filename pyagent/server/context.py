@@ -13,7 +13,7 @@ from pyagent.server.auth import require
 from pyagent.server.lazy_events import ReportCache
 from pyagent.server.notify import Notifier
 from pyagent.server.settings import ServerSettings
-from pyagent.server.store.base import Store
+from pyagent.server.store.base import Grant, Store
 
 _CACHED_BUNDLES = 16
 
@@ -28,7 +28,7 @@ class ServerContext:
     #: Reports of committed batches, by their bytes: see :mod:`pyagent.server.lazy_events`.
     report_cache: ReportCache = field(default_factory=ReportCache)
 
-    async def authorize(self, request: Request, need: str) -> str:
+    async def authorize(self, request: Request, need: str) -> Grant:
         return await run_in_threadpool(require, request, self.store, need)
 
     async def bundle_content(self, revision_id: int, target: str) -> bytes:

@@ -6,7 +6,8 @@ query), those on it whose input is not a device's (no report, no device id, no v
 dated more than five minutes after they arrive, and those nested past what a parser takes (an OPA
 logs inputs up to Go's 10,000 levels), are acknowledged and counted as ``ignored``.
 A malformed event refuses the whole batch (400, nothing stored, the message names the event's index
-and field). The body is bounded on the wire and after gzip (413).
+and field), and so does an event about another device than the one a device-bound token reports
+for (403). The body is bounded on the wire and after gzip (413).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pyagent.server.auth import check_device
 from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
 from pyagent.server.events import drop_ahead
@@ -57,10 +59,12 @@ def routes(ctx: ServerContext) -> list[Route]:
         return result
 
     async def logs(request: Request) -> Response:
-        await ctx.authorize(request, "agent")
+        grant = await ctx.authorize(request, "agent")
         raw = await receive_body(request, ctx.settings.limits)
         received = datetime.now(UTC)
         lazy = await to_thread.run_sync(decode, raw, received, limiter=decoding)
+        for row in lazy.batch.rows if grant.device is not None else ():  # before anything is stored
+            check_device(grant, row.device_id, f"decision {row.decision_id!r}")
         result = await run_in_threadpool(store, lazy)
         payload = {"stored": result.stored, "duplicates": result.duplicates, "ignored": lazy.batch.ignored}
         return JSONResponse(payload)

@@ -36,6 +36,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     ok: dict[str, Any] | None = None,
     status: str = "200",
+    reports: bool = False,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {
         status: {"description": "OK", "content": {"application/json": {"schema": ok or {"type": "object"}}}},
@@ -46,6 +47,8 @@ def _op(
     if role != "anyone":
         responses["401"] = {"description": "no valid bearer token"}
         responses["403"] = {"description": f"the token's role is not {role}"}
+    if reports:  # a device's report: a token bound to one device (token add --device) reports that one
+        responses["403"] = {"description": "the token's role is not agent, or it is bound to another device"}
     return {
         "summary": summary,
         "description": f"Role: {role}.",
@@ -96,13 +99,23 @@ def document() -> dict[str, Any]:
             "/bundles/{name}/wasm": {
                 "get": _op("The same revision for the embedded engine", "agent", [name])
             },
-            "/logs": {"post": _op("OPA Decision Log API: a JSON array of events, gzip or identity", "agent")},
-            "/logs/{partition}": {
-                "post": _op("The same, from an OPA with partition_name", "agent", [partition])
+            "/logs": {
+                "post": _op(
+                    "OPA Decision Log API: a JSON array of events, gzip or identity", "agent", reports=True
+                )
             },
-            "/status": {"post": _op("OPA Status API", "agent", status="204")},
+            "/logs/{partition}": {
+                "post": _op("The same, from an OPA with partition_name", "agent", [partition], reports=True)
+            },
+            "/status": {"post": _op("OPA Status API", "agent", status="204", reports=True)},
             "/status/{partition}": {
-                "post": _op("The same, from an OPA with partition_name", "agent", [partition], status="204")
+                "post": _op(
+                    "The same, from an OPA with partition_name",
+                    "agent",
+                    [partition],
+                    status="204",
+                    reports=True,
+                )
             },
             "/api/v1/bundles/{name}": {
                 "put": _op(

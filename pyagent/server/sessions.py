@@ -34,8 +34,8 @@ def _digest(value: str) -> str:
 
 def login(store: Store, token: str) -> str:
     """A new session for ``token`` (reader or admin): the cookie's value (its CSRF token is stored)."""
-    role = store.role_for(token_hash(token))
-    if role not in ("reader", "admin"):
+    grant = store.grant_for(token_hash(token))
+    if grant is None or grant.role not in ("reader", "admin"):
         raise HttpError(401, "unauthorized", "that token cannot read the fleet")
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     store.create_session(_digest(cookie), token_hash(token), csrf, datetime.now(UTC) + LIFETIME)
@@ -46,8 +46,8 @@ def viewer(request: Request, store: Store) -> Viewer | None:
     """Who is looking: a session cookie, or a reader's bearer token; None when neither."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        role = store.role_for(token_hash(header[7:].strip()))
-        return Viewer(role, "") if role in ("reader", "admin") else None
+        grant = store.grant_for(token_hash(header[7:].strip()))
+        return Viewer(grant.role, "") if grant is not None and grant.role in ("reader", "admin") else None
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None

@@ -1,6 +1,7 @@
 """OPA's Status API: ``POST /status``. The newest message per sender (``labels.id``: an agent's
 device id, or an OPA's instance id) is kept: its bundles' active revisions, download and
-activation times, and errors, which the fleet API shows per device and per rollout."""
+activation times, and errors, which the fleet API shows per device and per rollout. A token bound
+to one device posts that device's status only (403)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pyagent.server.auth import check_device
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
 from pyagent.server.events import dump_json, status_of
@@ -99,9 +101,10 @@ def routes(ctx: ServerContext) -> list[Route]:
         return status_row(parse_json(body))
 
     async def status(request: Request) -> Response:
-        await ctx.authorize(request, "agent")
+        grant = await ctx.authorize(request, "agent")
         body = await read_body(request, ctx.settings.limits)
         row = await to_thread.run_sync(parse, body, limiter=parsing)
+        check_device(grant, row.instance_id, "the status message (labels.id)")
         await run_in_threadpool(ctx.store.record_status, row)
         return Response(None, 204)
 

@@ -17,6 +17,7 @@ from pyagent.bundles.build import build_signed_bundle
 from pyagent.cli import cli
 from pyagent.server.auth import token_hash
 from pyagent.server.store import open_store
+from pyagent.server.store.base import Grant
 from tests.helpers.opa_server import POLICY_DIRS
 
 
@@ -91,13 +92,43 @@ def test_token_add_prints_the_secret_once_and_stores_its_hash(db: str) -> None:
     secret = out.strip()
     assert out == secret + "\n" and secret.startswith("pya_") and len(secret) > 40
     assert err == "token fleet-agents (agent) added; it is shown only now\n"
-    assert open_store(db).role_for(token_hash(secret)) == "agent"
+    assert open_store(db).grant_for(token_hash(secret)) == Grant("agent", None)
     code, out, _ = run("token", "list", "--db", db)
-    assert code == 0 and out.startswith("fleet-agents\tagent\t") and secret not in out
+    assert code == 0 and out.startswith("fleet-agents\tagent\t") and out.endswith("\t*\n")
+    assert secret not in out
     assert run("token", "add", "fleet-agents", "--role", "reader", "--db", db)[0] == 2
     assert run("token", "revoke", "fleet-agents", "--db", db)[:2] == (0, "")
     code, _, err = run("token", "revoke", "fleet-agents", "--db", db)
     assert (code, err) == (2, "pyagent: error: token 'fleet-agents': no such token\n")
+
+
+def test_an_agent_token_bound_to_one_device(db: str) -> None:
+    code, out, err = run(
+        "token", "add", "phone-0042", "--role", "agent", "--device", "fr-brussels-0042", "--db", db
+    )
+    assert (code, err) == (
+        0,
+        "token phone-0042 (agent for device 'fr-brussels-0042') added; it is shown only now\n",
+    )
+    assert open_store(db).grant_for(token_hash(out.strip())) == Grant("agent", "fr-brussels-0042")
+    code, out, _ = run("token", "list", "--db", db)
+    assert code == 0 and out.startswith("phone-0042\tagent\t") and out.endswith("\tfr-brussels-0042\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "reader", "--device", "fr-1"], "--device binds agent tokens only, not a reader token"),
+        (["--role", "agent", "--device", "fr-1\r"], "--device 'fr-1\\r': a device id is 1-512 characters"),
+        (["--role", "agent", "--device", ""], "--device '': a device id is 1-512 characters"),
+        (["--role", "agent", "--device", "x" * 513], "--device 'xxxxx"),
+    ],
+)
+def test_a_device_binding_is_checked(db: str, args: list[str], message: str) -> None:
+    code, out, err = run("token", "add", "phone", *args, "--db", db)
+    assert (code, out, err.count("\n")) == (2, "", 1)
+    assert message in err
+    assert open_store(db).list_tokens() == []
 
 
 def test_token_names_and_roles_are_checked(db: str) -> None:

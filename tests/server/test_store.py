@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from pyagent.server.events import parse_batch, parse_instant
 from pyagent.server.store import Store, StoreConflict
-from pyagent.server.store.base import BundleFile, NewRevision
+from pyagent.server.store.base import BundleFile, Grant, NewRevision, TokenInfo
 from pyagent.server.store.migrate import head
 from pyagent.server.store.schema import metadata
 from pyagent.server.store.sql import SqlStore
@@ -56,7 +56,7 @@ def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str
     from pyagent.server.store import open_store
     from pyagent.server.store.migrate import alembic_config
     from pyagent.server.store.partitions import PartitionCache
-    from pyagent.server.store.schema import decisions
+    from pyagent.server.store.schema import decisions, tokens
 
     before = open_store(db_url, migrate=False)
     assert isinstance(before, SqlStore)
@@ -73,7 +73,11 @@ def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str
     ]  # fmt: skip
     with before.engine.begin() as conn:
         conn.execute(insert(decisions), old_rows)
-    assert before.migrate() == ["0007", "0008"]
+    with before.engine.begin() as conn:  # a token made before tokens could be bound to a device
+        conn.execute(insert(tokens), [{"name": "fleet", "role": "agent", "token_hash": "a" * 64,
+                                       "created_at": datetime(2023, 3, 1, tzinfo=UTC)}])  # fmt: skip
+    assert before.migrate() == ["0007", "0008", "0009"]
+    assert before.grant_for("a" * 64) == Grant("agent", None)  # stays unbound: it reports for any device
     assert _decision_ids(before) == {("d-1", "2023-03-16T00:00:00Z"), ("d-2", "2023-03-16T00:00:00Z")}
     assert _ingest(before, decision_event("d-1", at="2023-03-20T00:00:00Z")) == (0, 1)
     before.close()
@@ -82,14 +86,20 @@ def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str
 def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
     store.add_token("fleet", "agent", "a" * 64)
     store.add_token("security", "reader", "b" * 64)
-    assert [(t.name, t.role) for t in store.list_tokens()] == [("fleet", "agent"), ("security", "reader")]
-    assert store.role_for("a" * 64) == "agent"
-    assert store.role_for("c" * 64) is None
+    store.add_token("phone-0042", "agent", "e" * 64, "fr-brussels-0042")
+    listed = store.list_tokens()
+    assert [(t.name, t.role, t.device) for t in listed] == [
+        ("fleet", "agent", None), ("phone-0042", "agent", "fr-brussels-0042"), ("security", "reader", None)
+    ]  # fmt: skip
+    assert all(isinstance(t, TokenInfo) and t.created_at.tzinfo is not None for t in listed)
+    assert store.grant_for("a" * 64) == Grant("agent", None)
+    assert store.grant_for("e" * 64) == Grant("agent", "fr-brussels-0042")
+    assert store.grant_for("c" * 64) is None
     with pytest.raises(StoreConflict, match="token 'fleet' exists"):
         store.add_token("fleet", "admin", "d" * 64)
     assert store.revoke_token("fleet") is True
     assert store.revoke_token("fleet") is False
-    assert store.role_for("a" * 64) is None
+    assert store.grant_for("a" * 64) is None
 
 
 def test_bundle_heads_follow_publishes_per_target(store: Store) -> None:

@@ -51,6 +51,16 @@ class TokenInfo:
     name: str
     role: str
     created_at: datetime
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a bearer token may do: its role and, for an agent token bound to one device, that device
+    (it may report for no other; None: any device, as an OPA that logs many devices' decisions)."""
+
+    role: str
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +173,7 @@ class Store(abc.ABC):
 
     # tokens
     @abc.abstractmethod
-    def add_token(self, name: str, role: str, token_hash: str) -> None: ...
+    def add_token(self, name: str, role: str, token_hash: str, device: str | None = None) -> None: ...
 
     @abc.abstractmethod
     def list_tokens(self) -> list[TokenInfo]: ...
@@ -172,7 +182,7 @@ class Store(abc.ABC):
     def revoke_token(self, name: str) -> bool: ...
 
     @abc.abstractmethod
-    def role_for(self, token_hash: str) -> str | None: ...
+    def grant_for(self, token_hash: str) -> Grant | None: ...
 
     # dashboard sessions
     @abc.abstractmethod

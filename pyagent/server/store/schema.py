@@ -51,6 +51,7 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("device", String(ID_LENGTH), nullable=True),  # an agent token bound to one device (0009)
 )
 
 bundle_revisions = Table(

@@ -19,6 +19,7 @@ from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
     DeviceState,
+    Grant,
     IngestResult,
     NewRevision,
     Organization,
@@ -108,30 +109,33 @@ class SqlStore(Store):
         self.engine.dispose()
 
     # tokens
-    def add_token(self, name: str, role: str, token_hash: str) -> None:
+    def add_token(self, name: str, role: str, token_hash: str, device: str | None = None) -> None:
         try:
             with self._tx() as conn:
                 conn.execute(
                     insert(tokens).values(
-                        name=name, role=role, token_hash=token_hash, created_at=datetime.now(UTC)
+                        name=name, role=role, token_hash=token_hash, created_at=datetime.now(UTC),
+                        device=device,
                     )
-                )
+                )  # fmt: skip
         except IntegrityError as err:
             raise StoreConflict(f"token {name!r} exists; revoke it first or choose another name") from err
 
     def list_tokens(self) -> list[TokenInfo]:
         with self._tx(read=True) as conn:
-            rows = conn.execute(select(tokens.c.name, tokens.c.role, tokens.c.created_at).order_by("name"))
-            return [TokenInfo(r.name, r.role, utc(r.created_at)) for r in rows]
+            columns = (tokens.c.name, tokens.c.role, tokens.c.created_at, tokens.c.device)
+            rows = conn.execute(select(*columns).order_by("name"))
+            return [TokenInfo(r.name, r.role, utc(r.created_at), r.device) for r in rows]
 
     def revoke_token(self, name: str) -> bool:
         with self._tx() as conn:
             return conn.execute(delete(tokens).where(tokens.c.name == name)).rowcount > 0
 
-    def role_for(self, token_hash: str) -> str | None:
+    def grant_for(self, token_hash: str) -> Grant | None:
         with self._tx(read=True, one_statement=True) as conn:
-            role = conn.execute(select(tokens.c.role).where(tokens.c.token_hash == token_hash)).scalar()
-            return str(role) if role is not None else None
+            query = select(tokens.c.role, tokens.c.device).where(tokens.c.token_hash == token_hash)
+            row = conn.execute(query).first()
+            return Grant(str(row.role), row.device) if row is not None else None
 
     # dashboard sessions
     def create_session(self, session_hash: str, token_hash: str, csrf: str, expires_at: datetime) -> None:

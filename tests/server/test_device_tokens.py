@@ -1,0 +1,101 @@
+"""Agent tokens bound to one device (``token add --device``), from the attacker's side: a phone's
+token, taken from it, cannot set another device's verdict or status; the whole batch is refused and
+nothing of it is stored. An unbound agent token (an OPA logging many devices) reports for any."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from pyagent.server.app import create_app
+from pyagent.server.auth import new_token, token_hash
+from pyagent.server.settings import ServerSettings
+from pyagent.server.store import Store
+from tests.server.conftest import decision_event
+
+PHONE = "fr-brussels-0042"
+OTHER = "fr-brussels-0043"
+
+
+class Tokens:
+    def __init__(self, store: Store, client: TestClient) -> None:
+        self.store, self.client = store, client
+        self.phone, self.gateway, self.reader = new_token(), new_token(), new_token()
+        store.add_token("phone-0042", "agent", token_hash(self.phone), PHONE)
+        store.add_token("gateway-opa", "agent", token_hash(self.gateway))
+        store.add_token("security", "reader", token_hash(self.reader))
+
+    def logs(self, token: str, events: list[dict[str, Any]]) -> Any:
+        headers = {"Authorization": f"Bearer {token}", "Content-Encoding": "gzip"}
+        return self.client.post("/logs", content=gzip.compress(json.dumps(events).encode()), headers=headers)
+
+    def status(self, token: str, sender: str) -> Any:
+        message = {
+            "labels": {"id": sender, "version": "0.1.0"},
+            "bundles": {"pyagent": {"active_revision": "r1"}},
+        }
+        return self.client.post("/status", json=message, headers={"Authorization": f"Bearer {token}"})
+
+    def devices(self) -> list[str]:
+        page = self.client.get("/api/v1/devices", headers={"Authorization": f"Bearer {self.reader}"})
+        return sorted(d["device_id"] for d in page.json()["devices"])
+
+
+@pytest.fixture
+def tokens(sqlite_store: Store) -> Iterator[Tokens]:
+    with TestClient(create_app(ServerSettings(), sqlite_store)) as client:
+        yield Tokens(sqlite_store, client)
+
+
+def test_a_bound_token_reports_its_own_device(tokens: Tokens) -> None:
+    response = tokens.logs(tokens.phone, [decision_event("d-1", device_id=PHONE, sender=PHONE)])
+    assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0, "ignored": 0})
+    assert tokens.status(tokens.phone, PHONE).status_code == 204
+    assert tokens.devices() == [PHONE]
+
+
+def test_a_bound_token_cannot_decide_for_another_device(tokens: Tokens) -> None:
+    batch = [decision_event("d-1", device_id=PHONE), decision_event("d-2", device_id=OTHER, allow=True)]
+    response = tokens.logs(tokens.phone, batch)
+    assert (response.status_code, response.json()["message"]) == (
+        403,
+        f"decision 'd-2' is for device {OTHER!r}; this token reports for device {PHONE!r} only",
+    )
+    assert tokens.devices() == []  # not even the phone's own decision of that batch
+    # the same batch from an unbound token (a gateway OPA) is taken whole
+    assert tokens.logs(tokens.gateway, batch).json() == {"stored": 2, "duplicates": 0, "ignored": 0}
+    assert tokens.devices() == [PHONE, OTHER]
+
+
+def test_a_bound_token_cannot_post_another_devices_status(tokens: Tokens) -> None:
+    response = tokens.status(tokens.phone, OTHER)
+    assert (response.status_code, response.json()["message"]) == (
+        403,
+        f"the status message (labels.id) is for device {OTHER!r}; "
+        f"this token reports for device {PHONE!r} only",
+    )
+    assert tokens.store.device(OTHER) is None
+    assert tokens.status(tokens.gateway, OTHER).status_code == 204
+
+
+def test_events_a_bound_token_sends_that_store_nothing_are_still_acknowledged(tokens: Tokens) -> None:
+    """An event on another path (an OPA logs every query) names no device: nothing to vouch for."""
+    other_path = {**decision_event("d-9", device_id=OTHER), "path": "system/health"}
+    assert tokens.logs(tokens.phone, [other_path]).json() == {"stored": 0, "duplicates": 0, "ignored": 1}
+    assert tokens.devices() == []
+
+
+def test_the_api_document_says_why_a_report_is_forbidden(tokens: Tokens) -> None:
+    document = tokens.client.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {tokens.reader}"})
+    paths = document.json()["paths"]
+    bound = "the token's role is not agent, or it is bound to another device"
+    for path in ("/logs", "/logs/{partition}", "/status", "/status/{partition}"):
+        assert paths[path]["post"]["responses"]["403"] == {"description": bound}
+    assert paths["/bundles/{name}"]["get"]["responses"]["403"] == {
+        "description": "the token's role is not agent"
+    }
