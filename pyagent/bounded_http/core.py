@@ -75,6 +75,15 @@ class Reply:
     secrets: tuple[str, ...] = ()
     """What the request presented (a bearer token): never repeated by :meth:`message`."""
 
+    def error_code(self) -> str | None:
+        """The ``code`` of an OPA-style error body (``{"code": ..., "message": ...}``), if it has one."""
+        try:
+            document = json.loads(self.body) if self.body else None
+        except (ValueError, RecursionError):
+            return None
+        code = document.get("code") if isinstance(document, dict) else None
+        return code if isinstance(code, str) else None
+
     def message(self) -> str:
         """A one-line description of a non-2xx answer, with the server's ``message`` when it gave one.
 

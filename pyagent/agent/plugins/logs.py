@@ -8,8 +8,9 @@ event that causes it, which is *set aside* with the server's reason: kept in the
 does not hold back the newer ones. Set-aside events are offered again at the start of every later
 upload (at most ``RETRY_PER_PASS``, those refused longest ago first; one request for them all, and
 one each if that is refused) until a 2xx, as OPA resends what
-was not taken. Anything else (no answer, a redirect, 401, 403, 404, 5xx) stops the upload until the
-next attempt, in an exponential backoff.
+was not taken; so is an event that ``pyagent server`` refuses as another device's than the one the
+token is bound to (403 ``forbidden_device``). Anything else (no answer, a redirect, 401, 403, 404,
+5xx) stops the upload until the next attempt, in an exponential backoff.
 
 An event (OPA's fields, and the chain's)::
 
@@ -43,6 +44,10 @@ DECISION_PATH = "pyagent/decision"
 MAX_PER_PASS = 5000
 RETRY_PER_PASS = 50
 REFUSED = (400, 413, 422)
+#: ``pyagent server``'s 403 for an event about another device than the one the token is bound to
+#: (``token add --device``): that event's fault, so it is set aside like a 400, not a stop that
+#: would hold back every newer event (a spooled event of a device since given a new id and token).
+DEVICE_REFUSED = "forbidden_device"
 GZIP_TAIL = 16  # what closing a gzip stream adds at most: the final block, CRC-32 and length
 BACKOFF_BASE = 1.0
 
@@ -244,7 +249,7 @@ class DecisionLogPlugin:
             spool.mark_shipped_many([seq for seq, _ in batch], utc_now())
             self.state.sent += len(batch)
             return None
-        if reply.status not in REFUSED:
+        if reply.status not in REFUSED and not (reply.status == 403 and reply.error_code() == DEVICE_REFUSED):
             return f"{self.client.url(self.config.resource)}: {reply.message()}"
         if len(batch) == 1:
             seq = batch[0][0]
