@@ -255,3 +255,9 @@ test_data_loaded_under_the_wrong_root_is_one_clear_error if {
 	d.allow == false
 	[e.code | some e in d.errors] == ["misconfigured_data_root"]
 }
+
+test_a_build_revision_that_is_not_text_falls_back_to_the_datas if {
+	d := decision with input as case("eu-commission", "android", "corporate", false, [], at_in_force)
+		with data.pyagent_build as {"revision": 5}
+	d.policy_revision == data.pyagent.revision
+}

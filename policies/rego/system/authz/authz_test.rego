@@ -51,3 +51,16 @@ test_health_allowed_without_token if {
 test_no_tokens_configured_denies_everything if {
 	not authz.allow with input as decision_query
 }
+
+test_decision_path_with_another_method_denied if {
+	not authz.allow with input as object.union(decision_query, {"method": "GET"}) with data.pyagent_server as servers
+}
+
+test_health_with_another_method_denied if {
+	not authz.allow with input as {"method": "POST", "path": ["health"]}
+}
+
+test_get_of_data_without_token_denied if {
+	# GET /v1/data would answer the whole policy data (exemptions, token hashes)
+	not authz.allow with input as {"method": "GET", "path": ["v1", "data"]}
+}

@@ -378,3 +378,39 @@ test_an_organisations_work_apps_given_as_one_string_is_a_data_error if {
 	}]
 	d.allow == false
 }
+
+test_work_apps_not_per_platform_is_a_data_error if {
+	# a personal EEAS phone: its rule rests on work apps, listed as one list, not per platform
+	phone := {"at": "2023-03-16T09:30:00Z", "report": {
+		"device": {
+			"id": "d-1", "platform": "android", "ownership": "personal",
+			"organization": "eeas", "mdm": {"enrolled": false},
+		},
+		"apps": [tiktok],
+	}}
+	d := decision with input as phone with data.pyagent.work_apps as ["com.microsoft.teams"]
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.work_apps",
+		"message": "work apps at pyagent.work_apps are [\"com.microsoft.teams\"]; expected a list of identifiers per platform",
+	}]
+	d.allow == false
+}
+
+test_malformed_work_apps_are_no_error_where_no_rule_rests_on_them if {
+	d := decision with input as report("india", "android", "personal", [tiktok])
+		with data.pyagent.work_apps as ["com.microsoft.teams"]
+	d.errors == []
+	[v.rule | some v in d.violations] == ["india/tiktok"]
+}
+
+test_a_scope_not_resting_on_work_apps_says_nothing_of_them if {
+	# Outlook known by its display name only: the weaker-evidence note is for work-apps scopes alone
+	outlook := {"id": "com.microsoft.office.outlook", "evidence": "display_name"}
+	d := decision with input as report("eu-commission", "android", "personal", [tiktok, outlook])
+	[v.message | some v in d.violations] == [concat("", [
+		"TikTok (com.zhiliaoapp.musically) is banned on personal-enrolled devices of European Commission ",
+		"from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited ",
+		"against the organisation's corporate environment",
+	])]
+}

@@ -155,3 +155,11 @@ test_exemption_without_until_is_a_policy_data_error if {
 	}]
 	d.allow == false
 }
+
+test_a_malformed_exemption_leaves_the_violation if {
+	# an exemption without its reason waives nothing: the violation stays, beside the data error
+	d := decision with input as commission_phone
+		with data.pyagent.exemptions as {"EX-2023-002": object.remove(press_office, ["reason"])}
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+	d.exempted == []
+}

@@ -140,3 +140,10 @@ test_inherits_given_as_one_string_is_a_data_error if {
 	}]
 	d.allow == false
 }
+
+test_an_override_below_does_not_touch_the_ancestors_own_devices if {
+	# b overrides c's "base" for b's and a's devices only: c's own personal device still breaks c's rule.
+	d := decision with input as device_of("c", "personal", false)
+		with data.pyagent.organizations as three_levels
+	[[v.rule, v.scope] | some v in d.violations] == [["c/base", "all"]]
+}

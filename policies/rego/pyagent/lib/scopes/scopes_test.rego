@@ -116,3 +116,13 @@ test_an_organization_missing_from_the_index_is_matched_without_it if {
 		with data.pyagent.organizations as orgs
 		with data.pyagent_index as object.remove(index, ["indexed_orgs"])
 }
+
+test_another_organisations_work_apps_do_not_count if {
+	# the Council's device has the EEAS's work app only: not a work-apps device of the Council
+	orgs := {
+		"eu-council": {"inherits": [], "rules": {}},
+		"eeas": {"inherits": [], "rules": {}, "work_apps": {"android": ["eu.eeas.intranet"]}},
+	}
+	scopes.applicable == {"all"} with input as device("android", "personal", false, false, [{"id": "eu.eeas.intranet"}])
+		with data.pyagent.organizations as orgs
+}
