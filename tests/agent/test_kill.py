@@ -123,7 +123,7 @@ def test_sigkill_100_times_loses_nothing_reported(
         shipped_before_flush = len(collector.stored)
         for result in results:  # one clean run each ships whatever the kills left pending
             done = run_pyagent("agent", "run", "--once", "--config", str(result.config))
-            assert done.returncode in (0, 1), done.stderr
+            assert done.returncode == 0, done.stderr
         every_hash = [digest for result in results for _, digest in committed(result.spool, "hash")]
         received = collector.hashes_received()
         resent = len(received) - len(set(received))

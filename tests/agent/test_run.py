@@ -19,7 +19,7 @@ from pyagent.agent.chain import ChainKey
 from pyagent.agent.runner import next_delay
 from pyagent.agent.store import Spool
 from tests.agent.conftest import REPO, pyagent_env, run_pyagent
-from tests.helpers.opa_server import RunningOpa
+from tests.helpers.opa_server import POLICY_DIRS, RunningOpa
 
 
 def test_run_once_on_this_machine_records_the_decision(
@@ -27,15 +27,17 @@ def test_run_once_on_this_machine_records_the_decision(
 ) -> None:
     config = config_file(log_path=str(tmp_path / "agent.jsonl"))
     done = run_pyagent("agent", "run", "--once", "--config", str(config))
-    assert done.returncode in (0, 1), done.stderr
     recorded = json.loads(done.stdout)
-    assert recorded["seq"] == 1 and recorded["outcome"] in ("compliant", "non-compliant")
-    assert recorded["exit_code"] == done.returncode
+    # the shipped data bans nothing on Linux: this machine is compliant
+    assert (done.returncode, recorded["seq"], recorded["outcome"], recorded["exit_code"]) == (
+        0, 1, "compliant", 0
+    ), done.stderr  # fmt: skip
     with Spool.open(tmp_path / "spool.sqlite", key=ChainKey(), readonly=True) as spool:
         body = json.loads(spool.records()[0].body)
     assert body["id"] == recorded["id"] and body["prev_hash"] == "0" * 64
     assert body["device_id"] == "laptop-17" and body["organization"] == "eu-commission"
-    assert len(body["report_sha256"]) == 64 and body["apps"] >= 0
+    assert len(body["report_sha256"]) == 64 and body["apps"] == len(body["input"]["report"]["apps"]) > 0
+    assert (body["decision"]["allow"], body["decision"]["violations"]) == (True, [])
     assert body["engine"] == "embedded" and body["policy_revision"] == body["decision"]["policy_revision"]
     assert body["decision"]["device_id"] == "laptop-17" and body["error"] is None
     # no [bundles]: the event names the bundle that decided, by the policy's name and its revision
@@ -59,12 +61,47 @@ def test_run_once_on_this_machine_records_the_decision(
     assert run_pyagent("log", "verify", "--config", str(config)).returncode == 0
 
 
+def test_run_once_with_a_banned_package_installed_is_non_compliant(
+    tmp_path: Path, config_file: Callable[..., Path]
+) -> None:
+    """A bundle whose data bans ``dpkg`` (on every Debian machine) on the Commission's corporate Linux
+    devices: the run is non-compliant, exit 1, with that rule's violation recorded."""
+    overlay = tmp_path / "overlay" / "pyagent"
+    for path, document in (
+        ("bans/test-dpkg", {"title": "dpkg", "reason": "a test ban", "apps": {"linux": ["dpkg"]}}),
+        ("organizations/eu-commission/rules/test-dpkg",
+         {"ban": "test-dpkg", "scopes": ["corporate"], "effective_from": "2023-03-15T00:00:00Z"}),
+    ):  # fmt: skip
+        (overlay / path).mkdir(parents=True)
+        (overlay / path / "data.json").write_text(json.dumps(document), encoding="utf-8")
+    bundle = tmp_path / "banned.tar.gz"
+    built = run_pyagent("policy", "bundle", *map(str, POLICY_DIRS), str(overlay.parent), "-o", str(bundle))
+    assert built.returncode == 0, built.stderr
+    config = config_file()
+    done = subprocess.run(
+        [sys.executable, "-m", "pyagent", "agent", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**pyagent_env(), "PYAGENT_BUNDLE": str(bundle)}, check=False,
+    )  # fmt: skip
+    recorded = json.loads(done.stdout)
+    assert (done.returncode, recorded["outcome"], recorded["exit_code"]) == (1, "non-compliant", 1), (
+        done.stderr
+    )
+    with Spool.open(tmp_path / "spool.sqlite", key=ChainKey(), readonly=True) as spool:
+        body = json.loads(spool.records()[0].body)
+    violations = body["decision"]["violations"]
+    assert body["decision"]["allow"] is False
+    assert [(v["rule"], v["ban"], v["app_id"], v["scope"]) for v in violations] == [
+        ("eu-commission/test-dpkg", "test-dpkg", "dpkg", "corporate")
+    ]
+
+
 def test_the_opa_section_of_the_config_selects_an_opa_server(
     config_file: Callable[..., Path], opa_server: RunningOpa
 ) -> None:
     config = config_file(opa={"url": opa_server.url})
     done = run_pyagent("agent", "run", "--once", "--config", str(config))
-    assert done.returncode in (0, 1), done.stderr
+    assert (done.returncode, json.loads(done.stdout)["outcome"]) == (0, "compliant"), done.stderr
     status = json.loads(run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout)
     assert status["last_run"]["engine"] == "opa" and status["last_run"]["exit_code"] == done.returncode
 
@@ -147,7 +184,7 @@ def test_a_keyed_log_from_the_config(
     key.write_text("0123456789abcdef" * 4 + "\n")
     config = config_file(hmac_key_file=str(key))
     for _ in range(2):
-        assert run_pyagent("agent", "run", "--once", "--config", str(config)).returncode in (0, 1)
+        assert run_pyagent("agent", "run", "--once", "--config", str(config)).returncode == 0
     verified = run_pyagent("log", "verify", "--config", str(config))
     assert verified.returncode == 0 and "hmac-sha256" in verified.stderr
     key.write_text("another key, another chain: refused" + "\n")

@@ -273,7 +273,7 @@ def test_a_run_without_a_report_is_set_aside_at_once(
             "--org",
             "eu-commission",
         )
-        assert done.returncode in (0, 1), done.stderr
+        assert done.returncode == 0, done.stderr
         assert len(collector.stored) == 1 and collector.requests[0].authorization == "Bearer s3cret-token"
         status = json.loads(
             run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout

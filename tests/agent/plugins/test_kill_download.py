@@ -83,7 +83,7 @@ def test_sigkill_during_a_download_keeps_the_last_good_bundle(tmp_path: Path, bu
             public_key=builds.public_key,
         )
         bundles.body = builds.wasm["r1"].read_bytes()
-        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        assert run_agent("--once", "--config", str(config)).returncode == 0
         assert bundle_status(state)["active_revision"] == "r1"
 
         bundles.body, bundles.stall = builds.wasm["r2"].read_bytes(), True
@@ -101,7 +101,7 @@ def test_sigkill_during_a_download_keeps_the_last_good_bundle(tmp_path: Path, bu
         bundles.body = b"not a bundle"  # the next download fails too: the last good one must decide
 
         done = run_agent("--once", "--config", str(config))
-        assert done.returncode in (0, 1), done.stderr
+        assert done.returncode == 0, done.stderr
         assert "refused, the active bundle stays" in done.stderr
         assert bundle_status(state)["active_revision"] == "r1"
         assert spool_bodies(state)[-1]["bundles"] == {"pyagent": {"revision": "r1"}}

@@ -9,7 +9,6 @@ import signal
 import time
 from pathlib import Path
 
-from pyagent import __version__
 from tests.agent.conftest import DEVICE
 from tests.agent.plugins.conftest import (
     Builds,
@@ -35,7 +34,7 @@ def test_once_pulls_decides_uploads_and_reports(tmp_path: Path, builds: Builds) 
             public_key=builds.public_key,
         )
         first = run_agent("--once", "--config", str(config))
-        assert first.returncode in (0, 1), first.stderr
+        assert first.returncode == 0, first.stderr
         assert "bundle pyagent: revision r1 active" in first.stderr
         recorded = json.loads(first.stdout)
         assert recorded["seq"] == 1
@@ -132,21 +131,20 @@ def test_server_down_loses_no_decision(tmp_path: Path, builds: Builds) -> None:
             token=plane.agent_token,
             public_key=builds.public_key,
         )
-        assert run_agent("--once", "--config", str(config)).returncode in (0, 1)
+        assert run_agent("--once", "--config", str(config)).returncode == 0
         plane.server.kill()
         for _ in range(3):  # the server is down: the persisted bundle decides, the records wait
             done = run_agent("--once", "--config", str(config))
-            assert done.returncode in (0, 1), done.stderr
+            assert done.returncode == 0, done.stderr
             assert "connection refused" in done.stderr
         bodies = spool_bodies(state)
         assert len(bodies) == 4 and all(b["bundles"] == {"pyagent": {"revision": "r1"}} for b in bodies)
     with control_plane(tmp_path, port=port) as plane:
         done = run_agent("--once", "--config", str(config))
-        assert done.returncode in (0, 1), done.stderr
+        assert done.returncode == 0, done.stderr
         ids = [b["decision"]["decision_id"] for b in spool_bodies(state)]
         history = plane.device()["history"]  # type: ignore[index]
         assert sorted(h["decision_id"] for h in history) == sorted(ids)  # all five, each once
         assert len(ids) == 5 == len(set(ids))
     status = bundle_status(state)
     assert status["active_revision"] == "r1" and status["code"] is None
-    assert __version__
