@@ -273,7 +273,7 @@ def _transport_error(where: str, err: TransportError, timeout: float) -> EngineE
     if err.kind == "timeout":
         return _RetryableError(f"OPA at {where}: no answer within {timeout:g} s")
     if err.kind == "cut":
-        return _RetryableError(f"OPA at {where}: response cut short ({err.detail})")
+        return _RetryableError(f"OPA at {where}: {err.detail}")  # "the answer was cut short"
     return _RetryableError(f"OPA at {where}: cannot connect ({err.detail})")
 
 

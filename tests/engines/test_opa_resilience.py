@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,9 +100,14 @@ def test_total_deadline_bounds_slow_retries(opa_server: RunningOpa) -> None:
         assert time.monotonic() - started < 1.5 + 1.5  # the deadline, plus slack for a loaded machine
 
 
+def _verdict(decision: dict[str, Any]) -> tuple[bool, list[str], list[Any]]:
+    """allow, the rules broken, and the policy's errors: a decision, not an error that denies."""
+    return decision["allow"], [v["rule"] for v in decision["violations"]], decision["errors"]
+
+
 def test_opa_killed_mid_run_gives_no_decision(own_opa: RunningOpa) -> None:
     with build_engine(opa_settings(own_opa.url, opa_retries=2, opa_deadline=2.0)) as engine:
-        assert decide(engine, TIKTOK_PHONE, at=AT)["allow"] is False
+        assert _verdict(decide(engine, TIKTOK_PHONE, at=AT)) == (False, ["eu-commission/tiktok"], [])
         own_opa.process.send_signal(signal.SIGKILL)
         own_opa.process.wait(timeout=5)
         with pytest.raises(EngineError, match="cannot connect"):
@@ -116,7 +122,7 @@ def test_opa_paused_gives_no_decision_within_the_deadline(own_opa: RunningOpa) -
                 decide(engine, TIKTOK_PHONE, at=AT)
         finally:
             os.kill(own_opa.process.pid, signal.SIGCONT)
-        assert decide(engine, TIKTOK_PHONE, at=AT)["allow"] is False
+        assert _verdict(decide(engine, TIKTOK_PHONE, at=AT)) == (False, ["eu-commission/tiktok"], [])
 
 
 def test_bundle_not_yet_active_gives_no_decision(opa_bin: str, tmp_path: Path) -> None:
