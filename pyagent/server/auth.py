@@ -44,8 +44,9 @@ def check_device_id(device: str) -> str:
     from pyagent.errors import InvalidInputError
 
     if not _DEVICE.fullmatch(device):
+        shown = repr(device) if len(device) <= 80 else f"{device[:80]!r}… ({len(device)} characters)"
         raise InvalidInputError(
-            f"--device {device!r}: a device id is 1-512 characters without control characters, "
+            f"--device {shown}: a device id is 1-512 characters without control characters, "
             "as in the device report"
         )
     return device
