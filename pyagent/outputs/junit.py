@@ -119,7 +119,9 @@ class JunitFormat(OutputFormat):
         if not parsed.violations and not parsed.errors and (not parsed.entries or not parsed.allow):
             case = self._case(suite, "pyagent", "compliance", source, counts)
             if parsed.allow:
-                ET.SubElement(case, "system-out").text = "compliant: no banned app found in force"
+                ET.SubElement(
+                    case, "system-out"
+                ).text = "compliant: no ban in force applies to this device's apps"
             else:
                 ET.SubElement(
                     case,

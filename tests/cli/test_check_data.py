@@ -144,5 +144,7 @@ def test_bad_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path, content: 
 
 def test_missing_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path) -> None:
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--data", str(tmp_path / "nope.json")])
-    assert result.exit_code == 2
-    assert "data file not found" in result.stderr
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: {tmp_path / 'nope.json'}: data file not found\n",
+    )

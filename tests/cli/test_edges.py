@@ -32,8 +32,8 @@ def test_over_the_app_bound_is_invalid_input(engine_args: list[str], tmp_path: P
     path = tmp_path / "too-big.json"
     path.write_text(json.dumps(domain.make_report("india", "android", "personal", False, apps)))
     result = check(path, "2023-03-16T09:30:00Z", engine_args)
-    assert result.exit_code == 2
-    assert "$.apps" in result.stderr
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"pyagent: error: {path}: $.apps: too many items: 100001, at most 100000 allowed\n"
 
 
 @pytest.mark.parametrize(
@@ -65,8 +65,11 @@ def test_nul_in_an_app_id_is_invalid_input(engine_args: list[str], tmp_path: Pat
     path = tmp_path / "nul.json"
     path.write_text(json.dumps(report))
     result = check(path, "2023-03-16T09:30:00Z", engine_args)
-    assert result.exit_code == 2
-    assert "$.apps[0].id" in result.stderr
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"pyagent: error: {path}: $.apps[0].id: must not contain a NUL character (\\u0000), found at "
+        'position 24: "com.zhiliaoapp.musically\\u0000x"\n'
+    )
 
 
 def test_homoglyph_id_is_not_tiktok_but_a_homoglyph_name_changes_nothing(

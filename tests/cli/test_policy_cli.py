@@ -148,7 +148,10 @@ def test_policy_docs_lists_every_organization_and_date(policy_copy: tuple[Path, 
 
 def test_policy_dir_that_does_not_exist_exits_2(tmp_path: Path) -> None:
     result = run(["policy", "test", str(tmp_path / "nope")])
-    assert result.exit_code == 2
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: {tmp_path / 'nope'}: no such policy directory\n",
+    )
 
 
 @pytest.mark.parametrize("target", ["wasm", "rego"])

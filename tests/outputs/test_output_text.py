@@ -28,7 +28,7 @@ def lines(decision: Decision, *, color: bool = False) -> list[str]:
 
 
 def test_compliant(compliant: Decision) -> None:
-    assert lines(compliant) == [f"COMPLIANT: {HEAD}", "no banned app found", FOOT]
+    assert lines(compliant) == [f"COMPLIANT: {HEAD}", "no ban applies to this device's apps", FOOT]
 
 
 def test_non_compliant(non_compliant: Decision) -> None:
