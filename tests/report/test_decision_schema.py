@@ -83,7 +83,7 @@ def test_warnings_never_block(dv: DecisionValidator, contract_decision: dict[str
         (
             {"exempted": [_entry(exemption={"id": "EX-1", "reason": "r"})]},
             "$.exempted[0].exemption.until",
-            "",
+            "required field is missing; expected an RFC 3339 date-time such as 2023-03-16T09:30:00Z",
         ),
         ({"violations": [_entry(rule="tiktok")]}, "$.violations[0].rule", "matching"),
         ({"violations": [_entry(scope="everyone")]}, "$.violations[0].scope", '"all"'),
