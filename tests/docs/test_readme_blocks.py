@@ -173,12 +173,6 @@ def test_readme_runs_as_written(postgres: RunningPostgres, tmp_path: Path) -> No
     assert sorted(ignored.stdout.split()) == made, "the README makes files git would not ignore"
 
 
-def test_deploy_readme_blocks_are_accounted_for(tmp_path: Path) -> None:
-    work = workspace(tmp_path)
-    with run_document("deploy/systemd/README.md", work, clean_env(work, []), {}, tmp_path / "log"):
-        pass  # its blocks install system-wide: skipped, with the reasons SKIPPED checks
-
-
 def test_a_block_is_split_into_commands_with_their_exit_codes() -> None:
     block = Block(
         "doc.md", 10, "sh",
