@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -92,17 +93,17 @@ def test_app_to_json_drops_nones() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"id": ""},
-        {"id": "a\x00b"},
-        {"id": "x" * 513},
-        {"id": "a", "evidence": "guess"},
-        {"id": "a", "user": -1},
+        ({"id": ""}, "invalid app id ''"),
+        ({"id": "a\x00b"}, "invalid app id 'a\\x00b'"),
+        ({"id": "x" * 513}, f"invalid app id '{'x' * 513}'"),
+        ({"id": "a", "evidence": "guess"}, "invalid evidence 'guess'"),
+        ({"id": "a", "user": -1}, "invalid user -1"),
     ],
 )
-def test_app_guards(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_app_guards(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         App(**kwargs)  # type: ignore[arg-type]
 
 
@@ -110,7 +111,7 @@ def test_inventory_json() -> None:
     inventory = Inventory(platform="ios", apps=[App(id="com.x")], collector_name="ios-mdm")
     assert inventory.apps_json() == [{"id": "com.x"}]
     assert inventory.collector_json() == {"name": "ios-mdm", "version": "0.1.0"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^invalid platform 'symbian'$"):
         Inventory(platform="symbian", apps=[])  # type: ignore[arg-type]
 
 
@@ -129,6 +130,12 @@ WRONG = {  # another collector's input
     "intune": "android-pm/personal-plain.txt",
     "ios-mdm": "intune/windows-laptop-detectedapps.json",
 }
+WRONG_SAYS = {  # and what each collector says of it, after the file's name
+    "android-pm": ":1: not a `pm list packages` line: '['",
+    "osquery": ": not valid JSON at line 1, column 1: Expecting value",
+    "intune": ": not valid JSON at line 1, column 1: Expecting value",
+    "ios-mdm": ": not an XML property list (an MDM command response)",
+}
 
 
 def _collect(name: str, path: Path) -> object:
@@ -143,8 +150,9 @@ def test_good_input(name: str, fixtures: Path) -> None:
 
 @pytest.mark.parametrize("name", FILE_COLLECTORS)
 def test_wrong_format(name: str, fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError):
-        _collect(name, fixtures / WRONG[name])
+    path = fixtures / WRONG[name]
+    with pytest.raises(CollectorInputError, match=f"^{re.escape(f'{path}{WRONG_SAYS[name]}')}$"):
+        _collect(name, path)
 
 
 @pytest.mark.parametrize("name", FILE_COLLECTORS)

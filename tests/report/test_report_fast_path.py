@@ -228,7 +228,7 @@ def test_decision_edge_cases(
 
 def test_unreadable_documents_are_decided_by_the_reference(rv: ReportValidator, contract_report: Any) -> None:
     contract_report["apps"][0]["id"] = "com.\ud800"
-    with pytest.raises(ValueError):
+    with pytest.raises(UnicodeEncodeError, match=r"surrogates not allowed$"):
         rust(rv, contract_report)
     assert rv.is_valid(contract_report) and rv.validate(contract_report).valid
     contract_report["colour"] = "\ud800"
