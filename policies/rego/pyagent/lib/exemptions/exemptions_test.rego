@@ -85,6 +85,8 @@ test_exemption_for_another_ban_does_not_apply if {
 		with data.pyagent.exemptions as exemption({"ban": "capcut"})
 	d.allow == false
 	d.exempted == []
+	d.errors == []
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
 }
 
 test_exemption_for_another_organization_does_not_apply if {
@@ -92,6 +94,8 @@ test_exemption_for_another_organization_does_not_apply if {
 		with data.pyagent.exemptions as exemption({"organization": "eu-council"})
 	d.allow == false
 	d.exempted == []
+	d.errors == []
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
 }
 
 test_report_cannot_exempt_itself if {
@@ -118,6 +122,8 @@ test_exemption_without_valid_until_is_a_data_error if {
 		with data.pyagent.exemptions as exemption({"until": "forever"})
 	d.allow == false
 	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions.EX-2023-001.until"]]
+	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+	d.exempted == []
 }
 
 test_exemption_without_reason_is_a_data_error if {
