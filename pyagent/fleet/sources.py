@@ -65,7 +65,8 @@ def check_readable(path: str, *, what: str, directory: bool = False) -> None:
         raise InvalidInputError(f"{path}: not a directory, so not a usable {what}")
     if not is_dir and not stat.S_ISREG(mode):
         raise InvalidInputError(f"{path}: not a regular file or a directory, so not a usable {what}")
-    if not os.access(path, os.R_OK | os.X_OK if is_dir else os.R_OK):
+    effective = os.access in os.supports_effective_ids  # what open() checks: the effective user's rights
+    if not os.access(path, os.R_OK | os.X_OK if is_dir else os.R_OK, effective_ids=effective):
         raise InvalidInputError(f"{path}: cannot read this {what}: permission denied")
 
 
@@ -92,8 +93,14 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
         if path.is_dir():
             yield from _directory(path)
         elif path.is_file():
-            with path.open("rb") as handle:
-                yield from _reports(handle, str(path))
+            try:  # checked readable before; this still fails if it changed since, or on an I/O error
+                with path.open("rb") as handle:
+                    yield from _reports(handle, str(path))
+            except OSError as err:
+                raise InvalidInputError(
+                    f"{inventory}: cannot read this inventory (a JSONL file, a directory or -): "
+                    f"{err.strerror or err}"
+                ) from None
         else:
             raise InvalidInputError(f"{inventory}: no such inventory (a JSONL file, a directory or -)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pyagent.collectors.files import (
     read_input_text,
 )
 from pyagent.errors import InvalidInputError
+from tests.helpers.unprivileged import as_unprivileged, shared_dir
 
 
 def test_reads_a_regular_file(tmp_path: Path) -> None:
@@ -115,14 +117,14 @@ def test_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
         read_input_bytes(link)
 
 
-def test_unreadable_file(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file")
-    path = tmp_path / "secret.txt"
-    path.write_text("x")
-    path.chmod(0)
-    with pytest.raises(CollectorInputError, match=r"cannot read input: Permission denied$"):
-        read_input_bytes(path)
+def test_unreadable_file() -> None:
+    with shared_dir() as directory:
+        path = directory / "secret.txt"
+        path.write_text("x")
+        path.chmod(0)
+        refusal = f"^{re.escape(str(path))}: cannot read input: Permission denied$"
+        with as_unprivileged(), pytest.raises(CollectorInputError, match=refusal):
+            read_input_bytes(path)
 
 
 def test_binary_is_refused() -> None:

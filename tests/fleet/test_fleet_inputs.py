@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.fleet.test_fleet_cli import AT, EXAMPLES, REPO, run
 from tests.helpers.opa_server import free_port
+from tests.helpers.unprivileged import as_unprivileged, shared_dir
 
 INVENTORY = "inventory (a JSONL file, a directory or -)"
 
@@ -53,16 +55,35 @@ def test_fleet_stdin_twice_is_a_usage_error(two_devices: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file: permissions cannot be tested")
-def test_fleet_unreadable_inventory(two_devices: Path, tmp_path: Path) -> None:
-    locked = tmp_path / "locked.jsonl"
-    locked.write_text(two_devices.read_text())
-    locked.chmod(0)
-    result = run(["fleet", str(two_devices), str(locked), "--at", AT, *unreachable_opa()])
+def test_fleet_unreadable_inventory(two_devices: Path) -> None:
+    with shared_dir() as directory:
+        readable, locked = directory / "two.jsonl", directory / "locked.jsonl"
+        for path, mode in ((readable, 0o644), (locked, 0)):
+            path.write_text(two_devices.read_text())
+            path.chmod(mode)
+        # the same command once as ourselves first: the modules it imports when run are loaded (the
+        # interpreter's own may live where nobody may read, as under /root with pyenv)
+        assert run(["fleet", str(readable), "--at", AT, *unreachable_opa()]).exit_code == 3
+        with as_unprivileged():
+            result = run(["fleet", str(readable), str(locked), "--at", AT, *unreachable_opa()])
     assert (result.exit_code, result.stderr) == (
         2,
         f"pyagent: error: {locked}: cannot read this {INVENTORY}: permission denied\n",
     )
+
+
+def test_an_inventory_that_cannot_be_opened_after_its_check_is_named(two_devices: Path) -> None:
+    """Its rights changed after the check (or an I/O error): a one-line error, not an internal one."""
+    from pyagent.errors import InvalidInputError
+    from pyagent.fleet.sources import _items
+
+    with shared_dir() as directory:
+        locked = directory / "locked.jsonl"
+        locked.write_text(two_devices.read_text())
+        locked.chmod(0)
+        message = f"^{re.escape(f'{locked}: cannot read this {INVENTORY}: Permission denied')}$"
+        with as_unprivileged(), pytest.raises(InvalidInputError, match=message):
+            next(_items([str(locked)], None))
 
 
 def test_impact_missing_inventory_fails_before_compiling(two_devices: Path, tmp_path: Path) -> None:

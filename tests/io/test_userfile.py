@@ -12,6 +12,7 @@ import pytest
 
 from pyagent.errors import InvalidInputError
 from pyagent.userfile import read_limited, read_text, size_text
+from tests.helpers.unprivileged import as_unprivileged, shared_dir
 
 
 class TokenError(InvalidInputError):
@@ -109,9 +110,11 @@ def test_the_callers_error_class_and_name_are_used(tmp_path: Path) -> None:
     assert str(caught.value) == "service acme: token not found"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file_gives_the_systems_reason(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_bytes(b"x")
-    secret.chmod(0)
-    assert _refusal(secret) == f"{secret}: cannot read report: Permission denied"
+def test_an_unreadable_file_gives_the_systems_reason() -> None:
+    with shared_dir() as directory:
+        secret = directory / "secret"
+        secret.write_bytes(b"x")
+        secret.chmod(0)
+        with as_unprivileged():
+            refusal = _refusal(secret)
+    assert refusal == f"{secret}: cannot read report: Permission denied"
