@@ -68,8 +68,9 @@ def build(
         )  # fmt: skip
     if tables.decision_logs is not None:
         plugins.logs = DecisionLogPlugin(
-            tables.decision_logs, clients[tables.decision_logs.service], tables.labels, notify=notify
-        )
+            tables.decision_logs, clients[tables.decision_logs.service], tables.labels, notify=notify,
+            device_id=device_id,
+        )  # fmt: skip
     if tables.status_service is not None:
         period = plugins.bundle.source.polling.max_delay if plugins.bundle else DEFAULT_PERIOD
         plugins.status = StatusPlugin(

@@ -236,9 +236,12 @@ def token_add(
 def token_list(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
     """List tokens (name, role, created, and the device an agent token is bound to, else "*"),
     never their secrets."""
+    from pyagent.server.auth import ANY_DEVICE
+    from pyagent.termsafe import printable
+
     for info in _store(_settings(config_file, db=db, state_dir=state_dir)).list_tokens():
         created = info.created_at.isoformat().replace("+00:00", "Z")
-        device = "*" if info.device is None else info.device
+        device = ANY_DEVICE if info.device is None else printable(info.device)
         click.echo(f"{info.name}\t{info.role}\t{created}\t{device}")
 
 

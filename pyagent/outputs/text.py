@@ -68,7 +68,10 @@ class TextFormat(OutputFormat):
                 at = f" (at {printable(err.path)})" if err.path else ""
                 lines.append(f"{INDENT}{printable(err.code)}: {printable(err.message)}{at}")
         if not parsed.entries and not parsed.errors:
-            lines.append("no ban applies to this device's apps")  # (none installed, or out of scope)
+            lines.append(
+                "no ban applies to this device's apps" if parsed.allow  # (none installed, or out of scope)
+                else "the decision denies the device without naming a violation"
+            )  # fmt: skip
         lines.append(self._paint("dim", self._footer(parsed)))
         return "\n".join(lines) + "\n"
 

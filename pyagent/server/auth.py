@@ -16,7 +16,9 @@ from pyagent.server.store.base import Grant, Store
 PREFIX = "pya_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
 #: A device id as the report schema takes it: 1-512 characters, no C0 control character or DEL.
-_DEVICE = re.compile(r"[^\x00-\x1f\x7f]{1,512}")
+_DEVICE = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{1,512}")  # (lone surrogates: not UTF-8, no id)
+#: How ``token list`` shows a token bound to no device (so no device may be named so).
+ANY_DEVICE = "*"
 #: Which roles may call what. ``admin`` may do everything a reader may.
 GRANTS = {"agent": {"agent"}, "reader": {"reader", "admin"}, "admin": {"admin"}}
 
@@ -43,6 +45,10 @@ def check_name(name: str) -> str:
 def check_device_id(device: str) -> str:
     from pyagent.errors import InvalidInputError
 
+    if device == ANY_DEVICE:
+        raise InvalidInputError(
+            f"--device {ANY_DEVICE!r}: that is how token list shows a token for any device"
+        )
     if not _DEVICE.fullmatch(device):
         shown = repr(device) if len(device) <= 80 else f"{device[:80]!r}… ({len(device)} characters)"
         raise InvalidInputError(

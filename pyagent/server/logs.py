@@ -7,12 +7,14 @@ dated more than five minutes after they arrive, and those nested past what a par
 logs inputs up to Go's 10,000 levels), are acknowledged and counted as ``ignored``.
 A malformed event refuses the whole batch (400, nothing stored, the message names the event's index
 and field), and so does an event about another device than the one a device-bound token reports
-for (403). The body is bounded on the wire and after gzip (413).
+for (403); such a token's events are recorded as sent by its device, whatever their ``labels.id``.
+The body is bounded on the wire and after gzip (413).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from anyio import CapacityLimiter, to_thread
@@ -63,8 +65,11 @@ def routes(ctx: ServerContext) -> list[Route]:
         raw = await receive_body(request, ctx.settings.limits)
         received = datetime.now(UTC)
         lazy = await to_thread.run_sync(decode, raw, received, limiter=decoding)
-        for row in lazy.batch.rows if grant.device is not None else ():  # before anything is stored
-            check_device(grant, row.device_id, f"decision {row.decision_id!r}")
+        if grant.device is not None:  # before anything is stored
+            for row in lazy.batch.rows:
+                check_device(grant, row.device_id, f"decision {row.decision_id!r}")
+            # sent by the token's device, whatever labels.id says (an OPA on the device: its instance id)
+            lazy.batch.rows = [replace(row, sender=grant.device) for row in lazy.batch.rows]
         result = await run_in_threadpool(store, lazy)
         payload = {"stored": result.stored, "duplicates": result.duplicates, "ignored": lazy.batch.ignored}
         return JSONResponse(payload)

@@ -31,6 +31,14 @@ def test_compliant(compliant: Decision) -> None:
     assert lines(compliant) == [f"COMPLIANT: {HEAD}", "no ban applies to this device's apps", FOOT]
 
 
+def test_a_denial_without_a_violation_does_not_say_no_ban_applies(compliant: Decision) -> None:
+    """Another policy on an OPA may deny without naming why: the text says so, not "no ban applies"."""
+    denied = {**compliant, "allow": False}
+    assert lines(denied) == [
+        f"NON-COMPLIANT: {HEAD}", "the decision denies the device without naming a violation", FOOT
+    ]  # fmt: skip
+
+
 def test_non_compliant(non_compliant: Decision) -> None:
     assert lines(non_compliant) == [
         f"NON-COMPLIANT: {HEAD}",

@@ -113,6 +113,10 @@ def test_an_agent_token_bound_to_one_device(db: str) -> None:
     assert open_store(db).grant_for(token_hash(out.strip())) == Grant("agent", "fr-brussels-0042")
     code, out, _ = run("token", "list", "--db", db)
     assert code == 0 and out.startswith("phone-0042\tagent\t") and out.endswith("\tfr-brussels-0042\n")
+    assert (
+        run("token", "add", "shown-escaped", "--role", "agent", "--device", "fr-\u202e-1", "--db", db)[0] == 0
+    )
+    assert run("token", "list", "--db", db)[1].splitlines()[1].endswith("\tfr-\\u202e-1")  # no raw override
 
 
 ID_RULE = "a device id is 1-512 characters without control characters, as in the device report"
@@ -128,6 +132,11 @@ ID_RULE = "a device id is 1-512 characters without control characters, as in the
         (["--role", "agent", "--device", "fr-1\r"], f"--device 'fr-1\\r': {ID_RULE}"),
         (["--role", "agent", "--device", ""], f"--device '': {ID_RULE}"),
         (["--role", "agent", "--device", "x" * 513], f"--device '{'x' * 80}'… (513 characters): {ID_RULE}"),
+        (["--role", "agent", "--device", "fr-\udcff"], f"--device 'fr-\\udcff': {ID_RULE}"),  # not UTF-8
+        (
+            ["--role", "agent", "--device", "*"],
+            "--device '*': that is how token list shows a token for any device",
+        ),
     ],
 )
 def test_a_device_binding_is_checked(db: str, args: list[str], message: str) -> None:

@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from pyagent.server.app import create_app
 from pyagent.server.auth import new_token, token_hash
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import Store
+from pyagent.server.store.schema import instances
+from pyagent.server.store.sql import SqlStore
 from tests.server.conftest import decision_event
 
 PHONE = "fr-brussels-0042"
@@ -40,6 +43,12 @@ class Tokens:
             "bundles": {"pyagent": {"active_revision": "r1"}},
         }
         return self.client.post("/status", json=message, headers={"Authorization": f"Bearer {token}"})
+
+    def statuses(self) -> set[str]:
+        """The senders whose status is stored."""
+        assert isinstance(self.store, SqlStore)
+        with self.store.engine.connect() as conn:
+            return set(conn.execute(select(instances.c.instance_id)).scalars())
 
     def devices(self) -> list[str]:
         page = self.client.get("/api/v1/devices", headers={"Authorization": f"Bearer {self.reader}"})
@@ -72,15 +81,21 @@ def test_a_bound_token_cannot_decide_for_another_device(tokens: Tokens) -> None:
     assert tokens.devices() == [PHONE, OTHER]
 
 
-def test_a_bound_token_cannot_post_another_devices_status(tokens: Tokens) -> None:
-    response = tokens.status(tokens.phone, OTHER)
-    assert (response.status_code, response.json()["message"]) == (
-        403,
-        f"the status message (labels.id) is for device {OTHER!r}; "
-        f"this token reports for device {PHONE!r} only",
-    )
-    assert tokens.store.device(OTHER) is None
-    assert tokens.status(tokens.gateway, OTHER).status_code == 204
+def test_a_bound_token_posts_its_own_devices_status_whatever_labels_id_says(tokens: Tokens) -> None:
+    """An OPA on the phone gives its instance id; an attacker gives another device's: either way the
+    status is the phone's, and no other device's is touched."""
+    for sender in (OTHER, "0d4f6a2e-opa-instance"):
+        assert tokens.status(tokens.phone, sender).status_code == 204
+        assert tokens.statuses() == {PHONE}
+    assert tokens.status(tokens.gateway, OTHER).status_code == 204  # an unbound token: as sent
+    assert tokens.statuses() == {PHONE, OTHER}
+
+
+def test_a_bound_tokens_decisions_are_its_devices_whatever_labels_id_says(tokens: Tokens) -> None:
+    event = decision_event("d-1", device_id=PHONE, sender="0d4f6a2e-opa-instance")
+    assert tokens.logs(tokens.phone, [event]).json() == {"stored": 1, "duplicates": 0, "ignored": 0}
+    state = tokens.store.device(PHONE, history=5)
+    assert state is not None and state.sender == PHONE
 
 
 def test_events_a_bound_token_sends_that_store_nothing_are_still_acknowledged(tokens: Tokens) -> None:
@@ -94,8 +109,10 @@ def test_the_api_document_says_why_a_report_is_forbidden(tokens: Tokens) -> None
     document = tokens.client.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {tokens.reader}"})
     paths = document.json()["paths"]
     bound = "the token's role is not agent, or it is bound to another device"
-    for path in ("/logs", "/logs/{partition}", "/status", "/status/{partition}"):
+    for path in ("/logs", "/logs/{partition}"):
         assert paths[path]["post"]["responses"]["403"] == {"description": bound}
+    for path in ("/status", "/status/{partition}"):
+        assert paths[path]["post"]["responses"]["403"] == {"description": "the token's role is not agent"}
     assert paths["/bundles/{name}"]["get"]["responses"]["403"] == {
         "description": "the token's role is not agent"
     }

@@ -83,6 +83,30 @@ def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str
     before.close()
 
 
+def test_a_downgrade_below_0009_refuses_while_a_token_is_bound(db_url: str) -> None:
+    """Dropping the column would make a phone's token one for any device."""
+    from alembic import command
+
+    from pyagent.server.store import open_store
+    from pyagent.server.store.migrate import alembic_config
+
+    store = open_store(db_url)
+    assert isinstance(store, SqlStore)
+    store.add_token("phone-0042", "agent", "e" * 64, "fr-brussels-0042")
+    config = alembic_config()
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        with pytest.raises(RuntimeError, match=r"^1 token\(s\) are bound to a device; revoke them before"):
+            command.downgrade(config, "0008")
+    assert store.grant_for("e" * 64) == Grant("agent", "fr-brussels-0042")  # nothing changed
+    assert store.revoke_token("phone-0042") is True
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+    assert store.migrate() == ["0009"]
+    store.close()
+
+
 def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
     store.add_token("fleet", "agent", "a" * 64)
     store.add_token("security", "reader", "b" * 64)

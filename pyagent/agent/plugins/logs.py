@@ -5,12 +5,13 @@ first, each batch at most ``upload_size_limit_bytes`` compressed. A record is ma
 a 2xx answer. An answer that refuses the events themselves (400, 413, 422) is bisected down to the
 event that causes it, which is *set aside* with the server's reason: kept in the spool, listed by
 ``agent status``, never dropped silently, and out of the queue, so that one event the server refuses
-does not hold back the newer ones. Set-aside events are offered again at the start of every later
-upload (at most ``RETRY_PER_PASS``, those refused longest ago first; one request for them all, and
-one each if that is refused) until a 2xx, as OPA resends what
-was not taken; so is an event that ``pyagent server`` refuses as another device's than the one the
-token is bound to (403 ``forbidden_device``). Anything else (no answer, a redirect, 401, 403, 404,
-5xx) stops the upload until the next attempt, in an exponential backoff.
+does not hold back the newer ones. So is an event that ``pyagent server`` refuses as another device's
+than the one the token is bound to (403 ``forbidden_device``: spooled before the device got a new id
+and token), unless it is about this device: then the token is bound to another one, and the upload
+stops as for any 403. Set-aside events are offered again at the start of every later upload (at
+most ``RETRY_PER_PASS``, those refused longest ago first; one request for them all, and one each if
+that is refused) until a 2xx, as OPA resends what was not taken. Anything else (no answer, a
+redirect, 401, 403, 404, 5xx) stops the upload until the next attempt, in an exponential backoff.
 
 An event (OPA's fields, and the chain's)::
 
@@ -164,8 +165,13 @@ class DecisionLogPlugin:
         *,
         notify: Notify | None = None,
         rng: random.Random | None = None,
+        device_id: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
+        self.device_id = device_id
+        """This device's id: a ``forbidden_device`` refusal of its own events means the token is bound
+        to another device (a typo, or an id changed without a new token), not that they are stale."""
+        self._devices: dict[int, str] = {}  # seq -> the device an event is about
         self.client = client
         self.labels = dict(labels)
         self.notify = notify or (lambda event, text, fields: None)
@@ -216,6 +222,7 @@ class DecisionLogPlugin:
                 self._set_aside(spool, row.seq, row.id, event, retry=False)
                 continue
             ids[row.seq] = row.id
+            self._devices[row.seq] = str(event["labels"]["id"])
             events.append((row.seq, json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()))
         batches, too_large = gzip_batches(events, self.config.upload_size_limit_bytes)
         limit = self.config.upload_size_limit_bytes
@@ -249,7 +256,8 @@ class DecisionLogPlugin:
             spool.mark_shipped_many([seq for seq, _ in batch], utc_now())
             self.state.sent += len(batch)
             return None
-        if reply.status not in REFUSED and not (reply.status == 403 and reply.error_code() == DEVICE_REFUSED):
+        forbidden = reply.status == 403 and reply.error_code() == DEVICE_REFUSED
+        if (reply.status not in REFUSED and not forbidden) or (forbidden and self._all_mine(batch)):
             return f"{self.client.url(self.config.resource)}: {reply.message()}"
         if len(batch) == 1:
             seq = batch[0][0]
@@ -264,6 +272,11 @@ class DecisionLogPlugin:
             return None
         middle = len(batch) // 2
         return self._deliver(spool, batch[:middle], ids) or self._deliver(spool, batch[middle:], ids)
+
+    def _all_mine(self, batch: list[tuple[int, bytes]]) -> bool:
+        """Every event of ``batch`` is about this device (so a refusal is the token's, not theirs)."""
+        mine = self.device_id() if self.device_id is not None else None
+        return mine is not None and all(self._devices.get(seq) == mine for seq, _ in batch)
 
     def _set_aside(
         self,

@@ -23,5 +23,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    bound = op.get_bind().execute(sa.text("SELECT count(*) FROM tokens WHERE device IS NOT NULL")).scalar()
+    if bound:  # dropping the column would turn each into a token for any device
+        raise RuntimeError(
+            f"{bound} token(s) are bound to a device; revoke them before downgrading below 0009"
+        )
     with op.batch_alter_table("tokens") as batch:  # (SQLite drops a column by copying the table)
         batch.drop_column("device")
