@@ -260,16 +260,18 @@ def test_publish_with_a_key_verifies_and_refuses_rollback(db: str, bundles: Bund
 @pytest.mark.parametrize(
     ("which", "reason"),
     [
-        ("unsigned", "no /.signatures.json, and a verification key is configured"),
-        ("forged_12", "signature"),
+        ("unsigned", "rejected (unsigned): no /.signatures.json, and a verification key is configured: "
+                     "unsigned bundles are refused"),
+        ("forged_12", "rejected (bad-signature): JWT signature does not verify with RS256 key"),
     ],
-)
+)  # fmt: skip
 def test_publish_with_a_key_refuses_unsigned_and_forged(
     db: str, bundles: Bundles, tmp_path: Path, which: str, reason: str
 ) -> None:
-    code, _, err = run("publish", "--name", "pyagent", str(getattr(bundles, which)), "--db", db,
+    path = getattr(bundles, which)
+    code, _, err = run("publish", "--name", "pyagent", str(path), "--db", db,
                        "--config", _config(tmp_path, bundles))  # fmt: skip
-    assert code == 2 and reason in err and err.count("\n") == 1
+    assert (code, err) == (2, f"pyagent: error: bundle {path}: {reason}\n")
     assert open_store(db).bundle_head("pyagent", "rego") is None
 
 
