@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +38,29 @@ def test_fleet_json_summary_and_devices(policy_bundle: Path, examples_jsonl: Pat
     result = run(["fleet", str(examples_jsonl), "--at", AT, "--format", "json", "--jobs", "1"])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    summary = document["summary"]
-    assert {k: summary[k] for k in ("devices", "compliant", "non_compliant", "invalid")} == {
-        "devices": 10,
-        "compliant": 3,
-        "non_compliant": 5,
-        "invalid": 2,
-    }
-    assert summary["by_organization"]["us-federal"] == {
-        "devices": 2,
-        "compliant": 1,
-        "non_compliant": 1,
-        "invalid": 0,
-        "undecided": 0,
-    }
-    assert summary["by_ban"]["tiktok"]["devices"] == 5
-    assert summary["by_ban"]["tiktok"]["apps"] == {
-        "BytedancePte.Ltd.TikTok_6yccndn6064se": 1,
-        "com.ss.iphone.ugc.Aweme": 1,
-        "com.zhiliaoapp.musically": 2,
-        "com.zhiliaoapp.musically.go": 1,
-    }
+
+    def counts(devices: int, compliant: int, non_compliant: int, invalid: int = 0) -> dict[str, int]:
+        return {"devices": devices, "compliant": compliant, "non_compliant": non_compliant,
+                "invalid": invalid, "undecided": 0}  # fmt: skip
+
+    # the eight examples by domain.md's scopes (eu-parliament: no ban; us-federal: government-owned
+    # devices only), and two that are no reports
+    assert document["summary"] == {
+        **counts(10, 3, 5, 2),
+        "by_organization": {
+            "(none)": counts(2, 0, 0, 2), "eeas": counts(1, 0, 1), "eu-commission": counts(2, 1, 1),
+            "eu-council": counts(1, 0, 1), "eu-parliament": counts(1, 1, 0), "india": counts(1, 0, 1),
+            "us-federal": counts(2, 1, 1),
+        },
+        "by_ban": {"tiktok": {"devices": 5, "violations": 5, "warnings": 0, "exempted": 0, "apps": {
+            "BytedancePte.Ltd.TikTok_6yccndn6064se": 1, "com.ss.iphone.ugc.Aweme": 1,
+            "com.zhiliaoapp.musically": 2, "com.zhiliaoapp.musically.go": 1,
+        }}},
+        "by_platform": {
+            "(none)": counts(2, 0, 0, 2), "android": counts(5, 2, 3), "ios": counts(2, 1, 1),
+            "windows": counts(1, 0, 1),
+        },
+    }  # fmt: skip
     devices = document["devices"]
     assert len(devices) == 10
     for device in devices:
@@ -80,8 +83,12 @@ def test_fleet_json_summary_and_devices(policy_bundle: Path, examples_jsonl: Pat
     ]
     garbage = devices[9]
     assert garbage["device_id"] is None
-    assert [e["code"] for e in garbage["errors"]] == ["invalid_report"]
-    assert f"{examples_jsonl}:10: invalid JSON at line 1, column 1" in garbage["errors"][0]["message"]
+    assert garbage["errors"] == [
+        {
+            "code": "invalid_report",
+            "message": f"{examples_jsonl}:10: invalid JSON at line 1, column 1: Expecting value",
+        }
+    ]
 
 
 def test_fleet_same_answer_with_two_workers(policy_bundle: Path, examples_jsonl: Path) -> None:
@@ -101,7 +108,10 @@ def test_fleet_all_compliant_exits_0(policy_bundle: Path, tmp_path: Path) -> Non
         shutil.copy(EXAMPLES / name, directory / name)
     result = run(["fleet", str(directory), "--at", AT, "--jobs", "1"])
     assert result.exit_code == 0
-    assert result.stderr.startswith("2 devices: 2 compliant, 0 non-compliant, 0 invalid")
+    assert result.stderr == (
+        "2 devices: 2 compliant, 0 non-compliant, 0 invalid\n"
+        "  eu-commission: 0 of 1 non-compliant\n  us-federal: 0 of 1 non-compliant\n"
+    )
 
 
 def test_fleet_from_stdin_with_default_org(policy_bundle: Path) -> None:
@@ -119,8 +129,10 @@ def test_fleet_empty_inventory_is_a_usage_error(policy_bundle: Path, tmp_path: P
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     result = run(["fleet", str(empty), "--at", AT, "--jobs", "1"])
-    assert result.exit_code == 2
-    assert "no reports found" in result.stderr
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "pyagent: error: no reports found in the inventories given\n",
+    )
 
 
 def test_fleet_missing_inventory_is_a_usage_error(tmp_path: Path) -> None:
@@ -203,14 +215,17 @@ def test_impact_finds_exactly_the_planted_flips(tmp_path: Path) -> None:
     assert run(["fleet", "generate", "--devices", "1500", "--seed", "11", "-o", str(fleet)]).exit_code == 0
     candidate = planted_candidate(tmp_path)
     capcut = {"com.lemon.lvoverseas", "ByteDance.CapCut"}
-    expected = {
-        r["device"]["id"]
+    organization_of = {
+        r["device"]["id"]: r["device"]["organization"]
         for r in map(json.loads, fleet.read_text().splitlines())
         if r["device"]["organization"] in ("eu-commission", "eeas")
         and r["device"]["ownership"] == "corporate"
         and capcut & {a["id"] for a in r["apps"]}
     }
+    expected = set(organization_of)
     assert expected
+    per_org = Counter(organization_of.values())
+    summary = {"devices": 1500, "flipped_to_allow": 0, "invalid": 0, "undecided": 0}
     before = run(
         [
             "impact",
@@ -227,8 +242,11 @@ def test_impact_finds_exactly_the_planted_flips(tmp_path: Path) -> None:
             "1",
         ]
     )
-    assert before.exit_code == 0
-    assert json.loads(before.stdout)["summary"]["changed"] == 0
+    assert before.exit_code == 0  # not in force yet: only warnings change
+    assert json.loads(before.stdout)["summary"] == {
+        **summary, "flipped_to_deny": 0, "changed": 0, "warnings_changed": len(expected),
+        "by_organization": {}, "by_ban": {},
+    }  # fmt: skip
     after = run(
         [
             "impact",
@@ -252,10 +270,13 @@ def test_impact_finds_exactly_the_planted_flips(tmp_path: Path) -> None:
         assert [v["rule"] for v in change["violations_added"]] == ["eu-commission/capcut"]
         assert change["violations_removed"] == []
         assert change["after"]["allow"] is False
-    flips = sum(1 for c in document["changes"] if c["before"]["allow"])
-    assert document["summary"]["flipped_to_deny"] == flips
-    assert document["summary"]["changed"] == len(expected)
-    assert document["summary"]["flipped_to_allow"] == 0
+    clean = {"allow": True, "violations": [], "warnings": [], "errors": []}
+    assert [c["before"] for c in document["changes"]] == [clean] * len(expected)  # each flips
+    assert document["summary"] == {
+        **summary, "flipped_to_deny": len(expected), "changed": len(expected), "warnings_changed": 0,
+        "by_organization": {o: {"changed": n, "flipped_to_deny": n} for o, n in sorted(per_org.items())},
+        "by_ban": {"capcut": {"violations_added": len(expected)}},
+    }  # fmt: skip
 
 
 def test_impact_with_a_policy_that_does_not_compile_exits_2(tmp_path: Path) -> None:
