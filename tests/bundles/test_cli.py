@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from pyagent.cli import cli
 from tests.bundles import attacks, forge, tally
 from tests.bundles.conftest import AT, REPORT, Build, Keys
+from tests.helpers.opa_server import REPO
 from tests.helpers.policy_data import shipped_revision
 
 
@@ -38,9 +39,12 @@ def test_policy_bundle_signs_every_file_with_a_serial(keys: Keys, tmp_path: Path
     assert manifest["metadata"]["pyagent"]["serial"] == 42
     assert manifest["metadata"]["pyagent"]["built_at"] == claims["iat"]
     assert claims["alg"] == "RS256" and "scope" not in claims
-    names = {f["name"] for f in claims["files"]}
-    assert {".manifest", "data.json", "policy.wasm", "pyagent/decision/decision.rego"} <= names
-    assert not any(name.endswith("_test.rego") for name in names)
+    rego = {
+        str(path.relative_to(REPO / "policies" / "rego"))
+        for path in (REPO / "policies" / "rego").rglob("*.rego")
+        if not path.name.endswith("_test.rego")
+    }
+    assert {f["name"] for f in claims["files"]} == {".manifest", "data.json", "policy.wasm", *rego}
 
 
 def test_policy_bundle_with_an_ec_key_a_scope_and_the_rego_target(keys: Keys, tmp_path: Path) -> None:
@@ -86,7 +90,9 @@ def test_an_unsigned_bundle_names_files_from_the_policy_roots_not_this_machine(t
         ),
         (
             ["--signing-key", "{signer}", "--signing-alg", "HS256"],
-            "pyagent: error: Invalid value for '--signing-alg': 'HS256'",
+            "pyagent: error: Invalid value for '--signing-alg': 'HS256' is not one of 'RS256', 'RS384', "
+            "'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'. "
+            "(see pyagent policy bundle --help)",
         ),
         (
             ["--signing-key", "{signer_pub}"],
@@ -107,8 +113,12 @@ def test_policy_bundle_usage_errors(keys: Keys, tmp_path: Path, args: list[str],
     }
     args = [a.format(**paths) for a in args]
     result = _run(["policy", "bundle", *args, "-o", str(tmp_path / "x.tar.gz")])
+    expected = message.format(**paths)
     assert result.exit_code == 2
-    assert message.format(**paths) in result.stderr
+    if "not an unencrypted PEM private key" in expected:  # what follows is cryptography's own words
+        assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1
+    else:
+        assert result.stderr == expected + "\n"
     assert not (tmp_path / "x.tar.gz").exists()
 
 
@@ -146,7 +156,11 @@ def _check(bundle: Path, env: dict[str, str]) -> Result:
 def test_check_on_a_signed_bundle_decides(signed: Build, keys: Keys, tmp_path: Path) -> None:
     result = _check(signed(100), _env(keys, tmp_path))
     assert result.exit_code == 1, result.output
-    assert "eu-commission/tiktok" in result.stderr
+    assert result.stderr.splitlines()[:3] == [
+        "NON-COMPLIANT: device fr-brussels-0042, organisation eu-commission, evaluated 2023-03-16T09:30:00Z",
+        "violations (1):",
+        "  eu-commission/tiktok: TikTok (com.zhiliaoapp.musically), scope personal-enrolled",
+    ]
 
 
 def test_check_on_a_tampered_bundle_gives_no_decision_and_one_line(
@@ -180,8 +194,9 @@ def test_check_on_a_replayed_bundle_gives_no_decision(signed: Build, keys: Keys,
 
 def test_check_with_a_scope_but_no_key_is_a_usage_error(signed: Build, tmp_path: Path) -> None:
     result = _check(signed(100), {"PYAGENT_BUNDLE_SCOPE": "eu-fleet", "PYAGENT_STATE_DIR": str(tmp_path)})
-    assert result.exit_code == 2
-    assert "pyagent: error: bundle verification scope given without a verification key" in result.stderr
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2, "", "pyagent: error: bundle verification scope given without a verification key\n"
+    )  # fmt: skip
 
 
 def test_decisions_name_the_revision_the_bundle_was_built_as(tmp_path: Path) -> None:
