@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import tarfile
 import time
@@ -24,7 +25,7 @@ from pyagent.config.opa import opa_tables
 from pyagent.errors import InvalidInputError
 from tests.agent.conftest import DEVICE
 from tests.agent.plugins.conftest import Builds, bundle_status, run_agent, spool_bodies, wait_for
-from tests.helpers.opa_server import free_port
+from tests.helpers.opa_server import REPO, free_port
 from tests.helpers.registry import RunningRegistry, lying_proxy, require_oras, run_registry
 
 REPOSITORY = "policies/pyagent"
@@ -138,10 +139,13 @@ def test_tampered_and_replayed_bundles_in_the_registry_are_refused(tmp_path: Pat
         assert run_agent("--once", "--config", str(config)).returncode == 0
         assert bundle_status(state)["active_revision"] == "r2"
         good = (state / "bundles" / "pyagent" / "last-good-bundle.tar.gz").read_bytes()
+        digest = "[0-9a-f]{16}[.][.][.]"  # (a file's SHA-256, shortened)
         cases = [
-            (builds.tampered, "tampered", "data.json: digest mismatch"),
-            (builds.wasm["r1"], "rollback", "build serial 1 is older than the last accepted 2"),
-        ]
+            (builds.tampered, "tampered", rf"data\.json: digest mismatch \(signed {digest}, got {digest}\)"),
+            (builds.wasm["r1"], "rollback", re.escape(
+                "build serial 1 is older than the last accepted 2 (revision r2): "
+                "replay of an old bundle refused")),
+        ]  # fmt: skip
         for index, (bundle, kind, reason) in enumerate(cases, start=1):
             pushed = push(registry, oras, bundle)
             done = run_agent("--once", "--config", str(config))
@@ -152,7 +156,8 @@ def test_tampered_and_replayed_bundles_in_the_registry_are_refused(tmp_path: Pat
             status = bundle_status(state)
             assert (status["active_revision"], status["active_serial"]) == ("r2", 2)
             assert status["etag"] != pushed  # refused: the next poll looks at it again
-            assert status["code"] == "bundle_error" and reason in status["message"]
+            assert status["code"] == "bundle_error"
+            assert re.fullmatch(rf"{re.escape(label)}: rejected \({kind}\): {reason}", status["message"])
             assert [r["kind"] for r in status["refusals"]] == [c[1] for c in cases[:index]]
             assert (state / "bundles" / "pyagent" / "last-good-bundle.tar.gz").read_bytes() == good
             assert spool_bodies(state)[-1]["bundles"] == {"pyagent": {"revision": "r2"}}
@@ -317,8 +322,18 @@ def test_a_real_opa_pulls_the_same_registry_with_the_same_tables(
             push(registry, oras, builds.rego["r2"], tag="rego")
             assert wait_for("opa on r2", lambda: _opa_revision(url) == "r2", 30, log)
             time.sleep(0.2)
-            answer = _get(f"http://127.0.0.1:{port}/v1/data/pyagent/decision")
-            assert isinstance(answer.get("result"), dict)  # the policy is loaded and evaluates
+            example = REPO / "examples" / "reports" / "eu-commission-personal-enrolled-tiktok.json"
+            report = json.loads(example.read_text())
+            body = json.dumps({"input": {"at": "2023-03-16T09:30:00Z", "report": report}}).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/data/pyagent/decision?provenance=true", data=body, method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer = json.loads(response.read())
+            result = answer["result"]  # r2 decides, and says so
+            rules = [v["rule"] for v in result["violations"]]
+            assert (rules, result["allow"]) == (["eu-commission/tiktok"], False)
+            assert answer["provenance"]["bundles"]["pyagent"] == {"revision": "r2"}
         finally:
             process.terminate()
             process.wait(timeout=10)

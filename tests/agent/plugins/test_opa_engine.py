@@ -65,7 +65,8 @@ def test_the_uploaded_event_has_the_opa_servers_decision_id(
         decision_id = body["decision"]["decision_id"]
         assert wait_for("OPA's decision log", lambda: opa_decision_ids(opa.log), 10) == [decision_id]
         [logged] = opa_decision_logs(opa.log)  # the same event, as OPA logs it: the same bundles
-        assert body["bundles"] == logged["bundles"] and body["bundles"], (body["bundles"], logged)
+        named = {str(builds.rego["r1"]): {"revision": "r1"}}  # (a file bundle: named by its path)
+        assert body["bundles"] == logged["bundles"] == named, (body, logged)
         device = plane.device()
         assert device is not None and device["decision_id"] == decision_id
         assert [h["decision_id"] for h in device["history"]] == [decision_id]
