@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -108,15 +109,17 @@ def test_a_long_path_on_another_query_is_ignored(server: Server) -> None:
 def test_malformed_json_around_a_deep_event_still_refuses_the_batch(server: Server) -> None:
     deep = "[" * 2000 + "1" + "]" * 2000
     good = json.dumps(decision_event("d-ok", device_id="dev-ok"))
-    for body in (
-        f"[{deep}, {good}] garbage",
-        f"[{deep}, {good}][{good}]",
-        f"\x0c[{deep}, {good}]",
-        "[" + "[" * 1100 + '""' * 10_000 + "]" * 1100 + f", {good}]",
-        f"[{'[' * 2000}1{'}' * 2000}, {good}]",
-    ):
+    too_deep = "body is not valid JSON: depth limit exceeded: line 1 column 1026 (char 1025)"
+    for body, message in (  # the parser's first complaint stands (the depth, before what follows)
+        (f"[{deep}, {good}] garbage", too_deep),
+        (f"[{deep}, {good}][{good}]", too_deep),
+        (f"\x0c[{deep}, {good}]",
+         "body is not valid JSON: unexpected character, expected a JSON value: line 1 column 1 (char 0)"),
+        ("[" + "[" * 1100 + '""' * 10_000 + "]" * 1100 + f", {good}]", too_deep),
+        (f"[{'[' * 2000}1{'}' * 2000}, {good}]", too_deep),
+    ):  # fmt: skip
         reply = server.post_logs(body.encode())
-        assert reply.status_code == 400, body[:40]
+        assert (reply.status_code, reply.json()["message"]) == (400, message), body[:40]
     assert server.client.get("/api/v1/devices/dev-ok", headers=server.reader).status_code == 404
 
 
@@ -201,7 +204,14 @@ def test_a_lone_surrogate_escape_is_refused_on_both_paths(server: Server, exact:
     if exact:
         body = body.replace("opa-test", "opa\\u003atest")
     reply = server.post_logs(body.encode())
-    assert reply.status_code == 400
+    message = reply.json()["message"]
+    if exact:
+        lone = "body is not valid JSON: a lone surrogate escape (\\ud800-\\udfff)"
+        assert (reply.status_code, message) == (400, lone)
+    else:
+        assert reply.status_code == 400
+        where = r"line 1 column \d+ \(char \d+\)"
+        assert re.fullmatch(rf"body is not valid JSON: no low surrogate in string: {where}", message)
     assert server.client.get("/api/v1/devices/dev-s", headers=server.reader).status_code == 404
 
 
@@ -231,8 +241,11 @@ def test_the_fallback_looks_at_a_bounded_body_only(server: Server) -> None:
     fallback's bounds the body's own error stands."""
     body = b"[" + b"0," * 1_000_000 + b"1e400]"
     reply = server.post_logs(body)
-    assert reply.status_code == 400
-    assert "infinity" in reply.json()["message"]
+    assert (reply.status_code, reply.json()["message"]) == (
+        400,
+        "body is not valid JSON: number is infinity when parsed as double: "
+        "line 1 column 2000002 (char 2000001)",
+    )
 
 
 def test_a_status_s_labels_are_kept_whatever_comes_before_them() -> None:
