@@ -94,6 +94,16 @@ def fleet(sqlite_store: Store) -> Iterator[Fleet]:
         ("GET", "/api/v1/devices/x", "reader", 404),
         ("PUT", "/api/v1/bundles/pyagent", "agent", 403),
         ("PUT", "/api/v1/bundles/pyagent", "reader", 403),
+        ("POST", "/status", None, 401),
+        ("POST", "/logs", "admin", 403),
+        ("GET", "/bundles/pyagent/wasm", None, 401),
+        ("GET", "/bundles/pyagent/wasm", "reader", 403),
+        ("GET", "/bundles/pyagent/wasm", "agent", 200),
+        ("GET", "/api/v1/summary", "agent", 403),
+        ("GET", "/api/v1/summary", "reader", 200),
+        ("GET", "/api/v1/summary", "admin", 200),  # an admin may read what readers may
+        ("GET", "/", "agent", 403),
+        ("GET", "/", "reader", 200),
     ],
 )
 def test_roles(fleet: Fleet, method: str, path: str, role: str | None, status: int) -> None:
