@@ -45,6 +45,12 @@ class RunningNginx:
     conf_path: Path
     error_log: Path
 
+    def upstreams_used(self) -> list[str]:
+        """The replica (host:port) that answered each proxied request so far, in order."""
+        log = self.conf_path.parent / "access.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [line.rsplit(" ", 1)[1] for line in lines if line.rsplit(" ", 1)[-1] not in ("", "-")]
+
 
 def _upstream(upstreams: Sequence[str]) -> str:
     """The replicas, round robin; a replica that fails is skipped for 5 s.
@@ -94,7 +100,8 @@ error_log {prefix}/error.log warn;
 pid {prefix}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
-  access_log {prefix}/access.log;
+  log_format upstream '$request $status $upstream_addr';
+  access_log {prefix}/access.log upstream;
   client_body_temp_path {prefix}/client_body;
   proxy_temp_path {prefix}/proxy;
   fastcgi_temp_path {prefix}/fastcgi;

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from pyagent.server.store import open_store
 from pyagent.server.store.schema import decisions
 from pyagent.server.store.sql import SqlStore
-from tests.helpers.nginx import run_nginx
+from tests.helpers.nginx import RunningNginx, run_nginx
 from tests.helpers.opa_server import free_port
 from tests.helpers.postgres import RunningPostgres
 from tests.helpers.pyagent_server import add_token, run_server
@@ -104,6 +104,14 @@ def _publish(db: str, revision: str) -> None:
         store.close()
 
 
+def wait_for_log(balancer: RunningNginx, count: int) -> list[str]:
+    """nginx writes a request's log line after its answer: wait until ``count`` are there."""
+    deadline = time.monotonic() + 5
+    while len(used := balancer.upstreams_used()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return used
+
+
 def test_replicas_behind_nginx_share_one_fleet(tmp_path: Path, postgres: RunningPostgres) -> None:
     db = postgres.create_database("replicas")
     token = add_token(db, "agents", "agent")
@@ -117,6 +125,8 @@ def test_replicas_behind_nginx_share_one_fleet(tmp_path: Path, postgres: Running
         # round robin: both replicas answer the same bundle
         answers = [_get(balancer.url, "/bundles/pyagent", auth) for _ in range(4)]
         assert {(status, body) for status, _, body in answers} == {(200, b"r1")}
+        replicas = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+        assert sorted(wait_for_log(balancer, 4)) == sorted(replicas * 2)  # two each
         # a long poll held by the first replica is woken by a publish that the second never sees
         result: dict[str, Any] = {}
 
