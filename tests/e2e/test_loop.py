@@ -29,6 +29,7 @@ import functools
 import http.server
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -797,6 +798,14 @@ def shows_refusal(device: dict[str, Any] | None, kind: str, reason: str) -> bool
     return f"rejected ({kind})" in message and reason in message
 
 
+#: What follows each case's reason in the whole refusal (a pattern: a digest is shown cut).
+WHOLE = {
+    "tampered": r" \(signed [0-9a-f]{16}[.][.][.], got [0-9a-f]{16}[.][.][.]\)",
+    "unsigned": re.escape(": unsigned bundles are refused"),
+    "rollback": re.escape(" (revision r2): replay of an old bundle refused"),
+}
+
+
 def refusals_from_nginx(loop: Loop) -> None:
     plane, signed = loop.plane, loop.signed
     root, good = loop.workdir / "www", loop.state / "bundles" / BUNDLE / "last-good-bundle.tar.gz"
@@ -828,14 +837,15 @@ def refusals_from_nginx(loop: Loop) -> None:
                 assert loop.shown()["active_revision"] == "r2", loop.shown()
                 local = bundle_status(loop.state)
                 assert (local["active_revision"], local["active_serial"]) == ("r2", 2), local
-                assert local["refusals"][-1]["kind"] == kind and reason in local["refusals"][-1]["reason"], (
-                    local
-                )
+                refusal = local["refusals"][-1]
+                label = re.escape(f"bundle {BUNDLE} ({nginx.url}/bundles/{BUNDLE}.tar.gz)")
+                whole = rf"{label}: rejected \({kind}\): {re.escape(reason)}{WHOLE[kind]}"
+                assert refusal["kind"] == kind and re.fullmatch(whole, refusal["reason"]), local
                 assert good.read_bytes() == signed.wasm["r2"].read_bytes()
                 rollout = plane.rollout()
                 mine = [r for r in rollout["refusals"] if r["instance_id"] == DEVICE_ID]
                 assert len(mine) == 1 and mine[0]["active_revision"] == "r2", rollout
-                assert reason in mine[0]["message"], rollout
+                assert mine[0]["message"] == refusal["reason"], rollout
                 # the agent goes on deciding, with r2
                 loop.wait(
                     f"a decision with r2 after the {kind} refusal",
