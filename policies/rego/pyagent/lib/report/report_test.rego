@@ -73,9 +73,22 @@ test_a_work_profile_flag_that_is_not_a_boolean_is_an_error if {
 
 test_a_name_that_is_not_a_string_does_not_hide_the_app if {
 	d := decision with input as phone({}, [notes, {"id": "com.zhiliaoapp.musically", "name": 5}])
-	[[v.rule, v.app_id] | some v in d.violations] == [["eu-commission/tiktok", "com.zhiliaoapp.musically"]]
-	startswith(d.violations[0].message, "TikTok (com.zhiliaoapp.musically) is banned on corporate devices")
+	d.violations == [{
+		"rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically",
+		"message": concat("", [
+			"TikTok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission ",
+			"from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited ",
+			"against the organisation's corporate environment",
+		]),
+		"remediation": data.pyagent.organizations["eu-commission"].rules.tiktok.remediation,
+		"effective_from": "2023-03-15T00:00:00Z", "scope": "corporate", "enforcement": "deny",
+	}] # no app_name: 5 is no name (the decision schema wants a string)
 	d.allow == false
+}
+
+test_an_evidence_the_schema_does_not_know_is_not_passed_on if {
+	d := decision with input as phone({}, [{"id": "com.zhiliaoapp.musically", "evidence": "hearsay"}])
+	[object.get(v, "evidence", "(none)") | some v in d.violations] == ["(none)"]
 }
 
 test_a_ban_title_or_reason_that_is_not_a_string_does_not_hide_the_app if {
