@@ -107,9 +107,15 @@ def document() -> dict[str, Any]:
             "/logs/{partition}": {
                 "post": _op("The same, from an OPA with partition_name", "agent", [partition], reports=True)
             },
-            "/status": {"post": _op("OPA Status API", "agent", status="204")},
+            "/status": {"post": _op("OPA Status API", "agent", status="204", reports=True)},
             "/status/{partition}": {
-                "post": _op("The same, from an OPA with partition_name", "agent", [partition], status="204")
+                "post": _op(
+                    "The same, from an OPA with partition_name",
+                    "agent",
+                    [partition],
+                    status="204",
+                    reports=True,
+                )
             },
             "/api/v1/bundles/{name}": {
                 "put": _op(

@@ -1,12 +1,11 @@
 """OPA's Status API: ``POST /status``. The newest message per sender (``labels.id``: an agent's
 device id, or an OPA's instance id) is kept: its bundles' active revisions, download and
 activation times, and errors, which the fleet API shows per device and per rollout. A token bound
-to one device posts that device's status: kept under its id whatever ``labels.id`` says (an OPA on
-the device gives its instance id), so that it cannot stand for another device."""
+to one device posts that device's status only: another ``labels.id`` is refused (403), also an OPA
+instance id (a status row per sender: one under another sender's id would replace that sender's)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pyagent.server.auth import check_device
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
 from pyagent.server.events import dump_json, status_of
@@ -105,8 +105,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         grant = await ctx.authorize(request, "agent")
         body = await read_body(request, ctx.settings.limits)
         row = await to_thread.run_sync(parse, body, limiter=parsing)
-        if grant.device is not None:  # the token's device speaks, whatever labels.id it gives
-            row = replace(row, instance_id=grant.device)
+        check_device(grant, row.instance_id, "the status message (labels.id)")
         await run_in_threadpool(ctx.store.record_status, row)
         return Response(None, 204)
 

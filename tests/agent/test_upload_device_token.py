@@ -103,7 +103,12 @@ def test_a_token_bound_to_another_device_stops_the_upload_at_once(
     with Spool.open(tmp_path / "spool.sqlite", key=ChainKey()) as spool:
         for i in range(40):
             spool.append(decided(i), max_records=100)
-        error = uploads(tmp_path, running.url, secrets["misbound"]).upload(spool)
+        misbound = uploads(tmp_path, running.url, secrets["misbound"])
+        sent: list[str] = []
+        request = misbound.client.request
+        misbound.client.request = lambda *args, **kwargs: sent.append(args[0]) or request(*args, **kwargs)  # type: ignore[method-assign]
+        error = misbound.upload(spool)
+        assert sent == ["POST"]  # one request: not split down to the first event
         assert error == (
             f"{running.url}/logs: HTTP 403: decision 'd-0' is for device 'laptop-17'; "
             "this token reports for device 'laptop-71' only"

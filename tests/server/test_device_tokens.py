@@ -81,14 +81,24 @@ def test_a_bound_token_cannot_decide_for_another_device(tokens: Tokens) -> None:
     assert tokens.devices() == [PHONE, OTHER]
 
 
-def test_a_bound_token_posts_its_own_devices_status_whatever_labels_id_says(tokens: Tokens) -> None:
-    """An OPA on the phone gives its instance id; an attacker gives another device's: either way the
-    status is the phone's, and no other device's is touched."""
-    for sender in (OTHER, "0d4f6a2e-opa-instance"):
-        assert tokens.status(tokens.phone, sender).status_code == 204
-        assert tokens.statuses() == {PHONE}
+def test_a_bound_token_posts_its_own_devices_status_only(tokens: Tokens) -> None:
+    """Another device's id (a forger, or a token bound by mistake to another device) and an OPA's
+    instance id are refused: a status row is per sender, so one under another id would replace it."""
+    other = decision_event("d-0", device_id=OTHER, sender=OTHER)
+    assert tokens.logs(tokens.gateway, [other]).status_code == 200
     assert tokens.status(tokens.gateway, OTHER).status_code == 204  # an unbound token: as sent
-    assert tokens.statuses() == {PHONE, OTHER}
+    seen = tokens.store.device(OTHER)
+    assert seen is not None and seen.status is not None
+    for sender in (OTHER, "0d4f6a2e-opa-instance"):
+        response = tokens.status(tokens.phone, sender)
+        assert (response.status_code, response.json()) == (403, {"code": "forbidden_device", "message": (
+            f"the status message (labels.id) is for device {sender!r}; "
+            f"this token reports for device {PHONE!r} only"
+        )})  # fmt: skip
+    assert tokens.statuses() == {OTHER}
+    assert tokens.store.device(OTHER) == seen  # its state and last_seen untouched
+    assert tokens.status(tokens.phone, PHONE).status_code == 204
+    assert tokens.statuses() == {OTHER, PHONE}
 
 
 def test_a_bound_tokens_decisions_are_its_devices_whatever_labels_id_says(tokens: Tokens) -> None:
@@ -109,10 +119,8 @@ def test_the_api_document_says_why_a_report_is_forbidden(tokens: Tokens) -> None
     document = tokens.client.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {tokens.reader}"})
     paths = document.json()["paths"]
     bound = "the token's role is not agent, or it is bound to another device"
-    for path in ("/logs", "/logs/{partition}"):
+    for path in ("/logs", "/logs/{partition}", "/status", "/status/{partition}"):
         assert paths[path]["post"]["responses"]["403"] == {"description": bound}
-    for path in ("/status", "/status/{partition}"):
-        assert paths[path]["post"]["responses"]["403"] == {"description": "the token's role is not agent"}
     assert paths["/bundles/{name}"]["get"]["responses"]["403"] == {
         "description": "the token's role is not agent"
     }

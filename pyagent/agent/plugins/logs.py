@@ -198,6 +198,7 @@ class DecisionLogPlugin:
     def upload(self, spool: Spool) -> str | None:
         """Offer the set-aside events again, then send every pending record; None when all went (or
         were set aside), else why it stopped."""
+        self._devices = {}  # (of this upload's events only)
         refused = spool.to_retry(RETRY_PER_PASS, upload_limit=self.config.upload_size_limit_bytes)
         self._retrying = {row.seq for row in refused}
         try:
