@@ -261,3 +261,55 @@ test_a_build_revision_that_is_not_text_falls_back_to_the_datas if {
 		with data.pyagent_build as {"revision": 5}
 	d.policy_revision == data.pyagent.revision
 }
+
+# domain.md's dates: the US Senate bill from 2022-12-29, India's ban since 2020-06-29
+
+test_us_federal_before_2022_12_29_is_a_warning if {
+	d := decision with input as case("us-federal", "android", "corporate", true, [tiktok], "2022-12-28T23:59:59Z")
+	summary(d) == {"allow": true, "violations": [], "exempted": [], "errors": [], "warnings": [["us-federal/tiktok", tiktok.id, "not_yet_effective"]]}
+	[w.effective_from | some w in d.warnings] == ["2022-12-29T00:00:00Z"]
+}
+
+test_india_before_2020_06_29_is_a_warning if {
+	d := decision with input as case("india", "android", "personal", false, [tiktok], "2020-06-28T23:59:59Z")
+	summary(d) == {"allow": true, "violations": [], "exempted": [], "errors": [], "warnings": [["india/tiktok", tiktok.id, "not_yet_effective"]]}
+	[w.effective_from | some w in d.warnings] == ["2020-06-29T00:00:00Z"]
+}
+
+test_every_shipped_work_app_puts_a_council_personal_phone_in_scope if {
+	work := {
+		"android": [
+			"com.microsoft.office.outlook", "com.microsoft.teams", "com.cisco.webex.meetings",
+			"com.microsoft.windowsintune.companyportal",
+		],
+		"ios": ["com.microsoft.Office.Outlook", "com.microsoft.skype.teams"],
+	}
+	every platform, ids in work {
+		every id in ids {
+			d := decision with input as case("eu-council", platform, "personal", false, [tiktok, {"id": id}], at_in_force)
+			summary(d) == denied("eu-council/tiktok", tiktok.id, "personal-with-work-apps")
+		}
+	}
+}
+
+test_the_shipped_data_is_the_domains if {
+	# every identifier and rule of domain.md, and nothing more: an extra banned id is a false positive
+	data.pyagent.bans.tiktok.apps == {
+		"android": ["com.zhiliaoapp.musically", "com.ss.android.ugc.trill", "com.zhiliaoapp.musically.go", "com.ss.android.ugc.aweme"],
+		"ios": ["com.zhiliaoapp.musically", "com.ss.iphone.ugc.Aweme", "835599320", "id835599320"],
+		"windows": ["BytedancePte.Ltd.TikTok_6yccndn6064se", "9NH2GPH4JZS4"],
+	}
+	rules := {[name, object.get(org, "inherits", []), id, r.ban, r.scopes, r.effective_from, object.get(r, "enforcement", "deny")] |
+		some name, org in data.pyagent.organizations
+		some id, r in org.rules
+	}
+	rules == {
+		["eu-commission", [], "tiktok", "tiktok", ["corporate", "personal-enrolled"], "2023-03-15T00:00:00Z", "deny"],
+		["eu-council", [], "tiktok", "tiktok", ["corporate", "personal-with-work-apps"], "2023-03-15T00:00:00Z", "deny"],
+		["eeas", ["eu-commission"], "tiktok-work-apps", "tiktok", ["personal-with-work-apps"], "2023-03-15T00:00:00Z", "deny"],
+		["us-federal", [], "tiktok", "tiktok", ["corporate"], "2022-12-29T00:00:00Z", "deny"],
+		["india", [], "tiktok", "tiktok", ["all"], "2020-06-29T00:00:00Z", "deny"],
+	}
+	object.keys(data.pyagent.organizations) == {"eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india"}
+	data.pyagent.organizations["eu-parliament"].rules == {}
+}

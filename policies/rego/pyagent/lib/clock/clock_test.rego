@@ -75,3 +75,10 @@ test_ns_reads_the_shipped_index if {
 	clock.ns("2023-03-16T00:00:00Z") == 1678924800000000000 with data.pyagent_index as times
 	clock.ns("2023-03-15T00:00:00Z") == 1678838400000000000 with data.pyagent_index as {"format": 1, "times": times.times}
 }
+
+test_reached_and_ahead_one_nanosecond_either_side if {
+	clock.reached("2023-03-16T00:00:00Z") with input as {"at": "2023-03-16T00:00:00Z"}
+	not clock.reached("2023-03-16T00:00:00.000000001Z") with input as {"at": "2023-03-16T00:00:00Z"}
+	clock.ahead("2023-03-16T00:00:00.000000001Z") with input as {"at": "2023-03-16T00:00:00Z"}
+	not clock.ahead("2023-03-16T00:00:00Z") with input as {"at": "2023-03-16T00:00:00Z"}
+}
