@@ -44,9 +44,8 @@ def _only_input_errors(call: Callable[[], T]) -> T | None:
     return result
 
 
-def _app_validator() -> Draft202012Validator | None:
-    if not SCHEMA_PATH.is_file():
-        return None
+def _app_validator() -> Draft202012Validator:
+    assert SCHEMA_PATH.is_file(), SCHEMA_PATH  # the schema ships with the code: never skip its check
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/app"})
 
@@ -62,8 +61,7 @@ def _check_apps(apps: object) -> None:
         assert app.id and "\x00" not in app.id and "\n" not in app.id
         entry = app.to_json()
         json.dumps(entry)
-        if APP_VALIDATOR is not None:
-            assert [e.message for e in APP_VALIDATOR.iter_errors(entry)] == []
+        assert [e.message for e in APP_VALIDATOR.iter_errors(entry)] == []
 
 
 # ---- strategies: raw noise, and noise built from each format's own pieces ---------------------------
@@ -94,13 +92,19 @@ PM_PIECES = st.sampled_from(
 )
 pm_noise = st.lists(PM_PIECES, max_size=40).map("".join)
 package_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8}){0,3}", fullmatch=True)
-pm_lines = st.tuples(
-    st.sampled_from(["", "/data/app/~~Zm9v==/x-YmFy==/base.apk=", "/system/app/A/A.apk=", "null="]),
+_PM_PARTS = (
     package_names,
     st.sampled_from(["", " versionCode:1", " versionCode:2023403030"]),
     st.sampled_from(["", "  installer=null", "  installer=com.android.vending"]),
     st.sampled_from(["", " uid:10234", " uid:10234,1010234", " uid:1000"]),
+)
+pm_lines = st.tuples(
+    st.sampled_from(["", "/data/app/~~Zm9v==/x-YmFy==/base.apk=", "/system/app/A/A.apk=", "null="]),
+    *_PM_PARTS,
 ).map(lambda parts: "package:" + "".join(parts))
+pm_line_and_ids = st.tuples(  # a well-formed line, and the packages it lists (one per user of its uids)
+    st.sampled_from(["", "/data/app/~~Zm9v==/x-YmFy==/base.apk=", "/system/app/A/A.apk="]), *_PM_PARTS
+).map(lambda parts: ("package:" + "".join(parts), [parts[1]] * (1 + parts[4].count(","))))
 pm_text = st.one_of(
     pm_noise,
     st.lists(pm_lines | pm_noise, min_size=1, max_size=8).map(lambda lines: "\n".join(lines) + "\n"),
@@ -211,6 +215,14 @@ def test_pm_list_packages_format_pieces(text: str, user: int | None) -> None:
     result = _only_input_errors(lambda: parse_pm_list_packages(text, where="f", user=user))
     if result is not None:
         _check_apps(result)
+
+
+@FUZZ
+@given(st.lists(pm_line_and_ids, min_size=1, max_size=8, unique_by=lambda pair: pair[1][0]))
+def test_well_formed_pm_lines_are_each_read_with_their_package(lines: list[tuple[str, list[str]]]) -> None:
+    """Not only no crash: a parser that refused or dropped good lines would pass the others."""
+    apps = parse_pm_list_packages("\n".join(line for line, _ in lines) + "\n", where="f")
+    assert sorted(app.id for app in apps) == sorted(name for _, names in lines for name in names)
 
 
 @FUZZ
