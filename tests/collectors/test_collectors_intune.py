@@ -56,8 +56,10 @@ def test_android_fully_managed(fixtures: Path) -> None:
     ).collect()
     assert inventory.platform == "android"
     assert inventory.work_profile is None
-    ids = {a.id for a in inventory.apps}
-    assert {"com.zhiliaoapp.musically", "com.bd.nproject", "com.microsoft.office.outlook"} <= ids
+    assert [a.id for a in inventory.apps] == [
+        "com.zhiliaoapp.musically", "com.microsoft.office.outlook", "com.bd.nproject", "name:Google Maps",
+        "com.microsoft.windowsintune.companyportal",
+    ]  # fmt: skip
 
 
 def test_ios_bare_array(fixtures: Path) -> None:

@@ -71,6 +71,13 @@ def test_windows_programs_msix_package_family_name(fixtures: Path) -> None:
     assert len(apps) == 11
 
 
+DEBIAN12 = [  # debian12-deb_packages.json, as read: zoom (config-files only) and libc6:i386 left out
+    ("adduser", "3.134"), ("bash", "5.2.15-2+b7"), ("coreutils", "9.1-1"), ("libc6", "2.36-9+deb12u7"),
+    ("bsdutils", "1:2.38.1-5+deb12u1"), ("firefox-esr", "115.9.1esr-1~deb12u1"),
+    ("teams-for-linux", "1.4.22"), ("openssh-server", "1:9.2p1-2+deb12u2"),
+]  # fmt: skip
+
+
 def test_deb_packages(fixtures: Path) -> None:
     apps, facts, platform = _collect(fixtures / "osquery" / "debian12-deb_packages.json")
     assert platform == "linux"
@@ -80,18 +87,18 @@ def test_deb_packages(fixtures: Path) -> None:
     assert "teams-for-linux" in ids  # hold ok installed: on the disk
     # amd64 and i386 rows: the report has no architecture field, so they make one identical entry
     assert ids.count("libc6") == 1
-    assert len(apps) == 8
-    assert _by_id(apps)["bsdutils"].version == "1:2.38.1-5+deb12u1"
+    assert [(a.id, a.version) for a in apps] == DEBIAN12
 
 
 def test_rpm_packages(fixtures: Path) -> None:
     apps, _, platform = _collect(fixtures / "osquery" / "fedora40-rpm_packages.json")
     assert platform == "linux"
-    versions = sorted((a.id, a.version) for a in apps)
-    assert ("kernel-core", "6.8.5-301.fc40") in versions and ("kernel-core", "6.8.7-300.fc40") in versions
-    assert ("NetworkManager", "1:1.46.0-1.fc40") in versions
-    assert ("bash", "5.2.26-3.fc40") in versions
-    assert len(apps) == 6  # glibc x86_64 and i686 are the same entry (same id and version)
+    # glibc x86_64 and i686 are the same entry (same id and version); two kernels are two
+    assert [(a.id, a.version) for a in apps] == [
+        ("bash", "5.2.26-3.fc40"), ("glibc", "2.39-6.fc40"), ("kernel-core", "6.8.5-301.fc40"),
+        ("kernel-core", "6.8.7-300.fc40"), ("NetworkManager", "1:1.46.0-1.fc40"),
+        ("gpg-pubkey", "a15b79cc-63d04c2c"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("table", [None, "programs"])
@@ -307,7 +314,7 @@ def test_live_osqueryi(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> N
     inventory = get_collector("osquery", table="deb_packages").collect()
     assert log.read_text().splitlines() == ["--json", "select * from deb_packages"]
     assert inventory.platform == "linux" and inventory.facts["input"] == "osqueryi"
-    assert "bash" in {a.id for a in inventory.apps}
+    assert [(a.id, a.version) for a in inventory.apps] == DEBIAN12
 
 
 def test_live_osqueryi_fails(fake_tool: FakeTool) -> None:
