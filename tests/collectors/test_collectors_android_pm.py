@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -268,11 +269,16 @@ def test_pm_list_users_name_with_colons() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["UserInfo{0:Owner:c13} running\n", "Users:\n", "Users:\n\tUserInfo{x:Owner:c13}\n", "Users:\n\tjunk"],
+    ("text", "message"),
+    [
+        ("UserInfo{0:Owner:c13} running\n", "u: not `pm list users` output (no 'Users:' header)"),
+        ("Users:\n", "u: no users listed"),
+        ("Users:\n\tUserInfo{x:Owner:c13}\n", "u:2: not a `pm list users` line: '\\tUserInfo{x:Owner:c13}'"),
+        ("Users:\n\tjunk", "u:2: not a `pm list users` line: '\\tjunk'"),
+    ],
 )
-def test_bad_pm_list_users(text: str) -> None:
-    with pytest.raises(CollectorInputError):
+def test_bad_pm_list_users(text: str, message: str) -> None:
+    with pytest.raises(CollectorInputError, match=f"^{re.escape(message)}$"):
         parse_pm_list_users(text, where="u")
 
 
@@ -397,7 +403,8 @@ esac
 
 
 def test_serial_with_file_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(CollectorInputError, match=r"serial"):
+    refused = r"^android-pm: a serial is for live mode; it cannot go with a file$"
+    with pytest.raises(CollectorInputError, match=refused):
         AndroidPmCollector(from_file=tmp_path / "x.txt", serial="abc")
 
 
