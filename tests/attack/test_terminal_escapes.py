@@ -58,8 +58,11 @@ def test_the_reports_organisation_in_a_policy_error(write_report: Any, policy_bu
     report = domain.make_report(HOSTILE_ID, "android", "corporate", True, [])
     path = write_report(report)
     run = run_pyagent("check", path, "--at", AT, "--engine", "embedded")
-    assert run.code == 2
-    assert run.stderr.startswith(f'pyagent: error: {path}: unknown organisation "{SHOWN_ID}"')
+    assert (run.code, run.stderr) == (
+        2, f'pyagent: error: {path}: unknown organisation "{SHOWN_ID}"; known: eeas, eu-commission, '
+        "eu-council, eu-parliament, india, us-federal; give one of the organisations the policy data "
+        "defines\n",
+    )  # fmt: skip
     assert_no_raw_control(run)
 
 
@@ -95,15 +98,21 @@ def test_an_opa_error_message_is_shown_escaped(write_report: Any) -> None:
     assert_no_raw_control(run)
 
 
-@pytest.mark.parametrize(("where", "code"), [("--bundle", 3), ("--data", 2)])
+@pytest.mark.parametrize(
+    ("where", "code", "said"),
+    [
+        ("--bundle", 3, "bundle {name}: not a readable tar.gz: not a gzip file"),
+        ("--data", 2, "{name}:1:1: data file is not valid JSON: Expecting value"),
+    ],
+)
 def test_a_crafted_file_name_is_shown_escaped(
-    write_report: Any, tmp_path: Path, where: str, code: int
+    write_report: Any, tmp_path: Path, where: str, code: int, said: str
 ) -> None:
     name = tmp_path / f"{HOSTILE.replace('/', '_')}.json"
     name.write_bytes(b"\x00not a bundle")
     report = write_report(domain.make_report("india", "android", "corporate", True, []))
     run = run_pyagent("check", report, "--at", AT, "--engine", "embedded", where, str(name))
     assert run.code == code, run.stderr  # a policy that cannot load decides nothing; bad data is bad input
-    assert run.stderr.startswith("pyagent: error: ") and run.stderr.count("\n") == 1
-    assert SHOWN.replace("/", "_") in run.stderr
+    shown = str(tmp_path / f"{SHOWN.replace('/', '_')}.json")
+    assert run.stderr == f"pyagent: error: {said.format(name=shown)}\n"
     assert_no_raw_control(run)
