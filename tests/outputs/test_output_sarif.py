@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -131,7 +132,9 @@ def test_non_compliant(non_compliant: Decision) -> None:
     ]
     (result,) = run["results"]
     fingerprint = result.pop("partialFingerprints")
-    assert list(fingerprint) == ["pyagentDeviceRuleApp/v1"]
+    key = "fr-brussels-0042\0eu-commission/tiktok\0com.zhiliaoapp.musically"  # device, rule, app: stable
+    assert fingerprint == {"pyagentDeviceRuleApp/v1": hashlib.sha256(key.encode()).hexdigest()}
+    assert fingerprint["pyagentDeviceRuleApp/v1"].startswith("0d9a24f9d811bfc8")  # the same across releases
     assert result == {
         "ruleId": "eu-commission/tiktok",
         "ruleIndex": 0,
