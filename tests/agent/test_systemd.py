@@ -52,7 +52,7 @@ def unit(name: str) -> configparser.ConfigParser:
 )
 def test_the_services_run_the_agent_hardened(name: str, command: str) -> None:
     service = unit(name)["Service"]
-    assert service["ExecStart"].endswith(command)
+    assert service["ExecStart"] == f"/usr/local/bin/pyagent {command}"
     for key, value in HARDENING.items():
         assert service.get(key) == value, key
     assert "MemoryDenyWriteExecute" not in service  # the wasm JIT needs it off

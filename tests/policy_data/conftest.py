@@ -56,7 +56,7 @@ class Mistake:
         """Edit the copy; return ``FILE:LINE: PATH: MESSAGE`` as pyagent must print it."""
         target = root / ORGS
         text = target.read_text(encoding="utf-8")
-        assert text.count(self.old) >= 1, self.old
+        assert text.count(self.old) == 1, self.old  # one place to edit, not the first of several
         text = text.replace(self.old, self.new, 1)
         target.write_text(text, encoding="utf-8")
         message = self.message.replace("{first}", str(line_of(text, self.needle)))
