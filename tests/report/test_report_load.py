@@ -52,6 +52,10 @@ def test_reads_stdin(contract_report: dict[str, Any]) -> None:
     assert source_name("-") == "<stdin>"
 
 
+DUPLICATE = "; a key may appear only once in an object"
+SURROGATE = " escape (\\ud800-\\udfff), which is not Unicode text"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -98,14 +102,20 @@ def test_reads_stdin(contract_report: dict[str, Any]) -> None:
             b'{"device": {"ownership": "corporate", "ownership": "personal"}}',
             "report.json: $.device.ownership: duplicate key; a key may appear only once in an object",
         ),
-        (b'{"apps": [{"id": "a"}, {"id": "b", "id": "b"}]}', "report.json: $.apps[1].id: duplicate key"),
-        (b'{"a": 1, "a": 1}', "report.json: $.a: duplicate key"),
-        (b'{"extra": {"x y": {"k": 1, "k": 2}}}', 'report.json: $.extra["x y"].k: duplicate key'),
+        (
+            b'{"apps": [{"id": "a"}, {"id": "b", "id": "b"}]}',
+            "report.json: $.apps[1].id: duplicate key" + DUPLICATE,
+        ),
+        (b'{"a": 1, "a": 1}', "report.json: $.a: duplicate key" + DUPLICATE),
+        (b'{"extra": {"x y": {"k": 1, "k": 2}}}', 'report.json: $.extra["x y"].k: duplicate key' + DUPLICATE),
         (
             b'{"apps": [{"id": "\\ud800"}]}',
-            "report.json: $.apps[0].id: contains an unpaired UTF-16 surrogate",
+            "report.json: $.apps[0].id: contains an unpaired UTF-16 surrogate" + SURROGATE,
         ),
-        (b'{"extra": {"\\udfff": 1}}', "report.json: $.extra: contains an unpaired UTF-16 surrogate"),
+        (
+            b'{"extra": {"\\udfff": 1}}',
+            "report.json: $.extra: contains an unpaired UTF-16 surrogate" + SURROGATE,
+        ),
     ],
 )
 def test_rejects_bad_input(
@@ -114,7 +124,7 @@ def test_rejects_bad_input(
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, content)
     err = _error("report.json")
-    assert str(err).startswith(message), str(err)
+    assert str(err) == message
     assert not isinstance(err, ReportInvalidError)
 
 
@@ -198,7 +208,7 @@ def test_stream_over_64_mib_is_cut_off() -> None:
 def test_limit_is_inclusive(tmp_path: Path) -> None:
     _, data = read_report_bytes(_write(tmp_path, b"x" * 1000), limit=1000)
     assert len(data) == 1000
-    with pytest.raises(InvalidInputError, match="larger than"):
+    with pytest.raises(InvalidInputError, match=r"^<stdin>: report is larger than 1000 bytes$"):
         read_report_bytes("-", io.BytesIO(b"x" * 1001), limit=1000)
 
 
