@@ -109,17 +109,27 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
     [
         (
             "[services.s]\nurl = 'http://x'\nretries = 3\n",
-            "unknown key services.s.retries; known: allow_insecure_tls, credentials,",
+            "{file}: unknown key services.s.retries; known: allow_insecure_tls, credentials, headers, name, "
+            "response_header_timeout_seconds, tls, type, url",
         ),
         (
             "[bundles.b]\npolling.min_delay = 3\n",
-            "unknown key bundles.b.polling.min_delay; known: long_polling",
+            "{file}: unknown key bundles.b.polling.min_delay; known: long_polling_timeout_seconds, "
+            "max_delay_seconds, min_delay_seconds, superseded_etag_ttl_seconds",
         ),
         (
             "[decision_logs]\nreporting.batch_size = 1\n",
-            "unknown key decision_logs.reporting.batch_size; known: buffer_size_limit_bytes,",
+            "{file}: unknown key decision_logs.reporting.batch_size; known: buffer_size_limit_bytes, "
+            "buffer_size_limit_events, buffer_type, max_decisions_per_second, max_delay_seconds, "
+            "min_delay_seconds, trigger, upload_size_limit_bytes",
         ),
-        ("[plugin.x]\n", "unknown section [plugin]; known: agent, bundle, bundles,"),
+        (
+            "[plugin.x]\n",
+            "{file}: unknown section [plugin]; known: agent, bundle, bundles, caching, decision_logs, "
+            "default_authorization_decision, default_decision, device, discovery, distributed_tracing, "
+            "keys, labels, metrics_export, nd_builtin_cache, opa, persistence_directory, plugins, server, "
+            "services, status, storage",
+        ),
         (  # inside a table the agent ignores, a key OPA does not know is still an error
             "[server]\nencodings = 1\n",
             "{file}: unknown key server.encodings; known: decoding, encoding, logger_plugin, metrics",
@@ -149,7 +159,7 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
         (
             "[services.s]\nurl = 'http://x'\n[bundles.b]\npolling.min_delay_seconds = 9\n"
             "polling.max_delay_seconds = 1\n",
-            "bundles.b.polling.max_delay_seconds in {file} must be at least min_delay_seconds (9)",
+            "bundles.b.polling.max_delay_seconds in {file} must be at least min_delay_seconds (9), got 1",
         ),
         (
             "[services.s]\nurl = 'http://x'\n[bundles.b]\npolling.max_delay_seconds = 1\n",
@@ -163,10 +173,13 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
         ),
         (
             "[keys.k]\nprivate_key = 'x'\n",
-            "keys.k.private_key in {file}: agents verify bundles and never hold",
+            "keys.k.private_key in {file}: agents verify bundles and never hold a signing key",
         ),
-        ("[labels]\nid = 'x'\n", "labels.id in {file}: set by the agent"),
-        ("[agent]\nstate_dir = ''\n", "agent.state_dir in {file} must be a non-empty string"),
+        (
+            "[labels]\nid = 'x'\n",
+            "labels.id in {file}: set by the agent (id: the device id, version: pyagent's)",
+        ),
+        ("[agent]\nstate_dir = ''\n", "agent.state_dir in {file} must be a non-empty string, got ''"),
     ],
 )
 def test_config_errors_name_the_key_and_the_file(tmp_path: Path, text: str, message: str) -> None:
@@ -174,7 +187,7 @@ def test_config_errors_name_the_key_and_the_file(tmp_path: Path, text: str, mess
     path.write_text(text)
     with pytest.raises(InvalidInputError) as raised:
         agent_settings(load_config(path))
-    assert message.format(file=path) in str(raised.value)
+    assert str(raised.value) == message.format(file=path)
 
 
 def test_a_yaml_error_and_an_unknown_yaml_key_are_one_line(tmp_path: Path) -> None:
