@@ -47,7 +47,8 @@ RETRY_PER_PASS = 50
 REFUSED = (400, 413, 422)
 #: ``pyagent server``'s 403 for an event about another device than the one the token is bound to
 #: (``token add --device``): that event's fault, so it is set aside like a 400, not a stop that
-#: would hold back every newer event (a spooled event of a device since given a new id and token).
+#: would hold back every newer event (a spooled event of a device since given a new id and token);
+#: unless the event is this device's own: then the token is at fault, and the upload stops.
 DEVICE_REFUSED = "forbidden_device"
 GZIP_TAIL = 16  # what closing a gzip stream adds at most: the final block, CRC-32 and length
 BACKOFF_BASE = 1.0
