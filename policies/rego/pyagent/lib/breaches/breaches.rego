@@ -298,6 +298,22 @@ rule_errors contains err if {
 }
 
 # METADATA
+# title: A ban in force whose identifiers are listed under a platform that does not exist
+# description: An "Android" key would hide the ban from every Android device.
+rule_errors contains err if {
+	some r in inheritance.rules
+	apps := data.pyagent.bans[r.rule.ban].apps
+	is_object(apps)
+	some platform, _ in apps
+	not platform in report.platforms
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.bans", r.rule.ban, "apps"]),
+		"message": concat("", ["ban ", r.rule.ban, " lists identifiers for unknown platform ", json.marshal(platform), "; expected one of ", concat(", ", sort(report.platforms))]),
+	}
+}
+
+# METADATA
 # title: A ban in force whose identifiers for the device's platform are not a list
 rule_errors contains err if {
 	some r in inheritance.rules

@@ -414,3 +414,15 @@ test_a_scope_not_resting_on_work_apps_says_nothing_of_them if {
 		"against the organisation's corporate environment",
 	])]
 }
+
+test_identifiers_under_an_unknown_platform_are_a_data_error if {
+	# "Android" for "android": every Android device would be allowed without a word
+	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+		with data.pyagent.bans.tiktok.apps as {"Android": ["com.zhiliaoapp.musically"]}
+	d.allow == false
+	d.errors == [{
+		"code": "invalid_policy_data",
+		"path": "pyagent.bans.tiktok.apps",
+		"message": "ban tiktok lists identifiers for unknown platform \"Android\"; expected one of android, ios, linux, macos, windows",
+	}]
+}

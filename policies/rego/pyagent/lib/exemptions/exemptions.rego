@@ -16,6 +16,7 @@ defined := data.pyagent.exemptions
 # title: Exemptions for this device and organisation
 for_device[id] := ex if {
 	some id, ex in defined
+	is_string(id) # (a list's entries, keyed by position, waive nothing: a data error says why)
 	well_formed(ex)
 	ex.device_id == input.report.device.id
 	ex.organization == input.report.device.organization
@@ -47,6 +48,15 @@ errors := set() if {
 # METADATA
 # title: Exemption errors, checked per decision
 # description: An exemption without a valid `until` is a policy data error, never an open-ended waiver.
+errors_now contains err if {
+	not is_object(defined) # a list's entries would be keyed by their position
+	err := {
+		"code": "invalid_policy_data",
+		"path": "pyagent.exemptions",
+		"message": concat("", ["exemptions are listed as ", json.marshal(defined), "; expected exemptions keyed by their id"]),
+	}
+}
+
 errors_now contains err if {
 	some id, ex in defined
 	not valid_until(ex) # not clock.valid_time(ex.until) would be undefined without `until`

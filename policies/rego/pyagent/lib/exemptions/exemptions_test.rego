@@ -169,3 +169,14 @@ test_a_malformed_exemption_leaves_the_violation if {
 	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
 	d.exempted == []
 }
+
+test_exemptions_not_keyed_by_id_are_a_data_error if {
+	# a list (or null) of exemptions: no waiver, the violation stays and the data is named
+	every listed in [[press_office], null] {
+		d := decision with input as commission_phone with data.pyagent.exemptions as listed
+		d.allow == false
+		[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
+		d.exempted == []
+		[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions"]]
+	}
+}

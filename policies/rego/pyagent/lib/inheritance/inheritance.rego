@@ -128,6 +128,17 @@ errors_now contains err if {
 }
 
 errors_now contains err if {
+	some name in chain
+	rules := object.get(organizations[name], "rules", {})
+	not is_object(rules) # a list or null would hold no rule: the device allowed without a word
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.organizations", name, "rules"]),
+		"message": concat("", ["organisation ", json.marshal(name), " lists its rules as ", json.marshal(rules), "; expected rules keyed by their id"]),
+	}
+}
+
+errors_now contains err if {
 	some parent in unknown_parents
 	err := {
 		"code": "unknown_parent_organization",

@@ -147,3 +147,17 @@ test_an_override_below_does_not_touch_the_ancestors_own_devices if {
 		with data.pyagent.organizations as three_levels
 	[[v.rule, v.scope] | some v in d.violations] == [["c/base", "all"]]
 }
+
+test_rules_not_keyed_by_id_are_a_data_error if {
+	# rules as null or a list would hold no rule: the TikTok phone allowed without a word
+	every rules in [null, [rule("tiktok", ["all"])]] {
+		orgs := object.union(data.pyagent.organizations, {"eu-commission": {"title": "European Commission", "inherits": [], "rules": rules}})
+		d := decision with input as device_of("eu-commission", "corporate", true) with data.pyagent.organizations as orgs
+		d.allow == false
+		d.errors == [{
+			"code": "invalid_policy_data",
+			"path": "pyagent.organizations.eu-commission.rules",
+			"message": concat("", ["organisation \"eu-commission\" lists its rules as ", json.marshal(rules), "; expected rules keyed by their id"]),
+		}]
+	}
+}
