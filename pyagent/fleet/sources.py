@@ -16,7 +16,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -95,14 +95,41 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
         elif path.is_file():
             try:  # checked readable before; this still fails if it changed since, or on an I/O error
                 with path.open("rb") as handle:
-                    yield from _reports(handle, str(path))
+                    yielded = yield from _counted(_reports(handle, str(path)))
             except OSError as err:
                 raise InvalidInputError(
                     f"{inventory}: cannot read this inventory (a JSONL file, a directory or -): "
                     f"{err.strerror or err}"
                 ) from None
+            if not yielded and path.suffix.lower() not in JSONL_SUFFIXES:  # a report file without one
+                yield Item(str(path), b"", error=f"{path}: empty: no report in it")
         else:
             raise InvalidInputError(f"{inventory}: no such inventory (a JSONL file, a directory or -)")
+
+
+def _counted(items: Iterator[Item]) -> Generator[Item, None, int]:
+    """``items``, returning how many there were."""
+    count = 0
+    for item in items:
+        count += 1
+        yield item
+    return count
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Item]]:
+    """Every path under ``root`` (links not followed), sorted, and an invalid item for each directory
+    that cannot be listed (``Path.rglob`` passes over those without a word)."""
+    paths: list[Path] = []
+    unreadable: list[Item] = []
+
+    def refused(err: OSError) -> None:
+        where = err.filename or str(root)
+        reason = f"{where}: cannot read this directory: {err.strerror or err}: its reports are not read"
+        unreadable.append(Item(str(where), b"", error=reason))
+
+    for current, dirs, files in os.walk(root, onerror=refused):
+        paths += [Path(current, name) for name in (*dirs, *files)]
+    return sorted(paths), unreadable
 
 
 def _directory(root: Path) -> Iterator[Item]:
@@ -112,7 +139,9 @@ def _directory(root: Path) -> Iterator[Item]:
     invalid item, so the run cannot pass without it. Files named otherwise are passed over, counted in
     one note on stderr."""
     skipped: list[Path] = []
-    for path in sorted(root.rglob("*")):
+    paths, unreadable = _walk(root)
+    yield from unreadable
+    for path in paths:
         named = path.suffix.lower() in (*JSONL_SUFFIXES, *REPORT_SUFFIXES)
         if path.is_symlink() or not (path.is_dir() or path.is_file()):
             if named:

@@ -13,7 +13,7 @@ from typing import Any
 from pyagent.decide import apply_org, decide, server_problem
 from pyagent.engines.base import Engine, EngineError, EngineSettings
 from pyagent.engines.select import build_engine
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, NoDecisionError
 from pyagent.fleet.sources import Item
 from pyagent.report.load import ReportInvalidError, parse_report
 
@@ -59,7 +59,7 @@ def _decide_one(engine: Engine, report: dict[str, Any], at: str, source: str) ->
         problem = server_problem(decision)  # an OPA loaded wrongly: the server's fault, not the report's
         if problem is not None:
             raise EngineError(problem)
-    except EngineError as err:
+    except NoDecisionError as err:  # (also a policy that aborts for this device alone: the others go on)
         return {
             **_base(source, device),
             "allow": False,
