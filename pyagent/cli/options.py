@@ -197,8 +197,12 @@ def check_bundle_given(ctx: click.Context, settings: EngineSettings) -> None:
     from pyagent.engines.base import EngineName
     from pyagent.engines.select import resolve
 
-    if not settings.bundle or Path(settings.bundle).is_file():
-        return
+    try:
+        if not settings.bundle or Path(settings.bundle).is_file():
+            return
+        problem = "no such file"
+    except OSError as err:  # a directory on the way that this user may not enter
+        problem = f"cannot reach it: {err.strerror or err}"
     if resolve(settings) is not EngineName.EMBEDDED and not settings.fallback_embedded:
         return  # an OPA server decides: the bundle is not read
     named = (
@@ -207,5 +211,5 @@ def check_bundle_given(ctx: click.Context, settings: EngineSettings) -> None:
         else "--bundle"
     )
     raise InvalidInputError(
-        f"{named} {settings.bundle}: no such file (the compiled policy bundle to decide with)"
+        f"{named} {settings.bundle}: {problem} (the compiled policy bundle to decide with)"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -366,6 +367,24 @@ def test_missing_named_bundle_exits_2(tmp_path: Path) -> None:
         f"pyagent: error: --bundle {tmp_path / 'none.tar.gz'}: no such file "
         "(the compiled policy bundle to decide with)\n"
     )
+
+
+def test_a_bundle_behind_a_directory_this_user_may_not_enter_is_named(policy_bundle: Path) -> None:
+    """Path.is_file() raises there (Python 3.11): it was an internal error, exit 3."""
+    from tests.helpers.unprivileged import as_unprivileged, shared_dir
+
+    with shared_dir() as directory:
+        hidden = directory / "private"
+        hidden.mkdir(mode=0o700)
+        shutil.copy(policy_bundle, hidden / "bundle.tar.gz")
+        report = str(EXAMPLES / "eu-commission-corporate-clean.json")
+        assert run(["check", report, "--at", AT, "--engine", "embedded"]).exit_code == 0  # (imports loaded)
+        with as_unprivileged():
+            result = run(["check", report, "--at", AT, "--bundle", str(hidden / "bundle.tar.gz")])
+    assert (result.exit_code, result.stderr) == (
+        2, f"pyagent: error: --bundle {hidden / 'bundle.tar.gz'}: cannot reach it: Permission denied "
+        "(the compiled policy bundle to decide with)\n",
+    )  # fmt: skip
 
 
 def test_real_subprocess_exit_codes_and_streams(policy_bundle: Path) -> None:

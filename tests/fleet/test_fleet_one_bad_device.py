@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.fleet.test_fleet_cli import AT, EXAMPLES, REPO, run
 from tests.helpers.unprivileged import as_unprivileged, shared_dir
 
@@ -59,9 +61,15 @@ def test_an_empty_report_file_named_on_the_command_line_is_invalid(tmp_path: Pat
     ]
 
 
-def test_a_subdirectory_that_cannot_be_read_is_an_invalid_item(tmp_path: Path) -> None:
+def test_a_subdirectory_that_cannot_be_read_is_an_invalid_item(
+    tmp_path: Path, policy_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Its reports (a banned app, here) are not read: the run cannot pass without them."""
     with shared_dir() as directory:
+        bundle = directory / "bundle.tar.gz"  # where nobody may read it
+        shutil.copy(policy_bundle, bundle)
+        bundle.chmod(0o644)
+        monkeypatch.setenv("PYAGENT_BUNDLE", str(bundle))
         reports, locked = directory / "reports", directory / "reports" / "locked"
         locked.mkdir(parents=True)
         shutil.copy(CLEAN, reports / "a.json")
