@@ -56,7 +56,8 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
     _check_shape(result, engine)
     device = report.get("device", {})
     device_id = device.get("id") if isinstance(device, Mapping) else None
-    check_answer(result, engine, device_id=device_id, at=at)
+    organization = device.get("organization") if isinstance(device, Mapping) else None
+    check_answer(result, engine, device_id=device_id, at=at, organization=organization)
     errors = list(result["errors"])
     revision = str(result.get("policy_revision", "unversioned")) + engine.revision_suffix
     decision: dict[str, Any] = {
@@ -107,16 +108,24 @@ def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None
     raise PolicyDecisionError(f"{source}: {first.get('message')}{more}; {hint}", list(errors))
 
 
-def check_answer(result: Mapping[str, Any], engine: Engine, *, device_id: object, at: str) -> None:
+def check_answer(
+    result: Mapping[str, Any], engine: Engine, *, device_id: object, at: str, organization: object = None
+) -> None:
     """Refuse (:class:`EngineError`, exit 3) an answer about another question: the policy echoes the
-    device it decided for (``device_id``), the instant (``evaluated_at``, which is ``input.at``) and its
-    revision; each must be the one asked about, and the revision the expected one when configured.
-    Every engine's answer goes through here, so a replayed or misrouted answer never decides."""
+    device it decided for (``device_id``), its organisation, the instant (``evaluated_at``, which is
+    ``input.at``) and its revision; each must be the one asked about, and the revision the expected
+    one when configured. Every engine's answer goes through here, so a replayed or misrouted answer
+    (another organisation's rules: another verdict) never decides."""
     where = f"{engine.name.value} engine"
     answered = result.get("device_id")
     if answered != device_id:
         raise EngineError(
             f"{where}: the answer is about device {_shown(answered)}, not {_shown(device_id)}; refused"
+        )
+    answered = result.get("organization")
+    if answered != organization:
+        raise EngineError(
+            f"{where}: the answer is for organisation {_shown(answered)}, not {_shown(organization)}; refused"
         )
     instant = result.get("evaluated_at")
     if instant != at:

@@ -32,6 +32,7 @@ from pyagent.bounded_http.unix import SUPPORTED as UNIX_SUPPORTED
 from pyagent.engines.base import ENTRYPOINT, Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.encode import encode_json
 from pyagent.errors import InvalidInputError
+from pyagent.jsonio import unique_keys
 from pyagent.redact import origin, redact
 from pyagent.termsafe import shorten
 
@@ -228,8 +229,8 @@ class OpaServerEngine(Engine):
             text = reply.body.decode("utf-8")  # what OPA writes; json.loads would guess UTF-16 from NULs
         except UnicodeDecodeError as err:
             raise EngineError(f"OPA at {where}: malformed response (not UTF-8 JSON)") from err
-        try:
-            response = json.loads(text)
+        try:  # strictly: a key said twice, or NaN, is no answer (Go's encoder writes neither)
+            response = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_not_json)
         except (ValueError, RecursionError) as err:
             raise EngineError(f"OPA at {where}: malformed response ({_first_line(err)})") from err
         if not isinstance(response, dict):
@@ -261,6 +262,10 @@ def _bundles(provenance: Any) -> dict[str, dict[str, str]] | None:
         if isinstance(name, str) and isinstance(info, dict) and isinstance(info.get("revision"), str)
     }
     return named or None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _transport_error(where: str, err: TransportError, timeout: float) -> EngineError:

@@ -129,6 +129,11 @@ def test_cli_wrong_token_exits_3(secured_opa: tuple[RunningOpa, Path], tmp_path:
 
 
 GAVE_UP = " (gave up after 3 attempts, deadline 10 s)"
+#: A well-formed answer about CLEAN at AT (every field the policy echoes).
+ANSWER = {
+    "device_id": CLEAN["device"]["id"], "organization": "eu-commission", "allow": True, "violations": [],
+    "warnings": [], "exempted": [], "errors": [], "evaluated_at": AT, "policy_revision": "2023.03.15-5",
+}  # fmt: skip
 NO_RESULT = "no result for data.pyagent.decision (policy not loaded, or the bundle not yet active)"
 NOT_JSON = "malformed response (Expecting value: line 1 column 1 (char 0))"
 CUT = "the answer was cut short"
@@ -165,6 +170,20 @@ CUT = "the answer was cut short"
         (Fault(status=200, body=b"[1, 2]"), "OPA at {url}: malformed response (not a JSON object)"),
         (Fault(status=200, body=b"\x00\xffl\x00"), "OPA at {url}: malformed response (not UTF-8 JSON)"),
         (Fault(status=200, body=b"{}", delay=2.0), f"OPA at {{url}}: no answer within 0.5 s{GAVE_UP}"),
+        (
+            Fault(status=200, body=b'{"result": {"allow": false, "violations": [{}], "allow": true}}'),
+            "OPA at {url}: malformed response (duplicate key 'allow')",
+        ),
+        (
+            Fault(status=200, body=b'{"result": {"allow": NaN}}'),
+            "OPA at {url}: malformed response (NaN is not JSON)",
+        ),
+        (
+            Fault(
+                status=200, body=json.dumps({"result": {**ANSWER, "organization": "eu-parliament"}}).encode()
+            ),
+            "opa engine: the answer is for organisation 'eu-parliament', not 'eu-commission'; refused",
+        ),
     ],
     ids=[
         "500",
@@ -180,6 +199,9 @@ CUT = "the answer was cut short"
         "array",
         "binary",
         "slow",
+        "duplicate-key",
+        "nan",
+        "other-organisation",
     ],
 )
 def test_faults_are_no_decision_never_allow(fault: Fault, message: str, tmp_path: Path) -> None:
