@@ -35,6 +35,7 @@ decision logs are uploaded to (``POST collector_url``), and cannot be combined w
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,15 +72,18 @@ class AgentConfig:
 
 
 def load_config(path: str | Path | None = None, *, required: bool = False) -> AgentConfig:
-    """Read the config at ``path`` (default location when None). A missing default file is empty.
+    """Read the config at ``path`` (default location when None). A missing default file is empty; a
+    missing file that ``--config`` or ``PYAGENT_CONFIG`` names is an error.
 
     Any key OPA's own config takes is accepted: what the agent does not use is reported once on stderr
     and ignored, and what it would be unsafe to ignore is refused (:mod:`pyagent.config.opakeys`).
     """
     target = Path(path) if path is not None else default_config_path()
+    named = path is not None or bool(os.environ.get("PYAGENT_CONFIG"))  # (not the default location)
     if not target.exists():
-        if required or path is not None:
-            raise InvalidInputError(f"{target}: config file not found")
+        if required or named:
+            where = "" if path is not None else " (PYAGENT_CONFIG)"
+            raise InvalidInputError(f"{target}: config file not found{where}")
         return AgentConfig()
     source = str(target)
     document, ignored = screen(read_document(target), source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,16 @@ def test_agent_status_shows_nothing_yet_as_json(tmp_path: Path) -> None:
         [],
         {"count": 0, "records": []},
     )
+
+
+def test_a_config_named_by_pyagent_config_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As --config: a missing file is an error, not an empty config (its signing and uploads would be
+    silently absent); only the default location may be missing."""
+    missing = tmp_path / "agent.toml"
+    monkeypatch.setenv("PYAGENT_CONFIG", str(missing))
+    with pytest.raises(
+        InvalidInputError, match=f"^{re.escape(str(missing))}: config file not found \\(PYAGENT_CONFIG\\)$"
+    ):
+        load_config()
+    with pytest.raises(InvalidInputError, match=f"^{re.escape(str(missing))}: config file not found$"):
+        load_config(missing)

@@ -152,7 +152,8 @@ def test_config_file_supplies_facts_and_flags_win(tmp_path: Path, monkeypatch: p
 def test_missing_fact_names_flag_and_config_key(
     missing: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    (tmp_path / "empty.toml").write_text("")  # an empty config, not the machine's
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "empty.toml"))
     args = {
         "--device-id": ["--device-id", "x"],
         "--ownership": ["--ownership", "personal"],
@@ -183,7 +184,8 @@ def test_check_without_report_collects_this_machine(
 def test_check_without_report_and_without_facts_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    (tmp_path / "empty.toml").write_text("")  # an empty config, not the machine's
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "empty.toml"))
     result = run(["check", "--at", AT])
     assert result.exit_code == 2
     assert (
@@ -196,7 +198,8 @@ def test_check_without_report_takes_facts_from_flags(
 ) -> None:
     import socket
 
-    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    (tmp_path / "empty.toml").write_text("")  # an empty config, not the machine's
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "empty.toml"))
     result = run(
         [
             "check",
@@ -311,7 +314,8 @@ def test_this_machine_is_named_by_its_host_name_by_default(
 ) -> None:
     import socket
 
-    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "absent.toml"))
+    (tmp_path / "empty.toml").write_text("")  # an empty config, not the machine's
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "empty.toml"))
     result = run(["collect", "--source", "linux", "--ownership", "corporate", "--mdm-enrolled"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["device"]["id"] == socket.gethostname()
