@@ -28,6 +28,15 @@ def size_text(limit: int) -> str:
     return f"{limit} bytes"
 
 
+def stdin_bytes() -> BinaryIO:
+    """Standard input as bytes; a closed one (``<&-``) is an error that says so, not a crash."""
+    if sys.stdin is None:
+        raise InvalidInputError(
+            f"- ({STDIN_NAME}): standard input is closed; pipe the input in, or name a file"
+        )
+    return sys.stdin.buffer
+
+
 def display_name(path: str | os.PathLike[str]) -> str:
     """The name messages give ``path``: ``<stdin>`` for ``-``."""
     name = os.fspath(path)
@@ -53,7 +62,7 @@ def read_limited(
     """
     name = display_name(path) if name is None else name
     if os.fspath(path) == "-":
-        raw = (stdin if stdin is not None else sys.stdin.buffer).read(limit + 1)
+        raw = (stdin if stdin is not None else stdin_bytes()).read(limit + 1)
     else:
         raw = _read_file(Path(path), name, what=what, limit=limit, regular_only=regular_only, error=error)
     if len(raw) > limit:

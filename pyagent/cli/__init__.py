@@ -136,24 +136,46 @@ class PyagentGroup(click.Group):
             raise _one_line(err) from None
         except PyagentError as err:
             # Messages quote reports, servers and file names: secrets redacted, controls shown escaped.
-            click.echo(f"pyagent: error: {safe_line(str(err))}", err=True)
-            for line in err.details():
-                click.echo(f"  {safe_line(line)}", err=True)
+            _say(
+                f"pyagent: error: {safe_line(str(err))}", *(f"  {safe_line(line)}" for line in err.details())
+            )
             ctx.exit(err.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
-            click.echo("pyagent: interrupted", err=True)
+            _say("pyagent: interrupted")
+            ctx.exit(3)
+        except BrokenPipeError:  # the reader of our output went away (`| head`): not a crash
+            _quiet_stdout()
+            _say("pyagent: output closed by its reader (broken pipe)")
             ctx.exit(3)
         except Exception as err:  # never a traceback, never "allow": report it and exit 3
             if os.environ.get("PYAGENT_DEBUG"):
                 raise
-            click.echo(
+            _say(
                 f"pyagent: internal error: {type(err).__name__}: {safe_line(str(err))} "
-                "(set PYAGENT_DEBUG=1 for details)",
-                err=True,
+                "(set PYAGENT_DEBUG=1 for details)"
             )
             ctx.exit(3)
+
+
+def _say(*lines: str) -> None:
+    """``lines`` on stderr; a stderr that cannot be written (closed, full) changes no exit code."""
+    try:
+        for line in lines:
+            click.echo(line, err=True)
+    except (OSError, ValueError):  # (ValueError: a closed stream)
+        pass
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # (no real stdout: a test runner's)
+        pass
 
 
 @click.group(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import click
@@ -26,6 +25,7 @@ from pyagent.outputs.registry import OutputFormatName
 from pyagent.report.load import load_report
 from pyagent.termsafe import safe_line
 from pyagent.timeutil import check_rfc3339, now_rfc3339
+from pyagent.userfile import stdin_bytes
 
 
 @click.command(
@@ -123,7 +123,7 @@ def _decide(
                 "--ownership, --mdm-enrolled, --mdm-provider and --device-id describe this machine: "
                 "give them without REPORT, or put the facts in the report"
             )
-        document = load_report(report, stdin=sys.stdin.buffer if report == "-" else None)
+        document = load_report(report, stdin=stdin_bytes() if report == "-" else None)
         source = STDIN_LABEL if report == "-" else report
     document, notes = apply_org(document, org)
     for note in notes:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import load_report
+from pyagent.userfile import stdin_bytes
 
 
 @click.command(
@@ -28,7 +27,7 @@ def validate(ctx: click.Context, reports: tuple[str, ...]) -> None:
     failed = 0
     for report in reports:
         try:
-            load_report(report, stdin=sys.stdin.buffer if report == "-" else None)
+            load_report(report, stdin=stdin_bytes() if report == "-" else None)
         except InvalidInputError as err:
             failed += 1
             lines = err.details() or [str(err)]

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import max_report_bytes
-from pyagent.userfile import STDIN_NAME
+from pyagent.userfile import STDIN_NAME, stdin_bytes
 
 REPORT_SUFFIXES = (".json",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -87,7 +87,7 @@ def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Ite
 def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
     for inventory in inventories:
         if inventory == "-":
-            yield from _reports(stdin if stdin is not None else sys.stdin.buffer, STDIN_NAME)
+            yield from _reports(stdin if stdin is not None else stdin_bytes(), STDIN_NAME)
             continue
         path = Path(inventory)
         if path.is_dir():
