@@ -15,11 +15,11 @@ from pyagent.cli.options import (
     org_option,
     output_option,
 )
-from pyagent.cli.render import emit, emit_refusal, summary_line
+from pyagent.cli.render import check_output_apart, clear_output, emit, emit_refusal, summary_line
 from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, NoDecisionError
 from pyagent.outputs.base import STDIN_LABEL, THIS_MACHINE_SOURCE
 from pyagent.outputs.registry import OutputFormatName
 from pyagent.report.load import load_report
@@ -91,10 +91,14 @@ def check(
     check_bundle_given(ctx, settings)
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     source = THIS_MACHINE_SOURCE if report is None else STDIN_LABEL if report == "-" else report
+    check_output_apart(output, [report])
     try:
         decision = _decide(settings, report, org, when, (device_id, ownership, mdm_enrolled, mdm_provider))
     except InvalidInputError as err:  # a refused input: the format may say so where it is read
         emit_refusal(err, fmt=fmt, output=output, source=source)
+        raise
+    except NoDecisionError:  # nothing to write: and no earlier run's results left as this one's
+        clear_output(output)
         raise
     emit(decision, fmt=fmt, output=output, source=source)
     if fmt != OutputFormatName.TEXT.value:

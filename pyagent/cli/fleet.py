@@ -12,6 +12,7 @@ from typing import IO, Any
 import click
 
 from pyagent.cli.options import at_option, check_bundle_given, engine_options, org_option, output_option
+from pyagent.cli.render import check_output_apart
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.embedded import default_bundle_path
 from pyagent.engines.select import resolve
@@ -149,6 +150,7 @@ def run_fleet(
     Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
     """
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
+    check_output_apart(output, list(inventories))  # (-o is opened, so emptied, before the reports are read)
     items = with_progress(iter_items(inventories), label="fleet")  # every inventory checked here, first
     settings = EngineSettings(**engine_flags)
     check_bundle_given(ctx, settings)

@@ -8,6 +8,7 @@ import click
 
 from pyagent.cli.fleet import check_org_known, open_output
 from pyagent.cli.options import at_option, org_option, output_option
+from pyagent.cli.render import check_output_apart, clear_output
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
 from pyagent.fleet.impact import Impact, compile_version, impact_text
@@ -56,6 +57,9 @@ def impact(
     # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
     check_readable(baseline, what="policy directory (--baseline)", directory=True)
     check_readable(candidate, what="policy directory (--candidate)", directory=True)
+    if fmt == "json":  # an error below leaves no earlier run's document as this one's
+        check_output_apart(output, list(inventories))
+        clear_output(output)
     items = with_progress(iter_items(inventories), label="impact")
     result = Impact()
     bundles = [compile_version(baseline, "baseline"), compile_version(candidate, "candidate")]

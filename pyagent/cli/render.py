@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,23 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
     color = is_text and output is None and sys.stderr.isatty()
     formatter = get_format(name, color=color)
     _deliver(formatter.render(decision, source=source), output, err=is_text)
+
+
+def check_output_apart(output: str | None, inputs: Sequence[str | None]) -> None:
+    """Refuse (exit 2) an ``-o`` file that is one of the ``inputs``: writing would overwrite it."""
+    if not output or output == "-" or not Path(output).exists():
+        return
+    for given in inputs:
+        if given and given != "-" and Path(given).exists() and Path(output).samefile(given):
+            raise InvalidInputError(f"-o {output} is also an input ({given}): writing would overwrite it")
+
+
+def clear_output(output: str | None) -> None:
+    """No results where this run's would go (``-o FILE``) when it has none: an earlier run's results
+    left there would read as this run's (a passing JUnit file after a refused report)."""
+    if output and output != "-" and Path(output).is_file():
+        with contextlib.suppress(OSError):
+            Path(output).write_text("", encoding="utf-8")
 
 
 def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
@@ -45,6 +62,7 @@ def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source
     problems = [str(issue) for issue in issues] or [err.message]
     rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(problems, source=source)
     if rendered is None:
+        clear_output(output)
         return
     with contextlib.suppress(InvalidInputError):  # unwritable -o: the refusal itself follows, on stderr
         _deliver(rendered, output, err=False)
