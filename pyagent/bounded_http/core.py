@@ -75,27 +75,26 @@ class Reply:
     secrets: tuple[str, ...] = ()
     """What the request presented (a bearer token): never repeated by :meth:`message`."""
 
-    def error_code(self) -> str | None:
-        """The ``code`` of an OPA-style error body (``{"code": ..., "message": ...}``), if it has one."""
+    def _error_field(self, name: str) -> str | None:
+        """A string field of an OPA-style error body (``{"code": ..., "message": ...}``), if there."""
         try:
             document = json.loads(self.body) if self.body else None
         except (ValueError, RecursionError):
             return None
-        code = document.get("code") if isinstance(document, dict) else None
-        return code if isinstance(code, str) else None
+        value = document.get(name) if isinstance(document, dict) else None
+        return value if isinstance(value, str) else None
+
+    def error_code(self) -> str | None:
+        """The ``code`` of an OPA-style error body, if it has one."""
+        return self._error_field("code")
 
     def message(self) -> str:
         """A one-line description of a non-2xx answer, with the server's ``message`` when it gave one.
 
         What a server says is kept (agent status, status uploads, the spool) and shown: credentials
         in it, and the request's own ``secrets`` echoed back, are redacted (``***``)."""
-        detail = ""
-        try:
-            document = json.loads(self.body) if self.body else None
-        except (ValueError, RecursionError):
-            document = None
-        if isinstance(document, dict) and isinstance(document.get("message"), str):
-            detail = ": " + shorten(self.unsecret(document["message"]), 300)  # whole secrets, then cut
+        said = self._error_field("message")
+        detail = "" if said is None else ": " + shorten(self.unsecret(said), 300)  # whole secrets, then cut
         if 300 <= self.status < 400:
             where = shorten(self.unsecret(self.headers.get("location", "?")))
             return f"HTTP {self.status} redirect to {where} (redirects are not followed)"

@@ -74,10 +74,10 @@ def policy_digest(roots: Sequence[Path], opa: str) -> str:
 def cache_dir(state_dir: str | Path | None) -> Path:
     """``STATE_DIR/cache/policies``, created private (the state directory's own checks apply); the
     state directory given, else ``PYAGENT_STATE_DIR`` (as every command takes it), else the agent's."""
-    from pyagent.config.statedir import default_state_dir, private_dir
+    from pyagent.bundles.state import default_state_dir
+    from pyagent.config.statedir import private_dir
 
-    chosen = state_dir or os.environ.get("PYAGENT_STATE_DIR")
-    state = private_dir(Path(chosen) if chosen else default_state_dir())
+    state = private_dir(Path(state_dir) if state_dir else default_state_dir())
     cache = private_dir(state / "cache", what="cache directory")
     return private_dir(cache / "policies", what="cache directory")
 
