@@ -1,5 +1,6 @@
 """Server test fixtures: stores on SQLite and on a real PostgreSQL (one server per session, one fresh
-database per test), and sample decision-log events made from the shipped example reports."""
+database per test), the app in-process (``fleet``), and sample decision-log events made from the shipped
+example reports."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from pyagent.server.app import create_app
 from pyagent.server.store import Store, open_store
+from pyagent.server.store.base import BundleFile, NewRevision
 from tests.helpers.postgres import RunningPostgres, run_postgres
+from tests.server.inprocess import LIMITS, Fleet
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
@@ -50,6 +55,23 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'server.db'}")
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def fleet(sqlite_store: Store) -> Iterator[Fleet]:
+    """The app in-process on SQLite, one token per role, bundle ``pyagent`` at revision ``r1``."""
+    sqlite_store.publish(
+        NewRevision(
+            "pyagent",
+            "r1",
+            None,
+            False,
+            "test",
+            [BundleFile("rego", '"etag-r1"', b"rego-r1"), BundleFile("wasm", '"etag-r1w"', b"wasm-r1")],
+        )
+    )
+    with TestClient(create_app(LIMITS, sqlite_store)) as client:
+        yield Fleet(sqlite_store, client)
 
 
 def example_report(name: str = "eu-commission-personal-enrolled-tiktok") -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""The server in-process (Starlette's test client, SQLite), who may ask what: each role on each
+kind of route, wrong and revoked tokens, the open health check, a NUL in a path and parameters a route
+does not read."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pyagent.server.store import StoreError
+from tests.server.inprocess import Fleet
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "status"),
+    [
+        ("GET", "/bundles/pyagent", None, 401),
+        ("GET", "/bundles/pyagent", "reader", 403),
+        ("GET", "/bundles/pyagent", "admin", 403),
+        ("GET", "/bundles/pyagent", "agent", 200),
+        ("POST", "/logs", None, 401),
+        ("POST", "/logs", "reader", 403),
+        ("POST", "/status", "reader", 403),
+        ("GET", "/api/v1/devices/x", None, 401),
+        ("GET", "/api/v1/devices/x", "agent", 403),
+        ("GET", "/api/v1/devices/x", "reader", 404),
+        ("PUT", "/api/v1/bundles/pyagent", "agent", 403),
+        ("PUT", "/api/v1/bundles/pyagent", "reader", 403),
+        ("POST", "/status", None, 401),
+        ("POST", "/logs", "admin", 403),
+        ("GET", "/bundles/pyagent/wasm", None, 401),
+        ("GET", "/bundles/pyagent/wasm", "reader", 403),
+        ("GET", "/bundles/pyagent/wasm", "agent", 200),
+        ("GET", "/api/v1/summary", "agent", 403),
+        ("GET", "/api/v1/summary", "reader", 200),
+        ("GET", "/api/v1/summary", "admin", 200),  # an admin may read what readers may
+        ("GET", "/", "agent", 403),
+        ("GET", "/", "reader", 200),
+    ],
+)
+def test_roles(fleet: Fleet, method: str, path: str, role: str | None, status: int) -> None:
+    headers = fleet.auth(role) if role else {}
+    assert fleet.client.request(method, path, headers=headers).status_code == status
+
+
+@pytest.mark.parametrize("header", ["Bearer pya_wrong", "Bearer ", "Basic dXNlcjpwYXNz", "pya_x", "Bearer  "])
+def test_wrong_tokens_are_401(fleet: Fleet, header: str) -> None:
+    response = fleet.client.get("/bundles/pyagent", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="pyagent"'
+
+
+def test_other_errors_carry_no_challenge(fleet: Fleet) -> None:
+    response = fleet.client.get("/bundles/pyagent", headers=fleet.auth("reader"))
+    assert response.status_code == 403
+    assert "WWW-Authenticate" not in response.headers
+
+
+def test_a_revoked_token_is_refused_at_once(fleet: Fleet) -> None:
+    assert fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent")).status_code == 200
+    fleet.store.revoke_token("agent-token")
+    assert fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent")).status_code == 401
+
+
+def test_health_is_open(fleet: Fleet) -> None:
+    response = fleet.client.get("/health")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_health_does_not_tell_anyone_where_the_database_is(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    reason = "postgresql://pyagent@10.0.0.7:5432/fleet: connection refused"
+
+    def down() -> None:
+        raise StoreError(reason)
+
+    monkeypatch.setattr(fleet.store, "ping", down)
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.client.get("/health")
+    assert (response.status_code, response.json()) == (
+        503, {"status": "unavailable", "message": "the database is not available"}
+    )  # fmt: skip
+    assert f"health: {reason}" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [("/api/v1/devices/%00", "reader"), ("/api/v1/devices/a%00/compliance", "reader"),
+     ("/api/v1/rollout/%00", "reader"), ("/devices/%00", "reader"), ("/bundles/%00", "agent"),
+     ("/bundles/pyagent%00/wasm", "agent")],
+)  # fmt: skip
+def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path: str, role: str) -> None:
+    """No NUL reaches the database, where PostgreSQL would refuse it as if the database had failed."""
+    response = fleet.client.get(path, headers=fleet.auth(role))
+    assert (response.status_code, response.json()) == (
+        400, {"code": "invalid_parameter", "message": "the request's path contains a NUL character"}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/api/v1/devices?orgnization=india", "orgnization: not a parameter of /api/v1/devices (it takes: "
+         "organization, no_organization, platform, allow, compliant, stale, ban, cursor, limit, format)"),
+        ("/api/v1/devices/fr-brussels-0042?at=2023-03-16T00:00:00Z",
+         "at: not a parameter of /api/v1/devices/fr-brussels-0042 (it takes: history)"),
+        ("/api/v1/devices/fr-brussels-0042/compliance?at=2023-03-16T00:00:00Z",
+         "at: not a parameter of /api/v1/devices/fr-brussels-0042/compliance (it takes: none)"),
+        ("/api/v1/summary?organisation=india",
+         "organisation: not a parameter of /api/v1/summary "
+         "(it takes: at, organization, no_organization, format)"),
+        ("/api/v1/rollout/pyagent?at=2023-03-16T00:00:00Z",
+         "at: not a parameter of /api/v1/rollout/pyagent (it takes: organization, no_organization)"),
+        ("/api/v1/history?from=2023-03-14T00:00:00Z&to=2023-03-16T00:00:00Z&step=1d&every=1",
+         "every: not a parameter of /api/v1/history "
+         "(it takes: from, to, step, organization, no_organization)"),
+    ],
+)  # fmt: skip
+def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:
+    """A typo, or a question the route does not answer (compliance "as of"), gets no answer that
+    looks like the one asked for."""
+    response = fleet.client.get(path, headers=fleet.auth("reader"))
+    assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": message})

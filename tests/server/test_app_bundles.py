@@ -1,0 +1,211 @@
+"""The server in-process, the Bundle API: ETags and 304, long polling, and publishing over
+``PUT /api/v1/bundles/{name}`` (multipart or one bundle as the body, ordered, bounded)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from pyagent.server.app import create_app
+from pyagent.server.settings import ServerSettings
+from pyagent.server.store import Store
+from pyagent.server.store.base import BundleFile, NewRevision
+from tests.server.inprocess import Fleet
+
+NOT_GZIP = (  # after "bundle NAME"
+    ": not a readable tar.gz: bad gzip stream (Error -3 while decompressing data: unknown compression method)"
+)
+
+
+def test_bundle_etag_and_304(fleet: Fleet) -> None:
+    first = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert (first.status_code, first.content, first.headers["etag"]) == (200, b"rego-r1", '"etag-r1"')
+    assert first.headers["content-type"] == "application/gzip"
+    wasm = fleet.client.get("/bundles/pyagent/wasm", headers=fleet.auth("agent"))
+    assert (wasm.content, wasm.headers["etag"]) == (b"wasm-r1", '"etag-r1w"')
+    again = fleet.client.get(
+        "/bundles/pyagent", headers={**fleet.auth("agent"), "If-None-Match": '"etag-r1"'}
+    )
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", '"etag-r1"')
+    stale = fleet.client.get("/bundles/pyagent", headers={**fleet.auth("agent"), "If-None-Match": '"old"'})
+    assert (stale.status_code, stale.content) == (200, b"rego-r1")
+    missing = fleet.client.get("/bundles/nope", headers=fleet.auth("agent"))
+    assert (missing.status_code, missing.json()["code"]) == (404, "bundle_not_found")
+
+
+def test_long_poll_times_out_with_304_and_says_it_long_polls(fleet: Fleet) -> None:
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=1"}
+    started = time.monotonic()
+    response = fleet.client.get("/bundles/pyagent", headers=headers)
+    waited = time.monotonic() - started
+    assert response.status_code == 304
+    assert response.headers["content-type"] == "application/vnd.openpolicyagent.bundles"
+    assert 0.9 <= waited < 5
+
+
+def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
+    answer: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        response = fleet.client.get("/bundles/pyagent", headers=headers)
+        answer.update(status=response.status_code, body=response.content, took=time.monotonic() - started)
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.5)
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
+    )
+    waiter.join(timeout=10)
+    assert (answer["status"], answer["body"]) == (200, b"rego-r2")
+    assert answer["took"] < 5
+
+
+@pytest.fixture(scope="module")
+def rego_bundle(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    import subprocess
+
+    from tests.helpers.opa_server import POLICY_DIRS
+
+    out = tmp_path_factory.mktemp("rego") / "rego.tar.gz"
+    subprocess.run(
+        [opa_bin, "build", "-t", "rego", "--revision", "api-1", "--ignore", "*_test.rego", "-o", str(out),
+         *map(str, POLICY_DIRS)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
+    files = {"rego": ("rego.tar.gz", rego_bundle, "application/gzip")}
+    response = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
+    assert response.status_code == 201, response.text
+    assert response.json() == {
+        "name": "pyagent", "revision": "api-1", "serial": None, "signed": False, "targets": ["rego"],
+        "revision_id": 2, "note": "unsigned: no verification key is configured",
+    }  # fmt: skip
+    served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert served.content == rego_bundle
+    again = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
+    assert (again.status_code, again.json()["message"]) == (
+        409, "bundle pyagent: revision 'api-1' is already the current one"
+    )  # fmt: skip
+    raw = fleet.client.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=fleet.auth("admin"))
+    assert (raw.status_code, raw.json()["message"]) == (
+        415,
+        "content type '': send the bundles as multipart/form-data files, or one bundle as "
+        "application/gzip or application/vnd.openpolicyagent.bundles",
+    )
+    junk = {"rego": ("junk.tar.gz", b"\x1f\x8bjunk", "application/gzip")}
+    bad = fleet.client.put("/api/v1/bundles/pyagent", files=junk, headers=fleet.auth("admin"))
+    assert (bad.status_code, bad.json()["message"]) == (400, "bundle junk.tar.gz" + NOT_GZIP)
+    name = fleet.client.put("/api/v1/bundles/..%2Fx", files=files, headers=fleet.auth("admin"))
+    assert (name.status_code, name.json()) == (
+        404, {"code": "not_found", "message": "PUT /api/v1/bundles/../x: no such API route"}
+    )  # fmt: skip
+    name = fleet.client.put("/api/v1/bundles/-x", files=files, headers=fleet.auth("admin"))
+    assert (name.status_code, name.json()["message"]) == (
+        400, "bundle name '-x': use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    )  # fmt: skip
+
+
+def _with_manifest(raw: bytes, revision: str, serial: int | None) -> bytes:
+    """``raw`` (an unsigned bundle) with its ``.manifest`` naming ``revision`` and build ``serial``."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as source,
+        tarfile.open(fileobj=out, mode="w:gz") as copy,
+    ):
+        for member in source.getmembers():
+            content = (source.extractfile(member) or io.BytesIO()).read()
+            if member.name.lstrip("/") == ".manifest":
+                manifest = {**json.loads(content), "revision": revision}
+                if serial is not None:
+                    manifest["metadata"] = {"pyagent": {"serial": serial}}
+                content = json.dumps(manifest).encode()
+            member.size = len(content)
+            copy.addfile(member, io.BytesIO(content))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("media", ["application/gzip", "application/vnd.openpolicyagent.bundles"])
+def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
+    fleet: Fleet, rego_bundle: bytes, media: str
+) -> None:
+    """No verification key: the manifest's serial, else the revision, must still be newer (409)."""
+    headers = {**fleet.auth("admin"), "Content-Type": media}
+
+    sent: list[bytes] = []
+
+    def put(revision: str, serial: int | None) -> Any:
+        sent.append(_with_manifest(rego_bundle, revision, serial))
+        return fleet.client.put("/api/v1/bundles/pyagent", content=sent[-1], headers=headers)
+
+    created = put("s5", 5)
+    assert (created.status_code, created.json()) == (201, {
+        "name": "pyagent", "revision": "s5", "serial": 5, "signed": False, "targets": ["rego"],
+        "revision_id": 2, "note": "unsigned: no verification key is configured",
+    })  # fmt: skip
+    served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert served.content == sent[0]  # as sent (a gzip header holds the second it was written)
+    for revision, serial, message in [
+        ("s4", 4, "bundle pyagent: serial 4 is not newer than the current serial 5 (revision s5)"),
+        ("s5b", 5, "bundle pyagent: serial 5 is not newer than the current serial 5 (revision s5)"),
+        ("r1", None, "bundle pyagent: revision 'r1' was published before; "
+                     "it is not newer than the current revision 's5'"),
+    ]:  # fmt: skip
+        refused = put(revision, serial)
+        assert (refused.status_code, refused.json()["message"]) == (409, message)
+    assert put("s6", 6).status_code == 201
+    head = fleet.store.bundle_head("pyagent", "rego")
+    assert head is not None and (head.revision, head.serial) == ("s6", 6)
+    bad = fleet.client.put("/api/v1/bundles/pyagent", content=b"\x1f\x8bjunk", headers=headers)
+    assert (bad.status_code, bad.json()["message"]) == (400, "bundle body" + NOT_GZIP)
+
+
+def test_one_bundle_as_the_body_is_bounded_while_read(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body is read from a capped stream: past the bundle bound, 413 before it is all read."""
+    monkeypatch.setattr("pyagent.server.api.MAX_BUNDLE_BYTES", 1024)
+    headers = {**fleet.auth("admin"), "Content-Type": "application/gzip"}
+    chunks = iter([b"\x1f\x8b" + b"\0" * 1022, b"\0" * 1024])  # streamed: no Content-Length
+    response = fleet.client.put("/api/v1/bundles/pyagent", content=chunks, headers=headers)
+    assert (response.status_code, response.json()["message"]) == (413, "body is over the limit of 1024 bytes")
+    assert fleet.store.last_revision_id() == 1
+
+
+def test_a_publish_is_bounded_by_max_body_like_every_body(sqlite_store: Store, rego_bundle: bytes) -> None:
+    """CONTRACT section 7: bodies are bounded by --max-body; a publish too, declared or streamed."""
+    limit = len(rego_bundle) - 1
+    publisher = Fleet(
+        sqlite_store, TestClient(create_app(ServerSettings(max_body_bytes=limit), sqlite_store))
+    )
+    with publisher.client:
+        headers = {**publisher.auth("admin"), "Content-Type": "application/gzip"}
+        declared = publisher.client.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=headers)
+        assert (declared.status_code, declared.json()["message"]) == (
+            413, f"body of {len(rego_bundle)} bytes is over the limit of {limit} bytes"
+        )  # fmt: skip
+        streamed = publisher.client.put(
+            "/api/v1/bundles/pyagent", content=iter([rego_bundle]), headers=headers
+        )
+        assert (streamed.status_code, streamed.json()["message"]) == (
+            413,
+            f"body is over the limit of {limit} bytes",
+        )
+        files = {"rego": ("rego.tar.gz", rego_bundle, "application/gzip")}
+        form = publisher.client.put("/api/v1/bundles/pyagent", files=files, headers=publisher.auth("admin"))
+        assert form.status_code == 413 and form.json()["message"].endswith(f"over the limit of {limit} bytes")
+        assert sqlite_store.last_revision_id() == 0
+    with TestClient(create_app(ServerSettings(max_body_bytes=limit + 1), sqlite_store)) as larger:
+        headers = {**publisher.auth("admin"), "Content-Type": "application/gzip"}
+        assert larger.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=headers).status_code == 201

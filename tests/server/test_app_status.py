@@ -1,0 +1,149 @@
+"""The server in-process, the Status receiver (redaction, bad status, OPA's plug-in states, the
+rollout by the name a sender gives its bundle) and the server's settings file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pyagent.server.store.base import BundleFile, NewRevision
+from tests.server.conftest import decision_event
+from tests.server.inprocess import Fleet
+
+
+def test_credentials_quoted_in_a_status_are_redacted_before_readers_see_them(fleet: Fleet) -> None:
+    """A sender's status may quote what its bundle server echoed (an older agent, a real OPA): readers
+    see status messages on the API and the dashboard, so credentials never reach them."""
+    quoted = "HTTP 401: token rejected (Authorization: Bearer agent-s3cret-0042)"
+    fetched = "GET https://u:pw@b.example/x?token=abc: 401"
+    message = {"labels": {"id": "fr-brussels-0042"}, "bundles": {"pyagent": {
+        "active_revision": "r1", "code": "bundle_error", "message": quoted, "errors": [quoted, fetched],
+    }}}  # fmt: skip
+    assert fleet.client.post("/status", json=message, headers=fleet.auth("agent")).status_code == 204
+    fleet.post_logs([decision_event("d-1", sender="fr-brussels-0042")])
+    device = fleet.client.get("/api/v1/devices/fr-brussels-0042", headers=fleet.auth("reader")).json()
+    redacted = "HTTP 401: token rejected (Authorization: Bearer ***)"
+    bundle = device["status"]["bundles"]["pyagent"]
+    assert (bundle["message"], bundle["errors"]) == (
+        redacted,
+        [redacted, "GET https://***@b.example/x?token=*** 401"],
+    )
+    page = fleet.client.get("/devices/fr-brussels-0042", headers=fleet.auth("reader")).text
+    assert "agent-s3cret-0042" not in page
+
+
+def test_status_lands_and_bad_status_is_400(fleet: Fleet) -> None:
+    message = {
+        "labels": {"id": "fr-brussels-0042", "version": "0.1.0"},
+        "bundles": {
+            "pyagent": {"active_revision": "r1", "last_successful_activation": "2023-03-16T09:00:00Z"}
+        },
+    }
+    response = fleet.client.post("/status", json=message, headers=fleet.auth("agent"))
+    assert response.status_code == 204
+    assert fleet.client.post("/status", json={"labels": {}}, headers=fleet.auth("agent")).json()[
+        "message"
+    ] == ("status: labels.id must be a non-empty string, got nothing")
+    fleet.post_logs([decision_event("d-1", sender="fr-brussels-0042")])
+    device = fleet.client.get("/api/v1/devices/fr-brussels-0042", headers=fleet.auth("reader")).json()
+    assert device["status"]["bundles"] == {
+        "pyagent": {"active_revision": "r1", "last_successful_activation": "2023-03-16T09:00:00Z"}
+    }
+    assert (device["decision_id"], device["allow"], device["decided_at"]) == (
+        "d-1",
+        False,
+        "2023-03-16T09:30:00Z",
+    )
+
+
+def test_rollout_finds_a_bundle_its_sender_named_otherwise_by_its_published_revision(fleet: Fleet) -> None:
+    """An OPA configured with bundles.fleet (resource bundles/pyagent) reports "fleet": its status and
+    its decisions count toward pyagent's rollout by revision, and so does its refusal."""
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"e2"', b"rego-r2")])
+    )
+    bundles = {"fleet": {"revision": "r1"}, "local-authz": {"revision": "a7"}}
+    assert fleet.post_logs([decision_event("d-1", bundles=bundles, sender="opa-fleet")]).json()["stored"] == 1
+    refusing = {"labels": {"id": "opa-fleet"}, "bundles": {
+        "local-authz": {"active_revision": "a7"},
+        "fleet": {"active_revision": "r1", "code": "bundle_error", "message": "rego_parse_error"},
+    }}  # fmt: skip
+    assert fleet.client.post("/status", json=refusing, headers=fleet.auth("agent")).status_code == 204
+    other = {
+        "labels": {"id": "opa-other"},
+        "bundles": {"other": {"active_revision": "x9", "code": "bundle_error"}},
+    }
+    assert fleet.client.post("/status", json=other, headers=fleet.auth("agent")).status_code == 204
+    rollout = fleet.client.get("/api/v1/rollout/pyagent", headers=fleet.auth("reader")).json()
+    assert (rollout["devices"], rollout["on_newest"], rollout["by_revision"]) == (1, 0, {"r1": 1})
+    assert rollout["instances_by_revision"] == {"r1": 1}
+    assert [(r["instance_id"], r["message"]) for r in rollout["refusals"]] == [
+        ("opa-fleet", "rego_parse_error")
+    ]
+
+
+def test_status_plugins_in_opas_error_state_are_errors() -> None:
+    """OPA's plug-in states are NOT_READY, OK, ERROR and WARN (older pyagent agents sent ERR)."""
+    from pyagent.server.status import status_row
+
+    plugins = {
+        "bundle": {"state": "ERROR", "message": "download failed"},
+        "decision_logs": {"state": "OK"},
+        "status": {"state": "ERR", "message": "older agent"},
+        "discovery": {"state": "WARN"},
+    }
+    row = status_row({"labels": {"id": "opa-1"}, "plugins": plugins})
+    assert json.loads(row.errors) == [
+        {"plugin": "bundle", "message": "download failed"},
+        {"plugin": "status", "message": "older agent"},
+    ]
+
+
+def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text('[server]\nbind = "127.0.0.1:9"\nmax_bodyy = 5\n')
+    with pytest.raises(InvalidInputError, match=r"server.toml: server.max_bodyy: unknown key"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("line", "seconds"),
+    [('stale_after = "24h"', 86400), ('stale_after = "1h30m"', 5400), ('stale_after = "45s"', 45),
+     ("stale_after = 600", 600), ("stale_after_seconds = 7200", 7200)],
+)  # fmt: skip
+def test_stale_after_as_a_duration_or_seconds(tmp_path: Path, line: str, seconds: int) -> None:
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text(f"[server]\n{line}\n")
+    assert load_settings(config).stale_after_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            'stale_after = "1d"',
+            'server.stale_after: must be a duration such as "24h", "90m" or "1h30m", or seconds',
+        ),
+        ('stale_after = "0s"', "server.stale_after: must be at least one second"),
+        (
+            'stale_after = "1h"\nstale_after_seconds = 60',
+            "server.stale_after: give stale_after or stale_after_seconds",
+        ),
+    ],
+)
+def test_stale_after_refused_with_the_key_named(tmp_path: Path, lines: str, message: str) -> None:
+    from pyagent.errors import InvalidInputError
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text(f"[server]\n{lines}\n")
+    with pytest.raises(InvalidInputError) as refused:
+        load_settings(config)
+    assert str(refused.value).startswith(f"{config}: {message}")
