@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.cli.test_check import AT, EXAMPLES, REPO, run
+from tests.cli.conftest import AT, EXAMPLES, REPO, run
 
 CLEAN = EXAMPLES / "eu-commission-corporate-clean.json"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_check import EXAMPLES
+from tests.cli.conftest import EXAMPLES
 
 CLOSED = "- (<stdin>): standard input is closed; pipe the input in, or name a file"
 

@@ -13,20 +13,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from pyagent.cli import cli
+from tests.fleet.runs import AT, EXAMPLES
 from tests.helpers.domain import NOT_BANNED_BYTEDANCE, TIKTOK_FAMILY, WORK_APPS
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-EXAMPLES = REPO / "examples" / "reports"
-
-
-AT = "2023-03-16T09:30:00Z"
-
-
 ORGS = ("eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india")
-
-
 NAMES = {
     "com.zhiliaoapp.musically": "TikTok",
     "com.ss.android.ugc.trill": "TikTok",
@@ -38,21 +28,13 @@ NAMES = {
     "com.bd.nproject": "Lemon8",
     "ByteDance.CapCut": "CapCut",
 }
-
-
 EVERYDAY = {
     "android": ["com.whatsapp", "com.google.android.apps.maps", "org.mozilla.firefox"],
     "ios": ["com.apple.mobilesafari", "net.whatsapp.WhatsApp"],
     "windows": ["Microsoft.WindowsTerminal_8wekyb3d8bbwe", "Mozilla.Firefox"],
 }
-
-
 INJECTED_ID = '"><script>alert(1)</script>'
-
-
 INJECTED_APP = "</script><script>alert(2)</script><!--"
-
-
 TOTALS = ("devices", "compliant", "non_compliant", "invalid", "undecided")
 
 

@@ -7,21 +7,11 @@ import json
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
+from tests.fleet.runs import AT, EXAMPLES, REPO, planted_candidate, run
 from tests.helpers.opa_server import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "reports"
-AT = "2023-03-16T09:30:00Z"
-
-
-def run(args: list[str], stdin: str | None = None) -> Any:
-    return CliRunner().invoke(cli, args, input=stdin)
 
 
 @pytest.fixture
@@ -190,24 +180,6 @@ def test_generate_is_reproducible(tmp_path: Path) -> None:
     assert orgs == {"eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india"}
     assert {r["device"]["platform"] for r in reports} == {"android", "ios", "windows", "macos"}
     assert any(a["id"] == "com.zhiliaoapp.musically" for r in reports for a in r["apps"])
-
-
-CAPCUT_RULE = """    capcut:
-      ban: capcut
-      scopes: [corporate]
-      effective_from: "2023-03-20T00:00:00Z"
-"""
-
-
-def planted_candidate(tmp_path: Path) -> Path:
-    candidate = tmp_path / "candidate"
-    shutil.copytree(REPO / "policies", candidate)
-    orgs = candidate / "data" / "pyagent" / "organizations" / "data.yaml"
-    text = orgs.read_text()
-    anchor = "eu-council:\n"
-    assert text.count(anchor) == 1
-    orgs.write_text(text.replace(anchor, CAPCUT_RULE + anchor))
-    return candidate
 
 
 def test_impact_finds_exactly_the_planted_flips(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 from pyagent.fleet.html import write_html
 from pyagent.fleet.summary import FleetSummary
-from tests.fleet.html_fleets import AT, ORGS, assert_figures_match, hostile_fleet, parse, run_cli
+from tests.fleet.html_fleets import ORGS, assert_figures_match, hostile_fleet, parse, run_cli
+from tests.fleet.runs import AT
 
 
 def test_every_figure_equals_the_json_output(realistic: dict[str, Any]) -> None:

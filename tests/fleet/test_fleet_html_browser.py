@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.fleet.html_fleets import REPO, assert_figures_match, hostile_fleet, parse, run_cli
+from tests.fleet.html_fleets import assert_figures_match, hostile_fleet, parse, run_cli
+from tests.fleet.runs import REPO
 from tests.helpers import chromium
 
 

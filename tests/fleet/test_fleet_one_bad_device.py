@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet.test_fleet_cli import AT, EXAMPLES, REPO, run
+from tests.fleet.runs import AT, EXAMPLES, REPO, run
 from tests.helpers.unprivileged import as_unprivileged, shared_dir
 
 CLEAN = EXAMPLES / "eu-commission-corporate-clean.json"

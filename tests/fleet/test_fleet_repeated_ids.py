@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyagent.fleet.summary import MAX_REPEATED_LISTED, FleetSummary
-from tests.fleet.test_fleet_cli import AT, EXAMPLES, run
+from tests.fleet.runs import AT, EXAMPLES, run
 
 CLEAN = json.loads((EXAMPLES / "eu-commission-corporate-clean.json").read_text())
 TIKTOK = json.loads((EXAMPLES / "eu-commission-personal-enrolled-tiktok.json").read_text())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.fleet.test_fleet_cli import AT, EXAMPLES, run
+from tests.fleet.runs import AT, EXAMPLES, run
 
 CLEAN = EXAMPLES / "eu-commission-corporate-clean.json"
 TIKTOK = EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"

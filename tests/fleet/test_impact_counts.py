@@ -10,7 +10,7 @@ from click.testing import Result
 
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import ReportInvalidError, parse_report
-from tests.fleet.test_fleet_cli import EXAMPLES, REPO, planted_candidate, run
+from tests.fleet.runs import EXAMPLES, REPO, planted_candidate, run
 
 BASELINE = str(REPO / "policies")
 BEFORE_CAPCUT = "2023-03-19T23:59:59Z"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet.test_fleet_cli import AT, EXAMPLES, REPO, run
+from tests.fleet.runs import AT, EXAMPLES, REPO, run
 
 
 def test_impact_compiles_into_the_state_dir_it_is_given(
