@@ -1,4 +1,5 @@
-"""Shared pieces of the agent tests: a config file on disk, the real CLI as a subprocess, a spool."""
+"""Shared pieces of the agent tests: a config file on disk, the real CLI as a subprocess, a spool, and
+the record a decided run gives."""
 
 from __future__ import annotations
 
@@ -103,3 +104,38 @@ def fill(path: Path, count: int, *, key: ChainKey | None = None, max_records: in
         for i in range(count):
             ids.append(spool.append(synthetic(i), max_records=max_records).id)
     return ids
+
+
+def decided(i: int) -> dict[str, Any]:
+    """A record's content as a decided run gives it."""
+    report = {
+        "schema_version": 1,
+        "collected_at": "2023-03-16T09:30:00Z",
+        "apps": [],
+        "device": {
+            "id": "laptop-17",
+            "platform": "linux",
+            "ownership": "corporate",
+            "mdm": {"enrolled": True},
+        },
+    }
+    at = f"2023-03-16T09:30:{i % 60:02d}Z"
+    decision = {
+        "device_id": "laptop-17",
+        "allow": True,
+        "violations": [],
+        "decision_id": f"d-{i}",
+        "evaluated_at": at,
+        "policy_revision": "x",
+        "engine": "embedded",
+    }
+    return {
+        "outcome": "compliant",
+        "exit_code": 0,
+        "device_id": "laptop-17",
+        "decision": decision,
+        "input": {"at": at, "report": report},
+        "bundles": {"pyagent": {"revision": "r1"}},
+        "metrics": {"timer_pyagent_decide_ns": 1000 + i},
+        "error": None,
+    }

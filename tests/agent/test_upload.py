@@ -9,7 +9,6 @@ import random
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,42 +19,7 @@ from pyagent.agent.plugins.logs import DecisionLogPlugin, event_of, gzip_array, 
 from pyagent.agent.store import Spool
 from pyagent.config.opa import DecisionLogs, Service
 from tests.agent.collector import CollectorState, run_collector
-from tests.agent.conftest import run_pyagent
-
-
-def decided(i: int) -> dict[str, Any]:
-    """A record's content as a decided run gives it."""
-    report = {
-        "schema_version": 1,
-        "collected_at": "2023-03-16T09:30:00Z",
-        "apps": [],
-        "device": {
-            "id": "laptop-17",
-            "platform": "linux",
-            "ownership": "corporate",
-            "mdm": {"enrolled": True},
-        },
-    }
-    at = f"2023-03-16T09:30:{i % 60:02d}Z"
-    decision = {
-        "device_id": "laptop-17",
-        "allow": True,
-        "violations": [],
-        "decision_id": f"d-{i}",
-        "evaluated_at": at,
-        "policy_revision": "x",
-        "engine": "embedded",
-    }
-    return {
-        "outcome": "compliant",
-        "exit_code": 0,
-        "device_id": "laptop-17",
-        "decision": decision,
-        "input": {"at": at, "report": report},
-        "bundles": {"pyagent": {"revision": "r1"}},
-        "metrics": {"timer_pyagent_decide_ns": 1000 + i},
-        "error": None,
-    }
+from tests.agent.conftest import decided, run_pyagent
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pyagent.agent.store import Spool
 from pyagent.config.opa import DecisionLogs, Service
 from pyagent.server.auth import new_token, token_hash
 from pyagent.server.store import open_store
-from tests.agent.test_upload import decided
+from tests.agent.conftest import decided
 from tests.helpers.pyagent_server import RunningServer, run_server
 
 

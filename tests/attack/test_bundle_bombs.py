@@ -8,7 +8,6 @@ the bound it broke, within seconds, with a peak RSS (from /proc) under 256 MB.
 
 from __future__ import annotations
 
-import gzip
 import io
 import tarfile
 from pathlib import Path
@@ -17,41 +16,14 @@ from typing import Any
 import pytest
 
 from tests.attack.conftest import run_pyagent_measured
+from tests.attack.tar_bombs import MIB, bomb
 from tests.helpers import domain
 
 AT = "2023-03-16T09:30:00Z"
-MIB = 1024 * 1024
 RSS_BOUND = 256 * MIB
 #: The default budget on decompressed bytes: 128 MiB of members, a header and padding for each of
 #: 10,000 members, tar's end blocking.
 BUDGET = 128 * MIB + 2 * 512 * 10_000 + 20 * 512
-ZEROS_MIB = gzip.compress(b"\0" * MIB, 9)  # one gzip member; gzip readers chain members
-
-
-def header(name: str, size: int, kind: bytes) -> bytes:
-    """One ustar header block, with its checksum."""
-    block = bytearray(512)
-    block[0:100] = name.encode().ljust(100, b"\0")
-    block[100:108] = b"0000644\0"
-    block[108:116] = block[116:124] = b"0000000\0"
-    block[124:136] = f"{size:011o}\0".encode()
-    block[136:148] = b"00000000000\0"
-    block[148:156] = b" " * 8
-    block[156:157] = kind
-    block[257:265] = b"ustar\x0000"
-    block[148:156] = f"{sum(block):06o}\0 ".encode()
-    return bytes(block)
-
-
-def bomb(parts: list[tuple[str, int, bytes]]) -> bytes:
-    """A multi-member gzip: each header compressed alone, each MiB of its (zero) data one member."""
-    out = io.BytesIO()
-    for name, size, kind in parts:
-        out.write(gzip.compress(header(name, size, kind)))
-        for _ in range(-(-size // MIB)):
-            out.write(ZEROS_MIB)
-    out.write(gzip.compress(b"\0" * 1024))
-    return out.getvalue()
 
 
 def many_members(count: int) -> bytes:

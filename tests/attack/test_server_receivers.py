@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.attack.test_bundle_bombs import bomb
+from tests.attack.tar_bombs import bomb
 from tests.helpers.pyagent_server import RunningServer, add_token, run_server
 
 MiB = 1024 * 1024

@@ -17,7 +17,7 @@ from pyagent.engines.select import build_engine
 from pyagent.engines.wasm.bundle import read_archive, read_bundle, read_members
 from pyagent.errors import InvalidInputError
 from pyagent.policy import index
-from tests.engines.test_differential import example_inputs, generated_inputs
+from tests.engines.differential_inputs import example_inputs, generated_inputs
 from tests.helpers.opa_server import POLICY_DIRS
 
 TRICKY_IDS = [
