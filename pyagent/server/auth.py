@@ -10,6 +10,7 @@ import secrets
 
 from starlette.requests import Request
 
+from pyagent.errors import InvalidInputError
 from pyagent.server.errors import HttpError
 from pyagent.server.store.base import Grant, Store
 
@@ -32,8 +33,6 @@ def token_hash(token: str) -> str:
 
 
 def check_name(name: str) -> str:
-    from pyagent.errors import InvalidInputError
-
     if not _NAME.fullmatch(name):  # (match: "$" lets a trailing newline through)
         raise InvalidInputError(
             f"token name {name!r}: use 1-200 letters, digits, '.', '_', '@' or '-', "
@@ -43,8 +42,6 @@ def check_name(name: str) -> str:
 
 
 def check_device_id(device: str) -> str:
-    from pyagent.errors import InvalidInputError
-
     if device == ANY_DEVICE:
         raise InvalidInputError(
             f"--device {ANY_DEVICE!r}: that is how token list shows a token for any device"

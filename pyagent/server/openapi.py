@@ -46,9 +46,8 @@ def _op(
         responses["503"] = _TOO_LONG
     if role != "anyone":
         responses["401"] = {"description": "no valid bearer token"}
-        responses["403"] = {"description": f"the token's role is not {role}"}
-    if reports:  # a device's report: a token bound to one device (token add --device) reports that one
-        responses["403"] = {"description": "the token's role is not agent, or it is bound to another device"}
+        bound = ", or it is bound to another device" if reports else ""  # (token add --device)
+        responses["403"] = {"description": f"the token's role is not {role}{bound}"}
     return {
         "summary": summary,
         "description": f"Role: {role}.",

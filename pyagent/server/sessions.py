@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pyagent.server.auth import token_hash
+from pyagent.server.auth import GRANTS, token_hash
 from pyagent.server.errors import HttpError
 from pyagent.server.store.base import Store
 
@@ -35,7 +35,7 @@ def _digest(value: str) -> str:
 def login(store: Store, token: str) -> str:
     """A new session for ``token`` (reader or admin): the cookie's value (its CSRF token is stored)."""
     grant = store.grant_for(token_hash(token))
-    if grant is None or grant.role not in ("reader", "admin"):
+    if grant is None or grant.role not in GRANTS["reader"]:
         raise HttpError(401, "unauthorized", "that token cannot read the fleet")
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     store.create_session(_digest(cookie), token_hash(token), csrf, datetime.now(UTC) + LIFETIME)
@@ -47,7 +47,7 @@ def viewer(request: Request, store: Store) -> Viewer | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         grant = store.grant_for(token_hash(header[7:].strip()))
-        return Viewer(grant.role, "") if grant is not None and grant.role in ("reader", "admin") else None
+        return Viewer(grant.role, "") if grant is not None and grant.role in GRANTS["reader"] else None
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None
