@@ -59,6 +59,7 @@ def run_opa_server(
     tls_ca: Path | None = None,
     bundle: bool = False,
     env: Mapping[str, str] | None = None,
+    log_level: str = "error",
 ) -> Iterator[RunningOpa]:
     """Start ``opa run --server`` with ``paths`` loaded; stop it afterwards.
 
@@ -79,7 +80,7 @@ def run_opa_server(
                 "--addr",
                 f"127.0.0.1:{port}",
                 "--log-level",
-                "error",
+                log_level,
                 *extra_args,
                 *(["--bundle"] if bundle else []),
                 *(str(p) for p in paths),

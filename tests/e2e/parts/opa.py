@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.parts.evidence import Evidence, wait_for
+from tests.e2e.parts.evidence import Evidence
 from tests.e2e.parts.http import call
 from tests.e2e.parts.names import BUNDLE, KEYID, SLOW_POLLING
 from tests.e2e.parts.plane import Plane, opa_tables
 from tests.e2e.parts.signed import Signed
-from tests.helpers.opa_server import free_port
-from tests.helpers.services import stop_process
+from tests.helpers.opa_server import run_opa_server
 
 
 @dataclass
@@ -57,37 +55,9 @@ def running_opa(
         "decision_logs": {"service": BUNDLE, "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 1}},
     }
     (workdir / "config.yaml").write_text(json.dumps(config, indent=2))
-    port = free_port()
-    log = evidence.add("opa", workdir / f"opa-{port}.log")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                opa_bin,
-                "run",
-                "--server",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "info",
-                "--shutdown-grace-period",
-                "1",
-                "-c",
-                str(workdir / "config.yaml"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            "opa /health",
-            lambda: process.poll() is None and call(f"{url}/health")[0] == 200,
-            20,
-            evidence,
-            lambda: f"opa exit code {process.poll()}",
-        )
-        status, answer = call(f"{url}/v1/config")
+    options = ["--shutdown-grace-period", "1", "-c", str(workdir / "config.yaml")]
+    with run_opa_server(opa_bin, workdir, paths=(), extra_args=options, log_level="info") as opa:
+        evidence.add("opa", opa.log)
+        status, answer = call(f"{opa.url}/v1/config")
         assert status == 200 and isinstance(answer, dict), (status, answer)
-        yield Opa(url, str(answer["result"]["labels"]["id"]))  # OPA names itself (labels.id)
-    finally:
-        stop_process(process, grace=10)
+        yield Opa(opa.url, str(answer["result"]["labels"]["id"]))  # OPA names itself (labels.id)
