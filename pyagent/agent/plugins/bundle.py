@@ -172,8 +172,7 @@ class BundlePlugin:
                 return self._failed("bundle_error", fetched.error)
             if not fetched.changed:
                 return self._succeeded(long_poll, started, changed=False)
-            self._activate(download, fetched.etag)  # a refused bundle is no successful download (OPA)
-            self.status.last_successful_download = self.status.last_successful_activation
+            self._activate(download, fetched.etag)
             return self._succeeded(long_poll, started, changed=True)
         except BodyTooLarge as err:
             return self._refused(RejectionKind.UNREADABLE.value, str(err))
@@ -236,6 +235,10 @@ class BundlePlugin:
         check_roots(files, label)
         if verified is not None:
             self.dir.rollback.check(verified)
+        # As OPA: a bundle read whole and verified is a successful request and download, whether it then
+        # loads or not (an unreadable or unverified one is neither: OPA's download errors).
+        self.status.last_successful_request = self.status.last_request
+        self.status.last_successful_download = self.status.last_request
         try:
             bundle = bundle_from_members(files, label=label)
             install = self.prepare(bundle, verified) if self.prepare else None

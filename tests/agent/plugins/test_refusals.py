@@ -149,7 +149,9 @@ def test_keys_without_a_signing_block_verify_a_signature_when_there_is_one(
         assert run_agent("--once", "--config", str(config)).returncode == 0
         status = bundle_status(state)
         assert (status["active_revision"], status["active_serial"]) == ("r2", 2)
-        assert status["last_successful_download"] == status["last_successful_activation"]
+        assert (
+            status["last_successful_download"] == status["last_successful_request"] == status["last_request"]
+        )
 
         serve(root, builds.unsigned, mtime=1_700_000_002)
         assert run_agent("--once", "--config", str(config)).returncode == 0

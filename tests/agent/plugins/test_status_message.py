@@ -66,3 +66,40 @@ def test_activation_sets_the_size_and_forgetting_the_bundle_clears_it(tmp_path: 
         "bundle_error",
         "the active bundle does not load: it no longer verifies",
     )
+
+
+def test_a_bundle_read_whole_that_does_not_load_is_a_successful_download_as_in_opa(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """OPA's bundle plug-in sets ``last_successful_request`` and ``last_successful_download`` once a
+    bundle is read (and verified), before activating it: an activation error leaves them set. A Rego
+    build is such a bundle for the embedded engine: read whole, then refused as it has no policy.wasm."""
+    raw = builds.rego["r1"].read_bytes()
+    answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"r1"'),))
+    with fault_server(answer) as url:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)
+    shown = plugin.status.opa_json()
+    assert plugin.active_path() is None and "active_revision" not in shown
+    assert shown["last_successful_request"] == shown["last_successful_download"] == shown["last_request"]
+    assert "last_successful_activation" not in shown
+    assert shown["code"] == "bundle_error" and "this is the Rego build, which OPA reads" in shown["message"]
+    assert [r["kind"] for r in plugin.status.refusals] == ["unreadable"]
+
+
+def test_a_bundle_cut_short_is_neither_a_successful_request_nor_a_download(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """A download that does not read as a bundle is OPA's download error: nothing successful is set."""
+    raw = builds.unsigned.read_bytes()
+    answer = Fault(body=raw[: len(raw) // 2], content_type="application/gzip", headers=(("ETag", '"u9"'),))
+    with fault_server(answer) as url:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)
+    shown = plugin.status.opa_json()
+    assert plugin.active_path() is None
+    assert {"last_successful_request", "last_successful_download", "last_successful_activation"}.isdisjoint(
+        shown
+    )
+    assert shown["last_request"] is not None and shown["code"] == "bundle_error"
+    assert [r["kind"] for r in plugin.status.refusals] == ["unreadable"]
