@@ -271,7 +271,10 @@ def _standing(results: dict[str, Any], section: dict[str, Any]) -> list[str]:
         f"The same call with the device's first app only takes {one_app:.3f} ms: entering the wasm "
         "module, the host call for `time.parse_rfc3339_ns` of `input.at` and the policy's fixed work. The "
         f"other {embedded - one_app:.3f} ms are the 200 apps' {input_kb:.0f} KB of input, most of it the "
-        "module parsing the input's JSON (`opa_eval` parses every input) before the policy scans the apps."
+        "module parsing the input's JSON (`opa_eval` parses every input) before the policy scans the apps. "
+        "The policy's strict check of `input.at` reads the timestamp's shape with string built-ins: with "
+        "`regex.match` (up to policy 2023.03.15-5) the module compiled the pattern again on every "
+        "evaluation (its regex cache lives on the heap that each evaluation resets), 0.05 ms of each call."
         if one_app is not None
         else ""
     )
