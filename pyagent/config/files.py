@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -115,8 +116,34 @@ def _yaml(text: str, path: Path) -> Any:
 
 def read_secret(path: Path, *, what: str) -> str:
     """The first line of a token or key file, stripped; empty or unreadable is a usage error. A pipe
-    is a secret too (``<(pass show pyagent/token)``)."""
+    is a secret too (``<(pass show pyagent/token)``). A regular file open to every user (any of the
+    mode's "other" bits; a group, as in the documented ``0640 root:pyagent``, is the owner's choice) is
+    said on stderr, once per file and mode: the secret is still used, as refusing it would stop an
+    agent that a permission change elsewhere exposed."""
     text = read_text(path, what=what, limit=MAX_SECRET_BYTES, regular_only=False).strip()
     if not text or "\n" in text:
         raise InvalidInputError(f"{path}: {what} must be one non-empty line")
+    _note_exposed(path, what)
     return text
+
+
+#: The (file, mode) pairs already said, so that a secret read on every request is said once.
+_EXPOSED_SAID: set[tuple[str, int]] = set()
+
+
+def _note_exposed(path: Path, what: str) -> None:
+    if os.name != "posix":
+        return  # Windows ACLs are not mode bits
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # it was read a moment ago: a race, and the next read says it
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISREG(info.st_mode) or not mode & 0o007 or (str(path), mode) in _EXPOSED_SAID:
+        return
+    _EXPOSED_SAID.add((str(path), mode))
+    print(
+        f"pyagent: warning: {printable(str(path))}: {what} is open to every user on this machine (mode "
+        f"{mode:04o}); take the other users' access away (chmod o-rwx)",
+        file=sys.stderr,
+    )

@@ -299,3 +299,28 @@ def test_a_config_named_by_pyagent_config_must_exist(tmp_path: Path, monkeypatch
         load_config()
     with pytest.raises(InvalidInputError, match=f"^{re.escape(str(missing))}: config file not found$"):
         load_config(missing)
+
+
+def test_a_secret_open_to_every_user_is_said_once_per_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A token or key file with any "other" mode bit is said on stderr (and still used), once per file and
+    mode; the documented ``0640 root:pyagent`` (a group) and ``0600`` are not said."""
+    from pyagent.config.files import read_secret
+
+    token = tmp_path / "agent.token"
+    token.write_text("s3cret\n")
+    token.chmod(0o644)
+    assert read_secret(token, what="token of service s") == "s3cret"
+    assert read_secret(token, what="token of service s") == "s3cret"
+    assert capsys.readouterr().err == (
+        f"pyagent: warning: {token}: token of service s is open to every user on this machine (mode 0644); "
+        "take the other users' access away (chmod o-rwx)\n"
+    )
+    token.chmod(0o602)
+    assert read_secret(token, what="token of service s") == "s3cret"
+    assert capsys.readouterr().err.count("(mode 0602)") == 1
+    for private in (0o640, 0o600, 0o400):
+        token.chmod(private)
+        assert read_secret(token, what="token of service s") == "s3cret"
+    assert capsys.readouterr().err == ""

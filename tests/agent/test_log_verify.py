@@ -269,6 +269,7 @@ def test_a_keyed_log_verifies_with_its_key_only(tmp_path: Path) -> None:
     assert verify(path, KEY).intact
     key_file = tmp_path / "log.key"
     key_file.write_text("k" * 40 + "\n")
+    key_file.chmod(0o600)  # a secret open to every user is said on stderr
     assert run_pyagent("log", "verify", "--db", str(path), "--key-file", str(key_file)).returncode == 0
     no_key = run_pyagent("log", "verify", "--db", str(path))
     assert (no_key.returncode, no_key.stderr) == (

@@ -182,6 +182,7 @@ def test_a_keyed_log_from_the_config(
 ) -> None:
     key = tmp_path / "log.key"
     key.write_text("0123456789abcdef" * 4 + "\n")
+    key.chmod(0o600)  # a secret open to every user is said on stderr
     config = config_file(hmac_key_file=str(key))
     for _ in range(2):
         assert run_pyagent("agent", "run", "--once", "--config", str(config)).returncode == 0
