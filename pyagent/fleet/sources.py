@@ -1,4 +1,5 @@
-"""Inventories of many reports: JSONL files, directories of report files, or ``-`` (JSONL on stdin).
+"""Inventories of many reports: JSONL files, directories of report files, ``-`` (JSONL on stdin), or a
+named pipe (JSONL, read once as stdin is: a shell's ``<(...)``).
 
 Items are yielded one at a time (constant memory); each keeps where it came from (``file:line`` or
 the file's path) so that an invalid report can be named in the output.
@@ -48,12 +49,13 @@ def check_inventories(inventories: Iterable[str]) -> None:
                 raise InvalidInputError("- (stdin) is given twice: it can be read once")
             stdin_seen = True
             continue
-        check_readable(inventory, what="inventory (a JSONL file, a directory or -)")
+        check_readable(inventory, what="inventory (a JSONL file, a directory or -)", pipe=True)
 
 
-def check_readable(path: str, *, what: str, directory: bool = False) -> None:
-    """``path`` exists, is a regular file or a directory (only a directory if ``directory``), and this
-    process may read it (list and enter it, for a directory); :class:`InvalidInputError` naming it if not."""
+def check_readable(path: str, *, what: str, directory: bool = False, pipe: bool = False) -> None:
+    """``path`` exists, is a regular file or a directory (only a directory if ``directory``; a named
+    pipe too if ``pipe``), and this process may read it (list and enter it, for a directory);
+    :class:`InvalidInputError` naming it if not."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -63,8 +65,9 @@ def check_readable(path: str, *, what: str, directory: bool = False) -> None:
     is_dir = stat.S_ISDIR(mode)
     if directory and not is_dir:
         raise InvalidInputError(f"{path}: not a directory, so not a usable {what}")
-    if not is_dir and not stat.S_ISREG(mode):
-        raise InvalidInputError(f"{path}: not a regular file or a directory, so not a usable {what}")
+    if not is_dir and not stat.S_ISREG(mode) and not (pipe and stat.S_ISFIFO(mode)):
+        kinds = "a regular file, a directory or a named pipe" if pipe else "a regular file or a directory"
+        raise InvalidInputError(f"{path}: not {kinds}, so not a usable {what}")
     effective = os.access in os.supports_effective_ids  # what open() checks: the effective user's rights
     if not os.access(path, os.R_OK | os.X_OK if is_dir else os.R_OK, effective_ids=effective):
         raise InvalidInputError(f"{path}: cannot read this {what}: permission denied")
@@ -92,7 +95,7 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
         path = Path(inventory)
         if path.is_dir():
             yield from _directory(path)
-        elif path.is_file():
+        elif path.is_file() or path.is_fifo():
             try:  # checked readable before; this still fails if it changed since, or on an I/O error
                 with path.open("rb") as handle:
                     yielded = yield from _counted(_reports(handle, str(path)))
@@ -101,8 +104,8 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
                     f"{inventory}: cannot read this inventory (a JSONL file, a directory or -): "
                     f"{err.strerror or err}"
                 ) from None
-            if not yielded and path.suffix.lower() not in JSONL_SUFFIXES:  # a report file without one
-                yield Item(str(path), b"", error=f"{path}: empty: no report in it")
+            if not yielded and path.is_file() and path.suffix.lower() not in JSONL_SUFFIXES:  # a report
+                yield Item(str(path), b"", error=f"{path}: empty: no report in it")  # file without one
         else:
             raise InvalidInputError(f"{inventory}: no such inventory (a JSONL file, a directory or -)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,25 @@ def test_fleet_inventory_that_is_not_a_file(two_devices: Path) -> None:
     result = run(["fleet", str(two_devices), os.devnull, "--at", AT, *unreachable_opa()])
     assert (result.exit_code, result.stderr) == (
         2,
-        f"pyagent: error: {os.devnull}: not a regular file or a directory, so not a usable {INVENTORY}\n",
+        f"pyagent: error: {os.devnull}: not a regular file, a directory or a named pipe, so not a usable "
+        f"{INVENTORY}\n",
     )
+
+
+def test_fleet_reads_a_named_pipe_as_jsonl_once(two_devices: Path, tmp_path: Path) -> None:
+    """A shell's ``<(...)`` is a named pipe: read once, as stdin is, its reports named by the pipe."""
+    pipe = tmp_path / "reports.pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(two_devices.read_bytes()), daemon=True)
+    writer.start()
+    result = run(["fleet", str(pipe), "--at", AT, "--format", "json", "--jobs", "1"])
+    writer.join(timeout=30)
+    document = json.loads(result.stdout)
+    assert result.exit_code == 1, result.stderr
+    assert [(d["device_id"], d["allow"]) for d in document["devices"]] == [
+        ("in-bengaluru-personal-2210", False), ("be-brussels-berl-0117", True)
+    ]  # fmt: skip
+    assert [d["source"] for d in document["devices"]] == [f"{pipe}:1", f"{pipe}:2"]
 
 
 def test_fleet_stdin_twice_is_a_usage_error(two_devices: Path) -> None:
