@@ -180,6 +180,8 @@ class BundlePlugin:
             return self._refused(err.kind.value, str(err))
         except (TransportError, PyagentError) as err:
             return self._failed("bundle_error", str(err))
+        except OSError as err:  # the download or the active bundle could not be written (a full disk)
+            return self._failed("bundle_error", f"bundle {self.name}: cannot keep it: {err.strerror or err}")
         finally:
             download.unlink(missing_ok=True)
             self._save()
@@ -235,8 +237,9 @@ class BundlePlugin:
         check_roots(files, label)
         if verified is not None:
             self.dir.rollback.check(verified)
-        # As OPA: a bundle read whole and verified is a successful request and download, whether it then
-        # loads or not (an unreadable or unverified one is neither: OPA's download errors).
+        # As OPA: a bundle read whole and verified (its signature, and here its serial) is a successful
+        # request and download, whether it then loads or not (an unreadable or unverified one is neither:
+        # OPA's download errors).
         self.status.last_successful_request = self.status.last_request
         self.status.last_successful_download = self.status.last_request
         try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+
+import pytest
 
 from pyagent.agent.plugins.bundledir import BundleStatus
 from tests.agent.plugins.conftest import Builds, started_plugin
@@ -103,3 +107,27 @@ def test_a_bundle_cut_short_is_neither_a_successful_request_nor_a_download(
     )
     assert shown["last_request"] is not None and shown["code"] == "bundle_error"
     assert [r["kind"] for r in plugin.status.refusals] == ["unreadable"]
+
+
+def test_a_bundle_that_cannot_be_kept_is_an_error_in_its_status(
+    tmp_path: Path, builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the verified bundle is written: downloaded (as OPA), not active, and the error
+    is in the status, never a status that reads as a success."""
+    raw = builds.unsigned.read_bytes()
+    answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
+    with fault_server(answer) as url:
+        plugin = started_plugin(url, tmp_path)
+
+        def full_disk(_raw: bytes) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(plugin.dir, "activate_unsigned", full_disk)
+        plugin.step(wait=False)
+    shown = plugin.status.opa_json()
+    assert plugin.active_path() is None and "active_revision" not in shown
+    assert shown["last_successful_download"] == shown["last_request"]
+    assert (shown["code"], shown["message"]) == (
+        "bundle_error",
+        f"bundle pyagent: cannot keep it: {os.strerror(errno.ENOSPC)}",
+    )
