@@ -39,17 +39,43 @@ class Item:
     error: str | None = None
 
 
+_INVENTORY = "inventory (a JSONL file, a directory, a named pipe or -)"
+
+
 def check_inventories(inventories: Iterable[str]) -> None:
     """Every inventory exists and can be read, checked before anything is decided: a usage error (exit 2)
-    naming the first one that does not, rather than a failure after all the devices before it."""
+    naming the first one that does not, rather than a failure after all the devices before it. Stdin
+    and a named pipe can be read once: either given twice (a pipe by another name too, or as stdin) is
+    refused, as the second read would wait for a writer that never comes."""
     stdin_seen = False
+    pipes: dict[tuple[int, int], str] = {}
     for inventory in inventories:
         if inventory == "-":
             if stdin_seen:
                 raise InvalidInputError("- (stdin) is given twice: it can be read once")
             stdin_seen = True
+            _once(pipes, _pipe_of(0), "- (stdin)")
             continue
-        check_readable(inventory, what="inventory (a JSONL file, a directory or -)", pipe=True)
+        check_readable(inventory, what=_INVENTORY, pipe=True)
+        _once(pipes, _pipe_of(inventory), inventory)
+
+
+def _pipe_of(target: str | int) -> tuple[int, int] | None:
+    """The (device, inode) of ``target`` (a path, or a file descriptor) when it is a named pipe, else
+    None (or when it cannot be looked at)."""
+    try:
+        info = os.stat(target)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISFIFO(info.st_mode) else None
+
+
+def _once(pipes: dict[tuple[int, int], str], pipe: tuple[int, int] | None, name: str) -> None:
+    if pipe is None:
+        return
+    if pipe in pipes:
+        raise InvalidInputError(f"{name}: the named pipe {pipes[pipe]} is given again: it can be read once")
+    pipes[pipe] = name
 
 
 def check_readable(path: str, *, what: str, directory: bool = False, pipe: bool = False) -> None:
@@ -101,13 +127,12 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
                     yielded = yield from _counted(_reports(handle, str(path)))
             except OSError as err:
                 raise InvalidInputError(
-                    f"{inventory}: cannot read this inventory (a JSONL file, a directory or -): "
-                    f"{err.strerror or err}"
+                    f"{inventory}: cannot read this {_INVENTORY}: {err.strerror or err}"
                 ) from None
             if not yielded and path.is_file() and path.suffix.lower() not in JSONL_SUFFIXES:  # a report
                 yield Item(str(path), b"", error=f"{path}: empty: no report in it")  # file without one
         else:
-            raise InvalidInputError(f"{inventory}: no such inventory (a JSONL file, a directory or -)")
+            raise InvalidInputError(f"{inventory}: no such {_INVENTORY}")
 
 
 def _counted(items: Iterator[Item]) -> Generator[Item, None, int]:

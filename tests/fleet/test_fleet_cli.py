@@ -128,8 +128,10 @@ def test_fleet_empty_inventory_is_a_usage_error(policy_bundle: Path, tmp_path: P
 def test_fleet_missing_inventory_is_a_usage_error(tmp_path: Path) -> None:
     result = run(["fleet", str(tmp_path / "nope.jsonl"), "--at", AT])
     assert (result.exit_code, result.stderr) == (
-        2, f"pyagent: error: {tmp_path / 'nope.jsonl'}: no such inventory (a JSONL file, a directory or -)\n"
-    )  # fmt: skip
+        2,
+        f"pyagent: error: {tmp_path / 'nope.jsonl'}: no such inventory "
+        "(a JSONL file, a directory, a named pipe or -)\n",
+    )
 
 
 @pytest.mark.parametrize("with_invalid", [False, True])

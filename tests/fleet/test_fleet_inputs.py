@@ -14,7 +14,7 @@ from tests.fleet.runs import AT, EXAMPLES, REPO, run
 from tests.helpers.opa_server import free_port
 from tests.helpers.unprivileged import as_unprivileged, shared_dir
 
-INVENTORY = "inventory (a JSONL file, a directory or -)"
+INVENTORY = "inventory (a JSONL file, a directory, a named pipe or -)"
 
 
 @pytest.fixture
@@ -194,3 +194,17 @@ def test_an_empty_report_file_in_a_directory_is_an_invalid_device(tmp_path: Path
     assert empty["errors"] == [
         {"code": "invalid_report", "message": f"{reports / 'phone.json'}: empty: no report in it"}
     ]
+
+
+def test_a_named_pipe_given_twice_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A pipe read once is empty the second time: given again, by its name or by a link to it, it would
+    wait for a writer that never comes. Refused like stdin twice, before anything is opened."""
+    pipe, link = tmp_path / "reports.pipe", tmp_path / "same.pipe"
+    os.mkfifo(pipe)
+    link.symlink_to(pipe)
+    for second in (pipe, link):
+        result = run(["fleet", str(pipe), str(second), "--at", AT, *unreachable_opa()])
+        assert (result.exit_code, result.stderr) == (
+            2,
+            f"pyagent: error: {second}: the named pipe {pipe} is given again: it can be read once\n",
+        )
