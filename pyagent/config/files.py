@@ -116,8 +116,8 @@ def _yaml(text: str, path: Path) -> Any:
 
 def read_secret(path: Path, *, what: str) -> str:
     """The first line of a token or key file, stripped; empty or unreadable is a usage error. A pipe
-    is a secret too (``<(pass show pyagent/token)``). A regular file open to every user (any of the
-    mode's "other" bits; a group, as in the documented ``0640 root:pyagent``, is the owner's choice) is
+    is a secret too (``<(pass show pyagent/token)``). A regular file open to every user (other users may
+    read or write it; a group, as in the documented ``0640 root:pyagent``, is the owner's choice) is
     said on stderr, once per file and mode: the secret is still used, as refusing it would stop an
     agent that a permission change elsewhere exposed."""
     text = read_text(path, what=what, limit=MAX_SECRET_BYTES, regular_only=False).strip()
@@ -139,7 +139,7 @@ def _note_exposed(path: Path, what: str) -> None:
     except OSError:
         return  # it was read a moment ago: a race, and the next read says it
     mode = stat.S_IMODE(info.st_mode)
-    if not stat.S_ISREG(info.st_mode) or not mode & 0o007 or (str(path), mode) in _EXPOSED_SAID:
+    if not stat.S_ISREG(info.st_mode) or not mode & 0o006 or (str(path), mode) in _EXPOSED_SAID:
         return
     _EXPOSED_SAID.add((str(path), mode))
     print(

@@ -304,8 +304,8 @@ def test_a_config_named_by_pyagent_config_must_exist(tmp_path: Path, monkeypatch
 def test_a_secret_open_to_every_user_is_said_once_per_mode(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A token or key file with any "other" mode bit is said on stderr (and still used), once per file and
-    mode; the documented ``0640 root:pyagent`` (a group) and ``0600`` are not said."""
+    """A token or key file other users may read or write is said on stderr (and still used), once per file
+    and mode; the documented ``0640 root:pyagent`` (a group) and ``0600`` are not said."""
     from pyagent.config.files import read_secret
 
     token = tmp_path / "agent.token"
@@ -320,7 +320,7 @@ def test_a_secret_open_to_every_user_is_said_once_per_mode(
     token.chmod(0o602)
     assert read_secret(token, what="token of service s") == "s3cret"
     assert capsys.readouterr().err.count("(mode 0602)") == 1
-    for private in (0o640, 0o600, 0o400):
+    for private in (0o640, 0o600, 0o400, 0o601):  # others' execute bit alone opens nothing
         token.chmod(private)
         assert read_secret(token, what="token of service s") == "s3cret"
     assert capsys.readouterr().err == ""
