@@ -162,12 +162,14 @@ class BundlePlugin:
         """Download once (long polling only with ``wait``); returns the seconds until the next attempt."""
         polling = self.source.polling
         long_poll = polling.long_polling_timeout if wait and self._long_poll_ok else None
-        self.status.last_request = utc_now()
         started = time.monotonic()
         fd, download = self.dir.new_download()
         try:
-            with os.fdopen(fd, "wb") as sink:
-                fetched = self._pull(sink) if self.oci is not None else self._get(sink, long_poll)
+            try:
+                with os.fdopen(fd, "wb") as sink:
+                    fetched = self._pull(sink) if self.oci is not None else self._get(sink, long_poll)
+            finally:  # as OPA: when the answer (or the failure) came, not when a long poll began
+                self.status.last_request = utc_now()
             if fetched.error is not None:
                 return self._failed("bundle_error", fetched.error)
             if not fetched.changed:

@@ -4,6 +4,7 @@ answers a sequence and records each request's ``Prefer`` header."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 
@@ -49,7 +50,13 @@ def test_a_service_that_answers_long_polls_at_once_is_polled_as_configured(tmp_p
         plugin = started_plugin(url, tmp_path, polling=Polling(60, 120, long_polling_timeout=300))
         plugin.step(wait=False)
         at_once = plugin.step()
+        asked = datetime.now(UTC)
         held = plugin.step()
     assert [headers.get("Prefer") for headers in requests] == [None, "wait=300", "wait=300"]
     assert 60 <= at_once <= 120
     assert held == 0.0
+    # as OPA records it: the request's time is when its answer came, not when the long poll began
+    assert plugin.status.last_request is not None
+    answered = datetime.fromisoformat(plugin.status.last_request)
+    assert answered - asked >= timedelta(seconds=1.1)
+    assert plugin.status.last_successful_request == plugin.status.last_request
