@@ -112,7 +112,9 @@ Examples:
 """,
 )
 def fleet() -> None:
-    """Decide many devices: `pyagent fleet INVENTORY...` (same as `fleet run`), or `fleet generate`."""
+    """Decide many devices: `pyagent fleet INVENTORY...` (same as `fleet run`), or `fleet generate`.
+
+    An inventory named like a subcommand (a folder called run or generate) is written ./run."""
 
 
 @fleet.command(

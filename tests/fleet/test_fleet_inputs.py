@@ -208,3 +208,17 @@ def test_a_named_pipe_given_twice_is_refused_before_it_is_read(tmp_path: Path) -
             2,
             f"pyagent: error: {second}: the named pipe {pipe} is given again: it can be read once\n",
         )
+
+
+def test_an_inventory_named_like_a_subcommand_is_given_as_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fleet run` is the subcommand (the help says so); a folder called run is `./run`."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "laptop.json").write_text((EXAMPLES / "eu-commission-corporate-clean.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert run(["fleet", "run", "--at", AT]).exit_code == 2  # the subcommand, without an inventory
+    result = run(["fleet", "./run", "--at", AT, "--format", "json", "--jobs", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert [d["source"] for d in json.loads(result.stdout)["devices"]] == ["run/laptop.json"]
