@@ -11,6 +11,7 @@ report per line; anything else is read as JSONL.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -54,40 +55,33 @@ def check_inventories(inventories: Iterable[str]) -> None:
             if stdin_seen:
                 raise InvalidInputError("- (stdin) is given twice: it can be read once")
             stdin_seen = True
-            _once(pipes, _pipe_of(0), "- (stdin)")
+            with contextlib.suppress(OSError):  # no stdin to look at: its read says so
+                _once(pipes, os.fstat(0), "- (stdin)")
             continue
-        check_readable(inventory, what=_INVENTORY, pipe=True)
-        _once(pipes, _pipe_of(inventory), inventory)
+        _once(pipes, check_readable(inventory, what=_INVENTORY, pipe=True), inventory)
 
 
-def _pipe_of(target: str | int) -> tuple[int, int] | None:
-    """The (device, inode) of ``target`` (a path, or a file descriptor) when it is a named pipe, else
-    None (or when it cannot be looked at)."""
-    try:
-        info = os.stat(target)
-    except (OSError, ValueError):
-        return None
-    return (info.st_dev, info.st_ino) if stat.S_ISFIFO(info.st_mode) else None
-
-
-def _once(pipes: dict[tuple[int, int], str], pipe: tuple[int, int] | None, name: str) -> None:
-    if pipe is None:
+def _once(pipes: dict[tuple[int, int], str], info: os.stat_result, name: str) -> None:
+    """Note ``name`` as read once when ``info`` is a named pipe's; refuse it if that pipe was noted."""
+    if not stat.S_ISFIFO(info.st_mode):
         return
+    pipe = (info.st_dev, info.st_ino)
     if pipe in pipes:
         raise InvalidInputError(f"{name}: the named pipe {pipes[pipe]} is given again: it can be read once")
     pipes[pipe] = name
 
 
-def check_readable(path: str, *, what: str, directory: bool = False, pipe: bool = False) -> None:
+def check_readable(path: str, *, what: str, directory: bool = False, pipe: bool = False) -> os.stat_result:
     """``path`` exists, is a regular file or a directory (only a directory if ``directory``; a named
-    pipe too if ``pipe``), and this process may read it (list and enter it, for a directory);
-    :class:`InvalidInputError` naming it if not."""
+    pipe too if ``pipe``), and this process may read it (list and enter it, for a directory); its
+    ``stat``, or :class:`InvalidInputError` naming it if not."""
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: no such {what}") from None
     except OSError as err:
         raise InvalidInputError(f"{path}: cannot read this {what}: {err.strerror}") from None
+    mode = info.st_mode
     is_dir = stat.S_ISDIR(mode)
     if directory and not is_dir:
         raise InvalidInputError(f"{path}: not a directory, so not a usable {what}")
@@ -97,6 +91,7 @@ def check_readable(path: str, *, what: str, directory: bool = False, pipe: bool 
     effective = os.access in os.supports_effective_ids  # what open() checks: the effective user's rights
     if not os.access(path, os.R_OK | os.X_OK if is_dir else os.R_OK, effective_ids=effective):
         raise InvalidInputError(f"{path}: cannot read this {what}: permission denied")
+    return info
 
 
 def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Item]:
@@ -121,7 +116,7 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
         path = Path(inventory)
         if path.is_dir():
             yield from _directory(path)
-        elif path.is_file() or path.is_fifo():
+        elif (regular := path.is_file()) or path.is_fifo():
             try:  # checked readable before; this still fails if it changed since, or on an I/O error
                 with path.open("rb") as handle:
                     yielded = yield from _counted(_reports(handle, str(path)))
@@ -129,7 +124,7 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
                 raise InvalidInputError(
                     f"{inventory}: cannot read this {_INVENTORY}: {err.strerror or err}"
                 ) from None
-            if not yielded and path.is_file() and path.suffix.lower() not in JSONL_SUFFIXES:  # a report
+            if not yielded and regular and path.suffix.lower() not in JSONL_SUFFIXES:  # a report
                 yield Item(str(path), b"", error=f"{path}: empty: no report in it")  # file without one
         else:
             raise InvalidInputError(f"{inventory}: no such {_INVENTORY}")
