@@ -127,8 +127,9 @@ def read_secret(path: Path, *, what: str) -> str:
     return text
 
 
-#: The (file, mode) pairs already said, so that a secret read on every request is said once.
-_EXPOSED_SAID: set[tuple[str, int]] = set()
+#: The (device, inode, mode) of the files already said, so that a secret read on every request, or
+#: named two ways (a relative and an absolute path, a link), is said once.
+_EXPOSED_SAID: set[tuple[int, int, int]] = set()
 
 
 def _note_exposed(path: Path, what: str) -> None:
@@ -139,9 +140,10 @@ def _note_exposed(path: Path, what: str) -> None:
     except OSError:
         return  # it was read a moment ago: a race, and the next read says it
     mode = stat.S_IMODE(info.st_mode)
-    if not stat.S_ISREG(info.st_mode) or not mode & 0o006 or (str(path), mode) in _EXPOSED_SAID:
+    said = (info.st_dev, info.st_ino, mode)
+    if not stat.S_ISREG(info.st_mode) or not mode & 0o006 or said in _EXPOSED_SAID:
         return
-    _EXPOSED_SAID.add((str(path), mode))
+    _EXPOSED_SAID.add(said)
     print(
         f"pyagent: warning: {printable(str(path))}: {what} is open to every user on this machine (mode "
         f"{mode:04o}); take the other users' access away (chmod o-rwx)",

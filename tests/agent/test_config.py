@@ -317,8 +317,13 @@ def test_a_secret_open_to_every_user_is_said_once_per_mode(
         f"pyagent: warning: {token}: token of service s is open to every user on this machine (mode 0644); "
         "take the other users' access away (chmod o-rwx)\n"
     )
+    link = tmp_path / "link.token"
+    link.symlink_to(token)
+    assert read_secret(link, what="token of service s") == "s3cret"  # the same file, named otherwise
+    assert capsys.readouterr().err == ""
     token.chmod(0o602)
     assert read_secret(token, what="token of service s") == "s3cret"
+    assert read_secret(link, what="token of service s") == "s3cret"
     assert capsys.readouterr().err.count("(mode 0602)") == 1
     for private in (0o640, 0o600, 0o400, 0o601):  # others' execute bit alone opens nothing
         token.chmod(private)
