@@ -213,6 +213,8 @@ def _one_document(line: bytes) -> bool:
         json.loads(line)
     except ValueError:  # not JSON on its own (UnicodeDecodeError is a ValueError too)
         return False
+    except RecursionError:  # nested too deeply to tell: one report, refused when it is read
+        return True
     return True
 
 

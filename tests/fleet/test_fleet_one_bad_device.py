@@ -89,3 +89,44 @@ def test_a_subdirectory_that_cannot_be_read_is_an_invalid_item(
     assert unread["errors"] == [{"code": "invalid_report", "message": (
         f"{locked}: cannot read this directory: Permission denied: its reports are not read"
     )}]  # fmt: skip
+
+
+def _nested_too_deeply(device_id: str) -> str:
+    """A report whose ``extra`` nests 5,000 arrays deep: past what Python's JSON reader follows."""
+    report = json.loads(CLEAN.read_text())
+    report["device"]["id"] = device_id
+    return json.dumps(report)[:-1] + ', "extra": {"x": ' + "[" * 5000 + "]" * 5000 + "}}"
+
+
+@pytest.mark.parametrize("given_as", ["file", "first line", "directory", "stdin"])
+def test_a_report_nested_too_deeply_is_invalid_and_the_others_are_decided(
+    tmp_path: Path, given_as: str
+) -> None:
+    """Wherever it comes first (a file, the first line of a JSONL file, a directory's file, stdin), a
+    report nested past the JSON reader's limit is that device's error, not the end of the run."""
+    deep, clean = _nested_too_deeply("deep-1"), _as(CLEAN, "ok-1")
+    stdin = None
+    if given_as == "file":
+        (tmp_path / "deep.json").write_text(deep)
+        (tmp_path / "ok.json").write_text(clean)
+        args = [str(tmp_path / "deep.json"), str(tmp_path / "ok.json")]
+        name = f"{tmp_path / 'deep.json'}:1"  # a report on one line is read as JSON lines are
+    elif given_as == "first line":
+        (tmp_path / "fleet.jsonl").write_text(f"{deep}\n{clean}\n")
+        args, name = [str(tmp_path / "fleet.jsonl")], f"{tmp_path / 'fleet.jsonl'}:1"
+    elif given_as == "directory":
+        (tmp_path / "reports").mkdir()
+        (tmp_path / "reports" / "a.json").write_text(deep)
+        (tmp_path / "reports" / "b.json").write_text(clean)
+        args, name = [str(tmp_path / "reports")], f"{tmp_path / 'reports' / 'a.json'}:1"
+    else:
+        args, name, stdin = ["-"], "<stdin>:1", f"{deep}\n{clean}\n"
+    result = run(["fleet", *args, "--at", AT, "--format", "json", "--jobs", "1"], stdin=stdin)
+    assert result.exit_code == 1, result.stderr
+    document = json.loads(result.stdout)
+    summary = document["summary"]
+    assert (summary["devices"], summary["compliant"], summary["invalid"]) == (2, 1, 1)
+    assert [d["errors"] for d in document["devices"]] == [
+        [{"code": "invalid_report", "message": f"{name}: invalid JSON: nested too deeply"}],
+        [],
+    ]
