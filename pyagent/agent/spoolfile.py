@@ -179,7 +179,7 @@ def aside_entry(path: Path, key: object, value: object) -> dict[str, Any]:
     into something else is :class:`SpoolCorruptError` rather than a crash later on."""
     try:
         entry = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         entry = None
     if not isinstance(entry, dict) or type(entry.get("seq")) is not int or "at" not in entry:
         raise SpoolCorruptError(path, f"meta.{key} is not a set-aside entry")

@@ -57,7 +57,7 @@ def status_document(path: Path, uploads_to: str | None, state_dir: Path | None =
     if head is not None:
         try:
             body = json.loads(head.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):  # an edited head record: status says so, `log verify` tells the rest
             body = {

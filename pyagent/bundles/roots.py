@@ -40,7 +40,7 @@ def check_roots(files: Mapping[str, bytes], label: str) -> list[str]:
     under them; raise ``BundleRejected`` (``outside-roots``) otherwise."""
     try:
         manifest = json.loads(files.get(".manifest", b"{}"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise reject(RejectionKind.OUTSIDE_ROOTS, label, ".manifest: not JSON") from None
     if not isinstance(manifest, dict):
         raise reject(RejectionKind.OUTSIDE_ROOTS, label, ".manifest: not a JSON object")
@@ -53,7 +53,7 @@ def check_roots(files: Mapping[str, bytes], label: str) -> list[str]:
         if base == "data.json":
             try:
                 value = json.loads(content)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise reject(RejectionKind.OUTSIDE_ROOTS, label, f"{name}: not JSON") from None
             _data_inside(directory, value, roots, label, name)
         elif base.endswith(".rego"):

@@ -100,7 +100,7 @@ class BundleState:
             record = AcceptedBundle(**doc)
             if not isinstance(record.serial, int) or isinstance(record.serial, bool):
                 raise TypeError("serial is not an integer")
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:
             raise StateError(
                 f"bundle state {self.state_path}: corrupt ({err}); refusing to guess the last serial"
                 " (restore it, or remove it deliberately to trust the next bundle)"

@@ -326,7 +326,7 @@ def check_members(members: Mapping[str, bytes], *, label: str) -> None:
             continue
         try:
             value = json.loads(raw)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise InvalidInputError(f"{label}: {path} is not JSON") from err
         node = data
         for part in parts[:-1]:

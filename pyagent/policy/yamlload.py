@@ -31,6 +31,11 @@ from pyagent.yamlcore import CoreComposer
 
 MAX_DATA_BYTES = 16 * 1024 * 1024
 
+#: How deeply collections may nest in a policy data file or overlay. Policy data is a few levels deep
+#: (``pyagent.organizations.ORG.rules.RULE.scopes``); the bound keeps every reader of it (merging,
+#: checking, indexing, all recursive) far from Python's recursion limit.
+MAX_DATA_DEPTH = 100
+
 #: A place in a JSON document: keys and list indexes from the root.
 DocPath = tuple[str | int, ...]
 
@@ -59,6 +64,8 @@ class Located:
 
 
 class _Loader(CoreComposer):
+    depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
@@ -67,7 +74,34 @@ class _Loader(CoreComposer):
                 f"{self.name}:{mark.line + 1}: anchors and aliases (&, *) are not allowed in policy "
                 "data; write the value out"
             )
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DATA_DEPTH and isinstance(event, yaml.CollectionStartEvent):
+            raise PolicyYamlError(f"{self.name}:{event.start_mark.line + 1}: {_TOO_DEEP}")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_TOO_DEEP = f"nested too deeply (policy data nests at most {MAX_DATA_DEPTH} levels)"
+
+
+def too_deep(value: Any, source: str, lines: Located) -> None:
+    """Refuse ``value`` (parsed from ``source``) when a collection in it sits more than
+    :data:`MAX_DATA_DEPTH` levels deep, at that collection's line (``lines`` locates it); found
+    without recursion."""
+    stack: list[tuple[Any, DocPath]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.items()
+        elif isinstance(node, list):
+            children = enumerate(node)
+        else:
+            continue
+        if len(path) >= MAX_DATA_DEPTH:
+            raise InvalidInputError(f"{source}:{lines.line_of(path)}: {_TOO_DEEP}")
+        stack.extend((child, (*path, key)) for key, child in children)
 
 
 _SCALARS: dict[str, Callable[[str], Any]] = {

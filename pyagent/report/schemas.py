@@ -63,7 +63,7 @@ def _load(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
         document = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise SchemaFileError(f"{path}: cannot load schema: {err}") from err
     if not isinstance(document, dict):
         raise SchemaFileError(f"{path}: a schema must be a JSON object")

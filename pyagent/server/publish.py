@@ -121,7 +121,7 @@ def _inspect(
         serial = verified.serial
     try:
         manifest = json.loads(members.get(".manifest", b"{}"))
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise InvalidInputError(f"{label}: .manifest is not JSON") from err
     if not isinstance(manifest, dict):
         raise InvalidInputError(f"{label}: .manifest is not a JSON object")

@@ -104,7 +104,7 @@ class BundleDir:
             if raw is None:
                 return BundleStatus(self.name)
             document = json.loads(raw)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise StateError(
                 f"{self.path / STATUS_FILE}: unreadable ({err}); remove it to start over"
             ) from err
@@ -128,7 +128,7 @@ def read_statuses(state_dir: Path) -> list[dict[str, Any]]:
             if raw is None:
                 continue
             document = json.loads(raw)
-        except (OSError, ValueError, InvalidInputError) as err:
+        except (OSError, ValueError, RecursionError, InvalidInputError) as err:
             document = {"name": path.parent.name, "code": "unreadable", "message": f"{path}: {err}"}
         if isinstance(document, dict):
             found.append(document)

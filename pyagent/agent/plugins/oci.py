@@ -234,7 +234,7 @@ class OciPuller:
             raise RegistryError(f"{self._where(realm.path)} (token): {_registry_message(reply)}")
         try:
             document = json.loads(reply.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None
         token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
         if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
@@ -244,7 +244,7 @@ class OciPuller:
     def _bundle_layer(self, body: bytes, digest: str) -> dict[str, Any]:
         try:
             manifest = json.loads(body)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise RegistryError(f"{self.label}: manifest {digest} is not JSON: {err}") from err
         layers = manifest.get("layers") if isinstance(manifest, dict) else None
         if not isinstance(layers, list) or not layers:
@@ -277,7 +277,7 @@ def _registry_message(reply: Reply) -> str:
     """``HTTP 404: MANIFEST_UNKNOWN: manifest unknown``, from the registry's ``errors`` when it gave them."""
     try:
         document = json.loads(reply.body) if reply.body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         document = None
     errors = document.get("errors") if isinstance(document, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -286,4 +286,3 @@ def _registry_message(reply: Reply) -> str:
         if detail:
             return f"HTTP {reply.status}: {shorten(detail, 300)}"
     return reply.message()
-

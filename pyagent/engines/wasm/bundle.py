@@ -225,6 +225,8 @@ def _json_member(files: Mapping[str, bytes], name: str, label: str, default: Any
         return json.loads(files[name])
     except (ValueError, UnicodeDecodeError) as err:
         raise BundleError(f"bundle {label}: {name}: invalid JSON: {err}") from err
+    except RecursionError as err:
+        raise BundleError(f"bundle {label}: {name}: JSON nested too deeply") from err
 
 
 def _module_path(manifest: Mapping[str, Any], label: str) -> str:

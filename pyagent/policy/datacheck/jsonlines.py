@@ -12,7 +12,7 @@ from typing import Any
 
 from pyagent.errors import InvalidInputError
 from pyagent.jsonio import parse_json
-from pyagent.policy.yamlload import DocPath, Located, dotted
+from pyagent.policy.yamlload import DocPath, Located, dotted, too_deep
 
 _WHITESPACE = " \t\n\r"
 _NEWLINE = re.compile("\n")
@@ -39,10 +39,11 @@ def load_json(raw: bytes, source: str, *, what: str, prefix: DocPath = ()) -> Lo
                 f"{source}:{dup.line}: {dotted((*prefix, *dup.path))}: duplicate key (first at line "
                 f"{dup.first}); the second would replace the first"
             ) from None
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, RecursionError):
             pass
         raise
     located = locate(raw.decode("utf-8"), value, source)
+    too_deep(value, source, located)
     return Located(source, value, located.lines, prefix)
 
 
@@ -51,7 +52,7 @@ def locate(text: str, value: Any, source: str) -> Located:
     values; a document this scanner cannot follow keeps line 1 for what it did not reach."""
     text = text.lstrip("\ufeff")
     located = Located(source, value)
-    with contextlib.suppress(ValueError, IndexError):  # lines are a courtesy: the value is parsed
+    with contextlib.suppress(ValueError, IndexError, RecursionError):  # lines are a courtesy
         _scan(text, _skip(text, 0), (), located, _newlines(text))
     return located
 
