@@ -88,8 +88,11 @@ def status_document(path: Path, uploads_to: str | None, state_dir: Path | None =
 def status_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for bundle in doc["bundles"]:
-        active = bundle["active_revision"] or "none active"
-        lines.append(f"bundle {bundle['name']}: {active} (activated {bundle['last_successful_activation']})")
+        activated = bundle["last_successful_activation"]
+        if bundle["active_revision"]:
+            lines.append(f"bundle {bundle['name']}: {bundle['active_revision']} (activated {activated})")
+        else:
+            lines.append(f"bundle {bundle['name']}: none active")
         if bundle["error"]:
             lines.append(f"  last attempt failed: {bundle['error']}")
         if bundle["last_refusal"]:

@@ -96,10 +96,12 @@ def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine
         raise EngineError(f"no active policy bundle: bundle {plugin.name}: {plugin.problem()}")
     mark = plugin.active_mark()
     try:
-        return _load(plugin, path, settings)
+        engine, info = _load(plugin, path, settings)
     except (BundleRejected, BundleError) as err:  # the file itself: corrupted, or it no longer verifies
         plugin.forget_active(str(err), mark=mark)
         raise
+    plugin.loaded(info[plugin.name]["revision"], mark=mark)
+    return engine, info
 
 
 def _load(plugin: BundlePlugin, path: Path, settings: EngineSettings) -> tuple[Engine, BundleInfo]:
@@ -116,8 +118,7 @@ def _load(plugin: BundlePlugin, path: Path, settings: EngineSettings) -> tuple[E
     if verification is not None:
         trust = BundleTrust(verification, plugin.dir.rollback)
     engine = EmbeddedEngine.from_trusted_file(path, trust, data_files=settings.data_files)
-    revision = plugin.status.active_revision or str(engine.manifest.get("revision", ""))
-    return engine, {plugin.name: {"revision": revision}}
+    return engine, {plugin.name: {"revision": str(engine.manifest.get("revision", ""))}}
 
 
 def _preparer(

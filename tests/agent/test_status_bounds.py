@@ -4,9 +4,13 @@ too large to read at the next start, which would keep the agent down."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pyagent.agent.plugins.bundledir import MAX_REFUSALS, MAX_STATUS, MAX_TEXT, BundleDir
+import pytest
+
+from pyagent.agent.plugins.bundledir import MAX_REFUSALS, MAX_STATUS, MAX_TEXT, BundleDir, CorruptStatus
+from pyagent.agent.statusview import status_lines
 from pyagent.bundles.errors import MAX_DETAIL, RejectionKind, reject
 
 
@@ -28,3 +32,35 @@ def test_the_status_file_stays_readable_after_many_huge_refusals(tmp_path: Path)
     again = directory.load_status()
     assert len(again.refusals) == MAX_REFUSALS
     assert all(len(r["reason"]) <= MAX_TEXT for r in again.refusals)
+
+
+@pytest.mark.parametrize(
+    ("saved", "problem"),
+    [
+        ([], "not a JSON object"),
+        ({"active_revision": 7}, "active_revision: not str"),
+        ({"active_serial": True}, "active_serial: not int"),
+        ({"http_code": "200"}, "http_code: not int"),
+        ({"refusals": 5}, "refusals: not list"),
+        ({"refusals": [{"at": "2026-12-04T00:00:00Z", "kind": "rollback"}]}, "refusals: not list"),
+    ],
+)
+def test_a_status_file_that_holds_no_status_is_corrupt(tmp_path: Path, saved: object, problem: str) -> None:
+    """Said as such (the plug-in then starts its status over), rather than failing later on a field."""
+    directory = BundleDir(tmp_path, "pyagent")
+    directory.prepare()
+    (directory.path / "status.json").write_text(json.dumps(saved))
+    with pytest.raises(CorruptStatus) as err:
+        directory.load_status()
+    assert str(err.value) == f"{directory.path / 'status.json'}: {problem}"
+
+
+def test_status_lines_without_an_active_bundle() -> None:
+    bundle = {"name": "pyagent", "active_revision": None, "last_successful_activation": None,
+              "error": "not downloaded yet", "last_refusal": None}  # fmt: skip
+    document = {"bundles": [bundle], "exists": False, "spool": "/state/spool.sqlite"}
+    assert status_lines(document) == [
+        "bundle pyagent: none active",
+        "  last attempt failed: not downloaded yet",
+        "spool: /state/spool.sqlite (none yet: the agent has not recorded a run)",
+    ]

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
-from pyagent.agent.plugins.bundledir import MAX_TEXT, BundleDir, BundleStatus
+from pyagent.agent.plugins.bundledir import MAX_TEXT, BundleDir, BundleStatus, CorruptStatus
 from pyagent.agent.plugins.oci import MAX_MANIFEST_BYTES, OciPuller, parse_reference
 from pyagent.agent.store import utc_now
 from pyagent.bundles.errors import BundleRejected, RejectionKind
@@ -123,9 +123,22 @@ class BundlePlugin:
     def start(self) -> None:
         """Prepare the directory; with ``persist``, the bundle active before the restart is active again."""
         self.dir.prepare()
-        self.status = self.dir.load_status()
+        try:
+            self.status, readable = self.dir.load_status(), True
+        except CorruptStatus as err:
+            self.status, readable = BundleStatus(self.name), False
+            self.notify(
+                "bundle_status_reset",
+                f"bundle {self.name}: {err}; its status starts over, and a persisted bundle is verified "
+                "again as it loads",
+                {"bundle": self.name, "error": str(err)},
+            )
+        # the revision saved says the persisted bundle was active (a bundle that stopped loading is
+        # forgotten there); with no readable record, the bundle itself is tried, and verified again
         self.active = (
-            self.source.persist and self.dir.active_path.is_file() and bool(self.status.active_revision)
+            self.source.persist
+            and self.dir.active_path.is_file()
+            and (bool(self.status.active_revision) or not readable)
         )
         if not self.active:
             self.status.etag = None
@@ -151,6 +164,15 @@ class BundlePlugin:
 
     def active_path(self) -> Path | None:
         return self.dir.active_path if self.active else None
+
+    def loaded(self, revision: str, *, mark: tuple[str | None, str | None]) -> None:
+        """The active bundle on disk loaded and verified as ``revision``: the status reports what was
+        loaded, not what a saved record said (unless a download activated another bundle since)."""
+        if self.active_mark() != mark or self.status.active_revision == revision:
+            return
+        self.status.active_revision = revision
+        self.version += 1
+        self._save()
 
     def problem(self) -> str:
         """Why no bundle is active, in a few words."""
@@ -312,7 +334,7 @@ class BundlePlugin:
         self.status.refused(utc_now(), kind, reason)
         self.notify(
             "bundle_refused",
-            f"bundle {self.name}: refused, the active bundle stays: {reason}",
+            f"bundle {self.name}: refused{', the active bundle stays' if self.active else ''}: {reason}",
             {"bundle": self.name, "kind": kind, "reason": reason},
         )
         self.version += 1

@@ -75,6 +75,31 @@ class BundleStatus:
         return document
 
 
+class CorruptStatus(StateError):
+    """``status.json`` reads, but holds no status: edited, or cut short."""
+
+
+#: The type of each saved field that is not a string (the others are strings).
+_FIELD_TYPES: dict[str, type] = {
+    **{name: str for name in BundleStatus.__dataclass_fields__},
+    "active_serial": int,
+    "http_code": int,
+    "size": int,
+    "refusals": list,
+}
+
+
+def _is(value: object, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is list:
+        return isinstance(value, list) and all(
+            isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("at", "kind", "reason"))
+            for item in value
+        )
+    return isinstance(value, kind)
+
+
 class BundleDir:
     """One bundle's directory (created 0700 on first use)."""
 
@@ -99,15 +124,26 @@ class BundleDir:
         return fd, Path(name)
 
     def load_status(self) -> BundleStatus:
+        """The saved status (a fresh one when there is none). A file that cannot be read is a
+        :class:`StateError`; one that reads but is not a status (edited, cut short) is
+        :class:`CorruptStatus`, which the plug-in survives: the status is a record, not a trust anchor."""
         try:
             raw = _read_status(self.path)
-            if raw is None:
-                return BundleStatus(self.name)
+        except OSError as err:
+            where = self.path / STATUS_FILE
+            raise StateError(f"{where}: unreadable ({err}); remove it to start over") from err
+        if raw is None:
+            return BundleStatus(self.name)
+        try:
             document = json.loads(raw)
-        except (OSError, ValueError, RecursionError) as err:
-            raise StateError(
-                f"{self.path / STATUS_FILE}: unreadable ({err}); remove it to start over"
-            ) from err
+        except (ValueError, RecursionError) as err:
+            raise CorruptStatus(f"{self.path / STATUS_FILE}: not JSON ({shorten(str(err), 200)})") from err
+        if not isinstance(document, dict):
+            raise CorruptStatus(f"{self.path / STATUS_FILE}: not a JSON object")
+        for key, value in document.items():
+            kind = _FIELD_TYPES.get(key)
+            if kind is not None and value is not None and not _is(value, kind):
+                raise CorruptStatus(f"{self.path / STATUS_FILE}: {key}: not {kind.__name__}")
         known = set(BundleStatus.__dataclass_fields__)
         return BundleStatus(**{k: v for k, v in document.items() if k in known} | {"name": self.name})
 

@@ -148,3 +148,35 @@ def test_server_down_loses_no_decision(tmp_path: Path, builds: Builds) -> None:
         assert len(ids) == 5 == len(set(ids))
     status = bundle_status(state)
     assert status["active_revision"] == "r1" and status["code"] is None
+
+
+def test_a_persisted_bundle_outlives_its_status_record(tmp_path: Path, builds: Builds) -> None:
+    """``status.json`` is a record, not a trust anchor: cut short, the agent says so and decides with
+    the persisted bundle (verified again as it loads); edited to another revision, the revision loaded
+    is what the status and the decision log report."""
+    state = tmp_path / "state"
+    record = state / "bundles" / "pyagent" / "status.json"
+    with control_plane(tmp_path) as plane:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml",
+            state_dir=state,
+            server_url=plane.server.url,
+            token=plane.agent_token,
+            public_key=builds.public_key,
+        )
+        assert run_agent("--once", "--config", str(config)).returncode == 0
+        plane.server.kill()
+    record.write_text('{"name": "pyagent", "active_rev')
+    done = run_agent("--once", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"pyagent: agent: bundle pyagent: {record}: not JSON (Unterminated string starting at: line 1 "
+        "column 21 (char 20)); its status starts over, and a persisted bundle is verified again as it loads"
+    ) in done.stderr.splitlines()
+    assert bundle_status(state)["active_revision"] == "r1"
+    record.write_text(json.dumps({**bundle_status(state), "active_revision": "rev-999"}))
+    done = run_agent("--once", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert bundle_status(state)["active_revision"] == "r1"
+    assert [b["bundles"] for b in spool_bodies(state)] == [{"pyagent": {"revision": "r1"}}] * 3
