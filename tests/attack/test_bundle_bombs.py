@@ -1,9 +1,11 @@
 """Issue 16, item 2 (bundle files): crafted bundles are refused before they are in memory.
 
 Each bomb is a small file on disk that inflates to far more than any bound: a gzip stream split into
-many members of 127 MiB of zeros, a 900 MiB pax header, a 100 MiB GNU long name, 20,000 members, a
-path of 5,000 characters. ``pyagent check --bundle`` (a real process) refuses each with exit 3 and
-the bound it broke, within seconds, with a peak RSS (from /proc) under 256 MB.
+many members of 127 MiB of zeros, one member of 1 GiB, a 900 MiB pax header, a 100 MiB GNU long name,
+20,000 members, a path of 5,000 characters. A member's size is refused at its header, as OPA's reader
+refuses a file over ``size_limit_bytes``, before its bytes are inflated. ``pyagent check --bundle``
+(a real process) refuses each with exit 3 and the bound it broke, within seconds, with a peak RSS
+(from /proc) under 256 MB.
 """
 
 from __future__ import annotations
@@ -15,15 +17,13 @@ from typing import Any
 
 import pytest
 
+from pyagent.engines.wasm.tarscan import Budget, ScanRefused, scan
 from tests.attack.conftest import run_pyagent_measured
 from tests.attack.tar_bombs import MIB, bomb
 from tests.helpers import domain
 
 AT = "2023-03-16T09:30:00Z"
 RSS_BOUND = 256 * MIB
-#: The default budget on decompressed bytes: 128 MiB of members, a header and padding for each of
-#: 10,000 members, tar's end blocking.
-BUDGET = 128 * MIB + 2 * 512 * 10_000 + 20 * 512
 
 
 def many_members(count: int) -> bytes:
@@ -46,7 +46,11 @@ def long_path(chars: int) -> bytes:
 CASES = {
     "gzip-members": (
         lambda: bomb([(f"m{i}", 127 * MIB, b"0") for i in range(4)]),
-        f"over {BUDGET} bytes once decompressed",
+        "member m1: members total over the bound",
+    ),
+    "one-member": (
+        lambda: bomb([("big", 1024 * MIB, b"0")]),
+        f"member big: {1024 * MIB} bytes, over {128 * MIB}",
     ),
     "pax-header": (
         lambda: bomb([("././@PaxHeader", 900 * MIB, b"x"), ("policy.wasm", 0, b"0")]),
@@ -72,3 +76,15 @@ def test_a_bundle_bomb_is_refused_within_bounds(case: str, tmp_path: Path, write
     assert (run.code, run.stderr.strip()) == (3, f"pyagent: error: bundle {path}: {message}")
     assert run.seconds < 15
     assert 0 < run.peak_rss < RSS_BOUND, run.peak_rss
+
+
+def test_the_decompressed_bytes_are_bounded_whatever_the_headers_say() -> None:
+    """The inflated stream is counted too: here its bound is below what the members may declare."""
+    budget = Budget(
+        max_decompressed=MIB, max_members=10, max_header_bytes=512, max_member_bytes=8 * MIB,
+        max_total_bytes=8 * MIB,
+    )  # fmt: skip
+    with pytest.raises(ScanRefused) as err:
+        scan(bomb([("policy.wasm", 4 * MIB, b"0")]), budget)
+    assert str(err.value) == f"over {MIB} bytes once decompressed"
+    scan(bomb([("policy.wasm", MIB // 2, b"0")]), budget)  # within: no refusal

@@ -171,6 +171,8 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
         max_decompressed=limits.max_total_bytes + 2 * BLOCK * limits.max_members + 20 * BLOCK,
         max_members=limits.max_members,
         max_header_bytes=limits.max_header_bytes,
+        max_member_bytes=limits.max_member_bytes,
+        max_total_bytes=limits.max_total_bytes,
     )
     try:
         scan(raw, budget)

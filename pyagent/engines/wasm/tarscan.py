@@ -7,6 +7,9 @@ scan inflates the archive in 64 KiB steps (every gzip member, as ``gzip`` reads 
 refuses, before anything is buffered:
 
 * more decompressed bytes than the budget (the members' total, plus their headers and padding);
+* a member whose header says it is larger than a member may be, or that takes the members' total
+  over its bound (refused at the header, as OPA's reader refuses a file over ``size_limit_bytes``,
+  rather than after inflating up to the budget);
 * more members than allowed;
 * a pax (``x``, ``g``) or GNU long-name (``L``, ``K``) header over its size bound;
 * a header whose size field or checksum is not a tar header's.
@@ -17,6 +20,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from pyagent.termsafe import printable
 
 BLOCK = 512
 CHUNK = 64 * 1024
@@ -37,6 +42,8 @@ class Budget:
     max_decompressed: int
     max_members: int
     max_header_bytes: int
+    max_member_bytes: int
+    max_total_bytes: int
 
 
 def scan(raw: bytes, budget: Budget) -> None:
@@ -83,6 +90,8 @@ class _Scan:
         self.skip = 0
         self.total = 0
         self.members = 0
+        self.declared = 0
+        """The members' sizes as their headers give them, so far."""
 
     def feed(self, data: bytes) -> bool:
         """Consume ``data``; True once the end-of-archive block is reached."""
@@ -123,7 +132,23 @@ class _Scan:
             self.members += 1
             if self.members > self.budget.max_members:
                 raise ScanRefused(f"more than {self.budget.max_members} members")
+            self.declared += size
+            if size > self.budget.max_member_bytes:
+                raise ScanRefused(f"member {_name(block)}: {size} bytes, over {self.budget.max_member_bytes}")
+            if self.declared > self.budget.max_total_bytes:
+                raise ScanRefused(f"member {_name(block)}: members total over the bound")
         self.skip = -(-size // BLOCK) * BLOCK
+
+
+def _name(block: bytes) -> str:
+    """A header's name as the sender wrote it (a ustar prefix joined), shortened and made printable:
+    a pax header may rename the member, and tarfile's cleaned name is not known yet."""
+    name = block[0:100].split(b"\0", 1)[0]
+    if block[257:262] == b"ustar" and block[345] != 0:
+        name = block[345:500].split(b"\0", 1)[0] + b"/" + name
+    text = name.decode("utf-8", errors="replace")
+    text = text[1:] if text.startswith("/") else text[2:] if text.startswith("./") else text  # as OPA writes
+    return printable(text[:60] + ("..." if len(text) > 60 else ""))
 
 
 def _size(field: bytes) -> int:
