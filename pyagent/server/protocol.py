@@ -7,6 +7,11 @@ within the same deadline as a body (``body_timeout_seconds``), counted from the 
 the request's first byte; past it the answer is 408 and the connection is closed. The body's own
 deadline is the app's (:func:`pyagent.server.body.body_deadline`).
 
+A request's line and headers are also bounded in size (:data:`MAX_HEAD_BYTES`, as Go's server and
+nginx bound them): httptools keeps whatever headers arrive, and grows a long value by appending to it
+(quadratic in its length), so without a bound anyone, before any token is checked, could fill the
+process's memory or stall its event loop. Past the bound the answer is 431 and the connection closed.
+
 A keep-alive connection is also kept for a few seconds only (:data:`CONNECTION_MAX_AGE_SECONDS`): the
 first answer after that says ``connection: close`` and the client connects again. The server's worker
 processes share one listening socket and a connection stays with the process that accepted it, so a
@@ -23,12 +28,18 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
     "CONNECTION_MAX_AGE_SECONDS",
+    "MAX_HEAD_BYTES",
     "HeaderDeadlineProtocol",
     "set_connection_max_age",
     "set_header_deadline",
 ]
 
 _deadline = {"seconds": 120.0}
+
+#: The most bytes a request's line and headers may take (OPA's clients send well under 2 KiB; a
+#: browser's, with the dashboard's cookie, under 8 KiB).
+MAX_HEAD_BYTES = 64 * 1024
+_HEAD_END = b"\r\n\r\n"
 
 #: How long a keep-alive connection serves requests before its next answer closes it.
 CONNECTION_MAX_AGE_SECONDS = 2.0
@@ -51,6 +62,30 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     _header_timer: asyncio.TimerHandle | None = None
     _close_after: float = 0.0
+    _in_head = True
+    """Bytes arriving now belong to a request's line and headers (not yet to its body)."""
+    _head_bytes = 0
+    _tail = b""
+    """The last bytes of the head so far: its end may straddle two reads."""
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            seen = self._tail + data
+            end = seen.find(_HEAD_END)
+            counted = len(data) if end < 0 else end + len(_HEAD_END) - len(self._tail)
+            self._head_bytes += max(0, counted)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, "Request Header Fields Too Large", "request_too_large",
+                             f"request line and headers over {MAX_HEAD_BYTES} bytes")  # fmt: skip
+                return
+            self._tail = seen[-(len(_HEAD_END) - 1) :] if end < 0 else b""
+            if end >= 0:
+                self._in_head = False
+        super().data_received(data)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes, self._tail = True, 0, b""  # a next request's head may follow
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -86,9 +121,14 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         message = f"request headers not received within {_deadline['seconds']:g} seconds"
-        body = json.dumps({"code": "request_timeout", "message": message}).encode()
+        self._refuse(408, "Request Timeout", "request_timeout", message)
+
+    def _refuse(self, status: int, reason: str, code: str, message: str) -> None:
+        """Answer ``status`` with the server's JSON error, before the app sees the request, and close."""
+        self._disarm()
+        body = json.dumps({"code": code, "message": message}).encode()
         head = (
-            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head.encode() + body)

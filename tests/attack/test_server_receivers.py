@@ -9,6 +9,8 @@ disk) all refuse
   (``body_timeout_seconds``, 1 s here), and the connection is closed;
 - a declared Content-Length over the limit: 413 before a byte of the body is read;
 - an undeclared (chunked) body over the limit: 413 as soon as the limit is passed, while it streams;
+- a request line and headers over 64 KiB (one long value, or many small headers, sent before any
+  token is checked): 431 as soon as the bound is passed;
 - a gzip bomb: 413 once the decoded budget is passed (a bundle bomb uploaded: 400 at the bundle
   reader's budget), with the server's peak RSS (from /proc) bounded.
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from pyagent.server.protocol import MAX_HEAD_BYTES
 from tests.attack.tar_bombs import bomb
 from tests.helpers.pyagent_server import RunningServer, add_token, run_server
 
@@ -271,3 +274,41 @@ def test_a_bundle_bomb_upload_is_refused_within_the_bundle_budget(target: Target
     assert answer.error() == (400, {"code": "invalid_parameter", "message": message}, "")
     assert answer.seconds < 5, answer.seconds
     assert target.peak_rss() < SERVER_RSS_BOUND
+
+
+HEADERS_TOO_LARGE = (
+    431,
+    {"code": "request_too_large", "message": f"request line and headers over {MAX_HEAD_BYTES} bytes"},
+    "close",
+)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[f"X-Big: {'v' * (8 * MiB)}"], ["a: b"] * (2 * MiB)],  # the 150 MiB and 8,000,000 of an attack, cut
+    ids=["one long value", "many small headers"],
+)
+def test_headers_over_the_bound_are_refused_before_the_app(target: Target, extra: list[str]) -> None:
+    """No token is needed to send headers: past 64 KiB the server answers 431 at once, having parsed
+    none of the rest (an 8 MiB value took httptools seconds to append, and its memory grew with it)."""
+    head = ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{h}\r\n" for h in extra)).encode()
+    pieces = [head[i : i + 65536] for i in range(0, len(head), 65536)]
+    answer = exchange(target.server.port, pieces[0], pieces[1:], gap=0.05)
+    assert answer.error() == HEADERS_TOO_LARGE
+    assert answer.closed and answer.sent < 4 * MAX_HEAD_BYTES and answer.seconds < 2, answer
+    assert target.peak_rss() < SERVER_RSS_BOUND
+
+
+def test_headers_within_the_bound_are_answered_on_a_kept_connection(target: Target) -> None:
+    """Just under the bound, twice on one connection (the count starts again with each request)."""
+    filler = "X-Fill: " + "f" * (MAX_HEAD_BYTES - 60) + "\r\n"
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{filler}\r\n".encode()
+    assert MAX_HEAD_BYTES - 20 < len(request) <= MAX_HEAD_BYTES
+    with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
+        sock.settimeout(15)
+        for _ in range(2):
+            sock.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+                data += _recv(sock)
+            assert data.startswith(b"HTTP/1.1 200 "), data[:200]
