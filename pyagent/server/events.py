@@ -31,6 +31,8 @@ from pyagent.server.store.base import DecisionRow
 from pyagent.timeutil import is_rfc3339
 
 MAX_ID = 512
+#: A ban's or a rule's name, as policy data bounds it (``schemas/policy-data.schema.json``: ``id``).
+MAX_NAME = 200
 MAX_DECISION_ID = 200
 #: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
 MAX_AHEAD = timedelta(minutes=5)
@@ -151,7 +153,7 @@ def _event(
         _same_question(result, device_id, event["input"]["at"], where)
         allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
-            organization = result["organization"]
+            organization = _string(result["organization"], f"{where}: result.organization", MAX_ID)
     collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(
@@ -245,6 +247,8 @@ def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:
     names = sorted({v["ban"] for v in violations if isinstance(v, dict) and isinstance(v.get("ban"), str)})
     if any("|" in name for name in names):
         raise bad_request(f"{where}: result.violations: a ban name contains '|'")
+    if any(len(name) > MAX_NAME for name in names):  # kept in every row, and shown on every page
+        raise bad_request(f"{where}: result.violations: a ban name is longer than {MAX_NAME} characters")
     allow = bool(result["allow"]) and not violations and not errors
     verdict = "invalid" if errors else "compliant" if allow else "non_compliant"
     return allow, verdict, f"|{'|'.join(names)}|" if names else ""

@@ -130,6 +130,14 @@ def test_bad_bodies_are_refused_with_a_reason(
         ({"bundles": {"pyagent": {"revision": 7}}}, "event 1: bundles.pyagent.revision must be a string"),
         ({"timestamp": "yesterday"}, "event 1: timestamp must be an RFC 3339 timestamp"),
         ({"decision_id": "x" * 201}, "event 1: decision_id is longer than 200 characters"),
+        (
+            {"result": {"allow": False, "organization": "o" * 513, "violations": []}},
+            "event 1: result.organization is longer than 512 characters",
+        ),
+        (
+            {"result": {"allow": False, "violations": [{"rule": "r", "ban": "b" * 201}]}},
+            "event 1: result.violations: a ban name is longer than 200 characters",
+        ),  # kept in every row: a 36 KB gzip of 300 such names of 100 KB once took 90 MB to store
     ],
 )
 def test_a_malformed_event_refuses_the_whole_batch(fleet: Fleet, bad: dict[str, Any], reason: str) -> None:
@@ -167,3 +175,10 @@ def test_deflate_of_a_member_after_the_first_counts_too() -> None:
     with pytest.raises(HttpError, match=r"^body is over the limit of 4 bytes after decompression$") as raised:
         _Gunzip(4).feed(two)
     assert (raised.value.status, raised.value.code, raised.value.close) == (413, "request_too_large", True)
+
+
+def test_names_at_their_bounds_are_stored(fleet: Fleet) -> None:
+    event = decision_event("bounds")
+    event["result"].update(organization="o" * 512, violations=[{"rule": "r", "ban": "b" * 200}])
+    assert fleet.post_logs([event]).status_code == 200
+    assert fleet.history() == ["bounds"]
