@@ -153,7 +153,9 @@ def _event(
         _same_question(result, device_id, event["input"]["at"], where)
         allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
-            organization = _string(result["organization"], f"{where}: result.organization", MAX_ID)
+            organization = result["organization"]  # (a NUL in it is stored as U+FFFD: column_text)
+            if len(organization) > MAX_ID:
+                raise bad_request(f"{where}: result.organization is longer than {MAX_ID} characters")
     collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(
