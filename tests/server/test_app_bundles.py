@@ -68,6 +68,51 @@ def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
     assert answer["took"] < 5
 
 
+def test_a_held_long_poll_reads_the_store_once_while_nothing_changes(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting costs nothing: the store is read when the poll comes, not once a second after it."""
+    reads: list[str] = []
+    head = fleet.store.bundle_head
+
+    def counted(name: str, target: str) -> Any:
+        reads.append(name)
+        return head(name, target)
+
+    monkeypatch.setattr(fleet.store, "bundle_head", counted)
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=3"}
+    assert fleet.client.get("/bundles/pyagent", headers=headers).status_code == 304
+    assert reads == ["pyagent"]
+
+
+def test_a_missed_wake_up_is_made_good_by_reading_again(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notifier is a hint: a publish it never announced is found at the next re-read anyway."""
+    from pyagent.server import bundles
+    from pyagent.server.notify import Notifier
+
+    monkeypatch.setattr(bundles, "RECHECK_SECONDS", 1.0)
+    monkeypatch.setattr(Notifier, "wake", lambda self: None)
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
+    answer: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        response = fleet.client.get("/bundles/pyagent", headers=headers)
+        answer.update(status=response.status_code, body=response.content, took=time.monotonic() - started)
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.3)
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
+    )
+    waiter.join(timeout=10)
+    assert (answer["status"], answer["body"]) == (200, b"rego-r2")
+    assert 0.9 < answer["took"] < 5  # found at the re-read, a second after the poll began
+
+
 @pytest.fixture(scope="module")
 def rego_bundle(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     import subprocess
