@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -75,6 +75,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             *dashboard.routes(ctx),
         ],
         exception_handlers={
+            ClientDisconnect: _gone,
             HttpError: _http_error,
             StoreConflict: _conflict,
             InvalidInputError: _invalid,
@@ -168,6 +169,13 @@ async def _http_error(request: Request, err: Exception) -> Response:
         headers = {**HEADERS, **({"Connection": "close"} if err.close else {}), **_challenge(err.status)}
         return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
     return _error(err.status, err.code, err.message, close=err.close)
+
+
+async def _gone(request: Request, _err: Exception) -> Response:
+    """The client closed its connection before its body was read: nobody is left to answer (the answer
+    is dropped), and nothing to log past a debug line (it was a traceback per connection)."""
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(None, 400)
 
 
 async def _conflict(_request: Request, err: Exception) -> Response:
