@@ -8,3 +8,6 @@ PUBLIC_KEY_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "
 TARGETS = ("wasm", "rego")
 #: The signature file at a bundle's root.
 SIGNATURES_FILE = ".signatures.json"
+#: The largest build serial (``metadata.pyagent.serial``): a signed 64-bit integer, as the server's
+#: databases store it.
+MAX_SERIAL = 2**63 - 1

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyagent.bundles.constants import SIGNATURES_FILE
+from pyagent.bundles.constants import MAX_SERIAL, SIGNATURES_FILE
 from pyagent.bundles.digest import DigestError, file_digest
 from pyagent.bundles.errors import RejectionKind, reject
 from pyagent.bundles.jws import (
@@ -251,15 +251,21 @@ def pyagent_metadata(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     return pyagent if isinstance(pyagent, dict) else {}
 
 
+def is_serial(value: object) -> bool:
+    """A build serial: an integer from 0 to :data:`MAX_SERIAL`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SERIAL
+
+
 def _serial(manifest: Mapping[str, Any], label: str) -> int:
     serial = pyagent_metadata(manifest).get("serial")
-    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+    if not is_serial(serial):
         raise reject(
             RejectionKind.UNVERSIONED,
             label,
-            "the signed .manifest has no build serial (metadata.pyagent.serial, a non-negative integer);"
-            " build it with `pyagent policy bundle --signing-key`",
+            f"the signed .manifest has no build serial (metadata.pyagent.serial, an integer from 0 to "
+            f"{MAX_SERIAL}); build it with `pyagent policy bundle --signing-key`",
         )
+    assert isinstance(serial, int)
     return serial
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pyagent.bundles.constants import PUBLIC_KEY_ALGORITHMS, TARGETS
+from pyagent.bundles.constants import MAX_SERIAL, PUBLIC_KEY_ALGORITHMS, TARGETS
 from pyagent.errors import InvalidInputError
 from pyagent.policy import datacheck
 from pyagent.policy.opa_tool import policy_dirs, run_opa
@@ -190,7 +190,7 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
 )
 @click.option(
     "--serial",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SERIAL),
     default=None,
     help="Build serial, compared for rollback protection [default: milliseconds since the epoch].",
 )

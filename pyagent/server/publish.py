@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyagent.bundles.constants import MAX_SERIAL
 from pyagent.bundles.verify import (
     SIGNATURES_FILE,
     VerificationConfig,
     check_signed_digests,
+    is_serial,
     pyagent_metadata,
     verify_members,
 )
@@ -29,6 +31,7 @@ from pyagent.errors import InvalidInputError, PyagentError
 from pyagent.policy.datacheck import check_members as check_data
 from pyagent.policy.index import check_members as check_index
 from pyagent.server.store.base import BundleFile, NewRevision, Store
+from pyagent.termsafe import shorten
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
@@ -150,8 +153,10 @@ def _manifest_serial(manifest: dict[str, Any], label: str) -> int | None:
     serial = pyagent_metadata(manifest).get("serial")
     if serial is None:
         return None
-    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+    if not is_serial(serial):
         raise InvalidInputError(
-            f"{label}: .manifest metadata.pyagent.serial {serial!r}: expected a non-negative integer"
+            f"{label}: .manifest metadata.pyagent.serial {shorten(repr(serial), 60)}: expected an integer "
+            f"from 0 to {MAX_SERIAL}"
         )
+    assert isinstance(serial, int)
     return serial

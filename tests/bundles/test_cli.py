@@ -230,3 +230,11 @@ def test_an_endless_key_file_is_refused_without_reading_it_all(
         2,
         f"pyagent: error: /dev/zero: {label} is larger than 1 MiB\n",
     )
+
+
+def test_a_serial_past_64_bits_is_a_usage_error(keys: Keys, tmp_path: Path) -> None:
+    args = ["policy", "bundle", "--signing-key", str(keys.signer.private), "-o", str(tmp_path / "b.tar.gz")]
+    result = _run([*args, "--serial", str(2**63)])
+    assert result.exit_code == 2
+    assert f"Invalid value for '--serial': {2**63} is not in the range 0<=x<={2**63 - 1}." in result.stderr
+    assert not (tmp_path / "b.tar.gz").exists()

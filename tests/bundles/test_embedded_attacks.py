@@ -378,3 +378,25 @@ def test_delta_bundles_are_refused(accepted: Path, tmp_path: Path) -> None:
     assert refused(attacks.delta(tmp_path / "delta.tar.gz")).kind is RejectionKind.UNSIGNED
     plus = attacks.signed_plus_patch(accepted, tmp_path / "plus.tar.gz")
     assert refused(plus).detail == "patch.json: not included in the bundle signature"
+
+
+@pytest.mark.parametrize("serial", [2**63, 2**70])
+def test_a_signed_serial_past_64_bits_is_refused(
+    keys: Keys, accepted: Path, tmp_path: Path, serial: int
+) -> None:
+    """Signed with the genuine key, but no server database could keep its serial: refused as
+    unversioned, and the accepted bundle (serial 100) stays."""
+    members = forge.read_tar(accepted)
+    manifest = json.loads(forge.member(members, ".manifest"))
+    manifest["metadata"]["pyagent"]["serial"] = serial
+    members = forge.replaced(members, ".manifest", json.dumps(manifest).encode())
+    odd = forge.write_tar(
+        tmp_path / "odd.tar.gz", forge.resigned(members, {"alg": "RS256"}, forge.rsa_signer(keys.signer.key))
+    )
+    err = refused(odd)
+    assert err.kind is RejectionKind.UNVERSIONED
+    assert err.detail == (
+        "the signed .manifest has no build serial (metadata.pyagent.serial, an integer from 0 to "
+        f"{2**63 - 1}); build it with `pyagent policy bundle --signing-key`"
+    )
+    assert _ruling(accepted) == (False, ["eu-commission/tiktok"])

@@ -214,6 +214,13 @@ def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
     assert put("s6", 6).status_code == 201
     head = fleet.store.bundle_head("pyagent", "rego")
     assert head is not None and (head.revision, head.serial) == ("s6", 6)
+    for serial in (2**63, 2**70, -1):  # a database keeps 64 signed bits: past them was a 500
+        refused = put("s7", serial)
+        expected = (
+            f"body: .manifest metadata.pyagent.serial {serial}: expected an integer from 0 to {2**63 - 1}"
+        )
+        assert (refused.status_code, refused.json()["message"]) == (400, expected)
+    assert put("s7", 2**63 - 1).status_code == 201
     bad = fleet.client.put("/api/v1/bundles/pyagent", content=b"\x1f\x8bjunk", headers=headers)
     assert (bad.status_code, bad.json()["message"]) == (400, "bundle body" + NOT_GZIP)
 
