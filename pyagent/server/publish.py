@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyagent.bundles.constants import MAX_SERIAL
+from pyagent.bundles.roots import check_roots
 from pyagent.bundles.verify import (
     SIGNATURES_FILE,
     VerificationConfig,
@@ -110,6 +111,10 @@ def _inspect(
     """(target, revision, serial, carries a signature) of one bundle archive."""
     try:
         members = read_members(raw, label=label, limits=LIMITS)
+    except PyagentError as err:
+        raise InvalidInputError(str(err)) from err
+    try:
+        check_roots(members, label)  # roots that OPA and the agents would refuse at activation
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
     check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused

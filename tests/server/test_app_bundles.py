@@ -161,8 +161,9 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
     )  # fmt: skip
 
 
-def _with_manifest(raw: bytes, revision: str, serial: int | None) -> bytes:
-    """``raw`` (an unsigned bundle) with its ``.manifest`` naming ``revision`` and build ``serial``."""
+def _with_manifest(raw: bytes, revision: str, serial: int | None, **more: Any) -> bytes:
+    """``raw`` (an unsigned bundle) with its ``.manifest`` naming ``revision`` and build ``serial``
+    (and ``more`` of its keys)."""
     import io
     import tarfile
 
@@ -174,7 +175,7 @@ def _with_manifest(raw: bytes, revision: str, serial: int | None) -> bytes:
         for member in source.getmembers():
             content = (source.extractfile(member) or io.BytesIO()).read()
             if member.name.lstrip("/") == ".manifest":
-                manifest = {**json.loads(content), "revision": revision}
+                manifest = {**json.loads(content), "revision": revision, **more}
                 if serial is not None:
                     manifest["metadata"] = {"pyagent": {"serial": serial}}
                 content = json.dumps(manifest).encode()
@@ -223,6 +224,27 @@ def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
     assert put("s7", 2**63 - 1).status_code == 201
     bad = fleet.client.put("/api/v1/bundles/pyagent", content=b"\x1f\x8bjunk", headers=headers)
     assert (bad.status_code, bad.json()["message"]) == (400, "bundle body" + NOT_GZIP)
+
+
+@pytest.mark.parametrize(
+    ("roots", "problem"),
+    [
+        (["pyagent", "pyagent/decision"], ".manifest: roots 'pyagent' and 'pyagent/decision' overlap"),
+        (["other"], 'data.json: data at /pyagent: outside the bundle\'s roots ["other"]'),
+    ],
+)
+def test_a_bundle_whose_roots_opa_would_refuse_is_not_published(
+    fleet: Fleet, rego_bundle: bytes, roots: list[str], problem: str
+) -> None:
+    """Published, it would become the newest revision, which every OPA and agent then refuses."""
+    headers = {**fleet.auth("admin"), "Content-Type": "application/gzip"}
+    body = _with_manifest(rego_bundle, "bad-roots", 9, roots=roots)
+    refused = fleet.client.put("/api/v1/bundles/pyagent", content=body, headers=headers)
+    assert (refused.status_code, refused.json()["message"]) == (
+        400,
+        f"bundle body: rejected (outside-roots): {problem}",
+    )
+    assert fleet.store.last_revision_id() == 1
 
 
 def test_one_bundle_as_the_body_is_bounded_while_read(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
