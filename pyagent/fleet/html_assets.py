@@ -34,6 +34,15 @@ def esc(value: object) -> str:
     return html.escape(text, quote=True)
 
 
+def esc_value(value: object) -> str:
+    """A value a form sends back (an ``<option value>``), HTML-escaped but otherwise as it is: shown as
+    ``\\uNNNN`` (:func:`esc`), it would select nothing once submitted. Never displayed."""
+    text = "" if value is None else str(value)
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return html.escape(text, quote=True)
+
+
 def fmt_int(value: int) -> str:
     return f"{value:,}"
 

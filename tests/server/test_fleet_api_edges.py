@@ -313,3 +313,13 @@ def _published(served: Served) -> None:
 
     store: Store = served.client.app.state.ctx.store  # type: ignore[attr-defined]
     store.publish(NewRevision("pyagent", "r1", None, False, "t", [BundleFile("wasm", '"r1"', b"x")]))
+
+
+def test_an_organisation_named_with_a_bidi_override_can_be_chosen(served: Served) -> None:
+    """Its option is shown as \\u202e (never obeyed) but sends the name itself, so choosing it finds it."""
+    served.post(_of("d-1", "rtl", "\u202eorg"), _of("d-2", "other", "org"))
+    overview = served.get("/").text
+    assert '<option value="\u202eorg">\\u202eorg</option>' in overview
+    chosen = served.get("/devices", organization="\u202eorg").text
+    assert 'data-device="rtl"' in chosen and 'data-device="other"' not in chosen
+    assert '<input name="organization" value="\u202eorg">' in chosen  # submitted again, the same filter

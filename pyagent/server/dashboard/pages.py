@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pyagent.fleet.html_assets import esc, fmt_int, percent, stacked_bars
+from pyagent.fleet.html_assets import esc, esc_value, fmt_int, percent, stacked_bars
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
 from pyagent.server.dashboard.layout import device_link, link
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
@@ -30,7 +30,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
     """``organizations``: the names to choose from; ``orgless``: offer the devices without one (not a
     name: a box of its own, ``no_organization=true``, never merged with an organisation)."""
     options = "".join(
-        f'<option value="{esc(o)}"{" selected" if o == organization else ""}>{esc(o)}</option>'
+        f'<option value="{esc_value(o)}"{" selected" if o == organization else ""}>{esc(o)}</option>'
         for o in organizations
     )
     checked = " checked" if organization is NO_ORGANIZATION else ""
@@ -149,7 +149,7 @@ def _filter_field(name: str, value: str) -> str:
             if v in ("", *_CHOICES[name])
         )
         return f'<label>{_LABELS[name]}<select name="{name}">{options}</select></label>'
-    return f'<label>{_LABELS[name]}<input name="{name}" value="{esc(value)}"></label>'
+    return f'<label>{_LABELS[name]}<input name="{name}" value="{esc_value(value)}"></label>'
 
 
 def device_list(
