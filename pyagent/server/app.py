@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pyagent.errors import InvalidInputError
 from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
@@ -82,7 +82,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             QueryTimeout: _too_long,
             StoreError: _unavailable,
         },
-        middleware=[Middleware(_NoNulInPath)],
+        middleware=[Middleware(_NoNulInPath), Middleware(_ApiHeaders)],
         lifespan=lifespan,
     )
     app.state.ctx = ctx
@@ -146,6 +146,32 @@ class _NoNulInPath:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class _ApiHeaders:
+    """What the fleet API answers is a reader's view of the fleet: no cache may keep it
+    (``Cache-Control: no-store``), and no browser may read it as anything but its type (``nosniff``);
+    the dashboard's pages say the same (``dashboard/layout.py``)."""
+
+    HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in self.HEADERS if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _error(status: int, code: str, message: str, *, close: bool = False) -> Response:

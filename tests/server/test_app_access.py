@@ -124,3 +124,15 @@ def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path
     looks like the one asked for."""
     response = fleet.client.get(path, headers=fleet.auth("reader"))
     assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": message})
+
+
+@pytest.mark.parametrize("path", ["/api/v1/summary", "/api/v1/devices", "/api/v1/nope"])
+def test_fleet_api_answers_are_kept_by_no_cache(fleet: Fleet, path: str) -> None:
+    """A reader's view of the fleet, errors too; the bundle service keeps its own caching headers."""
+    answer = fleet.client.get(path, headers=fleet.auth("reader"))
+    assert (answer.headers["cache-control"], answer.headers["x-content-type-options"]) == (
+        "no-store",
+        "nosniff",
+    )
+    bundle = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
+    assert bundle.headers["cache-control"] == "no-cache" and "x-content-type-options" not in bundle.headers
