@@ -186,6 +186,7 @@ class BundlePlugin:
         long_poll = polling.long_polling_timeout if wait and self._long_poll_ok else None
         started = time.monotonic()
         fd, download = self.dir.new_download()
+        self.status.http_code = None  # as OPA: an error without an answer has no HTTP code
         try:
             try:
                 with os.fdopen(fd, "wb") as sink:
@@ -195,6 +196,8 @@ class BundlePlugin:
             if fetched.error is not None:
                 return self._failed("bundle_error", fetched.error)
             if not fetched.changed:
+                if fetched.etag and self.active:  # as OPA: a 304 with another ETag is its new name
+                    self.status.etag = fetched.etag
                 return self._succeeded(long_poll, started, changed=False)
             self._activate(download, fetched.etag)
             return self._succeeded(long_poll, started, changed=True)
@@ -230,7 +233,7 @@ class BundlePlugin:
             self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
         self.status.http_code = reply.status
         if reply.status == 304:
-            return Fetched(changed=False)
+            return Fetched(changed=False, etag=reply.headers.get("etag"))
         if reply.status != 200:
             return Fetched(changed=False, error=reply.message())
         return Fetched(changed=True, etag=reply.headers.get("etag"))

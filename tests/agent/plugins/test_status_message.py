@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,29 @@ def test_a_bundle_that_cannot_be_kept_is_an_error_in_its_status(
         "bundle_error",
         f"bundle pyagent: cannot keep it: {os.strerror(errno.ENOSPC)}",
     )
+
+
+def test_an_error_without_an_answer_carries_no_http_code_of_an_earlier_one(tmp_path: Path) -> None:
+    """As OPA clears it: a 503, then an answer cut short (no HTTP status to blame) reports none."""
+    unavailable = Fault(status=503, body=b"busy", content_type="text/plain")
+    cut_short = Fault(body=b"\x1f\x8b", declared_length=1000, content_type="application/gzip")
+    with fault_server(unavailable, cut_short) as url:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)
+        assert plugin.status.opa_json()["http_code"] == 503
+        plugin.step(wait=False)
+    shown = plugin.status.opa_json()
+    assert shown["code"] == "bundle_error" and "http_code" not in shown and plugin.status.http_code is None
+
+
+def test_a_304_with_another_etag_renames_the_active_bundle_as_in_opa(tmp_path: Path, builds: Builds) -> None:
+    raw = builds.unsigned.read_bytes()
+    first = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
+    renamed = Fault(status=304, body=b"", content_type=None, headers=(("ETag", '"u9-moved"'),))
+    seen: list[Message] = []
+    with fault_server(first, renamed, seen=seen) as url:
+        plugin = started_plugin(url, tmp_path)
+        for _ in range(3):
+            plugin.step(wait=False)
+    assert [m.get("If-None-Match") for m in seen] == [None, '"u9"', '"u9-moved"']
+    assert (plugin.status.etag, plugin.status.active_revision) == ('"u9-moved"', "u9")
