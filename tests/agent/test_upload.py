@@ -16,6 +16,7 @@ from pyagent import __version__
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.http import ServiceClient
 from pyagent.agent.plugins.logs import DecisionLogPlugin, event_of, gzip_array, gzip_batches
+from pyagent.agent.plugins.status import logs_status
 from pyagent.agent.store import Spool
 from pyagent.config.opa import DecisionLogs, Service
 from tests.agent.collector import CollectorState, run_collector
@@ -110,6 +111,7 @@ def test_a_refused_event_is_found_by_bisection_set_aside_and_offered_again_until
     assert aside[0]["reason"] == (f"refused by {collector.url}/logs: HTTP 400: event refused by the test")
     assert rows[7].shipped_at is not None and rows[7].shipped_at.startswith("set aside ")
     assert [event for event, _ in notices] == ["event_set_aside"] and uploads.state.set_aside == 1
+    assert logs_status(uploads) == {"set_aside": 1}  # the upload succeeded; one event waits aside
 
     # the next upload offers it again, alone, before the new records; still refused: still set aside,
     # with the newer records sent all the same and no second notice
@@ -186,11 +188,15 @@ def test_failures_keep_everything_and_a_resend_is_stored_once(
     for _ in range(2):
         assert 0 < uploads.step(spool) <= 2
         assert spool.counts() == (12, 12) and "HTTP 500" in (spool.ship_status().last_error or "")
+        assert logs_status(uploads) == {  # in the status message, as OPA's decision-log plug-in says it
+            "code": "decision_log_error", "message": spool.ship_status().last_error, "http_code": 500,
+        }  # fmt: skip
     collector.store_then_fail = 1  # stored, but the answer is lost: sent again
     uploads.step(spool)
     assert spool.counts() == (12, 12)
     uploads.step(spool)
     assert spool.counts() == (12, 0) and spool.ship_status().last_error is None
+    assert logs_status(uploads) == {}
     assert len(collector.stored) == 12  # four tries, the same twelve events each time, oldest first
     assert collector.hashes_received() == [r.hash for r in spool.records()] * 4
 
@@ -207,9 +213,13 @@ def test_an_unreachable_service_keeps_everything_pending(spool: Spool) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    error = plugin(f"http://127.0.0.1:{port}").upload(spool)
-    assert error == f"POST http://127.0.0.1:{port}/logs: connection refused"
+    uploads = plugin(f"http://127.0.0.1:{port}")
+    assert uploads.upload(spool) == f"POST http://127.0.0.1:{port}/logs: connection refused"
     assert spool.counts() == (12, 12)
+    uploads.step(spool)
+    assert logs_status(uploads) == {  # no answer, no HTTP code
+        "code": "decision_log_error", "message": f"POST http://127.0.0.1:{port}/logs: connection refused",
+    }  # fmt: skip
 
 
 def test_a_run_without_a_report_is_set_aside_at_once(

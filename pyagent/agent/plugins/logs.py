@@ -150,6 +150,8 @@ class UploadState:
     last_attempt_at: str | None = None
     last_ok_at: str | None = None
     last_error: str | None = None
+    http_code: int | None = None
+    """The HTTP status that made the last upload fail (None when it failed without an answer)."""
     sent: int = 0
     set_aside: int = 0  # records set aside now
     changes: int = 0  # how often that list changed (for status messages)
@@ -185,6 +187,7 @@ class DecisionLogPlugin:
         """Upload what is pending (oldest first); returns the seconds until the next attempt."""
         at = utc_now()
         self.state.last_attempt_at = at
+        self.state.http_code = None
         error = self.upload(spool)
         spool.note_ship(at=at, error=error)
         self.state.last_error = error
@@ -260,6 +263,7 @@ class DecisionLogPlugin:
             return None
         forbidden = reply.status == 403 and reply.error_code() == DEVICE_REFUSED
         if (reply.status not in REFUSED and not forbidden) or (forbidden and self._all_mine(batch)):
+            self.state.http_code = reply.status
             return f"{self.client.url(self.config.resource)}: {reply.message()}"
         if len(batch) == 1:
             seq = batch[0][0]

@@ -8,10 +8,12 @@
                              "last_successful_activation": "...", "type": "snapshot", "size": 123,
                              "code": "bundle_error", "message": "...", "errors": ["..."], "http_code": 503}},
      "plugins": {"bundle": {"state": "OK"}, "decision_logs": {"state": "OK"}, "status": {"state": "OK"}},
-     "decision_logs": {"set_aside": 0, "last_error": null}}
+     "decision_logs": {"code": "decision_log_error", "message": "...", "http_code": 503, "set_aside": 2}}
 
 ``code``, ``message`` and ``errors`` are there only while the bundle's last attempt failed, and
-``http_code`` only when it failed with an HTTP status, as in OPA.
+``http_code`` only when it failed with an HTTP status, as in OPA. ``decision_logs`` is OPA's too:
+empty while uploads succeed, ``code``/``message`` (and ``http_code``) while the last one failed; pyagent
+adds ``set_aside``, the events the service refused that wait aside, when there are any.
 A plug-in is ``NOT_READY`` before its first success (a bundle: before one is active), ``ERROR`` while
 its last attempt failed, else ``OK``.
 """
@@ -46,6 +48,19 @@ def logs_state(plugin: DecisionLogPlugin) -> str:
     return OK if plugin.state.last_ok_at else NOT_READY
 
 
+def logs_status(plugin: DecisionLogPlugin) -> dict[str, Any]:
+    """The decision-log plug-in's part of a status message, as OPA's ``plugins/logs`` Status gives it."""
+    state = plugin.state
+    shown: dict[str, Any] = {}
+    if state.last_error:
+        shown.update(code="decision_log_error", message=state.last_error)
+        if state.http_code is not None:
+            shown["http_code"] = state.http_code
+    if state.set_aside:
+        shown["set_aside"] = state.set_aside
+    return shown
+
+
 @dataclass
 class StatusState:
     last_attempt_at: str | None = None
@@ -78,9 +93,7 @@ class StatusPlugin:
         self._sent_version: int | None = None
 
     def version(self) -> int:
-        return sum(plugin.version for plugin in self.bundles) + (
-            self.logs.state.changes if self.logs else 0
-        )
+        return sum(plugin.version for plugin in self.bundles) + (self.logs.state.changes if self.logs else 0)
 
     def changed(self) -> bool:
         """True when something a status message reports changed since the last one was sent."""
@@ -104,10 +117,7 @@ class StatusPlugin:
             plugins["decision_logs"] = {"state": logs_state(self.logs)}
             if self.logs.state.last_error:
                 plugins["decision_logs"]["message"] = self.logs.state.last_error
-            message["decision_logs"] = {
-                "set_aside": self.logs.state.set_aside,
-                "last_error": self.logs.state.last_error,
-            }
+            message["decision_logs"] = logs_status(self.logs)
         return message
 
     def step(self) -> float:
