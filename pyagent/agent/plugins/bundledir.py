@@ -69,7 +69,12 @@ class BundleStatus:
             if self.size is not None:
                 document["size"] = self.size
         if self.code:
-            document.update(code=self.code, message=self.message or "", errors=[self.message or self.code])
+            # errors as OPA's (ast.Error objects: code and message, no location here), never strings
+            document.update(
+                code=self.code,
+                message=self.message or "",
+                errors=[{"code": self.code, "message": self.message or ""}],
+            )
             if self.http_code is not None and self.http_code not in (200, 304):  # OPA: an HTTP error's code
                 document["http_code"] = self.http_code
         return document

@@ -6,7 +6,8 @@
      "bundles": {"pyagent": {"name": "pyagent", "active_revision": "...", "last_request": "...",
                              "last_successful_request": "...", "last_successful_download": "...",
                              "last_successful_activation": "...", "type": "snapshot", "size": 123,
-                             "code": "bundle_error", "message": "...", "errors": ["..."], "http_code": 503}},
+                             "code": "bundle_error", "message": "...",
+                             "errors": [{"code": "bundle_error", "message": "..."}], "http_code": 503}},
      "plugins": {"bundle": {"state": "OK"}, "decision_logs": {"state": "OK"}, "status": {"state": "OK"}},
      "decision_logs": {"code": "decision_log_error", "message": "...", "http_code": 503, "set_aside": 2}}
 

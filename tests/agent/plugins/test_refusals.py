@@ -76,7 +76,7 @@ def test_tampered_unsigned_and_replayed_bundles_are_refused(tmp_path: Path, buil
             errors = device["status"]["errors"]
             assert errors == [
                 {"bundle": "pyagent", "code": "bundle_error", "message": status["message"],
-                 "errors": [status["message"]]},
+                 "errors": [{"code": "bundle_error", "message": status["message"]}]},
                 {"plugin": "bundle", "message": f"pyagent: {status['message']}"},
             ]  # fmt: skip
             assert device["status"]["bundles"]["pyagent"]["active_revision"] == "r2"

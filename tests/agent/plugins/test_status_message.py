@@ -48,7 +48,7 @@ def test_an_http_error_gives_its_code_other_errors_none() -> None:
         "last_request": AT,
         "code": "bundle_error",
         "message": "HTTP 503",
-        "errors": ["HTTP 503"],
+        "errors": [{"code": "bundle_error", "message": "HTTP 503"}],  # OPA's type: objects, not strings
         "http_code": 503,
     }
     refused = BundleStatus("pyagent", last_request=AT, http_code=200, code="bundle_error", message="bad sig")
