@@ -106,6 +106,8 @@ def load_verification_key(path: str | os.PathLike[str], algorithm: str | None = 
 def parse_verification_key(pem: bytes, algorithm: str | None = None, *, source: str = "") -> VerificationKey:
     """Like :func:`load_verification_key`, from the PEM bytes."""
     label = source or "<pem>"
+    if algorithm is not None and algorithm not in PUBLIC_KEY_ALGORITHMS:  # (an HMAC secret is no PEM:
+        check_key_algorithm(None, algorithm, f"verification key {label}")  # say why it is refused)
     if b"PRIVATE KEY" in pem:
         raise InvalidInputError(f"verification key {label}: is a private key; give the public key")
     try:

@@ -48,6 +48,16 @@ def test_unusable_algorithms_cannot_be_configured(keys: Keys, algorithm: str, me
         load_verification_key(keys.signer.public, algorithm)
 
 
+def test_an_hmac_secret_as_opa_configures_it_is_refused_for_its_algorithm() -> None:
+    """OPA's ``keys.NAME: {algorithm: HS256, key: <secret>}``: the reason is HMAC, not the secret's format."""
+    with pytest.raises(InvalidInputError) as err:
+        parse_verification_key(b"supersecretsharedkey", "HS256", source="keys.signer")
+    assert str(err.value) == (
+        "verification key keys.signer: algorithm 'HS256' refused: use one of RS256, RS384, RS512, PS256, "
+        "PS384, PS512, ES256, ES384, ES512 (HMAC would put a signing secret on every device)"
+    )
+
+
 def test_unusable_keys_cannot_be_configured(keys: Keys, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"is a private key; give the public key$"):
         load_verification_key(keys.signer.private)
