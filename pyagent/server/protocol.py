@@ -70,7 +70,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
-            seen = self._tail + data
+            seen = self._tail + data if self._tail else data
             end = seen.find(_HEAD_END)
             counted = len(data) if end < 0 else end + len(_HEAD_END) - len(self._tail)
             self._head_bytes += max(0, counted)
