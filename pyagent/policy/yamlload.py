@@ -101,7 +101,7 @@ def too_deep(value: Any, source: str, lines: Located) -> None:
             continue
         if len(path) >= MAX_DATA_DEPTH:
             raise InvalidInputError(f"{source}:{lines.line_of(path)}: {_TOO_DEEP}")
-        stack.extend((child, (*path, key)) for key, child in children)
+        stack.extend((child, (*path, key)) for key, child in children if isinstance(child, dict | list))
 
 
 _SCALARS: dict[str, Callable[[str], Any]] = {
