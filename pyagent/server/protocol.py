@@ -11,6 +11,8 @@ A request's line and headers are also bounded in size (:data:`MAX_HEAD_BYTES`, a
 nginx bound them): httptools keeps whatever headers arrive, and grows a long value by appending to it
 (quadratic in its length), so without a bound anyone, before any token is checked, could fill the
 process's memory or stall its event loop. Past the bound the answer is 431 and the connection closed.
+Trailers after a chunked body are headers to httptools too: what follows the head and is not body
+(trailers, chunk framing) is bounded the same way, beyond half the body's size for framing.
 
 A keep-alive connection is also kept for a few seconds only (:data:`CONNECTION_MAX_AGE_SECONDS`): the
 first answer after that says ``connection: close`` and the client connects again. The server's worker
@@ -39,7 +41,6 @@ _deadline = {"seconds": 120.0}
 #: The most bytes a request's line and headers may take (OPA's clients send well under 2 KiB; a
 #: browser's, with the dashboard's cookie, under 8 KiB).
 MAX_HEAD_BYTES = 64 * 1024
-_HEAD_END = b"\r\n\r\n"
 
 #: How long a keep-alive connection serves requests before its next answer closes it.
 CONNECTION_MAX_AGE_SECONDS = 2.0
@@ -65,27 +66,40 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     _in_head = True
     """Bytes arriving now belong to a request's line and headers (not yet to its body)."""
     _head_bytes = 0
-    _tail = b""
-    """The last bytes of the head so far: its end may straddle two reads."""
+    _after_head = 0
+    """Bytes read since the head: the body, its chunk framing and any trailers."""
+    _body_bytes = 0
 
     def data_received(self, data: bytes) -> None:
+        # Every read is counted whole and fed; the parser's callbacks say where a head ends (a read
+        # may hold the end of one request and the start of the next), and the bound is checked after
+        # each read: past it by one read at most (asyncio reads up to 256 KiB), never by the megabytes
+        # over which httptools' appending grows quadratic.
         if self._in_head:
-            seen = self._tail + data if self._tail else data
-            end = seen.find(_HEAD_END)
-            counted = len(data) if end < 0 else end + len(_HEAD_END) - len(self._tail)
-            self._head_bytes += max(0, counted)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(431, "Request Header Fields Too Large", "request_too_large",
-                             f"request line and headers over {MAX_HEAD_BYTES} bytes")  # fmt: skip
-                return
-            self._tail = seen[-(len(_HEAD_END) - 1) :] if end < 0 else b""
-            if end >= 0:
-                self._in_head = False
+            self._head_bytes += len(data)
+        else:
+            self._after_head += len(data)
         super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse(431, "Request Header Fields Too Large", "request_too_large",
+                         f"request line and headers over {MAX_HEAD_BYTES} bytes")  # fmt: skip
+        elif (
+            not self._in_head and self._after_head - self._body_bytes > MAX_HEAD_BYTES + self._body_bytes // 2
+        ):
+            # trailers (kept as headers, and appended to as they are) or chunk framing past any
+            # sender's need: what is not body after the head is bounded as the head is
+            self._refuse(431, "Request Header Fields Too Large", "request_too_large",
+                         f"request trailers and chunk framing over {MAX_HEAD_BYTES} bytes")  # fmt: skip
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._head_bytes, self._tail = True, 0, b""  # a next request's head may follow
+        self._in_head, self._head_bytes, self._after_head, self._body_bytes = True, 0, 0, 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -99,6 +113,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._in_head, self._head_bytes, self._after_head, self._body_bytes = False, 0, 0, 0
         super().on_headers_complete()
         if self.loop.time() >= self._close_after and self.cycle is not None:
             self.cycle.keep_alive = False  # this answer says connection: close (see the module's docstring)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import select
 import socket
 import time
@@ -326,3 +327,42 @@ def test_a_client_that_leaves_mid_body_costs_no_traceback(target: Target, receiv
     assert exchange(target.server.port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", []).status == 200
     logged = target.server.log.read_bytes()[before:].decode()
     assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged[-2000:]
+
+
+def test_trailers_are_bounded_like_headers(target: Target) -> None:
+    """A chunked body ended by a flood of trailer fields (httptools keeps them as headers): 431 once
+    they pass the bound, though the app answered the missing token (401) before any of them came."""
+    head = b"POST /logs HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    trailers = b"0\r\n" + b"a: b\r\n" * (2 * MiB // 6)
+    pieces = [trailers[i : i + 65536] for i in range(0, len(trailers), 65536)]
+    with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
+        sock.settimeout(15)
+        sock.sendall(head)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += _recv(sock)
+        assert data.startswith(b"HTTP/1.1 401 ")
+        for piece in pieces:
+            try:
+                sock.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.01)
+        rest = b""
+        while chunk := _recv(sock):
+            rest += chunk
+    message = f"request trailers and chunk framing over {MAX_HEAD_BYTES} bytes"
+    assert b"HTTP/1.1 431 " in rest and message.encode() in rest, rest[-300:]
+
+
+def test_pipelined_requests_are_each_counted_as_their_own(target: Target) -> None:
+    """A GET and a POST with a 200 KB body in one write: the POST's body is not taken for a head."""
+    events = b"[" + b" " * 200_000 + b"]"
+    post = target.head("/logs", len(events)) + events
+    with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
+        sock.settimeout(15)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + post)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
+            data += _recv(sock)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"200", b"200"], data[-500:]
