@@ -33,6 +33,30 @@ def pinned_settings(settings: EngineSettings) -> EngineSettings:
     return settings
 
 
+class _Checked:
+    """A text stream whose write and flush failures (a full disk) are the user's error naming where
+    (exit 2), not an internal one; the renderers write to it as to any stream."""
+
+    def __init__(self, stream: IO[str], where: str) -> None:
+        self.stream, self.where = stream, where
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:  # the reader went away (`| head`): the CLI's boundary says so
+            raise
+        except OSError as err:
+            raise InvalidInputError(f"{self.where}: cannot write: {err.strerror or err}") from err
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise InvalidInputError(f"{self.where}: cannot write: {err.strerror or err}") from err
+
+
 @contextlib.contextmanager
 def open_output(output: str | None) -> Iterator[IO[str]]:
     if output and output != "-":
@@ -40,10 +64,17 @@ def open_output(output: str | None) -> Iterator[IO[str]]:
             handle = Path(output).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as err:
             raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
-        with handle:
-            yield handle
+        checked = _Checked(handle, f"-o {output}")
+        try:
+            yield checked  # type: ignore[misc]
+            checked.flush()
+        finally:
+            with contextlib.suppress(OSError):  # (a failed flush said it; closing cannot say more)
+                handle.close()
     else:
-        yield sys.stdout
+        checked = _Checked(sys.stdout, "standard output")
+        yield checked  # type: ignore[misc]
+        checked.flush()
 
 
 def check_org_known(policies: Sequence[EngineSettings], org: str, *, at: str) -> None:

@@ -25,12 +25,22 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
 
 
 def check_output_apart(output: str | None, inputs: Sequence[str | None]) -> None:
-    """Refuse (exit 2) an ``-o`` file that is one of the ``inputs``: writing would overwrite it."""
-    if not output or output == "-" or not Path(output).exists():
+    """Refuse (exit 2) an ``-o`` file that is one of the ``inputs`` (writing would overwrite it), or
+    that lies in an input directory (it would be read as a report, or overwrite one, since ``-o`` is
+    opened before the inventory is read)."""
+    if not output or output == "-":
         return
+    target = Path(output)
     for given in inputs:
-        if given and given != "-" and Path(given).exists() and Path(output).samefile(given):
+        if not given or given == "-" or not Path(given).exists():
+            continue
+        if target.exists() and target.samefile(given):
             raise InvalidInputError(f"-o {output} is also an input ({given}): writing would overwrite it")
+        if Path(given).is_dir() and target.resolve().is_relative_to(Path(given).resolve()):
+            raise InvalidInputError(
+                f"-o {output} is inside the inventory directory {given}: it would be read as a report, "
+                "or overwrite one; write it elsewhere"
+            )
 
 
 def clear_output(output: str | None) -> None:
@@ -49,7 +59,12 @@ def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
         except OSError as error:
             raise InvalidInputError(f"-o {output}: cannot write: {error.strerror}") from error
         return
-    click.echo(rendered, nl=not rendered.endswith("\n"), err=err)
+    try:
+        click.echo(rendered, nl=not rendered.endswith("\n"), err=err)
+    except BrokenPipeError:
+        raise
+    except OSError as error:  # a full disk behind a redirection: the user's to fix, not a crash
+        raise InvalidInputError(f"standard output: cannot write: {error.strerror or error}") from error
 
 
 def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source: str) -> None:
