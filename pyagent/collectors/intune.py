@@ -81,6 +81,10 @@ def parse_detected_apps(
     if platform is not None and platform not in get_args(Platform):
         raise CollectorInputError(f"intune: unknown platform {platform!r}")
     entries = _entries(load_json(text, where=where), where=where)
+    if not entries:  # Intune lists what it detected: none is an export that failed, or a page of nothing
+        raise CollectorInputError(
+            f"{where}: no detectedApps, and a device reported with no apps would be compliant"
+        )
     rows: list[tuple[str, str | None, str | None]] = []  # (displayName, version, graph platform)
     graph_platforms: set[str] = set()
     for index, entry in enumerate(entries):

@@ -76,6 +76,11 @@ def parse_installed_application_list(
     items = root.get("InstalledApplicationList")
     if not isinstance(items, list):
         raise CollectorInputError(f"{where}: no InstalledApplicationList array; not that command's response")
+    if not items:  # every device has apps: a command that listed none failed (or was filtered away)
+        raise CollectorInputError(
+            f"{where}: the InstalledApplicationList is empty, and a device reported with no apps would be "
+            "compliant"
+        )
     apps: list[App] = []
     installing = 0
     for index, item in enumerate(items):

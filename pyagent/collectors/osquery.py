@@ -258,6 +258,11 @@ def parse_osquery_json(
             skipped += 1
         else:
             apps.append(app)
+    if not apps:
+        raise CollectorInputError(
+            f"{where}: none of its {len(rows)} rows is installed software, and a device reported with no "
+            "apps would be compliant"
+        )
     facts: dict[str, object] = {"osquery_table": table, "rows": len(rows)}
     if table == "deb_packages":
         facts["not_installed_skipped"] = skipped

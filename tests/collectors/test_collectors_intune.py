@@ -139,9 +139,12 @@ def test_bad_exports(doc: str, message: str) -> None:
         parse_detected_apps(doc, where="f")
 
 
-def test_empty_list_with_platform_option() -> None:
-    platform, apps, _ = parse_detected_apps('{"value": []}', where="f", platform="windows")
-    assert (platform, apps) == ("windows", [])
+def test_an_empty_list_is_refused_not_a_compliant_device() -> None:
+    """Intune lists what it detected (on a personal device, its managed apps only): none is an export
+    that failed or saw nothing, never a device with no apps, which would be compliant."""
+    with pytest.raises(CollectorInputError) as err:
+        parse_detected_apps('{"value": []}', where="f", platform="windows")
+    assert str(err.value) == "f: no detectedApps, and a device reported with no apps would be compliant"
 
 
 def test_from_file_is_required() -> None:

@@ -122,3 +122,15 @@ def test_entities_are_refused(data: bytes) -> None:
 def test_bad_responses(data: bytes, message: str) -> None:
     with pytest.raises(CollectorInputError, match=message):
         parse_installed_application_list(data, where="f")
+
+
+def test_an_empty_list_is_refused_not_a_compliant_device() -> None:
+    """Every iPhone has apps: an answer listing none (a command that failed, or an MDM that filters to
+    managed apps and had none) must not report a device with no apps, which would be compliant."""
+    with pytest.raises(CollectorInputError) as err:
+        parse_installed_application_list(
+            _plist({"Status": "Acknowledged", "InstalledApplicationList": []}), where="f"
+        )
+    assert str(err.value) == (
+        "f: the InstalledApplicationList is empty, and a device reported with no apps would be compliant"
+    )

@@ -370,3 +370,14 @@ def test_a_tab_in_a_version_is_kept_where_an_id_refuses_it() -> None:
     """The schema refuses control characters in ids only; a version or name keeps what it says."""
     _, [app], _ = parse_osquery_json('[{"name": "bash", "version": "5.2\\t", "release": "1"}]', where="f")
     assert (app.id, app.version) == ("bash", "5.2\t-1")
+
+
+def test_rows_of_which_none_is_installed_are_refused_not_a_compliant_device() -> None:
+    """Only TikTok's configuration is left (``deinstall ok config-files``): no installed software at all
+    is no inventory, not a device with no apps."""
+    rows = '[{"name": "tiktok", "version": "1", "status": "deinstall ok config-files", "arch": "amd64"}]'
+    with pytest.raises(CollectorInputError) as err:
+        parse_osquery_json(rows, where="f")
+    assert str(err.value) == (
+        "f: none of its 1 rows is installed software, and a device reported with no apps would be compliant"
+    )
