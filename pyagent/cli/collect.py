@@ -117,14 +117,18 @@ def collect(
     _note_other_users(inventory, work_profile)
     report = build_report(inventory, facts)
     check_report(report, f"report collected from {name}")
-    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    try:  # encoded before -o is opened: a file there is replaced only by a whole report
+        data = (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidInputError(f"report collected from {name}: text not UTF-8 ({err.reason})") from err
     if output and output != "-":
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            Path(output).write_bytes(data)
         except OSError as err:
             raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     click.echo(
         f"pyagent: collected {len(report['apps'])} apps from {name} ({report['device']['platform']})",
         err=True,

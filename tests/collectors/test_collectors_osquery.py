@@ -381,3 +381,24 @@ def test_rows_of_which_none_is_installed_are_refused_not_a_compliant_device() ->
     assert str(err.value) == (
         "f: none of its 1 rows is installed software, and a device reported with no apps would be compliant"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[{"bundle_identifier": "com.a", "display_name": "X\\ud800", "path": "/A"}]',
+         "contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is no text"),
+        ('[{"bundle_identifier": "com.zhiliaoapp.musically", "bundle_identifier": "com.safe", "path": "/A"}]',
+         "not valid JSON: duplicate key 'bundle_identifier'"),
+    ],
+)  # fmt: skip
+def test_an_export_that_says_two_things_or_no_text_is_refused(text: str, problem: str) -> None:
+    """A lone surrogate had been an internal error after emptying -o; a key said twice had kept the last
+    (a TikTok row read as com.safe), where a report with a key said twice is refused."""
+    with pytest.raises(CollectorInputError) as err:
+        parse_osquery_json(text, where="f")
+    assert str(err.value) == f"f: {problem}"
+    paired = (
+        parse_osquery_json(text.replace("\\ud800", "\\ud83d\\ude00"), where="f") if "ud800" in text else None
+    )
+    assert paired is None or paired[1][0].name == "X\U0001f600"
