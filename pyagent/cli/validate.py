@@ -6,6 +6,7 @@ import click
 
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import load_report
+from pyagent.termsafe import safe_line
 from pyagent.userfile import stdin_bytes
 
 
@@ -32,9 +33,9 @@ def validate(ctx: click.Context, reports: tuple[str, ...]) -> None:
             failed += 1
             lines = err.details() or [str(err)]
             for line in lines:
-                click.echo(line, err=True)
+                click.echo(safe_line(line), err=True)  # (file names and report text: escapes shown)
             continue
-        click.echo(f"{report}: valid", err=True)
+        click.echo(safe_line(f"{report}: valid"), err=True)
     if failed:
         click.echo(f"pyagent: {failed} of {len(reports)} reports invalid", err=True)
     ctx.exit(2 if failed else 0)

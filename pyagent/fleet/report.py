@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from pyagent.fleet.summary import FleetSummary, device_status
+from pyagent.termsafe import printable
 
 DEVICE_FIELDS = ("device_id", "organization", "allow", "violations", "warnings", "exempted", "errors")
 
@@ -62,7 +63,8 @@ def problem_line(device: dict[str, Any]) -> str | None:
     where = f"{first['path']}: " if first.get("path") else ""
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     name = f" ({device['device_id']})" if device.get("device_id") else ""
-    return f"  {status}: {source}{name}: {where}{message}{more}"
+    # one line, whatever the names hold: a newline in a file name must not print a line of its own
+    return "  " + printable(f"{status}: {source}{name}: {where}{message}{more}")
 
 
 def problems_text(lines: list[str], count: int) -> str:

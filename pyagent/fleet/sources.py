@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import max_report_bytes
+from pyagent.termsafe import safe_line
 from pyagent.userfile import STDIN_NAME, stdin_bytes
 
 REPORT_SUFFIXES = (".json",)
@@ -181,8 +182,10 @@ def _directory(root: Path) -> Iterator[Item]:
         yield from _file_reports(path, jsonl=path.suffix.lower() in JSONL_SUFFIXES)
     if skipped:
         print(
-            f"pyagent: note: {root}: passed over {len(skipped)} file(s) not named *.json, *.jsonl or "
-            f"*.ndjson, e.g. {skipped[0]}",
+            safe_line(
+                f"pyagent: note: {root}: passed over {len(skipped)} file(s) not named *.json, *.jsonl or "
+                f"*.ndjson, e.g. {skipped[0]}"
+            ),
             file=sys.stderr,
         )
 

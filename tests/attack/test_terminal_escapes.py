@@ -116,3 +116,30 @@ def test_a_crafted_file_name_is_shown_escaped(
     shown = str(tmp_path / f"{SHOWN.replace('/', '_')}.json")
     assert run.stderr == f"pyagent: error: {said.format(name=shown)}\n"
     assert_no_raw_control(run)
+
+
+def test_report_file_names_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A file named with escapes (validate's verdict, fleet's note on a file it passes over) or with a
+    newline (fleet's problem line: it had printed a line of its own, "all devices compliant")."""
+    clean = (
+        Path(__file__).parents[2] / "examples" / "reports" / "eu-commission-corporate-clean.json"
+    ).read_text()
+    hostile = HOSTILE.replace("/", "_")  # a file name holds no slash
+    named = tmp_path / f"r{hostile}.json"
+    named.write_text(clean)
+    validated = run_pyagent("validate", str(named))
+    assert validated.code == 0 and validated.stderr == f"{printable(str(named))}: valid\n"
+    assert_no_raw_control(validated)
+
+    inventory = tmp_path / "inv"
+    inventory.mkdir()
+    (inventory / "a.json").write_text(clean)
+    (inventory / f"n{hostile}.txt").write_text("")
+    forged = inventory / "z\n  all devices compliant; nothing to do\n  .json"
+    forged.write_text("{\n")
+    run = run_pyagent("fleet", str(inventory), "--at", AT)
+    assert run.code == 1
+    assert_no_raw_control(run)
+    assert "  all devices compliant; nothing to do" not in run.stderr.splitlines()
+    assert f"invalid: {printable(str(forged))}:" in run.stderr
+    assert f"e.g. {printable(str(inventory / ('n' + hostile + '.txt')))}\n" in run.stderr
