@@ -113,10 +113,6 @@ def _inspect(
         members = read_members(raw, label=label, limits=LIMITS)
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
-    try:
-        check_roots(members, label)  # roots that OPA and the agents would refuse at activation
-    except PyagentError as err:
-        raise InvalidInputError(str(err)) from err
     check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused
     check_builtins(members, label=label)  # a wasm build needing built-ins the agents lack is refused
     check_data(members, label=label)  # and one whose policy data has a mistake (file, line, path)
@@ -133,6 +129,10 @@ def _inspect(
         raise InvalidInputError(f"{label}: .manifest is not JSON") from err
     if not isinstance(manifest, dict):
         raise InvalidInputError(f"{label}: .manifest is not a JSON object")
+    try:
+        check_roots(members, label)  # roots that OPA and the agents would refuse at activation
+    except PyagentError as err:
+        raise InvalidInputError(str(err)) from err
     if verification is None:  # the serial orders revisions whether or not a key checks it
         if SIGNATURES_FILE in members:
             try:

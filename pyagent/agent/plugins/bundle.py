@@ -138,7 +138,7 @@ class BundlePlugin:
         self.active = (
             self.source.persist
             and self.dir.active_path.is_file()
-            and (bool(self.status.active_revision) or not readable)
+            and (self.status.active_revision is not None or not readable)  # ("" is a revision: opa build's)
         )
         if not self.active:
             self.status.etag = None

@@ -158,3 +158,29 @@ def test_a_304_with_another_etag_renames_the_active_bundle_as_in_opa(tmp_path: P
             plugin.step(wait=False)
     assert [m.get("If-None-Match") for m in seen] == [None, '"u9"', '"u9-moved"']
     assert (plugin.status.etag, plugin.status.active_revision) == ('"u9-moved"', "u9")
+
+
+def test_a_persisted_bundle_without_a_revision_is_active_after_a_restart(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """``opa build`` without ``--revision`` writes none: "" is still the active bundle's revision."""
+    import io
+    import json
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(builds.unsigned, "r:gz") as source, tarfile.open(fileobj=out, mode="w:gz") as copy:
+        for member in source.getmembers():
+            content = (source.extractfile(member) or io.BytesIO()).read()
+            if member.name.lstrip("/") == ".manifest":
+                content = json.dumps({**json.loads(content), "revision": ""}).encode()
+            member.size = len(content)
+            copy.addfile(member, io.BytesIO(content))
+    answer = Fault(body=out.getvalue(), content_type="application/gzip", headers=(("ETag", '"none"'),))
+    with fault_server(answer) as url:
+        plugin = started_plugin(url, tmp_path, persist=True)
+        plugin.step(wait=False)
+    assert plugin.active_path() is not None and plugin.status.active_revision == ""
+    again = started_plugin("http://127.0.0.1:9", tmp_path, persist=True)  # restarted, the server gone
+    assert again.active_path() == plugin.active_path()
+    assert again.status.opa_json()["active_revision"] == ""
