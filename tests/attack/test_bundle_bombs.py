@@ -10,6 +10,7 @@ refuses a file over ``size_limit_bytes``, before its bytes are inflated. ``pyage
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from pyagent.engines.wasm.tarscan import Budget, ScanRefused, scan
 from tests.attack.conftest import run_pyagent_measured
-from tests.attack.tar_bombs import MIB, bomb
+from tests.attack.tar_bombs import MIB, bomb, header
 from tests.helpers import domain
 
 AT = "2023-03-16T09:30:00Z"
@@ -88,3 +89,42 @@ def test_the_decompressed_bytes_are_bounded_whatever_the_headers_say() -> None:
         scan(bomb([("policy.wasm", 4 * MIB, b"0")]), budget)
     assert str(err.value) == f"over {MIB} bytes once decompressed"
     scan(bomb([("policy.wasm", MIB // 2, b"0")]), budget)  # within: no refusal
+
+
+def _pax(records: bytes, kind: bytes = b"x") -> bytes:
+    """A pax header of ``records`` (padded), compressed."""
+    block = header("././@PaxHeader", len(records), kind) + records + b"\0" * (-len(records) % 512)
+    return gzip.compress(block)
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        (b"13 size=1024\n", "a pax header sets size=1024: not in a policy bundle"),
+        (b"22 GNU.sparse.major=1\n", "a pax header sets GNU.sparse.major=1: not in a policy bundle"),
+        (b"99 size=1\n", "not a readable tar.gz: a pax header that is not pax records"),
+    ],
+)
+def test_a_pax_header_that_would_part_the_scan_from_tarfile_is_refused(records: bytes, message: str) -> None:
+    """A member of size 0 made 1024 by its pax header, its "data" a zero block: the scan read that as
+    the archive's end while tarfile read on, into a 300 MiB pax header that no bound then saw."""
+    zero_block_data = gzip.compress(b"\0" * 1024)
+    huge = gzip.compress(header("././@PaxHeader", 300 * MIB, b"x"))
+    raw = _pax(records) + gzip.compress(header("policy.wasm", 0, b"0")) + zero_block_data + huge
+    budget = Budget(
+        max_decompressed=128 * MIB, max_members=10, max_header_bytes=65536, max_member_bytes=MIB,
+        max_total_bytes=MIB,
+    )  # fmt: skip
+    with pytest.raises(ScanRefused) as err:
+        scan(raw, budget)
+    assert str(err.value) == message
+
+
+def test_a_solaris_pax_header_is_bounded_as_a_pax_header() -> None:
+    budget = Budget(
+        max_decompressed=128 * MIB, max_members=10, max_header_bytes=65536, max_member_bytes=MIB,
+        max_total_bytes=MIB,
+    )  # fmt: skip
+    with pytest.raises(ScanRefused) as err:
+        scan(bomb([("././@PaxHeader", 100 * MIB, b"X"), ("policy.wasm", 0, b"0")]), budget)
+    assert str(err.value) == f"a pax header of {100 * MIB} bytes, over the bound of 65536"

@@ -11,7 +11,11 @@ refuses, before anything is buffered:
   over its bound (refused at the header, as OPA's reader refuses a file over ``size_limit_bytes``,
   rather than after inflating up to the budget);
 * more members than allowed;
-* a pax (``x``, ``g``) or GNU long-name (``L``, ``K``) header over its size bound;
+* a pax (``x``, ``g``, Solaris ``X``) or GNU long-name (``L``, ``K``) header over its size bound;
+* a pax header that sets a member's ``size`` or describes a sparse file (``GNU.sparse.*``): tarfile
+  would read the member at that size where this scan reads the header's, and the two would part ways
+  (a member of size 0 whose "data" is a zero block read here as the archive's end). No bundle needs
+  them: ``opa build`` writes a pax size only past 8 GiB;
 * a header whose size field or checksum is not a tar header's.
 """
 
@@ -27,6 +31,7 @@ BLOCK = 512
 CHUNK = 64 * 1024
 _EXTENSIONS = {
     b"x": "pax header",
+    b"X": "pax header",
     b"g": "global pax header",
     b"L": "GNU long name",
     b"K": "GNU long link name",
@@ -92,6 +97,9 @@ class _Scan:
         self.members = 0
         self.declared = 0
         """The members' sizes as their headers give them, so far."""
+        self.pax_left = 0
+        """Bytes of a pax header's records still to read (they are bounded: kept, then checked)."""
+        self.pax = bytearray()
 
     def feed(self, data: bytes) -> bool:
         """Consume ``data``; True once the end-of-archive block is reached."""
@@ -102,6 +110,12 @@ class _Scan:
         while pos < len(data):
             if self.skip:
                 step = min(self.skip, len(data) - pos)
+                if self.pax_left:  # a pax header's records come first, then its padding
+                    records = min(step, self.pax_left)
+                    self.pax += data[pos : pos + records]
+                    self.pax_left -= records
+                    if not self.pax_left:
+                        _check_pax(bytes(self.pax))
                 self.skip -= step
                 pos += step
                 continue
@@ -128,6 +142,8 @@ class _Scan:
                 raise ScanRefused(
                     f"a {_EXTENSIONS[kind]} of {size} bytes, over the bound of {self.budget.max_header_bytes}"
                 )
+            if kind in (b"x", b"X", b"g"):
+                self.pax_left, self.pax = size, bytearray()
         else:
             self.members += 1
             if self.members > self.budget.max_members:
@@ -140,11 +156,30 @@ class _Scan:
         self.skip = -(-size // BLOCK) * BLOCK
 
 
+def _check_pax(records: bytes) -> None:
+    """Refuse pax records that set a size or describe a sparse file, or that are not pax records."""
+    at = 0
+    while at < len(records):
+        space = records.find(b" ", at, at + 20)
+        try:
+            length = int(records[at:space]) if space > at else 0
+        except ValueError:
+            length = 0
+        record = records[at : at + length]
+        if length <= space - at or len(record) < length or not record.endswith(b"\n") or b"=" not in record:
+            raise ScanRefused("not a readable tar.gz: a pax header that is not pax records")
+        key = record[space - at + 1 : record.index(b"=")]
+        if key == b"size" or key.startswith(b"GNU.sparse."):
+            shown = printable(record[space - at + 1 : 80].rstrip(b"\n").decode("utf-8", "replace"))
+            raise ScanRefused(f"a pax header sets {shown}: not in a policy bundle")
+        at += length
+
+
 def _name(block: bytes) -> str:
     """A header's name as the sender wrote it (a ustar prefix joined), shortened and made printable:
     a pax header may rename the member, and tarfile's cleaned name is not known yet."""
     name = block[0:100].split(b"\0", 1)[0]
-    if block[257:262] == b"ustar" and block[345] != 0:
+    if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX ustar's prefix (GNU keeps times there)
         name = block[345:500].split(b"\0", 1)[0] + b"/" + name
     text = name.decode("utf-8", errors="replace")
     text = text[1:] if text.startswith("/") else text[2:] if text.startswith("./") else text  # as OPA writes
