@@ -275,3 +275,19 @@ def test_a_run_without_a_decision_is_an_event_with_opas_error_field(tmp_path: Pa
     assert isinstance(event, dict) and "result" not in event
     message = "OPA at http://127.0.0.1:1: connection refused"
     assert event["error"] == {"code": "no_decision", "message": message}
+
+
+def test_an_upload_that_fails_without_an_answer_drops_the_last_http_code(spool: Spool) -> None:
+    """A 500, then an answer cut short: the second failure has no HTTP code of its own to report."""
+    from tests.helpers.fault_server import Fault, fault_server
+
+    failing = Fault(status=500, body=b'{"code": "internal", "message": "down"}')
+    cut_short = Fault(status=200, body=b"{", declared_length=100)
+    with fault_server(failing, cut_short) as url:
+        uploads = plugin(url)
+        uploads.step(spool)
+        assert logs_status(uploads)["http_code"] == 500
+        uploads.step(spool)
+    shown = logs_status(uploads)
+    assert shown["code"] == "decision_log_error" and "http_code" not in shown, shown
+    assert spool.counts() == (12, 12)

@@ -111,6 +111,8 @@ class BundlePlugin:
             self.oci = OciPuller(client, reference, size_limit=source.size_limit_bytes, label=label)
         self._long_poll_ok = source.polling.long_polling_timeout is not None and self.oci is None
         self._failures = 0
+        self._answer_code: int | None = None
+        """The HTTP status of this attempt's answer, if one came."""
         self.status = BundleStatus(source.name)
         self.active = False
         self.version = 0
@@ -186,13 +188,14 @@ class BundlePlugin:
         long_poll = polling.long_polling_timeout if wait and self._long_poll_ok else None
         started = time.monotonic()
         fd, download = self.dir.new_download()
-        self.status.http_code = None  # as OPA: an error without an answer has no HTTP code
+        self._answer_code = None  # as OPA: an error without an answer has no HTTP code
         try:
             try:
                 with os.fdopen(fd, "wb") as sink:
                     fetched = self._pull(sink) if self.oci is not None else self._get(sink, long_poll)
             finally:  # as OPA: when the answer (or the failure) came, not when a long poll began
                 self.status.last_request = utc_now()
+                self.status.http_code = self._answer_code  # with the outcome, never before it
             if fetched.error is not None:
                 return self._failed("bundle_error", fetched.error)
             if not fetched.changed:
@@ -231,7 +234,7 @@ class BundlePlugin:
         if long_poll and reply.status == 200:  # as OPA: a bundle's answer says whether the service
             # long polls; a 304 or an error says nothing of it (one 500 must not end long polling)
             self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
-        self.status.http_code = reply.status
+        self._answer_code = reply.status
         if reply.status == 304:
             return Fetched(changed=False, etag=reply.headers.get("etag"))
         if reply.status != 200:
@@ -248,7 +251,7 @@ class BundlePlugin:
             manifest_timeout=download_deadline(header_timeout, None, MAX_MANIFEST_BYTES),
             blob_timeout=download_deadline(header_timeout, None, self.source.size_limit_bytes),
         )
-        self.status.http_code = pulled.http_code
+        self._answer_code = pulled.http_code
         return Fetched(changed=pulled.changed, etag=pulled.manifest_digest)
 
     def _activate(self, download: Path, etag: str | None) -> None:

@@ -181,14 +181,17 @@ class DecisionLogPlugin:
         self._rng = rng or random.Random()
         self._failures = 0
         self._retrying: set[int] = set()
+        self._answer_code: int | None = None
+        """The HTTP status of the answer that failed this upload, if one came."""
         self.state = UploadState()
 
     def step(self, spool: Spool) -> float:
         """Upload what is pending (oldest first); returns the seconds until the next attempt."""
         at = utc_now()
         self.state.last_attempt_at = at
-        self.state.http_code = None
+        self._answer_code = None
         error = self.upload(spool)
+        self.state.http_code = self._answer_code  # with the outcome: a status sent meanwhile keeps the last
         spool.note_ship(at=at, error=error)
         self.state.last_error = error
         if error is None:
@@ -263,7 +266,7 @@ class DecisionLogPlugin:
             return None
         forbidden = reply.status == 403 and reply.error_code() == DEVICE_REFUSED
         if (reply.status not in REFUSED and not forbidden) or (forbidden and self._all_mine(batch)):
-            self.state.http_code = reply.status
+            self._answer_code = reply.status
             return f"{self.client.url(self.config.resource)}: {reply.message()}"
         if len(batch) == 1:
             seq = batch[0][0]

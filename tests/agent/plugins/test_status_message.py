@@ -184,3 +184,24 @@ def test_a_persisted_bundle_without_a_revision_is_active_after_a_restart(
     again = started_plugin("http://127.0.0.1:9", tmp_path, persist=True)  # restarted, the server gone
     assert again.active_path() == plugin.active_path()
     assert again.status.opa_json()["active_revision"] == ""
+
+
+def test_while_an_attempt_is_in_flight_the_last_outcome_is_reported_whole(tmp_path: Path) -> None:
+    """A status message sent during a slow attempt still gives the last failure's HTTP code with its
+    message (OPA sets them together), and the new outcome replaces both."""
+    import threading
+    import time
+
+    unavailable = Fault(status=503, body=b"busy", content_type="text/plain")
+    slow_cut_short = Fault(body=b"\x1f\x8b", declared_length=1000, delay=1.0, content_type="application/gzip")
+    with fault_server(unavailable, slow_cut_short) as url:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)
+        second = threading.Thread(target=plugin.step, kwargs={"wait": False})
+        second.start()
+        time.sleep(0.4)
+        during = plugin.status.opa_json()
+        second.join(timeout=10)
+    assert (during["code"], during["http_code"]) == ("bundle_error", 503)
+    after = plugin.status.opa_json()
+    assert after["code"] == "bundle_error" and "http_code" not in after
