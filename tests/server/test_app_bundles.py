@@ -48,7 +48,9 @@ def test_long_poll_times_out_with_304_and_says_it_long_polls(fleet: Fleet) -> No
     assert 0.9 <= waited < 5
 
 
-def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
+def _poll_across_a_publish(fleet: Fleet, *, publish_after: float) -> dict[str, Any]:
+    """A long poll for r1's successor (``wait=30``), with r2 published ``publish_after`` seconds in:
+    its status, body and how long it took."""
     headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
     answer: dict[str, Any] = {}
 
@@ -59,11 +61,16 @@ def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
 
     waiter = threading.Thread(target=poll)
     waiter.start()
-    time.sleep(0.5)
+    time.sleep(publish_after)
     fleet.store.publish(
         NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
     )
     waiter.join(timeout=10)
+    return answer
+
+
+def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
+    answer = _poll_across_a_publish(fleet, publish_after=0.5)
     assert (answer["status"], answer["body"]) == (200, b"rego-r2")
     assert answer["took"] < 5
 
@@ -94,21 +101,7 @@ def test_a_missed_wake_up_is_made_good_by_reading_again(
 
     monkeypatch.setattr(bundles, "RECHECK_SECONDS", 1.0)
     monkeypatch.setattr(Notifier, "wake", lambda self: None)
-    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
-    answer: dict[str, Any] = {}
-
-    def poll() -> None:
-        started = time.monotonic()
-        response = fleet.client.get("/bundles/pyagent", headers=headers)
-        answer.update(status=response.status_code, body=response.content, took=time.monotonic() - started)
-
-    waiter = threading.Thread(target=poll)
-    waiter.start()
-    time.sleep(0.3)
-    fleet.store.publish(
-        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
-    )
-    waiter.join(timeout=10)
+    answer = _poll_across_a_publish(fleet, publish_after=0.3)
     assert (answer["status"], answer["body"]) == (200, b"rego-r2")
     assert 0.9 < answer["took"] < 5  # found at the re-read, a second after the poll began
 

@@ -138,6 +138,16 @@ class ControlPlane:
         finally:
             store.close()
 
+    def agent_with_r1(self, workdir: Path, builds: Builds, state: Path, **options: Any) -> Path:
+        """Revision r1 published (both builds), and ``workdir/agent.toml`` for an agent of this server
+        with its state in ``state`` and the builds' key trusted; ``options``: more of
+        :func:`agent_config`'s."""
+        self.publish(builds.rego["r1"], builds.wasm["r1"])
+        return agent_config(
+            workdir / "agent.toml", state_dir=state, server_url=self.server.url, token=self.agent_token,
+            public_key=builds.public_key, **options,
+        )  # fmt: skip
+
     def device(self, device_id: str = DEVICE["id"]) -> dict[str, Any] | None:
         request = urllib.request.Request(
             f"{self.server.url}/api/v1/devices/{device_id}?history=1000",

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tests.agent.plugins.conftest import (
     Builds,
-    agent_config,
     bundle_status,
     control_plane,
     run_agent,
@@ -73,15 +72,7 @@ def stalling_server() -> Iterator[Stalling]:
 def test_sigkill_during_a_download_keeps_the_last_good_bundle(tmp_path: Path, builds: Builds) -> None:
     state = tmp_path / "state"
     with control_plane(tmp_path) as plane, stalling_server() as bundles:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml",
-            state_dir=state,
-            server_url=plane.server.url,
-            token=plane.agent_token,
-            bundle_url=bundles.url,
-            public_key=builds.public_key,
-        )
+        config = plane.agent_with_r1(tmp_path, builds, state, bundle_url=bundles.url)
         bundles.body = builds.wasm["r1"].read_bytes()
         assert run_agent("--once", "--config", str(config)).returncode == 0
         assert bundle_status(state)["active_revision"] == "r1"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tests.agent.plugins.conftest import (
     Builds,
-    agent_config,
     control_plane,
     run_agent,
     spool_bodies,
@@ -49,15 +48,7 @@ def test_the_uploaded_event_has_the_opa_servers_decision_id(
         control_plane(tmp_path) as plane,
         run_opa_server(opa_bin, tmp_path, paths=[builds.rego["r1"]], bundle=True, extra_args=opa_args) as opa,
     ):
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml",
-            state_dir=state,
-            server_url=plane.server.url,
-            token=plane.agent_token,
-            public_key=builds.public_key,
-            engine_opa=opa.url,
-        )
+        config = plane.agent_with_r1(tmp_path, builds, state, engine_opa=opa.url)
         done = run_agent("--once", "--config", str(config))
         assert done.returncode == 0, done.stderr
         body = spool_bodies(state)[0]

@@ -25,14 +25,7 @@ from tests.agent.plugins.conftest import (
 def test_once_pulls_decides_uploads_and_reports(tmp_path: Path, builds: Builds) -> None:
     state = tmp_path / "state"
     with control_plane(tmp_path) as plane:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml",
-            state_dir=state,
-            server_url=plane.server.url,
-            token=plane.agent_token,
-            public_key=builds.public_key,
-        )
+        config = plane.agent_with_r1(tmp_path, builds, state)
         first = run_agent("--once", "--config", str(config))
         assert first.returncode == 0, first.stderr
         assert "bundle pyagent: revision r1 active" in first.stderr
@@ -84,15 +77,7 @@ def run_agent_status(config: Path):  # type: ignore[no-untyped-def]
 def test_long_poll_is_woken_by_a_publish(tmp_path: Path, builds: Builds) -> None:
     state = tmp_path / "state"
     with control_plane(tmp_path) as plane:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml",
-            state_dir=state,
-            server_url=plane.server.url,
-            token=plane.agent_token,
-            public_key=builds.public_key,
-            long_poll=30,
-        )
+        config = plane.agent_with_r1(tmp_path, builds, state, long_poll=30)
         log = tmp_path / "agent.log"
         agent = start_agent("--config", str(config), log=log)
         try:
@@ -157,14 +142,7 @@ def test_a_persisted_bundle_outlives_its_status_record(tmp_path: Path, builds: B
     state = tmp_path / "state"
     record = state / "bundles" / "pyagent" / "status.json"
     with control_plane(tmp_path) as plane:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml",
-            state_dir=state,
-            server_url=plane.server.url,
-            token=plane.agent_token,
-            public_key=builds.public_key,
-        )
+        config = plane.agent_with_r1(tmp_path, builds, state)
         assert run_agent("--once", "--config", str(config)).returncode == 0
         plane.server.kill()
     record.write_text('{"name": "pyagent", "active_rev')

@@ -104,15 +104,7 @@ def test_a_bundle_over_size_limit_bytes_is_refused_while_streaming(tmp_path: Pat
     state, root = tmp_path / "state", tmp_path / "www"
     serve(root, builds.wasm["r1"], mtime=1_700_000_000)
     with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml",
-            state_dir=state,
-            server_url=plane.server.url,
-            token=plane.agent_token,
-            bundle_url=nginx.url,
-            public_key=builds.public_key,
-        )
+        config = plane.agent_with_r1(tmp_path, builds, state, bundle_url=nginx.url)
         text = config.read_text().replace("persist = true", "persist = true\nsize_limit_bytes = 4096")
         config.write_text(text)
         done = run_agent("--once", "--config", str(config))
