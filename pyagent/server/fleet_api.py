@@ -187,6 +187,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         from pyagent.server.openapi import document
 
         await ctx.authorize(request, "reader")
+        query.only(request)  # as every API route: a parameter it does not read is a 400
         return JSONResponse(document())
 
     async def no_such_route(request: Request) -> Response:

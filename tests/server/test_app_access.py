@@ -117,6 +117,8 @@ def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path:
         ("/api/v1/history?from=2023-03-14T00:00:00Z&to=2023-03-16T00:00:00Z&step=1d&every=1",
          "every: not a parameter of /api/v1/history "
          "(it takes: from, to, step, organization, no_organization)"),
+        ("/api/v1/openapi.json?version=3.0",
+         "version: not a parameter of /api/v1/openapi.json (it takes: none)"),
     ],
 )  # fmt: skip
 def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:
