@@ -9,9 +9,19 @@ from pyagent.engines.select import resolve
 
 
 def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per organisation rule (inherited rules listed under their owner), by date."""
+    """One entry per organisation rule (inherited rules listed under their owner), by date;
+    ``inherited_by``: the other organisations the rule is in force for, as the policy resolves them
+    (transitively, less those that override it)."""
+    from pyagent.policy.orgindex import rules_in_force
+
+    orgs = data.get("pyagent", {}).get("organizations") or {}
+    adopters: dict[tuple[str, str], list[str]] = {}
+    for name, rules in rules_in_force(orgs).items():
+        for owner, rule_id in rules:
+            if owner != name:
+                adopters.setdefault((owner, rule_id), []).append(name)
     entries = []
-    for org, definition in (data.get("pyagent", {}).get("organizations") or {}).items():
+    for org, definition in orgs.items():
         for rule_id, rule in (definition.get("rules") or {}).items():
             entries.append(
                 {
@@ -21,11 +31,7 @@ def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
                     "scopes": list(rule.get("scopes") or []),
                     "effective_from": rule.get("effective_from"),
                     "enforcement": rule.get("enforcement", "deny"),
-                    "inherited_by": sorted(
-                        o
-                        for o, d in data["pyagent"]["organizations"].items()
-                        if org in (d.get("inherits") or [])
-                    ),
+                    "inherited_by": sorted(adopters.get((org, rule_id), [])),
                 }
             )
     return sorted(entries, key=lambda e: (e["effective_from"] or "", e["rule"]))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.fleet.timeline import rules_timeline
+from pyagent.policy.orgindex import rules_in_force
 
 
 def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
@@ -106,10 +107,23 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {ban_id} | {_cell(ban.get('title', ''))} | {_cell(ban.get('reason', ''))} | "
                 f"{platform} | {', '.join(f'`{i}`' for i in ids)} |"
             )
+    lines += ["", "## Work apps", "", "A personal device with one of these installed (or an Android work "
+              "profile) is in the scope `personal-with-work-apps` of the organisation that lists it and of "
+              "every organisation inheriting from it; the shared list counts for every organisation.", "",
+              "| list | platform | identifiers |", "|---|---|---|"]  # fmt: skip
+    work_lists = [("shared", pyagent.get("work_apps") or {})]
+    work_lists += [(org_id, org.get("work_apps") or {}) for org_id, org in sorted(orgs.items())]
+    for owner, by_platform in work_lists:
+        for platform, ids in sorted(by_platform.items()):
+            lines.append(f"| {owner} | {platform} | {', '.join(f'`{i}`' for i in ids)} |")
     lines += ["", "## Organisations", ""]
+    in_force = rules_in_force(orgs)
     for org_id, org in sorted(orgs.items()):
         inherits = ", ".join(org.get("inherits") or []) or "nothing"
         lines += [f"### {org_id}: {_cell(org.get('title', org_id))}", "", f"Inherits from: {inherits}.", ""]
+        inherited = [f"{owner}/{rule_id}" for owner, rule_id in in_force.get(org_id, []) if owner != org_id]
+        if inherited:
+            lines += [f"Inherited rules in force: {', '.join(inherited)}.", ""]
         rules = org.get("rules") or {}
         if not rules:
             lines += ["No rule of its own.", ""]
@@ -138,11 +152,14 @@ def render_markdown(data: dict[str, Any]) -> str:
     exemptions = pyagent["exemptions"]
     lines += ["", f"## Exemptions ({len(exemptions)})", ""]
     if exemptions:
-        lines += ["| id | device | organisation | ban | until | reason |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| id | device | organisation | ban | until | reason | approved by |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for ex_id, ex in sorted(exemptions.items()):
             lines.append(
                 f"| {ex_id} | {ex.get('device_id')} | {ex.get('organization')} | {ex.get('ban')} | "
-                f"{ex.get('until')} | {_cell(ex.get('reason', ''))} |"
+                f"{ex.get('until')} | {_cell(ex.get('reason', ''))} | {_cell(ex.get('approved_by') or '-')} |"
             )
     from pyagent.engines.wasm.builtins import docs_section  # what the embedded engine runs
 

@@ -96,6 +96,32 @@ def _message_tail(org: str, title: object, rule: Mapping[str, Any], bans: Mappin
     return f" devices of {_text(title, org)}{when}: {reason}"
 
 
+def rules_in_force(orgs: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """For every organisation whose chain the policy can resolve (known ``inherits``, no cycle), the
+    ``(owner, rule id)`` of each rule in force for it: its own, and those it inherits transitively that
+    no organisation lower in its chain overrides with a rule of the same id. What the policy applies;
+    for people (``policy docs``, the fleet page's timeline), not for the index."""
+    edges = _edges(orgs)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(edges):
+        chain = _reachable(edges, [name])
+        if chain is None:
+            continue
+        ancestors = {member: _reachable(edges, edges[member]) or set() for member in chain}
+        if any(member in ancestors[member] for member in chain):
+            continue
+        found[name] = sorted(
+            (owner, rule_id)
+            for owner in chain
+            for rule_id in orgs[owner].get("rules", {})
+            if not any(
+                other != owner and rule_id in orgs[other].get("rules", {}) and owner in ancestors[other]
+                for other in chain
+            )
+        )
+    return found
+
+
 def _resolve(
     name: str,
     orgs: Mapping[str, Any],
