@@ -59,11 +59,39 @@ def load_overlay(path: str | Path) -> DataOverlay:
 
 
 def merge(base: dict[str, Any], overlays: Sequence[DataOverlay]) -> dict[str, Any]:
-    """``base`` with every overlay merged in; ``base`` is not modified."""
+    """``base`` with every overlay merged in; ``base`` is not modified. A value set again to another
+    value is a :class:`DataConflictError` naming the overlay's line and who set the value first."""
     merged = copy.deepcopy(base)
-    for overlay in overlays:
-        _merge_into(merged, overlay.document, path=[], source=overlay.source)
+    for index, overlay in enumerate(overlays):
+        try:
+            _merge_into(merged, overlay.document, path=[])
+        except _Conflict as conflict:
+            line = f":{overlay.lines.line_of(tuple(conflict.path))}" if overlay.lines is not None else ""
+            first = next(
+                (o.source for o in overlays[:index] if _has_path(o.document, conflict.path)),
+                "the policy data",
+            )
+            raise DataConflictError(
+                f"{overlay.source}{line}: merge conflict at data.{'.'.join(conflict.path)}: already set to "
+                f"another value by {first}; an overlay adds to the data, it does not change it (edit the "
+                "data, or build a bundle from it)"
+            ) from None
     return merged
+
+
+class _Conflict(Exception):
+    def __init__(self, path: list[str]) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _has_path(document: dict[str, Any], path: list[str]) -> bool:
+    node: Any = document
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
 
 
 def overlay_digest(overlays: Sequence[DataOverlay]) -> str:
@@ -74,15 +102,12 @@ def overlay_digest(overlays: Sequence[DataOverlay]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _merge_into(target: dict[str, Any], document: dict[str, Any], *, path: list[str], source: str) -> None:
+def _merge_into(target: dict[str, Any], document: dict[str, Any], *, path: list[str]) -> None:
     for key, value in document.items():
         here = [*path, key]
         if key not in target:
             target[key] = copy.deepcopy(value)
         elif isinstance(target[key], dict) and isinstance(value, dict):
-            _merge_into(target[key], value, path=here, source=source)
+            _merge_into(target[key], value, path=here)
         elif target[key] != value:
-            raise DataConflictError(
-                f"{source}: merge conflict at data.{'.'.join(here)}: "
-                "the value is already set by the policy data or an earlier --data file"
-            )
+            raise _Conflict(here)

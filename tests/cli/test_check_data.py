@@ -84,7 +84,27 @@ def test_data_overlay_conflict_exits_2_naming_the_path(policy_bundle: Path, tmp_
     )
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
     assert result.exit_code == 2
-    assert "data.pyagent.organizations.eu-commission.rules.tiktok.enforcement" in result.stderr
+    tail = "an overlay adds to the data, it does not change it (edit the data, or build a bundle from it)"
+    assert result.stderr == (
+        f"pyagent: error: {overlay}:1: merge conflict at data.pyagent.organizations.eu-commission.rules"
+        f".tiktok.enforcement: already set to another value by the policy data; {tail}\n"
+    )
+    capcut = {"ban": "capcut", "scopes": ["corporate"], "effective_from": "2023-04-01T00:00:00Z"}
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(
+        json.dumps({"pyagent": {"organizations": {"eu-council": {"rules": {"capcut": capcut}}}}})
+    )
+    later = {**capcut, "effective_from": "2023-05-01T00:00:00Z"}
+    second.write_text(
+        json.dumps({"pyagent": {"organizations": {"eu-council": {"rules": {"capcut": later}}}}}, indent=2)
+    )
+    both = ["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(first)]
+    result = run([*both, "--data", str(second)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"pyagent: error: {second}:11: merge conflict at data.pyagent.organizations.eu-council.rules.capcut"
+        f".effective_from: already set to another value by {first}; {tail}\n"
+    )
 
 
 def test_data_overlay_outside_pyagent_is_refused(policy_bundle: Path, tmp_path: Path) -> None:
