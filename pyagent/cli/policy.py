@@ -81,9 +81,10 @@ def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
 @click.pass_context
 def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     """`opa fmt` (no diff), `opa check --strict`, the policy data checked and the built-ins the embedded
-    engine provides (exit 2 on a data mistake or a missing built-in)."""
+    engine provides: exit 1 for what lint alone finds (formatting, strict checks), 2 when the policy
+    does not load (as `policy test` and `policy bundle` say it), on a data mistake or a missing built-in."""
     targets = policy_dirs(dirs)
-    failed = False
+    failed = does_not_load = False
     listed = run_opa(["fmt", "--list", *targets])
     for line in listed.stdout.splitlines():
         click.echo(f"not formatted: {line}", err=True)
@@ -92,13 +93,14 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     if checked.returncode != 0:
         click.echo(checked.stderr.rstrip() or checked.stdout.rstrip(), err=True)
         failed = True
+        does_not_load = run_opa(["check", *targets]).returncode != 0  # a parse or compile error
     from pyagent.engines.wasm.capabilities import problems_in_dirs as engine_problems  # imports wasmtime
 
     data_problems = datacheck.problems_in_dirs(targets) + engine_problems(targets)
     for line in data_problems:
         click.echo(safe_line(line), err=True)
     click.echo("lint: " + ("problems found" if failed or data_problems else "clean"), err=True)
-    ctx.exit(2 if data_problems else 1 if failed else 0)
+    ctx.exit(2 if data_problems or does_not_load else 1 if failed else 0)
 
 
 @policy.command(

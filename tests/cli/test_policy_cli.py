@@ -107,6 +107,20 @@ def test_policy_lint_catches_strict_errors(policy_copy: tuple[Path, Path]) -> No
     assert "unused argument x" in result.stderr
 
 
+def test_a_policy_that_does_not_load_is_exit_2_from_lint_test_and_bundle(
+    policy_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A parse error is not a lint finding (exit 1): the policy does not load, as test and bundle say."""
+    rego, data = policy_copy
+    (rego / "pyagent" / "lib" / "extra.rego").write_text("package pyagent.lib.extra\n\nbroken := {\n")
+    codes = [
+        run(["policy", "lint", str(rego), str(data)]).exit_code,
+        run(["policy", "test", str(rego), str(data)]).exit_code,
+        run(["policy", "bundle", str(rego), str(data), "-o", str(tmp_path / "b.tar.gz")]).exit_code,
+    ]
+    assert codes == [2, 2, 2]
+
+
 def test_policy_bundle_builds_what_the_embedded_engine_runs(
     policy_copy: tuple[Path, Path], tmp_path: Path
 ) -> None:
