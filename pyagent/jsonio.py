@@ -8,6 +8,8 @@ one-line error naming the file, line and column.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,6 +29,45 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise DuplicateKeyError(f"duplicate key {key!r}")
         result[key] = value
     return result
+
+
+#: A surrogate's escape: only then can a parsed string hold a lone surrogate (the parser joins pairs).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def path_to(root: Any, match: Callable[[Any], bool]) -> list[str | int] | None:
+    """The location of the first node (depth first, iterative) for which ``match`` holds."""
+    stack: list[tuple[Any, list[str | int]]] = [(root, [])]
+    while stack:
+        node, where = stack.pop()
+        if match(node):
+            return where
+        if isinstance(node, dict):
+            stack.extend((value, [*where, key]) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, [*where, index]) for index, value in enumerate(node))
+    return None
+
+
+def _not_unicode(text: object) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _has_lone_surrogate(node: Any) -> bool:
+    return _not_unicode(node) or (isinstance(node, dict) and any(_not_unicode(key) for key in node))
+
+
+def lone_surrogate_at(document: Any, text: str) -> list[str | int] | None:
+    """Where ``document`` (parsed from ``text``) holds a string or a key with an unpaired surrogate,
+    which no UTF-8 can carry; None when it holds none. Looked for only when ``text`` has a
+    surrogate escape."""
+    return path_to(document, _has_lone_surrogate) if _SURROGATE_ESCAPE.search(text) else None
 
 
 def json_error_text(err: json.JSONDecodeError) -> str:

@@ -21,10 +21,9 @@ from __future__ import annotations
 import codecs
 import json
 import os
-import re
 
 from pyagent.collectors.base import CollectorInputError
-from pyagent.jsonio import json_error_text, unique_keys
+from pyagent.jsonio import json_error_text, lone_surrogate_at, unique_keys
 from pyagent.userfile import display_name, read_limited
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -88,28 +87,8 @@ def load_json(text: str, *, where: str) -> object:
         raise CollectorInputError(f"{where}: JSON nested too deeply") from exc
     except ValueError as exc:  # a duplicate key (the export would say two things), a huge integer
         raise CollectorInputError(f"{where}: not valid JSON: {exc}") from exc
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+    if lone_surrogate_at(value, text) is not None:
         raise CollectorInputError(
             f"{where}: contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is no text"
         )
     return value
-
-
-#: A surrogate's escape: only then can a parsed string hold a lone surrogate (paired ones are joined).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def _has_lone_surrogate(value: object) -> bool:
-    """A string anywhere in ``value`` (keys too) holding a lone surrogate, found without recursion."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if any("\ud800" <= c <= "\udfff" for c in node):
-                return True
-        elif isinstance(node, dict):
-            stack.extend(node)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False

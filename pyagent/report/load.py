@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import json_error_text
+from pyagent.jsonio import json_error_text, lone_surrogate_at, path_to
 from pyagent.report.bounds import report_document_bytes
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
@@ -38,7 +37,6 @@ max_report_bytes = report_document_bytes
 STDIN = "-"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts with FF FE too)
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 _JSON_KINDS = {
@@ -124,34 +122,6 @@ def _finite_float(token: str) -> float:
     return value
 
 
-def _path_to(root: Any, match: Callable[[Any], bool]) -> list[str | int] | None:
-    """The location of the first node (depth first, iterative) for which ``match`` holds."""
-    stack: list[tuple[Any, list[str | int]]] = [(root, [])]
-    while stack:
-        node, where = stack.pop()
-        if match(node):
-            return where
-        if isinstance(node, dict):
-            stack.extend((value, [*where, key]) for key, value in node.items())
-        elif isinstance(node, list):
-            stack.extend((value, [*where, index]) for index, value in enumerate(node))
-    return None
-
-
-def _not_unicode(text: object) -> bool:
-    if not isinstance(text, str):
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _has_lone_surrogate(node: Any) -> bool:
-    return _not_unicode(node) or (isinstance(node, dict) and any(_not_unicode(key) for key in node))
-
-
 def _decode(data: bytes, name: str) -> str:
     if data.startswith(_WIDE_BOMS):
         raise InvalidInputError(f"{name}: report is UTF-16 or UTF-32 encoded; save it as UTF-8")
@@ -187,17 +157,16 @@ def parse_report(data: bytes, name: str, *, validate: bool = True) -> dict[str, 
         raise InvalidInputError(f"{name}: invalid JSON: {printable(reason, 120)}") from err
     if duplicates.first is not None:
         target, key = duplicates.first
-        parent = _path_to(document, lambda node: node is target) or []
+        parent = path_to(document, lambda node: node is target) or []
         raise InvalidInputError(
             f"{name}: {json_path([*parent, key])}: duplicate key; a key may appear only once in an object"
         )
-    if _SURROGATE_ESCAPE.search(text):
-        bad = _path_to(document, _has_lone_surrogate)
-        if bad is not None:
-            raise InvalidInputError(
-                f"{name}: {json_path(bad)}: contains an unpaired UTF-16 surrogate escape "
-                "(\\ud800-\\udfff), which is not Unicode text"
-            )
+    bad = lone_surrogate_at(document, text)
+    if bad is not None:
+        raise InvalidInputError(
+            f"{name}: {json_path(bad)}: contains an unpaired UTF-16 surrogate escape "
+            "(\\ud800-\\udfff), which is not Unicode text"
+        )
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "a value")
         raise InvalidInputError(f"{name}: a report must be a JSON object, got {kind}")
