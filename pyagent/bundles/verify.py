@@ -27,7 +27,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from pyagent.bundles.constants import MAX_SERIAL, SIGNATURES_FILE
 from pyagent.bundles.digest import DigestError, file_digest
@@ -251,7 +251,7 @@ def pyagent_metadata(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     return pyagent if isinstance(pyagent, dict) else {}
 
 
-def is_serial(value: object) -> bool:
+def is_serial(value: object) -> TypeGuard[int]:
     """A build serial: an integer from 0 to :data:`MAX_SERIAL`."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SERIAL
 
@@ -265,7 +265,6 @@ def _serial(manifest: Mapping[str, Any], label: str) -> int:
             f"the signed .manifest has no build serial (metadata.pyagent.serial, an integer from 0 to "
             f"{MAX_SERIAL}); build it with `pyagent policy bundle --signing-key`",
         )
-    assert isinstance(serial, int)
     return serial
 
 

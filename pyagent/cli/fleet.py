@@ -12,7 +12,7 @@ from typing import IO, Any
 import click
 
 from pyagent.cli.options import at_option, check_bundle_given, engine_options, org_option, output_option
-from pyagent.cli.render import check_output_apart
+from pyagent.cli.render import check_output_apart, writing
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.embedded import default_bundle_path
 from pyagent.engines.select import resolve
@@ -41,29 +41,19 @@ class _Checked:
         self.stream, self.where = stream, where
 
     def write(self, text: str) -> int:
-        try:
+        with writing(self.where):
             return self.stream.write(text)
-        except BrokenPipeError:  # the reader went away (`| head`): the CLI's boundary says so
-            raise
-        except OSError as err:
-            raise InvalidInputError(f"{self.where}: cannot write: {err.strerror or err}") from err
 
     def flush(self) -> None:
-        try:
+        with writing(self.where):
             self.stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as err:
-            raise InvalidInputError(f"{self.where}: cannot write: {err.strerror or err}") from err
 
 
 @contextlib.contextmanager
 def open_output(output: str | None) -> Iterator[IO[str]]:
     if output and output != "-":
-        try:
+        with writing(f"-o {output}"):
             handle = Path(output).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as err:
-            raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
         checked = _Checked(handle, f"-o {output}")
         try:
             yield checked  # type: ignore[misc]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,19 @@ import click
 from pyagent.errors import InvalidInputError
 from pyagent.outputs.registry import OutputFormatName, get_format
 from pyagent.termsafe import safe_line
+
+
+@contextlib.contextmanager
+def writing(where: str) -> Iterator[None]:
+    """A write to ``where`` (``-o FILE``, standard output) that fails (a full disk behind a redirection)
+    is the user's to fix, exit 2 naming where, not a crash; a reader that went away (``| head``) stays a
+    ``BrokenPipeError`` for the CLI's boundary."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise InvalidInputError(f"{where}: cannot write: {err.strerror or err}") from err
 
 
 def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: str) -> None:
@@ -54,17 +67,11 @@ def clear_output(output: str | None) -> None:
 def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
     """``rendered`` to ``-o`` (a file), else to stdout (or stderr with ``err``)."""
     if output and output != "-":
-        try:
+        with writing(f"-o {output}"):
             Path(output).write_text(rendered, encoding="utf-8")
-        except OSError as error:
-            raise InvalidInputError(f"-o {output}: cannot write: {error.strerror}") from error
         return
-    try:
+    with writing("standard output"):
         click.echo(rendered, nl=not rendered.endswith("\n"), err=err)
-    except BrokenPipeError:
-        raise
-    except OSError as error:  # a full disk behind a redirection: the user's to fix, not a crash
-        raise InvalidInputError(f"standard output: cannot write: {error.strerror or error}") from error
 
 
 def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source: str) -> None:

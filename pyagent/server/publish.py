@@ -163,5 +163,4 @@ def _manifest_serial(manifest: dict[str, Any], label: str) -> int | None:
             f"{label}: .manifest metadata.pyagent.serial {shorten(repr(serial), 60)}: expected an integer "
             f"from 0 to {MAX_SERIAL}"
         )
-    assert isinstance(serial, int)
     return serial
