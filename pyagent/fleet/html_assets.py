@@ -28,17 +28,14 @@ def esc(value: object) -> str:
     """HTML-escaped text (quotes too), safe in element content and in quoted attributes. Control and
     format characters (a right-to-left override that would reorder ``gnp.exe``, escapes, zero-width
     characters) are shown as ``\\uNNNN`` codes, not obeyed."""
-    text = printable("" if value is None else str(value))
-    if not text.isascii():  # a lone surrogate cannot be written as UTF-8: replace it
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return html.escape(text, quote=True)
+    return esc_value(printable("" if value is None else str(value)))
 
 
 def esc_value(value: object) -> str:
     """A value a form sends back (an ``<option value>``), HTML-escaped but otherwise as it is: shown as
     ``\\uNNNN`` (:func:`esc`), it would select nothing once submitted. Never displayed."""
     text = "" if value is None else str(value)
-    if not text.isascii():
+    if not text.isascii():  # a lone surrogate cannot be written as UTF-8: replace it
         text = text.encode("utf-8", "replace").decode("utf-8")
     return html.escape(text, quote=True)
 

@@ -104,22 +104,39 @@ def rules_in_force(orgs: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
     edges = _edges(orgs)
     found: dict[str, list[tuple[str, str]]] = {}
     for name in sorted(edges):
-        chain = _reachable(edges, [name])
-        if chain is None:
+        resolved = _chain(edges, name)
+        if resolved is None:
             continue
-        ancestors = {member: _reachable(edges, edges[member]) or set() for member in chain}
-        if any(member in ancestors[member] for member in chain):
-            continue
+        chain, ancestors = resolved
         found[name] = sorted(
             (owner, rule_id)
             for owner in chain
             for rule_id in orgs[owner].get("rules", {})
-            if not any(
-                other != owner and rule_id in orgs[other].get("rules", {}) and owner in ancestors[other]
-                for other in chain
-            )
+            if not _overridden(orgs, chain, ancestors, owner, rule_id)
         )
     return found
+
+
+def _chain(edges: Mapping[str, list[str]], name: str) -> tuple[set[str], dict[str, set[str]]] | None:
+    """``name``'s chain (itself and every organisation it inherits from) and each member's ancestors;
+    None when the chain meets an unknown or malformed organisation, or a cycle (the policy reports it)."""
+    chain = _reachable(edges, [name])
+    if chain is None:
+        return None
+    ancestors = {member: _reachable(edges, edges[member]) or set() for member in chain}
+    if any(member in ancestors[member] for member in chain):
+        return None
+    return chain, ancestors
+
+
+def _overridden(
+    orgs: Mapping[str, Any], chain: set[str], ancestors: Mapping[str, set[str]], owner: str, rule_id: str
+) -> bool:
+    """An organisation of the chain below ``owner`` has a rule of the same id."""
+    return any(
+        other != owner and rule_id in orgs[other].get("rules", {}) and owner in ancestors[other]
+        for other in chain
+    )
 
 
 def _resolve(
@@ -129,20 +146,14 @@ def _resolve(
     bans: Mapping[str, Any],
     times: Mapping[str, int],
 ) -> dict[str, Any] | None:
-    chain = _reachable(edges, [name])
-    if chain is None:
+    resolved = _chain(edges, name)
+    if resolved is None:
         return None
-    ancestors = {member: _reachable(edges, edges[member]) or set() for member in chain}
-    if any(member in ancestors[member] for member in chain):
-        return None  # a cycle: the policy reports it
+    chain, ancestors = resolved
     rules: dict[str, Any] = {}
     for owner in sorted(chain):
         for rule_id, rule in orgs[owner].get("rules", {}).items():
-            overridden = any(
-                other != owner and rule_id in orgs[other].get("rules", {}) and owner in ancestors[other]
-                for other in chain
-            )
-            if overridden:
+            if _overridden(orgs, chain, ancestors, owner, rule_id):
                 continue
             key = f"{owner}/{rule_id}"
             if not _clean_rule(rule, bans, times) or "/" in owner or "/" in rule_id or key in rules:
