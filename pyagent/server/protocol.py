@@ -99,7 +99,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._head_bytes, self._after_head, self._body_bytes = True, 0, 0, 0
+        self._count_from(in_head=True)  # a next request's head may follow
+
+    def _count_from(self, *, in_head: bool) -> None:
+        """Start counting a request's head (``in_head``) or what follows it, from nothing."""
+        self._in_head, self._head_bytes, self._after_head, self._body_bytes = in_head, 0, 0, 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -113,7 +117,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        self._in_head, self._head_bytes, self._after_head, self._body_bytes = False, 0, 0, 0
+        self._count_from(in_head=False)
         super().on_headers_complete()
         if self.loop.time() >= self._close_after and self.cycle is not None:
             self.cycle.keep_alive = False  # this answer says connection: close (see the module's docstring)
