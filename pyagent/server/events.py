@@ -34,6 +34,11 @@ MAX_ID = 512
 #: A ban's or a rule's name, as policy data bounds it (``schemas/policy-data.schema.json``: ``id``).
 MAX_NAME = 200
 MAX_DECISION_ID = 200
+#: PostgreSQL keeps a decision's device id, decision id, organisation and violated bans together in one
+#: entry of the history index, which holds at most 2,704 bytes (a third of a page); the rest of the
+#: entry takes about a hundred. Their UTF-8 bytes together are bounded below that, on every store
+#: alike: one event over it was a 503 on PostgreSQL, and its batch was resent forever.
+MAX_INDEXED_BYTES = 2_560
 #: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
 MAX_AHEAD = timedelta(minutes=5)
 #: The decision's lists: arrays of objects, as the policy gives them (the dashboard lists their fields).
@@ -156,6 +161,9 @@ def _event(
             organization = result["organization"]  # (a NUL in it is stored as U+FFFD: column_text)
             if len(organization) > MAX_ID:
                 raise bad_request(f"{where}: result.organization is longer than {MAX_ID} characters")
+    organization = column_text(organization) if organization else None
+    bans = column_text(bans)
+    _indexable(where, device_id, decision_id, organization, bans)
     collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(
@@ -165,14 +173,14 @@ def _event(
         sender=sender,
         path=path,
         allow=allow,
-        organization=column_text(organization[:200]) if organization else None,
+        organization=organization,
         platform=column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None,
         result=dump_json(result).decode() if result is not None else None,
         report_digest=report.digest,
         bundles=dump_json(bundles).decode() if bundles is not None else None,
         chain=dump_json(chain).decode() if isinstance(chain, dict) else None,
         verdict=verdict,
-        bans=column_text(bans),
+        bans=bans,
         collected_at=column_text(collected_at[:64]) if isinstance(collected_at, str) else None,
     )
     return row, report.canonical
@@ -202,6 +210,16 @@ def column_text(value: str) -> str:
     it was asked) and lone surrogates as U+FFFD, so that the decision is stored rather than its batch
     refused (500, then resent forever)."""
     return _UNSTORABLE.sub("\ufffd", value)
+
+
+def _indexable(where: str, *values: str | None) -> None:
+    """Refuses (400) an event whose indexed texts take more than ``MAX_INDEXED_BYTES`` together."""
+    size = sum(len(value.encode("utf-8", "surrogatepass")) for value in values if value)
+    if size > MAX_INDEXED_BYTES:
+        raise bad_request(
+            f"{where}: the device id, decision id, organization and violated ban names take {size:,} "
+            f"bytes of UTF-8 together; the server indexes at most {MAX_INDEXED_BYTES:,}"
+        )
 
 
 def _placed(value: Any, where: str, facts_of: FactsOf) -> tuple[datetime, ReportFacts] | None:

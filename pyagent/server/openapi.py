@@ -178,7 +178,9 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/rollout/{name}": {
                 "get": _op(
-                    "Devices per active revision; refusals with reasons", "reader", [name, org, orgless]
+                    "Devices per active revision; refusals of the newest and errors on it, with reasons",
+                    "reader",
+                    [name, org, orgless],
                 )
             },
             "/api/v1/history": {

@@ -69,7 +69,7 @@ def organization(request: Request, *, name_wins: bool = False) -> Organization:
     whose decisions name none: not a name, so it never matches an organisation named ``(none)``),
     or None (every device). Both: a 400, or with ``name_wins`` (the dashboard, whose form keeps the
     box ticked when an organisation is then chosen) the organisation."""
-    name = text(request, "organization", 200)
+    name = text(request, "organization", 512)
     orgless = _given(request, "no_organization")
     if orgless is None:
         return name

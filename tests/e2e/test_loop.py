@@ -294,7 +294,9 @@ def refusals_from_nginx(loop: Loop) -> None:
                 assert refusal["kind"] == kind and re.fullmatch(whole, refusal["reason"]), local
                 assert good.read_bytes() == signed.wasm["r2"].read_bytes()
                 rollout = plane.rollout()
-                mine = [r for r in rollout["refusals"] if r["instance_id"] == DEVICE_ID]
+                # on the newest published revision, it refused what nginx offered, not what was published
+                assert DEVICE_ID not in [r["instance_id"] for r in rollout["refusals"]], rollout
+                mine = [r for r in rollout["errors_on_newest"] if r["instance_id"] == DEVICE_ID]
                 assert len(mine) == 1 and mine[0]["active_revision"] == "r2", rollout
                 assert mine[0]["message"] == refusal["reason"], rollout
                 # the agent goes on deciding, with r2

@@ -259,7 +259,10 @@ def test_rollout_per_bundle(api: Api, decided: list[Decided]) -> None:
             NewRevision("pyagent", revision, None, False, "t", [BundleFile("wasm", f'"{revision}"', b"x")])
         )
     ids = sorted({d.device_id for d in decided})
-    for device_id, active, error in [(ids[0], "r2", None), (ids[1], "r1", "signature verification failed")]:
+    for device_id, active, error in [
+        (ids[0], "r2", "server replied with HTTP 503"),  # a failed poll on the newest: no refusal
+        (ids[1], "r1", "signature verification failed"),
+    ]:
         info: dict[str, Any] = {"active_revision": active}
         if error:
             info.update(code="bundle_error", message=error)
@@ -277,10 +280,18 @@ def test_rollout_per_bundle(api: Api, decided: list[Decided]) -> None:
         (ids[1], "signature verification failed", True),
         ("opa-7f3a", "download failed", False),  # an OPA instance: no device page
     ]
+    assert [(r["instance_id"], r["message"]) for r in rollout["errors_on_newest"]] == [
+        (ids[0], "server replied with HTTP 503")  # on r2, the newest: it refused nothing published
+    ]  # fmt: skip
     assert api.client.get("/api/v1/rollout/nope", headers=api.reader).status_code == 404
     page = api.client.get("/", headers=api.reader).text
     assert f'href="/devices/{ids[1]}">{ids[1]}</a>: bundle_error' in page
     assert "<li>opa-7f3a: bundle_error download failed</li>" in page
+    newest_errors = page[page.index("<p>On the newest, with an error:</p>") :]
+    assert (
+        f'href="/devices/{ids[0]}">{ids[0]}</a>: bundle_error server replied with HTTP 503' in newest_errors
+    )
+    assert page.index("<p>Refused the newest:</p>") < page.index("opa-7f3a") < page.index("On the newest")
 
     # one organisation's rollout: its devices, their refusals, no OPA instance (it is no device)
     organization = next(d.organization for d in decided if d.device_id == ids[1])

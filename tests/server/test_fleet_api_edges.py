@@ -274,7 +274,7 @@ def test_server_tokens_quoted_in_a_status_are_redacted(on_sqlite: Served) -> Non
     token = new_token()
     quoted = f"download failed: GET /bundles/pyagent token={token} (401)"
     message = {"labels": {"id": "a"}, "bundles": {"pyagent": {
-        "active_revision": "r1", "code": "bundle_error", "message": quoted, "errors": [f"X-Token: {token}"],
+        "active_revision": "r0", "code": "bundle_error", "message": quoted, "errors": [f"X-Token: {token}"],
     }}}  # fmt: skip
     assert on_sqlite.client.post("/status", json=message, headers=on_sqlite.agent).status_code == 204
     on_sqlite.post(decision_event("d-a", device_id="a"))
@@ -294,7 +294,7 @@ def test_a_token_stored_before_redaction_knew_its_form_is_not_shown(on_sqlite: S
     """What an older server stored unredacted is redacted when read, too."""
     token = new_token()
     store: Store = on_sqlite.client.app.state.ctx.store  # type: ignore[attr-defined]
-    bundles = {"pyagent": {"active_revision": "r1", "code": "bundle_error", "message": f"token={token}"}}
+    bundles = {"pyagent": {"active_revision": "r0", "code": "bundle_error", "message": f"token={token}"}}
     errors = [{"bundle": "pyagent", "message": f"token={token}"}]
     store.record_status(StatusRow("a", '{"id": "a"}', json.dumps(bundles), json.dumps(errors), "{}"))
     on_sqlite.post(decision_event("d-a", device_id="a"))
@@ -309,6 +309,7 @@ def test_a_token_stored_before_redaction_knew_its_form_is_not_shown(on_sqlite: S
 
 
 def _published(served: Served) -> None:
+    """Revision ``r1``, newer than the ``r0`` the statuses report (refused, so listed by rollout)."""
     from pyagent.server.store.base import BundleFile, NewRevision
 
     store: Store = served.client.app.state.ctx.store  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -76,7 +76,7 @@ def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str
     with before.engine.begin() as conn:  # a token made before tokens could be bound to a device
         conn.execute(insert(tokens), [{"name": "fleet", "role": "agent", "token_hash": "a" * 64,
                                        "created_at": datetime(2023, 3, 1, tzinfo=UTC)}])  # fmt: skip
-    assert before.migrate() == ["0007", "0008", "0009"]
+    assert before.migrate() == ["0007", "0008", "0009", "0010"]
     assert before.grant_for("a" * 64) == Grant("agent", None)  # stays unbound: it reports for any device
     assert _decision_ids(before) == {("d-1", "2023-03-16T00:00:00Z"), ("d-2", "2023-03-16T00:00:00Z")}
     assert _ingest(before, decision_event("d-1", at="2023-03-20T00:00:00Z")) == (0, 1)
@@ -103,7 +103,7 @@ def test_a_downgrade_below_0009_refuses_while_a_token_is_bound(db_url: str) -> N
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0008")
-    assert store.migrate() == ["0009"]
+    assert store.migrate() == ["0009", "0010"]
     store.close()
 
 
@@ -272,6 +272,34 @@ def test_retention_drops_old_history_only(store: Store) -> None:
     assert _ingest(store, decision_event("old", at="2023-03-01T10:00:00Z")) == (1, 0)
     assert _ingest(store, decision_event("new", at="2023-03-20T10:00:00Z")) == (0, 1)
     assert _decision_ids(store) == {("new", "2023-03-16T10:00:00Z"), ("old", "2023-03-01T10:00:00Z")}
+
+
+def test_retention_keeps_a_silent_device_s_last_decision_so_the_past_still_counts_it(store: Store) -> None:
+    """A device silent since before the cutoff: its older decisions go, its last stays, so that the
+    picture at an instant after the cutoff counts it (stale) as the current state does."""
+    _ingest(
+        store,
+        decision_event("silent-1", at="2023-01-01T10:00:00Z", device_id="silent"),
+        decision_event("silent-2", at="2023-01-02T10:00:00Z", device_id="silent"),
+        decision_event("active-1", at="2023-01-01T10:00:00Z", device_id="active"),
+        decision_event("active-2", at="2023-03-16T10:00:00Z", device_id="active", allow=True),
+    )
+    store.prune(parse_instant("2023-02-01T00:00:00Z"))
+    kept = {device: [h["decision_id"] for h in store.device(device, history=10).history]  # type: ignore[union-attr]
+            for device in ("silent", "active")}  # fmt: skip
+    assert kept == {"silent": ["silent-2"], "active": ["active-2"]}
+    assert _decision_ids(store) == {
+        ("silent-2", "2023-01-02T10:00:00Z"),
+        ("active-2", "2023-03-16T10:00:00Z"),
+    }
+    now = parse_instant("2023-03-16T12:00:00Z")
+    views = [
+        store.summary(now=now, at=at, organization=None, stale_after=timedelta(days=1)) for at in (None, now)
+    ]
+    counts = [(v["devices"], v["compliant"], v["non_compliant"], v["stale"]) for v in views]
+    assert counts == [(2, 1, 1, 1), (2, 1, 1, 1)]
+    [step] = store.history([now], organization=None, stale_after=timedelta(days=1))
+    assert (step["devices"], step["compliant"], step["stale"]) == (2, 1, 1)
 
 
 def test_a_decision_id_is_stored_once_whatever_its_instant(store: Store) -> None:

@@ -96,10 +96,6 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             f"{metric('devices', n, bundle=r['bundle'], revision=rev)}</tr>"
             for rev, n in r["by_revision"].items()
         )
-        refusals = "".join(
-            f"<li>{_sender(r2)}: {esc(r2.get('code') or '')} {esc(r2.get('message') or '')}</li>"
-            for r2 in r["refusals"][:50]
-        )
         out.append(
             f"<h3>{esc(r['bundle'])} · newest <code>{esc(r['newest']['revision'])}</code> on "
             f'<span data-metric="on_newest" data-bundle="{esc(r["bundle"])}" data-value="{r["on_newest"]}">'
@@ -107,9 +103,19 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             f"({percent(r['on_newest'], r['devices'])})</h3>"
             '<table><thead><tr><th scope="col">Active revision</th><th class="num" scope="col">Devices</th>'
             f"</tr></thead><tbody>{rows}</tbody></table>"
-            + (f'<p>Refused:</p><ul class="plain">{refusals}</ul>' if refusals else "")
+            + _failing("Refused the newest:", r["refusals"])
+            + _failing("On the newest, with an error:", r["errors_on_newest"])
         )
     return "".join(out)
+
+
+def _failing(title: str, senders: Sequence[dict[str, Any]]) -> str:
+    """Senders whose last bundle attempt failed, with their reasons (the first 50)."""
+    items = "".join(
+        f"<li>{_sender(s)}: {esc(s.get('code') or '')} {esc(s.get('message') or '')}</li>"
+        for s in senders[:50]
+    )
+    return f'<p>{title}</p><ul class="plain">{items}</ul>' if items else ""
 
 
 def _sender(refusal: dict[str, Any]) -> str:

@@ -268,7 +268,9 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
             published: Collection[str] = (), devices_only: bool = False) -> dict[str, Any]:  # fmt: skip
     """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
     sender is its device), else what its last decision was made with (a device decided by an OPA).
-    Senders whose status reports an error for the bundle are listed with their reasons. A sender's
+    Senders whose status reports an error for the bundle are listed with their reasons: as
+    ``refusals`` when they are not on the newest revision, else as ``errors_on_newest`` (they refused
+    nothing published: a failed poll, say, or a bundle another server offered). A sender's
     bundle is found under ``name``, else under another name by a revision in ``published`` (those of
     ``name``). ``devices_only``: only senders that are devices of ``decided`` (an organisation's)."""
     decided = list(decided)
@@ -276,7 +278,7 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
         ids = {row.device_id for row in decided}
         statuses = [row for row in statuses if row.instance_id in ids]
     active: dict[str, str] = {}
-    refusals = []
+    failing = []
     for row in statuses:
         info = _entry(_loads(row.bundles), name, published, "active_revision")
         if info is None:
@@ -286,13 +288,13 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
             # (redacted when stored; again here for what was stored before a rule was added)
             reasons = redact_strings({"code": info.get("code"), "message": info.get("message"),
                                       "errors": info.get("errors") or []})  # fmt: skip
-            refusals.append({
+            failing.append({
                 "instance_id": row.instance_id, "active_revision": active[row.instance_id], **reasons,
                 "last_seen": iso(_aware(row.last_seen)),
             })  # fmt: skip
-    refusals.sort(key=lambda r: r["instance_id"])
+    failing.sort(key=lambda r: r["instance_id"])
     by_device: defaultdict[str, int] = defaultdict(int)
-    devices_seen: set[str] = set()  # a refusing sender that is a device has a device page
+    devices_seen: set[str] = set()  # a failing sender that is a device has a device page
     for row in decided:
         devices_seen.add(row.device_id)
         revision = active.get(row.device_id)
@@ -304,7 +306,7 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
     for revision in active.values():
         by_instance[revision] += 1
     total = sum(by_device.values())
-    return {
+    result: dict[str, Any] = {
         "bundle": name,
         "newest": {"revision": newest.revision, "serial": newest.serial,
                    "published_at": iso(_aware(newest.published_at))},
@@ -312,8 +314,11 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
         "on_newest": by_device.get(newest.revision, 0),
         "by_revision": dict(sorted(by_device.items())),
         "instances_by_revision": dict(sorted(by_instance.items())),
-        "refusals": [{**r, "device": r["instance_id"] in devices_seen} for r in refusals],
     }  # fmt: skip
+    listed = [{**r, "device": r["instance_id"] in devices_seen} for r in failing]
+    result["refusals"] = [r for r in listed if r["active_revision"] != newest.revision]
+    result["errors_on_newest"] = [r for r in listed if r["active_revision"] == newest.revision]
+    return result
 
 
 NO_REVISION = "(none)"

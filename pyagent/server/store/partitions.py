@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 _NAME = re.compile(r"^decisions_p(\d{8})$")
 #: Advisory lock key taken while creating or dropping partitions (replicas may race).
@@ -58,20 +58,42 @@ def existing(engine: Engine) -> dict[str, date]:
     return found
 
 
+#: A history row that is its device's current decision (``devices`` by its primary key).
+_CURRENT = (
+    "EXISTS (SELECT 1 FROM devices d WHERE d.device_id = p.device_id AND d.decision_id = p.decision_id)"
+)
+
+
 def drop_before(engine: Engine, before: datetime, cache: PartitionCache | None) -> int:
     """Drop every partition whose whole day lies before ``before``, and its events' rows of
-    ``decision_ids``; return how many partitions."""
+    ``decision_ids``; return how many partitions.
+
+    A partition that holds a device's current decision (a device silent since then) keeps that row
+    and loses the others: the history at any later instant then still counts the device, stale, as
+    its current state does, rather than forgetting it."""
     cutoff = before.astimezone(UTC).date()
-    doomed = sorted(name for name, day in existing(engine).items() if day < cutoff)
+    doomed = sorted((day, name) for name, day in existing(engine).items() if day < cutoff)
+    kept: set[date] = set()
     if doomed:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-            for name in doomed:  # the partition's ids (found by its rows: no index on the instant), then it
-                conn.exec_driver_sql(
-                    f"DELETE FROM decision_ids i USING {name} p "
-                    "WHERE i.decision_id = p.decision_id AND i.decided_at = p.decided_at"
-                )
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            kept = {day for day, name in doomed if not _drop(conn, name)}
     if cache is not None:
-        cache.days = {day for day in cache.days if day >= cutoff}
-    return len(doomed)
+        cache.days = {day for day in cache.days if day >= cutoff or day in kept}
+    return len(doomed) - len(kept)
+
+
+def _drop(conn: Connection, name: str) -> bool:
+    """Drop partition ``name`` and its rows of ``decision_ids`` (found by its rows: no index on the
+    instant); or, when it holds a current decision, delete all its other rows. True: dropped."""
+    current = conn.exec_driver_sql(f"SELECT count(*) FROM {name} p WHERE {_CURRENT}").scalar()
+    but_current = f" AND NOT {_CURRENT}" if current else ""
+    conn.exec_driver_sql(
+        f"DELETE FROM decision_ids i USING {name} p "
+        f"WHERE i.decision_id = p.decision_id AND i.decided_at = p.decided_at{but_current}"
+    )
+    if current:
+        conn.exec_driver_sql(f"DELETE FROM {name} p WHERE NOT {_CURRENT}")
+        return False
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    return True

@@ -326,9 +326,17 @@ class SqlStore(Store):
     def prune(self, before: datetime) -> int:
         if self.dialect == "postgresql":
             return partitions.drop_before(self.engine, before, self._partitions)
+        current = select(devices.c.decision_id)  # each device's last decision stays (partitions.py)
         with self._tx() as conn:  # an id's instant is that of its one history row
-            conn.execute(delete(decision_ids).where(decision_ids.c.decided_at < before))
-            return int(conn.execute(delete(decisions).where(decisions.c.decided_at < before)).rowcount)
+            conn.execute(
+                delete(decision_ids).where(
+                    decision_ids.c.decided_at < before, decision_ids.c.decision_id.not_in(current)
+                )
+            )
+            doomed = delete(decisions).where(
+                decisions.c.decided_at < before, decisions.c.decision_id.not_in(current)
+            )
+            return int(conn.execute(doomed).rowcount)
 
     # fleet views
     def summary(
