@@ -55,11 +55,14 @@ class RunningPostgres:
     """libpq URL of the same database: ``postgresql://pyagent@127.0.0.1:PORT/pyagent``."""
     bin_dir: Path
 
-    def create_database(self, name: str) -> str:
-        """Create a fresh, empty database ``name``; returns its SQLAlchemy URL."""
+    def create_database(self, name: str, *, icu_locale: str | None = None) -> str:
+        """Create a fresh, empty database ``name`` (collated by ICU's ``icu_locale`` if given, as a
+        database made by a distribution's defaults is); returns its SQLAlchemy URL."""
         if not _NAME.fullmatch(name):
             raise ValueError(f"not a plain PostgreSQL database name: {name!r}")
-        _run([str(self.bin_dir / "createdb"), "-h", self.host, "-p", str(self.port), "-U", SUPERUSER, name])
+        collation = ["--template=template0", "--locale-provider=icu", f"--icu-locale={icu_locale}"]
+        createdb = [str(self.bin_dir / "createdb"), "-h", self.host, "-p", str(self.port), "-U", SUPERUSER]
+        _run([*createdb, *(collation if icu_locale else []), name])
         return f"postgresql+psycopg://{SUPERUSER}@{self.host}:{self.port}/{name}"
 
 

@@ -43,6 +43,10 @@ metadata = MetaData()
 
 #: Bounds of identifiers (CONTRACT section 1 allows 512-character ids).
 ID_LENGTH = 512
+#: A decision id, compared by code point on both stores (PostgreSQL: collation "C", migration 0011),
+#: as Python compares it: of two decisions of a device at one instant the greater id is the current
+#: one, and a database's own collation (``en-US`` puts "a" before "B") would pick another in SQL.
+DECISION_ID = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 tokens = Table(
     "tokens",
@@ -88,7 +92,7 @@ reports = Table(
 decisions = Table(
     "decisions",
     metadata,
-    Column("decision_id", String(200), primary_key=True),
+    Column("decision_id", DECISION_ID, primary_key=True),
     Column("decided_at", DateTime(timezone=True), primary_key=True),
     Column("device_id", String(ID_LENGTH), nullable=False),
     Column("sender", String(ID_LENGTH), nullable=False),
@@ -122,7 +126,7 @@ decisions = Table(
 decision_ids = Table(
     "decision_ids",
     metadata,
-    Column("decision_id", String(200), primary_key=True),
+    Column("decision_id", DECISION_ID, primary_key=True),
     Column("decided_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -133,7 +137,7 @@ devices = Table(
     Column("organization", String(ID_LENGTH), nullable=True),
     Column("platform", String(32), nullable=True),
     Column("allow", Boolean, nullable=True),
-    Column("decision_id", String(200), nullable=False),
+    Column("decision_id", DECISION_ID, nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("sender", String(ID_LENGTH), nullable=False),
     Column("result", Text, nullable=True),
