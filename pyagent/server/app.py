@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -75,6 +76,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             *dashboard.routes(ctx),
         ],
         exception_handlers={
+            StarletteHTTPException: _routing_error,
             ClientDisconnect: _gone,
             HttpError: _http_error,
             StoreConflict: _conflict,
@@ -85,6 +87,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
         middleware=[Middleware(_NoNulInPath), Middleware(_ApiHeaders)],
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # a path is a bundle's or a device's name: never another one
     app.state.ctx = ctx
     return app
 
@@ -195,6 +198,22 @@ async def _http_error(request: Request, err: Exception) -> Response:
         headers = {**HEADERS, **({"Connection": "close"} if err.close else {}), **_challenge(err.status)}
         return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
     return _error(err.status, err.code, err.message, close=err.close)
+
+
+async def _routing_error(request: Request, err: Exception) -> Response:
+    """No route for the path (404), or not by this method (405, with ``Allow``): the server's own
+    error, as JSON on the API's paths and as a page elsewhere, rather than Starlette's plain text."""
+    assert isinstance(err, StarletteHTTPException)
+    headers = dict(err.headers or {})
+    if err.status_code == 405 and "Allow" in headers:
+        headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))  # (Starlette's: a set's order)
+        code, detail = "method_not_allowed", f"allowed methods are {headers['Allow']}"
+    else:
+        code, detail = ("not_found" if err.status_code == 404 else "http_error"), err.detail.lower()
+    message = f"{request.method} {request.url.path}: {detail}"
+    response = await _http_error(request, HttpError(err.status_code, code, message))
+    response.headers.update(headers)
+    return response
 
 
 async def _gone(request: Request, _err: Exception) -> Response:

@@ -138,3 +138,30 @@ def test_fleet_api_answers_are_kept_by_no_cache(fleet: Fleet, path: str) -> None
     )
     bundle = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
     assert bundle.headers["cache-control"] == "no-cache" and "x-content-type-options" not in bundle.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/bundles/..%2F", "GET /bundles/../: not found"),  # was a 307 to /bundles/.. (a trailing slash cut)
+        ("/bundles/pyagent/", "GET /bundles/pyagent/: not found"),
+        ("/bundles/pyagent/wasm/x", "GET /bundles/pyagent/wasm/x: not found"),
+        ("/health/", "GET /health/: not found"),
+    ],
+)
+def test_a_path_no_route_serves_is_a_json_404_never_a_redirect(fleet: Fleet, path: str, message: str) -> None:
+    answer = fleet.client.get(path, headers=fleet.auth("agent"), follow_redirects=False)
+    assert (answer.status_code, answer.headers["content-type"], answer.json()) == (
+        404, "application/json", {"code": "not_found", "message": message}
+    )  # fmt: skip
+
+
+def test_a_method_no_route_takes_is_a_405_naming_the_allowed_ones(fleet: Fleet) -> None:
+    answer = fleet.client.delete("/health")
+    message = "DELETE /health: allowed methods are GET, HEAD"
+    assert (answer.status_code, answer.headers["allow"], answer.json()) == (
+        405, "GET, HEAD", {"code": "method_not_allowed", "message": message}
+    )  # fmt: skip
+    page = fleet.client.get("/no-such-page", headers=fleet.auth("reader"))
+    assert (page.status_code, page.headers["content-type"]) == (404, "text/html; charset=utf-8")
+    assert '<p class="error" role="alert">GET /no-such-page: not found</p>' in page.text
