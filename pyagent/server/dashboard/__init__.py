@@ -62,6 +62,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         viewer = await gate(request)
         if isinstance(viewer, Response):
             return viewer
+        query.only(request, "at", "organization", "no_organization")  # as the API: a typo is no filter
         at = query.instant(request, "at")
         organization = query.organization(request, name_wins=True)
         body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
@@ -71,6 +72,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         viewer = await gate(request)
         if isinstance(viewer, Response):
             return viewer
+        query.only(request, *pages.FILTERS, "cursor", "limit")
         wanted = DeviceFilter(
             organization=query.organization(request, name_wins=True),
             platform=query.text(request, "platform", 32) or None,
@@ -152,8 +154,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
 def _overview(store: Store, now: datetime, at: datetime | None, organization: Organization,
               stale_after: timedelta) -> str:  # fmt: skip
-    instant = (at or now).replace(microsecond=0)
     now = now.replace(microsecond=0)
+    instant = at or now  # (the chart's last point is the instant the figures are of, to the microsecond)
     summary = store.summary(now=now, at=at, organization=organization, stale_after=stale_after)
     everyone = (
         summary

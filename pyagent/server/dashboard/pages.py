@@ -35,7 +35,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
     )
     checked = " checked" if organization is NO_ORGANIZATION else ""
     filters = (
-        '<form class="filters" method="get" action="/"><label>As of (RFC 3339, empty: now)'
+        '<form class="filters" method="get" action="/" autocomplete="off"><label>As of (RFC 3339, empty: now)'
         f'<input name="at" value="{esc(at or "")}" placeholder="2023-03-16T12:00:00Z"></label>'
         '<label>Organisation<select name="organization"><option value="">all</option>'
         f"{options}</select></label>"
@@ -46,8 +46,11 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
     narrowed = NO_ORG_LABEL if organization is NO_ORGANIZATION else organization
     by_org = summary["by_organization"]
     trend = [(p["at"][:16].replace("T", " "), p) for p in points]
+    # the device list is of current states: its links are offered on the current picture only, for
+    # the organisation shown
+    lists = None if at else scope_of(organization)
     bans = "".join(
-        f'<tr><th scope="row"><a href="{link("/devices", ban=ban)}">{esc(ban)}</a></th>'
+        f'<tr><th scope="row">{_listed(ban, lists, ban=ban)}</th>'
         f"{metric('devices', counts['devices'], ban=ban)}</tr>"
         for ban, counts in summary["by_ban"].items()
     )
@@ -69,21 +72,43 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
              counts_table("at", "Instant", dict(trend), WITH_STALE), wide=True),
         card("By organisation", stacked_bars("chart-orgs", "Devices by organisation", "organisation",
                                              [(o or NO_ORG_LABEL, c) for o, c in by_org.items()]),
-             _org_table(summary["by_organization"])),
+             _org_table(summary["by_organization"], linked=lists is not None)),
         card("By platform", stacked_bars("chart-platforms", "Devices by platform", "platform",
                                          list(summary["by_platform"].items())),
-             counts_table("platform", "Platform", summary["by_platform"], WITH_STALE)),
+             counts_table("platform", "Platform", summary["by_platform"], WITH_STALE,
+                          {p: _listed(p, lists, platform=p) for p in summary["by_platform"]})),
         card("By ban", bans_table),
         card("Rollout", _rollouts(rollouts)),
-        card("Stale devices", _stale(stale, at), wide=True),
+        card("Stale devices", _stale(stale, lists), wide=True),
         "</div>",
     ])  # fmt: skip
 
 
-def _org_table(by_organization: dict[str, dict[str, int]]) -> str:
-    """The counts per organisation; the devices without one (key "", which no organisation is
-    named) on a row of their own, labelled as such."""
-    return counts_table("org", "Organisation", by_organization, WITH_STALE, {"": f"<em>{NO_ORG_LABEL}</em>"})
+def scope_of(organization: Organization) -> dict[str, str]:
+    """The device list's parameters for the organisation shown (none: every device)."""
+    if organization is NO_ORGANIZATION:
+        return {"no_organization": "true"}
+    return {"organization": organization} if isinstance(organization, str) else {}
+
+
+def _listed(name: str, lists: dict[str, str] | None, **narrowed: str) -> str:
+    """``name``, escaped, as a link to the device list narrowed by ``narrowed`` within ``lists``
+    (the organisation shown); plain where no list is offered (``lists`` None: a past instant)."""
+    if lists is None:
+        return esc(name)
+    return f'<a href="{link("/devices", **lists, **narrowed)}">{esc(name)}</a>'
+
+
+def _org_table(by_organization: dict[str, dict[str, int]], *, linked: bool) -> str:
+    """The counts per organisation, each linked to its devices when ``linked``; the devices without
+    one (key "", which no organisation is named) on a row of their own, labelled as such."""
+    heads = {
+        name: _listed(name, {} if linked else None, organization=name) for name in by_organization if name
+    }
+    orgless = f"<em>{NO_ORG_LABEL}</em>"
+    if linked:
+        orgless = f'<a href="{link("/devices", no_organization="true")}">{orgless}</a>'
+    return counts_table("org", "Organisation", by_organization, WITH_STALE, {**heads, "": orgless})
 
 
 def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
@@ -124,10 +149,14 @@ def _sender(refusal: dict[str, Any]) -> str:
     return f'<a href="{device_link(refusal["instance_id"])}">{name}</a>' if refusal.get("device") else name
 
 
-def _stale(stale: Sequence[dict[str, Any]], at: str | None) -> str:
+def _stale(stale: Sequence[dict[str, Any]], lists: dict[str, str] | None) -> str:
     if not stale:
         return '<p class="empty">Every device decided recently.</p>'
-    everyone = "" if at else f'<p><a href="{link("/devices", stale="true")}">All stale devices</a></p>'
+    everyone = (
+        ""
+        if lists is None
+        else f'<p><a href="{link("/devices", **lists, stale="true")}">All stale devices</a></p>'
+    )
     rows = "".join(
         f'<tr><td><a href="{device_link(d["device_id"])}">{esc(d["device_id"])}</a></td>'
         f"<td>{esc(d.get('organization') or '')}</td><td>{esc(d['decided_at'])}</td></tr>"
@@ -175,7 +204,7 @@ def device_list(
         following = link("/devices", **kept, cursor=next_cursor)
         pager += f'<a href="{following}" id="next-page" rel="next">Next page</a>'
     return (
-        '<h1>Devices</h1><form class="filters" method="get" action="/devices">'
+        '<h1>Devices</h1><form class="filters" method="get" action="/devices" autocomplete="off">'
         f'{fields}<button type="submit" id="filter">Filter</button></form>'
         '<table id="devices" class="devices"><thead><tr><th scope="col">Device</th>'
         '<th scope="col">Organisation</th>'
@@ -194,12 +223,14 @@ def _objects(value: Any, key: str) -> list[Mapping[str, Any]]:
     return [item if isinstance(item, dict) else {key: json.dumps(item)} for item in items]
 
 
-def _entries(title: str, value: Any) -> str:
+def _entries(title: str, value: Any, *, linked: bool = False) -> str:
+    """The decision's entries of one kind; ``linked``: each ban links to the devices violating it."""
     entries = _objects(value, "message")
     if not entries:
         return ""
     rows = "".join(
-        f"<tr><td>{esc(e.get('rule'))}</td><td>{esc(e.get('ban'))}</td><td><code>{esc(e.get('app_id'))}</code></td>"
+        f"<tr><td>{esc(e.get('rule'))}</td><td>{_ban_cell(e.get('ban'), linked)}</td>"
+        f"<td><code>{esc(e.get('app_id'))}</code></td>"
         f"<td>{esc(e.get('scope'))}</td><td>{esc(e.get('remediation') or e.get('message') or '')}</td></tr>"
         for e in entries
     )
@@ -210,11 +241,21 @@ def _entries(title: str, value: Any) -> str:
     )
 
 
+def _ban_cell(ban: Any, linked: bool) -> str:
+    """A ban's name; ``linked``: a link to the devices that violate it now."""
+    return _listed(ban, {}, ban=ban) if linked and isinstance(ban, str) and ban else esc(ban)
+
+
 def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str:
     decision = device.get("decision") or {}
+    organization, platform = device.get("organization"), device.get("platform")
+    listed = {  # links to the devices that share them
+        "Organisation": _listed(organization, {}, organization=organization) if organization else "",
+        "Platform": _listed(platform, {}, platform=platform) if platform else "",
+    }
     facts = [
-        ("Device", device["device_id"]), ("Organisation", device.get("organization")),
-        ("Platform", device.get("platform")), ("Last decision", device["decided_at"]),
+        ("Device", device["device_id"]), ("Organisation", organization),
+        ("Platform", platform), ("Last decision", device["decided_at"]),
         ("Decision id", device["decision_id"]), ("Decided by", device["sender"]),
         ("Policy revision", decision.get("policy_revision")), ("Last seen", device["last_seen"]),
     ]  # fmt: skip
@@ -238,8 +279,9 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
     )
     return "".join([
         f'<h1 id="device-title">{esc(device["device_id"])} {badge}</h1>',
-        '<dl class="facts">', *(f"<dt>{esc(k)}</dt><dd>{esc(v or '')}</dd>" for k, v in facts), "</dl>",
-        _entries("Violations", decision.get("violations")),
+        '<dl class="facts">', *(f"<dt>{esc(k)}</dt><dd>{listed.get(k) or esc(v or '')}</dd>"
+                                for k, v in facts), "</dl>",
+        _entries("Violations", decision.get("violations"), linked=True),
         _entries("Warnings", decision.get("warnings")),
         _entries("Exempted", decision.get("exempted")),
         '<h3>History</h3><table id="history"><thead><tr><th scope="col">Decided at</th>'

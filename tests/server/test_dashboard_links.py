@@ -1,0 +1,102 @@
+"""The dashboard's links from a figure to the devices behind it: each keeps the organisation shown,
+none is offered on a past instant (the device list is of current states), and a parameter a page does
+not read is refused as the API refuses it, rather than shown as an unfiltered view."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.server.conftest import decision_event
+from tests.server.inprocess import Fleet
+
+NOW = "2023-03-16T09:30:00Z"
+
+
+def _of(decision_id: str, device_id: str, organization: str, *, allow: bool = False, at: str = NOW) -> Any:
+    event = decision_event(decision_id, device_id=device_id, allow=allow, at=at)
+    event["input"]["report"]["device"]["organization"] = organization
+    event["result"]["organization"] = organization
+    return event
+
+
+def _page(fleet: Fleet, path: str, **params: str) -> str:
+    answer = fleet.client.get(path, params=params, headers=fleet.auth("reader"))
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def _device_links(page: str) -> list[str]:
+    return sorted(set(re.findall(r'href="(/devices\?[^"]*)"', page)))
+
+
+def _populated(fleet: Fleet) -> None:
+    events = [
+        _of("d-1", "commission-breach", "eu-commission"),
+        _of("d-2", "commission-fine", "eu-commission", allow=True),
+        _of("d-3", "council-breach", "eu-council"),
+    ]
+    assert fleet.post_logs(events).json()["stored"] == 3
+
+
+def test_an_organisation_s_overview_links_to_its_own_devices(fleet: Fleet) -> None:
+    _populated(fleet)
+    overview = _page(fleet, "/", organization="eu-commission")
+    assert _device_links(overview) == [
+        "/devices?organization=eu-commission",
+        "/devices?organization=eu-commission&amp;ban=tiktok",
+        "/devices?organization=eu-commission&amp;platform=android",
+        "/devices?organization=eu-commission&amp;stale=true",
+    ]
+    listed = _page(fleet, "/devices", organization="eu-commission", ban="tiktok")
+    assert re.findall(r'data-device="([^"]+)"', listed) == ["commission-breach"]
+    everyone = _page(fleet, "/")
+    assert "/devices?organization=eu-council" in _device_links(everyone)
+    assert "/devices?ban=tiktok" in _device_links(everyone)
+
+
+def test_a_past_instant_offers_no_link_to_today_s_devices(fleet: Fleet) -> None:
+    _populated(fleet)
+    past = _page(fleet, "/", organization="eu-commission", at="2023-03-16T09:45:00Z")
+    assert _device_links(past) == []
+    assert '<th scope="row">tiktok</th>' in past
+
+
+def test_a_device_page_links_its_organisation_platform_and_violated_ban(fleet: Fleet) -> None:
+    _populated(fleet)
+    page = _page(fleet, "/devices/commission-breach")
+    assert _device_links(page) == [
+        "/devices?ban=tiktok", "/devices?organization=eu-commission", "/devices?platform=android"
+    ]  # fmt: skip
+
+
+def test_a_parameter_a_page_does_not_read_is_a_400_naming_it(fleet: Fleet) -> None:
+    reader = fleet.auth("reader")
+    listing = "organization, no_organization, platform, compliant, stale, ban, cursor, limit"
+    for path, name, takes in [
+        ("/devices?allow=false", "allow", listing),
+        ("/?platform=ios", "platform", "at, organization, no_organization"),
+        ("/?organisation=eeas", "organisation", "at, organization, no_organization"),
+    ]:  # fmt: skip
+        answer = fleet.client.get(path, headers=reader)
+        message = f"{name}: not a parameter of {path.split('?')[0]} (it takes: {takes})"
+        assert (answer.status_code, message in answer.text) == (400, True), answer.text
+
+
+def test_the_filter_forms_are_not_refilled_by_the_browser(fleet: Fleet) -> None:
+    """Back to an earlier view, a browser would restore the values typed since, over that view's."""
+    _populated(fleet)
+    for path in ("/", "/devices"):
+        assert len(re.findall(r'<form class="filters" [^>]*autocomplete="off"', _page(fleet, path))) == 1
+
+
+def test_the_chart_s_last_point_is_of_the_instant_the_figures_are_of(fleet: Fleet) -> None:
+    events = [
+        _of("d-1", "early", "eu-commission"),
+        _of("d-2", "late", "eu-commission", at="2023-03-16T09:30:00.3Z"),
+    ]
+    assert fleet.post_logs(events).json()["stored"] == 2
+    page = _page(fleet, "/", at="2023-03-16T09:30:00.5Z")
+    assert 'data-metric="devices" data-value="2">' in page  # the key figure
+    last_point = re.findall(r'data-at="2023-03-16 09:30" data-metric="devices" data-value="(\d+)"', page)
+    assert last_point == ["2"]
