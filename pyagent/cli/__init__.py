@@ -62,7 +62,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "policy": CommandEntry(
         "pyagent.cli.policy:policy",
-        "Test, format, lint and bundle the Rego policies (default: policies/rego and policies/data).",
+        "Test, format, lint and bundle the Rego policies (default: ./policies, else the shipped one).",
     ),
     "agent": CommandEntry(
         "pyagent.cli.agent:agent",

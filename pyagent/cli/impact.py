@@ -57,7 +57,8 @@ def impact(
     # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
     check_readable(baseline, what="policy directory (--baseline)", directory=True)
     check_readable(candidate, what="policy directory (--candidate)", directory=True)
-    if fmt == "json":  # an error below leaves no earlier run's document as this one's
+    to_file = bool(output and output != "-")  # text goes there too, as with `check -o` and `fleet -o`
+    if fmt == "json" or to_file:  # an error below leaves no earlier run's document as this one's
         check_output_apart(output, list(inventories))
         clear_output(output)
     items = with_progress(iter_items(inventories), label="impact")
@@ -69,10 +70,14 @@ def impact(
     for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
         result.add(before, after)
     code = result.summary.exit_code()
+    lines = impact_text(result)
     if fmt == "json":
         with open_output(output) as out:
             out.write(json.dumps(result.as_dict(when), indent=2, ensure_ascii=False) + "\n")
-    lines = impact_text(result)
+    elif to_file:
+        with open_output(output) as out:
+            out.write("".join(safe_line(line) + "\n" for line in lines))
+        lines = lines[:1]  # the summary line, on standard error as well
     for line in lines if fmt == "text" else lines[:1]:
         click.echo(safe_line(line), err=True)
     ctx.exit(code)

@@ -20,7 +20,8 @@ dirs_argument = click.argument("dirs", nargs=-1, type=click.Path(file_okay=False
 
 @click.group()
 def policy() -> None:
-    """Test, format, lint and bundle the Rego policies (default: policies/rego and policies/data)."""
+    """Test, format, lint and bundle the Rego policies (default: ./policies/rego and ./policies/data
+    when ./policies holds both, else the policy pyagent ships)."""
 
 
 @policy.command(

@@ -98,9 +98,14 @@ def run_opa(
     return ToolRun(done.returncode, done.stdout or "", done.stderr or "")
 
 
+#: The policy of the working directory, when no directory is given.
+LOCAL_POLICY = "policies"
+
+
 def policy_dirs(given: Sequence[str]) -> list[str]:
-    """The policy directories to work on: the ones given, else the shipped policy's sources (the
-    checkout's ``policies/``, or the copy inside an installed package). A given policy root holding
+    """The policy directories to work on: the ones given; else ``policies/`` of the working directory
+    when it is a policy root (a policy repository's, as the help says); else the shipped policy's
+    sources (the checkout's ``policies/``, or the copy inside an installed package). A policy root holding
     ``rego/`` and ``data/`` is read as those two roots, so that its data is ``data.pyagent`` (one
     root would put it at ``data.data.pyagent``)."""
     if given:
@@ -109,6 +114,8 @@ def policy_dirs(given: Sequence[str]) -> list[str]:
             raise InvalidInputError(f"{missing[0]}: no such policy directory")
         split = [[str(Path(d) / "rego"), str(Path(d) / "data")] for d in given]
         return [p for d, two in zip(given, split, strict=True) for p in (two if _is_root(d) else [d])]
+    if _is_root(LOCAL_POLICY):
+        return [str(Path(LOCAL_POLICY) / "rego"), str(Path(LOCAL_POLICY) / "data")]
     found = [str(d) for d in shipped.policy_sources() if d.is_dir()]
     if not found:
         raise InvalidInputError("no policy directory given, and this pyagent ships no policy sources")

@@ -193,3 +193,24 @@ def test_a_revision_that_is_not_one_printable_line_is_refused(tmp_path: Path, re
         "at most 200 (see pyagent policy bundle --help)\n",
     )
     assert not (tmp_path / "b").exists()
+
+
+def test_without_a_directory_the_working_directory_s_policies_are_the_ones_worked_on(
+    policy_copy: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy repository running ``pyagent policy fmt`` (no directory): its own ``policies/``, not
+    the policy pyagent ships (which passed, and said so, whatever the repository held)."""
+    rego, data = policy_copy
+    monkeypatch.chdir(rego.parent.parent)
+    unformatted = rego / "pyagent" / "lib" / "extra.rego"
+    unformatted.write_text("package pyagent.lib.extra\n\nx   :=   1\n")
+    result = run(["policy", "fmt"])
+    assert (result.exit_code, result.stdout) == (1, "policies/rego/pyagent/lib/extra.rego\n")
+    retitled = (
+        (data / "pyagent" / "bans" / "data.yaml")
+        .read_text()
+        .replace("title: TikTok\n", "title: TikTok (local)\n")
+    )
+    (data / "pyagent" / "bans" / "data.yaml").write_text(retitled)
+    docs = run(["policy", "docs"])
+    assert docs.exit_code == 0 and "| tiktok | TikTok (local) |" in docs.stdout

@@ -82,6 +82,26 @@ def test_text_shows_changed_warnings_before_and_after_the_date(tmp_path: Path) -
         assert (result.exit_code, result.stderr.splitlines()) == (code, lines)
 
 
+def test_the_text_report_goes_to_the_output_file_with_its_summary_on_stderr(tmp_path: Path) -> None:
+    """``-o FILE`` in text: the report written there, as ``check -o`` and ``fleet -o`` write theirs
+    (it was dropped, and the file never made)."""
+    inventory, candidate, written = (
+        capcut_device(tmp_path),
+        str(planted_candidate(tmp_path)),
+        tmp_path / "impact.txt",
+    )
+    result = impact(candidate, inventory, CAPCUT_IN_FORCE, "-o", str(written))
+    head = (
+        "1 device: 1 decision changes, 1 flip to deny, 0 flip to allow, 0 with only warnings changed, "
+        "0 invalid"
+    )
+    assert (result.exit_code, result.stdout, result.stderr.splitlines()) == (1, "", [head])
+    assert written.read_text(encoding="utf-8").splitlines() == [
+        head,
+        "  be-brussels-berl-0117 (eu-commission): allow->deny; +eu-commission/capcut com.lemon.lvoverseas",
+    ]
+
+
 def test_a_dropped_organisation_is_a_change_with_its_reason(tmp_path: Path) -> None:
     candidate = tmp_path / "candidate"
     shutil.copytree(REPO / "policies", candidate)
