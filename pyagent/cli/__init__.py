@@ -62,7 +62,8 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "policy": CommandEntry(
         "pyagent.cli.policy:policy",
-        "Test, format, lint and bundle the Rego policies (default: ./policies, else the shipped one).",
+        "Test, format, lint and bundle the Rego policies (default: ./policies/rego and ./policies/data "
+        "when ./policies holds both, else the policy pyagent ships).",
     ),
     "agent": CommandEntry(
         "pyagent.cli.agent:agent",
