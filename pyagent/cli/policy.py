@@ -10,7 +10,7 @@ import click
 from pyagent.bundles.constants import MAX_SERIAL, PUBLIC_KEY_ALGORITHMS, TARGETS
 from pyagent.errors import InvalidInputError
 from pyagent.policy import datacheck
-from pyagent.policy.opa_tool import policy_dirs, run_opa
+from pyagent.policy.opa_tool import local_policy, policy_dirs, run_opa
 from pyagent.termsafe import safe_line
 
 COVERAGE_MIN = 95.0
@@ -112,8 +112,9 @@ Examples:
   pyagent policy docs --bundle bundle.tar.gz
 
 \b
-Without DIR or --bundle: a checkout's policies/ (read by opa), or the policy bundle an installed
-pyagent ships (read directly: no opa needed).
+Without DIR or --bundle: ./policies when it holds rego/ and data/, else a checkout's policies/,
+else the policy bundle an installed pyagent ships (read directly: no opa needed). The data is
+checked as `policy lint` checks it: a mistake is exit 2.
 """,
 )
 @dirs_argument
@@ -137,7 +138,7 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
 
     if bundle and dirs:
         raise InvalidInputError("give policy directories or --bundle, not both")
-    if not bundle and not dirs and shipped.checkout() is None:
+    if not bundle and not dirs and shipped.checkout() is None and not local_policy():
         bundle = str(shipped.packaged_bundle())
     data = bundle_policy_data(bundle) if bundle else policy_data(policy_dirs(dirs))
     page = render_markdown(data)

@@ -12,10 +12,12 @@ from pyagent.policy.orgindex import rules_in_force
 
 def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
     """The policy data in ``dirs`` (YAML and JSON data files merged, as OPA loads them), read with
-    pyagent's strict loaders."""
-    from pyagent.policy.datacheck.sources import load_dirs
+    pyagent's strict loaders and checked as ``policy lint`` checks it: a page of data that no build
+    takes (a rule of a ban that does not exist, an inheritance cycle) would document a policy that
+    never decides (:class:`~pyagent.policy.datacheck.PolicyDataError`)."""
+    from pyagent.policy.datacheck import check_dirs
 
-    return _shaped(load_dirs(dirs).data.get("pyagent"))
+    return _shaped(check_dirs(dirs).data.get("pyagent"))
 
 
 def bundle_policy_data(path: str | Path) -> dict[str, Any]:

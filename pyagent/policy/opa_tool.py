@@ -114,12 +114,17 @@ def policy_dirs(given: Sequence[str]) -> list[str]:
             raise InvalidInputError(f"{missing[0]}: no such policy directory")
         split = [[str(Path(d) / "rego"), str(Path(d) / "data")] for d in given]
         return [p for d, two in zip(given, split, strict=True) for p in (two if _is_root(d) else [d])]
-    if _is_root(LOCAL_POLICY):
+    if local_policy():
         return [str(Path(LOCAL_POLICY) / "rego"), str(Path(LOCAL_POLICY) / "data")]
     found = [str(d) for d in shipped.policy_sources() if d.is_dir()]
     if not found:
         raise InvalidInputError("no policy directory given, and this pyagent ships no policy sources")
     return found
+
+
+def local_policy() -> bool:
+    """Whether the working directory holds a policy (``policies/rego`` and ``policies/data``)."""
+    return _is_root(LOCAL_POLICY)
 
 
 def _is_root(directory: str) -> bool:

@@ -214,3 +214,17 @@ def test_without_a_directory_the_working_directory_s_policies_are_the_ones_worke
     (data / "pyagent" / "bans" / "data.yaml").write_text(retitled)
     docs = run(["policy", "docs"])
     assert docs.exit_code == 0 and "| tiktok | TikTok (local) |" in docs.stdout
+
+
+def test_policy_docs_refuses_data_that_no_build_takes(policy_copy: tuple[Path, Path]) -> None:
+    """A page documenting a rule of a ban that does not exist would describe a policy that never
+    decides: refused as ``policy lint`` and ``policy bundle`` refuse it (it was rendered, exit 0)."""
+    rego, data = policy_copy
+    organizations = data / "pyagent" / "organizations" / "data.yaml"
+    organizations.write_text(organizations.read_text().replace("ban: tiktok\n", "ban: tiktokk\n", 1))
+    result = run(["policy", "docs", str(rego), str(data)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"pyagent: error: {organizations}:7: data.pyagent.organizations.eu-commission.rules.tiktok.ban: "
+        "rule names unknown ban 'tiktokk'; known: capcut, lemon8, tiktok\n"
+    )
