@@ -36,10 +36,14 @@ Examples:
 @click.pass_context
 def test(ctx: click.Context, dirs: tuple[str, ...], min_coverage: float) -> None:
     """Run `opa test` (each failing test with its expected and actual value) and fail when coverage
-    is under the minimum."""
+    is under the minimum. The policy data is checked first, as `policy lint` checks it: a mistake
+    there is exit 2 naming it, not a run of tests failing for a reason they do not say."""
     from pyagent.policy.testreport import run_tests
 
     targets = policy_dirs(dirs)
+    problems = datacheck.problems_in_dirs(targets)
+    if problems:
+        raise datacheck.PolicyDataError(problems)
     try:
         outcome, run = run_tests(targets, run_opa)
     except (ValueError, TypeError, AttributeError):  # not test results: opa could not run the tests

@@ -228,3 +228,20 @@ def test_policy_docs_refuses_data_that_no_build_takes(policy_copy: tuple[Path, P
         f"pyagent: error: {organizations}:7: data.pyagent.organizations.eu-commission.rules.tiktok.ban: "
         "rule names unknown ban 'tiktokk'; known: capcut, lemon8, tiktok\n"
     )
+
+
+def test_policy_test_names_a_data_mistake_before_running_any_test(policy_copy: tuple[Path, Path]) -> None:
+    """An exemption of a ban that does not exist passed every test (exit 0); a misspelt ban failed
+    tests that did not say why (exit 1)."""
+    rego, data = policy_copy
+    exemptions = data / "pyagent" / "exemptions" / "data.yaml"
+    exemptions.parent.mkdir(exist_ok=True)
+    exemptions.write_text(
+        "EX-1:\n  device_id: fr-brussels-0042\n  organization: eu-commission\n  ban: no-such-ban\n"
+        "  until: '2023-06-30T00:00:00Z'\n  reason: test\n"
+    )
+    result = run(["policy", "test", str(rego), str(data)])
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        2, f"pyagent: error: {exemptions}:4: data.pyagent.exemptions.EX-1.ban: exemption names unknown ban "
+        "'no-such-ban'; known: capcut, lemon8, tiktok"
+    )  # fmt: skip
