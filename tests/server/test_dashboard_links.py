@@ -100,3 +100,28 @@ def test_the_chart_s_last_point_is_of_the_instant_the_figures_are_of(fleet: Flee
     assert 'data-metric="devices" data-value="2">' in page  # the key figure
     last_point = re.findall(r'data-at="2023-03-16 09:30" data-metric="devices" data-value="(\d+)"', page)
     assert last_point == ["2"]
+
+
+def test_an_invalid_device_s_page_says_why(fleet: Fleet) -> None:
+    event = _of("d-1", "broken-report", "eu-commission")
+    message = "evaluation time input.at must be an RFC 3339 timestamp, got <now>"
+    event["result"].update(allow=False, violations=[], errors=[{"code": "invalid_time", "message": message}])
+    assert fleet.post_logs([event]).json()["stored"] == 1
+    page = _page(fleet, "/devices/broken-report")
+    assert (
+        '<table id="errors"><thead><tr><th scope="col">Code</th><th scope="col">Message</th></tr></thead>'
+        "<tbody><tr><td><code>invalid_time</code></td><td>evaluation time input.at must be an RFC 3339 "
+        "timestamp, got &lt;now&gt;</td></tr></tbody></table>"
+    ) in page
+
+
+def test_a_long_refusal_list_says_how_many_it_leaves_out(fleet: Fleet) -> None:
+    """53 OPAs on r0 refuse r1 (the fixture's newest): 50 listed, and a line for the other 3."""
+    refused = {"active_revision": "r0", "code": "bundle_error", "message": "signature verification failed"}
+    for n in range(53):
+        status = {"labels": {"id": f"opa-{n:02d}"}, "bundles": {"pyagent": refused}}
+        assert fleet.client.post("/status", json=status, headers=fleet.auth("agent")).status_code == 204
+    page = _page(fleet, "/")
+    assert page.count("bundle_error signature verification failed</li>") == 50
+    assert "<li>opa-49: bundle_error" in page and "opa-50" not in page
+    assert "<li>and 3 more (the API's rollout lists them all)</li>" in page

@@ -134,12 +134,15 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def _failing(title: str, senders: Sequence[dict[str, Any]]) -> str:
-    """Senders whose last bundle attempt failed, with their reasons (the first 50)."""
+def _failing(title: str, senders: Sequence[dict[str, Any]], shown: int = 50) -> str:
+    """Senders whose last bundle attempt failed, with their reasons (the first ``shown``, and how many
+    more there are: the API lists them all)."""
     items = "".join(
         f"<li>{_sender(s)}: {esc(s.get('code') or '')} {esc(s.get('message') or '')}</li>"
-        for s in senders[:50]
+        for s in senders[:shown]
     )
+    if len(senders) > shown:
+        items += f"<li>and {fmt_int(len(senders) - shown)} more (the API's rollout lists them all)</li>"
     return f'<p>{title}</p><ul class="plain">{items}</ul>' if items else ""
 
 
@@ -241,6 +244,21 @@ def _entries(title: str, value: Any, *, linked: bool = False) -> str:
     )
 
 
+def _errors(value: Any) -> str:
+    """Why the policy found the device's report invalid (or could not decide): its errors."""
+    errors = _objects(value, "message")
+    rows = "".join(
+        f"<tr><td><code>{esc(e.get('code') or '')}</code></td><td>{esc(e.get('message') or '')}</td></tr>"
+        for e in errors
+    )
+    return (
+        '<h3>Errors</h3><table id="errors"><thead><tr><th scope="col">Code</th><th scope="col">Message</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else ""
+    )
+
+
 def _ban_cell(ban: Any, linked: bool) -> str:
     """A ban's name; ``linked``: a link to the devices that violate it now."""
     return _listed(ban, {}, ban=ban) if linked and isinstance(ban, str) and ban else esc(ban)
@@ -281,6 +299,7 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         f'<h1 id="device-title">{esc(device["device_id"])} {badge}</h1>',
         '<dl class="facts">', *(f"<dt>{esc(k)}</dt><dd>{listed.get(k) or esc(v or '')}</dd>"
                                 for k, v in facts), "</dl>",
+        _errors(decision.get("errors")),
         _entries("Violations", decision.get("violations"), linked=True),
         _entries("Warnings", decision.get("warnings")),
         _entries("Exempted", decision.get("exempted")),
