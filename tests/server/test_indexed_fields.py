@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 from pyagent.server.app import create_app
 from pyagent.server.events import MAX_INDEXED_BYTES
 from pyagent.server.store import Store
-from pyagent.server.store.sql import SqlStore
 from tests.server.conftest import decision_event
 from tests.server.inprocess import LIMITS, Fleet
+from tests.server.migrations import store_at
 
 #: Random letters of 1, 3 and 4 bytes in UTF-8: index entries PostgreSQL cannot compress.
 _ALPHABETS = {1: (0x61, 0x7A), 3: (0x4E00, 0x9FFF), 4: (0x20000, 0x2A6DF)}
@@ -94,19 +94,9 @@ def test_migration_0010_keeps_the_stored_organizations_and_refuses_a_downgrade_t
     from alembic import command
     from sqlalchemy import insert
 
-    from pyagent.server.store import open_store
-    from pyagent.server.store.migrate import alembic_config
-    from pyagent.server.store.partitions import PartitionCache
     from pyagent.server.store.schema import decisions
 
-    store = open_store(db_url, migrate=False)
-    assert isinstance(store, SqlStore)
-    config = alembic_config()
-    with store.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0009")
-    if store.dialect == "postgresql":  # the partition the row needs, as ingest makes it
-        PartitionCache().ensure(store.engine, [datetime(2023, 3, 16, tzinfo=UTC)])
+    store, config = store_at(db_url, "0009", [datetime(2023, 3, 16, tzinfo=UTC)])
     with store.engine.begin() as conn:  # a row stored before
         conn.execute(insert(decisions), [{
             "decision_id": "d-old", "decided_at": datetime(2023, 3, 16, tzinfo=UTC), "device_id": "dev",

@@ -16,6 +16,7 @@ from pyagent.server.store.migrate import head
 from pyagent.server.store.schema import metadata
 from pyagent.server.store.sql import SqlStore
 from tests.server.conftest import decision_event
+from tests.server.migrations import store_at
 
 
 def _ingest(store: Store, *events: dict[str, object]) -> tuple[int, int]:
@@ -50,22 +51,11 @@ def test_migrations_create_exactly_the_schema(store: Store) -> None:
 def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str) -> None:
     """A history stored before ``decision_ids`` existed (two rows of one id at two instants, as the
     old key allowed): each id claimed once, at its earliest instant, so a re-send is a duplicate."""
-    from alembic import command
     from sqlalchemy import insert
 
-    from pyagent.server.store import open_store
-    from pyagent.server.store.migrate import alembic_config
-    from pyagent.server.store.partitions import PartitionCache
     from pyagent.server.store.schema import decisions, tokens
 
-    before = open_store(db_url, migrate=False)
-    assert isinstance(before, SqlStore)
-    config = alembic_config()
-    with before.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0006")
-    if before.dialect == "postgresql":  # the partitions those rows need, as ingest makes them
-        PartitionCache().ensure(before.engine, [datetime(2023, 3, day, tzinfo=UTC) for day in (16, 17)])
+    before, _ = store_at(db_url, "0006", [datetime(2023, 3, day, tzinfo=UTC) for day in (16, 17)])
     old_rows = [
         {"decision_id": decision_id, "decided_at": datetime(2023, 3, day, tzinfo=UTC), "device_id": "dev",
          "sender": "opa", "path": "pyagent/decision", "received_at": datetime(2023, 3, 18, tzinfo=UTC)}
