@@ -34,10 +34,11 @@ MAX_ID = 512
 #: A ban's or a rule's name, as policy data bounds it (``schemas/policy-data.schema.json``: ``id``).
 MAX_NAME = 200
 MAX_DECISION_ID = 200
-#: PostgreSQL keeps a decision's device id, decision id, organisation and violated bans together in one
-#: entry of the history index, which holds at most 2,704 bytes (a third of a page); the rest of the
-#: entry takes about a hundred. Their UTF-8 bytes together are bounded below that, on every store
-#: alike: one event over it was a 503 on PostgreSQL, and its batch was resent forever.
+#: PostgreSQL keeps a decision's device id, decision id, organisation, platform and violated bans
+#: together in one entry of the history index, which holds at most 2,704 bytes (a third of a page);
+#: the rest of the entry (its verdict, instant and headers) takes under a hundred. Their UTF-8 bytes
+#: together are bounded below that, on every store alike: one event over it was a 503 on PostgreSQL,
+#: and its batch was resent forever.
 MAX_INDEXED_BYTES = 2_560
 #: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
 MAX_AHEAD = timedelta(minutes=5)
@@ -162,8 +163,9 @@ def _event(
             if len(organization) > MAX_ID:
                 raise bad_request(f"{where}: result.organization is longer than {MAX_ID} characters")
     organization = column_text(organization) if organization else None
+    platform = column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None
     bans = column_text(bans)
-    _indexable(where, device_id, decision_id, organization, bans)
+    _indexable(where, device_id, decision_id, organization, platform, bans)
     collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(
@@ -174,7 +176,7 @@ def _event(
         path=path,
         allow=allow,
         organization=organization,
-        platform=column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None,
+        platform=platform,
         result=dump_json(result).decode() if result is not None else None,
         report_digest=report.digest,
         bundles=dump_json(bundles).decode() if bundles is not None else None,
@@ -217,8 +219,8 @@ def _indexable(where: str, *values: str | None) -> None:
     size = sum(len(value.encode("utf-8", "surrogatepass")) for value in values if value)
     if size > MAX_INDEXED_BYTES:
         raise bad_request(
-            f"{where}: the device id, decision id, organization and violated ban names take {size:,} "
-            f"bytes of UTF-8 together; the server indexes at most {MAX_INDEXED_BYTES:,}"
+            f"{where}: the device id, decision id, organization, platform and violated ban names take "
+            f"{size:,} bytes of UTF-8 together; the server indexes at most {MAX_INDEXED_BYTES:,}"
         )
 
 

@@ -63,11 +63,15 @@ def test_an_organization_of_512_characters_is_kept_whole_and_found_by_its_name(f
 
 def _at_the_bound(rng: random.Random, extra: int) -> dict[str, Any]:
     """An event whose indexed texts take ``MAX_INDEXED_BYTES + extra`` bytes: a device id of 512
-    four-byte letters, the longest a report takes."""
-    device_id, decision_id, organization = _noise(rng, 512, 4), _noise(rng, 100, 1), _noise(rng, 100, 3)
-    taken = sum(len(text.encode()) for text in (device_id, decision_id, organization)) + len("||")
+    four-byte letters, the longest a report takes, and a platform of 32 (the report stored as sent:
+    its platform is whatever it says, kept to 32 characters)."""
+    device_id, decision_id, organization = _noise(rng, 512, 4), _noise(rng, 100, 1), _noise(rng, 60, 3)
+    platform = _noise(rng, 32, 4)
+    taken = sum(len(text.encode()) for text in (device_id, decision_id, organization, platform)) + len("||")
     ban = _noise(rng, MAX_INDEXED_BYTES - taken + extra, 1)
-    return _event(device_id, decision_id, organization, ban)
+    event = _event(device_id, decision_id, organization, ban)
+    event["input"]["report"]["device"]["platform"] = platform
+    return event
 
 
 def test_indexed_texts_up_to_the_bound_are_stored(fleet_on: Fleet) -> None:
@@ -84,8 +88,8 @@ def test_indexed_texts_past_the_bound_are_refused_naming_the_event(fleet_on: Fle
     response = fleet_on.post_logs([fine, over])
     assert response.status_code == 400
     assert response.json()["message"] == (
-        "event 1: the device id, decision id, organization and violated ban names take 2,561 bytes of "
-        "UTF-8 together; the server indexes at most 2,560"
+        "event 1: the device id, decision id, organization, platform and violated ban names take 2,561 "
+        "bytes of UTF-8 together; the server indexes at most 2,560"
     )
     assert fleet_on.history("dev-fine") == []  # the batch is all or nothing
 

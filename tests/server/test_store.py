@@ -290,6 +290,27 @@ def test_retention_keeps_a_silent_device_s_last_decision_so_the_past_still_count
     assert counts == [(2, 1, 1, 1), (2, 1, 1, 1)]
     [step] = store.history([now], organization=None, stale_after=timedelta(days=1))
     assert (step["devices"], step["compliant"], step["stale"]) == (2, 1, 1)
+    assert _days_held(store) == {"2023-01-02", "2023-03-16"}  # (PostgreSQL: partitions; SQLite: rows)
+    # back: its last decision is a new one, and the kept one goes at the next pruning, its day with it
+    _ingest(store, decision_event("silent-3", at="2023-03-16T11:00:00Z", device_id="silent"))
+    store.prune(parse_instant("2023-02-01T00:00:00Z"))
+    assert _days_held(store) == {"2023-03-16"}
+    assert _decision_ids(store) == {
+        ("silent-3", "2023-03-16T11:00:00Z"),
+        ("active-2", "2023-03-16T10:00:00Z"),
+    }
+
+
+def _days_held(store: Store) -> set[str]:
+    """The days of history kept: on PostgreSQL, those of its partitions (each day's partition)."""
+    from pyagent.server.store.partitions import existing
+
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            return {day.isoformat() for day in existing(conn).values()}
+        instants = conn.exec_driver_sql("SELECT decided_at FROM decisions").scalars().all()
+    return {str(instant)[:10] for instant in instants}
 
 
 def test_a_decision_id_is_stored_once_whatever_its_instant(store: Store) -> None:

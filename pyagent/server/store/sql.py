@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from pyagent.redact import redact_strings
-from pyagent.server.store import fleet, history, ingest, partitions, revisions
+from pyagent.server.store import fleet, history, ingest, partitions, retention, revisions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -35,7 +35,6 @@ from pyagent.server.store.engine import open_engine, redact
 from pyagent.server.store.schema import (
     bundle_files,
     bundle_revisions,
-    decision_ids,
     decisions,
     devices,
     instances,
@@ -325,18 +324,9 @@ class SqlStore(Store):
 
     def prune(self, before: datetime) -> int:
         if self.dialect == "postgresql":
-            return partitions.drop_before(self.engine, before, self._partitions)
-        current = select(devices.c.decision_id)  # each device's last decision stays (partitions.py)
-        with self._tx() as conn:  # an id's instant is that of its one history row
-            conn.execute(
-                delete(decision_ids).where(
-                    decision_ids.c.decided_at < before, decision_ids.c.decision_id.not_in(current)
-                )
-            )
-            doomed = delete(decisions).where(
-                decisions.c.decided_at < before, decisions.c.decision_id.not_in(current)
-            )
-            return int(conn.execute(doomed).rowcount)
+            return retention.prune_postgres(self.engine, before, self._partitions)
+        with self._tx() as conn:
+            return retention.prune_sqlite(conn, before)
 
     # fleet views
     def summary(
