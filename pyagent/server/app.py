@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pyagent.errors import InvalidInputError
 from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
 from pyagent.server.context import ServerContext
-from pyagent.server.errors import HttpError
+from pyagent.server.errors import HttpError, allowed_methods
 from pyagent.server.notify import Notifier
 from pyagent.server.protocol import set_header_deadline
 from pyagent.server.settings import ServerSettings
@@ -201,16 +201,19 @@ async def _http_error(request: Request, err: Exception) -> Response:
 
 
 async def _routing_error(request: Request, err: Exception) -> Response:
-    """No route for the path (404), or not by this method (405, with ``Allow``): the server's own
-    error, as JSON on the API's paths and as a page elsewhere, rather than Starlette's plain text."""
+    """No route for the path (404), or not by this method (405, with ``Allow``: every route's methods
+    for the path, not only the first tried's): the server's own error, as JSON on the API's paths and
+    as a page elsewhere, rather than Starlette's plain text. Another (a form's 400) keeps its words."""
     assert isinstance(err, StarletteHTTPException)
     headers = dict(err.headers or {})
-    if err.status_code == 405 and "Allow" in headers:
-        headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))  # (Starlette's: a set's order)
-        code, detail = "method_not_allowed", f"allowed methods are {headers['Allow']}"
+    where = f"{request.method} {request.url.path}"
+    if err.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        code, message = "method_not_allowed", f"{where}: allowed methods are {headers['Allow']}"
+    elif err.status_code == 404:
+        code, message = "not_found", f"{where}: not found"
     else:
-        code, detail = ("not_found" if err.status_code == 404 else "http_error"), err.detail.lower()
-    message = f"{request.method} {request.url.path}: {detail}"
+        code, message = "http_error", str(err.detail)
     response = await _http_error(request, HttpError(err.status_code, code, message))
     response.headers.update(headers)
     return response

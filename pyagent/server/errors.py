@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
+from starlette.routing import Route
+
 
 class HttpError(Exception):
     """``close``: answered before the whole body was read, so the connection is closed after the
@@ -22,3 +25,15 @@ def bad_request(message: str) -> HttpError:
 
 def too_large(message: str) -> HttpError:
     return HttpError(413, "request_too_large", message, close=True)
+
+
+def allowed_methods(request: Request, *, besides: object = None) -> list[str]:
+    """The methods by which some route serves the request's path (a route's endpoint ``besides``, a
+    catch-all, left out), sorted: the ``Allow`` of a 405, whichever route Starlette tried first."""
+    path = request.scope["path"]
+    return sorted({
+        method
+        for route in request.app.router.routes
+        if isinstance(route, Route) and route.endpoint is not besides and route.path_regex.fullmatch(path)
+        for method in route.methods or ()
+    })  # fmt: skip

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from pyagent.server import query
 from pyagent.server.context import ServerContext
-from pyagent.server.errors import HttpError, bad_request
+from pyagent.server.errors import HttpError, allowed_methods, bad_request
 from pyagent.server.exports import devices_csv, summary_csv
 from pyagent.server.store.base import DeviceState, Organization, Store
 from pyagent.server.store.fleet import DeviceFilter, iso
@@ -192,15 +192,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def no_such_route(request: Request) -> Response:
         """405 with ``Allow`` when another route serves the path by other methods, else 404."""
-        allowed = sorted(
-            {
-                method
-                for route in request.app.router.routes
-                if isinstance(route, Route) and route.endpoint is not no_such_route
-                and route.path_regex.fullmatch(request.scope["path"])
-                for method in route.methods or ()
-            }
-        )  # fmt: skip
+        allowed = allowed_methods(request, besides=no_such_route)
         if allowed:
             message = f"{request.method} {request.scope['path']}: allowed methods are {', '.join(allowed)}"
             return JSONResponse({"code": "method_not_allowed", "message": message}, 405,

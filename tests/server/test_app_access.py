@@ -162,6 +162,9 @@ def test_a_method_no_route_takes_is_a_405_naming_the_allowed_ones(fleet: Fleet) 
     assert (answer.status_code, answer.headers["allow"], answer.json()) == (
         405, "GET, HEAD", {"code": "method_not_allowed", "message": message}
     )  # fmt: skip
+    login = fleet.client.put("/login")  # two routes share the path: both their methods are allowed
+    assert (login.status_code, login.headers["allow"]) == (405, "GET, HEAD, POST")
+    assert '<p class="error" role="alert">PUT /login: allowed methods are GET, HEAD, POST</p>' in login.text
     page = fleet.client.get("/no-such-page", headers=fleet.auth("reader"))
     assert (page.status_code, page.headers["content-type"]) == (404, "text/html; charset=utf-8")
     assert '<p class="error" role="alert">GET /no-such-page: not found</p>' in page.text

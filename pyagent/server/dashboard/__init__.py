@@ -93,6 +93,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         viewer = await gate(request)
         if isinstance(viewer, Response):
             return viewer
+        query.only(request)  # a device's page is of its current state: at= would not be obeyed
         device_id = request.path_params["device_id"]
         state = await run_in_threadpool(ctx.store.device, device_id, history=100)
         if state is None:

@@ -12,6 +12,7 @@ from pyagent.fleet.html_assets import esc, esc_value, fmt_int, percent, stacked_
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
 from pyagent.server.dashboard.layout import device_link, link
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
+from pyagent.server.store.fleet import UNKNOWN
 
 NO_ORG_LABEL = "without organisation"
 WITH_STALE = (*COUNT_COLUMNS, ("stale", "Stale"))
@@ -76,7 +77,8 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
         card("By platform", stacked_bars("chart-platforms", "Devices by platform", "platform",
                                          list(summary["by_platform"].items())),
              counts_table("platform", "Platform", summary["by_platform"], WITH_STALE,
-                          {p: _listed(p, lists, platform=p) for p in summary["by_platform"]})),
+                          {p: _listed(p, lists if p != UNKNOWN else None, platform=p)
+                           for p in summary["by_platform"]})),
         card("By ban", bans_table),
         card("Rollout", _rollouts(rollouts)),
         card("Stale devices", _stale(stale, lists), wide=True),
