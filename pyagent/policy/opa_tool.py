@@ -123,8 +123,17 @@ def policy_dirs(given: Sequence[str]) -> list[str]:
 
 
 def local_policy() -> bool:
-    """Whether the working directory holds a policy (``policies/rego`` and ``policies/data``)."""
-    return _is_root(LOCAL_POLICY)
+    """Whether the working directory holds a policy (``policies/rego`` and ``policies/data``); one
+    with only one of them is refused (InvalidInputError) rather than passed over for the shipped one."""
+    local = Path(LOCAL_POLICY)
+    halves = [(local / half).is_dir() for half in ("rego", "data")]
+    if any(halves) and not all(halves):
+        has, lacks = ("rego", "data") if halves[0] else ("data", "rego")
+        raise InvalidInputError(
+            f"{local / has}: there is no {local / lacks} beside it; give the policy's directories "
+            f"(e.g. pyagent policy test {local / has} DATA_DIR)"
+        )
+    return all(halves)
 
 
 def _is_root(directory: str) -> bool:

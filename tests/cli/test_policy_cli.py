@@ -245,3 +245,17 @@ def test_policy_test_names_a_data_mistake_before_running_any_test(policy_copy: t
         2, f"pyagent: error: {exemptions}:4: data.pyagent.exemptions.EX-1.ban: exemption names unknown ban "
         "'no-such-ban'; known: capcut, lemon8, tiktok"
     )  # fmt: skip
+
+
+def test_a_working_directory_with_half_a_policy_is_refused_not_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``policies/rego`` without ``policies/data``: not the shipped policy instead, without a word."""
+    (tmp_path / "policies" / "rego").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    result = run(["policy", "lint"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "pyagent: error: policies/rego: there is no policies/data beside it; give the policy's directories "
+        "(e.g. pyagent policy test policies/rego DATA_DIR)\n",
+    )
