@@ -6,7 +6,8 @@ the file's path) so that an invalid report can be named in the output.
 
 A named file or stdin whose first line is not a JSON document on its own, but which as a whole is one
 JSON document (a pretty-printed report, as ``collect`` writes it), is that one report, not one broken
-report per line; anything else is read as JSONL.
+report per line; one that opens with a document written over several lines and more after it (reports
+printed by ``jq .`` one after another) is read document by document; anything else is read as JSONL.
 """
 
 from __future__ import annotations
@@ -242,7 +243,94 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
     if size <= limit and _one_document(whole):
         yield Item(name, whole)
         return
+    if _starts_a_stream(whole):
+        yield from _documents(_chain(whole, stream), name, limit)
+        return
     yield from _jsonl(_chain(whole, stream), name)
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _starts_a_stream(head: bytes) -> bool:
+    """Whether ``head`` opens with a JSON document written over more than its first line: then the
+    file is a stream of such documents (reports printed by ``jq .`` one after another), which no
+    JSONL file is."""
+    try:
+        text = head.decode("utf-8-sig")
+        start = len(text) - len(text.lstrip())
+        _, end = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return False
+    return 0 <= text.find("\n", start) < end
+
+
+def _documents(stream: BinaryIO, name: str, limit: int) -> Iterator[Item]:
+    """The JSON documents of ``stream`` one after another, each named by the line it starts on. What
+    cannot be read on (not JSON, not UTF-8, a document over ``limit``) ends the reading: the rest is
+    one invalid item that says so, never dropped without a word. Lines are read until a document is
+    complete, doubling what is held, so that each is decoded about twice whatever its size."""
+    held, line, at_end = "", 1, False
+    try:
+        while True:
+            start = len(held) - len(held.lstrip())
+            if start == len(held) and not at_end:
+                held, at_end = _read_more(stream, held, limit, first=line == 1 and not held)
+                continue
+            line += held.count("\n", 0, start)
+            held = held[start:]
+            if not held:
+                return
+            try:
+                _, end = _DECODER.raw_decode(held)
+            except json.JSONDecodeError as err:
+                if err.pos < len(held.rstrip()) or at_end:
+                    where = f"invalid JSON at line {line + err.lineno - 1}, column {err.colno}: {err.msg}"
+                    raise _Unreadable(line, where) from None
+                if len(held.encode()) > limit:
+                    raise _Unreadable(line, _too_large(limit)) from None
+                held, at_end = _read_more(stream, held, limit)  # the document is not all there yet
+                continue
+            except RecursionError:
+                end = len(held)  # nested too deeply to tell where it ends: the report's reader refuses it
+            yield Item(f"{name}:{line}", held[:end].encode())
+            line += held.count("\n", 0, end)
+            held = held[end:]
+    except _Unreadable as err:
+        at = err.line or line
+        yield Item(f"{name}:{at}", b"", error=f"{name}:{at}: {err.reason}; the rest of {name} is not read")
+    except UnicodeDecodeError:
+        yield Item(f"{name}:{line}", b"", error=f"{name}:{line}: not UTF-8; the rest of {name} is not read")
+
+
+class _Unreadable(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _too_large(limit: int) -> str:
+    return f"a document larger than {limit // 2**20} MiB"
+
+
+def _read_more(stream: BinaryIO, held: str, limit: int, *, first: bool = False) -> tuple[str, bool]:
+    """``held`` with at least as much again read from ``stream``, in whole lines (a UTF-8 BOM first in
+    the stream dropped); True once the stream ends. Raises UnicodeDecodeError, and :class:`_Unreadable`
+    for a line over ``limit``."""
+    wanted = max(len(held), 65536)
+    chunks = [held]
+    while wanted > 0:
+        chunk = stream.readline(limit + 1)
+        if not chunk:
+            return "".join(chunks), True
+        if len(chunk) > limit:
+            raise _Unreadable(0, _too_large(limit))
+        if first:
+            chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+        text = chunk.decode("utf-8")
+        chunks.append(text)
+        wanted -= len(text)
+    return "".join(chunks), False
 
 
 def _chain(head: bytes, stream: BinaryIO) -> BinaryIO:
