@@ -171,7 +171,16 @@ def _decide_and_record(
     log: ActivityLog,
 ) -> tuple[Spool, int]:
     result = run_once(config, engines, flags)
+    unshipped_before = spool.state().dropped_unshipped
     spool, row = _record(spool, plan, result.content, log)
+    lost = spool.state().dropped_unshipped - unshipped_before
+    if lost > 0:  # (0 or less: the spool was moved aside and started again meanwhile)
+        log.event(
+            "spool_dropped_unshipped",
+            f"spool full (max_records {plan.max_records}): {lost} decision(s) never uploaded dropped, the "
+            "oldest first; the decision-log service has not taken them (see pyagent agent status)",
+            dropped=lost,
+        )
     out(
         json.dumps(
             {

@@ -55,7 +55,9 @@ def sqlite_errors(path: Path, action: str) -> Iterator[None]:
 @contextlib.contextmanager
 def new_file(path: Path) -> Iterator[Path]:
     """A private temporary file beside ``path``; after the block it is linked to ``path`` unless one
-    appeared meanwhile (then the other one is kept), and the directory entry is made durable."""
+    appeared meanwhile (then the other one is kept), and the directory entry is made durable. Not
+    beside the write-ahead log of a spool that was deleted (:func:`orphaned_log`)."""
+    orphaned_log(path)
     temporary = path.with_name(f".{path.name}.new-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -88,6 +90,22 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def orphaned_log(path: Path) -> None:
+    """Refuse to make a spool at ``path`` beside the write-ahead log or journal of one that was deleted
+    (SQLite would replay it into the new file, which then reads as corrupt, and the records it holds
+    would be lost without a word); an empty one, and a shared-memory file, hold nothing and go."""
+    for suffix in ("-wal", "-journal"):
+        side = Path(f"{path}{suffix}")
+        if side.is_file() and side.stat().st_size > 0:
+            raise SpoolError(
+                f"{path}: the spool is missing, but {side} ({side.stat().st_size:,} bytes) of the one that "
+                "was here is not: it may hold recorded decisions; restore the spool, or move both away "
+                "before the agent starts a new one"
+            )
+    for suffix in ("-wal", "-journal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def move_aside(path: Path) -> Path:

@@ -13,6 +13,8 @@ is a daemon: the process does not wait for it, and a download is never activated
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -77,17 +79,32 @@ class PluginThreads:
     def _logs(self) -> None:
         logs = self._plugins.logs
         assert logs is not None
+        opened = self._open_spool()
+        if opened is None:
+            return
+        spool, identity = opened
+        try:
+            delay = logs.config.min_delay
+            while not self._wait(delay):
+                if _identity(self._spool_path) not in (identity, None):  # moved aside, and a new one made
+                    spool.close()
+                    opened = self._open_spool()
+                    if opened is None:
+                        return
+                    spool, identity = opened
+                delay = guarded(self._log, "decision_logs", functools.partial(logs.step, spool))
+        finally:
+            spool.close()
+
+    def _open_spool(self) -> tuple[Spool, tuple[int, int] | None] | None:
+        """The spool the decisions are recorded in, and which file it is (the decision loop may move a
+        corrupt one aside and start another, which the uploads must follow)."""
         try:
             spool = Spool.open(self._spool_path, key=self._key)
         except Exception as err:  # told; the decisions go on, and `agent status` shows them pending
             self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
-            return
-        try:
-            delay = logs.config.min_delay
-            while not self._wait(delay):
-                delay = guarded(self._log, "decision_logs", lambda: logs.step(spool))
-        finally:
-            spool.close()
+            return None
+        return spool, _identity(self._spool_path)
 
     def _status(self) -> None:
         status = self._plugins.status
@@ -117,3 +134,12 @@ class PluginThreads:
         self._stop.set()
         for thread, timeout in self._threads:
             thread.join(timeout)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` names now (device, inode), or None when none does."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino

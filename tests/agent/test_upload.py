@@ -185,8 +185,10 @@ def test_failures_keep_everything_and_a_resend_is_stored_once(
 ) -> None:
     uploads = plugin(collector.url)
     collector.fail_next = 2
+    changes = []  # a status message goes after each change: failing, and back to OK, are changes
     for _ in range(2):
         assert 0 < uploads.step(spool) <= 2
+        changes.append(uploads.state.changes)
         assert spool.counts() == (12, 12) and "HTTP 500" in (spool.ship_status().last_error or "")
         assert logs_status(uploads) == {  # in the status message, as OPA's decision-log plug-in says it
             "code": "decision_log_error", "message": spool.ship_status().last_error, "http_code": 500,
@@ -197,6 +199,7 @@ def test_failures_keep_everything_and_a_resend_is_stored_once(
     uploads.step(spool)
     assert spool.counts() == (12, 0) and spool.ship_status().last_error is None
     assert logs_status(uploads) == {}
+    assert [*changes, uploads.state.changes] == [1, 1, 2]  # (the two failures in a row: one change)
     assert len(collector.stored) == 12  # four tries, the same twelve events each time, oldest first
     assert collector.hashes_received() == [r.hash for r in spool.records()] * 4
 

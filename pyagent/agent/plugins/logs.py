@@ -154,7 +154,7 @@ class UploadState:
     """The HTTP status that made the last upload fail (None when it failed without an answer)."""
     sent: int = 0
     set_aside: int = 0  # records set aside now
-    changes: int = 0  # how often that list changed (for status messages)
+    changes: int = 0  # how often that list, or failing vs not, changed (for status messages)
 
 
 class DecisionLogPlugin:
@@ -193,6 +193,7 @@ class DecisionLogPlugin:
         error = self.upload(spool)
         self.state.http_code = self._answer_code  # with the outcome: a status sent meanwhile keeps the last
         spool.note_ship(at=at, error=error)
+        self.state.changes += (error is None) != (self.state.last_error is None)  # OK <-> failing: report it
         self.state.last_error = error
         if error is None:
             self.state.last_ok_at = at

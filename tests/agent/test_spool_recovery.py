@@ -1,0 +1,100 @@
+"""What the agent does when its spool's files are not as it left them: a spool moved aside while it
+runs (the uploads follow the new one), a spool deleted beside its write-ahead log (refused, naming
+it), and a full spool dropping decisions never uploaded (said when it happens)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pyagent.agent.chain import ChainKey
+from pyagent.agent.store import Spool, SpoolError, move_aside
+from pyagent.agent.threads import PluginThreads
+from pyagent.agent.wiring import Plugins
+from tests.agent.conftest import fill, run_pyagent
+
+
+class _Uploads:
+    """A decision-log plug-in that notes which chain each upload reads."""
+
+    def __init__(self) -> None:
+        self.config = SimpleNamespace(min_delay=0.05)
+        self.client = SimpleNamespace(service=SimpleNamespace(timeout=1.0))
+        self.chains: list[str] = []
+
+    def step(self, spool: Spool) -> float:
+        self.chains.append(spool.state().chain_id)
+        return 0.05
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def event(self, name: str, text: str, **fields: object) -> None:
+        self.events.append((name, text))
+
+
+def _until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_uploads_follow_a_spool_moved_aside_and_made_again(tmp_path: Path) -> None:
+    """The decisions move a corrupt spool aside and start another (--move-corrupt-aside): the uploads
+    kept reading the moved one, and the new chain's decisions went nowhere until a restart."""
+    path = tmp_path / "spool.sqlite"
+    fill(path, 2)
+    with Spool.open(path, key=ChainKey(), readonly=True) as spool:
+        first = spool.state().chain_id
+    uploads, log = _Uploads(), _Log()
+    plugins: Any = Plugins(logs=uploads)  # type: ignore[arg-type]
+    with PluginThreads(plugins, threading.Event(), log, path, ChainKey(), bundle_delay=1.0):
+        assert _until(lambda: first in uploads.chains)
+        move_aside(path)
+        fill(path, 1)
+        with Spool.open(path, key=ChainKey(), readonly=True) as spool:
+            second = spool.state().chain_id
+        assert _until(lambda: second in uploads.chains), (first, second, uploads.chains[-3:])
+    assert second != first and log.events == []
+
+
+def test_a_spool_deleted_beside_its_write_ahead_log_is_refused_naming_it(tmp_path: Path) -> None:
+    """SQLite would replay the old log into a new spool, which would then read as corrupt at every
+    start, and the decisions in the log would be lost without a word."""
+    path = tmp_path / "spool.sqlite"
+    wal = tmp_path / "spool.sqlite-wal"
+    wal.write_bytes(b"\x37\x7f\x06\x82" + bytes(4092))
+    with pytest.raises(SpoolError) as refused:
+        Spool.open(path, key=ChainKey())
+    assert str(refused.value) == (
+        f"{path}: the spool is missing, but {wal} (4,096 bytes) of the one that was here is not: it may "
+        "hold recorded decisions; restore the spool, or move both away before the agent starts a new one"
+    )
+    assert not path.exists() and wal.stat().st_size == 4096
+    wal.write_bytes(b"")  # an empty log holds nothing: it goes, with the shared memory beside it
+    (tmp_path / "spool.sqlite-shm").write_bytes(bytes(32768))
+    with Spool.open(path, key=ChainKey()) as spool:
+        assert spool.counts() == (0, 0)
+
+
+def test_a_full_spool_says_when_it_drops_decisions_never_uploaded(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    fill(tmp_path / "spool.sqlite", 3, max_records=3)  # none uploaded
+    done = run_pyagent("agent", "run", "--once", "--config", str(config_file(max_records=3)))
+    assert done.returncode in (0, 1), done.stderr
+    assert (
+        "spool full (max_records 3): 1 decision(s) never uploaded dropped, the oldest first; the "
+        "decision-log service has not taken them (see pyagent agent status)"
+    ) in done.stderr
