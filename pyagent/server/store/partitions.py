@@ -34,6 +34,16 @@ class PartitionCache:
                     create(conn, day)
             self.days |= set(days)
 
+    def forget(self, instants: Iterable[datetime]) -> None:
+        """Forget the days of ``instants``: a partition may have gone (another replica's retention)."""
+        self.days -= {instant.astimezone(UTC).date() for instant in instants}
+
+
+def is_missing(err: Exception) -> bool:
+    """Whether ``err`` is PostgreSQL's "no partition of relation ... found for row" (23514)."""
+    orig = getattr(err, "orig", None)
+    return getattr(orig, "sqlstate", None) == "23514" and "no partition" in str(orig)
+
 
 def create(conn: Connection, day: date) -> None:
     """Make ``day``'s partition, if it is not there (under the lock, :func:`lock`)."""

@@ -4,9 +4,10 @@ stale, by ``?at=`` and ``history`` at any later instant, as the current state co
 forgotten there while the current state still has it.
 
 SQLite deletes the rows (and their ``decision_ids``). PostgreSQL drops whole daily partitions under
-the partitions' lock, and each partition's table lock, so that no replica's ingest writes into one
-meanwhile: a partition that holds current decisions is dropped and made again with those rows
-alone, so that the cost is that of the rows kept, not of the rows that go."""
+the partitions' lock and the history's table lock (the parent's, then each partition's, the order in
+which an ingest takes them), so that no replica's ingest writes into one meanwhile: a partition that
+holds current decisions is dropped and made again with those rows alone, so that the cost is that
+of the rows kept, not of the rows that go."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def prune_postgres(engine: Engine, before: datetime, cache: partitions.Partition
     with engine.begin() as conn:
         partitions.lock(conn)  # then the list: another replica may have pruned them meanwhile
         doomed = sorted((day, name) for name, day in partitions.existing(conn).items() if day < cutoff)
+        if doomed:  # the parent first, as an ingest locks it before a partition: no deadlock with one
+            conn.exec_driver_sql("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE")
         for day, name in doomed:
             if _drop(conn, name, day):
                 dropped += 1

@@ -14,10 +14,13 @@ builds it lacks (its wasm build after a rego-only publish, say) completes it, so
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, select
 
-from pyagent.server.store.base import NewRevision, StoreConflict
-from pyagent.server.store.schema import bundle_files, bundle_revisions
+from pyagent.server.store import fleet
+from pyagent.server.store.base import NewRevision, Organization, StoreConflict
+from pyagent.server.store.schema import bundle_files, bundle_revisions, devices, instances
 
 
 def completed(conn: Connection, new: NewRevision) -> int | None:
@@ -73,3 +76,27 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
             f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
             f"the current revision {current.revision!r}"
         )
+
+
+def rollout(conn: Connection, name: str, organization: Organization) -> dict[str, Any] | None:
+    """:func:`~pyagent.server.store.fleet.rollout` of bundle ``name`` from the store (None: never
+    published): its newest revision, every sender's status, the devices' last decisions."""
+    newest = conn.execute(
+        select(bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.published_at)
+        .where(bundle_revisions.c.name == name)
+        .order_by(bundle_revisions.c.id.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        return None
+    statuses = conn.execute(select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)).all()
+    wanted = select(devices.c.device_id, devices.c.bundles)
+    if organization is not None:
+        wanted = wanted.where(fleet.organization_is(devices.c.organization, organization))
+    decided = conn.execute(wanted).all()
+    published = set(
+        conn.execute(select(bundle_revisions.c.revision).where(bundle_revisions.c.name == name)).scalars()
+    )
+    return fleet.rollout(
+        name, newest, statuses, decided, published=published, devices_only=organization is not None
+    )

@@ -53,13 +53,15 @@ def device_values(row: DecisionRow, now: datetime) -> dict[str, Any]:
 
 
 def newest_per_device(rows: Iterable[DecisionRow]) -> list[DecisionRow]:
-    """One row per device (the newest by instant, then decision id): an upsert may touch a row once."""
+    """One row per device (the newest by instant, then decision id): an upsert may touch a row once.
+    In device-id order: concurrent batches that share devices (two replicas, say) take their row locks
+    in one order; in the order of the batches, two with the devices the other way round deadlocked."""
     newest: dict[str, DecisionRow] = {}
     for row in rows:
         seen = newest.get(row.device_id)
         if seen is None or (row.decided_at, row.decision_id) > (seen.decided_at, seen.decision_id):
             newest[row.device_id] = row
-    return list(newest.values())
+    return [newest[device_id] for device_id in sorted(newest)]
 
 
 def device_upsert(insert_fn: Any) -> Any:

@@ -239,10 +239,18 @@ class SqlStore(Store):
     def ingest(self, rows: Sequence[DecisionRow], reports_by_digest: Mapping[str, bytes]) -> IngestResult:
         if not rows:
             return IngestResult(0, 0)
-        if self._partitions is not None:
-            self._partitions.ensure(self.engine, {row.decided_at for row in rows})
-        with self._tx() as conn:
-            return ingest.ingest(conn, rows, reports_by_digest, datetime.now(UTC))
+        instants = {row.decided_at for row in rows}
+        for attempt in range(1, 4):
+            if self._partitions is not None:
+                self._partitions.ensure(self.engine, instants)
+            try:
+                with self._tx() as conn:
+                    return ingest.ingest(conn, rows, reports_by_digest, datetime.now(UTC))
+            except IntegrityError as err:  # another replica's retention dropped a day this one had made
+                if attempt == 3 or self._partitions is None or not partitions.is_missing(err):
+                    raise
+                self._partitions.forget(instants)
+        raise AssertionError("unreachable")
 
     def record_status(self, row: StatusRow) -> None:
         insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
@@ -358,31 +366,7 @@ class SqlStore(Store):
 
     def rollout(self, name: str, organization: Organization = None) -> dict[str, Any] | None:
         with self._tx(read=True) as conn:
-            newest = conn.execute(
-                select(
-                    bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.published_at
-                )
-                .where(bundle_revisions.c.name == name)
-                .order_by(bundle_revisions.c.id.desc())
-                .limit(1)
-            ).first()
-            if newest is None:
-                return None
-            statuses = conn.execute(
-                select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)
-            ).all()
-            wanted = select(devices.c.device_id, devices.c.bundles)
-            if organization is not None:
-                wanted = wanted.where(fleet.organization_is(devices.c.organization, organization))
-            decided = conn.execute(wanted).all()
-            published = set(
-                conn.execute(
-                    select(bundle_revisions.c.revision).where(bundle_revisions.c.name == name)
-                ).scalars()
-            )
-        return fleet.rollout(
-            name, newest, statuses, decided, published=published, devices_only=organization is not None
-        )
+            return revisions.rollout(conn, name, organization)
 
 
 def _json(text: str | None) -> Any:
