@@ -7,7 +7,11 @@ service long-polls).
 A held request costs nothing while it waits: it reads the store again only when the notifier says a
 bundle changed (:mod:`pyagent.server.notify`), or every :data:`RECHECK_SECONDS` in case a wake-up was
 missed; between those it only checks, once a second, that its client is still there. (It once read
-the store every second: 2,000 held polls took a whole core.)"""
+the store every second: 2,000 held polls took a whole core.) After a wait its token is checked again
+(one revoked meanwhile gets a 401, not the new bundle), and when the process begins its graceful
+shutdown a held request answers 304 within a second (:data:`~pyagent.server.notify.DRAINING`), so
+that its client asks again, another replica behind a load balancer, rather than get a 500 when the
+grace period ends."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from starlette.routing import Route
 
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError
+from pyagent.server.notify import DRAINING
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
 BUNDLE_TYPE = "application/gzip"
@@ -50,7 +55,11 @@ def routes(ctx: ServerContext) -> list[Route]:
         wait = prefer_wait(request, ctx.settings.max_long_poll_seconds)
         deadline = time.monotonic() + (wait or 0)
         content_type = LONG_POLL_TYPE if wait is not None else BUNDLE_TYPE
+        first = True
         while True:
+            if not first:  # after a wait: a token revoked meanwhile gets no bundle
+                await ctx.authorize(request, "agent")
+            first = False
             changed = ctx.notifier.changed()  # taken before the read: a publish after it wakes us
             head = await run_in_threadpool(ctx.store.bundle_head, name, target)
             if head is None:
@@ -60,7 +69,7 @@ def routes(ctx: ServerContext) -> list[Route]:
                 content = await ctx.bundle_content(head.revision_id, target)
                 return Response(content, 200, headers=headers, media_type=content_type)
             not_modified = Response(None, 304, headers={**headers, "Content-Type": content_type})
-            if wait is None:
+            if wait is None or DRAINING.is_set():
                 return not_modified
             recheck = time.monotonic() + RECHECK_SECONDS
             while True:
@@ -70,7 +79,7 @@ def routes(ctx: ServerContext) -> list[Route]:
                 # in slices, so that a client that went away frees its request (and a shutdown is quick)
                 if await ctx.notifier.wait(changed, min(remaining, 1.0)):
                     break  # a bundle changed: read the store again
-                if await request.is_disconnected():
+                if DRAINING.is_set() or await request.is_disconnected():  # shutting down, or nobody left
                     return not_modified
                 if time.monotonic() >= recheck:
                     break

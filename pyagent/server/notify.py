@@ -21,6 +21,12 @@ log = logging.getLogger("pyagent.server")
 
 POLL_SECONDS = 0.2
 
+#: Set when this process begins its graceful shutdown (:class:`~pyagent.server.protocol.
+#: HeaderDeadlineProtocol` ``.shutdown``): a held long poll then answers 304 within a second, so
+#: that its client asks again (another replica, behind a load balancer), rather than being cut off
+#: with a 500 when the grace period ends.
+DRAINING = threading.Event()
+
 
 class Notifier:
     """Wakes every waiter on any bundle change (long polls re-check their own bundle)."""

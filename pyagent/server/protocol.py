@@ -28,6 +28,8 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pyagent.server.notify import DRAINING
+
 __all__ = [
     "CONNECTION_MAX_AGE_SECONDS",
     "MAX_HEAD_BYTES",
@@ -121,6 +123,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.loop.time() >= self._close_after and self.cycle is not None:
             self.cycle.keep_alive = False  # this answer says connection: close (see the module's docstring)
+
+    def shutdown(self) -> None:
+        """The server's graceful shutdown begins: held long polls are told to answer (``DRAINING``)."""
+        DRAINING.set()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
