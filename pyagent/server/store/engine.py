@@ -78,7 +78,18 @@ def open_engine(url: str) -> Engine:
         # one store call are one transaction (SQLAlchemy's documented recipe).
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800)
+    # a PostgreSQL that does not answer (a host gone, a firewall dropping packets) is a StoreError in
+    # seconds, a 503 from /health, rather than a connection attempt held for minutes; a URL's own
+    # connect_timeout stands
+    given = make_url(url).query
+    args = {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return create_engine(
+        url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800, connect_args=args
+    )
+
+
+#: How long a new PostgreSQL connection may take (libpq's ``connect_timeout``; none by default).
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def _sqlite_begin(conn: Any) -> None:
