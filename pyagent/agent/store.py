@@ -84,7 +84,7 @@ class Spool:
     def __init__(self, path: Path, conn: sqlite3.Connection, key: ChainKey) -> None:
         self.path = path
         self._conn = conn
-        self._key = key
+        self.key = key
 
     @classmethod
     def open(cls, path: Path, *, key: ChainKey, readonly: bool = False, origin: str = "") -> Spool:
@@ -155,8 +155,8 @@ class Spool:
             "chain_id": str(uuid.uuid4()),
             "created_at": utc_now(),
             "origin": origin,
-            "mac": self._key.mac,
-            "key_id": self._key.key_id or "",
+            "mac": self.key.mac,
+            "key_id": self.key.key_id or "",
             "anchor_seq": "0",
             "anchor_hash": GENESIS,
             "head_seq": "0",
@@ -281,9 +281,9 @@ class Spool:
     def check_key(self) -> None:
         """Refuse to extend a chain made with another key (or none): it could not be verified."""
         state = self.state()
-        if (state.mac, state.key_id) != (self._key.mac, self._key.key_id):
+        if (state.mac, state.key_id) != (self.key.mac, self.key.key_id):
             made = f"{state.mac} key {state.key_id}" if state.key_id else state.mac
-            given = f"{self._key.mac} key {self._key.key_id}" if self._key.key_id else self._key.mac
+            given = f"{self.key.mac} key {self.key.key_id}" if self.key.key_id else self.key.mac
             raise SpoolError(
                 f"{self.path}: the decision log was chained with {made}, the config gives {given}; "
                 "restore agent.hmac_key_file, or start a new spool"
@@ -327,7 +327,7 @@ class Spool:
             }
             if seq == 1:
                 body["origin"] = state.origin
-            digest = self._key.digest(body)
+            digest = self.key.digest(body)
             text = canonical_json(body).decode("utf-8")
             self._conn.execute(
                 "INSERT INTO records (seq, id, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?)",

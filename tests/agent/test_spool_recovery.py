@@ -14,10 +14,14 @@ from typing import Any
 import pytest
 
 from pyagent.agent.chain import ChainKey
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import Spool, SpoolError, move_aside
 from pyagent.agent.threads import PluginThreads
 from pyagent.agent.wiring import Plugins
-from tests.agent.conftest import fill, run_pyagent
+from pyagent.config.opa import DecisionLogs, Service
+from tests.agent.collector import run_collector
+from tests.agent.conftest import decided, fill, run_pyagent
 
 
 class _Uploads:
@@ -98,3 +102,29 @@ def test_a_full_spool_says_when_it_drops_decisions_never_uploaded(
         "spool full (max_records 3): 1 decision(s) never uploaded dropped, the oldest first; the "
         "decision-log service has not taken them (see pyagent agent status)"
     ) in done.stderr
+
+
+def test_a_record_edited_on_disk_is_set_aside_not_uploaded_as_it_is(tmp_path: Path) -> None:
+    """Valid JSON that no longer gives its hash: the server cannot tell (the hash covers what the event
+    leaves out), so the agent must: it went up without a word."""
+    path = tmp_path / "spool.sqlite"
+    with Spool.open(path, key=ChainKey()) as spool:
+        for i in range(4):
+            spool.append(decided(i), max_records=100)
+        body = spool.records()[2].body
+        edited = body.replace('"policy_revision":"x"', '"policy_revision":"y"', 1)
+        assert edited != body
+        spool._conn.execute("UPDATE records SET body = ? WHERE seq = 3", (edited,))
+        with run_collector() as collector:
+            config = DecisionLogs(service="logs", upload_size_limit_bytes=32768, min_delay=1, max_delay=2)
+            uploads = DecisionLogPlugin(config, ServiceClient(Service("logs", collector.url, timeout=2)), {})
+            assert uploads.upload(spool) is None
+            assert sorted(event["decision_id"] for event in collector.stored.values()) == [
+                "d-0",
+                "d-1",
+                "d-3",
+            ]
+        count, aside = spool.set_aside_list()
+        assert (count, aside[0]["seq"], aside[0]["reason"]) == (
+            1, 3, "record seq 3 does not give its hash (edited?); run `pyagent log verify`"
+        )  # fmt: skip

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyagent import __version__
+from pyagent.agent.chain import ChainKey
 from pyagent.agent.http import ServiceClient, TransportError, backoff
 from pyagent.agent.store import RawRecord, Spool, utc_now
 from pyagent.config.opa import DecisionLogs
@@ -56,12 +57,15 @@ BACKOFF_BASE = 1.0
 Notify = Callable[[str, str, dict[str, object]], None]
 
 
-def event_of(row: RawRecord, labels: Mapping[str, str]) -> dict[str, Any] | str:
-    """The decision-log event of a spool record, or why the record cannot be one."""
+def event_of(row: RawRecord, labels: Mapping[str, str], key: ChainKey | None = None) -> dict[str, Any] | str:
+    """The decision-log event of a spool record, or why the record cannot be one: with the chain's
+    ``key``, a record whose body no longer gives its hash (edited on disk) is never sent as it is."""
     try:
         body = json.loads(row.body)
     except ValueError:
         return f"record seq {row.seq} is not JSON; run `pyagent log verify`"
+    if key is not None and key.digest(body) != row.hash:
+        return f"record seq {row.seq} does not give its hash (edited?); run `pyagent log verify`"
     policy_input = body.get("input") if isinstance(body, dict) else None
     report = policy_input.get("report") if isinstance(policy_input, dict) else None
     if not isinstance(policy_input, dict) or not isinstance(report, dict):
@@ -226,7 +230,7 @@ class DecisionLogPlugin:
         events: list[tuple[int, bytes]] = []
         ids: dict[int, str] = {}
         for row in rows:
-            event = event_of(row, self.labels)
+            event = event_of(row, self.labels, spool.key)
             if isinstance(event, str):
                 self._set_aside(spool, row.seq, row.id, event, retry=False)
                 continue
