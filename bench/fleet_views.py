@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.measure import remeasured
 from pyagent.server.store import open_store
 from pyagent.server.store.base import DecisionRow, Store
 from pyagent.server.store.sql import SqlStore
@@ -220,6 +221,8 @@ def views_markdown(results: dict[str, Any]) -> list[str]:
     keys = ("summary_now", "summary_at", "api_devices", "dashboard_devices", "dashboard_overview")
     lines = [
         "## Server: fleet views at scale",
+        "",
+        remeasured(found, "fleet-views"),
         "",
         f"{plan['devices']:,} devices, {plan['per_device']} decisions each an hour apart "
         f"({plan['devices'] * plan['per_device']:,} history rows), written straight into the store; "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.measure import remeasured
+
 __all__ = ["INGEST_TARGETS", "NAMES", "goal_holds", "ingest_goals", "ingest_markdown", "runs"]
 
 #: events/s the issue asks for, per database (on a 2-core machine)
@@ -170,6 +172,8 @@ def ingest_markdown(results: dict[str, Any]) -> list[str]:
     polls = [(kind, run["longpoll"]) for kind, run in measured if run.get("longpoll")]
     return [
         "## Server: decision-log ingest (`pyagent server run`)",
+        "",
+        remeasured(found, "ingest"),
         "",
         f"{corpus['events']:,} OPA decision-log events from {corpus['devices']:,} Android devices of "
         f"{plan['apps']} apps each ({plan['runs']} decisions per device, one an hour from "

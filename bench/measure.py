@@ -27,6 +27,14 @@ __all__ = [
 ]
 
 
+def remeasured(section: Mapping[str, Any], only: str) -> str:
+    """The sentence that says how to measure a section alone, and when it last was (``generated_at``,
+    set by ``python -m bench.run --only``)."""
+    at = section.get("generated_at")
+    when = f" (last at {at})." if at else "."
+    return f"`python -m bench.run --only {only}` re-measures this section{when}"
+
+
 def summarise(samples_ns: Sequence[int]) -> dict[str, Any]:
     """Median, p99, min and count of samples given in nanoseconds, in milliseconds."""
     ordered = sorted(samples_ns)

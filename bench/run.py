@@ -178,14 +178,19 @@ def measure(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]
 
 def _opa_index(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]:
     section = opa_index.measure(plan.index, opa, bundle, workdir, log=_log)
-    section["generated_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    section["generated_at"] = _now()
     return section
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def measure_ingest_only(plan: Plan, bundle: Path, workdir: Path) -> dict[str, Any]:
     """``--only ingest``: the server ingest section, as a key to merge into the results."""
     out: dict[str, Any] = {}
     out["server_ingest"] = _step(out, "server ingest", lambda: ingest.measure(plan.server, bundle, workdir))
+    out["server_ingest"]["generated_at"] = _now()
     return out
 
 
@@ -193,6 +198,7 @@ def measure_views_only(plan: Plan) -> dict[str, Any]:
     """``--only fleet-views``: the server's fleet views section, as a key to merge into the results."""
     out: dict[str, Any] = {}
     out["server_views"] = _step(out, "server fleet views", lambda: fleet_views.measure(plan.views))
+    out["server_views"]["generated_at"] = _now()
     return out
 
 
