@@ -152,13 +152,23 @@ def _record(
     spool: Spool, plan: RunPlan, content: dict[str, Any], log: ActivityLog
 ) -> tuple[Spool, RawRecord]:
     try:
-        return spool, spool.append(content, max_records=plan.max_records)
+        before = spool.state().dropped_unshipped
+        row = spool.append(content, max_records=plan.max_records)
     except SpoolCorruptError:
         if not plan.move_corrupt_aside:
             raise
         spool.close()
         spool = open_spool(plan, log)
-        return spool, spool.append(content, max_records=plan.max_records)
+        return spool, spool.append(content, max_records=plan.max_records)  # (a new chain drops nothing)
+    lost = spool.state().dropped_unshipped - before
+    if lost:
+        log.event(
+            "spool_dropped_unshipped",
+            f"spool full (max_records {plan.max_records}): {lost} decision(s) never uploaded dropped, the "
+            "oldest first; the decision-log service has not taken them (see pyagent agent status)",
+            dropped=lost,
+        )
+    return spool, row
 
 
 def _decide_and_record(
@@ -171,16 +181,7 @@ def _decide_and_record(
     log: ActivityLog,
 ) -> tuple[Spool, int]:
     result = run_once(config, engines, flags)
-    unshipped_before = spool.state().dropped_unshipped
     spool, row = _record(spool, plan, result.content, log)
-    lost = spool.state().dropped_unshipped - unshipped_before
-    if lost > 0:  # (0 or less: the spool was moved aside and started again meanwhile)
-        log.event(
-            "spool_dropped_unshipped",
-            f"spool full (max_records {plan.max_records}): {lost} decision(s) never uploaded dropped, the "
-            "oldest first; the decision-log service has not taken them (see pyagent agent status)",
-            dropped=lost,
-        )
     out(
         json.dumps(
             {

@@ -95,17 +95,16 @@ def _sync_directory(directory: Path) -> None:
 def orphaned_log(path: Path) -> None:
     """Refuse to make a spool at ``path`` beside the write-ahead log or journal of one that was deleted
     (SQLite would replay it into the new file, which then reads as corrupt, and the records it holds
-    would be lost without a word); an empty one, and a shared-memory file, hold nothing and go."""
+    would be lost without a word). An empty one holds nothing, and SQLite rebuilds a shared-memory
+    file: both are left as they are (another agent may be making the spool at this moment)."""
     for suffix in ("-wal", "-journal"):
         side = Path(f"{path}{suffix}")
-        if side.is_file() and side.stat().st_size > 0:
+        if not path.exists() and side.is_file() and side.stat().st_size > 0:
             raise SpoolError(
                 f"{path}: the spool is missing, but {side} ({side.stat().st_size:,} bytes) of the one that "
                 "was here is not: it may hold recorded decisions; restore the spool, or move both away "
                 "before the agent starts a new one"
             )
-    for suffix in ("-wal", "-journal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def move_aside(path: Path) -> Path:

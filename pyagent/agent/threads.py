@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pyagent.agent.chain import ChainKey
-from pyagent.agent.store import Spool
+from pyagent.agent.store import Spool, SpoolError
 from pyagent.agent.wiring import Plugins
 from pyagent.termsafe import shorten
 
@@ -80,31 +80,48 @@ class PluginThreads:
         logs = self._plugins.logs
         assert logs is not None
         opened = self._open_spool()
-        if opened is None:
-            return
-        spool, identity = opened
         try:
             delay = logs.config.min_delay
             while not self._wait(delay):
-                if _identity(self._spool_path) not in (identity, None):  # moved aside, and a new one made
-                    spool.close()
-                    opened = self._open_spool()
-                    if opened is None:
-                        return
-                    spool, identity = opened
-                delay = guarded(self._log, "decision_logs", functools.partial(logs.step, spool))
+                if opened is None or _identity(self._spool_path) not in (opened[1], None):
+                    # none open yet, or moved aside and a new one made: the uploads follow it
+                    fresh = self._open_spool()
+                    if fresh is not None:
+                        if opened is not None:
+                            opened[0].close()
+                        opened = fresh
+                if opened is None:
+                    delay = RETRY_AFTER_FAILURE
+                    continue
+                delay = guarded(self._log, "decision_logs", functools.partial(logs.step, opened[0]))
         finally:
-            spool.close()
+            if opened is not None:
+                opened[0].close()
 
     def _open_spool(self) -> tuple[Spool, tuple[int, int] | None] | None:
         """The spool the decisions are recorded in, and which file it is (the decision loop may move a
-        corrupt one aside and start another, which the uploads must follow)."""
-        try:
-            spool = Spool.open(self._spool_path, key=self._key)
-        except Exception as err:  # told; the decisions go on, and `agent status` shows them pending
-            self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
-            return None
-        return spool, _identity(self._spool_path)
+        corrupt one aside and start another, which the uploads must follow); None, told, when it
+        cannot be opened now (tried again at the next upload)."""
+        for _ in range(3):
+            before = _identity(self._spool_path)
+            try:
+                spool = Spool.open(self._spool_path, key=self._key)
+            except Exception as err:  # told; the decisions go on, and `agent status` shows them pending
+                self._told(err)
+                return None
+            try:
+                spool.check_key()  # a chain of another key: its records would all read as edited
+            except SpoolError as err:
+                spool.close()
+                self._told(err)
+                return None
+            if _identity(self._spool_path) == before:
+                return spool, before
+            spool.close()  # replaced while it was opened: open the one there now
+        return None
+
+    def _told(self, err: Exception) -> None:
+        self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
 
     def _status(self) -> None:
         status = self._plugins.status

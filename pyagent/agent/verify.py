@@ -86,6 +86,11 @@ class _Entry:
         return f"seq {self.row.seq} (id {self.row.id})"
 
 
+def record_sound(row: RawRecord, key: ChainKey) -> bool:
+    """Whether ``row``'s body is JSON that gives its hash under ``key`` and matches its row."""
+    return _entry(row, key).sound
+
+
 def _entry(row: RawRecord, key: ChainKey) -> _Entry:
     try:
         body = parse_json(row.body.encode("utf-8"), name=f"record seq {row.seq}", what="record")
@@ -99,9 +104,18 @@ def _entry(row: RawRecord, key: ChainKey) -> _Entry:
         and not isinstance(seq, bool)
         and body.get("id") == row.id
         and body.get("prev_hash") == row.prev_hash
-        and key.digest(body) == row.hash
+        and _digest(key, body) == row.hash
     )
     return _Entry(row, body, sound, seq if sound and isinstance(seq, int) else row.seq)
+
+
+def _digest(key: ChainKey, body: object) -> str | None:
+    """``body``'s digest; None for one the chain's canonical JSON cannot hold (a NaN written into a
+    record: an edit, never what the agent wrote)."""
+    try:
+        return key.digest(body)
+    except ValueError:
+        return None
 
 
 def _check_key(spool: Spool, state: ChainState, key: ChainKey) -> Problem | None:

@@ -23,7 +23,7 @@ from pyagent.errors import InvalidInputError
 from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, allowed_methods
-from pyagent.server.notify import Notifier
+from pyagent.server.notify import DRAINING, Notifier
 from pyagent.server.protocol import set_header_deadline
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import StoreConflict, StoreError, open_store
@@ -52,6 +52,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        DRAINING.clear()  # (a process that serves again, after an app that was shut down)
         await run_in_threadpool(ctx.store.migrate)
         await ctx.notifier.start()
         retention = asyncio.create_task(_retention(ctx))

@@ -55,17 +55,16 @@ def routes(ctx: ServerContext) -> list[Route]:
         wait = prefer_wait(request, ctx.settings.max_long_poll_seconds)
         deadline = time.monotonic() + (wait or 0)
         content_type = LONG_POLL_TYPE if wait is not None else BUNDLE_TYPE
-        first = True
+        waited = False
         while True:
-            if not first:  # after a wait: a token revoked meanwhile gets no bundle
-                await ctx.authorize(request, "agent")
-            first = False
             changed = ctx.notifier.changed()  # taken before the read: a publish after it wakes us
             head = await run_in_threadpool(ctx.store.bundle_head, name, target)
             if head is None:
                 raise HttpError(404, "bundle_not_found", f"no {target} build of bundle {name!r} is published")
             headers = {"ETag": head.etag, "Cache-Control": "no-cache"}
             if not etag_matches(request.headers.get("if-none-match"), head.etag):
+                if waited:  # a token revoked while the request was held gets no bundle
+                    await ctx.authorize(request, "agent")
                 content = await ctx.bundle_content(head.revision_id, target)
                 return Response(content, 200, headers=headers, media_type=content_type)
             not_modified = Response(None, 304, headers={**headers, "Content-Type": content_type})
@@ -83,6 +82,7 @@ def routes(ctx: ServerContext) -> list[Route]:
                     return not_modified
                 if time.monotonic() >= recheck:
                     break
+            waited = True
 
     return [
         Route("/bundles/{name}", bundle, methods=["GET"]),

@@ -86,7 +86,7 @@ def test_a_spool_deleted_beside_its_write_ahead_log_is_refused_naming_it(tmp_pat
         "hold recorded decisions; restore the spool, or move both away before the agent starts a new one"
     )
     assert not path.exists() and wal.stat().st_size == 4096
-    wal.write_bytes(b"")  # an empty log holds nothing: it goes, with the shared memory beside it
+    wal.write_bytes(b"")  # an empty log holds nothing, and SQLite rebuilds a stale shared memory file
     (tmp_path / "spool.sqlite-shm").write_bytes(bytes(32768))
     with Spool.open(path, key=ChainKey()) as spool:
         assert spool.counts() == (0, 0)
@@ -115,16 +115,43 @@ def test_a_record_edited_on_disk_is_set_aside_not_uploaded_as_it_is(tmp_path: Pa
         edited = body.replace('"policy_revision":"x"', '"policy_revision":"y"', 1)
         assert edited != body
         spool._conn.execute("UPDATE records SET body = ? WHERE seq = 3", (edited,))
+        # NaN: JSON to Python's reader, not to the chain's (an exception held every later upload back)
+        not_strict = spool.records()[3].body.replace('"exit_code":0', '"exit_code":NaN', 1)
+        spool._conn.execute("UPDATE records SET body = ? WHERE seq = 4", (not_strict,))
         with run_collector() as collector:
             config = DecisionLogs(service="logs", upload_size_limit_bytes=32768, min_delay=1, max_delay=2)
             uploads = DecisionLogPlugin(config, ServiceClient(Service("logs", collector.url, timeout=2)), {})
             assert uploads.upload(spool) is None
-            assert sorted(event["decision_id"] for event in collector.stored.values()) == [
-                "d-0",
-                "d-1",
-                "d-3",
-            ]
+            assert sorted(event["decision_id"] for event in collector.stored.values()) == ["d-0", "d-1"]
         count, aside = spool.set_aside_list()
-        assert (count, aside[0]["seq"], aside[0]["reason"]) == (
-            1, 3, "record seq 3 does not give its hash (edited?); run `pyagent log verify`"
-        )  # fmt: skip
+        reasons = sorted((entry["seq"], entry["reason"]) for entry in aside)
+        reason = "record seq {} does not give its hash (edited?); run `pyagent log verify`"
+        assert (count, reasons) == (2, [(seq, reason.format(seq)) for seq in (3, 4)])
+    verified = run_pyagent("log", "verify", "--db", str(path))  # (it stopped with a traceback on the NaN)
+    assert verified.returncode == 1 and "Traceback" not in verified.stderr, verified.stderr
+
+
+def test_a_spool_corrupted_while_the_agent_runs_is_still_moved_aside_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting the decisions a full spool drops read the spool before the move-aside could happen:
+    the agent stopped on a spool it had been told to move aside."""
+    from pyagent.agent import runner
+    from pyagent.agent.cycle import RunResult
+    from tests.agent.conftest import synthetic
+
+    path = tmp_path / "spool.sqlite"
+    fill(path, 2)
+    plan = runner.RunPlan(path, ChainKey(), 100, 0.0, 0.0, True, move_corrupt_aside=True)
+    log = _Log()
+    spool = runner.open_spool(plan, log)  # type: ignore[arg-type]
+    with Spool.open(path, key=ChainKey()) as other:  # corrupted under the running agent
+        other._conn.execute("DELETE FROM meta WHERE key = 'dropped_unshipped'")
+    result = RunResult("compliant", 0, synthetic(1), "compliant")
+    monkeypatch.setattr(runner, "run_once", lambda *args, **kwargs: result)
+    spool, code = runner._decide_and_record(spool, plan, None, None, None, lambda line: None, log)  # type: ignore[arg-type]
+    try:
+        assert (code, spool.state().head_seq) == (0, 1)  # a new chain, holding this run
+        assert [name for name, _ in log.events] == ["spool_moved_aside", "recorded"]
+    finally:
+        spool.close()

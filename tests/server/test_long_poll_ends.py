@@ -11,14 +11,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pyagent.server.store.base import BundleFile, NewRevision
 from tests.helpers.pyagent_server import add_token, run_server
 from tests.server.inprocess import Fleet
 
 
-def test_a_token_revoked_while_its_poll_is_held_gets_no_bundle(fleet: Fleet) -> None:
+def test_a_token_revoked_while_its_poll_is_held_gets_no_bundle(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
     answer: dict[str, Any] = {}
+    held = threading.Event()  # the poll read the store once, with its token valid: it is held now
+    head = fleet.store.bundle_head
+
+    def read(name: str, target: str) -> Any:
+        found = head(name, target)
+        held.set()
+        return found
+
+    monkeypatch.setattr(fleet.store, "bundle_head", read)
 
     def poll() -> None:
         response = fleet.client.get("/bundles/pyagent", headers=headers)
@@ -26,7 +39,7 @@ def test_a_token_revoked_while_its_poll_is_held_gets_no_bundle(fleet: Fleet) -> 
 
     waiter = threading.Thread(target=poll)
     waiter.start()
-    time.sleep(0.5)
+    assert held.wait(10)
     assert fleet.store.revoke_token("agent-token") is True
     fleet.store.publish(
         NewRevision("pyagent", "r2", None, False, "t", [BundleFile("rego", '"etag-r2"', b"r2")])

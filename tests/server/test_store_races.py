@@ -91,17 +91,20 @@ def test_retention_beside_ingest_of_late_events_neither_deadlocks(replicas: tupl
     first, second = replicas
     day = datetime(2023, 1, 1, 10, tzinfo=UTC)
     stop = threading.Event()
+    pruned: list[int] = []
+    stored: list[tuple[int, int]] = []
 
     def prune() -> None:  # (every 20 ms: the server's retention runs hourly)
         while not stop.wait(0.02):
-            second.prune(datetime(2023, 2, 1, tzinfo=UTC))
+            pruned.append(second.prune(datetime(2023, 2, 1, tzinfo=UTC)))
 
     def late_events() -> None:
         try:
             for n in range(60):
                 at = (day + timedelta(days=n % 20)).strftime("%Y-%m-%dT%H:%M:%SZ")
-                _ingest(first, [decision_event(f"late-{n}", device_id=f"dev-{n % 7}", at=at)])
+                stored.append(_ingest(first, [decision_event(f"late-{n}", device_id=f"dev-{n % 7}", at=at)]))
         finally:
             stop.set()
 
     assert _together(prune, late_events) == []
+    assert stored == [(1, 0)] * 60 and len(pruned) >= 3 and sum(pruned) >= 1

@@ -39,6 +39,7 @@ from pyagent import __version__
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.http import ServiceClient, TransportError, backoff
 from pyagent.agent.store import RawRecord, Spool, utc_now
+from pyagent.agent.verify import record_sound
 from pyagent.config.opa import DecisionLogs
 from pyagent.errors import PyagentError
 
@@ -64,7 +65,7 @@ def event_of(row: RawRecord, labels: Mapping[str, str], key: ChainKey | None = N
         body = json.loads(row.body)
     except ValueError:
         return f"record seq {row.seq} is not JSON; run `pyagent log verify`"
-    if key is not None and key.digest(body) != row.hash:
+    if key is not None and not record_sound(row, key):
         return f"record seq {row.seq} does not give its hash (edited?); run `pyagent log verify`"
     policy_input = body.get("input") if isinstance(body, dict) else None
     report = policy_input.get("report") if isinstance(policy_input, dict) else None

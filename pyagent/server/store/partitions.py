@@ -40,9 +40,12 @@ class PartitionCache:
 
 
 def is_missing(err: Exception) -> bool:
-    """Whether ``err`` is PostgreSQL's "no partition of relation ... found for row" (23514)."""
+    """Whether ``err`` is PostgreSQL's "no partition of relation "decisions" found for row" (23514, a
+    check violation of the history's table, whose only check is its partitioning: whatever the
+    server's language)."""
     orig = getattr(err, "orig", None)
-    return getattr(orig, "sqlstate", None) == "23514" and "no partition" in str(orig)
+    table = getattr(getattr(orig, "diag", None), "table_name", None)
+    return getattr(orig, "sqlstate", None) == "23514" and table == "decisions"
 
 
 def create(conn: Connection, day: date) -> None:

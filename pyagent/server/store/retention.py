@@ -4,8 +4,9 @@ stale, by ``?at=`` and ``history`` at any later instant, as the current state co
 forgotten there while the current state still has it.
 
 SQLite deletes the rows (and their ``decision_ids``). PostgreSQL drops whole daily partitions under
-the partitions' lock and the history's table lock (the parent's, then each partition's, the order in
-which an ingest takes them), so that no replica's ingest writes into one meanwhile: a partition that
+the partitions' lock and the history's table lock (the parent's, in SHARE mode: writes wait, reads do
+not, until the DROP; then the partition's: the order in which an ingest takes them), one partition
+per transaction, so that no replica's ingest writes into one meanwhile: a partition that
 holds current decisions is dropped and made again with those rows alone, so that the cost is that
 of the rows kept, not of the rows that go."""
 
@@ -42,12 +43,16 @@ def prune_postgres(engine: Engine, before: datetime, cache: partitions.Partition
     cutoff = before.astimezone(UTC).date()
     kept: set[date] = set()
     dropped = 0
-    with engine.begin() as conn:
-        partitions.lock(conn)  # then the list: another replica may have pruned them meanwhile
+    with engine.connect() as conn:
         doomed = sorted((day, name) for name, day in partitions.existing(conn).items() if day < cutoff)
-        if doomed:  # the parent first, as an ingest locks it before a partition: no deadlock with one
-            conn.exec_driver_sql("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE")
-        for day, name in doomed:
+    for day, name in doomed:  # one transaction each: the history is locked a partition's time at most
+        with engine.begin() as conn:
+            partitions.lock(conn)
+            if name not in partitions.existing(conn):  # another replica pruned it meanwhile
+                continue
+            # the parent first, as an ingest locks it before a partition (no deadlock with one); SHARE
+            # holds writes back, not reads, until the DROP itself
+            conn.exec_driver_sql("LOCK TABLE decisions IN SHARE MODE")
             if _drop(conn, name, day):
                 dropped += 1
             else:
