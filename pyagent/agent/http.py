@@ -73,23 +73,24 @@ class ServiceClient:
         configured ``headers`` go with every request; ``headers`` of the same names replace them.
         """
         send = {"User-Agent": f"pyagent/{__version__}"}
-        token = ""
+        token = raw = ""
         for name, value in (*self.service.headers, *(headers or {}).items()):  # the later wins
             for given in [key for key in send if key.lower() == name.lower()]:
                 del send[given]
             send[name] = value
         if self.service.token_path is not None and "Authorization" not in send:
-            token = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
+            token = raw = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
             if self.service.oci:  # as OPA: a registry's token goes base64-encoded (ghcr.io takes a PAT so)
-                token = base64.b64encode(token.encode("utf-8")).decode("ascii")
+                token = base64.b64encode(raw.encode("utf-8")).decode("ascii")
             send["Authorization"] = f"{self.service.scheme} {token}"
+        presented = (headers or {}).get("Authorization", "").partition(" ")[2]  # a registry's own token
         path = resource if exact_path else self.path(resource)
         reply = request(
             self._target, method, path, timeout=timeout, max_body=max_body, headers=send, body=body, sink=sink
         )
         # what the request presented never comes back in a kept message: the token, and header values
         # long enough to be keys (a gateway's X-Api-Key); "eu-west" and the like are not worth hiding
-        secrets = (token, *(value for _, value in self.service.headers if len(value) >= 16))
+        secrets = (token, raw, presented, *(value for _, value in self.service.headers if len(value) >= 16))
         return dataclasses.replace(reply, secrets=tuple(v for v in secrets if v))
 
 

@@ -15,7 +15,12 @@ used), and the reference's host only names it. One pull (:meth:`OciPuller.pull`)
    arrives, and refused unless its SHA-256 is the digest asked for.
 
 Every answer comes from the service's origin: a redirect to the same origin is followed (at most
-``MAX_REDIRECTS``), one to another origin is an error, so the bearer token never leaves the service.
+``MAX_REDIRECTS``), one to another origin is an error, so the bearer token never leaves the service;
+except the bundle layer's blob, which registries send to their storage (ghcr.io, Docker Hub, ECR): it
+is fetched there as OPA fetches it, without the registry's credentials, over https when the registry
+is, and no more than the manifest's size of it is read; its digest is checked as always. A tag that
+names an index (a multi-platform tag) is read through the first image manifest it lists, by digest.
+What a registry says back (its ``errors``) is kept without the credentials it was sent.
 A registry that answers 401 with ``WWW-Authenticate: Bearer realm=...`` gets the token exchange of the
 registry token protocol (as OPA's resolver does): the realm, on the service's origin only, is asked
 with the service's credentials, and the token it issues is sent to the registry from then on.
@@ -32,13 +37,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
+from pyagent import __version__
 from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink
+from pyagent.bounded_http import Target, request, tls_context
 from pyagent.bundles.errors import BundleRejected, RejectionKind
 from pyagent.errors import InvalidInputError, PyagentError
 from pyagent.termsafe import shorten
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+"""A multi-platform tag's index: its first image manifest is the bundle's, as OPA's resolver takes it."""
+_REDIRECTS = (301, 302, 303, 307, 308)
 BUNDLE_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 """The media type of the layer that holds the bundle (OPA's ``download/oci_download.go``)."""
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -145,7 +155,7 @@ class OciPuller:
         what their digest says).
         """
         ref = self.reference
-        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
+        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"}
         if etag:
             headers["If-None-Match"] = f'"{etag}"'
         path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
@@ -162,7 +172,7 @@ class OciPuller:
             raise self._mismatch(f"the manifest's bytes have digest {digest}, not {ref.digest} as asked")
         if digest == etag:
             return Pulled(False, digest, 200)
-        layer = self._bundle_layer(reply.body, digest)
+        layer = self._bundle_layer(self._image_manifest(reply.body, digest, manifest_timeout), digest)
         size = layer["size"]
         if size > self.size_limit:
             raise BodyTooLarge(
@@ -170,7 +180,10 @@ class OciPuller:
             )
         blob_path = f"/v2/{ref.repository}/blobs/{layer['digest']}"
         hashing = _HashingSink(sink)
-        reply = self._get(blob_path, {}, max_body=self.size_limit, timeout=blob_timeout, sink=hashing)
+        try:  # no more than the manifest says: a longer blob is not read to the bundle's limit
+            reply = self._get(blob_path, {}, max_body=size, timeout=blob_timeout, sink=hashing, offsite=True)
+        except BodyTooLarge as err:
+            raise self._mismatch(f"the blob is longer than the {size} bytes the manifest says") from err
         if reply.status != 200:
             raise RegistryError(f"{self._where(blob_path)}: {_registry_message(reply)}")
         got = "sha256:" + hashing.hash.hexdigest()
@@ -183,10 +196,18 @@ class OciPuller:
         return Pulled(True, digest, 200, layer["digest"], size)
 
     def _get(
-        self, path: str, headers: dict[str, str], *, max_body: int, timeout: float, sink: Sink | None = None
+        self,
+        path: str,
+        headers: dict[str, str],
+        *,
+        max_body: int,
+        timeout: float,
+        sink: Sink | None = None,
+        offsite: bool = False,
     ) -> Reply:
         """GET ``path``: with the registry's own token once it asked for one, and following redirects
-        within the service's origin only."""
+        within the service's origin; ``offsite`` (a blob, checked against its digest) to another
+        origin too, without the registry's credentials (:meth:`_offsite`)."""  # fmt: skip
         redirects, fresh_token = 0, False
         while True:
             send = dict(headers)
@@ -200,9 +221,13 @@ class OciPuller:
                 self._token, fresh_token = self._fetch_token(challenge, timeout), True
                 continue
             location = reply.headers.get("location")
-            if reply.status not in (301, 302, 303, 307, 308) or not location:
+            if reply.status not in _REDIRECTS or not location:
                 return reply
             target = urlsplit(urljoin(self.client.origin + path, location))
+            if _origin(target) != self.client.origin and offsite:
+                return self._offsite(
+                    target, max_body=max_body, timeout=timeout, sink=sink, hops=redirects + 1
+                )
             if _origin(target) != self.client.origin:
                 raise RegistryError(
                     f"{self._where(path)}: HTTP {reply.status} redirect to another origin "
@@ -212,6 +237,61 @@ class OciPuller:
             if redirects > MAX_REDIRECTS:
                 raise RegistryError(f"{self._where(path)}: more than {MAX_REDIRECTS} redirects")
             path = target.path + (f"?{target.query}" if target.query else "")
+
+    def _offsite(
+        self, url: SplitResult, *, max_body: int, timeout: float, sink: Sink | None, hops: int
+    ) -> Reply:
+        """A blob the registry sends elsewhere (its storage: ghcr.io, Docker Hub and ECR do), asked
+        there as OPA does: with no credentials, over https when the registry is, the system's CAs;
+        what comes back is held to the blob's digest by the caller."""
+        while True:
+            if hops > MAX_REDIRECTS:
+                raise RegistryError(f"{self.label}: more than {MAX_REDIRECTS} redirects for the bundle layer")
+            secure = url.scheme == "https"
+            if url.scheme not in ("http", "https") or not url.hostname or (self._tls and not secure):
+                raise RegistryError(
+                    f"{self.label}: the registry redirects the bundle layer to {_origin(url)}, not an "
+                    f"{'https' if self._tls else 'http(s)'} URL; it is not followed"
+                )
+            context = tls_context(None, what=f"{self.label}: the system's CAs") if secure else None
+            target = Target(url.hostname, url.port or (443 if secure else 80), context, _origin(url))
+            headers = {"User-Agent": f"pyagent/{__version__}"}
+            where = (url.path or "/") + (f"?{url.query}" if url.query else "")
+            reply = request(
+                target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink
+            )
+            location = reply.headers.get("location")
+            if reply.status not in _REDIRECTS or not location:
+                return reply
+            url, hops = urlsplit(urljoin(url.geturl(), location)), hops + 1
+
+    @property
+    def _tls(self) -> bool:
+        return self.client.origin.startswith("https://")
+
+    def _image_manifest(self, body: bytes, digest: str, timeout: float) -> bytes:
+        """``body``, or, when it is an index (a multi-platform tag), its first image manifest, asked by
+        digest and held to it."""
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            return body  # (refused as not JSON by _bundle_layer)
+        if not isinstance(document, dict) or document.get("mediaType") != OCI_INDEX:
+            return body
+        entries = [m for m in document.get("manifests") or [] if isinstance(m, dict)]
+        first = next((m for m in entries if m.get("mediaType") in (OCI_MANIFEST, DOCKER_MANIFEST)), None)
+        wanted = first.get("digest") if first else None
+        if not isinstance(wanted, str) or not _DIGEST.fullmatch(wanted):
+            raise RegistryError(f"{self.label}: index {digest} names no image manifest by a sha256 digest")
+        path = f"/v2/{self.reference.repository}/manifests/{wanted}"
+        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
+        reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=timeout)
+        if reply.status != 200:
+            raise RegistryError(f"{self._where(path)}: {_registry_message(reply)}")
+        got = "sha256:" + hashlib.sha256(reply.body).hexdigest()
+        if got != wanted:
+            raise self._mismatch(f"index {digest} names manifest {wanted}, the registry sent {got}")
+        return reply.body
 
     def _fetch_token(self, challenge: str, timeout: float) -> str:
         """The registry's token exchange (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``):
@@ -283,6 +363,6 @@ def _registry_message(reply: Reply) -> str:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         code, message = errors[0].get("code"), errors[0].get("message")
         detail = ": ".join(str(part) for part in (code, message) if part)
-        if detail:
-            return f"HTTP {reply.status}: {shorten(detail, 300)}"
+        if detail:  # (what the registry says may quote the credentials it was sent: never kept)
+            return f"HTTP {reply.status}: {shorten(reply.unsecret(detail), 300)}"
     return reply.message()

@@ -1,0 +1,94 @@
+"""More of what OCI registries do, as OPA meets it: a tag that names an index (a multi-platform tag,
+`oras manifest index create`) is pulled through its image manifest, on a real ``docker-registry``;
+and what a registry says back never keeps the credentials it was sent (a fake registry that echoes
+them: fault injection, no decision)."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.oci import OciPuller, RegistryError, parse_reference
+from pyagent.config.opa import Service
+from tests.agent.plugins.conftest import Builds, bundle_status, run_agent
+from tests.helpers.registry import require_oras, run_registry
+
+REPOSITORY = "policies/pyagent"
+
+
+@pytest.fixture
+def echoing_registry() -> Iterator[str]:
+    """A registry that refuses every request, quoting the Authorization it was sent, as some do."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            said = f"credentials {self.headers.get('Authorization')} refused"
+            body = json.dumps({"errors": [{"code": "DENIED", "message": said}]}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_what_a_registry_says_back_keeps_no_credential(echoing_registry: str, tmp_path: Path) -> None:
+    token = tmp_path / "registry.token"
+    token.write_text("s3cret-registry-token\n")
+    service = Service("registry", echoing_registry, timeout=5, token_path=str(token), oci=True)
+    reference = parse_reference(f"127.0.0.1/{REPOSITORY}:stable", what="resource")
+    puller = OciPuller(ServiceClient(service), reference, size_limit=1 << 20, label="pyagent")
+    with pytest.raises(RegistryError) as refused:
+        puller.pull(tmp_path.joinpath("sink").open("wb"), etag=None, manifest_timeout=5, blob_timeout=5)
+    sent = base64.b64encode(b"s3cret-registry-token").decode()
+    assert str(refused.value) == (
+        f"GET {echoing_registry}/v2/{REPOSITORY}/manifests/stable: HTTP 403: DENIED: credentials Bearer *** "
+        "refused"
+    )
+    assert sent not in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+@pytest.mark.timeout(120)
+def test_a_tag_that_names_an_index_is_pulled_through_its_image_manifest(
+    tmp_path: Path, builds: Builds
+) -> None:
+    from tests.agent.conftest import DEVICE
+
+    oras = require_oras()
+    state = tmp_path / "state"
+    with run_registry(tmp_path) as registry:
+        registry.push(oras, builds.wasm["r1"], f"{REPOSITORY}:single")
+        done = subprocess.run(
+            [str(oras), "manifest", "index", "create", "--plain-http", f"{registry.host}/{REPOSITORY}:multi",
+             "single"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        config = tmp_path / "agent.toml"
+        config.write_text("\n".join([
+            "[device]", *(f"{k} = {json.dumps(v)}" for k, v in DEVICE.items()),
+            "[agent]", f"state_dir = {json.dumps(str(state))}", "interval = 3600",
+            "[services.registry]", f"url = {json.dumps(registry.url)}", 'type = "oci"',
+            "[bundles.pyagent]", 'service = "registry"',
+            f"resource = {json.dumps(f'{registry.host}/{REPOSITORY}:multi')}", 'signing.keyid = "signer"',
+            "[keys.signer]", f"key_path = {json.dumps(str(builds.public_key))}",
+        ]) + "\n")  # fmt: skip
+        run = run_agent("--once", "--config", str(config))
+        assert run.returncode == 0, run.stderr
+        assert bundle_status(state)["active_revision"] == "r1"
