@@ -24,12 +24,10 @@ import pytest
 from pyagent.agent.plugins.oci import parse_reference
 from pyagent.config.opa import opa_tables
 from pyagent.errors import InvalidInputError
-from tests.agent.conftest import DEVICE
 from tests.agent.plugins.conftest import Builds, bundle_status, run_agent, spool_bodies, wait_for
+from tests.agent.plugins.oci_setup import REPOSITORY, oci_config
 from tests.helpers.opa_server import REPO, free_port
 from tests.helpers.registry import RunningRegistry, lying_proxy, require_oras, run_registry
-
-REPOSITORY = "policies/pyagent"
 
 #: The service's bearer token as OPA sends it to an OCI registry: base64-encoded (rest/auth.go).
 REGISTRY_AUTH = "Bearer " + base64.b64encode(b"s3cret-registry-token").decode()
@@ -37,45 +35,6 @@ REGISTRY_AUTH = "Bearer " + base64.b64encode(b"s3cret-registry-token").decode()
 
 def layer_digest(bundle: Path) -> str:
     return "sha256:" + hashlib.sha256(bundle.read_bytes()).hexdigest()
-
-
-def oci_config(
-    path: Path,
-    *,
-    state: Path,
-    url: str,
-    reference: str,
-    public_key: Path,
-    size_limit: int | None = None,
-    token: Path | None = None,
-) -> Path:
-    """An agent.toml: the device, and one bundle from the registry at ``url`` (no logs, no status)."""
-    lines = [
-        "[device]",
-        *(f"{k} = {json.dumps(v)}" for k, v in DEVICE.items()),
-        "[agent]",
-        f"state_dir = {json.dumps(str(state))}",
-        "interval = 3600",
-        "[services.registry]",
-        f"url = {json.dumps(url)}",
-        'type = "oci"',
-    ]
-    if token is not None:
-        lines.append(f"credentials.bearer.token_path = {json.dumps(str(token))}")
-    lines += [
-        "[bundles.pyagent]",
-        'service = "registry"',
-        f"resource = {json.dumps(reference)}",
-        "persist = true",
-        "polling.min_delay_seconds = 20",
-        "polling.max_delay_seconds = 30",
-        'signing.keyid = "signer"',
-    ]
-    if size_limit is not None:
-        lines.append(f"size_limit_bytes = {size_limit}")
-    lines += ["[keys.signer]", f"key_path = {json.dumps(str(public_key))}"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def push(registry: RunningRegistry, oras: Path, bundle: Path, tag: str = "stable") -> str:

@@ -19,9 +19,8 @@ from pyagent.agent.http import ServiceClient
 from pyagent.agent.plugins.oci import OciPuller, RegistryError, parse_reference
 from pyagent.config.opa import Service
 from tests.agent.plugins.conftest import Builds, bundle_status, run_agent
+from tests.agent.plugins.oci_setup import REPOSITORY, oci_config
 from tests.helpers.registry import require_oras, run_registry
-
-REPOSITORY = "policies/pyagent"
 
 
 @pytest.fixture
@@ -68,11 +67,8 @@ def test_what_a_registry_says_back_keeps_no_credential(echoing_registry: str, tm
 def test_a_tag_that_names_an_index_is_pulled_through_its_image_manifest(
     tmp_path: Path, builds: Builds
 ) -> None:
-    from tests.agent.conftest import DEVICE
-
-    oras = require_oras()
-    state = tmp_path / "state"
     with run_registry(tmp_path) as registry:
+        oras = require_oras()
         registry.push(oras, builds.wasm["r1"], f"{REPOSITORY}:single")
         done = subprocess.run(
             [str(oras), "manifest", "index", "create", "--plain-http", f"{registry.host}/{REPOSITORY}:multi",
@@ -80,15 +76,9 @@ def test_a_tag_that_names_an_index_is_pulled_through_its_image_manifest(
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        config = tmp_path / "agent.toml"
-        config.write_text("\n".join([
-            "[device]", *(f"{k} = {json.dumps(v)}" for k, v in DEVICE.items()),
-            "[agent]", f"state_dir = {json.dumps(str(state))}", "interval = 3600",
-            "[services.registry]", f"url = {json.dumps(registry.url)}", 'type = "oci"',
-            "[bundles.pyagent]", 'service = "registry"',
-            f"resource = {json.dumps(f'{registry.host}/{REPOSITORY}:multi')}", 'signing.keyid = "signer"',
-            "[keys.signer]", f"key_path = {json.dumps(str(builds.public_key))}",
-        ]) + "\n")  # fmt: skip
+        reference = f"{registry.host}/{REPOSITORY}:multi"
+        config = oci_config(tmp_path / "agent.toml", state=tmp_path / "state", url=registry.url,
+                            reference=reference, public_key=builds.public_key)  # fmt: skip
         run = run_agent("--once", "--config", str(config))
         assert run.returncode == 0, run.stderr
-        assert bundle_status(state)["active_revision"] == "r1"
+        assert bundle_status(tmp_path / "state")["active_revision"] == "r1"
