@@ -25,7 +25,8 @@ _AUTH = re.compile(
 # message. Only that exact shape: an id or revision that merely starts with ``pya_`` is no token.
 _SERVER_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])pya_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 _QUERY_SECRET = re.compile(
-    r"(?P<key>[?&;](?:access_token|token|password|passwd|secret|api_key|apikey|key)=)(?P<secret>[^&#\s]+)",
+    r"(?P<key>[?&;](?:access_token|token|password|passwd|secret|api_key|apikey|key|sig|signature|verify"
+    r"|x-amz-[a-z-]+|x-goog-[a-z-]+)=)(?P<secret>[^&#\s]+)",  # (and a storage's signed URL's)
     re.IGNORECASE,
 )
 

@@ -38,16 +38,20 @@ from typing import Any
 from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
 from pyagent import __version__
-from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink
+from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink, TransportError
+from pyagent.agent.plugins.ocirefs import DIGEST as _DIGEST
+from pyagent.agent.plugins.ocirefs import Reference, parse_reference
 from pyagent.bounded_http import Target, request, tls_context
 from pyagent.bundles.errors import BundleRejected, RejectionKind
-from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.errors import PyagentError
 from pyagent.termsafe import shorten
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 """A multi-platform tag's index: its first image manifest is the bundle's, as OPA's resolver takes it."""
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+"""Docker's index, read as an OCI index (the same structure)."""
 _REDIRECTS = (301, 302, 303, 307, 308)
 BUNDLE_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 """The media type of the layer that holds the bundle (OPA's ``download/oci_download.go``)."""
@@ -59,56 +63,11 @@ MAX_REDIRECTS = 3
 MAX_TOKEN_BYTES = 64 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]+)?|\[[0-9A-Fa-f:.]+\](?::[0-9]+)?")
+__all__ = ["OciPuller", "Pulled", "Reference", "RegistryError", "parse_reference"]
 
 
 class RegistryError(PyagentError):
     """The registry gave no usable answer (an HTTP error, a redirect elsewhere, a malformed manifest)."""
-
-
-@dataclass(frozen=True)
-class Reference:
-    """``HOST[:PORT]/REPOSITORY`` with a ``:TAG``, an ``@sha256:DIGEST``, or both (the digest wins)."""
-
-    host: str
-    repository: str
-    tag: str | None
-    digest: str | None
-
-    @property
-    def version(self) -> str:
-        return self.digest or self.tag or ""
-
-    def __str__(self) -> str:
-        text = f"{self.host}/{self.repository}"
-        text += f":{self.tag}" if self.tag else ""
-        return text + (f"@{self.digest}" if self.digest else "")
-
-
-def parse_reference(text: str, *, what: str) -> Reference:
-    """A reference as OPA's resolver reads it: the first path component is the registry host."""
-    name, _, digest = text.partition("@")
-    if digest and not _DIGEST.fullmatch(digest):
-        raise InvalidInputError(f"{what}: {text!r}: the digest must be sha256:<64 hex digits>")
-    tag = None
-    slash, colon = name.rfind("/"), name.rfind(":")
-    if colon > slash >= 0:
-        name, tag = name[:colon], name[colon + 1 :]
-        if not _TAG.fullmatch(tag):
-            raise InvalidInputError(f"{what}: {text!r}: {tag!r} is not a valid tag")
-    host, _, repository = name.partition("/")
-    if not host or not _HOST.fullmatch(host) or not repository:
-        raise InvalidInputError(
-            f"{what}: {text!r} is not an OCI reference (HOST[:PORT]/REPOSITORY:TAG or @sha256:DIGEST)"
-        )
-    if not all(_COMPONENT.fullmatch(part) for part in repository.split("/")):
-        raise InvalidInputError(f"{what}: {text!r}: {repository!r} is not a valid repository name")
-    if tag is None and not digest:
-        raise InvalidInputError(f"{what}: {text!r} names no tag and no digest (as OPA, one is required)")
-    return Reference(host, repository, tag, digest or None)
 
 
 @dataclass(frozen=True)
@@ -155,7 +114,7 @@ class OciPuller:
         what their digest says).
         """
         ref = self.reference
-        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"}
+        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}, {DOCKER_LIST}"}
         if etag:
             headers["If-None-Match"] = f'"{etag}"'
         path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
@@ -248,22 +207,41 @@ class OciPuller:
             if hops > MAX_REDIRECTS:
                 raise RegistryError(f"{self.label}: more than {MAX_REDIRECTS} redirects for the bundle layer")
             secure = url.scheme == "https"
-            if url.scheme not in ("http", "https") or not url.hostname or (self._tls and not secure):
+            try:
+                port = url.port or (443 if secure else 80)
+            except ValueError:
+                port = 0
+            named = f"{_origin(url)}{url.path}"  # (never its query: a storage's URL is signed there)
+            if (
+                url.scheme not in ("http", "https")
+                or not url.hostname
+                or not port
+                or (self._tls and not secure)
+            ):
                 raise RegistryError(
-                    f"{self.label}: the registry redirects the bundle layer to {_origin(url)}, not an "
+                    f"{self.label}: the registry redirects the bundle layer to {named}, not an "
                     f"{'https' if self._tls else 'http(s)'} URL; it is not followed"
                 )
-            context = tls_context(None, what=f"{self.label}: the system's CAs") if secure else None
-            target = Target(url.hostname, url.port or (443 if secure else 80), context, _origin(url))
+            service = self.client.service  # its CA file too: a private registry's storage may share it
+            context = tls_context(
+                service.ca_cert, what=f"services.{service.name}.tls.ca_cert", system_too=True
+            )
+            target = Target(url.hostname, port, context if secure else None, _origin(url))
             headers = {"User-Agent": f"pyagent/{__version__}"}
             where = (url.path or "/") + (f"?{url.query}" if url.query else "")
-            reply = request(
-                target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink
-            )
+            try:
+                reply = request(
+                    target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink
+                )
+            except TransportError as err:  # named without the query
+                raise type(err)(f"GET {named}", err.detail, err.kind) from None
             location = reply.headers.get("location")
-            if reply.status not in _REDIRECTS or not location:
-                return reply
-            url, hops = urlsplit(urljoin(url.geturl(), location)), hops + 1
+            if reply.status in _REDIRECTS and location:
+                url, hops = urlsplit(urljoin(url.geturl(), location)), hops + 1
+                continue
+            if reply.status != 200:
+                raise RegistryError(f"GET {named}: {_registry_message(reply)}")
+            return reply
 
     @property
     def _tls(self) -> bool:
@@ -276,16 +254,30 @@ class OciPuller:
             document = json.loads(body)
         except (ValueError, RecursionError):
             return body  # (refused as not JSON by _bundle_layer)
-        if not isinstance(document, dict) or document.get("mediaType") != OCI_INDEX:
+        if not isinstance(document, dict) or not (
+            document.get("mediaType") in (OCI_INDEX, DOCKER_LIST)
+            or ("manifests" in document and "layers" not in document)  # (mediaType is optional)
+        ):
             return body
         entries = [m for m in document.get("manifests") or [] if isinstance(m, dict)]
         first = next((m for m in entries if m.get("mediaType") in (OCI_MANIFEST, DOCKER_MANIFEST)), None)
         wanted = first.get("digest") if first else None
         if not isinstance(wanted, str) or not _DIGEST.fullmatch(wanted):
             raise RegistryError(f"{self.label}: index {digest} names no image manifest by a sha256 digest")
+        declared = first.get("size") if first else None
+        bound = (
+            declared
+            if isinstance(declared, int) and 0 < declared < MAX_MANIFEST_BYTES
+            else MAX_MANIFEST_BYTES
+        )
         path = f"/v2/{self.reference.repository}/manifests/{wanted}"
         headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
-        reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=timeout)
+        try:
+            reply = self._get(path, headers, max_body=bound, timeout=timeout)
+        except BodyTooLarge as err:
+            raise self._mismatch(
+                f"index {digest} says manifest {wanted} is {bound} bytes; it is longer"
+            ) from err
         if reply.status != 200:
             raise RegistryError(f"{self._where(path)}: {_registry_message(reply)}")
         got = "sha256:" + hashlib.sha256(reply.body).hexdigest()
@@ -306,10 +298,13 @@ class OciPuller:
         query = "&".join(part for part in (realm.query, urlencode(
             {key: params[key] for key in ("service", "scope") if key in params})) if part)  # fmt: skip
         path = realm.path + (f"?{query}" if query else "")
-        reply = self.client.request(
-            "GET", path, timeout=timeout, max_body=MAX_TOKEN_BYTES, headers={"Accept": "application/json"},
-            exact_path=True,
-        )  # fmt: skip
+        accept = {"Accept": "application/json"}
+        try:
+            reply = self.client.request(
+                "GET", path, timeout=timeout, max_body=MAX_TOKEN_BYTES, headers=accept, exact_path=True
+            )
+        except BodyTooLarge as err:  # (not a blob over its size: that is the bundle's refusal)
+            raise RegistryError(f"{self._where(realm.path)} (token): {err.detail}") from err
         if reply.status != 200:
             raise RegistryError(f"{self._where(realm.path)} (token): {_registry_message(reply)}")
         try:

@@ -6,17 +6,19 @@ them: fault injection, no decision)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
 import json
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pyagent.agent.http import ServiceClient
-from pyagent.agent.plugins.oci import OciPuller, RegistryError, parse_reference
+from pyagent.agent.plugins.oci import BUNDLE_LAYER, OCI_MANIFEST, OciPuller, RegistryError, parse_reference
 from pyagent.config.opa import Service
 from tests.agent.plugins.conftest import Builds, bundle_status, run_agent
 from tests.agent.plugins.oci_setup import REPOSITORY, oci_config
@@ -29,7 +31,9 @@ def echoing_registry() -> Iterator[str]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            said = f"credentials {self.headers.get('Authorization')} refused"
+            sent = str(self.headers.get("Authorization"))
+            raw = base64.b64decode(sent.partition(" ")[2]).decode()  # the token itself, as some say it back
+            said = f"credentials {sent} refused (token {raw}; as given: {sent.partition(' ')[2]})"
             body = json.dumps({"errors": [{"code": "DENIED", "message": said}]}).encode()
             self.send_response(403)
             self.send_header("Content-Type", "application/json")
@@ -58,7 +62,7 @@ def test_what_a_registry_says_back_keeps_no_credential(echoing_registry: str, tm
     sent = base64.b64encode(b"s3cret-registry-token").decode()
     assert str(refused.value) == (
         f"GET {echoing_registry}/v2/{REPOSITORY}/manifests/stable: HTTP 403: DENIED: credentials Bearer *** "
-        "refused"
+        "refused (token ***; as given: ***)"
     )
     assert sent not in str(refused.value) and "s3cret" not in str(refused.value)
 
@@ -82,3 +86,75 @@ def test_a_tag_that_names_an_index_is_pulled_through_its_image_manifest(
         run = run_agent("--once", "--config", str(config))
         assert run.returncode == 0, run.stderr
         assert bundle_status(tmp_path / "state")["active_revision"] == "r1"
+
+
+class _Storage:
+    """A registry whose blob is sent to its storage on another origin (a signed URL), and that
+    storage: what the storage was sent, and what it answers (fault injection, no decision)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob, self.status, self.authorizations = blob, 200, []  # type: list[str | None]
+        self.digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        storage, registry = self._server(self._store), self._server(self._registry)
+        self.servers = [storage, registry]
+        self.storage_url = f"http://127.0.0.1:{storage.server_address[1]}"
+        self.registry_url = f"http://127.0.0.1:{registry.server_address[1]}"
+
+    def _store(self, handler: http.server.BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        self.authorizations.append(handler.headers.get("Authorization"))
+        return self.status, {}, self.blob if self.status == 200 else b"storage error"
+
+    def _registry(self, handler: http.server.BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        if "/manifests/" in handler.path:
+            layer = {"mediaType": BUNDLE_LAYER, "digest": self.digest, "size": len(self.blob)}
+            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [layer]}
+            return 200, {"Content-Type": OCI_MANIFEST}, json.dumps(manifest).encode()
+        signed = f"{self.storage_url}/blob?X-Amz-Signature=SIGNATURE&sig=AZURESIG"
+        return 307, {"Location": signed}, b""
+
+    @staticmethod
+    def _server(answer: Any) -> http.server.ThreadingHTTPServer:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, headers, body = answer(self)
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_blob_sent_to_storage_elsewhere_goes_without_credentials_and_its_signature_is_never_kept(
+    tmp_path: Path,
+) -> None:
+    token = tmp_path / "registry.token"
+    token.write_text("s3cret-registry-token\n")
+    storage = _Storage(b"the bundle's bytes")
+    try:
+        service = Service("registry", storage.registry_url, timeout=5, token_path=str(token), oci=True)
+        reference = parse_reference(f"127.0.0.1/{REPOSITORY}:stable", what="resource")
+        puller = OciPuller(ServiceClient(service), reference, size_limit=1 << 20, label="pyagent")
+        with (tmp_path / "download").open("wb") as sink:
+            pulled = puller.pull(sink, etag=None, manifest_timeout=5, blob_timeout=5)
+        assert (pulled.changed, pulled.layer_digest, (tmp_path / "download").read_bytes()) == (
+            True, storage.digest, b"the bundle's bytes"
+        )  # fmt: skip
+        assert storage.authorizations == [None]  # the registry's credentials stay with the registry
+        storage.status = 500
+        with pytest.raises(RegistryError) as failed, (tmp_path / "again").open("wb") as sink:
+            puller.pull(sink, etag=None, manifest_timeout=5, blob_timeout=5)
+        assert str(failed.value) == f"GET {storage.storage_url}/blob: HTTP 500"
+    finally:
+        storage.close()
