@@ -11,9 +11,8 @@ import http.server
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,20 +23,18 @@ from tests.agent.plugins.conftest import Builds, bundle_status, run_agent
 from tests.agent.plugins.oci_setup import REPOSITORY, oci_config
 from tests.helpers.registry import require_oras, run_registry
 
+Answer = Callable[[http.server.BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
 
-@pytest.fixture
-def echoing_registry() -> Iterator[str]:
-    """A registry that refuses every request, quoting the Authorization it was sent, as some do."""
+
+def _serve(answer: Answer) -> http.server.ThreadingHTTPServer:
+    """A loopback HTTP server answering each GET with ``answer(handler)``: (status, headers, body)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            sent = str(self.headers.get("Authorization"))
-            raw = base64.b64decode(sent.partition(" ")[2]).decode()  # the token itself, as some say it back
-            said = f"credentials {sent} refused (token {raw}; as given: {sent.partition(' ')[2]})"
-            body = json.dumps({"errors": [{"code": "DENIED", "message": said}]}).encode()
-            self.send_response(403)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            status, headers, body = answer(self)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -46,6 +43,21 @@ def echoing_registry() -> Iterator[str]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def echoing_registry() -> Iterator[str]:
+    """A registry that refuses every request, quoting the Authorization it was sent, as some do."""
+
+    def refuse(handler: http.server.BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        sent = str(handler.headers.get("Authorization"))
+        raw = base64.b64decode(sent.partition(" ")[2]).decode()  # the token itself, as some say it back
+        said = f"credentials {sent} refused (token {raw}; as given: {sent.partition(' ')[2]})"
+        body = json.dumps({"errors": [{"code": "DENIED", "message": said}]}).encode()
+        return 403, {"Content-Type": "application/json"}, body
+
+    server = _serve(refuse)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -95,7 +107,7 @@ class _Storage:
     def __init__(self, blob: bytes) -> None:
         self.blob, self.status, self.authorizations = blob, 200, []  # type: list[str | None]
         self.digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        storage, registry = self._server(self._store), self._server(self._registry)
+        storage, registry = _serve(self._store), _serve(self._registry)
         self.servers = [storage, registry]
         self.storage_url = f"http://127.0.0.1:{storage.server_address[1]}"
         self.registry_url = f"http://127.0.0.1:{registry.server_address[1]}"
@@ -111,24 +123,6 @@ class _Storage:
             return 200, {"Content-Type": OCI_MANIFEST}, json.dumps(manifest).encode()
         signed = f"{self.storage_url}/blob?X-Amz-Signature=SIGNATURE&sig=AZURESIG"
         return 307, {"Location": signed}, b""
-
-    @staticmethod
-    def _server(answer: Any) -> http.server.ThreadingHTTPServer:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, headers, body = answer(self)
-                self.send_response(status)
-                for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
 
     def close(self) -> None:
         for server in self.servers:
