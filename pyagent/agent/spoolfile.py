@@ -56,8 +56,15 @@ def sqlite_errors(path: Path, action: str) -> Iterator[None]:
 def new_file(path: Path) -> Iterator[Path]:
     """A private temporary file beside ``path``; after the block it is linked to ``path`` unless one
     appeared meanwhile (then the other one is kept), and the directory entry is made durable. Not
-    beside the write-ahead log of a spool that was deleted (:func:`orphaned_log`)."""
+    beside the write-ahead log of a spool that was deleted (:func:`orphaned_log`), nor where one was
+    made before and is gone (:func:`mark_made`)."""
     orphaned_log(path)
+    if _marker(path).exists() and not path.exists():
+        raise SpoolCorruptError(
+            path,
+            f"the spool is missing, though one was made here ({_marker(path)} says so); a new chain would "
+            "hide that the decisions it held are gone",
+        )
     temporary = path.with_name(f".{path.name}.new-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -107,12 +114,34 @@ def orphaned_log(path: Path) -> None:
             )
 
 
+#: The prefix of a set-aside record's key in ``meta``.
+ASIDE = "aside."
+
+
+def aside_key(seq: int) -> str:
+    return f"{ASIDE}{seq:020d}"
+
+
+def _marker(path: Path) -> Path:
+    return Path(f"{path}.made")
+
+
+def mark_made(path: Path) -> None:
+    """Note beside the spool, once, that one was made here: a spool then deleted (and its decisions
+    with it) is not silently replaced by a new chain at seq 1; the agent refuses to start until it is
+    restored or moved aside (``--move-corrupt-aside``, which moves this note with it)."""
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(_marker(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as note:
+            note.write(f"a pyagent spool was made here ({path.name}) by {utc_now()}\n")
+
+
 def move_aside(path: Path) -> Path:
     """Rename a corrupt spool (and its -wal and -shm files) to ``<path>.corrupt-<UTC time>``; returns it."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     try:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".made"):
             source = Path(f"{path}{suffix}")
             if source.exists():
                 shutil.move(source, Path(f"{target}{suffix}"))

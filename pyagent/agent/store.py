@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from pyagent.agent.chain import GENESIS, ChainKey, canonical_json
 from pyagent.agent.spoolfile import (
+    ASIDE,
     ChainState,
     RawRecord,
     ShipStatus,
@@ -33,6 +34,8 @@ from pyagent.agent.spoolfile import (
     SpoolError,
     aside_entry,
     aside_json,
+    aside_key,
+    mark_made,
     move_aside,
     new_file,
     sqlite_errors,
@@ -70,12 +73,7 @@ CREATE INDEX records_pending ON records (seq) WHERE shipped_at IS NULL;
 _CHAIN_KEYS = ("format", "chain_id", "created_at", "origin", "mac", "key_id", "anchor_seq", "anchor_hash")
 _COUNTER_KEYS = ("head_seq", "head_hash", "head_id", "dropped", "dropped_unshipped")
 _SHIP_KEYS = ("last_ship_at", "last_ship_ok_at", "last_ship_error")
-ASIDE = "aside."
 SET_ASIDE = "set aside "  # shipped_at of a record set aside
-
-
-def _aside_key(seq: int) -> str:
-    return f"{ASIDE}{seq:020d}"
 
 
 class Spool:
@@ -148,6 +146,7 @@ class Spool:
         self.state()  # every meta key present and well-formed
         if not readonly:  # only now: the pragmas write to the file, which must not touch a corrupt one
             self._pragmas()
+            mark_made(self.path)
 
     def _initialise(self, origin: str) -> None:
         meta = {
@@ -309,7 +308,7 @@ class Spool:
                 )
                 self._conn.execute("DELETE FROM records WHERE seq <= ?", (anchor_seq,))
                 self._conn.execute(
-                    "DELETE FROM meta WHERE key >= ? AND key <= ?", (ASIDE, _aside_key(anchor_seq))
+                    "DELETE FROM meta WHERE key >= ? AND key <= ?", (ASIDE, aside_key(anchor_seq))
                 )
             seq = state.head_seq + 1
             record_id = str(uuid.uuid4())
@@ -355,7 +354,7 @@ class Spool:
         """The server answered 2xx for the records ``seqs`` (one transaction): no longer set aside."""
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._conn.executemany("UPDATE records SET shipped_at = ? WHERE seq = ?", [(at, s) for s in seqs])
-            self._conn.executemany("DELETE FROM meta WHERE key = ?", [(_aside_key(s),) for s in seqs])
+            self._conn.executemany("DELETE FROM meta WHERE key = ?", [(aside_key(s),) for s in seqs])
 
     def set_aside(self, seq: int, at: str, why: str, *, retry: bool, size_limit: int | None = None) -> None:
         """Record ``seq`` was not delivered: kept, listed with ``why``, out of the pending queue,
@@ -364,7 +363,7 @@ class Spool:
         entry = aside_json(seq, at, why, retry=retry, size_limit=size_limit)
         with sqlite_errors(self.path, "write to"), self._transaction():
             self._conn.execute("UPDATE records SET shipped_at = ? WHERE seq = ?", (f"{SET_ASIDE}{at}", seq))
-            self._set_meta(**{_aside_key(seq): entry})
+            self._set_meta(**{aside_key(seq): entry})
 
     def set_aside_list(self, limit: int | None = 100) -> tuple[int, list[dict[str, Any]]]:
         """(how many records are set aside, the newest ``limit`` of them (None: all), newest first)."""

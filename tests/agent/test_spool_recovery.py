@@ -155,3 +155,30 @@ def test_a_spool_corrupted_while_the_agent_runs_is_still_moved_aside_when_asked(
         assert [name for name, _ in log.events] == ["spool_moved_aside", "recorded"]
     finally:
         spool.close()
+
+
+def test_a_spool_deleted_is_not_replaced_by_a_new_chain_without_a_word(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    """A spool deleted whole (and its decisions with it) gave a new chain at seq 1, as if none had been
+    made: now the agent refuses to start, naming the note it left, until the spool is restored or
+    moved aside on purpose (which moves the note with it)."""
+    path = tmp_path / "spool.sqlite"
+    fill(path, 3)
+    marker = tmp_path / "spool.sqlite.made"
+    assert marker.read_text().startswith("a pyagent spool was made here (spool.sqlite) by ")
+    path.unlink()
+    config = str(config_file())
+    refused = run_pyagent("agent", "run", "--once", "--config", config)
+    assert refused.returncode == 2 and not path.exists()
+    assert refused.stderr.strip().endswith(
+        f"{path}: the spool is missing, though one was made here ({marker} says so); a new chain would "
+        "hide that the decisions it held are gone; move it aside and start a new chain with "
+        "`pyagent agent run --move-corrupt-aside`"
+    ), refused.stderr
+    moved = run_pyagent("agent", "run", "--once", "--move-corrupt-aside", "--config", config)
+    assert moved.returncode in (0, 1), moved.stderr
+    assert (
+        "a new chain starts" in moved.stderr and len(list(tmp_path.glob("spool.sqlite.corrupt-*.made"))) == 1
+    )
+    assert marker.exists() and path.exists()  # the new chain's own note
