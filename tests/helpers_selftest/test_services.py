@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,6 @@ import psycopg
 import pytest
 
 from tests.helpers.nginx import run_nginx
-from tests.helpers.opa_server import free_port
 from tests.helpers.postgres import run_postgres
 from tests.helpers.services import find_binary, require_binary
 
@@ -120,9 +120,13 @@ def test_nginx_round_robins_across_upstreams(tmp_path: Path) -> None:
 
 
 def test_nginx_fails_over_when_an_upstream_is_dead(tmp_path: Path) -> None:
-    dead = f"127.0.0.1:{free_port()}"
-    with serve_name("alpha") as alpha, run_nginx(tmp_path, upstreams=[dead, alpha]) as nginx:
-        assert [_name(nginx.url) for _ in range(6)] == ["alpha"] * 6
+    # a port bound and never listened on, held for the test: refused, and no other test's server can
+    # take it meanwhile (a free port once was, by a parallel worker's "alpha", and nginx never failed)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{held.getsockname()[1]}"
+        with serve_name("alpha") as alpha, run_nginx(tmp_path, upstreams=[dead, alpha]) as nginx:
+            assert [_name(nginx.url) for _ in range(6)] == ["alpha"] * 6
     assert "Connection refused" in nginx.error_log.read_text()
 
 
