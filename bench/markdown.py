@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.fleet_views import views_markdown
 from bench.ingest_report import ingest_markdown
+from bench.measure import remeasured
 from bench.notes import notes
 from bench.opa_index import index_markdown
 
@@ -103,8 +104,7 @@ def _cold(results: dict[str, Any]) -> list[str]:
         "",
         "Python bytecode compiled, as in an installed package (the untimed run writes it to a private "
         "`PYTHONPYCACHEPREFIX`, also where the environment sets `PYTHONDONTWRITEBYTECODE`). "
-        "`python -m bench.run --only opa` re-measures this section"
-        + (f" (last at {cold['generated_at']})." if cold.get("generated_at") else "."),
+        + remeasured(cold, "opa"),
         "",
         *_table(["command", "median ms", "p99 ms", "runs"], rows),
         "What a cold check spends once the interpreter runs (a script making the same calls, median of 3; "

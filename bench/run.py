@@ -114,7 +114,7 @@ def measure(plan: Plan, opa: str, bundle: Path, workdir: Path) -> dict[str, Any]
     input_path = write_json(workdir / "input.json", policy_input(report))
     results: dict[str, Any] = {
         "mode": plan.mode,
-        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": _now(),
         "machine": machine(opa),
         "load_start": loadavg(),
         "device": {"apps": len(report["apps"]), "platform": "android", "organization": "eu-commission"},
