@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, select
+from sqlalchemy import Connection, Engine, and_, delete, exists, select, text
 
 from pyagent.server.store import partitions
 from pyagent.server.store.schema import decision_ids, decisions, devices
@@ -48,8 +48,8 @@ def prune_postgres(engine: Engine, before: datetime, cache: partitions.Partition
     for day, name in doomed:  # one transaction each: the history is locked a partition's time at most
         with engine.begin() as conn:
             partitions.lock(conn)
-            if name not in partitions.existing(conn):  # another replica pruned it meanwhile
-                continue
+            if conn.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
+                continue  # another replica pruned it meanwhile
             # the parent first, as an ingest locks it before a partition (no deadlock with one); SHARE
             # holds writes back, not reads, until the DROP itself
             conn.exec_driver_sql("LOCK TABLE decisions IN SHARE MODE")
