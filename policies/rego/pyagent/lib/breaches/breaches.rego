@@ -114,11 +114,9 @@ classified contains entry if {
 	some pair in found
 	pair[0] == rule.ban
 	app := input.report.apps[pair[1]]
-	[kind, reason] := classify(rule)
-	entry := object.union(
-		base_entry(key, rule, scope, app),
-		object.union(kind_fields(kind, reason, rule.ban), {"kind": kind}),
-	)
+	mode := enforcement(rule)
+	[kind, reason] := classify(rule, mode)
+	entry := object.union(base_entry(key, rule, mode, scope, app), kind_fields(kind, reason, rule.ban))
 }
 
 enforcement(rule) := object.get(rule, "enforcement", "deny")
@@ -129,23 +127,27 @@ in_force(rule) if {
 	clock.reached(rule.effective_from)
 }
 
-classify(rule) := ["warning", "not_yet_effective"] if {
+# METADATA
+# title: A breach's kind, and the reason of a warning
+# description: "`mode`: the rule's enforcement (`enforcement(rule)`)."
+classify(rule, mode) := ["warning", "not_yet_effective"] if {
 	not in_force(rule)
-} else := ["warning", "enforcement_warn"] if {
-	enforcement(rule) == "warn"
-} else := ["warning", "enforcement_dryrun"] if {
-	enforcement(rule) == "dryrun"
+} else := ["warning", reason] if {
+	reason := {"warn": "enforcement_warn", "dryrun": "enforcement_dryrun"}[mode]
 } else := ["exempted", ""] if {
 	exemptions.in_force[rule.ban]
 } else := ["violation", ""]
 
-kind_fields("warning", reason, _) := {"reason": reason}
+# METADATA
+# title: The fields of a breach that its kind decides
+kind_fields("warning", reason, _) := {"kind": "warning", "reason": reason}
 
-kind_fields("violation", _, ban) := {"expired_exemptions": exemptions.expired[ban]} if {
-	count(exemptions.expired[ban]) > 0
-} else := {}
+kind_fields("violation", _, ban) := {"kind": "violation", "expired_exemptions": expired} if {
+	expired := exemptions.expired[ban]
+	count(expired) > 0
+} else := {"kind": "violation"}
 
-kind_fields("exempted", _, ban) := {"exemption": {
+kind_fields("exempted", _, ban) := {"kind": "exempted", "exemption": {
 	"id": ex.id,
 	"reason": ex.reason,
 	"until": ex.until,
@@ -154,7 +156,7 @@ kind_fields("exempted", _, ban) := {"exemption": {
 	ex := exemptions.in_force[ban]
 }
 
-base_entry(key, rule, scope, app) := object.union(
+base_entry(key, rule, mode, scope, app) := object.union(
 	{
 		"rule": key,
 		"ban": rule.ban,
@@ -163,7 +165,7 @@ base_entry(key, rule, scope, app) := object.union(
 		"remediation": remediation(rule, app),
 		"effective_from": object.get(rule, "effective_from", null),
 		"scope": scope,
-		"enforcement": enforcement(rule),
+		"enforcement": mode,
 	},
 	optional_app_fields(app),
 )

@@ -33,44 +33,36 @@ parse_ns(ts) := n if {
 # METADATA
 # title: Strict RFC 3339
 # description: |
-#   True when the string `ts` has the shape of a strict RFC 3339 timestamp (see the package): every
-#   digit read as `0`, it starts with the date and time, then an optional fraction, then the zone.
+#   True when the string `ts` has the shape of a strict RFC 3339 timestamp (see the package): with
+#   every digit read as `0`, it is one of the 30 shapes listed (no fraction or 1 to 9 digits of one,
+#   then `Z`, `+00:00` or `-00:00`), and a numeric offset is in range. The map and the shapes are
+#   written in the body, not as rules of their own: OPA evaluates a rule on its first use in every
+#   query, and this runs in every decision.
 strict(ts) if {
-	shape := strings.replace_n(digits_as_zero, ts)
-	startswith(shape, "0000-00-00T00:00:00")
-	rest := substring(shape, 19, -1)
-	zone := zone_shape(rest)
-	fraction_shapes[trim_suffix(rest, zone)]
-	offset_in_range(ts, zone)
-}
-
-# METADATA
-# title: Every digit but zero, mapped to zero
-digits_as_zero := {"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0", "8": "0", "9": "0"}
-
-# METADATA
-# title: The shapes of a fraction of a second
-# description: None, or a point then 1 to 9 digits.
-fraction_shapes := {"", ".0", ".00", ".000", ".0000", ".00000", ".000000", ".0000000", ".00000000", ".000000000"}
-
-# METADATA
-# title: The shape of the zone that ends a timestamp's shape
-# description: "`Z`, or a numeric offset (`+00:00`, `-00:00`); undefined for anything else."
-zone_shape(rest) := "Z" if {
-	endswith(rest, "Z")
-} else := zone if {
-	count(rest) >= 6
-	zone := substring(rest, count(rest) - 6, 6)
-	zone in {"+00:00", "-00:00"}
+	shape := strings.replace_n({"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0", "8": "0", "9": "0"}, ts)
+	shape in {
+		"0000-00-00T00:00:00Z", "0000-00-00T00:00:00+00:00", "0000-00-00T00:00:00-00:00",
+		"0000-00-00T00:00:00.0Z", "0000-00-00T00:00:00.0+00:00", "0000-00-00T00:00:00.0-00:00",
+		"0000-00-00T00:00:00.00Z", "0000-00-00T00:00:00.00+00:00", "0000-00-00T00:00:00.00-00:00",
+		"0000-00-00T00:00:00.000Z", "0000-00-00T00:00:00.000+00:00", "0000-00-00T00:00:00.000-00:00",
+		"0000-00-00T00:00:00.0000Z", "0000-00-00T00:00:00.0000+00:00", "0000-00-00T00:00:00.0000-00:00",
+		"0000-00-00T00:00:00.00000Z", "0000-00-00T00:00:00.00000+00:00", "0000-00-00T00:00:00.00000-00:00",
+		"0000-00-00T00:00:00.000000Z", "0000-00-00T00:00:00.000000+00:00", "0000-00-00T00:00:00.000000-00:00",
+		"0000-00-00T00:00:00.0000000Z", "0000-00-00T00:00:00.0000000+00:00", "0000-00-00T00:00:00.0000000-00:00",
+		"0000-00-00T00:00:00.00000000Z", "0000-00-00T00:00:00.00000000+00:00", "0000-00-00T00:00:00.00000000-00:00",
+		"0000-00-00T00:00:00.000000000Z", "0000-00-00T00:00:00.000000000+00:00", "0000-00-00T00:00:00.000000000-00:00",
+	}
+	offset_in_range(ts)
 }
 
 # METADATA
 # title: Offset in range
-# description: A numeric offset's hours below 24 and its minutes below 60.
-offset_in_range(_, "Z") := true
-
-offset_in_range(ts, zone) if {
-	zone != "Z"
+# description: |
+#   For a timestamp of a strict shape: `Z`, or a numeric offset whose hours are below 24 and
+#   minutes below 60.
+offset_in_range(ts) if {
+	endswith(ts, "Z")
+} else if {
 	to_number(substring(ts, count(ts) - 5, 2)) < 24
 	to_number(substring(ts, count(ts) - 2, 2)) < 60
 }

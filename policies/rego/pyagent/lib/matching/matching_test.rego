@@ -134,3 +134,22 @@ test_rego_index_lists_tiktok_under_its_keys if {
 	rego_index.bans.windows[concat("\u0000", ["bytedancepte.ltd.tiktok", "*"])] == {"tiktok": true}
 	not rego_index.bans.android["com.ss.iphone.ugc.Aweme"]
 }
+
+exact_on(platform) if {
+	matching.exact_platform with input as on(platform)
+} else := false
+
+# `exact_platform` is every platform but those of `case_insensitive`, near misses included.
+test_exact_platforms_are_those_not_case_insensitive if {
+	platforms := {"android", "ios", "windows", "macos", "linux", "Android", "IOS", ""}
+	verdicts := {p: exact_on(p) | some p in platforms}
+	verdicts == {p: v | some p in platforms; v := not_case_insensitive(p)}
+	verdicts == {
+		"android": true, "ios": false, "windows": false, "macos": false, "linux": true,
+		"Android": true, "IOS": true, "": true,
+	}
+}
+
+not_case_insensitive(p) if {
+	not p in matching.case_insensitive
+} else := false

@@ -37,13 +37,14 @@ ids_are_strings if {
 # title: The decisive fields are well formed
 # description: |
 #   The checks of the rules below, spelt inline in one body: a well-formed report then costs one rule
-#   evaluation rather than six (OPA spends a few microseconds on each). A test asserts that this body
-#   and the rules agree on every mutated report.
+#   evaluation rather than six (OPA spends a few microseconds on each), the sets of `platforms` and
+#   `ownerships` included. Tests assert that this body and the rules agree on every mutated report,
+#   and that the sets are those rules'.
 well_formed if {
 	is_array(input.report.apps)
 	ids_are_strings
-	input.report.device.platform in platforms
-	input.report.device.ownership in ownerships
+	input.report.device.platform in {"android", "ios", "windows", "macos", "linux"} # platforms
+	input.report.device.ownership in {"corporate", "personal"} # ownerships
 	is_boolean(input.report.device.mdm.enrolled)
 	is_boolean(object.get(input.report.device, "work_profile", false))
 }

@@ -166,3 +166,17 @@ test_the_inline_well_formed_body_agrees_with_the_six_checks if {
 	verdicts := [[inline_verdict(case), named_verdict(case)] | some case in checked_reports]
 	verdicts == array.concat([[true, true], [true, true]], [[false, false] | some _ in numbers.range(1, 11)])
 }
+
+# Every platform and ownership, and near misses of them: the sets spelt in the inline body are those
+# of `platforms` and `ownerships`.
+test_the_inline_sets_are_the_platforms_and_ownerships if {
+	cases := [phone({"platform": p, "ownership": o}, [tiktok]) |
+		some p in (report.platforms | {"Android", "ios ", ""})
+		some o in (report.ownerships | {"Personal", "byod"})
+	]
+	count(cases) == 32
+	every case in cases {
+		inline_verdict(case) == named_verdict(case)
+	}
+	count([case | some case in cases; inline_verdict(case)]) == 10
+}
