@@ -43,6 +43,10 @@ def test_the_bench_runs_and_writes_its_results(
     engines = {(r["engine"], r["devices"]) for r in results["fleet"]["runs"]}
     assert engines == {(e, n) for e in ("embedded", "opa") for n in run.SMOKE.fleet_sizes}
     assert all(r["peak_tree_rss_mb"] > 0 for r in results["fleet"]["runs"])
+    plan = run.SMOKE.index
+    for case in results["opa_index"]["cases"]:  # one median per OPA server, their samples pooled
+        assert len(case["server"]["server_medians_ms"]) == plan.server_rounds, case["data"]
+        assert case["server"]["n"] == plan.server_samples * plan.server_rounds, case["data"]
     ratios = {g["id"]: g for g in results["ratios"]}
     assert set(ratios) >= GOALS
     assert all(isinstance(g["pass"], bool) and g["value"] is not None for g in ratios.values())
