@@ -93,7 +93,4 @@ allow := count(violations) == 0 if count(errors) == 0
 
 allow := false if count(errors) > 0
 
-entries(kind) := [entry |
-	some x in sort([[b.rule, b.app_id, b] | some b in breaches.classified; b.kind == kind])
-	entry := object.remove(x[2], ["kind"])
-]
+entries(kind) := [x[2] | some x in sort([[b.rule, b.app_id, b] | some [k, b] in breaches.classified; k == kind])]

@@ -106,13 +106,16 @@ ban_field(ban, field, fallback) := value if {
 
 # METADATA
 # title: Classified breaches
-classified contains entry if {
+# description: |
+#   Each breach as [kind, entry]: its kind (violation, warning or exempted) and the entry the
+#   decision lists under that kind. The scope is worked out only for a rule the device breaks.
+classified contains [kind, entry] if {
 	clock.valid # without a valid time no rule is in force or ahead: the decision is its time error
 	some key, r in inheritance.rules
 	rule := r.rule
-	scope := scopes.scope_of(rule)
 	some pair in found
 	pair[0] == rule.ban
+	scope := scopes.scope_of(rule)
 	app := input.report.apps[pair[1]]
 	mode := enforcement(rule)
 	[kind, reason] := classify(rule, mode)
@@ -140,14 +143,14 @@ classify(rule, mode) := ["warning", "not_yet_effective"] if {
 
 # METADATA
 # title: The fields of a breach that its kind decides
-kind_fields("warning", reason, _) := {"kind": "warning", "reason": reason}
+kind_fields("warning", reason, _) := {"reason": reason}
 
-kind_fields("violation", _, ban) := {"kind": "violation", "expired_exemptions": expired} if {
+kind_fields("violation", _, ban) := {"expired_exemptions": expired} if {
 	expired := exemptions.expired[ban]
 	count(expired) > 0
-} else := {"kind": "violation"}
+} else := {}
 
-kind_fields("exempted", _, ban) := {"kind": "exempted", "exemption": {
+kind_fields("exempted", _, ban) := {"exemption": {
 	"id": ex.id,
 	"reason": ex.reason,
 	"until": ex.until,
