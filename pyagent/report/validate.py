@@ -48,6 +48,7 @@ from pyagent.report.issues import (
     show_value,
     sorted_issues,
 )
+from pyagent.report.refs import DATA_KEYWORDS, inline_refs
 from pyagent.report.schemas import DECISION_SCHEMA, REPORT_SCHEMA, SchemaFileError, load_schema
 
 if TYPE_CHECKING:
@@ -127,14 +128,14 @@ def _reference_validator_class() -> Any:
 
 def _fast_validator(schema: Mapping[str, Any]) -> jsonschema_rs.Validator:
     """A jsonschema-rs validator for ``schema`` (draft 2020-12, formats not asserted, Rust ``regex``
-    patterns, no network). Raises :class:`SchemaFileError` when the schema cannot be compiled, e.g. a
-    pattern with look-around or back-references (the ``regex`` crate has neither), or a ``$ref`` outside
-    the schema."""
+    patterns, no network; local ``$ref``s written in place, :mod:`pyagent.report.refs`). Raises
+    :class:`SchemaFileError` when the schema cannot be compiled, e.g. a pattern with look-around or
+    back-references (the ``regex`` crate has neither), or a ``$ref`` outside the schema."""
     import jsonschema_rs
 
     try:
         return jsonschema_rs.Draft202012Validator(
-            dict(schema),
+            inline_refs(schema),
             validate_formats=False,
             pattern_options=jsonschema_rs.RegexOptions(),
             offline=True,
@@ -150,9 +151,6 @@ CONTROL_FREE_PATTERN = "^[^\\u0000-\\u001f\\u007f]+$"
 """The identifiers' pattern: no NUL, tab, line break or other control character."""
 _CLEAN_PATTERNS = (NUL_FREE_PATTERN, CONTROL_FREE_PATTERN)
 
-#: Keywords whose values are data, not subschemas: a "pattern" key inside them is left as it is.
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
-
 
 def _without_nul_patterns(node: Any) -> Any:
     """``node`` with every ``"pattern": NUL_FREE_PATTERN`` (or ``CONTROL_FREE_PATTERN``) replaced by
@@ -164,7 +162,7 @@ def _without_nul_patterns(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {
-        key: value if key in _DATA_KEYWORDS else _without_nul_patterns(value) for key, value in node.items()
+        key: value if key in DATA_KEYWORDS else _without_nul_patterns(value) for key, value in node.items()
     }
     length = out.get("minLength", 0)
     if out.get("pattern") in _CLEAN_PATTERNS and type(length) is int:
