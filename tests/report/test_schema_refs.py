@@ -51,6 +51,12 @@ def test_references_to_no_whole_local_definition_are_left_alone(ref: object) -> 
     assert inline_refs(schema)["properties"] == {"name": {"$ref": ref}}
 
 
+def test_an_escaped_name_is_left_to_the_validator_that_unescapes_it() -> None:
+    # "#/$defs/na%6De" names the definition "name" (a percent-escaped "m"), not one called "na%6De"
+    schema = schema_with({"name": {"$ref": "#/$defs/na%6De"}}, {"name": NAME, "na%6De": {"type": "integer"}})
+    assert inline_refs(schema)["properties"] == {"name": {"$ref": "#/$defs/na%6De"}}
+
+
 @pytest.mark.parametrize("keyword", ["$id", "$anchor", "$dynamicAnchor"])
 def test_nothing_is_inlined_where_a_subschema_changes_what_references_resolve_to(keyword: str) -> None:
     schema = schema_with({"name": {"$ref": "#/$defs/name"}}, {"name": {**NAME, keyword: "inner"}})
