@@ -9,8 +9,9 @@ accepts. Only what cannot change a verdict is inlined:
   nothing else but annotations (``description``, ``title``...), which do not validate, and whose NAME
   needs no unescaping (no ``~``, ``/`` or ``%``: ``#/$defs/a%20b`` names the definition ``a b``);
 - never a definition that refers back to itself (it stays a ``$ref``, as do all others);
-- nothing at all in a schema with an identifier or anchor below its root (``$id``, ``$anchor``,
-  ``$dynamicAnchor``...), where moving a subschema could change what its references resolve to.
+- nothing at all in a schema with an identifier or anchor anywhere below its root (``$id``,
+  ``$anchor``, ``$dynamicAnchor``...), where moving a subschema could change what its references
+  resolve to.
 
 Values of keywords that hold data (``const``, ``enum``, ``default``, ``examples``) are left as they are.
 """
@@ -46,10 +47,8 @@ def _changes_base(node: Any) -> bool:
         return any(_changes_base(value) for value in node)
     if not isinstance(node, dict):
         return False
-    return any(
-        key in _BASE_CHANGERS or (key not in DATA_KEYWORDS and _changes_base(value))
-        for key, value in node.items()
-    )
+    # data keywords too: a property may be named "const" (a false alarm only costs the inlining)
+    return any(key in _BASE_CHANGERS or _changes_base(value) for key, value in node.items())
 
 
 def _target(node: dict[str, Any], defs: dict[str, Any], trail: tuple[str, ...]) -> str | None:

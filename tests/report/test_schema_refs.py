@@ -63,6 +63,14 @@ def test_nothing_is_inlined_where_a_subschema_changes_what_references_resolve_to
     assert inline_refs(schema) == schema
 
 
+def test_an_identifier_under_a_property_named_like_a_data_keyword_still_stops_the_inlining() -> None:
+    schema = schema_with(
+        {"name": {"$ref": "#/$defs/name"}, "const": {"$id": "inner.json", "$ref": "#/$defs/name"}},
+        {"name": NAME},
+    )
+    assert inline_refs(schema) == schema
+
+
 def test_data_that_looks_like_a_reference_is_data() -> None:
     constant = {"$ref": "#/$defs/name"}
     schema = schema_with({"tag": {"const": constant}, "kind": {"enum": [constant]}}, {"name": NAME})
