@@ -86,9 +86,11 @@ class _Entry:
         return f"seq {self.row.seq} (id {self.row.id})"
 
 
-def record_sound(row: RawRecord, key: ChainKey) -> bool:
-    """Whether ``row``'s body is JSON that gives its hash under ``key`` and matches its row."""
-    return _entry(row, key).sound
+def sound_body(row: RawRecord, key: ChainKey) -> dict[str, Any] | None:
+    """``row``'s body, read once, when it is a JSON object that gives its hash under ``key`` and matches
+    its row; None otherwise."""
+    entry = _entry(row, key)
+    return entry.body if entry.sound else None
 
 
 def _entry(row: RawRecord, key: ChainKey) -> _Entry:

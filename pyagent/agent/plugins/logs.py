@@ -39,7 +39,7 @@ from pyagent import __version__
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.http import ServiceClient, TransportError, backoff
 from pyagent.agent.store import RawRecord, Spool, utc_now
-from pyagent.agent.verify import record_sound
+from pyagent.agent.verify import sound_body
 from pyagent.config.opa import DecisionLogs
 from pyagent.errors import PyagentError
 
@@ -61,12 +61,16 @@ Notify = Callable[[str, str, dict[str, object]], None]
 def event_of(row: RawRecord, labels: Mapping[str, str], key: ChainKey | None = None) -> dict[str, Any] | str:
     """The decision-log event of a spool record, or why the record cannot be one: with the chain's
     ``key``, a record whose body no longer gives its hash (edited on disk) is never sent as it is."""
-    try:
-        body = json.loads(row.body)
-    except ValueError:
-        return f"record seq {row.seq} is not JSON; run `pyagent log verify`"
-    if key is not None and not record_sound(row, key):
-        return f"record seq {row.seq} does not give its hash (edited?); run `pyagent log verify`"
+    body: Any
+    if key is not None:  # the body as the check read it: parsed once
+        body = sound_body(row, key)
+        if body is None:
+            return f"record seq {row.seq} does not give its hash (edited?); run `pyagent log verify`"
+    else:
+        try:
+            body = json.loads(row.body)
+        except ValueError:
+            return f"record seq {row.seq} is not JSON; run `pyagent log verify`"
     policy_input = body.get("input") if isinstance(body, dict) else None
     report = policy_input.get("report") if isinstance(policy_input, dict) else None
     if not isinstance(policy_input, dict) or not isinstance(report, dict):
