@@ -39,7 +39,8 @@ def inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
     body = {key: value for key, value in schema.items() if key != "$id"}
     if not isinstance(defs, dict) or _changes_base(body):
         return dict(schema)
-    return {key: value if key in DATA_KEYWORDS else _inline(value, defs, ()) for key, value in schema.items()}
+    inlined: dict[str, Any] = _inline(dict(schema), defs, ())  # (the root has $defs: never replaced)
+    return inlined
 
 
 def _changes_base(node: Any) -> bool:
