@@ -39,8 +39,7 @@ from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
 from pyagent import __version__
 from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink, TransportError
-from pyagent.agent.plugins.ocirefs import DIGEST as _DIGEST
-from pyagent.agent.plugins.ocirefs import Reference, parse_reference
+from pyagent.agent.plugins.ocirefs import DIGEST, Reference, parse_reference
 from pyagent.bounded_http import Target, request, tls_context
 from pyagent.bundles.errors import BundleRejected, RejectionKind
 from pyagent.errors import PyagentError
@@ -262,7 +261,7 @@ class OciPuller:
         entries = [m for m in document.get("manifests") or [] if isinstance(m, dict)]
         first = next((m for m in entries if m.get("mediaType") in (OCI_MANIFEST, DOCKER_MANIFEST)), None)
         wanted = first.get("digest") if first else None
-        if not isinstance(wanted, str) or not _DIGEST.fullmatch(wanted):
+        if not isinstance(wanted, str) or not DIGEST.fullmatch(wanted):
             raise RegistryError(f"{self.label}: index {digest} names no image manifest by a sha256 digest")
         declared = first.get("size") if first else None
         bound = (
@@ -329,7 +328,7 @@ class OciPuller:
                 size, blob = layer.get("size"), layer.get("digest")
                 if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                     raise RegistryError(f"{self.label}: manifest {digest}: the layer's size is {size!r}")
-                if not isinstance(blob, str) or not _DIGEST.fullmatch(blob):
+                if not isinstance(blob, str) or not DIGEST.fullmatch(blob):
                     raise RegistryError(
                         f"{self.label}: manifest {digest}: the bundle layer's digest {blob!r} "
                         "is not sha256:<64 hex digits>"
