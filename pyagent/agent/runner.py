@@ -10,7 +10,7 @@ in that order. Otherwise one bundle attempt first, then the decisions in this th
 in a thread of its own (:mod:`pyagent.agent.threads`).
 
 SIGTERM and SIGINT set a flag: a sleep ends at once, a run in progress is finished and recorded,
-then the agent exits 0.
+the decision logs' thread uploads what is pending once more, then the agent exits 0.
 """
 
 from __future__ import annotations

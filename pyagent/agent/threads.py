@@ -7,7 +7,8 @@
 * status: a message as soon as something it reports changed, and every ``max_delay_seconds``.
 
 A plug-in that fails unexpectedly is told in the activity log and tried again later; it never stops
-the decisions. On exit the threads are told to stop; a long poll in flight is abandoned (the thread
+the decisions. On exit the threads are told to stop; the decision logs' thread uploads what is pending
+once more (within the time the exit waits for it); a long poll in flight is abandoned (the thread
 is a daemon: the process does not wait for it, and a download is never activated half-way).
 """
 
@@ -83,20 +84,35 @@ class PluginThreads:
         try:
             delay = logs.config.min_delay
             while not self._wait(delay):
-                if opened is None or _identity(self._spool_path) not in (opened[1], None):
-                    # none open yet, or moved aside and a new one made: the uploads follow it
-                    fresh = self._open_spool()
-                    if fresh is not None:
-                        if opened is not None:
-                            opened[0].close()
-                        opened = fresh
+                opened = self._follow(opened)
                 if opened is None:
                     delay = RETRY_AFTER_FAILURE
                     continue
                 delay = guarded(self._log, "decision_logs", functools.partial(logs.step, opened[0]))
+            # Stopping: once the decisions' loop has recorded its last run (a stop signal lets it
+            # finish), what is pending is uploaded, as OPA's plug-in does when OPA stops. The wait for
+            # this thread bounds it; what is not taken by then stays in the spool for the next start.
+            self._stop.wait()
+            opened = self._follow(opened)
+            if opened is not None:
+                guarded(self._log, "decision_logs", functools.partial(logs.step, opened[0]))
         finally:
             if opened is not None:
                 opened[0].close()
+
+    def _follow(
+        self, opened: tuple[Spool, tuple[int, int] | None] | None
+    ) -> tuple[Spool, tuple[int, int] | None] | None:
+        """The spool to upload from: ``opened`` while it is still the one the decisions are recorded
+        in; else (none open yet, or moved aside and a new one made) the one there now, when it opens."""
+        if opened is not None and _identity(self._spool_path) in (opened[1], None):
+            return opened
+        fresh = self._open_spool()
+        if fresh is None:
+            return opened
+        if opened is not None:
+            opened[0].close()
+        return fresh
 
     def _open_spool(self) -> tuple[Spool, tuple[int, int] | None] | None:
         """The spool the decisions are recorded in, and which file it is (the decision loop may move a

@@ -187,6 +187,7 @@ def agent_config(
     engine_opa: str | None = None,
     upload_limit: int | None = None,
     signing: bool = True,
+    report_delays: tuple[float, float] = (0.2, 0.5),
 ) -> Path:
     """An agent.toml in OPA's keys: bundles from ``bundle_url`` (default: the server), logs and status to
     the server."""
@@ -221,8 +222,8 @@ def agent_config(
     lines += [
         "[decision_logs]",
         'service = "pyagent"',
-        "reporting.min_delay_seconds = 0.2",
-        "reporting.max_delay_seconds = 0.5",
+        f"reporting.min_delay_seconds = {report_delays[0]}",
+        f"reporting.max_delay_seconds = {report_delays[1]}",
     ]
     if upload_limit is not None:
         lines.append(f"reporting.upload_size_limit_bytes = {upload_limit}")

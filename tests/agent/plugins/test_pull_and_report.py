@@ -97,6 +97,31 @@ def test_long_poll_is_woken_by_a_publish(tmp_path: Path, builds: Builds) -> None
         assert "stopped by SIGTERM" in log.read_text()
 
 
+def test_a_stop_signal_uploads_the_pending_decisions_before_the_agent_exits(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """As OPA's decision-log plug-in flushes when OPA stops: the next upload is ten minutes away when
+    SIGTERM comes, and the decision recorded meanwhile is on the server when the agent has exited."""
+    state = tmp_path / "state"
+    with control_plane(tmp_path) as plane:
+        config = plane.agent_with_r1(tmp_path, builds, state, report_delays=(600, 900))
+        log = tmp_path / "agent.log"
+        agent = start_agent("--config", str(config), log=log)
+        try:
+            wait_for("a decision recorded", lambda: "seq 1 recorded" in log.read_text(), 20, log)
+            wait_for("r1 reported", lambda: bundle_status(state).get("active_revision") == "r1", 10, log)
+            assert plane.device() is None  # no decision uploaded yet: the first upload is 600 s away
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(timeout=30) == 0, log.read_text()[-2000:]
+        recorded = [body["decision"]["decision_id"] for body in spool_bodies(state)]
+        device = plane.device()
+        assert device is not None, log.read_text()[-2000:]
+        assert [past["decision_id"] for past in device["history"]] == recorded
+        shown = json.loads(run_agent_status(config).stdout)
+        assert shown["pending"] == 0
+
+
 def _reported(plane, revision: str) -> bool:  # type: ignore[no-untyped-def]
     device = plane.device()
     if device is None or device["status"] is None:
