@@ -84,6 +84,18 @@ class Exemption:
     until: str | None = None
     approved_by: str | None = None
 
+    def describe(self, lead: str) -> str:
+        """``lead``, the id, then what is known of it, for a line of text (escaped):
+        ``exempted by EX-1 until 2023-06-30T00:00:00Z, approved by CISO: reason``."""
+        text = f"{lead} {printable(self.id)}"
+        if self.until:
+            text += f" until {printable(self.until)}"
+        if self.approved_by:
+            text += f", approved by {printable(self.approved_by)}"
+        if self.reason:
+            text += f": {printable(self.reason)}"
+        return text
+
 
 @dataclass(frozen=True)
 class Entry:

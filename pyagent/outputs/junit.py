@@ -75,15 +75,7 @@ def _details(entry: Entry) -> list[str]:
     """The lines that explain one entry (message, remediation, notes), already escaped."""
     lines: list[str] = []
     if entry.exemption is not None:
-        ex = entry.exemption
-        text = f"exempted by {printable(ex.id)}"
-        if ex.until:
-            text += f" until {printable(ex.until)}"
-        if ex.approved_by:
-            text += f", approved by {printable(ex.approved_by)}"
-        if ex.reason:
-            text += f": {printable(ex.reason)}"
-        lines.append(text)
+        lines.append(entry.exemption.describe("exempted by"))
     if entry.kind == "warning":
         lines.append(f"warning: {printable(entry.reason_text or 'unknown')}")
     lines.append(printable(entry.message))

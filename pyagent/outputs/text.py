@@ -89,15 +89,7 @@ class TextFormat(OutputFormat):
         if entry.kind == "warning":
             lines.append(f"{detail}reason: {printable(entry.reason_text or 'unknown')}")
         if entry.exemption is not None:
-            ex = entry.exemption
-            text = f"exemption {printable(ex.id)}"
-            if ex.until:
-                text += f" until {printable(ex.until)}"
-            if ex.approved_by:
-                text += f", approved by {printable(ex.approved_by)}"
-            if ex.reason:
-                text += f": {printable(ex.reason)}"
-            lines.append(detail + text)
+            lines.append(detail + entry.exemption.describe("exemption"))
         if entry.message:
             lines.append(detail + printable(entry.message))
         if entry.remediation and entry.kind != "exempted":
