@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from pyagent.server.body import MAX_CONTAINERS, MAX_VALUES
+from pyagent.server import body as body_module
+from pyagent.server.body import MAX_CONTAINERS, MAX_VALUES, check_json_size
 from pyagent.server.errors import HttpError
 from tests.server.conftest import decision_event
 from tests.server.inprocess import Fleet, MiB
@@ -102,6 +103,33 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
         f"body has over {MAX_VALUES} JSON values and keys",
     ),
 ]
+
+
+#: 5 objects and arrays (two of them in strings), 2 commas and 2 colons (one in a string): 10 values.
+SIZED = b'[{"a:{": [1, "[,"]}]'
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 256 * 1024])
+@pytest.mark.parametrize(
+    ("containers", "values", "refusal"),
+    [
+        (5, 10, None),
+        (4, 10, "body has over 4 JSON objects and arrays"),
+        (5, 9, "body has over 9 JSON values and keys"),
+    ],
+)
+def test_the_size_bounds_count_each_bracket_brace_comma_and_colon_once_however_chunked(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, containers: int, values: int, refusal: str | None
+) -> None:
+    monkeypatch.setattr(body_module, "_COUNT_CHUNK", chunk)
+    monkeypatch.setattr(body_module, "MAX_CONTAINERS", containers)
+    monkeypatch.setattr(body_module, "MAX_VALUES", values)
+    if refusal is None:
+        check_json_size(SIZED)
+        return
+    with pytest.raises(HttpError) as refused:
+        check_json_size(SIZED)
+    assert (refused.value.status, refused.value.message) == (413, refusal)
 
 
 @pytest.mark.parametrize(
