@@ -26,6 +26,7 @@ for_device[id] := ex if {
 # title: Exemptions in force, by ban
 # description: When several are in force for one ban, the one with the smallest id is used.
 in_force[ban] := ex if {
+	count(defined) > 0 # none defined, as in most decisions: no rule below is evaluated
 	some ban in {ex.ban | some ex in for_device}
 	ids := sort([id | some id, ex in for_device; ex.ban == ban; clock.ahead(ex.until)])
 	count(ids) > 0
@@ -35,6 +36,7 @@ in_force[ban] := ex if {
 # METADATA
 # title: Expired exemptions, by ban
 expired[ban] := sort([id | some id, ex in for_device; ex.ban == ban; clock.reached(ex.until)]) if {
+	count(defined) > 0 # (as in in_force)
 	some ban in {ex.ban | some ex in for_device}
 }
 
