@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyagent.engines.base import Engine, EngineError
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, and_more
 
 _ENTRY_LISTS = ("violations", "warnings", "exempted", "errors")
 
@@ -104,7 +104,7 @@ def raise_for_policy_errors(decision: Mapping[str, Any], *, source: str) -> None
     if problem is not None:
         raise EngineError(problem)
     hint = INPUT_ERROR_HINTS.get(str(first.get("code")), "fix the policy data")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    more = and_more(len(errors) - 1, "error")
     raise PolicyDecisionError(f"{source}: {first.get('message')}{more}; {hint}", list(errors))
 
 

@@ -34,3 +34,9 @@ class NoDecisionError(PyagentError):
     """No decision could be obtained: engine unreachable, failed, or a tool it needs failed. Exit code 3."""
 
     exit_code = 3
+
+
+def and_more(count: int, noun: str) -> str:
+    """What follows the first of ``count + 1`` errors told in one line: `` (and 2 more problems)``, or
+    nothing when there is no other."""
+    return f" (and {count} more {noun}{'' if count == 1 else 's'})" if count > 0 else ""

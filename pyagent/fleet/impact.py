@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, and_more
 from pyagent.fleet.summary import UNKNOWN_ORG, device_status
 
 
@@ -82,6 +82,10 @@ class ImpactSummary:
     flipped_to_allow: int = 0
     changed: int = 0
     warnings_changed: int = 0
+    #: changed decisions that only one version could make: the baseline's (the candidate's has errors:
+    #: a broken rule, a dropped organisation), or the candidate's; their violations count in no ban
+    candidate_errors: int = 0
+    baseline_errors: int = 0
     invalid: int = 0
     undecided: int = 0
     by_organization: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -94,6 +98,8 @@ class ImpactSummary:
             "flipped_to_allow": self.flipped_to_allow,
             "changed": self.changed,
             "warnings_changed": self.warnings_changed,
+            "candidate_errors": self.candidate_errors,
+            "baseline_errors": self.baseline_errors,
             "invalid": self.invalid,
             "undecided": self.undecided,
             "by_organization": {k: dict(sorted(v.items())) for k, v in sorted(self.by_organization.items())},
@@ -156,6 +162,9 @@ class Impact:
         }
 
 
+_NO_ENTRIES: dict[str, list[Any]] = {"violations": [], "warnings": [], "exempted": []}
+
+
 def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummary) -> dict[str, Any] | None:
     """The change for one device (None when its decision stays), counted into ``summary``."""
     summary.devices += 1
@@ -173,6 +182,12 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
         summary.flipped_to_allow += 1
         summary.by_organization[org]["flipped_to_allow"] += 1
     summary.by_organization[org]["changed"] += 1
+    if a["errors"] or b["errors"]:
+        # No decision on one side: nothing was weighed there, so no entry was added or removed (the
+        # before and after say what each side gave), and no ban counts it.
+        summary.candidate_errors += bool(a["errors"]) and not b["errors"]
+        summary.baseline_errors += bool(b["errors"]) and not a["errors"]
+        before, after = {**before, **_NO_ENTRIES}, {**after, **_NO_ENTRIES}
     added, removed = _delta(before["violations"], after["violations"])
     bans_of = {(e["rule"], e["app_id"]): e["ban"] for e in [*before["violations"], *after["violations"]]}
     for kind, entries in (("violations_added", added), ("violations_removed", removed)):
@@ -235,7 +250,9 @@ def impact_text(impact: Impact) -> list[str]:
         f"{_plural(s.devices, 'device', 'devices')}: "
         f"{_plural(s.changed, 'decision changes', 'decisions change')}, "
         f"{s.flipped_to_deny} flip to deny, {s.flipped_to_allow} flip to allow, "
-        f"{s.warnings_changed} with only warnings changed, {s.invalid} invalid"
+        + (f"{s.candidate_errors} the candidate cannot decide, " if s.candidate_errors else "")
+        + (f"{s.baseline_errors} only the candidate decides, " if s.baseline_errors else "")
+        + f"{s.warnings_changed} with only warnings changed, {s.invalid} invalid"
         + (f", {s.undecided} undecided" if s.undecided else "")
         + (" (not compared)" if s.invalid or s.undecided else "")
     )
@@ -274,4 +291,4 @@ def _who(record: dict[str, Any]) -> str:
 def _first_error(errors: list[Any]) -> str:
     first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
     text = str(first.get("message", first)) + (f" (at {first['path']})" if first.get("path") else "")
-    return text + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+    return text + and_more(len(errors) - 1, "error")

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import IO, Any
 
+from pyagent.errors import and_more
 from pyagent.fleet.summary import FleetSummary, device_status
 from pyagent.termsafe import printable
 
@@ -61,7 +62,7 @@ def problem_line(device: dict[str, Any]) -> str | None:
     source = str(device.get("source"))
     message = str(first.get("message", "")).removeprefix(f"{source}: ")
     where = f"{first['path']}: " if first.get("path") else ""
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    more = and_more(len(errors) - 1, "error")
     name = f" ({device['device_id']})" if device.get("device_id") else ""
     # one line, whatever the names hold: a newline in a file name must not print a line of its own
     return "  " + printable(f"{status}: {source}{name}: {where}{message}{more}")

@@ -54,13 +54,17 @@ def source_files(roots: Sequence[Path]) -> list[tuple[int, str, Path]]:
 
 
 def policy_digest(roots: Sequence[Path], opa: str) -> str:
-    """SHA-256 over the build's inputs: every source file's place and content, and the opa binary."""
+    """SHA-256 over the build's inputs: every source file's place and content, the opa binary, and
+    where the roots are (the compiled policy names its files by their paths, in the locations of its
+    errors: the same files in another directory must not be told by the first one's paths)."""
     import hashlib
 
-    digest = hashlib.sha256(b"pyagent-policy-cache-v2\0")
+    digest = hashlib.sha256(b"pyagent-policy-cache-v3\0")
     binary = Path(opa).resolve()
     st = binary.stat()
     digest.update(f"{binary}\0{st.st_size}\0{st.st_mtime_ns}\0{ENTRYPOINT}\0".encode())
+    for root in roots:
+        digest.update(f"{root.resolve()}\0".encode())
     for index, relative, path in source_files(roots):
         try:
             content = path.read_bytes()

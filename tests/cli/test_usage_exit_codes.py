@@ -155,8 +155,8 @@ def test_impact_with_an_org_only_the_candidate_defines_compares(
     result = run(["impact", *args, str(one_device_inventory), "--org", "bharat", "--at", AT])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == (
-        "1 device: 1 decision changes, 0 flip to deny, 1 flip to allow, 0 with only warnings changed, "
-        "0 invalid"
+        "1 device: 1 decision changes, 0 flip to deny, 1 flip to allow, 1 only the candidate decides, "
+        "0 with only warnings changed, 0 invalid"
     )
 
 

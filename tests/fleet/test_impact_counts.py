@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import Result
 
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, and_more
 from pyagent.report.load import ReportInvalidError, parse_report
 from tests.fleet.runs import EXAMPLES, REPO, planted_candidate, run
 
@@ -28,8 +28,7 @@ def first_problem(line: bytes, source: str) -> str:
     try:
         parse_report(line, source)
     except ReportInvalidError as err:
-        more = f" (and {len(err.issues) - 1} more)" if len(err.issues) > 1 else ""
-        return f"{err.issues[0].message} (at {err.issues[0].path}){more}"
+        return f"{err.issues[0].message} (at {err.issues[0].path}){and_more(len(err.issues) - 1, 'error')}"
     except InvalidInputError as err:
         return str(err)
     raise AssertionError(f"{line!r} is a valid report")
@@ -113,13 +112,51 @@ def test_a_dropped_organisation_is_a_change_with_its_reason(tmp_path: Path) -> N
     assert (result.exit_code, result.stderr.splitlines()) == (
         1,
         [
-            "1 device: 1 decision changes, 0 flip to deny, 0 flip to allow, 0 with only warnings changed, "
-            "0 invalid",
-            "  in-bengaluru-personal-2210 (india): changed; -india/tiktok com.zhiliaoapp.musically.go; "
+            "1 device: 1 decision changes, 0 flip to deny, 0 flip to allow, 1 the candidate cannot decide, "
+            "0 with only warnings changed, 0 invalid",
+            "  in-bengaluru-personal-2210 (india): changed; "
             'error: unknown organisation "india"; known: bharat, eeas, eu-commission, eu-council, '
             "eu-parliament, us-federal",
         ],
     )
+
+
+def test_a_candidate_that_cannot_decide_is_told_apart_from_removed_violations(tmp_path: Path) -> None:
+    """A rule that conflicts with ``allow`` for every device in breach: those devices have no
+    candidate decision, which is counted as such, never as violations the candidate removed. The
+    same files compiled from another directory first do not lend it their paths."""
+    candidate, elsewhere = tmp_path / "candidate", tmp_path / "elsewhere"
+    shutil.copytree(REPO / "policies", candidate)
+    conflict = candidate / "rego" / "pyagent" / "decision" / "conflict.rego"
+    conflict.write_text("package pyagent.decision\n\nallow := true\n")
+    shutil.copytree(candidate, elsewhere)
+    inventory = tmp_path / "devices.jsonl"
+    reports = ("eu-commission-corporate-clean.json", "eu-commission-personal-enrolled-tiktok.json")
+    inventory.write_text("".join(json.dumps(json.loads((EXAMPLES / r).read_text())) + "\n" for r in reports))
+    assert f"{elsewhere}/rego" in impact(str(elsewhere), inventory, CAPCUT_IN_FORCE).stderr
+    error = f"policy aborted: {candidate}/rego/pyagent/decision/decision.rego:92:1: var assignment conflict"
+    result = impact(str(candidate), inventory, CAPCUT_IN_FORCE)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        1,
+        [
+            "2 devices: 1 decision changes, 0 flip to deny, 0 flip to allow, 1 the candidate cannot decide, "
+            "0 with only warnings changed, 0 invalid",
+            f"  fr-brussels-0042 (eu-commission): changed; error: {error}",
+        ],
+    )
+    document = json.loads(impact(str(candidate), inventory, CAPCUT_IN_FORCE, "--format", "json").stdout)
+    summary = document["summary"]
+    counted = ("devices", "changed", "candidate_errors", "baseline_errors", "by_ban")
+    assert {k: summary[k] for k in counted} == {
+        "devices": 2, "changed": 1, "candidate_errors": 1, "baseline_errors": 0, "by_ban": {},
+    }  # fmt: skip
+    [change] = document["changes"]
+    assert (change["violations_removed"], change["before"]["allow"], change["after"]["errors"]) == (
+        [],
+        False,
+        [{"code": "no_decision", "message": error}],
+    )
+    assert [v["rule"] for v in change["before"]["violations"]] == ["eu-commission/tiktok"]
 
 
 def test_a_violation_waived_by_a_new_exemption_names_the_exemption(tmp_path: Path) -> None:

@@ -94,6 +94,19 @@ def test_several_mistakes_are_all_listed(policy_copy: Path) -> None:
     assert (result.exit_code, result.stderr) == (2, "\n".join(problems) + "\nlint: problems found\n")
 
 
+def test_a_bundle_refused_for_several_mistakes_counts_the_others_on_its_first_line(
+    policy_copy: Path, tmp_path: Path
+) -> None:
+    first, second = (
+        m.apply(policy_copy) for m in MISTAKES if m.name in ("enforcement-block", "inherits-no-such-org")
+    )
+    result = run(["policy", "bundle", str(policy_copy), "-o", str(tmp_path / "bundle.tar.gz")])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: {first} (and 1 more problem)\n  {second}\n",
+    )
+
+
 def test_a_clean_overlay_still_decides(policy_bundle: Path, tmp_path: Path) -> None:
     """The control: a well-formed overlay passes the checks and the decision is made (exit 1 here)."""
     data = tmp_path / "overlay.json"

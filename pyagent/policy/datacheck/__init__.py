@@ -12,7 +12,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, and_more
 from pyagent.policy.datacheck.crosscheck import cross_check
 from pyagent.policy.datacheck.sources import Placed, PolicyData, load_dirs
 from pyagent.policy.yamlload import DocPath, dotted
@@ -29,8 +29,7 @@ class PolicyDataError(InvalidInputError):
     """Policy data with mistakes: the first as the message, every one in :meth:`details`."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(problems[0] + more)
+        super().__init__(problems[0] + and_more(len(problems) - 1, "problem"))
         self.problems = list(problems)
 
     def details(self) -> list[str]:
