@@ -151,7 +151,13 @@ def _name_based(name: str, platform: Platform, *, where: str) -> tuple[str, str]
     ), "display_name"
 
 
-def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
+#: Why a row is no app: a Debian package removed with its configuration kept; or a row with neither an
+#: identifier nor a name (osquery's ``programs`` lists any uninstall registry key with a value it
+#: knows, such as only an ``UninstallString``): nothing a ban could match.
+Skipped = Literal["not_installed", "unnamed"]
+
+
+def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | Skipped:
     platform = TABLE_PLATFORM[table]
 
     def text(column: str) -> str | None:
@@ -178,7 +184,7 @@ def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
         if table == "deb_packages":
             status = (text("status") or "").split()
             if status and status[-1] in DEB_NOT_INSTALLED:
-                return None
+                return "not_installed"
         name = text("name")
         app_id = name
         version = text("version")
@@ -190,7 +196,7 @@ def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | None:
         path = None
     if app_id is None:
         if name is None:
-            raise CollectorInputError(f"{where}: row has neither an identifier nor a name")
+            return "unnamed"
         app_id, evidence = _name_based(name, platform, where=where)
     app_id = check_text(app_id, what="id", where=where, limit=MAX_ID_CHARS, identifier=True)
     return App(
@@ -251,21 +257,29 @@ def parse_osquery_json(
     elif own and own[0] != table:
         raise CollectorInputError(f"{where}: the columns are those of {own[0]}, not {table}")
     apps: list[App] = []
-    skipped = 0
+    skipped: dict[Skipped, list[int]] = {"not_installed": [], "unnamed": []}
     for index, row in enumerate(rows):
         app = _app(row, table, where=f"{where}: row {index}")
-        if app is None:
-            skipped += 1
-        else:
+        if isinstance(app, App):
             apps.append(app)
+        else:
+            skipped[app].append(index)
     if not apps:
         raise CollectorInputError(
-            f"{where}: none of its {len(rows)} rows is installed software, and a device reported with no "
-            "apps would be compliant"
+            f"{where}: none of its {len(rows)} rows is installed software with an identifier or a name, "
+            "and a device reported with no apps would be compliant"
         )
     facts: dict[str, object] = {"osquery_table": table, "rows": len(rows)}
     if table == "deb_packages":
-        facts["not_installed_skipped"] = skipped
+        facts["not_installed_skipped"] = len(skipped["not_installed"])
+    if unnamed := skipped["unnamed"]:
+        facts["unnamed_skipped"] = len(unnamed)
+        shown = ", ".join(map(str, unnamed[:10])) + (f" and {len(unnamed) - 10} more" * (len(unnamed) > 10))
+        print(
+            f"pyagent: note: {where}: {len(unnamed)} row(s) with neither an identifier nor a name skipped "
+            f"(row {shown}): no ban can match them",
+            file=sys.stderr,
+        )
     if table == "programs" and "package_family_name" not in columns:
         facts["store_apps_listed"] = False
         print(

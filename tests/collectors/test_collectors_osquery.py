@@ -71,6 +71,25 @@ def test_windows_programs_msix_package_family_name(fixtures: Path) -> None:
     assert len(apps) == 11
 
 
+def test_programs_rows_with_neither_an_identifier_nor_a_name_are_skipped_with_a_note(
+    fixtures: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """osquery lists any uninstall registry key with a value it knows: one holding only an
+    ``UninstallString`` is a row without a name. It can match no ban, and the rest of the inventory
+    (TikTok's Store app here) is still read."""
+    rows = json.loads((fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json").read_text())
+    leftover = {**dict.fromkeys(rows[0], ""), "uninstall_string": r"C:\Windows\unins000.exe"}
+    capture = tmp_path / "programs.json"
+    capture.write_text(json.dumps([leftover, *rows, leftover]))
+    apps, facts, platform = _collect(capture)
+    assert (platform, len(apps), facts["unnamed_skipped"]) == ("windows", 11, 2)
+    assert "BytedancePte.Ltd.TikTok_6yccndn6064se" in _by_id(apps)
+    assert capsys.readouterr().err == (
+        f"pyagent: note: {capture}: 2 row(s) with neither an identifier nor a name skipped (row 0, 12): "
+        "no ban can match them\n"
+    )
+
+
 DEBIAN12 = [  # debian12-deb_packages.json, as read: zoom (config-files only) and libc6:i386 left out
     ("adduser", "3.134"), ("bash", "5.2.15-2+b7"), ("coreutils", "9.1-1"), ("libc6", "2.36-9+deb12u7"),
     ("bsdutils", "1:2.38.1-5+deb12u1"), ("firefox-esr", "115.9.1esr-1~deb12u1"),
@@ -219,8 +238,11 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
             '[{"name": "a", "publisher": "p", "maintainer": "m"}]',
             "those of programs and deb_packages; one table",
         ),
-        ('[{"name": "", "release": "1", "version": "1"}]', "neither an identifier nor a name"),
-        ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "neither an identifier nor a name"),
+        (
+            '[{"name": "", "release": "1", "version": "1"}]',
+            "none of its 1 rows is installed software with an",
+        ),
+        ('[{"bundle_identifier": "", "name": "", "display_name": ""}]', "none of its 1 rows is installed"),
         ('[{"name": "a\\u0000b", "release": "1"}]', "name contains a control character"),
         ('[{"name": "com.zhiliaoapp.musically\\t", "release": "1"}]', "id contains a control character"),
         ('[\n  {"name":"bash","release":"1"', "not valid JSON"),
@@ -379,7 +401,8 @@ def test_rows_of_which_none_is_installed_are_refused_not_a_compliant_device() ->
     with pytest.raises(CollectorInputError) as err:
         parse_osquery_json(rows, where="f")
     assert str(err.value) == (
-        "f: none of its 1 rows is installed software, and a device reported with no apps would be compliant"
+        "f: none of its 1 rows is installed software with an identifier or a name, and a device reported "
+        "with no apps would be compliant"
     )
 
 
