@@ -79,7 +79,8 @@ class ServiceClient:
                 del send[given]
             send[name] = value
         if self.service.token_path is not None and "Authorization" not in send:
-            token = raw = read_secret(self.service.token_path, what=f"token of service {self.service.name}")
+            what = f"token of service {self.service.name}"
+            token = raw = read_secret(self.service.token_path, what=what, header=not self.service.oci)
             if self.service.oci:  # as OPA: a registry's token goes base64-encoded (ghcr.io takes a PAT so)
                 token = base64.b64encode(raw.encode("utf-8")).decode("ascii")
             send["Authorization"] = f"{self.service.scheme} {token}"

@@ -85,6 +85,10 @@ def status_document(path: Path, uploads_to: str | None, state_dir: Path | None =
     }
 
 
+#: What the last run's second line tells; a run without a decision has no policy revision (None).
+_LAST_RUN_FACTS = ("device_id", "organization", "policy_revision", "engine")
+
+
 def status_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for bundle in doc["bundles"]:
@@ -108,9 +112,10 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         rules = f" ({', '.join(last['violations'])})" if last["violations"] else ""
         error = f": {last['error']}" if last["error"] else ""
         lines.append(f"last run: {last['at']} {last['outcome']}{rules}{error}")
+        shown = {key: "(none)" if last[key] is None else last[key] for key in _LAST_RUN_FACTS}
         lines.append(
-            f"  device {last['device_id']}, organization {last['organization']}, "
-            f"policy {last['policy_revision']}, engine {last['engine']}"
+            f"  device {shown['device_id']}, organization {shown['organization']}, "
+            f"policy {shown['policy_revision']}, engine {shown['engine']}"
         )
     lines.append(
         f"records: {doc['records']} kept, {doc['pending']} not shipped, {doc['dropped']} dropped "

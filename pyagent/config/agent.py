@@ -166,11 +166,16 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
 
 def engine_settings(config: AgentConfig, flags: EngineSettings) -> EngineSettings:
     """The engine settings: flags first, then ``[opa]`` (``url``, ``token_file``, ``ca``)."""
-    section = Section(config.opa, "opa", config.source or "the agent config", known=OPA_KEYS)
+    source = config.source or "the agent config"
+    section = Section(config.opa, "opa", source, known=OPA_KEYS)
     url = flags.opa_url or section.string("url")
+    if url is not None and not flags.opa_url:  # a mistake told as the config's, not as a flag never given
+        from pyagent.engines.opa_server import parse_url
+
+        parse_url(url, what=f"opa.url in {source}")
     token = flags.opa_token
     token_file = section.path("token_file")
     if token is None and token_file is not None:
-        token = read_secret(token_file, what="OPA token (opa.token_file)")
+        token = read_secret(token_file, what="OPA token (opa.token_file)", header=True)
     ca = flags.opa_ca or section.string("ca")
     return replace(flags, opa_url=url, opa_token=token, opa_ca=ca)

@@ -114,15 +114,21 @@ def _yaml(text: str, path: Path) -> Any:
     return {} if not documents or documents[0] is None else documents[0]
 
 
-def read_secret(path: Path, *, what: str) -> str:
+def read_secret(path: Path, *, what: str, header: bool = False) -> str:
     """The first line of a token or key file, stripped; empty or unreadable is a usage error. A pipe
     is a secret too (``<(pass show pyagent/token)``). A regular file open to every user (other users may
     read or write it; a group, as in the documented ``0640 root:pyagent``, is the owner's choice) is
     said on stderr, once per file and mode: the secret is still used, as refusing it would stop an
-    agent that a permission change elsewhere exposed."""
+    agent that a permission change elsewhere exposed. A control character is refused; ``header``: the
+    secret is sent in an HTTP header (a bearer token), so only visible ASCII is taken (a server would
+    answer 400, which would read as a refused event)."""
     text = read_text(path, what=what, limit=MAX_SECRET_BYTES, regular_only=False).strip()
     if not text or "\n" in text:
         raise InvalidInputError(f"{path}: {what} must be one non-empty line")
+    if header and not all("!" <= c <= "~" for c in text):
+        raise InvalidInputError(f"{path}: {what} must be visible ASCII (it is sent in an HTTP header)")
+    if any(c < " " or c == "\x7f" for c in text):
+        raise InvalidInputError(f"{path}: {what} holds a control character")
     _note_exposed(path, what)
     return text
 

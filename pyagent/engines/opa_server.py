@@ -73,7 +73,7 @@ class _Endpoint:
     """The socket's path, for ``unix:///path``."""
 
 
-def parse_url(url: str) -> _Endpoint:
+def parse_url(url: str, what: str = "--opa-url") -> _Endpoint:
     """Split an OPA base URL (``http[s]://[user:password@]host[:port]``, or ``unix:///path`` for a
     Unix domain socket) into what the client needs.
 
@@ -84,25 +84,25 @@ def parse_url(url: str) -> _Endpoint:
     try:
         parts = urlsplit(url)
     except ValueError as err:  # "http://[::1": an IPv6 host left open
-        raise InvalidInputError(f"--opa-url: {shown} is not a URL ({err})") from None
+        raise InvalidInputError(f"{what}: {shown} is not a URL ({err})") from None
     if parts.scheme == "unix":
-        return _unix_endpoint(url, shown)
+        return _unix_endpoint(url, shown, what)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(f"--opa-url: {shown} is not an http(s)://host[:port] or unix:///path URL")
+        raise InvalidInputError(f"{what}: {shown} is not an http(s)://host[:port] or unix:///path URL")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise InvalidInputError(f"--opa-url: {shown} must not have a path, query or fragment")
+        raise InvalidInputError(f"{what}: {shown} must not have a path, query or fragment")
     try:
         port = parts.port
     except ValueError as err:
-        raise InvalidInputError(f"--opa-url: {shown} has an invalid port") from err
+        raise InvalidInputError(f"{what}: {shown} has an invalid port") from err
     if port == 0:
-        raise InvalidInputError(f"--opa-url: {shown} has an invalid port")
+        raise InvalidInputError(f"{what}: {shown} has an invalid port")
     tls = parts.scheme == "https"
     basic = None
     if parts.username is not None or parts.password is not None:
         if not tls:
             raise InvalidInputError(
-                f"--opa-url: {shown} has credentials, which are sent (as basic auth) over https only; "
+                f"{what}: {shown} has credentials, which are sent (as basic auth) over https only; "
                 "use an https:// URL, or --opa-token"
             )
         basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
@@ -110,21 +110,21 @@ def parse_url(url: str) -> _Endpoint:
     return _Endpoint(parts.hostname, port, tls, origin(f"{parts.scheme}://{parts.hostname}:{port}"), basic)
 
 
-def _unix_endpoint(url: str, shown: str) -> _Endpoint:
+def _unix_endpoint(url: str, shown: str, what: str) -> _Endpoint:
     """``unix:///absolute/path/to/opa.sock``: nothing but the socket's absolute path."""
     path = url.removeprefix("unix://")
     if not path.startswith("/") or any(c in "?#" or c.isspace() or not c.isprintable() for c in path):
         raise InvalidInputError(
-            f"--opa-url: {shown} is not unix:///path (an absolute socket path, no host, query, fragment, "
+            f"{what}: {shown} is not unix:///path (an absolute socket path, no host, query, fragment, "
             "space or control character)"
         )
     if not UNIX_SUPPORTED:
         raise InvalidInputError(
-            f"--opa-url: {shown}: this system cannot tell who listens on a Unix socket (Linux can); "
+            f"{what}: {shown}: this system cannot tell who listens on a Unix socket (Linux can); "
             "use an http(s):// URL"
         )
     if len(os.fsencode(path)) > MAX_PATH_BYTES:
-        raise InvalidInputError(f"--opa-url: {shown}: a socket path is at most {MAX_PATH_BYTES} bytes")
+        raise InvalidInputError(f"{what}: {shown}: a socket path is at most {MAX_PATH_BYTES} bytes")
     return _Endpoint("localhost", 0, False, f"unix://{path}", None, path)
 
 

@@ -266,6 +266,22 @@ def test_agent_run_refuses_an_unsafe_state_dir(tmp_path: Path) -> None:
     )
 
 
+def test_a_bad_opa_url_in_the_config_is_told_as_the_configs_before_any_run(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\nid = "x"\nownership = "corporate"\nmdm_enrolled = true\norganization = "eu-commission"\n'
+        f'[agent]\nstate_dir = "{state}"\n[opa]\nurl = "ftp://x"\n'
+    )
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"pyagent: error: opa.url in {config}: 'ftp://x' is not an http(s)://host[:port] or unix:///path "
+        "URL\n"
+    )
+    assert not (state / "spool.sqlite").exists()  # no run recorded as "invalid"
+
+
 def test_agent_run_once_without_config_or_facts_is_a_usage_error(tmp_path: Path) -> None:
     done = run_pyagent("agent", "run", "--once", "--state-dir", str(tmp_path / "s"))
     assert done.returncode == 2 and done.stdout == ""
@@ -329,3 +345,14 @@ def test_a_secret_open_to_every_user_is_said_once_per_mode(
         token.chmod(private)
         assert read_secret(token, what="token of service s") == "s3cret"
     assert capsys.readouterr().err == ""
+
+
+def test_a_secret_with_a_control_character_is_refused(tmp_path: Path) -> None:
+    from pyagent.config.files import read_secret
+
+    key = tmp_path / "hmac.key"
+    key.write_text("k3y\x07bell\n")
+    key.chmod(0o600)
+    with pytest.raises(InvalidInputError) as refused:
+        read_secret(key, what="decision log key (agent.hmac_key_file)")
+    assert str(refused.value) == f"{key}: decision log key (agent.hmac_key_file) holds a control character"

@@ -9,11 +9,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError
 from pyagent.config.opa import Service
+from pyagent.errors import InvalidInputError
 
 
 @contextlib.contextmanager
@@ -89,3 +91,31 @@ def test_a_bundle_download_deadline_grows_with_its_size_limit() -> None:
 
     assert download_deadline(10, None, 1024) == 70  # small bundles: a minute for the body at least
     assert download_deadline(10, 30, 64 * 1024 * 1024) == 10 + 30 + 64 * 1024 * 1024 / MIN_DOWNLOAD_RATE
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("abc\x01def", "must be visible ASCII (it is sent in an HTTP header)"),
+        ("jeton-é", "must be visible ASCII (it is sent in an HTTP header)"),
+        ("two words", "must be visible ASCII (it is sent in an HTTP header)"),
+    ],
+)
+def test_a_token_no_header_can_carry_is_refused_before_anything_is_sent(
+    tmp_path: Path, token: str, problem: str
+) -> None:
+    """Sent, a server answers 400, which the decision-log upload would take for a refused event."""
+    asked: list[bytes] = []
+
+    def record(conn: socket.socket) -> None:
+        asked.append(b"asked")
+        conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    path = tmp_path / "token"
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    with raw_server(record) as url:
+        client = ServiceClient(Service("s", url, token_path=path))
+        with pytest.raises(InvalidInputError) as refused:
+            client.request("GET", "b", timeout=5, max_body=1024)
+    assert (str(refused.value), asked) == (f"{path}: token of service s {problem}", [])

@@ -237,8 +237,9 @@ class BundlePlugin:
         self._answer_code = reply.status
         if reply.status == 304:
             return Fetched(changed=False, etag=reply.headers.get("etag"))
-        if reply.status != 200:
-            return Fetched(changed=False, error=reply.message())
+        if reply.status != 200:  # (as an OCI pull says it: which URL answered what)
+            asked = self.client.url(self.source.resource)
+            return Fetched(changed=False, error=f"GET {asked}: {reply.message()}")
         return Fetched(changed=True, etag=reply.headers.get("etag"))
 
     def _pull(self, sink: BinaryIO) -> Fetched:

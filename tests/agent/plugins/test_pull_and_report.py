@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.agent.conftest import DEVICE
+from tests.agent.conftest import DEVICE, run_pyagent
 from tests.agent.plugins.conftest import (
     Builds,
     agent_config,
@@ -69,8 +69,6 @@ def test_once_pulls_decides_uploads_and_reports(tmp_path: Path, builds: Builds) 
 
 
 def run_agent_status(config: Path):  # type: ignore[no-untyped-def]
-    from tests.agent.conftest import run_pyagent
-
     return run_pyagent("agent", "status", "--config", str(config), "--format", "json")
 
 
@@ -95,6 +93,26 @@ def test_long_poll_is_woken_by_a_publish(tmp_path: Path, builds: Builds) -> None
             agent.send_signal(signal.SIGTERM)
             assert agent.wait(timeout=10) == 0, log.read_text()[-2000:]
         assert "stopped by SIGTERM" in log.read_text()
+
+
+def test_a_failed_download_names_the_url_that_answered(tmp_path: Path, builds: Builds) -> None:
+    """Nothing published yet: the server's 404 is told with the URL asked, as an OCI pull tells it
+    (a resource mistyped, or on another host, reads as a path under the service's URL)."""
+    state = tmp_path / "state"
+    with control_plane(tmp_path) as plane:
+        config = agent_config(
+            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
+            public_key=builds.public_key,
+        )  # fmt: skip
+        done = run_agent("--once", "--config", str(config))
+        asked = f"{plane.server.url}/bundles/pyagent/wasm"
+        assert done.returncode == 3, done.stderr
+        told = f"GET {asked}: HTTP 404: no wasm build of bundle 'pyagent' is published"
+        assert f"pyagent: agent: bundle pyagent: {told}" in done.stderr.splitlines()
+        assert bundle_status(state)["message"] == told
+        shown = run_pyagent("agent", "status", "--config", str(config)).stderr.splitlines()
+        facts = f"device {DEVICE['id']}, organization {DEVICE['organization']}"
+        assert f"  {facts}, policy (none), engine embedded" in shown  # no decision: no revision
 
 
 def test_a_stop_signal_uploads_the_pending_decisions_before_the_agent_exits(
