@@ -80,4 +80,7 @@ def impact(
         lines = lines[:1]  # the summary line, on standard error as well
     for line in lines if fmt == "text" else lines[:1]:
         click.echo(safe_line(line), err=True)
+    repeated = result.ids.text()  # (as fleet says it: each report is compared and counted)
+    if repeated is not None:
+        click.echo(safe_line(f"pyagent: {repeated}"), err=True)
     ctx.exit(code)

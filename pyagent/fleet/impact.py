@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.errors import InvalidInputError, and_more
-from pyagent.fleet.summary import UNKNOWN_ORG, device_status
+from pyagent.fleet.summary import UNKNOWN_ORG, RepeatedIds, device_status
 
 
 def compile_version(directory: str, name: str) -> Path:
@@ -128,8 +128,10 @@ class Impact:
     changes: list[dict[str, Any]] = field(default_factory=list)
     warning_changes: list[dict[str, Any]] = field(default_factory=list)
     not_compared: list[dict[str, Any]] = field(default_factory=list)
+    ids: RepeatedIds = field(default_factory=RepeatedIds)
 
     def add(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        self.ids.note(after)
         summary = self.summary
         b, a = _brief(before), _brief(after)
         if _decisive(b) == _decisive(a) and b["errors"]:

@@ -55,6 +55,39 @@ class BanCounts:
 
 
 @dataclass
+class RepeatedIds:
+    """Reports whose device id an earlier report already gave (each is still decided and counted), and
+    the first few of them as "ID (SOURCE)". Ids are remembered by a 64-bit hash, not kept themselves."""
+
+    repeated: int = 0
+    examples: list[str] = field(default_factory=list)
+    _seen: set[int] = field(default_factory=set, repr=False)
+
+    def note(self, device: dict[str, Any]) -> None:
+        device_id = device.get("device_id")
+        if not isinstance(device_id, str):
+            return
+        key = int.from_bytes(
+            hashlib.blake2b(device_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        )
+        if key not in self._seen:
+            self._seen.add(key)
+            return
+        self.repeated += 1
+        if len(self.examples) < MAX_REPEATED_LISTED:
+            self.examples.append(f"{device_id} ({device.get('source')})")
+
+    def text(self) -> str | None:
+        """A warning for people when some device id came in more than one report, else None."""
+        if not self.repeated:
+            return None
+        more = self.repeated - len(self.examples)
+        listed = ", ".join(self.examples) + (f" and {more} more" if more else "")
+        noun = "report repeats a device id" if self.repeated == 1 else "reports repeat a device id"
+        return f"warning: {self.repeated} {noun} given by an earlier one (each decided and counted): {listed}"
+
+
+@dataclass
 class FleetSummary:
     """Counts over every device seen. ``undecided`` devices had valid input but no engine answer."""
 
@@ -62,11 +95,7 @@ class FleetSummary:
     by_organization: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
     by_ban: defaultdict[str, BanCounts] = field(default_factory=lambda: defaultdict(BanCounts))
     by_platform: defaultdict[str, StatusCounts] = field(default_factory=lambda: defaultdict(StatusCounts))
-    #: Reports whose device id an earlier report already gave (each is still decided and counted), and
-    #: the first few of them as "ID (SOURCE)". Ids are remembered by a 64-bit hash, not kept themselves.
-    repeated: int = 0
-    repeated_examples: list[str] = field(default_factory=list)
-    _seen: set[int] = field(default_factory=set, repr=False)
+    ids: RepeatedIds = field(default_factory=RepeatedIds)
 
     @property
     def devices(self) -> int:
@@ -89,7 +118,7 @@ class FleetSummary:
         return self.totals.undecided
 
     def add(self, device: dict[str, Any]) -> None:
-        self._note_id(device)
+        self.ids.note(device)
         status = device_status(device)
         self.totals.count(status)
         self.by_organization[device.get("organization") or UNKNOWN_ORG].count(status)
@@ -103,28 +132,9 @@ class FleetSummary:
         for ban_name in {entry["ban"] for entry in device.get("violations", [])}:
             self.by_ban[ban_name].devices += 1
 
-    def _note_id(self, device: dict[str, Any]) -> None:
-        device_id = device.get("device_id")
-        if not isinstance(device_id, str):
-            return
-        key = int.from_bytes(
-            hashlib.blake2b(device_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        )
-        if key not in self._seen:
-            self._seen.add(key)
-            return
-        self.repeated += 1
-        if len(self.repeated_examples) < MAX_REPEATED_LISTED:
-            self.repeated_examples.append(f"{device_id} ({device.get('source')})")
-
     def repeated_text(self) -> str | None:
         """A warning for people when some device id came in more than one report, else None."""
-        if not self.repeated:
-            return None
-        more = self.repeated - len(self.repeated_examples)
-        listed = ", ".join(self.repeated_examples) + (f" and {more} more" if more else "")
-        noun = "report repeats a device id" if self.repeated == 1 else "reports repeat a device id"
-        return f"warning: {self.repeated} {noun} given by an earlier one (each decided and counted): {listed}"
+        return self.ids.text()
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -60,3 +60,17 @@ def test_the_warning_names_the_first_few_and_counts_the_rest() -> None:
         f" and counted): {listed} and 3 more"
     )
     assert summary.devices == 2 * (MAX_REPEATED_LISTED + 3) + 2
+
+
+def test_impact_names_a_repeated_device_as_fleet_does(tmp_path: Path) -> None:
+    inventory = tmp_path / "batch.jsonl"
+    inventory.write_text("\n".join([_as(CLEAN, "dup-1"), _as(TIKTOK, "dup-1")]) + "\n")
+    policies = str(EXAMPLES.parents[1] / "policies")
+    result = run(["impact", "--baseline", policies, "--candidate", policies, str(inventory), "--at", AT])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "2 devices: 0 decisions change, 0 flip to deny, 0 flip to allow, 0 with only warnings changed, "
+        "0 invalid",
+        f"pyagent: warning: 1 report repeats a device id given by an earlier one (each decided and counted):"
+        f" dup-1 ({inventory}:2)",
+    ]
