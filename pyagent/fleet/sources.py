@@ -19,7 +19,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -103,21 +103,31 @@ def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Ite
     read: inventories without a single report are a usage error before any output is written."""
     inventories = list(inventories)
     check_inventories(inventories)
-    items = _items(inventories, stdin)
+    empty: list[str] = []  # inventories given without a report (an empty JSONL file or directory)
+    items = _items(inventories, stdin, empty.append)
     first = next(items, None)
-    if first is None:
+    if first is None:  # (the error alone: no note for each empty inventory)
         raise InvalidInputError("no reports found in the inventories given")
-    return itertools.chain([first], items)
+    return itertools.chain([first], items, _noted(empty))
 
 
-def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
+def _noted(empty: list[str]) -> Iterator[Item]:
+    """No item: once the reports are read, each inventory given that held none is said, not passed over."""
+    for inventory in empty:
+        print(f"pyagent: note: {safe_line(inventory)}: no reports in this inventory", file=sys.stderr)
+    yield from ()
+
+
+def _items(inventories: list[str], stdin: BinaryIO | None, empty: Callable[[str], None]) -> Iterator[Item]:
     for inventory in inventories:
         if inventory == "-":
-            yield from _reports(stdin if stdin is not None else stdin_bytes(), STDIN_NAME)
+            if not (yield from _counted(_reports(stdin if stdin is not None else stdin_bytes(), STDIN_NAME))):
+                empty(STDIN_NAME)
             continue
         path = Path(inventory)
         if path.is_dir():
-            yield from _directory(path)
+            if not (yield from _counted(_directory(path))):
+                empty(inventory)
         elif (regular := path.is_file()) or path.is_fifo():
             try:  # checked readable before; this still fails if it changed since, or on an I/O error
                 with path.open("rb") as handle:
@@ -128,6 +138,8 @@ def _items(inventories: list[str], stdin: BinaryIO | None) -> Iterator[Item]:
                 ) from None
             if not yielded and regular and path.suffix.lower() not in JSONL_SUFFIXES:  # a report
                 yield Item(str(path), b"", error=f"{path}: empty: no report in it")  # file without one
+            elif not yielded:
+                empty(inventory)
         else:
             raise InvalidInputError(f"{inventory}: no such {_INVENTORY}")
 

@@ -101,7 +101,7 @@ def test_an_inventory_that_cannot_be_opened_after_its_check_is_named(two_devices
         locked.chmod(0)
         message = f"^{re.escape(f'{locked}: cannot read this {INVENTORY}: Permission denied')}$"
         with as_unprivileged(), pytest.raises(InvalidInputError, match=message):
-            next(_items([str(locked)], None))
+            next(_items([str(locked)], None, [].append))
 
 
 def test_impact_missing_inventory_fails_before_compiling(two_devices: Path, tmp_path: Path) -> None:
@@ -222,3 +222,19 @@ def test_an_inventory_named_like_a_subcommand_is_given_as_a_path(
     result = run(["fleet", "./run", "--at", AT, "--format", "json", "--jobs", "1"])
     assert result.exit_code == 0, result.stderr
     assert [d["source"] for d in json.loads(result.stdout)["devices"]] == ["run/laptop.json"]
+
+
+def test_an_inventory_without_a_report_is_said_and_the_others_decided(
+    two_devices: Path, tmp_path: Path
+) -> None:
+    empty_file, empty_dir = tmp_path / "none.jsonl", tmp_path / "none"
+    empty_file.write_text("\n")
+    empty_dir.mkdir()
+    result = run(["fleet", str(empty_file), str(two_devices), str(empty_dir), "--at", AT, "--format", "json"])
+    assert result.exit_code == 1, result.stderr
+    assert json.loads(result.stdout)["summary"]["devices"] == 2
+    assert result.stderr.splitlines()[:3] == [
+        f"pyagent: note: {empty_file}: no reports in this inventory",
+        f"pyagent: note: {empty_dir}: no reports in this inventory",
+        "2 devices: 1 compliant, 1 non-compliant, 0 invalid",
+    ]
