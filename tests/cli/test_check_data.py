@@ -75,6 +75,27 @@ def test_exemption_overlay_waives_the_violation(policy_bundle: Path, tmp_path: P
     assert json.loads(expired.stdout)["violations"][0]["expired_exemptions"] == ["EX-2023-001"]
 
 
+def test_an_exemption_without_an_approver_gives_a_decision_of_the_decision_schema(
+    policy_bundle: Path, tmp_path: Path
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    exemption = {"device_id": "fr-brussels-0042", "organization": "eu-commission", "ban": "tiktok",
+                 "until": "2023-06-30T00:00:00Z", "reason": "official communications account"}  # fmt: skip
+    overlay = tmp_path / "exemptions.json"
+    overlay.write_text(json.dumps({"pyagent": {"exemptions": {"EX-7": exemption}}}))
+    report = str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json")
+    result = run(["check", report, "--at", AT, "--data", str(overlay), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert [e["exemption"] for e in decision["exempted"]] == [
+        {"id": "EX-7", "reason": "official communications account", "until": "2023-06-30T00:00:00Z",
+         "approved_by": None}
+    ]  # fmt: skip
+    schema = json.loads((REPO / "schemas" / "decision.schema.json").read_text())
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(decision)] == []
+
+
 def test_data_overlay_conflict_exits_2_naming_the_path(policy_bundle: Path, tmp_path: Path) -> None:
     overlay = tmp_path / "conflict.json"
     overlay.write_text(
