@@ -80,16 +80,18 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
 
 #: Policy error codes that say how the policy was loaded, not what the user gave: no decision could
 #: be had from that policy (exit 3), whichever engine holds it, and no device is to blame for it.
-SERVER_ERROR_CODES = frozenset({"misconfigured_data_root", "missing_policy_data"})
+SERVER_ERROR_CODES = frozenset({"misconfigured_data_root", "missing_policy_data", "invalid_policy_data"})
 
 
 def server_problem(decision: Mapping[str, Any]) -> str | None:
-    """Why a decision is none (its policy loaded wrongly, or without its data: :data:`SERVER_ERROR_CODES`),
-    or None when its errors, if any, are about the device."""
+    """Why a decision is none (its policy loaded wrongly, without its data, or with data in error:
+    :data:`SERVER_ERROR_CODES`; pyagent checks the data it loads itself, so the last comes from an OPA
+    or a bundle built without those checks), or None when its errors, if any, are about the device."""
     errors = decision.get("errors") or []
     if errors and all(e.get("code") in SERVER_ERROR_CODES for e in errors):
         holder = "the OPA server's policy" if decision.get("engine") == "opa" else "the policy"
-        return f"{holder} is loaded wrongly: {errors[0].get('message')}"
+        fault = "has data in error" if errors[0].get("code") == "invalid_policy_data" else "is loaded wrongly"
+        return f"{holder} {fault}: {errors[0].get('message')}{and_more(len(errors) - 1, 'error')}"
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pyagent.cli import cli
-from tests.helpers.opa_server import RunningOpa
+from tests.helpers.opa_server import RunningOpa, run_opa_server
 from tests.helpers.policy_data import shipped_revision
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,6 +135,29 @@ def test_data_overlay_outside_pyagent_is_refused(policy_bundle: Path, tmp_path: 
     result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
     assert result.exit_code == 2
     assert "top-level key 'exemptions' is not policy data" in result.stderr
+
+
+def test_an_opa_server_whose_data_is_in_error_decides_nothing_and_blames_no_report(
+    opa_bin: str, tmp_path: Path
+) -> None:
+    """Its policy reports the mistake (a malformed exemption: never a waiver) and the device is not to
+    blame: exit 3 naming the server's data, for check, and every device undecided, for fleet."""
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    bad = {"EX-1": {"device_id": "d", "organization": "eu-commission", "ban": "tiktok", "reason": "r",
+                    "until": "2023-13-01T00:00:00Z"}}  # fmt: skip
+    (policies / "data" / "pyagent" / "exemptions" / "data.yaml").write_text(json.dumps(bad))
+    report = str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json")
+    problem = "exemption EX-1 needs `until` as an RFC 3339 timestamp"
+    india = str(EXAMPLES / "india-personal-lite.json")
+    with run_opa_server(opa_bin, tmp_path, paths=[policies / "rego", policies / "data"]) as server:
+        engine = ["--engine", "opa", "--opa-url", server.url, "--at", AT, "--format", "json"]
+        checked = run(["check", report, *engine])
+        fleet = run(["fleet", report, india, *engine])
+    assert (checked.exit_code, checked.stdout) == (3, "")
+    assert checked.stderr == f"pyagent: error: the OPA server's policy has data in error: {problem}\n"
+    summary = json.loads(fleet.stdout)["summary"]
+    assert (fleet.exit_code, summary["devices"], summary["undecided"], summary["invalid"]) == (3, 2, 2, 0)
 
 
 def test_data_overlay_with_opa_engine_is_refused(opa_server: RunningOpa, tmp_path: Path) -> None:
