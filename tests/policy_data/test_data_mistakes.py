@@ -38,6 +38,7 @@ def overlay(organizations: str) -> str:
 
 ACME = '  "acme": {"title": "Acme", "inherits": [], "rules": {"tiktok": %s}}'
 RULE = '{"ban": "%s", "scopes": ["corporate"], "effective_from": "%s", "enforcement": "%s"}'
+MANY_ORGS = ",\n".join(f'  "org-{n:02}": {{"title": "O"}}' for n in range(20))
 OVERLAYS = {
     "second-eu-council-key": (
         overlay('  "acme": {"title": "A"},\n  "acme": {"title": "B"}'),
@@ -68,6 +69,12 @@ OVERLAYS = {
         overlay('  "acme": {"title": "Acme",\n   "inherits": ["no-such-org"]}'),
         "4: data.pyagent.organizations.acme.inherits[0]: inherits unknown organisation 'no-such-org'; "
         f"known: acme, {KNOWN_ORGS}",
+    ),
+    "inherits-no-such-org-among-many": (  # past twelve names, the rest are counted
+        overlay(MANY_ORGS + ',\n  "zeta": {"title": "Z",\n   "inherits": ["no-such-org"]}'),
+        "24: data.pyagent.organizations.zeta.inherits[0]: inherits unknown organisation 'no-such-org'; "
+        "known: eeas, eu-commission, eu-council, eu-parliament, india, org-00, org-01, org-02, org-03, "
+        "org-04, org-05, org-06 and 15 more",
     ),
     "inheritance-cycle": (
         overlay('  "a": {"inherits": ["b"]},\n  "b": {"inherits": ["a"]}'),

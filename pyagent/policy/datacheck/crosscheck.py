@@ -55,9 +55,14 @@ def cross_check(pyagent: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
+#: Names listed after "known:"; past them, how many more there are.
+KNOWN_LISTED = 12
+
+
 def _known(names: Mapping[str, Any]) -> str:
-    shown = sorted(names)[:12]
-    return f"; known: {', '.join(shown)}" if shown else "; none is defined"
+    shown = sorted(names)[:KNOWN_LISTED]
+    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return f"; known: {', '.join(shown)}{more}" if shown else "; none is defined"
 
 
 def _time(holder: Mapping[str, Any], key: str, at: DocPath) -> list[Issue]:
