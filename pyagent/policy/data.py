@@ -71,18 +71,32 @@ def merge(base: dict[str, Any], overlays: Sequence[DataOverlay]) -> dict[str, An
                 (o.source for o in overlays[:index] if _has_path(o.document, conflict.path)),
                 "the policy data",
             )
+            where = f"{overlay.source}{line}: merge conflict at data.{'.'.join(conflict.path)}"
+            if conflict.keyed_by_id:  # (a list of exemptions, say: no value of it could ever merge)
+                raise DataConflictError(
+                    f"{where}: {first} has an object there and this overlay {_json_kind(conflict.given)}; "
+                    "an overlay adds to an object with an object (bans, organisations, rules and exemptions "
+                    "are keyed by their ids)"
+                ) from None
             raise DataConflictError(
-                f"{overlay.source}{line}: merge conflict at data.{'.'.join(conflict.path)}: already set to "
-                f"another value by {first}; an overlay adds to the data, it does not change it (edit the "
-                "data, or build a bundle from it)"
+                f"{where}: already set to another value by {first}; an overlay adds to the data, it does not "
+                "change it (edit the data, or build a bundle from it)"
             ) from None
     return merged
 
 
 class _Conflict(Exception):
-    def __init__(self, path: list[str]) -> None:
+    def __init__(self, path: list[str], *, had: Any, given: Any) -> None:
         super().__init__(path)
         self.path = path
+        self.given = given
+        self.keyed_by_id = isinstance(had, dict) and not isinstance(given, dict)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((dict, "an object"), (list, "a list"), (str, "a string"), (bool, "a boolean"))
+    named = next((name for kind, name in kinds if isinstance(value, kind)), None)
+    return named or ("null" if value is None else "a number")
 
 
 def _has_path(document: dict[str, Any], path: list[str]) -> bool:
@@ -110,4 +124,4 @@ def _merge_into(target: dict[str, Any], document: dict[str, Any], *, path: list[
         elif isinstance(target[key], dict) and isinstance(value, dict):
             _merge_into(target[key], value, path=here)
         elif target[key] != value:
-            raise _Conflict(here)
+            raise _Conflict(here, had=target[key], given=value)

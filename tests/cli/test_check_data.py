@@ -129,6 +129,22 @@ def test_data_overlay_conflict_exits_2_naming_the_path(policy_bundle: Path, tmp_
     )
 
 
+def test_exemptions_listed_rather_than_keyed_by_id_are_told_as_such(
+    policy_bundle: Path, tmp_path: Path
+) -> None:
+    overlay = tmp_path / "listed.json"
+    exemption = {"device_id": "x", "organization": "eu-commission", "ban": "tiktok", "reason": "r",
+                 "until": "2023-06-30T00:00:00Z"}  # fmt: skip
+    overlay.write_text(json.dumps({"pyagent": {"exemptions": [exemption]}}))
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: {overlay}:1: merge conflict at data.pyagent.exemptions: the policy data has an "
+        "object there and this overlay a list; an overlay adds to an object with an object (bans, "
+        "organisations, rules and exemptions are keyed by their ids)\n",
+    )
+
+
 def test_data_overlay_outside_pyagent_is_refused(policy_bundle: Path, tmp_path: Path) -> None:
     overlay = tmp_path / "flat.json"
     overlay.write_text(json.dumps({"exemptions": {}}))
