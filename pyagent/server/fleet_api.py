@@ -68,6 +68,7 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
         "last_seen": iso(state.last_seen),
         "status": status,
         "history": [{**h, "decided_at": iso(h["decided_at"])} for h in state.history],
+        "history_truncated": state.history_truncated,
     }
 
 

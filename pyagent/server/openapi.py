@@ -153,9 +153,10 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/devices/{device_id}": {
                 "get": _op(
-                    "A device's current state and decision history",
+                    "A device's current state and decision history (newest first; history_truncated: older "
+                    "ones were left out)",
                     "reader",
-                    [device, _param("history", "decisions listed", type="integer")],
+                    [device, _param("history", "decisions listed (100 by default)", type="integer")],
                 )
             },
             "/api/v1/devices/{device_id}/compliance": {

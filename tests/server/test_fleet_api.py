@@ -190,6 +190,11 @@ def test_a_late_upload_lands_at_its_own_instant(api: Api, decided: list[Decided]
     device = api.get(f"/api/v1/devices/{first}", history="10")
     assert device["decided_at"] == T2  # the late decision did not overwrite the newer state
     assert [h["decided_at"] for h in device["history"]] == [T2, LATE, T1]
+    assert device["history_truncated"] is False
+    newest = api.get(f"/api/v1/devices/{first}", history="2")
+    assert ([h["decided_at"] for h in newest["history"]], newest["history_truncated"]) == ([T2, LATE], True)
+    exact = api.get(f"/api/v1/devices/{first}", history="3")
+    assert (len(exact["history"]), exact["history_truncated"]) == (3, False)
 
 
 def test_device_pages_cover_the_fleet_once(api: Api, decided: list[Decided]) -> None:

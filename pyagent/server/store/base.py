@@ -151,6 +151,8 @@ class DeviceState:
     report_digest: str | None = None
     status: Mapping[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: Older decisions than the history's were left out (ask for more with ``history=``).
+    history_truncated: bool = False
 
 
 class Store(abc.ABC):

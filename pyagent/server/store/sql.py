@@ -290,7 +290,7 @@ class SqlStore(Store):
                            decisions.c.sender, decisions.c.bundles, decisions.c.verdict)
                     .where(decisions.c.device_id == device_id)
                     .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
-                    .limit(history)
+                    .limit(history + 1)  # (one more: whether older ones were left out)
                 ).all()  # fmt: skip
         if row is None:
             return None
@@ -318,8 +318,9 @@ class SqlStore(Store):
         state.history = [
             {"decision_id": p.decision_id, "decided_at": utc(p.decided_at), "allow": p.allow,
              "sender": p.sender, "bundles": _json(p.bundles), "verdict": p.verdict}
-            for p in past
+            for p in past[:history]
         ]  # fmt: skip
+        state.history_truncated = len(past) > history
         return state
 
     def report(self, digest: str) -> dict[str, Any] | None:
