@@ -57,6 +57,11 @@ class Batch:
     rows: list[DecisionRow]
     reports: dict[str, bytes]
     ignored: int = 0
+    #: Of the ignored, events of the decision path with a result whose input is no device's (an
+    #: ``input.at`` that is not RFC 3339, no device id): a decision made and lost, said in the log;
+    #: the first of them as "event N (DECISION_ID from SENDER)".
+    unplaced: int = 0
+    first_unplaced: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,12 +109,31 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
             decided = None
         if decided is None:
             batch.ignored += 1
+            if _decided_elsewhere(event):
+                batch.unplaced += 1
+                batch.first_unplaced = batch.first_unplaced or _named(event, index)
             continue
         row, inventory = decided
         batch.rows.append(row)
         if row.report_digest is not None and inventory is not None:
             batch.reports.setdefault(row.report_digest, inventory)
     return batch
+
+
+def _decided_elsewhere(event: Any) -> bool:
+    """An event of the decision path with a result: a decision was made, whatever its input."""
+    path = event.get("path") if isinstance(event, dict) else None
+    return (
+        isinstance(path, str)
+        and path.removeprefix("data/").replace(".", "/") == DECISION_PATH
+        and event.get("result") is not None
+    )
+
+
+def _named(event: dict[str, Any], index: int) -> str:
+    labels = event.get("labels")
+    sender = labels.get("id") if isinstance(labels, dict) else None
+    return f"event {index} ({_short(event.get('decision_id'))} from {_short(sender)})"
 
 
 def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:

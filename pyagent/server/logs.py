@@ -26,7 +26,7 @@ from starlette.routing import Route
 from pyagent.server.auth import check_device
 from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
-from pyagent.server.events import drop_ahead
+from pyagent.server.events import DECISION_PATH, drop_ahead
 from pyagent.server.heap import trim_heap
 from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import IngestResult
@@ -45,6 +45,11 @@ def routes(ctx: ServerContext) -> list[Route]:
         # the cache learns only reports this batch stores (not those of events ignored on the way)
         kept = {row.report_digest for row in lazy.batch.rows}
         lazy.pending = {key: known for key, known in lazy.pending.items() if known.digest in kept}
+        if lazy.batch.unplaced:  # one line per batch, naming the first
+            log.warning(
+                "ignored %d decision(s) of %s whose input is not a device's report (input.at not RFC 3339, "
+                "or no device id), e.g. %s", lazy.batch.unplaced, DECISION_PATH, lazy.batch.first_unplaced,
+            )  # fmt: skip
         if ahead:  # one line per batch, naming the first
             first = ahead[0]
             log.warning(

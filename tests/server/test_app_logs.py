@@ -99,6 +99,26 @@ def test_a_decision_dated_after_its_arrival_is_ignored_and_cannot_pin_compliance
     assert gate.json()["compliant"] is False and gate.json()["decision_id"] == "skewed"
 
 
+def test_a_decision_whose_input_is_no_devices_is_acknowledged_and_said_in_the_log(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Acknowledged (OPA would resend a refused batch forever, holding back every later decision),
+    counted as ignored, and told in the server's log: a decision made and lost is never silent."""
+    no_time = decision_event("no-time")
+    no_time["input"]["at"] = "yesterday"
+    query = decision_event("query")  # a query on the decision path without a report, and no result
+    query["input"] = {"at": "2023-03-16T09:30:00Z"}
+    del query["result"]
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.post_logs([decision_event("kept"), no_time, query])
+    assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0, "ignored": 2})
+    assert fleet.history() == ["kept"]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored ")] == [
+        "ignored 1 decision(s) of pyagent/decision whose input is not a device's report (input.at not "
+        "RFC 3339, or no device id), e.g. event 1 ('no-time' from 'opa-test')"
+    ]
+
+
 def test_an_inventory_seen_first_in_an_ignored_decision_is_stored_with_the_next(fleet: Fleet) -> None:
     """The report cache learns only inventories a batch stores: one seen first in a decision dated
     ahead (ignored) is stored with the device's next decision, not taken as stored already."""
