@@ -41,6 +41,18 @@ class ServiceClient:
             )
         self._target = Target(self._host, self._port, context, self.origin)
 
+    def check_token(self) -> None:
+        """Read the token file once now (when the service has one): a missing, empty or unusable one
+        is an :class:`InvalidInputError` naming it. It is read again for every request, as OPA does,
+        so that a token rotated in place is used at once."""
+        if self.service.token_path is not None:
+            self._token()
+
+    def _token(self) -> str:
+        assert self.service.token_path is not None
+        what = f"token of service {self.service.name}"
+        return read_secret(self.service.token_path, what=what, header=not self.service.oci)
+
     def url(self, resource: str) -> str:
         return self.origin + self.path(resource)
 
@@ -79,8 +91,7 @@ class ServiceClient:
                 del send[given]
             send[name] = value
         if self.service.token_path is not None and "Authorization" not in send:
-            what = f"token of service {self.service.name}"
-            token = raw = read_secret(self.service.token_path, what=what, header=not self.service.oci)
+            token = raw = self._token()
             if self.service.oci:  # as OPA: a registry's token goes base64-encoded (ghcr.io takes a PAT so)
                 token = base64.b64encode(raw.encode("utf-8")).decode("ascii")
             send["Authorization"] = f"{self.service.scheme} {token}"

@@ -47,6 +47,8 @@ def build(
     tables = config.tables
     where = config.source or "the agent config"
     clients = {name: ServiceClient(service) for name, service in tables.services.items()}
+    for client in clients.values():
+        client.check_token()  # a missing or unusable token file is the config's mistake: exit 2, at once
     plugins = Plugins()
     if len(tables.bundles) > 1:
         names = ", ".join(sorted(tables.bundles))

@@ -356,3 +356,22 @@ def test_a_secret_with_a_control_character_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as refused:
         read_secret(key, what="decision log key (agent.hmac_key_file)")
     assert str(refused.value) == f"{key}: decision log key (agent.hmac_key_file) holds a control character"
+
+
+def test_a_missing_token_file_is_the_configs_mistake_before_any_run(tmp_path: Path) -> None:
+    """Read at start (and again for every request, as OPA does, so that a rotated token is used): a
+    token file that is not there is exit 2 naming it, not a run recorded without a policy (exit 3)."""
+    state, missing = tmp_path / "state", tmp_path / "missing.token"
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\nid = "x"\nownership = "corporate"\nmdm_enrolled = true\norganization = "eu-commission"\n'
+        f'[agent]\nstate_dir = "{state}"\n[services.s]\nurl = "http://127.0.0.1:9"\n'
+        f'credentials.bearer.token_path = "{missing}"\n'
+        '[bundles.b]\nservice = "s"\nresource = "bundles/b/wasm"\n'
+    )
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"pyagent: error: {missing}: token of service s not found\n"
+    assert not (state / "spool.sqlite").exists()
+    shown = run_pyagent("agent", "status", "--config", str(config))  # still tells what there is
+    assert shown.returncode == 0, shown.stderr
