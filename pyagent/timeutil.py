@@ -70,3 +70,24 @@ def check_rfc3339(value: str, *, option: str) -> str:
 def now_rfc3339() -> str:
     """The current time in UTC, to the second, as RFC 3339."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+#: ``1d``, ``24h``, ``90m``, ``1h30m``, ``45s``, ``2d12h``: whole days, hours, minutes and seconds in that
+#: order (ASCII digits, up to 9 each), or a whole number of seconds.
+_DURATION = re.compile(
+    r"([0-9]{1,9})|(?=[0-9])(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?"
+)
+#: The longest duration read: a hundred years (a step, a staleness), far from ``timedelta``'s limit.
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+DURATION_FORMS = '"1d", "24h", "90m", "1h30m", "45s", or seconds'
+
+
+def duration_seconds(text: str) -> int | None:
+    """The seconds of ``text`` (see ``_DURATION``), or None when it is no duration, is zero or is past
+    :data:`MAX_DURATION_SECONDS`."""
+    found = _DURATION.fullmatch(text)
+    if found is None:
+        return None
+    plain, days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    total = plain + days * 86400 + hours * 3600 + minutes * 60 + seconds
+    return total if 0 < total <= MAX_DURATION_SECONDS else None

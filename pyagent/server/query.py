@@ -12,13 +12,11 @@ from starlette.requests import Request
 from pyagent.server.errors import bad_request
 from pyagent.server.events import parse_instant
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.timeutil import is_rfc3339
+from pyagent.timeutil import DURATION_FORMS, duration_seconds, is_rfc3339
 
 # ASCII digits only: str.isdigit() and \d take other scripts' digits (Arabic-Indic one, superscript
 # two), which int() reads as numbers or refuses with a ValueError
 _NUMBER = re.compile(r"[0-9]{1,9}")
-_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def only(request: Request, *known: str) -> None:
@@ -95,10 +93,12 @@ def duration(request: Request, name: str) -> timedelta | None:
     value = _given(request, name)
     if value is None:
         return None
-    match = _DURATION.fullmatch(value)
-    if not match or int(match.group(1)) == 0:
-        raise bad_request(f"{name}={value!r}: expected a positive duration such as 3600, 15m, 1h or 1d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = duration_seconds(value)
+    if seconds is None:
+        raise bad_request(
+            f"{name}={value!r}: expected a duration of at most 100 years, such as {DURATION_FORMS}"
+        )
+    return timedelta(seconds=seconds)
 
 
 def encode_cursor(device_id: str | None) -> str | None:

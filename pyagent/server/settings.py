@@ -26,7 +26,6 @@ Unknown keys are an error naming the key and the file.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from pyagent.bundles.verify import VerificationConfig
 from pyagent.errors import InvalidInputError
 from pyagent.server.body import BodyLimits, MiB
 from pyagent.server.store.base import QUERY_TIMEOUT_SECONDS
+from pyagent.timeutil import DURATION_FORMS, duration_seconds
 
 DEFAULT_BIND = "127.0.0.1:8282"
 
@@ -137,22 +137,16 @@ def load_settings(path: Path | None) -> ServerSettings:
     return ServerSettings(**values)
 
 
-_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
-
-
 def _duration_seconds(value: Any, where: str) -> int:
-    """``24h``, ``90m``, ``1h30m``, ``45s`` or an integer of seconds; at least one second."""
+    """A duration (:func:`~pyagent.timeutil.duration_seconds`), or an integer of seconds; at least one
+    second."""
     if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        found = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
-        if found is None:
-            expected = 'a duration such as "24h", "90m" or "1h30m", or seconds'
-            raise InvalidInputError(f"{where}: must be {expected}")
-        hours, minutes, secs = (int(part or 0) for part in found.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if seconds < 1:
-        raise InvalidInputError(f"{where}: must be at least one second")
+        if value < 1:
+            raise InvalidInputError(f"{where}: must be at least one second")
+        return value
+    seconds = duration_seconds(value) if isinstance(value, str) else None
+    if seconds is None:
+        raise InvalidInputError(f"{where}: must be a duration of at most 100 years, such as {DURATION_FORMS}")
     return seconds
 
 
