@@ -6,6 +6,8 @@ Each plug-in area (collectors, engines, outputs) derives one base error from the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class PyagentError(Exception):
     """Base of every error pyagent reports to a user. ``str(err)`` is a one-line message."""
@@ -40,3 +42,9 @@ def and_more(count: int, noun: str) -> str:
     """What follows the first of ``count + 1`` errors told in one line: `` (and 2 more problems)``, or
     nothing when there is no other."""
     return f" (and {count} more {noun}{'' if count == 1 else 's'})" if count > 0 else ""
+
+
+def listed(shown: Iterable[str], total: int) -> str:
+    """The first few of ``total`` names, and how many are left out: ``a, b, c and 4 more``."""
+    names = list(shown)
+    return ", ".join(names) + (f" and {total - len(names)} more" if total > len(names) else "")

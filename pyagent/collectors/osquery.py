@@ -55,6 +55,7 @@ from pyagent.collectors.base import (
 )
 from pyagent.collectors.files import decode_text, input_name, load_json, read_input_bytes
 from pyagent.collectors.run import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, find_tool, run_tool
+from pyagent.errors import listed
 
 SOURCE = "osquery"
 Table = Literal["apps", "programs", "deb_packages", "rpm_packages"]
@@ -274,7 +275,7 @@ def parse_osquery_json(
         facts["not_installed_skipped"] = len(skipped["not_installed"])
     if unnamed := skipped["unnamed"]:
         facts["unnamed_skipped"] = len(unnamed)
-        shown = ", ".join(map(str, unnamed[:10])) + (f" and {len(unnamed) - 10} more" * (len(unnamed) > 10))
+        shown = listed(map(str, unnamed[:10]), len(unnamed))
         print(
             f"pyagent: note: {where}: {len(unnamed)} row(s) with neither an identifier nor a name skipped "
             f"(row {shown}): no ban can match them",

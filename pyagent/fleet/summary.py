@@ -7,6 +7,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyagent.errors import listed
+
 UNKNOWN_ORG = "(none)"
 #: Repeated device ids named by the warning (all are counted).
 MAX_REPEATED_LISTED = 5
@@ -81,10 +83,9 @@ class RepeatedIds:
         """A warning for people when some device id came in more than one report, else None."""
         if not self.repeated:
             return None
-        more = self.repeated - len(self.examples)
-        listed = ", ".join(self.examples) + (f" and {more} more" if more else "")
         noun = "report repeats a device id" if self.repeated == 1 else "reports repeat a device id"
-        return f"warning: {self.repeated} {noun} given by an earlier one (each decided and counted): {listed}"
+        told = f"{self.repeated} {noun} given by an earlier one (each decided and counted)"
+        return f"warning: {told}: {listed(self.examples, self.repeated)}"
 
 
 @dataclass

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -120,14 +120,17 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
     return batch
 
 
+def _on_decision_path(path: object) -> TypeGuard[str]:
+    """Whether an event's ``path`` is the decision's, as OPA writes it (``pyagent/decision``, or
+    ``data.pyagent.decision`` for a query)."""
+    return isinstance(path, str) and path.removeprefix("data/").replace(".", "/") == DECISION_PATH
+
+
 def _decided_elsewhere(event: Any) -> bool:
     """An event of the decision path with a result: a decision was made, whatever its input."""
-    path = event.get("path") if isinstance(event, dict) else None
-    return (
-        isinstance(path, str)
-        and path.removeprefix("data/").replace(".", "/") == DECISION_PATH
-        and event.get("result") is not None
-    )
+    if not isinstance(event, dict):
+        return False
+    return _on_decision_path(event.get("path")) and event.get("result") is not None
 
 
 def _named(event: dict[str, Any], index: int) -> str:
@@ -159,7 +162,7 @@ def _event(
     labels = _object(event.get("labels"), f"{where}: labels")
     sender = _string(labels.get("id"), f"{where}: labels.id", MAX_ID)
     path = event.get("path")
-    if not isinstance(path, str) or path.removeprefix("data/").replace(".", "/") != DECISION_PATH:
+    if not _on_decision_path(path):
         # another query (OPA logs /v1/query and GET /v1/data without a path), whatever its path's
         # length: acknowledged; a 400 would be resent forever
         return None

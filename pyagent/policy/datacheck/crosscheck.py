@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pyagent.errors import listed
 from pyagent.policy.index import timestamp_ns
 from pyagent.policy.yamlload import DocPath
 from pyagent.timeutil import OPA_FIRST, OPA_LAST, is_rfc3339
@@ -60,9 +61,7 @@ KNOWN_LISTED = 12
 
 
 def _known(names: Mapping[str, Any]) -> str:
-    shown = sorted(names)[:KNOWN_LISTED]
-    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
-    return f"; known: {', '.join(shown)}{more}" if shown else "; none is defined"
+    return f"; known: {listed(sorted(names)[:KNOWN_LISTED], len(names))}" if names else "; none is defined"
 
 
 def _time(holder: Mapping[str, Any], key: str, at: DocPath) -> list[Issue]:
