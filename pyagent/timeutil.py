@@ -79,7 +79,8 @@ _DURATION = re.compile(
 )
 #: The longest duration read: a hundred years (a step, a staleness), far from ``timedelta``'s limit.
 MAX_DURATION_SECONDS = 100 * 365 * 86400
-DURATION_FORMS = '"1d", "24h", "90m", "1h30m", "45s", or seconds'
+#: What a duration must be, for messages.
+DURATION_EXPECTED = 'a duration of at most 100 years, such as "1d", "24h", "90m", "1h30m", "45s", or seconds'
 
 
 def duration_seconds(text: str) -> int | None:

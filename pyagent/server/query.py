@@ -12,7 +12,7 @@ from starlette.requests import Request
 from pyagent.server.errors import bad_request
 from pyagent.server.events import parse_instant
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.timeutil import DURATION_FORMS, duration_seconds, is_rfc3339
+from pyagent.timeutil import DURATION_EXPECTED, duration_seconds, is_rfc3339
 
 # ASCII digits only: str.isdigit() and \d take other scripts' digits (Arabic-Indic one, superscript
 # two), which int() reads as numbers or refuses with a ValueError
@@ -95,9 +95,7 @@ def duration(request: Request, name: str) -> timedelta | None:
         return None
     seconds = duration_seconds(value)
     if seconds is None:
-        raise bad_request(
-            f"{name}={value!r}: expected a duration of at most 100 years, such as {DURATION_FORMS}"
-        )
+        raise bad_request(f"{name}={value!r}: expected {DURATION_EXPECTED}")
     return timedelta(seconds=seconds)
 
 

@@ -35,7 +35,7 @@ from pyagent.bundles.verify import VerificationConfig
 from pyagent.errors import InvalidInputError
 from pyagent.server.body import BodyLimits, MiB
 from pyagent.server.store.base import QUERY_TIMEOUT_SECONDS
-from pyagent.timeutil import DURATION_FORMS, duration_seconds
+from pyagent.timeutil import DURATION_EXPECTED, duration_seconds
 
 DEFAULT_BIND = "127.0.0.1:8282"
 
@@ -146,7 +146,7 @@ def _duration_seconds(value: Any, where: str) -> int:
         return value
     seconds = duration_seconds(value) if isinstance(value, str) else None
     if seconds is None:
-        raise InvalidInputError(f"{where}: must be a duration of at most 100 years, such as {DURATION_FORMS}")
+        raise InvalidInputError(f"{where}: must be {DURATION_EXPECTED}")
     return seconds
 
 
