@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -158,7 +159,7 @@ class PluginThreads:
         if plugins.status is not None:
             jobs.append(("status", self._status, plugins.status.client.service.timeout + 2))
         for name, target, join_timeout in jobs:
-            thread = threading.Thread(target=target, name=f"pyagent-{name}", daemon=True)
+            thread = threading.Thread(target=_deaf(target), name=f"pyagent-{name}", daemon=True)
             thread.start()
             self._threads.append((thread, join_timeout))
         return self
@@ -167,6 +168,24 @@ class PluginThreads:
         self._stop.set()
         for thread, timeout in self._threads:
             thread.join(timeout)
+
+
+#: Stop signals, for the main thread alone (:func:`_deaf`).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _deaf(target: Callable[[], None]) -> Callable[[], None]:
+    """``target``, run with the stop signals blocked in its thread. The kernel gives a process's signal
+    to any thread that does not block it, and CPython runs the handler in the main thread only: sent
+    to a plug-in thread while the main thread sleeps in a lock wait (``StopFlag.sleep``), it was not
+    handled until that sleep ended, and the agent outlived its SIGTERM."""
+
+    def run() -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        target()
+
+    return run
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
