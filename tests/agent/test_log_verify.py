@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -313,23 +314,35 @@ def test_verifying_while_the_agent_writes_sees_a_consistent_log(tmp_path: Path) 
     path = tmp_path / "spool.sqlite"
     fill(path, 5, max_records=50)
     stop = threading.Event()
+    appended = [0]
 
     def write() -> None:
         with Spool.open(path, key=ChainKey()) as spool:
-            i = 0
             while not stop.is_set():
-                spool.append(synthetic(i), max_records=50)
-                i += 1
+                spool.append(synthetic(appended[0]), max_records=50)
+                appended[0] += 1
+
+    def verify_until(count: int) -> list[Verification]:
+        """Verifies at least 20 times and until the writer has appended `count` records (60 s at most),
+        then once more."""
+        seen: list[Verification] = []
+        deadline = time.monotonic() + 60
+        while len(seen) < 20 or (appended[0] < count and time.monotonic() < deadline):
+            seen.append(verify(path))
+        return [*seen, verify(path)]
 
     writer = threading.Thread(target=write)
     writer.start()
     try:
-        results = [verify(path) for _ in range(40)]
+        first = verify(path)
+        # 60 records past those appended when `first` was read: beyond max_records, so that verifying
+        # meets records being pruned, and the last read is certainly further on than the first
+        results = [first, *verify_until(appended[0] + 60)]
     finally:
         stop.set()
         writer.join()
     assert all(r.intact for r in results), [r.problems for r in results if not r.intact][:1]
-    assert results[-1].head_seq > results[0].head_seq
+    assert results[-1].head_seq > first.head_seq, "the writer appended nothing while the log was verified"
 
 
 @pytest.mark.parametrize("column", ["body", "hash"])
