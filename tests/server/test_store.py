@@ -145,6 +145,24 @@ def test_a_publish_of_the_current_revision_s_missing_build_completes_it(store: S
         store.publish(_revision("pyagent", "r2b", serial=2, targets=("wasm",)))  # another revision
 
 
+def test_a_revision_without_serial_does_not_reopen_older_serials(store: Store) -> None:
+    """Serial 50, then an unsigned revision without a serial: serial 5 is still older than 50."""
+    store.publish(_revision("pyagent", "r50", serial=50))
+    store.publish(_revision("pyagent", "u1"))
+    with pytest.raises(StoreConflict) as older:
+        store.publish(_revision("pyagent", "r5", serial=5))
+    assert str(older.value) == (
+        "bundle pyagent: serial 5 is not newer than the published serial 50 (revision r50)"
+    )
+    with pytest.raises(
+        StoreConflict, match=r"^bundle pyagent: serial 50 is not newer than the published serial 50"
+    ):
+        store.publish(_revision("pyagent", "r50b", serial=50))
+    newer = store.publish(_revision("pyagent", "r51", serial=51))
+    head = store.bundle_head("pyagent", "rego")
+    assert head is not None and (head.revision_id, head.revision, head.serial) == (newer, "r51", 51)
+
+
 def test_publish_refuses_what_is_not_newer(store: Store) -> None:
     store.publish(_revision("pyagent", "r1", serial=10))
     with pytest.raises(StoreConflict, match="serial 10 is not newer than the current serial 10"):

@@ -1,11 +1,11 @@
 """The order of a bundle's revisions (CONTRACT section 7: a publish stores a revision only when its
 revision/serial is newer than the current one), checked in the publish's transaction.
 
-When the new and the current revision both carry a build serial (``.manifest``
-``metadata.pyagent.serial``, verified when the server has a key, read as is when it has none) the
-new serial must be greater: that is the order agents enforce. Otherwise a revision is an opaque
-name, and it is newer when it was never published under the bundle's name: the current one again,
-or an earlier one (a rollback), is refused.
+When the new revision carries a build serial (``.manifest`` ``metadata.pyagent.serial``, verified
+when the server has a key, read as is when it has none), it must be greater than every serial
+published under the bundle's name: that is the order agents enforce. Otherwise (or when the current
+revision has no serial) a revision is an opaque name, and it is newer when it was never published
+under the bundle's name: the current one again, or an earlier one (a rollback), is refused.
 
 One exception: a publish of the current revision (same name, revision and serial) that brings only
 builds it lacks (its wasm build after a rego-only publish, say) completes it, so that
@@ -48,7 +48,9 @@ def completed(conn: Connection, new: NewRevision) -> int | None:
 
 
 def check_newer(conn: Connection, new: NewRevision) -> None:
-    """Raise :class:`StoreConflict` unless ``new`` is newer than the bundle's current revision."""
+    """Raise :class:`StoreConflict` unless ``new`` is newer than the bundle's current revision. A
+    serial is compared with the greatest one published under the name, not only the current one's: a
+    revision without a serial in between (unsigned, say) must not reopen the way to an older serial."""
     current = conn.execute(
         select(bundle_revisions.c.revision, bundle_revisions.c.serial)
         .where(bundle_revisions.c.name == new.name)
@@ -57,13 +59,22 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
     ).first()
     if current is None:
         return
-    if new.serial is not None and current.serial is not None:
-        if new.serial <= current.serial:
-            raise StoreConflict(
-                f"bundle {new.name}: serial {new.serial} is not newer than the current serial "
-                f"{current.serial} (revision {current.revision})"
-            )
-        return
+    if new.serial is not None:
+        highest = conn.execute(
+            select(bundle_revisions.c.revision, bundle_revisions.c.serial)
+            .where(bundle_revisions.c.name == new.name, bundle_revisions.c.serial.is_not(None))
+            .order_by(bundle_revisions.c.serial.desc(), bundle_revisions.c.id.desc())
+            .limit(1)
+        ).first()
+        if highest is not None:
+            if new.serial <= highest.serial:
+                which = "current" if highest.revision == current.revision else "published"
+                raise StoreConflict(
+                    f"bundle {new.name}: serial {new.serial} is not newer than the {which} serial "
+                    f"{highest.serial} (revision {highest.revision})"
+                )
+            if current.serial is not None:
+                return
     if new.revision == current.revision:
         raise StoreConflict(f"bundle {new.name}: revision {current.revision!r} is already the current one")
     earlier = conn.execute(
