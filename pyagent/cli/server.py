@@ -106,6 +106,10 @@ def run(
     host, port = settings.host_port()
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise InvalidInputError("--tls-cert and --tls-key go together")
+    _check_tls(settings.tls_cert, settings.tls_key)
+    if settings.verification:
+        settings.verification.config()  # a key that cannot be read fails here, before the port opens
+    _check_bind(host, port)
     store = _store(settings)  # migrated before the port opens: a broken database fails here, exit 3
     scheme = "https" if settings.tls_cert else "http"
     signing = (
@@ -130,6 +134,44 @@ def run(
         uvicorn.run("pyagent.server.app:create_app_from_env", factory=True, workers=workers, **options)
     else:
         uvicorn.run(create_app(settings, store), **options)
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Load the certificate and key as uvicorn will, so that a bad pair is the user's error (exit 2,
+    naming the files), not uvicorn's after the startup line."""
+    if cert is None or key is None:
+        return
+    import ssl
+
+    from pyagent.errors import InvalidInputError
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as err:
+        reason = (
+            "the key does not belong to the certificate"
+            if err.reason == "KEY_VALUES_MISMATCH"
+            else "expected a PEM certificate and its PEM private key"
+        )
+        raise InvalidInputError(f"TLS certificate {cert} and key {key}: {reason}") from None
+    except OSError as err:
+        raise InvalidInputError(f"TLS certificate {cert} and key {key}: {err.strerror or err}") from None
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Bind the address once (as uvicorn will, with SO_REUSEADDR) so that a port in use or a host
+    that does not resolve is the user's error, exit 2, naming ``--bind``."""
+    import socket
+
+    from pyagent.errors import InvalidInputError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as err:
+        raise InvalidInputError(f"--bind {host}:{port}: {err.strerror or err}") from None
 
 
 #: uvicorn's settings besides the address and TLS: the C HTTP parser and event loop are chosen, not

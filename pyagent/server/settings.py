@@ -46,11 +46,16 @@ class Verification:
     algorithm: str | None = None
     keyid: str | None = None
     scope: str | None = None
+    where: str = "server.verification.key_path"
+    """Where the key was named, for its errors: ``FILE: server.verification.key_path``."""
 
     def config(self) -> VerificationConfig:
-        return VerificationConfig.from_key_file(
-            self.key_path, algorithm=self.algorithm, key_id=self.keyid, scope=self.scope
-        )
+        try:
+            return VerificationConfig.from_key_file(
+                self.key_path, algorithm=self.algorithm, key_id=self.keyid, scope=self.scope
+            )
+        except InvalidInputError as err:
+            raise InvalidInputError(f"{self.where}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -161,8 +166,9 @@ def _verification(value: Any, where: str) -> Verification:
     if "key_path" not in value:
         raise InvalidInputError(f"{where}.key_path: required")
     return Verification(
-        Path(value["key_path"]), value.get("algorithm"), value.get("keyid"), value.get("scope")
-    )
+        Path(value["key_path"]), value.get("algorithm"), value.get("keyid"), value.get("scope"),
+        where=f"{where}.key_path",
+    )  # fmt: skip
 
 
 #: How ``pyagent server run --workers N`` hands its settings to each worker process.
@@ -193,6 +199,5 @@ def from_env(text: str) -> ServerSettings:
             values[key] = Path(values[key])
     if values.get("verification"):
         found = values["verification"]
-        values["verification"] = Verification(Path(found["key_path"]), found.get("algorithm"),
-                                              found.get("keyid"), found.get("scope"))  # fmt: skip
+        values["verification"] = Verification(**{**found, "key_path": Path(found["key_path"])})
     return ServerSettings(**values)

@@ -192,12 +192,22 @@ def test_a_usage_error_is_one_line_naming_the_option_and_where_to_read_more(
           str(CLEAN_REPORT)],
          f"--opa-ca {CLEAN_REPORT}: no PEM CA certificate in it (NO_CERTIFICATE_OR_CRL_FOUND)"),
         (["server", "token", "list", "--db", "postgresql://u:pw@db:abc/fleet"],
-         "--db <unparsable URL>: not a database URL (invalid literal for int() with base 10: 'abc')"),
+         "--db <unparsable URL>: not a database URL (its host or port does not parse); expected "
+         "postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE"),
+        (["server", "token", "list", "--db", "postgresql://u:pw@[::1/fleet"],
+         "--db <unparsable URL>: not a database URL (its host or port does not parse); expected "
+         "postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE"),
+        (["server", "token", "list", "--db", "postgresql://u:pw@db:99999/fleet"],
+         "--db postgresql://***@db:99999/fleet: port 99999 is not between 1 and 65535"),
+        (["server", "migrate", "--db", ""],
+         "--db: empty; give postgresql://… or sqlite:///FILE, or leave it out for server.db in the "
+         "state dir"),
         (["server", "token", "list", "--db", "sqlite://relative.db"],
          "--db sqlite://relative.db: a SQLite database is sqlite:///relative/file.db or "
          "sqlite:////absolute/file.db (or just the file's path)"),
     ],
-    ids=["open-ipv6", "port-0", "ca-not-pem", "db-port", "sqlite-two-slashes"],
+    ids=["open-ipv6", "port-0", "ca-not-pem", "db-port", "db-open-ipv6", "db-port-range", "db-empty",
+         "sqlite-two-slashes"],
 )  # fmt: skip
 def test_a_malformed_address_or_file_is_a_usage_error_not_an_internal_one(args: list[str], line: str) -> None:
     """Each was "internal error: ValueError/SSLError/ArgumentError ..." with exit 3."""

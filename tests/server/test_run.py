@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.pyagent_server import add_token, run_server
-from tests.helpers.tls import make_pki
+from tests.helpers.tls import make_ca, make_pki
 
 
 def test_tls_with_a_given_certificate(tmp_path: Path) -> None:
@@ -65,6 +66,61 @@ def test_tls_cert_without_key_is_a_usage_error(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (2, "pyagent: error: --tls-cert and --tls-key go together\n")
+
+
+def _run_until_exit(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyagent", "server", "run", "--db", str(tmp_path / "s.db"), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_a_certificate_and_key_that_do_not_load_are_usage_errors_before_the_port_opens(
+    tmp_path: Path,
+) -> None:
+    """They were uvicorn's SSLError after the startup line: "internal error", exit 3, no file named."""
+    pki = make_pki(tmp_path)
+    ca_cert, ca_key = make_ca(tmp_path, "other CA")
+    mismatched = _run_until_exit(tmp_path, "--tls-cert", str(pki.server_cert), "--tls-key", str(ca_key))
+    assert (mismatched.returncode, mismatched.stderr) == (
+        2, f"pyagent: error: TLS certificate {pki.server_cert} and key {ca_key}: the key does not belong to "
+        "the certificate\n",
+    )  # fmt: skip
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a certificate\n")
+    not_pem = _run_until_exit(tmp_path, "--tls-cert", str(notes), "--tls-key", str(pki.server_key))
+    assert (not_pem.returncode, not_pem.stderr) == (
+        2, f"pyagent: error: TLS certificate {notes} and key {pki.server_key}: expected a PEM certificate "
+        "and its PEM private key\n",
+    )  # fmt: skip
+    assert ca_cert.exists()
+
+
+def test_an_address_that_cannot_be_bound_is_a_usage_error_naming_bind(tmp_path: Path) -> None:
+    """A port in use was uvicorn's "ERROR: [Errno 98] ..." after "pyagent server on ...", exit 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = _run_until_exit(tmp_path, "--bind", f"127.0.0.1:{port}")
+    assert (in_use.returncode, in_use.stderr) == (
+        2, f"pyagent: error: --bind 127.0.0.1:{port}: Address already in use\n",
+    )  # fmt: skip
+    foreign = _run_until_exit(tmp_path, "--bind", "192.0.2.1:8282")  # TEST-NET-1: no interface has it
+    assert (foreign.returncode, foreign.stderr) == (
+        2, "pyagent: error: --bind 192.0.2.1:8282: Cannot assign requested address\n",
+    )  # fmt: skip
+
+
+def test_a_verification_key_that_cannot_be_read_names_the_config_key(tmp_path: Path) -> None:
+    """It was reported after the startup line's "signed bundles only", naming the key file only."""
+    config = tmp_path / "server.toml"
+    config.write_text(f'[server.verification]\nkey_path = "{tmp_path / "absent.pem"}"\n')
+    done = _run_until_exit(tmp_path, "--config", str(config))
+    assert (done.returncode, done.stderr) == (
+        2, f"pyagent: error: {config}: server.verification.key_path: {tmp_path / 'absent.pem'}: verification "
+        "key not found\n",
+    )  # fmt: skip
 
 
 def test_workers_share_one_store(tmp_path: Path) -> None:

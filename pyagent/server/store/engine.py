@@ -20,6 +20,11 @@ DEFAULT_DB_FILE = "server.db"
 def resolve_url(db: str | None, state_dir: Path | None) -> str:
     """The SQLAlchemy URL for ``--db`` (or ``PYAGENT_SERVER_DB``): a ``postgresql://`` or ``sqlite:///``
     URL, or a file path for SQLite; none means ``server.db`` in the state dir."""
+    if db is not None and not db.strip():
+        raise InvalidInputError(
+            "--db: empty; give postgresql://… or sqlite:///FILE, or leave it out for server.db in the "
+            "state dir"
+        )
     value = db or os.environ.get(DB_ENV) or ""
     if not value:
         return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE)
@@ -27,9 +32,15 @@ def resolve_url(db: str | None, state_dir: Path | None) -> str:
         return _sqlite_url(Path(value).resolve())
     try:
         url = make_url(value)
-        url.port, url.host  # noqa: B018 - a port or an IPv6 host that does not parse raises here
-    except (ArgumentError, ValueError) as err:
-        raise InvalidInputError(f"--db {redact(value)}: not a database URL ({err})") from err
+        port = url.port  # a port or an IPv6 host that does not parse raises here
+        url.host  # noqa: B018
+    except (ArgumentError, ValueError):
+        raise InvalidInputError(
+            f"--db {redact(value)}: not a database URL (its host or port does not parse); expected "
+            "postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE"
+        ) from None
+    if port is not None and not 0 < port < 65536:
+        raise InvalidInputError(f"--db {redact(value)}: port {port} is not between 1 and 65535")
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if url.drivername == "sqlite":
