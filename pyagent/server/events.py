@@ -62,6 +62,9 @@ class Batch:
     #: the first of them as "event N (DECISION_ID from SENDER)".
     unplaced: int = 0
     first_unplaced: str = ""
+    #: Of the ignored, events no parser here takes whole (nested too deep, a number out of a double's
+    #: range): said in the log apart from the unplaced, whose input was read.
+    unread: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,14 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
     for index, event in enumerate(value):
         if event is UNREAD:
             batch.ignored += 1
+            batch.unread += 1
             continue
         try:
             decided = _event(event, index, facts_of)
         except RecursionError:  # nested near the interpreter's limit (~1,000): kept out, not a 500
-            decided = None
+            batch.ignored += 1
+            batch.unread += 1
+            continue
         if decided is None:
             batch.ignored += 1
             if _decided_elsewhere(event):

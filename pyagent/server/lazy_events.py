@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,8 +33,6 @@ from pyagent.server.body import ESCAPED_COLON, check_json_size, parse_json
 from pyagent.server.errors import HttpError
 from pyagent.server.events import UNREAD, Batch, ReportFacts, parse_batch, report_facts
 from pyagent.server.jsonscan import array_items
-
-log = logging.getLogger("pyagent.server")
 
 #: Reports remembered per process: a fleet's devices each have one current inventory. An entry is
 #: about 0.5 KB (key, digest, the device object), so the default bounds the cache near 50 MB.
@@ -193,15 +190,9 @@ def _without_unreadable_events(body: bytes, refused: HttpError) -> Batch:
             if not _out_of_range(item):
                 raise refused from None
             events.append(UNREAD)
-    unread = sum(1 for event in events if event is UNREAD)
-    if not unread:
+    if not any(event is UNREAD for event in events):
         raise refused
-    batch = parse_batch(events)  # (indexes in its messages are the body's)
-    log.warning(
-        "ignored %d decision-log event(s) nested deeper than %d levels or holding a number out of range",
-        unread, MAX_EVENT_DEPTH,
-    )  # fmt: skip
-    return batch
+    return parse_batch(events)  # (indexes in its messages are the body's; the log says the unread)
 
 
 def _out_of_range(item: bytes) -> bool:

@@ -45,6 +45,11 @@ def routes(ctx: ServerContext) -> list[Route]:
         # the cache learns only reports this batch stores (not those of events ignored on the way)
         kept = {row.report_digest for row in lazy.batch.rows}
         lazy.pending = {key: known for key, known in lazy.pending.items() if known.digest in kept}
+        if lazy.batch.unread:
+            log.warning(
+                "ignored %d decision-log event(s) nested too deep to read or holding a number out of a "
+                "double's range", lazy.batch.unread,
+            )  # fmt: skip
         if lazy.batch.unplaced:  # one line per batch, naming the first
             log.warning(
                 "ignored %d decision(s) of %s whose input is not a device's report (input.at not RFC 3339, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,16 +154,21 @@ def test_a_batch_over_many_days_is_stored(server: Server) -> None:
 
 @pytest.mark.parametrize("depth", [990, 2_000, 9_000])
 def test_an_event_nested_past_what_a_parser_takes_is_ignored_and_the_rest_stored(
-    server: Server, depth: int
+    server: Server, depth: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Go's JSON takes 10,000 levels, so an OPA logs such an input; no parser here takes the batch
     whole past 1,024 (near 1,000 the interpreter's stack gives out first): the event is acknowledged
-    and counted as ignored, the others are stored."""
+    and counted as ignored, the others are stored, and the log says why (at 990 it said the input
+    was no device's report)."""
     deep = decision_event("d-deep", device_id="dev-deep")
     deep["input"]["report"]["extra"] = {"nested": "HOLE"}
     text = json.dumps([deep, decision_event("d-ok", device_id="dev-ok")])
     body = text.replace('"HOLE"', "[" * depth + "1" + "]" * depth).encode()
-    reply = server.post_logs(body)
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        reply = server.post_logs(body)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored ")] == [
+        "ignored 1 decision-log event(s) nested too deep to read or holding a number out of a double's range"
+    ]
     assert reply.status_code == 200, reply.text
     assert (reply.json()["stored"], reply.json()["ignored"]) == (1, 1)
     assert server.device("dev-ok")["decision_id"] == "d-ok"
