@@ -56,15 +56,19 @@ class RawBody:
 async def receive_body(request: Request, limits: BodyLimits, *, json_only: bool = True) -> RawBody:
     """The body of ``request`` as sent, or an :class:`HttpError` (413, 415)."""
     if json_only:
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        media, parameters = _media_type(request.headers.get("content-type", ""))
         if media not in ("application/json", ""):
             raise HttpError(
                 415, "unsupported_media_type", f"content type {media!r}: expected application/json"
             )
+        charset = parameters.get("charset", "utf-8")
+        if charset not in ("utf-8", "utf8"):  # JSON is UTF-8 (RFC 8259); another charset would be misread
+            raise HttpError(415, "unsupported_media_type", f"charset {charset!r}: JSON is UTF-8")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limits.max_body:
         raise too_large(f"body of {declared} bytes is over the limit of {limits.max_body} bytes")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    encoding = "gzip" if encoding == "x-gzip" else encoding  # the same (RFC 9110, section 8.4.1.3)
     if encoding not in ("gzip", "identity", ""):
         raise HttpError(
             415, "unsupported_media_type", f"content encoding {encoding!r}: expected gzip or identity"
@@ -106,6 +110,16 @@ async def read_body(request: Request, limits: BodyLimits, *, json_only: bool = T
     return (await receive_body(request, limits, json_only=json_only)).decoded(limits)
 
 
+def _media_type(header: str) -> tuple[str, dict[str, str]]:
+    """A Content-Type's media type and parameters, lower-cased (``text/plain; charset="x"``)."""
+    media, *pairs = header.lower().split(";")
+    parameters = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        parameters[name.strip()] = value.strip().strip('"')
+    return media.strip(), parameters
+
+
 class _Gunzip:
     """Incremental gzip (several members allowed, as the format does) under an output budget."""
 
@@ -133,6 +147,7 @@ class _Gunzip:
                 data = self.inflater.unconsumed_tail
             elif self.inflater.eof and self.inflater.unused_data:
                 data = self.inflater.unused_data
+                _check_header(data, "body has data after its gzip stream that is not gzip")
                 self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             else:
                 data = b""
@@ -145,10 +160,10 @@ class _Gunzip:
             raise bad_request("body is truncated gzip (the stream ends before its end marker)")
 
 
-def _check_header(data: bytes) -> None:
-    """The first gzip member's magic, method (deflate) and flags (reserved bits clear, RFC 1952)."""
+def _check_header(data: bytes, message: str = "body is not valid gzip: invalid header") -> None:
+    """A gzip member's magic, method (deflate) and flags (reserved bits clear, RFC 1952)."""
     if data[:3] != b"\x1f\x8b\x08"[: len(data)] or (len(data) > 3 and data[3] & 0xE0):
-        raise bad_request("body is not valid gzip: invalid header")
+        raise bad_request(message)
 
 
 ESCAPED_COLON = re.compile(rb"\\u003[aA]")

@@ -72,6 +72,20 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
         "content type 'text/plain': expected application/json",
     ),
     ("brotli", b"[]", {"Content-Encoding": "br"}, 415, "content encoding 'br': expected gzip or identity"),
+    (  # read as UTF-8, a Latin-1 body would be stored misread
+        "latin-1",
+        '[{"decision_id": "caf\u00e9"}]'.encode("latin-1"),
+        {"Content-Type": "application/json; charset=ISO-8859-1"},
+        415,
+        "charset 'iso-8859-1': JSON is UTF-8",
+    ),
+    (  # it was reported as truncated gzip
+        "data after gzip",
+        gzip.compress(b"[]") + b"trailing",
+        {"Content-Encoding": "gzip"},
+        400,
+        "body has data after its gzip stream that is not gzip",
+    ),
     (
         "not an array",
         b'{"decision_id": "x"}',
@@ -147,6 +161,21 @@ def test_bad_bodies_are_refused_with_a_reason(
         assert (refused.status_code, refused.json()["message"]) == (status, reason)
     assert fleet.post_logs([decision_event("after")]).status_code == 200  # unhurt
     assert fleet.history() == ["after"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": 'application/json; charset="UTF-8"', "Content-Encoding": "gzip"},
+        {"Content-Type": "application/json", "Content-Encoding": "x-gzip"},  # gzip's old name, RFC 9110
+    ],
+    ids=["utf-8-quoted", "x-gzip"],
+)
+def test_equivalent_media_types_and_encodings_are_taken(fleet: Fleet, headers: dict[str, str]) -> None:
+    body = gzip.compress(json.dumps([decision_event("taken")]).encode())
+    response = fleet.client.post("/logs", content=body, headers={**fleet.auth("agent"), **headers})
+    assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0, "ignored": 0})
+    assert fleet.history() == ["taken"]
 
 
 @pytest.mark.parametrize(
