@@ -55,10 +55,19 @@ def check_device_id(device: str) -> str:
     return device
 
 
+def authorization(request: Request) -> str:
+    """The request's one ``Authorization`` header ("" without one); two are refused (401) rather than
+    one chosen: a proxy that adds its own must not decide which credential counts."""
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:
+        raise HttpError(401, "unauthorized", f"{len(headers)} Authorization headers; send one")
+    return headers[0] if headers else ""
+
+
 def require(request: Request, store: Store, need: str) -> Grant:
     """The caller's grant when it may do what ``need`` grants; 401 without a valid token, 403 with the
     wrong role. Runs in a worker thread (one indexed read)."""
-    header = request.headers.get("authorization", "")
+    header = authorization(request)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HttpError(401, "unauthorized", "a bearer token is required")

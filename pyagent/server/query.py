@@ -22,11 +22,14 @@ _NUMBER = re.compile(r"[0-9]{1,9}")
 def only(request: Request, *known: str) -> None:
     """A parameter this route does not read is a 400 naming it: a typo (``orgnization=``) or a
     question the route does not answer (``at=`` of a current state) must not get an answer that looks
-    like the one asked for."""
+    like the one asked for. So is a parameter given twice (only the last was obeyed)."""
     unknown = sorted(set(request.query_params) - set(known))
     if unknown:
         takes = ", ".join(known) if known else "none"
         raise bad_request(f"{unknown[0]}: not a parameter of {request.scope['path']} (it takes: {takes})")
+    for name in request.query_params:  # which of two values was meant is not ours to guess
+        if len(request.query_params.getlist(name)) > 1:
+            raise bad_request(f"{name}: given {len(request.query_params.getlist(name))} times; give it once")
 
 
 def _given(request: Request, name: str) -> str | None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pyagent.server.auth import GRANTS, token_hash
+from pyagent.server.auth import GRANTS, authorization, token_hash
 from pyagent.server.errors import HttpError
 from pyagent.server.store.base import Store
 
@@ -44,7 +44,7 @@ def login(store: Store, token: str) -> str:
 
 def viewer(request: Request, store: Store) -> Viewer | None:
     """Who is looking: a session cookie, or a reader's bearer token; None when neither."""
-    header = request.headers.get("authorization", "")
+    header = authorization(request)
     if header.lower().startswith("bearer "):
         grant = store.grant_for(token_hash(header[7:].strip()))
         return Viewer(grant.role, "") if grant is not None and grant.role in GRANTS["reader"] else None

@@ -52,6 +52,17 @@ def test_wrong_tokens_are_401(fleet: Fleet, header: str) -> None:
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="pyagent"'
 
 
+@pytest.mark.parametrize("path", ["/api/v1/summary", "/"])
+def test_two_authorization_headers_are_refused_not_one_chosen(fleet: Fleet, path: str) -> None:
+    """The first used to win: a proxy adding its own header must not decide which credential counts."""
+    (name, reader), = fleet.auth("reader").items()  # fmt: skip
+    (_, agent), = fleet.auth("agent").items()  # fmt: skip
+    for pair in ([(name, reader), (name, agent)], [(name, reader), (name, "Bearer pya_wrong")]):
+        response = fleet.client.get(path, headers=pair)  # (the dashboard's error is a page)
+        assert (response.status_code, "2 Authorization headers; send one" in response.text) == (401, True)
+    assert fleet.client.get(path, headers=[(name, reader)]).status_code == 200
+
+
 def test_other_errors_carry_no_challenge(fleet: Fleet) -> None:
     response = fleet.client.get("/bundles/pyagent", headers=fleet.auth("reader"))
     assert response.status_code == 403
@@ -119,6 +130,10 @@ def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path:
          "(it takes: from, to, step, organization, no_organization)"),
         ("/api/v1/openapi.json?version=3.0",
          "version: not a parameter of /api/v1/openapi.json (it takes: none)"),
+        ("/api/v1/devices?organization=india&organization=eu-commission",  # only the last was obeyed
+         "organization: given 2 times; give it once"),
+        ("/api/v1/summary?at=2023-03-16T00:00:00Z&at=",
+         "at: given 2 times; give it once"),
     ],
 )  # fmt: skip
 def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:
