@@ -65,7 +65,7 @@ def test_a_server_that_dribbles_its_headers_is_cut_at_the_deadline() -> None:
         started = time.monotonic()
         with pytest.raises(TransportError, match=r"^GET .*/b: no complete answer within 1 s$"):
             client.request("GET", "b", timeout=1, max_body=1024)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 3  # without the deadline: 10 s of dribbled head
 
 
 def test_a_body_without_a_length_is_refused_once_over_the_limit() -> None:

@@ -42,9 +42,10 @@ directory = sys.argv[1]
 os.setgid(65534)
 os.setuid(65534)
 server = socket.socket(socket.AF_UNIX)
-server.bind(os.path.join(directory, "opa.sock"))
-os.chmod(os.path.join(directory, "opa.sock"), 0o777)
+server.bind(os.path.join(directory, "opa.sock.new"))  # listening before its name appears
+os.chmod(os.path.join(directory, "opa.sock.new"), 0o777)
 server.listen()
+os.rename(os.path.join(directory, "opa.sock.new"), os.path.join(directory, "opa.sock"))
 body = b'{"result": {"allow": true, "violations": [], "warnings": [], "exempted": []}}'
 head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body)
 while True:

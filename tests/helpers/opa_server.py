@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import ssl
@@ -19,10 +20,23 @@ REPO = Path(__file__).resolve().parents[2]
 POLICY_DIRS = (REPO / "policies" / "rego", REPO / "policies" / "data")
 
 
+#: Ports handed out lately, still bound (not listening) so that the kernel gives them to no one
+#: else, an outgoing connection's ephemeral port or another worker's server, before their own
+#: server binds them. Servers here (uvicorn, Go's net, nginx, PostgreSQL) set SO_REUSEADDR, as the
+#: reservation does, so they bind beside it; an old reservation is let go when a new one is made.
+_RESERVED: collections.deque[socket.socket] = collections.deque()
+_KEEP = 32
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, reserved for the caller's server (see ``_RESERVED``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    _RESERVED.append(sock)
+    while len(_RESERVED) > _KEEP:
+        _RESERVED.popleft().close()
+    return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -48,11 +48,22 @@ def test_long_poll_times_out_with_304_and_says_it_long_polls(fleet: Fleet) -> No
     assert 0.9 <= waited < 5
 
 
-def _poll_across_a_publish(fleet: Fleet, *, publish_after: float) -> dict[str, Any]:
-    """A long poll for r1's successor (``wait=30``), with r2 published ``publish_after`` seconds in:
-    its status, body and how long it took."""
+def _poll_across_a_publish(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, *, publish_after: float
+) -> dict[str, Any]:
+    """A long poll for r1's successor (``wait=30``), with r2 published ``publish_after`` seconds after
+    the poll first read the store (so that it is held on r1): its status, body and how long it took."""
     headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
     answer: dict[str, Any] = {}
+    held = threading.Event()
+    head = fleet.store.bundle_head
+
+    def read(name: str, target: str) -> Any:
+        found = head(name, target)
+        held.set()
+        return found
+
+    monkeypatch.setattr(fleet.store, "bundle_head", read)
 
     def poll() -> None:
         started = time.monotonic()
@@ -61,6 +72,7 @@ def _poll_across_a_publish(fleet: Fleet, *, publish_after: float) -> dict[str, A
 
     waiter = threading.Thread(target=poll)
     waiter.start()
+    assert held.wait(10)
     time.sleep(publish_after)
     fleet.store.publish(
         NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
@@ -69,8 +81,8 @@ def _poll_across_a_publish(fleet: Fleet, *, publish_after: float) -> dict[str, A
     return answer
 
 
-def test_long_poll_is_answered_by_a_publish(fleet: Fleet) -> None:
-    answer = _poll_across_a_publish(fleet, publish_after=0.5)
+def test_long_poll_is_answered_by_a_publish(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = _poll_across_a_publish(fleet, monkeypatch, publish_after=0.5)
     assert (answer["status"], answer["body"]) == (200, b"rego-r2")
     assert answer["took"] < 5
 
@@ -101,7 +113,7 @@ def test_a_missed_wake_up_is_made_good_by_reading_again(
 
     monkeypatch.setattr(bundles, "RECHECK_SECONDS", 1.0)
     monkeypatch.setattr(Notifier, "wake", lambda self: None)
-    answer = _poll_across_a_publish(fleet, publish_after=0.3)
+    answer = _poll_across_a_publish(fleet, monkeypatch, publish_after=0.3)
     assert (answer["status"], answer["body"]) == (200, b"rego-r2")
     assert 0.9 < answer["took"] < 5  # found at the re-read, a second after the poll began
 

@@ -139,12 +139,12 @@ def test_replicas_behind_nginx_share_one_fleet(tmp_path: Path, postgres: Running
         holder = threading.Thread(target=hold)
         holder.start()
         time.sleep(1.0)
-        published = time.monotonic()
         _publish(db, "r2")  # another process's transaction: reaches the replicas by NOTIFY only
+        published = time.monotonic()  # (after the publish's own store setup and commit)
         holder.join(timeout=35)
         status, headers, body = result["answer"]
         assert (status, body, headers["etag"]) == (200, b"r2", '"r2"')
-        assert result["at"] - published < 1.0
+        assert result["at"] - published < 5.0  # woken by the NOTIFY, not by the 30 s recheck
 
         # one replica killed while clients upload through nginx: every acknowledged event is stored
         uploader = Uploader(balancer.url, token, "lb")

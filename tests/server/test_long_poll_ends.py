@@ -66,7 +66,11 @@ def test_a_shutting_down_server_answers_its_held_polls_with_304_at_once(tmp_path
         waiters = [threading.Thread(target=poll) for _ in range(2)]
         for waiter in waiters:
             waiter.start()
-        time.sleep(1.0)  # both held
+        deadline = time.monotonic() + 20
+        while _requests_read(server.port) < 2:  # both connected, and both requests read by the server
+            assert time.monotonic() < deadline, "the two polls never reached the server"
+            time.sleep(0.05)
+        time.sleep(0.5)  # from read to held: the token's check, one store read
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         for waiter in waiters:
@@ -89,3 +93,14 @@ def _publish(db: str) -> str:
     finally:
         store.close()
     return '"etag-r1"'
+
+
+def _requests_read(port: int) -> int:
+    """The server's established connections on ``port`` whose received bytes it has all read (Linux's
+    /proc/net/tcp: local address, state 01, rx_queue 0)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, received = fields[1], fields[3], fields[4].split(":")[1]
+        count += int(local.split(":")[1], 16) == port and state == "01" and int(received, 16) == 0
+    return count
