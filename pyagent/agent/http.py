@@ -1,8 +1,9 @@
 """HTTP for the agent's plug-ins: one request to a configured service, bounded in size and in time.
 
 No redirect is followed (a 3xx is an answer like any other, which the plug-ins treat as an error);
-every request has a total deadline, connection and body included; a body is read up to a limit (or
-streamed to a file under it) and a longer one is refused while it arrives. The bearer token is read
+every request has a total deadline, connection and body included, and its answer's headers the
+service's ``response_header_timeout_seconds``; a body is read up to a limit (or streamed to a file
+under it) and a longer one is refused while it arrives. The bearer token is read
 from its file on every request, so a rotated token is used at once.
 """
 
@@ -75,8 +76,11 @@ class ServiceClient:
         body: bytes | None = None,
         sink: Sink | None = None,
         exact_path: bool = False,
+        long_poll: int | None = None,
     ) -> Reply:
-        """One request, finished within ``timeout`` seconds or :class:`TransportError`.
+        """One request, finished within ``timeout`` seconds or :class:`TransportError`; its answer's
+        headers, within the service's ``response_header_timeout_seconds`` of the request being sent
+        (plus ``long_poll``, the seconds the service was asked to hold it), as OPA's client does.
 
         A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read
         up to 16 KiB. A body over ``max_body`` raises :class:`BodyTooLarge`. With ``exact_path``,
@@ -98,8 +102,9 @@ class ServiceClient:
         presented = (headers or {}).get("Authorization", "").partition(" ")[2]  # a registry's own token
         path = resource if exact_path else self.path(resource)
         reply = request(
-            self._target, method, path, timeout=timeout, max_body=max_body, headers=send, body=body, sink=sink
-        )
+            self._target, method, path, timeout=timeout, max_body=max_body, headers=send, body=body,
+            sink=sink, head_timeout=self.service.timeout + (long_poll or 0),
+        )  # fmt: skip
         # what the request presented never comes back in a kept message: the token, and header values
         # long enough to be keys (a gateway's X-Api-Key); "eu-west" and the like are not worth hiding
         secrets = (token, raw, presented, *(value for _, value in self.service.headers if len(value) >= 16))

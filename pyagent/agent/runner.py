@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import EngineHolder, run_once
 from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, move_aside, utc_now
-from pyagent.agent.threads import PluginThreads, guarded
+from pyagent.agent.threads import PluginThreads, first_download, guarded
 from pyagent.agent.wiring import Plugins
 from pyagent.config.agent import AgentConfig
 from pyagent.errors import InvalidInputError
@@ -221,10 +221,18 @@ def run_agent(
     exit_code = 0
     try:
         with StopFlag() as stop:
-            bundle, bundle_delay = plugins.bundle, 0.0
+            bundle, bundle_delay = plugins.bundle, None
             if bundle is not None:
                 bundle.start()
-                bundle_delay = guarded(log, "bundle", lambda: bundle.step(wait=False))
+                # a run without a policy yet downloads it first, as does a one-off run (the newest
+                # policy for its one decision); a persisted bundle decides at once, as OPA's does, and
+                # the download runs in its thread: a service that does not answer holds back nothing
+                if plan.once or not bundle.active:
+                    first = first_download(plugins, stop.event, log)
+                    if first is None:  # a stop signal during that download: no decision is begun
+                        log.event("stopped", f"stopped by {stop.signal_name}", signal=stop.signal_name)
+                        return 3 if plan.once else 0  # (a one-off run that decided nothing: never 0)
+                    bundle_delay = first
             if plan.once:
                 spool, exit_code = _decide_and_record(spool, plan, config, engines, flags, out, log)
                 if plugins.logs is not None:

@@ -56,7 +56,7 @@ class PluginThreads:
         log: _Log,
         spool_path: Path,
         key: ChainKey,
-        bundle_delay: float,
+        bundle_delay: float | None,
     ) -> None:
         self._plugins = plugins
         self._outer = stop
@@ -72,9 +72,13 @@ class PluginThreads:
         return self._stop.wait(max(0.0, seconds)) or self._outer.is_set()
 
     def _bundle(self) -> None:
+        """Steps after the first; or, with no delay given (the main thread did not download, a
+        persisted bundle decides meanwhile), the first at once, without a long poll, as there."""
         bundle = self._plugins.bundle
         assert bundle is not None
         delay = self._bundle_delay
+        if delay is None:
+            delay = guarded(self._log, "bundle", lambda: bundle.step(wait=False))
         while not self._wait(delay):
             delay = guarded(self._log, "bundle", bundle.step)
 
@@ -168,6 +172,27 @@ class PluginThreads:
         self._stop.set()
         for thread, timeout in self._threads:
             thread.join(timeout)
+
+
+def first_download(plugins: Plugins, stop: threading.Event, log: _Log) -> float | None:
+    """The bundle's first step (download without a long poll), in a thread of its own while the main
+    thread, the one CPython runs signal handlers in, waits on ``stop``: a stop signal is acted on at
+    once, not when a download that may take minutes ends. Its delay until the next step; None when
+    stopped first (the download is left to end with the process; its partial file is cleaned away
+    at the next start)."""
+    bundle = plugins.bundle
+    assert bundle is not None
+    delay: list[float] = []
+    worker = threading.Thread(
+        target=_deaf(lambda: delay.append(guarded(log, "bundle", lambda: bundle.step(wait=False)))),
+        name="pyagent-bundle-first",
+        daemon=True,
+    )
+    worker.start()
+    while worker.is_alive():
+        if stop.wait(0.1):
+            return None
+    return delay[0] if delay else 0.0
 
 
 #: Stop signals, for the main thread alone (:func:`_deaf`).

@@ -31,6 +31,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 
 from pyagent.bounded_http.core import (
     Reply,
@@ -71,21 +72,34 @@ def request(
     headers: dict[str, str],
     body: bytes | None = None,
     sink: Sink | None = None,
+    head_timeout: float | None = None,
 ) -> Reply:
     """One request on a connection of its own, finished within ``timeout`` seconds or
     :class:`~pyagent.bounded_http.TransportError`: a :class:`Session` that keeps nothing, so that the
     one-shot request and the session share one deadline mechanism.
 
     A 2xx body goes to ``sink`` when one is given; every other body (an error message) is read up
-    to 16 KiB. A 2xx body over ``max_body`` raises :class:`~pyagent.bounded_http.BodyTooLarge`.
+    to 16 KiB. A 2xx body over ``max_body`` raises :class:`~pyagent.bounded_http.BodyTooLarge`. With
+    ``head_timeout``, the answer's status line and headers must also come within that many seconds
+    of the request being sent (OPA's ``response_header_timeout_seconds``), however long the whole
+    may take.
     """
     session = Session(target, max_idle=0)
     try:
         return session.request(
-            method, path, timeout=timeout, max_body=max_body, headers=headers, body=body, sink=sink
-        )
+            method, path, timeout=timeout, max_body=max_body, headers=headers, body=body, sink=sink,
+            head_timeout=head_timeout,
+        )  # fmt: skip
     finally:
         session.close()
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A deadline (monotonic) and the seconds it was given as, for messages."""
+
+    deadline: float
+    seconds: float
 
 
 class _Closed(Exception):
@@ -115,21 +129,22 @@ class Session:
         headers: dict[str, str],
         body: bytes | None = None,
         sink: Sink | None = None,
+        head_timeout: float | None = None,
     ) -> Reply:
         """As :func:`pyagent.bounded_http.request`, on a kept connection when there is a usable one."""
-        deadline = time.monotonic() + timeout
+        whole = _Bound(time.monotonic() + timeout, timeout)
         where = f"{method} {self.target.origin}{path}"
         kept = self._take_kept()
         if kept is not None:
             try:
                 return self._exchange(
-                    kept, True, method, path, deadline, where, timeout, max_body, headers, body, sink
+                    kept, True, method, path, head_timeout, whole, where, max_body, headers, body, sink
                 )
             except _Closed:
                 pass  # once more, on a new connection
-        conn = open_connection(self.target, max(0.001, deadline - time.monotonic()))
+        conn = open_connection(self.target, max(0.001, whole.deadline - time.monotonic()))
         return self._exchange(
-            conn, False, method, path, deadline, where, timeout, max_body, headers, body, sink
+            conn, False, method, path, head_timeout, whole, where, max_body, headers, body, sink
         )
 
     def close(self) -> None:
@@ -147,40 +162,51 @@ class Session:
         kept: bool,
         method: str,
         path: str,
-        deadline: float,
+        head_timeout: float | None,
+        whole: _Bound,
         where: str,
-        timeout: float,
         max_body: int,
         headers: dict[str, str],
         body: bytes | None,
         sink: Sink | None,
     ) -> Reply:
         armed: socket.socket | None = None
+        phase = whole  # the whole request's bound; the answer's head may have a shorter one of its own
         try:
             if not kept:
                 conn.connect()  # bounded by the socket timeout, the time left (as in request())
             # the socket is held: http.client lets go of conn.sock while it reads an answer that closes
             # the connection, and the watchdog must still be able to cut it
             armed = conn.sock
-            self._watchdog.arm(armed, deadline)
+            self._watchdog.arm(armed, whole.deadline)
             try:
-                send(conn, method, path, deadline, where, timeout, headers, body)
+                send(conn, method, path, whole.deadline, where, whole.seconds, headers, body)
             except _CLOSED_WHILE_SENDING:
-                if kept and time.monotonic() < deadline:
+                if kept and time.monotonic() < whole.deadline:
                     raise _Closed() from None
                 raise
+            if head_timeout is not None and time.monotonic() + head_timeout < whole.deadline:
+                # as Go's ResponseHeaderTimeout (OPA's response_header_timeout_seconds): from the
+                # request sent to the answer's headers
+                phase = _Bound(time.monotonic() + head_timeout, head_timeout)
+                self._watchdog.arm(armed, phase.deadline)
             try:
-                response = await_answer(conn, deadline, where, timeout)
+                response = await_answer(conn, phase.deadline, where, phase.seconds)
             except _CLOSED_BEFORE_ANSWER:
-                if kept and time.monotonic() < deadline:
+                if kept and time.monotonic() < phase.deadline:
                     raise _Closed() from None
                 raise
-            reply, reusable = receive(conn, response, deadline, where, timeout, max_body, sink)
+            if phase is not whole:
+                phase = whole
+                self._watchdog.arm(armed, whole.deadline)
+                if armed is not None:  # (conn.sock is gone when the answer closes the connection)
+                    armed.settimeout(max(0.001, whole.deadline - time.monotonic()))
+            reply, reusable = receive(conn, response, whole.deadline, where, whole.seconds, max_body, sink)
         except BaseException as err:
             self._watchdog.disarm(armed)
             conn.close()
             if isinstance(err, OSError | http.client.HTTPException):
-                raise failure(err, deadline, where, timeout) from err
+                raise failure(err, phase.deadline, where, phase.seconds) from err
             raise
         was_cut = self._watchdog.disarm(armed)
         self._give_back(conn, reusable and not was_cut)

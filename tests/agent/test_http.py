@@ -85,6 +85,45 @@ def test_a_redirect_is_an_answer_not_followed() -> None:
         )
 
 
+def silent(conn: socket.socket) -> None:
+    time.sleep(10)
+
+
+def slow_body(closing: bool) -> Callable[[socket.socket], None]:
+    """The head at once (``closing``: saying the connection closes after it, as an HTTP/1.0 server
+    such as Python's http.server does), then half the body, nothing for 1.5 s, the other half."""
+
+    def answer(conn: socket.socket) -> None:
+        close = b"Connection: close\r\n" if closing else b""
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n" + close + b"\r\n" + b"x" * 10)
+        time.sleep(1.5)
+        conn.sendall(b"x" * 10)
+
+    return answer
+
+
+@pytest.mark.parametrize(("long_poll", "bound"), [(None, 1), (2, 3)])
+def test_the_answer_s_head_is_awaited_for_the_service_s_header_timeout_only(
+    long_poll: int | None, bound: int
+) -> None:
+    """response_header_timeout_seconds (plus a long poll's wait), as OPA: a service that never answers
+    was waited on for the whole download's deadline (62 s with a 1 s header timeout)."""
+    with raw_server(silent) as url:
+        client = ServiceClient(Service("s", url, timeout=1))
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=rf"^GET .*/b: no complete answer within {bound} s$"):
+            client.request("GET", "b", timeout=60, max_body=1024, long_poll=long_poll)
+        assert time.monotonic() - started < bound + 3  # not the 60 s of the whole request
+
+
+@pytest.mark.parametrize("closing", [False, True], ids=["kept", "closing"])
+def test_a_body_slower_than_the_header_timeout_is_read_whole(closing: bool) -> None:
+    """The closing answer's socket kept the header timeout (http.client lets go of it): cut at 1 s."""
+    with raw_server(slow_body(closing)) as url:
+        reply = ServiceClient(Service("s", url, timeout=1)).request("GET", "b", timeout=30, max_body=1024)
+    assert (reply.status, reply.body) == (200, b"x" * 20)
+
+
 def test_a_bundle_download_deadline_grows_with_its_size_limit() -> None:
     """response_header_timeout_seconds bounds the wait for the answer (OPA's meaning), not the body."""
     from pyagent.agent.plugins.bundle import MIN_DOWNLOAD_RATE, download_deadline

@@ -213,7 +213,8 @@ def test_publish_without_a_key_still_refuses_what_is_not_newer(db: str, bundles:
     code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db)
     assert (code, err) == (  # an unsigned revision in between does not reopen older serials
         2,
-        "pyagent: error: bundle pyagent: serial 11 is not newer than the published serial 11 (revision r11)\n",
+        "pyagent: error: bundle pyagent: serial 11 is not newer than the published serial 11 "
+        "(revision r11)\n",
     )
     head = open_store(db).bundle_head("pyagent", "rego")
     assert head is not None and (head.revision, head.serial) == ("u1", None)

@@ -230,6 +230,7 @@ class BundlePlugin:
             max_body=self.source.size_limit_bytes,
             headers=headers,
             sink=sink,
+            long_poll=long_poll,
         )
         if long_poll and reply.status == 200:  # as OPA: a bundle's answer says whether the service
             # long polls; a 304 or an error says nothing of it (one 500 must not end long polling)

@@ -230,8 +230,9 @@ class OciPuller:
             where = (url.path or "/") + (f"?{url.query}" if url.query else "")
             try:
                 reply = request(
-                    target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink
-                )
+                    target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink,
+                    head_timeout=service.timeout,
+                )  # fmt: skip
             except TransportError as err:  # named without the query
                 raise type(err)(f"GET {named}", err.detail, err.kind) from None
             location = reply.headers.get("location")
