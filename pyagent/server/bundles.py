@@ -1,8 +1,9 @@
 """OPA's Bundle API: ``GET /bundles/{name}`` (the Rego build, for OPA) and ``GET /bundles/{name}/wasm``
 (the same revision compiled for agents), with ``ETag`` / ``If-None-Match`` → 304, and long polling:
-``Prefer: wait=N`` holds a request whose ETag is current until a newer revision or N seconds, and the
-answer says ``Content-Type: application/vnd.openpolicyagent.bundles`` (how OPA learns that the
-service long-polls).
+``Prefer: wait=N`` holds a request whose ETag is current until a newer revision or N seconds. Every
+answer says ``Content-Type: application/vnd.openpolicyagent.bundles``: that is how OPA learns that the
+service long-polls, from whichever bundle answer it gets (its first request never waits; given
+``application/gzip`` there, it never long-polled).
 
 A held request costs nothing while it waits: it reads the store again only when the notifier says a
 bundle changed (:mod:`pyagent.server.notify`), or every :data:`RECHECK_SECONDS` in case a wake-up was
@@ -28,7 +29,6 @@ from pyagent.server.errors import HttpError
 from pyagent.server.notify import DRAINING
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
-BUNDLE_TYPE = "application/gzip"
 _WAIT = re.compile(r"(?:^|[;,\s])wait=(\d{1,9})(?:$|[;,\s])")
 #: How long a held request trusts the notifier before it reads the store again anyway.
 RECHECK_SECONDS = 30.0
@@ -54,7 +54,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         target = "wasm" if request.url.path.endswith("/wasm") else "rego"
         wait = prefer_wait(request, ctx.settings.max_long_poll_seconds)
         deadline = time.monotonic() + (wait or 0)
-        content_type = LONG_POLL_TYPE if wait is not None else BUNDLE_TYPE
+        content_type = LONG_POLL_TYPE  # this service long-polls, whether this request asked to wait
         waited = False
         while True:
             changed = ctx.notifier.changed()  # taken before the read: a publish after it wakes us

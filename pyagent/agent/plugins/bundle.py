@@ -232,8 +232,9 @@ class BundlePlugin:
             sink=sink,
             long_poll=long_poll,
         )
-        if long_poll and reply.status == 200:  # as OPA: a bundle's answer says whether the service
-            # long polls; a 304 or an error says nothing of it (one 500 must not end long polling)
+        if reply.status == 200 and self.source.polling.long_polling_timeout is not None:
+            # as OPA: every bundle answer, long poll or not, says whether the service long polls (a
+            # static server's first 200 ends it); a 304 or an error says nothing of it
             self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
         self._answer_code = reply.status
         if reply.status == 304:

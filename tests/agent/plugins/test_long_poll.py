@@ -37,11 +37,31 @@ def test_one_error_or_a_bare_304_does_not_end_long_polling(tmp_path: Path) -> No
     assert states == ["ERROR", "ERROR", "NOT_READY", "ERROR", "NOT_READY"]
 
 
-def test_a_service_that_answers_long_polls_at_once_is_polled_as_configured(tmp_path: Path) -> None:
-    """A static server (nginx) answers ``Prefer: wait`` with an immediate 304: the next attempt is in
-    min..max_delay_seconds, not at once; a long poll the service held (1.2 s here) is renewed at once."""
+def test_a_static_server_s_first_bundle_ends_long_polling(tmp_path: Path) -> None:
+    """As OPA: the first 200, though not a long poll, says the service does not long poll (nginx's
+    ``application/octet-stream``); every later request went on asking ``Prefer: wait``."""
     answers = [
-        Fault(body=b"not gzip", content_type="text/plain", headers=(("ETag", '"e1"'),)),  # not asked to wait
+        Fault(body=b"not gzip", content_type="application/octet-stream", headers=(("ETag", '"e1"'),)),
+        Fault(status=304, body=b"", content_type=None),
+        Fault(status=304, body=b"", content_type=None),
+    ]
+    requests: list[Message] = []
+    with fault_server(*answers, seen=requests) as url:
+        plugin = started_plugin(url, tmp_path, polling=Polling(60, 120, long_polling_timeout=300))
+        plugin.step(wait=False)
+        delays = [plugin.step(), plugin.step()]
+    assert [headers.get("Prefer") for headers in requests] == [None, None, None]
+    assert all(60 <= delay <= 120 for delay in delays), delays
+
+
+def test_a_service_that_answers_long_polls_at_once_is_polled_as_configured(tmp_path: Path) -> None:
+    """A service whose bundle says it long polls, then answers ``Prefer: wait`` with an immediate 304:
+    the next attempt is in min..max_delay_seconds, not at once; a long poll the service held (1.2 s
+    here) is renewed at once."""
+    answers = [
+        Fault(
+            body=b"not gzip", content_type=LONG_POLL_TYPE, headers=(("ETag", '"e1"'),)
+        ),  # not asked to wait
         Fault(status=304, body=b"", content_type=None),
         Fault(status=304, body=b"", content_type=None, delay=1.2),
     ]
