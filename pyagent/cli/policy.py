@@ -44,6 +44,9 @@ def test(ctx: click.Context, dirs: tuple[str, ...], min_coverage: float) -> None
     problems = datacheck.problems_in_dirs(targets)
     if problems:
         raise datacheck.PolicyDataError(problems)
+    missing = datacheck.missing_policy_data(targets)
+    if missing:
+        raise InvalidInputError(missing)
     try:
         outcome, run = run_tests(targets, run_opa)
     except (ValueError, TypeError, AttributeError):  # not test results: opa could not run the tests
@@ -69,15 +72,15 @@ def test(ctx: click.Context, dirs: tuple[str, ...], min_coverage: float) -> None
 @click.option("--write", is_flag=True, help="Rewrite files instead of listing them.")
 @click.pass_context
 def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
-    """List (or --write) Rego files that `opa fmt` would change; exit 1 when any would."""
+    """List (or --write) Rego files that `opa fmt` would change; exit 1 when any would, 2 when a file
+    does not parse."""
     targets = policy_dirs(dirs)
     run = run_opa(["fmt", "-w" if write else "--list", *targets])
     changed = [line for line in run.stdout.splitlines() if line.strip()]
     for line in changed:
         click.echo(line)
-    if run.returncode != 0:
-        click.echo(run.stderr.rstrip(), err=True)
-        ctx.exit(1)
+    if run.returncode != 0:  # opa could not format: a parse error, as `policy test` and `lint` say it
+        raise InvalidInputError(f"policy fmt: the policy does not load: {run.problem()}")
     ctx.exit(1 if changed and not write else 0)
 
 
@@ -102,6 +105,8 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     from pyagent.engines.wasm.capabilities import problems_in_dirs as engine_problems  # imports wasmtime
 
     data_problems = datacheck.problems_in_dirs(targets) + engine_problems(targets)
+    if not data_problems and not does_not_load:
+        data_problems = [missing] if (missing := datacheck.missing_policy_data(targets)) else []
     for line in data_problems:
         click.echo(safe_line(line), err=True)
     click.echo("lint: " + ("problems found" if failed or data_problems else "clean"), err=True)
@@ -144,10 +149,23 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
         raise InvalidInputError("give policy directories or --bundle, not both")
     if not bundle and not dirs and shipped.checkout() is None and not local_policy():
         bundle = str(shipped.packaged_bundle())
-    data = bundle_policy_data(bundle) if bundle else policy_data(policy_dirs(dirs))
+    from pyagent.cli.render import writing
+    from pyagent.errors import NoDecisionError
+
+    try:
+        if bundle:
+            data = bundle_policy_data(bundle)
+        else:
+            targets = policy_dirs(dirs)
+            data = policy_data(targets)
+            if missing := datacheck.missing_policy_data(targets):
+                raise InvalidInputError(missing)
+    except NoDecisionError as err:  # a bundle that does not read: a bad input here, no decision asked
+        raise InvalidInputError(str(err)) from err
     page = render_markdown(data)
     if output:
-        Path(output).write_text(page, encoding="utf-8")
+        with writing(f"-o {output}"):
+            Path(output).write_text(page, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(page, nl=not page.endswith("\n"))

@@ -117,8 +117,41 @@ def test_a_policy_that_does_not_load_is_exit_2_from_lint_test_and_bundle(
         run(["policy", "lint", str(rego), str(data)]).exit_code,
         run(["policy", "test", str(rego), str(data)]).exit_code,
         run(["policy", "bundle", str(rego), str(data), "-o", str(tmp_path / "b.tar.gz")]).exit_code,
+        run(["policy", "fmt", str(rego), str(data)]).exit_code,  # it was 1, as if a file were unformatted
     ]
-    assert codes == [2, 2, 2]
+    assert codes == [2, 2, 2, 2]
+
+
+def test_the_rego_without_its_data_is_refused_by_every_policy_command(
+    policy_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Only bundle refused it: lint said clean, docs wrote an empty page, test failed 122 tests
+    without saying why."""
+    rego, _ = policy_copy
+    missing = (
+        f"pyagent: error: {rego}: no policy data (data.pyagent.organizations): give the data folder with "
+        "the Rego (policies/rego and policies/data, or the folder holding both)"
+    )
+    for command in (["test"], ["docs"], ["bundle", "-o", str(tmp_path / "b.tar.gz")]):
+        result = run(["policy", command[0], str(rego), *command[1:]])
+        assert (result.exit_code, result.stderr.strip().splitlines()[-1]) == (2, missing), command
+    lint = run(["policy", "lint", str(rego)])
+    assert (lint.exit_code, lint.stderr.splitlines()[-2:]) == (2, [missing.removeprefix("pyagent: error: "),
+                                                                  "lint: problems found"])  # fmt: skip
+
+
+def test_policy_docs_refuses_an_unwritable_output_and_a_file_that_is_no_bundle(tmp_path: Path) -> None:
+    """Both were internal errors, exit 3."""
+    unwritable = run(["policy", "docs", str(REPO / "policies"), "-o", str(tmp_path / "nodir" / "p.md")])
+    assert (unwritable.exit_code, unwritable.stderr) == (
+        2, f"pyagent: error: -o {tmp_path / 'nodir' / 'p.md'}: cannot write: No such file or directory\n"
+    )  # fmt: skip
+    key = tmp_path / "public.pem"
+    key.write_text("-----BEGIN PUBLIC KEY-----\n")
+    not_bundle = run(["policy", "docs", "--bundle", str(key)])
+    assert (not_bundle.exit_code, not_bundle.stderr) == (
+        2, f"pyagent: error: bundle {key}: not a readable tar.gz: not a gzip file\n"
+    )  # fmt: skip
 
 
 def test_policy_bundle_builds_what_the_embedded_engine_runs(

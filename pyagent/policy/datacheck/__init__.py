@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyagent.errors import InvalidInputError, and_more
@@ -166,6 +167,29 @@ def problems_in_dirs(dirs: Sequence[str]) -> list[str]:
         return [str(err)]
 
 
+def missing_policy_data(dirs: Sequence[str]) -> str | None:
+    """Why policy directories whose Rego is pyagent's decision (``package pyagent.decision``) cannot be
+    tested, documented or linked as they are: no policy data among them (the Rego alone decides
+    nothing, and its tests fail for a reason none of them says). None when they have data, or are
+    some other policy."""
+    import re
+
+    from pyagent.policy.index import NO_POLICY_DATA, has_policy_data
+
+    decision = re.compile(r"^package pyagent\.decision\s*$", re.MULTILINE)
+    rego = (
+        path
+        for root in map(Path, dirs)
+        for path in ([root] if root.is_file() else sorted(root.rglob("*.rego")))
+        if path.suffix == ".rego" and path.is_file()
+    )
+    if not any(decision.search(path.read_text(encoding="utf-8", errors="replace")) for path in rego):
+        return None
+    if has_policy_data(load_dirs(dirs).data):
+        return None
+    return f"{', '.join(map(str, dirs))}: {NO_POLICY_DATA}"
+
+
 def check_dirs(dirs: Sequence[str]) -> PolicyData:
     """Load the data files under policy directories strictly and check them (raises on a mistake)."""
     loaded = load_dirs(dirs)
@@ -184,6 +208,7 @@ __all__ = [
     "check_overlays",
     "issues",
     "load_dirs",
+    "missing_policy_data",
     "problems_in_dirs",
     "raise_for",
     "report",
