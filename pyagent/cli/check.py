@@ -15,7 +15,7 @@ from pyagent.cli.options import (
     org_option,
     output_option,
 )
-from pyagent.cli.render import check_output_apart, clear_output, emit, emit_refusal, summary_line
+from pyagent.cli.render import check_output_apart, emit, emit_no_decision, emit_refusal, summary_line
 from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
@@ -97,8 +97,8 @@ def check(
     except InvalidInputError as err:  # a refused input: the format may say so where it is read
         emit_refusal(err, fmt=fmt, output=output, source=source)
         raise
-    except NoDecisionError:  # nothing to write: and no earlier run's results left as this one's
-        clear_output(output)
+    except NoDecisionError as err:  # no earlier run's results left as this one's; the format may say so
+        emit_no_decision(err, fmt=fmt, output=output, source=source)
         raise
     emit(decision, fmt=fmt, output=output, source=source)
     if fmt != OutputFormatName.TEXT.value:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, NoDecisionError
 from pyagent.outputs.registry import OutputFormatName, get_format
 from pyagent.termsafe import safe_line
 
@@ -87,6 +87,19 @@ def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source
         clear_output(output)
         return
     with contextlib.suppress(InvalidInputError):  # unwritable -o: the refusal itself follows, on stderr
+        _deliver(rendered, output, err=False)
+
+
+def emit_no_decision(err: NoDecisionError, *, fmt: str, output: str | None, source: str) -> None:
+    """What ``fmt`` says of a run no engine decided (exit 3), as :func:`emit_refusal` (a GitHub run
+    shows an annotation, not only a red step); otherwise an earlier run's output is cleared."""
+    rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(
+        [safe_line(str(err))], source=source, title="no decision"
+    )
+    if rendered is None:
+        clear_output(output)
+        return
+    with contextlib.suppress(InvalidInputError):  # unwritable -o: the error itself follows, on stderr
         _deliver(rendered, output, err=False)
 
 

@@ -67,11 +67,13 @@ class OutputFormat(abc.ABC):
         :data:`THIS_MACHINE_SOURCE`. Raises :class:`OutputError` when the decision is malformed.
         """
 
-    def render_refusal(self, problems: Sequence[str], *, source: str) -> str | None:
-        """What this format says where no decision was made because the input was refused (exit 2):
-        ``problems`` are one-line reasons (a schema error each). None: nothing beyond the error on
-        stderr (the default; a format read by a machine that shows problems where they are, such as
-        GitHub's annotations, says more)."""
+    def render_refusal(
+        self, problems: Sequence[str], *, source: str, title: str = "invalid input"
+    ) -> str | None:
+        """What this format says where no decision was made: the input was refused (exit 2), or, with
+        ``title`` "no decision", no engine answered (exit 3). ``problems`` are one-line reasons (a
+        schema error each). None: nothing beyond the error on stderr (the default; a format read by a
+        machine that shows problems where they are, such as GitHub's annotations, says more)."""
         return None
 
 

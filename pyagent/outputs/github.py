@@ -81,6 +81,8 @@ def _message(entry: Entry) -> str:
         )
     elif entry.remediation:
         lines.append(f"remediation: {entry.remediation}")
+    if entry.expired_exemptions:
+        lines.append(f"expired exemptions: {', '.join(entry.expired_exemptions)}")
     if entry.needs_evidence_note:
         lines.append(f"note: {DISPLAY_NAME_NOTE}")
     return "\n".join(lines)
@@ -107,9 +109,11 @@ class GithubFormat(OutputFormat):
         lines.append(verdict_line(parsed))
         return "\n".join(lines) + "\n"
 
-    def render_refusal(self, problems: Sequence[str], *, source: str) -> str | None:
-        """One ``error`` annotation per problem, on the report's file, titled ``invalid input``: a
-        refused report shows on the pull request like a violation does."""
+    def render_refusal(
+        self, problems: Sequence[str], *, source: str, title: str = "invalid input"
+    ) -> str | None:
+        """One ``error`` annotation per problem, on the report's file, titled ``title``: a refused
+        report, or a run no engine decided, shows on the pull request like a violation does."""
         file = report_file(source)
-        lines = [command("error", problem, file=file, title="invalid input") for problem in problems]
+        lines = [command("error", problem, file=file, title=title) for problem in problems]
         return "\n".join(lines) + "\n" if lines else None

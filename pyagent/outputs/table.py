@@ -10,7 +10,8 @@ Layout::
     NON-COMPLIANT: device fr-brussels-0042, organisation eu-commission: 1 violation, 0 warnings, 0 exempted
 
 Rows: violations, warnings, exempted breaches, then decision errors (RULE is the error's code). NOTE says
-why the row is what it is: the scope of a violation, a warning's reason, the exemption. REMEDIATION is
+why the row is what it is: the scope of a violation, a warning's reason, the exemption, and exemptions
+that covered it once and expired. REMEDIATION is
 what to do about a violation or a warning (``-`` for an exempted breach, an error, or a rule without
 one), as the text format's ``remediation:`` line. A decision with no row prints the verdict line alone.
 Every cell goes through :func:`~pyagent.termsafe.printable`, so a crafted app name can neither inject
@@ -56,9 +57,9 @@ def _note(entry: Entry) -> str:
         )
     else:
         note = f"scope {entry.scope}" if entry.scope else ""
-    if entry.needs_evidence_note:
-        note = f"{note}; {DISPLAY_NAME_NOTE}" if note else DISPLAY_NAME_NOTE
-    return note
+    extra = [f"expired exemptions: {', '.join(entry.expired_exemptions)}"] if entry.expired_exemptions else []
+    extra += [DISPLAY_NAME_NOTE] if entry.needs_evidence_note else []
+    return "; ".join([note, *extra] if note else extra)
 
 
 def _remediation(entry: Entry) -> str:

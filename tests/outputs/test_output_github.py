@@ -39,9 +39,11 @@ def test_compliant(compliant: Decision) -> None:
 
 
 def test_violation_is_an_error_annotation_on_the_report(non_compliant: Decision) -> None:
+    """With the exemptions that covered it once and expired (they were left out)."""
     assert lines(non_compliant) == [
         GROUP,
-        f"::error {FILE},title=eu-commission/tiktok::{MESSAGE}{REMEDIATION}",
+        f"::error {FILE},title=eu-commission/tiktok::{MESSAGE}{REMEDIATION}"
+        "%0Aexpired exemptions: EX-2022-009",
         "::endgroup::",
         f"NON-COMPLIANT: {DEVICE}: 1 violation, 0 warnings, 0 exempted",
     ]
@@ -179,3 +181,16 @@ def test_an_unknown_organisation_is_an_annotation_and_json_prints_nothing(tmp_pa
     assert "nowhere" in line
     as_json = CliRunner().invoke(cli, [*args, "json"])
     assert (as_json.exit_code, as_json.stdout) == (2, "")
+
+
+def test_a_run_no_engine_decided_is_an_annotation_too(tmp_path: Path) -> None:
+    """Exit 3 showed on the pull request as nothing but a red step."""
+    report = str(EXAMPLES / "india-personal-lite.json")
+    args = ["check", report, "--engine", "opa", "--opa-url", "http://127.0.0.1:9", "--opa-retries", "0"]
+    result = CliRunner().invoke(cli, [*args, "--at", "2023-03-16T09:30:00Z", "--format", "github"])
+    assert result.exit_code == 3
+    [line] = result.stdout.splitlines()
+    assert line == f"::error file={escape_property(report)},title=no decision::" + escape_data(
+        result.stderr.removeprefix("pyagent: error: ").splitlines()[0]
+    )
+    assert "connection refused" in line

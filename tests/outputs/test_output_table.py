@@ -79,6 +79,12 @@ def test_a_rule_without_remediation_shows_a_dash() -> None:
     assert out[3].endswith("| m       | -           |")
 
 
+def test_exemptions_that_expired_are_in_the_note(non_compliant: Decision) -> None:
+    """As in every other format (table and github left them out)."""
+    row = lines(non_compliant)[3]
+    assert "| scope personal-enrolled; expired exemptions: EX-2022-009 |" in row, row
+
+
 def test_crafted_cells_are_escaped_and_stay_on_one_row(crafted_name: Decision) -> None:
     out = lines(crafted_name)
     assert out[3] == (
