@@ -35,8 +35,10 @@ def _digest(value: str) -> str:
 def login(store: Store, token: str) -> str:
     """A new session for ``token`` (reader or admin): the cookie's value (its CSRF token is stored)."""
     grant = store.grant_for(token_hash(token))
-    if grant is None or grant.role not in GRANTS["reader"]:
+    if grant is None:
         raise HttpError(401, "unauthorized", "that token cannot read the fleet")
+    if grant.role not in GRANTS["reader"]:  # a valid token of the wrong role: 403, as on the API
+        raise HttpError(403, "forbidden", "that token cannot read the fleet")
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     store.create_session(_digest(cookie), token_hash(token), csrf, datetime.now(UTC) + LIFETIME)
     return cookie

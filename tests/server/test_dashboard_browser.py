@@ -250,7 +250,8 @@ def test_sessions_and_roles_over_http(fleet: Fleet) -> None:
     assert http(f"{base}/", headers=cookie)[0] == 200  # the refused logouts ended nothing
 
     agent_login = urlencode({"token": fleet.agent}).encode()
-    assert http(f"{base}/login", "POST", agent_login, FORM)[0] == 401
+    assert http(f"{base}/login", "POST", agent_login, FORM)[0] == 403  # a token, of the wrong role
+    assert http(f"{base}/login", "POST", urlencode({"token": "pya_not-a-token"}).encode(), FORM)[0] == 401
     assert http(f"{base}/api/v1/summary", headers=bearer(fleet.agent))[0] == 403
     assert http(f"{base}/", headers=bearer(fleet.agent))[0] == 403  # as the API answers it
     assert http(f"{base}/", headers=bearer("not-a-token"))[0] == 401

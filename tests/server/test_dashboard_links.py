@@ -142,3 +142,28 @@ def test_a_device_without_a_platform_is_counted_but_not_linked_to_a_list_that_wo
         400,
         True,
     )
+
+
+def test_devices_named_dot_and_dot_dot_are_linked_to_pages_a_browser_reaches(fleet: Fleet) -> None:
+    """A browser collapses ``/devices/..`` (and ``%2E%2E``) to ``/`` before asking: such ids led to the
+    overview or a 404; they are linked as ``/device?id=``."""
+    assert fleet.post_logs(
+        [_of("d-dot", ".", "eu-commission"), _of("d-dots", "..", "eu-council")]
+    ).status_code
+    listed = _page(fleet, "/devices")
+    assert re.findall(r'href="(/device\?[^"]*)"', listed) == ["/device?id=.", "/device?id=.."]
+    page = _page(fleet, "/device", id="..")
+    assert re.findall(r'<h1 id="device-title">([^ <]+) ', page) == [".."]
+    unknown = fleet.client.get("/device", params={"id": "nope"}, headers=fleet.auth("reader"))
+    assert unknown.status_code == 404
+    missing = fleet.client.get("/device", headers=fleet.auth("reader"))
+    assert (missing.status_code, "id: the device&#x27;s id is required" in missing.text) == (400, True)
+
+
+def test_a_past_overview_shows_no_rollout_of_today(fleet: Fleet) -> None:
+    """Status keeps no history: a past overview showed today's newest revision and devices on it."""
+    _populated(fleet)
+    now = _page(fleet, "/")
+    assert 'data-metric="on_newest"' in now and 'id="rollout-now-only"' not in now
+    past = _page(fleet, "/", at="2023-03-16T09:45:00Z")
+    assert 'data-metric="on_newest"' not in past and 'id="rollout-now-only"' in past

@@ -90,11 +90,19 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return _html(layout.page("Devices", body, here="/devices", csrf=viewer.csrf or None))
 
     async def device(request: Request) -> Response:
+        """``/devices/{id}``; or ``/device?id=`` for the ids a browser would take for dot segments
+        (``.``, ``..``: it collapses them, ``%2E`` too, before sending the request)."""
         viewer = await gate(request)
         if isinstance(viewer, Response):
             return viewer
-        query.only(request)  # a device's page is of its current state: at= would not be obeyed
-        device_id = request.path_params["device_id"]
+        if "device_id" in request.path_params:
+            query.only(request)  # a device's page is of its current state: at= would not be obeyed
+            device_id = request.path_params["device_id"]
+        else:
+            query.only(request, "id")
+            device_id = request.query_params.get("id") or ""
+            if not device_id:
+                raise HttpError(400, "invalid_parameter", "id: the device's id is required")
         state = await run_in_threadpool(ctx.store.device, device_id, history=100)
         if state is None:
             raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
@@ -115,8 +123,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
                 token, next_path = str(form.get("token") or ""), _local(str(form.get("next") or "/"))
         try:
             cookie = await run_in_threadpool(sessions.login, ctx.store, token.strip())
-        except HttpError:
-            return _html(layout.login_page("That token cannot read the fleet.", next_path), 401)
+        except HttpError as refused:  # 401 not a token, 403 a token of another role
+            return _html(layout.login_page("That token cannot read the fleet.", next_path), refused.status)
         response = RedirectResponse(next_path, 303, headers=layout.HEADERS)
         sessions.set_cookie(response, request, cookie)
         return response
@@ -145,6 +153,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route("/", overview, methods=["GET"]),
         Route("/devices", devices, methods=["GET"]),
         Route("/devices/{device_id:anypath}", device, methods=["GET"]),  # (anypath: see app.py)
+        Route("/device", device, methods=["GET"]),  # (?id=: see layout.device_link)
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -169,9 +178,11 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: Or
     if steps[-1] != instant:  # end on the instant shown, not on the midnight before it
         steps.append(instant)
     points = store.history(steps, organization=organization, stale_after=stale_after)
-    rollouts = [
-        r for name in sorted(store.bundle_names()) if (r := store.rollout(name, organization)) is not None
-    ]
+    rollouts = (  # (status keeps no history: a past instant's rollout is not known)
+        [r for name in sorted(store.bundle_names()) if (r := store.rollout(name, organization)) is not None]
+        if at is None
+        else None
+    )
     stale = store.stale_devices(
         now=instant, stale_after=stale_after, limit=STALE_LISTED, organization=organization, at=at
     )

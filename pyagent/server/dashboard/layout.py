@@ -29,7 +29,7 @@ border:1px solid var(--line)}
 .error{color:var(--bad);font-weight:600}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}
 dl.facts dt{color:var(--muted)}dl.facts dd{margin:0;overflow-wrap:anywhere}
-td,th{overflow-wrap:anywhere}
+td,th,h1,h3,p{overflow-wrap:anywhere}
 """
 )
 CSS_ETAG = '"' + hashlib.sha256(CSS.encode()).hexdigest()[:32] + '"'
@@ -54,7 +54,11 @@ def link(path: str, **params: object) -> str:
 
 
 def device_link(device_id: str) -> str:
-    """The device page's address: the id percent-encoded (slashes too), escaped for an attribute."""
+    """The device page's address: the id percent-encoded (slashes too), escaped for an attribute; for
+    ``.`` and ``..``, which a browser collapses as dot segments (``%2E`` too) before asking, as a query
+    (``/device?id=..``: it led to the overview, or to a 404)."""
+    if device_id in (".", ".."):
+        return link("/device", id=device_id)
     return esc("/devices/" + quote(device_id, safe=""))
 
 

@@ -25,11 +25,13 @@ def _badge(item: Mapping[str, Any]) -> str:
     return f'<span class="badge {esc(verdict)}">{esc(verdict.replace("_", "-"))}</span>'
 
 
-def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts: Sequence[dict[str, Any]],
-             stale: Sequence[dict[str, Any]], *, at: str | None, organization: Organization,
-             organizations: Sequence[str], orgless: bool = False) -> str:  # fmt: skip
+def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]],
+             rollouts: Sequence[dict[str, Any]] | None, stale: Sequence[dict[str, Any]], *,
+             at: str | None, organization: Organization, organizations: Sequence[str],
+             orgless: bool = False) -> str:  # fmt: skip
     """``organizations``: the names to choose from; ``orgless``: offer the devices without one (not a
-    name: a box of its own, ``no_organization=true``, never merged with an organisation)."""
+    name: a box of its own, ``no_organization=true``, never merged with an organisation);
+    ``rollouts``: None for a past instant (what each sender runs is known now only)."""
     options = "".join(
         f'<option value="{esc_value(o)}"{" selected" if o == organization else ""}>{esc(o)}</option>'
         for o in organizations
@@ -80,7 +82,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]], rollouts
                           {p: _listed(p, lists if p != UNKNOWN else None, platform=p)
                            for p in summary["by_platform"]})),
         card("By ban", bans_table),
-        card("Rollout", _rollouts(rollouts)),
+        card("Rollout", _rollouts(rollouts) if rollouts is not None else PAST_ROLLOUT),
         card("Stale devices", _stale(stale, lists), wide=True),
         "</div>",
     ])  # fmt: skip
@@ -111,6 +113,14 @@ def _org_table(by_organization: dict[str, dict[str, int]], *, linked: bool) -> s
     if linked:
         orgless = f'<a href="{link("/devices", no_organization="true")}">{orgless}</a>'
     return counts_table("org", "Organisation", by_organization, WITH_STALE, {**heads, "": orgless})
+
+
+#: The rollout card of a past instant: status messages keep no history (a revision published since
+#: was shown as that instant's newest, with today's devices on it).
+PAST_ROLLOUT = (
+    '<p class="empty" id="rollout-now-only">Rollout is known for now only (status keeps no history): '
+    'see <a href="/">the current overview</a>.</p>'
+)
 
 
 def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
