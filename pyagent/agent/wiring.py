@@ -20,8 +20,10 @@ from pyagent.agent.plugins.bundledir import BundleDir
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.plugins.status import DEFAULT_PERIOD, StatusPlugin
 from pyagent.bundles.errors import BundleRejected
+from pyagent.bundles.jws import VerificationKey
 from pyagent.bundles.verify import VerificationConfig, VerifiedBundle
 from pyagent.config.agent import AgentConfig
+from pyagent.config.opa import KeyConfig
 from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.select import resolve
 from pyagent.engines.wasm.bundle import BundleError, WasmBundle
@@ -47,8 +49,20 @@ def build(
     tables = config.tables
     where = config.source or "the agent config"
     clients = {name: ServiceClient(service) for name, service in tables.services.items()}
-    for client in clients.values():
-        client.check_token()  # a missing or unusable token file is the config's mistake: exit 2, at once
+    for name, client in clients.items():
+        try:  # a missing or unusable token file is the config's mistake: exit 2, at once
+            client.check_token()
+        except InvalidInputError as err:
+            raise InvalidInputError(
+                f"services.{name}.credentials.bearer.token_path in {where}: {err}"
+            ) from None
+
+    def verification_key(key: KeyConfig) -> VerificationKey:
+        try:
+            return key.verification_key()
+        except InvalidInputError as err:  # named by its table and file, as every other key's mistake
+            raise InvalidInputError(f"keys.{key.name} in {where}: {err}") from None
+
     plugins = Plugins()
     if len(tables.bundles) > 1:
         names = ", ".join(sorted(tables.bundles))
@@ -60,9 +74,9 @@ def build(
         keys: dict[str, VerificationConfig] = {}
         if source.keyid is not None:
             key = tables.keys[source.keyid]
-            verification = VerificationConfig(key.verification_key(), source.keyid, source.scope)
+            verification = VerificationConfig(verification_key(key), source.keyid, source.scope)
         else:  # as OPA: [keys] without a signing block verify a signature when the bundle has one
-            keys = {name: VerificationConfig(key.verification_key(), name, key.scope)
+            keys = {name: VerificationConfig(verification_key(key), name, key.scope)
                     for name, key in tables.keys.items()}  # fmt: skip
         plugins.bundle = BundlePlugin(
             source, clients[source.service], BundleDir(state_dir(), source.name), verification=verification,

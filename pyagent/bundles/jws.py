@@ -132,7 +132,11 @@ def check_key_algorithm(key: Any, algorithm: str, label: str) -> None:
     if algorithm not in PUBLIC_KEY_ALGORITHMS:
         raise InvalidInputError(
             f"{label}: algorithm {algorithm!r} refused: use one of {', '.join(PUBLIC_KEY_ALGORITHMS)}"
-            " (HMAC would put a signing secret on every device)"
+            + (
+                " (HMAC would put a signing secret on every device)"
+                if algorithm.upper().startswith("HS")
+                else ""
+            )
         )
     if algorithm.startswith(("RS", "PS")):
         if not isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):

@@ -371,7 +371,44 @@ def test_a_missing_token_file_is_the_configs_mistake_before_any_run(tmp_path: Pa
     )
     done = run_pyagent("agent", "run", "--once", "--config", str(config))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"pyagent: error: {missing}: token of service s not found\n"
+    assert done.stderr == (
+        f"pyagent: error: services.s.credentials.bearer.token_path in {config}: {missing}: token of service "
+        "s not found\n"
+    )
     assert not (state / "spool.sqlite").exists()
     shown = run_pyagent("agent", "status", "--config", str(config))  # still tells what there is
     assert shown.returncode == 0, shown.stderr
+
+
+@pytest.mark.parametrize(
+    ("key_line", "problem"),
+    [
+        ('key_path = "{absent}"', "{absent}: verification key not found"),
+        ('key_path = "{pem}"\nalgorithm = "XX999"',
+         "verification key {pem}: algorithm 'XX999' refused: use one of RS256, RS384, RS512, PS256, PS384, "
+         "PS512, ES256, ES384, ES512"),
+    ],
+    ids=["missing-file", "unknown-algorithm"],
+)  # fmt: skip
+def test_a_key_that_does_not_load_is_named_by_its_table_and_file(
+    tmp_path: Path, key_line: str, problem: str
+) -> None:
+    """It was the key file alone (or, for an unknown algorithm, a word about HMAC it is not)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = tmp_path / "public.pem"
+    pem.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    names = {"absent": tmp_path / "absent.pem", "pem": pem}
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\nid = "x"\nownership = "corporate"\nmdm_enrolled = true\norganization = "eu-commission"\n'
+        f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[services.s]\nurl = "http://127.0.0.1:9"\n'
+        '[bundles.b]\nservice = "s"\nresource = "bundles/b/wasm"\nsigning.keyid = "signer"\n'
+        f"[keys.signer]\n{key_line.format(**names)}\n"
+    )
+    done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert (done.returncode, done.stderr) == (
+        2, f"pyagent: error: keys.signer in {config}: {problem.format(**names)}\n"
+    )  # fmt: skip
