@@ -341,3 +341,31 @@ def test_an_organisation_named_with_a_bidi_override_can_be_chosen(served: Served
     chosen = served.get("/devices", organization="\u202eorg").text
     assert 'data-device="rtl"' in chosen and 'data-device="other"' not in chosen
     assert '<input name="organization" value="\u202eorg">' in chosen  # submitted again, the same filter
+
+
+def test_allow_filters_by_the_decision_s_allow_and_undecided_devices_by_compliant(served: Served) -> None:
+    """``allow=false`` listed undecided devices too, whose ``allow`` is null; those are in
+    ``compliant=false``, with the denied ones."""
+    undecided = decision_event("d-u", device_id="undecided")
+    del undecided["result"]
+    allowed, denied = (
+        decision_event("d-y", device_id="allowed", allow=True),
+        decision_event("d-n", device_id="denied"),
+    )
+    served.post(allowed, denied, undecided)
+    listed = {
+        query: [
+            (d["device_id"], d["allow"])
+            for d in served.get("/api/v1/devices", **dict([query])).json()["devices"]
+        ]
+        for query in (("allow", "true"), ("allow", "false"), ("compliant", "false"))
+    }
+    assert listed == {
+        ("allow", "true"): [("allowed", True)],
+        ("allow", "false"): [("denied", False)],
+        ("compliant", "false"): [
+            ("allowed", True),
+            ("denied", False),
+            ("undecided", None),
+        ],  # all stale (2023)
+    }

@@ -172,7 +172,9 @@ def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
     if wanted.platform is not None:
         conditions.append(devices.c.platform == wanted.platform)
     if wanted.allow is not None:
-        conditions.append(devices.c.allow.is_(True) if wanted.allow else devices.c.allow.is_not(True))
+        # the last decision's allow as it reads: an undecided device (allow null) is neither; it is in
+        # compliant=false, the filter that counts every device not to be let in
+        conditions.append(devices.c.allow.is_(wanted.allow))
     if wanted.compliant is True:
         conditions.append(and_(devices.c.verdict == "compliant", devices.c.decided_at >= cutoff))
     elif wanted.compliant is False:
