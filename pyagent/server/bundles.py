@@ -73,7 +73,8 @@ def routes(ctx: ServerContext) -> list[Route]:
             recheck = time.monotonic() + RECHECK_SECONDS
             while True:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0:  # the wait ended: a token revoked meanwhile gets its 401 now
+                    await ctx.authorize(request, "agent")
                     return not_modified
                 # in slices, so that a client that went away frees its request (and a shutdown is quick)
                 if await ctx.notifier.wait(changed, min(remaining, 1.0)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -43,3 +44,18 @@ class Fleet:
     def history(self, device: str = "fr-brussels-0042") -> list[str]:
         state = self.store.device(device, history=100)
         return [] if state is None else [h["decision_id"] for h in state.history]
+
+
+def held_after_first_read(fleet: Fleet, monkeypatch: Any) -> threading.Event:
+    """An event set once a bundle request has read the store (``bundle_head``): a long poll that read
+    it is held from then on, so that what a test does next happens during the wait."""
+    held = threading.Event()
+    head = fleet.store.bundle_head
+
+    def read(name: str, target: str) -> Any:
+        found = head(name, target)
+        held.set()
+        return found
+
+    monkeypatch.setattr(fleet.store, "bundle_head", read)
+    return held

@@ -15,7 +15,7 @@ from pyagent.server.app import create_app
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import Store
 from pyagent.server.store.base import BundleFile, NewRevision
-from tests.server.inprocess import Fleet
+from tests.server.inprocess import Fleet, held_after_first_read
 
 NOT_GZIP = (  # after "bundle NAME"
     ": not a readable tar.gz: bad gzip stream (Error -3 while decompressing data: unknown compression method)"
@@ -57,15 +57,7 @@ def _poll_across_a_publish(
     the poll first read the store (so that it is held on r1): its status, body and how long it took."""
     headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
     answer: dict[str, Any] = {}
-    held = threading.Event()
-    head = fleet.store.bundle_head
-
-    def read(name: str, target: str) -> Any:
-        found = head(name, target)
-        held.set()
-        return found
-
-    monkeypatch.setattr(fleet.store, "bundle_head", read)
+    held = held_after_first_read(fleet, monkeypatch)
 
     def poll() -> None:
         started = time.monotonic()

@@ -15,7 +15,7 @@ import pytest
 
 from pyagent.server.store.base import BundleFile, NewRevision
 from tests.helpers.pyagent_server import add_token, run_server
-from tests.server.inprocess import Fleet
+from tests.server.inprocess import Fleet, held_after_first_read
 
 
 def test_a_token_revoked_while_its_poll_is_held_gets_no_bundle(
@@ -23,15 +23,7 @@ def test_a_token_revoked_while_its_poll_is_held_gets_no_bundle(
 ) -> None:
     headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
     answer: dict[str, Any] = {}
-    held = threading.Event()  # the poll read the store once, with its token valid: it is held now
-    head = fleet.store.bundle_head
-
-    def read(name: str, target: str) -> Any:
-        found = head(name, target)
-        held.set()
-        return found
-
-    monkeypatch.setattr(fleet.store, "bundle_head", read)
+    held = held_after_first_read(fleet, monkeypatch)  # once read, with its token valid: held
 
     def poll() -> None:
         response = fleet.client.get("/bundles/pyagent", headers=headers)
@@ -46,6 +38,25 @@ def test_a_token_revoked_while_its_poll_is_held_gets_no_bundle(
     )
     waiter.join(timeout=20)
     assert answer["status"] == 401 and b"r2" not in answer["body"]
+
+
+def test_a_token_revoked_while_its_poll_is_held_gets_401_when_the_wait_ends(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing published meanwhile: the wait's end said 304, as to a valid token."""
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=2"}
+    answer: dict[str, Any] = {}
+    held = held_after_first_read(fleet, monkeypatch)
+
+    def poll() -> None:
+        answer["status"] = fleet.client.get("/bundles/pyagent", headers=headers).status_code
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    assert held.wait(10)
+    assert fleet.store.revoke_token("agent-token") is True
+    waiter.join(timeout=20)
+    assert answer == {"status": 401}
 
 
 def test_a_shutting_down_server_answers_its_held_polls_with_304_at_once(tmp_path: Path) -> None:
