@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import os
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,45 +100,47 @@ def test_sigkill_during_a_download_keeps_the_last_good_bundle(tmp_path: Path, bu
         assert not list((state / "bundles" / "pyagent").glob(".download-*"))
 
 
+@contextlib.contextmanager
+def agent_in_a_stalled_download(
+    config: Path, bundles: Stalling, log: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """A long-running agent, once half its download has come and the rest stalls; killed if still
+    there at the end."""
+    agent = start_agent("--config", str(config), log=log)
+    try:
+        assert bundles.half_sent.wait(20), log.read_text()
+        yield agent
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+
+
 def test_a_persisted_bundle_decides_at_once_while_the_download_stalls(tmp_path: Path, builds: Builds) -> None:
     """As OPA with ``persist``: the download runs in its thread. The first decision used to wait for
     it, up to the download's deadline (62 s and more), and so did a stop signal."""
-    state = tmp_path / "state"
+    state, log = tmp_path / "state", tmp_path / "agent.log"
     with control_plane(tmp_path) as plane, stalling_server() as bundles:
         config = plane.agent_with_r1(tmp_path, builds, state, bundle_url=bundles.url)
         bundles.body = builds.wasm["r1"].read_bytes()
         assert run_agent("--once", "--config", str(config)).returncode == 0
         bundles.body, bundles.stall = builds.wasm["r2"].read_bytes(), True
-        log = tmp_path / "agent.log"
-        agent = start_agent("--config", str(config), log=log)
-        try:
-            assert bundles.half_sent.wait(20), log.read_text()
+        with agent_in_a_stalled_download(config, bundles, log) as agent:
             wait_for("a decision with the persisted r1", lambda: len(spool_bodies(state)) >= 2, 15, log)
             assert spool_bodies(state)[1]["bundles"] == {"pyagent": {"revision": "r1"}}
             agent.send_signal(signal.SIGTERM)
             assert agent.wait(timeout=20) == 0, log.read_text()
-        finally:
-            if agent.poll() is None:
-                agent.kill()
-                agent.wait()
 
 
 def test_a_stop_signal_during_the_first_download_is_acted_on_at_once(tmp_path: Path, builds: Builds) -> None:
     """No bundle yet, and the download stalls: SIGTERM ends the agent at once, with no decision begun
     (it was handled when the download's deadline ended, a minute on, and a decision was made after it)."""
-    state = tmp_path / "state"
+    state, log = tmp_path / "state", tmp_path / "agent.log"
     with control_plane(tmp_path) as plane, stalling_server() as bundles:
         config = plane.agent_with_r1(tmp_path, builds, state, bundle_url=bundles.url)
         bundles.body, bundles.stall = builds.wasm["r1"].read_bytes(), True
-        log = tmp_path / "agent.log"
-        agent = start_agent("--config", str(config), log=log)
-        try:
-            assert bundles.half_sent.wait(20), log.read_text()
+        with agent_in_a_stalled_download(config, bundles, log) as agent:
             agent.send_signal(signal.SIGTERM)
             assert agent.wait(timeout=10) == 0, log.read_text()
-        finally:
-            if agent.poll() is None:
-                agent.kill()
-                agent.wait()
     assert "stopped by SIGTERM" in log.read_text()
     assert spool_bodies(state) == []
