@@ -244,6 +244,8 @@ def bundle(
     targets = policy_dirs(dirs)
     checked = datacheck.check_dirs(targets)  # a data mistake: exit 2 with file, line and path
     revision = revision or datacheck.revision_of(checked)
+    if output == "-":  # (elsewhere "-" is standard output; a bundle is a file others are given)
+        raise click.UsageError("-o -: a bundle is written to a file; give its path")
     output = output or default_output()
     if signing_key is None:
         unused = [

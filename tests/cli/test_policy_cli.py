@@ -292,3 +292,15 @@ def test_a_working_directory_with_half_a_policy_is_refused_not_passed_over(
         "pyagent: error: policies/rego: there is no policies/data beside it; give the policy's directories "
         "(e.g. pyagent policy test policies/rego DATA_DIR)\n",
     )
+
+
+def test_policy_bundle_to_standard_output_is_refused_not_written_to_a_file_named_dash(
+    policy_copy: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(["policy", "bundle", *map(str, policy_copy), "-o", "-"])
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, "pyagent: error: -o -: a bundle is written to a file; give its path "
+        "(see pyagent policy bundle --help)"
+    )  # fmt: skip
+    assert not (tmp_path / "-").exists()
