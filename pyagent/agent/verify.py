@@ -33,7 +33,7 @@ from pyagent.jsonio import parse_json
 class Problem:
     """One break in the chain: what (``kind``), where (``seq``, ``record_id``), and a sentence."""
 
-    kind: str  # edited | deleted | inserted | reordered | anchor | key
+    kind: str  # edited | deleted | inserted | reordered | anchor | identity | key
     seq: int | None
     record_id: str | None
     message: str
@@ -178,6 +178,7 @@ def verify_spool(spool: Spool, key: ChainKey) -> Verification:
         chain = [entries[i] for i in order]
         problems.extend(_links(chain, state))
         problems.extend(_ends(chain, state))
+        problems.extend(_identity(chain, state))
     unique = list(dict.fromkeys(problems))
     return Verification(
         path=str(spool.path),
@@ -291,21 +292,68 @@ def _ends(chain: list[_Entry], state: ChainState) -> list[Problem]:
             )
         ]
     if last.sound and last.body is not None:
-        said = (last.body.get("anchor"), last.body.get("dropped"))
-        held = ({"seq": state.anchor_seq, "hash": state.anchor_hash}, state.dropped)
+        said = (last.body.get("anchor"), last.body.get("dropped"), last.body.get("dropped_unshipped"))
+        held = ({"seq": state.anchor_seq, "hash": state.anchor_hash}, state.dropped, state.dropped_unshipped)
         if said != held:
             return [
                 Problem(
                     "anchor",
                     None,
                     None,
-                    f"the anchor or dropped counter in meta (seq {state.anchor_seq}, "
-                    f"dropped {state.dropped}) "
-                    f"differs from what the head record {last.name} says: edited",
+                    f"the anchor or dropped counters in meta (seq {state.anchor_seq}, "
+                    f"dropped {state.dropped}, dropped unshipped {state.dropped_unshipped}) "
+                    f"differ from what the head record {last.name} says: edited",
                 )
             ]
     return []
 
 
+def _identity(chain: list[_Entry], state: ChainState) -> list[Problem]:
+    """Each record names the chain it was written in (and the first, the origin): one that names
+    another than ``meta`` does was written after ``meta``'s identity was edited, or ``meta`` since.
+    Its dropped counters grow only by the records dropped before it (the anchor's move): more was
+    copied from an edited ``meta``. The first such record is named (the later ones would be too)."""
+    previous: _Entry | None = None
+    for entry in chain:
+        if not entry.sound or entry.body is None:
+            continue
+        if previous is not None and previous.body is not None and entry.seq == previous.seq + 1:
+            problem = _counted(previous.body, entry)
+            if problem is not None:
+                return [problem]
+        previous = entry
+        if entry.body.get("chain_id") != state.chain_id:
+            return [Problem(
+                "identity", entry.row.seq, entry.row.id,
+                f"record {entry.name} is of chain {entry.body.get('chain_id')!r}, but meta says "
+                f"{state.chain_id!r}: the log's identity was edited",
+            )]  # fmt: skip
+        if entry.seq == 1 and entry.body.get("origin", "") != state.origin:
+            return [Problem(
+                "identity", entry.row.seq, entry.row.id,
+                f"record {entry.name} says the log began at {entry.body.get('origin', '')!r}, but meta "
+                f"says {state.origin!r}: the log's identity was edited",
+            )]  # fmt: skip
+    return []
+
+
 def _span(first: int, last: int) -> str:
     return f"seq {first}" if first == last else f"seq {first}..{last}"
+
+
+def _counted(before: dict[str, Any], entry: _Entry) -> Problem | None:
+    """A problem when ``entry``'s dropped counters moved otherwise than its anchor did since ``before``."""
+    after = entry.body or {}
+    try:
+        moved = int(after["anchor"]["seq"]) - int(before["anchor"]["seq"])
+        dropped = int(after["dropped"]) - int(before["dropped"])
+        unshipped = int(after.get("dropped_unshipped", 0)) - int(before.get("dropped_unshipped", 0))
+    except (KeyError, TypeError, ValueError):
+        return Problem("edited", entry.row.seq, entry.row.id, f"record {entry.name} has no readable counters")
+    if dropped == moved and 0 <= unshipped <= moved:
+        return None
+    return Problem(
+        "anchor", entry.row.seq, entry.row.id,
+        f"record {entry.name} counts {dropped} more dropped ({unshipped} unshipped) than the previous one "
+        f"while its anchor moved by {moved}: the counters in meta were edited",
+    )  # fmt: skip

@@ -228,9 +228,41 @@ def test_records_deleted_from_the_start_with_a_forged_anchor_are_found(tmp_path:
             [("3", "anchor_seq"), (digest, "anchor_hash"), ("3", "dropped")],
         )
     problem = only(verify(path).problems)
-    said = r"the anchor or dropped counter in meta \(seq 3, dropped 3\) differs from what the head record "
+    said = (
+        r"the anchor or dropped counters in meta \(seq 3, dropped 3, dropped unshipped 0\) differ from what "
+        r"the head record "
+    )
     assert problem.kind == "anchor"
     assert re.fullmatch(said + r"seq 10 \(id [^)]+\) says: edited", problem.message), problem.message
+
+
+@pytest.mark.parametrize(
+    ("edits", "kind", "message"),
+    [
+        ([("7", "dropped_unshipped")], "anchor",
+         r"the anchor or dropped counters in meta \(seq 0, dropped 0, dropped unshipped 7\) differ from what "
+         r"the head record seq 5 \(id [^)]+\) says: edited"),
+        ([("forged", "chain_id")], "identity",
+         r"record seq 1 \(id [^)]+\) is of chain '[0-9a-f-]{36}', but meta says 'forged': the log's identity "
+         r"was edited"),
+        ([("elsewhere", "origin")], "identity",
+         r"record seq 1 \(id [^)]+\) says the log began at '[^']*', but meta says 'elsewhere': the log's "
+         r"identity was edited"),
+    ],
+    ids=["dropped-unshipped", "chain-id", "origin"],
+)  # fmt: skip
+def test_the_log_s_identity_and_counters_edited_in_meta_are_found(
+    tmp_path: Path, edits: list[tuple[str, str]], kind: str, message: str
+) -> None:
+    """They were reported intact, and the next record copied the forged values under a valid hash."""
+    path = tmp_path / "spool.sqlite"
+    fill(path, 5, max_records=100)
+    with connect(path) as conn:
+        conn.executemany("UPDATE meta SET value = ? WHERE key = ?", edits)
+    problem = only(verify(path).problems)
+    assert problem.kind == kind and re.fullmatch(message, problem.message), problem.message
+    fill(path, 1, max_records=100)  # the agent writes on: still found
+    assert not verify(path).intact
 
 
 def rechain(path: Path, key: ChainKey, mutate: Callable[[int, dict[str, Any]], dict[str, Any]]) -> None:
