@@ -95,6 +95,21 @@ def test_an_event_too_large_for_the_limit_is_set_aside_and_offered_again_once_it
     assert spool.set_aside_list() == (0, []) and spool.counts() == (12, 0)
 
 
+def test_a_step_whose_every_event_was_set_aside_is_not_an_upload_that_went_well(
+    spool: Spool, collector: CollectorState
+) -> None:
+    """Nothing was accepted: agent status said "ok at ..." and the status message no error."""
+    events = [(r.seq, json.dumps(event_of(r, {})).encode()) for r in spool.records()]
+    uploader = plugin(collector.url, limit=len(gzip_array(events[:1])) - 10)  # every event over it
+    uploader.step(spool)
+    assert (uploader.state.last_ok_at, uploader.state.last_error) == (
+        None, "none of the 12 event(s) offered was accepted: set aside (agent status)"
+    )  # fmt: skip
+    uploader.config = DecisionLogs(service="logs", upload_size_limit_bytes=32768, min_delay=1, max_delay=2)
+    uploader.step(spool)  # offered again under a limit they fit: accepted
+    assert uploader.state.last_error is None and uploader.state.last_ok_at is not None
+
+
 def test_a_refused_event_is_found_by_bisection_set_aside_and_offered_again_until_a_2xx(
     spool: Spool, collector: CollectorState
 ) -> None:

@@ -190,6 +190,8 @@ class DecisionLogPlugin:
         self._rng = rng or random.Random()
         self._failures = 0
         self._retrying: set[int] = set()
+        self._aside_now = 0
+        """Events set aside in the step under way."""
         self._answer_code: int | None = None
         """The HTTP status of the answer that failed this upload, if one came."""
         self.state = UploadState()
@@ -199,7 +201,11 @@ class DecisionLogPlugin:
         at = utc_now()
         self.state.last_attempt_at = at
         self._answer_code = None
+        self._aside_now, sent_before = 0, self.state.sent
         error = self.upload(spool)
+        if error is None and self._aside_now and self.state.sent == sent_before:
+            # every event offered was set aside (refused, or too large): not an upload that went well
+            error = f"none of the {self._aside_now} event(s) offered was accepted: set aside (agent status)"
         self.state.http_code = self._answer_code  # with the outcome: a status sent meanwhile keeps the last
         spool.note_ship(at=at, error=error)
         self.state.changes += (error is None) != (self.state.last_error is None)  # OK <-> failing: report it
@@ -308,6 +314,7 @@ class DecisionLogPlugin:
         size_limit: int | None = None,
     ) -> None:
         again = seq in self._retrying
+        self._aside_now += 1
         spool.set_aside(seq, utc_now(), reason, retry=retry, size_limit=size_limit)
         if again:  # refused once more: its entry says when and why, without a new notice
             return
