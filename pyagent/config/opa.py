@@ -226,10 +226,16 @@ def _key(name: str, value: Any, source: str) -> KeyConfig:
         raise InvalidInputError(
             f"keys.{name}.private_key in {source}: agents verify bundles and never hold a signing key"
         )
+    algorithm = section.string("algorithm")
+    if algorithm is not None and algorithm.upper().startswith("HS"):  # whether a bundle uses it or not
+        raise InvalidInputError(
+            f"keys.{name}.algorithm in {source}: {algorithm!r} refused: HMAC would put a signing secret on "
+            "every device; use a public-key algorithm (RS256, ES256, ...)"
+        )
     key, key_path = section.string("key"), section.path("key_path")
     if (key is None) == (key_path is None):
         raise InvalidInputError(f"keys.{name} in {source}: give one of key (a PEM public key) or key_path")
-    return KeyConfig(name, key, key_path, section.string("algorithm"), section.string("scope"))
+    return KeyConfig(name, key, key_path, algorithm, section.string("scope"))
 
 
 def _bundle(

@@ -176,6 +176,11 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
             "[keys.k]\nprivate_key = 'x'\n",
             "keys.k.private_key in {file}: agents verify bundles and never hold a signing key",
         ),
+        (  # without a [bundles] table too: it was taken, unused, with its secret on the device
+            "[keys.k]\nalgorithm = 'HS256'\nkey = 'shared-secret'\n",
+            "keys.k.algorithm in {file}: 'HS256' refused: HMAC would put a signing secret on every device; "
+            "use a public-key algorithm (RS256, ES256, ...)",
+        ),
         (
             "[labels]\nid = 'x'\n",
             "labels.id in {file}: set by the agent (id: the device id, version: pyagent's)",
