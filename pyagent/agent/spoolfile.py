@@ -59,12 +59,7 @@ def new_file(path: Path) -> Iterator[Path]:
     beside the write-ahead log of a spool that was deleted (:func:`orphaned_log`), nor where one was
     made before and is gone (:func:`mark_made`)."""
     orphaned_log(path)
-    if _marker(path).exists() and not path.exists():
-        raise SpoolCorruptError(
-            path,
-            f"the spool is missing, though one was made here ({_marker(path)} says so); a new chain would "
-            "hide that the decisions it held are gone",
-        )
+    check_not_lost(path)
     temporary = path.with_name(f".{path.name}.new-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -124,6 +119,17 @@ def aside_key(seq: int) -> str:
 
 def _marker(path: Path) -> Path:
     return Path(f"{path}.made")
+
+
+def check_not_lost(path: Path) -> None:
+    """Raise :class:`SpoolCorruptError` when no spool is at ``path`` though one was made there
+    (:func:`mark_made`): its decisions are gone, which neither a new chain nor "no run yet" may hide."""
+    if _marker(path).exists() and not path.exists():
+        raise SpoolCorruptError(
+            path,
+            f"the spool is missing, though one was made here ({_marker(path)} says so); a new chain would "
+            "hide that the decisions it held are gone",
+        )
 
 
 def mark_made(path: Path) -> None:

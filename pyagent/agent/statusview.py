@@ -10,6 +10,7 @@ from typing import Any
 from pyagent.agent.chain import load_key
 from pyagent.agent.cycle import decision_summary
 from pyagent.agent.plugins.bundledir import read_statuses
+from pyagent.agent.spoolfile import check_not_lost
 from pyagent.agent.store import Spool
 
 SHOWN_ASIDE = 20
@@ -44,6 +45,7 @@ def status_document(path: Path, uploads_to: str | None, state_dir: Path | None =
         "bundles": _bundles(state_dir),
     }
     if not document["exists"]:
+        check_not_lost(path)  # a spool deleted is not "no run yet"
         empty = {"count": 0, "records": []}
         return {**document, "records": 0, "pending": 0, "dropped": 0, "last_run": None, "head": None,
                 "set_aside": empty}  # fmt: skip

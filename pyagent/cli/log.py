@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from pyagent.agent.chain import load_key
+from pyagent.agent.spoolfile import check_not_lost
 from pyagent.agent.store import Spool
 from pyagent.agent.verify import verify_spool
 from pyagent.config.agent import agent_settings, load_config
@@ -60,6 +61,7 @@ def verify(
     settings = agent_settings(load_config(config_path))
     path = settings.spool_for(db_path, os.environ.get("PYAGENT_STATE_DIR"))
     key = load_key(Path(key_file) if key_file else settings.hmac_key_file)
+    check_not_lost(path)  # a spool deleted is not "no run yet"
     with Spool.open(path, key=key, readonly=True) as spool:
         result = verify_spool(spool, key)
     if fmt == "json":

@@ -169,6 +169,10 @@ def test_a_spool_deleted_is_not_replaced_by_a_new_chain_without_a_word(
     assert marker.read_text().startswith("a pyagent spool was made here (spool.sqlite) by ")
     path.unlink()
     config = str(config_file())
+    for command in (("agent", "status"), ("log", "verify")):  # they said "the agent has not run yet"
+        shown = run_pyagent(*command, "--config", config)
+        missing = "the spool is missing, though one was made here"
+        assert (shown.returncode, missing in shown.stderr) == (2, True), command
     refused = run_pyagent("agent", "run", "--once", "--config", config)
     assert refused.returncode == 2 and not path.exists()
     assert refused.stderr.strip().endswith(
