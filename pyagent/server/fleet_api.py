@@ -73,13 +73,17 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
 
 
 def compliance(store: Store, device_id: str, now: datetime, stale_after: timedelta) -> dict[str, Any]:
-    """For access gating: an unknown, stale or non-compliant device is not compliant."""
+    """For access gating: an unknown, stale or non-compliant device is not compliant. The keys are the
+    contract's five exactly (an unknown device: ``decision_id`` and ``as_of`` null)."""
     state = store.device(device_id)
     if state is None:
         return {
-            "device_id": device_id, "compliant": False, "stale": False, "as_of": None, "decision_id": None,
-            "known": False,
-        }  # fmt: skip
+            "device_id": device_id,
+            "compliant": False,
+            "stale": False,
+            "as_of": None,
+            "decision_id": None,
+        }
     stale = state.decided_at < now - stale_after
     return {
         "device_id": device_id,
@@ -87,7 +91,6 @@ def compliance(store: Store, device_id: str, now: datetime, stale_after: timedel
         "stale": stale,
         "as_of": iso(state.decided_at),
         "decision_id": state.decision_id,
-        "known": True,
     }
 
 

@@ -172,8 +172,9 @@ def document() -> dict[str, Any]:
                             "stale": {"type": "boolean"},
                             "as_of": {"type": ["string", "null"]},
                             "decision_id": {"type": ["string", "null"]},
-                            "known": {"type": "boolean"},
                         },
+                        "required": ["device_id", "compliant", "stale", "as_of", "decision_id"],
+                        "additionalProperties": False,
                     },
                 )
             },

@@ -240,7 +240,7 @@ def test_device_filters(api: Api, decided: list[Decided]) -> None:
 def test_compliance_for_access_gating(api: Api, decided: list[Decided]) -> None:
     unknown = api.get("/api/v1/devices/nobody/compliance")
     assert unknown == {"device_id": "nobody", "compliant": False, "stale": False, "as_of": None,
-                       "decision_id": None, "known": False}  # fmt: skip
+                       "decision_id": None}  # fmt: skip
     stale = api.get(f"/api/v1/devices/{decided[0].device_id}/compliance")
     assert (stale["compliant"], stale["stale"], stale["as_of"]) == (False, True, T2)
     fresh_report = dict(decided[1].event["input"]["report"])
@@ -250,7 +250,7 @@ def test_compliance_for_access_gating(api: Api, decided: list[Decided]) -> None:
     assert api.client.post("/logs", json=[event], headers=api.agent).status_code == 200
     fresh = api.get(f"/api/v1/devices/{decided[1].device_id}/compliance")
     assert fresh == {"device_id": decided[1].device_id, "compliant": True, "stale": False, "as_of": now,
-                     "decision_id": "fresh", "known": True}  # fmt: skip
+                     "decision_id": "fresh"}  # fmt: skip
     not_stale = api.get("/api/v1/devices", stale="false")["devices"]
     assert [d["device_id"] for d in not_stale] == [decided[1].device_id]
 
