@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import EngineHolder, run_once
-from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, move_aside, utc_now
+from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, SpoolError, move_aside, utc_now
 from pyagent.agent.threads import PluginThreads, first_download, guarded
 from pyagent.agent.wiring import Plugins
 from pyagent.config.agent import AgentConfig
@@ -181,7 +181,12 @@ def _decide_and_record(
     log: ActivityLog,
 ) -> tuple[Spool, int]:
     result = run_once(config, engines, flags)
-    spool, row = _record(spool, plan, result.content, log)
+    try:
+        spool, row = _record(spool, plan, result.content, log)
+    except SpoolCorruptError:
+        raise
+    except SpoolError as err:  # a full disk, a spool made read-only: say what was not kept
+        raise SpoolError(f"{err}; this run's decision was not recorded: {result.summary}") from err
     out(
         json.dumps(
             {

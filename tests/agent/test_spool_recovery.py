@@ -186,3 +186,36 @@ def test_a_spool_deleted_is_not_replaced_by_a_new_chain_without_a_word(
         "a new chain starts" in moved.stderr and len(list(tmp_path.glob("spool.sqlite.corrupt-*.made"))) == 1
     )
     assert marker.exists() and path.exists()  # the new chain's own note
+
+
+def test_a_decision_the_spool_could_not_keep_is_said_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the error said the spool could not be written, not that this run's decision is lost."""
+    from pyagent.agent import runner
+    from pyagent.agent.cycle import RunResult
+    from pyagent.agent.store import SpoolError
+    from tests.agent.conftest import synthetic
+
+    path = tmp_path / "spool.sqlite"
+    plan = runner.RunPlan(path, ChainKey(), 100, 0.0, 0.0, True, move_corrupt_aside=False)
+    log = _Log()
+    spool = runner.open_spool(plan, log)  # type: ignore[arg-type]
+    result = RunResult(
+        "non_compliant", 1, synthetic(1), "non-compliant for eu-commission (eu-commission/tiktok)"
+    )
+    monkeypatch.setattr(runner, "run_once", lambda *args, **kwargs: result)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise SpoolError(f"{path}: cannot write to the spool: database or disk is full")
+
+    monkeypatch.setattr(spool, "append", full)
+    try:
+        with pytest.raises(SpoolError) as refused:
+            runner._decide_and_record(spool, plan, None, None, None, lambda line: None, log)  # type: ignore[arg-type]
+        assert str(refused.value) == (
+            f"{path}: cannot write to the spool: database or disk is full; this run's decision was not "
+            "recorded: non-compliant for eu-commission (eu-commission/tiktok)"
+        )
+    finally:
+        spool.close()
