@@ -6,7 +6,8 @@ Each plug-in area (collectors, engines, outputs) derives one base error from the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 
 class PyagentError(Exception):
@@ -42,6 +43,16 @@ def and_more(count: int, noun: str) -> str:
     """What follows the first of ``count + 1`` errors told in one line: `` (and 2 more problems)``, or
     nothing when there is no other."""
     return f" (and {count} more {noun}{'' if count == 1 else 's'})" if count > 0 else ""
+
+
+@contextlib.contextmanager
+def located(where: str) -> Iterator[None]:
+    """Re-raise an :class:`InvalidInputError` from the block as ``WHERE: message``: a mistake found
+    deep down (a key file, a token file) is told with where it was named (a config key and file)."""
+    try:
+        yield
+    except InvalidInputError as err:
+        raise InvalidInputError(f"{where}: {err}") from None
 
 
 def listed(shown: Iterable[str], total: int) -> str:

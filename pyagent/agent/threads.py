@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pyagent.agent.chain import ChainKey
+from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.store import Spool, SpoolError
 from pyagent.agent.wiring import Plugins
 from pyagent.termsafe import shorten
@@ -78,7 +79,7 @@ class PluginThreads:
         assert bundle is not None
         delay = self._bundle_delay
         if delay is None:
-            delay = guarded(self._log, "bundle", lambda: bundle.step(wait=False))
+            delay = _first_step(bundle, self._log)
         while not self._wait(delay):
             delay = guarded(self._log, "bundle", bundle.step)
 
@@ -184,7 +185,7 @@ def first_download(plugins: Plugins, stop: threading.Event, log: _Log) -> float 
     assert bundle is not None
     delay: list[float] = []
     worker = threading.Thread(
-        target=_deaf(lambda: delay.append(guarded(log, "bundle", lambda: bundle.step(wait=False)))),
+        target=_deaf(lambda: delay.append(_first_step(bundle, log))),
         name="pyagent-bundle-first",
         daemon=True,
     )
@@ -193,6 +194,11 @@ def first_download(plugins: Plugins, stop: threading.Event, log: _Log) -> float 
         if stop.wait(0.1):
             return None
     return delay[0] if delay else 0.0
+
+
+def _first_step(bundle: BundlePlugin, log: _Log) -> float:
+    """A first download: at once, without a long poll (nothing is active to hold it on)."""
+    return guarded(log, "bundle", lambda: bundle.step(wait=False))
 
 
 #: Stop signals, for the main thread alone (:func:`_deaf`).

@@ -27,7 +27,7 @@ from pyagent.config.opa import KeyConfig
 from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.select import resolve
 from pyagent.engines.wasm.bundle import BundleError, WasmBundle
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, located
 
 
 @dataclass
@@ -49,19 +49,13 @@ def build(
     tables = config.tables
     where = config.source or "the agent config"
     clients = {name: ServiceClient(service) for name, service in tables.services.items()}
-    for name, client in clients.items():
-        try:  # a missing or unusable token file is the config's mistake: exit 2, at once
+    for name, client in clients.items():  # a missing or unusable token file: the config's mistake, at once
+        with located(f"services.{name}.credentials.bearer.token_path in {where}"):
             client.check_token()
-        except InvalidInputError as err:
-            raise InvalidInputError(
-                f"services.{name}.credentials.bearer.token_path in {where}: {err}"
-            ) from None
 
     def verification_key(key: KeyConfig) -> VerificationKey:
-        try:
+        with located(f"keys.{key.name} in {where}"):  # named by its table and file, as every key mistake
             return key.verification_key()
-        except InvalidInputError as err:  # named by its table and file, as every other key's mistake
-            raise InvalidInputError(f"keys.{key.name} in {where}: {err}") from None
 
     plugins = Plugins()
     if len(tables.bundles) > 1:

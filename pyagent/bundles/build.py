@@ -136,7 +136,7 @@ def build_unsigned_bundle(
     return out
 
 
-_DECISION_PACKAGE = re.compile(rb"^package pyagent\.decision\s*$", re.MULTILINE)
+_DECISION_PACKAGE = re.compile(index.DECISION_PACKAGE.encode(), re.MULTILINE)
 
 
 def _check_policy_data(members: dict[str, bytes], target: str, dirs: Sequence[str | Path]) -> None:

@@ -158,7 +158,7 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
         else:
             targets = policy_dirs(dirs)
             data = policy_data(targets)
-            if missing := datacheck.missing_policy_data(targets):
+            if missing := datacheck.missing_policy_data(targets, data):  # (data read once)
                 raise InvalidInputError(missing)
     except NoDecisionError as err:  # a bundle that does not read: a bad input here, no decision asked
         raise InvalidInputError(str(err)) from err

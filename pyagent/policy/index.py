@@ -44,6 +44,10 @@ NO_POLICY_DATA = (
 )
 
 
+#: A Rego file of pyagent's decision: what has no meaning without the policy data.
+DECISION_PACKAGE = r"^package pyagent\.decision\s*$"
+
+
 def has_policy_data(data: Mapping[str, Any]) -> bool:
     """Does ``data`` (the whole data document) hold pyagent's policy data (its organisations)?"""
     pyagent = data.get("pyagent")

@@ -28,8 +28,9 @@ def only(request: Request, *known: str) -> None:
         takes = ", ".join(known) if known else "none"
         raise bad_request(f"{unknown[0]}: not a parameter of {request.scope['path']} (it takes: {takes})")
     for name in request.query_params:  # which of two values was meant is not ours to guess
-        if len(request.query_params.getlist(name)) > 1:
-            raise bad_request(f"{name}: given {len(request.query_params.getlist(name))} times; give it once")
+        given = len(request.query_params.getlist(name))
+        if given > 1:
+            raise bad_request(f"{name}: given {given} times; give it once")
 
 
 def _given(request: Request, name: str) -> str | None:

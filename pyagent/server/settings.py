@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.bundles.verify import VerificationConfig
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, located
 from pyagent.server.body import BodyLimits, MiB
 from pyagent.server.store.base import QUERY_TIMEOUT_SECONDS
 from pyagent.timeutil import DURATION_EXPECTED, duration_seconds
@@ -50,12 +50,10 @@ class Verification:
     """Where the key was named, for its errors: ``FILE: server.verification.key_path``."""
 
     def config(self) -> VerificationConfig:
-        try:
+        with located(self.where):
             return VerificationConfig.from_key_file(
                 self.key_path, algorithm=self.algorithm, key_id=self.keyid, scope=self.scope
             )
-        except InvalidInputError as err:
-            raise InvalidInputError(f"{self.where}: {err}") from None
 
 
 @dataclass(frozen=True)

@@ -167,16 +167,16 @@ def problems_in_dirs(dirs: Sequence[str]) -> list[str]:
         return [str(err)]
 
 
-def missing_policy_data(dirs: Sequence[str]) -> str | None:
+def missing_policy_data(dirs: Sequence[str], data: Mapping[str, Any] | None = None) -> str | None:
     """Why policy directories whose Rego is pyagent's decision (``package pyagent.decision``) cannot be
     tested, documented or linked as they are: no policy data among them (the Rego alone decides
     nothing, and its tests fail for a reason none of them says). None when they have data, or are
-    some other policy."""
+    some other policy. ``data``: the data document of ``dirs`` when the caller has read it already."""
     import re
 
-    from pyagent.policy.index import NO_POLICY_DATA, has_policy_data
+    from pyagent.policy.index import DECISION_PACKAGE, NO_POLICY_DATA, has_policy_data
 
-    decision = re.compile(r"^package pyagent\.decision\s*$", re.MULTILINE)
+    decision = re.compile(DECISION_PACKAGE, re.MULTILINE)
     rego = (
         path
         for root in map(Path, dirs)
@@ -185,7 +185,7 @@ def missing_policy_data(dirs: Sequence[str]) -> str | None:
     )
     if not any(decision.search(path.read_text(encoding="utf-8", errors="replace")) for path in rego):
         return None
-    if has_policy_data(load_dirs(dirs).data):
+    if has_policy_data(load_dirs(dirs).data if data is None else data):
         return None
     return f"{', '.join(map(str, dirs))}: {NO_POLICY_DATA}"
 
