@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pyagent.agent.chain import load_key
+from pyagent.agent.lock import agent_locks
 from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
 from pyagent.agent.statusview import status_document, status_lines
 from pyagent.agent.wiring import build
@@ -124,28 +125,30 @@ def run(
         private_dir(state_dir)
     private_file(spool, what="spool")
     engine = engine_settings(config, EngineSettings(**engine_flags))
-    log = ActivityLog(settings.log_path, _echo_err)
-    try:
-        plugins, engines = build(
-            config,
-            engine,
-            state_dir=lambda: private_dir(state_dir),
-            device_id=lambda: _device_id(config, flags),
-            notify=log.notify,
-        )
-        plan = RunPlan(
-            spool_path=spool,
-            key=load_key(settings.hmac_key_file),
-            max_records=settings.max_records,
-            interval=settings.interval if interval is None else interval,
-            jitter=settings.jitter if jitter is None else jitter,
-            once=once,
-            move_corrupt_aside=move_corrupt_aside,
-        )
-        with engines:
-            code = run_agent(plan, config, engines, _echo_out, log, plugins, flags)
-    finally:
-        log.close()
+    bundles_dir = private_dir(state_dir) if config.tables.bundles else None
+    with agent_locks(spool, bundles_dir):  # one agent at a time on a spool and a state directory
+        log = ActivityLog(settings.log_path, _echo_err)
+        try:
+            plugins, engines = build(
+                config,
+                engine,
+                state_dir=lambda: private_dir(state_dir),
+                device_id=lambda: _device_id(config, flags),
+                notify=log.notify,
+            )
+            plan = RunPlan(
+                spool_path=spool,
+                key=load_key(settings.hmac_key_file),
+                max_records=settings.max_records,
+                interval=settings.interval if interval is None else interval,
+                jitter=settings.jitter if jitter is None else jitter,
+                once=once,
+                move_corrupt_aside=move_corrupt_aside,
+            )
+            with engines:
+                code = run_agent(plan, config, engines, _echo_out, log, plugins, flags)
+        finally:
+            log.close()
     ctx.exit(code)
 
 
