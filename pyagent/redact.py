@@ -20,6 +20,12 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@
 _AUTH = re.compile(
     r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken)\s+)(?P<secret>(?=[A-Za-z0-9._~+/=-]*[^a-z\s])[A-Za-z0-9._~+/=-]{8,})"
 )
+# An Authorization header's credential, whatever its length (``Authorization: Bearer abc``, or quoted as
+# in a dump of headers): after the header's name a scheme is a credential's, never prose.
+_HEADER = re.compile(
+    r"(?P<key>\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)\s+)(?P<secret>[^\s\"',;)]+)",
+    re.IGNORECASE,
+)
 # A pyagent server token (``pyagent server token add``: ``pya_`` and 43 characters of URL-safe base64),
 # wherever it is: ``token=pya_…`` in prose, a header echoed without its scheme, a token pasted into a
 # message. Only that exact shape: an id or revision that merely starts with ``pya_`` is no token.
@@ -32,9 +38,11 @@ _QUERY_SECRET = re.compile(
 
 
 def redact(text: str) -> str:
-    """``text`` with URL user-info, ``Bearer``/``Basic`` credentials, tokens in query strings and
+    """``text`` with URL user-info, ``Bearer``/``Basic`` credentials (any length in an ``Authorization``
+    header), tokens in query strings and
     pyagent server tokens (``pya_…``) replaced by ``***``."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    text = _HEADER.sub(lambda m: f"{m['key']}{REDACTED}", text)
     text = _AUTH.sub(lambda m: f"{m['scheme']}{REDACTED}", text)
     text = _SERVER_TOKEN.sub(REDACTED, text)
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{REDACTED}", text)

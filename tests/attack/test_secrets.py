@@ -167,6 +167,12 @@ def test_a_token_echoed_by_the_server_is_redacted(write_report: Any) -> None:
         ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***"),
         ("GET /bundle?access_token=abc123&x=1", "GET /bundle?access_token=***&x=1"),
         ("basic authentication over TLS", "basic authentication over TLS"),
+        # a short credential in an Authorization header, bare or quoted (it was kept: under 8 characters)
+        ("Authorization: Bearer s3cr3t", "Authorization: Bearer ***"),
+        ("{'authorization': 'Bearer abc'}", "{'authorization': 'Bearer ***'}"),
+        ('"Authorization":"token x1", next', '"Authorization":"token ***", next'),
+        ("authorization: denied", "authorization: denied"),
+        ("Bearer tokens are required", "Bearer tokens are required"),
         ("the token expired", "the token expired"),
         # a pyagent server token, wherever it is quoted (was kept after "token=" outside a query string)
         ("GET /x token=pya_Rurlgh6eLX_lkQ3DcpPbIctUxw7sVtNfUe68cJDTTk8 (401)", "GET /x token=*** (401)"),
