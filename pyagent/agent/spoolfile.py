@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pyagent.errors import InvalidInputError
 
@@ -50,6 +51,28 @@ def sqlite_errors(path: Path, action: str) -> Iterator[None]:
         yield
     except sqlite3.Error as err:
         raise _translate(err, path, action) from err
+
+
+def readonly_connection(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the spool at ``path``, also where its directory cannot be written (a
+    read-only mount, another user's directory this one may read).
+
+    There SQLite cannot make the write-ahead log's shared-memory file (``-shm``) and refuses a plain
+    read-only open. When no write-ahead log holds anything (no ``-wal``, or an empty one), the file
+    alone is the whole spool and is opened immutable; when one does, reading the file alone would
+    leave its records out, so the spool is refused, saying how to read a copy.
+    """
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+    if shm.exists() or os.access(path.parent, os.W_OK, effective_ids=True):
+        return sqlite3.connect(uri, uri=True, timeout=10)
+    if not wal.exists() or wal.stat().st_size == 0:
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=10)
+    raise SpoolError(
+        f"{path}: cannot read the spool where it is: its directory cannot be written and its "
+        f"write-ahead log ({wal.name}) has no shared-memory file ({shm.name}); copy the spool with its "
+        f"{wal.name} to a directory of yours and read the copy"
+    )
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from pyagent.agent.chain import GENESIS, ChainKey, canonical_json
 from pyagent.agent.spoolfile import (
@@ -38,6 +37,7 @@ from pyagent.agent.spoolfile import (
     mark_made,
     move_aside,
     new_file,
+    readonly_connection,
     sqlite_errors,
     to_offer,
     utc_now,
@@ -100,10 +100,7 @@ class Spool:
         if not readonly and not path.exists():
             cls._create(path, key=key, origin=origin)
         with sqlite_errors(path, "open"):
-            if readonly:
-                conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=10)
-            else:
-                conn = sqlite3.connect(str(path), timeout=10)
+            conn = readonly_connection(path) if readonly else sqlite3.connect(str(path), timeout=10)
             conn.isolation_level = None
             spool = cls(path, conn, key)
             try:

@@ -163,7 +163,14 @@ def read_statuses(state_dir: Path) -> list[dict[str, Any]]:
     """Every bundle's ``status.json`` under ``state_dir`` (for ``agent status``), by name."""
     found = []
     root = state_dir / "bundles"
-    for path in sorted(root.glob(f"*/{STATUS_FILE}")) if root.is_dir() else []:
+    try:
+        paths = sorted(root.glob(f"*/{STATUS_FILE}")) if root.is_dir() else []
+    except OSError as err:  # (not this user's state directory: say so, it is no internal error)
+        raise InvalidInputError(
+            f"{root}: cannot read the agent's bundle state: {err.strerror or err} (give --state-dir, or "
+            "ask as the agent's user)"
+        ) from err
+    for path in paths:
         try:
             raw = _read_status(path.parent)
             if raw is None:
