@@ -4,13 +4,18 @@ A path given on the command line or in a config may name anything: a missing fil
 device (``/dev/zero`` given as a key must not fill the memory), a file of gigabytes. Every such file is
 read through :func:`read_limited`, which never reads more than its limit plus one byte and says in one
 line what was refused and where (an :class:`~pyagent.errors.InvalidInputError`, exit code 2).
+
+Writing one (``-o FILE``) goes through :func:`replace_file`: a failed write (a full disk, a file size
+limit) leaves the file that was there as it was, never a half-written report in its place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -133,3 +138,37 @@ def decode_utf8(
     except UnicodeDecodeError as err:
         bad = raw[err.start]
         raise error(f"{name}: {what} is not UTF-8 text (byte 0x{bad:02x} at offset {err.start})") from err
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def replace_file(output: str, data: bytes) -> None:
+    """``data`` as the file ``output``, whole or not at all: a new file beside it (through a link: beside
+    the file it names), flushed to disk and renamed over it, with the mode of the file it replaces (a
+    new one: as ``open`` would make it). A device or a pipe (``-o /dev/stdout``) is written to as it
+    is. Raises ``OSError`` as the system does."""
+    target = Path(os.path.realpath(output))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with target.open("wb") as handle:
+            handle.write(data)
+        return
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

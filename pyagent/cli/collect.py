@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +16,7 @@ from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
 from pyagent.report.load import check_report
+from pyagent.userfile import replace_file
 
 
 def _this_platform_source() -> str:
@@ -123,7 +123,7 @@ def collect(
         raise InvalidInputError(f"report collected from {name}: text not UTF-8 ({err.reason})") from err
     if output and output != "-":
         try:
-            Path(output).write_bytes(data)
+            replace_file(output, data)
         except OSError as err:
             raise InvalidInputError(f"-o {output}: cannot write: {err.strerror}") from err
     else:

@@ -12,6 +12,7 @@ from pyagent.errors import InvalidInputError
 from pyagent.policy import datacheck
 from pyagent.policy.opa_tool import local_policy, policy_dirs, run_opa
 from pyagent.termsafe import safe_line
+from pyagent.userfile import replace_file
 
 COVERAGE_MIN = 95.0
 
@@ -165,7 +166,7 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
     page = render_markdown(data)
     if output:
         with writing(f"-o {output}"):
-            Path(output).write_text(page, encoding="utf-8")
+            replace_file(output, page.encode("utf-8"))
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(page, nl=not page.endswith("\n"))

@@ -13,6 +13,7 @@ import click
 from pyagent.errors import InvalidInputError, NoDecisionError
 from pyagent.outputs.registry import OutputFormatName, get_format
 from pyagent.termsafe import safe_line
+from pyagent.userfile import replace_file
 
 
 @contextlib.contextmanager
@@ -68,7 +69,7 @@ def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
     """``rendered`` to ``-o`` (a file), else to stdout (or stderr with ``err``)."""
     if output and output != "-":
         with writing(f"-o {output}"):
-            Path(output).write_text(rendered, encoding="utf-8")
+            replace_file(output, rendered.encode("utf-8"))
         return
     with writing("standard output"):
         click.echo(rendered, nl=not rendered.endswith("\n"), err=err)

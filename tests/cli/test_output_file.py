@@ -4,7 +4,12 @@ run would read as this run's), and ``-o`` naming an input is refused before anyt
 from __future__ import annotations
 
 import json
+import resource
 import shutil
+import signal
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.conftest import AT, EXAMPLES, REPO, run
@@ -56,3 +61,53 @@ def test_an_impact_that_fails_leaves_no_earlier_document(tmp_path: Path) -> None
     result = run(["impact", "--baseline", str(REPO / "policies"), "--candidate", str(broken), str(CLEAN),
                   "--at", AT, "--format", "json", "-o", str(document)])  # fmt: skip
     assert (result.exit_code, document.read_text()) == (2, "")
+
+
+def _collect_under_a_file_size_limit(args: list[str], limit: int) -> subprocess.CompletedProcess[str]:
+    """`pyagent collect ARGS` as a process whose files may not grow past ``limit`` bytes (ulimit -f)."""
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (the write fails with EFBIG instead)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-m", "pyagent", "collect", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, preexec_fn=limited, timeout=120)
+
+
+def test_a_report_that_cannot_be_written_whole_leaves_the_earlier_file_as_it_was(tmp_path: Path) -> None:
+    """A full disk, a file size limit: the report there stays whole (it was left cut at the limit)."""
+    capture = tmp_path / "pm-list.txt"
+    capture.write_text("".join(f"package:org.example.app{i}\n" for i in range(5000)))
+    earlier = tmp_path / "phone.json"
+    shutil.copy(CLEAN, earlier)
+    earlier.chmod(0o640)
+    facts = ["--device-id", "p1", "--ownership", "personal", "--no-mdm-enrolled", "--org", "eu-council"]
+    args = ["--source", "android-pm", "--from", str(capture), *facts, "-o", str(earlier)]
+    cut = _collect_under_a_file_size_limit(args, 100_000)
+    assert (cut.returncode, cut.stderr) == (
+        2,
+        f"pyagent: error: -o {earlier}: cannot write: File too large\n",
+    )
+    assert earlier.read_bytes() == CLEAN.read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["phone.json", "pm-list.txt"]  # no leftover
+    written = run(["collect", *args])
+    assert written.exit_code == 0, written.stderr
+    assert len(json.loads(earlier.read_text())["apps"]) == 5000
+    assert stat.S_IMODE(earlier.stat().st_mode) == 0o640  # the mode of the file it replaced
+
+
+def test_an_output_through_a_link_or_to_a_device_is_written_there(
+    tmp_path: Path, policy_bundle: Path
+) -> None:
+    target = tmp_path / "results" / "decision.json"
+    target.parent.mkdir()
+    target.write_text("earlier\n")
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    linked = run(["check", str(CLEAN), "--at", AT, "--format", "json", "-o", str(link)])
+    assert linked.exit_code == 0, linked.stderr
+    assert link.is_symlink() and json.loads(target.read_text())["allow"] is True
+    assert sorted(path.name for path in target.parent.iterdir()) == ["decision.json"]
+    to_device = run(["check", str(CLEAN), "--at", AT, "--format", "json", "-o", "/dev/null"])
+    assert to_device.exit_code == 0, to_device.stderr
+    assert stat.S_ISCHR(Path("/dev/null").stat().st_mode)  # written to, never replaced
