@@ -77,6 +77,9 @@ _SUFFIXES = {
     "installer": re.compile(r"installer=(?P<value>\S+)"),
     "uids": re.compile(r"uid:(?P<value>[0-9]+(?:,[0-9]+)*)"),
 }
+#: The longest line a package can take: ``package:``, an APK path, ``=``, a package name, and room for the
+#: suffixes (a uid for each of many users). Longer lines are refused before they are parsed.
+MAX_LINE_CHARS = len("package:") + MAX_PATH_CHARS + 1 + MAX_ID_CHARS + 4096
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 _USER = re.compile(r"UserInfo\{(?P<id>[0-9]+):(?P<name>.*):(?P<flags>[0-9a-fA-F]+)\}(?P<running> running)?")
 
@@ -111,6 +114,11 @@ def _split_line(line: str) -> tuple[str, dict[str, str | None]] | None:
 
 def parse_package_line(line: str, *, where: str, user: int | None = None) -> list[App]:
     """The app(s) on one ``pm list packages`` line: one per uid when ``-U`` lists several users."""
+    if len(line) > MAX_LINE_CHARS:  # (before any parsing: a line of megabytes must cost nothing)
+        raise CollectorInputError(
+            f"{where}: a line of {len(line)} characters, longer than any package line "
+            f"({MAX_LINE_CHARS} at most): {clip(line)}"
+        )
     split = _split_line(line)
     if split is None:
         raise CollectorInputError(f"{where}: not a `pm list packages` line: {clip(line)}")
@@ -126,7 +134,7 @@ def parse_package_line(line: str, *, where: str, user: int | None = None) -> lis
             # what follows its '=' as the package would report some other app instead of this one
             raise CollectorInputError(f"{where}: not an APK path (pm prints absolute ones): {clip(path)}")
         path = check_text(path, what="APK path", where=where, limit=MAX_PATH_CHARS)
-    if not _PACKAGE_NAME.fullmatch(name) or len(name) > MAX_ID_CHARS:
+    if len(name) > MAX_ID_CHARS or not _PACKAGE_NAME.fullmatch(name):
         hint = (
             " (pm prints only versionCode:, installer= and uid: after it, each once)" if " " in name else ""
         )

@@ -11,12 +11,13 @@ import pytest
 
 from pyagent.collectors import CollectorError, CollectorInputError, get_collector
 from pyagent.collectors.android_pm import (
+    MAX_LINE_CHARS,
     AndroidPmCollector,
     parse_package_line,
     parse_pm_list_packages,
     parse_pm_list_users,
 )
-from pyagent.collectors.base import App
+from pyagent.collectors.base import MAX_ID_CHARS, MAX_PATH_CHARS, App
 
 FakeTool = Callable[[str, str], Path]
 LIVE = "live-pixel-android14-work-profile"
@@ -190,6 +191,20 @@ def test_blank_lines_are_ignored() -> None:
 def test_bad_lines_are_errors_naming_file_and_line(text: str, message: str) -> None:
     with pytest.raises(CollectorInputError, match=message):
         parse_pm_list_packages(text, where="f")
+
+
+def test_a_line_longer_than_any_package_line_is_refused_before_it_is_parsed() -> None:
+    """A line of megabytes (a corrupt or hostile capture) is refused by its length alone: matched as a
+    package name first, 50 MB took 3 GB of memory."""
+    longest = "package:/" + "p" * (MAX_PATH_CHARS - 1) + "=" + "a" * MAX_ID_CHARS + " versionCode:1"
+    assert [app.id for app in parse_pm_list_packages(longest + "\n", where="f")] == ["a" * MAX_ID_CHARS]
+    huge = "package:" + "a." * 1_000_000 + "!"
+    with pytest.raises(CollectorInputError) as refused:
+        parse_pm_list_packages(f"package:a.b\n{huge}\n", where="f")
+    assert str(refused.value) == (
+        f"f:2: a line of 2000009 characters, longer than any package line ({MAX_LINE_CHARS} at most): "
+        f"'package:{'a.' * 35}a…'"
+    )
 
 
 @pytest.mark.parametrize(
