@@ -53,11 +53,15 @@ def decode_text(data: bytes, *, where: str) -> str:
     else:
         if b"\x00" in data:
             raise CollectorInputError(f"{where}: binary data (NUL byte at offset {data.index(0)}), not text")
+        body = data.removeprefix(codecs.BOM_UTF8)
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:  # named by its line, and its offset in the file
+            line = body.count(b"\n", 0, exc.start) + 1
+            offset = len(data) - len(body) + exc.start
             raise CollectorInputError(
-                f"{where}: not UTF-8 text (invalid byte at offset {exc.start}); binary or wrong encoding"
+                f"{where}:{line}: not UTF-8 text (byte 0x{body[exc.start]:02x} at offset {offset}); binary "
+                "or wrong encoding"
             ) from exc
     if "\x00" in text:
         raise CollectorInputError(f"{where}: binary data (NUL character), not text")

@@ -137,6 +137,17 @@ def test_non_utf8_is_refused() -> None:
         decode_text("package:com.café\n".encode("latin-1"), where="f")
 
 
+@pytest.mark.parametrize(("bom", "offset"), [(b"", 39), (codecs.BOM_UTF8, 42)])
+def test_non_utf8_is_named_by_its_line_and_offset(bom: bytes, offset: int) -> None:
+    """A Latin-1 capture: the line to look at, and the byte's offset in the file (a BOM counted)."""
+    data = bom + "package:a.b\npackage:c.d\npackage:com.café\n".encode("latin-1")
+    with pytest.raises(CollectorInputError) as refused:
+        decode_text(data, where="f")
+    assert str(refused.value) == (
+        f"f:3: not UTF-8 text (byte 0xe9 at offset {offset}); binary or wrong encoding"
+    )
+
+
 def test_utf8_bom_is_dropped() -> None:
     assert decode_text(codecs.BOM_UTF8 + b'{"value": []}', where="f") == '{"value": []}'
 
