@@ -78,9 +78,12 @@ def decide(engine: Engine, report: Mapping[str, Any], *, at: str) -> dict[str, A
     return decision
 
 
+#: Policy error codes that say the policy's data is in error (a malformed value, organisations that
+#: inherit in a cycle or from one that is not defined), whatever device asks.
+DATA_ERROR_CODES = frozenset({"invalid_policy_data", "inheritance_cycle", "unknown_parent_organization"})
 #: Policy error codes that say how the policy was loaded, not what the user gave: no decision could
 #: be had from that policy (exit 3), whichever engine holds it, and no device is to blame for it.
-SERVER_ERROR_CODES = frozenset({"misconfigured_data_root", "missing_policy_data", "invalid_policy_data"})
+SERVER_ERROR_CODES = frozenset({"misconfigured_data_root", "missing_policy_data", *DATA_ERROR_CODES})
 
 
 def server_problem(decision: Mapping[str, Any]) -> str | None:
@@ -90,7 +93,7 @@ def server_problem(decision: Mapping[str, Any]) -> str | None:
     errors = decision.get("errors") or []
     if errors and all(e.get("code") in SERVER_ERROR_CODES for e in errors):
         holder = "the OPA server's policy" if decision.get("engine") == "opa" else "the policy"
-        fault = "has data in error" if errors[0].get("code") == "invalid_policy_data" else "is loaded wrongly"
+        fault = "has data in error" if errors[0].get("code") in DATA_ERROR_CODES else "is loaded wrongly"
         return f"{holder} {fault}: {errors[0].get('message')}{and_more(len(errors) - 1, 'error')}"
     return None
 

@@ -176,6 +176,44 @@ def test_an_opa_server_whose_data_is_in_error_decides_nothing_and_blames_no_repo
     assert (fleet.exit_code, summary["devices"], summary["undecided"], summary["invalid"]) == (3, 2, 2, 0)
 
 
+def test_an_opa_server_whose_organisations_inherit_wrongly_decides_nothing_and_blames_no_report(
+    opa_bin: str, tmp_path: Path
+) -> None:
+    """An inheritance cycle (the Commission made to adopt the EEAS's rules, which adopt the
+    Commission's) and an unknown parent: the server's data, not the device's report (they were exit 2,
+    the report named as at fault, and counted invalid by fleet)."""
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    organizations = policies / "data" / "pyagent" / "organizations" / "data.yaml"
+    text = organizations.read_text(encoding="utf-8")
+    for org, parent in (("eu-commission", "eeas"), ("india", "ghost")):
+        head = f"{org}:\n  title: "
+        start = text.index(head)
+        at = text.index("  inherits: []\n", start)
+        text = text[:at] + f"  inherits: [{parent}]\n" + text[at + len("  inherits: []\n") :]
+    organizations.write_text(text, encoding="utf-8")
+    commission = str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json")
+    india = str(EXAMPLES / "india-personal-lite.json")
+    with run_opa_server(opa_bin, tmp_path, paths=[policies / "rego", policies / "data"]) as server:
+        engine = ["--engine", "opa", "--opa-url", server.url, "--at", AT, "--format", "json"]
+        cycle, orphan = run(["check", commission, *engine]), run(["check", india, *engine])
+        fleet = run(["fleet", commission, india, *engine])
+    assert (cycle.exit_code, cycle.stdout, cycle.stderr) == (
+        3,
+        "",
+        "pyagent: error: the OPA server's policy has data in error: organisations inherit from each "
+        "other in a cycle: eeas, eu-commission\n",
+    )
+    assert (orphan.exit_code, orphan.stdout, orphan.stderr) == (
+        3,
+        "",
+        'pyagent: error: the OPA server\'s policy has data in error: organisation "ghost" is inherited '
+        "but not defined\n",
+    )
+    summary = json.loads(fleet.stdout)["summary"]
+    assert (fleet.exit_code, summary["devices"], summary["undecided"], summary["invalid"]) == (3, 2, 2, 0)
+
+
 def test_data_overlay_with_opa_engine_is_refused(opa_server: RunningOpa, tmp_path: Path) -> None:
     overlay = tmp_path / "x.json"
     overlay.write_text(json.dumps({"pyagent": {"exemptions": {}}}))
