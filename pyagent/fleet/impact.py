@@ -34,13 +34,17 @@ def compile_version(directory: str, name: str) -> Path:
         raise InvalidInputError(f"--{name}: {err.message}") from None
 
 
+#: What a violation says that a policy change can change: where it applies, since when, and what the
+#: device is told to do (its message is worded from these and the ban's title).
+_VIOLATION_FIELDS = ("rule", "ban", "app_id", "scope", "effective_from", "remediation")
+_WARNING_FIELDS = ("rule", "ban", "app_id", "reason", "effective_from")
+
+
 def _brief(device: dict[str, Any]) -> dict[str, Any]:
     return {
         "allow": device["allow"],
-        "violations": [
-            {k: v.get(k) for k in ("rule", "ban", "app_id", "scope")} for v in device["violations"]
-        ],
-        "warnings": [{k: w.get(k) for k in ("rule", "ban", "app_id", "reason")} for w in device["warnings"]],
+        "violations": [{k: v.get(k) for k in _VIOLATION_FIELDS} for v in device["violations"]],
+        "warnings": [{k: w.get(k) for k in _WARNING_FIELDS} for w in device["warnings"]],
         "errors": device["errors"],
     }
 
@@ -62,6 +66,19 @@ def _delta(
         [dict(zip(fields, key, strict=True)) for key in sorted(new - old)],
         [dict(zip(fields, key, strict=True)) for key in sorted(old - new)],
     )
+
+
+def _altered(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Violations on both sides (the same rule and app) whose fields differ: each with the fields
+    that changed, ``[before, after]``, sorted."""
+    old = {(e["rule"], e["app_id"]): e for e in before}
+    found = []
+    for entry in after:
+        earlier = old.get((entry["rule"], entry["app_id"]))
+        if earlier is not None and earlier != entry:
+            fields = {k: [earlier.get(k), entry.get(k)] for k in entry if earlier.get(k) != entry.get(k)}
+            found.append({"rule": entry["rule"], "app_id": entry["app_id"], "changed": fields})
+    return sorted(found, key=lambda e: (e["rule"], e["app_id"]))
 
 
 def _exemptions(
@@ -195,6 +212,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
     for kind, entries in (("violations_added", added), ("violations_removed", removed)):
         for entry in entries:
             summary.by_ban[bans_of[entry["rule"], entry["app_id"]]][kind] += 1
+    altered = [] if a["errors"] or b["errors"] else _altered(b["violations"], a["violations"])
     warnings_added, warnings_removed = _delta(before["warnings"], after["warnings"])
     exempted_added, exempted_removed = _exemptions(before.get("exempted", []), after.get("exempted", []))
     return {
@@ -205,6 +223,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
         "after": a,
         "violations_added": added,
         "violations_removed": removed,
+        "violations_changed": altered,
         "warnings_added": warnings_added,
         "warnings_removed": warnings_removed,
         "exempted_added": exempted_added,
@@ -232,10 +251,19 @@ def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
     for kind in kinds:
         added = _entries("+", change[f"{kind}_added"])
         removed = _entries("-", change[f"{kind}_removed"])
-        found = "; ".join(p for p in (added, removed) if p)
+        altered = ", ".join(
+            f"~{e['rule']} {e['app_id']} ({', '.join(_field_change(k, v) for k, v in e['changed'].items())})"
+            for e in change.get(f"{kind}_changed", [])
+        )
+        found = "; ".join(p for p in (added, removed, altered) if p)
         if found:
             parts.append(found if kind == "violations" else f"{kind} {found}")
     return "".join(f"; {p}" for p in parts)
+
+
+def _field_change(name: str, values: list[Any]) -> str:
+    """``effective_from A -> B``; a text field (a remediation) by its name only."""
+    return f"{name} {values[0]} -> {values[1]}" if name == "effective_from" else f"{name} changed"
 
 
 def _verdict(change: dict[str, Any]) -> str:

@@ -186,3 +186,50 @@ def test_a_violation_waived_by_a_new_exemption_names_the_exemption(tmp_path: Pat
         [{"rule": "eu-commission/tiktok", "app_id": "com.zhiliaoapp.musically", "exemption": "EX-2023-001"}],
         [],
     )
+
+
+def test_a_violation_whose_date_or_remediation_changes_is_a_change_without_a_flip(tmp_path: Path) -> None:
+    """The Commission's ban moved five days earlier and its remediation reworded: the device stays
+    denied, but what it is told changed (it was "0 decisions change")."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    organizations = candidate / "data" / "pyagent" / "organizations" / "data.yaml"
+    text = organizations.read_text(encoding="utf-8")
+    head = text.index("eu-commission:\n")
+    moved = text.index('effective_from: "2023-03-15T00:00:00Z"', head)
+    text = text[:moved] + 'effective_from: "2023-03-10T00:00:00Z"' + text[moved + 38 :]
+    said = text.index("remediation: ", head)
+    text = text[:said] + 'remediation: "Remove TikTok now."' + text[text.index("\neu-council:", said) :]
+    organizations.write_text(text, encoding="utf-8")
+    inventory = tmp_path / "commission.jsonl"
+    report = json.loads((EXAMPLES / "eu-commission-personal-enrolled-tiktok.json").read_text())
+    inventory.write_text(json.dumps(report) + "\n")
+    result = impact(str(candidate), inventory, CAPCUT_IN_FORCE)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        1,
+        [
+            "1 device: 1 decision changes, 0 flip to deny, 0 flip to allow, 0 with only warnings changed, "
+            "0 invalid",
+            "  fr-brussels-0042 (eu-commission): changed; ~eu-commission/tiktok com.zhiliaoapp.musically "
+            "(effective_from 2023-03-15T00:00:00Z -> 2023-03-10T00:00:00Z, remediation changed)",
+        ],
+    )
+    as_json = impact(str(candidate), inventory, CAPCUT_IN_FORCE, "--format", "json")
+    document = json.loads(as_json.stdout)
+    [change] = document["changes"]
+    assert (document["summary"]["changed"], change["violations_added"], change["violations_removed"]) == (
+        1,
+        [],
+        [],
+    )
+    assert change["violations_changed"] == [
+        {
+            "rule": "eu-commission/tiktok",
+            "app_id": "com.zhiliaoapp.musically",
+            "changed": {
+                "effective_from": ["2023-03-15T00:00:00Z", "2023-03-10T00:00:00Z"],
+                "remediation": [change["before"]["violations"][0]["remediation"], "Remove TikTok now."],
+            },
+        }
+    ]
+    assert change["before"]["violations"][0]["remediation"].startswith("Uninstall the app from this device.")
