@@ -237,6 +237,11 @@ class LinuxCollector(Collector):
             else:
                 out = self._run(source, "list")
                 apps.extend(self._parsed(source, parse_snap_list, out))
+        if not apps:  # (a package database that could not be read as this machine's)
+            raise CollectorError(
+                f"linux: {', '.join(sources)} listed no installed package, and a device reported with no "
+                "apps would be compliant"
+            )
         values = self._os_release()
         if values.get("ID"):
             facts["os_release_id"] = values["ID"][:100]

@@ -209,6 +209,23 @@ def test_garbage_from_a_package_manager_is_a_tool_failure(fake_tool: FakeTool) -
     assert info.value.exit_code == 3
 
 
+def test_package_managers_that_list_nothing_fail_the_collection(fake_tool: FakeTool, tmp_path: Path) -> None:
+    """The real dpkg-query on an empty package database (and an empty flatpak): no device has no
+    package at all, and one reported with none would be compliant (it was "collected 0 apps")."""
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "status").write_text("")
+    fake_tool("dpkg-query", f"exec /usr/bin/dpkg-query --admindir='{admin}' \"$@\"\n")
+    fake_tool("flatpak", "exit 0\n")
+    with pytest.raises(CollectorError) as refused:
+        LinuxCollector(sources=["dpkg", "flatpak"]).collect()
+    assert (str(refused.value), refused.value.exit_code) == (
+        "linux: dpkg, flatpak listed no installed package, and a device reported with no apps would be "
+        "compliant",
+        3,
+    )
+
+
 def test_hanging_package_manager(fake_tool: FakeTool) -> None:
     fake_tool("flatpak", "exec sleep 30\n")
     with pytest.raises(CollectorError, match=r"^flatpak: no result after 0\.5 s"):
@@ -232,7 +249,7 @@ def test_unknown_source_option() -> None:
         LinuxCollector(sources=[])
 
 
-def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool) -> None:
+def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path) -> None:
     text = (
         '# comment\nNAME="Fedora Linux"\nVERSION_ID=40\n'
         "PRETTY_NAME='Fedora Linux 40'\nBROKEN=\"x\nID=fedora\n"
@@ -249,12 +266,12 @@ def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool) -> None:
     assert os_version_from({}) is None
     release = tmp_path / "os-release"
     release.write_text(text)
-    fake_tool("snap", "exit 0\n")
+    fake_tool("snap", f"cat '{fixtures / 'linux' / 'snap-list.txt'}'\n")
     inventory = LinuxCollector(sources=["snap"], os_release=release).collect()
-    assert (inventory.os_version, inventory.facts["os_release_id"], inventory.apps) == ("40", "fedora", [])
+    assert (inventory.os_version, inventory.facts["os_release_id"]) == ("40", "fedora")
 
 
-def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool) -> None:
-    fake_tool("snap", "exit 0\n")
+def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path) -> None:
+    fake_tool("snap", f"cat '{fixtures / 'linux' / 'snap-list.txt'}'\n")
     with pytest.raises(CollectorInputError, match=r"os-release: input not found$"):
         LinuxCollector(sources=["snap"], os_release=tmp_path / "os-release").collect()
