@@ -143,6 +143,9 @@ class Inventory:
     A report builder may put it under ``device.extra``."""
     collector_name: str = "unknown"
     collector_version: str = __version__
+    not_listed: tuple[str, ...] = ()
+    """Kinds of app the collector could not list (``windows-store``): a ban of such an app is then
+    reported as not checked (the report's ``collector.not_listed``)."""
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -152,9 +155,12 @@ class Inventory:
         """The report's ``apps`` list."""
         return [app.to_json() for app in self.apps]
 
-    def collector_json(self) -> dict[str, str]:
+    def collector_json(self) -> dict[str, object]:
         """The report's ``collector`` object."""
-        return {"name": self.collector_name, "version": self.collector_version}
+        found: dict[str, object] = {"name": self.collector_name, "version": self.collector_version}
+        if self.not_listed:
+            found["not_listed"] = list(self.not_listed)
+        return found
 
 
 def dedupe(apps: list[App]) -> list[App]:
@@ -190,6 +196,7 @@ class Collector(abc.ABC):
         os_version: str | None = None,
         work_profile: bool | None = None,
         facts: dict[str, object] | None = None,
+        not_listed: tuple[str, ...] = (),
     ) -> Inventory:
         """An :class:`Inventory` stamped with this collector's name and pyagent's version."""
         return Inventory(
@@ -200,4 +207,5 @@ class Collector(abc.ABC):
             facts=dict(facts or {}),
             collector_name=self.name,
             collector_version=__version__,
+            not_listed=not_listed,
         )

@@ -22,7 +22,9 @@ every Windows app. So is a column none of the four tables has (``pid``, ``cmdlin
 ``processes``, whose ``path`` and ``name`` would otherwise read as macOS apps). An empty result is
 refused, as an empty ``pm list packages`` capture is: no device has no software, and a device reported
 with none would be compliant. A ``programs`` export without ``package_family_name`` (osquery before
-5.17) cannot list Store (MSIX) apps, TikTok's Windows app among them: it is read, with a note.
+5.17) cannot list Store (MSIX) apps, TikTok's Windows app among them: it is read, with a note, and the
+report says so (``collector.not_listed: ["windows-store"]``), so that a ban of a Store app is reported
+as not checked (a warning), never passed in silence.
 
 When a row has no identifier, its display name is looked up in :mod:`~pyagent.collectors.known_apps`;
 failing that its id is ``name:<display name>``. Either way the app is marked ``evidence: display_name``.
@@ -344,4 +346,6 @@ class OsqueryCollector(Collector):
             except CollectorInputError as exc:
                 raise CollectorError(f"osqueryi: unexpected output: {exc}") from exc
             facts["input"] = "osqueryi"
-        return self.inventory(TABLE_PLATFORM[table], apps, facts=facts)
+        # (an export that cannot list Store apps says so in the report: a ban of one is not checked)
+        not_listed = ("windows-store",) if facts.get("store_apps_listed") is False else ()
+        return self.inventory(TABLE_PLATFORM[table], apps, facts=facts, not_listed=not_listed)

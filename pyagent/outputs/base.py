@@ -32,6 +32,7 @@ WARNING_REASONS: Mapping[str, str] = {
     "not_yet_effective": "not in force yet",
     "enforcement_warn": "enforcement is warn: reported, not enforced",
     "enforcement_dryrun": "enforcement is dryrun: a trial run, not enforced",
+    "not_listed": "not checked: the inventory cannot list this kind of app",
 }
 """The ``reason`` of a warning entry, in words."""
 
@@ -114,7 +115,8 @@ class Entry:
     scope: str | None = None
     enforcement: str | None = None
     reason: str | None = None
-    """Warnings only: ``not_yet_effective``, ``enforcement_warn`` or ``enforcement_dryrun``."""
+    """Warnings only: ``not_yet_effective``, ``enforcement_warn``, ``enforcement_dryrun`` or ``not_listed``
+    (a rule not checked: the inventory cannot list its apps)."""
     evidence: str | None = None
     exemption: Exemption | None = None
     expired_exemptions: tuple[str, ...] = ()

@@ -6,7 +6,7 @@ names the ban and the rule, ``help.text`` is the remediation. Results, one per e
 
 - a violation: ``level: "error"``;
 - a warning: ``level: "warning"``, ``properties.reason`` = ``not_yet_effective`` / ``enforcement_warn`` /
-  ``enforcement_dryrun``, the reason in words in the message;
+  ``enforcement_dryrun`` / ``not_listed``, the reason in words in the message;
 - an exempted breach: ``level: "error"`` with ``suppressions: [{"kind": "external", "status": "accepted",
   "justification": <exemption reason>, "properties": {"exemption_id", "until", "approved_by"}}]``, so SARIF
   viewers list it as suppressed.

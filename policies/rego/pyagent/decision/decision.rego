@@ -13,6 +13,7 @@ package pyagent.decision
 
 import data.pyagent.lib.breaches
 import data.pyagent.lib.clock
+import data.pyagent.lib.coverage
 import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
 import data.pyagent.lib.layout
@@ -78,8 +79,12 @@ violations := entries("violation")
 
 # METADATA
 # title: Warnings
-# description: Rules the device would break that are not in force yet, or in warn/dryrun mode.
-warnings := entries("warning")
+# description: |
+#   Rules the device would break that are not in force yet, or in warn/dryrun mode; and rules that
+#   could not be checked because the inventory cannot list their apps (`coverage.unchecked`).
+warnings := entries("warning") if {
+	count(coverage.unchecked) == 0
+} else := [x[2] | some x in sort([[w.rule, w.app_id, w] | some w in (coverage.unchecked | {b | some [k, b] in breaches.classified; k == "warning"})])]
 
 # METADATA
 # title: Exempted

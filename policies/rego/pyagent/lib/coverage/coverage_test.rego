@@ -1,0 +1,96 @@
+# METADATA
+# title: Inventory coverage tests
+# description: A Windows inventory that cannot list Store apps leaves Store bans unchecked, said as warnings.
+package pyagent.lib.coverage_test
+
+import data.pyagent.decision
+import data.pyagent.lib.coverage
+
+windows(org, ownership, apps, not_listed) := {
+	"at": "2023-03-16T09:30:00Z",
+	"report": {
+		"device": {
+			"id": "w-1", "platform": "windows", "ownership": ownership,
+			"organization": org, "mdm": {"enrolled": false},
+		},
+		"apps": apps,
+		"collector": {"name": "osquery", "version": "0.1.0", "not_listed": not_listed},
+	},
+}
+
+office := {"id": "{90160000-008C-0000-1000-0000000FF1CE}", "name": "Microsoft Office"}
+
+unchecked_tiktok(scope, org_title, rule, effective_from) := {
+	"rule": rule,
+	"ban": "tiktok",
+	"app_id": "BytedancePte.Ltd.TikTok_6yccndn6064se",
+	"message": concat("", [
+		"TikTok (BytedancePte.Ltd.TikTok_6yccndn6064se, 9NH2GPH4JZS4) could not be checked on ", scope,
+		" devices of ", org_title, ": the inventory does not list Microsoft Store apps",
+	]),
+	"remediation": "Take the inventory again with a collector that lists Store apps (osquery 5.17 or later: programs.package_family_name).",
+	"effective_from": effective_from,
+	"scope": scope,
+	"enforcement": "deny",
+	"reason": "not_listed",
+}
+
+test_a_store_ban_is_unchecked_on_an_inventory_without_store_apps if {
+	d := decision with input as windows("eu-commission", "corporate", [office], ["windows-store"])
+	d.allow == true
+	d.violations == []
+	d.warnings == [unchecked_tiktok("corporate", "European Commission", "eu-commission/tiktok", "2023-03-15T00:00:00Z")]
+}
+
+test_india_bans_on_every_device_so_every_device_is_unchecked if {
+	d := decision with input as windows("india", "personal", [office], ["windows-store"])
+	d.warnings == [unchecked_tiktok("all", "Government of India", "india/tiktok", "2020-06-29T00:00:00Z")]
+}
+
+test_an_inventory_that_lists_store_apps_leaves_nothing_unchecked if {
+	d := decision with input as windows("eu-commission", "corporate", [office], [])
+	d.allow == true
+	d.warnings == []
+}
+
+test_a_device_out_of_the_rules_scope_is_not_unchecked if {
+	d := decision with input as windows("eu-commission", "personal", [office], ["windows-store"])
+	d.warnings == []
+}
+
+test_a_ban_found_anyway_is_a_violation_not_unchecked if {
+	found := {"id": "9NH2GPH4JZS4", "name": "TikTok"}
+	d := decision with input as windows("eu-commission", "corporate", [office, found], ["windows-store"])
+	d.allow == false
+	[[v.rule, v.app_id] | some v in d.violations] == [["eu-commission/tiktok", "9NH2GPH4JZS4"]]
+	d.warnings == []
+}
+
+test_an_exempted_ban_is_not_unchecked if {
+	exemption := {"EX-1": {
+		"device_id": "w-1", "organization": "eu-commission", "ban": "tiktok",
+		"until": "2023-06-30T00:00:00Z", "reason": "official account", "approved_by": "DIGIT",
+	}}
+	d := decision with input as windows("eu-commission", "corporate", [office], ["windows-store"])
+		with data.pyagent.exemptions as exemption
+	d.warnings == []
+}
+
+test_another_platform_or_an_unknown_kind_is_not_unchecked if {
+	count(coverage.unchecked) == 0 with input as windows("eu-commission", "corporate", [office], ["windows-store"])
+		with input.report.device.platform as "android"
+	count(coverage.unchecked) == 0 with input as windows("eu-commission", "corporate", [office], ["other"])
+}
+
+test_store_identifiers if {
+	coverage.store_id("BytedancePte.Ltd.TikTok_6yccndn6064se")
+	coverage.store_id("9NH2GPH4JZS4")
+	coverage.store_id("XPDC2RH70K22MN")
+}
+
+test_other_identifiers_are_no_store_identifiers if {
+	not coverage.store_id("ByteDance.CapCut")
+	not coverage.store_id("{90160000-008C-0000-1000-0000000FF1CE}")
+	not coverage.store_id("Name_Version_x64__6yccndn6064se")
+	not coverage.store_id("com.abc.defgh")
+}

@@ -1,0 +1,92 @@
+"""An inventory that cannot list a kind of app says so, and the decision says what went unchecked: a
+Windows export from osquery before 5.17 lists no Store (MSIX) apps, so TikTok's Store app cannot be
+found in it. Before, such a device was decided compliant with no word; now it is compliant with a
+`not_listed` warning, on both engines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pyagent import __version__
+from pyagent.cli import cli
+from pyagent.collectors.osquery import OsqueryCollector
+from tests.helpers.opa_server import RunningOpa
+
+AT = "2023-03-16T09:30:00Z"
+FACTS = ["--device-id", "pc-7", "--ownership", "corporate", "--mdm-enrolled", "--org", "eu-commission"]
+UNCHECKED = {
+    "rule": "eu-commission/tiktok",
+    "ban": "tiktok",
+    "app_id": "BytedancePte.Ltd.TikTok_6yccndn6064se",
+    "message": "TikTok (BytedancePte.Ltd.TikTok_6yccndn6064se, 9NH2GPH4JZS4) could not be checked on "
+    "corporate devices of European Commission: the inventory does not list Microsoft Store apps",
+    "remediation": "Take the inventory again with a collector that lists Store apps (osquery 5.17 or later: "
+    "programs.package_family_name).",
+    "effective_from": "2023-03-15T00:00:00Z",
+    "scope": "corporate",
+    "enforcement": "deny",
+    "reason": "not_listed",
+}
+
+
+def collect(export: Path, tmp_path: Path) -> Path:
+    report = tmp_path / f"{export.stem}.report.json"
+    done = CliRunner().invoke(
+        cli, ["collect", "--source", "osquery", "--from", str(export), *FACTS, "-o", str(report)]
+    )
+    assert done.exit_code == 0, done.output
+    return report
+
+
+def decide(report: Path, *engine: str) -> tuple[int, dict[str, Any]]:
+    done = CliRunner().invoke(cli, ["check", str(report), "--at", AT, "--format", "json", *engine])
+    return done.exit_code, json.loads(done.stdout)
+
+
+def test_the_collector_says_which_kind_of_app_it_could_not_list(fixtures: Path) -> None:
+    old = OsqueryCollector(from_file=fixtures / "osquery" / "windows-programs-osquery-5.16.json").collect()
+    new = OsqueryCollector(
+        from_file=fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json"
+    ).collect()
+    assert (old.not_listed, old.collector_json()) == (
+        ("windows-store",),
+        {"name": "osquery", "version": __version__, "not_listed": ["windows-store"]},
+    )
+    assert (new.not_listed, new.collector_json()) == ((), {"name": "osquery", "version": __version__})
+
+
+@pytest.mark.parametrize("engine", ["embedded", "opa"])
+def test_a_store_ban_is_reported_unchecked_on_both_engines(
+    engine: str, fixtures: Path, tmp_path: Path, policy_bundle: Path, opa_server: RunningOpa
+) -> None:
+    flags = ["--engine", "opa", "--opa-url", opa_server.url] if engine == "opa" else ["--engine", "embedded"]
+    old = collect(fixtures / "osquery" / "windows-programs-osquery-5.16.json", tmp_path)
+    assert json.loads(old.read_text())["collector"]["not_listed"] == ["windows-store"]
+    code, decision = decide(old, *flags)
+    assert (code, decision["allow"], decision["violations"], decision["warnings"]) == (
+        0,
+        True,
+        [],
+        [UNCHECKED],
+    )
+    new = collect(fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json", tmp_path)
+    code, decision = decide(new, *flags)  # the Store app listed: found, and nothing left unchecked
+    assert (code, decision["warnings"]) == (1, [])
+    assert [(v["rule"], v["app_id"]) for v in decision["violations"]] == [
+        ("eu-commission/tiktok", "BytedancePte.Ltd.TikTok_6yccndn6064se")
+    ]
+
+
+def test_a_report_cannot_name_a_kind_the_schema_does_not_know(tmp_path: Path, fixtures: Path) -> None:
+    report = collect(fixtures / "osquery" / "windows-programs-osquery-5.16.json", tmp_path)
+    document = json.loads(report.read_text())
+    document["collector"]["not_listed"] = ["everything"]
+    report.write_text(json.dumps(document))
+    done = CliRunner().invoke(cli, ["validate", str(report)])
+    assert done.exit_code == 2
+    assert "$.collector.not_listed[0]" in done.output
