@@ -15,8 +15,11 @@
 ``http_code`` only when it failed with an HTTP status, as in OPA. ``decision_logs`` is OPA's too:
 empty while uploads succeed, ``code``/``message`` (and ``http_code``) while the last one failed; pyagent
 adds ``set_aside``, the events the service refused that wait aside, when there are any.
-A plug-in is ``NOT_READY`` before its first success (a bundle: before one is active), ``ERROR`` while
-its last attempt failed, else ``OK``.
+Plug-in states are OPA's (checked against the pinned ``opa run``): the bundle plug-in is ``NOT_READY``
+until a bundle is active and ``OK`` from then on; the decision-log and status plug-ins are ``OK`` once
+started. A failed attempt changes no state (OPA's ``/health?plugins`` would call the agent unhealthy for
+a network blip): it is told in the bundle's ``code``/``message`` and in ``decision_logs``, and pyagent
+adds the failure's words as the plug-in's ``message``.
 """
 
 from __future__ import annotations
@@ -33,20 +36,13 @@ from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
 from pyagent.errors import PyagentError
 
-OK, NOT_READY, ERROR = "OK", "NOT_READY", "ERROR"  # OPA's plug-in states (plugins.State)
+OK, NOT_READY = "OK", "NOT_READY"  # OPA's plug-in states (plugins.State) that its plug-ins report
 DEFAULT_PERIOD = 120.0
 
 
 def bundle_state(plugin: BundlePlugin) -> str:
-    if plugin.status.code:
-        return ERROR
+    """As OPA's bundle plug-in: ready once a bundle is active, whatever its later attempts gave."""
     return OK if plugin.active else NOT_READY
-
-
-def logs_state(plugin: DecisionLogPlugin) -> str:
-    if plugin.state.last_error:
-        return ERROR
-    return OK if plugin.state.last_ok_at else NOT_READY
 
 
 def logs_status(plugin: DecisionLogPlugin) -> dict[str, Any]:
@@ -101,11 +97,10 @@ class StatusPlugin:
         return self._sent_version != self.version()
 
     def message(self) -> dict[str, Any]:
-        plugins: dict[str, Any] = {"status": {"state": ERROR if self.state.last_error else OK}}
+        plugins: dict[str, Any] = {"status": {"state": OK}}
         if self.bundles:
             states = [bundle_state(plugin) for plugin in self.bundles]
-            worst = ERROR if ERROR in states else NOT_READY if NOT_READY in states else OK
-            plugins["bundle"] = {"state": worst}
+            plugins["bundle"] = {"state": NOT_READY if NOT_READY in states else OK}
             failing = [f"{p.name}: {p.status.message}" for p in self.bundles if p.status.code]
             if failing:
                 plugins["bundle"]["message"] = "; ".join(failing)
@@ -115,7 +110,7 @@ class StatusPlugin:
             "plugins": plugins,
         }
         if self.logs is not None:
-            plugins["decision_logs"] = {"state": logs_state(self.logs)}
+            plugins["decision_logs"] = {"state": OK}
             if self.logs.state.last_error:
                 plugins["decision_logs"]["message"] = self.logs.state.last_error
             message["decision_logs"] = logs_status(self.logs)

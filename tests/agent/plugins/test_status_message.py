@@ -205,3 +205,35 @@ def test_while_an_attempt_is_in_flight_the_last_outcome_is_reported_whole(tmp_pa
     assert (during["code"], during["http_code"]) == ("bundle_error", 503)
     after = plugin.status.opa_json()
     assert after["code"] == "bundle_error" and "http_code" not in after
+
+
+def test_plugin_states_are_opas_a_failure_changes_none(tmp_path: Path, builds: Builds) -> None:
+    """As the pinned `opa run` reports them: the bundle plug-in is NOT_READY until a bundle is active and
+    OK from then on, a refused bundle or a failed upload changing no state (it reported ERROR, which
+    OPA's /health?plugins calls unhealthy); the failure is told in the plug-in's message."""
+    from pyagent.agent.http import ServiceClient
+    from pyagent.agent.plugins.status import StatusPlugin
+    from pyagent.config.opa import Service
+
+    good = Fault(
+        body=builds.unsigned.read_bytes(), content_type="application/gzip", headers=(("ETag", '"u9"'),)
+    )
+    refused = Fault(body=b"not gzip", content_type="application/gzip", headers=(("ETag", '"x"'),))
+    seen = []
+    with fault_server(Fault(status=503, body=b"busy", content_type=None), good, refused) as url:
+        plugin = started_plugin(url, tmp_path)
+        status = StatusPlugin(
+            ServiceClient(Service("s", url)), {}, lambda: "d-1", bundles=[plugin], logs=None
+        )
+        for _ in range(3):
+            plugin.step(wait=False)
+            seen.append((status.message()["plugins"], plugin.status.message))
+    (failed, failure), (active, _), (kept, refusal) = seen
+    assert failed == {
+        "status": {"state": "OK"},
+        "bundle": {"state": "NOT_READY", "message": f"pyagent: {failure}"},
+    }
+    assert failure is not None and "HTTP 503" in failure
+    assert active == {"status": {"state": "OK"}, "bundle": {"state": "OK"}}
+    assert kept == {"status": {"state": "OK"}, "bundle": {"state": "OK", "message": f"pyagent: {refusal}"}}
+    assert plugin.status.active_revision == "u9" and refusal is not None
