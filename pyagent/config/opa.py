@@ -339,6 +339,8 @@ def _labels(document: dict[str, Any], source: str) -> dict[str, str]:
             raise InvalidInputError(
                 f"labels.{key} in {source}: set by the agent (id: the device id, version: pyagent's)"
             )
+        if item is None:  # (``team:`` with no value, or an empty ``${VAR}``: OPA reads it as "")
+            item = ""
         if not isinstance(item, str):
             raise InvalidInputError(f"labels.{key} in {source} must be a string, got {item!r}")
         labels[str(key)] = item

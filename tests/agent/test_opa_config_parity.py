@@ -80,6 +80,16 @@ def test_yaml_scalars_resolve_as_opa_reads_them(tmp_path: Path) -> None:
     }
 
 
+def test_a_label_with_no_value_is_empty_as_opa_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``team:`` with nothing after it, or a ``${VAR}`` set to "": OPA starts and reports ``""``
+    (the agent refused the config, exit 2)."""
+    monkeypatch.setenv("PYAGENT_TEST_EMPTY", "")
+    path = _config(tmp_path, SERVICE + "labels:\n  team:\n  shift: ~\n  unit: ${PYAGENT_TEST_EMPTY}\n")
+    assert load_config(path).tables.labels == {"team": "", "shift": "", "unit": ""}
+
+
 def test_yes_is_not_a_boolean(tmp_path: Path) -> None:
     path = _config(tmp_path, SERVICE + "bundles:\n  b: {persist: yes}\n")
     with pytest.raises(InvalidInputError) as raised:
