@@ -112,7 +112,14 @@ def collect(
     )
     # Only this machine's own id is visible to pyagent; a phone or an export needs --device-id.
     default_id = this_machine_id() if name == CollectorName.LINUX.value else None
-    facts = resolve_facts(flags, load_config(config_path), default_device_id=default_id)
+    config = load_config(config_path)
+    facts = resolve_facts(flags, config, default_device_id=default_id)
+    if default_id is None and device_id is None:  # the config's id is most likely this machine's own
+        click.echo(
+            f"pyagent: note: device id {facts.device_id!r} is device.id of {config.source}, the agent "
+            f"config; if the {name} inventory is another device's, give --device-id",
+            err=True,
+        )
     inventory = get_collector(name, **options).collect()
     _note_other_users(inventory, work_profile)
     report = build_report(inventory, facts)
