@@ -16,6 +16,7 @@ from pyagent.config.agent import load_config
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
 from pyagent.report.load import check_report
+from pyagent.timeutil import check_rfc3339
 from pyagent.userfile import replace_file
 
 
@@ -31,6 +32,7 @@ Examples:
       --ownership personal --no-mdm-enrolled --org eu-council -o report.json
   pyagent collect --source android-pm --serial R58M123 --device-id phone-2 ...   # live, over adb
   pyagent collect --source osquery --from apps.json --device-id mac-3 ...
+  pyagent collect --source android-pm --from pm-list.txt --collected-at 2023-03-16T09:30:00Z ...
   pyagent collect --source intune --from detectedApps.json --platform android ...
   pyagent collect --source ios-mdm --from InstalledApplicationList.plist ...
 """,
@@ -67,6 +69,11 @@ Examples:
     help="Agent config file (default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
 )
 @click.option(
+    "--collected-at",
+    metavar="TIME",
+    help="When the inventory was taken, RFC 3339 (default: now); for a capture or an export made earlier.",
+)
+@click.option(
     "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write the report here."
 )
 def collect(
@@ -83,6 +90,7 @@ def collect(
     device_id: str | None,
     work_profile: bool | None,
     config_path: str | None,
+    collected_at: str | None,
     output: str | None,
 ) -> None:
     """Build a device report (JSON), validated against the schema before it is written."""
@@ -95,6 +103,8 @@ def collect(
         "platform": platform,
     }
     _check_flags(name, options)
+    if collected_at is not None:
+        check_rfc3339(collected_at, option="--collected-at")
     if work_profile is not None and name not in _WORK_PROFILE_SOURCES:
         raise click.UsageError(
             f"--source {name} does not take --work-profile/--no-work-profile (a phone's: "
@@ -122,7 +132,7 @@ def collect(
         )
     inventory = get_collector(name, **options).collect()
     _note_other_users(inventory, work_profile)
-    report = build_report(inventory, facts)
+    report = build_report(inventory, facts, collected_at=collected_at)
     check_report(report, f"report collected from {name}")
     try:  # encoded before -o is opened: a file there is replaced only by a whole report
         data = (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

@@ -33,3 +33,23 @@ def test_a_device_id_from_the_config_for_an_export_is_said(
     )
     given = run(["collect", "--source", "android-pm", "--from", str(capture), "--device-id", "phone-1"])
     assert "device.id of" not in given.stderr
+
+
+def test_a_capture_taken_earlier_is_stamped_with_when_it_was_taken(tmp_path: Path) -> None:
+    """The report's collected_at is when the inventory was taken: for a capture made earlier, given
+    (it was always the time of the import, so an old capture read as fresh)."""
+    capture = FIXTURES / "android-pm" / "personal-plain.txt"
+    facts = ["--device-id", "phone-1", "--ownership", "personal", "--no-mdm-enrolled", "--org", "eu-council"]
+    taken = run(["collect", "--source", "android-pm", "--from", str(capture), *facts, "--collected-at",
+                 "2023-03-16T09:30:00Z"])  # fmt: skip
+    assert taken.exit_code == 0, taken.stderr
+    assert json.loads(taken.stdout)["collected_at"] == "2023-03-16T09:30:00Z"
+    bad = run(
+        ["collect", "--source", "android-pm", "--from", str(capture), *facts, "--collected-at", "yesterday"]
+    )
+    assert (bad.exit_code, bad.stdout, bad.stderr) == (
+        2,
+        "",
+        "pyagent: error: --collected-at: 'yesterday' is not an RFC 3339 timestamp (example: "
+        "2023-03-16T09:30:00Z)\n",
+    )
