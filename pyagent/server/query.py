@@ -19,10 +19,12 @@ from pyagent.timeutil import DURATION_EXPECTED, duration_seconds, is_rfc3339
 _NUMBER = re.compile(r"[0-9]{1,9}")
 
 
-def only(request: Request, *known: str) -> None:
+def only(request: Request, *known: str, blank_ok: bool = False) -> None:
     """A parameter this route does not read is a 400 naming it: a typo (``orgnization=``) or a
     question the route does not answer (``at=`` of a current state) must not get an answer that looks
-    like the one asked for. So is a parameter given twice (only the last was obeyed)."""
+    like the one asked for. So is a parameter given twice (only the last was obeyed), and, unless
+    ``blank_ok`` (a page's form sends its blank fields), one given empty: ``organization=$ORG`` with
+    ``ORG`` unset would get the whole fleet."""
     unknown = sorted(set(request.query_params) - set(known))
     if unknown:
         takes = ", ".join(known) if known else "none"
@@ -31,6 +33,8 @@ def only(request: Request, *known: str) -> None:
         given = len(request.query_params.getlist(name))
         if given > 1:
             raise bad_request(f"{name}: given {given} times; give it once")
+        if not blank_ok and not request.query_params[name] and name != "cursor":  # (cursor=: the start)
+            raise bad_request(f"{name}: given empty; leave it out to ask without it")
 
 
 def _given(request: Request, name: str) -> str | None:

@@ -134,6 +134,11 @@ def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path:
          "organization: given 2 times; give it once"),
         ("/api/v1/summary?at=2023-03-16T00:00:00Z&at=",
          "at: given 2 times; give it once"),
+        # given empty (organization=$ORG with ORG unset): it answered for the whole fleet
+        ("/api/v1/summary?organization=", "organization: given empty; leave it out to ask without it"),
+        ("/api/v1/devices?allow=true&ban=", "ban: given empty; leave it out to ask without it"),
+        ("/api/v1/history?from=2023-03-14T00:00:00Z&to=2023-03-16T00:00:00Z&step=1d&organization=",
+         "organization: given empty; leave it out to ask without it"),
     ],
 )  # fmt: skip
 def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:

@@ -62,7 +62,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         viewer = await gate(request)
         if isinstance(viewer, Response):
             return viewer
-        query.only(request, "at", "organization", "no_organization")  # as the API: a typo is no filter
+        query.only(request, "at", "organization", "no_organization", blank_ok=True)  # a typo is no filter
         at = query.instant(request, "at")
         organization = query.organization(request, name_wins=True)
         body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
@@ -72,7 +72,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         viewer = await gate(request)
         if isinstance(viewer, Response):
             return viewer
-        query.only(request, *pages.FILTERS, "cursor", "limit")
+        query.only(request, *pages.FILTERS, "cursor", "limit", blank_ok=True)
         wanted = DeviceFilter(
             organization=query.organization(request, name_wins=True),
             platform=query.text(request, "platform", 32) or None,
@@ -96,10 +96,10 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         if isinstance(viewer, Response):
             return viewer
         if "device_id" in request.path_params:
-            query.only(request)  # a device's page is of its current state: at= would not be obeyed
+            query.only(request, blank_ok=True)  # a device's page is of its current state: no at=
             device_id = request.path_params["device_id"]
         else:
-            query.only(request, "id")
+            query.only(request, "id", blank_ok=True)
             device_id = request.query_params.get("id") or ""
             if not device_id:
                 raise HttpError(400, "invalid_parameter", "id: the device's id is required")
