@@ -187,7 +187,7 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/history": {
                 "get": _op(
-                    "Counts per step, for charts",
+                    "Counts at from, each step after it, and to, for charts",
                     "reader",
                     [
                         _param("from", "RFC 3339", format="date-time"),

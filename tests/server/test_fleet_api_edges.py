@@ -152,6 +152,22 @@ def test_a_step_is_read_as_a_configured_duration_is(on_sqlite: Served) -> None:
     assert (too_long.status_code, too_long.json()["message"]) == (400, "step='36501d': " + STEP)
 
 
+def test_the_history_ends_at_to_when_its_steps_stop_short(on_sqlite: Served) -> None:
+    """9:00 to 10:00 by 7 minutes: the steps stop at 9:56, and a decision at 9:58 was in no point (the
+    chart ended before the figures it is drawn beside)."""
+    on_sqlite.post(decision_event("d-late", device_id="a", at="2023-03-16T09:58:00Z", allow=True))
+    window = {"from": "2023-03-16T09:00:00Z", "to": "2023-03-16T10:00:00Z", "step": "7m"}
+    points = on_sqlite.get("/api/v1/history", **window).json()["points"]
+    assert [p["at"] for p in points][-3:] == [
+        "2023-03-16T09:49:00Z",
+        "2023-03-16T09:56:00Z",
+        "2023-03-16T10:00:00Z",
+    ]
+    summary = on_sqlite.get("/api/v1/summary", at="2023-03-16T10:00:00Z").json()
+    assert (points[-2]["devices"], points[-1]["devices"], points[-1]["compliant"]) == (0, 1, 1)
+    assert (summary["devices"], summary["compliant"]) == (1, 1)
+
+
 def test_a_number_too_long_for_int_is_a_400(on_sqlite: Served) -> None:
     answer = on_sqlite.get("/api/v1/devices", limit="1" * 5000)  # int() refuses more than 4300 digits
     assert (answer.status_code, answer.json()["code"]) == (400, "invalid_parameter")
