@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote_to_bytes
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -85,7 +86,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             QueryTimeout: _too_long,
             StoreError: _unavailable,
         },
-        middleware=[Middleware(_NoNulInPath), Middleware(_ApiHeaders)],
+        middleware=[Middleware(_CheckedPath), Middleware(_ApiHeaders)],
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # a path is a bundle's or a device's name: never another one
@@ -136,20 +137,34 @@ def _register_convertors() -> None:
         register_url_convertor("anypath", _AnyPath())
 
 
-class _NoNulInPath:
+class _CheckedPath:
     """A path with a NUL (``%00``) names nothing the server holds (ids and names never contain one):
     400 before any route, so that no NUL reaches the database (PostgreSQL refuses it in text, which
-    would read as the database failing)."""
+    would read as the database failing). So is a path whose percent-escapes are not UTF-8 (``%FF``):
+    decoded, each such byte would be U+FFFD, and other bytes would name the device called "\ufffd"."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "\0" in scope["path"]:
-            response = _error(400, "invalid_parameter", "the request's path contains a NUL character")
-            await response(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            problem = _path_problem(scope)
+            if problem is not None:
+                await _error(400, "invalid_parameter", f"the request's path {problem}")(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+def _path_problem(scope: Scope) -> str | None:
+    if "\0" in scope["path"]:
+        return "contains a NUL character"
+    raw = scope.get("raw_path")
+    try:
+        if raw is not None:
+            unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not UTF-8 once its %-escapes are decoded"
+    return None
 
 
 class _ApiHeaders:

@@ -112,6 +112,17 @@ def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path:
 
 
 @pytest.mark.parametrize(
+    "path", ["/api/v1/devices/%FF/compliance", "/api/v1/devices/a%C3", "/devices/%ED%A0%80", "/bundles/%FE"]
+)
+def test_a_path_that_is_not_utf8_is_a_bad_request_before_any_route(fleet: Fleet, path: str) -> None:
+    """Decoded, each such byte was U+FFFD: %FF reached the device named "\ufffd", and access gating
+    answered for it."""
+    response = fleet.client.get(path, headers=fleet.auth("reader"))
+    told = "the request's path is not UTF-8 once its %-escapes are decoded"
+    assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": told})
+
+
+@pytest.mark.parametrize(
     ("path", "message"),
     [
         ("/api/v1/devices?orgnization=india", "orgnization: not a parameter of /api/v1/devices (it takes: "
