@@ -63,6 +63,28 @@ def _has_lone_surrogate(node: Any) -> bool:
     return _not_unicode(node) or (isinstance(node, dict) and any(_not_unicode(key) for key in node))
 
 
+def storable(value: Any) -> Any:
+    """``value`` (parsed JSON, or a record to be stored) as UTF-8 can carry it: every lone surrogate in
+    a string or key written as its escape (``\\udcff``), the rest as it is. Text from the network (a
+    server's error message, a tar member's name read with ``surrogateescape``) may hold one, and
+    encoding it as UTF-8 would fail where it is stored (the spool, a status message, the log file)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return _escaped(value)
+    return value  # (the common case: nothing to change, nothing copied)
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    return value
+
+
 def lone_surrogate_at(document: Any, text: str) -> list[str | int] | None:
     """Where ``document`` (parsed from ``text``) holds a string or a key with an unpaired surrogate,
     which no UTF-8 can carry; None when it holds none. Looked for only when ``text`` has a

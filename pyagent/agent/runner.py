@@ -33,6 +33,7 @@ from pyagent.agent.wiring import Plugins
 from pyagent.config.agent import AgentConfig
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags
+from pyagent.jsonio import storable
 from pyagent.redact import redact
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
@@ -98,7 +99,7 @@ class ActivityLog:
             self._echo(f"pyagent: agent: {text}")
             if self._file is not None:
                 line = json.dumps({"at": utc_now(), "event": name, **fields}, ensure_ascii=False, default=str)
-                self._file.write(redact(line) + "\n")  # no secret in the log file either
+                self._file.write(storable(redact(line)) + "\n")  # no secret in the log file either
                 self._file.flush()
 
     def notify(self, name: str, text: str, fields: dict[str, object]) -> None:

@@ -43,6 +43,7 @@ from pyagent.agent.spoolfile import (
     utc_now,
 )
 from pyagent.config.statedir import private_file, sqlite_side_files
+from pyagent.jsonio import storable
 
 __all__ = [
     "ChainState",
@@ -288,6 +289,7 @@ class Spool:
     def append(self, content: Mapping[str, Any], *, max_records: int) -> RawRecord:
         """Chain ``content`` as the next record and commit it, dropping the oldest beyond the bound."""
         self.check_key()
+        content = storable(content)  # (a server's words in an error may hold what UTF-8 cannot)
         with sqlite_errors(self.path, "write to"), self._transaction():
             state = self.state()
             anchor_seq, anchor_hash = state.anchor_seq, state.anchor_hash

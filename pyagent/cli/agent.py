@@ -19,6 +19,7 @@ from pyagent.config.statedir import private_dir, private_file
 from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, this_machine_id
+from pyagent.jsonio import storable
 from pyagent.termsafe import safe_line, safe_lines
 
 config_option = click.option(
@@ -188,7 +189,9 @@ def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path:
         uploads_to = service.url + (f"/{logs.resource.lstrip('/')}" if logs.resource else "")
     document = status_document(path, uploads_to, settings.state_dir_for(state_dir))
     if fmt == "json":
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(storable(document), indent=2, ensure_ascii=False)
+        )  # (UTF-8, whatever a server said)
     else:
         for line in status_lines(document):  # server errors and bundle names: shown, never obeyed
             click.echo(safe_line(line), err=True)

@@ -35,6 +35,7 @@ from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
 from pyagent.errors import PyagentError
+from pyagent.jsonio import storable
 
 OK, NOT_READY = "OK", "NOT_READY"  # OPA's plug-in states (plugins.State) that its plug-ins report
 DEFAULT_PERIOD = 120.0
@@ -120,7 +121,7 @@ class StatusPlugin:
         """Send one status message; returns the seconds until the next periodic one."""
         version = self.version()
         self.state.last_attempt_at = utc_now()
-        body = json.dumps(self.message(), separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(storable(self.message()), separators=(",", ":"), ensure_ascii=False).encode()
         try:
             reply = self.client.request(
                 "POST",
