@@ -34,3 +34,19 @@ def bomb(parts: list[tuple[str, int, bytes]]) -> bytes:
             out.write(ZEROS_MIB)
     out.write(gzip.compress(b"\0" * 1024))
     return out.getvalue()
+
+
+def sparse(name: str, extension_blocks: int, *, ended: bool = True) -> bytes:
+    """An old-GNU sparse member (type S) whose header says more sparse maps follow, then that many
+    extension blocks of 21 maps each (the last says none follows, unless not ``ended``: the archive
+    stops where another is promised), gzip-compressed: tarfile reads every map into memory before it
+    hands the member back."""
+    block = bytearray(header(name, 512 * extension_blocks, b"S"))
+    block[257:265] = b"ustar  \0"  # (old GNU's magic)
+    block[482] = 1  # isextended
+    block[148:156] = b" " * 8
+    block[148:156] = f"{sum(block):06o}\0 ".encode()
+    maps = b"00000000777\0" * 42
+    more, last = maps[:504] + b"\1" + bytes(7), maps[:504] + bytes(8)
+    body = bytes(block) + more * (extension_blocks - 1) + (last if ended else more)
+    return gzip.compress(body + (b"\0" * 1024 if ended else b""), 9)
