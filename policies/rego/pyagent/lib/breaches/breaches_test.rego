@@ -186,14 +186,16 @@ test_new_ban_is_a_data_edit if {
 		"title": "Telegram", "reason": "data protection",
 		"apps": {"android": ["org.telegram.messenger"]},
 	}})
-	orgs := object.union(data.pyagent.organizations, {"eu-parliament": {
-		"title": "European Parliament", "inherits": [],
+
+	# a new organisation of its own (a rule an author adds to a shipped one must not change this test)
+	orgs := object.union(data.pyagent.organizations, {"test-new-org": {
+		"title": "A new organisation", "inherits": [],
 		"rules": {"telegram": {"ban": "telegram", "scopes": ["corporate"], "effective_from": "2023-03-01T00:00:00Z"}},
 	}})
-	d := decision with input as report("eu-parliament", "android", "corporate", [{"id": "org.telegram.messenger"}])
+	d := decision with input as report("test-new-org", "android", "corporate", [{"id": "org.telegram.messenger"}])
 		with data.pyagent.bans as bans
 		with data.pyagent.organizations as orgs
-	[[v.rule, v.ban, v.scope] | some v in d.violations] == [["eu-parliament/telegram", "telegram", "corporate"]]
+	[[v.rule, v.ban, v.scope] | some v in d.violations] == [["test-new-org/telegram", "telegram", "corporate"]]
 }
 
 test_adding_capcut_to_the_commission_is_a_data_edit if {
