@@ -89,9 +89,11 @@ def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
 @dirs_argument
 @click.pass_context
 def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
-    """`opa fmt` (no diff), `opa check --strict`, the policy data checked and the built-ins the embedded
-    engine provides: exit 1 for what lint alone finds (formatting, strict checks), 2 when the policy
-    does not load (as `policy test` and `policy bundle` say it), on a data mistake or a missing built-in."""
+    """`opa fmt` (no diff), `opa check --strict`, a `# METADATA` block on every package and rule, the
+    policy data checked and the built-ins the embedded engine provides: exit 1 for what lint alone
+    finds (formatting, strict checks, METADATA: checked once the policy loads with its data and
+    built-ins right), 2 when the policy does not load (as `policy test` and `policy bundle` say it),
+    on a data mistake or a missing built-in."""
     targets = policy_dirs(dirs)
     failed = does_not_load = False
     listed = run_opa(["fmt", "--list", *targets])
@@ -110,6 +112,12 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
         data_problems = [missing] if (missing := datacheck.missing_policy_data(targets)) else []
     for line in data_problems:
         click.echo(safe_line(line), err=True)
+    if not data_problems and not does_not_load:  # (a policy that cannot be used is told first)
+        from pyagent.policy.metadata import missing_metadata
+
+        for line in missing_metadata(targets):
+            click.echo(safe_line(line), err=True)
+            failed = True
     click.echo("lint: " + ("problems found" if failed or data_problems else "clean"), err=True)
     ctx.exit(2 if data_problems or does_not_load else 1 if failed else 0)
 

@@ -18,7 +18,7 @@ errors exactly as before. The test suite checks both halves with OPA itself: for
 resolved here the policy's own rules give the same chain and rules and no error.
 
 For each rule of a resolved organisation the index also writes what a breach's message says after the
-scope (``message_tails``, ``breaches.message_tail``): " devices of <organisation title>[ from
+scope (``message_tails``, ``messages.message_tail``): " devices of <organisation title>[ from
 <effective_from>]: <rule or ban reason>", which only the data decides; the test suite compares each
 with the text the policy writes itself.
 """
@@ -90,7 +90,7 @@ def _text(value: object, fallback: str) -> str:
 
 
 def _message_tail(org: str, title: object, rule: Mapping[str, Any], bans: Mapping[str, Any]) -> str:
-    """``breaches.message_tail`` of a clean rule: the message after the scope."""
+    """``messages.message_tail`` of a clean rule: the message after the scope."""
     reason = _text(rule.get("reason"), _text(bans[rule["ban"]].get("reason"), "policy"))
     when = f" from {rule['effective_from']}" if "effective_from" in rule else ""
     return f" devices of {_text(title, org)}{when}: {reason}"

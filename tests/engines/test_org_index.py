@@ -151,7 +151,7 @@ TAILS_QUERY = """{name: tails |
     device := {"report": {"device": {"organization": name, "platform": "android"}}}
     tails := {key: t |
         some key, r in data.pyagent.lib.inheritance.rules
-        t := data.pyagent.lib.breaches.message_tail(key, r.rule)
+        t := data.pyagent.lib.messages.message_tail(key, r.rule)
     } with input as device
 }"""
 

@@ -98,4 +98,6 @@ allow := count(violations) == 0 if count(errors) == 0
 
 allow := false if count(errors) > 0
 
+# METADATA
+# title: A decision's entries of one kind, sorted by rule and app
 entries(kind) := [x[2] | some x in sort([[b.rule, b.app_id, b] | some [k, b] in breaches.classified; k == kind])]

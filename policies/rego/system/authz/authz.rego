@@ -25,4 +25,7 @@ allow if {
 	input.path == ["health"]
 }
 
+# METADATA
+# title: The caller's token is one the server knows
+# description: Compared by its SHA-256, as the tokens are kept.
 known_token if crypto.sha256(input.identity) in {h | some h in data.pyagent_server.token_sha256s}

@@ -12,6 +12,7 @@ import data.pyagent.lib.clock
 import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
 import data.pyagent.lib.matching
+import data.pyagent.lib.messages
 import data.pyagent.lib.report
 import data.pyagent.lib.scopes
 
@@ -57,7 +58,8 @@ read_whole_table if {
 	object.get(data.pyagent_index.sizes, matching.platform, 0) * 2 <= count(input.report.apps)
 }
 
-# The device's app IDs, in report order, where IDs match exactly.
+# METADATA
+# title: The device's app IDs, in report order, where IDs match exactly
 app_ids := report.app_ids if matching.exact_platform
 
 # METADATA
@@ -97,14 +99,6 @@ indexed_in_force(ban) if {
 built_index(ban) := matching.index(object.get(object.get(data.pyagent.bans[ban], "apps", {}), matching.platform, []))
 
 # METADATA
-# title: A field of a ban
-# description: Read one by one, never the whole ban, whose identifier lists may be long.
-ban_field(ban, field, fallback) := value if {
-	value := data.pyagent.bans[ban][field]
-	is_string(value)
-} else := fallback
-
-# METADATA
 # title: Classified breaches
 # description: |
 #   Each breach as [kind, entry]: its kind (violation, warning or exempted) and the entry the
@@ -122,8 +116,14 @@ classified contains [kind, entry] if {
 	entry := object.union(base_entry(key, rule, mode, scope, app), kind_fields(kind, reason, rule.ban))
 }
 
+# METADATA
+# title: A rule's enforcement
+# description: deny when the rule does not say.
 enforcement(rule) := object.get(rule, "enforcement", "deny")
 
+# METADATA
+# title: A rule in force at the evaluation time
+# description: It has no effective_from, or the evaluation time has reached it.
 in_force(rule) if {
 	not rule.effective_from
 } else if {
@@ -159,13 +159,15 @@ kind_fields("exempted", _, ban) := {"exemption": {
 	ex := exemptions.in_force[ban]
 }
 
+# METADATA
+# title: The fields every kind of breach has
 base_entry(key, rule, mode, scope, app) := object.union(
 	{
 		"rule": key,
 		"ban": rule.ban,
 		"app_id": app.id,
-		"message": message(key, rule, scope, app),
-		"remediation": remediation(rule, app),
+		"message": messages.message(key, rule, scope, app),
+		"remediation": messages.remediation(rule, app),
 		"effective_from": object.get(rule, "effective_from", null),
 		"scope": scope,
 		"enforcement": mode,
@@ -173,71 +175,19 @@ base_entry(key, rule, mode, scope, app) := object.union(
 	optional_app_fields(app),
 )
 
+# METADATA
+# title: The app's name and evidence, where the report gives them as the schema says
 optional_app_fields(app) := {field: value |
 	some key, field in {"name": "app_name", "evidence": "evidence"}
 	value := app[key]
 	shown_as_given(key, value) # (an OPA asked directly gets reports no schema checked)
 }
 
+# METADATA
+# title: An app field shown as the report gives it
 shown_as_given("name", value) if is_string(value)
 
 shown_as_given("evidence", value) if value in {"id", "display_name"}
-
-label(rule, app) := concat("", [app.name, " (", app.id, ")"]) if {
-	is_string(app.name)
-} else := concat("", [ban_field(rule.ban, "title", rule.ban), " (", app.id, ")"])
-
-org_title := title if {
-	title := inheritance.organizations[inheritance.organization].title
-	is_string(title)
-} else := inheritance.organization
-
-message(key, rule, scope, app) := concat("", [
-	label(rule, app), " is banned on ", scope, message_tail(key, rule), evidence_note(app),
-	scope_note(scope),
-])
-
-# METADATA
-# title: What a breach's message says after the scope
-# description: |
-#   " devices of <organisation title>[ from <effective_from>]: <reason>", which the data alone
-#   decides: the shipped index carries it for each rule of a resolved organisation (written by
-#   `pyagent/policy/orgindex.py`, checked against this text by the test suite), else it is written now.
-message_tail(key, rule) := tail if {
-	tail := inheritance.resolved.message_tails[key]
-	is_string(tail) # a tampered index must not make concat fail and the breach disappear
-} else := concat("", [" devices of ", org_title, " from ", rule.effective_from, ": ", reason(rule)]) if {
-	rule.effective_from
-} else := concat("", [" devices of ", org_title, ": ", reason(rule)])
-
-# METADATA
-# title: Why a rule bans its app
-# description: The rule's own reason (an organisation bans for reasons of its own), else its ban's.
-reason(rule) := rule.reason if {
-	is_string(rule.reason)
-} else := ban_field(rule.ban, "reason", "policy")
-
-# METADATA
-# title: What the message says of a match made from a display name
-# description: |
-#   An app whose ID a collector derived from its display name (`evidence: display_name`, e.g. from
-#   Microsoft Graph detectedApps) matched on weaker evidence than a package ID, and the message says so.
-evidence_note(app) := " (matched from a display name, not a package ID: weaker evidence)" if {
-	app.evidence == "display_name"
-} else := ""
-
-# METADATA
-# title: What a breach's message says of a scope resting on weaker evidence
-scope_note(scope) := " (the device's work apps were matched from display names, not package IDs: weaker evidence)" if {
-	scope == "personal-with-work-apps"
-	scopes.work_apps_by_name_only
-} else := ""
-
-remediation(rule, app) := rule.remediation if {
-	rule.remediation
-} else := concat("", ["Uninstall ", label(rule, app), " from this device."]) if {
-	not rule.remediation
-}
 
 # METADATA
 # title: Policy data errors in the rules in force
@@ -376,12 +326,16 @@ work_apps_error(path, apps) := {
 	not is_array(ids)
 }
 
+# METADATA
+# title: A policy data error in a field of a rule
 data_error(key, field, msg) := {
 	"code": "invalid_policy_data",
 	"path": concat(".", ["pyagent.organizations", split(key, "/")[0], "rules", split(key, "/")[1], field]),
 	"message": msg,
 }
 
+# METADATA
+# title: A rule names a ban the data defines
 known_ban(rule) if matching.ban_indexed(rule.ban)
 
 known_ban(rule) if {
@@ -389,6 +343,10 @@ known_ban(rule) if {
 	data.pyagent.bans[rule.ban]
 }
 
+# METADATA
+# title: A rule's enforcement is one of deny, warn and dryrun
 known_enforcement(rule) if enforcement(rule) in enforcements
 
+# METADATA
+# title: A scope a rule may name
 known_scope(s) if s in scopes.known

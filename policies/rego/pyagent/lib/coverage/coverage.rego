@@ -13,6 +13,7 @@ import data.pyagent.lib.clock
 import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
 import data.pyagent.lib.matching
+import data.pyagent.lib.messages
 import data.pyagent.lib.scopes
 
 # METADATA
@@ -71,8 +72,8 @@ unchecked contains entry if {
 		"ban": rule.ban,
 		"app_id": ids[0],
 		"message": concat("", [
-			breaches.ban_field(rule.ban, "title", rule.ban), " (", concat(", ", ids), ") could not be checked on ",
-			scope, " devices of ", breaches.org_title, ": the inventory does not list Microsoft Store apps",
+			messages.ban_field(rule.ban, "title", rule.ban), " (", concat(", ", ids), ") could not be checked on ",
+			scope, " devices of ", messages.org_title, ": the inventory does not list Microsoft Store apps",
 		]),
 		"remediation": "Take the inventory again with a collector that lists Store apps (osquery 5.17 or later: programs.package_family_name).",
 		"effective_from": object.get(rule, "effective_from", null),

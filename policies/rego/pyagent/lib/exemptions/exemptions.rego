@@ -8,6 +8,9 @@ package pyagent.lib.exemptions
 
 import data.pyagent.lib.clock
 
+# METADATA
+# title: The exemptions the data defines
+# description: An empty object when none is defined.
 default defined := {}
 
 defined := data.pyagent.exemptions
@@ -80,6 +83,8 @@ errors_now contains err if {
 	}
 }
 
+# METADATA
+# title: The fields every exemption must give
 required_fields := ["device_id", "organization", "ban", "reason"]
 
 # METADATA
@@ -92,6 +97,10 @@ well_formed(ex) if {
 	clock.valid_time(ex.until)
 }
 
+# METADATA
+# title: An exemption's field is a string
 string_field(ex, field) if is_string(ex[field])
 
+# METADATA
+# title: An exemption's until is an RFC 3339 timestamp
 valid_until(ex) if clock.valid_time(ex.until)

@@ -72,6 +72,8 @@ resolved_now[key] := {"owner": owner, "id": id, "rule": rule} if {
 	key := concat("/", [owner, id])
 }
 
+# METADATA
+# title: A rule of an organisation overridden by a nearer one of the same id
 overridden(owner, id) if {
 	some other in chain
 	other != owner

@@ -1,3 +1,6 @@
+# METADATA
+# title: Layout tests
+# description: The policy data loaded under the wrong root, or not at all, is the one error.
 package pyagent.lib.layout_test
 
 import data.pyagent.lib.layout

@@ -32,14 +32,20 @@ key_for(p, id) := [name, hash] if {
 	p in case_insensitive
 } else := [id, ""]
 
+# METADATA
+# title: The publisher hash of a Windows identifier split at its underscores
+# description: The last part, or none for a name without one.
 publisher_hash(parts) := parts[count(parts) - 1] if count(parts) > 1
 
 publisher_hash(parts) := "" if count(parts) == 1
 
-# Joins a name and a hash into one lookup key. NUL never occurs in an identifier (the report
-# schema forbids it), so two different pairs never give the same key.
+# METADATA
+# title: What joins a name and a hash into one lookup key
+# description: NUL, which never occurs in an identifier (the report schema forbids it), so two different pairs never give the same key.
 separator := "\u0000"
 
+# METADATA
+# title: One lookup key from a name and a publisher hash
 lookup_key(name, hash) := concat(separator, [name, hash])
 
 # METADATA

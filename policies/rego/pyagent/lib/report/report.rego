@@ -112,6 +112,8 @@ field_errors contains invalid("report.device.work_profile", "must be true or fal
 	not work_profile_is_a_boolean
 }
 
+# METADATA
+# title: The error of a report field the policy cannot decide on
 invalid(path, what) := {
 	"code": "invalid_input",
 	"path": path,

@@ -14,6 +14,8 @@ import data.pyagent.lib.matching
 # title: Scopes a rule may name
 known := {"corporate", "personal-enrolled", "personal-with-work-apps", "all"}
 
+# METADATA
+# title: The device of the report
 device := input.report.device
 
 # METADATA
@@ -29,6 +31,8 @@ work_apps contains id if {
 	some id in object.get(org_apps, matching.platform, [])
 }
 
+# METADATA
+# title: Lookup index of the work apps, built now
 work_app_index := matching.index(work_apps)
 
 # METADATA
