@@ -315,7 +315,7 @@ def parse_instant(value: str) -> datetime:
     text = value.replace("z", "Z").replace("t", "T")
     if "." in text:  # Python keeps microseconds: cut nanoseconds, keep the zone
         head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail if c.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]  # (the fraction's: not the zone's)
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from pyagent.server.app import create_app
 from pyagent.server.auth import new_token, token_hash
+from pyagent.server.events import parse_instant
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import Store
 from pyagent.server.store.base import StatusRow
@@ -383,3 +384,17 @@ def test_allow_filters_by_the_decision_s_allow_and_undecided_devices_by_complian
             ("undecided", None),
         ],  # all stale (2023)
     }
+
+
+# 5. instants with a fraction and an offset --------------------------------------------------------
+
+
+def test_an_instant_with_a_fraction_and_an_offset_is_read_in_utc(on_sqlite: Served) -> None:
+    """An OPA logs ``input.at`` as its client asked it: 09:00:00.25+05:00 is 04:00:00.25 UTC. The
+    offset's digits were read as the fraction's (09:00:00.2505, offset dropped): a decision made in
+    the past was ignored as dated after its arrival, and one in the future was stored in the past."""
+    assert parse_instant("2023-03-16T09:00:00.25+05:00") == parse_instant("2023-03-16T04:00:00.25Z")
+    assert parse_instant("2023-03-16T09:00:00.5-05:30").isoformat() == "2023-03-16T14:30:00.500000+00:00"
+    on_sqlite.post(decision_event("d-offset", device_id="a", at="2023-03-16T09:00:00.25+05:00"))
+    history = on_sqlite.get("/api/v1/devices/a", history="5").json()["history"]
+    assert [h["decided_at"] for h in history] == ["2023-03-16T04:00:00.250000Z"]
