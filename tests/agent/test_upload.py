@@ -309,3 +309,23 @@ def test_an_upload_that_fails_without_an_answer_drops_the_last_http_code(spool: 
     shown = logs_status(uploads)
     assert shown["code"] == "decision_log_error" and "http_code" not in shown, shown
     assert spool.counts() == (12, 12)
+
+
+def test_a_2xx_with_a_body_over_the_bound_takes_the_events(spool: Spool) -> None:
+    """OPA reads a 2xx by its status alone: the events were taken. Its 100 KB body made the upload a
+    failure, and every event went out again with each later batch (decision-log audit)."""
+    from pyagent.agent.plugins.status import StatusPlugin
+    from tests.helpers.fault_server import Fault, fault_server
+
+    chatty = Fault(status=200, body=json.dumps({"note": "x" * 100_000}).encode())
+    paths: list[str] = []
+    with fault_server(chatty, paths=paths) as url:
+        uploads = plugin(url)
+        assert uploads.upload(spool) is None
+        assert uploads.upload(spool) is None  # nothing left to send
+        status = StatusPlugin(
+            ServiceClient(Service("logs", url, timeout=2)), {}, lambda: "d-1", bundles=[], logs=None
+        )
+        status.step()
+    assert (spool.counts(), paths) == ((12, 0), ["/logs", "/status"])
+    assert (status.state.last_error, status.state.last_ok_at) == (None, status.state.last_attempt_at)

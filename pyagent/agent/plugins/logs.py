@@ -37,7 +37,7 @@ from typing import Any
 
 from pyagent import __version__
 from pyagent.agent.chain import ChainKey
-from pyagent.agent.http import ServiceClient, TransportError, backoff
+from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
 from pyagent.agent.store import RawRecord, Spool, utc_now
 from pyagent.agent.verify import sound_body
 from pyagent.config.opa import DecisionLogs
@@ -274,9 +274,13 @@ class DecisionLogPlugin:
                 headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
                 body=gzip_array(batch),
             )
+        except BodyTooLarge:  # (bounded so only in a 2xx: taken, as OPA reads a 2xx by its status alone)
+            taken = True
         except (TransportError, PyagentError) as err:
             return str(err)
-        if 200 <= reply.status < 300:
+        else:
+            taken = 200 <= reply.status < 300
+        if taken:
             spool.mark_shipped_many([seq for seq, _ in batch], utc_now())
             self.state.sent += len(batch)
             return None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyagent import __version__
-from pyagent.agent.http import ServiceClient, TransportError
+from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError
 from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
@@ -131,12 +131,15 @@ class StatusPlugin:
                 headers={"Content-Type": "application/json"},
                 body=body,
             )
+        except BodyTooLarge:  # (bounded so only in a 2xx: the message was taken, its answer is not read)
+            pass
         except (TransportError, PyagentError) as err:
             self.state.last_error = str(err)
             return min(self.period, 5.0)
-        if not 200 <= reply.status < 300:
-            self.state.last_error = f"{self.client.url(self.resource)}: {reply.message()}"
-            return min(self.period, 5.0)
+        else:
+            if not 200 <= reply.status < 300:
+                self.state.last_error = f"{self.client.url(self.resource)}: {reply.message()}"
+                return min(self.period, 5.0)
         self.state.last_error = None
         self.state.last_ok_at = self.state.last_attempt_at
         self._sent_version = version
