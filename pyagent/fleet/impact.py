@@ -293,6 +293,7 @@ def impact_text(impact: Impact) -> list[str]:
             lambda c: (
                 f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'exempted', 'warnings'))}"
                 + _errors(c["before"]["errors"], c["after"]["errors"])
+                + _decided_now(c)
             ),
         ),
         (impact.warning_changes, lambda c: f"{_who(c)}: warnings only{_why(c, kinds=('warnings',))}"),
@@ -311,6 +312,15 @@ def _errors(before: list[Any], after: list[Any]) -> str:
         return f"; error: {_first_error(after)}"
     if before and not after:
         return f"; no longer: {_first_error(before)}"
+    return ""
+
+
+def _decided_now(change: dict[str, Any]) -> str:
+    """What the candidate finds where the baseline could not decide (its rules and apps: no entry
+    was added or removed, as nothing was weighed before)."""
+    before, after = change["before"], change["after"]
+    if before["errors"] and not after["errors"] and after["violations"]:
+        return f"; now: {_entries('', after['violations'])}"
     return ""
 
 

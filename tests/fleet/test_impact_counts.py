@@ -241,3 +241,22 @@ def test_a_violation_whose_date_or_remediation_changes_is_a_change_without_a_fli
         }
     ]
     assert change["before"]["violations"][0]["remediation"].startswith("Uninstall the app from this device.")
+
+
+def test_what_the_candidate_finds_where_the_baseline_could_not_decide_is_listed(tmp_path: Path) -> None:
+    """A device of an organisation only the candidate defines: its line said only why the baseline
+    could not decide, and what the candidate finds was in the JSON alone (author audit)."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(REPO / "policies", candidate)
+    orgs = candidate / "data" / "pyagent" / "organizations" / "data.yaml"
+    orgs.write_text(orgs.read_text().replace("\nindia:\n", "\nbharat:\n"))
+    report = json.loads((EXAMPLES / "india-personal-lite.json").read_text())
+    report["device"]["organization"] = "bharat"
+    inventory = tmp_path / "bharat.jsonl"
+    inventory.write_text(json.dumps(report) + "\n")
+    result = impact(str(candidate), inventory, CAPCUT_IN_FORCE)
+    assert result.stderr.splitlines()[1] == (
+        '  in-bengaluru-personal-2210 (bharat): changed; no longer: unknown organisation "bharat"; known: '
+        "eeas, eu-commission, eu-council, eu-parliament, india, us-federal; now: bharat/tiktok "
+        "com.zhiliaoapp.musically.go"
+    )
