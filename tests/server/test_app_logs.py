@@ -230,6 +230,42 @@ def test_chain_fields_travel_with_the_event(fleet: Fleet, sqlite_store: Store) -
     assert json.loads(chain) == {"seq": 7, "hash": "ab", "prev_hash": "cd"}
 
 
+def test_an_agents_copy_of_a_decision_its_opa_logged_first_adds_its_chain(store: Store) -> None:
+    """--engine opa: the OPA and the agent log one decision (one id). The OPA's copy arrived first, and
+    the agent's, a duplicate, was acknowledged without its chain fields (decision-log audit). They are
+    added to the stored row, never replacing any, and never to another device's or instant's row."""
+    from sqlalchemy import select
+
+    from pyagent.server.store.schema import decisions
+    from pyagent.server.store.sql import SqlStore
+
+    chain = {"seq": 7, "hash": "ab", "prev_hash": "cd"}
+    opa = decision_event("shared", sender="opa-1")
+    other = decision_event("elsewhere", device_id="other-device")
+    with TestClient(create_app(ServerSettings(), store)) as client:
+        fleet = Fleet(store, client)
+        assert fleet.post_logs([opa, other]).status_code == 200
+        copies = [
+            {**decision_event("shared"), "pyagent": chain},  # the agent's copy: its chain is added
+            {
+                **decision_event("shared"),
+                "pyagent": {"seq": 8, "hash": "x", "prev_hash": "y"},
+            },  # none replaced
+            {**decision_event("elsewhere"), "pyagent": chain},  # another device's row: not added
+            {
+                **decision_event("elsewhere", device_id="other-device", at="2023-03-17T00:00:00Z"),
+                "pyagent": chain,
+            },
+        ]
+        for copy in copies:
+            answer = fleet.post_logs([copy])
+            assert (answer.status_code, answer.json()["duplicates"]) == (200, 1)
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        stored = dict(conn.execute(select(decisions.c.decision_id, decisions.c.chain)).all())
+    assert (json.loads(stored["shared"]), stored["elsewhere"]) == (chain, None)
+
+
 def test_a_bundle_of_another_source_beside_ours_is_kept(fleet: Fleet) -> None:
     bundles = {"pyagent": {"revision": "r1"}, "local-authz": {"revision": "a7"}}
     assert fleet.post_logs([decision_event("d-1", bundles=bundles)]).status_code == 200

@@ -1,6 +1,7 @@
 """A batch of decisions in one transaction, on either database: the reports not stored yet, the
 events whose ``decision_id`` is not stored yet (``decision_ids`` decides, whatever the event's
-instant), and the devices' current states those events move forward.
+instant), the chain fields of agents' copies of decisions stored from their OPA's, and the devices'
+current states those events move forward.
 
 PostgreSQL takes the bulk path of :mod:`pyagent.server.store.bulk` (arrays, one statement per
 table); SQLite the executemany SQLAlchemy renders. The store suite runs both through the same cases.
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from isal import isal_zlib
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pyagent.server.store import bulk
@@ -60,12 +61,38 @@ def ingest(
         new = set(bulk.insert_decisions(conn, candidates, now))
     else:
         new = _sqlite_insert_decisions(conn, candidates, now)
+    _add_chains(conn, [row for row in candidates if row.decision_id not in new and row.chain is not None])
     newest = newest_per_device(row for row in candidates if row.decision_id in new)
     if newest and postgres:
         bulk.upsert_devices(conn, newest, now)
     elif newest:
         conn.execute(device_upsert(insert_fn), [device_values(row, now) for row in newest])
     return IngestResult(len(new), len(rows) - len(new))
+
+
+def _add_chains(conn: Connection, duplicates: Sequence[DecisionRow]) -> None:
+    """An agent's copy of a decision stored first from its OPA's (``--engine opa``: one decision id)
+    brings the chain fields the OPA's event lacks (CONTRACT 6.3): they are added to the stored row
+    when it has none, and only to the row of the same device and instant (never replacing any)."""
+    if not duplicates:
+        return
+    statement = (
+        update(decisions)
+        .where(
+            decisions.c.decision_id == bindparam("b_id"),
+            decisions.c.decided_at == bindparam("b_at"),
+            decisions.c.device_id == bindparam("b_device"),
+            decisions.c.chain.is_(None),
+        )
+        .values(chain=bindparam("b_chain"))
+    )
+    conn.execute(
+        statement,
+        [
+            {"b_id": r.decision_id, "b_at": r.decided_at, "b_device": r.device_id, "b_chain": r.chain}
+            for r in duplicates
+        ],
+    )
 
 
 def _sqlite_insert_decisions(conn: Connection, rows: Sequence[DecisionRow], now: datetime) -> set[str]:
