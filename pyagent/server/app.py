@@ -140,8 +140,9 @@ def _register_convertors() -> None:
 class _CheckedPath:
     """A path with a NUL (``%00``) names nothing the server holds (ids and names never contain one):
     400 before any route, so that no NUL reaches the database (PostgreSQL refuses it in text, which
-    would read as the database failing). So is a path whose percent-escapes are not UTF-8 (``%FF``):
-    decoded, each such byte would be U+FFFD, and other bytes would name the device called "\ufffd"."""
+    would read as the database failing). So is a path or query whose percent-escapes are not UTF-8
+    (``%FF``): decoded, each such byte would be U+FFFD, and other bytes would name the device (or the
+    organisation) called "\ufffd"."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -150,20 +151,20 @@ class _CheckedPath:
         if scope["type"] == "http":
             problem = _path_problem(scope)
             if problem is not None:
-                await _error(400, "invalid_parameter", f"the request's path {problem}")(scope, receive, send)
+                await _error(400, "invalid_parameter", problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 def _path_problem(scope: Scope) -> str | None:
     if "\0" in scope["path"]:
-        return "contains a NUL character"
-    raw = scope.get("raw_path")
-    try:
-        if raw is not None:
-            unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        return "is not UTF-8 once its %-escapes are decoded"
+        return "the request's path contains a NUL character"
+    for part, raw in (("path", scope.get("raw_path")), ("query", scope.get("query_string"))):
+        try:
+            if raw:
+                unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return f"the request's {part} is not UTF-8 once its %-escapes are decoded"
     return None
 
 

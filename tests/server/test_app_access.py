@@ -112,13 +112,18 @@ def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/devices/%FF/compliance", "/api/v1/devices/a%C3", "/devices/%ED%A0%80", "/bundles/%FE"]
-)
-def test_a_path_that_is_not_utf8_is_a_bad_request_before_any_route(fleet: Fleet, path: str) -> None:
+    ("path", "part"),
+    [("/api/v1/devices/%FF/compliance", "path"), ("/api/v1/devices/a%C3", "path"),
+     ("/devices/%ED%A0%80", "path"), ("/bundles/%FE", "path"),
+     ("/api/v1/summary?organization=%FF", "query"), ("/api/v1/devices?ban=a%C3", "query")],
+)  # fmt: skip
+def test_a_path_that_is_not_utf8_is_a_bad_request_before_any_route(
+    fleet: Fleet, path: str, part: str
+) -> None:
     """Decoded, each such byte was U+FFFD: %FF reached the device named "\ufffd", and access gating
-    answered for it."""
+    answered for it (an organisation so named, in a query)."""
     response = fleet.client.get(path, headers=fleet.auth("reader"))
-    told = "the request's path is not UTF-8 once its %-escapes are decoded"
+    told = f"the request's {part} is not UTF-8 once its %-escapes are decoded"
     assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": told})
 
 
