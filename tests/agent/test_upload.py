@@ -329,3 +329,13 @@ def test_a_2xx_with_a_body_over_the_bound_takes_the_events(spool: Spool) -> None
         status.step()
     assert (spool.counts(), paths) == ((12, 0), ["/logs", "/status"])
     assert (status.state.last_error, status.state.last_ok_at) == (None, status.state.last_attempt_at)
+
+
+def test_an_event_whose_array_fits_the_limit_exactly_is_sent_not_set_aside() -> None:
+    """Measured by the batching's estimate (a flush the sent array does not have), an event up to
+    about 11 bytes under the limit was "over the limit even gzipped, alone" (decision-log audit)."""
+    encoded = json.dumps(decided(0)).encode()  # (any JSON: the batching reads events as bytes)
+    exact = len(gzip_array([(1, encoded)]))
+    assert gzip_batches([(1, encoded)], exact) == ([[(1, encoded)]], [])
+    assert gzip_batches([(1, encoded)], exact - 1) == ([], [1])
+    assert gzip_batches([(1, encoded), (2, encoded)], exact) == ([[(1, encoded)], [(2, encoded)]], [])
