@@ -59,7 +59,9 @@ class TransportError(Exception):
 
 
 class BodyTooLarge(TransportError):
-    """The answer's body is over the limit; refused before or while it arrived."""
+    """The answer's body is over the limit; refused before or while it arrived. Only a 2xx answer's
+    body is refused so (an error's is cut to what tells the error): callers that need no body (an
+    upload) read it as a 2xx."""
 
     kind = "too_large"
 
