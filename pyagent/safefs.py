@@ -120,13 +120,15 @@ def read_file(
     return data
 
 
-def write_atomic(dir_fd: int, name: str, content: bytes) -> None:
-    """``content`` as ``name`` in the directory ``dir_fd``: a new private file (``O_EXCL``, so never
-    through a link), fsync, rename over ``name`` (which replaces a link, never follows it), fsync of
-    the directory. Raises ``OSError`` as the system does."""
+def write_atomic(dir_fd: int, name: str, content: bytes, *, mode: int = 0o600) -> None:
+    """``content`` as ``name`` in the directory ``dir_fd``: a new file (``O_EXCL``, so never through a
+    link) of ``mode`` (private unless told), fsync, rename over ``name`` (which replaces a link, never
+    follows it), fsync of the directory. Raises ``OSError`` as the system does."""
     temporary = f".{name}.{secrets.token_hex(8)}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:
+        if mode != 0o600:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()

@@ -11,11 +11,9 @@ limit) leaves the file that was there as it was, never a half-written report in 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -147,10 +145,12 @@ def _umask() -> int:
 
 
 def replace_file(output: str, data: bytes) -> None:
-    """``data`` as the file ``output``, whole or not at all: a new file beside it (through a link: beside
-    the file it names), flushed to disk and renamed over it, with the mode of the file it replaces (a
-    new one: as ``open`` would make it). A device or a pipe (``-o /dev/stdout``) is written to as it
-    is. Raises ``OSError`` as the system does."""
+    """``data`` as the file ``output``, whole or not at all (:func:`pyagent.safefs.write_atomic` in its
+    directory; through a link, in the directory of the file it names), with the mode of the file it
+    replaces (a new one: as ``open`` would make it). A device or a pipe (``-o /dev/stdout``) is
+    written to as it is. Raises ``OSError`` as the system does."""
+    from pyagent import safefs  # (imports hashlib: off a cold check's path, which writes no file)
+
     target = Path(os.path.realpath(output))
     try:
         mode = target.stat().st_mode
@@ -160,15 +160,8 @@ def replace_file(output: str, data: bytes) -> None:
         with target.open("wb") as handle:
             handle.write(data)
         return
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        safefs.write_atomic(dir_fd, target.name, data, mode=stat.S_IMODE(mode) if mode else 0o666 & ~_umask())
+    finally:
+        os.close(dir_fd)
