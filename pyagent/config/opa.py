@@ -276,7 +276,13 @@ def _bundle(
     if not services[service].oci:
         resource = resource.strip("/")  # as OPA, which trims the resource's slashes at both ends
     if services[service].oci:
-        _check_oci_bundle(section, polling, name)
+        _check_oci_bundle(section, name)
+        if long_poll is not None:  # as OPA, which does not long poll a registry either
+            from pyagent.config.opakeys import report_ignored
+
+            key = polling.key("long_polling_timeout_seconds")
+            report_ignored(source, [key], why="not used with an OCI registry, which does not long poll")
+            long_poll = None
     return BundleSource(
         name=name,
         service=service,
@@ -290,8 +296,8 @@ def _bundle(
     )
 
 
-def _check_oci_bundle(section: Section, polling: Section, name: str) -> None:
-    """A bundle from an OCI registry: ``resource`` is a reference, and registries do not long poll."""
+def _check_oci_bundle(section: Section, name: str) -> None:
+    """A bundle from an OCI registry: ``resource`` is a reference."""
     from pyagent.agent.plugins.oci import parse_reference
 
     resource = section.string("resource")
@@ -301,11 +307,6 @@ def _check_oci_bundle(section: Section, polling: Section, name: str) -> None:
             f"a reference such as registry.example.com/policies/{name}:TAG"
         )
     parse_reference(resource, what=f"{section.key('resource')} in {section.source}")
-    if polling.has("long_polling_timeout_seconds"):
-        raise InvalidInputError(
-            f"{polling.key('long_polling_timeout_seconds')} in {section.source}: an OCI registry does not "
-            "long poll (OPA ignores it there); remove it"
-        )
 
 
 def _decision_logs(value: Any, source: str, services: dict[str, Service]) -> DecisionLogs:

@@ -195,14 +195,14 @@ def screen(document: dict[str, Any], source: str) -> tuple[dict[str, Any], list[
     return screened, ignored
 
 
-def report_ignored(source: str, keys: list[str]) -> None:
-    """One line on stderr per ignored key, once per file and key in this process."""
+def report_ignored(
+    source: str, keys: list[str], *, why: str = "an OPA setting the agent does not use"
+) -> None:
+    """One line on stderr per ignored key (``KEY is WHY; ignored``), once per file and key in this process."""
     for key in keys:
         if (source, key) not in _reported:
             _reported.add((source, key))
-            print(
-                f"pyagent: {source}: {key} is an OPA setting the agent does not use; ignored", file=sys.stderr
-            )
+            print(f"pyagent: {source}: {key} is {why}; ignored", file=sys.stderr)
 
 
 def _screen(value: dict[str, Any], path: Pattern, source: str, ignored: list[str]) -> dict[str, Any]:

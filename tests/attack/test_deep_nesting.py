@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import pytest
 
-from pyagent.agent.plugins.oci import OciPuller, RegistryError, _registry_message, parse_reference
+from pyagent.agent.plugins.oci import OciPuller, RegistryError, parse_reference
+from pyagent.agent.plugins.ociauth import registry_message
 from pyagent.bounded_http.core import Reply
 from pyagent.bundles.errors import BundleRejected, RejectionKind
 from pyagent.bundles.roots import check_roots
@@ -80,7 +81,7 @@ def test_registry_answers_nested_too_deeply() -> None:
     """An error body is read for its message only (none found: the status alone); a manifest is not
     a manifest."""
     reply = Reply(status=500, headers={}, body=DEEP, size=len(DEEP))
-    assert _registry_message(reply) == "HTTP 500"
+    assert registry_message(reply) == "HTTP 500"
     puller = OciPuller(
         cast(Any, None), parse_reference("registry.test/p/b:stable", what="resource"), size_limit=1, label="b"
     )

@@ -75,13 +75,15 @@ class RunningRegistry:
     def blob_gets(self, digest: str) -> int:
         return sum(1 for method, path, _ in self.requests() if method == "GET" and path.endswith(digest))
 
-    def push(self, oras: Path, bundle: Path, reference: str) -> str:
-        """``oras push`` of ``bundle`` as OPA's bundle layer; returns the manifest digest it pushed."""
+    def push(self, oras: Path, bundle: Path, reference: str, *, annotation: str | None = None) -> str:
+        """``oras push`` of ``bundle`` as OPA's bundle layer (with the manifest ``annotation``
+        ``KEY=VALUE``, if given); returns the manifest digest it pushed."""
         workdir = bundle.parent
         config = workdir / "oci-config.json"
         config.write_text("{}")
+        extra = ["--annotation", annotation] if annotation else []
         done = subprocess.run(
-            [str(oras), "push", "--plain-http", "--no-tty", "--format", "json",
+            [str(oras), "push", "--plain-http", "--no-tty", "--format", "json", *extra,
              "--config", f"{config.name}:{CONFIG_MEDIA_TYPE}", f"{self.host}/{reference}",
              f"{bundle.name}:{BUNDLE_LAYER}"],
             cwd=workdir, capture_output=True, text=True, timeout=60, check=False,
@@ -128,8 +130,10 @@ def run_registry(workdir: Path) -> Iterator[RunningRegistry]:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {process.returncode}: "
-                                   f"{error_log.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(
+                    f"docker-registry exited with {process.returncode}: "
+                    f"{error_log.read_text(errors='replace')[-3000:]}"
+                )
             with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
                 break
             if time.monotonic() > deadline:

@@ -77,6 +77,8 @@ class Fetched:
     changed: bool
     etag: str | None = None
     error: str | None = None
+    manifest: str | None = None
+    """From an OCI registry: the manifest digest that named the bundle."""
 
 
 class BundlePlugin:
@@ -143,7 +145,7 @@ class BundlePlugin:
             and (self.status.active_revision is not None or not readable)  # ("" is a revision: opa build's)
         )
         if not self.active:
-            self.status.etag = None
+            self.status.etag = self.status.manifest = None
             self.status.active_revision = self.status.active_serial = self.status.size = None
         self.version += 1
 
@@ -159,7 +161,7 @@ class BundlePlugin:
         if self.active_mark() != mark:
             return
         self.active = False
-        self.status.etag = None
+        self.status.etag = self.status.manifest = None
         self.status.active_revision = self.status.active_serial = self.status.size = None
         self._failed("bundle_error", f"the active bundle does not load: {reason}")
         self._save()
@@ -201,8 +203,9 @@ class BundlePlugin:
             if not fetched.changed:
                 if fetched.etag and self.active:  # as OPA: a 304 with another ETag is its new name
                     self.status.etag = fetched.etag
+                    self.status.manifest = fetched.manifest
                 return self._succeeded(long_poll, started, changed=False)
-            self._activate(download, fetched.etag)
+            self._activate(download, fetched.etag, fetched.manifest)
             return self._succeeded(long_poll, started, changed=True)
         except BodyTooLarge as err:
             return self._refused(RejectionKind.UNREADABLE.value, str(err))
@@ -251,13 +254,14 @@ class BundlePlugin:
         pulled = self.oci.pull(
             sink,
             etag=self.status.etag if self.active else None,
+            manifest=self.status.manifest if self.active else None,
             manifest_timeout=download_deadline(header_timeout, None, MAX_MANIFEST_BYTES),
             blob_timeout=download_deadline(header_timeout, None, self.source.size_limit_bytes),
         )
         self._answer_code = pulled.http_code
-        return Fetched(changed=pulled.changed, etag=pulled.manifest_digest)
+        return Fetched(changed=pulled.changed, etag=pulled.layer_digest, manifest=pulled.manifest_digest)
 
-    def _activate(self, download: Path, etag: str | None) -> None:
+    def _activate(self, download: Path, etag: str | None, manifest: str | None) -> None:
         label = self._label()
         raw = download.read_bytes()
         limits = bundle_limits(self.source.size_limit_bytes)
@@ -285,7 +289,7 @@ class BundlePlugin:
         else:
             self.dir.activate_unsigned(raw)
         self.active = True
-        self.status.etag = etag
+        self.status.etag, self.status.manifest = etag, manifest
         self.status.active_revision = bundle.revision
         self.status.active_serial = verified.serial if verified else None
         self.status.size = len(raw)

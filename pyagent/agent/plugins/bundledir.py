@@ -39,6 +39,9 @@ class BundleStatus:
 
     name: str
     etag: str | None = None
+    manifest: str | None = None
+    """From an OCI registry: the manifest digest that last named the active bundle (whose ETag, as
+    OPA's, is its layer's digest), asked with ``If-None-Match``."""
     active_revision: str | None = None
     active_serial: int | None = None
     last_request: str | None = None

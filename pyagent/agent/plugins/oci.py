@@ -5,12 +5,13 @@ OPA, the registry asked is always the service's ``url`` (its scheme, host and po
 used), and the reference's host only names it. One pull (:meth:`OciPuller.pull`):
 
 1. ``GET /v2/REPOSITORY/manifests/TAG`` (``Accept``: the OCI image manifest), with ``If-None-Match``
-   the active bundle's manifest digest. Its bytes' SHA-256 is the manifest digest: it must match the
-   registry's ``Docker-Content-Digest`` and, for a reference by digest, the digest asked for.
-2. A manifest digest equal to the active bundle's (or a 304) is "unchanged": nothing more is fetched.
-   The manifest digest is this service's ETag.
-3. The first layer of OPA's bundle media type (``application/vnd.oci.image.layer.v1.tar+gzip``) is the
-   bundle: a layer declared larger than ``size_limit_bytes`` is refused before it is asked for;
+   the manifest digest that last named the active bundle. Its bytes' SHA-256 is the manifest digest:
+   it must match the registry's ``Docker-Content-Digest`` and, for a reference by digest, the digest
+   asked for. A 304, or that same digest, is "unchanged": nothing more is fetched.
+2. The first layer of OPA's bundle media type (``application/vnd.oci.image.layer.v1.tar+gzip``) is the
+   bundle, and its digest the bundle's ETag, as in OPA: a manifest that names the active bundle's
+   layer (the same bundle pushed again, or under another tag) is "unchanged" too. A layer declared
+   larger than ``size_limit_bytes`` is refused before it is asked for;
    ``GET /v2/REPOSITORY/blobs/DIGEST`` is streamed to the download file under the limit, hashed as it
    arrives, and refused unless its SHA-256 is the digest asked for.
 
@@ -20,10 +21,8 @@ except the bundle layer's blob, which registries send to their storage (ghcr.io,
 is fetched there as OPA fetches it, without the registry's credentials, over https when the registry
 is, and no more than the manifest's size of it is read; its digest is checked as always. A tag that
 names an index (a multi-platform tag) is read through the first image manifest it lists, by digest.
-What a registry says back (its ``errors``) is kept without the credentials it was sent.
-A registry that answers 401 with ``WWW-Authenticate: Bearer realm=...`` gets the token exchange of the
-registry token protocol (as OPA's resolver does): the realm, on the service's origin only, is asked
-with the service's credentials, and the token it issues is sent to the registry from then on.
+What a registry says back (its ``errors``) is kept without the credentials it was sent; a registry
+that asks for a token of its own gets the token exchange (:mod:`~pyagent.agent.plugins.ociauth`).
 What is then done with the archive (signature, digests, roots, serial, activation) is the bundle
 plug-in's, as for any other service.
 """
@@ -32,18 +31,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
+from urllib.parse import SplitResult, quote
 
-from pyagent import __version__
-from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink, TransportError
+from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink
+from pyagent.agent.plugins.ociauth import (
+    RegistryError,
+    check_offsite,
+    fetch_token,
+    get_anonymously,
+    origin,
+    registry_message,
+    resolve,
+)
 from pyagent.agent.plugins.ocirefs import DIGEST, Reference, parse_reference
-from pyagent.bounded_http import Target, request, tls_context
 from pyagent.bundles.errors import BundleRejected, RejectionKind
-from pyagent.errors import PyagentError
-from pyagent.termsafe import shorten
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -59,22 +62,20 @@ CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """The largest manifest read (the size registries accept, per the OCI distribution spec)."""
 MAX_REDIRECTS = 3
-MAX_TOKEN_BYTES = 64 * 1024
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 __all__ = ["OciPuller", "Pulled", "Reference", "RegistryError", "parse_reference"]
 
 
-class RegistryError(PyagentError):
-    """The registry gave no usable answer (an HTTP error, a redirect elsewhere, a malformed manifest)."""
-
-
 @dataclass(frozen=True)
 class Pulled:
+    """One pull: a new bundle in the sink (``changed``), or the active one named again."""
+
     changed: bool
+    layer_digest: str | None
+    """The bundle's ETag (OPA's): its layer's digest; the active bundle's when unchanged."""
     manifest_digest: str
+    """The manifest that named it (the registry's ETag, for ``If-None-Match`` on the next pull)."""
     http_code: int
-    layer_digest: str | None = None
     size: int = 0
 
 
@@ -103,8 +104,18 @@ class OciPuller:
         self._token: str | None = None
         """The registry's own token, once its token service issued one."""
 
-    def pull(self, sink: Sink, *, etag: str | None, manifest_timeout: float, blob_timeout: float) -> Pulled:
-        """The manifest, then, unless its digest is ``etag``, the bundle layer into ``sink``, verified.
+    def pull(
+        self,
+        sink: Sink,
+        *,
+        etag: str | None,
+        manifest: str | None = None,
+        manifest_timeout: float,
+        blob_timeout: float,
+    ) -> Pulled:
+        """The manifest, then, unless it names the bundle of digest ``etag`` (the active one), the
+        bundle layer into ``sink``, verified. ``manifest``: the manifest digest that last named that
+        bundle, asked with ``If-None-Match``.
 
         Each request is bounded: the manifest by ``manifest_timeout`` seconds, the blob by ``blob_timeout``.
 
@@ -114,23 +125,26 @@ class OciPuller:
         """
         ref = self.reference
         headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}, {DOCKER_LIST}"}
-        if etag:
-            headers["If-None-Match"] = f'"{etag}"'
+        known = manifest if etag and manifest else None
+        if known:
+            headers["If-None-Match"] = f'"{known}"'
         path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
         reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=manifest_timeout)
-        if reply.status == 304 and etag:
-            return Pulled(False, etag, 304)
+        if reply.status == 304 and known:
+            return Pulled(False, etag, known, 304)
         if reply.status != 200:
-            raise RegistryError(f"{self._where(path)}: {_registry_message(reply)}")
+            raise RegistryError(f"{self._where(path)}: {registry_message(reply)}")
         digest = "sha256:" + hashlib.sha256(reply.body).hexdigest()
         announced = reply.headers.get("docker-content-digest")
         if announced and announced != digest:
             raise self._mismatch(f"the manifest's bytes have digest {digest}, the registry says {announced}")
         if ref.digest and ref.digest != digest:
             raise self._mismatch(f"the manifest's bytes have digest {digest}, not {ref.digest} as asked")
-        if digest == etag:
-            return Pulled(False, digest, 200)
+        if digest == known:
+            return Pulled(False, etag, digest, 200)
         layer = self._bundle_layer(self._image_manifest(reply.body, digest, manifest_timeout), digest)
+        if etag and layer["digest"] == etag:  # the active bundle, under a new manifest
+            return Pulled(False, etag, digest, 200)
         size = layer["size"]
         if size > self.size_limit:
             raise BodyTooLarge(
@@ -143,7 +157,7 @@ class OciPuller:
         except BodyTooLarge as err:
             raise self._mismatch(f"the blob is longer than the {size} bytes the manifest says") from err
         if reply.status != 200:
-            raise RegistryError(f"{self._where(blob_path)}: {_registry_message(reply)}")
+            raise RegistryError(f"{self._where(blob_path)}: {registry_message(reply)}")
         got = "sha256:" + hashing.hash.hexdigest()
         if got != layer["digest"]:
             raise self._mismatch(
@@ -151,7 +165,7 @@ class OciPuller:
             )
         if hashing.size != size:
             raise self._mismatch(f"the blob is {hashing.size} bytes, the manifest says {size}")
-        return Pulled(True, digest, 200, layer["digest"], size)
+        return Pulled(True, layer["digest"], digest, 200, size)
 
     def _get(
         self,
@@ -176,20 +190,22 @@ class OciPuller:
             )
             challenge = reply.headers.get("www-authenticate", "")
             if reply.status == 401 and challenge[:7].lower() == "bearer " and not fresh_token:
-                self._token, fresh_token = self._fetch_token(challenge, timeout), True
+                self._token = fetch_token(self.client, challenge, timeout=timeout, label=self.label)
+                fresh_token = True
                 continue
             location = reply.headers.get("location")
             if reply.status not in _REDIRECTS or not location:
                 return reply
-            target = urlsplit(urljoin(self.client.origin + path, location))
-            if _origin(target) != self.client.origin and offsite:
+            what = f"{self._where(path)}: HTTP {reply.status} redirect to"
+            target = resolve(self.client.origin + path, location, what=what)
+            if origin(target) != self.client.origin and offsite:
                 return self._offsite(
                     target, max_body=max_body, timeout=timeout, sink=sink, hops=redirects + 1
                 )
-            if _origin(target) != self.client.origin:
+            if origin(target) != self.client.origin:
                 raise RegistryError(
                     f"{self._where(path)}: HTTP {reply.status} redirect to another origin "
-                    f"({_origin(target)}), which is not followed"
+                    f"({origin(target)}), which is not followed"
                 )
             redirects += 1
             if redirects > MAX_REDIRECTS:
@@ -205,42 +221,16 @@ class OciPuller:
         while True:
             if hops > MAX_REDIRECTS:
                 raise RegistryError(f"{self.label}: more than {MAX_REDIRECTS} redirects for the bundle layer")
-            secure = url.scheme == "https"
-            try:
-                port = url.port or (443 if secure else 80)
-            except ValueError:
-                port = 0
-            named = f"{_origin(url)}{url.path}"  # (never its query: a storage's URL is signed there)
-            if (
-                url.scheme not in ("http", "https")
-                or not url.hostname
-                or not port
-                or (self._tls and not secure)
-            ):
-                raise RegistryError(
-                    f"{self.label}: the registry redirects the bundle layer to {named}, not an "
-                    f"{'https' if self._tls else 'http(s)'} URL; it is not followed"
-                )
-            service = self.client.service  # its CA file too: a private registry's storage may share it
-            context = tls_context(
-                service.ca_cert, what=f"services.{service.name}.tls.ca_cert", system_too=True
-            )
-            target = Target(url.hostname, port, context if secure else None, _origin(url))
-            headers = {"User-Agent": f"pyagent/{__version__}"}
-            where = (url.path or "/") + (f"?{url.query}" if url.query else "")
-            try:
-                reply = request(
-                    target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink,
-                    head_timeout=service.timeout,
-                )  # fmt: skip
-            except TransportError as err:  # named without the query
-                raise type(err)(f"GET {named}", err.detail, err.kind) from None
+            what = f"{self.label}: the registry redirects the bundle layer to"
+            check_offsite(url, tls=self._tls, what=what)
+            reply = get_anonymously(self.client.service, url, timeout=timeout, max_body=max_body, sink=sink)
             location = reply.headers.get("location")
             if reply.status in _REDIRECTS and location:
-                url, hops = urlsplit(urljoin(url.geturl(), location)), hops + 1
+                where = f"GET {origin(url)}{url.path}: HTTP {reply.status} redirect to"
+                url, hops = resolve(url.geturl(), location, what=where), hops + 1
                 continue
             if reply.status != 200:
-                raise RegistryError(f"GET {named}: {_registry_message(reply)}")
+                raise RegistryError(f"GET {origin(url)}{url.path}: {registry_message(reply)}")
             return reply
 
     @property
@@ -279,42 +269,11 @@ class OciPuller:
                 f"index {digest} says manifest {wanted} is {bound} bytes; it is longer"
             ) from err
         if reply.status != 200:
-            raise RegistryError(f"{self._where(path)}: {_registry_message(reply)}")
+            raise RegistryError(f"{self._where(path)}: {registry_message(reply)}")
         got = "sha256:" + hashlib.sha256(reply.body).hexdigest()
         if got != wanted:
             raise self._mismatch(f"index {digest} names manifest {wanted}, the registry sent {got}")
         return reply.body
-
-    def _fetch_token(self, challenge: str, timeout: float) -> str:
-        """The registry's token exchange (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``):
-        the realm is asked with the service's credentials, only when it is on the service's origin."""
-        params = dict(_CHALLENGE_PARAM.findall(challenge))
-        realm = urlsplit(params.get("realm", ""))
-        if not realm.scheme or _origin(realm) != self.client.origin:
-            raise RegistryError(
-                f"{self.label}: the registry asks for a token from {params.get('realm')!r}, not on the "
-                f"service's origin ({self.client.origin}); the service's credentials are not sent there"
-            )
-        query = "&".join(part for part in (realm.query, urlencode(
-            {key: params[key] for key in ("service", "scope") if key in params})) if part)  # fmt: skip
-        path = realm.path + (f"?{query}" if query else "")
-        accept = {"Accept": "application/json"}
-        try:
-            reply = self.client.request(
-                "GET", path, timeout=timeout, max_body=MAX_TOKEN_BYTES, headers=accept, exact_path=True
-            )
-        except BodyTooLarge as err:  # (not a blob over its size: that is the bundle's refusal)
-            raise RegistryError(f"{self._where(realm.path)} (token): {err.detail}") from err
-        if reply.status != 200:
-            raise RegistryError(f"{self._where(realm.path)} (token): {_registry_message(reply)}")
-        try:
-            document = json.loads(reply.body)
-        except (ValueError, RecursionError):
-            document = None
-        token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
-        if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
-            raise RegistryError(f"{self._where(realm.path)} (token): the answer holds no token")
-        return token
 
     def _bundle_layer(self, body: bytes, digest: str) -> dict[str, Any]:
         try:
@@ -342,22 +301,3 @@ class OciPuller:
 
     def _where(self, path: str) -> str:
         return f"GET {self.client.origin}{path}"
-
-
-def _origin(parts: SplitResult) -> str:
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _registry_message(reply: Reply) -> str:
-    """``HTTP 404: MANIFEST_UNKNOWN: manifest unknown``, from the registry's ``errors`` when it gave them."""
-    try:
-        document = json.loads(reply.body) if reply.body else None
-    except (ValueError, RecursionError):
-        document = None
-    errors = document.get("errors") if isinstance(document, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code, message = errors[0].get("code"), errors[0].get("message")
-        detail = ": ".join(str(part) for part in (code, message) if part)
-        if detail:  # (what the registry says may quote the credentials it was sent: never kept)
-            return f"HTTP {reply.status}: {shorten(reply.unsecret(detail), 300)}"
-    return reply.message()

@@ -37,8 +37,10 @@ def layer_digest(bundle: Path) -> str:
     return "sha256:" + hashlib.sha256(bundle.read_bytes()).hexdigest()
 
 
-def push(registry: RunningRegistry, oras: Path, bundle: Path, tag: str = "stable") -> str:
-    return registry.push(oras, bundle, f"{REPOSITORY}:{tag}")
+def push(
+    registry: RunningRegistry, oras: Path, bundle: Path, tag: str = "stable", annotation: str | None = None
+) -> str:
+    return registry.push(oras, bundle, f"{REPOSITORY}:{tag}", annotation=annotation)
 
 
 def manifest_gets(registry: RunningRegistry) -> list[int]:
@@ -58,8 +60,10 @@ def test_pull_activate_unchanged_and_new_revisions(tmp_path: Path, builds: Build
         done = run_agent("--once", "--config", str(config))
         assert done.returncode == 0, done.stderr
         status = bundle_status(state)
-        assert (status["active_revision"], status["active_serial"], status["etag"]) == ("r1", 1, r1)
-        assert (status["code"], status["http_code"]) == (None, 200)
+        # as OPA: the ETag is the bundle layer's digest; the manifest's is kept for If-None-Match
+        etag = layer_digest(builds.wasm["r1"])
+        assert (status["active_revision"], status["active_serial"], status["etag"]) == ("r1", 1, etag)
+        assert (status["manifest"], status["code"], status["http_code"]) == (r1, None, 200)
         active = state / "bundles" / "pyagent" / "last-good-bundle.tar.gz"
         assert active.read_bytes() == builds.wasm["r1"].read_bytes()
         assert spool_bodies(state)[-1]["bundles"] == {"pyagent": {"revision": "r1"}}
@@ -70,20 +74,33 @@ def test_pull_activate_unchanged_and_new_revisions(tmp_path: Path, builds: Build
         done = run_agent("--once", "--config", str(config))
         assert done.returncode == 0, done.stderr
         status = bundle_status(state)
-        assert (status["active_revision"], status["etag"], status["http_code"]) == ("r1", r1, 304)
+        assert (status["active_revision"], status["etag"], status["http_code"]) == ("r1", etag, 304)
         assert registry.blob_gets(layer_digest(builds.wasm["r1"])) == 1
         assert manifest_gets(registry) == [200, 304]
+
+        # the same bundle pushed again (a new manifest, the same layer): not downloaded nor activated again
+        activated = status["last_successful_activation"]
+        again = push(registry, oras, builds.wasm["r1"], annotation="pushed=again")
+        assert again != r1
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        status = bundle_status(state)
+        assert (status["active_revision"], status["etag"], status["manifest"]) == ("r1", etag, again)
+        assert (status["http_code"], status["last_successful_activation"]) == (200, activated)
+        assert registry.blob_gets(layer_digest(builds.wasm["r1"])) == 1
+        assert manifest_gets(registry) == [200, 304, 200]
 
         r2 = push(registry, oras, builds.wasm["r2"])  # a new revision to the same tag
         assert r2 != r1
         done = run_agent("--once", "--config", str(config))
         assert done.returncode == 0, done.stderr
         status = bundle_status(state)
-        assert (status["active_revision"], status["active_serial"], status["etag"]) == ("r2", 2, r2)
+        assert (status["active_revision"], status["active_serial"]) == ("r2", 2)
+        assert (status["etag"], status["manifest"]) == (layer_digest(builds.wasm["r2"]), r2)
         assert active.read_bytes() == builds.wasm["r2"].read_bytes()
         assert spool_bodies(state)[-1]["bundles"] == {"pyagent": {"revision": "r2"}}
         assert registry.blob_gets(layer_digest(builds.wasm["r2"])) == 1
-        assert manifest_gets(registry) == [200, 304, 200]
+        assert manifest_gets(registry) == [200, 304, 200, 200]
         assert not list((state / "bundles" / "pyagent").glob(".download-*"))
 
 
@@ -115,7 +132,7 @@ def test_tampered_and_replayed_bundles_in_the_registry_are_refused(tmp_path: Pat
             assert refusal in done.stderr
             status = bundle_status(state)
             assert (status["active_revision"], status["active_serial"]) == ("r2", 2)
-            assert status["etag"] != pushed  # refused: the next poll looks at it again
+            assert (status["etag"], status["manifest"] != pushed) == (layer_digest(builds.wasm["r2"]), True)
             assert status["code"] == "bundle_error"
             assert re.fullmatch(rf"{re.escape(label)}: rejected \({kind}\): {reason}", status["message"])
             assert [r["kind"] for r in status["refusals"]] == [c[1] for c in cases[:index]]
@@ -222,6 +239,22 @@ def test_a_registry_token_is_fetched_from_the_services_own_origin_only(
         assert [path for path, _ in after] == [manifest, blob]
         assert all(auth == "Bearer issued-token" for _, auth in after)
 
+    # no credentials configured: a token service on another origin (Docker Hub's) is asked anonymously,
+    # as OPA asks it, and the token it issues goes to the registry only
+    with run_registry(tmp_path / "anonymous") as registry, lying_proxy(registry.url) as proxy, \
+            lying_proxy(registry.url) as token_service:  # fmt: skip
+        push(registry, oras, builds.wasm["r1"])
+        proxy.issue_token = token_service.issue_token = "anonymous-token"
+        proxy.token_realm = f"{token_service.url}/token"
+        config = oci_config(tmp_path / "anonymous.toml", state=tmp_path / "anonymous-state", url=proxy.url,
+                            reference=f"{registry.host}/{REPOSITORY}:stable",
+                            public_key=builds.public_key)  # fmt: skip
+        done = run_agent("--once", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        assert bundle_status(tmp_path / "anonymous-state")["active_revision"] == "r1"
+        assert token_service.seen == [("/token?service=registry.test&scope=repository%3Ax%3Apull", None)]
+        assert [auth for _, auth in proxy.seen] == [None, "Bearer anonymous-token", "Bearer anonymous-token"]
+
 
 @pytest.mark.timeout(120)
 def test_a_bundle_layer_over_size_limit_bytes_is_refused_before_it_is_fetched(
@@ -315,11 +348,18 @@ def test_references_are_read_as_opa_reads_them() -> None:
     digest = "sha256:" + "a" * 64
     ref = parse_reference("127.0.0.1:5000/policies/pyagent:stable", what="r")
     assert (ref.host, ref.repository, ref.tag, ref.digest) == (
-        "127.0.0.1:5000", "policies/pyagent", "stable", None
+        "127.0.0.1:5000",
+        "policies/pyagent",
+        "stable",
+        None,
     )
     ref = parse_reference(f"ghcr.io/org/repo@{digest}", what="r")
     assert (ref.host, ref.repository, ref.tag, ref.digest, ref.version) == (
-        "ghcr.io", "org/repo", None, digest, digest
+        "ghcr.io",
+        "org/repo",
+        None,
+        digest,
+        digest,
     )
     ref = parse_reference(f"ghcr.io/org/repo:1.0@{digest}", what="r")
     assert (ref.tag, ref.version) == ("1.0", digest)
@@ -336,7 +376,7 @@ def test_references_are_read_as_opa_reads_them() -> None:
         assert why in str(err.value), (bad, str(err.value))
 
 
-def test_oci_services_in_the_config() -> None:
+def test_oci_services_in_the_config(capsys: pytest.CaptureFixture[str]) -> None:
     service = {"url": "https://registry.example.com", "type": "oci"}
     bundle = {"service": "registry", "resource": "registry.example.com/policies/pyagent:1"}
     tables = opa_tables({"services": {"registry": service}, "bundles": {"pyagent": bundle}}, "c.yaml")
@@ -350,7 +390,7 @@ def test_oci_services_in_the_config() -> None:
         return str(err.value)
 
     assert refused({"services": {"registry": service | {"type": "s3"}}}) == (
-        "services.registry.type in c.yaml must be \"oci\" (an OCI registry) or absent (an HTTP service), "
+        'services.registry.type in c.yaml must be "oci" (an OCI registry) or absent (an HTTP service), '
         "got 's3'"
     )
     assert refused({"services": {"registry": service}, "bundles": {"pyagent": {"service": "registry"}}}) == (
@@ -364,8 +404,11 @@ def test_oci_services_in_the_config() -> None:
         "(as OPA, one is required)"
     )
     long_poll = bundle | {"polling": {"long_polling_timeout_seconds": 30}}
-    assert "an OCI registry does not long poll" in refused(
-        {"services": {"registry": service}, "bundles": {"pyagent": long_poll}}
+    tables = opa_tables({"services": {"registry": service}, "bundles": {"pyagent": long_poll}}, "lp.yaml")
+    assert tables.bundles["pyagent"].polling.long_polling_timeout is None  # as OPA: ignored, and said so
+    assert capsys.readouterr().err == (
+        "pyagent: lp.yaml: bundles.pyagent.polling.long_polling_timeout_seconds is not used with an OCI "
+        "registry, which does not long poll; ignored\n"
     )
     assert refused({"services": {"registry": service}, "decision_logs": {"service": "registry"}}) == (
         "decision_logs.service in c.yaml: service 'registry' is an OCI registry (type = \"oci\"), "

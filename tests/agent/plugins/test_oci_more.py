@@ -152,3 +152,39 @@ def test_a_blob_sent_to_storage_elsewhere_goes_without_credentials_and_its_signa
         assert str(failed.value) == f"GET {storage.storage_url}/blob: HTTP 500"
     finally:
         storage.close()
+
+
+def test_a_url_a_registry_gives_that_does_not_parse_is_its_error(tmp_path: Path) -> None:
+    """A redirect's ``Location`` and a token realm come from the registry: one that is not a URL is a
+    registry error naming it (reported, backed off), never the URL parser's exception."""
+    answers = {
+        "/v2/policies/pyagent/manifests/moved": (302, {"Location": "http://[bad/x"}, b""),
+        "/v2/policies/pyagent/manifests/token": (
+            401,
+            {"WWW-Authenticate": 'Bearer realm="http://[x/token"'},
+            b"",
+        ),
+        "/v2/policies/pyagent/manifests/port": (307, {"Location": "http://127.0.0.1:99999/x"}, b""),
+    }
+    server = _serve(lambda handler: answers[handler.path])
+    registry = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        service = Service("registry", registry, timeout=5, oci=True)
+        messages = []
+        for tag in ("moved", "token", "port"):
+            reference = parse_reference(f"127.0.0.1/{REPOSITORY}:{tag}", what="resource")
+            puller = OciPuller(ServiceClient(service), reference, size_limit=1 << 20, label="pyagent")
+            with pytest.raises(RegistryError) as refused, (tmp_path / tag).open("wb") as sink:
+                puller.pull(sink, etag=None, manifest_timeout=5, blob_timeout=5)
+            messages.append(str(refused.value))
+    finally:
+        server.shutdown()
+        server.server_close()
+    where = f"GET {registry}/v2/{REPOSITORY}/manifests"
+    assert messages == [
+        f"{where}/moved: HTTP 302 redirect to 'http://[bad/x', which is not a URL (Invalid IPv6 URL)",
+        "pyagent: the registry names as its token service 'http://[x/token', which is not a URL "
+        "(Invalid IPv6 URL)",
+        f"{where}/port: HTTP 307 redirect to 'http://127.0.0.1:99999/x', which is not a URL "
+        "(Port out of range 0-65535)",
+    ]
