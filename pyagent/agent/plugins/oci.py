@@ -129,7 +129,10 @@ class OciPuller:
         if known:
             headers["If-None-Match"] = f'"{known}"'
         path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
-        reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=manifest_timeout)
+        try:
+            reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=manifest_timeout)
+        except BodyTooLarge as err:  # the registry's failure, not a bundle's refusal
+            raise RegistryError(f"{self._where(path)}: the manifest: {err.detail}") from err
         if reply.status == 304 and known:
             return Pulled(False, etag, known, 304)
         if reply.status != 200:

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from pyagent.agent.http import ServiceClient
-from pyagent.agent.plugins.oci import BUNDLE_LAYER, OCI_MANIFEST, OciPuller, RegistryError, parse_reference
+from pyagent.agent.plugins.oci import (
+    BUNDLE_LAYER,
+    MAX_MANIFEST_BYTES,
+    OCI_MANIFEST,
+    OciPuller,
+    RegistryError,
+    parse_reference,
+)
 from pyagent.config.opa import Service
 from tests.agent.plugins.conftest import Builds, bundle_status, run_agent
 from tests.agent.plugins.oci_setup import REPOSITORY, oci_config
@@ -188,3 +195,22 @@ def test_a_url_a_registry_gives_that_does_not_parse_is_its_error(tmp_path: Path)
         f"{where}/port: HTTP 307 redirect to 'http://127.0.0.1:99999/x', which is not a URL "
         "(Port out of range 0-65535)",
     ]
+
+
+def test_a_manifest_over_its_limit_is_the_registrys_error_not_a_refused_bundle(tmp_path: Path) -> None:
+    manifest = json.dumps({"schemaVersion": 2, "padding": "x" * MAX_MANIFEST_BYTES}).encode()
+    server = _serve(lambda handler: (200, {"Content-Type": OCI_MANIFEST}, manifest))
+    registry = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        service = Service("registry", registry, timeout=5, oci=True)
+        reference = parse_reference(f"127.0.0.1/{REPOSITORY}:stable", what="resource")
+        puller = OciPuller(ServiceClient(service), reference, size_limit=1 << 30, label="pyagent")
+        with pytest.raises(RegistryError) as failed, (tmp_path / "sink").open("wb") as sink:
+            puller.pull(sink, etag=None, manifest_timeout=5, blob_timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(failed.value) == (
+        f"GET {registry}/v2/{REPOSITORY}/manifests/stable: the manifest: the answer is {len(manifest)} "
+        f"bytes, over the limit of {MAX_MANIFEST_BYTES}"
+    )
