@@ -151,7 +151,8 @@ class _CheckedPath:
         if scope["type"] == "http":
             problem = _path_problem(scope)
             if problem is not None:
-                await _error(400, "invalid_parameter", problem)(scope, receive, send)
+                refused = HttpError(400, "invalid_parameter", problem)
+                await _answer(scope["path"], refused)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -207,14 +208,19 @@ def _challenge(status: int) -> dict[str, str]:
 _API_PREFIXES = ("/api/", "/bundles/", "/logs", "/status", "/health")
 
 
-async def _http_error(request: Request, err: Exception) -> Response:
-    assert isinstance(err, HttpError)
-    if not request.url.path.startswith(_API_PREFIXES):  # a dashboard page: answer a person, in HTML
+def _answer(path: str, err: HttpError) -> Response:
+    """``err`` as JSON on the API's paths, and as a page elsewhere (a dashboard page: a person reads it)."""
+    if not path.startswith(_API_PREFIXES):
         from pyagent.server.dashboard.layout import HEADERS, error_page
 
         headers = {**HEADERS, **({"Connection": "close"} if err.close else {}), **_challenge(err.status)}
         return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
     return _error(err.status, err.code, err.message, close=err.close)
+
+
+async def _http_error(request: Request, err: Exception) -> Response:
+    assert isinstance(err, HttpError)
+    return _answer(request.url.path, err)
 
 
 async def _routing_error(request: Request, err: Exception) -> Response:
@@ -247,8 +253,8 @@ async def _conflict(_request: Request, err: Exception) -> Response:
     return _error(409, "conflict", str(err))
 
 
-async def _invalid(_request: Request, err: Exception) -> Response:
-    return _error(400, "invalid_parameter", str(err))
+async def _invalid(request: Request, err: Exception) -> Response:
+    return _answer(request.url.path, HttpError(400, "invalid_parameter", str(err)))
 
 
 async def _too_long(request: Request, err: Exception) -> Response:
@@ -257,6 +263,6 @@ async def _too_long(request: Request, err: Exception) -> Response:
     return await _http_error(request, HttpError(503, "query_timeout", message))
 
 
-async def _unavailable(_request: Request, err: Exception) -> Response:
+async def _unavailable(request: Request, err: Exception) -> Response:
     log.warning("store error: %s", err)
-    return _error(503, "unavailable", "the database is not available")
+    return _answer(request.url.path, HttpError(503, "unavailable", "the database is not available"))

@@ -4,7 +4,9 @@ does not read."""
 
 from __future__ import annotations
 
+import html
 import logging
+from urllib.parse import urlencode
 
 import pytest
 
@@ -106,25 +108,62 @@ def test_health_does_not_tell_anyone_where_the_database_is(
 def test_a_nul_in_the_path_is_a_bad_request_before_any_route(fleet: Fleet, path: str, role: str) -> None:
     """No NUL reaches the database, where PostgreSQL would refuse it as if the database had failed."""
     response = fleet.client.get(path, headers=fleet.auth(role))
-    assert (response.status_code, response.json()) == (
-        400, {"code": "invalid_parameter", "message": "the request's path contains a NUL character"}
-    )  # fmt: skip
+    told = "the request's path contains a NUL character"
+    if path.startswith("/devices/"):  # a dashboard page: said as a page
+        assert (response.status_code, response.headers["content-type"]) == (400, "text/html; charset=utf-8")
+        assert f'<p class="error" role="alert">{html.escape(told)}</p>' in response.text
+    else:
+        assert (response.status_code, response.json()) == (
+            400,
+            {"code": "invalid_parameter", "message": told},
+        )
 
 
 @pytest.mark.parametrize(
     ("path", "part"),
     [("/api/v1/devices/%FF/compliance", "path"), ("/api/v1/devices/a%C3", "path"),
      ("/devices/%ED%A0%80", "path"), ("/bundles/%FE", "path"),
-     ("/api/v1/summary?organization=%FF", "query"), ("/api/v1/devices?ban=a%C3", "query")],
+     ("/api/v1/summary?organization=%FF", "query"), ("/api/v1/devices?ban=a%C3", "query"),
+     ("/devices?organization=%FF", "query"), ("/device?id=%FF", "query")],
 )  # fmt: skip
 def test_a_path_that_is_not_utf8_is_a_bad_request_before_any_route(
     fleet: Fleet, path: str, part: str
 ) -> None:
     """Decoded, each such byte was U+FFFD: %FF reached the device named "\ufffd", and access gating
-    answered for it (an organisation so named, in a query)."""
+    answered for it (an organisation so named, in a query). A dashboard page says so as a page."""
     response = fleet.client.get(path, headers=fleet.auth("reader"))
     told = f"the request's {part} is not UTF-8 once its %-escapes are decoded"
-    assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": told})
+    if path.startswith("/api/") or path.startswith("/bundles/"):
+        assert (response.status_code, response.json()) == (
+            400,
+            {"code": "invalid_parameter", "message": told},
+        )
+    else:
+        assert (response.status_code, response.headers["content-type"]) == (400, "text/html; charset=utf-8")
+        assert f'<p class="error" role="alert">{html.escape(told)}</p>' in response.text
+
+
+@pytest.mark.parametrize(
+    ("asked", "next_path"),
+    [("/devices/in%23q%3Fx%3D1%26y%3D%252F", "/devices/in%23q%3Fx%3D1%26y%3D%252F"),
+     ("/devices/nl%0Ax", "/devices/nl%0Ax"), ("/devices/caf%C3%A9?history=5", "/devices/caf%C3%A9?history=5"),
+     ("/devices?organization=eu%20council", "/devices?organization=eu%20council")],
+)  # fmt: skip
+def test_after_login_a_browser_lands_on_the_page_it_asked_for(
+    fleet: Fleet, asked: str, next_path: str
+) -> None:
+    """The page asked for is kept as it was sent, escapes and all: decoded once, ``in#q?x=1&y=%2F``
+    led after login to the device ``in``'s page's fragment, and ``nl\nx`` to the device ``nlx``."""
+    sent = fleet.client.get(asked, headers={"Accept": "text/html"}, follow_redirects=False)
+    assert (sent.status_code, sent.headers["location"]) == (303, f"/login?{urlencode({'next': next_path})}")
+    form = fleet.client.get(sent.headers["location"]).text
+    assert f'<input type="hidden" name="next" value="{html.escape(next_path)}">' in form
+    login = {"token": fleet.tokens["reader"], "next": next_path}
+    landed = fleet.client.post("/login", data=login, follow_redirects=False)
+    assert (landed.status_code, landed.headers["location"]) == (303, next_path)
+    # a next= given decoded (a line break, a space, a non-ASCII letter) is escaped, not shown as text
+    form = fleet.client.get("/login", params={"next": "/devices/nl\nx y\u00e9"}).text
+    assert '<input type="hidden" name="next" value="/devices/nl%0Ax%20y%C3%A9">' in form
 
 
 @pytest.mark.parametrize(

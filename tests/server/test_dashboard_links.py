@@ -130,12 +130,12 @@ def test_a_long_refusal_list_says_how_many_it_leaves_out(fleet: Fleet) -> None:
 def test_a_device_without_a_platform_is_counted_but_not_linked_to_a_list_that_would_be_empty(
     fleet: Fleet,
 ) -> None:
-    """Its row is "(none)", which no device's platform is: a link would list nothing."""
+    """Its row is "no platform" (key "", which no platform is named): a link would list nothing."""
     event = _of("d-1", "no-platform", "eu-commission")
     del event["input"]["report"]["device"]["platform"]  # a report is stored as it was sent
     assert fleet.post_logs([event]).json()["stored"] == 1
     overview = _page(fleet, "/")
-    assert '<th scope="row">(none)</th>' in overview
+    assert '<th scope="row">no platform</th>' in overview
     assert "/devices?platform=" not in overview
     at = fleet.client.get("/devices/no-platform?at=2023-03-16T09:30:00Z", headers=fleet.auth("reader"))
     assert (at.status_code, "at: not a parameter of /devices/no-platform (it takes: none)" in at.text) == (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -398,3 +399,22 @@ def test_an_instant_with_a_fraction_and_an_offset_is_read_in_utc(on_sqlite: Serv
     on_sqlite.post(decision_event("d-offset", device_id="a", at="2023-03-16T09:00:00.25+05:00"))
     history = on_sqlite.get("/api/v1/devices/a", history="5").json()["history"]
     assert [h["decided_at"] for h in history] == ["2023-03-16T04:00:00.250000Z"]
+
+
+def test_the_overviews_last_trend_point_is_its_figures(on_sqlite: Served) -> None:
+    """A decision dated a little ahead of the server's clock (within the five minutes taken) is a
+    device's current state, counted in the overview's figures; the trend's last point, now, counts it
+    too (the history counts it from its own instant on): one page, one set of figures."""
+    ahead = (datetime.now(UTC) + timedelta(minutes=3)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    on_sqlite.post(
+        decision_event("d-now", device_id="now"), decision_event("d-ahead", at=ahead, device_id="ahead")
+    )
+    overview = on_sqlite.get("/").text
+    tiles = overview[overview.index('<section class="kpis"') : overview.index("</section>")]
+    trend = overview[overview.index("Compliance over time") :]
+    trend = trend[: trend.index("</table>")]
+    last_row = trend[trend.rindex("<tr>") :]
+    for metric, value in (("devices", 2), ("non_compliant", 2), ("stale", 1), ("compliant", 0)):
+        assert f'data-metric="{metric}" data-value="{value}"' in tiles
+        assert f'data-metric="{metric}" data-value="{value}"' in last_row
+    assert on_sqlite.get("/api/v1/summary").json()["devices"] == 2

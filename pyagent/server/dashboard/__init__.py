@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, quote_from_bytes, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,11 +30,26 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers=layout.HEADERS)
 
 
+_URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
+"""What a URL may hold unescaped here: printable ASCII (a space, a control character or any other
+character is %-escaped, so that a line break in a device's id stays in its page's URL)."""
+
+
 def _local(path: str | None) -> str:
-    """Where to go after login: a path on this server only (never ``//host`` or a scheme)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path or urlsplit(path).netloc:
+    """Where to go after login: a path on this server only (never ``//host`` or a scheme), escaped."""
+    path = quote(path or "", safe=_URL_SAFE)
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or urlsplit(path).netloc:
         return "/"
     return path
+
+
+def _asked(request: Request) -> str:
+    """The path and query the client asked for, as it sent them: escapes are kept, so that a device
+    id holding ``#``, ``?``, ``%2F`` or a line break leads back to its page after login."""
+    path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    asked = quote_from_bytes(path, safe=_URL_SAFE)
+    return asked + (f"?{quote_from_bytes(query, safe=_URL_SAFE)}" if query else "")
 
 
 def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[Route]:
@@ -54,8 +69,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             browser = "text/html" in request.headers.get("accept", "")
             if not browser and sessions.COOKIE not in request.cookies:
                 raise HttpError(401, "unauthorized", "a reader's bearer token or a session is required")
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
+            return RedirectResponse(f"/login?{urlencode({'next': _asked(request)})}", 303)
         return viewer
 
     async def overview(request: Request) -> Response:
@@ -178,6 +192,9 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: Or
     if steps[-1] != instant:  # end on the instant shown, not on the midnight before it
         steps.append(instant)
     points = store.history(steps, organization=organization, stale_after=stale_after)
+    if at is None:  # the last point is now: the figures above it (which count a decision made within
+        # this second, or dated a little ahead of this server's clock, as the history does not yet)
+        points[-1] = {**points[-1], **{key: summary[key] for key in points[-1] if key != "at"}}
     rollouts = (  # (status keeps no history: a past instant's rollout is not known)
         [r for name in sorted(store.bundle_names()) if (r := store.rollout(name, organization)) is not None]
         if at is None

@@ -12,9 +12,11 @@ from pyagent.fleet.html_assets import esc, esc_value, fmt_int, percent, stacked_
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
 from pyagent.server.dashboard.layout import device_link, link
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.server.store.fleet import UNKNOWN
+from pyagent.server.store.fleet import NO_REVISION, UNKNOWN
 
 NO_ORG_LABEL = "without organisation"
+NO_PLATFORM_LABEL = "no platform"
+NO_REVISION_LABEL = "no revision"
 WITH_STALE = (*COUNT_COLUMNS, ("stale", "Stale"))
 
 
@@ -47,7 +49,7 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]],
         + '<button type="submit">Show</button></form>'
     )  # fmt: skip
     narrowed = NO_ORG_LABEL if organization is NO_ORGANIZATION else organization
-    by_org = summary["by_organization"]
+    by_org, by_platform = summary["by_organization"], summary["by_platform"]
     trend = [(p["at"][:16].replace("T", " "), p) for p in points]
     # the device list is of current states: its links are offered on the current picture only, for
     # the organisation shown
@@ -77,9 +79,9 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]],
                                              [(o or NO_ORG_LABEL, c) for o, c in by_org.items()]),
              _org_table(summary["by_organization"], linked=lists is not None)),
         card("By platform", stacked_bars("chart-platforms", "Devices by platform", "platform",
-                                         list(summary["by_platform"].items())),
+                                         [(p or NO_PLATFORM_LABEL, c) for p, c in by_platform.items()]),
              counts_table("platform", "Platform", summary["by_platform"], WITH_STALE,
-                          {p: _listed(p, lists if p != UNKNOWN else None, platform=p)
+                          {p: _listed(p, lists, platform=p) if p != UNKNOWN else NO_PLATFORM_LABEL
                            for p in summary["by_platform"]})),
         card("By ban", bans_table),
         card("Rollout", _rollouts(rollouts) if rollouts is not None else PAST_ROLLOUT),
@@ -129,7 +131,7 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
     out = []
     for r in rollouts:
         rows = "".join(
-            f"<tr><td><code>{esc(rev)}</code></td>"
+            f"<tr><td>{f'<code>{esc(rev)}</code>' if rev != NO_REVISION else NO_REVISION_LABEL}</td>"
             f"{metric('devices', n, bundle=r['bundle'], revision=rev)}</tr>"
             for rev, n in r["by_revision"].items()
         )

@@ -25,7 +25,9 @@ from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.server.store.schema import devices
 
 STATUSES = ("compliant", "non_compliant", "invalid", "undecided")
-UNKNOWN = "(none)"
+UNKNOWN = ""
+"""The ``by_platform`` key of the devices whose decisions name no platform: a platform sent as
+"(none)" is a platform of its own, never merged with them."""
 #: The ``by_organization`` key of the devices without an organisation: no organisation is named ""
 #: (an empty one is stored as none), so they never merge with one, whatever it is named.
 NO_ORGANIZATION_KEY = ""
@@ -323,7 +325,10 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
     return result
 
 
-NO_REVISION = "(none)"
+NO_REVISION = ""
+"""The ``by_revision`` key (and ``active_revision``) of devices that report no bundle revision, or
+OPA's unnamed one (``opa build`` without ``--revision`` reports ""): a revision named "(none)" is a
+revision of its own."""
 
 
 def _aware(value: datetime | str) -> datetime:
