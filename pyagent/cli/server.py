@@ -80,6 +80,11 @@ Examples:
               help="Largest body on the wire (logs, status, publish), bytes [default: 32 MiB].")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Worker processes on the port (one per core); they share only the database.")  # fmt: skip
+@click.option("--forwarded-allow-ips", metavar="ADDRESSES", envvar="FORWARDED_ALLOW_IPS", default=None,
+              help="The load balancers whose X-Forwarded-Proto/-For are believed: addresses or networks, "
+                   "comma-separated, or '*' [default: 127.0.0.1; env FORWARDED_ALLOW_IPS]. A load balancer "
+                   "that terminates TLS on another host must be named, or dashboard logins are refused "
+                   "(the browser's https origin is not this server's http one).")  # fmt: skip
 def run(
     bind: str | None,
     db: str | None,
@@ -89,6 +94,7 @@ def run(
     tls_key: Path | None,
     max_body_bytes: int | None,
     workers: int,
+    forwarded_allow_ips: str | None,
 ) -> None:
     """Serve bundles, receive decision logs and status, answer the fleet API."""
     import uvicorn
@@ -123,6 +129,7 @@ def run(
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         **UVICORN_OPTIONS,
         "http": HeaderDeadlineProtocol,
+        "forwarded_allow_ips": forwarded_allow_ips,  # (None: uvicorn's default, 127.0.0.1)
     }
     if workers > 1:  # processes on one port; each opens the store itself (the process keeps no state)
         import os

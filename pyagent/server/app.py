@@ -32,6 +32,9 @@ from pyagent.server.store.base import QueryTimeout, Store
 
 log = logging.getLogger("pyagent.server")
 RETENTION_EVERY_SECONDS = 3600
+HEALTH_TIMEOUT_SECONDS = 5.0
+"""How long /health waits for the database's answer before it says 503 (a pooled connection to a
+PostgreSQL that stopped answering, with its host still there, would otherwise hold it for good)."""
 
 
 def create_app(settings: ServerSettings, store: Store | None = None) -> Starlette:
@@ -44,10 +47,13 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
     ctx = ServerContext(the_store, settings, Notifier(the_store), verification)
 
     async def health(_request: Request) -> Response:
-        try:
-            await run_in_threadpool(ctx.store.ping)
+        try:  # a database that holds a pooled connection and never answers is not available either
+            await asyncio.wait_for(run_in_threadpool(ctx.store.ping), HEALTH_TIMEOUT_SECONDS)
         except StoreError as err:  # the reason (which names the database) goes to the log, not to anyone
             log.warning("health: %s", err)
+            return JSONResponse({"status": "unavailable", "message": "the database is not available"}, 503)
+        except TimeoutError:
+            log.warning("health: the database did not answer within %s s", HEALTH_TIMEOUT_SECONDS)
             return JSONResponse({"status": "unavailable", "message": "the database is not available"}, 503)
         return JSONResponse({"status": "ok"})
 

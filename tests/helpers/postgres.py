@@ -54,6 +54,8 @@ class RunningPostgres:
     dsn: str
     """libpq URL of the same database: ``postgresql://pyagent@127.0.0.1:PORT/pyagent``."""
     bin_dir: Path
+    data_dir: Path
+    """The cluster's data directory (``postmaster.pid`` names its server process)."""
 
     def create_database(self, name: str, *, icu_locale: str | None = None) -> str:
         """Create a fresh, empty database ``name`` (collated by ICU's ``icu_locale`` if given, as a
@@ -99,20 +101,37 @@ def _private_dir() -> Path:
 
 
 def _wait_ready(bin_dir: Path, port: int, log: Path, deadline: float) -> None:
-    isready = [str(bin_dir / "pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", SUPERUSER,
-               "-d", "postgres", "-t", "1"]
+    isready = [
+        str(bin_dir / "pg_isready"),
+        "-q",
+        "-h",
+        HOST,
+        "-p",
+        str(port),
+        "-U",
+        SUPERUSER,
+        "-d",
+        "postgres",
+        "-t",
+        "1",
+    ]
     while time.monotonic() < deadline:
         if subprocess.run(isready, check=False).returncode == 0:
             return
         time.sleep(0.1)
-    raise RuntimeError(f"postgres did not accept connections on {HOST}:{port} within "
-                       f"{START_TIMEOUT}s; log tail:\n{_tail(log)}")
+    raise RuntimeError(
+        f"postgres did not accept connections on {HOST}:{port} within "
+        f"{START_TIMEOUT}s; log tail:\n{_tail(log)}"
+    )
 
 
 def _stop(bin_dir: Path, data: Path) -> None:
     """``pg_ctl stop -m fast``; SIGKILL the postmaster when that does not work."""
-    stop = subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "stop", "-D", str(data), "-m", "fast",
-                                        "-w", "-t", "10"]), capture_output=True, check=False)
+    stop = subprocess.run(
+        _as_postgres([str(bin_dir / "pg_ctl"), "stop", "-D", str(data), "-m", "fast", "-w", "-t", "10"]),
+        capture_output=True,
+        check=False,
+    )
     pid_file = data / "postmaster.pid"
     if stop.returncode and pid_file.exists():
         with contextlib.suppress(ValueError, ProcessLookupError):
@@ -128,15 +147,45 @@ def run_postgres(workdir: Path) -> Iterator[RunningPostgres]:
     data, sockets, log = base / "data", base / "sockets", base / "postgres.log"
     started = False
     try:
-        _run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
-                           "--encoding=UTF8", "--no-locale", "--no-sync"]), cwd=base)
+        _run(
+            _as_postgres(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]
+            ),
+            cwd=base,
+        )
         _run(_as_postgres(["mkdir", "-m", "0700", str(sockets)]))
         settings = {**SETTINGS, "port": str(port), "unix_socket_directories": f"'{sockets}'"}
         with (data / "postgresql.conf").open("a") as conf:  # appending keeps the file's owner
             conf.write("".join(f"{key} = {value}\n" for key, value in settings.items()))
         started = True
-        _run(_as_postgres([str(bin_dir / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w",
-                           "-t", str(START_TIMEOUT)]), cwd=base, timeout=START_TIMEOUT + 10, log=log)
+        _run(
+            _as_postgres(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "start",
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT),
+                ]
+            ),
+            cwd=base,
+            timeout=START_TIMEOUT + 10,
+            log=log,
+        )
         _wait_ready(bin_dir, port, log, time.monotonic() + START_TIMEOUT)
         _run([str(bin_dir / "createdb"), "-h", HOST, "-p", str(port), "-U", SUPERUSER, DATABASE], log=log)
         yield RunningPostgres(
@@ -145,6 +194,7 @@ def run_postgres(workdir: Path) -> Iterator[RunningPostgres]:
             url=f"postgresql+psycopg://{SUPERUSER}@{HOST}:{port}/{DATABASE}",
             dsn=f"postgresql://{SUPERUSER}@{HOST}:{port}/{DATABASE}",
             bin_dir=bin_dir,
+            data_dir=data,
         )
     finally:
         if started:

@@ -12,12 +12,14 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import text
 
 from pyagent.bundles.build import build_signed_bundle
 from pyagent.cli import cli
 from pyagent.server.auth import token_hash
 from pyagent.server.store import open_store
 from pyagent.server.store.base import Grant
+from pyagent.server.store.engine import open_engine
 from tests.helpers.opa_server import POLICY_DIRS
 
 
@@ -183,6 +185,18 @@ def test_migrate_twice(db: str) -> None:
     assert every[0] == "0001" and len(every) >= 4
     assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): {', '.join(every)}\n")
     assert run("migrate", "--db", db) == (0, "", f"migrated SqlStore({db}): already up to date\n")
+
+    # a database a newer pyagent migrated: said in one line, for every command that opens it
+    engine = open_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    told = (
+        f"pyagent: error: database {db}: its schema is at revision '9999', which this pyagent does not "
+        f"know (its newest is '{every[-1]}'): a newer pyagent migrated it; run that one, or upgrade\n"
+    )
+    assert run("migrate", "--db", db) == (3, "", told)
+    assert run("token", "add", "late", "--role", "reader", "--db", db) == (3, "", told)
 
 
 def test_publish_without_a_key_takes_unsigned_bundles_and_says_so(db: str, bundles: Bundles) -> None:

@@ -170,3 +170,30 @@ def test_a_keep_alive_connection_is_closed_after_its_max_age(tmp_path: Path) -> 
             answers.append((response.status, response.getheader("connection")))
         connection.close()
     assert answers == [(200, None), (200, None), (200, "close")]
+
+
+def _login_behind_a_balancer(port: int, balancer: str, token: str) -> tuple[int, str]:
+    """POST /login as a TLS-terminating load balancer at address ``balancer`` forwards a browser's."""
+    import http.client
+    from urllib.parse import urlencode
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(balancer, 0))
+    headers = {"Host": "fleet.example", "X-Forwarded-Proto": "https", "Origin": "https://fleet.example",
+               "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+    connection.request("POST", "/login", body=urlencode({"token": token, "next": "/"}), headers=headers)
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer.status, answer.getheader("set-cookie") or ""
+
+
+def test_a_load_balancer_on_another_host_is_believed_once_named(tmp_path: Path) -> None:
+    """Behind a balancer that terminates TLS elsewhere, the browser's origin is https: believed from
+    127.0.0.1 only by default (a login was refused as cross-origin), from the addresses named."""
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    reader = add_token(db, "readers", "reader")
+    with run_server(tmp_path, db) as server:
+        assert _login_behind_a_balancer(server.port, "127.0.0.2", reader) == (403, "")
+    with run_server(tmp_path, db, extra_args=["--forwarded-allow-ips", "127.0.0.2"]) as server:
+        status, cookie = _login_behind_a_balancer(server.port, "127.0.0.2", reader)
+    assert status == 303 and cookie.startswith("pyagent_session=") and "; secure" in cookie.lower()

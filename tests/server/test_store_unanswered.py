@@ -1,19 +1,28 @@
 """A PostgreSQL that takes the connection and never answers (a hung host, a firewall that drops what
 follows): the store says so within its connect timeout, where a connection attempt was held for as
-long as the kernel kept it, and /health with it."""
+long as the kernel kept it, and /health with it; and a real PostgreSQL that stops answering on the
+connections already pooled (its processes stopped, the host still there): /health says 503 within
+its own limit, where it waited for good, and 200 once the database answers again."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
+from pyagent.server import app as server_app
+from pyagent.server.settings import ServerSettings
 from pyagent.server.store import StoreError, open_store
 from pyagent.server.store import engine as store_engine
+from tests.helpers.postgres import run_postgres
 
 
 @pytest.fixture
@@ -80,3 +89,64 @@ def test_a_url_s_own_connect_timeout_stands(silent_port: int, monkeypatch: pytes
     url = f"postgresql+psycopg://pyagent@127.0.0.1:{silent_port}/pyagent?connect_timeout=2"
     error, took = _ping_outcome(url)
     assert isinstance(error, StoreError) and took < 10
+
+
+def _cluster_pids(data_dir: Path) -> list[int]:
+    """The cluster's server process and every process it started."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # (a process that ended meanwhile)
+        if int(fields[1]) == postmaster:
+            children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+@pytest.mark.timeout(120)
+def test_a_database_that_stops_answering_on_a_pooled_connection_is_a_503_from_health(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_app, "HEALTH_TIMEOUT_SECONDS", 2.0)
+    with run_postgres(tmp_path) as running:
+        store = open_store(running.url)
+        try:
+            with TestClient(server_app.create_app(ServerSettings(), store)) as client:
+                assert client.get("/health").json() == {"status": "ok"}  # a connection in the pool now
+                stopped = _cluster_pids(running.data_dir)
+                for pid in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    answer = client.get("/health")
+                    took = time.monotonic() - started
+                finally:
+                    for pid in stopped:
+                        os.kill(pid, signal.SIGCONT)
+                assert (answer.status_code, answer.json()) == (
+                    503, {"status": "unavailable", "message": "the database is not available"}
+                )  # fmt: skip
+                assert 2.0 <= took < 10, took
+                assert client.get("/health").json() == {"status": "ok"}
+        finally:
+            store.close()
+
+
+def test_pooled_connections_are_probed_and_bounded_unless_the_url_says_otherwise(tmp_path: Path) -> None:
+    """TCP keepalives and ``tcp_user_timeout`` on every connection: one whose packets go unanswered
+    (a host gone, a firewall dropping them) ends in about 30 s rather than the kernel's ~15 minutes."""
+    with run_postgres(tmp_path) as running:
+        for url, idle in ((running.url, "30"), (f"{running.url}?keepalives_idle=5", "5")):
+            engine = store_engine.open_engine(url)
+            try:
+                with engine.connect() as conn:
+                    given = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+            finally:
+                engine.dispose()
+            assert {key: given.get(key) for key in ("keepalives", "keepalives_idle", "keepalives_interval",
+                    "keepalives_count", "tcp_user_timeout", "connect_timeout")} == {
+                "keepalives": "1", "keepalives_idle": idle, "keepalives_interval": "10",
+                "keepalives_count": "3", "tcp_user_timeout": "30000", "connect_timeout": "5",
+            }  # fmt: skip

@@ -90,17 +90,29 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # a PostgreSQL that does not answer (a host gone, a firewall dropping packets) is a StoreError in
-    # seconds, a 503 from /health, rather than a connection attempt held for minutes; a URL's own
-    # connect_timeout stands
+    # seconds, a 503 from /health, rather than a connection attempt held for minutes; and a connection
+    # already open whose packets go unanswered is dropped by the kernel in about 30 s (keepalives,
+    # tcp_user_timeout) rather than the ~15 minutes of its retransmissions. What a URL gives itself stands.
     given = make_url(url).query
-    args = {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    args = {key: value for key, value in _PG_CONNECT_ARGS.items() if key not in given}
+    if "connect_timeout" not in given:
+        args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     return create_engine(
-        url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800, connect_args=args
-    )
+        url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800, pool_timeout=10,
+        connect_args=args,
+    )  # fmt: skip
 
 
 #: How long a new PostgreSQL connection may take (libpq's ``connect_timeout``; none by default).
 CONNECT_TIMEOUT_SECONDS = 5
+
+_PG_CONNECT_ARGS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,  # an idle pooled connection is probed after 30 s,
+    "keepalives_interval": 10,  # every 10 s,
+    "keepalives_count": 3,  # and given up after 3 probes unanswered
+    "tcp_user_timeout": 30_000,  # ms: data sent and not acknowledged for 30 s ends the connection
+}
 
 
 def _sqlite_begin(conn: Any) -> None:

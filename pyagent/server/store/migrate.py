@@ -33,14 +33,24 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class UnknownRevision(Exception):
+    """The database's schema is at a revision these migrations do not have: a newer pyagent's."""
+
+
 def upgrade(engine: Engine) -> list[str]:
-    """Apply every pending migration; return the revisions applied (empty when up to date)."""
+    """Apply every pending migration; return the revisions applied (empty when up to date).
+    Raises :class:`UnknownRevision` for a schema of a revision these migrations do not have."""
     config = alembic_config()
     script = ScriptDirectory.from_config(config)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
         before = MigrationContext.configure(conn).get_current_revision()
+        if before is not None and before not in {rev.revision for rev in script.walk_revisions()}:
+            raise UnknownRevision(
+                f"its schema is at revision {before!r}, which this pyagent does not know (its newest is "
+                f"{script.get_current_head()!r}): a newer pyagent migrated it; run that one, or upgrade"
+            )
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         after = MigrationContext.configure(conn).get_current_revision()

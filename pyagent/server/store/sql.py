@@ -93,11 +93,11 @@ class SqlStore(Store):
             raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
 
     def migrate(self) -> list[str]:
-        from pyagent.server.store.migrate import upgrade
+        from pyagent.server.store.migrate import UnknownRevision, upgrade
 
         try:
             return upgrade(self.engine)
-        except (OperationalError, DBAPIError) as err:
+        except (OperationalError, DBAPIError, UnknownRevision) as err:
             raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
 
     def ping(self) -> None:
