@@ -72,7 +72,7 @@ def stacked_bars(ident: str, title: str, kind: str, rows: Sequence[tuple[str, di
     """Horizontal stacked bars (compliant, non-compliant, invalid) per ``kind`` (organisation, platform)."""
     if not rows:
         return '<p class="empty">No devices.</p>'
-    width, label_w, right_w, row_h = 560, 150, 130, 30
+    width, label_w, right_w, row_h = 560, 168, 130, 30  # (20 characters of label at 13 px fit in 160)
     bar_w = width - label_w - right_w
     height = 26 + row_h * len(rows)
     biggest = max(counts["devices"] for _, counts in rows) or 1
