@@ -310,17 +310,6 @@ def test_rollout_per_bundle(api: Api, decided: list[Decided]) -> None:
     assert [r["instance_id"] for r in mine["refusals"]] == [ids[1]]
     assert mine["instances_by_revision"] == {"r1": 1, **({"r2": 1} if ids[0] in members else {})}
 
-    # a revision named "(none)" is one of its own: devices that report none are counted under ""
-    named = {"labels": {"id": ids[2]}, "bundles": {"pyagent": {"active_revision": "(none)"}}}
-    assert api.client.post("/status", json=named, headers=api.agent).status_code == 204
-    rollout = api.get("/api/v1/rollout/pyagent")
-    assert rollout["by_revision"] == {"": FLEET - 3, "(none)": 1, "r1": 1, "r2": 1}
-    rows = api.client.get("/", headers=api.reader).text
-    assert '<tr><td>no revision</td><td class="num" data-bundle="pyagent" data-revision=""' in rows
-    assert (
-        '<tr><td><code>(none)</code></td><td class="num" data-bundle="pyagent" data-revision="(none)"' in rows
-    )
-
 
 def test_the_overview_filtered_by_organisation_lists_only_its_stale_devices(
     api: Api, decided: list[Decided]

@@ -349,6 +349,25 @@ def _published(served: Served) -> None:
     store.publish(NewRevision("pyagent", "r1", None, False, "t", [BundleFile("wasm", '"r1"', b"x")]))
 
 
+def test_a_revision_named_none_is_its_own_and_no_revision_is_counted_under_empty(on_sqlite: Served) -> None:
+    for device in ("named", "reporting-none", "undecided-by-status"):
+        on_sqlite.post(decision_event(f"d-{device}", device_id=device))
+    _published(on_sqlite)
+    for device, bundle in (("named", {"active_revision": "(none)"}), ("reporting-none", {})):
+        message = {"labels": {"id": device}, "bundles": {"pyagent": bundle}}
+        assert on_sqlite.client.post("/status", json=message, headers=on_sqlite.agent).status_code == 204
+    rollout = on_sqlite.get("/api/v1/rollout/pyagent").json()
+    assert (rollout["by_revision"], rollout["instances_by_revision"]) == (
+        {"": 2, "(none)": 1},
+        {"": 1, "(none)": 1},
+    )
+    rows = on_sqlite.get("/").text
+    assert '<tr><td>no revision</td><td class="num" data-bundle="pyagent" data-revision=""' in rows
+    assert (
+        '<tr><td><code>(none)</code></td><td class="num" data-bundle="pyagent" data-revision="(none)"' in rows
+    )
+
+
 def test_an_organisation_named_with_a_bidi_override_can_be_chosen(served: Served) -> None:
     """Its option is shown as \\u202e (never obeyed) but sends the name itself, so choosing it finds it."""
     served.post(_of("d-1", "rtl", "\u202eorg"), _of("d-2", "other", "org"))
