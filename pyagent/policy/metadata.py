@@ -49,8 +49,10 @@ def missing_metadata(dirs: Sequence[str]) -> list[str]:
 
 
 def _modules(dirs: Sequence[str]) -> Iterator[Path]:
+    from pyagent.policy.tree import policy_files
+
     for directory in dirs:
-        yield from sorted(Path(directory).rglob("*.rego"))
+        yield from policy_files(Path(directory), ".rego")
 
 
 def _package(module: dict[str, Any]) -> str:

@@ -85,6 +85,34 @@ def test_a_stale_build_is_replaced_by_a_fresh_one_with_a_note(
     assert "changed: protection" in json.loads(result.stdout)["violations"][0]["message"]
 
 
+def test_an_edit_given_an_old_modification_time_or_a_deletion_makes_the_build_stale(
+    checkout: Path, opa_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an audit: only modification times were compared, so a file restored with its old one
+    (``touch -d``, ``cp -p``, ``rsync -a``) or deleted left the build in use."""
+    monkeypatch.setenv("PYAGENT_OPA", opa_bin)
+    bans = edit_policy(checkout)
+    before = (checkout / "build" / "bundle.tar.gz").stat().st_mtime - 100
+    os.utime(bans, (before, before))
+    result = decide()
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.startswith(
+        "pyagent: note: build/bundle.tar.gz is older than policies/data/pyagent/bans"
+    )
+    assert "changed: protection" in json.loads(result.stdout)["violations"][0]["message"]
+
+    shutil.copyfile(checkout / "build" / "bundle.tar.gz", checkout / "build" / "fresh.tar.gz")
+    (checkout / "build" / "fresh.tar.gz").replace(checkout / "build" / "bundle.tar.gz")  # newer than all
+    assert "note" not in decide().stderr
+    (checkout / "policies" / "data" / "pyagent" / "exemptions" / "data.yaml").unlink()
+    result = decide()
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "pyagent: note: build/bundle.tar.gz is older than policies/data/pyagent/exemptions; "
+        "deciding with policies/ compiled now (`make policy` updates build/)"
+    )
+
+
 def test_a_stale_build_without_opa_is_refused(checkout: Path) -> None:
     edit_policy(checkout)
     result = decide()

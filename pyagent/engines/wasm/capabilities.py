@@ -157,10 +157,12 @@ def check_members(
 
 def rego_sources(dirs: Sequence[str | Path]) -> dict[str, str]:
     """The Rego files under policy directories (tests left out, as in a bundle), path to text."""
+    from pyagent.policy.tree import policy_files
+
     return {
         str(path): path.read_text(encoding="utf-8", errors="replace")
         for root in dirs
-        for path in sorted(Path(root).rglob("*.rego"))
+        for path in policy_files(Path(root), ".rego")
         if not path.name.endswith("_test.rego")
     }
 

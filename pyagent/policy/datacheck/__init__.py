@@ -177,12 +177,9 @@ def missing_policy_data(dirs: Sequence[str], data: Mapping[str, Any] | None = No
     from pyagent.policy.index import DECISION_PACKAGE, NO_POLICY_DATA, has_policy_data
 
     decision = re.compile(DECISION_PACKAGE, re.MULTILINE)
-    rego = (
-        path
-        for root in map(Path, dirs)
-        for path in ([root] if root.is_file() else sorted(root.rglob("*.rego")))
-        if path.suffix == ".rego" and path.is_file()
-    )
+    from pyagent.policy.tree import policy_files
+
+    rego = (path for root in map(Path, dirs) for path in policy_files(root, ".rego") if path.is_file())
     if not any(decision.search(path.read_text(encoding="utf-8", errors="replace")) for path in rego):
         return None
     if has_policy_data(load_dirs(dirs).data if data is None else data):

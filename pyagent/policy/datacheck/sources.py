@@ -93,16 +93,17 @@ def read_document(path: Path, prefix: DocPath = ()) -> Located:
 
 
 def load_dirs(dirs: Sequence[str | Path]) -> PolicyData:
-    """Every data file under ``dirs`` (hidden ones aside), merged as OPA merges them. A data file not
-    named ``data.json``/``data.yaml``/``data.yml`` is refused: a bundle would drop it where ``opa run``
-    on the folder reads it, so the same policy would decide differently."""
+    """Every data file under ``dirs`` (found as OPA finds them: :mod:`pyagent.policy.tree`), merged as
+    OPA merges them. A data file not named ``data.json``/``data.yaml``/``data.yml`` is refused: a
+    bundle would drop it where ``opa run`` on the folder reads it, so the same policy would decide
+    differently."""
+    from pyagent.policy.tree import policy_files
+
     loaded = PolicyData()
     for root in map(Path, dirs):
-        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        files = [root] if root.is_file() else policy_files(root)
         for path in files:
             relative = path.relative_to(root) if path != root else Path(path.name)
-            if any(part.startswith(".") for part in relative.parts):
-                continue
             if path.suffix in _DATA_SUFFIXES and not path.is_dir():  # a link to a device or pipe too:
                 # read_document refuses it, where skipping it would leave it to `opa build` to read
                 if path != root and path.stem != "data":
