@@ -113,7 +113,7 @@ def parse_json(raw: bytes, *, name: str, what: str) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return json.loads(text, object_pairs_hook=unique_keys)
+        return json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise InvalidInputError(
             f"{name}:{err.lineno}:{err.colno}: {what} is not valid JSON: {json_error_text(err)}"
@@ -122,6 +122,19 @@ def parse_json(raw: bytes, *, name: str, what: str) -> Any:
         raise InvalidInputError(f"{name}: {what} has a {err}") from err
     except RecursionError as err:
         raise InvalidInputError(f"{name}: {what} is nested too deeply") from err
+    except _NotJsonNumber as err:
+        raise InvalidInputError(f"{name}: {what} is not valid JSON: {err}") from None
+    except ValueError:  # Python's bound on an integer's digits
+        raise InvalidInputError(f"{name}: {what} has a number with too many digits (over 4,300)") from None
+
+
+class _NotJsonNumber(ValueError):
+    pass
+
+
+def _no_constant(word: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's reader takes and JSON (and OPA) do not."""
+    raise _NotJsonNumber(f"{word} is not a JSON number")
 
 
 def load_json_object(

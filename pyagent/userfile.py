@@ -11,9 +11,11 @@ limit) leaves the file that was there as it was, never a half-written report in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -165,3 +167,34 @@ def replace_file(output: str, data: bytes) -> None:
         safefs.write_atomic(dir_fd, target.name, data, mode=stat.S_IMODE(mode) if mode else 0o666 & ~_umask())
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def replacing(output: str) -> Iterator[BinaryIO]:
+    """A stream to the file ``output`` that replaces it whole when the block ends, or not at all when
+    it raises (as :func:`replace_file`, for output too large to hold: a temporary file beside it,
+    fsync, rename, the mode kept). A device or a pipe is written to as it is. Raises ``OSError``."""
+    import secrets
+
+    target = Path(os.path.realpath(output))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with target.open("wb") as handle:
+            yield handle
+        return
+    temporary = target.parent / f".{target.name}.{secrets.token_hex(8)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, stat.S_IMODE(mode) if mode else 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

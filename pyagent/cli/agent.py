@@ -13,7 +13,7 @@ from pyagent.agent.lock import agent_locks
 from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
 from pyagent.agent.statusview import status_document, status_lines
 from pyagent.agent.wiring import build
-from pyagent.cli.options import device_fact_options, engine_options, org_option
+from pyagent.cli.options import MAX_SECONDS, Finite, device_fact_options, engine_options, org_option
 from pyagent.config.agent import AgentConfig, agent_settings, engine_settings, load_config
 from pyagent.config.statedir import private_dir, private_file
 from pyagent.engines.base import EngineSettings
@@ -73,13 +73,13 @@ an unsafe state directory, or a corrupt or unreadable spool. Without --once: 0 a
 @click.option("--once", is_flag=True, help="Run once (download, decide, record, upload, status) and exit.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0, max=MAX_SECONDS),
     metavar="SECONDS",
     help="Seconds between runs (default: agent.interval, else 3600). 0: back to back.",
 )
 @click.option(
     "--jitter",
-    type=click.FloatRange(min=0, max=1, max_open=True),
+    type=Finite(min=0, max=1, max_open=True),
     metavar="FRACTION",
     help="Random spread of the interval, as a fraction (default: agent.jitter, else 0.1 = +-10 %).",
 )

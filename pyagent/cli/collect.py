@@ -45,7 +45,7 @@ Examples:
 )
 @click.option("--from", "from_file", type=click.Path(dir_okay=False), help="An exported inventory file.")
 @click.option("--serial", help="android-pm: the adb device serial (live mode).")
-@click.option("--user", type=click.IntRange(min=0), help="android-pm: only this Android user.")
+@click.option("--user", type=click.IntRange(min=0, max=2**31 - 1), help="android-pm: only this Android user.")
 @click.option("--table", help="osquery: the table the export came from (default: detected).")
 @click.option(
     "--platform",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from pyagent.cli.options import at_option, check_bundle_given, engine_options, org_option, output_option
-from pyagent.cli.render import check_output_apart, writing
+from pyagent.cli.render import check_output_apart, clear_output, writing
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.embedded import default_bundle_path
 from pyagent.engines.select import resolve
@@ -24,6 +24,7 @@ from pyagent.fleet.sources import iter_items
 from pyagent.fleet.summary import FleetSummary
 from pyagent.termsafe import safe_lines
 from pyagent.timeutil import check_rfc3339, now_rfc3339
+from pyagent.userfile import replacing
 
 
 def pinned_settings(settings: EngineSettings) -> EngineSettings:
@@ -51,17 +52,31 @@ class _Checked:
 
 @contextlib.contextmanager
 def open_output(output: str | None) -> Iterator[IO[str]]:
+    """Where the results go: ``-o FILE``, replaced whole once they are all written (a run that fails
+    leaves no part of its results, and empties an earlier run's file: :func:`clear_output`), else
+    standard output."""
     if output and output != "-":
+        manager = replacing(output)
         with writing(f"-o {output}"):
-            handle = Path(output).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
-        checked = _Checked(handle, f"-o {output}")
+            raw = manager.__enter__()
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        checked = _Checked(text, f"-o {output}")
         try:
             yield checked  # type: ignore[misc]
             checked.flush()
-        finally:
-            with contextlib.suppress(OSError):  # (a failed flush said it; closing cannot say more)
-                handle.close()
+            text.detach()  # (the file is closed, synced and renamed by ``replacing``)
+        except BaseException:
+            with contextlib.suppress(ValueError, OSError):
+                text.detach()
+            with contextlib.suppress(OSError):  # (a device's close may fail again: the first error stands)
+                manager.__exit__(*sys.exc_info())  # the temporary file goes: nothing of this run stays
+            clear_output(output)
+            raise
+        with writing(f"-o {output}"):
+            manager.__exit__(None, None, None)
     else:
+        if sys.stdout is None:  # (closed: ``>&-``) the results would go nowhere, and the run succeed
+            raise InvalidInputError("standard output: cannot write: it is closed")
         checked = _Checked(sys.stdout, "standard output")
         yield checked  # type: ignore[misc]
         checked.flush()

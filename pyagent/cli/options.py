@@ -18,6 +18,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 ENGINE_CHOICES = ("auto", "opa", "embedded")
 
 
+class Finite(click.FloatRange):
+    """A ``FloatRange`` that also refuses ``nan`` (which passes every comparison: ``--max-policy-age nan``
+    turned the guard off) and infinities (``--opa-timeout inf`` overflowed a clock)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+#: The longest wait any option takes, in seconds (a year: past it a clock overflows, and no wait is meant).
+MAX_SECONDS = 365 * 24 * 3600.0
+
+
 def non_empty(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A click callback: an option given as an empty string is a usage error naming it."""
     if value is not None and not value.strip():
@@ -74,14 +91,14 @@ def engine_options(f: F) -> F:
         ),
         click.option(
             "--opa-timeout",
-            type=click.FloatRange(min=0.01),
+            type=Finite(min=0.01, max=MAX_SECONDS),
             default=5.0,
             show_default=True,
             help="Seconds to wait for the OPA server.",
         ),
         click.option(
             "--opa-deadline",
-            type=click.FloatRange(min=0.01),
+            type=Finite(min=0.01, max=MAX_SECONDS),
             default=10.0,
             show_default=True,
             help="Seconds for one decision from the OPA server, retries included.",
@@ -102,7 +119,7 @@ def engine_options(f: F) -> F:
         ),
         click.option(
             "--max-policy-age",
-            type=click.FloatRange(min=0),
+            type=Finite(min=0, max=100 * MAX_SECONDS),
             default=None,
             metavar="SECONDS",
             help="With --fallback-embedded: a bundle built longer ago than this fails closed too.",
@@ -145,6 +162,7 @@ def engine_options(f: F) -> F:
             "--expect-revision",
             envvar="PYAGENT_EXPECT_REVISION",
             metavar="REVISION",
+            callback=non_empty,
             help="Refuse (exit 3) a decision from any other policy revision (env PYAGENT_EXPECT_REVISION).",
         ),
         click.option(

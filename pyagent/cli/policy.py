@@ -102,7 +102,7 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
         failed = True
     checked = run_opa(["check", "--strict", *targets])
     if checked.returncode != 0:
-        click.echo(checked.stderr.rstrip() or checked.stdout.rstrip(), err=True)
+        click.echo(checked.stderr.rstrip() or checked.stdout.rstrip() or checked.problem(), err=True)
         failed = True
         does_not_load = run_opa(["check", *targets]).returncode != 0  # a parse or compile error
     from pyagent.engines.wasm.capabilities import problems_in_dirs as engine_problems  # imports wasmtime
@@ -177,7 +177,8 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
             replace_file(output, page.encode("utf-8"))
         click.echo(f"wrote {output}", err=True)
     else:
-        click.echo(page, nl=not page.endswith("\n"))
+        with writing("standard output"):
+            click.echo(page, nl=not page.endswith("\n"))
 
 
 @policy.command(

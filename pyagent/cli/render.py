@@ -71,6 +71,8 @@ def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
         with writing(f"-o {output}"):
             replace_file(output, rendered.encode("utf-8"))
         return
+    if (sys.stderr if err else sys.stdout) is None:  # (closed: ``>&-``) said, never dropped unsaid
+        raise InvalidInputError(f"standard {'error' if err else 'output'}: cannot write: it is closed")
     with writing("standard output"):
         click.echo(rendered, nl=not rendered.endswith("\n"), err=err)
 

@@ -81,6 +81,7 @@ Examples:
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Worker processes on the port (one per core); they share only the database.")  # fmt: skip
 @click.option("--forwarded-allow-ips", metavar="ADDRESSES", envvar="FORWARDED_ALLOW_IPS", default=None,
+              callback=lambda _ctx, param, value: _addresses(param, value),
               help="The load balancers whose X-Forwarded-Proto/-For are believed: addresses or networks, "
                    "comma-separated, or '*' [default: 127.0.0.1; env FORWARDED_ALLOW_IPS]. A load balancer "
                    "that terminates TLS on another host must be named, or dashboard logins are refused "
@@ -179,6 +180,23 @@ def _check_bind(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as err:
         raise InvalidInputError(f"--bind {host}:{port}: {err.strerror or err}") from None
+
+
+def _addresses(param: click.Parameter, value: str | None) -> str | None:
+    """``*``, or addresses and networks, comma-separated: anything else is a usage error naming it
+    (uvicorn would start, and believe no one)."""
+    import ipaddress
+
+    if value is None or value.strip() == "*":
+        return value
+    for item in value.split(","):
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item.strip()!r} is not an address or network (or give '*')", param=param
+            ) from None
+    return value
 
 
 #: uvicorn's settings besides the address and TLS: the C HTTP parser and event loop are chosen, not

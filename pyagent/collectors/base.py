@@ -67,18 +67,27 @@ def check_text(
 ) -> str:
     """``value`` if it is a non-empty string without NUL or line breaks (``identifier``: without any
     control character, as the schema wants ids: a carriage return or tab left in an id would match no
-    ban) and at most ``limit`` characters.
+    ban; nor an invisible one such as U+200B; and with the white space a tool left at its ends taken
+    off, as ``check`` refuses an id with it) and at most ``limit`` characters.
 
     Raises :class:`CollectorInputError` naming ``where`` (file and position) and ``what`` (the field).
     """
     if not isinstance(value, str):
         raise CollectorInputError(f"{where}: {what} must be a string, not {type(value).__name__}")
+    if identifier:
+        value = value.strip(" ")
     if not value:
         raise CollectorInputError(f"{where}: {what} is empty")
     if len(value) > limit:
         raise CollectorInputError(f"{where}: {what} is longer than {limit} characters")
     if not value.isprintable() and (_CONTROL if identifier else _BREAKS).search(value):
         raise CollectorInputError(f"{where}: {what} contains a control character: {clip(value)}")
+    if identifier and not value.isprintable():
+        found = next(c for c in value if not c.isprintable())
+        raise CollectorInputError(
+            f"{where}: {what} contains the invisible character U+{ord(found):04X}, which no ban would match: "
+            f"{clip(value)}"
+        )
     return value
 
 

@@ -49,6 +49,8 @@ from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError
 
 DEFAULT_INTERVAL = 3600.0
+MAX_INTERVAL = 365 * 24 * 3600.0
+"""A year: a longer interval overflowed the clock the next run is timed by."""
 DEFAULT_JITTER = 0.1
 DEFAULT_MAX_RECORDS = 10_000
 DEVICE_KEYS = ("id", "organization", "ownership", "mdm_enrolled", "mdm_provider")
@@ -154,7 +156,7 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
     if jitter >= 1:
         raise section.fail("jitter", "must be below 1 (0.1 is +-10 %)")
     return AgentSettings(
-        interval=section.number("interval", DEFAULT_INTERVAL),
+        interval=section.number("interval", DEFAULT_INTERVAL, maximum=MAX_INTERVAL),
         jitter=jitter,
         state_dir=section.path("state_dir"),
         spool_path=section.path("spool_path"),

@@ -85,6 +85,8 @@ def _toml(text: str, path: Path) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InvalidInputError(f"{path}: config is not valid TOML: {err}") from err
+    except RecursionError:
+        raise InvalidInputError(f"{path}: config is nested too deeply") from None
 
 
 @functools.cache
@@ -99,6 +101,20 @@ def _loader_class() -> Any:
             CoreComposer.__init__(self, stream)
             yaml.constructor.SafeConstructor.__init__(self)
 
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            """A key given twice is refused, as OPA's YAML reader refuses it (the second would win)."""
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = self.construct_object(key_node)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} given twice (first at line {seen[key]})",
+                            key_node.start_mark,
+                        )  # fmt: skip
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
     Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
     return Loader
 
@@ -108,9 +124,16 @@ def _yaml(text: str, path: Path) -> Any:
 
     try:
         documents = list(yaml.load_all(text, Loader=_loader_class()))  # all parsed; the first counts
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = err.problem or err.context
+        raise InvalidInputError(f"{path}{at}: config is not valid YAML: {problem}") from err
     except yaml.YAMLError as err:
         first = " ".join(str(err).split())
         raise InvalidInputError(f"{path}: config is not valid YAML: {first}") from err
+    except RecursionError:
+        raise InvalidInputError(f"{path}: config is nested too deeply") from None
     return {} if not documents or documents[0] is None else documents[0]
 
 

@@ -89,6 +89,8 @@ def parse_url(url: str, what: str = "--opa-url") -> _Endpoint:
         return _unix_endpoint(url, shown, what)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInputError(f"{what}: {shown} is not an http(s)://host[:port] or unix:///path URL")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise InvalidInputError(f"{what}: {shown} holds a space or a control character")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidInputError(f"{what}: {shown} must not have a path, query or fragment")
     try:
@@ -156,7 +158,10 @@ class OpaServerEngine(Engine):
         )
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.token:
-            self._headers["Authorization"] = f"Bearer {settings.token}"
+            token = settings.token.strip()
+            if not token or not token.isprintable() or " " in token:
+                raise InvalidInputError("--opa-token: a bearer token is printable characters, no space")
+            self._headers["Authorization"] = f"Bearer {token}"
         elif endpoint.basic is not None:
             self._headers["Authorization"] = "Basic " + base64.b64encode(endpoint.basic.encode()).decode()
 

@@ -18,6 +18,7 @@ so that later checks can point at the line of a mistake.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,14 @@ def loads(text: str, source: str, prefix: DocPath = ()) -> Located:
     if tab >= 0:
         line = text.count("\n", 0, tab) + 1
         raise PolicyYamlError(f"{source}:{line}: tab character; indent and separate with spaces")
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # (its reader refuses a control character such as NUL at once)
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        raise PolicyYamlError(
+            f"{source}:{line}: not valid YAML: character U+{code:04X} is not allowed"
+        ) from err
     loader.name = source
     try:
         node = loader.get_single_node()
@@ -187,7 +195,13 @@ def _construct(node: Any, path: DocPath, located: Located) -> Any:
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*path, i), located) for i, item in enumerate(node.value)]
     make = _SCALARS.get(node.tag)
+    where = f"{located.source}:{node.start_mark.line + 1}: {dotted((*located.prefix, *path))}"
     if make is None:
-        where = f"{located.source}:{node.start_mark.line + 1}: {dotted((*located.prefix, *path))}"
         raise PolicyYamlError(f"{where}: tag {node.tag!r} is not allowed in policy data")
-    return make(node.value)
+    try:
+        value = make(node.value)
+    except ValueError:  # Python's bound on an integer's digits
+        raise PolicyYamlError(f"{where}: a number with too many digits (over 4,300)") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PolicyYamlError(f"{where}: {node.value} is not a number JSON (and OPA) can hold")
+    return value

@@ -172,7 +172,38 @@ def parse_report(data: bytes, name: str, *, validate: bool = True) -> dict[str, 
         raise InvalidInputError(f"{name}: a report must be a JSON object, got {kind}")
     if validate:
         check_report(document, name, nul_free=control_free(text))
+        if not plainly_spaced(text):
+            issues = unmatchable_app_ids(document)
+            if issues:
+                raise ReportInvalidError(name, issues)
     return document
+
+
+def plainly_spaced(text: str) -> bool:
+    """True when no string of the JSON ``text`` can begin or end with white space or hold an invisible
+    formatting character: ASCII, no escape of such a character, and no space beside a quote (compact
+    JSON has none; a pretty-printed report is then looked at string by string)."""
+    return text.isascii() and "\\u" not in text and '" ' not in text and ' "' not in text
+
+
+def unmatchable_app_ids(document: dict[str, Any]) -> list[SchemaIssue]:
+    """An app id with white space at either end, or an invisible formatting character (U+200B, a
+    bidirectional mark), names no app any ban lists, so the app would pass unbanned: refused, by its
+    path (the schema takes any string without a control character)."""
+    issues = []
+    for index, app in enumerate(document.get("apps") or ()):
+        identifier = app.get("id") if isinstance(app, dict) else None
+        if not isinstance(identifier, str) or (identifier.isprintable() and identifier.strip() == identifier):
+            continue
+        if identifier.strip() != identifier:
+            why = "must not begin or end with white space"
+        else:
+            found = next(c for c in identifier if not c.isprintable())
+            why = f"must not contain the invisible character U+{ord(found):04X}"
+        issues.append(
+            SchemaIssue(f"$.apps[{index}].id", f"{why} (no ban would match it): {printable(identifier, 80)}")
+        )
+    return issues
 
 
 #: A JSON escape of a control character (C0 or DEL); ``\\\\n`` (a backslash, then n) matches too, and

@@ -199,7 +199,9 @@ def test_config_errors_name_the_key_and_the_file(tmp_path: Path, text: str, mess
 def test_a_yaml_error_and_an_unknown_yaml_key_are_one_line(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("services: [\n")
-    with pytest.raises(InvalidInputError, match=r"config.yaml: config is not valid YAML: ") as raised:
+    with pytest.raises(
+        InvalidInputError, match=r"config.yaml:2: config is not valid YAML: expected the node"
+    ) as raised:
         load_config(path)
     assert "\n" not in str(raised.value)
     path.write_text("default_decisions: /x\n")
