@@ -85,7 +85,7 @@ def build_signed_bundle(
     public = _public_key(Path(signing_key), algorithm)
     built_at = int(time.time())
     out = Path(output).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(out)
     with _staging(dirs, revision) as stage:
         manifest: dict[str, object] = {"metadata": {"pyagent": {"serial": serial, "built_at": built_at}}}
         if revision:
@@ -125,7 +125,7 @@ def build_unsigned_bundle(
     one, so that the bundle's file names are relative to the policy roots, never this machine's paths."""
     _check_target(target)
     out = Path(output).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(out)
     with _staging(dirs, revision) as stage:
         extra = [*(["--revision", revision] if revision else []), "-o", str(out)]
         _opa_build(stage, target, extra, timeout=timeout, dirs=dirs)
@@ -240,3 +240,12 @@ def _stage(dirs: Sequence[str | Path], stage: Path) -> None:
                 raise InvalidInputError(f"{relative}: present in more than one policy directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+
+
+def _make_parent(out: Path) -> None:
+    """The directory ``out`` goes in, made when missing; one that cannot be (a file is in the way) is a
+    usage error naming it."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InvalidInputError(f"-o {out}: cannot make its directory {out.parent}: {err.strerror}") from None

@@ -74,7 +74,11 @@ Examples:
     help="When the inventory was taken, RFC 3339 (default: now); for a capture or an export made earlier.",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write the report here."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    callback=non_empty,
+    help="Write the report here.",
 )
 def collect(
     source: str | None,

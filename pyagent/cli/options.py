@@ -204,6 +204,7 @@ def output_option(f: F) -> F:
         "-o",
         "--output",
         type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+        callback=non_empty,  # ("" wrote to standard output)
         help="Write the output to this file instead of stdout.",
     )(f)
 

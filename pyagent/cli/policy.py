@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pyagent.bundles.constants import MAX_SERIAL, PUBLIC_KEY_ALGORITHMS, TARGETS
+from pyagent.cli.options import non_empty
 from pyagent.errors import InvalidInputError
 from pyagent.policy import datacheck
 from pyagent.policy.opa_tool import local_policy, policy_dirs, run_opa
@@ -147,6 +148,7 @@ checked as `policy lint` checks it: a mistake is exit 2.
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
+    callback=non_empty,
     help="Write the page to FILE, not stdout.",
 )
 def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
@@ -204,6 +206,7 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
     "--output",
     default=None,
     type=click.Path(dir_okay=False),
+    callback=non_empty,
     help="Bundle file [default: bundle.tar.gz here, as `opa build`; not the make-built build/bundle.tar.gz].",
 )
 @click.option(

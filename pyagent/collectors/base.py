@@ -72,6 +72,8 @@ def check_text(
 
     Raises :class:`CollectorInputError` naming ``where`` (file and position) and ``what`` (the field).
     """
+    if value is None:
+        raise CollectorInputError(f"{where}: {what} is missing")
     if not isinstance(value, str):
         raise CollectorInputError(f"{where}: {what} must be a string, not {type(value).__name__}")
     if identifier:

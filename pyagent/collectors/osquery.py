@@ -137,7 +137,8 @@ def _rows(data: object, *, where: str) -> list[dict[str, str]]:
         for key, value in row.items():
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise CollectorInputError(
-                    f"{where}: row {index} column {key!r} is {type(value).__name__}; osquery prints strings"
+                    f"{where}: row {index} column {key!r} is "
+                    f"{'null' if value is None else type(value).__name__}; osquery prints strings"
                 )
             clean[key] = value if isinstance(value, str) else str(value)
         rows.append(clean)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from pyagent.errors import InvalidInputError
 from pyagent.server.errors import HttpError
 from pyagent.server.store.base import Grant, Store
+from pyagent.termsafe import shorten
 
 PREFIX = "pya_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
@@ -35,7 +36,7 @@ def token_hash(token: str) -> str:
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):  # (match: "$" lets a trailing newline through)
         raise InvalidInputError(
-            f"token name {name!r}: use 1-200 letters, digits, '.', '_', '@' or '-', "
+            f"token name {shorten(repr(name), 80)}: use 1-200 letters, digits, '.', '_', '@' or '-', "
             "starting with a letter or digit"
         )
     return name

@@ -206,3 +206,32 @@ def test_collectors_take_the_spaces_a_tool_left_off_an_id_and_refuse_an_invisibl
         "x:1: id contains the invisible character U+200B, which no ban would match: "
         "'com.zhiliaoapp\\u200b.musically'"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", CLEAN, "--at", AT],
+        ["collect", "--source", "android-pm"],
+        ["policy", "docs"],
+        ["policy", "bundle"],
+    ],
+)
+def test_an_empty_output_path_is_refused(args: list[str]) -> None:
+    """``-o ""`` wrote to standard output, as if no -o were given."""
+    assert "Invalid value for '-o' / '--output': must not be empty" in usage_error([*args, "-o", ""])
+
+
+def test_a_bundle_path_under_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "bundle.tar.gz"
+    assert usage_error(["policy", "bundle", str(REPO / "policies"), "-o", str(out)]) == (
+        f"pyagent: error: -o {out}: cannot make its directory {tmp_path / 'file'}: File exists\n"
+    )
+
+
+def test_a_token_name_too_long_is_not_said_whole(tmp_path: Path) -> None:
+    told = usage_error(
+        ["server", "token", "add", "a" * 100_000, "--role", "reader", "--db", f"sqlite:///{tmp_path}/s.db"]
+    )
+    assert len(told) < 300 and told.startswith("pyagent: error: token name 'aaaa") and "…" in told

@@ -122,7 +122,7 @@ def test_platform_option_must_agree() -> None:
         ('"TikTok"', "expected an object or array"),
         ('{"value": ["TikTok"]}', r"value\[0\]: not a detectedApp object"),
         ('{"value": [{"displayName": "", "platform": "ios"}]}', r"value\[0\]: displayName is empty"),
-        ('{"value": [{"platform": "ios"}]}', r"value\[0\]: displayName must be a string, not NoneType"),
+        ('{"value": [{"platform": "ios"}]}', r"value\[0\]: displayName is missing"),
         ('{"value": [{"displayName": "A", "platform": "tvOS"}]}', "unknown detectedApp platform 'tvOS'"),
         ('{"value": [{"displayName": "A", "platform": 4}]}', "unknown detectedApp platform '4'"),
         ('{"value": [{"displayName": "A", "platform": "chromeOS"}]}', "chromeOS is not one pyagent reports"),
