@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pyagent.errors import NoDecisionError
+from pyagent.errors import InvalidInputError, NoDecisionError
 
 #: The policy's entrypoint package, as a path (OPA's Data API and `opa build -e`).
 ENTRYPOINT = "pyagent/decision"
@@ -43,6 +43,12 @@ class EngineSettings:
     bundle_fallback: bool = False
     data_files: Sequence[str] = field(default_factory=tuple)
     expect_revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_policy_age is not None and not self.fallback_embedded:  # (it was ignored, said nothing)
+            raise InvalidInputError(
+                "--max-policy-age bounds the bundle --fallback-embedded decides with: give both, or neither"
+            )
 
 
 class EngineError(NoDecisionError):

@@ -235,3 +235,11 @@ def test_a_token_name_too_long_is_not_said_whole(tmp_path: Path) -> None:
         ["server", "token", "add", "a" * 100_000, "--role", "reader", "--db", f"sqlite:///{tmp_path}/s.db"]
     )
     assert len(told) < 300 and told.startswith("pyagent: error: token name 'aaaa") and "…" in told
+
+
+def test_a_max_policy_age_without_the_fallback_it_bounds_is_refused() -> None:
+    """It was ignored: a user who meant to bound the fallback's policy age had no fallback at all."""
+    assert usage_error(["check", CLEAN, "--at", AT, "--max-policy-age", "5"]) == (
+        "pyagent: error: --max-policy-age bounds the bundle --fallback-embedded decides with: give both, "
+        "or neither\n"
+    )
