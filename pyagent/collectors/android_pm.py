@@ -136,7 +136,11 @@ def parse_package_line(line: str, *, where: str, user: int | None = None) -> lis
         path = check_text(path, what="APK path", where=where, limit=MAX_PATH_CHARS)
     if len(name) > MAX_ID_CHARS or not _PACKAGE_NAME.fullmatch(name):
         hint = (
-            " (pm prints only versionCode:, installer= and uid: after it, each once)" if " " in name else ""
+            " (pm prints only versionCode:, installer= and uid: after it, each once)"
+            if " " in name
+            else f" (it is {len(name)} characters; an id is at most {MAX_ID_CHARS})"
+            if len(name) > MAX_ID_CHARS
+            else ""
         )
         raise CollectorInputError(f"{where}: not a package name: {clip(name)}{hint}")
     installer = match["installer"]

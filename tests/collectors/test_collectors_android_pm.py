@@ -166,6 +166,10 @@ def test_blank_lines_are_ignored() -> None:
         ("permission:android.permission.INTERNET\n", r"^f:1: not a `pm list packages` line"),
         ("sdk:com.google.android.sdk.ads:33\n", r"^f:1: not a `pm list packages` line"),
         ("package:com.x versionCode:1 versionCode:2\n", r"^f:1: not a package name: 'com.x versionCode:1'"),
+        (
+            "package:a." + "b" * 520 + "\n",
+            r"^f:1: not a package name: 'a\.b+…' \(it is 522 characters; an id is at most 512\)$",
+        ),
         # another tool's field (Termux's pm -l) or a suffix given twice: never the app after its '='
         (
             "package:com.zhiliaoapp.musically  launcher=com.ss.android.ugc.aweme.splash.SplashActivity\n",
