@@ -56,6 +56,16 @@ def check_rfc3339(value: str, *, option: str) -> str:
             f"{option}: {value!r}: write 'T' and 'Z' in upper case ({value.upper()}); RFC 3339 allows "
             "lower case, but OPA's time.parse_rfc3339_ns refuses it"
         )
+    if (
+        not is_rfc3339(value)
+        and len(value) > 18
+        and value[16:19] == ":60"
+        and is_rfc3339(value[:17] + "59" + value[19:])
+    ):
+        raise InvalidInputError(
+            f"{option}: {value!r}: a leap second; RFC 3339 allows it, but OPA's time.parse_rfc3339_ns "
+            "refuses it (write :59)"
+        )
     if not is_rfc3339(value):
         raise InvalidInputError(
             f"{option}: {value!r} is not an RFC 3339 timestamp (example: 2023-03-16T09:30:00Z)"

@@ -243,3 +243,11 @@ def test_a_max_policy_age_without_the_fallback_it_bounds_is_refused() -> None:
         "pyagent: error: --max-policy-age bounds the bundle --fallback-embedded decides with: give both, "
         "or neither\n"
     )
+
+
+def test_a_leap_second_is_told_as_one() -> None:
+    """RFC 3339 allows :60; it was called "not an RFC 3339 timestamp"."""
+    assert usage_error(["check", CLEAN, "--at", "2016-12-31T23:59:60Z"]) == (
+        "pyagent: error: --at: '2016-12-31T23:59:60Z': a leap second; RFC 3339 allows it, but OPA's "
+        "time.parse_rfc3339_ns refuses it (write :59)\n"
+    )
