@@ -28,8 +28,9 @@ _HEADER = re.compile(
 )
 # A pyagent server token (``pyagent server token add``: ``pya_`` and 43 characters of URL-safe base64),
 # wherever it is: ``token=pya_…`` in prose, a header echoed without its scheme, a token pasted into a
-# message. Only that exact shape: an id or revision that merely starts with ``pya_`` is no token.
-_SERVER_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])pya_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+# message, whatever is next to it (``Bearer%20pya_…`` URL-encoded, ``_pya_…``, ``pya_…_x``): ``pya_`` and
+# at least 43 of those characters, all taken. A shorter id or revision that starts with ``pya_`` stays.
+_SERVER_TOKEN = re.compile(r"pya_[A-Za-z0-9_-]{43,}")
 _QUERY_SECRET = re.compile(
     r"(?P<key>[?&;](?:access_token|token|password|passwd|secret|api_key|apikey|key|sig|signature|verify"
     r"|x-amz-[a-z-]+|x-goog-[a-z-]+)=)(?P<secret>[^&#\s]+)",  # (and a storage's signed URL's)

@@ -178,19 +178,21 @@ def test_a_token_echoed_by_the_server_is_redacted(write_report: Any) -> None:
         ("GET /x token=pya_Rurlgh6eLX_lkQ3DcpPbIctUxw7sVtNfUe68cJDTTk8 (401)", "GET /x token=*** (401)"),
         ("X-Token: pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s", "X-Token: ***"),
         ("the pya_ prefix", "the pya_ prefix"),
-        # ids and revisions that start with the prefix are no tokens (they were all "***")
+        # ids and revisions that start with the prefix, shorter than a token, are no tokens
         (
             "device pya_laptop0001 on revision pya_rev_20261205",
             "device pya_laptop0001 on revision pya_rev_20261205",
         ),
+        # a token whatever touches it (a docs audit found these shown to readers): URL-encoded, with a
+        # letter, digit or underscore on either side; a token-shaped run a character longer too
         (
-            "com.x.pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s",
-            "com.x.pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s",
+            "Authorization%3A%20Bearer%20pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s",
+            "Authorization%3A%20Bearer%20***",
         ),
-        (
-            "pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s2",
-            "pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s2",
-        ),
+        ("com.x.pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s", "com.x.***"),
+        ("_pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s", "_***"),
+        ("xpya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s_x", "x***"),
+        ("pya_6ySnCcFkZi4YTIbuLqamTFxpx76sQ3DcpPbIctUxw7s2", "***"),
     ],
 )
 def test_redact(text: str, shown: str) -> None:
