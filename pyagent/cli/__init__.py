@@ -63,7 +63,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "policy": CommandEntry(
         "pyagent.cli.policy:policy",
         "Test, format, lint and bundle the Rego policies (default: ./policies/rego and ./policies/data "
-        "when ./policies holds both, else the policy pyagent ships).",
+        "when ./policies holds both (one of them alone is an error), else the policy pyagent ships).",
     ),
     "agent": CommandEntry(
         "pyagent.cli.agent:agent",

@@ -170,7 +170,8 @@ Examples:
     "--state-dir",
     envvar="PYAGENT_STATE_DIR",
     type=click.Path(file_okay=False),
-    help="The agent's state directory (default: agent.state_dir, else as `agent run`).",
+    help="The agent's state directory (env PYAGENT_STATE_DIR; either wins over agent.state_dir, as for "
+    "`agent run`; default: agent.state_dir, else as `agent run`).",
 )
 @config_option
 @spool_option

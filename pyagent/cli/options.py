@@ -149,7 +149,8 @@ def engine_options(f: F) -> F:
             "--state-dir",
             envvar="PYAGENT_STATE_DIR",
             type=click.Path(file_okay=False),
-            help="Where the last accepted bundle and its serial are kept (default /var/lib/pyagent as "
+            help="Where the last accepted bundle and its serial are kept (env PYAGENT_STATE_DIR; for "
+            "`agent run` also the spool, and it wins over agent.state_dir; default /var/lib/pyagent as "
             "root, else $XDG_STATE_HOME/pyagent).",
         ),
         click.option(

@@ -23,7 +23,7 @@ dirs_argument = click.argument("dirs", nargs=-1, type=click.Path(file_okay=False
 @click.group()
 def policy() -> None:
     """Test, format, lint and bundle the Rego policies (default: ./policies/rego and ./policies/data
-    when ./policies holds both, else the policy pyagent ships)."""
+    when ./policies holds both (one of them alone is an error), else the policy pyagent ships)."""
 
 
 @policy.command(

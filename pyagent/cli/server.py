@@ -61,7 +61,10 @@ Examples:
 """,
 )
 def server() -> None:
-    """The control plane: OPA's Bundle, Decision Log and Status APIs, and the fleet API."""
+    """The control plane: OPA's Bundle, Decision Log and Status APIs, and the fleet API.
+
+    Exit codes of the server commands: 0 done, 2 invalid input or usage, 3 the database cannot be used
+    (unreachable, or its schema is not this pyagent's)."""
 
 
 @server.command(

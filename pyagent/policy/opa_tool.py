@@ -131,7 +131,8 @@ def local_policy() -> bool:
         has, lacks = ("rego", "data") if halves[0] else ("data", "rego")
         raise InvalidInputError(
             f"{local / has}: there is no {local / lacks} beside it; give the policy's directories "
-            f"(e.g. pyagent policy test {local / has} DATA_DIR)"
+            f"(e.g. pyagent policy test {'REGO_DIR ' if has == 'data' else ''}{local / has}"
+            f"{' DATA_DIR' if has == 'rego' else ''})"
         )
     return all(halves)
 

@@ -73,14 +73,19 @@ def status_row(message: Any) -> StatusRow:
     checked = status_of(cut)
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
+    not_kept = 0
     for name, info in (checked.get("bundles") or {}).items():
         if not isinstance(info, dict):
+            not_kept += info == "…"  # (spent: the message's bound reached before this bundle)
             continue
         bundles[name] = {k: info[k] for k in _BUNDLE_KEYS if k in info}
         if info.get("code") or info.get("message") or info.get("errors"):
             errors.append(
                 {"bundle": name, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
             )
+    if not_kept:  # said, not dropped unsaid
+        too_long = f"the message is over {MAX_TOTAL:,} characters"
+        errors.append({"message": f"… {not_kept} more bundles not kept: {too_long}"})
     for plugin, state in (checked.get("plugins") or {}).items():
         if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})

@@ -320,6 +320,14 @@ def test_a_working_directory_with_half_a_policy_is_refused_not_passed_over(
         "pyagent: error: policies/rego: there is no policies/data beside it; give the policy's directories "
         "(e.g. pyagent policy test policies/rego DATA_DIR)\n",
     )
+    (tmp_path / "policies" / "rego").rmdir()
+    (tmp_path / "policies" / "data").mkdir()
+    result = run(["policy", "lint"])  # (the example named the data directory twice)
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "pyagent: error: policies/data: there is no policies/rego beside it; give the policy's directories "
+        "(e.g. pyagent policy test REGO_DIR policies/data)\n",
+    )
 
 
 def test_policy_bundle_to_standard_output_is_refused_not_written_to_a_file_named_dash(

@@ -101,6 +101,22 @@ def test_status_plugins_in_opas_error_state_are_errors() -> None:
     ]
 
 
+def test_bundles_past_the_status_bound_are_counted_not_dropped_unsaid() -> None:
+    """90 bundles of 4,000 characters each: those past the 256 K bound were dropped with no word."""
+    from pyagent.server.status import MAX_TOTAL, status_row
+
+    bundles = {f"b{n:02d}": {"code": "c" * 2000, "message": "x" * 2000, "active_revision": "r1"}
+               for n in range(90)}  # fmt: skip
+    row = status_row({"labels": {"id": "opa-1"}, "bundles": bundles})
+    kept = json.loads(row.bundles)
+    errors = json.loads(row.errors)
+    assert 0 < len(kept) < 90
+    assert errors[-1] == {
+        "message": f"… {90 - len(kept)} more bundles not kept: the message is over {MAX_TOTAL:,} characters"
+    }
+    assert len(row.bundles) <= MAX_TOTAL + 90 * 100
+
+
 def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
     from pyagent.errors import InvalidInputError
     from pyagent.server.settings import load_settings
