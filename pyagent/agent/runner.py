@@ -9,7 +9,7 @@ at any moment loses at most the run in flight, which was never reported as recor
 in that order. Otherwise one bundle attempt first, then the decisions in this thread and each plug-in
 in a thread of its own (:mod:`pyagent.agent.threads`).
 
-SIGTERM and SIGINT set a flag: a sleep ends at once, a run in progress is finished and recorded,
+SIGTERM, SIGINT and SIGHUP set a flag: a sleep ends at once, a run in progress is finished and recorded,
 the decision logs' thread uploads what is pending once more, then the agent exits 0.
 """
 
@@ -48,9 +48,10 @@ def next_delay(interval: float, jitter: float, rng: random.Random | None = None)
 
 
 class StopFlag:
-    """SIGTERM/SIGINT set the flag (installed for the ``with`` block, then the old handlers are back)."""
+    """SIGTERM, SIGINT and SIGHUP set the flag (installed for the ``with`` block, then the old handlers
+    are back)."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # (HUP: a closed terminal, a reload: a stop too)
 
     def __init__(self) -> None:
         self.event = threading.Event()

@@ -202,7 +202,7 @@ def _first_step(bundle: BundlePlugin, log: _Log) -> float:
 
 
 #: Stop signals, for the main thread alone (:func:`_deaf`).
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _deaf(target: Callable[[], None]) -> Callable[[], None]:

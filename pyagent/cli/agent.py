@@ -64,7 +64,7 @@ gets one JSON line per recorded run ({"event": "recorded", "seq", "id", "hash", 
 stderr a human line. With OPA's tables in the config, the bundle plug-in downloads and activates
 policy ([bundles.NAME]), the decision-log plug-in uploads every record ([decision_logs]) and the
 status plug-in reports ([status]). --once: one download attempt, one decision, one upload, one
-status message. SIGTERM or SIGINT ends the sleep at once (a run in progress is finished), and the
+status message. SIGTERM, SIGINT or SIGHUP ends the sleep at once (a run in progress is finished), and the
 decisions not yet uploaded are sent once more before the agent exits.
 Exit codes with --once: those of `pyagent check` for the run (0, 1, 2, 3); 2 also for a bad config,
 an unsafe state directory, or a corrupt or unreadable spool. Without --once: 0 after SIGTERM.

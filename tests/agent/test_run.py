@@ -148,8 +148,9 @@ def test_jitter_stays_within_ten_percent() -> None:
     assert next_delay(0, 0.1) == 0
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])  # (HUP killed it: exit 129, nothing said)
 def test_sigterm_ends_the_sleep_and_the_agent_exits_0(
-    config_file: Callable[..., Path], policy_bundle: Path
+    config_file: Callable[..., Path], policy_bundle: Path, stop: signal.Signals
 ) -> None:
     config = config_file(interval=3600)
     process = subprocess.Popen(
@@ -166,11 +167,11 @@ def test_sigterm_ends_the_sleep_and_the_agent_exits_0(
         assert first["seq"] == 1
         time.sleep(0.3)
         started = time.monotonic()
-        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, stop)
         code = process.wait(timeout=10)
         assert code == 0
         assert time.monotonic() - started < 5
-        assert process.stderr is not None and "stopped by SIGTERM" in process.stderr.read()
+        assert process.stderr is not None and f"stopped by {stop.name}" in process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()
