@@ -166,8 +166,9 @@ def _record(
     if lost:
         log.event(
             "spool_dropped_unshipped",
-            f"spool full (max_records {plan.max_records}): {lost} decision(s) never uploaded dropped, the "
-            "oldest first; the decision-log service has not taken them (see pyagent agent status)",
+            f"spool full (max_records {plan.max_records}): {lost} decision(s) dropped unacknowledged, the "
+            "oldest first; the decision-log service had not acknowledged them (it may yet have stored them: "
+            "see pyagent agent status)",
             dropped=lost,
         )
     return spool, row

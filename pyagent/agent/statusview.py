@@ -121,7 +121,7 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         )
     lines.append(
         f"records: {doc['records']} kept, {doc['pending']} not shipped, {doc['dropped']} dropped "
-        f"({doc['dropped_unshipped']} of them unshipped), {doc['set_aside']['count']} set aside"
+        f"({doc['dropped_unshipped']} of them never acknowledged), {doc['set_aside']['count']} set aside"
     )
     for aside in doc["set_aside"]["records"][:5]:
         lines.append(f"  set aside: seq {aside['seq']} at {aside['at']}: {aside['reason']}")

@@ -99,8 +99,9 @@ def test_a_full_spool_says_when_it_drops_decisions_never_uploaded(
     done = run_pyagent("agent", "run", "--once", "--config", str(config_file(max_records=3)))
     assert done.returncode in (0, 1), done.stderr
     assert (
-        "spool full (max_records 3): 1 decision(s) never uploaded dropped, the oldest first; the "
-        "decision-log service has not taken them (see pyagent agent status)"
+        "spool full (max_records 3): 1 decision(s) dropped unacknowledged, the oldest first; the "
+        "decision-log service had not acknowledged them (it may yet have stored them: "
+        "see pyagent agent status)"
     ) in done.stderr
 
 

@@ -242,9 +242,11 @@ class BundlePlugin:
         self._answer_code = reply.status
         if reply.status == 304:
             return Fetched(changed=False, etag=reply.headers.get("etag"))
+        asked = self.client.url(self.source.resource)
         if reply.status != 200:  # (as an OCI pull says it: which URL answered what)
-            asked = self.client.url(self.source.resource)
             return Fetched(changed=False, error=f"GET {asked}: {reply.message()}")
+        if reply.size == 0:  # no bundle: an answer cut in its headers reads so (a failure, not a refusal)
+            return Fetched(changed=False, error=f"GET {asked}: HTTP 200 with no body (cut short)")
         return Fetched(changed=True, etag=reply.headers.get("etag"))
 
     def _pull(self, sink: BinaryIO) -> Fetched:

@@ -75,8 +75,12 @@ def test_tampered_unsigned_and_replayed_bundles_are_refused(tmp_path: Path, buil
             assert device is not None and device["bundles"] == {"pyagent": {"revision": "r2"}}
             errors = device["status"]["errors"]
             assert errors == [
-                {"bundle": "pyagent", "code": "bundle_error", "message": status["message"],
-                 "errors": [{"code": "bundle_error", "message": status["message"]}]},
+                {
+                    "bundle": "pyagent",
+                    "code": "bundle_error",
+                    "message": status["message"],
+                    "errors": [{"code": "bundle_error", "message": status["message"]}],
+                },
             ]  # fmt: skip  (the plug-in stays OK, as OPA's: no second entry for the same refusal)
             assert device["status"]["bundles"]["pyagent"]["active_revision"] == "r2"
 
@@ -194,3 +198,30 @@ def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path
     [refusal] = plugin.status.refusals
     assert refusal["kind"] == "unreadable"
     assert refusal["reason"].endswith(f"member policy.wasm: {wasm_size} bytes, over {limit}")
+
+
+def test_an_answer_cut_in_its_headers_is_a_failed_download_not_a_refused_bundle(tmp_path: Path) -> None:
+    """A soak audit found it counted as a refusal ("not a readable tar.gz: empty file"): a false alarm
+    of a bad bundle, where the service's answer was cut short."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b'HTTP/1.1 200 OK\r\nserver: x\r\netag: "5a30"\r\ncache-con')
+        connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)
+    finally:
+        listener.close()
+    assert (plugin.active_path(), plugin.status.refusals) == (None, [])
+    assert (plugin.status.code, plugin.status.message) == (
+        "bundle_error", f"GET {url}/bundles/pyagent: HTTP 200 with no body (cut short)"
+    )  # fmt: skip
