@@ -147,33 +147,18 @@ def _umask() -> int:
 
 
 def replace_file(output: str, data: bytes) -> None:
-    """``data`` as the file ``output``, whole or not at all (:func:`pyagent.safefs.write_atomic` in its
-    directory; through a link, in the directory of the file it names), with the mode of the file it
-    replaces (a new one: as ``open`` would make it). A device or a pipe (``-o /dev/stdout``) is
-    written to as it is. Raises ``OSError`` as the system does."""
-    from pyagent import safefs  # (imports hashlib: off a cold check's path, which writes no file)
-
-    target = Path(os.path.realpath(output))
-    try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        with target.open("wb") as handle:
-            handle.write(data)
-        return
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        safefs.write_atomic(dir_fd, target.name, data, mode=stat.S_IMODE(mode) if mode else 0o666 & ~_umask())
-    finally:
-        os.close(dir_fd)
+    """``data`` as the file ``output``, whole or not at all (:func:`replacing`). Raises ``OSError``."""
+    with replacing(output) as handle:
+        handle.write(data)
 
 
 @contextlib.contextmanager
 def replacing(output: str) -> Iterator[BinaryIO]:
     """A stream to the file ``output`` that replaces it whole when the block ends, or not at all when
-    it raises (as :func:`replace_file`, for output too large to hold: a temporary file beside it,
-    fsync, rename, the mode kept). A device or a pipe is written to as it is. Raises ``OSError``."""
+    it raises: a new temporary file beside it (``O_EXCL``, so never through a link), fsync, rename over
+    it, fsync of the directory; through a link, the file the link names; with the mode of the file it
+    replaces (a new one: as ``open`` would make it). A device or a pipe (``-o /dev/stdout``) is written
+    to as it is. Raises ``OSError`` as the system does."""
     import secrets
 
     target = Path(os.path.realpath(output))
@@ -198,3 +183,8 @@ def replacing(output: str) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
