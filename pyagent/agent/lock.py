@@ -3,9 +3,9 @@
 Two agents on one spool interleave their records (the chain stays intact, but each one's runs,
 uploads and status are mixed with the other's); two on one state directory race each other's bundle
 activations. ``agent run`` therefore holds an exclusive lock for as long as it runs: ``SPOOL.lock``
-beside the spool, and ``STATE_DIR/agent.lock`` when it keeps bundles in a state directory the spool
-is not in. The lock is flock(2): the kernel lets go of it when the process ends, however it ends, so
-a killed agent leaves no stale lock behind. The file says which process holds it.
+beside the spool, and ``STATE_DIR/agent.lock`` when it keeps bundles in a state directory. The lock
+is flock(2): the kernel lets go of it when the process ends, however it ends, so a killed agent leaves
+no stale lock behind. The file says which process holds it.
 """
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ def held(path: Path, what: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def agent_locks(spool: Path, state_dir: Path | None) -> Iterator[None]:
-    """The spool's lock, and the state directory's when the agent keeps bundles there (``state_dir``)
-    and the spool lives elsewhere."""
+    """The spool's lock, and the state directory's when the agent keeps bundles there (``state_dir``),
+    wherever its spool is: an agent with its spool there and one with its spool elsewhere shared the
+    bundles, each holding a lock the other did not look at."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(held(lock_path_for_spool(spool), "spool"))
-        if state_dir is not None and spool.parent != state_dir:
+        if state_dir is not None:
             stack.enter_context(held(state_dir / "agent.lock", "state directory"))
         yield

@@ -88,10 +88,17 @@ def test_two_agents_keeping_bundles_in_one_state_directory_with_spools_elsewhere
         pass
 
 
-def test_a_spool_in_the_state_directory_takes_one_lock(tmp_path: Path) -> None:
+def test_an_agent_with_its_spool_in_the_state_directory_holds_that_directory_too(tmp_path: Path) -> None:
+    """A race audit found two agents on one state directory, one with its spool there (which held only
+    the spool's lock) and one with its spool elsewhere (which held only agent.lock)."""
     with agent_locks(tmp_path / "spool.sqlite", tmp_path):
-        pass
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["spool.sqlite.lock"]
+        with (
+            pytest.raises(InvalidInputError) as refused,
+            agent_locks(tmp_path / "other" / "s.sqlite", tmp_path),
+        ):
+            pass
+        assert str(refused.value).startswith(f"{tmp_path / 'agent.lock'}: another pyagent agent")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["agent.lock", "other", "spool.sqlite.lock"]
 
 
 def test_a_lock_that_is_a_link_is_refused(tmp_path: Path) -> None:
