@@ -128,18 +128,23 @@ def load_bundle(
         bundle = bundle_from_members(read_members(read_archive(label), label=label), label=label)
         return LoadedBundle(activate(bundle), bundle, label)
     try:
-        try:
-            raw = read_archive(label)
-        except BundleError as err:
-            raise _unreadable(label, err) from err
-        return _load_verified(raw, label, trust, activate)
+        for _attempt in range(MOVED_ON_ATTEMPTS):
+            try:
+                raw = read_archive(label)
+            except BundleError as err:
+                raise _unreadable(label, err) from err
+            try:
+                return _load_verified(raw, label, trust, activate)
+            except BundleRejected as err:
+                if not (_is_last_good(label, trust) and _moved_on(err, raw, trust)):
+                    raise
+        raise reject(RejectionKind.ROLLBACK, label, "newer bundles kept replacing it while it loaded")
     except BundleRejected as rejected:
-        last_good = trust.state.last_good() if trust.fallback else None
-        if last_good is None:
+        if not trust.fallback or trust.state.last_good() is None:
             raise
         kept = str(trust.state.last_good_path)
         try:
-            loaded = _load_verified(last_good, kept, trust, activate)
+            loaded = _load_last_good(kept, trust, activate)
         except BundleRejected as also:
             LOG.error("bundle %s: the last accepted bundle does not verify either: %s", kept, also)
             raise rejected from also
@@ -149,6 +154,39 @@ def load_bundle(
             loaded.verified.serial if loaded.verified else -1,
         )
         return replace(loaded, rejected=rejected)
+
+
+#: Loads of the kept bundle that another process replaced by a newer one meanwhile, before giving up.
+MOVED_ON_ATTEMPTS = 3
+
+
+def _moved_on(err: BundleRejected, raw: bytes, trust: BundleTrust) -> bool:
+    """Whether ``err`` refused the kept bundle ``raw`` as a replay because another process (the
+    agent's download thread, a concurrent check) accepted a newer one and replaced it meanwhile:
+    then the newer one is to be loaded, not a replay refused (a race audit found a check failing closed,
+    and a restarted agent recording no decision, so)."""
+    return err.kind is RejectionKind.ROLLBACK and trust.state.last_good() not in (None, raw)
+
+
+def _is_last_good(label: str, trust: BundleTrust) -> bool:
+    try:
+        return os.path.samefile(label, trust.state.last_good_path)
+    except OSError:
+        return False
+
+
+def _load_last_good(kept: str, trust: BundleTrust, activate: Callable[[WasmBundle], T]) -> LoadedBundle[T]:
+    """The last accepted bundle, verified again; loaded anew when a newer one replaces it meanwhile."""
+    for _attempt in range(MOVED_ON_ATTEMPTS):
+        raw = trust.state.last_good()
+        if raw is None:
+            break
+        try:
+            return _load_verified(raw, kept, trust, activate)
+        except BundleRejected as err:
+            if not _moved_on(err, raw, trust):
+                raise
+    raise reject(RejectionKind.ROLLBACK, kept, "newer bundles kept replacing it while it loaded")
 
 
 def _load_verified(
