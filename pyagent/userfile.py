@@ -152,39 +152,78 @@ def replace_file(output: str, data: bytes) -> None:
         handle.write(data)
 
 
+class Replacement:
+    """The file ``output``, written anew beside it: :meth:`commit` puts it in place whole, :meth:`abort`
+    drops it and leaves the file that was there as it was. A new temporary file beside it (``O_EXCL``,
+    so never through a link), fsync, rename over it, fsync of the directory; through a link, the file
+    the link names; with the mode of the file it replaces (a new one: as ``open`` would make it). A
+    device or a pipe (``-o /dev/stdout``) is written to as it is. Raises ``OSError`` as the system does."""
+
+    def __init__(self, output: str) -> None:
+        import secrets
+
+        self.target = Path(os.path.realpath(output))
+        try:
+            mode: int | None = self.target.stat().st_mode
+        except FileNotFoundError:
+            mode = None
+        self.temporary: Path | None = None
+        if mode is not None and not stat.S_ISREG(mode):
+            self.stream: BinaryIO = self.target.open("wb")
+            return
+        temporary = self.target.parent / f".{self.target.name}.{secrets.token_hex(8)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, stat.S_IMODE(mode) if mode else 0o666 & ~_umask())
+            self.stream = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+        self.temporary = temporary
+
+    def commit(self) -> None:
+        """Everything written, in place of the file (or, on a device, flushed); on an error, aborted."""
+        replaces = self.temporary is not None
+        try:
+            self.stream.flush()
+            if self.temporary is not None:
+                os.fsync(self.stream.fileno())
+            self.stream.close()
+            if self.temporary is not None:
+                os.replace(self.temporary, self.target)
+                self.temporary = None
+        except BaseException:
+            self.abort()
+            raise
+        if not replaces:
+            return
+        directory = os.open(self.target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def abort(self) -> None:
+        """Nothing of this writing stays (the temporary file goes); errors on the way are not raised: the
+        one that made the caller abort stands."""
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        if self.temporary is not None:
+            with contextlib.suppress(OSError):
+                self.temporary.unlink()
+            self.temporary = None
+
+
 @contextlib.contextmanager
 def replacing(output: str) -> Iterator[BinaryIO]:
     """A stream to the file ``output`` that replaces it whole when the block ends, or not at all when
-    it raises: a new temporary file beside it (``O_EXCL``, so never through a link), fsync, rename over
-    it, fsync of the directory; through a link, the file the link names; with the mode of the file it
-    replaces (a new one: as ``open`` would make it). A device or a pipe (``-o /dev/stdout``) is written
-    to as it is. Raises ``OSError`` as the system does."""
-    import secrets
-
-    target = Path(os.path.realpath(output))
+    it raises (:class:`Replacement`). Raises ``OSError`` as the system does."""
+    replacement = Replacement(output)
     try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        with target.open("wb") as handle:
-            yield handle
-        return
-    temporary = target.parent / f".{target.name}.{secrets.token_hex(8)}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, stat.S_IMODE(mode) if mode else 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        yield replacement.stream
     except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        replacement.abort()
         raise
-    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    replacement.commit()

@@ -11,11 +11,19 @@ from pyagent.cli.options import (
     at_option,
     check_bundle_given,
     device_fact_options,
+    engine_inputs,
     engine_options,
     org_option,
     output_option,
 )
-from pyagent.cli.render import check_output_apart, emit, emit_no_decision, emit_refusal, summary_line
+from pyagent.cli.render import (
+    check_output_apart,
+    emit,
+    emit_no_decision,
+    emit_refusal,
+    results_or_nothing,
+    summary_line,
+)
 from pyagent.decide import apply_org, decide, raise_for_policy_errors
 from pyagent.engines.base import EngineSettings
 from pyagent.engines.select import build_engine
@@ -85,13 +93,14 @@ def check(
     collected first, its facts from --ownership/--mdm-enrolled/--device-id or the agent config.
     Exit codes: 0 compliant, 1 non-compliant, 2 invalid input, 3 no decision.
     """
-    settings = EngineSettings(**engine_flags)
-    if policy_dir is not None:
-        settings = with_policy_dir(ctx, settings, policy_dir)
-    check_bundle_given(ctx, settings)
-    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     source = THIS_MACHINE_SOURCE if report is None else STDIN_LABEL if report == "-" else report
-    check_output_apart(output, [report])
+    check_output_apart(output, [report], options=[*engine_inputs(engine_flags), ("--policy", policy_dir)])
+    with results_or_nothing(output):  # a bad option: no earlier run's results left as this one's
+        settings = EngineSettings(**engine_flags)
+        if policy_dir is not None:
+            settings = with_policy_dir(ctx, settings, policy_dir)
+        check_bundle_given(ctx, settings)
+        when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     try:
         decision = _decide(settings, report, org, when, (device_id, ownership, mdm_enrolled, mdm_provider))
     except InvalidInputError as err:  # a refused input: the format may say so where it is read

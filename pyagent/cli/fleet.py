@@ -11,8 +11,15 @@ from typing import IO, Any
 
 import click
 
-from pyagent.cli.options import at_option, check_bundle_given, engine_options, org_option, output_option
-from pyagent.cli.render import check_output_apart, clear_output, writing
+from pyagent.cli.options import (
+    at_option,
+    check_bundle_given,
+    engine_inputs,
+    engine_options,
+    org_option,
+    output_option,
+)
+from pyagent.cli.render import check_output_apart, results_or_nothing, writing
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.embedded import default_bundle_path
 from pyagent.engines.select import resolve
@@ -24,7 +31,7 @@ from pyagent.fleet.sources import iter_items
 from pyagent.fleet.summary import FleetSummary
 from pyagent.termsafe import safe_lines
 from pyagent.timeutil import check_rfc3339, now_rfc3339
-from pyagent.userfile import replacing
+from pyagent.userfile import Replacement
 
 
 def pinned_settings(settings: EngineSettings) -> EngineSettings:
@@ -53,27 +60,24 @@ class _Checked:
 @contextlib.contextmanager
 def open_output(output: str | None) -> Iterator[IO[str]]:
     """Where the results go: ``-o FILE``, replaced whole once they are all written (a run that fails
-    leaves no part of its results, and empties an earlier run's file: :func:`clear_output`), else
-    standard output."""
+    leaves no part of its results: the command's :func:`~pyagent.cli.render.results_or_nothing` says
+    what becomes of an earlier run's file), else standard output."""
     if output and output != "-":
-        manager = replacing(output)
         with writing(f"-o {output}"):
-            raw = manager.__enter__()
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            replacement = Replacement(output)
+        text = io.TextIOWrapper(replacement.stream, encoding="utf-8", newline="")
         checked = _Checked(text, f"-o {output}")
         try:
             yield checked  # type: ignore[misc]
             checked.flush()
-            text.detach()  # (the file is closed, synced and renamed by ``replacing``)
         except BaseException:
             with contextlib.suppress(ValueError, OSError):
                 text.detach()
-            with contextlib.suppress(OSError):  # (a device's close may fail again: the first error stands)
-                manager.__exit__(*sys.exc_info())  # the temporary file goes: nothing of this run stays
-            clear_output(output)
+            replacement.abort()  # the temporary file goes: nothing of this run stays
             raise
+        text.detach()  # (the file is closed, synced and renamed by the replacement)
         with writing(f"-o {output}"):
-            manager.__exit__(None, None, None)
+            replacement.commit()
     else:
         if sys.stdout is None:  # (closed: ``>&-``) the results would go nowhere, and the run succeed
             raise InvalidInputError("standard output: cannot write: it is closed")
@@ -187,8 +191,16 @@ def run_fleet(
 
     Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
     """
+    check_output_apart(output, list(inventories), options=engine_inputs(engine_flags))
+    with results_or_nothing(output):
+        _run(ctx, inventories, org=org, at=at, fmt=fmt, jobs=jobs, output=output, engine_flags=engine_flags)
+
+
+def _run(
+    ctx: click.Context, inventories: tuple[str, ...], *, org: str | None, at: str | None, fmt: str,
+    jobs: int | None, output: str | None, engine_flags: dict[str, Any],
+) -> None:  # fmt: skip
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
-    check_output_apart(output, list(inventories))  # (-o is opened, so emptied, before the reports are read)
     items = with_progress(iter_items(inventories), label="fleet")  # every inventory checked here, first
     settings = EngineSettings(**engine_flags)
     check_bundle_given(ctx, settings)

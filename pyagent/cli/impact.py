@@ -8,10 +8,11 @@ import click
 
 from pyagent.cli.fleet import check_org_known, open_output
 from pyagent.cli.options import at_option, org_option, output_option
-from pyagent.cli.render import check_output_apart, clear_output
+from pyagent.cli.render import check_output_apart, results_or_nothing
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
-from pyagent.fleet.impact import Impact, compile_version, impact_text
+from pyagent.fleet.impact import Impact, compile_version
+from pyagent.fleet.impact_text import impact_text
 from pyagent.fleet.progress import with_progress
 from pyagent.fleet.sources import check_readable, iter_items
 from pyagent.termsafe import safe_line
@@ -49,21 +50,31 @@ def impact(
 ) -> None:
     """Decide every device with both policy versions and list the devices whose decision changes.
 
-    Exit codes: 0 no decision changes and every device compared; 1 some decision changes, or some
-    report is invalid or undecided (counted as `fleet` does); 2 usage, a missing input or a policy
-    that does not compile; 3 not one decision could be made.
+    A device the baseline allows and the candidate cannot decide (a broken rule, a dropped
+    organisation) flips to deny, and counts under candidate_errors too; one neither version decides
+    is not compared. Exit codes: 0 no decision changes and every device compared; 1 some decision
+    changes, or some report is invalid or undecided (counted as `fleet` does); 2 usage, a missing
+    input or a policy that does not compile; 3 neither version decided any device.
     """
-    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
     check_readable(baseline, what="policy directory (--baseline)", directory=True)
     check_readable(candidate, what="policy directory (--candidate)", directory=True)
+    check_output_apart(
+        output, list(inventories), options=[("--baseline", baseline), ("--candidate", candidate)]
+    )
+    with results_or_nothing(output):
+        _run(ctx, inventories, (baseline, candidate), org=org, at=at, fmt=fmt, jobs=jobs, output=output)
+
+
+def _run(
+    ctx: click.Context, inventories: tuple[str, ...], versions: tuple[str, str], *, org: str | None,
+    at: str | None, fmt: str, jobs: int | None, output: str | None,
+) -> None:  # fmt: skip
+    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     to_file = bool(output and output != "-")  # text goes there too, as with `check -o` and `fleet -o`
-    if fmt == "json" or to_file:  # an error below leaves no earlier run's document as this one's
-        check_output_apart(output, list(inventories))
-        clear_output(output)
     items = with_progress(iter_items(inventories), label="impact")
     result = Impact()
-    bundles = [compile_version(baseline, "baseline"), compile_version(candidate, "candidate")]
+    bundles = [compile_version(versions[0], "baseline"), compile_version(versions[1], "candidate")]
     settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
     if org is not None:  # known to either version: what changes for it is the question
         check_org_known(settings, org, at=when)

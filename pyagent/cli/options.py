@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -208,6 +208,16 @@ def output_option(f: F) -> F:
         callback=non_empty,  # ("" wrote to standard output)
         help="Write the output to this file instead of stdout.",
     )(f)
+
+
+def engine_inputs(flags: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """The files and directories the engine options name (:func:`engine_options`), by option: what an
+    ``-o`` must not overwrite, nor write into (:func:`~pyagent.cli.render.check_output_apart`)."""
+    named = [(option, flags.get(key)) for option, key in (
+        ("--bundle", "bundle"), ("--verification-key", "verification_key"), ("--opa-ca", "opa_ca"),
+        ("--state-dir", "state_dir"),
+    )]  # fmt: skip
+    return named + [("--data", path) for path in flags.get("data_files") or ()]
 
 
 def check_bundle_given(ctx: click.Context, settings: EngineSettings) -> None:

@@ -38,10 +38,13 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
     _deliver(formatter.render(decision, source=source), output, err=is_text)
 
 
-def check_output_apart(output: str | None, inputs: Sequence[str | None]) -> None:
+def check_output_apart(
+    output: str | None, inputs: Sequence[str | None], *, options: Sequence[tuple[str, str | None]] = ()
+) -> None:
     """Refuse (exit 2) an ``-o`` file that is one of the ``inputs`` (writing would overwrite it), or
     that lies in an input directory (it would be read as a report, or overwrite one, since ``-o`` is
-    opened before the inventory is read)."""
+    opened before the inventory is read); likewise for the files and directories named by ``options``
+    (``("--bundle", path)``: the policy, its key, its data, the state directory)."""
     if not output or output == "-":
         return
     target = Path(output)
@@ -55,6 +58,33 @@ def check_output_apart(output: str | None, inputs: Sequence[str | None]) -> None
                 f"-o {output} is inside the inventory directory {given}: it would be read as a report, "
                 "or overwrite one; write it elsewhere"
             )
+    for option, given in options:
+        if not given or not Path(given).exists():
+            continue
+        if target.exists() and target.samefile(given):
+            raise InvalidInputError(f"-o {output} is also {option} {given}: writing would overwrite it")
+        if Path(given).is_dir() and target.resolve().is_relative_to(Path(given).resolve()):
+            raise InvalidInputError(
+                f"-o {output} is inside {option} {given}: it would be read as part of it, or overwrite "
+                "a file there; write it elsewhere"
+            )
+
+
+@contextlib.contextmanager
+def results_or_nothing(output: str | None) -> Iterator[None]:
+    """The run of a command that writes its results to ``output`` (``-o FILE``, checked apart from its
+    inputs first): when it ends without results (exit 2 or 3, an interrupt), an earlier run's file
+    there is emptied (:func:`clear_output`) rather than left to be read as this run's; exit 0 or 1
+    leaves what the run wrote."""
+    try:
+        yield
+    except click.exceptions.Exit as stop:
+        if stop.exit_code not in (0, 1):
+            clear_output(output)
+        raise
+    except BaseException:
+        clear_output(output)
+        raise
 
 
 def clear_output(output: str | None) -> None:

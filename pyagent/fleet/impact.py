@@ -9,12 +9,12 @@ by the embedded engine.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyagent.errors import InvalidInputError, and_more
+from pyagent.errors import InvalidInputError
 from pyagent.fleet.summary import UNKNOWN_ORG, RepeatedIds, device_status
 
 
@@ -37,7 +37,9 @@ def compile_version(directory: str, name: str) -> Path:
 #: What a violation says that a policy change can change: where it applies, since when, and what the
 #: device is told to do (its message is worded from these and the ban's title).
 _VIOLATION_FIELDS = ("rule", "ban", "app_id", "scope", "effective_from", "remediation")
-_WARNING_FIELDS = ("rule", "ban", "app_id", "reason", "effective_from")
+#: A warning's too, and why it is one: not in force yet, or a rule that warns (its enforcement; a rule
+#: not in force yet that will deny once in force, or only warn, is a change to show before the date).
+_WARNING_FIELDS = ("rule", "ban", "app_id", "reason", "enforcement", "scope", "effective_from", "remediation")
 
 
 def _brief(device: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +71,8 @@ def _delta(
 
 
 def _altered(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Violations on both sides (the same rule and app) whose fields differ: each with the fields
-    that changed, ``[before, after]``, sorted."""
+    """Violations (or warnings) on both sides (the same rule and app) whose fields differ: each with
+    the fields that changed, ``[before, after]``, sorted."""
     old = {(e["rule"], e["app_id"]): e for e in before}
     found = []
     for entry in after:
@@ -138,8 +140,9 @@ class Impact:
     """Every device's comparison, counted into :attr:`summary`; the devices worth listing kept.
 
     ``changes``: decisions that change (CONTRACT section 3); ``warning_changes``: devices whose
-    warnings alone change; ``not_compared``: devices invalid or undecided under both versions alike,
-    counted as ``fleet`` counts them, never as "no change"."""
+    warnings alone change; ``not_compared``: devices that neither version can decide (an invalid
+    report; an unknown organisation to both), counted as ``fleet`` counts the candidate's result and
+    never as "no change", with the errors of each (``errors``, ``baseline_errors``)."""
 
     summary: ImpactSummary = field(default_factory=ImpactSummary)
     changes: list[dict[str, Any]] = field(default_factory=list)
@@ -151,13 +154,16 @@ class Impact:
         self.ids.note(after)
         summary = self.summary
         b, a = _brief(before), _brief(after)
-        if _decisive(b) == _decisive(a) and b["errors"]:
+        if b["errors"] and a["errors"]:
+            # No decision under either version: nothing to compare, whatever each one's errors say (an
+            # unknown organisation's message lists the known ones, which a new organisation changes).
             summary.devices += 1
             status = device_status(after)
             setattr(summary, status, getattr(summary, status) + 1)
             self.not_compared.append(
-                {"device_id": after.get("device_id"), "organization": after.get("organization"),
-                 "source": after.get("source"), "status": status, "errors": a["errors"]}
+                {"device_id": after.get("device_id") or before.get("device_id"),
+                 "organization": after.get("organization"), "source": after.get("source"),
+                 "status": status, "errors": a["errors"], "baseline_errors": b["errors"]}
             )  # fmt: skip
             return
         change = compare(before, after, summary)
@@ -168,7 +174,8 @@ class Impact:
             org = after.get("organization") or UNKNOWN_ORG
             self.warning_changes.append(
                 {"device_id": after.get("device_id"), "organization": org, "source": after.get("source"),
-                 "warnings_added": added, "warnings_removed": removed}
+                 "warnings_added": added, "warnings_removed": removed,
+                 "warnings_changed": _altered(b["warnings"], a["warnings"])}
             )  # fmt: skip
 
     def as_dict(self, evaluated_at: str) -> dict[str, Any]:
@@ -214,6 +221,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
             summary.by_ban[bans_of[entry["rule"], entry["app_id"]]][kind] += 1
     altered = [] if a["errors"] or b["errors"] else _altered(b["violations"], a["violations"])
     warnings_added, warnings_removed = _delta(before["warnings"], after["warnings"])
+    warnings_altered = [] if a["errors"] or b["errors"] else _altered(b["warnings"], a["warnings"])
     exempted_added, exempted_removed = _exemptions(before.get("exempted", []), after.get("exempted", []))
     return {
         "device_id": after.get("device_id") or before.get("device_id"),
@@ -226,109 +234,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], summary: ImpactSummar
         "violations_changed": altered,
         "warnings_added": warnings_added,
         "warnings_removed": warnings_removed,
+        "warnings_changed": warnings_altered,
         "exempted_added": exempted_added,
         "exempted_removed": exempted_removed,
     }
-
-
-LISTED = 50
-"""Devices listed per kind in the text output; the JSON has them all."""
-
-
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
-def _entries(sign: str, entries: list[dict[str, Any]]) -> str:
-    return ", ".join(
-        f"{sign}{e['rule']} {e['app_id']}" + (f" ({e['exemption']})" if "exemption" in e else "")
-        for e in entries
-    )
-
-
-def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
-    parts = []
-    for kind in kinds:
-        added = _entries("+", change[f"{kind}_added"])
-        removed = _entries("-", change[f"{kind}_removed"])
-        altered = ", ".join(
-            f"~{e['rule']} {e['app_id']} ({', '.join(_field_change(k, v) for k, v in e['changed'].items())})"
-            for e in change.get(f"{kind}_changed", [])
-        )
-        found = "; ".join(p for p in (added, removed, altered) if p)
-        if found:
-            parts.append(found if kind == "violations" else f"{kind} {found}")
-    return "".join(f"; {p}" for p in parts)
-
-
-def _field_change(name: str, values: list[Any]) -> str:
-    """``effective_from A -> B``; a text field (a remediation) by its name only."""
-    return f"{name} {values[0]} -> {values[1]}" if name == "effective_from" else f"{name} changed"
-
-
-def _verdict(change: dict[str, Any]) -> str:
-    before, after = change["before"]["allow"], change["after"]["allow"]
-    if before != after:
-        return "allow->deny" if before else "deny->allow"
-    return "changed"
-
-
-def impact_text(impact: Impact) -> list[str]:
-    """The summary line and the devices behind it, for a person (untrusted text not yet escaped)."""
-    s = impact.summary
-    head = (
-        f"{_plural(s.devices, 'device', 'devices')}: "
-        f"{_plural(s.changed, 'decision changes', 'decisions change')}, "
-        f"{s.flipped_to_deny} flip to deny, {s.flipped_to_allow} flip to allow, "
-        + (f"{s.candidate_errors} the candidate cannot decide, " if s.candidate_errors else "")
-        + (f"{s.baseline_errors} only the candidate decides, " if s.baseline_errors else "")
-        + f"{s.warnings_changed} with only warnings changed, {s.invalid} invalid"
-        + (f", {s.undecided} undecided" if s.undecided else "")
-        + (" (not compared)" if s.invalid or s.undecided else "")
-    )
-    lines = [head]
-    sections: list[tuple[list[dict[str, Any]], Callable[[dict[str, Any]], str]]] = [
-        (
-            impact.changes,
-            lambda c: (
-                f"{_who(c)}: {_verdict(c)}{_why(c, kinds=('violations', 'exempted', 'warnings'))}"
-                + _errors(c["before"]["errors"], c["after"]["errors"])
-                + _decided_now(c)
-            ),
-        ),
-        (impact.warning_changes, lambda c: f"{_who(c)}: warnings only{_why(c, kinds=('warnings',))}"),
-        (impact.not_compared, lambda c: f"{c['source']}: {c['status']}: {_first_error(c['errors'])}"),
-    ]
-    for records, line in sections:
-        lines.extend(f"  {line(record)}" for record in records[:LISTED])
-        if len(records) > LISTED:
-            lines.append(f"  ... and {len(records) - LISTED} more (use --format json)")
-    return lines
-
-
-def _errors(before: list[Any], after: list[Any]) -> str:
-    """Why a decision could not be made, when that is part of the change."""
-    if after and after != before:
-        return f"; error: {_first_error(after)}"
-    if before and not after:
-        return f"; no longer: {_first_error(before)}"
-    return ""
-
-
-def _decided_now(change: dict[str, Any]) -> str:
-    """What the candidate finds where the baseline could not decide (its rules and apps: no entry
-    was added or removed, as nothing was weighed before)."""
-    before, after = change["before"], change["after"]
-    if before["errors"] and not after["errors"] and after["violations"]:
-        return f"; now: {_entries('', after['violations'])}"
-    return ""
-
-
-def _who(record: dict[str, Any]) -> str:
-    return f"{record['device_id'] or record['source']} ({record['organization'] or UNKNOWN_ORG})"
-
-
-def _first_error(errors: list[Any]) -> str:
-    first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
-    text = str(first.get("message", first)) + (f" (at {first['path']})" if first.get("path") else "")
-    return text + and_more(len(errors) - 1, "error")

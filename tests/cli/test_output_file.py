@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import AT, EXAMPLES, REPO, run
 
 CLEAN = EXAMPLES / "eu-commission-corporate-clean.json"
+POLICIES = REPO / "policies"
 
 
 def test_a_refused_or_undecided_check_leaves_no_earlier_results(tmp_path: Path, policy_bundle: Path) -> None:
@@ -63,14 +66,85 @@ def test_an_impact_that_fails_leaves_no_earlier_document(tmp_path: Path) -> None
     assert (result.exit_code, document.read_text()) == (2, "")
 
 
-def _collect_under_a_file_size_limit(args: list[str], limit: int) -> subprocess.CompletedProcess[str]:
-    """`pyagent collect ARGS` as a process whose files may not grow past ``limit`` bytes (ulimit -f)."""
+#: One report for each command that decides: its arguments before the options every test adds.
+DECIDING = {
+    "check": ["check", str(CLEAN)],
+    "fleet": ["fleet", str(CLEAN)],
+    "impact": [
+        "impact",
+        "--baseline",
+        str(POLICIES),
+        "--candidate",
+        str(POLICIES),
+        str(CLEAN),
+    ],
+}
+EARLIER = '{"summary": {"devices": 1, "compliant": 1}}\n'
+
+
+@pytest.mark.parametrize("command", sorted(DECIDING))
+@pytest.mark.parametrize(
+    "bad", [["--org", "acme"], ["--at", "yesterday"]], ids=["unknown organisation", "bad time"]
+)
+def test_every_deciding_command_that_fails_before_deciding_empties_an_earlier_file(
+    tmp_path: Path, policy_bundle: Path, command: str, bad: list[str]
+) -> None:
+    """`fleet -o` kept an earlier run's file when it failed before writing (an unknown --org), where
+    `impact -o` emptied it and `check -o` emptied it only for some errors: one rule for all three."""
+    results = tmp_path / "results.json"
+    results.write_text(EARLIER)
+    options = ["--at", AT, *bad] if bad[0] != "--at" else bad
+    result = run([*DECIDING[command], *options, "--format", "json", "-o", str(results)])
+    assert (result.exit_code, results.read_text()) == (2, "")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results.json"]  # no temporary file
+
+
+@pytest.mark.parametrize("command", sorted(DECIDING))
+def test_a_run_that_decides_replaces_the_earlier_file(
+    tmp_path: Path, policy_bundle: Path, command: str
+) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(EARLIER)
+    result = run([*DECIDING[command], "--at", AT, "--format", "json", "-o", str(results)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(results.read_text()) != json.loads(EARLIER)
+
+
+def test_an_output_that_would_overwrite_the_policy_or_land_in_it_is_refused(
+    tmp_path: Path, policy_bundle: Path
+) -> None:
+    """`fleet --bundle B -o B` replaced the bundle with its results; `-o` inside `--policy DIR` or
+    `--candidate DIR` became policy data at the next run."""
+    bundle = tmp_path / "bundle.tar.gz"
+    shutil.copy(policy_bundle, bundle)
+    kept = bundle.read_bytes()
+    policy = tmp_path / "proposed"
+    shutil.copytree(REPO / "policies", policy)
+    inside = policy / "data" / "results.json"
+    cases = [
+        (["fleet", str(CLEAN), "--bundle", str(bundle), "-o", str(bundle)],
+         f"-o {bundle} is also --bundle {bundle}: writing would overwrite it"),
+        (["check", str(CLEAN), "--policy", str(policy), "-o", str(inside)],
+         f"-o {inside} is inside --policy {policy}: it would be read as part of it, or overwrite a file "
+         "there; write it elsewhere"),
+        (["impact", "--baseline", str(POLICIES), "--candidate", str(policy), str(CLEAN), "-o", str(inside)],
+         f"-o {inside} is inside --candidate {policy}: it would be read as part of it, or overwrite a "
+         "file there; write it elsewhere"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = run([*args, "--at", AT, "--format", "json"])
+        assert (result.exit_code, result.stderr) == (2, f"pyagent: error: {message}\n")
+    assert bundle.read_bytes() == kept and not inside.exists()
+
+
+def _under_a_file_size_limit(args: list[str], limit: int) -> subprocess.CompletedProcess[str]:
+    """`pyagent ARGS` as a process whose files may not grow past ``limit`` bytes (ulimit -f)."""
 
     def limited() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (the write fails with EFBIG instead)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    command = [sys.executable, "-m", "pyagent", "collect", *args]
+    command = [sys.executable, "-m", "pyagent", *args]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, preexec_fn=limited, timeout=120)
 
 
@@ -83,7 +157,7 @@ def test_a_report_that_cannot_be_written_whole_leaves_the_earlier_file_as_it_was
     earlier.chmod(0o640)
     facts = ["--device-id", "p1", "--ownership", "personal", "--no-mdm-enrolled", "--org", "eu-council"]
     args = ["--source", "android-pm", "--from", str(capture), *facts, "-o", str(earlier)]
-    cut = _collect_under_a_file_size_limit(args, 100_000)
+    cut = _under_a_file_size_limit(["collect", *args], 100_000)
     assert (cut.returncode, cut.stderr) == (
         2,
         f"pyagent: error: -o {earlier}: cannot write: File too large\n",
@@ -111,3 +185,17 @@ def test_an_output_through_a_link_or_to_a_device_is_written_there(
     to_device = run(["check", str(CLEAN), "--at", AT, "--format", "json", "-o", "/dev/null"])
     assert to_device.exit_code == 0, to_device.stderr
     assert stat.S_ISCHR(Path("/dev/null").stat().st_mode)  # written to, never replaced
+
+
+def test_a_generated_fleet_that_cannot_be_written_whole_leaves_the_earlier_file(tmp_path: Path) -> None:
+    """An inventory is no verdict: a failed `fleet generate -o` keeps the earlier one, as `collect`."""
+    earlier = tmp_path / "devices.jsonl"
+    earlier.write_text(CLEAN.read_text().replace("\n", "") + "\n")
+    kept = earlier.read_bytes()
+    cut = _under_a_file_size_limit(["fleet", "generate", "--devices", "2000", "-o", str(earlier)], 100_000)
+    assert (cut.returncode, cut.stderr) == (
+        2,
+        f"pyagent: error: -o {earlier}: cannot write: File too large\n",
+    )
+    assert earlier.read_bytes() == kept
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["devices.jsonl"]  # no temporary file
