@@ -216,12 +216,16 @@ def newer_source(bundle: Path, roots: Sequence[Path]) -> Path | None:
     current. Changed is by status-change time too, which no one sets back: a file edited then given
     its old modification time (``touch -d``, ``cp -p``, ``rsync -a``), or a file deleted (its
     directory changes), counts."""
-    from pyagent.policy.tree import policy_directories
+    from pyagent.policy.tree import policy_tree
 
     built = bundle.stat().st_mtime_ns
     newest: tuple[int, Path] | None = None
-    places = [path for root in roots for path in policy_directories(root)]
-    places += [path for _, _, path in source_files(roots)]
+    places = [
+        path
+        for root in roots
+        for path, is_dir in policy_tree(root)  # (one walk: its directories, and the files the build reads)
+        if is_dir or not _TEST_FILE.search(path.relative_to(root).as_posix())
+    ]
     for path in places:
         try:
             st = path.stat()

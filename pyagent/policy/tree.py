@@ -13,27 +13,30 @@ from pathlib import Path
 
 from pyagent.errors import InvalidInputError
 
-__all__ = ["NOT_POLICY", "policy_directories", "policy_files"]
+__all__ = ["NOT_POLICY", "policy_directories", "policy_files", "policy_tree"]
 
 NOT_POLICY = frozenset({".git"})
 """Directory names never read as policy."""
 
 
+def policy_tree(root: Path) -> list[tuple[Path, bool]]:
+    """``root`` and everything under it that OPA's loader reads, each with whether it is a directory,
+    sorted by path (``root`` alone when it is a file); a directory that cannot be listed is an
+    :class:`InvalidInputError` naming it."""
+    if not root.is_dir():
+        return [(root, False)]
+    return [(root, True), *sorted(_walk(root, frozenset()))]
+
+
 def policy_files(root: Path, suffix: str = "") -> list[Path]:
     """Every file under ``root`` (``root`` itself when it is a file) ending in ``suffix``, sorted by
-    path; a directory that cannot be listed is an :class:`InvalidInputError` naming it."""
-    if not root.is_dir():
-        return [root] if root.name.endswith(suffix) else []
-    return sorted(
-        path for path, is_dir in _walk(root, frozenset()) if not is_dir and path.name.endswith(suffix)
-    )
+    path (:func:`policy_tree`)."""
+    return [path for path, is_dir in policy_tree(root) if not is_dir and path.name.endswith(suffix)]
 
 
 def policy_directories(root: Path) -> list[Path]:
     """``root`` and every directory under it that :func:`policy_files` reads, sorted by path."""
-    if not root.is_dir():
-        return []
-    return [root, *sorted(path for path, is_dir in _walk(root, frozenset()) if is_dir)]
+    return [path for path, is_dir in policy_tree(root) if is_dir]
 
 
 def _walk(directory: Path, ancestors: frozenset[str]) -> Iterator[tuple[Path, bool]]:
