@@ -70,12 +70,12 @@ def open_output(output: str | None) -> Iterator[IO[str]]:
         try:
             yield checked  # type: ignore[misc]
             checked.flush()
+            text.detach()  # (the file is closed, synced and renamed by the replacement)
         except BaseException:
             with contextlib.suppress(ValueError, OSError):
                 text.detach()
             replacement.abort()  # the temporary file goes: nothing of this run stays
             raise
-        text.detach()  # (the file is closed, synced and renamed by the replacement)
         with writing(f"-o {output}"):
             replacement.commit()
     else:
