@@ -114,12 +114,13 @@ def parse_detected_apps(
     if device_platform is None:
         raise CollectorInputError(f"{where}: no entry tells the platform; name the platform (--platform)")
     apps: list[App] = []
-    for name, version, _ in rows:
+    for index, (name, version, _) in enumerate(rows):
         app_id = known_apps.lookup(name, device_platform)
         if app_id is None:
             package = device_platform == "windows" and _WINDOWS_PACKAGE.fullmatch(name)
             app_id = name if package else f"name:{name}"
-        app_id = check_text(app_id, what="name-derived id", where=where, limit=MAX_ID_CHARS, identifier=True)
+        at = f"{where}: value[{index}]"
+        app_id = check_text(app_id, what="name-derived id", where=at, limit=MAX_ID_CHARS, identifier=True)
         apps.append(App(id=app_id, name=name, version=version, source=SOURCE, evidence="display_name"))
     facts: dict[str, object] = {"graph_platforms": sorted(graph_platforms), "detected_apps": len(rows)}
     return device_platform, apps, facts

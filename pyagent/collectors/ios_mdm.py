@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import plistlib
+import re
 from pathlib import Path
 from typing import Literal
 from xml.parsers.expat import ExpatError
@@ -46,18 +47,42 @@ _PLIST_ERRORS = (
     IndexError,
     KeyError,
     OverflowError,
+    LookupError,  # (an unknown encoding in the XML declaration)
 )
+#: The XML declaration's encoding, dropped from a UTF-16 plist once it is read as UTF-8.
+_DECLARED_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(["'])[^"'>]*\2""")
+
+
+class DuplicateKeyError(ValueError):
+    """A dictionary of the plist gives one key twice: which value the device meant cannot be told."""
+
+
+class _OnceEach(dict[str, object]):
+    """A plist dictionary whose keys are each given once (plistlib keeps the last of a repeated key,
+    which could hide the Identifier of a banned app behind another)."""
+
+    def __setitem__(self, key: str, value: object) -> None:
+        if key in self:
+            raise DuplicateKeyError(f"the key {clip(key)!s} is given twice in one dictionary")
+        super().__setitem__(key, value)
 
 
 def load_xml_plist(data: bytes, *, where: str) -> object:
-    """``data`` parsed as an XML property list; binary plists and anything else are refused."""
+    """``data`` parsed as an XML property list; binary plists and anything else are refused. A UTF-16
+    one with its byte order mark (as Windows PowerShell saves it) is read as its text."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CollectorInputError(f"{where}: not valid UTF-16 text (byte {exc.start})") from exc
+        data = _DECLARED_ENCODING.sub(r"\1", text.lstrip("\ufeff"), count=1).encode("utf-8")
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:64]
     if head.startswith(b"bplist"):
         raise CollectorInputError(f"{where}: a binary plist; export the MDM response as XML")
     if not head.startswith(_XML_STARTS):
         raise CollectorInputError(f"{where}: not an XML property list (an MDM command response)")
     try:
-        return plistlib.loads(data, fmt=plistlib.FMT_XML)
+        return plistlib.loads(data, fmt=plistlib.FMT_XML, dict_type=_OnceEach)
     except _PLIST_ERRORS as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CollectorInputError(f"{where}: not a valid XML plist: {shorten(detail, 200)}") from exc

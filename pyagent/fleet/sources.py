@@ -170,8 +170,8 @@ def _walk(root: Path) -> tuple[list[Path], list[Item]]:
 
 
 def _directory(root: Path) -> Iterator[Item]:
-    """The reports of the files under ``root`` named ``*.json`` (read as a named file is: one
-    document, else JSONL) and ``*.jsonl``/``*.ndjson``, any case. One so named that is not a regular
+    """The reports of the files under ``root`` named ``*.json``, ``*.jsonl`` or ``*.ndjson``, any case,
+    each read as a named file is (one document, else JSONL). One so named that is not a regular
     file (a symbolic link, which could lead out of the directory; a FIFO) is not read: it is an
     invalid item, so the run cannot pass without it. Files named otherwise are passed over, counted in
     one note on stderr."""
@@ -214,7 +214,7 @@ def _file_reports(path: Path, *, jsonl: bool) -> Iterator[Item]:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 yield Item(str(path), b"", error=f"{path}: not a regular file: not read as a report")
                 return
-            for item in _jsonl(handle, str(path)) if jsonl else _reports(handle, str(path)):
+            for item in _reports(handle, str(path)):  # (as a named file is: a *.jsonl may hold one report)
                 yielded = True
                 yield item
     except OSError as err:  # a link put in its place (ELOOP), an I/O error part way...

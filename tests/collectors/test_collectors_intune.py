@@ -132,6 +132,10 @@ def test_platform_option_must_agree() -> None:
             "displayName contains a control character",
         ),
         ('{"value": [', "not valid JSON"),
+        (  # (it named the file only)
+            '{"value": [{"displayName": "Outlook", "platform": "ios"}, {"displayName": "Tik\\u200bTok"}]}',
+            r"^f: value\[1\]: name-derived id contains the invisible character U\+200B",
+        ),
     ],
 )
 def test_bad_exports(doc: str, message: str) -> None:

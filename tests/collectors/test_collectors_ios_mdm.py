@@ -134,3 +134,47 @@ def test_an_empty_list_is_refused_not_a_compliant_device() -> None:
     assert str(err.value) == (
         "f: the InstalledApplicationList is empty, and a device reported with no apps would be compliant"
     )
+
+
+def _two_lists(first: str, second: str) -> bytes:
+    """A response that gives its InstalledApplicationList twice (plistlib kept the second)."""
+    lists = "".join(
+        f"<key>InstalledApplicationList</key><array><dict><key>Identifier</key><string>{bundle}</string>"
+        "</dict></array>"
+        for bundle in (first, second)
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>{lists}</dict></plist>'.encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_two_lists("com.zhiliaoapp.musically", "com.apple.Maps"),
+         "f: not a valid XML plist: the key 'InstalledApplicationList' is given twice in one dictionary"),
+        (b"<plist><dict><key>InstalledApplicationList</key><array><dict><key>Identifier</key>"
+         b"<string>com.zhiliaoapp.musically</string><key>Identifier</key><string>com.apple.Maps</string>"
+         b"</dict></array></dict></plist>",
+         "f: not a valid XML plist: the key 'Identifier' is given twice in one dictionary"),
+        (_two_lists("a", "b").replace(b"UTF-8", b"bogus", 1),
+         "f: not a valid XML plist: unknown encoding: bogus"),
+        (b"\xff\xfe<\x00?\x00x\xd8", "f: not valid UTF-16 text (byte 6)"),
+    ],
+)  # fmt: skip
+def test_a_repeated_key_or_an_unknown_encoding_is_refused_in_one_line(data: bytes, message: str) -> None:
+    """A repeated key hid TikTok behind the value given last (exit 0, compliant); an unknown encoding
+    was an internal error (exit 3) that named no file."""
+    with pytest.raises(CollectorInputError) as err:
+        parse_installed_application_list(data, where="f")
+    assert str(err.value) == message
+
+
+def test_a_utf16_response_with_its_byte_order_mark_is_read() -> None:
+    """As Windows PowerShell saves it: it was "not an XML property list"."""
+    text = _plist(
+        {"InstalledApplicationList": [{"Identifier": "com.zhiliaoapp.musically", "Name": "TikTok"}]}
+    )
+    for encoding in ("utf-16", "utf-16-be"):
+        declared = text.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        data = (b"\xfe\xff" if encoding == "utf-16-be" else b"") + declared.encode(encoding)
+        apps, _ = parse_installed_application_list(data, where="f")
+        assert [(app.id, app.name) for app in apps] == [("com.zhiliaoapp.musically", "TikTok")]

@@ -127,7 +127,9 @@ def test_impact_missing_policy_directory(two_devices: Path, tmp_path: Path, whic
 def test_a_directory_reads_its_reports_as_named_files_are_and_says_what_it_passed_over(
     two_devices: Path, tmp_path: Path
 ) -> None:
-    """A JSONL file named *.json, an upper-case .JSON: read as they would be named alone. A symbolic
+    """A JSONL file named *.json, an upper-case .JSON, one report written over several lines and named
+    *.jsonl (as `collect -o` writes it: it was one invalid device per line): read as they would be
+    named alone. A symbolic
     link named as a report (to a TikTok phone's) is not followed but counted invalid, so the run
     cannot pass without it; a backup file is passed over, in a note."""
     reports = tmp_path / "reports"
@@ -137,12 +139,18 @@ def test_a_directory_reads_its_reports_as_named_files_are_and_says_what_it_passe
     link = reports / "link.json"
     link.symlink_to(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json")
     (reports / "report.json.bak").write_text("{}")
+    phone = reports / "phone.jsonl"
+    phone.write_text(
+        json.dumps(json.loads((EXAMPLES / "eu-council-personal-outlook-tiktok.json").read_text()), indent=2)
+    )
     result = run(["fleet", str(reports), "--at", AT, "--format", "json", "--jobs", "1"])
     document = json.loads(result.stdout)
     jsonl = reports / "devices.json"
     assert sorted(d["source"] for d in document["devices"]) == [
-        f"{jsonl}:1", f"{jsonl}:2", str(link), str(reports / "sub" / "A.JSON"),
+        f"{jsonl}:1", f"{jsonl}:2", str(link), str(phone), str(reports / "sub" / "A.JSON"),
     ]  # fmt: skip
+    [from_phone] = [d for d in document["devices"] if d["source"] == str(phone)]
+    assert [v["app_id"] for v in from_phone["violations"]] == ["com.zhiliaoapp.musically"]
     [invalid] = [d for d in document["devices"] if d["errors"]]
     assert invalid["errors"] == [
         {"code": "invalid_report", "message": f"{link}: a symbolic link, not followed: not read as a report"}
