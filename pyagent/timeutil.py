@@ -48,20 +48,19 @@ def in_opa_range(value: str) -> bool:
     return _INT64[0] <= seconds * 1_000_000_000 + fraction <= _INT64[1]
 
 
+#: More than nine fraction digits: RFC 3339 allows any number, OPA reads nine (nanoseconds).
+_LONG_FRACTION = re.compile(r"(\.[0-9]{9})[0-9]+")
+
+
 def check_rfc3339(value: str, *, option: str) -> str:
-    """``value`` unchanged when it is RFC 3339, else a usage error naming ``option``."""
-    if not is_rfc3339(value) and is_rfc3339(value.upper()):
-        # RFC 3339 allows "t" and "z"; OPA's time.parse_rfc3339_ns (Go's time.RFC3339) does not.
-        raise InvalidInputError(
-            f"{option}: {value!r}: write 'T' and 'Z' in upper case ({value.upper()}); RFC 3339 allows "
-            "lower case, but OPA's time.parse_rfc3339_ns refuses it"
-        )
-    if (
-        not is_rfc3339(value)
-        and len(value) > 18
-        and value[16:19] == ":60"
-        and is_rfc3339(value[:17] + "59" + value[19:])
-    ):
+    """``value`` as OPA reads RFC 3339, else a usage error naming ``option``. What RFC 3339 allows and
+    OPA's ``time.parse_rfc3339_ns`` (Go's ``time.RFC3339``) refuses is written as OPA reads it, the
+    same instant: a lower-case "t" or "z" in upper case, more than nine fraction digits cut to nine
+    (below a nanosecond). A leap second has no such form: it is refused, saying why."""
+    normal = _LONG_FRACTION.sub(r"\1", value.upper(), count=1) if value.isascii() else value
+    if is_rfc3339(normal):
+        value = normal  # (a valid value is its own normal form)
+    elif len(normal) > 18 and normal[16:19] == ":60" and is_rfc3339(normal[:17] + "59" + normal[19:]):
         raise InvalidInputError(
             f"{option}: {value!r}: a leap second; RFC 3339 allows it, but OPA's time.parse_rfc3339_ns "
             "refuses it (write :59)"

@@ -108,7 +108,7 @@ def collect(
     }
     _check_flags(name, options)
     if collected_at is not None:
-        check_rfc3339(collected_at, option="--collected-at")
+        collected_at = check_rfc3339(collected_at, option="--collected-at")
     if work_profile is not None and name not in _WORK_PROFILE_SOURCES:
         raise click.UsageError(
             f"--source {name} does not take --work-profile/--no-work-profile (a phone's: "
