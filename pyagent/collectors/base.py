@@ -155,8 +155,8 @@ class Inventory:
     collector_name: str = "unknown"
     collector_version: str = __version__
     not_listed: tuple[str, ...] = ()
-    """Kinds of app the collector could not list (``windows-store``): a ban of such an app is then
-    reported as not checked (the report's ``collector.not_listed``)."""
+    """Kinds of app the collector could not list (``windows-store``, ``unmanaged-apps``): a ban of such
+    an app is then reported as not checked (the report's ``collector.not_listed``)."""
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:

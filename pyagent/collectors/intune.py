@@ -15,6 +15,10 @@ is marked ``evidence: display_name``.
 The device platform comes from the entries' ``platform``; entries of several platforms are refused, and
 ``unknown`` entries take the platform of the others (or the ``platform`` option). An export that still has
 an ``@odata.nextLink`` is one page of many and is refused: the other pages' apps would be missing.
+
+An Android work profile's export (``androidWorkProfile``) lists the work profile's apps only: Intune
+cannot see the rest of the phone. The report says so (``collector.not_listed: ["unmanaged-apps"]``),
+so that a ban that applies to the device is reported as not checked rather than passed.
 """
 
 from __future__ import annotations
@@ -146,4 +150,7 @@ class IntuneCollector(Collector):
         platform, apps, facts = parse_detected_apps(text, where=where, platform=self.platform)
         kinds = facts["graph_platforms"]
         work_profile = True if isinstance(kinds, list) and "androidWorkProfile" in kinds else None
-        return self.inventory(platform, apps, work_profile=work_profile, facts=facts)
+        # Intune sees inside the work profile only: the phone's own apps, where a banned one would be,
+        # are not in the export, and each rule that applies is reported as not checked, never passed.
+        not_listed = ("unmanaged-apps",) if work_profile else ()
+        return self.inventory(platform, apps, work_profile=work_profile, facts=facts, not_listed=not_listed)

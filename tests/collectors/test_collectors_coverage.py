@@ -90,3 +90,33 @@ def test_a_report_cannot_name_a_kind_the_schema_does_not_know(tmp_path: Path, fi
     done = CliRunner().invoke(cli, ["validate", str(report)])
     assert done.exit_code == 2
     assert "$.collector.not_listed[0]" in done.output
+
+
+@pytest.mark.parametrize("engine", ["embedded", "opa"])
+def test_a_work_profile_export_leaves_the_phones_bans_unchecked_on_both_engines(
+    engine: str, fixtures: Path, tmp_path: Path, policy_bundle: Path, opa_server: RunningOpa
+) -> None:
+    """Intune sees inside an Android work profile only: a Council personal phone with Outlook there was
+    compliant with no word, though TikTok on its personal side is what the Council bans."""
+    flags = ["--engine", "opa", "--opa-url", opa_server.url] if engine == "opa" else ["--engine", "embedded"]
+    report = tmp_path / "work-profile.report.json"
+    facts = ["--device-id", "p-9", "--ownership", "personal", "--no-mdm-enrolled", "--org", "eu-council"]
+    export = fixtures / "intune" / "android-work-profile-detectedapps.json"
+    done = CliRunner().invoke(
+        cli, ["collect", "--source", "intune", "--from", str(export), *facts, "-o", str(report)]
+    )
+    assert done.exit_code == 0, done.output
+    document = json.loads(report.read_text())
+    assert (document["device"]["work_profile"], document["collector"]["not_listed"]) == (
+        True,
+        ["unmanaged-apps"],
+    )
+    code, decision = decide(report, *flags)
+    assert (code, decision["allow"], decision["violations"]) == (0, True, [])
+    assert [(w["rule"], w["app_id"], w["scope"], w["reason"]) for w in decision["warnings"]] == [
+        ("eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps", "not_listed")
+    ]
+    assert decision["warnings"][0]["message"].endswith(
+        "the inventory lists only the apps the organisation manages (an MDM's work profile), not the rest "
+        "of the device"
+    )

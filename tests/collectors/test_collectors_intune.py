@@ -41,6 +41,7 @@ def test_android_work_profile(fixtures: Path) -> None:
     ).collect()
     assert inventory.platform == "android"
     assert inventory.work_profile is True
+    assert inventory.not_listed == ("unmanaged-apps",)  # Intune cannot see the rest of the phone
     assert [a.id for a in inventory.apps] == [
         "com.microsoft.office.outlook",
         "com.microsoft.teams",
@@ -56,6 +57,7 @@ def test_android_fully_managed(fixtures: Path) -> None:
     ).collect()
     assert inventory.platform == "android"
     assert inventory.work_profile is None
+    assert inventory.not_listed == ()  # a fully managed phone: Intune lists every app
     assert [a.id for a in inventory.apps] == [
         "com.zhiliaoapp.musically", "com.microsoft.office.outlook", "com.bd.nproject", "name:Google Maps",
         "com.microsoft.windowsintune.companyportal",

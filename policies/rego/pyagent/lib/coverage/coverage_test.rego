@@ -1,6 +1,8 @@
 # METADATA
 # title: Inventory coverage tests
-# description: A Windows inventory that cannot list Store apps leaves Store bans unchecked, said as warnings.
+# description: |
+#   A Windows inventory that cannot list Store apps leaves Store bans unchecked, and an MDM's inventory
+#   of a work profile every ban on the phone: said as warnings.
 package pyagent.lib.coverage_test
 
 import data.pyagent.decision
@@ -93,4 +95,58 @@ test_other_identifiers_are_no_store_identifiers if {
 	not coverage.store_id("{90160000-008C-0000-1000-0000000FF1CE}")
 	not coverage.store_id("Name_Version_x64__6yccndn6064se")
 	not coverage.store_id("com.abc.defgh")
+}
+
+work_profile_phone(org, apps, not_listed) := {
+	"at": "2023-03-16T09:30:00Z",
+	"report": {
+		"device": {
+			"id": "p-1", "platform": "android", "ownership": "personal", "work_profile": true,
+			"organization": org, "mdm": {"enrolled": false},
+		},
+		"apps": apps,
+		"collector": {"name": "intune", "version": "0.1.0", "not_listed": not_listed},
+	},
+}
+
+outlook := {"id": "com.microsoft.office.outlook", "name": "Microsoft Outlook", "evidence": "display_name"}
+
+test_a_work_profile_inventory_leaves_the_phones_bans_unchecked if {
+	d := decision with input as work_profile_phone("eu-council", [outlook], ["unmanaged-apps"])
+	d.allow == true
+	d.violations == []
+	d.warnings == [{
+		"rule": "eu-council/tiktok",
+		"ban": "tiktok",
+		"app_id": "com.zhiliaoapp.musically",
+		"message": concat("", [
+			"TikTok (com.zhiliaoapp.musically, com.ss.android.ugc.trill, com.zhiliaoapp.musically.go, ",
+			"com.ss.android.ugc.aweme) could not be checked on personal-with-work-apps devices of ",
+			"Council of the European Union: the inventory lists only the apps the organisation manages ",
+			"(an MDM's work profile), not the rest of the device",
+		]),
+		"remediation": "Take the inventory on the device itself (pyagent collect, or adb shell pm list packages), which lists every app: an MDM cannot see the personal side of a phone.",
+		"effective_from": "2023-03-15T00:00:00Z",
+		"scope": "personal-with-work-apps",
+		"enforcement": "deny",
+		"reason": "not_listed",
+	}]
+}
+
+test_a_work_profile_inventory_that_lists_every_app_leaves_nothing_unchecked if {
+	d := decision with input as work_profile_phone("eu-council", [outlook], [])
+	d.allow == true
+	d.warnings == []
+}
+
+test_a_work_profile_phone_out_of_every_rules_scope_is_not_unchecked if {
+	# the Commission bans TikTok on corporate and enrolled phones only: this one is neither
+	d := decision with input as work_profile_phone("eu-commission", [outlook], ["unmanaged-apps"])
+	d.warnings == []
+}
+
+test_unmanaged_apps_exist_on_every_platform_and_store_apps_on_windows_only if {
+	coverage.on_platform(coverage.kinds["unmanaged-apps"].platforms, "ios")
+	coverage.on_platform(coverage.kinds["windows-store"].platforms, "windows")
+	not coverage.on_platform(coverage.kinds["windows-store"].platforms, "android")
 }
