@@ -48,24 +48,18 @@ def check_output_apart(
     if not output or output == "-":
         return
     target = Path(output)
-    for given in inputs:
+    for option, given in [*((None, given) for given in inputs), *options]:
         if not given or given == "-" or not Path(given).exists():
             continue
         if target.exists() and target.samefile(given):
-            raise InvalidInputError(f"-o {output} is also an input ({given}): writing would overwrite it")
+            named = f"an input ({given})" if option is None else f"{option} {given}"
+            raise InvalidInputError(f"-o {output} is also {named}: writing would overwrite it")
         if Path(given).is_dir() and target.resolve().is_relative_to(Path(given).resolve()):
             raise InvalidInputError(
                 f"-o {output} is inside the inventory directory {given}: it would be read as a report, "
                 "or overwrite one; write it elsewhere"
-            )
-    for option, given in options:
-        if not given or not Path(given).exists():
-            continue
-        if target.exists() and target.samefile(given):
-            raise InvalidInputError(f"-o {output} is also {option} {given}: writing would overwrite it")
-        if Path(given).is_dir() and target.resolve().is_relative_to(Path(given).resolve()):
-            raise InvalidInputError(
-                f"-o {output} is inside {option} {given}: it would be read as part of it, or overwrite "
+                if option is None
+                else f"-o {output} is inside {option} {given}: it would be read as part of it, or overwrite "
                 "a file there; write it elsewhere"
             )
 
