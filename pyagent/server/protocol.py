@@ -14,6 +14,11 @@ process's memory or stall its event loop. Past the bound the answer is 431 and t
 Trailers after a chunked body are headers to httptools too: what follows the head and is not body
 (trailers, chunk framing) is bounded the same way, beyond half the body's size for framing.
 
+An answer given before the request's body was read (a refused token, a health check that sent a
+body) leaves the rest of that body the same deadline, counted from the answer: uvicorn reads and drops
+it, and would hold the connection for as long as a client trickles it. Past the deadline the
+connection is closed.
+
 A keep-alive connection is also kept for a few seconds only (:data:`CONNECTION_MAX_AGE_SECONDS`): the
 first answer after that says ``connection: close`` and the client connects again. The server's worker
 processes share one listening socket and a connection stays with the process that accepted it, so a
@@ -64,6 +69,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """HTTP/1.1 over httptools: a request's headers within the deadline, or 408 and the connection closed."""
 
     _header_timer: asyncio.TimerHandle | None = None
+    _rest_timer: asyncio.TimerHandle | None = None
+    """Armed when an answer went out before its request's body was all read."""
     _close_after: float = 0.0
     _in_head = True
     """Bytes arriving now belong to a request's line and headers (not yet to its body)."""
@@ -101,7 +108,26 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._stop_rest_timer()  # (the body of a request answered early came in time)
         self._count_from(in_head=True)  # a next request's head may follow
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            # answered before its body was read: the rest of it within the deadline, or the connection goes
+            self._stop_rest_timer()
+            self._rest_timer = self.loop.call_later(_deadline["seconds"], self._rest_late)
+
+    def _rest_late(self) -> None:
+        self._rest_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _stop_rest_timer(self) -> None:
+        if self._rest_timer is not None:
+            self._rest_timer.cancel()
+            self._rest_timer = None
 
     def _count_from(self, *, in_head: bool) -> None:
         """Start counting a request's head (``in_head``) or what follows it, from nothing."""
@@ -131,6 +157,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_rest_timer()
         super().connection_lost(exc)
 
     def _arm(self) -> None:

@@ -366,3 +366,34 @@ def test_pipelined_requests_are_each_counted_as_their_own(target: Target) -> Non
         while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
             data += _recv(sock)
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"200", b"200"], data[-500:]
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"), [("GET /health", 200), ("POST /logs", 401)], ids=["health", "no token"]
+)
+def test_the_rest_of_a_body_answered_early_is_cut_at_the_deadline(
+    target: Target, request_line: str, status: int
+) -> None:
+    """An answer given before the body was read (a health check; a request without a token) left the
+    connection open for as long as the client trickled the body: one byte a second held it for ever."""
+    head = f"{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
+        sock.settimeout(5)
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += _recv(sock)
+        answered = time.monotonic()
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
+        closed = None
+        while time.monotonic() - answered < DEADLINE + 5:
+            try:
+                sock.sendall(b"x")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = time.monotonic() - answered
+                break
+            if select.select([sock], [], [], 0.2)[0] and _recv(sock) == b"":
+                closed = time.monotonic() - answered
+                break
+    assert closed is not None, "the connection was still open"
+    assert DEADLINE - 0.1 < closed < DEADLINE + 3, closed
