@@ -92,7 +92,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             QueryTimeout: _too_long,
             StoreError: _unavailable,
         },
-        middleware=[Middleware(_CheckedPath), Middleware(_ApiHeaders)],
+        middleware=[Middleware(_ApiHeaders), Middleware(_CheckedPath)],
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # a path is a bundle's or a device's name: never another one
@@ -176,25 +176,28 @@ def _path_problem(scope: Scope) -> str | None:
 
 
 class _ApiHeaders:
-    """What the fleet API answers is a reader's view of the fleet: no cache may keep it
-    (``Cache-Control: no-store``), and no browser may read it as anything but its type (``nosniff``);
-    the dashboard's pages say the same (``dashboard/layout.py``)."""
+    """No browser may read an answer as anything but its type (``nosniff``), whatever the path: a
+    health check or an error echoes the path it was asked. What the fleet API answers is a reader's
+    view of the fleet: no cache may keep it either (``Cache-Control: no-store``); the dashboard's
+    pages say the same (``dashboard/layout.py``)."""
 
-    HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+    EVERY = ((b"x-content-type-options", b"nosniff"),)
+    API = ((b"cache-control", b"no-store"), *EVERY)
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        added = self.API if scope["path"].startswith("/api/") else self.EVERY
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in self.HEADERS if name not in present]
+                headers += [(name, value) for name, value in added if name not in present]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -370,6 +370,9 @@ def status_of(value: Any) -> Mapping[str, Any]:
     for key in ("bundles", "plugins"):
         if key in message:
             _object(message[key], f"status: {key}")
+    for name, info in (message.get("bundles") or {}).items():  # (OPA's are strings; rollouts count by them)
+        if isinstance(info, dict) and not isinstance(info.get("active_revision", ""), str):
+            raise bad_request(f"status: bundles.{name[:64]}.active_revision must be a string")
     # credentials in its strings redacted (:func:`pyagent.redact.redact`): a status error may quote
     # what a bundle server echoed, and readers see status messages (API, dashboard)
     redacted: dict[str, Any] = redact_strings(message)

@@ -37,6 +37,8 @@ DEVICE_PARAMETERS = (
 )
 EXPORT_LIMIT = 1_000_000
 DEVICES = "/api/v1/devices/"
+#: Every method a client may send (RFC 9110's, and PATCH): the API's catch-all answers each.
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 
 
 def _csv(text: str, name: str) -> Response:
@@ -215,8 +217,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route(DEVICES + "{device_id:anypath}", device, methods=["GET"]),
         Route("/api/v1/rollout/{name}", rollout, methods=["GET"]),
         Route("/api/v1/history", history, methods=["GET"]),
-        # last: the API's own 404, as JSON, for any method (a wrong one on a route included)
-        Route("/api/v1/{rest:anypath}", no_such_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        # last: the API's own 404, as JSON, for any method (a wrong one on a route included: its 405
+        # then names the route's methods alone, never this one's)
+        Route("/api/v1/{rest:anypath}", no_such_route, methods=ANY_METHOD),
     ]
 
 

@@ -212,7 +212,19 @@ def test_fleet_api_answers_are_kept_by_no_cache(fleet: Fleet, path: str) -> None
         "nosniff",
     )
     bundle = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
-    assert bundle.headers["cache-control"] == "no-cache" and "x-content-type-options" not in bundle.headers
+    assert (bundle.headers["cache-control"], bundle.headers["x-content-type-options"]) == (
+        "no-cache",
+        "nosniff",
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/health", "/health/%3Cscript%3E", "/logs", "/static/dashboard.css", "/%ff"]
+)
+def test_no_answer_is_read_as_another_type(fleet: Fleet, path: str) -> None:
+    """`nosniff` was on the fleet API and the dashboard only: a health check's error echoes its path."""
+    answer = fleet.client.get(path)
+    assert answer.headers["x-content-type-options"] == "nosniff", answer.status_code
 
 
 @pytest.mark.parametrize(
@@ -243,3 +255,13 @@ def test_a_method_no_route_takes_is_a_405_naming_the_allowed_ones(fleet: Fleet) 
     page = fleet.client.get("/no-such-page", headers=fleet.auth("reader"))
     assert (page.status_code, page.headers["content-type"]) == (404, "text/html; charset=utf-8")
     assert '<p class="error" role="alert">GET /no-such-page: not found</p>' in page.text
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "CONNECT", "DELETE"])
+def test_any_method_on_an_api_route_names_that_routes_methods_alone(fleet: Fleet, method: str) -> None:
+    """OPTIONS, TRACE and CONNECT got the API catch-all's methods in `Allow` (DELETE, GET, ... PUT),
+    and on a path with no route a 405 where DELETE got a 404."""
+    answer = fleet.client.request(method, "/api/v1/summary", headers=fleet.auth("reader"))
+    assert (answer.status_code, answer.headers["allow"]) == (405, "GET, HEAD")
+    nowhere = fleet.client.request(method, "/api/v1/nonexistent", headers=fleet.auth("reader"))
+    assert (nowhere.status_code, nowhere.json()["code"]) == (404, "not_found")
