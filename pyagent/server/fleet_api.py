@@ -69,7 +69,11 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
         "bundles": state.bundles,
         "last_seen": iso(state.last_seen),
         "status": status,
-        "history": [{**h, "decided_at": iso(h["decided_at"])} for h in state.history],
+        # (received_at: when the server stored it; a decision uploaded late, or dated back, shows it)
+        "history": [
+            {**h, "decided_at": iso(h["decided_at"]), "received_at": iso(h["received_at"])}
+            for h in state.history
+        ],
         "history_truncated": state.history_truncated,
     }
 

@@ -191,6 +191,10 @@ def test_a_late_upload_lands_at_its_own_instant(api: Api, decided: list[Decided]
     assert device["decided_at"] == T2  # the late decision did not overwrite the newer state
     assert [h["decided_at"] for h in device["history"]] == [T2, LATE, T1]
     assert device["history_truncated"] is False
+    # when each was stored: a decision dated back shows it (the history was rewritten without a trace)
+    received = [datetime.fromisoformat(h["received_at"]) for h in device["history"]]
+    assert all(r.tzinfo == UTC and r > datetime.fromisoformat(T2) for r in received), received
+    assert received[1] >= received[0]  # LATE was uploaded after T2's decision, though decided before it
     newest = api.get(f"/api/v1/devices/{first}", history="2")
     assert ([h["decided_at"] for h in newest["history"]], newest["history_truncated"]) == ([T2, LATE], True)
     exact = api.get(f"/api/v1/devices/{first}", history="3")

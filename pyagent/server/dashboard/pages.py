@@ -305,7 +305,8 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         for a in apps[:5000]
     )
     history = "".join(
-        f"<tr><td>{esc(h['decided_at'])}</td><td>{_badge({'verdict': _verdict(h)})}</td>"
+        f"<tr><td>{esc(h['decided_at'])}</td><td>{esc(h['received_at'])}</td>"
+        f"<td>{_badge({'verdict': _verdict(h)})}</td>"
         f"<td><code>{esc(h['decision_id'])}</code></td><td>{esc(h['sender'])}</td></tr>"
         for h in device["history"]
     )
@@ -318,7 +319,8 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         _entries("Warnings", decision.get("warnings")),
         _entries("Exempted", decision.get("exempted")),
         '<h3>History</h3><table id="history"><thead><tr><th scope="col">Decided at</th>'
-        '<th scope="col">Status</th><th scope="col">Decision id</th><th scope="col">Sender</th></tr></thead>'
+        '<th scope="col">Received at</th><th scope="col">Status</th><th scope="col">Decision id</th>'
+        '<th scope="col">Sender</th></tr></thead>'
         f"<tbody>{history}</tbody></table>",
         f'<h3>Apps ({fmt_int(len(apps))})</h3><table id="apps"><thead><tr><th scope="col">Id</th>'
         '<th scope="col">Name</th><th scope="col">Version</th></tr></thead>'

@@ -287,7 +287,8 @@ class SqlStore(Store):
             if row is not None and history > 0:
                 past = conn.execute(
                     select(decisions.c.decision_id, decisions.c.decided_at, decisions.c.allow,
-                           decisions.c.sender, decisions.c.bundles, decisions.c.verdict)
+                           decisions.c.sender, decisions.c.bundles, decisions.c.verdict,
+                           decisions.c.received_at)
                     .where(decisions.c.device_id == device_id)
                     .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
                     .limit(history + 1)  # (one more: whether older ones were left out)
@@ -317,7 +318,8 @@ class SqlStore(Store):
             }
         state.history = [
             {"decision_id": p.decision_id, "decided_at": utc(p.decided_at), "allow": p.allow,
-             "sender": p.sender, "bundles": _json(p.bundles), "verdict": p.verdict}
+             "sender": p.sender, "bundles": _json(p.bundles), "verdict": p.verdict,
+             "received_at": utc(p.received_at)}
             for p in past[:history]
         ]  # fmt: skip
         state.history_truncated = len(past) > history
