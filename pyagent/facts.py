@@ -108,5 +108,5 @@ def build_report(
         "collected_at": collected_at or now_rfc3339(),
         "device": device,
         "apps": inventory.apps_json(),
-        "collector": inventory.collector_json(),
+        "collector": inventory.collector_json(ownership=facts.ownership),
     }

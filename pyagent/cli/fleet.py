@@ -65,15 +65,17 @@ def open_output(output: str | None) -> Iterator[IO[str]]:
     if output and output != "-":
         with writing(f"-o {output}"):
             replacement = Replacement(output)
-        text = io.TextIOWrapper(replacement.stream, encoding="utf-8", newline="")
-        checked = _Checked(text, f"-o {output}")
+        text: io.TextIOWrapper | None = None
         try:
+            text = io.TextIOWrapper(replacement.stream, encoding="utf-8", newline="")
+            checked = _Checked(text, f"-o {output}")
             yield checked  # type: ignore[misc]
             checked.flush()
             text.detach()  # (the file is closed, synced and renamed by the replacement)
         except BaseException:
-            with contextlib.suppress(ValueError, OSError):
-                text.detach()
+            if text is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    text.detach()
             replacement.abort()  # the temporary file goes: nothing of this run stays
             raise
         with writing(f"-o {output}"):
@@ -233,8 +235,8 @@ def _run(
             text = safe_lines(text_summary(summary) + problems_text(listed, problems))
             if to_file:
                 out.write(text)
-        if not to_file:
-            click.echo(text, err=True, nl=False)
+        # the report on stderr, or in the file with its summary on stderr too (as json and html runs)
+        click.echo(text if not to_file else safe_lines(text_summary(summary)), err=True, nl=False)
         _warn_repeated(summary)
         ctx.exit(exit_code(summary))
     click.echo(safe_lines(text_summary(summary)), err=True, nl=False)  # organisations come from reports

@@ -56,13 +56,13 @@ def impact(
     changes, or some report is invalid or undecided (counted as `fleet` does); 2 usage, a missing
     input or a policy that does not compile; 3 neither version decided any device.
     """
-    # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
-    check_readable(baseline, what="policy directory (--baseline)", directory=True)
-    check_readable(candidate, what="policy directory (--candidate)", directory=True)
     check_output_apart(
         output, list(inventories), options=[("--baseline", baseline), ("--candidate", candidate)]
     )
     with results_or_nothing(output):
+        # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
+        check_readable(baseline, what="policy directory (--baseline)", directory=True)
+        check_readable(candidate, what="policy directory (--candidate)", directory=True)
         _run(ctx, inventories, (baseline, candidate), org=org, at=at, fmt=fmt, jobs=jobs, output=output)
 
 

@@ -213,10 +213,15 @@ def output_option(f: F) -> F:
 def engine_inputs(flags: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """The files and directories the engine options name (:func:`engine_options`), by option: what an
     ``-o`` must not overwrite, nor write into (:func:`~pyagent.cli.render.check_output_apart`)."""
+    from pyagent.policy import shipped
+
     named = [(option, flags.get(key)) for option, key in (
         ("--bundle", "bundle"), ("--verification-key", "verification_key"), ("--opa-ca", "opa_ca"),
         ("--state-dir", "state_dir"),
     )]  # fmt: skip
+    if not flags.get("bundle"):  # the bundle decided with when none is named (a checkout's build/)
+        shipped_bundle = shipped.checkout_bundle() or shipped.packaged_bundle()
+        named.append(("the shipped policy bundle", str(shipped_bundle)))
     return named + [("--data", path) for path in flags.get("data_files") or ()]
 
 

@@ -67,14 +67,13 @@ def check_output_apart(
 @contextlib.contextmanager
 def results_or_nothing(output: str | None) -> Iterator[None]:
     """The run of a command that writes its results to ``output`` (``-o FILE``, checked apart from its
-    inputs first): when it ends without results (exit 2 or 3, an interrupt), an earlier run's file
-    there is emptied (:func:`clear_output`) rather than left to be read as this run's; exit 0 or 1
-    leaves what the run wrote."""
+    inputs first): when it fails before its results are written (an error, exit 2 or 3, or an
+    interrupt), an earlier run's file there is emptied (:func:`clear_output`) rather than left to be
+    read as this run's. A run that wrote its results ends by its exit code (0, 1, or 3 when they
+    say no device could be decided), and they stay."""
     try:
         yield
-    except click.exceptions.Exit as stop:
-        if stop.exit_code not in (0, 1):
-            clear_output(output)
+    except click.exceptions.Exit:
         raise
     except BaseException:
         clear_output(output)

@@ -157,6 +157,9 @@ class Inventory:
     not_listed: tuple[str, ...] = ()
     """Kinds of app the collector could not list (``windows-store``, ``unmanaged-apps``): a ban of such
     an app is then reported as not checked (the report's ``collector.not_listed``)."""
+    managed_only_when_personal: bool = False
+    """The source lists a personally owned device's managed apps only (an MDM: Intune lists the others
+    on corporate devices alone), so such a device's report says ``unmanaged-apps`` is not listed."""
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -166,11 +169,14 @@ class Inventory:
         """The report's ``apps`` list."""
         return [app.to_json() for app in self.apps]
 
-    def collector_json(self) -> dict[str, object]:
-        """The report's ``collector`` object."""
+    def collector_json(self, ownership: str | None = None) -> dict[str, object]:
+        """The report's ``collector`` object, for a device of ``ownership`` (when known)."""
         found: dict[str, object] = {"name": self.collector_name, "version": self.collector_version}
-        if self.not_listed:
-            found["not_listed"] = list(self.not_listed)
+        not_listed = list(self.not_listed)
+        if self.managed_only_when_personal and ownership == "personal" and "unmanaged-apps" not in not_listed:
+            not_listed.append("unmanaged-apps")
+        if not_listed:
+            found["not_listed"] = not_listed
         return found
 
 
@@ -208,6 +214,7 @@ class Collector(abc.ABC):
         work_profile: bool | None = None,
         facts: dict[str, object] | None = None,
         not_listed: tuple[str, ...] = (),
+        managed_only_when_personal: bool = False,
     ) -> Inventory:
         """An :class:`Inventory` stamped with this collector's name and pyagent's version."""
         return Inventory(
@@ -219,4 +226,5 @@ class Collector(abc.ABC):
             collector_name=self.name,
             collector_version=__version__,
             not_listed=not_listed,
+            managed_only_when_personal=managed_only_when_personal,
         )

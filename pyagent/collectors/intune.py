@@ -17,8 +17,11 @@ The device platform comes from the entries' ``platform``; entries of several pla
 an ``@odata.nextLink`` is one page of many and is refused: the other pages' apps would be missing.
 
 An Android work profile's export (``androidWorkProfile``) lists the work profile's apps only: Intune
-cannot see the rest of the phone. The report says so (``collector.not_listed: ["unmanaged-apps"]``),
-so that a ban that applies to the device is reported as not checked rather than passed.
+cannot see the rest of the phone. Nor does Intune list a personally owned device's unmanaged apps
+(Graph's ``detectedApp`` lists those for corporate-owned devices alone).
+The report says so (``collector.not_listed: ["unmanaged-apps"]``, for a personal device once its
+ownership is known), so that a ban that applies to the device is reported as not checked rather
+than passed.
 """
 
 from __future__ import annotations
@@ -150,7 +153,11 @@ class IntuneCollector(Collector):
         platform, apps, facts = parse_detected_apps(text, where=where, platform=self.platform)
         kinds = facts["graph_platforms"]
         work_profile = True if isinstance(kinds, list) and "androidWorkProfile" in kinds else None
-        # Intune sees inside the work profile only: the phone's own apps, where a banned one would be,
-        # are not in the export, and each rule that applies is reported as not checked, never passed.
+        # Intune sees inside a work profile only, and lists a personally owned device's managed apps
+        # only: the device's own apps, where a banned one would be, are not in the export, and each
+        # rule that applies is reported as not checked, never passed.
         not_listed = ("unmanaged-apps",) if work_profile else ()
-        return self.inventory(platform, apps, work_profile=work_profile, facts=facts, not_listed=not_listed)
+        return self.inventory(
+            platform, apps, work_profile=work_profile, facts=facts, not_listed=not_listed,
+            managed_only_when_personal=True,
+        )  # fmt: skip

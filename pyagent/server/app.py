@@ -239,14 +239,16 @@ async def _routing_error(request: Request, err: Exception) -> Response:
     assert isinstance(err, StarletteHTTPException)
     headers = dict(err.headers or {})
     where = f"{request.method} {request.url.path}"
-    if err.status_code == 405:
-        headers["Allow"] = ", ".join(allowed_methods(request))
+    status = err.status_code
+    allowed = allowed_methods(request) if status == 405 else []
+    if allowed:
+        headers["Allow"] = ", ".join(allowed)
         code, message = "method_not_allowed", f"{where}: allowed methods are {headers['Allow']}"
-    elif err.status_code == 404:
-        code, message = "not_found", f"{where}: not found"
+    elif status in (404, 405):  # (405 for a catch-all's path, by a method it does not list: no route)
+        status, code, message = 404, "not_found", f"{where}: not found"
     else:
         code, message = "http_error", str(err.detail)
-    response = await _http_error(request, HttpError(err.status_code, code, message))
+    response = await _http_error(request, HttpError(status, code, message))
     response.headers.update(headers)
     return response
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -27,13 +29,22 @@ def too_large(message: str) -> HttpError:
     return HttpError(413, "request_too_large", message, close=True)
 
 
-def allowed_methods(request: Request, *, besides: object = None) -> list[str]:
-    """The methods by which some route serves the request's path (a route's endpoint ``besides``, a
-    catch-all, left out), sorted: the ``Allow`` of a 405, whichever route Starlette tried first."""
+def catch_all(endpoint: Any) -> Any:
+    """Mark ``endpoint`` as a catch-all's (a 404 for any path under it, by any method): its methods
+    are never a path's allowed ones (:func:`allowed_methods`)."""
+    endpoint.pyagent_catch_all = True
+    return endpoint
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods by which some route serves the request's path (a catch-all left out), sorted: the
+    ``Allow`` of a 405, whichever route Starlette tried first; none: no route serves the path."""
     path = request.scope["path"]
     return sorted({
         method
         for route in request.app.router.routes
-        if isinstance(route, Route) and route.endpoint is not besides and route.path_regex.fullmatch(path)
+        if isinstance(route, Route)
+        and not getattr(route.endpoint, "pyagent_catch_all", False)
+        and route.path_regex.fullmatch(path)
         for method in route.methods or ()
     })  # fmt: skip

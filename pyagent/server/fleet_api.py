@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from pyagent.server import query
 from pyagent.server.context import ServerContext
-from pyagent.server.errors import HttpError, allowed_methods, bad_request
+from pyagent.server.errors import HttpError, allowed_methods, bad_request, catch_all
 from pyagent.server.exports import devices_csv, summary_csv
 from pyagent.server.store.base import DeviceState, Organization, Store
 from pyagent.server.store.fleet import DeviceFilter, iso
@@ -204,7 +204,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
 
     async def no_such_route(request: Request) -> Response:
         """405 with ``Allow`` when another route serves the path by other methods, else 404."""
-        allowed = allowed_methods(request, besides=no_such_route)
+        allowed = allowed_methods(request)
         if allowed:
             message = f"{request.method} {request.scope['path']}: allowed methods are {', '.join(allowed)}"
             return JSONResponse({"code": "method_not_allowed", "message": message}, 405,
@@ -223,7 +223,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         Route("/api/v1/history", history, methods=["GET"]),
         # last: the API's own 404, as JSON, for any method (a wrong one on a route included: its 405
         # then names the route's methods alone, never this one's)
-        Route("/api/v1/{rest:anypath}", no_such_route, methods=ANY_METHOD),
+        Route("/api/v1/{rest:anypath}", catch_all(no_such_route), methods=ANY_METHOD),
     ]
 
 

@@ -113,8 +113,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+        cycle = self.cycle  # (the newest request read: a pipelined one may follow the one answered)
+        answered = cycle is not None and cycle.response_complete
+        if answered and cycle.more_body and not self.transport.is_closing():
             # answered before its body was read: the rest of it within the deadline, or the connection goes
             self._stop_rest_timer()
             self._rest_timer = self.loop.call_later(_deadline["seconds"], self._rest_late)

@@ -20,6 +20,7 @@ of the body is not read as a next request).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
@@ -397,3 +398,24 @@ def test_the_rest_of_a_body_answered_early_is_cut_at_the_deadline(
                 break
     assert closed is not None, "the connection was still open"
     assert DEADLINE - 0.1 < closed < DEADLINE + 3, closed
+
+
+def test_a_pipelined_request_behind_an_early_answer_keeps_its_own_deadline(target: Target) -> None:
+    """The rest-of-body deadline is the answered request's: a request pipelined behind a health
+    check, whose body trickles, gets its own 408 (the connection was closed under it, no answer)."""
+    head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + target.head("/logs", 100)
+    received = b""
+    with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+        while received.count(b"HTTP/1.1 ") < 2 and time.monotonic() - started < DEADLINE + 5:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b" ")
+            if select.select([sock], [], [], 0.2)[0]:
+                chunk = _recv(sock)
+                if not chunk:
+                    break
+                received += chunk
+    answers = [part.split(b"\r\n", 1)[0] for part in received.split(b"HTTP/1.1 ")[1:]]
+    assert answers == [b"200 OK", b"408 Request Timeout"], received[-300:]
+    assert f"body not received within {DEADLINE} seconds".encode() in received

@@ -99,6 +99,46 @@ def test_every_deciding_command_that_fails_before_deciding_empties_an_earlier_fi
     assert sorted(path.name for path in tmp_path.iterdir()) == ["results.json"]  # no temporary file
 
 
+def test_results_that_say_no_device_could_be_decided_are_written_with_their_summary(
+    tmp_path: Path, policy_bundle: Path
+) -> None:
+    """Exit 3 after the results are written: they stay (they were written, then emptied), and a text
+    report written to -o has its summary on stderr too (nothing was said there)."""
+    unreachable = [
+        "--engine",
+        "opa",
+        "--opa-url",
+        "http://127.0.0.1:9",
+        "--opa-timeout",
+        "0.5",
+        "--opa-retries",
+        "0",
+    ]
+    head = (
+        "1 devices: 0 compliant, 0 non-compliant, 0 invalid, 1 undecided\n"
+        "  eu-commission: 0 of 1 non-compliant\n"
+    )
+    document, text = tmp_path / "results.json", tmp_path / "results.txt"
+    for output in (document, text):
+        output.write_text(EARLIER)
+        fmt = "json" if output is document else "text"
+        result = run(["fleet", str(CLEAN), "--at", AT, "--format", fmt, "-o", str(output), *unreachable])
+        assert (result.exit_code, result.stderr) == (3, head)
+    summary = json.loads(document.read_text())["summary"]
+    assert (summary["devices"], summary["undecided"]) == (1, 1)
+    assert text.read_text().startswith(head + f"  undecided: {CLEAN} (be-brussels-berl-0117): OPA at ")
+
+
+def test_an_impact_whose_policy_directory_is_missing_empties_an_earlier_file(tmp_path: Path) -> None:
+    """Its directories were checked before the rule that empties an earlier file applied."""
+    results = tmp_path / "impact.json"
+    results.write_text(EARLIER)
+    missing = tmp_path / "missing"
+    result = run(["impact", "--baseline", str(missing), "--candidate", str(POLICIES), str(CLEAN),
+                  "--at", AT, "--format", "json", "-o", str(results)])  # fmt: skip
+    assert (result.exit_code, results.read_text()) == (2, "")
+
+
 @pytest.mark.parametrize("command", sorted(DECIDING))
 def test_a_run_that_decides_replaces_the_earlier_file(
     tmp_path: Path, policy_bundle: Path, command: str
@@ -107,7 +147,16 @@ def test_a_run_that_decides_replaces_the_earlier_file(
     results.write_text(EARLIER)
     result = run([*DECIDING[command], "--at", AT, "--format", "json", "-o", str(results)])
     assert result.exit_code == 0, result.stderr
-    assert json.loads(results.read_text()) != json.loads(EARLIER)
+    document = json.loads(results.read_text())
+    decided = document if command == "check" else document["devices"][0] if command == "fleet" else None
+    if decided is None:  # impact: the one device compared, nothing changed
+        assert (document["summary"]["devices"], document["summary"]["changed"], document["changes"]) == (
+            1,
+            0,
+            [],
+        )
+    else:
+        assert (decided["device_id"], decided["allow"]) == ("be-brussels-berl-0117", True)
 
 
 def test_an_output_that_would_overwrite_the_policy_or_land_in_it_is_refused(
@@ -135,6 +184,26 @@ def test_an_output_that_would_overwrite_the_policy_or_land_in_it_is_refused(
         result = run([*args, "--at", AT, "--format", "json"])
         assert (result.exit_code, result.stderr) == (2, f"pyagent: error: {message}\n")
     assert bundle.read_bytes() == kept and not inside.exists()
+
+
+def test_an_output_that_would_overwrite_the_bundle_decided_with_unnamed_is_refused(
+    tmp_path: Path, policy_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --bundle: the checkout's build/bundle.tar.gz decides, and `-o` there replaced it with JSON."""
+    from pyagent.policy import shipped
+
+    bundle = tmp_path / "build" / "bundle.tar.gz"
+    bundle.parent.mkdir()
+    shutil.copy(policy_bundle, bundle)
+    monkeypatch.delenv("PYAGENT_BUNDLE", raising=False)
+    monkeypatch.setattr(shipped, "checkout_bundle", lambda: bundle)
+    result = run(["check", str(CLEAN), "--at", AT, "--format", "json", "-o", str(bundle)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: -o {bundle} is also the shipped policy bundle {bundle}: writing would overwrite "
+        "it\n",
+    )
+    assert bundle.read_bytes() == policy_bundle.read_bytes()
 
 
 def _under_a_file_size_limit(args: list[str], limit: int) -> subprocess.CompletedProcess[str]:

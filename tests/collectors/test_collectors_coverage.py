@@ -117,6 +117,32 @@ def test_a_work_profile_export_leaves_the_phones_bans_unchecked_on_both_engines(
         ("eu-council/tiktok", "com.zhiliaoapp.musically", "personal-with-work-apps", "not_listed")
     ]
     assert decision["warnings"][0]["message"].endswith(
-        "the inventory lists only the apps the organisation manages (an MDM's work profile), not the rest "
-        "of the device"
+        "the inventory lists only the apps the organisation manages (an MDM's, of a personal device or a "
+        "work profile), not the rest of the device"
+    )
+
+
+@pytest.mark.parametrize(("ownership", "not_listed"), [("personal", ["unmanaged-apps"]), ("corporate", None)])
+def test_an_intune_export_of_a_personal_device_says_its_own_apps_are_not_listed(
+    ownership: str, not_listed: list[str] | None, tmp_path: Path, policy_bundle: Path
+) -> None:
+    """Intune lists a personally owned device's managed apps only (its unmanaged ones on corporate
+    devices alone): an iPhone in India, where every device is in scope, passed without a word."""
+    report = tmp_path / "iphone.report.json"
+    facts = ["--device-id", "i-1", "--ownership", ownership, "--no-mdm-enrolled", "--org", "india"]
+    export = tmp_path / "detectedApps.json"  # (Graph's shape: the fixtures' iPhone has TikTok, found)
+    export.write_text(json.dumps({"value": [
+        {"id": "3a1b", "displayName": "Microsoft Outlook", "version": "4.2345.0", "platform": "ios"},
+        {"id": "3a1c", "displayName": "Microsoft Teams", "version": "6.1.0", "platform": "ios"},
+    ]}))  # fmt: skip
+    done = CliRunner().invoke(
+        cli, ["collect", "--source", "intune", "--from", str(export), *facts, "-o", str(report)]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(report.read_text())["collector"].get("not_listed") == not_listed
+    code, decision = decide(report, "--engine", "embedded")
+    unchecked = [(w["rule"], w["app_id"], w["reason"]) for w in decision["warnings"]]
+    assert (code, unchecked) == (
+        0,
+        [("india/tiktok", "com.zhiliaoapp.musically", "not_listed")] if not_listed else [],
     )

@@ -185,7 +185,8 @@ def test_fleet_text_lists_the_devices_it_could_not_decide_and_o_writes_it(tmp_pa
     assert lines[-1] == f"  invalid: {inventory}:3: invalid JSON at line 1, column 1: Expecting value"
     out = tmp_path / "fleet.txt"
     written = run(["fleet", str(inventory), "--at", AT, "--org", "india", "-o", str(out)])
-    assert (written.exit_code, written.stderr) == (1, "")
+    summary = "3 devices: 1 compliant, 0 non-compliant, 2 invalid\n  india: 0 of 3 non-compliant, 2 invalid\n"
+    assert (written.exit_code, written.stderr) == (1, summary)  # the summary on stderr as well, as json's
     assert out.read_text() == result.stderr
 
 

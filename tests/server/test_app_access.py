@@ -257,10 +257,11 @@ def test_a_method_no_route_takes_is_a_405_naming_the_allowed_ones(fleet: Fleet) 
     assert '<p class="error" role="alert">GET /no-such-page: not found</p>' in page.text
 
 
-@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "CONNECT", "DELETE"])
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "CONNECT", "DELETE", "PROPFIND"])
 def test_any_method_on_an_api_route_names_that_routes_methods_alone(fleet: Fleet, method: str) -> None:
-    """OPTIONS, TRACE and CONNECT got the API catch-all's methods in `Allow` (DELETE, GET, ... PUT),
-    and on a path with no route a 405 where DELETE got a 404."""
+    """OPTIONS, TRACE, CONNECT and a method no route lists (WebDAV's PROPFIND) got the API
+    catch-all's methods in `Allow` (DELETE, GET, ... PUT), and on a path with no route a 405 where
+    DELETE got a 404."""
     answer = fleet.client.request(method, "/api/v1/summary", headers=fleet.auth("reader"))
     assert (answer.status_code, answer.headers["allow"]) == (405, "GET, HEAD")
     nowhere = fleet.client.request(method, "/api/v1/nonexistent", headers=fleet.auth("reader"))

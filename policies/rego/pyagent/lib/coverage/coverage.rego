@@ -4,8 +4,8 @@
 #   What a device's inventory could not see. A collector that cannot list a kind of app says so
 #   in the report (`collector.not_listed`): `windows-store`, the Microsoft Store (MSIX) apps, which
 #   osquery's `programs` table lists only from 5.17 (`package_family_name`); `unmanaged-apps`, every
-#   app the organisation does not manage, which an MDM's inventory of a work profile leaves out (the
-#   personal side of the phone, where a banned app would be). A rule that applies to the device and
+#   app the organisation does not manage, which an MDM's inventory of a personal device or of a work
+#   profile leaves out (the personal side of the phone, where a banned app would be). A rule that applies to the device and
 #   whose ban lists such an app is then not checked: a warning (reason `not_listed`), never a pass
 #   in silence, and never a verdict either (the app may not be there).
 package pyagent.lib.coverage
@@ -38,7 +38,7 @@ kinds := {
 	},
 	"unmanaged-apps": {
 		"platforms": set(),
-		"what": "the inventory lists only the apps the organisation manages (an MDM's work profile), not the rest of the device",
+		"what": "the inventory lists only the apps the organisation manages (an MDM's, of a personal device or a work profile), not the rest of the device",
 		"remediation": "Take the inventory on the device itself (pyagent collect, or adb shell pm list packages), which lists every app: an MDM cannot see the personal side of a phone.",
 	},
 }

@@ -123,7 +123,7 @@ test_a_work_profile_inventory_leaves_the_phones_bans_unchecked if {
 			"TikTok (com.zhiliaoapp.musically, com.ss.android.ugc.trill, com.zhiliaoapp.musically.go, ",
 			"com.ss.android.ugc.aweme) could not be checked on personal-with-work-apps devices of ",
 			"Council of the European Union: the inventory lists only the apps the organisation manages ",
-			"(an MDM's work profile), not the rest of the device",
+			"(an MDM's, of a personal device or a work profile), not the rest of the device",
 		]),
 		"remediation": "Take the inventory on the device itself (pyagent collect, or adb shell pm list packages), which lists every app: an MDM cannot see the personal side of a phone.",
 		"effective_from": "2023-03-15T00:00:00Z",
