@@ -104,7 +104,8 @@ LOCAL_POLICY = "policies"
 
 def policy_dirs(given: Sequence[str]) -> list[str]:
     """The policy directories to work on: the ones given; else ``policies/`` of the working directory
-    when it is a policy root (a policy repository's, as the help says); else the shipped policy's
+    when it is a policy root (a policy repository's, as the help says), or the working directory
+    itself when it is one (a copy being edited); else, with a note, the shipped policy's
     sources (the checkout's ``policies/``, or the copy inside an installed package). A policy root holding
     ``rego/`` and ``data/`` is read as those two roots, so that its data is ``data.pyagent`` (one
     root would put it at ``data.data.pyagent``)."""
@@ -116,9 +117,15 @@ def policy_dirs(given: Sequence[str]) -> list[str]:
         return [p for d, two in zip(given, split, strict=True) for p in (two if _is_root(d) else [d])]
     if local_policy():
         return [str(Path(LOCAL_POLICY) / "rego"), str(Path(LOCAL_POLICY) / "data")]
+    if _is_root("."):  # the working directory is a policy root itself (a copy being edited)
+        return ["rego", "data"]
     found = [str(d) for d in shipped.policy_sources() if d.is_dir()]
     if not found:
         raise InvalidInputError("no policy directory given, and this pyagent ships no policy sources")
+    import sys
+
+    # said, so that no one takes the shipped policy's "clean" for their own folder's
+    print(f"pyagent: note: no policy here; working on the shipped one ({', '.join(found)})", file=sys.stderr)
     return found
 
 

@@ -72,7 +72,9 @@ def test_bundle_without_output_writes_here_not_over_the_make_built_bundle(
     monkeypatch.chdir(REPO / "build")
     refused = run(["policy", "bundle"])
     assert refused.exit_code == 2
+    shipped = f"{REPO / 'policies' / 'rego'}, {REPO / 'policies' / 'data'}"
     assert refused.stderr == (
+        f"pyagent: note: no policy here; working on the shipped one ({shipped})\n"
         f"pyagent: error: {REPO / 'build' / 'bundle.tar.gz'} is the make-built bundle; give -o to replace it "
         "(see pyagent policy bundle --help)\n"
     )

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyagent.errors import InvalidInputError, and_more
-from pyagent.policy.datacheck.crosscheck import cross_check
+from pyagent.policy.datacheck.crosscheck import cross_check, overlay_overrides
+from pyagent.policy.datacheck.identifiers import identifier_issues
 from pyagent.policy.datacheck.sources import Placed, PolicyData, load_dirs
 from pyagent.policy.yamlload import DocPath, dotted
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 SCHEMA = "policy-data.schema.json"
 #: Data roots pyagent's policy reads; anything else at the top is left to other policies.
 OWN_ROOTS = ("pyagent", "pyagent_index")
+#: The keys of ``data.pyagent``: found at the top of the data, they were meant under it.
+PYAGENT_KEYS = frozenset({"revision", "bans", "work_apps", "organizations", "exemptions"})
 
 
 class PolicyDataError(InvalidInputError):
@@ -76,6 +79,11 @@ def issues(data: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
     for key, value in data.items():
         if key not in OWN_ROOTS and isinstance(value, dict) and "pyagent" in value:
             found.append(((key, "pyagent"), _wrong_root(key)))
+        elif key in PYAGENT_KEYS:  # (a folder of data/pyagent/ moved up one: the policy never reads it)
+            found.append(((key,), (
+                f"policy data at data.{key}, outside data.pyagent: the policy never reads it; put it "
+                f"under data/pyagent/ (data/pyagent/{key}/data.yaml)"
+            )))  # fmt: skip
     pyagent = data.get("pyagent")
     if pyagent is None:
         return found
@@ -84,6 +92,8 @@ def issues(data: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
     found += [(("pyagent", *location), message) for location, message in _schema_issues(pyagent)]
     flagged = {path for path, _ in found}
     found += [(path, message) for path, message in cross_check(pyagent) if path not in flagged]
+    flagged = {path for path, _ in found}
+    found += [(path, message) for path, message in identifier_issues(pyagent) if path not in flagged]
     return found
 
 
@@ -121,7 +131,14 @@ def check_overlays(base: dict[str, Any], label: str, overlays: Sequence[DataOver
     loaded.parts.append(Placed((), Located(f"{label}: data.json", base, {(): 1})))
     for overlay in overlays:
         loaded.parts.append(Placed((), overlay.lines or Located(overlay.source, overlay.document)))
-    raise_for(loaded)
+    problems = report(loaded)
+    merged, before = loaded.data.get("pyagent"), base.get("pyagent")
+    if isinstance(merged, dict) and isinstance(before, dict):
+        for path, message in overlay_overrides(before, merged):
+            source, line = loaded.where(path)
+            problems.append(f"{source}:{line}: {dotted(path)}: {message}")
+    if problems:
+        raise PolicyDataError(problems)
 
 
 def check_members(members: Mapping[str, bytes], *, label: str) -> None:

@@ -108,3 +108,40 @@ def _cycle_from(start: str, edges: Mapping[str, list[str]]) -> list[str] | None:
                 visited.add(parent)
                 stack.append((parent, [*trail, parent]))
     return None
+
+
+def overlay_overrides(base: Mapping[str, Any], merged: Mapping[str, Any]) -> list[Issue]:
+    """Rules an overlay adds (``data.pyagent`` of ``merged`` and not of ``base``) under the id of a
+    rule their organisation inherits: the nearer rule would override the inherited one, so the
+    overlay would change the policy (drop a ban), where an overlay only adds to it."""
+    base_orgs = dict(_objects(base.get("organizations")))
+    orgs = dict(_objects(merged.get("organizations")))
+    issues: list[Issue] = []
+    for name, org in orgs.items():
+        before = dict(_objects(base_orgs.get(name, {}).get("rules")))
+        added = [rule_id for rule_id, _ in _objects(org.get("rules")) if rule_id not in before]
+        for rule_id in added:
+            owner = next(
+                (a for a in _ancestors(name, orgs) if rule_id in dict(_objects(orgs[a].get("rules")))), None
+            )
+            if owner is not None:
+                message = (
+                    f"overrides the rule {owner}/{rule_id} that {name} inherits: an overlay adds to the "
+                    "policy, it cannot replace a rule (edit the policy's data, and bump its revision)"
+                )
+                issues.append(((*ROOT, "organizations", name, "rules", rule_id), message))
+    return issues
+
+
+def _ancestors(name: str, orgs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The organisations ``name`` inherits from, nearest first (each once; a cycle ends the walk)."""
+    found: list[str] = []
+    queue = [name]
+    while queue:
+        current = queue.pop(0)
+        inherits = orgs.get(current, {}).get("inherits", [])
+        for parent in inherits if isinstance(inherits, list) else []:
+            if isinstance(parent, str) and parent in orgs and parent != name and parent not in found:
+                found.append(parent)
+                queue.append(parent)
+    return found

@@ -4,7 +4,8 @@ file and line of every value (:meth:`PolicyData.where`).
 A data file's place in the data is its folder below the root it was found under, as OPA places it:
 ``policies/data/pyagent/bans/data.yaml`` under the root ``policies/data`` is ``data.pyagent.bans``.
 YAML goes through :mod:`pyagent.policy.yamlload`, JSON through the strict JSON reader; files merge
-like OPA's, and two different values at one path are an error naming both files.
+like OPA's, and two values at one path (the same value too, as OPA refuses it) are an error naming
+both files.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class PolicyData:
     parts: list[Placed] = field(default_factory=list)
 
     def add(self, placed: Placed) -> None:
-        """Merge one document in, as OPA does; a different value at the same path is an error."""
+        """Merge one document in, as OPA does; a value at a path already set is an error."""
         node = self.data
         for depth, key in enumerate(placed.prefix):
             child = node.setdefault(str(key), {})
@@ -58,7 +59,7 @@ class PolicyData:
                 target[key] = item
             elif isinstance(target[key], dict) and isinstance(item, dict):
                 self._merge(target[key], item, (*path, key), placed)
-            elif target[key] != item:
+            else:  # (the same value too: `opa build` refuses a value set twice, whatever it is)
                 self._conflict(placed, (*path, key))
 
     def _conflict(self, placed: Placed, path: DocPath) -> None:
@@ -100,17 +101,27 @@ def load_dirs(dirs: Sequence[str | Path]) -> PolicyData:
     from pyagent.policy.tree import policy_files
 
     loaded = PolicyData()
+    seen: dict[Path, Path] = {}  # a data file's place in its directory, and the file there
     for root in map(Path, dirs):
         files = [root] if root.is_file() else policy_files(root)
         for path in files:
             relative = path.relative_to(root) if path != root else Path(path.name)
             if path.suffix in _DATA_SUFFIXES and not path.is_dir():  # a link to a device or pipe too:
+                if relative in seen and path != root:  # (a bundle is one tree: `policy bundle` refuses it)
+                    raise InvalidInputError(
+                        f"{path}: {relative} is also {seen[relative]}: a bundle holds one file at a place; "
+                        "merge the two (data belongs under data/)"
+                    )
+                seen[relative] = path
                 # read_document refuses it, where skipping it would leave it to `opa build` to read
                 if path != root and path.stem != "data":
+                    # (bans.yaml beside bans/ holds bans: its place is that folder's data file)
+                    named = path.stem in ("bans", "work_apps", "organizations", "exemptions")
+                    fix = path.parent / path.stem / "data.yaml" if named else path.parent / "data.yaml"
                     raise InvalidInputError(
                         f"{path}: a data file must be named data.json, data.yaml or data.yml (a bundle drops"
-                        f" any other name, `opa run` on the folder reads it): merge it into"
-                        f" {path.parent / 'data.yaml'}"
+                        f" any other name, `opa run` on the folder reads it): "
+                        + (f"move it to {fix}" if named else f"merge it into {fix}")
                     )
                 prefix = tuple(relative.parent.parts)
                 loaded.add(Placed(prefix, read_document(path, prefix)))
