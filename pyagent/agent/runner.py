@@ -28,13 +28,14 @@ from typing import Any, TextIO
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import EngineHolder, run_once
 from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, SpoolError, move_aside, utc_now
-from pyagent.agent.threads import PluginThreads, first_download, guarded
+from pyagent.agent.threads import ONCE_WAIT_SECONDS, PluginThreads, first_download, guarded
 from pyagent.agent.wiring import Plugins
 from pyagent.config.agent import AgentConfig
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags
 from pyagent.jsonio import storable
 from pyagent.redact import redact
+from pyagent.termsafe import printable
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -97,7 +98,9 @@ class ActivityLog:
 
     def event(self, name: str, text: str, **fields: Any) -> None:
         with self._lock:  # the plug-ins' threads tell too
-            self._echo(f"pyagent: agent: {text}")
+            # one line an event: a line break in what a server sent (a bundle's revision) is escaped,
+            # never a line of its own that reads as the agent's
+            self._echo(f"pyagent: agent: {printable(text)}")
             if self._file is not None:
                 line = json.dumps({"at": utc_now(), "event": name, **fields}, ensure_ascii=False, default=str)
                 self._file.write(storable(redact(line)) + "\n")  # no secret in the log file either
@@ -236,7 +239,8 @@ def run_agent(
                 # policy for its one decision); a persisted bundle decides at once, as OPA's does, and
                 # the download runs in its thread: a service that does not answer holds back nothing
                 if plan.once or not bundle.active:
-                    first = first_download(plugins, stop.event, log)
+                    wait = ONCE_WAIT_SECONDS if bundle.active else None  # (none yet: the run needs it)
+                    first = first_download(plugins, stop.event, log, limit=wait)
                     if first is None:  # a stop signal during that download: no decision is begun
                         log.event("stopped", f"stopped by {stop.signal_name}", signal=stop.signal_name)
                         return 3 if plan.once else 0  # (a one-off run that decided nothing: never 0)

@@ -175,12 +175,21 @@ class PluginThreads:
             thread.join(timeout)
 
 
-def first_download(plugins: Plugins, stop: threading.Event, log: _Log) -> float | None:
+#: How long a one-off run (``--once``) that has an active bundle waits for its download of a newer
+#: one before it decides with the active one: a bundle server that trickles its answer must not hold
+#: back (or, under a service manager's start timeout, cancel) the run's one decision.
+ONCE_WAIT_SECONDS = 60.0
+
+
+def first_download(
+    plugins: Plugins, stop: threading.Event, log: _Log, *, limit: float | None = None
+) -> float | None:
     """The bundle's first step (download without a long poll), in a thread of its own while the main
     thread, the one CPython runs signal handlers in, waits on ``stop``: a stop signal is acted on at
     once, not when a download that may take minutes ends. Its delay until the next step; None when
     stopped first (the download is left to end with the process; its partial file is cleaned away
-    at the next start)."""
+    at the next start). Past ``limit`` seconds the wait ends, said, and the download goes on in its
+    thread (it activates what it gets, if it ends before the process)."""
     bundle = plugins.bundle
     assert bundle is not None
     delay: list[float] = []
@@ -190,9 +199,17 @@ def first_download(plugins: Plugins, stop: threading.Event, log: _Log) -> float 
         daemon=True,
     )
     worker.start()
+    until = None if limit is None else time.monotonic() + limit
     while worker.is_alive():
         if stop.wait(0.1):
             return None
+        if until is not None and time.monotonic() >= until:
+            revision = bundle.status.active_revision
+            log.event("bundle_slow", (
+                f"bundle {bundle.name}: the download is still running after {limit:g} s; deciding with "
+                f"the active bundle (revision {revision})"
+            ), bundle=bundle.name, revision=revision)  # fmt: skip
+            return 0.0
     return delay[0] if delay else 0.0
 
 

@@ -91,6 +91,7 @@ def build(
             logs=plugins.logs,
             period=period,
             resource=tables.status_resource,
+            notify=notify,
         )
     bundle = plugins.bundle
     if bundle is None or resolve(settings) is not EngineName.EMBEDDED:

@@ -310,6 +310,9 @@ def _read(
 def _describe(err: BaseException, timeout: float) -> tuple[str, str]:
     if isinstance(err, socket.timeout | TimeoutError):
         return f"no complete answer within {timeout:g} s", "timeout"
+    if isinstance(err, ssl.SSLCertVerificationError) and err.verify_message:
+        # why the certificate was refused (expired, another host's, an unknown CA), not only that it was
+        return f"TLS failed: {err.reason or 'CERTIFICATE_VERIFY_FAILED'}: {err.verify_message}", "tls"
     if isinstance(err, ssl.SSLError):
         return f"TLS failed: {err.reason or err}", "tls"
     if isinstance(err, ConnectionRefusedError):

@@ -8,6 +8,7 @@ not sent again, and resolving a name and connecting to its every address take on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import ssl
 import struct
@@ -404,3 +405,17 @@ def test_the_opa_engine_decides_over_one_connection_and_one_watchdog_thread(opa_
     while watchdog._thread is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert watchdog._thread is None
+
+
+def test_a_refused_certificate_says_why(server_tls: ssl.SSLContext) -> None:
+    """An expired certificate, another host's and an unknown CA all read "TLS failed:
+    CERTIFICATE_VERIFY_FAILED"; the reason the certificate was refused is kept."""
+    with scripted_server([answered(b"never")], server_tls) as server:
+        untrusting = dataclasses.replace(server.target, context=ssl.create_default_context())  # no test CA
+        session = Session(untrusting)
+        with pytest.raises(TransportError) as refused:
+            _post(session)
+        session.close()
+    assert str(refused.value).endswith(
+        "TLS failed: CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate"
+    ), str(refused.value)

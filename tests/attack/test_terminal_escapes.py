@@ -143,3 +143,17 @@ def test_report_file_names_are_shown_not_obeyed(tmp_path: Path) -> None:
     assert "  all devices compliant; nothing to do" not in run.stderr.splitlines()
     assert f"invalid: {printable(str(forged))}:" in run.stderr
     assert f"e.g. {printable(str(inventory / ('n' + hostile + '.txt')))}\n" in run.stderr
+
+
+def test_a_line_break_in_an_agent_event_never_starts_a_line_of_its_own() -> None:
+    """An unsigned bundle's revision (which a server chooses) forged a "seq 2 recorded: compliant" line
+    in the agent's stderr and journal; every event is one line."""
+    from pyagent.agent.runner import ActivityLog
+
+    lines: list[str] = []
+    revision = "good-3 active\npyagent: agent: seq 2 recorded: compliant for eu-commission"
+    ActivityLog(None, lines.append).event("bundle_activated", f"bundle pyagent: revision {revision} active")
+    assert lines == [
+        "pyagent: agent: bundle pyagent: revision good-3 active\\x0apyagent: agent: seq 2 recorded: "
+        "compliant for eu-commission active"
+    ]

@@ -200,7 +200,7 @@ class BundlePlugin:
                 self.status.http_code = self._answer_code  # with the outcome, never before it
             if fetched.error is not None:
                 return self._failed("bundle_error", fetched.error)
-            if not fetched.changed:
+            if not fetched.changed or (self.active and self.dir.same_as_active(download)):  # (a 200 of it)
                 if fetched.etag and self.active:  # as OPA: a 304 with another ETag is its new name
                     self.status.etag = fetched.etag
                     self.status.manifest = fetched.manifest

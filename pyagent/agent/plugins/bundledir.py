@@ -120,6 +120,18 @@ class BundleDir:
     def active_path(self) -> Path:
         return self.path / LAST_GOOD_FILE
 
+    def same_as_active(self, download: Path) -> bool:
+        """Whether ``download`` holds the active bundle's bytes (a service that answers 200 to every
+        ``If-None-Match``: nothing changed, nothing to activate again)."""
+        try:
+            active = self.active_path
+            return (
+                active.stat().st_size == download.stat().st_size
+                and active.read_bytes() == download.read_bytes()
+            )
+        except OSError:
+            return False
+
     def prepare(self) -> None:
         """Create the directory (private), and remove downloads a crash left behind."""
         private_dir(self.path.parent, what="bundles directory")

@@ -79,7 +79,9 @@ class StatusPlugin:
         logs: DecisionLogPlugin | None,
         period: float = DEFAULT_PERIOD,
         resource: str = "/status",
+        notify: Callable[[str, str, dict[str, Any]], None] | None = None,
     ) -> None:
+        self.notify = notify or (lambda event, text, fields: None)
         self.client = client
         self.resource = resource
         self.labels = dict(labels)
@@ -134,13 +136,18 @@ class StatusPlugin:
         except BodyTooLarge:  # (bounded so only in a 2xx: the message was taken, its answer is not read)
             pass
         except (TransportError, PyagentError) as err:
-            self.state.last_error = str(err)
-            return min(self.period, 5.0)
+            return self._failed(str(err))
         else:
             if not 200 <= reply.status < 300:
-                self.state.last_error = f"{self.client.url(self.resource)}: {reply.message()}"
-                return min(self.period, 5.0)
+                return self._failed(f"{self.client.url(self.resource)}: {reply.message()}")
         self.state.last_error = None
         self.state.last_ok_at = self.state.last_attempt_at
         self._sent_version = version
         return self.period
+
+    def _failed(self, error: str) -> float:
+        """A status message not taken (a token rotated away: 401): said, as OPA logs it, and tried again
+        within seconds."""
+        self.state.last_error = error
+        self.notify("status_failed", f"status: {error}", {"error": error})
+        return min(self.period, 5.0)

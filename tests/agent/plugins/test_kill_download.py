@@ -20,8 +20,10 @@ from tests.agent.plugins.conftest import (
     run_agent,
     spool_bodies,
     start_agent,
+    started_plugin,
     wait_for,
 )
+from tests.helpers.fault_server import Fault, fault_server
 
 
 @dataclass
@@ -144,3 +146,35 @@ def test_a_stop_signal_during_the_first_download_is_acted_on_at_once(tmp_path: P
             assert agent.wait(timeout=10) == 0, log.read_text()
     assert "stopped by SIGTERM" in log.read_text()
     assert spool_bodies(state) == []
+
+
+def test_a_one_off_run_with_an_active_bundle_waits_for_a_slow_download_a_bounded_time(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """A bundle server trickling its answer (100 bytes a second) held a `--once` run's one decision
+    for as long as the download's deadline (minutes, past a service manager's start timeout): with a
+    bundle active, the wait ends at its bound, said, and the run decides with the active bundle."""
+    import time
+
+    from pyagent.agent.threads import first_download
+    from pyagent.agent.wiring import Plugins
+
+    raw = builds.unsigned.read_bytes()
+    served = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u9"'),))
+    trickled = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"u10"'),), drip=0.01)
+    told: list[tuple[str, str]] = []
+
+    class Log:
+        def event(self, name: str, text: str, **fields: object) -> None:
+            told.append((name, text))
+
+    with fault_server(served, trickled) as url:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)  # the bundle a run persisted earlier
+        started = time.monotonic()
+        delay = first_download(Plugins(bundle=plugin), threading.Event(), Log(), limit=0.5)
+        waited = time.monotonic() - started
+    assert delay == 0.0 and 0.5 <= waited < 2.0, waited
+    assert told == [("bundle_slow", "bundle pyagent: the download is still running after 0.5 s; deciding "
+                     "with the active bundle (revision u9)")]  # fmt: skip
+    assert plugin.status.active_revision == "u9"

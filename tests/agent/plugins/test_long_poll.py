@@ -11,7 +11,7 @@ from pathlib import Path
 from pyagent.agent.plugins.bundle import LONG_POLL_TYPE
 from pyagent.agent.plugins.status import bundle_state
 from pyagent.config.opa import Polling
-from tests.agent.plugins.conftest import started_plugin
+from tests.agent.plugins.conftest import Builds, started_plugin
 from tests.helpers.fault_server import Fault, fault_server
 
 
@@ -83,3 +83,20 @@ def test_a_service_that_answers_long_polls_at_once_is_polled_as_configured(tmp_p
     answered = datetime.fromisoformat(plugin.status.last_request)
     assert answered - asked >= timedelta(seconds=1.1)
     assert plugin.status.last_successful_request == plugin.status.last_request
+
+
+def test_a_long_poll_answered_at_once_with_the_active_bundle_is_no_change(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """A service that ignores If-None-Match and answers every long poll at once with the same bundle:
+    it was downloaded, verified, compiled and activated again at once, in a loop (895 times in 10 s,
+    92 % of a core); now it is no change, and the next request waits as configured."""
+    same = Fault(body=builds.unsigned.read_bytes(), content_type=LONG_POLL_TYPE, headers=(("ETag", '"u9"'),))
+    told: list[str] = []
+    with fault_server(same) as url:
+        plugin = started_plugin(url, tmp_path, polling=Polling(7, 9, long_polling_timeout=30))
+        plugin.notify = lambda event, text, fields: told.append(event)
+        delays = [plugin.step() for _ in range(3)]
+    assert told == ["bundle_activated"]  # once, not at every answer
+    assert delays[0] == 0.0 and all(7 <= delay <= 9 for delay in delays[1:]), delays
+    assert (plugin.status.active_revision, plugin.status.code) == ("u9", None)

@@ -237,3 +237,23 @@ def test_plugin_states_are_opas_a_failure_changes_none(tmp_path: Path, builds: B
     assert active == {"status": {"state": "OK"}, "bundle": {"state": "OK"}}
     assert kept == {"status": {"state": "OK"}, "bundle": {"state": "OK", "message": f"pyagent: {refusal}"}}
     assert plugin.status.active_revision == "u9" and refusal is not None
+
+
+def test_a_status_message_refused_is_said_each_time_as_opa_logs_it(tmp_path: Path) -> None:
+    """A 401 after a token rotation: every status message was refused, and the agent said nothing (OPA
+    logs "status update failed" each time); a success afterwards says nothing more."""
+    from pyagent.agent.http import ServiceClient
+    from pyagent.agent.plugins.status import StatusPlugin
+    from pyagent.config.opa import Service
+
+    told: list[tuple[str, str, dict[str, object]]] = []
+    refused = Fault(status=401, body=b'{"code": "unauthorized", "message": "token rotated"}')
+    with fault_server(refused, refused, Fault(status=204, body=b"", content_type=None)) as url:
+        status = StatusPlugin(
+            ServiceClient(Service("s", url)), {}, lambda: "d-1", bundles=[], logs=None,
+            notify=lambda *event: told.append(event),
+        )  # fmt: skip
+        delays = [status.step() for _ in range(3)]
+    error = f"{url}/status: HTTP 401: token rotated"
+    assert [(name, text) for name, text, _ in told] == [("status_failed", f"status: {error}")] * 2
+    assert (delays[:2], status.state.last_error) == ([5.0, 5.0], None)
