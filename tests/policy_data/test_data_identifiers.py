@@ -5,7 +5,6 @@ and a lint of the shipped policy taken for the folder it ran in."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,12 @@ BANS = Path("data") / "pyagent" / "bans" / "data.yaml"
 ORGS = Path("data") / "pyagent" / "organizations" / "data.yaml"
 EXEMPTIONS = Path("data") / "pyagent" / "exemptions" / "data.yaml"
 WORK_APPS = Path("data") / "pyagent" / "work_apps" / "data.yaml"
+
+
+@pytest.fixture
+def policy(policy_copy: Path) -> Path:
+    """A copy of the shipped policies to make the mistake in."""
+    return policy_copy
 
 
 def edit(policy: Path, relative: Path, old: str, new: str) -> int:
@@ -56,11 +61,9 @@ UNREPORTED = [
     ("old", "new", "path", "message"), [u[1:] for u in UNREPORTED], ids=[u[0] for u in UNREPORTED]
 )
 def test_an_identifier_no_device_reports_is_refused(
-    tmp_path: Path, policy_bundle: Path, old: str, new: str, path: str, message: str
+    policy: Path, policy_bundle: Path, old: str, new: str, path: str, message: str
 ) -> None:
     """It was "lint: clean", and the TikTok phone compliant under the policy (exit 0)."""
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
     line = edit(policy, BANS, old, new)
     problem = f"{policy / BANS}:{line}: data.pyagent.{path}: {message}"
     assert lint(policy) == (2, f"{problem}\nlint: problems found\n")
@@ -68,9 +71,7 @@ def test_an_identifier_no_device_reports_is_refused(
     assert (checked.exit_code, checked.stderr) == (2, f"pyagent: error: {problem}\n")
 
 
-def test_a_ban_or_a_platform_with_no_identifier_is_refused(tmp_path: Path) -> None:
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
+def test_a_ban_or_a_platform_with_no_identifier_is_refused(policy: Path) -> None:
     capcut = edit(policy, BANS, "      - com.lemon.lvoverseas\n", "      []\n")
     lemon8 = edit(policy, BANS, "  apps:\n    android:\n      - com.bd.nproject\n", "  apps: {}\n")
     assert lint(policy) == (2, (
@@ -82,10 +83,8 @@ def test_a_ban_or_a_platform_with_no_identifier_is_refused(tmp_path: Path) -> No
     ))  # fmt: skip
 
 
-def test_names_and_device_ids_with_white_space_are_refused(tmp_path: Path) -> None:
+def test_names_and_device_ids_with_white_space_are_refused(policy: Path) -> None:
     """An exemption for "fr-brussels-0042 " waived nothing, and lint said clean."""
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
     (policy / EXEMPTIONS).write_text(
         "EX-1:\n  device_id: 'fr-brussels-0042 '\n  organization: eu-commission\n  ban: tiktok\n"
         '  until: "2023-06-30T00:00:00Z"\n  reason: official account\n',
@@ -102,11 +101,9 @@ def test_names_and_device_ids_with_white_space_are_refused(tmp_path: Path) -> No
     ))  # fmt: skip
 
 
-def test_data_moved_out_of_data_pyagent_is_refused(tmp_path: Path) -> None:
+def test_data_moved_out_of_data_pyagent_is_refused(policy: Path) -> None:
     """data/work_apps/data.yaml (a folder moved up one) was data.work_apps, never read: a Council
     personal phone with Outlook and TikTok was compliant."""
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
     moved = policy / "data" / "work_apps" / "data.yaml"
     moved.parent.mkdir()
     (policy / WORK_APPS).rename(moved)
@@ -119,10 +116,8 @@ def test_data_moved_out_of_data_pyagent_is_refused(tmp_path: Path) -> None:
     ))  # fmt: skip
 
 
-def test_a_value_set_by_two_files_is_a_conflict_even_when_equal(tmp_path: Path) -> None:
+def test_a_value_set_by_two_files_is_a_conflict_even_when_equal(policy: Path) -> None:
     """`opa build` refuses it ("failed to insert data file"), where lint said clean."""
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
     top = policy / "data" / "pyagent" / "data.yaml"
     line = top.read_text().count("\n") + 3
     with top.open("a", encoding="utf-8") as handle:
@@ -135,10 +130,8 @@ def test_a_value_set_by_two_files_is_a_conflict_even_when_equal(tmp_path: Path) 
     ))  # fmt: skip
 
 
-def test_a_data_file_at_the_same_place_under_rego_is_refused_as_a_bundle_refuses_it(tmp_path: Path) -> None:
+def test_a_data_file_at_the_same_place_under_rego_is_refused_as_a_bundle_refuses_it(policy: Path) -> None:
     """`check --policy` exempted the device with it while `policy bundle` refused the folder."""
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
     stray = policy / "rego" / "pyagent" / "data.yaml"
     stray.write_text("exemptions: {}\n", encoding="utf-8")
     message = (
@@ -167,10 +160,10 @@ def test_an_overlay_may_not_replace_an_inherited_rule(tmp_path: Path, policy_bun
     )
 
 
-def test_lint_in_a_policy_folder_lints_that_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lint_in_a_policy_folder_lints_that_folder(
+    policy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With no DIR in a folder holding rego/ and data/, lint checked the shipped policy ("clean")."""
-    policy = tmp_path / "policy"
-    shutil.copytree(REPO / "policies", policy)
     line = edit(policy, ORGS, "    ban: tiktok\n      scopes: [corporate, personal-enrolled]\n",
                 "    ban: tiktokk\n      scopes: [corporate, personal-enrolled]\n")  # fmt: skip
     monkeypatch.chdir(policy)
@@ -178,6 +171,7 @@ def test_lint_in_a_policy_folder_lints_that_folder(tmp_path: Path, monkeypatch: 
     assert code == 2 and f"{ORGS}:{line}: data.pyagent.organizations.eu-commission.rules.tiktok.ban" in stderr
     result = run(["policy", "lint"])
     assert result.exit_code == 2 and result.stderr.startswith(f"{ORGS}:{line}: ")
-    monkeypatch.chdir(tmp_path)  # no policy here: the shipped one, said
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no policy here: the shipped one, said
     result = run(["policy", "lint"])
     assert result.stderr.startswith("pyagent: note: no policy here; working on the shipped one (")
