@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +123,13 @@ def render_markdown(data: dict[str, Any]) -> str:
     for org_id, org in sorted(orgs.items()):
         inherits = ", ".join(org.get("inherits") or []) or "nothing"
         lines += [f"### {org_id}: {_cell(org.get('title', org_id))}", "", f"Inherits from: {inherits}.", ""]
-        inherited = [f"{owner}/{rule_id}" for owner, rule_id in in_force.get(org_id, []) if owner != org_id]
+        bound = in_force.get(org_id, [])
+        inherited = [f"{owner}/{rule_id}" for owner, rule_id in bound if owner != org_id]
         if inherited:
             lines += [f"Inherited rules in force: {', '.join(inherited)}.", ""]
+        overridden = _overridden(org_id, orgs, bound)
+        if overridden:
+            lines += [f"Inherited rules overridden: {', '.join(overridden)}.", ""]
         rules = org.get("rules") or {}
         if not rules:
             lines += ["No rule of its own.", ""]
@@ -166,3 +170,17 @@ def render_markdown(data: dict[str, Any]) -> str:
     from pyagent.engines.wasm.builtins import docs_section  # what the embedded engine runs
 
     return "\n".join([*lines, "", *INDEX_SECTION, "", *docs_section()]) + "\n"
+
+
+def _overridden(org_id: str, orgs: Mapping[str, Any], bound: list[tuple[str, str]]) -> list[str]:
+    """The inherited rules a nearer rule of the same id replaces for ``org_id``, each with the one that
+    replaces it (``parent/tiktok (by child/tiktok)``): a ban an author may not know they dropped."""
+    from pyagent.policy.datacheck.crosscheck import ancestors
+
+    winners = {rule_id: owner for owner, rule_id in bound}
+    return [
+        f"{parent}/{rule_id} (by {winners[rule_id]}/{rule_id})"
+        for parent in ancestors(org_id, orgs)
+        for rule_id in sorted(orgs[parent].get("rules") or {})
+        if rule_id in winners and winners[rule_id] != parent
+    ]

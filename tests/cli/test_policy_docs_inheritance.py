@@ -58,6 +58,12 @@ def test_policy_docs_shows_inherited_rules_and_work_apps(tmp_path: Path) -> None
     grandchild = "### grandchild: Grandchild\n\nInherits from: child.\n\n"
     assert f"{grandchild}Inherited rules in force: parent/extra, parent/tiktok.\n" in page
     assert "Inherited rules in force: overrider/tiktok, parent/extra.\n" in page  # below-overrider
+    # (a ban an author may not know they dropped: said, where it was not)
+    overrider = (
+        "### overrider: Overrider\n\nInherits from: parent.\n\nInherited rules in force: parent/extra.\n\n"
+    )
+    assert f"{overrider}Inherited rules overridden: parent/tiktok (by overrider/tiktok).\n" in page
+    assert page.count("Inherited rules overridden: parent/tiktok (by overrider/tiktok).") == 2  # and below it
     assert "| 2023-03-15T00:00:00Z | parent/tiktok | corporate | child, grandchild |" in page
     assert "| child | android | `eu.child.mail` |" in page
     assert "| shared | android | `com.microsoft.office.outlook`," in page

@@ -122,7 +122,7 @@ def overlay_overrides(base: Mapping[str, Any], merged: Mapping[str, Any]) -> lis
         added = [rule_id for rule_id, _ in _objects(org.get("rules")) if rule_id not in before]
         for rule_id in added:
             owner = next(
-                (a for a in _ancestors(name, orgs) if rule_id in dict(_objects(orgs[a].get("rules")))), None
+                (a for a in ancestors(name, orgs) if rule_id in dict(_objects(orgs[a].get("rules")))), None
             )
             if owner is not None:
                 message = (
@@ -133,7 +133,7 @@ def overlay_overrides(base: Mapping[str, Any], merged: Mapping[str, Any]) -> lis
     return issues
 
 
-def _ancestors(name: str, orgs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def ancestors(name: str, orgs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The organisations ``name`` inherits from, nearest first (each once; a cycle ends the walk)."""
     found: list[str] = []
     queue = [name]
