@@ -266,6 +266,14 @@ def _ends(chain: list[_Entry], state: ChainState) -> list[Problem]:
                     "deleted", state.anchor_seq + 1, None, f"record {missing} missing (deleted): none left"
                 )
             ]
+        if state.head_hash != state.anchor_hash:  # (an empty log's head is its anchor: none were kept)
+            return [
+                Problem(
+                    "deleted", state.anchor_seq + 1, None,
+                    "no record left, yet the recorded head is not the anchor: the records were deleted and "
+                    "the head's count set back",
+                )
+            ]  # fmt: skip
         return []
     last = chain[-1]
     if last.seq < state.head_seq:

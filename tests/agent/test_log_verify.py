@@ -130,6 +130,19 @@ def test_a_deleted_head_is_named(log20: tuple[Path, list[str]]) -> None:
     assert "seq 19..20 missing (deleted) at the end" in problem.message
 
 
+def test_every_record_deleted_and_the_head_count_set_back_is_found(log20: tuple[Path, list[str]]) -> None:
+    """An emptied log whose head count was set back to its anchor's read as intact (exit 0)."""
+    path, _ = log20
+    with connect(path) as conn:
+        conn.execute("DELETE FROM records")
+        conn.execute("UPDATE meta SET value = '0' WHERE key = 'head_seq'")
+    problem = only(verify(path).problems)
+    assert (problem.kind, problem.seq, problem.message) == (
+        "deleted", 1, "no record left, yet the recorded head is not the anchor: the records were deleted and "
+        "the head's count set back",
+    )  # fmt: skip
+
+
 def test_an_inserted_record_is_named(log20: tuple[Path, list[str]]) -> None:
     """A forged record put between seq 7 and 8 (the later ones renumbered to make room)."""
     path, _ = log20
