@@ -174,7 +174,7 @@ def test_a_one_off_run_with_an_active_bundle_waits_for_a_slow_download_a_bounded
         started = time.monotonic()
         delay = first_download(Plugins(bundle=plugin), threading.Event(), Log(), limit=0.5)
         waited = time.monotonic() - started
-    assert delay == 0.0 and 0.5 <= waited < 2.0, waited
+    assert delay == 0.0 and 0.5 <= waited < 5.0, waited  # (the whole bundle at 100 B/s: minutes)
     assert told == [("bundle_slow", "bundle pyagent: the download is still running after 0.5 s; deciding "
                      "with the active bundle (revision u9)")]  # fmt: skip
     assert plugin.status.active_revision == "u9"
