@@ -35,6 +35,13 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def first_hidden(text: str) -> str | None:
+    """The first character of ``text`` a terminal would not show as itself (a control or format
+    character, a line separator, a space other than U+0020), or None: an identifier holding one names
+    nothing a device reports."""
+    return None if text.isprintable() else next(c for c in text if not c.isprintable())
+
+
 def shorten(text: str, limit: int = 200) -> str:
     """``text`` on one line (runs of whitespace made one space), at most ``limit`` characters.
 

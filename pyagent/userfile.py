@@ -185,19 +185,19 @@ class Replacement:
 
     def commit(self) -> None:
         """Everything written, in place of the file (or, on a device, flushed); on an error, aborted."""
-        replaces = self.temporary is not None
+        temporary = self.temporary  # (None: a device or a pipe, written to as it is)
         try:
             self.stream.flush()
-            if self.temporary is not None:
+            if temporary is not None:
                 os.fsync(self.stream.fileno())
             self.stream.close()
-            if self.temporary is not None:
-                os.replace(self.temporary, self.target)
+            if temporary is not None:
+                os.replace(temporary, self.target)
                 self.temporary = None
         except BaseException:
             self.abort()
             raise
-        if not replaces:
+        if temporary is None:
             return
         directory = os.open(self.target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -128,17 +128,16 @@ def load_bundle(
         bundle = bundle_from_members(read_members(read_archive(label), label=label), label=label)
         return LoadedBundle(activate(bundle), bundle, label)
     try:
-        for _attempt in range(MOVED_ON_ATTEMPTS):
-            try:
-                raw = read_archive(label)
-            except BundleError as err:
-                raise _unreadable(label, err) from err
-            try:
-                return _load_verified(raw, label, trust, activate)
-            except BundleRejected as err:
-                if not (_is_last_good(label, trust) and _moved_on(err, raw, trust)):
-                    raise
-        raise reject(RejectionKind.ROLLBACK, label, "newer bundles kept replacing it while it loaded")
+        try:
+            raw = read_archive(label)
+        except BundleError as err:
+            raise _unreadable(label, err) from err
+        try:
+            return _load_verified(raw, label, trust, activate)
+        except BundleRejected as err:
+            if not (_is_last_good(label, trust) and _moved_on(err, raw, trust)):
+                raise
+            return _load_last_good(label, trust, activate)  # the newer one that replaced it
     except BundleRejected as rejected:
         if not trust.fallback or trust.state.last_good() is None:
             raise

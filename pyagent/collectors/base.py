@@ -15,6 +15,7 @@ from typing import ClassVar, Literal, get_args
 
 from pyagent import __version__
 from pyagent.errors import InvalidInputError, NoDecisionError
+from pyagent.termsafe import first_hidden
 
 Platform = Literal["android", "ios", "windows", "macos", "linux"]
 PLATFORMS: tuple[str, ...] = get_args(Platform)
@@ -84,8 +85,7 @@ def check_text(
         raise CollectorInputError(f"{where}: {what} is longer than {limit} characters")
     if not value.isprintable() and (_CONTROL if identifier else _BREAKS).search(value):
         raise CollectorInputError(f"{where}: {what} contains a control character: {clip(value)}")
-    if identifier and not value.isprintable():
-        found = next(c for c in value if not c.isprintable())
+    if identifier and (found := first_hidden(value)) is not None:
         raise CollectorInputError(
             f"{where}: {what} contains the invisible character U+{ord(found):04X}, which no ban would match: "
             f"{clip(value)}"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pyagent.fleet.timeline import rules_timeline
-from pyagent.policy.orgindex import rules_in_force
+from pyagent.policy.orgindex import rules_in_force, rules_overridden
 
 
 def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         for platform, ids in sorted(by_platform.items()):
             lines.append(f"| {owner} | {platform} | {', '.join(f'`{i}`' for i in ids)} |")
     lines += ["", "## Organisations", ""]
-    in_force = rules_in_force(orgs)
+    in_force, dropped = rules_in_force(orgs), rules_overridden(orgs)
     for org_id, org in sorted(orgs.items()):
         inherits = ", ".join(org.get("inherits") or []) or "nothing"
         lines += [f"### {org_id}: {_cell(org.get('title', org_id))}", "", f"Inherits from: {inherits}.", ""]
@@ -127,7 +127,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         inherited = [f"{owner}/{rule_id}" for owner, rule_id in bound if owner != org_id]
         if inherited:
             lines += [f"Inherited rules in force: {', '.join(inherited)}.", ""]
-        overridden = _overridden(org_id, orgs, bound)
+        overridden = [f"{owner}/{rid} (by {by}/{rid})" for owner, rid, by in dropped.get(org_id, [])]
         if overridden:
             lines += [f"Inherited rules overridden: {', '.join(overridden)}.", ""]
         rules = org.get("rules") or {}
@@ -170,17 +170,3 @@ def render_markdown(data: dict[str, Any]) -> str:
     from pyagent.engines.wasm.builtins import docs_section  # what the embedded engine runs
 
     return "\n".join([*lines, "", *INDEX_SECTION, "", *docs_section()]) + "\n"
-
-
-def _overridden(org_id: str, orgs: Mapping[str, Any], bound: list[tuple[str, str]]) -> list[str]:
-    """The inherited rules a nearer rule of the same id replaces for ``org_id``, each with the one that
-    replaces it (``parent/tiktok (by child/tiktok)``): a ban an author may not know they dropped."""
-    from pyagent.policy.datacheck.crosscheck import ancestors
-
-    winners = {rule_id: owner for owner, rule_id in bound}
-    return [
-        f"{parent}/{rule_id} (by {winners[rule_id]}/{rule_id})"
-        for parent in ancestors(org_id, orgs)
-        for rule_id in sorted(orgs[parent].get("rules") or {})
-        if rule_id in winners and winners[rule_id] != parent
-    ]

@@ -25,7 +25,7 @@ with the text the policy writes itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 #: Scopes and enforcement modes a clean rule may name (``scopes.known``, ``breaches.enforcements``).
@@ -101,20 +101,31 @@ def rules_in_force(orgs: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
     ``(owner, rule id)`` of each rule in force for it: its own, and those it inherits transitively that
     no organisation lower in its chain overrides with a rule of the same id. What the policy applies;
     for people (``policy docs``, the fleet page's timeline), not for the index."""
+    return {name: kept for name, kept, _ in _rules_by_org(orgs)}
+
+
+def rules_overridden(orgs: Mapping[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
+    """For the same organisations, each inherited rule that a rule of the same id lower in the chain
+    overrides: ``(owner, rule id, overriding owner)``. A ban an author may not know they dropped
+    (``policy docs`` names it; a ``--data`` overlay may not do it)."""
+    return {name: dropped for name, _, dropped in _rules_by_org(orgs)}
+
+
+def _rules_by_org(
+    orgs: Mapping[str, Any],
+) -> Iterator[tuple[str, list[tuple[str, str]], list[tuple[str, str, str]]]]:
+    """Each resolvable organisation, its rules in force and the inherited rules overridden, sorted."""
     edges = _edges(orgs)
-    found: dict[str, list[tuple[str, str]]] = {}
     for name in sorted(edges):
         resolved = _chain(edges, name)
         if resolved is None:
             continue
         chain, ancestors = resolved
-        found[name] = sorted(
-            (owner, rule_id)
-            for owner in chain
-            for rule_id in orgs[owner].get("rules", {})
-            if not _overridden(orgs, chain, ancestors, owner, rule_id)
-        )
-    return found
+        rules = sorted((owner, rule_id) for owner in chain for rule_id in orgs[owner].get("rules", {}))
+        kept = [rule for rule in rules if not _overridden(orgs, chain, ancestors, *rule)]
+        by = {rule_id: owner for owner, rule_id in kept}
+        dropped = [(owner, rule_id, by[rule_id]) for owner, rule_id in rules if (owner, rule_id) not in kept]
+        yield name, kept, dropped
 
 
 def _chain(edges: Mapping[str, list[str]], name: str) -> tuple[set[str], dict[str, set[str]]] | None:

@@ -19,6 +19,7 @@ from pyagent.jsonio import json_error_text, lone_surrogate_at, path_to
 from pyagent.report.bounds import report_document_bytes
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
+from pyagent.termsafe import first_hidden
 from pyagent.userfile import STDIN_NAME, decode_utf8, read_limited
 
 __all__ = [
@@ -193,13 +194,15 @@ def unmatchable_app_ids(document: dict[str, Any]) -> list[SchemaIssue]:
     issues = []
     for index, app in enumerate(document.get("apps") or ()):
         identifier = app.get("id") if isinstance(app, dict) else None
-        if not isinstance(identifier, str) or (identifier.isprintable() and identifier.strip() == identifier):
+        if not isinstance(identifier, str):
             continue
+        found = first_hidden(identifier)
         if identifier.strip() != identifier:
             why = "must not begin or end with white space"
-        else:
-            found = next(c for c in identifier if not c.isprintable())
+        elif found is not None:
             why = f"must not contain the invisible character U+{ord(found):04X}"
+        else:
+            continue
         issues.append(
             SchemaIssue(f"$.apps[{index}].id", f"{why} (no ban would match it): {printable(identifier, 80)}")
         )

@@ -15,7 +15,7 @@ Issue = tuple[DocPath, str]
 ROOT: DocPath = ("pyagent",)
 
 
-def _objects(value: object) -> Iterator[tuple[str, dict[str, Any]]]:
+def objects(value: object) -> Iterator[tuple[str, dict[str, Any]]]:
     """The (key, object) members of ``value`` that are objects (the schema reports the others)."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -27,7 +27,7 @@ def cross_check(pyagent: Mapping[str, Any]) -> list[Issue]:
     """Every reference and date mistake in ``data.pyagent``."""
     bans = pyagent.get("bans")
     bans = bans if isinstance(bans, dict) else {}
-    orgs = dict(_objects(pyagent.get("organizations")))
+    orgs = dict(objects(pyagent.get("organizations")))
     issues: list[Issue] = []
     for name, org in orgs.items():
         here = (*ROOT, "organizations", name)
@@ -36,14 +36,14 @@ def cross_check(pyagent: Mapping[str, Any]) -> list[Issue]:
             if isinstance(parent, str) and parent not in orgs:
                 message = f"inherits unknown organisation {parent!r}{_known(orgs)}"
                 issues.append(((*here, "inherits", i), message))
-        for rule_id, rule in _objects(org.get("rules")):
+        for rule_id, rule in objects(org.get("rules")):
             at = (*here, "rules", rule_id)
             ban = rule.get("ban")
             if isinstance(ban, str) and ban not in bans:
                 issues.append(((*at, "ban"), f"rule names unknown ban {ban!r}{_known(bans)}"))
             issues += _time(rule, "effective_from", at)
     issues += _cycles(orgs)
-    for ex_id, ex in _objects(pyagent.get("exemptions")):
+    for ex_id, ex in objects(pyagent.get("exemptions")):
         at = (*ROOT, "exemptions", ex_id)
         owner = ex.get("organization")
         if isinstance(owner, str) and owner not in orgs:
@@ -111,37 +111,20 @@ def _cycle_from(start: str, edges: Mapping[str, list[str]]) -> list[str] | None:
 
 
 def overlay_overrides(base: Mapping[str, Any], merged: Mapping[str, Any]) -> list[Issue]:
-    """Rules an overlay adds (``data.pyagent`` of ``merged`` and not of ``base``) under the id of a
-    rule their organisation inherits: the nearer rule would override the inherited one, so the
-    overlay would change the policy (drop a ban), where an overlay only adds to it."""
-    base_orgs = dict(_objects(base.get("organizations")))
-    orgs = dict(_objects(merged.get("organizations")))
-    issues: list[Issue] = []
-    for name, org in orgs.items():
-        before = dict(_objects(base_orgs.get(name, {}).get("rules")))
-        added = [rule_id for rule_id, _ in _objects(org.get("rules")) if rule_id not in before]
-        for rule_id in added:
-            owner = next(
-                (a for a in ancestors(name, orgs) if rule_id in dict(_objects(orgs[a].get("rules")))), None
-            )
-            if owner is not None:
-                message = (
-                    f"overrides the rule {owner}/{rule_id} that {name} inherits: an overlay adds to the "
+    """Rules in force in ``base`` (``data.pyagent``) that ``merged`` (with an overlay) overrides by a
+    rule of the same id lower in an organisation's chain: the overlay would change the policy (drop a
+    ban), where an overlay only adds to it. Each is named at the overriding rule, once."""
+    from pyagent.policy.orgindex import rules_in_force, rules_overridden
+
+    before = {
+        name: set(rules) for name, rules in rules_in_force(dict(objects(base.get("organizations")))).items()
+    }
+    found: dict[DocPath, str] = {}
+    for name, dropped in rules_overridden(dict(objects(merged.get("organizations")))).items():
+        for owner, rule_id, by in dropped:
+            if (owner, rule_id) in before.get(name, set()):
+                found[(*ROOT, "organizations", by, "rules", rule_id)] = (
+                    f"overrides the rule {owner}/{rule_id} that {by} inherits: an overlay adds to the "
                     "policy, it cannot replace a rule (edit the policy's data, and bump its revision)"
                 )
-                issues.append(((*ROOT, "organizations", name, "rules", rule_id), message))
-    return issues
-
-
-def ancestors(name: str, orgs: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The organisations ``name`` inherits from, nearest first (each once; a cycle ends the walk)."""
-    found: list[str] = []
-    queue = [name]
-    while queue:
-        current = queue.pop(0)
-        inherits = orgs.get(current, {}).get("inherits", [])
-        for parent in inherits if isinstance(inherits, list) else []:
-            if isinstance(parent, str) and parent in orgs and parent != name and parent not in found:
-                found.append(parent)
-                queue.append(parent)
-    return found
+    return list(found.items())

@@ -11,10 +11,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pyagent.policy.datacheck.crosscheck import ROOT, Issue, objects
 from pyagent.policy.yamlload import DocPath
-
-Issue = tuple[DocPath, str]
-ROOT: DocPath = ("pyagent",)
+from pyagent.termsafe import first_hidden
 
 #: An Android package name: two or more dot-separated parts of letters, digits and ``_``, each
 #: starting with a letter (what the platform's build tools accept); or an id derived from a name
@@ -29,18 +28,18 @@ def identifier_issues(pyagent: Mapping[str, Any]) -> list[Issue]:
     for section in ("bans", "organizations", "exemptions"):
         for key in _keys(pyagent.get(section)):
             issues += _unmatchable(key, (*ROOT, section, key), what="name")
-    for ban_id, ban in _objects(pyagent.get("bans")):
+    for ban_id, ban in objects(pyagent.get("bans")):
         at = (*ROOT, "bans", ban_id, "apps")
         apps = ban.get("apps")
         if isinstance(apps, dict) and not any(isinstance(ids, list) and ids for ids in apps.values()):
             issues.append((at, "the ban lists no identifier on any platform: it bans nothing"))
         issues += _apps(apps, at)
     issues += _apps(pyagent.get("work_apps"), (*ROOT, "work_apps"))
-    for org_id, org in _objects(pyagent.get("organizations")):
+    for org_id, org in objects(pyagent.get("organizations")):
         issues += _apps(org.get("work_apps"), (*ROOT, "organizations", org_id, "work_apps"))
         for rule_id in _keys(org.get("rules")):
             issues += _unmatchable(rule_id, (*ROOT, "organizations", org_id, "rules", rule_id), what="name")
-    for ex_id, ex in _objects(pyagent.get("exemptions")):
+    for ex_id, ex in objects(pyagent.get("exemptions")):
         device = ex.get("device_id")
         if isinstance(device, str):
             issues += _unmatchable(device, (*ROOT, "exemptions", ex_id, "device_id"), what="device id")
@@ -71,21 +70,12 @@ def _apps(apps: object, at: DocPath) -> Iterator[Issue]:
 def _unmatchable(text: str, at: DocPath, *, what: str) -> list[Issue]:
     if text.strip() != text:
         return [(at, f"{text!r}: the {what} begins or ends with white space: no device reports it so")]
-    hidden = next((c for c in text if not c.isprintable() and c != " "), None)
+    hidden = first_hidden(text)
     if hidden is not None:
         code = f"U+{ord(hidden):04X}"
-        return [
-            (at, f"{text!r}: the {what} contains {code}, which no tool shows: no device reports it")
-        ]
+        return [(at, f"{text!r}: the {what} contains {code}, which no tool shows: no device reports it")]
     return []
 
 
 def _keys(value: object) -> list[str]:
     return [key for key in value if isinstance(key, str)] if isinstance(value, dict) else []
-
-
-def _objects(value: object) -> Iterator[tuple[str, dict[str, Any]]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict):
-                yield key, item
