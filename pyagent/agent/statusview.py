@@ -1,5 +1,5 @@
-"""What ``pyagent agent status`` shows: the spool, the last run, the decision-log upload, the records set
-aside, and each bundle's active revision and last refusal (from the state directory)."""
+"""What ``pyagent agent status`` shows: the spool, the last run, the decision-log and status uploads, the
+records set aside, and each bundle's active revision and last refusal (from the state directory)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,42 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pyagent import safefs
 from pyagent.agent.chain import load_key
 from pyagent.agent.cycle import decision_summary
 from pyagent.agent.plugins.bundledir import read_statuses
+from pyagent.agent.plugins.status import STATE_FILE
 from pyagent.agent.spoolfile import check_not_lost
 from pyagent.agent.store import Spool
+from pyagent.errors import InvalidInputError
 
 SHOWN_ASIDE = 20
+_MAX_STATE = 64 * 1024
+_STATE_FIELDS = ("service", "last_attempt_at", "last_ok_at", "last_error")
+
+
+def _status_upload(state_dir: Path | None, status_to: str | None) -> dict[str, Any] | None:
+    """The last status message's outcome (``status-upload.json``), when ``[status]`` is configured."""
+    if status_to is None:
+        return None
+    shown: dict[str, Any] = {"service": status_to, "last_attempt_at": None, "last_ok_at": None,
+                             "last_error": None}  # fmt: skip
+    if state_dir is None:
+        return shown
+    try:
+        with safefs.directory(state_dir, what="state directory", create=False) as fd:
+            raw = None if fd is None else safefs.read_file(
+                fd, STATE_FILE, where=state_dir, what="status upload state", limit=_MAX_STATE
+            )  # fmt: skip
+        kept = json.loads(raw) if raw is not None else {}
+    except (OSError, ValueError, RecursionError, InvalidInputError) as err:
+        return {**shown, "last_error": f"{state_dir / STATE_FILE}: unreadable: {err}"}
+    if not isinstance(kept, dict):
+        return {**shown, "last_error": f"{state_dir / STATE_FILE}: unreadable: not a JSON object"}
+    for key in _STATE_FIELDS[1:]:
+        value = kept.get(key)
+        shown[key] = value if isinstance(value, str) else None
+    return shown
 
 
 def _bundles(state_dir: Path | None) -> list[dict[str, Any]]:
@@ -36,13 +65,16 @@ def _bundles(state_dir: Path | None) -> list[dict[str, Any]]:
     return shown
 
 
-def status_document(path: Path, uploads_to: str | None, state_dir: Path | None = None) -> dict[str, Any]:
-    """What ``agent status`` reports, as one JSON object."""
+def status_document(
+    path: Path, uploads_to: str | None, state_dir: Path | None = None, status_to: str | None = None
+) -> dict[str, Any]:
+    """What ``agent status`` reports, as one JSON object (``status_to``: ``[status]``'s URL, if any)."""
     document: dict[str, Any] = {
         "spool": str(path),
         "exists": path.is_file(),
         "collector": uploads_to,
         "bundles": _bundles(state_dir),
+        "status_upload": _status_upload(state_dir, status_to),
     }
     if not document["exists"]:
         check_not_lost(path)  # a spool deleted is not "no run yet"
@@ -91,6 +123,13 @@ def status_document(path: Path, uploads_to: str | None, state_dir: Path | None =
 _LAST_RUN_FACTS = ("device_id", "organization", "policy_revision", "engine")
 
 
+def _status_upload_line(shown: dict[str, Any]) -> str:
+    if shown["last_attempt_at"] is None and shown["last_error"] is None:
+        return f"status: {shown['service']} (no message sent yet)"
+    state = f"error: {shown['last_error']}" if shown["last_error"] else f"ok at {shown['last_ok_at']}"
+    return f"status: {shown['service']} (last attempt {shown['last_attempt_at']}, {state})"
+
+
 def status_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for bundle in doc["bundles"]:
@@ -104,6 +143,8 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         if bundle["last_refusal"]:
             refusal = bundle["last_refusal"]
             lines.append(f"  last refusal: {refusal['at']} {refusal['kind']}: {refusal['reason']}")
+    if doc.get("status_upload") is not None:
+        lines.append(_status_upload_line(doc["status_upload"]))
     if not doc["exists"]:
         return [*lines, f"spool: {doc['spool']} (none yet: the agent has not recorded a run)"]
     lines.append(f"spool: {doc['spool']} (chain {doc['chain_id']}, {doc['mac']})")

@@ -176,7 +176,8 @@ Examples:
 @config_option
 @spool_option
 def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path: str | None) -> None:
-    """Bundles (active revision, last refusal), last run, spool depth, uploads, records set aside. Exit 0.
+    """Bundles (active revision, last refusal), last run, spool depth, decision-log and status uploads
+    (the last attempt, success or error), records set aside. Exit 0.
 
     Exit 2 when the spool is corrupt or unreadable. Text goes to stderr, json to stdout.
     """
@@ -188,7 +189,11 @@ def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path:
     if logs is not None:
         service = config.tables.services[logs.service]
         uploads_to = service.url + (f"/{logs.resource.lstrip('/')}" if logs.resource else "")
-    document = status_document(path, uploads_to, settings.state_dir_for(state_dir))
+    status_to = None
+    if config.tables.status_service is not None:
+        service = config.tables.services[config.tables.status_service]
+        status_to = f"{service.url.rstrip('/')}/{config.tables.status_resource.strip('/')}"
+    document = status_document(path, uploads_to, settings.state_dir_for(state_dir), status_to)
     if fmt == "json":
         click.echo(
             json.dumps(storable(document), indent=2, ensure_ascii=False)

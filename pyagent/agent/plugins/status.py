@@ -15,6 +15,8 @@
 ``http_code`` only when it failed with an HTTP status, as in OPA. ``decision_logs`` is OPA's too:
 empty while uploads succeed, ``code``/``message`` (and ``http_code``) while the last one failed; pyagent
 adds ``set_aside``, the events the service refused that wait aside, when there are any.
+The outcome of the last message (its time, the last success, the error) is kept in the state directory
+(``status-upload.json``) for ``agent status``, as the bundle's is in its ``status.json``.
 Plug-in states are OPA's (checked against the pinned ``opa run``): the bundle plug-in is ``NOT_READY``
 until a bundle is active and ``OK`` from then on; the decision-log and status plug-ins are ``OK`` once
 started. A failed attempt changes no state (OPA's ``/health?plugins`` would call the agent unhealthy for
@@ -26,7 +28,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from pyagent import __version__
@@ -34,11 +37,16 @@ from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError
 from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
+from pyagent.bundles.state import write_atomic
 from pyagent.errors import PyagentError
 from pyagent.jsonio import storable
+from pyagent.safefs import UnsafeStateError
+from pyagent.termsafe import shorten
 
 OK, NOT_READY = "OK", "NOT_READY"  # OPA's plug-in states (plugins.State) that its plug-ins report
 DEFAULT_PERIOD = 120.0
+STATE_FILE = "status-upload.json"
+MAX_ERROR_TEXT = 2000  # what a service said, bounded before it is kept
 
 
 def bundle_state(plugin: BundlePlugin) -> str:
@@ -64,6 +72,8 @@ class StatusState:
     last_attempt_at: str | None = None
     last_ok_at: str | None = None
     last_error: str | None = None
+    service: str | None = None
+    """Where the messages go (``services.NAME.url`` and the resource)."""
 
 
 class StatusPlugin:
@@ -80,7 +90,9 @@ class StatusPlugin:
         period: float = DEFAULT_PERIOD,
         resource: str = "/status",
         notify: Callable[[str, str, dict[str, Any]], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        """``state_dir``: where the last message's outcome is kept (``STATE_FILE``); None keeps none."""
         self.notify = notify or (lambda event, text, fields: None)
         self.client = client
         self.resource = resource
@@ -89,7 +101,8 @@ class StatusPlugin:
         self.bundles = bundles
         self.logs = logs
         self.period = period
-        self.state = StatusState()
+        self.state = StatusState(service=client.url(resource))
+        self.state_dir = state_dir
         self._sent_version: int | None = None
 
     def version(self) -> int:
@@ -143,11 +156,28 @@ class StatusPlugin:
         self.state.last_error = None
         self.state.last_ok_at = self.state.last_attempt_at
         self._sent_version = version
+        self._save()
         return self.period
 
     def _failed(self, error: str) -> float:
         """A status message not taken (a token rotated away: 401): said, as OPA logs it, and tried again
         within seconds."""
-        self.state.last_error = error
+        self.state.last_error = shorten(error, MAX_ERROR_TEXT)
         self.notify("status_failed", f"status: {error}", {"error": error})
+        self._save()
         return min(self.period, 5.0)
+
+    def _save(self) -> None:
+        """The outcome kept for ``agent status``; a state directory that cannot take it is told, and the
+        messages go on."""
+        if self.state_dir is None:
+            return
+        try:
+            write_atomic(
+                self.state_dir / STATE_FILE, json.dumps(asdict(self.state), indent=2).encode() + b"\n"
+            )
+        except (OSError, UnsafeStateError) as err:
+            where = self.state_dir / STATE_FILE
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            text = f"status: cannot keep the last outcome in {where}: {reason}"
+            self.notify("status_state_failed", text, {"error": text})

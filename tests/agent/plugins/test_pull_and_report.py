@@ -66,6 +66,9 @@ def test_once_pulls_decides_uploads_and_reports(tmp_path: Path, builds: Builds) 
         assert shown["pending"] == 0 and shown["set_aside"] == {"count": 0, "records": []}
         assert shown["bundles"][0]["active_revision"] == "r1" and shown["bundles"][0]["last_refusal"] is None
         assert shown["collector"] == f"{plane.server.url}/logs"
+        upload = shown["status_upload"]
+        assert (upload["service"], upload["last_error"]) == (f"{plane.server.url}/status", None)
+        assert upload["last_ok_at"] == upload["last_attempt_at"] and upload["last_ok_at"] is not None
 
 
 def run_agent_status(config: Path):  # type: ignore[no-untyped-def]

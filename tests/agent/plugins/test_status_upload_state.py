@@ -1,0 +1,90 @@
+"""The last status message's outcome is kept in the state directory and shown by ``agent status``: a
+status service that refuses every message (a token rotated away) is seen there, not only in the log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pyagent.agent.http import ServiceClient
+from pyagent.agent.plugins.status import STATE_FILE, StatusPlugin
+from pyagent.agent.statusview import status_document, status_lines
+from pyagent.config.opa import Service
+from tests.helpers.fault_server import Fault, fault_server
+
+REFUSED = Fault(status=401, body=b'{"code": "unauthorized", "message": "token rotated"}')
+TAKEN = Fault(status=204, body=b"", content_type=None)
+
+
+def _plugin(url: str, state_dir: Path, told: list[tuple[str, str, dict[str, Any]]]) -> StatusPlugin:
+    return StatusPlugin(
+        ServiceClient(Service("s", url)), {}, lambda: "d-1", bundles=[], logs=None,
+        notify=lambda *event: told.append(event), state_dir=state_dir,
+    )  # fmt: skip
+
+
+def _kept(state_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((state_dir / STATE_FILE).read_text()))
+
+
+def test_a_refused_message_then_a_taken_one_are_kept_and_shown(tmp_path: Path) -> None:
+    told: list[tuple[str, str, dict[str, Any]]] = []
+    spool = tmp_path / "spool.sqlite"
+    with fault_server(REFUSED, TAKEN) as url:
+        status = _plugin(url, tmp_path, told)
+        error = f"{url}/status: HTTP 401: token rotated"
+
+        assert status.step() == 5.0
+        failed = _kept(tmp_path)
+        assert failed == {"last_attempt_at": failed["last_attempt_at"], "last_ok_at": None,
+                          "last_error": error, "service": f"{url}/status"}  # fmt: skip
+        shown = status_document(spool, None, tmp_path, f"{url}/status")
+        assert status_lines(shown)[0] == (
+            f"status: {url}/status (last attempt {failed['last_attempt_at']}, error: {error})"
+        )
+
+        assert status.step() == status.period
+        taken = _kept(tmp_path)
+        assert (taken["last_error"], taken["last_ok_at"]) == (None, taken["last_attempt_at"])
+        shown = status_document(spool, None, tmp_path, f"{url}/status")
+        assert shown["status_upload"] == {**taken, "service": f"{url}/status"}
+        assert status_lines(shown)[0] == (
+            f"status: {url}/status (last attempt {taken['last_attempt_at']}, ok at {taken['last_ok_at']})"
+        )
+    assert [name for name, _, _ in told] == ["status_failed"]
+
+
+def test_no_message_yet_and_no_status_service(tmp_path: Path) -> None:
+    spool = tmp_path / "spool.sqlite"
+    shown = status_document(spool, None, tmp_path, "https://plane.example/status")
+    assert shown["status_upload"] == {"service": "https://plane.example/status", "last_attempt_at": None,
+                                      "last_ok_at": None, "last_error": None}  # fmt: skip
+    assert status_lines(shown)[0] == "status: https://plane.example/status (no message sent yet)"
+    unconfigured = status_document(spool, None, tmp_path, None)
+    assert unconfigured["status_upload"] is None
+    assert not any(line.startswith("status:") for line in status_lines(unconfigured))
+
+
+def test_an_unreadable_state_file_is_said_not_taken_for_success(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_text("[1, 2]")
+    (tmp_path / STATE_FILE).chmod(0o600)
+    shown = status_document(tmp_path / "spool.sqlite", None, tmp_path, "http://p/status")["status_upload"]
+    assert shown["last_error"] == f"{tmp_path / STATE_FILE}: unreadable: not a JSON object"
+    (tmp_path / STATE_FILE).unlink()
+    (tmp_path / STATE_FILE).symlink_to(tmp_path / "elsewhere.json")
+    shown = status_document(tmp_path / "spool.sqlite", None, tmp_path, "http://p/status")["status_upload"]
+    assert shown["last_error"].startswith(f"{tmp_path / STATE_FILE}: unreadable: ")
+    assert "link" in shown["last_error"] and shown["last_ok_at"] is None
+
+
+def test_a_state_directory_that_cannot_keep_the_outcome_is_told_and_messages_go_on(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).mkdir()  # the rename onto it fails
+    told: list[tuple[str, str, dict[str, Any]]] = []
+    with fault_server(TAKEN) as url:
+        status = _plugin(url, tmp_path, told)
+        assert status.step() == status.period
+    assert status.state.last_error is None and status.state.last_ok_at is not None
+    [(name, text, _)] = told
+    assert name == "status_state_failed"
+    assert text.startswith(f"status: cannot keep the last outcome in {tmp_path / STATE_FILE}: ")
