@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_to_bytes
 
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pyagent.errors import InvalidInputError
 from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
 from pyagent.server.context import ServerContext
-from pyagent.server.errors import HttpError, allowed_methods
+from pyagent.server.errors import HttpError, no_route
 from pyagent.server.notify import DRAINING, Notifier
 from pyagent.server.protocol import set_header_deadline
 from pyagent.server.settings import ServerSettings
@@ -204,8 +204,10 @@ class _ApiHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _error(status: int, code: str, message: str, *, close: bool = False) -> Response:
-    headers = {**({"Connection": "close"} if close else {}), **_challenge(status)}
+def _error(
+    status: int, code: str, message: str, *, close: bool = False, headers: Mapping[str, str] | None = None
+) -> Response:
+    headers = {**(headers or {}), **({"Connection": "close"} if close else {}), **_challenge(status)}
     return JSONResponse({"code": code, "message": message}, status, headers=headers or None)
 
 
@@ -222,9 +224,10 @@ def _answer(path: str, err: HttpError) -> Response:
     if not path.startswith(_API_PREFIXES):
         from pyagent.server.dashboard.layout import HEADERS, error_page
 
-        headers = {**HEADERS, **({"Connection": "close"} if err.close else {}), **_challenge(err.status)}
+        headers = {**HEADERS, **err.headers, **({"Connection": "close"} if err.close else {}),
+                   **_challenge(err.status)}  # fmt: skip
         return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
-    return _error(err.status, err.code, err.message, close=err.close)
+    return _error(err.status, err.code, err.message, close=err.close, headers=err.headers)
 
 
 async def _http_error(request: Request, err: Exception) -> Response:
@@ -233,24 +236,13 @@ async def _http_error(request: Request, err: Exception) -> Response:
 
 
 async def _routing_error(request: Request, err: Exception) -> Response:
-    """No route for the path (404), or not by this method (405, with ``Allow``: every route's methods
-    for the path, not only the first tried's): the server's own error, as JSON on the API's paths and
-    as a page elsewhere, rather than Starlette's plain text. Another (a form's 400) keeps its words."""
+    """No route for the path (404), or not by this method (405): the server's own error
+    (:func:`~pyagent.server.errors.no_route`), as JSON on the API's paths and as a page elsewhere, rather
+    than Starlette's plain text. Another (a form's 400) keeps its words."""
     assert isinstance(err, StarletteHTTPException)
-    headers = dict(err.headers or {})
-    where = f"{request.method} {request.url.path}"
-    status = err.status_code
-    allowed = allowed_methods(request) if status == 405 else []
-    if allowed:
-        headers["Allow"] = ", ".join(allowed)
-        code, message = "method_not_allowed", f"{where}: allowed methods are {headers['Allow']}"
-    elif status in (404, 405):  # (405 for a catch-all's path, by a method it does not list: no route)
-        status, code, message = 404, "not_found", f"{where}: not found"
-    else:
-        code, message = "http_error", str(err.detail)
-    response = await _http_error(request, HttpError(status, code, message))
-    response.headers.update(headers)
-    return response
+    if err.status_code in (404, 405):  # (405 for a catch-all's path, by a method it does not list: no route)
+        return await _http_error(request, no_route(request))
+    return await _http_error(request, HttpError(err.status_code, "http_error", str(err.detail)))
 
 
 async def _gone(request: Request, _err: Exception) -> Response:

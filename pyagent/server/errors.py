@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -13,12 +14,16 @@ class HttpError(Exception):
     """``close``: answered before the whole body was read, so the connection is closed after the
     answer and the rest of the body (slow, huge or garbled) is never read as a next request."""
 
-    def __init__(self, status: int, code: str, message: str, *, close: bool = False) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, close: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.close = close
+        self.headers = dict(headers or {})
 
 
 def bad_request(message: str) -> HttpError:
@@ -48,3 +53,16 @@ def allowed_methods(request: Request) -> list[str]:
         and route.path_regex.fullmatch(path)
         for method in route.methods or ()
     })  # fmt: skip
+
+
+def no_route(request: Request) -> HttpError:
+    """No route serves the request: 405 with ``Allow`` (every route's methods for the path, whichever
+    Starlette tried first) when some route serves the path by other methods, else 404. The path is the
+    request's own (``scope``), line breaks and all: a URL rebuilt from it drops them."""
+    where = f"{request.method} {request.scope['path']}"
+    allowed = allowed_methods(request)
+    if allowed:
+        listed = ", ".join(allowed)
+        message = f"{where}: allowed methods are {listed}"
+        return HttpError(405, "method_not_allowed", message, headers={"Allow": listed})
+    return HttpError(404, "not_found", f"{where}: not found")

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from pyagent.server import query
 from pyagent.server.context import ServerContext
-from pyagent.server.errors import HttpError, allowed_methods, bad_request, catch_all
+from pyagent.server.errors import HttpError, bad_request, catch_all, no_route
 from pyagent.server.exports import devices_csv, summary_csv
 from pyagent.server.store.base import DeviceState, Organization, Store
 from pyagent.server.store.fleet import DeviceFilter, iso
@@ -203,13 +203,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         return JSONResponse(document())
 
     async def no_such_route(request: Request) -> Response:
-        """405 with ``Allow`` when another route serves the path by other methods, else 404."""
-        allowed = allowed_methods(request)
-        if allowed:
-            message = f"{request.method} {request.scope['path']}: allowed methods are {', '.join(allowed)}"
-            return JSONResponse({"code": "method_not_allowed", "message": message}, 405,
-                                headers={"Allow": ", ".join(allowed)})  # fmt: skip
-        raise HttpError(404, "not_found", f"{request.method} {request.scope['path']}: no such API route")
+        raise no_route(request)
 
     return [
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),

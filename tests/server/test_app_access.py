@@ -234,6 +234,7 @@ def test_no_answer_is_read_as_another_type(fleet: Fleet, path: str) -> None:
         ("/bundles/pyagent/", "GET /bundles/pyagent/: not found"),
         ("/bundles/pyagent/wasm/x", "GET /bundles/pyagent/wasm/x: not found"),
         ("/health/", "GET /health/: not found"),
+        ("/health%0Ax", "GET /health\nx: not found"),  # the path as asked: a URL rebuilt from it lost "\n"
     ],
 )
 def test_a_path_no_route_serves_is_a_json_404_never_a_redirect(fleet: Fleet, path: str, message: str) -> None:

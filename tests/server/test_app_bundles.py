@@ -152,7 +152,7 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
     assert (bad.status_code, bad.json()["message"]) == (400, "bundle junk.tar.gz" + NOT_GZIP)
     name = fleet.client.put("/api/v1/bundles/..%2Fx", files=files, headers=fleet.auth("admin"))
     assert (name.status_code, name.json()) == (
-        404, {"code": "not_found", "message": "PUT /api/v1/bundles/../x: no such API route"}
+        404, {"code": "not_found", "message": "PUT /api/v1/bundles/../x: not found"}
     )  # fmt: skip
     name = fleet.client.put("/api/v1/bundles/-x", files=files, headers=fleet.auth("admin"))
     assert (name.status_code, name.json()["message"]) == (

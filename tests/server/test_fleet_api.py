@@ -390,7 +390,7 @@ def test_exports_csv(api: Api, decided: list[Decided]) -> None:
             "at='0001-01-01T00:00:00+01:00': 0001-01-01T00:00:00+01:00 is out of range"
             " (years 1 to 9999 in UTC)",
         ),
-        ("/api/v1/no-such-thing", {}, "GET /api/v1/no-such-thing: no such API route"),
+        ("/api/v1/no-such-thing", {}, "GET /api/v1/no-such-thing: not found"),
     ],
 )
 def test_bad_queries_get_a_400_or_404_that_names_them(

@@ -97,7 +97,7 @@ def test_an_unknown_id_holding_a_line_break_is_a_json_404(on_sqlite: Served) -> 
     })  # fmt: skip
     nowhere = on_sqlite.get("/api/v1/nope%0Ax")
     assert (nowhere.status_code, nowhere.json()) == (
-        404, {"code": "not_found", "message": "GET /api/v1/nope\nx: no such API route"},
+        404, {"code": "not_found", "message": "GET /api/v1/nope\nx: not found"},
     )  # fmt: skip
     page = on_sqlite.get("/devices/b%0A")
     assert (page.status_code, "no decision is stored for device &#x27;b\\n&#x27;</p>" in page.text) == (
