@@ -9,6 +9,8 @@ one place every message goes through on its way to stderr.
 
 from __future__ import annotations
 
+import re
+
 from pyagent.redact import redact
 
 __all__ = ["printable", "safe_line", "safe_lines", "shorten"]
@@ -35,11 +37,24 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+#: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): characters shown as nothing. Most
+#: are format characters (not ``isprintable``); these are also letters or marks that Python calls
+#: printable: the combining grapheme joiner U+034F, the Hangul fillers, the Khmer inherent vowels, the
+#: Mongolian and other variation selectors. (App names keep them: an emoji's U+FE0F is common there.)
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
 def first_hidden(text: str) -> str | None:
     """The first character of ``text`` a terminal would not show as itself (a control or format
-    character, a line separator, a space other than U+0020), or None: an identifier holding one names
-    nothing a device reports."""
-    return None if text.isprintable() else next(c for c in text if not c.isprintable())
+    character, a line separator, a space other than U+0020, a default-ignorable character), or None: an
+    identifier holding one names nothing a device reports."""
+    if text.isascii():
+        return None if text.isprintable() else next(c for c in text if not c.isprintable())
+    return next((c for c in text if not c.isprintable() or _IGNORABLE.match(c)), None)
 
 
 def shorten(text: str, limit: int = 200) -> str:

@@ -189,6 +189,27 @@ def test_app_ids_that_no_ban_can_match_are_refused(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u034f", "\u115f", "\u1160", "\u17b4", "\u3164", "\ufe00", "\ufe0f", "\uffa0", "\U000e0100"],
+)
+def test_app_ids_with_a_default_ignorable_character_are_refused(tmp_path: Path, hidden: str) -> None:
+    """Characters shown as nothing that Python still calls printable (a combining grapheme joiner, a
+    Hangul filler, a variation selector): TikTok's id with one appended was compliant, exit 0."""
+    report = json.loads(Path(CLEAN).read_text())
+    report["apps"] = [{"id": f"com.zhiliaoapp.musically{hidden}"}]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    result = run(["check", str(path), "--at", AT])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"pyagent: error: {path}: $.apps[0].id: must not contain the invisible character "
+        f"U+{ord(hidden):04X} (no ban would match it): com.zhiliaoapp.musically{hidden}"
+    ]
+    with pytest.raises(CollectorInputError, match=f"contains the invisible character U\\+{ord(hidden):04X}"):
+        check_text(f"com.zhiliaoapp.musically{hidden}", what="id", where="x:1", identifier=True)
+
+
 def test_lint_with_an_opa_that_fails_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYAGENT_OPA", "/bin/false")
     result = run(["policy", "lint", str(REPO / "policies" / "rego"), str(REPO / "policies" / "data")])

@@ -48,6 +48,9 @@ UNREPORTED = [
     ("zero-width space", TIKTOK_LINE, '      - "com.zhiliaoapp\\u200b.musically"\n', ANDROID,
      "'com.zhiliaoapp\\u200b.musically': the identifier contains U+200B, which no tool shows: no device "
      "reports it"),
+    ("a combining grapheme joiner", TIKTOK_LINE, '      - "com.zhiliaoapp.musically\\u034f"\n', ANDROID,
+     "'com.zhiliaoapp.musically\u034f': the identifier contains U+034F, which no tool shows: no device "
+     "reports it"),
     ("a pm list line", TIKTOK_LINE, "      - package:com.zhiliaoapp.musically\n", ANDROID,
      "'package:com.zhiliaoapp.musically' is not an Android package name (dot-separated parts of letters, "
      "digits and _, each starting with a letter, e.g. com.zhiliaoapp.musically): no app would match it"),
