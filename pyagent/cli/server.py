@@ -233,6 +233,14 @@ Examples:
   pyagent policy bundle --target rego --revision 2023.03.15-1 -o build/server.tar.gz
   pyagent policy bundle --target wasm --revision 2023.03.15-1 -o build/bundle.tar.gz
   pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz
+  pyagent policy bundle --signing-key private.pem --serial 43 --target rego -o build/server.tar.gz
+  pyagent policy bundle --signing-key private.pem --serial 43 --target wasm -o build/bundle.tar.gz
+  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz --config server.toml
+
+\b
+The two builds of one revision carry one serial (--serial: each signing run stamps its own by
+default). With the server's config ([server.verification]) the signature is verified; once a
+revision was, a publish without that config is refused.
 """
 )
 @click.option("--name", required=True, help="Bundle name: served at /bundles/NAME and /bundles/NAME/wasm.")

@@ -87,6 +87,13 @@ def publish(
             )
         files[target] = BundleFile(target, f'"{hashlib.sha256(raw).hexdigest()}"', raw)
         revisions.add((revision, serial))
+    if len({revision for revision, _ in revisions}) == 1 and len(revisions) != 1:
+        (revision, _), *_ = revisions
+        serials = ", ".join(sorted((str(s) for _, s in revisions), key=lambda s: (len(s), s)))
+        raise InvalidInputError(
+            f"publish: the bundles are builds of revision {revision!r} with different serials ({serials}): "
+            "build both with the same --serial (pyagent policy bundle --serial N)"
+        )
     if len(revisions) != 1:
         found = ", ".join(f"{r!r} (serial {s})" for r, s in sorted(revisions, key=str))
         raise InvalidInputError(f"publish: the bundles are of different revisions: {found}")

@@ -30,6 +30,7 @@ class Bundles:
     wasm_10: Path
     rego_11: Path
     wasm_11_other_revision: Path
+    wasm_11_serial_12: Path
     forged_12: Path
     unsigned: Path
 
@@ -73,6 +74,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Bundles:
         wasm_10=signed("wasm-10.tar.gz", signer, "r10", 10, "wasm"),
         rego_11=signed("rego-11.tar.gz", signer, "r11", 11, "rego"),
         wasm_11_other_revision=signed("wasm-11.tar.gz", signer, "r11-other", 11, "wasm"),
+        wasm_11_serial_12=signed("wasm-11-12.tar.gz", signer, "r11", 12, "wasm"),
         forged_12=signed("forged-12.tar.gz", attacker, "r12", 12, "rego"),
         unsigned=unsigned,
     )
@@ -308,6 +310,36 @@ def test_publish_refuses_builds_of_different_revisions(db: str, bundles: Bundles
         "'r11-other' (serial 11)\n",
     )  # fmt: skip
     assert open_store(db).bundle_names() == set()
+
+
+def test_builds_signed_apart_with_default_serials_are_told_to_share_one(db: str, bundles: Bundles) -> None:
+    """Each `policy bundle --signing-key` run stamps its own serial by default: the message named the same
+    revision twice, as if they differed."""
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), str(bundles.wasm_11_serial_12),
+                       "--db", db)  # fmt: skip
+    assert (code, err) == (
+        2, "pyagent: error: publish: the bundles are builds of revision 'r11' with different serials "
+        "(11, 12): build both with the same --serial (pyagent policy bundle --serial N)\n",
+    )  # fmt: skip
+
+
+def test_a_publish_without_the_key_cannot_follow_a_verified_revision(
+    db: str, bundles: Bundles, tmp_path: Path
+) -> None:
+    """`server publish` without the server's config verifies nothing: it published an unsigned build
+    over a server that said "signed bundles only", and agents without `signing` took it."""
+    config = _config(tmp_path, bundles)
+    assert run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)[0] == 0
+    refused = (
+        "pyagent: error: bundle pyagent: the current revision 'r10' was verified by the server's key, and "
+        "this publish verifies none; publish with the server's config, whose [server.verification] names "
+        "the key (pyagent server publish --config FILE)\n"
+    )
+    assert run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db) == (2, "", refused)
+    assert run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db) == (2, "", refused)
+    head = open_store(db).bundle_head("pyagent", "rego")
+    assert head is not None and (head.revision, head.serial) == ("r10", 10)
+    assert run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db, "--config", config)[0] == 0
 
 
 def test_publish_refuses_a_file_that_is_no_bundle(db: str, tmp_path: Path, policy_bundle: Path) -> None:

@@ -26,10 +26,16 @@ def _ingest(store: Store, *events: dict[str, object]) -> tuple[int, int]:
 
 
 def _revision(
-    name: str, revision: str, serial: int | None = None, targets: tuple[str, ...] = ("rego",)
+    name: str,
+    revision: str,
+    serial: int | None = None,
+    targets: tuple[str, ...] = ("rego",),
+    *,
+    verified: bool = False,
 ) -> NewRevision:
+    """``verified``: by the server's key (a serial alone is read from the manifest when no key is set)."""
     files = [BundleFile(t, f'"{revision}-{t}"', f"{revision}/{t}".encode()) for t in targets]
-    return NewRevision(name, revision, serial, serial is not None, "test", files)
+    return NewRevision(name, revision, serial, verified, "test", files)
 
 
 def test_migrations_create_exactly_the_schema(store: Store) -> None:
@@ -161,6 +167,27 @@ def test_a_revision_without_serial_does_not_reopen_older_serials(store: Store) -
     newer = store.publish(_revision("pyagent", "r51", serial=51))
     head = store.bundle_head("pyagent", "rego")
     assert head is not None and (head.revision_id, head.revision, head.serial) == (newer, "r51", 51)
+
+
+def test_a_publish_that_verifies_nothing_cannot_follow_a_verified_revision(store: Store) -> None:
+    store.publish(_revision("pyagent", "r1"))
+    store.publish(_revision("pyagent", "r2", serial=2, verified=True))  # a key may come later
+    refused = (
+        "bundle pyagent: the current revision 'r2' was verified by the server's key, and this publish "
+        "verifies none; publish with the server's config, whose [server.verification] names the key "
+        "(pyagent server publish --config FILE)"
+    )
+    for unverified in (_revision("pyagent", "u3"), _revision("pyagent", "r3", serial=3)):
+        with pytest.raises(StoreConflict) as err:
+            store.publish(unverified)
+        assert str(err.value) == refused
+    with pytest.raises(StoreConflict) as err:  # nor may it complete the verified revision's builds
+        store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",)))
+    assert str(err.value) == refused
+    store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",), verified=True))
+    store.publish(_revision("pyagent", "r3", serial=3, verified=True))
+    heads = [store.bundle_head("pyagent", target) for target in ("wasm", "rego")]
+    assert [(h.revision, h.serial) if h else None for h in heads] == [("r2", 2), ("r3", 3)]
 
 
 def test_publish_refuses_what_is_not_newer(store: Store) -> None:

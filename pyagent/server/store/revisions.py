@@ -7,6 +7,10 @@ published under the bundle's name: that is the order agents enforce. Otherwise (
 revision has no serial) a revision is an opaque name, and it is newer when it was never published
 under the bundle's name: the current one again, or an earlier one (a rollback), is refused.
 
+Once a revision of a bundle was verified by the server's key (``[server.verification]``), a publish
+that verifies none (``server publish`` without the server's config) is refused: every replica and
+every publisher would otherwise have to hold the key for signing to mean anything.
+
 One exception: a publish of the current revision (same name, revision and serial) that brings only
 builds it lacks (its wasm build after a rego-only publish, say) completes it, so that
 ``/bundles/NAME`` and ``/bundles/NAME/wasm`` serve the same revision again (:func:`completed`).
@@ -52,13 +56,19 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
     serial is compared with the greatest one published under the name, not only the current one's: a
     revision without a serial in between (unsigned, say) must not reopen the way to an older serial."""
     current = conn.execute(
-        select(bundle_revisions.c.revision, bundle_revisions.c.serial)
+        select(bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.signed)
         .where(bundle_revisions.c.name == new.name)
         .order_by(bundle_revisions.c.id.desc())
         .limit(1)
     ).first()
     if current is None:
         return
+    if current.signed and not new.signed:  # a publish without the key never undoes a server's with it
+        raise StoreConflict(
+            f"bundle {new.name}: the current revision {current.revision!r} was verified by the server's "
+            "key, and this publish verifies none; publish with the server's config, whose "
+            "[server.verification] names the key (pyagent server publish --config FILE)"
+        )
     if new.serial is not None:
         highest = conn.execute(
             select(bundle_revisions.c.revision, bundle_revisions.c.serial)
