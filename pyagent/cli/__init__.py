@@ -146,10 +146,10 @@ class PyagentGroup(click.Group):
         except KeyboardInterrupt:
             _say("pyagent: interrupted")
             ctx.exit(3)
-        except BrokenPipeError:  # the reader of our output went away (`| head`): not a crash
+        except BrokenPipeError:  # the reader of our output went away (`| head`): as a closed stdout, exit 2
             _quiet_stdout()
-            _say("pyagent: output closed by its reader (broken pipe)")
-            ctx.exit(3)
+            _say("pyagent: error: output closed by its reader (broken pipe)")
+            ctx.exit(2)
         except Exception as err:  # never a traceback, never "allow": report it and exit 3
             if os.environ.get("PYAGENT_DEBUG"):
                 raise
