@@ -12,6 +12,12 @@ An instant later than the event's arrival (beyond ``MAX_AHEAD`` of clock skew) i
 device yet: such an event is acknowledged and counted as ignored (:func:`drop_ahead`), never stored,
 so that a decision dated in the future (a what-if query on a gating OPA, a wrong clock, a crafted
 upload) cannot hold a device's current state, and its compliance, until that date.
+
+Nor is a decision asked about another instant than when it was made: an event whose ``input.at`` is
+more than ``MAX_ASKED_GAP`` from its own ``timestamp`` (an OPA stamps the moment it decided; the agent
+stamps ``input.at``) is a what-if (``pyagent check --engine opa --at 2023-03-14``, a fleet or impact
+run on a logging OPA): acknowledged and counted as ignored, never written into the device's history
+at that past instant, which would change what the fleet was on that day.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeGuard
 
 import orjson
 
 from pyagent.redact import redact_strings
 from pyagent.server.errors import HttpError, bad_request
+from pyagent.server.instants import MAX_AHEAD, asked_another_time, parse_instant
 from pyagent.server.store.base import DecisionRow
 from pyagent.timeutil import is_rfc3339
 
@@ -40,8 +47,6 @@ MAX_DECISION_ID = 200
 #: together are bounded below that, on every store alike: one event over it was a 503 on PostgreSQL,
 #: and its batch was resent forever.
 MAX_INDEXED_BYTES = 2_560
-#: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
-MAX_AHEAD = timedelta(minutes=5)
 #: The decision's lists: arrays of objects, as the policy gives them (the dashboard lists their fields).
 ENTRY_LISTS = ("violations", "warnings", "exempted", "errors")
 
@@ -65,6 +70,9 @@ class Batch:
     #: Of the ignored, events no parser here takes whole (nested too deep, a number out of a double's
     #: range): said in the log apart from the unplaced, whose input was read.
     unread: int = 0
+    #: Of the ignored, decisions asked about another instant than when they were made (what-ifs).
+    what_if: int = 0
+    first_what_if: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,10 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
             continue
         if decided is None:
             batch.ignored += 1
-            if _decided_elsewhere(event):
+            if asked_another_time(event):
+                batch.what_if += 1
+                batch.first_what_if = batch.first_what_if or _named(event, index)
+            elif _decided_elsewhere(event):
                 batch.unplaced += 1
                 batch.first_unplaced = batch.first_unplaced or _named(event, index)
             continue
@@ -178,6 +189,8 @@ def _event(
     if placed is None:
         return None
     decided_at, report = placed
+    if asked_another_time(event):
+        return None
     device = report.device
     device_id = device["id"]
     bundles = event.get("bundles")
@@ -307,21 +320,6 @@ def _verdict(result: dict[str, Any], where: str) -> tuple[bool, str, str]:
     allow = bool(result["allow"]) and not violations and not errors
     verdict = "invalid" if errors else "compliant" if allow else "non_compliant"
     return allow, verdict, f"|{'|'.join(names)}|" if names else ""
-
-
-def parse_instant(value: str) -> datetime:
-    """An RFC 3339 timestamp (checked) as an aware UTC datetime, to the microsecond; ValueError for
-    one that is not in years 1-9999 in UTC (``0001-01-01T00:00:00+01:00`` is in year 0)."""
-    text = value.replace("z", "Z").replace("t", "T")
-    if "." in text:  # Python keeps microseconds: cut nanoseconds, keep the zone
-        head, _, tail = text.partition(".")
-        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]  # (the fraction's: not the zone's)
-        zone = tail[len(digits) :]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-    except OverflowError as err:
-        raise ValueError(f"{value} is out of range (years 1 to 9999 in UTC)") from err
 
 
 def _bundles(value: Any, where: str) -> dict[str, Any]:

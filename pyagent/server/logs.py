@@ -28,6 +28,7 @@ from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
 from pyagent.server.events import DECISION_PATH, drop_ahead
 from pyagent.server.heap import trim_heap
+from pyagent.server.instants import MAX_ASKED_GAP
 from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import IngestResult
 
@@ -54,6 +55,12 @@ def routes(ctx: ServerContext) -> list[Route]:
             log.warning(
                 "ignored %d decision(s) of %s whose input is not a device's report (input.at not RFC 3339, "
                 "or no device id), e.g. %s", lazy.batch.unplaced, DECISION_PATH, lazy.batch.first_unplaced,
+            )  # fmt: skip
+        if lazy.batch.what_if:  # one line per batch, naming the first
+            log.warning(
+                "ignored %d decision(s) asked about another instant than when they were made (input.at "
+                "over %s from the event's timestamp: a what-if), e.g. %s", lazy.batch.what_if,
+                MAX_ASKED_GAP, lazy.batch.first_what_if,
             )  # fmt: skip
         if ahead:  # one line per batch, naming the first
             first = ahead[0]

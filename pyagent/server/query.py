@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from starlette.requests import Request
 
 from pyagent.server.errors import bad_request
-from pyagent.server.events import parse_instant
+from pyagent.server.instants import parse_instant
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.timeutil import DURATION_EXPECTED, duration_seconds, is_rfc3339
 

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from pyagent.server.app import create_app
 from pyagent.server.store import Store, open_store
 from pyagent.server.store.base import BundleFile, NewRevision
+from pyagent.timeutil import is_rfc3339
 from tests.helpers.postgres import RunningPostgres, run_postgres
 from tests.server.inprocess import LIMITS, Fleet
 
@@ -100,7 +101,7 @@ def decision_event(
         "path": "pyagent/decision",
         "input": {"at": at, "report": body},
         "result": {"allow": allow, "organization": "eu-commission", "violations": violations, "errors": []},
-        "timestamp": "2023-03-16T09:30:01.5Z",
+        "timestamp": at if is_rfc3339(at) else "2023-03-16T09:30:01.5Z",  # OPA stamps when it decided
         "metrics": {"timer_rego_query_eval_ns": 1000},
     }
     if bundles is not None:

@@ -99,6 +99,33 @@ def test_a_decision_dated_after_its_arrival_is_ignored_and_cannot_pin_compliance
     assert gate.json()["compliant"] is False and gate.json()["decision_id"] == "skewed"
 
 
+def test_a_what_if_about_a_past_instant_is_acknowledged_not_written_into_history(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`pyagent check --engine opa --at 2023-03-14` on an OPA that logs its decisions: the OPA stamps
+    today, the input asks of 2023-03-14, and the device was written into that day's history as
+    compliant ("what the fleet was" changed years later). An hour apart is still one decision (the
+    clocks of an agent and of the OPA it asks may differ)."""
+    real = decision_event("real", at="2023-03-16T09:30:00Z")
+    skewed = decision_event("skewed", at="2023-03-16T10:29:00Z")
+    skewed["timestamp"] = "2023-03-16T09:30:00.5Z"
+    replay = decision_event("replay", at="2023-03-14T00:00:00Z", allow=True)
+    replay["timestamp"] = "2026-12-06T11:00:00.123456789Z"
+    ahead = decision_event("what-if-ahead", at="2023-03-16T12:00:00Z", allow=True)
+    ahead["timestamp"] = "2023-03-16T10:30:00Z"
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.post_logs([real, replay, skewed, ahead])
+    assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0, "ignored": 2})
+    assert fleet.history() == ["skewed", "real"]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored ")] == [
+        "ignored 2 decision(s) asked about another instant than when they were made (input.at over "
+        "1:00:00 from the event's timestamp: a what-if), e.g. event 1 ('replay' from 'opa-test')"
+    ]
+    reader = fleet.auth("reader")
+    past = fleet.client.get("/api/v1/summary?at=2023-03-14T12:00:00Z", headers=reader).json()
+    assert (past["devices"], past["compliant"]) == (0, 0)
+
+
 def test_a_decision_whose_input_is_no_devices_is_acknowledged_and_said_in_the_log(
     fleet: Fleet, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from pyagent.server.events import parse_batch, parse_instant
+from pyagent.server.events import parse_batch
+from pyagent.server.instants import parse_instant
 from pyagent.server.store import Store, open_store
 from pyagent.server.store.sql import SqlStore
 from tests.helpers.postgres import RunningPostgres

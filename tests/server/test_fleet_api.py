@@ -24,7 +24,7 @@ from pyagent.engines.embedded import EmbeddedEngine
 from pyagent.fleet.generate import devices as generated_devices
 from pyagent.server.app import create_app
 from pyagent.server.auth import new_token, token_hash
-from pyagent.server.events import parse_instant
+from pyagent.server.instants import parse_instant
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import open_store
 
@@ -250,7 +250,8 @@ def test_compliance_for_access_gating(api: Api, decided: list[Decided]) -> None:
     fresh_report = dict(decided[1].event["input"]["report"])
     now = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     event = {**decided[1].event, "decision_id": "fresh", "input": {"at": now, "report": fresh_report},
-             "result": {"allow": True, "violations": [], "errors": [], "warnings": []}}  # fmt: skip
+             "result": {"allow": True, "violations": [], "errors": [], "warnings": []},
+             "timestamp": now}  # fmt: skip
     assert api.client.post("/logs", json=[event], headers=api.agent).status_code == 200
     fresh = api.get(f"/api/v1/devices/{decided[1].device_id}/compliance")
     assert fresh == {"device_id": decided[1].device_id, "compliant": True, "stale": False, "as_of": now,

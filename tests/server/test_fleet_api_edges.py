@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from pyagent.server.app import create_app
 from pyagent.server.auth import new_token, token_hash
-from pyagent.server.events import parse_instant
+from pyagent.server.instants import parse_instant
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import Store
 from pyagent.server.store.base import StatusRow

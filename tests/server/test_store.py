@@ -9,7 +9,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from pyagent.server.events import parse_batch, parse_instant
+from pyagent.server.events import parse_batch
+from pyagent.server.instants import parse_instant
 from pyagent.server.store import Store, StoreConflict
 from pyagent.server.store.base import BundleFile, Grant, NewRevision, TokenInfo
 from pyagent.server.store.migrate import head
