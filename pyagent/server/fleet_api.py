@@ -188,8 +188,6 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             steps = history_steps(start, end, step, MAX_STEPS)
         except ValueError as err:
             raise bad_request(f"history: {err}") from err
-        if steps[-1] != end:  # steps that stop short of `to`: the chart ends at `to` all the same
-            steps.append(end)
         organization = query.organization(request)
         points = await run_in_threadpool(_points, ctx.store, steps, organization, stale_after)
         return JSONResponse({"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()),

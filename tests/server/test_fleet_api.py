@@ -385,6 +385,11 @@ def test_exports_csv(api: Api, decided: list[Decided]) -> None:
             {"from": "2023-03-17T00:00:00Z", "to": "2023-03-16T00:00:00Z", "step": "1h"},
             "history: from (2023-03-17T00:00:00Z) is after to (2023-03-16T00:00:00Z)",
         ),
+        (  # 1,000 steps stop short of `to`, which is a point too: it went past the limit (1,001 points)
+            "/api/v1/history",
+            {"from": "2023-03-16T06:00:00Z", "to": "2023-03-16T06:16:39.5Z", "step": "1s"},
+            "history: 1001 points asked, at most 1000: widen step or narrow from/to",
+        ),
         (
             "/api/v1/summary",
             {"at": "0001-01-01T00:00:00+01:00"},

@@ -86,7 +86,7 @@ def test_a_question_too_long_is_a_503_that_says_so(store: Store, monkeypatch: py
     )
     with TestClient(create_app(ServerSettings(query_timeout_seconds=0.3), store)) as client:
         started = time.monotonic()
-        params = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-05T00:00:00Z", "step": "49m"}
+        params = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-05T00:00:00Z", "step": "50m"}
         answer = client.get("/api/v1/history", params=params, headers=headers)
         assert (answer.status_code, answer.json()) == (503, {"code": "query_timeout", "message": message})
         page = client.get("/", headers=headers)  # the dashboard's trend: the same, as a page
@@ -140,7 +140,7 @@ def test_the_history_is_not_a_join_of_every_instant_with_every_decision(
             return clock()
 
     monkeypatch.setattr(deadline_module, "time", Counting)
-    steps = history_steps(START, START + timedelta(days=34), timedelta(minutes=49), 1000)
+    steps = history_steps(START, START + 999 * timedelta(minutes=49), timedelta(minutes=49), 1000)
     assert len(steps) == 1000
     points = sqlite_store.history(steps, organization=None, stale_after=timedelta(hours=24))
     assert points[-1]["devices"] == 200
@@ -186,3 +186,18 @@ def test_the_history_counts_what_the_summary_counts_at_each_instant(
         summary = store.summary(now=now, at=step, organization=organization, stale_after=STALE)
         assert {k: point[k] for k in KEYS} == {k: summary[k] for k in KEYS}, step
     assert any(p["stale"] for p in points) and any(p["invalid"] for p in points)
+
+
+def test_history_steps_count_the_end_point_in_their_limit() -> None:
+    """A grid that stops short of its end gets the end as one more point, within the limit."""
+    start = datetime(2023, 3, 16, 6, tzinfo=UTC)
+    exact = history_steps(start, start + timedelta(seconds=998.5), timedelta(seconds=1), 1000)
+    assert (len(exact), exact[-2:]) == (
+        1000,
+        [start + timedelta(seconds=998), start + timedelta(seconds=998.5)],
+    )
+    assert history_steps(start, start + timedelta(seconds=999), timedelta(seconds=1), 1000)[-1] == (
+        start + timedelta(seconds=999)
+    )
+    with pytest.raises(ValueError, match=r"^1001 points asked, at most 1000"):
+        history_steps(start, start + timedelta(seconds=999.5), timedelta(seconds=1), 1000)

@@ -189,8 +189,6 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: Or
     # (a trend as of year 1 starts on its first day: nothing is before it)
     start = earlier(instant, timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     steps = history_steps(start, instant, timedelta(days=1), TREND_DAYS + 2)
-    if steps[-1] != instant:  # end on the instant shown, not on the midnight before it
-        steps.append(instant)
     points = store.history(steps, organization=organization, stale_after=stale_after)
     if at is None:  # the last point is now: the figures above it (which count a decision made within
         # this second, or dated a little ahead of this server's clock, as the history does not yet)

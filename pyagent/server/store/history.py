@@ -110,12 +110,17 @@ def history(conn: Connection, steps: Sequence[datetime], *, organization: Organi
 
 
 def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -> list[datetime]:
+    """``start``, every ``step`` after it up to ``end``, and ``end`` itself when a step stops short of
+    it (a chart ends at ``end`` all the same): at most ``limit`` points, that last one included."""
     if step <= timedelta(0) or end < start:
         return []
     count = int((end - start) / step) + 1
+    steps = [start + i * step for i in range(min(count, limit + 1))]
+    if steps[-1] != end:
+        count += 1
     if count > limit:
-        raise ValueError(f"{count} steps asked, at most {limit}: widen step or narrow from/to")
-    return [start + i * step for i in range(count)]
+        raise ValueError(f"{count} points asked, at most {limit}: widen step or narrow from/to")
+    return [*steps, end] if steps[-1] != end else steps
 
 
 def _aware(value: datetime) -> datetime:
