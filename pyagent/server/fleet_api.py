@@ -61,6 +61,7 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
         "compliant": state.allow is True and not stale,
         "allow": state.allow,
         "verdict": state.verdict,
+        "verdict_since": iso(state.verdict_since) if state.verdict_since else None,
         "stale": stale,
         "decision_id": state.decision_id,
         "decided_at": iso(state.decided_at),
@@ -78,10 +79,15 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
     }
 
 
-def compliance(store: Store, device_id: str, now: datetime, stale_after: timedelta) -> dict[str, Any]:
+def compliance(
+    store: Store, device_id: str, now: datetime, stale_after: timedelta, at: datetime | None = None
+) -> dict[str, Any]:
     """For access gating: an unknown, stale or non-compliant device is not compliant. The keys are the
-    contract's five exactly (an unknown device: ``decision_id`` and ``as_of`` null)."""
-    state = store.device(device_id)
+    contract's five exactly (an unknown device: ``decision_id`` and ``as_of`` null). With ``at``, as of
+    that instant: the device's decision that held then, stale by then or not (an audit of a past
+    access)."""
+    state = store.device(device_id) if at is None else store.decision_at(device_id, at)
+    now = now if at is None else at
     if state is None:
         return {
             "device_id": device_id,
@@ -159,9 +165,10 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
                 request, request.path_params["device_id"] + path[path.rindex("/compliance") :]
             )
         await ctx.authorize(request, "reader")
-        query.only(request)
+        query.only(request, "at")
+        at = query.instant(request, "at")
         answer = await run_in_threadpool(
-            compliance, ctx.store, request.path_params["device_id"], clock(), stale_after
+            compliance, ctx.store, request.path_params["device_id"], clock(), stale_after, at
         )
         return JSONResponse(answer)
 

@@ -154,7 +154,7 @@ def document() -> dict[str, Any]:
             "/api/v1/devices/{device_id}": {
                 "get": _op(
                     "A device's current state and decision history (newest first; history_truncated: older "
-                    "ones were left out)",
+                    "ones were left out); verdict_since: the first decision of the run with its verdict",
                     "reader",
                     [device, _param("history", "decisions listed (100 by default)", type="integer")],
                 )
@@ -163,7 +163,14 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "For access gating: unknown, stale or non-compliant devices are not compliant",
                     "reader",
-                    [device],
+                    [
+                        device,
+                        _param(
+                            "at",
+                            "RFC 3339 instant: as of then, from the device's history (default: now)",
+                            format="date-time",
+                        ),
+                    ],
                     {
                         "type": "object",
                         "properties": {

@@ -173,8 +173,8 @@ def test_after_login_a_browser_lands_on_the_page_it_asked_for(
          "organization, no_organization, platform, allow, compliant, stale, ban, cursor, limit, format)"),
         ("/api/v1/devices/fr-brussels-0042?at=2023-03-16T00:00:00Z",
          "at: not a parameter of /api/v1/devices/fr-brussels-0042 (it takes: history)"),
-        ("/api/v1/devices/fr-brussels-0042/compliance?at=2023-03-16T00:00:00Z",
-         "at: not a parameter of /api/v1/devices/fr-brussels-0042/compliance (it takes: none)"),
+        ("/api/v1/devices/fr-brussels-0042/compliance?as_of=2023-03-16T00:00:00Z",
+         "as_of: not a parameter of /api/v1/devices/fr-brussels-0042/compliance (it takes: at)"),
         ("/api/v1/summary?organisation=india",
          "organisation: not a parameter of /api/v1/summary "
          "(it takes: at, organization, no_organization, format)"),
@@ -197,7 +197,7 @@ def test_after_login_a_browser_lands_on_the_page_it_asked_for(
     ],
 )  # fmt: skip
 def test_a_parameter_a_route_does_not_read_is_refused_by_name(fleet: Fleet, path: str, message: str) -> None:
-    """A typo, or a question the route does not answer (compliance "as of"), gets no answer that
+    """A typo, or a question the route does not answer (a device's state "at"), gets no answer that
     looks like the one asked for."""
     response = fleet.client.get(path, headers=fleet.auth("reader"))
     assert (response.status_code, response.json()) == (400, {"code": "invalid_parameter", "message": message})

@@ -288,6 +288,7 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
     facts = [
         ("Device", device["device_id"]), ("Organisation", organization),
         ("Platform", platform), ("Last decision", device["decided_at"]),
+        (f"{_verdict(device).replace('_', '-').capitalize()} since", device.get("verdict_since")),
         ("Decision id", device["decision_id"]), ("Decided by", device["sender"]),
         ("Policy revision", decision.get("policy_revision")), ("Last seen", device["last_seen"]),
     ]  # fmt: skip

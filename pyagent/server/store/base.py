@@ -153,6 +153,18 @@ class DeviceState:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Older decisions than the history's were left out (ask for more with ``history=``).
     history_truncated: bool = False
+    #: The instant of the first decision of the run that has had the current verdict (since when).
+    verdict_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PastDecision:
+    """A device's decision that held at an instant: its newest at or before it."""
+
+    decision_id: str
+    decided_at: datetime
+    allow: bool | None
+    verdict: str
 
 
 class Store(abc.ABC):
@@ -228,6 +240,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def device(self, device_id: str, *, history: int = 0) -> DeviceState | None: ...
+
+    @abc.abstractmethod
+    def decision_at(self, device_id: str, at: datetime) -> PastDecision | None:
+        """The device's decision that held at ``at`` (its newest at or before it), or None."""
 
     @abc.abstractmethod
     def report(self, digest: str) -> dict[str, Any] | None: ...

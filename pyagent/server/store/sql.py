@@ -6,6 +6,7 @@ import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from pyagent.redact import redact_strings
-from pyagent.server.store import fleet, history, ingest, partitions, retention, revisions
+from pyagent.server.store import device_past, fleet, history, ingest, partitions, retention, revisions
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -23,6 +24,7 @@ from pyagent.server.store.base import (
     IngestResult,
     NewRevision,
     Organization,
+    PastDecision,
     QueryTimeout,
     StatusRow,
     Store,
@@ -283,6 +285,11 @@ class SqlStore(Store):
         with self._tx(read=True) as conn:
             row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
             status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
+            since = None
+            if row is not None:
+                since = device_past.verdict_since(
+                    conn, device_id, row.decided_at, row.decision_id, row.verdict
+                )
             past: Sequence[Any] = []
             if row is not None and history > 0:
                 past = conn.execute(
@@ -308,6 +315,7 @@ class SqlStore(Store):
             last_seen=utc(row.last_seen),
             verdict=row.verdict,
             report_digest=row.report_digest,
+            verdict_since=utc(since) if since is not None else None,
         )
         if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
             state.status = {
@@ -324,6 +332,11 @@ class SqlStore(Store):
         ]  # fmt: skip
         state.history_truncated = len(past) > history
         return state
+
+    def decision_at(self, device_id: str, at: datetime) -> PastDecision | None:
+        with self._tx(read=True) as conn:
+            found = device_past.decision_at(conn, device_id, at)
+        return None if found is None else replace(found, decided_at=utc(found.decided_at))
 
     def report(self, digest: str) -> dict[str, Any] | None:
         with self._tx(read=True) as conn:
