@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -13,6 +15,17 @@ from tests.helpers.opa_bin import opa_binary
 from tests.helpers.opa_server import POLICY_DIRS, RunningOpa, run_opa_server
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _interrupted(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped by SIGTERM (a CI timeout, `kill` of `make test`) tears its fixtures down as one
+    stopped by Ctrl-C does: the PostgreSQL, nginx and OPA servers they started are stopped, not left
+    running (SIGTERM's default ends the process at once)."""
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 @pytest.fixture(scope="session")
