@@ -249,9 +249,9 @@ def test_compliance_for_access_gating(api: Api, decided: list[Decided]) -> None:
     assert (stale["compliant"], stale["stale"], stale["as_of"]) == (False, True, T2)
     fresh_report = dict(decided[1].event["input"]["report"])
     now = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    allowed = {"allow": True, "violations": [], "errors": [], "warnings": []}
     event = {**decided[1].event, "decision_id": "fresh", "input": {"at": now, "report": fresh_report},
-             "result": {"allow": True, "violations": [], "errors": [], "warnings": []},
-             "timestamp": now}  # fmt: skip
+             "result": allowed, "timestamp": now}  # fmt: skip
     assert api.client.post("/logs", json=[event], headers=api.agent).status_code == 200
     fresh = api.get(f"/api/v1/devices/{decided[1].device_id}/compliance")
     assert fresh == {"device_id": decided[1].device_id, "compliant": True, "stale": False, "as_of": now,
@@ -384,11 +384,6 @@ def test_exports_csv(api: Api, decided: list[Decided]) -> None:
             "/api/v1/history",
             {"from": "2023-03-17T00:00:00Z", "to": "2023-03-16T00:00:00Z", "step": "1h"},
             "history: from (2023-03-17T00:00:00Z) is after to (2023-03-16T00:00:00Z)",
-        ),
-        (  # 1,000 steps stop short of `to`, which is a point too: it went past the limit (1,001 points)
-            "/api/v1/history",
-            {"from": "2023-03-16T06:00:00Z", "to": "2023-03-16T06:16:39.5Z", "step": "1s"},
-            "history: 1001 points asked, at most 1000: widen step or narrow from/to",
         ),
         (
             "/api/v1/summary",

@@ -140,6 +140,17 @@ def test_numbers_are_ascii_digits_only(
     assert (answer.status_code, answer.json()) == (400, {"code": "invalid_parameter", "message": message})
 
 
+def test_the_end_of_a_history_counts_in_its_limit(on_sqlite: Served) -> None:
+    """1,000 steps stop short of `to`, which is a point too: 1,001 points were answered."""
+    window = {"from": "2023-03-16T06:00:00Z", "step": "1s"}
+    over = on_sqlite.get("/api/v1/history", **window, to="2023-03-16T06:16:39.5Z")
+    assert (over.status_code, over.json()["message"]) == (
+        400, "history: 1001 points asked, at most 1000: widen step or narrow from/to"
+    )  # fmt: skip
+    points = on_sqlite.get("/api/v1/history", **window, to="2023-03-16T06:16:38.5Z").json()["points"]
+    assert (len(points), points[-1]["at"]) == (1000, "2023-03-16T06:16:38.500000Z")
+
+
 def test_a_step_is_read_as_a_configured_duration_is(on_sqlite: Served) -> None:
     """One grammar for the API's steps and the config's stale_after: days to seconds, or seconds."""
     on_sqlite.post(decision_event("d-a", device_id="a"))
