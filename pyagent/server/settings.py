@@ -12,6 +12,7 @@
     stale_after_seconds = 86400        # a device silent this long counts as not compliant
                                        # (or stale_after = "24h", as a duration)
     query_timeout_seconds = 30         # a reader's query (API, dashboard) is stopped past this: 503
+    dashboard_refresh_seconds = 60     # the dashboard's pages of now reload themselves; 0: never
     tls_cert = "/etc/pyagent/server.crt"
     tls_key = "/etc/pyagent/server.key"
 
@@ -68,6 +69,7 @@ class ServerSettings:
     retention_days: int = 0  # keep everything unless asked: history is evidence, and old instants are queried
     stale_after_seconds: int = 24 * 3600
     query_timeout_seconds: float = QUERY_TIMEOUT_SECONDS
+    dashboard_refresh_seconds: int = 60
     tls_cert: Path | None = None
     tls_key: Path | None = None
     verification: Verification | None = None
@@ -95,6 +97,7 @@ _INTS = {
     "retention_days": 0,
     "stale_after_seconds": 1,
     "query_timeout_seconds": 1,
+    "dashboard_refresh_seconds": 0,
 }
 _PATHS = {"state_dir", "tls_cert", "tls_key"}
 _STRINGS = {"bind", "db"}

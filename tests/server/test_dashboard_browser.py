@@ -100,7 +100,8 @@ def fleet(policy_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     workdir = tmp_path_factory.mktemp("dashboard")
     db = f"sqlite:///{workdir / 'server.db'}"
     config = workdir / "server.toml"
-    config.write_text(f"[server]\nstale_after_seconds = {STALE_AFTER}\n")
+    # (no reload in the middle of a step: test_dashboard_live.py has the pages reload themselves)
+    config.write_text(f"[server]\nstale_after_seconds = {STALE_AFTER}\ndashboard_refresh_seconds = 0\n")
     engine = EmbeddedEngine.from_settings(EngineSettings(engine="embedded", bundle=str(policy_bundle)))
     reports = list(generated_devices(FLEET, seed=20230315, apps_per_device=20))
     hostile = json.loads(json.dumps(reports[0]))

@@ -26,8 +26,12 @@ TREND_DAYS = 14
 STALE_LISTED = 20
 
 
-def _html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status, headers=layout.HEADERS)
+def _html(body: str, status: int = 200, refresh: int = 0) -> HTMLResponse:
+    """``refresh``: seconds after which the browser loads the page again (the ``Refresh`` header, which
+    every browser obeys and no Content-Security-Policy forbids: the dashboard runs no script), so a
+    page of the fleet as it is now stays live; 0 for none."""
+    headers = {**layout.HEADERS, **({"Refresh": str(refresh)} if refresh > 0 else {})}
+    return HTMLResponse(body, status, headers=headers)
 
 
 _URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
@@ -54,6 +58,7 @@ def _asked(request: Request) -> str:
 
 def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[Route]:
     stale_after = timedelta(seconds=ctx.settings.stale_after_seconds)
+    live = ctx.settings.dashboard_refresh_seconds  # the pages of now reload; a past instant's never change
 
     async def who(request: Request) -> sessions.Viewer | None:
         return await run_in_threadpool(sessions.viewer, request, ctx.store)
@@ -80,7 +85,8 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         at = query.instant(request, "at")
         organization = query.organization(request, name_wins=True)
         body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
-        return _html(layout.page("Fleet compliance", body, here="/", csrf=viewer.csrf or None))
+        page = layout.page("Fleet compliance", body, here="/", csrf=viewer.csrf or None)
+        return _html(page, refresh=live if at is None else 0)
 
     async def devices(request: Request) -> Response:
         viewer = await gate(request)
@@ -101,7 +107,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         )
         filters = {name: request.query_params.get(name) for name in (*pages.FILTERS, "limit")}
         body = pages.device_list(page, filters, query.encode_cursor(last))
-        return _html(layout.page("Devices", body, here="/devices", csrf=viewer.csrf or None))
+        return _html(layout.page("Devices", body, here="/devices", csrf=viewer.csrf or None), refresh=live)
 
     async def device(request: Request) -> Response:
         """``/devices/{id}``; or ``/device?id=`` for the ids a browser would take for dot segments
@@ -124,7 +130,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             await run_in_threadpool(ctx.store.report, state.report_digest) if state.report_digest else None
         )
         body = pages.device_page(device_json(state, stale_after, clock()), report)
-        return _html(layout.page(device_id, body, here="", csrf=viewer.csrf or None))
+        return _html(layout.page(device_id, body, here="", csrf=viewer.csrf or None), refresh=live)
 
     async def login_form(request: Request) -> Response:
         return _html(layout.login_page(next_path=_local(request.query_params.get("next"))))
