@@ -40,21 +40,37 @@ def printable(text: str) -> str:
 #: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): characters shown as nothing. Most
 #: are format characters (not ``isprintable``); these are also letters or marks that Python calls
 #: printable: the combining grapheme joiner U+034F, the Hangul fillers, the Khmer inherent vowels, the
-#: Mongolian and other variation selectors. (App names keep them: an emoji's U+FE0F is common there.)
+#: Mongolian and other variation selectors.
 _IGNORABLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
+#: Variation selectors: after a character other than ASCII they choose its glyph (an emoji's U+FE0F in
+#: an app's name, "Weather \u2600\ufe0f", from which a collector makes a ``name:`` id), as they do in
+#: a keycap ("1\ufe0f\u20e3"); after an ASCII letter they select nothing and only hide.
+_SELECTOR = re.compile("[\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_KEYCAP = "\u20e3"
 
 
 def first_hidden(text: str) -> str | None:
     """The first character of ``text`` a terminal would not show as itself (a control or format
-    character, a line separator, a space other than U+0020, a default-ignorable character), or None: an
-    identifier holding one names nothing a device reports."""
+    character, a line separator, a space other than U+0020, a default-ignorable character other than
+    a variation selector that selects a glyph), or None: an identifier holding one names nothing a
+    device reports."""
     if text.isascii():
         return None if text.isprintable() else next(c for c in text if not c.isprintable())
-    return next((c for c in text if not c.isprintable() or _IGNORABLE.match(c)), None)
+    for index, char in enumerate(text):
+        if char.isprintable() and not _IGNORABLE.match(char):
+            continue
+        if (
+            _SELECTOR.match(char)
+            and index > 0
+            and (not text[index - 1].isascii() or text[index + 1 : index + 2] == _KEYCAP)
+        ):
+            continue
+        return char
+    return None
 
 
 def shorten(text: str, limit: int = 200) -> str:

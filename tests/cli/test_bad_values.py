@@ -210,6 +210,19 @@ def test_app_ids_with_a_default_ignorable_character_are_refused(tmp_path: Path, 
         check_text(f"com.zhiliaoapp.musically{hidden}", what="id", where="x:1", identifier=True)
 
 
+@pytest.mark.parametrize("name", ["Weather \u2600\ufe0f", "Keycap 1\ufe0f\u20e3", "\u845b\U000e0100 Maps"])
+def test_a_variation_selector_that_selects_a_glyph_is_kept(tmp_path: Path, name: str) -> None:
+    """An emoji's U+FE0F in an app's name, from which collectors make a ``name:`` id: refused, one such
+    program stopped the whole device from being collected or decided."""
+    assert check_text(f"name:{name}", what="name-derived id", where="x:1", identifier=True) == f"name:{name}"
+    report = json.loads(Path(CLEAN).read_text())
+    report["apps"].append({"id": f"name:{name}", "name": name})
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    result = run(["check", str(path), "--at", AT])
+    assert (result.exit_code, result.stderr.splitlines()[0].split(":")[0]) == (0, "COMPLIANT"), result.stderr
+
+
 def test_lint_with_an_opa_that_fails_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYAGENT_OPA", "/bin/false")
     result = run(["policy", "lint", str(REPO / "policies" / "rego"), str(REPO / "policies" / "data")])
