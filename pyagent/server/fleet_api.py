@@ -3,6 +3,7 @@ a device's state and history, access gating, rollout per bundle, history for cha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, bad_request, catch_all, no_route
 from pyagent.server.exports import devices_csv, summary_csv
 from pyagent.server.store.base import DeviceState, Organization, Store
-from pyagent.server.store.fleet import DeviceFilter, iso
+from pyagent.server.store.fleet import DeviceFilter, earlier, iso
 from pyagent.server.store.history import history_steps
 
 MAX_PAGE = 1000
@@ -96,7 +97,7 @@ def compliance(
             "as_of": None,
             "decision_id": None,
         }
-    stale = state.decided_at < now - stale_after
+    stale = state.decided_at < earlier(now, stale_after)  # (at= in year 1: nothing is stale yet)
     return {
         "device_id": device_id,
         "compliant": state.allow is True and not stale,
@@ -150,7 +151,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         device_id = request.path_params["device_id"] if device_id is None else device_id
         query.only(request, "history")
         history = query.number(request, "history", 100, 0, 10_000)
-        state = await run_in_threadpool(ctx.store.device, device_id, history=history)
+        state = await run_in_threadpool(
+            functools.partial(ctx.store.device, device_id, history=history, since=True)
+        )
         if state is None:
             raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
         return JSONResponse(device_json(state, stale_after, clock()))

@@ -35,7 +35,7 @@ def _decide(store: Store, *runs: tuple[str, str, bool]) -> None:
 
 
 def _since(store: Store) -> str:
-    state = store.device(DEVICE)
+    state = store.device(DEVICE, since=True)
     assert state is not None and state.verdict_since is not None
     return state.verdict_since.isoformat().replace("+00:00", "Z")
 
@@ -51,8 +51,10 @@ def test_verdict_since_is_the_first_decision_of_the_current_run(store: Store) ->
     assert _since(store) == "2023-03-16T13:00:00Z"
     _decide(store, RUNS[6], ("late-deny", "2023-03-16T09:30:00Z", False))  # a late upload of the past
     assert _since(store) == "2023-03-16T13:00:00Z"
-    state = store.device(DEVICE)
-    assert state is not None and (state.decision_id, state.verdict) == ("g-allow", "compliant")
+    state = store.device(DEVICE)  # the access gate's read: no walk back through the history
+    assert state is not None and (state.decision_id, state.verdict, state.verdict_since) == (
+        "g-allow", "compliant", None
+    )  # fmt: skip
 
 
 def test_the_decision_that_held_at_an_instant(store: Store) -> None:
@@ -104,6 +106,23 @@ def test_compliance_as_of_a_past_instant_and_since_when(fleet: Fleet) -> None:
     assert (device["verdict"], device["verdict_since"]) == ("compliant", "2023-03-16T13:00:00Z")
     page = fleet.client.get(f"/devices/{DEVICE}", headers=reader).text
     assert "<dt>Compliant since</dt><dd>2023-03-16T13:00:00Z</dd>" in page
+
+
+def test_compliance_in_year_one_is_no_overflow(fleet: Fleet) -> None:
+    """A decision dated in year 1 is one (no timestamp says otherwise): its gate as of that day was a
+    500 (the instant minus stale_after overflowed)."""
+    event = decision_event("first-day", at="0001-01-01T00:00:00Z", allow=True)
+    del event["timestamp"]
+    assert fleet.post_logs([event]).json()["stored"] == 1
+    answer = fleet.client.get(
+        f"/api/v1/devices/{DEVICE}/compliance",
+        params={"at": "0001-01-01T12:00:00Z"},
+        headers=fleet.auth("reader"),
+    )
+    assert (answer.status_code, answer.json()) == (200, {
+        "device_id": DEVICE, "compliant": True, "stale": False, "as_of": "0001-01-01T00:00:00Z",
+        "decision_id": "first-day",
+    })  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ reader login with a session cookie. No script runs on the pages; filters are for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, quote_from_bytes, urlencode, urlsplit
@@ -123,7 +124,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             device_id = request.query_params.get("id") or ""
             if not device_id:
                 raise HttpError(400, "invalid_parameter", "id: the device's id is required")
-        state = await run_in_threadpool(ctx.store.device, device_id, history=100)
+        state = await run_in_threadpool(
+            functools.partial(ctx.store.device, device_id, history=100, since=True)
+        )
         if state is None:
             raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
         report = (

@@ -239,7 +239,9 @@ class Store(abc.ABC):
     def record_status(self, row: StatusRow) -> None: ...
 
     @abc.abstractmethod
-    def device(self, device_id: str, *, history: int = 0) -> DeviceState | None: ...
+    def device(self, device_id: str, *, history: int = 0, since: bool = False) -> DeviceState | None:
+        """The device's current state, with its last ``history`` decisions and, with ``since``, since
+        when its verdict has held (a walk back through its history: not for the access gate)."""
 
     @abc.abstractmethod
     def decision_at(self, device_id: str, at: datetime) -> PastDecision | None:

@@ -14,19 +14,24 @@ from pyagent.server.store.base import PastDecision
 from pyagent.server.store.schema import decisions
 
 
-def _before(at: datetime, decision_id: str) -> ColumnElement[bool]:
-    """Decisions strictly before (``at``, ``decision_id``)."""
-    return or_(
-        decisions.c.decided_at < at,
-        and_(decisions.c.decided_at == at, decisions.c.decision_id < decision_id),
+def _before(at: datetime, decision_id: str, *, inclusive: bool = False) -> ColumnElement[bool]:
+    """Decisions before (``at``, ``decision_id``), that one too when ``inclusive``. The plain bound on
+    the instant comes first: PostgreSQL prunes the daily partitions by it, and scans the index from it."""
+    same = decisions.c.decision_id <= decision_id if inclusive else decisions.c.decision_id < decision_id
+    return and_(
+        decisions.c.decided_at <= at,
+        or_(decisions.c.decided_at < at, and_(decisions.c.decided_at == at, same)),
     )
 
 
 def _after(at: datetime, decision_id: str) -> ColumnElement[bool]:
     """Decisions strictly after (``at``, ``decision_id``)."""
-    return or_(
-        decisions.c.decided_at > at,
-        and_(decisions.c.decided_at == at, decisions.c.decision_id > decision_id),
+    return and_(
+        decisions.c.decided_at >= at,
+        or_(
+            decisions.c.decided_at > at,
+            and_(decisions.c.decided_at == at, decisions.c.decision_id > decision_id),
+        ),
     )
 
 
@@ -52,7 +57,9 @@ def verdict_since(conn: Connection, device_id: str, at: datetime, decision_id: s
         .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
         .limit(1)
     ).first()
-    first = select(decisions.c.decided_at).where(decisions.c.device_id == device_id, ~_after(at, decision_id))
+    first = select(decisions.c.decided_at).where(
+        decisions.c.device_id == device_id, _before(at, decision_id, inclusive=True)
+    )
     if other is not None:
         first = first.where(_after(other.decided_at, other.decision_id))
     found = conn.execute(first.order_by(decisions.c.decided_at, decisions.c.decision_id).limit(1)).scalar()

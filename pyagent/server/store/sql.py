@@ -281,13 +281,13 @@ class SqlStore(Store):
                 .values(last_seen=values["last_seen"])
             )
 
-    def device(self, device_id: str, *, history: int = 0) -> DeviceState | None:
+    def device(self, device_id: str, *, history: int = 0, since: bool = False) -> DeviceState | None:
         with self._tx(read=True) as conn:
             row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
             status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
-            since = None
-            if row is not None:
-                since = device_past.verdict_since(
+            verdict_since = None
+            if row is not None and since:
+                verdict_since = device_past.verdict_since(
                     conn, device_id, row.decided_at, row.decision_id, row.verdict
                 )
             past: Sequence[Any] = []
@@ -315,7 +315,7 @@ class SqlStore(Store):
             last_seen=utc(row.last_seen),
             verdict=row.verdict,
             report_digest=row.report_digest,
-            verdict_since=utc(since) if since is not None else None,
+            verdict_since=utc(verdict_since) if verdict_since is not None else None,
         )
         if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
             state.status = {
