@@ -16,8 +16,8 @@ upload) cannot hold a device's current state, and its compliance, until that dat
 Nor is a decision asked about another instant than when it was made: an event whose ``input.at`` is
 more than ``MAX_ASKED_GAP`` from its own ``timestamp`` (an OPA stamps the moment it decided; the agent
 stamps ``input.at``) is a what-if (``pyagent check --engine opa --at 2023-03-14``, a fleet or impact
-run on a logging OPA): acknowledged and counted as ignored, never written into the device's history
-at that past instant, which would change what the fleet was on that day.
+run with such an ``--at`` on a logging OPA): acknowledged and counted as ignored, never written into
+the device's history at that past instant, which would change what the fleet was on that day.
 """
 
 from __future__ import annotations
@@ -189,8 +189,6 @@ def _event(
     if placed is None:
         return None
     decided_at, report = placed
-    if asked_another_time(event):
-        return None
     device = report.device
     device_id = device["id"]
     bundles = event.get("bundles")
@@ -212,6 +210,8 @@ def _event(
     platform = column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None
     bans = column_text(bans)
     _indexable(where, device_id, decision_id, organization, platform, bans)
+    if asked_another_time(event):  # (checked as any event first: a malformed one is a 400 all the same)
+        return None
     collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(

@@ -124,6 +124,11 @@ def test_a_what_if_about_a_past_instant_is_acknowledged_not_written_into_history
     reader = fleet.auth("reader")
     past = fleet.client.get("/api/v1/summary?at=2023-03-14T12:00:00Z", headers=reader).json()
     assert (past["devices"], past["compliant"]) == (0, 0)
+    replay["result"]["device_id"] = "another-device"  # a malformed what-if is refused as any event is
+    refused = fleet.post_logs([replay])
+    assert (refused.status_code, refused.json()["message"]) == (
+        400, "event 0: result.device_id 'another-device' is not the input's 'fr-brussels-0042'"
+    )  # fmt: skip
 
 
 def test_a_decision_whose_input_is_no_devices_is_acknowledged_and_said_in_the_log(

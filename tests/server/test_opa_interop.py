@@ -33,10 +33,15 @@ from tests.server.conftest import example_report
 
 DEVICE = "fr-brussels-0042"
 REV2 = "rev-2"
+
+
 #: An OPA stamps each event with when it decided: a query about another instant is a what-if, which
-#: the server does not write into the device's history (its instant is now, to the second).
-NOW = datetime.now(UTC).replace(microsecond=0)
-AT = NOW.isoformat().replace("+00:00", "Z")
+#: the server does not write into the device's history; these tests ask about now.
+def now_at(later: timedelta = timedelta(0)) -> str:
+    """Now (plus ``later``), to the second, as the policy input's ``at``."""
+    return (datetime.now(UTC).replace(microsecond=0) + later).isoformat().replace("+00:00", "Z")
+
+
 T = TypeVar("T")
 
 
@@ -137,10 +142,10 @@ def interop(opa_bin: str, tmp_path: Path) -> Iterator[tuple[RunningServer, dict[
         yield server, tokens, opa
 
 
-def decide(opa_url: str, *, at: str = AT, provenance: bool = False) -> dict[str, Any]:
+def decide(opa_url: str, *, at: str | None = None, provenance: bool = False) -> dict[str, Any]:
     query = "?provenance=true" if provenance else ""
     status, body = http(f"{opa_url}/v1/data/pyagent/decision{query}",
-                        body={"input": {"at": at, "report": example_report()}})  # fmt: skip
+                        body={"input": {"at": at or now_at(), "report": example_report()}})  # fmt: skip
     assert status == 200, body
     assert isinstance(body, dict)
     return body
@@ -187,10 +192,11 @@ def test_opa_pulls_the_bundle_and_its_decision_is_the_devices_current_state(
         activated = time.monotonic() - opa.started
         # a stray query on the decision path (no report): OPA logs it too, and the server must not
         # refuse it, or OPA resends that batch forever and the device's decision never lands
-        stray_status, stray = http(f"{opa.url}/v1/data/pyagent/decision", body={"input": {"at": AT}})
+        at = now_at()
+        stray_status, stray = http(f"{opa.url}/v1/data/pyagent/decision", body={"input": {"at": at}})
         codes = [e["code"] for e in stray["result"]["errors"]]
         assert (stray_status, codes) == (200, ["missing_organization"])
-        decision = decide(opa.url)
+        decision = decide(opa.url, at=at)
         result = decision["result"]
         assert result["allow"] is False
         assert result["device_id"] == DEVICE
@@ -210,13 +216,13 @@ def test_opa_pulls_the_bundle_and_its_decision_is_the_devices_current_state(
         assert (device["allow"], device["compliant"]) == (False, False)
         assert device["sender"] == instance
         assert device["bundles"] == {"pyagent": {"revision": "rev-1"}}
-        assert device["decided_at"] == AT
+        assert device["decided_at"] == at
         assert device["decision"] == result  # stored verbatim
         assert (device["organization"], device["platform"]) == ("eu-commission", "android")
         assert device["status"] is None  # status is per sender: this OPA, not the device
         keys = ("decision_id", "decided_at", "allow", "sender", "bundles")
         assert [{k: h[k] for k in keys} for h in device["history"]] == [
-            {"decision_id": decision["decision_id"], "decided_at": AT, "allow": False, "sender": instance,
+            {"decision_id": decision["decision_id"], "decided_at": at, "allow": False, "sender": instance,
              "bundles": {"pyagent": {"revision": "rev-1"}}}
         ]  # fmt: skip
         wait_for("OPA's status", lambda: active_revision(server.db, instance) == "rev-1", 10, server.log)
@@ -253,7 +259,7 @@ def test_a_published_revision_reaches_a_long_polling_opa_within_seconds(opa_bin:
         in_status = time.monotonic() - published
         assert in_opa < 5
         # a later decision (at an equal instant, the device keeps the greater decision_id, not the last)
-        later = decide(opa.url, at=(NOW + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"))
+        later = decide(opa.url, at=now_at(timedelta(minutes=1)))
         later = later["decision_id"]
         reader = tokens["reader"]
         device = wait_for(
@@ -317,7 +323,7 @@ def test_a_crafted_input_does_not_block_later_decisions(opa_bin: str, tmp_path: 
         crafted["device"]["id"] = "crafted-device"
         crafted["device"]["organization"] = "eu\0commission"
         crafted["extra"] = {"big": 2**70, "nested": "HOLE"}
-        body = json.dumps({"input": {"at": AT, "report": crafted}})
+        body = json.dumps({"input": {"at": now_at(), "report": crafted}})
         body = body.replace('"HOLE"', "[" * 2000 + "1" + "]" * 2000)
         request = urllib.request.Request(
             f"{opa.url}/v1/data/pyagent/decision", data=body.encode(), method="POST",
