@@ -183,6 +183,24 @@ def _with_manifest(raw: bytes, revision: str, serial: int | None, **more: Any) -
     return out.getvalue()
 
 
+def test_a_server_without_the_key_cannot_publish_over_a_verified_revision(
+    fleet: Fleet, rego_bundle: bytes
+) -> None:
+    """A replica started without [server.verification], behind the same load balancer."""
+    fleet.store.publish(
+        NewRevision("pyagent", "signed-2", 2, True, "cli", [BundleFile("rego", '"s2"', b"x")])
+    )
+    files = {"rego": ("rego.tar.gz", rego_bundle, "application/gzip")}
+    refused = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
+    assert (refused.status_code, refused.json()["message"]) == (
+        409, "bundle pyagent: revision 'signed-2' was verified by the server's key, and this publish "
+        "verifies none; publish with the server's config, whose [server.verification] names the key "
+        "(pyagent server publish --config FILE)",
+    )  # fmt: skip
+    head = fleet.store.bundle_head("pyagent", "rego")
+    assert head is not None and head.revision == "signed-2"
+
+
 @pytest.mark.parametrize("media", ["application/gzip", "application/vnd.openpolicyagent.bundles"])
 def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
     fleet: Fleet, rego_bundle: bytes, media: str

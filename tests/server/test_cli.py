@@ -331,9 +331,9 @@ def test_a_publish_without_the_key_cannot_follow_a_verified_revision(
     config = _config(tmp_path, bundles)
     assert run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)[0] == 0
     refused = (
-        "pyagent: error: bundle pyagent: the current revision 'r10' was verified by the server's key, and "
-        "this publish verifies none; publish with the server's config, whose [server.verification] names "
-        "the key (pyagent server publish --config FILE)\n"
+        "pyagent: error: bundle pyagent: revision 'r10' was verified by the server's key, and this "
+        "publish verifies none; publish with the server's config, whose [server.verification] names the "
+        "key (pyagent server publish --config FILE)\n"
     )
     assert run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db) == (2, "", refused)
     assert run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db) == (2, "", refused)

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert
 
 from pyagent.server.events import parse_batch
 from pyagent.server.instants import parse_instant
 from pyagent.server.store import Store, StoreConflict
 from pyagent.server.store.base import BundleFile, Grant, NewRevision, TokenInfo
 from pyagent.server.store.migrate import head
-from pyagent.server.store.schema import metadata
+from pyagent.server.store.schema import bundle_revisions, metadata
 from pyagent.server.store.sql import SqlStore
 from tests.server.conftest import decision_event
 from tests.server.migrations import store_at
@@ -174,8 +175,8 @@ def test_a_publish_that_verifies_nothing_cannot_follow_a_verified_revision(store
     store.publish(_revision("pyagent", "r1"))
     store.publish(_revision("pyagent", "r2", serial=2, verified=True))  # a key may come later
     refused = (
-        "bundle pyagent: the current revision 'r2' was verified by the server's key, and this publish "
-        "verifies none; publish with the server's config, whose [server.verification] names the key "
+        "bundle pyagent: revision 'r2' was verified by the server's key, and this publish verifies none; "
+        "publish with the server's config, whose [server.verification] names the key "
         "(pyagent server publish --config FILE)"
     )
     for unverified in (_revision("pyagent", "u3"), _revision("pyagent", "r3", serial=3)):
@@ -189,6 +190,12 @@ def test_a_publish_that_verifies_nothing_cannot_follow_a_verified_revision(store
     store.publish(_revision("pyagent", "r3", serial=3, verified=True))
     heads = [store.bundle_head("pyagent", target) for target in ("wasm", "rego")]
     assert [(h.revision, h.serial) if h else None for h in heads] == [("r2", 2), ("r3", 3)]
+    assert isinstance(store, SqlStore)  # an unverified revision stored after it before this rule:
+    with store.engine.begin() as conn:  # the verified one before it still rules
+        old = {"published_at": datetime.now(UTC), "published_by": "old", "serial": None, "signed": False}
+        conn.execute(insert(bundle_revisions).values(name="pyagent", revision="u4", **old))
+    with pytest.raises(StoreConflict, match=r"^bundle pyagent: revision 'r3' was verified"):
+        store.publish(_revision("pyagent", "u5"))
 
 
 def test_publish_refuses_what_is_not_newer(store: Store) -> None:

@@ -56,19 +56,26 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
     serial is compared with the greatest one published under the name, not only the current one's: a
     revision without a serial in between (unsigned, say) must not reopen the way to an older serial."""
     current = conn.execute(
-        select(bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.signed)
+        select(bundle_revisions.c.revision, bundle_revisions.c.serial)
         .where(bundle_revisions.c.name == new.name)
         .order_by(bundle_revisions.c.id.desc())
         .limit(1)
     ).first()
     if current is None:
         return
-    if current.signed and not new.signed:  # a publish without the key never undoes a server's with it
-        raise StoreConflict(
-            f"bundle {new.name}: the current revision {current.revision!r} was verified by the server's "
-            "key, and this publish verifies none; publish with the server's config, whose "
-            "[server.verification] names the key (pyagent server publish --config FILE)"
-        )
+    if not new.signed:  # a publish without the key never undoes a server's with it
+        verified = conn.execute(
+            select(bundle_revisions.c.revision)
+            .where(bundle_revisions.c.name == new.name, bundle_revisions.c.signed.is_(True))
+            .order_by(bundle_revisions.c.id.desc())
+            .limit(1)
+        ).scalar()
+        if verified is not None:
+            raise StoreConflict(
+                f"bundle {new.name}: revision {verified!r} was verified by the server's key, and this "
+                "publish verifies none; publish with the server's config, whose [server.verification] "
+                "names the key (pyagent server publish --config FILE)"
+            )
     if new.serial is not None:
         highest = conn.execute(
             select(bundle_revisions.c.revision, bundle_revisions.c.serial)
