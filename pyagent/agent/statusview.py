@@ -39,6 +39,8 @@ def _status_upload(state_dir: Path | None, status_to: str | None) -> dict[str, A
         return {**shown, "last_error": f"{state_dir / STATE_FILE}: unreadable: {err}"}
     if not isinstance(kept, dict):
         return {**shown, "last_error": f"{state_dir / STATE_FILE}: unreadable: not a JSON object"}
+    if kept.get("service") != status_to:  # kept for another service ([status] changed since)
+        return shown
     for key in _STATE_FIELDS[1:]:
         value = kept.get(key)
         shown[key] = value if isinstance(value, str) else None

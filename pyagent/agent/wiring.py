@@ -92,7 +92,7 @@ def build(
             period=period,
             resource=tables.status_resource,
             notify=notify,
-            state_dir=state_dir(),
+            state_dir=state_dir,
         )
     bundle = plugins.bundle
     if bundle is None or resolve(settings) is not EngineName.EMBEDDED:

@@ -38,9 +38,8 @@ from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
 from pyagent.bundles.state import write_atomic
-from pyagent.errors import PyagentError
+from pyagent.errors import InvalidInputError, PyagentError
 from pyagent.jsonio import storable
-from pyagent.safefs import UnsafeStateError
 from pyagent.termsafe import shorten
 
 OK, NOT_READY = "OK", "NOT_READY"  # OPA's plug-in states (plugins.State) that its plug-ins report
@@ -90,9 +89,11 @@ class StatusPlugin:
         period: float = DEFAULT_PERIOD,
         resource: str = "/status",
         notify: Callable[[str, str, dict[str, Any]], None] | None = None,
-        state_dir: Path | None = None,
+        state_dir: Callable[[], Path] | None = None,
     ) -> None:
-        """``state_dir``: where the last message's outcome is kept (``STATE_FILE``); None keeps none."""
+        """``state_dir``: where the last message's outcome is kept (``STATE_FILE``), asked when it is
+        kept (a state directory that cannot be used is told then, and stops no message); None keeps
+        none."""
         self.notify = notify or (lambda event, text, fields: None)
         self.client = client
         self.resource = resource
@@ -173,11 +174,15 @@ class StatusPlugin:
         if self.state_dir is None:
             return
         try:
-            write_atomic(
-                self.state_dir / STATE_FILE, json.dumps(asdict(self.state), indent=2).encode() + b"\n"
-            )
-        except (OSError, UnsafeStateError) as err:
-            where = self.state_dir / STATE_FILE
+            where = self.state_dir() / STATE_FILE  # (one that cannot be used: InvalidInputError, naming it)
+        except InvalidInputError as err:
+            self._unsaved(f"status: cannot keep the last outcome: {err}")
+            return
+        try:
+            write_atomic(where, json.dumps(asdict(self.state), indent=2).encode() + b"\n")
+        except (OSError, InvalidInputError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
-            text = f"status: cannot keep the last outcome in {where}: {reason}"
-            self.notify("status_state_failed", text, {"error": text})
+            self._unsaved(f"status: cannot keep the last outcome in {where}: {reason}")
+
+    def _unsaved(self, text: str) -> None:
+        self.notify("status_state_failed", text, {"error": text})

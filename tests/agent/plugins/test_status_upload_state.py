@@ -11,6 +11,7 @@ from pyagent.agent.http import ServiceClient
 from pyagent.agent.plugins.status import STATE_FILE, StatusPlugin
 from pyagent.agent.statusview import status_document, status_lines
 from pyagent.config.opa import Service
+from tests.agent.conftest import run_pyagent, write_config
 from tests.helpers.fault_server import Fault, fault_server
 
 REFUSED = Fault(status=401, body=b'{"code": "unauthorized", "message": "token rotated"}')
@@ -20,7 +21,7 @@ TAKEN = Fault(status=204, body=b"", content_type=None)
 def _plugin(url: str, state_dir: Path, told: list[tuple[str, str, dict[str, Any]]]) -> StatusPlugin:
     return StatusPlugin(
         ServiceClient(Service("s", url)), {}, lambda: "d-1", bundles=[], logs=None,
-        notify=lambda *event: told.append(event), state_dir=state_dir,
+        notify=lambda *event: told.append(event), state_dir=lambda: state_dir,
     )  # fmt: skip
 
 
@@ -53,6 +54,14 @@ def test_a_refused_message_then_a_taken_one_are_kept_and_shown(tmp_path: Path) -
             f"status: {url}/status (last attempt {taken['last_attempt_at']}, ok at {taken['last_ok_at']})"
         )
     assert [name for name, _, _ in told] == ["status_failed"]
+
+
+def test_an_outcome_kept_for_another_service_is_not_shown_for_this_one(tmp_path: Path) -> None:
+    """[status] pointed elsewhere since: the old service's error was shown under the new URL."""
+    with fault_server(REFUSED) as url:
+        _plugin(url, tmp_path, []).step()
+    shown = status_document(tmp_path / "spool.sqlite", None, tmp_path, "https://new.example/status")
+    assert status_lines(shown)[0] == "status: https://new.example/status (no message sent yet)"
 
 
 def test_no_message_yet_and_no_status_service(tmp_path: Path) -> None:
@@ -88,3 +97,23 @@ def test_a_state_directory_that_cannot_keep_the_outcome_is_told_and_messages_go_
     [(name, text, _)] = told
     assert name == "status_state_failed"
     assert text.startswith(f"status: cannot keep the last outcome in {tmp_path / STATE_FILE}: ")
+
+
+def test_an_unusable_state_directory_stops_no_agent(tmp_path: Path) -> None:
+    """A [status] table asked for the state directory when the agent started: one that group may
+    write stopped an agent whose spool is elsewhere and which keeps no bundle (exit 2)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o775)
+    state.chmod(0o775)
+    with fault_server(TAKEN) as url:
+        config = write_config(
+            tmp_path / "agent.toml", spool_path=str(tmp_path / "spool.sqlite"), interval=0,
+            state_dir=str(state),
+        )  # fmt: skip
+        with config.open("a") as more:
+            more.write(f'[services.plane]\nurl = "{url}"\n[status]\nservice = "plane"\n')
+        done = run_pyagent("agent", "run", "--once", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "cannot keep the last outcome" in line]
+    assert len(said) == 1 and "writable by group or others" in said[0], done.stderr
+    assert not (state / STATE_FILE).exists()
