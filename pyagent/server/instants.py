@@ -39,6 +39,8 @@ def asked_another_time(event: Any) -> bool:
     if not isinstance(event, dict) or not isinstance(event.get("input"), dict):
         return False
     made, asked = event.get("timestamp"), event["input"].get("at")
+    if made == asked:  # an agent's event (it stamps its input.at): nothing to parse
+        return False
     if not (isinstance(made, str) and isinstance(asked, str) and is_rfc3339(made) and is_rfc3339(asked)):
         return False
     try:
