@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,28 @@ def test_rollout_finds_a_bundle_its_sender_named_otherwise_by_its_published_revi
     assert [(r["instance_id"], r["message"]) for r in rollout["refusals"]] == [
         ("opa-fleet", "rego_parse_error")
     ]
+
+
+def test_rollout_lists_an_opa_whose_only_bundle_never_activated(fleet: Fleet) -> None:
+    """An OPA with `signing` served an unsigned revision under its own bundle name reports no active
+    revision, only the error: it was in neither the refusals nor the counts. It is this bundle's while
+    the server publishes no other; once it publishes two, there is no telling which it refuses."""
+    refusing = {"labels": {"id": "opa-signed"}, "bundles": {
+        "fleet2": {"code": "bundle_error", "message": "bundle missing .signatures.json file"},
+    }}  # fmt: skip
+    assert fleet.client.post("/status", json=refusing, headers=fleet.auth("agent")).status_code == 204
+
+    def rollout() -> dict[str, Any]:
+        answer = fleet.client.get("/api/v1/rollout/pyagent", headers=fleet.auth("reader"))
+        return dict(answer.json())
+
+    shown = rollout()
+    assert [(r["instance_id"], r["active_revision"], r["message"]) for r in shown["refusals"]] == [
+        ("opa-signed", "", "bundle missing .signatures.json file")
+    ]
+    assert shown["instances_by_revision"] == {"": 1}
+    fleet.store.publish(NewRevision("other", "o1", None, False, "test", [BundleFile("rego", '"o1"', b"o")]))
+    assert (rollout()["refusals"], rollout()["instances_by_revision"]) == ([], {})
 
 
 def test_status_plugins_in_opas_error_state_are_errors() -> None:

@@ -254,10 +254,14 @@ def stale_devices(
     return [_device_item(row) for row in conn.execute(query)]
 
 
-def _entry(bundles: dict[str, Any], name: str, published: Collection[str], key: str) -> dict[str, Any] | None:
+def _entry(
+    bundles: dict[str, Any], name: str, published: Collection[str], key: str, *, sole: bool = False
+) -> dict[str, Any] | None:
     """The sender's entry for bundle ``name``: under that name, else under the name the sender gave
     it (an OPA names its bundles locally: ``bundles.fleet`` with ``resource: bundles/pyagent``), the
-    one whose revision (``key``) was published under ``name``, when exactly one is."""
+    one whose revision (``key``) was published under ``name``, when exactly one is. ``sole``: ``name``
+    is the only bundle this server publishes, so a sender whose only bundle never activated and
+    reports an error (an OPA that refuses every revision it is served) is refusing this one."""
     info = bundles.get(name)
     if isinstance(info, dict):
         return info
@@ -265,18 +269,27 @@ def _entry(bundles: dict[str, Any], name: str, published: Collection[str], key: 
         other for other in bundles.values()
         if isinstance(other, dict) and isinstance(other.get(key), str) and other[key] in published
     ]  # fmt: skip
-    return found[0] if len(found) == 1 else None  # two candidates: no way to tell which it is
+    if found:
+        return found[0] if len(found) == 1 else None  # two candidates: no way to tell which it is
+    only = list(bundles.values())
+    if sole and len(only) == 1 and isinstance(only[0], dict) and not only[0].get(key):
+        failed = only[0].get("code") or only[0].get("message") or only[0].get("errors")
+        return only[0] if failed else None
+    return None
 
 
 def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any], *,
-            published: Collection[str] = (), devices_only: bool = False) -> dict[str, Any]:  # fmt: skip
+            published: Collection[str] = (), devices_only: bool = False,
+            sole: bool = False) -> dict[str, Any]:  # fmt: skip
     """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
     sender is its device), else what its last decision was made with (a device decided by an OPA).
     Senders whose status reports an error for the bundle are listed with their reasons: as
     ``refusals`` when they are not on the newest revision, else as ``errors_on_newest`` (they refused
     nothing published: a failed poll, say, or a bundle another server offered). A sender's
     bundle is found under ``name``, else under another name by a revision in ``published`` (those of
-    ``name``). ``devices_only``: only senders that are devices of ``decided`` (an organisation's)."""
+    ``name``), or as its sender's only bundle, never activated, when ``name`` is the only bundle
+    published (``sole``). ``devices_only``: only senders that are devices of ``decided`` (an
+    organisation's)."""
     decided = list(decided)
     if devices_only:
         ids = {row.device_id for row in decided}
@@ -284,7 +297,7 @@ def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[A
     active: dict[str, str] = {}
     failing = []
     for row in statuses:
-        info = _entry(_loads(row.bundles), name, published, "active_revision")
+        info = _entry(_loads(row.bundles), name, published, "active_revision", sole=sole)
         if info is None:
             continue
         active[row.instance_id] = str(info.get("active_revision") or NO_REVISION)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, distinct, func, select
 
 from pyagent.server.store import fleet
 from pyagent.server.store.base import NewRevision, Organization, StoreConflict
@@ -125,6 +125,8 @@ def rollout(conn: Connection, name: str, organization: Organization) -> dict[str
     published = set(
         conn.execute(select(bundle_revisions.c.revision).where(bundle_revisions.c.name == name)).scalars()
     )
+    names = conn.execute(select(func.count(distinct(bundle_revisions.c.name)))).scalar_one()
     return fleet.rollout(
-        name, newest, statuses, decided, published=published, devices_only=organization is not None
-    )
+        name, newest, statuses, decided, published=published, devices_only=organization is not None,
+        sole=names == 1,
+    )  # fmt: skip
