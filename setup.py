@@ -70,6 +70,10 @@ class BuildWithPolicy(build_py):
         self._staged = self._stage(Path(self.build_lib) / "pyagent")
 
     def _stage(self, package: Path) -> list[str]:
+        # staged afresh: a build directory left by an earlier build (pip wheel ., pipx install .) kept
+        # a file deleted or renamed since, and the wheel shipped policy sources the bundle was not built from
+        for staged_dir in (package / "schemas", package / "share"):
+            shutil.rmtree(staged_dir, ignore_errors=True)
         staged: list[str] = []
         for schema in sorted((ROOT / "schemas").glob("*.json")):
             staged += _copy(schema, package / "schemas" / schema.name)
@@ -99,4 +103,5 @@ class BuildWithPolicy(build_py):
         return [*super().get_outputs(include_bytecode), *getattr(self, "_staged", [])]
 
 
-setup(cmdclass={"build_py": BuildWithPolicy})
+if __name__ == "__main__":  # (setuptools runs this file as __main__; a test imports it for _stage)
+    setup(cmdclass={"build_py": BuildWithPolicy})
