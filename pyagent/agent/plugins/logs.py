@@ -37,7 +37,7 @@ from typing import Any
 
 from pyagent import __version__
 from pyagent.agent.chain import ChainKey
-from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
+from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, TransportError, backoff
 from pyagent.agent.store import RawRecord, Spool, utc_now
 from pyagent.agent.verify import sound_body
 from pyagent.config.opa import DecisionLogs
@@ -279,14 +279,12 @@ class DecisionLogPlugin:
                 body=gzip_array(batch),
             )
         except BodyTooLarge:  # (bounded so only in a 2xx: taken, as OPA reads a 2xx by its status alone)
-            taken = True
+            self._shipped(spool, batch, None)
+            return None
         except (TransportError, PyagentError) as err:
             return str(err)
-        else:
-            taken = 200 <= reply.status < 300
-        if taken:
-            spool.mark_shipped_many([seq for seq, _ in batch], utc_now())
-            self.state.sent += len(batch)
+        if 200 <= reply.status < 300:
+            self._shipped(spool, batch, reply)
             return None
         forbidden = reply.status == 403 and reply.error_code() == DEVICE_REFUSED
         if (reply.status not in REFUSED and not forbidden) or (forbidden and self._all_mine(batch)):
@@ -305,6 +303,29 @@ class DecisionLogPlugin:
             return None
         middle = len(batch) // 2
         return self._deliver(spool, batch[:middle], ids) or self._deliver(spool, batch[middle:], ids)
+
+    def _shipped(self, spool: Spool, batch: list[tuple[int, bytes]], reply: Reply | None) -> None:
+        spool.mark_shipped_many([seq for seq, _ in batch], utc_now())
+        self.state.sent += len(batch)
+        if reply is not None:
+            self._told_ignored(reply, len(batch))
+
+    def _told_ignored(self, reply: Reply, sent: int) -> None:
+        """A pyagent server acknowledges events it does not store (its answer's ``ignored``): for an
+        agent's own decisions, ones dated over five minutes ahead of the server's clock. They are not
+        sent again (they would be ignored again), and never dropped unsaid: told here."""
+        try:
+            answer = json.loads(reply.body) if reply.body else None
+        except (ValueError, RecursionError):
+            return
+        ignored = answer.get("ignored") if isinstance(answer, dict) else None
+        if isinstance(ignored, int) and not isinstance(ignored, bool) and ignored > 0:
+            text = (
+                f"decision logs: {self.client.url(self.config.resource)} acknowledged {min(ignored, sent)} "
+                f"of {sent} event(s) without storing them (a decision dated ahead of the server's clock: "
+                "check this machine's clock)"
+            )
+            self.notify("upload_ignored", text, {"ignored": ignored, "sent": sent})
 
     def _all_mine(self, batch: list[tuple[int, bytes]]) -> bool:
         """Every event of ``batch`` is about this device (so a refusal is the token's, not theirs)."""
