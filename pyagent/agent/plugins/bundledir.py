@@ -136,6 +136,11 @@ class BundleDir:
         """Create the directory (private), and remove downloads a crash left behind."""
         private_dir(self.path.parent, what="bundles directory")
         private_dir(self.path, what=f"directory of bundle {self.name}")
+        self.drop_downloads()
+
+    def drop_downloads(self) -> None:
+        """Remove downloads in progress or left behind (at start, and when the agent stops while its
+        bundle thread is still downloading: a long poll, a slow answer)."""
         for leftover in self.path.glob(DOWNLOAD_PREFIX + "*"):
             leftover.unlink(missing_ok=True)
 

@@ -93,9 +93,10 @@ def test_long_poll_is_woken_by_a_publish(tmp_path: Path, builds: Builds) -> None
             assert activated < 5
             assert bundle_status(state)["active_serial"] == 2
         finally:
-            agent.send_signal(signal.SIGTERM)
+            agent.send_signal(signal.SIGTERM)  # while it holds its next long poll
             assert agent.wait(timeout=10) == 0, log.read_text()[-2000:]
         assert "stopped by SIGTERM" in log.read_text()
+        assert list((state / "bundles" / "pyagent").glob(".download-*")) == []  # (the poll's file: left)
 
 
 def test_a_failed_download_names_the_url_that_answered(tmp_path: Path, builds: Builds) -> None:
