@@ -210,7 +210,7 @@ def _event(
     platform = column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None
     bans = column_text(bans)
     _indexable(where, device_id, decision_id, organization, platform, bans)
-    if asked_another_time(event):  # (checked as any event first: a malformed one is a 400 all the same)
+    if asked_another_time(event, decided_at):  # (after every check: a malformed one is a 400 all the same)
         return None
     collected_at = report.collected_at
     chain = event.get("pyagent")

@@ -32,10 +32,10 @@ def parse_instant(value: str) -> datetime:
         raise ValueError(f"{value} is out of range (years 1 to 9999 in UTC)") from err
 
 
-def asked_another_time(event: Any) -> bool:
+def asked_another_time(event: Any, asked_at: datetime | None = None) -> bool:
     """Whether ``event`` is a decision about another instant than when it was made: its ``input.at``
     over ``MAX_ASKED_GAP`` from its ``timestamp`` (an event without one, or with an instant out of
-    years 1-9999, is taken at its ``input.at``)."""
+    years 1-9999, is taken at its ``input.at``). ``asked_at``: ``input.at`` already parsed."""
     if not isinstance(event, dict) or not isinstance(event.get("input"), dict):
         return False
     made, asked = event.get("timestamp"), event["input"].get("at")
@@ -44,6 +44,6 @@ def asked_another_time(event: Any) -> bool:
     if not (isinstance(made, str) and isinstance(asked, str) and is_rfc3339(made) and is_rfc3339(asked)):
         return False
     try:
-        return abs(parse_instant(asked) - parse_instant(made)) > MAX_ASKED_GAP
+        return abs((asked_at or parse_instant(asked)) - parse_instant(made)) > MAX_ASKED_GAP
     except ValueError:
         return False
