@@ -115,12 +115,10 @@ def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -
     if step <= timedelta(0) or end < start:
         return []
     count = int((end - start) / step) + 1
-    steps = [start + i * step for i in range(min(count, limit + 1))]
-    if steps[-1] != end:
-        count += 1
-    if count > limit:
-        raise ValueError(f"{count} points asked, at most {limit}: widen step or narrow from/to")
-    return [*steps, end] if steps[-1] != end else steps
+    short = start + (count - 1) * step != end  # (the last step is never past end: no overflow)
+    if count + short > limit:
+        raise ValueError(f"{count + short} points asked, at most {limit}: widen step or narrow from/to")
+    return [start + i * step for i in range(count)] + ([end] if short else [])
 
 
 def _aware(value: datetime) -> datetime:
