@@ -20,7 +20,23 @@ from pyagent.bounded_http import BodyTooLarge, Reply, Sink, Target, TransportErr
 from pyagent.config.files import read_secret
 from pyagent.config.opa import Service
 
-__all__ = ["BodyTooLarge", "Reply", "ServiceClient", "Sink", "TransportError", "backoff"]
+__all__ = ["BodyTooLarge", "Reply", "ServiceClient", "Sink", "TransportError", "backoff", "resource_url"]
+
+
+def _resource_path(base_path: str, resource: str) -> str:
+    """The request path of ``resource`` under a service's URL path: its slashes trimmed at both ends, as
+    OPA's REST client does (``/custom/logs/`` is ``BASE/custom/logs``)."""
+    resource = resource.strip("/")
+    if not resource:  # the URL itself (agent.collector_url: POST exactly there)
+        return base_path or "/"
+    return f"{base_path}/{resource}"
+
+
+def resource_url(service_url: str, resource: str) -> str:
+    """Where a request for ``resource`` of the service at ``service_url`` goes (:meth:`ServiceClient.url`),
+    without a client (no TLS context, no token): what ``agent status`` names."""
+    parts = urlsplit(service_url)
+    return f"{parts.scheme}://{parts.netloc}" + _resource_path(parts.path.rstrip("/"), resource)
 
 
 class ServiceClient:
@@ -58,12 +74,7 @@ class ServiceClient:
         return self.origin + self.path(resource)
 
     def path(self, resource: str) -> str:
-        """The request path of ``resource`` under the service's URL: its slashes trimmed at both ends,
-        as OPA's REST client does (``/custom/logs/`` is ``BASE/custom/logs``)."""
-        resource = resource.strip("/")
-        if not resource:  # the URL itself (agent.collector_url: POST exactly there)
-            return self._base_path or "/"
-        return f"{self._base_path}/{resource}"
+        return _resource_path(self._base_path, resource)
 
     def request(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pyagent.agent.chain import load_key
+from pyagent.agent.http import resource_url
 from pyagent.agent.lock import agent_locks
 from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
 from pyagent.agent.statusview import status_document, status_lines
@@ -185,14 +186,11 @@ def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path:
     settings = agent_settings(config)
     path = settings.spool_for(spool_path, state_dir)
     logs = config.tables.decision_logs
-    uploads_to = None
-    if logs is not None:
-        service = config.tables.services[logs.service]
-        uploads_to = service.url + (f"/{logs.resource.lstrip('/')}" if logs.resource else "")
-    status_to = None
-    if config.tables.status_service is not None:
-        service = config.tables.services[config.tables.status_service]
-        status_to = f"{service.url.rstrip('/')}/{config.tables.status_resource.strip('/')}"
+    services, status_service = config.tables.services, config.tables.status_service
+    uploads_to = resource_url(services[logs.service].url, logs.resource) if logs is not None else None
+    status_to = None  # (as the status plug-in names its service, so that its kept outcome is found)
+    if status_service is not None:
+        status_to = resource_url(services[status_service].url, config.tables.status_resource)
     document = status_document(path, uploads_to, settings.state_dir_for(state_dir), status_to)
     if fmt == "json":
         click.echo(

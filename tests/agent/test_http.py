@@ -158,3 +158,17 @@ def test_a_token_no_header_can_carry_is_refused_before_anything_is_sent(
         with pytest.raises(InvalidInputError) as refused:
             client.request("GET", "b", timeout=5, max_body=1024)
     assert (str(refused.value), asked) == (f"{path}: token of service s {problem}", [])
+
+
+@pytest.mark.parametrize(
+    ("url", "resource"),
+    [("http://plane:8282", "/status"), ("https://plane/base/", "/status/eu"),
+     ("http://plane/api?x=1", "logs/"), ("http://plane:80/collect", "")],
+)  # fmt: skip
+def test_agent_status_names_a_service_as_its_client_does(url: str, resource: str) -> None:
+    """``agent status`` finds the status plug-in's kept outcome by the URL the plug-in named: its own
+    string formula differed from the client's (a query string, a trailing slash)."""
+    from pyagent.agent.http import resource_url
+    from pyagent.config.opa import Service
+
+    assert resource_url(url, resource) == ServiceClient(Service("s", url)).url(resource)
