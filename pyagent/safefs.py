@@ -120,6 +120,15 @@ def read_file(
     return data
 
 
+def read_in(
+    folder: Path, name: str, *, folder_what: str, what: str, limit: int = DEFAULT_READ_LIMIT
+) -> bytes | None:
+    """:func:`read_file` of ``name`` in the directory ``folder`` (``folder_what`` names it), neither
+    followed through a link; None when either is missing."""
+    with directory(folder, what=folder_what, create=False) as fd:
+        return None if fd is None else read_file(fd, name, where=folder, what=what, limit=limit)
+
+
 def write_atomic(dir_fd: int, name: str, content: bytes, *, mode: int = 0o600) -> None:
     """``content`` as ``name`` in the directory ``dir_fd``: a new file (``O_EXCL``, so never through a
     link) of ``mode`` (private unless told), fsync, rename over ``name`` (which replaces a link, never

@@ -18,22 +18,20 @@ from pyagent.errors import InvalidInputError
 
 SHOWN_ASIDE = 20
 _MAX_STATE = 64 * 1024
-_STATE_FIELDS = ("service", "last_attempt_at", "last_ok_at", "last_error")
+_KEPT = ("last_attempt_at", "last_ok_at", "last_error")
 
 
 def _status_upload(state_dir: Path | None, status_to: str | None) -> dict[str, Any] | None:
     """The last status message's outcome (``status-upload.json``), when ``[status]`` is configured."""
     if status_to is None:
         return None
-    shown: dict[str, Any] = {"service": status_to, "last_attempt_at": None, "last_ok_at": None,
-                             "last_error": None}  # fmt: skip
+    shown: dict[str, Any] = {"service": status_to, **dict.fromkeys(_KEPT)}
     if state_dir is None:
         return shown
     try:
-        with safefs.directory(state_dir, what="state directory", create=False) as fd:
-            raw = None if fd is None else safefs.read_file(
-                fd, STATE_FILE, where=state_dir, what="status upload state", limit=_MAX_STATE
-            )  # fmt: skip
+        raw = safefs.read_in(
+            state_dir, STATE_FILE, folder_what="state directory", what="status upload state", limit=_MAX_STATE
+        )
         kept = json.loads(raw) if raw is not None else {}
     except (OSError, ValueError, RecursionError, InvalidInputError) as err:
         return {**shown, "last_error": f"{state_dir / STATE_FILE}: unreadable: {err}"}
@@ -41,7 +39,7 @@ def _status_upload(state_dir: Path | None, status_to: str | None) -> dict[str, A
         return {**shown, "last_error": f"{state_dir / STATE_FILE}: unreadable: not a JSON object"}
     if kept.get("service") != status_to:  # kept for another service ([status] changed since)
         return shown
-    for key in _STATE_FIELDS[1:]:
+    for key in _KEPT:
         value = kept.get(key)
         shown[key] = value if isinstance(value, str) else None
     return shown

@@ -81,10 +81,7 @@ class BundleState:
         """A state file's bytes (None when missing), never through a link (:mod:`pyagent.safefs`)."""
         where = self.directory / name
         try:
-            with safefs.directory(self.directory, what="bundle state directory", create=False) as fd:
-                if fd is None:
-                    return None
-                return safefs.read_file(fd, name, where=self.directory, what=what)
+            return safefs.read_in(self.directory, name, folder_what="bundle state directory", what=what)
         except UnsafeStateError:
             raise
         except OSError as err:

@@ -205,7 +205,6 @@ def read_statuses(state_dir: Path) -> list[dict[str, Any]]:
 
 def _read_status(directory: Path) -> bytes | None:
     """``status.json`` of a bundle's directory, never through a link (None when missing)."""
-    with safefs.directory(directory, what="bundle directory", create=False) as fd:
-        if fd is None:
-            return None
-        return safefs.read_file(fd, STATUS_FILE, where=directory, what="bundle status file", limit=MAX_STATUS)
+    return safefs.read_in(
+        directory, STATUS_FILE, folder_what="bundle directory", what="bundle status file", limit=MAX_STATUS
+    )
