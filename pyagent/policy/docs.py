@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.fleet.timeline import rules_timeline
-from pyagent.policy.orgindex import rules_in_force, rules_overridden
+from pyagent.policy.orgindex import rules_by_org
 
 
 def policy_data(dirs: Sequence[str]) -> dict[str, Any]:
@@ -119,15 +119,15 @@ def render_markdown(data: dict[str, Any]) -> str:
         for platform, ids in sorted(by_platform.items()):
             lines.append(f"| {owner} | {platform} | {', '.join(f'`{i}`' for i in ids)} |")
     lines += ["", "## Organisations", ""]
-    in_force, dropped = rules_in_force(orgs), rules_overridden(orgs)
+    resolved = rules_by_org(orgs)
     for org_id, org in sorted(orgs.items()):
         inherits = ", ".join(org.get("inherits") or []) or "nothing"
         lines += [f"### {org_id}: {_cell(org.get('title', org_id))}", "", f"Inherits from: {inherits}.", ""]
-        bound = in_force.get(org_id, [])
+        bound, dropped = resolved.get(org_id, ([], []))
         inherited = [f"{owner}/{rule_id}" for owner, rule_id in bound if owner != org_id]
         if inherited:
             lines += [f"Inherited rules in force: {', '.join(inherited)}.", ""]
-        overridden = [f"{owner}/{rid} (by {by}/{rid})" for owner, rid, by in dropped.get(org_id, [])]
+        overridden = [f"{owner}/{rid} (by {by}/{rid})" for owner, rid, by in dropped]
         if overridden:
             lines += [f"Inherited rules overridden: {', '.join(overridden)}.", ""]
         rules = org.get("rules") or {}

@@ -25,7 +25,7 @@ with the text the policy writes itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 #: Scopes and enforcement modes a clean rule may name (``scopes.known``, ``breaches.enforcements``).
@@ -101,21 +101,23 @@ def rules_in_force(orgs: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
     ``(owner, rule id)`` of each rule in force for it: its own, and those it inherits transitively that
     no organisation lower in its chain overrides with a rule of the same id. What the policy applies;
     for people (``policy docs``, the fleet page's timeline), not for the index."""
-    return {name: kept for name, kept, _ in _rules_by_org(orgs)}
+    return {name: kept for name, (kept, _) in rules_by_org(orgs).items()}
 
 
 def rules_overridden(orgs: Mapping[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
     """For the same organisations, each inherited rule that a rule of the same id lower in the chain
     overrides: ``(owner, rule id, overriding owner)``. A ban an author may not know they dropped
     (``policy docs`` names it; a ``--data`` overlay may not do it)."""
-    return {name: dropped for name, _, dropped in _rules_by_org(orgs)}
+    return {name: dropped for name, (_, dropped) in rules_by_org(orgs).items()}
 
 
-def _rules_by_org(
+def rules_by_org(
     orgs: Mapping[str, Any],
-) -> Iterator[tuple[str, list[tuple[str, str]], list[tuple[str, str, str]]]]:
-    """Each resolvable organisation, its rules in force and the inherited rules overridden, sorted."""
+) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str, str]]]]:
+    """Both at once, over one walk of each chain: each resolvable organisation's rules in force
+    (:func:`rules_in_force`) and the inherited rules overridden (:func:`rules_overridden`), sorted."""
     edges = _edges(orgs)
+    found: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str, str]]]] = {}
     for name in sorted(edges):
         resolved = _chain(edges, name)
         if resolved is None:
@@ -124,8 +126,11 @@ def _rules_by_org(
         rules = sorted((owner, rule_id) for owner in chain for rule_id in orgs[owner].get("rules", {}))
         kept = [rule for rule in rules if not _overridden(orgs, chain, ancestors, *rule)]
         by = {rule_id: owner for owner, rule_id in kept}
-        dropped = [(owner, rule_id, by[rule_id]) for owner, rule_id in rules if (owner, rule_id) not in kept]
-        yield name, kept, dropped
+        found[name] = (
+            kept,
+            sorted((owner, rule_id, by[rule_id]) for owner, rule_id in set(rules) - set(kept)),
+        )
+    return found
 
 
 def _chain(edges: Mapping[str, list[str]], name: str) -> tuple[set[str], dict[str, set[str]]] | None:
