@@ -173,9 +173,10 @@ class PluginThreads:
         self._stop.set()
         for thread, timeout in self._threads:
             thread.join(timeout)
-        bundle = self._plugins.bundle
-        if bundle is not None and any(t.is_alive() and t.name == "pyagent-bundle" for t, _ in self._threads):
-            bundle.dir.drop_downloads()  # (its thread is left to the exit: its download file is not)
+        if (
+            self._plugins.bundle is not None
+        ):  # a download its thread was left in goes, not only at the next start
+            self._plugins.bundle.dir.drop_downloads()
 
 
 #: How long a one-off run (``--once``) that has an active bundle waits for its download of a newer

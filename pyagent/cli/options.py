@@ -220,8 +220,7 @@ def engine_inputs(flags: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("--state-dir", "state_dir"),
     )]  # fmt: skip
     if not flags.get("bundle"):  # the bundle decided with when none is named (a checkout's build/)
-        shipped_bundle = shipped.checkout_bundle() or shipped.packaged_bundle()
-        named.append(("the shipped policy bundle", str(shipped_bundle)))
+        named.append(("the shipped policy bundle", str(shipped.default_bundle())))
     return named + [("--data", path) for path in flags.get("data_files") or ()]
 
 

@@ -52,7 +52,7 @@ def default_bundle_path(state_dir: str | None = None) -> Path:
     from pyagent.policy.compiled import current_bundle
 
     env = os.environ.get("PYAGENT_BUNDLE")
-    path = Path(env) if env else shipped.checkout_bundle() or shipped.packaged_bundle()
+    path = Path(env) if env else shipped.default_bundle()
     return current_bundle(path, state_dir=state_dir)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,6 @@ def policy_dirs(given: Sequence[str]) -> list[str]:
     found = [str(d) for d in shipped.policy_sources() if d.is_dir()]
     if not found:
         raise InvalidInputError("no policy directory given, and this pyagent ships no policy sources")
-    import sys
-
     # said, so that no one takes the shipped policy's "clean" for their own folder's
     print(f"pyagent: note: no policy here; working on the shipped one ({', '.join(found)})", file=sys.stderr)
     return found

@@ -43,6 +43,11 @@ def packaged_bundle() -> Path:
     return SHARE / "bundle.tar.gz"
 
 
+def default_bundle() -> Path:
+    """The bundle decided with when none is named: the checkout's build, else the package's."""
+    return checkout_bundle() or packaged_bundle()
+
+
 @functools.cache
 def pinned_opa_version() -> str | None:
     """The OPA version pinned in versions.mk (a checkout), or the one the wheel was built with."""
