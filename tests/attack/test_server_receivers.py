@@ -110,9 +110,7 @@ def exchange(port: int, head: bytes, parts: Iterable[bytes], gap: float = 0.0) -
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 break
             sent += len(part)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += _recv(sock)
+        data = _head(sock)
         seconds = time.monotonic() - started
         top, _, body = data.partition(b"\r\n\r\n")
         status_line, *lines = top.decode().split("\r\n")
@@ -125,6 +123,14 @@ def exchange(port: int, head: bytes, parts: Iterable[bytes], gap: float = 0.0) -
         except TimeoutError:
             closed = False
     return Answer(int(status_line.split()[1]), seconds, sent, closed, headers, body)
+
+
+def _head(sock: socket.socket) -> bytes:
+    """What the server sent up to the end of its answer's head (some of the body may follow it)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += _recv(sock)
+    return data
 
 
 def _recv(sock: socket.socket) -> bytes:
@@ -339,10 +345,7 @@ def test_trailers_are_bounded_like_headers(target: Target) -> None:
     with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
         sock.settimeout(15)
         sock.sendall(head)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += _recv(sock)
-        assert data.startswith(b"HTTP/1.1 401 ")
+        assert _head(sock).startswith(b"HTTP/1.1 401 ")
         for piece in pieces:
             try:
                 sock.sendall(piece)
@@ -381,9 +384,7 @@ def test_the_rest_of_a_body_answered_early_is_cut_at_the_deadline(
     with socket.create_connection(("127.0.0.1", target.server.port)) as sock:
         sock.settimeout(5)
         sock.sendall(head)
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            answer += _recv(sock)
+        answer = _head(sock)
         answered = time.monotonic()
         assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
         closed = None
