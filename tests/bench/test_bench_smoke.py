@@ -57,3 +57,12 @@ def test_the_bench_runs_and_writes_its_results(
         and "## Goals" in text
         and f"| {results['machine']['cores']} |" in text
     )
+
+
+def test_the_wasm_parts_probe_runs(policy_bundle: Path) -> None:
+    """`python -m bench.wasm_parts` (issue 15's breakdown of the embedded engine's time), at a toy size."""
+    from bench import wasm_parts
+
+    parts = wasm_parts.measure(policy_bundle, runs=5)
+    assert sorted(parts) == ["evaluate_us", "input_bytes", "input_parse_us", "opa_eval_us"]
+    assert parts["input_bytes"] == 18986.0  # the 200-app phone's policy input, as the engine sends it
