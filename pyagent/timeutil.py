@@ -52,12 +52,23 @@ def in_opa_range(value: str) -> bool:
 _LONG_FRACTION = re.compile(r"(\.[0-9]{9})[0-9]+")
 
 
+def _upper_nine(value: str) -> str:
+    return _LONG_FRACTION.sub(r"\1", value.upper(), count=1) if value.isascii() else value
+
+
+def normal_rfc3339(value: str) -> str | None:
+    """``value`` as OPA reads RFC 3339 (see :func:`check_rfc3339`: "t" and "z" in upper case, at most
+    nine fraction digits), or None when it is no RFC 3339 timestamp."""
+    normal = _upper_nine(value)
+    return normal if is_rfc3339(normal) else None
+
+
 def check_rfc3339(value: str, *, option: str) -> str:
     """``value`` as OPA reads RFC 3339, else a usage error naming ``option``. What RFC 3339 allows and
     OPA's ``time.parse_rfc3339_ns`` (Go's ``time.RFC3339``) refuses is written as OPA reads it, the
     same instant: a lower-case "t" or "z" in upper case, more than nine fraction digits cut to nine
     (below a nanosecond). A leap second has no such form: it is refused, saying why."""
-    normal = _LONG_FRACTION.sub(r"\1", value.upper(), count=1) if value.isascii() else value
+    normal = _upper_nine(value)
     if is_rfc3339(normal):
         value = normal  # (a valid value is its own normal form)
     elif len(normal) > 18 and normal[16:19] == ":60" and is_rfc3339(normal[:17] + "59" + normal[19:]):

@@ -35,7 +35,7 @@ from pyagent.redact import redact_strings
 from pyagent.server.errors import HttpError, bad_request
 from pyagent.server.instants import MAX_AHEAD, asked_another_time, parse_instant
 from pyagent.server.store.base import DecisionRow
-from pyagent.timeutil import is_rfc3339
+from pyagent.timeutil import is_rfc3339, normal_rfc3339
 
 MAX_ID = 512
 #: A ban's or a rule's name, as policy data bounds it (``schemas/policy-data.schema.json``: ``id``).
@@ -183,7 +183,8 @@ def _event(
         # another query (OPA logs /v1/query and GET /v1/data without a path), whatever its path's
         # length: acknowledged; a 400 would be resent forever
         return None
-    if "timestamp" in event and not (isinstance(event["timestamp"], str) and is_rfc3339(event["timestamp"])):
+    stamp = event.get("timestamp", "")
+    if "timestamp" in event and not (isinstance(stamp, str) and normal_rfc3339(stamp) is not None):
         raise bad_request(f"{where}: timestamp must be an RFC 3339 timestamp")
     placed = _placed(event.get("input"), where, facts_of)
     if placed is None:

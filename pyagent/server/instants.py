@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyagent.timeutil import is_rfc3339
+from pyagent.timeutil import is_rfc3339, normal_rfc3339
 
 #: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
 MAX_AHEAD = timedelta(minutes=5)
@@ -41,7 +41,10 @@ def asked_another_time(event: Any, asked_at: datetime | None = None) -> bool:
     made, asked = event.get("timestamp"), event["input"].get("at")
     if made == asked:  # an agent's event (it stamps its input.at): nothing to parse
         return False
-    if not (isinstance(made, str) and isinstance(asked, str) and is_rfc3339(made) and is_rfc3339(asked)):
+    if not (isinstance(made, str) and isinstance(asked, str) and is_rfc3339(asked)):
+        return False
+    made = normal_rfc3339(made)  # (OPA writes upper case; RFC 3339 allows "t" and "z" too)
+    if made is None:
         return False
     try:
         return abs((asked_at or parse_instant(asked)) - parse_instant(made)) > MAX_ASKED_GAP

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from pyagent.server.errors import bad_request
 from pyagent.server.instants import parse_instant
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.timeutil import DURATION_EXPECTED, duration_seconds, is_rfc3339
+from pyagent.timeutil import DURATION_EXPECTED, duration_seconds, normal_rfc3339
 
 # ASCII digits only: str.isdigit() and \d take other scripts' digits (Arabic-Indic one, superscript
 # two), which int() reads as numbers or refuses with a ValueError
@@ -46,10 +46,11 @@ def instant(request: Request, name: str) -> datetime | None:
     value = _given(request, name)
     if value is None:
         return None
-    if not value.isascii() or not is_rfc3339(value):
+    normal = normal_rfc3339(value)
+    if normal is None:
         raise bad_request(f"{name}={value!r}: expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z")
     try:
-        return parse_instant(value)
+        return parse_instant(normal)
     except ValueError as err:
         raise bad_request(f"{name}={value!r}: {err}") from err
 

@@ -141,3 +141,26 @@ def test_a_bad_instant_is_a_400_that_names_it(fleet: Fleet, at: str, message: st
         f"/api/v1/devices/{DEVICE}/compliance", params={"at": at}, headers=fleet.auth("reader")
     )
     assert (answer.status_code, answer.json()) == (400, {"code": "invalid_parameter", "message": message})
+
+
+def test_an_instant_in_any_form_rfc_3339_allows_is_read_as_the_cli_reads_it(fleet: Fleet) -> None:
+    """RFC 3339 allows "t" and "z" in lower case and any number of fraction digits; ``pyagent check
+    --at`` reads them, and so do the API's instants (they were a 400), and an event's ``timestamp``."""
+    event = decision_event("late-lower", at="2023-03-16T09:00:00Z", allow=True)
+    event["timestamp"] = "2023-03-16t09:00:00.1234567891z"
+    assert fleet.post_logs([event]).json()["stored"] == 1
+    reader = fleet.auth("reader")
+    for at in ("2023-03-16t09:30:00z", "2023-03-16T09:30:00.0000000001Z", "2023-03-16t10:30:00+01:00"):
+        answer = fleet.client.get(f"/api/v1/devices/{DEVICE}/compliance", params={"at": at}, headers=reader)
+        assert (answer.status_code, answer.json()) == (200, {
+            "device_id": DEVICE, "compliant": True, "stale": False, "as_of": "2023-03-16T09:00:00Z",
+            "decision_id": "late-lower",
+        }), at  # fmt: skip
+    summary = fleet.client.get("/api/v1/summary", params={"at": "2023-03-16t09:30:00z"}, headers=reader)
+    assert (summary.status_code, summary.json()["compliant"]) == (200, 1)
+    window = {"from": "2023-03-16t08:00:00z", "to": "2023-03-16t10:00:00z", "step": "1h"}
+    history = fleet.client.get("/api/v1/history", params=window, headers=reader)
+    assert (history.status_code, [point["compliant"] for point in history.json()["points"]]) == (
+        200,
+        [0, 1, 1],
+    )
