@@ -7,6 +7,7 @@ Each plug-in area (collectors, engines, outputs) derives one base error from the
 from __future__ import annotations
 
 import contextlib
+import traceback
 from collections.abc import Iterable, Iterator
 
 
@@ -59,3 +60,12 @@ def listed(shown: Iterable[str], total: int) -> str:
     """The first few of ``total`` names, and how many are left out: ``a, b, c and 4 more``."""
     names = list(shown)
     return ", ".join(names) + (f" and {total - len(names)} more" if total > len(names) else "")
+
+
+def unexpected_traceback(error: BaseException) -> str | None:
+    """The traceback of an error that is no :class:`PyagentError` nor an ``OSError`` (a bug, not a
+    failure the code foresaw), for a long-running process that records it and goes on; None for a
+    foreseen one, whose message says it all."""
+    if isinstance(error, PyagentError | OSError):
+        return None
+    return "".join(traceback.format_exception(error)).rstrip("\n")

@@ -23,7 +23,7 @@ from pyagent.config.agent import AgentConfig
 from pyagent.decide import decide, raise_for_policy_errors
 from pyagent.engines.base import Engine, EngineSettings
 from pyagent.engines.select import build_engine, resolve
-from pyagent.errors import InvalidInputError, PyagentError
+from pyagent.errors import InvalidInputError, PyagentError, unexpected_traceback
 from pyagent.facts import FactFlags, build_report, resolve_facts
 from pyagent.report.load import check_report
 
@@ -91,6 +91,8 @@ class RunResult:
     exit_code: int
     content: dict[str, Any]
     summary: str
+    #: An unforeseen error's traceback (a bug), for the activity log; None otherwise.
+    traceback: str | None = None
 
 
 def _describe(error: BaseException) -> tuple[str, int, str]:
@@ -160,7 +162,8 @@ def run_once(config: AgentConfig, engines: EngineHolder, flags: FactFlags | None
         "finished_at": utc_now(),
         "agent_version": __version__,
     }
-    return RunResult(outcome, exit_code, content, _summary(outcome, decision, message))
+    stack = unexpected_traceback(error) if error is not None else None
+    return RunResult(outcome, exit_code, content, _summary(outcome, decision, message), stack)
 
 
 def _summary(outcome: str, decision: dict[str, Any] | None, message: str) -> str:

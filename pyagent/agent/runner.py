@@ -81,7 +81,8 @@ class StopFlag:
 
 
 class ActivityLog:
-    """Human lines on stderr, and (``agent.log_path``) one JSON object a line in a file."""
+    """Human lines on stderr, and (``agent.log_path``) one JSON object a line in a file. An event's
+    ``traceback`` (an unforeseen error's) is a field of its object in the file, else lines on stderr."""
 
     def __init__(self, path: Path | None, echo: Callable[[str], None]) -> None:
         self._echo = echo
@@ -101,6 +102,10 @@ class ActivityLog:
             # one line an event: a line break in what a server sent (a bundle's revision) is escaped,
             # never a line of its own that reads as the agent's
             self._echo(f"pyagent: agent: {printable(text)}")
+            stack = fields.get("traceback")
+            if isinstance(stack, str) and self._file is None:  # (else the file keeps it, as a field)
+                for line in stack.splitlines():
+                    self._echo(f"pyagent: agent:   {printable(line)}")
             if self._file is not None:
                 line = json.dumps({"at": utc_now(), "event": name, **fields}, ensure_ascii=False, default=str)
                 self._file.write(storable(redact(line)) + "\n")  # no secret in the log file either
@@ -213,6 +218,9 @@ def _decide_and_record(
         outcome=result.outcome,
         exit_code=result.exit_code,
     )
+    if result.traceback is not None:  # a bug: the run is recorded as no decision, its traceback logged
+        told = f"seq {row.seq}: an unforeseen error (a bug: please report it with its traceback)"
+        log.event("internal_error", told, seq=row.seq, traceback=result.traceback)
     return spool, result.exit_code
 
 

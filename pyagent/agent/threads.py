@@ -27,6 +27,7 @@ from pyagent.agent.chain import ChainKey
 from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.store import Spool, SpoolError
 from pyagent.agent.wiring import Plugins
+from pyagent.errors import PyagentError, unexpected_traceback
 from pyagent.termsafe import shorten
 
 RETRY_AFTER_FAILURE = 30.0
@@ -43,7 +44,13 @@ def guarded(log: _Log, name: str, step: Callable[[], float]) -> float:
         return step()
     except Exception as err:  # a plug-in never stops the agent; the failure is logged, and retried
         text = shorten(str(err), 500) or type(err).__name__
-        log.event("plugin_failed", f"{name}: {type(err).__name__}: {text}", plugin=name, error=text)
+        told = f"{name}: {type(err).__name__}: {text}"
+        stack = unexpected_traceback(err)
+        if stack is None:
+            log.event("plugin_failed", told, plugin=name, error=text)
+        else:
+            told += " (unforeseen, a bug: please report it with its traceback)"
+            log.event("plugin_failed", told, plugin=name, error=text, traceback=stack)
         return RETRY_AFTER_FAILURE
 
 
@@ -128,7 +135,7 @@ class PluginThreads:
             before = _identity(self._spool_path)
             try:
                 spool = Spool.open(self._spool_path, key=self._key)
-            except Exception as err:  # told; the decisions go on, and `agent status` shows them pending
+            except (PyagentError, OSError) as err:  # told; the decisions go on (`agent status`: pending)
                 self._told(err)
                 return None
             try:

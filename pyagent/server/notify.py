@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 
-from pyagent.server.store.base import Store
+from pyagent.server.store.base import Store, StoreError
 from pyagent.server.store.sql import BUNDLE_CHANNEL
 
 log = logging.getLogger("pyagent.server")
@@ -81,8 +81,11 @@ class Notifier:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 now = await asyncio.to_thread(self.store.last_revision_id)
-            except Exception as err:  # a failing database must not end the poller; polls re-check
+            except StoreError as err:  # a failing database must not end the poller; polls re-check
                 log.warning("bundle change poll failed: %s", err)
+                continue
+            except Exception:  # a bug: told with its traceback; long polls still end at their wait
+                log.exception("bundle change poll failed unforeseen (a bug: please report it)")
                 continue
             if now != last:
                 last = now
