@@ -4,14 +4,18 @@ imported when the engine is asked for, so that a command using one engine does n
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from pyagent.engines.base import Engine, EngineName
 
 #: Each engine's class, as ``module:Class``.
-ENGINE_CLASSES: dict[EngineName, str] = {
-    EngineName.OPA: "pyagent.engines.opa_server:OpaServerEngine",
-    EngineName.EMBEDDED: "pyagent.engines.embedded:EmbeddedEngine",
-}
+ENGINE_CLASSES: Mapping[EngineName, str] = MappingProxyType(
+    {
+        EngineName.OPA: "pyagent.engines.opa_server:OpaServerEngine",
+        EngineName.EMBEDDED: "pyagent.engines.embedded:EmbeddedEngine",
+    }
+)
 
 
 def engine_class(name: EngineName) -> type[Engine]:

@@ -29,8 +29,12 @@ def test_missing_organization_exits_2(engine_args: list[str], tmp_path: Path) ->
     path = tmp_path / "r.json"
     path.write_text(json.dumps(report))
     result = run(["check", str(path), "--at", AT, *engine_args])
-    assert result.exit_code == 2
-    assert "give --org" in result.stderr
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"pyagent: error: {path}: the report names no organisation (device.organization) and none was "
+        "given; give --org, or set device.organization in the report\n",
+    )
 
 
 def test_schema_invalid_report_exits_2_with_every_error(engine_args: list[str], tmp_path: Path) -> None:
@@ -118,9 +122,12 @@ def test_unreachable_opa_exits_3_never_allow() -> None:
             "json",
         ]
     )
-    assert result.exit_code == 3
-    assert result.stdout == ""
-    assert "cannot connect" in result.stderr
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        3,
+        "",
+        f"pyagent: error: OPA at {url}: cannot connect (connection refused) (gave up after 3 attempts, "
+        "deadline 10 s)\n",
+    )
 
 
 def test_missing_named_bundle_exits_2(tmp_path: Path) -> None:

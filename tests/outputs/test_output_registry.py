@@ -20,8 +20,15 @@ def test_every_name_maps_to_a_class_of_that_name() -> None:
         cls = FORMATS[member]
         assert issubclass(cls, OutputFormat)
         assert cls.name == member.value
-        assert cls.media_type
         assert format_class(member.value) is cls
+    assert {member.value: FORMATS[member].media_type for member in OutputFormatName} == {
+        "text": "text/plain; charset=utf-8",
+        "json": "application/json",
+        "junit": "application/xml",
+        "sarif": "application/sarif+json",
+        "github": "text/plain; charset=utf-8",
+        "table": "text/plain; charset=utf-8",
+    }
 
 
 def test_values() -> None:

@@ -80,10 +80,10 @@ def make_report() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def rv() -> ReportValidator:
+def report_schema() -> ReportValidator:
     return report_validator()
 
 
 @pytest.fixture(scope="session")
-def dv() -> DecisionValidator:
+def decision_schema() -> DecisionValidator:
     return decision_validator()

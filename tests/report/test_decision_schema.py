@@ -25,11 +25,15 @@ def _entry(**extra: Any) -> dict[str, Any]:
     }
 
 
-def test_contract_example_is_valid(dv: DecisionValidator, contract_decision: dict[str, Any]) -> None:
-    assert dv.validate(contract_decision).issues == []
+def test_contract_example_is_valid(
+    decision_schema: DecisionValidator, contract_decision: dict[str, Any]
+) -> None:
+    assert decision_schema.validate(contract_decision).issues == []
 
 
-def test_full_decision_is_valid(dv: DecisionValidator, contract_decision: dict[str, Any]) -> None:
+def test_full_decision_is_valid(
+    decision_schema: DecisionValidator, contract_decision: dict[str, Any]
+) -> None:
     contract_decision.update(
         organization=None,
         violations=[_entry()],
@@ -50,24 +54,24 @@ def test_full_decision_is_valid(dv: DecisionValidator, contract_decision: dict[s
         engine="opa",
         future_field={"added": "later"},  # forward compatible
     )
-    assert dv.validate(contract_decision).issues == []
+    assert decision_schema.validate(contract_decision).issues == []
 
 
 def test_a_rule_in_force_without_a_date_has_effective_from_null(
-    dv: DecisionValidator, contract_decision: dict[str, Any]
+    decision_schema: DecisionValidator, contract_decision: dict[str, Any]
 ) -> None:
     """A rule without ``effective_from`` (CONTRACT section 5 leaves it optional) is in force."""
     contract_decision.update(violations=[_entry(effective_from=None)])
-    assert dv.validate(contract_decision).issues == []
+    assert decision_schema.validate(contract_decision).issues == []
     contract_decision.update(violations=[_entry(effective_from="2023-03-15")])
-    assert [issue.path for issue in dv.validate(contract_decision).issues] == [
+    assert [issue.path for issue in decision_schema.validate(contract_decision).issues] == [
         "$.violations[0].effective_from"
     ]
 
 
-def test_warnings_never_block(dv: DecisionValidator, contract_decision: dict[str, Any]) -> None:
+def test_warnings_never_block(decision_schema: DecisionValidator, contract_decision: dict[str, Any]) -> None:
     contract_decision.update(allow=True, violations=[], warnings=[_entry(reason="enforcement_dryrun")])
-    assert dv.is_valid(contract_decision)
+    assert decision_schema.is_valid(contract_decision)
 
 
 @pytest.mark.parametrize(
@@ -93,11 +97,15 @@ def test_warnings_never_block(dv: DecisionValidator, contract_decision: dict[str
     ],
 )
 def test_invalid_decisions(
-    dv: DecisionValidator, contract_decision: dict[str, Any], change: dict[str, Any], path: str, fragment: str
+    decision_schema: DecisionValidator,
+    contract_decision: dict[str, Any],
+    change: dict[str, Any],
+    path: str,
+    fragment: str,
 ) -> None:
     contract_decision.update(change)
-    result = dv.validate(contract_decision)
-    assert not dv.is_valid(contract_decision) and not result.valid
+    result = decision_schema.validate(contract_decision)
+    assert not decision_schema.is_valid(contract_decision) and not result.valid
     assert [issue.path for issue in result.issues] == [path]
     assert fragment in result.issues[0].message
 
@@ -118,7 +126,7 @@ def test_invalid_decisions(
     ],
 )
 def test_contract_fields_are_required(
-    dv: DecisionValidator, contract_decision: dict[str, Any], field: str
+    decision_schema: DecisionValidator, contract_decision: dict[str, Any], field: str
 ) -> None:
     del contract_decision[field]
-    assert [issue.path for issue in dv.validate(contract_decision).issues] == [f"$.{field}"]
+    assert [issue.path for issue in decision_schema.validate(contract_decision).issues] == [f"$.{field}"]

@@ -42,11 +42,12 @@ def test_contract_example_is_verbatim(contract_report: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(ROOT)) for p in EXAMPLES])
-def test_example_is_valid(path: Path, rv: ReportValidator, dv: DecisionValidator) -> None:
+def test_example_is_valid(
+    path: Path, report_schema: ReportValidator, decision_schema: DecisionValidator
+) -> None:
     # Strict parsing (UTF-8, no duplicate keys) for every example; schema check for reports and decisions.
     document = parse_report(path.read_bytes(), str(path), validate=False)
     if "reports" in path.parts or _looks_like_report(document):
-        assert rv.validate(document).issues == []
+        assert report_schema.validate(document).issues == []
     elif "decisions" in path.parts or _looks_like_decision(document):
-        assert dv.validate(document).issues == []
-
+        assert decision_schema.validate(document).issues == []

@@ -72,10 +72,14 @@ def deep(levels: int) -> Any:
     return node
 
 
-def test_the_fast_path_is_jsonschema_rs(rv: ReportValidator, dv: DecisionValidator) -> None:
-    assert isinstance(rv._fast, jsonschema_rs.Validator)
-    assert isinstance(dv._fast, jsonschema_rs.Validator)
-    assert report_validator() is rv and decision_validator() is dv  # built once per process
+def test_the_fast_path_is_jsonschema_rs(
+    report_schema: ReportValidator, decision_schema: DecisionValidator
+) -> None:
+    assert isinstance(report_schema._fast, jsonschema_rs.Validator)
+    assert isinstance(decision_schema._fast, jsonschema_rs.Validator)
+    assert (
+        report_validator() is report_schema and decision_validator() is decision_schema
+    )  # built once per process
 
 
 def test_jsonschema_rs_is_imported_only_to_build_a_validator() -> None:
@@ -197,10 +201,10 @@ REPORT_CASES: list[tuple[str, Edit, bool]] = [
 
 @pytest.mark.parametrize(("edit", "valid"), [pytest.param(e, v, id=i) for i, e, v in REPORT_CASES])
 def test_report_edge_cases(
-    rv: ReportValidator, contract_report: dict[str, Any], edit: Edit, valid: bool
+    report_schema: ReportValidator, contract_report: dict[str, Any], edit: Edit, valid: bool
 ) -> None:
     edit(contract_report)
-    assert verdicts(rv, contract_report) is valid
+    assert verdicts(report_schema, contract_report) is valid
 
 
 @pytest.mark.parametrize(
@@ -219,20 +223,22 @@ def test_report_edge_cases(
     ],
 )
 def test_decision_edge_cases(
-    dv: DecisionValidator, contract_decision: dict[str, Any], edit: Edit, valid: bool
+    decision_schema: DecisionValidator, contract_decision: dict[str, Any], edit: Edit, valid: bool
 ) -> None:
     doc = copy.deepcopy(contract_decision)
     edit(doc)
-    assert verdicts(dv, doc) is valid
+    assert verdicts(decision_schema, doc) is valid
 
 
-def test_unreadable_documents_are_decided_by_the_reference(rv: ReportValidator, contract_report: Any) -> None:
+def test_unreadable_documents_are_decided_by_the_reference(
+    report_schema: ReportValidator, contract_report: Any
+) -> None:
     contract_report["apps"][0]["id"] = "com.\ud800"
     with pytest.raises(UnicodeEncodeError, match=r"surrogates not allowed$"):
-        rust(rv, contract_report)
-    assert rv.is_valid(contract_report) and rv.validate(contract_report).valid
+        rust(report_schema, contract_report)
+    assert report_schema.is_valid(contract_report) and report_schema.validate(contract_report).valid
     contract_report["colour"] = "\ud800"
-    [issue] = rv.validate(contract_report).issues
+    [issue] = report_schema.validate(contract_report).issues
     assert issue.path == "$.colour" and "unknown field" in issue.message
 
 

@@ -46,8 +46,8 @@ def test_document_size_bound_is_recorded_in_the_schema() -> None:
     assert "128 MiB" in schema["description"]
 
 
-def test_contract_example_is_valid(rv: ReportValidator, contract_report: dict[str, Any]) -> None:
-    assert rv.validate(contract_report).valid
+def test_contract_example_is_valid(report_schema: ReportValidator, contract_report: dict[str, Any]) -> None:
+    assert report_schema.validate(contract_report).valid
 
 
 def _set(path: str, value: object) -> Mutation:
@@ -268,26 +268,31 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
 
 @pytest.mark.parametrize(("mutation", "expected"), [pytest.param(m, e, id=i) for i, m, e in CASES])
 def test_hand_written_cases(
-    rv: ReportValidator, contract_report: dict[str, Any], mutation: Mutation, expected: list[tuple[str, str]]
+    report_schema: ReportValidator,
+    contract_report: dict[str, Any],
+    mutation: Mutation,
+    expected: list[tuple[str, str]],
 ) -> None:
     mutation(contract_report)
-    result = rv.validate(contract_report)
-    reference = rv.reference_issues(contract_report)
+    result = report_schema.validate(contract_report)
+    reference = report_schema.reference_issues(contract_report)
     # The fast and the reference validators agree, with and without the NUL shortcut when it applies.
-    assert rv.is_valid(contract_report) is (not reference) is result.valid is (not expected)
+    assert report_schema.is_valid(contract_report) is (not reference) is result.valid is (not expected)
     if control_free(json.dumps(contract_report)):
-        assert rv.is_valid(contract_report, nul_free=True) is result.valid
+        assert report_schema.is_valid(contract_report, nul_free=True) is result.valid
     assert result.issues == reference
     assert [issue.path for issue in result.issues] == [path for path, _ in expected]
     for issue, (_, fragment) in zip(result.issues, expected, strict=True):
         assert fragment and fragment in issue.message, issue  # (a whole message where it is given)
 
 
-def test_issues_are_one_printable_bounded_line(rv: ReportValidator, contract_report: dict[str, Any]) -> None:
+def test_issues_are_one_printable_bounded_line(
+    report_schema: ReportValidator, contract_report: dict[str, Any]
+) -> None:
     contract_report["apps"][0]["id"] = "\x00\x1b[2J\u202e" + "x" * 10_000
     contract_report["extra"] = {"\n" * 300: 1}
     contract_report["\x1b]0;evil\x07" + "k" * 500] = 1
-    issues = rv.reference_issues(contract_report)
+    issues = report_schema.reference_issues(contract_report)
     for issue in issues:
         text = str(issue)
         assert len(issue.message) <= MAX_MESSAGE_CHARS
@@ -299,35 +304,42 @@ def test_issues_are_one_printable_bounded_line(rv: ReportValidator, contract_rep
     assert '"\\u0000\\u001b[2J\\u202e' in nul.message
     assert "10006 characters" in too_long.message
     assert extra.path == "$.extra" and "field name" in extra.message
-    assert rv.validate(contract_report).issues == [too_long, extra]  # size issues: the refusal, on their own
+    assert report_schema.validate(contract_report).issues == [
+        too_long,
+        extra,
+    ]  # size issues: the refusal, on their own
 
 
-def test_issues_are_sorted_by_path_with_numeric_indexes(rv: ReportValidator, make_report: Any) -> None:
+def test_issues_are_sorted_by_path_with_numeric_indexes(
+    report_schema: ReportValidator, make_report: Any
+) -> None:
     report = make_report(12)
     for index in (11, 2, 10):
         report["apps"][index]["id"] = ""
-    paths = [issue.path for issue in rv.validate(report).issues]
+    paths = [issue.path for issue in report_schema.validate(report).issues]
     assert paths == ["$.apps[2].id", "$.apps[10].id", "$.apps[11].id"]
 
 
-def test_every_error_is_collected_up_to_the_listing_cap(rv: ReportValidator, make_report: Any) -> None:
+def test_every_error_is_collected_up_to_the_listing_cap(
+    report_schema: ReportValidator, make_report: Any
+) -> None:
     report = make_report(MAX_LISTED_ITEMS)
     for app in report["apps"]:
         app["bogus"] = True
-    issues = rv.validate(report).issues
+    issues = report_schema.validate(report).issues
     assert len(issues) == MAX_LISTED_ITEMS
     assert issues[-1] == SchemaIssue(f"$.apps[{MAX_LISTED_ITEMS - 1}].bogus", issues[-1].message)
     assert str(issues[0]).startswith("$.apps[0].bogus: unknown field; allowed fields: evidence, extra, id")
 
 
 def test_items_with_problems_past_the_cap_are_counted_not_listed(
-    rv: ReportValidator, make_report: Any
+    report_schema: ReportValidator, make_report: Any
 ) -> None:
     report = make_report(1000)
     for index, app in enumerate(report["apps"]):
         if index % 2:
             app["bogus"] = True  # 500 bad apps, every other one
-    issues = rv.validate(report).issues
+    issues = report_schema.validate(report).issues
     assert [i.path for i in issues[:2]] == ["$.apps[1].bogus", "$.apps[3].bogus"]
     assert issues[MAX_LISTED_ITEMS - 1].path == f"$.apps[{2 * MAX_LISTED_ITEMS - 1}].bogus"
     assert issues[MAX_LISTED_ITEMS:] == [
@@ -335,22 +347,24 @@ def test_items_with_problems_past_the_cap_are_counted_not_listed(
     ]
 
 
-def test_fifty_thousand_apps_with_512_char_ids_are_valid(rv: ReportValidator, make_report: Any) -> None:
+def test_fifty_thousand_apps_with_512_char_ids_are_valid(
+    report_schema: ReportValidator, make_report: Any
+) -> None:
     report = make_report()
     _apps(50_000, 512)(report)
     assert len(report["apps"][49_999]["id"]) == 512
-    assert rv.is_valid(report)
-    assert rv.is_valid(report, nul_free=True)
-    assert rv.reference_issues(report) == []
+    assert report_schema.is_valid(report)
+    assert report_schema.is_valid(report, nul_free=True)
+    assert report_schema.reference_issues(report) == []
 
 
-def test_app_count_is_bounded(rv: ReportValidator, make_report: Any) -> None:
+def test_app_count_is_bounded(report_schema: ReportValidator, make_report: Any) -> None:
     report = make_report()
     report["apps"] = [{"id": "a"}] * 100_000
-    assert rv.is_valid(report)
+    assert report_schema.is_valid(report)
     report["apps"].append({"id": "a"})
-    assert not rv.is_valid(report)
-    result = rv.validate(report)  # the reference validator agrees (and is slow: one pass only)
+    assert not report_schema.is_valid(report)
+    result = report_schema.validate(report)  # the reference validator agrees (and is slow: one pass only)
     assert result.issues == [SchemaIssue("$.apps", "too many items: 100001, at most 100000 allowed")]
 
 

@@ -29,9 +29,11 @@ def _oversized(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def test_size_issues_are_the_reference_validators_own(rv: ReportValidator, contract_report: Any) -> None:
+def test_size_issues_are_the_reference_validators_own(
+    report_schema: ReportValidator, contract_report: Any
+) -> None:
     report = _oversized(contract_report)
-    assert [str(issue) for issue in rv.size_issues(report)] == [
+    assert [str(issue) for issue in report_schema.size_issues(report)] == [
         "$.apps[0].path: too long: 4097 characters, at most 4096 allowed (value starts "
         '"////////////////////////////////////////////////////////////...")',
         "$.apps[1].extra: too many fields: 257, at most 256 allowed",
@@ -40,12 +42,12 @@ def test_size_issues_are_the_reference_validators_own(rv: ReportValidator, contr
         '$.device.extra: field name "' + "k" * 60 + '..." is too long: 257 characters, at most 256',
         '$.device.id: too long: 513 characters, at most 512 allowed (value starts "' + "d" * 60 + '...")',
     ]
-    assert rv.size_issues(report) == rv.reference_issues(report)
-    assert rv.validate(report).issues == rv.reference_issues(report)
+    assert report_schema.size_issues(report) == report_schema.reference_issues(report)
+    assert report_schema.validate(report).issues == report_schema.reference_issues(report)
 
 
 def test_size_issues_alone_refuse_without_the_deep_validation(
-    rv: ReportValidator, contract_report: Any, monkeypatch: pytest.MonkeyPatch
+    report_schema: ReportValidator, contract_report: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = copy.deepcopy(contract_report)
     report["apps"] = [{"id": "a", "bogus": True}] * 100_001
@@ -53,17 +55,19 @@ def test_size_issues_alone_refuse_without_the_deep_validation(
     def deep(document: object) -> list[SchemaIssue]:
         raise AssertionError("the reference validator ran")
 
-    monkeypatch.setattr(rv, "reference_issues", deep)
-    result = rv.validate(report)
+    monkeypatch.setattr(report_schema, "reference_issues", deep)
+    result = report_schema.validate(report)
     assert not result.valid
     assert result.issues == [SchemaIssue("$.apps", "too many items: 100001, at most 100000 allowed")]
 
 
-def test_other_issues_still_get_the_deep_validation(rv: ReportValidator, contract_report: Any) -> None:
+def test_other_issues_still_get_the_deep_validation(
+    report_schema: ReportValidator, contract_report: Any
+) -> None:
     report = copy.deepcopy(contract_report)
     report["apps"][0]["bogus"] = True
-    assert rv.size_issues(report) == []
-    [issue] = rv.validate(report).issues
+    assert report_schema.size_issues(report) == []
+    [issue] = report_schema.validate(report).issues
     assert issue.path == "$.apps[0].bogus" and issue.message.startswith("unknown field"), issue
 
 
@@ -129,7 +133,7 @@ def test_the_document_bound_is_the_schemas() -> None:
 
 
 def test_narrowed_issues_are_the_reference_issues(
-    rv: ReportValidator, make_report: Any, monkeypatch: pytest.MonkeyPatch
+    report_schema: ReportValidator, make_report: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = make_report(3000)
     report["apps"][7]["bogus"] = True
@@ -137,17 +141,17 @@ def test_narrowed_issues_are_the_reference_issues(
     report["apps"][1500]["id"] = ""
     report["apps"][2999]["extra"] = []
     report["device"]["platform"] = "symbian"
-    expected = rv.reference_issues(report)
+    expected = report_schema.reference_issues(report)
     assert [issue.path for issue in expected] == [
         "$.apps[7].bogus", "$.apps[7].user", "$.apps[1500].id", "$.apps[2999].extra", "$.device.platform"
     ]  # fmt: skip
-    assert rv.narrowed_issues(report) == expected
+    assert report_schema.narrowed_issues(report) == expected
 
     def whole(document: object) -> list[SchemaIssue]:
         raise AssertionError("the reference validator ran on the whole document")
 
-    monkeypatch.setattr(rv, "reference_issues", whole)
-    assert rv.validate(report).issues == expected
+    monkeypatch.setattr(report_schema, "reference_issues", whole)
+    assert report_schema.validate(report).issues == expected
 
 
 @pytest.mark.parametrize(

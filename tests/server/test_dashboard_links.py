@@ -147,9 +147,10 @@ def test_a_device_without_a_platform_is_counted_but_not_linked_to_a_list_that_wo
 def test_devices_named_dot_and_dot_dot_are_linked_to_pages_a_browser_reaches(fleet: Fleet) -> None:
     """A browser collapses ``/devices/..`` (and ``%2E%2E``) to ``/`` before asking: such ids led to the
     overview or a 404; they are linked as ``/device?id=``."""
-    assert fleet.post_logs(
-        [_of("d-dot", ".", "eu-commission"), _of("d-dots", "..", "eu-council")]
-    ).status_code
+    assert (
+        fleet.post_logs([_of("d-dot", ".", "eu-commission"), _of("d-dots", "..", "eu-council")]).status_code
+        == 200
+    )
     listed = _page(fleet, "/devices")
     assert re.findall(r'href="(/device\?[^"]*)"', listed) == ["/device?id=.", "/device?id=.."]
     page = _page(fleet, "/device", id="..")
