@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pyagent.errors import InvalidInputError
-from pyagent.userfile import decode_utf8, display_name, read_limited
+from pyagent.userfile import decode_utf8
 
 
 class DuplicateKeyError(ValueError):
@@ -137,13 +136,3 @@ def _no_constant(word: str) -> Any:
     raise _NotJsonNumber(f"{word} is not a JSON number")
 
 
-def load_json_object(
-    path: str | Path, *, what: str, max_bytes: int, stdin: BinaryIO | None = None
-) -> dict[str, Any]:
-    """A JSON object read from ``path``; anything else is an :class:`InvalidInputError`."""
-    name = display_name(path)
-    raw = read_limited(path, what=what, limit=max_bytes, stdin=stdin)
-    value = parse_json(raw, name=name, what=what)
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{name}: {what} must be a JSON object, got {type(value).__name__}")
-    return value

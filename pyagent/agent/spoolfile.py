@@ -196,17 +196,6 @@ class ChainState:
     dropped: int
     dropped_unshipped: int
 
-    def chain_json(self) -> dict[str, Any]:
-        """What the collector gets with every record: enough to anchor the chain elsewhere."""
-        return {
-            "chain_id": self.chain_id,
-            "mac": self.mac,
-            "key_id": self.key_id,
-            "head": {"seq": self.head_seq, "hash": self.head_hash, "id": self.head_id},
-            "anchor": {"seq": self.anchor_seq, "hash": self.anchor_hash},
-            "dropped": self.dropped,
-            "dropped_unshipped": self.dropped_unshipped,
-        }
 
 
 @dataclass(frozen=True)

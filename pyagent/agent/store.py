@@ -345,10 +345,6 @@ class Spool:
     def _set_meta(self, **values: str) -> None:
         self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
 
-    def mark_shipped(self, seq: int, at: str) -> None:
-        """The collector answered 2xx for record ``seq`` (committed at once)."""
-        self.mark_shipped_many([seq], at)
-
     def mark_shipped_many(self, seqs: list[int], at: str) -> None:
         """The server answered 2xx for the records ``seqs`` (one transaction): no longer set aside."""
         with sqlite_errors(self.path, "write to"), self._transaction():

@@ -70,11 +70,6 @@ def decode_text(data: bytes, *, where: str) -> str:
     return text
 
 
-def read_input_text(path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_BYTES) -> str:
-    """The text of the file at ``path``: :func:`read_input_bytes` then :func:`decode_text`."""
-    return decode_text(read_input_bytes(path, max_bytes=max_bytes), where=input_name(path))
-
-
 def load_json(text: str, *, where: str) -> object:
     """``text`` parsed as strict JSON (no NaN/Infinity), errors as CollectorInputError."""
 

@@ -63,10 +63,6 @@ class SchemaIssue:
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
 
-    def as_error(self) -> dict[str, str]:
-        """The issue as an entry of a decision's ``errors`` array."""
-        return {"code": "invalid_report", "path": self.path, "message": self.message}
-
 
 def printable(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """``text`` on one line, control characters escaped (``\\u0000``), cut to ``limit`` characters."""

@@ -31,7 +31,7 @@ def test_the_size_bound_drops_the_oldest_and_counts_them(tmp_path: Path) -> None
     fill(path, 4, max_records=5)
     with Spool.open(path, key=ChainKey()) as spool:
         for row in spool.pending(2):  # the two oldest were shipped
-            spool.mark_shipped(row.seq, "2023-03-16T09:30:00Z")
+            spool.mark_shipped_many([row.seq], "2023-03-16T09:30:00Z")
     fill(path, 8, max_records=5)
     with Spool.open(path, key=ChainKey(), readonly=True) as spool:  # persisted: a fresh connection
         state = spool.state()

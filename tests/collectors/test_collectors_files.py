@@ -16,7 +16,6 @@ from pyagent.collectors.files import (
     decode_text,
     load_json,
     read_input_bytes,
-    read_input_text,
 )
 from pyagent.errors import InvalidInputError
 from tests.helpers.unprivileged import as_unprivileged, shared_dir
@@ -26,7 +25,6 @@ def test_reads_a_regular_file(tmp_path: Path) -> None:
     path = tmp_path / "capture.txt"
     path.write_bytes(b"package:com.x\n")
     assert read_input_bytes(path) == b"package:com.x\n"
-    assert read_input_text(path) == "package:com.x\n"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -47,7 +45,7 @@ def test_whitespace_only_text(tmp_path: Path) -> None:
     path = tmp_path / "blank.txt"
     path.write_bytes(b"\n \n\t\n")
     with pytest.raises(CollectorInputError, match=r"no content"):
-        read_input_text(path)
+        decode_text(read_input_bytes(path), where=str(path))
 
 
 def test_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
@@ -90,7 +88,7 @@ def test_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
     target.write_text("package:com.x\n")
     link = tmp_path / "link.txt"
     link.symlink_to(target)
-    assert read_input_text(link) == "package:com.x\n"
+    assert read_input_bytes(link) == b"package:com.x\n"
 
 
 def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
