@@ -14,7 +14,15 @@ from pyagent.agent.lock import agent_locks
 from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
 from pyagent.agent.statusview import status_document, status_lines
 from pyagent.agent.wiring import build
-from pyagent.cli.options import MAX_SECONDS, Finite, device_fact_options, engine_options, org_option
+from pyagent.cli.options import (
+    MAX_SECONDS,
+    Finite,
+    agent_config_option,
+    device_fact_options,
+    engine_options,
+    org_option,
+    text_or_json_option,
+)
 from pyagent.config.agent import AgentConfig, agent_settings, engine_settings, load_config
 from pyagent.config.statedir import private_dir, private_file
 from pyagent.engines.base import EngineSettings
@@ -23,13 +31,6 @@ from pyagent.facts import FactFlags, this_machine_id
 from pyagent.jsonio import storable
 from pyagent.termsafe import safe_line, safe_lines
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Agent config: agent.toml, or an OPA config.yaml "
-    "(default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
-)
 spool_option = click.option(
     "--spool",
     "spool_path",
@@ -89,7 +90,7 @@ an unsafe state directory, or a corrupt or unreadable spool. Without --once: 0 a
     is_flag=True,
     help="When the spool is corrupt, rename it to <spool>.corrupt-<time> and start a new chain.",
 )
-@config_option
+@agent_config_option
 @spool_option
 @device_fact_options
 @org_option
@@ -166,7 +167,7 @@ Examples:
   pyagent agent status --format json --config /etc/pyagent/agent.toml
 """,
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@text_or_json_option
 @click.option(
     "--state-dir",
     envvar="PYAGENT_STATE_DIR",
@@ -174,7 +175,7 @@ Examples:
     help="The agent's state directory (env PYAGENT_STATE_DIR; either wins over agent.state_dir, as for "
     "`agent run`; default: agent.state_dir, else as `agent run`).",
 )
-@config_option
+@agent_config_option
 @spool_option
 def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path: str | None) -> None:
     """Bundles (active revision, last refusal), last run, spool depth, decision-log and status uploads

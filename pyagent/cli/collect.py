@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pyagent.cli.options import non_empty
+from pyagent.cli.options import agent_config_option, non_empty
 from pyagent.collectors.base import Inventory
 from pyagent.collectors.registry import CollectorName, collector_options, get_collector
 from pyagent.config.agent import load_config
@@ -62,12 +62,7 @@ Examples:
     default=None,
     help="Whether the phone has a work profile (Android): live adb tells, a pm capture cannot.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Agent config file (default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
-)
+@agent_config_option
 @click.option(
     "--collected-at",
     metavar="TIME",

@@ -7,7 +7,7 @@ import json
 import click
 
 from pyagent.cli.fleet import check_org_known, open_output
-from pyagent.cli.options import at_option, org_option, output_option
+from pyagent.cli.options import at_option, org_option, output_option, text_or_json_option
 from pyagent.cli.render import check_output_apart, results_or_nothing
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
@@ -31,7 +31,7 @@ Examples:
 @click.argument("inventories", nargs=-1, required=True, metavar="INVENTORY...")
 @org_option
 @at_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@text_or_json_option
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores)."
 )

@@ -12,6 +12,7 @@ from pyagent.agent.chain import load_key
 from pyagent.agent.spoolfile import check_not_lost
 from pyagent.agent.store import Spool
 from pyagent.agent.verify import verify_spool
+from pyagent.cli.options import agent_config_option, text_or_json_option
 from pyagent.config.agent import agent_settings, load_config
 from pyagent.termsafe import safe_line
 
@@ -46,13 +47,8 @@ corrupt, not a spool) or the key is missing or wrong.
     type=click.Path(dir_okay=False),
     help="HMAC key of a keyed log (default: agent.hmac_key_file).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Agent config file (default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
-)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@agent_config_option
+@text_or_json_option
 @click.pass_context
 def verify(
     ctx: click.Context, db_path: str | None, key_file: str | None, config_path: str | None, fmt: str

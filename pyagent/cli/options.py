@@ -1,4 +1,5 @@
-"""Options shared by the commands that decide (check, fleet, impact)."""
+"""Options shared by commands: those that decide (check, fleet, impact), and those that read the
+agent's config (agent, collect, log)."""
 
 from __future__ import annotations
 
@@ -198,6 +199,24 @@ def device_fact_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def agent_config_option(f: F) -> F:
+    """``--config``: the agent's config file (``agent``, ``collect``, ``log``)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="Agent config: agent.toml, or an OPA config.yaml "
+        "(default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
+    )(f)
+
+
+def text_or_json_option(f: F) -> F:
+    """``--format text|json``: for people (stderr or stdout, as the command says), or one JSON document."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    )(f)
 
 
 def output_option(f: F) -> F:

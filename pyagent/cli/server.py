@@ -218,7 +218,14 @@ UVICORN_OPTIONS: dict[str, Any] = {
 @db_option
 @config_options
 def migrate(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
-    """Apply the store's schema migrations (the server also does on start)."""
+    """Apply the store's schema migrations (the server also does on start).
+
+    \b
+    Examples:
+      pyagent server migrate
+      pyagent server migrate --db postgresql://pyagent@db.example.org/pyagent
+      PYAGENT_SERVER_DB=postgresql://pyagent@db.example.org/pyagent pyagent server migrate
+    """
     from pyagent.server.store import open_store
 
     settings = _settings(config_file, db=db, state_dir=state_dir)
@@ -313,7 +320,13 @@ def token_add(
 @config_options
 def token_list(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
     """List tokens (name, role, created, and the device an agent token is bound to, else "*"),
-    never their secrets."""
+    never their secrets.
+
+    \b
+    Examples:
+      pyagent server token list
+      pyagent server token list --db postgresql://pyagent@db.example.org/pyagent
+    """
     from pyagent.server.auth import ANY_DEVICE
     from pyagent.termsafe import printable
 
@@ -328,7 +341,12 @@ def token_list(db: str | None, state_dir: Path | None, config_file: Path | None)
 @db_option
 @config_options
 def token_revoke(name: str, db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
-    """Revoke token NAME at once."""
+    """Revoke token NAME at once: its next request, and a long poll it holds, are refused (401).
+
+    \b
+    Examples:
+      pyagent server token revoke fr-brussels-0042
+    """
     from pyagent.errors import InvalidInputError
 
     if not _store(_settings(config_file, db=db, state_dir=state_dir)).revoke_token(name):

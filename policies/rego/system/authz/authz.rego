@@ -8,6 +8,8 @@
 # scope: package
 package system.authz
 
+# METADATA
+# title: Denied unless a rule below allows the request
 default allow := false
 
 # METADATA
