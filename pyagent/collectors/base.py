@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
 from pyagent import __version__
-from pyagent.errors import InvalidInputError, NoDecisionError
+from pyagent.errors import InvalidInputError, NoDecisionError, PyagentError
 from pyagent.termsafe import first_hidden
 
 Platform = Literal["android", "ios", "windows", "macos", "linux"]
@@ -37,18 +37,20 @@ def one_line(message: str) -> str:
     return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
-class CollectorError(NoDecisionError):
+class BaseCollectorError(PyagentError):
+    """Base of every error a collector raises, a one-line message; its exit code is its kind's:
+    :class:`CollectorError` (3) or :class:`CollectorInputError` (2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+class CollectorError(BaseCollectorError, NoDecisionError):
     """A tool the collector needs is missing, hung, printed too much, or failed. Exit code 3."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
 
-
-class CollectorInputError(InvalidInputError):
+class CollectorInputError(BaseCollectorError, InvalidInputError):
     """An inventory file (or a tool's captured output) is not what it should be. Exit code 2."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
 
 
 def clip(text: str, limit: int = 80) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from pyagent.errors import InvalidInputError
+from pyagent.outputs.base import OutputError
 
 if TYPE_CHECKING:
     from pyagent.outputs.base import OutputFormat
@@ -69,8 +70,10 @@ MACHINE_FORMATS: frozenset[OutputFormatName] = frozenset(
 as conftest prints it, for CI logs and pipes (``| grep violation``)."""
 
 
-class UnknownFormatError(InvalidInputError):
-    """``--format`` names no known format. Exit code 2."""
+class UnknownFormatError(OutputError, InvalidInputError):
+    """``--format`` names no known format: a usage error of the output area. Exit code 2."""
+
+    exit_code = 2
 
 
 def format_class(name: OutputFormatName | str) -> type[OutputFormat]:

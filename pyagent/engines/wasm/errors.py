@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import wasmtime
 
-from pyagent.errors import NoDecisionError
+from pyagent.engines.base import EngineError
 
 __all__ = [
     "BuiltinEvalError",
@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-class WasmRuntimeError(NoDecisionError):
+class WasmRuntimeError(EngineError):
     """The wasm engine could not produce a decision (exit code 3)."""
 
 
