@@ -126,7 +126,7 @@ fuzz: venv policy
 	  tests/report -k "fuzz or hypothesis or generated or mutated or agree or crafted or homoglyph"
 	@cat build/fuzz-counts.json
 
-## lint: opa fmt (no diff), opa check --strict, Regal when present, ruff and mypy
+## lint: opa fmt (no diff), opa check --strict, Regal when present, ruff (check and format) and mypy
 lint: lint-policy lint-python
 
 lint-policy: $(OPA) venv
@@ -138,10 +138,12 @@ lint-policy: $(OPA) venv
 
 lint-python: venv
 	$(VENV)/bin/ruff check pyagent tests bench
+	$(VENV)/bin/ruff format --check pyagent tests bench
 	$(VENV)/bin/mypy
 
-fmt: $(OPA)
+fmt: $(OPA) venv
 	$(OPA) fmt -w $(POLICY_DIRS)
+	$(VENV)/bin/ruff format pyagent tests bench
 
 ## check-example: the main job on a fresh machine, a device check on the embedded engine
 check-example: venv policy

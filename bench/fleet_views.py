@@ -66,13 +66,24 @@ def fill(store: Store, plan: ViewsPlan) -> int:
             draw = rng.random()
             verdict = "compliant" if draw < 0.8 else "non_compliant" if draw < 0.97 else "invalid"
             device = f"{ORGS[index % len(ORGS)]}-{index:07d}"
-            batch.append(DecisionRow(
-                decision_id=f"{hour}-{index}", decided_at=START + timedelta(hours=hour, seconds=index % 3600),
-                device_id=device, sender=device, path="pyagent/decision", allow=verdict == "compliant",
-                organization=ORGS[index % len(ORGS)], platform=PLATFORMS[index % len(PLATFORMS)],
-                result='{"allow": true}', report_digest=None, bundles=None, chain=None, verdict=verdict,
-                bans="|tiktok|" if verdict == "non_compliant" else "",
-            ))  # fmt: skip
+            batch.append(
+                DecisionRow(
+                    decision_id=f"{hour}-{index}",
+                    decided_at=START + timedelta(hours=hour, seconds=index % 3600),
+                    device_id=device,
+                    sender=device,
+                    path="pyagent/decision",
+                    allow=verdict == "compliant",
+                    organization=ORGS[index % len(ORGS)],
+                    platform=PLATFORMS[index % len(PLATFORMS)],
+                    result='{"allow": true}',
+                    report_digest=None,
+                    bundles=None,
+                    chain=None,
+                    verdict=verdict,
+                    bans="|tiktok|" if verdict == "non_compliant" else "",
+                )
+            )
             if len(batch) >= 5_000:
                 written += store.ingest(batch, {}).stored
                 batch = []

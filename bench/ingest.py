@@ -112,8 +112,19 @@ def _server(workdir: Path, url: str, profile_dir: Path | None, workers: int = 1)
         return
     port = free_port()
     log = workdir / f"server-profiled-{port}.log"
-    command = [sys.executable, "-m", "bench.ingest_profile", "--db", url, "--bind", f"127.0.0.1:{port}",
-               "--out", str(profile_dir), "--clock", os.environ.get(PROFILE_CLOCK, "cpu")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench.ingest_profile",
+        "--db",
+        url,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--out",
+        str(profile_dir),
+        "--clock",
+        os.environ.get(PROFILE_CLOCK, "cpu"),
+    ]
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -131,9 +142,25 @@ def _upload(server: _Server, token: str, index: Path, plan: IngestPlan, workdir:
     token_file = workdir / "agent-token"
     token_file.write_text(token, encoding="utf-8")
     out = workdir / "client-result.json"
-    command = [sys.executable, "-m", "bench.ingest_client", "--url", server.url, "--token-file",
-               str(token_file), "--corpus", str(index), "--clients", str(plan.clients), "--server-pid",
-               str(server.pid), "--marks", ",".join(map(str, plan.rss_marks)), "--out", str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench.ingest_client",
+        "--url",
+        server.url,
+        "--token-file",
+        str(token_file),
+        "--corpus",
+        str(index),
+        "--clients",
+        str(plan.clients),
+        "--server-pid",
+        str(server.pid),
+        "--marks",
+        ",".join(map(str, plan.rss_marks)),
+        "--out",
+        str(out),
+    ]
     pg_cpu, busy = ingest_store.postgres_cpu_s(), ingest_store.machine_busy()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     busy_end = ingest_store.machine_busy()
@@ -188,13 +215,17 @@ def _longpoll(
     for run in range(plan.longpoll_runs):
         raw = with_revision(bundle_raw, f"bench-longpoll-{run + 1}")
         answer: dict[str, Any] = {}
-        headers = {"Authorization": f"Bearer {token}", "If-None-Match": etag,
-                   "Prefer": f"wait={plan.longpoll_wait_s}"}  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "If-None-Match": etag,
+            "Prefer": f"wait={plan.longpoll_wait_s}",
+        }
 
         def hold(headers: dict[str, str] = headers, answer: dict[str, Any] = answer) -> None:
             answer["sent"] = time.perf_counter_ns()
-            answer["response"] = _get(server.url, f"/bundles/{BUNDLE_NAME}/wasm", headers,
-                                      plan.longpoll_wait_s + 10)  # fmt: skip
+            answer["response"] = _get(
+                server.url, f"/bundles/{BUNDLE_NAME}/wasm", headers, plan.longpoll_wait_s + 10
+            )
             answer["received"] = time.perf_counter_ns()
 
         holder = threading.Thread(target=hold, daemon=True)
@@ -250,8 +281,16 @@ def _steps(url: str, corpus: Corpus, plan: IngestPlan, bundle_raw: bytes) -> dic
         store.close()
 
 
-def _one(kind: str, fresh: Callable[[str], str], corpus: Corpus, index: Path, plan: IngestPlan,
-         bundle_raw: bytes, workdir: Path, profile_dir: Path | None) -> dict[str, Any]:  # fmt: skip
+def _one(
+    kind: str,
+    fresh: Callable[[str], str],
+    corpus: Corpus,
+    index: Path,
+    plan: IngestPlan,
+    bundle_raw: bytes,
+    workdir: Path,
+    profile_dir: Path | None,
+) -> dict[str, Any]:
     url = fresh("ingest")
     store, token = _prepared(url, bundle_raw)
     try:
@@ -290,12 +329,16 @@ def measure(
     if not bundle_revision(bundle_raw):  # the server publishes only bundles with a revision
         bundle_raw = with_revision(bundle_raw, UNVERSIONED)
     results: dict[str, Any] = {
-        "plan": {**asdict(plan.fleet), "clients": plan.clients, "workers": plan.workers,
-                 "longpoll_runs": plan.longpoll_runs,
-                 "rss_marks": list(plan.rss_marks)},
+        "plan": {
+            **asdict(plan.fleet),
+            "clients": plan.clients,
+            "workers": plan.workers,
+            "longpoll_runs": plan.longpoll_runs,
+            "rss_marks": list(plan.rss_marks),
+        },
         "corpus": corpus.summary(),
         "load_start": loadavg(),
-    }  # fmt: skip
+    }
     for kind in plan.databases:
         missing = postgres_unavailable() if kind == "postgresql" else None
         if missing:
@@ -322,8 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, help=f"concurrent uploaders [default: {FULL.clients}]")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile; profiles go here")
-    parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu",
-                        help="cpu: each thread's CPU time; wall: elapsed time [default: cpu]")  # fmt: skip
+    parser.add_argument(
+        "--profile-clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="cpu: each thread's CPU time; wall: elapsed time [default: cpu]",
+    )
     args = parser.parse_args(argv)
     os.environ[PROFILE_CLOCK] = args.profile_clock
     plan = SMOKE if args.smoke else FULL

@@ -188,8 +188,11 @@ def _system_app(package: str, rng: random.Random) -> dict[str, Any]:
     where = ("/system/priv-app", "/system/app", "/product/priv-app", "/product/app")[
         zlib.crc32(package.encode()) % 4
     ]
-    app: dict[str, Any] = {"id": package, "version": str(rng.randrange(10**8, 2 * 10**9)) if gms else
-                           SYSTEM_VERSION, "source": "android-pm"}  # fmt: skip
+    app: dict[str, Any] = {
+        "id": package,
+        "version": str(rng.randrange(10**8, 2 * 10**9)) if gms else SYSTEM_VERSION,
+        "source": "android-pm",
+    }
     if gms and rng.random() < 0.5:
         app["installer"] = "com.android.vending"
     app["user"] = 0

@@ -70,8 +70,13 @@ def _patch() -> None:
     async def profiled_run_in_threadpool(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await run_in_threadpool(_profiled(func), *args, **kwargs)
 
-    for module in (pyagent.server.app, pyagent.server.bundles, pyagent.server.context, pyagent.server.logs,
-                   pyagent.server.status):  # fmt: skip
+    for module in (
+        pyagent.server.app,
+        pyagent.server.bundles,
+        pyagent.server.context,
+        pyagent.server.logs,
+        pyagent.server.status,
+    ):
         module.run_in_threadpool = profiled_run_in_threadpool  # type: ignore[attr-defined]
 
 

@@ -125,10 +125,15 @@ def _steps(measured: list[tuple[str, dict[str, Any]]]) -> list[str]:
     rows = [[name, *(_num(steps["us_per_event"].get(name), 1) for _, steps in with_steps)] for name in names]
     rows.append(["**sum**", *(f"**{_num(steps['total_us_per_event'], 1)}**" for _, steps in with_steps)])
     rows.append(
-        ["server CPU per event in the run above, all threads", *(
-            _num(run["upload"].get("server_cpu_ms_per_event", 0) * 1000, 1) for _, run in measured
-            if run.get("steps"))]
-    )  # fmt: skip
+        [
+            "server CPU per event in the run above, all threads",
+            *(
+                _num(run["upload"].get("server_cpu_ms_per_event", 0) * 1000, 1)
+                for _, run in measured
+                if run.get("steps")
+            ),
+        ]
+    )
     return [
         "Where the server's CPU goes: the steps of `POST /logs` (`read_body`'s gunzip, `decode_batch`, "
         "`SqlStore.ingest`, the token and bundle-name lookups), called in the benchmark's process, one "
@@ -152,10 +157,23 @@ def ingest_markdown(results: dict[str, Any]) -> list[str]:
     skipped = [f"{NAMES[k]}: skipped ({found[k]['skipped']})" for k in NAMES if "skipped" in found.get(k, {})]
     measured = runs(results)
     upload_head = [
-        "database", "events", "all stored", "wall s", "events/s", "request median ms", "p99 ms",
-        "server CPU ms/event", "PostgreSQL CPU s", "server CPU s", "client CPU s", "machine busy",
-        f"server RSS MB at {marks[0]:,}", f"at {marks[-1]:,}", "ratio", "largest of 20 samples MB",
-    ]  # fmt: skip
+        "database",
+        "events",
+        "all stored",
+        "wall s",
+        "events/s",
+        "request median ms",
+        "p99 ms",
+        "server CPU ms/event",
+        "PostgreSQL CPU s",
+        "server CPU s",
+        "client CPU s",
+        "machine busy",
+        f"server RSS MB at {marks[0]:,}",
+        f"at {marks[-1]:,}",
+        "ratio",
+        "largest of 20 samples MB",
+    ]
     poll_head = [
         "database",
         "median ms",
@@ -166,9 +184,14 @@ def ingest_markdown(results: dict[str, Any]) -> list[str]:
         "runs",
     ]
     disk_head = [
-        "database", "KiB per event", "KiB per device per day", "history row KiB", "stored report KiB",
-        "distinct reports / events", "KiB per device per day, reports stored once per inventory",
-    ]  # fmt: skip
+        "database",
+        "KiB per event",
+        "KiB per device per day",
+        "history row KiB",
+        "stored report KiB",
+        "distinct reports / events",
+        "KiB per device per day, reports stored once per inventory",
+    ]
     polls = [(kind, run["longpoll"]) for kind, run in measured if run.get("longpoll")]
     return [
         "## Server: decision-log ingest (`pyagent server run`)",

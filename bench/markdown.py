@@ -8,7 +8,7 @@ from bench.fleet_views import views_markdown
 from bench.ingest_report import ingest_markdown
 from bench.measure import remeasured
 from bench.notes import notes
-from bench.opa_index import index_markdown
+from bench.opa_index_report import index_markdown
 
 __all__ = ["markdown"]
 

@@ -34,12 +34,17 @@ def throughput_markdown(section: Mapping[str, Any], server_eval_ms: float | None
         return []
     rows = [
         [
-            env_text(section, t.get("opa", GO_DEFAULTS)), str(t["clients"]), f"{t['decisions']:,}",
-            f"{t['per_s']:,}", _cell(t, "opa_cpu_ms", ".3f"), _cell(t, "gc_cpu_ms", ".3f"),
-            _cell(t, "gc_per_1000", ".1f"), _cell(t, "client_cpu_ms", ".3f"),
+            env_text(section, t.get("opa", GO_DEFAULTS)),
+            str(t["clients"]),
+            f"{t['decisions']:,}",
+            f"{t['per_s']:,}",
+            _cell(t, "opa_cpu_ms", ".3f"),
+            _cell(t, "gc_cpu_ms", ".3f"),
+            _cell(t, "gc_per_1000", ".1f"),
+            _cell(t, "client_cpu_ms", ".3f"),
         ]
         for t in runs
-    ]  # fmt: skip
+    ]
     servers = sorted({t.get("opa", GO_DEFAULTS) for t in runs}, key=lambda name: name != DEPLOYED)
     counts = ", ".join(str(n) for n in sorted({t["clients"] for t in runs}))
     who = (

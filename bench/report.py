@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.fleet_views import views_goals
 from bench.ingest_report import ingest_goals
-from bench.opa_index import index_goals
+from bench.opa_index_report import index_goals
 
 __all__ = ["goals"]
 

@@ -134,5 +134,3 @@ class _NotJsonNumber(ValueError):
 def _no_constant(word: str) -> Any:
     """``NaN``, ``Infinity`` and ``-Infinity``, which Python's reader takes and JSON (and OPA) do not."""
     raise _NotJsonNumber(f"{word} is not a JSON number")
-
-

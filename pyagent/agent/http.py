@@ -113,9 +113,16 @@ class ServiceClient:
         presented = (headers or {}).get("Authorization", "").partition(" ")[2]  # a registry's own token
         path = resource if exact_path else self.path(resource)
         reply = request(
-            self._target, method, path, timeout=timeout, max_body=max_body, headers=send, body=body,
-            sink=sink, head_timeout=self.service.timeout + (long_poll or 0),
-        )  # fmt: skip
+            self._target,
+            method,
+            path,
+            timeout=timeout,
+            max_body=max_body,
+            headers=send,
+            body=body,
+            sink=sink,
+            head_timeout=self.service.timeout + (long_poll or 0),
+        )
         # what the request presented never comes back in a kept message: the token, and header values
         # long enough to be keys (a gateway's X-Api-Key); "eu-west" and the like are not worth hiding
         secrets = (token, raw, presented, *(value for _, value in self.service.headers if len(value) >= 16))

@@ -197,7 +197,6 @@ class ChainState:
     dropped_unshipped: int
 
 
-
 @dataclass(frozen=True)
 class RawRecord:
     """One row of ``records`` as stored, the body unparsed (for the verifier)."""

@@ -79,8 +79,15 @@ def status_document(
     if not document["exists"]:
         check_not_lost(path)  # a spool deleted is not "no run yet"
         empty = {"count": 0, "records": []}
-        return {**document, "records": 0, "pending": 0, "dropped": 0, "last_run": None, "head": None,
-                "set_aside": empty}  # fmt: skip
+        return {
+            **document,
+            "records": 0,
+            "pending": 0,
+            "dropped": 0,
+            "last_run": None,
+            "head": None,
+            "set_aside": empty,
+        }
     with Spool.open(path, key=load_key(None), readonly=True) as spool, spool.snapshot():
         state = spool.state()
         records, pending = spool.counts()

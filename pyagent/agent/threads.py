@@ -216,10 +216,15 @@ def first_download(
             return None
         if until is not None and time.monotonic() >= until:
             revision = bundle.status.active_revision
-            log.event("bundle_slow", (
-                f"bundle {bundle.name}: the download is still running after {limit:g} s; deciding with "
-                f"the active bundle (revision {revision})"
-            ), bundle=bundle.name, revision=revision)  # fmt: skip
+            log.event(
+                "bundle_slow",
+                (
+                    f"bundle {bundle.name}: the download is still running after {limit:g} s; deciding with "
+                    f"the active bundle (revision {revision})"
+                ),
+                bundle=bundle.name,
+                revision=revision,
+            )
             return 0.0
     return delay[0] if delay else 0.0
 

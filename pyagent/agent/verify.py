@@ -269,11 +269,13 @@ def _ends(chain: list[_Entry], state: ChainState) -> list[Problem]:
         if state.head_hash != state.anchor_hash:  # (an empty log's head is its anchor: none were kept)
             return [
                 Problem(
-                    "deleted", state.anchor_seq + 1, None,
+                    "deleted",
+                    state.anchor_seq + 1,
+                    None,
                     "no record left, yet the recorded head is not the anchor: the records were deleted and "
                     "the head's count set back",
                 )
-            ]  # fmt: skip
+            ]
         return []
     last = chain[-1]
     if last.seq < state.head_seq:
@@ -331,17 +333,25 @@ def _identity(chain: list[_Entry], state: ChainState) -> list[Problem]:
                 return [problem]
         previous = entry
         if entry.body.get("chain_id") != state.chain_id:
-            return [Problem(
-                "identity", entry.row.seq, entry.row.id,
-                f"record {entry.name} is of chain {entry.body.get('chain_id')!r}, but meta says "
-                f"{state.chain_id!r}: the log's identity was edited",
-            )]  # fmt: skip
+            return [
+                Problem(
+                    "identity",
+                    entry.row.seq,
+                    entry.row.id,
+                    f"record {entry.name} is of chain {entry.body.get('chain_id')!r}, but meta says "
+                    f"{state.chain_id!r}: the log's identity was edited",
+                )
+            ]
         if entry.seq == 1 and entry.body.get("origin", "") != state.origin:
-            return [Problem(
-                "identity", entry.row.seq, entry.row.id,
-                f"record {entry.name} says the log began at {entry.body.get('origin', '')!r}, but meta "
-                f"says {state.origin!r}: the log's identity was edited",
-            )]  # fmt: skip
+            return [
+                Problem(
+                    "identity",
+                    entry.row.seq,
+                    entry.row.id,
+                    f"record {entry.name} says the log began at {entry.body.get('origin', '')!r}, but meta "
+                    f"says {state.origin!r}: the log's identity was edited",
+                )
+            ]
     return []
 
 
@@ -361,7 +371,9 @@ def _counted(before: dict[str, Any], entry: _Entry) -> Problem | None:
     if dropped == moved and 0 <= unshipped <= moved:
         return None
     return Problem(
-        "anchor", entry.row.seq, entry.row.id,
+        "anchor",
+        entry.row.seq,
+        entry.row.id,
         f"record {entry.name} counts {dropped} more dropped ({unshipped} unshipped) than the previous one "
         f"while its anchor moved by {moved}: the counters in meta were edited",
-    )  # fmt: skip
+    )

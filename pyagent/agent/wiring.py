@@ -70,17 +70,26 @@ def build(
             key = tables.keys[source.keyid]
             verification = VerificationConfig(verification_key(key), source.keyid, source.scope)
         else:  # as OPA: [keys] without a signing block verify a signature when the bundle has one
-            keys = {name: VerificationConfig(verification_key(key), name, key.scope)
-                    for name, key in tables.keys.items()}  # fmt: skip
+            keys = {
+                name: VerificationConfig(verification_key(key), name, key.scope)
+                for name, key in tables.keys.items()
+            }
         plugins.bundle = BundlePlugin(
-            source, clients[source.service], BundleDir(state_dir(), source.name), verification=verification,
-            keys=keys, notify=notify,
-        )  # fmt: skip
+            source,
+            clients[source.service],
+            BundleDir(state_dir(), source.name),
+            verification=verification,
+            keys=keys,
+            notify=notify,
+        )
     if tables.decision_logs is not None:
         plugins.logs = DecisionLogPlugin(
-            tables.decision_logs, clients[tables.decision_logs.service], tables.labels, notify=notify,
+            tables.decision_logs,
+            clients[tables.decision_logs.service],
+            tables.labels,
+            notify=notify,
             device_id=device_id,
-        )  # fmt: skip
+        )
     if tables.status_service is not None:
         period = plugins.bundle.source.polling.max_delay if plugins.bundle else DEFAULT_PERIOD
         plugins.status = StatusPlugin(

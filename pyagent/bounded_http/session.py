@@ -87,9 +87,15 @@ def request(
     session = Session(target, max_idle=0)
     try:
         return session.request(
-            method, path, timeout=timeout, max_body=max_body, headers=headers, body=body, sink=sink,
+            method,
+            path,
+            timeout=timeout,
+            max_body=max_body,
+            headers=headers,
+            body=body,
+            sink=sink,
             head_timeout=head_timeout,
-        )  # fmt: skip
+        )
     finally:
         session.close()
 

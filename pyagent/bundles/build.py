@@ -97,10 +97,13 @@ def build_signed_bundle(
         claims_file = stage.parent / "claims.json"
         claims_file.write_text(json.dumps(claims), encoding="utf-8")
         signing = [
-            "--signing-key", str(Path(signing_key).resolve()),
-            "--signing-alg", algorithm,
-            "--claims-file", str(claims_file),
-        ]  # fmt: skip
+            "--signing-key",
+            str(Path(signing_key).resolve()),
+            "--signing-alg",
+            algorithm,
+            "--claims-file",
+            str(claims_file),
+        ]
         _opa_build(stage, target, [*signing, "-o", str(out)], timeout=timeout, dirs=dirs)
     config = VerificationConfig(public, scope=scope or None)
     with _removed_on_failure(out):  # never leave a bundle behind that the agents would refuse

@@ -116,9 +116,12 @@ def check(
 
 
 def _decide(
-    settings: EngineSettings, report: str | None, org: str | None, when: str,
+    settings: EngineSettings,
+    report: str | None,
+    org: str | None,
+    when: str,
     machine: tuple[str | None, str | None, bool | None, str | None],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The decision for REPORT (or this machine, collected with ``machine``'s facts), its policy errors
     raised (:func:`raise_for_policy_errors`)."""
     device_id, ownership, mdm_enrolled, mdm_provider = machine

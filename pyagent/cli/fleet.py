@@ -199,9 +199,16 @@ def run_fleet(
 
 
 def _run(
-    ctx: click.Context, inventories: tuple[str, ...], *, org: str | None, at: str | None, fmt: str,
-    jobs: int | None, output: str | None, engine_flags: dict[str, Any],
-) -> None:  # fmt: skip
+    ctx: click.Context,
+    inventories: tuple[str, ...],
+    *,
+    org: str | None,
+    at: str | None,
+    fmt: str,
+    jobs: int | None,
+    output: str | None,
+    engine_flags: dict[str, Any],
+) -> None:
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     items = with_progress(iter_items(inventories), label="fleet")  # every inventory checked here, first
     settings = EngineSettings(**engine_flags)

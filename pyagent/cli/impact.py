@@ -67,9 +67,16 @@ def impact(
 
 
 def _run(
-    ctx: click.Context, inventories: tuple[str, ...], versions: tuple[str, str], *, org: str | None,
-    at: str | None, fmt: str, jobs: int | None, output: str | None,
-) -> None:  # fmt: skip
+    ctx: click.Context,
+    inventories: tuple[str, ...],
+    versions: tuple[str, str],
+    *,
+    org: str | None,
+    at: str | None,
+    fmt: str,
+    jobs: int | None,
+    output: str | None,
+) -> None:
     when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     to_file = bool(output and output != "-")  # text goes there too, as with `check -o` and `fleet -o`
     items = with_progress(iter_items(inventories), label="impact")

@@ -234,10 +234,15 @@ def engine_inputs(flags: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     ``-o`` must not overwrite, nor write into (:func:`~pyagent.cli.render.check_output_apart`)."""
     from pyagent.policy import shipped
 
-    named = [(option, flags.get(key)) for option, key in (
-        ("--bundle", "bundle"), ("--verification-key", "verification_key"), ("--opa-ca", "opa_ca"),
-        ("--state-dir", "state_dir"),
-    )]  # fmt: skip
+    named = [
+        (option, flags.get(key))
+        for option, key in (
+            ("--bundle", "bundle"),
+            ("--verification-key", "verification_key"),
+            ("--opa-ca", "opa_ca"),
+            ("--state-dir", "state_dir"),
+        )
+    ]
     if not flags.get("bundle"):  # the bundle decided with when none is named (a checkout's build/)
         named.append(("the shipped policy bundle", str(shipped.default_bundle())))
     return named + [("--data", path) for path in flags.get("data_files") or ()]

@@ -79,16 +79,31 @@ Examples:
 @config_options
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
-@click.option("--max-body", "max_body_bytes", type=click.IntRange(min=1024), default=None,
-              help="Largest body on the wire (logs, status, publish), bytes [default: 32 MiB].")  # fmt: skip
-@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
-              help="Worker processes on the port (one per core); they share only the database.")  # fmt: skip
-@click.option("--forwarded-allow-ips", metavar="ADDRESSES", envvar="FORWARDED_ALLOW_IPS", default=None,
-              callback=lambda _ctx, param, value: _addresses(param, value),
-              help="The load balancers whose X-Forwarded-Proto/-For are believed: addresses or networks, "
-                   "comma-separated, or '*' [default: 127.0.0.1; env FORWARDED_ALLOW_IPS]. A load balancer "
-                   "that terminates TLS on another host must be named, or dashboard logins are refused "
-                   "(the browser's https origin is not this server's http one).")  # fmt: skip
+@click.option(
+    "--max-body",
+    "max_body_bytes",
+    type=click.IntRange(min=1024),
+    default=None,
+    help="Largest body on the wire (logs, status, publish), bytes [default: 32 MiB].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Worker processes on the port (one per core); they share only the database.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    metavar="ADDRESSES",
+    envvar="FORWARDED_ALLOW_IPS",
+    default=None,
+    callback=lambda _ctx, param, value: _addresses(param, value),
+    help="The load balancers whose X-Forwarded-Proto/-For are believed: addresses or networks, "
+    "comma-separated, or '*' [default: 127.0.0.1; env FORWARDED_ALLOW_IPS]. A load balancer "
+    "that terminates TLS on another host must be named, or dashboard logins are refused "
+    "(the browser's https origin is not this server's http one).",
+)
 def run(
     bind: str | None,
     db: str | None,
@@ -110,9 +125,14 @@ def run(
 
     log_to_stderr(0, warnings=True)  # a server's warnings (ignored decisions, store errors) are its log
     settings = _settings(
-        config_file, bind=bind, db=db, state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
+        config_file,
+        bind=bind,
+        db=db,
+        state_dir=state_dir,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         max_body_bytes=max_body_bytes,
-    )  # fmt: skip
+    )
     host, port = settings.host_port()
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise InvalidInputError("--tls-cert and --tls-key go together")
@@ -256,8 +276,9 @@ revision was, a publish without that config is refused.
 )
 @db_option
 @config_options
-def publish(name: str, files: tuple[Path, ...], db: str | None, state_dir: Path | None,
-            config_file: Path | None) -> None:  # fmt: skip
+def publish(
+    name: str, files: tuple[Path, ...], db: str | None, state_dir: Path | None, config_file: Path | None
+) -> None:
     """Store a new revision of a bundle (its rego and/or wasm build); agents and OPAs then get it."""
     from pyagent.server.publish import MAX_BUNDLE_BYTES
     from pyagent.server.publish import publish as publish_bundle
@@ -283,10 +304,12 @@ def token() -> None:
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(["agent", "reader", "admin"]))
 @click.option(
-    "--device", "device", metavar="ID",
+    "--device",
+    "device",
+    metavar="ID",
     help="Bind an agent token to one device: its decision logs and status for any other device are "
     "refused (403). Without it, an agent token reports for any device (an OPA logging many devices).",
-)  # fmt: skip
+)
 @db_option
 @config_options
 def token_add(

@@ -158,6 +158,10 @@ class IntuneCollector(Collector):
         # rule that applies is reported as not checked, never passed.
         not_listed = ("unmanaged-apps",) if work_profile else ()
         return self.inventory(
-            platform, apps, work_profile=work_profile, facts=facts, not_listed=not_listed,
+            platform,
+            apps,
+            work_profile=work_profile,
+            facts=facts,
+            not_listed=not_listed,
             managed_only_when_personal=True,
-        )  # fmt: skip
+        )

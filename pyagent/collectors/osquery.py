@@ -73,19 +73,44 @@ DEB_NOT_INSTALLED = frozenset({"not-installed", "config-files"})
 
 #: Columns each table has and none of the other three (osquery 5 schema): one of them tells the table.
 _ONLY: dict[Table, frozenset[str]] = {
-    "apps": frozenset({
-        "path", "bundle_executable", "bundle_identifier", "bundle_name", "bundle_short_version",
-        "bundle_version", "bundle_package_type", "environment", "element", "compiler", "development_region",
-        "display_name", "info_string", "minimum_system_version", "category", "applescript_enabled",
-        "copyright", "last_opened_time",
-    }),
-    "programs": frozenset({
-        "install_location", "install_source", "language", "publisher", "uninstall_string", "install_date",
-        "identifying_number", "package_family_name", "upgrade_code",
-    }),
+    "apps": frozenset(
+        {
+            "path",
+            "bundle_executable",
+            "bundle_identifier",
+            "bundle_name",
+            "bundle_short_version",
+            "bundle_version",
+            "bundle_package_type",
+            "environment",
+            "element",
+            "compiler",
+            "development_region",
+            "display_name",
+            "info_string",
+            "minimum_system_version",
+            "category",
+            "applescript_enabled",
+            "copyright",
+            "last_opened_time",
+        }
+    ),
+    "programs": frozenset(
+        {
+            "install_location",
+            "install_source",
+            "language",
+            "publisher",
+            "uninstall_string",
+            "install_date",
+            "identifying_number",
+            "package_family_name",
+            "upgrade_code",
+        }
+    ),
     "deb_packages": frozenset({"revision", "status", "maintainer", "section", "priority", "admindir"}),
     "rpm_packages": frozenset({"release", "sha1", "epoch", "install_time", "vendor", "package_group"}),
-}  # fmt: skip
+}
 #: Columns both Linux package tables have (and neither apps nor programs).
 _LINUX_PACKAGES = frozenset({"source", "size", "arch", "pid_with_namespace", "mount_namespace_id"})
 #: Every column of each table.

@@ -55,9 +55,18 @@ DEFAULT_JITTER = 0.1
 DEFAULT_MAX_RECORDS = 10_000
 DEVICE_KEYS = ("id", "organization", "ownership", "mdm_enrolled", "mdm_provider")
 AGENT_KEYS = (
-    "interval", "jitter", "state_dir", "spool_path", "log_path", "max_records", "hmac_key_file",
-    "collector_url", "collector_token_file", "collector_ca", "collector_timeout",
-)  # fmt: skip
+    "interval",
+    "jitter",
+    "state_dir",
+    "spool_path",
+    "log_path",
+    "max_records",
+    "hmac_key_file",
+    "collector_url",
+    "collector_token_file",
+    "collector_ca",
+    "collector_timeout",
+)
 OPA_KEYS = ("url", "token_file", "ca")
 SPOOL_FILE = "spool.sqlite"
 

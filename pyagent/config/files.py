@@ -109,9 +109,11 @@ def _loader_class() -> Any:
                     key = self.construct_object(key_node)
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            None, None, f"key {key!r} given twice (first at line {seen[key]})",
+                            None,
+                            None,
+                            f"key {key!r} given twice (first at line {seen[key]})",
                             key_node.start_mark,
-                        )  # fmt: skip
+                        )
                     seen[key] = key_node.start_mark.line + 1
             return super().construct_mapping(node, deep)
 

@@ -28,8 +28,20 @@ def scheme(bearer: Section) -> str:
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?|")
 #: Headers the HTTP client writes itself: how the message is framed and where it goes.
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "trailer",
-                      "upgrade", "keep-alive", "expect", "proxy-connection"})  # fmt: skip
+_FRAMING = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "keep-alive",
+        "expect",
+        "proxy-connection",
+    }
+)
 
 
 def headers(section: Section) -> tuple[tuple[str, str], ...]:

@@ -45,45 +45,96 @@ Pattern = tuple[str, ...]
 """A path of keys; ``*`` matches any name (a service, a bundle, a key)."""
 
 AGENT_TABLES = ("device", "agent", "opa")
-POLLING = frozenset({"min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds",
-                     "superseded_etag_ttl_seconds"})  # fmt: skip
+POLLING = frozenset(
+    {"min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds", "superseded_etag_ttl_seconds"}
+)
 BUNDLE = frozenset({"service", "resource", "signing", "persist", "size_limit_bytes", "trigger", "polling"})
-CREDENTIALS = frozenset({"bearer", "oauth2", "client_tls", "s3_signing", "gcp_metadata",
-                         "azure_managed_identity", "plugin"})  # fmt: skip
+CREDENTIALS = frozenset(
+    {"bearer", "oauth2", "client_tls", "s3_signing", "gcp_metadata", "azure_managed_identity", "plugin"}
+)
 
 KNOWN: dict[Pattern, frozenset[str]] = {
-    (): frozenset({
-        *AGENT_TABLES, "services", "labels", "discovery", "bundle", "bundles", "decision_logs", "status",
-        "plugins", "keys", "default_decision", "default_authorization_decision", "caching",
-        "nd_builtin_cache", "persistence_directory", "distributed_tracing", "metrics_export", "server",
-        "storage",
-    }),
-    ("services", "*"): frozenset({"name", "url", "headers", "allow_insecure_tls",
-                                  "response_header_timeout_seconds", "tls", "credentials", "type"}),
+    (): frozenset(
+        {
+            *AGENT_TABLES,
+            "services",
+            "labels",
+            "discovery",
+            "bundle",
+            "bundles",
+            "decision_logs",
+            "status",
+            "plugins",
+            "keys",
+            "default_decision",
+            "default_authorization_decision",
+            "caching",
+            "nd_builtin_cache",
+            "persistence_directory",
+            "distributed_tracing",
+            "metrics_export",
+            "server",
+            "storage",
+        }
+    ),
+    ("services", "*"): frozenset(
+        {
+            "name",
+            "url",
+            "headers",
+            "allow_insecure_tls",
+            "response_header_timeout_seconds",
+            "tls",
+            "credentials",
+            "type",
+        }
+    ),
     ("services", "*", "tls"): frozenset({"ca_cert", "system_ca_required"}),
     ("services", "*", "credentials"): CREDENTIALS,
     ("services", "*", "credentials", "bearer"): frozenset({"token", "token_path", "scheme"}),
     ("bundles", "*"): BUNDLE,
     ("bundles", "*", "polling"): POLLING,
-    ("bundles", "*", "signing"): frozenset({"keyid", "scope", "exclude_files",
-                                            "allow_unsigned_delta_bundles"}),
+    ("bundles", "*", "signing"): frozenset(
+        {"keyid", "scope", "exclude_files", "allow_unsigned_delta_bundles"}
+    ),
     ("keys", "*"): frozenset({"key", "key_path", "private_key", "algorithm", "scope"}),
-    ("decision_logs",): frozenset({"plugin", "service", "partition_name", "reporting", "request_context",
-                                   "mask_decision", "drop_decision", "console", "resource",
-                                   "nd_builtin_cache"}),
-    ("decision_logs", "reporting"): frozenset({
-        "buffer_type", "buffer_size_limit_bytes", "buffer_size_limit_events", "upload_size_limit_bytes",
-        "min_delay_seconds", "max_delay_seconds", "max_decisions_per_second", "trigger",
-    }),
+    ("decision_logs",): frozenset(
+        {
+            "plugin",
+            "service",
+            "partition_name",
+            "reporting",
+            "request_context",
+            "mask_decision",
+            "drop_decision",
+            "console",
+            "resource",
+            "nd_builtin_cache",
+        }
+    ),
+    ("decision_logs", "reporting"): frozenset(
+        {
+            "buffer_type",
+            "buffer_size_limit_bytes",
+            "buffer_size_limit_events",
+            "upload_size_limit_bytes",
+            "min_delay_seconds",
+            "max_delay_seconds",
+            "max_decisions_per_second",
+            "trigger",
+        }
+    ),
     ("decision_logs", "request_context"): frozenset({"http"}),
     ("decision_logs", "request_context", "http"): frozenset({"headers"}),
-    ("status",): frozenset({"plugin", "service", "partition_name", "console", "prometheus",
-                            "prometheus_config", "trigger"}),
+    ("status",): frozenset(
+        {"plugin", "service", "partition_name", "console", "prometheus", "prometheus_config", "trigger"}
+    ),
     ("status", "prometheus_config"): frozenset({"collectors"}),
     ("status", "prometheus_config", "collectors"): frozenset({"bundle_loading_duration_ns"}),
     ("status", "prometheus_config", "collectors", "bundle_loading_duration_ns"): frozenset({"buckets"}),
-    ("discovery",): frozenset({"name", "prefix", "decision", "service", "resource", "signing", "persist",
-                               "trigger", "polling"}),
+    ("discovery",): frozenset(
+        {"name", "prefix", "decision", "service", "resource", "signing", "persist", "trigger", "polling"}
+    ),
     ("discovery", "polling"): POLLING,
     ("bundle",): frozenset({"name", "prefix", *BUNDLE}),
     ("bundle", "polling"): POLLING,
@@ -98,42 +149,79 @@ KNOWN: dict[Pattern, frozenset[str]] = {
     ("storage",): frozenset({"disk"}),
     ("storage", "disk"): frozenset({"directory", "auto_create", "partitions", "badger"}),
     ("caching",): frozenset({"inter_query_builtin_cache", "inter_query_builtin_value_cache"}),
-    ("caching", "inter_query_builtin_cache"): frozenset({
-        "max_size_bytes", "forced_eviction_threshold_percentage", "stale_entry_eviction_period_seconds",
-    }),
+    ("caching", "inter_query_builtin_cache"): frozenset(
+        {
+            "max_size_bytes",
+            "forced_eviction_threshold_percentage",
+            "stale_entry_eviction_period_seconds",
+        }
+    ),
     ("caching", "inter_query_builtin_value_cache"): frozenset({"max_num_entries", "named"}),
-    ("caching", "inter_query_builtin_value_cache", "named", "*"): frozenset({"max_num_entries",
-                                                                             "disabled"}),
-    ("distributed_tracing",): frozenset({
-        "type", "address", "service_name", "sample_percentage", "encryption", "allow_insecure_tls",
-        "tls_cert_file", "tls_private_key_file", "tls_ca_cert_file", "resource",
-        "batch_span_processor_options",
-    }),
-    ("distributed_tracing", "resource"): frozenset({"service_version", "service_instance_id",
-                                                    "service_namespace", "deployment_environment"}),
-    ("distributed_tracing", "batch_span_processor_options"): frozenset({
-        "blocking", "batch_timeout_ms", "export_timeout_ms", "max_export_batch_size", "max_queue_size",
-    }),
-}  # fmt: skip
+    ("caching", "inter_query_builtin_value_cache", "named", "*"): frozenset({"max_num_entries", "disabled"}),
+    ("distributed_tracing",): frozenset(
+        {
+            "type",
+            "address",
+            "service_name",
+            "sample_percentage",
+            "encryption",
+            "allow_insecure_tls",
+            "tls_cert_file",
+            "tls_private_key_file",
+            "tls_ca_cert_file",
+            "resource",
+            "batch_span_processor_options",
+        }
+    ),
+    ("distributed_tracing", "resource"): frozenset(
+        {"service_version", "service_instance_id", "service_namespace", "deployment_environment"}
+    ),
+    ("distributed_tracing", "batch_span_processor_options"): frozenset(
+        {
+            "blocking",
+            "batch_timeout_ms",
+            "export_timeout_ms",
+            "max_export_batch_size",
+            "max_queue_size",
+        }
+    ),
+}
 """Every object whose keys OPA checks ("closed"), with the keys OPA knows there (and the agent's own
 ``device``, ``agent``, ``opa`` and ``keys.NAME.key_path``). Other objects (``plugins``, ``labels``,
 ``services.NAME.headers``, ...) take any key, as in OPA."""
 
-IGNORED: frozenset[Pattern] = frozenset({
-    ("plugins",), ("default_decision",), ("default_authorization_decision",),
-    ("caching",), ("nd_builtin_cache",), ("persistence_directory",), ("distributed_tracing",),
-    ("metrics_export",), ("server",), ("storage",),
-    ("services", "*", "name"),
-    ("bundles", "*", "trigger"), ("bundles", "*", "polling", "superseded_etag_ttl_seconds"),
-    ("bundles", "*", "signing", "allow_unsigned_delta_bundles"),  # the agent takes no delta bundle
-    ("decision_logs", "plugin"), ("decision_logs", "request_context"),
-    ("decision_logs", "console"), ("decision_logs", "nd_builtin_cache"),
-    ("decision_logs", "reporting", "buffer_type"), ("decision_logs", "reporting", "buffer_size_limit_bytes"),
-    ("decision_logs", "reporting", "buffer_size_limit_events"),
-    ("decision_logs", "reporting", "max_decisions_per_second"), ("decision_logs", "reporting", "trigger"),
-    ("status", "plugin"), ("status", "console"), ("status", "prometheus"),
-    ("status", "prometheus_config"), ("status", "trigger"),
-})  # fmt: skip
+IGNORED: frozenset[Pattern] = frozenset(
+    {
+        ("plugins",),
+        ("default_decision",),
+        ("default_authorization_decision",),
+        ("caching",),
+        ("nd_builtin_cache",),
+        ("persistence_directory",),
+        ("distributed_tracing",),
+        ("metrics_export",),
+        ("server",),
+        ("storage",),
+        ("services", "*", "name"),
+        ("bundles", "*", "trigger"),
+        ("bundles", "*", "polling", "superseded_etag_ttl_seconds"),
+        ("bundles", "*", "signing", "allow_unsigned_delta_bundles"),  # the agent takes no delta bundle
+        ("decision_logs", "plugin"),
+        ("decision_logs", "request_context"),
+        ("decision_logs", "console"),
+        ("decision_logs", "nd_builtin_cache"),
+        ("decision_logs", "reporting", "buffer_type"),
+        ("decision_logs", "reporting", "buffer_size_limit_bytes"),
+        ("decision_logs", "reporting", "buffer_size_limit_events"),
+        ("decision_logs", "reporting", "max_decisions_per_second"),
+        ("decision_logs", "reporting", "trigger"),
+        ("status", "plugin"),
+        ("status", "console"),
+        ("status", "prometheus"),
+        ("status", "prometheus_config"),
+        ("status", "trigger"),
+    }
+)
 """OPA keys the agent does not act on: accepted, reported once, and dropped before the tables are read."""
 
 HONOURED_AS_IS: dict[Pattern, Any] = {

@@ -161,10 +161,15 @@ class Impact:
             status = device_status(after)
             setattr(summary, status, getattr(summary, status) + 1)
             self.not_compared.append(
-                {"device_id": after.get("device_id") or before.get("device_id"),
-                 "organization": after.get("organization"), "source": after.get("source"),
-                 "status": status, "errors": a["errors"], "baseline_errors": b["errors"]}
-            )  # fmt: skip
+                {
+                    "device_id": after.get("device_id") or before.get("device_id"),
+                    "organization": after.get("organization"),
+                    "source": after.get("source"),
+                    "status": status,
+                    "errors": a["errors"],
+                    "baseline_errors": b["errors"],
+                }
+            )
             return
         change = compare(before, after, summary)
         if change is not None:
@@ -173,10 +178,15 @@ class Impact:
             added, removed = _delta(before["warnings"], after["warnings"])
             org = after.get("organization") or UNKNOWN_ORG
             self.warning_changes.append(
-                {"device_id": after.get("device_id"), "organization": org, "source": after.get("source"),
-                 "warnings_added": added, "warnings_removed": removed,
-                 "warnings_changed": _altered(b["warnings"], a["warnings"])}
-            )  # fmt: skip
+                {
+                    "device_id": after.get("device_id"),
+                    "organization": org,
+                    "source": after.get("source"),
+                    "warnings_added": added,
+                    "warnings_removed": removed,
+                    "warnings_changed": _altered(b["warnings"], a["warnings"]),
+                }
+            )
 
     def as_dict(self, evaluated_at: str) -> dict[str, Any]:
         return {

@@ -69,9 +69,10 @@ class TextFormat(OutputFormat):
                 lines.append(f"{INDENT}{printable(err.code)}: {printable(err.message)}{at}")
         if not parsed.entries and not parsed.errors:
             lines.append(
-                "no ban applies to this device's apps" if parsed.allow  # (none installed, or out of scope)
+                "no ban applies to this device's apps"
+                if parsed.allow  # (none installed, or out of scope)
                 else "the decision denies the device without naming a violation"
-            )  # fmt: skip
+            )
         lines.append(self._paint("dim", self._footer(parsed)))
         return "\n".join(lines) + "\n"
 

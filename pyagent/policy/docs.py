@@ -109,10 +109,17 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {ban_id} | {_cell(ban.get('title', ''))} | {_cell(ban.get('reason', ''))} | "
                 f"{platform} | {', '.join(f'`{i}`' for i in ids)} |"
             )
-    lines += ["", "## Work apps", "", "A personal device with one of these installed (or an Android work "
-              "profile) is in the scope `personal-with-work-apps` of the organisation that lists it and of "
-              "every organisation inheriting from it; the shared list counts for every organisation.", "",
-              "| list | platform | identifiers |", "|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Work apps",
+        "",
+        "A personal device with one of these installed (or an Android work "
+        "profile) is in the scope `personal-with-work-apps` of the organisation that lists it and of "
+        "every organisation inheriting from it; the shared list counts for every organisation.",
+        "",
+        "| list | platform | identifiers |",
+        "|---|---|---|",
+    ]
     work_lists = [("shared", pyagent.get("work_apps") or {})]
     work_lists += [(org_id, org.get("work_apps") or {}) for org_id, org in sorted(orgs.items())]
     for owner, by_platform in work_lists:

@@ -44,12 +44,43 @@ _SIZE_KEYWORDS = (("maxLength", str), ("maxItems", list), ("maxProperties", dict
 #: ``prefixItems``, ``const`` and ``enum`` (they see the whole array or value), and the applicators that
 #: may or may not apply (``anyOf``, ``oneOf``, ``not``, ``if``, ``dependentSchemas``, ``unevaluated*``).
 _PER_CHILD = frozenset(
-    {"$schema", "$id", "$anchor", "$comment", "$defs", "definitions", "title", "description", "default",
-     "examples", "deprecated", "readOnly", "writeOnly", "format", "$ref", "allOf", "type", "properties",
-     "additionalProperties", "required", "dependentRequired", "propertyNames", "minProperties",
-     "maxProperties", "items", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum",
-     "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
-)  # fmt: skip
+    {
+        "$schema",
+        "$id",
+        "$anchor",
+        "$comment",
+        "$defs",
+        "definitions",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "format",
+        "$ref",
+        "allOf",
+        "type",
+        "properties",
+        "additionalProperties",
+        "required",
+        "dependentRequired",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+        "items",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+    }
+)
 _HERE = None  # in a trie of paths: a path ends here (no step of a path is None)
 _MAX_NARROW_DEPTH = 64
 

@@ -40,10 +40,11 @@ def routes(ctx: ServerContext) -> list[Route]:
             archives = await _form_bundles(request, limits.max_body, limits.max_seconds)
         else:
             raise HttpError(
-                415, "unsupported_media_type",
+                415,
+                "unsupported_media_type",
                 f"content type {media!r}: send the bundles as multipart/form-data files, or one bundle "
                 f"as {' or '.join(BUNDLE_MEDIA_TYPES)}",
-            )  # fmt: skip
+            )
         if any(len(raw) > MAX_BUNDLE_BYTES for _, raw in archives):
             raise too_large(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
         by = f"api ({who.role})"
@@ -51,10 +52,17 @@ def routes(ctx: ServerContext) -> list[Route]:
             publish, ctx.store, name, archives, verification=ctx.verification, published_by=by
         )
         return JSONResponse(
-            {"name": done.name, "revision": done.revision, "serial": done.serial, "signed": done.signed,
-             "targets": list(done.targets), "revision_id": done.revision_id, "note": done.note},
+            {
+                "name": done.name,
+                "revision": done.revision,
+                "serial": done.serial,
+                "signed": done.signed,
+                "targets": list(done.targets),
+                "revision_id": done.revision_id,
+                "note": done.note,
+            },
             status_code=201,
-        )  # fmt: skip
+        )
 
     return [
         Route("/api/v1/bundles/{name}", put_bundle, methods=["PUT"]),

@@ -224,8 +224,12 @@ def _answer(path: str, err: HttpError) -> Response:
     if not path.startswith(_API_PREFIXES):
         from pyagent.server.dashboard.layout import HEADERS, error_page
 
-        headers = {**HEADERS, **err.headers, **({"Connection": "close"} if err.close else {}),
-                   **_challenge(err.status)}  # fmt: skip
+        headers = {
+            **HEADERS,
+            **err.headers,
+            **({"Connection": "close"} if err.close else {}),
+            **_challenge(err.status),
+        }
         return HTMLResponse(error_page(err.status, err.message), err.status, headers=headers)
     return _error(err.status, err.code, err.message, close=err.close, headers=err.headers)
 

@@ -87,6 +87,7 @@ def check_device(grant: Grant, device_id: str, what: str) -> None:
     taken from it, cannot set another device's verdict or status."""
     if grant.device is not None and device_id != grant.device:
         raise HttpError(
-            403, "forbidden_device",
+            403,
+            "forbidden_device",
             f"{what} is for device {device_id!r}; this token reports for device {grant.device!r} only",
-        )  # fmt: skip
+        )

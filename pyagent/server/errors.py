@@ -15,9 +15,14 @@ class HttpError(Exception):
     answer and the rest of the body (slow, huge or garbled) is never read as a next request."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, close: bool = False,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        close: bool = False,
         headers: Mapping[str, str] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -45,14 +50,16 @@ def allowed_methods(request: Request) -> list[str]:
     """The methods by which some route serves the request's path (a catch-all left out), sorted: the
     ``Allow`` of a 405, whichever route Starlette tried first; none: no route serves the path."""
     path = request.scope["path"]
-    return sorted({
-        method
-        for route in request.app.router.routes
-        if isinstance(route, Route)
-        and not getattr(route.endpoint, "pyagent_catch_all", False)
-        and route.path_regex.fullmatch(path)
-        for method in route.methods or ()
-    })  # fmt: skip
+    return sorted(
+        {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route)
+            and not getattr(route.endpoint, "pyagent_catch_all", False)
+            and route.path_regex.fullmatch(path)
+            for method in route.methods or ()
+        }
+    )
 
 
 def no_route(request: Request) -> HttpError:

@@ -9,9 +9,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 DEVICE_COLUMNS = (
-    "device_id", "organization", "platform", "compliant", "verdict", "stale", "bans", "decided_at",
-    "decision_id", "last_seen",
-)  # fmt: skip
+    "device_id",
+    "organization",
+    "platform",
+    "compliant",
+    "verdict",
+    "stale",
+    "bans",
+    "decided_at",
+    "decision_id",
+    "last_seen",
+)
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -200,8 +200,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             raise bad_request(f"history: {err}") from err
         organization = query.organization(request)
         points = await run_in_threadpool(_points, ctx.store, steps, organization, stale_after)
-        return JSONResponse({"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()),
-                             "points": points})  # fmt: skip
+        return JSONResponse(
+            {"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()), "points": points}
+        )
 
     async def openapi(request: Request) -> Response:
         from pyagent.server.openapi import document

@@ -152,8 +152,14 @@ def decode_batch(body: bytes, cache: ReportCache) -> LazyBatch:
     check_json_size(body)
     try:
         return _lazy(body, cache)
-    except (_Fallback, HttpError, msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError,
-            RecursionError):  # fmt: skip
+    except (
+        _Fallback,
+        HttpError,
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+        orjson.JSONDecodeError,
+        RecursionError,
+    ):
         try:
             value = parse_json(body)
         except HttpError as refused:

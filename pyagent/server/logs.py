@@ -49,26 +49,36 @@ def routes(ctx: ServerContext) -> list[Route]:
         if lazy.batch.unread:
             log.warning(
                 "ignored %d decision-log event(s) nested too deep to read or holding a number out of a "
-                "double's range", lazy.batch.unread,
-            )  # fmt: skip
+                "double's range",
+                lazy.batch.unread,
+            )
         if lazy.batch.unplaced:  # one line per batch, naming the first
             log.warning(
                 "ignored %d decision(s) of %s whose input is not a device's report (input.at not RFC 3339, "
-                "or no device id), e.g. %s", lazy.batch.unplaced, DECISION_PATH, lazy.batch.first_unplaced,
-            )  # fmt: skip
+                "or no device id), e.g. %s",
+                lazy.batch.unplaced,
+                DECISION_PATH,
+                lazy.batch.first_unplaced,
+            )
         if lazy.batch.what_if:  # one line per batch, naming the first
             log.warning(
                 "ignored %d decision(s) asked about another instant than when they were made (input.at "
-                "over %s from the event's timestamp: a what-if), e.g. %s", lazy.batch.what_if,
-                MAX_ASKED_GAP, lazy.batch.first_what_if,
-            )  # fmt: skip
+                "over %s from the event's timestamp: a what-if), e.g. %s",
+                lazy.batch.what_if,
+                MAX_ASKED_GAP,
+                lazy.batch.first_what_if,
+            )
         if ahead:  # one line per batch, naming the first
             first = ahead[0]
             log.warning(
                 "ignored %d decision(s) dated after their arrival at %s (e.g. %s of %r from %r at %s)",
-                len(ahead), received.isoformat(), first.decision_id, first.device_id, first.sender,
+                len(ahead),
+                received.isoformat(),
+                first.decision_id,
+                first.device_id,
+                first.sender,
                 first.decided_at.isoformat(),
-            )  # fmt: skip
+            )
         return lazy
 
     def store(lazy: LazyBatch) -> IngestResult:

@@ -92,15 +92,23 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
-            self._refuse(431, "Request Header Fields Too Large", "request_too_large",
-                         f"request line and headers over {MAX_HEAD_BYTES} bytes")  # fmt: skip
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                "request_too_large",
+                f"request line and headers over {MAX_HEAD_BYTES} bytes",
+            )
         elif (
             not self._in_head and self._after_head - self._body_bytes > MAX_HEAD_BYTES + self._body_bytes // 2
         ):
             # trailers (kept as headers, and appended to as they are) or chunk framing past any
             # sender's need: what is not body after the head is bounded as the head is
-            self._refuse(431, "Request Header Fields Too Large", "request_too_large",
-                         f"request trailers and chunk framing over {MAX_HEAD_BYTES} bytes")  # fmt: skip
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                "request_too_large",
+                f"request trailers and chunk framing over {MAX_HEAD_BYTES} bytes",
+            )
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)

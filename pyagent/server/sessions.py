@@ -65,9 +65,14 @@ def logout(request: Request, store: Store) -> None:
 
 def set_cookie(response: Response, request: Request, value: str) -> None:
     response.set_cookie(
-        COOKIE, value, max_age=int(LIFETIME.total_seconds()), path="/", httponly=True, samesite="strict",
+        COOKIE,
+        value,
+        max_age=int(LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
-    )  # fmt: skip
+    )
 
 
 def clear_cookie(response: Response, request: Request) -> None:

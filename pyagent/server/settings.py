@@ -167,9 +167,12 @@ def _verification(value: Any, where: str) -> Verification:
     if "key_path" not in value:
         raise InvalidInputError(f"{where}.key_path: required")
     return Verification(
-        Path(value["key_path"]), value.get("algorithm"), value.get("keyid"), value.get("scope"),
+        Path(value["key_path"]),
+        value.get("algorithm"),
+        value.get("keyid"),
+        value.get("scope"),
         where=f"{where}.key_path",
-    )  # fmt: skip
+    )
 
 
 #: How ``pyagent server run --workers N`` hands its settings to each worker process.

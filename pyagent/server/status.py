@@ -21,10 +21,21 @@ from pyagent.server.events import dump_json, status_of
 from pyagent.server.store.base import StatusRow
 
 _BUNDLE_KEYS = (
-    "name", "active_revision", "last_request", "last_successful_request", "last_successful_download",
-    "last_successful_activation", "last_download", "last_activation", "code", "message", "errors",
-    "http_code", "type", "size",
-)  # fmt: skip
+    "name",
+    "active_revision",
+    "last_request",
+    "last_successful_request",
+    "last_successful_download",
+    "last_successful_activation",
+    "last_download",
+    "last_activation",
+    "code",
+    "message",
+    "errors",
+    "http_code",
+    "type",
+    "size",
+)
 
 
 #: What is kept of a status message: strings, lists and objects cut to these, nesting to ``MAX_DEPTH``,

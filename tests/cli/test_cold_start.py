@@ -66,10 +66,7 @@ def test_an_error_still_freezes_and_keeps_its_exit_code(
     gc.unfreeze()
     missing = EXAMPLES / "no-such-report.json"
     assert run_main(monkeypatch, "check", str(missing), "--at", AT) == 2
-    assert (
-        capsys.readouterr().err
-        == f"pyagent: error: {missing}: report not found\n"
-    )
+    assert capsys.readouterr().err == f"pyagent: error: {missing}: report not found\n"
     assert gc.get_freeze_count() > 0
 
 

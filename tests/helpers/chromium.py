@@ -24,11 +24,21 @@ from pathlib import Path
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 120
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
     "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--enable-logging=stderr", "--v=0",
+    "--enable-logging=stderr",
+    "--v=0",
 )
 _CONSOLE = re.compile(r":CONSOLE[:(]")
 
@@ -52,8 +62,10 @@ def apt_install(*packages: str) -> None:
     if shutil.which("apt-get") is None:
         raise FileNotFoundError(f"no apt-get to install {' '.join(packages)}: set PYAGENT_CHROMIUM")
     if os.geteuid() != 0:
-        raise PermissionError(f"installing {' '.join(packages)} needs root: run "
-                              f"`apt-get install -y {' '.join(packages)}` or set PYAGENT_CHROMIUM")
+        raise PermissionError(
+            f"installing {' '.join(packages)} needs root: run "
+            f"`apt-get install -y {' '.join(packages)}` or set PYAGENT_CHROMIUM"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for args in (["apt-get", "update"], ["apt-get", "install", "-y", *packages]):
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1800, check=False)

@@ -86,8 +86,10 @@ def _locations(upstreams: Sequence[str], static_root: Path | None) -> str:
     if not upstreams:
         return f"    root {static_root.resolve()};\n    location / {{ }}\n"
     # both: an existing file is served, every other request proxied
-    return f"    root {static_root.resolve()};\n    location / {{ try_files $uri @replicas; }}\n" \
-           f"    location @replicas {{{_PROXY}}}\n"
+    return (
+        f"    root {static_root.resolve()};\n    location / {{ try_files $uri @replicas; }}\n"
+        f"    location @replicas {{{_PROXY}}}\n"
+    )
 
 
 def _config(
@@ -133,8 +135,9 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], error_log: Path
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nginx did not listen on {HOST}:{port} within {START_TIMEOUT}s; "
-                       f"error log tail:\n{_tail(error_log)}")
+    raise RuntimeError(
+        f"nginx did not listen on {HOST}:{port} within {START_TIMEOUT}s; error log tail:\n{_tail(error_log)}"
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -180,7 +183,8 @@ def run_nginx(
         )
     try:
         _wait_listening(port, process, error_log)
-        yield RunningNginx(url=f"http://{HOST}:{port}", port=port, process=process, conf_path=conf_path,
-                           error_log=error_log)
+        yield RunningNginx(
+            url=f"http://{HOST}:{port}", port=port, process=process, conf_path=conf_path, error_log=error_log
+        )
     finally:
         _stop(process)

@@ -114,8 +114,11 @@ def _name(url: str) -> str:
 
 
 def test_nginx_round_robins_across_upstreams(tmp_path: Path) -> None:
-    with serve_name("alpha") as alpha, serve_name("beta") as beta, \
-            run_nginx(tmp_path, upstreams=[alpha, beta]) as nginx:
+    with (
+        serve_name("alpha") as alpha,
+        serve_name("beta") as beta,
+        run_nginx(tmp_path, upstreams=[alpha, beta]) as nginx,
+    ):
         assert [_name(nginx.url) for _ in range(6)] == ["alpha", "beta"] * 3
 
 
@@ -140,8 +143,13 @@ def test_nginx_serves_existing_files_and_proxies_the_rest(tmp_path: Path) -> Non
 
 
 def test_nginx_passes_headers_and_large_bodies(tmp_path: Path) -> None:
-    headers = {"Authorization": "Bearer t0ken", "Content-Encoding": "gzip", "Prefer": "wait=30",
-               "If-None-Match": '"rev-1"', "Content-Type": "application/octet-stream"}
+    headers = {
+        "Authorization": "Bearer t0ken",
+        "Content-Encoding": "gzip",
+        "Prefer": "wait=30",
+        "If-None-Match": '"rev-1"',
+        "Content-Type": "application/octet-stream",
+    }
     body = b"x" * (3 * 1024 * 1024)  # over nginx's default 1m limit
     with serve_name("alpha") as alpha, run_nginx(tmp_path, upstreams=[alpha], max_body="4m") as nginx:
         connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)

@@ -414,8 +414,8 @@ def test_batches_racing_with_one_id_store_it_once(store: Store) -> None:
 def _decision_ids(store: Store) -> set[tuple[str, str]]:
     from sqlalchemy import select
 
+    from pyagent.server.store.device_state import utc
     from pyagent.server.store.schema import decision_ids
-    from pyagent.server.store.sql import utc
 
     assert isinstance(store, SqlStore)
     with store.engine.connect() as conn:

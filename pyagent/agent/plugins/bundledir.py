@@ -62,8 +62,13 @@ class BundleStatus:
     def opa_json(self) -> dict[str, Any]:
         """This bundle as OPA's status message gives it."""
         document: dict[str, Any] = {"name": self.name}
-        for key in ("active_revision", "last_request", "last_successful_request", "last_successful_download",
-                    "last_successful_activation"):  # fmt: skip
+        for key in (
+            "active_revision",
+            "last_request",
+            "last_successful_request",
+            "last_successful_download",
+            "last_successful_activation",
+        ):
             value = getattr(self, key)
             if value is not None:
                 document[key] = value

@@ -182,7 +182,7 @@ class OciPuller:
     ) -> Reply:
         """GET ``path``: with the registry's own token once it asked for one, and following redirects
         within the service's origin; ``offsite`` (a blob, checked against its digest) to another
-        origin too, without the registry's credentials (:meth:`_offsite`)."""  # fmt: skip
+        origin too, without the registry's credentials (:meth:`_offsite`)."""
         redirects, fresh_token = 0, False
         while True:
             send = dict(headers)

@@ -30,8 +30,16 @@ from pyagent.termsafe import shorten
 MAX_TOKEN_BYTES = 64 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
-__all__ = ["MAX_TOKEN_BYTES", "RegistryError", "check_offsite", "fetch_token", "get_anonymously", "origin",
-           "registry_message", "resolve"]  # fmt: skip
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "RegistryError",
+    "check_offsite",
+    "fetch_token",
+    "get_anonymously",
+    "origin",
+    "registry_message",
+    "resolve",
+]
 
 
 class RegistryError(PyagentError):
@@ -88,9 +96,15 @@ def get_anonymously(
     where = (url.path or "/") + (f"?{url.query}" if url.query else "")
     try:
         return request(
-            target, "GET", where, timeout=timeout, max_body=max_body, headers=headers, sink=sink,
+            target,
+            "GET",
+            where,
+            timeout=timeout,
+            max_body=max_body,
+            headers=headers,
+            sink=sink,
             head_timeout=service.timeout,
-        )  # fmt: skip
+        )
     except TransportError as err:  # named without the query
         raise type(err)(f"GET {origin(url)}{url.path}", err.detail, err.kind) from None
 
@@ -99,19 +113,36 @@ def fetch_token(client: ServiceClient, challenge: str, *, timeout: float, label:
     """The token the registry's ``Bearer`` ``challenge`` asks for, from its realm (see the module)."""
     params = dict(_CHALLENGE_PARAM.findall(challenge))
     realm = resolve("", params.get("realm", ""), what=f"{label}: the registry names as its token service")
-    query = "&".join(part for part in (realm.query, urlencode(
-        {key: params[key] for key in ("service", "scope") if key in params})) if part)  # fmt: skip
+    query = "&".join(
+        part
+        for part in (
+            realm.query,
+            urlencode({key: params[key] for key in ("service", "scope") if key in params}),
+        )
+        if part
+    )
     where = f"GET {origin(realm)}{realm.path} (token)"
     try:
         if realm.scheme and origin(realm) == client.origin:  # with the service's credentials
             path = realm.path + (f"?{query}" if query else "")
-            reply = client.request("GET", path, timeout=timeout, max_body=MAX_TOKEN_BYTES,
-                                   headers={"Accept": "application/json"}, exact_path=True)  # fmt: skip
+            reply = client.request(
+                "GET",
+                path,
+                timeout=timeout,
+                max_body=MAX_TOKEN_BYTES,
+                headers={"Accept": "application/json"},
+                exact_path=True,
+            )
         elif not has_credentials(client.service):  # nothing to keep from it: asked as it is
             what = f"{label}: the registry asks for its token from"
             check_offsite(realm, tls=client.origin.startswith("https://"), what=what)
-            reply = get_anonymously(client.service, realm._replace(query=query), timeout=timeout,
-                                    max_body=MAX_TOKEN_BYTES, accept="application/json")  # fmt: skip
+            reply = get_anonymously(
+                client.service,
+                realm._replace(query=query),
+                timeout=timeout,
+                max_body=MAX_TOKEN_BYTES,
+                accept="application/json",
+            )
         else:
             raise RegistryError(
                 f"{label}: the registry asks for a token from {params.get('realm')!r}, not on the "

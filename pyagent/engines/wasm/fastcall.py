@@ -271,10 +271,23 @@ def raw_import(arity: int, func: Callable[..., Any], *, result: bool = True) -> 
 #: SIGSEGV, SIGBUS, SIGILL and SIGFPE into traps, which must never be blocked.
 _ASYNC_SIGNALS: frozenset[int] = frozenset(
     getattr(signal, name)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGVTALRM",
-                 "SIGPROF", "SIGCHLD", "SIGPIPE", "SIGWINCH", "SIGXCPU")
+    for name in (
+        "SIGINT",
+        "SIGTERM",
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGALRM",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGCHLD",
+        "SIGPIPE",
+        "SIGWINCH",
+        "SIGXCPU",
+    )
     if hasattr(signal, name)
-)  # fmt: skip
+)
 
 
 class _Masks:

@@ -80,10 +80,15 @@ def issues(data: Mapping[str, Any]) -> list[tuple[DocPath, str]]:
         if key not in OWN_ROOTS and isinstance(value, dict) and "pyagent" in value:
             found.append(((key, "pyagent"), _wrong_root(key)))
         elif key in PYAGENT_KEYS:  # (a folder of data/pyagent/ moved up one: the policy never reads it)
-            found.append(((key,), (
-                f"policy data at data.{key}, outside data.pyagent: the policy never reads it; put it "
-                f"under data/pyagent/ (data/pyagent/{key}/data.yaml)"
-            )))  # fmt: skip
+            found.append(
+                (
+                    (key,),
+                    (
+                        f"policy data at data.{key}, outside data.pyagent: the policy never reads it; put it "
+                        f"under data/pyagent/ (data/pyagent/{key}/data.yaml)"
+                    ),
+                )
+            )
     pyagent = data.get("pyagent")
     if pyagent is None:
         return found

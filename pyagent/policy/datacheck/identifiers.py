@@ -60,11 +60,15 @@ def _apps(apps: object, at: DocPath) -> Iterator[Issue]:
                 continue
             found = _unmatchable(app_id, (*at, platform, i), what="identifier")
             if not found and platform == "android" and not _ANDROID_PACKAGE.fullmatch(app_id):
-                found = [((*at, platform, i), (
-                    f"{app_id!r} is not an Android package name (dot-separated parts of letters, digits "
-                    f"and _, each starting with a letter, e.g. {_ANDROID_EXAMPLE}): no app would match it"
-                ))]  # fmt: skip
+                found = [((*at, platform, i), _not_a_package(app_id))]
             yield from found
+
+
+def _not_a_package(app_id: str) -> str:
+    return (
+        f"{app_id!r} is not an Android package name (dot-separated parts of letters, digits and _, each "
+        f"starting with a letter, e.g. {_ANDROID_EXAMPLE}): no app would match it"
+    )
 
 
 def _unmatchable(text: str, at: DocPath, *, what: str) -> list[Issue]:

@@ -169,8 +169,11 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     async def stylesheet(request: Request) -> Response:
         if request.headers.get("if-none-match") == layout.CSS_ETAG:
             return Response(None, 304, headers={"ETag": layout.CSS_ETAG})
-        return Response(layout.CSS, media_type="text/css",
-                        headers={"ETag": layout.CSS_ETAG, "Cache-Control": "max-age=3600"})  # fmt: skip
+        return Response(
+            layout.CSS,
+            media_type="text/css",
+            headers={"ETag": layout.CSS_ETAG, "Cache-Control": "max-age=3600"},
+        )
 
     return [
         Route("/", overview, methods=["GET"]),
@@ -185,8 +188,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
     ]
 
 
-def _overview(store: Store, now: datetime, at: datetime | None, organization: Organization,
-              stale_after: timedelta) -> str:  # fmt: skip
+def _overview(
+    store: Store, now: datetime, at: datetime | None, organization: Organization, stale_after: timedelta
+) -> str:
     now = now.replace(microsecond=0)
     instant = at or now  # (the chart's last point is the instant the figures are of, to the microsecond)
     summary = store.summary(now=now, at=at, organization=organization, stale_after=stale_after)
@@ -212,7 +216,12 @@ def _overview(store: Store, now: datetime, at: datetime | None, organization: Or
     )
     named = {*everyone["by_organization"], *([organization] if isinstance(organization, str) else [])}
     return pages.overview(
-        summary, points, rollouts, stale, at=iso(at) if at else None, organization=organization,
+        summary,
+        points,
+        rollouts,
+        stale,
+        at=iso(at) if at else None,
+        organization=organization,
         organizations=sorted(named - {NO_ORGANIZATION_KEY}),
         orgless=NO_ORGANIZATION_KEY in everyone["by_organization"] or organization is NO_ORGANIZATION,
-    )  # fmt: skip
+    )

@@ -12,7 +12,8 @@ from pyagent.fleet.html_assets import esc, esc_value, fmt_int, percent, stacked_
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
 from pyagent.server.dashboard.layout import device_link, link
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.server.store.fleet import NO_REVISION, UNKNOWN
+from pyagent.server.store.fleet import UNKNOWN
+from pyagent.server.store.rollout import NO_REVISION
 
 NO_ORG_LABEL = "without organisation"
 NO_PLATFORM_LABEL = "no platform"
@@ -27,10 +28,17 @@ def _badge(item: Mapping[str, Any]) -> str:
     return f'<span class="badge {esc(verdict)}">{esc(verdict.replace("_", "-"))}</span>'
 
 
-def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]],
-             rollouts: Sequence[dict[str, Any]] | None, stale: Sequence[dict[str, Any]], *,
-             at: str | None, organization: Organization, organizations: Sequence[str],
-             orgless: bool = False) -> str:  # fmt: skip
+def overview(
+    summary: dict[str, Any],
+    points: Sequence[dict[str, Any]],
+    rollouts: Sequence[dict[str, Any]] | None,
+    stale: Sequence[dict[str, Any]],
+    *,
+    at: str | None,
+    organization: Organization,
+    organizations: Sequence[str],
+    orgless: bool = False,
+) -> str:
     """``organizations``: the names to choose from; ``orgless``: offer the devices without one (not a
     name: a box of its own, ``no_organization=true``, never merged with an organisation);
     ``rollouts``: None for a past instant (what each sender runs is known now only)."""
@@ -44,10 +52,14 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]],
         f'<input name="at" value="{esc(at or "")}" placeholder="2023-03-16T12:00:00Z"></label>'
         '<label>Organisation<select name="organization"><option value="">all</option>'
         f"{options}</select></label>"
-        + (f'<label><input type="checkbox" name="no_organization" value="true"{checked}> '
-           f"{NO_ORG_LABEL}</label>" if orgless else "")
+        + (
+            f'<label><input type="checkbox" name="no_organization" value="true"{checked}> '
+            f"{NO_ORG_LABEL}</label>"
+            if orgless
+            else ""
+        )
         + '<button type="submit">Show</button></form>'
-    )  # fmt: skip
+    )
     narrowed = NO_ORG_LABEL if organization is NO_ORGANIZATION else organization
     by_org, by_platform = summary["by_organization"], summary["by_platform"]
     trend = [(p["at"][:16].replace("T", " "), p) for p in points]
@@ -65,29 +77,55 @@ def overview(summary: dict[str, Any], points: Sequence[dict[str, Any]],
         if bans
         else '<p class="empty">No device violates a ban.</p>'
     )
-    return "".join([
-        f'<header class="top"><div><h1>Fleet compliance</h1><p class="sub">as of '
-        f'<time id="as-of" datetime="{esc(summary["at"])}">{esc(summary["at"])}</time>'
-        f"{' · ' + esc(narrowed) if narrowed else ''}</p></div></header>",
-        filters,
-        kpis(summary, extra=[("stale", "Stale")]),
-        '<div class="grid2">',
-        card("Compliance over time",
-             stacked_bars("chart-history", "Devices per day by compliance", "day", trend),
-             counts_table("at", "Instant", dict(trend), WITH_STALE), wide=True),
-        card("By organisation", stacked_bars("chart-orgs", "Devices by organisation", "organisation",
-                                             [(o or NO_ORG_LABEL, c) for o, c in by_org.items()]),
-             _org_table(summary["by_organization"], linked=lists is not None)),
-        card("By platform", stacked_bars("chart-platforms", "Devices by platform", "platform",
-                                         [(p or NO_PLATFORM_LABEL, c) for p, c in by_platform.items()]),
-             counts_table("platform", "Platform", summary["by_platform"], WITH_STALE,
-                          {p: _listed(p, lists, platform=p) if p != UNKNOWN else NO_PLATFORM_LABEL
-                           for p in summary["by_platform"]})),
-        card("By ban", bans_table),
-        card("Rollout", _rollouts(rollouts) if rollouts is not None else PAST_ROLLOUT),
-        card("Stale devices", _stale(stale, lists), wide=True),
-        "</div>",
-    ])  # fmt: skip
+    return "".join(
+        [
+            f'<header class="top"><div><h1>Fleet compliance</h1><p class="sub">as of '
+            f'<time id="as-of" datetime="{esc(summary["at"])}">{esc(summary["at"])}</time>'
+            f"{' · ' + esc(narrowed) if narrowed else ''}</p></div></header>",
+            filters,
+            kpis(summary, extra=[("stale", "Stale")]),
+            '<div class="grid2">',
+            card(
+                "Compliance over time",
+                stacked_bars("chart-history", "Devices per day by compliance", "day", trend),
+                counts_table("at", "Instant", dict(trend), WITH_STALE),
+                wide=True,
+            ),
+            card(
+                "By organisation",
+                stacked_bars(
+                    "chart-orgs",
+                    "Devices by organisation",
+                    "organisation",
+                    [(o or NO_ORG_LABEL, c) for o, c in by_org.items()],
+                ),
+                _org_table(summary["by_organization"], linked=lists is not None),
+            ),
+            card(
+                "By platform",
+                stacked_bars(
+                    "chart-platforms",
+                    "Devices by platform",
+                    "platform",
+                    [(p or NO_PLATFORM_LABEL, c) for p, c in by_platform.items()],
+                ),
+                counts_table(
+                    "platform",
+                    "Platform",
+                    summary["by_platform"],
+                    WITH_STALE,
+                    {
+                        p: _listed(p, lists, platform=p) if p != UNKNOWN else NO_PLATFORM_LABEL
+                        for p in summary["by_platform"]
+                    },
+                ),
+            ),
+            card("By ban", bans_table),
+            card("Rollout", _rollouts(rollouts) if rollouts is not None else PAST_ROLLOUT),
+            card("Stale devices", _stale(stale, lists), wide=True),
+            "</div>",
+        ]
+    )
 
 
 def scope_of(organization: Organization) -> dict[str, str]:
@@ -187,9 +225,13 @@ def _stale(stale: Sequence[dict[str, Any]], lists: dict[str, str] | None) -> str
 
 FILTERS = ("organization", "no_organization", "platform", "compliant", "stale", "ban")
 _LABELS = {
-    "organization": "Organisation", "no_organization": NO_ORG_LABEL.capitalize(), "platform": "Platform",
-    "compliant": "Compliant", "stale": "Stale", "ban": "Violates ban",
-}  # fmt: skip
+    "organization": "Organisation",
+    "no_organization": NO_ORG_LABEL.capitalize(),
+    "platform": "Platform",
+    "compliant": "Compliant",
+    "stale": "Stale",
+    "ban": "Violates ban",
+}
 _CHOICES = {"compliant": ("true", "false"), "stale": ("true", "false"), "no_organization": ("true",)}
 
 
@@ -286,12 +328,16 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         "Platform": _listed(platform, {}, platform=platform) if platform else "",
     }
     facts = [
-        ("Device", device["device_id"]), ("Organisation", organization),
-        ("Platform", platform), ("Last decision", device["decided_at"]),
+        ("Device", device["device_id"]),
+        ("Organisation", organization),
+        ("Platform", platform),
+        ("Last decision", device["decided_at"]),
         (f"{_verdict(device).replace('_', '-').capitalize()} since", device.get("verdict_since")),
-        ("Decision id", device["decision_id"]), ("Decided by", device["sender"]),
-        ("Policy revision", decision.get("policy_revision")), ("Last seen", device["last_seen"]),
-    ]  # fmt: skip
+        ("Decision id", device["decision_id"]),
+        ("Decided by", device["sender"]),
+        ("Policy revision", decision.get("policy_revision")),
+        ("Last seen", device["last_seen"]),
+    ]
     status = device.get("status") or {}
     for name, info in (status.get("bundles") or {}).items():
         info = info if isinstance(info, dict) else {}
@@ -311,22 +357,25 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         f"<td><code>{esc(h['decision_id'])}</code></td><td>{esc(h['sender'])}</td></tr>"
         for h in device["history"]
     )
-    return "".join([
-        f'<h1 id="device-title">{esc(device["device_id"])} {badge}</h1>',
-        '<dl class="facts">', *(f"<dt>{esc(k)}</dt><dd>{listed.get(k) or esc(v or '')}</dd>"
-                                for k, v in facts), "</dl>",
-        _errors(decision.get("errors")),
-        _entries("Violations", decision.get("violations"), linked=True),
-        _entries("Warnings", decision.get("warnings")),
-        _entries("Exempted", decision.get("exempted")),
-        '<h3>History</h3><table id="history"><thead><tr><th scope="col">Decided at</th>'
-        '<th scope="col">Received at</th><th scope="col">Status</th><th scope="col">Decision id</th>'
-        '<th scope="col">Sender</th></tr></thead>'
-        f"<tbody>{history}</tbody></table>",
-        f'<h3>Apps ({fmt_int(len(apps))})</h3><table id="apps"><thead><tr><th scope="col">Id</th>'
-        '<th scope="col">Name</th><th scope="col">Version</th></tr></thead>'
-        f"<tbody>{app_rows}</tbody></table>",
-    ])  # fmt: skip
+    return "".join(
+        [
+            f'<h1 id="device-title">{esc(device["device_id"])} {badge}</h1>',
+            '<dl class="facts">',
+            *(f"<dt>{esc(k)}</dt><dd>{listed.get(k) or esc(v or '')}</dd>" for k, v in facts),
+            "</dl>",
+            _errors(decision.get("errors")),
+            _entries("Violations", decision.get("violations"), linked=True),
+            _entries("Warnings", decision.get("warnings")),
+            _entries("Exempted", decision.get("exempted")),
+            '<h3>History</h3><table id="history"><thead><tr><th scope="col">Decided at</th>'
+            '<th scope="col">Received at</th><th scope="col">Status</th><th scope="col">Decision id</th>'
+            '<th scope="col">Sender</th></tr></thead>'
+            f"<tbody>{history}</tbody></table>",
+            f'<h3>Apps ({fmt_int(len(apps))})</h3><table id="apps"><thead><tr><th scope="col">Id</th>'
+            '<th scope="col">Name</th><th scope="col">Version</th></tr></thead>'
+            f"<tbody>{app_rows}</tbody></table>",
+        ]
+    )
 
 
 def _verdict(item: Mapping[str, Any]) -> str:

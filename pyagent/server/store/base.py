@@ -267,9 +267,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def stale_devices(
-        self, *, now: datetime, stale_after: timedelta, limit: int, organization: Organization = None,
+        self,
+        *,
+        now: datetime,
+        stale_after: timedelta,
+        limit: int,
+        organization: Organization = None,
         at: datetime | None = None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[dict[str, Any]]:
         """The stale devices, oldest decision first: now, or as of ``at`` (from the history)."""
 
     @abc.abstractmethod

@@ -27,13 +27,38 @@ _TYPES = {
 }
 
 DECISION_COLUMNS = (
-    "decision_id", "decided_at", "device_id", "sender", "path", "allow", "organization", "result",
-    "report_digest", "bundles", "chain", "received_at", "verdict", "bans", "platform", "collected_at",
-)  # fmt: skip
+    "decision_id",
+    "decided_at",
+    "device_id",
+    "sender",
+    "path",
+    "allow",
+    "organization",
+    "result",
+    "report_digest",
+    "bundles",
+    "chain",
+    "received_at",
+    "verdict",
+    "bans",
+    "platform",
+    "collected_at",
+)
 DEVICE_COLUMNS = (
-    "device_id", "organization", "platform", "allow", "decision_id", "decided_at", "sender", "result",
-    "report_digest", "bundles", "last_seen", "verdict", "bans",
-)  # fmt: skip
+    "device_id",
+    "organization",
+    "platform",
+    "allow",
+    "decision_id",
+    "decided_at",
+    "sender",
+    "result",
+    "report_digest",
+    "bundles",
+    "last_seen",
+    "verdict",
+    "bans",
+)
 #: What a newer decision replaces in a device's state (``last_seen`` is handled apart).
 _DECISION_STATE = tuple(name for name in DEVICE_COLUMNS if name not in ("device_id", "last_seen"))
 

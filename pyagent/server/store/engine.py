@@ -98,9 +98,14 @@ def open_engine(url: str) -> Engine:
     if "connect_timeout" not in given:
         args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     return create_engine(
-        url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800, pool_timeout=10,
+        url,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=10,
         connect_args=args,
-    )  # fmt: skip
+    )
 
 
 #: How long a new PostgreSQL connection may take (libpq's ``connect_timeout``; none by default).

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select, text
 
-from pyagent.redact import redact_strings
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.server.store.schema import devices
 
@@ -111,8 +110,14 @@ def sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def summary(conn: Connection, *, now: datetime, at: datetime | None, organization: Organization,
-            stale_after: timedelta) -> dict[str, Any]:  # fmt: skip
+def summary(
+    conn: Connection,
+    *,
+    now: datetime,
+    at: datetime | None,
+    organization: Organization,
+    stale_after: timedelta,
+) -> dict[str, Any]:
     """The fleet summary now (current states) or as of ``at`` (the append-only history)."""
     instant = at or now
     cutoff = earlier(instant, stale_after)
@@ -159,15 +164,28 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def device_page(conn: Connection, wanted: DeviceFilter, *, now: datetime,
-                stale_after: timedelta) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+def device_page(
+    conn: Connection, wanted: DeviceFilter, *, now: datetime, stale_after: timedelta
+) -> tuple[list[dict[str, Any]], str | None]:
     """One page of current states ordered by device id, and the cursor of the next page (or None)."""
     cutoff = earlier(now, stale_after)
-    query = select(
-        devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.allow, devices.c.verdict,
-        devices.c.bans, devices.c.decision_id, devices.c.decided_at, devices.c.last_seen, devices.c.bundles,
-        (devices.c.decided_at < cutoff).label("stale"),
-    ).order_by(devices.c.device_id).limit(wanted.limit + 1)  # fmt: skip
+    query = (
+        select(
+            devices.c.device_id,
+            devices.c.organization,
+            devices.c.platform,
+            devices.c.allow,
+            devices.c.verdict,
+            devices.c.bans,
+            devices.c.decision_id,
+            devices.c.decided_at,
+            devices.c.last_seen,
+            devices.c.bundles,
+            (devices.c.decided_at < cutoff).label("stale"),
+        )
+        .order_by(devices.c.device_id)
+        .limit(wanted.limit + 1)
+    )
     conditions = []
     if wanted.organization is not None:
         conditions.append(organization_is(devices.c.organization, wanted.organization))
@@ -198,11 +216,11 @@ def _device_item(row: Any) -> dict[str, Any]:
     item = dict(row._mapping)
     for key in ("decided_at", "last_seen"):
         if key in item:
-            item[key] = iso(_aware(item[key]))
+            item[key] = iso(aware(item[key]))
     if "bans" in item:
         item["bans"] = [ban for ban in (item["bans"] or "").split("|") if ban]
     if "bundles" in item:
-        item["bundles"] = _loads(item["bundles"])
+        item["bundles"] = json_object(item["bundles"])
     if "stale" in item:
         item["stale"] = bool(item["stale"])
     if "verdict" in item and "stale" in item:
@@ -227,130 +245,53 @@ WHERE decided_at < :cutoff {where} ORDER BY decided_at, device_id LIMIT :limit
 
 
 def stale_devices(
-    conn: Connection, *, now: datetime, stale_after: timedelta, limit: int, organization: Organization = None,
+    conn: Connection,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    limit: int,
+    organization: Organization = None,
     at: datetime | None = None,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """The stale devices, oldest decision first: now (current states), or as of ``at`` (the history)."""
     if at is not None:
         where = organization_sql(organization, "AND")
         params: dict[str, Any] = {
-            "at": at, "cutoff": earlier(at, stale_after), "organization": organization_name(organization),
+            "at": at,
+            "cutoff": earlier(at, stale_after),
+            "organization": organization_name(organization),
             "limit": limit,
-        }  # fmt: skip
+        }
         sql = _STALE_AT_POSTGRES
         if conn.dialect.name == "sqlite":
             params.update(at=sqlite_text(at), cutoff=sqlite_text(params["cutoff"]))
             sql = _STALE_AT_SQLITE
         return [_device_item(row) for row in conn.execute(text(sql.format(where=where)), params)]
     query = (
-        select(devices.c.device_id, devices.c.organization, devices.c.platform, devices.c.decided_at,
-               devices.c.last_seen)
+        select(
+            devices.c.device_id,
+            devices.c.organization,
+            devices.c.platform,
+            devices.c.decided_at,
+            devices.c.last_seen,
+        )
         .where(devices.c.decided_at < earlier(now, stale_after))
         .order_by(devices.c.decided_at, devices.c.device_id)
         .limit(limit)
-    )  # fmt: skip
+    )
     if organization is not None:
         query = query.where(organization_is(devices.c.organization, organization))
     return [_device_item(row) for row in conn.execute(query)]
 
 
-def _entry(
-    bundles: dict[str, Any], name: str, published: Collection[str], key: str, *, sole: bool = False
-) -> dict[str, Any] | None:
-    """The sender's entry for bundle ``name``: under that name, else under the name the sender gave
-    it (an OPA names its bundles locally: ``bundles.fleet`` with ``resource: bundles/pyagent``), the
-    one whose revision (``key``) was published under ``name``, when exactly one is. ``sole``: ``name``
-    is the only bundle this server publishes, so a sender whose only bundle never activated and
-    reports an error (an OPA that refuses every revision it is served) is refusing this one."""
-    info = bundles.get(name)
-    if isinstance(info, dict):
-        return info
-    found = [
-        other for other in bundles.values()
-        if isinstance(other, dict) and isinstance(other.get(key), str) and other[key] in published
-    ]  # fmt: skip
-    if found:
-        return found[0] if len(found) == 1 else None  # two candidates: no way to tell which it is
-    only = list(bundles.values())
-    if sole and len(only) == 1 and isinstance(only[0], dict) and not only[0].get(key):
-        failed = only[0].get("code") or only[0].get("message") or only[0].get("errors")
-        return only[0] if failed else None
-    return None
-
-
-def rollout(name: str, newest: Any, statuses: Iterable[Any], decided: Iterable[Any], *,
-            published: Collection[str] = (), devices_only: bool = False,
-            sole: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
-    sender is its device), else what its last decision was made with (a device decided by an OPA).
-    Senders whose status reports an error for the bundle are listed with their reasons: as
-    ``refusals`` when they are not on the newest revision, else as ``errors_on_newest`` (they refused
-    nothing published: a failed poll, say, or a bundle another server offered). A sender's
-    bundle is found under ``name``, else under another name by a revision in ``published`` (those of
-    ``name``), or as its sender's only bundle, never activated, when ``name`` is the only bundle
-    published (``sole``). ``devices_only``: only senders that are devices of ``decided`` (an
-    organisation's)."""
-    decided = list(decided)
-    if devices_only:
-        ids = {row.device_id for row in decided}
-        statuses = [row for row in statuses if row.instance_id in ids]
-    active: dict[str, str] = {}
-    failing = []
-    for row in statuses:
-        info = _entry(_loads(row.bundles), name, published, "active_revision", sole=sole)
-        if info is None:
-            continue
-        active[row.instance_id] = str(info.get("active_revision") or NO_REVISION)
-        if info.get("code") or info.get("message") or info.get("errors"):
-            # (redacted when stored; again here for what was stored before a rule was added)
-            reasons = redact_strings({"code": info.get("code"), "message": info.get("message"),
-                                      "errors": info.get("errors") or []})  # fmt: skip
-            failing.append({
-                "instance_id": row.instance_id, "active_revision": active[row.instance_id], **reasons,
-                "last_seen": iso(_aware(row.last_seen)),
-            })  # fmt: skip
-    failing.sort(key=lambda r: r["instance_id"])
-    by_device: defaultdict[str, int] = defaultdict(int)
-    devices_seen: set[str] = set()  # a failing sender that is a device has a device page
-    for row in decided:
-        devices_seen.add(row.device_id)
-        revision = active.get(row.device_id)
-        if revision is None:
-            info = _entry(_loads(row.bundles), name, published, "revision")
-            revision = str(info.get("revision") or NO_REVISION) if info is not None else NO_REVISION
-        by_device[revision] += 1
-    by_instance: defaultdict[str, int] = defaultdict(int)
-    for revision in active.values():
-        by_instance[revision] += 1
-    total = sum(by_device.values())
-    result: dict[str, Any] = {
-        "bundle": name,
-        "newest": {"revision": newest.revision, "serial": newest.serial,
-                   "published_at": iso(_aware(newest.published_at))},
-        "devices": total,
-        "on_newest": by_device.get(newest.revision, 0),
-        "by_revision": dict(sorted(by_device.items())),
-        "instances_by_revision": dict(sorted(by_instance.items())),
-    }  # fmt: skip
-    listed = [{**r, "device": r["instance_id"] in devices_seen} for r in failing]
-    result["refusals"] = [r for r in listed if r["active_revision"] != newest.revision]
-    result["errors_on_newest"] = [r for r in listed if r["active_revision"] == newest.revision]
-    return result
-
-
-NO_REVISION = ""
-"""The ``by_revision`` key (and ``active_revision``) of devices that report no bundle revision, or
-OPA's unnamed one (``opa build`` without ``--revision`` reports ""): a revision named "(none)" is a
-revision of its own."""
-
-
-def _aware(value: datetime | str) -> datetime:
+def aware(value: datetime | str) -> datetime:
     """An instant from the database, aware (SQLite's text form, in raw SQL, parsed)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _loads(text: str | None) -> dict[str, Any]:
+def json_object(text: str | None) -> dict[str, Any]:
+    """A stored JSON column holding an object (else, or NULL: an empty one)."""
     value = json.loads(text) if text else {}
     return value if isinstance(value, dict) else {}

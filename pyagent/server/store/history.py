@@ -66,8 +66,9 @@ _STALE_AT = {
 }
 
 
-def history(conn: Connection, steps: Sequence[datetime], *, organization: Organization,
-            stale_after: timedelta) -> list[dict[str, Any]]:  # fmt: skip
+def history(
+    conn: Connection, steps: Sequence[datetime], *, organization: Organization, stale_after: timedelta
+) -> list[dict[str, Any]]:
     """Per instant of ``steps``: devices, each status and stale, as ``summary(at=...)`` counts them."""
     if not steps:
         return []

@@ -18,13 +18,10 @@ builds it lacks (its wasm build after a rego-only publish, say) completes it, so
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import Connection, select
 
-from sqlalchemy import Connection, distinct, func, select
-
-from pyagent.server.store import fleet
-from pyagent.server.store.base import NewRevision, Organization, StoreConflict
-from pyagent.server.store.schema import bundle_files, bundle_revisions, devices, instances
+from pyagent.server.store.base import NewRevision, StoreConflict
+from pyagent.server.store.schema import bundle_files, bundle_revisions
 
 
 def completed(conn: Connection, new: NewRevision) -> int | None:
@@ -42,8 +39,10 @@ def completed(conn: Connection, new: NewRevision) -> int | None:
         .limit(1)
     ).first()
     if current is None or (current.revision, current.serial, bool(current.signed)) != (
-        new.revision, new.serial, new.signed
-    ):  # fmt: skip
+        new.revision,
+        new.serial,
+        new.signed,
+    ):
         return None
     have = set(
         conn.execute(select(bundle_files.c.target).where(bundle_files.c.revision_id == current.id)).scalars()
@@ -104,29 +103,3 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
             f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
             f"the current revision {current.revision!r}"
         )
-
-
-def rollout(conn: Connection, name: str, organization: Organization) -> dict[str, Any] | None:
-    """:func:`~pyagent.server.store.fleet.rollout` of bundle ``name`` from the store (None: never
-    published): its newest revision, every sender's status, the devices' last decisions."""
-    newest = conn.execute(
-        select(bundle_revisions.c.revision, bundle_revisions.c.serial, bundle_revisions.c.published_at)
-        .where(bundle_revisions.c.name == name)
-        .order_by(bundle_revisions.c.id.desc())
-        .limit(1)
-    ).first()
-    if newest is None:
-        return None
-    statuses = conn.execute(select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)).all()
-    wanted = select(devices.c.device_id, devices.c.bundles)
-    if organization is not None:
-        wanted = wanted.where(fleet.organization_is(devices.c.organization, organization))
-    decided = conn.execute(wanted).all()
-    published = set(
-        conn.execute(select(bundle_revisions.c.revision).where(bundle_revisions.c.name == name)).scalars()
-    )
-    names = conn.execute(select(func.count(distinct(bundle_revisions.c.name)))).scalar_one()
-    return fleet.rollout(
-        name, newest, statuses, decided, published=published, devices_only=organization is not None,
-        sole=names == 1,
-    )  # fmt: skip

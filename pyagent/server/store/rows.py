@@ -74,9 +74,18 @@ def device_upsert(insert_fn: Any) -> Any:
         and_(excluded.decided_at == devices.c.decided_at, excluded.decision_id > devices.c.decision_id),
     )
     decision_columns = (
-        "organization", "platform", "allow", "decision_id", "decided_at", "sender", "result",
-        "report_digest", "bundles", "verdict", "bans",
-    )  # fmt: skip
+        "organization",
+        "platform",
+        "allow",
+        "decision_id",
+        "decided_at",
+        "sender",
+        "result",
+        "report_digest",
+        "bundles",
+        "verdict",
+        "bans",
+    )
     changes: dict[str, Any] = {
         name: case((newer, excluded[name]), else_=devices.c[name]) for name in decision_columns
     }

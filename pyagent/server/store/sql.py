@@ -14,8 +14,16 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pyagent.redact import redact_strings
-from pyagent.server.store import device_past, fleet, history, ingest, partitions, retention, revisions
+from pyagent.server.store import (
+    device_past,
+    fleet,
+    history,
+    ingest,
+    partitions,
+    retention,
+    revisions,
+    rollout,
+)
 from pyagent.server.store.base import (
     BundleHead,
     DecisionRow,
@@ -33,11 +41,11 @@ from pyagent.server.store.base import (
     TokenInfo,
 )
 from pyagent.server.store.deadline import Deadline
+from pyagent.server.store.device_state import device_state, utc
 from pyagent.server.store.engine import open_engine, redact
 from pyagent.server.store.schema import (
     bundle_files,
     bundle_revisions,
-    decisions,
     devices,
     instances,
     reports,
@@ -47,11 +55,6 @@ from pyagent.server.store.schema import (
 
 #: Channel of PostgreSQL NOTIFY on publish (see :mod:`pyagent.server.notify`).
 BUNDLE_CHANNEL = "pyagent_bundles"
-
-
-def utc(value: datetime) -> datetime:
-    """A stored timestamp as an aware UTC datetime (SQLite keeps them naive, in UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SqlStore(Store):
@@ -115,10 +118,13 @@ class SqlStore(Store):
             with self._tx() as conn:
                 conn.execute(
                     insert(tokens).values(
-                        name=name, role=role, token_hash=token_hash, created_at=datetime.now(UTC),
+                        name=name,
+                        role=role,
+                        token_hash=token_hash,
+                        created_at=datetime.now(UTC),
                         device=device,
                     )
-                )  # fmt: skip
+                )
         except IntegrityError as err:
             raise StoreConflict(f"token {name!r} exists; revoke it first or choose another name") from err
 
@@ -143,10 +149,13 @@ class SqlStore(Store):
         with self._tx() as conn:
             conn.execute(
                 insert(sessions).values(
-                    session_hash=session_hash, token_hash=token_hash, csrf=csrf,
-                    created_at=datetime.now(UTC), expires_at=expires_at,
+                    session_hash=session_hash,
+                    token_hash=token_hash,
+                    csrf=csrf,
+                    created_at=datetime.now(UTC),
+                    expires_at=expires_at,
                 )
-            )  # fmt: skip
+            )
 
     def session(self, session_hash: str, now: datetime) -> tuple[str, str] | None:
         query = (
@@ -160,8 +169,11 @@ class SqlStore(Store):
 
     def end_session(self, session_hash: str, now: datetime) -> None:
         with self._tx() as conn:
-            conn.execute(delete(sessions).where(or_(sessions.c.session_hash == session_hash,
-                                                    sessions.c.expires_at <= now)))  # fmt: skip
+            conn.execute(
+                delete(sessions).where(
+                    or_(sessions.c.session_hash == session_hash, sessions.c.expires_at <= now)
+                )
+            )
 
     # bundles
     def publish(self, new: NewRevision) -> int:
@@ -283,55 +295,7 @@ class SqlStore(Store):
 
     def device(self, device_id: str, *, history: int = 0, since: bool = False) -> DeviceState | None:
         with self._tx(read=True) as conn:
-            row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
-            status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
-            verdict_since = None
-            if row is not None and since:
-                verdict_since = device_past.verdict_since(
-                    conn, device_id, row.decided_at, row.decision_id, row.verdict
-                )
-            past: Sequence[Any] = []
-            if row is not None and history > 0:
-                past = conn.execute(
-                    select(decisions.c.decision_id, decisions.c.decided_at, decisions.c.allow,
-                           decisions.c.sender, decisions.c.bundles, decisions.c.verdict,
-                           decisions.c.received_at)
-                    .where(decisions.c.device_id == device_id)
-                    .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
-                    .limit(history + 1)  # (one more: whether older ones were left out)
-                ).all()  # fmt: skip
-        if row is None:
-            return None
-        state = DeviceState(
-            device_id=row.device_id,
-            organization=row.organization,
-            platform=row.platform,
-            allow=row.allow,
-            decision_id=row.decision_id,
-            decided_at=utc(row.decided_at),
-            sender=row.sender,
-            result=_json(row.result),
-            bundles=_json(row.bundles),
-            last_seen=utc(row.last_seen),
-            verdict=row.verdict,
-            report_digest=row.report_digest,
-            verdict_since=utc(verdict_since) if verdict_since is not None else None,
-        )
-        if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
-            state.status = {
-                "instance_id": status.instance_id,
-                "bundles": redact_strings(_json(status.bundles)),
-                "errors": redact_strings(_json(status.errors)),
-                "last_seen": utc(status.last_seen),
-            }
-        state.history = [
-            {"decision_id": p.decision_id, "decided_at": utc(p.decided_at), "allow": p.allow,
-             "sender": p.sender, "bundles": _json(p.bundles), "verdict": p.verdict,
-             "received_at": utc(p.received_at)}
-            for p in past[:history]
-        ]  # fmt: skip
-        state.history_truncated = len(past) > history
-        return state
+            return device_state(conn, device_id, history=history, since=since)
 
     def decision_at(self, device_id: str, at: datetime) -> PastDecision | None:
         with self._tx(read=True) as conn:
@@ -366,9 +330,14 @@ class SqlStore(Store):
             return fleet.device_page(conn, wanted, now=now, stale_after=stale_after)
 
     def stale_devices(
-        self, *, now: datetime, stale_after: timedelta, limit: int, organization: Organization = None,
+        self,
+        *,
+        now: datetime,
+        stale_after: timedelta,
+        limit: int,
+        organization: Organization = None,
         at: datetime | None = None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[dict[str, Any]]:
         with self._tx(read=True) as conn:
             return fleet.stale_devices(
                 conn, now=now, stale_after=stale_after, limit=limit, organization=organization, at=at
@@ -382,11 +351,7 @@ class SqlStore(Store):
 
     def rollout(self, name: str, organization: Organization = None) -> dict[str, Any] | None:
         with self._tx(read=True) as conn:
-            return revisions.rollout(conn, name, organization)
-
-
-def _json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+            return rollout.rollout(conn, name, organization)
 
 
 def _first_line(err: BaseException) -> str:

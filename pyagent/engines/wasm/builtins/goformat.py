@@ -13,9 +13,19 @@ from dataclasses import dataclass
 __all__ = ["DAYS", "MONTHS", "GoTime", "format_layout", "named_layout", "next_element"]
 
 MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _NAMED = {
     "ANSIC": "Mon Jan _2 15:04:05 2006",

@@ -22,7 +22,7 @@ def upgrade() -> None:
         "ix_decisions_latest",
         "decisions",
         ["device_id", "decided_at", "decision_id", "verdict", "organization", "platform", "bans"],
-    )  # fmt: skip
+    )
     op.create_index(
         "ix_devices_summary", "devices", ["organization", "platform", "verdict", "bans", "decided_at"]
     )

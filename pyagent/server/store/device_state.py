@@ -1,0 +1,92 @@
+"""A device's current state as the fleet API shows it: its last decision, its status (when it
+reports one), since when its verdict has held, and the newest of its past decisions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from pyagent.redact import redact_strings
+from pyagent.server.store import device_past
+from pyagent.server.store.base import DeviceState
+from pyagent.server.store.schema import decisions, devices, instances
+
+
+def utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite keeps them naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def read_json(text: str | None) -> Any:
+    """A stored JSON column's value (None for SQL NULL)."""
+    return None if text is None else json.loads(text)
+
+
+def device_state(conn: Connection, device_id: str, *, history: int, since: bool) -> DeviceState | None:
+    """Device ``device_id``'s state, with up to ``history`` of its decisions, newest first, and
+    (``since``) its ``verdict_since``; None for a device no decision is stored for."""
+    row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
+    status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
+    verdict_since = None
+    if row is not None and since:
+        verdict_since = device_past.verdict_since(
+            conn, device_id, row.decided_at, row.decision_id, row.verdict
+        )
+    past: Sequence[Any] = []
+    if row is not None and history > 0:
+        past = conn.execute(
+            select(
+                decisions.c.decision_id,
+                decisions.c.decided_at,
+                decisions.c.allow,
+                decisions.c.sender,
+                decisions.c.bundles,
+                decisions.c.verdict,
+                decisions.c.received_at,
+            )
+            .where(decisions.c.device_id == device_id)
+            .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
+            .limit(history + 1)  # (one more: whether older ones were left out)
+        ).all()
+    if row is None:
+        return None
+    state = DeviceState(
+        device_id=row.device_id,
+        organization=row.organization,
+        platform=row.platform,
+        allow=row.allow,
+        decision_id=row.decision_id,
+        decided_at=utc(row.decided_at),
+        sender=row.sender,
+        result=read_json(row.result),
+        bundles=read_json(row.bundles),
+        last_seen=utc(row.last_seen),
+        verdict=row.verdict,
+        report_digest=row.report_digest,
+        verdict_since=utc(verdict_since) if verdict_since is not None else None,
+    )
+    if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
+        state.status = {
+            "instance_id": status.instance_id,
+            "bundles": redact_strings(read_json(status.bundles)),
+            "errors": redact_strings(read_json(status.errors)),
+            "last_seen": utc(status.last_seen),
+        }
+    state.history = [
+        {
+            "decision_id": p.decision_id,
+            "decided_at": utc(p.decided_at),
+            "allow": p.allow,
+            "sender": p.sender,
+            "bundles": read_json(p.bundles),
+            "verdict": p.verdict,
+            "received_at": utc(p.received_at),
+        }
+        for p in past[:history]
+    ]
+    state.history_truncated = len(past) > history
+    return state
