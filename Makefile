@@ -20,7 +20,7 @@ export PYAGENT_OPA := $(OPA)
 export PYAGENT_ORAS := $(TOOLS)/oras
 export PYAGENT_BUNDLE := $(ROOT)/$(BUNDLE)
 
-.PHONY: all opa oras venv policy package-bundle dist browser services test test-policy test-python lint lint-policy lint-python fmt check-example bench fuzz clean
+.PHONY: all opa oras venv policy package-bundle dist browser services test test-policy test-python lint lint-policy lint-python fmt fmt-python check-example bench fuzz clean
 
 all: test
 
@@ -141,8 +141,11 @@ lint-python: venv
 	$(VENV)/bin/ruff format --check pyagent tests bench
 	$(VENV)/bin/mypy
 
-fmt: $(OPA) venv
+fmt: $(OPA)
 	$(OPA) fmt -w $(POLICY_DIRS)
+
+## fmt-python: ruff format (make lint checks it)
+fmt-python: venv
 	$(VENV)/bin/ruff format pyagent tests bench
 
 ## check-example: the main job on a fresh machine, a device check on the embedded engine
