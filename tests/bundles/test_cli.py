@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from pyagent.cli import cli
 from tests.bundles import attacks, forge, tally
 from tests.bundles.conftest import AT, REPORT, Build, Keys
+from tests.helpers.cli import invoke as _run
 from tests.helpers.opa_server import REPO
 from tests.helpers.policy_data import shipped_revision
-
-
-def _run(args: list[str], env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, args, env=env)
 
 
 def _signed_manifest_and_claims(bundle: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,7 +146,7 @@ def _env(keys: Keys, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _check(bundle: Path, env: dict[str, str]) -> Result:
-    return _run(["check", str(REPORT), "--engine", "embedded", "--bundle", str(bundle), "--at", AT], env)
+    return _run(["check", str(REPORT), "--engine", "embedded", "--bundle", str(bundle), "--at", AT], env=env)
 
 
 def test_check_on_a_signed_bundle_decides(signed: Build, keys: Keys, tmp_path: Path) -> None:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
+from tests.helpers.cli import invoke
 from tests.helpers.opa_server import RunningOpa
+
+#: ``pyagent ARGS`` in-process (click's runner); see :func:`tests.helpers.cli.invoke`.
+run = invoke
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
 AT = "2023-03-16T09:30:00Z"
 """The day after the Commission's and the Council's bans took effect (2023-03-15)."""
-
-
-def run(args: list[str], stdin: str | None = None) -> Any:
-    """``pyagent ARGS`` in-process (click's runner), with ``stdin`` as standard input."""
-    return CliRunner().invoke(cli, args, input=stdin)
 
 
 @pytest.fixture(params=["embedded", "opa"])

@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
+from tests.helpers.cli import invoke as run
 from tests.helpers.opa_server import RunningOpa, run_opa_server
 from tests.helpers.policy_data import shipped_revision
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
 AT = "2023-03-16T09:30:00Z"
-
-
-def run(args: list[str], stdin: str | None = None) -> Any:
-    return CliRunner().invoke(cli, args, input=stdin)
 
 
 def test_exemption_overlay_waives_the_violation(policy_bundle: Path, tmp_path: Path) -> None:

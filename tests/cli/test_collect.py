@@ -11,14 +11,11 @@ from click.testing import CliRunner
 
 from pyagent.cli import cli
 from pyagent.report.validate import report_validator
+from tests.helpers.cli import invoke as run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "collectors"
 AT = "2023-03-16T09:30:00Z"
 FACTS = ["--device-id", "laptop-17", "--ownership", "corporate", "--mdm-enrolled", "--org", "eu-commission"]
-
-
-def run(args: list[str]) -> object:
-    return CliRunner().invoke(cli, args)
 
 
 def dpkg_listing() -> dict[str, str]:

@@ -7,19 +7,13 @@ import re
 import shutil
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
+from tests.helpers.cli import invoke as run
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
-
-
-def run(args: list[str]) -> Any:
-    return CliRunner().invoke(cli, args)
 
 
 @pytest.fixture

@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
+from tests.helpers.cli import invoke as run
 
 REPO = Path(__file__).resolve().parents[2]
 CLEAN_REPORT = REPO / "examples" / "reports" / "eu-commission-corporate-clean.json"
 AT = "2023-03-16T09:30:00Z"
 KNOWN_ORGS = "eeas, eu-commission, eu-council, eu-parliament, india, us-federal"
-
-
-def run(args: list[str], env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(cli, args, env=env)
 
 
 def no_bundle_line(named: str, path: Path) -> str:

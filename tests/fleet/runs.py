@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
-from click.testing import CliRunner
+from tests.helpers.cli import invoke
 
-from pyagent.cli import cli
+#: ``pyagent ARGS`` in-process (click's runner); see :func:`tests.helpers.cli.invoke`.
+run = invoke
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "reports"
 AT = "2023-03-16T09:30:00Z"
-
-
-def run(args: list[str], stdin: str | None = None) -> Any:
-    """``pyagent ARGS`` in-process (click's runner), with ``stdin`` as standard input."""
-    return CliRunner().invoke(cli, args, input=stdin)
 
 
 CAPCUT_RULE = """    capcut:

@@ -11,19 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
 from pyagent.policy import shipped
 from pyagent.policy.docs import bundle_policy_data, policy_data, render_markdown
+from tests.helpers.cli import invoke as run
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "reports" / "eu-commission-personal-enrolled-tiktok.json"
 AT = "2023-03-16T09:30:00Z"
-
-
-def run(args: list[str]) -> Any:
-    return CliRunner().invoke(cli, args)
 
 
 @pytest.fixture

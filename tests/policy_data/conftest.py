@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pyagent.cli import cli
+from tests.helpers.cli import invoke
+
+#: ``pyagent ARGS`` in-process (click's runner); see :func:`tests.helpers.cli.invoke`.
+run = invoke
 
 REPO = Path(__file__).resolve().parents[2]
 ORGS = Path("data") / "pyagent" / "organizations" / "data.yaml"
@@ -18,10 +19,6 @@ KNOWN_ORGS = "eeas, eu-commission, eu-council, eu-parliament, india, us-federal"
 TIMESTAMP_MESSAGE = (
     "expected an RFC 3339 date-time such as 2023-03-16T09:30:00Z (upper-case T and Z, a real calendar date)"
 )
-
-
-def run(args: list[str]) -> Any:
-    return CliRunner().invoke(cli, args)
 
 
 def line_of(text: str, needle: str, nth: int = 1) -> int:
