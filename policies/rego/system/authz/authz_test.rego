@@ -64,3 +64,10 @@ test_get_of_data_without_token_denied if {
 	# GET /v1/data would answer the whole policy data (exemptions, token hashes)
 	not authz.allow with input as {"method": "GET", "path": ["v1", "data"]}
 }
+
+test_known_token_is_one_whose_hash_the_server_holds if {
+	authz.known_token with input as decision_query with data.pyagent_server as servers
+	not authz.known_token with input as object.union(decision_query, {"identity": "guess"})
+		with data.pyagent_server as servers
+	not authz.known_token with input as decision_query with data.pyagent_server as {"token_sha256s": []}
+}

@@ -153,3 +153,18 @@ test_exact_platforms_are_those_not_case_insensitive if {
 not_case_insensitive(p) if {
 	not p in matching.case_insensitive
 } else := false
+
+test_publisher_hash_is_the_last_part_after_an_underscore if {
+	matching.publisher_hash(["bytedancepte.ltd.tiktok", "6yccndn6064se"]) == "6yccndn6064se"
+	matching.publisher_hash(["a", "b", "c"]) == "c"
+}
+
+test_publisher_hash_is_empty_without_an_underscore if {
+	matching.publisher_hash(["bytedance.capcut"]) == ""
+}
+
+test_lookup_keys_of_different_pairs_differ if {
+	matching.lookup_key("a", "b") == "a\u0000b"
+	matching.lookup_key("a_b", "") != matching.lookup_key("a", "b")
+	matching.separator == "\u0000"
+}

@@ -126,3 +126,13 @@ test_another_organisations_work_apps_do_not_count if {
 	scopes.applicable == {"all"} with input as device("android", "personal", false, false, [{"id": "eu.eeas.intranet"}])
 		with data.pyagent.organizations as orgs
 }
+
+test_android_work_profile_is_an_android_device_with_one if {
+	scopes.android_work_profile with input as device("android", "personal", false, true, [])
+}
+
+test_android_work_profile_is_neither_another_platform_nor_a_profile_left_out if {
+	not scopes.android_work_profile with input as device("ios", "personal", false, true, [])
+	not scopes.android_work_profile with input as device("android", "personal", false, false, [])
+	not scopes.android_work_profile with input as {"report": {"device": {"platform": "android"}}}
+}
