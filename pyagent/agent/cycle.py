@@ -18,8 +18,9 @@ from typing import Any
 from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
+from pyagent.collectors.base import Collector
 from pyagent.collectors.registry import CollectorName, get_collector
-from pyagent.config.agent import AgentConfig
+from pyagent.config.agent import AgentConfig, AgentSettings, agent_settings
 from pyagent.decide import decide, raise_for_policy_errors
 from pyagent.engines.base import Engine, EngineSettings
 from pyagent.engines.select import build_engine, resolve
@@ -95,6 +96,13 @@ class RunResult:
     traceback: str | None = None
 
 
+def this_machine(settings: AgentSettings) -> Collector:
+    """The collector that reads the machine the agent runs on (``agent.source``)."""
+    if settings.source == CollectorName.OSQUERY:
+        return get_collector(CollectorName.OSQUERY, table=settings.osquery_table)
+    return get_collector(CollectorName.LINUX)
+
+
 def _describe(error: BaseException) -> tuple[str, int, str]:
     if isinstance(error, InvalidInputError):
         return INVALID, 2, str(error)
@@ -118,7 +126,7 @@ def run_once(config: AgentConfig, engines: EngineHolder, flags: FactFlags | None
     error: BaseException | None = None
     try:
         facts = resolve_facts(flags or FactFlags(), config)
-        inventory = get_collector(CollectorName.LINUX).collect()
+        inventory = this_machine(agent_settings(config)).collect()
         report = build_report(inventory, facts)
         check_report(report, "report collected from this machine")
         # Milliseconds: two runs within one second are two instants, so the latest is the current state.

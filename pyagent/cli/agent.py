@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pyagent.agent.chain import load_key
+from pyagent.agent.cycle import this_machine
 from pyagent.agent.http import resource_url
 from pyagent.agent.lock import agent_locks
 from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
@@ -26,7 +27,7 @@ from pyagent.cli.options import (
 from pyagent.config.agent import AgentConfig, agent_settings, engine_settings, load_config
 from pyagent.config.statedir import private_dir, private_file
 from pyagent.engines.base import EngineSettings
-from pyagent.errors import InvalidInputError
+from pyagent.errors import InvalidInputError, located
 from pyagent.facts import FactFlags, this_machine_id
 from pyagent.jsonio import storable
 from pyagent.termsafe import safe_line, safe_lines
@@ -121,6 +122,8 @@ def run(
             f"device facts: give {FACT_FLAGS}"
         )
     settings = agent_settings(config)
+    with located(f"{config.source or 'the agent config'}: agent.osquery_table"):
+        this_machine(settings)  # a table the collector refuses is told now, not at each run
     state_flag = engine_flags.get("state_dir")
     state_dir = settings.state_dir_for(state_flag)
     spool = settings.spool_for(spool_path, state_flag)

@@ -11,6 +11,8 @@ One documented location per OS, overridable with ``--config`` or ``PYAGENT_CONFI
     mdm_provider = "intune"
 
     [agent]                      # `pyagent agent run`
+    source = "linux"             # what reads this machine: linux (dpkg/rpm/flatpak/snap), osquery (osqueryi)
+    osquery_table = "apps"       # osquery only: apps, programs, deb_packages, rpm_packages (default: per OS)
     interval = 3600              # seconds between decisions (0: back to back)
     jitter = 0.1                 # each sleep is interval * (1 +- jitter), at random
     state_dir = "/var/lib/pyagent"   # spool, bundles, serials (default: see pyagent.config.statedir)
@@ -54,7 +56,11 @@ MAX_INTERVAL = 365 * 24 * 3600.0
 DEFAULT_JITTER = 0.1
 DEFAULT_MAX_RECORDS = 10_000
 DEVICE_KEYS = ("id", "organization", "ownership", "mdm_enrolled", "mdm_provider")
+#: The collectors that read the machine the agent runs on (``agent.source``), the first the default.
+AGENT_SOURCES = ("linux", "osquery")
 AGENT_KEYS = (
+    "source",
+    "osquery_table",
     "interval",
     "jitter",
     "state_dir",
@@ -143,6 +149,10 @@ class AgentSettings:
     log_path: Path | None = None
     max_records: int = DEFAULT_MAX_RECORDS
     hmac_key_file: Path | None = None
+    source: str = AGENT_SOURCES[0]
+    """The collector that reads this machine (``agent.source``)."""
+    osquery_table: str | None = None
+    """With ``source = "osquery"``: the table queried (None: this OS's, see the osquery collector)."""
 
     def state_dir_for(self, flag: str | None) -> Path:
         """The state directory: ``--state-dir`` (env ``PYAGENT_STATE_DIR``), else ``agent.state_dir``,
@@ -164,7 +174,17 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
     jitter = section.number("jitter", DEFAULT_JITTER)
     if jitter >= 1:
         raise section.fail("jitter", "must be below 1 (0.1 is +-10 %)")
+    source = section.string("source", AGENT_SOURCES[0])
+    if source not in AGENT_SOURCES:
+        raise section.fail(
+            "source", f"must be one of {', '.join(AGENT_SOURCES)} (the collectors that read this machine)"
+        )
+    osquery_table = section.string("osquery_table")
+    if osquery_table is not None and source != "osquery":
+        raise section.fail("osquery_table", 'is for source = "osquery" only')
     return AgentSettings(
+        source=str(source),
+        osquery_table=osquery_table,
         interval=section.number("interval", DEFAULT_INTERVAL, maximum=MAX_INTERVAL),
         jitter=jitter,
         state_dir=section.path("state_dir"),

@@ -1,0 +1,89 @@
+"""``agent.source``: what reads the machine the agent runs on. ``linux`` (the default: dpkg, rpm,
+flatpak, snap) or ``osquery`` (``osqueryi`` live, the table of ``agent.osquery_table`` or this OS's),
+so that an agent on a Mac or a Windows PC decides on its own apps. Checked when the agent starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyagent.agent.chain import ChainKey
+from pyagent.agent.cycle import this_machine
+from pyagent.agent.store import Spool
+from pyagent.collectors.linux import LinuxCollector
+from pyagent.collectors.osquery import OsqueryCollector
+from pyagent.config.agent import AgentConfig, agent_settings
+from pyagent.errors import InvalidInputError
+from tests.agent.conftest import REPO, pyagent_env
+
+OSQUERY_CAPTURES = REPO / "tests" / "fixtures" / "collectors" / "osquery"
+
+
+def test_the_default_source_is_this_linux_machine() -> None:
+    settings = agent_settings(AgentConfig(source="agent.toml"))
+    assert (settings.source, settings.osquery_table, type(this_machine(settings))) == (
+        "linux",
+        None,
+        LinuxCollector,
+    )
+
+
+def test_osquery_reads_the_table_named() -> None:
+    settings = agent_settings(AgentConfig(agent={"source": "osquery", "osquery_table": "programs"}))
+    collector = this_machine(settings)
+    assert (type(collector), getattr(collector, "table", None)) == (OsqueryCollector, "programs")
+
+
+ONE_OF = "must be one of linux, osquery (the collectors that read this machine)"
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ({"source": "android-pm"}, f"agent.source in agent.toml {ONE_OF}, got 'android-pm'"),
+        (
+            {"osquery_table": "apps"},
+            "agent.osquery_table in agent.toml is for source = \"osquery\" only, got 'apps'",
+        ),
+        ({"source": ""}, "agent.source in agent.toml must be a non-empty string, got ''"),
+    ],
+)
+def test_a_source_that_cannot_read_this_machine_is_refused(agent: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        agent_settings(AgentConfig(source="agent.toml", agent=agent))
+    assert (str(info.value), info.value.exit_code) == (message, 2)
+
+
+def test_an_agent_on_windows_decides_on_what_osqueryi_lists(
+    tmp_path: Path, config_file: Callable[..., Path]
+) -> None:
+    """osquery 5.17's ``programs`` on a Windows PC with TikTok from the Store: the Commission's
+    corporate device breaks its ban (exit 1), decided on the Windows package family name."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "osqueryi.args"
+    capture = OSQUERY_CAPTURES / "windows-programs-osquery-5.17-msix.json"
+    osqueryi = bin_dir / "osqueryi"  # replays a real capture (a tool this machine lacks)
+    osqueryi.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{asked}'\ncat '{capture}'\n", encoding="utf-8")
+    osqueryi.chmod(osqueryi.stat().st_mode | stat.S_IXUSR)
+    config = config_file(source="osquery", osquery_table="programs")
+    env = {**pyagent_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pyagent", "agent", "run", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+    assert (done.returncode, json.loads(done.stdout)["outcome"]) == (1, "non-compliant"), done.stderr
+    assert asked.read_text().splitlines() == ["--json", "select * from programs"]
+    with Spool.open(tmp_path / "spool.sqlite", key=ChainKey(), readonly=True) as spool:
+        body = json.loads(spool.records()[0].body)
+    assert body["input"]["report"]["device"]["platform"] == "windows"
+    assert [(v["rule"], v["app_id"]) for v in body["decision"]["violations"]] == [
+        ("eu-commission/tiktok", "BytedancePte.Ltd.TikTok_6yccndn6064se")
+    ]
