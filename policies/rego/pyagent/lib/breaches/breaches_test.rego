@@ -6,6 +6,7 @@ package pyagent.lib.breaches_test
 import data.pyagent.decision
 import data.pyagent.lib.breaches
 import data.pyagent.lib.matching_test
+import data.pyagent.lib.testdata_test as testdata
 
 report(org, platform, ownership, apps) := {
 	"at": "2023-03-16T09:30:00Z",
@@ -20,22 +21,28 @@ report(org, platform, ownership, apps) := {
 
 index := matching_test.rego_index
 
-commission_rule(patch) := object.union(data.pyagent.organizations, {"eu-commission": {
+commission_rule(patch) := object.union(testdata.organizations, {"eu-commission": {
 	"title": "European Commission",
 	"inherits": [],
-	"rules": {"tiktok": object.union(data.pyagent.organizations["eu-commission"].rules.tiktok, patch)},
+	"rules": {"tiktok": object.union(testdata.organizations["eu-commission"].rules.tiktok, patch)},
 }})
 
 tiktok := {"id": "com.zhiliaoapp.musically"}
 
 test_enforcement_deny_is_a_violation if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 	[[v.rule, v.enforcement] | some v in d.violations] == [["eu-commission/tiktok", "deny"]]
 	d.allow == false
 }
 
 test_enforcement_warn_is_a_warning_and_allows if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"enforcement": "warn"})
 	d.allow == true
 	d.violations == []
@@ -43,7 +50,10 @@ test_enforcement_warn_is_a_warning_and_allows if {
 }
 
 test_enforcement_dryrun_is_a_warning_and_allows if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"enforcement": "dryrun"})
 	d.allow == true
 	[[w.rule, w.reason] | some w in d.warnings] == [["eu-commission/tiktok", "enforcement_dryrun"]]
@@ -58,43 +68,61 @@ test_missing_enforcement_defaults_to_deny if {
 }
 
 test_unknown_enforcement_is_a_data_error if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"enforcement": "block"})
 	d.allow == false
 	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.organizations.eu-commission.rules.tiktok.enforcement"]]
 }
 
 test_unknown_scope_is_a_data_error if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"scopes": ["corporate", "contractors"]})
 	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.organizations.eu-commission.rules.tiktok.scopes"]]
 	d.allow == false
 }
 
 test_empty_scopes_is_a_data_error if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"scopes": []})
 	[e.path | some e in d.errors] == ["pyagent.organizations.eu-commission.rules.tiktok.scopes"]
 	d.allow == false
 }
 
 test_unknown_ban_is_a_data_error if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"ban": "tiktok2"})
 	[e.path | some e in d.errors] == ["pyagent.organizations.eu-commission.rules.tiktok.ban"]
 	d.allow == false
 }
 
 test_bad_effective_from_is_a_data_error if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"effective_from": "15 March 2023"})
 	[e.path | some e in d.errors] == ["pyagent.organizations.eu-commission.rules.tiktok.effective_from"]
 	d.allow == false
 }
 
 test_every_shipped_tiktok_android_id_is_banned if {
-	ids := data.pyagent.bans.tiktok.apps.android
-	d := decision with input as report("india", "android", "personal", [{"id": id} | some id in ids])
+	ids := testdata.bans.tiktok.apps.android
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "personal", [{"id": id} | some id in ids])
 	count(d.violations) == 4
 	{v.app_id | some v in d.violations} == {
 		"com.zhiliaoapp.musically", "com.ss.android.ugc.trill",
@@ -104,12 +132,18 @@ test_every_shipped_tiktok_android_id_is_banned if {
 
 test_ios_tiktok_and_douyin_are_banned if {
 	apps := [{"id": "com.zhiliaoapp.musically"}, {"id": "com.ss.iphone.ugc.Aweme"}, {"id": "com.apple.mobilesafari"}]
-	d := decision with input as report("india", "ios", "personal", apps)
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "ios", "personal", apps)
 	[v.app_id | some v in d.violations] == ["com.ss.iphone.ugc.Aweme", "com.zhiliaoapp.musically"]
 }
 
 test_windows_store_id_is_banned if {
-	d := decision with input as report("us-federal", "windows", "corporate", [{"id": "9NH2GPH4JZS4"}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("us-federal", "windows", "corporate", [{"id": "9NH2GPH4JZS4"}])
 	[v.app_id | some v in d.violations] == ["9NH2GPH4JZS4"]
 }
 
@@ -119,14 +153,20 @@ test_android_id_on_windows_is_not_banned if {
 }
 
 test_capcut_is_not_banned_by_any_shipped_organization if {
-	d := decision with input as report("india", "android", "corporate", [{"id": "com.lemon.lvoverseas"}, {"id": "com.bd.nproject"}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "corporate", [{"id": "com.lemon.lvoverseas"}, {"id": "com.bd.nproject"}])
 	d.allow == true
 	d.violations == []
 }
 
 test_display_name_evidence_is_carried_to_the_violation if {
 	app := {"id": "com.zhiliaoapp.musically", "name": "TikTok", "evidence": "display_name"}
-	d := decision with input as report("india", "android", "personal", [app])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "personal", [app])
 	[[v.app_id, v.app_name, v.evidence] | some v in d.violations] == [["com.zhiliaoapp.musically", "TikTok", "display_name"]]
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Government of India from 2020-06-29T00:00:00Z: ",
@@ -137,7 +177,10 @@ test_display_name_evidence_is_carried_to_the_violation if {
 
 test_a_match_on_the_package_id_says_nothing_of_evidence if {
 	app := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
-	d := decision with input as report("india", "android", "personal", [app])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "personal", [app])
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Government of India from 2020-06-29T00:00:00Z: ",
 		"national security: TikTok is blocked in India since 2020",
@@ -145,27 +188,39 @@ test_a_match_on_the_package_id_says_nothing_of_evidence if {
 }
 
 test_a_rule_without_a_reason_of_its_own_gives_its_bans if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission from 2023-03-15T00:00:00Z: ",
-		data.pyagent.bans.tiktok.reason,
+		testdata.bans.tiktok.reason,
 	])]
 }
 
 test_a_reason_that_is_not_text_falls_back_to_the_bans if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"reason": 7})
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission from 2023-03-15T00:00:00Z: ",
-		data.pyagent.bans.tiktok.reason,
+		testdata.bans.tiktok.reason,
 	])]
 }
 
 test_a_scope_resting_on_work_apps_known_by_name_says_so if {
 	by_id := {"id": "com.microsoft.office.outlook", "name": "Microsoft Outlook"}
 	by_name := object.union(by_id, {"evidence": "display_name"})
-	plain := decision with input as report("eu-council", "android", "personal", [by_id, tiktok])
-	weaker := decision with input as report("eu-council", "android", "personal", [by_name, tiktok])
+	plain := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-council", "android", "personal", [by_id, tiktok])
+	weaker := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-council", "android", "personal", [by_name, tiktok])
 	[v.scope | some v in weaker.violations] == ["personal-with-work-apps"]
 	[v.message | some v in weaker.violations] == [concat("", [
 		plain.violations[0].message,
@@ -182,13 +237,13 @@ test_one_work_app_by_id_is_evidence_enough if {
 }
 
 test_new_ban_is_a_data_edit if {
-	bans := object.union(data.pyagent.bans, {"telegram": {
+	bans := object.union(testdata.bans, {"telegram": {
 		"title": "Telegram", "reason": "data protection",
 		"apps": {"android": ["org.telegram.messenger"]},
 	}})
 
 	# a new organisation of its own (a rule an author adds to a shipped one must not change this test)
-	orgs := object.union(data.pyagent.organizations, {"test-new-org": {
+	orgs := object.union(testdata.organizations, {"test-new-org": {
 		"title": "A new organisation", "inherits": [],
 		"rules": {"telegram": {"ban": "telegram", "scopes": ["corporate"], "effective_from": "2023-03-01T00:00:00Z"}},
 	}})
@@ -199,7 +254,7 @@ test_new_ban_is_a_data_edit if {
 }
 
 test_adding_capcut_to_the_commission_is_a_data_edit if {
-	orgs := object.union(data.pyagent.organizations, {"eu-commission": {"rules": {"capcut": {
+	orgs := object.union(testdata.organizations, {"eu-commission": {"rules": {"capcut": {
 		"ban": "capcut", "scopes": ["corporate"], "effective_from": "2023-03-20T00:00:00Z",
 	}}}})
 	capcut := {"id": "com.lemon.lvoverseas"}
@@ -214,7 +269,7 @@ test_adding_capcut_to_the_commission_is_a_data_edit if {
 }
 
 test_shipped_data_has_no_errors_for_any_organization if {
-	every org, _ in data.pyagent.organizations {
+	every org, _ in testdata.organizations {
 		d := decision with input as report(org, "android", "corporate", [])
 		d.errors == []
 	}
@@ -227,8 +282,14 @@ test_the_shipped_index_gives_the_same_decisions if {
 	]
 	every org in ["india", "eu-commission", "eeas", "us-federal", "eu-parliament"] {
 		every platform in ["android", "ios", "windows", "macos", "linux"] {
-			built := decision with input as report(org, platform, "corporate", apps)
-			indexed := decision with input as report(org, platform, "corporate", apps)
+			built := decision
+				with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+				with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+				with input as report(org, platform, "corporate", apps)
+			indexed := decision
+				with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+				with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+				with input as report(org, platform, "corporate", apps)
 				with data.pyagent_index as index
 			built == indexed
 		}
@@ -239,16 +300,31 @@ test_a_small_key_table_is_read_whole_with_the_same_decisions if {
 	fillers := [{"id": concat(".", ["org.example", x])} | some x in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t"]]
 	apps := array.concat(fillers, [tiktok, {"id": "com.lemon.lvoverseas"}, tiktok])
 	the_input := report("eu-commission", "android", "corporate", apps)
-	breaches.read_whole_table with input as the_input with data.pyagent_index as index
-	not breaches.read_whole_table with input as report("eu-commission", "android", "corporate", [tiktok])
+	breaches.read_whole_table
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as the_input with data.pyagent_index as index
+	not breaches.read_whole_table
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent_index as index
-	indexed := decision with input as the_input with data.pyagent_index as index
-	decision == indexed with input as the_input
+	indexed := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as the_input with data.pyagent_index as index
+	decision == indexed
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as the_input
 	[[v.rule, v.app_id] | some v in indexed.violations] == [["eu-commission/tiktok", "com.zhiliaoapp.musically"]]
 }
 
 test_the_shipped_index_finds_tiktok_on_windows if {
-	d := decision with input as report("india", "windows", "personal", [{"id": "BytedancePte.Ltd.TikTok"}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "windows", "personal", [{"id": "BytedancePte.Ltd.TikTok"}])
 		with data.pyagent_index as index
 	[[v.rule, v.app_id] | some v in d.violations] == [["india/tiktok", "BytedancePte.Ltd.TikTok"]]
 }
@@ -265,7 +341,10 @@ test_the_shipped_index_is_used if {
 test_a_ban_missing_from_the_index_is_matched_without_it if {
 	# The index does not cover TikTok (a ban added to the data after the index was built).
 	partial := object.union(object.remove(index, ["bans", "indexed_bans"]), {"bans": {}, "indexed_bans": {"capcut": true}})
-	d := decision with input as report("india", "android", "personal", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "personal", [tiktok])
 		with data.pyagent_index as partial
 	d.allow == false
 	[v.rule | some v in d.violations] == ["india/tiktok"]
@@ -273,7 +352,10 @@ test_a_ban_missing_from_the_index_is_matched_without_it if {
 
 test_an_index_of_another_format_is_not_used if {
 	other := object.union(object.remove(index, ["bans"]), {"format": 1, "bans": {}})
-	d := decision with input as report("india", "android", "personal", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "personal", [tiktok])
 		with data.pyagent_index as other
 	[v.rule | some v in d.violations] == ["india/tiktok"]
 }
@@ -297,7 +379,10 @@ test_an_invalid_time_classifies_no_breach if {
 }
 
 test_scopes_given_as_one_string_is_a_data_error if {
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"scopes": "corporate"})
 	d.errors == [{
 		"code": "invalid_policy_data",
@@ -308,8 +393,11 @@ test_scopes_given_as_one_string_is_a_data_error if {
 }
 
 test_ban_identifiers_given_as_one_string_is_a_data_error if {
-	bans := object.union(data.pyagent.bans, {"tiktok": {"apps": {"android": "com.zhiliaoapp.musically"}}})
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	bans := object.union(testdata.bans, {"tiktok": {"apps": {"android": "com.zhiliaoapp.musically"}}})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.bans as bans
 	d.errors == [{
 		"code": "invalid_policy_data",
@@ -320,8 +408,11 @@ test_ban_identifiers_given_as_one_string_is_a_data_error if {
 }
 
 test_ban_identifiers_as_a_list_on_another_platform_are_no_error if {
-	bans := object.union(data.pyagent.bans, {"tiktok": {"apps": {"ios": "com.zhiliaoapp.musically"}}})
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	bans := object.union(testdata.bans, {"tiktok": {"apps": {"ios": "com.zhiliaoapp.musically"}}})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.bans as bans
 	d.errors == []
 	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
@@ -338,7 +429,10 @@ test_work_apps_given_as_one_string_is_a_data_error if {
 			"apps": [tiktok, {"id": "com.microsoft.teams"}],
 		},
 	}
-	d := decision with input as phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone
 		with data.pyagent.work_apps as {"android": "com.microsoft.teams"}
 	d.errors == [{
 		"code": "invalid_policy_data",
@@ -349,8 +443,11 @@ test_work_apps_given_as_one_string_is_a_data_error if {
 }
 
 test_ban_identifiers_not_per_platform_is_a_data_error if {
-	bans := object.union(data.pyagent.bans, {"tiktok": {"apps": ["com.zhiliaoapp.musically"]}})
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	bans := object.union(testdata.bans, {"tiktok": {"apps": ["com.zhiliaoapp.musically"]}})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.bans as bans
 	d.errors == [{
 		"code": "invalid_policy_data",
@@ -371,8 +468,11 @@ test_an_organisations_work_apps_given_as_one_string_is_a_data_error if {
 			"apps": [tiktok, {"id": "com.example.work"}],
 		},
 	}
-	orgs := object.union(data.pyagent.organizations, {"eeas": {"work_apps": {"android": "com.example.work"}}})
-	d := decision with input as phone with data.pyagent.organizations as orgs
+	orgs := object.union(testdata.organizations, {"eeas": {"work_apps": {"android": "com.example.work"}}})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone with data.pyagent.organizations as orgs
 	d.errors == [{
 		"code": "invalid_policy_data",
 		"path": "pyagent.organizations.eeas.work_apps.android",
@@ -390,7 +490,10 @@ test_work_apps_not_per_platform_is_a_data_error if {
 		},
 		"apps": [tiktok],
 	}}
-	d := decision with input as phone with data.pyagent.work_apps as ["com.microsoft.teams"]
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone with data.pyagent.work_apps as ["com.microsoft.teams"]
 	d.errors == [{
 		"code": "invalid_policy_data",
 		"path": "pyagent.work_apps",
@@ -400,7 +503,10 @@ test_work_apps_not_per_platform_is_a_data_error if {
 }
 
 test_malformed_work_apps_are_no_error_where_no_rule_rests_on_them if {
-	d := decision with input as report("india", "android", "personal", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("india", "android", "personal", [tiktok])
 		with data.pyagent.work_apps as ["com.microsoft.teams"]
 	d.errors == []
 	[v.rule | some v in d.violations] == ["india/tiktok"]
@@ -409,7 +515,10 @@ test_malformed_work_apps_are_no_error_where_no_rule_rests_on_them if {
 test_a_scope_not_resting_on_work_apps_says_nothing_of_them if {
 	# Outlook known by its display name only: the weaker-evidence note is for work-apps scopes alone
 	outlook := {"id": "com.microsoft.office.outlook", "evidence": "display_name"}
-	d := decision with input as report("eu-commission", "android", "personal", [tiktok, outlook])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "personal", [tiktok, outlook])
 	[v.message | some v in d.violations] == [concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on personal-enrolled devices of European Commission ",
 		"from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited ",
@@ -419,7 +528,10 @@ test_a_scope_not_resting_on_work_apps_says_nothing_of_them if {
 
 test_identifiers_under_an_unknown_platform_are_a_data_error if {
 	# "Android" for "android": every Android device would be allowed without a word
-	d := decision with input as report("eu-commission", "android", "corporate", [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.bans.tiktok.apps as {"Android": ["com.zhiliaoapp.musically"]}
 	d.allow == false
 	d.errors == [{

@@ -7,6 +7,7 @@ package pyagent.lib.coverage_test
 
 import data.pyagent.decision
 import data.pyagent.lib.coverage
+import data.pyagent.lib.testdata_test as testdata
 
 windows(org, ownership, apps, not_listed) := {
 	"at": "2023-03-16T09:30:00Z",
@@ -38,14 +39,20 @@ unchecked_tiktok(scope, org_title, rule, effective_from) := {
 }
 
 test_a_store_ban_is_unchecked_on_an_inventory_without_store_apps if {
-	d := decision with input as windows("eu-commission", "corporate", [office], ["windows-store"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "corporate", [office], ["windows-store"])
 	d.allow == true
 	d.violations == []
 	d.warnings == [unchecked_tiktok("corporate", "European Commission", "eu-commission/tiktok", "2023-03-15T00:00:00Z")]
 }
 
 test_india_bans_on_every_device_so_every_device_is_unchecked if {
-	d := decision with input as windows("india", "personal", [office], ["windows-store"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("india", "personal", [office], ["windows-store"])
 	d.warnings == [unchecked_tiktok("all", "Government of India", "india/tiktok", "2020-06-29T00:00:00Z")]
 }
 
@@ -62,7 +69,10 @@ test_a_device_out_of_the_rules_scope_is_not_unchecked if {
 
 test_a_ban_found_anyway_is_a_violation_not_unchecked if {
 	found := {"id": "9NH2GPH4JZS4", "name": "TikTok"}
-	d := decision with input as windows("eu-commission", "corporate", [office, found], ["windows-store"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "corporate", [office, found], ["windows-store"])
 	d.allow == false
 	[[v.rule, v.app_id] | some v in d.violations] == [["eu-commission/tiktok", "9NH2GPH4JZS4"]]
 	d.warnings == []
@@ -112,7 +122,10 @@ work_profile_phone(org, apps, not_listed) := {
 outlook := {"id": "com.microsoft.office.outlook", "name": "Microsoft Outlook", "evidence": "display_name"}
 
 test_a_work_profile_inventory_leaves_the_phones_bans_unchecked if {
-	d := decision with input as work_profile_phone("eu-council", [outlook], ["unmanaged-apps"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as work_profile_phone("eu-council", [outlook], ["unmanaged-apps"])
 	d.allow == true
 	d.violations == []
 	d.warnings == [{

@@ -4,6 +4,7 @@
 package pyagent.lib.exemptions_test
 
 import data.pyagent.decision
+import data.pyagent.lib.testdata_test as testdata
 
 tiktok := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
 
@@ -35,7 +36,10 @@ press_office := {
 exemption(patch) := {"EX-2023-001": object.union(press_office, patch)}
 
 test_exemption_in_force_waives_the_violation if {
-	d := decision with input as commission_phone with data.pyagent.exemptions as exemption({})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone with data.pyagent.exemptions as exemption({})
 	d.allow == true
 	d.violations == []
 	[[e.rule, e.app_id] | some e in d.exempted] == [["eu-commission/tiktok", "com.zhiliaoapp.musically"]]
@@ -48,7 +52,10 @@ test_exemption_in_force_waives_the_violation if {
 }
 
 test_exemption_until_equal_to_evaluation_time_is_expired if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"until": "2023-03-16T09:30:00Z"})
 	d.allow == false
 	d.exempted == []
@@ -57,14 +64,20 @@ test_exemption_until_equal_to_evaluation_time_is_expired if {
 }
 
 test_exemption_one_second_after_evaluation_time_is_in_force if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"until": "2023-03-16T09:30:01Z"})
 	d.allow == true
 	[e.exemption.id | some e in d.exempted] == ["EX-2023-001"]
 }
 
 test_expired_exemption_is_ignored if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"until": "2023-03-01T00:00:00Z"})
 	d.allow == false
 	d.exempted == []
@@ -72,7 +85,10 @@ test_expired_exemption_is_ignored if {
 }
 
 test_exemption_for_another_device_does_not_apply if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"device_id": "fr-brussels-0043"})
 	d.allow == false
 	d.exempted == []
@@ -81,7 +97,10 @@ test_exemption_for_another_device_does_not_apply if {
 }
 
 test_exemption_for_another_ban_does_not_apply if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"ban": "capcut"})
 	d.allow == false
 	d.exempted == []
@@ -90,7 +109,10 @@ test_exemption_for_another_ban_does_not_apply if {
 }
 
 test_exemption_for_another_organization_does_not_apply if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"organization": "eu-council"})
 	d.allow == false
 	d.exempted == []
@@ -110,7 +132,10 @@ test_report_cannot_exempt_itself if {
 		"exemptions": self_exemption,
 		"data": {"pyagent": {"exemptions": self_exemption}},
 	})
-	d := decision with input as crafted
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as crafted
 		with data.pyagent.exemptions as {} # none in the data, whatever an author adds there
 	d.allow == false
 	d.exempted == []
@@ -118,7 +143,10 @@ test_report_cannot_exempt_itself if {
 }
 
 test_exemption_without_valid_until_is_a_data_error if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as exemption({"until": "forever"})
 	d.allow == false
 	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions.EX-2023-001.until"]]
@@ -134,7 +162,10 @@ test_exemption_without_reason_is_a_data_error if {
 }
 
 test_two_exemptions_in_force_the_smallest_id_is_reported if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as {"EX-B": press_office, "EX-A": object.remove(press_office, ["approved_by"])}
 	d.allow == true
 	d.exempted[0].exemption == {
@@ -144,7 +175,10 @@ test_two_exemptions_in_force_the_smallest_id_is_reported if {
 }
 
 test_exemption_does_not_touch_a_warning if {
-	d := decision with input as object.union(commission_phone, {"at": "2023-03-01T00:00:00Z"})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as object.union(commission_phone, {"at": "2023-03-01T00:00:00Z"})
 		with data.pyagent.exemptions as exemption({})
 	d.allow == true
 	d.exempted == []
@@ -164,7 +198,10 @@ test_exemption_without_until_is_a_policy_data_error if {
 
 test_a_malformed_exemption_leaves_the_violation if {
 	# an exemption without its reason waives nothing: the violation stays, beside the data error
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as {"EX-2023-002": object.remove(press_office, ["reason"])}
 	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
 	d.exempted == []
@@ -173,7 +210,10 @@ test_a_malformed_exemption_leaves_the_violation if {
 test_exemptions_not_keyed_by_id_are_a_data_error if {
 	# a list (or null) of exemptions: no waiver, the violation stays and the data is named
 	every listed in [[press_office], null] {
-		d := decision with input as commission_phone with data.pyagent.exemptions as listed
+		d := decision
+			with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+			with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+			with input as commission_phone with data.pyagent.exemptions as listed
 		d.allow == false
 		[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
 		d.exempted == []

@@ -5,6 +5,7 @@ package pyagent.lib.inheritance_test
 
 import data.pyagent.decision
 import data.pyagent.lib.inheritance
+import data.pyagent.lib.testdata_test as testdata
 
 tiktok := {"id": "com.zhiliaoapp.musically"}
 
@@ -33,19 +34,25 @@ test_eeas_chain_is_eeas_and_commission if {
 }
 
 # The rule keys an organisation's own data gives it: ORG/NAME for each rule it lists.
-own_rule_keys(org) := {concat("/", [org, name]) | some name, _ in data.pyagent.organizations[org].rules}
+own_rule_keys(org) := {concat("/", [org, name]) | some name, _ in testdata.organizations[org].rules}
 
 # (Computed from the shipped data, so that a rule an author adds to either organisation keeps them
 # true; the rules the domain names are checked by name as well.)
 test_eeas_rules_are_its_own_plus_the_commissions if {
-	keys := object.keys(inheritance.rules) with input as device_of("eeas", "corporate", true)
-	overridden := {concat("/", ["eu-commission", name]) | some name, _ in data.pyagent.organizations.eeas.rules}
+	keys := object.keys(inheritance.rules)
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("eeas", "corporate", true)
+	overridden := {concat("/", ["eu-commission", name]) | some name, _ in testdata.organizations.eeas.rules}
 	keys == own_rule_keys("eeas") | (own_rule_keys("eu-commission") - overridden)
 	{"eeas/tiktok-work-apps", "eu-commission/tiktok"} - keys == set()
 }
 
 test_commission_does_not_get_eeas_rules if {
-	keys := object.keys(inheritance.rules) with input as device_of("eu-commission", "corporate", true)
+	keys := object.keys(inheritance.rules)
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("eu-commission", "corporate", true)
 	keys == own_rule_keys("eu-commission")
 	"eu-commission/tiktok" in keys
 }
@@ -71,7 +78,7 @@ test_override_keeps_applying_to_its_own_scope if {
 }
 
 test_own_rule_overrides_inherited_rule_with_same_id if {
-	orgs := object.union(data.pyagent.organizations, {"eeas": {
+	orgs := object.union(testdata.organizations, {"eeas": {
 		"inherits": ["eu-commission"],
 		"rules": {"tiktok": object.union(rule("tiktok", ["corporate"]), {"enforcement": "warn"})},
 	}})
@@ -110,11 +117,14 @@ test_self_inheritance_is_a_cycle if {
 }
 
 test_cycle_elsewhere_does_not_affect_other_organizations if {
-	orgs := object.union(data.pyagent.organizations, {
+	orgs := object.union(testdata.organizations, {
 		"p": {"inherits": ["q"], "rules": {}},
 		"q": {"inherits": ["p"], "rules": {}},
 	})
-	d := decision with input as device_of("india", "personal", false) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("india", "personal", false) with data.pyagent.organizations as orgs
 	d.errors == []
 	[v.rule | some v in d.violations] == ["india/tiktok"]
 }
@@ -127,19 +137,22 @@ test_unknown_parent_is_an_error if {
 }
 
 test_new_organization_is_a_data_edit if {
-	orgs := object.union(data.pyagent.organizations, {"eu-parliament-2024": {
+	orgs := object.union(testdata.organizations, {"eu-parliament-2024": {
 		"title": "European Parliament (2024 policy)",
 		"inherits": ["eu-council"],
 		"rules": {},
 	}})
 	phone := device_of("eu-parliament-2024", "personal", false)
-	d := decision with input as object.union(phone, {"report": {"apps": array.concat(phone.report.apps, [{"id": "com.microsoft.teams"}])}})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as object.union(phone, {"report": {"apps": array.concat(phone.report.apps, [{"id": "com.microsoft.teams"}])}})
 		with data.pyagent.organizations as orgs
 	[[v.rule, v.scope] | some v in d.violations] == [["eu-council/tiktok", "personal-with-work-apps"]]
 }
 
 test_inherits_given_as_one_string_is_a_data_error if {
-	orgs := object.union(data.pyagent.organizations, {"eeas": {"inherits": "eu-commission"}})
+	orgs := object.union(testdata.organizations, {"eeas": {"inherits": "eu-commission"}})
 	d := decision with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
 	d.errors == [{
 		"code": "invalid_policy_data",
@@ -159,7 +172,7 @@ test_an_override_below_does_not_touch_the_ancestors_own_devices if {
 test_rules_not_keyed_by_id_are_a_data_error if {
 	# rules as null or a list would hold no rule: the TikTok phone allowed without a word
 	every rules in [null, [rule("tiktok", ["all"])]] {
-		orgs := object.union(data.pyagent.organizations, {"eu-commission": {"title": "European Commission", "inherits": [], "rules": rules}})
+		orgs := object.union(testdata.organizations, {"eu-commission": {"title": "European Commission", "inherits": [], "rules": rules}})
 		d := decision with input as device_of("eu-commission", "corporate", true) with data.pyagent.organizations as orgs
 		d.allow == false
 		d.errors == [{

@@ -4,6 +4,7 @@
 package pyagent.lib.matching_test
 
 import data.pyagent.lib.matching
+import data.pyagent.lib.testdata_test as testdata
 
 on(platform) := {"report": {"device": {"platform": platform}}}
 
@@ -101,7 +102,7 @@ keys_for(p, id) := [id] if {
 } else := [lower(id)]
 
 ban_entries contains [p, k, ban] if {
-	some ban, definition in data.pyagent.bans
+	some ban, definition in testdata.bans
 	some p, ids in definition.apps
 	some id in ids
 	some k in keys_for(p, id)
@@ -120,11 +121,11 @@ rego_index := {
 	"bans": {p: ban_keys_on(p) | some [p, _, _] in ban_entries},
 	"keys": {p: {k: [] | some k, _ in ban_keys_on(p)} | some [p, _, _] in ban_entries},
 	"sizes": {p: count(ban_keys_on(p)) | some [p, _, _] in ban_entries},
-	"indexed_bans": {ban: true | some ban, _ in data.pyagent.bans},
-	"work_apps": platform_keys(data.pyagent.work_apps),
+	"indexed_bans": {ban: true | some ban, _ in testdata.bans},
+	"work_apps": platform_keys(testdata.work_apps),
 	"work_apps_indexed": true,
-	"org_work_apps": {name: platform_keys(object.get(org, "work_apps", {})) | some name, org in data.pyagent.organizations},
-	"indexed_orgs": {name: true | some name, _ in data.pyagent.organizations},
+	"org_work_apps": {name: platform_keys(object.get(org, "work_apps", {})) | some name, org in testdata.organizations},
+	"indexed_orgs": {name: true | some name, _ in testdata.organizations},
 	"times": {},
 }
 

@@ -7,6 +7,7 @@ package pyagent.lib.report_test
 
 import data.pyagent.decision
 import data.pyagent.lib.report
+import data.pyagent.lib.testdata_test as testdata
 
 tiktok := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
 
@@ -72,7 +73,10 @@ test_a_work_profile_flag_that_is_not_a_boolean_is_an_error if {
 }
 
 test_a_name_that_is_not_a_string_does_not_hide_the_app if {
-	d := decision with input as phone({}, [notes, {"id": "com.zhiliaoapp.musically", "name": 5}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [notes, {"id": "com.zhiliaoapp.musically", "name": 5}])
 	d.violations == [{
 		"rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically",
 		"message": concat("", [
@@ -80,19 +84,25 @@ test_a_name_that_is_not_a_string_does_not_hide_the_app if {
 			"from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited ",
 			"against the organisation's corporate environment",
 		]),
-		"remediation": data.pyagent.organizations["eu-commission"].rules.tiktok.remediation,
+		"remediation": testdata.organizations["eu-commission"].rules.tiktok.remediation,
 		"effective_from": "2023-03-15T00:00:00Z", "scope": "corporate", "enforcement": "deny",
 	}] # no app_name: 5 is no name (the decision schema wants a string)
 	d.allow == false
 }
 
 test_an_evidence_the_schema_does_not_know_is_not_passed_on if {
-	d := decision with input as phone({}, [{"id": "com.zhiliaoapp.musically", "evidence": "hearsay"}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [{"id": "com.zhiliaoapp.musically", "evidence": "hearsay"}])
 	[object.get(v, "evidence", "(none)") | some v in d.violations] == ["(none)"]
 }
 
 test_a_ban_title_or_reason_that_is_not_a_string_does_not_hide_the_app if {
-	d := decision with input as phone({}, [{"id": "com.zhiliaoapp.musically"}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [{"id": "com.zhiliaoapp.musically"}])
 		with data.pyagent.bans.tiktok.title as 5
 		with data.pyagent.bans.tiktok.reason as {"why": "security"}
 	[v.message | some v in d.violations] == ["tiktok (com.zhiliaoapp.musically) is banned on corporate devices of European Commission from 2023-03-15T00:00:00Z: policy"]
@@ -100,7 +110,10 @@ test_a_ban_title_or_reason_that_is_not_a_string_does_not_hide_the_app if {
 }
 
 test_an_organisation_title_that_is_not_a_string_does_not_hide_the_app if {
-	d := decision with input as phone({}, [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [tiktok])
 		with data.pyagent.organizations["eu-commission"].title as false
 	[v.message | some v in d.violations] == ["TikTok (com.zhiliaoapp.musically) is banned on corporate devices of eu-commission from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited against the organisation's corporate environment"]
 	d.allow == false

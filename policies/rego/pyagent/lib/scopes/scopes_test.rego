@@ -4,6 +4,7 @@
 package pyagent.lib.scopes_test
 
 import data.pyagent.lib.scopes
+import data.pyagent.lib.testdata_test as testdata
 
 device(platform, ownership, enrolled, work_profile, apps) := {"report": {
 	"device": {
@@ -23,7 +24,10 @@ test_personal_enrolled_device if {
 
 test_personal_with_android_work_app if {
 	apps := [{"id": "com.cisco.webex.meetings"}]
-	scopes.applicable == {"all", "personal-with-work-apps"} with input as device("android", "personal", false, false, apps)
+	scopes.applicable == {"all", "personal-with-work-apps"}
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device("android", "personal", false, false, apps)
 }
 
 test_personal_with_ios_outlook if {
