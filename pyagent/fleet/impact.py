@@ -94,6 +94,36 @@ def _exemptions(
     return _delta(flat(before), flat(after), (*_ENTRY, "exemption"))
 
 
+#: What an exemption says that a policy change can change, besides which one waives the breach.
+_EXEMPTION_FIELDS = ("until", "reason", "approved_by")
+
+
+def _waivers_changed(
+    before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Exempted breaches waived by the same exemption on both sides whose ``until``, ``reason`` or
+    ``approved_by`` differ: each with the fields that changed, ``[before, after]``, sorted."""
+
+    def keyed(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {
+            (e["rule"], e["app_id"], str(waiver.get("id"))): waiver
+            for e in entries
+            if isinstance(waiver := e.get("exemption") or {}, dict)
+        }
+
+    old, new = keyed(before), keyed(after)
+    found = []
+    for key in sorted(old.keys() & new.keys()):
+        fields = {
+            k: [old[key].get(k), new[key].get(k)]
+            for k in _EXEMPTION_FIELDS
+            if old[key].get(k) != new[key].get(k)
+        }
+        if fields:
+            found.append({"rule": key[0], "app_id": key[1], "exemption": key[2], "changed": fields})
+    return found
+
+
 @dataclass
 class ImpactSummary:
     devices: int = 0
@@ -101,6 +131,8 @@ class ImpactSummary:
     flipped_to_allow: int = 0
     changed: int = 0
     warnings_changed: int = 0
+    #: decisions that stay while what waives them changes (another exemption, a new ``until``)
+    exemptions_changed: int = 0
     #: changed decisions that only one version could make: the baseline's (the candidate's has errors:
     #: a broken rule, a dropped organisation), or the candidate's; their violations count in no ban
     candidate_errors: int = 0
@@ -117,6 +149,7 @@ class ImpactSummary:
             "flipped_to_allow": self.flipped_to_allow,
             "changed": self.changed,
             "warnings_changed": self.warnings_changed,
+            "exemptions_changed": self.exemptions_changed,
             "candidate_errors": self.candidate_errors,
             "baseline_errors": self.baseline_errors,
             "invalid": self.invalid,
@@ -140,13 +173,16 @@ class Impact:
     """Every device's comparison, counted into :attr:`summary`; the devices worth listing kept.
 
     ``changes``: decisions that change (CONTRACT section 3); ``warning_changes``: devices whose
-    warnings alone change; ``not_compared``: devices that neither version can decide (an invalid
-    report; an unknown organisation to both), counted as ``fleet`` counts the candidate's result and
-    never as "no change", with the errors of each (``errors``, ``baseline_errors``)."""
+    warnings alone change; ``exemption_changes``: devices whose decision stays while what waives its
+    breaches changes (a reviewer of a waiver swapped or extended is told); ``not_compared``: devices
+    that neither version can decide (an invalid report; an unknown organisation to both), counted as
+    ``fleet`` counts the candidate's result and never as "no change", with the errors of each
+    (``errors``, ``baseline_errors``)."""
 
     summary: ImpactSummary = field(default_factory=ImpactSummary)
     changes: list[dict[str, Any]] = field(default_factory=list)
     warning_changes: list[dict[str, Any]] = field(default_factory=list)
+    exemption_changes: list[dict[str, Any]] = field(default_factory=list)
     not_compared: list[dict[str, Any]] = field(default_factory=list)
     ids: RepeatedIds = field(default_factory=RepeatedIds)
 
@@ -174,7 +210,9 @@ class Impact:
         change = compare(before, after, summary)
         if change is not None:
             self.changes.append(change)
-        elif b != a:
+            return
+        self._waivers(before, after)
+        if b != a:
             added, removed = _delta(before["warnings"], after["warnings"])
             org = after.get("organization") or UNKNOWN_ORG
             self.warning_changes.append(
@@ -188,12 +226,30 @@ class Impact:
                 }
             )
 
+    def _waivers(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """A decision that stays: listed under ``exemption_changes`` when what waives it changes."""
+        added, removed = _exemptions(before.get("exempted", []), after.get("exempted", []))
+        altered = _waivers_changed(before.get("exempted", []), after.get("exempted", []))
+        if added or removed or altered:
+            self.summary.exemptions_changed += 1
+            self.exemption_changes.append(
+                {
+                    "device_id": after.get("device_id"),
+                    "organization": after.get("organization") or UNKNOWN_ORG,
+                    "source": after.get("source"),
+                    "exempted_added": added,
+                    "exempted_removed": removed,
+                    "exempted_changed": altered,
+                }
+            )
+
     def as_dict(self, evaluated_at: str) -> dict[str, Any]:
         return {
             "summary": self.summary.as_dict(),
             "evaluated_at": evaluated_at,
             "changes": self.changes,
             "warning_changes": self.warning_changes,
+            "exemption_changes": self.exemption_changes,
             "not_compared": self.not_compared,
         }
 

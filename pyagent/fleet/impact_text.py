@@ -30,7 +30,9 @@ def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
         added = _entries("+", change[f"{kind}_added"])
         removed = _entries("-", change[f"{kind}_removed"])
         altered = ", ".join(
-            f"~{e['rule']} {e['app_id']} ({', '.join(_field_change(k, v) for k, v in e['changed'].items())})"
+            f"~{e['rule']} {e['app_id']}"
+            + (f" {e['exemption']}" if "exemption" in e else "")
+            + f" ({', '.join(_field_change(k, v) for k, v in e['changed'].items())})"
             for e in change.get(f"{kind}_changed", [])
         )
         found = "; ".join(p for p in (added, removed, altered) if p)
@@ -40,7 +42,7 @@ def _why(change: dict[str, Any], *, kinds: tuple[str, ...]) -> str:
 
 
 #: Fields shown as ``name A -> B``; any other (a remediation: a sentence) by its name only.
-_SHOWN_FIELDS = frozenset({"effective_from", "enforcement", "reason", "scope", "ban"})
+_SHOWN_FIELDS = frozenset({"effective_from", "enforcement", "reason", "scope", "ban", "until"})
 
 
 def _field_change(name: str, values: list[Any]) -> str:
@@ -63,7 +65,9 @@ def impact_text(impact: Impact) -> list[str]:
         f"{s.flipped_to_deny} flip to deny, {s.flipped_to_allow} flip to allow, "
         + (f"{s.candidate_errors} the candidate cannot decide, " if s.candidate_errors else "")
         + (f"{s.baseline_errors} only the candidate decides, " if s.baseline_errors else "")
-        + f"{s.warnings_changed} with only warnings changed, {s.invalid} invalid"
+        + f"{s.warnings_changed} with only warnings changed, "
+        + (f"{s.exemptions_changed} with only exemptions changed, " if s.exemptions_changed else "")
+        + f"{s.invalid} invalid"
         + (f", {s.undecided} undecided" if s.undecided else "")
         + (" (not compared)" if s.invalid or s.undecided else "")
     )
@@ -78,6 +82,7 @@ def impact_text(impact: Impact) -> list[str]:
             ),
         ),
         (impact.warning_changes, lambda c: f"{_who(c)}: warnings only{_why(c, kinds=('warnings',))}"),
+        (impact.exemption_changes, lambda c: f"{_who(c)}: exemptions only{_why(c, kinds=('exempted',))}"),
         (impact.not_compared, _not_compared),
     ]
     for records, line in sections:
