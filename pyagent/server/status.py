@@ -84,8 +84,11 @@ def status_row(message: Any) -> StatusRow:
     checked = status_of(cut)
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    not_kept = 0
+    not_kept = past_keys = 0
     for name, info in (checked.get("bundles") or {}).items():
+        if name == "…" and isinstance(info, str) and info.endswith(" more") and info[:-5].isdigit():
+            past_keys = int(info[:-5])  # (trimmed's mark: the bundles past the first MAX_KEYS)
+            continue
         if not isinstance(info, dict):
             not_kept += info == "…"  # (spent: the message's bound reached before this bundle)
             continue
@@ -97,6 +100,8 @@ def status_row(message: Any) -> StatusRow:
     if not_kept:  # said, not dropped unsaid
         too_long = f"the message is over {MAX_TOTAL:,} characters"
         errors.append({"message": f"… {not_kept} more bundles not kept: {too_long}"})
+    if past_keys:
+        errors.append({"message": f"… {past_keys} more bundles not kept: the message has over {MAX_KEYS}"})
     for plugin, state in (checked.get("plugins") or {}).items():
         if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})

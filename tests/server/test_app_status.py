@@ -146,6 +146,20 @@ def test_bundles_past_the_status_bound_are_counted_not_dropped_unsaid() -> None:
     assert len(row.bundles) <= MAX_TOTAL + 90 * 100
 
 
+def test_bundles_past_the_key_bound_are_counted_not_dropped_unsaid(fleet: Fleet) -> None:
+    """150 small bundles: the first 100 are kept (objects are cut at 100 keys), and the 50 others are
+    said in an error that the device's page shows (an audit found them gone without a word)."""
+    assert fleet.post_logs([decision_event("d-1", device_id="dev-b3")]).status_code == 200
+    bundles = {f"b{n:03d}": {"active_revision": "r1"} for n in range(150)}
+    status = {"labels": {"id": "dev-b3"}, "bundles": bundles}
+    assert fleet.client.post("/status", json=status, headers=fleet.auth("agent")).status_code == 204
+    shown = fleet.client.get("/api/v1/devices/dev-b3", headers=fleet.auth("reader")).json()["status"]
+    assert (sorted(shown["bundles"]), shown["errors"]) == (
+        [f"b{n:03d}" for n in range(100)],
+        [{"message": "… 50 more bundles not kept: the message has over 100"}],
+    )
+
+
 def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
     from pyagent.errors import InvalidInputError
     from pyagent.server.settings import load_settings
