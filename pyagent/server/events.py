@@ -199,14 +199,16 @@ def _event(
     allow: bool | None = None
     verdict, bans = "undecided", ""
     organization = device.get("organization") if isinstance(device.get("organization"), str) else None
+    named_in = "input.report.device.organization"
     if result is not None:
         result = _object(result, f"{where}: result")
         _same_question(result, device_id, event["input"]["at"], where)
         allow, verdict, bans = _verdict(result, where)
         if isinstance(result.get("organization"), str):
             organization = result["organization"]  # (a NUL in it is stored as U+FFFD: column_text)
-            if len(organization) > MAX_ID:
-                raise bad_request(f"{where}: result.organization is longer than {MAX_ID} characters")
+            named_in = "result.organization"
+    if organization is not None and len(organization) > MAX_ID:  # (the column's bound, on both stores)
+        raise bad_request(f"{where}: {named_in} is longer than {MAX_ID} characters")
     organization = column_text(organization) if organization else None
     platform = column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None
     bans = column_text(bans)

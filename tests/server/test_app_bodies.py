@@ -204,6 +204,25 @@ def test_a_malformed_event_refuses_the_whole_batch(fleet: Fleet, bad: dict[str, 
     assert fleet.history() == []
 
 
+@pytest.mark.parametrize(
+    "result", [{"allow": True, "violations": []}, None], ids=["result-without-it", "no-result"]
+)
+def test_an_organisation_named_by_the_report_alone_is_bounded_too(
+    fleet: Fleet, result: dict[str, Any] | None
+) -> None:
+    """Without ``result.organization`` the device's row takes the report's: 600 characters were
+    stored (a column of 512; PostgreSQL would refuse the row)."""
+    event = decision_event("long-org")
+    event["input"]["report"]["device"]["organization"] = "o" * 600
+    if result is None:
+        del event["result"]
+    else:
+        event["result"] = result
+    response = fleet.post_logs([decision_event("good"), event])
+    message = "event 1: input.report.device.organization is longer than 512 characters"
+    assert (response.status_code, response.json()["message"], fleet.history()) == (400, message, [])
+
+
 def test_oversized_bodies_are_413_and_nothing_is_stored(fleet: Fleet) -> None:
     huge_event = decision_event("huge")
     huge_event["input"]["report"]["extra"] = {"blob": "x" * (100 * MiB)}
