@@ -186,7 +186,7 @@ def _quiet_stdout() -> None:
     epilog="""\b
 Examples:
   pyagent check examples/reports/eu-commission-personal-enrolled-tiktok.json --at 2023-03-16T09:30:00Z
-  pyagent validate reports/*.json
+  pyagent validate examples/reports/*.json
   pyagent policy test
 """,
 )

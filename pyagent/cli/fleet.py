@@ -277,7 +277,8 @@ Examples:
     type=click.IntRange(min=0, max=50_000),
     default=40,
     show_default=True,
-    help="Apps per device (padded with filler apps).",
+    help="Apps per device at least: filler apps pad what each device draws (its work and banned apps, "
+    "a few common ones), which may be more.",
 )
 @output_option
 def generate(count: int, seed: int, apps_per_device: int, output: str | None) -> None:

@@ -131,7 +131,7 @@ Examples:
   pyagent policy docs --bundle bundle.tar.gz
 
 \b
-Without DIR or --bundle: ./policies when it holds rego/ and data/, else a checkout's policies/,
+Without DIR or --bundle: ./policies when it holds rego/ and data/ (one of them alone is an error),
 else the policy bundle an installed pyagent ships (read directly: no opa needed). The data is
 checked as `policy lint` checks it: a mistake is exit 2.
 """,

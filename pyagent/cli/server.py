@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -56,15 +58,17 @@ def _store(settings: Any) -> Any:
 Examples:
   pyagent server run                                   # SQLite in the state dir, 127.0.0.1:8282
   pyagent server token add fleet-agents --role agent   # prints the token once
-  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz
+  pyagent policy bundle --target rego -o build/server.tar.gz   # the build OPAs get
+  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz   # and make policy's wasm
   PYAGENT_SERVER_DB=postgresql://pyagent@db/pyagent pyagent server run --bind 0.0.0.0:8282
 """,
 )
 def server() -> None:
     """The control plane: OPA's Bundle, Decision Log and Status APIs, and the fleet API.
 
-    Exit codes of the server commands: 0 done, 2 invalid input or usage, 3 the database cannot be used
-    (unreachable, or its schema is not this pyagent's)."""
+    Exit codes of the server commands: 0 done (`server run`: stopped by SIGTERM or Ctrl-C, its requests
+    answered), 2 invalid input or usage (a --db that names no usable file, too), 3 the database cannot
+    be used (unreachable, or its schema is not this pyagent's)."""
 
 
 @server.command(
@@ -155,16 +159,26 @@ def run(
         "http": HeaderDeadlineProtocol,
         "forwarded_allow_ips": forwarded_allow_ips,  # (None: uvicorn's default, 127.0.0.1)
     }
-    if workers > 1:  # processes on one port; each opens the store itself (the process keeps no state)
-        import os
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again to the handler it found: this
+    # one, so that a stop asked for is exit 0 (as the help says), not death by the signal
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        if workers > 1:  # processes on one port; each opens the store itself (the process keeps no state)
+            import os
 
-        from pyagent.server.settings import SETTINGS_ENV, to_env
+            from pyagent.server.settings import SETTINGS_ENV, to_env
 
-        store.close()
-        os.environ[SETTINGS_ENV] = to_env(settings.with_options(db=store.url))
-        uvicorn.run("pyagent.server.app:create_app_from_env", factory=True, workers=workers, **options)
-    else:
-        uvicorn.run(create_app(settings, store), **options)
+            store.close()
+            os.environ[SETTINGS_ENV] = to_env(settings.with_options(db=store.url))
+            uvicorn.run("pyagent.server.app:create_app_from_env", factory=True, workers=workers, **options)
+        else:
+            uvicorn.run(create_app(settings, store), **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _check_tls(cert: Path | None, key: Path | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
 import subprocess
@@ -197,3 +198,14 @@ def test_a_load_balancer_on_another_host_is_believed_once_named(tmp_path: Path) 
     with run_server(tmp_path, db, extra_args=["--forwarded-allow-ips", "127.0.0.2"]) as server:
         status, cookie = _login_behind_a_balancer(server.port, "127.0.0.2", reader)
     assert status == 303 and cookie.startswith("pyagent_session=") and "; secure" in cookie.lower()
+
+
+def test_sigterm_stops_the_server_with_exit_0(tmp_path: Path) -> None:
+    """systemd's stop: the server shuts down gracefully and exits 0, as its help says (uvicorn raised
+    the signal again once done, and the process died by it: -15)."""
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    with run_server(tmp_path, db) as server:
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=30)
+        log = server.log.read_text()
+    assert (code, "Traceback" in log) == (0, False), log[-2000:]

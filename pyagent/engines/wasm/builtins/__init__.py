@@ -121,8 +121,9 @@ def docs_section() -> list[str]:
     lines += [
         "",
         "A policy calling any other built-in the module leaves to the host is refused before rollout",
-        "by `pyagent policy lint`, `pyagent policy bundle` and `pyagent server publish`, naming the",
-        "built-in and the rules that call it. Refused on purpose:",
+        "by `pyagent policy lint`, and by `pyagent policy bundle` and `pyagent server publish` of a",
+        "wasm build, naming the built-in and the rules that call it (a build for OPA alone, `--target",
+        "rego`, is not checked: OPA provides them). Refused on purpose:",
         "",
     ]
     lines += [f"- `{name}`: {reason}" for name, reason in sorted(REFUSED.items())]
