@@ -154,13 +154,15 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [
         "## When bans come into force",
         "",
-        "| date | rule | scopes | also applies to |",
-        "|---|---|---|---|",
+        "A rule whose enforcement is `warn` or `dryrun` comes into force as warnings: it denies no device.",
+        "",
+        "| date | rule | scopes | enforcement | also applies to |",
+        "|---|---|---|---|---|",
     ]
     for entry in rules_timeline(data):
         lines.append(
             f"| {entry['effective_from'] or 'always'} | {entry['rule']} | {', '.join(entry['scopes'])} | "
-            f"{', '.join(entry['inherited_by']) or '-'} |"
+            f"{entry['enforcement']} | {', '.join(entry['inherited_by']) or '-'} |"
         )
     exemptions = pyagent["exemptions"]
     lines += ["", f"## Exemptions ({len(exemptions)})", ""]

@@ -209,10 +209,29 @@ def test_policy_docs_lists_every_organization_and_date(policy_copy: tuple[Path, 
     for org in ("eu-commission", "eu-council", "eeas", "eu-parliament", "us-federal", "india"):
         assert f"### {org}:" in result.stdout
     assert (
-        "| 2023-03-15T00:00:00Z | eu-commission/tiktok | corporate, personal-enrolled | eeas |"
+        "| 2023-03-15T00:00:00Z | eu-commission/tiktok | corporate, personal-enrolled | deny | eeas |"
         in result.stdout
     )
     assert "Inherits from: eu-commission." in result.stdout
+
+
+def test_policy_docs_says_a_rule_that_only_warns_comes_into_force_as_warnings(
+    policy_copy: tuple[Path, Path],
+) -> None:
+    """A rule set to ``warn`` denies no device: the timeline said it came into force like any ban."""
+    organizations = policy_copy[1] / "pyagent" / "organizations" / "data.yaml"
+    text = organizations.read_text()
+    council = text.index("eu-council:")
+    organizations.write_text(
+        text[:council] + text[council:].replace("enforcement: deny", "enforcement: warn", 1)
+    )
+    result = run(["policy", "docs", *map(str, policy_copy)])
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith("| 2023-03-15T00:00:00Z | eu-council/")
+    ]
+    assert (result.exit_code, rows) == (
+        0, ["| 2023-03-15T00:00:00Z | eu-council/tiktok | corporate, personal-with-work-apps | warn | - |"]
+    )  # fmt: skip
 
 
 def test_policy_dir_that_does_not_exist_exits_2(tmp_path: Path) -> None:
