@@ -64,6 +64,6 @@ def test_policy_docs_shows_inherited_rules_and_work_apps(tmp_path: Path) -> None
     )
     assert f"{overrider}Inherited rules overridden: parent/tiktok (by overrider/tiktok).\n" in page
     assert page.count("Inherited rules overridden: parent/tiktok (by overrider/tiktok).") == 2  # and below it
-    assert "| 2023-03-15T00:00:00Z | parent/tiktok | corporate | child, grandchild |" in page
+    assert "| 2023-03-15T00:00:00Z | parent/tiktok | corporate | deny | child, grandchild |" in page
     assert "| child | android | `eu.child.mail` |" in page
     assert "| shared | android | `com.microsoft.office.outlook`," in page
