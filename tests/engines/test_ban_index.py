@@ -67,7 +67,14 @@ def shipped_data(opa_bin: str) -> dict[str, Any]:
 def test_python_index_equals_the_index_built_with_the_policys_own_rego(
     opa_bin: str, shipped_data: dict[str, Any]
 ) -> None:
-    rego = _eval(opa_bin, "data.pyagent.lib.matching_test.rego_index", *POLICY_DIRS, with_tests=True)
+    # the tests' Rego builder, over the shipped data (the library tests give it their frozen copy)
+    over_shipped = " ".join(
+        f"with data.pyagent.lib.testdata_test.{part} as data.pyagent.{part}"
+        for part in ("bans", "organizations", "work_apps")
+    )
+    rego = _eval(
+        opa_bin, f"data.pyagent.lib.matching_test.rego_index {over_shipped}", *POLICY_DIRS, with_tests=True
+    )
     built = index.build(shipped_data)
     # resolved_orgs: tests/engines/test_org_index.py
     assert {k: v for k, v in built.items() if k not in ("digest", "times", "resolved_orgs")} == {

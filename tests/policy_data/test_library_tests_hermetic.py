@@ -43,6 +43,14 @@ def _one_work_app_per_platform(data: Data) -> None:
     data["work_apps"] = {platform: ids[:1] for platform, ids in data["work_apps"].items()}
 
 
+def _india_removed(data: Data) -> None:
+    del data["organizations"]["india"]
+
+
+def _the_commission_and_its_heir_removed(data: Data) -> None:
+    del data["organizations"]["eu-commission"], data["organizations"]["eeas"]
+
+
 @pytest.mark.parametrize(
     "edit",
     [
@@ -50,6 +58,8 @@ def _one_work_app_per_platform(data: Data) -> None:
         _no_organization_has_rules,
         _tiktok_loses_windows_and_douyin,
         _one_work_app_per_platform,
+        _india_removed,
+        _the_commission_and_its_heir_removed,
     ],
 )
 def test_an_edit_of_the_data_fails_shipped_data_tests_only(

@@ -322,3 +322,10 @@ test_the_shipped_data_holds_the_domains if {
 		data.pyagent.organizations[name]
 	}
 }
+
+test_shipped_data_has_no_errors_for_any_organization if {
+	every org, _ in data.pyagent.organizations {
+		d := decision with input as case(org, "android", "corporate", true, [], "2023-03-16T09:30:00Z")
+		d.errors == []
+	}
+}

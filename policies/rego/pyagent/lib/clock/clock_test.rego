@@ -4,6 +4,7 @@
 package pyagent.lib.clock_test
 
 import data.pyagent.lib.clock
+import data.pyagent.lib.testdata_test as testdata
 
 valid_timestamps := [
 	"2023-03-15T00:00:00Z",
@@ -50,23 +51,38 @@ test_rejects_non_strings if {
 }
 
 test_now_from_input if {
-	clock.now_ns == 1678924800000000000 with input as {"at": "2023-03-16T00:00:00Z"}
+	clock.now_ns == 1678924800000000000
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
 }
 
 test_reached_is_inclusive if {
-	clock.reached("2023-03-16T00:00:00Z") with input as {"at": "2023-03-16T00:00:00Z"}
+	clock.reached("2023-03-16T00:00:00Z")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
 }
 
 test_ahead_is_strict if {
-	not clock.ahead("2023-03-16T00:00:00Z") with input as {"at": "2023-03-16T00:00:00Z"}
+	not clock.ahead("2023-03-16T00:00:00Z")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
 }
 
 test_missing_time_has_an_error if {
-	[e.code | some e in clock.errors] == ["invalid_time"] with input as {}
+	[e.code | some e in clock.errors] == ["invalid_time"]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {}
 }
 
 test_valid_time_has_no_error if {
-	clock.errors == set() with input as {"at": "2023-03-16T00:00:00+02:00"}
+	clock.errors == set()
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00+02:00"}
 }
 
 test_ns_reads_the_shipped_index if {
@@ -77,10 +93,22 @@ test_ns_reads_the_shipped_index if {
 }
 
 test_reached_and_ahead_one_nanosecond_either_side if {
-	clock.reached("2023-03-16T00:00:00Z") with input as {"at": "2023-03-16T00:00:00Z"}
-	not clock.reached("2023-03-16T00:00:00.000000001Z") with input as {"at": "2023-03-16T00:00:00Z"}
-	clock.ahead("2023-03-16T00:00:00.000000001Z") with input as {"at": "2023-03-16T00:00:00Z"}
-	not clock.ahead("2023-03-16T00:00:00Z") with input as {"at": "2023-03-16T00:00:00Z"}
+	clock.reached("2023-03-16T00:00:00Z")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
+	not clock.reached("2023-03-16T00:00:00.000000001Z")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
+	clock.ahead("2023-03-16T00:00:00.000000001Z")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
+	not clock.ahead("2023-03-16T00:00:00Z")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T00:00:00Z"}
 }
 
 # The shape `clock.strict` reads, as the pattern it stands for.

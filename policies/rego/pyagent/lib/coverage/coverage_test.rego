@@ -57,13 +57,19 @@ test_india_bans_on_every_device_so_every_device_is_unchecked if {
 }
 
 test_an_inventory_that_lists_store_apps_leaves_nothing_unchecked if {
-	d := decision with input as windows("eu-commission", "corporate", [office], [])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "corporate", [office], [])
 	d.allow == true
 	d.warnings == []
 }
 
 test_a_device_out_of_the_rules_scope_is_not_unchecked if {
-	d := decision with input as windows("eu-commission", "personal", [office], ["windows-store"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "personal", [office], ["windows-store"])
 	d.warnings == []
 }
 
@@ -83,15 +89,24 @@ test_an_exempted_ban_is_not_unchecked if {
 		"device_id": "w-1", "organization": "eu-commission", "ban": "tiktok",
 		"until": "2023-06-30T00:00:00Z", "reason": "official account", "approved_by": "DIGIT",
 	}}
-	d := decision with input as windows("eu-commission", "corporate", [office], ["windows-store"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "corporate", [office], ["windows-store"])
 		with data.pyagent.exemptions as exemption
 	d.warnings == []
 }
 
 test_another_platform_or_an_unknown_kind_is_not_unchecked if {
-	count(coverage.unchecked) == 0 with input as windows("eu-commission", "corporate", [office], ["windows-store"])
+	count(coverage.unchecked) == 0
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "corporate", [office], ["windows-store"])
 		with input.report.device.platform as "android"
-	count(coverage.unchecked) == 0 with input as windows("eu-commission", "corporate", [office], ["other"])
+	count(coverage.unchecked) == 0
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as windows("eu-commission", "corporate", [office], ["other"])
 }
 
 test_store_identifiers if {
@@ -147,14 +162,20 @@ test_a_work_profile_inventory_leaves_the_phones_bans_unchecked if {
 }
 
 test_a_work_profile_inventory_that_lists_every_app_leaves_nothing_unchecked if {
-	d := decision with input as work_profile_phone("eu-council", [outlook], [])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as work_profile_phone("eu-council", [outlook], [])
 	d.allow == true
 	d.warnings == []
 }
 
 test_a_work_profile_phone_out_of_every_rules_scope_is_not_unchecked if {
 	# the Commission bans TikTok on corporate and enrolled phones only: this one is neither
-	d := decision with input as work_profile_phone("eu-commission", [outlook], ["unmanaged-apps"])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as work_profile_phone("eu-commission", [outlook], ["unmanaged-apps"])
 	d.warnings == []
 }
 

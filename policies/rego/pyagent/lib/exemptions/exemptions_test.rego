@@ -155,7 +155,10 @@ test_exemption_without_valid_until_is_a_data_error if {
 }
 
 test_exemption_without_reason_is_a_data_error if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as {"EX-2023-002": object.remove(press_office, ["reason"])}
 	d.allow == false
 	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions.EX-2023-002.reason"]]
@@ -186,7 +189,10 @@ test_exemption_does_not_touch_a_warning if {
 }
 
 test_exemption_without_until_is_a_policy_data_error if {
-	d := decision with input as commission_phone
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as commission_phone
 		with data.pyagent.exemptions as {"EX-2023-001": object.remove(press_office, ["until"])}
 	d.errors == [{
 		"code": "invalid_policy_data",

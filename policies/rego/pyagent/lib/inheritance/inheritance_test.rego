@@ -30,7 +30,10 @@ three_levels := {
 }
 
 test_eeas_chain_is_eeas_and_commission if {
-	inheritance.chain == {"eeas", "eu-commission"} with input as device_of("eeas", "corporate", true)
+	inheritance.chain == {"eeas", "eu-commission"}
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("eeas", "corporate", true)
 }
 
 # The rule keys an organisation's own data gives it: ORG/NAME for each rule it lists.
@@ -58,21 +61,30 @@ test_commission_does_not_get_eeas_rules if {
 }
 
 test_transitive_inheritance_with_nearest_override if {
-	keys := object.keys(inheritance.rules) with input as device_of("a", "personal", false)
+	keys := object.keys(inheritance.rules)
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("a", "personal", false)
 		with data.pyagent.organizations as three_levels
 	keys == {"b/base", "c/extra"}
 }
 
 test_override_narrows_the_inherited_scope if {
 	# c's "base" rule (all) is overridden by b's (corporate): a personal device of a is allowed.
-	d := decision with input as device_of("a", "personal", false)
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("a", "personal", false)
 		with data.pyagent.organizations as three_levels
 	d.allow == true
 	d.violations == []
 }
 
 test_override_keeps_applying_to_its_own_scope if {
-	d := decision with input as device_of("a", "corporate", false)
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("a", "corporate", false)
 		with data.pyagent.organizations as three_levels
 	[[v.rule, v.scope] | some v in d.violations] == [["b/base", "corporate"]]
 }
@@ -82,7 +94,10 @@ test_own_rule_overrides_inherited_rule_with_same_id if {
 		"inherits": ["eu-commission"],
 		"rules": {"tiktok": object.union(rule("tiktok", ["corporate"]), {"enforcement": "warn"})},
 	}})
-	d := decision with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
 	d.allow == true
 	[[w.rule, w.reason] | some w in d.warnings] == [["eeas/tiktok", "enforcement_warn"]]
 }
@@ -93,7 +108,10 @@ test_diamond_inheritance_applies_both_unrelated_rules if {
 		"left": {"inherits": [], "rules": {"r": rule("tiktok", ["corporate"])}},
 		"right": {"inherits": [], "rules": {"r": rule("tiktok", ["all"])}},
 	}
-	d := decision with input as device_of("top", "corporate", false) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("top", "corporate", false) with data.pyagent.organizations as orgs
 	[[v.rule, v.scope] | some v in d.violations] == [["left/r", "corporate"], ["right/r", "all"]]
 }
 
@@ -103,7 +121,10 @@ test_inheritance_cycle_is_an_error_not_a_hang if {
 		"y": {"inherits": ["z"], "rules": {}},
 		"z": {"inherits": ["x"], "rules": {}},
 	}
-	d := decision with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
 	d.allow == false
 	d.violations == []
 	[[e.code, e.organizations] | some e in d.errors] == [["inheritance_cycle", ["x", "y", "z"]]]
@@ -111,7 +132,10 @@ test_inheritance_cycle_is_an_error_not_a_hang if {
 
 test_self_inheritance_is_a_cycle if {
 	orgs := {"x": {"inherits": ["x"], "rules": {}}}
-	d := decision with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
 	[e.code | some e in d.errors] == ["inheritance_cycle"]
 	d.allow == false
 }
@@ -131,7 +155,10 @@ test_cycle_elsewhere_does_not_affect_other_organizations if {
 
 test_unknown_parent_is_an_error if {
 	orgs := {"x": {"inherits": ["ghost"], "rules": {}}}
-	d := decision with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("x", "corporate", true) with data.pyagent.organizations as orgs
 	[[e.code, e.organization] | some e in d.errors] == [["unknown_parent_organization", "ghost"]]
 	d.allow == false
 }
@@ -153,7 +180,10 @@ test_new_organization_is_a_data_edit if {
 
 test_inherits_given_as_one_string_is_a_data_error if {
 	orgs := object.union(testdata.organizations, {"eeas": {"inherits": "eu-commission"}})
-	d := decision with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("eeas", "corporate", true) with data.pyagent.organizations as orgs
 	d.errors == [{
 		"code": "invalid_policy_data",
 		"path": "pyagent.organizations.eeas.inherits",
@@ -164,7 +194,10 @@ test_inherits_given_as_one_string_is_a_data_error if {
 
 test_an_override_below_does_not_touch_the_ancestors_own_devices if {
 	# b overrides c's "base" for b's and a's devices only: c's own personal device still breaks c's rule.
-	d := decision with input as device_of("c", "personal", false)
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device_of("c", "personal", false)
 		with data.pyagent.organizations as three_levels
 	[[v.rule, v.scope] | some v in d.violations] == [["c/base", "all"]]
 }
@@ -173,7 +206,10 @@ test_rules_not_keyed_by_id_are_a_data_error if {
 	# rules as null or a list would hold no rule: the TikTok phone allowed without a word
 	every rules in [null, [rule("tiktok", ["all"])]] {
 		orgs := object.union(testdata.organizations, {"eu-commission": {"title": "European Commission", "inherits": [], "rules": rules}})
-		d := decision with input as device_of("eu-commission", "corporate", true) with data.pyagent.organizations as orgs
+		d := decision
+			with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+			with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+			with input as device_of("eu-commission", "corporate", true) with data.pyagent.organizations as orgs
 		d.allow == false
 		d.errors == [{
 			"code": "invalid_policy_data",

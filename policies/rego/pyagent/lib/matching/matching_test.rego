@@ -11,52 +11,88 @@ on(platform) := {"report": {"device": {"platform": platform}}}
 tiktok_pfn := "BytedancePte.Ltd.TikTok_6yccndn6064se"
 
 test_android_exact_match if {
-	matching.matches(matching.index(["com.zhiliaoapp.musically"]), "com.zhiliaoapp.musically") with input as on("android")
+	matching.matches(matching.index(["com.zhiliaoapp.musically"]), "com.zhiliaoapp.musically")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("android")
 }
 
 test_android_is_case_sensitive if {
-	not matching.matches(matching.index(["com.zhiliaoapp.musically"]), "com.Zhiliaoapp.Musically") with input as on("android")
+	not matching.matches(matching.index(["com.zhiliaoapp.musically"]), "com.Zhiliaoapp.Musically")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("android")
 }
 
 test_android_prefix_does_not_match if {
-	not matching.matches(matching.index(["com.zhiliaoapp.musically"]), "com.zhiliaoapp.musically.go") with input as on("android")
+	not matching.matches(matching.index(["com.zhiliaoapp.musically"]), "com.zhiliaoapp.musically.go")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("android")
 }
 
 test_ios_ignores_case if {
-	matching.matches(matching.index(["com.ss.iphone.ugc.Aweme"]), "com.ss.iphone.ugc.aweme") with input as on("ios")
+	matching.matches(matching.index(["com.ss.iphone.ugc.Aweme"]), "com.ss.iphone.ugc.aweme")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("ios")
 }
 
 test_windows_family_name_ignores_case if {
-	matching.matches(matching.index([tiktok_pfn]), "bytedancepte.ltd.tiktok_6YCCNDN6064SE") with input as on("windows")
+	matching.matches(matching.index([tiktok_pfn]), "bytedancepte.ltd.tiktok_6YCCNDN6064SE")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_windows_without_publisher_hash_matches if {
-	matching.matches(matching.index([tiktok_pfn]), "BytedancePte.Ltd.TikTok") with input as on("windows")
+	matching.matches(matching.index([tiktok_pfn]), "BytedancePte.Ltd.TikTok")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_windows_listed_without_hash_matches_any_hash if {
-	matching.matches(matching.index(["BytedancePte.Ltd.TikTok"]), tiktok_pfn) with input as on("windows")
+	matching.matches(matching.index(["BytedancePte.Ltd.TikTok"]), tiktok_pfn)
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_windows_full_package_name_matches if {
 	full := "BytedancePte.Ltd.TikTok_1.0.39.0_x64__6yccndn6064se"
-	matching.matches(matching.index([tiktok_pfn]), full) with input as on("windows")
+	matching.matches(matching.index([tiktok_pfn]), full)
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_windows_other_publisher_hash_does_not_match if {
-	not matching.matches(matching.index([tiktok_pfn]), "BytedancePte.Ltd.TikTok_0000000000000") with input as on("windows")
+	not matching.matches(matching.index([tiktok_pfn]), "BytedancePte.Ltd.TikTok_0000000000000")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_windows_other_name_does_not_match if {
-	not matching.matches(matching.index([tiktok_pfn]), "BytedancePte.Ltd.TikTokLive_6yccndn6064se") with input as on("windows")
+	not matching.matches(matching.index([tiktok_pfn]), "BytedancePte.Ltd.TikTokLive_6yccndn6064se")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_display_name_never_matches if {
-	not matching.matches(matching.index(["com.zhiliaoapp.musically"]), "TikTok") with input as on("android")
+	not matching.matches(matching.index(["com.zhiliaoapp.musically"]), "TikTok")
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("android")
 }
 
 test_key_of_plain_linux_id if {
-	matching.key("Firefox") == ["Firefox", ""] with input as on("linux")
+	matching.key("Firefox") == ["Firefox", ""]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("linux")
 }
 
 test_index_is_an_object_of_lookup_keys if {
@@ -67,22 +103,43 @@ test_index_is_an_object_of_lookup_keys if {
 }
 
 test_lookup_keys_of_an_id_without_hash if {
-	matching.lookup_keys("BytedancePte.Ltd.TikTok") == [concat("\u0000", ["bytedancepte.ltd.tiktok", "*"])] with input as on("windows")
+	matching.lookup_keys("BytedancePte.Ltd.TikTok") == [concat("\u0000", ["bytedancepte.ltd.tiktok", "*"])]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_lookup_keys_of_an_id_with_hash if {
 	matching.lookup_keys(tiktok_pfn) == [
 		concat("\u0000", ["bytedancepte.ltd.tiktok", "6yccndn6064se"]),
 		concat("\u0000", ["bytedancepte.ltd.tiktok", ""]),
-	] with input as on("windows")
+	]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_index_keys_by_platform if {
-	matching.index_keys("Com.X") == ["Com.X"] with input as on("android")
-	matching.index_keys("Com.X") == ["Com.X"] with input as on("linux")
-	matching.index_keys("Com.X") == ["com.x"] with input as on("ios")
-	matching.index_keys("Com.X") == ["com.x"] with input as on("macos")
-	matching.index_keys("Com.X") == [concat("\u0000", ["com.x", "*"])] with input as on("windows")
+	matching.index_keys("Com.X") == ["Com.X"]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("android")
+	matching.index_keys("Com.X") == ["Com.X"]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("linux")
+	matching.index_keys("Com.X") == ["com.x"]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("ios")
+	matching.index_keys("Com.X") == ["com.x"]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("macos")
+	matching.index_keys("Com.X") == [concat("\u0000", ["com.x", "*"])]
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on("windows")
 }
 
 test_ban_indexed_only_with_a_known_format if {
@@ -137,7 +194,10 @@ test_rego_index_lists_tiktok_under_its_keys if {
 }
 
 exact_on(platform) if {
-	matching.exact_platform with input as on(platform)
+	matching.exact_platform
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as on(platform)
 } else := false
 
 # `exact_platform` is every platform but those of `case_insensitive`, near misses included.

@@ -4,6 +4,7 @@
 package pyagent.lib.messages_test
 
 import data.pyagent.lib.messages
+import data.pyagent.lib.testdata_test as testdata
 
 tiktok := {"id": "com.zhiliaoapp.musically", "name": "TikTok"}
 
@@ -29,7 +30,10 @@ test_an_unnamed_app_is_labelled_by_its_ban_s_title if {
 }
 
 test_the_message_says_scope_organisation_date_and_reason if {
-	text := messages.message("test-org/ban", rule, "all", tiktok) with input as device("test-org", tiktok)
+	text := messages.message("test-org/ban", rule, "all", tiktok)
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device("test-org", tiktok)
 		with data.pyagent.organizations as unindexed
 	text == concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Test Agency from 2023-03-15T00:00:00Z: ",
@@ -55,5 +59,8 @@ test_the_remediation_is_the_rule_s_own_else_to_uninstall if {
 
 test_an_organisation_without_a_title_is_named_by_its_id if {
 	orgs := object.union(data.pyagent.organizations, {"untitled": {"inherits": [], "rules": {}}})
-	messages.org_title == "untitled" with input as device("untitled", tiktok) with data.pyagent.organizations as orgs
+	messages.org_title == "untitled"
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as device("untitled", tiktok) with data.pyagent.organizations as orgs
 }

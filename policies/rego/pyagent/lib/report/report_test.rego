@@ -26,48 +26,75 @@ phone_without(key) := {"at": "2023-03-16T09:30:00Z", "report": object.remove({"d
 invalid(path, message) := [{"code": "invalid_input", "path": path, "message": message}]
 
 test_a_well_formed_report_has_no_report_error if {
-	count(report.errors) == 0 with input as phone({"work_profile": false}, [notes, tiktok])
-	count(report.errors) == 0 with input as phone({}, [])
+	count(report.errors) == 0
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({"work_profile": false}, [notes, tiktok])
+	count(report.errors) == 0
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [])
 }
 
 test_an_app_id_that_is_not_a_string_is_an_error if {
-	d := decision with input as phone({}, [notes, {"id": ["com.zhiliaoapp.musically"]}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [notes, {"id": ["com.zhiliaoapp.musically"]}])
 	d.errors == invalid("report.apps[].id", "input.report.apps[].id must be a string in every app")
 	d.allow == false
 }
 
 test_an_app_without_an_id_is_an_error if {
-	d := decision with input as phone({}, [notes, {"name": "TikTok"}])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, [notes, {"name": "TikTok"}])
 	d.errors == invalid("report.apps[].id", "input.report.apps[].id must be a string in every app")
 	d.allow == false
 }
 
 test_apps_that_are_not_an_array_are_an_error if {
-	d := decision with input as phone({}, {"0": tiktok})
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({}, {"0": tiktok})
 	d.errors == invalid("report.apps", "input.report.apps must be an array of apps")
 	d.allow == false
 }
 
 test_an_unknown_platform_is_an_error if {
-	d := decision with input as phone({"platform": "Android"}, [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({"platform": "Android"}, [tiktok])
 	d.errors == invalid("report.device.platform", "input.report.device.platform must be one of android, ios, windows, macos, linux")
 	d.allow == false
 }
 
 test_an_unknown_ownership_is_an_error if {
-	d := decision with input as phone({"ownership": "Corporate"}, [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({"ownership": "Corporate"}, [tiktok])
 	d.errors == invalid("report.device.ownership", "input.report.device.ownership must be corporate or personal")
 	d.allow == false
 }
 
 test_an_enrolment_flag_that_is_not_a_boolean_is_an_error if {
-	d := decision with input as phone({"ownership": "personal", "mdm": {"enrolled": "true"}}, [tiktok])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({"ownership": "personal", "mdm": {"enrolled": "true"}}, [tiktok])
 	d.errors == invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false")
 	d.allow == false
 }
 
 test_a_work_profile_flag_that_is_not_a_boolean_is_an_error if {
-	d := decision with input as phone({"work_profile": "yes"}, [notes])
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as phone({"work_profile": "yes"}, [notes])
 	d.errors == invalid("report.device.work_profile", "input.report.device.work_profile must be true or false when given")
 	d.allow == false
 }
@@ -127,7 +154,10 @@ test_a_decisive_field_left_out_is_an_error if {
 		"mdm": invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false"),
 	}
 	every key, expected in missing {
-		d := decision with input as phone_without(key)
+		d := decision
+			with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+			with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+			with input as phone_without(key)
 		d.errors == expected
 		d.allow == false
 	}
@@ -135,7 +165,10 @@ test_a_decisive_field_left_out_is_an_error if {
 
 test_an_enrolment_flag_under_another_name_is_an_error if {
 	misspelt := object.union(object.remove(device, ["mdm"]), {"ownership": "personal", "mdm": {"Enrolled": true}})
-	d := decision with input as {"at": "2023-03-16T09:30:00Z", "report": {"device": misspelt, "apps": [tiktok]}}
+	d := decision
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as {"at": "2023-03-16T09:30:00Z", "report": {"device": misspelt, "apps": [tiktok]}}
 	d.errors == invalid("report.device.mdm.enrolled", "input.report.device.mdm.enrolled must be true or false")
 	d.allow == false
 }
@@ -168,11 +201,17 @@ every_check_passes if {
 }
 
 inline_verdict(case) if {
-	report.well_formed with input as case
+	report.well_formed
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as case
 } else := false
 
 named_verdict(case) if {
-	every_check_passes with input as case
+	every_check_passes
+		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+		with input as case
 } else := false
 
 test_the_inline_well_formed_body_agrees_with_the_six_checks if {

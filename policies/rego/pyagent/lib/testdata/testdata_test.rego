@@ -1,11 +1,11 @@
 # METADATA
 # title: Library test data
 # description: |
-#   A frozen copy of the shipped bans, organisations and work apps, and no exemptions. The library
-#   tests whose result depends on that data decide with this copy (`with data.pyagent.bans as
-#   testdata.bans`, ...), so an author's edit of policies/data (a rule set to warn, a ban added, an
-#   organisation removed) changes none of them; the shipped-data tests, pyagent/decision, assert
-#   what the shipped organisations decide, and are the ones such an edit may change.
+#   A frozen copy of the shipped bans, organisations and work apps, and no exemptions. Every library
+#   test decides with this copy (`with data.pyagent.bans as testdata.bans`, ..., before the test's
+#   own `with`s: the last one wins), so an author's edit of policies/data (a rule set to warn, a ban
+#   added, an organisation removed) changes none of them; the shipped-data tests, pyagent/decision,
+#   assert what the shipped organisations decide, and are the ones such an edit may change.
 package pyagent.lib.testdata_test
 
 # METADATA
