@@ -84,11 +84,12 @@ def status_row(message: Any) -> StatusRow:
     checked = status_of(cut)
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    not_kept = past_keys = 0
+    sent = message.get("bundles") if isinstance(message, dict) else None
+    past_keys = len(sent) - MAX_KEYS if isinstance(sent, dict) and len(sent) > MAX_KEYS else 0
+    not_kept = 0
     for name, info in (checked.get("bundles") or {}).items():
-        if name == "…" and isinstance(info, str) and info.endswith(" more") and info[:-5].isdigit():
-            past_keys = int(info[:-5])  # (trimmed's mark: the bundles past the first MAX_KEYS)
-            continue
+        if past_keys and name == "…" and isinstance(info, str):
+            continue  # (trimmed's mark of the bundles past the first MAX_KEYS: counted from what was sent)
         if not isinstance(info, dict):
             not_kept += info == "…"  # (spent: the message's bound reached before this bundle)
             continue

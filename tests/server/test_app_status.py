@@ -160,6 +160,16 @@ def test_bundles_past_the_key_bound_are_counted_not_dropped_unsaid(fleet: Fleet)
     )
 
 
+@pytest.mark.parametrize("mark", ["\u00b2 more", "7 more"])
+def test_a_cut_mark_sent_by_the_sender_is_no_count(mark: str) -> None:
+    """A sender's own bundle named "…": no cut happened, so nothing is said about bundles not kept
+    (a superscript digit in it was a 500: ``int("\u00b2")`` raises)."""
+    from pyagent.server.status import status_row
+
+    row = status_row({"labels": {"id": "x"}, "bundles": {"…": mark, "a": {"active_revision": "1"}}})
+    assert (json.loads(row.bundles), json.loads(row.errors)) == ({"a": {"active_revision": "1"}}, [])
+
+
 def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
     from pyagent.errors import InvalidInputError
     from pyagent.server.settings import load_settings
