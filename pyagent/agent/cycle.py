@@ -108,6 +108,8 @@ def _describe(error: BaseException) -> tuple[str, int, str]:
         return INVALID, 2, str(error)
     if isinstance(error, PyagentError):
         return NO_DECISION, error.exit_code, str(error)
+    if isinstance(error, OSError):  # foreseen: the machine's (a full disk, a tool it cannot run)
+        return NO_DECISION, 3, f"{type(error).__name__}: {error}".replace("\n", " ")
     return NO_DECISION, 3, f"internal error: {type(error).__name__}: {error}".replace("\n", " ")
 
 

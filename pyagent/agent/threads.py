@@ -27,10 +27,12 @@ from pyagent.agent.chain import ChainKey
 from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.store import Spool, SpoolError
 from pyagent.agent.wiring import Plugins
-from pyagent.errors import PyagentError, unexpected_traceback
+from pyagent.errors import unexpected_traceback
 from pyagent.termsafe import shorten
 
 RETRY_AFTER_FAILURE = 30.0
+#: Said of an error no code path foresaw, whose traceback the activity log keeps.
+UNFORESEEN = "(unforeseen, a bug: please report it with its traceback)"
 STATUS_TICK = 0.25
 
 
@@ -49,7 +51,7 @@ def guarded(log: _Log, name: str, step: Callable[[], float]) -> float:
         if stack is None:
             log.event("plugin_failed", told, plugin=name, error=text)
         else:
-            told += " (unforeseen, a bug: please report it with its traceback)"
+            told += f" {UNFORESEEN}"
             log.event("plugin_failed", told, plugin=name, error=text, traceback=stack)
         return RETRY_AFTER_FAILURE
 
@@ -135,7 +137,7 @@ class PluginThreads:
             before = _identity(self._spool_path)
             try:
                 spool = Spool.open(self._spool_path, key=self._key)
-            except (PyagentError, OSError) as err:  # told; the decisions go on (`agent status`: pending)
+            except Exception as err:  # told (a bug with its traceback); the decisions go on, pending
                 self._told(err)
                 return None
             try:
@@ -150,7 +152,12 @@ class PluginThreads:
         return None
 
     def _told(self, err: Exception) -> None:
-        self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
+        stack = unexpected_traceback(err)
+        if stack is None:
+            self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
+        else:  # not a spool's foreseen failure: its traceback, for the bug report
+            told = f"decision_logs: {type(err).__name__}: {err} {UNFORESEEN}"
+            self._log.event("plugin_failed", told, plugin="decision_logs", error=str(err), traceback=stack)
 
     def _status(self) -> None:
         status = self._plugins.status

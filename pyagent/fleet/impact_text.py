@@ -66,7 +66,7 @@ def impact_text(impact: Impact) -> list[str]:
         + (f"{s.candidate_errors} the candidate cannot decide, " if s.candidate_errors else "")
         + (f"{s.baseline_errors} only the candidate decides, " if s.baseline_errors else "")
         + f"{s.warnings_changed} with only warnings changed, "
-        + (f"{s.exemptions_changed} with only exemptions changed, " if s.exemptions_changed else "")
+        + (f"{s.exemptions_changed} with exemptions changed, " if s.exemptions_changed else "")
         + f"{s.invalid} invalid"
         + (f", {s.undecided} undecided" if s.undecided else "")
         + (" (not compared)" if s.invalid or s.undecided else "")
@@ -82,7 +82,7 @@ def impact_text(impact: Impact) -> list[str]:
             ),
         ),
         (impact.warning_changes, lambda c: f"{_who(c)}: warnings only{_why(c, kinds=('warnings',))}"),
-        (impact.exemption_changes, lambda c: f"{_who(c)}: exemptions only{_why(c, kinds=('exempted',))}"),
+        (impact.exemption_changes, lambda c: f"{_who(c)}: exemptions changed{_why(c, kinds=('exempted',))}"),
         (impact.not_compared, _not_compared),
     ]
     for records, line in sections:

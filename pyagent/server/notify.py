@@ -14,6 +14,8 @@ import contextlib
 import logging
 import threading
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from pyagent.server.store.base import Store, StoreError
 from pyagent.server.store.sql import BUNDLE_CHANNEL
 
@@ -81,7 +83,7 @@ class Notifier:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 now = await asyncio.to_thread(self.store.last_revision_id)
-            except StoreError as err:  # a failing database must not end the poller; polls re-check
+            except (StoreError, SQLAlchemyError) as err:  # a failing database (a pool timed out too)
                 log.warning("bundle change poll failed: %s", err)
                 continue
             except Exception:  # a bug: told with its traceback; long polls still end at their wait

@@ -6,17 +6,21 @@ an ``OSError``) is told in one line, without one."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+import pytest
+
+from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import NO_DECISION, EngineHolder, run_once
 from pyagent.agent.runner import ActivityLog
-from pyagent.agent.threads import RETRY_AFTER_FAILURE, guarded
+from pyagent.agent.store import Spool
+from pyagent.agent.threads import RETRY_AFTER_FAILURE, UNFORESEEN, PluginThreads, guarded
+from pyagent.agent.wiring import Plugins
 from pyagent.config.agent import AgentConfig
 from pyagent.engines.base import Engine, EngineSettings
 from pyagent.errors import NoDecisionError
 from tests.agent.conftest import DEVICE
-
-UNFORESEEN = "(unforeseen, a bug: please report it with its traceback)"
 
 
 def _lookup_bug() -> float:
@@ -86,10 +90,42 @@ def test_a_runs_bug_is_no_decision_with_its_traceback_and_a_foreseen_failure_wit
     assert (
         bug.traceback is not None and bug.traceback.splitlines()[-1] == "ZeroDivisionError: division by zero"
     )
+    full = run_once(config, _engine_that(OSError(28, "No space left on device")))  # the machine's, no bug
+    assert (full.outcome, full.exit_code, full.content["error"], full.traceback) == (
+        NO_DECISION, 3, "OSError: [Errno 28] No space left on device", None
+    )  # fmt: skip
     foreseen = run_once(config, _engine_that(NoDecisionError("http://127.0.0.1:9/: connection refused")))
     assert (foreseen.outcome, foreseen.exit_code, foreseen.content["error"], foreseen.traceback) == (
         NO_DECISION,
         3,
         "http://127.0.0.1:9/: connection refused",
         None,
+    )
+
+
+def test_a_bug_opening_the_spool_for_uploads_is_told_and_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploads' thread opens the spool outside ``guarded``: an unforeseen error there ended the
+    thread (decisions piled up, never uploaded); it is told with its traceback, and the next upload
+    tries again."""
+
+    def broken_open(*_args: object, **_kwargs: object) -> Spool:
+        raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(Spool, "open", broken_open)
+    told: list[str] = []
+    log = ActivityLog(tmp_path / "agent.log", told.append)
+    threads = PluginThreads(Plugins(), threading.Event(), log, tmp_path / "spool.sqlite", ChainKey(), None)
+    assert threads._open_spool() is None  # (the thread's own call: it goes on, and tries at the next upload)
+    log.close()
+    event = json.loads((tmp_path / "agent.log").read_text())
+    error = (
+        "UnicodeEncodeError: 'utf-8' codec can't encode character '\\udcff' in position 0: "
+        "surrogates not allowed"
+    )
+    assert (told, event["event"], event["traceback"].splitlines()[-1]) == (
+        [f"pyagent: agent: decision_logs: {error} {UNFORESEEN}"],
+        "plugin_failed",
+        error,
     )

@@ -9,6 +9,7 @@ import logging
 from typing import cast
 
 import pytest
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pyagent.server import notify
 from pyagent.server.notify import Notifier
@@ -35,7 +36,8 @@ def test_the_poll_outlives_a_database_error_and_a_bug(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(notify, "POLL_SECONDS", 0.01)
-    reads = RevisionReads(7, StoreError("database is locked"), KeyError("revision"), 7, 8)
+    pool = PoolTimeout("QueuePool limit of size 5 overflow 10 reached")  # (not wrapped by the store)
+    reads = RevisionReads(7, StoreError("database is locked"), pool, KeyError("revision"), 7, 8)
 
     async def woken() -> bool:
         notifier = Notifier(cast(Store, reads))
@@ -50,5 +52,6 @@ def test_the_poll_outlives_a_database_error_and_a_bug(
     told = [(r.levelname, r.getMessage(), r.exc_info[0] if r.exc_info else None) for r in caplog.records]
     assert told == [
         ("WARNING", "bundle change poll failed: database is locked", None),
+        ("WARNING", f"bundle change poll failed: {pool}", None),
         ("ERROR", "bundle change poll failed unforeseen (a bug: please report it)", KeyError),
     ]
