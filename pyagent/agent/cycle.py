@@ -18,8 +18,8 @@ from typing import Any
 from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
+from pyagent.collectors import registry as collectors
 from pyagent.collectors.base import Collector
-from pyagent.collectors.registry import CollectorName, get_collector
 from pyagent.config.agent import AgentConfig, AgentSettings, agent_settings
 from pyagent.decide import decide, raise_for_policy_errors
 from pyagent.engines.base import Engine, EngineSettings
@@ -98,9 +98,7 @@ class RunResult:
 
 def this_machine(settings: AgentSettings) -> Collector:
     """The collector that reads the machine the agent runs on (``agent.source``)."""
-    if settings.source == CollectorName.OSQUERY:
-        return get_collector(CollectorName.OSQUERY, table=settings.osquery_table)
-    return get_collector(CollectorName.LINUX)
+    return collectors.this_machine(settings.source, osquery_table=settings.osquery_table)
 
 
 def _describe(error: BaseException) -> tuple[str, int, str]:

@@ -11,8 +11,8 @@ import click
 
 from pyagent.cli.options import agent_config_option, non_empty
 from pyagent.collectors.base import Inventory
-from pyagent.collectors.registry import CollectorName, collector_options, get_collector
-from pyagent.config.agent import load_config
+from pyagent.collectors.registry import CollectorName, collector_options, get_collector, this_machine
+from pyagent.config.agent import agent_settings, load_config
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
 from pyagent.report.load import check_report
@@ -205,6 +205,7 @@ def collect_this_machine(*, org: str | None, flags: FactFlags | None = None) -> 
     """The report for this machine (``check`` with no REPORT): facts from flags, else the agent config;
     the device id defaults to the host name."""
     given = flags or FactFlags()
+    config = load_config()
     facts = resolve_facts(
         FactFlags(
             device_id=given.device_id,
@@ -213,10 +214,11 @@ def collect_this_machine(*, org: str | None, flags: FactFlags | None = None) -> 
             organization=org,
             mdm_provider=given.mdm_provider,
         ),
-        load_config(),
+        config,
         default_device_id=this_machine_id(),
     )
-    inventory = get_collector(_this_platform_source()).collect()
+    settings = agent_settings(config)  # (its [agent] source: what the agent would collect here)
+    inventory = this_machine(settings.source, osquery_table=settings.osquery_table).collect()
     report = build_report(inventory, facts)
     check_report(report, "report collected from this machine")
     return report

@@ -69,3 +69,16 @@ def get_collector(name: CollectorName | str, **options: object) -> Collector:
             f"collector {key.value} does not take {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
     return cls(**given)
+
+
+#: The collectors that read the machine pyagent runs on (the agent's ``agent.source``, and ``check``
+#: without a report), the first the default.
+THIS_MACHINE = (CollectorName.LINUX, CollectorName.OSQUERY)
+
+
+def this_machine(source: str = THIS_MACHINE[0], *, osquery_table: str | None = None) -> Collector:
+    """The collector that reads this machine: ``source`` one of :data:`THIS_MACHINE` (checked by the
+    config that names it), osquery with ``osquery_table`` (None: this OS's table)."""
+    if source == CollectorName.OSQUERY:
+        return get_collector(CollectorName.OSQUERY, table=osquery_table)
+    return get_collector(CollectorName.LINUX)

@@ -56,7 +56,8 @@ MAX_INTERVAL = 365 * 24 * 3600.0
 DEFAULT_JITTER = 0.1
 DEFAULT_MAX_RECORDS = 10_000
 DEVICE_KEYS = ("id", "organization", "ownership", "mdm_enrolled", "mdm_provider")
-#: The collectors that read the machine the agent runs on (``agent.source``), the first the default.
+#: The collectors that read the machine the agent runs on (``agent.source``, and ``check`` without a
+#: report), the first the default: :data:`pyagent.collectors.registry.THIS_MACHINE`'s names.
 AGENT_SOURCES = ("linux", "osquery")
 AGENT_KEYS = (
     "source",

@@ -61,24 +61,36 @@ def test_a_source_that_cannot_read_this_machine_is_refused(agent: dict[str, str]
     assert (str(info.value), info.value.exit_code) == (message, 2)
 
 
+def _osqueryi_replaying(tmp_path: Path, capture: str) -> tuple[dict[str, str], Path]:
+    """An environment whose ``osqueryi`` replays a real capture (a tool this machine lacks), and the
+    file it writes its arguments to."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "osqueryi.args"
+    osqueryi = bin_dir / "osqueryi"
+    osqueryi.write_text(
+        f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{asked}'\ncat '{OSQUERY_CAPTURES / capture}'\n",
+        encoding="utf-8",
+    )
+    osqueryi.chmod(osqueryi.stat().st_mode | stat.S_IXUSR)
+    return {**pyagent_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, asked
+
+
+def _pyagent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pyagent", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False
+    )
+
+
 def test_an_agent_on_windows_decides_on_what_osqueryi_lists(
     tmp_path: Path, config_file: Callable[..., Path]
 ) -> None:
     """osquery 5.17's ``programs`` on a Windows PC with TikTok from the Store: the Commission's
     corporate device breaks its ban (exit 1), decided on the Windows package family name."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    asked = tmp_path / "osqueryi.args"
-    capture = OSQUERY_CAPTURES / "windows-programs-osquery-5.17-msix.json"
-    osqueryi = bin_dir / "osqueryi"  # replays a real capture (a tool this machine lacks)
-    osqueryi.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{asked}'\ncat '{capture}'\n", encoding="utf-8")
-    osqueryi.chmod(osqueryi.stat().st_mode | stat.S_IXUSR)
+    env, asked = _osqueryi_replaying(tmp_path, "windows-programs-osquery-5.17-msix.json")
     config = config_file(source="osquery", osquery_table="programs")
-    env = {**pyagent_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pyagent", "agent", "run", "--once", "--config", str(config)],
-        capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False,
-    )  # fmt: skip
+    done = _pyagent("agent", "run", "--once", "--config", str(config), env=env)
     assert (done.returncode, json.loads(done.stdout)["outcome"]) == (1, "non-compliant"), done.stderr
     assert asked.read_text().splitlines() == ["--json", "select * from programs"]
     with Spool.open(tmp_path / "spool.sqlite", key=ChainKey(), readonly=True) as spool:
@@ -87,3 +99,18 @@ def test_an_agent_on_windows_decides_on_what_osqueryi_lists(
     assert [(v["rule"], v["app_id"]) for v in body["decision"]["violations"]] == [
         ("eu-commission/tiktok", "BytedancePte.Ltd.TikTok_6yccndn6064se")
     ]
+
+
+def test_check_without_a_report_collects_as_the_agent_would(
+    tmp_path: Path, config_file: Callable[..., Path]
+) -> None:
+    """``pyagent check`` with no REPORT reads the agent config's facts, and its source too: on the same
+    Windows PC it decides on osqueryi's list, as ``agent run`` does (it read dpkg: another inventory)."""
+    env, asked = _osqueryi_replaying(tmp_path, "windows-programs-osquery-5.17-msix.json")
+    env["PYAGENT_CONFIG"] = str(config_file(source="osquery", osquery_table="programs"))
+    done = _pyagent("check", "--format", "json", env=env)
+    decision = json.loads(done.stdout)
+    assert (done.returncode, [v["app_id"] for v in decision["violations"]]) == (
+        1, ["BytedancePte.Ltd.TikTok_6yccndn6064se"]
+    ), done.stderr  # fmt: skip
+    assert asked.read_text().splitlines() == ["--json", "select * from programs"]
