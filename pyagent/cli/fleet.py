@@ -12,6 +12,7 @@ from typing import IO, Any
 import click
 
 from pyagent.cli.options import (
+    ManyDevices,
     at_option,
     check_bundle_given,
     engine_inputs,
@@ -195,41 +196,31 @@ def run_fleet(
     """
     check_output_apart(output, list(inventories), options=engine_inputs(engine_flags))
     with results_or_nothing(output):
-        _run(ctx, inventories, org=org, at=at, fmt=fmt, jobs=jobs, output=output, engine_flags=engine_flags)
+        _run(ctx, ManyDevices(inventories, org, at, fmt, jobs, output), engine_flags)
 
 
-def _run(
-    ctx: click.Context,
-    inventories: tuple[str, ...],
-    *,
-    org: str | None,
-    at: str | None,
-    fmt: str,
-    jobs: int | None,
-    output: str | None,
-    engine_flags: dict[str, Any],
-) -> None:
-    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
-    items = with_progress(iter_items(inventories), label="fleet")  # every inventory checked here, first
+def _run(ctx: click.Context, asked: ManyDevices, engine_flags: dict[str, Any]) -> None:
+    when = check_rfc3339(asked.at, option="--at") if asked.at is not None else now_rfc3339()
+    items = with_progress(iter_items(asked.inventories), label="fleet")  # every inventory checked here, first
     settings = EngineSettings(**engine_flags)
     check_bundle_given(ctx, settings)
     settings = pinned_settings(settings)
-    if org is not None:
-        check_org_known([settings], org, at=when)
-    results = (pair[0] for pair in runner.run(items, [settings], at=when, org=org, jobs=jobs))
+    if asked.org is not None:
+        check_org_known([settings], asked.org, at=when)
+    results = (pair[0] for pair in runner.run(items, [settings], at=when, org=asked.org, jobs=asked.jobs))
     summary = FleetSummary()
-    if fmt == "json":
-        with open_output(output) as out:
+    if asked.fmt == "json":
+        with open_output(asked.output) as out:
             write_json(results, out, summary, extra={"evaluated_at": when})
-    elif fmt == "html":
+    elif asked.fmt == "html":
         from pyagent.fleet.html import write_html
         from pyagent.fleet.timeline import policy_timeline
 
-        with open_output(output) as out:
+        with open_output(asked.output) as out:
             write_html(results, out, summary, at=when, timeline=policy_timeline(settings))
     else:
-        to_file = bool(output and output != "-")  # the text report to the file, as `check -o`
-        with open_output(output if to_file else None) as out:  # opened first: a bad -o before any work
+        to_file = bool(asked.output and asked.output != "-")  # the text report to the file, as `check -o`
+        with open_output(asked.output if to_file else None) as out:  # opened first: a bad -o before any work
             listed: list[str] = []
             problems = 0
             for result in results:

@@ -7,7 +7,7 @@ import json
 import click
 
 from pyagent.cli.fleet import check_org_known, open_output
-from pyagent.cli.options import at_option, org_option, output_option, text_or_json_option
+from pyagent.cli.options import ManyDevices, at_option, org_option, output_option, text_or_json_option
 from pyagent.cli.render import check_output_apart, results_or_nothing
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
@@ -63,40 +63,30 @@ def impact(
         # Every input is checked before anything is compiled or decided: a missing path is exit 2 at once.
         check_readable(baseline, what="policy directory (--baseline)", directory=True)
         check_readable(candidate, what="policy directory (--candidate)", directory=True)
-        _run(ctx, inventories, (baseline, candidate), org=org, at=at, fmt=fmt, jobs=jobs, output=output)
+        _run(ctx, ManyDevices(inventories, org, at, fmt, jobs, output), (baseline, candidate))
 
 
-def _run(
-    ctx: click.Context,
-    inventories: tuple[str, ...],
-    versions: tuple[str, str],
-    *,
-    org: str | None,
-    at: str | None,
-    fmt: str,
-    jobs: int | None,
-    output: str | None,
-) -> None:
-    when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
-    to_file = bool(output and output != "-")  # text goes there too, as with `check -o` and `fleet -o`
-    items = with_progress(iter_items(inventories), label="impact")
+def _run(ctx: click.Context, asked: ManyDevices, versions: tuple[str, str]) -> None:
+    when = check_rfc3339(asked.at, option="--at") if asked.at is not None else now_rfc3339()
+    to_file = bool(asked.output and asked.output != "-")  # text goes there too, as `check -o` and `fleet -o`
+    items = with_progress(iter_items(asked.inventories), label="impact")
     result = Impact()
     bundles = [compile_version(versions[0], "baseline"), compile_version(versions[1], "candidate")]
     settings = [EngineSettings(engine="embedded", bundle=str(b)) for b in bundles]
-    if org is not None:  # known to either version: what changes for it is the question
-        check_org_known(settings, org, at=when)
-    for before, after in runner.run(items, settings, at=when, org=org, jobs=jobs):
+    if asked.org is not None:  # known to either version: what changes for it is the question
+        check_org_known(settings, asked.org, at=when)
+    for before, after in runner.run(items, settings, at=when, org=asked.org, jobs=asked.jobs):
         result.add(before, after)
     code = result.summary.exit_code()
     lines = impact_text(result)
-    if fmt == "json":
-        with open_output(output) as out:
+    if asked.fmt == "json":
+        with open_output(asked.output) as out:
             out.write(json.dumps(result.as_dict(when), indent=2, ensure_ascii=False) + "\n")
     elif to_file:
-        with open_output(output) as out:
+        with open_output(asked.output) as out:
             out.write("".join(safe_line(line) + "\n" for line in lines))
         lines = lines[:1]  # the summary line, on standard error as well
-    for line in lines if fmt == "text" else lines[:1]:
+    for line in lines if asked.fmt == "text" else lines[:1]:
         click.echo(safe_line(line), err=True)
     repeated = result.ids.text()  # (as fleet says it: each report is compared and counted)
     if repeated is not None:

@@ -4,6 +4,7 @@ agent's config (agent, collect, log)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -271,3 +272,15 @@ def check_bundle_given(ctx: click.Context, settings: EngineSettings) -> None:
     raise InvalidInputError(
         f"{named} {settings.bundle}: {problem} (the compiled policy bundle to decide with)"
     )
+
+
+@dataclass(frozen=True)
+class ManyDevices:
+    """What ``fleet`` and ``impact`` are asked: the inventories, and how to decide and write them."""
+
+    inventories: tuple[str, ...]
+    org: str | None
+    at: str | None
+    fmt: str
+    jobs: int | None
+    output: str | None

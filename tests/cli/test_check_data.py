@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import invoke as run
+from tests.helpers.domain import CONTRACT_EXEMPTION
 from tests.helpers.opa_server import RunningOpa, run_opa_server
 from tests.helpers.policy_data import shipped_revision
 
@@ -19,24 +20,7 @@ AT = "2023-03-16T09:30:00Z"
 
 def test_exemption_overlay_waives_the_violation(policy_bundle: Path, tmp_path: Path) -> None:
     overlay = tmp_path / "exemptions.json"
-    overlay.write_text(
-        json.dumps(
-            {
-                "pyagent": {
-                    "exemptions": {
-                        "EX-2023-001": {
-                            "device_id": "fr-brussels-0042",
-                            "organization": "eu-commission",
-                            "ban": "tiktok",
-                            "until": "2023-06-30T00:00:00Z",
-                            "reason": "official communications account",
-                            "approved_by": "DIGIT.S",
-                        }
-                    }
-                }
-            }
-        )
-    )
+    overlay.write_text(json.dumps({"pyagent": {"exemptions": {"EX-2023-001": CONTRACT_EXEMPTION}}}))
     result = run(
         [
             "check",

@@ -8,14 +8,7 @@ import pytest
 
 from pyagent.collectors.base import BaseCollectorError, CollectorError, CollectorInputError
 from pyagent.engines.base import EngineError
-from pyagent.engines.wasm.errors import (
-    BuiltinEvalError,
-    MissingBuiltinError,
-    PolicyAbortError,
-    UndefinedResultError,
-    UnknownEntrypointError,
-    WasmRuntimeError,
-)
+from pyagent.engines.wasm import errors as wasm
 from pyagent.errors import InvalidInputError, NoDecisionError, PyagentError
 from pyagent.outputs.base import OutputError
 from pyagent.outputs.registry import UnknownFormatError, format_class
@@ -26,8 +19,8 @@ from pyagent.outputs.registry import UnknownFormatError, format_class
     [
         (CollectorError("dpkg-query: not found"), BaseCollectorError, NoDecisionError, 3),
         (CollectorInputError("capture.txt: input is empty"), BaseCollectorError, InvalidInputError, 2),
-        (WasmRuntimeError("trap"), EngineError, NoDecisionError, 3),
-        (MissingBuiltinError(["http.send"]), EngineError, NoDecisionError, 3),
+        (wasm.WasmRuntimeError("trap"), EngineError, NoDecisionError, 3),
+        (wasm.MissingBuiltinError(["http.send"]), EngineError, NoDecisionError, 3),
         (OutputError("allow must be true or false"), OutputError, PyagentError, 3),
         (UnknownFormatError("unknown output format 'xml'"), OutputError, InvalidInputError, 2),
     ],
@@ -39,16 +32,14 @@ def test_each_error_is_of_its_area_and_of_its_kind(
 
 
 def test_the_engines_runtime_errors_all_derive_from_the_areas() -> None:
-    runtime = (
-        BuiltinEvalError,
-        MissingBuiltinError,
-        PolicyAbortError,
-        UndefinedResultError,
-        UnknownEntrypointError,
-    )
-    assert [issubclass(cls, WasmRuntimeError) and issubclass(cls, EngineError) for cls in runtime] == [
+    runtime = [getattr(wasm, name) for name in wasm.__all__ if name.endswith("Error")]
+    assert sorted(cls.__name__ for cls in runtime) == [
+        "BuiltinEvalError", "MissingBuiltinError", "PolicyAbortError", "UndefinedResultError",
+        "UnknownEntrypointError", "WasmRuntimeError",
+    ]  # fmt: skip
+    assert [issubclass(cls, wasm.WasmRuntimeError) and issubclass(cls, EngineError) for cls in runtime] == [
         True
-    ] * 5
+    ] * len(runtime)
 
 
 def test_a_collectors_message_stays_one_line_in_both_kinds() -> None:

@@ -13,17 +13,11 @@ from typing import Any
 import yaml
 
 from tests.fleet.runs import EXAMPLES, REPO, run
+from tests.helpers.domain import CONTRACT_EXEMPTION
 
 PHONE = EXAMPLES / "eu-commission-personal-enrolled-tiktok.json"  # fr-brussels-0042, TikTok, enrolled
 AT = "2023-03-20T00:00:00Z"
-PRESS_OFFICE = {
-    "device_id": "fr-brussels-0042",
-    "organization": "eu-commission",
-    "ban": "tiktok",
-    "until": "2023-06-30T00:00:00Z",
-    "reason": "official communications account",
-    "approved_by": "DIGIT.S",
-}
+PRESS_OFFICE = CONTRACT_EXEMPTION
 
 
 def _policy_with(tmp_path: Path, name: str, exemptions: dict[str, Any]) -> Path:

@@ -11,6 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 EU_BAN_DATE = datetime(2023, 3, 15, tzinfo=UTC)
+#: CONTRACT.md section 5's example exemption (its id: EX-2023-001): a Commission phone keeps TikTok.
+CONTRACT_EXEMPTION: dict[str, str] = {
+    "device_id": "fr-brussels-0042",
+    "organization": "eu-commission",
+    "ban": "tiktok",
+    "until": "2023-06-30T00:00:00Z",
+    "reason": "official communications account",
+    "approved_by": "DIGIT.S",
+}
 US_BAN_DATE = datetime(2022, 12, 29, tzinfo=UTC)  # No TikTok on Government Devices Act, December 2022
 INDIA_BAN_DATE = datetime(2020, 6, 29, tzinfo=UTC)
 

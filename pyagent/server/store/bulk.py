@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pyagent.server.store.base import DecisionRow
+from pyagent.server.store.rows import DECISION_STATE, DEVICE_COLUMNS
 
 _TYPES = {
     "decided_at": "timestamptz",
@@ -44,23 +45,6 @@ DECISION_COLUMNS = (
     "platform",
     "collected_at",
 )
-DEVICE_COLUMNS = (
-    "device_id",
-    "organization",
-    "platform",
-    "allow",
-    "decision_id",
-    "decided_at",
-    "sender",
-    "result",
-    "report_digest",
-    "bundles",
-    "last_seen",
-    "verdict",
-    "bans",
-)
-#: What a newer decision replaces in a device's state (``last_seen`` is handled apart).
-_DECISION_STATE = tuple(name for name in DEVICE_COLUMNS if name not in ("device_id", "last_seen"))
 
 
 def _unnest(columns: Sequence[str]) -> str:
@@ -84,7 +68,7 @@ UPSERT_DEVICES = (
     f"INSERT INTO devices AS d ({', '.join(DEVICE_COLUMNS)}) {_unnest(DEVICE_COLUMNS)} "
     "ON CONFLICT (device_id) DO UPDATE SET "
     + ", ".join(
-        f"{name} = CASE WHEN {_NEWER} THEN excluded.{name} ELSE d.{name} END" for name in _DECISION_STATE
+        f"{name} = CASE WHEN {_NEWER} THEN excluded.{name} ELSE d.{name} END" for name in DECISION_STATE
     )
     + ", last_seen = GREATEST(d.last_seen, excluded.last_seen)"
 )

@@ -64,6 +64,26 @@ def newest_per_device(rows: Iterable[DecisionRow]) -> list[DecisionRow]:
     return [newest[device_id] for device_id in sorted(newest)]
 
 
+#: A device's state: its id, its newest decision's columns (:data:`DECISION_STATE`), ``last_seen``.
+DEVICE_COLUMNS = (
+    "device_id",
+    "organization",
+    "platform",
+    "allow",
+    "decision_id",
+    "decided_at",
+    "sender",
+    "result",
+    "report_digest",
+    "bundles",
+    "last_seen",
+    "verdict",
+    "bans",
+)
+#: What a newer decision replaces in a device's state (``last_seen`` is handled apart).
+DECISION_STATE = tuple(name for name in DEVICE_COLUMNS if name not in ("device_id", "last_seen"))
+
+
 def device_upsert(insert_fn: Any) -> Any:
     """Insert a device, or update it when the decision is newer than its current one; ``last_seen``
     moves forward either way (a late upload is still a sign of life)."""
@@ -73,21 +93,8 @@ def device_upsert(insert_fn: Any) -> Any:
         excluded.decided_at > devices.c.decided_at,
         and_(excluded.decided_at == devices.c.decided_at, excluded.decision_id > devices.c.decision_id),
     )
-    decision_columns = (
-        "organization",
-        "platform",
-        "allow",
-        "decision_id",
-        "decided_at",
-        "sender",
-        "result",
-        "report_digest",
-        "bundles",
-        "verdict",
-        "bans",
-    )
     changes: dict[str, Any] = {
-        name: case((newer, excluded[name]), else_=devices.c[name]) for name in decision_columns
+        name: case((newer, excluded[name]), else_=devices.c[name]) for name in DECISION_STATE
     }
     changes["last_seen"] = case(
         (excluded.last_seen > devices.c.last_seen, excluded.last_seen), else_=devices.c.last_seen
