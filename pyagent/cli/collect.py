@@ -20,10 +20,6 @@ from pyagent.timeutil import check_rfc3339
 from pyagent.userfile import replace_file
 
 
-def _this_platform_source() -> str:
-    return CollectorName.LINUX.value
-
-
 @click.command(
     epilog="""\b
 Examples:
@@ -41,7 +37,8 @@ Examples:
     "--source",
     type=click.Choice([name.value for name in CollectorName]),
     default=None,
-    help="Where the inventory comes from (default: this machine, linux).",
+    help="Where the inventory comes from (default: this machine, as the agent reads it: agent.source "
+    "of the agent config, else linux).",
 )
 @click.option("--from", "from_file", type=click.Path(dir_okay=False), help="An exported inventory file.")
 @click.option("--serial", help="android-pm: the adb device serial (live mode).")
@@ -93,7 +90,11 @@ def collect(
     output: str | None,
 ) -> None:
     """Build a device report (JSON), validated against the schema before it is written."""
-    name = source or _this_platform_source()
+    config = load_config(config_path)
+    settings = agent_settings(config)
+    name = source or settings.source  # (this machine, as `agent run` and `check` read it)
+    if source is None and table is None:
+        table = settings.osquery_table
     options: dict[str, Any] = {
         "from_file": from_file,
         "serial": serial,
@@ -120,8 +121,10 @@ def collect(
         work_profile=work_profile,
     )
     # Only this machine's own id is visible to pyagent; a phone or an export needs --device-id.
-    default_id = this_machine_id() if name == CollectorName.LINUX.value else None
-    config = load_config(config_path)
+    reads_this_machine = name == CollectorName.LINUX.value or (
+        name == CollectorName.OSQUERY.value and not from_file
+    )
+    default_id = this_machine_id() if reads_this_machine else None
     facts = resolve_facts(flags, config, default_device_id=default_id)
     if default_id is None and device_id is None:  # the config's id is most likely this machine's own
         click.echo(

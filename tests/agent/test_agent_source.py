@@ -114,3 +114,16 @@ def test_check_without_a_report_collects_as_the_agent_would(
         1, ["BytedancePte.Ltd.TikTok_6yccndn6064se"]
     ), done.stderr  # fmt: skip
     assert asked.read_text().splitlines() == ["--json", "select * from programs"]
+
+
+def test_collect_without_a_source_reads_this_machine_as_the_agent_would(
+    tmp_path: Path, config_file: Callable[..., Path]
+) -> None:
+    env, asked = _osqueryi_replaying(tmp_path, "windows-programs-osquery-5.17-msix.json")
+    env["PYAGENT_CONFIG"] = str(config_file(source="osquery", osquery_table="programs"))
+    done = _pyagent("collect", env=env)
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["device"]["platform"], report["collector"]["name"]) == (
+        0, "windows", "osquery"
+    ), done.stderr  # fmt: skip
+    assert asked.read_text().splitlines() == ["--json", "select * from programs"]
