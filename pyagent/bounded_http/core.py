@@ -239,6 +239,7 @@ def receive(
     """The answer's body, bounded: the reply, and whether ``conn`` may carry another request (the
     answer was read to its end and did not ask to close the connection)."""
     names = {k.lower(): v for k, v in response.getheaders()}
+    _check_framing(response, where)
     ok = 200 <= response.status < 300
     limit = max_body if ok else MAX_ERROR_BODY
     declared = names.get("content-length", "")
@@ -250,6 +251,21 @@ def receive(
     if reusable:
         response.close()  # the answer's reader, not the connection: it can carry the next request
     return Reply(response.status, names, content, size), reusable
+
+
+def _check_framing(response: http.client.HTTPResponse, where: str) -> None:
+    """Refuse an answer whose length two readers could read differently: two Content-Lengths that
+    differ, one that is no number, or one beside a Transfer-Encoding (RFC 9112, 6.3: a sender that
+    does so is broken or smuggling; the body of such an answer is no one thing)."""
+    lengths = [value.strip() for name, value in response.getheaders() if name.lower() == "content-length"]
+    if not lengths:
+        return
+    chunked = any(name.lower() == "transfer-encoding" for name, _ in response.getheaders())
+    if chunked or len(set(lengths)) > 1 or not all(v.isascii() and v.isdigit() for v in lengths):
+        shown = ", ".join(repr(v[:20]) for v in lengths[:3]) + (" and a Transfer-Encoding" if chunked else "")
+        raise TransportError(
+            where, f"the answer's length is ambiguous (Content-Length {shown}); refused", "other"
+        )
 
 
 def failure(err: BaseException, deadline: float, where: str, timeout: float) -> TransportError:

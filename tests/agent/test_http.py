@@ -172,3 +172,27 @@ def test_agent_status_names_a_service_as_its_client_does(url: str, resource: str
     from pyagent.config.opa import Service
 
     assert resource_url(url, resource) == ServiceClient(Service("s", url)).url(resource)
+
+
+@pytest.mark.parametrize(
+    ("head", "told"),
+    [
+        (b"Content-Length: 20\r\nContent-Length: 10\r\n", "Content-Length '20', '10'"),
+        (b"Content-Length: -5\r\n", "Content-Length '-5'"),
+        (
+            b"Content-Length: 20\r\nTransfer-Encoding: chunked\r\n",
+            "Content-Length '20' and a Transfer-Encoding",
+        ),
+    ],
+    ids=["two-lengths", "negative", "length-and-chunked"],
+)
+def test_an_answer_whose_length_is_ambiguous_is_refused(head: bytes, told: str) -> None:
+    """Two readers could take different bodies from such an answer (the first length was read): it
+    is refused, whatever its body verifies as later."""
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n" + b"x" * 20)
+
+    with raw_server(answer) as url, pytest.raises(TransportError) as info:
+        ServiceClient(Service("s", url)).request("GET", "b", timeout=5, max_body=1024, sink=io.BytesIO())
+    assert info.value.detail == f"the answer's length is ambiguous ({told}); refused"
