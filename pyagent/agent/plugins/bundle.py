@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
-from pyagent.agent.plugins.bundledir import MAX_TEXT, BundleDir, BundleStatus, CorruptStatus
+from pyagent.agent.plugins.bundledir import MAX_TEXT, BundleDir, BundleStatus, CorruptStatus, usable_etag
 from pyagent.agent.plugins.oci import MAX_MANIFEST_BYTES, OciPuller, parse_reference
 from pyagent.agent.store import utc_now
 from pyagent.bundles.errors import BundleRejected, RejectionKind
@@ -240,14 +240,17 @@ class BundlePlugin:
             # static server's first 200 ends it); a 304 or an error says nothing of it
             self._long_poll_ok = reply.headers.get("content-type", "").startswith(LONG_POLL_TYPE)
         self._answer_code = reply.status
-        if reply.status == 304:
-            return Fetched(changed=False, etag=reply.headers.get("etag"))
         asked = self.client.url(self.source.resource)
+        conditional = "If-None-Match" in headers
+        if reply.status == 304:  # (as OPA's: to a request without If-None-Match too, nothing to activate)
+            return Fetched(changed=False, etag=usable_etag(reply.headers.get("etag")))
         if reply.status != 200:  # (as an OCI pull says it: which URL answered what)
+            if reply.status == 400 and conditional:
+                self.status.etag = None  # (the service cannot take it back: ask for the whole bundle next)
             return Fetched(changed=False, error=f"GET {asked}: {reply.message()}")
         if reply.size == 0:  # no bundle: an answer cut in its headers reads so (a failure, not a refusal)
             return Fetched(changed=False, error=f"GET {asked}: HTTP 200 with no body (cut short)")
-        return Fetched(changed=True, etag=reply.headers.get("etag"))
+        return Fetched(changed=True, etag=usable_etag(reply.headers.get("etag")))
 
     def _pull(self, sink: BinaryIO) -> Fetched:
         """From an OCI registry: the manifest, then its bundle layer unless the manifest is the active one."""

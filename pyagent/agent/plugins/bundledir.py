@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,17 @@ MAX_STATUS = 1 << 20
 #: The longest error text kept (what a server or a bundle says is bounded before it is stored):
 #: 21 of them stay far below MAX_STATUS, so no sender can make the status file unreadable.
 MAX_TEXT = 2000
+
+
+#: An entity-tag sent back in If-None-Match: visible ASCII (RFC 9110's etagc, quotes and W/ included),
+#: bounded. A service's ETag with a control character, a space or a line break, or longer, is not kept:
+#: sent back, it got a 400 from every later request, and no new bundle ever came.
+_ETAG = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def usable_etag(value: str | None) -> str | None:
+    """``value`` as an ETag to send back in If-None-Match, or None when it cannot be one."""
+    return value if value is not None and _ETAG.fullmatch(value) else None
 
 
 @dataclass
@@ -175,7 +187,9 @@ class BundleDir:
             if kind is not None and value is not None and not _is(value, kind):
                 raise CorruptStatus(f"{self.path / STATUS_FILE}: {key}: not {kind.__name__}")
         known = set(BundleStatus.__dataclass_fields__)
-        return BundleStatus(**{k: v for k, v in document.items() if k in known} | {"name": self.name})
+        status = BundleStatus(**{k: v for k, v in document.items() if k in known} | {"name": self.name})
+        status.etag = usable_etag(status.etag)  # (one kept before ETags were checked is sent no more)
+        return status
 
     def save_status(self, status: BundleStatus) -> None:
         write_atomic(self.path / STATUS_FILE, json.dumps(asdict(status), indent=2).encode() + b"\n")
