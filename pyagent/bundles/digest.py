@@ -49,6 +49,10 @@ class DigestError(ValueError):
     """The file cannot be hashed as OPA would (unparseable structured file, unknown algorithm)."""
 
 
+class TooDeepToHash(DigestError):
+    """A JSON file nested deeper than can be read: unreadable here, which says nothing of tampering."""
+
+
 class _Number(str):
     """A JSON number kept as its literal text, as Go's ``json.Number`` keeps it."""
 
@@ -89,7 +93,9 @@ def canonical_json(name: str, content: bytes) -> bytes:
         )
         out: list[str] = []
         _walk(value, out)
-    except (UnicodeError, ValueError, RecursionError) as err:
+    except RecursionError as err:
+        raise TooDeepToHash(f"{name}: JSON nested too deeply to read") from err
+    except (UnicodeError, ValueError) as err:
         raise DigestError(f"{name}: not canonical JSON: {err}") from err
     return "".join(out).encode("utf-8")
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from pyagent.bundles.constants import MAX_SERIAL, SIGNATURES_FILE
-from pyagent.bundles.digest import DigestError, file_digest
+from pyagent.bundles.digest import DigestError, TooDeepToHash, file_digest
 from pyagent.bundles.errors import RejectionKind, reject
 from pyagent.bundles.jws import (
     JwsError,
@@ -223,6 +223,8 @@ def _check_files(files: Mapping[str, bytes], listed: Mapping[str, tuple[str, str
         algorithm, wanted = listed[name]
         try:
             actual = file_digest(name, files[name], algorithm)
+        except TooDeepToHash as err:
+            raise reject(RejectionKind.UNREADABLE, label, str(err)) from None
         except DigestError as err:
             kind = RejectionKind.TAMPERED if "not canonical JSON" in str(err) else RejectionKind.BAD_HASH
             raise reject(kind, label, str(err)) from None

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pyagent.bundles.digest import DigestError, canonical_json, file_digest
+from pyagent.bundles.digest import DigestError, TooDeepToHash, canonical_json, file_digest
+from pyagent.bundles.errors import BundleRejected, RejectionKind
+from pyagent.bundles.verify import check_signed_digests
 from tests.bundles import forge
 from tests.bundles.conftest import Build
 
@@ -48,6 +50,21 @@ def test_canonical_form(raw: bytes, canonical: bytes) -> None:
 def test_what_opa_would_read_differently_is_refused(raw: bytes) -> None:
     with pytest.raises(DigestError, match=r"^data\.json: not canonical JSON: "):
         file_digest("data.json", raw, "SHA-256")
+
+
+def test_json_nested_past_what_can_be_read_is_unreadable_not_tampered() -> None:
+    """A signed data.json of 200,000 nested arrays: no one changed it, it only cannot be read here
+    (it was refused as ``tampered``, which sends an operator after an attacker)."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(TooDeepToHash, match=r"^data\.json: JSON nested too deeply to read$"):
+        file_digest("data.json", deep, "SHA-256")
+    listed = {"files": [{"name": "data.json", "hash": "0" * 64, "algorithm": "SHA-256"}]}
+    token = ".".join(forge.b64(json.dumps(part).encode()) for part in ({"alg": "RS256"}, listed, {}))
+    files = {"data.json": deep, ".signatures.json": forge.signatures_json(token)}
+    with pytest.raises(BundleRejected) as info:
+        check_signed_digests(files, label="pyagent")
+    told = "bundle pyagent: rejected (unreadable): data.json: JSON nested too deeply to read"
+    assert (info.value.kind, str(info.value)) == (RejectionKind.UNREADABLE, told)
 
 
 def test_only_structured_names_are_parsed() -> None:
