@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -75,3 +76,27 @@ def _no_ambient_opa_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose engines explicitly: an OPA URL or token in the environment must not leak in."""
     for name in ("PYAGENT_OPA_URL", "PYAGENT_OPA_TOKEN", "PYAGENT_OPA_CA", "PYAGENT_CONFIG"):
         monkeypatch.delenv(name, raising=False)
+
+
+#: ``fake_tool(name, body)``: an executable shell script ``name`` put first on PATH.
+FakeTool = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def fake_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTool:
+    """Install an executable shell script named ``name`` in a directory put first on PATH.
+
+    This is fault injection and capture replay: the script prints real captures (or hangs, or fails) so
+    the collector runs its real code path, through the real process runner.
+    """
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    def install(name: str, body: str) -> Path:
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        return script
+
+    return install

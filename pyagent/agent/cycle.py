@@ -18,9 +18,7 @@ from typing import Any
 from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
-from pyagent.collectors import registry as collectors
-from pyagent.collectors.base import Collector
-from pyagent.config.agent import AgentConfig, AgentSettings, agent_settings
+from pyagent.config.agent import AgentConfig, agent_settings
 from pyagent.decide import decide, raise_for_policy_errors
 from pyagent.engines.base import Engine, EngineSettings
 from pyagent.engines.select import build_engine, resolve
@@ -96,11 +94,6 @@ class RunResult:
     traceback: str | None = None
 
 
-def this_machine(settings: AgentSettings) -> Collector:
-    """The collector that reads the machine the agent runs on (``agent.source``)."""
-    return collectors.this_machine(settings.source, osquery_table=settings.osquery_table)
-
-
 def _describe(error: BaseException) -> tuple[str, int, str]:
     if isinstance(error, InvalidInputError):
         return INVALID, 2, str(error)
@@ -126,7 +119,7 @@ def run_once(config: AgentConfig, engines: EngineHolder, flags: FactFlags | None
     error: BaseException | None = None
     try:
         facts = resolve_facts(flags or FactFlags(), config)
-        inventory = this_machine(agent_settings(config)).collect()
+        inventory = agent_settings(config).collector().collect()
         report = build_report(inventory, facts)
         check_report(report, "report collected from this machine")
         # Milliseconds: two runs within one second are two instants, so the latest is the current state.

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from pyagent.agent.chain import ChainKey
 from pyagent.agent.cycle import EngineHolder, run_once
 from pyagent.agent.store import RawRecord, Spool, SpoolCorruptError, SpoolError, move_aside, utc_now
-from pyagent.agent.threads import ONCE_WAIT_SECONDS, PluginThreads, first_download, guarded
+from pyagent.agent.threads import ONCE_WAIT_SECONDS, UNFORESEEN, PluginThreads, first_download, guarded
 from pyagent.agent.wiring import Plugins
 from pyagent.config.agent import AgentConfig
 from pyagent.errors import InvalidInputError
@@ -219,7 +219,7 @@ def _decide_and_record(
         exit_code=result.exit_code,
     )
     if result.traceback is not None:  # a bug: the run is recorded as no decision, its traceback logged
-        told = f"seq {row.seq}: an unforeseen error (a bug: please report it with its traceback)"
+        told = f"seq {row.seq}: no decision {UNFORESEEN}"
         log.event("internal_error", told, seq=row.seq, traceback=result.traceback)
     return spool, result.exit_code
 

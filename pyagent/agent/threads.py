@@ -46,14 +46,19 @@ def guarded(log: _Log, name: str, step: Callable[[], float]) -> float:
         return step()
     except Exception as err:  # a plug-in never stops the agent; the failure is logged, and retried
         text = shorten(str(err), 500) or type(err).__name__
-        told = f"{name}: {type(err).__name__}: {text}"
-        stack = unexpected_traceback(err)
-        if stack is None:
-            log.event("plugin_failed", told, plugin=name, error=text)
-        else:
-            told += f" {UNFORESEEN}"
-            log.event("plugin_failed", told, plugin=name, error=text, traceback=stack)
+        tell_failure(log, name, err, text, foreseen=f"{name}: {type(err).__name__}: {text}")
         return RETRY_AFTER_FAILURE
+
+
+def tell_failure(log: _Log, name: str, err: Exception, text: str, *, foreseen: str) -> None:
+    """Plug-in ``name`` failed: a foreseen failure (a pyagent error, an ``OSError``) is told as
+    ``foreseen``, one line; any other is a bug, told with its type and kept with its traceback."""
+    stack = unexpected_traceback(err)
+    if stack is None:
+        log.event("plugin_failed", foreseen, plugin=name, error=text)
+    else:
+        told = f"{name}: {type(err).__name__}: {text} {UNFORESEEN}"
+        log.event("plugin_failed", told, plugin=name, error=text, traceback=stack)
 
 
 class PluginThreads:
@@ -152,12 +157,7 @@ class PluginThreads:
         return None
 
     def _told(self, err: Exception) -> None:
-        stack = unexpected_traceback(err)
-        if stack is None:
-            self._log.event("plugin_failed", f"decision_logs: {err}", plugin="decision_logs", error=str(err))
-        else:  # not a spool's foreseen failure: its traceback, for the bug report
-            told = f"decision_logs: {type(err).__name__}: {err} {UNFORESEEN}"
-            self._log.event("plugin_failed", told, plugin="decision_logs", error=str(err), traceback=stack)
+        tell_failure(self._log, "decision_logs", err, str(err), foreseen=f"decision_logs: {err}")
 
     def _status(self) -> None:
         status = self._plugins.status
@@ -187,9 +187,8 @@ class PluginThreads:
         self._stop.set()
         for thread, timeout in self._threads:
             thread.join(timeout)
-        if (
-            self._plugins.bundle is not None
-        ):  # a download its thread was left in goes, not only at the next start
+        # a download its thread was left in goes, not only at the next start
+        if self._plugins.bundle is not None:
             self._plugins.bundle.dir.drop_downloads()
 
 

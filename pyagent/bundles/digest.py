@@ -53,6 +53,10 @@ class TooDeepToHash(DigestError):
     """A JSON file nested deeper than can be read: unreadable here, which says nothing of tampering."""
 
 
+class NotCanonicalJson(DigestError):
+    """A JSON file OPA would read otherwise than this host (a key twice, NaN, not UTF-8): edited."""
+
+
 class _Number(str):
     """A JSON number kept as its literal text, as Go's ``json.Number`` keeps it."""
 
@@ -96,7 +100,7 @@ def canonical_json(name: str, content: bytes) -> bytes:
     except RecursionError as err:
         raise TooDeepToHash(f"{name}: JSON nested too deeply to read") from err
     except (UnicodeError, ValueError) as err:
-        raise DigestError(f"{name}: not canonical JSON: {err}") from err
+        raise NotCanonicalJson(f"{name}: not canonical JSON: {err}") from err
     return "".join(out).encode("utf-8")
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from pyagent.bundles.constants import MAX_SERIAL, SIGNATURES_FILE
-from pyagent.bundles.digest import DigestError, TooDeepToHash, file_digest
+from pyagent.bundles.digest import DigestError, NotCanonicalJson, TooDeepToHash, file_digest
 from pyagent.bundles.errors import RejectionKind, reject
 from pyagent.bundles.jws import (
     JwsError,
@@ -208,6 +208,13 @@ def _signed_files(payload: Mapping[str, Any], label: str) -> dict[str, tuple[str
     return listed
 
 
+#: Why a signed file could not be hashed, as a refusal says it (else: its hash cannot be checked).
+_DIGEST_KINDS: dict[type[DigestError], RejectionKind] = {
+    TooDeepToHash: RejectionKind.UNREADABLE,
+    NotCanonicalJson: RejectionKind.TAMPERED,
+}
+
+
 def _check_files(files: Mapping[str, bytes], listed: Mapping[str, tuple[str, str]], label: str) -> None:
     extra = sorted(name for name in files if name != SIGNATURES_FILE and name not in listed)
     if extra:
@@ -223,11 +230,8 @@ def _check_files(files: Mapping[str, bytes], listed: Mapping[str, tuple[str, str
         algorithm, wanted = listed[name]
         try:
             actual = file_digest(name, files[name], algorithm)
-        except TooDeepToHash as err:
-            raise reject(RejectionKind.UNREADABLE, label, str(err)) from None
         except DigestError as err:
-            kind = RejectionKind.TAMPERED if "not canonical JSON" in str(err) else RejectionKind.BAD_HASH
-            raise reject(kind, label, str(err)) from None
+            raise reject(_DIGEST_KINDS.get(type(err), RejectionKind.BAD_HASH), label, str(err)) from None
         if actual != wanted:
             raise reject(
                 RejectionKind.TAMPERED,

@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from pyagent.agent.chain import load_key
-from pyagent.agent.cycle import this_machine
 from pyagent.agent.http import resource_url
 from pyagent.agent.lock import agent_locks
 from pyagent.agent.runner import ActivityLog, RunPlan, run_agent
@@ -123,7 +122,7 @@ def run(
         )
     settings = agent_settings(config)
     with located(f"{config.source or 'the agent config'}: agent.osquery_table"):
-        this_machine(settings)  # a table the collector refuses is told now, not at each run
+        settings.collector()  # a table the collector refuses is told now, not at each run
     state_flag = engine_flags.get("state_dir")
     state_dir = settings.state_dir_for(state_flag)
     spool = settings.spool_for(spool_path, state_flag)

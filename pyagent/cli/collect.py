@@ -11,7 +11,7 @@ import click
 
 from pyagent.cli.options import agent_config_option, non_empty
 from pyagent.collectors.base import Inventory
-from pyagent.collectors.registry import CollectorName, collector_options, get_collector, this_machine
+from pyagent.collectors.registry import CollectorName, collector_options, get_collector
 from pyagent.config.agent import agent_settings, load_config
 from pyagent.errors import InvalidInputError
 from pyagent.facts import FactFlags, build_report, resolve_facts, this_machine_id
@@ -220,8 +220,7 @@ def collect_this_machine(*, org: str | None, flags: FactFlags | None = None) -> 
         config,
         default_device_id=this_machine_id(),
     )
-    settings = agent_settings(config)  # (its [agent] source: what the agent would collect here)
-    inventory = this_machine(settings.source, osquery_table=settings.osquery_table).collect()
+    inventory = agent_settings(config).collector().collect()
     report = build_report(inventory, facts)
     check_report(report, "report collected from this machine")
     return report

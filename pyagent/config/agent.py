@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyagent.config.check import Section, check_url
 from pyagent.config.files import default_config_path, read_document, read_secret
@@ -49,6 +49,9 @@ from pyagent.config.opakeys import report_ignored, screen
 from pyagent.config.statedir import default_state_dir
 from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from pyagent.collectors.base import Collector
 
 DEFAULT_INTERVAL = 3600.0
 MAX_INTERVAL = 365 * 24 * 3600.0
@@ -154,6 +157,13 @@ class AgentSettings:
     """The collector that reads this machine (``agent.source``)."""
     osquery_table: str | None = None
     """With ``source = "osquery"``: the table queried (None: this OS's, see the osquery collector)."""
+
+    def collector(self) -> Collector:
+        """The collector that reads this machine (``agent.source``): what ``agent run``, ``check``
+        without a report and ``collect`` without ``--source`` read."""
+        from pyagent.collectors.registry import this_machine  # (the collectors: only when one reads)
+
+        return this_machine(self.source, osquery_table=self.osquery_table)
 
     def state_dir_for(self, flag: str | None) -> Path:
         """The state directory: ``--state-dir`` (env ``PYAGENT_STATE_DIR``), else ``agent.state_dir``,

@@ -70,58 +70,42 @@ def _delta(
     )
 
 
-def _altered(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Violations (or warnings) on both sides (the same rule and app) whose fields differ: each with
-    the fields that changed, ``[before, after]``, sorted."""
-    old = {(e["rule"], e["app_id"]): e for e in before}
+def _altered(
+    before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]], key: tuple[str, ...] = _ENTRY
+) -> list[dict[str, Any]]:
+    """Entries on both sides (the same ``key``: rule and app) whose other fields differ: each given by
+    its key, with the fields that changed, ``[before, after]``, sorted."""
+    old = {tuple(e[k] for k in key): e for e in before}
     found = []
     for entry in after:
-        earlier = old.get((entry["rule"], entry["app_id"]))
+        earlier = old.get(tuple(entry[k] for k in key))
         if earlier is not None and earlier != entry:
             fields = {k: [earlier.get(k), entry.get(k)] for k in entry if earlier.get(k) != entry.get(k)}
-            found.append({"rule": entry["rule"], "app_id": entry["app_id"], "changed": fields})
-    return sorted(found, key=lambda e: (e["rule"], e["app_id"]))
+            found.append({**{k: entry[k] for k in key}, "changed": fields})
+    return sorted(found, key=lambda e: tuple(e[k] for k in key))
+
+
+def _waivers(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Exempted breaches as (rule, app_id, exemption id) and what their exemption says."""
+    return [
+        {"rule": e["rule"], "app_id": e["app_id"], "exemption": str(waiver.get("id"))}
+        | {k: waiver.get(k) for k in _EXEMPTION_FIELDS}
+        for e in entries
+        if isinstance(waiver := e.get("exemption") or {}, dict)
+    ]
+
+
+#: An exempted breach: which rule and app, and the exemption that waives it.
+_WAIVED = (*_ENTRY, "exemption")
+#: What an exemption says that a policy change can change, besides which one waives the breach.
+_EXEMPTION_FIELDS = ("until", "reason", "approved_by")
 
 
 def _exemptions(
     before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]
 ) -> tuple[list[Any], list[Any]]:
     """Exempted breaches (rule, app_id, exemption id) added and removed, sorted: why a violation went."""
-
-    def flat(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**e, "exemption": str((e.get("exemption") or {}).get("id"))} for e in entries]
-
-    return _delta(flat(before), flat(after), (*_ENTRY, "exemption"))
-
-
-#: What an exemption says that a policy change can change, besides which one waives the breach.
-_EXEMPTION_FIELDS = ("until", "reason", "approved_by")
-
-
-def _waivers_changed(
-    before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Exempted breaches waived by the same exemption on both sides whose ``until``, ``reason`` or
-    ``approved_by`` differ: each with the fields that changed, ``[before, after]``, sorted."""
-
-    def keyed(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-        return {
-            (e["rule"], e["app_id"], str(waiver.get("id"))): waiver
-            for e in entries
-            if isinstance(waiver := e.get("exemption") or {}, dict)
-        }
-
-    old, new = keyed(before), keyed(after)
-    found = []
-    for key in sorted(old.keys() & new.keys()):
-        fields = {
-            k: [old[key].get(k), new[key].get(k)]
-            for k in _EXEMPTION_FIELDS
-            if old[key].get(k) != new[key].get(k)
-        }
-        if fields:
-            found.append({"rule": key[0], "app_id": key[1], "exemption": key[2], "changed": fields})
-    return found
+    return _delta(_waivers(before), _waivers(after), _WAIVED)
 
 
 @dataclass
@@ -211,7 +195,7 @@ class Impact:
         if change is not None:
             self.changes.append(change)
             return
-        self._waivers(before, after)
+        self._waivers_of(before, after)
         if b != a:
             added, removed = _delta(before["warnings"], after["warnings"])
             org = after.get("organization") or UNKNOWN_ORG
@@ -226,10 +210,10 @@ class Impact:
                 }
             )
 
-    def _waivers(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+    def _waivers_of(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         """A decision that stays: listed under ``exemption_changes`` when what waives it changes."""
         added, removed = _exemptions(before.get("exempted", []), after.get("exempted", []))
-        altered = _waivers_changed(before.get("exempted", []), after.get("exempted", []))
+        altered = _altered(_waivers(before.get("exempted", [])), _waivers(after.get("exempted", [])), _WAIVED)
         if added or removed or altered:
             self.summary.exemptions_changed += 1
             self.exemption_changes.append(

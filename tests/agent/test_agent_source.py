@@ -5,8 +5,6 @@ so that an agent on a Mac or a Windows PC decides on its own apps. Checked when 
 from __future__ import annotations
 
 import json
-import os
-import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,20 +13,20 @@ from pathlib import Path
 import pytest
 
 from pyagent.agent.chain import ChainKey
-from pyagent.agent.cycle import this_machine
 from pyagent.agent.store import Spool
 from pyagent.collectors.linux import LinuxCollector
 from pyagent.collectors.osquery import OsqueryCollector
 from pyagent.config.agent import AgentConfig, agent_settings
 from pyagent.errors import InvalidInputError
 from tests.agent.conftest import REPO, pyagent_env
+from tests.conftest import FakeTool
 
 OSQUERY_CAPTURES = REPO / "tests" / "fixtures" / "collectors" / "osquery"
 
 
 def test_the_default_source_is_this_linux_machine() -> None:
     settings = agent_settings(AgentConfig(source="agent.toml"))
-    assert (settings.source, settings.osquery_table, type(this_machine(settings))) == (
+    assert (settings.source, settings.osquery_table, type(settings.collector())) == (
         "linux",
         None,
         LinuxCollector,
@@ -37,7 +35,7 @@ def test_the_default_source_is_this_linux_machine() -> None:
 
 def test_osquery_reads_the_table_named() -> None:
     settings = agent_settings(AgentConfig(agent={"source": "osquery", "osquery_table": "programs"}))
-    collector = this_machine(settings)
+    collector = settings.collector()
     assert (type(collector), getattr(collector, "table", None)) == (OsqueryCollector, "programs")
 
 
@@ -61,19 +59,12 @@ def test_a_source_that_cannot_read_this_machine_is_refused(agent: dict[str, str]
     assert (str(info.value), info.value.exit_code) == (message, 2)
 
 
-def _osqueryi_replaying(tmp_path: Path, capture: str) -> tuple[dict[str, str], Path]:
+def _osqueryi_replaying(fake_tool: FakeTool, tmp_path: Path, capture: str) -> tuple[dict[str, str], Path]:
     """An environment whose ``osqueryi`` replays a real capture (a tool this machine lacks), and the
     file it writes its arguments to."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     asked = tmp_path / "osqueryi.args"
-    osqueryi = bin_dir / "osqueryi"
-    osqueryi.write_text(
-        f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{asked}'\ncat '{OSQUERY_CAPTURES / capture}'\n",
-        encoding="utf-8",
-    )
-    osqueryi.chmod(osqueryi.stat().st_mode | stat.S_IXUSR)
-    return {**pyagent_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, asked
+    fake_tool("osqueryi", f"printf '%s\\n' \"$@\" > '{asked}'\ncat '{OSQUERY_CAPTURES / capture}'\n")
+    return pyagent_env(), asked
 
 
 def _pyagent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -84,11 +75,11 @@ def _pyagent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def test_an_agent_on_windows_decides_on_what_osqueryi_lists(
-    tmp_path: Path, config_file: Callable[..., Path]
+    tmp_path: Path, config_file: Callable[..., Path], fake_tool: FakeTool
 ) -> None:
     """osquery 5.17's ``programs`` on a Windows PC with TikTok from the Store: the Commission's
     corporate device breaks its ban (exit 1), decided on the Windows package family name."""
-    env, asked = _osqueryi_replaying(tmp_path, "windows-programs-osquery-5.17-msix.json")
+    env, asked = _osqueryi_replaying(fake_tool, tmp_path, "windows-programs-osquery-5.17-msix.json")
     config = config_file(source="osquery", osquery_table="programs")
     done = _pyagent("agent", "run", "--once", "--config", str(config), env=env)
     assert (done.returncode, json.loads(done.stdout)["outcome"]) == (1, "non-compliant"), done.stderr
@@ -102,11 +93,11 @@ def test_an_agent_on_windows_decides_on_what_osqueryi_lists(
 
 
 def test_check_without_a_report_collects_as_the_agent_would(
-    tmp_path: Path, config_file: Callable[..., Path]
+    tmp_path: Path, config_file: Callable[..., Path], fake_tool: FakeTool
 ) -> None:
     """``pyagent check`` with no REPORT reads the agent config's facts, and its source too: on the same
     Windows PC it decides on osqueryi's list, as ``agent run`` does (it read dpkg: another inventory)."""
-    env, asked = _osqueryi_replaying(tmp_path, "windows-programs-osquery-5.17-msix.json")
+    env, asked = _osqueryi_replaying(fake_tool, tmp_path, "windows-programs-osquery-5.17-msix.json")
     env["PYAGENT_CONFIG"] = str(config_file(source="osquery", osquery_table="programs"))
     done = _pyagent("check", "--format", "json", env=env)
     decision = json.loads(done.stdout)
@@ -117,9 +108,9 @@ def test_check_without_a_report_collects_as_the_agent_would(
 
 
 def test_collect_without_a_source_reads_this_machine_as_the_agent_would(
-    tmp_path: Path, config_file: Callable[..., Path]
+    tmp_path: Path, config_file: Callable[..., Path], fake_tool: FakeTool
 ) -> None:
-    env, asked = _osqueryi_replaying(tmp_path, "windows-programs-osquery-5.17-msix.json")
+    env, asked = _osqueryi_replaying(fake_tool, tmp_path, "windows-programs-osquery-5.17-msix.json")
     env["PYAGENT_CONFIG"] = str(config_file(source="osquery", osquery_table="programs"))
     done = _pyagent("collect", env=env)
     report = json.loads(done.stdout)
