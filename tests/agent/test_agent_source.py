@@ -118,3 +118,11 @@ def test_collect_without_a_source_reads_this_machine_as_the_agent_would(
         0, "windows", "osquery"
     ), done.stderr  # fmt: skip
     assert asked.read_text().splitlines() == ["--json", "select * from programs"]
+
+
+def test_the_configs_sources_are_the_registrys_this_machine_collectors() -> None:
+    """``agent.source`` is checked without importing the collectors: its names must be the registry's."""
+    from pyagent.collectors.registry import THIS_MACHINE
+    from pyagent.config.agent import AGENT_SOURCES
+
+    assert AGENT_SOURCES == tuple(name.value for name in THIS_MACHINE) == ("linux", "osquery")
