@@ -32,6 +32,7 @@ $(TOOLS)/opa: versions.mk
 	@if [ -x $@ ] && $@ version | grep -qx "Version: $(OPA_VERSION)"; then \
 	  echo "opa $(OPA_VERSION) already built"; touch $@; \
 	else \
+	  command -v go >/dev/null || { echo "building opa v$(OPA_VERSION) needs Go (go is not on PATH): install Go, or give the path of a pinned opa in PYAGENT_OPA" >&2; exit 2; }; \
 	  echo "building opa v$(OPA_VERSION) with $$(go version)"; \
 	  GOBIN=$(TOOLS) GOFLAGS=-buildvcs=false go install github.com/open-policy-agent/opa@v$(OPA_VERSION); \
 	fi
@@ -44,6 +45,7 @@ $(TOOLS)/oras: versions.mk
 	@if [ -x $@ ] && $@ version | grep -qx "Version: *$(ORAS_VERSION)"; then \
 	  echo "oras $(ORAS_VERSION) already built"; touch $@; \
 	else \
+	  command -v go >/dev/null || { echo "building oras v$(ORAS_VERSION) needs Go (go is not on PATH): install Go" >&2; exit 2; }; \
 	  echo "building oras v$(ORAS_VERSION) with $$(go version)"; \
 	  GOBIN=$(TOOLS) GOFLAGS=-buildvcs=false go install oras.land/oras/cmd/oras@v$(ORAS_VERSION); \
 	fi
@@ -60,26 +62,28 @@ $(VENV)/.installed: pyproject.toml
 ## policy: the compiled (wasm) bundle used by the embedded engine
 policy: $(BUNDLE)
 
-# The wheel's bundle (package-bundle: opa alone, as an sdist build has no pyagent): $(call wasm_bundle,OUTPUT).
-wasm_bundle = $(OPA) build -t wasm -e pyagent/decision --revision "$(POLICY_REVISION)" \
-	  -o $(1) --ignore '*_test.rego' $(POLICY_DIRS)
-
 # What `pyagent policy bundle` builds (the ban index under data.pyagent_index included, so a check does
 # not rebuild it), from every file and directory under policies/ (a deleted file rebuilds it too) and the
 # code that builds it (when this is a checkout: a copy with pyagent installed from a package has no source).
-BUNDLE_INPUTS := $(shell find policies 2>/dev/null) $(wildcard pyagent/bundles/build.py pyagent/policy/index.py)
+BUNDLE_INPUTS := $(shell find policies 2>/dev/null) $(wildcard pyagent/bundles/build.py pyagent/policy/index.py pyagent/policy/staging.py)
 
 $(BUNDLE): $(OPA) $(VENV)/.installed $(BUNDLE_INPUTS)
 	@mkdir -p build
 	$(PY) -m pyagent policy bundle -o $@ --revision "$(POLICY_REVISION)"
 
-## package-bundle: the bundle a wheel ships, built by the pinned opa only (setup.py: make package-bundle DEST=FILE)
+## package-bundle: the bundle a wheel ships, what `pyagent policy bundle` builds (setup.py: make package-bundle
+## DEST=FILE BUILD_PYTHON=ITS_PYTHON); an sdist build has only setuptools and PyYAML, so the staging root
+## comes from pyagent.policy.staging (standard library and PyYAML) and the pinned opa builds it
+BUILD_PYTHON ?= $(PYTHON)
 package-bundle: $(OPA)
 	@test -n "$(DEST)" || { echo "make package-bundle: give DEST=FILE" >&2; exit 2; }
 	@$(OPA) version | grep -qx "Version: $(OPA_VERSION)" || \
 	  { echo "$(OPA) is not the pinned opa $(OPA_VERSION) (versions.mk): run make opa, or unset PYAGENT_OPA" >&2; exit 2; }
 	@mkdir -p "$(dir $(DEST))"
-	$(call wasm_bundle,"$(DEST)")
+	@stage="$$(mktemp -d)/bundle" && trap 'rm -rf "$$(dirname "$$stage")"' EXIT && \
+	  $(BUILD_PYTHON) -m pyagent.policy.staging "$$stage" "$(POLICY_REVISION)" $(POLICY_DIRS) && \
+	  dest="$(abspath $(DEST))" && opa="$$(realpath -e "$$(command -v "$(OPA)")")" && cd "$$stage" && \
+	  "$$opa" build -b -t wasm -e pyagent/decision --ignore '*_test.rego' --revision "$(POLICY_REVISION)" -o "$$dest" .
 
 ## dist: the sdist and the wheel (the compiled policy inside) in build/dist/; the wheel is built from the sdist
 dist: venv $(OPA)
@@ -99,6 +103,7 @@ test-policy: $(OPA)
 ## browser: Debian's headless Chromium, for the HTML report tests (no-op when present)
 browser:
 	@if [ -x /usr/bin/chromium ] || [ -n "$$PYAGENT_CHROMIUM" ]; then echo "chromium present"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make browser: Debian's chromium is missing: apt-get install chromium as root (or set PYAGENT_CHROMIUM to a chromium)" >&2; exit 2; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "chromium installed"; fi
 
 ## services: Debian's PostgreSQL, nginx and docker-registry (an OCI registry), for the server and agent
@@ -110,6 +115,7 @@ services:
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
 	if [ -z "$$missing" ]; then echo "postgresql, nginx and docker-registry present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "make services: missing Debian packages:$$missing: apt-get install them as root" >&2; exit 2; fi; \
 	policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
 	  printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; fi; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

@@ -5,7 +5,8 @@ Everything else is in pyproject.toml. ``build_py`` also stages, inside the packa
 - ``pyagent/schemas/``: the JSON Schemas (``pyagent.report.schemas`` looks there);
 - ``pyagent/share/bundle.tar.gz``: the default policy compiled to wasm by the pinned ``opa``, with the
   Makefile's own recipe (``make package-bundle``: it finds the pinned opa, or builds it from the Go
-  module proxy, exactly as ``make policy`` does);
+  module proxy, exactly as ``make policy`` does), the bundle ``pyagent policy bundle`` makes (its ban
+  index included: ``pyagent.policy.staging`` runs here on the standard library and PyYAML);
 - ``pyagent/share/policies/``: the policy sources (``pyagent policy test|lint|bundle`` default to them);
 - ``pyagent/share/docs/``: README.md, docs/*.md and deploy/ (systemd units, config example, nginx);
 - ``pyagent/share/build.json``: the pinned OPA version and the policy revision the bundle was built from.
@@ -21,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -49,6 +51,7 @@ def _make_bundle(target: Path) -> None:
     if make is None:
         raise SystemExit("pyagent build: `make` is needed to compile the policy bundle into the wheel")
     args = [make, "-C", str(ROOT), "--no-print-directory", "package-bundle", f"DEST={target}"]
+    args.append(f"BUILD_PYTHON={sys.executable}")  # stages the bundle root (pyagent.policy.staging)
     given = os.environ.get("PYAGENT_OPA")
     if given:
         args.append(f"OPA={given}")

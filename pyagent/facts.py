@@ -50,10 +50,17 @@ def this_machine_id() -> str | None:
 
 
 def resolve_facts(
-    flags: FactFlags, config: AgentConfig, *, default_device_id: str | None = None
+    flags: FactFlags,
+    config: AgentConfig,
+    *,
+    default_device_id: str | None = None,
+    organization_required: bool = False,
 ) -> DeviceFacts:
-    """Flags win over the config; a missing required fact names both the flag and the config key."""
+    """Flags win over the config; every missing required fact is named in one error, with its flag and
+    its config key. ``organization_required``: a decision is asked of this machine (``check``), which
+    has no report to name the organisation."""
     where = config.source or "the agent config"
+    missing: list[tuple[str, str]] = []
 
     def pick(flag_value: Any, key: str, flag: str, *, required: bool) -> Any:
         if flag_value is not None:
@@ -61,15 +68,20 @@ def resolve_facts(
         if key in config.device:
             return config.device[key]
         if required:
-            raise InvalidInputError(f"missing device fact: give {flag}, or set device.{key} in {where}")
+            missing.append((flag, f"device.{key}"))
         return None
 
     device_id = pick(flags.device_id, "id", "--device-id ID", required=default_device_id is None)
     device_id = default_device_id if device_id is None else device_id
     ownership = pick(flags.ownership, "ownership", "--ownership corporate|personal", required=True)
     enrolled = pick(flags.mdm_enrolled, "mdm_enrolled", "--mdm-enrolled/--no-mdm-enrolled", required=True)
-    organization = pick(flags.organization, "organization", "--org ORG", required=False)
+    organization = pick(flags.organization, "organization", "--org ORG", required=organization_required)
     provider = pick(flags.mdm_provider, "mdm_provider", "--mdm-provider NAME", required=False)
+    if missing:
+        flags_given = ", ".join(flag for flag, _ in missing)
+        keys = ", ".join(key for _, key in missing)
+        noun = "fact" if len(missing) == 1 else "facts"
+        raise InvalidInputError(f"missing device {noun}: give {flags_given}, or set {keys} in {where}")
     if not isinstance(device_id, str) or not device_id.strip():
         raise InvalidInputError(f"device.id in {where} must be a non-empty string")
     if ownership not in OWNERSHIPS:

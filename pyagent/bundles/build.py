@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -37,12 +36,9 @@ from pyagent.engines.wasm.capabilities import check_members
 from pyagent.errors import InvalidInputError
 from pyagent.policy import index
 from pyagent.policy.opa_tool import OpaToolError, run_opa
+from pyagent.policy.staging import stage_root
 
 __all__ = ["TARGETS", "SignedBuild", "build_signed_bundle", "build_unsigned_bundle", "default_serial"]
-
-#: Files never copied from a policy directory into the staging root: tests, and bundle metadata that
-#: the build writes itself.
-_SKIPPED = ("*_test.rego", ".manifest", ".signatures.json")
 
 
 @dataclass(frozen=True)
@@ -153,9 +149,6 @@ def _check_policy_data(members: dict[str, bytes], target: str, dirs: Sequence[st
 
 
 #: The data root where a bundle keeps the revision it was built as (see :func:`_staging`).
-BUILD_ROOT = index.BUILD_ROOT
-
-
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
@@ -163,18 +156,9 @@ def _check_target(target: str) -> None:
 
 @contextlib.contextmanager
 def _staging(dirs: Sequence[str | Path], revision: str | None) -> Iterator[Path]:
-    """A temporary bundle root holding every policy directory, the ban index and, with a revision,
-    ``data.pyagent_build.revision`` (what decisions report as ``policy_revision``, so that they name the
-    revision the manifest does); its parent is free for the build's own files."""
+    """A temporary bundle root (``staging.stage_root``); its parent is free for the build's own files."""
     with tempfile.TemporaryDirectory(prefix="pyagent-bundle-") as tmp:
-        stage = Path(tmp) / "bundle"
-        _stage(dirs, stage)
-        index.write_root_for_dirs(list(map(str, dirs)), stage)
-        if revision:
-            build = stage / BUILD_ROOT
-            build.mkdir()
-            (build / "data.json").write_text(json.dumps({"revision": revision}))
-        yield stage
+        yield stage_root(dirs, Path(tmp) / "bundle", revision)
 
 
 def _opa_build(
@@ -225,24 +209,6 @@ def _public_key(path: Path, algorithm: str) -> VerificationKey:
         raise InvalidInputError(f"{label}: only RSA and EC keys can sign bundles")
     check_key_algorithm(private, algorithm, label)
     return VerificationKey(private.public_key(), algorithm, f"public half of {path}")
-
-
-def _stage(dirs: Sequence[str | Path], stage: Path) -> None:
-    """Copy every policy directory into one bundle root; the same file in two directories is an error."""
-    stage.mkdir()
-    for directory in dirs:
-        root = Path(directory)
-        for source in sorted(root.rglob("*")):
-            relative = source.relative_to(root)
-            if source.is_symlink() or not (source.is_dir() or source.is_file()):
-                raise InvalidInputError(f"{source}: not a regular file; bundles hold regular files only")
-            if source.is_dir() or any(relative.match(pattern) for pattern in _SKIPPED):
-                continue
-            target = stage / relative
-            if target.exists():
-                raise InvalidInputError(f"{relative}: present in more than one policy directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
 
 
 def _make_parent(out: Path) -> None:

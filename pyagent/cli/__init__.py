@@ -184,7 +184,8 @@ def _quiet_stdout() -> None:
     cls=PyagentGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
-Examples:
+Examples (examples/reports/ is in pyagent's source tree, not in the installed package):
+  pyagent check --ownership corporate --mdm-enrolled --org eu-commission   # this machine
   pyagent check examples/reports/eu-commission-personal-enrolled-tiktok.json --at 2023-03-16T09:30:00Z
   pyagent validate examples/reports/*.json
   pyagent policy test

@@ -45,7 +45,8 @@ Examples:
   pyagent check report.json --format github        # annotations in a GitHub Actions run
   pyagent check report.json --engine opa --opa-url http://127.0.0.1:8181
   pyagent check report.json --policy proposed/   # a policy directory, compiled once and cached
-  pyagent check                      # collect this machine first
+  pyagent check --ownership corporate --mdm-enrolled --org eu-council   # collect this machine first
+  pyagent check                      # this machine, its facts from the agent config ([device])
 """,
 )
 @click.argument("report", required=False, metavar="[REPORT]")

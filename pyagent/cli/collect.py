@@ -219,6 +219,7 @@ def collect_this_machine(*, org: str | None, flags: FactFlags | None = None) -> 
         ),
         config,
         default_device_id=this_machine_id(),
+        organization_required=True,
     )
     inventory = agent_settings(config).collector().collect()
     report = build_report(inventory, facts)

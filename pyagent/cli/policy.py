@@ -77,6 +77,8 @@ def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
     """List (or --write) Rego files that `opa fmt` would change; exit 1 when any would, 2 when a file
     does not parse."""
     targets = policy_dirs(dirs)
+    if write:
+        _refuse_installed_copy(targets)
     run = run_opa(["fmt", "-w" if write else "--list", *targets])
     changed = [line for line in run.stdout.splitlines() if line.strip()]
     for line in changed:
@@ -84,6 +86,21 @@ def fmt(ctx: click.Context, dirs: tuple[str, ...], write: bool) -> None:
     if run.returncode != 0:  # opa could not format: a parse error, as `policy test` and `lint` say it
         raise InvalidInputError(f"policy fmt: the policy does not load: {run.problem()}")
     ctx.exit(1 if changed and not write else 0)
+
+
+def _refuse_installed_copy(targets: list[str]) -> None:
+    """``fmt --write`` edits files: never the policy inside an installed package, which the package's
+    compiled bundle was built from (an edit there would leave the two apart)."""
+    from pyagent.policy import shipped
+
+    if shipped.checkout() is None and [Path(t).resolve() for t in targets] == [
+        p.resolve() for p in shipped.policy_sources()
+    ]:
+        folder = shipped.policy_sources()[0].parent
+        raise InvalidInputError(
+            f"policy fmt --write: no policy here, and the shipped policy ({folder}) belongs to the installed "
+            "package: copy that folder to one of your own and give it (pyagent policy fmt --write DIR)"
+        )
 
 
 @policy.command(epilog="\b\nExamples:\n  pyagent policy lint")

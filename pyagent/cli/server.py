@@ -59,7 +59,7 @@ Examples:
   pyagent server run                                   # SQLite in the state dir, 127.0.0.1:8282
   pyagent server token add fleet-agents --role agent   # prints the token once
   pyagent policy bundle --target rego -o build/server.tar.gz   # the build OPAs get
-  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz   # and make policy's wasm
+  pyagent server publish --name pyagent build/server.tar.gz build/bundle.tar.gz   # and --target wasm's
   PYAGENT_SERVER_DB=postgresql://pyagent@db/pyagent pyagent server run --bind 0.0.0.0:8282
 """,
 )
@@ -248,18 +248,18 @@ UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
-@server.command()
+@server.command(
+    epilog="""\b
+Examples:
+  pyagent server migrate
+  pyagent server migrate --db postgresql://pyagent@db.example.org/pyagent
+  PYAGENT_SERVER_DB=postgresql://pyagent@db.example.org/pyagent pyagent server migrate
+""",
+)
 @db_option
 @config_options
 def migrate(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
-    """Apply the store's schema migrations (the server also does on start).
-
-    \b
-    Examples:
-      pyagent server migrate
-      pyagent server migrate --db postgresql://pyagent@db.example.org/pyagent
-      PYAGENT_SERVER_DB=postgresql://pyagent@db.example.org/pyagent pyagent server migrate
-    """
+    """Apply the store's schema migrations (the server also does on start)."""
     from pyagent.server.store import open_store
 
     settings = _settings(config_file, db=db, state_dir=state_dir)
@@ -314,7 +314,15 @@ def token() -> None:
     """Bearer tokens: agent (bundles, logs, status), reader (API, dashboard), admin (publish)."""
 
 
-@token.command("add")
+@token.command(
+    "add",
+    epilog="""\b
+Examples:
+  pyagent server token add fr-brussels-0042 --role agent --device fr-brussels-0042
+  pyagent server token add gateway-opa --role agent
+  pyagent server token add security-team --role reader
+""",
+)
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(["agent", "reader", "admin"]))
 @click.option(
@@ -329,14 +337,7 @@ def token() -> None:
 def token_add(
     name: str, role: str, device: str | None, db: str | None, state_dir: Path | None, config_file: Path | None
 ) -> None:
-    """Create a token NAME and print it once on stdout (only its hash is stored).
-
-    \b
-    Examples:
-      pyagent server token add fr-brussels-0042 --role agent --device fr-brussels-0042
-      pyagent server token add gateway-opa --role agent
-      pyagent server token add security-team --role reader
-    """
+    """Create a token NAME and print it once on stdout (only its hash is stored)."""
     from pyagent.server.auth import check_device_id, check_name, new_token, token_hash
 
     check_name(name)
@@ -352,18 +353,19 @@ def token_add(
     click.echo(f"token {name} ({role}{bound}) added; it is shown only now", err=True)
 
 
-@token.command("list")
+@token.command(
+    "list",
+    epilog="""\b
+Examples:
+  pyagent server token list
+  pyagent server token list --db postgresql://pyagent@db.example.org/pyagent
+""",
+)
 @db_option
 @config_options
 def token_list(db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
     """List tokens (name, role, created, and the device an agent token is bound to, else "*"),
-    never their secrets.
-
-    \b
-    Examples:
-      pyagent server token list
-      pyagent server token list --db postgresql://pyagent@db.example.org/pyagent
-    """
+    never their secrets."""
     from pyagent.server.auth import ANY_DEVICE
     from pyagent.termsafe import printable
 
@@ -373,17 +375,18 @@ def token_list(db: str | None, state_dir: Path | None, config_file: Path | None)
         click.echo(f"{info.name}\t{info.role}\t{created}\t{device}")
 
 
-@token.command("revoke")
+@token.command(
+    "revoke",
+    epilog="""\b
+Examples:
+  pyagent server token revoke fr-brussels-0042
+""",
+)
 @click.argument("name")
 @db_option
 @config_options
 def token_revoke(name: str, db: str | None, state_dir: Path | None, config_file: Path | None) -> None:
-    """Revoke token NAME at once: its next request, and a long poll it holds, are refused (401).
-
-    \b
-    Examples:
-      pyagent server token revoke fr-brussels-0042
-    """
+    """Revoke token NAME at once: its next request, and a long poll it holds, are refused (401)."""
     from pyagent.errors import InvalidInputError
 
     if not _store(_settings(config_file, db=db, state_dir=state_dir)).revoke_token(name):

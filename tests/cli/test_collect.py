@@ -185,8 +185,10 @@ def test_check_without_report_and_without_facts_exits_2(
     monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "empty.toml"))
     result = run(["check", "--at", AT])
     assert result.exit_code == 2
-    assert (
-        "missing device fact: give --ownership corporate|personal, or set device.ownership" in result.stderr
+    assert result.stderr == (
+        "pyagent: error: missing device facts: give --ownership corporate|personal, "
+        "--mdm-enrolled/--no-mdm-enrolled, --org ORG, or set device.ownership, device.mdm_enrolled, "
+        f"device.organization in {tmp_path / 'empty.toml'}\n"
     )
 
 

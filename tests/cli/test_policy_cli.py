@@ -93,6 +93,34 @@ def test_policy_fmt_lists_then_writes(policy_copy: tuple[Path, Path]) -> None:
     assert run(["policy", "fmt", str(rego)]).exit_code == 0
 
 
+def test_fmt_write_never_rewrites_the_policy_inside_an_installed_package(
+    policy_copy: tuple[Path, Path], opa_bin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a policy folder an installed pyagent works on its own copy (site-packages): listing is
+    fine, rewriting it would leave the package's compiled bundle apart from its sources."""
+    from pyagent.policy import shipped
+
+    monkeypatch.setattr(shipped, "checkout", lambda: None)
+    monkeypatch.setattr(shipped, "policy_sources", lambda: policy_copy)
+    monkeypatch.setenv("PYAGENT_OPA", opa_bin)  # (an installed copy has no .tools/bin/opa)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    messy = policy_copy[0] / "pyagent" / "lib" / "clock" / "clock.rego"
+    messy.write_text(messy.read_text().replace("valid if now_ns", "valid    if    now_ns"))
+    before = messy.read_text()
+    listed = run(["policy", "fmt"])
+    assert (listed.exit_code, listed.stdout) == (1, f"{messy}\n")
+    refused = run(["policy", "fmt", "--write"])
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "pyagent: error: policy fmt --write: no policy here, and the shipped policy "
+        f"({policy_copy[0].parent}) belongs to the installed package: copy that folder to one of your own "
+        "and give it (pyagent policy fmt --write DIR)"
+    )
+    assert messy.read_text() == before
+    assert run(["policy", "fmt", "--write", str(policy_copy[0])]).exit_code == 0  # named: the user's to edit
+
+
 def test_policy_lint_catches_strict_errors(policy_copy: tuple[Path, Path]) -> None:
     rego, data = policy_copy
     (rego / "pyagent" / "lib" / "extra.rego").write_text("package pyagent.lib.extra\n\nf(x) := 1\n")

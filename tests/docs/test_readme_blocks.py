@@ -66,6 +66,10 @@ def require_free_ports() -> None:
 
 def workspace(root: Path) -> Path:
     """A directory that looks like a checkout after ``make venv opa`` (see the module's docstring)."""
+    installed = REPO / ".venv" / ".installed"
+    if not installed.exists() or installed.stat().st_mtime < (REPO / "pyproject.toml").stat().st_mtime:
+        # its make would reinstall the linked venv from this copy, which has no pyagent/: a broken venv
+        pytest.fail("pyproject.toml is newer than the venv: run make venv first")
     work = root / "checkout"
     work.mkdir()
     for name in COPIED:
