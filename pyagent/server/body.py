@@ -64,6 +64,13 @@ async def receive_body(request: Request, limits: BodyLimits, *, json_only: bool 
         charset = parameters.get("charset", "utf-8")
         if charset not in ("utf-8", "utf8"):  # JSON is UTF-8 (RFC 8259); another charset would be misread
             raise HttpError(415, "unsupported_media_type", f"charset {charset!r}: JSON is UTF-8")
+    framing = request.headers.get("transfer-encoding")
+    if framing is not None and framing.strip().lower() != "chunked":
+        # (the HTTP parser takes a last "chunked" as the framing and ignores the codings before it,
+        # which would be read as the body's own bytes; RFC 9112 section 6.1: 501 for a coding not known)
+        raise HttpError(
+            501, "not_implemented", f"transfer coding {framing!r}: only chunked is understood", close=True
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limits.max_body:
         raise too_large(f"body of {declared} bytes is over the limit of {limits.max_body} bytes")

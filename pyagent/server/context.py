@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from pyagent.bundles.verify import VerificationConfig
 from pyagent.server.auth import require
+from pyagent.server.errors import HttpError
 from pyagent.server.lazy_events import ReportCache
 from pyagent.server.notify import Notifier
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store.base import Grant, Store
 
 _CACHED_BUNDLES = 16
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +32,31 @@ class ServerContext:
     _contents: OrderedDict[tuple[int, str], bytes] = field(default_factory=OrderedDict)
     #: Reports of committed batches, by their bytes: see :mod:`pyagent.server.lazy_events`.
     report_cache: ReportCache = field(default_factory=ReportCache)
+    _reader_slots: anyio.Semaphore | None = None
+
+    async def read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A reader's question (fleet API, dashboard) asked in the thread pool, at most
+        ``reader_queries`` at once in this process: however many readers ask, the threads and database
+        connections that ingest, bundle downloads and ``/health`` need stay free (150 history queries
+        at once had made ``/health`` a 503 and an upload wait 45 s). One that waits for its turn past
+        ``query_timeout_seconds`` is answered 503 ``busy``."""
+        if self._reader_slots is None:  # (made in the event loop, on first use)
+            self._reader_slots = anyio.Semaphore(self.settings.reader_queries)
+        slots = self._reader_slots
+        with anyio.move_on_after(self.settings.query_timeout_seconds) as waiting:
+            await slots.acquire()
+        if waiting.cancelled_caught:
+            raise HttpError(
+                503,
+                "busy",
+                f"{self.settings.reader_queries} reader queries are running in this server process; "
+                "ask again shortly",
+                headers={"Retry-After": "5"},
+            )
+        try:
+            return await run_in_threadpool(func, *args, **kwargs)
+        finally:
+            slots.release()
 
     async def authorize(self, request: Request, need: str) -> Grant:
         return await run_in_threadpool(require, request, self.store, need)

@@ -31,7 +31,6 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from pyagent.redact import redact_strings
 from pyagent.server.errors import HttpError, bad_request
 from pyagent.server.instants import MAX_AHEAD, asked_another_time, parse_instant
 from pyagent.server.store.base import DecisionRow
@@ -95,7 +94,7 @@ def report_facts(value: Any, where: str) -> ReportFacts:
     without ``collected_at`` (the run's own instant goes on the history row), stored once per digest
     of its canonical JSON."""
     report = _object(value, where)
-    device = _object(report.get("device"), f"{where}.device")
+    device = _object(report.get("device", _MISSING), f"{where}.device")
     _string(device.get("id"), f"{where}.device.id", MAX_ID)
     inventory = {key: value for key, value in report.items() if key != "collected_at"}
     canonical = dump_json(inventory, sort_keys=True)
@@ -176,7 +175,7 @@ def _event(
     if not isinstance(event, dict):
         raise bad_request(f"{where}: must be an object, got {_kind(event)}")
     decision_id = _string(event.get("decision_id"), f"{where}: decision_id", MAX_DECISION_ID)
-    labels = _object(event.get("labels"), f"{where}: labels")
+    labels = _object(event.get("labels", _MISSING), f"{where}: labels")
     sender = _string(labels.get("id"), f"{where}: labels.id", MAX_ID)
     path = event.get("path")
     if not _on_decision_path(path):
@@ -237,6 +236,8 @@ def _event(
     return row, report.canonical
 
 
+#: A key the sender left out (``None`` is a JSON null the sender wrote).
+_MISSING: Any = object()
 #: What a text column cannot hold: NUL, and lone surrogates (not UTF-8; the exact parse lets them by).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -338,7 +339,9 @@ def _bundles(value: Any, where: str) -> dict[str, Any]:
 
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise bad_request(f"{where} must be an object, got {_kind(value)}")
+        raise bad_request(
+            f"{where} must be an object, got {'nothing' if value is _MISSING else _kind(value)}"
+        )
     return value
 
 
@@ -363,10 +366,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def status_of(value: Any) -> Mapping[str, Any]:
-    """An OPA status message, checked enough to store: an object whose ``labels.id`` names the sender."""
+def status_of(value: Any) -> dict[str, Any]:
+    """An OPA status message, checked enough to store: an object whose ``labels.id`` names the sender,
+    its ``bundles`` and ``plugins`` objects. Checked whole, before anything is cut from it (a message
+    over the kept bounds is stored cut, never refused for what the cut left)."""
     message = _object(value, "status")
-    labels = _object(message.get("labels"), "status: labels")
+    labels = _object(message.get("labels", _MISSING), "status: labels")
     _string(labels.get("id"), "status: labels.id", MAX_ID)
     for key in ("bundles", "plugins"):
         if key in message:
@@ -374,7 +379,4 @@ def status_of(value: Any) -> Mapping[str, Any]:
     for name, info in (message.get("bundles") or {}).items():  # (OPA's are strings; rollouts count by them)
         if isinstance(info, dict) and not isinstance(info.get("active_revision", ""), str):
             raise bad_request(f"status: bundles.{name[:64]}.active_revision must be a string")
-    # credentials in its strings redacted (:func:`pyagent.redact.redact`): a status error may quote
-    # what a bundle server echoed, and readers see status messages (API, dashboard)
-    redacted: dict[str, Any] = redact_strings(message)
-    return redacted
+    return message

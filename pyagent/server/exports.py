@@ -1,5 +1,6 @@
 """CSV exports of the summary and the device list. Every cell that a spreadsheet would read as a
-formula (``=``, ``+``, ``-``, ``@``, tab, carriage return first) is prefixed with ``'``."""
+formula (``=``, ``+``, ``-``, ``@``, tab, carriage return first, also after leading white space, and
+their full-width forms) is prefixed with ``'``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ DEVICE_COLUMNS = (
     "decision_id",
     "last_seen",
 )
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def cell(value: Any) -> str:
@@ -31,7 +32,7 @@ def cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         value = " ".join(str(v) for v in value)
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
+    return "'" + text if text.startswith(_FORMULA) or text.lstrip().startswith(_FORMULA) else text
 
 
 def rows_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -128,7 +127,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         at = query.instant(request, "at")
         organization = query.organization(request)
         fmt = query.output_format(request, "csv")
-        result = await run_in_threadpool(
+        result = await ctx.read(
             ctx.store.summary, now=clock(), at=at, organization=organization, stale_after=stale_after
         )
         result["stale_after_seconds"] = ctx.settings.stale_after_seconds
@@ -139,11 +138,9 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         query.only(request, *DEVICE_PARAMETERS)
         wanted = filters(request)
         if query.output_format(request, "csv") == "csv":
-            every = await run_in_threadpool(_all_devices, ctx.store, wanted, clock(), stale_after)
+            every = await ctx.read(_all_devices, ctx.store, wanted, clock(), stale_after)
             return _csv(devices_csv(every), "devices.csv")
-        page, last = await run_in_threadpool(
-            ctx.store.device_page, wanted, now=clock(), stale_after=stale_after
-        )
+        page, last = await ctx.read(ctx.store.device_page, wanted, now=clock(), stale_after=stale_after)
         return JSONResponse({"devices": page, "next_cursor": query.encode_cursor(last)})
 
     async def device(request: Request, device_id: str | None = None) -> Response:
@@ -151,9 +148,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         device_id = request.path_params["device_id"] if device_id is None else device_id
         query.only(request, "history")
         history = query.number(request, "history", 100, 0, 10_000)
-        state = await run_in_threadpool(
-            functools.partial(ctx.store.device, device_id, history=history, since=True)
-        )
+        state = await ctx.read(functools.partial(ctx.store.device, device_id, history=history, since=True))
         if state is None:
             raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
         return JSONResponse(device_json(state, stale_after, clock()))
@@ -170,7 +165,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         await ctx.authorize(request, "reader")
         query.only(request, "at")
         at = query.instant(request, "at")
-        answer = await run_in_threadpool(
+        answer = await ctx.read(
             compliance, ctx.store, request.path_params["device_id"], clock(), stale_after, at
         )
         return JSONResponse(answer)
@@ -180,7 +175,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         name = request.path_params["name"]
         query.only(request, "organization", "no_organization")
         organization = query.organization(request)
-        result = await run_in_threadpool(ctx.store.rollout, name, organization)
+        result = await ctx.read(ctx.store.rollout, name, organization)
         if result is None:
             raise HttpError(404, "bundle_not_found", f"bundle {name!r} was never published")
         return JSONResponse(result)
@@ -199,7 +194,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         except ValueError as err:
             raise bad_request(f"history: {err}") from err
         organization = query.organization(request)
-        points = await run_in_threadpool(_points, ctx.store, steps, organization, stale_after)
+        points = await ctx.read(_points, ctx.store, steps, organization, stale_after)
         return JSONResponse(
             {"from": iso(start), "to": iso(end), "step_seconds": int(step.total_seconds()), "points": points}
         )

@@ -15,7 +15,8 @@ _COUNTS: dict[str, Any] = {
 }
 _ERROR = {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
 _TOO_LONG = {
-    "description": "the query ran past query_timeout_seconds and was stopped (code query_timeout)",
+    "description": "the query ran past query_timeout_seconds and was stopped (code query_timeout), or "
+    "waited that long for one of the process's reader_queries slots (code busy, with Retry-After)",
     "content": {"application/json": {"schema": _ERROR}},
 }
 

@@ -79,6 +79,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """Bytes read since the head: the body, its chunk framing and any trailers."""
     _body_bytes = 0
 
+    def _unsupported_upgrade_warning(self) -> None:
+        """An ``Upgrade`` request is answered as plain HTTP (this server speaks no WebSocket), said at
+        debug level: uvicorn logged two warnings for each, one of them about a missing WebSocket
+        library, so anyone, before any token is checked, could fill the log with them."""
+        self.logger.debug("an Upgrade request is answered as plain HTTP")
+
     def data_received(self, data: bytes) -> None:
         # Every read is counted whole and fed; the parser's callbacks say where a head ends (a read
         # may hold the end of one request and the start of the next), and the bound is checked after

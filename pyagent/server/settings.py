@@ -12,6 +12,7 @@
     stale_after_seconds = 86400        # a device silent this long counts as not compliant
                                        # (or stale_after = "24h", as a duration)
     query_timeout_seconds = 30         # a reader's query (API, dashboard) is stopped past this: 503
+    reader_queries = 4                 # reader queries at once per process; more wait (then 503 busy)
     dashboard_refresh_seconds = 60     # the dashboard's pages of now reload themselves; 0: never
     tls_cert = "/etc/pyagent/server.crt"
     tls_key = "/etc/pyagent/server.key"
@@ -69,6 +70,7 @@ class ServerSettings:
     retention_days: int = 0  # keep everything unless asked: history is evidence, and old instants are queried
     stale_after_seconds: int = 24 * 3600
     query_timeout_seconds: float = QUERY_TIMEOUT_SECONDS
+    reader_queries: int = 4
     dashboard_refresh_seconds: int = 60
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -97,6 +99,7 @@ _INTS = {
     "retention_days": 0,
     "stale_after_seconds": 1,
     "query_timeout_seconds": 1,
+    "reader_queries": 1,
     "dashboard_refresh_seconds": 0,
 }
 _PATHS = {"state_dir", "tls_cert", "tls_key"}

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pyagent.redact import redact_strings
 from pyagent.server.auth import check_device
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
@@ -73,21 +74,24 @@ def trimmed(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     return value
 
 
-def status_row(message: Any) -> StatusRow:
-    labels = message.get("labels") if isinstance(message, dict) else None
-    sender = labels.get("id") if isinstance(labels, dict) else None
-    if isinstance(message, dict) and "labels" in message:  # labels first: never cut for another key's bulk
-        message = {"labels": message["labels"], **message}
+def status_row(value: Any) -> StatusRow:
+    """What is stored of a status message: checked whole, then cut to the bounds above (each cut said
+    among its errors), its credentials redacted (:func:`pyagent.redact.redact`: a status error may quote
+    what a bundle server echoed, and readers see status messages on the API and the dashboard)."""
+    message = status_of(value)
+    sender = message["labels"]["id"]
+    message = {"labels": message["labels"], **message}  # labels first: never cut for another key's bulk
     cut = trimmed(message)  # first: redaction walks all it is given
-    if isinstance(cut, dict) and isinstance(cut.get("labels"), dict) and isinstance(sender, str):
-        cut["labels"]["id"] = sender  # (kept whole: trimming keeps the first MAX_KEYS labels)
-    checked = status_of(cut)
+    cut["labels"]["id"] = sender  # (kept whole: trimming keeps the first MAX_KEYS labels)
+    checked: dict[str, Any] = redact_strings(cut)
+    sent, plugins = message.get("bundles") or {}, checked.get("plugins") or {}
+    too_long = f"the message is over {MAX_TOTAL:,} characters"
     bundles: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    sent = message.get("bundles") if isinstance(message, dict) else None
-    past_keys = len(sent) - MAX_KEYS if isinstance(sent, dict) and len(sent) > MAX_KEYS else 0
-    not_kept = 0
-    for name, info in (checked.get("bundles") or {}).items():
+    past_keys = len(sent) - MAX_KEYS if len(sent) > MAX_KEYS else 0
+    kept_bundles = checked.get("bundles") or {}
+    not_kept = len(sent) - past_keys if not isinstance(kept_bundles, dict) else 0  # (spent before them)
+    for name, info in (kept_bundles if isinstance(kept_bundles, dict) else {}).items():
         if past_keys and name == "…" and isinstance(info, str):
             continue  # (trimmed's mark of the bundles past the first MAX_KEYS: counted from what was sent)
         if not isinstance(info, dict):
@@ -99,11 +103,13 @@ def status_row(message: Any) -> StatusRow:
                 {"bundle": name, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
             )
     if not_kept:  # said, not dropped unsaid
-        too_long = f"the message is over {MAX_TOTAL:,} characters"
         errors.append({"message": f"… {not_kept} more bundles not kept: {too_long}"})
     if past_keys:
         errors.append({"message": f"… {past_keys} more bundles not kept: the message has over {MAX_KEYS}"})
-    for plugin, state in (checked.get("plugins") or {}).items():
+    if not isinstance(plugins, dict):
+        errors.append({"message": f"… the plugins' states not kept: {too_long}"})
+        plugins = {}
+    for plugin, state in plugins.items():
         if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})
     return StatusRow(
@@ -111,7 +117,7 @@ def status_row(message: Any) -> StatusRow:
         labels=dump_json(checked["labels"]).decode(),
         bundles=dump_json(bundles).decode(),
         errors=dump_json(errors).decode(),  # (from the trimmed message: bounded)
-        plugins=dump_json(checked.get("plugins") or {}).decode(),
+        plugins=dump_json(plugins).decode(),
     )
 
 

@@ -336,6 +336,16 @@ def test_a_client_that_leaves_mid_body_costs_no_traceback(target: Target, receiv
     assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged[-2000:]
 
 
+def test_upgrade_requests_are_answered_without_filling_the_log(target: Target) -> None:
+    """Anyone may send ``Upgrade: websocket``: answered as plain HTTP, and not two warnings each."""
+    before = target.server.log.stat().st_size
+    head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    for _ in range(20):
+        assert exchange(target.server.port, head, []).status == 200
+    logged = target.server.log.read_bytes()[before:].decode()
+    assert "upgrade" not in logged.lower() and "WebSocket" not in logged, logged[-2000:]
+
+
 def test_trailers_are_bounded_like_headers(target: Target) -> None:
     """A chunked body ended by a flood of trailer fields (httptools keeps them as headers): 431 once
     they pass the bound, though the app answered the missing token (401) before any of them came."""

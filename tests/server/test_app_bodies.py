@@ -72,6 +72,13 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
         "content type 'text/plain': expected application/json",
     ),
     ("brotli", b"[]", {"Content-Encoding": "br"}, 415, "content encoding 'br': expected gzip or identity"),
+    (  # the HTTP parser de-chunks it and drops the gzip coding: its bytes would be read as the body
+        "gzip transfer coding",
+        gzip.compress(b"[]"),
+        {"Transfer-Encoding": "gzip, chunked"},
+        501,
+        "transfer coding 'gzip, chunked': only chunked is understood",
+    ),
     (  # read as UTF-8, a Latin-1 body would be stored misread
         "latin-1",
         '[{"decision_id": "caf\u00e9"}]'.encode("latin-1"),

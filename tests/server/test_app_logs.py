@@ -44,6 +44,11 @@ def test_events_on_other_paths_are_acknowledged_not_stored(fleet: Fleet) -> None
         400,
         "event 0: decision_id must be a non-empty string, got nothing",
     )
+    unlabelled = fleet.post_logs([{"decision_id": "d-2", "path": "pyagent/decision"}])
+    assert (unlabelled.status_code, unlabelled.json()["message"]) == (
+        400,
+        "event 0: labels must be an object, got nothing",
+    )
 
 
 @pytest.mark.parametrize(

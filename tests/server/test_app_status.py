@@ -47,6 +47,13 @@ def test_status_lands_and_bad_status_is_400(fleet: Fleet) -> None:
     assert fleet.client.post("/status", json={"labels": {}}, headers=fleet.auth("agent")).json()[
         "message"
     ] == ("status: labels.id must be a non-empty string, got nothing")
+    no_labels = fleet.client.post("/status", json={"bundles": {}}, headers=fleet.auth("agent"))
+    assert (no_labels.status_code, no_labels.json()["message"]) == (
+        400,
+        "status: labels must be an object, got nothing",
+    )
+    null_labels = fleet.client.post("/status", json={"labels": None}, headers=fleet.auth("agent"))
+    assert null_labels.json()["message"] == "status: labels must be an object, got null"
     listed = {"labels": {"id": "s1"}, "bundles": {"pyagent": {"active_revision": ["r1"]}}}
     refused = fleet.client.post("/status", json=listed, headers=fleet.auth("agent"))
     assert (refused.status_code, refused.json()["message"]) == (
@@ -144,6 +151,32 @@ def test_bundles_past_the_status_bound_are_counted_not_dropped_unsaid() -> None:
         "message": f"… {90 - len(kept)} more bundles not kept: the message is over {MAX_TOTAL:,} characters"
     }
     assert len(row.bundles) <= MAX_TOTAL + 90 * 100
+
+
+def test_a_message_over_the_bound_is_stored_cut_not_refused_for_what_the_cut_left(fleet: Fleet) -> None:
+    """An OPA with 30 failing bundles: the 256 K bound was spent before ``plugins``, whose cut mark
+    (a string) the type check then refused (400), so that OPA resent its status forever (audit)."""
+    errors = [{"code": "rego_parse_error", "message": "x" * 1000}] * 10
+    bundles = {f"b{n:02d}": {"errors": errors} for n in range(30)}
+    plugins = {"bundle": {"state": "ERROR", "message": "download failed"}}
+    status = {"labels": {"id": "opa-big"}, "bundles": bundles, "plugins": plugins}
+    assert fleet.client.post("/status", json=status, headers=fleet.auth("agent")).status_code == 204
+    from pyagent.server.status import MAX_TOTAL, status_row
+
+    row = status_row(status)
+    kept, said = json.loads(row.bundles), json.loads(row.errors)
+    too_long = f"the message is over {MAX_TOTAL:,} characters"
+    assert 0 < len(kept) < 30
+    assert said[-2:] == [
+        {"message": f"… {30 - len(kept)} more bundles not kept: {too_long}"},
+        {"message": f"… the plugins' states not kept: {too_long}"},
+    ]
+    assert json.loads(row.plugins) == {}
+    wrong = fleet.client.post("/status", json={**status, "plugins": "x"}, headers=fleet.auth("agent"))
+    assert (wrong.status_code, wrong.json()["message"]) == (
+        400,
+        "status: plugins must be an object, got a string",
+    )
 
 
 def test_bundles_past_the_key_bound_are_counted_not_dropped_unsaid(fleet: Fleet) -> None:

@@ -85,7 +85,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
         query.only(request, "at", "organization", "no_organization", blank_ok=True)  # a typo is no filter
         at = query.instant(request, "at")
         organization = query.organization(request, name_wins=True)
-        body = await run_in_threadpool(_overview, ctx.store, clock(), at, organization, stale_after)
+        body = await ctx.read(_overview, ctx.store, clock(), at, organization, stale_after)
         page = layout.page("Fleet compliance", body, here="/", csrf=viewer.csrf or None)
         return _html(page, refresh=live if at is None else 0)
 
@@ -103,9 +103,7 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             cursor=query.cursor(request),
             limit=query.number(request, "limit", 50, 1, 500),
         )
-        page, last = await run_in_threadpool(
-            ctx.store.device_page, wanted, now=clock(), stale_after=stale_after
-        )
+        page, last = await ctx.read(ctx.store.device_page, wanted, now=clock(), stale_after=stale_after)
         filters = {name: request.query_params.get(name) for name in (*pages.FILTERS, "limit")}
         body = pages.device_list(page, filters, query.encode_cursor(last))
         return _html(layout.page("Devices", body, here="/devices", csrf=viewer.csrf or None), refresh=live)
@@ -124,14 +122,10 @@ def routes(ctx: ServerContext, clock: Callable[[], datetime] = lambda: datetime.
             device_id = request.query_params.get("id") or ""
             if not device_id:
                 raise HttpError(400, "invalid_parameter", "id: the device's id is required")
-        state = await run_in_threadpool(
-            functools.partial(ctx.store.device, device_id, history=100, since=True)
-        )
+        state = await ctx.read(functools.partial(ctx.store.device, device_id, history=100, since=True))
         if state is None:
             raise HttpError(404, "device_not_found", f"no decision is stored for device {device_id!r}")
-        report = (
-            await run_in_threadpool(ctx.store.report, state.report_digest) if state.report_digest else None
-        )
+        report = await ctx.read(ctx.store.report, state.report_digest) if state.report_digest else None
         body = pages.device_page(device_json(state, stale_after, clock()), report)
         return _html(layout.page(device_id, body, here="", csrf=viewer.csrf or None), refresh=live)
 
