@@ -4,7 +4,7 @@ question an audit of a past access asks."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -105,7 +105,8 @@ def test_compliance_as_of_a_past_instant_and_since_when(fleet: Fleet) -> None:
     device = fleet.client.get(f"/api/v1/devices/{DEVICE}", headers=reader).json()
     assert (device["verdict"], device["verdict_since"]) == ("compliant", "2023-03-16T13:00:00Z")
     page = fleet.client.get(f"/devices/{DEVICE}", headers=reader).text
-    assert "<dt>Compliant since</dt><dd>2023-03-16T13:00:00Z</dd>" in page
+    # (stale now: a "compliant since" alone would be read as compliant now)
+    assert "<dt>Compliant since (last decision; stale now)</dt><dd>2023-03-16T13:00:00Z</dd>" in page
 
 
 def test_compliance_in_year_one_is_no_overflow(fleet: Fleet) -> None:
@@ -164,3 +165,10 @@ def test_an_instant_in_any_form_rfc_3339_allows_is_read_as_the_cli_reads_it(flee
         200,
         [0, 1, 1],
     )
+
+
+def test_a_device_page_says_since_when_without_stale_for_a_fresh_decision(fleet: Fleet) -> None:
+    now = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert fleet.post_logs([decision_event("fresh-deny", at=now, allow=False)]).status_code == 200
+    page = fleet.client.get(f"/devices/{DEVICE}", headers=fleet.auth("reader")).text
+    assert f"<dt>Non-compliant since</dt><dd>{now}</dd>" in page

@@ -320,6 +320,12 @@ def _ban_cell(ban: Any, linked: bool) -> str:
     return _listed(ban, {}, ban=ban) if linked and isinstance(ban, str) and ban else esc(ban)
 
 
+def _since_label(device: Mapping[str, Any]) -> str:
+    """ "Compliant since" on a stale device's page would be read as compliant now: it is not (stale)."""
+    verdict = _verdict(device).replace("_", "-").capitalize()
+    return f"{verdict} since (last decision; stale now)" if device["stale"] else f"{verdict} since"
+
+
 def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str:
     decision = device.get("decision") or {}
     organization, platform = device.get("organization"), device.get("platform")
@@ -332,7 +338,7 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         ("Organisation", organization),
         ("Platform", platform),
         ("Last decision", device["decided_at"]),
-        (f"{_verdict(device).replace('_', '-').capitalize()} since", device.get("verdict_since")),
+        (_since_label(device), device.get("verdict_since")),
         ("Decision id", device["decision_id"]),
         ("Decided by", device["sender"]),
         ("Policy revision", decision.get("policy_revision")),
