@@ -149,7 +149,8 @@ def collect(
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     click.echo(
-        f"pyagent: collected {len(report['apps'])} apps from {name} ({report['device']['platform']})",
+        f"pyagent: collected {len(report['apps'])} app{'' if len(report['apps']) == 1 else 's'} from {name} "
+        f"({report['device']['platform']})",
         err=True,
     )
 
@@ -190,9 +191,11 @@ def _note_other_users(inventory: Inventory, work_profile: bool | None) -> None:
         click.echo(f"pyagent: note: {flag} overrides what the device showed ({seen})", err=True)
     if others and inventory.work_profile is None and work_profile is None:
         listed = ", ".join(str(user) for user in others)
+        main_listed = isinstance(users, list) and 0 in users
+        lists = f"{listed} besides user 0" if main_listed else f"{listed}, not the main user 0"
         click.echo(
-            f"pyagent: note: the capture lists Android user {listed} besides user 0; if one is a work "
-            "profile, say so with --work-profile (a capture cannot tell; live adb does)",
+            f"pyagent: note: the capture lists Android user {lists}; if one is a work profile, say so "
+            "with --work-profile (a capture cannot tell; live adb does)",
             err=True,
         )
 

@@ -99,6 +99,8 @@ def parse_detected_apps(
         if not isinstance(entry, dict):
             raise CollectorInputError(f"{at}: not a detectedApp object")
         name = check_text(entry.get("displayName"), what="displayName", where=at)
+        if not name.strip():  # (it would become the id "name:", naming no app)
+            raise CollectorInputError(f"{at}: displayName is blank")
         version = optional_text(entry.get("version"), what="version", where=at)
         kind = entry.get("platform")
         if kind is not None:

@@ -10,6 +10,12 @@ present on iOS), ``Name``, ``ShortVersion``, ``Version`` and flags such as ``Ins
 Only XML plists are read, with :mod:`plistlib`, which refuses entity declarations (no entity expansion,
 no external entities) and never fetches the DTD. A response whose ``Status`` is not ``Acknowledged``
 (``Error``, ``NotNow``...) carries no list and is refused.
+
+A response with an ``EnrollmentID`` comes from a device under Apple User Enrolment (a personal
+device), which lists the apps its organisation manages and no other: the report says so
+(``collector.not_listed: ["unmanaged-apps"]``), so that a ban of the device is reported as not
+checked. (A response to a command sent with ``ManagedAppsOnly`` cannot be told from a full list: take
+the inventory without it.)
 """
 
 from __future__ import annotations
@@ -135,6 +141,9 @@ def parse_installed_application_list(
     udid = root.get("UDID")
     if isinstance(udid, str) and udid:
         facts["udid"] = check_text(udid, what="UDID", where=where, limit=200)
+    enrollment = root.get("EnrollmentID")  # Apple User Enrolment names the enrolment, not the device
+    if isinstance(enrollment, str) and enrollment:
+        facts["enrollment_id"] = check_text(enrollment, what="EnrollmentID", where=where, limit=200)
     return apps, facts
 
 
@@ -161,4 +170,8 @@ class IosMdmCollector(Collector):
         apps, facts = parse_installed_application_list(
             read_input_bytes(self.from_file), where=where, platform=self.platform
         )
-        return self.inventory(self.platform, apps, facts=facts)
+        # Under Apple User Enrolment (a personal device: the response has an EnrollmentID, no UDID) the
+        # device answers with the managed apps only: a banned app, on the personal side, is not in the
+        # list, and each rule that applies is reported as not checked, never passed.
+        not_listed = ("unmanaged-apps",) if "enrollment_id" in facts else ()
+        return self.inventory(self.platform, apps, facts=facts, not_listed=not_listed)

@@ -238,6 +238,20 @@ def _app(row: Mapping[str, str], table: Table, *, where: str) -> App | Skipped:
     )
 
 
+def _check_saved_output(text: str, *, where: str) -> None:
+    """A saved export that does not start as JSON: osqueryi's log lines or its own error saved with its
+    output (``> FILE 2>&1``), or another tool's file; said so, where the JSON parser said "line 1,
+    column 1"."""
+    first = text.lstrip("\ufeff \t\r\n")[:1]
+    if first and first not in "[{":
+        line = clip(text.lstrip().splitlines()[0])
+        raise CollectorInputError(
+            f"{where}: not osqueryi --json output (a JSON array): it starts with {line} (osqueryi writes "
+            "its log lines and errors to stderr: save its standard output only, "
+            "`osqueryi --json 'SELECT ...' > FILE`)"
+        )
+
+
 def parse_osquery_json(
     text: str, *, where: str, table: Table | None = None
 ) -> tuple[Table, list[App], dict[str, object]]:
@@ -358,6 +372,7 @@ class OsqueryCollector(Collector):
         if self.from_file is not None:
             where = input_name(self.from_file)
             text = decode_text(read_input_bytes(self.from_file), where=where)
+            _check_saved_output(text, where=where)
             table, apps, facts = parse_osquery_json(text, where=where, table=self.table)
             facts["input"] = "file"
         else:

@@ -6,6 +6,7 @@ found in it. Before, such a device was decided compliant with no word; now it is
 from __future__ import annotations
 
 import json
+import plistlib
 from pathlib import Path
 from typing import Any
 
@@ -145,4 +146,36 @@ def test_an_intune_export_of_a_personal_device_says_its_own_apps_are_not_listed(
     assert (code, unchecked) == (
         0,
         [("india/tiktok", "com.zhiliaoapp.musically", "not_listed")] if not_listed else [],
+    )
+
+
+@pytest.mark.parametrize(("enrolment", "not_listed"), [("EnrollmentID", ["unmanaged-apps"]), ("UDID", None)])
+def test_an_apple_user_enrolment_response_says_the_personal_side_is_not_listed(
+    enrolment: str, not_listed: list[str] | None, tmp_path: Path, policy_bundle: Path
+) -> None:
+    """Under Apple User Enrolment (the response names an EnrollmentID, not the device's UDID) an iPhone
+    lists its managed apps only: a Commission personal phone with Outlook alone passed without a word."""
+    response = tmp_path / "InstalledApplicationList.plist"
+    response.write_bytes(plistlib.dumps({
+        "CommandUUID": "0F6A2C1E-5B1D-4C62-9C1A-2A7E4D3B9F10", "Status": "Acknowledged",
+        enrolment: "8A1C3D5E-7F90-4B2A-9C4D-6E8F0A1B2C3D",
+        "InstalledApplicationList": [
+            {"Identifier": "com.microsoft.Office.Outlook", "Name": "Outlook", "ShortVersion": "4.2345.0"},
+        ],
+    }))  # fmt: skip
+    report = tmp_path / "iphone.report.json"
+    facts = ["--device-id", "i-2", "--ownership", "personal", "--mdm-enrolled", "--org", "eu-commission"]
+    done = CliRunner().invoke(
+        cli, ["collect", "--source", "ios-mdm", "--from", str(response), *facts, "-o", str(report)]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(report.read_text())["collector"].get("not_listed") == not_listed
+    code, decision = decide(report, "--engine", "embedded")
+    unchecked = [(w["rule"], w["app_id"], w["scope"], w["reason"]) for w in decision["warnings"]]
+    assert (code, decision["allow"], unchecked) == (
+        0,
+        True,
+        [("eu-commission/tiktok", "com.zhiliaoapp.musically", "personal-enrolled", "not_listed")]
+        if not_listed
+        else [],
     )

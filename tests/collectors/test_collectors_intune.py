@@ -124,6 +124,7 @@ def test_platform_option_must_agree() -> None:
         ('"TikTok"', "expected an object or array"),
         ('{"value": ["TikTok"]}', r"value\[0\]: not a detectedApp object"),
         ('{"value": [{"displayName": "", "platform": "ios"}]}', r"value\[0\]: displayName is empty"),
+        ('{"value": [{"displayName": " \\t ", "platform": "ios"}]}', r"value\[0\]: displayName is blank"),
         ('{"value": [{"platform": "ios"}]}', r"value\[0\]: displayName is missing"),
         ('{"value": [{"displayName": "A", "platform": "tvOS"}]}', "unknown detectedApp platform 'tvOS'"),
         ('{"value": [{"displayName": "A", "platform": 4}]}', "unknown detectedApp platform '4'"),

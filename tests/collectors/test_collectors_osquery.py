@@ -261,8 +261,31 @@ def test_numbers_are_accepted_as_typed_output() -> None:
 
 
 def test_pm_list_packages_text_given_to_osquery(fixtures: Path) -> None:
-    with pytest.raises(CollectorInputError, match=r"not valid JSON"):
+    with pytest.raises(
+        CollectorInputError, match=r"not osqueryi --json output \(a JSON array\): it starts with"
+    ):
         _collect(fixtures / "android-pm" / "personal-plain.txt")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "shown"),
+    [
+        ("W0316 09:30:00.123456 12345 init.cpp:700] Error reading config\n", "'W0316 09:30:00.123456 12345 "),
+        ("Error: no such table: apps\n", "'Error: no such table: apps'"),
+    ],
+)
+def test_osqueryi_messages_saved_with_its_output_are_said_so(prefix: str, shown: str, tmp_path: Path) -> None:
+    """``osqueryi --json ... > f 2>&1``: its glog lines or error before the JSON ("line 1, column 1")."""
+    export = tmp_path / "apps.json"
+    export.write_text(prefix + '[{"name": "bash", "version": "5", "release": "1"}]')
+    with pytest.raises(CollectorInputError) as refused:
+        _collect(export)
+    message = str(refused.value)
+    assert message.startswith(f"{export}: not osqueryi --json output (a JSON array): it starts with {shown}")
+    assert message.endswith(
+        "(osqueryi writes its log lines and errors to stderr: save its standard output only, "
+        "`osqueryi --json 'SELECT ...' > FILE`)"
+    )
 
 
 def test_intune_export_given_to_osquery(fixtures: Path) -> None:

@@ -132,7 +132,9 @@ WRONG = {  # another collector's input
 }
 WRONG_SAYS = {  # and what each collector says of it, after the file's name
     "android-pm": ":1: not a `pm list packages` line: '['",
-    "osquery": ": not valid JSON at line 1, column 1: Expecting value",
+    "osquery": ': not osqueryi --json output (a JSON array): it starts with \'<?xml version="1.0" '
+    'encoding="UTF-8"?>\' (osqueryi writes its log lines and errors to stderr: save its standard output '
+    "only, `osqueryi --json 'SELECT ...' > FILE`)",
     "intune": ": not valid JSON at line 1, column 1: Expecting value",
     "ios-mdm": ": not an XML property list (an MDM command response)",
 }
