@@ -76,6 +76,7 @@ def device_json(state: DeviceState, stale_after: timedelta, now: datetime) -> di
             for h in state.history
         ],
         "history_truncated": state.history_truncated,
+        "chain": state.chain,
     }
 
 

@@ -155,7 +155,8 @@ def document() -> dict[str, Any]:
             "/api/v1/devices/{device_id}": {
                 "get": _op(
                     "A device's current state and decision history (newest first; history_truncated: older "
-                    "ones were left out); verdict_since: the first decision of the run with its verdict",
+                    "ones were left out); verdict_since: the first decision of the run with its verdict; "
+                    "chain: the head of its decision-log chain and its breaks (null: no chained record)",
                     "reader",
                     [device, _param("history", "decisions listed (100 by default)", type="integer")],
                 )

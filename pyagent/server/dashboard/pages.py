@@ -320,8 +320,19 @@ def _ban_cell(ban: Any, linked: bool) -> str:
     return _listed(ban, {}, ban=ban) if linked and isinstance(ban, str) and ban else esc(ban)
 
 
+def _chain_text(chain: Mapping[str, Any] | None) -> str | None:
+    """The device's decision-log chain in a line: intact to its head, or its breaks and the last one."""
+    if not chain:
+        return None
+    if not chain["breaks"]:
+        return f"intact up to record {chain['seq']}"
+    last = chain["last_break"] or {}
+    count = f"{chain['breaks']} break{'' if chain['breaks'] == 1 else 's'}"
+    return f"{count}; the last ({last.get('kind')}, record {last.get('seq')}): {last.get('what')}"
+
+
 def _since_label(device: Mapping[str, Any]) -> str:
-    """ "Compliant since" on a stale device's page would be read as compliant now: it is not (stale)."""
+    """A stale device's "compliant since" alone would be read as compliant now: it is not (stale)."""
     verdict = _verdict(device).replace("_", "-").capitalize()
     return f"{verdict} since (last decision; stale now)" if device["stale"] else f"{verdict} since"
 
@@ -343,6 +354,7 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         ("Decided by", device["sender"]),
         ("Policy revision", decision.get("policy_revision")),
         ("Last seen", device["last_seen"]),
+        ("Decision log chain", _chain_text(device.get("chain"))),
     ]
     status = device.get("status") or {}
     for name, info in (status.get("bundles") or {}).items():

@@ -155,6 +155,8 @@ class DeviceState:
     history_truncated: bool = False
     #: The instant of the first decision of the run that has had the current verdict (since when).
     verdict_since: datetime | None = None
+    #: Its decision-log chain: head and breaks (``store.chains.chain_json``); None: no chained record.
+    chain: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from sqlalchemy import Connection, select
 from pyagent.redact import redact_strings
 from pyagent.server.store import device_past
 from pyagent.server.store.base import DeviceState
-from pyagent.server.store.schema import decisions, devices, instances
+from pyagent.server.store.chains import chain_json
+from pyagent.server.store.schema import chains, decisions, devices, instances
 
 
 def utc(value: datetime) -> datetime:
@@ -31,6 +32,7 @@ def device_state(conn: Connection, device_id: str, *, history: int, since: bool)
     (``since``) its ``verdict_since``; None for a device no decision is stored for."""
     row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
     status = conn.execute(select(instances).where(instances.c.instance_id == device_id)).first()
+    chain = conn.execute(select(chains).where(chains.c.device_id == device_id)).mappings().first()
     verdict_since = None
     if row is not None and since:
         verdict_since = device_past.verdict_since(
@@ -68,6 +70,7 @@ def device_state(conn: Connection, device_id: str, *, history: int, since: bool)
         verdict=row.verdict,
         report_digest=row.report_digest,
         verdict_since=utc(verdict_since) if verdict_since is not None else None,
+        chain=chain_json(dict(chain) if chain is not None else None),
     )
     if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
         state.status = {

@@ -16,7 +16,7 @@ from isal import isal_zlib
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pyagent.server.store import bulk
+from pyagent.server.store import bulk, chains
 from pyagent.server.store.base import DecisionRow, IngestResult
 from pyagent.server.store.rows import decision_values, device_upsert, device_values, newest_per_device
 from pyagent.server.store.schema import decision_ids, decisions, reports
@@ -61,6 +61,7 @@ def ingest(
         new = set(bulk.insert_decisions(conn, candidates, now))
     else:
         new = _sqlite_insert_decisions(conn, candidates, now)
+    chains.check(conn, candidates, new, now)  # (first: it tells records sent again by their stored chain)
     _add_chains(conn, [row for row in candidates if row.decision_id not in new and row.chain is not None])
     newest = newest_per_device(row for row in candidates if row.decision_id in new)
     if newest and postgres:

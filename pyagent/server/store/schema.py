@@ -18,6 +18,8 @@ them); a change here needs a new migration.
   bans) are derived from the decision at ingest, so that fleet summaries are one ``GROUP BY``.
 * ``devices`` is vacuumed by autovacuum after 1% of its rows changed (PostgreSQL, migration 0008):
   the fleet summary's index-only scan reads the heap for each row on a page changed since.
+* ``chains`` is each device's decision-log chain head and its breaks (migration 0012; see
+  :mod:`pyagent.server.store.chains`).
 * ``instances`` is the newest status message per sender (an agent's id is its device id; an OPA's
   is its instance id).
 """
@@ -151,6 +153,17 @@ devices = Table(
     Index("ix_devices_summary", "organization", "platform", "verdict", "bans", "decided_at"),
     # every decision rewrites a row: vacuumed after 1% changed, so the summary reads the index alone
     postgresql_with={"autovacuum_vacuum_scale_factor": "0.01"},
+)
+
+chains = Table(
+    "chains",
+    metadata,
+    Column("device_id", String(ID_LENGTH), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("breaks", Integer, nullable=False),
+    Column("last_break", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 instances = Table(
