@@ -25,6 +25,7 @@ from pyagent.cli.options import (
 )
 from pyagent.config.agent import AgentConfig, agent_settings, engine_settings, load_config
 from pyagent.config.statedir import private_dir, private_file
+from pyagent.config.trust import check_trusted_files
 from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError, located
 from pyagent.facts import FactFlags, this_machine_id
@@ -120,6 +121,7 @@ def run(
             "agent run: no agent config (give --config FILE, or create /etc/pyagent/agent.toml) and no "
             f"device facts: give {FACT_FLAGS}"
         )
+    check_trusted_files(config)  # as root: what it trusts is root's alone
     settings = agent_settings(config)
     with located(f"{config.source or 'the agent config'}: agent.osquery_table"):
         settings.collector()  # a table the collector refuses is told now, not at each run

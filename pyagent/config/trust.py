@@ -1,0 +1,69 @@
+"""What a root agent trusts must be root's: its config, the keys it verifies bundles with, its tokens,
+its CA certificates and its decision log's key. A local user who can write one of them (a config or
+key made writable by group or others, or kept in a directory they can write) decides what policy the
+agent runs, where its results go and which facts it states: a local-attacker audit made a root agent
+report a device as personal and unenrolled (so compliant) by editing a world-writable agent.toml.
+
+As root (only: a user's own agent trusts the user's files) each such file, and the directory it is in,
+must belong to root and be writable by no one else; otherwise the agent refuses to start (exit 2),
+naming the file, as ``sshd`` does with its ``StrictModes``. The state directory has its own check
+(:mod:`pyagent.config.statedir`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyagent.config.agent import AgentConfig, agent_settings
+from pyagent.errors import InvalidInputError
+from pyagent.termsafe import printable
+
+
+def trusted_files(config: AgentConfig) -> Iterator[tuple[Path, str]]:
+    """The files a running agent trusts, each with what it is (``what``, for the message)."""
+    if config.source is not None:
+        yield Path(config.source), "agent config"
+    for name, service in config.tables.services.items():
+        if service.token_path is not None:
+            yield service.token_path, f"token of service {name}"
+        if service.ca_cert is not None:
+            yield service.ca_cert, f"CA certificate of service {name}"
+    for name, key in config.tables.keys.items():
+        if key.key_path is not None:
+            yield key.key_path, f"bundle verification key {name}"
+    hmac_key = agent_settings(config).hmac_key_file
+    if hmac_key is not None:
+        yield hmac_key, "decision log key (agent.hmac_key_file)"
+
+
+def check_trusted_files(config: AgentConfig) -> None:
+    """As root, refuse a trusted file (or its directory) that another user owns or can write."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    for path, what in trusted_files(config):
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue  # (missing: said where it is read, which a token may be, later)
+        _check(path, info, what)
+        parent = path.resolve().parent
+        _check(parent, os.stat(parent), f"directory of the {what}")
+
+
+def _check(path: Path, info: os.stat_result, what: str) -> None:
+    shown = printable(str(path))
+    if info.st_uid != 0:
+        raise InvalidInputError(
+            f"{shown}: the {what} belongs to uid {info.st_uid}, and this agent runs as root: whoever owns "
+            f"it decides what the agent trusts; chown root {shown}"
+        )
+    writable = stat.S_IWGRP | stat.S_IWOTH
+    sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+    if info.st_mode & writable and not sticky:
+        raise InvalidInputError(
+            f"{shown}: the {what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}), "
+            f"and this agent runs as root; chmod go-w {shown}"
+        )
