@@ -148,7 +148,6 @@ def _check_policy_data(members: dict[str, bytes], target: str, dirs: Sequence[st
         raise InvalidInputError(f"{', '.join(map(str, dirs))}: {index.NO_POLICY_DATA}")
 
 
-#: The data root where a bundle keeps the revision it was built as (see :func:`_staging`).
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise InvalidInputError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")

@@ -121,7 +121,8 @@ def run(
             "agent run: no agent config (give --config FILE, or create /etc/pyagent/agent.toml) and no "
             f"device facts: give {FACT_FLAGS}"
         )
-    check_trusted_files(config)  # as root: what it trusts is root's alone
+    engine = engine_settings(config, EngineSettings(**engine_flags))
+    check_trusted_files(config, engine)  # as root: what it trusts is root's alone, before anything is made
     settings = agent_settings(config)
     with located(f"{config.source or 'the agent config'}: agent.osquery_table"):
         settings.collector()  # a table the collector refuses is told now, not at each run
@@ -131,7 +132,6 @@ def run(
     if spool.parent == state_dir:
         private_dir(state_dir)
     private_file(spool, what="spool")
-    engine = engine_settings(config, EngineSettings(**engine_flags))
     bundles_dir = private_dir(state_dir) if config.tables.bundles else None
     with agent_locks(spool, bundles_dir):  # one agent at a time on a spool and a state directory
         log = ActivityLog(settings.log_path, _echo_err)

@@ -242,9 +242,9 @@ def _check_saved_output(text: str, *, where: str) -> None:
     """A saved export that does not start as JSON: osqueryi's log lines or its own error saved with its
     output (``> FILE 2>&1``), or another tool's file; said so, where the JSON parser said "line 1,
     column 1"."""
-    first = text.lstrip("\ufeff \t\r\n")[:1]
-    if first and first not in "[{":
-        line = clip(text.lstrip().splitlines()[0])
+    start = text.lstrip("\ufeff \t\r\n")
+    if start and start[0] not in "[{":
+        line = clip(start.splitlines()[0])
         raise CollectorInputError(
             f"{where}: not osqueryi --json output (a JSON array): it starts with {line} (osqueryi writes "
             "its log lines and errors to stderr: save its standard output only, "

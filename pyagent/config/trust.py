@@ -18,14 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pyagent.config.agent import AgentConfig, agent_settings
+from pyagent.engines.base import EngineSettings
 from pyagent.errors import InvalidInputError
 from pyagent.termsafe import printable
 
 
-def trusted_files(config: AgentConfig) -> Iterator[tuple[Path, str]]:
+def trusted_files(config: AgentConfig, engine: EngineSettings | None = None) -> Iterator[tuple[Path, str]]:
     """The files a running agent trusts, each with what it is (``what``, for the message)."""
     if config.source is not None:
         yield Path(config.source), "agent config"
+    for opa_key, what in (
+        ("token_file", "OPA token (opa.token_file)"),
+        ("ca", "OPA CA certificate (opa.ca)"),
+    ):
+        if isinstance(config.opa.get(opa_key), str):
+            yield Path(config.opa[opa_key]), what
     for name, service in config.tables.services.items():
         if service.token_path is not None:
             yield service.token_path, f"token of service {name}"
@@ -37,24 +44,47 @@ def trusted_files(config: AgentConfig) -> Iterator[tuple[Path, str]]:
     hmac_key = agent_settings(config).hmac_key_file
     if hmac_key is not None:
         yield hmac_key, "decision log key (agent.hmac_key_file)"
+    if engine is not None:  # (given on the command line or in the environment)
+        for value, what in (
+            (engine.opa_ca, "OPA CA certificate (--opa-ca)"),
+            (engine.bundle, "policy bundle (--bundle)"),
+            (engine.verification_key, "bundle verification key (--verification-key)"),
+        ):
+            if value:
+                yield Path(value), what
 
 
-def check_trusted_files(config: AgentConfig) -> None:
-    """As root, refuse a trusted file (or its directory) that another user owns or can write."""
+def check_trusted_files(config: AgentConfig, engine: EngineSettings | None = None) -> None:
+    """As root, refuse a trusted file, or a directory on its way (its link's and its target's), that
+    another user owns or can write. A file not there yet is checked by its directories: whoever can
+    write them could put one there."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return
-    for path, what in trusted_files(config):
+    for path, what in trusted_files(config, engine):
+        literal = Path(os.path.abspath(path))
         try:
-            info = os.stat(path)
-        except OSError:
-            continue  # (missing: said where it is read, which a token may be, later)
-        _check(path, info, what)
-        parent = path.resolve().parent
-        _check(parent, os.stat(parent), f"directory of the {what}")
+            _check(literal, os.lstat(literal), what)
+            if literal.is_symlink():
+                _check(literal, os.stat(literal), what)
+        except FileNotFoundError:
+            pass
+        for directory in dict.fromkeys([*literal.parents, *literal.resolve().parents]):
+            try:
+                info = os.stat(directory)
+            except OSError:
+                continue  # (a directory not there: nothing in it to trust yet)
+            _check(directory, info, f"directory of the {what}")
 
 
 def _check(path: Path, info: os.stat_result, what: str) -> None:
     shown = printable(str(path))
+    if stat.S_ISLNK(info.st_mode):
+        if info.st_uid != 0:
+            raise InvalidInputError(
+                f"{shown}: the {what} is a symbolic link owned by uid {info.st_uid}, and this agent runs "
+                "as root: whoever owns it decides what the agent trusts"
+            )
+        return  # (a link's own mode means nothing: its target is checked)
     if info.st_uid != 0:
         raise InvalidInputError(
             f"{shown}: the {what} belongs to uid {info.st_uid}, and this agent runs as root: whoever owns "

@@ -4,7 +4,8 @@ roots each build writes (the ban index, ``data.pyagent_index``, and with a revis
 
 ``pyagent policy bundle`` (``pyagent.bundles.build``) and the wheel's own bundle (``make package-bundle``,
 run by setup.py where only the standard library and PyYAML are installed) both build from it, so the
-bundle a wheel ships is the one ``pyagent policy bundle`` makes. This module imports nothing else:
+bundle a wheel ships is the one ``pyagent policy bundle`` makes. This module, and the pyagent modules
+it imports, need no other distribution than PyYAML:
 
     python -m pyagent.policy.staging OUT_DIR REVISION DIR...   # REVISION may be "" for none
 """
@@ -58,7 +59,9 @@ def main(argv: Sequence[str]) -> int:
         print("usage: python -m pyagent.policy.staging OUT_DIR REVISION DIR...", file=sys.stderr)
         return 2
     out, revision, dirs = Path(argv[0]), argv[1], argv[2:]
-    shutil.rmtree(out, ignore_errors=True)
+    if out.exists():
+        print(f"pyagent staging: {out} exists: give a new directory", file=sys.stderr)
+        return 2
     try:
         stage_root(dirs, out, revision or None)
     except InvalidInputError as err:

@@ -49,7 +49,7 @@ class ServerContext:
             raise HttpError(
                 503,
                 "busy",
-                f"{self.settings.reader_queries} reader queries are running in this server process; "
+                f"all {self.settings.reader_queries} reader query slots of this server process are busy; "
                 "ask again shortly",
                 headers={"Retry-After": "5"},
             )

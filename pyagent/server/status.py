@@ -6,6 +6,7 @@ instance id (a status row per sender: one under another sender's id would replac
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -74,6 +75,14 @@ def trimmed(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     return value
 
 
+_CUT = re.compile(r"…( \(\d+ more\))?\Z")
+
+
+def _cut(value: object) -> bool:
+    """Whether :func:`trimmed` cut ``value`` (a string): it ends with the mark it leaves."""
+    return isinstance(value, str) and _CUT.search(value) is not None
+
+
 def status_row(value: Any) -> StatusRow:
     """What is stored of a status message: checked whole, then cut to the bounds above (each cut said
     among its errors), its credentials redacted (:func:`pyagent.redact.redact`: a status error may quote
@@ -94,8 +103,9 @@ def status_row(value: Any) -> StatusRow:
     for name, info in (kept_bundles if isinstance(kept_bundles, dict) else {}).items():
         if past_keys and name == "…" and isinstance(info, str):
             continue  # (trimmed's mark of the bundles past the first MAX_KEYS: counted from what was sent)
-        if not isinstance(info, dict):
-            not_kept += info == "…"  # (spent: the message's bound reached before this bundle)
+        if not isinstance(info, dict) or _cut(info.get("active_revision")):
+            # (the bound reached before this bundle, or inside its revision, which would count as one)
+            not_kept += 1 if isinstance(info, dict) else info == "…"
             continue
         bundles[name] = {k: info[k] for k in _BUNDLE_KEYS if k in info}
         if info.get("code") or info.get("message") or info.get("errors"):

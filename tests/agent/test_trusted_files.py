@@ -89,3 +89,33 @@ def test_a_users_own_agent_is_not_held_to_it(
     config.chmod(0o666)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     trust.check_trusted_files(load_config(str(config)))
+
+
+def test_a_file_not_there_yet_is_checked_by_its_directory_and_flags_count_too(tmp_path: Path) -> None:
+    """A missing ``[opa] ca`` in a directory others can write: whoever can write it could put one there
+    (review). A ``--bundle`` given on the command line is trusted as much as the config."""
+    from pyagent.engines.base import EngineSettings
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\nid = "x"\n\n[opa]\nurl = "https://opa.example.org"\nca = "{shared / "ca.pem"}"\n'
+    )
+    with pytest.raises(InvalidInputError) as refused:
+        trust.check_trusted_files(load_config(str(config)))
+    assert str(refused.value) == (
+        f"{shared}: the directory of the OPA CA certificate (opa.ca) is writable by group or others "
+        f"(mode 0777), and this agent runs as root; chmod go-w {shared}"
+    )
+    config.write_text('[device]\nid = "x"\n')
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(b"")
+    bundle.chmod(0o646)
+    with pytest.raises(InvalidInputError) as flagged:
+        trust.check_trusted_files(load_config(str(config)), EngineSettings(bundle=str(bundle)))
+    assert str(flagged.value) == (
+        f"{bundle}: the policy bundle (--bundle) is writable by group or others (mode 0646), and this agent "
+        f"runs as root; chmod go-w {bundle}"
+    )

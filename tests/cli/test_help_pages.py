@@ -1,6 +1,7 @@
 """Every command's help page, walked from the click tree: it shows, its examples come after its options
-(one layout for all), and every example parses: its command and options exist (each is run with
-``--help`` appended, which click answers only once the whole line has parsed)."""
+(one layout for all), and every example names a command and options that exist (each is run with
+``--help`` appended, which click answers once the line's options are read: their values, eager help
+aside, are not converted)."""
 
 from __future__ import annotations
 

@@ -179,6 +179,25 @@ def test_a_message_over_the_bound_is_stored_cut_not_refused_for_what_the_cut_lef
     )
 
 
+def test_a_bundle_cut_inside_its_revision_is_not_kept_with_a_false_one() -> None:
+    """The bound spent inside a bundle left its ``active_revision`` as "…", which rollouts counted as
+    a revision (review)."""
+    from pyagent.server.status import MAX_TOTAL, status_row
+
+    bundles = {
+        f"b{n:02d}": {"errors": [{"message": "x" * 2000}] * 10, "active_revision": f"r{n}"} for n in range(20)
+    }
+    row = status_row({"labels": {"id": "opa-1"}, "bundles": bundles})
+    kept = json.loads(row.bundles)
+    assert 0 < len(kept) < 20
+    assert {name: info["active_revision"] for name, info in kept.items()} == {
+        name: f"r{int(name[1:])}" for name in kept
+    }
+    assert json.loads(row.errors)[-1] == {
+        "message": f"… {20 - len(kept)} more bundles not kept: the message is over {MAX_TOTAL:,} characters"
+    }
+
+
 def test_bundles_past_the_key_bound_are_counted_not_dropped_unsaid(fleet: Fleet) -> None:
     """150 small bundles: the first 100 are kept (objects are cut at 100 keys), and the 50 others are
     said in an error that the device's page shows (an audit found them gone without a word)."""

@@ -1,47 +1,46 @@
-"""Each device's decision-log chain, checked by the server as records arrive (``store.chains``): a
-record that does not extend the device's head is a break, counted and kept, shown by the API and the
-dashboard. A local-attacker audit posted a compliant event 100 records ahead with made-up hashes, and
-the server stored it as the device's verdict without a word; it is still stored (a break is evidence,
-not a verdict), and now said. On SQLite and PostgreSQL alike."""
+"""Each device's decision-log chain, checked by the server as records arrive (``store.chains``). A
+local-attacker audit posted a compliant event 100 records ahead with made-up hashes, and the server
+stored it as the device's verdict without a word: now the device's next real record, which cannot fill
+the hole the forgery left, is a break. Records an agent never sends as events (runs that decided
+nothing, events set aside) are holes, counted as missing, and filled when they come late; a new spool,
+a replay and a rewritten log are breaks. On SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
 import hashlib
 import html
+import uuid
 from typing import Any
 
 import pytest
 
 from pyagent.server.events import parse_batch
 from pyagent.server.store import Store
-from pyagent.server.store.chains import GENESIS, WHAT, Head, Link, judge, link_of
+from pyagent.server.store.chains import GENESIS, WHAT, link_of
 from tests.server.conftest import decision_event
 from tests.server.inprocess import Fleet
 
 DEVICE = "fr-brussels-0042"
 
 
-def _digest(seq: int, prev: str) -> str:
-    return hashlib.sha256(f"{seq}:{prev}".encode()).hexdigest()
-
-
-def _chain(length: int, start: int = 1, prev: str = GENESIS) -> list[dict[str, Any]]:
-    """``length`` records from ``start``, each linked to the one before (the first to ``prev``)."""
-    links = []
-    for seq in range(start, start + length):
-        digest = _digest(seq, prev)
+def _chain(length: int, spool: str = "first") -> list[dict[str, Any]]:
+    """Records 1..``length`` of one spool, each linked to the one before."""
+    links, prev = [], GENESIS
+    for seq in range(1, length + 1):
+        digest = hashlib.sha256(f"{spool}:{seq}:{prev}".encode()).hexdigest()
         links.append({"seq": seq, "hash": digest, "prev_hash": prev})
         prev = digest
     return links
 
 
-def _events(links: list[dict[str, Any]], prefix: str, hour: int = 9) -> list[dict[str, Any]]:
-    events = []
-    for n, link in enumerate(links):
-        event = decision_event(f"{prefix}-{link['seq']:04d}", at=f"2023-03-16T{hour:02d}:{n:02d}:00Z")
-        event["pyagent"] = link
-        events.append(event)
-    return events
+def _event(link: dict[str, Any], minute: int, *, decision_id: str | None = None) -> dict[str, Any]:
+    """The record as an event, decided ``minute`` minutes after 09:00 (records are decided in seq
+    order); its id a UUID, as the agent's are (they sort apart from the seqs)."""
+    event = decision_event(
+        decision_id or str(uuid.uuid4()), at=f"2023-03-16T{9 + minute // 60:02d}:{minute % 60:02d}:00Z"
+    )
+    event["pyagent"] = link
+    return event
 
 
 def _send(store: Store, events: list[dict[str, Any]]) -> None:
@@ -49,91 +48,134 @@ def _send(store: Store, events: list[dict[str, Any]]) -> None:
     store.ingest(batch.rows, batch.reports)
 
 
-def _chain_of(store: Store) -> dict[str, Any] | None:
+def _chain_of(store: Store) -> dict[str, Any]:
     state = store.device(DEVICE)
-    assert state is not None
-    return state.chain
-
-
-def _broken(kind: str, decision_id: str, seq: int | None, head_seq: int | None) -> dict[str, Any]:
-    return {"kind": kind, "what": WHAT[kind], "decision_id": decision_id, "seq": seq, "head_seq": head_seq}
-
-
-def _last_break(store: Store) -> dict[str, Any]:
-    chain = _chain_of(store)
-    assert chain is not None and chain["last_break"] is not None
-    return {k: v for k, v in chain["last_break"].items() if k != "detected_at"}
+    assert state is not None and state.chain is not None
+    return {k: v for k, v in state.chain.items() if k not in ("hash", "last_break")} | {
+        "last": (state.chain["last_break"] or {}).get("kind")
+    }
 
 
 def test_an_intact_chain_and_a_batch_sent_again_make_no_break(store: Store) -> None:
-    links = _chain(3)
-    _send(store, _events(links, "a"))
-    _send(store, _events(links, "a"))  # (stored, its answer lost: sent again)
-    _send(store, _events(_chain(2, start=4, prev=links[-1]["hash"]), "a"))
-    assert _chain_of(store) == {"seq": 5, "hash": _chain(5)[-1]["hash"], "breaks": 0, "last_break": None}
+    links = _chain(5)
+    first = [_event(link, n) for n, link in enumerate(links[:3])]
+    _send(store, first)
+    _send(store, first)  # (stored, its answer lost: sent again)
+    _send(store, [_event(link, 3 + n) for n, link in enumerate(links[3:])])
+    state = store.device(DEVICE)
+    assert state is not None and state.chain == {
+        "seq": 5, "hash": links[4]["hash"], "missing": 0, "breaks": 0, "last_break": None
+    }  # fmt: skip
 
 
-def test_a_record_forged_ahead_of_the_log_is_a_gap_and_the_chain_goes_on_from_it(store: Store) -> None:
-    links = _chain(3)
-    _send(store, _events(links, "a"))
+def test_a_batch_is_read_in_seq_order_whatever_its_ids(store: Store) -> None:
+    links = _chain(6)
+    events = [_event(link, n) for n, link in enumerate(links)]
+    _send(store, list(reversed(events)))
+    assert _chain_of(store) == {"seq": 6, "missing": 0, "breaks": 0, "last": None}
+
+
+def test_records_not_sent_are_missing_and_filled_when_they_come_late(store: Store) -> None:
+    """Seq 2 (a run that decided nothing) never comes; 4 is set aside and comes after 5 and 6."""
+    links = _chain(6)
+    _send(store, [_event(links[0], 0), _event(links[2], 2)])
+    assert _chain_of(store) == {"seq": 3, "missing": 1, "breaks": 0, "last": None}
+    _send(store, [_event(links[4], 4), _event(links[5], 5)])
+    assert _chain_of(store) == {"seq": 6, "missing": 2, "breaks": 0, "last": None}
+    _send(store, [_event(links[3], 3)])
+    assert _chain_of(store) == {"seq": 6, "missing": 1, "breaks": 0, "last": None}
+
+
+def test_a_record_forged_ahead_of_the_log_is_a_break_at_the_next_real_record(store: Store) -> None:
+    links = _chain(5)
+    _send(store, [_event(link, n) for n, link in enumerate(links[:3])])
     forged = {"seq": 103, "hash": "f" * 64, "prev_hash": "e" * 64}
-    _send(store, _events([forged], "x", hour=10))
-    assert _last_break(store) == _broken("gap", "x-0103", 103, 3)
-    _send(store, _events(_chain(1, start=104, prev="f" * 64), "x", hour=11))
-    chain = _chain_of(store)
-    assert chain is not None and (chain["seq"], chain["breaks"]) == (104, 1)
+    _send(store, [_event(forged, 30, decision_id="forged")])
+    assert _chain_of(store) == {"seq": 103, "missing": 99, "breaks": 0, "last": None}
+    _send(store, [_event(links[3], 31), _event(links[4], 32)])  # decided after it: fills no hole
+    assert _chain_of(store) == {"seq": 5, "missing": 99, "breaks": 1, "last": "behind"}
+
+
+def test_a_new_spool_is_a_restart_and_one_whose_first_record_was_not_sent_is_behind(store: Store) -> None:
+    _send(store, [_event(link, n) for n, link in enumerate(_chain(50))])
+    second = _chain(40, "second")
+    _send(store, [_event(link, 60 + n) for n, link in enumerate(second[:4])])
+    assert _chain_of(store) == {"seq": 4, "missing": 0, "breaks": 1, "last": "restart"}
+    _send(store, [_event(link, 70 + n) for n, link in enumerate(second[4:])])
+    assert _chain_of(store) == {"seq": 40, "missing": 0, "breaks": 1, "last": "restart"}
+    third = _chain(5, "third")[1:]  # its seq 1 decided nothing: never sent
+    _send(store, [_event(link, 120 + n) for n, link in enumerate(third)])
+    assert _chain_of(store) == {"seq": 5, "missing": 0, "breaks": 2, "last": "behind"}
 
 
 @pytest.mark.parametrize(
-    ("link", "kind", "seq", "head"),
+    ("link", "kind", "seq"),
     [
-        ({"seq": 4, "hash": "a" * 64, "prev_hash": "b" * 64}, "fork", 4, 4),  # the next seq, another past
-        ({"seq": 2, "hash": "a" * 64, "prev_hash": "b" * 64}, "behind", 2, 3),  # a replay with a new id
-        ({"seq": 1, "hash": "a" * 64, "prev_hash": GENESIS}, "restart", 1, 1),  # a new spool
-        ({"seq": "4", "hash": "a" * 64, "prev_hash": "b" * 64}, "unreadable", None, 3),
-        ({"seq": 4, "hash": "A" * 64, "prev_hash": "b" * 64}, "unreadable", None, 3),
+        ({"seq": 4, "hash": "a" * 64, "prev_hash": "b" * 64}, "fork", 4),  # the next seq, another past
+        ({"seq": 2, "hash": "a" * 64, "prev_hash": "b" * 64}, "behind", 2),  # a replay with a new id
+        ({"seq": "4", "hash": "a" * 64, "prev_hash": "b" * 64}, "unreadable", 3),
+        ({"seq": 4, "hash": "A" * 64, "prev_hash": "b" * 64}, "unreadable", 3),
     ],
 )
 def test_each_kind_of_break_is_counted_and_kept(
-    store: Store, link: dict[str, Any], kind: str, seq: int | None, head: int
+    store: Store, link: dict[str, Any], kind: str, seq: int
 ) -> None:
-    _send(store, _events(_chain(3), "a"))
-    event = decision_event("z-1", at="2023-03-16T10:00:00Z")
-    event["pyagent"] = link
-    _send(store, [event])
-    assert _last_break(store) == _broken(kind, "z-1", seq, 3)
-    chain = _chain_of(store)
-    assert chain is not None and (chain["breaks"], chain["seq"]) == (1, head)
+    _send(store, [_event(link_, n) for n, link_ in enumerate(_chain(3))])
+    _send(store, [_event(link, 10, decision_id="z-1")])
+    state = store.device(DEVICE)
+    assert state is not None and state.chain is not None
+    last = {k: v for k, v in state.chain["last_break"].items() if k != "detected_at"}
+    assert last == {
+        "kind": kind,
+        "what": WHAT[kind],
+        "decision_id": "z-1",
+        "seq": link["seq"] if kind != "unreadable" else None,
+    }
+    assert (state.chain["breaks"], state.chain["seq"]) == (1, seq)
 
 
-def test_events_without_chain_fields_are_not_checked(store: Store) -> None:
+def test_two_breaks_in_one_batch_count_two_and_the_later_is_kept(store: Store) -> None:
+    links = _chain(3)
+    _send(store, [_event(link, n) for n, link in enumerate(links)])
+    replays = [
+        {"seq": 2, "hash": "a" * 64, "prev_hash": "b" * 64},
+        {"seq": 3, "hash": "c" * 64, "prev_hash": "d" * 64},
+    ]
+    _send(store, [_event(link, 10 + n) for n, link in enumerate(replays)])
+    assert _chain_of(store) == {"seq": 3, "missing": 0, "breaks": 2, "last": "fork"}
+
+
+def test_events_without_chain_fields_are_not_checked_and_the_agents_copy_is(store: Store) -> None:
     _send(store, [decision_event("opa-1")])  # an OPA's event
-    assert _chain_of(store) is None
-
-
-def test_the_agents_copy_of_a_decision_its_opa_logged_first_is_checked(store: Store) -> None:
+    assert store.device(DEVICE) is not None and store.device(DEVICE).chain is None  # type: ignore[union-attr]
     links = _chain(2)
-    first = _events(links[:1], "a")
-    _send(store, first)
-    opa_copy = _events(links[1:], "a")
-    del opa_copy[0]["pyagent"]
-    _send(store, opa_copy)
-    _send(store, _events(links[1:], "a"))  # the agent's copy: the same id, with the chain
-    assert _chain_of(store) == {"seq": 2, "hash": links[1]["hash"], "breaks": 0, "last_break": None}
+    _send(store, [_event(links[0], 0)])
+    opa_copy = _event(links[1], 1, decision_id="shared-id")
+    del opa_copy["pyagent"]
+    _send(store, [opa_copy])
+    _send(store, [_event(links[1], 1, decision_id="shared-id")])  # the agent's copy: same id, with the chain
+    assert _chain_of(store) == {"seq": 2, "missing": 0, "breaks": 0, "last": None}
 
 
-def test_judge_reads_the_first_record_as_the_head() -> None:
-    assert judge(Head(), Link(57, "a" * 64, "b" * 64)) is None
+def test_link_of_reads_only_a_seq_and_two_digests() -> None:
     assert link_of('{"seq": true, "hash": "a", "prev_hash": "b"}') is None
+    assert link_of("[1]") is None
 
 
 def test_the_api_and_the_dashboard_say_a_break(fleet: Fleet) -> None:
-    assert fleet.post_logs(_events(_chain(3), "a")).status_code == 200
-    forged = _events([{"seq": 103, "hash": "f" * 64, "prev_hash": "e" * 64}], "x", hour=10)
-    assert fleet.post_logs(forged).json() == {"stored": 1, "duplicates": 0, "ignored": 0}
+    links = _chain(4)
+    assert fleet.post_logs([_event(link, n) for n, link in enumerate(links[:3])]).status_code == 200
+    forged = {"seq": 103, "hash": "f" * 64, "prev_hash": "e" * 64}
+    assert fleet.post_logs([_event(forged, 30)]).json() == {"stored": 1, "duplicates": 0, "ignored": 0}
+    assert fleet.post_logs([_event(links[3], 31)]).json()["stored"] == 1
     reader = fleet.auth("reader")
     chain = fleet.client.get(f"/api/v1/devices/{DEVICE}", headers=reader).json()["chain"]
-    assert (chain["seq"], chain["breaks"], chain["last_break"]["kind"]) == (103, 1, "gap")
+    assert (chain["seq"], chain["missing"], chain["breaks"], chain["last_break"]["kind"]) == (
+        4,
+        99,
+        1,
+        "behind",
+    )
     page = fleet.client.get(f"/devices/{DEVICE}", headers=reader).text
-    said = html.escape(f"1 break; the last (gap, record 103): {WHAT['gap']}")
+    said = html.escape(f"1 break, 99 not received; the last (behind, record 4): {WHAT['behind']}")
     assert f"<dt>Decision log chain</dt><dd>{said}</dd>" in page

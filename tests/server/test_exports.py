@@ -24,6 +24,7 @@ from pyagent.server.exports import DEVICE_COLUMNS, cell, rows_csv
         "\uff1d1+1",
         "\uff0b1",
         "\uff20x",
+        "\uff0d1",
     ],
 )
 def test_a_formula_is_written_as_text(text: str) -> None:

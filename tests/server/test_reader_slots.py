@@ -52,7 +52,7 @@ def test_readers_past_their_slots_wait_then_get_busy_while_ingest_and_health_ans
             503,
             {
                 "code": "busy",
-                "message": "1 reader queries are running in this server process; ask again shortly",
+                "message": "all 1 reader query slots of this server process are busy; ask again shortly",
             },
             "5",
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from pyagent.fleet.html_assets import esc, esc_value, fmt_int, percent, stacked_bars
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
+from pyagent.server.dashboard.device_facts import chain_text, since_label, verdict_of
 from pyagent.server.dashboard.layout import device_link, link
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.server.store.fleet import UNKNOWN
@@ -320,23 +321,6 @@ def _ban_cell(ban: Any, linked: bool) -> str:
     return _listed(ban, {}, ban=ban) if linked and isinstance(ban, str) and ban else esc(ban)
 
 
-def _chain_text(chain: Mapping[str, Any] | None) -> str | None:
-    """The device's decision-log chain in a line: intact to its head, or its breaks and the last one."""
-    if not chain:
-        return None
-    if not chain["breaks"]:
-        return f"intact up to record {chain['seq']}"
-    last = chain["last_break"] or {}
-    count = f"{chain['breaks']} break{'' if chain['breaks'] == 1 else 's'}"
-    return f"{count}; the last ({last.get('kind')}, record {last.get('seq')}): {last.get('what')}"
-
-
-def _since_label(device: Mapping[str, Any]) -> str:
-    """A stale device's "compliant since" alone would be read as compliant now: it is not (stale)."""
-    verdict = _verdict(device).replace("_", "-").capitalize()
-    return f"{verdict} since (last decision; stale now)" if device["stale"] else f"{verdict} since"
-
-
 def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str:
     decision = device.get("decision") or {}
     organization, platform = device.get("organization"), device.get("platform")
@@ -349,12 +333,12 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         ("Organisation", organization),
         ("Platform", platform),
         ("Last decision", device["decided_at"]),
-        (_since_label(device), device.get("verdict_since")),
+        (since_label(device), device.get("verdict_since")),
         ("Decision id", device["decision_id"]),
         ("Decided by", device["sender"]),
         ("Policy revision", decision.get("policy_revision")),
         ("Last seen", device["last_seen"]),
-        ("Decision log chain", _chain_text(device.get("chain"))),
+        ("Decision log chain", chain_text(device.get("chain"))),
     ]
     status = device.get("status") or {}
     for name, info in (status.get("bundles") or {}).items():
@@ -362,7 +346,7 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
         facts.append(
             (f"Bundle {name}", f"{info.get('active_revision', '')} {info.get('message') or ''}".strip())
         )
-    badge = _badge({"stale": device["stale"], "verdict": _verdict(device)})
+    badge = _badge({"stale": device["stale"], "verdict": verdict_of(device)})
     apps = _objects((report or {}).get("apps"), "id")
     app_rows = "".join(
         f"<tr><td><code>{esc(a.get('id'))}</code></td><td>{esc(a.get('name') or '')}</td>"
@@ -371,7 +355,7 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
     )
     history = "".join(
         f"<tr><td>{esc(h['decided_at'])}</td><td>{esc(h['received_at'])}</td>"
-        f"<td>{_badge({'verdict': _verdict(h)})}</td>"
+        f"<td>{_badge({'verdict': verdict_of(h)})}</td>"
         f"<td><code>{esc(h['decision_id'])}</code></td><td>{esc(h['sender'])}</td></tr>"
         for h in device["history"]
     )
@@ -394,7 +378,3 @@ def device_page(device: dict[str, Any], report: Mapping[str, Any] | None) -> str
             f"<tbody>{app_rows}</tbody></table>",
         ]
     )
-
-
-def _verdict(item: Mapping[str, Any]) -> str:
-    return str(item.get("verdict") or "undecided")

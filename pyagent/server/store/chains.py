@@ -3,22 +3,32 @@
 An agent's decision-log event carries its spool record's place in a hash chain (CONTRACT 6.3: a
 top-level ``pyagent`` object with ``seq``, ``hash`` and ``prev_hash``; ``deploy/systemd/README.md``,
 "The spool"). A plain hash chain shows an edit only against a head known elsewhere: the server is
-that elsewhere. It keeps each device's head (the highest ``seq`` it has stored, and its hash) and
-checks that each new record extends it. A record that does not is a **break**, counted and kept (the
-latest) on the device, shown by the fleet API and the dashboard, and logged:
+that elsewhere. It keeps each device's head (its newest record's seq and hash) and checks that each
+record extends it.
+
+Not every record becomes an event: a run that decided nothing (a collector that failed) is never
+sent, an event the server refused waits aside, one dated ahead of the server's clock is not stored,
+and the agent's bounded spool may drop records before they are sent. A record further ahead than the
+next therefore leaves a **hole** (its seqs are counted as ``missing``, not as a break), remembered with
+the hashes and instants at its edges; a late record that fits an edge of a hole (linked to the record
+below it, or the one the record above it links to) and was decided between the two fills it. (A
+record forged ahead of the log leaves a hole the device's next real record cannot fill, decided after
+it: a break at once.) What is left is a **break**, counted, kept (the
+latest), shown by the fleet API and the dashboard, and logged:
 
 * ``fork``: the next seq, linked to another record than the head (the log was rewritten);
-* ``gap``: seqs missing between the head and the record (records deleted, dropped by the agent's
-  bounded spool before they were sent, or a record forged ahead of the log);
-* ``behind``: a new record at or behind the head (replayed, or the log rolled back);
+* ``behind``: a record at or behind the head that fills no hole (a replay, the log rolled back, or a
+  new spool whose first record was not sent); the head goes back to it, so that the records after it
+  are read against it;
 * ``restart``: a new chain (seq 1 from 64 zeros: the spool was replaced or moved aside);
 * ``unreadable``: chain fields that are not a seq and two SHA-256 digests.
 
 A break is evidence for a person to look at, not a verdict: a device's compliance stays its last
-decision's. The first record the server sees of a device starts its head. Events without chain
-fields (an OPA's) are not checked; the agent's copy of a decision its OPA logged first brings them
-(``--engine opa``). A record sent again (the agent's upload was stored but its answer lost) is not
-checked twice: only records new to the server, or whose stored copy had no chain, are.
+decision's. The first chained record the server stores of a device starts its head. Events without
+chain fields (an OPA's) are not checked; the agent's copy of a decision its OPA logged first brings
+them (``--engine opa``) and is checked. A record sent again (stored, its answer lost) is not checked
+twice. Chain fields are taken from any agent token: one not bound to the device (an OPA gateway's)
+can post them for it, which costs it a break the next time the device's own records arrive.
 """
 
 from __future__ import annotations
@@ -27,11 +37,11 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pyagent.server.store.base import DecisionRow
@@ -43,12 +53,13 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 GENESIS = "0" * 64
 #: Decision ids looked up per statement (SQLite's bound on parameters is 32,766 by default).
 _PER_READ = 1000
+#: Holes remembered per device (the oldest are forgotten: their records can no longer fill them).
+MAX_HOLES = 32
 
 WHAT = {
     "fork": "the record does not link to the head: the log was rewritten",
-    "gap": "records are missing between the head and this one: deleted, dropped by the agent's bounded "
-    "spool before they were sent, or this one forged ahead of the log",
-    "behind": "a new record at or behind the head: replayed, or the log rolled back",
+    "behind": "a record at or behind the head that fills no hole: a replay, the log rolled back, or a "
+    "new spool whose first record was not sent",
     "restart": "a new chain started (seq 1): the agent's spool was replaced or moved aside",
     "unreadable": "the record's chain fields are not a seq and two SHA-256 digests",
 }
@@ -62,12 +73,29 @@ class Link:
 
 
 @dataclass
+class Hole:
+    """Seqs ``lo..hi`` not received; ``base``: the hash of record ``lo - 1``, ``top``: of record ``hi``
+    (the one the record above the hole links to); ``base_at``, ``top_at``: the instants (RFC 3339) of
+    the records below and above it, between which the missing ones were decided."""
+
+    lo: int
+    hi: int
+    base: str
+    top: str
+    base_at: str | None
+    top_at: str
+
+
+@dataclass
 class Head:
-    """A device's head: the highest seq stored and its hash (seq 0: no record yet), and its breaks."""
+    """A device's head: its newest record's seq and hash (seq 0: none yet), its holes and breaks."""
 
     seq: int = 0
     hash: str = GENESIS
+    at: datetime | None = None
     breaks: int = 0
+    missing: int = 0
+    holes: list[Hole] = field(default_factory=list)
     last_break: dict[str, Any] | None = None
 
 
@@ -89,26 +117,52 @@ def link_of(chain: str) -> Link | None:
     return Link(seq, digest, prev)
 
 
-def judge(head: Head, link: Link | None) -> str | None:
-    """The kind of break ``link`` makes after ``head`` (see the module's doc), or None."""
+def step(head: Head, link: Link | None, at: datetime) -> str | None:
+    """Take ``link`` (a record decided at ``at``) into ``head``; the kind of break it makes (see the
+    module's doc), or None."""
     if link is None:
         return "unreadable"
-    if head.seq == 0:  # the first record seen of the device starts its head
+    kind: str | None = None
+    if head.seq == 0 or link.seq == head.seq + 1:
+        kind = None if head.seq == 0 or link.prev_hash == head.hash else "fork"
+    elif link.seq > head.seq + 1:
+        below = _iso(head.at) if head.at is not None else None
+        hole = Hole(head.seq + 1, link.seq - 1, head.hash, link.prev_hash, below, _iso(at))
+        head.missing += hole.hi - hole.lo + 1
+        head.holes = [*head.holes, hole][-MAX_HOLES:]
+    elif _fills(head, link, at):
         return None
-    if link.seq == head.seq + 1:
-        return None if link.prev_hash == head.hash else "fork"
-    if link.seq == 1 and link.prev_hash == GENESIS:
-        return "restart"
-    return "gap" if link.seq > head.seq + 1 else "behind"
+    else:
+        kind = "restart" if link.seq == 1 and link.prev_hash == GENESIS else "behind"
+        head.holes = []
+    head.seq, head.hash, head.at = link.seq, link.hash, at
+    return kind
 
 
-def advance(head: Head, link: Link | None, kind: str | None) -> bool:
-    """Move ``head`` past ``link`` (a break or not: the chain goes on from the newest record), unless
-    the record is at or behind it; whether it moved."""
-    if link is None or kind == "behind":
-        return False
-    head.seq, head.hash = link.seq, link.hash
-    return True
+def _fills(head: Head, link: Link, at: datetime) -> bool:
+    """Whether ``link``, decided at ``at``, fills an edge of one of ``head``'s holes (and narrows it)."""
+    when = _iso(at)
+    for hole in head.holes:
+        if not ((hole.base_at is None or hole.base_at <= when) and when <= hole.top_at):
+            continue
+        at_lo = link.seq == hole.lo and link.prev_hash == hole.base
+        at_hi = link.seq == hole.hi and link.hash == hole.top
+        if not (at_lo and at_hi if hole.lo == hole.hi else at_lo or at_hi):
+            continue
+        if at_lo:
+            hole.lo, hole.base, hole.base_at = hole.lo + 1, link.hash, when
+        else:
+            hole.hi, hole.top, hole.top_at = hole.hi - 1, link.prev_hash, when
+        if hole.lo > hole.hi:
+            head.holes.remove(hole)
+        head.missing -= 1
+        return True
+    return False
+
+
+def _iso(at: datetime) -> str:
+    """``at`` (UTC) as fixed-width RFC 3339, so that two compare as strings as they do as instants."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def check(conn: Connection, rows: Sequence[DecisionRow], new: set[str], now: datetime) -> None:
@@ -119,44 +173,61 @@ def check(conn: Connection, rows: Sequence[DecisionRow], new: set[str], now: dat
     chained = [r for r in rows if r.chain and r.decision_id not in resent]
     if not chained:
         return
-    postgres = conn.dialect.name == "postgresql"
-    query = select(chains).where(chains.c.device_id.in_(sorted({r.device_id for r in chained})))
-    heads: dict[str, Head] = {}
-    for stored in conn.execute(query.with_for_update() if postgres else query):
-        last = json.loads(stored.last_break) if stored.last_break else None
-        heads[stored.device_id] = Head(stored.seq, stored.hash, stored.breaks, last)
+    heads = _locked_heads(conn, sorted({r.device_id for r in chained}), now)
     links = [(row, link_of(row.chain or "")) for row in chained]
+    broken: dict[str, list[str]] = {}
     for row, link in sorted(links, key=lambda pair: (pair[0].device_id, pair[1].seq if pair[1] else 0)):
-        head = heads.setdefault(row.device_id, Head())
-        kind = judge(head, link)
+        head = heads[row.device_id]
+        kind = step(head, link, row.decided_at)
         if kind is not None:
             head.breaks += 1
             head.last_break = _break(kind, row, link, head, now)
-            log.warning(
-                "device %r: decision-log chain break (%s) at %s", row.device_id, kind, row.decision_id
+            broken.setdefault(row.device_id, []).append(kind)
+    for device, kinds in broken.items():  # (once per device and batch: a replayed batch is one line)
+        log.warning("device %r: %d decision-log chain break(s) (%s)", device, len(kinds), ", ".join(kinds))
+    for device, head in sorted(heads.items()):
+        conn.execute(
+            update(chains)
+            .where(chains.c.device_id == device)
+            .values(
+                seq=head.seq,
+                hash=head.hash,
+                head_at=head.at,
+                breaks=head.breaks,
+                missing=head.missing,
+                holes=json.dumps([asdict(h) for h in head.holes]) if head.holes else None,
+                last_break=json.dumps(head.last_break, sort_keys=True) if head.last_break else None,
+                updated_at=now,
             )
-        advance(head, link, kind)
-    insert_fn = postgresql.insert if postgres else sqlite.insert
-    statement = insert_fn(chains)
+        )
+
+
+def _locked_heads(conn: Connection, devices: list[str], now: datetime) -> dict[str, Head]:
+    """The heads of ``devices``, each row made first when missing and then locked until the transaction
+    ends (PostgreSQL; SQLite's transaction holds the write lock already), in device order: two
+    replicas taking one device's records at once check them one after the other."""
+    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    empty = {"seq": 0, "hash": GENESIS, "breaks": 0, "missing": 0, "updated_at": now}
     conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["device_id"],
-            set_={
-                key: statement.excluded[key] for key in ("seq", "hash", "breaks", "last_break", "updated_at")
-            },
-        ),
-        [
-            {
-                "device_id": device,
-                "seq": head.seq,
-                "hash": head.hash,
-                "breaks": head.breaks,
-                "last_break": json.dumps(head.last_break, sort_keys=True) if head.last_break else None,
-                "updated_at": now,
-            }
-            for device, head in sorted(heads.items())
-        ],
+        insert_fn(chains).on_conflict_do_nothing(index_elements=["device_id"]),
+        [{"device_id": device, **empty} for device in devices],
     )
+    query = select(chains).where(chains.c.device_id.in_(devices)).order_by(chains.c.device_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    heads = {}
+    for stored in conn.execute(query):
+        holes = [Hole(**h) for h in json.loads(stored.holes)] if stored.holes else []
+        last = json.loads(stored.last_break) if stored.last_break else None
+        at = (
+            stored.head_at.replace(tzinfo=UTC)
+            if stored.head_at and stored.head_at.tzinfo is None
+            else stored.head_at
+        )
+        heads[stored.device_id] = Head(
+            stored.seq, stored.hash, at, stored.breaks, stored.missing, holes, last
+        )
+    return heads
 
 
 def _break(kind: str, row: DecisionRow, link: Link | None, head: Head, now: datetime) -> dict[str, Any]:
@@ -165,7 +236,6 @@ def _break(kind: str, row: DecisionRow, link: Link | None, head: Head, now: date
         "what": WHAT[kind],
         "decision_id": row.decision_id,
         "seq": link.seq if link is not None else None,
-        "head_seq": head.seq or None,
         "detected_at": now.isoformat().replace("+00:00", "Z"),
     }
 
@@ -183,13 +253,15 @@ def _already_chained(conn: Connection, ids: list[str]) -> set[str]:
 
 
 def chain_json(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A device's chain as the fleet API shows it: its head and its breaks (None: no chained record)."""
-    if stored is None:
+    """A device's chain as the fleet API shows it: its head, the records it has not received
+    (``missing``) and its breaks; None: no chained record."""
+    if stored is None or not stored["seq"]:
         return None
     last = stored.get("last_break")
     return {
         "seq": stored["seq"],
         "hash": stored["hash"],
+        "missing": stored["missing"],
         "breaks": stored["breaks"],
         "last_break": json.loads(last) if isinstance(last, str) else None,
     }

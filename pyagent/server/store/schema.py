@@ -161,7 +161,10 @@ chains = Table(
     Column("device_id", String(ID_LENGTH), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("head_at", DateTime(timezone=True), nullable=True),
     Column("breaks", Integer, nullable=False),
+    Column("missing", BigInteger, nullable=False),
+    Column("holes", Text, nullable=True),
     Column("last_break", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,6 +1,6 @@
-"""Each device's decision-log chain head and its breaks (``pyagent.server.store.chains``): the server
-checks that each chained record an agent sends extends the last it stored. Devices start with no
-head: the first chained record after this migration starts each.
+"""Each device's decision-log chain: its head, holes and breaks (``pyagent.server.store.chains``).
+The server checks that each chained record an agent sends extends the last it stored. Devices start
+with no head: the first chained record after this migration starts each.
 
 Revision ID: 0012
 Revises: 0011
@@ -24,7 +24,10 @@ def upgrade() -> None:
         sa.Column("device_id", sa.String(512), primary_key=True),
         sa.Column("seq", sa.BigInteger, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("head_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("breaks", sa.Integer, nullable=False),
+        sa.Column("missing", sa.BigInteger, nullable=False),
+        sa.Column("holes", sa.Text, nullable=True),
         sa.Column("last_break", sa.Text, nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
