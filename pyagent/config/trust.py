@@ -68,15 +68,18 @@ def check_trusted_files(config: AgentConfig, engine: EngineSettings | None = Non
                 _check(literal, os.stat(literal), what)
         except FileNotFoundError:
             pass
+        parents = {literal.parent, literal.resolve().parent}
         for directory in dict.fromkeys([*literal.parents, *literal.resolve().parents]):
             try:
                 info = os.stat(directory)
             except OSError:
                 continue  # (a directory not there: nothing in it to trust yet)
-            _check(directory, info, f"directory of the {what}")
+            # its own directory must be root's too; the ones above it writable by no one else (a
+            # checkout may sit in another user's home)
+            _check(directory, info, f"directory of the {what}", owner=directory in parents)
 
 
-def _check(path: Path, info: os.stat_result, what: str) -> None:
+def _check(path: Path, info: os.stat_result, what: str, *, owner: bool = True) -> None:
     shown = printable(str(path))
     if stat.S_ISLNK(info.st_mode):
         if info.st_uid != 0:
@@ -85,7 +88,7 @@ def _check(path: Path, info: os.stat_result, what: str) -> None:
                 "as root: whoever owns it decides what the agent trusts"
             )
         return  # (a link's own mode means nothing: its target is checked)
-    if info.st_uid != 0:
+    if owner and info.st_uid != 0:
         raise InvalidInputError(
             f"{shown}: the {what} belongs to uid {info.st_uid}, and this agent runs as root: whoever owns "
             f"it decides what the agent trusts; chown root {shown}"

@@ -119,3 +119,21 @@ def test_a_file_not_there_yet_is_checked_by_its_directory_and_flags_count_too(tm
         f"{bundle}: the policy bundle (--bundle) is writable by group or others (mode 0646), and this agent "
         f"runs as root; chmod go-w {bundle}"
     )
+
+
+def test_a_directory_above_may_be_another_users_but_writable_by_no_one_else(tmp_path: Path) -> None:
+    """A checkout in another user's home holds a root-owned config: fine; a directory on the way that
+    anyone may write (not sticky) lets anyone swap what is under it: refused."""
+    above = tmp_path / "home"
+    (above / "etc").mkdir(parents=True)
+    config = above / "etc" / "agent.toml"
+    config.write_text('[device]\nid = "x"\n')
+    os.chown(above, 65534, 65534)
+    trust.check_trusted_files(load_config(str(config)))
+    above.chmod(0o777)
+    with pytest.raises(InvalidInputError) as refused:
+        trust.check_trusted_files(load_config(str(config)))
+    assert str(refused.value) == (
+        f"{above}: the directory of the agent config is writable by group or others (mode 0777), and this "
+        f"agent runs as root; chmod go-w {above}"
+    )
