@@ -95,15 +95,19 @@ def test_a_question_too_long_is_a_503_that_says_so(store: Store, monkeypatch: py
         assert client.get("/api/v1/summary", headers=headers).status_code == 200  # the others still answer
 
 
-def test_the_bound_is_a_setting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "default", "given"), [("query_timeout_seconds", 30, 5), ("reader_queries", 4, 16)]
+)
+def test_the_bounds_are_settings(tmp_path: Path, key: str, default: int, given: int) -> None:
+    """How long a reader's question may run, and how many run at once (``test_reader_slots.py``)."""
     config = tmp_path / "server.toml"
-    assert ServerSettings().query_timeout_seconds == 30
-    config.write_text("[server]\nquery_timeout_seconds = 5\n")
-    assert load_settings(config).query_timeout_seconds == 5
-    config.write_text("[server]\nquery_timeout_seconds = 0\n")
+    assert getattr(ServerSettings(), key) == default
+    config.write_text(f"[server]\n{key} = {given}\n")
+    assert getattr(load_settings(config), key) == given
+    config.write_text(f"[server]\n{key} = 0\n")
     with pytest.raises(InvalidInputError) as refused:
         load_settings(config)
-    assert str(refused.value) == f"{config}: server.query_timeout_seconds: must be an integer of at least 1"
+    assert str(refused.value) == f"{config}: server.{key}: must be an integer of at least 1"
 
 
 # the history's cost and its counts -------------------------------------------------------------

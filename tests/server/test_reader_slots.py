@@ -8,16 +8,14 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from pyagent.errors import InvalidInputError
 from pyagent.server.app import create_app
 from pyagent.server.auth import new_token, token_hash
-from pyagent.server.settings import ServerSettings, load_settings
+from pyagent.server.settings import ServerSettings
 from pyagent.server.store import Store
 from tests.server.conftest import decision_event
 
@@ -66,14 +64,3 @@ def test_readers_past_their_slots_wait_then_get_busy_while_ingest_and_health_ans
             client.get("/api/v1/devices", headers=reader).json()["devices"][0]["device_id"]
             == "fr-brussels-0042"
         )
-
-
-def test_the_slots_are_a_setting(tmp_path: Path) -> None:
-    config = tmp_path / "server.toml"
-    assert ServerSettings().reader_queries == 4
-    config.write_text("[server]\nreader_queries = 16\n")
-    assert load_settings(config).reader_queries == 16
-    config.write_text("[server]\nreader_queries = 0\n")
-    with pytest.raises(InvalidInputError) as refused:
-        load_settings(config)
-    assert str(refused.value) == f"{config}: server.reader_queries: must be an integer of at least 1"
