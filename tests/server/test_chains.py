@@ -51,9 +51,8 @@ def _send(store: Store, events: list[dict[str, Any]]) -> None:
 def _chain_of(store: Store) -> dict[str, Any]:
     state = store.device(DEVICE)
     assert state is not None and state.chain is not None
-    return {k: v for k, v in state.chain.items() if k not in ("hash", "last_break")} | {
-        "last": (state.chain["last_break"] or {}).get("kind")
-    }
+    shown = ("seq", "missing", "breaks", "unconfirmed")
+    return {k: state.chain[k] for k in shown} | {"last": (state.chain["last_break"] or {}).get("kind")}
 
 
 def test_an_intact_chain_and_a_batch_sent_again_make_no_break(store: Store) -> None:
@@ -64,7 +63,8 @@ def test_an_intact_chain_and_a_batch_sent_again_make_no_break(store: Store) -> N
     _send(store, [_event(link, 3 + n) for n, link in enumerate(links[3:])])
     state = store.device(DEVICE)
     assert state is not None and state.chain == {
-        "seq": 5, "hash": links[4]["hash"], "missing": 0, "breaks": 0, "last_break": None
+        "seq": 5, "hash": links[4]["hash"], "missing": 0, "unconfirmed": 0, "unconfirmed_ids": [],
+        "breaks": 0, "last_break": None,
     }  # fmt: skip
 
 
@@ -72,18 +72,18 @@ def test_a_batch_is_read_in_seq_order_whatever_its_ids(store: Store) -> None:
     links = _chain(6)
     events = [_event(link, n) for n, link in enumerate(links)]
     _send(store, list(reversed(events)))
-    assert _chain_of(store) == {"seq": 6, "missing": 0, "breaks": 0, "last": None}
+    assert _chain_of(store) == {"seq": 6, "missing": 0, "breaks": 0, "unconfirmed": 0, "last": None}
 
 
 def test_records_not_sent_are_missing_and_filled_when_they_come_late(store: Store) -> None:
     """Seq 2 (a run that decided nothing) never comes; 4 is set aside and comes after 5 and 6."""
     links = _chain(6)
     _send(store, [_event(links[0], 0), _event(links[2], 2)])
-    assert _chain_of(store) == {"seq": 3, "missing": 1, "breaks": 0, "last": None}
+    assert _chain_of(store) == {"seq": 3, "missing": 1, "breaks": 0, "unconfirmed": 0, "last": None}
     _send(store, [_event(links[4], 4), _event(links[5], 5)])
-    assert _chain_of(store) == {"seq": 6, "missing": 2, "breaks": 0, "last": None}
+    assert _chain_of(store) == {"seq": 6, "missing": 2, "breaks": 0, "unconfirmed": 0, "last": None}
     _send(store, [_event(links[3], 3)])
-    assert _chain_of(store) == {"seq": 6, "missing": 1, "breaks": 0, "last": None}
+    assert _chain_of(store) == {"seq": 6, "missing": 1, "breaks": 0, "unconfirmed": 0, "last": None}
 
 
 def test_a_record_forged_ahead_of_the_log_is_a_break_at_the_next_real_record(store: Store) -> None:
@@ -91,21 +91,21 @@ def test_a_record_forged_ahead_of_the_log_is_a_break_at_the_next_real_record(sto
     _send(store, [_event(link, n) for n, link in enumerate(links[:3])])
     forged = {"seq": 103, "hash": "f" * 64, "prev_hash": "e" * 64}
     _send(store, [_event(forged, 30, decision_id="forged")])
-    assert _chain_of(store) == {"seq": 103, "missing": 99, "breaks": 0, "last": None}
+    assert _chain_of(store) == {"seq": 103, "missing": 99, "breaks": 0, "unconfirmed": 0, "last": None}
     _send(store, [_event(links[3], 31), _event(links[4], 32)])  # decided after it: fills no hole
-    assert _chain_of(store) == {"seq": 5, "missing": 99, "breaks": 1, "last": "behind"}
+    assert _chain_of(store) == {"seq": 5, "missing": 99, "breaks": 1, "unconfirmed": 0, "last": "behind"}
 
 
 def test_a_new_spool_is_a_restart_and_one_whose_first_record_was_not_sent_is_behind(store: Store) -> None:
     _send(store, [_event(link, n) for n, link in enumerate(_chain(50))])
     second = _chain(40, "second")
     _send(store, [_event(link, 60 + n) for n, link in enumerate(second[:4])])
-    assert _chain_of(store) == {"seq": 4, "missing": 0, "breaks": 1, "last": "restart"}
+    assert _chain_of(store) == {"seq": 4, "missing": 0, "breaks": 1, "unconfirmed": 0, "last": "restart"}
     _send(store, [_event(link, 70 + n) for n, link in enumerate(second[4:])])
-    assert _chain_of(store) == {"seq": 40, "missing": 0, "breaks": 1, "last": "restart"}
+    assert _chain_of(store) == {"seq": 40, "missing": 0, "breaks": 1, "unconfirmed": 0, "last": "restart"}
     third = _chain(5, "third")[1:]  # its seq 1 decided nothing: never sent
     _send(store, [_event(link, 120 + n) for n, link in enumerate(third)])
-    assert _chain_of(store) == {"seq": 5, "missing": 0, "breaks": 2, "last": "behind"}
+    assert _chain_of(store) == {"seq": 5, "missing": 0, "breaks": 2, "unconfirmed": 0, "last": "behind"}
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_two_breaks_in_one_batch_count_two_and_the_later_is_kept(store: Store) -
         {"seq": 3, "hash": "c" * 64, "prev_hash": "d" * 64},
     ]
     _send(store, [_event(link, 10 + n) for n, link in enumerate(replays)])
-    assert _chain_of(store) == {"seq": 3, "missing": 0, "breaks": 2, "last": "fork"}
+    assert _chain_of(store) == {"seq": 3, "missing": 0, "breaks": 2, "unconfirmed": 0, "last": "fork"}
 
 
 def test_events_without_chain_fields_are_not_checked_and_the_agents_copy_is(store: Store) -> None:
@@ -154,7 +154,27 @@ def test_events_without_chain_fields_are_not_checked_and_the_agents_copy_is(stor
     del opa_copy["pyagent"]
     _send(store, [opa_copy])
     _send(store, [_event(links[1], 1, decision_id="shared-id")])  # the agent's copy: same id, with the chain
-    assert _chain_of(store) == {"seq": 2, "missing": 0, "breaks": 0, "last": None}
+    assert _chain_of(store) == {"seq": 2, "missing": 0, "breaks": 0, "unconfirmed": 0, "last": None}
+
+
+def test_a_decision_without_chain_fields_stays_unconfirmed_until_a_chained_copy_comes(store: Store) -> None:
+    """An event forged without chain fields (a chain-checking audit's) was the device's state with no
+    word; an OPA's copy is confirmed by the agent's."""
+    links = _chain(4)
+    _send(store, [_event(links[0], 0)])
+    forged = decision_event("forged-1", at="2023-03-16T09:01:30Z", allow=True)
+    opa_copy = _event(links[1], 2, decision_id="opa-copy")
+    del opa_copy["pyagent"]
+    _send(store, [forged, opa_copy])
+    assert _chain_of(store) == {"seq": 1, "missing": 0, "breaks": 0, "unconfirmed": 2, "last": None}
+    _send(store, [_event(links[1], 2, decision_id="opa-copy"), _event(links[2], 3), _event(links[3], 4)])
+    state = store.device(DEVICE)
+    assert state is not None and state.chain is not None
+    assert (state.chain["unconfirmed"], state.chain["unconfirmed_ids"], state.chain["breaks"]) == (
+        1,
+        ["forged-1"],
+        0,
+    )
 
 
 def test_link_of_reads_only_a_seq_and_two_digests() -> None:
@@ -178,4 +198,5 @@ def test_the_api_and_the_dashboard_say_a_break(fleet: Fleet) -> None:
     )
     page = fleet.client.get(f"/devices/{DEVICE}", headers=reader).text
     said = html.escape(f"1 break, 99 not received; the last (behind, record 4): {WHAT['behind']}")
+    assert chain["unconfirmed"] == 0
     assert f"<dt>Decision log chain</dt><dd>{said}</dd>" in page

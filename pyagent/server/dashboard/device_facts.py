@@ -16,6 +16,8 @@ def chain_text(chain: Mapping[str, Any] | None) -> str | None:
     if not chain:
         return None
     missing = f", {chain['missing']} not received" if chain["missing"] else ""
+    if chain["unconfirmed"]:
+        missing += f", {chain['unconfirmed']} decisions not in its log"
     if not chain["breaks"]:
         return f"intact up to record {chain['seq']}{missing}"
     last = chain["last_break"] or {}

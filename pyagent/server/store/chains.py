@@ -12,8 +12,8 @@ and the agent's bounded spool may drop records before they are sent. A record fu
 next therefore leaves a **hole** (its seqs are counted as ``missing``, not as a break), remembered with
 the hashes and instants at its edges; a late record that fits an edge of a hole (linked to the record
 below it, or the one the record above it links to) and was decided between the two fills it. (A
-record forged ahead of the log leaves a hole the device's next real record cannot fill, decided after
-it: a break at once.) What is left is a **break**, counted, kept (the
+record forged ahead of the log leaves a hole that the device's first real record decided after it
+cannot fill: a break then, at the latest.) What is left is a **break**, counted, kept (the
 latest), shown by the fleet API and the dashboard, and logged:
 
 * ``fork``: the next seq, linked to another record than the head (the log was rewritten);
@@ -24,11 +24,14 @@ latest), shown by the fleet API and the dashboard, and logged:
 * ``unreadable``: chain fields that are not a seq and two SHA-256 digests.
 
 A break is evidence for a person to look at, not a verdict: a device's compliance stays its last
-decision's. The first chained record the server stores of a device starts its head. Events without
-chain fields (an OPA's) are not checked; the agent's copy of a decision its OPA logged first brings
-them (``--engine opa``) and is checked. A record sent again (stored, its answer lost) is not checked
-twice. Chain fields are taken from any agent token: one not bound to the device (an OPA gateway's)
-can post them for it, which costs it a break the next time the device's own records arrive.
+decision's. The first chained record the server stores of a device starts its head. A decision stored
+without chain fields for a device that has a chain (an OPA's copy, which the agent's copy confirms
+when it comes with ``--engine opa``; or an event forged without them) is counted as **unconfirmed**
+until a chained record with its decision id arrives. A record sent again (stored, its answer lost) is
+not checked twice. Chain fields are taken from any agent token: one not bound to the device (an OPA
+gateway's) can post them for it, which costs it a break the next time the device's own records
+arrive. A new spool whose first records were not sent, and whose first sent seq is past the old
+head, reads as a hole, not as a restart: the server cannot tell the two chains apart.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ GENESIS = "0" * 64
 _PER_READ = 1000
 #: Holes remembered per device (the oldest are forgotten: their records can no longer fill them).
 MAX_HOLES = 32
+#: Unconfirmed decision ids remembered per device (their count is kept whole).
+MAX_UNCONFIRMED_IDS = 32
 
 WHAT = {
     "fork": "the record does not link to the head: the log was rewritten",
@@ -97,6 +102,9 @@ class Head:
     missing: int = 0
     holes: list[Hole] = field(default_factory=list)
     last_break: dict[str, Any] | None = None
+    #: Decisions stored for the device without chain fields that no chained record has confirmed yet.
+    unconfirmed: int = 0
+    unconfirmed_ids: list[str] = field(default_factory=list)
 
 
 def link_of(chain: str) -> Link | None:
@@ -171,13 +179,22 @@ def check(conn: Connection, rows: Sequence[DecisionRow], new: set[str], now: dat
     ``new``: the batch's decision ids the store did not hold before."""
     resent = _already_chained(conn, [r.decision_id for r in rows if r.chain and r.decision_id not in new])
     chained = [r for r in rows if r.chain and r.decision_id not in resent]
-    if not chained:
+    unchained = [r for r in rows if not r.chain and r.decision_id in new]
+    if not chained and not unchained:
         return
-    heads = _locked_heads(conn, sorted({r.device_id for r in chained}), now)
+    heads = _locked_heads(conn, {r.device_id for r in chained}, {r.device_id for r in unchained}, now)
+    for row in unchained:  # (an OPA's copy, confirmed when the agent's comes; or a forgery, never)
+        head = heads.get(row.device_id)
+        if head is not None and head.seq:
+            head.unconfirmed += 1
+            head.unconfirmed_ids = [*head.unconfirmed_ids, row.decision_id][-MAX_UNCONFIRMED_IDS:]
     links = [(row, link_of(row.chain or "")) for row in chained]
     broken: dict[str, list[str]] = {}
     for row, link in sorted(links, key=lambda pair: (pair[0].device_id, pair[1].seq if pair[1] else 0)):
         head = heads[row.device_id]
+        if row.decision_id in head.unconfirmed_ids:
+            head.unconfirmed_ids.remove(row.decision_id)
+            head.unconfirmed -= 1
         kind = step(head, link, row.decided_at)
         if kind is not None:
             head.breaks += 1
@@ -196,36 +213,39 @@ def check(conn: Connection, rows: Sequence[DecisionRow], new: set[str], now: dat
                 breaks=head.breaks,
                 missing=head.missing,
                 holes=json.dumps([asdict(h) for h in head.holes]) if head.holes else None,
+                unconfirmed=head.unconfirmed,
+                unconfirmed_ids=json.dumps(head.unconfirmed_ids) if head.unconfirmed_ids else None,
                 last_break=json.dumps(head.last_break, sort_keys=True) if head.last_break else None,
                 updated_at=now,
             )
         )
 
 
-def _locked_heads(conn: Connection, devices: list[str], now: datetime) -> dict[str, Head]:
-    """The heads of ``devices``, each row made first when missing and then locked until the transaction
-    ends (PostgreSQL; SQLite's transaction holds the write lock already), in device order: two
-    replicas taking one device's records at once check them one after the other."""
+def _locked_heads(conn: Connection, chained: set[str], unchained: set[str], now: datetime) -> dict[str, Head]:
+    """The heads of the devices with chained records (each row made first when missing) and of those
+    with only unchained ones (when they have one), locked until the transaction ends (PostgreSQL;
+    SQLite's transaction holds the write lock already), in device order: two replicas taking one
+    device's records at once check them one after the other."""
     insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    empty = {"seq": 0, "hash": GENESIS, "breaks": 0, "missing": 0, "updated_at": now}
-    conn.execute(
-        insert_fn(chains).on_conflict_do_nothing(index_elements=["device_id"]),
-        [{"device_id": device, **empty} for device in devices],
-    )
-    query = select(chains).where(chains.c.device_id.in_(devices)).order_by(chains.c.device_id)
+    if chained:
+        empty = {"seq": 0, "hash": GENESIS, "breaks": 0, "missing": 0, "unconfirmed": 0, "updated_at": now}
+        conn.execute(
+            insert_fn(chains).on_conflict_do_nothing(index_elements=["device_id"]),
+            [{"device_id": device, **empty} for device in sorted(chained)],
+        )
+    wanted = sorted(chained | unchained)
+    query = select(chains).where(chains.c.device_id.in_(wanted)).order_by(chains.c.device_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     heads = {}
     for stored in conn.execute(query):
         holes = [Hole(**h) for h in json.loads(stored.holes)] if stored.holes else []
         last = json.loads(stored.last_break) if stored.last_break else None
-        at = (
-            stored.head_at.replace(tzinfo=UTC)
-            if stored.head_at and stored.head_at.tzinfo is None
-            else stored.head_at
-        )
+        at = stored.head_at
+        at = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+        ids = json.loads(stored.unconfirmed_ids) if stored.unconfirmed_ids else []
         heads[stored.device_id] = Head(
-            stored.seq, stored.hash, at, stored.breaks, stored.missing, holes, last
+            stored.seq, stored.hash, at, stored.breaks, stored.missing, holes, last, stored.unconfirmed, ids
         )
     return heads
 
@@ -262,6 +282,8 @@ def chain_json(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "seq": stored["seq"],
         "hash": stored["hash"],
         "missing": stored["missing"],
+        "unconfirmed": stored["unconfirmed"],
+        "unconfirmed_ids": json.loads(stored["unconfirmed_ids"]) if stored.get("unconfirmed_ids") else [],
         "breaks": stored["breaks"],
         "last_break": json.loads(last) if isinstance(last, str) else None,
     }

@@ -165,6 +165,8 @@ chains = Table(
     Column("breaks", Integer, nullable=False),
     Column("missing", BigInteger, nullable=False),
     Column("holes", Text, nullable=True),
+    Column("unconfirmed", BigInteger, nullable=False),
+    Column("unconfirmed_ids", Text, nullable=True),
     Column("last_break", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

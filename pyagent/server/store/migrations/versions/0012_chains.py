@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("breaks", sa.Integer, nullable=False),
         sa.Column("missing", sa.BigInteger, nullable=False),
         sa.Column("holes", sa.Text, nullable=True),
+        sa.Column("unconfirmed", sa.BigInteger, nullable=False),
+        sa.Column("unconfirmed_ids", sa.Text, nullable=True),
         sa.Column("last_break", sa.Text, nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
