@@ -158,14 +158,16 @@ def test_events_without_chain_fields_are_not_checked_and_the_agents_copy_is(stor
 
 
 def test_a_decision_without_chain_fields_stays_unconfirmed_until_a_chained_copy_comes(store: Store) -> None:
-    """An event forged without chain fields (a chain-checking audit's) was the device's state with no
-    word; an OPA's copy is confirmed by the agent's."""
+    """An event forged without chain fields with the device's token (a chain-checking audit's) was
+    the device's state with no word; an OPA sidecar's copy (sent with the device's token too) is
+    confirmed by the agent's; an OPA gateway's decisions about the device, sent as itself, are no
+    part of the device's log."""
     links = _chain(4)
     _send(store, [_event(links[0], 0)])
-    forged = decision_event("forged-1", at="2023-03-16T09:01:30Z", allow=True)
-    opa_copy = _event(links[1], 2, decision_id="opa-copy")
-    del opa_copy["pyagent"]
-    _send(store, [forged, opa_copy])
+    forged = decision_event("forged-1", at="2023-03-16T09:01:30Z", allow=True, sender=DEVICE)
+    sidecar = decision_event("opa-copy", at="2023-03-16T09:02:00Z", sender=DEVICE)
+    gateway = decision_event("gateway-1", at="2023-03-16T09:02:30Z", sender="gateway-opa")
+    _send(store, [forged, sidecar, gateway])
     assert _chain_of(store) == {"seq": 1, "missing": 0, "breaks": 0, "unconfirmed": 2, "last": None}
     _send(store, [_event(links[1], 2, decision_id="opa-copy"), _event(links[2], 3), _event(links[3], 4)])
     state = store.device(DEVICE)

@@ -25,13 +25,15 @@ latest), shown by the fleet API and the dashboard, and logged:
 
 A break is evidence for a person to look at, not a verdict: a device's compliance stays its last
 decision's. The first chained record the server stores of a device starts its head. A decision stored
-without chain fields for a device that has a chain (an OPA's copy, which the agent's copy confirms
-when it comes with ``--engine opa``; or an event forged without them) is counted as **unconfirmed**
-until a chained record with its decision id arrives. A record sent again (stored, its answer lost) is
-not checked twice. Chain fields are taken from any agent token: one not bound to the device (an OPA
-gateway's) can post them for it, which costs it a break the next time the device's own records
-arrive. A new spool whose first records were not sent, and whose first sent seq is past the old
-head, reads as a hole, not as a restart: the server cannot tell the two chains apart.
+without chain fields, sent as the device itself (a token bound to it, or its id as ``labels.id``), for
+a device that has a chain (an OPA sidecar's copy, which the agent's copy confirms when it comes with
+``--engine opa``; or an event forged without them) is counted as **unconfirmed** until a chained
+record with its decision id arrives; an OPA gateway's, sent as its own instance, is not. A record
+sent again (stored, its answer lost) is not checked twice. Chain fields are taken from any agent
+token: one not bound to the device (an OPA gateway's) can post them for it, which costs it a break
+the next time the device's own records arrive. A new spool whose first records were not sent, and
+whose first sent seq is past the old head, reads as a hole, not as a restart: the server cannot tell
+the two chains apart.
 """
 
 from __future__ import annotations
@@ -179,7 +181,9 @@ def check(conn: Connection, rows: Sequence[DecisionRow], new: set[str], now: dat
     ``new``: the batch's decision ids the store did not hold before."""
     resent = _already_chained(conn, [r.decision_id for r in rows if r.chain and r.decision_id not in new])
     chained = [r for r in rows if r.chain and r.decision_id not in resent]
-    unchained = [r for r in rows if not r.chain and r.decision_id in new]
+    # (sent as the device itself: by a token bound to it, or an agent's labels; an OPA gateway's events
+    # about many devices, sent as its own instance, are no device's log)
+    unchained = [r for r in rows if not r.chain and r.decision_id in new and r.sender == r.device_id]
     if not chained and not unchained:
         return
     heads = _locked_heads(conn, {r.device_id for r in chained}, {r.device_id for r in unchained}, now)
@@ -234,11 +238,19 @@ def _locked_heads(conn: Connection, chained: set[str], unchained: set[str], now:
             [{"device_id": device, **empty} for device in sorted(chained)],
         )
     wanted = sorted(chained | unchained)
-    query = select(chains).where(chains.c.device_id.in_(wanted)).order_by(chains.c.device_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    heads = {}
-    for stored in conn.execute(query):
+    heads: dict[str, Head] = {}
+    for first in range(0, len(wanted), _PER_READ):  # (in chunks: SQLite bounds a statement's parameters)
+        chunk = wanted[first : first + _PER_READ]
+        query = select(chains).where(chains.c.device_id.in_(chunk)).order_by(chains.c.device_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        heads.update(_heads(conn.execute(query)))
+    return heads
+
+
+def _heads(stored_rows: Any) -> dict[str, Head]:
+    heads: dict[str, Head] = {}
+    for stored in stored_rows:
         holes = [Hole(**h) for h in json.loads(stored.holes)] if stored.holes else []
         last = json.loads(stored.last_break) if stored.last_break else None
         at = stored.head_at
