@@ -202,3 +202,22 @@ def test_the_api_and_the_dashboard_say_a_break(fleet: Fleet) -> None:
     said = html.escape(f"1 break, 99 not received; the last (behind, record 4): {WHAT['behind']}")
     assert chain["unconfirmed"] == 0
     assert f"<dt>Decision log chain</dt><dd>{said}</dd>" in page
+
+
+def test_a_batch_about_more_devices_than_a_statement_takes_is_stored(sqlite_store: Store) -> None:
+    """1,200 devices, each sending as itself: their heads are read 1,000 at a time (SQLite bounds a
+    statement's parameters; this batch takes two reads), the one with a chain counts its unconfirmed
+    decision, and devices without a chain get none."""
+    events = [
+        decision_event(f"d-{n}", device_id=f"dev-{n:04d}", sender=f"dev-{n:04d}", at="2023-03-16T09:30:00Z")
+        for n in range(1200)
+    ]
+    _send(sqlite_store, events[:1])
+    first = _event(_chain(1)[0], 0, decision_id="c-1")
+    first["input"]["report"]["device"]["id"] = "dev-0007"
+    _send(sqlite_store, [first])
+    _send(sqlite_store, events[1:])
+    chained = sqlite_store.device("dev-0007")
+    assert chained is not None and chained.chain is not None and chained.chain["unconfirmed"] == 1
+    unchained = sqlite_store.device("dev-1199")
+    assert unchained is not None and unchained.chain is None
