@@ -50,6 +50,8 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pyagent.server.store.base import DecisionRow
+from pyagent.server.store.fleet import iso
+from pyagent.server.store.rows import read_json, utc
 from pyagent.server.store.schema import chains, decisions
 
 log = logging.getLogger("pyagent.server")
@@ -202,7 +204,7 @@ def check(conn: Connection, rows: Sequence[DecisionRow], new: set[str], now: dat
         kind = step(head, link, row.decided_at)
         if kind is not None:
             head.breaks += 1
-            head.last_break = _break(kind, row, link, head, now)
+            head.last_break = _break(kind, row, link, now)
             broken.setdefault(row.device_id, []).append(kind)
     for device, kinds in broken.items():  # (once per device and batch: a replayed batch is one line)
         log.warning("device %r: %d decision-log chain break(s) (%s)", device, len(kinds), ", ".join(kinds))
@@ -251,24 +253,27 @@ def _locked_heads(conn: Connection, chained: set[str], unchained: set[str], now:
 def _heads(stored_rows: Any) -> dict[str, Head]:
     heads: dict[str, Head] = {}
     for stored in stored_rows:
-        holes = [Hole(**h) for h in json.loads(stored.holes)] if stored.holes else []
-        last = json.loads(stored.last_break) if stored.last_break else None
-        at = stored.head_at
-        at = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
-        ids = json.loads(stored.unconfirmed_ids) if stored.unconfirmed_ids else []
         heads[stored.device_id] = Head(
-            stored.seq, stored.hash, at, stored.breaks, stored.missing, holes, last, stored.unconfirmed, ids
+            stored.seq,
+            stored.hash,
+            utc(stored.head_at) if stored.head_at is not None else None,
+            stored.breaks,
+            stored.missing,
+            [Hole(**hole) for hole in read_json(stored.holes) or []],
+            read_json(stored.last_break),
+            stored.unconfirmed,
+            read_json(stored.unconfirmed_ids) or [],
         )
     return heads
 
 
-def _break(kind: str, row: DecisionRow, link: Link | None, head: Head, now: datetime) -> dict[str, Any]:
+def _break(kind: str, row: DecisionRow, link: Link | None, now: datetime) -> dict[str, Any]:
     return {
         "kind": kind,
         "what": WHAT[kind],
         "decision_id": row.decision_id,
         "seq": link.seq if link is not None else None,
-        "detected_at": now.isoformat().replace("+00:00", "Z"),
+        "detected_at": iso(now),
     }
 
 
@@ -289,13 +294,12 @@ def chain_json(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
     (``missing``) and its breaks; None: no chained record."""
     if stored is None or not stored["seq"]:
         return None
-    last = stored.get("last_break")
     return {
         "seq": stored["seq"],
         "hash": stored["hash"],
         "missing": stored["missing"],
         "unconfirmed": stored["unconfirmed"],
-        "unconfirmed_ids": json.loads(stored["unconfirmed_ids"]) if stored.get("unconfirmed_ids") else [],
+        "unconfirmed_ids": read_json(stored["unconfirmed_ids"]) or [],
         "breaks": stored["breaks"],
-        "last_break": json.loads(last) if isinstance(last, str) else None,
+        "last_break": read_json(stored["last_break"]),
     }

@@ -3,9 +3,7 @@ reports one), since when its verdict has held, and the newest of its past decisi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -14,17 +12,8 @@ from pyagent.redact import redact_strings
 from pyagent.server.store import device_past
 from pyagent.server.store.base import DeviceState
 from pyagent.server.store.chains import chain_json
+from pyagent.server.store.rows import read_json, utc
 from pyagent.server.store.schema import chains, decisions, devices, instances
-
-
-def utc(value: datetime) -> datetime:
-    """A stored timestamp as an aware UTC datetime (SQLite keeps them naive, in UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def read_json(text: str | None) -> Any:
-    """A stored JSON column's value (None for SQL NULL)."""
-    return None if text is None else json.loads(text)
 
 
 def device_state(conn: Connection, device_id: str, *, history: int, since: bool) -> DeviceState | None:

@@ -1,10 +1,12 @@
 """Rows for the store's writes: a decision's history row, its device's current state, and the upsert
-that moves a device's state only forward in decision time."""
+that moves a device's state only forward in decision time; and the stored columns read back
+(:func:`utc`, :func:`read_json`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, or_
@@ -100,3 +102,13 @@ def device_upsert(insert_fn: Any) -> Any:
         (excluded.last_seen > devices.c.last_seen, excluded.last_seen), else_=devices.c.last_seen
     )
     return statement.on_conflict_do_update(index_elements=["device_id"], set_=changes)
+
+
+def utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite keeps them naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def read_json(text: str | None) -> Any:
+    """A stored JSON column's value (None for SQL NULL)."""
+    return None if text is None else json.loads(text)

@@ -41,8 +41,9 @@ from pyagent.server.store.base import (
     TokenInfo,
 )
 from pyagent.server.store.deadline import Deadline
-from pyagent.server.store.device_state import device_state, utc
+from pyagent.server.store.device_state import device_state
 from pyagent.server.store.engine import open_engine, redact
+from pyagent.server.store.rows import utc
 from pyagent.server.store.schema import (
     bundle_files,
     bundle_revisions,
