@@ -147,6 +147,9 @@ def _decide(
         click.echo(f"pyagent: note: {safe_line(note)}", err=True)
     with build_engine(settings) as engine:
         decision = decide(engine, document, at=when)
+    errors = decision.get("errors") or [{}]
+    if org is not None and errors[0].get("code") == "unknown_organization":
+        source = "--org"  # the organisation came from the flag, not from the report
     raise_for_policy_errors(decision, source=source)
     return decision
 

@@ -155,7 +155,7 @@ def _rows(data: object, *, where: str) -> list[dict[str, str]]:
     if not isinstance(data, list):
         raise CollectorInputError(f"{where}: not osquery --json output (expected a JSON array of rows)")
     rows: list[dict[str, str]] = []
-    for index, row in enumerate(data):
+    for index, row in enumerate(data, start=1):  # rows as a reader counts them
         if not isinstance(row, dict):
             raise CollectorInputError(f"{where}: row {index} is not a JSON object")
         clean: dict[str, str] = {}
@@ -269,7 +269,7 @@ def parse_osquery_json(
     # is told from every column seen, and rows of different tables are refused below.
     columns = frozenset().union(*(frozenset(row) for row in rows))
     seen: list[Table] = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(rows, start=1):
         found = tables_of(frozenset(row))
         if found and seen and found != seen:
             raise CollectorInputError(
@@ -301,7 +301,7 @@ def parse_osquery_json(
         raise CollectorInputError(f"{where}: the columns are those of {own[0]}, not {table}")
     apps: list[App] = []
     skipped: dict[Skipped, list[int]] = {"not_installed": [], "unnamed": []}
-    for index, row in enumerate(rows):
+    for index, row in enumerate(rows, start=1):
         app = _app(row, table, where=f"{where}: row {index}")
         if isinstance(app, App):
             apps.append(app)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.select import resolve
+from pyagent.timeutil import epoch_ns
 
 
 def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -34,7 +35,17 @@ def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
                     "inherited_by": sorted(adopters.get((org, rule_id), [])),
                 }
             )
-    return sorted(entries, key=lambda e: (e["effective_from"] or "", e["rule"]))
+    return sorted(entries, key=_chronological)
+
+
+def _chronological(entry: dict[str, Any]) -> tuple[int, int, str, str]:
+    """By instant (``+02:00`` and ``Z`` dates compared as instants), rules in force always first and a
+    date no clock reads (the data checks refuse it) last, as written."""
+    written = entry["effective_from"]
+    if not written:
+        return (0, 0, "", entry["rule"])
+    ns = epoch_ns(written) if isinstance(written, str) else None
+    return (1, ns, "", entry["rule"]) if ns is not None else (2, 0, str(written), entry["rule"])
 
 
 def policy_timeline(settings: EngineSettings) -> list[dict[str, Any]]:

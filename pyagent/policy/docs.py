@@ -91,6 +91,14 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _inherited(orgs: dict[str, Any], owner: str, rule_id: str) -> str:
+    """An inherited rule and, when it has one, the date it comes into force (a rule binds an adopter
+    from its own ``effective_from``, not from the adoption)."""
+    rule = ((orgs.get(owner) or {}).get("rules") or {}).get(rule_id) or {}
+    since = rule.get("effective_from")
+    return f"{owner}/{rule_id} (from {since})" if since else f"{owner}/{rule_id}"
+
+
 def render_markdown(data: dict[str, Any]) -> str:
     """Bans, organisations with their rules (own and inherited), and the timeline, as Markdown."""
     pyagent = data["pyagent"]
@@ -131,9 +139,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         inherits = ", ".join(org.get("inherits") or []) or "nothing"
         lines += [f"### {org_id}: {_cell(org.get('title', org_id))}", "", f"Inherits from: {inherits}.", ""]
         bound, dropped = resolved.get(org_id, ([], []))
-        inherited = [f"{owner}/{rule_id}" for owner, rule_id in bound if owner != org_id]
+        inherited = [_inherited(orgs, owner, rule_id) for owner, rule_id in bound if owner != org_id]
         if inherited:
-            lines += [f"Inherited rules in force: {', '.join(inherited)}.", ""]
+            lines += [f"Inherited rules: {', '.join(inherited)}.", ""]
         overridden = [f"{owner}/{rid} (by {by}/{rid})" for owner, rid, by in dropped]
         if overridden:
             lines += [f"Inherited rules overridden: {', '.join(overridden)}.", ""]

@@ -269,15 +269,37 @@ def check(data: Mapping[str, Any], *, label: str = "policy data", replaced: bool
     expected = build(rest)
     if index.get("digest") != expected["digest"]:
         raise StaleIndexError(
-            f"{label}: data.{ROOT} was built from other bans than the data beside it "
-            f"(digest {str(index.get('digest'))[:12]}, the data's {expected['digest'][:12]}): "
-            "rebuild the bundle with `pyagent policy bundle`"
+            f"{label}: data.{ROOT} was built from other policy data than the data beside it "
+            f"({_differing(index, expected)}; digest {str(index.get('digest'))[:12]}, the data's "
+            f"{expected['digest'][:12]}): rebuild the bundle with `pyagent policy bundle`"
         )
     if index != expected:
         raise StaleIndexError(
             f"{label}: data.{ROOT} does not match the data it names (edited after it was built): "
             "rebuild the bundle with `pyagent policy bundle`"
         )
+
+
+#: The index's parts, by what an author edits to change them.
+_PARTS = {
+    "bans": ("bans", "keys", "sizes", "indexed_bans"),
+    "work apps": ("work_apps", "work_apps_indexed", "org_work_apps", "indexed_orgs"),
+    "dates": ("times",),
+    "organisations": ("resolved_orgs",),
+}
+
+
+def _differing(index: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
+    """What of the data an index no longer matches, as far as its parts tell (a ban's reason, say,
+    shows only in its digest)."""
+    changed = [name for name, keys in _PARTS.items() if any(index.get(k) != expected[k] for k in keys)]
+    if not changed:
+        return "its digest differs"
+    return (
+        f"its {', '.join(changed[:-1])} and {changed[-1]} differ"
+        if len(changed) > 1
+        else f"its {changed[0]} differ"
+    )
 
 
 def with_index(data: dict[str, Any], *, label: str = "policy data") -> dict[str, Any]:

@@ -12,15 +12,34 @@ import pytest
 
 from tests.cli.conftest import AT, EXAMPLES, run
 
+KNOWN_ORGS = "eeas, eu-commission, eu-council, eu-parliament, india, us-federal"
 
-def test_unknown_organization_exits_2_and_names_it(engine_args: list[str]) -> None:
+
+def test_unknown_organization_from_the_flag_is_blamed_on_the_flag(engine_args: list[str]) -> None:
     result = run(
         ["check", str(EXAMPLES / "india-personal-lite.json"), "--org", "eu-senate", "--at", AT, *engine_args]
     )
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert 'unknown organisation "eu-senate"' in result.stderr
-    assert "Traceback" not in result.stderr
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "pyagent: note: --org eu-senate overrides the report's organization india\n"
+        f'pyagent: error: --org: unknown organisation "eu-senate"; known: {KNOWN_ORGS}; '
+        "give one of the organisations the policy data defines\n"
+    )
+
+
+def test_unknown_organization_from_the_report_is_blamed_on_the_report(
+    engine_args: list[str], tmp_path: Path
+) -> None:
+    report = json.loads((EXAMPLES / "india-personal-lite.json").read_text())
+    report["device"]["organization"] = "eu-senate"
+    path = tmp_path / "senate.json"
+    path.write_text(json.dumps(report))
+    result = run(["check", str(path), "--at", AT, *engine_args])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f'pyagent: error: {path}: unknown organisation "eu-senate"; known: {KNOWN_ORGS}; '
+        "give one of the organisations the policy data defines\n"
+    )
 
 
 def test_missing_organization_exits_2(engine_args: list[str], tmp_path: Path) -> None:

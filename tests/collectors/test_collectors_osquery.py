@@ -85,7 +85,7 @@ def test_programs_rows_with_neither_an_identifier_nor_a_name_are_skipped_with_a_
     assert (platform, len(apps), facts["unnamed_skipped"]) == ("windows", 11, 2)
     assert "BytedancePte.Ltd.TikTok_6yccndn6064se" in _by_id(apps)
     assert capsys.readouterr().err == (
-        f"pyagent: note: {capture}: 2 row(s) with neither an identifier nor a name skipped (row 0, 12): "
+        f"pyagent: note: {capture}: 2 row(s) with neither an identifier nor a name skipped (row 1, 13): "
         "no ban can match them\n"
     )
 
@@ -219,7 +219,9 @@ def test_unknown_table_option() -> None:
 def test_mixed_tables_are_refused(fixtures: Path) -> None:
     mac = json.loads((fixtures / "osquery" / "macos-apps.json").read_text())
     win = json.loads((fixtures / "osquery" / "windows-programs-osquery-5.16.json").read_text())
-    with pytest.raises(CollectorInputError, match=r"row 2 is from another table than the rest; mixed tables"):
+    with pytest.raises(
+        CollectorInputError, match=r"f: row 3 is from another table than the rest; mixed tables"
+    ):
         parse_osquery_json(json.dumps(mac[:2] + win[:1]), where="f")
 
 
@@ -227,8 +229,9 @@ def test_mixed_tables_are_refused(fixtures: Path) -> None:
     ("doc", "message"),
     [
         ('{"name": "x"}', "expected a JSON array of rows"),
-        ('["x"]', "row 0 is not a JSON object"),
-        ('[{"name": "a", "version": null, "release": "1"}]', "column 'version' is null"),
+        ('["x"]', "row 1 is not a JSON object"),
+        ('[{"name": "a", "release": "1"}, 7]', "row 2 is not a JSON object"),
+        ('[{"name": "a", "version": null, "release": "1"}]', "row 1 column 'version' is null"),
         ('[{"name": ["a"], "release": "1"}]', "column 'name' is list"),
         ('[{"name": true, "release": "1"}]', "column 'name' is bool"),
         ('[{"pid": "1", "cmdline": "/sbin/init"}]', "columns 'cmdline, pid' are not columns of apps"),

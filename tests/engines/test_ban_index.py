@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,36 @@ def test_check_refuses_an_index_built_from_other_bans(shipped_data: dict[str, An
     built = index.build(shipped_data)
     edited = json.loads(json.dumps(shipped_data))
     edited["pyagent"]["bans"]["tiktok"]["apps"]["android"].append("com.example.new")
-    with pytest.raises(index.StaleIndexError, match="was built from other bans than the data beside it"):
+    with pytest.raises(index.StaleIndexError) as refused:
+        index.check({**edited, index.ROOT: built}, label="b.tar.gz")
+    assert str(refused.value) == (
+        "b.tar.gz: data.pyagent_index was built from other policy data than the data beside it (its bans "
+        f"differ; digest {built['digest'][:12]}, the data's {index.digest(edited)[:12]}): rebuild the bundle "
+        "with `pyagent policy bundle`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "differing"),
+    [
+        (lambda p: p["work_apps"]["android"].append("eu.example.mail"), "its work apps differ"),
+        (
+            lambda p: p["organizations"]["eu-council"]["rules"]["tiktok"].update(
+                effective_from="2023-03-16T00:00:00Z"
+            ),
+            "its dates and organisations differ",
+        ),
+        (lambda p: p["bans"]["tiktok"].update(reason="another reason"), "its organisations differ"),
+    ],
+    ids=["work app added", "rule date moved", "ban reworded"],
+)
+def test_a_stale_index_says_what_of_the_data_changed(
+    shipped_data: dict[str, Any], edit: Callable[[dict[str, Any]], None], differing: str
+) -> None:
+    built = index.build(shipped_data)
+    edited = json.loads(json.dumps(shipped_data))
+    edit(edited["pyagent"])
+    with pytest.raises(index.StaleIndexError, match=rf"than the data beside it \({differing}; digest "):
         index.check({**edited, index.ROOT: built}, label="b.tar.gz")
 
 
@@ -193,7 +223,7 @@ def test_the_embedded_engine_refuses_a_bundle_with_a_stale_index(
 ) -> None:
     stale = index.build({"pyagent": {"bans": {}}})
     bundle = _bundle_with_index(opa_bin, tmp_path, stale)
-    with pytest.raises(EngineError, match="was built from other bans than the data beside it"):
+    with pytest.raises(EngineError, match="was built from other policy data than the data beside it"):
         build_engine(EngineSettings(engine="embedded", bundle=str(bundle)))
 
 
@@ -245,7 +275,9 @@ def test_policy_bundle_ships_the_index_and_publish_refuses_a_tampered_one(
     index.check_members(members, label=str(out))
     data["pyagent"]["bans"]["tiktok"]["apps"]["android"] = []
     tampered = {**members, "data.json": json.dumps(data).encode()}
-    with pytest.raises(index.StaleIndexError, match=f"{out}: data.pyagent_index was built from other bans"):
+    with pytest.raises(
+        index.StaleIndexError, match=f"{out}: data.pyagent_index was built from other policy data"
+    ):
         index.check_members(tampered, label=str(out))
     with tarfile.open(out) as archive:
         assert any(name.endswith("data.json") for name in archive.getnames())

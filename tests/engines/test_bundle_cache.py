@@ -108,7 +108,7 @@ def test_a_bundle_with_a_stale_ban_index_is_never_stored_and_refused_every_time(
     path = build_wasm(tmp_path, POLICY, "cachedbundle/allow", extra_args=[str(tmp_path / "data")])
     for _ in range(2):
         with pytest.raises(
-            EngineError, match=r"^policy bundle: data\.pyagent_index was built from other bans"
+            EngineError, match=r"^policy bundle: data\.pyagent_index was built from other policy data"
         ):
             _engine(path)
     assert _entries(private_cache) == []

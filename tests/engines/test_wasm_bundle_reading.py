@@ -109,6 +109,26 @@ def test_path_traversal_is_refused(good_members: dict[str, bytes], name: str, sh
     )
 
 
+@pytest.mark.parametrize("root", [".", "./", "/"])
+def test_an_entry_for_the_archive_root_is_skipped_as_opa_skips_it(
+    good_members: dict[str, bytes], root: str
+) -> None:
+    """``tar -C DIR -czf b.tar.gz .`` writes the root directory first, and its files as ``./NAME``."""
+    members = [_special(root, tarfile.DIRTYPE)] + [
+        _file(f"./{n.lstrip('/')}", c) for n, c in good_members.items()
+    ]
+    assert read_bundle(_tarball(members)) == read_bundle(
+        _tarball([_file(n, c) for n, c in good_members.items()])
+    )
+
+
+@pytest.mark.parametrize("root", [".", "./", "/"])
+def test_a_file_named_as_the_archive_root_is_refused(good_members: dict[str, bytes], root: str) -> None:
+    shown = json.dumps(root)
+    members = [_file(n, c) for n, c in good_members.items()] + [_file(root, b"x")]
+    _expect_bundle_error(members, f"bundle <bytes>: member {shown}: a file named as the bundle root")
+
+
 def test_backslash_names_are_refused(good_members: dict[str, bytes]) -> None:
     members = [_file(n, c) for n, c in good_members.items()] + [_file("..\\evil", b"x")]
     _expect_bundle_error(members, 'bundle <bytes>: member "..\\\\evil": backslash or NUL in its name')

@@ -152,7 +152,9 @@ def _clean_name(name: str, label: str) -> str:
     parts = rest.split("/")
     if parts and parts[-1] == "":
         parts.pop()  # a directory entry's trailing slash
-    if not parts or any(part in ("", ".", "..") for part in parts):
+    if not parts or parts == ["."]:
+        return ""  # the archive's root directory, which `tar -C DIR .` writes first (OPA skips it too)
+    if any(part in ("", ".", "..") for part in parts):
         raise BundleError(f"bundle {label}: member {shown}: path is absolute or escapes the bundle root")
     return "/".join(parts)
 
@@ -194,6 +196,9 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
                 name = _clean_name(member.name, label)
                 if member.isdir():
                     continue
+                if not name:
+                    shown = json.dumps(member.name)
+                    raise BundleError(f"bundle {label}: member {shown}: a file named as the bundle root")
                 if not member.isreg() or member.issparse():
                     kind = "link" if member.issym() or member.islnk() else "special file"
                     raise BundleError(f"bundle {label}: member {name}: is a {kind}, not a regular file")
