@@ -17,15 +17,41 @@ from pyagent.logsetup import get_logger
 log = get_logger(__name__)
 
 
-def bundle_built_at(path: Path, manifest: Mapping[str, Any]) -> float:
-    """When the bundle was built: the signed manifest's ``metadata.pyagent.built_at`` (Unix seconds)
-    when present, else the file's modification time."""
+#: How far ahead of this machine's clock a bundle's build time may be (the building machine's clock
+#: may run ahead) and still be a time it was built.
+MAX_AHEAD_SECONDS = 300
+
+
+def bundle_age(path: Path, manifest: Mapping[str, Any], now: float) -> float:
+    """Seconds since the bundle was built: since the manifest's ``metadata.pyagent.built_at`` (Unix
+    seconds, an integer, as ``pyagent policy bundle`` writes it) when present, else since the file's
+    modification time. A build time that is no instant (NaN, infinity, a string) or lies ahead of
+    ``now`` by more than :data:`MAX_AHEAD_SECONDS` is refused (:class:`EngineError`): a bundle could
+    otherwise keep itself young for ever, and ``age > limit`` would never hold."""
     metadata = manifest.get("metadata")
-    if isinstance(metadata, Mapping):
-        ours = metadata.get("pyagent")
-        if isinstance(ours, Mapping) and isinstance(ours.get("built_at"), int | float):
-            return float(ours["built_at"])
-    return path.stat().st_mtime
+    ours = metadata.get("pyagent") if isinstance(metadata, Mapping) else None
+    if isinstance(ours, Mapping) and "built_at" in ours:
+        stamp = ours["built_at"]
+        if isinstance(stamp, bool) or not isinstance(stamp, int):
+            raise EngineError(
+                f"the fallback bundle {path}: metadata.pyagent.built_at is {_shown(stamp)}, not Unix "
+                "seconds: its age is unknown, failing closed"
+            )
+        built, what = float(stamp), "metadata.pyagent.built_at"
+    else:
+        built, what = path.stat().st_mtime, "modification time"
+    age = now - built
+    if age < -MAX_AHEAD_SECONDS:
+        raise EngineError(
+            f"the fallback bundle {path}: its {what} is {-age:.0f} s ahead of this clock: its age is "
+            "unknown, failing closed"
+        )
+    return age
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 class FallbackEngine(Engine):
@@ -74,7 +100,10 @@ class FallbackEngine(Engine):
             self._fallback = EmbeddedEngine.from_settings(self._settings)
         limit = self._settings.max_policy_age
         if limit is not None:
-            age = time.time() - bundle_built_at(Path(self._fallback.source), self._fallback.manifest)
+            try:
+                age = bundle_age(Path(self._fallback.source), self._fallback.manifest, time.time())
+            except EngineError as err:
+                raise EngineError(f"{reason}; {err}") from err
             if age > limit:
                 raise EngineError(
                     f"{reason}; the fallback bundle {self._fallback.source} is {age:.0f} s old, "

@@ -4,9 +4,11 @@ opt-in fallback to the embedded engine with its policy-age limit. Never allow wi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,4 +193,41 @@ def test_fallback_fails_closed_when_the_bundle_is_too_old(
     own_opa.process.send_signal(signal.SIGKILL)
     own_opa.process.wait(timeout=5)
     with build_engine(settings) as engine, pytest.raises(EngineError, match="over --max-policy-age 86400 s"):
+        decide(engine, TIKTOK_PHONE, at=AT)
+
+
+def _with_built_at(bundle: Path, out: Path, built_at: str) -> Path:
+    """``bundle`` with ``built_at`` (JSON text, so NaN can be written) in its manifest's metadata."""
+    with tarfile.open(bundle, "r:gz") as source, tarfile.open(out, "w:gz") as target:
+        for member in source:
+            content = source.extractfile(member).read() if member.isreg() else b""  # type: ignore[union-attr]
+            if member.name.lstrip("/") == ".manifest":
+                manifest = json.loads(content)
+                text = (
+                    json.dumps(manifest)[:-1] + ', "metadata": {"pyagent": {"built_at": ' + built_at + "}}}"
+                )
+                content = text.encode()
+                member.size = len(content)
+            target.addfile(member, io.BytesIO(content))
+    return out
+
+
+@pytest.mark.parametrize("built_at", ["NaN", "Infinity", "99999999999"])
+def test_opa_down_and_a_bundle_claiming_freshness_gives_no_decision(
+    own_opa: RunningOpa, policy_bundle: Path, tmp_path: Path, built_at: str
+) -> None:
+    crafted = _with_built_at(policy_bundle, tmp_path / "crafted.tar.gz", built_at)
+    week_ago = time.time() - 7 * 86400
+    os.utime(crafted, (week_ago, week_ago))
+    settings = opa_settings(
+        own_opa.url,
+        opa_retries=0,
+        opa_deadline=1.0,
+        fallback_embedded=True,
+        bundle=str(crafted),
+        max_policy_age=86400.0,
+    )
+    own_opa.process.send_signal(signal.SIGKILL)
+    own_opa.process.wait(timeout=5)
+    with build_engine(settings) as engine, pytest.raises(EngineError, match=r"failing closed$"):
         decide(engine, TIKTOK_PHONE, at=AT)
