@@ -324,3 +324,31 @@ def test_an_opa_echoing_its_token_gets_it_redacted_in_the_error() -> None:
         with build_engine(engine_settings) as engine, pytest.raises(EngineError) as raised:
             decide(engine, CLEAN, at=AT)
     assert str(raised.value) == f"OPA at {url}: HTTP 401 (who is ***? Bearer ***)"
+
+
+VIOLATION = {
+    "rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically", "message": "banned",
+    "remediation": "uninstall it", "effective_from": "2023-03-15T00:00:00Z", "scope": "corporate",
+}  # fmt: skip
+POLICY_ERROR = {"code": "unknown_organization", "message": 'unknown organisation "eu-commission"'}
+
+
+@pytest.mark.parametrize(
+    ("answer", "exit_code"),
+    [({**ANSWER, "violations": [VIOLATION]}, 1), ({**ANSWER, "errors": [POLICY_ERROR]}, 2)],
+    ids=["with-violations", "with-errors"],
+)
+def test_an_answer_allowing_despite_its_violations_or_errors_denies(
+    answer: dict[str, object], exit_code: int, tmp_path: Path
+) -> None:
+    """A compromised or broken server's ``allow: true`` beside a violation or an error is no allow."""
+    with fault_server(Fault(status=200, body=json.dumps({"result": answer}).encode())) as url:
+        with build_engine(settings(url)) as engine:
+            decision = decide(engine, CLEAN, at=AT)
+        report = tmp_path / "r.json"
+        report.write_text(json.dumps(CLEAN))
+        args = ["check", str(report), "--at", AT, "--engine", "opa", "--opa-url", url, "--format", "json"]
+        result = CliRunner().invoke(cli, args)
+    assert decision["allow"] is False
+    assert (decision["violations"], decision["errors"]) == (answer["violations"], answer["errors"])
+    assert result.exit_code == exit_code

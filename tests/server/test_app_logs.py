@@ -253,6 +253,24 @@ def test_an_undefined_decision_is_stored_without_a_verdict(fleet: Fleet) -> None
     assert state is not None and (state.allow, state.result) == (None, None)
 
 
+@pytest.mark.parametrize(
+    ("listed", "verdict"),
+    [({"violations": [{"rule": "eu-commission/tiktok", "ban": "tiktok"}]}, "non_compliant"),
+     ({"errors": [{"code": "unknown_organization", "message": "unknown"}]}, "invalid")],
+    ids=["violations", "errors"],
+)  # fmt: skip
+def test_an_allow_beside_a_violation_or_an_error_is_stored_as_no_allow(
+    fleet: Fleet, listed: dict[str, Any], verdict: str
+) -> None:
+    """An OPA (compromised, or with a broken policy) that logs ``allow: true`` beside what denies."""
+    event = decision_event("contradiction", allow=True)
+    event["result"].update(listed)
+    assert fleet.post_logs([event]).json() == {"stored": 1, "duplicates": 0, "ignored": 0}
+    state = fleet.store.device("fr-brussels-0042")
+    assert state is not None and (state.allow, state.verdict) == (False, verdict)
+    assert state.result == event["result"]  # stored as sent: the page shows what the sender claimed
+
+
 def test_chain_fields_travel_with_the_event(fleet: Fleet, sqlite_store: Store) -> None:
     event = {**decision_event("chained"), "pyagent": {"seq": 7, "hash": "ab", "prev_hash": "cd"}}
     assert fleet.post_logs([event]).status_code == 200
