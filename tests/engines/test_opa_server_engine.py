@@ -327,8 +327,9 @@ def test_an_opa_echoing_its_token_gets_it_redacted_in_the_error() -> None:
 
 
 VIOLATION = {
-    "rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically", "message": "banned",
-    "remediation": "uninstall it", "effective_from": "2023-03-15T00:00:00Z", "scope": "corporate",
+    "rule": "eu-commission/tiktok", "ban": "tiktok", "app_id": "com.zhiliaoapp.musically",
+    "message": "banned", "remediation": "uninstall it", "effective_from": "2023-03-15T00:00:00Z",
+    "scope": "corporate",
 }  # fmt: skip
 POLICY_ERROR = {"code": "unknown_organization", "message": 'unknown organisation "eu-commission"'}
 
