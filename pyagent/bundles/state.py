@@ -21,7 +21,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,6 +63,23 @@ class AcceptedBundle:
     source: str
 
 
+def _accepted(doc: object) -> AcceptedBundle:
+    """The state file's record, or ValueError saying what is wrong with it."""
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    wanted = [f.name for f in fields(AcceptedBundle)]
+    missing = [name for name in wanted if name not in doc]
+    unknown = sorted(str(name) for name in doc if name not in wanted)
+    if missing or unknown:
+        said = [f"no {', '.join(missing)}"] if missing else []
+        said += [f"unknown {', '.join(unknown)}"] if unknown else []
+        raise ValueError("; ".join(said))
+    serial = doc["serial"]
+    if not isinstance(serial, int) or isinstance(serial, bool):
+        raise ValueError("serial is not an integer")
+    return AcceptedBundle(**doc)
+
+
 class BundleState:
     """The state directory of one agent: last accepted serial, and a copy of that bundle."""
 
@@ -93,11 +110,8 @@ class BundleState:
         if raw is None:
             return None
         try:
-            doc = json.loads(raw)
-            record = AcceptedBundle(**doc)
-            if not isinstance(record.serial, int) or isinstance(record.serial, bool):
-                raise TypeError("serial is not an integer")
-        except (ValueError, TypeError, RecursionError) as err:
+            record = _accepted(json.loads(raw))
+        except (ValueError, RecursionError) as err:
             raise StateError(
                 f"bundle state {self.state_path}: corrupt ({err}); refusing to guess the last serial"
                 " (restore it, or remove it deliberately to trust the next bundle)"

@@ -61,14 +61,40 @@ def test_older_and_conflicting_serials_are_refused(tmp_path: Path) -> None:
     assert state.last() is not None and state.last().serial == 8  # type: ignore[union-attr]
 
 
-def test_a_corrupt_state_is_an_error_not_a_reset(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stored", "why"),
+    [
+        ('{"serial": "seven"', "Expecting ',' delimiter: line 1 column 19 (char 18)"),
+        ('{"serial": "7", "revision": "r", "content_digest": "d", "built_at": null, "accepted_at": "t", '
+         '"source": "s"}', "serial is not an integer"),
+        ('{"serial": true, "revision": "r", "content_digest": "d", "built_at": null, "accepted_at": "t", '
+         '"source": "s"}', "serial is not an integer"),
+        ('{"serial": 7, "origin": "x"}', "no revision, content_digest, built_at, accepted_at, source; "
+         "unknown origin"),
+        ("[7]", "not a JSON object"),
+    ],
+    ids=["not-json", "string-serial", "boolean-serial", "fields-missing-and-unknown", "array"],
+)  # fmt: skip
+def test_a_corrupt_state_is_an_error_not_a_reset(tmp_path: Path, stored: str, why: str) -> None:
     state = BundleState(tmp_path)
     state.accept(_bundle(7), b"archive-7")
-    (tmp_path / STATE_FILE).write_text('{"serial": "seven"')
-    with pytest.raises(StateError, match=r"corrupt .*refusing to guess the last serial") as caught:
+    (tmp_path / STATE_FILE).write_text(stored)
+    with pytest.raises(StateError) as caught:
         state.check(_bundle(1))
+    assert str(caught.value) == (
+        f"bundle state {tmp_path / STATE_FILE}: corrupt ({why}); refusing to guess the last serial "
+        "(restore it, or remove it deliberately to trust the next bundle)"
+    )
     assert caught.value.exit_code == 3
-    assert (tmp_path / STATE_FILE).read_text() == '{"serial": "seven"'
+    assert (tmp_path / STATE_FILE).read_text() == stored
+
+
+def test_a_damaged_kept_archive_is_written_anew_when_its_bundle_comes_again(tmp_path: Path) -> None:
+    state = BundleState(tmp_path)
+    state.accept(_bundle(7), b"archive-7")
+    (tmp_path / LAST_GOOD_FILE).write_bytes(b"archive")  # cut on disk
+    state.accept(_bundle(7), b"archive-7")
+    assert state.last_good() == b"archive-7"
 
 
 def test_an_unusable_state_directory_is_an_error(tmp_path: Path) -> None:

@@ -406,7 +406,8 @@ def test_batches_racing_with_one_id_store_it_once(store: Store) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(120)
+    assert not [thread for thread in threads if thread.is_alive()]
     assert sorted(results) == [(1, 1), (1, 1), (1, 1), (2, 0)]
     assert [i for i, _ in sorted(_decision_ids(store))] == ["own-0", "own-1", "own-2", "own-3", "shared"]
 

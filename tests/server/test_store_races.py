@@ -52,6 +52,8 @@ def _together(*jobs: Callable[[], object]) -> list[BaseException]:
         thread.start()
     for thread in threads:
         thread.join(120)
+    hung = [thread.name for thread in threads if thread.is_alive()]
+    assert not hung, f"still running after 120 s: {hung}"
     return errors
 
 
