@@ -13,11 +13,12 @@ device yet: such an event is acknowledged and counted as ignored (:func:`drop_ah
 so that a decision dated in the future (a what-if query on a gating OPA, a wrong clock, a crafted
 upload) cannot hold a device's current state, and its compliance, until that date.
 
-Nor is a decision asked about another instant than when it was made: an event whose ``input.at`` is
-more than ``MAX_ASKED_GAP`` from its own ``timestamp`` (an OPA stamps the moment it decided; the agent
-stamps ``input.at``) is a what-if (``pyagent check --engine opa --at 2023-03-14``, a fleet or impact
-run with such an ``--at`` on a logging OPA): acknowledged and counted as ignored, never written into
-the device's history at that past instant, which would change what the fleet was on that day.
+A decision asked about another instant than when it was made (an event whose ``input.at`` is more than
+``MAX_ASKED_GAP`` from its own ``timestamp``: an OPA stamps the moment it decided, the agent stamps
+``input.at``) is stored like any other, at its ``input.at``: an OPA asked about 2023-03-16 (a replay,
+a test, ``pyagent check --engine opa --at 2023-03-16``) decided about that instant, as an agent's late
+upload did. Such decisions are counted (``Batch.what_ifs``) and said in the log, since a what-if run
+through a logging OPA writes the fleet's past.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeGuard
 
@@ -69,9 +70,9 @@ class Batch:
     #: Of the ignored, events no parser here takes whole (nested too deep, a number out of a double's
     #: range): said in the log apart from the unplaced, whose input was read.
     unread: int = 0
-    #: Of the ignored, decisions asked about another instant than when they were made (what-ifs).
-    what_if: int = 0
-    first_what_if: str = ""
+    #: Of the stored, decisions asked about another instant than when they were made (what-ifs,
+    #: replays): decision id -> "event N (DECISION_ID from SENDER)", in the batch's order.
+    what_ifs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,13 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
             continue
         if decided is None:
             batch.ignored += 1
-            if asked_another_time(event):
-                batch.what_if += 1
-                batch.first_what_if = batch.first_what_if or _named(event, index)
-            elif _decided_elsewhere(event):
+            if _decided_elsewhere(event):
                 batch.unplaced += 1
                 batch.first_unplaced = batch.first_unplaced or _named(event, index)
             continue
         row, inventory = decided
+        if asked_another_time(event, row.decided_at):
+            batch.what_ifs.setdefault(row.decision_id, _named(event, index))
         batch.rows.append(row)
         if row.report_digest is not None and inventory is not None:
             batch.reports.setdefault(row.report_digest, inventory)
@@ -165,6 +165,8 @@ def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
         used = {row.report_digest for row in batch.rows}
         batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
         batch.ignored += len(ahead)
+        for row in ahead:
+            batch.what_ifs.pop(row.decision_id, None)
     return ahead
 
 
@@ -212,8 +214,6 @@ def _event(
     platform = column_text(device["platform"][:32]) if isinstance(device.get("platform"), str) else None
     bans = column_text(bans)
     _indexable(where, device_id, decision_id, organization, platform, bans)
-    if asked_another_time(event, decided_at):  # (after every check: a malformed one is a 400 all the same)
-        return None
     collected_at = report.collected_at
     chain = event.get("pyagent")
     row = DecisionRow(

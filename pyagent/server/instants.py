@@ -1,7 +1,7 @@
 """A decision's instant, as the server reads it from a decision-log event: ``input.at`` to the
-microsecond (:func:`parse_instant`), and whether it is a fact about the device at all (not dated ahead
-of its arrival, ``MAX_AHEAD``; not asked about another instant than when it was made, a what-if,
-:func:`asked_another_time`)."""
+microsecond (:func:`parse_instant`); whether it is a fact about the device yet (not dated ahead of its
+arrival, ``MAX_AHEAD``); and whether it was asked about another instant than when it was made (a
+what-if or a replay, stored at its instant and said in the log: :func:`asked_another_time`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pyagent.timeutil import is_rfc3339, normal_rfc3339
 #: How far a decision's instant may be ahead of the server's clock when it arrives (clock skew).
 MAX_AHEAD = timedelta(minutes=5)
 #: How far a decision's instant (``input.at``) may be from when it was made (the event's ``timestamp``)
-#: and still be a fact about the device: the clocks of an agent and of the OPA it asks may differ.
+#: and still be taken as asked when it was made: the clocks of an agent and of the OPA it asks may differ.
 MAX_ASKED_GAP = timedelta(hours=1)
 
 

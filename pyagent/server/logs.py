@@ -60,13 +60,13 @@ def routes(ctx: ServerContext) -> list[Route]:
                 DECISION_PATH,
                 lazy.batch.first_unplaced,
             )
-        if lazy.batch.what_if:  # one line per batch, naming the first
+        if what_ifs := list(lazy.batch.what_ifs.values()):  # one line per batch, naming the first
             log.warning(
-                "ignored %d decision(s) asked about another instant than when they were made (input.at "
-                "over %s from the event's timestamp: a what-if), e.g. %s",
-                lazy.batch.what_if,
+                "%d decision(s) asked about another instant than when they were made (input.at over %s "
+                "from the event's timestamp: a what-if or a replay), each stored at its input.at, e.g. %s",
+                len(what_ifs),
                 MAX_ASKED_GAP,
-                lazy.batch.first_what_if,
+                what_ifs[0],
             )
         if ahead:  # one line per batch, naming the first
             first = ahead[0]

@@ -104,36 +104,50 @@ def test_a_decision_dated_after_its_arrival_is_ignored_and_cannot_pin_compliance
     assert gate.json()["compliant"] is False and gate.json()["decision_id"] == "skewed"
 
 
-def test_a_what_if_about_a_past_instant_is_acknowledged_not_written_into_history(
+def test_a_decision_asked_about_another_instant_is_stored_at_that_instant_and_said(
     fleet: Fleet, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """`pyagent check --engine opa --at 2023-03-14` on an OPA that logs its decisions: the OPA stamps
-    today, the input asks of 2023-03-14, and the device was written into that day's history as
-    compliant ("what the fleet was" changed years later). An hour apart is still one decision (the
-    clocks of an agent and of the OPA it asks may differ)."""
+    """An OPA asked about 2023-03-14 years later (a replay, a test, `pyagent check --engine opa --at
+    2023-03-14`) stamps today: the decision is about 2023-03-14 and lands there, as an agent's late
+    upload does; the log says so, since a what-if run through a logging OPA writes the fleet's past.
+    An hour apart is one decision as it was made (the clocks of an agent and its OPA may differ)."""
     real = decision_event("real", at="2023-03-16T09:30:00Z")
     skewed = decision_event("skewed", at="2023-03-16T10:29:00Z")
     skewed["timestamp"] = "2023-03-16T09:30:00.5Z"
     replay = decision_event("replay", at="2023-03-14T00:00:00Z", allow=True)
     replay["timestamp"] = "2026-12-06T11:00:00.123456789Z"
-    ahead = decision_event("what-if-ahead", at="2023-03-16T12:00:00Z", allow=True)
-    ahead["timestamp"] = "2023-03-16T10:30:00Z"
+    later = decision_event("asked-later", at="2023-03-16T12:00:00Z")
+    later["timestamp"] = "2023-03-16T10:30:00Z"
     with caplog.at_level(logging.WARNING, logger="pyagent.server"):
-        response = fleet.post_logs([real, replay, skewed, ahead])
-    assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0, "ignored": 2})
-    assert fleet.history() == ["skewed", "real"]
-    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored ")] == [
-        "ignored 2 decision(s) asked about another instant than when they were made (input.at over "
-        "1:00:00 from the event's timestamp: a what-if), e.g. event 1 ('replay' from 'opa-test')"
+        response = fleet.post_logs([real, replay, skewed, later])
+    assert (response.status_code, response.json()) == (200, {"stored": 4, "duplicates": 0, "ignored": 0})
+    assert fleet.history() == ["asked-later", "skewed", "real", "replay"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 decision(s) asked about another instant than when they were made (input.at over 1:00:00 from "
+        "the event's timestamp: a what-if or a replay), each stored at its input.at, e.g. event 1 "
+        "('replay' from 'opa-test')"
     ]
     reader = fleet.auth("reader")
     past = fleet.client.get("/api/v1/summary?at=2023-03-14T12:00:00Z", headers=reader).json()
-    assert (past["devices"], past["compliant"]) == (0, 0)
-    replay["result"]["device_id"] = "another-device"  # a malformed what-if is refused as any event is
+    assert (past["devices"], past["compliant"], past["non_compliant"]) == (1, 1, 0)
+    replay["result"]["device_id"] = "another-device"  # a malformed one is refused as any event is
     refused = fleet.post_logs([replay])
     assert (refused.status_code, refused.json()["message"]) == (
         400, "event 0: result.device_id 'another-device' is not the input's 'fr-brussels-0042'"
     )  # fmt: skip
+
+
+def test_a_what_if_dated_after_its_arrival_is_ignored_and_not_said_as_stored(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    future = decision_event("future", at="2030-01-01T00:00:00Z", allow=True)
+    future["timestamp"] = "2026-12-06T11:00:00Z"
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.post_logs([future])
+    assert response.json() == {"stored": 0, "duplicates": 0, "ignored": 1}
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("ignored 1 decision(s) dated after their arrival at ")
+    assert said.endswith("(e.g. future of 'fr-brussels-0042' from 'opa-test' at 2030-01-01T00:00:00+00:00)")
 
 
 def test_a_decision_whose_input_is_no_devices_is_acknowledged_and_said_in_the_log(

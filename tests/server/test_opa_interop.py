@@ -35,8 +35,8 @@ DEVICE = "fr-brussels-0042"
 REV2 = "rev-2"
 
 
-#: An OPA stamps each event with when it decided: a query about another instant is a what-if, which
-#: the server does not write into the device's history; these tests ask about now.
+#: An OPA stamps each event with when it decided; these tests ask about now, so that the devices'
+#: decisions are current (a decision about a past instant goes into that instant's history).
 def now_at(later: timedelta = timedelta(0)) -> str:
     """Now (plus ``later``), to the second, as the policy input's ``at``."""
     return (datetime.now(UTC).replace(microsecond=0) + later).isoformat().replace("+00:00", "Z")
