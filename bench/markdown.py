@@ -38,7 +38,7 @@ def _machine(results: dict[str, Any]) -> list[str]:
     row = [str(m["cores"]), m["cpu"], m["os"], m["python"], f"{m['opa']} ({m['opa_go']})", m["wasmtime"]]
     note = (
         "`opa-python-client` is the installed version of a dependency the design names; pyagent's `opa`"
-        " engine does not use it (it runs on `pyagent/bounded_http.py`, README: Dependencies)."
+        " engine does not use it (it runs on `pyagent/bounded_http/`, README: Dependencies)."
     )
     return ["## Machine", "", *_table(head, [[*row, m["opa_python_client"], load]]), note, ""]
 

@@ -42,7 +42,7 @@ HOW = """\
   with the query prepared once and the input parsed once. No HTTP, no JSON: the floor for any OPA server.
 - `rest_raw_ms` is the least a client of `opa run --server` must do: encode the input, post it on a
   keep-alive `http.client` connection, read and decode the answer. `rest_agent_ms` is the same decision
-  through pyagent (`decide()` on the `opa` engine: `pyagent/bounded_http.py` on `http.client`, a
+  through pyagent (`decide()` on the `opa` engine: `pyagent/bounded_http/` on `http.client`, a
   connection kept open between decisions, a total deadline and a size limit), in alternating blocks
   against the same server.
 - `embedded_ms` is `decide()` on the embedded engine: the policy compiled by `opa build -t wasm`, run by

@@ -62,8 +62,8 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "policy": CommandEntry(
         "pyagent.cli.policy:policy",
-        "Test, format, lint and bundle the Rego policies (default: ./policies/rego and ./policies/data "
-        "when ./policies holds both (one of them alone is an error), else the policy pyagent ships).",
+        "Test, format, lint and bundle the Rego policies (default: the rego/ and data/ of ./policies, "
+        "else of the current folder, else the policy pyagent ships; one of the two alone is an error).",
     ),
     "agent": CommandEntry(
         "pyagent.cli.agent:agent",

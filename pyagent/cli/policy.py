@@ -22,8 +22,8 @@ dirs_argument = click.argument("dirs", nargs=-1, type=click.Path(file_okay=False
 
 @click.group()
 def policy() -> None:
-    """Test, format, lint and bundle the Rego policies (default: ./policies/rego and ./policies/data
-    when ./policies holds both (one of them alone is an error), else the policy pyagent ships)."""
+    """Test, format, lint and bundle the Rego policies (default: the rego/ and data/ of ./policies,
+    else of the current folder, else the policy pyagent ships; one of the two alone is an error)."""
 
 
 @policy.command(
@@ -149,7 +149,8 @@ Examples:
 
 \b
 Without DIR or --bundle: ./policies when it holds rego/ and data/ (one of them alone is an error),
-else the policy bundle an installed pyagent ships (read directly: no opa needed). The data is
+else the current folder when it holds rego/ and data/, else the policy bundle an installed pyagent
+ships (read directly: no opa needed). The data is
 checked as `policy lint` checks it: a mistake is exit 2.
 """,
 )
