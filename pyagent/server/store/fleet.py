@@ -20,8 +20,10 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select, text
 
+from pyagent.redact import redact_strings
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.server.store.schema import devices
+from pyagent.server.store.rows import read_json
+from pyagent.server.store.schema import devices, instances
 
 STATUSES = ("compliant", "non_compliant", "invalid", "undecided")
 UNKNOWN = ""
@@ -182,7 +184,13 @@ def device_page(
             devices.c.last_seen,
             devices.c.bundles,
             (devices.c.decided_at < cutoff).label("stale"),
+            # the device's own status (an agent reports as its device; an OPA as an instance of its own)
+            instances.c.instance_id.label("status_instance"),
+            instances.c.bundles.label("status_bundles"),
+            instances.c.errors.label("status_errors"),
+            instances.c.last_seen.label("status_last_seen"),
         )
+        .select_from(devices.outerjoin(instances, instances.c.instance_id == devices.c.device_id))
         .order_by(devices.c.device_id)
         .limit(wanted.limit + 1)
     )
@@ -214,6 +222,23 @@ def device_page(
 
 def _device_item(row: Any) -> dict[str, Any]:
     item = dict(row._mapping)
+    if "status_instance" in item:  # as on the device's own page: its status message, or null
+        instance, bundles, errors = (
+            item.pop("status_instance"),
+            item.pop("status_bundles"),
+            item.pop("status_errors"),
+        )
+        last_seen = item.pop("status_last_seen")
+        item["status"] = (
+            None
+            if instance is None
+            else {
+                "instance_id": instance,
+                "bundles": redact_strings(read_json(bundles)),
+                "errors": redact_strings(read_json(errors)),
+                "last_seen": iso(aware(last_seen)),
+            }
+        )
     for key in ("decided_at", "last_seen"):
         if key in item:
             item[key] = iso(aware(item[key]))

@@ -1,0 +1,38 @@
+"""A page of devices shows each device's current state as its own page does (CONTRACT 8: the last
+decision, last seen, the active bundle revision and the status errors): its status message when
+it sends one as itself, else null (an OPA gateway reports as an instance of its own)."""
+
+from __future__ import annotations
+
+from tests.server.conftest import decision_event
+from tests.server.inprocess import Fleet
+
+DEVICE = "fr-brussels-0042"
+
+
+def _listed(fleet: Fleet) -> list[dict[str, object]]:
+    response = fleet.client.get("/api/v1/devices", headers=fleet.auth("reader"))
+    assert response.status_code == 200
+    return response.json()["devices"]
+
+
+def test_a_device_without_a_status_lists_null(fleet: Fleet) -> None:
+    assert fleet.post_logs([decision_event("d-1")]).status_code == 200
+    [device] = _listed(fleet)
+    assert (device["device_id"], device["status"]) == (DEVICE, None)
+
+
+def test_a_devices_own_status_is_listed_as_on_its_page(fleet: Fleet) -> None:
+    assert fleet.post_logs([decision_event("d-1")]).status_code == 200
+    bundle = {"active_revision": "r1", "code": "bundle_error", "message": "signature verification failed"}
+    message = {"labels": {"id": DEVICE}, "bundles": {"pyagent": bundle}}
+    gateway = {"labels": {"id": "opa-7f3a"}, "bundles": {"pyagent": {"active_revision": "r2"}}}
+    for sent in (message, gateway):
+        answer = fleet.client.post("/status", json=sent, headers=fleet.auth("agent"))
+        assert answer.status_code == 204
+    [device] = _listed(fleet)
+    page = fleet.client.get(f"/api/v1/devices/{DEVICE}", headers=fleet.auth("reader")).json()
+    assert device["status"] == page["status"]
+    assert device["status"]["instance_id"] == DEVICE
+    assert device["status"]["bundles"]["pyagent"]["active_revision"] == "r1"
+    assert [e["message"] for e in device["status"]["errors"]] == ["signature verification failed"]
