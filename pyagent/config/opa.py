@@ -85,9 +85,22 @@ class KeyConfig:
         from pyagent.bundles.jws import load_verification_key, parse_verification_key
 
         if self.key_path is not None:
-            return load_verification_key(self.key_path, self.algorithm)
-        assert self.key is not None
-        return parse_verification_key(self.key.encode("utf-8"), self.algorithm, source=f"keys.{self.name}")
+            loaded = load_verification_key(self.key_path, self.algorithm)
+        else:
+            assert self.key is not None
+            loaded = parse_verification_key(
+                self.key.encode("utf-8"), self.algorithm, source=f"keys.{self.name}"
+            )
+        if self.algorithm is None and loaded.algorithm != "RS256":
+            from pyagent.config.opakeys import report_once
+
+            report_once(  # the agent takes the key's own; a real OPA given this config would refuse it
+                f"keys.{self.name}",
+                f"keys.{self.name} sets no algorithm: the agent verifies with {loaded.algorithm}, the key's, "
+                f'but OPA takes RS256 and refuses this key; set algorithm = "{loaded.algorithm}" so that '
+                "an OPA can share this config",
+            )
+        return loaded
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,15 @@ def _bundle(
             raise polling.fail("long_polling_timeout_seconds", f"must be at most {LONG_POLL_MAX}")
     signing = section.sub("signing", known=("keyid", "scope"))
     keyid = signing.string("keyid")
+    if keys and not section.has("signing"):
+        from pyagent.config.opakeys import report_once
+
+        report_once(  # OPA's own warning, for the same config
+            f"{source}: bundles.{name}",
+            f"{source}: keys are configured but bundles.{name} has no signing table: a bundle without "
+            f"/.signatures.json is accepted, as OPA accepts it; add bundles.{name}.signing to require "
+            "signatures",
+        )
     if section.has("signing") and keyid is None:
         if len(keys) != 1:
             raise InvalidInputError(f"{signing.key('keyid')} in {source} is required: name one of [keys]")

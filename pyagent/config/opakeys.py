@@ -45,9 +45,7 @@ Pattern = tuple[str, ...]
 """A path of keys; ``*`` matches any name (a service, a bundle, a key)."""
 
 AGENT_TABLES = ("device", "agent", "opa")
-POLLING = frozenset(
-    {"min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds", "superseded_etag_ttl_seconds"}
-)
+POLLING = frozenset({"min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds"})
 BUNDLE = frozenset({"service", "resource", "signing", "persist", "size_limit_bytes", "trigger", "polling"})
 CREDENTIALS = frozenset(
     {"bearer", "oauth2", "client_tls", "s3_signing", "gcp_metadata", "azure_managed_identity", "plugin"}
@@ -204,7 +202,6 @@ IGNORED: frozenset[Pattern] = frozenset(
         ("storage",),
         ("services", "*", "name"),
         ("bundles", "*", "trigger"),
-        ("bundles", "*", "polling", "superseded_etag_ttl_seconds"),
         ("bundles", "*", "signing", "allow_unsigned_delta_bundles"),  # the agent takes no delta bundle
         ("decision_logs", "plugin"),
         ("decision_logs", "request_context"),
@@ -291,6 +288,17 @@ def report_ignored(
         if (source, key) not in _reported:
             _reported.add((source, key))
             print(f"pyagent: {source}: {key} is {why}; ignored", file=sys.stderr)
+
+
+_warned: set[str] = set()
+
+
+def report_once(what: str, warning: str) -> None:
+    """``pyagent: warning: WARNING`` on stderr, once per ``what`` in this process (a loop re-reads its
+    config at every run)."""
+    if what not in _warned:
+        _warned.add(what)
+        print(f"pyagent: warning: {warning}", file=sys.stderr)
 
 
 def _screen(value: dict[str, Any], path: Pattern, source: str, ignored: list[str]) -> dict[str, Any]:
