@@ -45,7 +45,9 @@ Pattern = tuple[str, ...]
 """A path of keys; ``*`` matches any name (a service, a bundle, a key)."""
 
 AGENT_TABLES = ("device", "agent", "opa")
-POLLING = frozenset({"min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds"})
+POLLING = frozenset(
+    {"min_delay_seconds", "max_delay_seconds", "long_polling_timeout_seconds", "superseded_etag_ttl_seconds"}
+)
 BUNDLE = frozenset({"service", "resource", "signing", "persist", "size_limit_bytes", "trigger", "polling"})
 CREDENTIALS = frozenset(
     {"bearer", "oauth2", "client_tls", "s3_signing", "gcp_metadata", "azure_managed_identity", "plugin"}
@@ -202,6 +204,7 @@ IGNORED: frozenset[Pattern] = frozenset(
         ("storage",),
         ("services", "*", "name"),
         ("bundles", "*", "trigger"),
+        ("bundles", "*", "polling", "superseded_etag_ttl_seconds"),
         ("bundles", "*", "signing", "allow_unsigned_delta_bundles"),  # the agent takes no delta bundle
         ("decision_logs", "plugin"),
         ("decision_logs", "request_context"),

@@ -20,6 +20,8 @@ log = get_logger(__name__)
 #: How far ahead of this machine's clock a bundle's build time may be (the building machine's clock
 #: may run ahead) and still be a time it was built.
 MAX_AHEAD_SECONDS = 300
+#: 9999-12-31T23:59:59Z: a build time past it is no instant a clock reads (nor a float holds exactly).
+LAST_UNIX_SECOND = 253_402_300_799
 
 
 def bundle_age(path: Path, manifest: Mapping[str, Any], now: float) -> float:
@@ -32,7 +34,7 @@ def bundle_age(path: Path, manifest: Mapping[str, Any], now: float) -> float:
     ours = metadata.get("pyagent") if isinstance(metadata, Mapping) else None
     if isinstance(ours, Mapping) and "built_at" in ours:
         stamp = ours["built_at"]
-        if isinstance(stamp, bool) or not isinstance(stamp, int):
+        if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp <= LAST_UNIX_SECOND:
             raise EngineError(
                 f"the fallback bundle {path}: metadata.pyagent.built_at is {_shown(stamp)}, not Unix "
                 "seconds: its age is unknown, failing closed"

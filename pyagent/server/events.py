@@ -9,16 +9,19 @@ so an upload that arrives late lands at its own instant. A batch is all or nothi
 that is not one is refused, naming its index and field.
 
 An instant later than the event's arrival (beyond ``MAX_AHEAD`` of clock skew) is not a fact about the
-device yet: such an event is acknowledged and counted as ignored (:func:`drop_ahead`), never stored,
-so that a decision dated in the future (a what-if query on a gating OPA, a wrong clock, a crafted
-upload) cannot hold a device's current state, and its compliance, until that date.
+device yet: such an event is acknowledged and counted as ignored, never stored
+(:func:`pyagent.server.arrival.drop_ahead`), so that a decision dated in the future (a what-if query
+on a gating OPA, a wrong clock, a crafted upload) cannot hold a device's current state, and its
+compliance, until that date.
 
 A decision asked about another instant than when it was made (an event whose ``input.at`` is more than
 ``MAX_ASKED_GAP`` from its own ``timestamp``: an OPA stamps the moment it decided, the agent stamps
-``input.at``) is stored like any other, at its ``input.at``: an OPA asked about 2023-03-16 (a replay,
-a test, ``pyagent check --engine opa --at 2023-03-16``) decided about that instant, as an agent's late
-upload did. Such decisions are counted (``Batch.what_ifs``) and said in the log, since a what-if run
-through a logging OPA writes the fleet's past.
+``input.at``: a replay, a test, ``pyagent check --engine opa --at 2023-03-16``) is stored at its
+``input.at`` when that is already stale as it arrives: it can then neither be a fresh current state
+nor pass access gating, only say what was decided about that instant. One asked about a more recent
+instant (a what-if on a gating OPA about two hours ago, before an exemption ended) could pass gating
+for the rest of ``stale_after``: it is acknowledged and counted as ignored
+(:func:`pyagent.server.arrival.drop_fresh_what_ifs`). Both are said in the log (``Batch.what_ifs``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any, TypeGuard
 import orjson
 
 from pyagent.server.errors import HttpError, bad_request
-from pyagent.server.instants import MAX_AHEAD, asked_another_time, parse_instant
+from pyagent.server.instants import asked_another_time, parse_instant
 from pyagent.server.store.base import DecisionRow
 from pyagent.timeutil import is_rfc3339, normal_rfc3339
 
@@ -153,21 +156,6 @@ def _named(event: dict[str, Any], index: int) -> str:
     labels = event.get("labels")
     sender = labels.get("id") if isinstance(labels, dict) else None
     return f"event {index} ({_short(event.get('decision_id'))} from {_short(sender)})"
-
-
-def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
-    """Take out of ``batch`` (as ignored) the rows dated more than ``MAX_AHEAD`` after ``received``,
-    with the inventories only they used; returns them."""
-    latest = received + MAX_AHEAD
-    ahead = [row for row in batch.rows if row.decided_at > latest]
-    if ahead:
-        batch.rows = [row for row in batch.rows if row.decided_at <= latest]
-        used = {row.report_digest for row in batch.rows}
-        batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
-        batch.ignored += len(ahead)
-        for row in ahead:
-            batch.what_ifs.pop(row.decision_id, None)
-    return ahead
 
 
 def _event(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pyagent.server.arrival import drop_ahead, drop_fresh_what_ifs
 from pyagent.server.auth import check_device
 from pyagent.server.body import RawBody, receive_body
 from pyagent.server.context import ServerContext
-from pyagent.server.events import DECISION_PATH, drop_ahead
+from pyagent.server.events import DECISION_PATH
 from pyagent.server.heap import trim_heap
 from pyagent.server.instants import MAX_ASKED_GAP
 from pyagent.server.lazy_events import LazyBatch, decode_batch
@@ -36,6 +37,7 @@ log = logging.getLogger("pyagent.server")
 
 
 def routes(ctx: ServerContext) -> list[Route]:
+    stale_after = timedelta(seconds=ctx.settings.stale_after_seconds)
     # Decoding is CPU work under the GIL: one batch at a time per process (more threads would only
     # take turns at the GIL); the store's work, mostly waiting for the database, runs beside it.
     decoding = CapacityLimiter(1)
@@ -43,6 +45,7 @@ def routes(ctx: ServerContext) -> list[Route]:
     def decode(raw: RawBody, received: datetime) -> LazyBatch:
         lazy = decode_batch(raw.decoded(ctx.settings.limits), ctx.report_cache)
         ahead = drop_ahead(lazy.batch, received)
+        fresh = drop_fresh_what_ifs(lazy.batch, received, stale_after)
         # the cache learns only reports this batch stores (not those of events ignored on the way)
         kept = {row.report_digest for row in lazy.batch.rows}
         lazy.pending = {key: known for key, known in lazy.pending.items() if known.digest in kept}
@@ -63,10 +66,20 @@ def routes(ctx: ServerContext) -> list[Route]:
         if what_ifs := list(lazy.batch.what_ifs.values()):  # one line per batch, naming the first
             log.warning(
                 "%d decision(s) asked about another instant than when they were made (input.at over %s "
-                "from the event's timestamp: a what-if or a replay), each stored at its input.at, e.g. %s",
+                "from the event's timestamp: a replay or a what-if), taken at their input.at, stale "
+                "already, e.g. %s",
                 len(what_ifs),
                 MAX_ASKED_GAP,
                 what_ifs[0],
+            )
+        if fresh:
+            log.warning(
+                "ignored %d decision(s) asked about another instant than when they were made (input.at "
+                "over %s from the event's timestamp: a what-if) and not stale yet, which could pass "
+                "access gating, e.g. %s",
+                len(fresh),
+                MAX_ASKED_GAP,
+                fresh[0],
             )
         if ahead:  # one line per batch, naming the first
             first = ahead[0]

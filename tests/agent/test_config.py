@@ -116,7 +116,7 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
         (
             "[bundles.b]\npolling.min_delay = 3\n",
             "{file}: unknown key bundles.b.polling.min_delay; known: long_polling_timeout_seconds, "
-            "max_delay_seconds, min_delay_seconds",
+            "max_delay_seconds, min_delay_seconds, superseded_etag_ttl_seconds",
         ),
         (
             "[decision_logs]\nreporting.batch_size = 1\n",

@@ -41,8 +41,11 @@ def test_without_a_build_time_the_age_is_the_files(tmp_path: Path) -> None:
         (True, "True"),
         ("1700000000", "'1700000000'"),
         (None, "None"),
+        (10**400, "1" + "0" * 39 + "..."),
+        (253_402_300_800, "253402300800"),
+        (-1, "-1"),
     ],
-    ids=["NaN", "infinity", "float", "boolean", "string", "null"],
+    ids=["NaN", "infinity", "float", "boolean", "string", "null", "huge", "past-year-9999", "negative"],
 )
 def test_a_build_time_that_is_no_instant_fails_closed(tmp_path: Path, built_at: object, shown: str) -> None:
     with pytest.raises(EngineError) as refused:

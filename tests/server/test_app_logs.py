@@ -21,6 +21,8 @@ from pyagent.server.store import Store
 from tests.server.conftest import decision_event
 from tests.server.inprocess import Fleet
 
+DEVICE = "fr-brussels-0042"
+
 
 def test_logs_store_a_batch_and_dedupe(fleet: Fleet) -> None:
     events = [decision_event("d-1"), decision_event("d-2", at="2023-03-17T09:30:00Z")]
@@ -124,8 +126,8 @@ def test_a_decision_asked_about_another_instant_is_stored_at_that_instant_and_sa
     assert fleet.history() == ["asked-later", "skewed", "real", "replay"]
     assert [r.getMessage() for r in caplog.records] == [
         "2 decision(s) asked about another instant than when they were made (input.at over 1:00:00 from "
-        "the event's timestamp: a what-if or a replay), each stored at its input.at, e.g. event 1 "
-        "('replay' from 'opa-test')"
+        "the event's timestamp: a replay or a what-if), taken at their input.at, stale already, e.g. "
+        "event 1 ('replay' from 'opa-test')"
     ]
     reader = fleet.auth("reader")
     past = fleet.client.get("/api/v1/summary?at=2023-03-14T12:00:00Z", headers=reader).json()
@@ -135,6 +137,31 @@ def test_a_decision_asked_about_another_instant_is_stored_at_that_instant_and_sa
     assert (refused.status_code, refused.json()["message"]) == (
         400, "event 0: result.device_id 'another-device' is not the input's 'fr-brussels-0042'"
     )  # fmt: skip
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def test_a_what_if_about_an_instant_not_yet_stale_cannot_pass_access_gating(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gating OPA asked, now, about two hours ago (before an exemption ended, say): stored, its
+    allow would be the device's fresh current state and pass the gate for the rest of stale_after."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    real = decision_event("real", at=_rfc3339(now - timedelta(hours=3)), sender=DEVICE)
+    what_if = decision_event("what-if", at=_rfc3339(now - timedelta(hours=2)), allow=True, sender="gateway")
+    what_if["timestamp"] = _rfc3339(now)
+    with caplog.at_level(logging.WARNING, logger="pyagent.server"):
+        response = fleet.post_logs([real, what_if])
+    assert response.json() == {"stored": 1, "duplicates": 0, "ignored": 1}
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignored 1 decision(s) asked about another instant than when they were made (input.at over "
+        "1:00:00 from the event's timestamp: a what-if) and not stale yet, which could pass access "
+        "gating, e.g. event 1 ('what-if' from 'gateway')"
+    ]
+    gate = fleet.client.get(f"/api/v1/devices/{DEVICE}/compliance", headers=fleet.auth("reader")).json()
+    assert (gate["compliant"], gate["decision_id"]) == (False, "real")
 
 
 def test_a_what_if_dated_after_its_arrival_is_ignored_and_not_said_as_stored(

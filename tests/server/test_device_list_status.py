@@ -4,6 +4,16 @@ it sends one as itself, else null (an OPA gateway reports as an instance of its 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import create_engine
+
+from pyagent.server.events import parse_batch
+from pyagent.server.fleet_api import device_json
+from pyagent.server.status import status_row
+from pyagent.server.store import open_store
+from pyagent.server.store.fleet import DeviceFilter
+from tests.helpers.postgres import RunningPostgres
 from tests.server.conftest import decision_event
 from tests.server.inprocess import Fleet
 
@@ -36,3 +46,29 @@ def test_a_devices_own_status_is_listed_as_on_its_page(fleet: Fleet) -> None:
     assert device["status"]["instance_id"] == DEVICE
     assert device["status"]["bundles"]["pyagent"]["active_revision"] == "r1"
     assert [e["message"] for e in device["status"]["errors"]] == ["signature verification failed"]
+
+
+def test_instants_are_utc_whatever_the_databases_time_zone(postgres: RunningPostgres) -> None:
+    """A PostgreSQL database (or role) with another TimeZone: the list and the page still say UTC."""
+    url = postgres.create_database("tokyo")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ALTER DATABASE tokyo SET TimeZone = 'Asia/Tokyo'")
+    engine.dispose()
+    store = open_store(url)
+    try:
+        rows = parse_batch([decision_event("d-1", at="2023-03-16T09:30:00Z")]).rows
+        store.ingest(rows, {})
+        store.record_status(
+            status_row({"labels": {"id": DEVICE}, "bundles": {"pyagent": {"active_revision": "r1"}}})
+        )
+        now = datetime.now(UTC)
+        [listed], _ = store.device_page(DeviceFilter(), now=now, stale_after=timedelta(days=1))
+        state = store.device(DEVICE, history=0, since=False)
+        assert state is not None
+        page = device_json(state, timedelta(days=1), now)
+        assert listed["decided_at"] == page["decided_at"] == "2023-03-16T09:30:00Z"
+        assert listed["status"]["last_seen"] == page["status"]["last_seen"]
+        assert listed["status"]["last_seen"].endswith("Z") and listed["last_seen"].endswith("Z")
+    finally:
+        store.close()

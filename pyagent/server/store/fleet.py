@@ -310,10 +310,11 @@ def stale_devices(
 
 
 def aware(value: datetime | str) -> datetime:
-    """An instant from the database, aware (SQLite's text form, in raw SQL, parsed)."""
+    """An instant from the database, aware and in UTC (SQLite's text form, in raw SQL, parsed; a
+    PostgreSQL session's own time zone undone)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def json_object(text: str | None) -> dict[str, Any]:

@@ -1,0 +1,44 @@
+"""What a batch's arrival says of its decisions: one dated ahead of it (beyond ``MAX_AHEAD`` of clock
+skew) is no fact about the device yet, and one asked about another instant than when it was made
+whose instant is not yet stale at arrival could pass access gating (see :mod:`pyagent.server.events`).
+Both are taken out of the batch as ignored, with the inventories only they used."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyagent.server.events import Batch
+from pyagent.server.instants import MAX_AHEAD
+from pyagent.server.store.base import DecisionRow
+
+
+def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
+    """Take out of ``batch`` (as ignored) the rows dated more than ``MAX_AHEAD`` after ``received``,
+    with the inventories only they used; returns them."""
+    latest = received + MAX_AHEAD
+    ahead = [row for row in batch.rows if row.decided_at > latest]
+    if ahead:
+        batch.rows = [row for row in batch.rows if row.decided_at <= latest]
+        used = {row.report_digest for row in batch.rows}
+        batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
+        batch.ignored += len(ahead)
+        for row in ahead:
+            batch.what_ifs.pop(row.decision_id, None)
+    return ahead
+
+
+def drop_fresh_what_ifs(batch: Batch, received: datetime, stale_after: timedelta) -> list[str]:
+    """Take out of ``batch`` (as ignored) the decisions asked about another instant than when they were
+    made whose instant is not yet stale at ``received`` (with the inventories only they used); returns
+    them named, in the batch's order. Those left are stale already: history, never a pass."""
+    cutoff = received - stale_after
+    fresh = [row for row in batch.rows if row.decision_id in batch.what_ifs and row.decided_at >= cutoff]
+    if not fresh:
+        return []
+    batch.rows = [
+        row for row in batch.rows if not (row.decision_id in batch.what_ifs and row.decided_at >= cutoff)
+    ]
+    used = {row.report_digest for row in batch.rows}
+    batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
+    batch.ignored += len(fresh)
+    return [batch.what_ifs.pop(row.decision_id) for row in fresh if row.decision_id in batch.what_ifs]
