@@ -22,6 +22,8 @@ from pyagent.server.publish import MAX_BUNDLE_BYTES, publish
 
 #: A body that is one bundle: gzip, or OPA's bundle media type (what its Bundle API serves).
 BUNDLE_MEDIA_TYPES = ("application/gzip", "application/vnd.openpolicyagent.bundles")
+#: Also taken as one bundle: no type, bytes, and gzip's older name (what HTTP clients send by default).
+RAW_MEDIA_TYPES = ("", "application/octet-stream", "application/x-gzip")
 
 
 def routes(ctx: ServerContext) -> list[Route]:
@@ -33,7 +35,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         if declared.isascii() and declared.isdigit() and int(declared) > limits.max_body:
             raise too_large(f"body of {declared} bytes is over the limit of {limits.max_body} bytes")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media in BUNDLE_MEDIA_TYPES:
+        if media in BUNDLE_MEDIA_TYPES or media in RAW_MEDIA_TYPES:
             cap = min(limits.max_body, MAX_BUNDLE_BYTES)
             archives = [("body", await _one_bundle(request, cap, limits.max_seconds))]
         elif media == "multipart/form-data":

@@ -55,13 +55,18 @@ def instant(request: Request, name: str) -> datetime | None:
         raise bad_request(f"{name}={value!r}: {err}") from err
 
 
+#: How a boolean parameter may be written (case aside).
+FLAG_SPELLINGS = {"true": True, "false": False, "1": True, "0": False}
+
+
 def flag(request: Request, name: str) -> bool | None:
     value = _given(request, name)
     if value is None:
         return None
-    if value not in ("true", "false"):
+    spelled = value.lower()  # (as clients send booleans: Python's True, 1)
+    if spelled not in FLAG_SPELLINGS:
         raise bad_request(f"{name}={value!r}: expected true or false")
-    return value == "true"
+    return FLAG_SPELLINGS[spelled]
 
 
 def text(request: Request, name: str, limit: int = 512) -> str | None:

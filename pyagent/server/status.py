@@ -83,6 +83,30 @@ def _cut(value: object) -> bool:
     return isinstance(value, str) and _CUT.search(value) is not None
 
 
+#: The status message's other parts that report an error as a bundle does (OPA's: a failed upload of
+#: decision logs, a failed discovery), each kept under its own name.
+_ERROR_PARTS = ("decision_logs", "discovery")
+
+
+def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
+    """The errors a status message reports beside its bundles' and its plugins' states: those of
+    :data:`_ERROR_PARTS`, and a top-level ``errors`` list (objects, or a message as a string)."""
+    errors: list[dict[str, Any]] = []
+    for part in _ERROR_PARTS:
+        info = checked.get(part)
+        if isinstance(info, dict) and (info.get("code") or info.get("message") or info.get("errors")):
+            errors.append(
+                {"plugin": part, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
+            )
+    listed = checked.get("errors")
+    for error in listed if isinstance(listed, list) else []:
+        if isinstance(error, dict) and error:
+            errors.append(error)
+        elif isinstance(error, str) and error:
+            errors.append({"message": error})
+    return errors
+
+
 def status_row(value: Any) -> StatusRow:
     """What is stored of a status message: checked whole, then cut to the bounds above (each cut said
     among its errors), its credentials redacted (:func:`pyagent.redact.redact`: a status error may quote
@@ -122,6 +146,7 @@ def status_row(value: Any) -> StatusRow:
     for plugin, state in plugins.items():
         if isinstance(state, dict) and state.get("state") in ("ERROR", "ERR"):  # OPA's; older agents'
             errors.append({"plugin": plugin, "message": state.get("message", "")})
+    errors += _other_errors(checked)
     return StatusRow(
         instance_id=checked["labels"]["id"],
         labels=dump_json(checked["labels"]).decode(),

@@ -175,8 +175,9 @@ def test_bad_bodies_are_refused_with_a_reason(
     [
         {"Content-Type": 'application/json; charset="UTF-8"', "Content-Encoding": "gzip"},
         {"Content-Type": "application/json", "Content-Encoding": "x-gzip"},  # gzip's old name, RFC 9110
+        {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"},  # curl -d's
     ],
-    ids=["utf-8-quoted", "x-gzip"],
+    ids=["utf-8-quoted", "x-gzip", "curl-form-type"],
 )
 def test_equivalent_media_types_and_encodings_are_taken(fleet: Fleet, headers: dict[str, str]) -> None:
     body = gzip.compress(json.dumps([decision_event("taken")]).encode())

@@ -141,10 +141,22 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
     assert (again.status_code, again.json()["message"]) == (
         409, "bundle pyagent: revision 'api-1' is already the current one"
     )  # fmt: skip
-    raw = fleet.client.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=fleet.auth("admin"))
-    assert (raw.status_code, raw.json()["message"]) == (
+    admin = fleet.auth("admin")
+    for media, revision in [
+        (None, "api-2"),
+        ("application/octet-stream", "api-3"),
+        ("application/x-gzip", "api-4"),
+    ]:
+        typed = {"Content-Type": media} if media else {}  # as HTTP clients send bytes by default
+        body = _with_manifest(rego_bundle, revision, None)
+        raw = fleet.client.put("/api/v1/bundles/pyagent", content=body, headers={**admin, **typed})
+        assert (raw.status_code, raw.json()["revision"]) == (201, revision), raw.text
+    text = fleet.client.put(
+        "/api/v1/bundles/pyagent", content=rego_bundle, headers={**admin, "Content-Type": "text/plain"}
+    )
+    assert (text.status_code, text.json()["message"]) == (
         415,
-        "content type '': send the bundles as multipart/form-data files, or one bundle as "
+        "content type 'text/plain': send the bundles as multipart/form-data files, or one bundle as "
         "application/gzip or application/vnd.openpolicyagent.bundles",
     )
     junk = {"rego": ("junk.tar.gz", b"\x1f\x8bjunk", "application/gzip")}

@@ -137,6 +137,24 @@ def test_status_plugins_in_opas_error_state_are_errors() -> None:
     ]
 
 
+def test_a_failed_upload_and_a_top_level_errors_list_are_errors() -> None:
+    """OPA reports a failed decision-log upload or discovery under its own key (``code``, ``message``,
+    ``errors``); a hand-written status may list ``errors`` at the top (CONTRACT 6.3 names it)."""
+    from pyagent.server.status import status_row
+
+    message = {
+        "labels": {"id": "opa-1"},
+        "decision_logs": {"code": "decision_log_error", "message": "server replied with HTTP 503"},
+        "discovery": {"name": "discovery"},  # no error
+        "errors": [{"code": "bundle_error", "message": "signature invalid"}, "disk full", "", 7],
+    }
+    assert json.loads(status_row(message).errors) == [
+        {"plugin": "decision_logs", "code": "decision_log_error", "message": "server replied with HTTP 503"},
+        {"code": "bundle_error", "message": "signature invalid"},
+        {"message": "disk full"},
+    ]
+
+
 def test_bundles_past_the_status_bound_are_counted_not_dropped_unsaid() -> None:
     """90 bundles of 4,000 characters each: those past the 256 K bound were dropped with no word."""
     from pyagent.server.status import MAX_TOTAL, status_row

@@ -72,3 +72,21 @@ def test_instants_are_utc_whatever_the_databases_time_zone(postgres: RunningPost
         assert listed["status"]["last_seen"].endswith("Z") and listed["last_seen"].endswith("Z")
     finally:
         store.close()
+
+
+def test_a_status_stored_before_a_redaction_rule_is_listed_redacted(fleet: Fleet) -> None:
+    """Status is redacted as it is stored; one stored before a rule existed is redacted as it is read."""
+    from sqlalchemy import update
+
+    from pyagent.server.store.schema import instances
+
+    assert fleet.post_logs([decision_event("d-1")]).status_code == 200
+    message = {"labels": {"id": DEVICE}, "bundles": {"pyagent": {"code": "bundle_error", "message": "x"}}}
+    assert fleet.client.post("/status", json=message, headers=fleet.auth("agent")).status_code == 204
+    leaked = '[{"code": "bundle_error", "message": "GET https://u:pw@h/b Authorization: Bearer abc.def"}]'
+    with fleet.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(update(instances).where(instances.c.instance_id == DEVICE).values(errors=leaked))
+    [device] = _listed(fleet)
+    assert device["status"]["errors"] == [
+        {"code": "bundle_error", "message": "GET https://***@h/b Authorization: Bearer ***"}
+    ]

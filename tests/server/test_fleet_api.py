@@ -232,6 +232,8 @@ def test_device_filters(api: Api, decided: list[Decided]) -> None:
     denied = api.get("/api/v1/devices", allow="false", limit="1000")["devices"]
     assert sorted(d["device_id"] for d in denied) == sorted(k for k, allow in allows.items() if not allow)
     assert {d["allow"] for d in denied} == {False}
+    for spelled, wanted in [("True", allowed), ("1", allowed), ("False", denied), ("0", denied)]:
+        assert api.get("/api/v1/devices", allow=spelled, limit="1000")["devices"] == wanted
     bad = api.client.get("/api/v1/devices", params={"allow": "maybe"}, headers=api.reader)
     assert (bad.status_code, bad.json()["message"]) == (400, "allow='maybe': expected true or false")
     stale = api.get("/api/v1/devices", stale="true", limit="1000")["devices"]  # decided in 2023: all
