@@ -22,8 +22,9 @@ from pyagent.server.publish import MAX_BUNDLE_BYTES, publish
 
 #: A body that is one bundle: gzip, or OPA's bundle media type (what its Bundle API serves).
 BUNDLE_MEDIA_TYPES = ("application/gzip", "application/vnd.openpolicyagent.bundles")
-#: Also taken as one bundle: no type, bytes, and gzip's older name (what HTTP clients send by default).
-RAW_MEDIA_TYPES = ("", "application/octet-stream", "application/x-gzip")
+#: Also taken as one bundle: no type, bytes, gzip's older name, and the form type of `curl --data-binary`
+#: (what HTTP clients send by default; the route takes a bearer token only, so no browser form reaches it).
+RAW_MEDIA_TYPES = ("", "application/octet-stream", "application/x-gzip", "application/x-www-form-urlencoded")
 
 
 def routes(ctx: ServerContext) -> list[Route]:

@@ -22,8 +22,7 @@ def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
         used = {row.report_digest for row in batch.rows}
         batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
         batch.ignored += len(ahead)
-        for row in ahead:
-            batch.what_ifs.pop(row.decision_id, None)
+        batch.what_ifs = [(row, name) for row, name in batch.what_ifs if not _among(row, ahead)]
     return ahead
 
 
@@ -32,13 +31,18 @@ def drop_fresh_what_ifs(batch: Batch, received: datetime, stale_after: timedelta
     made whose instant is not yet stale at ``received`` (with the inventories only they used); returns
     them named, in the batch's order. Those left are stale already: history, never a pass."""
     cutoff = received - stale_after
-    fresh = [row for row in batch.rows if row.decision_id in batch.what_ifs and row.decided_at >= cutoff]
+    fresh = [(row, name) for row, name in batch.what_ifs if row.decided_at >= cutoff]
     if not fresh:
         return []
-    batch.rows = [
-        row for row in batch.rows if not (row.decision_id in batch.what_ifs and row.decided_at >= cutoff)
-    ]
+    dropped = [row for row, _ in fresh]
+    batch.rows = [row for row in batch.rows if not _among(row, dropped)]
+    batch.what_ifs = [(row, name) for row, name in batch.what_ifs if row.decided_at < cutoff]
     used = {row.report_digest for row in batch.rows}
     batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
     batch.ignored += len(fresh)
-    return [batch.what_ifs.pop(row.decision_id) for row in fresh if row.decision_id in batch.what_ifs]
+    return [name for _, name in fresh]
+
+
+def _among(row: DecisionRow, rows: list[DecisionRow]) -> bool:
+    """Whether ``row`` is one of ``rows`` (the same row, not an equal one: two events may be alike)."""
+    return any(row is other for other in rows)

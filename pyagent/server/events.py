@@ -73,9 +73,10 @@ class Batch:
     #: Of the ignored, events no parser here takes whole (nested too deep, a number out of a double's
     #: range): said in the log apart from the unplaced, whose input was read.
     unread: int = 0
-    #: Of the stored, decisions asked about another instant than when they were made (what-ifs,
-    #: replays): decision id -> "event N (DECISION_ID from SENDER)", in the batch's order.
-    what_ifs: dict[str, str] = field(default_factory=dict)
+    #: Of the rows, those asked about another instant than when they were made (what-ifs, replays),
+    #: each with its name, "event N (DECISION_ID from SENDER)", in the batch's order: by row, not by
+    #: decision id (a crafted batch may give two events one id).
+    what_ifs: list[tuple[DecisionRow, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def parse_batch(value: Any, facts_of: FactsOf = report_facts) -> Batch:
             continue
         row, inventory = decided
         if asked_another_time(event, row.decided_at):
-            batch.what_ifs.setdefault(row.decision_id, _named(event, index))
+            batch.what_ifs.append((row, _named(event, index)))
         batch.rows.append(row)
         if row.report_digest is not None and inventory is not None:
             batch.reports.setdefault(row.report_digest, inventory)

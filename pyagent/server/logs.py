@@ -31,7 +31,7 @@ from pyagent.server.events import DECISION_PATH
 from pyagent.server.heap import trim_heap
 from pyagent.server.instants import MAX_ASKED_GAP
 from pyagent.server.lazy_events import LazyBatch, decode_batch
-from pyagent.server.store.base import IngestResult
+from pyagent.server.store.base import Grant, IngestResult
 
 log = logging.getLogger("pyagent.server")
 
@@ -42,8 +42,11 @@ def routes(ctx: ServerContext) -> list[Route]:
     # take turns at the GIL); the store's work, mostly waiting for the database, runs beside it.
     decoding = CapacityLimiter(1)
 
-    def decode(raw: RawBody, received: datetime) -> LazyBatch:
+    def decode(raw: RawBody, received: datetime, grant: Grant) -> LazyBatch:
         lazy = decode_batch(raw.decoded(ctx.settings.limits), ctx.report_cache)
+        if grant.device is not None:  # every decision, before any is dropped as ignored or stored
+            for row in lazy.batch.rows:
+                check_device(grant, row.device_id, f"decision {row.decision_id!r}")
         ahead = drop_ahead(lazy.batch, received)
         fresh = drop_fresh_what_ifs(lazy.batch, received, stale_after)
         # the cache learns only reports this batch stores (not those of events ignored on the way)
@@ -63,7 +66,7 @@ def routes(ctx: ServerContext) -> list[Route]:
                 DECISION_PATH,
                 lazy.batch.first_unplaced,
             )
-        if what_ifs := list(lazy.batch.what_ifs.values()):  # one line per batch, naming the first
+        if what_ifs := [name for _, name in lazy.batch.what_ifs]:  # one line per batch, naming the first
             log.warning(
                 "%d decision(s) asked about another instant than when they were made (input.at over %s "
                 "from the event's timestamp: a replay or a what-if), taken at their input.at, stale "
@@ -104,10 +107,8 @@ def routes(ctx: ServerContext) -> list[Route]:
         grant = await ctx.authorize(request, "agent")
         raw = await receive_body(request, ctx.settings.limits)
         received = datetime.now(UTC)
-        lazy = await to_thread.run_sync(decode, raw, received, limiter=decoding)
-        if grant.device is not None:  # before anything is stored
-            for row in lazy.batch.rows:
-                check_device(grant, row.device_id, f"decision {row.decision_id!r}")
+        lazy = await to_thread.run_sync(decode, raw, received, grant, limiter=decoding)
+        if grant.device is not None:
             # sent by the token's device, whatever labels.id says (an OPA on the device: its instance id)
             lazy.batch.rows = [replace(row, sender=grant.device) for row in lazy.batch.rows]
         result = await run_in_threadpool(store, lazy)

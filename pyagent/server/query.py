@@ -85,7 +85,7 @@ def organization(request: Request, *, name_wins: bool = False) -> Organization:
     orgless = _given(request, "no_organization")
     if orgless is None:
         return name
-    if orgless != "true":
+    if FLAG_SPELLINGS.get(orgless.lower()) is not True:
         raise bad_request(f"no_organization={orgless!r}: expected true")
     if name is not None:
         if name_wins:

@@ -100,8 +100,13 @@ def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
             )
     listed = checked.get("errors")
     for error in listed if isinstance(listed, list) else []:
-        if isinstance(error, dict) and error:
-            errors.append(error)
+        kept = (
+            {k: error[k] for k in ("code", "message", "errors") if k in error}
+            if isinstance(error, dict)
+            else {}
+        )
+        if kept:  # (only what an error says: not a "bundle" or "plugin" it would pass for)
+            errors.append(kept)
         elif isinstance(error, str) and error:
             errors.append({"message": error})
     return errors

@@ -146,6 +146,7 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
         (None, "api-2"),
         ("application/octet-stream", "api-3"),
         ("application/x-gzip", "api-4"),
+        ("application/x-www-form-urlencoded", "api-5"),  # curl --data-binary's
     ]:
         typed = {"Content-Type": media} if media else {}  # as HTTP clients send bytes by default
         body = _with_manifest(rego_bundle, revision, None)

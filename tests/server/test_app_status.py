@@ -146,7 +146,13 @@ def test_a_failed_upload_and_a_top_level_errors_list_are_errors() -> None:
         "labels": {"id": "opa-1"},
         "decision_logs": {"code": "decision_log_error", "message": "server replied with HTTP 503"},
         "discovery": {"name": "discovery"},  # no error
-        "errors": [{"code": "bundle_error", "message": "signature invalid"}, "disk full", "", 7],
+        "errors": [
+            {"bundle": "pyagent", "code": "bundle_error", "message": "signature invalid"},  # no bundle's
+            "disk full",
+            "",
+            7,
+            {"plugin": "bundle"},
+        ],
     }
     assert json.loads(status_row(message).errors) == [
         {"plugin": "decision_logs", "code": "decision_log_error", "message": "server replied with HTTP 503"},

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.server.conftest import decision_event
 from tests.server.inprocess import Fleet
 
@@ -88,6 +90,16 @@ def test_the_filter_forms_are_not_refilled_by_the_browser(fleet: Fleet) -> None:
     _populated(fleet)
     for path in ("/", "/devices"):
         assert len(re.findall(r'<form class="filters" [^>]*autocomplete="off"', _page(fleet, path))) == 1
+
+
+@pytest.mark.parametrize("spelled", ["true", "1", "True"])
+def test_a_filter_spelled_otherwise_shows_as_chosen(fleet: Fleet, spelled: str) -> None:
+    """``?stale=1`` filters as ``stale=true`` does: its select says so, or Filter would drop it."""
+    _populated(fleet)
+    page = _page(fleet, "/devices", stale=spelled)
+    assert (
+        '<select name="stale"><option value="">any</option><option value="true" selected>yes</option>' in page
+    )
 
 
 def test_the_chart_s_last_point_is_of_the_instant_the_figures_are_of(fleet: Fleet) -> None:

@@ -124,3 +124,14 @@ def test_the_api_document_says_why_a_report_is_forbidden(tokens: Tokens) -> None
     assert paths["/bundles/{name}"]["get"]["responses"]["403"] == {
         "description": "the token's role is not agent"
     }
+
+
+def test_a_bound_token_cannot_send_another_devices_decision_however_it_is_dated(tokens: Tokens) -> None:
+    """Dated ahead of its arrival, or a what-if about a recent instant: ignored either way, but a
+    decision about another device is refused first (403), as the docs promise."""
+    ahead = decision_event("ahead", device_id=OTHER, at="2999-01-01T00:00:00Z")
+    response = tokens.logs(tokens.phone, [ahead])
+    assert (response.status_code, response.json()["message"]) == (
+        403,
+        f"decision 'ahead' is for device {OTHER!r}; this token reports for device {PHONE!r} only",
+    )

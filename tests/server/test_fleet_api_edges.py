@@ -254,8 +254,8 @@ def test_devices_without_an_organisation_are_their_own_group(served: Served) -> 
     )
     summary = served.get("/api/v1/summary").json()
     assert summary["by_organization"] == {"": ONE_STALE, "(none)": ONE_STALE, "eu-council": ONE_STALE}
-    asked = [({"no_organization": "true"}, ["orgless"]), ({"organization": "(none)"}, ["named-none"]),
-             ({}, ["eu", "named-none", "orgless"])]  # fmt: skip
+    asked = [({"no_organization": "true"}, ["orgless"]), ({"no_organization": "1"}, ["orgless"]),
+             ({"organization": "(none)"}, ["named-none"]), ({}, ["eu", "named-none", "orgless"])]  # fmt: skip
     for params, devices in asked:
         listed = served.get("/api/v1/devices", **params).json()["devices"]
         assert [(d["device_id"], d["organization"]) for d in listed] == [

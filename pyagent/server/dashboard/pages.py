@@ -12,6 +12,7 @@ from pyagent.fleet.html_assets import esc, esc_value, fmt_int, percent, stacked_
 from pyagent.fleet.html_parts import COUNT_COLUMNS, card, counts_table, kpis, metric
 from pyagent.server.dashboard.device_facts import chain_text, since_label, verdict_of
 from pyagent.server.dashboard.layout import device_link, link
+from pyagent.server.query import FLAG_SPELLINGS
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
 from pyagent.server.store.fleet import UNKNOWN
 from pyagent.server.store.rollout import NO_REVISION
@@ -238,6 +239,8 @@ _CHOICES = {"compliant": ("true", "false"), "stale": ("true", "false"), "no_orga
 
 def _filter_field(name: str, value: str) -> str:
     if name in _CHOICES:
+        spelled = FLAG_SPELLINGS.get(value.lower())  # (?stale=1 is stale=true: shown as chosen)
+        value = value if spelled is None else "true" if spelled else "false"
         options = "".join(
             f'<option value="{v}"{" selected" if v == value else ""}>{label}</option>'
             for v, label in (("", "any"), ("true", "yes"), ("false", "no"))

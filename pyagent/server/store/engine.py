@@ -97,8 +97,6 @@ def open_engine(url: str) -> Engine:
     args = {key: value for key, value in _PG_CONNECT_ARGS.items() if key not in given}
     if "connect_timeout" not in given:
         args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-    if "options" not in given:  # instants read back in UTC, whatever the database's or role's TimeZone
-        args["options"] = "-c TimeZone=UTC"
     return create_engine(
         url,
         pool_size=8,
@@ -113,7 +111,7 @@ def open_engine(url: str) -> Engine:
 #: How long a new PostgreSQL connection may take (libpq's ``connect_timeout``; none by default).
 CONNECT_TIMEOUT_SECONDS = 5
 
-_PG_CONNECT_ARGS: dict[str, int | str] = {
+_PG_CONNECT_ARGS: dict[str, int] = {
     "keepalives": 1,
     "keepalives_idle": 30,  # an idle pooled connection is probed after 30 s,
     "keepalives_interval": 10,  # every 10 s,
