@@ -5,6 +5,7 @@ Both are taken out of the batch as ignored, with the inventories only they used.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pyagent.server.events import Batch
@@ -22,7 +23,8 @@ def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
         used = {row.report_digest for row in batch.rows}
         batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
         batch.ignored += len(ahead)
-        batch.what_ifs = [(row, name) for row, name in batch.what_ifs if not _among(row, ahead)]
+        gone = _identities(ahead)
+        batch.what_ifs = [(row, name) for row, name in batch.what_ifs if id(row) not in gone]
     return ahead
 
 
@@ -34,8 +36,8 @@ def drop_fresh_what_ifs(batch: Batch, received: datetime, stale_after: timedelta
     fresh = [(row, name) for row, name in batch.what_ifs if row.decided_at >= cutoff]
     if not fresh:
         return []
-    dropped = [row for row, _ in fresh]
-    batch.rows = [row for row in batch.rows if not _among(row, dropped)]
+    dropped = _identities(row for row, _ in fresh)
+    batch.rows = [row for row in batch.rows if id(row) not in dropped]
     batch.what_ifs = [(row, name) for row, name in batch.what_ifs if row.decided_at < cutoff]
     used = {row.report_digest for row in batch.rows}
     batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
@@ -43,6 +45,7 @@ def drop_fresh_what_ifs(batch: Batch, received: datetime, stale_after: timedelta
     return [name for _, name in fresh]
 
 
-def _among(row: DecisionRow, rows: list[DecisionRow]) -> bool:
-    """Whether ``row`` is one of ``rows`` (the same row, not an equal one: two events may be alike)."""
-    return any(row is other for other in rows)
+def _identities(rows: Iterable[DecisionRow]) -> set[int]:
+    """The identities of ``rows``, alive in the batch meanwhile: the same row, not an equal one (two
+    events of a crafted batch may be alike)."""
+    return {id(row) for row in rows}
