@@ -6,6 +6,7 @@ instance id (a status row per sender: one under another sender's id would replac
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -100,13 +101,13 @@ def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
             )
     listed = checked.get("errors")
     for error in listed if isinstance(listed, list) else []:
-        kept = (
-            {k: error[k] for k in ("code", "message", "errors") if k in error}
-            if isinstance(error, dict)
-            else {}
-        )
-        if kept:  # (only what an error says: not a "bundle" or "plugin" it would pass for)
+        said = error if isinstance(error, dict) else {}
+        # only what an error says, as the bundles' errors are kept: not a "bundle" it would pass for
+        kept = {k: said[k] for k in ("code", "message", "errors") if said.get(k)}
+        if kept:
             errors.append(kept)
+        elif set(said) - {"code", "message", "errors"}:  # in other words: kept as its text (bounded)
+            errors.append({"message": json.dumps(said, ensure_ascii=False)})
         elif isinstance(error, str) and error:
             errors.append({"message": error})
     return errors

@@ -151,13 +151,15 @@ def test_a_failed_upload_and_a_top_level_errors_list_are_errors() -> None:
             "disk full",
             "",
             7,
-            {"plugin": "bundle"},
+            {"code": None, "message": ""},
+            {"msg": "out of memory"},
         ],
     }
     assert json.loads(status_row(message).errors) == [
         {"plugin": "decision_logs", "code": "decision_log_error", "message": "server replied with HTTP 503"},
         {"code": "bundle_error", "message": "signature invalid"},
         {"message": "disk full"},
+        {"message": '{"msg": "out of memory"}'},
     ]
 
 
