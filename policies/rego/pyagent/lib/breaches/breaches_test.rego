@@ -77,7 +77,7 @@ test_unknown_enforcement_is_a_data_error if {
 		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"enforcement": "block"})
 	d.allow == false
-	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.organizations.eu-commission.rules.tiktok.enforcement"]]
+	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok has enforcement \"block\"; expected deny, warn or dryrun", "path": "pyagent.organizations.eu-commission.rules.tiktok.enforcement"}]
 }
 
 test_unknown_scope_is_a_data_error if {
@@ -86,7 +86,7 @@ test_unknown_scope_is_a_data_error if {
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"scopes": ["corporate", "contractors"]})
-	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.organizations.eu-commission.rules.tiktok.scopes"]]
+	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok has unknown scope \"contractors\"", "path": "pyagent.organizations.eu-commission.rules.tiktok.scopes"}]
 	d.allow == false
 }
 
@@ -96,7 +96,7 @@ test_empty_scopes_is_a_data_error if {
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"scopes": []})
-	[e.path | some e in d.errors] == ["pyagent.organizations.eu-commission.rules.tiktok.scopes"]
+	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok names no scopes", "path": "pyagent.organizations.eu-commission.rules.tiktok.scopes"}]
 	d.allow == false
 }
 
@@ -106,7 +106,7 @@ test_unknown_ban_is_a_data_error if {
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"ban": "tiktok2"})
-	[e.path | some e in d.errors] == ["pyagent.organizations.eu-commission.rules.tiktok.ban"]
+	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok names unknown ban \"tiktok2\"", "path": "pyagent.organizations.eu-commission.rules.tiktok.ban"}]
 	d.allow == false
 }
 
@@ -116,7 +116,7 @@ test_bad_effective_from_is_a_data_error if {
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as report("eu-commission", "android", "corporate", [tiktok])
 		with data.pyagent.organizations as commission_rule({"effective_from": "15 March 2023"})
-	[e.path | some e in d.errors] == ["pyagent.organizations.eu-commission.rules.tiktok.effective_from"]
+	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok needs effective_from as an RFC 3339 timestamp", "path": "pyagent.organizations.eu-commission.rules.tiktok.effective_from"}]
 	d.allow == false
 }
 

@@ -72,7 +72,7 @@ test_ahead_is_strict if {
 }
 
 test_missing_time_has_an_error if {
-	[e.code | some e in clock.errors] == ["invalid_time"]
+	clock.errors == {{"code": "invalid_time", "message": "evaluation time input.at must be an RFC 3339 timestamp, got null"}}
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as {}

@@ -161,7 +161,7 @@ test_exemption_without_reason_is_a_data_error if {
 		with input as commission_phone
 		with data.pyagent.exemptions as {"EX-2023-002": object.remove(press_office, ["reason"])}
 	d.allow == false
-	[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions.EX-2023-002.reason"]]
+	d.errors == [{"code": "invalid_policy_data", "message": "exemption EX-2023-002 needs reason as a string", "path": "pyagent.exemptions.EX-2023-002.reason"}]
 }
 
 test_two_exemptions_in_force_the_smallest_id_is_reported if {
@@ -215,14 +215,17 @@ test_a_malformed_exemption_leaves_the_violation if {
 
 test_exemptions_not_keyed_by_id_are_a_data_error if {
 	# a list (or null) of exemptions: no waiver, the violation stays and the data is named
-	every listed in [[press_office], null] {
+	every listed, message in {
+		json.marshal([press_office]): "exemptions are listed as [{\"approved_by\":\"DIGIT.S\",\"ban\":\"tiktok\",\"device_id\":\"fr-brussels-0042\",\"organization\":\"eu-commission\",\"reason\":\"official communications account\",\"until\":\"2023-06-30T00:00:00Z\"}]; expected exemptions keyed by their id",
+		"null": "exemptions are listed as null; expected exemptions keyed by their id",
+	} {
 		d := decision
 			with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 			with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-			with input as commission_phone with data.pyagent.exemptions as listed
+			with input as commission_phone with data.pyagent.exemptions as json.unmarshal(listed)
 		d.allow == false
 		[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
 		d.exempted == []
-		[[e.code, e.path] | some e in d.errors] == [["invalid_policy_data", "pyagent.exemptions"]]
+		d.errors == [{"code": "invalid_policy_data", "message": message, "path": "pyagent.exemptions"}]
 	}
 }

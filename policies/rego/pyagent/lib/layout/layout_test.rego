@@ -28,5 +28,5 @@ test_policy_data_at_data_pyagent_is_neither_missing_nor_misplaced if {
 test_data_under_data_data_is_reported_with_the_hint if {
 	layout.misplaced with layout.loaded as false with data.data.pyagent as {"organizations": {}}
 	errs := layout.errors with layout.loaded as false with data.data.pyagent as {"organizations": {}}
-	[e.code | some e in errs] == ["misconfigured_data_root"]
+	errs == {{"code": "misconfigured_data_root", "message": "policy data found at data.data.pyagent, not data.pyagent (the policy folder was loaded as one root): load the policy as two roots, its rego/ and data/ folders: `opa run -s policies/rego policies/data`, `opa test policies/rego policies/data`"}}
 }

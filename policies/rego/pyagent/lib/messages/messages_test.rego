@@ -18,15 +18,16 @@ device(org, app) := {"at": "2023-03-16T09:30:00Z", "report": {
 	"apps": [app],
 }}
 
-unindexed := object.union(data.pyagent.organizations, {"test-org": {"title": "Test Agency", "inherits": [], "rules": {"ban": rule}}})
+unindexed := object.union(testdata.organizations, {"test-org": {"title": "Test Agency", "inherits": [], "rules": {"ban": rule}}})
 
 test_a_named_app_is_labelled_by_its_name if {
 	messages.label(rule, tiktok) == "TikTok (com.zhiliaoapp.musically)"
 }
 
 test_an_unnamed_app_is_labelled_by_its_ban_s_title if {
-	messages.label(rule, unnamed) == "TikTok (com.zhiliaoapp.musically)"
+	messages.label(rule, unnamed) == "TikTok (com.zhiliaoapp.musically)" with data.pyagent.bans as testdata.bans
 	messages.label({"ban": "no-such-ban"}, unnamed) == "no-such-ban (com.zhiliaoapp.musically)"
+		with data.pyagent.bans as testdata.bans
 }
 
 test_the_message_says_scope_organisation_date_and_reason if {
@@ -37,14 +38,15 @@ test_the_message_says_scope_organisation_date_and_reason if {
 		with data.pyagent.organizations as unindexed
 	text == concat("", [
 		"TikTok (com.zhiliaoapp.musically) is banned on all devices of Test Agency from 2023-03-15T00:00:00Z: ",
-		data.pyagent.bans.tiktok.reason,
+		"cybersecurity: protection against threats that could be exploited against the organisation's corporate environment",
 	])
 }
 
 test_a_rule_s_own_reason_wins_over_its_ban_s if {
 	messages.reason(object.union(rule, {"reason": "our own"})) == "our own"
-	messages.reason(rule) == data.pyagent.bans.tiktok.reason
-	messages.reason({"ban": "no-such-ban"}) == "policy"
+	messages.reason(rule) == "cybersecurity: protection against threats that could be exploited against the organisation's corporate environment"
+		with data.pyagent.bans as testdata.bans
+	messages.reason({"ban": "no-such-ban"}) == "policy" with data.pyagent.bans as testdata.bans
 }
 
 test_a_display_name_match_is_said_to_be_weaker_evidence if {
@@ -58,7 +60,7 @@ test_the_remediation_is_the_rule_s_own_else_to_uninstall if {
 }
 
 test_an_organisation_without_a_title_is_named_by_its_id if {
-	orgs := object.union(data.pyagent.organizations, {"untitled": {"inherits": [], "rules": {}}})
+	orgs := object.union(testdata.organizations, {"untitled": {"inherits": [], "rules": {}}})
 	messages.org_title == "untitled"
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
