@@ -155,7 +155,7 @@ test_android_id_on_windows_is_not_banned if {
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as report("us-federal", "windows", "corporate", [tiktok])
-	d.allow == true
+	[d.allow, d.violations, d.warnings, d.exempted, d.errors] == [true, [], [], [], []]
 }
 
 test_capcut_is_not_banned_by_any_shipped_organization if {

@@ -61,8 +61,7 @@ test_an_inventory_that_lists_store_apps_leaves_nothing_unchecked if {
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as windows("eu-commission", "corporate", [office], [])
-	d.allow == true
-	d.warnings == []
+	[d.allow, d.violations, d.warnings, d.exempted, d.errors] == [true, [], [], [], []]
 }
 
 test_a_device_out_of_the_rules_scope_is_not_unchecked if {
@@ -70,7 +69,7 @@ test_a_device_out_of_the_rules_scope_is_not_unchecked if {
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as windows("eu-commission", "personal", [office], ["windows-store"])
-	d.warnings == []
+	[d.allow, d.violations, d.warnings, d.exempted, d.errors] == [true, [], [], [], []]
 }
 
 test_a_ban_found_anyway_is_a_violation_not_unchecked if {
@@ -94,16 +93,16 @@ test_an_exempted_ban_is_not_unchecked if {
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as windows("eu-commission", "corporate", [office], ["windows-store"])
 		with data.pyagent.exemptions as exemption
-	d.warnings == []
+	[d.allow, d.violations, d.warnings, d.exempted, d.errors] == [true, [], [], [], []]
 }
 
 test_another_platform_or_an_unknown_kind_is_not_unchecked if {
-	count(coverage.unchecked) == 0
+	coverage.unchecked == set()
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as windows("eu-commission", "corporate", [office], ["windows-store"])
 		with input.report.device.platform as "android"
-	count(coverage.unchecked) == 0
+	coverage.unchecked == set()
 		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
 		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
 		with input as windows("eu-commission", "corporate", [office], ["other"])
