@@ -33,26 +33,19 @@ _INT64 = (-(2**63), 2**63 - 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def epoch_ns(value: str) -> int | None:
-    """Nanoseconds since the epoch of an RFC 3339 timestamp (:func:`is_rfc3339`; any year, unbounded),
-    or None when it is none: instants in different offsets compared as instants, not as text."""
+def in_opa_range(value: str) -> bool:
+    """True for an RFC 3339 timestamp (:func:`is_rfc3339`) that OPA can read as nanoseconds, from
+    ``OPA_FIRST`` to ``OPA_LAST``."""
     match = _RFC3339.fullmatch(value)
     if not match or not is_rfc3339(value):
-        return None
+        return False
     year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
     seconds = (datetime(year, month, day, hour, minute, second, tzinfo=UTC) - _EPOCH) // timedelta(seconds=1)
     zone = match[8]
     if zone != "Z":
         seconds -= (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
     fraction = int((match[7][1:] + "000000000")[:9]) if match[7] else 0
-    return seconds * 1_000_000_000 + fraction
-
-
-def in_opa_range(value: str) -> bool:
-    """True for an RFC 3339 timestamp (:func:`is_rfc3339`) that OPA can read as nanoseconds, from
-    ``OPA_FIRST`` to ``OPA_LAST``."""
-    ns = epoch_ns(value)
-    return ns is not None and _INT64[0] <= ns <= _INT64[1]
+    return _INT64[0] <= seconds * 1_000_000_000 + fraction <= _INT64[1]
 
 
 #: More than nine fraction digits: RFC 3339 allows any number, OPA reads nine (nanoseconds).

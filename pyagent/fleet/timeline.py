@@ -6,7 +6,7 @@ from typing import Any
 
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.select import resolve
-from pyagent.timeutil import epoch_ns
+from pyagent.policy.index import timestamp_ns
 
 
 def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,13 +39,12 @@ def rules_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _chronological(entry: dict[str, Any]) -> tuple[int, int, str, str]:
-    """By instant (``+02:00`` and ``Z`` dates compared as instants), rules in force always first and a
-    date no clock reads (the data checks refuse it) last, as written."""
+    """By instant as the policy reads it (``+02:00`` and ``Z`` dates compared as instants), rules in
+    force always first and a date no clock reads (the data checks refuse it) last, as written."""
     written = entry["effective_from"]
-    if not written:
-        return (0, 0, "", entry["rule"])
-    ns = epoch_ns(written) if isinstance(written, str) else None
-    return (1, ns, "", entry["rule"]) if ns is not None else (2, 0, str(written), entry["rule"])
+    ns = timestamp_ns(written)
+    rank = 0 if not written else 1 if ns is not None else 2
+    return (rank, ns or 0, str(written or ""), entry["rule"])
 
 
 def policy_timeline(settings: EngineSettings) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ Both are taken out of the batch as ignored, with the inventories only they used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pyagent.server.events import Batch
@@ -18,13 +17,7 @@ def drop_ahead(batch: Batch, received: datetime) -> list[DecisionRow]:
     with the inventories only they used; returns them."""
     latest = received + MAX_AHEAD
     ahead = [row for row in batch.rows if row.decided_at > latest]
-    if ahead:
-        batch.rows = [row for row in batch.rows if row.decided_at <= latest]
-        used = {row.report_digest for row in batch.rows}
-        batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
-        batch.ignored += len(ahead)
-        gone = _identities(ahead)
-        batch.what_ifs = [(row, name) for row, name in batch.what_ifs if id(row) not in gone]
+    _drop(batch, ahead)
     return ahead
 
 
@@ -34,18 +27,19 @@ def drop_fresh_what_ifs(batch: Batch, received: datetime, stale_after: timedelta
     them named, in the batch's order. Those left are stale already: history, never a pass."""
     cutoff = received - stale_after
     fresh = [(row, name) for row, name in batch.what_ifs if row.decided_at >= cutoff]
-    if not fresh:
-        return []
-    dropped = _identities(row for row, _ in fresh)
-    batch.rows = [row for row in batch.rows if id(row) not in dropped]
-    batch.what_ifs = [(row, name) for row, name in batch.what_ifs if row.decided_at < cutoff]
-    used = {row.report_digest for row in batch.rows}
-    batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
-    batch.ignored += len(fresh)
+    _drop(batch, [row for row, _ in fresh])
     return [name for _, name in fresh]
 
 
-def _identities(rows: Iterable[DecisionRow]) -> set[int]:
-    """The identities of ``rows``, alive in the batch meanwhile: the same row, not an equal one (two
-    events of a crafted batch may be alike)."""
-    return {id(row) for row in rows}
+def _drop(batch: Batch, rows: list[DecisionRow]) -> None:
+    """Take ``rows`` out of ``batch`` as ignored: out of its rows and its what-ifs by identity (the
+    same row, not an equal one: two events of a crafted batch may be alike), and the inventories that
+    only they used."""
+    if not rows:
+        return
+    gone = {id(row) for row in rows}
+    batch.rows = [row for row in batch.rows if id(row) not in gone]
+    batch.what_ifs = [(row, name) for row, name in batch.what_ifs if id(row) not in gone]
+    used = {row.report_digest for row in batch.rows}
+    batch.reports = {digest: raw for digest, raw in batch.reports.items() if digest in used}
+    batch.ignored += len(rows)

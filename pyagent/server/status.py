@@ -89,6 +89,11 @@ def _cut(value: object) -> bool:
 _ERROR_PARTS = ("decision_logs", "discovery")
 
 
+def _said(info: dict[str, Any]) -> dict[str, Any]:
+    """What a part of a status message says of an error, as OPA reports one: its code, message, errors."""
+    return {k: info[k] for k in ("code", "message", "errors") if k in info}
+
+
 def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
     """The errors a status message reports beside its bundles' and its plugins' states: those of
     :data:`_ERROR_PARTS`, and a top-level ``errors`` list (objects, or a message as a string)."""
@@ -96,14 +101,12 @@ def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
     for part in _ERROR_PARTS:
         info = checked.get(part)
         if isinstance(info, dict) and (info.get("code") or info.get("message") or info.get("errors")):
-            errors.append(
-                {"plugin": part, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
-            )
+            errors.append({"plugin": part, **_said(info)})
     listed = checked.get("errors")
     for error in listed if isinstance(listed, list) else []:
         said = error if isinstance(error, dict) else {}
         # only what an error says, as the bundles' errors are kept: not a "bundle" it would pass for
-        kept = {k: said[k] for k in ("code", "message", "errors") if said.get(k)}
+        kept = {k: v for k, v in _said(said).items() if v}
         if kept:
             errors.append(kept)
         elif set(said) - {"code", "message", "errors"}:  # in other words: kept as its text (bounded)
@@ -139,9 +142,7 @@ def status_row(value: Any) -> StatusRow:
             continue
         bundles[name] = {k: info[k] for k in _BUNDLE_KEYS if k in info}
         if info.get("code") or info.get("message") or info.get("errors"):
-            errors.append(
-                {"bundle": name, **{k: info[k] for k in ("code", "message", "errors") if k in info}}
-            )
+            errors.append({"bundle": name, **_said(info)})
     if not_kept:  # said, not dropped unsaid
         errors.append({"message": f"… {not_kept} more bundles not kept: {too_long}"})
     if past_keys:

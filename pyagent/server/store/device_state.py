@@ -8,11 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from pyagent.redact import redact_strings
 from pyagent.server.store import device_past
 from pyagent.server.store.base import DeviceState
 from pyagent.server.store.chains import chain_json
-from pyagent.server.store.rows import read_json, utc
+from pyagent.server.store.rows import read_json, stored_status, utc
 from pyagent.server.store.schema import chains, decisions, devices, instances
 
 
@@ -61,13 +60,8 @@ def device_state(conn: Connection, device_id: str, *, history: int, since: bool)
         verdict_since=utc(verdict_since) if verdict_since is not None else None,
         chain=chain_json(dict(chain) if chain is not None else None),
     )
-    if status is not None:  # (redacted when stored; again for what was stored before a rule was added)
-        state.status = {
-            "instance_id": status.instance_id,
-            "bundles": redact_strings(read_json(status.bundles)),
-            "errors": redact_strings(read_json(status.errors)),
-            "last_seen": utc(status.last_seen),
-        }
+    if status is not None:
+        state.status = stored_status(status.instance_id, status.bundles, status.errors, status.last_seen)
     state.history = [
         {
             "decision_id": p.decision_id,

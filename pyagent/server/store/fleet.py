@@ -20,9 +20,8 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select, text
 
-from pyagent.redact import redact_strings
 from pyagent.server.store.base import NO_ORGANIZATION, Organization
-from pyagent.server.store.rows import read_json
+from pyagent.server.store.rows import stored_status, utc
 from pyagent.server.store.schema import devices, instances
 
 STATUSES = ("compliant", "non_compliant", "invalid", "undecided")
@@ -223,22 +222,13 @@ def device_page(
 def _device_item(row: Any) -> dict[str, Any]:
     item = dict(row._mapping)
     if "status_instance" in item:  # as on the device's own page: its status message, or null
-        instance, bundles, errors = (
-            item.pop("status_instance"),
-            item.pop("status_bundles"),
-            item.pop("status_errors"),
+        instance, bundles, errors, seen = (
+            item.pop(f"status_{key}") for key in ("instance", "bundles", "errors", "last_seen")
         )
-        last_seen = item.pop("status_last_seen")
-        item["status"] = (
-            None
-            if instance is None
-            else {
-                "instance_id": instance,
-                "bundles": redact_strings(read_json(bundles)),
-                "errors": redact_strings(read_json(errors)),
-                "last_seen": iso(aware(last_seen)),
-            }
-        )
+        item["status"] = None
+        if instance is not None:
+            item["status"] = stored_status(instance, bundles, errors, aware(seen))
+            item["status"]["last_seen"] = iso(item["status"]["last_seen"])
     for key in ("decided_at", "last_seen"):
         if key in item:
             item[key] = iso(aware(item[key]))
@@ -312,9 +302,7 @@ def stale_devices(
 def aware(value: datetime | str) -> datetime:
     """An instant from the database, aware and in UTC (SQLite's text form, in raw SQL, parsed; a
     PostgreSQL session's own time zone undone)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def json_object(text: str | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 from pyagent.server.store.base import Organization
 from pyagent.server.store.fleet import (
     STATUSES,
+    aware,
     earlier,
     iso,
     organization_name,
@@ -103,7 +104,7 @@ def history(
         for step in steps
     }
     for row in conn.execute(text(sql), params):
-        point = points[row.step if sqlite else _aware(row.step)]
+        point = points[row.step if sqlite else aware(row.step)]
         counts = {bucket: int(getattr(row, bucket) or 0) for bucket in _BUCKETS}
         point.update(counts, devices=sum(counts.values()))  # a stale device counts as not compliant
         point["non_compliant"] += counts["stale"]
@@ -120,7 +121,3 @@ def history_steps(start: datetime, end: datetime, step: timedelta, limit: int) -
     if count + short > limit:
         raise ValueError(f"{count + short} points asked, at most {limit}: widen step or narrow from/to")
     return [start + i * step for i in range(count)] + ([end] if short else [])
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

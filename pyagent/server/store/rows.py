@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, or_
 
+from pyagent.redact import redact_strings
 from pyagent.server.store.base import DecisionRow
 from pyagent.server.store.schema import devices
 
@@ -112,3 +113,16 @@ def utc(value: datetime) -> datetime:
 def read_json(text: str | None) -> Any:
     """A stored JSON column's value (None for SQL NULL)."""
     return None if text is None else json.loads(text)
+
+
+def stored_status(
+    instance_id: str, bundles: str | None, errors: str | None, last_seen: datetime
+) -> dict[str, Any]:
+    """A sender's stored status message as readers see it: its bundles and errors redacted (again, for
+    what was stored before a redaction rule was added), its last seen in UTC."""
+    return {
+        "instance_id": instance_id,
+        "bundles": redact_strings(read_json(bundles)),
+        "errors": redact_strings(read_json(errors)),
+        "last_seen": utc(last_seen),
+    }
