@@ -97,18 +97,30 @@ def now_rfc3339() -> str:
 _DURATION = re.compile(
     r"([0-9]{1,9})|(?=[0-9])(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?"
 )
+#: ISO 8601's ``PT1H``, ``P1D``, ``P1DT12H``, ``PT90M``, ``P2W``: weeks, days, hours, minutes and seconds
+#: (years and months have no fixed length, so they are no step).
+_ISO_DURATION = re.compile(
+    r"P(?=[0-9T])(?:([0-9]{1,9})W)?(?:([0-9]{1,9})D)?"
+    r"(?:T(?=[0-9])(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?"
+)
 #: The longest duration read: a hundred years (a step, a staleness), far from ``timedelta``'s limit.
 MAX_DURATION_SECONDS = 100 * 365 * 86400
 #: What a duration must be, for messages.
-DURATION_EXPECTED = 'a duration of at most 100 years, such as "1d", "24h", "90m", "1h30m", "45s", or seconds'
+DURATION_EXPECTED = (
+    'a duration of at most 100 years, such as "1d", "24h", "90m", "1h30m", "45s", "PT1H", or seconds'
+)
 
 
 def duration_seconds(text: str) -> int | None:
-    """The seconds of ``text`` (see ``_DURATION``), or None when it is no duration, is zero or is past
-    :data:`MAX_DURATION_SECONDS`."""
+    """The seconds of ``text`` (see ``_DURATION`` and ``_ISO_DURATION``), or None when it is no duration,
+    is zero or is past :data:`MAX_DURATION_SECONDS`."""
     found = _DURATION.fullmatch(text)
-    if found is None:
+    if found is not None:
+        plain, days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+        total = plain + days * 86400 + hours * 3600 + minutes * 60 + seconds
+    elif (iso := _ISO_DURATION.fullmatch(text)) is not None:
+        weeks, days, hours, minutes, seconds = (int(part or 0) for part in iso.groups())
+        total = weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds
+    else:
         return None
-    plain, days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    total = plain + days * 86400 + hours * 3600 + minutes * 60 + seconds
     return total if 0 < total <= MAX_DURATION_SECONDS else None

@@ -201,7 +201,7 @@ def document() -> dict[str, Any]:
                     [
                         _param("from", "RFC 3339", format="date-time"),
                         _param("to", "RFC 3339", format="date-time"),
-                        _param("step", "e.g. 3600, 15m, 1h, 1d"),
+                        _param("step", "e.g. 3600, 15m, 1h, 1d, PT1H"),
                         org,
                         orgless,
                     ],

@@ -261,6 +261,7 @@ def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "seconds"),
     [('stale_after = "24h"', 86400), ('stale_after = "1h30m"', 5400), ('stale_after = "45s"', 45),
+     ('stale_after = "PT12H"', 43200),
      ('stale_after = "1d"', 86400), ('stale_after = "2d12h"', 216000), ('stale_after = "600"', 600),
      ("stale_after = 600", 600), ("stale_after_seconds = 7200", 7200)],
 )  # fmt: skip
@@ -278,12 +279,12 @@ def test_stale_after_as_a_duration_or_seconds(tmp_path: Path, line: str, seconds
         (
             'stale_after = "1w"',
             'server.stale_after: must be a duration of at most 100 years, such as "1d", "24h", "90m", '
-            '"1h30m", "45s", or seconds',
+            '"1h30m", "45s", "PT1H", or seconds',
         ),
         (
             'stale_after = "0s"',
             'server.stale_after: must be a duration of at most 100 years, such as "1d", "24h", "90m", '
-            '"1h30m", "45s", or seconds',
+            '"1h30m", "45s", "PT1H", or seconds',
         ),
         ("stale_after = 0", "server.stale_after: must be at least one second"),
         (

@@ -110,7 +110,9 @@ def test_an_unknown_id_holding_a_line_break_is_a_json_404(on_sqlite: Served) -> 
 
 WINDOW = {"from": "2023-03-14T00:00:00Z", "to": "2023-03-16T00:00:00Z"}
 HISTORY = "expected a whole number from 0 to 10000"
-STEP = 'expected a duration of at most 100 years, such as "1d", "24h", "90m", "1h30m", "45s", or seconds'
+STEP = (
+    'expected a duration of at most 100 years, such as "1d", "24h", "90m", "1h30m", "45s", "PT1H", or seconds'
+)
 
 
 @pytest.mark.parametrize(
@@ -154,15 +156,22 @@ def test_the_end_of_a_history_counts_in_its_limit(on_sqlite: Served) -> None:
 def test_a_step_is_read_as_a_configured_duration_is(on_sqlite: Served) -> None:
     """One grammar for the API's steps and the config's stale_after: days to seconds, or seconds."""
     on_sqlite.post(decision_event("d-a", device_id="a"))
-    steps = ("5400", "90m", "1h30m")
+    steps = ("5400", "90m", "1h30m", "PT1H30M", "PT90M", "PT5400S")
     points = {step: on_sqlite.get("/api/v1/history", **WINDOW, step=step) for step in steps}
     assert {step: answer.status_code for step, answer in points.items()} == dict.fromkeys(points, 200)
-    assert points["90m"].json() == points["1h30m"].json() == points["5400"].json()
+    assert all(points[step].json() == points["5400"].json() for step in steps)
     assert [p["at"] for p in points["1h30m"].json()["points"]][:3] == [
         "2023-03-14T00:00:00Z", "2023-03-14T01:30:00Z", "2023-03-14T03:00:00Z",
     ]  # fmt: skip
     too_long = on_sqlite.get("/api/v1/history", **WINDOW, step="36501d")
     assert (too_long.status_code, too_long.json()["message"]) == (400, "step='36501d': " + STEP)
+    by_weeks_and_days = on_sqlite.get("/api/v1/history", **WINDOW, step="P1DT12H")
+    assert [p["at"] for p in by_weeks_and_days.json()["points"]] == [
+        "2023-03-14T00:00:00Z", "2023-03-15T12:00:00Z", "2023-03-16T00:00:00Z",
+    ]  # fmt: skip
+    for no_step in ("P", "PT", "P1DT", "P1M", "P1Y", "pt1h", "PT1.5H", "PT1H30", "P1H", "PT1D"):
+        refused = on_sqlite.get("/api/v1/history", **WINDOW, step=no_step)
+        assert (refused.status_code, refused.json()["message"]) == (400, f"step={no_step!r}: " + STEP)
 
 
 def test_the_history_ends_at_to_when_its_steps_stop_short(on_sqlite: Served) -> None:
