@@ -64,6 +64,28 @@ def test_a_past_instant_offers_no_link_to_today_s_devices(fleet: Fleet) -> None:
     assert '<th scope="row">tiktok</th>' in past
 
 
+def _stale_rows(page: str) -> list[str]:
+    stale = page[page.index("<h2>Stale devices</h2>") :]
+    return re.findall(r'<tr><td><a href="/devices/([^"]+)">', stale)
+
+
+def test_a_stale_list_cut_short_says_of_how_many(fleet: Fleet) -> None:
+    """The overview lists the 20 oldest decisions of the stale devices: 23 stale devices showed 20 rows
+    and nothing said there were more (on a past instant, which has no link to the whole list, the other
+    three could not be found at all)."""
+    days = [f"2023-03-{day:02d}T09:30:00Z" for day in range(1, 24)]
+    events = [_of(f"d-{i}", f"silent-{i:02d}", "eu-commission", at=at) for i, at in enumerate(days)]
+    assert fleet.post_logs(events).json()["stored"] == 23
+    oldest = [f"silent-{i:02d}" for i in range(20)]
+    for params, linked in (({}, True), ({"at": "2023-06-01T00:00:00Z"}, False)):
+        page = _page(fleet, "/", **params)
+        assert _stale_rows(page) == oldest
+        assert ('<p class="sub">The 20 oldest decisions of 23 stale devices.</p>' in page) is True
+        assert ("/devices?stale=true" in page) is linked
+    few = _page(fleet, "/", at="2023-03-04T12:00:00Z")  # stale then: the first three (1 to 3 March)
+    assert (_stale_rows(few), "oldest decisions of" in few) == (oldest[:3], False)
+
+
 def test_a_device_page_links_its_organisation_platform_and_violated_ban(fleet: Fleet) -> None:
     _populated(fleet)
     page = _page(fleet, "/devices/commission-breach")

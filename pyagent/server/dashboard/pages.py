@@ -124,7 +124,7 @@ def overview(
             ),
             card("By ban", bans_table),
             card("Rollout", _rollouts(rollouts) if rollouts is not None else PAST_ROLLOUT),
-            card("Stale devices", _stale(stale, lists), wide=True),
+            card("Stale devices", _stale(stale, summary["stale"], lists), wide=True),
             "</div>",
         ]
     )
@@ -206,9 +206,17 @@ def _sender(refusal: dict[str, Any]) -> str:
     return f'<a href="{device_link(refusal["instance_id"])}">{name}</a>' if refusal.get("device") else name
 
 
-def _stale(stale: Sequence[dict[str, Any]], lists: dict[str, str] | None) -> str:
+def _stale(stale: Sequence[dict[str, Any]], total: int, lists: dict[str, str] | None) -> str:
+    """The stale devices listed (the oldest decisions first), out of ``total``: a cut list says so, and
+    on the current picture links to all of them (the device list is of current states: a past instant
+    has no list to link to)."""
     if not stale:
         return '<p class="empty">Every device decided recently.</p>'
+    cut = (
+        f'<p class="sub">The {len(stale)} oldest decisions of {total} stale devices.</p>'
+        if len(stale) < total
+        else ""
+    )
     everyone = (
         ""
         if lists is None
@@ -220,9 +228,9 @@ def _stale(stale: Sequence[dict[str, Any]], lists: dict[str, str] | None) -> str
         for d in stale
     )
     return (
-        '<table><thead><tr><th scope="col">Device</th><th scope="col">Organisation</th>'
+        f'{cut}<table><thead><tr><th scope="col">Device</th><th scope="col">Organisation</th>'
         f'<th scope="col">Last decision</th></tr></thead><tbody>{rows}</tbody></table>{everyone}'
-    )  # (the device list is of current states: no link to it from a past instant)
+    )
 
 
 FILTERS = ("organization", "no_organization", "platform", "compliant", "stale", "ban")
