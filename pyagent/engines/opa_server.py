@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -71,11 +72,14 @@ class _Endpoint:
     """``user:password`` from the URL, sent as basic auth (over TLS only)."""
     unix_path: str | None = None
     """The socket's path, for ``unix:///path``."""
+    base_path: str = ""
+    """The path OPA's API is under, behind a reverse proxy (``/opa``); empty: the root."""
 
 
 def parse_url(url: str, what: str = "--opa-url") -> _Endpoint:
-    """Split an OPA base URL (``http[s]://[user:password@]host[:port]``, or ``unix:///path`` for a
-    Unix domain socket) into what the client needs.
+    """Split an OPA base URL (``http[s]://[user:password@]host[:port][/prefix]``, or ``unix:///path``
+    for a Unix domain socket) into what the client needs. A prefix is the path a reverse proxy serves
+    OPA's API under; OPA's own paths (``/v1/...``) are not one.
 
     Credentials in the URL are refused on plain http (they would travel in clear text); on https they
     are sent as basic auth. A message about the URL never shows them.
@@ -91,8 +95,9 @@ def parse_url(url: str, what: str = "--opa-url") -> _Endpoint:
         raise InvalidInputError(f"{what}: {shown} is not an http(s)://host[:port] or unix:///path URL")
     if any(c.isspace() or not c.isprintable() for c in url):
         raise InvalidInputError(f"{what}: {shown} holds a space or a control character")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise InvalidInputError(f"{what}: {shown} must not have a path, query or fragment")
+    if parts.query or parts.fragment:
+        raise InvalidInputError(f"{what}: {shown} must not have a query or fragment")
+    base_path = _base_path(parts.path, shown, what)
     try:
         port = parts.port
     except ValueError as err:
@@ -109,7 +114,28 @@ def parse_url(url: str, what: str = "--opa-url") -> _Endpoint:
             )
         basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     port = port if port is not None else 443 if tls else 8181
-    return _Endpoint(parts.hostname, port, tls, origin(f"{parts.scheme}://{parts.hostname}:{port}"), basic)
+    where = origin(f"{parts.scheme}://{parts.hostname}:{port}")
+    return _Endpoint(parts.hostname, port, tls, where, basic, base_path=base_path)
+
+
+_SEGMENT = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+")
+
+
+def _base_path(path: str, shown: str, what: str) -> str:
+    """The prefix of ``path`` without its trailing slash: segments of URL characters, none of them
+    ``.``/``..`` (which a proxy would resolve elsewhere, escaped or not) nor OPA's own ``v1``."""
+    inner = path.removeprefix("/").removesuffix("/")
+    segments = inner.split("/") if inner else []
+    decoded = [unquote(s) for s in segments]
+    if "v1" in decoded:
+        raise InvalidInputError(
+            f"{what}: {shown}: give OPA's base URL (scheme://host[:port], or the prefix a proxy serves "
+            "it under), not a path of its API"
+        )
+    pairs = zip(segments, decoded, strict=True)
+    if any(not _SEGMENT.fullmatch(s) or d in ("", ".", "..") or "/" in d for s, d in pairs):
+        raise InvalidInputError(f"{what}: {shown} has a path that is no plain /prefix")
+    return "/" + "/".join(segments) if segments else ""
 
 
 def _unix_endpoint(url: str, shown: str, what: str) -> _Endpoint:
@@ -152,7 +178,8 @@ class OpaServerEngine(Engine):
         if endpoint.tls:
             # The configured CA, else the system's: never REQUESTS_CA_BUNDLE and friends.
             context = tls_context(settings.ca_file, what="--opa-ca")
-        self._where = endpoint.origin
+        self._where = endpoint.origin + endpoint.base_path
+        self._base_path = endpoint.base_path
         self._session = Session(
             Target(endpoint.host, endpoint.port, context, endpoint.origin, endpoint.unix_path)
         )
@@ -219,7 +246,7 @@ class OpaServerEngine(Engine):
         try:
             reply = self._session.request(
                 "POST",
-                f"/v1/data/{ENTRYPOINT}?provenance=true",  # which bundle revisions decided
+                f"{self._base_path}/v1/data/{ENTRYPOINT}?provenance=true",  # which bundle revisions decided
                 timeout=timeout,
                 max_body=self._settings.max_answer,
                 headers=self._headers,

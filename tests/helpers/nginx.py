@@ -80,7 +80,9 @@ _PROXY = """
     """
 
 
-def _locations(upstreams: Sequence[str], static_root: Path | None) -> str:
+def _locations(upstreams: Sequence[str], static_root: Path | None, prefix: str) -> str:
+    if prefix:  # the upstream's root under /prefix/, as a reverse proxy publishes a service
+        return f"    location {prefix}/ {{{_PROXY.replace('http://replicas;', 'http://replicas/;')}}}\n"
     if static_root is None:
         return f"    location / {{{_PROXY}}}\n"
     if not upstreams:
@@ -93,7 +95,7 @@ def _locations(upstreams: Sequence[str], static_root: Path | None) -> str:
 
 
 def _config(
-    prefix: Path, port: int, upstreams: Sequence[str], static_root: Path | None, max_body: str
+    prefix: Path, port: int, upstreams: Sequence[str], static_root: Path | None, max_body: str, under: str
 ) -> str:
     types = "".join(f"    {mime} {extensions};\n" for mime, extensions in MIME_TYPES.items())
     return f"""{"user root;" if os.geteuid() == 0 else ""}
@@ -118,7 +120,7 @@ http {{
   server {{
     listen {HOST}:{port};
     server_name localhost;
-{_locations(upstreams, static_root)}  }}
+{_locations(upstreams, static_root, under)}  }}
 }}
 """
 
@@ -160,19 +162,23 @@ def run_nginx(
     upstreams: Sequence[str] = (),
     static_root: Path | None = None,
     max_body: str = "64m",
+    under: str = "",
 ) -> Iterator[RunningNginx]:
     """Start nginx proxying to ``upstreams`` ("127.0.0.1:PORT") and/or serving ``static_root``.
 
-    With both, an existing file is served from ``static_root`` and every other request proxied.
+    With both, an existing file is served from ``static_root`` and every other request proxied. With
+    ``under`` (``/opa``), the upstreams' root is served under that path only, and nothing else.
     """
     if not upstreams and static_root is None:
         raise ValueError("run_nginx needs upstreams, a static_root, or both")
+    if under and (static_root is not None or not under.startswith("/") or under.endswith("/")):
+        raise ValueError("run_nginx: under is a /path for upstreams alone")
     nginx = require_binary("nginx")
     port = free_port()
     prefix = workdir / f"nginx-{port}"
     prefix.mkdir(parents=True)
     conf_path, error_log = prefix / "nginx.conf", prefix / "error.log"
-    conf_path.write_text(_config(prefix, port, upstreams, static_root, max_body))
+    conf_path.write_text(_config(prefix, port, upstreams, static_root, max_body, under))
     with error_log.open("ab") as stderr:  # nginx's own start-up complaints go there too
         process = subprocess.Popen(
             [str(nginx), "-p", str(prefix), "-c", str(conf_path), "-e", str(error_log), "-g", "daemon off;"],
