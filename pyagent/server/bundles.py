@@ -29,15 +29,26 @@ from pyagent.server.errors import HttpError
 from pyagent.server.notify import DRAINING
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
-_WAIT = re.compile(r"(?:^|[;,\s])wait=(\d{1,9})(?:$|[;,\s])")
+_SECONDS = re.compile(r"[0-9]+")
 #: How long a held request trusts the notifier before it reads the store again anyway.
 RECHECK_SECONDS = 30.0
 
 
 def prefer_wait(request: Request, limit: int) -> int | None:
-    """Seconds from ``Prefer: wait=N`` (capped at ``limit``), or None without one."""
-    match = _WAIT.search(request.headers.get("prefer", ""))
-    return min(int(match.group(1)), limit) if match else None
+    """Seconds from the first ``wait`` of the ``Prefer`` headers (capped at ``limit``), or None without
+    one. Read as RFC 7240 writes preferences (separated by commas, the name in any case, spaces around
+    ``=``, the value maybe quoted), and as OPA sends it, a parameter of another preference
+    (``modes=snapshot,delta;wait=N``); one that is no whole number of seconds asks for no wait."""
+    for header in request.headers.getlist("prefer"):
+        for piece in re.split(r"[,;]", header):
+            name, equals, value = piece.partition("=")
+            if name.strip().lower() != "wait" or not equals:
+                continue
+            seconds = value.strip().removeprefix('"').removesuffix('"')
+            if not _SECONDS.fullmatch(seconds):
+                return None
+            return limit if len(seconds) > 12 else min(int(seconds), limit)  # (no long run read whole)
+    return None
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

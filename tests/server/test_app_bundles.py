@@ -9,9 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from pyagent.server.app import create_app
+from pyagent.server.bundles import prefer_wait
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import Store
 from pyagent.server.store.base import BundleFile, NewRevision
@@ -313,3 +315,26 @@ def test_a_publish_is_bounded_by_max_body_like_every_body(sqlite_store: Store, r
     with TestClient(create_app(ServerSettings(max_body_bytes=limit + 1), sqlite_store)) as larger:
         headers = {**publisher.auth("admin"), "Content-Type": "application/gzip"}
         assert larger.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=headers).status_code == 201
+
+
+def _prefer(*values: str) -> Request:
+    return Request({"type": "http", "headers": [(b"prefer", value.encode()) for value in values]})
+
+
+@pytest.mark.parametrize(
+    ("values", "seconds"),
+    [
+        (("wait=3",), 3), (("Wait=3",), 3), (("WAIT = 3",), 3), (('wait="3"',), 3),
+        (("respond-async, wait=3",), 3), (("handling=lenient; x=1, wait=3; y",), 3),
+        (("modes=snapshot,delta;wait=25",), 25), (("modes=snapshot,delta; Wait = 25",), 25),
+        (("return=minimal", "wait=7"), 7), (("wait=3, wait=9",), 3),
+        (("wait=99999999999999999999",), 300), (("wait=301",), 300), (("wait=0",), 0),
+        ((), None), (("respond-async",), None), (("wait",), None), (("wait=",), None),
+        (("wait=-1",), None), (("wait=1.5",), None), (("wait=\u0663",), None), (("waiting=3",), None),
+        (("x=wait=3",), None),
+    ],
+)  # fmt: skip
+def test_prefer_wait_is_read_as_rfc_7240_writes_it(values: tuple[str, ...], seconds: int | None) -> None:
+    """``Wait=3`` and ``wait = 3`` were no long poll (an answer at once), and a wait of twenty digits
+    none either, where it is the longest the server holds."""
+    assert prefer_wait(_prefer(*values), 300) == seconds
