@@ -1,4 +1,4 @@
-"""OPA's Status API: ``POST /status``. The newest message per sender (``labels.id``: an agent's
+"""OPA's Status API: ``POST /status``. The last message to arrive per sender (``labels.id``: an agent's
 device id, or an OPA's instance id) is kept: its bundles' active revisions, download and
 activation times, and errors, which the fleet API shows per device and per rollout. A token bound
 to one device posts that device's status only: another ``labels.id`` is refused (403), also an OPA

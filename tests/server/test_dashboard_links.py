@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pyagent.server.store.base import BundleFile, NewRevision
 from tests.server.conftest import decision_event
 from tests.server.inprocess import Fleet
 
@@ -202,3 +203,26 @@ def test_a_past_overview_shows_no_rollout_of_today(fleet: Fleet) -> None:
     assert 'data-metric="on_newest"' in now and 'id="rollout-now-only"' not in now
     past = _page(fleet, "/", at="2023-03-16T09:45:00Z")
     assert 'data-metric="on_newest"' not in past and 'id="rollout-now-only"' in past
+
+
+def test_a_revision_published_with_one_build_says_what_the_other_build_s_senders_get(fleet: Fleet) -> None:
+    """r2 published with its Rego build only leaves the agents (wasm) on r1, the newest they can get:
+    the rollout said r2 was the newest, with nothing to tell it holds no wasm build."""
+    reader = fleet.auth("reader")
+    whole = fleet.client.get("/api/v1/rollout/pyagent", headers=reader).json()
+    assert (whole["newest"]["builds"], whole["newest_by_build"]) == (
+        ["rego", "wasm"],
+        {"rego": "r1", "wasm": "r1"},
+    )
+    assert "build only" not in _page(fleet, "/")
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "t", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
+    )
+    rollout = fleet.client.get("/api/v1/rollout/pyagent", headers=reader).json()
+    assert (rollout["newest"]["revision"], rollout["newest"]["builds"], rollout["newest_by_build"]) == (
+        "r2", ["rego"], {"rego": "r2", "wasm": "r1"}
+    )  # fmt: skip
+    assert (
+        '<code>r2</code> <span class="sub">(rego build only; newest wasm: <code>r1</code>)</span> on '
+        in _page(fleet, "/")
+    )

@@ -176,7 +176,7 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             for rev, n in r["by_revision"].items()
         )
         out.append(
-            f"<h3>{esc(r['bundle'])} · newest <code>{esc(r['newest']['revision'])}</code> on "
+            f"<h3>{esc(r['bundle'])} · newest <code>{esc(r['newest']['revision'])}</code>{_builds(r)} on "
             f'<span data-metric="on_newest" data-bundle="{esc(r["bundle"])}" data-value="{r["on_newest"]}">'
             f"{fmt_int(r['on_newest'])}</span> of {fmt_int(r['devices'])} devices "
             f"({percent(r['on_newest'], r['devices'])})</h3>"
@@ -186,6 +186,15 @@ def _rollouts(rollouts: Sequence[dict[str, Any]]) -> str:
             + _failing("On the newest, with an error:", r["errors_on_newest"])
         )
     return "".join(out)
+
+
+def _builds(rollout: dict[str, Any]) -> str:
+    """Which builds the newest revision holds, when not all, and the newest revision of each other."""
+    holds, by_build = rollout["newest"]["builds"], rollout["newest_by_build"]
+    older = "".join(
+        f"; newest {esc(b)}: <code>{esc(r)}</code>" for b, r in by_build.items() if b not in holds
+    )
+    return f' <span class="sub">({esc(" and ".join(holds))} build only{older})</span>' if older else ""
 
 
 def _failing(title: str, senders: Sequence[dict[str, Any]], shown: int = 50) -> str:

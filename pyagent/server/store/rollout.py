@@ -13,7 +13,10 @@ from pyagent.redact import redact_strings
 from pyagent.server.store import fleet
 from pyagent.server.store.base import Organization
 from pyagent.server.store.fleet import aware, iso, json_object
-from pyagent.server.store.schema import bundle_revisions, devices, instances
+from pyagent.server.store.schema import bundle_files, bundle_revisions, devices, instances
+
+#: The builds a revision may hold: OPA's Rego bundle and the embedded engine's wasm bundle.
+BUILDS = ("rego", "wasm")
 
 
 def rollout(conn: Connection, name: str, organization: Organization) -> dict[str, Any] | None:
@@ -27,6 +30,16 @@ def rollout(conn: Connection, name: str, organization: Organization) -> dict[str
     ).first()
     if newest is None:
         return None
+    by_build = {
+        target: conn.execute(
+            select(bundle_revisions.c.revision)
+            .join(bundle_files, bundle_files.c.revision_id == bundle_revisions.c.id)
+            .where(bundle_revisions.c.name == name, bundle_files.c.target == target)
+            .order_by(bundle_revisions.c.id.desc())
+            .limit(1)
+        ).scalar()
+        for target in BUILDS
+    }
     statuses = conn.execute(select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)).all()
     wanted = select(devices.c.device_id, devices.c.bundles)
     if organization is not None:
@@ -44,6 +57,7 @@ def rollout(conn: Connection, name: str, organization: Organization) -> dict[str
         published=published,
         devices_only=organization is not None,
         sole=names == 1,
+        newest_by_build={target: revision for target, revision in by_build.items() if revision is not None},
     )
 
 
@@ -81,6 +95,7 @@ def rollout_of(
     published: Collection[str] = (),
     devices_only: bool = False,
     sole: bool = False,
+    newest_by_build: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Which revision of bundle ``name`` each device runs: what its status reports (an agent's status
     sender is its device), else what its last decision was made with (a device decided by an OPA).
@@ -90,7 +105,9 @@ def rollout_of(
     bundle is found under ``name``, else under another name by a revision in ``published`` (those of
     ``name``), or as its sender's only bundle, never activated, when ``name`` is the only bundle
     published (``sole``). ``devices_only``: only senders that are devices of ``decided`` (an
-    organisation's)."""
+    organisation's). ``newest_by_build``: the newest revision that holds each build (``rego`` for
+    OPAs, ``wasm`` for agents): a revision published with one build leaves the other's senders on an
+    older one, which is the newest they can get."""
     decided = list(decided)
     if devices_only:
         ids = {row.device_id for row in decided}
@@ -135,7 +152,11 @@ def rollout_of(
             "revision": newest.revision,
             "serial": newest.serial,
             "published_at": iso(aware(newest.published_at)),
+            "builds": sorted(
+                t for t, revision in (newest_by_build or {}).items() if revision == newest.revision
+            ),
         },
+        "newest_by_build": dict(sorted((newest_by_build or {}).items())),
         "devices": total,
         "on_newest": by_device.get(newest.revision, 0),
         "by_revision": dict(sorted(by_device.items())),
