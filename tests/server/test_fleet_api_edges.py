@@ -123,10 +123,8 @@ STEP = (
         ("/api/v1/devices", {"limit": "1\n"}, "limit='1\\n': expected a whole number from 1 to 1000"),
         ("/api/v1/devices/a", {"history": "\u0661"}, "history='\u0661': " + HISTORY),
         ("/api/v1/devices/a", {"history": "\uff11"}, "history='\uff11': " + HISTORY),
-        ("/api/v1/history", {**WINDOW, "step": "\u0661h"},
-         "step='\u0661h': " + STEP),
-        ("/api/v1/history", {**WINDOW, "step": "1h\n"},
-         "step='1h\\n': " + STEP),
+        ("/api/v1/history", {**WINDOW, "step": "\u0661h"}, "step='\u0661h': " + STEP),
+        ("/api/v1/history", {**WINDOW, "step": "1h\n"}, "step='1h\\n': " + STEP),
         ("/api/v1/summary", {"at": "\u0662\u0660\u0662\u0663-03-16T09:30:00Z"},
          "at='\u0662\u0660\u0662\u0663-03-16T09:30:00Z': expected an RFC 3339 timestamp, "
          "e.g. 2023-03-16T09:30:00Z"),
@@ -165,13 +163,6 @@ def test_a_step_is_read_as_a_configured_duration_is(on_sqlite: Served) -> None:
     ]  # fmt: skip
     too_long = on_sqlite.get("/api/v1/history", **WINDOW, step="36501d")
     assert (too_long.status_code, too_long.json()["message"]) == (400, "step='36501d': " + STEP)
-    by_weeks_and_days = on_sqlite.get("/api/v1/history", **WINDOW, step="P1DT12H")
-    assert [p["at"] for p in by_weeks_and_days.json()["points"]] == [
-        "2023-03-14T00:00:00Z", "2023-03-15T12:00:00Z", "2023-03-16T00:00:00Z",
-    ]  # fmt: skip
-    for no_step in ("P", "PT", "P1DT", "P1M", "P1Y", "pt1h", "PT1.5H", "PT1H30", "P1H", "PT1D"):
-        refused = on_sqlite.get("/api/v1/history", **WINDOW, step=no_step)
-        assert (refused.status_code, refused.json()["message"]) == (400, f"step={no_step!r}: " + STEP)
 
 
 def test_the_history_ends_at_to_when_its_steps_stop_short(on_sqlite: Served) -> None:
