@@ -18,10 +18,12 @@ from typing import Any
 from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
+from pyagent.bundles.errors import BundleRejected
 from pyagent.config.agent import AgentConfig, agent_settings
 from pyagent.decide import decide, raise_for_policy_errors
-from pyagent.engines.base import Engine, EngineSettings
+from pyagent.engines.base import Engine, EngineError, EngineSettings
 from pyagent.engines.select import build_engine, resolve
+from pyagent.engines.wasm.bundle import BundleError
 from pyagent.errors import InvalidInputError, PyagentError, unexpected_traceback
 from pyagent.facts import FactFlags, build_report, resolve_facts
 from pyagent.report.load import check_report
@@ -43,6 +45,7 @@ class EngineHolder:
 
     def __init__(self, settings: EngineSettings, *, loader: Loader | None = None) -> None:
         self.settings = settings
+        self._from_bundle = loader is not None
         self._loader = loader or (lambda: (build_engine(settings), {}))
         self._engine: Engine | None = None
         self._bundles: BundleInfo = {}
@@ -57,6 +60,20 @@ class EngineHolder:
             if self._engine is None:
                 self._engine, self._bundles = self._loader()
             return self._engine
+
+    def preload(self) -> bool:
+        """Build the engine now when it comes from the bundle plug-in's active bundle; whether it is
+        built. A saved bundle that no longer loads is then forgotten (the plug-in records and tells
+        why) before the first download, which would otherwise ask for it by its ETag (a 304) or find
+        its OCI layer unchanged, and keep it: that download fetches it afresh, for the run that needs
+        it."""
+        if not self._from_bundle:
+            return False
+        try:
+            self.get()
+        except (BundleError, BundleRejected, EngineError):
+            return False
+        return True
 
     def bundles(self) -> BundleInfo:
         with self.lock:

@@ -243,6 +243,8 @@ def run_agent(
             bundle, bundle_delay = plugins.bundle, None
             if bundle is not None:
                 bundle.start()
+                if bundle.active:  # one that does not load is forgotten (and told) before the download
+                    engines.preload()
                 # a run without a policy yet downloads it first, as does a one-off run (the newest
                 # policy for its one decision); a persisted bundle decides at once, as OPA's does, and
                 # the download runs in its thread: a service that does not answer holds back nothing
