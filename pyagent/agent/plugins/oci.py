@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, quote
@@ -117,7 +118,8 @@ class OciPuller:
         bundle layer into ``sink``, verified. ``manifest``: the manifest digest that last named that
         bundle, asked with ``If-None-Match``.
 
-        Each request is bounded: the manifest by ``manifest_timeout`` seconds, the blob by ``blob_timeout``.
+        Each part is bounded in all, redirects and the token's requests included: the manifest (and an
+        index's image manifest) by ``manifest_timeout`` seconds, the blob by ``blob_timeout``.
 
         Raises :class:`RegistryError` or ``TransportError`` (no usable answer),
         :class:`BodyTooLarge` (over ``size_limit``) and :class:`BundleRejected` (bytes that are not
@@ -129,8 +131,9 @@ class OciPuller:
         if known:
             headers["If-None-Match"] = f'"{known}"'
         path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
+        budget = _Budget.of("the manifest", manifest_timeout)
         try:
-            reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, timeout=manifest_timeout)
+            reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, budget=budget)
         except BodyTooLarge as err:  # the registry's failure, not a bundle's refusal
             raise RegistryError(f"{self._where(path)}: the manifest: {err.detail}") from err
         if reply.status == 304 and known:
@@ -145,7 +148,7 @@ class OciPuller:
             raise self._mismatch(f"the manifest's bytes have digest {digest}, not {ref.digest} as asked")
         if digest == known:
             return Pulled(False, etag, digest, 200)
-        layer = self._bundle_layer(self._image_manifest(reply.body, digest, manifest_timeout), digest)
+        layer = self._bundle_layer(self._image_manifest(reply.body, digest, budget), digest)
         if etag and layer["digest"] == etag:  # the active bundle, under a new manifest
             return Pulled(False, etag, digest, 200)
         size = layer["size"]
@@ -156,7 +159,14 @@ class OciPuller:
         blob_path = f"/v2/{ref.repository}/blobs/{layer['digest']}"
         hashing = _HashingSink(sink)
         try:  # no more than the manifest says: a longer blob is not read to the bundle's limit
-            reply = self._get(blob_path, {}, max_body=size, timeout=blob_timeout, sink=hashing, offsite=True)
+            reply = self._get(
+                blob_path,
+                {},
+                max_body=size,
+                budget=_Budget.of("the blob", blob_timeout),
+                sink=hashing,
+                offsite=True,
+            )
         except BodyTooLarge as err:
             raise self._mismatch(f"the blob is longer than the {size} bytes the manifest says") from err
         if reply.status != 200:
@@ -176,7 +186,7 @@ class OciPuller:
         headers: dict[str, str],
         *,
         max_body: int,
-        timeout: float,
+        budget: _Budget,
         sink: Sink | None = None,
         offsite: bool = False,
     ) -> Reply:
@@ -188,11 +198,13 @@ class OciPuller:
             send = dict(headers)
             if self._token is not None:
                 send["Authorization"] = f"Bearer {self._token}"
+            timeout = budget.left(self._where(path))
             reply = self.client.request(
                 "GET", path, timeout=timeout, max_body=max_body, headers=send, sink=sink, exact_path=True
             )
             challenge = reply.headers.get("www-authenticate", "")
             if reply.status == 401 and challenge[:7].lower() == "bearer " and not fresh_token:
+                timeout = budget.left(f"{self.label}: the registry's token")
                 self._token = fetch_token(self.client, challenge, timeout=timeout, label=self.label)
                 fresh_token = True
                 continue
@@ -202,9 +214,7 @@ class OciPuller:
             what = f"{self._where(path)}: HTTP {reply.status} redirect to"
             target = resolve(self.client.origin + path, location, what=what)
             if origin(target) != self.client.origin and offsite:
-                return self._offsite(
-                    target, max_body=max_body, timeout=timeout, sink=sink, hops=redirects + 1
-                )
+                return self._offsite(target, max_body=max_body, budget=budget, sink=sink, hops=redirects + 1)
             if origin(target) != self.client.origin:
                 raise RegistryError(
                     f"{self._where(path)}: HTTP {reply.status} redirect to another origin "
@@ -216,7 +226,7 @@ class OciPuller:
             path = target.path + (f"?{target.query}" if target.query else "")
 
     def _offsite(
-        self, url: SplitResult, *, max_body: int, timeout: float, sink: Sink | None, hops: int
+        self, url: SplitResult, *, max_body: int, budget: _Budget, sink: Sink | None, hops: int
     ) -> Reply:
         """A blob the registry sends elsewhere (its storage: ghcr.io, Docker Hub and ECR do), asked
         there as OPA does: with no credentials, over https when the registry is, the system's CAs;
@@ -226,6 +236,7 @@ class OciPuller:
                 raise RegistryError(f"{self.label}: more than {MAX_REDIRECTS} redirects for the bundle layer")
             what = f"{self.label}: the registry redirects the bundle layer to"
             check_offsite(url, tls=self._tls, what=what)
+            timeout = budget.left(f"GET {origin(url)}{url.path}")
             reply = get_anonymously(self.client.service, url, timeout=timeout, max_body=max_body, sink=sink)
             location = reply.headers.get("location")
             if reply.status in _REDIRECTS and location:
@@ -240,7 +251,7 @@ class OciPuller:
     def _tls(self) -> bool:
         return self.client.origin.startswith("https://")
 
-    def _image_manifest(self, body: bytes, digest: str, timeout: float) -> bytes:
+    def _image_manifest(self, body: bytes, digest: str, budget: _Budget) -> bytes:
         """``body``, or, when it is an index (a multi-platform tag), its first image manifest, asked by
         digest and held to it."""
         try:
@@ -266,7 +277,7 @@ class OciPuller:
         path = f"/v2/{self.reference.repository}/manifests/{wanted}"
         headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
         try:
-            reply = self._get(path, headers, max_body=bound, timeout=timeout)
+            reply = self._get(path, headers, max_body=bound, budget=budget)
         except BodyTooLarge as err:
             raise self._mismatch(
                 f"index {digest} says manifest {wanted} is {bound} bytes; it is longer"
@@ -304,3 +315,26 @@ class OciPuller:
 
     def _where(self, path: str) -> str:
         return f"GET {self.client.origin}{path}"
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The time of one part of a pull (the manifest's, the blob's), for all of its requests: a chain
+    of slow redirects had each hop's whole timeout, several times the part's."""
+
+    part: str
+    seconds: float
+    ends: float
+
+    @classmethod
+    def of(cls, part: str, seconds: float) -> _Budget:
+        return cls(part, seconds, time.monotonic() + seconds)
+
+    def left(self, where: str) -> float:
+        """The seconds left for the next request (to ``where``, for the message when none are)."""
+        remaining = self.ends - time.monotonic()
+        if remaining <= 0:
+            raise RegistryError(
+                f"{where}: {self.part} not pulled within {self.seconds:g} s (redirects and token included)"
+            )
+        return remaining

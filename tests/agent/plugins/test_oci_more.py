@@ -11,18 +11,20 @@ import http.server
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from pyagent.agent.http import ServiceClient
+from pyagent.agent.http import ServiceClient, TransportError
 from pyagent.agent.plugins.oci import (
     BUNDLE_LAYER,
     MAX_MANIFEST_BYTES,
     OCI_MANIFEST,
     OciPuller,
     RegistryError,
+    _Budget,
     parse_reference,
 )
 from pyagent.config.opa import Service
@@ -213,4 +215,44 @@ def test_a_manifest_over_its_limit_is_the_registrys_error_not_a_refused_bundle(t
     assert str(failed.value) == (
         f"GET {registry}/v2/{REPOSITORY}/manifests/stable: the manifest: the answer is {len(manifest)} "
         f"bytes, over the limit of {MAX_MANIFEST_BYTES}"
+    )
+
+
+def test_a_chain_of_slow_redirects_is_bounded_by_the_part_s_time_in_all(tmp_path: Path) -> None:
+    """Each hop of a same-origin redirect chain had the whole manifest timeout: three hops of 0.4 s
+    within a second each, 1.6 s in all to the last answer; the manifest's second bounds them all, so
+    the third hop is asked with what is left of it (0.2 s) and the fourth never."""
+    chain = {
+        f"/v2/{REPOSITORY}/manifests/{tag}": after for tag, after in (("a", "b"), ("b", "c"), ("c", "d"))
+    }
+    asked: list[str] = []
+
+    def slow(handler: http.server.BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        asked.append(handler.path.rsplit("/", 1)[1])
+        time.sleep(0.4)
+        after = chain.get(handler.path)
+        return (307, {"Location": f"/v2/{REPOSITORY}/manifests/{after}"}, b"") if after else (404, {}, b"")
+
+    server = _serve(slow)
+    registry = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        service = Service("registry", registry, timeout=5, oci=True)
+        reference = parse_reference(f"127.0.0.1/{REPOSITORY}:a", what="resource")
+        puller = OciPuller(ServiceClient(service), reference, size_limit=1 << 20, label="pyagent")
+        with pytest.raises((RegistryError, TransportError)) as failed, (tmp_path / "sink").open("wb") as sink:
+            puller.pull(sink, etag=None, manifest_timeout=1, blob_timeout=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == ["a", "b", "c"]
+    assert "HTTP 404" not in str(failed.value)
+
+
+def test_a_part_whose_time_is_spent_asks_nothing_more() -> None:
+    budget = _Budget.of("the blob", 0.0)
+    with pytest.raises(RegistryError) as spent:
+        budget.left("GET http://registry/v2/x/blobs/sha256:0")
+    assert str(spent.value) == (
+        "GET http://registry/v2/x/blobs/sha256:0: the blob not pulled within 0 s "
+        "(redirects and token included)"
     )
