@@ -55,6 +55,7 @@ from pyagent.engines.wasm.bundle import (
     BundleLimits,
     WasmBundle,
     bundle_from_members,
+    largest_archive,
     read_members,
 )
 from pyagent.errors import PyagentError
@@ -268,8 +269,9 @@ class BundlePlugin:
 
     def _activate(self, download: Path, etag: str | None, manifest: str | None) -> None:
         label = self._label()
-        raw = download.read_bytes()
         limits = bundle_limits(self.source.size_limit_bytes)
+        with download.open("rb") as handle:
+            raw = handle.read(limits.max_archive_bytes + 1)  # (no more: one byte over is refused)
         try:
             files = read_members(raw, label=label, limits=limits)
         except BundleError as err:
@@ -375,9 +377,9 @@ MIN_DOWNLOAD_RATE = 256 * 1024
 def bundle_limits(size_limit_bytes: int) -> BundleLimits:
     """What a downloaded bundle may hold: ``size_limit_bytes`` as OPA reads it, a bound on each file
     once decompressed (and on the download, while streaming), within this engine's own bounds on a
-    file and on all of them (the archive is held in memory)."""
+    file and on all of them; the archive, held in memory, no larger than those let it be."""
     return BundleLimits(
-        max_archive_bytes=size_limit_bytes,
+        max_archive_bytes=min(size_limit_bytes, largest_archive()),
         max_member_bytes=min(size_limit_bytes, DEFAULT_LIMITS.max_member_bytes),
     )
 

@@ -4,7 +4,9 @@ status (``agent status``) and in the server's view of the device."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -198,6 +200,24 @@ def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path
     [refusal] = plugin.status.refusals
     assert refusal["kind"] == "unreadable"
     assert refusal["reason"].endswith(f"member policy.wasm: {wasm_size} bytes, over {limit}")
+
+
+def test_a_download_larger_than_any_bundle_this_engine_reads_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``size_limit_bytes`` at OPA's 1 GiB, a junk layer of 400 MB was read whole into memory
+    before its first tar header was checked: the archive is now read no further than the largest one
+    that can inflate within the engine's bounds (here made 4 KiB), and refused as over it."""
+    monkeypatch.setattr("pyagent.agent.plugins.bundle.largest_archive", lambda: 4096)
+    junk = gzip.compress(os.urandom(6000), compresslevel=0)
+    answer = Fault(body=junk, content_type="application/gzip", headers=(("ETag", '"junk"'),))
+    with fault_server(answer) as url:
+        plugin = started_plugin(url, tmp_path, size_limit_bytes=1 << 30)
+        plugin.step(wait=False)
+    assert plugin.active_path() is None
+    [refusal] = plugin.status.refusals
+    said = f"bundle pyagent ({url}/bundles/pyagent): rejected (unreadable): archive is over 4096 bytes"
+    assert (refusal["kind"], refusal["reason"]) == ("unreadable", said)
 
 
 def test_an_answer_cut_in_its_headers_is_a_failed_download_not_a_refused_bundle(tmp_path: Path) -> None:
