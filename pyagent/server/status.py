@@ -1,5 +1,5 @@
-"""OPA's Status API: ``POST /status``. The last message to arrive per sender (``labels.id``: an agent's
-device id, or an OPA's instance id) is kept: its bundles' active revisions, download and
+"""OPA's Status API: ``POST /status``. The newest message (:func:`said_at`) per sender (``labels.id``:
+an agent's device id, or an OPA's instance id) is kept: its bundles' active revisions, download and
 activation times, and errors, which the fleet API shows per device and per rollout. A token bound
 to one device posts that device's status only: another ``labels.id`` is refused (403), also an OPA
 instance id (a status row per sender: one under another sender's id would replace that sender's)."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -21,7 +22,9 @@ from pyagent.server.auth import check_device
 from pyagent.server.body import parse_json, read_body
 from pyagent.server.context import ServerContext
 from pyagent.server.events import dump_json, status_of
+from pyagent.server.instants import parse_instant
 from pyagent.server.store.base import StatusRow
+from pyagent.timeutil import is_rfc3339
 
 _BUNDLE_KEYS = (
     "name",
@@ -116,6 +119,39 @@ def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
     return errors
 
 
+#: The times a status message tells of each bundle (OPA's), all by its sender's clock.
+_TIMES = (
+    "last_request",
+    "last_successful_request",
+    "last_successful_download",
+    "last_successful_activation",
+    "last_download",
+    "last_activation",
+)
+
+
+def said_at(message: dict[str, Any]) -> datetime | None:
+    """When its sender wrote ``message``, by its own clock: the newest time it tells of its bundles
+    (None when it tells none). OPA's status messages carry no time of their own."""
+    bundles = message.get("bundles")
+    times = [
+        info[key]
+        for info in (bundles.values() if isinstance(bundles, dict) else ())
+        if isinstance(info, dict)
+        for key in _TIMES
+        if isinstance(info.get(key), str) and is_rfc3339(info[key])
+    ]
+    return max((instant for text in times if (instant := _instant(text)) is not None), default=None)
+
+
+def _instant(text: str) -> datetime | None:
+    """``text`` (RFC 3339) in UTC; None outside years 1-9999 in UTC, which no clock writes."""
+    try:
+        return parse_instant(text)
+    except ValueError:
+        return None
+
+
 def status_row(value: Any) -> StatusRow:
     """What is stored of a status message: checked whole, then cut to the bounds above (each cut said
     among its errors), its credentials redacted (:func:`pyagent.redact.redact`: a status error may quote
@@ -160,6 +196,7 @@ def status_row(value: Any) -> StatusRow:
         bundles=dump_json(bundles).decode(),
         errors=dump_json(errors).decode(),  # (from the trimmed message: bounded)
         plugins=dump_json(plugins).decode(),
+        said_at=said_at(message),
     )
 
 

@@ -107,7 +107,7 @@ def test_migration_0010_keeps_the_stored_organizations_and_refuses_a_downgrade_t
             "sender": "opa", "path": "pyagent/decision", "organization": "eu-commission",
             "received_at": datetime(2023, 3, 17, tzinfo=UTC),
         }])  # fmt: skip
-    assert store.migrate() == ["0010", "0011", "0012"]
+    assert store.migrate() == ["0010", "0011", "0012", "0013"]
     if store.dialect == "sqlite":  # the copy made the descending history index again
         with store.engine.connect() as conn:
             order = conn.exec_driver_sql("PRAGMA index_xinfo('ix_decisions_latest')").all()

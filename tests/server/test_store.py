@@ -74,7 +74,7 @@ def test_migration_0007_claims_the_ids_of_the_history_already_stored(db_url: str
     with before.engine.begin() as conn:  # a token made before tokens could be bound to a device
         conn.execute(insert(tokens), [{"name": "fleet", "role": "agent", "token_hash": "a" * 64,
                                        "created_at": datetime(2023, 3, 1, tzinfo=UTC)}])  # fmt: skip
-    assert before.migrate() == ["0007", "0008", "0009", "0010", "0011", "0012"]
+    assert before.migrate() == ["0007", "0008", "0009", "0010", "0011", "0012", "0013"]
     assert before.grant_for("a" * 64) == Grant("agent", None)  # stays unbound: it reports for any device
     assert _decision_ids(before) == {("d-1", "2023-03-16T00:00:00Z"), ("d-2", "2023-03-16T00:00:00Z")}
     assert _ingest(before, decision_event("d-1", at="2023-03-20T00:00:00Z")) == (0, 1)
@@ -101,7 +101,7 @@ def test_a_downgrade_below_0009_refuses_while_a_token_is_bound(db_url: str) -> N
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0008")
-    assert store.migrate() == ["0009", "0010", "0011", "0012"]
+    assert store.migrate() == ["0009", "0010", "0011", "0012", "0013"]
     store.close()
 
 

@@ -131,6 +131,8 @@ class StatusRow:
     bundles: str
     errors: str
     plugins: str
+    said_at: datetime | None = None
+    """When its sender wrote it, by the sender's clock (see ``pyagent.server.status.said_at``)."""
 
 
 @dataclass

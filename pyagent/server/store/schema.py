@@ -180,6 +180,7 @@ instances = Table(
     Column("errors", Text, nullable=False),
     Column("plugins", Text, nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("said_at", DateTime(timezone=True), nullable=True),  # its sender's newest time (0013)
 )
 
 sessions = Table(

@@ -56,6 +56,9 @@ from pyagent.server.store.schema import (
 
 #: Channel of PostgreSQL NOTIFY on publish (see :mod:`pyagent.server.notify`).
 BUNDLE_CHANNEL = "pyagent_bundles"
+#: How long after a status message arrives one its sender wrote before it is taken as held up on its
+#: way (a slow replica) and kept out; past that, as from a sender whose clock went back, and stored.
+LATE_STATUS_WINDOW = timedelta(minutes=5)
 
 
 class SqlStore(Store):
@@ -276,11 +279,20 @@ class SqlStore(Store):
             "errors": row.errors,
             "plugins": row.plugins,
             "last_seen": datetime.now(UTC),
+            "said_at": row.said_at,
         }
         statement = insert_fn(instances).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=["instance_id"],
             set_={k: statement.excluded[k] for k in values if k != "instance_id"},
+            # not a message written before the one stored, unless that one came long ago (the
+            # sender's clock went back: its messages are taken again after LATE_STATUS_WINDOW)
+            where=or_(
+                instances.c.said_at.is_(None),
+                statement.excluded.said_at.is_(None),
+                statement.excluded.said_at >= instances.c.said_at,
+                instances.c.last_seen < values["last_seen"] - LATE_STATUS_WINDOW,
+            ),
         )
         with self._tx() as conn:
             conn.execute(statement)
