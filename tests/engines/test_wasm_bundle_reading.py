@@ -4,7 +4,6 @@ corrupt or incomplete archives, a manifest naming two modules, the Rego build gi
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import tarfile
@@ -18,7 +17,7 @@ from pyagent.engines.wasm import (
     WasmPolicy,
     read_bundle,
 )
-from pyagent.engines.wasm.bundle import BundleLimits, inflated_bound, largest_archive, read_members
+from pyagent.engines.wasm.bundle import BundleLimits
 from tests.helpers.opa_bin import build_wasm
 
 POLICY = """package demo
@@ -221,30 +220,3 @@ def test_the_rego_build_given_to_the_embedded_engine_says_which_build_it_needs(
         "engine needs the wasm build (`opa build -t wasm`; pyagent server serves it at bundles/NAME/wasm, "
         "the agent's default resource)",
     )
-
-
-def test_the_largest_archive_that_can_inflate_within_the_limits_is_read() -> None:
-    """The agent reads no more of a download than :func:`largest_archive`: a bundle at the limits, of
-    bytes that do not compress (each member at the per-member bound, as many as allowed, in a gzip
-    whose header names the file), must fit under it, and its files must all be read."""
-    import gzip
-    import os
-
-    limits = BundleLimits(max_member_bytes=40_000, max_total_bytes=120_000, max_members=3)
-    members = [(f"/data{n}.bin", os.urandom(40_000)) for n in range(3)]
-    inner = io.BytesIO()
-    with tarfile.open(fileobj=inner, mode="w") as archive:
-        for name, content in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    raw = io.BytesIO()
-    with gzip.GzipFile(filename="b" * 200, mode="wb", fileobj=raw, compresslevel=0) as packed:
-        packed.write(inner.getvalue())
-    archive_bytes = raw.getvalue()
-    assert len(inner.getvalue()) <= inflated_bound(limits) and len(archive_bytes) <= largest_archive(limits)
-    assert largest_archive(limits) - len(archive_bytes) < 70_000  # (not a bound far from any bundle)
-    read = read_members(archive_bytes, limits=dataclasses.replace(limits, max_archive_bytes=1 << 20))
-    assert {name: len(content) for name, content in read.items()} == {
-        f"data{n}.bin": 40_000 for n in range(3)
-    }

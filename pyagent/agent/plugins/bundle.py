@@ -12,8 +12,8 @@ One attempt (:meth:`BundlePlugin.step`):
    backoff capped at ``max_delay_seconds``. A redirect is an error; so is an answer that does not end
    within the service's timeout (plus the long poll's wait).
 2. The body is streamed to a file in the bundle's directory and refused as soon as it passes
-   ``size_limit_bytes``; so is a file of the bundle larger than that once decompressed (OPA's meaning
-   of the key: a limit per file).
+   ``size_limit_bytes`` (or the 64 MiB an archive may have, when lower); so is a file of the bundle
+   larger than that once decompressed (OPA's meaning of the key: a limit per file).
 3. Before activation: the archive is read safely; with ``signing`` configured, its signature and every
    file's digest are verified against ``[keys.KEYID]`` (:mod:`pyagent.bundles.verify`); its ``roots``
    are checked (:mod:`pyagent.bundles.roots`); its build serial must not be older than the active
@@ -55,7 +55,6 @@ from pyagent.engines.wasm.bundle import (
     BundleLimits,
     WasmBundle,
     bundle_from_members,
-    largest_archive,
     read_members,
 )
 from pyagent.errors import PyagentError
@@ -111,7 +110,8 @@ class BundlePlugin:
         if client.service.oci:  # an OCI registry: a reference to pull, and no long polling
             reference = parse_reference(source.resource, what=f"bundles.{source.name}.resource")
             label = f"{source.name} ({source.resource})"
-            self.oci = OciPuller(client, reference, size_limit=source.size_limit_bytes, label=label)
+            limit = bundle_limits(source.size_limit_bytes).max_archive_bytes
+            self.oci = OciPuller(client, reference, size_limit=limit, label=label)
         self._long_poll_ok = source.polling.long_polling_timeout is not None and self.oci is None
         self._failures = 0
         self._answer_code: int | None = None
@@ -231,7 +231,7 @@ class BundlePlugin:
             "GET",
             self.source.resource,
             timeout=download_deadline(self.client.service.timeout, long_poll, self.source.size_limit_bytes),
-            max_body=self.source.size_limit_bytes,
+            max_body=bundle_limits(self.source.size_limit_bytes).max_archive_bytes,
             headers=headers,
             sink=sink,
             long_poll=long_poll,
@@ -270,8 +270,8 @@ class BundlePlugin:
     def _activate(self, download: Path, etag: str | None, manifest: str | None) -> None:
         label = self._label()
         limits = bundle_limits(self.source.size_limit_bytes)
-        with download.open("rb") as handle:
-            raw = handle.read(limits.max_archive_bytes + 1)  # (no more: one byte over is refused)
+        with download.open("rb") as handle:  # (streamed under that bound: a file edited since is not)
+            raw = handle.read(limits.max_archive_bytes + 1)
         try:
             files = read_members(raw, label=label, limits=limits)
         except BundleError as err:
@@ -377,9 +377,10 @@ MIN_DOWNLOAD_RATE = 256 * 1024
 def bundle_limits(size_limit_bytes: int) -> BundleLimits:
     """What a downloaded bundle may hold: ``size_limit_bytes`` as OPA reads it, a bound on each file
     once decompressed (and on the download, while streaming), within this engine's own bounds on a
-    file and on all of them; the archive, held in memory, no larger than those let it be."""
+    file and on all of them, and on the archive (held in memory; the bound a saved bundle is read
+    with again), which also bounds the download while it streams."""
     return BundleLimits(
-        max_archive_bytes=min(size_limit_bytes, largest_archive()),
+        max_archive_bytes=min(size_limit_bytes, DEFAULT_LIMITS.max_archive_bytes),
         max_member_bytes=min(size_limit_bytes, DEFAULT_LIMITS.max_member_bytes),
     )
 

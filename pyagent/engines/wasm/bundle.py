@@ -144,24 +144,6 @@ def _read_archive(path: Path, limits: BundleLimits, label: str) -> bytes:
     return raw
 
 
-#: A tar block (the format's): each member's header and padding take up to two.
-_BLOCK = 512
-
-
-def inflated_bound(limits: BundleLimits) -> int:
-    """The most an archive within ``limits`` inflates to: the members' bytes, a header and padding for
-    each, and tar's end-of-archive blocking."""
-    return limits.max_total_bytes + 2 * _BLOCK * limits.max_members + 20 * _BLOCK
-
-
-def largest_archive(limits: BundleLimits = DEFAULT_LIMITS) -> int:
-    """The largest ``.tar.gz`` that can inflate within ``limits``: deflate adds at most 5 bytes to each
-    65,535 (stored blocks), gzip its header (with a name or comment: 64 KiB allowed) and trailer. A
-    larger download cannot be a bundle this engine reads, so it is refused before it is read."""
-    inflated = inflated_bound(limits)
-    return inflated + 5 * (inflated // 65535 + 1) + 64 * 1024 + 18
-
-
 def _clean_name(name: str, label: str) -> str:
     shown = json.dumps(name)
     if "\\" in name or "\x00" in name:
@@ -184,10 +166,11 @@ def _members(raw: bytes, limits: BundleLimits, label: str) -> dict[str, bytes]:
     import tarfile
     import zlib
 
-    from pyagent.engines.wasm.tarscan import Budget, ScanRefused, scan
+    from pyagent.engines.wasm.tarscan import BLOCK, Budget, ScanRefused, scan
 
     budget = Budget(
-        max_decompressed=inflated_bound(limits),
+        # The members' bytes, plus a header and padding for each, plus tar's end-of-archive blocking.
+        max_decompressed=limits.max_total_bytes + 2 * BLOCK * limits.max_members + 20 * BLOCK,
         max_members=limits.max_members,
         max_header_bytes=limits.max_header_bytes,
         max_member_bytes=limits.max_member_bytes,

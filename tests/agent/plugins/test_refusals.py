@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pyagent.agent.plugins.bundle import bundle_limits
+from pyagent.engines.wasm.bundle import DEFAULT_LIMITS, BundleLimits
 from tests.agent.conftest import run_pyagent
 from tests.agent.plugins.conftest import (
     Builds,
@@ -202,13 +204,15 @@ def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path
     assert refusal["reason"].endswith(f"member policy.wasm: {wasm_size} bytes, over {limit}")
 
 
-def test_a_download_larger_than_any_bundle_this_engine_reads_is_refused_unread(
+def test_a_download_is_bounded_by_what_the_engine_reads_whatever_size_limit_bytes_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ``size_limit_bytes`` at OPA's 1 GiB, a junk layer of 400 MB was read whole into memory
-    before its first tar header was checked: the archive is now read no further than the largest one
-    that can inflate within the engine's bounds (here made 4 KiB), and refused as over it."""
-    monkeypatch.setattr("pyagent.agent.plugins.bundle.largest_archive", lambda: 4096)
+    before its first tar header was checked, and a valid bundle over the engine's own bound on an
+    archive activated, then was refused when read again after a restart. The download now streams no
+    further than that bound (here made 4 KiB)."""
+    assert bundle_limits(1 << 30).max_archive_bytes == DEFAULT_LIMITS.max_archive_bytes == 64 << 20
+    monkeypatch.setattr("pyagent.agent.plugins.bundle.DEFAULT_LIMITS", BundleLimits(max_archive_bytes=4096))
     junk = gzip.compress(os.urandom(6000), compresslevel=0)
     answer = Fault(body=junk, content_type="application/gzip", headers=(("ETag", '"junk"'),))
     with fault_server(answer) as url:
@@ -216,7 +220,7 @@ def test_a_download_larger_than_any_bundle_this_engine_reads_is_refused_unread(
         plugin.step(wait=False)
     assert plugin.active_path() is None
     [refusal] = plugin.status.refusals
-    said = f"bundle pyagent ({url}/bundles/pyagent): rejected (unreadable): archive is over 4096 bytes"
+    said = f"GET {url}/bundles/pyagent: the answer is {len(junk)} bytes, over the limit of 4096"
     assert (refusal["kind"], refusal["reason"]) == ("unreadable", said)
 
 
