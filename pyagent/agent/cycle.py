@@ -18,12 +18,10 @@ from typing import Any
 from pyagent import __version__
 from pyagent.agent.chain import canonical_json, sha256_hex
 from pyagent.agent.store import utc_now
-from pyagent.bundles.errors import BundleRejected
 from pyagent.config.agent import AgentConfig, agent_settings
 from pyagent.decide import decide, raise_for_policy_errors
-from pyagent.engines.base import Engine, EngineError, EngineSettings
+from pyagent.engines.base import Engine, EngineSettings
 from pyagent.engines.select import build_engine, resolve
-from pyagent.engines.wasm.bundle import BundleError
 from pyagent.errors import InvalidInputError, PyagentError, unexpected_traceback
 from pyagent.facts import FactFlags, build_report, resolve_facts
 from pyagent.report.load import check_report
@@ -66,12 +64,13 @@ class EngineHolder:
         built. A saved bundle that no longer loads is then forgotten (the plug-in records and tells
         why) before the first download, which would otherwise ask for it by its ETag (a 304) or find
         its OCI layer unchanged, and keep it: that download fetches it afresh, for the run that needs
-        it."""
+        it. Any other failure (a ``--data`` file that does not merge, say) is left to the run, which
+        records it as its result, as without a preload."""
         if not self._from_bundle:
             return False
         try:
             self.get()
-        except (BundleError, BundleRejected, EngineError):
+        except (PyagentError, OSError):
             return False
         return True
 

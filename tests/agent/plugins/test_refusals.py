@@ -184,6 +184,11 @@ def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, build
         asked = (nginx.conf_path.parent / "access.log").read_text().splitlines()
         assert asked == ["GET /bundles/pyagent.tar.gz HTTP/1.1 200 -"] * 2  # afresh: no If-None-Match
         assert run_agent("--once", "--config", str(config)).returncode == 0  # and it loads from disk
+        overlay = tmp_path / "overlay.json"
+        overlay.write_text('{"pyagent": {"bans": {"tiktok": {"apps": "every one"}}}}')
+        conflict = run_agent("--once", "--config", str(config), "--data", str(overlay))
+        assert conflict.returncode == 2  # recorded as the run's result (the preload left it to the run)
+        assert f"pyagent: agent: seq 4 recorded: invalid: {overlay}:1: merge conflict at" in conflict.stderr
 
 
 def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path, builds: Builds) -> None:
