@@ -76,8 +76,9 @@ def engine_options(f: F) -> F:
             "--opa-url",
             envvar="PYAGENT_OPA_URL",
             metavar="URL",
-            help="OPA server base URL, http(s)://host[:port], or unix:///path for an OPA on this machine's "
-            "Unix socket (env PYAGENT_OPA_URL).",
+            help="OPA server base URL, http(s)://host[:port][/prefix] (a prefix: the path a reverse "
+            "proxy serves OPA under), or unix:///path for an OPA on this machine's Unix socket "
+            "(env PYAGENT_OPA_URL).",
         ),
         click.option(
             "--opa-token",

@@ -114,26 +114,35 @@ def parse_url(url: str, what: str = "--opa-url") -> _Endpoint:
             )
         basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     port = port if port is not None else 443 if tls else 8181
-    where = origin(f"{parts.scheme}://{parts.hostname}:{port}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # (IPv6)
+    where = origin(f"{parts.scheme}://{host}:{port}")
     return _Endpoint(parts.hostname, port, tls, where, basic, base_path=base_path)
 
 
 _SEGMENT = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+")
+#: What follows ``v1`` in OPA's own paths (its REST API): a prefix ending so is a path of that API.
+_OPA_API = frozenset({"data", "policies", "query", "compile", "config", "status"})
 
 
 def _base_path(path: str, shown: str, what: str) -> str:
-    """The prefix of ``path`` without its trailing slash: segments of URL characters, none of them
-    ``.``/``..`` (which a proxy would resolve elsewhere, escaped or not) nor OPA's own ``v1``."""
+    """The prefix of ``path`` without its trailing slash: segments of printable URL characters, none
+    of them a dot segment (``.``, ``..``, ``..;`` as some servers read it: a proxy would resolve it
+    elsewhere), escaped or not, nor a path of OPA's own API (``…/v1`` or ``…/v1/data…``)."""
     inner = path.removeprefix("/").removesuffix("/")
     segments = inner.split("/") if inner else []
     decoded = [unquote(s) for s in segments]
-    if "v1" in decoded:
+    if any(
+        d == "v1" and (i + 1 == len(decoded) or decoded[i + 1] in _OPA_API) for i, d in enumerate(decoded)
+    ):
         raise InvalidInputError(
             f"{what}: {shown}: give OPA's base URL (scheme://host[:port], or the prefix a proxy serves "
             "it under), not a path of its API"
         )
     pairs = zip(segments, decoded, strict=True)
-    if any(not _SEGMENT.fullmatch(s) or d in ("", ".", "..") or "/" in d for s, d in pairs):
+    if any(
+        not _SEGMENT.fullmatch(s) or not d.isprintable() or "/" in d or d.split(";")[0] in ("", ".", "..")
+        for s, d in pairs
+    ):
         raise InvalidInputError(f"{what}: {shown} has a path that is no plain /prefix")
     return "/" + "/".join(segments) if segments else ""
 

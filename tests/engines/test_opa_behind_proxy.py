@@ -74,10 +74,15 @@ def test_without_its_prefix_the_proxy_has_no_opa_and_no_decision(
     [
         *[(url, f"--opa-url: {url!r} has a path that is no plain /prefix") for url in (
             "http://gw:8181/opa/%2e%2e/admin", "http://gw:8181/opa/../admin", "http://gw:8181/./opa",
-            "http://gw:8181//opa", "http://gw:8181/a%2Fb", 'http://gw:8181/a"b',
+            "http://gw:8181//opa", "http://gw:8181/a%2Fb", 'http://gw:8181/a"b', "http://gw:8181/opa/..;/admin",
+            "http://gw:8181/opa/.;x", "http://gw:8181/opa/%2E%2E%3B/admin", "http://gw:8181/a%00b",
+            "http://gw:8181/a%0Ab",
         )],
         ("http://gw:8181/v1/data/pyagent/decision",
          "--opa-url: 'http://gw:8181/v1/data/pyagent/decision': give OPA's base URL (scheme://host[:port], "
+         "or the prefix a proxy serves it under), not a path of its API"),
+        ("http://gw:8181/opa/%76%31/data",
+         "--opa-url: 'http://gw:8181/opa/%76%31/data': give OPA's base URL (scheme://host[:port], "
          "or the prefix a proxy serves it under), not a path of its API"),
         ("http://gw:8181/opa/v1",
          "--opa-url: 'http://gw:8181/opa/v1': give OPA's base URL (scheme://host[:port], "
@@ -93,5 +98,28 @@ def test_a_prefix_is_a_plain_path_of_the_proxy(url: str, message: str) -> None:
 
 
 def test_the_prefix_is_kept_without_its_trailing_slash() -> None:
-    urls = ("http://gw", "http://gw/", "http://gw/a/b/", "https://gw/a")
-    assert [parse_url(url).base_path for url in urls] == ["", "", "/a/b", "/a"]
+    urls = (
+        "http://gw",
+        "http://gw/",
+        "http://gw/a/b/",
+        "https://gw/a",
+        "https://gw/api/v1/opa",
+        "http://gw/a;v=1",
+    )
+    assert [parse_url(url).base_path for url in urls] == ["", "", "/a/b", "/a", "/api/v1/opa", "/a;v=1"]
+
+
+def test_an_ipv6_opa_is_named_with_its_brackets(tmp_path: Path) -> None:
+    """The host lost its brackets in messages: "OPA at http:///opa: cannot connect"."""
+    endpoint = parse_url("http://[::1]:9/opa")
+    assert (endpoint.host, endpoint.port, endpoint.origin, endpoint.base_path) == (
+        "::1",
+        9,
+        "http://[::1]:9",
+        "/opa",
+    )
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(BANNED))
+    code, out, err = _check("http://[::1]:9/opa", report)
+    assert (code, out) == (3, "")
+    assert err.startswith("pyagent: error: OPA at http://[::1]:9/opa: ")
