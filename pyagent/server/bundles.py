@@ -34,19 +34,31 @@ _SECONDS = re.compile(r"[0-9]+")
 RECHECK_SECONDS = 30.0
 
 
+#: One piece of a ``Prefer`` header: a ``name[=value]`` up to a ``,`` or ``;`` outside quotes; a value
+#: quoted (RFC 7240's quoted-string, escapes allowed) or a token. A piece that is neither ends the read.
+_PIECE = re.compile(r'\s*([^=,;\s"]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,;\s"]*))?\s*(?:[,;]|\Z)')
+
+
 def prefer_wait(request: Request, limit: int) -> int | None:
     """Seconds from the first ``wait`` of the ``Prefer`` headers (capped at ``limit``), or None without
     one. Read as RFC 7240 writes preferences (separated by commas, the name in any case, spaces around
-    ``=``, the value maybe quoted), and as OPA sends it, a parameter of another preference
-    (``modes=snapshot,delta;wait=N``); one that is no whole number of seconds asks for no wait."""
+    ``=``, the value maybe quoted, a quoted string's commas and semicolons its own), and as OPA sends it,
+    a parameter of another preference (``modes=snapshot,delta;wait=N``); one that is no whole number of
+    seconds asks for no wait, and a header that does not parse for none."""
     for header in request.headers.getlist("prefer"):
-        for piece in re.split(r"[,;]", header):
-            name, equals, value = piece.partition("=")
-            if name.strip().lower() != "wait" or not equals:
+        at = 0
+        while at < len(header):
+            piece = _PIECE.match(header, at)
+            if piece is None or piece.end() == at:
+                break
+            at = piece.end()
+            name, value = piece.group(1), piece.group(2)
+            if name.lower() != "wait" or value is None:
                 continue
-            seconds = value.strip().removeprefix('"').removesuffix('"')
+            seconds = value[1:-1] if value.startswith('"') else value
             if not _SECONDS.fullmatch(seconds):
                 return None
+            seconds = seconds.lstrip("0") or "0"
             return limit if len(seconds) > 12 else min(int(seconds), limit)  # (no long run read whole)
     return None
 

@@ -331,10 +331,13 @@ def _prefer(*values: str) -> Request:
         (("wait=99999999999999999999",), 300), (("wait=301",), 300), (("wait=0",), 0),
         ((), None), (("respond-async",), None), (("wait",), None), (("wait=",), None),
         (("wait=-1",), None), (("wait=1.5",), None), (("wait=\u0663",), None), (("waiting=3",), None),
-        (("x=wait=3",), None),
+        (("x=wait=3",), None), (('foo="a,wait=3"',), None), (('return=minimal; foo="x;wait=5"',), None),
+        (('wait="3',), None), (('wait=3"',), None), (('foo="a\\"b", wait=4',), 4),
+        (("wait=0000000000000",), 0), (("wait=0000000000007",), 7),
     ],
 )  # fmt: skip
 def test_prefer_wait_is_read_as_rfc_7240_writes_it(values: tuple[str, ...], seconds: int | None) -> None:
     """``Wait=3`` and ``wait = 3`` were no long poll (an answer at once), and a wait of twenty digits
-    none either, where it is the longest the server holds."""
+    none either, where it is the longest the server holds; a ``wait`` inside another preference's
+    quoted value is that value's."""
     assert prefer_wait(_prefer(*values), 300) == seconds
