@@ -64,7 +64,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """The largest manifest read (the size registries accept, per the OCI distribution spec)."""
 MAX_REDIRECTS = 3
 
-__all__ = ["OciPuller", "Pulled", "Reference", "RegistryError", "parse_reference"]
+__all__ = ["OciPuller", "PullBudget", "Pulled", "Reference", "RegistryError", "parse_reference"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,8 @@ class OciPuller:
         bundle, asked with ``If-None-Match``.
 
         Each part is bounded in all, redirects and the token's requests included: the manifest (and an
-        index's image manifest) by ``manifest_timeout`` seconds, the blob by ``blob_timeout``.
+        index's image manifest) by ``manifest_timeout`` seconds, the blob by ``blob_timeout``, each with
+        the service's header timeout more for every request a part may take beyond its first.
 
         Raises :class:`RegistryError` or ``TransportError`` (no usable answer),
         :class:`BodyTooLarge` (over ``size_limit``) and :class:`BundleRejected` (bytes that are not
@@ -131,7 +132,8 @@ class OciPuller:
         if known:
             headers["If-None-Match"] = f'"{known}"'
         path = f"/v2/{ref.repository}/manifests/{quote(ref.version, safe=':')}"
-        budget = _Budget.of("the manifest", manifest_timeout)
+        hops = self.client.service.timeout * (MAX_REDIRECTS + 2)  # (redirects, a token, an index)
+        budget = PullBudget.of("the manifest", manifest_timeout + hops)
         try:
             reply = self._get(path, headers, max_body=MAX_MANIFEST_BYTES, budget=budget)
         except BodyTooLarge as err:  # the registry's failure, not a bundle's refusal
@@ -163,7 +165,7 @@ class OciPuller:
                 blob_path,
                 {},
                 max_body=size,
-                budget=_Budget.of("the blob", blob_timeout),
+                budget=PullBudget.of("the blob", blob_timeout + hops),
                 sink=hashing,
                 offsite=True,
             )
@@ -186,7 +188,7 @@ class OciPuller:
         headers: dict[str, str],
         *,
         max_body: int,
-        budget: _Budget,
+        budget: PullBudget,
         sink: Sink | None = None,
         offsite: bool = False,
     ) -> Reply:
@@ -226,7 +228,7 @@ class OciPuller:
             path = target.path + (f"?{target.query}" if target.query else "")
 
     def _offsite(
-        self, url: SplitResult, *, max_body: int, budget: _Budget, sink: Sink | None, hops: int
+        self, url: SplitResult, *, max_body: int, budget: PullBudget, sink: Sink | None, hops: int
     ) -> Reply:
         """A blob the registry sends elsewhere (its storage: ghcr.io, Docker Hub and ECR do), asked
         there as OPA does: with no credentials, over https when the registry is, the system's CAs;
@@ -251,7 +253,7 @@ class OciPuller:
     def _tls(self) -> bool:
         return self.client.origin.startswith("https://")
 
-    def _image_manifest(self, body: bytes, digest: str, budget: _Budget) -> bytes:
+    def _image_manifest(self, body: bytes, digest: str, budget: PullBudget) -> bytes:
         """``body``, or, when it is an index (a multi-platform tag), its first image manifest, asked by
         digest and held to it."""
         try:
@@ -318,7 +320,7 @@ class OciPuller:
 
 
 @dataclass(frozen=True)
-class _Budget:
+class PullBudget:
     """The time of one part of a pull (the manifest's, the blob's), for all of its requests: a chain
     of slow redirects had each hop's whole timeout, several times the part's."""
 
@@ -327,7 +329,7 @@ class _Budget:
     ends: float
 
     @classmethod
-    def of(cls, part: str, seconds: float) -> _Budget:
+    def of(cls, part: str, seconds: float) -> PullBudget:
         return cls(part, seconds, time.monotonic() + seconds)
 
     def left(self, where: str) -> float:
