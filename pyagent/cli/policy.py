@@ -43,6 +43,8 @@ def test(ctx: click.Context, dirs: tuple[str, ...], min_coverage: float) -> None
     from pyagent.policy.testreport import run_tests
 
     targets = policy_dirs(dirs)
+    if missing := datacheck.missing_rego(targets):
+        raise InvalidInputError(missing)
     problems = datacheck.problems_in_dirs(targets)
     if problems:
         raise datacheck.PolicyDataError(problems)
@@ -113,6 +115,8 @@ def lint(ctx: click.Context, dirs: tuple[str, ...]) -> None:
     built-ins right), 2 when the policy does not load (as `policy test` and `policy bundle` say it),
     on a data mistake or a missing built-in."""
     targets = policy_dirs(dirs)
+    if missing := datacheck.missing_rego(targets):
+        raise InvalidInputError(missing)
     failed = does_not_load = False
     listed = run_opa(["fmt", "--list", *targets])
     for line in listed.stdout.splitlines():
@@ -173,6 +177,7 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
     """The policy data (bans, organisations and their rules, the timeline) as a Markdown page."""
     from pyagent.policy import shipped
     from pyagent.policy.docs import bundle_policy_data, policy_data, render_markdown
+    from pyagent.policy.index import NO_POLICY_DATA, has_policy_data
 
     if bundle and dirs:
         raise InvalidInputError("give policy directories or --bundle, not both")
@@ -183,12 +188,16 @@ def docs(dirs: tuple[str, ...], bundle: str | None, output: str | None) -> None:
 
     try:
         if bundle:
+            _output_apart(output, [], ("--bundle", bundle))
             data = bundle_policy_data(bundle)
         else:
             targets = policy_dirs(dirs)
+            _output_apart(output, targets)
             data = policy_data(targets)
             if missing := datacheck.missing_policy_data(targets, data):  # (data read once)
                 raise InvalidInputError(missing)
+            if not has_policy_data(data):  # (no pyagent policy at all: an empty folder, say)
+                raise InvalidInputError(f"{', '.join(targets)}: {NO_POLICY_DATA}")
     except NoDecisionError as err:  # a bundle that does not read: a bad input here, no decision asked
         raise InvalidInputError(str(err)) from err
     page = render_markdown(data)
@@ -273,11 +282,14 @@ def bundle(
 ) -> None:
     """Compile the policy to a bundle with the pinned `opa build` (optionally signed)."""
     targets = policy_dirs(dirs)
+    if missing := datacheck.missing_rego(targets):
+        raise InvalidInputError(missing)
     checked = datacheck.check_dirs(targets)  # a data mistake: exit 2 with file, line and path
     revision = revision or datacheck.revision_of(checked)
     if output == "-":  # (elsewhere "-" is standard output; a bundle is a file others are given)
         raise click.UsageError("-o -: a bundle is written to a file; give its path")
     output = output or default_output()
+    _output_apart(output, targets, ("--signing-key", signing_key))
     if signing_key is None:
         unused = [
             f"--{n}" for n, v in (("signing-alg", signing_alg), ("serial", serial), ("scope", scope)) if v
@@ -343,3 +355,23 @@ def _default_algorithm(signing_key: str) -> str:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return {"secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name, "ES256")
     return "RS256"
+
+
+#: The files opa reads in a policy directory: an output among them would become part of the policy.
+_POLICY_FILES = (".rego", ".json", ".yaml", ".yml")
+
+
+def _output_apart(output: str | None, dirs: list[str], *files: tuple[str, str | None]) -> None:
+    """Refuse (exit 2) an ``-o`` that is one of ``files`` (``--bundle``, ``--signing-key``), or a file
+    opa would read in a policy directory: writing it would overwrite what the user gave."""
+    from pyagent.cli.render import check_output_apart
+
+    check_output_apart(output, [], options=files)
+    if not output or output == "-" or Path(output).suffix.lower() not in _POLICY_FILES:
+        return
+    for directory in dirs:
+        if Path(output).resolve().is_relative_to(Path(directory).resolve()):
+            raise InvalidInputError(
+                f"-o {output} is inside the policy directory {directory}: opa would read it as part of the "
+                "policy, or it would overwrite a file there; write it elsewhere"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -381,3 +382,69 @@ def test_policy_bundle_to_standard_output_is_refused_not_written_to_a_file_named
         "(see pyagent policy bundle --help)"
     )  # fmt: skip
     assert not (tmp_path / "-").exists()
+
+
+def test_an_output_that_is_an_input_or_a_policy_file_is_refused_before_writing(
+    policy_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """docs and bundle wrote over the bundle they read, the policy's data or its Rego (exit 0)."""
+    rego, data = policy_copy
+    built = tmp_path / "built.tar.gz"
+    assert run(["policy", "bundle", str(rego), str(data), "-o", str(built)]).exit_code == 0
+    data_file = data / "pyagent" / "data.yaml"
+    test_file = rego / "pyagent" / "decision" / "decision_test.rego"
+    kept = {path: path.read_bytes() for path in (built, data_file, test_file)}
+    inside = "opa would read it as part of the policy, or it would overwrite a file there; write it elsewhere"
+    for args, message in [
+        (["docs", "--bundle", str(built), "-o", str(built)],
+         f"-o {built} is also --bundle {built}: writing would overwrite it"),
+        (["docs", str(rego), str(data), "-o", str(data_file)],
+         f"-o {data_file} is inside the policy directory {data}: {inside}"),
+        (["docs", str(rego), str(data), "-o", str(test_file)],
+         f"-o {test_file} is inside the policy directory {rego}: {inside}"),
+        (["bundle", str(rego), str(data), "-o", str(data_file)],
+         f"-o {data_file} is inside the policy directory {data}: {inside}"),
+    ]:  # fmt: skip
+        result = run(["policy", *args])
+        assert (result.exit_code, result.stderr) == (2, f"pyagent: error: {message}\n"), args
+    assert {path: path.read_bytes() for path in kept} == kept
+    beside = tmp_path / "policy.md"
+    assert run(["policy", "docs", str(rego), str(data), "-o", str(beside)]).exit_code == 0
+
+
+def test_a_folder_without_rego_is_no_policy_to_test_lint_or_build(
+    policy_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """lint said clean (exit 0), test ran nothing and failed (exit 1), docs wrote an empty page."""
+    _, data = policy_copy
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, data):
+        said = (
+            f"pyagent: error: {folder}: no Rego file (.rego) there: give the policy's folders "
+            "(policies/rego and policies/data, or the folder holding both)\n"
+        )
+        for command in (["lint"], ["test"], ["bundle", "-o", str(tmp_path / "b.tar.gz")]):
+            result = run(["policy", command[0], str(folder), *command[1:]])
+            assert (result.exit_code, result.stderr) == (2, said), command
+    docs = run(["policy", "docs", str(empty)])
+    assert (docs.exit_code, docs.stdout) == (2, "")
+    assert docs.stderr == (
+        f"pyagent: error: {empty}: no policy data (data.pyagent.organizations): give the data folder with "
+        "the Rego (policies/rego and policies/data, or the folder holding both)\n"
+    )
+    assert not (tmp_path / "b.tar.gz").exists()
+
+
+def test_a_bundle_whose_data_is_no_json_is_no_policy_to_document(tmp_path: Path) -> None:
+    """NaN, which Python's reader takes and OPA refuses: the page said "policy revision nan"."""
+    bundle = tmp_path / "nan.tar.gz"
+    with tarfile.open(bundle, "w:gz") as archive:
+        for name, content in (("/data.json", b'{"pyagent": {"revision": NaN}}'), ("/.manifest", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    result = run(["policy", "docs", "--bundle", str(bundle)])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2, "", f"pyagent: error: bundle {bundle}: data.json: invalid JSON: NaN is not a JSON number\n"
+    )  # fmt: skip

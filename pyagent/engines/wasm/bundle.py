@@ -228,12 +228,16 @@ def _json_member(files: Mapping[str, bytes], name: str, label: str, default: Any
         if default is None:
             raise BundleError(f"bundle {label}: {name}: missing")
         return default
-    try:
-        return json.loads(files[name])
+    try:  # (NaN and Infinity, which Python's reader takes, are no JSON: OPA refuses them too)
+        return json.loads(files[name], parse_constant=_not_a_number)
     except (ValueError, UnicodeDecodeError) as err:
         raise BundleError(f"bundle {label}: {name}: invalid JSON: {err}") from err
     except RecursionError as err:
         raise BundleError(f"bundle {label}: {name}: JSON nested too deeply") from err
+
+
+def _not_a_number(word: str) -> Any:
+    raise ValueError(f"{word} is not a JSON number")
 
 
 def _module_path(manifest: Mapping[str, Any], label: str) -> str:

@@ -209,6 +209,19 @@ def missing_policy_data(dirs: Sequence[str], data: Mapping[str, Any] | None = No
     return f"{', '.join(map(str, dirs))}: {NO_POLICY_DATA}"
 
 
+def missing_rego(dirs: Sequence[str]) -> str | None:
+    """Why policy directories hold no policy to test, lint or build: not one Rego file among them
+    (lint said clean, test ran nothing and failed, of an empty folder or the data alone)."""
+    from pyagent.policy.tree import policy_files
+
+    if any(policy_files(Path(root), ".rego") for root in dirs):
+        return None
+    return (
+        f"{', '.join(map(str, dirs))}: no Rego file (.rego) there: give the policy's folders "
+        "(policies/rego and policies/data, or the folder holding both)"
+    )
+
+
 def check_dirs(dirs: Sequence[str]) -> PolicyData:
     """Load the data files under policy directories strictly and check them (raises on a mistake)."""
     loaded = load_dirs(dirs)
@@ -228,6 +241,7 @@ __all__ = [
     "issues",
     "load_dirs",
     "missing_policy_data",
+    "missing_rego",
     "problems_in_dirs",
     "raise_for",
     "report",
