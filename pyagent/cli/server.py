@@ -47,10 +47,10 @@ def _settings(config_file: Path | None, **options: Any) -> Any:
     return load_settings(config_file).with_options(**options)
 
 
-def _store(settings: Any) -> Any:
+def _store(settings: Any, *, create: bool = True) -> Any:
     from pyagent.server.store import open_store
 
-    return open_store(settings.db, state_dir=settings.state_dir)
+    return open_store(settings.db, state_dir=settings.state_dir, create=create)
 
 
 @click.group(
@@ -369,7 +369,7 @@ def token_list(db: str | None, state_dir: Path | None, config_file: Path | None)
     from pyagent.server.auth import ANY_DEVICE
     from pyagent.termsafe import printable
 
-    for info in _store(_settings(config_file, db=db, state_dir=state_dir)).list_tokens():
+    for info in _store(_settings(config_file, db=db, state_dir=state_dir), create=False).list_tokens():
         created = info.created_at.isoformat().replace("+00:00", "Z")
         device = ANY_DEVICE if info.device is None else printable(info.device)
         click.echo(f"{info.name}\t{info.role}\t{created}\t{device}")
@@ -389,6 +389,6 @@ def token_revoke(name: str, db: str | None, state_dir: Path | None, config_file:
     """Revoke token NAME at once: its next request, and a long poll it holds, are refused (401)."""
     from pyagent.errors import InvalidInputError
 
-    if not _store(_settings(config_file, db=db, state_dir=state_dir)).revoke_token(name):
+    if not _store(_settings(config_file, db=db, state_dir=state_dir), create=False).revoke_token(name):
         raise InvalidInputError(f"token {name!r}: no such token")
     click.echo(f"token {name} revoked", err=True)

@@ -11,11 +11,14 @@ from pyagent.server.store.engine import resolve_url
 __all__ = ["Store", "StoreConflict", "StoreError", "open_store"]
 
 
-def open_store(db: str | None = None, *, state_dir: Path | None = None, migrate: bool = True) -> Store:
-    """The store at ``db`` (``--db``, ``PYAGENT_SERVER_DB``, or SQLite in the state dir), migrated."""
+def open_store(
+    db: str | None = None, *, state_dir: Path | None = None, migrate: bool = True, create: bool = True
+) -> Store:
+    """The store at ``db`` (``--db``, ``PYAGENT_SERVER_DB``, or SQLite in the state dir), migrated;
+    without ``create``, a SQLite file must exist already."""
     from pyagent.server.store.sql import SqlStore
 
-    store = SqlStore(resolve_url(db, state_dir))
+    store = SqlStore(resolve_url(db, state_dir, create=create))
     if migrate:
         store.migrate()
     return store

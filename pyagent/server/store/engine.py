@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ DB_ENV = "PYAGENT_SERVER_DB"
 DEFAULT_DB_FILE = "server.db"
 
 
-def resolve_url(db: str | None, state_dir: Path | None) -> str:
+def resolve_url(db: str | None, state_dir: Path | None, *, create: bool = True) -> str:
     """The SQLAlchemy URL for ``--db`` (or ``PYAGENT_SERVER_DB``): a ``postgresql://`` or ``sqlite:///``
-    URL, or a file path for SQLite; none means ``server.db`` in the state dir."""
+    URL, or a file path for SQLite; none means ``server.db`` in the state dir. Without ``create``, a
+    SQLite file that does not exist is refused (a command that only reads or removes)."""
     if db is not None and not db.strip():
         raise InvalidInputError(
             "--db: empty; give postgresql://… or sqlite:///FILE, or leave it out for server.db in the "
@@ -27,9 +29,15 @@ def resolve_url(db: str | None, state_dir: Path | None) -> str:
         )
     value = db or os.environ.get(DB_ENV) or ""
     if not value:
-        return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE)
+        return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE, create)
     if "://" not in value:
-        return _sqlite_url(Path(value).resolve())
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", value):  # (postgresql:/host/db: a URL, mistyped)
+            shown = re.sub(r":[^:@/]*@", ":***@", value)  # (a password, had it a host part)
+            raise InvalidInputError(
+                f"--db {shown}: not a database URL (a URL is scheme://…); expected "
+                "postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE"
+            )
+        return _sqlite_url(Path(value).resolve(), create)
     try:
         url = make_url(value)
         port = url.port  # a port or an IPv6 host that does not parse raises here
@@ -52,16 +60,31 @@ def resolve_url(db: str | None, state_dir: Path | None) -> str:
         if url.database == ":memory:":
             return value
         query = value[value.index("?") :] if "?" in value else ""  # (SQLite's options, kept)
-        return _sqlite_url(Path(url.database).resolve()) + query
+        return _sqlite_url(Path(url.database).resolve(), create) + query
     raise InvalidInputError(
         f"--db {redact(value)}: unsupported database {url.drivername!r}; use sqlite:///FILE or postgresql://…"
     )
 
 
-def _sqlite_url(path: Path) -> str:
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _sqlite_url(path: Path, create: bool = True) -> str:
     """The URL of the SQLite database at ``path``, which holds every device's inventory and history:
     like the agent's spool, a regular file only this user writes (not a link: SQLite would follow it),
-    in such a directory, created 0600."""
+    in such a directory, created 0600 (with ``create``; else it must exist). A directory, or a file
+    that is no SQLite database, is the user's mistake (exit 2), not the database's (exit 3)."""
+    if path.is_dir():
+        raise InvalidInputError(f"--db {path}: a directory, not a SQLite database file")
+    if not path.exists() and not create:
+        raise InvalidInputError(
+            f"--db {path}: no such database (`pyagent server migrate`, `run` or `token add` makes it)"
+        )
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as handle:
+            if handle.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise InvalidInputError(f"--db {path}: not a SQLite database file")
     private_file(path, what="server database")
     sqlite_side_files(path, what="server database's side file")
     try:

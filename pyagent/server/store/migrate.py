@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK = 7270300
@@ -46,6 +46,12 @@ def upgrade(engine: Engine) -> list[str]:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
         before = MigrationContext.configure(conn).get_current_revision()
+        if before is None and (others := sorted(inspect(conn).get_table_names())):
+            raise UnknownRevision(
+                f"it holds tables that are not this pyagent's ({', '.join(others[:5])}"
+                f"{', …' if len(others) > 5 else ''}) and no pyagent schema: give an empty database or "
+                "pyagent's"
+            )
         if before is not None and before not in {rev.revision for rev in script.walk_revisions()}:
             raise UnknownRevision(
                 f"its schema is at revision {before!r}, which this pyagent does not know (its newest is "
