@@ -149,7 +149,9 @@ def run(
     signing = (
         "signed bundles only" if settings.verification else "unsigned bundles accepted (no verification key)"
     )
-    click.echo(f"pyagent server on {scheme}://{host}:{port} ({store!r}; {signing})", err=True)
+    shown = f"[{host}]" if ":" in host else host  # (IPv6)
+    everywhere = " (every interface)" if host in ("0.0.0.0", "::") else ""
+    click.echo(f"pyagent server on {scheme}://{shown}:{port}{everywhere} ({store!r}; {signing})", err=True)
     options: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -81,10 +81,17 @@ class ServerSettings:
         return BodyLimits(self.max_body_bytes, self.max_decoded_bytes, self.body_timeout_seconds)
 
     def host_port(self) -> tuple[str, int]:
+        """``HOST:PORT`` (``[IPv6]:PORT``; ``:PORT`` is every interface, as OPA's ``--addr`` reads it)."""
         host, sep, port = self.bind.rpartition(":")
         if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise InvalidInputError(f"--bind {self.bind!r}: expected HOST:PORT, e.g. {DEFAULT_BIND}")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2
+        inside = host[1:-1] if bracketed else host
+        if any(c in host for c in "[]:") and (not bracketed or "[" in inside or "]" in inside):
+            raise InvalidInputError(
+                f"--bind {self.bind!r}: an IPv6 address goes whole in brackets, e.g. [::1]:8282"
+            )
+        return inside or "0.0.0.0", int(port)
 
     def with_options(self, **options: Any) -> ServerSettings:
         """These settings with every option that was given (not None) put over them."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pyagent.server.settings import ServerSettings
 from tests.helpers.pyagent_server import add_token, run_server
 from tests.helpers.tls import make_ca, make_pki
 
@@ -49,6 +50,13 @@ def test_tls_with_a_given_certificate(tmp_path: Path) -> None:
             ["--bind", "127.0.0.1:99999"],
             "pyagent: error: --bind '127.0.0.1:99999': expected HOST:PORT, e.g. 127.0.0.1:8282\n",
         ),
+        *[
+            (
+                ["--bind", bind],
+                f"pyagent: error: --bind {bind!r}: an IPv6 address goes whole in brackets, e.g. [::1]:8282\n",
+            )
+            for bind in ("[::1:8282", "::1:8282", "[]:8282", "[::1]]:8282", "::1]:8282")
+        ],  # (each was taken: "[::1" listened, and the server said http://::1:8282)
     ],
 )
 def test_usage_errors_exit_2_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -209,3 +217,12 @@ def test_sigterm_stops_the_server_with_exit_0(tmp_path: Path) -> None:
         code = server.process.wait(timeout=30)
         log = server.log.read_text()
     assert (code, "Traceback" in log) == (0, False), log[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("bind", "expected"),
+    [("127.0.0.1:8282", ("127.0.0.1", 8282)), ("[::1]:8282", ("::1", 8282)), (":8282", ("0.0.0.0", 8282)),
+     ("localhost:1", ("localhost", 1)), ("[fe80::1%eth0]:8282", ("fe80::1%eth0", 8282))],
+)  # fmt: skip
+def test_a_bind_address_is_read_as_opa_reads_its_addr(bind: str, expected: tuple[str, int]) -> None:
+    assert ServerSettings(bind=bind).host_port() == expected
