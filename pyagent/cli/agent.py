@@ -122,6 +122,7 @@ def run(
             f"device facts: give {FACT_FLAGS}"
         )
     engine = engine_settings(config, EngineSettings(**engine_flags))
+    _check_before_running(engine)
     check_trusted_files(config, engine)  # as root: what it trusts is root's alone, before anything is made
     settings = agent_settings(config)
     with located(f"{config.source or 'the agent config'}: agent.osquery_table"):
@@ -157,6 +158,21 @@ def run(
         finally:
             log.close()
     ctx.exit(code)
+
+
+def _check_before_running(engine: EngineSettings) -> None:
+    """A flag every run would fail on alike is a usage error (exit 2) before the first, not a run
+    recorded as invalid (and, as a service, again at every interval): an OPA URL that does not parse.
+    (Missing device facts are a run's result, recorded: the record says the agent ran and why it could
+    not report.)"""
+    from pyagent.engines.base import EngineName
+    from pyagent.engines.opa_server import parse_url
+    from pyagent.engines.select import resolve
+
+    if resolve(engine) is EngineName.OPA:
+        if not engine.opa_url:
+            raise InvalidInputError("--engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)")
+        parse_url(engine.opa_url)
 
 
 def _device_id(config: AgentConfig, flags: FactFlags) -> str:

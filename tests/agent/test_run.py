@@ -193,3 +193,22 @@ def test_a_keyed_log_from_the_config(
     done = run_pyagent("agent", "run", "--once", "--config", str(config))
     assert done.returncode == 2 and "the decision log was chained with hmac-sha256" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--opa-url", "junk"],
+         "pyagent: error: --opa-url: 'junk' is not an http(s)://host[:port] or unix:///path URL\n"),
+        (["--engine", "opa"], "pyagent: error: --engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)\n"),
+    ],
+)  # fmt: skip
+def test_a_flag_every_run_would_fail_on_is_refused_before_the_first(
+    tmp_path: Path, config_file: Callable[..., Path], flags: list[str], message: str
+) -> None:
+    """It was a run recorded as invalid (a JSON line on stdout, a record in the spool), and as a
+    service one more at every interval."""
+    config = config_file()
+    done = run_pyagent("agent", "run", "--once", "--config", str(config), *flags)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", message)
+    assert not (tmp_path / "spool.sqlite").exists()

@@ -21,7 +21,8 @@ DEFAULT_DB_FILE = "server.db"
 def resolve_url(db: str | None, state_dir: Path | None, *, create: bool = True) -> str:
     """The SQLAlchemy URL for ``--db`` (or ``PYAGENT_SERVER_DB``): a ``postgresql://`` or ``sqlite:///``
     URL, or a file path for SQLite; none means ``server.db`` in the state dir. Without ``create``, a
-    SQLite file that does not exist is refused (a command that only reads or removes)."""
+    SQLite file named that does not exist is refused (a command that only reads or removes: a typo);
+    the state dir's own is made."""
     if db is not None and not db.strip():
         raise InvalidInputError(
             "--db: empty; give postgresql://… or sqlite:///FILE, or leave it out for server.db in the "
@@ -29,7 +30,7 @@ def resolve_url(db: str | None, state_dir: Path | None, *, create: bool = True) 
         )
     value = db or os.environ.get(DB_ENV) or ""
     if not value:
-        return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE, create)
+        return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE)  # (made)
     if "://" not in value:
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", value):  # (postgresql:/host/db: a URL, mistyped)
             shown = re.sub(r":[^:@/]*@", ":***@", value)  # (a password, had it a host part)
