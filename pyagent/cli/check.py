@@ -10,6 +10,7 @@ import click
 from pyagent.cli.options import (
     at_option,
     check_bundle_given,
+    check_flags_used,
     device_fact_options,
     engine_inputs,
     engine_options,
@@ -101,6 +102,7 @@ def check(
         if policy_dir is not None:
             settings = with_policy_dir(ctx, settings, policy_dir)
         check_bundle_given(ctx, settings)
+        check_flags_used(ctx, settings)
         when = check_rfc3339(at, option="--at") if at is not None else now_rfc3339()
     try:
         decision = _decide(settings, report, org, when, (device_id, ownership, mdm_enrolled, mdm_provider))

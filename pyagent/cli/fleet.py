@@ -15,6 +15,7 @@ from pyagent.cli.options import (
     ManyDevices,
     at_option,
     check_bundle_given,
+    check_flags_used,
     engine_inputs,
     engine_options,
     org_option,
@@ -204,6 +205,7 @@ def _run(ctx: click.Context, asked: ManyDevices, engine_flags: dict[str, Any]) -
     items = with_progress(iter_items(asked.inventories), label="fleet")  # every inventory checked here, first
     settings = EngineSettings(**engine_flags)
     check_bundle_given(ctx, settings)
+    check_flags_used(ctx, settings)
     settings = pinned_settings(settings)
     if asked.org is not None:
         check_org_known([settings], asked.org, at=when)

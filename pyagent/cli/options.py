@@ -275,6 +275,43 @@ def check_bundle_given(ctx: click.Context, settings: EngineSettings) -> None:
     )
 
 
+#: Flags of an OPA server's (``--engine opa``): unused when the embedded engine alone decides.
+_OPA_ONLY = (
+    "opa_url",
+    "opa_token",
+    "opa_ca",
+    "opa_timeout",
+    "opa_deadline",
+    "opa_retries",
+    "fallback_embedded",
+)
+#: Flags that say how to verify a bundle's signature: unused without a key to verify it with.
+_VERIFY_ONLY = ("verification_alg", "verification_key_id", "bundle_scope", "bundle_fallback")
+
+
+def check_flags_used(ctx: click.Context, settings: EngineSettings) -> None:
+    """A flag given on the command line that this run would not use is a usage error (exit 2): an OPA
+    server's with ``--engine embedded``, a signature's without ``--verification-key``. Dropped unsaid,
+    ``--opa-ca junk`` passed, and ``--verification-alg`` unchecked. (Set in the environment, they may be
+    meant for other runs: not refused.)"""
+    from pyagent.engines.base import EngineName
+    from pyagent.engines.select import resolve
+
+    def given(name: str) -> str | None:
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
+            return None
+        return next(p.opts[0] for p in ctx.command.params if p.name == name)
+
+    if resolve(settings) is EngineName.EMBEDDED:
+        for flag in filter(None, map(given, _OPA_ONLY)):
+            raise InvalidInputError(
+                f"{flag} is for an OPA server (--engine opa); the embedded engine decides"
+            )
+    if not settings.verification_key:
+        for flag in filter(None, map(given, _VERIFY_ONLY)):
+            raise InvalidInputError(f"{flag} needs --verification-key (the key that verifies the bundle)")
+
+
 @dataclass(frozen=True)
 class ManyDevices:
     """What ``fleet`` and ``impact`` are asked: the inventories, and how to decide and write them."""

@@ -264,3 +264,35 @@ def test_a_group_run_without_arguments_shows_its_help(args: list[str]) -> None:
         f"Usage: {' '.join(['pyagent', *args])} [OPTIONS]"
     )
     assert "pyagent: error" not in result.stderr
+
+
+OPA_ONLY = "is for an OPA server (--engine opa); the embedded engine decides"
+NEEDS_KEY = "needs --verification-key (the key that verifies the bundle)"
+
+
+@pytest.mark.parametrize("command", ["check", "fleet"])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--engine", "embedded", "--opa-url", "http://127.0.0.1:9"], f"--opa-url {OPA_ONLY}"),
+        (["--opa-token", "abc"], f"--opa-token {OPA_ONLY}"),
+        (["--opa-ca", str(CLEAN_REPORT)], f"--opa-ca {OPA_ONLY}"),
+        (["--fallback-embedded"], f"--fallback-embedded {OPA_ONLY}"),
+        (["--verification-alg", "RS256"], f"--verification-alg {NEEDS_KEY}"),
+        (["--verification-key-id", "kid1"], f"--verification-key-id {NEEDS_KEY}"),
+        (["--bundle-scope", "s1"], f"--bundle-scope {NEEDS_KEY}"),
+        (["--bundle-fallback"], f"--bundle-fallback {NEEDS_KEY}"),
+    ],
+)
+def test_a_flag_this_run_would_not_use_is_a_usage_error(command: str, flags: list[str], message: str) -> None:
+    """Each was dropped unsaid (exit 0): a token or a CA given for an OPA that no one asks."""
+    result = run([command, str(CLEAN_REPORT), "--at", AT, "--format", "json", *flags])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"pyagent: error: {message}\n")
+
+
+def test_the_same_settings_from_the_environment_are_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set for every run of a shell, they may be meant for other runs."""
+    monkeypatch.setenv("PYAGENT_OPA_TOKEN", "abc")
+    monkeypatch.setenv("PYAGENT_OPA_URL", "http://127.0.0.1:9")
+    result = run(["check", str(CLEAN_REPORT), "--at", AT, "--engine", "embedded"])
+    assert result.exit_code == 0, result.stderr
