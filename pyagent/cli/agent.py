@@ -4,6 +4,7 @@ OPA's plug-ins: policy bundles in, decision logs and status out."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -114,6 +115,8 @@ def run(
     **engine_flags: Any,
 ) -> None:
     """Collect this machine, validate, decide, record and upload; repeat every interval (+- jitter)."""
+    if once and (unused := [f for f, v in (("--interval", interval), ("--jitter", jitter)) if v is not None]):
+        raise InvalidInputError(f"{', '.join(unused)}: a running agent's; --once runs once")
     config = load_config(config_path)
     flags = FactFlags(device_id, ownership, mdm_enrolled, org, mdm_provider)
     if config.source is None and flags == FactFlags():
@@ -206,6 +209,8 @@ def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path:
     config = load_config(config_path)
     settings = agent_settings(config)
     path = settings.spool_for(spool_path, state_dir)
+    if spool_path is not None and not Path(path).exists():  # (a typo: "none yet" would hide it)
+        raise InvalidInputError(f"--spool {spool_path}: no such spool")
     logs = config.tables.decision_logs
     services, status_service = config.tables.services, config.tables.status_service
     uploads_to = resource_url(services[logs.service].url, logs.resource) if logs is not None else None

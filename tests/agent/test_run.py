@@ -212,3 +212,30 @@ def test_a_flag_every_run_would_fail_on_is_refused_before_the_first(
     done = run_pyagent("agent", "run", "--once", "--config", str(config), *flags)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", message)
     assert not (tmp_path / "spool.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--interval", "5"], "--interval"), (["--interval", "5", "--jitter", "0.2"], "--interval, --jitter")],
+)
+def test_a_running_agent_s_flags_with_once_are_a_usage_error(
+    tmp_path: Path, config_file: Callable[..., Path], flags: list[str], named: str
+) -> None:
+    """``--once --interval 5`` ran once, exit 0: the interval was dropped unsaid."""
+    done = run_pyagent("agent", "run", "--once", "--config", str(config_file()), *flags)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", f"pyagent: error: {named}: a running agent's; --once runs once\n"
+    )  # fmt: skip
+    assert not (tmp_path / "spool.sqlite").exists()
+
+
+def test_status_of_a_spool_named_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    """A typo in --spool said "none yet", exit 0."""
+    typo = tmp_path / "spoool.sqlite"
+    done = run_pyagent("agent", "status", "--spool", str(typo))
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        f"pyagent: error: --spool {typo}: no such spool\n",
+    )
+    assert not typo.exists()
