@@ -227,3 +227,13 @@ def replacing(output: str) -> Iterator[BinaryIO]:
         replacement.abort()
         raise
     replacement.commit()
+
+
+def not_text(head: bytes) -> bool:
+    """Whether ``head`` (a file's first line, or its first bytes) is no text: a NUL byte, or bytes
+    that are not UTF-8 (but for a character cut at its end by the bound read)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.start < len(head) - 3
+    return b"\0" in head

@@ -26,8 +26,8 @@ from typing import BinaryIO
 
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import max_report_bytes
-from pyagent.termsafe import safe_line
-from pyagent.userfile import STDIN_NAME, stdin_bytes
+from pyagent.termsafe import safe_line, shorten
+from pyagent.userfile import STDIN_NAME, not_text, stdin_bytes
 
 REPORT_SUFFIXES = (".json",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -107,7 +107,8 @@ def iter_items(inventories: Iterable[str], stdin: BinaryIO | None = None) -> Ite
     items = _items(inventories, stdin, empty.append)
     first = next(items, None)
     if first is None:  # (the error alone: no note for each empty inventory)
-        raise InvalidInputError("no reports found in the inventories given")
+        named = ", ".join(safe_line(i if i != "-" else STDIN_NAME) for i in inventories)
+        raise InvalidInputError(f"no reports found in the inventories given ({shorten(named, 200)})")
     return itertools.chain([first], items, _noted(empty))
 
 
@@ -240,6 +241,11 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
     first = stream.readline(limit + 1)
     while first and not first.strip():
         first = stream.readline(limit + 1)
+    if not_text(first):  # one error for the file: each "line" of its bytes is no device
+        yield Item(
+            name, b"", error=f"{name}: not text (a NUL byte, or bytes that are not UTF-8): not a report"
+        )
+        return
     if not first or len(first) > limit or _one_document(first):
         yield from _jsonl(_chain(first, stream), name)
         return

@@ -121,7 +121,7 @@ def test_fleet_empty_inventory_is_a_usage_error(policy_bundle: Path, tmp_path: P
     result = run(["fleet", str(empty), "--at", AT, "--jobs", "1"])
     assert (result.exit_code, result.stderr) == (
         2,
-        "pyagent: error: no reports found in the inventories given\n",
+        f"pyagent: error: no reports found in the inventories given ({empty})\n",
     )
 
 

@@ -167,8 +167,28 @@ def test_an_empty_inventory_writes_no_document(tmp_path: Path) -> None:
     empty.write_text("\n\n")
     result = run(["fleet", str(empty), "--at", AT, "--format", "json"])
     assert (result.exit_code, result.stdout, result.stderr) == (
-        2, "", "pyagent: error: no reports found in the inventories given\n"
+        2, "", f"pyagent: error: no reports found in the inventories given ({empty})\n"
     )  # fmt: skip
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    result = run(["fleet", str(empty), str(folder), "-", "--at", AT], stdin="")
+    assert (result.exit_code, result.stderr) == (
+        2, f"pyagent: error: no reports found in the inventories given ({empty}, {folder}, <stdin>)\n"
+    )  # fmt: skip
+
+
+def test_a_file_that_is_no_text_is_one_invalid_item_not_one_per_line(tmp_path: Path) -> None:
+    """2,000 random bytes were nine invalid devices, one per newline among them."""
+    noise = tmp_path / "noise.jsonl"
+    noise.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 7 + b"\n" * 8)
+    result = run(["fleet", str(noise), "--at", AT, "--format", "json"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert (document["summary"]["devices"], document["summary"]["invalid"]) == (1, 1)
+    assert document["devices"][0]["errors"] == [
+        {"code": "invalid_report",
+         "message": f"{noise}: not text (a NUL byte, or bytes that are not UTF-8): not a report"}
+    ]  # fmt: skip
 
 
 def test_fleet_text_lists_the_devices_it_could_not_decide_and_o_writes_it(tmp_path: Path) -> None:
