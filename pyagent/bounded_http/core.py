@@ -333,6 +333,8 @@ def _describe(err: BaseException, timeout: float) -> tuple[str, str]:
         return f"TLS failed: {err.reason or err}", "tls"
     if isinstance(err, ConnectionRefusedError):
         return "connection refused", "refused"
+    if isinstance(err, FileNotFoundError):  # a Unix socket's path that is not there
+        return "no socket at that path", "refused"
     if isinstance(err, http.client.IncompleteRead):
         return "the answer was cut short", "cut"
     kind = "reset" if isinstance(err, ConnectionResetError | http.client.RemoteDisconnected) else "other"

@@ -203,7 +203,8 @@ def _public_key(path: Path, algorithm: str) -> VerificationKey:
     try:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as err:
-        raise InvalidInputError(f"{label}: not an unencrypted PEM private key ({err})") from err
+        reason = re.sub(r"\s*See https?://\S+ for more details\.", "", str(err))  # (cryptography's FAQ link)
+        raise InvalidInputError(f"{label}: not an unencrypted PEM private key ({reason})") from err
     if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise InvalidInputError(f"{label}: only RSA and EC keys can sign bundles")
     check_key_algorithm(private, algorithm, label)

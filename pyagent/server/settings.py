@@ -121,7 +121,12 @@ def load_settings(path: Path | None) -> ServerSettings:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise InvalidInputError(f"{path}: cannot read the server config: {err.strerror or err}") from err
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(
+            f"{path}: the server config is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+            f"{err.start})"
+        ) from err
+    except tomllib.TOMLDecodeError as err:
         raise InvalidInputError(f"{path}: not valid TOML: {err}") from err
     unknown = set(document) - {"server"}
     if unknown:
