@@ -92,10 +92,11 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-#: ``1d``, ``24h``, ``90m``, ``1h30m``, ``45s``, ``2d12h``: whole days, hours, minutes and seconds in that
-#: order (ASCII digits, up to 9 each), or a whole number of seconds.
+#: ``2w``, ``1d``, ``24h``, ``90m``, ``1h30m``, ``45s``, ``2d12h``: whole weeks, days, hours, minutes and
+#: seconds in that order (ASCII digits, up to 9 each), or a whole number of seconds.
 _DURATION = re.compile(
-    r"([0-9]{1,9})|(?=[0-9])(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?"
+    r"([0-9]{1,9})|(?=[0-9])(?:([0-9]{1,9})w)?(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?"
+    r"(?:([0-9]{1,9})s)?"
 )
 #: ISO 8601's ``PT1H``, ``P1D``, ``P1DT12H``, ``PT90M``, ``P2W``: weeks, days, hours, minutes and seconds
 #: (years and months have no fixed length, so they are no step).
@@ -116,8 +117,8 @@ def duration_seconds(text: str) -> int | None:
     is zero or is past :data:`MAX_DURATION_SECONDS`."""
     found = _DURATION.fullmatch(text)
     if found is not None:
-        plain, days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-        total = plain + days * 86400 + hours * 3600 + minutes * 60 + seconds
+        plain, weeks, days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+        total = plain + weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds
     elif (iso := _ISO_DURATION.fullmatch(text)) is not None:
         weeks, days, hours, minutes, seconds = (int(part or 0) for part in iso.groups())
         total = weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds

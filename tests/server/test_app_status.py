@@ -277,7 +277,7 @@ def test_stale_after_as_a_duration_or_seconds(tmp_path: Path, line: str, seconds
     ("lines", "message"),
     [
         (
-            'stale_after = "1w"',
+            'stale_after = "1y"',
             'server.stale_after: must be a duration of at most 100 years, such as "1d", "24h", "90m", '
             '"1h30m", "45s", "PT1H", or seconds',
         ),
