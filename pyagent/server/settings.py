@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pyagent.bundles.verify import VerificationConfig
+from pyagent.config.opakeys import report_once
 from pyagent.errors import InvalidInputError, located
 from pyagent.server.body import BodyLimits, MiB
 from pyagent.server.store.base import QUERY_TIMEOUT_SECONDS
@@ -155,7 +156,23 @@ def load_settings(path: Path | None) -> ServerSettings:
             raise InvalidInputError(f"{where}: must be a non-empty string")
         else:
             values[key] = Path(value) if key in _PATHS else value
+    if "db" in values and _holds_password(values["db"]):
+        report_once(
+            f"{path}:db",
+            f"{path}: server.db holds a password: secrets stay out of config files; give it in "
+            "PYAGENT_SERVER_DB, or to PostgreSQL in a password file (PGPASSFILE, ~/.pgpass)",
+        )
     return ServerSettings(**values)
+
+
+def _holds_password(url: str) -> bool:
+    """Whether the database URL ``url`` has user-info with a password (``postgresql://u:pw@host``)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:  # (a URL that does not parse is refused when it is opened)
+        return False
 
 
 def _duration_seconds(value: Any, where: str) -> int:

@@ -65,3 +65,23 @@ def test_someone_else_s_database_is_not_migrated_into(tmp_path: Path) -> None:
     with sqlite3.connect(other) as connection:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     assert tables == ["hosts"]
+
+
+def test_a_password_in_the_server_config_is_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The agent's config refuses an inline token; the server's took a database password unsaid."""
+    from pyagent.server.settings import load_settings
+
+    config = tmp_path / "server.toml"
+    config.write_text('[server]\ndb = "postgresql://pyagent:hunter2@db.internal/pyagent"\n')
+    assert load_settings(config).db == "postgresql://pyagent:hunter2@db.internal/pyagent"
+    said = capsys.readouterr().err
+    assert said == (
+        f"pyagent: warning: {config}: server.db holds a password: secrets stay out of config files; give it in "
+        "PYAGENT_SERVER_DB, or to PostgreSQL in a password file (PGPASSFILE, ~/.pgpass)\n"
+    )
+    assert "hunter2" not in said
+    config.write_text('[server]\ndb = "postgresql://pyagent@db.internal/pyagent"\n')
+    load_settings(config)
+    assert capsys.readouterr().err == ""
