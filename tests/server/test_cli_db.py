@@ -78,8 +78,8 @@ def test_a_password_in_the_server_config_is_warned_of(
     assert load_settings(config).db == "postgresql://pyagent:hunter2@db.internal/pyagent"
     said = capsys.readouterr().err
     assert said == (
-        f"pyagent: warning: {config}: server.db holds a password: secrets stay out of config files; give it in "
-        "PYAGENT_SERVER_DB, or to PostgreSQL in a password file (PGPASSFILE, ~/.pgpass)\n"
+        f"pyagent: warning: {config}: server.db holds a password: secrets stay out of config files; "
+        "give it in PYAGENT_SERVER_DB, or to PostgreSQL in a password file (PGPASSFILE, ~/.pgpass)\n"
     )
     assert "hunter2" not in said
     config.write_text('[server]\ndb = "postgresql://pyagent@db.internal/pyagent"\n')
