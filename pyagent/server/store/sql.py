@@ -272,13 +272,14 @@ class SqlStore(Store):
 
     def record_status(self, row: StatusRow) -> None:
         insert_fn = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        now = datetime.now(UTC)
         values = {
             "instance_id": row.instance_id,
             "labels": row.labels,
             "bundles": row.bundles,
             "errors": row.errors,
             "plugins": row.plugins,
-            "last_seen": datetime.now(UTC),
+            "last_seen": now,
             "said_at": row.said_at,
         }
         statement = insert_fn(instances).values(values)
@@ -291,7 +292,7 @@ class SqlStore(Store):
                 instances.c.said_at.is_(None),
                 statement.excluded.said_at.is_(None),
                 statement.excluded.said_at >= instances.c.said_at,
-                instances.c.last_seen < values["last_seen"] - LATE_STATUS_WINDOW,
+                instances.c.last_seen < now - LATE_STATUS_WINDOW,
             ),
         )
         with self._tx() as conn:
