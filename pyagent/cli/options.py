@@ -76,6 +76,7 @@ def engine_options(f: F) -> F:
             "--opa-url",
             envvar="PYAGENT_OPA_URL",
             metavar="URL",
+            callback=non_empty,  # (an empty PYAGENT_OPA_URL is unset, as click reads the environment)
             help="OPA server base URL, http(s)://host[:port][/prefix] (a prefix: the path a reverse "
             "proxy serves OPA under), or unix:///path for an OPA on this machine's Unix socket "
             "(env PYAGENT_OPA_URL).",
@@ -84,12 +85,14 @@ def engine_options(f: F) -> F:
             "--opa-token",
             envvar="PYAGENT_OPA_TOKEN",
             metavar="TOKEN",
+            callback=non_empty,
             help="Bearer token for the OPA server (env PYAGENT_OPA_TOKEN).",
         ),
         click.option(
             "--opa-ca",
             envvar="PYAGENT_OPA_CA",
             type=click.Path(dir_okay=False),
+            callback=non_empty,
             help="CA certificate that signs the OPA server's TLS certificate.",
         ),
         click.option(

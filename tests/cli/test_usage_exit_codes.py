@@ -296,3 +296,15 @@ def test_the_same_settings_from_the_environment_are_not_refused(monkeypatch: pyt
     monkeypatch.setenv("PYAGENT_OPA_URL", "http://127.0.0.1:9")
     result = run(["check", str(CLEAN_REPORT), "--at", AT, "--engine", "embedded"])
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--opa-url", "--opa-token", "--opa-ca"])
+def test_an_empty_opa_flag_is_refused_not_dropped(flag: str) -> None:
+    """``--opa-url ""`` decided with the embedded engine, exit 0: an empty environment variable is
+    unset (as click reads the environment), an empty flag is a mistake."""
+    result = run(["check", str(CLEAN_REPORT), "--at", AT, flag, ""])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert (
+        result.stderr
+        == f"pyagent: error: Invalid value for '{flag}': must not be empty (see pyagent check --help)\n"
+    )

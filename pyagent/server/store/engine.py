@@ -67,25 +67,19 @@ def resolve_url(db: str | None, state_dir: Path | None, *, create: bool = True) 
     )
 
 
-#: The first bytes of every SQLite database file.
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def _sqlite_url(path: Path, create: bool = True) -> str:
     """The URL of the SQLite database at ``path``, which holds every device's inventory and history:
     like the agent's spool, a regular file only this user writes (not a link: SQLite would follow it),
-    in such a directory, created 0600 (with ``create``; else it must exist). A directory, or a file
-    that is no SQLite database, is the user's mistake (exit 2), not the database's (exit 3)."""
+    in such a directory, created 0600 (with ``create``; else it must exist). A directory is the user's
+    mistake (exit 2), not the database's (exit 3); so is a file that is no SQLite database, found when
+    it is first read (:meth:`SqlStore.migrate`: never by reading it here, as a descriptor of the file
+    closed in a process where SQLite has it open drops SQLite's locks on it)."""
     if path.is_dir():
         raise InvalidInputError(f"--db {path}: a directory, not a SQLite database file")
     if not path.exists() and not create:
         raise InvalidInputError(
             f"--db {path}: no such database (`pyagent server migrate`, `run` or `token add` makes it)"
         )
-    if path.is_file() and path.stat().st_size:
-        with path.open("rb") as handle:
-            if handle.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
-                raise InvalidInputError(f"--db {path}: not a SQLite database file")
     private_file(path, what="server database")
     sqlite_side_files(path, what="server database's side file")
     try:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from pyagent.errors import InvalidInputError
 from pyagent.server.store import (
     device_past,
     fleet,
@@ -107,6 +108,9 @@ class SqlStore(Store):
         try:
             return upgrade(self.engine)
         except (OperationalError, DBAPIError, UnknownRevision) as err:
+            if self.dialect == "sqlite" and "file is not a database" in str(err):  # (the user's file)
+                path = self.url.removeprefix("sqlite:///").partition("?")[0]
+                raise InvalidInputError(f"--db {path}: not a SQLite database file") from None
             raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
 
     def ping(self) -> None:
