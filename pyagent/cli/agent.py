@@ -19,6 +19,7 @@ from pyagent.cli.options import (
     MAX_SECONDS,
     Finite,
     agent_config_option,
+    check_flags_used,
     device_fact_options,
     engine_options,
     org_option,
@@ -71,7 +72,9 @@ status plug-in reports ([status]). --once: one download attempt, one decision, o
 status message. SIGTERM, SIGINT or SIGHUP ends the sleep at once (a run in progress is finished), and the
 decisions not yet uploaded are sent once more before the agent exits.
 Exit codes with --once: those of `pyagent check` for the run (0, 1, 2, 3); 2 also for a bad config,
-an unsafe state directory, or a corrupt or unreadable spool. Without --once: 0 after SIGTERM.
+an unsafe state directory, a corrupt or unreadable spool, or a flag no run would use (--interval or
+--jitter with --once; --opa-token with the embedded engine), before any run. Without --once: 0 after
+SIGTERM.
 """,
 )
 @click.option("--once", is_flag=True, help="Run once (download, decide, record, upload, status) and exit.")
@@ -125,6 +128,7 @@ def run(
             f"device facts: give {FACT_FLAGS}"
         )
     engine = engine_settings(config, EngineSettings(**engine_flags))
+    check_flags_used(ctx, engine)
     _check_before_running(engine)
     check_trusted_files(config, engine)  # as root: what it trusts is root's alone, before anything is made
     settings = agent_settings(config)
@@ -204,7 +208,8 @@ def status(fmt: str, state_dir: str | None, config_path: str | None, spool_path:
     """Bundles (active revision, last refusal), last run, spool depth, decision-log and status uploads
     (the last attempt, success or error), records set aside. Exit 0.
 
-    Exit 2 when the spool is corrupt or unreadable. Text goes to stderr, json to stdout.
+    Exit 2 when the spool is corrupt or unreadable, or --spool names none. Text goes to stderr, json
+    to stdout.
     """
     config = load_config(config_path)
     settings = agent_settings(config)

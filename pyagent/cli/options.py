@@ -303,6 +303,8 @@ def check_flags_used(ctx: click.Context, settings: EngineSettings) -> None:
     def given(name: str) -> str | None:
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
             return None
+        if ctx.params.get(name) is False:  # (--no-fallback-embedded: a feature turned off, as it is)
+            return None
         return next(p.opts[0] for p in ctx.command.params if p.name == name)
 
     if resolve(settings) is EngineName.EMBEDDED:

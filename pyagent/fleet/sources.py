@@ -243,7 +243,7 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
         first = stream.readline(limit + 1)
     if not_text(first):  # one error for the file: each "line" of its bytes is no device
         yield Item(
-            name, b"", error=f"{name}: not text (a NUL byte, or bytes that are not UTF-8): not a report"
+            name, b"", error=f"{name}: binary, not JSON text (a NUL byte in its first line): not a report"
         )
         return
     if not first or len(first) > limit or _one_document(first):

@@ -48,6 +48,9 @@ def prefer_wait(request: Request, limit: int) -> int | None:
     for header in request.headers.getlist("prefer"):
         at = 0
         while at < len(header):
+            if header[at] in ",; \t":  # (an empty element, which RFC 9110 has a recipient pass over)
+                at += 1
+                continue
             piece = _PIECE.match(header, at)
             if piece is None or piece.end() == at:
                 break

@@ -167,10 +167,11 @@ def load_settings(path: Path | None) -> ServerSettings:
 
 def _holds_password(url: str) -> bool:
     """Whether the database URL ``url`` has user-info with a password (``postgresql://u:pw@host``)."""
-    from urllib.parse import urlsplit
+    from urllib.parse import parse_qs, urlsplit
 
     try:
-        return urlsplit(url).password is not None
+        parts = urlsplit(url)
+        return parts.password is not None or "password" in parse_qs(parts.query)
     except ValueError:  # (a URL that does not parse is refused when it is opened)
         return False
 

@@ -201,6 +201,8 @@ def test_a_keyed_log_from_the_config(
         (["--opa-url", "junk"],
          "pyagent: error: --opa-url: 'junk' is not an http(s)://host[:port] or unix:///path URL\n"),
         (["--engine", "opa"], "pyagent: error: --engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)\n"),
+        (["--engine", "embedded", "--opa-token", "abc"],
+         "pyagent: error: --opa-token is for an OPA server (--engine opa); the embedded engine decides\n"),
     ],
 )  # fmt: skip
 def test_a_flag_every_run_would_fail_on_is_refused_before_the_first(

@@ -296,6 +296,9 @@ def test_the_same_settings_from_the_environment_are_not_refused(monkeypatch: pyt
     monkeypatch.setenv("PYAGENT_OPA_URL", "http://127.0.0.1:9")
     result = run(["check", str(CLEAN_REPORT), "--at", AT, "--engine", "embedded"])
     assert result.exit_code == 0, result.stderr
+    off = ["--no-fallback-embedded", "--no-bundle-fallback"]  # a feature turned off: nothing dropped
+    result = run(["check", str(CLEAN_REPORT), "--at", AT, "--engine", "embedded", *off])
+    assert result.exit_code == 0, result.stderr
 
 
 @pytest.mark.parametrize("flag", ["--opa-url", "--opa-token", "--opa-ca"])

@@ -333,7 +333,8 @@ def _prefer(*values: str) -> Request:
         (("wait=-1",), None), (("wait=1.5",), None), (("wait=\u0663",), None), (("waiting=3",), None),
         (("x=wait=3",), None), (('foo="a,wait=3"',), None), (('return=minimal; foo="x;wait=5"',), None),
         (('wait="3',), None), (('wait=3"',), None), (('foo="a\\"b", wait=4',), 4),
-        (("wait=0000000000000",), 0), (("wait=0000000000007",), 7),
+        (("wait=0000000000000",), 0), (("wait=0000000000007",), 7), (("respond-async,, wait=10",), 10),
+        ((", wait=10",), 10), ((";wait=10;",), 10),
     ],
 )  # fmt: skip
 def test_prefer_wait_is_read_as_rfc_7240_writes_it(values: tuple[str, ...], seconds: int | None) -> None:

@@ -44,13 +44,24 @@ def test_reading_or_revoking_in_a_database_that_does_not_exist_makes_none(
     assert sorted(tmp_path.iterdir()) == []
 
 
-def test_a_url_without_its_slashes_is_no_file_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``postgresql:/db.example.org/pyagent`` was taken for a relative file path and made."""
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [("postgresql:/u:secret@db.example.org/pyagent", "postgresql:…@db.example.org/pyagent"),
+     ("postgresql:u:s3cret@db.example.org/pyagent", "postgresql:…@db.example.org/pyagent"),
+     ("postgresql:/u:p/w@db.example.org/pyagent", "postgresql:…@db.example.org/pyagent"),
+     ("postgresql:pyagent.db", "postgresql:pyagent.db"), ("sqlite:server.db", "sqlite:server.db")],
+)  # fmt: skip
+def test_a_url_without_its_slashes_is_no_file_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, shown: str
+) -> None:
+    """``postgresql:/db.example.org/pyagent`` was taken for a relative file path and made; one with no
+    slash at all was too, its password printed in the error."""
     monkeypatch.chdir(tmp_path)
-    assert _server("migrate", "--db", "postgresql:/u:secret@db.example.org/pyagent") == (
-        2, "pyagent: error: --db postgresql:/u:***@db.example.org/pyagent: not a database URL (a URL is "
-        "scheme://…); expected postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE\n",
-    )  # fmt: skip
+    for command in (["migrate"], ["token", "list"]):
+        assert _server(*command, "--db", given) == (
+            2, f"pyagent: error: --db {shown}: not a database URL (a URL is scheme://…); expected "
+            "postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE\n",
+        )  # fmt: skip
     assert sorted(tmp_path.iterdir()) == []
 
 
@@ -82,6 +93,10 @@ def test_a_password_in_the_server_config_is_warned_of(
         "give it in PYAGENT_SERVER_DB, or to PostgreSQL in a password file (PGPASSFILE, ~/.pgpass)\n"
     )
     assert "hunter2" not in said
+    in_query = tmp_path / "query.toml"  # (warned once per file and process)
+    in_query.write_text('[server]\ndb = "postgresql://pyagent@db.internal/pyagent?password=hunter2"\n')
+    load_settings(in_query)
+    assert f"pyagent: warning: {in_query}: server.db holds a password" in capsys.readouterr().err
     config.write_text('[server]\ndb = "postgresql://pyagent@db.internal/pyagent"\n')
     load_settings(config)
     assert capsys.readouterr().err == ""

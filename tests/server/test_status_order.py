@@ -5,7 +5,7 @@ device showed r9 again. A sender whose clock went back is taken again once the w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -81,3 +81,16 @@ def test_when_a_message_was_written_is_the_newest_time_it_tells() -> None:
     }
     assert said_at(message) == datetime(2026, 12, 6, 20, 5, 0, 500000, tzinfo=UTC)
     assert (said_at({"bundles": {}}), said_at({"bundles": []}), said_at({})) == (None, None, None)
+
+
+def test_a_message_dated_ahead_of_the_server_keeps_no_later_one_out(known: Store) -> None:
+    """A sender's 9999-12-31 kept every honest message out (a shared agent token could pin any
+    device's status so): a time past the clock's skew tells nothing, one within it counts as arrival."""
+    known.record_status(status_row(_message("r-evil", "9999-12-31T23:59:59Z")))
+    known.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
+    assert _active(known) == "r10"
+    ahead = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()  # a device clock 3 minutes fast
+    known.record_status(status_row(_message("r11", ahead)))
+    now = datetime.now(UTC).isoformat()
+    known.record_status(status_row(_message("r12", now)))  # after it, by the server's clock
+    assert _active(known) == "r12"

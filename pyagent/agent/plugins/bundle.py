@@ -107,11 +107,11 @@ class BundlePlugin:
         self.notify = notify or (lambda event, text, fields: None)
         self._rng = rng or random.Random()
         self.oci: OciPuller | None = None
+        self._read_limit = bundle_limits(source.size_limit_bytes).max_archive_bytes  # (the download's)
         if client.service.oci:  # an OCI registry: a reference to pull, and no long polling
             reference = parse_reference(source.resource, what=f"bundles.{source.name}.resource")
             label = f"{source.name} ({source.resource})"
-            limit = bundle_limits(source.size_limit_bytes).max_archive_bytes
-            self.oci = OciPuller(client, reference, size_limit=limit, label=label)
+            self.oci = OciPuller(client, reference, size_limit=self._read_limit, label=label)
         self._long_poll_ok = source.polling.long_polling_timeout is not None and self.oci is None
         self._failures = 0
         self._answer_code: int | None = None
@@ -230,8 +230,8 @@ class BundlePlugin:
         reply = self.client.request(
             "GET",
             self.source.resource,
-            timeout=download_deadline(self.client.service.timeout, long_poll, self.source.size_limit_bytes),
-            max_body=bundle_limits(self.source.size_limit_bytes).max_archive_bytes,
+            timeout=download_deadline(self.client.service.timeout, long_poll, self._read_limit),
+            max_body=self._read_limit,
             headers=headers,
             sink=sink,
             long_poll=long_poll,
@@ -262,7 +262,7 @@ class BundlePlugin:
             etag=self.status.etag if self.active else None,
             manifest=self.status.manifest if self.active else None,
             manifest_timeout=download_deadline(header_timeout, None, MAX_MANIFEST_BYTES),
-            blob_timeout=download_deadline(header_timeout, None, self.source.size_limit_bytes),
+            blob_timeout=download_deadline(header_timeout, None, self._read_limit),
         )
         self._answer_code = pulled.http_code
         return Fetched(changed=pulled.changed, etag=pulled.layer_digest, manifest=pulled.manifest_digest)

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pyagent.errors import NoDecisionError
 
@@ -236,7 +236,7 @@ def _json_member(files: Mapping[str, bytes], name: str, label: str, default: Any
         raise BundleError(f"bundle {label}: {name}: JSON nested too deeply") from err
 
 
-def _not_a_number(word: str) -> Any:
+def _not_a_number(word: str) -> NoReturn:
     raise ValueError(f"{word} is not a JSON number")
 
 

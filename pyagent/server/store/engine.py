@@ -32,8 +32,12 @@ def resolve_url(db: str | None, state_dir: Path | None, *, create: bool = True) 
     if not value:
         return _sqlite_url(private_dir(state_dir or default_state_dir()) / DEFAULT_DB_FILE)  # (made)
     if "://" not in value:
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", value):  # (postgresql:/host/db: a URL, mistyped)
-            shown = re.sub(r":[^:@/]*@", ":***@", value)  # (a password, had it a host part)
+        # a URL mistyped (postgresql:/host/db, postgresql:user:pw@host/db), not a file's path
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", value) or re.match(
+            r"(?i)(postgres(ql)?|sqlite)(\+\w+)?:", value
+        ):
+            scheme, _, rest = value.partition(":")
+            shown = f"{scheme}:…@{rest.rpartition('@')[2]}" if "@" in rest else value  # (user-info: hidden)
             raise InvalidInputError(
                 f"--db {shown}: not a database URL (a URL is scheme://…); expected "
                 "postgresql://HOST[:PORT]/DATABASE or sqlite:///FILE"

@@ -46,7 +46,12 @@ def upgrade(engine: Engine) -> list[str]:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
         before = MigrationContext.configure(conn).get_current_revision()
-        if before is None and (others := sorted(inspect(conn).get_table_names())):
+        # (a SQLite file named by mistake; a PostgreSQL database may hold an extension's tables)
+        if (
+            before is None
+            and engine.dialect.name == "sqlite"
+            and (others := sorted(inspect(conn).get_table_names()))
+        ):
             raise UnknownRevision(
                 f"it holds tables that are not this pyagent's ({', '.join(others[:5])}"
                 f"{', …' if len(others) > 5 else ''}) and no pyagent schema: give an empty database or "

@@ -108,7 +108,7 @@ class SqlStore(Store):
         try:
             return upgrade(self.engine)
         except (OperationalError, DBAPIError, UnknownRevision) as err:
-            if self.dialect == "sqlite" and "file is not a database" in str(err):  # (the user's file)
+            if getattr(getattr(err, "orig", None), "sqlite_errorname", "") == "SQLITE_NOTADB":  # (the user's)
                 path = self.url.removeprefix("sqlite:///").partition("?")[0]
                 raise InvalidInputError(f"--db {path}: not a SQLite database file") from None
             raise StoreError(f"database {redact(self.url)}: {_first_line(err)}") from err
@@ -284,7 +284,7 @@ class SqlStore(Store):
             "errors": row.errors,
             "plugins": row.plugins,
             "last_seen": now,
-            "said_at": row.said_at,
+            "said_at": _said_at(row.said_at, now),
         }
         statement = insert_fn(instances).values(values)
         statement = statement.on_conflict_do_update(
@@ -375,3 +375,12 @@ class SqlStore(Store):
 def _first_line(err: BaseException) -> str:
     text = str(getattr(err, "orig", None) or err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _said_at(said: datetime | None, now: datetime) -> datetime | None:
+    """When a status message was written, as kept: None when it tells no time, or a time ahead of this
+    clock by more than a clock's skew (``LATE_STATUS_WINDOW``: a message dated 9999 would keep every
+    later one out); else no later than its arrival."""
+    if said is None or said > now + LATE_STATUS_WINDOW:
+        return None
+    return min(said, now)

@@ -229,6 +229,23 @@ def test_a_download_is_bounded_by_what_the_engine_reads_whatever_size_limit_byte
     assert (refusal["kind"], refusal["reason"]) == ("unreadable", said)
 
 
+def test_the_download_s_time_is_that_of_what_it_may_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With size_limit_bytes at 1 GiB the deadline was a 1 GiB body's at the slowest rate (68 min),
+    for a download that stops at 64 MiB (4 min)."""
+    asked: list[int] = []
+
+    def deadline(header_timeout: float, long_poll: int | None, size_limit: int) -> float:
+        asked.append(size_limit)
+        return 5.0
+
+    monkeypatch.setattr("pyagent.agent.plugins.bundle.download_deadline", deadline)
+    with fault_server(Fault(status=404, body=b"no")) as url:
+        started_plugin(url, tmp_path, size_limit_bytes=1 << 30).step(wait=False)
+    assert asked == [64 << 20]
+
+
 def test_an_answer_cut_in_its_headers_is_a_failed_download_not_a_refused_bundle(tmp_path: Path) -> None:
     """A soak audit found it counted as a refusal ("not a readable tar.gz: empty file"): a false alarm
     of a bad bundle, where the service's answer was cut short."""
