@@ -305,8 +305,9 @@ def publish(
     verification = settings.verification.config() if settings.verification else None
     done = publish_bundle(_store(settings), name, archives, verification=verification, published_by="cli")
     serial = f", serial {done.serial}" if done.serial is not None else ""
+    said = "published" if done.stored else "already published"
     click.echo(
-        f"published {done.name} revision {done.revision}{serial} ({', '.join(done.targets)}; {done.note})",
+        f"{said} {done.name} revision {done.revision}{serial} ({', '.join(done.targets)}; {done.note})",
         err=True,
     )
 

@@ -63,8 +63,9 @@ def routes(ctx: ServerContext) -> list[Route]:
                 "targets": list(done.targets),
                 "revision_id": done.revision_id,
                 "note": done.note,
+                "stored": done.stored,
             },
-            status_code=201,
+            status_code=201 if done.stored else 200,
         )
 
     return [

@@ -52,6 +52,9 @@ class Published:
     signed: bool
     targets: tuple[str, ...]
     note: str
+    stored: bool = True
+    """False: these builds are already the newest of their targets (a publish retried after its answer
+    was lost): nothing is stored, and the publish succeeds, as a PUT of what is there does."""
 
 
 def check_bundle_name(name: str) -> str:
@@ -98,6 +101,18 @@ def publish(
         found = ", ".join(f"{r!r} (serial {s})" for r, s in sorted(revisions, key=str))
         raise InvalidInputError(f"publish: the bundles are of different revisions: {found}")
     revision, serial = revisions.pop()
+    same = [  # (a retry of this publish: each build is already its target's newest, byte for byte)
+        head
+        for target, file in files.items()
+        if (head := store.bundle_head(name, target)) and (head.revision, head.serial, head.etag) == (
+            revision, serial, file.etag
+        )
+    ]  # fmt: skip
+    if len(same) == len(files):
+        targets = tuple(sorted(files))
+        note = f"already published: the newest {' and '.join(targets)} build, byte for byte; nothing stored"
+        signed = verification is not None
+        return Published(same[0].revision_id, name, revision, serial, signed, targets, note, stored=False)
     revision_id = store.publish(
         NewRevision(name, revision, serial, verification is not None, published_by, list(files.values()))
     )

@@ -135,12 +135,17 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
     assert response.status_code == 201, response.text
     assert response.json() == {
         "name": "pyagent", "revision": "api-1", "serial": None, "signed": False, "targets": ["rego"],
-        "revision_id": 2, "note": "unsigned: no verification key is configured",
+        "revision_id": 2, "note": "unsigned: no verification key is configured", "stored": True,
     }  # fmt: skip
     served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
     assert served.content == rego_bundle
     again = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
-    assert (again.status_code, again.json()["message"]) == (
+    assert (again.status_code, again.json()["stored"], again.json()["revision_id"]) == (200, False, 2)
+    assert again.json()["note"] == "already published: the newest rego build, byte for byte; nothing stored"
+    assert [fleet.store.bundle_head("pyagent", "rego").revision_id] == [2]  # type: ignore[union-attr]
+    rebuilt = {"rego": ("rego.tar.gz", _with_manifest(rego_bundle, "api-1", None), "application/gzip")}
+    refused = fleet.client.put("/api/v1/bundles/pyagent", files=rebuilt, headers=fleet.auth("admin"))
+    assert (refused.status_code, refused.json()["message"]) == (
         409, "bundle pyagent: revision 'api-1' is already the current one"
     )  # fmt: skip
     admin = fleet.auth("admin")
@@ -232,7 +237,7 @@ def test_one_bundle_as_the_body_is_published_and_ordered_without_a_key(
     created = put("s5", 5)
     assert (created.status_code, created.json()) == (201, {
         "name": "pyagent", "revision": "s5", "serial": 5, "signed": False, "targets": ["rego"],
-        "revision_id": 2, "note": "unsigned: no verification key is configured",
+        "revision_id": 2, "note": "unsigned: no verification key is configured", "stored": True,
     })  # fmt: skip
     served = fleet.client.get("/bundles/pyagent", headers=fleet.auth("agent"))
     assert served.content == sent[0]  # as sent (a gzip header holds the second it was written)

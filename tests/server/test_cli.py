@@ -208,6 +208,20 @@ def test_publish_without_a_key_takes_unsigned_bundles_and_says_so(db: str, bundl
         "published pyagent revision u1 (rego; unsigned: no verification key is configured)\n",
     )
     code, _, err = run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db)
+    assert (code, err) == (  # a retry (its answer lost): what it publishes is there, byte for byte
+        0,
+        "already published pyagent revision u1 (rego; already published: the newest rego build, byte "
+        "for byte; nothing stored)\n",
+    )
+    other = bundles.unsigned.with_name("u1-again.tar.gz")  # the same revision, other bytes: refused
+    with tarfile.open(bundles.unsigned) as source, tarfile.open(other, "w:gz") as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        extra = b'{"note": "rebuilt"}'
+        info = tarfile.TarInfo("/pyagent_extra/data.json")
+        info.size = len(extra)
+        target.addfile(info, io.BytesIO(extra))
+    code, _, err = run("publish", "--name", "pyagent", str(other), "--db", db)
     assert (code, err) == (2, "pyagent: error: bundle pyagent: revision 'u1' is already the current one\n")
 
 
@@ -273,10 +287,16 @@ def test_publish_with_a_key_verifies_and_refuses_rollback(db: str, bundles: Bund
     assert (code, err) == (0, "published pyagent revision r10, serial 10 (rego, wasm; signature verified)\n")
     code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)
     assert (code, err) == (
-        2,
-        "pyagent: error: bundle pyagent: serial 10 is not newer than the current serial 10 (revision r10)\n",
+        0,
+        "already published pyagent revision r10, serial 10 (rego; already published: the newest rego "
+        "build, byte for byte; nothing stored)\n",
     )
     assert run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db, "--config", config)[0] == 0
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)
+    assert (code, err) == (  # no longer the newest: a rollback, refused
+        2,
+        "pyagent: error: bundle pyagent: serial 10 is not newer than the current serial 11 (revision r11)\n",
+    )
     head = open_store(db).bundle_head("pyagent", "rego")
     wasm = open_store(db).bundle_head("pyagent", "wasm")
     assert head is not None and (head.revision, head.serial) == ("r11", 11)
