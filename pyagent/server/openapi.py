@@ -120,7 +120,8 @@ def document() -> dict[str, Any]:
             "/api/v1/bundles/{name}": {
                 "put": _op(
                     "Publish a revision: multipart bundle files, or one bundle as application/gzip "
-                    "or application/vnd.openpolicyagent.bundles (its target read from its contents)",
+                    "or application/vnd.openpolicyagent.bundles (its target read from its contents); "
+                    "the same builds again: 200 with stored false, nothing stored",
                     "admin",
                     [name],
                     status="201",
