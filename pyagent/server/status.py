@@ -120,14 +120,7 @@ def _other_errors(checked: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 #: The times a status message tells of each bundle (OPA's), all by its sender's clock.
-_TIMES = (
-    "last_request",
-    "last_successful_request",
-    "last_successful_download",
-    "last_successful_activation",
-    "last_download",
-    "last_activation",
-)
+_TIMES = tuple(key for key in _BUNDLE_KEYS if key.startswith("last_"))
 
 
 def said_at(message: dict[str, Any]) -> datetime | None:
