@@ -230,6 +230,6 @@ def replacing(output: str) -> Iterator[BinaryIO]:
 
 
 def not_text(head: bytes) -> bool:
-    """Whether ``head`` (a file's first line) is binary: a NUL byte, in what does not open as UTF-16 or
+    """Whether ``head`` (a file's first bytes) is binary: a NUL byte, in what does not open as UTF-16 or
     UTF-32 does (a byte-order mark; those, and bytes that are not UTF-8, are each line's to say)."""
     return b"\0" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff"))

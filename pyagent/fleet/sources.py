@@ -238,14 +238,16 @@ def _one_document(line: bytes) -> bool:
 def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
     """The reports of a named file or of stdin: one JSON document as a whole, else JSONL."""
     limit = max_report_bytes()
+    start = stream.read(8192)  # (a NUL in the first 8 KiB is binary, as git tells it)
+    if not_text(start):  # one error for the file: each "line" of its bytes is no device
+        yield Item(
+            name, b"", error=f"{name}: binary, not JSON text (a NUL byte in its first 8 KiB): not a report"
+        )
+        return
+    stream = _chain(start, stream)
     first = stream.readline(limit + 1)
     while first and not first.strip():
         first = stream.readline(limit + 1)
-    if not_text(first):  # one error for the file: each "line" of its bytes is no device
-        yield Item(
-            name, b"", error=f"{name}: binary, not JSON text (a NUL byte in its first line): not a report"
-        )
-        return
     if not first or len(first) > limit or _one_document(first):
         yield from _jsonl(_chain(first, stream), name)
         return

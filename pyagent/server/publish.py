@@ -101,21 +101,15 @@ def publish(
         found = ", ".join(f"{r!r} (serial {s})" for r, s in sorted(revisions, key=str))
         raise InvalidInputError(f"publish: the bundles are of different revisions: {found}")
     revision, serial = revisions.pop()
-    same = [  # (a retry of this publish: each build is already its target's newest, byte for byte)
-        head
-        for target, file in files.items()
-        if (head := store.bundle_head(name, target)) and (head.revision, head.serial, head.etag) == (
-            revision, serial, file.etag
-        )
-    ]  # fmt: skip
-    if len(same) == len(files):
-        targets = tuple(sorted(files))
-        note = f"already published: the newest {' and '.join(targets)} build, byte for byte; nothing stored"
-        signed = verification is not None
-        return Published(same[0].revision_id, name, revision, serial, signed, targets, note, stored=False)
-    revision_id = store.publish(
+    done = store.publish(
         NewRevision(name, revision, serial, verification is not None, published_by, list(files.values()))
     )
+    if not done.stored:  # (a retry after its answer was lost: what it brings is the current revision's)
+        targets = tuple(sorted(files))
+        note = f"already published: the current revision's {' and '.join(targets)} build, byte for byte"
+        return Published(
+            done.revision_id, name, revision, serial, verification is not None, targets, note, False
+        )
     if verification is not None:
         note = "signature verified"
     elif carries_signature:
@@ -123,7 +117,7 @@ def publish(
     else:
         note = "unsigned: no verification key is configured"
     return Published(
-        revision_id, name, revision, serial, verification is not None, tuple(sorted(files)), note
+        done.revision_id, name, revision, serial, verification is not None, tuple(sorted(files)), note
     )
 
 

@@ -141,7 +141,7 @@ def test_admins_publish_over_the_api(fleet: Fleet, rego_bundle: bytes) -> None:
     assert served.content == rego_bundle
     again = fleet.client.put("/api/v1/bundles/pyagent", files=files, headers=fleet.auth("admin"))
     assert (again.status_code, again.json()["stored"], again.json()["revision_id"]) == (200, False, 2)
-    assert again.json()["note"] == "already published: the newest rego build, byte for byte; nothing stored"
+    assert again.json()["note"] == "already published: the current revision's rego build, byte for byte"
     assert [fleet.store.bundle_head("pyagent", "rego").revision_id] == [2]  # type: ignore[union-attr]
     rebuilt = {"rego": ("rego.tar.gz", _with_manifest(rego_bundle, "api-1", None), "application/gzip")}
     refused = fleet.client.put("/api/v1/bundles/pyagent", files=rebuilt, headers=fleet.auth("admin"))

@@ -210,8 +210,8 @@ def test_publish_without_a_key_takes_unsigned_bundles_and_says_so(db: str, bundl
     code, _, err = run("publish", "--name", "pyagent", str(bundles.unsigned), "--db", db)
     assert (code, err) == (  # a retry (its answer lost): what it publishes is there, byte for byte
         0,
-        "already published pyagent revision u1 (rego; already published: the newest rego build, byte "
-        "for byte; nothing stored)\n",
+        "already published pyagent revision u1 (rego; already published: the current revision's rego "
+        "build, byte for byte)\n",
     )
     other = bundles.unsigned.with_name("u1-again.tar.gz")  # the same revision, other bytes: refused
     with tarfile.open(bundles.unsigned) as source, tarfile.open(other, "w:gz") as target:
@@ -288,15 +288,16 @@ def test_publish_with_a_key_verifies_and_refuses_rollback(db: str, bundles: Bund
     code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)
     assert (code, err) == (
         0,
-        "already published pyagent revision r10, serial 10 (rego; already published: the newest rego "
-        "build, byte for byte; nothing stored)\n",
+        "already published pyagent revision r10, serial 10 (rego; already published: the current "
+        "revision's rego build, byte for byte)\n",
     )
     assert run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db, "--config", config)[0] == 0
-    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_10), "--db", db, "--config", config)
-    assert (code, err) == (  # no longer the newest: a rollback, refused
-        2,
-        "pyagent: error: bundle pyagent: serial 10 is not newer than the current serial 11 (revision r11)\n",
-    )
+    for old in (bundles.rego_10, bundles.wasm_10):  # no longer the current revision: a rollback, refused
+        code, _, err = run("publish", "--name", "pyagent", str(old), "--db", db, "--config", config)
+        said = "bundle pyagent: serial 10 is not newer than the current serial 11 (revision r11)"
+        assert (code, err) == (2, f"pyagent: error: {said}\n")
+    code, _, err = run("publish", "--name", "pyagent", str(bundles.rego_11), "--db", db)  # without the key
+    assert code == 2 and "was verified by the server's key, and this publish verifies none" in err
     head = open_store(db).bundle_head("pyagent", "rego")
     wasm = open_store(db).bundle_head("pyagent", "wasm")
     assert head is not None and (head.revision, head.serial) == ("r11", 11)

@@ -85,12 +85,12 @@ def test_when_a_message_was_written_is_the_newest_time_it_tells() -> None:
 
 def test_a_message_dated_ahead_of_the_server_keeps_no_later_one_out(known: Store) -> None:
     """A sender's 9999-12-31 kept every honest message out (a shared agent token could pin any
-    device's status so): a time past the clock's skew tells nothing, one within it counts as arrival."""
+    device's status so): a time past a clock's skew tells nothing; within it, a fast clock's messages
+    keep their own order (one held up at a replica does not replace a later one)."""
     known.record_status(status_row(_message("r-evil", "9999-12-31T23:59:59Z")))
     known.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
     assert _active(known) == "r10"
-    ahead = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()  # a device clock 3 minutes fast
-    known.record_status(status_row(_message("r11", ahead)))
-    now = datetime.now(UTC).isoformat()
-    known.record_status(status_row(_message("r12", now)))  # after it, by the server's clock
+    fast = datetime.now(UTC) + timedelta(minutes=3)  # a device clock 3 minutes fast
+    known.record_status(status_row(_message("r12", (fast + timedelta(seconds=30)).isoformat())))
+    known.record_status(status_row(_message("r11", fast.isoformat())))  # written before, held up
     assert _active(known) == "r12"

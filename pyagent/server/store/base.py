@@ -85,6 +85,15 @@ class NewRevision:
 
 
 @dataclass(frozen=True)
+class Publication:
+    """What a publish did: the revision's id, and whether anything was stored (False: a retry of what
+    the current revision holds already)."""
+
+    revision_id: int
+    stored: bool = True
+
+
+@dataclass(frozen=True)
 class BundleHead:
     """The newest revision of a bundle that has a build for ``target``."""
 
@@ -216,10 +225,11 @@ class Store(abc.ABC):
 
     # bundles
     @abc.abstractmethod
-    def publish(self, new: NewRevision) -> int:
+    def publish(self, new: NewRevision) -> Publication:
         """Store a revision; raise :class:`StoreConflict` unless it is newer than the current one:
         a greater serial when both carry one, else a revision never published under the name
-        (:mod:`pyagent.server.store.revisions`)."""
+        (:mod:`pyagent.server.store.revisions`). The current revision again, each build byte for byte,
+        stores nothing and is no conflict (``stored`` False)."""
 
     @abc.abstractmethod
     def bundle_head(self, name: str, target: str) -> BundleHead | None: ...

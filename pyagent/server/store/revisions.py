@@ -18,15 +18,17 @@ builds it lacks (its wasm build after a rego-only publish, say) completes it, so
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, select
 
 from pyagent.server.store.base import NewRevision, StoreConflict
 from pyagent.server.store.schema import bundle_files, bundle_revisions
 
 
-def completed(conn: Connection, new: NewRevision) -> int | None:
-    """The current revision's id when ``new`` is that revision (same revision and serial, signed
-    alike) with only builds (targets) it does not have yet; else None."""
+def _current(conn: Connection, new: NewRevision) -> Any:
+    """The newest revision row of ``new``'s bundle when ``new`` is that revision (same revision and
+    serial, signed alike); else None."""
     current = conn.execute(
         select(
             bundle_revisions.c.id,
@@ -44,10 +46,36 @@ def completed(conn: Connection, new: NewRevision) -> int | None:
         new.signed,
     ):
         return None
-    have = set(
-        conn.execute(select(bundle_files.c.target).where(bundle_files.c.revision_id == current.id)).scalars()
+    return current
+
+
+def _builds(conn: Connection, revision_id: int) -> dict[str, str]:
+    """The builds a revision holds: target -> ETag."""
+    rows = conn.execute(
+        select(bundle_files.c.target, bundle_files.c.etag).where(bundle_files.c.revision_id == revision_id)
     )
-    return int(current.id) if not have & {f.target for f in new.files} else None
+    return {row.target: row.etag for row in rows}
+
+
+def completed(conn: Connection, new: NewRevision) -> int | None:
+    """The current revision's id when ``new`` is that revision with only builds (targets) it does not
+    have yet; else None."""
+    current = _current(conn, new)
+    if current is None:
+        return None
+    return int(current.id) if not set(_builds(conn, current.id)) & {f.target for f in new.files} else None
+
+
+def already(conn: Connection, new: NewRevision) -> int | None:
+    """The current revision's id when ``new`` is exactly what it holds: each build ``new`` brings is
+    stored there, byte for byte (a publish retried after its answer was lost: nothing to store, and
+    no refusal); else None. Not a revision's build that a newer revision followed, nor one verified
+    otherwise than this publish is."""
+    current = _current(conn, new)
+    if current is None:
+        return None
+    have = _builds(conn, current.id)
+    return int(current.id) if all(have.get(f.target) == f.etag for f in new.files) else None
 
 
 def check_newer(conn: Connection, new: NewRevision) -> None:

@@ -34,6 +34,7 @@ from pyagent.server.store.base import (
     NewRevision,
     Organization,
     PastDecision,
+    Publication,
     QueryTimeout,
     StatusRow,
     Store,
@@ -184,10 +185,12 @@ class SqlStore(Store):
             )
 
     # bundles
-    def publish(self, new: NewRevision) -> int:
+    def publish(self, new: NewRevision) -> Publication:
         with self._tx() as conn:
             if self.dialect == "postgresql":  # one publisher at a time per database
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270301)")
+            if (same := revisions.already(conn, new)) is not None:
+                return Publication(same, stored=False)
             revision_id = revisions.completed(conn, new)  # the current revision's missing build
             if revision_id is None:
                 revisions.check_newer(conn, new)
@@ -218,7 +221,7 @@ class SqlStore(Store):
             )
             if self.dialect == "postgresql":
                 conn.execute(select(func.pg_notify(BUNDLE_CHANNEL, new.name)))
-            return int(revision_id)
+            return Publication(int(revision_id))
 
     def bundle_head(self, name: str, target: str) -> BundleHead | None:
         query = (
@@ -380,7 +383,5 @@ def _first_line(err: BaseException) -> str:
 def _said_at(said: datetime | None, now: datetime) -> datetime | None:
     """When a status message was written, as kept: None when it tells no time, or a time ahead of this
     clock by more than a clock's skew (``LATE_STATUS_WINDOW``: a message dated 9999 would keep every
-    later one out); else no later than its arrival."""
-    if said is None or said > now + LATE_STATUS_WINDOW:
-        return None
-    return min(said, now)
+    later one out); else as its sender wrote it (a clock a little fast orders its own messages)."""
+    return None if said is None or said > now + LATE_STATUS_WINDOW else said
