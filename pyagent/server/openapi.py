@@ -58,6 +58,28 @@ def _op(
     }
 
 
+def _publish_op(params: list[dict[str, Any]]) -> dict[str, Any]:
+    """``PUT /api/v1/bundles/{name}``: 201 a revision stored; 200 a retry of the current one, byte for
+    byte (``stored`` false); 409 a revision that is not newer."""
+    operation = _op(
+        "Publish a revision: multipart bundle files, or one bundle as application/gzip or "
+        "application/vnd.openpolicyagent.bundles (its target read from its contents)",
+        "admin",
+        params,
+        status="201",
+    )
+    published = operation["responses"]["201"]
+    operation["responses"]["200"] = {
+        **published,
+        "description": "the current revision again, byte for byte: nothing stored",
+    }
+    operation["responses"]["409"] = {
+        "description": "not newer than the current revision",
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+    return operation
+
+
 def document() -> dict[str, Any]:
     at = _param(
         "at", "RFC 3339 instant: answer from the history as of then (default: now)", format="date-time"
@@ -117,16 +139,7 @@ def document() -> dict[str, Any]:
                     reports=True,
                 )
             },
-            "/api/v1/bundles/{name}": {
-                "put": _op(
-                    "Publish a revision: multipart bundle files, or one bundle as application/gzip "
-                    "or application/vnd.openpolicyagent.bundles (its target read from its contents); "
-                    "the same builds again: 200 with stored false, nothing stored",
-                    "admin",
-                    [name],
-                    status="201",
-                )
-            },
+            "/api/v1/bundles/{name}": {"put": _publish_op([name])},
             "/api/v1/summary": {
                 "get": _op(
                     "Fleet summary, now or as of ?at=",

@@ -347,3 +347,11 @@ def test_prefer_wait_is_read_as_rfc_7240_writes_it(values: tuple[str, ...], seco
     none either, where it is the longest the server holds; a ``wait`` inside another preference's
     quoted value is that value's."""
     assert prefer_wait(_prefer(*values), 300) == seconds
+
+
+def test_the_publish_api_documents_a_retry_and_a_refusal() -> None:
+    from pyagent.server.openapi import document
+
+    responses = document()["paths"]["/api/v1/bundles/{name}"]["put"]["responses"]
+    assert sorted(responses) == ["200", "201", "400", "401", "403", "409"]
+    assert responses["200"]["description"] == "the current revision again, byte for byte: nothing stored"
