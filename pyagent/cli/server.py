@@ -283,7 +283,8 @@ Examples:
 \b
 The two builds of one revision carry one serial (--serial: each signing run stamps its own by
 default). With the server's config ([server.verification]) the signature is verified; once a
-revision was, a publish without that config is refused.
+revision was, a publish without that config is refused. The current revision again, byte for byte
+(a retry), is "already published", exit 0; a revision that is not newer is exit 2.
 """
 )
 @click.option("--name", required=True, help="Bundle name: served at /bundles/NAME and /bundles/NAME/wasm.")
