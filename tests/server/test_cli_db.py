@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -100,3 +101,23 @@ def test_a_password_in_the_server_config_is_warned_of(
     config.write_text('[server]\ndb = "postgresql://pyagent@db.internal/pyagent"\n')
     load_settings(config)
     assert capsys.readouterr().err == ""
+
+
+def test_a_postgresql_database_holding_an_extension_s_table_is_migrated(postgres: Any) -> None:
+    """PostGIS puts spatial_ref_sys in a database: the foreign-table check is a SQLite file's only."""
+    from sqlalchemy import text
+
+    from pyagent.server.store import open_store
+    from pyagent.server.store.engine import open_engine
+
+    url = postgres.create_database("with_extension_table")
+    engine = open_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE spatial_ref_sys (srid integer PRIMARY KEY)"))
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert store.migrate() == []  # (open_store migrated it: every revision applied, none left)
+        assert store.list_tokens() == []
+    finally:
+        store.close()
