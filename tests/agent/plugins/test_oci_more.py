@@ -35,6 +35,14 @@ from tests.helpers.registry import require_oras, run_registry
 Answer = Callable[[http.server.BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
 
 
+class _Quiet(http.server.ThreadingHTTPServer):
+    """A test server whose clients hang up on purpose (a body over its limit, a deadline): its handler
+    threads, which outlive the test, print no traceback into a later test's output."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 def _serve(answer: Answer) -> http.server.ThreadingHTTPServer:
     """A loopback HTTP server answering each GET with ``answer(handler)``: (status, headers, body)."""
 
@@ -50,7 +58,7 @@ def _serve(answer: Answer) -> http.server.ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Quiet(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -245,7 +253,7 @@ def test_a_chain_of_slow_redirects_is_bounded_by_the_part_s_time_in_all(tmp_path
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dripping)
+    server = _Quiet(("127.0.0.1", 0), Dripping)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     registry = f"http://127.0.0.1:{server.server_address[1]}"
     try:
