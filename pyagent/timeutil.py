@@ -104,6 +104,9 @@ _ISO_DURATION = re.compile(
     r"P(?=[0-9T])(?:([0-9]{1,9})W)?(?:([0-9]{1,9})D)?"
     r"(?:T(?=[0-9])(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?"
 )
+#: A duration's parts, in seconds, from its last (seconds) back: a short form's leading whole number of
+#: seconds is its sixth.
+_UNIT_SECONDS = (1, 60, 3600, 86400, 604800, 1)
 #: The longest duration read: a hundred years (a step, a staleness), far from ``timedelta``'s limit.
 MAX_DURATION_SECONDS = 100 * 365 * 86400
 #: What a duration must be, for messages.
@@ -115,13 +118,9 @@ DURATION_EXPECTED = (
 def duration_seconds(text: str) -> int | None:
     """The seconds of ``text`` (see ``_DURATION`` and ``_ISO_DURATION``), or None when it is no duration,
     is zero or is past :data:`MAX_DURATION_SECONDS`."""
-    found = _DURATION.fullmatch(text)
-    if found is not None:
-        plain, weeks, days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-        total = plain + weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds
-    elif (iso := _ISO_DURATION.fullmatch(text)) is not None:
-        weeks, days, hours, minutes, seconds = (int(part or 0) for part in iso.groups())
-        total = weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds
-    else:
+    found = _DURATION.fullmatch(text) or _ISO_DURATION.fullmatch(text)
+    if found is None:
         return None
+    parts = [int(part or 0) for part in found.groups()]  # (the short form has whole seconds first)
+    total = sum(part * unit for part, unit in zip(reversed(parts), _UNIT_SECONDS, strict=False))
     return total if 0 < total <= MAX_DURATION_SECONDS else None

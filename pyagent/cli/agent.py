@@ -173,13 +173,11 @@ def _check_before_running(engine: EngineSettings) -> None:
     (Missing device facts are a run's result, recorded: the record says the agent ran and why it could
     not report.)"""
     from pyagent.engines.base import EngineName
-    from pyagent.engines.opa_server import parse_url
+    from pyagent.engines.opa_server import check_url_given
     from pyagent.engines.select import resolve
 
     if resolve(engine) is EngineName.OPA:
-        if not engine.opa_url:
-            raise InvalidInputError("--engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)")
-        parse_url(engine.opa_url)
+        check_url_given(engine)
 
 
 def _device_id(config: AgentConfig, flags: FactFlags) -> str:

@@ -147,6 +147,14 @@ def _base_path(path: str, shown: str, what: str) -> str:
     return "/" + "/".join(segments) if segments else ""
 
 
+def check_url_given(settings: EngineSettings) -> str:
+    """The OPA URL of ``settings``, there and well formed, or the usage error (exit 2) saying not."""
+    if not settings.opa_url:
+        raise InvalidInputError("--engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)")
+    parse_url(settings.opa_url)
+    return settings.opa_url
+
+
 def _unix_endpoint(url: str, shown: str, what: str) -> _Endpoint:
     """``unix:///absolute/path/to/opa.sock``: nothing but the socket's absolute path."""
     path = url.removeprefix("unix://")
@@ -206,8 +214,7 @@ class OpaServerEngine(Engine):
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> OpaServerEngine:
-        if not settings.opa_url:
-            raise InvalidInputError("--engine opa needs --opa-url URL (or env PYAGENT_OPA_URL)")
+        url = check_url_given(settings)
         if settings.data_files:
             raise InvalidInputError(
                 "--data works with the embedded engine only; "
@@ -217,7 +224,7 @@ class OpaServerEngine(Engine):
             raise InvalidInputError(f"--opa-ca: {settings.opa_ca}: no such file")
         return cls(
             OpaServerSettings(
-                url=settings.opa_url,
+                url=url,
                 token=settings.opa_token,
                 ca_file=settings.opa_ca,
                 timeout=settings.opa_timeout,

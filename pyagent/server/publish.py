@@ -53,8 +53,8 @@ class Published:
     targets: tuple[str, ...]
     note: str
     stored: bool = True
-    """False: these builds are already the newest of their targets (a publish retried after its answer
-    was lost): nothing is stored, and the publish succeeds, as a PUT of what is there does."""
+    """False: these builds are the current revision's already, byte for byte (a publish retried after
+    its answer was lost): nothing is stored, and the publish succeeds, as a PUT of what is there does."""
 
 
 def check_bundle_name(name: str) -> str:

@@ -131,3 +131,22 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
             f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
             f"the current revision {current.revision!r}"
         )
+
+
+def newest_build(conn: Connection, name: str, target: str) -> Any:
+    """The newest revision of bundle ``name`` that has a build for ``target`` (its id, revision,
+    serial, and that build's ETag and size), or None: what ``/bundles/NAME`` (rego) or its ``/wasm``
+    serves."""
+    return conn.execute(
+        select(
+            bundle_revisions.c.id,
+            bundle_revisions.c.revision,
+            bundle_revisions.c.serial,
+            bundle_files.c.etag,
+            bundle_files.c.size,
+        )
+        .join(bundle_files, bundle_files.c.revision_id == bundle_revisions.c.id)
+        .where(bundle_revisions.c.name == name, bundle_files.c.target == target)
+        .order_by(bundle_revisions.c.id.desc())
+        .limit(1)
+    ).first()

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, distinct, func, select
 
 from pyagent.redact import redact_strings
-from pyagent.server.store import fleet
+from pyagent.server.store import fleet, revisions
 from pyagent.server.store.base import Organization
 from pyagent.server.store.fleet import aware, iso, json_object
-from pyagent.server.store.schema import bundle_files, bundle_revisions, devices, instances
+from pyagent.server.store.schema import bundle_revisions, devices, instances
 
 #: The builds a revision may hold: OPA's Rego bundle and the embedded engine's wasm bundle.
 BUILDS = ("rego", "wasm")
@@ -30,16 +30,7 @@ def rollout(conn: Connection, name: str, organization: Organization) -> dict[str
     ).first()
     if newest is None:
         return None
-    by_build = {
-        target: conn.execute(
-            select(bundle_revisions.c.revision)
-            .join(bundle_files, bundle_files.c.revision_id == bundle_revisions.c.id)
-            .where(bundle_revisions.c.name == name, bundle_files.c.target == target)
-            .order_by(bundle_revisions.c.id.desc())
-            .limit(1)
-        ).scalar()
-        for target in BUILDS
-    }
+    by_build = {target: revisions.newest_build(conn, name, target) for target in BUILDS}
     statuses = conn.execute(select(instances.c.instance_id, instances.c.bundles, instances.c.last_seen)).all()
     wanted = select(devices.c.device_id, devices.c.bundles)
     if organization is not None:
@@ -57,7 +48,7 @@ def rollout(conn: Connection, name: str, organization: Organization) -> dict[str
         published=published,
         devices_only=organization is not None,
         sole=names == 1,
-        newest_by_build={target: revision for target, revision in by_build.items() if revision is not None},
+        newest_by_build={target: row.revision for target, row in by_build.items() if row is not None},
     )
 
 

@@ -224,21 +224,8 @@ class SqlStore(Store):
             return Publication(int(revision_id))
 
     def bundle_head(self, name: str, target: str) -> BundleHead | None:
-        query = (
-            select(
-                bundle_revisions.c.id,
-                bundle_revisions.c.revision,
-                bundle_revisions.c.serial,
-                bundle_files.c.etag,
-                bundle_files.c.size,
-            )
-            .join(bundle_files, bundle_files.c.revision_id == bundle_revisions.c.id)
-            .where(bundle_revisions.c.name == name, bundle_files.c.target == target)
-            .order_by(bundle_revisions.c.id.desc())
-            .limit(1)
-        )
         with self._tx(read=True) as conn:
-            row = conn.execute(query).first()
+            row = revisions.newest_build(conn, name, target)
         if row is None:
             return None
         return BundleHead(row.id, name, target, row.revision, row.serial, row.etag, row.size)
