@@ -191,7 +191,7 @@ def run_fleet(
     output: str | None,
     **engine_flags: Any,
 ) -> None:
-    """Decide every device in JSONL files, directories of reports, named pipes, or - (JSONL on stdin).
+    """Decide every device in JSONL files, report files, directories of reports, named pipes, or - (stdin).
 
     Exit codes: 0 all compliant, 1 any non-compliant or invalid, 2 usage, 3 no decision at all.
     """

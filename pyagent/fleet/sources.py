@@ -1,5 +1,5 @@
-"""Inventories of many reports: JSONL files, directories of report files, ``-`` (JSONL on stdin), or a
-named pipe (JSONL, read once as stdin is: a shell's ``<(...)``).
+"""Inventories of many reports: JSONL files, report files, directories of report files, ``-`` (stdin), or
+a named pipe (read once, as stdin is: a shell's ``<(...)``).
 
 Items are yielded one at a time (constant memory); each keeps where it came from (``file:line`` or
 the file's path) so that an invalid report can be named in the output.
