@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["ROOT", "get_logger", "quiet_root"]
+__all__ = ["LEVEL_ENV", "ROOT", "get_logger", "log_to_stderr", "quiet_root"]
 
 ROOT = "pyagent"
+#: The level a process passes to the processes it starts (a server's ``--workers``), whose logging is
+#: their own: without it, a worker's warnings went nowhere.
+LEVEL_ENV = "PYAGENT_LOG_LEVEL"
 
 
 def quiet_root() -> logging.Logger:
@@ -29,3 +32,22 @@ def get_logger(name: str) -> logging.Logger:
     """``logging.getLogger(name)`` for a logger under ``pyagent``, :func:`quiet_root` done first."""
     quiet_root()
     return logging.getLogger(name)
+
+
+def log_to_stderr(level: int | None) -> logging.Logger:
+    """The ``pyagent`` logger quieted (:func:`quiet_root`) and, with a ``level``, writing records of
+    that level and above to stderr, secrets redacted and control characters shown escaped (once: a
+    second call leaves the first one's handler and level)."""
+    from pyagent.termsafe import safe_line
+
+    class SafeFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return safe_line(super().format(record))
+
+    logger = quiet_root()
+    if level is not None and not any(type(h) is logging.StreamHandler for h in logger.handlers):
+        logger.setLevel(level)
+        handler = logging.StreamHandler()
+        handler.setFormatter(SafeFormatter("pyagent: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+    return logger

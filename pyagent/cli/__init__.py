@@ -38,7 +38,7 @@ class CommandEntry:
 ONE_SHOT_COMMANDS = frozenset({"check"})
 
 #: Commands that load :mod:`logging` only when something logs: every module they may log from takes
-#: its logger from :func:`pyagent.logsetup.get_logger` (the server's modules do not, yet).
+#: its logger from :func:`pyagent.logsetup.get_logger`.
 LOGGING_FREE_COMMANDS = frozenset({"check"})
 
 #: Every subcommand, by name. Explicit, and imported only when the subcommand runs, so that
@@ -212,18 +212,10 @@ def log_to_stderr(verbose: int, *, warnings: bool = False) -> None:
     ``warnings``: warnings and errors even without ``verbose`` (a server: its log is stderr)."""
     import logging
 
-    from pyagent.logsetup import quiet_root
+    from pyagent import logsetup
 
-    class SafeFormatter(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return safe_line(super().format(record))
-
-    logger = quiet_root()
-    if (verbose or warnings) and not any(type(h) is logging.StreamHandler for h in logger.handlers):
-        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-        handler = logging.StreamHandler()
-        handler.setFormatter(SafeFormatter("pyagent: %(levelname)s: %(message)s"))
-        logger.addHandler(handler)
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logsetup.log_to_stderr(level if verbose or warnings else None)
 
 
 # What the import made lives as long as the process: kept out of every later collection (gc.freeze),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from pyagent.engines.base import EngineName
 from pyagent.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ENGINE_CHOICES = ("auto", "opa", "embedded")
+#: ``--engine``: ``auto`` (OPA when a URL is given, else embedded), then every engine of the registry.
+ENGINE_CHOICES = ("auto", *(engine.value for engine in EngineName))
 
 
 class Finite(click.FloatRange):

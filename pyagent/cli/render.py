@@ -108,20 +108,17 @@ def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source
     # a report that does not match the schema: each of its problems; anything else: the refusal
     issues = err.issues if isinstance(err, ReportInvalidError) else []
     problems = [str(issue) for issue in issues] or [err.message]
-    rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(problems, source=source)
-    if rendered is None:
-        clear_output(output)
-        return
-    with contextlib.suppress(InvalidInputError):  # unwritable -o: the refusal itself follows, on stderr
-        _deliver(rendered, output, err=False)
+    _emit_problems(problems, fmt=fmt, output=output, source=source)
 
 
 def emit_no_decision(err: NoDecisionError, *, fmt: str, output: str | None, source: str) -> None:
     """What ``fmt`` says of a run no engine decided (exit 3), as :func:`emit_refusal` (a GitHub run
     shows an annotation, not only a red step); otherwise an earlier run's output is cleared."""
-    rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(
-        [safe_line(str(err))], source=source, title="no decision"
-    )
+    _emit_problems([safe_line(str(err))], fmt=fmt, output=output, source=source, title="no decision")
+
+
+def _emit_problems(problems: list[str], *, fmt: str, output: str | None, source: str, **title: str) -> None:
+    rendered = get_format(OutputFormatName(fmt), color=False).render_refusal(problems, source=source, **title)
     if rendered is None:
         clear_output(output)
         return

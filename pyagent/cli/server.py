@@ -166,12 +166,10 @@ def run(
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         if workers > 1:  # processes on one port; each opens the store itself (the process keeps no state)
-            import os
-
-            from pyagent.server.settings import SETTINGS_ENV, to_env
+            from pyagent.server.app import export_to_workers
 
             store.close()
-            os.environ[SETTINGS_ENV] = to_env(settings.with_options(db=store.url))
+            export_to_workers(settings.with_options(db=store.url))
             uvicorn.run("pyagent.server.app:create_app_from_env", factory=True, workers=workers, **options)
         else:
             uvicorn.run(create_app(settings, store), **options)

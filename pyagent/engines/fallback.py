@@ -13,6 +13,7 @@ from pyagent.engines.base import Engine, EngineError, EngineName, EngineSettings
 from pyagent.engines.embedded import EmbeddedEngine, default_bundle_path
 from pyagent.engines.opa_server import OpaServerEngine
 from pyagent.logsetup import get_logger
+from pyagent.termsafe import shorten
 
 log = get_logger(__name__)
 
@@ -52,8 +53,7 @@ def bundle_age(path: Path, manifest: Mapping[str, Any], now: float) -> float:
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:40] + "..."
+    return shorten(repr(value), 40)
 
 
 class FallbackEngine(Engine):

@@ -28,7 +28,6 @@ from pyagent.engines.base import ENTRYPOINT, EngineError
 from pyagent.errors import InvalidInputError
 from pyagent.policy import shipped
 
-CACHE_SUBDIR = Path("cache") / "policies"
 #: Builds kept in the cache; the least recently used go first.
 CACHE_ENTRIES = 16
 _TEST_FILE = re.compile(r"_test\.rego$")

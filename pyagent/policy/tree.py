@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyagent.errors import InvalidInputError
 
-__all__ = ["NOT_POLICY", "policy_directories", "policy_files", "policy_tree"]
+__all__ = ["NOT_POLICY", "policy_files", "policy_tree"]
 
 NOT_POLICY = frozenset({".git"})
 """Directory names never read as policy."""
@@ -32,11 +32,6 @@ def policy_files(root: Path, suffix: str = "") -> list[Path]:
     """Every file under ``root`` (``root`` itself when it is a file) ending in ``suffix``, sorted by
     path (:func:`policy_tree`)."""
     return [path for path, is_dir in policy_tree(root) if not is_dir and path.name.endswith(suffix)]
-
-
-def policy_directories(root: Path) -> list[Path]:
-    """``root`` and every directory under it that :func:`policy_files` reads, sorted by path."""
-    return [path for path, is_dir in policy_tree(root) if is_dir]
 
 
 def _walk(directory: Path, ancestors: frozenset[str]) -> Iterator[tuple[Path, bool]]:

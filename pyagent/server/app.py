@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pyagent.errors import InvalidInputError
+from pyagent.logsetup import get_logger
 from pyagent.server import api, bundles, dashboard, fleet_api, logs, status
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError, no_route
@@ -30,7 +31,7 @@ from pyagent.server.settings import ServerSettings
 from pyagent.server.store import StoreConflict, StoreError, open_store
 from pyagent.server.store.base import QueryTimeout, Store
 
-log = logging.getLogger("pyagent.server")
+log = get_logger("pyagent.server")
 RETENTION_EVERY_SECONDS = 3600
 HEALTH_TIMEOUT_SECONDS = 5.0
 """How long /health waits for the database's answer before it says 503 (a pooled connection to a
@@ -100,12 +101,27 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
     return app
 
 
-def create_app_from_env() -> Starlette:
-    """The app of one ``--workers`` process: its settings come from the parent, as JSON."""
+def export_to_workers(settings: ServerSettings) -> None:
+    """What :func:`create_app_from_env` reads in each ``--workers`` process, in the environment they
+    inherit: the settings, and this process's log level (``-v``: info)."""
     import os
 
+    from pyagent.logsetup import LEVEL_ENV, ROOT
+    from pyagent.server.settings import SETTINGS_ENV, to_env
+
+    os.environ[SETTINGS_ENV] = to_env(settings)
+    os.environ[LEVEL_ENV] = str(logging.getLogger(ROOT).getEffectiveLevel())
+
+
+def create_app_from_env() -> Starlette:
+    """The app of one ``--workers`` process: its settings come from the parent, as JSON, and its log
+    goes to stderr at the parent's level (its warnings are the server's log too)."""
+    import os
+
+    from pyagent.logsetup import LEVEL_ENV, log_to_stderr
     from pyagent.server.settings import SETTINGS_ENV, from_env
 
+    log_to_stderr(int(os.environ.get(LEVEL_ENV, logging.WARNING)))
     return create_app(from_env(os.environ[SETTINGS_ENV]))
 
 

@@ -13,7 +13,6 @@ The body is bounded on the wire and after gzip (413).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pyagent.logsetup import get_logger
 from pyagent.server.arrival import drop_ahead, drop_fresh_what_ifs
 from pyagent.server.auth import check_device
 from pyagent.server.body import RawBody, receive_body
@@ -33,7 +33,7 @@ from pyagent.server.instants import MAX_ASKED_GAP
 from pyagent.server.lazy_events import LazyBatch, decode_batch
 from pyagent.server.store.base import Grant, IngestResult
 
-log = logging.getLogger("pyagent.server")
+log = get_logger("pyagent.server")
 
 
 def routes(ctx: ServerContext) -> list[Route]:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from pyagent.logsetup import get_logger
 from pyagent.server.store.base import Store, StoreError
 from pyagent.server.store.sql import BUNDLE_CHANNEL
 
-log = logging.getLogger("pyagent.server")
+log = get_logger("pyagent.server")
 
 POLL_SECONDS = 0.2
 

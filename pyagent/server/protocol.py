@@ -39,7 +39,6 @@ __all__ = [
     "CONNECTION_MAX_AGE_SECONDS",
     "MAX_HEAD_BYTES",
     "HeaderDeadlineProtocol",
-    "set_connection_max_age",
     "set_header_deadline",
 ]
 
@@ -51,12 +50,6 @@ MAX_HEAD_BYTES = 64 * 1024
 
 #: How long a keep-alive connection serves requests before its next answer closes it.
 CONNECTION_MAX_AGE_SECONDS = 2.0
-_max_age = {"seconds": CONNECTION_MAX_AGE_SECONDS}
-
-
-def set_connection_max_age(seconds: float) -> None:
-    """How long this process's connections opened from now on are kept alive (tests shorten it)."""
-    _max_age["seconds"] = seconds
 
 
 def set_header_deadline(seconds: float) -> None:
@@ -150,7 +143,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._close_after = self.loop.time() + _max_age["seconds"]
+        self._close_after = self.loop.time() + CONNECTION_MAX_AGE_SECONDS
         self._arm()
 
     def on_message_begin(self) -> None:

@@ -152,6 +152,8 @@ def load_settings(path: Path | None) -> ServerSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < _INTS[key]:
                 raise InvalidInputError(f"{where}: must be an integer of at least {_INTS[key]}")
             values[key] = value
+        elif key not in _PATHS | _STRINGS:  # a setting with no type here: none may be given unchecked
+            raise InvalidInputError(f"{where}: cannot be set in the config file")
         elif not isinstance(value, str) or not value:
             raise InvalidInputError(f"{where}: must be a non-empty string")
         else:

@@ -32,3 +32,10 @@ def test_asking_for_one_engine_does_not_import_the_other() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout == "['pyagent.engines.opa_server']\n"
+
+
+def test_engine_choices_are_auto_then_every_engine_of_the_registry() -> None:
+    from pyagent.cli.options import ENGINE_CHOICES
+
+    assert ENGINE_CHOICES == ("auto", "opa", "embedded")
+    assert set(ENGINE_CHOICES[1:]) == set(ENGINE_CLASSES)

@@ -267,3 +267,12 @@ def test_any_method_on_an_api_route_names_that_routes_methods_alone(fleet: Fleet
     assert (answer.status_code, answer.headers["allow"]) == (405, "GET, HEAD")
     nowhere = fleet.client.request(method, "/api/v1/nonexistent", headers=fleet.auth("reader"))
     assert (nowhere.status_code, nowhere.json()["code"]) == (404, "not_found")
+
+
+def test_every_role_a_token_can_be_given_is_one_the_server_grants_and_no_other() -> None:
+    from pyagent.cli.server import token_add
+    from pyagent.server.auth import GRANTS
+    from pyagent.server.store.base import ROLES
+
+    role = next(param for param in token_add.params if param.name == "role")
+    assert (tuple(role.type.choices), tuple(GRANTS)) == (ROLES, ROLES)  # type: ignore[attr-defined]

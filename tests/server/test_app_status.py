@@ -258,6 +258,15 @@ def test_settings_file_unknown_key_is_named(tmp_path: Path) -> None:
         load_settings(config)
 
 
+def test_every_setting_of_the_config_file_has_the_type_it_is_checked_against() -> None:
+    from dataclasses import fields
+
+    from pyagent.server.settings import _INTS, _PATHS, _STRINGS, ServerSettings
+
+    typed = [*_INTS, *_PATHS, *_STRINGS, "verification"]
+    assert sorted(typed) == sorted(f.name for f in fields(ServerSettings))
+
+
 @pytest.mark.parametrize(
     ("line", "seconds"),
     [('stale_after = "24h"', 86400), ('stale_after = "1h30m"', 5400), ('stale_after = "45s"', 45),

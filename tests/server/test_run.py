@@ -132,8 +132,9 @@ def test_a_verification_key_that_cannot_be_read_names_the_config_key(tmp_path: P
     )  # fmt: skip
 
 
-def test_workers_share_one_store(tmp_path: Path) -> None:
-    """--workers 2: processes on one port, each with its own store connection, one fleet."""
+def test_workers_share_one_store_and_log_their_warnings(tmp_path: Path) -> None:
+    """--workers 2: processes on one port, each with its own store connection, one fleet; each worker's
+    warnings are the server's log too (a decision dated 2099: one warning per batch)."""
     import gzip
     import json
 
@@ -142,9 +143,10 @@ def test_workers_share_one_store(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'server.db'}"
     agent = add_token(db, "agents", "agent")
     with run_server(tmp_path, db, extra_args=["--workers", "2"]) as server:
-        for number in range(6):
+        for number in range(10):
+            at = "2023-03-16T09:30:00Z" if number < 6 else "2099-01-01T00:00:00Z"
             body = gzip.compress(
-                json.dumps([decision_event(f"w-{number}", device_id=f"dev-{number}")]).encode()
+                json.dumps([decision_event(f"w-{number}", device_id=f"dev-{number}", at=at)]).encode()
             )
             request = urllib.request.Request(
                 f"{server.url}/logs", data=body, method="POST",
@@ -152,11 +154,13 @@ def test_workers_share_one_store(tmp_path: Path) -> None:
                          "Content-Type": "application/json"},
             )  # fmt: skip
             with urllib.request.urlopen(request, timeout=10) as answer:
-                assert json.load(answer)["stored"] == 1
+                assert json.load(answer)["stored"] == (1 if number < 6 else 0)
     from pyagent.server.store import open_store
 
     store = open_store(db)
-    assert [store.device(f"dev-{n}") is not None for n in range(6)] == [True] * 6
+    assert [store.device(f"dev-{n}") is not None for n in range(10)] == [True] * 6 + [False] * 4
+    warned = [line for line in server.log.read_text().splitlines() if "dated after their arrival" in line]
+    assert [line.split(" (e.g. ")[1].split()[0] for line in warned] == ["w-6", "w-7", "w-8", "w-9"]
 
 
 def test_a_keep_alive_connection_is_closed_after_its_max_age(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pyagent import __version__
 from pyagent.agent.http import BodyTooLarge, Reply, ServiceClient, Sink, TransportError
 from pyagent.bounded_http import Target, request, tls_context
 from pyagent.config.opa import Service
-from pyagent.errors import PyagentError
+from pyagent.errors import NoDecisionError
 from pyagent.termsafe import shorten
 
 MAX_TOKEN_BYTES = 64 * 1024
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-class RegistryError(PyagentError):
+class RegistryError(NoDecisionError):
     """The registry gave no usable answer (an HTTP error, a redirect elsewhere, a malformed manifest)."""
 
 

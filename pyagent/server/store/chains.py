@@ -39,7 +39,6 @@ the two chains apart.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,12 +48,13 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pyagent.logsetup import get_logger
 from pyagent.server.store.base import DecisionRow
 from pyagent.server.store.fleet import iso
 from pyagent.server.store.rows import read_json, utc
 from pyagent.server.store.schema import chains, decisions
 
-log = logging.getLogger("pyagent.server")
+log = get_logger("pyagent.server")
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 GENESIS = "0" * 64
