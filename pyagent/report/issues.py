@@ -231,7 +231,7 @@ class _Renderer:
         if keyword in ("type", "enum", "const"):
             return f"expected {self.expectation(schema)}, got {got}"
         if keyword == "minLength":
-            return f"expected a string of at least {value} characters, got {got}"
+            return f"expected a string of at least {value} character{'' if value == 1 else 's'}, got {got}"
         if keyword in BOUND_KEYWORDS:
             return too_big(keyword, value, instance)
         if keyword == "pattern":

@@ -55,7 +55,7 @@ def test_validate_lists_the_first_100_apps_and_counts_the_others(every_app_inval
     result = CliRunner().invoke(cli, ["validate", str(every_app_invalid)])
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    problem = "expected a string of at least 1 characters, got an empty string"
+    problem = "expected a string of at least 1 character, got an empty string"
     assert lines == [
         *(f"{every_app_invalid}: $.apps[{i}].id: {problem}" for i in range(100)),
         f"{every_app_invalid}: $.apps: and 99,900 more items with problems, not listed (the first 100 are)",
@@ -69,7 +69,7 @@ def test_check_says_how_many_more_in_its_error_line(every_app_invalid: Path) -> 
     first = result.stderr.splitlines()[0]
     assert first == (
         f"pyagent: error: {every_app_invalid}: report does not match the schema (100 errors listed, and "
-        f"99,900 more items with problems); first: $.apps[0].id: expected a string of at least 1 characters, "
+        f"99,900 more items with problems); first: $.apps[0].id: expected a string of at least 1 character, "
         "got an empty string"
     )
     assert len(result.stderr.splitlines()) == 1 + 100 + 1

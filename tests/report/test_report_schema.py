@@ -179,7 +179,7 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
     ("1025-char version", _set("apps.0.version", "1" * 1025), [("$.apps[0].version", "at most 1024")]),
     ("4097-char path", _set("apps.0.path", "/" * 4097), [("$.apps[0].path", "at most 4096")]),
     ("empty id", _set("apps.0.id", ""), [("$.apps[0].id", "got an empty string")]),
-    ("empty name", _set("apps.0.name", ""), [("$.apps[0].name", "at least 1 characters")]),
+    ("empty name", _set("apps.0.name", ""), [("$.apps[0].name", "at least 1 character")]),
     ("missing app id", _delete("apps.0.id"), [("$.apps[0].id", "required field is missing")]),
     (
         "missing mdm.enrolled",
@@ -254,7 +254,7 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
         "several errors",
         lambda d: (_set("apps.0.id", "")(d), _set("device.platform", "x")(d), _set("zz", 1)(d)),
         [
-            ("$.apps[0].id", "expected a string of at least 1 characters, got an empty string"),
+            ("$.apps[0].id", "expected a string of at least 1 character, got an empty string"),
             ("$.device.platform", 'expected one of "android", "ios", "windows", "macos", "linux", got "x"'),
             (
                 "$.zz",
