@@ -1,8 +1,9 @@
 """``--format sarif``: the decision as a SARIF 2.1.0 log, for code-scanning and security dashboards.
 
-One run. ``tool.driver`` is pyagent (name, version, informationUri) with one ``rules`` entry per distinct
-rule id in the decision (in order of first appearance: violations, warnings, exempted): ``shortDescription``
-names the ban and the rule, ``help.text`` is the remediation. Results, one per entry:
+One run. ``tool.driver`` is pyagent (name, version; no ``informationUri``: the project has no site of its
+own) with one ``rules`` entry per distinct rule id in the decision (in order of first appearance:
+violations, warnings, exempted): ``shortDescription`` names the ban and the rule, ``help.text`` is the
+remediation. Results, one per entry:
 
 - a violation: ``level: "error"``;
 - a warning: ``level: "warning"``, ``properties.reason`` = ``not_yet_effective`` / ``enforcement_warn`` /
@@ -45,7 +46,6 @@ SARIF_SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 TOOL_NAME = "pyagent"
-INFORMATION_URI = "https://pyagent.dev/"
 FINGERPRINT_KEY = "pyagentDeviceRuleApp/v1"
 APP_LOCATION_KIND = "module"
 
@@ -182,7 +182,6 @@ def sarif_log(decision: Decision, source: str) -> JsonObject:
                 "name": TOOL_NAME,
                 "version": __version__,
                 "semanticVersion": __version__,
-                "informationUri": INFORMATION_URI,
                 "rules": rules,
             }
         },
