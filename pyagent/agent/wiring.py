@@ -130,7 +130,7 @@ def _load(plugin: BundlePlugin, path: Path, settings: EngineSettings) -> tuple[E
     from pyagent.engines.embedded import EmbeddedEngine
 
     verification = plugin.verification
-    if verification is None and plugin.keys:  # signed or not, as when it was activated
+    if verification is None:  # as when it was activated: a signature checked with [keys], or refused
         from pyagent.engines.wasm.bundle import read_members
 
         label = f"{plugin.name} ({path})"

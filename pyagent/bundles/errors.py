@@ -18,6 +18,9 @@ class RejectionKind(enum.StrEnum):
     """Not a safe, readable bundle archive (see :mod:`pyagent.engines.wasm.bundle`)."""
     UNSIGNED = "unsigned"
     """A verification key is configured and the bundle has no ``/.signatures.json`` (or it was stripped)."""
+    UNVERIFIABLE = "unverifiable"
+    """The bundle is signed and the agent has no key to verify it with (OPA: "verification key not
+    provided"): a signature nobody checks would pass for one checked."""
     MALFORMED_SIGNATURE = "malformed-signature"
     """``.signatures.json`` or its JWT is not well formed, or names an unsupported plugin."""
     BAD_ALGORITHM = "bad-algorithm"
@@ -58,6 +61,13 @@ class BundleRejected(NoDecisionError):
 
 #: The longest refusal detail kept, in characters.
 MAX_DETAIL = 1000
+
+
+#: Why a signed bundle is refused where no key is configured (the agent's ``[keys]``, as OPA's).
+NO_KEY_CONFIGURED = (
+    "it is signed and no verification key is configured ([keys], bundles.NAME.signing): its signature "
+    "cannot be checked; refused, as OPA refuses it"
+)
 
 
 def reject(kind: RejectionKind, label: str, detail: str) -> BundleRejected:

@@ -39,7 +39,7 @@ from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, back
 from pyagent.agent.plugins.bundledir import MAX_TEXT, BundleDir, BundleStatus, CorruptStatus, usable_etag
 from pyagent.agent.plugins.oci import MAX_MANIFEST_BYTES, OciPuller, parse_reference
 from pyagent.agent.store import utc_now
-from pyagent.bundles.errors import BundleRejected, RejectionKind
+from pyagent.bundles.errors import NO_KEY_CONFIGURED, BundleRejected, RejectionKind, reject
 from pyagent.bundles.roots import check_roots
 from pyagent.bundles.verify import (
     SIGNATURES_FILE,
@@ -311,9 +311,12 @@ class BundlePlugin:
 
     def verification_for(self, files: Mapping[str, bytes], label: str) -> VerificationConfig | None:
         """The key ``files`` must verify with: the configured signing key; else, with ``[keys]`` and
-        a signature present, the key it names (:func:`~pyagent.bundles.verify.signer_config`)."""
-        if self.verification is not None or not self.keys or SIGNATURES_FILE not in files:
+        a signature present, the key it names (:func:`~pyagent.bundles.verify.signer_config`); a
+        signature with no key configured is refused, as OPA refuses it."""
+        if self.verification is not None or SIGNATURES_FILE not in files:
             return self.verification
+        if not self.keys:
+            raise reject(RejectionKind.UNVERIFIABLE, label, NO_KEY_CONFIGURED)
         return signer_config(files, self.keys, label=label)
 
     def _label(self) -> str:

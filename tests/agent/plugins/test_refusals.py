@@ -271,3 +271,38 @@ def test_an_answer_cut_in_its_headers_is_a_failed_download_not_a_refused_bundle(
     assert (plugin.status.code, plugin.status.message) == (
         "bundle_error", f"GET {url}/bundles/pyagent: HTTP 200 with no body (cut short)"
     )  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_a_signed_bundle_with_no_key_configured_is_refused_as_opa_refuses_it(
+    tmp_path: Path, builds: Builds, opa_bin: str
+) -> None:
+    """With no [keys], an unsigned bundle is taken (as OPA takes it) and a signed one is refused: its
+    signature could not be checked, and an OPA with the same config refuses it too. Before, the agent
+    activated it, and `agent status` showed it as if nothing were wrong."""
+    import subprocess
+
+    from pyagent.bundles.errors import NO_KEY_CONFIGURED
+
+    opa = subprocess.run(
+        [opa_bin, "run", "--server", "--addr", "127.0.0.1:0", "--bundle", str(builds.rego["r1"])],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert (opa.returncode, opa.stdout + opa.stderr) == (
+        1, f"error: load error: bundle {builds.rego['r1']}: verification key not provided\n"
+    )  # fmt: skip
+    root = tmp_path / "www"
+    with run_nginx(tmp_path, static_root=root) as nginx:
+        served = root / "bundles" / "pyagent"
+        served.parent.mkdir(parents=True)
+        served.write_bytes(builds.wasm["r1"].read_bytes())
+        plugin = started_plugin(nginx.url, tmp_path / "state")
+        plugin.step(wait=False)
+        assert (plugin.active_path(), plugin.status.active_revision) == (None, None)
+        [refusal] = plugin.status.refusals
+        said = f"bundle pyagent ({nginx.url}/bundles/pyagent): rejected (unverifiable): {NO_KEY_CONFIGURED}"
+        assert (refusal["kind"], plugin.status.message) == ("unverifiable", said)
+        served.write_bytes(builds.unsigned.read_bytes())
+        os.utime(served, (1_700_000_000, 1_700_000_000))  # (nginx's ETag: mtime and size)
+        plugin.step(wait=False)
+        assert (plugin.status.active_revision, plugin.status.code) == ("u9", None)

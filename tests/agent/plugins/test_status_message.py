@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
+import tarfile
 from email.message import Message
 from pathlib import Path
 
@@ -78,8 +80,9 @@ def test_a_bundle_read_whole_that_does_not_load_is_a_successful_download_as_in_o
 ) -> None:
     """OPA's bundle plug-in sets ``last_successful_request`` and ``last_successful_download`` once a
     bundle is read (and verified), before activating it: an activation error leaves them set. A Rego
-    build is such a bundle for the embedded engine: read whole, then refused as it has no policy.wasm."""
-    raw = builds.rego["r1"].read_bytes()
+    build is such a bundle for the embedded engine: read whole, then refused as it has no policy.wasm
+    (unsigned: a signed one is refused before, with no key configured)."""
+    raw = _unsigned(builds.rego["r1"])
     answer = Fault(body=raw, content_type="application/gzip", headers=(("ETag", '"r1"'),))
     with fault_server(answer) as url:
         plugin = started_plugin(url, tmp_path)
@@ -90,6 +93,16 @@ def test_a_bundle_read_whole_that_does_not_load_is_a_successful_download_as_in_o
     assert "last_successful_activation" not in shown
     assert shown["code"] == "bundle_error" and "this is the Rego build, which OPA reads" in shown["message"]
     assert [r["kind"] for r in plugin.status.refusals] == ["unreadable"]
+
+
+def _unsigned(signed: Path) -> bytes:
+    """The bundle ``signed`` without its ``/.signatures.json``."""
+    out = io.BytesIO()
+    with tarfile.open(signed, "r:gz") as old, tarfile.open(fileobj=out, mode="w:gz") as new:
+        for member in old:
+            if member.name.lstrip("/") != ".signatures.json":
+                new.addfile(member, old.extractfile(member) if member.isfile() else None)
+    return out.getvalue()
 
 
 def test_a_bundle_cut_short_is_neither_a_successful_request_nor_a_download(
