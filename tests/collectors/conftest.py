@@ -1,14 +1,8 @@
-"""Shared helpers for the collector tests: fixture paths (fake executables on PATH: tests/conftest.py)."""
+"""Shared for the collector tests: where their captures are (fake executables on PATH: tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "collectors"
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    return FIXTURES
+"""Real tools' output, one folder per collector (``android-pm``, ``osquery``, ``intune``…)."""

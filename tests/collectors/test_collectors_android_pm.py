@@ -18,6 +18,7 @@ from pyagent.collectors.android_pm import (
     parse_pm_list_users,
 )
 from pyagent.collectors.base import MAX_ID_CHARS, MAX_PATH_CHARS, App
+from tests.collectors.conftest import FIXTURES
 
 FakeTool = Callable[[str, str], Path]
 LIVE = "live-pixel-android14-work-profile"
@@ -37,8 +38,8 @@ def _by_id(apps: list[App]) -> dict[str, App]:
     return {app.id: app for app in apps}
 
 
-def test_personal_phone_capture_reports_every_package_with_outlook_and_tiktok(fixtures: Path) -> None:
-    capture = fixtures / "android-pm" / "personal-outlook-tiktok-f-i-versioncode.txt"
+def test_personal_phone_capture_reports_every_package_with_outlook_and_tiktok() -> None:
+    capture = FIXTURES / "android-pm" / "personal-outlook-tiktok-f-i-versioncode.txt"
     inventory = AndroidPmCollector(from_file=capture).collect()
     assert inventory.platform == "android"
     assert inventory.collector_json() == {"name": "android-pm", "version": "0.1.0"}
@@ -67,19 +68,19 @@ def test_personal_phone_capture_reports_every_package_with_outlook_and_tiktok(fi
 
 
 @pytest.mark.parametrize("name", ["personal-plain.txt", "personal-f.txt", "personal-i.txt"])
-def test_other_flag_variants_list_the_same_packages(fixtures: Path, name: str) -> None:
+def test_other_flag_variants_list_the_same_packages(name: str) -> None:
     full = AndroidPmCollector(
-        from_file=fixtures / "android-pm" / "personal-outlook-tiktok-f-i-versioncode.txt"
+        from_file=FIXTURES / "android-pm" / "personal-outlook-tiktok-f-i-versioncode.txt"
     ).collect()
-    variant = AndroidPmCollector(from_file=fixtures / "android-pm" / name).collect()
+    variant = AndroidPmCollector(from_file=FIXTURES / "android-pm" / name).collect()
     assert [a.id for a in variant.apps] == [a.id for a in full.apps]
     assert all(a.version is None for a in variant.apps)
     assert all((a.path is not None) == (name == "personal-f.txt") for a in variant.apps)
 
 
-def test_all_users_capture_gives_one_entry_per_user(fixtures: Path) -> None:
+def test_all_users_capture_gives_one_entry_per_user() -> None:
     inventory = AndroidPmCollector(
-        from_file=fixtures / "android-pm" / "android14-all-users-U-versioncode.txt"
+        from_file=FIXTURES / "android-pm" / "android14-all-users-U-versioncode.txt"
     ).collect()
     entries = {(a.id, a.user) for a in inventory.apps}
     assert ("com.microsoft.office.outlook", 0) in entries
@@ -91,9 +92,9 @@ def test_all_users_capture_gives_one_entry_per_user(fixtures: Path) -> None:
     assert inventory.facts["android_users_seen"] == [0, 10]
 
 
-def test_crlf_capture_from_an_old_device(fixtures: Path) -> None:
+def test_crlf_capture_from_an_old_device() -> None:
     inventory = AndroidPmCollector(
-        from_file=fixtures / "android-pm" / "android6-adb-pty-crlf-f.txt"
+        from_file=FIXTURES / "android-pm" / "android6-adb-pty-crlf-f.txt"
     ).collect()
     apps = _by_id(inventory.apps)
     assert apps["com.zhiliaoapp.musically"].path == "/data/app/com.zhiliaoapp.musically-1/base.apk"
@@ -269,13 +270,13 @@ def test_the_linker_s_warnings_before_pm_s_output_are_skipped_and_said(
         parse_pm_list_packages(run_into, where="f")  # never skipped with a banned app in it
 
 
-def test_osquery_json_given_to_android_pm(fixtures: Path) -> None:
+def test_osquery_json_given_to_android_pm() -> None:
     with pytest.raises(CollectorInputError, match=r"macos-apps\.json:1: not a `pm list packages` line: '\['"):
-        AndroidPmCollector(from_file=fixtures / "osquery" / "macos-apps.json").collect()
+        AndroidPmCollector(from_file=FIXTURES / "osquery" / "macos-apps.json").collect()
 
 
-def test_pm_list_users(fixtures: Path) -> None:
-    users = parse_pm_list_users((fixtures / "android-pm" / LIVE / "pm-list-users.txt").read_text(), where="u")
+def test_pm_list_users() -> None:
+    users = parse_pm_list_users((FIXTURES / "android-pm" / LIVE / "pm-list-users.txt").read_text(), where="u")
     assert [(u.id, u.flags, u.managed_profile, u.running) for u in users] == [
         (0, 0x4C13, False, True),
         (10, 0x1030, True, True),
@@ -304,10 +305,8 @@ def test_bad_pm_list_users(text: str, message: str) -> None:
 # ---- live mode, through a fake adb that replays real captures -------------------------------------------
 
 
-def _install_replay_adb(
-    fake_tool: FakeTool, fixtures: Path, tmp_path: Path, users: str | None = None
-) -> Path:
-    live = fixtures / "android-pm" / LIVE
+def _install_replay_adb(fake_tool: FakeTool, tmp_path: Path, users: str | None = None) -> Path:
+    live = FIXTURES / "android-pm" / LIVE
     log = tmp_path / "adb.log"
     users_file = live / "pm-list-users.txt"
     if users is not None:
@@ -330,10 +329,8 @@ esac
     return log
 
 
-def test_live_reads_every_user_and_finds_the_work_profile(
-    fake_tool: FakeTool, fixtures: Path, tmp_path: Path
-) -> None:
-    log = _install_replay_adb(fake_tool, fixtures, tmp_path)
+def test_live_reads_every_user_and_finds_the_work_profile(fake_tool: FakeTool, tmp_path: Path) -> None:
+    log = _install_replay_adb(fake_tool, tmp_path)
     inventory = get_collector("android-pm").collect()
     assert inventory.platform == "android"
     assert inventory.os_version == "14"
@@ -347,7 +344,7 @@ def test_live_reads_every_user_and_finds_the_work_profile(
     assert ("com.zhiliaoapp.musically", 10) not in entries
     assert {("com.microsoft.office.outlook", 0), ("com.microsoft.office.outlook", 10)} <= entries
     assert ("com.microsoft.teams", 10) in entries
-    live = fixtures / "android-pm" / LIVE
+    live = FIXTURES / "android-pm" / LIVE
     for user in (0, 10):
         lines = (live / f"pm-list-packages-f-i-U-versioncode-user-{user}.txt").read_text().splitlines()
         assert sorted(a.id for a in inventory.apps if a.user == user) == sorted(
@@ -362,8 +359,8 @@ def test_live_reads_every_user_and_finds_the_work_profile(
     ]
 
 
-def test_live_with_serial_and_one_user(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
-    log = _install_replay_adb(fake_tool, fixtures, tmp_path)
+def test_live_with_serial_and_one_user(fake_tool: FakeTool, tmp_path: Path) -> None:
+    log = _install_replay_adb(fake_tool, tmp_path)
     inventory = AndroidPmCollector(serial="R58M123ABC", user=10).collect()
     assert {a.user for a in inventory.apps} == {10}
     assert inventory.facts["adb_serial"] == "R58M123ABC"
@@ -372,15 +369,15 @@ def test_live_with_serial_and_one_user(fake_tool: FakeTool, fixtures: Path, tmp_
     )
 
 
-def test_live_without_work_profile(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
-    _install_replay_adb(fake_tool, fixtures, tmp_path, users="Users:\n\tUserInfo{0:Owner:c13} running\n")
+def test_live_without_work_profile(fake_tool: FakeTool, tmp_path: Path) -> None:
+    _install_replay_adb(fake_tool, tmp_path, users="Users:\n\tUserInfo{0:Owner:c13} running\n")
     inventory = AndroidPmCollector().collect()
     assert inventory.work_profile is False
     assert {a.user for a in inventory.apps} == {0}
 
 
-def test_live_unknown_user(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
-    _install_replay_adb(fake_tool, fixtures, tmp_path)
+def test_live_unknown_user(fake_tool: FakeTool, tmp_path: Path) -> None:
+    _install_replay_adb(fake_tool, tmp_path)
     with pytest.raises(CollectorInputError, match=r"the device has no user 5 \(users: 0, 10\)"):
         AndroidPmCollector(user=5).collect()
 
@@ -405,8 +402,8 @@ def test_live_adb_missing(tmp_path: Path) -> None:
         AndroidPmCollector(adb=str(tmp_path / "adb")).collect()
 
 
-def test_live_unexpected_output_is_a_tool_failure(fake_tool: FakeTool, fixtures: Path) -> None:
-    users = fixtures / "android-pm" / LIVE / "pm-list-users.txt"
+def test_live_unexpected_output_is_a_tool_failure(fake_tool: FakeTool) -> None:
+    users = FIXTURES / "android-pm" / LIVE / "pm-list-users.txt"
     fake_tool(
         "adb",
         f"""case "$*" in

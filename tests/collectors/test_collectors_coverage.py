@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from pyagent import __version__
 from pyagent.cli import cli
 from pyagent.collectors.osquery import OsqueryCollector
+from tests.collectors.conftest import FIXTURES
 from tests.helpers.opa_server import RunningOpa
 
 AT = "2023-03-16T09:30:00Z"
@@ -49,10 +50,10 @@ def decide(report: Path, *engine: str) -> tuple[int, dict[str, Any]]:
     return done.exit_code, json.loads(done.stdout)
 
 
-def test_the_collector_says_which_kind_of_app_it_could_not_list(fixtures: Path) -> None:
-    old = OsqueryCollector(from_file=fixtures / "osquery" / "windows-programs-osquery-5.16.json").collect()
+def test_the_collector_says_which_kind_of_app_it_could_not_list() -> None:
+    old = OsqueryCollector(from_file=FIXTURES / "osquery" / "windows-programs-osquery-5.16.json").collect()
     new = OsqueryCollector(
-        from_file=fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json"
+        from_file=FIXTURES / "osquery" / "windows-programs-osquery-5.17-msix.json"
     ).collect()
     assert (old.not_listed, old.collector_json()) == (
         ("windows-store",),
@@ -63,10 +64,10 @@ def test_the_collector_says_which_kind_of_app_it_could_not_list(fixtures: Path) 
 
 @pytest.mark.parametrize("engine", ["embedded", "opa"])
 def test_a_store_ban_is_reported_unchecked_on_both_engines(
-    engine: str, fixtures: Path, tmp_path: Path, policy_bundle: Path, opa_server: RunningOpa
+    engine: str, tmp_path: Path, policy_bundle: Path, opa_server: RunningOpa
 ) -> None:
     flags = ["--engine", "opa", "--opa-url", opa_server.url] if engine == "opa" else ["--engine", "embedded"]
-    old = collect(fixtures / "osquery" / "windows-programs-osquery-5.16.json", tmp_path)
+    old = collect(FIXTURES / "osquery" / "windows-programs-osquery-5.16.json", tmp_path)
     assert json.loads(old.read_text())["collector"]["not_listed"] == ["windows-store"]
     code, decision = decide(old, *flags)
     assert (code, decision["allow"], decision["violations"], decision["warnings"]) == (
@@ -75,7 +76,7 @@ def test_a_store_ban_is_reported_unchecked_on_both_engines(
         [],
         [UNCHECKED],
     )
-    new = collect(fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json", tmp_path)
+    new = collect(FIXTURES / "osquery" / "windows-programs-osquery-5.17-msix.json", tmp_path)
     code, decision = decide(new, *flags)  # the Store app listed: found, and nothing left unchecked
     assert (code, decision["warnings"]) == (1, [])
     assert [(v["rule"], v["app_id"]) for v in decision["violations"]] == [
@@ -83,8 +84,8 @@ def test_a_store_ban_is_reported_unchecked_on_both_engines(
     ]
 
 
-def test_a_report_cannot_name_a_kind_the_schema_does_not_know(tmp_path: Path, fixtures: Path) -> None:
-    report = collect(fixtures / "osquery" / "windows-programs-osquery-5.16.json", tmp_path)
+def test_a_report_cannot_name_a_kind_the_schema_does_not_know(tmp_path: Path) -> None:
+    report = collect(FIXTURES / "osquery" / "windows-programs-osquery-5.16.json", tmp_path)
     document = json.loads(report.read_text())
     document["collector"]["not_listed"] = ["everything"]
     report.write_text(json.dumps(document))
@@ -95,14 +96,14 @@ def test_a_report_cannot_name_a_kind_the_schema_does_not_know(tmp_path: Path, fi
 
 @pytest.mark.parametrize("engine", ["embedded", "opa"])
 def test_a_work_profile_export_leaves_the_phones_bans_unchecked_on_both_engines(
-    engine: str, fixtures: Path, tmp_path: Path, policy_bundle: Path, opa_server: RunningOpa
+    engine: str, tmp_path: Path, policy_bundle: Path, opa_server: RunningOpa
 ) -> None:
     """Intune sees inside an Android work profile only: a Council personal phone with Outlook there was
     compliant with no word, though TikTok on its personal side is what the Council bans."""
     flags = ["--engine", "opa", "--opa-url", opa_server.url] if engine == "opa" else ["--engine", "embedded"]
     report = tmp_path / "work-profile.report.json"
     facts = ["--device-id", "p-9", "--ownership", "personal", "--no-mdm-enrolled", "--org", "eu-council"]
-    export = fixtures / "intune" / "android-work-profile-detectedapps.json"
+    export = FIXTURES / "intune" / "android-work-profile-detectedapps.json"
     done = CliRunner().invoke(
         cli, ["collect", "--source", "intune", "--from", str(export), *facts, "-o", str(report)]
     )

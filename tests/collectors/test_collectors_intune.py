@@ -10,10 +10,11 @@ import pytest
 from pyagent.collectors import CollectorInputError, get_collector
 from pyagent.collectors.intune import GRAPH_PLATFORMS, IntuneCollector, parse_detected_apps
 from pyagent.collectors.known_apps import lookup, normalize
+from tests.collectors.conftest import FIXTURES
 
 
-def test_windows_laptop(fixtures: Path) -> None:
-    inventory = IntuneCollector(from_file=fixtures / "intune" / "windows-laptop-detectedapps.json").collect()
+def test_windows_laptop() -> None:
+    inventory = IntuneCollector(from_file=FIXTURES / "intune" / "windows-laptop-detectedapps.json").collect()
     assert inventory.platform == "windows"
     assert inventory.work_profile is None
     ids = [a.id for a in inventory.apps]
@@ -35,9 +36,9 @@ def test_windows_laptop(fixtures: Path) -> None:
     assert inventory.facts == {"graph_platforms": ["windows"], "detected_apps": 8}
 
 
-def test_android_work_profile(fixtures: Path) -> None:
+def test_android_work_profile() -> None:
     inventory = IntuneCollector(
-        from_file=fixtures / "intune" / "android-work-profile-detectedapps.json"
+        from_file=FIXTURES / "intune" / "android-work-profile-detectedapps.json"
     ).collect()
     assert inventory.platform == "android"
     assert inventory.work_profile is True
@@ -51,9 +52,9 @@ def test_android_work_profile(fixtures: Path) -> None:
     ]
 
 
-def test_android_fully_managed(fixtures: Path) -> None:
+def test_android_fully_managed() -> None:
     inventory = IntuneCollector(
-        from_file=fixtures / "intune" / "android-fully-managed-tiktok-detectedapps.json"
+        from_file=FIXTURES / "intune" / "android-fully-managed-tiktok-detectedapps.json"
     ).collect()
     assert inventory.platform == "android"
     assert inventory.work_profile is None
@@ -64,9 +65,9 @@ def test_android_fully_managed(fixtures: Path) -> None:
     ]  # fmt: skip
 
 
-def test_ios_bare_array(fixtures: Path) -> None:
+def test_ios_bare_array() -> None:
     inventory = IntuneCollector(
-        from_file=fixtures / "intune" / "ios-detectedapps-value-array-only.json"
+        from_file=FIXTURES / "intune" / "ios-detectedapps-value-array-only.json"
     ).collect()
     assert inventory.platform == "ios"
     assert [a.id for a in inventory.apps] == [
@@ -79,16 +80,16 @@ def test_ios_bare_array(fixtures: Path) -> None:
     ]
 
 
-def test_one_page_of_many_is_refused(fixtures: Path) -> None:
+def test_one_page_of_many_is_refused() -> None:
     with pytest.raises(CollectorInputError, match=r"@odata.nextLink.*export every page"):
         IntuneCollector(
-            from_file=fixtures / "intune" / "windows-laptop-detectedapps-page-1-of-2.json"
+            from_file=FIXTURES / "intune" / "windows-laptop-detectedapps-page-1-of-2.json"
         ).collect()
 
 
-def test_mixed_platforms_are_refused(fixtures: Path) -> None:
-    win = json.loads((fixtures / "intune" / "windows-laptop-detectedapps.json").read_text())["value"]
-    ios = json.loads((fixtures / "intune" / "ios-detectedapps-value-array-only.json").read_text())
+def test_mixed_platforms_are_refused() -> None:
+    win = json.loads((FIXTURES / "intune" / "windows-laptop-detectedapps.json").read_text())["value"]
+    ios = json.loads((FIXTURES / "intune" / "ios-detectedapps-value-array-only.json").read_text())
     with pytest.raises(CollectorInputError, match=r"apps of several platforms \(ios, windows\)"):
         parse_detected_apps(json.dumps(win + ios), where="f")
 

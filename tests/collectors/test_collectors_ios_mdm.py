@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import plistlib
 import time
-from pathlib import Path
 
 import pytest
 
 from pyagent.collectors import CollectorInputError, get_collector
 from pyagent.collectors.ios_mdm import IosMdmCollector, parse_installed_application_list
+from tests.collectors.conftest import FIXTURES
 
 
 def _plist(root: dict[str, object] | list[object]) -> bytes:
     return plistlib.dumps(root, fmt=plistlib.FMT_XML)
 
 
-def test_iphone_response(fixtures: Path) -> None:
-    path = fixtures / "ios-mdm" / "iphone-installed-application-list-response.plist"
+def test_iphone_response() -> None:
+    path = FIXTURES / "ios-mdm" / "iphone-installed-application-list-response.plist"
     inventory = IosMdmCollector(from_file=path).collect()
     assert inventory.platform == "ios"
     assert [a.id for a in inventory.apps] == [
@@ -39,9 +39,9 @@ def test_iphone_response(fixtures: Path) -> None:
     assert inventory.facts == {"installing": 1, "udid": "00008110-001A2B3C4D5E801E"}
 
 
-def test_error_response_is_refused(fixtures: Path) -> None:
+def test_error_response_is_refused() -> None:
     with pytest.raises(CollectorInputError, match=r"the command's Status is 'Error', not Acknowledged"):
-        IosMdmCollector(from_file=fixtures / "ios-mdm" / "iphone-error-response.plist").collect()
+        IosMdmCollector(from_file=FIXTURES / "ios-mdm" / "iphone-error-response.plist").collect()
 
 
 def test_item_without_identifier_is_named() -> None:

@@ -20,6 +20,7 @@ from pyagent.collectors.linux import (
     parse_rpm_qa,
     parse_snap_list,
 )
+from tests.collectors.conftest import FIXTURES
 
 FakeTool = Callable[[str, str], Path]
 HAS_DPKG = shutil.which("dpkg-query") is not None
@@ -83,8 +84,8 @@ def test_collects_this_machine() -> None:
     } <= ids
 
 
-def test_dpkg_states(fixtures: Path) -> None:
-    data = (fixtures / "linux" / "dpkg-query-W-binary-package-version-status-mixed.txt").read_bytes()
+def test_dpkg_states() -> None:
+    data = (FIXTURES / "linux" / "dpkg-query-W-binary-package-version-status-mixed.txt").read_bytes()
     apps, skipped = parse_dpkg_query(data)
     assert skipped == 2  # zoom and the old kernel: configuration files only
     assert [(a.id, a.version) for a in apps] == [
@@ -102,8 +103,8 @@ def test_dpkg_states(fixtures: Path) -> None:
     ]
 
 
-def test_rpm(fixtures: Path) -> None:
-    apps = parse_rpm_qa((fixtures / "linux" / "rpm-qa-qf-name-epoch-version-release-arch.txt").read_bytes())
+def test_rpm() -> None:
+    apps = parse_rpm_qa((FIXTURES / "linux" / "rpm-qa-qf-name-epoch-version-release-arch.txt").read_bytes())
     assert [(a.id, a.version) for a in apps] == [
         ("bash", "5.2.26-3.fc40"),
         ("glibc", "2.39-6.fc40"),  # i686 and x86_64; deduplicated by the collector
@@ -116,9 +117,9 @@ def test_rpm(fixtures: Path) -> None:
     ]
 
 
-def test_flatpak(fixtures: Path) -> None:
+def test_flatpak() -> None:
     apps = parse_flatpak_list(
-        (fixtures / "linux" / "flatpak-list-app-columns-application-version.txt").read_bytes()
+        (FIXTURES / "linux" / "flatpak-list-app-columns-application-version.txt").read_bytes()
     )
     assert [(a.id, a.version) for a in apps] == [
         ("org.mozilla.firefox", "124.0.2"),
@@ -132,8 +133,8 @@ def test_flatpak(fixtures: Path) -> None:
     assert {a.source for a in apps} == {"flatpak"}
 
 
-def test_snap(fixtures: Path) -> None:
-    apps = parse_snap_list((fixtures / "linux" / "snap-list.txt").read_bytes())
+def test_snap() -> None:
+    apps = parse_snap_list((FIXTURES / "linux" / "snap-list.txt").read_bytes())
     assert [(a.id, a.version) for a in apps] == [
         ("bare", "1.0"),
         ("core22", "20240111"),
@@ -167,11 +168,9 @@ def test_bad_tool_output(parse: Callable[[bytes], object], data: bytes, message:
         parse(data)
 
 
-def test_other_package_managers_through_fake_tools(
-    fake_tool: FakeTool, fixtures: Path, tmp_path: Path
-) -> None:
+def test_other_package_managers_through_fake_tools(fake_tool: FakeTool, tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
-    linux = fixtures / "linux"
+    linux = FIXTURES / "linux"
     for tool, capture in [
         ("rpm", "rpm-qa-qf-name-epoch-version-release-arch.txt"),
         ("flatpak", "flatpak-list-app-columns-application-version.txt"),
@@ -249,7 +248,7 @@ def test_unknown_source_option() -> None:
         LinuxCollector(sources=[])
 
 
-def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path) -> None:
+def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool) -> None:
     text = (
         '# comment\nNAME="Fedora Linux"\nVERSION_ID=40\n'
         "PRETTY_NAME='Fedora Linux 40'\nBROKEN=\"x\nID=fedora\n"
@@ -266,12 +265,12 @@ def test_os_release_parsing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path)
     assert os_version_from({}) is None
     release = tmp_path / "os-release"
     release.write_text(text)
-    fake_tool("snap", f"cat '{fixtures / 'linux' / 'snap-list.txt'}'\n")
+    fake_tool("snap", f"cat '{FIXTURES / 'linux' / 'snap-list.txt'}'\n")
     inventory = LinuxCollector(sources=["snap"], os_release=release).collect()
     assert (inventory.os_version, inventory.facts["os_release_id"]) == ("40", "fedora")
 
 
-def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool, fixtures: Path) -> None:
-    fake_tool("snap", f"cat '{fixtures / 'linux' / 'snap-list.txt'}'\n")
+def test_os_release_given_but_missing(tmp_path: Path, fake_tool: FakeTool) -> None:
+    fake_tool("snap", f"cat '{FIXTURES / 'linux' / 'snap-list.txt'}'\n")
     with pytest.raises(CollectorInputError, match=r"os-release: input not found$"):
         LinuxCollector(sources=["snap"], os_release=tmp_path / "os-release").collect()

@@ -11,6 +11,7 @@ import pytest
 from pyagent.collectors import CollectorError, CollectorInputError, get_collector
 from pyagent.collectors.base import App
 from pyagent.collectors.osquery import OsqueryCollector, detect_table, parse_osquery_json
+from tests.collectors.conftest import FIXTURES
 
 FakeTool = Callable[[str, str], Path]
 
@@ -24,11 +25,11 @@ def _by_id(apps: list[App]) -> dict[str, App]:
     return {app.id: app for app in apps}
 
 
-def test_macos_apps(fixtures: Path) -> None:
-    apps, facts, platform = _collect(fixtures / "osquery" / "macos-apps.json")
+def test_macos_apps() -> None:
+    apps, facts, platform = _collect(FIXTURES / "osquery" / "macos-apps.json")
     assert platform == "macos"
     assert facts["osquery_table"] == "apps"
-    rows = json.loads((fixtures / "osquery" / "macos-apps.json").read_text())
+    rows = json.loads((FIXTURES / "osquery" / "macos-apps.json").read_text())
     assert len(apps) == len(rows) == 11
     by_id = _by_id(apps)
     assert by_id["com.zhiliaoapp.musically"].to_json() == {
@@ -47,8 +48,8 @@ def test_macos_apps(fixtures: Path) -> None:
     assert all(a.evidence is None for a in apps if a is not legacy)
 
 
-def test_windows_programs_before_osquery_5_17(fixtures: Path) -> None:
-    apps, _, platform = _collect(fixtures / "osquery" / "windows-programs-osquery-5.16.json")
+def test_windows_programs_before_osquery_5_17() -> None:
+    apps, _, platform = _collect(FIXTURES / "osquery" / "windows-programs-osquery-5.16.json")
     assert platform == "windows"
     by_id = _by_id(apps)
     assert by_id["{3b2ec71d-7b41-4a7c-8a5e-2ab4ab8b8b5e}"].evidence is None  # MSI product code
@@ -59,8 +60,8 @@ def test_windows_programs_before_osquery_5_17(fixtures: Path) -> None:
     assert len(apps) == 8
 
 
-def test_windows_programs_msix_package_family_name(fixtures: Path) -> None:
-    apps, facts, platform = _collect(fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json")
+def test_windows_programs_msix_package_family_name() -> None:
+    apps, facts, platform = _collect(FIXTURES / "osquery" / "windows-programs-osquery-5.17-msix.json")
     assert platform == "windows"
     assert "store_apps_listed" not in facts
     by_id = _by_id(apps)
@@ -72,12 +73,12 @@ def test_windows_programs_msix_package_family_name(fixtures: Path) -> None:
 
 
 def test_programs_rows_with_neither_an_identifier_nor_a_name_are_skipped_with_a_note(
-    fixtures: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """osquery lists any uninstall registry key with a value it knows: one holding only an
     ``UninstallString`` is a row without a name. It can match no ban, and the rest of the inventory
     (TikTok's Store app here) is still read."""
-    rows = json.loads((fixtures / "osquery" / "windows-programs-osquery-5.17-msix.json").read_text())
+    rows = json.loads((FIXTURES / "osquery" / "windows-programs-osquery-5.17-msix.json").read_text())
     leftover = {**dict.fromkeys(rows[0], ""), "uninstall_string": r"C:\Windows\unins000.exe"}
     capture = tmp_path / "programs.json"
     capture.write_text(json.dumps([leftover, *rows, leftover]))
@@ -97,8 +98,8 @@ DEBIAN12 = [  # debian12-deb_packages.json, as read: zoom (config-files only) an
 ]  # fmt: skip
 
 
-def test_deb_packages(fixtures: Path) -> None:
-    apps, facts, platform = _collect(fixtures / "osquery" / "debian12-deb_packages.json")
+def test_deb_packages() -> None:
+    apps, facts, platform = _collect(FIXTURES / "osquery" / "debian12-deb_packages.json")
     assert platform == "linux"
     ids = [a.id for a in apps]
     assert "zoom" not in ids  # deinstall ok config-files: only configuration left
@@ -109,8 +110,8 @@ def test_deb_packages(fixtures: Path) -> None:
     assert [(a.id, a.version) for a in apps] == DEBIAN12
 
 
-def test_rpm_packages(fixtures: Path) -> None:
-    apps, _, platform = _collect(fixtures / "osquery" / "fedora40-rpm_packages.json")
+def test_rpm_packages() -> None:
+    apps, _, platform = _collect(FIXTURES / "osquery" / "fedora40-rpm_packages.json")
     assert platform == "linux"
     # glibc x86_64 and i686 are the same entry (same id and version); two kernels are two
     assert [(a.id, a.version) for a in apps] == [
@@ -121,10 +122,10 @@ def test_rpm_packages(fixtures: Path) -> None:
 
 
 @pytest.mark.parametrize("table", [None, "programs"])
-def test_an_empty_result_is_refused(fixtures: Path, table: str | None) -> None:
+def test_an_empty_result_is_refused(table: str | None) -> None:
     """As an empty `pm list packages` capture: a device reported with no software would be compliant."""
     with pytest.raises(CollectorInputError, match=r"no-rows.json: no rows: osquery found no software"):
-        _collect(fixtures / "osquery" / "no-rows.json", table=table)
+        _collect(FIXTURES / "osquery" / "no-rows.json", table=table)
 
 
 #: One row of `osqueryi --json "select * from processes"` on Windows (osquery 5.12), TikTok running.
@@ -194,9 +195,9 @@ def test_rows_of_another_table_are_refused(rows: list[dict[str, str]], columns: 
 
 
 def test_a_programs_export_without_package_family_name_says_store_apps_are_missing(
-    fixtures: Path, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    export = fixtures / "osquery" / "windows-programs-osquery-5.16.json"
+    export = FIXTURES / "osquery" / "windows-programs-osquery-5.16.json"
     _, facts, _ = _collect(export)
     assert facts["store_apps_listed"] is False
     assert capsys.readouterr().err == (
@@ -206,9 +207,9 @@ def test_a_programs_export_without_package_family_name_says_store_apps_are_missi
     )
 
 
-def test_forced_table_must_match_the_columns(fixtures: Path) -> None:
+def test_forced_table_must_match_the_columns() -> None:
     with pytest.raises(CollectorInputError, match=r"the columns are those of apps, not programs"):
-        _collect(fixtures / "osquery" / "macos-apps.json", table="programs")
+        _collect(FIXTURES / "osquery" / "macos-apps.json", table="programs")
 
 
 def test_unknown_table_option() -> None:
@@ -216,11 +217,11 @@ def test_unknown_table_option() -> None:
         OsqueryCollector(from_file="x", table="processes")  # type: ignore[arg-type]
 
 
-def test_pm_list_packages_text_given_to_osquery(fixtures: Path) -> None:
+def test_pm_list_packages_text_given_to_osquery() -> None:
     with pytest.raises(
         CollectorInputError, match=r"not osqueryi --json output \(a JSON array\): it starts with"
     ):
-        _collect(fixtures / "android-pm" / "personal-plain.txt")
+        _collect(FIXTURES / "android-pm" / "personal-plain.txt")
 
 
 @pytest.mark.parametrize(
@@ -244,9 +245,9 @@ def test_osqueryi_messages_saved_with_its_output_are_said_so(prefix: str, shown:
     )
 
 
-def test_intune_export_given_to_osquery(fixtures: Path) -> None:
+def test_intune_export_given_to_osquery() -> None:
     with pytest.raises(CollectorInputError, match=r"expected a JSON array of rows"):
-        _collect(fixtures / "intune" / "windows-laptop-detectedapps.json")
+        _collect(FIXTURES / "intune" / "windows-laptop-detectedapps.json")
 
 
 @pytest.mark.parametrize(
@@ -306,11 +307,11 @@ def test_rpm_packages_with_the_columns_domain_md_lists_may_be_named(rows: str) -
     )
 
 
-def test_live_osqueryi(fake_tool: FakeTool, fixtures: Path, tmp_path: Path) -> None:
+def test_live_osqueryi(fake_tool: FakeTool, tmp_path: Path) -> None:
     log = tmp_path / "osqueryi.log"
     fake_tool(
         "osqueryi",
-        f"""printf '%s\\n' "$@" >> '{log}'\ncat '{fixtures}/osquery/debian12-deb_packages.json'\n""",
+        f"""printf '%s\\n' "$@" >> '{log}'\ncat '{FIXTURES}/osquery/debian12-deb_packages.json'\n""",
     )
     inventory = get_collector("osquery", table="deb_packages").collect()
     assert log.read_text().splitlines() == ["--json", "select * from deb_packages"]

@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pyagent.collectors import Inventory, get_collector
+from tests.collectors.conftest import FIXTURES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "device-report.schema.json"
 
@@ -68,10 +69,8 @@ def _assert_valid(validator: Draft202012Validator, report: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize(("name", "relative"), FILE_INPUTS)
-def test_file_inputs_make_valid_reports(
-    validator: Draft202012Validator, fixtures: Path, name: str, relative: str
-) -> None:
-    inventory = get_collector(name, from_file=fixtures / relative).collect()
+def test_file_inputs_make_valid_reports(validator: Draft202012Validator, name: str, relative: str) -> None:
+    inventory = get_collector(name, from_file=FIXTURES / relative).collect()
     _assert_valid(validator, report_for(inventory))
 
 

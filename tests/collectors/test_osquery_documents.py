@@ -4,17 +4,17 @@ type, the table told by the columns, and mixed tables refused."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from pyagent.collectors import CollectorInputError
 from pyagent.collectors.osquery import parse_osquery_json
+from tests.collectors.conftest import FIXTURES
 
 
-def test_mixed_tables_are_refused(fixtures: Path) -> None:
-    mac = json.loads((fixtures / "osquery" / "macos-apps.json").read_text())
-    win = json.loads((fixtures / "osquery" / "windows-programs-osquery-5.16.json").read_text())
+def test_mixed_tables_are_refused() -> None:
+    mac = json.loads((FIXTURES / "osquery" / "macos-apps.json").read_text())
+    win = json.loads((FIXTURES / "osquery" / "windows-programs-osquery-5.16.json").read_text())
     with pytest.raises(
         CollectorInputError, match=r"f: row 3 is from another table than the rest; mixed tables"
     ):

@@ -12,7 +12,7 @@ from tests.fleet.html_fleets import realistic_fleet, run_cli
 
 
 @pytest.fixture(scope="session")
-def realistic(policy_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def realistic_fleet_outputs(policy_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The realistic fleet through the real CLI, as HTML and as JSON (once per test process)."""
     work = tmp_path_factory.mktemp("fleet-html")
     fleet = realistic_fleet(work / "fleet.jsonl")

@@ -44,30 +44,36 @@ def test_console_errors_are_caught(browser: str, tmp_path: Path) -> None:
     assert "logged" in console and "Content Security Policy" in console
 
 
-def test_in_chromium_no_console_output_and_same_figures(browser: str, realistic: dict[str, Any]) -> None:
-    run = chromium.load(realistic["page"], realistic["dir"])
+def test_in_chromium_no_console_output_and_same_figures(
+    browser: str, realistic_fleet_outputs: dict[str, Any]
+) -> None:
+    run = chromium.load(realistic_fleet_outputs["page"], realistic_fleet_outputs["dir"])
     assert run.console == []
     dom = parse(run.dom)
     assert dom.html_attrs.get("data-script") == "ready"  # the script ran to its end
-    assert_figures_match(dom, realistic["json"]["summary"])
-    totals = realistic["json"]["summary"]
+    assert_figures_match(dom, realistic_fleet_outputs["json"]["summary"])
+    totals = realistic_fleet_outputs["json"]["summary"]
     assert len(dom.rows) == totals["non_compliant"] + totals["invalid"]
     shown = re.search(r'id="device-count"[^>]*>(\d+) of (\d+) devices shown<', run.dom)
     assert shown and shown.group(1) == shown.group(2) == str(len(dom.rows))
 
 
 def test_in_chromium_a_tampered_script_is_blocked(
-    browser: str, realistic: dict[str, Any], tmp_path: Path
+    browser: str, realistic_fleet_outputs: dict[str, Any], tmp_path: Path
 ) -> None:
     """The hashes in the CSP are enforced: an altered inline script does not run, and says so."""
     page = tmp_path / "tampered.html"
-    page.write_text(realistic["html"].replace('"use strict";', '"use strict"; var tampered = 1;', 1))
+    page.write_text(
+        realistic_fleet_outputs["html"].replace('"use strict";', '"use strict"; var tampered = 1;', 1)
+    )
     run = chromium.load(page, tmp_path)
     assert "data-script" not in parse(run.dom).html_attrs
     assert any("Content Security Policy" in line for line in run.console)
 
 
-def test_in_chromium_search_and_sort(browser: str, realistic: dict[str, Any], tmp_path: Path) -> None:
+def test_in_chromium_search_and_sort(
+    browser: str, realistic_fleet_outputs: dict[str, Any], tmp_path: Path
+) -> None:
     """Drive the page's own search box and sort button from a probe script (allowed by its hash)."""
     probe = (
         "var box = document.getElementById('device-search'); box.value = 'INDIA';"
@@ -83,7 +89,7 @@ def test_in_chromium_search_and_sort(browser: str, realistic: dict[str, Any], tm
         "document.body.appendChild(out);"
     )
     digest = base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
-    page_text = realistic["html"].replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
+    page_text = realistic_fleet_outputs["html"].replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
     page = tmp_path / "probe.html"
     page.write_text(page_text.replace("</body>", f"<script>{probe}</script></body>"))
     run = chromium.load(page, tmp_path)
@@ -93,20 +99,24 @@ def test_in_chromium_search_and_sort(browser: str, realistic: dict[str, Any], tm
     result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     india = [
         d["device_id"]
-        for d in realistic["json"]["devices"]
+        for d in realistic_fleet_outputs["json"]["devices"]
         if not d["allow"] and d["organization"] == "india"
     ]
     assert result["visible"] == sorted(india, reverse=True)
-    assert result["count"] == f"{len(india)} of {len(parse(realistic['html']).rows)} devices shown"
+    assert (
+        result["count"] == f"{len(india)} of {len(parse(realistic_fleet_outputs['html']).rows)} devices shown"
+    )
     assert result["sort"] == "descending"
 
 
-def test_in_chromium_screenshot(browser: str, realistic: dict[str, Any]) -> None:
+def test_in_chromium_screenshot(browser: str, realistic_fleet_outputs: dict[str, Any]) -> None:
     update = bool(os.environ.get("PYAGENT_UPDATE_SCREENSHOT"))
     if update:
         chromium.ensure_cjk_font()
-    png = realistic["dir"] / "fleet-report.png"
-    run = chromium.screenshot(realistic["page"], png, realistic["dir"], size=(1400, 2000))
+    png = realistic_fleet_outputs["dir"] / "fleet-report.png"
+    run = chromium.screenshot(
+        realistic_fleet_outputs["page"], png, realistic_fleet_outputs["dir"], size=(1400, 2000)
+    )
     assert run.console == []
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -63,7 +63,10 @@ def test_one_warning_annotation_per_warning_with_the_reason_in_the_title(with_wa
         "::tiktok (com.ss.android.ugc.trill) is banned: cybersecurity"
         "%0Aremediation: Uninstall tiktok (com.ss.android.ugc.trill) from this device.",
     ]
-    assert lines(with_warnings)[-1].endswith(": 0 violations, 3 warnings, 0 exempted")
+    assert lines(with_warnings)[4:] == [
+        "::endgroup::",
+        f"COMPLIANT: {DEVICE}: 0 violations, 3 warnings, 0 exempted",
+    ]
 
 
 def test_exempted_is_a_notice(with_exemption: Decision) -> None:
@@ -74,7 +77,8 @@ def test_exempted_is_a_notice(with_exemption: Decision) -> None:
 
 
 def test_display_name_evidence_is_said(display_name_evidence: Decision) -> None:
-    assert lines(display_name_evidence)[1].endswith(
+    assert lines(display_name_evidence)[1] == (
+        f"::error {FILE},title=eu-commission/tiktok::{MESSAGE}"
         f"{REMEDIATION}%0Anote: matched from a display name, not a package ID: weaker evidence"
     )
 
@@ -92,12 +96,15 @@ def test_errors_are_error_annotations_titled_with_their_code(with_errors: Decisi
 
 @pytest.mark.parametrize("source", ["-", "<stdin>", "this machine"])
 def test_no_file_property_without_a_report_file(non_compliant: Decision, source: str) -> None:
-    assert lines(non_compliant, source)[1].startswith("::error title=eu-commission/tiktok::")
+    assert lines(non_compliant, source)[1] == (
+        f"::error title=eu-commission/tiktok::{MESSAGE}{REMEDIATION}%0Aexpired exemptions: EX-2022-009"
+    )
 
 
 def test_file_names_with_separators_are_escaped(non_compliant: Decision) -> None:
-    assert lines(non_compliant, "C:\\reports\\a,b%.json")[1].startswith(
+    assert lines(non_compliant, "C:\\reports\\a,b%.json")[1] == (
         "::error file=C%3A\\reports\\a%2Cb%25.json,title=eu-commission/tiktok::"
+        f"{MESSAGE}{REMEDIATION}%0Aexpired exemptions: EX-2022-009"
     )
 
 
@@ -126,8 +133,15 @@ def test_a_crafted_app_cannot_start_another_command(crafted_name: Decision) -> N
         "::x%0A::error file=ok.json::forged%0D::endgroup::"
         f"{REMEDIATION}"
     )
-    assert [line[:10] for line in out] == [GROUP[:10], out[1][:10], "::endgroup", "NON-COMPLI"]
-    assert "\x1b" not in GithubFormat().render(crafted_name, source="\x1b]0;x\x07.json")
+    assert [out[0], *out[2:]] == [
+        GROUP,
+        "::endgroup::",
+        f"NON-COMPLIANT: {DEVICE}: 1 violation, 0 warnings, 0 exempted",
+    ]
+    assert GithubFormat().render(crafted_name, source="\x1b]0;x\x07.json").splitlines()[:2] == [
+        f"::group::pyagent check \\x1b]0;x\\x07.json: {DEVICE}",
+        f"::error file=\\x1b]0;x\\x07.json,{out[1].removeprefix(f'::error {FILE},')}",
+    ]
 
 
 def test_check_prints_annotations_on_stdout(policy_bundle: Path) -> None:
@@ -168,7 +182,16 @@ def test_a_refused_report_is_an_error_annotation_on_it(tmp_path: Path) -> None:
         annotation
         + '$.device.platform: expected one of "android", "ios", "windows", "macos", "linux", got "symbian"',
     ]
-    assert result.stderr.startswith(f"pyagent: error: {report}: report does not match the schema (2 errors)")
+    colour = (
+        "$.colour: unknown field; allowed fields: apps, collected_at, collector, device, extra, "
+        'schema_version; put free-form data under "extra"'
+    )
+    assert result.stderr.splitlines() == [
+        f"pyagent: error: {report}: report does not match the schema (2 errors); first: {colour}",
+        f"  {report}: {colour}",
+        f"  {report}: $.device.platform: expected one of "
+        '"android", "ios", "windows", "macos", "linux", got "symbian"',
+    ]
 
 
 def test_an_unknown_organisation_is_an_annotation_and_json_prints_nothing(tmp_path: Path) -> None:
@@ -176,9 +199,15 @@ def test_an_unknown_organisation_is_an_annotation_and_json_prints_nothing(tmp_pa
     args = ["check", report, "--org", "nowhere", "--at", "2023-03-16T09:30:00Z", "--format"]
     github = CliRunner().invoke(cli, [*args, "github"])
     assert github.exit_code == 2
-    [line] = github.stdout.splitlines()
-    assert line.startswith(f"::error file={escape_property(report)},title=invalid input::")
-    assert "nowhere" in line
+    unknown = (
+        '--org: unknown organisation "nowhere"; known: eeas, eu-commission, eu-council, eu-parliament, '
+        "india, us-federal; give one of the organisations the policy data defines"
+    )
+    assert github.stdout == f"::error file={escape_property(report)},title=invalid input::{unknown}\n"
+    assert github.stderr.splitlines() == [
+        "pyagent: note: --org nowhere overrides the report's organization india",
+        f"pyagent: error: {unknown}",
+    ]
     as_json = CliRunner().invoke(cli, [*args, "json"])
     assert (as_json.exit_code, as_json.stdout) == (2, "")
 
@@ -193,4 +222,7 @@ def test_a_run_no_engine_decided_is_an_annotation_too(tmp_path: Path) -> None:
     assert line == f"::error file={escape_property(report)},title=no decision::" + escape_data(
         result.stderr.removeprefix("pyagent: error: ").splitlines()[0]
     )
-    assert "connection refused" in line
+    assert result.stderr == (
+        "pyagent: error: OPA at http://127.0.0.1:9: cannot connect (connection refused) "
+        "(gave up after 1 attempt, deadline 10 s)\n"
+    )

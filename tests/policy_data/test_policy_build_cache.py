@@ -31,7 +31,7 @@ approved_by: DIGIT.S
 
 
 @pytest.fixture(autouse=True)
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYAGENT_STATE_DIR", str(tmp_path / "state"))
     return tmp_path / "state"
 
@@ -43,8 +43,8 @@ def exempted(policy: Path) -> tuple[int, list[str]]:
     return result.exit_code, [entry["exemption"]["id"] for entry in json.loads(result.stdout)["exempted"]]
 
 
-def entries(state: Path) -> list[Path]:
-    return sorted((state / "cache" / "policies").glob("[!.]*.tar.gz"))
+def entries(state_dir: Path) -> list[Path]:
+    return sorted((state_dir / "cache" / "policies").glob("[!.]*.tar.gz"))
 
 
 def test_a_hidden_data_file_is_policy_as_opa_build_reads_it(policy_copy: Path) -> None:
@@ -69,7 +69,7 @@ def test_an_edit_behind_a_link_to_a_directory_is_seen(policy_copy: Path, tmp_pat
 
 
 def test_files_changed_while_they_compile_are_compiled_again(
-    policy_copy: Path, tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+    policy_copy: Path, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The build of the edited files was kept under the digest of the files before the edit."""
     builds, edited = tmp_path / "builds", policy_copy / "rego" / "pyagent" / "decision" / "decision.rego"
@@ -87,15 +87,15 @@ def test_files_changed_while_they_compile_are_compiled_again(
     assert exempted(policy_copy) == (1, [])
     assert builds.read_text() == "built\nbuilt\n"
     digest = compiled.policy_digest(compiled.policy_roots(policy_copy), str(wrapper))
-    assert [entry.name.split("-")[0] for entry in entries(state)] == [digest]
+    assert [entry.name.split("-")[0] for entry in entries(state_dir)] == [digest]
 
 
 @pytest.mark.parametrize("damage", ["other content", "cut short", "writable by others", "a link"])
 def test_a_cached_build_that_is_not_as_written_is_compiled_again(
-    policy_copy: Path, state: Path, tmp_path: Path, damage: str
+    policy_copy: Path, state_dir: Path, tmp_path: Path, damage: str
 ) -> None:
     assert exempted(policy_copy) == (1, [])
-    [entry] = entries(state)
+    [entry] = entries(state_dir)
     content = entry.read_bytes()
     if damage == "other content":  # a build of a policy that allows, under this policy's name
         allowing = tmp_path / "allowing"
@@ -103,7 +103,7 @@ def test_a_cached_build_that_is_not_as_written_is_compiled_again(
         (allowing / "data" / "pyagent" / "exemptions" / "EX-1").mkdir()
         (allowing / "data" / "pyagent" / "exemptions" / "EX-1" / "data.yaml").write_text(EXEMPTION)
         assert exempted(allowing) == (0, ["EX-1"])
-        other = next(path for path in entries(state) if path != entry)
+        other = next(path for path in entries(state_dir) if path != entry)
         entry.write_bytes(other.read_bytes())
     elif damage == "cut short":
         entry.write_bytes(content[: len(content) // 2])
@@ -115,7 +115,7 @@ def test_a_cached_build_that_is_not_as_written_is_compiled_again(
         entry.unlink()
         entry.symlink_to(copy)
     assert exempted(policy_copy) == (1, [])
-    rebuilt = [path for path in entries(state) if path.name.startswith(entry.name.split("-")[0])]
+    rebuilt = [path for path in entries(state_dir) if path.name.startswith(entry.name.split("-")[0])]
     assert [path.name for path in rebuilt] == [entry.name]  # the same build, written anew
     st = rebuilt[0].lstat()
     assert (stat.S_ISREG(st.st_mode), st.st_mode & 0o077, rebuilt[0].read_bytes() == content) == (

@@ -31,40 +31,43 @@ def _active(store: Store) -> str:
 
 
 @pytest.fixture
-def known(store: Store) -> Store:
+def store_with_one_device(store: Store) -> Store:
     batch = parse_batch([decision_event("d-1", device_id=DEVICE)])
     assert store.ingest(batch.rows, batch.reports).stored == 1
     return store
 
 
-def test_a_message_written_before_the_stored_one_does_not_replace_it(known: Store) -> None:
-    known.record_status(status_row(_message("r10", "2026-12-06T20:09:00.123456789Z")))
-    known.record_status(status_row(_message("r9", "2026-12-06T20:07:00Z")))
-    assert _active(known) == "r10"
-    known.record_status(
+def test_a_message_written_before_the_stored_one_does_not_replace_it(store_with_one_device: Store) -> None:
+    store_with_one_device.record_status(status_row(_message("r10", "2026-12-06T20:09:00.123456789Z")))
+    store_with_one_device.record_status(status_row(_message("r9", "2026-12-06T20:07:00Z")))
+    assert _active(store_with_one_device) == "r10"
+    store_with_one_device.record_status(
         status_row(_message("r11", "2026-12-06T21:09:00+01:00", last_request="2026-12-06T20:10:00Z"))
     )
-    assert _active(known) == "r11"  # (20:10 by its last request: later, though its activation is 20:09)
+    # 20:10 by its last request: later, though its activation is 20:09
+    assert _active(store_with_one_device) == "r11"
 
 
-def test_a_message_that_tells_no_time_replaces_the_stored_one(known: Store) -> None:
-    known.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
+def test_a_message_that_tells_no_time_replaces_the_stored_one(store_with_one_device: Store) -> None:
+    store_with_one_device.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
     untimed = {"labels": {"id": DEVICE}, "bundles": {"pyagent": {"name": "pyagent", "active_revision": "r8"}}}
-    known.record_status(status_row(untimed))
-    assert _active(known) == "r8"
-    known.record_status(status_row(_message("r7", "2001-01-01T00:00:00Z")))  # the stored one tells none
-    assert _active(known) == "r7"
+    store_with_one_device.record_status(status_row(untimed))
+    assert _active(store_with_one_device) == "r8"
+    store_with_one_device.record_status(
+        status_row(_message("r7", "2001-01-01T00:00:00Z"))
+    )  # the stored one tells none
+    assert _active(store_with_one_device) == "r7"
 
 
 def test_past_the_window_a_sender_whose_clock_went_back_is_taken_again(
-    known: Store, monkeypatch: pytest.MonkeyPatch
+    store_with_one_device: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    known.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
+    store_with_one_device.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
     monkeypatch.setattr(
         sql_store, "LATE_STATUS_WINDOW", -sql_store.LATE_STATUS_WINDOW
     )  # (as if 5 min passed)
-    known.record_status(status_row(_message("r11", "2026-12-06T19:09:00Z")))
-    assert _active(known) == "r11"
+    store_with_one_device.record_status(status_row(_message("r11", "2026-12-06T19:09:00Z")))
+    assert _active(store_with_one_device) == "r11"
 
 
 def test_when_a_message_was_written_is_the_newest_time_it_tells() -> None:
@@ -83,14 +86,18 @@ def test_when_a_message_was_written_is_the_newest_time_it_tells() -> None:
     assert (said_at({"bundles": {}}), said_at({"bundles": []}), said_at({})) == (None, None, None)
 
 
-def test_a_message_dated_ahead_of_the_server_keeps_no_later_one_out(known: Store) -> None:
+def test_a_message_dated_ahead_of_the_server_keeps_no_later_one_out(store_with_one_device: Store) -> None:
     """A sender's 9999-12-31 kept every honest message out (a shared agent token could pin any
     device's status so): a time past a clock's skew tells nothing; within it, a fast clock's messages
     keep their own order (one held up at a replica does not replace a later one)."""
-    known.record_status(status_row(_message("r-evil", "9999-12-31T23:59:59Z")))
-    known.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
-    assert _active(known) == "r10"
+    store_with_one_device.record_status(status_row(_message("r-evil", "9999-12-31T23:59:59Z")))
+    store_with_one_device.record_status(status_row(_message("r10", "2026-12-06T20:09:00Z")))
+    assert _active(store_with_one_device) == "r10"
     fast = datetime.now(UTC) + timedelta(minutes=3)  # a device clock 3 minutes fast
-    known.record_status(status_row(_message("r12", (fast + timedelta(seconds=30)).isoformat())))
-    known.record_status(status_row(_message("r11", fast.isoformat())))  # written before, held up
-    assert _active(known) == "r12"
+    store_with_one_device.record_status(
+        status_row(_message("r12", (fast + timedelta(seconds=30)).isoformat()))
+    )
+    store_with_one_device.record_status(
+        status_row(_message("r11", fast.isoformat()))
+    )  # written before, held up
+    assert _active(store_with_one_device) == "r12"
