@@ -309,14 +309,14 @@ def check_flags_used(ctx: click.Context, settings: EngineSettings) -> None:
             return None
         return next(p.opts[0] for p in ctx.command.params if p.name == name)
 
-    if resolve(settings) is EngineName.EMBEDDED:
-        for flag in filter(None, map(given, _OPA_ONLY)):
-            raise InvalidInputError(
-                f"{flag} is for an OPA server (--engine opa); the embedded engine decides"
-            )
-    if not settings.verification_key:
-        for flag in filter(None, map(given, _VERIFY_ONLY)):
-            raise InvalidInputError(f"{flag} needs --verification-key (the key that verifies the bundle)")
+    opa_flag = next(filter(None, map(given, _OPA_ONLY)), None)
+    if opa_flag and resolve(settings) is EngineName.EMBEDDED:
+        raise InvalidInputError(
+            f"{opa_flag} is for an OPA server (--engine opa); the embedded engine decides"
+        )
+    verify_flag = next(filter(None, map(given, _VERIFY_ONLY)), None)
+    if verify_flag and not settings.verification_key:
+        raise InvalidInputError(f"{verify_flag} needs --verification-key (the key that verifies the bundle)")
 
 
 @dataclass(frozen=True)
