@@ -2,8 +2,9 @@
 
 PostgreSQL: a thread LISTENs on the channel that :meth:`SqlStore.publish` NOTIFYs in the publishing
 transaction, so a publish through any replica (or ``pyagent server publish``) wakes the long polls
-of all. SQLite (one server process): the newest revision id is polled a few times a second, which
-also sees a publish made by the command line. Waiters then re-read the store; a wake-up is a hint,
+of all. SQLite (one server process): the newest revision id and the number of builds stored are
+polled a few times a second, which also sees a publish made by the command line, and one that adds
+the missing build of the current revision. Waiters then re-read the store; a wake-up is a hint,
 never the answer.
 """
 
@@ -78,11 +79,11 @@ class Notifier:
             self._loop.call_soon_threadsafe(self.wake)
 
     async def _poll(self) -> None:
-        last = await asyncio.to_thread(self.store.last_revision_id)
+        last = await asyncio.to_thread(self.store.bundles_version)
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                now = await asyncio.to_thread(self.store.last_revision_id)
+                now = await asyncio.to_thread(self.store.bundles_version)
             except (StoreError, SQLAlchemyError) as err:  # a failing database (a pool timed out too)
                 log.warning("bundle change poll failed: %s", err)
                 continue

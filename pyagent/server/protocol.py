@@ -19,6 +19,13 @@ body) leaves the rest of that body the same deadline, counted from the answer: u
 it, and would hold the connection for as long as a client trickles it. Past the deadline the
 connection is closed.
 
+One peer address may have at most :data:`MAX_PENDING_HEADS_PER_PEER` connections waiting for a
+request's head at once; one more is answered 503 and closed at once. Without it, one client opening
+connections and sending nothing held them all for the deadline, up to the process's file limit, and
+then no agent, OPA or health check got an answer (an attacker-side audit: 19,990 connections took
+the server down). A head arrives in one read from any real client and from a load balancer in
+front, which sends a request's head only once it has all of it, so their count stays near zero.
+
 A keep-alive connection is also kept for a few seconds only (:data:`CONNECTION_MAX_AGE_SECONDS`): the
 first answer after that says ``connection: close`` and the client connects again. The server's worker
 processes share one listening socket and a connection stays with the process that accepted it, so a
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -38,6 +46,7 @@ from pyagent.server.notify import DRAINING
 __all__ = [
     "CONNECTION_MAX_AGE_SECONDS",
     "MAX_HEAD_BYTES",
+    "MAX_PENDING_HEADS_PER_PEER",
     "HeaderDeadlineProtocol",
     "set_header_deadline",
 ]
@@ -51,6 +60,10 @@ MAX_HEAD_BYTES = 64 * 1024
 #: How long a keep-alive connection serves requests before its next answer closes it.
 CONNECTION_MAX_AGE_SECONDS = 2.0
 
+#: The most connections of one peer address waiting for a request's head at once (in this process).
+MAX_PENDING_HEADS_PER_PEER = 256
+_pending_heads: Counter[str] = Counter()
+
 
 def set_header_deadline(seconds: float) -> None:
     """The deadline of every connection this process opens from now on (set by the app factory, which
@@ -62,6 +75,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """HTTP/1.1 over httptools: a request's headers within the deadline, or 408 and the connection closed."""
 
     _header_timer: asyncio.TimerHandle | None = None
+    _pending_peer: str | None = None
+    """The peer address this connection counts in while it waits for a request's head."""
     _rest_timer: asyncio.TimerHandle | None = None
     """Armed when an answer went out before its request's body was all read."""
     _close_after: float = 0.0
@@ -144,6 +159,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._close_after = self.loop.time() + CONNECTION_MAX_AGE_SECONDS
+        if _pending_heads[self.client[0] if self.client else ""] >= MAX_PENDING_HEADS_PER_PEER:
+            # (checked as a connection opens: a request refused in the middle of a read would still be
+            # parsed to its end, and run)
+            message = f"{MAX_PENDING_HEADS_PER_PEER} connections from this address wait to send a request"
+            self._refuse(503, "Service Unavailable", "too_many_connections", message)
+            return
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -170,12 +191,20 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
+        peer = self.client[0] if self.client else ""
+        _pending_heads[peer] += 1
+        self._pending_peer = peer
         self._header_timer = self.loop.call_later(_deadline["seconds"], self._headers_late)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        if self._pending_peer is not None:
+            _pending_heads[self._pending_peer] -= 1
+            if not _pending_heads[self._pending_peer]:
+                del _pending_heads[self._pending_peer]
+            self._pending_peer = None
 
     def _headers_late(self) -> None:
         self._header_timer = None

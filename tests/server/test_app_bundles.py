@@ -52,27 +52,35 @@ def test_long_poll_times_out_with_304_and_says_it_long_polls(fleet: Fleet) -> No
     assert 0.9 <= waited < 5
 
 
+R2_REGO = BundleFile("rego", '"etag-r2"', b"rego-r2")
+
+
 def _poll_across_a_publish(
-    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, *, publish_after: float
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    publish_after: float,
+    build: BundleFile = R2_REGO,
 ) -> dict[str, Any]:
-    """A long poll for r1's successor (``wait=30``), with r2 published ``publish_after`` seconds after
-    the poll first read the store (so that it is held on r1): its status, body and how long it took."""
-    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=30"}
+    """A long poll for r1's successor (``wait=30``), with r2's ``build`` published ``publish_after``
+    seconds after the poll first read the store (so that it is held on r1): its status, body and how
+    long it took."""
+    held_on = '"etag-r1"' if build.target == "rego" else '"etag-r1w"'
+    headers = {**fleet.auth("agent"), "If-None-Match": held_on, "Prefer": "wait=30"}
     answer: dict[str, Any] = {}
     held = held_after_first_read(fleet, monkeypatch)
 
     def poll() -> None:
         started = time.monotonic()
-        response = fleet.client.get("/bundles/pyagent", headers=headers)
+        path = "/bundles/pyagent" if build.target == "rego" else "/bundles/pyagent/wasm"
+        response = fleet.client.get(path, headers=headers)
         answer.update(status=response.status_code, body=response.content, took=time.monotonic() - started)
 
     waiter = threading.Thread(target=poll)
     waiter.start()
     assert held.wait(10)
     time.sleep(publish_after)
-    fleet.store.publish(
-        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"etag-r2"', b"rego-r2")])
-    )
+    fleet.store.publish(NewRevision("pyagent", "r2", None, False, "test", [build]))
     waiter.join(timeout=10)
     return answer
 
@@ -80,6 +88,20 @@ def _poll_across_a_publish(
 def test_long_poll_is_answered_by_a_publish(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     answer = _poll_across_a_publish(fleet, monkeypatch, publish_after=0.5)
     assert (answer["status"], answer["body"]) == (200, b"rego-r2")
+    assert answer["took"] < 5
+
+
+def test_a_long_poll_is_answered_by_the_missing_build_of_the_current_revision(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """r2 published as Rego alone, then its wasm build: the revision id stays, and the agents' held
+    polls were woken only by the 30 s re-read (an attacker-side audit measured 28 s)."""
+    fleet.store.publish(
+        NewRevision("pyagent", "r2", None, False, "test", [BundleFile("rego", '"r2"', b"r2")])
+    )
+    wasm = BundleFile("wasm", '"etag-r2w"', b"wasm-r2")
+    answer = _poll_across_a_publish(fleet, monkeypatch, publish_after=0.5, build=wasm)
+    assert (answer["status"], answer["body"]) == (200, b"wasm-r2")
     assert answer["took"] < 5
 
 
@@ -281,7 +303,7 @@ def test_a_bundle_whose_roots_opa_would_refuse_is_not_published(
         400,
         f"bundle body: rejected (outside-roots): {problem}",
     )
-    assert fleet.store.last_revision_id() == 1
+    assert fleet.store.bundles_version() == (1, 2)
 
 
 def test_one_bundle_as_the_body_is_bounded_while_read(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,7 +313,7 @@ def test_one_bundle_as_the_body_is_bounded_while_read(fleet: Fleet, monkeypatch:
     chunks = iter([b"\x1f\x8b" + b"\0" * 1022, b"\0" * 1024])  # streamed: no Content-Length
     response = fleet.client.put("/api/v1/bundles/pyagent", content=chunks, headers=headers)
     assert (response.status_code, response.json()["message"]) == (413, "body is over the limit of 1024 bytes")
-    assert fleet.store.last_revision_id() == 1
+    assert fleet.store.bundles_version() == (1, 2)
 
 
 def test_a_publish_is_bounded_by_max_body_like_every_body(sqlite_store: Store, rego_bundle: bytes) -> None:
@@ -316,7 +338,7 @@ def test_a_publish_is_bounded_by_max_body_like_every_body(sqlite_store: Store, r
         files = {"rego": ("rego.tar.gz", rego_bundle, "application/gzip")}
         form = publisher.client.put("/api/v1/bundles/pyagent", files=files, headers=publisher.auth("admin"))
         assert form.status_code == 413 and form.json()["message"].endswith(f"over the limit of {limit} bytes")
-        assert sqlite_store.last_revision_id() == 0
+        assert sqlite_store.bundles_version() == (0, 0)
     with TestClient(create_app(ServerSettings(max_body_bytes=limit + 1), sqlite_store)) as larger:
         headers = {**publisher.auth("admin"), "Content-Type": "application/gzip"}
         assert larger.put("/api/v1/bundles/pyagent", content=rego_bundle, headers=headers).status_code == 201

@@ -18,14 +18,14 @@ from pyagent.server.store.base import StoreError
 
 
 class RevisionReads:
-    """A store's ``last_revision_id`` answering from a script: an id, or an error to raise."""
+    """A store's ``bundles_version`` answering from a script: a version, or an error to raise."""
 
     url = "sqlite:///server.db"
 
-    def __init__(self, *answers: int | Exception) -> None:
+    def __init__(self, *answers: tuple[int, int] | Exception) -> None:
         self.answers = list(answers)
 
-    def last_revision_id(self) -> int:
+    def bundles_version(self) -> tuple[int, int]:
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -37,7 +37,7 @@ def test_the_poll_outlives_a_database_error_and_a_bug(
 ) -> None:
     monkeypatch.setattr(notify, "POLL_SECONDS", 0.01)
     pool = PoolTimeout("QueuePool limit of size 5 overflow 10 reached")  # (not wrapped by the store)
-    reads = RevisionReads(7, StoreError("database is locked"), pool, KeyError("revision"), 7, 8)
+    reads = RevisionReads((7, 2), StoreError("database is locked"), pool, KeyError("revision"), (7, 2), (7, 3))
 
     async def woken() -> bool:
         notifier = Notifier(cast(Store, reads))

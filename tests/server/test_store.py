@@ -128,7 +128,7 @@ def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
 
 def test_bundle_heads_follow_publishes_per_target(store: Store) -> None:
     assert store.bundle_head("pyagent", "rego") is None
-    assert store.last_revision_id() == 0
+    assert store.bundles_version() == (0, 0)
     first = store.publish(_revision("pyagent", "r1", targets=("rego", "wasm"))).revision_id
     second = store.publish(_revision("pyagent", "r2", targets=("rego",))).revision_id
     rego = store.bundle_head("pyagent", "rego")
@@ -137,7 +137,7 @@ def test_bundle_heads_follow_publishes_per_target(store: Store) -> None:
     assert wasm is not None and (wasm.revision_id, wasm.revision, wasm.size) == (first, "r1", len(b"r1/wasm"))
     assert store.bundle_content(second, "rego") == b"r2/rego"
     assert store.bundle_names() == {"pyagent"}
-    assert store.last_revision_id() == second
+    assert store.bundles_version() == (second, 3)
 
 
 def test_a_publish_of_the_current_revision_s_missing_build_completes_it(store: Store) -> None:
@@ -148,9 +148,9 @@ def test_a_publish_of_the_current_revision_s_missing_build_completes_it(store: S
     assert store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",))) == Publication(second)
     wasm = store.bundle_head("pyagent", "wasm")
     assert wasm is not None and (wasm.revision_id, wasm.revision, wasm.serial) == (second, "r2", 2)
-    assert store.last_revision_id() == second
+    assert store.bundles_version() == (second, 4)  # (the long polls' wake-up: the revision id stays)
     again = store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",)))  # a retry: no change
-    assert (again, store.last_revision_id()) == (Publication(second, stored=False), second)
+    assert (again, store.bundles_version()) == (Publication(second, stored=False), (second, 4))
     with pytest.raises(StoreConflict, match="serial 2 is not newer than the current serial 2"):
         store.publish(_revision("pyagent", "r2", serial=2, targets=("wasm",), content=b"rebuilt"))
     with pytest.raises(StoreConflict, match="serial 2 is not newer"):

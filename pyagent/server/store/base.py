@@ -241,8 +241,10 @@ class Store(abc.ABC):
     def bundle_names(self) -> set[str]: ...
 
     @abc.abstractmethod
-    def last_revision_id(self) -> int:
-        """The newest revision id of any bundle (0 when none): what long polls watch."""
+    def bundles_version(self) -> tuple[int, int]:
+        """(the newest revision id of any bundle, the builds stored; (0, 0) when none): what long polls
+        watch. A publish changes it, also one that adds the missing build of the current revision
+        (a rego-only revision's wasm build), which keeps the revision id."""
 
     # results
     @abc.abstractmethod

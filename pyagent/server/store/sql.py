@@ -243,9 +243,11 @@ class SqlStore(Store):
         with self._tx(read=True) as conn:
             return set(conn.execute(select(bundle_revisions.c.name).distinct()).scalars())
 
-    def last_revision_id(self) -> int:
+    def bundles_version(self) -> tuple[int, int]:
         with self._tx(read=True) as conn:
-            return int(conn.execute(select(func.coalesce(func.max(bundle_revisions.c.id), 0))).scalar_one())
+            newest = conn.execute(select(func.coalesce(func.max(bundle_revisions.c.id), 0))).scalar_one()
+            builds = conn.execute(select(func.count()).select_from(bundle_files)).scalar_one()
+        return int(newest), int(builds)
 
     # results
     def ingest(self, rows: Sequence[DecisionRow], reports_by_digest: Mapping[str, bytes]) -> IngestResult:
