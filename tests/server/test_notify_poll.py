@@ -37,7 +37,8 @@ def test_the_poll_outlives_a_database_error_and_a_bug(
 ) -> None:
     monkeypatch.setattr(notify, "POLL_SECONDS", 0.01)
     pool = PoolTimeout("QueuePool limit of size 5 overflow 10 reached")  # (not wrapped by the store)
-    reads = RevisionReads((7, 2), StoreError("database is locked"), pool, KeyError("revision"), (7, 2), (7, 3))
+    unforeseen = KeyError("revision")
+    reads = RevisionReads((7, 2), StoreError("database is locked"), pool, unforeseen, (7, 2), (7, 3))
 
     async def woken() -> bool:
         notifier = Notifier(cast(Store, reads))
