@@ -243,8 +243,9 @@ class BundlePlugin:
         self._answer_code = reply.status
         asked = self.client.url(self.source.resource)
         conditional = "If-None-Match" in headers
-        if reply.status == 304:  # (as OPA's: to a request without If-None-Match too, nothing to activate)
-            return Fetched(changed=False, etag=usable_etag(reply.headers.get("etag")))
+        if reply.status == 304:  # (to a request without If-None-Match: an error, which OPA leaves unsaid)
+            error = None if conditional else f"GET {asked}: HTTP 304 to a request without If-None-Match"
+            return Fetched(changed=False, etag=usable_etag(reply.headers.get("etag")), error=error)
         if reply.status != 200:  # (as an OCI pull says it: which URL answered what)
             if reply.status == 400 and conditional:
                 self.status.etag = None  # (the service cannot take it back: ask for the whole bundle next)

@@ -66,3 +66,23 @@ def test_an_unusable_etag_kept_by_an_earlier_version_is_dropped_as_the_status_lo
     status_file.write_text(json.dumps({**saved, "etag": '"r\x1b"'}))
     with fault_server(Fault(status=304, body=b"", content_type=None)) as url:
         assert started_plugin(url, tmp_path, persist=True).status.etag is None
+
+
+def test_a_304_to_a_request_without_if_none_match_is_an_error_said(
+    tmp_path: Path, policy_bundle: Path
+) -> None:
+    """A service that says "not modified" to an agent that holds no bundle: the agent still has no policy
+    (as OPA has none), and its status and `agent status` say why (they said nothing wrong)."""
+    bundle = policy_bundle.read_bytes()
+    answers = [
+        Fault(status=304, body=b"", content_type=None, headers=(("ETag", '"r1"'),)),
+        Fault(body=bundle, content_type="application/gzip", headers=(("ETag", '"r1"'),)),
+    ]
+    with fault_server(*answers) as url:
+        plugin = started_plugin(url, tmp_path)
+        plugin.step(wait=False)
+        told = (plugin.active_path(), plugin.status.code, plugin.status.message, plugin.status.etag)
+        plugin.step(wait=False)
+    said = f"GET {url}/bundles/pyagent: HTTP 304 to a request without If-None-Match"
+    assert told == (None, "bundle_error", said, None)
+    assert (plugin.status.code, plugin.status.etag, plugin.active_path() is not None) == (None, '"r1"', True)
