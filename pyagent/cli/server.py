@@ -125,9 +125,10 @@ def run(
     from pyagent.cli import log_to_stderr
     from pyagent.errors import InvalidInputError
     from pyagent.server.app import create_app
-    from pyagent.server.protocol import HeaderDeadlineProtocol
+    from pyagent.server.protocol import HeaderDeadlineProtocol, raise_file_limit
 
     log_to_stderr(0, warnings=True)  # a server's warnings (ignored decisions, store errors) are its log
+    raise_file_limit()  # (every connection, each held long poll, is a file)
     settings = _settings(
         config_file,
         bind=bind,

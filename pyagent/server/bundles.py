@@ -16,6 +16,7 @@ grace period ends."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from pyagent.server.context import ServerContext
 from pyagent.server.errors import HttpError
 from pyagent.server.notify import DRAINING
+from pyagent.server.protocol import held_poll_limit
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
 _SECONDS = re.compile(r"[0-9]+")
@@ -73,6 +75,28 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/").strip('"') in (wanted, "*") for tag in header.split(","))
 
 
+async def _held(ctx: ServerContext, request: Request, changed: asyncio.Event, deadline: float) -> bool:
+    """Hold a long poll until a bundle may have changed (True: read the store again) or its wait ends,
+    its client goes away or the process shuts down (False: answer 304), counted in ``ctx.held_polls``."""
+    ctx.held_polls += 1
+    try:
+        recheck = time.monotonic() + RECHECK_SECONDS
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:  # the wait ended: a token revoked meanwhile gets its 401 now
+                await ctx.authorize(request, "agent")
+                return False
+            # in slices, so that a client that went away frees its request (and a shutdown is quick)
+            if await ctx.notifier.wait(changed, min(remaining, 1.0)):
+                return True  # a bundle changed: read the store again
+            if DRAINING.is_set() or await request.is_disconnected():  # shutting down, or nobody left
+                return False
+            if time.monotonic() >= recheck:
+                return True
+    finally:
+        ctx.held_polls -= 1
+
+
 def routes(ctx: ServerContext) -> list[Route]:
     async def bundle(request: Request) -> Response:
         await ctx.authorize(request, "agent")
@@ -94,21 +118,10 @@ def routes(ctx: ServerContext) -> list[Route]:
                 content = await ctx.bundle_content(head.revision_id, target)
                 return Response(content, 200, headers=headers, media_type=content_type)
             not_modified = Response(None, 304, headers={**headers, "Content-Type": content_type})
-            if wait is None or DRAINING.is_set():
+            if wait is None or DRAINING.is_set() or (not waited and ctx.held_polls >= held_poll_limit()):
                 return not_modified
-            recheck = time.monotonic() + RECHECK_SECONDS
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:  # the wait ended: a token revoked meanwhile gets its 401 now
-                    await ctx.authorize(request, "agent")
-                    return not_modified
-                # in slices, so that a client that went away frees its request (and a shutdown is quick)
-                if await ctx.notifier.wait(changed, min(remaining, 1.0)):
-                    break  # a bundle changed: read the store again
-                if DRAINING.is_set() or await request.is_disconnected():  # shutting down, or nobody left
-                    return not_modified
-                if time.monotonic() >= recheck:
-                    break
+            if not await _held(ctx, request, changed, deadline):
+                return not_modified
             waited = True
 
     return [

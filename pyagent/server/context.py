@@ -33,6 +33,8 @@ class ServerContext:
     #: Reports of committed batches, by their bytes: see :mod:`pyagent.server.lazy_events`.
     report_cache: ReportCache = field(default_factory=ReportCache)
     _reader_slots: anyio.Semaphore | None = None
+    #: Long polls held now in this process (:func:`pyagent.server.protocol.held_poll_limit`).
+    held_polls: int = 0
 
     async def read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A reader's question (fleet API, dashboard) asked in the thread pool, at most

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 from collections import Counter
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -48,6 +49,8 @@ __all__ = [
     "MAX_HEAD_BYTES",
     "MAX_PENDING_HEADS_PER_PEER",
     "HeaderDeadlineProtocol",
+    "held_poll_limit",
+    "raise_file_limit",
     "set_header_deadline",
 ]
 
@@ -63,6 +66,28 @@ CONNECTION_MAX_AGE_SECONDS = 2.0
 #: The most connections of one peer address waiting for a request's head at once (in this process).
 MAX_PENDING_HEADS_PER_PEER = 256
 _pending_heads: Counter[str] = Counter()
+
+
+def raise_file_limit() -> int:
+    """This process's open-file limit raised to its hard limit, as Go's runtime raises OPA's: every
+    connection (each held long poll) is a file, and Linux's usual soft limit of 1,024 held a server to
+    a thousand agents. The limit now (processes started from here inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # (a container that forbids it: the soft limit stays)
+            pass
+    return soft
+
+
+def held_poll_limit() -> int:
+    """The most long polls this process holds at once: half its open-file limit, so that held polls
+    (one connection each) leave files for new connections, the database and the bundles. Past it a
+    poll is answered at once, and its client asks again after its polling delay."""
+    return max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
 
 
 def set_header_deadline(seconds: float) -> None:

@@ -105,6 +105,35 @@ def test_a_long_poll_is_answered_by_the_missing_build_of_the_current_revision(
     assert answer["took"] < 5
 
 
+def test_past_the_held_poll_limit_a_long_poll_is_answered_at_once(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held polls are bounded (half the open-file limit; one here): an agent token could hold 2,000
+    for 300 s each, and as many as the process has files would leave it none for anyone else. The
+    poll past the bound is answered 304 at once, and its client asks again after its polling delay."""
+    monkeypatch.setattr("pyagent.server.bundles.held_poll_limit", lambda: 1)
+    monkeypatch.setattr("pyagent.server.bundles.RECHECK_SECONDS", 0.5)
+    headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=2"}
+    started = time.monotonic()
+    first: dict[str, Any] = {}
+    holder = threading.Thread(
+        target=lambda: first.update(r=fleet.client.get("/bundles/pyagent", headers=headers))
+    )
+    holder.start()
+    while time.monotonic() - started < 5 and not _held_now(fleet):
+        time.sleep(0.01)
+    second = fleet.client.get("/bundles/pyagent", headers=headers)
+    answered_after = time.monotonic() - started
+    holder.join(10)
+    assert (second.status_code, first["r"].status_code) == (304, 304)
+    assert answered_after < 1.5 <= time.monotonic() - started  # the second at once, the first held
+
+
+def _held_now(fleet: Fleet) -> bool:
+    held: int = fleet.client.app.state.ctx.held_polls  # type: ignore[attr-defined]
+    return held == 1
+
+
 def test_a_held_long_poll_reads_the_store_once_while_nothing_changes(
     fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:

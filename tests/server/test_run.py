@@ -230,3 +230,22 @@ def test_sigterm_stops_the_server_with_exit_0(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_a_bind_address_is_read_as_opa_reads_its_addr(bind: str, expected: tuple[str, int]) -> None:
     assert ServerSettings(bind=bind).host_port() == expected
+
+
+def test_the_server_raises_its_open_file_limit_to_the_hard_limit() -> None:
+    """As Go's runtime raises OPA's: every connection, each held long poll, is a file, and Linux's usual
+    soft limit of 1,024 held a server to a thousand agents. Half the limit bounds the held polls."""
+    import resource
+
+    from pyagent.server.protocol import held_poll_limit, raise_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert held_poll_limit() == 128
+        raised = raise_file_limit()
+        now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        expected = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        assert (raised, now, held_poll_limit()) == (expected, expected, expected // 2)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
