@@ -118,8 +118,16 @@ def routes(ctx: ServerContext) -> list[Route]:
                 content = await ctx.bundle_content(head.revision_id, target)
                 return Response(content, 200, headers=headers, media_type=content_type)
             not_modified = Response(None, 304, headers={**headers, "Content-Type": content_type})
-            if wait is None or DRAINING.is_set() or (not waited and ctx.held_polls >= held_poll_limit()):
+            if wait is None or DRAINING.is_set():
                 return not_modified
+            if not waited and ctx.held_polls >= (limit := held_poll_limit()):
+                # (a 304 would be OPA's cue to ask again at once: a 503 backs it off, as it does agents)
+                raise HttpError(
+                    503,
+                    "busy",
+                    f"this server process holds as many long polls as it may ({limit}): ask again later",
+                    headers={"Retry-After": "10"},
+                )
             if not await _held(ctx, request, changed, deadline):
                 return not_modified
             waited = True

@@ -19,12 +19,13 @@ body) leaves the rest of that body the same deadline, counted from the answer: u
 it, and would hold the connection for as long as a client trickles it. Past the deadline the
 connection is closed.
 
-One peer address may have at most :data:`MAX_PENDING_HEADS_PER_PEER` connections waiting for a
-request's head at once; one more is answered 503 and closed at once. Without it, one client opening
-connections and sending nothing held them all for the deadline, up to the process's file limit, and
-then no agent, OPA or health check got an answer (an attacker-side audit: 19,990 connections took
-the server down). A head arrives in one read from any real client and from a load balancer in
-front, which sends a request's head only once it has all of it, so their count stays near zero.
+One peer address may have at most :data:`MAX_PENDING_HEADS_PER_PEER` connections that have waited
+:data:`SLOW_HEAD_SECONDS` or more for a request's head; one more that waits as long is answered 503
+and closed. Without it, one client opening connections and sending nothing held them all for the
+deadline, up to the process's file limit, and then no agent, OPA or health check got an answer (an
+attacker-side audit: 19,990 connections took the server down). Only slow connections count: a
+burst of connections accepted together (a load balancer's after a failover) sends its heads within
+milliseconds, and is never refused.
 
 A keep-alive connection is also kept for a few seconds only (:data:`CONNECTION_MAX_AGE_SECONDS`): the
 first answer after that says ``connection: close`` and the client connects again. The server's worker
@@ -48,6 +49,7 @@ __all__ = [
     "CONNECTION_MAX_AGE_SECONDS",
     "MAX_HEAD_BYTES",
     "MAX_PENDING_HEADS_PER_PEER",
+    "SLOW_HEAD_SECONDS",
     "HeaderDeadlineProtocol",
     "held_poll_limit",
     "raise_file_limit",
@@ -63,8 +65,12 @@ MAX_HEAD_BYTES = 64 * 1024
 #: How long a keep-alive connection serves requests before its next answer closes it.
 CONNECTION_MAX_AGE_SECONDS = 2.0
 
-#: The most connections of one peer address waiting for a request's head at once (in this process).
+#: The most connections of one peer address that wait for a request's head :data:`SLOW_HEAD_SECONDS` or
+#: more at once (in this process).
 MAX_PENDING_HEADS_PER_PEER = 256
+SLOW_HEAD_SECONDS = 1.0
+#: What an unlimited open-file limit counts as (Linux's own bound, ``nr_open``, by default).
+_UNBOUNDED_FILES = 1 << 20
 _pending_heads: Counter[str] = Counter()
 
 
@@ -73,21 +79,26 @@ def raise_file_limit() -> int:
     connection (each held long poll) is a file, and Linux's usual soft limit of 1,024 held a server to
     a thousand agents. The limit now (processes started from here inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY:
+        return _UNBOUNDED_FILES
+    # an unlimited hard limit cannot be the soft one (the kernel's own bound, macOS's 10,240, is lower)
+    for target in [hard] if hard != resource.RLIM_INFINITY else [_UNBOUNDED_FILES, 65_536, 10_240]:
+        if target <= soft:
+            break
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):  # (a container that forbids it: the soft limit stays)
-            pass
+            return target
+        except (ValueError, OSError):  # (a container or system that forbids it: try less, or keep it)
+            continue
     return soft
 
 
 def held_poll_limit() -> int:
     """The most long polls this process holds at once: half its open-file limit, so that held polls
     (one connection each) leave files for new connections, the database and the bundles. Past it a
-    poll is answered at once, and its client asks again after its polling delay."""
-    return max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+    poll is answered 503 at once, and its client backs off."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(16, (_UNBOUNDED_FILES if soft == resource.RLIM_INFINITY else soft) // 2)
 
 
 def set_header_deadline(seconds: float) -> None:
@@ -101,6 +112,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     _header_timer: asyncio.TimerHandle | None = None
     _pending_peer: str | None = None
+    _slow_timer: asyncio.TimerHandle | None = None
     """The peer address this connection counts in while it waits for a request's head."""
     _rest_timer: asyncio.TimerHandle | None = None
     """Armed when an answer went out before its request's body was all read."""
@@ -184,12 +196,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._close_after = self.loop.time() + CONNECTION_MAX_AGE_SECONDS
-        if _pending_heads[self.client[0] if self.client else ""] >= MAX_PENDING_HEADS_PER_PEER:
-            # (checked as a connection opens: a request refused in the middle of a read would still be
-            # parsed to its end, and run)
-            message = f"{MAX_PENDING_HEADS_PER_PEER} connections from this address wait to send a request"
-            self._refuse(503, "Service Unavailable", "too_many_connections", message)
-            return
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -216,15 +222,30 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
+        self._header_timer = self.loop.call_later(_deadline["seconds"], self._headers_late)
+        self._slow_timer = self.loop.call_later(SLOW_HEAD_SECONDS, self._head_slow)
+
+    def _head_slow(self) -> None:
+        """The head is slow to come: counted for its peer address, or refused past the bound (between
+        reads: a head not all read yet is never run)."""
+        self._slow_timer = None
         peer = self.client[0] if self.client else ""
+        if self.transport.is_closing():
+            return
+        if _pending_heads[peer] >= MAX_PENDING_HEADS_PER_PEER:
+            message = f"{MAX_PENDING_HEADS_PER_PEER} connections from this address wait to send a request"
+            self._refuse(503, "Service Unavailable", "too_many_connections", message)
+            return
         _pending_heads[peer] += 1
         self._pending_peer = peer
-        self._header_timer = self.loop.call_later(_deadline["seconds"], self._headers_late)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
         if self._pending_peer is not None:
             _pending_heads[self._pending_peer] -= 1
             if not _pending_heads[self._pending_peer]:

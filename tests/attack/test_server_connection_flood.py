@@ -1,19 +1,21 @@
 """One client opening connections and sending nothing: an attacker-side audit held 19,990 of them, up to
 the server's file limit, and then neither a health check nor an agent got an answer. One peer address
-may have MAX_PENDING_HEADS_PER_PEER connections waiting for a request's head; one more is answered 503
-at once, while other addresses (agents, a load balancer) are served as before."""
+may have MAX_PENDING_HEADS_PER_PEER connections waiting SLOW_HEAD_SECONDS or more for a request's head;
+one more that waits as long is answered 503, while a prompt request from that address, and other
+addresses (agents, a load balancer), are served as before."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pyagent.server.protocol import MAX_PENDING_HEADS_PER_PEER
+from pyagent.server.protocol import MAX_PENDING_HEADS_PER_PEER, SLOW_HEAD_SECONDS
 from tests.helpers.pyagent_server import run_server
 
 ATTACKER, AGENT = "127.0.0.1", "127.0.0.2"  # (two addresses of the loopback network)
@@ -53,11 +55,17 @@ def test_one_address_cannot_hold_every_connection_waiting_for_a_request(tmp_path
         run_server(tmp_path, f"sqlite:///{tmp_path / 'server.db'}") as server,
         _silent(server.port, MAX_PENDING_HEADS_PER_PEER) as held,
     ):
-        _health(_connect(server.port, AGENT))  # (every silent one accepted by now: in order)
+        time.sleep(SLOW_HEAD_SECONDS + 0.5)  # every silent one counted by now
+        prompt = _health(_connect(server.port, ATTACKER))  # a head at once: never refused
+        started = time.monotonic()
         refused = _answer(_connect(server.port, ATTACKER))
+        waited = time.monotonic() - started
         served = _health(_connect(server.port, AGENT))
         first = _health(held[0])  # a head sent: no longer waiting, a slot is free
-        again = _health(_connect(server.port, ATTACKER))
+        late = _connect(server.port, ATTACKER)
+        time.sleep(SLOW_HEAD_SECONDS + 0.5)  # slow, and counted in the slot freed
+        again = _health(late)
     message = f"{MAX_PENDING_HEADS_PER_PEER} connections from this address wait to send a request"
     assert refused == (503, {"code": "too_many_connections", "message": message})
-    assert (served[0], first[0], again[0]) == (200, 200, 200)
+    assert SLOW_HEAD_SECONDS - 0.1 < waited < SLOW_HEAD_SECONDS + 2, waited
+    assert (prompt[0], served[0], first[0], again[0]) == (200, 200, 200, 200)

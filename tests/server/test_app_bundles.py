@@ -110,7 +110,8 @@ def test_past_the_held_poll_limit_a_long_poll_is_answered_at_once(
 ) -> None:
     """Held polls are bounded (half the open-file limit; one here): an agent token could hold 2,000
     for 300 s each, and as many as the process has files would leave it none for anyone else. The
-    poll past the bound is answered 304 at once, and its client asks again after its polling delay."""
+    poll past the bound is answered 503 at once (a 304 with the long-poll type is OPA's cue to ask again
+    at once: OPA backs off a 503, as the agent does)."""
     monkeypatch.setattr("pyagent.server.bundles.held_poll_limit", lambda: 1)
     monkeypatch.setattr("pyagent.server.bundles.RECHECK_SECONDS", 0.5)
     headers = {**fleet.auth("agent"), "If-None-Match": '"etag-r1"', "Prefer": "wait=2"}
@@ -125,7 +126,11 @@ def test_past_the_held_poll_limit_a_long_poll_is_answered_at_once(
     second = fleet.client.get("/bundles/pyagent", headers=headers)
     answered_after = time.monotonic() - started
     holder.join(10)
-    assert (second.status_code, first["r"].status_code) == (304, 304)
+    assert (second.status_code, second.headers["retry-after"], first["r"].status_code) == (503, "10", 304)
+    assert second.json() == {
+        "code": "busy",
+        "message": "this server process holds as many long polls as it may (1): ask again later",
+    }
     assert answered_after < 1.5 <= time.monotonic() - started  # the second at once, the first held
 
 
