@@ -120,14 +120,13 @@ def routes(ctx: ServerContext) -> list[Route]:
             not_modified = Response(None, 304, headers={**headers, "Content-Type": content_type})
             if wait is None or DRAINING.is_set():
                 return not_modified
-            if not waited and ctx.held_polls >= (limit := held_poll_limit()):
-                # (a 304 would be OPA's cue to ask again at once: a 503 backs it off, as it does agents)
-                raise HttpError(
-                    503,
-                    "busy",
-                    f"this server process holds as many long polls as it may ({limit}): ask again later",
-                    headers={"Retry-After": "10"},
-                )
+            if wait and not waited and ctx.held_polls >= held_poll_limit():
+                # Past the bound: the bundle, as a service that does not long poll sends it. A client
+                # then polls every min..max_delay_seconds until a bundle answer says "long poll" again
+                # (a new revision); a 304 would be its cue to ask again at once, and an error, in OPA,
+                # to download the whole bundle 100 ms later, then long poll again.
+                content = await ctx.bundle_content(head.revision_id, target)
+                return Response(content, 200, headers=headers, media_type="application/gzip")
             if not await _held(ctx, request, changed, deadline):
                 return not_modified
             waited = True

@@ -96,7 +96,7 @@ def raise_file_limit() -> int:
 def held_poll_limit() -> int:
     """The most long polls this process holds at once: half its open-file limit, so that held polls
     (one connection each) leave files for new connections, the database and the bundles. Past it a
-    poll is answered 503 at once, and its client backs off."""
+    poll gets the bundle at once, as from a service that does not long poll (``bundles.py``)."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return max(16, (_UNBOUNDED_FILES if soft == resource.RLIM_INFINITY else soft) // 2)
 
@@ -111,9 +111,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """HTTP/1.1 over httptools: a request's headers within the deadline, or 408 and the connection closed."""
 
     _header_timer: asyncio.TimerHandle | None = None
-    _pending_peer: str | None = None
     _slow_timer: asyncio.TimerHandle | None = None
-    """The peer address this connection counts in while it waits for a request's head."""
+    """Fires when a request's head is slow to come (:data:`SLOW_HEAD_SECONDS`)."""
+    _pending_peer: str | None = None
+    """The peer address this connection counts in while its head is slow to come."""
     _rest_timer: asyncio.TimerHandle | None = None
     """Armed when an answer went out before its request's body was all read."""
     _close_after: float = 0.0
