@@ -64,6 +64,12 @@ def wait_healthy(
     raise RuntimeError(f"pyagent server did not become healthy at {url}: {log.read_text()[-3000:]}")
 
 
+def _limit_files(count: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 @contextlib.contextmanager
 def run_server(
     workdir: Path,
@@ -72,9 +78,11 @@ def run_server(
     port: int | None = None,
     extra_args: Sequence[str] = (),
     tls_ca: Path | None = None,
+    file_limit: int | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``pyagent server run --db DB`` (``python -m pyagent``, this interpreter); stop it after.
-    With ``tls_ca``, ``extra_args`` carry ``--tls-cert``/``--tls-key`` and the URL is https."""
+    With ``tls_ca``, ``extra_args`` carry ``--tls-cert``/``--tls-key`` and the URL is https. With
+    ``file_limit``, the server's open-file limit, soft and hard (it can raise neither)."""
     port = port or free_port()
     log = workdir / f"server-{port}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -86,6 +94,7 @@ def run_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=None if file_limit is None else lambda: _limit_files(file_limit),
         )  # fmt: skip
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     try:
