@@ -299,7 +299,6 @@ def check_flags_used(ctx: click.Context, settings: EngineSettings) -> None:
     server's with ``--engine embedded``, a signature's without ``--verification-key``. Dropped unsaid,
     ``--opa-ca junk`` passed, and ``--verification-alg`` unchecked. (Set in the environment, they may be
     meant for other runs: not refused.)"""
-    from pyagent.engines.base import EngineName
     from pyagent.engines.select import resolve
 
     def given(name: str) -> str | None:

@@ -13,11 +13,14 @@ every publisher would otherwise have to hold the key for signing to mean anythin
 
 One exception: a publish of the current revision (same name, revision and serial) that brings only
 builds it lacks (its wasm build after a rego-only publish, say) completes it, so that
-``/bundles/NAME`` and ``/bundles/NAME/wasm`` serve the same revision again (:func:`completed`).
+``/bundles/NAME`` and ``/bundles/NAME/wasm`` serve the same revision again
+(:meth:`Current.completed_by`); and the current revision again, byte for byte, stores nothing
+(:meth:`Current.already`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -26,10 +29,29 @@ from pyagent.server.store.base import NewRevision, StoreConflict
 from pyagent.server.store.schema import bundle_files, bundle_revisions
 
 
-def _current(conn: Connection, new: NewRevision) -> Any:
-    """The newest revision row of ``new``'s bundle when ``new`` is that revision (same revision and
-    serial, signed alike); else None."""
-    current = conn.execute(
+@dataclass(frozen=True)
+class Current:
+    """The current revision of a bundle, when a publish brings that same revision: its id and the
+    builds it holds (target -> ETag)."""
+
+    id: int
+    builds: dict[str, str]
+
+    def already(self, new: NewRevision) -> bool:
+        """``new`` is exactly what it holds: each build ``new`` brings is stored here, byte for byte
+        (a publish retried after its answer was lost: nothing to store, and no refusal). Not a
+        revision's build that a newer revision followed, nor one verified otherwise than this one."""
+        return all(self.builds.get(f.target) == f.etag for f in new.files)
+
+    def completed_by(self, new: NewRevision) -> bool:
+        """``new`` brings only builds (targets) it does not hold yet."""
+        return not set(self.builds) & {f.target for f in new.files}
+
+
+def current(conn: Connection, new: NewRevision) -> Current | None:
+    """The newest revision of ``new``'s bundle when ``new`` is that revision (same revision and serial,
+    signed alike), with its builds; else None."""
+    row = conn.execute(
         select(
             bundle_revisions.c.id,
             bundle_revisions.c.revision,
@@ -40,42 +62,12 @@ def _current(conn: Connection, new: NewRevision) -> Any:
         .order_by(bundle_revisions.c.id.desc())
         .limit(1)
     ).first()
-    if current is None or (current.revision, current.serial, bool(current.signed)) != (
-        new.revision,
-        new.serial,
-        new.signed,
-    ):
+    if row is None or (row.revision, row.serial, bool(row.signed)) != (new.revision, new.serial, new.signed):
         return None
-    return current
-
-
-def _builds(conn: Connection, revision_id: int) -> dict[str, str]:
-    """The builds a revision holds: target -> ETag."""
-    rows = conn.execute(
-        select(bundle_files.c.target, bundle_files.c.etag).where(bundle_files.c.revision_id == revision_id)
+    builds = conn.execute(
+        select(bundle_files.c.target, bundle_files.c.etag).where(bundle_files.c.revision_id == row.id)
     )
-    return {row.target: row.etag for row in rows}
-
-
-def completed(conn: Connection, new: NewRevision) -> int | None:
-    """The current revision's id when ``new`` is that revision with only builds (targets) it does not
-    have yet; else None."""
-    current = _current(conn, new)
-    if current is None:
-        return None
-    return int(current.id) if not set(_builds(conn, current.id)) & {f.target for f in new.files} else None
-
-
-def already(conn: Connection, new: NewRevision) -> int | None:
-    """The current revision's id when ``new`` is exactly what it holds: each build ``new`` brings is
-    stored there, byte for byte (a publish retried after its answer was lost: nothing to store, and
-    no refusal); else None. Not a revision's build that a newer revision followed, nor one verified
-    otherwise than this publish is."""
-    current = _current(conn, new)
-    if current is None:
-        return None
-    have = _builds(conn, current.id)
-    return int(current.id) if all(have.get(f.target) == f.etag for f in new.files) else None
+    return Current(int(row.id), {build.target: build.etag for build in builds})
 
 
 def check_newer(conn: Connection, new: NewRevision) -> None:

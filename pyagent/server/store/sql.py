@@ -189,9 +189,11 @@ class SqlStore(Store):
         with self._tx() as conn:
             if self.dialect == "postgresql":  # one publisher at a time per database
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270301)")
-            if (same := revisions.already(conn, new)) is not None:
-                return Publication(same, stored=False)
-            revision_id = revisions.completed(conn, new)  # the current revision's missing build
+            current = revisions.current(conn, new)
+            if current is not None and current.already(new):
+                return Publication(current.id, stored=False)
+            # the current revision's missing build, or a new revision
+            revision_id = current.id if current is not None and current.completed_by(new) else None
             if revision_id is None:
                 revisions.check_newer(conn, new)
                 revision_id = conn.execute(
