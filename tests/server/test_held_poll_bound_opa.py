@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
+import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,27 @@ def _get(port: int, token: str, *, etag: str | None = None, wait: int | None = N
         connection.close()
 
 
+def _long_poll(port: int, token: str, etag: str) -> socket.socket:
+    """A long poll for 300 s (the server's most) sent on a connection of its own, its answer left unread."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = (f"GET /bundles/pyagent HTTP/1.1\r\nHost: pyagent\r\nAuthorization: Bearer {token}\r\n"
+            f"If-None-Match: {etag}\r\nPrefer: wait=300\r\n\r\n")  # fmt: skip
+    sock.sendall(head.encode())
+    return sock
+
+
+def _answer_head(sock: socket.socket) -> tuple[int, str]:
+    """(status, content type) of the answer coming on ``sock``; (0, "") when it closed unanswered."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(4096)):
+        data += chunk
+    if not data:
+        return 0, ""
+    lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split(" ")[1]), fields.get("content-type", "")
+
+
 def _opa_requests(log: Path) -> list[str | None]:
     """The ``Prefer`` header of each bundle request OPA logged (debug level), in order."""
     sent = [json.loads(line) for line in log.read_text().splitlines() if '"Sending request."' in line]
@@ -46,7 +68,7 @@ def _opa_requests(log: Path) -> list[str | None]:
     return [(entry.get("headers") or {}).get("Prefer", [None])[0] for entry in bundle_requests]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'server.db'}"
     bundle = tmp_path / "rego.tar.gz"
@@ -55,14 +77,22 @@ def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_pa
         subprocess.run([sys.executable, "-m", "pyagent", *args], check=True, capture_output=True)
     token = add_token(db, "agents", "agent")
     (tmp_path / "agent.token").write_text(token + "\n")
+    log = tmp_path / "opa.log"
     with run_server(tmp_path, db, file_limit=256) as server:
         etag = _get(server.port, token)[2]
-        for _ in range(BOUND + 8):  # the bound's worth held for the whole test, the rest answered at once
-            threading.Thread(target=_get, args=(server.port, token), kwargs={"etag": etag, "wait": 100},
-                             daemon=True).start()  # fmt: skip
-        deadline = time.monotonic() + 20
-        while _get(server.port, token, etag=etag, wait=1)[:2] != (200, "application/gzip"):
-            assert time.monotonic() < deadline, "the held polls never reached the bound"
+        held = [_long_poll(server.port, token, etag) for _ in range(BOUND)]  # held for the whole test
+        # one long poll more at a time until one is answered at once: then the bound's worth are held
+        # (a probe asking to wait would itself be held while below the bound, and take a slot)
+        deadline = time.monotonic() + 60
+        while not select.select(held, [], [], 0.5)[0]:
+            assert time.monotonic() < deadline, f"none of {len(held)} long polls answered"
+            held.append(_long_poll(server.port, token, etag))
+        time.sleep(1)  # (any still on their way are answered too)
+        past = select.select(held, [], [], 0)[0]
+        assert {_answer_head(sock) for sock in past} == {(200, "application/gzip")}
+        for sock in past:
+            held.remove(sock)
+            sock.close()
         bearer = {"bearer": {"token_path": str(tmp_path / "agent.token")}}
         config = {
             "services": {"cp": {"url": server.url, "credentials": bearer}},
@@ -70,7 +100,6 @@ def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_pa
                 "min_delay_seconds": 2, "max_delay_seconds": 3, "long_polling_timeout_seconds": 30}}},
         }  # fmt: skip
         (tmp_path / "opa.json").write_text(json.dumps(config))
-        log = tmp_path / "opa.log"
         with log.open("wb") as out:
             opa = subprocess.Popen(
                 [opa_bin, "run", "--server", "--addr", f"127.0.0.1:{free_port()}", "--log-level", "debug",
@@ -78,13 +107,26 @@ def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_pa
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            time.sleep(10)
+            seen: dict[int, float] = {}  # requests logged -> when first seen
+            deadline = time.monotonic() + 60
+            while max(seen, default=0) < 5:
+                count = len(_opa_requests(log))
+                seen.setdefault(count, time.monotonic())
+                assert time.monotonic() < deadline, f"OPA sent {count} bundle requests in 60 s"
+                time.sleep(0.05)
+            answered = len(select.select(held, [], [], 0)[0])
         finally:
             stop_process(opa)
+            for sock in held:
+                sock.close()
     asked = _opa_requests(log)
     long_poll = "modes=snapshot,delta;wait=30"
     # the first request (no ETag) gets the bundle as a long-polling service sends it; the long poll
     # after it is past the bound and gets the bundle as from one that does not; then periodic polls
     assert asked[:2] == [long_poll, long_poll]
     assert set(asked[2:]) == {"modes=snapshot,delta"}
-    assert 3 <= len(asked) <= 7, asked  # every 2-3 s for 10 s: no loop
+    assert answered == 0  # the bound's worth stayed held throughout
+    # no loop: the 3rd to 5th requests come every min..max_delay_seconds (2-3 s) after the 2nd
+    first_two = min(when for count, when in seen.items() if count >= 2)
+    fifth = min(when for count, when in seen.items() if count >= 5)
+    assert fifth - first_two > 3 * 2 - 0.5, (fifth - first_two, asked)
