@@ -86,6 +86,26 @@ def test_a_ban_or_a_platform_with_no_identifier_is_refused(policy: Path) -> None
     ))  # fmt: skip
 
 
+def test_an_identifier_listed_twice_in_one_list_is_refused(policy: Path, tmp_path: Path) -> None:
+    """A copy-paste slip (or an edit meant for another identifier) decided nothing wrong, and went unsaid."""
+    line = edit(policy, BANS, "      - com.ss.android.ugc.trill       # TikTok, some Asian markets\n",
+                "      - com.zhiliaoapp.musically\n")  # fmt: skip
+    assert lint(policy) == (2, (
+        f"{policy / BANS}:{line}: data.pyagent.bans.tiktok.apps.android[1]: 'com.zhiliaoapp.musically' is "
+        "listed already (at index 0)\n"
+        "lint: problems found\n"
+    ))  # fmt: skip
+    # the same in an overlay; in two lists (TikTok's iOS id) it is no slip
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text('{"pyagent": {"bans": {"family": {"apps": {"ios": ["com.zhiliaoapp.musically"], '
+                       '"android": ["com.snapchat.android", "com.snapchat.android"]}}}}}\n')  # fmt: skip
+    result = run(["check", str(TIKTOK_PHONE), "--at", AT, "--data", str(overlay)])
+    assert (result.exit_code, result.stderr) == (2, (
+        f"pyagent: error: {overlay}:1: data.pyagent.bans.family.apps.android[1]: 'com.snapchat.android' is "
+        "listed already (at index 0)\n"
+    ))  # fmt: skip
+
+
 def test_names_and_device_ids_with_white_space_are_refused(policy: Path) -> None:
     """An exemption for "fr-brussels-0042 " waived nothing, and lint said clean."""
     (policy / EXEMPTIONS).write_text(

@@ -2,8 +2,9 @@
 naming them would silently match nothing: white space at either end or an invisible character (a
 copy from a web page, a trailing space in YAML's quotes), an Android "package name" that is not one
 (``package:com.x`` from a ``pm list`` line, a display name), a platform listed with no identifier, a
-ban with none at all. Each is a mistake the author meant otherwise: the device with the app would
-pass. Reports are held to the same rule (:func:`pyagent.report.load.unmatchable_app_ids`)."""
+ban with none at all; and an identifier listed twice in one list. Each is a mistake the author meant
+otherwise: the device with the app would pass. Reports are held to the same rule
+(:func:`pyagent.report.load.unmatchable_app_ids`)."""
 
 from __future__ import annotations
 
@@ -55,9 +56,14 @@ def _apps(apps: object, at: DocPath) -> Iterator[Issue]:
             continue  # (the schema says so)
         if not ids:
             yield (*at, platform), "an empty list: list the platform's identifiers, or leave the platform out"
+        first: dict[str, int] = {}
         for i, app_id in enumerate(ids):
             if not isinstance(app_id, str):
                 continue
+            if app_id in first:  # (a copy-paste slip, or an edit meant for another identifier)
+                yield (*at, platform, i), f"{app_id!r} is listed already (at index {first[app_id]})"
+                continue
+            first[app_id] = i
             found = _unmatchable(app_id, (*at, platform, i), what="identifier")
             if not found and platform == "android" and not _ANDROID_PACKAGE.fullmatch(app_id):
                 found = [((*at, platform, i), _not_a_package(app_id))]
