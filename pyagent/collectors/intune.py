@@ -14,7 +14,9 @@ is marked ``evidence: display_name``.
 
 The device platform comes from the entries' ``platform``; entries of several platforms are refused, and
 ``unknown`` entries take the platform of the others (or the ``platform`` option). An export that still has
-an ``@odata.nextLink`` is one page of many and is refused: the other pages' apps would be missing.
+an ``@odata.nextLink`` is one page of many and is refused: the other pages' apps would be missing. So
+is the tenant's list (``GET /deviceManagement/detectedApps``, told by its ``@odata.context``): it holds
+every device's apps, and would ban one device for another's.
 
 An Android work profile's export (``androidWorkProfile``) lists the work profile's apps only: Intune
 cannot see the rest of the phone. Nor does Intune list a personally owned device's unmanaged apps
@@ -62,6 +64,9 @@ GRAPH_PLATFORMS: dict[str, Platform | None] = {
 }
 """``detectedAppPlatformType`` members (Graph v1.0) and the report platform each means (None: can't tell)."""
 UNSUPPORTED = frozenset({"chromeOS"})
+#: The ``@odata.context`` fragment of ``GET /deviceManagement/detectedApps``: the apps of every device
+#: (each with its ``deviceCount``), where one device's list is ``managedDevices('{id}')/detectedApps``.
+_TENANT_LIST = re.compile(r"deviceManagement/detectedApps(?:\(|/|$)")
 #: A Windows package name (dotted, no spaces: ``Publisher.App``), bare or as a family or full name.
 _WINDOWS_PACKAGE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:_[A-Za-z0-9._~-]+)?")
 
@@ -74,6 +79,12 @@ def _entries(data: object, *, where: str) -> list[object]:
     if "@odata.nextLink" in data:
         raise CollectorInputError(
             f"{where}: has @odata.nextLink, so it is one page of a longer list; export every page"
+        )
+    context = data.get("@odata.context")
+    if isinstance(context, str) and _TENANT_LIST.match(context.partition("#")[2]):
+        raise CollectorInputError(
+            f"{where}: @odata.context says this is the tenant's detectedApps list, every device's apps; "
+            "export one device's: /deviceManagement/managedDevices/{id}/detectedApps"
         )
     value = data.get("value")
     if not isinstance(value, list):

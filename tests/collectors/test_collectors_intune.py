@@ -87,6 +87,28 @@ def test_one_page_of_many_is_refused() -> None:
         ).collect()
 
 
+TENANT_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/detectedApps"
+
+
+@pytest.mark.parametrize("fragment", ["", "(id,displayName,deviceCount)"])
+def test_the_tenants_list_is_refused(fragment: str) -> None:
+    """``GET /deviceManagement/detectedApps`` lists every device's apps (TikTok on 57 of them): it was
+    taken as one device's, and banned that device for the others'."""
+    export = {"@odata.context": TENANT_CONTEXT + fragment, "@odata.count": 2, "value": [
+        {"id": "00a", "displayName": "TikTok", "version": "28.1.3", "deviceCount": 57, "platform": "ios"},
+        {"id": "00b", "displayName": "Zoom", "version": "5.17.0", "deviceCount": 300, "platform": "ios"},
+    ]}  # fmt: skip
+    with pytest.raises(CollectorInputError) as refused:
+        parse_detected_apps(json.dumps(export), where="tenant.json")
+    assert str(refused.value) == (
+        "tenant.json: @odata.context says this is the tenant's detectedApps list, every device's apps; "
+        "export one device's: /deviceManagement/managedDevices/{id}/detectedApps"
+    )
+    one_device = TENANT_CONTEXT.replace("#deviceManagement/", "#deviceManagement/managedDevices('7f1c')/")
+    platform, apps, _ = parse_detected_apps(json.dumps({**export, "@odata.context": one_device}), where="f")
+    assert (platform, [app.id for app in apps]) == ("ios", ["com.zhiliaoapp.musically", "name:Zoom"])
+
+
 def test_mixed_platforms_are_refused() -> None:
     win = json.loads((FIXTURES / "intune" / "windows-laptop-detectedapps.json").read_text())["value"]
     ios = json.loads((FIXTURES / "intune" / "ios-detectedapps-value-array-only.json").read_text())
