@@ -1,22 +1,23 @@
 """Linux: this machine's packages, from every package manager present.
 
-- ``dpkg``: ``dpkg-query -W -f '${binary:Package}\\t${Version}\\t${Status}\\n'``; id ``${binary:Package}``;
+- ``dpkg``: ``dpkg-query -W -f '${binary:Package}\\t${Version}\\t${Status}\\n'``; id the package name;
 - ``rpm``: ``rpm -qa --qf '%{NAME}\\t[EPOCH:]VERSION-RELEASE\\t%{ARCH}\\n'``; id ``%{NAME}``;
 - ``flatpak``: ``flatpak list --app --columns=application,version``; id the application ID;
 - ``snap``: ``snap list``; id the snap name.
 
-dpkg ids are ``${binary:Package}``, the name ``dpkg-query -W`` itself prints: the bare package name, with
-an ``:arch`` qualifier only for ``Multi-Arch: same`` packages (which may be installed for several
-architectures at once, e.g. ``libc6:amd64`` and ``libc6:i386``). So the dpkg ids correspond one to one to
-the lines of ``dpkg-query -W``, less the packages whose files are not on the disk: ``dpkg-query -W``
-also lists packages in state ``config-files`` (removed, configuration kept) and ``not-installed``; those
-are left out and counted in the facts. Every other state (``installed``, ``unpacked``,
-``half-configured``, ``half-installed``, ``triggers-awaited``, ``triggers-pending``) is reported,
-whatever the selection (``hold`` and ``deinstall`` packages are still on the disk).
+dpkg reads ``${binary:Package}``, the name ``dpkg-query -W`` itself prints, and reports the package name
+without the ``:arch`` qualifier that it carries for ``Multi-Arch: same`` packages (which may be installed
+for several architectures at once, e.g. ``libc6:amd64`` and ``libc6:i386``): the id is the name a policy
+lists, whatever the architecture, as for rpm (``%{NAME}``) and osquery's ``deb_packages`` (``name``).
+``dpkg-query -W`` also lists packages in state ``config-files`` (removed, configuration kept) and
+``not-installed``; those are left out and counted in the facts. Every other state (``installed``,
+``unpacked``, ``half-configured``, ``half-installed``, ``triggers-awaited``, ``triggers-pending``) is
+reported, whatever the selection (``hold`` and ``deinstall`` packages are still on the disk).
 
 rpm may hold one name several times (kernels): each version is its own entry. Entries that are the same
-in every report field are one: a multilib package (``glibc`` ``.i686`` and ``.x86_64``) of one version, or
-a flatpak app installed both system-wide and per user (the report has no architecture or installation).
+in every report field are one: a multi-arch package (dpkg's ``libc6`` for ``amd64`` and ``i386``, rpm's
+``glibc`` ``.i686`` and ``.x86_64``) of one version, or a flatpak app installed both system-wide and per
+user (the report has no architecture or installation).
 
 The OS version is ``VERSION_ID`` of ``/etc/os-release`` (fallback ``/usr/lib/os-release``), else its
 ``PRETTY_NAME``.
@@ -92,6 +93,7 @@ def parse_dpkg_query(data: bytes, *, where: str = "dpkg-query") -> tuple[list[Ap
             skipped += 1
             continue
         package = check_text(package.strip(), what="package", where=at, limit=MAX_ID_CHARS, identifier=True)
+        package = package.partition(":")[0] or package  # (no package name holds a colon)
         apps.append(App(id=package, version=optional_text(version, what="version", where=at), source="dpkg"))
     return apps, skipped
 

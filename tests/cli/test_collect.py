@@ -19,11 +19,12 @@ FACTS = ["--device-id", "laptop-17", "--ownership", "corporate", "--mdm-enrolled
 
 
 def dpkg_listing() -> dict[str, str]:
-    """`dpkg-query -W` on this machine, read until two reads agree (other jobs may be installing)."""
+    """`dpkg-query -W` on this machine by package name (libc6:amd64 as libc6), read until two reads agree
+    (other jobs may be installing)."""
     previous: dict[str, str] | None = None
     for _ in range(10):
         out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${binary:Package}\t${Version}\t${db:Status-Abbrev}\n"],
+            ["dpkg-query", "-W", "-f=${Package}\t${Version}\t${db:Status-Abbrev}\n"],
             capture_output=True,
             text=True,
             check=True,
