@@ -84,6 +84,13 @@ def resolve_facts(
         raise InvalidInputError(f"missing device {noun}: give {flags_given}, or set {keys} in {where}")
     if not isinstance(device_id, str) or not device_id.strip():
         raise InvalidInputError(f"device.id in {where} must be a non-empty string")
+    from pyagent.termsafe import first_hidden
+
+    if device_id.strip() != device_id or first_hidden(device_id) is not None:  # (no exemption matches it)
+        raise InvalidInputError(
+            f"device.id in {where} must not begin or end with white space or hold an invisible "
+            f"character, got {device_id!r}"
+        )
     if ownership not in OWNERSHIPS:
         raise InvalidInputError(
             f"device.ownership in {where} must be corporate or personal, got {ownership!r}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pyagent.cli.options import agent_config_option, non_empty
+from pyagent.cli.options import agent_config_option, identifier, non_empty
 from pyagent.collectors.base import Inventory
 from pyagent.collectors.registry import CollectorName, collector_options, get_collector
 from pyagent.config.agent import agent_settings, load_config
@@ -53,7 +53,7 @@ Examples:
 @click.option("--ownership", type=click.Choice(["corporate", "personal"]), help="config: device.ownership")
 @click.option("--mdm-enrolled/--no-mdm-enrolled", default=None, help="config: device.mdm_enrolled")
 @click.option("--mdm-provider", callback=non_empty, help="config: device.mdm_provider")
-@click.option("--device-id", callback=non_empty, help="config: device.id")
+@click.option("--device-id", callback=identifier, help="config: device.id")
 @click.option(
     "--work-profile/--no-work-profile",
     default=None,

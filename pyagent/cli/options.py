@@ -46,6 +46,22 @@ def non_empty(_ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+def identifier(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for an id others match on (a device's, which exemptions name): not empty, no
+    white space at either end and no invisible character, which a shell's quoting slips in and no
+    exemption would match."""
+    value = non_empty(ctx, param, value)
+    if value is None:
+        return None
+    from pyagent.termsafe import first_hidden
+
+    if value.strip() != value:
+        raise click.BadParameter(f"{value!r} begins or ends with white space", param=param)
+    if (hidden := first_hidden(value)) is not None:
+        raise click.BadParameter(f"{value!r} contains U+{ord(hidden):04X}, which no tool shows", param=param)
+    return value
+
+
 def at_option(f: F) -> F:
     return click.option(
         "--at",
@@ -199,7 +215,7 @@ def device_fact_options(f: F) -> F:
         click.option("--mdm-provider", callback=non_empty, help="config: device.mdm_provider"),
         click.option(
             "--device-id",
-            callback=non_empty,
+            callback=identifier,
             help="config: device.id (this machine: its host name by default)",
         ),
     ]

@@ -53,3 +53,33 @@ def test_a_capture_taken_earlier_is_stamped_with_when_it_was_taken(tmp_path: Pat
         "pyagent: error: --collected-at: 'yesterday' is not an RFC 3339 timestamp (example: "
         "2023-03-16T09:30:00Z)\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("device_id", "flag_says", "config_says"),
+    [
+        (" d1 ", "' d1 ' begins or ends with white space", "' d1 '"),
+        ("d\u200b1", "'d\\u200b1' contains U+200B, which no tool shows", "'d\\u200b1'"),
+    ],
+)
+def test_a_device_id_no_exemption_would_match_is_refused(
+    device_id: str, flag_says: str, config_says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shell's quoting slip (" d1 ") was written into the report as it came: an exemption for d1
+    never matched that device (collectors audit)."""
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[device]\nid = "{device_id}"\nownership = "corporate"\nmdm_enrolled = true\n')
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "none.toml"))
+    capture = FIXTURES / "android-pm" / "personal-plain.txt"
+    facts = ["--ownership", "corporate", "--mdm-enrolled", "--org", "eu-commission"]
+    for command in (["collect", "--source", "android-pm", "--from", str(capture)], ["check"]):
+        result = run([*command, *facts, "--device-id", device_id])
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", (
+            f"pyagent: error: Invalid value for '--device-id': {flag_says} "
+            f"(see pyagent {command[0]} --help)\n"
+        ))  # fmt: skip
+    result = run(["collect", "--source", "android-pm", "--from", str(capture), "--config", str(config)])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", (
+        f"pyagent: error: device.id in {config} must not begin or end with white space or hold an "
+        f"invisible character, got {config_says}\n"
+    ))  # fmt: skip
