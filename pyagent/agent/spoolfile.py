@@ -140,6 +140,26 @@ def aside_key(seq: int) -> str:
     return f"{ASIDE}{seq:020d}"
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def check_in_place(path: Path, identity: tuple[int, int] | None) -> None:
+    """:class:`SpoolError` when the file at ``path`` is no longer the spool opened as ``identity``
+    (:func:`file_identity`): removed or replaced, with its state directory or alone, while the agent
+    ran. A record "recorded" into the open file would be read by no one."""
+    if file_identity(path) != identity:
+        raise SpoolError(
+            f"{path}: the spool was removed or replaced while the agent ran; no decision is recorded into "
+            "a file no one can read again (restart the agent)"
+        )
+
+
 def _marker(path: Path) -> Path:
     return Path(f"{path}.made")
 

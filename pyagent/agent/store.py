@@ -34,6 +34,8 @@ from pyagent.agent.spoolfile import (
     aside_entry,
     aside_json,
     aside_key,
+    check_in_place,
+    file_identity,
     mark_made,
     move_aside,
     new_file,
@@ -84,6 +86,7 @@ class Spool:
         self.path = path
         self._conn = conn
         self.key = key
+        self._identity = file_identity(path)
 
     @classmethod
     def open(cls, path: Path, *, key: ChainKey, readonly: bool = False, origin: str = "") -> Spool:
@@ -288,6 +291,7 @@ class Spool:
 
     def append(self, content: Mapping[str, Any], *, max_records: int) -> RawRecord:
         """Chain ``content`` as the next record and commit it, dropping the oldest beyond the bound."""
+        check_in_place(self.path, self._identity)  # (removed or replaced while the agent ran)
         self.check_key()
         content = storable(content)  # (a server's words in an error may hold what UTF-8 cannot)
         with sqlite_errors(self.path, "write to"), self._transaction():

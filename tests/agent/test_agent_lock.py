@@ -111,3 +111,31 @@ def test_a_lock_that_is_a_link_is_refused(tmp_path: Path) -> None:
         f"{tmp_path / 'spool.sqlite.lock'}: cannot open the lock of the spool: it is a symbolic link"
     )
     assert target.read_text() == "kept\n"
+
+
+def test_an_agent_whose_spool_is_removed_while_it_runs_stops(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    """Its state directory removed, the agent went on saying "recorded" into the deleted file (its
+    records read by no one, lost at exit 0), and its lock was gone too: it stops at its next run, exit 2."""
+    spool = tmp_path / "spool.sqlite"
+    command = ["agent", "run", "--interval", "0.5", "--config", str(config_file())]
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "pyagent", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pyagent_env(), cwd=REPO,
+    )  # fmt: skip
+    assert agent.stdout is not None
+    assert json.loads(agent.stdout.readline())["seq"] == 1
+    for path in tmp_path.glob("spool.sqlite*"):  # the spool, its side files, its lock and marker
+        path.unlink()
+    try:
+        out, err = agent.communicate(timeout=60)
+    finally:
+        agent.kill()
+    assert agent.returncode == 2
+    assert err.splitlines()[-1].startswith(
+        f"pyagent: error: {spool}: the spool was removed or replaced while the agent ran; no decision is "
+        "recorded into a file no one can read again (restart the agent); this run's decision was not "
+        "recorded: "
+    )
+    assert all(json.loads(line)["seq"] <= 2 for line in out.splitlines())  # (one run may have been under way)
