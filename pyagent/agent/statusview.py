@@ -130,11 +130,17 @@ def status_document(
 _LAST_RUN_FACTS = ("device_id", "organization", "policy_revision", "engine")
 
 
+def _attempts(last_attempt_at: str | None, last_ok_at: str | None, last_error: str | None) -> str:
+    """The words "last attempt AT, ok at AT" (or "error: E"); a time not known is "(unknown)"."""
+    state = f"error: {last_error}" if last_error else f"ok at {last_ok_at or '(never)'}"
+    return f"last attempt {last_attempt_at or '(unknown)'}, {state}"
+
+
 def _status_upload_line(shown: dict[str, Any]) -> str:
     if shown["last_attempt_at"] is None and shown["last_error"] is None:
         return f"status: {shown['service']} (no message sent yet)"
-    state = f"error: {shown['last_error']}" if shown["last_error"] else f"ok at {shown['last_ok_at']}"
-    return f"status: {shown['service']} (last attempt {shown['last_attempt_at']}, {state})"
+    attempts = _attempts(shown["last_attempt_at"], shown["last_ok_at"], shown["last_error"])
+    return f"status: {shown['service']} ({attempts})"
 
 
 def status_lines(doc: dict[str, Any]) -> list[str]:
@@ -177,8 +183,10 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
     lines.append(f"log head: seq {head['seq']} {head['hash']}")
     ship = doc["shipping"]
     if doc["collector"]:
-        state = f"error: {ship['last_error']}" if ship["last_error"] else f"ok at {ship['last_ok_at']}"
-        lines.append(f"decision logs: {doc['collector']} (last attempt {ship['last_attempt_at']}, {state})")
+        attempts = _attempts(ship["last_attempt_at"], ship["last_ok_at"], ship["last_error"])
+        if ship["last_attempt_at"] is None and ship["last_error"] is None:
+            attempts = "no upload yet"
+        lines.append(f"decision logs: {doc['collector']} ({attempts})")
     else:
         lines.append("decision logs: none configured")
     return lines

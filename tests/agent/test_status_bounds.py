@@ -64,3 +64,19 @@ def test_status_lines_without_an_active_bundle() -> None:
         "  last attempt failed: not downloaded yet",
         "spool: /state/spool.sqlite (none yet: the agent has not recorded a run)",
     ]
+
+
+def test_status_lines_of_a_spool_whose_records_have_not_been_uploaded_yet() -> None:
+    """It said "last attempt None, ok at None", Python's None, where no upload was tried (agent audit)."""
+    document = {
+        "bundles": [], "exists": True, "spool": "/state/spool.sqlite", "chain_id": "c-1", "mac": "no key",
+        "last_run": None, "records": 1, "pending": 1, "dropped": 0, "dropped_unshipped": 0,
+        "set_aside": {"count": 0, "records": []}, "head": {"seq": 1, "hash": "ab12"},
+        "collector": "https://plane.example/logs",
+        "shipping": {"last_attempt_at": None, "last_ok_at": None, "last_error": None},
+    }  # fmt: skip
+    assert status_lines(document)[-1] == "decision logs: https://plane.example/logs (no upload yet)"
+    document["shipping"] = {"last_attempt_at": None, "last_ok_at": None, "last_error": "spool unreadable"}
+    assert status_lines(document)[-1] == (
+        "decision logs: https://plane.example/logs (last attempt (unknown), error: spool unreadable)"
+    )

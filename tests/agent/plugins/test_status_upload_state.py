@@ -78,8 +78,13 @@ def test_no_message_yet_and_no_status_service(tmp_path: Path) -> None:
 def test_an_unreadable_state_file_is_said_not_taken_for_success(tmp_path: Path) -> None:
     (tmp_path / STATE_FILE).write_text("[1, 2]")
     (tmp_path / STATE_FILE).chmod(0o600)
-    shown = status_document(tmp_path / "spool.sqlite", None, tmp_path, "http://p/status")["status_upload"]
+    document = status_document(tmp_path / "spool.sqlite", None, tmp_path, "http://p/status")
+    shown = document["status_upload"]
     assert shown["last_error"] == f"{tmp_path / STATE_FILE}: unreadable: not a JSON object"
+    assert status_lines(document)[0] == (  # (the time of an attempt not known was Python's "None")
+        f"status: http://p/status (last attempt (unknown), error: {tmp_path / STATE_FILE}: unreadable: not a "
+        "JSON object)"
+    )
     (tmp_path / STATE_FILE).unlink()
     (tmp_path / STATE_FILE).symlink_to(tmp_path / "elsewhere.json")
     shown = status_document(tmp_path / "spool.sqlite", None, tmp_path, "http://p/status")["status_upload"]
