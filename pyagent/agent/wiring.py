@@ -119,7 +119,8 @@ def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine
     try:
         engine, info = _load(plugin, path, settings)
     except (BundleRejected, BundleError) as err:  # the file itself: corrupted, or it no longer verifies
-        plugin.forget_active(str(err), mark=mark)
+        kind = err.kind.value if isinstance(err, BundleRejected) else None
+        plugin.forget_active(str(err), mark=mark, kind=kind)
         raise
     plugin.loaded(info[plugin.name]["revision"], mark=mark)
     return engine, info

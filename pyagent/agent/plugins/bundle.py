@@ -68,6 +68,7 @@ BACKOFF_BASE = 0.5
 Install = Callable[[], None]
 Prepare = Callable[[WasmBundle, VerifiedBundle | None], Install]
 Notify = Callable[[str, str, dict[str, object]], None]
+Mark = tuple[str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,7 @@ class BundlePlugin:
             self.oci = OciPuller(client, reference, size_limit=self._read_limit, label=label)
         self._long_poll_ok = source.polling.long_polling_timeout is not None and self.oci is None
         self._failures = 0
-        self._answer_code: int | None = None
-        """The HTTP status of this attempt's answer, if one came."""
+        self._answer_code: int | None = None  # the HTTP status of this attempt's answer, if one came
         self.status = BundleStatus(source.name)
         self.active = False
         self.version = 0
@@ -150,27 +150,27 @@ class BundlePlugin:
             self.status.active_revision = self.status.active_serial = self.status.size = None
         self.version += 1
 
-    def active_mark(self) -> tuple[str | None, str | None]:
+    def active_mark(self) -> Mark:
         """What identifies the active bundle now (its ETag and revision), for :meth:`forget_active`."""
         return self.status.etag, self.status.active_revision
 
-    def forget_active(self, reason: str, *, mark: tuple[str | None, str | None]) -> None:
-        """The active bundle on disk does not load (corrupted, or no longer verifies): download afresh,
-        without the ETag that would get a 304 for it forever (OPA too downloads again). ``mark`` is
-        :meth:`active_mark` from before the load: a bundle activated since (by the download thread)
-        is not the one that failed, and stays."""
+    def forget_active(self, reason: str, *, mark: Mark, kind: str | None = None) -> None:
+        """The active bundle on disk does not load (corrupted, or refused as ``kind``): download afresh, with
+        no ETag to get a 304 for it forever, as OPA. ``mark``: :meth:`active_mark` before the load."""
         if self.active_mark() != mark:
             return
         self.active = False
         self.status.etag = self.status.manifest = None
         self.status.active_revision = self.status.active_serial = self.status.size = None
+        if kind is not None:  # kept with the refusals: the next download's error replaces the message
+            self.status.refused(utc_now(), kind, reason)  # (the reason names the file on disk)
         self._failed("bundle_error", f"the active bundle does not load: {reason}")
         self._save()
 
     def active_path(self) -> Path | None:
         return self.dir.active_path if self.active else None
 
-    def loaded(self, revision: str, *, mark: tuple[str | None, str | None]) -> None:
+    def loaded(self, revision: str, *, mark: Mark) -> None:
         """The active bundle on disk loaded and verified as ``revision``: the status reports what was
         loaded, not what a saved record said (unless a download activated another bundle since)."""
         if self.active_mark() != mark or self.status.active_revision == revision:

@@ -191,6 +191,36 @@ def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, build
         assert f"pyagent: agent: seq 4 recorded: invalid: {overlay}:1: merge conflict at" in conflict.stderr
 
 
+@pytest.mark.timeout(120)
+def test_an_older_bundle_put_in_place_of_the_persisted_one_is_a_refusal_in_the_status(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """The run refused it (rollback), but only its stderr said so: the status kept no refusal, and the
+    error the next download left was all ``agent status`` showed (agent audit)."""
+    state, root = tmp_path / "state", tmp_path / "www"
+    serve(root, builds.wasm["r2"], mtime=1_700_000_000)
+    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
+            bundle_url=nginx.url, public_key=builds.public_key,
+        )  # fmt: skip
+        assert run_agent("--once", "--config", str(config)).returncode == 0
+        active = state / "bundles" / "pyagent" / "last-good-bundle.tar.gz"
+        active.write_bytes(builds.wasm["r1"].read_bytes())  # serial 1 where serial 2 was accepted
+        again = run_agent("--once", "--config", str(config))
+        assert again.returncode == 0, again.stderr  # r2 downloaded afresh
+        status = bundle_status(state)
+    assert status["active_revision"] == "r2"
+    [refusal] = status["refusals"]
+    assert (refusal["kind"], refusal["reason"]) == ("rollback", (
+        f"bundle {active}: rejected (rollback): build serial 1 is older than the last accepted 2 (revision "
+        "r2): replay of an old bundle refused"
+    ))  # fmt: skip
+    shown = run_pyagent("agent", "status", "--config", str(config))
+    assert f"  last refusal: {refusal['at']} rollback: {refusal['reason']}\n" in shown.stderr
+
+
 def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path, builds: Builds) -> None:
     """OPA reads ``size_limit_bytes`` as a limit per file: a download under it whose policy.wasm is
     over it once decompressed is refused (the real OPA refuses it with the same config)."""
