@@ -21,6 +21,7 @@ from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.plugins.status import DEFAULT_PERIOD, StatusPlugin
 from pyagent.bundles.errors import BundleRejected
 from pyagent.bundles.jws import VerificationKey
+from pyagent.bundles.state import StateError
 from pyagent.bundles.verify import VerificationConfig, VerifiedBundle
 from pyagent.config.agent import AgentConfig
 from pyagent.config.opa import KeyConfig
@@ -118,7 +119,8 @@ def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine
     mark = plugin.active_mark()
     try:
         engine, info = _load(plugin, path, settings)
-    except (BundleRejected, BundleError) as err:  # the file itself: corrupted, or it no longer verifies
+    except (BundleRejected, BundleError, StateError) as err:  # corrupted, no longer verifies, or its
+        # serial cannot be checked (a bundle state file corrupt): no decision, and the status says why
         kind = err.kind.value if isinstance(err, BundleRejected) else None
         plugin.forget_active(str(err), mark=mark, kind=kind)
         raise

@@ -221,6 +221,35 @@ def test_an_older_bundle_put_in_place_of_the_persisted_one_is_a_refusal_in_the_s
     assert f"  last refusal: {refusal['at']} rollback: {refusal['reason']}\n" in shown.stderr
 
 
+@pytest.mark.timeout(120)
+def test_a_corrupt_bundle_state_file_is_in_the_status_not_only_in_the_runs(
+    tmp_path: Path, builds: Builds
+) -> None:
+    """Every run was no decision ("bundle state ... corrupt"), while ``agent status`` showed the bundle
+    active and no error (agent audit)."""
+    state, root = tmp_path / "state", tmp_path / "www"
+    serve(root, builds.wasm["r2"], mtime=1_700_000_000)
+    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
+        plane.publish(builds.rego["r1"], builds.wasm["r1"])
+        config = agent_config(
+            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
+            bundle_url=nginx.url, public_key=builds.public_key,
+        )  # fmt: skip
+        assert run_agent("--once", "--config", str(config)).returncode == 0
+        kept = state / "bundles" / "pyagent" / "bundle-state.json"
+        kept.write_text("{not json")
+        again = run_agent("--once", "--config", str(config))
+        shown = run_pyagent("agent", "status", "--config", str(config))
+    assert again.returncode == 3, again.stderr
+    lines = shown.stderr.splitlines()
+    assert lines[0] == "bundle pyagent: none active"
+    assert lines[1] == (
+        f"  last attempt failed: bundle state {kept}: corrupt (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1)); refusing to guess the last serial (restore it, or remove it "
+        "deliberately to trust the next bundle)"
+    )
+
+
 def test_size_limit_bytes_bounds_each_file_decompressed_as_in_opa(tmp_path: Path, builds: Builds) -> None:
     """OPA reads ``size_limit_bytes`` as a limit per file: a download under it whose policy.wasm is
     over it once decompressed is refused (the real OPA refuses it with the same config)."""
