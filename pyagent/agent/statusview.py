@@ -3,6 +3,7 @@ records set aside, and each bundle's active revision and last refusal (from the 
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ def status_document(
         "collector": uploads_to,
         "bundles": _bundles(state_dir),
         "status_upload": _status_upload(state_dir, status_to),
+        "moved_aside": _moved_aside(path),
     }
     if not document["exists"]:
         check_not_lost(path)  # a spool deleted is not "no run yet"
@@ -143,8 +145,20 @@ def _status_upload_line(shown: dict[str, Any]) -> str:
     return f"status: {shown['service']} ({attempts})"
 
 
+def _moved_aside(path: Path) -> list[str]:
+    """Spools moved aside as corrupt (``agent run --move-corrupt-aside``): their records, uploaded or
+    not, are no longer read by the agent."""
+    found = path.parent.glob(f"{glob.escape(path.name)}.corrupt-*") if path.parent.is_dir() else []
+    return sorted(str(p) for p in found if not p.name.endswith(("-wal", "-shm", ".made")))
+
+
 def status_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
+    for moved in doc.get("moved_aside", []):
+        lines.append(
+            f"spool moved aside: {moved} (corrupt; the agent no longer uploads its records: pyagent log "
+            f"verify --db {moved} reads what it can)"
+        )
     for bundle in doc["bundles"]:
         activated = bundle["last_successful_activation"]
         if bundle["active_revision"]:

@@ -4,6 +4,7 @@ it), and a full spool dropping decisions never uploaded (said when it happens)."
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -220,3 +221,25 @@ def test_a_decision_the_spool_could_not_keep_is_said_not_recorded(
         )
     finally:
         spool.close()
+
+
+def test_a_spool_moved_aside_is_named_by_agent_status(
+    tmp_path: Path, config_file: Callable[..., Path], policy_bundle: Path
+) -> None:
+    """Its records not yet uploaded are left there, and agent status named neither the file nor them."""
+    path = tmp_path / "spool.sqlite"
+    fill(path, 3)
+    with path.open("r+b") as spool:
+        spool.truncate(4096)  # the first page only
+    config = str(config_file())
+    moved = run_pyagent("agent", "run", "--once", "--move-corrupt-aside", "--config", config)
+    assert moved.returncode in (0, 1), moved.stderr
+    [aside] = [p for p in tmp_path.glob("spool.sqlite.corrupt-*") if not p.name.endswith(".made")]
+    shown = run_pyagent("agent", "status", "--config", config)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stderr.splitlines()[0] == (
+        f"spool moved aside: {aside} (corrupt; the agent no longer uploads its records: pyagent log verify "
+        f"--db {aside} reads what it can)"
+    )
+    as_json = run_pyagent("agent", "status", "--format", "json", "--config", config)
+    assert json.loads(as_json.stdout)["moved_aside"] == [str(aside)]
