@@ -72,6 +72,7 @@ def resolve_facts(
         return None
 
     device_id = pick(flags.device_id, "id", "--device-id ID", required=default_device_id is None)
+    named = f"device.id in {where}" if device_id is not None else "this machine's host name, the device id,"
     device_id = default_device_id if device_id is None else device_id
     ownership = pick(flags.ownership, "ownership", "--ownership corporate|personal", required=True)
     enrolled = pick(flags.mdm_enrolled, "mdm_enrolled", "--mdm-enrolled/--no-mdm-enrolled", required=True)
@@ -88,8 +89,8 @@ def resolve_facts(
 
     if device_id.strip() != device_id or first_hidden(device_id) is not None:  # (no exemption matches it)
         raise InvalidInputError(
-            f"device.id in {where} must not begin or end with white space or hold an invisible "
-            f"character, got {device_id!r}"
+            f"{named} must not begin or end with white space or hold an invisible character, got "
+            f"{device_id!r} (give --device-id)"
         )
     if ownership not in OWNERSHIPS:
         raise InvalidInputError(

@@ -141,10 +141,11 @@ def aside_key(seq: int) -> str:
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the file at ``path``, None when there is none."""
+    """(device, inode) of the file at ``path``, None when there is none or it cannot be reached (its
+    directory replaced by a file, made unreadable, gone stale on NFS)."""
     try:
         stat = os.stat(path)
-    except FileNotFoundError:
+    except OSError:
         return None
     return stat.st_dev, stat.st_ino
 

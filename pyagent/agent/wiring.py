@@ -119,10 +119,12 @@ def _load_active(plugin: BundlePlugin, settings: EngineSettings) -> tuple[Engine
     mark = plugin.active_mark()
     try:
         engine, info = _load(plugin, path, settings)
-    except (BundleRejected, BundleError, StateError) as err:  # corrupted, no longer verifies, or its
-        # serial cannot be checked (a bundle state file corrupt): no decision, and the status says why
+    except (BundleRejected, BundleError) as err:  # the file itself: corrupted, or it no longer verifies
         kind = err.kind.value if isinstance(err, BundleRejected) else None
         plugin.forget_active(str(err), mark=mark, kind=kind)
+        raise
+    except StateError as err:  # its serial cannot be checked (the state file unreadable): it stays
+        plugin.load_failed(str(err))
         raise
     plugin.loaded(info[plugin.name]["revision"], mark=mark)
     return engine, info

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -152,3 +153,23 @@ def test_the_agent_moves_a_corrupt_spool_aside_on_request_and_starts_a_new_chain
     assert run_pyagent("log", "verify", "--db", str(corrupt_spool)).returncode == 0
     status = json.loads(run_pyagent("agent", "status", "--config", str(config), "--format", "json").stdout)
     assert moved[0].name in status["origin"] and status["records"] == 1
+
+
+def test_a_spool_whose_directory_is_replaced_by_a_file_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """os.stat's NotADirectoryError escaped as an internal error (exit 3) where the spool's removal is
+    a SpoolError (exit 2)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    spool = Spool.open(state / "spool.sqlite", key=ChainKey())
+    try:
+        spool.append({"n": 1}, max_records=10)
+        shutil.rmtree(state)
+        state.write_text("a file where the state directory was\n")
+        with pytest.raises(SpoolError) as refused:
+            spool.append({"n": 2}, max_records=10)
+    finally:
+        spool.close()
+    assert str(refused.value) == (
+        f"{state / 'spool.sqlite'}: the spool was removed or replaced while the agent ran; no decision is "
+        "recorded into a file no one can read again (restart the agent)"
+    )

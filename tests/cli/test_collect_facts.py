@@ -81,5 +81,15 @@ def test_a_device_id_no_exemption_would_match_is_refused(
     result = run(["collect", "--source", "android-pm", "--from", str(capture), "--config", str(config)])
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", (
         f"pyagent: error: device.id in {config} must not begin or end with white space or hold an "
-        f"invisible character, got {config_says}\n"
+        f"invisible character, got {config_says} (give --device-id)\n"
+    ))  # fmt: skip
+    if device_id.strip() != device_id:
+        return  # (a host name is taken without white space at its ends)
+    (tmp_path / "empty.toml").write_text("")
+    monkeypatch.setenv("PYAGENT_CONFIG", str(tmp_path / "empty.toml"))
+    monkeypatch.setattr("socket.gethostname", lambda: device_id)  # (this machine's id by default)
+    result = run(["collect", "--source", "linux", *facts])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", (
+        "pyagent: error: this machine's host name, the device id, must not begin or end with white space or "
+        f"hold an invisible character, got {config_says} (give --device-id)\n"
     ))  # fmt: skip

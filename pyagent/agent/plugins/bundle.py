@@ -14,16 +14,15 @@ One attempt (:meth:`BundlePlugin.step`):
 2. The body is streamed to a file in the bundle's directory and refused as soon as it passes
    ``size_limit_bytes`` (or the 64 MiB an archive may have, when lower); so is a file of the bundle
    larger than that once decompressed (OPA's meaning of the key: a limit per file).
-3. Before activation: the archive is read safely; with ``signing`` configured, its signature and every
-   file's digest are verified against ``[keys.KEYID]`` (:mod:`pyagent.bundles.verify`); its ``roots``
-   are checked (:mod:`pyagent.bundles.roots`); its build serial must not be older than the active
-   one's (:mod:`pyagent.bundles.state`); and the engine must load it (``prepare``).
+3. Before activation: the archive is read safely; with ``signing``, its signature and every file's
+   digest are verified against ``[keys.KEYID]`` (:mod:`pyagent.bundles.verify`), its ``roots`` checked
+   (:mod:`pyagent.bundles.roots`), its build serial must not be older than the active one's
+   (:mod:`pyagent.bundles.state`), and the engine must load it (``prepare``).
 4. Activation: the archive replaces the active one by rename, the serial is recorded, then the engine
    switches. On any failure the active bundle stays, and the refusal is recorded with its reason.
 
-With ``persist``, the active bundle is used again after a restart (verified again as it loads);
-without it, the agent starts with no bundle and downloads one, as OPA does.
-"""
+With ``persist``, the active bundle is used again after a restart (verified again as it loads), else
+the agent starts with no bundle and downloads one, as OPA does."""
 
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ from pyagent.errors import PyagentError
 from pyagent.termsafe import shorten
 
 LONG_POLL_TYPE = "application/vnd.openpolicyagent.bundles"
-HELD_SECONDS = 1.0
-"""A long poll answered 304 sooner than this was not held by the service."""
+HELD_SECONDS = 1.0  # a long poll answered 304 sooner than this was not held by the service
 BACKOFF_BASE = 0.5
 
 Install = Callable[[], None]
@@ -78,8 +76,7 @@ class Fetched:
     changed: bool
     etag: str | None = None
     error: str | None = None
-    manifest: str | None = None
-    """From an OCI registry: the manifest digest that named the bundle."""
+    manifest: str | None = None  # from an OCI registry: the manifest digest that named the bundle
 
 
 class BundlePlugin:
@@ -101,9 +98,7 @@ class BundlePlugin:
         self.client = client
         self.dir = directory
         self.verification = verification
-        #: ``[keys]`` without a ``signing`` block: as OPA, a signature present is verified with the
-        #: key it names, and an unsigned bundle is taken
-        self.keys = dict(keys or {})
+        self.keys = dict(keys or {})  # [keys] without signing: as OPA, a signature checked, unsigned taken
         self.prepare = prepare
         self.notify = notify or (lambda event, text, fields: None)
         self._rng = rng or random.Random()
@@ -118,8 +113,7 @@ class BundlePlugin:
         self._answer_code: int | None = None  # the HTTP status of this attempt's answer, if one came
         self.status = BundleStatus(source.name)
         self.active = False
-        self.version = 0
-        """Grows with every change a status message should report."""
+        self.version = 0  # grows with every change a status message should report
 
     @property
     def name(self) -> str:
@@ -165,6 +159,11 @@ class BundlePlugin:
         if kind is not None:  # kept with the refusals: the next download's error replaces the message
             self.status.refused(utc_now(), kind, reason)  # (the reason names the file on disk)
         self._failed("bundle_error", f"the active bundle does not load: {reason}")
+        self._save()
+
+    def load_failed(self, reason: str) -> None:
+        """The active bundle stays, not loaded for a reason outside it (its serial record unreadable)."""
+        self._failed("bundle_error", f"the active bundle cannot be loaded: {reason}")
         self._save()
 
     def active_path(self) -> Path | None:

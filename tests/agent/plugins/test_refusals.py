@@ -242,11 +242,11 @@ def test_a_corrupt_bundle_state_file_is_in_the_status_not_only_in_the_runs(
         shown = run_pyagent("agent", "status", "--config", str(config))
     assert again.returncode == 3, again.stderr
     lines = shown.stderr.splitlines()
-    assert lines[0] == "bundle pyagent: none active"
+    assert lines[0].startswith("bundle pyagent: r2 (activated ")  # kept: the file is whole, and may be restored
     assert lines[1] == (
-        f"  last attempt failed: bundle state {kept}: corrupt (Expecting property name enclosed in double "
-        "quotes: line 1 column 2 (char 1)); refusing to guess the last serial (restore it, or remove it "
-        "deliberately to trust the next bundle)"
+        f"  last attempt failed: the active bundle cannot be loaded: bundle state {kept}: corrupt (Expecting "
+        "property name enclosed in double quotes: line 1 column 2 (char 1)); refusing to guess the last "
+        "serial (restore it, or remove it deliberately to trust the next bundle)"
     )
 
 
