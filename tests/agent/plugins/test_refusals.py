@@ -4,12 +4,15 @@ status (``agent status``) and in the server's view of the device."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,11 +163,9 @@ def test_keys_without_a_signing_block_verify_a_signature_when_there_is_one(
         )
 
 
-@pytest.mark.timeout(120)
-def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, builds: Builds) -> None:
-    """The active bundle on disk no longer loads: the agent must not keep asking with its ETag (a 304
-    forever) but download it again, as OPA does, in the run that needs it (a one-off run asked with the
-    ETag first, got its 304, then found the file cut: no decision, exit 3, though the server had it)."""
+@contextlib.contextmanager
+def r2_persisted(tmp_path: Path, builds: Builds) -> Iterator[tuple[Path, Path, Any]]:
+    """(state dir, config, nginx) of an agent that ran once and keeps r2 (serial 2), served by nginx."""
     state, root = tmp_path / "state", tmp_path / "www"
     serve(root, builds.wasm["r2"], mtime=1_700_000_000)
     with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
@@ -174,6 +175,15 @@ def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, build
             bundle_url=nginx.url, public_key=builds.public_key,
         )  # fmt: skip
         assert run_agent("--once", "--config", str(config)).returncode == 0
+        yield state, config, nginx
+
+
+@pytest.mark.timeout(120)
+def test_a_corrupted_persisted_bundle_is_downloaded_afresh(tmp_path: Path, builds: Builds) -> None:
+    """The active bundle on disk no longer loads: the agent must not keep asking with its ETag (a 304
+    forever) but download it again, as OPA does, in the run that needs it (a one-off run asked with the
+    ETag first, got its 304, then found the file cut: no decision, exit 3, though the server had it)."""
+    with r2_persisted(tmp_path, builds) as (state, config, nginx):
         active = state / "bundles" / "pyagent" / "last-good-bundle.tar.gz"
         good = active.read_bytes()
         active.write_bytes(good[: len(good) // 2])  # cut on disk; nginx still has it, ETag unchanged
@@ -197,15 +207,7 @@ def test_an_older_bundle_put_in_place_of_the_persisted_one_is_a_refusal_in_the_s
 ) -> None:
     """The run refused it (rollback), but only its stderr said so: the status kept no refusal, and the
     error the next download left was all ``agent status`` showed (agent audit)."""
-    state, root = tmp_path / "state", tmp_path / "www"
-    serve(root, builds.wasm["r2"], mtime=1_700_000_000)
-    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
-            bundle_url=nginx.url, public_key=builds.public_key,
-        )  # fmt: skip
-        assert run_agent("--once", "--config", str(config)).returncode == 0
+    with r2_persisted(tmp_path, builds) as (state, config, _):
         active = state / "bundles" / "pyagent" / "last-good-bundle.tar.gz"
         active.write_bytes(builds.wasm["r1"].read_bytes())  # serial 1 where serial 2 was accepted
         again = run_agent("--once", "--config", str(config))
@@ -227,22 +229,15 @@ def test_a_corrupt_bundle_state_file_is_in_the_status_not_only_in_the_runs(
 ) -> None:
     """Every run was no decision ("bundle state ... corrupt"), while ``agent status`` showed the bundle
     active and no error (agent audit)."""
-    state, root = tmp_path / "state", tmp_path / "www"
-    serve(root, builds.wasm["r2"], mtime=1_700_000_000)
-    with control_plane(tmp_path) as plane, run_nginx(tmp_path, static_root=root) as nginx:
-        plane.publish(builds.rego["r1"], builds.wasm["r1"])
-        config = agent_config(
-            tmp_path / "agent.toml", state_dir=state, server_url=plane.server.url, token=plane.agent_token,
-            bundle_url=nginx.url, public_key=builds.public_key,
-        )  # fmt: skip
-        assert run_agent("--once", "--config", str(config)).returncode == 0
+    with r2_persisted(tmp_path, builds) as (state, config, _):
         kept = state / "bundles" / "pyagent" / "bundle-state.json"
         kept.write_text("{not json")
         again = run_agent("--once", "--config", str(config))
         shown = run_pyagent("agent", "status", "--config", str(config))
     assert again.returncode == 3, again.stderr
     lines = shown.stderr.splitlines()
-    assert lines[0].startswith("bundle pyagent: r2 (activated ")  # kept: the file is whole, and may be restored
+    # kept active: the bundle is whole, and the state file may be restored
+    assert lines[0].startswith("bundle pyagent: r2 (activated ")
     assert lines[1] == (
         f"  last attempt failed: the active bundle cannot be loaded: bundle state {kept}: corrupt (Expecting "
         "property name enclosed in double quotes: line 1 column 2 (char 1)); refusing to guess the last "
