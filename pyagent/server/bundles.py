@@ -20,7 +20,6 @@ import asyncio
 import re
 import time
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -108,7 +107,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         waited = False
         while True:
             changed = ctx.notifier.changed()  # taken before the read: a publish after it wakes us
-            head = await run_in_threadpool(ctx.store.bundle_head, name, target)
+            head = await ctx.call(ctx.store.bundle_head, name, target)
             if head is None:
                 raise HttpError(404, "bundle_not_found", f"no {target} build of bundle {name!r} is published")
             headers = {"ETag": head.etag, "Cache-Control": "no-cache"}

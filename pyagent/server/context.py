@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from pyagent.bundles.verify import VerificationConfig
+from pyagent.logsetup import get_logger
 from pyagent.server.auth import require
 from pyagent.server.errors import HttpError
 from pyagent.server.lazy_events import ReportCache
@@ -19,8 +21,15 @@ from pyagent.server.notify import Notifier
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store.base import Grant, Store
 
+log = get_logger("pyagent.server")
+
 _CACHED_BUNDLES = 16
 T = TypeVar("T")
+#: How long a store call of an agent's or an OPA's request (its token, a bundle, an upload) may take
+#: before the request is answered 503, as /health is: a database that holds a pooled connection and
+#: never answers (its processes stopped) held those requests for good. (The call's thread runs on;
+#: an upload stored after all is stored once when it is sent again: events are kept by decision_id.)
+STORE_CALL_SECONDS = 10.0
 
 
 @dataclass
@@ -60,8 +69,20 @@ class ServerContext:
         finally:
             slots.release()
 
+    async def call(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` in the thread pool, answered 503 past :data:`STORE_CALL_SECONDS`."""
+        try:
+            return await asyncio.wait_for(run_in_threadpool(func, *args), STORE_CALL_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "the database did not answer within %g s (%s)",
+                STORE_CALL_SECONDS,
+                getattr(func, "__name__", func),
+            )
+            raise HttpError(503, "unavailable", "the database is not available") from None
+
     async def authorize(self, request: Request, need: str) -> Grant:
-        return await run_in_threadpool(require, request, self.store, need)
+        return await self.call(require, request, self.store, need)
 
     async def bundle_content(self, revision_id: int, target: str) -> bytes:
         """A published bundle's bytes. Published revisions never change, so a few are kept in memory
@@ -69,7 +90,7 @@ class ServerContext:
         key = (revision_id, target)
         content = self._contents.get(key)
         if content is None:
-            content = await run_in_threadpool(self.store.bundle_content, revision_id, target)
+            content = await self.call(self.store.bundle_content, revision_id, target)
             self._contents[key] = content
             while len(self._contents) > _CACHED_BUNDLES:
                 self._contents.popitem(last=False)

@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from anyio import CapacityLimiter, to_thread
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -111,7 +110,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         if grant.device is not None:
             # sent by the token's device, whatever labels.id says (an OPA on the device: its instance id)
             lazy.batch.rows = [replace(row, sender=grant.device) for row in lazy.batch.rows]
-        result = await run_in_threadpool(store, lazy)
+        result = await ctx.call(store, lazy)
         payload = {"stored": result.stored, "duplicates": result.duplicates, "ignored": lazy.batch.ignored}
         return JSONResponse(payload)
 

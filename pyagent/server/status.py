@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -206,7 +205,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         body = await read_body(request, ctx.settings.limits)
         row = await to_thread.run_sync(parse, body, limiter=parsing)
         check_device(grant, row.instance_id, "the status message (labels.id)")
-        await run_in_threadpool(ctx.store.record_status, row)
+        await ctx.call(ctx.store.record_status, row)
         return Response(None, 204)
 
     # an OPA with status.partition_name posts to /status/PARTITION: the same receiver

@@ -19,6 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from pyagent.server import app as server_app
+from pyagent.server import context as server_context
 from pyagent.server.settings import ServerSettings
 from pyagent.server.store import StoreError, open_store
 from pyagent.server.store import engine as store_engine
@@ -130,6 +131,40 @@ def test_a_database_that_stops_answering_on_a_pooled_connection_is_a_503_from_he
                 )  # fmt: skip
                 assert 2.0 <= took < 10, took
                 assert client.get("/health").json() == {"status": "ok"}
+        finally:
+            store.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_database_that_stops_answering_is_a_503_to_agents_and_opas_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/health said 503 in 5 s, while an upload, a status message and a bundle download through the same
+    stopped database got no byte for as long as the client waited (replicas audit: 150 s)."""
+    monkeypatch.setattr(server_context, "STORE_CALL_SECONDS", 2.0)
+    bearer = {"Authorization": "Bearer any-token"}
+    with run_postgres(tmp_path) as running:
+        store = open_store(running.url)
+        try:
+            with TestClient(server_app.create_app(ServerSettings(), store)) as client:
+                assert client.get("/bundles/pyagent", headers=bearer).status_code == 401  # pooled now
+                stopped = _cluster_pids(running.data_dir)
+                for pid in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                try:
+                    answers = []
+                    for method, path in (("POST", "/logs"), ("POST", "/status"), ("GET", "/bundles/pyagent")):
+                        started = time.monotonic()
+                        answer = client.request(method, path, headers=bearer, content=b"[]")
+                        answers.append((path, answer.status_code, answer.json(), time.monotonic() - started))
+                finally:
+                    for pid in stopped:
+                        os.kill(pid, signal.SIGCONT)
+                unavailable = {"code": "unavailable", "message": "the database is not available"}
+                for path, status, body, took in answers:
+                    assert (path, status, body) == (path, 503, unavailable)
+                    assert 2.0 <= took < 10, (path, took)
+                assert client.get("/bundles/pyagent", headers=bearer).status_code == 401  # answering again
         finally:
             store.close()
 
