@@ -46,6 +46,17 @@ def add_token(db: str, name: str, role: str) -> str:
         store.close()
 
 
+def published_database(workdir: Path) -> tuple[str, str]:
+    """(URL, agent token) of a SQLite database in ``workdir`` with the shipped policy published as
+    bundle ``pyagent`` (Rego, revision r1) by the command line, as an operator does."""
+    db = f"sqlite:///{workdir / 'server.db'}"
+    bundle = workdir / "rego.tar.gz"
+    for args in (["policy", "bundle", "--target", "rego", "--revision", "r1", "-o", str(bundle)],
+                 ["server", "publish", "--name", "pyagent", str(bundle), "--db", db]):  # fmt: skip
+        subprocess.run([sys.executable, "-m", "pyagent", *args], check=True, capture_output=True)
+    return db, add_token(db, "agents", "agent")
+
+
 def wait_healthy(
     url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, ca: Path | None = None
 ) -> None:

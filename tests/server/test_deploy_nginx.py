@@ -10,7 +10,6 @@ import re
 import resource
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from tests.helpers import nginx
 from tests.helpers.opa_server import free_port
-from tests.helpers.pyagent_server import add_token, run_server
+from tests.helpers.pyagent_server import published_database, run_server
 from tests.helpers.services import require_binary
 from tests.server.test_held_poll_bound_opa import _get, _long_poll
 
@@ -44,12 +43,7 @@ def test_the_shipped_config_holds_more_long_polls_than_nginx_s_default(tmp_path:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4 * LONG_POLLS:  # (this process holds one file for each, the server and nginx theirs)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * LONG_POLLS), hard))
-    db = f"sqlite:///{tmp_path / 'server.db'}"
-    bundle = tmp_path / "rego.tar.gz"
-    for args in (["policy", "bundle", "--target", "rego", "--revision", "r1", "-o", str(bundle)],
-                 ["server", "publish", "--name", "pyagent", str(bundle), "--db", db]):  # fmt: skip
-        subprocess.run([sys.executable, "-m", "pyagent", *args], check=True, capture_output=True)
-    token = add_token(db, "agents", "agent")
+    db, token = published_database(tmp_path)
     port, prefix = free_port(), tmp_path / "nginx"
     prefix.mkdir()
     with run_server(tmp_path, db) as server:

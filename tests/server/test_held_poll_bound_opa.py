@@ -10,14 +10,13 @@ import json
 import select
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.opa_server import free_port
-from tests.helpers.pyagent_server import add_token, run_server
+from tests.helpers.pyagent_server import published_database, run_server
 from tests.helpers.services import stop_process
 
 BOUND = 128  # half of the server's file limit of 256
@@ -71,12 +70,7 @@ def _opa_requests(log: Path) -> list[str | None]:
 
 @pytest.mark.timeout(240)
 def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'server.db'}"
-    bundle = tmp_path / "rego.tar.gz"
-    for args in (["policy", "bundle", "--target", "rego", "--revision", "r1", "-o", str(bundle)],
-                 ["server", "publish", "--name", "pyagent", str(bundle), "--db", db]):  # fmt: skip
-        subprocess.run([sys.executable, "-m", "pyagent", *args], check=True, capture_output=True)
-    token = add_token(db, "agents", "agent")
+    db, token = published_database(tmp_path)
     (tmp_path / "agent.token").write_text(token + "\n")
     log = tmp_path / "opa.log"
     with run_server(tmp_path, db, file_limit=256) as server:
