@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -113,3 +115,31 @@ def run_server(
         yield RunningServer(url, port, db, process, log)
     finally:
         stop_process(process, grace=10)
+
+
+def bundle_get(
+    port: int, token: str, *, etag: str | None = None, wait: int | None = None
+) -> tuple[int, str, str]:
+    """(status, content type, ETag) of ``GET /bundles/pyagent``."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if wait:
+        headers["Prefer"] = f"wait={wait}"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("GET", "/bundles/pyagent", headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status, answer.getheader("content-type", ""), answer.getheader("etag", "")
+    finally:
+        connection.close()
+
+
+def long_poll(port: int, token: str, etag: str) -> socket.socket:
+    """A long poll for 300 s (the server's most) sent on a connection of its own, its answer left unread."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = (f"GET /bundles/pyagent HTTP/1.1\r\nHost: pyagent\r\nAuthorization: Bearer {token}\r\n"
+            f"If-None-Match: {etag}\r\nPrefer: wait=300\r\n\r\n")  # fmt: skip
+    sock.sendall(head.encode())
+    return sock

@@ -17,9 +17,8 @@ import pytest
 
 from tests.helpers import nginx
 from tests.helpers.opa_server import free_port
-from tests.helpers.pyagent_server import published_database, run_server
+from tests.helpers.pyagent_server import bundle_get, long_poll, published_database, run_server
 from tests.helpers.services import require_binary
-from tests.server.test_held_poll_bound_opa import _get, _long_poll
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "deploy" / "nginx" / "pyagent.conf"
@@ -60,14 +59,14 @@ def test_the_shipped_config_holds_more_long_polls_than_nginx_s_default(tmp_path:
         held = []
         try:
             nginx._wait_listening(port, balancer, error_log)
-            etag = _get(port, token)[2]
-            held = [_long_poll(port, token, etag) for _ in range(LONG_POLLS)]
+            etag = bundle_get(port, token)[2]
+            held = [long_poll(port, token, etag) for _ in range(LONG_POLLS)]
             time.sleep(3)
             poller = select.poll()  # (select() takes no descriptor past 1,023)
             for sock in held:
                 poller.register(sock, select.POLLIN)
             answered = len(poller.poll(0))
-            health = _get(port, token)[0]
+            health = bundle_get(port, token)[0]
         finally:
             for sock in held:
                 sock.close()

@@ -5,7 +5,6 @@ cue to ask again at once; a 503 made it drop its ETag and download the whole bun
 
 from __future__ import annotations
 
-import http.client
 import json
 import select
 import socket
@@ -16,36 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.opa_server import free_port
-from tests.helpers.pyagent_server import published_database, run_server
+from tests.helpers.pyagent_server import bundle_get, long_poll, published_database, run_server
 from tests.helpers.services import stop_process
 
 BOUND = 128  # half of the server's file limit of 256
-
-
-def _get(port: int, token: str, *, etag: str | None = None, wait: int | None = None) -> tuple[int, str, str]:
-    """(status, content type, ETag) of ``GET /bundles/pyagent``."""
-    headers = {"Authorization": f"Bearer {token}"}
-    if etag:
-        headers["If-None-Match"] = etag
-    if wait:
-        headers["Prefer"] = f"wait={wait}"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request("GET", "/bundles/pyagent", headers=headers)
-        answer = connection.getresponse()
-        answer.read()
-        return answer.status, answer.getheader("content-type", ""), answer.getheader("etag", "")
-    finally:
-        connection.close()
-
-
-def _long_poll(port: int, token: str, etag: str) -> socket.socket:
-    """A long poll for 300 s (the server's most) sent on a connection of its own, its answer left unread."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = (f"GET /bundles/pyagent HTTP/1.1\r\nHost: pyagent\r\nAuthorization: Bearer {token}\r\n"
-            f"If-None-Match: {etag}\r\nPrefer: wait=300\r\n\r\n")  # fmt: skip
-    sock.sendall(head.encode())
-    return sock
 
 
 def _answer_head(sock: socket.socket) -> tuple[int, str]:
@@ -74,14 +47,14 @@ def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_pa
     (tmp_path / "agent.token").write_text(token + "\n")
     log = tmp_path / "opa.log"
     with run_server(tmp_path, db, file_limit=256) as server:
-        etag = _get(server.port, token)[2]
-        held = [_long_poll(server.port, token, etag) for _ in range(BOUND)]  # held for the whole test
+        etag = bundle_get(server.port, token)[2]
+        held = [long_poll(server.port, token, etag) for _ in range(BOUND)]  # held for the whole test
         # one long poll more at a time until one is answered at once: then the bound's worth are held
         # (a probe asking to wait would itself be held while below the bound, and take a slot)
         deadline = time.monotonic() + 60
         while not select.select(held, [], [], 0.5)[0]:
             assert time.monotonic() < deadline, f"none of {len(held)} long polls answered"
-            held.append(_long_poll(server.port, token, etag))
+            held.append(long_poll(server.port, token, etag))
         while len(past := select.select(held, [], [], 0.5)[0]) < len(held) - BOUND:  # every one past it
             assert time.monotonic() < deadline, f"{len(past)} of {len(held) - BOUND} past the bound answered"
             time.sleep(0.1)
@@ -116,10 +89,10 @@ def test_an_opa_past_the_held_poll_bound_polls_at_its_delay(opa_bin: str, tmp_pa
             for sock in held:
                 sock.close()
     asked = _opa_requests(log)
-    long_poll = "modes=snapshot,delta;wait=30"
+    waits = "modes=snapshot,delta;wait=30"
     # the first request (no ETag) gets the bundle as a long-polling service sends it; the long poll
     # after it is past the bound and gets the bundle as from one that does not; then periodic polls
-    assert asked[:2] == [long_poll, long_poll]
+    assert asked[:2] == [waits, waits]
     assert set(asked[2:]) == {"modes=snapshot,delta"}
     assert answered == 0  # the bound's worth stayed held throughout
     # no loop: the 3rd to 5th requests come every min..max_delay_seconds (2-3 s) after the 2nd
