@@ -85,9 +85,9 @@ def resolve_facts(
         raise InvalidInputError(f"missing device {noun}: give {flags_given}, or set {keys} in {where}")
     if not isinstance(device_id, str) or not device_id.strip():
         raise InvalidInputError(f"device.id in {where} must be a non-empty string")
-    from pyagent.termsafe import first_hidden
+    from pyagent.termsafe import unmatchable
 
-    if device_id.strip() != device_id or first_hidden(device_id) is not None:  # (no exemption matches it)
+    if unmatchable(device_id) is not None:  # (no exemption would match it)
         raise InvalidInputError(
             f"{named} must not begin or end with white space or hold an invisible character, got "
             f"{device_id!r} (give --device-id)"

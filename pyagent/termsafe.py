@@ -73,6 +73,15 @@ def first_hidden(text: str) -> str | None:
     return None
 
 
+def unmatchable(text: str) -> str | None:
+    """Why no tool would report ``text`` as an id (it begins or ends with white space, or holds a
+    character :func:`first_hidden` finds), or None: a shell's quoting slip, a copy from a web page."""
+    if text.strip() != text:
+        return "begins or ends with white space"
+    hidden = first_hidden(text)
+    return None if hidden is None else f"contains U+{ord(hidden):04X}, which no tool shows"
+
+
 def shorten(text: str, limit: int = 200) -> str:
     """``text`` on one line (runs of whitespace made one space), at most ``limit`` characters.
 

@@ -132,17 +132,14 @@ def status_document(
 _LAST_RUN_FACTS = ("device_id", "organization", "policy_revision", "engine")
 
 
-def _attempts(last_attempt_at: str | None, last_ok_at: str | None, last_error: str | None) -> str:
-    """The words "last attempt AT, ok at AT" (or "error: E"); a time not known is "(unknown)"."""
-    state = f"error: {last_error}" if last_error else f"ok at {last_ok_at or '(never)'}"
-    return f"last attempt {last_attempt_at or '(unknown)'}, {state}"
-
-
-def _status_upload_line(shown: dict[str, Any]) -> str:
-    if shown["last_attempt_at"] is None and shown["last_error"] is None:
-        return f"status: {shown['service']} (no message sent yet)"
-    attempts = _attempts(shown["last_attempt_at"], shown["last_ok_at"], shown["last_error"])
-    return f"status: {shown['service']} ({attempts})"
+def _attempts(outcome: dict[str, Any], *, none_yet: str) -> str:
+    """The words "last attempt AT, ok at AT" (or "error: E") of an upload's ``outcome``, a time not
+    known "(unknown)"; ``none_yet`` before any attempt."""
+    at, ok_at, error = outcome["last_attempt_at"], outcome["last_ok_at"], outcome["last_error"]
+    if at is None and error is None:
+        return none_yet
+    state = f"error: {error}" if error else f"ok at {ok_at or '(never)'}"
+    return f"last attempt {at or '(unknown)'}, {state}"
 
 
 def _moved_aside(path: Path) -> list[str]:
@@ -170,8 +167,8 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         if bundle["last_refusal"]:
             refusal = bundle["last_refusal"]
             lines.append(f"  last refusal: {refusal['at']} {refusal['kind']}: {refusal['reason']}")
-    if doc.get("status_upload") is not None:
-        lines.append(_status_upload_line(doc["status_upload"]))
+    if (shown := doc.get("status_upload")) is not None:
+        lines.append(f"status: {shown['service']} ({_attempts(shown, none_yet='no message sent yet')})")
     if not doc["exists"]:
         return [*lines, f"spool: {doc['spool']} (none yet: the agent has not recorded a run)"]
     lines.append(f"spool: {doc['spool']} (chain {doc['chain_id']}, {doc['mac']})")
@@ -197,10 +194,7 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
     lines.append(f"log head: seq {head['seq']} {head['hash']}")
     ship = doc["shipping"]
     if doc["collector"]:
-        attempts = _attempts(ship["last_attempt_at"], ship["last_ok_at"], ship["last_error"])
-        if ship["last_attempt_at"] is None and ship["last_error"] is None:
-            attempts = "no upload yet"
-        lines.append(f"decision logs: {doc['collector']} ({attempts})")
+        lines.append(f"decision logs: {doc['collector']} ({_attempts(ship, none_yet='no upload yet')})")
     else:
         lines.append("decision logs: none configured")
     return lines

@@ -53,12 +53,10 @@ def identifier(ctx: click.Context, param: click.Parameter, value: str | None) ->
     value = non_empty(ctx, param, value)
     if value is None:
         return None
-    from pyagent.termsafe import first_hidden
+    from pyagent.termsafe import unmatchable
 
-    if value.strip() != value:
-        raise click.BadParameter(f"{value!r} begins or ends with white space", param=param)
-    if (hidden := first_hidden(value)) is not None:
-        raise click.BadParameter(f"{value!r} contains U+{ord(hidden):04X}, which no tool shows", param=param)
+    if (reason := unmatchable(value)) is not None:
+        raise click.BadParameter(f"{value!r} {reason}", param=param)
     return value
 
 
