@@ -57,6 +57,9 @@ CRAFTED_ORGS: dict[str, Any] = {
         "inherits": ["titled"],
         "rules": {"z": {"ban": "tiktok", "scopes": ["all"]}},
     },
+    "null-rule": {"rules": {"x": None}},
+    "listed-org": [],
+    "inherits-listed": {"inherits": ["listed-org"], "rules": {"y": _rule("tiktok", ["all"])}},
 }
 RESOLVED = {"parent", "child", "grandchild", "empty", "warn-mode", "overrides-bad", "titled", "numeric-title"}
 #: A ban whose title and reason are not strings: messages fall back to the ban's name and "policy".
@@ -71,6 +74,9 @@ ERROR_CODES = {
     "bad-time": ["invalid_policy_data"],
     "bad-enforcement": ["invalid_policy_data"],
     "inherits-bad": ["invalid_policy_data"],
+    "null-rule": ["invalid_policy_data"],
+    "listed-org": ["invalid_policy_data"],
+    "inherits-listed": ["invalid_policy_data"],
     "false-remediation": [],  # left to the policy: no data error, but not a rule the index copies
 }
 
@@ -107,7 +113,7 @@ RESOLVE_QUERY = """{name: {"chain": sort(c), "rules": r, "errors": sort([e.code 
     device := {"report": {"device": {"organization": name, "platform": "android"}}}
     c := data.pyagent.lib.inheritance.chain with input as device
     r := data.pyagent.lib.inheritance.rules with input as device
-    errs := data.pyagent.lib.inheritance.errors | data.pyagent.lib.breaches.errors with input as device
+    errs := data.pyagent.lib.inheritance.errors | data.pyagent.lib.ruledata.errors with input as device
 }"""
 
 

@@ -18,6 +18,7 @@ import data.pyagent.lib.exemptions
 import data.pyagent.lib.inheritance
 import data.pyagent.lib.layout
 import data.pyagent.lib.report
+import data.pyagent.lib.ruledata
 
 # METADATA
 # title: Device identifier
@@ -57,7 +58,7 @@ policy_revision := data.pyagent_build.revision if {
 #   organisation").
 #   The first body is a shortcut for the common case, a well-formed report of an organisation the
 #   index resolved, where every error source below is empty by construction (report.errors,
-#   clock.errors, inheritance.errors and breaches.errors; exemptions.errors is checked): it spares
+#   clock.errors, inheritance.errors and ruledata.errors; exemptions.errors is checked): it spares
 #   OPA the unions and the sort.
 errors := [] if {
 	report.well_formed
@@ -68,7 +69,7 @@ errors := [] if {
 } else := [err | some err in layout.errors] if {
 	count(layout.errors) > 0
 } else := [err |
-	some x in sort([[e.code, e.message, e] | some e in ((((report.errors | clock.errors) | inheritance.errors) | exemptions.errors) | breaches.errors)])
+	some x in sort([[e.code, e.message, e] | some e in ((((report.errors | clock.errors) | inheritance.errors) | exemptions.errors) | ruledata.errors)])
 	err := x[2]
 ]
 

@@ -1,6 +1,6 @@
 # METADATA
 # title: Breach tests
-# description: Enforcement modes, platforms, policy data errors, and bans added by data.
+# description: Enforcement modes, platforms, and bans added by data.
 package pyagent.lib.breaches_test
 
 import data.pyagent.decision
@@ -68,56 +68,6 @@ test_missing_enforcement_defaults_to_deny if {
 	[[v.rule, v.enforcement, v.effective_from] | some v in d.violations] == [["x/r", "deny", null]]
 	d.violations[0].message == "TikTok (com.zhiliaoapp.musically) is banned on all devices of x: cybersecurity: protection against threats that could be exploited against the organisation's corporate environment"
 	d.violations[0].remediation == "Uninstall TikTok (com.zhiliaoapp.musically) from this device."
-}
-
-test_unknown_enforcement_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.organizations as commission_rule({"enforcement": "block"})
-	d.allow == false
-	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok has enforcement \"block\"; expected deny, warn or dryrun", "path": "pyagent.organizations.eu-commission.rules.tiktok.enforcement"}]
-}
-
-test_unknown_scope_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.organizations as commission_rule({"scopes": ["corporate", "contractors"]})
-	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok has unknown scope \"contractors\"", "path": "pyagent.organizations.eu-commission.rules.tiktok.scopes"}]
-	d.allow == false
-}
-
-test_empty_scopes_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.organizations as commission_rule({"scopes": []})
-	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok names no scopes", "path": "pyagent.organizations.eu-commission.rules.tiktok.scopes"}]
-	d.allow == false
-}
-
-test_unknown_ban_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.organizations as commission_rule({"ban": "tiktok2"})
-	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok names unknown ban \"tiktok2\"", "path": "pyagent.organizations.eu-commission.rules.tiktok.ban"}]
-	d.allow == false
-}
-
-test_bad_effective_from_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.organizations as commission_rule({"effective_from": "15 March 2023"})
-	d.errors == [{"code": "invalid_policy_data", "message": "rule eu-commission/tiktok needs effective_from as an RFC 3339 timestamp", "path": "pyagent.organizations.eu-commission.rules.tiktok.effective_from"}]
-	d.allow == false
 }
 
 test_every_shipped_tiktok_android_id_is_banned if {
@@ -404,140 +354,6 @@ test_an_invalid_time_classifies_no_breach if {
 	d.allow == false
 }
 
-test_scopes_given_as_one_string_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.organizations as commission_rule({"scopes": "corporate"})
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.organizations.eu-commission.rules.tiktok.scopes",
-		"message": "rule eu-commission/tiktok has scopes \"corporate\"; expected a list of scopes",
-	}]
-	d.allow == false
-}
-
-test_ban_identifiers_given_as_one_string_is_a_data_error if {
-	bans := object.union(testdata.bans, {"tiktok": {"apps": {"android": "com.zhiliaoapp.musically"}}})
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.bans as bans
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.bans.tiktok.apps.android",
-		"message": "ban tiktok lists its android identifiers as \"com.zhiliaoapp.musically\"; expected a list of identifiers",
-	}]
-	d.allow == false
-}
-
-test_ban_identifiers_as_a_list_on_another_platform_are_no_error if {
-	bans := object.union(testdata.bans, {"tiktok": {"apps": {"ios": "com.zhiliaoapp.musically"}}})
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.bans as bans
-	d.errors == []
-	[v.rule | some v in d.violations] == ["eu-commission/tiktok"]
-}
-
-test_work_apps_given_as_one_string_is_a_data_error if {
-	phone := {
-		"at": "2023-03-16T09:30:00Z",
-		"report": {
-			"device": {
-				"id": "d-1", "platform": "android", "ownership": "personal",
-				"organization": "eeas", "mdm": {"enrolled": false},
-			},
-			"apps": [tiktok, {"id": "com.microsoft.teams"}],
-		},
-	}
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as phone
-		with data.pyagent.work_apps as {"android": "com.microsoft.teams"}
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.work_apps.android",
-		"message": "work apps for android at pyagent.work_apps are \"com.microsoft.teams\"; expected a list of identifiers",
-	}]
-	d.allow == false
-}
-
-test_ban_identifiers_not_per_platform_is_a_data_error if {
-	bans := object.union(testdata.bans, {"tiktok": {"apps": ["com.zhiliaoapp.musically"]}})
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.bans as bans
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.bans.tiktok.apps",
-		"message": "ban tiktok lists its identifiers as [\"com.zhiliaoapp.musically\"]; expected a list of identifiers per platform",
-	}]
-	d.allow == false
-}
-
-test_an_organisations_work_apps_given_as_one_string_is_a_data_error if {
-	phone := {
-		"at": "2023-03-16T09:30:00Z",
-		"report": {
-			"device": {
-				"id": "d-1", "platform": "android", "ownership": "personal",
-				"organization": "eeas", "mdm": {"enrolled": false},
-			},
-			"apps": [tiktok, {"id": "com.example.work"}],
-		},
-	}
-	orgs := object.union(testdata.organizations, {"eeas": {"work_apps": {"android": "com.example.work"}}})
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as phone with data.pyagent.organizations as orgs
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.organizations.eeas.work_apps.android",
-		"message": "work apps for android at pyagent.organizations.eeas.work_apps are \"com.example.work\"; expected a list of identifiers",
-	}]
-	d.allow == false
-}
-
-test_work_apps_not_per_platform_is_a_data_error if {
-	# a personal EEAS phone: its rule rests on work apps, listed as one list, not per platform
-	phone := {"at": "2023-03-16T09:30:00Z", "report": {
-		"device": {
-			"id": "d-1", "platform": "android", "ownership": "personal",
-			"organization": "eeas", "mdm": {"enrolled": false},
-		},
-		"apps": [tiktok],
-	}}
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as phone with data.pyagent.work_apps as ["com.microsoft.teams"]
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.work_apps",
-		"message": "work apps at pyagent.work_apps are [\"com.microsoft.teams\"]; expected a list of identifiers per platform",
-	}]
-	d.allow == false
-}
-
-test_malformed_work_apps_are_no_error_where_no_rule_rests_on_them if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("india", "android", "personal", [tiktok])
-		with data.pyagent.work_apps as ["com.microsoft.teams"]
-	d.errors == []
-	[v.rule | some v in d.violations] == ["india/tiktok"]
-}
-
 test_a_scope_not_resting_on_work_apps_says_nothing_of_them if {
 	# Outlook known by its display name only: the weaker-evidence note is for work-apps scopes alone
 	outlook := {"id": "com.microsoft.office.outlook", "evidence": "display_name"}
@@ -550,19 +366,4 @@ test_a_scope_not_resting_on_work_apps_says_nothing_of_them if {
 		"from 2023-03-15T00:00:00Z: cybersecurity: protection against threats that could be exploited ",
 		"against the organisation's corporate environment",
 	])]
-}
-
-test_identifiers_under_an_unknown_platform_are_a_data_error if {
-	# "Android" for "android": every Android device would be allowed without a word
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.bans.tiktok.apps as {"Android": ["com.zhiliaoapp.musically"]}
-	d.allow == false
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.bans.tiktok.apps",
-		"message": "ban tiktok lists identifiers for unknown platform \"Android\"; expected one of android, ios, linux, macos, windows",
-	}]
 }

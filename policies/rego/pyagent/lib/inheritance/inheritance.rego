@@ -8,14 +8,22 @@ package pyagent.lib.inheritance
 
 # METADATA
 # title: Known organisations
+# description: None when the data does not key them by id (an error below says so).
 default organizations := {}
 
-organizations := data.pyagent.organizations
+organizations := data.pyagent.organizations if is_object(data.pyagent.organizations)
 
 # METADATA
 # title: Inheritance graph
 # description: Each organisation mapped to the organisations it inherits from.
-graph_edges := {name: object.get(org, "inherits", []) | some name, org in organizations}
+graph_edges := {name: parents(org) | some name, org in organizations}
+
+# METADATA
+# title: The organisations one inherits from, as its data lists them
+# description: None for an organisation that is not an object (an error says so).
+parents(org) := object.get(org, "inherits", []) if {
+	is_object(org)
+} else := []
 
 # METADATA
 # title: The device's organisation
@@ -40,6 +48,10 @@ chain := {name | some name in resolved.chain} if {
 #   built (`pyagent/policy/orgindex.py`), only for an organisation in whose chain and rules this policy
 #   finds no error. Undefined otherwise (and without the index): the rules here resolve it per decision.
 resolved := data.pyagent_index.resolved_orgs[organization] if data.pyagent_index.format == 4
+
+# METADATA
+# title: The device's organisation and those in its chain, where the data lists them
+organizations_in_force := {name | some name in chain} | {organization | known}
 
 # METADATA
 # title: Ancestors of an organisation
@@ -115,6 +127,26 @@ errors_now contains err if {
 		"code": "inheritance_cycle",
 		"organizations": members,
 		"message": concat("", ["organisations inherit from each other in a cycle: ", concat(", ", members)]),
+	}
+}
+
+errors_now contains err if {
+	listed := data.pyagent.organizations
+	not is_object(listed)
+	err := {
+		"code": "invalid_policy_data",
+		"path": "pyagent.organizations",
+		"message": concat("", ["the organisations are ", json.marshal(listed), "; expected organisations keyed by their id"]),
+	}
+}
+
+errors_now contains err if {
+	some name in organizations_in_force
+	not is_object(organizations[name]) # null, a string or a list holds no rule: allowed without a word
+	err := {
+		"code": "invalid_policy_data",
+		"path": concat(".", ["pyagent.organizations", name]),
+		"message": concat("", ["organisation ", json.marshal(name), " is ", json.marshal(organizations[name]), "; expected an object with its title, inherits and rules"]),
 	}
 }
 

@@ -218,3 +218,44 @@ test_rules_not_keyed_by_id_are_a_data_error if {
 		}]
 	}
 }
+
+test_an_organisation_that_is_not_an_object_is_a_data_error if {
+	# null, a string or a list holds no rule: the TikTok phone, and its inheriting EEAS, allowed without a word
+	every org in [null, "eu-commission", []] {
+		orgs := object.union(testdata.organizations, {"eu-commission": org})
+		every device in [device_of("eu-commission", "corporate", true), device_of("eeas", "corporate", true)] {
+			d := decision
+				with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+				with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+				with input as device with data.pyagent.organizations as orgs
+			d.allow == false
+			d.errors == [{
+				"code": "invalid_policy_data",
+				"path": "pyagent.organizations.eu-commission",
+				"message": concat("", ["organisation \"eu-commission\" is ", json.marshal(org), "; expected an object with its title, inherits and rules"]),
+			}]
+		}
+	}
+}
+
+test_organisations_not_keyed_by_id_are_a_data_error if {
+	every orgs in [null, ["eu-commission"]] {
+		d := decision
+			with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+			with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+			with input as device_of("eu-commission", "corporate", true) with data.pyagent.organizations as orgs
+		d.allow == false
+		d.errors == [
+			{
+				"code": "invalid_policy_data",
+				"path": "pyagent.organizations",
+				"message": concat("", ["the organisations are ", json.marshal(orgs), "; expected organisations keyed by their id"]),
+			},
+			{
+				"code": "unknown_organization",
+				"organization": "eu-commission",
+				"message": "unknown organisation \"eu-commission\"; known: ",
+			},
+		]
+	}
+}
