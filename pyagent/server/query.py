@@ -42,13 +42,24 @@ def _given(request: Request, name: str) -> str | None:
     return request.query_params.get(name) or None
 
 
+#: A timestamp whose zone offset lost its '+' to form decoding (``…T00:00:00 01:00``).
+_SPACED_OFFSET = re.compile(r"T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)? [0-9]{2}:[0-9]{2}$", re.IGNORECASE)
+
+
 def instant(request: Request, name: str) -> datetime | None:
     value = _given(request, name)
     if value is None:
         return None
     normal = normal_rfc3339(value)
     if normal is None:
-        raise bad_request(f"{name}={value!r}: expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z")
+        hint = (
+            "; a '+' in a query string reads as a space: write it as %2B"
+            if _SPACED_OFFSET.search(value)
+            else ""
+        )
+        raise bad_request(
+            f"{name}={value!r}: expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z{hint}"
+        )
     try:
         return parse_instant(normal)
     except ValueError as err:

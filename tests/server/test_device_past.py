@@ -135,6 +135,11 @@ def test_compliance_in_year_one_is_no_overflow(fleet: Fleet) -> None:
             "2023-03-16T09:30:00",
             "at='2023-03-16T09:30:00': expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z",
         ),
+        (  # a '+' left unencoded in a URL: the form decoding made it a space
+            "2023-03-16T10:30:00 01:00",
+            "at='2023-03-16T10:30:00 01:00': expected an RFC 3339 timestamp, e.g. 2023-03-16T09:30:00Z; "
+            "a '+' in a query string reads as a space: write it as %2B",
+        ),
     ],
 )
 def test_a_bad_instant_is_a_400_that_names_it(fleet: Fleet, at: str, message: str) -> None:
