@@ -274,11 +274,17 @@ def _bundle(
     if keys and not section.has("signing"):
         from pyagent.config.opakeys import report_once
 
+        unnamed = (  # where the agent and OPA part: OPA refuses such a bundle
+            ", and a signed one that names no key (as pyagent policy bundle signs) is verified with the one "
+            "key where OPA refuses it (its key id is empty)"
+            if len(keys) == 1
+            else ""
+        )
         report_once(  # OPA's own warning, for the same config
             f"{source}: bundles.{name}",
             f"{source}: keys are configured but bundles.{name} has no signing table: a bundle without "
-            f"/.signatures.json is accepted, as OPA accepts it; add bundles.{name}.signing to require "
-            "signatures",
+            f"/.signatures.json is accepted, as OPA accepts it{unnamed}; add bundles.{name}.signing to "
+            "require signatures and name the key",
         )
     if section.has("signing") and keyid is None:
         if len(keys) != 1:

@@ -40,8 +40,9 @@ def test_keys_without_a_signing_table_are_said_once(
     load_config(config)  # a loop reads its config again: said once
     assert capsys.readouterr().err == (
         f"pyagent: warning: {config}: keys are configured but bundles.pyagent has no signing table: a "
-        "bundle without /.signatures.json is accepted, as OPA accepts it; add bundles.pyagent.signing to "
-        "require signatures\n"
+        "bundle without /.signatures.json is accepted, as OPA accepts it, and a signed one that names no "
+        "key (as pyagent policy bundle signs) is verified with the one key where OPA refuses it (its key id "
+        "is empty); add bundles.pyagent.signing to require signatures and name the key\n"
     )
     signed = tmp_path / "signed.toml"
     signed.write_text(
@@ -50,6 +51,18 @@ def test_keys_without_a_signing_table_are_said_once(
     )
     load_config(signed)
     assert capsys.readouterr().err == ""
+    other = _public_pem(tmp_path / "other.pem", rsa.generate_private_key(65537, 2048))
+    two_keys = tmp_path / "two-keys.toml"  # a signature naming no key is refused with two: nothing to say
+    two_keys.write_text(
+        f"{SERVICE}[bundles.pyagent]\nservice = 'fleet'\n[keys.signer]\nkey_path = '{key}'\n"
+        f"[keys.other]\nkey_path = '{other}'\n"
+    )
+    load_config(two_keys)
+    assert capsys.readouterr().err == (
+        f"pyagent: warning: {two_keys}: keys are configured but bundles.pyagent has no signing table: a "
+        "bundle without /.signatures.json is accepted, as OPA accepts it; add bundles.pyagent.signing to "
+        "require signatures and name the key\n"
+    )
 
 
 def test_an_ec_key_without_an_algorithm_is_said_as_opa_would_refuse_it(
