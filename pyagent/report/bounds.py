@@ -15,8 +15,8 @@ A refusal must cost no more than an acceptance, so the size keywords come first:
 - Every issue found is one the reference validator reports, with the same message (``issues.too_big``).
   When there is any, they are the refusal and the deep validation is skipped.
 
-``x-max-document-bytes`` (the whole document, in bytes) is read here too; the loader enforces it before
-parsing.
+``x-max-document-bytes`` (the whole document, in bytes) and ``x-max-document-values`` (the JSON values it
+holds) are read here too; the loader enforces both before parsing.
 
 Within the bounds, one bad app among 100,000 still cost 8 s of the reference validator: :meth:`narrow`
 keeps, in each array judged item by item, only the items where the fast validator sees errors, so that
@@ -32,7 +32,15 @@ from typing import Any
 from pyagent.report.issues import Location, SchemaIssue, json_path, name_too_long, sorted_issues, too_big
 from pyagent.report.schemas import REPORT_SCHEMA, SchemaFileError, load_schema
 
-__all__ = ["Renumbering", "SchemaBounds", "report_bounds", "report_document_bytes", "size_schema", "widen"]
+__all__ = [
+    "Renumbering",
+    "SchemaBounds",
+    "report_bounds",
+    "report_document_bytes",
+    "report_document_values",
+    "size_schema",
+    "widen",
+]
 
 Schema = Mapping[str, Any]
 #: For each array narrowed, by its location in the narrowed document: the indexes its items had.
@@ -350,7 +358,17 @@ def report_bounds() -> SchemaBounds:
 def report_document_bytes() -> int:
     """The largest report, in bytes: the shipped schema's ``x-max-document-bytes``, read without building
     the bounds (every check reads it; the bounds are needed only to refuse)."""
-    bound = _limit(load_schema(REPORT_SCHEMA), "x-max-document-bytes")
+    return _document_bound("x-max-document-bytes")
+
+
+@functools.cache
+def report_document_values() -> int:
+    """The most JSON values a report may hold: the shipped schema's ``x-max-document-values``."""
+    return _document_bound("x-max-document-values")
+
+
+def _document_bound(keyword: str) -> int:
+    bound = _limit(load_schema(REPORT_SCHEMA), keyword)
     if bound is None:
-        raise SchemaFileError(f"schema {REPORT_SCHEMA}: x-max-document-bytes is missing")
+        raise SchemaFileError(f"schema {REPORT_SCHEMA}: {keyword} is missing")
     return bound
