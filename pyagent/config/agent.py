@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyagent.config.check import Section, check_url
+from pyagent.config.check import Section, check_url, unexpanded_part
 from pyagent.config.files import default_config_path, read_document, read_secret
 from pyagent.config.opa import DecisionLogs, OpaTables, Service, opa_tables
 from pyagent.config.opakeys import report_ignored, screen
@@ -169,14 +169,25 @@ class AgentSettings:
         """The state directory: ``--state-dir`` (env ``PYAGENT_STATE_DIR``), else ``agent.state_dir``,
         else the default for this user."""
         if flag:
-            return Path(flag)
+            return _flag_path("--state-dir", flag)
         return self.state_dir or default_state_dir()
 
     def spool_for(self, flag: str | None, state_dir_flag: str | None) -> Path:
         """The spool: ``--spool``, else ``agent.spool_path``, else ``STATE_DIR/spool.sqlite``."""
         if flag:
-            return Path(flag)
+            return _flag_path("--spool", flag)
         return self.spool_path or self.state_dir_for(state_dir_flag) / SPOOL_FILE
+
+
+def _flag_path(option: str, value: str) -> Path:
+    """A path option's value (or its environment variable's), refused where a shell would have expanded
+    something that was quoted instead: ``--state-dir '~/state'``."""
+    unexpanded = unexpanded_part(value)
+    if unexpanded is not None:
+        raise InvalidInputError(
+            f"{option} {value!r} must be a full path: {unexpanded} is not expanded (the shell left it quoted)"
+        )
+    return Path(value)
 
 
 def agent_settings(config: AgentConfig) -> AgentSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,27 @@ from urllib.parse import urlsplit
 
 from pyagent.errors import InvalidInputError
 from pyagent.redact import redact
+
+#: ``$NAME`` or ``${NAME}``: an environment variable, as a shell would write it.
+_VARIABLE = re.compile(r"\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def unexpanded_part(path: str) -> str | None:
+    """What a shell would have expanded in ``path`` and nothing here does (``~``, ``$HOME``), or None. A
+    ``~/state`` taken as written is a folder named ``~`` in the working directory (``/~`` under a service
+    manager)."""
+    if path.startswith("~"):
+        return "'~'"
+    variable = _VARIABLE.search(path)
+    return variable.group() if variable is not None else None
+
+
+def _why_not_expanded(part: str) -> str:
+    if part.startswith("${"):  # (the config's own form: replaced when the variable is set)
+        return "is not set in the environment"
+    if part.startswith("$"):
+        return f"is not expanded (write ${{{part[1:]}}}: the config takes that form from the environment)"
+    return "is not expanded (no shell reads this file)"
 
 
 class Section:
@@ -51,7 +73,12 @@ class Section:
 
     def path(self, key: str) -> Path | None:
         value = self.string(key)
-        return Path(value) if value is not None else None
+        if value is None:
+            return None
+        unexpanded = unexpanded_part(value)
+        if unexpanded is not None:
+            raise self.fail(key, f"must be a full path: {unexpanded} {_why_not_expanded(unexpanded)}")
+        return Path(value)
 
     def number(self, key: str, default: float, *, minimum: float = 0, maximum: float = math.inf) -> float:
         if key not in self.value:

@@ -186,11 +186,26 @@ def test_the_same_tables_in_agent_toml_and_opa_defaults(tmp_path: Path) -> None:
             "labels.id in {file}: set by the agent (id: the device id, version: pyagent's)",
         ),
         ("[agent]\nstate_dir = ''\n", "agent.state_dir in {file} must be a non-empty string, got ''"),
+        (  # taken as written, it was a folder named "~" in the working directory ("/~" under systemd)
+            "[agent]\nstate_dir = '~/state'\n",
+            "agent.state_dir in {file} must be a full path: '~' is not expanded (no shell reads this file), "
+            "got '~/state'",
+        ),
+        (
+            "[agent]\nlog_path = '$HOME/log.jsonl'\n",
+            "agent.log_path in {file} must be a full path: $HOME is not expanded (write ${{HOME}}: the "
+            "config takes that form from the environment), got '$HOME/log.jsonl'",
+        ),
+        (
+            "[agent]\nspool_path = '${{PYAGENT_TEST_NEVER_SET}}/spool.sqlite'\n",
+            "agent.spool_path in {file} must be a full path: ${{PYAGENT_TEST_NEVER_SET}} is not set in the "
+            "environment, got '${{PYAGENT_TEST_NEVER_SET}}/spool.sqlite'",
+        ),
     ],
 )
 def test_config_errors_name_the_key_and_the_file(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "agent.toml"
-    path.write_text(text)
+    path.write_text(text.replace("{{", "{").replace("}}", "}"))
     with pytest.raises(InvalidInputError) as raised:
         agent_settings(load_config(path))
     assert str(raised.value) == message.format(file=path)
@@ -298,6 +313,15 @@ def test_agent_run_once_without_config_or_facts_is_a_usage_error(tmp_path: Path)
         in (done.stderr)
     )
     assert done.stderr.count("\n") == 1
+
+
+def test_a_quoted_tilde_in_a_path_option_is_refused(tmp_path: Path) -> None:
+    done = run_pyagent("agent", "status", "--state-dir", "~/state")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "pyagent: error: --state-dir '~/state' must be a full path: '~' is not expanded (the shell left it "
+        "quoted)\n",
+    )
 
 
 def test_agent_status_shows_nothing_yet_as_json(tmp_path: Path) -> None:
