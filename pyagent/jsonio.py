@@ -91,6 +91,12 @@ def lone_surrogate_at(document: Any, text: str) -> list[str | int] | None:
     return path_to(document, _has_lone_surrogate) if _SURROGATE_ESCAPE.search(text) else None
 
 
+def lone_surrogate_value_at(document: Any, text: str) -> list[str | int] | None:
+    """As :func:`lone_surrogate_at`, for string values only: keys left to the caller's own checks of
+    names (which say more of them)."""
+    return path_to(document, _not_unicode) if _SURROGATE_ESCAPE.search(text) else None
+
+
 def json_error_text(err: json.JSONDecodeError) -> str:
     """What :mod:`json` says about ``err``, as a phrase that ends (the caller gives the line and column).
 

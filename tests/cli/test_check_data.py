@@ -245,3 +245,20 @@ def test_missing_data_overlay_exits_2(policy_bundle: Path, tmp_path: Path) -> No
         2,
         f"pyagent: error: {tmp_path / 'nope.json'}: data file not found\n",
     )
+
+
+def test_a_lone_surrogate_in_an_overlay_value_is_named_by_its_line_and_path(
+    policy_bundle: Path, tmp_path: Path
+) -> None:
+    """It failed when the merged data was encoded: "policy data is not JSON: 'utf-8' codec can't encode
+    character '\\ud800' in position 883", naming neither the file nor the place."""
+    exemption = {**CONTRACT_EXEMPTION, "reason": "official account \ud800"}
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text(json.dumps({"pyagent": {"exemptions": {"EX-2023-001": exemption}}}, indent=2))
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"pyagent: error: {overlay}:9: data.pyagent.exemptions.EX-2023-001.reason: contains an unpaired "
+        "UTF-16 surrogate escape (\\ud800-\\udfff), which is not Unicode text\n",
+    )

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import parse_json
+from pyagent.jsonio import lone_surrogate_value_at, parse_json
 from pyagent.policy.yamlload import DocPath, Located, dotted, too_deep
 
 _WHITESPACE = " \t\n\r"
@@ -42,8 +42,16 @@ def load_json(raw: bytes, source: str, *, what: str, prefix: DocPath = ()) -> Lo
         except (ValueError, IndexError, RecursionError):
             pass
         raise
-    located = locate(raw.decode("utf-8"), value, source)
+    text = raw.decode("utf-8")
+    located = locate(text, value, source)
     too_deep(value, source, located)
+    bad = lone_surrogate_value_at(value, text)
+    if bad is not None:  # (no UTF-8 carries it: it failed later, when the data was encoded, naming nothing)
+        path = tuple(bad)
+        raise InvalidInputError(
+            f"{source}:{located.line_of(path)}: {dotted((*prefix, *path))}: contains an unpaired UTF-16 "
+            "surrogate escape (\\ud800-\\udfff), which is not Unicode text"
+        )
     return Located(source, value, located.lines, prefix)
 
 
