@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pyagent.errors import InvalidInputError
+from pyagent.fleet.shapes import one_document, opens_jsonl, starts_a_stream
 from pyagent.report.load import max_report_bytes
 from pyagent.termsafe import safe_line, shorten
 from pyagent.userfile import STDIN_NAME, not_text, stdin_bytes
 
 REPORT_SUFFIXES = (".json",)
+_DECODER = json.JSONDecoder()
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
@@ -225,21 +227,11 @@ def _file_reports(path: Path, *, jsonl: bool) -> Iterator[Item]:
         yield Item(str(path), b"", error=f"{path}: empty: no report in it")
 
 
-def _one_document(line: bytes) -> bool:
-    try:
-        json.loads(line)
-    except ValueError:  # not JSON on its own (UnicodeDecodeError is a ValueError too)
-        return False
-    except RecursionError:  # nested too deeply to tell: one report, refused when it is read
-        return True
-    return True
-
-
 def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
     """The reports of a named file or of stdin: one JSON document as a whole, else JSONL."""
     limit = max_report_bytes()
     start = stream.read(8192)  # (a NUL in the first 8 KiB is binary, as git tells it)
-    if not_text(start):  # one error for the file: each "line" of its bytes is no device
+    if not_text(start) and not opens_jsonl(start):  # one error for the file: no "line" of it is a device
         yield Item(
             name, b"", error=f"{name}: binary, not JSON text (a NUL byte in its first 8 KiB): not a report"
         )
@@ -248,7 +240,7 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
     first = stream.readline(limit + 1)
     while first and not first.strip():
         first = stream.readline(limit + 1)
-    if not first or len(first) > limit or _one_document(first):
+    if not first or len(first) > limit or one_document(first):
         yield from _jsonl(_chain(first, stream), name)
         return
     head = [first]  # whole lines, up to one report's bound: a report written over several lines?
@@ -260,29 +252,13 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
         head.append(line)
         size += len(line)
     whole = b"".join(head)
-    if size <= limit and _one_document(whole):
+    if size <= limit and one_document(whole):
         yield Item(name, whole)
         return
-    if _starts_a_stream(whole):
+    if starts_a_stream(whole):
         yield from _documents(_chain(whole, stream), name, limit)
         return
     yield from _jsonl(_chain(whole, stream), name)
-
-
-_DECODER = json.JSONDecoder()
-
-
-def _starts_a_stream(head: bytes) -> bool:
-    """Whether ``head`` opens with a JSON document written over more than its first line: then the
-    file is a stream of such documents (reports printed by ``jq .`` one after another), which no
-    JSONL file is."""
-    try:
-        text = head.decode("utf-8-sig")
-        start = len(text) - len(text.lstrip())
-        _, end = _DECODER.raw_decode(text, start)
-    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
-        return False
-    return 0 <= text.find("\n", start) < end
 
 
 def _documents(stream: BinaryIO, name: str, limit: int) -> Iterator[Item]:

@@ -189,6 +189,23 @@ def test_a_binary_file_is_one_invalid_item_not_one_per_line(tmp_path: Path) -> N
         {"code": "invalid_report",
          "message": f"{noise}: binary, not JSON text (a NUL byte in its first 8 KiB): not a report"}
     ]  # fmt: skip
+    nul_line = tmp_path / "nul-line.jsonl"  # a report, then a NUL: that line alone is invalid
+    good = json.dumps(json.loads((EXAMPLES / "eu-commission-corporate-clean.json").read_text()))
+    nul_line.write_bytes(good.encode() + b"\n\0\n" + good.encode() + b"\n")
+    listed = json.loads(run(["fleet", str(nul_line), "--at", AT, "--format", "json"]).stdout)
+    assert (listed["summary"]["devices"], listed["summary"]["compliant"], listed["summary"]["invalid"]) == (
+        3,
+        2,
+        1,
+    )
+    assert [device["errors"] for device in listed["devices"] if device["errors"]] == [
+        [
+            {
+                "code": "invalid_report",
+                "message": f"{nul_line}:2: report is binary, not JSON text (NUL byte at offset 0)",
+            }
+        ]
+    ]
     latin1 = tmp_path / "latin1.jsonl"  # one bad line among good ones: those are still decided
     good = json.dumps(json.loads((EXAMPLES / "eu-commission-corporate-clean.json").read_text()))
     latin1.write_bytes(b'{"schema_version": 1, "note": "caf\xe9"}\n' + good.encode() + b"\n")
