@@ -25,9 +25,15 @@ def bundle_policy_data(path: str | Path) -> dict[str, Any]:
     :func:`policy_data`'s: no ``opa`` is needed, and it is exactly the data that bundle decides with,
     under the revision its decisions name (``policy bundle --revision``, else the data's)."""
     from pyagent.engines.wasm.bundle import bundle_data, read_archive, read_members
+    from pyagent.errors import InvalidInputError
+    from pyagent.policy.index import has_policy_data
 
     label = str(path)
     data = bundle_data(read_members(read_archive(label), label=label), label)
+    if not has_policy_data(data):  # (any other tar.gz: a page of empty tables would say "no bans")
+        raise InvalidInputError(
+            f"{label}: not a policy bundle: no policy data (data.pyagent.organizations) in its data.json"
+        )
     build = data.get("pyagent_build")
     revision = build.get("revision") if isinstance(build, dict) else None
     return _shaped(data.get("pyagent"), revision if isinstance(revision, str) else None)
