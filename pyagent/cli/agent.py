@@ -18,6 +18,7 @@ from pyagent.agent.wiring import build
 from pyagent.cli.options import (
     MAX_SECONDS,
     Finite,
+    GivenPath,
     agent_config_option,
     check_flags_used,
     device_fact_options,
@@ -37,7 +38,7 @@ from pyagent.termsafe import safe_line, safe_lines
 spool_option = click.option(
     "--spool",
     "spool_path",
-    type=click.Path(dir_okay=False),
+    type=GivenPath(dir_okay=False),
     help="The spool database (default: agent.spool_path, else STATE_DIR/spool.sqlite).",
 )
 FACT_FLAGS = "--device-id ID, --ownership corporate|personal, --mdm-enrolled/--no-mdm-enrolled, --org ORG"
@@ -196,7 +197,7 @@ Examples:
 @click.option(
     "--state-dir",
     envvar="PYAGENT_STATE_DIR",
-    type=click.Path(file_okay=False),
+    type=GivenPath(file_okay=False),
     help="The agent's state directory (env PYAGENT_STATE_DIR; either wins over agent.state_dir, as for "
     "`agent run`; default: agent.state_dir, else as `agent run`).",
 )

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from pyagent.cli.options import (
+    GivenPath,
     at_option,
     check_bundle_given,
     check_flags_used,
@@ -50,7 +51,7 @@ Examples:
   pyagent check                      # this machine, its facts from the agent config ([device])
 """,
 )
-@click.argument("report", required=False, metavar="[REPORT]")
+@click.argument("report", required=False, type=GivenPath(allow_dash=True), metavar="[REPORT]")
 @org_option
 @device_fact_options
 @at_option
@@ -58,7 +59,7 @@ Examples:
 @click.option(
     "--policy",
     "policy_dir",
-    type=click.Path(file_okay=False),
+    type=GivenPath(file_okay=False),
     metavar="DIR",
     help="Decide with this policy directory (rego/ and data/ inside, or Rego and data files), compiled "
     "by opa on first use and cached in the state directory until its files change.",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pyagent.cli.options import agent_config_option, identifier, non_empty
+from pyagent.cli.options import GivenPath, agent_config_option, identifier, non_empty
 from pyagent.collectors.base import Inventory
 from pyagent.collectors.registry import CollectorName, collector_options, get_collector
 from pyagent.config.agent import agent_settings, load_config
@@ -40,7 +40,7 @@ Examples:
     help="Where the inventory comes from (default: this machine, as the agent reads it: agent.source "
     "of the agent config, else linux).",
 )
-@click.option("--from", "from_file", type=click.Path(dir_okay=False), help="An exported inventory file.")
+@click.option("--from", "from_file", type=GivenPath(dir_okay=False), help="An exported inventory file.")
 @click.option("--serial", help="android-pm: the adb device serial (live mode).")
 @click.option("--user", type=click.IntRange(min=0, max=2**31 - 1), help="android-pm: only this Android user.")
 @click.option("--table", help="osquery: the table the export came from (default: detected).")
@@ -68,7 +68,7 @@ Examples:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
+    type=GivenPath(dir_okay=False, allow_dash=True),
     callback=non_empty,
     help="Write the report here.",
 )

@@ -12,6 +12,7 @@ from typing import IO, Any
 import click
 
 from pyagent.cli.options import (
+    GivenPath,
     ManyDevices,
     at_option,
     check_bundle_given,
@@ -168,7 +169,9 @@ Examples:
   pyagent fleet run devices.jsonl reports/ --at 2023-03-16T09:30:00Z --format json
 """,
 )
-@click.argument("inventories", nargs=-1, required=True, metavar="INVENTORY...")
+@click.argument(
+    "inventories", nargs=-1, required=True, type=GivenPath(allow_dash=True), metavar="INVENTORY..."
+)
 @org_option
 @at_option
 @engine_options

@@ -7,7 +7,14 @@ import json
 import click
 
 from pyagent.cli.fleet import check_org_known, open_output
-from pyagent.cli.options import ManyDevices, at_option, org_option, output_option, text_or_json_option
+from pyagent.cli.options import (
+    GivenPath,
+    ManyDevices,
+    at_option,
+    org_option,
+    output_option,
+    text_or_json_option,
+)
 from pyagent.cli.render import check_output_apart, results_or_nothing
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
@@ -26,9 +33,11 @@ Examples:
   pyagent impact --baseline policies/ --candidate proposed/ reports/ --format json -o impact.json
 """
 )
-@click.option("--baseline", required=True, type=click.Path(file_okay=False), help="The policy in force.")
-@click.option("--candidate", required=True, type=click.Path(file_okay=False), help="The proposed policy.")
-@click.argument("inventories", nargs=-1, required=True, metavar="INVENTORY...")
+@click.option("--baseline", required=True, type=GivenPath(file_okay=False), help="The policy in force.")
+@click.option("--candidate", required=True, type=GivenPath(file_okay=False), help="The proposed policy.")
+@click.argument(
+    "inventories", nargs=-1, required=True, type=GivenPath(allow_dash=True), metavar="INVENTORY..."
+)
 @org_option
 @at_option
 @text_or_json_option

@@ -12,7 +12,7 @@ from pyagent.agent.chain import load_key
 from pyagent.agent.spoolfile import check_not_lost
 from pyagent.agent.store import Spool
 from pyagent.agent.verify import verify_spool
-from pyagent.cli.options import agent_config_option, text_or_json_option
+from pyagent.cli.options import GivenPath, agent_config_option, text_or_json_option
 from pyagent.config.agent import agent_settings, load_config
 from pyagent.termsafe import safe_line
 
@@ -39,12 +39,12 @@ corrupt, not a spool) or the key is missing or wrong.
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(dir_okay=False),
+    type=GivenPath(dir_okay=False),
     help="The spool database (default: agent.spool_path, else STATE_DIR/spool.sqlite).",
 )
 @click.option(
     "--key-file",
-    type=click.Path(dir_okay=False),
+    type=GivenPath(dir_okay=False),
     help="HMAC key of a keyed log (default: agent.hmac_key_file).",
 )
 @agent_config_option

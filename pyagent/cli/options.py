@@ -35,6 +35,17 @@ class Finite(click.FloatRange):
         return number
 
 
+class GivenPath(click.Path):
+    """A ``click.Path`` that refuses the empty string: ``""`` is the working directory to the file
+    system, so ``check ""`` said ": report is a directory" and ``policy docs ""`` read every folder
+    under it, a virtual environment's included."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("must not be empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 #: The longest wait any option takes, in seconds (a year: past it a clock overflows, and no wait is meant).
 MAX_SECONDS = 365 * 24 * 3600.0
 
@@ -107,7 +118,7 @@ def engine_options(f: F) -> F:
         click.option(
             "--opa-ca",
             envvar="PYAGENT_OPA_CA",
-            type=click.Path(dir_okay=False),
+            type=GivenPath(dir_okay=False),
             callback=non_empty,
             help="CA certificate that signs the OPA server's TLS certificate.",
         ),
@@ -149,13 +160,13 @@ def engine_options(f: F) -> F:
         click.option(
             "--bundle",
             envvar="PYAGENT_BUNDLE",
-            type=click.Path(dir_okay=False),
+            type=GivenPath(dir_okay=False),
             help="Compiled policy bundle for the embedded engine (env PYAGENT_BUNDLE).",
         ),
         click.option(
             "--verification-key",
             envvar="PYAGENT_BUNDLE_VERIFICATION_KEY",
-            type=click.Path(dir_okay=False),
+            type=GivenPath(dir_okay=False),
             help="Public key (PEM) that signed bundles must verify against; unsigned bundles are refused.",
         ),
         click.option(
@@ -170,7 +181,7 @@ def engine_options(f: F) -> F:
         click.option(
             "--state-dir",
             envvar="PYAGENT_STATE_DIR",
-            type=click.Path(file_okay=False),
+            type=GivenPath(file_okay=False),
             help="Where the last accepted bundle and its serial are kept (env PYAGENT_STATE_DIR; for "
             "`agent run` also the spool, and it wins over agent.state_dir; default /var/lib/pyagent as "
             "root, else $XDG_STATE_HOME/pyagent).",
@@ -192,7 +203,7 @@ def engine_options(f: F) -> F:
             "--data",
             "data_files",
             multiple=True,
-            type=click.Path(dir_okay=False),
+            type=GivenPath(dir_okay=False),
             metavar="FILE",
             help='JSON document merged into the policy data, e.g. {"pyagent": {"exemptions": {...}}}. '
             "Repeatable.",
@@ -227,7 +238,7 @@ def agent_config_option(f: F) -> F:
     return click.option(
         "--config",
         "config_path",
-        type=click.Path(dir_okay=False),
+        type=GivenPath(dir_okay=False),
         help="Agent config: agent.toml, or an OPA config.yaml "
         "(default: /etc/pyagent/agent.toml, env PYAGENT_CONFIG).",
     )(f)
@@ -244,7 +255,7 @@ def output_option(f: F) -> F:
     return click.option(
         "-o",
         "--output",
-        type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+        type=GivenPath(dir_okay=False, writable=True, allow_dash=True),
         callback=non_empty,  # ("" wrote to standard output)
         help="Write the output to this file instead of stdout.",
     )(f)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pyagent.bundles.constants import MAX_SERIAL, PUBLIC_KEY_ALGORITHMS, TARGETS
-from pyagent.cli.options import non_empty
+from pyagent.cli.options import GivenPath, non_empty
 from pyagent.errors import InvalidInputError
 from pyagent.policy import datacheck
 from pyagent.policy.opa_tool import local_policy, policy_dirs, run_opa
@@ -17,7 +17,7 @@ from pyagent.userfile import replace_file
 
 COVERAGE_MIN = 95.0
 
-dirs_argument = click.argument("dirs", nargs=-1, type=click.Path(file_okay=False), metavar="[DIR]...")
+dirs_argument = click.argument("dirs", nargs=-1, type=GivenPath(file_okay=False), metavar="[DIR]...")
 
 
 @click.group()
@@ -161,14 +161,14 @@ checked as `policy lint` checks it: a mistake is exit 2.
 @dirs_argument
 @click.option(
     "--bundle",
-    type=click.Path(dir_okay=False, exists=True),
+    type=GivenPath(dir_okay=False, exists=True),
     default=None,
     help="Document the data of this compiled bundle instead of policy directories (no opa needed).",
 )
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=GivenPath(dir_okay=False),
     default=None,
     callback=non_empty,
     help="Write the page to FILE, not stdout.",
@@ -232,7 +232,7 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
     "-o",
     "--output",
     default=None,
-    type=click.Path(dir_okay=False),
+    type=GivenPath(dir_okay=False),
     callback=non_empty,
     help="Bundle file [default: bundle.tar.gz here, as `opa build`; not the make-built build/bundle.tar.gz].",
 )
@@ -244,7 +244,7 @@ engine refuses a serial older than the last one it accepted. Serve one to OPA wi
 )
 @click.option(
     "--signing-key",
-    type=click.Path(dir_okay=False, exists=True),
+    type=GivenPath(dir_okay=False, exists=True),
     default=None,
     help="PEM private key (RSA or EC): sign the bundle, with a build serial for rollback protection.",
 )

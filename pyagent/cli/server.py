@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
+from pyagent.cli.options import GivenPath
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -27,7 +29,7 @@ def config_options(f: F) -> F:
     f = click.option(
         "--state-dir",
         envvar="PYAGENT_STATE_DIR",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=GivenPath(file_okay=False, path_type=Path),
         default=None,
         help="Where the default SQLite database lives (env PYAGENT_STATE_DIR, as the agent's) "
         "[default: /var/lib/pyagent as root, else $XDG_STATE_HOME/pyagent].",
@@ -35,7 +37,7 @@ def config_options(f: F) -> F:
     return click.option(
         "--config",
         "config_file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        type=GivenPath(dir_okay=False, exists=True, path_type=Path),
         default=None,
         help="Server config (TOML, a [server] table).",
     )(f)
@@ -81,8 +83,8 @@ Examples:
 @click.option("--bind", metavar="HOST:PORT", default=None, help="Listen address [default: 127.0.0.1:8282].")
 @db_option
 @config_options
-@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
-@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@click.option("--tls-cert", type=GivenPath(dir_okay=False, exists=True, path_type=Path), default=None)
+@click.option("--tls-key", type=GivenPath(dir_okay=False, exists=True, path_type=Path), default=None)
 @click.option(
     "--max-body",
     "max_body_bytes",
@@ -287,9 +289,7 @@ revision was, a publish without that config is refused. The current revision aga
 """
 )
 @click.option("--name", required=True, help="Bundle name: served at /bundles/NAME and /bundles/NAME/wasm.")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=GivenPath(dir_okay=False, exists=True, path_type=Path))
 @db_option
 @config_options
 def publish(

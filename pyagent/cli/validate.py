@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from pyagent.cli.options import GivenPath
 from pyagent.errors import InvalidInputError
 from pyagent.report.load import load_report
 from pyagent.termsafe import safe_line
@@ -18,7 +19,7 @@ Examples:
   cat report.json | pyagent validate -
 """,
 )
-@click.argument("reports", nargs=-1, required=True, metavar="REPORT...")
+@click.argument("reports", nargs=-1, required=True, type=GivenPath(allow_dash=True), metavar="REPORT...")
 @click.pass_context
 def validate(ctx: click.Context, reports: tuple[str, ...]) -> None:
     """Check device reports against pyagent's device report schema.

@@ -310,3 +310,27 @@ def test_a_leap_second_is_told_as_one() -> None:
         "pyagent: error: --at: '2016-12-31T23:59:60Z': a leap second; RFC 3339 allows it, but OPA's "
         "time.parse_rfc3339_ns refuses it (write :59)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "parameter", "command"),
+    [
+        (["check", ""], "'[REPORT]'", "check"),
+        (["validate", CLEAN, ""], "'REPORT...'", "validate"),
+        (["fleet", CLEAN, ""], "'INVENTORY...'", "fleet run"),
+        (["impact", "--baseline", "", "--candidate", "policies", CLEAN], "'--baseline'", "impact"),
+        (["check", CLEAN, "--at", AT, "--data", ""], "'--data'", "check"),
+        (["check", CLEAN, "--at", AT, "--policy", ""], "'--policy'", "check"),
+        (["collect", "--source", "android-pm", "--from", ""], "'--from'", "collect"),
+        (["policy", "docs", ""], "'[DIR]...'", "policy docs"),
+        (["policy", "lint", "policies", ""], "'[DIR]...'", "policy lint"),
+        (["agent", "status", "--spool", ""], "'--spool'", "agent status"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_it(args: list[str], parameter: str, command: str) -> None:
+    """ "" is the working directory to the file system: ``check ""`` said ": report is a directory",
+    ``collect --from ""`` read nothing and asked for device facts, and ``policy docs ""`` read every
+    folder under the working directory, a virtual environment's included."""
+    assert usage_error(args) == (
+        f"pyagent: error: Invalid value for {parameter}: must not be empty (see pyagent {command} --help)\n"
+    )
