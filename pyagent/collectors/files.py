@@ -23,7 +23,8 @@ import json
 import os
 
 from pyagent.collectors.base import CollectorInputError
-from pyagent.jsonio import json_error_text, lone_surrogate_at, unique_keys
+from pyagent.jsonio import DuplicateKeyError, json_error_text, lone_surrogate_at, path_to, unique_keys
+from pyagent.report.issues import json_path
 from pyagent.userfile import display_name, read_limited
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -70,11 +71,48 @@ def decode_text(data: bytes, *, where: str) -> str:
     return text
 
 
+class _Constant:
+    """Where a NaN or an Infinity stood, found after a second, tolerant parse."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _first_mistake(text: str) -> str | None:
+    """Where a document json.loads reads but strict JSON refuses holds its first mistake (a repeated
+    key, a NaN), as ``$[3].name: ...``; None when the second parse finds none."""
+    repeated: list[tuple[dict[str, object], str]] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        built = dict(items)
+        seen: set[str] = set()
+        for key, _ in items if len(built) != len(items) and not repeated else ():
+            if key in seen:
+                repeated.append((built, key))
+                break
+            seen.add(key)
+        return built
+
+    document = json.loads(text, parse_constant=_Constant, object_pairs_hook=pairs)
+    if repeated:
+        target, key = repeated[0]
+        at = path_to(document, lambda node: node is target) or []
+        return f"{json_path([*at, key])}: duplicate key {key!r}"
+    where = path_to(document, lambda node: isinstance(node, _Constant))
+    if where is None:
+        return None
+    node: object = document
+    for step in where:
+        node = node[step]  # type: ignore[index]
+    return f"{json_path(where)}: {getattr(node, 'name', 'NaN')} is not valid JSON"
+
+
 def load_json(text: str, *, where: str) -> object:
-    """``text`` parsed as strict JSON (no NaN/Infinity), errors as CollectorInputError."""
+    """``text`` parsed as strict JSON (no NaN/Infinity, no repeated key), errors as CollectorInputError
+    naming the place (``$[3].name``) where there is one."""
 
     def _reject_constant(name: str) -> object:
-        raise CollectorInputError(f"{where}: {name} is not valid JSON")
+        raise CollectorInputError(f"{where}: {_first_mistake(text) or f'{name} is not valid JSON'}")
 
     try:
         value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_keys)
@@ -84,7 +122,9 @@ def load_json(text: str, *, where: str) -> object:
         ) from exc
     except RecursionError as exc:
         raise CollectorInputError(f"{where}: JSON nested too deeply") from exc
-    except ValueError as exc:  # a duplicate key (the export would say two things), a huge integer
+    except DuplicateKeyError as exc:  # the export would say two things
+        raise CollectorInputError(f"{where}: not valid JSON: {_first_mistake(text) or exc}") from exc
+    except ValueError as exc:  # a huge integer
         raise CollectorInputError(f"{where}: not valid JSON: {exc}") from exc
     if lone_surrogate_at(value, text) is not None:
         raise CollectorInputError(

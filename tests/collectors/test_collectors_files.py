@@ -180,3 +180,20 @@ def test_messages_stay_on_one_line_whatever_the_file_name(tmp_path: Path) -> Non
     with pytest.raises(CollectorInputError) as info:
         read_input_bytes(tmp_path / "evil\nname.txt")
     assert "\n" not in str(info.value) and "evil\\nname.txt: input not found" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"name": "a"},\n {"name": "b", "path": "/B", "name": "c"}]',
+         "f: not valid JSON: $[1].name: duplicate key 'name'"),
+        ('{"value": [{"id": 1}, {"id": 2, "size": NaN}]}', "f: $.value[1].size: NaN is not valid JSON"),
+        ('[{"a": {"b": -Infinity}}]', "f: $[0].a.b: -Infinity is not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_repeated_key_or_a_constant_is_named_by_its_place(text: str, message: str) -> None:
+    """Said without the row ("not valid JSON: duplicate key 'name'"): in a 10,000-row export, no one
+    could find it."""
+    with pytest.raises(CollectorInputError) as refused:
+        load_json(text, where="f")
+    assert str(refused.value) == message

@@ -392,7 +392,7 @@ def test_rows_of_which_none_is_installed_are_refused_not_a_compliant_device() ->
         ('[{"bundle_identifier": "com.a", "display_name": "X\\ud800", "path": "/A"}]',
          "contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is no text"),
         ('[{"bundle_identifier": "com.zhiliaoapp.musically", "bundle_identifier": "com.safe", "path": "/A"}]',
-         "not valid JSON: duplicate key 'bundle_identifier'"),
+         "not valid JSON: $[0].bundle_identifier: duplicate key 'bundle_identifier'"),
     ],
 )  # fmt: skip
 def test_an_export_that_says_two_things_or_no_text_is_refused(text: str, problem: str) -> None:
