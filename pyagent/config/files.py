@@ -73,10 +73,12 @@ def substitute_environment(text: str, path: Path) -> str:
 
 def read_document(path: Path) -> dict[str, Any]:
     """The parsed config at ``path`` (a regular file of at most 1 MiB), as a dict of tables."""
-    text = substitute_environment(read_text(path, what="config", limit=MAX_CONFIG_BYTES), path)
+    text = read_text(path, what="config", limit=MAX_CONFIG_BYTES).removeprefix("\ufeff")  # (Notepad's BOM)
+    text = substitute_environment(text, path)
     document = _yaml(text, path) if path.suffix.lower() in YAML_SUFFIXES else _toml(text, path)
     if not isinstance(document, dict):
-        raise InvalidInputError(f"{path}: config must be a mapping of tables, not {type(document).__name__}")
+        kind = "a list" if isinstance(document, list) else "a single value"
+        raise InvalidInputError(f"{path}: config must be a mapping of tables, not {kind}")
     return document
 
 

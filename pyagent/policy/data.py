@@ -46,7 +46,7 @@ def load_overlay(path: str | Path) -> DataOverlay:
     located = load_json(raw, source, what="data file")
     document = located.value
     if not isinstance(document, dict):
-        raise InvalidInputError(f"{source}: data file must be a JSON object, got {type(document).__name__}")
+        raise InvalidInputError(f"{source}: data file must be a JSON object, got {_json_kind(document)}")
     unexpected = sorted(key for key in document if key != "pyagent")
     if unexpected:
         raise InvalidInputError(

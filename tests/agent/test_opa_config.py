@@ -319,3 +319,24 @@ def test_a_long_token_echoed_is_redacted_whole_before_the_message_is_cut(tmp_pat
         client = ServiceClient(Service("s", url, token_path=token))
         reply = client.request("GET", "bundles/b", timeout=5, max_body=4096)
     assert reply.message() == "HTTP 401: expired: ***"
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows Notepad writes one; it was "config is not valid TOML: Invalid statement (at line 1,
+    column 1)", where a report, a --data file and the policy's YAML with one are read."""
+    for name, text in (
+        ("agent.toml", "[labels]\nsite = 'brussels'\n"),
+        ("config.yaml", "labels:\n  site: brussels\n"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert load_config(path).tables.labels == {"site": "brussels"}
+
+
+def test_a_config_that_is_no_mapping_says_what_it_is(tmp_path: Path) -> None:
+    for text, kind in (("- services\n- bundles\n", "a list"), ("fleet\n", "a single value")):
+        path = tmp_path / "config.yaml"
+        path.write_text(text)
+        with pytest.raises(InvalidInputError) as refused:
+            load_config(path)
+        assert str(refused.value) == f"{path}: config must be a mapping of tables, not {kind}"

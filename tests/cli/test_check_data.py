@@ -262,3 +262,17 @@ def test_a_lone_surrogate_in_an_overlay_value_is_named_by_its_line_and_path(
         f"pyagent: error: {overlay}:9: data.pyagent.exemptions.EX-2023-001.reason: contains an unpaired "
         "UTF-16 surrogate escape (\\ud800-\\udfff), which is not Unicode text\n",
     )
+
+
+@pytest.mark.parametrize(("content", "kind"), [("null", "null"), ("[1]", "a list"), ('"x"', "a string")])
+def test_an_overlay_that_is_no_object_says_what_it_is_in_json_words(
+    policy_bundle: Path, tmp_path: Path, content: str, kind: str
+) -> None:
+    """It said Python's names: "got NoneType", "got list"."""
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text(content)
+    result = run(["check", str(EXAMPLES / "india-personal-lite.json"), "--at", AT, "--data", str(overlay)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"pyagent: error: {overlay}: data file must be a JSON object, got {kind}\n",
+    )
