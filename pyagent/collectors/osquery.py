@@ -162,12 +162,18 @@ def _rows(data: object, *, where: str) -> list[dict[str, str]]:
         for key, value in row.items():
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise CollectorInputError(
-                    f"{where}: row {index} column {key!r} is "
-                    f"{'null' if value is None else type(value).__name__}; osquery prints strings"
+                    f"{where}: row {index} column {key!r} is {_json_kind(value)}; osquery prints strings "
+                    "(a NULL as an empty one)"
                 )
             clean[key] = value if isinstance(value, str) else str(value)
         rows.append(clean)
     return rows
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (not Python's ``NoneType``, ``list``)."""
+    kinds = ((type(None), "null"), (bool, "true or false"), (list, "an array"), (dict, "an object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
 
 
 def _name_based(name: str, platform: Platform, *, where: str) -> tuple[str, str]:
