@@ -29,7 +29,7 @@ def test_mixed_tables_are_refused() -> None:
         ('[{"name": "a", "release": "1"}, 7]', "row 2 is not a JSON object"),
         (
             '[{"name": "a", "version": null, "release": "1"}]',
-            "row 1 column 'version' is null; osquery prints strings (a NULL as an empty one)",
+            r"row 1 column 'version' is null; osquery prints strings \(a NULL as an empty one\)",
         ),
         ('[{"name": ["a"], "release": "1"}]', "column 'name' is an array;"),
         ('[{"name": {"a": 1}, "release": "1"}]', "column 'name' is an object;"),
