@@ -185,9 +185,10 @@ class BundlePlugin:
     # -- one attempt --------------------------------------------------------------------------
 
     def step(self, *, wait: bool = True) -> float:
-        """Download once (long polling only with ``wait``); returns the seconds until the next attempt."""
-        polling = self.source.polling
-        long_poll = polling.long_polling_timeout if wait and self._long_poll_ok else None
+        """Download once, long polling with ``wait`` or with no ETag to send (as OPA's first request asks
+        ``Prefer: wait`` too: nothing to hold it on); returns the seconds until the next attempt."""
+        polling, unheld = self.source.polling, not (self.active and self.status.etag)
+        long_poll = polling.long_polling_timeout if (wait or unheld) and self._long_poll_ok else None
         started = time.monotonic()
         fd, download = self.dir.new_download()
         self._answer_code = None  # as OPA: an error without an answer has no HTTP code
