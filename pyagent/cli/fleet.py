@@ -22,7 +22,7 @@ from pyagent.cli.options import (
     org_option,
     output_option,
 )
-from pyagent.cli.render import check_output_apart, results_or_nothing, writing
+from pyagent.cli.render import check_output_apart, results_or_nothing, text_report, writing
 from pyagent.engines.base import EngineName, EngineSettings
 from pyagent.engines.embedded import default_bundle_path
 from pyagent.engines.select import resolve
@@ -239,7 +239,10 @@ def _run(ctx: click.Context, asked: ManyDevices, engine_flags: dict[str, Any]) -
             if to_file:
                 out.write(text)
         # the report on stderr, or in the file with its summary on stderr too (as json and html runs)
-        click.echo(text if not to_file else safe_lines(text_summary(summary)), err=True, nl=False)
+        if to_file:
+            click.echo(safe_lines(text_summary(summary)), err=True, nl=False)
+        else:
+            text_report(text)
         _warn_repeated(summary)
         ctx.exit(exit_code(summary))
     click.echo(safe_lines(text_summary(summary)), err=True, nl=False)  # organisations come from reports

@@ -15,7 +15,7 @@ from pyagent.cli.options import (
     output_option,
     text_or_json_option,
 )
-from pyagent.cli.render import check_output_apart, results_or_nothing
+from pyagent.cli.render import check_output_apart, results_or_nothing, text_report
 from pyagent.engines.base import EngineSettings
 from pyagent.fleet import runner
 from pyagent.fleet.impact import Impact, compile_version
@@ -95,8 +95,10 @@ def _run(ctx: click.Context, asked: ManyDevices, versions: tuple[str, str]) -> N
         with open_output(asked.output) as out:
             out.write("".join(safe_line(line) + "\n" for line in lines))
         lines = lines[:1]  # the summary line, on standard error as well
-    for line in lines if asked.fmt == "text" else lines[:1]:
-        click.echo(safe_line(line), err=True)
+    if asked.fmt == "text" and not to_file:
+        text_report("".join(safe_line(line) + "\n" for line in lines))
+    else:
+        click.echo(safe_line(lines[0]), err=True)
     repeated = result.ids.text()  # (as fleet says it: each report is compared and counted)
     if repeated is not None:
         click.echo(safe_line(f"pyagent: {repeated}"), err=True)

@@ -33,7 +33,7 @@ def emit(decision: Mapping[str, Any], *, fmt: str, output: str | None, source: s
     """Text to stderr (or ``-o``), machine formats to stdout (or ``-o``)."""
     name = OutputFormatName(fmt)
     is_text = name is OutputFormatName.TEXT
-    color = is_text and output is None and sys.stderr.isatty()
+    color = is_text and output is None and sys.stderr is not None and sys.stderr.isatty()
     formatter = get_format(name, color=color)
     _deliver(formatter.render(decision, source=source), output, err=is_text)
 
@@ -94,10 +94,17 @@ def _deliver(rendered: str, output: str | None, *, err: bool) -> None:
         with writing(f"-o {output}"):
             replace_file(output, rendered.encode("utf-8"))
         return
+    stream = f"standard {'error' if err else 'output'}"
     if (sys.stderr if err else sys.stdout) is None:  # (closed: ``>&-``) said, never dropped unsaid
-        raise InvalidInputError(f"standard {'error' if err else 'output'}: cannot write: it is closed")
-    with writing("standard output"):
+        raise InvalidInputError(f"{stream}: cannot write: it is closed")
+    with writing(stream):
         click.echo(rendered, nl=not rendered.endswith("\n"), err=err)
+
+
+def text_report(text: str) -> None:
+    """A command's text report on stderr, where people read it: a closed stderr (``2>&-``) is an error
+    (exit 2), as a closed stdout is for the machine formats, not a report dropped unsaid."""
+    _deliver(text, None, err=True)
 
 
 def emit_refusal(err: InvalidInputError, *, fmt: str, output: str | None, source: str) -> None:

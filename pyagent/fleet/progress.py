@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 def with_progress(items: Iterable[T], *, label: str, enabled: bool | None = None) -> Iterator[T]:
-    show = sys.stderr.isatty() if enabled is None else enabled
+    show = (sys.stderr is not None and sys.stderr.isatty()) if enabled is None else enabled
     start = time.monotonic()
     count = 0
     last = 0.0

@@ -59,3 +59,26 @@ def test_a_reader_that_goes_away_is_no_internal_error() -> None:
     )  # fmt: skip
     said = "pyagent: error: output closed by its reader (broken pipe)\n"
     assert (done.returncode, done.stderr) == (2, said)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        'check "$1"',  # compliant: it was exit 3, an internal error (isatty on no stderr)
+        'check "$2"',  # non-compliant
+        'fleet "$1" "$2"',  # the text report dropped unsaid: exit 1
+        'impact --baseline "$3" --candidate "$3" "$1"',  # the text report dropped unsaid: exit 0
+    ],
+)
+def test_a_text_report_to_a_closed_stderr_is_a_closed_output(arguments: str, policy_bundle: Path) -> None:
+    """Text goes to standard error: closed (``2>&-``), it is the closed-output error (exit 2), as a
+    closed standard output is for JSON, never a decision's exit code for a report no one got."""
+    clean = str(EXAMPLES / "eu-commission-corporate-clean.json")
+    banned = str(EXAMPLES / "eu-commission-personal-enrolled-tiktok.json")
+    policies = str(EXAMPLES.parents[1] / "policies")
+    done = subprocess.run(
+        ["bash", "-c", f'"$0" -m pyagent {arguments} --at 2023-03-16T09:30:00Z 2>&-', sys.executable,
+         clean, banned, policies],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, b"")
