@@ -137,8 +137,10 @@ def _decode(data: bytes, name: str) -> str:
     return text
 
 
-#: A JSON string, escapes and all (the unrolled form: no backtracking per character).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: A JSON string, escapes and all (the unrolled form: no backtracking per character); its closing quote
+#: optional, so that one left open ends the scan at once (required, every later quote began a new scan
+#: to the end of the text: minutes on a few megabytes).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _JSON_SPACE = dict.fromkeys(map(ord, " \t\n\r"))
 
 
