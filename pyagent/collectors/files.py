@@ -23,7 +23,7 @@ import json
 import os
 
 from pyagent.collectors.base import CollectorInputError
-from pyagent.jsonio import DuplicateKeyError, json_error_text, lone_surrogate_at, path_to, unique_keys
+from pyagent.jsonio import json_error_text, lone_surrogate_at, path_to
 from pyagent.report.issues import json_path
 from pyagent.userfile import display_name, read_limited
 
@@ -72,60 +72,64 @@ def decode_text(data: bytes, *, where: str) -> str:
 
 
 class _Constant:
-    """Where a NaN or an Infinity stood, found after a second, tolerant parse."""
+    """Where a NaN or an Infinity stood (strict JSON has neither)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
 
-def _first_mistake(text: str) -> str | None:
-    """Where a document json.loads reads but strict JSON refuses holds its first mistake (a repeated
-    key, a NaN), as ``$[3].name: ...``; None when the second parse finds none."""
-    repeated: list[tuple[dict[str, object], str]] = []
+class _Mistakes:
+    """The parse's hooks: each object built with a key said twice, each constant, in the order parsed."""
 
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+    def __init__(self) -> None:
+        self.repeated: list[tuple[dict[str, object], str]] = []
+        self.constants: list[_Constant] = []
+
+    def pairs(self, items: list[tuple[str, object]]) -> dict[str, object]:
         built = dict(items)
-        seen: set[str] = set()
-        for key, _ in items if len(built) != len(items) and not repeated else ():
-            if key in seen:
-                repeated.append((built, key))
-                break
-            seen.add(key)
+        if len(built) != len(items) and not self.repeated:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    self.repeated.append((built, key))
+                    break
+                seen.add(key)
         return built
 
-    document = json.loads(text, parse_constant=_Constant, object_pairs_hook=pairs)
-    if repeated:
-        target, key = repeated[0]
-        at = path_to(document, lambda node: node is target) or []
-        return f"{json_path([*at, key])}: duplicate key {key!r}"
-    where = path_to(document, lambda node: isinstance(node, _Constant))
-    if where is None:
+    def constant(self, name: str) -> _Constant:
+        self.constants.append(_Constant(name))
+        return self.constants[-1]
+
+    def first(self, document: object) -> str | None:
+        """The first mistake, by its place: ``$[1].name: duplicate key 'name'``."""
+        if self.repeated:
+            target, key = self.repeated[0]
+            at = path_to(document, lambda node: node is target) or []
+            return f"{json_path([*at, key])}: duplicate key {key!r}"
+        if self.constants:
+            first = self.constants[0]
+            at = path_to(document, lambda node: node is first) or []
+            return f"{json_path(at)}: {first.name} is not a JSON number"
         return None
-    node: object = document
-    for step in where:
-        node = node[step]  # type: ignore[index]
-    return f"{json_path(where)}: {getattr(node, 'name', 'NaN')} is not valid JSON"
 
 
 def load_json(text: str, *, where: str) -> object:
-    """``text`` parsed as strict JSON (no NaN/Infinity, no repeated key), errors as CollectorInputError
-    naming the place (``$[3].name``) where there is one."""
-
-    def _reject_constant(name: str) -> object:
-        raise CollectorInputError(f"{where}: {_first_mistake(text) or f'{name} is not valid JSON'}")
-
+    """``text`` parsed as strict JSON (no NaN/Infinity, no key said twice: the export would say two
+    things), errors as CollectorInputError naming the place (``$[3].name``) where there is one."""
+    mistakes = _Mistakes()
     try:
-        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_keys)
+        value = json.loads(text, parse_constant=mistakes.constant, object_pairs_hook=mistakes.pairs)
     except json.JSONDecodeError as exc:
         raise CollectorInputError(
             f"{where}: not valid JSON at line {exc.lineno}, column {exc.colno}: {json_error_text(exc)}"
         ) from exc
     except RecursionError as exc:
         raise CollectorInputError(f"{where}: JSON nested too deeply") from exc
-    except DuplicateKeyError as exc:  # the export would say two things
-        raise CollectorInputError(f"{where}: not valid JSON: {_first_mistake(text) or exc}") from exc
     except ValueError as exc:  # a huge integer
         raise CollectorInputError(f"{where}: not valid JSON: {exc}") from exc
+    mistake = mistakes.first(value)
+    if mistake is not None:
+        raise CollectorInputError(f"{where}: not valid JSON: {mistake}")
     if lone_surrogate_at(value, text) is not None:
         raise CollectorInputError(
             f"{where}: contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is no text"

@@ -165,8 +165,8 @@ def test_broken_utf16_is_refused() -> None:
     ("text", "message"),
     [
         ('{"value": [', "not valid JSON .*truncated"),
-        ("[NaN]", "NaN is not valid JSON"),
-        ("[Infinity]", "Infinity is not valid JSON"),
+        ("[NaN]", r"^f: not valid JSON: \$\[0\]: NaN is not a JSON number$"),
+        ("[Infinity]", r"^f: not valid JSON: \$\[0\]: Infinity is not a JSON number$"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ("1" * 5000, "not valid JSON"),
     ],
@@ -187,13 +187,19 @@ def test_messages_stay_on_one_line_whatever_the_file_name(tmp_path: Path) -> Non
     [
         ('[{"name": "a"},\n {"name": "b", "path": "/B", "name": "c"}]',
          "f: not valid JSON: $[1].name: duplicate key 'name'"),
-        ('{"value": [{"id": 1}, {"id": 2, "size": NaN}]}', "f: $.value[1].size: NaN is not valid JSON"),
-        ('[{"a": {"b": -Infinity}}]', "f: $[0].a.b: -Infinity is not valid JSON"),
+        ('{"value": [{"id": 1}, {"id": 2, "size": NaN}]}',
+         "f: not valid JSON: $.value[1].size: NaN is not a JSON number"),
+        ('[{"a": {"b": -Infinity}}]', "f: not valid JSON: $[0].a.b: -Infinity is not a JSON number"),
+        ('[{"a": NaN}, {"b": Infinity}]', "f: not valid JSON: $[0].a: NaN is not a JSON number"),  # the first
+        ('[{"name": "a", "name": "b"}, oops', "f: not valid JSON at line 1, column 30: Expecting value"),
+        ('[{"a": 1, "a": 2}, ' + "[" * 100_000 + "]" * 100_000 + "]", "f: JSON nested too deeply"),
+        ('[NaN, ' + "[" * 100_000 + "]" * 100_000 + "]", "f: JSON nested too deeply"),
     ],
 )  # fmt: skip
 def test_a_repeated_key_or_a_constant_is_named_by_its_place(text: str, message: str) -> None:
     """Said without the row ("not valid JSON: duplicate key 'name'"): in a 10,000-row export, no one
-    could find it."""
+    could find it. A document that is no JSON at all, or nested too deeply, is said as such, whatever
+    else is wrong in it (a second parse to find the place had let its errors through: exit 3)."""
     with pytest.raises(CollectorInputError) as refused:
         load_json(text, where="f")
     assert str(refused.value) == message
