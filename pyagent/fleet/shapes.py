@@ -20,10 +20,11 @@ def one_document(line: bytes) -> bool:
 
 
 def opens_jsonl(start: bytes) -> bool:
-    """Whether a file's first bytes open with a whole line that is a JSON object without a NUL: then
+    """Whether a file's first bytes open (blank lines and a BOM aside, as the reader skips them) with a
+    whole line that is a JSON object without a NUL: then
     a NUL further on is the line's that holds it (that report is invalid, the others are read), where a
     binary file's first "line" is no JSON (a PNG's is ``\\x89PNG\\r``)."""
-    line, newline, _ = start.partition(b"\n")
+    line, newline, _ = start.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").partition(b"\n")
     if not newline or b"\0" in line:
         return False
     try:

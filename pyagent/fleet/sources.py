@@ -237,11 +237,11 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
         )
         return
     stream = _chain(start, stream)
-    first = stream.readline(limit + 1)
+    first, blank = stream.readline(limit + 1), 0
     while first and not first.strip():
-        first = stream.readline(limit + 1)
+        first, blank = stream.readline(limit + 1), blank + 1
     if not first or len(first) > limit or one_document(first):
-        yield from _jsonl(_chain(first, stream), name)
+        yield from _jsonl(_chain(first, stream), name, blank)
         return
     head = [first]  # whole lines, up to one report's bound: a report written over several lines?
     size = len(first)
@@ -256,22 +256,22 @@ def _reports(stream: BinaryIO, name: str) -> Iterator[Item]:
         yield Item(name, whole)
         return
     if starts_a_stream(whole):
-        yield from _documents(_chain(whole, stream), name, limit)
+        yield from _documents(_chain(whole, stream), name, limit, first_line=blank + 1)
         return
-    yield from _jsonl(_chain(whole, stream), name)
+    yield from _jsonl(_chain(whole, stream), name, blank)
 
 
-def _documents(stream: BinaryIO, name: str, limit: int) -> Iterator[Item]:
+def _documents(stream: BinaryIO, name: str, limit: int, *, first_line: int = 1) -> Iterator[Item]:
     """The JSON documents of ``stream`` one after another, each named by the line it starts on. What
     cannot be read on (not JSON, not UTF-8, a document over ``limit``) ends the reading: the rest is
     one invalid item that says so, never dropped without a word. Lines are read until a document is
     complete, doubling what is held, so that each is decoded about twice whatever its size."""
-    held, line, at_end = "", 1, False
+    held, line, at_end = "", first_line, False
     try:
         while True:
             start = len(held) - len(held.lstrip())
             if start == len(held) and not at_end:
-                held, at_end = _read_more(stream, held, limit, first=line == 1 and not held)
+                held, at_end = _read_more(stream, held, limit, first=line == first_line and not held)
                 continue
             line += held.count("\n", 0, start)
             held = held[start:]
@@ -353,9 +353,10 @@ class _ChainRaw(io.RawIOBase):
         return 0
 
 
-def _jsonl(stream: BinaryIO, name: str) -> Iterator[Item]:
+def _jsonl(stream: BinaryIO, name: str, skipped: int = 0) -> Iterator[Item]:
+    """Each line a report, named ``name:LINE`` (``skipped``: blank lines read before ``stream``)."""
     limit = max_report_bytes()
-    number = 0
+    number = skipped
     while True:
         line = stream.readline(limit + 1)
         if not line:

@@ -191,7 +191,7 @@ def test_a_binary_file_is_one_invalid_item_not_one_per_line(tmp_path: Path) -> N
     ]  # fmt: skip
     nul_line = tmp_path / "nul-line.jsonl"  # a report, then a NUL: that line alone is invalid
     good = json.dumps(json.loads((EXAMPLES / "eu-commission-corporate-clean.json").read_text()))
-    nul_line.write_bytes(good.encode() + b"\n\0\n" + good.encode() + b"\n")
+    nul_line.write_bytes(b"\n" + good.encode() + b"\n\0\n" + good.encode() + b"\n")  # (a blank line first)
     listed = json.loads(run(["fleet", str(nul_line), "--at", AT, "--format", "json"]).stdout)
     assert (listed["summary"]["devices"], listed["summary"]["compliant"], listed["summary"]["invalid"]) == (
         3,
@@ -202,7 +202,7 @@ def test_a_binary_file_is_one_invalid_item_not_one_per_line(tmp_path: Path) -> N
         [
             {
                 "code": "invalid_report",
-                "message": f"{nul_line}:2: report is binary, not JSON text (NUL byte at offset 0)",
+                "message": f"{nul_line}:3: report is binary, not JSON text (NUL byte at offset 0)",
             }
         ]
     ]
