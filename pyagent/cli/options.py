@@ -38,11 +38,18 @@ class Finite(click.FloatRange):
 class GivenPath(click.Path):
     """A ``click.Path`` that refuses the empty string: ``""`` is the working directory to the file
     system, so ``check ""`` said ": report is a directory" and ``policy docs ""`` read every folder
-    under it, a virtual environment's included."""
+    under it, a virtual environment's included; and a ``~`` the shell left quoted (``--state-dir
+    '~/state'``), which would be a folder named ``~`` in the working directory."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from pyagent.config.check import unexpanded_part
+
         if isinstance(value, str) and not value:
             self.fail("must not be empty", param, ctx)
+        if isinstance(value, str) and unexpanded_part(value) == "'~'":
+            self.fail(
+                f"{value!r} must be a full path: '~' is not expanded (the shell left it quoted)", param, ctx
+            )
         return super().convert(value, param, ctx)
 
 

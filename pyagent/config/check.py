@@ -12,18 +12,21 @@ from urllib.parse import urlsplit
 from pyagent.errors import InvalidInputError
 from pyagent.redact import redact
 
-#: ``$NAME`` or ``${NAME}``: an environment variable, as a shell would write it.
-_VARIABLE = re.compile(r"\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)")
+#: ``$NAME`` or ``${NAME}`` where a shell reads one: at the start of the path or of one of its parts
+#: (``/srv/my$app`` is a name, as a shell would take it in quotes too).
+_VARIABLE = re.compile(r"(?:^|/)(\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*))")
+#: ``~`` or ``~user`` as a shell expands it: alone, or before the first ``/`` (``~backup`` is a name).
+_TILDE = re.compile(r"~(?:[A-Za-z0-9._-]+/|/|$)")
 
 
 def unexpanded_part(path: str) -> str | None:
     """What a shell would have expanded in ``path`` and nothing here does (``~``, ``$HOME``), or None. A
     ``~/state`` taken as written is a folder named ``~`` in the working directory (``/~`` under a service
     manager)."""
-    if path.startswith("~"):
+    if _TILDE.match(path):
         return "'~'"
     variable = _VARIABLE.search(path)
-    return variable.group() if variable is not None else None
+    return variable.group(1) if variable is not None else None
 
 
 def _why_not_expanded(part: str) -> str:
