@@ -26,11 +26,13 @@ def bundle_policy_data(path: str | Path) -> dict[str, Any]:
     under the revision its decisions name (``policy bundle --revision``, else the data's)."""
     from pyagent.engines.wasm.bundle import bundle_data, read_archive, read_members
     from pyagent.errors import InvalidInputError
-    from pyagent.policy.index import has_policy_data
 
     label = str(path)
     data = bundle_data(read_members(read_archive(label), label=label), label)
-    if not has_policy_data(data):  # (any other tar.gz: a page of empty tables would say "no bans")
+    pyagent = data.get("pyagent")
+    if not isinstance(pyagent, dict) or not isinstance(pyagent.get("organizations"), dict):
+        # (any other tar.gz: a page of empty tables would say "no bans"; a policy of no organisation
+        # yet is documented as such)
         raise InvalidInputError(
             f"{label}: not a policy bundle: no policy data (data.pyagent.organizations) in its data.json"
         )

@@ -40,3 +40,10 @@ def test_an_archive_without_policy_data_is_refused(tmp_path: Path, members: dict
         f"pyagent: error: {bundle}: not a policy bundle: no policy data (data.pyagent.organizations) in its "
         "data.json\n",
     )
+
+
+def test_a_policy_of_no_organisation_yet_is_documented(tmp_path: Path) -> None:
+    data = b'{"pyagent": {"revision": "r0", "organizations": {}, "bans": {}}}'
+    bundle = _archive(tmp_path / "empty-policy.tar.gz", {"/data.json": data, "/.manifest": b"{}"})
+    result = invoke(["policy", "docs", "--bundle", str(bundle)])
+    assert (result.exit_code, result.stdout.splitlines()[0]) == (0, "# App bans (policy revision r0)")

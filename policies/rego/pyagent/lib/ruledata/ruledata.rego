@@ -95,7 +95,7 @@ rule_errors contains err if {
 	some ban in breaches.bans_in_force
 	entry := data.pyagent.bans[ban]
 	is_object(entry)
-	not "apps" in object.keys(entry)
+	object.get(entry, "apps", {}) == {} # (none, or no platform: the ban would match nothing)
 	err := {
 		"code": "invalid_policy_data",
 		"path": concat(".", ["pyagent.bans", ban, "apps"]),

@@ -242,17 +242,19 @@ test_a_ban_that_is_not_an_object_is_a_data_error if {
 }
 
 test_a_ban_without_apps_is_a_data_error if {
-	d := decision
-		with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
-		with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
-		with input as report("eu-commission", "android", "corporate", [tiktok])
-		with data.pyagent.bans.tiktok as {"title": "TikTok", "reason": "cybersecurity"}
-	d.allow == false
-	d.errors == [{
-		"code": "invalid_policy_data",
-		"path": "pyagent.bans.tiktok.apps",
-		"message": "ban tiktok lists no identifiers (apps); expected a list of identifiers per platform",
-	}]
+	every ban in [{"title": "TikTok", "reason": "cybersecurity"}, {"title": "TikTok", "apps": {}}] {
+		d := decision
+			with data.pyagent.bans as testdata.bans with data.pyagent.organizations as testdata.organizations
+			with data.pyagent.work_apps as testdata.work_apps with data.pyagent.exemptions as testdata.exemptions
+			with input as report("eu-commission", "android", "corporate", [tiktok])
+			with data.pyagent.bans.tiktok as ban
+		d.allow == false
+		d.errors == [{
+			"code": "invalid_policy_data",
+			"path": "pyagent.bans.tiktok.apps",
+			"message": "ban tiktok lists no identifiers (apps); expected a list of identifiers per platform",
+		}]
+	}
 }
 
 test_a_banned_identifier_that_is_not_text_is_a_data_error if {
