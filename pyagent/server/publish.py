@@ -129,16 +129,19 @@ def _inspect(
         members = read_members(raw, label=label, limits=LIMITS)
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
-    check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused
-    check_builtins(members, label=label)  # a wasm build needing built-ins the agents lack is refused
-    check_data(members, label=label)  # and one whose policy data has a mistake (file, line, path)
     serial: int | None = None
-    if verification is not None:
-        try:
-            verified = verify_members(members, verification, label=label)
-        except PyagentError as err:
-            raise InvalidInputError(str(err)) from err
-        serial = verified.serial
+    try:  # first: nothing of a bundle the key does not vouch for is read further, nor its wasm run
+        if verification is not None:
+            serial = verify_members(members, verification, label=label).serial
+        elif SIGNATURES_FILE in members:
+            check_signed_digests(members, label=label)
+        check_index(members, label=label)  # a bundle whose ban index does not match its bans is refused
+        check_builtins(members, label=label)  # a wasm build needing built-ins the agents lack is refused
+        check_data(members, label=label)  # and one whose policy data has a mistake (file, line, path)
+    except InvalidInputError:
+        raise
+    except PyagentError as err:  # (a module that is no wasm, or runs past its bound: the bundle's fault)
+        raise InvalidInputError(str(err)) from err
     try:
         manifest = json.loads(members.get(".manifest", b"{}"))
     except (ValueError, RecursionError) as err:
@@ -150,11 +153,6 @@ def _inspect(
     except PyagentError as err:
         raise InvalidInputError(str(err)) from err
     if verification is None:  # the serial orders revisions whether or not a key checks it
-        if SIGNATURES_FILE in members:
-            try:
-                check_signed_digests(members, label=label)
-            except PyagentError as err:
-                raise InvalidInputError(str(err)) from err
         serial = _manifest_serial(manifest, label)
     revision = manifest.get("revision")
     if not isinstance(revision, str) or not revision:

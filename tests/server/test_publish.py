@@ -1,15 +1,24 @@
 """Publishing through :func:`pyagent.server.publish.publish`: the built-in check of a policy module
 (a wasm compile, :func:`pyagent.engines.wasm.capabilities.missing_builtins`) is made once per module
-in a process; a data-only change publishes without it."""
+in a process; a data-only change publishes without it. A module runs only once the key has vouched
+for its bundle, and then within a bound; one that is no policy is the request's fault (400)."""
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
+import wasmtime
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.ingest_events import with_revision
+from pyagent.bundles.verify import VerificationConfig
 from pyagent.engines.wasm import capabilities
+from pyagent.errors import InvalidInputError
 from pyagent.server import publish as publishing
 from pyagent.server.store.base import Store
 
@@ -43,3 +52,77 @@ def test_a_module_checked_once_is_not_compiled_again_for_the_next_revision(
         assert (done.revision, done.targets) == (revision, ("wasm",))
     assert builtin_checks == ["runs"]  # compiled for r1 only
     assert sqlite_store.bundle_head("pyagent", "wasm").revision == "r3"  # type: ignore[union-attr]
+
+
+def _wasm_bundle(wasm: bytes, revision: str = "loop1") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in (
+            ("/.manifest", json.dumps({"revision": revision}).encode()),
+            ("/policy.wasm", wasm),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+#: A module whose start function never returns: it ran in the server before any signature was checked,
+#: with no bound, and 40 publishes of it took every worker thread (the server stopped answering).
+LOOPING = wasmtime.wat2wasm('(module (import "env" "memory" (memory 2)) (func $f (loop (br 0))) (start $f))')
+
+
+def test_a_bundle_the_key_does_not_vouch_for_is_refused_before_its_module_runs(
+    sqlite_store: Store, builtin_checks: list[str], tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(65537, 2048).public_key()
+    pem = tmp_path / "signer.pub.pem"
+    pem.write_bytes(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            sqlite_store, "pyagent", [("loop.tar.gz", _wasm_bundle(LOOPING))],
+            verification=VerificationConfig.from_key_file(pem, algorithm="RS256"), published_by="test",
+        )  # fmt: skip
+    assert "unsigned" in str(refused.value)
+    assert builtin_checks == []  # the module was never loaded
+
+
+def test_a_module_that_loops_while_it_loads_is_interrupted_and_refused(
+    sqlite_store: Store, builtin_checks: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a key (the admin token alone vouches), the module's loading code is bounded."""
+    monkeypatch.setattr(capabilities, "CHECK_SECONDS", 0.5)
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            sqlite_store,
+            "pyagent",
+            [("loop.tar.gz", _wasm_bundle(LOOPING))],
+            verification=None,
+            published_by="test",
+        )
+    assert str(refused.value).startswith("policy.wasm cannot be instantiated: ")
+    assert "interrupt" in str(refused.value)
+    assert sqlite_store.bundle_head("pyagent", "wasm") is None
+
+
+@pytest.mark.parametrize(
+    ("wasm", "told"),
+    [
+        (b"not wasm at all", "policy.wasm is not a wasm module: it does not start with \\0asm"),
+        (b"(module)", "policy.wasm is not a wasm module: it does not start with \\0asm"),  # (the text format)
+        (b"\0asm\x01\0\0\0", "policy.wasm lacks the global 'opa_wasm_abi_version': not an OPA wasm module"),
+    ],
+)
+def test_a_module_that_is_no_policy_is_a_bad_request(sqlite_store: Store, wasm: bytes, told: str) -> None:
+    """They were internal errors (500, a traceback in the log; exit 3 from server publish)."""
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            sqlite_store,
+            "pyagent",
+            [("bad.tar.gz", _wasm_bundle(wasm))],
+            verification=None,
+            published_by="test",
+        )
+    assert str(refused.value) == told

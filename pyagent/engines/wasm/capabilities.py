@@ -97,9 +97,15 @@ def missing_builtins(wasm: bytes) -> tuple[str, ...]:
     return missing
 
 
+#: Bounds on a module checked before anyone runs it for a decision (a bundle being published, built or
+#: linted): its loading code may take this long, and its memory this many 64 KiB pages (256 MiB).
+CHECK_SECONDS = 10.0
+CHECK_MAX_PAGES = 4096
+
+
 def _compiled_missing(wasm: bytes) -> tuple[str, ...]:
-    try:
-        WasmPolicy(wasm, module_cache=False)  # no cache written by a build, a lint or the server
+    try:  # no cache written by a build, a lint or the server
+        WasmPolicy(wasm, module_cache=False, load_seconds=CHECK_SECONDS, max_memory_pages=CHECK_MAX_PAGES)
     except MissingBuiltinError as err:
         return err.missing
     return ()

@@ -35,6 +35,7 @@ import wasmtime
 
 from pyagent.engines.encode import encode_json
 from pyagent.engines.wasm.builtins import HOST_BUILTINS, HostBuiltin
+from pyagent.engines.wasm.deadline import deadline_timer, engine_for
 from pyagent.engines.wasm.errors import (
     BuiltinEvalError,
     MissingBuiltinError,
@@ -141,12 +142,16 @@ class WasmPolicy:
         max_memory_pages: int | None = None,
         print_hook: Callable[[str], None] | None = None,
         module_cache: ModuleCache | Literal[False] | None = None,
+        load_seconds: float | None = None,
     ) -> None:
         """``module_cache``: where compiled modules are kept between processes (see ``modcache.py``);
         None for the default (``$XDG_CACHE_HOME/pyagent/wasm``, off with ``PYAGENT_WASM_CACHE=0``),
-        False for none."""
+        False for none. ``load_seconds``: a bound on the module's own code while it loads (its start
+        function, its ``builtins`` and ``entrypoints`` exports), for a module no key vouches for yet."""
         self._print = print_hook or (lambda line: print(line, file=sys.stderr))
-        self._engine = wasmtime.Engine()
+        if not wasm_bytes.startswith(b"\0asm"):  # (wasmtime would compile the text format too)
+            raise WasmRuntimeError("policy.wasm is not a wasm module: it does not start with \\0asm")
+        self._engine = engine_for(load_seconds)
         cache = ModuleCache.default() if module_cache is None else module_cache or None
         try:
             if cache is None:
@@ -162,10 +167,15 @@ class WasmPolicy:
         self._raw_builtins = [raw_import(arity + 2, self._builtin) for arity in range(_BUILTIN_ARITIES)]
         self._raw_abort = raw_import(1, self._abort, result=False)
         self._raw_println = raw_import(1, self._println, result=False)
-        self._ex = self._instantiate(self._store)
-        self._view = _MemoryView()
-        required = self._dump_json(self._call(self._builtins_fn))
-        self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
+        timer = deadline_timer(self._engine, self._store, load_seconds)
+        try:
+            self._ex = self._instantiate(self._store)
+            self._view = _MemoryView()
+            required = self._dump_json(self._call(self._builtins_fn))
+            self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
+        finally:
+            if timer is not None:
+                timer.cancel()
         if not isinstance(required, dict):
             raise WasmRuntimeError("policy.wasm: the builtins export is not an object")
         self._host = HostCalls(required, host_builtins, strict=strict_builtin_errors, print_line=self._print)
@@ -198,6 +208,8 @@ class WasmPolicy:
                 linker.define_func("env", name, wasmtime.FuncType(params, results), func)
         try:
             instance = linker.instantiate(store, self._module)
+        except wasmtime.Trap as err:  # its start function trapped, or ran past a load's bound (interrupt)
+            raise WasmRuntimeError(f"policy.wasm cannot be instantiated: {trap_text(err)}") from err
         except wasmtime.WasmtimeError as err:
             raise WasmRuntimeError(f"policy.wasm cannot be instantiated: {first_line(err)}") from err
         exports = instance.exports(store)
