@@ -20,7 +20,7 @@ from pyagent.bundles.verify import VerificationConfig
 from pyagent.engines.wasm import capabilities
 from pyagent.errors import InvalidInputError
 from pyagent.server import publish as publishing
-from pyagent.server.store.base import Store
+from pyagent.server.store.base import BundleFile, NewRevision, Store, StoreConflict
 
 
 @pytest.fixture
@@ -126,3 +126,30 @@ def test_a_module_that_is_no_policy_is_a_bad_request(sqlite_store: Store, wasm: 
             published_by="test",
         )
     assert str(refused.value) == told
+
+
+def test_a_newer_build_under_a_revision_name_already_published_is_refused(sqlite_store: Store) -> None:
+    """r20 (serial 20, both builds), then r20 again with serial 25 (rego only) was stored: the rollout
+    counted devices on serial 20's wasm build as on the newest revision, and their refusals as of it."""
+
+    def build(revision: str, serial: int, targets: tuple[str, ...]) -> NewRevision:
+        files = [
+            BundleFile(t, f'"{revision}-{serial}-{t}"', f"{revision}/{serial}/{t}".encode()) for t in targets
+        ]
+        return NewRevision("pyagent", revision, serial, True, "test", files)
+
+    sqlite_store.publish(build("r20", 20, ("rego", "wasm")))
+    with pytest.raises(StoreConflict) as refused:
+        sqlite_store.publish(build("r20", 25, ("rego",)))
+    assert str(refused.value) == (
+        "bundle pyagent: revision 'r20' is already the current one; a newer build needs a revision of its "
+        "own (pyagent policy bundle --revision)"
+    )
+    sqlite_store.publish(build("r21", 21, ("rego", "wasm")))
+    with pytest.raises(StoreConflict) as again:
+        sqlite_store.publish(build("r20", 30, ("rego", "wasm")))
+    assert str(again.value) == (
+        "bundle pyagent: revision 'r20' was published before; a newer build needs a revision of its own "
+        "(pyagent policy bundle --revision)"
+    )
+    assert sqlite_store.publish(build("r22", 22, ("rego", "wasm"))).stored

@@ -102,17 +102,18 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
             .order_by(bundle_revisions.c.serial.desc(), bundle_revisions.c.id.desc())
             .limit(1)
         ).first()
-        if highest is not None:
-            if new.serial <= highest.serial:
-                which = "current" if highest.revision == current.revision else "published"
-                raise StoreConflict(
-                    f"bundle {new.name}: serial {new.serial} is not newer than the {which} serial "
-                    f"{highest.serial} (revision {highest.revision})"
-                )
-            if current.serial is not None:
-                return
+        if highest is not None and new.serial <= highest.serial:
+            which = "current" if highest.revision == current.revision else "published"
+            raise StoreConflict(
+                f"bundle {new.name}: serial {new.serial} is not newer than the {which} serial "
+                f"{highest.serial} (revision {highest.revision})"
+            )
+    # a newer build under a name already published: devices on either would read as on the same one
+    again = "; a newer build needs a revision of its own (pyagent policy bundle --revision)"
+    newer = new.serial is not None and current.serial is not None
     if new.revision == current.revision:
-        raise StoreConflict(f"bundle {new.name}: revision {current.revision!r} is already the current one")
+        told = f"bundle {new.name}: revision {current.revision!r} is already the current one"
+        raise StoreConflict(told + (again if newer else ""))
     earlier = conn.execute(
         select(bundle_revisions.c.id)
         .where(bundle_revisions.c.name == new.name, bundle_revisions.c.revision == new.revision)
@@ -120,8 +121,8 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
     ).first()
     if earlier is not None:
         raise StoreConflict(
-            f"bundle {new.name}: revision {new.revision!r} was published before; it is not newer than "
-            f"the current revision {current.revision!r}"
+            f"bundle {new.name}: revision {new.revision!r} was published before"
+            + (again if newer else f"; it is not newer than the current revision {current.revision!r}")
         )
 
 
