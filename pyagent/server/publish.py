@@ -32,6 +32,7 @@ from pyagent.errors import InvalidInputError, PyagentError
 from pyagent.policy.datacheck import check_members as check_data
 from pyagent.policy.index import check_members as check_index
 from pyagent.server.store.base import BundleFile, NewRevision, Store
+from pyagent.server.store.schema import ID_LENGTH
 from pyagent.termsafe import shorten
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -158,6 +159,11 @@ def _inspect(
     if not isinstance(revision, str) or not revision:
         raise InvalidInputError(
             f"{label}: the bundle has no revision; build it with `pyagent policy bundle --revision`"
+        )
+    if len(revision) > ID_LENGTH or any(ord(c) < 0x20 or c == "\x7f" for c in revision):
+        raise InvalidInputError(  # (kept in a column of that bound, and shown on every dashboard page)
+            f"{label}: the revision must be 1-{ID_LENGTH} characters without control characters, got "
+            f"{shorten(repr(revision), 80)}"
         )
     target = "wasm" if "policy.wasm" in members or manifest.get("wasm") else "rego"
     if target == "rego" and not any(path.endswith(".rego") for path in members):

@@ -153,3 +153,21 @@ def test_a_newer_build_under_a_revision_name_already_published_is_refused(sqlite
         "(pyagent policy bundle --revision)"
     )
     assert sqlite_store.publish(build("r22", 22, ("rego", "wasm"))).stored
+
+
+@pytest.mark.parametrize(
+    ("revision", "shown"),
+    [("r" * 513, "'" + "r" * 78 + "…"), ("r1\nr2", "'r1\\nr2'")],
+)
+def test_a_revision_too_long_or_with_a_control_character_is_refused(
+    policy_bundle: Path, sqlite_store: Store, revision: str, shown: str
+) -> None:
+    """A million-character revision was stored, and every dashboard page printed it (1 MB pages)."""
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            sqlite_store, "pyagent", [("long.tar.gz", with_revision(policy_bundle.read_bytes(), revision))],
+            verification=None, published_by="test",
+        )  # fmt: skip
+    assert str(refused.value) == (
+        f"long.tar.gz: the revision must be 1-512 characters without control characters, got {shown}"
+    )
