@@ -164,7 +164,8 @@ class _CheckedPath:
     400 before any route, so that no NUL reaches the database (PostgreSQL refuses it in text, which
     would read as the database failing). So is a path or query whose percent-escapes are not UTF-8
     (``%FF``): decoded, each such byte would be U+FFFD, and other bytes would name the device (or the
-    organisation) called "\ufffd"."""
+    organisation) called "\ufffd". So is a request with two Host headers (RFC 9112), whose origin the
+    dashboard's check would read from the first."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -182,6 +183,9 @@ class _CheckedPath:
 def _path_problem(scope: Scope) -> str | None:
     if "\0" in scope["path"]:
         return "the request's path contains a NUL character"
+    hosts = sum(1 for name, _ in scope.get("headers", ()) if name == b"host")
+    if hosts > 1:  # (RFC 9112: 400; which one a check of the origin would read is not ours to choose)
+        return f"the request has {hosts} Host headers; send one"
     for part, raw in (("path", scope.get("raw_path")), ("query", scope.get("query_string"))):
         try:
             if raw:

@@ -276,3 +276,12 @@ def test_every_role_a_token_can_be_given_is_one_the_server_grants_and_no_other()
 
     role = next(param for param in token_add.params if param.name == "role")
     assert (tuple(role.type.choices), tuple(GRANTS)) == (ROLES, ROLES)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/summary", "/", "/health"])
+def test_two_host_headers_are_a_bad_request(fleet: Fleet, path: str) -> None:
+    """RFC 9112 says 400; the dashboard's same-origin check read the first of them."""
+    headers = [("host", "testserver"), ("host", "evil.example"), *fleet.auth("reader").items()]
+    response = fleet.client.get(path, headers=headers)
+    assert response.status_code == 400
+    assert "the request has 2 Host headers; send one" in response.text
