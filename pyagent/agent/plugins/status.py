@@ -75,6 +75,10 @@ class StatusState:
     """Where the messages go (``services.NAME.url`` and the resource)."""
 
 
+#: The first retry of a status message not taken, in seconds.
+RETRY_SECONDS = 5.0
+
+
 class StatusPlugin:
     """Sends status messages to ``[status]``'s service."""
 
@@ -105,6 +109,7 @@ class StatusPlugin:
         self.state = StatusState(service=client.url(resource))
         self.state_dir = state_dir
         self._sent_version: int | None = None
+        self._failures = 0
 
     def version(self) -> int:
         return sum(plugin.version for plugin in self.bundles) + (self.logs.state.changes if self.logs else 0)
@@ -157,16 +162,19 @@ class StatusPlugin:
         self.state.last_error = None
         self.state.last_ok_at = self.state.last_attempt_at
         self._sent_version = version
+        self._failures = 0
         self._save()
         return self.period
 
     def _failed(self, error: str) -> float:
         """A status message not taken (a token rotated away: 401): said, as OPA logs it, and tried again
-        within seconds."""
+        after 5 s, then twice as long after each failure in a row, up to the period (a fleet's agents
+        retrying every 5 s would add to the load of a server that refuses them)."""
         self.state.last_error = shorten(error, MAX_ERROR_TEXT)
         self.notify("status_failed", f"status: {error}", {"error": error})
         self._save()
-        return min(self.period, 5.0)
+        self._failures += 1
+        return min(self.period, RETRY_SECONDS * float(2 ** min(self._failures - 1, 16)))
 
     def _save(self) -> None:
         """The outcome kept for ``agent status``; a state directory that cannot take it is told, and the

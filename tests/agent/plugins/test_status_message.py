@@ -261,12 +261,15 @@ def test_a_status_message_refused_is_said_each_time_as_opa_logs_it(tmp_path: Pat
 
     told: list[tuple[str, str, dict[str, object]]] = []
     refused = Fault(status=401, body=b'{"code": "unauthorized", "message": "token rotated"}')
-    with fault_server(refused, refused, Fault(status=204, body=b"", content_type=None)) as url:
+    ok = Fault(status=204, body=b"", content_type=None)
+    with fault_server(*[refused] * 5, ok, refused, ok) as url:
         status = StatusPlugin(
-            ServiceClient(Service("s", url)), {}, lambda: "d-1", bundles=[], logs=None,
+            ServiceClient(Service("s", url)), {}, lambda: "d-1", bundles=[], logs=None, period=60.0,
             notify=lambda *event: told.append(event),
         )  # fmt: skip
-        delays = [status.step() for _ in range(3)]
+        delays = [status.step() for _ in range(8)]
     error = f"{url}/status: HTTP 401: token rotated"
-    assert [(name, text) for name, text, _ in told] == [("status_failed", f"status: {error}")] * 2
-    assert (delays[:2], status.state.last_error) == ([5.0, 5.0], None)
+    assert [(name, text) for name, text, _ in told] == [("status_failed", f"status: {error}")] * 6
+    # tried again after 5 s, then twice as long after each failure in a row, up to the period (it was
+    # every 5 s: a fleet's agents adding to the load of a server refusing them); a success starts over
+    assert (delays, status.state.last_error) == ([5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 5.0, 60.0], None)
