@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 import random
 import ssl
 from urllib.parse import urlsplit
@@ -51,12 +52,26 @@ class ServiceClient:
         self._base_path = parts.path.rstrip("/")
         self.origin = f"{parts.scheme}://{parts.netloc}"
         """``scheme://host[:port]``: where every request of this client goes, whatever its path."""
-        context: ssl.SSLContext | None = None
-        if self._tls:
-            context = tls_context(
-                service.ca_cert, what=f"services.{service.name}.tls.ca_cert", system_too=service.system_ca
-            )
-        self._target = Target(self._host, self._port, context, self.origin)
+        self._ca_seen = _identity(service.ca_cert)
+        self._target = Target(self._host, self._port, self._context(), self.origin)
+
+    def _context(self) -> ssl.SSLContext | None:
+        if not self._tls:
+            return None
+        service = self.service
+        return tls_context(
+            service.ca_cert, what=f"services.{service.name}.tls.ca_cert", system_too=service.system_ca
+        )
+
+    def _current_target(self) -> Target:
+        """Where requests go, with the CA certificates the ``tls.ca_cert`` file holds now: as OPA, which
+        reads the file for every client it makes, a CA rotated in place is trusted (and one taken out
+        of the file is not) without a restart; a file that cannot be read fails the request."""
+        seen = _identity(self.service.ca_cert)
+        if self._tls and self.service.ca_cert is not None and seen != self._ca_seen:
+            self._target = Target(self._host, self._port, self._context(), self.origin)
+            self._ca_seen = seen
+        return self._target
 
     def check_token(self) -> None:
         """Read the token file once now (when the service has one): a missing, empty or unusable one
@@ -113,7 +128,7 @@ class ServiceClient:
         presented = (headers or {}).get("Authorization", "").partition(" ")[2]  # a registry's own token
         path = resource if exact_path else self.path(resource)
         reply = request(
-            self._target,
+            self._current_target(),
             method,
             path,
             timeout=timeout,
@@ -127,6 +142,17 @@ class ServiceClient:
         # long enough to be keys (a gateway's X-Api-Key); "eu-west" and the like are not worth hiding
         secrets = (token, raw, presented, *(value for _, value in self.service.headers if len(value) >= 16))
         return dataclasses.replace(reply, secrets=tuple(v for v in secrets if v))
+
+
+def _identity(path: str | os.PathLike[str] | None) -> tuple[int, ...] | None:
+    """A file's identity and version (device, inode, size, modification time), None when it has none."""
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
 
 
 def backoff(failures: int, *, base: float, cap: float, rng: random.Random) -> float:
