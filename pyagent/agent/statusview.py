@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ def status_document(
         "bundles": _bundles(state_dir),
         "status_upload": _status_upload(state_dir, status_to),
         "moved_aside": _moved_aside(path),
+        "free_bytes": _free_bytes(path.parent),
     }
     if not document["exists"]:
         check_not_lost(path)  # a spool deleted is not "no run yet"
@@ -142,6 +144,20 @@ def _attempts(outcome: dict[str, Any], *, none_yet: str) -> str:
     return f"last attempt {at or '(unknown)'}, {state}"
 
 
+#: Below this, ``agent status`` says the spool's file system is (nearly) full: a run that cannot be
+#: recorded stops the agent (exit 2), and each restart stops the same way until room is made.
+LOW_FREE_BYTES = 8 * 1024 * 1024
+
+
+def _free_bytes(directory: Path) -> int | None:
+    """The bytes an unprivileged writer may still use in ``directory``'s file system (None: unknown)."""
+    try:
+        found = os.statvfs(directory)
+    except (OSError, AttributeError):  # (no such directory yet; no statvfs on Windows)
+        return None
+    return found.f_bavail * found.f_frsize
+
+
 def _moved_aside(path: Path) -> list[str]:
     """Spools moved aside as corrupt (``agent run --move-corrupt-aside``): their records, uploaded or
     not, are no longer read by the agent."""
@@ -150,6 +166,18 @@ def _moved_aside(path: Path) -> list[str]:
 
 
 def status_lines(doc: dict[str, Any]) -> list[str]:
+    """The text of ``agent status``; last, a warning when the spool's file system is (nearly) full."""
+    lines = _lines(doc)
+    free = doc.get("free_bytes")
+    if free is not None and free < LOW_FREE_BYTES:
+        lines.append(
+            f"spool: its file system has {free:,} bytes free: a run that cannot be recorded stops the "
+            "agent (exit 2); make room there"
+        )
+    return lines
+
+
+def _lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for moved in doc.get("moved_aside", []):
         lines.append(

@@ -4,12 +4,15 @@ status service that refuses every message (a token rotated away) is seen there, 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pyagent.agent.http import ServiceClient
 from pyagent.agent.plugins.status import STATE_FILE, StatusPlugin
-from pyagent.agent.statusview import status_document, status_lines
+from pyagent.agent.statusview import LOW_FREE_BYTES, status_document, status_lines
 from pyagent.config.opa import Service
 from tests.agent.conftest import run_pyagent, write_config
 from tests.helpers.fault_server import Fault, fault_server
@@ -122,3 +125,21 @@ def test_an_unusable_state_directory_stops_no_agent(tmp_path: Path) -> None:
     said = [line for line in done.stderr.splitlines() if "cannot keep the last outcome" in line]
     assert len(said) == 1 and "writable by group or others" in said[0], done.stderr
     assert not (state / STATE_FILE).exists()
+
+
+def test_a_spool_whose_file_system_is_full_is_said_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full state directory stopped every run (exit 2, said once on stderr), and `agent status` showed
+    the last run recorded before it as if nothing were wrong."""
+    spool = tmp_path / "spool.sqlite"
+    roomy = status_document(spool, None, tmp_path, None)
+    assert isinstance(roomy["free_bytes"], int)
+    assert not any("bytes free" in line for line in status_lines({**roomy, "free_bytes": LOW_FREE_BYTES}))
+    full = {**roomy, "free_bytes": 4096}
+    assert status_lines(full)[-1] == (
+        "spool: its file system has 4,096 bytes free: a run that cannot be recorded stops the agent "
+        "(exit 2); make room there"
+    )
+    monkeypatch.setattr(os, "statvfs", lambda _: (_ for _ in ()).throw(OSError("no file system")))
+    assert status_document(spool, None, tmp_path, None)["free_bytes"] is None
