@@ -171,3 +171,61 @@ def test_a_revision_too_long_or_with_a_control_character_is_refused(
     assert str(refused.value) == (
         f"long.tar.gz: the revision must be 1-512 characters without control characters, got {shown}"
     )
+
+
+#: A module of OPA's ABI whose ``builtins`` and ``entrypoints`` answer ``{}``, and whose ``opa_malloc``
+#: never returns: the load's calls after those two were not bounded (a publish held for ever).
+LOOPING_MALLOC = wasmtime.wat2wasm("""(module
+  (import "env" "memory" (memory 2))
+  (data (i32.const 16) "{}\\00")
+  (global (export "opa_wasm_abi_version") i32 (i32.const 1))
+  (global (export "opa_wasm_abi_minor_version") i32 (i32.const 3))
+  (func (export "builtins") (result i32) (i32.const 0))
+  (func (export "entrypoints") (result i32) (i32.const 0))
+  (func (export "opa_json_dump") (param i32) (result i32) (i32.const 16))
+  (func (export "opa_value_dump") (param i32) (result i32) (i32.const 16))
+  (func (export "opa_malloc") (param i32) (result i32) (loop (br 0)) (i32.const 0))
+  (func (export "opa_free") (param i32))
+  (func (export "opa_json_parse") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "opa_heap_ptr_get") (result i32) (i32.const 0))
+  (func (export "opa_heap_ptr_set") (param i32))
+  (func (export "opa_eval") (param i32 i32 i32 i32 i32 i32 i32) (result i32) (i32.const 0)))""")
+
+
+def test_every_call_of_a_module_s_load_is_bounded(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capabilities, "CHECK_SECONDS", 0.5)
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            sqlite_store, "pyagent", [("m.tar.gz", _wasm_bundle(LOOPING_MALLOC))], verification=None,
+            published_by="test",
+        )  # fmt: skip
+    assert str(refused.value).startswith("policy.wasm trapped: interrupt")
+
+
+@pytest.mark.parametrize(
+    ("wasm", "told"),
+    [
+        (  # a memory of its own: the bound covered only the one the runtime gives
+            wasmtime.wat2wasm("(module (memory $own 5000) (func $f (loop (br 0))) (start $f))"),
+            "policy.wasm cannot be instantiated: ",
+        ),
+        (  # asking for more than the bound: a raw error, 500
+            wasmtime.wat2wasm('(module (import "env" "memory" (memory 5000)))'),
+            "policy.wasm asks for 5000 pages of memory; at most 4096",
+        ),
+    ],
+)
+def test_a_module_is_held_to_the_memory_bound_as_it_loads(
+    sqlite_store: Store, wasm: bytes, told: str
+) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            sqlite_store,
+            "pyagent",
+            [("m.tar.gz", _wasm_bundle(wasm))],
+            verification=None,
+            published_by="test",
+        )
+    assert str(refused.value).startswith(told)

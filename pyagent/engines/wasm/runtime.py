@@ -162,29 +162,32 @@ class WasmPolicy:
             raise WasmRuntimeError(f"policy.wasm is not a valid wasm module: {first_line(err)}") from err
         self._module = module
         self._store = wasmtime.Store(self._engine)
+        if max_memory_pages is not None:  # every memory of the store: one of the module's own as well
+            self._store.set_limits(memory_size=max_memory_pages * _PAGE, memories=1)
         self._memory_limits = (initial_memory_pages, max_memory_pages)
         # (the C callbacks hold this policy only through their own closures: no global table keeps it)
         self._raw_builtins = [raw_import(arity + 2, self._builtin) for arity in range(_BUILTIN_ARITIES)]
         self._raw_abort = raw_import(1, self._abort, result=False)
         self._raw_println = raw_import(1, self._println, result=False)
         timer = deadline_timer(self._engine, self._store, load_seconds)
-        try:
+        try:  # (every call into the module while it loads: within ``load_seconds``)
             self._ex = self._instantiate(self._store)
             self._view = _MemoryView()
             required = self._dump_json(self._call(self._builtins_fn))
             self._entrypoints: dict[str, int] = dict(self._dump_json(self._call(self._entrypoints_fn)))
+            if not isinstance(required, dict):
+                raise WasmRuntimeError("policy.wasm: the builtins export is not an object")
+            strict = strict_builtin_errors
+            self._host = HostCalls(required, host_builtins, strict=strict, print_line=self._print)
+            self.required_builtins: frozenset[str] = frozenset(required)
+            self._call(self._ex.malloc, 0)  # initialise the heap, as OPA's SDKs do
+            self._base_heap = int(self._call(self._ex.heap_ptr_get))
+            self._data_addr = 0
+            self._eval_heap = self._base_heap
+            self.set_data({})
         finally:
             if timer is not None:
                 timer.cancel()
-        if not isinstance(required, dict):
-            raise WasmRuntimeError("policy.wasm: the builtins export is not an object")
-        self._host = HostCalls(required, host_builtins, strict=strict_builtin_errors, print_line=self._print)
-        self.required_builtins: frozenset[str] = frozenset(required)
-        self._call(self._ex.malloc, 0)  # initialise the heap, as OPA's SDKs do
-        self._base_heap = int(self._call(self._ex.heap_ptr_get))
-        self._data_addr = 0
-        self._eval_heap = self._base_heap
-        self.set_data({})
 
     # ------------------------------------------------------------------ loading
 
@@ -193,6 +196,8 @@ class WasmPolicy:
         for imp in self._module.imports:
             if imp.module == "env" and imp.name == "memory" and isinstance(imp.type, wasmtime.MemoryType):
                 initial = max(initial, imp.type.limits.min)
+        if maximum is not None and initial > maximum:
+            raise WasmRuntimeError(f"policy.wasm asks for {initial} pages of memory; at most {maximum}")
         linker = wasmtime.Linker(self._engine)
         memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(initial, maximum)))
         linker.define(store, "env", "memory", memory)
