@@ -145,14 +145,16 @@ class ServiceClient:
 
 
 def _identity(path: str | os.PathLike[str] | None) -> tuple[int, ...] | None:
-    """A file's identity and version (device, inode, size, modification time), None when it has none."""
+    """A file's identity and version (device, inode, size, modification and change times: a rewrite in
+    place that keeps the size and the modification time, ``cp -p``, still changes the latter), None when
+    it has none."""
     if path is None:
         return None
     try:
         found = os.stat(path)
     except OSError:
         return None
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def backoff(failures: int, *, base: float, cap: float, rng: random.Random) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -160,7 +161,7 @@ def _inspect(
         raise InvalidInputError(
             f"{label}: the bundle has no revision; build it with `pyagent policy bundle --revision`"
         )
-    if len(revision) > ID_LENGTH or any(ord(c) < 0x20 or c == "\x7f" for c in revision):
+    if len(revision) > ID_LENGTH or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in revision):
         raise InvalidInputError(  # (kept in a column of that bound, and shown on every dashboard page)
             f"{label}: the revision must be 1-{ID_LENGTH} characters without control characters, got "
             f"{shorten(repr(revision), 80)}"

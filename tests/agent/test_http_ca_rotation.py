@@ -81,3 +81,15 @@ def test_a_ca_rotated_in_place_is_trusted_and_one_taken_out_is_not(tmp_path: Pat
         _replace(ca_file, first.ca_cert)  # the second CA taken out again: no longer trusted
         with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
             client.request("GET", "/health", timeout=10, max_body=1024)
+        _rewrite_in_place(ca_file, second.ca_cert)  # as `cp -p` does: the same file, its time kept
+        assert client.request("GET", "/health", timeout=10, max_body=1024).status == 204
+
+
+def _rewrite_in_place(target: Path, source: Path) -> None:
+    """``source``'s bytes written into ``target`` itself, its modification time put back (the two test
+    CAs' PEM files are of one size: only the change time tells the rewrite)."""
+    kept = target.stat()
+    with target.open("r+b") as out:
+        out.write(source.read_bytes())
+        out.truncate()
+    os.utime(target, ns=(kept.st_atime_ns, kept.st_mtime_ns))

@@ -143,21 +143,26 @@ def test_a_newer_build_under_a_revision_name_already_published_is_refused(sqlite
         sqlite_store.publish(build("r20", 25, ("rego",)))
     assert str(refused.value) == (
         "bundle pyagent: revision 'r20' is already the current one; a newer build needs a revision of its "
-        "own (pyagent policy bundle --revision)"
+        "own (pyagent policy bundle --revision), and another target of the same build its serial (--serial)"
     )
     sqlite_store.publish(build("r21", 21, ("rego", "wasm")))
     with pytest.raises(StoreConflict) as again:
         sqlite_store.publish(build("r20", 30, ("rego", "wasm")))
     assert str(again.value) == (
         "bundle pyagent: revision 'r20' was published before; a newer build needs a revision of its own "
-        "(pyagent policy bundle --revision)"
+        "(pyagent policy bundle --revision), and another target of the same build its serial (--serial)"
     )
     assert sqlite_store.publish(build("r22", 22, ("rego", "wasm"))).stored
 
 
 @pytest.mark.parametrize(
     ("revision", "shown"),
-    [("r" * 513, "'" + "r" * 78 + "…"), ("r1\nr2", "'r1\\nr2'")],
+    [
+        ("r" * 513, "'" + "r" * 78 + "…"),
+        ("r1\nr2", "'r1\\nr2'"),
+        ("r1\x9br2", "'r1\\x9br2'"),
+        ("r1\u2028r2", "'r1\\u2028r2'"),
+    ],
 )
 def test_a_revision_too_long_or_with_a_control_character_is_refused(
     policy_bundle: Path, sqlite_store: Store, revision: str, shown: str

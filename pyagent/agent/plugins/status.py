@@ -27,13 +27,14 @@ adds the failure's words as the plug-in's ``message``.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pyagent import __version__
-from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError
+from pyagent.agent.http import BodyTooLarge, ServiceClient, TransportError, backoff
 from pyagent.agent.plugins.bundle import BundlePlugin
 from pyagent.agent.plugins.logs import DecisionLogPlugin
 from pyagent.agent.store import utc_now
@@ -110,6 +111,7 @@ class StatusPlugin:
         self.state_dir = state_dir
         self._sent_version: int | None = None
         self._failures = 0
+        self._rng = random.Random()
 
     def version(self) -> int:
         return sum(plugin.version for plugin in self.bundles) + (self.logs.state.changes if self.logs else 0)
@@ -168,13 +170,14 @@ class StatusPlugin:
 
     def _failed(self, error: str) -> float:
         """A status message not taken (a token rotated away: 401): said, as OPA logs it, and tried again
-        after 5 s, then twice as long after each failure in a row, up to the period (a fleet's agents
-        retrying every 5 s would add to the load of a server that refuses them)."""
+        after 5 s, then twice as long after each failure in a row, up to the period, each scaled by a
+        random factor in [0.5, 1] (a fleet's agents retrying every 5 s, in step, would add to the load of
+        a server that refuses them)."""
         self.state.last_error = shorten(error, MAX_ERROR_TEXT)
         self.notify("status_failed", f"status: {error}", {"error": error})
         self._save()
         self._failures += 1
-        return min(self.period, RETRY_SECONDS * float(2 ** min(self._failures - 1, 16)))
+        return backoff(self._failures, base=RETRY_SECONDS, cap=self.period, rng=self._rng)
 
     def _save(self) -> None:
         """The outcome kept for ``agent status``; a state directory that cannot take it is told, and the

@@ -109,7 +109,10 @@ def check_newer(conn: Connection, new: NewRevision) -> None:
                 f"{highest.serial} (revision {highest.revision})"
             )
     # a newer build under a name already published: devices on either would read as on the same one
-    again = "; a newer build needs a revision of its own (pyagent policy bundle --revision)"
+    again = (
+        "; a newer build needs a revision of its own (pyagent policy bundle --revision), and another "
+        "target of the same build its serial (--serial)"
+    )
     newer = new.serial is not None and current.serial is not None
     if new.revision == current.revision:
         told = f"bundle {new.name}: revision {current.revision!r} is already the current one"
