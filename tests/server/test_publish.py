@@ -67,9 +67,23 @@ def _wasm_bundle(wasm: bytes, revision: str = "loop1") -> bytes:
     return buffer.getvalue()
 
 
+def bytes_wat(text: str) -> bytes:
+    """A module in the binary format, from its text (the server takes the binary format only)."""
+    return bytes(wasmtime.wat2wasm(text))
+
+
+def _refusal(store: Store, wasm: bytes) -> str:
+    """Why a bundle of ``wasm`` is refused when published without a key (the admin token alone)."""
+    with pytest.raises(InvalidInputError) as refused:
+        publishing.publish(
+            store, "pyagent", [("m.tar.gz", _wasm_bundle(wasm))], verification=None, published_by="test"
+        )
+    return str(refused.value)
+
+
 #: A module whose start function never returns: it ran in the server before any signature was checked,
 #: with no bound, and 40 publishes of it took every worker thread (the server stopped answering).
-LOOPING = wasmtime.wat2wasm('(module (import "env" "memory" (memory 2)) (func $f (loop (br 0))) (start $f))')
+LOOPING = bytes_wat('(module (import "env" "memory" (memory 2)) (func $f (loop (br 0))) (start $f))')
 
 
 def test_a_bundle_the_key_does_not_vouch_for_is_refused_before_its_module_runs(
@@ -94,16 +108,8 @@ def test_a_module_that_loops_while_it_loads_is_interrupted_and_refused(
 ) -> None:
     """Without a key (the admin token alone vouches), the module's loading code is bounded."""
     monkeypatch.setattr(capabilities, "CHECK_SECONDS", 0.5)
-    with pytest.raises(InvalidInputError) as refused:
-        publishing.publish(
-            sqlite_store,
-            "pyagent",
-            [("loop.tar.gz", _wasm_bundle(LOOPING))],
-            verification=None,
-            published_by="test",
-        )
-    assert str(refused.value).startswith("policy.wasm cannot be instantiated: ")
-    assert "interrupt" in str(refused.value)
+    told = _refusal(sqlite_store, LOOPING)
+    assert told.startswith("policy.wasm cannot be instantiated: ") and "interrupt" in told
     assert sqlite_store.bundle_head("pyagent", "wasm") is None
 
 
@@ -117,15 +123,7 @@ def test_a_module_that_loops_while_it_loads_is_interrupted_and_refused(
 )
 def test_a_module_that_is_no_policy_is_a_bad_request(sqlite_store: Store, wasm: bytes, told: str) -> None:
     """They were internal errors (500, a traceback in the log; exit 3 from server publish)."""
-    with pytest.raises(InvalidInputError) as refused:
-        publishing.publish(
-            sqlite_store,
-            "pyagent",
-            [("bad.tar.gz", _wasm_bundle(wasm))],
-            verification=None,
-            published_by="test",
-        )
-    assert str(refused.value) == told
+    assert _refusal(sqlite_store, wasm) == told
 
 
 def test_a_newer_build_under_a_revision_name_already_published_is_refused(sqlite_store: Store) -> None:
@@ -180,7 +178,7 @@ def test_a_revision_too_long_or_with_a_control_character_is_refused(
 
 #: A module of OPA's ABI whose ``builtins`` and ``entrypoints`` answer ``{}``, and whose ``opa_malloc``
 #: never returns: the load's calls after those two were not bounded (a publish held for ever).
-LOOPING_MALLOC = wasmtime.wat2wasm("""(module
+LOOPING_MALLOC = bytes_wat("""(module
   (import "env" "memory" (memory 2))
   (data (i32.const 16) "{}\\00")
   (global (export "opa_wasm_abi_version") i32 (i32.const 1))
@@ -201,23 +199,18 @@ def test_every_call_of_a_module_s_load_is_bounded(
     sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(capabilities, "CHECK_SECONDS", 0.5)
-    with pytest.raises(InvalidInputError) as refused:
-        publishing.publish(
-            sqlite_store, "pyagent", [("m.tar.gz", _wasm_bundle(LOOPING_MALLOC))], verification=None,
-            published_by="test",
-        )  # fmt: skip
-    assert str(refused.value).startswith("policy.wasm trapped: interrupt")
+    assert _refusal(sqlite_store, LOOPING_MALLOC).startswith("policy.wasm trapped: interrupt")
 
 
 @pytest.mark.parametrize(
     ("wasm", "told"),
     [
         (  # a memory of its own: the bound covered only the one the runtime gives
-            wasmtime.wat2wasm("(module (memory $own 5000) (func $f (loop (br 0))) (start $f))"),
+            bytes_wat("(module (memory $own 5000) (func $f (loop (br 0))) (start $f))"),
             "policy.wasm cannot be instantiated: ",
         ),
         (  # asking for more than the bound: a raw error, 500
-            wasmtime.wat2wasm('(module (import "env" "memory" (memory 5000)))'),
+            bytes_wat('(module (import "env" "memory" (memory 5000)))'),
             "policy.wasm asks for 5000 pages of memory; at most 4096",
         ),
     ],
@@ -225,12 +218,4 @@ def test_every_call_of_a_module_s_load_is_bounded(
 def test_a_module_is_held_to_the_memory_bound_as_it_loads(
     sqlite_store: Store, wasm: bytes, told: str
 ) -> None:
-    with pytest.raises(InvalidInputError) as refused:
-        publishing.publish(
-            sqlite_store,
-            "pyagent",
-            [("m.tar.gz", _wasm_bundle(wasm))],
-            verification=None,
-            published_by="test",
-        )
-    assert str(refused.value).startswith(told)
+    assert _refusal(sqlite_store, wasm).startswith(told)
