@@ -69,15 +69,15 @@ class ServerContext:
         finally:
             slots.release()
 
-    async def call(self, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)`` in the thread pool, answered 503 past :data:`STORE_CALL_SECONDS`."""
+    async def call(self, func: Callable[..., T], *args: Any, seconds: float | None = None) -> T:
+        """``func(*args)`` in the thread pool, answered 503 past ``seconds`` (:data:`STORE_CALL_SECONDS`
+        unless given: /health's is shorter)."""
+        seconds = STORE_CALL_SECONDS if seconds is None else seconds
         try:
-            return await asyncio.wait_for(run_in_threadpool(func, *args), STORE_CALL_SECONDS)
+            return await asyncio.wait_for(run_in_threadpool(func, *args), seconds)
         except TimeoutError:
             log.warning(
-                "the database did not answer within %g s (%s)",
-                STORE_CALL_SECONDS,
-                getattr(func, "__name__", func),
+                "the database did not answer within %g s (%s)", seconds, getattr(func, "__name__", func)
             )
             raise HttpError(503, "unavailable", "the database is not available") from None
 
