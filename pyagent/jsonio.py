@@ -84,6 +84,23 @@ def _escaped(value: Any) -> Any:
     return value
 
 
+#: What a parsed JSON value is, in JSON's words (not Python's ``NoneType`` or ``list``).
+_KINDS = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
+def json_kind(value: object) -> str:
+    """``value``'s kind as a message names it: "an array", "null", "true or false"."""
+    return _KINDS.get(type(value), "a value")
+
+
 def lone_surrogate_at(document: Any, text: str) -> list[str | int] | None:
     """Where ``document`` (parsed from ``text``) holds a string or a key with an unpaired surrogate,
     which no UTF-8 can carry; None when it holds none. Looked for only when ``text`` has a

@@ -58,6 +58,7 @@ from pyagent.collectors.base import (
 from pyagent.collectors.files import decode_text, input_name, load_json, read_input_bytes
 from pyagent.collectors.run import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, find_tool, run_tool
 from pyagent.errors import listed
+from pyagent.jsonio import json_kind
 
 SOURCE = "osquery"
 Table = Literal["apps", "programs", "deb_packages", "rpm_packages"]
@@ -162,18 +163,12 @@ def _rows(data: object, *, where: str) -> list[dict[str, str]]:
         for key, value in row.items():
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise CollectorInputError(
-                    f"{where}: row {index} column {key!r} is {_json_kind(value)}; osquery prints strings "
+                    f"{where}: row {index} column {key!r} is {json_kind(value)}; osquery prints strings "
                     "(a NULL as an empty one)"
                 )
             clean[key] = value if isinstance(value, str) else str(value)
         rows.append(clean)
     return rows
-
-
-def _json_kind(value: object) -> str:
-    """What a JSON value is, in JSON's words (not Python's ``NoneType``, ``list``)."""
-    kinds = ((type(None), "null"), (bool, "true or false"), (list, "an array"), (dict, "an object"))
-    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
 
 
 def _name_based(name: str, platform: Platform, *, where: str) -> tuple[str, str]:

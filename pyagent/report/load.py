@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pyagent.errors import InvalidInputError
-from pyagent.jsonio import json_error_text, lone_surrogate_at, path_to
+from pyagent.jsonio import json_error_text, json_kind, lone_surrogate_at, path_to
 from pyagent.report.bounds import report_document_bytes, report_document_values
 from pyagent.report.issues import SchemaIssue, json_path, printable
 from pyagent.report.validate import SchemaValidator, report_validator
@@ -38,16 +38,6 @@ max_report_bytes = report_document_bytes
 STDIN = "-"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts with FF FE too)
-
-
-_JSON_KINDS = {
-    list: "an array",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "true or false",
-    type(None): "null",
-}
 
 
 class ReportInvalidError(InvalidInputError):
@@ -203,8 +193,7 @@ def parse_report(data: bytes, name: str, *, validate: bool = True) -> dict[str, 
             "(\\ud800-\\udfff), which is not Unicode text"
         )
     if not isinstance(document, dict):
-        kind = _JSON_KINDS.get(type(document), "a value")
-        raise InvalidInputError(f"{name}: a report must be a JSON object, got {kind}")
+        raise InvalidInputError(f"{name}: a report must be a JSON object, got {json_kind(document)}")
     if validate:
         check_report(document, name, nul_free=control_free(text))
         if not plainly_spaced(text):
