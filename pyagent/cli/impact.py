@@ -94,10 +94,9 @@ def _run(ctx: click.Context, asked: ManyDevices, versions: tuple[str, str]) -> N
     elif to_file:
         with open_output(asked.output) as out:
             out.write("".join(safe_line(line) + "\n" for line in lines))
-        lines = lines[:1]  # the summary line, on standard error as well
     if asked.fmt == "text" and not to_file:
         text_report("".join(safe_line(line) + "\n" for line in lines))
-    else:
+    else:  # the results went elsewhere: their summary line on standard error as well
         click.echo(safe_line(lines[0]), err=True)
     repeated = result.ids.text()  # (as fleet says it: each report is compared and counted)
     if repeated is not None:
